@@ -1,0 +1,57 @@
+/* rl_tokenizer.h - tokenizers built from GGUF metadata.
+ *
+ * tokenizer.ggml.model "llama": SentencePiece-style (scores, byte fallback).
+ * tokenizer.ggml.model "gpt2":  byte-level BPE (merges) with the pre-tokenizer
+ * named by tokenizer.ggml.pre.
+ */
+#ifndef RL_TOKENIZER_H
+#define RL_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl_gguf.h"
+
+typedef struct rl_tokenizer rl_tokenizer;
+
+int rl_tokenizer_load(const rl_gguf *g, rl_tokenizer **out, char *err, size_t errlen);
+void rl_tokenizer_free(rl_tokenizer *t);
+
+/* Text -> ids. add_special: BOS (and EOS) as the metadata asks.
+ * parse_special: text of control tokens ("<|eot_id|>") becomes those tokens.
+ * Returns the count (may exceed cap: nothing beyond cap is written), or a negative errno. */
+int rl_tokenize(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
+                bool parse_special, int32_t *out, size_t cap);
+/* Bytes of one token as it appears in text (byte tokens decoded, SPM's U+2581
+ * as space, byte-level BPE mapped back to bytes; control tokens render as "").
+ * Returns the length (may exceed cap), or -EINVAL for an invalid id. */
+int rl_token_to_piece(const rl_tokenizer *t, int32_t tok, char *buf, size_t cap);
+
+uint32_t rl_tokenizer_n_vocab(const rl_tokenizer *t);
+int32_t rl_tokenizer_bos(const rl_tokenizer *t); /* -1 if none */
+int32_t rl_tokenizer_eos(const rl_tokenizer *t); /* -1 if none */
+bool rl_tokenizer_is_eog(const rl_tokenizer *t, int32_t tok);
+
+/* Streaming detokenizer: never emits a partial UTF-8 character. */
+typedef struct rl_detok {
+    char pending[8];
+    uint32_t n_pending;
+} rl_detok;
+/* Append the piece of tok; writes the complete characters to out and returns
+ * their length (may exceed cap, in which case nothing is consumed). */
+int rl_detok_push(rl_detok *d, const rl_tokenizer *t, int32_t tok, char *out, size_t cap);
+/* Flush what is left at the end of a stream (invalid bytes become U+FFFD). */
+int rl_detok_flush(rl_detok *d, char *out, size_t cap);
+
+/* Chat templates: llama2, llama3, chatml, mistral, picked from tokenizer.chat_template. */
+typedef enum rl_chat_tmpl {
+    RL_CHAT_CHATML = 0, RL_CHAT_LLAMA2, RL_CHAT_LLAMA3, RL_CHAT_MISTRAL
+} rl_chat_tmpl;
+rl_chat_tmpl rl_chat_detect(const char *tmpl_or_null, size_t len);
+/* Render messages (role, content) and the assistant prefix. Returns the length
+ * (may exceed cap) or a negative errno (-EINVAL: unknown role). */
+int rl_chat_render(rl_chat_tmpl tmpl, const char *const *roles, const char *const *contents,
+                   const size_t *content_lens, uint32_t n, char *out, size_t cap);
+
+#endif

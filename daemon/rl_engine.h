@@ -1,0 +1,102 @@
+/* rl_engine.h - the compute backend interface of ringlmd.
+ *
+ * The daemon's request layer (tokenizing, detokenizing, stop strings, streaming
+ * results to clients) talks to the model only through this table of functions.
+ * Backends: the transport's test engine (rl_engine_test), the CPU model
+ * (rl_engine_llm with the CPU kernels) and, when built, the CUDA model.
+ *
+ * Threading: all calls on one engine come from one thread (the daemon's compute
+ * worker), except get_info/tokenize/token_piece/is_eog/chat_format, which are
+ * read-only and may be called from any thread once the engine is created.
+ *
+ * Batching: step() takes many sequences at once. Each item either consumes
+ * (part of) its pending prompt or produces one token; an engine may process
+ * prompts in chunks (chunked prefill), so a sequence can need several steps
+ * before its first token. The KV cache is owned by the engine, per sequence,
+ * so that it can be paged and shared behind this interface.
+ */
+#ifndef RL_ENGINE_H
+#define RL_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rl_engine rl_engine;
+typedef struct rl_seq rl_seq; /* engine-private per-request state */
+
+/* Sampling parameters, already validated by the daemon (finite, in range). */
+typedef struct rl_sampling {
+    float temperature;    /* <= 0: greedy (argmax) */
+    int32_t top_k;        /* <= 0: off */
+    float top_p;          /* >= 1: off */
+    float min_p;          /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    int32_t repeat_last_n;/* tokens considered by the penalty; 0: off */
+    uint64_t seed;        /* same seed + same inputs => same tokens */
+} rl_sampling;
+
+typedef struct rl_engine_info {
+    char name[64];       /* model name (general.name) */
+    char arch[32];       /* "llama", "qwen2", "test" */
+    char backend[16];    /* "cpu", "cuda", "test" */
+    char type[16];       /* dominant weight type, e.g. "Q4_0" */
+    uint32_t n_vocab, n_ctx, n_layer, n_embd, n_head, n_head_kv, n_ff;
+    uint64_t weight_bytes; /* bytes of weights as stored */
+    uint64_t kv_bytes;     /* bytes of KV cache currently allocated */
+    int32_t bos, eos;
+} rl_engine_info;
+
+typedef struct rl_seq_desc {
+    const int32_t *prompt; /* copied by seq_new */
+    uint32_t n_prompt;     /* >= 1 */
+    uint32_t max_tokens;   /* generation budget; the engine reserves n_prompt + max_tokens of context */
+    rl_sampling sampling;
+    uint8_t priority;      /* 0 normal, higher = more latency-critical */
+} rl_seq_desc;
+
+typedef struct rl_step_item {
+    rl_seq *seq;    /* in */
+    int32_t token;  /* out: the sampled token, or -1 when the step only consumed prompt */
+    int32_t status; /* out: 0, or a negative errno for this sequence only (-ENOSPC: context full) */
+} rl_step_item;
+
+/* One chat message; the roles are "system", "user", "assistant". */
+typedef struct rl_chat_msg {
+    const char *role;
+    const char *content;
+    size_t content_len;
+} rl_chat_msg;
+
+typedef struct rl_engine_ops {
+    /* Create a sequence for a prompt. Returns 0 or a negative errno
+     * (-E2BIG: prompt + max_tokens exceed the context, -ENOMEM). */
+    int (*seq_new)(rl_engine *e, const rl_seq_desc *desc, rl_seq **out);
+    /* Free a sequence and its KV cache at once (cancel, client death, done). */
+    void (*seq_free)(rl_engine *e, rl_seq *seq);
+    /* Advance n sequences by one step. Returns 0, or a negative errno when the
+     * whole step failed (every item is then failed too). Per-sequence failures
+     * are reported in items[i].status. */
+    int (*step)(rl_engine *e, rl_step_item *items, uint32_t n);
+    /* Text -> token ids. Returns the number of ids (which may exceed cap: call
+     * again with a larger buffer), or a negative errno. */
+    int (*tokenize)(rl_engine *e, const char *text, size_t len, bool add_special,
+                    int32_t *out, size_t cap);
+    /* The bytes of one token (may be a partial UTF-8 sequence). Returns the
+     * length (may exceed cap), or a negative errno for an invalid id. */
+    int (*token_piece)(rl_engine *e, int32_t tok, char *buf, size_t cap);
+    /* True for end-of-generation tokens (EOS, EOT...). */
+    bool (*is_eog)(rl_engine *e, int32_t tok);
+    /* Render chat messages with the model's template, adding the assistant
+     * prefix. Returns the length (may exceed cap) or a negative errno. */
+    int (*chat_format)(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, char *out, size_t cap);
+    void (*get_info)(rl_engine *e, rl_engine_info *info);
+    void (*destroy)(rl_engine *e);
+} rl_engine_ops;
+
+struct rl_engine {
+    const rl_engine_ops *ops;
+    void *impl;
+};
+
+#endif
