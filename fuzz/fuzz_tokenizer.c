@@ -7,7 +7,8 @@
  *   1: BPE tokenize, and check the pieces give the input back
  *   2: every pre-tokenizer, checking the words cover the text in order
  *   3: bytes as token ids (16 bits each) through the streaming detokenizer
- *   4: chat rendering of the bytes as message contents, every family */
+ *   4: chat rendering of the bytes as message contents, every family
+ *   5: the bytes as a GGUF file: load its tokenizer, then tokenize and detokenize */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (rl_chat_render((rl_chat_tmpl)tm, roles, texts, lens, 3, out, sizeof out) < 0)
                 abort();
         (void)rl_chat_detect(copy, n);
+        break;
+    }
+    case 5: {
+        rl_gguf *g;
+        rl_tokenizer *t;
+        char err[256];
+        if (rl_gguf_open_mem(copy, n, &g, err, sizeof err) != 0)
+            break;
+        if (rl_tokenizer_load(g, &t, err, sizeof err) == 0) {
+            rl_gguf_close(g); /* the tokenizer must not keep pointers into the file */
+            static const char text[] = "Hello  w\xC3\xB6rld <s>\n\xF0\x9F\x98\x80 12345 <|im_end|>";
+            int32_t *ids = tokenize(t, text, sizeof text - 1, true, true, &k);
+            rl_detok d = {0};
+            char out[64];
+            for (int i = 0; i < k; i++)
+                if (rl_detok_push(&d, t, ids[i], out, sizeof out) < 0)
+                    abort();
+            (void)rl_tokenizer_is_eog(t, k ? ids[0] : 0);
+            free(ids);
+            rl_tokenizer_free(t);
+        } else {
+            rl_gguf_close(g);
+        }
         break;
     }
     default:
