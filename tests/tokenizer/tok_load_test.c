@@ -44,7 +44,7 @@ static void kv_arr(gg *g, const char *k, uint32_t et, const void *d, uint64_t n,
     raw(g, d, n * esz);
 }
 
-static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "\xE2\x96\x81" "a"};
+static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "\342\226\201a"};
 static const float scores[] = {0, 0, 0, -1, -2, -0.5f};
 static const int32_t types[] = {2, 3, 3, 1, 1, 1};
 
