@@ -44,14 +44,14 @@ static void kv_arr(gg *g, const char *k, uint32_t et, const void *d, uint64_t n,
     raw(g, d, n * esz);
 }
 
-static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "\xE2\x96\x81" "a"};
+static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "\342\226\201a"};
 static const float scores[] = {0, 0, 0, -1, -2, -0.5f};
 static const int32_t types[] = {2, 3, 3, 1, 1, 1};
 
 /* Which part of a valid SentencePiece vocabulary to break. */
 enum fault {
     OK, NO_MODEL, BAD_MODEL, MODEL_NOT_STRING, NO_TOKENS, TOKENS_NOT_STRINGS, SHORT_SCORES, BAD_TYPE_VALUE,
-    TYPES_WRONG_TYPE, BOS_OUT_OF_RANGE, EOS_NOT_INT, ADD_BOS_NOT_BOOL
+    TYPES_WRONG_TYPE, BOS_OUT_OF_RANGE, EOS_NOT_INT, ADD_BOS_NOT_BOOL, PAD_NONE
 };
 
 static void build(gg *g, enum fault f)
@@ -81,6 +81,8 @@ static void build(gg *g, enum fault f)
         kv_str(g, "tokenizer.ggml.eos_token_id", "2");
     else
         kv_u32(g, "tokenizer.ggml.eos_token_id", 2);
+    if (f == PAD_NONE) /* converters write UINT32_MAX for "no such token" */
+        kv_u32(g, "tokenizer.ggml.padding_token_id", UINT32_MAX);
     if (f == ADD_BOS_NOT_BOOL)
         kv_u32(g, "tokenizer.ggml.add_bos_token", 1);
     else
@@ -122,6 +124,15 @@ START_TEST(valid_spm_metadata_loads_and_tokenizes)
     ck_assert_int_eq(rl_tokenize(t, "a", 1, true, false, ids, 8), 2);
     ck_assert_int_eq(ids[0], 1);
     ck_assert_int_eq(ids[1], 5);
+    rl_tokenizer_free(t);
+}
+END_TEST
+
+START_TEST(padding_id_uint32_max_means_none)
+{
+    rl_tokenizer *t = NULL;
+    char err[256];
+    ck_assert_msg(load(PAD_NONE, &t, err, sizeof err) == 0, "%s", err);
     rl_tokenizer_free(t);
 }
 END_TEST
@@ -190,6 +201,7 @@ int main(void)
     Suite *s = suite_create("tokenizer_load");
     TCase *tc = tcase_create("load");
     tcase_add_test(tc, valid_spm_metadata_loads_and_tokenizes);
+    tcase_add_test(tc, padding_id_uint32_max_means_none);
     tcase_add_test(tc, missing_model_rejected);
     tcase_add_test(tc, unsupported_model_rejected);
     tcase_add_test(tc, model_of_wrong_type_rejected);
