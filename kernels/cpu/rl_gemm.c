@@ -17,6 +17,7 @@
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt);
 size_t rl_gemm_q_packed_row(int64_t k);
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k);
+void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k);
 
 size_t rl_gemm_scratch_size(rl_type wt, int64_t k, int64_t n_tok)
 {
@@ -43,9 +44,10 @@ static void prep_worker(void *vc, int ith, int nth)
 {
     prep_ctx *c = vc;
     for (int64_t t = ith; t < c->n_tok; t += nth) {
-        c->conv(c->x + t * c->k, c->dst + (size_t)t * c->row_bytes, c->k);
-        if (c->packed)
-            rl_gemm_q_pack(c->dst + (size_t)t * c->row_bytes, c->packed + (size_t)t * c->packed_bytes, c->k);
+        if (c->packed) /* quantize and repack in one pass */
+            rl_gemm_q_quant_pack(c->x + t * c->k, c->packed + (size_t)t * c->packed_bytes, c->k);
+        else
+            c->conv(c->x + t * c->k, c->dst + (size_t)t * c->row_bytes, c->k);
     }
 }
 
@@ -134,10 +136,10 @@ static void run_worker(void *vc, int ith, int nth)
             continue;
         }
         const uint8_t *ad = c->a->data;
-        for (int64_t r = r0; r < r1; r += 4) {
-            int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
-            for (int64_t t = t0; t < t1; t += 4) {
-                int nt = t1 - t < 4 ? (int)(t1 - t) : 4;
+        for (int64_t r = r0; r < r1; r += RL_GEMM_TILE_R) {
+            int nr = r1 - r < RL_GEMM_TILE_R ? (int)(r1 - r) : RL_GEMM_TILE_R;
+            for (int64_t t = t0; t < t1; t += RL_GEMM_TILE_T) {
+                int nt = t1 - t < RL_GEMM_TILE_T ? (int)(t1 - t) : RL_GEMM_TILE_T;
                 c->tile(c->k, c->w + (size_t)r * c->w_stride, c->w_stride, nr,
                         ad + (size_t)t * c->a->row_bytes, c->a->row_bytes, nt,
                         c->y + t * c->ldy + r, (size_t)c->ldy);

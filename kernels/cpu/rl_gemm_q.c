@@ -29,7 +29,19 @@ size_t rl_gemm_q_packed_row(int64_t k)
 #include <immintrin.h>
 
 #define RL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,avx2,fma")))
-#define UNROLL _Pragma("GCC unroll 4")
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* Every tile shape up to RL_GEMM_TILE_R rows x RL_GEMM_TILE_T tokens. */
+#if RL_GEMM_TILE_R == 2 && RL_GEMM_TILE_T == 8
+#define FOR_TILES(X) X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(1, 5) X(1, 6) X(1, 7) X(1, 8) \
+                     X(2, 1) X(2, 2) X(2, 3) X(2, 4) X(2, 5) X(2, 6) X(2, 7) X(2, 8)
+#elif RL_GEMM_TILE_R == 4 && RL_GEMM_TILE_T == 4
+#define FOR_TILES(X) X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(2, 1) X(2, 2) X(2, 3) X(2, 4) \
+                     X(3, 1) X(3, 2) X(3, 3) X(3, 4) X(4, 1) X(4, 2) X(4, 3) X(4, 4)
+#elif RL_GEMM_TILE_R == 1 && RL_GEMM_TILE_T == 16
+#define FOR_TILES(X) X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(1, 5) X(1, 6) X(1, 7) X(1, 8) \
+                     X(1, 9) X(1, 10) X(1, 11) X(1, 12) X(1, 13) X(1, 14) X(1, 15) X(1, 16)
+#endif
 #define Q80_BYTES 34
 #define Q40_BYTES 18
 
@@ -56,6 +68,43 @@ RL_VNNI static void pack_row(const uint8_t *src, uint8_t *dst, int64_t nb)
                                         _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q), 3));
         _mm512_storeu_si512(dst, q);
         _mm512_storeu_ps(dst + 64, s);
+        _mm512_storeu_si512(dst + 128, sum8);
+    }
+}
+
+/* Quantize 32 floats to Q8_0 exactly as the traits' from_float does (scale
+ * amax/127 rounded to half, quants round-to-nearest-even of x / scale,
+ * clamped to +-127), returning the quants; *dh gets the half scale. */
+RL_VNNI static inline __m256i quant32(const float *x, uint16_t *dh)
+{
+    const __m512 sign = _mm512_set1_ps(-0.f);
+    __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    __m512 ax = _mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1));
+    float amax = _mm512_reduce_max_ps(ax);
+    *dh = _cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    float d = _cvtsh_ss(*dh), id = d != 0 ? 1.0f / d : 0.0f;
+    __m512 vid = _mm512_set1_ps(id), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+    __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x0, vid), lo), hi));
+    __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x1, vid), lo), hi));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtepi32_epi8(q0)), _mm512_cvtepi32_epi8(q1), 1);
+}
+
+/* Floats -> packed pairs directly (same bytes as from_float then pack_row). */
+RL_VNNI static void quant_pack_row(const float *x, uint8_t *dst, int64_t nb)
+{
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t b = 0; b < nb; b += 2, dst += RL_QP_PAIR) {
+        uint16_t h0, h1 = 0;
+        __m256i q0 = quant32(x + b * 32, &h0), q1 = _mm256_setzero_si256();
+        if (b + 1 < nb)
+            q1 = quant32(x + b * 32 + 32, &h1);
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+        __m256i hv = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)h0)),
+                                             _mm_set1_epi16((short)h1), 1);
+        __m512i sum8 = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                        _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q), 3));
+        _mm512_storeu_si512(dst, q);
+        _mm512_storeu_ps(dst + 64, _mm512_cvtph_ps(hv));
         _mm512_storeu_si512(dst + 128, sum8);
     }
 }
@@ -110,10 +159,7 @@ RL_VNNI static inline __m512i join(__m256i a, __m256i b)
     {                                                                                                 \
         TILE_BODY(NR, NT, Q4_PAIR)                                                                    \
     }
-DEF_Q4(1, 1) DEF_Q4(1, 2) DEF_Q4(1, 3) DEF_Q4(1, 4)
-DEF_Q4(2, 1) DEF_Q4(2, 2) DEF_Q4(2, 3) DEF_Q4(2, 4)
-DEF_Q4(3, 1) DEF_Q4(3, 2) DEF_Q4(3, 3) DEF_Q4(3, 4)
-DEF_Q4(4, 1) DEF_Q4(4, 2) DEF_Q4(4, 3) DEF_Q4(4, 4)
+FOR_TILES(DEF_Q4)
 #undef WB
 
 /* Q8_0 weights: activations offset to unsigned (xor 0x80), weights signed.
@@ -139,16 +185,14 @@ DEF_Q4(4, 1) DEF_Q4(4, 2) DEF_Q4(4, 3) DEF_Q4(4, 4)
         const __m512i ones = _mm512_set1_epi8(1), flip = _mm512_set1_epi8((char)0x80);                \
         TILE_BODY(NR, NT, Q8_PAIR)                                                                    \
     }
-DEF_Q8(1, 1) DEF_Q8(1, 2) DEF_Q8(1, 3) DEF_Q8(1, 4)
-DEF_Q8(2, 1) DEF_Q8(2, 2) DEF_Q8(2, 3) DEF_Q8(2, 4)
-DEF_Q8(3, 1) DEF_Q8(3, 2) DEF_Q8(3, 3) DEF_Q8(3, 4)
-DEF_Q8(4, 1) DEF_Q8(4, 2) DEF_Q8(4, 3) DEF_Q8(4, 4)
+FOR_TILES(DEF_Q8)
 #undef WB
 
 typedef void (*tile_fixed)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *, size_t);
-#define ROW(k, n) {k##_tile_##n##x1, k##_tile_##n##x2, k##_tile_##n##x3, k##_tile_##n##x4}
-static const tile_fixed q4_tiles[4][4] = {ROW(q4_0, 1), ROW(q4_0, 2), ROW(q4_0, 3), ROW(q4_0, 4)};
-static const tile_fixed q8_tiles[4][4] = {ROW(q8_0, 1), ROW(q8_0, 2), ROW(q8_0, 3), ROW(q8_0, 4)};
+#define ENTRY_Q4(R, T) [R - 1][T - 1] = q4_0_tile_##R##x##T,
+#define ENTRY_Q8(R, T) [R - 1][T - 1] = q8_0_tile_##R##x##T,
+static const tile_fixed q4_tiles[RL_GEMM_TILE_R][RL_GEMM_TILE_T] = {FOR_TILES(ENTRY_Q4)};
+static const tile_fixed q8_tiles[RL_GEMM_TILE_R][RL_GEMM_TILE_T] = {FOR_TILES(ENTRY_Q8)};
 
 /* a: packed activations (rl_gemm_q_pack), a_stride bytes per token. */
 static void q4_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
@@ -167,7 +211,17 @@ void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k)
 {
     pack_row(q8_0_row, dst, k / 32);
 }
+
+void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k)
+{
+    quant_pack_row(x, dst, k / 32);
+}
 #else
+void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k)
+{
+    (void)x, (void)dst, (void)k;
+}
+
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k)
 {
     (void)q8_0_row, (void)dst, (void)k;

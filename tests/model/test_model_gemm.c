@@ -3,6 +3,7 @@
  * edge: rows and tokens not multiples of 4 or of the tile, odd block counts. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,35 @@ END_TEST
 START_TEST(f16_matmul_matches_scalar_dot) { check_gemm(RL_TYPE_F16, 96, 17, 33, 2); }
 END_TEST
 
+/* internal to kernels/cpu, declared here for this test */
+void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k);
+void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k);
+size_t rl_gemm_q_packed_row(int64_t k);
+
+START_TEST(fused_quantize_and_pack_equals_traits_quantize_then_pack)
+{
+    rl_types_init();
+    if (!rl_gemm_tile_kernel(RL_TYPE_Q4_0)) {
+        printf("skip: no int8 micro-kernel on this CPU\n");
+        return;
+    }
+    enum { K = 32 * 9 };
+    float x[K];
+    uint64_t s = 5;
+    for (int i = 0; i < K; i++)
+        x[i] = frand(&s) * (i < 64 ? 1e-3f : 7.f);
+    for (int i = 64; i < 96; i++) /* values landing exactly on .5 after scaling: ties */
+        x[i] = (float)(i - 80) * 0.5f + (i == 64 ? 63.5f : 0.f);
+    for (int i = 96; i < 128; i++)
+        x[i] = 0.f; /* an all-zero block */
+    uint8_t q[K / 32 * 34], a[4096], b[4096];
+    rl_type_get(RL_TYPE_Q8_0)->from_float(x, q, K);
+    rl_gemm_q_pack(q, a, K);
+    rl_gemm_q_quant_pack(x, b, K);
+    ck_assert_mem_eq(a, b, rl_gemm_q_packed_row(K));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_gemm");
@@ -81,6 +111,7 @@ int main(void)
     tcase_add_test(tc, q4_k_matmul_matches_scalar_dot);
     tcase_add_test(tc, q6_k_matmul_matches_scalar_dot);
     tcase_add_test(tc, f16_matmul_matches_scalar_dot);
+    tcase_add_test(tc, fused_quantize_and_pack_equals_traits_quantize_then_pack);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
