@@ -3,9 +3,12 @@
  *
  * Trick 1: two 32-element blocks per 512-bit register; each weight register
  * is reused for 4 tokens and each activation register for 4 rows.
- * Trick 2: activations are repacked once per matmul (rl_gemm_q_pack) into
- * what the inner loop wants per pair of blocks: 64 quant bytes, the two
- * scales already broadcast to 16 lanes, and -8 * (sums of 4 quants) for Q4_0.
+ * Trick 2: activations are repacked once per matmul into what the inner loop
+ * wants per pair of blocks: 64 quant bytes, the two scales already broadcast
+ * to 16 lanes, and -8 * (sums of 4 quants) for Q4_0. The pair is laid out in
+ * 16-byte quarters [b0 0..15 | b1 0..15 | b0 16..31 | b1 16..31], the order
+ * in which two Q4_0 blocks unpack most cheaply (low nibbles of both blocks,
+ * then high nibbles); scales follow the same quarters.
  * vpdpbusd needs one unsigned operand:
  *   Q4_0: w in 0..15 (unsigned) . a (signed), the accumulator started at
  *         -8 * sum(a), giving sum((w - 8) * a) exactly;
@@ -42,16 +45,31 @@ size_t rl_gemm_q_packed_row(int64_t k)
 #define FOR_TILES(X) X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(1, 5) X(1, 6) X(1, 7) X(1, 8) \
                      X(1, 9) X(1, 10) X(1, 11) X(1, 12) X(1, 13) X(1, 14) X(1, 15) X(1, 16)
 #endif
+#ifndef PF_ROWS
+#define PF_ROWS 8
+#endif
 #define Q80_BYTES 34
 #define Q40_BYTES 18
 
-RL_VNNI static inline __m512 two_halves(const uint8_t *p0, const uint8_t *p1)
+/* Half scales h0, h1 -> 16 floats in quarter order [h0 x4, h1 x4, h0 x4, h1 x4]. */
+RL_VNNI static inline __m512 quarter_scales(uint16_t h0, uint16_t h1)
+{
+    __m128i v = _mm_unpacklo_epi64(_mm_set1_epi16((short)h0), _mm_set1_epi16((short)h1));
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(v), v, 1));
+}
+
+RL_VNNI static inline __m512 quarter_scales_at(const uint8_t *p0, const uint8_t *p1)
 {
     uint16_t h0, h1;
     memcpy(&h0, p0, 2);
     memcpy(&h1, p1, 2);
-    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)h0)), _mm_set1_epi16((short)h1), 1);
-    return _mm512_cvtph_ps(v);
+    return quarter_scales(h0, h1);
+}
+
+/* Two blocks of 32 quants (natural order, as a0|a1 halves) -> quarter order. */
+RL_VNNI static inline __m512i to_quarters(__m512i v)
+{
+    return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
 /* One Q8_0 row of k values -> packed pairs (an odd last block pairs with zeros). */
@@ -61,9 +79,9 @@ RL_VNNI static void pack_row(const uint8_t *src, uint8_t *dst, int64_t nb)
     static const uint8_t zero_block[Q80_BYTES];
     for (int64_t b = 0; b < nb; b += 2, dst += RL_QP_PAIR) {
         const uint8_t *p0 = src + b * Q80_BYTES, *p1 = b + 1 < nb ? p0 + Q80_BYTES : zero_block;
-        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
-                                       _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
-        __m512 s = two_halves(p0, p1);
+        __m512i q = to_quarters(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
+                                                   _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1));
+        __m512 s = quarter_scales_at(p0, p1);
         __m512i sum8 = _mm512_sub_epi32(_mm512_setzero_si512(),
                                         _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q), 3));
         _mm512_storeu_si512(dst, q);
@@ -98,24 +116,46 @@ RL_VNNI static void quant_pack_row(const float *x, uint8_t *dst, int64_t nb)
         __m256i q0 = quant32(x + b * 32, &h0), q1 = _mm256_setzero_si256();
         if (b + 1 < nb)
             q1 = quant32(x + b * 32 + 32, &h1);
-        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
-        __m256i hv = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)h0)),
-                                             _mm_set1_epi16((short)h1), 1);
+        __m512i q = to_quarters(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1));
         __m512i sum8 = _mm512_sub_epi32(_mm512_setzero_si512(),
                                         _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q), 3));
         _mm512_storeu_si512(dst, q);
-        _mm512_storeu_ps(dst + 64, _mm512_cvtph_ps(hv));
+        _mm512_storeu_ps(dst + 64, quarter_scales(h0, h1));
         _mm512_storeu_si512(dst + 128, sum8);
     }
 }
 
-/* 16 bytes of Q4_0 nibbles -> 32 bytes in element order (low nibbles first). */
-RL_VNNI static inline __m256i q4_unpack(const uint8_t *qs)
+/* Two Q4_0 blocks at p (the second absent when last) -> 64 nibbles in quarter
+ * order: low nibbles of both blocks (elements 0..15), then high (16..31). */
+RL_VNNI static inline __m512i q4_pair_unpack(const uint8_t *p, bool last)
 {
-    __m128i x = _mm_loadu_si128((const __m128i *)qs);
-    __m128i m = _mm_set1_epi8(0x0f);
-    __m128i lo = _mm_and_si128(x, m), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    __m128i x0 = _mm_loadu_si128((const __m128i *)(p + 2));
+    __m256i x = last ? _mm256_castsi128_si256(x0)
+                     : _mm256_inserti128_si256(_mm256_castsi128_si256(x0), _mm_loadu_si128((const __m128i *)(p + 20)), 1);
+    if (last)
+        x = _mm256_inserti128_si256(x, _mm_setzero_si128(), 1);
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(x, m)),
+                              _mm256_and_si256(_mm256_srli_epi16(x, 4), m), 1);
+}
+
+/* Scales of the pair at p: one 32-byte load holds both halves (words 0 and
+ * 9 for Q4_0, 0 and 17 of 64 bytes for Q8_0); a word permute spreads them. */
+RL_VNNI static inline __m512 q4_pair_scales(const uint8_t *p, bool last)
+{
+    if (last)
+        return quarter_scales_at(p, p);
+    const __m256i idx = _mm256_setr_epi16(0, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 9, 9, 9, 9);
+    return _mm512_cvtph_ps(_mm256_permutexvar_epi16(idx, _mm256_loadu_si256((const __m256i *)p)));
+}
+
+RL_VNNI static inline __m512 q8_pair_scales(const uint8_t *p, bool last)
+{
+    if (last)
+        return quarter_scales_at(p, p);
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         17, 17, 17, 17, 0, 0, 0, 0, 17, 17, 17, 17, 0, 0, 0, 0);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, _mm512_loadu_si512(p))));
 }
 
 RL_VNNI static inline __m512i join(__m256i a, __m256i b)
@@ -136,6 +176,8 @@ RL_VNNI static inline __m512i join(__m256i a, __m256i b)
         const uint8_t *ap = A + (size_t)i * RL_QP_PAIR;                                               \
         UNROLL for (int r = 0; r < NR; r++) {                                                         \
             const uint8_t *p = W + r * w_stride + (size_t)i * 2 * WB;                                 \
+            /* the rows of the next tile: short interleaved streams defeat the hardware prefetcher */  \
+            _mm_prefetch((const char *)(p + PF_ROWS * w_stride), _MM_HINT_T0);                        \
             PAIR(NT)                                                                                  \
         }                                                                                             \
     }                                                                                                 \
@@ -145,8 +187,8 @@ RL_VNNI static inline __m512i join(__m256i a, __m256i b)
 
 #define WB Q40_BYTES
 #define Q4_PAIR(NT)                                                                                     \
-    __m512i wv = join(q4_unpack(p + 2), last ? _mm256_setzero_si256() : q4_unpack(p + WB + 2));      \
-    __m512 ws = two_halves(p, last ? p : p + WB);                                                     \
+    __m512i wv = q4_pair_unpack(p, last);                                                             \
+    __m512 ws = q4_pair_scales(p, last);                                                              \
     UNROLL for (int t = 0; t < NT; t++) {                                                             \
         const uint8_t *a = ap + t * a_stride;                                                         \
         __m512i isum = _mm512_dpbusd_epi32(_mm512_loadu_si512(a + 128), wv, _mm512_loadu_si512(a)); \
@@ -166,9 +208,9 @@ FOR_TILES(DEF_Q4)
  * For a lone last block the high half of wv is zero, so its sum is too. */
 #define WB Q80_BYTES
 #define Q8_PAIR(NT)                                                                                     \
-    __m512i wv = join(_mm256_loadu_si256((const __m256i *)(p + 2)),                                   \
-                      last ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(p + WB + 2))); \
-    __m512 ws = two_halves(p, last ? p : p + WB);                                                     \
+    __m512i wv = to_quarters(join(_mm256_loadu_si256((const __m256i *)(p + 2)),                        \
+                      last ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(p + WB + 2)))); \
+    __m512 ws = q8_pair_scales(p, last);                                                              \
     __m512i init = _mm512_sub_epi32(_mm512_setzero_si512(),                                           \
                                     _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, wv), 7)); \
     UNROLL for (int t = 0; t < NT; t++) {                                                             \
