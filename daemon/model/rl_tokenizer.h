@@ -20,7 +20,9 @@ void rl_tokenizer_free(rl_tokenizer *t);
 
 /* Text -> ids. add_special: BOS (and EOS) as the metadata asks.
  * parse_special: text of control tokens ("<|eot_id|>") becomes those tokens.
- * Returns the count (may exceed cap: nothing beyond cap is written), or a negative errno. */
+ * (User-defined tokens, type 4, are matched either way, as the reference tokenizers do.)
+ * Returns the count (may exceed cap: nothing beyond cap is written), or a negative errno
+ * (-EINVAL bad arguments, -E2BIG text over 16 MiB, -ENOMEM). */
 int rl_tokenize(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
                 bool parse_special, int32_t *out, size_t cap);
 /* Bytes of one token as it appears in text (byte tokens decoded, SPM's U+2581

@@ -3,7 +3,11 @@
 #include "rl_types.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "rl_quant.h"
 
@@ -63,17 +67,28 @@ size_t rl_type_row_size(rl_type t, int64_t n)
     return (size_t)(n / tr->block_size) * tr->type_size;
 }
 
-void rl_types_init(void)
+static void select_kernels(void)
 {
-    /* Idempotent: every call writes the same pointers. Callers run it once at
-     * start, before threads use the table. */
+#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    unsigned eax, ebx, ecx = 0, edx;
+    bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)); /* not in clang's cpu_supports list */
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     bool vnni = avx2 && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
                 __builtin_cpu_supports("avx512bw");
     for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;
     if (avx2) rl_vd_select_avx2(table);
     if (vnni) rl_vd_select_vnni(table);
+#else
+    for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;
+#endif
+}
+
+void rl_types_init(void)
+{
+    /* pthread_once: later or concurrent callers wait for the first and then see its writes. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, select_kernels);
 }
 
 /* ---- IEEE binary16 and bfloat16 ---- */
