@@ -3,13 +3,18 @@
 
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define RL_POOL_SPIN 20000
+/* Spin this many pause rounds (a few microseconds: the forward pass issues
+ * jobs back to back), then yield the CPU for a while (another process may
+ * need this core: never burn a time slice waiting), then sleep on the futex. */
+#define RL_POOL_SPIN 2000
+#define RL_POOL_YIELD 200
 
 typedef struct rl_worker {
     rl_pool *pool;
@@ -57,6 +62,10 @@ static void *worker_main(void *arg)
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
             if (++spins < RL_POOL_SPIN) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < RL_POOL_SPIN + RL_POOL_YIELD) {
+                sched_yield();
                 continue;
             }
             atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
@@ -127,8 +136,12 @@ void rl_pool_run(rl_pool *p, rl_pool_fn fn, void *ctx)
         futex_wake_all(&p->gen);
     fn(ctx, 0, p->n);
     /* acquire: see every worker's results */
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
-        cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; spins++) {
+        if (spins < RL_POOL_SPIN)
+            cpu_relax();
+        else
+            sched_yield(); /* a worker may be waiting for this core */
+    }
 }
 
 void rl_pool_free(rl_pool *p)

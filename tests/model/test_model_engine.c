@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rl_llm.h"
 #include "tm_util.h"
@@ -28,25 +29,9 @@ static rl_engine *open_engine(int threads, uint32_t n_ctx, uint32_t step_tokens)
     return e;
 }
 
-static tm_vocab *g_vocab; /* fallback while the engine's tokenizer refuses the file */
-
 static int tokenize(rl_engine *e, const char *text, int32_t *toks, int cap)
 {
-    int n = e->ops->tokenize(e, text, strlen(text), true, toks, (size_t)cap);
-    if (n != -ENOTSUP)
-        return n;
-    printf("note: engine tokenizer unavailable (%s); using the test vocabulary\n", rl_engine_llm_tokenizer_error(e));
-    if (!g_vocab)
-        g_vocab = tm_vocab_open(tm_stories_path());
-    return tm_vocab_encode(g_vocab, text, toks, cap);
-}
-
-static int piece(rl_engine *e, int32_t tok, char *buf, size_t cap)
-{
-    int n = e->ops->token_piece(e, tok, buf, cap);
-    if (n != -ENOTSUP)
-        return n;
-    return tm_vocab_piece(g_vocab, tok, buf, cap);
+    return e->ops->tokenize(e, text, strlen(text), true, toks, (size_t)cap);
 }
 
 static rl_seq *new_greedy(rl_engine *e, const char *text, uint32_t max_tokens)
@@ -95,8 +80,8 @@ START_TEST(greedy_story_is_readable_english)
     generate(e, &s, 1, toks);
     char text[4096] = "";
     size_t len = 0;
-    for (int i = 0; i < NGEN && toks[0][i] != 2 && !e->ops->is_eog(e, toks[0][i]); i++) {
-        int n = piece(e, toks[0][i], text + len, sizeof text - len - 1);
+    for (int i = 0; i < NGEN && !e->ops->is_eog(e, toks[0][i]); i++) {
+        int n = e->ops->token_piece(e, toks[0][i], text + len, sizeof text - len - 1);
         ck_assert_int_ge(n, 0);
         len += (size_t)n;
     }
@@ -207,10 +192,9 @@ START_TEST(info_describes_the_model)
     ck_assert_uint_eq(in.n_head_kv, 4);
     ck_assert_uint_eq(in.n_ff, 172);
     ck_assert_uint_eq(in.n_ctx, 2048);
-    if (!rl_engine_llm_tokenizer_error(e)) {
-        ck_assert_int_eq(in.bos, 1);
-        ck_assert_int_eq(in.eos, 2);
-    }
+    ck_assert_ptr_null(rl_engine_llm_tokenizer_error(e));
+    ck_assert_int_eq(in.bos, 1);
+    ck_assert_int_eq(in.eos, 2);
     ck_assert_uint_eq(in.kv_bytes, 0);
     ck_assert_uint_gt(in.weight_bytes, 1000000);
     e->ops->destroy(e);
@@ -243,6 +227,105 @@ START_TEST(missing_model_file_is_a_clear_error)
 }
 END_TEST
 
+static void on_progress(void *ctx, float frac)
+{
+    float *last = ctx;
+    ck_assert(frac >= *last && frac <= 1.f);
+    *last = frac;
+}
+
+START_TEST(loading_reports_progress_up_to_one)
+{
+    const char *p = tm_stories_path();
+    if (!p)
+        return;
+    rl_llm_opts o;
+    rl_llm_opts_default(&o);
+    float last = -1.f;
+    o.progress = on_progress;
+    o.progress_ctx = &last;
+    rl_engine *e;
+    char err[256];
+    ck_assert_int_eq(rl_engine_llm_create_opts(p, &o, &e, err, sizeof err), 0);
+    ck_assert(last == 1.f);
+    e->ops->destroy(e);
+}
+END_TEST
+
+START_TEST(q8_0_kv_is_refused_clearly_when_heads_are_too_small)
+{
+    const char *p = tm_stories_path(); /* head dimension 8: not a whole Q8_0 block */
+    if (!p)
+        return;
+    rl_llm_opts o;
+    rl_llm_opts_default(&o);
+    o.kv_type = RL_TYPE_Q8_0;
+    rl_engine *e = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(rl_engine_llm_create_opts(p, &o, &e, err, sizeof err), -EINVAL);
+    ck_assert_ptr_null(e);
+    ck_assert_ptr_nonnull(strstr(err, "head dimension"));
+}
+END_TEST
+
+START_TEST(q8_0_kv_engine_runs_a_random_model_without_tokenizer)
+{
+    char path[] = "/tmp/rl_test_engine_XXXXXX";
+    tm_spec sp = tm_default_spec(RL_TYPE_Q4_0);
+    ck_assert_int_eq(tm_make_model(&sp, path), 0);
+    rl_llm_opts o;
+    rl_llm_opts_default(&o);
+    o.kv_type = RL_TYPE_Q8_0;
+    o.n_threads = 2;
+    rl_engine *e;
+    char err[256];
+    ck_assert_int_eq(rl_engine_llm_create_opts(path, &o, &e, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(rl_engine_llm_tokenizer_error(e));
+    int32_t buf[4];
+    ck_assert_int_eq(e->ops->tokenize(e, "x", 1, true, buf, 4), -ENOTSUP);
+    int32_t prompt[5] = {1, 2, 3, 4, 5};
+    rl_seq_desc d = {.prompt = prompt, .n_prompt = 5, .max_tokens = 8,
+                     .sampling = {.temperature = 0.8f, .top_k = 40, .top_p = 0.9f, .min_p = 0.05f,
+                                  .repeat_penalty = 1.1f, .repeat_last_n = 16, .seed = 9}};
+    rl_seq *s;
+    ck_assert_int_eq(e->ops->seq_new(e, &d, &s), 0);
+    rl_step_item it = {.seq = s};
+    int got = 0;
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(e->ops->step(e, &it, 1), 0);
+        ck_assert_int_eq(it.status, 0);
+        ck_assert(it.token >= 0 && it.token < 320);
+        got++;
+    }
+    ck_assert_int_eq(got, 8);
+    rl_engine_info in;
+    e->ops->get_info(e, &in);
+    ck_assert_str_eq(in.type, "Q4_0");
+    ck_assert_uint_eq(in.kv_bytes, rl_kv_block_bytes(2, 2, 64, RL_TYPE_Q8_0)); /* 13 positions: one block */
+    e->ops->seq_free(e, s);
+    e->ops->destroy(e);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(chat_format_and_token_pieces_go_through_the_tokenizer)
+{
+    rl_engine *e = open_engine(1, 64, 0);
+    if (!e)
+        return;
+    rl_chat_msg m = {.role = "user", .content = "hello", .content_len = 5};
+    char out[256];
+    int n = e->ops->chat_format(e, &m, 1, out, sizeof out);
+    ck_assert_int_gt(n, 5);
+    ck_assert_ptr_nonnull(memmem(out, (size_t)n, "hello", 5));
+    rl_chat_msg bad = {.role = "wizard", .content = "x", .content_len = 1};
+    ck_assert_int_lt(e->ops->chat_format(e, &bad, 1, out, sizeof out), 0);
+    char pc[16];
+    ck_assert_int_lt(e->ops->token_piece(e, 100000, pc, sizeof pc), 0);
+    e->ops->destroy(e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_engine");
@@ -254,6 +337,10 @@ int main(void)
     tcase_add_test(tc, info_describes_the_model);
     tcase_add_test(tc, bad_prompt_tokens_are_refused);
     tcase_add_test(tc, missing_model_file_is_a_clear_error);
+    tcase_add_test(tc, loading_reports_progress_up_to_one);
+    tcase_add_test(tc, q8_0_kv_is_refused_clearly_when_heads_are_too_small);
+    tcase_add_test(tc, q8_0_kv_engine_runs_a_random_model_without_tokenizer);
+    tcase_add_test(tc, chat_format_and_token_pieces_go_through_the_tokenizer);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

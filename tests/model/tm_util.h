@@ -57,14 +57,4 @@ int32_t tm_argmax_d(const double *x, uint32_t n);
 /* RL_SHARED_DIR/models/stories260K.gguf, or NULL (with a printed skip message). */
 const char *tm_stories_path(void);
 
-/* Test-side vocabulary (tokenizer.ggml.tokens), used only when the engine's
- * tokenizer cannot load a file: longest-match encoding of SPM pieces. */
-typedef struct tm_vocab tm_vocab;
-tm_vocab *tm_vocab_open(const char *path);
-void tm_vocab_free(tm_vocab *v);
-/* BOS 1 then the pieces of text (spaces as U+2581); returns the count. */
-int tm_vocab_encode(const tm_vocab *v, const char *text, int32_t *out, int cap);
-/* Append the text of tok to buf (U+2581 as space); returns bytes added. */
-int tm_vocab_piece(const tm_vocab *v, int32_t tok, char *buf, size_t cap);
-
 #endif
