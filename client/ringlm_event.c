@@ -138,6 +138,8 @@ int ringlm_wait(ringlm_conn *c, int timeout_ms)
     uint64_t t0 = now_ns();
     uint64_t spin_end = t0 + (uint64_t)c->spin_us * 1000;
     int64_t n;
+    if (c->spin_us > 0)
+        rl_ring_disarm(&c->cq); /* awake: the daemon need not ring while we spin */
     /* Spin: no system call while the daemon answers within the window. */
     while ((n = rl_ring_avail(&c->cq)) == 0 && c->spin_us > 0 && now_ns() < spin_end)
         rl_cpu_relax();
