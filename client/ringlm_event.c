@@ -31,7 +31,7 @@ static void room_made(ringlm_conn *c)
 {
     /* seq_cst fence: our head / res_released stores before the flag load; pairs
      * with the daemon's fence between setting space_wanted and re-checking. */
-    atomic_thread_fence(memory_order_seq_cst);
+    rl_fence_sc();
     if (atomic_load_explicit(&c->hdr->space_wanted, memory_order_relaxed) &&
         atomic_exchange_explicit(&c->hdr->space_wanted, 0, memory_order_relaxed))
         rl_bell_ring(c->sq_bell);
