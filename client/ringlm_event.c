@@ -141,8 +141,9 @@ int ringlm_wait(ringlm_conn *c, int timeout_ms)
     if (c->spin_us > 0)
         rl_ring_disarm(&c->cq); /* awake: the daemon need not ring while we spin */
     /* Spin: no system call while the daemon answers within the window. */
+    unsigned iter = 0;
     while ((n = rl_ring_avail(&c->cq)) == 0 && c->spin_us > 0 && now_ns() < spin_end)
-        rl_cpu_relax();
+        rl_spin_round(&iter);
     for (;;) {
         if (n != 0)
             return n < 0 ? lost(c, -EPROTO, "completion ring corrupt") : 0;

@@ -13,6 +13,7 @@
 #include "rl_wire.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -48,6 +49,19 @@ static inline void rl_cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* One round of an adaptive spin; *iter counts rounds since the spin began.
+ * The first rounds only pause (sub-microsecond hand-off when the peer runs on
+ * another core); later rounds also yield the CPU, so that a peer waiting for
+ * this very core (a loaded 2-core host) runs at once instead of after our
+ * whole window. */
+static inline void rl_spin_round(unsigned *iter)
+{
+    if (++*iter < 32)
+        rl_cpu_relax();
+    else
+        sched_yield();
 }
 
 typedef struct rl_ring {

@@ -30,7 +30,7 @@ START_TEST(test_killed_client_is_freed_and_others_continue)
         ringlm_conn *c;
         if (ringlm_connect(td.sock, NULL, &c) < 0)
             _exit(1);
-        char p[2000];
+        char p[300];
         slow_prompt(p, sizeof p);
         ringlm_req r;
         ringlm_event ev;
@@ -99,7 +99,7 @@ START_TEST(test_killed_daemon_fails_a_waiting_client)
     char sock[128];
     pid_t pid = spawn_daemon(sock, sizeof sock);
     ringlm_conn *c = connect_retry(sock);
-    char p[2000];
+    char p[300];
     slow_prompt(p, sizeof p);
     ringlm_req r;
     ck_assert_int_eq(ringlm_submit_text(c, p, sizeof p, NULL, &r), 0);
