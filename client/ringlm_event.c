@@ -98,8 +98,13 @@ int ringlm_drain(ringlm_conn *c)
         return lost(c, -EPROTO, "completion ring corrupt");
     if (n == 0)
         return 0;
+    if (c->evq_head && c->evq_head + c->evq_n + (size_t)n > c->evq_cap) { /* compact */
+        memmove(c->evq, c->evq + c->evq_head, c->evq_n * sizeof *c->evq);
+        memmove(c->evq_seq, c->evq_seq + c->evq_head, c->evq_n * sizeof *c->evq_seq);
+        c->evq_head = 0;
+    }
     size_t cap = c->evq_cap;
-    if (grow((void **)&c->evq, &c->evq_cap, c->evq_n + (size_t)n, sizeof *c->evq) < 0)
+    if (grow((void **)&c->evq, &c->evq_cap, c->evq_head + c->evq_n + (size_t)n, sizeof *c->evq) < 0)
         return ringlm_fail(-ENOMEM, "out of memory");
     if (c->evq_cap != cap || !c->evq_seq) { /* evq_seq follows evq's capacity */
         uint64_t *s = realloc(c->evq_seq, c->evq_cap * sizeof *s);
@@ -114,8 +119,8 @@ int ringlm_drain(ringlm_conn *c)
             return lost(c, -EPROTO, "completion points outside the result arena");
         if (rel_push(c, e.res_end, false) < 0)
             return ringlm_fail(-ENOMEM, "out of memory");
-        c->evq[c->evq_n] = e;
-        c->evq_seq[c->evq_n] = c->rel_next - 1;
+        c->evq[c->evq_head + c->evq_n] = e;
+        c->evq_seq[c->evq_head + c->evq_n] = c->rel_next - 1;
         c->evq_n++;
     }
     rl_ring_consume(&c->cq, (uint32_t)n); /* release: entries copied out */
@@ -179,7 +184,7 @@ int ringlm_wait(ringlm_conn *c, int timeout_ms)
 /* Find the first queued completion for req (0: any) that the caller wants. */
 static long find(ringlm_conn *c, ringlm_req req, uint16_t type)
 {
-    for (size_t i = 0; i < c->evq_n; i++) {
+    for (size_t i = c->evq_head; i < c->evq_head + c->evq_n; i++) {
         const rl_wire_cqe *e = &c->evq[i];
         if ((req == 0 || e->req_id == req) && (type == 0 || e->type == type))
             return (long)i;
@@ -191,9 +196,15 @@ static void take(ringlm_conn *c, size_t i, rl_wire_cqe *e, uint64_t *seq)
 {
     *e = c->evq[i];
     *seq = c->evq_seq[i];
-    memmove(c->evq + i, c->evq + i + 1, (c->evq_n - i - 1) * sizeof *c->evq);
-    memmove(c->evq_seq + i, c->evq_seq + i + 1, (c->evq_n - i - 1) * sizeof *c->evq_seq);
-    c->evq_n--;
+    size_t end = c->evq_head + c->evq_n;
+    if (i == c->evq_head) {
+        c->evq_head++; /* the common case: in order */
+    } else {
+        memmove(c->evq + i, c->evq + i + 1, (end - i - 1) * sizeof *c->evq);
+        memmove(c->evq_seq + i, c->evq_seq + i + 1, (end - i - 1) * sizeof *c->evq_seq);
+    }
+    if (--c->evq_n == 0)
+        c->evq_head = 0;
 }
 
 static void release_seq(ringlm_conn *c, uint64_t seq)

@@ -37,7 +37,7 @@ struct ringlm_conn {
     /* received, not yet delivered completions (FIFO over all requests) */
     rl_wire_cqe *evq;
     uint64_t *evq_seq; /* release-tracker sequence number of each */
-    size_t evq_n, evq_cap;
+    size_t evq_head, evq_n, evq_cap; /* live entries: [evq_head, evq_head + evq_n) */
 
     /* delivered-or-not payloads in completion order, for the release mark */
     ringlm_rel *rel;
