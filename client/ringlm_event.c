@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-int ringlm_submit_ctl(ringlm_conn *c, uint8_t op, uint32_t target, ringlm_req *req);
 
 static uint64_t now_ns(void)
 {
