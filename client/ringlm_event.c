@@ -3,7 +3,8 @@
 #include "ringlm_impl.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -163,16 +164,17 @@ int ringlm_wait(ringlm_conn *c, int timeout_ms)
                 return ringlm_fail(-ETIMEDOUT, "timed out waiting for the daemon");
             left = timeout_ms - (int)el;
         }
-        struct pollfd p[2] = {{.fd = c->cq_bell, .events = POLLIN},
-                              {.fd = c->sock, .events = POLLIN | POLLRDHUP}};
-        int pr = poll(p, 2, left);
+        /* The doorbell is edge-triggered in epfd: no read() to reset it. */
+        struct epoll_event evs[2];
+        int pr = epoll_wait(c->epfd, evs, 2, left);
         if (pr < 0 && errno != EINTR)
-            return ringlm_fail(-errno, "poll: %s", strerror(errno));
-        if (pr > 0 && p[0].revents)
-            rl_bell_drain(c->cq_bell);
+            return ringlm_fail(-errno, "epoll_wait: %s", strerror(errno));
+        bool hup = false;
+        for (int k = 0; k < pr; k++)
+            hup |= evs[k].data.u32 == 2;
         rl_ring_disarm(&c->cq);
         n = rl_ring_avail(&c->cq);
-        if (n == 0 && pr > 0 && p[1].revents) {
+        if (n == 0 && hup) {
             int rc = check_socket(c);
             if (rc < 0)
                 return rc;
@@ -241,7 +243,11 @@ static int next_raw(ringlm_conn *c, ringlm_req req, uint16_t type, rl_wire_cqe *
             /* Re-arm the doorbell for ringlm_fd users, then look once more. */
             int64_t n = rl_ring_arm(&c->cq);
             if (n == 0) {
-                rl_bell_drain(c->cq_bell);
+                struct epoll_event evs[2]; /* consume the edge so ringlm_fd reads idle */
+                int k = epoll_wait(c->epfd, evs, 2, 0);
+                for (int j = 0; j < k; j++)
+                    if (evs[j].data.u32 == 2 && check_socket(c) < 0)
+                        return c->dead;
                 if (rl_ring_avail(&c->cq) == 0)
                     return -EAGAIN; /* stays armed: ringlm_fd turns readable */
             }
