@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,9 +37,11 @@ const char *ringlm_last_error(void)
 
 const char *ringlm_strerror(int err)
 {
+    static const char unknown[] = "unknown error";
+    if (err == INT_MIN)
+        return unknown;
     if (err < 0)
         err = -err;
-    static const char unknown[] = "unknown error";
     /* strerror_r into a thread-local buffer keeps this thread-safe. */
     static _Thread_local char buf[128];
     const char *m = strerror_r(err, buf, sizeof buf);
@@ -185,7 +188,7 @@ int ringlm_connect(const char *path, const ringlm_opts *opts, ringlm_conn **out)
     fds[1] = fds[2] = -1;
     fcntl(c->cq_bell, F_SETFL, fcntl(c->cq_bell, F_GETFL) | O_NONBLOCK);
     c->epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event e1 = {.events = EPOLLIN, .data.u32 = 1};
+    struct epoll_event e1 = {.events = EPOLLIN | EPOLLET, .data.u32 = 1};
     struct epoll_event e2 = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = 2};
     if (c->epfd < 0 || epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->cq_bell, &e1) < 0 ||
         epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->sock, &e2) < 0) {

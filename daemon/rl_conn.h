@@ -51,6 +51,7 @@ typedef struct rl_conn {
     int sock;
     int loop_state;   /* rl_loop.c */
     int loop_inflight;/* io_uring operations in flight */
+    uint64_t accepted_ns;
     uint64_t bell_buf;
     bool has_deferred;
     rl_wire_cqe deferred;

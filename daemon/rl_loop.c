@@ -170,7 +170,10 @@ static void send_welcome(int sock, int32_t status, const char *msg, uint32_t siz
 static void on_accept(rl_daemon *d, int res)
 {
     d->accept_armed = false;
-    if (!d->stopping)
+    bool exhausted = res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+    if (exhausted)
+        d->accept_paused = true; /* re-armed on the next tick, not in a busy loop */
+    else if (!d->stopping)
         arm_accept(d);
     if (res < 0) {
         if (res != -ECANCELED)
@@ -194,6 +197,7 @@ static void on_accept(rl_daemon *d, int res)
         return;
     }
     c->loop_state = CS_HANDSHAKE;
+    c->accepted_ns = rl_now_ns();
     atomic_fetch_add(&d->n_clients, 1);
     list_add(d, c);
     arm_poll(d, c);
@@ -504,6 +508,7 @@ int rl_daemon_run(rl_daemon *d)
     uint64_t tick_ns = (uint64_t)(d->hooks.tick_ms ? d->hooks.tick_ms : 1000) * 1000000ull;
     uint64_t spin_ns = (uint64_t)d->opts.spin_us * 1000ull;
     uint64_t now = rl_now_ns(), last_work = now, next_tick = now + tick_ns;
+    unsigned spin_iter = 0;
     for (;;) {
         bool work = process_cqes(d) > 0;
         for (rl_conn *c = d->conns, *next; c; c = next) {
@@ -522,6 +527,15 @@ int rl_daemon_run(rl_daemon *d)
                 break;
         }
         if (now >= next_tick) {
+            if (d->accept_paused && !d->stopping) {
+                d->accept_paused = false;
+                arm_accept(d);
+            }
+            for (rl_conn *c = d->conns, *next; c; c = next) {
+                next = c->loop_next;
+                if (c->loop_state == CS_HANDSHAKE && now - c->accepted_ns > RL_HANDSHAKE_TIMEOUT_NS)
+                    disconnect(d, c, "no hello");
+            }
             if (d->hooks.on_tick)
                 d->hooks.on_tick(d, d->hooks.user);
             next_tick = now + tick_ns;
@@ -532,10 +546,11 @@ int rl_daemon_run(rl_daemon *d)
         }
         if (work) {
             last_work = now;
+            spin_iter = 0;
             continue;
         }
         if (now - last_work < spin_ns) {
-            rl_cpu_relax();
+            rl_spin_round(&spin_iter);
             continue;
         }
         /* Going to sleep: announce it on every ring, then look once more. */
@@ -556,6 +571,7 @@ int rl_daemon_run(rl_daemon *d)
         }
         set_sleeping(d, false, &ready);
         last_work = rl_now_ns();
+        spin_iter = 0;
     }
     rl_log(LOG_INFO, "stopped");
     /* Tell clients at once; the connections are freed by rl_daemon_destroy. */
