@@ -1,0 +1,44 @@
+/* rl_daemon_impl.h - private state of rl_daemon, shared by rl_daemon.c (setup,
+ * teardown) and rl_loop.c (the event loop). */
+#ifndef RL_DAEMON_IMPL_H
+#define RL_DAEMON_IMPL_H
+
+#include "rl_conn.h"
+#include "rl_daemon.h"
+#include "rl_engine.h"
+#include "rl_worker.h"
+
+#include <liburing.h>
+#include <stdatomic.h>
+#include <sys/signalfd.h>
+
+#define RL_STOP_DEADLINE_MS 10000u /* SIGTERM/SIGINT: time given to requests in flight */
+
+struct rl_daemon {
+    rl_daemon_opts opts;
+    rl_daemon_hooks hooks;
+    char socket_path[108];
+    bool own_socket; /* we created the socket file: unlink it */
+    int listen_fd, sig_fd, stop_fd, worker_fd;
+    struct io_uring ring;
+    bool ring_ok;
+    unsigned sqe_unsubmitted;
+    rl_engine *engine;
+    rl_engine_info info;
+    rl_worker *worker;
+
+    /* loop thread */
+    rl_conn *conns; /* every connection the loop still tracks */
+    uint64_t next_id;
+    bool stopping, cancelled_all, accept_armed;
+    uint64_t deadline_ns;
+    struct signalfd_siginfo sig_buf;
+    uint64_t stop_buf, worker_buf;
+
+    /* any thread */
+    atomic_ullong stop_deadline_ms;
+    atomic_uint n_clients;
+    atomic_ullong n_accepted, n_disconnected, n_corrupt;
+};
+
+#endif

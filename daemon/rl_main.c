@@ -1,0 +1,67 @@
+/* rl_main.c - ringlmd entry point: parse options, create the daemon, run. */
+#include "rl_daemon.h"
+#include "rl_log.h"
+
+#include "rl_config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ringlmd [options]\n"
+            "  --socket PATH      listen on PATH (default %s)\n"
+            "  --model PATH       GGUF model to serve (default: the test engine)\n"
+            "  --engine NAME      test | llm\n"
+            "  --threads N        compute threads\n"
+            "  --spin-us N        adaptive spin window in microseconds (default 50, 0: sleep)\n"
+            "  --max-clients N    concurrent clients (default 64)\n"
+            "  --verbose          debug logging\n"
+            "  --version\n",
+            RL_DEFAULT_SOCKET);
+}
+
+int main(int argc, char **argv)
+{
+    rl_daemon_opts o;
+    rl_daemon_opts_default(&o);
+    o.handle_signals = true;
+    static const struct option lo[] = {
+        {"socket", required_argument, 0, 's'},  {"model", required_argument, 0, 'm'},
+        {"engine", required_argument, 0, 'e'},  {"threads", required_argument, 0, 't'},
+        {"spin-us", required_argument, 0, 'S'}, {"max-clients", required_argument, 0, 'c'},
+        {"verbose", no_argument, 0, 'v'},       {"version", no_argument, 0, 'V'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:vVh", lo, NULL)) != -1) {
+        switch (ch) {
+        case 's': o.socket_path = optarg; break;
+        case 'm': o.model_path = optarg; break;
+        case 'e': o.engine = optarg; break;
+        case 't': o.n_threads = atoi(optarg); break;
+        case 'S': o.spin_us = atoi(optarg); break;
+        case 'c': o.max_clients = atoi(optarg); break;
+        case 'v': rl_log_set_level(LOG_DEBUG); break;
+        case 'V': printf("ringlmd %s\n", RL_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    rl_daemon *d;
+    char err[256];
+    if (rl_daemon_create(&o, &d, err, sizeof err) < 0) {
+        rl_log(LOG_ERR, "%s", err);
+        return 1;
+    }
+    int rc = rl_daemon_run(d);
+    rl_daemon_destroy(d);
+    return rc < 0 ? 1 : 0;
+}
