@@ -31,6 +31,7 @@ typedef struct rl_daemon_opts {
     int max_clients;         /* concurrent connections; excess ones get -EUSERS */
     int socket_mode;         /* permissions of a created socket (default 0666) */
     bool handle_signals;     /* read SIGTERM/SIGINT/SIGHUP via signalfd (rl_main) */
+    unsigned stop_deadline_ms; /* SIGTERM/SIGINT: time requests in flight get; 0: 10 s */
 } rl_daemon_opts;
 
 typedef struct rl_daemon_hooks {

@@ -72,6 +72,15 @@ static int scan_args(rl_service *s, int *argc, char **argv)
     return 0;
 }
 
+/* The model's file name for STATUS= lines (the full path is in the journal). */
+static const char *model_label(const rl_service *s)
+{
+    if (!s->cfg.model[0])
+        return "test engine";
+    const char *slash = strrchr(s->cfg.model, '/');
+    return slash && slash[1] ? slash + 1 : s->cfg.model;
+}
+
 /* Loads the configuration file into c (over the defaults). */
 static int load_cfg(const rl_service *s, rl_cfg *c)
 {
@@ -99,6 +108,8 @@ static void opts_from_cfg(rl_service *s, rl_daemon_opts *o)
         o->engine = c->model[0] ? "llm" : NULL; /* no model: the daemon's test engine */
     o->spin_us = (int)c->spin_window_us;
     o->max_clients = (int)c->max_clients;
+    uint64_t ms = c->shutdown_deadline_us / 1000;
+    o->stop_deadline_ms = ms ? (unsigned)ms : 1;
 }
 
 int rl_service_begin(rl_service **out, rl_daemon_opts *o, int *argc, char **argv)
@@ -134,13 +145,7 @@ int rl_service_begin(rl_service **out, rl_daemon_opts *o, int *argc, char **argv
         s->activated = true;
         o->listen_fd = fd;
     }
-    rl_log_fields(LOG_INFO, "starting ringlmd %s (config %s%s, %s)\nRL_MODEL=%s\nRL_CONFIG=%s",
-                  RL_VERSION, s->cfg_path, s->cfg_explicit ? "" : ", default path",
-                  s->activated ? "socket-activated" : "own socket",
-                  s->cfg.model[0] ? s->cfg.model : "(test engine)", s->cfg_path);
-    if (wd_us)
-        rl_log(LOG_INFO, "watchdog every %" PRIu64 " ms", wd_us / 1000);
-    rl_sd_status("loading %s", s->cfg.model[0] ? s->cfg.model : "test engine");
+    rl_sd_status("loading %.160s", model_label(s));
     *out = s;
     return 0;
 }
@@ -152,8 +157,8 @@ static void update_status(rl_service *s, bool force)
     rl_daemon_stats st;
     rl_daemon_get_stats(s->d, &st);
     char text[256];
-    snprintf(text, sizeof text, "serving %s: %u clients, %u requests",
-             s->cfg.model[0] ? s->cfg.model : "test engine", st.n_clients, st.n_requests);
+    snprintf(text, sizeof text, "serving %.160s: %u clients, %u requests", model_label(s),
+             st.n_clients, st.n_requests);
     if (force || strcmp(text, s->last_status) != 0) {
         memcpy(s->last_status, text, sizeof text);
         rl_sd_status("%s", text);
@@ -176,8 +181,7 @@ static void on_ready(rl_daemon *d, void *user)
 {
     rl_service *s = user;
     char text[256];
-    snprintf(text, sizeof text, "serving %s: 0 clients, 0 requests",
-             s->cfg.model[0] ? s->cfg.model : "test engine");
+    snprintf(text, sizeof text, "serving %.160s: 0 clients, 0 requests", model_label(s));
     memcpy(s->last_status, text, sizeof text);
     rl_sd_ready(text);
     rl_sd_watchdog_tick(&s->wd, rl_sd_now_us(), 0, false);
@@ -188,7 +192,9 @@ static void on_stopping(rl_daemon *d, void *user)
 {
     rl_daemon_stats st;
     rl_daemon_get_stats(d, &st);
-    rl_sd_stopping("stopping: %u requests in flight, %u clients", st.n_requests, st.n_clients);
+    char text[128];
+    snprintf(text, sizeof text, "stopping: %u requests in flight, %u clients", st.n_requests, st.n_clients);
+    rl_sd_stopping(text);
     rl_log_fields(LOG_NOTICE, "stopping\nRL_REQUESTS=%u\nRL_CLIENTS=%u", st.n_requests, st.n_clients);
 }
 
@@ -251,6 +257,12 @@ static void on_reload(rl_daemon *d, void *user)
 void rl_service_attach(rl_service *s, rl_daemon *d)
 {
     s->d = d;
+    rl_log_fields(LOG_INFO, "ringlmd %s: config %s%s, %s, shutdown deadline %" PRIu64 " ms\nRL_MODEL=%s\nRL_CONFIG=%s",
+                  RL_VERSION, s->cfg_path, s->cfg_explicit ? "" : " (default path)",
+                  s->activated ? "socket-activated" : "own socket", s->cfg.shutdown_deadline_us / 1000,
+                  s->cfg.model[0] ? s->cfg.model : "(test engine)", s->cfg_path);
+    if (s->wd.interval_us)
+        rl_log(LOG_INFO, "watchdog every %" PRIu64 " ms", s->wd.interval_us / 1000);
     unsigned tick_ms = 1000;
     uint64_t period = rl_sd_watchdog_period_us(&s->wd) / 1000;
     if (period && period < tick_ms)

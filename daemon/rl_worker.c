@@ -510,7 +510,7 @@ static void *worker_main(void *arg)
         }
         if (cancel_all)
             for (uint32_t i = 0; i < w->n_act; i++)
-                set_final(w, w->act[i], RL_WIRE_EV_DONE, -ECANCELED, RL_WIRE_FINISH_CANCELLED, NULL);
+                set_final(w, w->act[i], RL_WIRE_EV_ERROR, -ESHUTDOWN, 0, "daemon shutting down");
         bool corrupt = false;
         for (int pass = 0; pass < 2; pass++) {
             for (uint32_t i = 0; i < w->n_act; i++) {
