@@ -208,6 +208,7 @@ START_TEST(sigterm_lets_requests_finish_within_the_deadline)
     int st = svc_wait_exit(&S, 10000);
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0x%x", st);
     expect_notify("STOPPING=1", log, sizeof log, 1000);
+    ringlm_close(c);
 }
 END_TEST
 
