@@ -199,7 +199,11 @@ static void on_stopping(rl_daemon *d, void *user)
 }
 
 /* Keys a reload applies while running; the others need a restart. */
-static bool applied_live(const char *key) { return strcmp(key, "log_level") == 0; }
+static bool applied_live(const char *key)
+{
+    return strcmp(key, "log_level") == 0 || strcmp(key, "max_clients") == 0 ||
+           strcmp(key, "shutdown_deadline") == 0;
+}
 
 typedef struct reload_ctx {
     rl_service *s;
@@ -248,6 +252,8 @@ static void on_reload(rl_daemon *d, void *user)
     unsigned n = rl_cfg_diff(&s->cfg, &next, on_change, &r);
     s->cfg = next;
     rl_log_set_level(s->cfg.log_level);
+    uint64_t ms = s->cfg.shutdown_deadline_us / 1000;
+    rl_daemon_set_limits(d, (int)s->cfg.max_clients, ms ? (unsigned)ms : 1);
     rl_log_fields(LOG_INFO, "configuration reloaded: %u changes, %u applied, %u at next restart\nRL_CONFIG=%s",
                   n, r.n_applied, r.n_pending, s->cfg_path);
     update_status(s, true);

@@ -231,6 +231,35 @@ START_TEST(sighup_sends_reloading_then_ready_and_logs_changes)
 }
 END_TEST
 
+START_TEST(sighup_applies_max_clients_and_shutdown_deadline_at_once)
+{
+    svc_opts o = {.notify = true}; /* defaults: 64 clients, 10 s deadline */
+    svc_start(&S, &o);
+    char log[8192] = "";
+    expect_notify("READY=1", log, sizeof log, 10000);
+    svc_write_conf(&S, "max_clients = 1\nshutdown_deadline = 200ms\n");
+    kill(S.pid, SIGHUP);
+    expect_notify("RELOADING=1", log, sizeof log, 5000);
+    expect_notify("READY=1", log, sizeof log, 5000);
+    ringlm_conn *c = svc_connect(&S, 5000);
+    ringlm_conn *c2 = NULL;
+    int rc = ringlm_connect(S.sock, NULL, &c2);
+    ck_assert_msg(rc < 0, "a second client was accepted with max_clients = 1");
+    ringlm_req req = submit(c, slow_prompt(2000), 2000);
+    ringlm_event ev;
+    ck_assert_int_eq(ringlm_next(c, req, &ev, 5000), 0);
+    ringlm_release(c, &ev);
+    long long t0 = svc_now_ms();
+    kill(S.pid, SIGTERM);
+    svc_result r;
+    ck_assert_int_eq(svc_collect(c, req, &r, 5000), 0);
+    ck_assert_int_eq(r.status, -ESHUTDOWN);
+    /* the old 10 s deadline would still be running */
+    ck_assert_msg(svc_now_ms() - t0 < 3000, "cancelled after %lld ms", svc_now_ms() - t0);
+    ringlm_close(c);
+}
+END_TEST
+
 START_TEST(sighup_with_a_broken_file_keeps_the_running_configuration)
 {
     svc_opts o = {.notify = true};
@@ -309,6 +338,7 @@ int main(void)
     tcase_add_test(tc, sigterm_sends_stopping_and_tells_clients_why_at_the_deadline);
     tcase_add_test(tc, sigterm_lets_requests_finish_within_the_deadline);
     tcase_add_test(tc, sighup_sends_reloading_then_ready_and_logs_changes);
+    tcase_add_test(tc, sighup_applies_max_clients_and_shutdown_deadline_at_once);
     tcase_add_test(tc, sighup_with_a_broken_file_keeps_the_running_configuration);
     tcase_add_test(tc, socket_activation_serves_on_the_passed_fd);
     tcase_add_test(tc, socket_activation_with_two_fds_fails_clearly);
