@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,9 +37,11 @@ const char *ringlm_last_error(void)
 
 const char *ringlm_strerror(int err)
 {
+    static const char unknown[] = "unknown error";
+    if (err == INT_MIN)
+        return unknown;
     if (err < 0)
         err = -err;
-    static const char unknown[] = "unknown error";
     /* strerror_r into a thread-local buffer keeps this thread-safe. */
     static _Thread_local char buf[128];
     const char *m = strerror_r(err, buf, sizeof buf);

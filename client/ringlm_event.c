@@ -31,7 +31,7 @@ static void room_made(ringlm_conn *c)
 {
     /* seq_cst fence: our head / res_released stores before the flag load; pairs
      * with the daemon's fence between setting space_wanted and re-checking. */
-    atomic_thread_fence(memory_order_seq_cst);
+    rl_fence_sc();
     if (atomic_load_explicit(&c->hdr->space_wanted, memory_order_relaxed) &&
         atomic_exchange_explicit(&c->hdr->space_wanted, 0, memory_order_relaxed))
         rl_bell_ring(c->sq_bell);
@@ -138,9 +138,12 @@ int ringlm_wait(ringlm_conn *c, int timeout_ms)
     uint64_t t0 = now_ns();
     uint64_t spin_end = t0 + (uint64_t)c->spin_us * 1000;
     int64_t n;
+    if (c->spin_us > 0)
+        rl_ring_disarm(&c->cq); /* awake: the daemon need not ring while we spin */
     /* Spin: no system call while the daemon answers within the window. */
+    unsigned iter = 0;
     while ((n = rl_ring_avail(&c->cq)) == 0 && c->spin_us > 0 && now_ns() < spin_end)
-        rl_cpu_relax();
+        rl_spin_round(&iter);
     for (;;) {
         if (n != 0)
             return n < 0 ? lost(c, -EPROTO, "completion ring corrupt") : 0;

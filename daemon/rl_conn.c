@@ -206,7 +206,7 @@ int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uin
         atomic_store_explicit(&c->hdr->space_wanted, 1, memory_order_relaxed);
         /* seq_cst fence: flag store before the re-check; pairs with the client's
          * fence between its head/res_released store and its flag load. */
-        atomic_thread_fence(memory_order_seq_cst);
+        rl_fence_sc();
         rc = post_locked(c, &t, a, alen, b, blen);
         if (rc == -EAGAIN)
             atomic_store_explicit(&c->want_space, true, memory_order_relaxed);

@@ -504,6 +504,7 @@ int rl_daemon_run(rl_daemon *d)
     uint64_t tick_ns = (uint64_t)(d->hooks.tick_ms ? d->hooks.tick_ms : 1000) * 1000000ull;
     uint64_t spin_ns = (uint64_t)d->opts.spin_us * 1000ull;
     uint64_t now = rl_now_ns(), last_work = now, next_tick = now + tick_ns;
+    unsigned spin_iter = 0;
     for (;;) {
         bool work = process_cqes(d) > 0;
         for (rl_conn *c = d->conns, *next; c; c = next) {
@@ -532,10 +533,11 @@ int rl_daemon_run(rl_daemon *d)
         }
         if (work) {
             last_work = now;
+            spin_iter = 0;
             continue;
         }
         if (now - last_work < spin_ns) {
-            rl_cpu_relax();
+            rl_spin_round(&spin_iter);
             continue;
         }
         /* Going to sleep: announce it on every ring, then look once more. */
@@ -556,6 +558,7 @@ int rl_daemon_run(rl_daemon *d)
         }
         set_sleeping(d, false, &ready);
         last_work = rl_now_ns();
+        spin_iter = 0;
     }
     rl_log(LOG_INFO, "stopped");
     /* Tell clients at once; the connections are freed by rl_daemon_destroy. */

@@ -538,11 +538,12 @@ static void *worker_main(void *arg)
             continue;
         }
         /* Adaptive wait: spin for the window after the last work, then sleep. */
+        unsigned iter = 0;
         while (w->spin_us > 0 && now - last_work < (uint64_t)w->spin_us * 1000) {
             /* acquire: pairs with the release in push/set_flag. */
             if (atomic_load_explicit(&w->pending, memory_order_acquire))
                 break;
-            rl_cpu_relax();
+            rl_spin_round(&iter);
             now = rl_now_ns();
         }
         pthread_mutex_lock(&w->mu);

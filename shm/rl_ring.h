@@ -13,11 +13,33 @@
 #include "rl_wire.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #define RL_RING_CORRUPT (-1)
+
+#if defined(__SANITIZE_THREAD__)
+#define RL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RL_TSAN 1
+#endif
+#endif
+
+/* Full (store-load) fence for the need-wakeup handshakes (Dekker). ThreadSanitizer
+ * does not model fences (gcc rejects them): there a seq_cst read-modify-write on
+ * a dummy gives the same full barrier on the hardware. */
+static inline void rl_fence_sc(void)
+{
+#ifdef RL_TSAN
+    static _Atomic uint32_t dummy;
+    atomic_fetch_add_explicit(&dummy, 0, memory_order_seq_cst);
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
 
 /* Busy-wait hint for spinning loops. */
 static inline void rl_cpu_relax(void)
@@ -27,6 +49,19 @@ static inline void rl_cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* One round of an adaptive spin; *iter counts rounds since the spin began.
+ * The first rounds only pause (sub-microsecond hand-off when the peer runs on
+ * another core); later rounds also yield the CPU, so that a peer waiting for
+ * this very core (a loaded 2-core host) runs at once instead of after our
+ * whole window. */
+static inline void rl_spin_round(unsigned *iter)
+{
+    if (++*iter < 32)
+        rl_cpu_relax();
+    else
+        sched_yield();
 }
 
 typedef struct rl_ring {
@@ -82,7 +117,7 @@ static inline int rl_ring_needs_bell(rl_ring *r)
     /* seq_cst fence: orders our tail store before the need_wakeup load; pairs
      * with the consumer's fence between its flag store and its tail load
      * (Dekker): either we see the flag or it sees our entry. */
-    atomic_thread_fence(memory_order_seq_cst);
+    rl_fence_sc();
     if (!atomic_load_explicit(&r->ctl->need_wakeup, memory_order_relaxed))
         return 0;
     /* relaxed: only one producer rings per sleep; the eventfd write is the
@@ -124,7 +159,7 @@ static inline int64_t rl_ring_arm(rl_ring *r)
     atomic_store_explicit(&r->ctl->need_wakeup, 1, memory_order_relaxed);
     /* seq_cst fence: the flag store is ordered before the tail re-check; pairs
      * with the producer's fence in rl_ring_needs_bell. */
-    atomic_thread_fence(memory_order_seq_cst);
+    rl_fence_sc();
     return rl_ring_avail(r);
 }
 

@@ -15,21 +15,29 @@ static void *run_thread(void *arg)
     return NULL;
 }
 
-void tt_start(tt_daemon *t, int spin_us)
+void tt_start_opts(tt_daemon *t, rl_daemon_opts *o, const rl_daemon_hooks *h)
 {
     memset(t, 0, sizeof *t);
     snprintf(t->dir, sizeof t->dir, "/tmp/ringlm-test-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(t->dir));
     snprintf(t->sock, sizeof t->sock, "%s/ringlm.sock", t->dir);
+    if (o->listen_fd < 0)
+        o->socket_path = t->sock;
+    char err[256];
+    int rc = rl_daemon_create(o, &t->d, err, sizeof err);
+    ck_assert_msg(rc == 0, "daemon: %s", err);
+    if (h)
+        rl_daemon_set_hooks(t->d, h);
+    ck_assert_int_eq(pthread_create(&t->thr, NULL, run_thread, t), 0);
+}
+
+void tt_start(tt_daemon *t, int spin_us)
+{
     rl_daemon_opts o;
     rl_daemon_opts_default(&o);
-    o.socket_path = t->sock;
     o.spin_us = spin_us;
     o.engine = "test";
-    char err[256];
-    int rc = rl_daemon_create(&o, &t->d, err, sizeof err);
-    ck_assert_msg(rc == 0, "daemon: %s", err);
-    ck_assert_int_eq(pthread_create(&t->thr, NULL, run_thread, t), 0);
+    tt_start_opts(t, &o, NULL);
 }
 
 void tt_stop(tt_daemon *t)

@@ -19,6 +19,8 @@ typedef struct tt_daemon {
 
 /* Start a daemon (test engine) in a thread; aborts the test on failure. */
 void tt_start(tt_daemon *t, int spin_us);
+/* Same with options (socket_path is filled in unless listen_fd >= 0) and hooks (may be NULL). */
+void tt_start_opts(tt_daemon *t, rl_daemon_opts *o, const rl_daemon_hooks *h);
 void tt_stop(tt_daemon *t);
 
 ringlm_conn *tt_connect(const tt_daemon *t);

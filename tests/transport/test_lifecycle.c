@@ -1,0 +1,178 @@
+/* Daemon lifecycle: injected listening socket, graceful stop, stop deadline,
+ * hung-worker detection, tick hook, client limit. */
+#include "tt_main.h"
+#include "tt_util.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+START_TEST(test_injected_listening_socket_is_served)
+{
+    char dir[] = "/tmp/ringlm-fd-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s", dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    rl_daemon_opts o;
+    rl_daemon_opts_default(&o);
+    o.listen_fd = fd;
+    tt_daemon td;
+    tt_start_opts(&td, &o, NULL);
+    ck_assert_str_eq(rl_daemon_socket_path(td.d), "");
+    ringlm_conn *c;
+    ck_assert_int_eq(ringlm_connect(sa.sun_path, NULL, &c), 0);
+    ck_assert_int_eq(ringlm_ping(c, 5000), 0);
+    ringlm_close(c);
+    tt_stop(&td);
+    unlink(sa.sun_path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_graceful_stop_lets_requests_finish)
+{
+    tt_daemon td;
+    tt_start(&td, 50);
+    ringlm_conn *c = tt_connect(&td);
+    const char *p = "__slow__ finish me";
+    ringlm_req r;
+    ck_assert_int_eq(ringlm_submit_text(c, p, strlen(p), NULL, &r), 0);
+    ck_assert_int_eq(tt_wait_stats(&td, 1, 1), 0);
+    rl_daemon_request_stop(td.d, 30000);
+    tt_result res;
+    ck_assert_int_eq(tt_collect(c, r, &res, 10000), 0);
+    ck_assert_int_eq(res.finish, RINGLM_FINISH_EOS);
+    ck_assert_str_eq(res.text, p);
+    tt_result_free(&res);
+    pthread_join(td.thr, NULL); /* run() returns once nothing is in flight */
+    ck_assert_int_eq(td.run_rc, 0);
+    ck_assert_int_eq(ringlm_ping(c, 5000), -ECONNRESET);
+    ringlm_close(c);
+    rl_daemon_destroy(td.d);
+    rmdir(td.dir);
+}
+END_TEST
+
+START_TEST(test_stop_deadline_cancels_long_requests)
+{
+    tt_daemon td;
+    tt_start(&td, 50);
+    ringlm_conn *c = tt_connect(&td);
+    char p[300];
+    memset(p, 'z', sizeof p);
+    memcpy(p, "__slow__", 8);
+    ringlm_req r;
+    ck_assert_int_eq(ringlm_submit_text(c, p, sizeof p, NULL, &r), 0);
+    ck_assert_int_eq(tt_wait_stats(&td, 1, 1), 0);
+    rl_daemon_request_stop(td.d, 20);
+    tt_result res;
+    ck_assert_int_eq(tt_collect(c, r, &res, 10000), 0);
+    ck_assert_int_eq(res.final_type, RINGLM_EV_DONE);
+    ck_assert_int_eq(res.finish, RINGLM_FINISH_CANCELLED);
+    tt_result_free(&res);
+    pthread_join(td.thr, NULL);
+    ringlm_close(c);
+    rl_daemon_destroy(td.d);
+    rmdir(td.dir);
+}
+END_TEST
+
+START_TEST(test_hung_step_is_reported_as_stalled)
+{
+    tt_daemon td;
+    tt_start(&td, 50);
+    ringlm_conn *c = tt_connect(&td);
+    ringlm_req r;
+    ck_assert_int_eq(ringlm_submit_text(c, "__hang__", 8, NULL, &r), 0);
+    int stalled = 0;
+    for (int i = 0; i < 5000 && !stalled; i++) {
+        stalled = rl_daemon_worker_stalled(td.d, 20000000ull);
+        nap_ms(2);
+    }
+    ck_assert(stalled);
+    ck_assert_int_eq(ringlm_ping(c, 5000), 0); /* the loop still answers */
+    ringlm_close(c);
+    tt_stop(&td); /* releases the hung step */
+}
+END_TEST
+
+START_TEST(test_idle_worker_is_not_stalled)
+{
+    tt_daemon td;
+    tt_start(&td, 50);
+    nap_ms(30);
+    ck_assert(!rl_daemon_worker_stalled(td.d, 1000000ull));
+    tt_stop(&td);
+}
+END_TEST
+
+static atomic_int ticks;
+static void on_tick(rl_daemon *d, void *user)
+{
+    (void)d;
+    (void)user;
+    atomic_fetch_add(&ticks, 1);
+}
+
+START_TEST(test_tick_hook_runs_on_the_loop)
+{
+    rl_daemon_opts o;
+    rl_daemon_opts_default(&o);
+    rl_daemon_hooks h = {.on_tick = on_tick, .tick_ms = 5};
+    tt_daemon td;
+    tt_start_opts(&td, &o, &h);
+    for (int i = 0; i < 5000 && atomic_load(&ticks) < 3; i++)
+        nap_ms(2);
+    ck_assert_int_ge(atomic_load(&ticks), 3);
+    tt_stop(&td);
+}
+END_TEST
+
+START_TEST(test_clients_beyond_the_limit_are_refused)
+{
+    rl_daemon_opts o;
+    rl_daemon_opts_default(&o);
+    o.max_clients = 2;
+    tt_daemon td;
+    tt_start_opts(&td, &o, NULL);
+    ringlm_conn *a = tt_connect(&td), *b = tt_connect(&td), *c = NULL;
+    ck_assert_int_eq(ringlm_connect(td.sock, NULL, &c), -EUSERS);
+    ck_assert_ptr_nonnull(strstr(ringlm_last_error(), "too many clients"));
+    ringlm_close(a);
+    ck_assert_int_eq(tt_wait_stats(&td, 1, 0), 0);
+    ck_assert_int_eq(ringlm_connect(td.sock, NULL, &c), 0); /* room again */
+    ringlm_close(b);
+    ringlm_close(c);
+    tt_stop(&td);
+}
+END_TEST
+
+static Suite *lifecycle_suite(void)
+{
+    Suite *s = suite_create("lifecycle");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_injected_listening_socket_is_served);
+    tcase_add_test(tc, test_graceful_stop_lets_requests_finish);
+    tcase_add_test(tc, test_stop_deadline_cancels_long_requests);
+    tcase_add_test(tc, test_hung_step_is_reported_as_stalled);
+    tcase_add_test(tc, test_idle_worker_is_not_stalled);
+    tcase_add_test(tc, test_tick_hook_runs_on_the_loop);
+    tcase_add_test(tc, test_clients_beyond_the_limit_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+TT_MAIN(lifecycle_suite)
