@@ -47,7 +47,7 @@ const char *rl_cfg_device_name(rl_cfg_device d)
 void rl_cfg_defaults(rl_cfg *c)
 {
     memset(c, 0, sizeof *c);
-    snprintf(c->model, sizeof c->model, "%s", "/var/lib/ringlm/models/model.gguf");
+    c->model[0] = '\0'; /* none: the daemon serves its built-in test engine */
     snprintf(c->socket, sizeof c->socket, "%s", RL_DEFAULT_SOCKET);
     c->threads = 0;
     c->device = RL_DEVICE_CPU;
@@ -112,14 +112,14 @@ static int parse_duration(const char *s, uint64_t default_mult, uint64_t max_us,
 }
 
 static int set_path(char *dst, size_t cap, const char *key, const char *value, bool must_be_absolute,
-                    char *err, size_t errlen)
+                    bool allow_empty, char *err, size_t errlen)
 {
     size_t len = strlen(value);
-    if (len == 0)
+    if (len == 0 && !allow_empty)
         return fail(err, errlen, -EINVAL, "%s: empty path", key);
     if (len >= cap)
         return fail(err, errlen, -ENAMETOOLONG, "%s: path longer than %zu bytes", key, cap - 1);
-    if (must_be_absolute && value[0] != '/')
+    if (len > 0 && must_be_absolute && value[0] != '/')
         return fail(err, errlen, -EINVAL, "%s: '%s' is not an absolute path", key, value);
     memcpy(dst, value, len + 1);
     return 0;
@@ -130,9 +130,9 @@ int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t 
     uint64_t v;
     int rc;
     if (strcmp(key, "model") == 0)
-        return set_path(c->model, sizeof c->model, key, value, false, err, errlen);
+        return set_path(c->model, sizeof c->model, key, value, false, true, err, errlen);
     if (strcmp(key, "socket") == 0)
-        return set_path(c->socket, sizeof c->socket, key, value, true, err, errlen);
+        return set_path(c->socket, sizeof c->socket, key, value, true, false, err, errlen);
     if (strcmp(key, "threads") == 0) {
         if ((rc = parse_u64(value, 1024, &v)))
             return fail(err, errlen, rc, "threads: '%s' is not a number in 0..1024", value);

@@ -7,7 +7,7 @@
  * "us", "ms", "s", "min" (a bare number means the key's documented unit).
  *
  * Keys and defaults (see units/ringlmd.conf and docs/SERVICE.md):
- *   model             = /var/lib/ringlm/models/model.gguf
+ *   model             =          (none: the built-in test engine)
  *   socket            = /run/ringlm/ringlm.sock   (RL_DEFAULT_SOCKET)
  *   threads           = 0        (0: all online CPUs)
  *   device            = cpu      (cpu | cuda | test)

@@ -150,6 +150,15 @@ void rl_daemon_set_hooks(rl_daemon *d, const rl_daemon_hooks *h)
     d->hooks = *h;
 }
 
+void rl_daemon_set_limits(rl_daemon *d, int max_clients, unsigned stop_deadline_ms)
+{
+    /* both are read only by the loop thread (accept, SIGTERM) */
+    if (max_clients > 0)
+        d->opts.max_clients = max_clients;
+    if (stop_deadline_ms)
+        d->opts.stop_deadline_ms = stop_deadline_ms;
+}
+
 void rl_daemon_request_stop(rl_daemon *d, uint64_t deadline_ms)
 {
     atomic_store(&d->stop_deadline_ms, deadline_ms);

@@ -31,6 +31,7 @@ typedef struct rl_daemon_opts {
     int max_clients;         /* concurrent connections; excess ones get -EUSERS */
     int socket_mode;         /* permissions of a created socket (default 0666) */
     bool handle_signals;     /* read SIGTERM/SIGINT/SIGHUP via signalfd (rl_main) */
+    unsigned stop_deadline_ms; /* SIGTERM/SIGINT: time requests in flight get; 0: 10 s */
 } rl_daemon_opts;
 
 typedef struct rl_daemon_hooks {
@@ -71,6 +72,10 @@ int rl_daemon_run(rl_daemon *d);
 /* Thread- and async-signal-safe. Stop accepting; requests in flight may finish
  * until deadline_ms from now, then they are cancelled and run() returns. */
 void rl_daemon_request_stop(rl_daemon *d, uint64_t deadline_ms);
+
+/* Loop thread only (e.g. from the on_reload hook): limits that may change
+ * while running. max_clients <= 0 and stop_deadline_ms == 0 keep the value. */
+void rl_daemon_set_limits(rl_daemon *d, int max_clients, unsigned stop_deadline_ms);
 
 /* Thread-safe snapshot. */
 void rl_daemon_get_stats(rl_daemon *d, rl_daemon_stats *st);

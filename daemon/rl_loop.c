@@ -426,7 +426,7 @@ static void on_signal(rl_daemon *d, int res)
                 d->hooks.on_reload(d, d->hooks.user);
         } else {
             rl_log(LOG_INFO, "signal %d: graceful stop", sig);
-            begin_stop(d, RL_STOP_DEADLINE_MS);
+            begin_stop(d, d->opts.stop_deadline_ms ? d->opts.stop_deadline_ms : RL_STOP_DEADLINE_MS);
         }
     }
     if (res != -ECANCELED)

@@ -1,6 +1,7 @@
 /* rl_main.c - ringlmd entry point: parse options, create the daemon, run. */
 #include "rl_daemon.h"
 #include "rl_log.h"
+#include "rl_sd_service.h"
 
 #include "rl_config.h"
 
@@ -13,6 +14,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ringlmd [options]\n"
+            "  --config FILE      configuration file (default " RL_CFG_DEFAULT_FILE ")\n"
             "  --socket PATH      listen on PATH (default %s)\n"
             "  --model PATH       GGUF model to serve (default: the test engine)\n"
             "  --engine NAME      test | llm\n"
@@ -29,6 +31,9 @@ int main(int argc, char **argv)
     rl_daemon_opts o;
     rl_daemon_opts_default(&o);
     o.handle_signals = true;
+    rl_service *svc; /* config file, journal, systemd; options below override the file */
+    if (rl_service_begin(&svc, &o, &argc, argv) < 0)
+        return 1;
     static const struct option lo[] = {
         {"socket", required_argument, 0, 's'},  {"model", required_argument, 0, 'm'},
         {"engine", required_argument, 0, 'e'},  {"threads", required_argument, 0, 't'},
@@ -57,11 +62,15 @@ int main(int argc, char **argv)
     }
     rl_daemon *d;
     char err[256];
-    if (rl_daemon_create(&o, &d, err, sizeof err) < 0) {
+    int rc = rl_daemon_create(&o, &d, err, sizeof err);
+    if (rc < 0) {
         rl_log(LOG_ERR, "%s", err);
+        rl_service_end(svc, rc);
         return 1;
     }
-    int rc = rl_daemon_run(d);
+    rl_service_attach(svc, d);
+    rc = rl_daemon_run(d);
     rl_daemon_destroy(d);
+    rl_service_end(svc, rc);
     return rc < 0 ? 1 : 0;
 }

@@ -77,4 +77,8 @@ uint64_t rl_sd_now_us(void);
  * error: -EINVAL with the reason in err. Returns the fd (CLOEXEC) or -errno. */
 int rl_sd_listen(const char *path, bool *activated, char *err, size_t errlen);
 
+/* Only the activation part: the passed fd, -ENODATA when not socket-activated,
+ * or -EINVAL (wrong number or kind of fds; err says which). */
+int rl_sd_listen_activated(char *err, size_t errlen);
+
 #endif

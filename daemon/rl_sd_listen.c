@@ -75,15 +75,14 @@ static int create_socket(const char *path, char *err, size_t errlen)
     return fd;
 }
 
-int rl_sd_listen(const char *path, bool *activated, char *err, size_t errlen)
+int rl_sd_listen_activated(char *err, size_t errlen)
 {
-    *activated = false;
     /* unset_environment=1: children we might spawn must not inherit them. */
     int n = sd_listen_fds(1);
     if (n < 0)
         return fail(err, errlen, n, "sd_listen_fds: %s", strerror(-n));
     if (n == 0)
-        return create_socket(path, err, errlen);
+        return fail(err, errlen, -ENODATA, "not socket-activated");
     if (n != 1) {
         for (int i = 0; i < n; i++)
             close(SD_LISTEN_FDS_START + i);
@@ -98,6 +97,17 @@ int rl_sd_listen(const char *path, bool *activated, char *err, size_t errlen)
                     "socket activation passed fd %d which is not a listening AF_UNIX "
                     "stream socket (ringlmd.socket needs ListenStream=/path)", fd);
     }
+    return fd;
+}
+
+int rl_sd_listen(const char *path, bool *activated, char *err, size_t errlen)
+{
+    *activated = false;
+    int fd = rl_sd_listen_activated(err, errlen);
+    if (fd == -ENODATA)
+        return create_socket(path, err, errlen);
+    if (fd < 0)
+        return fd;
     struct sockaddr_un sa;
     socklen_t sl = sizeof sa;
     if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0 && sl > sizeof(sa_family_t) &&

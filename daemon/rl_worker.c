@@ -510,7 +510,8 @@ static void *worker_main(void *arg)
         }
         if (cancel_all)
             for (uint32_t i = 0; i < w->n_act; i++)
-                set_final(w, w->act[i], RL_WIRE_EV_DONE, -ECANCELED, RL_WIRE_FINISH_CANCELLED, NULL);
+                /* shutdown deadline: CANCELLED, and -ESHUTDOWN tells the client why */
+                set_final(w, w->act[i], RL_WIRE_EV_DONE, -ESHUTDOWN, RL_WIRE_FINISH_CANCELLED, NULL);
         bool corrupt = false;
         for (int pass = 0; pass < 2; pass++) {
             for (uint32_t i = 0; i < w->n_act; i++) {
