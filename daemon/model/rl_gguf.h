@@ -98,4 +98,21 @@ int rl_gguf_writer_tensor(rl_gguf_writer *w, const char *name, rl_type type, uin
                           const int64_t *ne, const void *data, uint64_t nbytes);
 int rl_gguf_writer_write(rl_gguf_writer *w, const char *path);
 
+/* Streaming writer (added by modeldata), for files too big to hold in memory:
+ * declare every tensor with rl_gguf_writer_tensor_decl (no data), then
+ * rl_gguf_writer_begin writes the header, metadata and tensor infos, each
+ * rl_gguf_writer_put writes the data of the next declared tensor (in
+ * declaration order, exactly its nbytes), and rl_gguf_writer_finish checks all
+ * were written and closes the file. Do not mix with rl_gguf_writer_tensor. */
+int rl_gguf_writer_tensor_decl(rl_gguf_writer *w, const char *name, rl_type type, uint32_t n_dims,
+                               const int64_t *ne);
+int rl_gguf_writer_begin(rl_gguf_writer *w, const char *path);
+int rl_gguf_writer_put(rl_gguf_writer *w, const void *data, uint64_t nbytes);
+int rl_gguf_writer_finish(rl_gguf_writer *w);
+/* More scalar setters (added by modeldata). A key set twice is rejected (-EEXIST).
+ * Setting "general.alignment" (u32, power of two) changes the data alignment. */
+int rl_gguf_writer_u64(rl_gguf_writer *w, const char *key, uint64_t v);
+int rl_gguf_writer_i64(rl_gguf_writer *w, const char *key, int64_t v);
+int rl_gguf_writer_f64(rl_gguf_writer *w, const char *key, double v);
+
 #endif

@@ -1,0 +1,383 @@
+/* rl_engine_llm.c - rl_engine over the CPU model: sequences, batched steps,
+ * sampling, tokenizer. */
+#include "rl_llm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rl_gemm.h"
+#include "rl_kv.h"
+#include "rl_model.h"
+#include "rl_ops.h"
+#include "rl_pool.h"
+#include "rl_sample.h"
+#include "rl_tokenizer.h"
+
+typedef struct llm {
+    rl_engine base;
+    rl_model *m;
+    rl_tokenizer *tok;       /* NULL when the file has no usable vocabulary */
+    rl_chat_tmpl tmpl;
+    rl_pool *pool;
+    rl_kv *kv;
+    rl_fwd *fwd;
+    uint32_t n_ctx, step_tokens;
+    rl_fwd_seq *fseqs;       /* step scratch */
+    uint32_t *fitem;         /* fseqs[i] belongs to items[fitem[i]] */
+    float *logits;           /* step_tokens rows of n_vocab, allocated lazily per row count */
+    uint32_t logit_rows;
+} llm;
+
+struct rl_seq {
+    int32_t *prompt;
+    uint32_t n_prompt, n_fed;   /* prompt tokens already in the KV cache */
+    uint32_t max_tokens, n_gen;
+    int32_t next;               /* sampled token still to be fed, or -1 */
+    rl_kv_seq kv;
+    rl_sampler smp;
+};
+
+static llm *impl(rl_engine *e)
+{
+    return (llm *)e->impl;
+}
+
+void rl_llm_opts_default(rl_llm_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->kv_type = RL_TYPE_F16;
+    o->step_tokens = 512;
+}
+
+/* ---- sequences ---- */
+
+static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
+{
+    llm *L = impl(e);
+    *out = NULL;
+    if (!d || !d->prompt || d->n_prompt == 0)
+        return -EINVAL;
+    if ((uint64_t)d->n_prompt + d->max_tokens > L->n_ctx)
+        return -E2BIG;
+    for (uint32_t i = 0; i < d->n_prompt; i++)
+        if (d->prompt[i] < 0 || (uint32_t)d->prompt[i] >= L->m->hp.n_vocab)
+            return -EINVAL;
+    rl_seq *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->prompt = malloc(sizeof(int32_t) * d->n_prompt);
+    if (!s->prompt || rl_sample_init(&s->smp, &d->sampling, L->m->hp.n_vocab) < 0) {
+        free(s->prompt);
+        free(s);
+        return -ENOMEM;
+    }
+    memcpy(s->prompt, d->prompt, sizeof(int32_t) * d->n_prompt);
+    s->n_prompt = d->n_prompt;
+    s->max_tokens = d->max_tokens;
+    s->next = -1;
+    for (uint32_t i = 0; i < d->n_prompt; i++)
+        rl_sample_accept(&s->smp, d->prompt[i]);
+    *out = s;
+    return 0;
+}
+
+static void llm_seq_free(rl_engine *e, rl_seq *s)
+{
+    if (!s)
+        return;
+    rl_kv_release(impl(e)->kv, &s->kv);
+    rl_sample_free(&s->smp);
+    free(s->prompt);
+    free(s);
+}
+
+/* ---- the step: gather, one forward, sample ---- */
+
+static int ensure_logits(llm *L, uint32_t rows)
+{
+    if (rows <= L->logit_rows)
+        return 0;
+    float *p = realloc(L->logits, sizeof(float) * L->m->hp.n_vocab * rows);
+    if (!p)
+        return -ENOMEM;
+    L->logits = p;
+    L->logit_rows = rows;
+    return 0;
+}
+
+static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
+{
+    llm *L = impl(e);
+    uint32_t budget = L->step_tokens, nf = 0, n_logits = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        items[i].token = -1;
+        items[i].status = 0;
+    }
+    /* Pass 0 takes decode tokens first (latency), pass 1 prompt chunks with what is left. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < n && budget > 0; i++) {
+            rl_seq *s = items[i].seq;
+            if (!s) {
+                items[i].status = -EINVAL;
+                continue;
+            }
+            bool decode = s->n_fed == s->n_prompt;
+            if (decode != (pass == 0))
+                continue;
+            uint32_t take = decode ? 1 : s->n_prompt - s->n_fed;
+            if (take > budget)
+                take = budget;
+            if (decode && s->next < 0) { /* finished prompt but nothing sampled: cannot happen */
+                items[i].status = -EINVAL;
+                continue;
+            }
+            uint32_t need = s->kv.n_pos + take;
+            int rc = need > L->n_ctx ? -ENOSPC : rl_kv_reserve(L->kv, &s->kv, need);
+            if (rc < 0) {
+                items[i].status = rc;
+                continue;
+            }
+            bool last = decode || s->n_fed + take == s->n_prompt;
+            L->fseqs[nf] = (rl_fwd_seq){&s->kv, decode ? &s->next : s->prompt + s->n_fed, take, NULL};
+            if (last)
+                n_logits++;
+            L->fitem[nf++] = i;
+            budget -= take;
+        }
+    }
+    if (nf == 0)
+        return 0;
+    if (ensure_logits(L, n_logits) < 0)
+        goto fail_all;
+    uint32_t r = 0;
+    for (uint32_t j = 0; j < nf; j++) {
+        rl_seq *s = items[L->fitem[j]].seq;
+        bool decode = s->n_fed == s->n_prompt;
+        if (decode || s->n_fed + L->fseqs[j].n_tok == s->n_prompt)
+            L->fseqs[j].logits = L->logits + (size_t)(r++) * L->m->hp.n_vocab;
+    }
+    int rc = rl_forward(L->fwd, L->fseqs, nf);
+    if (rc < 0)
+        goto fail_all_rc;
+    for (uint32_t j = 0; j < nf; j++) {
+        rl_step_item *it = &items[L->fitem[j]];
+        rl_seq *s = it->seq;
+        if (s->n_fed < s->n_prompt)
+            s->n_fed += L->fseqs[j].n_tok;
+        if (!L->fseqs[j].logits)
+            continue;
+        int32_t tok = rl_sample_next(&s->smp, L->fseqs[j].logits);
+        rl_sample_accept(&s->smp, tok);
+        s->next = tok;
+        s->n_gen++;
+        it->token = tok;
+    }
+    return 0;
+fail_all:
+    rc = -ENOMEM;
+fail_all_rc:
+    for (uint32_t i = 0; i < n; i++)
+        items[i].status = rc;
+    return rc;
+}
+
+/* ---- text ---- */
+
+static int llm_tokenize(rl_engine *e, const char *text, size_t len, bool add_special, int32_t *out, size_t cap)
+{
+    llm *L = impl(e);
+    if (!L->tok)
+        return -ENOTSUP;
+    /* parse_special: chat_format output spells control tokens as text */
+    return rl_tokenize(L->tok, text, len, add_special, true, out, cap);
+}
+
+static int llm_token_piece(rl_engine *e, int32_t tok, char *buf, size_t cap)
+{
+    llm *L = impl(e);
+    if (!L->tok)
+        return -ENOTSUP;
+    return rl_token_to_piece(L->tok, tok, buf, cap);
+}
+
+static bool llm_is_eog(rl_engine *e, int32_t tok)
+{
+    llm *L = impl(e);
+    return L->tok ? rl_tokenizer_is_eog(L->tok, tok) : false;
+}
+
+static int llm_chat_format(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, char *out, size_t cap)
+{
+    llm *L = impl(e);
+    if (n > 1u << 20)
+        return -EINVAL;
+    const char **roles = malloc(sizeof(char *) * (n ? n : 1));
+    const char **contents = malloc(sizeof(char *) * (n ? n : 1));
+    size_t *lens = malloc(sizeof(size_t) * (n ? n : 1));
+    int rc = -ENOMEM;
+    if (roles && contents && lens) {
+        for (uint32_t i = 0; i < n; i++) {
+            roles[i] = msgs[i].role;
+            contents[i] = msgs[i].content;
+            lens[i] = msgs[i].content_len;
+        }
+        rc = rl_chat_render(L->tmpl, roles, contents, lens, n, out, cap);
+    }
+    free(roles);
+    free(contents);
+    free(lens);
+    return rc;
+}
+
+static void llm_get_info(rl_engine *e, rl_engine_info *info)
+{
+    llm *L = impl(e);
+    const rl_model_hparams *hp = &L->m->hp;
+    memset(info, 0, sizeof(*info));
+    snprintf(info->name, sizeof info->name, "%s", hp->name);
+    snprintf(info->arch, sizeof info->arch, "%s", hp->arch);
+    snprintf(info->backend, sizeof info->backend, "cpu");
+    const rl_type_traits *tt = rl_type_get(L->m->main_type);
+    snprintf(info->type, sizeof info->type, "%s", tt && tt->name ? tt->name : "?");
+    info->n_vocab = hp->n_vocab;
+    info->n_ctx = L->n_ctx;
+    info->n_layer = hp->n_layer;
+    info->n_embd = hp->n_embd;
+    info->n_head = hp->n_head;
+    info->n_head_kv = hp->n_head_kv;
+    info->n_ff = hp->n_ff;
+    info->weight_bytes = L->m->weight_bytes;
+    rl_kv_stats st;
+    rl_kv_get_stats(L->kv, &st);
+    info->kv_bytes = (uint64_t)st.blocks_used * st.block_bytes;
+    info->bos = L->tok ? rl_tokenizer_bos(L->tok) : -1;
+    info->eos = L->tok ? rl_tokenizer_eos(L->tok) : -1;
+}
+
+void rl_engine_llm_kv_stats(rl_engine *e, rl_llm_kv_stats *out)
+{
+    rl_kv_stats st;
+    rl_kv_get_stats(impl(e)->kv, &st);
+    out->blocks_total = st.blocks_total;
+    out->blocks_used = st.blocks_used;
+    out->blocks_free = st.blocks_free;
+    out->block_positions = RL_KV_BLOCK;
+    out->block_bytes = st.block_bytes;
+}
+
+static void llm_destroy(rl_engine *e)
+{
+    if (!e)
+        return;
+    llm *L = impl(e);
+    rl_fwd_free(L->fwd);
+    rl_kv_free(L->kv);
+    rl_pool_free(L->pool);
+    rl_tokenizer_free(L->tok);
+    rl_model_free(L->m);
+    free(L->fseqs);
+    free(L->fitem);
+    free(L->logits);
+    free(L);
+}
+
+static const rl_engine_ops llm_ops = {
+    .seq_new = llm_seq_new, .seq_free = llm_seq_free, .step = llm_step, .tokenize = llm_tokenize,
+    .token_piece = llm_token_piece, .is_eog = llm_is_eog, .chat_format = llm_chat_format,
+    .get_info = llm_get_info, .destroy = llm_destroy,
+};
+
+/* ---- creation ---- */
+
+/* Touch every page of the weights once so the first request does not pay the
+ * page faults, reporting progress as we go. */
+static void prefault(const rl_model *m, const rl_llm_opts *o)
+{
+    const volatile uint8_t *p = m->gguf->base;
+    size_t n = m->gguf->size, step = 4096, chunk = n / 64 + 1;
+    uint8_t sink = 0;
+    for (size_t i = 0; i < n; i += step) {
+        sink ^= p[i];
+        if (o->progress && i / chunk != (i + step) / chunk)
+            o->progress(o->progress_ctx, 0.1f + 0.85f * (float)i / (float)n);
+    }
+    (void)sink;
+}
+
+int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engine **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    rl_llm_opts o;
+    if (opts)
+        o = *opts;
+    else
+        rl_llm_opts_default(&o);
+    if (o.step_tokens == 0)
+        o.step_tokens = 512;
+    if (o.step_tokens > 8192)
+        o.step_tokens = 8192;
+    rl_ops_init();
+    rl_gemm_init();
+    llm *L = calloc(1, sizeof(*L));
+    if (!L) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    L->base.ops = &llm_ops;
+    L->base.impl = L;
+    if (o.progress)
+        o.progress(o.progress_ctx, 0.f);
+    int rc = rl_model_load(path, &L->m, err, errlen);
+    if (rc < 0)
+        goto bad;
+    if (o.progress)
+        o.progress(o.progress_ctx, 0.1f);
+    const rl_model_hparams *hp = &L->m->hp;
+    char terr[128];
+    if (rl_tokenizer_load(L->m->gguf, &L->tok, terr, sizeof terr) < 0)
+        L->tok = NULL; /* random test models have no vocabulary: tokenize then says -ENOTSUP */
+    rl_gguf_str ct = {0};
+    rl_gguf_get_str(L->m->gguf, "tokenizer.chat_template", &ct);
+    L->tmpl = rl_chat_detect(ct.ptr, ct.len);
+    L->n_ctx = o.n_ctx ? o.n_ctx : hp->n_ctx_train;
+    L->step_tokens = o.step_tokens;
+    uint32_t ctx_blocks = (L->n_ctx + RL_KV_BLOCK - 1) / RL_KV_BLOCK;
+    size_t bb = rl_kv_block_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, o.kv_type);
+    uint64_t n_blocks = o.kv_budget_bytes && bb ? o.kv_budget_bytes / bb : (uint64_t)ctx_blocks * 4;
+    if (n_blocks > UINT32_MAX / 2)
+        n_blocks = UINT32_MAX / 2;
+    if (n_blocks == 0) {
+        snprintf(err, errlen, "KV budget smaller than one block (%zu bytes)", bb);
+        rc = -EINVAL;
+        goto bad;
+    }
+    if ((rc = rl_kv_new(&L->kv, hp->n_layer, hp->n_head_kv, hp->head_dim, o.kv_type, (uint32_t)n_blocks, err,
+                        errlen)) < 0)
+        goto bad;
+    L->pool = rl_pool_new(o.n_threads);
+    L->fseqs = malloc(sizeof(rl_fwd_seq) * L->step_tokens);
+    L->fitem = malloc(sizeof(uint32_t) * L->step_tokens);
+    if (!L->pool || !L->fseqs || !L->fitem || rl_fwd_new(L->m, L->kv, L->pool, L->step_tokens, &L->fwd) < 0) {
+        snprintf(err, errlen, "out of memory for compute buffers");
+        rc = -ENOMEM;
+        goto bad;
+    }
+    prefault(L->m, &o);
+    if (o.progress)
+        o.progress(o.progress_ctx, 1.f);
+    *out = &L->base;
+    return 0;
+bad:
+    llm_destroy(&L->base);
+    return rc;
+}
+
+int rl_engine_llm_create(const char *path, int n_threads, rl_engine **out, char *err, size_t errlen)
+{
+    rl_llm_opts o;
+    rl_llm_opts_default(&o);
+    o.n_threads = n_threads;
+    return rl_engine_llm_create_opts(path, &o, out, err, errlen);
+}

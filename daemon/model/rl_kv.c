@@ -1,0 +1,159 @@
+/* rl_kv.c - paged KV cache: a block pool with a free stack, block tables per sequence. */
+#include "rl_kv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+struct rl_kv {
+    uint32_t n_layer, n_head_kv, head_dim;
+    rl_type type;
+    const rl_type_traits *tt;
+    size_t row_bytes;   /* one head, one position */
+    size_t block_bytes;
+    uint32_t n_blocks;
+    uint8_t *mem;
+    size_t mem_size;
+    uint32_t *free_stack;
+    uint32_t n_free;
+};
+
+size_t rl_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type)
+{
+    return rl_type_row_size(type, head_dim) * RL_KV_BLOCK * n_head_kv * 2 * n_layer;
+}
+
+int rl_kv_new(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type,
+              uint32_t n_blocks, char *err, size_t errlen)
+{
+    *out = NULL;
+    const rl_type_traits *tt = rl_type_get(type);
+    if (type != RL_TYPE_F32 && type != RL_TYPE_F16 && type != RL_TYPE_Q8_0) {
+        snprintf(err, errlen, "KV cache type must be F32, F16 or Q8_0");
+        return -EINVAL;
+    }
+    if (!tt || !tt->to_float || !tt->from_float || rl_type_row_size(type, head_dim) == 0) {
+        snprintf(err, errlen, "KV cache type %s does not fit head dimension %u", tt && tt->name ? tt->name : "?",
+                 head_dim);
+        return -EINVAL;
+    }
+    if (n_blocks == 0 || n_layer == 0 || n_head_kv == 0) {
+        snprintf(err, errlen, "empty KV cache");
+        return -EINVAL;
+    }
+    rl_kv *kv = calloc(1, sizeof(*kv));
+    if (!kv)
+        return -ENOMEM;
+    kv->n_layer = n_layer;
+    kv->n_head_kv = n_head_kv;
+    kv->head_dim = head_dim;
+    kv->type = type;
+    kv->tt = tt;
+    kv->row_bytes = rl_type_row_size(type, head_dim);
+    kv->block_bytes = rl_kv_block_bytes(n_layer, n_head_kv, head_dim, type);
+    kv->n_blocks = n_blocks;
+    if (kv->block_bytes > SIZE_MAX / n_blocks) {
+        free(kv);
+        snprintf(err, errlen, "KV cache too large");
+        return -ENOMEM;
+    }
+    kv->mem_size = kv->block_bytes * n_blocks;
+    kv->mem = mmap(NULL, kv->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    kv->free_stack = malloc(sizeof(uint32_t) * n_blocks);
+    if (kv->mem == MAP_FAILED || !kv->free_stack) {
+        snprintf(err, errlen, "cannot reserve %zu bytes of KV cache", kv->mem_size);
+        if (kv->mem != MAP_FAILED)
+            munmap(kv->mem, kv->mem_size);
+        free(kv->free_stack);
+        free(kv);
+        return -ENOMEM;
+    }
+    /* low block ids on top of the stack, so a lightly used pool stays compact */
+    for (uint32_t i = 0; i < n_blocks; i++)
+        kv->free_stack[i] = n_blocks - 1 - i;
+    kv->n_free = n_blocks;
+    *out = kv;
+    return 0;
+}
+
+void rl_kv_free(rl_kv *kv)
+{
+    if (!kv)
+        return;
+    munmap(kv->mem, kv->mem_size);
+    free(kv->free_stack);
+    free(kv);
+}
+
+rl_type rl_kv_type(const rl_kv *kv)
+{
+    return kv->type;
+}
+
+size_t rl_kv_row_bytes(const rl_kv *kv)
+{
+    return kv->row_bytes;
+}
+
+void rl_kv_get_stats(const rl_kv *kv, rl_kv_stats *st)
+{
+    st->blocks_total = kv->n_blocks;
+    st->blocks_free = kv->n_free;
+    st->blocks_used = kv->n_blocks - kv->n_free;
+    st->block_bytes = kv->block_bytes;
+}
+
+int rl_kv_reserve(rl_kv *kv, rl_kv_seq *s, uint32_t n_pos)
+{
+    uint32_t need = (n_pos + RL_KV_BLOCK - 1) / RL_KV_BLOCK;
+    if (need <= s->n_blocks)
+        return 0;
+    uint32_t more = need - s->n_blocks;
+    if (more > kv->n_free)
+        return -ENOSPC;
+    if (need > s->cap) {
+        uint32_t cap = s->cap ? s->cap : 8;
+        while (cap < need)
+            cap *= 2;
+        uint32_t *nb = realloc(s->blocks, sizeof(uint32_t) * cap);
+        if (!nb)
+            return -ENOMEM;
+        s->blocks = nb;
+        s->cap = cap;
+    }
+    while (s->n_blocks < need)
+        s->blocks[s->n_blocks++] = kv->free_stack[--kv->n_free];
+    return 0;
+}
+
+void rl_kv_release(rl_kv *kv, rl_kv_seq *s)
+{
+    for (uint32_t i = 0; i < s->n_blocks; i++)
+        kv->free_stack[kv->n_free++] = s->blocks[i];
+    free(s->blocks);
+    *s = (rl_kv_seq){0};
+}
+
+static inline uint8_t *rows_at(const rl_kv *kv, uint32_t block, uint32_t layer, int which, uint32_t head)
+{
+    size_t off = (size_t)block * kv->block_bytes +
+                 (((size_t)layer * 2 + (size_t)which) * kv->n_head_kv + head) * RL_KV_BLOCK * kv->row_bytes;
+    return kv->mem + off;
+}
+
+const void *rl_kv_rows(const rl_kv *kv, const rl_kv_seq *s, uint32_t i, uint32_t layer, int which, uint32_t head)
+{
+    return rows_at(kv, s->blocks[i], layer, which, head);
+}
+
+void rl_kv_store(rl_kv *kv, const rl_kv_seq *s, uint32_t layer, uint32_t pos, const float *k, const float *v)
+{
+    uint32_t b = s->blocks[pos / RL_KV_BLOCK], slot = pos % RL_KV_BLOCK;
+    for (uint32_t h = 0; h < kv->n_head_kv; h++) {
+        kv->tt->from_float(k + (size_t)h * kv->head_dim, rows_at(kv, b, layer, 0, h) + slot * kv->row_bytes,
+                           kv->head_dim);
+        kv->tt->from_float(v + (size_t)h * kv->head_dim, rows_at(kv, b, layer, 1, h) + slot * kv->row_bytes,
+                           kv->head_dim);
+    }
+}

@@ -1,0 +1,58 @@
+/* rl_kv.h - the paged KV cache.
+ *
+ * One pool of fixed-size blocks of RL_KV_BLOCK positions, shared by every
+ * sequence; each sequence has a block table mapping its positions to blocks
+ * (position p lives in blocks[p / RL_KV_BLOCK], slot p % RL_KV_BLOCK).
+ * A block holds, for every layer, K and V of RL_KV_BLOCK positions, laid out
+ * per KV head so a head's rows for the block are contiguous:
+ *   block[layer][K|V][kv_head][slot][head_dim values of type]
+ * Types: F16 (default), Q8_0 (head_dim a multiple of 32), F32 (exact, tests).
+ * The pool is reserved with MAP_NORESERVE: untouched blocks cost no memory. */
+#ifndef RL_KV_H
+#define RL_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl_types.h"
+
+#define RL_KV_BLOCK 16
+
+typedef struct rl_kv rl_kv;
+
+typedef struct rl_kv_seq {
+    uint32_t *blocks;    /* block table */
+    uint32_t n_blocks;   /* blocks held */
+    uint32_t cap;        /* table capacity */
+    uint32_t n_pos;      /* positions written */
+} rl_kv_seq;
+
+typedef struct rl_kv_stats {
+    uint32_t blocks_total, blocks_used, blocks_free;
+    size_t block_bytes;
+} rl_kv_stats;
+
+/* n_blocks: pool size. Returns 0, -EINVAL (type/shape) or -ENOMEM, message in err. */
+int rl_kv_new(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type,
+              uint32_t n_blocks, char *err, size_t errlen);
+void rl_kv_free(rl_kv *kv);
+rl_type rl_kv_type(const rl_kv *kv);
+void rl_kv_get_stats(const rl_kv *kv, rl_kv_stats *st);
+/* Bytes of one block (all layers, K and V). */
+size_t rl_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type);
+
+/* Make room for positions [0, n_pos) of s. -ENOSPC when the pool is exhausted
+ * (nothing is taken then). */
+int rl_kv_reserve(rl_kv *kv, rl_kv_seq *s, uint32_t n_pos);
+/* Give back every block of s and reset it. */
+void rl_kv_release(rl_kv *kv, rl_kv_seq *s);
+
+/* Write K and V (n_head_kv * head_dim floats each) of one position. */
+void rl_kv_store(rl_kv *kv, const rl_kv_seq *s, uint32_t layer, uint32_t pos, const float *k, const float *v);
+/* K (which 0) or V (which 1) rows of one head in the i-th block of s:
+ * RL_KV_BLOCK rows of head_dim values of the cache type. */
+const void *rl_kv_rows(const rl_kv *kv, const rl_kv_seq *s, uint32_t i, uint32_t layer, int which, uint32_t head);
+/* Bytes of one head row. */
+size_t rl_kv_row_bytes(const rl_kv *kv);
+
+#endif

@@ -1,0 +1,41 @@
+/* rl_llm.h - the CPU LLM engine: a GGUF Llama/Qwen2 model behind rl_engine.
+ *
+ * One engine holds one mapped model (shared by every sequence), a paged KV
+ * cache pool, a thread pool, and runs each step() as one batched forward pass
+ * (decode tokens plus prompt chunks, up to step_tokens tokens). */
+#ifndef RL_LLM_H
+#define RL_LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl_engine.h"
+#include "rl_types.h"
+
+typedef struct rl_llm_opts {
+    int n_threads;            /* <= 0: one per online CPU */
+    uint32_t n_ctx;           /* per-sequence context; 0: the model's training context */
+    uint32_t step_tokens;     /* tokens per step (prompt chunks + decodes); 0: 512 */
+    rl_type kv_type;          /* RL_TYPE_F16 (default), RL_TYPE_Q8_0, or RL_TYPE_F32 */
+    uint64_t kv_budget_bytes; /* KV pool size; 0: room for 4 full contexts */
+    void (*progress)(void *ctx, float frac); /* loading progress in [0, 1], may be NULL */
+    void *progress_ctx;
+} rl_llm_opts;
+
+typedef struct rl_llm_kv_stats {
+    uint32_t blocks_total, blocks_used, blocks_free;
+    uint32_t block_positions;  /* positions per block */
+    uint64_t block_bytes;
+} rl_llm_kv_stats;
+
+/* Defaults: all threads, training context, 512-token steps, F16 KV. */
+void rl_llm_opts_default(rl_llm_opts *o);
+
+/* Load the model at path. Returns 0, or a negative errno with a message in err. */
+int rl_engine_llm_create(const char *path, int n_threads, rl_engine **out, char *err, size_t errlen);
+int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engine **out, char *err,
+                              size_t errlen);
+/* KV pool usage of an engine made by the functions above. */
+void rl_engine_llm_kv_stats(rl_engine *e, rl_llm_kv_stats *st);
+
+#endif

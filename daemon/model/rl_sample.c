@@ -1,0 +1,182 @@
+/* rl_sample.c - penalties, greedy, top-k / temperature / min-p / top-p sampling. */
+#include "rl_sample.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* splitmix64: spreads a seed into a non-zero state; xorshift64* draws. */
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static double rng_uniform(uint64_t *st)
+{
+    uint64_t x = *st;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *st = x;
+    return (double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0; /* [0, 1) */
+}
+
+int rl_sample_init(rl_sampler *s, const rl_sampling *p, uint32_t n_vocab)
+{
+    memset(s, 0, sizeof(*s));
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    /* hostile-but-validated values: clamp to sane meanings */
+    if (!(s->p.temperature > 0) || !isfinite(s->p.temperature))
+        s->p.temperature = 0;
+    if (s->p.top_k < 0 || (uint32_t)s->p.top_k > n_vocab)
+        s->p.top_k = 0;
+    if (!(s->p.top_p < 1) || !isfinite(s->p.top_p))
+        s->p.top_p = 1;
+    if (!(s->p.min_p > 0) || !isfinite(s->p.min_p))
+        s->p.min_p = 0;
+    if (s->p.min_p > 1)
+        s->p.min_p = 1;
+    if (!(s->p.repeat_penalty > 0) || !isfinite(s->p.repeat_penalty))
+        s->p.repeat_penalty = 1;
+    if (s->p.repeat_last_n < 0)
+        s->p.repeat_last_n = 0;
+    if ((uint32_t)s->p.repeat_last_n > 65536)
+        s->p.repeat_last_n = 65536;
+    s->rng = splitmix64(p->seed);
+    if (s->rng == 0)
+        s->rng = 1;
+    s->cand = malloc(sizeof(rl_sample_cand) * n_vocab);
+    s->seen = calloc((n_vocab + 7) / 8, 1);
+    if (s->p.repeat_last_n > 0 && s->p.repeat_penalty != 1)
+        s->recent = malloc(sizeof(int32_t) * (size_t)s->p.repeat_last_n);
+    if (!s->cand || !s->seen || (s->p.repeat_last_n > 0 && s->p.repeat_penalty != 1 && !s->recent)) {
+        rl_sample_free(s);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void rl_sample_free(rl_sampler *s)
+{
+    free(s->cand);
+    free(s->seen);
+    free(s->recent);
+    s->cand = NULL;
+    s->seen = NULL;
+    s->recent = NULL;
+}
+
+void rl_sample_accept(rl_sampler *s, int32_t tok)
+{
+    if (!s->recent)
+        return;
+    s->recent[s->head] = tok;
+    s->head = (s->head + 1) % (uint32_t)s->p.repeat_last_n;
+    if (s->n_recent < (uint32_t)s->p.repeat_last_n)
+        s->n_recent++;
+}
+
+static void apply_penalty(rl_sampler *s, float *logits)
+{
+    float pen = s->p.repeat_penalty;
+    for (uint32_t i = 0; i < s->n_recent; i++) {
+        int32_t t = s->recent[i];
+        if (t < 0 || (uint32_t)t >= s->n_vocab || (s->seen[t >> 3] & (1u << (t & 7))))
+            continue;
+        s->seen[t >> 3] |= (uint8_t)(1u << (t & 7));
+        logits[t] = logits[t] > 0 ? logits[t] / pen : logits[t] * pen;
+    }
+    for (uint32_t i = 0; i < s->n_recent; i++) {
+        int32_t t = s->recent[i];
+        if (t >= 0 && (uint32_t)t < s->n_vocab)
+            s->seen[t >> 3] = 0;
+    }
+}
+
+/* Descending by logit, ties by lower id: a total order, so results never
+ * depend on the sort's stability. */
+static int cand_cmp(const void *a, const void *b)
+{
+    const rl_sample_cand *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int32_t argmax(const float *logits, uint32_t n)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    return (int32_t)best;
+}
+
+/* Sort the candidates (best first) and keep k of them. */
+static uint32_t keep_top(rl_sample_cand *c, uint32_t n, uint32_t k)
+{
+    qsort(c, n, sizeof(*c), cand_cmp);
+    return k < n ? k : n;
+}
+
+int32_t rl_sample_next(rl_sampler *s, float *logits)
+{
+    uint32_t n = s->n_vocab;
+    if (s->recent && s->n_recent)
+        apply_penalty(s, logits);
+    if (s->p.temperature <= 0 || s->p.top_k == 1)
+        return argmax(logits, n);
+    float inv_t = 1.f / s->p.temperature;
+    float mx = logits[argmax(logits, n)];
+    /* Candidates whose probability relative to the best is below e^-40 can
+     * never be drawn by a double-precision uniform; skip them up front. */
+    uint32_t nc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        float z = (logits[i] - mx) * inv_t;
+        if (z > -40.f || isnan(z))
+            s->cand[nc++] = (rl_sample_cand){isnan(z) ? -INFINITY : logits[i], (int32_t)i};
+    }
+    if (nc == 0)
+        return argmax(logits, n);
+    nc = keep_top(s->cand, nc, s->p.top_k > 0 && (uint32_t)s->p.top_k < nc ? (uint32_t)s->p.top_k : nc);
+    double sum = 0;
+    for (uint32_t i = 0; i < nc; i++) {
+        double p = exp((double)(s->cand[i].logit - s->cand[0].logit) * inv_t);
+        s->cand[i].logit = (float)p;
+        sum += p;
+    }
+    for (uint32_t i = 0; i < nc; i++)
+        s->cand[i].logit = (float)(s->cand[i].logit / sum);
+    if (s->p.min_p > 0) { /* keep p >= min_p * p_max */
+        float lim = s->p.min_p * s->cand[0].logit;
+        uint32_t k = 1;
+        while (k < nc && s->cand[k].logit >= lim)
+            k++;
+        nc = k;
+    }
+    if (s->p.top_p < 1) { /* smallest prefix reaching top_p */
+        double cum = 0;
+        uint32_t k = 0;
+        while (k < nc) {
+            cum += s->cand[k++].logit;
+            if (cum >= s->p.top_p)
+                break;
+        }
+        nc = k > 0 ? k : 1;
+    }
+    double total = 0;
+    for (uint32_t i = 0; i < nc; i++)
+        total += s->cand[i].logit;
+    double u = rng_uniform(&s->rng) * total, acc = 0;
+    for (uint32_t i = 0; i < nc; i++) {
+        acc += s->cand[i].logit;
+        if (u < acc)
+            return s->cand[i].id;
+    }
+    return s->cand[nc - 1].id;
+}

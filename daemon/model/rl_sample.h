@@ -1,0 +1,38 @@
+/* rl_sample.h - token sampling, one sampler per sequence.
+ *
+ * Order: repetition penalty over the last repeat_last_n tokens (each distinct
+ * token once: positive logits divided, negative multiplied), then greedy when
+ * temperature <= 0; otherwise top-k, softmax at the temperature, min-p, top-p,
+ * and a draw from the sequence's own RNG (seeded by the seed alone, so equal
+ * seeds and inputs give equal tokens whatever else runs in the batch). */
+#ifndef RL_SAMPLE_H
+#define RL_SAMPLE_H
+
+#include <stdint.h>
+
+#include "rl_engine.h"
+
+typedef struct rl_sample_cand {
+    float logit;   /* then probability */
+    int32_t id;
+} rl_sample_cand;
+
+typedef struct rl_sampler {
+    rl_sampling p;
+    uint32_t n_vocab;
+    uint64_t rng;
+    int32_t *recent;          /* ring of the last repeat_last_n tokens */
+    uint32_t n_recent, head;
+    uint8_t *seen;            /* n_vocab bits, scratch for the penalty */
+    rl_sample_cand *cand;     /* n_vocab scratch */
+} rl_sampler;
+
+/* Returns 0 or -ENOMEM. Out-of-range values are clamped to their "off" meaning. */
+int rl_sample_init(rl_sampler *s, const rl_sampling *p, uint32_t n_vocab);
+void rl_sample_free(rl_sampler *s);
+/* Remember a token (prompt or generated) for the repetition penalty. */
+void rl_sample_accept(rl_sampler *s, int32_t tok);
+/* Choose the next token from logits (n_vocab values, modified in place). */
+int32_t rl_sample_next(rl_sampler *s, float *logits);
+
+#endif

@@ -1,0 +1,155 @@
+/* rl_gemm.c - tiled matrix multiplication through the type traits table.
+ *
+ * Trick: tiles of RL_GEMM_ROWS weight rows x RL_GEMM_TOKS tokens; inside a tile
+ * a micro-kernel works on 4 rows x 4 tokens so each weight block loaded into
+ * registers is used 4 times (rl_gemm_q.c has the int8 ones). Types without a
+ * micro-kernel go through the traits' vec_dot, one (row, token) at a time. */
+#include "rl_gemm.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define RL_GEMM_ROWS 16
+#define RL_GEMM_TOKS 32
+
+/* From rl_gemm_q.c: a SIMD micro-kernel for wt, or NULL. */
+rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt);
+
+size_t rl_gemm_scratch_size(rl_type wt, int64_t k, int64_t n_tok)
+{
+    const rl_type_traits *tt = rl_type_get(wt);
+    if (!tt || !tt->supported)
+        return 0;
+    return rl_type_row_size(tt->vec_dot_type, k) * (size_t)n_tok;
+}
+
+typedef struct prep_ctx {
+    const float *x;
+    int64_t k, n_tok;
+    rl_from_float_fn conv;
+    uint8_t *dst;
+    size_t row_bytes;
+} prep_ctx;
+
+static void prep_worker(void *vc, int ith, int nth)
+{
+    prep_ctx *c = vc;
+    for (int64_t t = ith; t < c->n_tok; t += nth)
+        c->conv(c->x + t * c->k, c->dst + (size_t)t * c->row_bytes, c->k);
+}
+
+int rl_gemm_prepare(rl_pool *p, rl_gemm_act *a, rl_type wt, const float *x, int64_t n_tok, int64_t k,
+                    void *scratch)
+{
+    const rl_type_traits *tt = rl_type_get(wt);
+    if (!tt || !tt->supported || !tt->vec_dot)
+        return -EINVAL;
+    rl_type vt = tt->vec_dot_type;
+    const rl_type_traits *vtt = rl_type_get(vt);
+    size_t rb = rl_type_row_size(vt, k);
+    if (!vtt || rb == 0 || rl_type_row_size(wt, k) == 0)
+        return -EINVAL;
+    if (a->x == x && a->k == k && a->n_tok == n_tok && a->type == vt && a->data)
+        return 0; /* already converted for this type */
+    a->x = x;
+    a->k = k;
+    a->n_tok = n_tok;
+    a->type = vt;
+    a->row_bytes = rb;
+    if (vt == RL_TYPE_F32) { /* use the floats as they are */
+        a->data = x;
+        return 0;
+    }
+    if (!vtt->from_float)
+        return -EINVAL;
+    prep_ctx c = {x, k, n_tok, vtt->from_float, scratch, rb};
+    if (n_tok == 1)
+        prep_worker(&c, 0, 1);
+    else
+        rl_pool_run(p, prep_worker, &c);
+    a->data = scratch;
+    return 0;
+}
+
+/* Generic tile: one vec_dot per (row, token). */
+
+
+typedef struct run_ctx {
+    const uint8_t *w;
+    size_t w_stride;
+    int64_t n_rows, k;
+    const rl_gemm_act *a;
+    float *y;
+    int64_t ldy;
+    rl_vec_dot_fn dot;
+    rl_gemm_tile_fn tile;
+    int64_t n_rt, n_tt;
+    _Atomic int64_t next;
+} run_ctx;
+
+static void tile_generic(const run_ctx *c, int64_t r0, int nr, int64_t t0, int nt)
+{
+    const uint8_t *ad = c->a->data;
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *wr = c->w + (size_t)(r0 + i) * c->w_stride;
+        for (int j = 0; j < nt; j++)
+            c->y[(t0 + j) * c->ldy + r0 + i] = c->dot(c->k, wr, ad + (size_t)(t0 + j) * c->a->row_bytes);
+    }
+}
+
+static void run_worker(void *vc, int ith, int nth)
+{
+    run_ctx *c = vc;
+    int64_t n_items = c->n_rt * c->n_tt;
+    for (;;) {
+        /* relaxed: the counter only hands out distinct items; results are
+         * published by rl_pool_run's completion barrier */
+        int64_t it = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (it >= n_items)
+            break;
+        int64_t rt = it / c->n_tt, tt = it % c->n_tt;
+        int64_t r0 = rt * RL_GEMM_ROWS, t0 = tt * RL_GEMM_TOKS;
+        int64_t r1 = r0 + RL_GEMM_ROWS < c->n_rows ? r0 + RL_GEMM_ROWS : c->n_rows;
+        int64_t t1 = t0 + RL_GEMM_TOKS < c->a->n_tok ? t0 + RL_GEMM_TOKS : c->a->n_tok;
+        if (!c->tile) {
+            tile_generic(c, r0, (int)(r1 - r0), t0, (int)(t1 - t0));
+            continue;
+        }
+        const uint8_t *ad = c->a->data;
+        for (int64_t r = r0; r < r1; r += 4) {
+            int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+            for (int64_t t = t0; t < t1; t += 4) {
+                int nt = t1 - t < 4 ? (int)(t1 - t) : 4;
+                c->tile(c->k, c->w + (size_t)r * c->w_stride, c->w_stride, nr,
+                        ad + (size_t)t * c->a->row_bytes, c->a->row_bytes, nt,
+                        c->y + t * c->ldy + r, (size_t)c->ldy);
+            }
+        }
+    }
+}
+
+void rl_gemm_run(rl_pool *p, const void *w, rl_type wt, int64_t n_rows, const rl_gemm_act *a,
+                 float *y, int64_t ldy)
+{
+    const rl_type_traits *tt = rl_type_get(wt);
+    run_ctx c = {
+        .w = w, .w_stride = rl_type_row_size(wt, a->k), .n_rows = n_rows, .k = a->k, .a = a,
+        .y = y, .ldy = ldy, .dot = tt->vec_dot, .tile = rl_gemm_tile_kernel(wt),
+        .n_rt = (n_rows + RL_GEMM_ROWS - 1) / RL_GEMM_ROWS,
+        .n_tt = (a->n_tok + RL_GEMM_TOKS - 1) / RL_GEMM_TOKS,
+    };
+    atomic_init(&c.next, 0);
+
+    rl_pool_run(p, run_worker, &c);
+}
+
+rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt)
+{
+    return rl_gemm_q_kernel(wt);
+}
+
+void rl_gemm_init(void)
+{
+    rl_types_init();
+}

@@ -1,0 +1,51 @@
+/* rl_gemm.h - weight matrix x activations on the CPU, for one token or many.
+ *
+ *   y[t][r] = sum_i W[r][i] * x[t][i]     W: n_rows rows of k values, type wt
+ *
+ * The activations are first converted once per call, row by row, to the
+ * weight type's vec_dot_type (e.g. Q8_0) and shared by every weight row. The
+ * work is then tiled over (weight rows x tokens) so a tile of weight rows is
+ * read from memory once and reused for all tokens of the tile; tiles are
+ * handed out to the pool's threads. Each output is computed by the same
+ * kernel whatever the batch size, so results do not depend on batching.
+ */
+#ifndef RL_GEMM_H
+#define RL_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl_pool.h"
+#include "rl_types.h"
+
+/* Activations converted for a given vec_dot_type. */
+typedef struct rl_gemm_act {
+    const float *x;   /* source rows (stride k) */
+    int64_t k, n_tok;
+    rl_type type;     /* vec_dot_type they were converted to */
+    const void *data; /* converted rows, row_bytes apart */
+    size_t row_bytes;
+} rl_gemm_act;
+
+/* Bytes of scratch rl_gemm_prepare needs for n_tok rows of k for weights of type wt. */
+size_t rl_gemm_scratch_size(rl_type wt, int64_t k, int64_t n_tok);
+
+/* Convert x (n_tok rows of k floats) for weights of type wt into scratch.
+ * When a already holds x converted to the same type, nothing is redone.
+ * Returns 0 or -EINVAL (k not a multiple of the block size, unsupported type). */
+int rl_gemm_prepare(rl_pool *p, rl_gemm_act *a, rl_type wt, const float *x, int64_t n_tok, int64_t k,
+                    void *scratch);
+
+/* y (n_tok rows, stride ldy) = a x W^T for W of n_rows rows. */
+void rl_gemm_run(rl_pool *p, const void *w, rl_type wt, int64_t n_rows, const rl_gemm_act *a,
+                 float *y, int64_t ldy);
+
+/* Pick the tiled micro-kernels for this CPU (idempotent). */
+void rl_gemm_init(void);
+
+/* Micro-kernel: nr (<= 4) weight rows x nt (<= 4) tokens. Exposed for tests. */
+typedef void (*rl_gemm_tile_fn)(int64_t k, const void *w, size_t w_stride, int nr, const void *a,
+                                size_t a_stride, int nt, float *y, size_t ldy);
+rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt);
+
+#endif

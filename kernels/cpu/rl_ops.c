@@ -1,0 +1,256 @@
+/* rl_ops.c - RMSNorm, RoPE, softmax, SwiGLU: scalar and AVX2 versions.
+ *
+ * The SIMD versions are compiled with __attribute__((target)) and chosen once by
+ * rl_ops_init() from __builtin_cpu_supports(). exp() is a polynomial (about
+ * 1 ulp-level relative error 2e-7) so SiLU and softmax vectorize. */
+#include "rl_ops.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define RL_X86 1
+#endif
+
+/* ---- scalar ---- */
+
+static void rmsnorm_scalar(float *out, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0.0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+static void softmax_scalar(float *x, int n)
+{
+    float m = x[0];
+    for (int i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    float s = 0.f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    float inv = 1.f / s;
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+static void swiglu_scalar(float *out, const float *g, const float *u, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = g[i] / (1.f + expf(-g[i])) * u[i];
+}
+
+/* ---- AVX2 + FMA ---- */
+#ifdef RL_X86
+#define RL_AVX2 __attribute__((target("avx2,fma")))
+
+/* exp(x) for x in float range: 2^(x*log2e) split into integer and fraction,
+ * fraction by a degree-6 polynomial. Inputs below -87 give 0. */
+RL_AVX2 static inline __m256 exp256(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f);
+    x = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
+    __m256 t = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
+    __m256 fi = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 f = _mm256_sub_ps(t, fi); /* in [-0.5, 0.5] */
+    /* 2^f = e^(f ln2) polynomial (Taylor to degree 6 in f*ln2) */
+    __m256 y = _mm256_fmadd_ps(f, _mm256_set1_ps(1.5403530e-4f), _mm256_set1_ps(1.3333558e-3f));
+    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(9.6181291e-3f));
+    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(5.5504109e-2f));
+    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(2.4022651e-1f));
+    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(6.9314718e-1f));
+    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fi), _mm256_set1_epi32(127)), 23);
+    __m256 r = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+    /* flush the clamped low end to exactly 0 */
+    return _mm256_and_ps(r, _mm256_cmp_ps(x, lo, _CMP_GT_OQ));
+}
+
+RL_AVX2 static float hsum256(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+RL_AVX2 static void rmsnorm_avx2(float *out, const float *x, const float *w, int n, float eps)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        acc = _mm256_fmadd_ps(v, v, acc);
+    }
+    float ss = hsum256(acc);
+    for (; i < n; i++)
+        ss += x[i] * x[i];
+    float scale = 1.f / sqrtf(ss / n + eps);
+    __m256 vs = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+RL_AVX2 static void softmax_avx2(float *x, int n)
+{
+    float m = x[0];
+    for (int i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s = hsum256(acc);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    __m256 inv = _mm256_set1_ps(1.f / s);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++)
+        x[i] *= 1.f / s;
+}
+
+RL_AVX2 static void swiglu_avx2(float *out, const float *g, const float *u, int n)
+{
+    const __m256 one = _mm256_set1_ps(1.f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vg = _mm256_loadu_ps(g + i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), vg));
+        __m256 s = _mm256_div_ps(vg, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        out[i] = g[i] / (1.f + expf(-g[i])) * u[i];
+}
+
+RL_AVX2 static float dot_avx2(const float *x, const float *y, int n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float s = hsum256(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+RL_AVX2 static void scale_axpy_avx2(float *y, float b, float a, const float *x, int n)
+{
+    __m256 vb = _mm256_set1_ps(b), va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_mul_ps(vb, _mm256_loadu_ps(y + i))));
+    for (; i < n; i++)
+        y[i] = y[i] * b + a * x[i];
+}
+#endif
+
+static float dot_scalar(const float *x, const float *y, int n)
+{
+    float s = 0.f;
+    for (int i = 0; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+static void scale_axpy_scalar(float *y, float b, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] = y[i] * b + a * x[i];
+}
+
+/* ---- dispatch ---- */
+
+static float (*dot_fn)(const float *, const float *, int) = dot_scalar;
+static void (*scale_axpy_fn)(float *, float, float, const float *, int) = scale_axpy_scalar;
+
+
+static void (*rmsnorm_fn)(float *, const float *, const float *, int, float) = rmsnorm_scalar;
+static void (*softmax_fn)(float *, int) = softmax_scalar;
+static void (*swiglu_fn)(float *, const float *, const float *, int) = swiglu_scalar;
+
+void rl_ops_init(void)
+{
+#ifdef RL_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        rmsnorm_fn = rmsnorm_avx2;
+        softmax_fn = softmax_avx2;
+        swiglu_fn = swiglu_avx2;
+        dot_fn = dot_avx2;
+        scale_axpy_fn = scale_axpy_avx2;
+    }
+#endif
+}
+
+void rl_ops_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    rmsnorm_fn(out, x, w, n, eps);
+}
+
+void rl_ops_softmax(float *x, int n)
+{
+    softmax_fn(x, n);
+}
+
+void rl_ops_swiglu(float *out, const float *gate, const float *up, int n)
+{
+    swiglu_fn(out, gate, up, n);
+}
+
+void rl_ops_add(float *y, const float *x, int n)
+{
+    for (int i = 0; i < n; i++) /* the compiler vectorizes this at -O2 */
+        y[i] += x[i];
+}
+
+/* RoPE: angle of pair i at position pos is pos * inv_freq[i]. The angles are
+ * computed in double so long positions keep their precision. */
+void rl_ops_rope(float *x, int n_head, int head_dim, int32_t pos, const float *inv_freq, bool neox)
+{
+    int half = head_dim / 2;
+    float cs[512], sn[512];
+    for (int i = 0; i < half && i < 512; i++) {
+        double a = (double)pos * inv_freq[i];
+        cs[i] = (float)cos(a);
+        sn[i] = (float)sin(a);
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float a = v[i0], b = v[i1];
+            v[i0] = a * cs[i] - b * sn[i];
+            v[i1] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+float rl_ops_dot(const float *x, const float *y, int n)
+{
+    return dot_fn(x, y, n);
+}
+
+void rl_ops_scale_axpy(float *y, float b, float a, const float *x, int n)
+{
+    scale_axpy_fn(y, b, a, x, n);
+}

@@ -1,0 +1,86 @@
+/* rl_quant.h - private to kernels/cpu: block layouts (as byte offsets, so a
+ * block at any address is read without misaligned access), row converters and
+ * vec_dot kernels that fill the traits table in rl_types.c.
+ *
+ * Layouts (little-endian, f16 = IEEE half):
+ *   Q8_0  32 el,  34 B: f16 d | i8 qs[32]                 x = d*q
+ *   Q4_0  32 el,  18 B: f16 d | u8 qs[16]                 x = d*(q-8); qs[i] low nibble = el i, high = el i+16
+ *   Q4_K 256 el, 144 B: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
+ *         8 sub-blocks of 32: x = d*sc[j]*q - dmin*m[j], 6-bit sc/m packed (see rl_q4k_scale_min);
+ *         qs[32c+l]: low nibble = el 64c+l, high nibble = el 64c+32+l (c = 0..3, l = 0..31)
+ *   Q5_K 256 el, 176 B: f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
+ *         as Q4_K plus a fifth bit: el 64c+l takes bit 2c of qh[l], el 64c+32+l takes bit 2c+1
+ *   Q6_K 256 el, 210 B: u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d
+ *         x = d*scales[e/16]*(q-32), q 6-bit; for half h (128 el), l = 0..31:
+ *         el 128h+l    : ql[64h+l] low  | qh[32h+l] bits 0-1
+ *         el 128h+32+l : ql[64h+32+l] low | qh bits 2-3
+ *         el 128h+64+l : ql[64h+l] high | qh bits 4-5
+ *         el 128h+96+l : ql[64h+32+l] high | qh bits 6-7
+ *   Q8_K 256 el, 292 B: f32 d | i8 qs[256] | i16 bsums[16] (sum of each 16 qs)
+ */
+#ifndef RL_QUANT_H
+#define RL_QUANT_H
+
+#include <string.h>
+
+#include "rl_types.h"
+
+#define RL_Q8_0_BYTES 34
+#define RL_Q4_0_BYTES 18
+#define RL_Q4_K_BYTES 144
+#define RL_Q5_K_BYTES 176
+#define RL_Q6_K_BYTES 210
+#define RL_Q8_K_BYTES 292
+#define RL_QK_K 256
+
+static inline uint16_t rl_ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline float rl_ldh(const uint8_t *p) { return rl_fp16_to_fp32(rl_ld16(p)); }
+static inline float rl_ldf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
+static inline int16_t rl_ldi16(const uint8_t *p) { int16_t v; memcpy(&v, p, 2); return v; }
+
+/* 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes of Q4_K/Q5_K. */
+static inline void rl_q4k_scale_min(const uint8_t *s, int j, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* rl_quant_basic.c */
+void rl_f32_to_float(const void *src, float *dst, int64_t n);
+void rl_f32_from_float(const float *src, void *dst, int64_t n);
+void rl_f16_to_float(const void *src, float *dst, int64_t n);
+void rl_f16_from_float(const float *src, void *dst, int64_t n);
+void rl_bf16_to_float(const void *src, float *dst, int64_t n);
+void rl_bf16_from_float(const float *src, void *dst, int64_t n);
+void rl_q8_0_to_float(const void *src, float *dst, int64_t n);
+void rl_q8_0_from_float(const float *src, void *dst, int64_t n);
+void rl_q4_0_to_float(const void *src, float *dst, int64_t n);
+void rl_q4_0_from_float(const float *src, void *dst, int64_t n);
+/* rl_quant_k.c */
+void rl_q4_k_to_float(const void *src, float *dst, int64_t n);
+void rl_q4_k_from_float(const float *src, void *dst, int64_t n);
+void rl_q5_k_to_float(const void *src, float *dst, int64_t n);
+void rl_q5_k_from_float(const float *src, void *dst, int64_t n);
+void rl_q6_k_to_float(const void *src, float *dst, int64_t n);
+void rl_q6_k_from_float(const float *src, void *dst, int64_t n);
+void rl_q8_k_to_float(const void *src, float *dst, int64_t n);
+void rl_q8_k_from_float(const float *src, void *dst, int64_t n);
+/* rl_vecdot_ref.c: plain scalar references */
+float rl_vd_f32_ref(int64_t n, const void *w, const void *a);
+float rl_vd_f16_ref(int64_t n, const void *w, const void *a);
+float rl_vd_bf16_ref(int64_t n, const void *w, const void *a);
+float rl_vd_q8_0_ref(int64_t n, const void *w, const void *a);
+float rl_vd_q4_0_ref(int64_t n, const void *w, const void *a);
+float rl_vd_q4_k_ref(int64_t n, const void *w, const void *a);
+float rl_vd_q5_k_ref(int64_t n, const void *w, const void *a);
+float rl_vd_q6_k_ref(int64_t n, const void *w, const void *a);
+/* rl_vecdot_avx2.c / rl_vecdot_vnni.c: install faster kernels into the table. */
+void rl_vd_select_avx2(rl_type_traits *table);
+void rl_vd_select_vnni(rl_type_traits *table);
+
+#endif

@@ -1,0 +1,130 @@
+/* rl_types.c - the type traits table (indexed by ggml type id), half/bfloat16
+ * conversions, and run-time selection of SIMD vec_dot kernels. */
+#include "rl_types.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "rl_quant.h"
+
+/* Types we compute with carry functions; the rest are known by size only, so
+ * files using them parse (and a model loader can say which type it lacks). */
+static rl_type_traits table[RL_TYPE_COUNT] = {
+    [RL_TYPE_F32] = {"F32", 1, 4, true, rl_f32_to_float, rl_f32_from_float, RL_TYPE_F32, rl_vd_f32_ref, rl_vd_f32_ref},
+    [RL_TYPE_F16] = {"F16", 1, 2, true, rl_f16_to_float, rl_f16_from_float, RL_TYPE_F32, rl_vd_f16_ref, rl_vd_f16_ref},
+    [RL_TYPE_BF16] = {"BF16", 1, 2, true, rl_bf16_to_float, rl_bf16_from_float, RL_TYPE_F32, rl_vd_bf16_ref,
+                      rl_vd_bf16_ref},
+    [RL_TYPE_Q8_0] = {"Q8_0", 32, 34, true, rl_q8_0_to_float, rl_q8_0_from_float, RL_TYPE_Q8_0, rl_vd_q8_0_ref,
+                      rl_vd_q8_0_ref},
+    [RL_TYPE_Q4_0] = {"Q4_0", 32, 18, true, rl_q4_0_to_float, rl_q4_0_from_float, RL_TYPE_Q8_0, rl_vd_q4_0_ref,
+                      rl_vd_q4_0_ref},
+    [RL_TYPE_Q4_K] = {"Q4_K", 256, 144, true, rl_q4_k_to_float, rl_q4_k_from_float, RL_TYPE_Q8_K, rl_vd_q4_k_ref,
+                      rl_vd_q4_k_ref},
+    [RL_TYPE_Q5_K] = {"Q5_K", 256, 176, true, rl_q5_k_to_float, rl_q5_k_from_float, RL_TYPE_Q8_K, rl_vd_q5_k_ref,
+                      rl_vd_q5_k_ref},
+    [RL_TYPE_Q6_K] = {"Q6_K", 256, 210, true, rl_q6_k_to_float, rl_q6_k_from_float, RL_TYPE_Q8_K, rl_vd_q6_k_ref,
+                      rl_vd_q6_k_ref},
+    /* Q8_K is an activation format only (no vec_dot of its own). */
+    [RL_TYPE_Q8_K] = {"Q8_K", 256, 292, true, rl_q8_k_to_float, rl_q8_k_from_float, RL_TYPE_Q8_K, NULL, NULL},
+    /* Known layouts we do not compute with. */
+    [RL_TYPE_Q4_1] = {"Q4_1", 32, 20, false, NULL, NULL, RL_TYPE_Q8_1, NULL, NULL},
+    [RL_TYPE_Q5_0] = {"Q5_0", 32, 22, false, NULL, NULL, RL_TYPE_Q8_0, NULL, NULL},
+    [RL_TYPE_Q5_1] = {"Q5_1", 32, 24, false, NULL, NULL, RL_TYPE_Q8_1, NULL, NULL},
+    [RL_TYPE_Q8_1] = {"Q8_1", 32, 36, false, NULL, NULL, RL_TYPE_Q8_1, NULL, NULL},
+    [RL_TYPE_Q2_K] = {"Q2_K", 256, 84, false, NULL, NULL, RL_TYPE_Q8_K, NULL, NULL},
+    [RL_TYPE_Q3_K] = {"Q3_K", 256, 110, false, NULL, NULL, RL_TYPE_Q8_K, NULL, NULL},
+    [20] = {"IQ4_NL", 32, 18, false, NULL, NULL, RL_TYPE_Q8_0, NULL, NULL},
+    [23] = {"IQ4_XS", 256, 136, false, NULL, NULL, RL_TYPE_Q8_K, NULL, NULL},
+    [24] = {"I8", 1, 1, false, NULL, NULL, 24, NULL, NULL},
+    [25] = {"I16", 1, 2, false, NULL, NULL, 25, NULL, NULL},
+    [26] = {"I32", 1, 4, false, NULL, NULL, 26, NULL, NULL},
+    [27] = {"I64", 1, 8, false, NULL, NULL, 27, NULL, NULL},
+    [28] = {"F64", 1, 8, false, NULL, NULL, 28, NULL, NULL},
+};
+
+const rl_type_traits *rl_type_get(uint32_t type)
+{
+    if (type >= RL_TYPE_COUNT || !table[type].name) return NULL;
+    return &table[type];
+}
+
+int rl_type_from_name(const char *name)
+{
+    if (!name) return -1;
+    for (int i = 0; i < RL_TYPE_COUNT; i++)
+        if (table[i].name && strcasecmp(table[i].name, name) == 0) return i;
+    return -1;
+}
+
+size_t rl_type_row_size(rl_type t, int64_t n)
+{
+    const rl_type_traits *tr = rl_type_get((uint32_t)t);
+    if (!tr || n <= 0 || n % tr->block_size) return 0;
+    return (size_t)(n / tr->block_size) * tr->type_size;
+}
+
+void rl_types_init(void)
+{
+    /* Idempotent: every call writes the same pointers. Callers run it once at
+     * start, before threads use the table. */
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    bool vnni = avx2 && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                __builtin_cpu_supports("avx512bw");
+    for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;
+    if (avx2) rl_vd_select_avx2(table);
+    if (vnni) rl_vd_select_vnni(table);
+}
+
+/* ---- IEEE binary16 and bfloat16 ---- */
+
+float rl_fp16_to_fp32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        float v = (float)mant * 0x1p-24f; /* zero or subnormal: mant units of 2^-24 */
+        return sign ? -v : v;
+    }
+    if (exp == 31) bits = sign | 0x7f800000u | (mant << 13);
+    else bits = sign | ((exp + 112) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t rl_fp32_to_fp16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return sign | 0x7e00 | (uint16_t)((ax >> 13) & 0x1ff); /* NaN stays (quiet) NaN */
+    if (ax >= 0x477ff000u) return sign | 0x7c00;   /* >= 65520 rounds to infinity */
+    if (ax < 0x38800000u) {                         /* below 2^-14: subnormal half */
+        if (ax <= 0x33000000u) return sign;          /* <= 2^-25 rounds (ties-to-even) to zero */
+        uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u, shift = 126 - e; /* 14..24 */
+        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return sign | (uint16_t)h;
+    }
+    uint32_t h = (ax - 0x38000000u) >> 13, rem = ax & 0x1fffu; /* rebias 127 -> 15 */
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;   /* a carry moves into the exponent correctly */
+    return sign | (uint16_t)h;
+}
+
+float rl_bf16_to_fp32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t rl_fp32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */
+    x += 0x7fffu + ((x >> 16) & 1);                                           /* round to nearest even */
+    return (uint16_t)(x >> 16);
+}

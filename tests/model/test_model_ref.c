@@ -1,0 +1,154 @@
+/* test_model_ref.c - the optimized forward pass against the float64 reference,
+ * per weight type, per architecture feature. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tm_util.h"
+
+/* Feed an 8-token prompt in one batch, then 8 decode steps with the reference's
+ * own greedy choices; returns the largest relative logits error and counts
+ * steps whose argmax differs. */
+static double compare(const tm_spec *sp, rl_type kv_type, int *argmax_diff)
+{
+    char path[] = "/tmp/rl_test_model_XXXXXX";
+    ck_assert_int_eq(tm_make_model(sp, path), 0);
+    tm_ref *ref = tm_ref_open(path);
+    ck_assert_ptr_nonnull(ref);
+    tm_run run;
+    ck_assert_int_eq(tm_run_open(&run, path, kv_type, 64, 2, 64), 0);
+    uint32_t V = tm_ref_n_vocab(ref);
+    ck_assert_uint_eq(V, run.m->hp.n_vocab);
+    float *lg = malloc(sizeof(float) * V);
+    int32_t prompt[8] = {1, 17, 250, 3, 99, 42, 7, 311};
+    const double *rl = NULL;
+    for (int i = 0; i < 8; i++)
+        rl = tm_ref_step(ref, prompt[i]);
+    rl_kv_seq s = {0};
+    ck_assert_int_eq(tm_run_feed(&run, &s, prompt, 8, lg), 0);
+    double worst = tm_rel_err(lg, rl, V);
+    *argmax_diff = tm_argmax_f(lg, V) != tm_argmax_d(rl, V);
+    for (int step = 0; step < 8; step++) {
+        int32_t tok = tm_argmax_d(rl, V);
+        rl = tm_ref_step(ref, tok);
+        ck_assert_int_eq(tm_run_feed(&run, &s, &tok, 1, lg), 0);
+        double e = tm_rel_err(lg, rl, V);
+        worst = e > worst ? e : worst;
+        *argmax_diff += tm_argmax_f(lg, V) != tm_argmax_d(rl, V);
+    }
+    printf("%s %s kv=%s: max rel err %.3g, argmax differs %d/9\n", sp->arch, rl_type_get(sp->type)->name,
+           rl_type_get(kv_type)->name, worst, *argmax_diff);
+    rl_kv_release(run.kv, &s);
+    free(lg);
+    tm_run_close(&run);
+    tm_ref_free(ref);
+    unlink(path);
+    return worst;
+}
+
+static void check_type(rl_type t, rl_type kv, double bound)
+{
+    tm_spec sp = tm_default_spec(t);
+    int diff;
+    double e = compare(&sp, kv, &diff);
+    ck_assert_msg(e < bound, "relative error %g exceeds %g", e, bound);
+}
+
+START_TEST(f32_logits_match_reference_and_greedy_tokens_agree)
+{
+    tm_spec sp = tm_default_spec(RL_TYPE_F32);
+    int diff;
+    double e = compare(&sp, RL_TYPE_F32, &diff);
+    ck_assert_msg(e < 1e-4, "relative error %g", e);
+    ck_assert_int_eq(diff, 0);
+}
+END_TEST
+
+START_TEST(f16_kv_cache_stays_close_to_reference) { check_type(RL_TYPE_F32, RL_TYPE_F16, 2e-3); }
+END_TEST
+START_TEST(q8_0_kv_cache_stays_close_to_reference) { check_type(RL_TYPE_F32, RL_TYPE_Q8_0, 2e-2); }
+END_TEST
+START_TEST(f16_weights_match_reference) { check_type(RL_TYPE_F16, RL_TYPE_F32, 1e-3); }
+END_TEST
+START_TEST(bf16_weights_match_reference) { check_type(RL_TYPE_BF16, RL_TYPE_F32, 1e-2); }
+END_TEST
+START_TEST(q8_0_weights_match_reference) { check_type(RL_TYPE_Q8_0, RL_TYPE_F32, 1e-2); }
+END_TEST
+START_TEST(q4_0_weights_match_reference) { check_type(RL_TYPE_Q4_0, RL_TYPE_F32, 5e-2); }
+END_TEST
+START_TEST(q4_k_weights_match_reference) { check_type(RL_TYPE_Q4_K, RL_TYPE_F32, 5e-2); }
+END_TEST
+START_TEST(q5_k_weights_match_reference) { check_type(RL_TYPE_Q5_K, RL_TYPE_F32, 3e-2); }
+END_TEST
+START_TEST(q6_k_weights_match_reference) { check_type(RL_TYPE_Q6_K, RL_TYPE_F32, 2e-2); }
+END_TEST
+
+START_TEST(qwen2_biases_and_neox_rope_match_reference)
+{
+    tm_spec sp = tm_default_spec(RL_TYPE_F32);
+    sp.arch = "qwen2";
+    sp.rope_base = 1000000.f;
+    int diff;
+    double e = compare(&sp, RL_TYPE_F32, &diff);
+    ck_assert_msg(e < 1e-4, "relative error %g", e);
+}
+END_TEST
+
+START_TEST(tied_embeddings_match_reference)
+{
+    tm_spec sp = tm_default_spec(RL_TYPE_F32);
+    sp.tied = true;
+    int diff;
+    double e = compare(&sp, RL_TYPE_F32, &diff);
+    ck_assert_msg(e < 1e-4, "relative error %g", e);
+}
+END_TEST
+
+START_TEST(rope_frequency_factors_match_reference)
+{
+    tm_spec sp = tm_default_spec(RL_TYPE_F32);
+    sp.rope_freqs = true;
+    sp.rope_base = 500000.f;
+    int diff;
+    double e = compare(&sp, RL_TYPE_F32, &diff);
+    ck_assert_msg(e < 1e-4, "relative error %g", e);
+}
+END_TEST
+
+START_TEST(multi_query_attention_matches_reference)
+{
+    tm_spec sp = tm_default_spec(RL_TYPE_F32);
+    sp.n_head_kv = 1;
+    int diff;
+    double e = compare(&sp, RL_TYPE_F32, &diff);
+    ck_assert_msg(e < 1e-4, "relative error %g", e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("model_ref");
+    TCase *tc = tcase_create("ref");
+    tcase_add_test(tc, f32_logits_match_reference_and_greedy_tokens_agree);
+    tcase_add_test(tc, f16_kv_cache_stays_close_to_reference);
+    tcase_add_test(tc, q8_0_kv_cache_stays_close_to_reference);
+    tcase_add_test(tc, f16_weights_match_reference);
+    tcase_add_test(tc, bf16_weights_match_reference);
+    tcase_add_test(tc, q8_0_weights_match_reference);
+    tcase_add_test(tc, q4_0_weights_match_reference);
+    tcase_add_test(tc, q4_k_weights_match_reference);
+    tcase_add_test(tc, q5_k_weights_match_reference);
+    tcase_add_test(tc, q6_k_weights_match_reference);
+    tcase_add_test(tc, qwen2_biases_and_neox_rope_match_reference);
+    tcase_add_test(tc, tied_embeddings_match_reference);
+    tcase_add_test(tc, rope_frequency_factors_match_reference);
+    tcase_add_test(tc, multi_query_attention_matches_reference);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
