@@ -3,7 +3,7 @@
  * weight bytes a generated token reads; 750 TFLOP/s for prefill GEMMs).
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
- *                     [--batch 1] [--no-graph] [--kernels] [--json]
+ *                     [--batch 1] [--no-graph] [--kernels] [--profile] [--json]
  *
  * Models of real shapes are made on the device with random weights (valid
  * blocks, sane scales), so no multi-GiB file has to travel. */
@@ -96,7 +96,7 @@ static void bench_kernels(int batch)
 int rl_bench_cuda_main(int argc, char **argv)
 {
     const char *shape_name = "tinyllama-1.1b", *type_name = "q4_0";
-    int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0;
+    int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
             shape_name = argv[++i];
@@ -112,6 +112,8 @@ int rl_bench_cuda_main(int argc, char **argv)
             graphs = 0;
         else if (!strcmp(argv[i], "--kernels"))
             kernels = 1;
+        else if (!strcmp(argv[i], "--profile"))
+            profile = 1;
         else if (!strcmp(argv[i], "--json"))
             json = 1;
         else {
@@ -192,6 +194,8 @@ int rl_bench_cuda_main(int argc, char **argv)
         }
     }
     double tg = now_s() - tg0;
+    if (profile)
+        rl_cu_model_profile(m, batch, n_prompt + n_gen / 2, stdout);
     double gen_tps = n_gen * batch / tg;
     uint64_t wbytes = rl_cu_model_weight_bytes(m) - rl_cu_mat_bytes((rl_type)t, c.n_vocab, c.n_embd);
     double gen_roof = wbytes * (n_gen / tg) / ROOF_BW;

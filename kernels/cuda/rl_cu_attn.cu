@@ -29,7 +29,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     __shared__ float red[32];
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int hd = r.head_dim, kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
-    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = ATT_THREADS / 32;
+    int tid = threadIdx.x;
     int p = pos[b];
     int64_t len = (p >= 0 && p < n_ctx && slot[b] >= 0) ? (int64_t)p + 1 : 0;
     int64_t chunk = (len + n_split - 1) / n_split;
@@ -43,14 +43,26 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     __syncthreads();
     for (int64_t tile = t0; tile < t1; tile += ATT_TILE) {
         int nt = (int)(t1 - tile < ATT_TILE ? t1 - tile : ATT_TILE);
-        for (int j = warp; j < nt; j += nw) {
+        /* One thread per position: the whole dot product with independent
+         * 16-byte loads (no reduction chain per position). */
+        for (int j = tid; j < nt; j += ATT_THREADS) {
             const __half *kr = kb + (tile + j) * kvdim;
             float dot = 0.0f;
-            for (int d = lane; d < hd; d += 32)
-                dot += sq[d] * __half2float(kr[d]);
-            dot = rl_warp_sum(dot);
-            if (lane == 0)
-                ss[j] = dot;
+            if (hd % 8 == 0) {
+                for (int d = 0; d < hd; d += 8) {
+                    uint4 raw = *(const uint4 *)(kr + d);
+                    const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        float2 f = __half22float2(h2[k]);
+                        dot += sq[d + 2 * k] * f.x + sq[d + 2 * k + 1] * f.y;
+                    }
+                }
+            } else {
+                for (int d = 0; d < hd; d++)
+                    dot += sq[d] * __half2float(kr[d]);
+            }
+            ss[j] = dot;
         }
         __syncthreads();
         float tmax = -INFINITY;
@@ -70,6 +82,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
         acc0 *= corr;
         acc1 *= corr;
         if (tid < hd) {
+#pragma unroll 8
             for (int j = 0; j < nt; j++)
                 acc0 += ss[j] * __half2float(vb[(tile + j) * kvdim + tid]);
         }

@@ -269,17 +269,27 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
             acc[r][b] = 0.0f;
 
     int64_t nu = m.cols / wtraits<T>::UNIT;
-#pragma unroll 2
-    for (int64_t u = lane; u < nu; u += 32) {
-        wunit<T> w[NR];
+    /* U units per lane per round, all loads issued before the first use so
+     * that NR * U independent 16-byte loads per lane are in flight. */
+    const int U = NR >= 8 ? (B > 2 ? 1 : 2) : (B > 4 ? 2 : 4);
+    for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
+        wunit<T> w[U][NR];
 #pragma unroll
-        for (int r = 0; r < NR; r++)
-            w[r] = wload<T>(m, rows[r], u);
-#pragma unroll
-        for (int b = 0; b < B; b++)
+        for (int k = 0; k < U; k++)
 #pragma unroll
             for (int r = 0; r < NR; r++)
-                acc[r][b] += wdot<T>(w[r], x, b, u);
+                if (u0 + 32 * k < nu)
+                    w[k][r] = wload<T>(m, rows[r], u0 + 32 * k);
+#pragma unroll
+        for (int k = 0; k < U; k++) {
+            if (u0 + 32 * k >= nu)
+                break;
+#pragma unroll
+            for (int b = 0; b < B; b++)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+                    acc[r][b] += wdot<T>(w[k][r], x, b, u0 + 32 * k);
+        }
     }
 
     __shared__ float out[B][MV_WARPS * NO];

@@ -449,3 +449,92 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
     *out_tok = m->h_out[0];
     return 0;
 }
+
+/* ---- profile: each op of the decode step alone, as a graph of R repeats ---- */
+enum { P_EMBD, P_NORM, P_QKV, P_ROPE, P_ATTN, P_O, P_GU, P_DOWN, P_OUT, P_ARGMAX, P_N };
+static const char *const p_names[P_N] = {"embed", "rmsnorm", "qkv matvec", "rope+kv", "attention",
+                                         "o matvec+add", "gate/up glu", "down matvec+add", "output matvec", "argmax"};
+
+static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l)
+{
+    const rl_cu_model_cfg *c = &m->c;
+    rl_cu_layer *L = &m->layers[l];
+    cudaStream_t s = m->s;
+    rl_cu_act xres = {.f = m->x, .n = c->n_embd};
+    rl_cu_act qkv = {.f = m->qkv, .n = L->wqkv.rows};
+    switch (op) {
+    case P_EMBD: return rl_cu_mat_get_rows(&m->tok_embd, m->d_tok, n, m->x, s);
+    case P_NORM: return rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s);
+    case P_QKV: return rl_cu_matvec(&L->wqkv, &m->xn, n, RL_CU_MV_STORE, &qkv, s);
+    case P_ROPE: return rl_cu_rope_kv(m->qkv, n, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s);
+    case P_ATTN:
+        return rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n, &m->rope, c->n_ctx,
+                                 rl_cu_attn_splits(n, c->n_head), m->attn_scratch, &m->attn, s);
+    case P_O: return rl_cu_matvec(&L->wo, &m->attn, n, RL_CU_MV_ADD, &xres, s);
+    case P_GU: return rl_cu_matvec(&L->wgu, &m->xn, n, RL_CU_MV_GLU, &m->ffn, s);
+    case P_DOWN: return rl_cu_matvec(&L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres, s);
+    case P_OUT: return rl_cu_matvec(&m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits, s);
+    default: return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
+    }
+}
+
+int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
+{
+    if (n < 1 || n > RL_CU_MAX_BATCH || pos < 0 || (uint32_t)pos >= m->c.n_ctx)
+        return -EINVAL;
+    int32_t ids[3 * RL_CU_MAX_BATCH];
+    for (int i = 0; i < n; i++) {
+        ids[i] = i;
+        ids[RL_CU_MAX_BATCH + i] = pos;
+        ids[2 * RL_CU_MAX_BATCH + i] = i % (int)m->c.n_slots;
+    }
+    TRY(rl_cu_check(cudaMemcpy(m->d_tok, ids, n * 4, cudaMemcpyHostToDevice), "ids"));
+    TRY(rl_cu_check(cudaMemcpy(m->d_pos, ids + RL_CU_MAX_BATCH, n * 4, cudaMemcpyHostToDevice), "ids"));
+    TRY(rl_cu_check(cudaMemcpy(m->d_slot, ids + 2 * RL_CU_MAX_BATCH, n * 4, cudaMemcpyHostToDevice), "ids"));
+    const int R = 64;
+    double us[P_N];
+    cudaEvent_t e0, e1;
+    TRY(rl_cu_check(cudaEventCreate(&e0), "event"));
+    TRY(rl_cu_check(cudaEventCreate(&e1), "event"));
+    for (int op = 0; op < P_N; op++) {
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        TRY(rl_cu_check(cudaStreamBeginCapture(m->s, cudaStreamCaptureModeThreadLocal), "capture"));
+        int rc = 0;
+        for (int r = 0; r < R && !rc; r++)
+            rc = enqueue_op(m, op, n, (uint32_t)r % m->c.n_layer); /* cycle layers: weights come from DRAM */
+        cudaError_t e = cudaStreamEndCapture(m->s, &g);
+        TRY(rc);
+        TRY(rl_cu_check(e, "end capture"));
+        e = cudaGraphInstantiate(&ge, g, 0);
+        cudaGraphDestroy(g);
+        TRY(rl_cu_check(e, "instantiate"));
+        float best = 1e30f;
+        for (int it = 0; it < 4; it++) {
+            cudaEventRecord(e0, m->s);
+            cudaGraphLaunch(ge, m->s);
+            cudaEventRecord(e1, m->s);
+            TRY(rl_cu_check(cudaEventSynchronize(e1), "profile"));
+            float ms;
+            cudaEventElapsedTime(&ms, e0, e1);
+            if (it > 0 && ms < best)
+                best = ms;
+        }
+        cudaGraphExecDestroy(ge);
+        us[op] = best * 1e3 / R;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    double per_layer = 2 * us[P_NORM] + us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
+    double total = us[P_EMBD] + m->c.n_layer * per_layer + us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
+    fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)\n", n, pos, R);
+    for (int op = 0; op < P_N; op++) {
+        int times = op == P_EMBD || op == P_OUT || op == P_ARGMAX ? 1 : (int)m->c.n_layer * (op == P_NORM ? 2 : 1);
+        if (op == P_NORM)
+            times++;
+        fprintf(out, "  %-16s %8.2f us x %3d = %8.1f us (%4.1f%%)\n", p_names[op], us[op], times, us[op] * times,
+                100.0 * us[op] * times / total);
+    }
+    fprintf(out, "  sum %.1f us/token -> %.0f tok/s\n", total, 1e6 / total * n);
+    return 0;
+}

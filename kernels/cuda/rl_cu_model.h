@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rl_cuda.h"
 
@@ -68,6 +69,8 @@ int rl_cu_model_decode(rl_cu_model *m, int n, const int32_t *tokens, const int32
  * NULL, its logits. Synchronous. */
 int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_t *tokens, int n_tok,
                         int32_t *out_tok, float *logits);
+/* Time each op of the decode step alone (graphs of repeats) and print a table. */
+int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out);
 /* Use CUDA graphs for decode (default on); off replays the launches directly. */
 void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
 

@@ -94,6 +94,9 @@ static inline int tcu_main(Suite *s)
     }
     rl_types_init();
     SRunner *r = srunner_create(s);
+    /* CUDA does not survive fork() once initialised (the device probe above
+     * did that), so the tests run in this process. */
+    srunner_set_fork_status(r, CK_NOFORK);
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);
     srunner_free(r);

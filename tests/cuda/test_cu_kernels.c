@@ -84,10 +84,12 @@ static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int m
     double tol = wants_q8(t) ? 2e-2 : 1e-4;
     ck_assert_msg(err < tol, "%s: rel err %g >= %g", name, err, tol);
     if (mode == RL_CU_MV_GLU && ya.q) { /* the fused quantization matches the values */
+        size_t nblk = (size_t)(n_out / 32) * batch;
+        ck_assert(nblk > 0);
         int8_t *q = malloc(n_out * batch);
-        float *ds = malloc(n_out / 32 * batch * 2 * sizeof(float));
+        float *ds = calloc(nblk * 2, sizeof(float));
         tcu_down(q, ya.q, n_out * batch);
-        tcu_down(ds, ya.ds, n_out / 32 * batch * 2 * sizeof(float));
+        tcu_down(ds, ya.ds, nblk * 2 * sizeof(float));
         for (int64_t i = 0; i < n_out * batch; i++) {
             float d = ds[(i / 32) * 2];
             ck_assert_msg(fabsf(q[i] * d - y[i]) <= 0.51f * d + 1e-6f, "q8 of glu output %lld", (long long)i);
