@@ -1,0 +1,150 @@
+/* rl_cu_attn.cu - attention of single query tokens over the fp16 KV cache,
+ * split across blocks (flash-decoding): each block scores one slice of the
+ * positions for one head with an online softmax, and a second kernel merges
+ * the slices. Grouped-query heads read their shared KV head. Prefill uses the
+ * same kernels with one query per prompt token (causal by each one's pos). */
+#include "rl_cu_common.cuh"
+
+#define ATT_THREADS 128
+#define ATT_TILE 128
+#define ATT_MAX_HD 256
+
+extern "C" int rl_cu_attn_splits(int batch, int n_head)
+{
+    int want = (2 * 132 + batch * n_head - 1) / (batch * n_head);
+    return want < 1 ? 1 : want > 32 ? 32 : want;
+}
+
+extern "C" size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, int n_split)
+{
+    return (size_t)batch * n_head * n_split * (head_dim + 2) * sizeof(float);
+}
+
+__global__ void __launch_bounds__(ATT_THREADS)
+k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *pos, const int32_t *slot,
+             rl_cu_rope r, int64_t n_ctx, float *scratch)
+{
+    __shared__ float sq[ATT_MAX_HD];
+    __shared__ float ss[ATT_TILE];
+    __shared__ float red[32];
+    int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
+    int hd = r.head_dim, kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
+    int tid = threadIdx.x;
+    int p = pos[b];
+    int64_t len = (p >= 0 && p < n_ctx && slot[b] >= 0) ? (int64_t)p + 1 : 0;
+    int64_t chunk = (len + n_split - 1) / n_split;
+    int64_t t0 = sp * chunk, t1 = t0 + chunk < len ? t0 + chunk : len;
+    float scale = rsqrtf((float)hd);
+    for (int d = tid; d < hd; d += ATT_THREADS)
+        sq[d] = q[((int64_t)b * r.n_head + h) * hd + d] * scale;
+    const __half *kb = kc + (int64_t)(len ? slot[b] : 0) * n_ctx * kvdim + kvh * hd;
+    const __half *vb = vc + (int64_t)(len ? slot[b] : 0) * n_ctx * kvdim + kvh * hd;
+    float m = -INFINITY, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
+    __syncthreads();
+    for (int64_t tile = t0; tile < t1; tile += ATT_TILE) {
+        int nt = (int)(t1 - tile < ATT_TILE ? t1 - tile : ATT_TILE);
+        /* One thread per position: the whole dot product with independent
+         * 16-byte loads (no reduction chain per position). */
+        for (int j = tid; j < nt; j += ATT_THREADS) {
+            const __half *kr = kb + (tile + j) * kvdim;
+            float dot = 0.0f;
+            if (hd % 8 == 0) {
+                for (int d = 0; d < hd; d += 8) {
+                    uint4 raw = *(const uint4 *)(kr + d);
+                    const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        float2 f = __half22float2(h2[k]);
+                        dot += sq[d + 2 * k] * f.x + sq[d + 2 * k + 1] * f.y;
+                    }
+                }
+            } else {
+                for (int d = 0; d < hd; d++)
+                    dot += sq[d] * __half2float(kr[d]);
+            }
+            ss[j] = dot;
+        }
+        __syncthreads();
+        float tmax = -INFINITY;
+        for (int j = tid; j < nt; j += ATT_THREADS)
+            tmax = fmaxf(tmax, ss[j]);
+        tmax = rl_block_max(tmax, red);
+        float m_new = fmaxf(m, tmax);
+        float corr = __expf(m - m_new); /* m = -inf on the first tile: 0 */
+        float psum = 0.0f;
+        for (int j = tid; j < nt; j += ATT_THREADS) {
+            float e = __expf(ss[j] - m_new);
+            ss[j] = e;
+            psum += e;
+        }
+        psum = rl_block_sum(psum, red); /* its barriers also publish ss */
+        l = l * corr + psum;
+        acc0 *= corr;
+        acc1 *= corr;
+        if (tid < hd) {
+#pragma unroll 8
+            for (int j = 0; j < nt; j++)
+                acc0 += ss[j] * __half2float(vb[(tile + j) * kvdim + tid]);
+        }
+        if (tid + ATT_THREADS < hd) {
+            for (int j = 0; j < nt; j++)
+                acc1 += ss[j] * __half2float(vb[(tile + j) * kvdim + tid + ATT_THREADS]);
+        }
+        m = m_new;
+        __syncthreads(); /* ss is rewritten by the next tile */
+    }
+    float *o = scratch + (((int64_t)b * r.n_head + h) * n_split + sp) * (hd + 2);
+    if (tid < hd)
+        o[tid] = acc0;
+    if (tid + ATT_THREADS < hd)
+        o[tid + ATT_THREADS] = acc1;
+    if (tid == 0) {
+        o[hd] = m;
+        o[hd + 1] = l;
+    }
+}
+
+__global__ void k_attn_combine(const float *scratch, rl_cu_rope r, int n_split, rl_cu_act out)
+{
+    int h = blockIdx.x, b = blockIdx.y, hd = r.head_dim, d = threadIdx.x;
+    const float *base = scratch + ((int64_t)b * r.n_head + h) * n_split * (hd + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; s++)
+        M = fmaxf(M, base[s * (hd + 2) + hd]);
+    float num = 0.0f, den = 0.0f;
+    if (M != -INFINITY) {
+        for (int s = 0; s < n_split; s++) {
+            const float *o = base + s * (hd + 2);
+            float w = __expf(o[hd] - M);
+            den += o[hd + 1] * w;
+            if (d < hd)
+                num += o[d] * w;
+        }
+    }
+    float v = den > 0.0f ? num / den : 0.0f;
+    int64_t dim = (int64_t)r.n_head * hd;
+    if (d < hd)
+        out.f[b * dim + h * hd + d] = v;
+    if (out.q && hd % 32 == 0) {
+        int64_t blk = (h * hd + d) / 32;
+        rl_quant_block_warp(v, out.q + b * dim + blk * 32, out.ds + (b * (dim / 32) + blk) * 2);
+    }
+}
+
+extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
+                                 const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
+                                 int64_t n_ctx, int n_split, void *d_scratch, const rl_cu_act *out,
+                                 cudaStream_t s)
+{
+    if (batch < 1 || batch > 65535 || n_split < 1 || r->head_dim <= 0 || r->head_dim > ATT_MAX_HD ||
+        r->n_head_kv <= 0 || r->n_head % r->n_head_kv || out->n != (int64_t)r->n_head * r->head_dim)
+        return -EINVAL;
+    k_attn_split<<<dim3(n_split, r->n_head, batch), ATT_THREADS, 0, s>>>(
+        d_q, (const __half *)d_kcache, (const __half *)d_vcache, d_pos, d_slot, *r, n_ctx, (float *)d_scratch);
+    int rc = RL_CU_LAUNCHED("attn_split");
+    if (rc)
+        return rc;
+    int threads = (r->head_dim + 31) / 32 * 32;
+    k_attn_combine<<<dim3(r->n_head, batch), threads, 0, s>>>((const float *)d_scratch, *r, n_split, *out);
+    return RL_CU_LAUNCHED("attn_combine");
+}

@@ -1,0 +1,87 @@
+/* rl_cu_common.cuh - helpers shared by the CUDA kernels (device side). */
+#ifndef RL_CU_COMMON_CUH
+#define RL_CU_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <errno.h>
+#include <stdint.h>
+
+#include "rl_cuda.h"
+
+#define RL_CU_WARP 32
+
+/* Launch-time error check used by every host wrapper. */
+#define RL_CU_LAUNCHED(what) rl_cu_check_launch(what)
+
+__device__ __forceinline__ float rl_warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float rl_warp_max(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__device__ __forceinline__ float rl_h2f(uint16_t h)
+{
+    return __half2float(__ushort_as_half(h));
+}
+
+__device__ __forceinline__ float rl_silu(float x)
+{
+    return x / (1.0f + __expf(-x));
+}
+
+/* Block-wide sum over blockDim.x threads (a multiple of 32, <= 1024); every
+ * thread gets the total. sh must hold 32 floats. */
+__device__ __forceinline__ float rl_block_sum(float v, float *sh)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = rl_warp_sum(v);
+    __syncthreads(); /* sh may still be read from a previous call */
+    if (lane == 0)
+        sh[w] = v;
+    __syncthreads();
+    float t = lane < nw ? sh[lane] : 0.0f;
+    return rl_warp_sum(t);
+}
+
+__device__ __forceinline__ float rl_block_max(float v, float *sh)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = rl_warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        sh[w] = v;
+    __syncthreads();
+    float t = lane < nw ? sh[lane] : -INFINITY;
+    return rl_warp_max(t);
+}
+
+/* Quantize one 32-block held one value per lane: writes q[lane] and, from
+ * lane 0, ds = {d, d*sum(q)}. */
+__device__ __forceinline__ void rl_quant_block_warp(float v, int8_t *q, float *ds)
+{
+    int lane = threadIdx.x & 31;
+    float amax = rl_warp_max(fabsf(v));
+    float d = amax / 127.0f;
+    float id = d > 0.0f ? 1.0f / d : 0.0f;
+    int qi = __float2int_rn(v * id);
+    q[lane] = (int8_t)qi;
+    float sum = rl_warp_sum((float)qi);
+    if (lane == 0) {
+        ds[0] = d;
+        ds[1] = d * sum;
+    }
+}
+
+#endif

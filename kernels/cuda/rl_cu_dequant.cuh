@@ -1,0 +1,103 @@
+/* rl_cu_dequant.cuh - per-block dequantization on the device, by type.
+ *
+ * Layout facts (GGUF): Q4_0 = fp16 d + 16 bytes, value (nibble - 8) * d, low
+ * nibbles are elements 0..15, high nibbles 16..31 (repacked here: quants and
+ * scales in separate planes). Q8_0 = fp16 d + 32 int8 (repacked likewise).
+ * Q4_K = 144-byte super-block of 256: fp16 d, fp16 dmin, 12 bytes of 6-bit
+ * scales/mins for 8 sub-blocks, 128 bytes of nibbles (each 32-byte group holds
+ * two sub-blocks: low nibbles first). Q6_K = 210 bytes: ql[128], qh[64],
+ * int8 scales[16], fp16 d; value d * scale * (6-bit q - 32).
+ */
+#ifndef RL_CU_DEQUANT_CUH
+#define RL_CU_DEQUANT_CUH
+
+#include "rl_cu_common.cuh"
+
+#define RL_Q4K_BYTES 144
+#define RL_Q6K_BYTES 210
+
+/* 6-bit scale and min of sub-block j (0..7) of a Q4_K super-block. */
+__device__ __forceinline__ void rl_q4k_scale_min(const uint8_t *sc, int j, int *s, int *m)
+{
+    if (j < 4) {
+        *s = sc[j] & 63;
+        *m = sc[j + 4] & 63;
+    } else {
+        *s = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
+        *m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+    }
+}
+
+/* Dequantize the 32-element sub-block `blk` (counted in 32s along the row) of
+ * row `row` into out[32]. Only for the block types. */
+__device__ __forceinline__ void rl_dequant32(const rl_cu_mat m, int64_t row, int64_t blk, float *out)
+{
+    int64_t nb = m.cols / 32;
+    switch (m.type) {
+    case RL_TYPE_Q4_0: {
+        const uint8_t *q = (const uint8_t *)m.q + (row * nb + blk) * 16;
+        float d = rl_h2f(((const uint16_t *)m.d)[row * nb + blk]);
+        for (int i = 0; i < 16; i++) {
+            out[i] = ((q[i] & 0xF) - 8) * d;
+            out[i + 16] = ((q[i] >> 4) - 8) * d;
+        }
+        break;
+    }
+    case RL_TYPE_Q8_0: {
+        const int8_t *q = (const int8_t *)m.q + (row * nb + blk) * 32;
+        float d = rl_h2f(((const uint16_t *)m.d)[row * nb + blk]);
+        for (int i = 0; i < 32; i++)
+            out[i] = q[i] * d;
+        break;
+    }
+    case RL_TYPE_Q4_K: {
+        const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + blk / 8) * RL_Q4K_BYTES;
+        int j = (int)(blk % 8), s, mn;
+        float d = rl_h2f(((const uint16_t *)b)[0]), dmin = rl_h2f(((const uint16_t *)b)[1]);
+        rl_q4k_scale_min(b + 4, j, &s, &mn);
+        const uint8_t *q = b + 16 + (j / 2) * 32;
+        float ds = d * s, dm = dmin * mn;
+        int sh = (j & 1) * 4;
+        for (int i = 0; i < 32; i++)
+            out[i] = ds * ((q[i] >> sh) & 0xF) - dm;
+        break;
+    }
+    case RL_TYPE_Q6_K: {
+        const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + blk / 8) * RL_Q6K_BYTES;
+        int j = (int)(blk % 8), n = j / 4, jj = j % 4;
+        const uint8_t *ql = b + n * 64 + (jj & 1) * 32;
+        const uint8_t *qh = b + 128 + n * 32;
+        const int8_t *sc = (const int8_t *)(b + 192) + n * 8 + jj * 2;
+        float d = rl_h2f((uint16_t)(b[208] | (b[209] << 8)));
+        int lsh = (jj >> 1) * 4, hsh = 2 * jj;
+        for (int i = 0; i < 32; i++) {
+            int v = ((ql[i] >> lsh) & 0xF) | (((qh[i] >> hsh) & 3) << 4);
+            out[i] = d * sc[i / 16] * (v - 32);
+        }
+        break;
+    }
+    default:
+        for (int i = 0; i < 32; i++)
+            out[i] = 0.0f;
+        break;
+    }
+}
+
+/* Element `col` of row `row` for the plain float types. */
+__device__ __forceinline__ float rl_float_elem(const rl_cu_mat m, int64_t row, int64_t col)
+{
+    int64_t i = row * m.cols + col;
+    switch (m.type) {
+    case RL_TYPE_F32: return ((const float *)m.q)[i];
+    case RL_TYPE_F16: return rl_h2f(((const uint16_t *)m.q)[i]);
+    case RL_TYPE_BF16: return __bfloat162float(__ushort_as_bfloat16(((const uint16_t *)m.q)[i]));
+    default: return 0.0f;
+    }
+}
+
+__device__ __forceinline__ bool rl_is_float_type(rl_type t)
+{
+    return t == RL_TYPE_F32 || t == RL_TYPE_F16 || t == RL_TYPE_BF16;
+}
+
+#endif

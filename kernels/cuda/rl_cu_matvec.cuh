@@ -1,0 +1,376 @@
+/* rl_cu_matvec.cuh - dequantizing matrix-vector products for generation.
+ *
+ * One warp owns NR weight rows; its 32 lanes walk the row in 32-element units
+ * (8 for the float types), so every weight byte is read once with 16-byte
+ * coalesced loads. Quantized types dot against int8 activations with dp4a
+ * (fp32 accumulation per unit, scaled by both block scales). The batch (1..8
+ * sequences) is a template parameter: each weight unit loaded once serves all
+ * of them. GLU mode computes gate and up rows in the same warp and writes
+ * silu(gate) * up, then quantizes each 32-output block of the CTA in place.
+ */
+#ifndef RL_CU_MATVEC_CUH
+#define RL_CU_MATVEC_CUH
+
+#include "rl_cu_dequant.cuh"
+
+#define MV_WARPS 8
+
+/* ---- per-type weight units -------------------------------------------------- */
+template <int T> struct wunit;
+template <> struct wunit<RL_TYPE_Q4_0> { uint4 q; float d; };
+template <> struct wunit<RL_TYPE_Q8_0> { int4 q0, q1; float d; };
+template <> struct wunit<RL_TYPE_Q4_K> { uint4 q0, q1; float ds, dm; int sh; };
+template <> struct wunit<RL_TYPE_Q6_K> { int w[8]; float d0, d1; };
+template <> struct wunit<RL_TYPE_F16> { uint4 q; };
+template <> struct wunit<RL_TYPE_BF16> { uint4 q; };
+template <> struct wunit<RL_TYPE_F32> { float4 a, b; };
+
+template <int T> struct wtraits { static const int UNIT = 32; static const bool Q8 = true; };
+template <> struct wtraits<RL_TYPE_F16> { static const int UNIT = 8; static const bool Q8 = false; };
+template <> struct wtraits<RL_TYPE_BF16> { static const int UNIT = 8; static const bool Q8 = false; };
+template <> struct wtraits<RL_TYPE_F32> { static const int UNIT = 8; static const bool Q8 = false; };
+
+__device__ __forceinline__ wunit<RL_TYPE_Q4_0> wload_q4_0(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    int64_t nb = m.cols / 32;
+    wunit<RL_TYPE_Q4_0> w;
+    w.q = __ldg((const uint4 *)m.q + row * nb + u);
+    w.d = rl_h2f(__ldg((const unsigned short *)m.d + row * nb + u));
+    return w;
+}
+
+template <int T> __device__ __forceinline__ wunit<T> wload(const rl_cu_mat &m, int64_t row, int64_t u);
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_0> wload<RL_TYPE_Q4_0>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    return wload_q4_0(m, row, u);
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q8_0> wload<RL_TYPE_Q8_0>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    int64_t nb = m.cols / 32;
+    const int4 *p = (const int4 *)m.q + (row * nb + u) * 2;
+    wunit<RL_TYPE_Q8_0> w;
+    w.q0 = __ldg(p);
+    w.q1 = __ldg(p + 1);
+    w.d = rl_h2f(__ldg((const unsigned short *)m.d + row * nb + u));
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> wload<RL_TYPE_Q4_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES;
+    int j = (int)(u % 8), s, mn;
+    const uint4 *q = (const uint4 *)(b + 16 + (j / 2) * 32);
+    wunit<RL_TYPE_Q4_K> w;
+    w.q0 = __ldg(q);
+    w.q1 = __ldg(q + 1);
+    uint8_t sc[12];
+    uint2 h = __ldg((const uint2 *)b); /* d, dmin, scales[0..3] */
+    uint2 t = __ldg((const uint2 *)(b + 8)); /* scales[4..11] */
+    *(uint32_t *)sc = h.y;
+    *(uint2 *)(sc + 4) = t;
+    rl_q4k_scale_min(sc, j, &s, &mn);
+    w.ds = rl_h2f((uint16_t)h.x) * s;
+    w.dm = rl_h2f((uint16_t)(h.x >> 16)) * mn;
+    w.sh = (j & 1) * 4;
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> wload<RL_TYPE_Q6_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    /* 210-byte blocks are only 2-byte aligned: gather bytes. */
+    const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q6K_BYTES;
+    int j = (int)(u % 8), n = j / 4, jj = j % 4;
+    const uint8_t *ql = b + n * 64 + (jj & 1) * 32;
+    const uint8_t *qh = b + 128 + n * 32;
+    const int8_t *sc = (const int8_t *)(b + 192) + n * 8 + jj * 2;
+    int lsh = (jj >> 1) * 4, hsh = 2 * jj;
+    wunit<RL_TYPE_Q6_K> w;
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        uint32_t word = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            uint32_t v = ((__ldg(ql + 4 * k + i) >> lsh) & 0xF) | (((__ldg(qh + 4 * k + i) >> hsh) & 3) << 4);
+            word |= v << (8 * i);
+        }
+        w.w[k] = (int)__vsubss4(word, 0x20202020u); /* 6-bit q - 32, exact per byte */
+    }
+    float d = rl_h2f((uint16_t)(__ldg(b + 208) | (__ldg(b + 209) << 8)));
+    w.d0 = d * __ldg(sc);
+    w.d1 = d * __ldg(sc + 1);
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_F16> wload<RL_TYPE_F16>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    wunit<RL_TYPE_F16> w;
+    w.q = __ldg((const uint4 *)((const uint16_t *)m.q + row * m.cols) + u);
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> wload<RL_TYPE_BF16>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    wunit<RL_TYPE_BF16> w;
+    w.q = __ldg((const uint4 *)((const uint16_t *)m.q + row * m.cols) + u);
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_F32> wload<RL_TYPE_F32>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    const float4 *p = (const float4 *)((const float *)m.q + row * m.cols) + u * 2;
+    wunit<RL_TYPE_F32> w;
+    w.a = __ldg(p);
+    w.b = __ldg(p + 1);
+    return w;
+}
+
+/* Activation unit u of batch row: int8 block (32 bytes) and its {d, d*sum}. */
+struct xunit { int4 q0, q1; float2 ds; };
+
+__device__ __forceinline__ xunit xload(const rl_cu_act &x, int b, int64_t u)
+{
+    xunit r;
+    const int4 *p = (const int4 *)(x.q + b * x.n) + u * 2;
+    r.q0 = p[0];
+    r.q1 = p[1];
+    r.ds = ((const float2 *)x.ds)[b * (x.n / 32) + u];
+    return r;
+}
+
+template <int T> __device__ __forceinline__ float wdot(const wunit<T> &w, const rl_cu_act &x, int b, int64_t u);
+
+template <> __device__ __forceinline__ float wdot<RL_TYPE_Q4_0>(const wunit<RL_TYPE_Q4_0> &w, const rl_cu_act &x, int b, int64_t u)
+{
+    xunit a = xload(x, b, u);
+    const uint32_t M = 0x0F0F0F0Fu;
+    int s = 0;
+    s = __dp4a((int)(w.q.x & M), a.q0.x, s);
+    s = __dp4a((int)((w.q.x >> 4) & M), a.q1.x, s);
+    s = __dp4a((int)(w.q.y & M), a.q0.y, s);
+    s = __dp4a((int)((w.q.y >> 4) & M), a.q1.y, s);
+    s = __dp4a((int)(w.q.z & M), a.q0.z, s);
+    s = __dp4a((int)((w.q.z >> 4) & M), a.q1.z, s);
+    s = __dp4a((int)(w.q.w & M), a.q0.w, s);
+    s = __dp4a((int)((w.q.w >> 4) & M), a.q1.w, s);
+    /* sum((n - 8) * qx) * dx = dx * sum(n * qx) - 8 * dx * sum(qx) */
+    return w.d * (a.ds.x * (float)s - 8.0f * a.ds.y);
+}
+
+template <> __device__ __forceinline__ float wdot<RL_TYPE_Q8_0>(const wunit<RL_TYPE_Q8_0> &w, const rl_cu_act &x, int b, int64_t u)
+{
+    xunit a = xload(x, b, u);
+    int s = 0;
+    s = __dp4a(w.q0.x, a.q0.x, s);
+    s = __dp4a(w.q0.y, a.q0.y, s);
+    s = __dp4a(w.q0.z, a.q0.z, s);
+    s = __dp4a(w.q0.w, a.q0.w, s);
+    s = __dp4a(w.q1.x, a.q1.x, s);
+    s = __dp4a(w.q1.y, a.q1.y, s);
+    s = __dp4a(w.q1.z, a.q1.z, s);
+    s = __dp4a(w.q1.w, a.q1.w, s);
+    return w.d * a.ds.x * (float)s;
+}
+
+template <> __device__ __forceinline__ float wdot<RL_TYPE_Q4_K>(const wunit<RL_TYPE_Q4_K> &w, const rl_cu_act &x, int b, int64_t u)
+{
+    xunit a = xload(x, b, u);
+    const uint32_t M = 0x0F0F0F0Fu;
+    int sh = w.sh, s = 0;
+    s = __dp4a((int)((w.q0.x >> sh) & M), a.q0.x, s);
+    s = __dp4a((int)((w.q0.y >> sh) & M), a.q0.y, s);
+    s = __dp4a((int)((w.q0.z >> sh) & M), a.q0.z, s);
+    s = __dp4a((int)((w.q0.w >> sh) & M), a.q0.w, s);
+    s = __dp4a((int)((w.q1.x >> sh) & M), a.q1.x, s);
+    s = __dp4a((int)((w.q1.y >> sh) & M), a.q1.y, s);
+    s = __dp4a((int)((w.q1.z >> sh) & M), a.q1.z, s);
+    s = __dp4a((int)((w.q1.w >> sh) & M), a.q1.w, s);
+    /* sum(d*s*q - dmin*m) * x = d*s*dx*sum(q*qx) - dmin*m*sum(x) */
+    return w.ds * a.ds.x * (float)s - w.dm * a.ds.y;
+}
+
+template <> __device__ __forceinline__ float wdot<RL_TYPE_Q6_K>(const wunit<RL_TYPE_Q6_K> &w, const rl_cu_act &x, int b, int64_t u)
+{
+    xunit a = xload(x, b, u);
+    int s0 = 0, s1 = 0;
+    s0 = __dp4a(w.w[0], a.q0.x, s0);
+    s0 = __dp4a(w.w[1], a.q0.y, s0);
+    s0 = __dp4a(w.w[2], a.q0.z, s0);
+    s0 = __dp4a(w.w[3], a.q0.w, s0);
+    s1 = __dp4a(w.w[4], a.q1.x, s1);
+    s1 = __dp4a(w.w[5], a.q1.y, s1);
+    s1 = __dp4a(w.w[6], a.q1.z, s1);
+    s1 = __dp4a(w.w[7], a.q1.w, s1);
+    return a.ds.x * (w.d0 * (float)s0 + w.d1 * (float)s1);
+}
+
+__device__ __forceinline__ float dot8_f32(const float *f, const float *xf)
+{
+    float4 x0 = ((const float4 *)xf)[0], x1 = ((const float4 *)xf)[1];
+    return f[0] * x0.x + f[1] * x0.y + f[2] * x0.z + f[3] * x0.w +
+           f[4] * x1.x + f[5] * x1.y + f[6] * x1.z + f[7] * x1.w;
+}
+
+template <> __device__ __forceinline__ float wdot<RL_TYPE_F16>(const wunit<RL_TYPE_F16> &w, const rl_cu_act &x, int b, int64_t u)
+{
+    const __half2 *h = (const __half2 *)&w.q;
+    float f[8];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 v = __half22float2(h[i]);
+        f[2 * i] = v.x;
+        f[2 * i + 1] = v.y;
+    }
+    return dot8_f32(f, x.f + b * x.n + u * 8);
+}
+
+template <> __device__ __forceinline__ float wdot<RL_TYPE_BF16>(const wunit<RL_TYPE_BF16> &w, const rl_cu_act &x, int b, int64_t u)
+{
+    const uint32_t *p = (const uint32_t *)&w.q;
+    float f[8];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __uint_as_float(p[i] << 16);
+        f[2 * i + 1] = __uint_as_float(p[i] & 0xFFFF0000u);
+    }
+    return dot8_f32(f, x.f + b * x.n + u * 8);
+}
+
+template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TYPE_F32> &w, const rl_cu_act &x, int b, int64_t u)
+{
+    float f[8] = {w.a.x, w.a.y, w.a.z, w.a.w, w.b.x, w.b.y, w.b.z, w.b.w};
+    return dot8_f32(f, x.f + b * x.n + u * 8);
+}
+
+/* ---- the kernel ------------------------------------------------------------- */
+/* NO outputs per warp; GLU: each output needs rows o and o + rows/2. */
+template <int T, int B, int NO, bool GLU>
+__global__ void __launch_bounds__(MV_WARPS * 32)
+k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
+{
+    const int NR = GLU ? 2 * NO : NO;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int64_t n_out = GLU ? m.rows / 2 : m.rows;
+    int64_t o0 = ((int64_t)blockIdx.x * MV_WARPS + warp) * NO;
+    int64_t rows[NR];
+#pragma unroll
+    for (int r = 0; r < NO; r++) {
+        int64_t o = o0 + r < n_out ? o0 + r : n_out - 1; /* clamp: duplicates are not written */
+        rows[r] = o;
+        if (GLU)
+            rows[NO + r] = o + n_out;
+    }
+    float acc[NR][B];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+#pragma unroll
+        for (int b = 0; b < B; b++)
+            acc[r][b] = 0.0f;
+
+    int64_t nu = m.cols / wtraits<T>::UNIT;
+    /* U units per lane per round, all loads issued before the first use so
+     * that NR * U independent 16-byte loads per lane are in flight. */
+    const int U = NR >= 8 ? (B > 2 ? 1 : 2) : (B > 4 ? 2 : 4);
+    for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
+        wunit<T> w[U][NR];
+#pragma unroll
+        for (int k = 0; k < U; k++)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                if (u0 + 32 * k < nu)
+                    w[k][r] = wload<T>(m, rows[r], u0 + 32 * k);
+#pragma unroll
+        for (int k = 0; k < U; k++) {
+            if (u0 + 32 * k >= nu)
+                break;
+#pragma unroll
+            for (int b = 0; b < B; b++)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+                    acc[r][b] += wdot<T>(w[k][r], x, b, u0 + 32 * k);
+        }
+    }
+
+    __shared__ float out[B][MV_WARPS * NO];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+#pragma unroll
+        for (int b = 0; b < B; b++)
+            acc[r][b] = rl_warp_sum(acc[r][b]);
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < NO; r++) {
+            int64_t o = o0 + r;
+#pragma unroll
+            for (int b = 0; b < B; b++) {
+                float v = GLU ? rl_silu(acc[r][b]) * acc[NO + r][b] : acc[r][b];
+                if (o < n_out) {
+                    float *dst = y.f + b * n_out + o;
+                    *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
+                }
+                out[b][warp * NO + r] = v;
+            }
+        }
+    }
+    if constexpr (GLU && (MV_WARPS * NO) % 32 == 0) {
+        if (y.q == nullptr || n_out % 32 != 0)
+            return;
+        __syncthreads();
+        /* Quantize the CTA's outputs, one 32-block per warp and batch row. */
+        const int NBLK = MV_WARPS * NO / 32;
+        for (int t = warp; t < B * NBLK; t += MV_WARPS) {
+            int b = t / NBLK, k = t % NBLK;
+            int64_t o = (int64_t)blockIdx.x * MV_WARPS * NO + k * 32;
+            if (o >= n_out)
+                continue;
+            rl_quant_block_warp(out[b][k * 32 + lane], y.q + b * n_out + o,
+                                y.ds + (b * (n_out / 32) + o / 32) * 2);
+        }
+    }
+}
+
+template <int T, int B>
+static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
+{
+    if (mode == RL_CU_MV_GLU) {
+        const int NO = 4; /* 32 outputs per CTA: one quantization block */
+        int64_t n_out = m.rows / 2;
+        unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
+        k_matvec<T, B, NO, true><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode);
+    } else {
+        const int NO = 2;
+        unsigned grid = (unsigned)((m.rows + MV_WARPS * NO - 1) / (MV_WARPS * NO));
+        k_matvec<T, B, NO, false><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode);
+    }
+}
+
+template <int T>
+void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
+{
+    switch (batch) {
+    case 1: launch_b<T, 1>(m, x, mode, y, s); break;
+    case 2: launch_b<T, 2>(m, x, mode, y, s); break;
+    case 3: launch_b<T, 3>(m, x, mode, y, s); break;
+    case 4: launch_b<T, 4>(m, x, mode, y, s); break;
+    case 5: launch_b<T, 5>(m, x, mode, y, s); break;
+    case 6: launch_b<T, 6>(m, x, mode, y, s); break;
+    case 7: launch_b<T, 7>(m, x, mode, y, s); break;
+    default: launch_b<T, 8>(m, x, mode, y, s); break;
+    }
+}
+
+/* One explicit instantiation file per weight type (parallel builds). */
+#define RL_CU_MV_DECLARE(T, name) \
+    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
+#define RL_CU_MV_DEFINE(T, name) \
+    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, s); }
+RL_CU_MV_DECLARE(RL_TYPE_Q4_0, q4_0);
+RL_CU_MV_DECLARE(RL_TYPE_Q8_0, q8_0);
+RL_CU_MV_DECLARE(RL_TYPE_Q4_K, q4_k);
+RL_CU_MV_DECLARE(RL_TYPE_Q6_K, q6_k);
+RL_CU_MV_DECLARE(RL_TYPE_F16, f16);
+RL_CU_MV_DECLARE(RL_TYPE_BF16, bf16);
+RL_CU_MV_DECLARE(RL_TYPE_F32, f32);
+
+#endif

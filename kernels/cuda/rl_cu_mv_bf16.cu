@@ -1,0 +1,4 @@
+/* rl_cu_mv_bf16.cu - BF16 matrix-vector kernels (instantiation). */
+#include "rl_cu_matvec.cuh"
+
+RL_CU_MV_DEFINE(RL_TYPE_BF16, bf16)

@@ -1,0 +1,4 @@
+/* rl_cu_mv_f16.cu - F16 matrix-vector kernels (instantiation). */
+#include "rl_cu_matvec.cuh"
+
+RL_CU_MV_DEFINE(RL_TYPE_F16, f16)

@@ -1,0 +1,202 @@
+/* rl_cu_ops.cu - element-wise and row kernels: RMSNorm (+ int8 quantization),
+ * quantization, RoPE fused with the KV-cache write, SwiGLU, fp16 conversion,
+ * argmax. */
+#include "rl_cu_common.cuh"
+
+/* ---- RMSNorm ---------------------------------------------------------------- */
+__global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, rl_cu_act y)
+{
+    __shared__ float sh[32];
+    int b = blockIdx.x;
+    const float *xr = x + b * n;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+        ss += xr[i] * xr[i];
+    ss = rl_block_sum(ss, sh);
+    float rs = rsqrtf(ss / (float)n + eps);
+    __syncthreads(); /* everyone has read x before y (which may alias x) is written */
+    float *yr = y.f + b * n;
+    if (y.q && n % 32 == 0) {
+        int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+        for (int64_t blk = warp; blk < n / 32; blk += nw) {
+            int64_t i = blk * 32 + lane;
+            float v = xr[i] * rs * w[i];
+            yr[i] = v;
+            rl_quant_block_warp(v, y.q + b * n + blk * 32, y.ds + (b * (n / 32) + blk) * 2);
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+            yr[i] = xr[i] * rs * w[i];
+    }
+}
+
+extern "C" int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,
+                             const rl_cu_act *y, cudaStream_t s)
+{
+    if (batch < 1 || n <= 0 || y->n != n)
+        return -EINVAL;
+    k_rmsnorm<<<batch, 1024, 0, s>>>(d_x, d_w, eps, n, *y);
+    return RL_CU_LAUNCHED("rmsnorm");
+}
+
+__global__ void k_quantize(rl_cu_act x, int64_t total_blocks)
+{
+    int64_t blk = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (blk >= total_blocks)
+        return;
+    int lane = threadIdx.x & 31;
+    rl_quant_block_warp(x.f[blk * 32 + lane], x.q + blk * 32, x.ds + blk * 2);
+}
+
+extern "C" int rl_cu_quantize(const rl_cu_act *x, int batch, cudaStream_t s)
+{
+    if (batch < 1 || x->n % 32 || !x->q || !x->ds)
+        return -EINVAL;
+    int64_t nb = (int64_t)batch * x->n / 32;
+    k_quantize<<<(unsigned)((nb + 7) / 8), 256, 0, s>>>(*x, nb);
+    return RL_CU_LAUNCHED("quantize");
+}
+
+/* ---- conversions, SwiGLU --------------------------------------------------- */
+__global__ void k_f32_to_f16(const float *x, __half *y, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = __float2half(x[i]);
+}
+
+extern "C" int rl_cu_f32_to_f16(const float *d_x, void *d_y, int64_t n, cudaStream_t s)
+{
+    if (n <= 0)
+        return -EINVAL;
+    int64_t g = (n + 255) / 256;
+    k_f32_to_f16<<<(unsigned)(g < 4096 ? g : 4096), 256, 0, s>>>(d_x, (__half *)d_y, n);
+    return RL_CU_LAUNCHED("f32_to_f16");
+}
+
+__global__ void k_swiglu(const float *gu, int64_t n, int64_t total, float *y)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t b = i / n, j = i % n;
+        y[i] = rl_silu(gu[b * 2 * n + j]) * gu[b * 2 * n + n + j];
+    }
+}
+
+extern "C" int rl_cu_swiglu(const float *d_gu, int64_t n, int batch, float *d_y, cudaStream_t s)
+{
+    if (n <= 0 || batch < 1)
+        return -EINVAL;
+    int64_t total = n * batch, g = (total + 255) / 256;
+    k_swiglu<<<(unsigned)(g < 4096 ? g : 4096), 256, 0, s>>>(d_gu, n, total, d_y);
+    return RL_CU_LAUNCHED("swiglu");
+}
+
+/* ---- RoPE + KV write --------------------------------------------------------- */
+__global__ void k_rope_kv(const float *qkv, const int32_t *pos, const int32_t *slot, rl_cu_rope r,
+                          int64_t n_ctx, float *q_out, __half *kc, __half *vc)
+{
+    int b = blockIdx.x, hd = r.head_dim;
+    int qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
+    const float *src = qkv + (int64_t)b * (qdim + 2 * kvdim);
+    int p = pos[b];
+    bool ok = p >= 0 && p < n_ctx && slot[b] >= 0;
+    int64_t cache_off = ((int64_t)slot[b] * n_ctx + p) * kvdim;
+    int half_rot = r.n_rot / 2;
+    /* Each thread handles one element pair (or one plain element). */
+    for (int t = threadIdx.x; t < (qdim + kvdim) / 2 + kvdim; t += blockDim.x) {
+        if (t >= (qdim + kvdim) / 2) { /* V: plain copy */
+            int i = t - (qdim + kvdim) / 2;
+            if (ok)
+                vc[cache_off + i] = __float2half(src[qdim + kvdim + i]);
+            continue;
+        }
+        int e = 2 * t; /* element index in q|k, pairs counted per head */
+        int head = e / hd, k = (e % hd) / 2; /* pair number within the head */
+        const float *h = src + head * hd;
+        int i0, i1;
+        float v0, v1;
+        if (k < half_rot) {
+            i0 = r.neox ? k : 2 * k;
+            i1 = r.neox ? k + half_rot : 2 * k + 1;
+            float theta = (float)p * powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
+            float sn, cs;
+            sincosf(theta, &sn, &cs);
+            float a = h[i0], c = h[i1];
+            v0 = a * cs - c * sn;
+            v1 = a * sn + c * cs;
+        } else { /* beyond n_rot: unrotated */
+            i0 = 2 * k;
+            i1 = 2 * k + 1;
+            v0 = h[i0];
+            v1 = h[i1];
+        }
+        if (e < qdim) {
+            q_out[(int64_t)b * qdim + head * hd + i0] = v0;
+            q_out[(int64_t)b * qdim + head * hd + i1] = v1;
+        } else if (ok) {
+            int kh = head - r.n_head;
+            kc[cache_off + kh * hd + i0] = __float2half(v0);
+            kc[cache_off + kh * hd + i1] = __float2half(v1);
+        }
+    }
+}
+
+extern "C" int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int32_t *d_slot,
+                             const rl_cu_rope *r, int64_t n_ctx, float *d_q, void *d_kcache, void *d_vcache,
+                             cudaStream_t s)
+{
+    if (batch < 1 || r->head_dim <= 0 || r->head_dim % 2 || r->n_rot <= 0 || r->n_rot > r->head_dim ||
+        r->n_rot % 2 || r->n_head_kv <= 0 || r->n_head % r->n_head_kv)
+        return -EINVAL;
+    k_rope_kv<<<batch, 256, 0, s>>>(d_qkv, d_pos, d_slot, *r, n_ctx, d_q, (__half *)d_kcache, (__half *)d_vcache);
+    return RL_CU_LAUNCHED("rope_kv");
+}
+
+/* ---- argmax ------------------------------------------------------------------ */
+__device__ __forceinline__ void better(float &v, int &i, float v2, int i2)
+{
+    if (v2 > v || (v2 == v && i2 < i)) {
+        v = v2;
+        i = i2;
+    }
+}
+
+__global__ void k_argmax(const float *logits, int64_t n, int32_t *out)
+{
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const float *l = logits + blockIdx.x * n;
+    float v = -INFINITY;
+    int idx = 0x7fffffff;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        float x = l[i];
+        if (x != x) /* NaN never wins */
+            continue;
+        better(v, idx, x, (int)i);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        better(v, idx, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, idx, o));
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    if (lane == 0) {
+        sv[w] = v;
+        si[w] = idx;
+    }
+    __syncthreads();
+    if (w == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? sv[lane] : -INFINITY;
+        idx = lane < (int)(blockDim.x >> 5) ? si[lane] : 0x7fffffff;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+            better(v, idx, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, idx, o));
+        if (lane == 0)
+            out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
+    }
+}
+
+extern "C" int rl_cu_argmax(const float *d_logits, int64_t n_vocab, int batch, int32_t *d_out, cudaStream_t s)
+{
+    if (n_vocab <= 0 || batch < 1)
+        return -EINVAL;
+    k_argmax<<<batch, 1024, 0, s>>>(d_logits, n_vocab, d_out);
+    return RL_CU_LAUNCHED("argmax");
+}

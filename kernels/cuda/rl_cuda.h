@@ -1,0 +1,144 @@
+/* rl_cuda.h - C-callable CUDA kernels of ringlm (prefix rl_cu_).
+ *
+ * Every function returns 0 or a negative errno-style code; on a CUDA error the
+ * text is kept per thread in rl_cu_last_error(). All pointers named d_* or
+ * held in the structs below are device memory. Kernels are enqueued on the
+ * given stream and are safe to capture into a CUDA graph (no host syncs, no
+ * allocation) unless said otherwise.
+ *
+ * Weights live on the device in their quantized form. Q4_0 and Q8_0 are
+ * repacked on upload into two planes (quants row-major, fp16 scales beside) so
+ * that each 32-element block is one or two aligned 16-byte loads; every other
+ * type keeps the GGUF block layout byte for byte.
+ *
+ * Activations travel as rl_cu_act: fp32 values plus, where the consumer is a
+ * Q4_0/Q8_0 matrix, the same values quantized to int8 per 32-block with a
+ * scale (d) and d * sum(q) per block, for dp4a dot products.
+ */
+#ifndef RL_CUDA_H
+#define RL_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#include "rl_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest batch of the generation kernels (sequences advanced in one step). */
+#define RL_CU_MAX_BATCH 8
+
+/* Number of usable CUDA devices; 0 when there is no driver or no GPU. */
+int rl_cu_device_count(void);
+/* Text of the last error on this thread ("" when none). */
+const char *rl_cu_last_error(void);
+/* Record a CUDA status: 0 when cudaSuccess, else -EIO with the text kept. */
+int rl_cu_check(cudaError_t e, const char *what);
+/* The status of the last launch on this thread (cudaGetLastError). */
+int rl_cu_check_launch(const char *what);
+
+/* ---- weights ---------------------------------------------------------- */
+typedef struct rl_cu_mat {
+    rl_type type;
+    int64_t rows, cols;
+    void *q;      /* quants, or the GGUF blocks, or plain elements */
+    void *d;      /* Q4_0/Q8_0: fp16 scale per 32-block, [rows][cols/32]; else NULL */
+    size_t bytes; /* device bytes held by q and d */
+} rl_cu_mat;
+
+/* Types with device kernels: F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K. */
+bool rl_cu_type_supported(rl_type t);
+/* Device bytes of a rows x cols matrix of type t; 0 when the type is not
+ * supported or cols is not a multiple of its block size (or of 8 for floats). */
+size_t rl_cu_mat_bytes(rl_type t, int64_t rows, int64_t cols);
+int rl_cu_mat_alloc(rl_cu_mat *m, rl_type t, int64_t rows, int64_t cols);
+/* Copy n_rows rows in GGUF layout from host memory to rows row0.. (repacking). */
+int rl_cu_mat_set_rows(rl_cu_mat *m, int64_t row0, const void *host, int64_t n_rows);
+/* Fill with valid random blocks (scales in a sane range), for benchmarks. */
+int rl_cu_mat_fill_random(rl_cu_mat *m, uint64_t seed, cudaStream_t s);
+void rl_cu_mat_free(rl_cu_mat *m);
+/* Dequantize rows row0..row0+n_rows-1 to fp16 (dst: n_rows x cols, row-major). */
+int rl_cu_mat_to_f16(const rl_cu_mat *m, int64_t row0, int64_t n_rows, void *d_dst_f16,
+                     cudaStream_t s);
+/* Gather rows d_ids[0..n-1] (each checked against rows) as fp32 into dst[n][cols]. */
+int rl_cu_mat_get_rows(const rl_cu_mat *m, const int32_t *d_ids, int n, float *d_dst,
+                       cudaStream_t s);
+
+/* ---- activations ---------------------------------------------------------- */
+typedef struct rl_cu_act {
+    float *f;   /* [batch][n] */
+    int8_t *q;  /* [batch][n] int8, or NULL when not needed */
+    float *ds;  /* [batch][n/32][2]: d, d*sum(q) */
+    int64_t n;
+} rl_cu_act;
+
+/* Quantize x->f into x->q/x->ds (n must be a multiple of 32). */
+int rl_cu_quantize(const rl_cu_act *x, int batch, cudaStream_t s);
+
+/* ---- matrix-vector products (generation) --------------------------------- */
+enum {
+    RL_CU_MV_STORE = 0, /* y = W x */
+    RL_CU_MV_ADD = 1,   /* y += W x (residual) */
+    RL_CU_MV_GLU = 2    /* W holds gate rows then up rows: y = silu(Wg x) * (Wu x), rows/2 outputs */
+};
+/* batch 1..RL_CU_MAX_BATCH. x->q must be filled for Q4_0/Q8_0 weights. In GLU
+ * mode y->q (when non-NULL and rows/2 is a multiple of 32) is filled too. */
+int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
+                 cudaStream_t s);
+
+/* ---- element-wise ops ---------------------------------------------------- */
+/* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */
+int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,
+                  const rl_cu_act *y, cudaStream_t s);
+/* fp32 -> fp16, n elements. */
+int rl_cu_f32_to_f16(const float *d_x, void *d_y_f16, int64_t n, cudaStream_t s);
+/* y[i][j] = silu(g[i][j]) * u[i][j] where gu[i] = [g (n) | u (n)]. */
+int rl_cu_swiglu(const float *d_gu, int64_t n, int batch, float *d_y, cudaStream_t s);
+
+/* KV cache: fp16, [slot][n_ctx][n_head_kv * head_dim] for K and for V. */
+typedef struct rl_cu_rope {
+    int n_head, n_head_kv, head_dim, n_rot; /* n_rot <= head_dim, even */
+    float freq_base;
+    bool neox; /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
+} rl_cu_rope;
+/* qkv[b] = [q (n_head*hd) | k (n_head_kv*hd) | v]. Rotates q into d_q and k,
+ * and writes k and v to the cache at (d_slot[b], d_pos[b]). */
+int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int32_t *d_slot,
+                  const rl_cu_rope *r, int64_t n_ctx, float *d_q, void *d_kcache, void *d_vcache,
+                  cudaStream_t s);
+
+/* Attention of batch queries over the cache, each seeing positions 0..d_pos[b]
+ * of slot d_slot[b]. Split over n_split blocks per head (flash-decoding); the
+ * scratch needs rl_cu_attn_scratch_bytes. Writes out->f (and out->q when set
+ * and head_dim % 32 == 0). */
+size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, int n_split);
+int rl_cu_attn_splits(int batch, int n_head);
+int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
+                      const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
+                      int64_t n_ctx, int n_split, void *d_scratch, const rl_cu_act *out,
+                      cudaStream_t s);
+
+/* ---- sampling -------------------------------------------------------------- */
+/* d_out[b] = argmax of logits row b (lowest index on ties). */
+int rl_cu_argmax(const float *d_logits, int64_t n_vocab, int batch, int32_t *d_out,
+                 cudaStream_t s);
+
+/* ---- prefill GEMM (cuBLAS) ------------------------------------------------ */
+typedef struct rl_cu_blas rl_cu_blas;
+int rl_cu_blas_create(rl_cu_blas **out, cudaStream_t s);
+void rl_cu_blas_destroy(rl_cu_blas *b);
+/* Y[n][rows] (+)= X[n][cols] * W^T with X fp16 and W dequantized into the
+ * caller's fp16 scratch (>= rows*cols halves), fp32 accumulation. */
+int rl_cu_gemm(rl_cu_blas *b, const rl_cu_mat *w, const void *d_x_f16, int n, float *d_y,
+               bool accumulate, void *d_wscratch_f16);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,106 @@
+/* tcu_util.h - helpers for the CUDA kernel tests: device buffers, random
+ * data, relative error, and the skip rule (exit 77 without a GPU). */
+#ifndef TCU_UTIL_H
+#define TCU_UTIL_H
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rl_cuda.h"
+#include "rl_types.h"
+
+#define CU_OK(x) ck_assert_msg((x) == 0, "%s failed: %s", #x, rl_cu_last_error())
+
+static inline uint64_t tcu_rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Uniform in [-1, 1). */
+static inline float tcu_unif(uint64_t *s)
+{
+    return (float)((tcu_rng_next(s) >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* A fresh seed per call, so every run draws new inputs (printed for replay). */
+static inline uint64_t tcu_seed(const char *what)
+{
+    static uint64_t counter;
+    uint64_t s = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL + (++counter) * 0xBF58476D1CE4E5B9ULL + 1;
+    const char *fix = getenv("RL_TEST_SEED");
+    if (fix)
+        s = strtoull(fix, NULL, 0) + counter;
+    fprintf(stderr, "%s: seed %llu\n", what, (unsigned long long)s);
+    return s;
+}
+
+static inline float *tcu_rand_vec(uint64_t *s, size_t n, float amp)
+{
+    float *v = malloc(n * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = tcu_unif(s) * amp;
+    return v;
+}
+
+static inline void *tcu_dev(size_t bytes)
+{
+    void *p = NULL;
+    ck_assert_msg(cudaMalloc(&p, bytes) == cudaSuccess, "cudaMalloc %zu", bytes);
+    ck_assert_msg(cudaMemset(p, 0xFF, bytes) == cudaSuccess, "poison"); /* 0xFFFFFFFF is a NaN */
+    return p;
+}
+
+static inline void *tcu_up(const void *h, size_t bytes)
+{
+    void *d = tcu_dev(bytes);
+    ck_assert(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
+    return d;
+}
+
+static inline void tcu_down(void *h, const void *d, size_t bytes)
+{
+    ck_assert(cudaDeviceSynchronize() == cudaSuccess);
+    ck_assert(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+}
+
+/* ||out - ref|| / ||ref||; any NaN/Inf in out gives +inf. */
+static inline double tcu_rel_err(const float *out, const double *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(out[i]))
+            return INFINITY;
+        double d = (double)out[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* Run a Check suite, or skip (77) when no CUDA device is present. */
+static inline int tcu_main(Suite *s)
+{
+    if (rl_cu_device_count() <= 0) {
+        printf("no CUDA device: skipping\n");
+        return 77;
+    }
+    rl_types_init();
+    SRunner *r = srunner_create(s);
+    /* CUDA does not survive fork() once initialised (the device probe above
+     * did that), so the tests run in this process. */
+    srunner_set_fork_status(r, CK_NOFORK);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
+
+#endif

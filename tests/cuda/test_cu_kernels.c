@@ -1,0 +1,397 @@
+/* test_cu_kernels.c - every CUDA kernel against a CPU reference (float64 over
+ * the CPU dequantizers of rl_types), on fresh random inputs with poisoned
+ * outputs. Exits 77 ("no CUDA device: skipping") without a GPU. */
+#include <time.h>
+
+#include "tcu_util.h"
+
+/* Random weights of type t, quantized by the CPU codec; ref gets the exact
+ * dequantized values (what the GPU must multiply by). */
+static void make_weight(rl_type t, int64_t rows, int64_t cols, uint64_t *s, rl_cu_mat *m, float *ref)
+{
+    const rl_type_traits *tr = rl_type_get(t);
+    size_t rb = rl_type_row_size(t, cols);
+    uint8_t *raw = malloc(rb * rows);
+    float *row = malloc(cols * sizeof(float));
+    ck_assert(raw && row);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++)
+            row[c] = tcu_unif(s) * (1.0f + (float)(r % 7)); /* varied row scales */
+        tr->from_float(row, raw + r * rb, cols);
+        tr->to_float(raw + r * rb, ref + r * cols, cols);
+    }
+    CU_OK(rl_cu_mat_alloc(m, t, rows, cols));
+    CU_OK(rl_cu_mat_set_rows(m, 0, raw, rows));
+    free(raw);
+    free(row);
+}
+
+static rl_cu_act make_act(int64_t n, int batch, const float *host)
+{
+    rl_cu_act a = {.n = n};
+    a.f = host ? tcu_up(host, n * batch * sizeof(float)) : tcu_dev(n * batch * sizeof(float));
+    if (n % 32 == 0) {
+        a.q = tcu_dev(n * batch);
+        a.ds = tcu_dev(n / 32 * batch * 2 * sizeof(float));
+    }
+    return a;
+}
+
+static void free_act(rl_cu_act *a)
+{
+    cudaFree(a->f);
+    cudaFree(a->q);
+    cudaFree(a->ds);
+}
+
+static bool wants_q8(rl_type t)
+{
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q6_K;
+}
+
+/* One matvec check: mode STORE/ADD/GLU, batch b. */
+static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int mode)
+{
+    char name[64];
+    snprintf(name, sizeof name, "matvec %s b%d mode%d", rl_type_get(t)->name, batch, mode);
+    uint64_t s = tcu_seed(name);
+    float *w = malloc(rows * cols * sizeof(float));
+    rl_cu_mat m;
+    make_weight(t, rows, cols, &s, &m, w);
+    float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
+    int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
+    float *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
+    rl_cu_act xa = make_act(cols, batch, x);
+    if (xa.q)
+        CU_OK(rl_cu_quantize(&xa, batch, 0));
+    rl_cu_act ya = make_act(n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
+    CU_OK(rl_cu_matvec(&m, &xa, batch, mode, &ya, 0));
+    float *y = malloc(n_out * batch * sizeof(float));
+    double *ref = malloc(n_out * batch * sizeof(double));
+    tcu_down(y, ya.f, n_out * batch * sizeof(float));
+    for (int b = 0; b < batch; b++)
+        for (int64_t o = 0; o < n_out; o++) {
+            double g = 0, u = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                g += (double)w[o * cols + c] * x[b * cols + c];
+                if (mode == RL_CU_MV_GLU)
+                    u += (double)w[(o + n_out) * cols + c] * x[b * cols + c];
+            }
+            double v = mode == RL_CU_MV_GLU ? g / (1.0 + exp(-g)) * u : g;
+            ref[b * n_out + o] = mode == RL_CU_MV_ADD ? v + y0[b * n_out + o] : v;
+        }
+    double err = tcu_rel_err(y, ref, n_out * batch);
+    double tol = wants_q8(t) ? 2e-2 : 1e-4;
+    ck_assert_msg(err < tol, "%s: rel err %g >= %g", name, err, tol);
+    if (mode == RL_CU_MV_GLU && ya.q) { /* the fused quantization matches the values */
+        size_t nblk = (size_t)(n_out / 32) * batch;
+        ck_assert(nblk > 0);
+        int8_t *q = malloc(n_out * batch);
+        float *ds = calloc(nblk * 2, sizeof(float));
+        tcu_down(q, ya.q, n_out * batch);
+        tcu_down(ds, ya.ds, nblk * 2 * sizeof(float));
+        for (int64_t i = 0; i < n_out * batch; i++) {
+            float d = ds[(i / 32) * 2];
+            ck_assert_msg(fabsf(q[i] * d - y[i]) <= 0.51f * d + 1e-6f, "q8 of glu output %lld", (long long)i);
+        }
+        free(q);
+        free(ds);
+    }
+    free_act(&xa);
+    free_act(&ya);
+    rl_cu_mat_free(&m);
+    free(w), free(x), free(y0), free(y), free(ref);
+}
+
+static const rl_type all_types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q6_K,
+                                    RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_F32};
+
+START_TEST(matvec_matches_cpu_for_each_type_and_batch)
+{
+    rl_type t = all_types[_i];
+    check_matvec(t, 72, 512, 1, RL_CU_MV_STORE);
+    check_matvec(t, 40, 768, 3, RL_CU_MV_STORE);
+    check_matvec(t, 33, 256, 8, RL_CU_MV_STORE);
+}
+END_TEST
+
+START_TEST(matvec_add_mode_accumulates_into_output)
+{
+    check_matvec(all_types[_i], 48, 512, 2, RL_CU_MV_ADD);
+}
+END_TEST
+
+START_TEST(matvec_glu_mode_fuses_swiglu_and_quantizes)
+{
+    check_matvec(all_types[_i], 2 * 96, 512, 1, RL_CU_MV_GLU);
+    check_matvec(all_types[_i], 2 * 64, 256, 5, RL_CU_MV_GLU);
+}
+END_TEST
+
+START_TEST(matvec_float_rows_not_multiple_of_8)
+{
+    check_matvec(RL_TYPE_F32, 20, 172, 2, RL_CU_MV_STORE);
+    check_matvec(RL_TYPE_F16, 2 * 10, 172, 1, RL_CU_MV_GLU);
+}
+END_TEST
+
+START_TEST(rmsnorm_matches_cpu_and_quantizes)
+{
+    uint64_t s = tcu_seed("rmsnorm");
+    int64_t n = 4096;
+    int batch = 3;
+    float *x = tcu_rand_vec(&s, n * batch, 3.0f), *w = tcu_rand_vec(&s, n, 1.0f);
+    float *dw = tcu_up(w, n * sizeof(float)), *dx = tcu_up(x, n * batch * sizeof(float));
+    rl_cu_act y = make_act(n, batch, NULL);
+    CU_OK(rl_cu_rmsnorm(dx, dw, 1e-5f, n, batch, &y, 0));
+    float *out = malloc(n * batch * sizeof(float));
+    double *ref = malloc(n * batch * sizeof(double));
+    tcu_down(out, y.f, n * batch * sizeof(float));
+    for (int b = 0; b < batch; b++) {
+        double ss = 0;
+        for (int64_t i = 0; i < n; i++)
+            ss += (double)x[b * n + i] * x[b * n + i];
+        double rs = 1.0 / sqrt(ss / n + 1e-5);
+        for (int64_t i = 0; i < n; i++)
+            ref[b * n + i] = x[b * n + i] * rs * w[i];
+    }
+    double err = tcu_rel_err(out, ref, n * batch);
+    ck_assert_msg(err < 1e-5, "rmsnorm rel err %g", err);
+    int8_t *q = malloc(n * batch);
+    float *ds = malloc(n / 32 * batch * 2 * sizeof(float));
+    tcu_down(q, y.q, n * batch);
+    tcu_down(ds, y.ds, n / 32 * batch * 2 * sizeof(float));
+    for (int64_t i = 0; i < n * batch; i++)
+        ck_assert(fabsf(q[i] * ds[(i / 32) * 2] - out[i]) <= 0.51f * ds[(i / 32) * 2] + 1e-6f);
+    for (int64_t blk = 0; blk < n * batch / 32; blk++) {
+        int sum = 0;
+        for (int k = 0; k < 32; k++)
+            sum += q[blk * 32 + k];
+        ck_assert(fabsf(ds[blk * 2 + 1] - ds[blk * 2] * sum) <= 1e-4f * fabsf(ds[blk * 2]) * 32 * 127);
+    }
+    free_act(&y);
+    cudaFree(dw), cudaFree(dx);
+    free(x), free(w), free(out), free(ref), free(q), free(ds);
+}
+END_TEST
+
+static float h2f(uint16_t h)
+{
+    return rl_fp16_to_fp32(h);
+}
+
+START_TEST(rope_kv_rotates_and_writes_cache)
+{
+    bool neox = _i;
+    uint64_t s = tcu_seed(neox ? "rope neox" : "rope normal");
+    rl_cu_rope r = {.n_head = 8, .n_head_kv = 2, .head_dim = 64, .n_rot = 48, .freq_base = 10000.0f, .neox = neox};
+    int batch = 3, qd = r.n_head * r.head_dim, kvd = r.n_head_kv * r.head_dim, row = qd + 2 * kvd;
+    int64_t n_ctx = 50, n_slot = 4;
+    int32_t pos[3] = {0, 17, 49}, slot[3] = {3, 0, 3};
+    float *qkv = tcu_rand_vec(&s, (size_t)row * batch, 2.0f);
+    float *dqkv = tcu_up(qkv, (size_t)row * batch * 4);
+    int32_t *dpos = tcu_up(pos, sizeof pos), *dslot = tcu_up(slot, sizeof slot);
+    float *dq = tcu_dev((size_t)qd * batch * 4);
+    size_t cache_elems = (size_t)n_slot * n_ctx * kvd;
+    uint16_t *dk = tcu_dev(cache_elems * 2), *dv = tcu_dev(cache_elems * 2);
+    CU_OK(rl_cu_rope_kv(dqkv, batch, dpos, dslot, &r, n_ctx, dq, dk, dv, 0));
+    float *q = malloc((size_t)qd * batch * 4);
+    uint16_t *k = malloc(cache_elems * 2), *v = malloc(cache_elems * 2);
+    tcu_down(q, dq, (size_t)qd * batch * 4);
+    tcu_down(k, dk, cache_elems * 2);
+    tcu_down(v, dv, cache_elems * 2);
+    for (int b = 0; b < batch; b++) {
+        const float *src = qkv + (size_t)b * row;
+        for (int h = 0; h < r.n_head + r.n_head_kv; h++) {
+            const float *x = src + h * r.head_dim;
+            for (int i = 0; i < r.head_dim; i++) {
+                double want = x[i];
+                int pair = neox ? (i < r.n_rot ? i % (r.n_rot / 2) : -1) : (i < r.n_rot ? i / 2 : -1);
+                if (pair >= 0) {
+                    double th = pos[b] * pow(10000.0, -2.0 * pair / r.n_rot);
+                    int i0 = neox ? pair : 2 * pair, i1 = neox ? pair + r.n_rot / 2 : 2 * pair + 1;
+                    want = i == i0 ? x[i0] * cos(th) - x[i1] * sin(th) : x[i0] * sin(th) + x[i1] * cos(th);
+                }
+                float got = h < r.n_head ? q[(size_t)b * qd + h * r.head_dim + i]
+                                         : h2f(k[((size_t)slot[b] * n_ctx + pos[b]) * kvd + (h - r.n_head) * r.head_dim + i]);
+                double tol = h < r.n_head ? 1e-4 : 2e-3 * fabs(want) + 1e-3;
+                ck_assert_msg(fabs(got - want) <= tol, "b%d h%d i%d: %g vs %g", b, h, i, got, want);
+            }
+        }
+        for (int i = 0; i < kvd; i++)
+            ck_assert(fabsf(h2f(v[((size_t)slot[b] * n_ctx + pos[b]) * kvd + i]) - src[qd + kvd + i]) <=
+                      2e-3f * fabsf(src[qd + kvd + i]) + 1e-3f);
+    }
+    /* Untouched cache rows keep the poison. */
+    ck_assert_uint_eq(k[((size_t)1 * n_ctx + 5) * kvd], 0xFFFF);
+    ck_assert_uint_eq(v[((size_t)3 * n_ctx + 18) * kvd + 3], 0xFFFF);
+    cudaFree(dqkv), cudaFree(dpos), cudaFree(dslot), cudaFree(dq), cudaFree(dk), cudaFree(dv);
+    free(qkv), free(q), free(k), free(v);
+}
+END_TEST
+
+static void check_attn(int n_split_force)
+{
+    uint64_t s = tcu_seed("attention");
+    rl_cu_rope r = {.n_head = 8, .n_head_kv = 2, .head_dim = 128, .n_rot = 128, .freq_base = 1e4f};
+    int batch = 3, hd = r.head_dim, kvd = r.n_head_kv * hd, qd = r.n_head * hd;
+    int64_t n_ctx = 700, n_slot = 2;
+    int32_t pos[3] = {0, 299, 650}, slot[3] = {1, 0, 1};
+    size_t ce = (size_t)n_slot * n_ctx * kvd;
+    uint16_t *k = malloc(ce * 2), *v = malloc(ce * 2);
+    for (size_t i = 0; i < ce; i++) {
+        k[i] = rl_fp32_to_fp16(tcu_unif(&s));
+        v[i] = rl_fp32_to_fp16(tcu_unif(&s));
+    }
+    float *q = tcu_rand_vec(&s, (size_t)qd * batch, 3.0f);
+    void *dk = tcu_up(k, ce * 2), *dv = tcu_up(v, ce * 2);
+    float *dq = tcu_up(q, (size_t)qd * batch * 4);
+    int32_t *dpos = tcu_up(pos, sizeof pos), *dslot = tcu_up(slot, sizeof slot);
+    int n_split = n_split_force ? n_split_force : rl_cu_attn_splits(batch, r.n_head);
+    void *scr = tcu_dev(rl_cu_attn_scratch_bytes(batch, r.n_head, hd, n_split));
+    rl_cu_act out = make_act(qd, batch, NULL);
+    CU_OK(rl_cu_attn_decode(dq, dk, dv, dpos, dslot, batch, &r, n_ctx, n_split, scr, &out, 0));
+    float *o = malloc((size_t)qd * batch * 4);
+    double *ref = calloc((size_t)qd * batch, sizeof(double));
+    tcu_down(o, out.f, (size_t)qd * batch * 4);
+    double *sc = malloc(n_ctx * sizeof(double));
+    for (int b = 0; b < batch; b++)
+        for (int h = 0; h < r.n_head; h++) {
+            int kh = h / (r.n_head / r.n_head_kv);
+            double mx = -INFINITY, sum = 0;
+            for (int t = 0; t <= pos[b]; t++) {
+                double d = 0;
+                for (int i = 0; i < hd; i++)
+                    d += (double)q[(size_t)b * qd + h * hd + i] *
+                         h2f(k[((size_t)slot[b] * n_ctx + t) * kvd + kh * hd + i]);
+                sc[t] = d / sqrt(hd);
+                mx = fmax(mx, sc[t]);
+            }
+            for (int t = 0; t <= pos[b]; t++)
+                sum += (sc[t] = exp(sc[t] - mx));
+            for (int t = 0; t <= pos[b]; t++)
+                for (int i = 0; i < hd; i++)
+                    ref[(size_t)b * qd + h * hd + i] +=
+                        sc[t] / sum * h2f(v[((size_t)slot[b] * n_ctx + t) * kvd + kh * hd + i]);
+        }
+    double err = tcu_rel_err(o, ref, (size_t)qd * batch);
+    ck_assert_msg(err < 1e-4, "attention rel err %g (n_split %d)", err, n_split);
+    free_act(&out);
+    cudaFree(dk), cudaFree(dv), cudaFree(dq), cudaFree(dpos), cudaFree(dslot), cudaFree(scr);
+    free(k), free(v), free(q), free(o), free(ref), free(sc);
+}
+
+START_TEST(attention_decode_matches_cpu_with_gqa)
+{
+    check_attn(0);
+}
+END_TEST
+
+START_TEST(attention_decode_same_result_for_any_split)
+{
+    check_attn(1);
+    check_attn(7);
+    check_attn(32);
+}
+END_TEST
+
+START_TEST(argmax_picks_lowest_index_on_ties_and_skips_nan)
+{
+    uint64_t s = tcu_seed("argmax");
+    int64_t n = 32000;
+    float *l = tcu_rand_vec(&s, n * 2, 5.0f);
+    int64_t a = 1 + tcu_rng_next(&s) % (n - 10), b2 = a + 1 + tcu_rng_next(&s) % 5;
+    l[a] = 100.0f;
+    l[b2] = 100.0f;           /* tie: the lower index wins */
+    l[n + 7] = NAN;           /* NaN never wins */
+    l[n + 9] = 50.0f;
+    float *dl = tcu_up(l, n * 2 * 4);
+    int32_t *dout = tcu_dev(8), out[2];
+    CU_OK(rl_cu_argmax(dl, n, 2, dout, 0));
+    tcu_down(out, dout, 8);
+    ck_assert_int_eq(out[0], (int)a);
+    ck_assert_int_eq(out[1], 9);
+    cudaFree(dl), cudaFree(dout);
+    free(l);
+}
+END_TEST
+
+START_TEST(gemm_matches_cpu)
+{
+    rl_type t = all_types[_i];
+    uint64_t s = tcu_seed("gemm");
+    int64_t rows = 96, cols = 512;
+    int n = 37;
+    float *w = malloc(rows * cols * 4);
+    rl_cu_mat m;
+    make_weight(t, rows, cols, &s, &m, w);
+    float *x = tcu_rand_vec(&s, (size_t)n * cols, 1.0f), *y0 = tcu_rand_vec(&s, (size_t)n * rows, 1.0f);
+    float *dx = tcu_up(x, (size_t)n * cols * 4), *dy = tcu_up(y0, (size_t)n * rows * 4);
+    void *dxh = tcu_dev((size_t)n * cols * 2), *scr = tcu_dev((size_t)rows * cols * 2);
+    rl_cu_blas *bl;
+    CU_OK(rl_cu_blas_create(&bl, 0));
+    CU_OK(rl_cu_f32_to_f16(dx, dxh, (int64_t)n * cols, 0));
+    CU_OK(rl_cu_gemm(bl, &m, dxh, n, dy, true, scr));
+    float *y = malloc((size_t)n * rows * 4);
+    double *ref = malloc((size_t)n * rows * sizeof(double));
+    tcu_down(y, dy, (size_t)n * rows * 4);
+    for (int i = 0; i < n; i++)
+        for (int64_t o = 0; o < rows; o++) {
+            double acc = y0[(size_t)i * rows + o];
+            for (int64_t c = 0; c < cols; c++)
+                acc += (double)w[o * cols + c] * x[(size_t)i * cols + c];
+            ref[(size_t)i * rows + o] = acc;
+        }
+    double err = tcu_rel_err(y, ref, (size_t)n * rows);
+    ck_assert_msg(err < 5e-3, "gemm %s rel err %g", rl_type_get(t)->name, err);
+    rl_cu_blas_destroy(bl);
+    rl_cu_mat_free(&m);
+    cudaFree(dx), cudaFree(dy), cudaFree(dxh), cudaFree(scr);
+    free(w), free(x), free(y0), free(y), free(ref);
+}
+END_TEST
+
+START_TEST(get_rows_dequantizes_and_zeroes_bad_ids)
+{
+    rl_type t = all_types[_i];
+    uint64_t s = tcu_seed("get_rows");
+    int64_t rows = 50, cols = 256;
+    float *w = malloc(rows * cols * 4);
+    rl_cu_mat m;
+    make_weight(t, rows, cols, &s, &m, w);
+    int32_t ids[4] = {49, 0, 1000, (int32_t)(tcu_rng_next(&s) % rows)};
+    int32_t *dids = tcu_up(ids, sizeof ids);
+    float *dout = tcu_dev(4 * cols * 4), *out = malloc(4 * cols * 4);
+    CU_OK(rl_cu_mat_get_rows(&m, dids, 4, dout, 0));
+    tcu_down(out, dout, 4 * cols * 4);
+    for (int i = 0; i < 4; i++)
+        for (int64_t c = 0; c < cols; c++) {
+            float want = ids[i] < rows ? w[ids[i] * cols + c] : 0.0f;
+            ck_assert_msg(fabsf(out[i * cols + c] - want) <= 1e-6f * fabsf(want), "row %d col %lld", i, (long long)c);
+        }
+    rl_cu_mat_free(&m);
+    cudaFree(dids), cudaFree(dout);
+    free(w), free(out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cuda_kernels");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 120);
+    int nt = (int)(sizeof all_types / sizeof all_types[0]);
+    tcase_add_loop_test(tc, matvec_matches_cpu_for_each_type_and_batch, 0, nt);
+    tcase_add_loop_test(tc, matvec_add_mode_accumulates_into_output, 0, nt);
+    tcase_add_loop_test(tc, matvec_glu_mode_fuses_swiglu_and_quantizes, 0, nt);
+    tcase_add_test(tc, matvec_float_rows_not_multiple_of_8);
+    tcase_add_test(tc, rmsnorm_matches_cpu_and_quantizes);
+    tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 2);
+    tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
+    tcase_add_test(tc, attention_decode_same_result_for_any_split);
+    tcase_add_test(tc, argmax_picks_lowest_index_on_ties_and_skips_nan);
+    tcase_add_loop_test(tc, gemm_matches_cpu, 0, nt);
+    tcase_add_loop_test(tc, get_rows_dequantizes_and_zeroes_bad_ids, 0, nt);
+    suite_add_tcase(s, tc);
+    return tcu_main(s);
+}
