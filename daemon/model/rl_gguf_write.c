@@ -304,11 +304,13 @@ int rl_gguf_writer_put(rl_gguf_writer *w, const void *data, uint64_t nbytes)
 {
     if (!w || !w->f || w->next >= w->n_t || (nbytes && !data)) return -EINVAL;
     wtensor *t = &w->t[w->next];
-    if (nbytes != t->nbytes) return -EINVAL;
-    int rc = pad(w, t->offset - w->pos);
+    /* w->pos is within [t->offset - padding, t->offset + t->nbytes). */
+    uint64_t start = w->pos < t->offset ? t->offset : w->pos, done = start - t->offset;
+    if (nbytes > t->nbytes - done) return -EINVAL;
+    int rc = pad(w, start - w->pos);
     if (rc || (rc = fput(w, data, (size_t)nbytes))) return rc;
-    w->pos = t->offset + nbytes;
-    w->next++;
+    w->pos = start + nbytes;
+    if (done + nbytes == t->nbytes) w->next++;
     return 0;
 }
 
