@@ -316,6 +316,32 @@ START_TEST(vec_dot_fast_matches_reference)
 }
 END_TEST
 
+START_TEST(vec_dot_rows_matches_vec_dot)
+{
+    fresh_seed();
+    int types[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0,
+                   RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
+    const int64_t n = 512, rows = 7;
+    float w[512], a[512], out[7];
+    for (size_t k = 0; k < 8; k++) {
+        const rl_type_traits *t = rl_type_get((uint32_t)types[k]), *at = rl_type_get(t->vec_dot_type);
+        size_t rs = rl_type_row_size(types[k], n);
+        uint8_t *wq = malloc(rs * rows), *aq = malloc(rl_type_row_size(t->vec_dot_type, n));
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t i = 0; i < n; i++) w[i] = gauss();
+            t->from_float(w, wq + r * rs, n);
+        }
+        for (int64_t i = 0; i < n; i++) a[i] = gauss();
+        at->from_float(a, aq, n);
+        ck_assert_ptr_nonnull(t->vec_dot_rows);
+        t->vec_dot_rows(n, wq, rs, rows, aq, out);
+        for (int64_t r = 0; r < rows; r++) ck_assert(out[r] == t->vec_dot(n, wq + r * rs, aq));
+        free(wq);
+        free(aq);
+    }
+}
+END_TEST
+
 START_TEST(vec_dot_handles_extreme_weights)
 {
     /* Weights at the ends of their ranges (Q8_0 -128, Q4_0 nibble 0 and 15). */
@@ -354,6 +380,7 @@ int main(void)
     tcase_add_test(tc, q8_k_has_group_sums);
     tcase_add_test(tc, quantization_error_within_bounds);
     tcase_add_test(tc, vec_dot_fast_matches_reference);
+    tcase_add_test(tc, vec_dot_rows_matches_vec_dot);
     tcase_add_test(tc, vec_dot_handles_extreme_weights);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
