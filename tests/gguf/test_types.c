@@ -316,6 +316,30 @@ START_TEST(vec_dot_fast_matches_reference)
 }
 END_TEST
 
+START_TEST(quantizers_survive_non_finite_input)
+{
+    /* Run under UBSan in CI: no float->int conversion may overflow. */
+    float x[512], y[512];
+    for (int i = 0; i < 512; i++) x[i] = (float)(i % 7) - 3;
+    x[0] = NAN;
+    x[40] = INFINITY;
+    x[100] = -INFINITY;
+    x[101] = 1e30f;
+    x[102] = -1e-40f;
+    int types[] = {RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0, RL_TYPE_Q4_K,
+                   RL_TYPE_Q5_K, RL_TYPE_Q6_K, RL_TYPE_Q8_K};
+    uint8_t q[2048];
+    for (size_t k = 0; k < 8; k++) {
+        const rl_type_traits *t = rl_type_get((uint32_t)types[k]);
+        ck_assert_uint_le(rl_type_row_size(types[k], 512), sizeof q);
+        t->from_float(x, q, 512);
+        t->to_float(q, y, 512);
+        /* A (super-)block without non-finite input still round-trips sensibly. */
+        ck_assert_msg(fabsf(y[400] - x[400]) <= 0.5f, "%s: %g -> %g", t->name, x[400], y[400]);
+    }
+}
+END_TEST
+
 START_TEST(vec_dot_rows_matches_vec_dot)
 {
     fresh_seed();
@@ -380,6 +404,7 @@ int main(void)
     tcase_add_test(tc, q8_k_has_group_sums);
     tcase_add_test(tc, quantization_error_within_bounds);
     tcase_add_test(tc, vec_dot_fast_matches_reference);
+    tcase_add_test(tc, quantizers_survive_non_finite_input);
     tcase_add_test(tc, vec_dot_rows_matches_vec_dot);
     tcase_add_test(tc, vec_dot_handles_extreme_weights);
     suite_add_tcase(s, tc);
