@@ -71,8 +71,64 @@ VNNI static float vd_q4_0(int64_t n, const void *w, const void *a)
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
+/* Many Q4_0 rows against one activation row. What depends only on the
+ * activations is computed once: each block's scale dy and its offset term
+ * dy*8*sum(y). Per weight block that leaves the unpack, one vpdpbusd, the
+ * conversion and one FMA; the offset is a scalar FMA with the weight scale:
+ *   dot = sum_b dx_b*dy_b*sum(q*y) - sum_b dx_b*(dy_b*8*sum(y_b)). */
+#define ROWS_MAX_BLOCKS 1024
+static void rows_q4_0(int64_t n, const void *w, size_t rs, int64_t nr, const void *a, float *out);
+
+VNNI static float q4_0_row_pre(int64_t nb, const uint8_t *x, const uint8_t *y, const float *dy, const float *corr)
+{
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float c0 = 0, c1 = 0;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2, x += 2 * RL_Q4_0_BYTES) {
+        __m128i q0 = _mm_loadu_si128((const __m128i *)(x + 2)), q1 = _mm_loadu_si128((const __m128i *)(x + 20));
+        __m256i v0 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), m4), _mm_and_si128(q0, m4));
+        __m256i v1 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), m4), _mm_and_si128(q1, m4));
+        __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v0, _mm256_loadu_si256((const __m256i *)(y + 34 * i + 2)));
+        __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v1, _mm256_loadu_si256((const __m256i *)(y + 34 * i + 36)));
+        float dx0 = h2f(x), dx1 = h2f(x + 18);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dx0 * dy[i]), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dx1 * dy[i + 1]), _mm256_cvtepi32_ps(p1), acc1);
+        c0 += dx0 * corr[i];
+        c1 += dx1 * corr[i + 1];
+    }
+    for (; i < nb; i++, x += RL_Q4_0_BYTES) {
+        __m128i q0 = _mm_loadu_si128((const __m128i *)(x + 2));
+        __m256i v0 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), m4), _mm_and_si128(q0, m4));
+        __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v0, _mm256_loadu_si256((const __m256i *)(y + 34 * i + 2)));
+        float dx0 = h2f(x);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dx0 * dy[i]), _mm256_cvtepi32_ps(p0), acc0);
+        c0 += dx0 * corr[i];
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1)) - (c0 + c1);
+}
+
+VNNI static void rows_q4_0(int64_t n, const void *w, size_t rs, int64_t nr, const void *a, float *out)
+{
+    const uint8_t *x = w, *y = a;
+    int64_t nb = n / 32;
+    if (nb > ROWS_MAX_BLOCKS) {
+        for (int64_t r = 0; r < nr; r++) out[r] = vd_q4_0(n, x + (size_t)r * rs, a);
+        return;
+    }
+    float dy[ROWS_MAX_BLOCKS], corr[ROWS_MAX_BLOCKS];
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), eight, _mm256_loadu_si256((const __m256i *)(y + 34 * i + 2)));
+        dy[i] = h2f(y + 34 * i);
+        corr[i] = dy[i] * hsum8(_mm256_cvtepi32_ps(s)); /* exact: |8*sum(y)| < 2^24 */
+    }
+    for (int64_t r = 0; r < nr; r++) out[r] = q4_0_row_pre(nb, x + (size_t)r * rs, y, dy, corr);
+}
+
 void rl_vd_select_vnni(rl_type_traits *t)
 {
+    t[RL_TYPE_Q4_0].vec_dot_rows = rows_q4_0;
     t[RL_TYPE_Q8_0].vec_dot = vd_q8_0;
     t[RL_TYPE_Q4_0].vec_dot = vd_q4_0;
 }

@@ -345,21 +345,32 @@ START_TEST(vec_dot_rows_matches_vec_dot)
     fresh_seed();
     int types[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0,
                    RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
-    const int64_t n = 512, rows = 7;
-    float w[512], a[512], out[7];
+    const int64_t n = 512 + 32, rows = 7; /* an odd block count for the 32-blocks */
+    float w[544], a[544], wd[544], ad[544], out[7];
     for (size_t k = 0; k < 8; k++) {
         const rl_type_traits *t = rl_type_get((uint32_t)types[k]), *at = rl_type_get(t->vec_dot_type);
-        size_t rs = rl_type_row_size(types[k], n);
-        uint8_t *wq = malloc(rs * rows), *aq = malloc(rl_type_row_size(t->vec_dot_type, n));
+        int64_t nk = t->block_size == 256 ? 512 : n;
+        size_t rs = rl_type_row_size(types[k], nk);
+        uint8_t *wq = malloc(rs * rows), *aq = malloc(rl_type_row_size(t->vec_dot_type, nk));
+        for (int64_t i = 0; i < nk; i++) a[i] = gauss();
+        at->from_float(a, aq, nk);
+        at->to_float(aq, ad, nk);
         for (int64_t r = 0; r < rows; r++) {
-            for (int64_t i = 0; i < n; i++) w[i] = gauss();
-            t->from_float(w, wq + r * rs, n);
+            for (int64_t i = 0; i < nk; i++) w[i] = gauss();
+            t->from_float(w, wq + r * rs, nk);
         }
-        for (int64_t i = 0; i < n; i++) a[i] = gauss();
-        at->from_float(a, aq, n);
         ck_assert_ptr_nonnull(t->vec_dot_rows);
-        t->vec_dot_rows(n, wq, rs, rows, aq, out);
-        for (int64_t r = 0; r < rows; r++) ck_assert(out[r] == t->vec_dot(n, wq + r * rs, aq));
+        t->vec_dot_rows(nk, wq, rs, rows, aq, out);
+        for (int64_t r = 0; r < rows; r++) {
+            t->to_float(wq + r * rs, wd, nk);
+            double exact = 0, mag = 0;
+            for (int64_t i = 0; i < nk; i++) {
+                exact += (double)wd[i] * ad[i];
+                mag += fabs((double)wd[i] * ad[i]);
+            }
+            ck_assert_msg(fabs(out[r] - exact) <= 1e-5 * mag + 1e-6, "%s row %lld: %g vs %g", t->name,
+                          (long long)r, out[r], exact);
+        }
         free(wq);
         free(aq);
     }
