@@ -92,5 +92,7 @@ float rl_vd_q6_k_ref(int64_t n, const void *w, const void *a);
 /* rl_vecdot_avx2.c / rl_vecdot_vnni.c: install faster kernels into the table. */
 void rl_vd_select_avx2(rl_type_traits *table);
 void rl_vd_select_vnni(rl_type_traits *table);
+/* rl_quant_avx2.c: F16 conversions and Q8_0/Q8_K quantizers, bit-identical to the scalar ones. */
+void rl_quant_select_avx2(rl_type_traits *table);
 
 #endif

@@ -107,6 +107,7 @@ static void select_kernels(void)
     if (cap && strcmp(cap, "avx2") == 0) vnni = false;
     for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;
     if (avx2) rl_vd_select_avx2(table);
+    if (avx2) rl_quant_select_avx2(table);
     if (vnni) rl_vd_select_vnni(table);
 #else
     for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;
