@@ -1,9 +1,8 @@
-/* rl_vecdot_vnni.c - AVX-512 VNNI (256-bit, AVX512VL) kernels for Q8_0, Q4_0, Q4_K and Q5_K;
- * for Q8_0 and
- * Q4_0: vpdpbusd does the u8 x s8 multiply and the 4-way int32 sum in one
- * instruction (replacing maddubs + madd). Q8_0 uses the sign trick of
- * rl_vecdot_avx2.c (|x| as u8 times y carrying x's sign, exact for y in
- * -127..127); Q4_0 feeds its unsigned nibbles directly (see q4_0_dot). */
+/* rl_vecdot_vnni.c - AVX-512 VNNI (256-bit, AVX512VL) kernels for Q8_0,
+ * Q4_0, Q4_K and Q5_K: vpdpbusd does the u8 x s8 multiply and the 4-way int32
+ * sum in one instruction (replacing maddubs + madd). Q8_0 uses the sign trick
+ * of rl_vecdot_avx2.c (|x| as u8 times y carrying x's sign, exact for y in
+ * -127..127); Q4_0 and the K-quants feed their unsigned values directly. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
