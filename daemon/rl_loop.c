@@ -307,6 +307,9 @@ static void handle_generate(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
         return post_error(d, c, 0, -EINVAL, "request id 0 is reserved");
     if (d->stopping)
         return post_error(d, c, e->req_id, -ESHUTDOWN, "daemon is stopping");
+    /* acquire: pairs with the worker's release when it frees a request. */
+    if (atomic_load_explicit(&c->n_reqs, memory_order_acquire) >= RL_CONN_MAX_REQS)
+        return post_error(d, c, e->req_id, -EBUSY, "too many requests in flight");
     const uint8_t *src = rl_conn_req_bytes(c, e->off, e->len);
     if (!src)
         return post_error(d, c, e->req_id, -EINVAL, "payload outside the request arena");
