@@ -2,15 +2,16 @@
 #include "rl_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
-static int g_level = LOG_INFO;
+static atomic_int g_level = LOG_INFO; /* read by every thread that logs */
 
-void rl_log_set_level(int prio) { g_level = prio; }
+void rl_log_set_level(int prio) { atomic_store_explicit(&g_level, prio, memory_order_relaxed); }
 
 void rl_log(int prio, const char *fmt, ...)
 {
-    if (prio > g_level)
+    if (prio > atomic_load_explicit(&g_level, memory_order_relaxed))
         return;
     char buf[1024];
     va_list ap;
