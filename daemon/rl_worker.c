@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_REQS_PER_CONN 1024u
 
 typedef struct buf {
     char *p;
@@ -67,11 +66,13 @@ struct rl_worker {
     rl_wreq **act;
     uint32_t n_act, cap_act;
     rl_step_item *items;
+    rl_wreq **item_req; /* the request of each item */
     uint32_t cap_items;
     rl_conn **touched;
     uint32_t n_touched, cap_touched;
     /* published */
     atomic_uint n_active;
+    atomic_uint n_queued; /* NEW messages not yet taken from the inbox */
     atomic_ullong steps, beat, step_started;
 };
 
@@ -110,6 +111,7 @@ rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const rl_req_parsed *p, int
     r->n_stop = p->n_stop;
     r->conn = conn;
     rl_conn_ref(conn);
+    atomic_fetch_add_explicit(&conn->n_reqs, 1, memory_order_relaxed);
     r->id = req_id;
     r->prompt = ids;
     r->n_prompt = n_ids;
@@ -130,6 +132,8 @@ static void wreq_free(rl_worker *w, rl_wreq *r)
     free(r->hold.p);
     free(r->out.p);
     free(r->ids);
+    /* release: pairs with the loop's acquire load of n_reqs (a slot it may reuse). */
+    atomic_fetch_sub_explicit(&r->conn->n_reqs, 1, memory_order_release);
     rl_conn_unref(r->conn);
     free(r);
 }
@@ -155,8 +159,10 @@ static void push_new(rl_worker *w, int type, rl_wreq *r, rl_conn *c, uint32_t id
     msg *m = calloc(1, sizeof *m);
     if (!m) {
         rl_log(LOG_ERR, "worker inbox: out of memory");
-        if (r)
+        if (r) {
             wreq_free(w, r);
+            atomic_fetch_sub(&w->n_queued, 1);
+        }
         return;
     }
     m->type = type;
@@ -168,7 +174,11 @@ static void push_new(rl_worker *w, int type, rl_wreq *r, rl_conn *c, uint32_t id
     push(w, m);
 }
 
-void rl_worker_submit(rl_worker *w, rl_wreq *r) { push_new(w, MSG_NEW, r, NULL, 0); }
+void rl_worker_submit(rl_worker *w, rl_wreq *r)
+{
+    atomic_fetch_add(&w->n_queued, 1);
+    push_new(w, MSG_NEW, r, NULL, 0);
+}
 void rl_worker_cancel(rl_worker *w, rl_conn *c, uint32_t id) { push_new(w, MSG_CANCEL, NULL, c, id); }
 void rl_worker_conn_gone(rl_worker *w, rl_conn *c) { push_new(w, MSG_GONE, NULL, c, 0); }
 
@@ -185,7 +195,10 @@ static void set_flag(rl_worker *w, bool *flag)
 void rl_worker_kick(rl_worker *w) { set_flag(w, &w->kicked); }
 void rl_worker_cancel_all(rl_worker *w) { set_flag(w, &w->cancel_all); }
 
-uint32_t rl_worker_active(rl_worker *w) { return atomic_load(&w->n_active); }
+uint32_t rl_worker_active(rl_worker *w)
+{
+    return atomic_load(&w->n_active) + atomic_load(&w->n_queued);
+}
 uint64_t rl_worker_steps(rl_worker *w) { return atomic_load(&w->steps); }
 uint64_t rl_worker_beat(rl_worker *w) { return atomic_load(&w->beat); }
 uint64_t rl_worker_step_started(rl_worker *w) { return atomic_load(&w->step_started); }
@@ -200,8 +213,10 @@ static void touch(rl_worker *w, rl_conn *c)
     if (w->n_touched == w->cap_touched) {
         uint32_t cap = w->cap_touched ? 2 * w->cap_touched : 16;
         rl_conn **p = realloc(w->touched, cap * sizeof *p);
-        if (!p)
-            return; /* no kick: the client still sees the entries when it polls */
+        if (!p) {
+            rl_conn_kick(c); /* cannot defer it: kick now */
+            return;
+        }
         w->touched = p;
         w->cap_touched = cap;
     }
@@ -360,7 +375,7 @@ static void admit(rl_worker *w, rl_wreq *r)
             return;
         }
     }
-    if (same >= MAX_REQS_PER_CONN) {
+    if (same >= RL_CONN_MAX_REQS) {
         set_final(w, r, RL_WIRE_EV_ERROR, -EBUSY, 0, "too many requests in flight");
         return;
     }
@@ -400,6 +415,8 @@ static void handle_msgs(rl_worker *w, msg *m, bool quit)
                 wreq_free(w, m->r);
             else
                 admit(w, m->r);
+            atomic_store(&w->n_active, w->n_act);
+            atomic_fetch_sub(&w->n_queued, 1);
         } else {
             for (uint32_t i = 0; i < w->n_act; i++) {
                 rl_wreq *r = w->act[i];
@@ -429,12 +446,16 @@ static void run_step(rl_worker *w)
         return;
     if (n > w->cap_items) {
         rl_step_item *p = realloc(w->items, n * sizeof *p);
-        if (!p)
-            return;
-        w->items = p;
+        if (p)
+            w->items = p;
+        rl_wreq **q = realloc(w->item_req, n * sizeof *q);
+        if (q)
+            w->item_req = q;
+        if (!p || !q)
+            return; /* out of memory: try again next iteration */
         w->cap_items = n;
     }
-    rl_wreq *idx[n]; /* n is bounded by active requests; small */
+    rl_wreq **idx = w->item_req;
     n = 0;
     for (uint32_t i = 0; i < w->n_act; i++) {
         rl_wreq *r = w->act[i];
@@ -591,6 +612,7 @@ void rl_worker_stop(rl_worker *w)
     handle_msgs(w, w->inbox, true);
     free(w->act);
     free(w->items);
+    free(w->item_req);
     free(w->touched);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
