@@ -188,7 +188,7 @@ int ringlm_connect(const char *path, const ringlm_opts *opts, ringlm_conn **out)
     fds[1] = fds[2] = -1;
     fcntl(c->cq_bell, F_SETFL, fcntl(c->cq_bell, F_GETFL) | O_NONBLOCK);
     c->epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event e1 = {.events = EPOLLIN, .data.u32 = 1};
+    struct epoll_event e1 = {.events = EPOLLIN | EPOLLET, .data.u32 = 1};
     struct epoll_event e2 = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = 2};
     if (c->epfd < 0 || epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->cq_bell, &e1) < 0 ||
         epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->sock, &e2) < 0) {

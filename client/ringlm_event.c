@@ -3,13 +3,13 @@
 #include "ringlm_impl.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
-int ringlm_submit_ctl(ringlm_conn *c, uint8_t op, uint32_t target, ringlm_req *req);
 
 static uint64_t now_ns(void)
 {
@@ -98,8 +98,13 @@ int ringlm_drain(ringlm_conn *c)
         return lost(c, -EPROTO, "completion ring corrupt");
     if (n == 0)
         return 0;
+    if (c->evq_head && c->evq_head + c->evq_n + (size_t)n > c->evq_cap) { /* compact */
+        memmove(c->evq, c->evq + c->evq_head, c->evq_n * sizeof *c->evq);
+        memmove(c->evq_seq, c->evq_seq + c->evq_head, c->evq_n * sizeof *c->evq_seq);
+        c->evq_head = 0;
+    }
     size_t cap = c->evq_cap;
-    if (grow((void **)&c->evq, &c->evq_cap, c->evq_n + (size_t)n, sizeof *c->evq) < 0)
+    if (grow((void **)&c->evq, &c->evq_cap, c->evq_head + c->evq_n + (size_t)n, sizeof *c->evq) < 0)
         return ringlm_fail(-ENOMEM, "out of memory");
     if (c->evq_cap != cap || !c->evq_seq) { /* evq_seq follows evq's capacity */
         uint64_t *s = realloc(c->evq_seq, c->evq_cap * sizeof *s);
@@ -114,8 +119,8 @@ int ringlm_drain(ringlm_conn *c)
             return lost(c, -EPROTO, "completion points outside the result arena");
         if (rel_push(c, e.res_end, false) < 0)
             return ringlm_fail(-ENOMEM, "out of memory");
-        c->evq[c->evq_n] = e;
-        c->evq_seq[c->evq_n] = c->rel_next - 1;
+        c->evq[c->evq_head + c->evq_n] = e;
+        c->evq_seq[c->evq_head + c->evq_n] = c->rel_next - 1;
         c->evq_n++;
     }
     rl_ring_consume(&c->cq, (uint32_t)n); /* release: entries copied out */
@@ -159,16 +164,17 @@ int ringlm_wait(ringlm_conn *c, int timeout_ms)
                 return ringlm_fail(-ETIMEDOUT, "timed out waiting for the daemon");
             left = timeout_ms - (int)el;
         }
-        struct pollfd p[2] = {{.fd = c->cq_bell, .events = POLLIN},
-                              {.fd = c->sock, .events = POLLIN | POLLRDHUP}};
-        int pr = poll(p, 2, left);
+        /* The doorbell is edge-triggered in epfd: no read() to reset it. */
+        struct epoll_event evs[2];
+        int pr = epoll_wait(c->epfd, evs, 2, left);
         if (pr < 0 && errno != EINTR)
-            return ringlm_fail(-errno, "poll: %s", strerror(errno));
-        if (pr > 0 && p[0].revents)
-            rl_bell_drain(c->cq_bell);
+            return ringlm_fail(-errno, "epoll_wait: %s", strerror(errno));
+        bool hup = false;
+        for (int k = 0; k < pr; k++)
+            hup |= evs[k].data.u32 == 2;
         rl_ring_disarm(&c->cq);
         n = rl_ring_avail(&c->cq);
-        if (n == 0 && pr > 0 && p[1].revents) {
+        if (n == 0 && hup) {
             int rc = check_socket(c);
             if (rc < 0)
                 return rc;
@@ -179,7 +185,7 @@ int ringlm_wait(ringlm_conn *c, int timeout_ms)
 /* Find the first queued completion for req (0: any) that the caller wants. */
 static long find(ringlm_conn *c, ringlm_req req, uint16_t type)
 {
-    for (size_t i = 0; i < c->evq_n; i++) {
+    for (size_t i = c->evq_head; i < c->evq_head + c->evq_n; i++) {
         const rl_wire_cqe *e = &c->evq[i];
         if ((req == 0 || e->req_id == req) && (type == 0 || e->type == type))
             return (long)i;
@@ -191,9 +197,15 @@ static void take(ringlm_conn *c, size_t i, rl_wire_cqe *e, uint64_t *seq)
 {
     *e = c->evq[i];
     *seq = c->evq_seq[i];
-    memmove(c->evq + i, c->evq + i + 1, (c->evq_n - i - 1) * sizeof *c->evq);
-    memmove(c->evq_seq + i, c->evq_seq + i + 1, (c->evq_n - i - 1) * sizeof *c->evq_seq);
-    c->evq_n--;
+    size_t end = c->evq_head + c->evq_n;
+    if (i == c->evq_head) {
+        c->evq_head++; /* the common case: in order */
+    } else {
+        memmove(c->evq + i, c->evq + i + 1, (end - i - 1) * sizeof *c->evq);
+        memmove(c->evq_seq + i, c->evq_seq + i + 1, (end - i - 1) * sizeof *c->evq_seq);
+    }
+    if (--c->evq_n == 0)
+        c->evq_head = 0;
 }
 
 static void release_seq(ringlm_conn *c, uint64_t seq)
@@ -231,7 +243,11 @@ static int next_raw(ringlm_conn *c, ringlm_req req, uint16_t type, rl_wire_cqe *
             /* Re-arm the doorbell for ringlm_fd users, then look once more. */
             int64_t n = rl_ring_arm(&c->cq);
             if (n == 0) {
-                rl_bell_drain(c->cq_bell);
+                struct epoll_event evs[2]; /* consume the edge so ringlm_fd reads idle */
+                int k = epoll_wait(c->epfd, evs, 2, 0);
+                for (int j = 0; j < k; j++)
+                    if (evs[j].data.u32 == 2 && check_socket(c) < 0)
+                        return c->dead;
                 if (rl_ring_avail(&c->cq) == 0)
                     return -EAGAIN; /* stays armed: ringlm_fd turns readable */
             }

@@ -37,7 +37,7 @@ struct ringlm_conn {
     /* received, not yet delivered completions (FIFO over all requests) */
     rl_wire_cqe *evq;
     uint64_t *evq_seq; /* release-tracker sequence number of each */
-    size_t evq_n, evq_cap;
+    size_t evq_head, evq_n, evq_cap; /* live entries: [evq_head, evq_head + evq_n) */
 
     /* delivered-or-not payloads in completion order, for the release mark */
     ringlm_rel *rel;
@@ -47,11 +47,16 @@ struct ringlm_conn {
     uint64_t released_mark;
 };
 
+/* Library-internal functions: not exported from libringlm.so. */
+#define RINGLM_INTERNAL __attribute__((visibility("hidden")))
+
 /* Set the thread's last error message; returns rc. */
-int ringlm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+RINGLM_INTERNAL int ringlm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Pull every completion out of the CQ into evq. Returns count or -errno. */
-int ringlm_drain(ringlm_conn *c);
+RINGLM_INTERNAL int ringlm_drain(ringlm_conn *c);
 /* Wait until the CQ has entries or the timeout passes (spin, then sleep). */
-int ringlm_wait(ringlm_conn *c, int timeout_ms);
+RINGLM_INTERNAL int ringlm_wait(ringlm_conn *c, int timeout_ms);
+/* Submit a control entry without payload (NOP, INFO, CANCEL). */
+RINGLM_INTERNAL int ringlm_submit_ctl(ringlm_conn *c, uint8_t op, uint32_t target, ringlm_req *req);
 
 #endif

@@ -222,8 +222,6 @@ int ringlm_submit_chat(ringlm_conn *c, const ringlm_chat_msg *msgs, size_t n,
     return submit(c, RL_WIRE_PROMPT_CHAT, total, write_chat, &a, params, req);
 }
 
-/* Control entries without payload (NOP, INFO, CANCEL). */
-int ringlm_submit_ctl(ringlm_conn *c, uint8_t op, uint32_t target, ringlm_req *req);
 int ringlm_submit_ctl(ringlm_conn *c, uint8_t op, uint32_t target, ringlm_req *req)
 {
     int64_t off = reserve(c, 0);

@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 
 #define RL_STOP_DEADLINE_MS 10000u /* SIGTERM/SIGINT: time given to requests in flight */
+#define RL_HANDSHAKE_TIMEOUT_NS 5000000000ull /* a silent new connection is dropped */
 
 struct rl_daemon {
     rl_daemon_opts opts;
@@ -31,6 +32,7 @@ struct rl_daemon {
     rl_conn *conns; /* every connection the loop still tracks */
     uint64_t next_id;
     bool stopping, cancelled_all, accept_armed;
+    bool accept_paused; /* out of descriptors: retried on the next tick */
     uint64_t deadline_ns;
     struct signalfd_siginfo sig_buf;
     uint64_t stop_buf, worker_buf;

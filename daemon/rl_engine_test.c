@@ -9,7 +9,7 @@
 
 #define PREFILL_CHUNK 8u
 
-static atomic_int g_unhang;
+static atomic_uint g_unhang_gen; /* bumped by rl_engine_test_unhang */
 
 struct rl_seq {
     int32_t *prompt;
@@ -17,11 +17,12 @@ struct rl_seq {
     uint32_t consumed; /* prompt tokens prefilled */
     uint32_t emitted;  /* echo position (over non-special prompt tokens) */
     int slow, hang;
+    unsigned hang_gen; /* hangs until g_unhang_gen moves past this */
 };
 
 void rl_engine_test_unhang(void)
 {
-    atomic_store(&g_unhang, 1);
+    atomic_fetch_add(&g_unhang_gen, 1);
 }
 
 static int starts_with(const int32_t *p, uint32_t n, const char *s)
@@ -57,6 +58,7 @@ static int t_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
     s->n_prompt = d->n_prompt;
     s->slow = starts_with(s->prompt, s->n_prompt, "__slow__");
     s->hang = starts_with(s->prompt, s->n_prompt, "__hang__");
+    s->hang_gen = atomic_load(&g_unhang_gen);
     *out = s;
     return 0;
 }
@@ -84,10 +86,14 @@ static int t_step(rl_engine *e, rl_step_item *items, uint32_t n)
 {
     (void)e;
     int slow = 0, hang = 0;
+    unsigned hang_gen = 0;
     for (uint32_t i = 0; i < n; i++) {
         rl_seq *s = items[i].seq;
         slow |= s->slow;
-        hang |= s->hang;
+        if (s->hang && !hang) {
+            hang = 1;
+            hang_gen = s->hang_gen;
+        }
         items[i].status = 0;
         if (s->consumed < s->n_prompt) {
             uint32_t left = s->n_prompt - s->consumed;
@@ -99,7 +105,7 @@ static int t_step(rl_engine *e, rl_step_item *items, uint32_t n)
         }
         items[i].token = next_token(s);
     }
-    while (hang && !atomic_load(&g_unhang)) {
+    while (hang && atomic_load(&g_unhang_gen) == hang_gen) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }

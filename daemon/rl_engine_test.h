@@ -6,7 +6,8 @@
  * the prompt 8 tokens per step (chunked prefill). chat_format renders each
  * message as "<|role|>content\n" and appends "<|assistant|>".
  * A prompt starting with "__slow__" sleeps ~5 ms in every step it takes part in;
- * "__hang__" blocks the step until rl_engine_test_unhang() is called.
+ * "__hang__" blocks the step until rl_engine_test_unhang() is called (the
+ * daemon does when it stops).
  */
 #ifndef RL_ENGINE_TEST_H
 #define RL_ENGINE_TEST_H
@@ -19,7 +20,8 @@
 #define RL_TEST_CTX 4096
 
 int rl_engine_test_create(rl_engine **out);
-/* Release every step blocked by a "__hang__" prompt (process-wide, sticky). */
+/* Release every step blocked by a "__hang__" prompt created before this call
+ * (process-wide). */
 void rl_engine_test_unhang(void);
 
 #endif

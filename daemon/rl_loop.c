@@ -170,7 +170,10 @@ static void send_welcome(int sock, int32_t status, const char *msg, uint32_t siz
 static void on_accept(rl_daemon *d, int res)
 {
     d->accept_armed = false;
-    if (!d->stopping)
+    bool exhausted = res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+    if (exhausted)
+        d->accept_paused = true; /* re-armed on the next tick, not in a busy loop */
+    else if (!d->stopping)
         arm_accept(d);
     if (res < 0) {
         if (res != -ECANCELED)
@@ -194,6 +197,7 @@ static void on_accept(rl_daemon *d, int res)
         return;
     }
     c->loop_state = CS_HANDSHAKE;
+    c->accepted_ns = rl_now_ns();
     atomic_fetch_add(&d->n_clients, 1);
     list_add(d, c);
     arm_poll(d, c);
@@ -303,6 +307,9 @@ static void handle_generate(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
         return post_error(d, c, 0, -EINVAL, "request id 0 is reserved");
     if (d->stopping)
         return post_error(d, c, e->req_id, -ESHUTDOWN, "daemon is stopping");
+    /* acquire: pairs with the worker's release when it frees a request. */
+    if (atomic_load_explicit(&c->n_reqs, memory_order_acquire) >= RL_CONN_MAX_REQS)
+        return post_error(d, c, e->req_id, -EBUSY, "too many requests in flight");
     const uint8_t *src = rl_conn_req_bytes(c, e->off, e->len);
     if (!src)
         return post_error(d, c, e->req_id, -EINVAL, "payload outside the request arena");
@@ -523,6 +530,15 @@ int rl_daemon_run(rl_daemon *d)
                 break;
         }
         if (now >= next_tick) {
+            if (d->accept_paused && !d->stopping) {
+                d->accept_paused = false;
+                arm_accept(d);
+            }
+            for (rl_conn *c = d->conns, *next; c; c = next) {
+                next = c->loop_next;
+                if (c->loop_state == CS_HANDSHAKE && now - c->accepted_ns > RL_HANDSHAKE_TIMEOUT_NS)
+                    disconnect(d, c, "no hello");
+            }
             if (d->hooks.on_tick)
                 d->hooks.on_tick(d, d->hooks.user);
             next_tick = now + tick_ns;

@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +108,40 @@ START_TEST(test_poll_without_events_returns_eagain)
 }
 END_TEST
 
+START_TEST(test_fd_in_an_application_poll_loop_delivers_everything)
+{
+    ringlm_conn *c = tt_connect(&td);
+    const char *p = "__slow__ polled";
+    ringlm_req r;
+    ck_assert_int_eq(ringlm_submit_text(c, p, strlen(p), NULL, &r), 0);
+    char text[64] = "";
+    size_t n = 0;
+    int done = 0, wakeups = 0;
+    while (!done) {
+        struct pollfd pf = {.fd = ringlm_fd(c), .events = POLLIN};
+        ck_assert_int_eq(poll(&pf, 1, 5000), 1); /* never a lost wake-up */
+        wakeups++;
+        ringlm_event ev;
+        int rc;
+        while ((rc = ringlm_next(c, 0, &ev, 0)) == 0) {
+            if (ev.type == RINGLM_EV_TOKENS) {
+                memcpy(text + n, ev.text, ev.text_len);
+                n += ev.text_len;
+            } else {
+                ck_assert_int_eq(ev.type, RINGLM_EV_DONE);
+                done = 1;
+            }
+            ringlm_release(c, &ev);
+        }
+        ck_assert_int_eq(rc, -EAGAIN);
+    }
+    text[n] = 0;
+    ck_assert_str_eq(text, p);
+    ck_assert_int_gt(wakeups, 1);
+    ringlm_close(c);
+}
+END_TEST
+
 Suite *generate_suite(void);
 Suite *generate_suite(void)
 {
@@ -120,6 +155,7 @@ Suite *generate_suite(void)
     tcase_add_test(tc, test_info_reports_the_engine);
     tcase_add_test(tc, test_ping_round_trips);
     tcase_add_test(tc, test_poll_without_events_returns_eagain);
+    tcase_add_test(tc, test_fd_in_an_application_poll_loop_delivers_everything);
     suite_add_tcase(s, tc);
     return s;
 }

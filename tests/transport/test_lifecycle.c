@@ -161,6 +161,25 @@ START_TEST(test_clients_beyond_the_limit_are_refused)
 }
 END_TEST
 
+START_TEST(test_requests_beyond_the_per_client_limit_are_busy)
+{
+    tt_daemon td;
+    tt_start(&td, 50);
+    ringlm_conn *c = tt_connect(&td);
+    ringlm_req r;
+    for (int i = 0; i < 1024; i++) /* held by a hung step: they stay in flight */
+        ck_assert_int_eq(ringlm_submit_text(c, "__hang__", 8, NULL, &r), 0);
+    ck_assert_int_eq(ringlm_submit_text(c, "one more", 8, NULL, &r), 0);
+    tt_result res;
+    ck_assert_int_eq(tt_collect(c, r, &res, 10000), 0);
+    ck_assert_int_eq(res.final_type, RINGLM_EV_ERROR);
+    ck_assert_int_eq(res.status, -EBUSY);
+    tt_result_free(&res);
+    ringlm_close(c);
+    tt_stop(&td);
+}
+END_TEST
+
 static Suite *lifecycle_suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -172,6 +191,7 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, test_idle_worker_is_not_stalled);
     tcase_add_test(tc, test_tick_hook_runs_on_the_loop);
     tcase_add_test(tc, test_clients_beyond_the_limit_are_refused);
+    tcase_add_test(tc, test_requests_beyond_the_per_client_limit_are_busy);
     suite_add_tcase(s, tc);
     return s;
 }
