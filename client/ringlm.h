@@ -109,7 +109,10 @@ void ringlm_params_default(ringlm_params *p);
 
 /* Submit a request; *req identifies its events. params NULL: defaults. Several
  * requests may be in flight per connection. No system call unless the daemon
- * sleeps. -EAGAIN: the rings are full for a while (read and release events). */
+ * sleeps. When the submission ring or request arena is full this waits for the
+ * daemon to take entries (up to about 2 s), then returns -EAGAIN. A request the
+ * daemon refuses (bad sampling values, prompt too long, too many in flight...)
+ * still returns 0 here: its only event is then RINGLM_EV_ERROR. */
 int ringlm_submit_text(ringlm_conn *c, const char *prompt, size_t len, const ringlm_params *params,
                        ringlm_req *req);
 int ringlm_submit_tokens(ringlm_conn *c, const int32_t *ids, size_t n, const ringlm_params *params,

@@ -32,8 +32,9 @@ static void room_made(ringlm_conn *c)
     /* seq_cst fence: our head / res_released stores before the flag load; pairs
      * with the daemon's fence between setting space_wanted and re-checking. */
     rl_fence_sc();
-    if (atomic_load_explicit(&c->hdr->space_wanted, memory_order_relaxed) &&
-        atomic_exchange_explicit(&c->hdr->space_wanted, 0, memory_order_relaxed))
+    /* acquire: pairs with the daemon's release store of the flag. */
+    if (atomic_load_explicit(&c->hdr->space_wanted, memory_order_acquire) &&
+        atomic_exchange_explicit(&c->hdr->space_wanted, 0, memory_order_acq_rel))
         rl_bell_ring(c->sq_bell);
 }
 

@@ -66,7 +66,7 @@ static int64_t reserve(ringlm_conn *c, size_t len)
         int64_t off = space > 0 ? arena_alloc(c, len) : -EAGAIN;
         if (off != -EAGAIN)
             return off < 0 ? ringlm_fail((int)off, "request larger than the request arena") : off;
-        if (tries >= 1000)
+        if (tries >= 20000) /* about 2 s */
             return ringlm_fail(-EAGAIN, "submission ring or request arena full");
         /* The daemon drains the SQ unless it waits for us to read results. */
         ringlm_drain(c);

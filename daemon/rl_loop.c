@@ -285,6 +285,8 @@ static void post_error(rl_daemon *d, rl_conn *c, uint32_t id, int32_t status, co
 static void post_info(rl_daemon *d, rl_conn *c, uint32_t id)
 {
     rl_wire_info in = {0};
+    /* Fresh: the KV cache size changes (get_info is callable from any thread). */
+    d->engine->ops->get_info(d->engine, &d->info);
     const rl_engine_info *e = &d->info;
     snprintf(in.daemon_version, sizeof in.daemon_version, "%s", RL_VERSION);
     in.protocol = RL_WIRE_VERSION;

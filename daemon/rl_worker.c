@@ -72,6 +72,7 @@ struct rl_worker {
     uint32_t n_touched, cap_touched;
     /* published */
     atomic_uint n_active;
+    atomic_uint n_queued; /* NEW messages not yet taken from the inbox */
     atomic_ullong steps, beat, step_started;
 };
 
@@ -158,8 +159,10 @@ static void push_new(rl_worker *w, int type, rl_wreq *r, rl_conn *c, uint32_t id
     msg *m = calloc(1, sizeof *m);
     if (!m) {
         rl_log(LOG_ERR, "worker inbox: out of memory");
-        if (r)
+        if (r) {
             wreq_free(w, r);
+            atomic_fetch_sub(&w->n_queued, 1);
+        }
         return;
     }
     m->type = type;
@@ -171,7 +174,11 @@ static void push_new(rl_worker *w, int type, rl_wreq *r, rl_conn *c, uint32_t id
     push(w, m);
 }
 
-void rl_worker_submit(rl_worker *w, rl_wreq *r) { push_new(w, MSG_NEW, r, NULL, 0); }
+void rl_worker_submit(rl_worker *w, rl_wreq *r)
+{
+    atomic_fetch_add(&w->n_queued, 1);
+    push_new(w, MSG_NEW, r, NULL, 0);
+}
 void rl_worker_cancel(rl_worker *w, rl_conn *c, uint32_t id) { push_new(w, MSG_CANCEL, NULL, c, id); }
 void rl_worker_conn_gone(rl_worker *w, rl_conn *c) { push_new(w, MSG_GONE, NULL, c, 0); }
 
@@ -188,7 +195,10 @@ static void set_flag(rl_worker *w, bool *flag)
 void rl_worker_kick(rl_worker *w) { set_flag(w, &w->kicked); }
 void rl_worker_cancel_all(rl_worker *w) { set_flag(w, &w->cancel_all); }
 
-uint32_t rl_worker_active(rl_worker *w) { return atomic_load(&w->n_active); }
+uint32_t rl_worker_active(rl_worker *w)
+{
+    return atomic_load(&w->n_active) + atomic_load(&w->n_queued);
+}
 uint64_t rl_worker_steps(rl_worker *w) { return atomic_load(&w->steps); }
 uint64_t rl_worker_beat(rl_worker *w) { return atomic_load(&w->beat); }
 uint64_t rl_worker_step_started(rl_worker *w) { return atomic_load(&w->step_started); }
@@ -405,6 +415,8 @@ static void handle_msgs(rl_worker *w, msg *m, bool quit)
                 wreq_free(w, m->r);
             else
                 admit(w, m->r);
+            atomic_store(&w->n_active, w->n_act);
+            atomic_fetch_sub(&w->n_queued, 1);
         } else {
             for (uint32_t i = 0; i < w->n_act; i++) {
                 rl_wreq *r = w->act[i];
