@@ -19,6 +19,7 @@ typedef struct llm {
     rl_engine base;
     rl_model *m;
     rl_tokenizer *tok;       /* NULL when the file has no usable vocabulary */
+    char tok_err[160];       /* why tok is NULL */
     rl_chat_tmpl tmpl;
     rl_pool *pool;
     rl_kv *kv;
@@ -256,6 +257,11 @@ static void llm_get_info(rl_engine *e, rl_engine_info *info)
     info->eos = L->tok ? rl_tokenizer_eos(L->tok) : -1;
 }
 
+const char *rl_engine_llm_tokenizer_error(rl_engine *e)
+{
+    return impl(e)->tok ? NULL : impl(e)->tok_err;
+}
+
 void rl_engine_llm_kv_stats(rl_engine *e, rl_llm_kv_stats *out)
 {
     rl_kv_stats st;
@@ -335,9 +341,8 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
     if (o.progress)
         o.progress(o.progress_ctx, 0.1f);
     const rl_model_hparams *hp = &L->m->hp;
-    char terr[128];
-    if (rl_tokenizer_load(L->m->gguf, &L->tok, terr, sizeof terr) < 0)
-        L->tok = NULL; /* random test models have no vocabulary: tokenize then says -ENOTSUP */
+    if (rl_tokenizer_load(L->m->gguf, &L->tok, L->tok_err, sizeof L->tok_err) < 0)
+        L->tok = NULL; /* e.g. random test models without a vocabulary: tokenize says -ENOTSUP */
     rl_gguf_str ct = {0};
     rl_gguf_get_str(L->m->gguf, "tokenizer.chat_template", &ct);
     L->tmpl = rl_chat_detect(ct.ptr, ct.len);

@@ -100,10 +100,11 @@ int rl_gguf_writer_write(rl_gguf_writer *w, const char *path);
 
 /* Streaming writer (added by modeldata), for files too big to hold in memory:
  * declare every tensor with rl_gguf_writer_tensor_decl (no data), then
- * rl_gguf_writer_begin writes the header, metadata and tensor infos, each
- * rl_gguf_writer_put writes the data of the next declared tensor (in
- * declaration order, exactly its nbytes), and rl_gguf_writer_finish checks all
- * were written and closes the file. Do not mix with rl_gguf_writer_tensor. */
+ * rl_gguf_writer_begin writes the header, metadata and tensor infos,
+ * rl_gguf_writer_put appends data bytes in declaration order (a tensor may be
+ * written in several pieces; a piece may not run past the current tensor's
+ * end), and rl_gguf_writer_finish checks all were written and closes the file.
+ * Do not mix with rl_gguf_writer_tensor. */
 int rl_gguf_writer_tensor_decl(rl_gguf_writer *w, const char *name, rl_type type, uint32_t n_dims,
                                const int64_t *ne);
 int rl_gguf_writer_begin(rl_gguf_writer *w, const char *path);

@@ -37,5 +37,8 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
                               size_t errlen);
 /* KV pool usage of an engine made by the functions above. */
 void rl_engine_llm_kv_stats(rl_engine *e, rl_llm_kv_stats *st);
+/* NULL when the model's tokenizer loaded; otherwise why it did not (the
+ * engine still runs on token ids; tokenize/token_piece say -ENOTSUP). */
+const char *rl_engine_llm_tokenizer_error(rl_engine *e);
 
 #endif

@@ -144,9 +144,9 @@ int32_t rl_sample_next(rl_sampler *s, float *logits)
     if (nc == 0)
         return argmax(logits, n);
     nc = keep_top(s->cand, nc, s->p.top_k > 0 && (uint32_t)s->p.top_k < nc ? (uint32_t)s->p.top_k : nc);
-    double sum = 0;
+    double sum = 0, top = s->cand[0].logit;
     for (uint32_t i = 0; i < nc; i++) {
-        double p = exp((double)(s->cand[i].logit - s->cand[0].logit) * inv_t);
+        double p = exp(((double)s->cand[i].logit - top) * inv_t);
         s->cand[i].logit = (float)p;
         sum += p;
     }

@@ -7,7 +7,7 @@
 #include <limits.h>
 #include <string.h>
 
-#define RL_TOK_MAX_INPUT (256u << 20)
+#define RL_TOK_MAX_INPUT (16u << 20) /* prompts are far smaller; bounds the scratch memory */
 
 /* The longest special token whose text starts at s (user-defined tokens always,
  * control and unknown ones only when parse_special), or -1. */
@@ -76,13 +76,16 @@ int rl_token_to_piece(const rl_tokenizer *t, int32_t tok, char *buf, size_t cap)
     if (!t || tok < 0 || (uint32_t)tok >= t->n || (!buf && cap))
         return -EINVAL;
     uint32_t n = t->plen[tok];
-    memcpy(buf, t->piece + t->poff[tok], n < cap ? n : cap);
+    if (n && cap)
+        memcpy(buf, t->piece + t->poff[tok], n < cap ? n : cap);
     return (int)n;
 }
 
 uint32_t rl_tokenizer_n_vocab(const rl_tokenizer *t) { return t ? t->n : 0; }
 int32_t rl_tokenizer_bos(const rl_tokenizer *t) { return t ? t->bos : -1; }
 int32_t rl_tokenizer_eos(const rl_tokenizer *t) { return t ? t->eos : -1; }
+
+bool rl_tokenizer_adds_bos(const rl_tokenizer *t) { return t && t->add_bos; }
 
 bool rl_tokenizer_is_eog(const rl_tokenizer *t, int32_t tok)
 {

@@ -129,7 +129,7 @@ static int parse_byte_token(const char *p, size_t n)
 }
 
 /* Bytes of token id as it appears in text; writes into out (capacity >= len). */
-static size_t make_piece(const rl_tokenizer *t, int32_t id, int8_t *cp_byte, char *out)
+static size_t make_piece(const rl_tokenizer *t, int32_t id, const int16_t *cp_byte, char *out)
 {
     const char *p = t->text + t->off[id];
     size_t n = t->len[id], o = 0;
@@ -185,7 +185,7 @@ static int cmp_special(const void *pa, const void *pb, void *ctx)
 
 static const char *const eog_texts[] = {
     "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<end_of_turn>",
-    "<|EOT|>", "<EOT>", "<|end_of_text|>", "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+    "<|EOT|>", "<EOT>", "<|end_of_text|>", "<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>" /* DeepSeek */,
 };
 
 static void add_eog(rl_tokenizer *t, int32_t id)
@@ -326,11 +326,11 @@ static int build(rl_tokenizer *t, const rl_tok_vocab *v, char *err, size_t errle
             map_put(&t->map, t, (int32_t)i);
     }
 
-    int8_t cp_byte[324];
+    int16_t cp_byte[324];
     memset(cp_byte, -1, sizeof cp_byte);
     for (uint32_t c = 0; c < 324; c++) {
         int b = cp_to_byte(c);
-        cp_byte[c] = b < 0 ? -1 : (int8_t)b;
+        cp_byte[c] = (int16_t)b;
     }
     if (v->model == RL_TOK_BPE) {
         for (int b = 0; b < 256; b++) {

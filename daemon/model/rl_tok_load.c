@@ -20,8 +20,8 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Optional token id: missing -> -1; present must be an integer (-1 allowed as "none"). */
-static int get_id(const rl_gguf *g, const char *key, int32_t *out, char *err, size_t errlen)
+static int get_id_mode(const rl_gguf *g, const char *key, int32_t *out, bool lenient, uint32_t n_vocab,
+                       char *err, size_t errlen)
 {
     *out = -1;
     if (!rl_gguf_get(g, key))
@@ -29,10 +29,21 @@ static int get_id(const rl_gguf *g, const char *key, int32_t *out, char *err, si
     int64_t v;
     if (!rl_gguf_get_i64(g, key, &v))
         return fail(err, errlen, -EINVAL, "tokenizer: %s is not an integer", key);
+    if (v == -1 || v == (int64_t)UINT32_MAX || (lenient && (v < 0 || v >= (int64_t)n_vocab)))
+        return 0;
     if (v < -1 || v > INT32_MAX)
         return fail(err, errlen, -EINVAL, "tokenizer: %s = %lld out of range", key, (long long)v);
     *out = (int32_t)v;
     return 0;
+}
+
+/* Optional token id: missing -> -1; present must be an integer. -1 and UINT32_MAX
+ * (how converters write "none") give -1; other values are range-checked by
+ * rl_tok_build, except in lenient mode (padding: not needed for tokenizing), where
+ * any value beyond the vocabulary also means none. */
+static int get_id(const rl_gguf *g, const char *key, int32_t *out, char *err, size_t errlen)
+{
+    return get_id_mode(g, key, out, false, 0, err, errlen);
 }
 
 /* Optional bool: missing -> -1 (default), else 0/1. */
@@ -128,7 +139,7 @@ int rl_tokenizer_load(const rl_gguf *g, rl_tokenizer **out, char *err, size_t er
     if ((rc = get_id(g, "tokenizer.ggml.bos_token_id", &v.bos, err, errlen)) ||
         (rc = get_id(g, "tokenizer.ggml.eos_token_id", &v.eos, err, errlen)) ||
         (rc = get_id(g, "tokenizer.ggml.unknown_token_id", &v.unk, err, errlen)) ||
-        (rc = get_id(g, "tokenizer.ggml.padding_token_id", &v.pad, err, errlen)) ||
+        (rc = get_id_mode(g, "tokenizer.ggml.padding_token_id", &v.pad, true, v.n, err, errlen)) ||
         (rc = get_id(g, "tokenizer.ggml.eot_token_id", &v.eot, err, errlen)) ||
         (rc = get_flag(g, "tokenizer.ggml.add_bos_token", &v.add_bos, err, errlen)) ||
         (rc = get_flag(g, "tokenizer.ggml.add_eos_token", &v.add_eos, err, errlen)) ||

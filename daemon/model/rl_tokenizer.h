@@ -20,7 +20,9 @@ void rl_tokenizer_free(rl_tokenizer *t);
 
 /* Text -> ids. add_special: BOS (and EOS) as the metadata asks.
  * parse_special: text of control tokens ("<|eot_id|>") becomes those tokens.
- * Returns the count (may exceed cap: nothing beyond cap is written), or a negative errno. */
+ * (User-defined tokens, type 4, are matched either way, as the reference tokenizers do.)
+ * Returns the count (may exceed cap: nothing beyond cap is written), or a negative errno
+ * (-EINVAL bad arguments, -E2BIG text over 16 MiB, -ENOMEM). */
 int rl_tokenize(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
                 bool parse_special, int32_t *out, size_t cap);
 /* Bytes of one token as it appears in text (byte tokens decoded, SPM's U+2581
@@ -32,6 +34,8 @@ uint32_t rl_tokenizer_n_vocab(const rl_tokenizer *t);
 int32_t rl_tokenizer_bos(const rl_tokenizer *t); /* -1 if none */
 int32_t rl_tokenizer_eos(const rl_tokenizer *t); /* -1 if none */
 bool rl_tokenizer_is_eog(const rl_tokenizer *t, int32_t tok);
+/* Added by tokenizer: whether rl_tokenize with add_special puts BOS first. */
+bool rl_tokenizer_adds_bos(const rl_tokenizer *t);
 /* Added by tokenizer: tokenizer.chat_template (NUL-terminated, *len bytes), or NULL. */
 const char *rl_tokenizer_chat_template(const rl_tokenizer *t, size_t *len);
 

@@ -12,6 +12,7 @@
 #ifndef RL_GEMM_H
 #define RL_GEMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,7 @@ typedef struct rl_gemm_act {
     rl_type type;     /* vec_dot_type they were converted to */
     const void *data; /* converted rows, row_bytes apart */
     size_t row_bytes;
+    bool packed;      /* repacked for the int8 micro-kernels (rl_gemm_q.c) */
 } rl_gemm_act;
 
 /* Bytes of scratch rl_gemm_prepare needs for n_tok rows of k for weights of type wt. */
@@ -40,10 +42,27 @@ int rl_gemm_prepare(rl_pool *p, rl_gemm_act *a, rl_type wt, const float *x, int6
 void rl_gemm_run(rl_pool *p, const void *w, rl_type wt, int64_t n_rows, const rl_gemm_act *a,
                  float *y, int64_t ldy);
 
+/* Several matrices in one pass over the threads (one barrier instead of
+ * several): e.g. Wq, Wk, Wv on the same activations. At most RL_GEMM_MAX_JOBS. */
+#define RL_GEMM_MAX_JOBS 4
+typedef struct rl_gemm_job {
+    const void *w;
+    rl_type wt;
+    int64_t n_rows;
+    const rl_gemm_act *a;
+    float *y;
+    int64_t ldy;
+} rl_gemm_job;
+void rl_gemm_run_many(rl_pool *p, const rl_gemm_job *jobs, int n);
+
 /* Pick the tiled micro-kernels for this CPU (idempotent). */
 void rl_gemm_init(void);
 
-/* Micro-kernel: nr (<= 4) weight rows x nt (<= 4) tokens. Exposed for tests. */
+/* Micro-kernel: nr (<= RL_GEMM_TILE_R) weight rows x nt (<= RL_GEMM_TILE_T) tokens. */
+#ifndef RL_GEMM_TILE_R
+#define RL_GEMM_TILE_R 4
+#define RL_GEMM_TILE_T 4
+#endif
 typedef void (*rl_gemm_tile_fn)(int64_t k, const void *w, size_t w_stride, int nr, const void *a,
                                 size_t a_stride, int nt, float *y, size_t ldy);
 rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt);

@@ -38,6 +38,16 @@ static inline float rl_ldh(const uint8_t *p) { return rl_fp16_to_fp32(rl_ld16(p)
 static inline float rl_ldf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 static inline int16_t rl_ldi16(const uint8_t *p) { int16_t v; memcpy(&v, p, 2); return v; }
 
+/* round(v) clamped to [lo, hi] (|lo|, |hi| < 2^22), NaN -> lo. Adding and
+ * subtracting 1.5 * 2^23 rounds to nearest-even in the default rounding mode
+ * without a libm call (nearbyintf is a call on baseline x86-64). */
+static inline int rl_qround(float v, float lo, float hi)
+{
+    if (!(v >= lo)) v = lo;
+    if (v > hi) v = hi;
+    return (int)((v + 12582912.0f) - 12582912.0f); /* not folded: the build has no -ffast-math */
+}
+
 /* 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes of Q4_K/Q5_K. */
 static inline void rl_q4k_scale_min(const uint8_t *s, int j, uint8_t *sc, uint8_t *m)
 {

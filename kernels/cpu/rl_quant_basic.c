@@ -38,8 +38,6 @@ void rl_bf16_from_float(const float *src, void *dst, int64_t n)
     }
 }
 
-static inline int clampi(float v, float lo, float hi) { return (int)fmaxf(lo, fminf(hi, v)); }
-
 void rl_q8_0_to_float(const void *src, float *dst, int64_t n)
 {
     const uint8_t *b = src;
@@ -61,7 +59,7 @@ void rl_q8_0_from_float(const float *src, void *dst, int64_t n)
         memcpy(b, &dh, 2);
         float d = rl_fp16_to_fp32(dh), id = d != 0 ? 1.0f / d : 0.0f; /* quantize with the stored scale */
         int8_t *q = (int8_t *)(b + 2);
-        for (int j = 0; j < 32; j++) q[j] = (int8_t)clampi(nearbyintf(x[j] * id), -127, 127);
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)rl_qround(x[j] * id, -127, 127);
     }
 }
 
@@ -93,8 +91,8 @@ void rl_q4_0_from_float(const float *src, void *dst, int64_t n)
         memcpy(b, &dh, 2);
         float d = rl_fp16_to_fp32(dh), id = d != 0 ? 1.0f / d : 0.0f;
         for (int j = 0; j < 16; j++) {
-            int lo = clampi(nearbyintf(x[j] * id) + 8, 0, 15);
-            int hi = clampi(nearbyintf(x[j + 16] * id) + 8, 0, 15);
+            int lo = rl_qround(x[j] * id + 8, 0, 15);
+            int hi = rl_qround(x[j + 16] * id + 8, 0, 15);
             b[2 + j] = (uint8_t)(lo | (hi << 4));
         }
     }

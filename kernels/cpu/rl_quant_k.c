@@ -9,8 +9,6 @@
 
 #include "rl_quant.h"
 
-static inline int clampi(float v, float lo, float hi) { return (int)fmaxf(lo, fminf(hi, v)); }
-
 static void store_h(uint8_t *p, float v)
 {
     uint16_t h = rl_fp32_to_fp16(v);
@@ -35,7 +33,7 @@ static void fit_scale_min(const float *x, int nmax, float *s_out, float *m_out)
     for (int it = 0; it < 4; it++) {
         double A = 0, B = 0, D = 0, E = 0, err = 0;
         for (int i = 0; i < 32; i++) {
-            int q = clampi(nearbyintf((x[i] + m) / s), 0, (float)nmax);
+            int q = rl_qround((x[i] + m) / s, 0, (float)nmax);
             double e = (double)s * q - m - x[i];
             err += e * e;
             A += (double)q * q;
@@ -86,14 +84,14 @@ static void quant_kx(const float *x, int nmax, uint8_t *b, uint8_t *q)
     float d = rl_ldh(b), dmin = rl_ldh(b + 2);
     uint8_t sc[8], mq[8];
     for (int j = 0; j < 8; j++) {
-        sc[j] = (uint8_t)(d > 0 ? clampi(nearbyintf(s[j] / d), 0, 63) : 0);
-        mq[j] = (uint8_t)(dmin > 0 ? clampi(nearbyintf(m[j] / dmin), 0, 63) : 0);
+        sc[j] = (uint8_t)(d > 0 ? rl_qround(s[j] / d, 0, 63) : 0);
+        mq[j] = (uint8_t)(dmin > 0 ? rl_qround(m[j] / dmin, 0, 63) : 0);
     }
     pack_scales(b + 4, sc, mq);
     for (int j = 0; j < 8; j++) {
         float ds = d * sc[j], dm = dmin * mq[j], id = ds > 0 ? 1.0f / ds : 0;
         for (int i = 0; i < 32; i++)
-            q[32 * j + i] = (uint8_t)clampi(nearbyintf((x[32 * j + i] + dm) * id), 0, (float)nmax);
+            q[32 * j + i] = (uint8_t)rl_qround((x[32 * j + i] + dm) * id, 0, (float)nmax);
     }
 }
 
@@ -184,9 +182,9 @@ void rl_q6_k_from_float(const float *src, void *dst, int64_t n)
         float d = rl_ldh(b + 208);
         int8_t *sc = (int8_t *)(b + 192);
         for (int g = 0; g < 16; g++) {
-            sc[g] = (int8_t)(d > 0 ? clampi(nearbyintf(s[g] / d), -127, 127) : 0);
+            sc[g] = (int8_t)(d > 0 ? rl_qround(s[g] / d, -127, 127) : 0);
             float ds = d * sc[g], id = ds != 0 ? 1.0f / ds : 0;
-            for (int k = 0; k < 16; k++) q[16 * g + k] = (uint8_t)(clampi(nearbyintf(x[16 * g + k] * id), -32, 31) + 32);
+            for (int k = 0; k < 16; k++) q[16 * g + k] = (uint8_t)(rl_qround(x[16 * g + k] * id, -32, 31) + 32);
         }
         for (int h = 0; h < 2; h++) {
             uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
@@ -239,7 +237,7 @@ void rl_q8_k_from_float(const float *src, void *dst, int64_t n)
         for (int g = 0; g < 16; g++) {
             int16_t sum = 0;
             for (int k = 0; k < 16; k++) {
-                q[16 * g + k] = (int8_t)clampi(nearbyintf(x[16 * g + k] * id), -127, 127);
+                q[16 * g + k] = (int8_t)rl_qround(x[16 * g + k] * id, -127, 127);
                 sum = (int16_t)(sum + q[16 * g + k]);
             }
             memcpy(b + 260 + 2 * g, &sum, 2);

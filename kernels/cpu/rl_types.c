@@ -3,7 +3,12 @@
 #include "rl_types.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "rl_quant.h"
 
@@ -42,8 +47,25 @@ static rl_type_traits table[RL_TYPE_COUNT] = {
     [28] = {"F64", 1, 8, false, NULL, NULL, 28, NULL, NULL},
 };
 
+/* vec_dot_rows for types without a multi-row kernel: one vec_dot per row. */
+#define ROWS_GENERIC(T, id)                                                                                  \
+    static void rows_##T(int64_t n, const void *w, size_t rs, int64_t nr, const void *a, float *out)         \
+    {                                                                                                        \
+        rl_vec_dot_fn f = table[id].vec_dot;                                                                 \
+        for (int64_t r = 0; r < nr; r++) out[r] = f(n, (const uint8_t *)w + (size_t)r * rs, a);            \
+    }
+ROWS_GENERIC(f32, RL_TYPE_F32)
+ROWS_GENERIC(f16, RL_TYPE_F16)
+ROWS_GENERIC(bf16, RL_TYPE_BF16)
+ROWS_GENERIC(q8_0, RL_TYPE_Q8_0)
+ROWS_GENERIC(q4_0, RL_TYPE_Q4_0)
+ROWS_GENERIC(q4_k, RL_TYPE_Q4_K)
+ROWS_GENERIC(q5_k, RL_TYPE_Q5_K)
+ROWS_GENERIC(q6_k, RL_TYPE_Q6_K)
+
 const rl_type_traits *rl_type_get(uint32_t type)
 {
+    rl_types_init();
     if (type >= RL_TYPE_COUNT || !table[type].name) return NULL;
     return &table[type];
 }
@@ -63,17 +85,39 @@ size_t rl_type_row_size(rl_type t, int64_t n)
     return (size_t)(n / tr->block_size) * tr->type_size;
 }
 
-void rl_types_init(void)
+static void select_kernels(void)
 {
-    /* Idempotent: every call writes the same pointers. Callers run it once at
-     * start, before threads use the table. */
+    table[RL_TYPE_F32].vec_dot_rows = rows_f32;
+    table[RL_TYPE_F16].vec_dot_rows = rows_f16;
+    table[RL_TYPE_BF16].vec_dot_rows = rows_bf16;
+    table[RL_TYPE_Q8_0].vec_dot_rows = rows_q8_0;
+    table[RL_TYPE_Q4_0].vec_dot_rows = rows_q4_0;
+    table[RL_TYPE_Q4_K].vec_dot_rows = rows_q4_k;
+    table[RL_TYPE_Q5_K].vec_dot_rows = rows_q5_k;
+    table[RL_TYPE_Q6_K].vec_dot_rows = rows_q6_k;
+#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    unsigned eax, ebx, ecx = 0, edx;
+    bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)); /* not in clang's cpu_supports list */
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     bool vnni = avx2 && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
                 __builtin_cpu_supports("avx512bw");
+    const char *cap = getenv("RINGLM_CPU_KERNELS");
+    if (cap && strcmp(cap, "scalar") == 0) avx2 = vnni = false;
+    if (cap && strcmp(cap, "avx2") == 0) vnni = false;
     for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;
     if (avx2) rl_vd_select_avx2(table);
     if (vnni) rl_vd_select_vnni(table);
+#else
+    for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;
+#endif
+}
+
+void rl_types_init(void)
+{
+    /* pthread_once: later or concurrent callers wait for the first and then see its writes. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, select_kernels);
 }
 
 /* ---- IEEE binary16 and bfloat16 ---- */

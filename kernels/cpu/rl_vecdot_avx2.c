@@ -74,26 +74,39 @@ AVX2 static float vd_q4_0(int64_t n, const void *w, const void *a)
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
-/* Sum of the 8 mins weighted by the Q8_K sums of their 32 activations. */
-static inline int kx_min_sum(const uint8_t *m, const uint8_t *y)
+/* The 8 scales and 8 mins of a Q4_K/Q5_K block from its 12 packed bytes, as
+ * two 8-byte vectors, with 32-bit word arithmetic (A, B, C = bytes 0-3, 4-7, 8-11):
+ * sc0-3 = A & 63, m0-3 = B & 63, sc4-7 = (C & 15) | (A >> 6) << 4, m4-7 = (C >> 4) | (B >> 6) << 4. */
+static inline void kx_scales(const uint8_t *p, uint8_t sc[8], uint8_t m[8])
 {
-    int s = 0;
-    for (int j = 0; j < 8; j++) s += m[j] * (rl_ldi16(y + 260 + 4 * j) + rl_ldi16(y + 262 + 4 * j));
-    return s;
+    uint32_t A, B, C, u[4];
+    memcpy(&A, p, 4);
+    memcpy(&B, p + 4, 4);
+    memcpy(&C, p + 8, 4);
+    u[0] = A & 0x3f3f3f3fu;
+    u[1] = (C & 0x0f0f0f0fu) | (((A >> 6) & 0x03030303u) << 4);
+    u[2] = B & 0x3f3f3f3fu;
+    u[3] = ((C >> 4) & 0x0f0f0f0fu) | (((B >> 6) & 0x03030303u) << 4);
+    memcpy(sc, u, 8);
+    memcpy(m, u + 2, 8);
 }
 
 /* Q4_K (bits 4) and Q5_K (bits 5) against Q8_K. Unsigned q (0..31) times
  * signed y with maddubs (max 31*127*2, no saturation), then madd by the
- * sub-block scale accumulates exact int32 per super-block. */
+ * sub-block scale accumulates exact int32 per super-block. The mins term
+ * sum_j m_j * (sum of y in sub-block j) comes from the Q8_K group sums with
+ * one madd (each min repeated for its two 16-element groups). */
 AVX2 static inline float dot_kx(int64_t n, const uint8_t *x, const uint8_t *y, int bits)
 {
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     size_t bsz = bits == 4 ? RL_Q4_K_BYTES : RL_Q5_K_BYTES;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / RL_QK_K; i++, x += bsz, y += RL_Q8_K_BYTES) {
         uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) rl_q4k_scale_min(x + 4, j, &sc[j], &m[j]);
+        kx_scales(x + 4, sc, m);
+        __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+        __m256i mm = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+        __m256i msum = _mm256_madd_epi16(mm, _mm256_loadu_si256((const __m256i *)(y + 260)));
         const uint8_t *qs = x + (bits == 4 ? 16 : 48);
         __m256i qh = bits == 5 ? _mm256_loadu_si256((const __m256i *)(x + 16)) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
@@ -113,9 +126,9 @@ AVX2 static inline float dot_kx(int64_t n, const uint8_t *x, const uint8_t *y, i
         }
         float dy = rl_ldf(y);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * h2f(x)), _mm256_cvtepi32_ps(sumi), acc);
-        mins += dy * h2f(x + 2) * (float)kx_min_sum(m, y);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dy * h2f(x + 2)), _mm256_cvtepi32_ps(msum), accm);
     }
-    return hsum8(acc) - mins;
+    return hsum8(_mm256_sub_ps(acc, accm));
 }
 
 AVX2 static float vd_q4_k(int64_t n, const void *w, const void *a) { return dot_kx(n, w, a, 4); }

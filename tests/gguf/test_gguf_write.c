@@ -144,8 +144,10 @@ START_TEST(streaming_matches_in_memory_writer)
     ck_assert_int_eq(rl_gguf_writer_tensor_decl(w, "x", RL_TYPE_F32, 2, nx), 0);
     ck_assert_int_eq(rl_gguf_writer_tensor_decl(w, "y", RL_TYPE_F32, 1, ny), 0);
     ck_assert_int_eq(rl_gguf_writer_begin(w, p2), 0);
-    ck_assert_int_eq(rl_gguf_writer_put(w, y, sizeof y), -EINVAL); /* wrong size for "x" */
-    ck_assert_int_eq(rl_gguf_writer_put(w, x, sizeof x), 0);
+    float big[41] = {0};
+    ck_assert_int_eq(rl_gguf_writer_put(w, big, sizeof big), -EINVAL); /* runs past the end of "x" */
+    ck_assert_int_eq(rl_gguf_writer_put(w, x, 13 * sizeof(float)), 0); /* "x" in two pieces */
+    ck_assert_int_eq(rl_gguf_writer_put(w, x + 13, 27 * sizeof(float)), 0);
     ck_assert_int_eq(rl_gguf_writer_put(w, y, sizeof y), 0);
     ck_assert_int_eq(rl_gguf_writer_finish(w), 0);
     rl_gguf_writer_free(w);

@@ -31,9 +31,15 @@ static float rng_uniform(uint64_t *s, float a)
     return ((float)(rng_next(s) >> 40) / (float)(1 << 24) * 2.f - 1.f) * a;
 }
 
+static const tm_spec *g_spec;
+
 static int add_matrix(rl_gguf_writer *w, const char *name, rl_type t, int64_t ne0, int64_t ne1, float scale,
                       uint64_t *rng)
 {
+    if (g_spec->missing && strcmp(name, g_spec->missing) == 0)
+        return 0;
+    if (g_spec->bad_shape && strcmp(name, g_spec->bad_shape) == 0)
+        ne1++;
     const rl_type_traits *tt = rl_type_get(t);
     size_t rb = rl_type_row_size(t, ne0);
     float *row = malloc(sizeof(float) * (size_t)ne0);
@@ -52,6 +58,10 @@ static int add_matrix(rl_gguf_writer *w, const char *name, rl_type t, int64_t ne
 
 static int add_vector(rl_gguf_writer *w, const char *name, int64_t n, float center, float spread, uint64_t *rng)
 {
+    if (g_spec->missing && strcmp(name, g_spec->missing) == 0)
+        return 0;
+    if (g_spec->bad_shape && strcmp(name, g_spec->bad_shape) == 0)
+        n++;
     float *v = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++)
         v[i] = center + rng_uniform(rng, spread);
@@ -68,6 +78,7 @@ int tm_make_model(const tm_spec *sp, char *path)
         return -errno;
     close(fd);
     rl_types_init();
+    g_spec = sp;
     uint64_t rng = sp->seed * 0x9e3779b97f4a7c15ull + 12345;
     rl_gguf_writer *w = rl_gguf_writer_new();
     char k[128];

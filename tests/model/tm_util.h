@@ -20,6 +20,8 @@ typedef struct tm_spec {
     bool rope_freqs;         /* add a rope_freqs.weight (Llama 3 scaling) */
     float rope_base;
     uint64_t seed;
+    const char *bad_shape;   /* write this tensor with one row too many */
+    const char *missing;     /* leave this tensor out */
 } tm_spec;
 
 /* A small default shape (K-quant friendly: 256-wide rows). */

@@ -208,6 +208,63 @@ END_TEST
 START_TEST(roundtrip_deepseek_coder) { check_roundtrip("deepseek-coder", false); }
 END_TEST
 
+/* phi-3 marks <|end|> as a control token: one id when parsing special text, plain
+ * text otherwise; <|end|> also ends generation. */
+START_TEST(phi3_control_token_parsed_only_when_asked)
+{
+    vectors v;
+    if (!open_vectors("phi-3", &v))
+        return;
+    const char *text = "Hi<|end|>";
+    int32_t on[32], off[32];
+    int n_on = rl_tokenize(v.t, text, strlen(text), false, true, on, 32);
+    int n_off = rl_tokenize(v.t, text, strlen(text), false, false, off, 32);
+    ck_assert_int_ge(n_on, 2);
+    char piece[32];
+    int32_t end = on[n_on - 1];
+    ck_assert_int_eq(rl_token_to_piece(v.t, end, piece, sizeof piece), 0); /* control: renders as "" */
+    ck_assert(rl_tokenizer_is_eog(v.t, end));
+    ck_assert_int_gt(n_off, n_on);
+    for (int i = 0; i < n_off; i++)
+        ck_assert_int_ne(off[i], end);
+    close_vectors(&v);
+}
+END_TEST
+
+/* The test model's vocabulary (which writes UINT32_MAX for "no padding token"). */
+START_TEST(stories260k_tokenizer_loads_and_roundtrips)
+{
+    const char *dir = getenv("RL_SHARED_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", dir ? dir : "");
+    FILE *probe = dir ? fopen(path, "rb") : NULL;
+    if (!probe) {
+        printf("SKIP stories260K: %s not found\n", path);
+        return;
+    }
+    fclose(probe);
+    rl_gguf *g;
+    rl_tokenizer *t;
+    char err[256] = "";
+    ck_assert_msg(rl_gguf_open(path, &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rl_tokenizer_load(g, &t, err, sizeof err) == 0, "%s", err);
+    const char *text = "Once upon a time, Lily saw a big \xF0\x9F\x90\xB6.";
+    int32_t ids[128];
+    int n = rl_tokenize(t, text, strlen(text), true, false, ids, 128);
+    ck_assert_int_gt(n, 3);
+    ck_assert_int_eq(ids[0], rl_tokenizer_bos(t));
+    char back[256];
+    size_t o = 0;
+    for (int i = 1; i < n; i++)
+        o += (size_t)rl_token_to_piece(t, ids[i], back + o, sizeof back - o);
+    ck_assert_uint_eq(o, strlen(text) + 1);
+    ck_assert_int_eq(memcmp(back + 1, text, strlen(text)), 0);
+    ck_assert(rl_tokenizer_is_eog(t, rl_tokenizer_eos(t)));
+    rl_tokenizer_free(t);
+    rl_gguf_close(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tokenizer_vectors");
@@ -224,6 +281,8 @@ int main(void)
     tcase_add_test(tc, roundtrip_mpt);
     tcase_add_test(tc, roundtrip_refact);
     tcase_add_test(tc, roundtrip_deepseek_coder);
+    tcase_add_test(tc, stories260k_tokenizer_loads_and_roundtrips);
+    tcase_add_test(tc, phi3_control_token_parsed_only_when_asked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

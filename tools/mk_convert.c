@@ -1,0 +1,104 @@
+/* mk_convert.c - chunked, multi-threaded row conversion into a streaming GGUF writer. */
+#include "mk_convert.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CHUNK_FLOATS (4u << 20) /* 16 MiB of floats per chunk and thread */
+
+typedef struct part {
+    const rl_type_traits *tr;
+    mk_row_fn gen;
+    void *ctx;
+    int64_t ne0, r0, r1;
+    size_t row_bytes;
+    float *tmp;     /* one row of floats */
+    uint8_t *out;   /* rows [r0, r1) converted, relative to the chunk start */
+} part;
+
+static void *convert_part(void *arg)
+{
+    part *p = arg;
+    for (int64_t r = p->r0; r < p->r1; r++) {
+        p->gen(p->ctx, r, p->tmp, p->ne0);
+        p->tr->from_float(p->tmp, p->out + (size_t)(r - p->r0) * p->row_bytes, p->ne0);
+    }
+    return NULL;
+}
+
+int mk_stream_tensor(rl_gguf_writer *w, rl_type type, int64_t ne0, int64_t nrows, mk_row_fn gen, void *ctx,
+                     int threads)
+{
+    const rl_type_traits *tr = rl_type_get((uint32_t)type);
+    size_t row_bytes = rl_type_row_size(type, ne0);
+    if (!tr || !tr->from_float || !row_bytes || nrows <= 0) return -EINVAL;
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    int64_t chunk_rows = (int64_t)(CHUNK_FLOATS / (uint64_t)ne0) * threads;
+    if (chunk_rows < threads) chunk_rows = threads;
+    if (chunk_rows > nrows) chunk_rows = nrows;
+    uint8_t *buf = malloc((size_t)chunk_rows * row_bytes);
+    float *tmp = malloc(sizeof(float) * (size_t)ne0 * (size_t)threads);
+    int rc = buf && tmp ? 0 : -ENOMEM;
+    for (int64_t c0 = 0; !rc && c0 < nrows; c0 += chunk_rows) {
+        int64_t c1 = c0 + chunk_rows < nrows ? c0 + chunk_rows : nrows, n = c1 - c0;
+        part parts[64];
+        pthread_t th[64];
+        bool started[64] = {false};
+        for (int t = 0; t < threads; t++) {
+            int64_t a = c0 + n * t / threads, b = c0 + n * (t + 1) / threads;
+            parts[t] = (part){tr, gen, ctx, ne0, a, b, row_bytes, tmp + (size_t)ne0 * t, buf + (size_t)(a - c0) * row_bytes};
+            /* The last part runs on this thread, as does any we could not start. */
+            started[t] = t < threads - 1 && pthread_create(&th[t], NULL, convert_part, &parts[t]) == 0;
+            if (!started[t]) convert_part(&parts[t]);
+        }
+        for (int t = 0; t < threads; t++)
+            if (started[t]) pthread_join(th[t], NULL);
+        rc = rl_gguf_writer_put(w, buf, (uint64_t)n * row_bytes);
+    }
+    free(buf);
+    free(tmp);
+    return rc;
+}
+
+static unsigned fallback_q8, fallback_f32; /* the tools are single-threaded here */
+
+rl_type mk_pick_type(rl_type want, int64_t ne0, const char *name)
+{
+    const rl_type_traits *tr = rl_type_get((uint32_t)want);
+    if (tr && ne0 % tr->block_size == 0) return want;
+    (void)name;
+    if (want != RL_TYPE_Q8_0 && ne0 % 32 == 0) {
+        fallback_q8++;
+        return RL_TYPE_Q8_0;
+    }
+    fallback_f32++;
+    return RL_TYPE_F32;
+}
+
+void mk_report_fallbacks(const char *want)
+{
+    if (fallback_q8)
+        fprintf(stderr, "note: %u tensors stored as Q8_0: their rows are not a multiple of the %s block\n",
+                fallback_q8, want);
+    if (fallback_f32)
+        fprintf(stderr, "note: %u tensors stored as F32: their rows are not a multiple of 32\n", fallback_f32);
+}
+
+uint32_t mk_file_type(rl_type t)
+{
+    switch (t) {
+    case RL_TYPE_F32: return 0;
+    case RL_TYPE_F16: return 1;
+    case RL_TYPE_Q4_0: return 2;
+    case RL_TYPE_Q8_0: return 7;
+    case RL_TYPE_Q4_K: return 14; /* Q4_K_S: every weight Q4_K */
+    case RL_TYPE_Q5_K: return 16; /* Q5_K_S */
+    case RL_TYPE_Q6_K: return 18;
+    case RL_TYPE_BF16: return 32;
+    default: return 0;
+    }
+}
