@@ -86,6 +86,8 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
         c.max_prefill = 512;
     if (c.n_slots == 0)
         c.n_slots = 1;
+    if (c.n_head && c.max_prefill * c.n_head > 65536) /* attention arrival counters */
+        c.max_prefill = 65536 / c.n_head;
     if (!c.n_layer || !c.n_embd || !c.n_head || !c.n_head_kv || c.n_head % c.n_head_kv || !c.head_dim ||
         c.head_dim > 256 || c.head_dim % 2 || !c.n_ff || !c.n_vocab || !c.n_ctx || c.n_rot > c.head_dim) {
         snprintf(err, errlen, "cuda: unsupported model shape");
@@ -193,6 +195,7 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
         (rc = dalloc((void **)&m->gu, (size_t)rows * 2 * c.n_ff * 4, "gu")) ||
         (rc = alloc_act(&m->logits, c.n_vocab, RL_CU_MAX_BATCH, false)) ||
         (rc = dalloc(&m->attn_scratch, attn_scr, "attention scratch")) ||
+        (rc = rl_cu_check(cudaMemset(m->attn_scratch, 0, attn_scr), "zero attention scratch")) ||
         (rc = dalloc((void **)&m->d_tok, rows * 4, "ids")) || (rc = dalloc((void **)&m->d_pos, rows * 4, "ids")) ||
         (rc = dalloc((void **)&m->d_slot, rows * 4, "ids")) || (rc = dalloc((void **)&m->d_out, rows * 4, "ids")) ||
         (rc = dalloc(&m->xh, (size_t)rows * xh_n * 2, "fp16 activations")) ||

@@ -117,7 +117,8 @@ int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int
 
 /* Attention of batch queries over the cache, each seeing positions 0..d_pos[b]
  * of slot d_slot[b]. Split over n_split blocks per head (flash-decoding); the
- * scratch needs rl_cu_attn_scratch_bytes. Writes out->f (and out->q when set
+ * scratch needs rl_cu_attn_scratch_bytes and must be zeroed once before its
+ * first use (it holds arrival counters the kernel leaves at zero). Writes out->f (and out->q when set
  * and head_dim % 32 == 0). */
 size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, int n_split);
 int rl_cu_attn_splits(int batch, int n_head);

@@ -248,8 +248,13 @@ static void check_attn(int n_split_force)
     float *dq = tcu_up(q, (size_t)qd * batch * 4);
     int32_t *dpos = tcu_up(pos, sizeof pos), *dslot = tcu_up(slot, sizeof slot);
     int n_split = n_split_force ? n_split_force : rl_cu_attn_splits(batch, r.n_head);
-    void *scr = tcu_dev(rl_cu_attn_scratch_bytes(batch, r.n_head, hd, n_split));
+    size_t scr_bytes = rl_cu_attn_scratch_bytes(batch, r.n_head, hd, n_split);
+    void *scr = tcu_dev(scr_bytes);
+    ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess); /* counters start at zero (documented) */
     rl_cu_act out = make_act(qd, batch, NULL);
+    CU_OK(rl_cu_attn_decode(dq, dk, dv, dpos, dslot, batch, &r, n_ctx, n_split, scr, &out, 0));
+    /* Again on a poisoned output: the arrival counters were left at zero. */
+    ck_assert(cudaMemset(out.f, 0xFF, (size_t)qd * batch * 4) == cudaSuccess);
     CU_OK(rl_cu_attn_decode(dq, dk, dv, dpos, dslot, batch, &r, n_ctx, n_split, scr, &out, 0));
     float *o = malloc((size_t)qd * batch * 4);
     double *ref = calloc((size_t)qd * batch, sizeof(double));
