@@ -267,7 +267,7 @@ int rl_bench_transport_main(int argc, char **argv)
     lat ring = {0}, uds = {0}, sleeping = {0}, gen = {0};
     double tp[3] = {0};
     static const int n_cl[3] = {1, 8, 64};
-    bdaemon b;
+    bdaemon b = {0};
     if (bd_start(&b, spin_us) < 0)
         return 1;
     int rc = ring_latency(b.sock, spin_us, iters, 0, &ring);

@@ -21,6 +21,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Requests one client may have in flight; more are answered -EBUSY at once. */
+#define RL_CONN_MAX_REQS 1024u
+
 typedef struct rl_conn {
     /* immutable after rl_conn_create */
     uint64_t id;
@@ -38,6 +41,7 @@ typedef struct rl_conn {
     atomic_bool dead;       /* closing: posts fail, requests are dropped */
     atomic_bool corrupt;    /* the client corrupted its region; the loop disconnects it */
     atomic_bool want_space; /* a post found no room; the doorbell should kick the worker */
+    atomic_uint n_reqs;     /* requests of this client held by the daemon (bounded) */
 
     /* completion side, under out_lock */
     pthread_mutex_t out_lock;

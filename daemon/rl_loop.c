@@ -285,6 +285,8 @@ static void post_error(rl_daemon *d, rl_conn *c, uint32_t id, int32_t status, co
 static void post_info(rl_daemon *d, rl_conn *c, uint32_t id)
 {
     rl_wire_info in = {0};
+    /* Fresh: the KV cache size changes (get_info is callable from any thread). */
+    d->engine->ops->get_info(d->engine, &d->info);
     const rl_engine_info *e = &d->info;
     snprintf(in.daemon_version, sizeof in.daemon_version, "%s", RL_VERSION);
     in.protocol = RL_WIRE_VERSION;
@@ -307,6 +309,9 @@ static void handle_generate(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
         return post_error(d, c, 0, -EINVAL, "request id 0 is reserved");
     if (d->stopping)
         return post_error(d, c, e->req_id, -ESHUTDOWN, "daemon is stopping");
+    /* acquire: pairs with the worker's release when it frees a request. */
+    if (atomic_load_explicit(&c->n_reqs, memory_order_acquire) >= RL_CONN_MAX_REQS)
+        return post_error(d, c, e->req_id, -EBUSY, "too many requests in flight");
     const uint8_t *src = rl_conn_req_bytes(c, e->off, e->len);
     if (!src)
         return post_error(d, c, e->req_id, -EINVAL, "payload outside the request arena");

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_REQS_PER_CONN 1024u
 
 typedef struct buf {
     char *p;
@@ -67,6 +66,7 @@ struct rl_worker {
     rl_wreq **act;
     uint32_t n_act, cap_act;
     rl_step_item *items;
+    rl_wreq **item_req; /* the request of each item */
     uint32_t cap_items;
     rl_conn **touched;
     uint32_t n_touched, cap_touched;
@@ -110,6 +110,7 @@ rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const rl_req_parsed *p, int
     r->n_stop = p->n_stop;
     r->conn = conn;
     rl_conn_ref(conn);
+    atomic_fetch_add_explicit(&conn->n_reqs, 1, memory_order_relaxed);
     r->id = req_id;
     r->prompt = ids;
     r->n_prompt = n_ids;
@@ -130,6 +131,8 @@ static void wreq_free(rl_worker *w, rl_wreq *r)
     free(r->hold.p);
     free(r->out.p);
     free(r->ids);
+    /* release: pairs with the loop's acquire load of n_reqs (a slot it may reuse). */
+    atomic_fetch_sub_explicit(&r->conn->n_reqs, 1, memory_order_release);
     rl_conn_unref(r->conn);
     free(r);
 }
@@ -200,8 +203,10 @@ static void touch(rl_worker *w, rl_conn *c)
     if (w->n_touched == w->cap_touched) {
         uint32_t cap = w->cap_touched ? 2 * w->cap_touched : 16;
         rl_conn **p = realloc(w->touched, cap * sizeof *p);
-        if (!p)
-            return; /* no kick: the client still sees the entries when it polls */
+        if (!p) {
+            rl_conn_kick(c); /* cannot defer it: kick now */
+            return;
+        }
         w->touched = p;
         w->cap_touched = cap;
     }
@@ -360,7 +365,7 @@ static void admit(rl_worker *w, rl_wreq *r)
             return;
         }
     }
-    if (same >= MAX_REQS_PER_CONN) {
+    if (same >= RL_CONN_MAX_REQS) {
         set_final(w, r, RL_WIRE_EV_ERROR, -EBUSY, 0, "too many requests in flight");
         return;
     }
@@ -429,12 +434,16 @@ static void run_step(rl_worker *w)
         return;
     if (n > w->cap_items) {
         rl_step_item *p = realloc(w->items, n * sizeof *p);
-        if (!p)
-            return;
-        w->items = p;
+        if (p)
+            w->items = p;
+        rl_wreq **q = realloc(w->item_req, n * sizeof *q);
+        if (q)
+            w->item_req = q;
+        if (!p || !q)
+            return; /* out of memory: try again next iteration */
         w->cap_items = n;
     }
-    rl_wreq *idx[n]; /* n is bounded by active requests; small */
+    rl_wreq **idx = w->item_req;
     n = 0;
     for (uint32_t i = 0; i < w->n_act; i++) {
         rl_wreq *r = w->act[i];
@@ -591,6 +600,7 @@ void rl_worker_stop(rl_worker *w)
     handle_msgs(w, w->inbox, true);
     free(w->act);
     free(w->items);
+    free(w->item_req);
     free(w->touched);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);

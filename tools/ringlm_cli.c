@@ -126,6 +126,43 @@ static int cmd_generate(ringlm_conn *c, int argc, char **argv)
     return rc;
 }
 
+typedef struct history {
+    ringlm_chat_msg *msgs;
+    char **texts; /* owned copies of the contents */
+    size_t n;
+} history;
+
+/* Append a message; takes ownership of text. Returns 0 or -ENOMEM. */
+static int history_push(history *h, const char *role, char *text)
+{
+    if (!text)
+        return -ENOMEM;
+    ringlm_chat_msg *m = realloc(h->msgs, (h->n + 1) * sizeof *m);
+    if (!m) {
+        free(text);
+        return -ENOMEM;
+    }
+    h->msgs = m;
+    char **t = realloc(h->texts, (h->n + 1) * sizeof *t);
+    if (!t) {
+        free(text);
+        return -ENOMEM;
+    }
+    h->texts = t;
+    h->texts[h->n] = text;
+    h->msgs[h->n] = (ringlm_chat_msg){role, text};
+    h->n++;
+    return 0;
+}
+
+static void history_free(history *h)
+{
+    for (size_t k = 0; k < h->n; k++)
+        free(h->texts[k]);
+    free(h->texts);
+    free(h->msgs);
+}
+
 static int cmd_chat(ringlm_conn *c, int argc, char **argv)
 {
     gen_opts g = {0};
@@ -134,23 +171,13 @@ static int cmd_chat(ringlm_conn *c, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    ringlm_chat_msg *msgs = NULL;
-    size_t n = 0;
-    char **owned = NULL;
-    size_t n_owned = 0;
-#define PUSH(role_, text_)                                                                         \
-    do {                                                                                           \
-        msgs = realloc(msgs, (n + 1) * sizeof *msgs);                                              \
-        owned = realloc(owned, (n_owned + 1) * sizeof *owned);                                     \
-        owned[n_owned++] = (text_);                                                                \
-        msgs[n++] = (ringlm_chat_msg){(role_), (text_)};                                           \
-    } while (0)
-    if (g.system)
-        PUSH("system", strdup(g.system));
+    history h = {0};
+    int ret = 0;
+    if (g.system && history_push(&h, "system", strdup(g.system)) < 0)
+        return die("chat", -ENOMEM);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    int ret = 0;
     fprintf(stderr, "> ");
     while ((len = getline(&line, &cap, stdin)) > 0) {
         if (line[len - 1] == '\n')
@@ -159,9 +186,12 @@ static int cmd_chat(ringlm_conn *c, int argc, char **argv)
             fprintf(stderr, "> ");
             continue;
         }
-        PUSH("user", strdup(line));
+        if (history_push(&h, "user", strdup(line)) < 0) {
+            ret = die("chat", -ENOMEM);
+            break;
+        }
         ringlm_req r;
-        int rc = ringlm_submit_chat(c, msgs, n, &g.p, &r);
+        int rc = ringlm_submit_chat(c, h.msgs, h.n, &g.p, &r);
         if (rc < 0) {
             ret = die("submit", rc);
             break;
@@ -175,15 +205,14 @@ static int cmd_chat(ringlm_conn *c, int argc, char **argv)
             ret = rc;
             break;
         }
-        PUSH("assistant", answer ? answer : strdup(""));
+        if (history_push(&h, "assistant", answer ? answer : strdup("")) < 0) {
+            ret = die("chat", -ENOMEM);
+            break;
+        }
         fprintf(stderr, "> ");
     }
-#undef PUSH
     free(line);
-    for (size_t k = 0; k < n_owned; k++)
-        free(owned[k]);
-    free(owned);
-    free(msgs);
+    history_free(&h);
     return ret;
 }
 

@@ -153,6 +153,75 @@ START_TEST(test_full_completion_ring_pauses_then_resumes_generation)
 }
 END_TEST
 
+START_TEST(test_result_arena_wraps_around_under_sustained_traffic)
+{
+    /* 72 x 2000-byte prompts echo 144k token events: 1.1 MiB of results through
+     * the 1 MiB result arena. */
+    enum { NR = 72, LEN = 2000 };
+    ringlm_conn *c = tt_connect(&td);
+    ringlm_params p;
+    ringlm_params_default(&p);
+    p.max_tokens = LEN + 1;
+    static char prompt[NR][LEN + 48], got[NR][LEN];
+    static size_t glen[NR];
+    ringlm_req r[NR];
+    for (int k = 0; k < NR; k++) {
+        for (size_t i = 0; i < LEN; i++)
+            prompt[k][i] = (char)('A' + (i * 7 + (size_t)k) % 26);
+        ck_assert_int_eq(ringlm_submit_text(c, prompt[k], LEN, &p, &r[k]), 0);
+    }
+    for (int done = 0; done < NR;) {
+        ringlm_event ev;
+        ck_assert_int_eq(ringlm_next(c, 0, &ev, 20000), 0);
+        int k = (int)(ev.req - r[0]);
+        ck_assert(k >= 0 && k < NR && r[k] == ev.req);
+        if (ev.type == RINGLM_EV_TOKENS) {
+            ck_assert_uint_le(glen[k] + ev.text_len, LEN);
+            memcpy(got[k] + glen[k], ev.text, ev.text_len);
+            glen[k] += ev.text_len;
+        } else {
+            ck_assert_int_eq(ev.type, RINGLM_EV_DONE);
+            done++;
+        }
+        ringlm_release(c, &ev);
+    }
+    for (int k = 0; k < NR; k++) {
+        ck_assert_uint_eq(glen[k], LEN);
+        ck_assert(memcmp(got[k], prompt[k], LEN) == 0);
+    }
+    ck_assert_uint_gt(c->released_mark, c->res_size); /* the result arena wrapped */
+    ringlm_close(c);
+}
+END_TEST
+
+START_TEST(test_request_arena_wraps_around)
+{
+    /* 600 x 2000-byte prompts: 1.2 MiB through the 1 MiB request arena. */
+    enum { NR = 600, LEN = 2000 };
+    ringlm_conn *c = tt_connect(&td);
+    ringlm_params p;
+    ringlm_params_default(&p);
+    p.max_tokens = 1;
+    static char prompt[LEN];
+    static ringlm_req r[NR];
+    for (int k = 0; k < NR; k++) {
+        for (size_t i = 0; i < LEN; i++)
+            prompt[i] = (char)('a' + (i + (size_t)k) % 26);
+        ck_assert_int_eq(ringlm_submit_text(c, prompt, LEN, &p, &r[k]), 0);
+    }
+    ck_assert_uint_gt(c->req_head, c->req_size);
+    for (int k = 0; k < NR; k++) {
+        tt_result res;
+        ck_assert_int_eq(tt_collect(c, r[k], &res, 20000), 0);
+        ck_assert_int_eq(res.finish, RINGLM_FINISH_LENGTH);
+        ck_assert_uint_eq(res.len, 1);
+        ck_assert_int_eq(res.text[0], 'a' + k % 26); /* the payload the daemon read was this one's */
+        tt_result_free(&res);
+    }
+    ringlm_close(c);
+}
+END_TEST
+
 static Suite *inflight_suite(void)
 {
     Suite *s = suite_create("inflight");
@@ -163,6 +232,8 @@ static Suite *inflight_suite(void)
     tcase_add_test(tc, test_cancel_stops_a_running_request);
     tcase_add_test(tc, test_clients_in_one_batch_get_their_own_results);
     tcase_add_test(tc, test_full_completion_ring_pauses_then_resumes_generation);
+    tcase_add_test(tc, test_result_arena_wraps_around_under_sustained_traffic);
+    tcase_add_test(tc, test_request_arena_wraps_around);
     suite_add_tcase(s, tc);
     return s;
 }

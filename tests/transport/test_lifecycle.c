@@ -10,7 +10,11 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "rl_log.h"
 
 static void nap_ms(long ms)
 {
@@ -161,6 +165,93 @@ START_TEST(test_clients_beyond_the_limit_are_refused)
 }
 END_TEST
 
+START_TEST(test_requests_beyond_the_per_client_limit_are_busy)
+{
+    tt_daemon td;
+    tt_start(&td, 50);
+    ringlm_conn *c = tt_connect(&td);
+    ringlm_req r;
+    for (int i = 0; i < 1024; i++) /* held by a hung step: they stay in flight */
+        ck_assert_int_eq(ringlm_submit_text(c, "__hang__", 8, NULL, &r), 0);
+    ck_assert_int_eq(ringlm_submit_text(c, "one more", 8, NULL, &r), 0);
+    tt_result res;
+    ck_assert_int_eq(tt_collect(c, r, &res, 10000), 0);
+    ck_assert_int_eq(res.final_type, RINGLM_EV_ERROR);
+    ck_assert_int_eq(res.status, -EBUSY);
+    tt_result_free(&res);
+    ringlm_close(c);
+    tt_stop(&td);
+}
+END_TEST
+
+static int reload_pipe = -1;
+static void on_reload(rl_daemon *d, void *user)
+{
+    (void)d;
+    (void)user;
+    char b = 'R';
+    ck_assert_int_eq(write(reload_pipe, &b, 1), 1);
+}
+
+START_TEST(test_signals_reload_and_stop_gracefully)
+{
+    char dir[] = "/tmp/ringlm-sig-XXXXXX", sock[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(sock, sizeof sock, "%s/s", dir);
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        rl_log_set_level(LOG_WARNING);
+        rl_daemon_opts o;
+        rl_daemon_opts_default(&o);
+        o.socket_path = sock;
+        o.handle_signals = true;
+        rl_daemon *d;
+        char err[256];
+        if (rl_daemon_create(&o, &d, err, sizeof err) < 0)
+            _exit(3);
+        reload_pipe = pfd[1];
+        rl_daemon_hooks h = {.on_reload = on_reload};
+        rl_daemon_set_hooks(d, &h);
+        int rc = rl_daemon_run(d);
+        rl_daemon_destroy(d);
+        _exit(rc == 0 ? 0 : 4);
+    }
+    ringlm_conn *c = NULL;
+    for (int i = 0; i < 2000 && ringlm_connect(sock, NULL, &c) < 0; i++)
+        nap_ms(2);
+    ck_assert_ptr_nonnull(c);
+    kill(pid, SIGHUP);
+    char b;
+    ck_assert_int_eq(read(pfd[0], &b, 1), 1);
+    ck_assert_int_eq(b, 'R');
+    const char *p = "__slow__ survive SIGTERM";
+    ringlm_req r;
+    ck_assert_int_eq(ringlm_submit_text(c, p, strlen(p), NULL, &r), 0);
+    ringlm_event ev;
+    ck_assert_int_eq(ringlm_next(c, r, &ev, 10000), 0); /* running */
+    ck_assert_int_eq(ev.type, RINGLM_EV_TOKENS);
+    char first[64];
+    snprintf(first, sizeof first, "%.*s", (int)ev.text_len, ev.text);
+    ringlm_release(c, &ev);
+    kill(pid, SIGTERM);
+    tt_result res;
+    ck_assert_int_eq(tt_collect(c, r, &res, 10000), 0);
+    ck_assert_int_eq(res.finish, RINGLM_FINISH_EOS);
+    char all[128];
+    snprintf(all, sizeof all, "%s%s", first, res.text);
+    ck_assert_str_eq(all, p);
+    tt_result_free(&res);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ringlm_close(c);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *lifecycle_suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -172,6 +263,8 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, test_idle_worker_is_not_stalled);
     tcase_add_test(tc, test_tick_hook_runs_on_the_loop);
     tcase_add_test(tc, test_clients_beyond_the_limit_are_refused);
+    tcase_add_test(tc, test_requests_beyond_the_per_client_limit_are_busy);
+    tcase_add_test(tc, test_signals_reload_and_stop_gracefully);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,5 +1,6 @@
 /* tt_util.c - transport test helpers. */
 #include "tt_util.h"
+#include "rl_log.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ void tt_start_opts(tt_daemon *t, rl_daemon_opts *o, const rl_daemon_hooks *h)
     snprintf(t->sock, sizeof t->sock, "%s/ringlm.sock", t->dir);
     if (o->listen_fd < 0)
         o->socket_path = t->sock;
+    rl_log_set_level(getenv("RL_TEST_VERBOSE") ? LOG_DEBUG : LOG_WARNING);
     char err[256];
     int rc = rl_daemon_create(o, &t->d, err, sizeof err);
     ck_assert_msg(rc == 0, "daemon: %s", err);
