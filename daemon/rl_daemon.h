@@ -32,6 +32,8 @@ typedef struct rl_daemon_opts {
     int socket_mode;         /* permissions of a created socket (default 0666) */
     bool handle_signals;     /* read SIGTERM/SIGINT/SIGHUP via signalfd (rl_main) */
     unsigned stop_deadline_ms; /* SIGTERM/SIGINT: time requests in flight get; 0: 10 s */
+    void (*load_progress)(void *ctx, float frac); /* model loading progress [0, 1]; may be NULL */
+    void *load_progress_ctx;
 } rl_daemon_opts;
 
 typedef struct rl_daemon_hooks {

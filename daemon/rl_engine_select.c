@@ -1,6 +1,9 @@
 /* rl_engine_select.c - engine selection: --engine test|llm, --model PATH. */
 #include "rl_engine_select.h"
 #include "rl_engine_test.h"
+#ifdef RL_HAVE_LLM
+#include "rl_llm.h"
+#endif
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +26,12 @@ int rl_engine_open(const rl_daemon_opts *o, rl_engine **out, char *err, size_t e
             return -EINVAL;
         }
 #ifdef RL_HAVE_LLM
-        return rl_engine_llm_create(o->model_path, o->n_threads, out, err, errlen);
+        rl_llm_opts lo;
+        rl_llm_opts_default(&lo);
+        lo.n_threads = o->n_threads;
+        lo.progress = o->load_progress; /* "loading weights N%" to systemd */
+        lo.progress_ctx = o->load_progress_ctx;
+        return rl_engine_llm_create_opts(o->model_path, &lo, out, err, errlen);
 #else
         snprintf(err, errlen, "this ringlmd was built without the model engine (%s)", o->model_path);
         return -ENOTSUP;

@@ -96,6 +96,17 @@ static int load_cfg(const rl_service *s, rl_cfg *c)
     return rc;
 }
 
+/* Model loader progress -> "STATUS=loading weights N%" (and watchdog pings). */
+static void on_load_progress(void *ctx, float frac)
+{
+    (void)ctx;
+    if (!(frac >= 0.f)) /* NaN or negative */
+        frac = 0.f;
+    if (frac > 1.f)
+        frac = 1.f;
+    rl_sd_status_progress("loading weights", (uint64_t)(frac * 1000.f), 1000);
+}
+
 static void opts_from_cfg(rl_service *s, rl_daemon_opts *o)
 {
     const rl_cfg *c = &s->cfg;
@@ -110,6 +121,8 @@ static void opts_from_cfg(rl_service *s, rl_daemon_opts *o)
     o->max_clients = (int)c->max_clients;
     uint64_t ms = c->shutdown_deadline_us / 1000;
     o->stop_deadline_ms = ms ? (unsigned)ms : 1;
+    o->load_progress = on_load_progress;
+    o->load_progress_ctx = s;
 }
 
 int rl_service_begin(rl_service **out, rl_daemon_opts *o, int *argc, char **argv)

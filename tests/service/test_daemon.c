@@ -277,6 +277,37 @@ START_TEST(sighup_with_a_broken_file_keeps_the_running_configuration)
 }
 END_TEST
 
+START_TEST(model_loading_reports_progress_before_ready)
+{
+    const char *shared = getenv("RL_SHARED_DIR");
+    char model[400], conf[512];
+    snprintf(model, sizeof model, "%s/models/stories260K.gguf", shared ? shared : "");
+    snprintf(conf, sizeof conf, "device = cpu\nmodel = %s\n", model);
+    if (!shared || access(model, R_OK) != 0) {
+        printf("SKIP: no ../shared/models/stories260K.gguf\n");
+        return;
+    }
+    svc_opts o = {.notify = true, .extra_conf = conf};
+    svc_start(&S, &o);
+    char log[65536] = "";
+    bool ready = false;
+    for (long long end = svc_now_ms() + 20000; !ready && svc_now_ms() < end;) {
+        ready = notify_fake_wait_for(&S.nf, "READY=1", 100, log, sizeof log);
+        if (!ready && svc_wait_exit(&S, 1) != -1)
+            break; /* the daemon gave up */
+    }
+    if (!ready && strstr(svc_log(&S), "built without the model engine")) {
+        printf("SKIP: this ringlmd has no model engine (RL_HAVE_LLM)\n");
+        return;
+    }
+    ck_assert_msg(ready, "no READY=1: %s\nlog:\n%s", log, svc_log(&S));
+    char *mid = strstr(log, "STATUS=loading weights 5"); /* some 5x% step */
+    char *done = strstr(log, "STATUS=loading weights 100%");
+    ck_assert_msg(mid && done && mid < done && done < strstr(log, "READY=1"), "got: %s", log);
+    ck_assert_msg(strstr(log, "STATUS=serving stories260K.gguf"), "got: %s", log);
+}
+END_TEST
+
 START_TEST(socket_activation_serves_on_the_passed_fd)
 {
     svc_opts o = {.n_listen_fds = 1, .extra_conf = "socket = /nonexistent/dir/ignored.sock"};
@@ -341,6 +372,7 @@ int main(void)
     tcase_add_test(tc, sighup_sends_reloading_then_ready_and_logs_changes);
     tcase_add_test(tc, sighup_applies_max_clients_and_shutdown_deadline_at_once);
     tcase_add_test(tc, sighup_with_a_broken_file_keeps_the_running_configuration);
+    tcase_add_test(tc, model_loading_reports_progress_before_ready);
     tcase_add_test(tc, socket_activation_serves_on_the_passed_fd);
     tcase_add_test(tc, socket_activation_with_two_fds_fails_clearly);
     tcase_add_test(tc, systemd_socket_activate_starts_the_daemon_on_first_connect);
