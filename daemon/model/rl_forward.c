@@ -126,6 +126,26 @@ static void matmul(rl_fwd *f, rl_gemm_act *act, const rl_weight *w, const float 
     rl_gemm_run(f->pool, w->data, w->type, w->ne1, act, y, w->ne1);
 }
 
+/* Weights sharing one input: a single pass over the threads when they share a
+ * type (so one converted input serves all), else one after the other. */
+static void matmul_group(rl_fwd *f, const rl_weight *const *ws, float *const *ys, int n, const float *x, uint32_t T)
+{
+    rl_gemm_act act = {0};
+    bool same = true;
+    for (int i = 1; i < n; i++)
+        same = same && ws[i]->type == ws[0]->type && ws[i]->ne0 == ws[0]->ne0;
+    if (!same) {
+        for (int i = 0; i < n; i++)
+            matmul(f, &act, ws[i], x, T, ys[i]);
+        return;
+    }
+    rl_gemm_prepare(f->pool, &act, ws[0]->type, x, T, ws[0]->ne0, f->act_buf);
+    rl_gemm_job jobs[RL_GEMM_MAX_JOBS];
+    for (int i = 0; i < n; i++)
+        jobs[i] = (rl_gemm_job){ws[i]->data, ws[i]->type, ws[i]->ne1, &act, ys[i], ws[i]->ne1};
+    rl_gemm_run_many(f->pool, jobs, n);
+}
+
 /* ---- per-row stages, split over threads by rows ---- */
 
 typedef enum { ST_ATTN_NORM, ST_QKV_POST, ST_FFN_NORM, ST_SWIGLU } stage;
@@ -283,9 +303,9 @@ static void layer_forward(rl_fwd *f, uint32_t l)
     f->layer = l;
 
     run_rows(f, ST_ATTN_NORM);
-    matmul(f, &act, &L->wq, f->xb, T, f->q); /* q, k, v share one converted input */
-    matmul(f, &act, &L->wk, f->xb, T, f->k);
-    matmul(f, &act, &L->wv, f->xb, T, f->v);
+    const rl_weight *qkv[3] = {&L->wq, &L->wk, &L->wv}; /* one converted input, one pass */
+    float *qkv_out[3] = {f->q, f->k, f->v};
+    matmul_group(f, qkv, qkv_out, 3, f->xb, T);
     run_rows(f, ST_QKV_POST);
 
     att_ctx ac = {.f = f};
@@ -297,9 +317,9 @@ static void layer_forward(rl_fwd *f, uint32_t l)
     rl_ops_add(f->x, f->xb, (int)(T * E));
 
     run_rows(f, ST_FFN_NORM);
-    act = (rl_gemm_act){0};
-    matmul(f, &act, &L->w_gate, f->xb, T, f->hg);
-    matmul(f, &act, &L->w_up, f->xb, T, f->hu);
+    const rl_weight *gu[2] = {&L->w_gate, &L->w_up};
+    float *gu_out[2] = {f->hg, f->hu};
+    matmul_group(f, gu, gu_out, 2, f->xb, T);
     run_rows(f, ST_SWIGLU);
     act = (rl_gemm_act){0};
     matmul(f, &act, &L->w_down, f->hg, T, f->xb);

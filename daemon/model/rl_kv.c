@@ -98,9 +98,12 @@ size_t rl_kv_row_bytes(const rl_kv *kv)
 
 void rl_kv_get_stats(const rl_kv *kv, rl_kv_stats *st)
 {
+    /* relaxed: get_info may read the count from another thread while the
+     * compute thread changes it; a momentarily stale figure is fine */
+    uint32_t nf = __atomic_load_n(&kv->n_free, __ATOMIC_RELAXED);
     st->blocks_total = kv->n_blocks;
-    st->blocks_free = kv->n_free;
-    st->blocks_used = kv->n_blocks - kv->n_free;
+    st->blocks_free = nf;
+    st->blocks_used = kv->n_blocks - nf;
     st->block_bytes = kv->block_bytes;
 }
 
@@ -122,15 +125,19 @@ int rl_kv_reserve(rl_kv *kv, rl_kv_seq *s, uint32_t n_pos)
         s->blocks = nb;
         s->cap = cap;
     }
+    uint32_t nf = kv->n_free;
     while (s->n_blocks < need)
-        s->blocks[s->n_blocks++] = kv->free_stack[--kv->n_free];
+        s->blocks[s->n_blocks++] = kv->free_stack[--nf];
+    __atomic_store_n(&kv->n_free, nf, __ATOMIC_RELAXED); /* see rl_kv_get_stats */
     return 0;
 }
 
 void rl_kv_release(rl_kv *kv, rl_kv_seq *s)
 {
+    uint32_t nf = kv->n_free;
     for (uint32_t i = 0; i < s->n_blocks; i++)
-        kv->free_stack[kv->n_free++] = s->blocks[i];
+        kv->free_stack[nf++] = s->blocks[i];
+    __atomic_store_n(&kv->n_free, nf, __ATOMIC_RELAXED); /* see rl_kv_get_stats */
     free(s->blocks);
     *s = (rl_kv_seq){0};
 }

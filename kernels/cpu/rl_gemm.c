@@ -94,7 +94,8 @@ int rl_gemm_prepare(rl_pool *p, rl_gemm_act *a, rl_type wt, const float *x, int6
 /* Generic tile: one vec_dot per (row, token). */
 
 
-typedef struct run_ctx {
+/* One matrix of a run: its tiles are items [first, first + n_rt * n_tt). */
+typedef struct run_mat {
     const uint8_t *w;
     size_t w_stride;
     int64_t n_rows, k;
@@ -103,11 +104,17 @@ typedef struct run_ctx {
     int64_t ldy;
     rl_vec_dot_fn dot;
     rl_gemm_tile_fn tile;
-    int64_t n_rt, n_tt;
+    int64_t n_rt, n_tt, first;
+} run_mat;
+
+typedef struct run_ctx {
+    run_mat m[RL_GEMM_MAX_JOBS];
+    int n;
+    int64_t n_items;
     _Atomic int64_t next;
 } run_ctx;
 
-static void tile_generic(const run_ctx *c, int64_t r0, int nr, int64_t t0, int nt)
+static void tile_generic(const run_mat *c, int64_t r0, int nr, int64_t t0, int nt)
 {
     const uint8_t *ad = c->a->data;
     for (int i = 0; i < nr; i++) {
@@ -117,50 +124,67 @@ static void tile_generic(const run_ctx *c, int64_t r0, int nr, int64_t t0, int n
     }
 }
 
+static void run_item(const run_mat *c, int64_t it)
+{
+    int64_t rt = it / c->n_tt, tt = it % c->n_tt;
+    int64_t r0 = rt * RL_GEMM_ROWS, t0 = tt * RL_GEMM_TOKS;
+    int64_t r1 = r0 + RL_GEMM_ROWS < c->n_rows ? r0 + RL_GEMM_ROWS : c->n_rows;
+    int64_t t1 = t0 + RL_GEMM_TOKS < c->a->n_tok ? t0 + RL_GEMM_TOKS : c->a->n_tok;
+    if (!c->tile) {
+        tile_generic(c, r0, (int)(r1 - r0), t0, (int)(t1 - t0));
+        return;
+    }
+    const uint8_t *ad = c->a->data;
+    for (int64_t r = r0; r < r1; r += RL_GEMM_TILE_R) {
+        int nr = r1 - r < RL_GEMM_TILE_R ? (int)(r1 - r) : RL_GEMM_TILE_R;
+        for (int64_t t = t0; t < t1; t += RL_GEMM_TILE_T) {
+            int nt = t1 - t < RL_GEMM_TILE_T ? (int)(t1 - t) : RL_GEMM_TILE_T;
+            c->tile(c->k, c->w + (size_t)r * c->w_stride, c->w_stride, nr, ad + (size_t)t * c->a->row_bytes,
+                    c->a->row_bytes, nt, c->y + t * c->ldy + r, (size_t)c->ldy);
+        }
+    }
+}
+
 static void run_worker(void *vc, int ith, int nth)
 {
     run_ctx *c = vc;
-    int64_t n_items = c->n_rt * c->n_tt;
+    int j = 0;
     for (;;) {
         /* relaxed: the counter only hands out distinct items; results are
          * published by rl_pool_run's completion barrier */
         int64_t it = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (it >= n_items)
+        if (it >= c->n_items)
             break;
-        int64_t rt = it / c->n_tt, tt = it % c->n_tt;
-        int64_t r0 = rt * RL_GEMM_ROWS, t0 = tt * RL_GEMM_TOKS;
-        int64_t r1 = r0 + RL_GEMM_ROWS < c->n_rows ? r0 + RL_GEMM_ROWS : c->n_rows;
-        int64_t t1 = t0 + RL_GEMM_TOKS < c->a->n_tok ? t0 + RL_GEMM_TOKS : c->a->n_tok;
-        if (!c->tile) {
-            tile_generic(c, r0, (int)(r1 - r0), t0, (int)(t1 - t0));
-            continue;
-        }
-        const uint8_t *ad = c->a->data;
-        for (int64_t r = r0; r < r1; r += RL_GEMM_TILE_R) {
-            int nr = r1 - r < RL_GEMM_TILE_R ? (int)(r1 - r) : RL_GEMM_TILE_R;
-            for (int64_t t = t0; t < t1; t += RL_GEMM_TILE_T) {
-                int nt = t1 - t < RL_GEMM_TILE_T ? (int)(t1 - t) : RL_GEMM_TILE_T;
-                c->tile(c->k, c->w + (size_t)r * c->w_stride, c->w_stride, nr,
-                        ad + (size_t)t * c->a->row_bytes, c->a->row_bytes, nt,
-                        c->y + t * c->ldy + r, (size_t)c->ldy);
-            }
-        }
+        while (it >= c->m[j].first + c->m[j].n_rt * c->m[j].n_tt) /* items only grow: never look back */
+            j++;
+        run_item(&c->m[j], it - c->m[j].first);
     }
+}
+
+void rl_gemm_run_many(rl_pool *p, const rl_gemm_job *jobs, int n)
+{
+    run_ctx c = {.n = n};
+    for (int i = 0; i < n && i < RL_GEMM_MAX_JOBS; i++) {
+        const rl_gemm_job *jb = &jobs[i];
+        const rl_type_traits *tt = rl_type_get(jb->wt);
+        c.m[i] = (run_mat){
+            .w = jb->w, .w_stride = rl_type_row_size(jb->wt, jb->a->k), .n_rows = jb->n_rows, .k = jb->a->k,
+            .a = jb->a, .y = jb->y, .ldy = jb->ldy, .dot = tt->vec_dot,
+            .tile = jb->a->packed ? rl_gemm_tile_kernel(jb->wt) : NULL,
+            .n_rt = (jb->n_rows + RL_GEMM_ROWS - 1) / RL_GEMM_ROWS,
+            .n_tt = (jb->a->n_tok + RL_GEMM_TOKS - 1) / RL_GEMM_TOKS, .first = c.n_items,
+        };
+        c.n_items += c.m[i].n_rt * c.m[i].n_tt;
+    }
+    atomic_init(&c.next, 0);
+    rl_pool_run(p, run_worker, &c);
 }
 
 void rl_gemm_run(rl_pool *p, const void *w, rl_type wt, int64_t n_rows, const rl_gemm_act *a,
                  float *y, int64_t ldy)
 {
-    const rl_type_traits *tt = rl_type_get(wt);
-    run_ctx c = {
-        .w = w, .w_stride = rl_type_row_size(wt, a->k), .n_rows = n_rows, .k = a->k, .a = a,
-        .y = y, .ldy = ldy, .dot = tt->vec_dot, .tile = a->packed ? rl_gemm_tile_kernel(wt) : NULL,
-        .n_rt = (n_rows + RL_GEMM_ROWS - 1) / RL_GEMM_ROWS,
-        .n_tt = (a->n_tok + RL_GEMM_TOKS - 1) / RL_GEMM_TOKS,
-    };
-    atomic_init(&c.next, 0);
-
-    rl_pool_run(p, run_worker, &c);
+    rl_gemm_job j = {w, wt, n_rows, a, y, ldy};
+    rl_gemm_run_many(p, &j, 1);
 }
 
 rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt)

@@ -42,6 +42,19 @@ int rl_gemm_prepare(rl_pool *p, rl_gemm_act *a, rl_type wt, const float *x, int6
 void rl_gemm_run(rl_pool *p, const void *w, rl_type wt, int64_t n_rows, const rl_gemm_act *a,
                  float *y, int64_t ldy);
 
+/* Several matrices in one pass over the threads (one barrier instead of
+ * several): e.g. Wq, Wk, Wv on the same activations. At most RL_GEMM_MAX_JOBS. */
+#define RL_GEMM_MAX_JOBS 4
+typedef struct rl_gemm_job {
+    const void *w;
+    rl_type wt;
+    int64_t n_rows;
+    const rl_gemm_act *a;
+    float *y;
+    int64_t ldy;
+} rl_gemm_job;
+void rl_gemm_run_many(rl_pool *p, const rl_gemm_job *jobs, int n);
+
 /* Pick the tiled micro-kernels for this CPU (idempotent). */
 void rl_gemm_init(void);
 
