@@ -32,6 +32,7 @@ struct rl_cu_model {
     cudaGraphExec_t graph[RL_CU_MAX_BATCH + 1];
     bool use_graphs;
     rl_cu_rope rope;
+    float *inv_freq;          /* n_rot/2, or NULL (computed from rope_base) */
     uint64_t weight_bytes, kv_bytes, scratch_bytes;
 };
 
@@ -237,6 +238,7 @@ void rl_cu_model_free(rl_cu_model *m)
     rl_cu_mat_free(&m->tok_embd);
     rl_cu_mat_free(&m->output);
     cudaFree(m->output_norm);
+    cudaFree(m->inv_freq);
     cudaFree(m->x);
     free_act(&m->xn);
     free_act(&m->attn);
@@ -267,6 +269,19 @@ float *rl_cu_model_output_norm(rl_cu_model *m) { return m->output_norm; }
 uint64_t rl_cu_model_weight_bytes(const rl_cu_model *m) { return m->weight_bytes; }
 uint64_t rl_cu_model_kv_bytes(const rl_cu_model *m) { return m->kv_bytes; }
 void rl_cu_model_set_graphs(rl_cu_model *m, bool on) { m->use_graphs = on; }
+
+int rl_cu_model_set_rope_freqs(rl_cu_model *m, const float *inv_freq)
+{
+    if (!m->inv_freq && dalloc((void **)&m->inv_freq, m->c.n_rot / 2 * 4, "rope table"))
+        return -ENOMEM;
+    m->rope.inv_freq = m->inv_freq;
+    for (int b = 0; b <= RL_CU_MAX_BATCH; b++) /* graphs hold the old parameters */
+        if (m->graph[b]) {
+            cudaGraphExecDestroy(m->graph[b]);
+            m->graph[b] = NULL;
+        }
+    return rl_cu_upload_f32(m->inv_freq, inv_freq, m->c.n_rot / 2);
+}
 
 static int fill_ones(float *d, size_t n, cudaStream_t s)
 {
@@ -323,7 +338,7 @@ static int enqueue_decode(rl_cu_model *m, int n)
         TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
         TRY(rl_cu_matvec(&L->wqkv, &m->xn, n, RL_CU_MV_STORE, &qkv, s));
         if (L->bqkv)
-            return -ENOTSUP; /* TODO: bias add */
+            TRY(rl_cu_add_bias(m->qkv, L->bqkv, qkv.n, n, s));
         TRY(rl_cu_rope_kv(m->qkv, n, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
         TRY(rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n, &m->rope, c->n_ctx, n_split,
                               m->attn_scratch, &m->attn, s));
@@ -424,7 +439,7 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
         TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
         TRY(rl_cu_gemm(m->blas, &L->wqkv, m->xh, n_tok, m->qkv, false, m->wscratch));
         if (L->bqkv)
-            return -ENOTSUP;
+            TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n_tok, s));
         TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
         TRY(rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n_tok, &m->rope, c->n_ctx, 1,
                               m->attn_scratch, &attn, s));

@@ -54,6 +54,9 @@ rl_cu_mat *rl_cu_model_output(rl_cu_model *m);
 float *rl_cu_model_output_norm(rl_cu_model *m);
 /* Upload n floats to a device vector owned by the model. */
 int rl_cu_upload_f32(float *d_dst, const float *host, size_t n);
+/* Use these n_rot/2 RoPE angular frequencies (scaling included) instead of
+ * rope_base^(-2i/n_rot). */
+int rl_cu_model_set_rope_freqs(rl_cu_model *m, const float *inv_freq);
 /* Random weights and unit norms (benchmarks). */
 int rl_cu_model_fill_random(rl_cu_model *m, uint64_t seed);
 uint64_t rl_cu_model_weight_bytes(const rl_cu_model *m);

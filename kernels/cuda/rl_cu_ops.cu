@@ -57,6 +57,21 @@ extern "C" int rl_cu_quantize(const rl_cu_act *x, int batch, cudaStream_t s)
     return RL_CU_LAUNCHED("quantize");
 }
 
+__global__ void k_add_bias(float *y, const float *bias, int64_t n, int64_t total)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += bias[i % n];
+}
+
+extern "C" int rl_cu_add_bias(float *d_y, const float *d_bias, int64_t n, int batch, cudaStream_t s)
+{
+    if (n <= 0 || batch < 1)
+        return -EINVAL;
+    int64_t total = n * batch, g = (total + 255) / 256;
+    k_add_bias<<<(unsigned)(g < 4096 ? g : 4096), 256, 0, s>>>(d_y, d_bias, n, total);
+    return RL_CU_LAUNCHED("add_bias");
+}
+
 /* ---- conversions, SwiGLU --------------------------------------------------- */
 __global__ void k_f32_to_f16(const float *x, __half *y, int64_t n)
 {
@@ -117,7 +132,8 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, const int32_t *s
         if (k < half_rot) {
             i0 = r.neox ? k : 2 * k;
             i1 = r.neox ? k + half_rot : 2 * k + 1;
-            float theta = (float)p * powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
+            float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
+            float theta = (float)p * f;
             float sn, cs;
             sincosf(theta, &sn, &cs);
             float a = h[i0], c = h[i1];

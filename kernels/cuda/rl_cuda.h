@@ -95,6 +95,8 @@ int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */
 int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,
                   const rl_cu_act *y, cudaStream_t s);
+/* y[b][i] += bias[i] for batch rows of n. */
+int rl_cu_add_bias(float *d_y, const float *d_bias, int64_t n, int batch, cudaStream_t s);
 /* fp32 -> fp16, n elements. */
 int rl_cu_f32_to_f16(const float *d_x, void *d_y_f16, int64_t n, cudaStream_t s);
 /* y[i][j] = silu(g[i][j]) * u[i][j] where gu[i] = [g (n) | u (n)]. */
@@ -105,6 +107,7 @@ typedef struct rl_cu_rope {
     int n_head, n_head_kv, head_dim, n_rot; /* n_rot <= head_dim, even */
     float freq_base;
     bool neox; /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
+    const float *inv_freq; /* device, n_rot/2 angular frequencies; NULL: freq_base^(-2i/n_rot) */
 } rl_cu_rope;
 /* qkv[b] = [q (n_head*hd) | k (n_head_kv*hd) | v]. Rotates q into d_q and k,
  * and writes k and v to the cache at (d_slot[b], d_pos[b]). */

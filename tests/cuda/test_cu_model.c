@@ -1,0 +1,210 @@
+/* test_cu_model.c - the whole CUDA model against the CPU model on the real
+ * stories260K: logits after prefill and after a decode step, greedy text
+ * token for token, and hostile requests. Exits 77 without a GPU; skips with a
+ * message when ../shared is missing. */
+#include <errno.h>
+#include <time.h>
+
+#include "tcu_util.h"
+
+#include "rl_cu_model.h"
+#include "rl_engine_cuda.h"
+#include "rl_gemm.h"
+#include "rl_kv.h"
+#include "rl_llm.h"
+#include "rl_model.h"
+#include "rl_ops.h"
+#include "rl_pool.h"
+
+static char model_path[1024];
+
+static bool have_model(void)
+{
+    const char *dir = getenv("RL_SHARED_DIR");
+    if (!dir)
+        return false;
+    snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", dir);
+    FILE *f = fopen(model_path, "rb");
+    if (!f)
+        return false;
+    fclose(f);
+    return true;
+}
+
+#define NEED_MODEL()                                                          \
+    do {                                                                      \
+        if (!have_model()) {                                                  \
+            printf("stories260K.gguf not found (RL_SHARED_DIR): skipping\n"); \
+            return;                                                           \
+        }                                                                     \
+    } while (0)
+
+static double rel_err_f(const float *a, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]))
+            return INFINITY;
+        num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        den += (double)ref[i] * ref[i];
+    }
+    return sqrt(num / den);
+}
+
+START_TEST(logits_match_cpu_after_prefill_and_decode)
+{
+    NEED_MODEL();
+    char err[256] = "";
+    rl_model *m;
+    ck_assert_msg(rl_model_load(model_path, &m, err, sizeof err) == 0, "%s", err);
+    uint32_t V = m->hp.n_vocab;
+    rl_cu_model *g;
+    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 64, &g, err, sizeof err) == 0, "%s", err);
+    /* CPU side: F32 KV cache, one thread. */
+    rl_kv *kv;
+    ck_assert_msg(rl_kv_new(&kv, m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, RL_TYPE_F32, 64, err, sizeof err) == 0,
+                  "%s", err);
+    rl_pool *pool = rl_pool_new(1);
+    rl_fwd *f;
+    ck_assert(rl_fwd_new(m, kv, pool, 64, &f) == 0);
+    uint64_t s = tcu_seed("model logits");
+    int n = 20 + (int)(tcu_rng_next(&s) % 20);
+    int32_t prompt[64];
+    prompt[0] = 1;
+    for (int i = 1; i < n; i++)
+        prompt[i] = 3 + (int32_t)(tcu_rng_next(&s) % (V - 3));
+    float *lc = malloc(V * 4), *lg = malloc(V * 4);
+    rl_kv_seq seq = {0};
+    ck_assert(rl_kv_reserve(kv, &seq, n + 1) == 0);
+    rl_fwd_seq fs = {&seq, prompt, (uint32_t)n, lc};
+    ck_assert(rl_forward(f, &fs, 1) == 0);
+    int32_t tg;
+    for (uint32_t i = 0; i < V; i++)
+        lg[i] = NAN; /* poison */
+    ck_assert_msg(rl_cu_model_prefill(g, 1, 0, prompt, n, &tg, lg) == 0, "%s", rl_cu_last_error());
+    double e1 = rel_err_f(lg, lc, V);
+    fprintf(stderr, "prefill logits rel err %g\n", e1);
+    ck_assert_msg(e1 < 2e-2, "prefill logits rel err %g", e1);
+    /* One decode step from the same token on both. */
+    int32_t next = tg, pos = n, slot = 1, out;
+    fs = (rl_fwd_seq){&seq, &next, 1, lc};
+    ck_assert(rl_forward(f, &fs, 1) == 0);
+    for (uint32_t i = 0; i < V; i++)
+        lg[i] = NAN;
+    ck_assert_msg(rl_cu_model_decode(g, 1, &next, &pos, &slot, &out, lg) == 0, "%s", rl_cu_last_error());
+    double e2 = rel_err_f(lg, lc, V);
+    fprintf(stderr, "decode logits rel err %g\n", e2);
+    ck_assert_msg(e2 < 2e-2, "decode logits rel err %g", e2);
+    int32_t best = 0;
+    for (uint32_t i = 1; i < V; i++)
+        if (lg[i] > lg[best])
+            best = (int32_t)i;
+    ck_assert_int_eq(out, best); /* the GPU argmax is the argmax of its logits */
+    free(lc), free(lg);
+    rl_kv_release(kv, &seq);
+    rl_fwd_free(f);
+    rl_pool_free(pool);
+    rl_kv_free(kv);
+    rl_cu_model_free(g);
+    rl_model_free(m);
+}
+END_TEST
+
+/* Generate up to n tokens greedily from text; returns the count. */
+static int generate(rl_engine *e, const char *text, int32_t *out, int n)
+{
+    int32_t prompt[128];
+    int np = e->ops->tokenize(e, text, strlen(text), true, prompt, 128);
+    ck_assert_int_gt(np, 0);
+    rl_seq_desc d = {.prompt = prompt, .n_prompt = (uint32_t)np, .max_tokens = (uint32_t)n,
+                     .sampling = {.temperature = 0, .top_p = 1, .repeat_penalty = 1}};
+    rl_seq *s;
+    ck_assert_int_eq(e->ops->seq_new(e, &d, &s), 0);
+    int k = 0;
+    while (k < n) {
+        rl_step_item it = {.seq = s};
+        ck_assert_int_eq(e->ops->step(e, &it, 1), 0);
+        ck_assert_int_eq(it.status, 0);
+        if (it.token < 0)
+            continue;
+        out[k++] = it.token;
+        if (e->ops->is_eog(e, it.token))
+            break;
+    }
+    e->ops->seq_free(e, s);
+    return k;
+}
+
+START_TEST(greedy_text_identical_to_cpu_on_stories260K)
+{
+    NEED_MODEL();
+    char err[256] = "";
+    rl_engine *cpu, *gpu;
+    ck_assert_msg(rl_engine_llm_create(model_path, 1, &cpu, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rl_engine_cuda_create(model_path, 1, &gpu, err, sizeof err) == 0, "%s", err);
+    const char *prompts[] = {"Once upon a time", "The little dog"};
+    for (int p = 0; p < 2; p++) {
+        int32_t a[200], b[200];
+        int na = generate(cpu, prompts[p], a, 200), nb = generate(gpu, prompts[p], b, 200);
+        char text[4096] = "";
+        size_t len = 0;
+        for (int i = 0; i < nb && len < sizeof text - 64; i++) {
+            int k = gpu->ops->token_piece(gpu, b[i], text + len, sizeof text - len - 1);
+            if (k > 0)
+                len += (size_t)k;
+        }
+        text[len] = 0;
+        fprintf(stderr, "cuda: %s%s\n", prompts[p], text);
+        ck_assert_int_eq(na, nb);
+        for (int i = 0; i < na; i++)
+            ck_assert_msg(a[i] == b[i], "token %d differs: cpu %d, cuda %d", i, a[i], b[i]);
+    }
+    rl_engine_info info;
+    gpu->ops->get_info(gpu, &info);
+    ck_assert_str_eq(info.backend, "cuda");
+    cpu->ops->destroy(cpu);
+    gpu->ops->destroy(gpu);
+}
+END_TEST
+
+START_TEST(engine_rejects_hostile_requests)
+{
+    NEED_MODEL();
+    char err[256] = "";
+    rl_engine *gpu;
+    rl_cuda_opts o = {.n_ctx = 64, .n_slots = 2};
+    ck_assert_msg(rl_engine_cuda_create_opts(model_path, &o, &gpu, err, sizeof err) == 0, "%s", err);
+    int32_t bad[2] = {1, 999999}, ok[2] = {1, 5};
+    rl_seq_desc d = {.prompt = bad, .n_prompt = 2, .max_tokens = 4, .sampling = {.top_p = 1, .repeat_penalty = 1}};
+    rl_seq *s[3];
+    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[0]), -EINVAL);
+    d.prompt = ok;
+    d.max_tokens = 63;
+    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[0]), -E2BIG);
+    d.max_tokens = 4;
+    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[0]), 0);
+    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[1]), 0);
+    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[2]), -ENOMEM); /* both slots taken */
+    gpu->ops->seq_free(gpu, s[0]);
+    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[0]), 0);   /* the slot came back */
+    rl_step_item it[2] = {{.seq = s[0]}, {.seq = s[1]}};
+    ck_assert_int_eq(gpu->ops->step(gpu, it, 2), 0);
+    ck_assert_int_ge(it[0].token, 0);
+    ck_assert_int_eq(it[0].token, it[1].token); /* same prompt, greedy */
+    gpu->ops->seq_free(gpu, s[0]);
+    gpu->ops->seq_free(gpu, s[1]);
+    gpu->ops->destroy(gpu);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cuda_model");
+    TCase *tc = tcase_create("model");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, logits_match_cpu_after_prefill_and_decode);
+    tcase_add_test(tc, greedy_text_identical_to_cpu_on_stories260K);
+    tcase_add_test(tc, engine_rejects_hostile_requests);
+    suite_add_tcase(s, tc);
+    return tcu_main(s);
+}
