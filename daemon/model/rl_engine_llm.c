@@ -165,9 +165,18 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         items[i].token = -1;
         items[i].status = 0;
     }
-    /* Pass 0 takes decode tokens first (latency), pass 1 prompt chunks with what
-     * is left, in the order given (the daemon's scheduler puts latency-critical
-     * requests first). */
+    /* Priority levels from the highest down (latency-critical first, so they can
+     * take KV from lower ones); in each, pass 0 takes decode tokens first
+     * (latency), pass 1 prompt chunks with what is left, in the order given. */
+    int level = 256;
+    for (;;) {
+        int pr = -1;
+        for (uint32_t i = 0; i < n; i++)
+            if (items[i].seq && items[i].seq->ps.priority < level && items[i].seq->ps.priority > pr)
+                pr = items[i].seq->ps.priority;
+        if (pr < 0)
+            break;
+        level = pr;
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < n && budget > 0 && nf < L->step_tokens; i++) {
             rl_seq *s = items[i].seq;
@@ -175,8 +184,8 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
                 items[i].status = -EINVAL;
                 continue;
             }
-            if (s->ps.in_step)
-                continue; /* listed twice */
+            if (s->ps.in_step || s->ps.priority != pr)
+                continue; /* listed twice, or another level */
             bool decode = s->kv.n_pos == s->ps.n_toks;
             if (decode != (pass == 0))
                 continue;
@@ -207,6 +216,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             budget -= take;
             n_tok += take;
         }
+    }
     }
     if (nf == 0)
         return 0;

@@ -62,6 +62,8 @@ typedef struct rl_prefix_seq {
     uint64_t chain;      /* serial of the cache entry of block n_reg - 1; 0: none */
     uint32_t n_reg;      /* leading blocks whose cache entry is known */
     bool no_reg;         /* stop registering (cache out of room) */
+    bool counted;        /* this (re)start is in the lookup statistics */
+    uint32_t attached;   /* positions attached from the cache at this (re)start */
     bool in_step;        /* gathered into the running step: not a preemption victim */
     uint8_t priority;
     uint64_t age;        /* admission order: larger is newer */

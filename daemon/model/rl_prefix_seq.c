@@ -71,13 +71,9 @@ uint32_t rl_prefix_seq_attach(rl_prefix *p, rl_prefix_seq *s)
         s->chain = serial;
         s->n_reg = n + 1;
     }
-    p->st.lookups++;
-    p->st.lookup_tokens += s->n_toks;
-    if (n) {
-        p->st.hits++;
-        p->st.hit_tokens += (uint64_t)n * RL_KV_BLOCK;
-    }
-    return n * RL_KV_BLOCK;
+    s->attached = n * RL_KV_BLOCK;
+    s->counted = false; /* counted once it really runs (rl_prefix_seq_register) */
+    return s->attached;
 }
 
 static bool below(const rl_prefix_seq *v, const rl_prefix_seq *s)
@@ -99,14 +95,18 @@ static rl_prefix_seq *pick_victim(rl_prefix *p, const rl_prefix_seq *s)
     return best;
 }
 
-static void preempt(rl_prefix *p, rl_prefix_seq *v)
+static void preempt(rl_prefix *p, rl_prefix_seq *v, bool count)
 {
     /* Its tokens stay in toks: it recomputes them (without sampling) later. */
     rl_kv_release(p->kv, v->kv);
     v->chain = 0;
     v->n_reg = 0;
-    v->n_preempted++;
-    p->st.preempted++;
+    v->attached = 0;
+    v->counted = false;
+    if (count) {
+        v->n_preempted++;
+        p->st.preempted++;
+    }
 }
 
 static bool others_hold_blocks(const rl_prefix *p, const rl_prefix_seq *s)
@@ -130,19 +130,29 @@ int rl_prefix_seq_reserve(rl_prefix *p, rl_prefix_seq *s, uint32_t n_pos)
         rl_prefix_seq *v = pick_victim(p, s);
         if (!v)
             break;
-        preempt(p, v);
+        preempt(p, v, true);
     }
     /* Nobody below s to take from: s waits for the others to finish, unless
      * it could not fit even alone. */
     if (!others_hold_blocks(p, s))
         return -ENOSPC;
+    /* a sequence that only held blocks from the cache just waits: not counted */
     if (s->kv->n_blocks)
-        preempt(p, s);
+        preempt(p, s, s->kv->n_pos > s->attached);
     return -EAGAIN;
 }
 
 void rl_prefix_seq_register(rl_prefix *p, rl_prefix_seq *s)
 {
+    if (!s->counted) {
+        s->counted = true;
+        p->st.lookups++;
+        p->st.lookup_tokens += s->n_toks;
+        if (s->attached) {
+            p->st.hits++;
+            p->st.hit_tokens += s->attached;
+        }
+    }
     while (!s->no_reg && (s->n_reg + 1) * RL_KV_BLOCK <= s->kv->n_pos &&
            (s->n_reg + 1) * RL_KV_BLOCK <= s->n_prompt) {
         uint64_t serial = rl_prefix_add(p, s->chain, s->toks + (size_t)s->n_reg * RL_KV_BLOCK,
