@@ -249,8 +249,8 @@ static int parse_tensor(reader *r, gguf_priv *g, uint64_t i)
     if (t->ne[0] % tr->block_size)
         return fail(r, "tensor '%s': row length %lld is not a multiple of the %s block size %u", t->name,
                     (long long)t->ne[0], tr->name, tr->block_size);
-    uint64_t row = (uint64_t)(t->ne[0] / tr->block_size) * tr->type_size; /* ne0 < 2^63, size < 2^9: fits */
-    if (t->ne[0] / tr->block_size > (int64_t)(UINT64_MAX / tr->type_size) ||
+    uint64_t row;
+    if (__builtin_mul_overflow((uint64_t)(t->ne[0] / tr->block_size), (uint64_t)tr->type_size, &row) ||
         __builtin_mul_overflow(row, (uint64_t)nrows, &t->nbytes))
         return fail(r, "tensor '%s': byte size overflows", t->name);
     if ((rc = rd_u64(r, &t->offset, "tensor data offset"))) return rc;
