@@ -44,6 +44,9 @@ static int fail(reader *r, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(r->err, r->errlen, fmt, ap);
         va_end(ap);
+        /* Names and keys come from the file: no control bytes into logs. */
+        for (char *c = r->err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return -EINVAL;
 }

@@ -241,6 +241,21 @@ START_TEST(rejects_duplicate_tensor_names)
 }
 END_TEST
 
+START_TEST(error_messages_have_no_control_bytes)
+{
+    gb b = {0};
+    gb_header(&b, 3, 1, 0);
+    uint64_t ne[1] = {8};
+    gb_tinfo(&b, "evil\n\x1b[31mname", 1, ne, RL_TYPE_F32, 0);
+    gb_pad(&b, 32);
+    rl_gguf *g;
+    char err[256];
+    ck_assert_int_lt(open_gb(&b, &g, err, sizeof err), 0); /* data past end of file */
+    ck_assert_ptr_nonnull(strstr(err, "evil??[31mname"));
+    free(b.p);
+}
+END_TEST
+
 START_TEST(rejects_duplicate_keys)
 {
     gb b = {0};
@@ -417,6 +432,7 @@ int main(void)
     tcase_add_test(tc, rejects_misaligned_tensor_offset);
     tcase_add_test(tc, rejects_duplicate_tensor_names);
     tcase_add_test(tc, rejects_duplicate_keys);
+    tcase_add_test(tc, error_messages_have_no_control_bytes);
     tcase_add_test(tc, rejects_bad_alignment);
     tcase_add_test(tc, rejects_bad_value_types);
     tcase_add_test(tc, rejects_bad_header);
