@@ -68,7 +68,9 @@ static int64_t reserve(ringlm_conn *c, size_t len)
             return off < 0 ? ringlm_fail((int)off, "request larger than the request arena") : off;
         if (tries >= 20000) /* about 2 s */
             return ringlm_fail(-EAGAIN, "submission ring or request arena full");
-        /* The daemon drains the SQ unless it waits for us to read results. */
+        /* The daemon drains the SQ unless it waits for us to read results, or died. */
+        if (ringlm_check_peer(c) < 0)
+            return c->dead;
         ringlm_drain(c);
         rl_bell_ring(c->sq_bell);
         sleep_us(100);
