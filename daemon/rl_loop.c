@@ -329,7 +329,7 @@ static void handle_generate(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
     if (rc == 0)
         rc = rl_req_prompt_tokens(d->engine, p, &ids, &n_ids, err, sizeof err);
     if (rc == 0) {
-        rl_wreq *r = rl_worker_req_new(c, e->req_id, p, ids, n_ids, rl_now_ns());
+        rl_wreq *r = rl_wreq_new(c, e->req_id, p, ids, n_ids, rl_now_ns());
         if (r)
             rl_worker_submit(d->worker, r);
         else {

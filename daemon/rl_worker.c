@@ -91,7 +91,7 @@ static bool buf_reserve(buf *b, size_t more)
     return true;
 }
 
-rl_wreq *rl_worker_req_new(rl_conn *conn, uint32_t req_id, const rl_req_parsed *p, int32_t *ids,
+rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const rl_req_parsed *p, int32_t *ids,
                      uint32_t n_ids, uint64_t t_recv_ns)
 {
     rl_wreq *r = calloc(1, sizeof *r);

@@ -24,7 +24,7 @@ typedef struct rl_wreq rl_wreq;
 /* Build a request from a decoded payload: copies prompt ids (takes ownership of
  * ids) and stop strings; holds a reference on conn. NULL on ENOMEM. */
 struct rl_req_parsed;
-rl_wreq *rl_worker_req_new(rl_conn *conn, uint32_t req_id, const struct rl_req_parsed *p, int32_t *ids,
+rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const struct rl_req_parsed *p, int32_t *ids,
                      uint32_t n_ids, uint64_t t_recv_ns);
 
 int rl_worker_start(rl_worker **out, rl_engine *e, int spin_us, int notify_fd);
