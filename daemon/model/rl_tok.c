@@ -85,6 +85,8 @@ uint32_t rl_tokenizer_n_vocab(const rl_tokenizer *t) { return t ? t->n : 0; }
 int32_t rl_tokenizer_bos(const rl_tokenizer *t) { return t ? t->bos : -1; }
 int32_t rl_tokenizer_eos(const rl_tokenizer *t) { return t ? t->eos : -1; }
 
+bool rl_tokenizer_adds_bos(const rl_tokenizer *t) { return t && t->add_bos; }
+
 bool rl_tokenizer_is_eog(const rl_tokenizer *t, int32_t tok)
 {
     if (!t || tok < 0)

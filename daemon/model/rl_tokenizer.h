@@ -34,6 +34,8 @@ uint32_t rl_tokenizer_n_vocab(const rl_tokenizer *t);
 int32_t rl_tokenizer_bos(const rl_tokenizer *t); /* -1 if none */
 int32_t rl_tokenizer_eos(const rl_tokenizer *t); /* -1 if none */
 bool rl_tokenizer_is_eog(const rl_tokenizer *t, int32_t tok);
+/* Added by tokenizer: whether rl_tokenize with add_special puts BOS first. */
+bool rl_tokenizer_adds_bos(const rl_tokenizer *t);
 /* Added by tokenizer: tokenizer.chat_template (NUL-terminated, *len bytes), or NULL. */
 const char *rl_tokenizer_chat_template(const rl_tokenizer *t, size_t *len);
 

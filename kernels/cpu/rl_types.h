@@ -37,6 +37,15 @@ typedef void (*rl_from_float_fn)(const float *src, void *dst, int64_t n);
  * converted to vec_dot_type. */
 typedef float (*rl_vec_dot_fn)(int64_t n, const void *w, const void *a);
 
+/* Dot products of nr weight rows (this type, row_stride bytes apart) with
+ * one activation row in vec_dot_type: out[r] ~= vec_dot(n, w + r*row_stride, a)
+ * (same value up to float rounding). Prefer it for matrix-vector products:
+ * Q4_0 with AVX-512 VNNI precomputes the activation-only terms once per call
+ * and runs ~10% faster per row; other types loop over vec_dot for now.
+ * (Added by modeldata.) */
+typedef void (*rl_vec_dot_rows_fn)(int64_t n, const void *w, size_t row_stride, int64_t nr, const void *a,
+                                   float *out);
+
 typedef struct rl_type_traits {
     const char *name;          /* "Q4_0"; NULL for ids that are not types */
     uint32_t block_size;       /* elements per block */
@@ -47,15 +56,18 @@ typedef struct rl_type_traits {
     rl_type vec_dot_type;      /* activation type for vec_dot */
     rl_vec_dot_fn vec_dot;     /* best kernel for this CPU (chosen at start) */
     rl_vec_dot_fn vec_dot_ref; /* plain scalar reference of the same */
+    rl_vec_dot_rows_fn vec_dot_rows; /* many rows at once; non-NULL wherever vec_dot is (added) */
 } rl_type_traits;
 
-/* Traits for a type id, or NULL when the id is unknown. */
+/* Traits for a type id, or NULL when the id is unknown. Runs rl_types_init
+ * first (once), so the kernels are already the best for this CPU. */
 const rl_type_traits *rl_type_get(uint32_t type);
 /* Type by name ("q4_0", case-insensitive); returns -1 when unknown. */
 int rl_type_from_name(const char *name);
 /* Bytes of a row of n elements; 0 when n is not a multiple of the block size. */
 size_t rl_type_row_size(rl_type t, int64_t n);
-/* Pick SIMD kernels for this CPU (called once at start, idempotent). */
+/* Pick SIMD kernels for this CPU (called once at start, idempotent).
+ * Env RINGLM_CPU_KERNELS=scalar|avx2 caps the choice (default: best). */
 void rl_types_init(void);
 
 /* IEEE half and bfloat16 conversions. */

@@ -44,6 +44,7 @@ START_TEST(bos_and_eos_added_as_metadata_asks)
     synth s;
     rl_tokenizer *t = synth_spm(&s, 1, 1);
     int32_t ids[64];
+    ck_assert(rl_tokenizer_adds_bos(t));
     int n = tok(t, "hi", true, false, ids, 64);
     ck_assert_int_eq(n, 3);
     ck_assert_int_eq(ids[0], 1);
@@ -52,6 +53,7 @@ START_TEST(bos_and_eos_added_as_metadata_asks)
     ck_assert_int_eq(n, 1);
     rl_tokenizer_free(t);
     t = synth_spm(&s, 0, 0);
+    ck_assert(!rl_tokenizer_adds_bos(t));
     n = tok(t, "hi", true, false, ids, 64);
     ck_assert_int_eq(n, 1);
     rl_tokenizer_free(t);
