@@ -27,9 +27,10 @@ size_t rl_gemm_q_packed_row(int64_t k)
 }
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 
-#define RL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,avx2,fma")))
+#define RL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,avx2,fma")))
 #define UNROLL _Pragma("GCC unroll 16")
 #ifndef PF_ROWS
 #define PF_ROWS 8
@@ -72,9 +73,8 @@ RL_VNNI static void pack_row(const uint8_t *src, uint8_t *dst, int64_t nb)
  * clamped to +-127), returning the quants; *dh gets the half scale. */
 RL_VNNI static inline __m256i quant32(const float *x, uint16_t *dh)
 {
-    const __m512 sign = _mm512_set1_ps(-0.f);
     __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-    __m512 ax = _mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1));
+    __m512 ax = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
     float amax = _mm512_reduce_max_ps(ax);
     *dh = _cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     float d = _cvtsh_ss(*dh), id = d != 0 ? 1.0f / d : 0.0f;
@@ -204,10 +204,12 @@ rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
 #if defined(__x86_64__)
     static int have = -1;
     if (have < 0) {
+        unsigned eax, ebx, ecx, edx;
+        bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)); /* not in clang's list */
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("f16c") && getenv("RL_NO_VNNI_GEMM") == NULL;
+        have = f16c && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma") && getenv("RL_NO_VNNI_GEMM") == NULL;
     }
     if (have && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0) {
         if (wt == RL_TYPE_Q4_0)
