@@ -210,6 +210,9 @@ rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
         have = f16c && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
                __builtin_cpu_supports("fma") && getenv("RL_NO_VNNI_GEMM") == NULL;
+        const char *cap = getenv("RINGLM_CPU_KERNELS"); /* the traits' cap applies here too */
+        if (cap && (strcmp(cap, "scalar") == 0 || strcmp(cap, "avx2") == 0))
+            have = 0;
     }
     if (have && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0) {
         if (wt == RL_TYPE_Q4_0)
