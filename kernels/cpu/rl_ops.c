@@ -7,6 +7,8 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -153,6 +155,31 @@ RL_AVX2 static float dot_avx2(const float *x, const float *y, int n)
     return s;
 }
 
+RL_AVX2 static void dot_rows_avx2(const float *K, int rows, const float *q, int n, float *out)
+{
+    for (int j = 0; j < rows; j++)
+        out[j] = dot_avx2(K + (size_t)j * n, q, n);
+}
+
+/* Trick: each 8-wide slice of y stays in a register while all rows add in. */
+RL_AVX2 static void mix_rows_avx2(float *y, float b, const float *p, const float *V, int rows, int n)
+{
+    __m256 vb = _mm256_set1_ps(b);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_mul_ps(vb, _mm256_loadu_ps(y + i));
+        for (int j = 0; j < rows; j++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(V + (size_t)j * n + i), acc);
+        _mm256_storeu_ps(y + i, acc);
+    }
+    for (; i < n; i++) {
+        float acc = y[i] * b;
+        for (int j = 0; j < rows; j++)
+            acc += p[j] * V[(size_t)j * n + i];
+        y[i] = acc;
+    }
+}
+
 RL_AVX2 static void scale_axpy_avx2(float *y, float b, float a, const float *x, int n)
 {
     __m256 vb = _mm256_set1_ps(b), va = _mm256_set1_ps(a);
@@ -172,6 +199,22 @@ static float dot_scalar(const float *x, const float *y, int n)
     return s;
 }
 
+static void dot_rows_scalar(const float *K, int rows, const float *q, int n, float *out)
+{
+    for (int j = 0; j < rows; j++)
+        out[j] = dot_scalar(K + (size_t)j * n, q, n);
+}
+
+static void mix_rows_scalar(float *y, float b, const float *p, const float *V, int rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float acc = y[i] * b;
+        for (int j = 0; j < rows; j++)
+            acc += p[j] * V[(size_t)j * n + i];
+        y[i] = acc;
+    }
+}
+
 static void scale_axpy_scalar(float *y, float b, float a, const float *x, int n)
 {
     for (int i = 0; i < n; i++)
@@ -182,6 +225,8 @@ static void scale_axpy_scalar(float *y, float b, float a, const float *x, int n)
 
 static float (*dot_fn)(const float *, const float *, int) = dot_scalar;
 static void (*scale_axpy_fn)(float *, float, float, const float *, int) = scale_axpy_scalar;
+static void (*dot_rows_fn)(const float *, int, const float *, int, float *) = dot_rows_scalar;
+static void (*mix_rows_fn)(float *, float, const float *, const float *, int, int) = mix_rows_scalar;
 
 
 static void (*rmsnorm_fn)(float *, const float *, const float *, int, float) = rmsnorm_scalar;
@@ -192,12 +237,15 @@ void rl_ops_init(void)
 {
 #ifdef RL_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    const char *cap = getenv("RINGLM_CPU_KERNELS"); /* "scalar": the traits' cap applies here too */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(cap && strcmp(cap, "scalar") == 0)) {
         rmsnorm_fn = rmsnorm_avx2;
         softmax_fn = softmax_avx2;
         swiglu_fn = swiglu_avx2;
         dot_fn = dot_avx2;
         scale_axpy_fn = scale_axpy_avx2;
+        dot_rows_fn = dot_rows_avx2;
+        mix_rows_fn = mix_rows_avx2;
     }
 #endif
 }
@@ -253,4 +301,14 @@ float rl_ops_dot(const float *x, const float *y, int n)
 void rl_ops_scale_axpy(float *y, float b, float a, const float *x, int n)
 {
     scale_axpy_fn(y, b, a, x, n);
+}
+
+void rl_ops_dot_rows(const float *K, int rows, const float *q, int n, float *out)
+{
+    dot_rows_fn(K, rows, q, n, out);
+}
+
+void rl_ops_mix_rows(float *y, float b, const float *p, const float *V, int rows, int n)
+{
+    mix_rows_fn(y, b, p, V, rows, n);
 }
