@@ -221,6 +221,58 @@ static void scale_axpy_scalar(float *y, float b, float a, const float *x, int n)
         y[i] = y[i] * b + a * x[i];
 }
 
+/* RoPE: angle of pair i at position pos is pos * inv_freq[i]. The angles are
+ * computed in double so long positions keep their precision. */
+static void rope_apply_scalar(float *x, int n_head, int head_dim, const float *cs, const float *sn, bool neox)
+{
+    int half = head_dim / 2;
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float a = v[i0], b = v[i1];
+            v[i0] = a * cs[i] - b * sn[i];
+            v[i1] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+#ifdef RL_X86
+/* Adjacent pairs: with c and s duplicated per pair and the pair swapped,
+ * fmaddsub gives x0*c - x1*s in even lanes and x1*c + x0*s in odd lanes.
+ * NeoX halves: plain vertical arithmetic on the two halves. */
+RL_AVX2 static void rope_apply_avx2(float *x, int n_head, int head_dim, const float *cs, const float *sn, bool neox)
+{
+    int half = head_dim / 2;
+    if (half % 8 != 0) {
+        rope_apply_scalar(x, n_head, head_dim, cs, sn, neox);
+        return;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * head_dim;
+        if (neox) {
+            for (int i = 0; i < half; i += 8) {
+                __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + half + i);
+                __m256 c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+                _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+                _mm256_storeu_ps(v + half + i, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+            }
+        } else {
+            for (int i = 0; i < half; i += 4) { /* 4 pairs = 8 values */
+                __m128 c4 = _mm_loadu_ps(cs + i), s4 = _mm_loadu_ps(sn + i);
+                __m256 c = _mm256_set_m128(_mm_unpackhi_ps(c4, c4), _mm_unpacklo_ps(c4, c4));
+                __m256 s = _mm256_set_m128(_mm_unpackhi_ps(s4, s4), _mm_unpacklo_ps(s4, s4));
+                __m256 xv = _mm256_loadu_ps(v + 2 * i);
+                __m256 sw = _mm256_permute_ps(xv, 0xB1); /* swap within pairs */
+                _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(sw, s)));
+            }
+        }
+    }
+}
+#endif
+
+static void (*rope_apply_fn)(float *, int, int, const float *, const float *, bool) = rope_apply_scalar;
+
 /* ---- dispatch ---- */
 
 static float (*dot_fn)(const float *, const float *, int) = dot_scalar;
@@ -245,6 +297,7 @@ void rl_ops_init(void)
         dot_fn = dot_avx2;
         scale_axpy_fn = scale_axpy_avx2;
         dot_rows_fn = dot_rows_avx2;
+        rope_apply_fn = rope_apply_avx2;
         mix_rows_fn = mix_rows_avx2;
     }
 #endif
@@ -271,8 +324,6 @@ void rl_ops_add(float *y, const float *x, int n)
         y[i] += x[i];
 }
 
-/* RoPE: angle of pair i at position pos is pos * inv_freq[i]. The angles are
- * computed in double so long positions keep their precision. */
 void rl_ops_rope(float *x, int n_head, int head_dim, int32_t pos, const float *inv_freq, bool neox)
 {
     int half = head_dim / 2;
@@ -282,15 +333,7 @@ void rl_ops_rope(float *x, int n_head, int head_dim, int32_t pos, const float *i
         cs[i] = (float)cos(a);
         sn[i] = (float)sin(a);
     }
-    for (int h = 0; h < n_head; h++) {
-        float *v = x + (size_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
-            float a = v[i0], b = v[i1];
-            v[i0] = a * cs[i] - b * sn[i];
-            v[i1] = a * sn[i] + b * cs[i];
-        }
-    }
+    rope_apply_fn(x, n_head, head_dim, cs, sn, neox);
 }
 
 float rl_ops_dot(const float *x, const float *y, int n)
