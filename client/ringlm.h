@@ -10,7 +10,7 @@
  * failure; ringlm_strerror() names it and ringlm_last_error() gives a message
  * about the last failure on the calling thread. When the daemon dies, calls fail
  * promptly with -ECONNRESET (submissions, which make no system call, may still
- * succeed; the next wait reports the loss).
+ * succeed until the submission ring is full; any wait reports the loss).
  *
  * Thread safety: a ringlm_conn is not internally locked. Use one connection
  * from one thread at a time (or serialize calls on it yourself); different

@@ -194,6 +194,8 @@ static int post_locked(rl_conn *c, const rl_wire_cqe *tmpl, const void *a, size_
 int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uint32_t n_tokens,
                  const void *a, size_t alen, const void *b, size_t blen)
 {
+    /* relaxed: only a hint; a late post to a client being dropped is harmless
+     * (the region stays mapped until the last reference goes). */
     if (atomic_load_explicit(&c->dead, memory_order_relaxed) ||
         atomic_load_explicit(&c->corrupt, memory_order_relaxed))
         return -EPIPE;

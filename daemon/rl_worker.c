@@ -30,7 +30,7 @@ struct rl_wreq {
     uint32_t n_stop;
     char *stop[RL_WIRE_MAX_STOP];
     uint32_t stop_len[RL_WIRE_MAX_STOP];
-    rl_utf8_stream u8;
+    rl_req_utf8_stream u8;
     buf hold; /* released text that might still begin a stop string */
     buf out;  /* text ready to post */
     int32_t *ids;
@@ -246,7 +246,7 @@ static void set_final(rl_worker *w, rl_wreq *r, uint16_t type, int32_t status, u
         if (buf_reserve(&r->out, r->hold.n + 4)) {
             memcpy(r->out.p + r->out.n, r->hold.p, r->hold.n);
             r->out.n += r->hold.n;
-            r->out.n += rl_utf8_finish(&r->u8, r->out.p + r->out.n);
+            r->out.n += rl_req_utf8_finish(&r->u8, r->out.p + r->out.n);
         }
         r->hold.n = 0;
     }
@@ -335,13 +335,13 @@ static void on_token(rl_worker *w, rl_wreq *r, int32_t tok)
     r->ids[r->n_ids++] = tok;
     if (!buf_reserve(&r->hold, 3 * ((size_t)n + 4)))
         goto oom;
-    r->hold.n += rl_utf8_feed(&r->u8, piece, (size_t)n, r->hold.p + r->hold.n);
+    r->hold.n += rl_req_utf8_feed(&r->u8, piece, (size_t)n, r->hold.p + r->hold.n);
     if (piece != small)
         free(piece);
     size_t emit = r->hold.n;
     bool stopped = false;
     if (r->n_stop)
-        stopped = rl_stop_scan(r->hold.p, r->hold.n, (const char *const *)r->stop, r->stop_len,
+        stopped = rl_req_stop_scan(r->hold.p, r->hold.n, (const char *const *)r->stop, r->stop_len,
                                r->n_stop, &emit);
     if (!buf_reserve(&r->out, emit))
         goto oom;
