@@ -124,5 +124,7 @@ C systemctl stop ringlmd.service ringlmd.socket
 [ "$(C systemctl show -P Result ringlmd.service)" = success ] || fail "stop Result"
 [ "$(C systemctl show -P ExecMainStatus ringlmd.service)" = 0 ] || fail "exit status not 0"
 C journalctl -u ringlmd.service --no-pager | grep -q "stopping" || fail "no stopping in the journal"
+echo "--- warnings systemd logged for the units (for the record):"
+C journalctl --no-pager -p warning -o cat -u ringlmd.service -u ringlmd.socket | sort | uniq -c | head -20
 echo "PASS: ringlmd under systemd $(C systemctl --version | head -1 | cut -d' ' -f2)"
 exit 0
