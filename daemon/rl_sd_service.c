@@ -129,6 +129,8 @@ static void opts_from_cfg(rl_service *s, const rl_cfg *c, rl_daemon_opts *o)
     o->model_path = c->model[0] ? c->model : NULL;
     if (c->device == RL_DEVICE_TEST)
         o->engine = "test";
+    else if (c->device == RL_DEVICE_CUDA && c->model[0])
+        o->engine = "cuda";
     else
         o->engine = c->model[0] ? "llm" : NULL; /* no model: the daemon's test engine */
     o->spin_us = (int)c->spin_window_us;

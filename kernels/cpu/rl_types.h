@@ -40,8 +40,8 @@ typedef float (*rl_vec_dot_fn)(int64_t n, const void *w, const void *a);
 /* Dot products of nr weight rows (this type, row_stride bytes apart) with
  * one activation row in vec_dot_type: out[r] ~= vec_dot(n, w + r*row_stride, a)
  * (same value up to float rounding). Prefer it for matrix-vector products:
- * Q4_0 with AVX-512 VNNI precomputes the activation-only terms once per call
- * and runs ~10% faster per row; other types loop over vec_dot for now.
+ * Q4_0 and Q8_0 with AVX-512 VNNI precompute the activation-only terms once
+ * per call and run ~10% faster per row; other types loop over vec_dot.
  * (Added by modeldata.) */
 typedef void (*rl_vec_dot_rows_fn)(int64_t n, const void *w, size_t row_stride, int64_t nr, const void *a,
                                    float *out);

@@ -171,8 +171,40 @@ VNNI static void rows_q4_0(int64_t n, const void *w, size_t rs, int64_t nr, cons
     for (int64_t r = 0; r < nr; r++) out[r] = q4_0_row_pre(nb, x + (size_t)r * rs, y, dy, corr);
 }
 
+/* Many Q8_0 rows: the activation block scales are converted once per call. */
+VNNI static float q8_0_row_pre(int64_t nb, const uint8_t *x, const uint8_t *y, const float *dy)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2, x += 2 * RL_Q8_0_BYTES) {
+        __m256i p0 = dot_s8(_mm256_loadu_si256((const __m256i *)(x + 2)), _mm256_loadu_si256((const __m256i *)(y + 34 * i + 2)));
+        __m256i p1 = dot_s8(_mm256_loadu_si256((const __m256i *)(x + 36)), _mm256_loadu_si256((const __m256i *)(y + 34 * i + 36)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * dy[i]), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x + 34) * dy[i + 1]), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++, x += RL_Q8_0_BYTES) {
+        __m256i p = dot_s8(_mm256_loadu_si256((const __m256i *)(x + 2)), _mm256_loadu_si256((const __m256i *)(y + 34 * i + 2)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * dy[i]), _mm256_cvtepi32_ps(p), acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+VNNI static void rows_q8_0(int64_t n, const void *w, size_t rs, int64_t nr, const void *a, float *out)
+{
+    const uint8_t *x = w, *y = a;
+    int64_t nb = n / 32;
+    if (nb > ROWS_MAX_BLOCKS) {
+        for (int64_t r = 0; r < nr; r++) out[r] = vd_q8_0(n, x + (size_t)r * rs, a);
+        return;
+    }
+    float dy[ROWS_MAX_BLOCKS];
+    for (int64_t i = 0; i < nb; i++) dy[i] = h2f(y + 34 * i);
+    for (int64_t r = 0; r < nr; r++) out[r] = q8_0_row_pre(nb, x + (size_t)r * rs, y, dy);
+}
+
 void rl_vd_select_vnni(rl_type_traits *t)
 {
+    t[RL_TYPE_Q8_0].vec_dot_rows = rows_q8_0;
     t[RL_TYPE_Q4_0].vec_dot_rows = rows_q4_0;
     t[RL_TYPE_Q4_K].vec_dot = vd_q4_k;
     t[RL_TYPE_Q5_K].vec_dot = vd_q5_k;
