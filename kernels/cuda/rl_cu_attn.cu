@@ -45,6 +45,8 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     __shared__ float red[32];
     __shared__ float vred[ATT_THREADS * 8];
     __shared__ bool s_last;
+    rl_pdl_trigger();
+    rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int hd = r.head_dim, kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x;
@@ -192,7 +194,7 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
         return -EINVAL;
     unsigned *counters = (unsigned *)d_scratch;
     float *partials = (float *)((char *)d_scratch + counters_bytes(batch, r->n_head));
-    k_attn_split<<<dim3(n_split, r->n_head, batch), ATT_THREADS, 0, s>>>(
-        d_q, (const __half *)d_kcache, (const __half *)d_vcache, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
+    rl_launch(k_attn_split, dim3(n_split, r->n_head, batch), dim3(ATT_THREADS), s, d_q, (const __half *)d_kcache,
+              (const __half *)d_vcache, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
     return RL_CU_LAUNCHED("attn_split");
 }

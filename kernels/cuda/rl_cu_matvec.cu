@@ -4,6 +4,8 @@
 /* Float rows whose length is not a multiple of 8 (tiny models): scalar. */
 __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch, rl_cu_act y, int mode)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     int lane = threadIdx.x & 31;
     int64_t n_out = mode == RL_CU_MV_GLU ? m.rows / 2 : m.rows;
     int64_t o = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
@@ -46,8 +48,8 @@ extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, i
     case RL_TYPE_Q6_K: rl_cu_mv_q6_k(*m, *x, batch, mode, *y, s); break;
     case RL_TYPE_F16: case RL_TYPE_BF16: case RL_TYPE_F32:
         if (m->cols % 8) {
-            k_matvec_scalar<<<(unsigned)((n_out + MV_WARPS - 1) / MV_WARPS), MV_WARPS * 32, 0, s>>>(
-                *m, *x, batch, *y, mode);
+            rl_launch(k_matvec_scalar, dim3((unsigned)((n_out + MV_WARPS - 1) / MV_WARPS)), dim3(MV_WARPS * 32), s,
+                      *m, *x, batch, *y, mode);
             if (mode == RL_CU_MV_GLU && y->q && n_out % 32 == 0) {
                 int rc = RL_CU_LAUNCHED("matvec_scalar");
                 return rc ? rc : rl_cu_quantize(y, batch, s);

@@ -126,6 +126,20 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_F32> wload<RL_TYPE_F32>(con
     return w;
 }
 
+/* Address of weight unit u of a row (for L2 prefetch). */
+template <int T> __device__ __forceinline__ const void *wptr(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    const uint8_t *q = (const uint8_t *)m.q;
+    switch (T) {
+    case RL_TYPE_Q4_0: return q + (row * (m.cols / 32) + u) * 16;
+    case RL_TYPE_Q8_0: return q + (row * (m.cols / 32) + u) * 32;
+    case RL_TYPE_Q4_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES + 16 + (u % 8 / 2) * 32;
+    case RL_TYPE_Q6_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q6K_BYTES + (u % 8) * 26;
+    case RL_TYPE_F32: return q + (row * m.cols + u * 8) * 4;
+    default: return q + (row * m.cols + u * 8) * 2;
+    }
+}
+
 /* Activation unit u of batch row: int8 block (32 bytes) and its {d, d*sum}. */
 struct xunit { int4 q0, q1; float2 ds; };
 
@@ -272,14 +286,30 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
     /* U units per lane per round, all loads issued before the first use so
      * that NR * U independent 16-byte loads per lane are in flight. */
     const int U = NR >= 8 ? (B > 2 ? 1 : 2) : (B > 4 ? 2 : 4);
+    rl_pdl_trigger();
+    /* The weights do not depend on the previous kernel: warm L2 with this
+     * lane's later units and load the first round before waiting for it. */
+    for (int64_t u = lane + 32 * U, k = 0; u < nu && k < 8; u += 32, k++)
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            rl_prefetch_l2(wptr<T>(m, rows[r], u));
+    wunit<T> w[U][NR];
+#pragma unroll
+    for (int k = 0; k < U; k++)
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            if (lane + 32 * k < nu)
+                w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
+    rl_pdl_wait();
     for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
-        wunit<T> w[U][NR];
+        if (u0 != lane) {
 #pragma unroll
-        for (int k = 0; k < U; k++)
+            for (int k = 0; k < U; k++)
 #pragma unroll
-            for (int r = 0; r < NR; r++)
-                if (u0 + 32 * k < nu)
-                    w[k][r] = wload<T>(m, rows[r], u0 + 32 * k);
+                for (int r = 0; r < NR; r++)
+                    if (u0 + 32 * k < nu)
+                        w[k][r] = wload<T>(m, rows[r], u0 + 32 * k);
+        }
 #pragma unroll
         for (int k = 0; k < U; k++) {
             if (u0 + 32 * k >= nu)
@@ -337,11 +367,11 @@ static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        k_matvec<T, B, NO, true><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode);
+        rl_launch(k_matvec<T, B, NO, true>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     } else {
         const int NO = 2;
         unsigned grid = (unsigned)((m.rows + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        k_matvec<T, B, NO, false><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode);
+        rl_launch(k_matvec<T, B, NO, false>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     }
 }
 
