@@ -138,7 +138,30 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
             o[d] = v;
         }
     } else if (tid < hd) {
+        vred[tid] = acc[0];
         o[tid] = acc[0];
+    }
+    int64_t dim = (int64_t)r.n_head * hd;
+    if (n_split == 1) { /* nothing to merge: normalize and write out directly */
+        __syncthreads();
+        for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
+            int d = d0 + tid;
+            float v = 0.0f;
+            if (d < hd) {
+                if (vec)
+                    for (int k = 0; k < P; k++)
+                        v += vred[k * hd + d];
+                else
+                    v = vred[d];
+                v = l > 0.0f ? v / l : 0.0f;
+                out.f[b * dim + h * hd + d] = v;
+            }
+            if (out.q && hd % 32 == 0 && d0 + (tid & ~31) < hd) {
+                int64_t blk = (h * hd + d) / 32;
+                rl_quant_block_warp(v, out.q + b * dim + blk * 32, out.ds + (b * (dim / 32) + blk) * 2);
+            }
+        }
+        return;
     }
     if (tid == 0) {
         o[hd] = m;
@@ -158,7 +181,6 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     float M = -INFINITY;
     for (int k = 0; k < n_split; k++)
         M = fmaxf(M, __ldcg(base + k * (hd + 2) + hd));
-    int64_t dim = (int64_t)r.n_head * hd;
     for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
         int d = d0 + tid;
         float num = 0.0f, den = 0.0f;
@@ -190,7 +212,7 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
 {
     if (batch < 1 || batch > 65535 || n_split < 1 || r->head_dim <= 0 || r->head_dim > ATT_MAX_HD ||
         r->n_head_kv <= 0 || r->n_head % r->n_head_kv || out->n != (int64_t)r->n_head * r->head_dim ||
-        (int64_t)batch * r->n_head > ATT_MAX_COUNTERS)
+        (int64_t)batch * r->n_head > ATT_MAX_COUNTERS || (r->head_dim % 8 && r->head_dim > ATT_THREADS))
         return -EINVAL;
     unsigned *counters = (unsigned *)d_scratch;
     float *partials = (float *)((char *)d_scratch + counters_bytes(batch, r->n_head));

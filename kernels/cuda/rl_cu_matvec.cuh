@@ -259,14 +259,17 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
 
 /* ---- the kernel ------------------------------------------------------------- */
 /* NO outputs per warp; GLU: each output needs rows o and o + rows/2. */
-template <int T, int B, int NO, bool GLU>
-__global__ void __launch_bounds__(MV_WARPS * 32)
+/* W warps per block, NO outputs per warp. Plain products use small blocks
+ * (4 warps, 1 row each) so that the rows spread evenly over the SMs; GLU
+ * uses 8 warps x 4 outputs = one 32-block of outputs to quantize. */
+template <int T, int B, int NO, bool GLU, int W>
+__global__ void __launch_bounds__(W * 32)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 {
     const int NR = GLU ? 2 * NO : NO;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
-    int64_t o0 = ((int64_t)blockIdx.x * MV_WARPS + warp) * NO;
+    int64_t o0 = ((int64_t)blockIdx.x * W + warp) * NO;
     int64_t rows[NR];
 #pragma unroll
     for (int r = 0; r < NO; r++) {
@@ -322,7 +325,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
         }
     }
 
-    __shared__ float out[B][MV_WARPS * NO];
+    __shared__ float out[B][W * NO];
 #pragma unroll
     for (int r = 0; r < NR; r++)
 #pragma unroll
@@ -343,15 +346,15 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
             }
         }
     }
-    if constexpr (GLU && (MV_WARPS * NO) % 32 == 0) {
+    if constexpr (GLU && (W * NO) % 32 == 0) {
         if (y.q == nullptr || n_out % 32 != 0)
             return;
         __syncthreads();
         /* Quantize the CTA's outputs, one 32-block per warp and batch row. */
-        const int NBLK = MV_WARPS * NO / 32;
-        for (int t = warp; t < B * NBLK; t += MV_WARPS) {
+        const int NBLK = W * NO / 32;
+        for (int t = warp; t < B * NBLK; t += W) {
             int b = t / NBLK, k = t % NBLK;
-            int64_t o = (int64_t)blockIdx.x * MV_WARPS * NO + k * 32;
+            int64_t o = (int64_t)blockIdx.x * W * NO + k * 32;
             if (o >= n_out)
                 continue;
             rl_quant_block_warp(out[b][k * 32 + lane], y.q + b * n_out + o,
@@ -367,11 +370,11 @@ static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        rl_launch(k_matvec<T, B, NO, true>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
+        rl_launch(k_matvec<T, B, NO, true, MV_WARPS>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     } else {
-        const int NO = 2;
-        unsigned grid = (unsigned)((m.rows + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        rl_launch(k_matvec<T, B, NO, false>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
+        const int NO = 1, W = 4;
+        unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
+        rl_launch(k_matvec<T, B, NO, false, W>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
     }
 }
 
