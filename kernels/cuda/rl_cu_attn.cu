@@ -36,6 +36,7 @@ extern "C" size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, 
 /* Grid (n_split, n_head, batch). Each block: online softmax over its slice
  * of positions; the last block to finish a head merges all slices (arrival
  * counted with an atomic after a fence) and resets the counter. */
+template <int HDC> /* head dim known at compile time (0: read from r) */
 __global__ void __launch_bounds__(ATT_THREADS)
 k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *pos, const int32_t *slot,
              rl_cu_rope r, int64_t n_ctx, unsigned *counters, float *scratch, rl_cu_act out)
@@ -48,7 +49,8 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     rl_pdl_trigger();
     rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
-    int hd = r.head_dim, kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
+    const int hd = HDC ? HDC : r.head_dim;
+    int kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x;
     int p = pos[b];
     int64_t len = (p >= 0 && p < n_ctx && slot[b] >= 0) ? (int64_t)p + 1 : 0;
@@ -71,7 +73,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
             const __half *kr = kb + (tile + j) * kvdim;
             float dot = 0.0f;
             if (vec) {
-#pragma unroll 4
+#pragma unroll 16
                 for (int d = 0; d < hd; d += 8) {
                     uint4 raw = *(const uint4 *)(kr + d);
                     const __half2 *h2 = (const __half2 *)&raw;
@@ -179,12 +181,14 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     __threadfence(); /* order our reads of the other blocks' partials after the count */
     const float *base = scratch + ((int64_t)b * r.n_head + h) * n_split * (hd + 2);
     float M = -INFINITY;
+#pragma unroll 8
     for (int k = 0; k < n_split; k++)
         M = fmaxf(M, __ldcg(base + k * (hd + 2) + hd));
     for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
         int d = d0 + tid;
         float num = 0.0f, den = 0.0f;
         if (M != -INFINITY) {
+#pragma unroll 8
             for (int k = 0; k < n_split; k++) {
                 const float *pk = base + k * (hd + 2);
                 float w = __expf(__ldcg(pk + hd) - M);
@@ -216,7 +220,13 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
         return -EINVAL;
     unsigned *counters = (unsigned *)d_scratch;
     float *partials = (float *)((char *)d_scratch + counters_bytes(batch, r->n_head));
-    rl_launch(k_attn_split, dim3(n_split, r->n_head, batch), dim3(ATT_THREADS), s, d_q, (const __half *)d_kcache,
-              (const __half *)d_vcache, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
+    dim3 grid(n_split, r->n_head, batch), block(ATT_THREADS);
+    const __half *kc = (const __half *)d_kcache, *vc = (const __half *)d_vcache;
+    if (r->head_dim == 64)
+        rl_launch(k_attn_split<64>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
+    else if (r->head_dim == 128)
+        rl_launch(k_attn_split<128>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
+    else
+        rl_launch(k_attn_split<0>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
     return RL_CU_LAUNCHED("attn_split");
 }

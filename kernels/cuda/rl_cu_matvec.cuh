@@ -259,9 +259,8 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
 
 /* ---- the kernel ------------------------------------------------------------- */
 /* NO outputs per warp; GLU: each output needs rows o and o + rows/2. */
-/* W warps per block, NO outputs per warp. Plain products use small blocks
- * (4 warps, 1 row each) so that the rows spread evenly over the SMs; GLU
- * uses 8 warps x 4 outputs = one 32-block of outputs to quantize. */
+/* W warps per block, NO outputs per warp (plain: 8 x 2; GLU: 8 warps x 4
+ * outputs = one 32-block of outputs to quantize). */
 template <int T, int B, int NO, bool GLU, int W>
 __global__ void __launch_bounds__(W * 32)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
@@ -288,7 +287,8 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
     int64_t nu = m.cols / wtraits<T>::UNIT;
     /* U units per lane per round, all loads issued before the first use so
      * that NR * U independent 16-byte loads per lane are in flight. */
-    const int U = NR >= 8 ? (B > 2 ? 1 : 2) : (B > 4 ? 2 : 4);
+    const int U = NR >= 8 ? (B > 2 ? 1 : 2)
+                : (B == 1 && sizeof(wunit<T>) <= 20) ? 8 : (B > 4 ? 2 : 4);
     rl_pdl_trigger();
     /* The weights do not depend on the previous kernel: warm L2 with this
      * lane's later units and load the first round before waiting for it. */
@@ -372,7 +372,7 @@ static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
         rl_launch(k_matvec<T, B, NO, true, MV_WARPS>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     } else {
-        const int NO = 1, W = 4;
+        const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
         rl_launch(k_matvec<T, B, NO, false, W>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
     }

@@ -230,10 +230,10 @@ START_TEST(rope_kv_rotates_and_writes_cache)
 }
 END_TEST
 
-static void check_attn(int n_split_force)
+static void check_attn(int n_split_force, int head_dim)
 {
     uint64_t s = tcu_seed("attention");
-    rl_cu_rope r = {.n_head = 8, .n_head_kv = 2, .head_dim = 128, .n_rot = 128, .freq_base = 1e4f};
+    rl_cu_rope r = {.n_head = 8, .n_head_kv = 2, .head_dim = head_dim, .n_rot = head_dim, .freq_base = 1e4f};
     int batch = 3, hd = r.head_dim, kvd = r.n_head_kv * hd, qd = r.n_head * hd;
     int64_t n_ctx = 700, n_slot = 2;
     int32_t pos[3] = {0, 299, 650}, slot[3] = {1, 0, 1};
@@ -288,15 +288,17 @@ static void check_attn(int n_split_force)
 
 START_TEST(attention_decode_matches_cpu_with_gqa)
 {
-    check_attn(0);
+    check_attn(0, 128);
+    check_attn(0, 64);
+    check_attn(0, 40); /* generic head size */
 }
 END_TEST
 
 START_TEST(attention_decode_same_result_for_any_split)
 {
-    check_attn(1);
-    check_attn(7);
-    check_attn(32);
+    check_attn(1, 128);
+    check_attn(7, 64);
+    check_attn(32, 128);
 }
 END_TEST
 
