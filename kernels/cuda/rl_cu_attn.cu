@@ -109,7 +109,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
             acc[e] *= corr;
         if (vec) { /* thread (g, pg): dims 8g..8g+7 over positions pg, pg+P, ... */
 #pragma unroll 4
-            for (int j = pg; j < nt; j += P) {
+            for (int j = pg; pg < P && j < nt; j += P) { /* threads past G*P idle */
                 uint4 raw = *(const uint4 *)(vb + (tile + j) * kvdim + 8 * g);
                 const __half2 *h2 = (const __half2 *)&raw;
                 float w = ss[j];
@@ -129,9 +129,10 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     }
     float *o = scratch + (((int64_t)b * r.n_head + h) * n_split + sp) * (hd + 2);
     if (vec) { /* sum the position groups */
+        if (pg < P)
 #pragma unroll
-        for (int e = 0; e < 8; e++)
-            vred[pg * hd + 8 * g + e] = acc[e];
+            for (int e = 0; e < 8; e++)
+                vred[pg * hd + 8 * g + e] = acc[e];
         __syncthreads();
         for (int d = tid; d < hd; d += ATT_THREADS) {
             float v = 0.0f;
