@@ -61,6 +61,25 @@ typedef struct rl_step_item {
     int32_t status; /* out: 0, or a negative errno for this sequence only (-ENOSPC: context full) */
 } rl_step_item;
 
+/* Scheduler statistics (get_stats). Counters since the engine started. */
+typedef struct rl_engine_stats {
+    uint64_t steps;          /* steps that ran the model */
+    uint64_t batch_seqs;     /* sum over those steps of the sequences in the step */
+    uint64_t batch_tokens;   /* sum over those steps of the tokens computed */
+    uint32_t max_batch;      /* most sequences in one step */
+    uint32_t step_tokens;    /* per-step token budget */
+    uint64_t prefix_lookups, prefix_hits;           /* prompt starts, and those that reused cached blocks */
+    uint64_t prefix_lookup_tokens, prefix_hit_tokens;
+    uint64_t preempted;      /* sequences whose KV was taken back (recomputed later) */
+    uint32_t kv_blocks_total;
+    uint32_t kv_blocks_used;   /* held by sequences */
+    uint32_t kv_blocks_free;
+    uint32_t kv_blocks_cached; /* held only by the prefix cache (reclaimable) */
+    uint64_t kv_block_bytes;
+    uint32_t kv_block_positions;
+    uint32_t reserved_[7];
+} rl_engine_stats;
+
 /* One chat message; the roles are "system", "user", "assistant". */
 typedef struct rl_chat_msg {
     const char *role;
@@ -92,6 +111,8 @@ typedef struct rl_engine_ops {
     int (*chat_format)(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, char *out, size_t cap);
     void (*get_info)(rl_engine *e, rl_engine_info *info);
     void (*destroy)(rl_engine *e);
+    /* Optional (NULL: none). Scheduler statistics; callable from any thread. */
+    void (*get_stats)(rl_engine *e, rl_engine_stats *st);
 } rl_engine_ops;
 
 struct rl_engine {

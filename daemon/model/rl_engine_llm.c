@@ -3,6 +3,7 @@
 #include "rl_llm.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "rl_model.h"
 #include "rl_ops.h"
 #include "rl_pool.h"
+#include "rl_prefix.h"
 #include "rl_sample.h"
 #include "rl_tokenizer.h"
 
@@ -29,11 +31,17 @@ typedef struct llm {
     uint32_t *fitem;         /* fseqs[i] belongs to items[fitem[i]] */
     float *logits;           /* step_tokens rows of n_vocab, allocated lazily per row count */
     uint32_t logit_rows;
+    rl_prefix *prefix;       /* shared prompt blocks, preemption (batch) */
+    pthread_mutex_t st_mu;   /* guards st: published by the compute thread, read by get_stats */
+    rl_engine_stats st;
 } llm;
 
+/* Tokens whose KV the sequence needs live in ps.toks[0, ps.n_toks); kv.n_pos of
+ * them are in the cache. kv.n_pos < ps.n_toks: prompt phase (the prompt, or
+ * after a preemption the prompt and the tokens generated so far, recomputed
+ * without sampling while next >= 0). */
 struct rl_seq {
-    int32_t *prompt;
-    uint32_t n_prompt, n_fed;   /* prompt tokens already in the KV cache */
+    rl_prefix_seq ps;
     uint32_t max_tokens, n_gen;
     int32_t next;               /* sampled token still to be fed, or -1 */
     rl_kv_seq kv;
@@ -68,14 +76,15 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
     rl_seq *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    s->prompt = malloc(sizeof(int32_t) * d->n_prompt);
-    if (!s->prompt || rl_sample_init(&s->smp, &d->sampling, L->m->hp.n_vocab) < 0) {
-        free(s->prompt);
+    if (rl_prefix_seq_init(L->prefix, &s->ps, &s->kv, d->prompt, d->n_prompt, d->max_tokens, d->priority) < 0) {
         free(s);
         return -ENOMEM;
     }
-    memcpy(s->prompt, d->prompt, sizeof(int32_t) * d->n_prompt);
-    s->n_prompt = d->n_prompt;
+    if (rl_sample_init(&s->smp, &d->sampling, L->m->hp.n_vocab) < 0) {
+        rl_prefix_seq_fini(L->prefix, &s->ps);
+        free(s);
+        return -ENOMEM;
+    }
     s->max_tokens = d->max_tokens;
     s->next = -1;
     for (uint32_t i = 0; i < d->n_prompt; i++)
@@ -84,14 +93,54 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
     return 0;
 }
 
+/* Counters of the step just run (n_seqs 0: only the KV figures changed). */
+static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens)
+{
+    rl_kv_stats ks;
+    rl_kv_get_stats(L->kv, &ks);
+    rl_prefix_stats ps;
+    rl_prefix_get_stats(L->prefix, &ps);
+    uint32_t idle = rl_prefix_idle_blocks(L->prefix);
+    pthread_mutex_lock(&L->st_mu);
+    rl_engine_stats *st = &L->st;
+    if (n_seqs) {
+        st->steps++;
+        st->batch_seqs += n_seqs;
+        st->batch_tokens += n_tokens;
+        if (n_seqs > st->max_batch)
+            st->max_batch = n_seqs;
+    }
+    st->step_tokens = L->step_tokens;
+    st->prefix_lookups = ps.lookups;
+    st->prefix_hits = ps.hits;
+    st->prefix_lookup_tokens = ps.lookup_tokens;
+    st->prefix_hit_tokens = ps.hit_tokens;
+    st->preempted = ps.preempted;
+    st->kv_blocks_total = ks.blocks_total;
+    st->kv_blocks_free = ks.blocks_free;
+    st->kv_blocks_cached = idle;
+    st->kv_blocks_used = ks.blocks_used - idle;
+    st->kv_block_bytes = ks.block_bytes;
+    st->kv_block_positions = RL_KV_BLOCK;
+    pthread_mutex_unlock(&L->st_mu);
+}
+
+static void llm_get_stats(rl_engine *e, rl_engine_stats *out)
+{
+    llm *L = impl(e);
+    pthread_mutex_lock(&L->st_mu);
+    *out = L->st;
+    pthread_mutex_unlock(&L->st_mu);
+}
+
 static void llm_seq_free(rl_engine *e, rl_seq *s)
 {
     if (!s)
         return;
-    rl_kv_release(impl(e)->kv, &s->kv);
+    rl_prefix_seq_fini(impl(e)->prefix, &s->ps); /* releases its KV blocks now */
     rl_sample_free(&s->smp);
-    free(s->prompt);
     free(s);
+    publish_stats(impl(e), 0, 0);
 }
 
 /* ---- the step: gather, one forward, sample ---- */
@@ -111,62 +160,89 @@ static int ensure_logits(llm *L, uint32_t rows)
 static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
 {
     llm *L = impl(e);
-    uint32_t budget = L->step_tokens, nf = 0, n_logits = 0;
+    uint32_t budget = L->step_tokens, nf = 0, n_logits = 0, n_tok = 0;
     for (uint32_t i = 0; i < n; i++) {
         items[i].token = -1;
         items[i].status = 0;
     }
-    /* Pass 0 takes decode tokens first (latency), pass 1 prompt chunks with what is left. */
+    /* Priority levels from the highest down (latency-critical first, so they can
+     * take KV from lower ones); in each, pass 0 takes decode tokens first
+     * (latency), pass 1 prompt chunks with what is left, in the order given. */
+    int level = 256;
+    for (;;) {
+        int pr = -1;
+        for (uint32_t i = 0; i < n; i++)
+            if (items[i].seq && items[i].seq->ps.priority < level && items[i].seq->ps.priority > pr)
+                pr = items[i].seq->ps.priority;
+        if (pr < 0)
+            break;
+        level = pr;
     for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t i = 0; i < n && budget > 0; i++) {
+        for (uint32_t i = 0; i < n && budget > 0 && nf < L->step_tokens; i++) {
             rl_seq *s = items[i].seq;
             if (!s) {
                 items[i].status = -EINVAL;
                 continue;
             }
-            bool decode = s->n_fed == s->n_prompt;
+            if (s->ps.in_step || s->ps.priority != pr)
+                continue; /* listed twice, or another level */
+            bool decode = s->kv.n_pos == s->ps.n_toks;
             if (decode != (pass == 0))
                 continue;
-            uint32_t take = decode ? 1 : s->n_prompt - s->n_fed;
-            if (take > budget)
-                take = budget;
             if (decode && s->next < 0) { /* finished prompt but nothing sampled: cannot happen */
                 items[i].status = -EINVAL;
                 continue;
             }
+            if (!decode && s->kv.n_pos == 0)
+                rl_prefix_seq_attach(L->prefix, &s->ps); /* shared prompt blocks skip their prefill */
+            uint32_t take = decode ? 1 : s->ps.n_toks - s->kv.n_pos;
+            if (take > budget)
+                take = budget;
             uint32_t need = s->kv.n_pos + take;
-            int rc = need > L->n_ctx ? -ENOSPC : rl_kv_reserve(L->kv, &s->kv, need);
+            int rc = need > L->n_ctx ? -ENOSPC : rl_prefix_seq_reserve(L->prefix, &s->ps, need);
+            if (rc == -EAGAIN)
+                continue; /* yielded its KV to others: recomputes in a later step */
             if (rc < 0) {
                 items[i].status = rc;
                 continue;
             }
-            bool last = decode || s->n_fed + take == s->n_prompt;
-            L->fseqs[nf] = (rl_fwd_seq){&s->kv, decode ? &s->next : s->prompt + s->n_fed, take, NULL};
-            if (last)
+            s->ps.in_step = true;
+            /* logits when this completes the prompt of a sequence that has not sampled yet */
+            bool want = decode || (s->next < 0 && need == s->ps.n_toks);
+            L->fseqs[nf] = (rl_fwd_seq){&s->kv, decode ? &s->next : s->ps.toks + s->kv.n_pos, take, NULL};
+            if (want)
                 n_logits++;
             L->fitem[nf++] = i;
             budget -= take;
+            n_tok += take;
         }
+    }
     }
     if (nf == 0)
         return 0;
-    if (ensure_logits(L, n_logits) < 0)
+    int rc = 0;
+    if (ensure_logits(L, n_logits) < 0) {
+        rc = -ENOMEM;
         goto fail_all;
+    }
     uint32_t r = 0;
     for (uint32_t j = 0; j < nf; j++) {
         rl_seq *s = items[L->fitem[j]].seq;
-        bool decode = s->n_fed == s->n_prompt;
-        if (decode || s->n_fed + L->fseqs[j].n_tok == s->n_prompt)
+        bool decode = s->kv.n_pos == s->ps.n_toks;
+        if (decode || (s->next < 0 && s->kv.n_pos + L->fseqs[j].n_tok == s->ps.n_toks))
             L->fseqs[j].logits = L->logits + (size_t)(r++) * L->m->hp.n_vocab;
     }
-    int rc = rl_forward(L->fwd, L->fseqs, nf);
+    rc = rl_forward(L->fwd, L->fseqs, nf);
     if (rc < 0)
-        goto fail_all_rc;
+        goto fail_all;
     for (uint32_t j = 0; j < nf; j++) {
         rl_step_item *it = &items[L->fitem[j]];
         rl_seq *s = it->seq;
-        if (s->n_fed < s->n_prompt)
-            s->n_fed += L->fseqs[j].n_tok;
+        s->ps.in_step = false;
+        if (L->fseqs[j].tokens == &s->next)
+            rl_prefix_seq_push(&s->ps, s->next); /* fed: now part of the history */
+        else
+            rl_prefix_seq_register(L->prefix, &s->ps);
         if (!L->fseqs[j].logits)
             continue;
         int32_t tok = rl_sample_next(&s->smp, L->fseqs[j].logits);
@@ -175,10 +251,11 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         s->n_gen++;
         it->token = tok;
     }
+    publish_stats(L, nf, n_tok);
     return 0;
 fail_all:
-    rc = -ENOMEM;
-fail_all_rc:
+    for (uint32_t j = 0; j < nf; j++)
+        items[L->fitem[j]].seq->ps.in_step = false;
     for (uint32_t i = 0; i < n; i++)
         items[i].status = rc;
     return rc;
@@ -266,9 +343,11 @@ void rl_engine_llm_kv_stats(rl_engine *e, rl_llm_kv_stats *out)
 {
     rl_kv_stats st;
     rl_kv_get_stats(impl(e)->kv, &st);
+    /* blocks only the prefix cache holds are reclaimable at once: count them free */
+    uint32_t idle = rl_prefix_idle_blocks(impl(e)->prefix);
     out->blocks_total = st.blocks_total;
-    out->blocks_used = st.blocks_used;
-    out->blocks_free = st.blocks_free;
+    out->blocks_used = st.blocks_used - idle;
+    out->blocks_free = st.blocks_free + idle;
     out->block_positions = RL_KV_BLOCK;
     out->block_bytes = st.block_bytes;
 }
@@ -279,7 +358,9 @@ static void llm_destroy(rl_engine *e)
         return;
     llm *L = impl(e);
     rl_fwd_free(L->fwd);
+    rl_prefix_free(L->prefix); /* before the pool it holds blocks of */
     rl_kv_free(L->kv);
+    pthread_mutex_destroy(&L->st_mu);
     rl_pool_free(L->pool);
     rl_tokenizer_free(L->tok);
     rl_model_free(L->m);
@@ -292,7 +373,7 @@ static void llm_destroy(rl_engine *e)
 static const rl_engine_ops llm_ops = {
     .seq_new = llm_seq_new, .seq_free = llm_seq_free, .step = llm_step, .tokenize = llm_tokenize,
     .token_piece = llm_token_piece, .is_eog = llm_is_eog, .chat_format = llm_chat_format,
-    .get_info = llm_get_info, .destroy = llm_destroy,
+    .get_info = llm_get_info, .destroy = llm_destroy, .get_stats = llm_get_stats,
 };
 
 /* ---- creation ---- */
@@ -333,6 +414,7 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
     }
     L->base.ops = &llm_ops;
     L->base.impl = L;
+    pthread_mutex_init(&L->st_mu, NULL);
     if (o.progress)
         o.progress(o.progress_ctx, 0.f);
     int rc = rl_model_load(path, &L->m, err, errlen);
@@ -361,6 +443,11 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
     if ((rc = rl_kv_new(&L->kv, hp->n_layer, hp->n_head_kv, hp->head_dim, o.kv_type, (uint32_t)n_blocks, err,
                         errlen)) < 0)
         goto bad;
+    if (rl_prefix_new(&L->prefix, L->kv, (uint32_t)n_blocks) < 0) {
+        snprintf(err, errlen, "out of memory for the prefix cache");
+        rc = -ENOMEM;
+        goto bad;
+    }
     L->pool = rl_pool_new(o.n_threads);
     L->fseqs = malloc(sizeof(rl_fwd_seq) * L->step_tokens);
     L->fitem = malloc(sizeof(uint32_t) * L->step_tokens);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 struct rl_kv {
@@ -17,6 +18,7 @@ struct rl_kv {
     size_t mem_size;
     uint32_t *free_stack;
     uint32_t n_free;
+    uint32_t *ref;      /* holders of each block (sequences, the prefix cache); 0: free */
 };
 
 size_t rl_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type)
@@ -61,11 +63,13 @@ int rl_kv_new(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_d
     kv->mem_size = kv->block_bytes * n_blocks;
     kv->mem = mmap(NULL, kv->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     kv->free_stack = malloc(sizeof(uint32_t) * n_blocks);
-    if (kv->mem == MAP_FAILED || !kv->free_stack) {
+    kv->ref = calloc(n_blocks, sizeof(uint32_t));
+    if (kv->mem == MAP_FAILED || !kv->free_stack || !kv->ref) {
         snprintf(err, errlen, "cannot reserve %zu bytes of KV cache", kv->mem_size);
         if (kv->mem != MAP_FAILED)
             munmap(kv->mem, kv->mem_size);
         free(kv->free_stack);
+        free(kv->ref);
         free(kv);
         return -ENOMEM;
     }
@@ -83,6 +87,7 @@ void rl_kv_free(rl_kv *kv)
         return;
     munmap(kv->mem, kv->mem_size);
     free(kv->free_stack);
+    free(kv->ref);
     free(kv);
 }
 
@@ -107,6 +112,29 @@ void rl_kv_get_stats(const rl_kv *kv, rl_kv_stats *st)
     st->block_bytes = kv->block_bytes;
 }
 
+static int table_room(rl_kv_seq *s, uint32_t need)
+{
+    if (need <= s->cap)
+        return 0;
+    uint32_t cap = s->cap ? s->cap : 8;
+    while (cap < need)
+        cap *= 2;
+    uint32_t *nb = realloc(s->blocks, sizeof(uint32_t) * cap);
+    if (!nb)
+        return -ENOMEM;
+    s->blocks = nb;
+    s->cap = cap;
+    return 0;
+}
+
+static uint32_t take_block(rl_kv *kv)
+{
+    uint32_t b = kv->free_stack[kv->n_free - 1];
+    __atomic_store_n(&kv->n_free, kv->n_free - 1, __ATOMIC_RELAXED); /* see rl_kv_get_stats */
+    kv->ref[b] = 1;
+    return b;
+}
+
 int rl_kv_reserve(rl_kv *kv, rl_kv_seq *s, uint32_t n_pos)
 {
     uint32_t need = (n_pos + RL_KV_BLOCK - 1) / RL_KV_BLOCK;
@@ -115,31 +143,67 @@ int rl_kv_reserve(rl_kv *kv, rl_kv_seq *s, uint32_t n_pos)
     uint32_t more = need - s->n_blocks;
     if (more > kv->n_free)
         return -ENOSPC;
-    if (need > s->cap) {
-        uint32_t cap = s->cap ? s->cap : 8;
-        while (cap < need)
-            cap *= 2;
-        uint32_t *nb = realloc(s->blocks, sizeof(uint32_t) * cap);
-        if (!nb)
-            return -ENOMEM;
-        s->blocks = nb;
-        s->cap = cap;
-    }
-    uint32_t nf = kv->n_free;
+    if (table_room(s, need) < 0)
+        return -ENOMEM;
     while (s->n_blocks < need)
-        s->blocks[s->n_blocks++] = kv->free_stack[--nf];
-    __atomic_store_n(&kv->n_free, nf, __ATOMIC_RELAXED); /* see rl_kv_get_stats */
+        s->blocks[s->n_blocks++] = take_block(kv);
     return 0;
 }
 
 void rl_kv_release(rl_kv *kv, rl_kv_seq *s)
 {
-    uint32_t nf = kv->n_free;
     for (uint32_t i = 0; i < s->n_blocks; i++)
-        kv->free_stack[nf++] = s->blocks[i];
-    __atomic_store_n(&kv->n_free, nf, __ATOMIC_RELAXED); /* see rl_kv_get_stats */
+        rl_kv_block_unref(kv, s->blocks[i]);
     free(s->blocks);
     *s = (rl_kv_seq){0};
+}
+
+/* ---- shared blocks (prefix cache) ---- */
+
+void rl_kv_block_ref(rl_kv *kv, uint32_t b)
+{
+    kv->ref[b]++;
+}
+
+void rl_kv_block_unref(rl_kv *kv, uint32_t b)
+{
+    if (kv->ref[b] > 0 && --kv->ref[b] == 0) {
+        kv->free_stack[kv->n_free] = b;
+        __atomic_store_n(&kv->n_free, kv->n_free + 1, __ATOMIC_RELAXED); /* see rl_kv_get_stats */
+    }
+}
+
+uint32_t rl_kv_block_refs(const rl_kv *kv, uint32_t b)
+{
+    return b < kv->n_blocks ? kv->ref[b] : 0;
+}
+
+int rl_kv_attach(rl_kv *kv, rl_kv_seq *s, uint32_t b)
+{
+    if (b >= kv->n_blocks || kv->ref[b] == 0 || s->n_pos != s->n_blocks * RL_KV_BLOCK)
+        return -EINVAL;
+    if (table_room(s, s->n_blocks + 1) < 0)
+        return -ENOMEM;
+    kv->ref[b]++;
+    s->blocks[s->n_blocks++] = b;
+    s->n_pos += RL_KV_BLOCK;
+    return 0;
+}
+
+int rl_kv_make_writable(rl_kv *kv, rl_kv_seq *s, uint32_t pos_from, uint32_t pos_to)
+{
+    for (uint32_t i = pos_from / RL_KV_BLOCK; i < s->n_blocks && (uint64_t)i * RL_KV_BLOCK < pos_to; i++) {
+        uint32_t old = s->blocks[i];
+        if (kv->ref[old] <= 1)
+            continue;
+        if (kv->n_free == 0)
+            return -ENOSPC;
+        uint32_t b = take_block(kv);
+        memcpy(kv->mem + (size_t)b * kv->block_bytes, kv->mem + (size_t)old * kv->block_bytes, kv->block_bytes);
+        kv->ref[old]--; /* still > 0: the others keep it */
+        s->blocks[i] = b;
+    }
+    return 0;
 }
 
 static inline uint8_t *rows_at(const rl_kv *kv, uint32_t block, uint32_t layer, int which, uint32_t head)

@@ -44,8 +44,21 @@ size_t rl_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim
 /* Make room for positions [0, n_pos) of s. -ENOSPC when the pool is exhausted
  * (nothing is taken then). */
 int rl_kv_reserve(rl_kv *kv, rl_kv_seq *s, uint32_t n_pos);
-/* Give back every block of s and reset it. */
+/* Give back every block of s and reset it (a shared block stays with its other holders). */
 void rl_kv_release(rl_kv *kv, rl_kv_seq *s);
+
+/* Shared blocks (the prefix cache, rl_prefix.h). Each block is reference-counted:
+ * a sequence's block table holds one reference per entry, the prefix cache one
+ * per cached block; a block returns to the pool when its count drops to 0. */
+void rl_kv_block_ref(rl_kv *kv, uint32_t b);
+void rl_kv_block_unref(rl_kv *kv, uint32_t b);
+uint32_t rl_kv_block_refs(const rl_kv *kv, uint32_t b);
+/* Append the full, held block b to s (s must end on a block boundary); n_pos
+ * grows by RL_KV_BLOCK. -EINVAL (free block, unaligned s) or -ENOMEM. */
+int rl_kv_attach(rl_kv *kv, rl_kv_seq *s, uint32_t b);
+/* Copy-on-write: give s private copies of the shared blocks covering positions
+ * [pos_from, pos_to) before they are written. -ENOSPC when the pool is empty. */
+int rl_kv_make_writable(rl_kv *kv, rl_kv_seq *s, uint32_t pos_from, uint32_t pos_to);
 
 /* Write K and V (n_head_kv * head_dim floats each) of one position. */
 void rl_kv_store(rl_kv *kv, const rl_kv_seq *s, uint32_t layer, uint32_t pos, const float *k, const float *v);

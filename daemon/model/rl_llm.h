@@ -35,7 +35,8 @@ void rl_llm_opts_default(rl_llm_opts *o);
 int rl_engine_llm_create(const char *path, int n_threads, rl_engine **out, char *err, size_t errlen);
 int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engine **out, char *err,
                               size_t errlen);
-/* KV pool usage of an engine made by the functions above. */
+/* KV pool usage of an engine made by the functions above (blocks only the
+ * prefix cache holds count as free). From the thread that steps the engine. */
 void rl_engine_llm_kv_stats(rl_engine *e, rl_llm_kv_stats *st);
 /* NULL when the model's tokenizer loaded; otherwise why it did not (the
  * engine still runs on token ids; tokenize/token_piece say -ENOTSUP). */

@@ -1,0 +1,10 @@
+/* rl_bench.h - ringlm-bench subcommands. Each returns a process exit status. */
+#ifndef RL_BENCH_H
+#define RL_BENCH_H
+
+/* ringlm-bench transport [--json] [--spin-us N] [--iters N] */
+int rl_bench_transport_main(int argc, char **argv);
+/* ringlm-bench model ... (bench/rl_bench_model.c, owned by the CPU-model work) */
+int rl_bench_model_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,29 @@
+/* rl_bench_main.c - ringlm-bench: dispatch to a subcommand. */
+#include "rl_bench.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ringlm-bench transport [--json] [--spin-us N] [--iters N]\n"
+               "       ringlm-bench model [options]\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "transport") == 0)
+        return rl_bench_transport_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "model") == 0)
+        return rl_bench_model_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,73 @@
+/* rl_cfg.h - ringlmd's configuration file (/etc/ringlm/ringlmd.conf).
+ *
+ * Format: one "key = value" per line; '#' or ';' starts a comment line;
+ * blank lines are ignored; values may be wrapped in double quotes (for
+ * leading/trailing spaces or '#'). Unknown keys, bad values and overlong
+ * lines are errors reported with the line number. Durations take a unit:
+ * "us", "ms", "s", "min" (a bare number means the key's documented unit).
+ *
+ * Keys and defaults (see units/ringlmd.conf and docs/SERVICE.md):
+ *   model             =          (none: the built-in test engine)
+ *   socket            = /run/ringlm/ringlm.sock   (RL_DEFAULT_SOCKET)
+ *   threads           = 0        (0: all online CPUs)
+ *   device            = cpu      (cpu | cuda | test)
+ *   spin_window       = 50us     (busy-poll before sleeping; bare number: us)
+ *   shutdown_deadline = 10s      (bare number: seconds)
+ *   max_clients       = 64
+ *   log_level         = info     (err | warning | notice | info | debug)
+ */
+#ifndef RL_CFG_H
+#define RL_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl_config.h" /* RL_SYSCONFDIR, RL_DEFAULT_SOCKET */
+
+#define RL_CFG_PATH_MAX 4096
+#define RL_CFG_SOCKET_MAX 108 /* sizeof(sockaddr_un.sun_path) */
+#define RL_CFG_DEFAULT_FILE RL_SYSCONFDIR "/ringlm/ringlmd.conf"
+
+typedef enum rl_cfg_device {
+    RL_DEVICE_CPU = 0,
+    RL_DEVICE_CUDA,
+    RL_DEVICE_TEST, /* the transport's test engine (no model file) */
+} rl_cfg_device;
+
+typedef struct rl_cfg {
+    char model[RL_CFG_PATH_MAX];
+    char socket[RL_CFG_SOCKET_MAX];
+    uint32_t threads;            /* 0: all online CPUs */
+    rl_cfg_device device;
+    uint64_t spin_window_us;     /* <= 1 s */
+    uint64_t shutdown_deadline_us; /* <= 1 h */
+    uint32_t max_clients;        /* 1..65536 */
+    int log_level;               /* LOG_ERR..LOG_DEBUG */
+} rl_cfg;
+
+void rl_cfg_defaults(rl_cfg *c);
+
+/* Set one key from its text value. Returns 0, -ENOENT (unknown key) or
+ * -EINVAL/-ERANGE/-ENAMETOOLONG with a message in err. c is unchanged on error. */
+int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Parse a whole file's text over the values already in c. All or nothing:
+ * on error c is unchanged and err says "line N: ...". */
+int rl_cfg_parse(rl_cfg *c, const char *text, size_t len, char *err, size_t errlen);
+
+/* Read and parse a file (at most 1 MiB). A missing file is an error here;
+ * the caller decides whether the default path may be absent. */
+int rl_cfg_load(rl_cfg *c, const char *path, char *err, size_t errlen);
+
+/* The value of key formatted as the file would write it. Returns the length,
+ * or -ENOENT for an unknown key. */
+int rl_cfg_format(const rl_cfg *c, const char *key, char *buf, size_t n);
+
+/* Calls cb for each key whose value differs between a and b (in file order);
+ * returns the number of differences. cb may be NULL. */
+typedef void (*rl_cfg_diff_cb)(void *ud, const char *key, const char *old_val, const char *new_val);
+unsigned rl_cfg_diff(const rl_cfg *a, const rl_cfg *b, rl_cfg_diff_cb cb, void *ud);
+
+const char *rl_cfg_device_name(rl_cfg_device d);
+
+#endif

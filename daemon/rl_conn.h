@@ -1,0 +1,82 @@
+/* rl_conn.h - one client connection: its region, doorbells and the daemon's
+ * producer state for its completion ring and result arena.
+ *
+ * Sharing: the loop thread owns the socket, the submission side (sq) and the
+ * loop_* fields. The completion side (cq, res_*) is written under out_lock by
+ * whichever daemon thread posts (loop or worker): one producer at a time.
+ * Lifetime: reference counted; the loop holds one reference while the client is
+ * connected (and its io_uring operations are in flight), every worker message
+ * and request holds one.
+ */
+#ifndef RL_CONN_H
+#define RL_CONN_H
+
+#include "rl_ring.h"
+#include "rl_wire.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Requests one client may have in flight; more are answered -EBUSY at once. */
+#define RL_CONN_MAX_REQS 1024u
+
+typedef struct rl_conn {
+    /* immutable after rl_conn_create */
+    uint64_t id;
+    int memfd;
+    void *base;
+    rl_wire_header *hdr;
+    uint32_t size, req_off, req_size, res_off, res_size;
+    int sq_bell;      /* daemon end: the loop reads it */
+    int cq_bell;      /* daemon end: the daemon writes it */
+    int client_fds[3];/* sent to the client, then closed */
+    pid_t pid;
+    uid_t uid;
+
+    atomic_int refs;
+    atomic_bool dead;       /* closing: posts fail, requests are dropped */
+    atomic_bool corrupt;    /* the client corrupted its region; the loop disconnects it */
+    atomic_bool want_space; /* a post found no room; the doorbell should kick the worker */
+    atomic_uint n_reqs;     /* requests of this client held by the daemon (bounded) */
+
+    /* completion side, under out_lock */
+    pthread_mutex_t out_lock;
+    rl_ring cq;
+    uint64_t res_head;     /* next free arena position */
+    uint64_t res_released; /* last validated client watermark */
+    bool cq_dirty;         /* posted since the last rl_conn_kick */
+
+    /* loop thread only */
+    rl_ring sq;
+    int sock;
+    int loop_state;   /* rl_loop.c */
+    int loop_inflight;/* io_uring operations in flight */
+    uint64_t accepted_ns;
+    uint64_t bell_buf;
+    bool has_deferred;
+    rl_wire_cqe deferred;
+    char deferred_payload[256];
+    struct rl_conn *loop_next, *loop_prev;
+} rl_conn;
+
+/* Create region, doorbells and seals for an accepted socket (one reference). */
+int rl_conn_create(int sock, uint64_t id, rl_conn **out, char *err, size_t errlen);
+void rl_conn_ref(rl_conn *c);
+void rl_conn_unref(rl_conn *c);
+
+/* Post one completion with an optional payload made of two parts (copied into
+ * the result arena). Takes out_lock. Returns 0, -EAGAIN (CQ or arena full:
+ * space_wanted set, retry after a doorbell), -EPIPE (dead or corrupt). */
+int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uint32_t n_tokens,
+                 const void *a, size_t alen, const void *b, size_t blen);
+/* Ring the client's completion doorbell when it sleeps and something was posted. */
+void rl_conn_kick(rl_conn *c);
+
+/* The bytes [off, off+len) of the request arena, or NULL when out of bounds. */
+const uint8_t *rl_conn_req_bytes(rl_conn *c, uint32_t off, uint32_t len);
+
+#endif

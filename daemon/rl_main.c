@@ -1,0 +1,88 @@
+/* rl_main.c - ringlmd entry point: parse options, create the daemon, run. */
+#include "rl_daemon.h"
+#include "rl_log.h"
+#include "rl_sd_service.h"
+
+#include "rl_config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ringlmd [options]\n"
+            "  --config FILE      configuration file (default " RL_CFG_DEFAULT_FILE ")\n"
+            "  --socket PATH      listen on PATH (default %s)\n"
+            "  --model PATH       GGUF model to serve (default: the test engine)\n"
+            "  --device NAME      cpu | cuda (the model's backend; default cpu)\n"
+            "  --engine NAME      test | llm | cuda (llm = the CPU model)\n"
+            "  --threads N        compute threads\n"
+            "  --spin-us N        adaptive spin window in microseconds (default 50, 0: sleep)\n"
+            "  --max-clients N    concurrent clients (default 64)\n"
+            "  --verbose          debug logging\n"
+            "  --version\n",
+            RL_DEFAULT_SOCKET);
+}
+
+int main(int argc, char **argv)
+{
+    rl_daemon_opts o;
+    rl_daemon_opts_default(&o);
+    o.handle_signals = true;
+    rl_service *svc; /* config file, journal, systemd; options below override the file */
+    if (rl_service_begin(&svc, &o, &argc, argv) < 0)
+        return 1;
+    static const struct option lo[] = {
+        {"socket", required_argument, 0, 's'},  {"model", required_argument, 0, 'm'},
+        {"engine", required_argument, 0, 'e'},  {"threads", required_argument, 0, 't'},
+        {"spin-us", required_argument, 0, 'S'}, {"max-clients", required_argument, 0, 'c'},
+        {"verbose", no_argument, 0, 'v'},       {"version", no_argument, 0, 'V'},
+        {"help", no_argument, 0, 'h'},          {"device", required_argument, 0, 'D'},
+        {0, 0, 0, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:vVh", lo, NULL)) != -1) {
+        switch (ch) {
+        case 's': o.socket_path = optarg; break;
+        case 'm': o.model_path = optarg; break;
+        case 'e': o.engine = optarg; break;
+        case 'D':
+            if (strcmp(optarg, "cpu") == 0)
+                o.engine = "llm";
+            else if (strcmp(optarg, "cuda") == 0)
+                o.engine = "cuda";
+            else {
+                fprintf(stderr, "ringlmd: --device must be cpu or cuda\n");
+                return 2;
+            }
+            break;
+        case 't': o.n_threads = atoi(optarg); break;
+        case 'S': o.spin_us = atoi(optarg); break;
+        case 'c': o.max_clients = atoi(optarg); break;
+        case 'v': rl_log_set_level(LOG_DEBUG); break;
+        case 'V': printf("ringlmd %s\n", RL_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    rl_daemon *d;
+    char err[256];
+    int rc = rl_daemon_create(&o, &d, err, sizeof err);
+    if (rc < 0) {
+        rl_log(LOG_ERR, "%s", err);
+        rl_service_end(svc, rc);
+        return 1;
+    }
+    rl_service_attach(svc, d);
+    rc = rl_daemon_run(d);
+    rl_daemon_destroy(d);
+    rl_service_end(svc, rc);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,620 @@
+/* rl_worker.c - compute worker: one engine step per iteration over all running
+ * sequences of all clients; detokenizes, applies stop strings and budgets, and
+ * posts TOKENS / DONE / ERROR completions (under each connection's out_lock). */
+#include "rl_worker.h"
+#include "rl_daemon.h"
+#include "rl_log.h"
+#include "rl_req.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+typedef struct buf {
+    char *p;
+    size_t n, cap;
+} buf;
+
+struct rl_wreq {
+    rl_conn *conn;
+    uint32_t id;
+    rl_seq *seq;
+    int32_t *prompt;
+    uint32_t n_prompt;
+    rl_sampling sampling;
+    uint8_t priority;
+    uint32_t max_tokens, n_gen;
+    uint32_t n_stop;
+    char *stop[RL_WIRE_MAX_STOP];
+    uint32_t stop_len[RL_WIRE_MAX_STOP];
+    rl_req_utf8_stream u8;
+    buf hold; /* released text that might still begin a stop string */
+    buf out;  /* text ready to post */
+    int32_t *ids;
+    uint32_t n_ids, cap_ids;
+    bool final, posted, dropped;
+    uint16_t final_type;
+    int32_t final_status;
+    rl_wire_done done;
+    char msg[RL_WIRE_MAX_ERRMSG];
+    uint64_t t_recv, t_admit, t_first, t_last;
+};
+
+enum { MSG_NEW, MSG_CANCEL, MSG_GONE };
+typedef struct msg {
+    struct msg *next;
+    int type;
+    rl_wreq *r;
+    rl_conn *c;
+    uint32_t id;
+} msg;
+
+struct rl_worker {
+    rl_engine *e;
+    int spin_us;
+    int notify_fd;
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    msg *inbox, **inbox_tail;
+    bool kicked, quit, cancel_all, sleeping;
+    atomic_bool pending; /* something in the inbox or a kick: seen while spinning */
+    /* worker thread only */
+    rl_wreq **act;
+    uint32_t n_act, cap_act;
+    rl_step_item *items;
+    rl_wreq **item_req; /* the request of each item */
+    uint32_t cap_items;
+    rl_conn **touched;
+    uint32_t n_touched, cap_touched;
+    /* published */
+    atomic_uint n_active;
+    atomic_uint n_queued; /* NEW messages not yet taken from the inbox */
+    atomic_ullong steps, beat, step_started;
+};
+
+static bool buf_reserve(buf *b, size_t more)
+{
+    if (b->n + more <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + more)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return false;
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const rl_req_parsed *p, int32_t *ids,
+                     uint32_t n_ids, uint64_t t_recv_ns)
+{
+    rl_wreq *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    for (uint32_t i = 0; i < p->n_stop; i++) {
+        r->stop[i] = malloc(p->stop_len[i]);
+        if (!r->stop[i]) {
+            for (uint32_t k = 0; k < i; k++)
+                free(r->stop[k]);
+            free(r);
+            return NULL;
+        }
+        memcpy(r->stop[i], p->stop[i], p->stop_len[i]);
+        r->stop_len[i] = p->stop_len[i];
+    }
+    r->n_stop = p->n_stop;
+    r->conn = conn;
+    rl_conn_ref(conn);
+    atomic_fetch_add_explicit(&conn->n_reqs, 1, memory_order_relaxed);
+    r->id = req_id;
+    r->prompt = ids;
+    r->n_prompt = n_ids;
+    r->sampling = p->sampling;
+    r->priority = p->priority;
+    r->max_tokens = p->max_tokens;
+    r->t_recv = t_recv_ns;
+    return r;
+}
+
+static void wreq_free(rl_worker *w, rl_wreq *r)
+{
+    if (r->seq)
+        w->e->ops->seq_free(w->e, r->seq);
+    for (uint32_t i = 0; i < r->n_stop; i++)
+        free(r->stop[i]);
+    free(r->prompt);
+    free(r->hold.p);
+    free(r->out.p);
+    free(r->ids);
+    /* release: pairs with the loop's acquire load of n_reqs (a slot it may reuse). */
+    atomic_fetch_sub_explicit(&r->conn->n_reqs, 1, memory_order_release);
+    rl_conn_unref(r->conn);
+    free(r);
+}
+
+/* ---- inbox (loop thread side) ---- */
+
+static void push(rl_worker *w, msg *m)
+{
+    pthread_mutex_lock(&w->mu);
+    m->next = NULL;
+    *w->inbox_tail = m;
+    w->inbox_tail = &m->next;
+    /* release: the message is complete before a spinning worker sees the flag
+     * (it then takes the mutex anyway). */
+    atomic_store_explicit(&w->pending, true, memory_order_release);
+    if (w->sleeping)
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void push_new(rl_worker *w, int type, rl_wreq *r, rl_conn *c, uint32_t id)
+{
+    msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        rl_log(LOG_ERR, "worker inbox: out of memory");
+        if (r) {
+            wreq_free(w, r);
+            atomic_fetch_sub(&w->n_queued, 1);
+        }
+        return;
+    }
+    m->type = type;
+    m->r = r;
+    m->c = c;
+    m->id = id;
+    if (c)
+        rl_conn_ref(c);
+    push(w, m);
+}
+
+void rl_worker_submit(rl_worker *w, rl_wreq *r)
+{
+    atomic_fetch_add(&w->n_queued, 1);
+    push_new(w, MSG_NEW, r, NULL, 0);
+}
+void rl_worker_cancel(rl_worker *w, rl_conn *c, uint32_t id) { push_new(w, MSG_CANCEL, NULL, c, id); }
+void rl_worker_conn_gone(rl_worker *w, rl_conn *c) { push_new(w, MSG_GONE, NULL, c, 0); }
+
+static void set_flag(rl_worker *w, bool *flag)
+{
+    pthread_mutex_lock(&w->mu);
+    *flag = true;
+    atomic_store_explicit(&w->pending, true, memory_order_release);
+    if (w->sleeping)
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void rl_worker_kick(rl_worker *w) { set_flag(w, &w->kicked); }
+void rl_worker_cancel_all(rl_worker *w) { set_flag(w, &w->cancel_all); }
+
+uint32_t rl_worker_active(rl_worker *w)
+{
+    return atomic_load(&w->n_active) + atomic_load(&w->n_queued);
+}
+uint64_t rl_worker_steps(rl_worker *w) { return atomic_load(&w->steps); }
+uint64_t rl_worker_beat(rl_worker *w) { return atomic_load(&w->beat); }
+uint64_t rl_worker_step_started(rl_worker *w) { return atomic_load(&w->step_started); }
+
+/* ---- request processing (worker thread) ---- */
+
+static void touch(rl_worker *w, rl_conn *c)
+{
+    for (uint32_t i = 0; i < w->n_touched; i++)
+        if (w->touched[i] == c)
+            return;
+    if (w->n_touched == w->cap_touched) {
+        uint32_t cap = w->cap_touched ? 2 * w->cap_touched : 16;
+        rl_conn **p = realloc(w->touched, cap * sizeof *p);
+        if (!p) {
+            rl_conn_kick(c); /* cannot defer it: kick now */
+            return;
+        }
+        w->touched = p;
+        w->cap_touched = cap;
+    }
+    rl_conn_ref(c);
+    w->touched[w->n_touched++] = c;
+}
+
+static void set_final(rl_worker *w, rl_wreq *r, uint16_t type, int32_t status, uint32_t finish,
+                      const char *msg)
+{
+    if (r->final)
+        return;
+    if (r->seq) {
+        w->e->ops->seq_free(w->e, r->seq);
+        r->seq = NULL;
+    }
+    r->final = true;
+    r->final_type = type;
+    r->final_status = status;
+    if (type == RL_WIRE_EV_ERROR) {
+        snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
+        return;
+    }
+    if (finish == RL_WIRE_FINISH_EOS || finish == RL_WIRE_FINISH_LENGTH) {
+        /* The held text did not become a stop string: release it, and close an
+         * incomplete character. */
+        if (buf_reserve(&r->out, r->hold.n + 4)) {
+            memcpy(r->out.p + r->out.n, r->hold.p, r->hold.n);
+            r->out.n += r->hold.n;
+            r->out.n += rl_req_utf8_finish(&r->u8, r->out.p + r->out.n);
+        }
+        r->hold.n = 0;
+    }
+    uint64_t now = rl_now_ns();
+    rl_wire_done *d = &r->done;
+    d->finish = finish;
+    d->n_prompt = r->n_prompt;
+    d->n_gen = r->n_gen;
+    if (r->t_first) {
+        d->ttft_ns = r->t_first - r->t_recv;
+        double ps = (double)(r->t_first - r->t_admit) / 1e9;
+        d->prompt_tps = ps > 0 ? r->n_prompt / ps : 0;
+        double gs = (double)(r->t_last - r->t_first) / 1e9;
+        d->gen_tps = (r->n_gen > 1 && gs > 0) ? (r->n_gen - 1) / gs : 0;
+    }
+    d->total_ns = now - r->t_recv;
+}
+
+/* Post what is pending. 0: all out; -EAGAIN: no room (blocked); -EPIPE: drop. */
+static int flush(rl_worker *w, rl_wreq *r)
+{
+    rl_conn *c = r->conn;
+    if (r->n_ids || r->out.n) {
+        int rc = rl_conn_post(c, r->id, RL_WIRE_EV_TOKENS, 0, r->n_ids, r->ids,
+                              (size_t)r->n_ids * sizeof(int32_t), r->out.p, r->out.n);
+        if (rc == -EAGAIN)
+            return rc;
+        touch(w, c);
+        if (rc < 0)
+            return -EPIPE;
+        r->n_ids = 0;
+        r->out.n = 0;
+    }
+    if (r->final && !r->posted) {
+        int rc;
+        if (r->final_type == RL_WIRE_EV_ERROR)
+            rc = rl_conn_post(c, r->id, RL_WIRE_EV_ERROR, r->final_status, 0, r->msg,
+                              strlen(r->msg), NULL, 0);
+        else
+            rc = rl_conn_post(c, r->id, RL_WIRE_EV_DONE, r->final_status, 0, &r->done,
+                              sizeof r->done, NULL, 0);
+        if (rc == -EAGAIN)
+            return rc;
+        touch(w, c);
+        if (rc < 0)
+            return -EPIPE;
+        r->posted = true;
+    }
+    return 0;
+}
+
+static void on_token(rl_worker *w, rl_wreq *r, int32_t tok)
+{
+    rl_engine *e = w->e;
+    uint64_t now = rl_now_ns();
+    if (!r->t_first)
+        r->t_first = now;
+    r->t_last = now;
+    r->n_gen++;
+    if (e->ops->is_eog(e, tok)) {
+        set_final(w, r, RL_WIRE_EV_DONE, 0, RL_WIRE_FINISH_EOS, NULL);
+        return;
+    }
+    char small[256], *piece = small;
+    int n = e->ops->token_piece(e, tok, small, sizeof small);
+    if (n > (int)sizeof small) {
+        piece = malloc((size_t)n);
+        if (!piece || e->ops->token_piece(e, tok, piece, (size_t)n) != n) {
+            free(piece);
+            set_final(w, r, RL_WIRE_EV_ERROR, -ENOMEM, 0, "out of memory (token piece)");
+            return;
+        }
+    }
+    if (n < 0) {
+        set_final(w, r, RL_WIRE_EV_ERROR, -EIO, 0, "engine produced an invalid token");
+        return;
+    }
+    if (r->n_ids == r->cap_ids) {
+        uint32_t cap = r->cap_ids ? 2 * r->cap_ids : 8;
+        int32_t *p = realloc(r->ids, cap * sizeof *p);
+        if (!p)
+            goto oom;
+        r->ids = p;
+        r->cap_ids = cap;
+    }
+    r->ids[r->n_ids++] = tok;
+    if (!buf_reserve(&r->hold, 3 * ((size_t)n + 4)))
+        goto oom;
+    r->hold.n += rl_req_utf8_feed(&r->u8, piece, (size_t)n, r->hold.p + r->hold.n);
+    if (piece != small)
+        free(piece);
+    size_t emit = r->hold.n;
+    bool stopped = false;
+    if (r->n_stop)
+        stopped = rl_req_stop_scan(r->hold.p, r->hold.n, (const char *const *)r->stop, r->stop_len,
+                               r->n_stop, &emit);
+    if (!buf_reserve(&r->out, emit))
+        goto oom;
+    memcpy(r->out.p + r->out.n, r->hold.p, emit);
+    r->out.n += emit;
+    memmove(r->hold.p, r->hold.p + emit, r->hold.n - emit);
+    r->hold.n -= emit;
+    if (stopped) {
+        r->hold.n = 0;
+        set_final(w, r, RL_WIRE_EV_DONE, 0, RL_WIRE_FINISH_STOP, NULL);
+    } else if (r->n_gen >= r->max_tokens) {
+        set_final(w, r, RL_WIRE_EV_DONE, 0, RL_WIRE_FINISH_LENGTH, NULL);
+    }
+    return;
+oom:
+    if (piece != small)
+        free(piece);
+    set_final(w, r, RL_WIRE_EV_ERROR, -ENOMEM, 0, "out of memory");
+}
+
+static void admit(rl_worker *w, rl_wreq *r)
+{
+    uint32_t same = 0;
+    for (uint32_t i = 0; i < w->n_act; i++) {
+        rl_wreq *o = w->act[i];
+        if (o == r || o->conn != r->conn)
+            continue;
+        same++;
+        if (o->id == r->id && !o->posted && !o->dropped) {
+            set_final(w, r, RL_WIRE_EV_ERROR, -EEXIST, 0, "request id already in flight");
+            return;
+        }
+    }
+    if (same >= RL_CONN_MAX_REQS) {
+        set_final(w, r, RL_WIRE_EV_ERROR, -EBUSY, 0, "too many requests in flight");
+        return;
+    }
+    rl_seq_desc d = {.prompt = r->prompt, .n_prompt = r->n_prompt, .max_tokens = r->max_tokens,
+                     .sampling = r->sampling, .priority = r->priority};
+    r->t_admit = rl_now_ns();
+    int rc = w->e->ops->seq_new(w->e, &d, &r->seq);
+    if (rc < 0) {
+        r->seq = NULL;
+        char m[RL_WIRE_MAX_ERRMSG];
+        snprintf(m, sizeof m, "%s", rc == -E2BIG ? "prompt plus max_tokens exceed the context"
+                                                 : strerror(-rc));
+        set_final(w, r, RL_WIRE_EV_ERROR, rc, 0, m);
+    }
+}
+
+static bool add_active(rl_worker *w, rl_wreq *r)
+{
+    if (w->n_act == w->cap_act) {
+        uint32_t cap = w->cap_act ? 2 * w->cap_act : 64;
+        rl_wreq **p = realloc(w->act, cap * sizeof *p);
+        if (!p)
+            return false;
+        w->act = p;
+        w->cap_act = cap;
+    }
+    w->act[w->n_act++] = r;
+    return true;
+}
+
+static void handle_msgs(rl_worker *w, msg *m, bool quit)
+{
+    while (m) {
+        msg *next = m->next;
+        if (m->type == MSG_NEW) {
+            if (quit || !add_active(w, m->r))
+                wreq_free(w, m->r);
+            else
+                admit(w, m->r);
+            atomic_store(&w->n_active, w->n_act);
+            atomic_fetch_sub(&w->n_queued, 1);
+        } else {
+            for (uint32_t i = 0; i < w->n_act; i++) {
+                rl_wreq *r = w->act[i];
+                if (r->conn != m->c)
+                    continue;
+                if (m->type == MSG_GONE)
+                    r->dropped = true;
+                else if (r->id == m->id && !r->final)
+                    set_final(w, r, RL_WIRE_EV_DONE, -ECANCELED, RL_WIRE_FINISH_CANCELLED, NULL);
+            }
+            rl_conn_unref(m->c);
+        }
+        free(m);
+        m = next;
+    }
+}
+
+static void run_step(rl_worker *w)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < w->n_act; i++) {
+        rl_wreq *r = w->act[i];
+        if (r->seq && !r->final && !r->dropped && !r->n_ids && !r->out.n)
+            n++;
+    }
+    if (n == 0)
+        return;
+    if (n > w->cap_items) {
+        rl_step_item *p = realloc(w->items, n * sizeof *p);
+        if (p)
+            w->items = p;
+        rl_wreq **q = realloc(w->item_req, n * sizeof *q);
+        if (q)
+            w->item_req = q;
+        if (!p || !q)
+            return; /* out of memory: try again next iteration */
+        w->cap_items = n;
+    }
+    rl_wreq **idx = w->item_req;
+    n = 0;
+    for (uint32_t i = 0; i < w->n_act; i++) {
+        rl_wreq *r = w->act[i];
+        if (r->seq && !r->final && !r->dropped && !r->n_ids && !r->out.n) {
+            idx[n] = r;
+            w->items[n] = (rl_step_item){.seq = r->seq, .token = -1, .status = 0};
+            n++;
+        }
+    }
+    atomic_store(&w->step_started, rl_now_ns());
+    int rc = w->e->ops->step(w->e, w->items, n);
+    atomic_store(&w->step_started, 0);
+    atomic_fetch_add(&w->steps, 1);
+    for (uint32_t i = 0; i < n; i++) {
+        rl_wreq *r = idx[i];
+        int st = rc < 0 ? rc : w->items[i].status;
+        if (st < 0) {
+            char m[RL_WIRE_MAX_ERRMSG];
+            snprintf(m, sizeof m, "%s", st == -ENOSPC ? "context full" : strerror(-st));
+            set_final(w, r, RL_WIRE_EV_ERROR, st, 0, m);
+        } else if (w->items[i].token >= 0) {
+            on_token(w, r, w->items[i].token);
+        }
+    }
+}
+
+/* Drop finished and dropped requests, keep order of the rest. */
+static void sweep(rl_worker *w)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < w->n_act; i++) {
+        rl_wreq *r = w->act[i];
+        if (r->dropped || r->posted)
+            wreq_free(w, r);
+        else
+            w->act[k++] = r;
+    }
+    w->n_act = k;
+    atomic_store(&w->n_active, k);
+}
+
+static bool steppable(rl_worker *w)
+{
+    for (uint32_t i = 0; i < w->n_act; i++) {
+        rl_wreq *r = w->act[i];
+        if (r->seq && !r->final && !r->dropped && !r->n_ids && !r->out.n)
+            return true;
+    }
+    return false;
+}
+
+static void *worker_main(void *arg)
+{
+    rl_worker *w = arg;
+    uint64_t last_work = rl_now_ns();
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        msg *m = w->inbox;
+        w->inbox = NULL;
+        w->inbox_tail = &w->inbox;
+        bool quit = w->quit, cancel_all = w->cancel_all;
+        w->kicked = false;
+        w->cancel_all = false;
+        atomic_store_explicit(&w->pending, false, memory_order_relaxed);
+        pthread_mutex_unlock(&w->mu);
+        bool had_msgs = m != NULL;
+        handle_msgs(w, m, quit);
+        if (quit) {
+            for (uint32_t i = 0; i < w->n_act; i++)
+                w->act[i]->dropped = true;
+            sweep(w);
+            break;
+        }
+        if (cancel_all)
+            for (uint32_t i = 0; i < w->n_act; i++)
+                /* shutdown deadline: CANCELLED, and -ESHUTDOWN tells the client why */
+                set_final(w, w->act[i], RL_WIRE_EV_DONE, -ESHUTDOWN, RL_WIRE_FINISH_CANCELLED, NULL);
+        bool corrupt = false;
+        for (int pass = 0; pass < 2; pass++) {
+            for (uint32_t i = 0; i < w->n_act; i++) {
+                rl_wreq *r = w->act[i];
+                if (!r->dropped && flush(w, r) == -EPIPE) {
+                    r->dropped = true;
+                    corrupt |= atomic_load(&r->conn->corrupt);
+                }
+            }
+            if (pass == 0)
+                run_step(w);
+        }
+        for (uint32_t i = 0; i < w->n_touched; i++) {
+            rl_conn_kick(w->touched[i]);
+            rl_conn_unref(w->touched[i]);
+        }
+        w->n_touched = 0;
+        sweep(w);
+        if (corrupt)
+            rl_bell_ring(w->notify_fd);
+        atomic_fetch_add(&w->beat, 1);
+        uint64_t now = rl_now_ns();
+        if (had_msgs || steppable(w)) {
+            last_work = now;
+            continue;
+        }
+        /* Adaptive wait: spin for the window after the last work, then sleep. */
+        unsigned iter = 0;
+        while (w->spin_us > 0 && now - last_work < (uint64_t)w->spin_us * 1000) {
+            /* acquire: pairs with the release in push/set_flag. */
+            if (atomic_load_explicit(&w->pending, memory_order_acquire))
+                break;
+            rl_spin_round(&iter);
+            now = rl_now_ns();
+        }
+        pthread_mutex_lock(&w->mu);
+        while (!w->inbox && !w->kicked && !w->quit && !w->cancel_all) {
+            w->sleeping = true;
+            pthread_cond_wait(&w->cv, &w->mu);
+            w->sleeping = false;
+        }
+        pthread_mutex_unlock(&w->mu);
+        last_work = rl_now_ns();
+    }
+    return NULL;
+}
+
+int rl_worker_start(rl_worker **out, rl_engine *e, int spin_us, int notify_fd)
+{
+    rl_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->e = e;
+    w->spin_us = spin_us;
+    w->notify_fd = notify_fd;
+    w->inbox_tail = &w->inbox;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    int rc = pthread_create(&w->thr, NULL, worker_main, w);
+    if (rc) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return -rc;
+    }
+    *out = w;
+    return 0;
+}
+
+void rl_worker_stop(rl_worker *w)
+{
+    if (!w)
+        return;
+    set_flag(w, &w->quit);
+    pthread_join(w->thr, NULL);
+    /* Anything pushed after the thread left. */
+    handle_msgs(w, w->inbox, true);
+    free(w->act);
+    free(w->items);
+    free(w->item_req);
+    free(w->touched);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}

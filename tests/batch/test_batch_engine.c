@@ -1,0 +1,237 @@
+/* test_batch_engine.c - continuous batching in the CPU engine: batched greedy
+ * output equals solo output, shared prefixes never leak, preemption under a
+ * tiny KV pool recomputes exactly, freeing returns blocks at once. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tb_util.h"
+
+#define NV 320 /* vocabulary of the test model */
+
+static void fill(int32_t *t, uint32_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 12345u;
+    for (uint32_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        t[i] = (int32_t)(3 + (x >> 8) % (NV - 3));
+    }
+}
+
+static void expect_solo(const tb_req *r, uint32_t n, uint32_t step_tokens)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t solo[TB_MAXGEN];
+        tb_solo(&r[i], step_tokens, solo);
+        ck_assert_uint_eq(r[i].got, r[i].n_gen);
+        for (uint32_t k = 0; k < r[i].n_gen; k++)
+            ck_assert_msg(r[i].out[k] == solo[k], "request %u token %u: batched %d, solo %d", i, k, r[i].out[k],
+                          solo[k]);
+    }
+}
+
+START_TEST(batched_greedy_equals_solo)
+{
+    /* lengths around the step budget: chunked prefills mixed with decodes */
+    static const uint32_t len[6] = {5, 40, 17, 3, 70, 16};
+    int32_t prompts[6][70];
+    tb_req r[6];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 6; i++) {
+        fill(prompts[i], len[i], (uint32_t)i + 1);
+        r[i] = (tb_req){.prompt = prompts[i], .n_prompt = len[i], .n_gen = 20, .start_step = (uint32_t)i * 3};
+    }
+    rl_engine *e = tb_engine(24, 0, 0);
+    tb_run(e, r, 6);
+    rl_engine_stats st;
+    tb_stats(e, &st);
+    ck_assert_uint_ge(st.max_batch, 4); /* they really ran together */
+    ck_assert_uint_eq(st.step_tokens, 24);
+    ck_assert_uint_le(st.batch_tokens, st.steps * 24); /* the budget held */
+    e->ops->destroy(e);
+    expect_solo(r, 6, 24);
+}
+END_TEST
+
+START_TEST(long_prompt_does_not_stall_decodes)
+{
+    /* a 200-token prompt arrives while another request decodes: the decoder
+     * gets a token in every step while the prompt is chunked in */
+    int32_t a[8], b[200];
+    fill(a, 8, 7);
+    fill(b, 200, 8);
+    tb_req r[2] = {{.prompt = a, .n_prompt = 8, .n_gen = 30},
+                   {.prompt = b, .n_prompt = 200, .n_gen = 4, .start_step = 2}};
+    rl_engine *e = tb_engine(32, 0, 0);
+    uint32_t steps = tb_run(e, r, 2);
+    e->ops->destroy(e);
+    /* request 0: first token at step 0 then one per step, uninterrupted */
+    ck_assert_uint_eq(r[0].first_step, 0);
+    ck_assert_uint_ge(steps, 30);
+    /* request 1 needed ceil(200 / 31) chunk steps at least before its first token */
+    ck_assert_uint_ge(r[1].first_step, 2 + 200 / 32);
+    expect_solo(r, 2, 32);
+}
+END_TEST
+
+START_TEST(shared_prefix_is_reused_and_never_leaks)
+{
+    enum { N = 8, PRE = 50 };
+    int32_t p[N][PRE + 12];
+    tb_req r[N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++) {
+        fill(p[i], PRE, 99); /* the same system prompt */
+        fill(p[i] + PRE, 3 + (uint32_t)i, 1000 + (uint32_t)i); /* distinct questions */
+        r[i] = (tb_req){.prompt = p[i], .n_prompt = PRE + 3 + (uint32_t)i, .n_gen = 16,
+                        .start_step = i == 0 ? 0 : 4 + (uint32_t)i};
+    }
+    rl_engine *e = tb_engine(64, 0, 0);
+    tb_run(e, r, N);
+    rl_engine_stats st;
+    tb_stats(e, &st);
+    /* each later request found the 3 full blocks of the system prompt */
+    ck_assert_uint_ge(st.prefix_hits, N - 1);
+    ck_assert_uint_ge(st.prefix_hit_tokens, (uint64_t)(N - 1) * 48);
+    ck_assert_uint_eq(st.kv_blocks_used, 0);
+    ck_assert_uint_gt(st.kv_blocks_cached, 0);
+    e->ops->destroy(e);
+    expect_solo(r, N, 64);
+}
+END_TEST
+
+START_TEST(identical_prompts_diverge_only_by_their_own_tokens)
+{
+    /* same prompt, one block exactly: the second attaches the first's block,
+     * then both write their own continuation into separate blocks */
+    int32_t p[32], q[33];
+    fill(p, 32, 5);
+    memcpy(q, p, sizeof p);
+    q[32] = 77;
+    tb_req r[3] = {{.prompt = p, .n_prompt = 32, .n_gen = 24},
+                   {.prompt = p, .n_prompt = 32, .n_gen = 24, .start_step = 3},
+                   {.prompt = q, .n_prompt = 33, .n_gen = 24, .start_step = 5}};
+    rl_engine *e = tb_engine(64, 0, 0);
+    tb_run(e, r, 3);
+    e->ops->destroy(e);
+    ck_assert_mem_eq(r[0].out, r[1].out, sizeof(int32_t) * 24);
+    expect_solo(r, 3, 64);
+}
+END_TEST
+
+START_TEST(preemption_under_tiny_pool_keeps_outputs)
+{
+    /* 12 blocks: 4 requests of ~40 positions (3 blocks each) plus growth do
+     * not fit together; some are preempted and recomputed */
+    enum { N = 4 };
+    int32_t p[N][30];
+    tb_req r[N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++) {
+        fill(p[i], 30, 300 + (uint32_t)i);
+        r[i] = (tb_req){.prompt = p[i], .n_prompt = 30, .n_gen = 30, .start_step = (uint32_t)i};
+    }
+    rl_engine *e = tb_engine(64, 10, 128);
+    tb_run(e, r, N);
+    rl_engine_stats st;
+    tb_stats(e, &st);
+    ck_assert_uint_gt(st.preempted, 0);
+    ck_assert_uint_eq(st.kv_blocks_total, 10);
+    ck_assert_uint_eq(st.kv_blocks_used, 0);
+    e->ops->destroy(e);
+    expect_solo(r, N, 64);
+}
+END_TEST
+
+START_TEST(preemption_takes_the_low_priority_request)
+{
+    /* the pool fits one request; a latency-critical one arriving later takes
+     * the blocks of the running normal one, and finishes first */
+    int32_t a[30], b[30];
+    fill(a, 30, 11);
+    fill(b, 30, 12);
+    tb_req r[2] = {{.prompt = a, .n_prompt = 30, .n_gen = 30},
+                   {.prompt = b, .n_prompt = 30, .n_gen = 10, .start_step = 3, .priority = 1}};
+    rl_engine *e = tb_engine(64, 4, 64);
+    tb_run(e, r, 2);
+    rl_engine_stats st;
+    tb_stats(e, &st);
+    ck_assert_uint_ge(st.preempted, 1);
+    e->ops->destroy(e);
+    ck_assert_uint_eq(r[1].first_step, 3);
+    expect_solo(r, 2, 64);
+}
+END_TEST
+
+START_TEST(oversized_request_fails_alone)
+{
+    /* a request that cannot fit the pool even alone gets -ENOSPC */
+    int32_t a[60];
+    fill(a, 60, 13);
+    rl_engine *e = tb_engine(64, 2, 128);
+    rl_seq_desc d = {.prompt = a, .n_prompt = 60, .max_tokens = 4,
+                     .sampling = {.temperature = 0, .top_p = 1, .repeat_penalty = 1}};
+    rl_seq *s;
+    ck_assert_int_eq(e->ops->seq_new(e, &d, &s), 0);
+    rl_step_item it = {.seq = s};
+    ck_assert_int_eq(e->ops->step(e, &it, 1), 0);
+    ck_assert_int_eq(it.status, -ENOSPC);
+    e->ops->seq_free(e, s);
+    e->ops->destroy(e);
+}
+END_TEST
+
+START_TEST(freeing_a_sequence_returns_its_blocks_at_once)
+{
+    int32_t a[40], b[40];
+    fill(a, 40, 21);
+    fill(b, 40, 22);
+    rl_engine *e = tb_engine(64, 0, 0);
+    rl_seq_desc d = {.prompt = a, .n_prompt = 40, .max_tokens = 20,
+                     .sampling = {.temperature = 0, .top_p = 1, .repeat_penalty = 1}};
+    rl_seq *s, *t;
+    ck_assert_int_eq(e->ops->seq_new(e, &d, &s), 0);
+    rl_step_item it = {.seq = s};
+    ck_assert_int_eq(e->ops->step(e, &it, 1), 0);
+    rl_engine_stats before, mid, after;
+    tb_stats(e, &before);
+    d.prompt = b;
+    ck_assert_int_eq(e->ops->seq_new(e, &d, &t), 0);
+    rl_step_item two[2] = {{.seq = s}, {.seq = t}};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(e->ops->step(e, two, 2), 0);
+    tb_stats(e, &mid);
+    ck_assert_uint_gt(mid.kv_blocks_used, before.kv_blocks_used);
+    e->ops->seq_free(e, t); /* cancelled mid-generation */
+    tb_stats(e, &after);
+    ck_assert_uint_eq(after.kv_blocks_used, before.kv_blocks_used);
+    e->ops->seq_free(e, s);
+    tb_stats(e, &after);
+    ck_assert_uint_eq(after.kv_blocks_used, 0);
+    ck_assert_uint_eq(after.kv_blocks_used + after.kv_blocks_free + after.kv_blocks_cached, after.kv_blocks_total);
+    e->ops->destroy(e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("batch_engine");
+    TCase *tc = tcase_create("engine");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, batched_greedy_equals_solo);
+    tcase_add_test(tc, long_prompt_does_not_stall_decodes);
+    tcase_add_test(tc, shared_prefix_is_reused_and_never_leaks);
+    tcase_add_test(tc, identical_prompts_diverge_only_by_their_own_tokens);
+    tcase_add_test(tc, preemption_under_tiny_pool_keeps_outputs);
+    tcase_add_test(tc, preemption_takes_the_low_priority_request);
+    tcase_add_test(tc, oversized_request_fails_alone);
+    tcase_add_test(tc, freeing_a_sequence_returns_its_blocks_at_once);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? 1 : 0;
+}
