@@ -20,6 +20,7 @@
 #ifndef RINGLM_H
 #define RINGLM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,10 @@ typedef struct ringlm_params {
     const char *const *stop; /* stop strings (UTF-8, 1..128 bytes each), at most 8 */
     uint32_t n_stop;
     uint8_t priority;      /* 0 normal, higher: more latency-critical */
+    bool parse_special;    /* text prompts: spelled-out control tokens ("<|im_start|>")
+                            * become those tokens (default false: they stay text, so
+                            * untrusted text cannot forge turns). Chat requests always
+                            * use the model's own template markers. */
 } ringlm_params;
 
 typedef struct ringlm_chat_msg {

@@ -139,6 +139,7 @@ static int submit(ringlm_conn *c, uint32_t kind, size_t prompt_len,
         .repeat_last_n = params->repeat_last_n,
         .seed = params->seed,
         .priority = params->priority,
+        .flags = params->parse_special ? RL_WIRE_REQ_PARSE_SPECIAL : 0,
     };
     memcpy(dst, &h, sizeof h);
     write_prompt(dst + sizeof h, arg);

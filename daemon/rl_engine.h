@@ -97,10 +97,13 @@ typedef struct rl_engine_ops {
      * whole step failed (every item is then failed too). Per-sequence failures
      * are reported in items[i].status. */
     int (*step)(rl_engine *e, rl_step_item *items, uint32_t n);
-    /* Text -> token ids. Returns the number of ids (which may exceed cap: call
-     * again with a larger buffer), or a negative errno. */
+    /* Text -> token ids. add_special: BOS/EOS as the model asks. parse_special:
+     * text spelling a control token ("<|eot_id|>") becomes that token; only for
+     * text the daemon built (chat templates) or a client asked for explicitly,
+     * so that user text cannot forge turn boundaries. Returns the number of ids
+     * (which may exceed cap: call again with a larger buffer), or a negative errno. */
     int (*tokenize)(rl_engine *e, const char *text, size_t len, bool add_special,
-                    int32_t *out, size_t cap);
+                    bool parse_special, int32_t *out, size_t cap);
     /* The bytes of one token (may be a partial UTF-8 sequence). Returns the
      * length (may exceed cap), or a negative errno for an invalid id. */
     int (*token_piece)(rl_engine *e, int32_t tok, char *buf, size_t cap);

@@ -116,10 +116,11 @@ static int t_step(rl_engine *e, rl_step_item *items, uint32_t n)
     return 0;
 }
 
-static int t_tokenize(rl_engine *e, const char *text, size_t len, bool add_special, int32_t *out,
-                      size_t cap)
+static int t_tokenize(rl_engine *e, const char *text, size_t len, bool add_special,
+                      bool parse_special, int32_t *out, size_t cap)
 {
     (void)e;
+    (void)parse_special; /* bytes have no control-token spellings */
     size_t n = len + (add_special ? 1 : 0);
     if (n > (size_t)INT32_MAX)
         return -E2BIG;

@@ -137,6 +137,9 @@ int rl_req_decode(const uint8_t *buf, size_t len, uint32_t n_vocab, rl_req_parse
     out->n_stop = h.n_stop;
     out->max_tokens = h.max_tokens;
     out->priority = h.priority;
+    if (h.flags & ~RL_WIRE_REQ_KNOWN_FLAGS)
+        return fail(err, errlen, -EINVAL, "unknown request flags");
+    out->flags = h.flags;
     out->sampling.temperature = h.temperature;
     out->sampling.top_k = h.top_k;
     out->sampling.top_p = h.top_p;
@@ -147,15 +150,15 @@ int rl_req_decode(const uint8_t *buf, size_t len, uint32_t n_vocab, rl_req_parse
     return 0;
 }
 
-static int tokenize_all(rl_engine *e, const char *text, size_t len, int32_t **ids, uint32_t *n,
-                        char *err, size_t errlen)
+static int tokenize_all(rl_engine *e, const char *text, size_t len, bool parse_special,
+                        int32_t **ids, uint32_t *n, char *err, size_t errlen)
 {
     size_t cap = len + 16;
     for (int attempt = 0; attempt < 2; attempt++) {
         int32_t *buf = malloc(cap * sizeof *buf);
         if (!buf)
             return fail(err, errlen, -ENOMEM, "out of memory");
-        int r = e->ops->tokenize(e, text, len, true, buf, cap);
+        int r = e->ops->tokenize(e, text, len, true, parse_special, buf, cap);
         if (r < 0) {
             free(buf);
             snprintf(err, errlen, "tokenizer failed: %s", strerror(-r));
@@ -189,7 +192,8 @@ int rl_req_prompt_tokens(rl_engine *e, const rl_req_parsed *p, int32_t **ids, ui
         return 0;
     }
     if (p->kind == RL_WIRE_PROMPT_TEXT)
-        return tokenize_all(e, (const char *)p->prompt, p->prompt_len, ids, n, err, errlen);
+        return tokenize_all(e, (const char *)p->prompt, p->prompt_len,
+                            (p->flags & RL_WIRE_REQ_PARSE_SPECIAL) != 0, ids, n, err, errlen);
     size_t cap = (size_t)p->prompt_len + 64 * (size_t)p->n_msgs + 256;
     for (int attempt = 0; attempt < 2; attempt++) {
         char *text = malloc(cap);
@@ -202,7 +206,8 @@ int rl_req_prompt_tokens(rl_engine *e, const rl_req_parsed *p, int32_t **ids, ui
             return r;
         }
         if ((size_t)r <= cap) {
-            int rc = tokenize_all(e, text, (size_t)r, ids, n, err, errlen);
+            /* the template spells its turn markers as control-token text */
+            int rc = tokenize_all(e, text, (size_t)r, true, ids, n, err, errlen);
             free(text);
             return rc;
         }

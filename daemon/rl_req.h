@@ -27,6 +27,7 @@ typedef struct rl_req_parsed {
     uint32_t max_tokens;
     rl_sampling sampling;
     uint8_t priority;
+    uint8_t flags;         /* RL_WIRE_REQ_* */
 } rl_req_parsed;
 
 /* Decode and validate a GENERATE payload. n_vocab bounds token ids. Returns 0

@@ -164,8 +164,17 @@ typedef struct rl_wire_req {
     int32_t repeat_last_n; /* >= 0 */
     uint64_t seed;
     uint8_t priority;
-    uint8_t pad_[7];
+    uint8_t flags;       /* RL_WIRE_REQ_* ; unknown bits are refused */
+    uint8_t pad_[6];
 } rl_wire_req;
+
+/* rl_wire_req.flags */
+enum {
+    /* A text prompt's spelled-out control tokens ("<|im_start|>") become those
+     * tokens. Off by default so user text cannot forge turn boundaries. */
+    RL_WIRE_REQ_PARSE_SPECIAL = 1u << 0,
+    RL_WIRE_REQ_KNOWN_FLAGS = RL_WIRE_REQ_PARSE_SPECIAL,
+};
 _Static_assert(sizeof(rl_wire_req) == 56, "rl_wire_req layout");
 
 /* Completion types. */

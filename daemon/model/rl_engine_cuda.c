@@ -12,13 +12,12 @@
 #include "rl_cuda.h"
 #include "rl_model.h"
 #include "rl_sample.h"
-#include "rl_tokenizer.h"
+#include "rl_engine_text.h"
 
 typedef struct cuda_engine {
     rl_engine base;
     rl_model *m;
-    rl_tokenizer *tok; /* NULL when the file has no usable vocabulary */
-    rl_chat_tmpl tmpl;
+    rl_engine_text text; /* tokenizer and chat template */
     rl_cu_model *g;
     uint32_t n_ctx, n_slots, max_prefill;
     uint8_t *slot_used;
@@ -255,68 +254,34 @@ static int cu_step(rl_engine *e, rl_step_item *items, uint32_t n)
 }
 
 /* ---- text --------------------------------------------------------------------- */
-static int cu_tokenize(rl_engine *e, const char *text, size_t len, bool add_special, int32_t *out, size_t cap)
+static int cu_tokenize(rl_engine *e, const char *text, size_t len, bool add_special,
+                       bool parse_special, int32_t *out, size_t cap)
 {
-    cuda_engine *E = impl(e);
-    return E->tok ? rl_tokenize(E->tok, text, len, add_special, true, out, cap) : -ENOTSUP;
+    return rl_engine_text_tokenize(&impl(e)->text, text, len, add_special, parse_special, out, cap);
 }
 
 static int cu_token_piece(rl_engine *e, int32_t tok, char *buf, size_t cap)
 {
-    cuda_engine *E = impl(e);
-    return E->tok ? rl_token_to_piece(E->tok, tok, buf, cap) : -ENOTSUP;
+    return rl_engine_text_piece(&impl(e)->text, tok, buf, cap);
 }
 
 static bool cu_is_eog(rl_engine *e, int32_t tok)
 {
-    cuda_engine *E = impl(e);
-    return E->tok ? rl_tokenizer_is_eog(E->tok, tok) : false;
+    return rl_engine_text_is_eog(&impl(e)->text, tok);
 }
 
 static int cu_chat_format(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, char *out, size_t cap)
 {
-    cuda_engine *E = impl(e);
-    if (n > 1u << 20)
-        return -EINVAL;
-    const char **roles = malloc(sizeof(char *) * (n ? n : 1));
-    const char **contents = malloc(sizeof(char *) * (n ? n : 1));
-    size_t *lens = malloc(sizeof(size_t) * (n ? n : 1));
-    int rc = -ENOMEM;
-    if (roles && contents && lens) {
-        for (uint32_t i = 0; i < n; i++) {
-            roles[i] = msgs[i].role;
-            contents[i] = msgs[i].content;
-            lens[i] = msgs[i].content_len;
-        }
-        rc = rl_chat_render(E->tmpl, roles, contents, lens, n, out, cap);
-    }
-    free(roles);
-    free(contents);
-    free(lens);
-    return rc;
+    return rl_engine_text_chat(&impl(e)->text, msgs, n, out, cap);
 }
 
 static void cu_get_info(rl_engine *e, rl_engine_info *info)
 {
     cuda_engine *E = impl(e);
-    const rl_model_hparams *hp = &E->m->hp;
-    memset(info, 0, sizeof *info);
-    snprintf(info->name, sizeof info->name, "%s", hp->name);
-    snprintf(info->arch, sizeof info->arch, "%s", hp->arch);
+    rl_engine_text_model_info(&E->text, E->m, info);
     snprintf(info->backend, sizeof info->backend, "cuda");
-    const rl_type_traits *tt = rl_type_get(E->m->main_type);
-    snprintf(info->type, sizeof info->type, "%s", tt && tt->name ? tt->name : "?");
-    info->n_vocab = hp->n_vocab;
     info->n_ctx = E->n_ctx;
-    info->n_layer = hp->n_layer;
-    info->n_embd = hp->n_embd;
-    info->n_head = hp->n_head;
-    info->n_head_kv = hp->n_head_kv;
-    info->n_ff = hp->n_ff;
-    info->weight_bytes = E->m->weight_bytes;
     info->kv_bytes = rl_cu_model_kv_bytes(E->g);
-    info->bos = E->tok ? rl_tokenizer_bos(E->tok) : -1;
-    info->eos = E->tok ? rl_tokenizer_eos(E->tok) : -1;
 }
 
 static void cu_destroy(rl_engine *e)
@@ -325,7 +290,7 @@ static void cu_destroy(rl_engine *e)
         return;
     cuda_engine *E = impl(e);
     rl_cu_model_free(E->g);
-    rl_tokenizer_free(E->tok);
+    rl_engine_text_free(&E->text);
     rl_model_free(E->m);
     free(E->slot_used);
     free(E->logits);
@@ -358,12 +323,7 @@ int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engin
     if (rc < 0)
         goto bad;
     const rl_model_hparams *hp = &E->m->hp;
-    char terr[128];
-    if (rl_tokenizer_load(E->m->gguf, &E->tok, terr, sizeof terr) < 0)
-        E->tok = NULL;
-    rl_gguf_str ct = {0};
-    rl_gguf_get_str(E->m->gguf, "tokenizer.chat_template", &ct);
-    E->tmpl = rl_chat_detect(ct.ptr, ct.len);
+    rl_engine_text_init(&E->text, E->m->gguf);
     E->n_ctx = o && o->n_ctx ? o->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
     E->n_slots = o && o->n_slots ? o->n_slots : 8;
     E->max_prefill = 512;

@@ -15,14 +15,12 @@
 #include "rl_pool.h"
 #include "rl_prefix.h"
 #include "rl_sample.h"
-#include "rl_tokenizer.h"
+#include "rl_engine_text.h"
 
 typedef struct llm {
     rl_engine base;
     rl_model *m;
-    rl_tokenizer *tok;       /* NULL when the file has no usable vocabulary */
-    char tok_err[160];       /* why tok is NULL */
-    rl_chat_tmpl tmpl;
+    rl_engine_text text;     /* tokenizer and chat template */
     rl_pool *pool;
     rl_kv *kv;
     rl_fwd *fwd;
@@ -269,80 +267,41 @@ fail_all:
 
 /* ---- text ---- */
 
-static int llm_tokenize(rl_engine *e, const char *text, size_t len, bool add_special, int32_t *out, size_t cap)
+static int llm_tokenize(rl_engine *e, const char *text, size_t len, bool add_special,
+                        bool parse_special, int32_t *out, size_t cap)
 {
-    llm *L = impl(e);
-    if (!L->tok)
-        return -ENOTSUP;
-    /* parse_special: chat_format output spells control tokens as text */
-    return rl_tokenize(L->tok, text, len, add_special, true, out, cap);
+    return rl_engine_text_tokenize(&impl(e)->text, text, len, add_special, parse_special, out, cap);
 }
 
 static int llm_token_piece(rl_engine *e, int32_t tok, char *buf, size_t cap)
 {
-    llm *L = impl(e);
-    if (!L->tok)
-        return -ENOTSUP;
-    return rl_token_to_piece(L->tok, tok, buf, cap);
+    return rl_engine_text_piece(&impl(e)->text, tok, buf, cap);
 }
 
 static bool llm_is_eog(rl_engine *e, int32_t tok)
 {
-    llm *L = impl(e);
-    return L->tok ? rl_tokenizer_is_eog(L->tok, tok) : false;
+    return rl_engine_text_is_eog(&impl(e)->text, tok);
 }
 
 static int llm_chat_format(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, char *out, size_t cap)
 {
-    llm *L = impl(e);
-    if (n > 1u << 20)
-        return -EINVAL;
-    const char **roles = malloc(sizeof(char *) * (n ? n : 1));
-    const char **contents = malloc(sizeof(char *) * (n ? n : 1));
-    size_t *lens = malloc(sizeof(size_t) * (n ? n : 1));
-    int rc = -ENOMEM;
-    if (roles && contents && lens) {
-        for (uint32_t i = 0; i < n; i++) {
-            roles[i] = msgs[i].role;
-            contents[i] = msgs[i].content;
-            lens[i] = msgs[i].content_len;
-        }
-        rc = rl_chat_render(L->tmpl, roles, contents, lens, n, out, cap);
-    }
-    free(roles);
-    free(contents);
-    free(lens);
-    return rc;
+    return rl_engine_text_chat(&impl(e)->text, msgs, n, out, cap);
 }
 
 static void llm_get_info(rl_engine *e, rl_engine_info *info)
 {
     llm *L = impl(e);
-    const rl_model_hparams *hp = &L->m->hp;
-    memset(info, 0, sizeof(*info));
-    snprintf(info->name, sizeof info->name, "%s", hp->name);
-    snprintf(info->arch, sizeof info->arch, "%s", hp->arch);
+    rl_engine_text_model_info(&L->text, L->m, info);
     snprintf(info->backend, sizeof info->backend, "cpu");
-    const rl_type_traits *tt = rl_type_get(L->m->main_type);
-    snprintf(info->type, sizeof info->type, "%s", tt && tt->name ? tt->name : "?");
-    info->n_vocab = hp->n_vocab;
     info->n_ctx = L->n_ctx;
-    info->n_layer = hp->n_layer;
-    info->n_embd = hp->n_embd;
-    info->n_head = hp->n_head;
-    info->n_head_kv = hp->n_head_kv;
-    info->n_ff = hp->n_ff;
-    info->weight_bytes = L->m->weight_bytes;
     rl_kv_stats st;
     rl_kv_get_stats(L->kv, &st);
     info->kv_bytes = (uint64_t)st.blocks_used * st.block_bytes;
-    info->bos = L->tok ? rl_tokenizer_bos(L->tok) : -1;
-    info->eos = L->tok ? rl_tokenizer_eos(L->tok) : -1;
 }
 
 const char *rl_engine_llm_tokenizer_error(rl_engine *e)
 {
-    return impl(e)->tok ? NULL : impl(e)->tok_err;
+    return impl(e)->text.tok ? NULL : impl(e)->text.err;
 }
 
 void rl_engine_llm_kv_stats(rl_engine *e, rl_llm_kv_stats *out)
@@ -368,7 +327,7 @@ static void llm_destroy(rl_engine *e)
     rl_kv_free(L->kv);
     pthread_mutex_destroy(&L->st_mu);
     rl_pool_free(L->pool);
-    rl_tokenizer_free(L->tok);
+    rl_engine_text_free(&L->text);
     rl_model_free(L->m);
     free(L->fseqs);
     free(L->fitem);
@@ -429,11 +388,7 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
     if (o.progress)
         o.progress(o.progress_ctx, 0.1f);
     const rl_model_hparams *hp = &L->m->hp;
-    if (rl_tokenizer_load(L->m->gguf, &L->tok, L->tok_err, sizeof L->tok_err) < 0)
-        L->tok = NULL; /* e.g. random test models without a vocabulary: tokenize says -ENOTSUP */
-    rl_gguf_str ct = {0};
-    rl_gguf_get_str(L->m->gguf, "tokenizer.chat_template", &ct);
-    L->tmpl = rl_chat_detect(ct.ptr, ct.len);
+    rl_engine_text_init(&L->text, L->m->gguf);
     L->n_ctx = o.n_ctx ? o.n_ctx : hp->n_ctx_train;
     if (L->n_ctx > 1u << 20) /* a hostile context_length must not size the pool */
         L->n_ctx = 1u << 20;

@@ -123,7 +123,7 @@ static int generate(rl_engine *e, const char *text, int32_t *out, int n)
 static int generate_s(rl_engine *e, const char *text, int32_t *out, int n, rl_sampling smp)
 {
     int32_t prompt[128];
-    int np = e->ops->tokenize(e, text, strlen(text), true, prompt, 128);
+    int np = e->ops->tokenize(e, text, strlen(text), true, false, prompt, 128);
     ck_assert_int_gt(np, 0);
     rl_seq_desc d = {.prompt = prompt, .n_prompt = (uint32_t)np, .max_tokens = (uint32_t)n, .sampling = smp};
     rl_seq *s;

@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,7 +39,7 @@ static void engine_text(char *out, size_t cap)
     char err[256];
     ck_assert_int_eq(rl_engine_llm_create(g_model, 1, &e, err, sizeof err), 0);
     int32_t ids[64];
-    int n = e->ops->tokenize(e, PROMPT, strlen(PROMPT), true, ids, 64);
+    int n = e->ops->tokenize(e, PROMPT, strlen(PROMPT), true, false, ids, 64);
     ck_assert_int_gt(n, 0);
     rl_seq_desc d = {.prompt = ids, .n_prompt = (uint32_t)n, .max_tokens = NGEN};
     d.sampling.temperature = 0.f;
@@ -169,6 +170,52 @@ START_TEST(greedy_text_is_the_same_through_engine_library_and_cli)
 }
 END_TEST
 
+/* Prompt tokens the daemon counted for a text prompt (from the DONE timings). */
+static uint32_t prompt_tokens_of(ringlm_conn *c, const char *text, bool parse_special)
+{
+    ringlm_params p;
+    ringlm_params_default(&p);
+    p.temperature = 0.f;
+    p.max_tokens = 1;
+    p.parse_special = parse_special;
+    ringlm_req r;
+    ck_assert_int_eq(ringlm_submit_text(c, text, strlen(text), &p, &r), 0);
+    for (;;) {
+        ringlm_event ev;
+        ck_assert_int_eq(ringlm_next(c, r, &ev, 10000), 0);
+        int type = ev.type;
+        uint32_t n = ev.timings.prompt_tokens;
+        ck_assert_int_ne(type, RINGLM_EV_ERROR);
+        ringlm_release(c, &ev);
+        if (type == RINGLM_EV_DONE)
+            return n;
+    }
+}
+
+START_TEST(control_token_text_stays_text_unless_the_client_asks)
+{
+    if (!have_model()) {
+        printf("SKIP: RL_SHARED_DIR/models/stories260K.gguf not found\n");
+        return;
+    }
+    char dir[] = "/tmp/rl-e2e-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char sock[256];
+    snprintf(sock, sizeof sock, "%s/s.sock", dir);
+    pid_t pid = start_daemon(sock);
+    ringlm_conn *c;
+    ck_assert_int_eq(ringlm_connect(sock, NULL, &c), 0);
+    /* "a</s>b": as text the EOS spelling is 4 ordinary pieces (+BOS, a, b); parsed it is one EOS. */
+    uint32_t as_text = prompt_tokens_of(c, "a</s>b", false);
+    uint32_t parsed = prompt_tokens_of(c, "a</s>b", true);
+    ringlm_close(c);
+    stop_daemon(pid);
+    rmdir(dir);
+    ck_assert_uint_eq(parsed, 4); /* BOS a EOS b */
+    ck_assert_uint_gt(as_text, parsed);
+}
+END_TEST
+
 START_TEST(cli_tokenize_prints_the_expected_ids)
 {
     const char *d = getenv("RL_SHARED_DIR");
@@ -205,6 +252,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, greedy_text_is_the_same_through_engine_library_and_cli);
     tcase_add_test(tc, cli_tokenize_prints_the_expected_ids);
+    tcase_add_test(tc, control_token_text_stays_text_unless_the_client_asks);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

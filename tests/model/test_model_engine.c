@@ -31,7 +31,7 @@ static rl_engine *open_engine(int threads, uint32_t n_ctx, uint32_t step_tokens)
 
 static int tokenize(rl_engine *e, const char *text, int32_t *toks, int cap)
 {
-    return e->ops->tokenize(e, text, strlen(text), true, toks, (size_t)cap);
+    return e->ops->tokenize(e, text, strlen(text), true, false, toks, (size_t)cap);
 }
 
 static rl_seq *new_greedy(rl_engine *e, const char *text, uint32_t max_tokens)
@@ -302,7 +302,7 @@ START_TEST(q8_0_kv_engine_runs_a_random_model_without_tokenizer)
     ck_assert_int_eq(rl_engine_llm_create_opts(path, &o, &e, err, sizeof err), 0);
     ck_assert_ptr_nonnull(rl_engine_llm_tokenizer_error(e));
     int32_t buf[4];
-    ck_assert_int_eq(e->ops->tokenize(e, "x", 1, true, buf, 4), -ENOTSUP);
+    ck_assert_int_eq(e->ops->tokenize(e, "x", 1, true, false, buf, 4), -ENOTSUP);
     int32_t prompt[5] = {1, 2, 3, 4, 5};
     rl_seq_desc d = {.prompt = prompt, .n_prompt = 5, .max_tokens = 8,
                      .sampling = {.temperature = 0.8f, .top_k = 40, .top_p = 0.9f, .min_p = 0.05f,

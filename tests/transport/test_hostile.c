@@ -113,6 +113,20 @@ START_TEST(test_garbage_payload_is_an_error)
 }
 END_TEST
 
+START_TEST(test_unknown_request_flags_are_an_error)
+{
+    ringlm_conn *c = tt_connect(&td);
+    unsigned char *arena = (unsigned char *)c->base + c->req_off;
+    rl_wire_req h = {.kind = RL_WIRE_PROMPT_TEXT, .prompt_len = 2, .max_tokens = 4,
+                     .top_p = 1, .repeat_penalty = 1, .flags = 0x80};
+    memcpy(arena, &h, sizeof h);
+    memcpy(arena + sizeof h, "hi", 2);
+    raw_sqe(c, RL_WIRE_OP_GENERATE, 83, 0, sizeof h + 2);
+    expect_error(c, 83, -EINVAL);
+    ringlm_close(c);
+}
+END_TEST
+
 START_TEST(test_tail_beyond_ring_drops_the_client)
 {
     ringlm_conn *c = tt_connect(&td);
@@ -304,6 +318,7 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_huge_length_is_an_error);
     tcase_add_test(tc, test_garbage_opcode_is_an_error);
     tcase_add_test(tc, test_garbage_payload_is_an_error);
+    tcase_add_test(tc, test_unknown_request_flags_are_an_error);
     tcase_add_test(tc, test_tail_beyond_ring_drops_the_client);
     tcase_add_test(tc, test_corrupt_completion_head_drops_the_client);
     tcase_add_test(tc, test_release_mark_beyond_results_drops_the_client);
