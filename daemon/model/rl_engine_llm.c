@@ -456,6 +456,7 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
         rc = -ENOMEM;
         goto bad;
     }
+    publish_stats(L, 0, 0); /* pool figures from the start */
     prefault(L->m, &o);
     if (o.progress)
         o.progress(o.progress_ctx, 1.f);
