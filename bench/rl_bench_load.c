@@ -277,7 +277,7 @@ int rl_bench_load_main(int argc, char **argv)
         for (;;) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000000L;
+            ts.tv_nsec += 5 * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
