@@ -7,7 +7,7 @@
  *  - a plain Unix-socket request/response (32 bytes each way, blocking) between
  *    two threads, for comparison;
  *  - the ring round trip with pure sleeping waits (spin 0 on both sides);
- *  - a one-token generation round trip (submit -> TOKENS + DONE);
+ *  - a one-token generation round trip (submit -> TOKENS + DONE), in both modes;
  *  - throughput (round trips per second) with 1, 8 and 64 connected clients,
  *    one thread per client, each with one request in flight.
  */
@@ -264,7 +264,7 @@ int rl_bench_transport_main(int argc, char **argv)
     }
     if (iters < 100)
         iters = 100;
-    lat ring = {0}, uds = {0}, sleeping = {0}, gen = {0};
+    lat ring = {0}, uds = {0}, sleeping = {0}, gen = {0}, gen_sleep = {0};
     double tp[3] = {0};
     static const int n_cl[3] = {1, 8, 64};
     bdaemon b = {0};
@@ -280,6 +280,8 @@ int rl_bench_transport_main(int argc, char **argv)
         rc = unix_latency(iters, &uds);
     if (rc == 0 && bd_start(&b, 0) == 0) {
         rc = ring_latency(b.sock, 0, iters, 0, &sleeping);
+        if (rc == 0)
+            rc = ring_latency(b.sock, 0, iters / 4, 1, &gen_sleep);
         bd_stop(&b);
     }
     if (rc < 0) {
@@ -291,8 +293,11 @@ int rl_bench_transport_main(int argc, char **argv)
                "\"mean_us\":%.3f,\"unix_socket\":",
                spin_us, iters, ring.p50, ring.p99, ring.p999, ring.mean);
         json_lat(&uds);
-        printf(",\"sleeping\":");
-        json_lat(&sleeping);
+        printf(",\"sleeping\":{\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,\"mean_us\":%.3f,"
+               "\"generate_1token\":",
+               sleeping.p50, sleeping.p99, sleeping.p999, sleeping.mean);
+        json_lat(&gen_sleep);
+        printf("}");
         printf(",\"generate_1token\":");
         json_lat(&gen);
         printf(",\"throughput_rps\":{\"1\":%.0f,\"8\":%.0f,\"64\":%.0f}}\n", tp[0], tp[1], tp[2]);
@@ -303,6 +308,7 @@ int rl_bench_transport_main(int argc, char **argv)
         print_lat("unix socket round trip", &uds);
         print_lat("ring round trip (sleeping, spin 0)", &sleeping);
         print_lat("generate 1 token (test engine)", &gen);
+        print_lat("generate 1 token (sleeping)", &gen_sleep);
         for (int i = 0; i < 3; i++)
             printf("throughput, %2d client(s)            %10.0f round trips/s\n", n_cl[i], tp[i]);
     }

@@ -10,7 +10,7 @@
  * failure; ringlm_strerror() names it and ringlm_last_error() gives a message
  * about the last failure on the calling thread. When the daemon dies, calls fail
  * promptly with -ECONNRESET (submissions, which make no system call, may still
- * succeed; the next wait reports the loss).
+ * succeed until the submission ring is full; any wait reports the loss).
  *
  * Thread safety: a ringlm_conn is not internally locked. Use one connection
  * from one thread at a time (or serialize calls on it yourself); different
@@ -122,7 +122,10 @@ void ringlm_params_default(ringlm_params *p);
 
 /* Submit a request; *req identifies its events. params NULL: defaults. Several
  * requests may be in flight per connection. No system call unless the daemon
- * sleeps. -EAGAIN: the rings are full for a while (read and release events). */
+ * sleeps. When the submission ring or request arena is full this waits for the
+ * daemon to take entries (up to about 2 s), then returns -EAGAIN. A request the
+ * daemon refuses (bad sampling values, prompt too long, too many in flight...)
+ * still returns 0 here: its only event is then RINGLM_EV_ERROR. */
 int ringlm_submit_text(ringlm_conn *c, const char *prompt, size_t len, const ringlm_params *params,
                        ringlm_req *req);
 int ringlm_submit_tokens(ringlm_conn *c, const int32_t *ids, size_t n, const ringlm_params *params,

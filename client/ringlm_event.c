@@ -32,8 +32,9 @@ static void room_made(ringlm_conn *c)
     /* seq_cst fence: our head / res_released stores before the flag load; pairs
      * with the daemon's fence between setting space_wanted and re-checking. */
     rl_fence_sc();
-    if (atomic_load_explicit(&c->hdr->space_wanted, memory_order_relaxed) &&
-        atomic_exchange_explicit(&c->hdr->space_wanted, 0, memory_order_relaxed))
+    /* acquire: pairs with the daemon's release store of the flag. */
+    if (atomic_load_explicit(&c->hdr->space_wanted, memory_order_acquire) &&
+        atomic_exchange_explicit(&c->hdr->space_wanted, 0, memory_order_acq_rel))
         rl_bell_ring(c->sq_bell);
 }
 
@@ -129,7 +130,7 @@ int ringlm_drain(ringlm_conn *c)
 }
 
 /* Is the daemon still there? Called when the socket polled readable/hung up. */
-static int check_socket(ringlm_conn *c)
+int ringlm_check_peer(ringlm_conn *c)
 {
     char b;
     ssize_t r = recv(c->sock, &b, 1, MSG_DONTWAIT | MSG_PEEK);
@@ -175,7 +176,7 @@ int ringlm_wait(ringlm_conn *c, int timeout_ms)
         rl_ring_disarm(&c->cq);
         n = rl_ring_avail(&c->cq);
         if (n == 0 && hup) {
-            int rc = check_socket(c);
+            int rc = ringlm_check_peer(c);
             if (rc < 0)
                 return rc;
         }
@@ -246,7 +247,7 @@ static int next_raw(ringlm_conn *c, ringlm_req req, uint16_t type, rl_wire_cqe *
                 struct epoll_event evs[2]; /* consume the edge so ringlm_fd reads idle */
                 int k = epoll_wait(c->epfd, evs, 2, 0);
                 for (int j = 0; j < k; j++)
-                    if (evs[j].data.u32 == 2 && check_socket(c) < 0)
+                    if (evs[j].data.u32 == 2 && ringlm_check_peer(c) < 0)
                         return c->dead;
                 if (rl_ring_avail(&c->cq) == 0)
                     return -EAGAIN; /* stays armed: ringlm_fd turns readable */

@@ -56,6 +56,8 @@ RINGLM_INTERNAL int ringlm_fail(int rc, const char *fmt, ...) __attribute__((for
 RINGLM_INTERNAL int ringlm_drain(ringlm_conn *c);
 /* Wait until the CQ has entries or the timeout passes (spin, then sleep). */
 RINGLM_INTERNAL int ringlm_wait(ringlm_conn *c, int timeout_ms);
+/* Non-blocking look at the socket: -ECONNRESET (and c->dead set) when the daemon is gone. */
+RINGLM_INTERNAL int ringlm_check_peer(ringlm_conn *c);
 /* Submit a control entry without payload (NOP, INFO, CANCEL). */
 RINGLM_INTERNAL int ringlm_submit_ctl(ringlm_conn *c, uint8_t op, uint32_t target, ringlm_req *req);
 

@@ -66,9 +66,11 @@ static int64_t reserve(ringlm_conn *c, size_t len)
         int64_t off = space > 0 ? arena_alloc(c, len) : -EAGAIN;
         if (off != -EAGAIN)
             return off < 0 ? ringlm_fail((int)off, "request larger than the request arena") : off;
-        if (tries >= 1000)
+        if (tries >= 20000) /* about 2 s */
             return ringlm_fail(-EAGAIN, "submission ring or request arena full");
-        /* The daemon drains the SQ unless it waits for us to read results. */
+        /* The daemon drains the SQ unless it waits for us to read results, or died. */
+        if (ringlm_check_peer(c) < 0)
+            return c->dead;
         ringlm_drain(c);
         rl_bell_ring(c->sq_bell);
         sleep_us(100);
@@ -166,6 +168,8 @@ static void write_chunk(char *dst, const void *arg)
 int ringlm_submit_text(ringlm_conn *c, const char *prompt, size_t len, const ringlm_params *params,
                        ringlm_req *req)
 {
+    if (!prompt && len)
+        return ringlm_fail(-EINVAL, "NULL prompt");
     chunk ch = {prompt, len};
     return submit(c, RL_WIRE_PROMPT_TEXT, len, write_chunk, &ch, params, req);
 }
@@ -175,6 +179,8 @@ int ringlm_submit_tokens(ringlm_conn *c, const int32_t *ids, size_t n, const rin
 {
     if (n > UINT32_MAX / 8)
         return ringlm_fail(-E2BIG, "prompt too large");
+    if (!ids && n)
+        return ringlm_fail(-EINVAL, "NULL token ids");
     chunk ch = {ids, n * sizeof(int32_t)};
     return submit(c, RL_WIRE_PROMPT_TOKENS, ch.n, write_chunk, &ch, params, req);
 }

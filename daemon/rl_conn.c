@@ -194,6 +194,8 @@ static int post_locked(rl_conn *c, const rl_wire_cqe *tmpl, const void *a, size_
 int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uint32_t n_tokens,
                  const void *a, size_t alen, const void *b, size_t blen)
 {
+    /* relaxed: only a hint; a late post to a client being dropped is harmless
+     * (the region stays mapped until the last reference goes). */
     if (atomic_load_explicit(&c->dead, memory_order_relaxed) ||
         atomic_load_explicit(&c->corrupt, memory_order_relaxed))
         return -EPIPE;
@@ -201,15 +203,17 @@ int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uin
     pthread_mutex_lock(&c->out_lock);
     int rc = post_locked(c, &t, a, alen, b, blen);
     if (rc == -EAGAIN) {
+        /* First the daemon-side note (the loop kicks the worker when the doorbell
+         * rings), so that it is visible before the client can see the request. */
+        atomic_store(&c->want_space, true);
         /* Ask the client to ring when it makes room, then look again: it may
-         * have made room before it could see the flag. */
-        atomic_store_explicit(&c->hdr->space_wanted, 1, memory_order_relaxed);
+         * have made room before it could see the flag. release: want_space is
+         * visible to whoever acts on this flag. */
+        atomic_store_explicit(&c->hdr->space_wanted, 1, memory_order_release);
         /* seq_cst fence: flag store before the re-check; pairs with the client's
          * fence between its head/res_released store and its flag load. */
         rl_fence_sc();
         rc = post_locked(c, &t, a, alen, b, blen);
-        if (rc == -EAGAIN)
-            atomic_store_explicit(&c->want_space, true, memory_order_relaxed);
     }
     pthread_mutex_unlock(&c->out_lock);
     if (rc == -EPIPE) {

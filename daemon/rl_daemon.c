@@ -207,6 +207,7 @@ void rl_daemon_destroy(rl_daemon *d)
     }
     if (d->ring_ok)
         io_uring_queue_exit(&d->ring); /* cancels every operation still in flight */
+    rl_swap_free(d); /* before the connections: waiting requests hold references */
     while (d->conns) {
         rl_conn *c = d->conns;
         d->conns = c->loop_next;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 typedef struct rl_daemon rl_daemon;
+struct rl_engine; /* rl_engine.h */
 
 typedef struct rl_daemon_opts {
     const char *socket_path; /* NULL: RL_DEFAULT_SOCKET (ignored when listen_fd >= 0) */
@@ -83,6 +84,15 @@ void rl_daemon_request_stop(rl_daemon *d, uint64_t deadline_ms);
 /* Loop thread only (e.g. from the on_reload hook): limits that may change
  * while running. max_clients <= 0 and stop_deadline_ms == 0 keep the value. */
 void rl_daemon_set_limits(rl_daemon *d, int max_clients, unsigned stop_deadline_ms);
+
+/* Loop thread only (e.g. from on_tick): serve a newly loaded engine from now
+ * on without dropping connections. New generate requests wait; requests
+ * already running finish on the old engine; once none is left the worker
+ * restarts on e, the old engine is destroyed, on_swapped (if set) is called
+ * and the waiting requests run on e. Takes ownership of e. -EBUSY while a
+ * swap is pending (e is not taken), -ESHUTDOWN while stopping. */
+int rl_daemon_swap_engine(rl_daemon *d, struct rl_engine *e, void (*on_swapped)(rl_daemon *d, int rc, void *user),
+                          void *user);
 
 /* Thread-safe snapshot. */
 void rl_daemon_get_stats(rl_daemon *d, rl_daemon_stats *st);

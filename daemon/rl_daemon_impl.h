@@ -37,10 +37,30 @@ struct rl_daemon {
     struct signalfd_siginfo sig_buf;
     uint64_t stop_buf, worker_buf;
 
+    /* model swap (loop thread; rl_sd_swap.c) */
+    rl_engine *swap_engine;          /* loaded, waiting for running requests to finish */
+    struct rl_swap_req *swap_q;      /* generate requests waiting for swap_engine */
+    struct rl_swap_req **swap_tail;
+    unsigned swap_n;
+    void (*swap_cb)(rl_daemon *d, int rc, void *user);
+    void *swap_user;
+
     /* any thread */
     atomic_ullong stop_deadline_ms;
     atomic_uint n_clients;
     atomic_ullong n_accepted, n_disconnected, n_corrupt;
 };
+
+/* rl_loop.c: decode + tokenize + submit a copied generate request (frees copy). */
+void rl_loop_generate(rl_daemon *d, rl_conn *c, uint32_t req_id, uint8_t *copy, uint32_t len);
+void rl_loop_post_error(rl_daemon *d, rl_conn *c, uint32_t id, int32_t status, const char *msg);
+
+/* rl_sd_swap.c (loop thread): while a swap is pending, take a copied generate
+ * request (true: owned now); drive the swap once nothing runs (true: it
+ * happened); answer waiting requests with -ESHUTDOWN; free everything. */
+bool rl_swap_defer(rl_daemon *d, rl_conn *c, uint32_t req_id, uint8_t *copy, uint32_t len);
+bool rl_swap_step(rl_daemon *d);
+void rl_swap_abort(rl_daemon *d);
+void rl_swap_free(rl_daemon *d);
 
 #endif

@@ -4,6 +4,9 @@
 #ifdef RL_HAVE_LLM
 #include "rl_llm.h"
 #endif
+#ifdef RL_HAVE_CUDA_ENGINE
+#include "rl_engine_cuda.h"
+#endif
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +42,18 @@ int rl_engine_open(const rl_daemon_opts *o, rl_engine **out, char *err, size_t e
         return -ENOTSUP;
 #endif
     }
-    snprintf(err, errlen, "unknown engine '%s' (test, llm)", name);
+    if (strcmp(name, "cuda") == 0) {
+        if (!o->model_path) {
+            snprintf(err, errlen, "engine cuda needs --model PATH");
+            return -EINVAL;
+        }
+#ifdef RL_HAVE_CUDA_ENGINE
+        return rl_engine_cuda_create(o->model_path, o->n_threads, out, err, errlen);
+#else
+        snprintf(err, errlen, "this ringlmd was built without CUDA (rebuild with nvcc and cuBLAS present)");
+        return -ENOTSUP;
+#endif
+    }
+    snprintf(err, errlen, "unknown engine '%s' (test, llm, cuda)", name);
     return -EINVAL;
 }

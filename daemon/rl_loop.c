@@ -316,7 +316,6 @@ static void post_info(rl_daemon *d, rl_conn *c, uint32_t id)
 
 static void handle_generate(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
 {
-    char err[RL_WIRE_MAX_ERRMSG];
     if (e->req_id == 0)
         return post_error(d, c, 0, -EINVAL, "request id 0 is reserved");
     if (d->stopping)
@@ -332,16 +331,25 @@ static void handle_generate(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
     if (!copy)
         return post_error(d, c, e->req_id, -ENOMEM, "out of memory");
     memcpy(copy, src, e->len);
+    if (rl_swap_defer(d, c, e->req_id, copy, e->len))
+        return; /* a new model is coming: runs once it is in place */
+    rl_loop_generate(d, c, e->req_id, copy, e->len);
+}
+
+/* Decode, tokenize and hand a request to the worker; frees copy. */
+void rl_loop_generate(rl_daemon *d, rl_conn *c, uint32_t req_id, uint8_t *copy, uint32_t len)
+{
+    char err[RL_WIRE_MAX_ERRMSG];
     rl_req_parsed *p = malloc(sizeof *p);
     int32_t *ids = NULL;
     uint32_t n_ids = 0;
-    int rc = p ? rl_req_decode(copy, e->len, d->info.n_vocab, p, err, sizeof err) : -ENOMEM;
+    int rc = p ? rl_req_decode(copy, len, d->info.n_vocab, p, err, sizeof err) : -ENOMEM;
     if (rc == -ENOMEM && !p)
         snprintf(err, sizeof err, "out of memory");
     if (rc == 0)
         rc = rl_req_prompt_tokens(d->engine, p, &ids, &n_ids, err, sizeof err);
     if (rc == 0) {
-        rl_wreq *r = rl_wreq_new(c, e->req_id, p, ids, n_ids, rl_now_ns());
+        rl_wreq *r = rl_wreq_new(c, req_id, p, ids, n_ids, rl_now_ns());
         if (r)
             rl_worker_submit(d->worker, r);
         else {
@@ -351,9 +359,14 @@ static void handle_generate(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
         }
     }
     if (rc < 0)
-        post_error(d, c, e->req_id, rc, err);
+        post_error(d, c, req_id, rc, err);
     free(p);
     free(copy);
+}
+
+void rl_loop_post_error(rl_daemon *d, rl_conn *c, uint32_t id, int32_t status, const char *msg)
+{
+    post_error(d, c, id, status, msg);
 }
 
 static void handle_sqe(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
@@ -429,6 +442,7 @@ static void begin_stop(rl_daemon *d, uint64_t deadline_ms)
            rl_worker_active(d->worker), (unsigned long long)deadline_ms);
     if (d->accept_armed)
         cancel_op(d, UD(NULL, T_ACCEPT));
+    rl_swap_abort(d); /* requests waiting for a new model get -ESHUTDOWN */
     if (d->hooks.on_stopping)
         d->hooks.on_stopping(d, d->hooks.user);
 }
@@ -532,6 +546,8 @@ int rl_daemon_run(rl_daemon *d)
             next = c->loop_next; /* conn_process may unlink c */
             work |= conn_process(d, c);
         }
+        if (d->swap_engine)
+            work |= rl_swap_step(d);
         now = rl_now_ns();
         if (d->stopping) {
             if (rl_worker_active(d->worker) == 0)

@@ -17,7 +17,8 @@ static void usage(FILE *f)
             "  --config FILE      configuration file (default " RL_CFG_DEFAULT_FILE ")\n"
             "  --socket PATH      listen on PATH (default %s)\n"
             "  --model PATH       GGUF model to serve (default: the test engine)\n"
-            "  --engine NAME      test | llm\n"
+            "  --device NAME      cpu | cuda (the model's backend; default cpu)\n"
+            "  --engine NAME      test | llm | cuda (llm = the CPU model)\n"
             "  --threads N        compute threads\n"
             "  --spin-us N        adaptive spin window in microseconds (default 50, 0: sleep)\n"
             "  --max-clients N    concurrent clients (default 64)\n"
@@ -45,7 +46,8 @@ int main(int argc, char **argv)
         {"step-tokens", required_argument, 0, 'B'}, {"kv-mb", required_argument, 0, 'K'},
         {"client-queue", required_argument, 0, 'Q'}, {"client-kv", required_argument, 0, 'C'},
         {"verbose", no_argument, 0, 'v'},       {"version", no_argument, 0, 'V'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},          {"device", required_argument, 0, 'D'},
+        {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:B:K:Q:C:vVh", lo, NULL)) != -1) {
@@ -53,6 +55,16 @@ int main(int argc, char **argv)
         case 's': o.socket_path = optarg; break;
         case 'm': o.model_path = optarg; break;
         case 'e': o.engine = optarg; break;
+        case 'D':
+            if (strcmp(optarg, "cpu") == 0)
+                o.engine = "llm";
+            else if (strcmp(optarg, "cuda") == 0)
+                o.engine = "cuda";
+            else {
+                fprintf(stderr, "ringlmd: --device must be cpu or cuda\n");
+                return 2;
+            }
+            break;
         case 't': o.n_threads = atoi(optarg); break;
         case 'S': o.spin_us = atoi(optarg); break;
         case 'c': o.max_clients = atoi(optarg); break;

@@ -55,7 +55,7 @@ static int decode_chat(const uint8_t *p, uint32_t len, rl_req_parsed *out, char 
             return fail(err, errlen, -EINVAL, "chat message length past the prompt section");
         if (n >= RL_WIRE_MAX_CHAT_MSGS)
             return fail(err, errlen, -E2BIG, "too many chat messages");
-        if (!rl_utf8_valid(p + pos, clen))
+        if (!rl_req_utf8_valid(p + pos, clen))
             return fail(err, errlen, -EILSEQ, "chat message is not valid UTF-8");
         out->msgs[n].role = role_names[role];
         out->msgs[n].content = (const char *)p + pos;
@@ -93,7 +93,7 @@ int rl_req_decode(const uint8_t *buf, size_t len, uint32_t n_vocab, rl_req_parse
     out->prompt_len = h.prompt_len;
     switch (h.kind) {
     case RL_WIRE_PROMPT_TEXT:
-        if (!rl_utf8_valid(prompt, h.prompt_len))
+        if (!rl_req_utf8_valid(prompt, h.prompt_len))
             return fail(err, errlen, -EILSEQ, "prompt is not valid UTF-8");
         break;
     case RL_WIRE_PROMPT_TOKENS:
@@ -126,7 +126,7 @@ int rl_req_decode(const uint8_t *buf, size_t len, uint32_t n_vocab, rl_req_parse
             return fail(err, errlen, -EINVAL, "stop string length must be in [1, 128]");
         if (sl > len - pos)
             return fail(err, errlen, -EINVAL, "stop string past the payload");
-        if (!rl_utf8_valid(buf + pos, sl))
+        if (!rl_req_utf8_valid(buf + pos, sl))
             return fail(err, errlen, -EILSEQ, "stop string is not valid UTF-8");
         out->stop[i] = (const char *)buf + pos;
         out->stop_len[i] = sl;
@@ -244,7 +244,7 @@ static bool cont_ok(uint8_t lead, unsigned i, uint8_t b)
     }
 }
 
-bool rl_utf8_valid(const uint8_t *s, size_t n)
+bool rl_req_utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -267,7 +267,7 @@ static size_t put_fffd(char *out)
     return 3;
 }
 
-size_t rl_utf8_feed(rl_utf8_stream *st, const char *in, size_t n, char *out)
+size_t rl_req_utf8_feed(rl_req_utf8_stream *st, const char *in, size_t n, char *out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -298,7 +298,7 @@ size_t rl_utf8_feed(rl_utf8_stream *st, const char *in, size_t n, char *out)
     return k;
 }
 
-size_t rl_utf8_finish(rl_utf8_stream *st, char *out)
+size_t rl_req_utf8_finish(rl_req_utf8_stream *st, char *out)
 {
     if (!st->n_part)
         return 0;
@@ -308,7 +308,7 @@ size_t rl_utf8_finish(rl_utf8_stream *st, char *out)
 
 /* ---- stop strings ---- */
 
-bool rl_stop_scan(const char *text, size_t n, const char *const *stop, const uint32_t *stop_len,
+bool rl_req_stop_scan(const char *text, size_t n, const char *const *stop, const uint32_t *stop_len,
                   uint32_t n_stop, size_t *emit)
 {
     size_t first = n;

@@ -40,25 +40,25 @@ int rl_req_prompt_tokens(rl_engine *e, const rl_req_parsed *p, int32_t **ids, ui
                          char *err, size_t errlen);
 
 /* ---- UTF-8 ---- */
-bool rl_utf8_valid(const uint8_t *s, size_t n);
+bool rl_req_utf8_valid(const uint8_t *s, size_t n);
 
 /* Streaming decoder: bytes of token pieces in, complete valid UTF-8 out.
  * Incomplete trailing bytes wait in the state; invalid bytes become U+FFFD. */
-typedef struct rl_utf8_stream {
+typedef struct rl_req_utf8_stream {
     uint8_t part[4];
     uint8_t n_part;
-} rl_utf8_stream;
+} rl_req_utf8_stream;
 
 /* out needs room for 3 * (n + 4) bytes. Returns bytes written. */
-size_t rl_utf8_feed(rl_utf8_stream *st, const char *in, size_t n, char *out);
+size_t rl_req_utf8_feed(rl_req_utf8_stream *st, const char *in, size_t n, char *out);
 /* End of stream: an incomplete character becomes U+FFFD. out: >= 3 bytes. */
-size_t rl_utf8_finish(rl_utf8_stream *st, char *out);
+size_t rl_req_utf8_finish(rl_req_utf8_stream *st, char *out);
 
 /* ---- stop strings ---- */
 /* Scan held text. Returns true when a stop string occurs: *emit is the length
  * before its first occurrence. Otherwise *emit is how much can be released: all
  * but the longest suffix that could still begin a stop string. */
-bool rl_stop_scan(const char *text, size_t n, const char *const *stop, const uint32_t *stop_len,
+bool rl_req_stop_scan(const char *text, size_t n, const char *const *stop, const uint32_t *stop_len,
                   uint32_t n_stop, size_t *emit);
 
 #endif

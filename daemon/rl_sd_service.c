@@ -1,8 +1,11 @@
 /* rl_sd_service.c - configuration, logging and systemd notification around rl_daemon. */
 #include "rl_sd_service.h"
+#include "rl_engine_select.h"
 #include "rl_log.h"
 #include "rl_sd.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -31,6 +34,17 @@ struct rl_service {
     rl_daemon *d;
     rl_sd_watchdog wd;
     char last_status[256];
+
+    /* model swap on reload (loop thread, except the loader's results) */
+    bool loading;          /* a loader thread runs or a swap is pending */
+    bool swap_requested;   /* handed to rl_daemon_swap_engine */
+    pthread_t loader;
+    rl_cfg want;           /* the configuration being switched to */
+    rl_daemon_opts load_opts;
+    atomic_bool load_done; /* release by the loader, acquire by on_tick */
+    int load_rc;
+    rl_engine *load_engine;
+    char load_err[256];
 };
 
 /* Takes --config out of argv; records the overriding options present. */
@@ -107,14 +121,15 @@ static void on_load_progress(void *ctx, float frac)
     rl_sd_status_progress("loading weights", (uint64_t)(frac * 1000.f), 1000);
 }
 
-static void opts_from_cfg(rl_service *s, rl_daemon_opts *o)
+static void opts_from_cfg(rl_service *s, const rl_cfg *c, rl_daemon_opts *o)
 {
-    const rl_cfg *c = &s->cfg;
     o->socket_path = c->socket;
     o->n_threads = (int)c->threads;
     o->model_path = c->model[0] ? c->model : NULL;
     if (c->device == RL_DEVICE_TEST)
         o->engine = "test";
+    else if (c->device == RL_DEVICE_CUDA && c->model[0])
+        o->engine = "cuda";
     else
         o->engine = c->model[0] ? "llm" : NULL; /* no model: the daemon's test engine */
     o->spin_us = (int)c->spin_window_us;
@@ -153,7 +168,7 @@ int rl_service_begin(rl_service **out, rl_daemon_opts *o, int *argc, char **argv
         free(s);
         return fd;
     }
-    opts_from_cfg(s, o);
+    opts_from_cfg(s, &s->cfg, o);
     if (fd >= 0) {
         s->activated = true;
         o->listen_fd = fd;
@@ -178,6 +193,8 @@ static void update_status(rl_service *s, bool force)
     }
 }
 
+static void check_loader(rl_service *s);
+
 static void on_tick(rl_daemon *d, void *user)
 {
     rl_service *s = user;
@@ -186,7 +203,8 @@ static void on_tick(rl_daemon *d, void *user)
     /* Busy = inside an engine step; progress = finished steps. A step running
      * longer than WatchdogSec withholds the pings (see rl_sd_watchdog_tick). */
     rl_sd_watchdog_tick(&s->wd, rl_sd_now_us(), st.worker_steps, st.step_started_ns != 0);
-    if (!s->wd.stuck_logged)
+    check_loader(s);
+    if (!s->wd.stuck_logged && !s->loading)
         update_status(s, false);
 }
 
@@ -211,39 +229,132 @@ static void on_stopping(rl_daemon *d, void *user)
     rl_log_fields(LOG_NOTICE, "stopping\nRL_REQUESTS=%u\nRL_CLIENTS=%u", st.n_requests, st.n_clients);
 }
 
-/* Keys a reload applies while running; the others need a restart. */
-static bool applied_live(const char *key)
+/* What a reload does with a changed key: apply it at once, load a new engine
+ * and swap it in while serving, or leave it for the next restart. */
+enum { KEY_LIVE, KEY_SWAP, KEY_RESTART };
+static int key_kind(const char *key)
 {
-    return strcmp(key, "log_level") == 0 || strcmp(key, "max_clients") == 0 ||
-           strcmp(key, "shutdown_deadline") == 0;
+    if (strcmp(key, "log_level") == 0 || strcmp(key, "max_clients") == 0 ||
+        strcmp(key, "shutdown_deadline") == 0)
+        return KEY_LIVE;
+    if (strcmp(key, "model") == 0 || strcmp(key, "device") == 0 || strcmp(key, "threads") == 0)
+        return KEY_SWAP;
+    return KEY_RESTART;
 }
 
 typedef struct reload_ctx {
     rl_service *s;
     rl_cfg *next;
-    unsigned n_applied, n_pending;
+    unsigned n_applied, n_pending, n_swap;
 } reload_ctx;
 
 static void on_change(void *ud, const char *key, const char *old_val, const char *new_val)
 {
     reload_ctx *r = ud;
-    bool live = applied_live(key);
-    rl_log_fields(LOG_NOTICE, "configuration: %s changed from '%s' to '%s'%s\nRL_CONFIG_KEY=%s",
-                  key, old_val, new_val, live ? "" : " (takes effect at the next restart)", key);
-    if (live) {
+    int kind = key_kind(key);
+    static const char *const how[] = {"", " (loading it; running requests finish first)",
+                                      " (takes effect at the next restart)"};
+    rl_log_fields(LOG_NOTICE, "configuration: %s changed from '%s' to '%s'%s\nRL_CONFIG_KEY=%s", key,
+                  old_val, new_val, how[kind], key);
+    if (kind == KEY_LIVE) {
         r->n_applied++;
-    } else {
-        /* keep the running value so that the state reported stays true */
-        char v[RL_CFG_PATH_MAX + 8];
-        rl_cfg_format(&r->s->cfg, key, v, sizeof v);
-        rl_cfg_set(r->next, key, v, NULL, 0);
+        return;
+    }
+    /* keep the running value so that the state reported stays true; a swap
+     * takes the new one once the new engine serves */
+    char v[RL_CFG_PATH_MAX + 8];
+    rl_cfg_format(&r->s->cfg, key, v, sizeof v);
+    rl_cfg_set(r->next, key, v, NULL, 0);
+    if (kind == KEY_SWAP)
+        r->n_swap++;
+    else
         r->n_pending++;
+}
+
+static void *loader_main(void *arg)
+{
+    rl_service *s = arg;
+    rl_engine *e = NULL;
+    s->load_rc = rl_engine_open(&s->load_opts, &e, s->load_err, sizeof s->load_err);
+    s->load_engine = s->load_rc < 0 ? NULL : e;
+    /* release: the results above are complete before on_tick sees the flag */
+    atomic_store_explicit(&s->load_done, true, memory_order_release);
+    return NULL;
+}
+
+static const char *want_label(const rl_service *s)
+{
+    return s->want.model[0] ? s->want.model : "test engine";
+}
+
+static void start_swap(rl_service *s)
+{
+    rl_daemon_opts_default(&s->load_opts);
+    opts_from_cfg(s, &s->want, &s->load_opts);
+    atomic_store_explicit(&s->load_done, false, memory_order_relaxed);
+    s->load_engine = NULL;
+    s->loading = true;
+    s->swap_requested = false;
+    rl_sd_status("loading %.200s while serving", want_label(s));
+    int rc = pthread_create(&s->loader, NULL, loader_main, s);
+    if (rc != 0) {
+        s->loading = false;
+        rl_log(LOG_ERR, "model loader thread: %s; keeping the running model", strerror(rc));
+    }
+}
+
+static void on_swapped(rl_daemon *d, int rc, void *user)
+{
+    rl_service *s = user;
+    s->loading = false;
+    s->swap_requested = false;
+    if (rc == 0) {
+        memcpy(s->cfg.model, s->want.model, sizeof s->cfg.model);
+        s->cfg.device = s->want.device;
+        s->cfg.threads = s->want.threads;
+        rl_log_fields(LOG_NOTICE, "now serving %s\nRL_MODEL=%s", want_label(s), want_label(s));
+    } else if (rc != -ESHUTDOWN) {
+        rl_log(LOG_ERR, "model swap failed (%s); keeping %s", strerror(-rc),
+               s->cfg.model[0] ? s->cfg.model : "the test engine");
+    }
+    if (rc != -ESHUTDOWN) {
+        update_status(s, true);
+        rl_sd_ready(s->last_status);
+    }
+}
+
+/* on_tick: hand a finished load to the daemon. */
+static void check_loader(rl_service *s)
+{
+    if (!s->loading || s->swap_requested ||
+        !atomic_load_explicit(&s->load_done, memory_order_acquire))
+        return;
+    pthread_join(s->loader, NULL);
+    if (s->load_rc < 0) {
+        rl_log_fields(LOG_ERR, "loading %s failed: %s; keeping the running model\nRL_MODEL=%s",
+                      want_label(s), s->load_err, want_label(s));
+        s->loading = false;
+        update_status(s, true);
+        rl_sd_ready(s->last_status);
+        return;
+    }
+    rl_engine *e = s->load_engine;
+    s->load_engine = NULL;
+    s->swap_requested = true;
+    int rc = rl_daemon_swap_engine(s->d, e, on_swapped, s);
+    if (rc < 0) {
+        e->ops->destroy(e);
+        on_swapped(s->d, rc, s);
     }
 }
 
 static void on_reload(rl_daemon *d, void *user)
 {
     rl_service *s = user;
+    if (s->loading) {
+        rl_log(LOG_WARNING, "reload ignored: a model swap is still in progress");
+        return;
+    }
     rl_sd_reloading("reloading configuration");
     rl_cfg next;
     int rc = load_cfg(s, &next);
@@ -261,14 +372,22 @@ static void on_reload(rl_daemon *d, void *user)
         rl_cfg_format(&s->cfg, overrides[k].key, v, sizeof v);
         rl_cfg_set(&next, overrides[k].key, v, NULL, 0);
     }
+    s->want = next;
     reload_ctx r = {.s = s, .next = &next};
     unsigned n = rl_cfg_diff(&s->cfg, &next, on_change, &r);
     s->cfg = next;
     rl_log_set_level(s->cfg.log_level);
     uint64_t ms = s->cfg.shutdown_deadline_us / 1000;
     rl_daemon_set_limits(d, (int)s->cfg.max_clients, ms ? (unsigned)ms : 1);
-    rl_log_fields(LOG_INFO, "configuration reloaded: %u changes, %u applied, %u at next restart\nRL_CONFIG=%s",
-                  n, r.n_applied, r.n_pending, s->cfg_path);
+    rl_log_fields(LOG_INFO,
+                  "configuration reloaded: %u changes, %u applied, %u for a new engine, %u at next restart"
+                  "\nRL_CONFIG=%s",
+                  n, r.n_applied, r.n_swap, r.n_pending, s->cfg_path);
+    if (r.n_swap) {
+        start_swap(s); /* READY=1 follows once the new engine serves */
+        if (s->loading)
+            return;
+    }
     update_status(s, true);
     rl_sd_ready(s->last_status);
 }
@@ -301,6 +420,12 @@ void rl_service_end(rl_service *s, int rc)
 {
     if (!s)
         return;
+    if (s->loading && !s->swap_requested) {
+        /* a load still running at exit: wait for it, then drop its engine */
+        pthread_join(s->loader, NULL);
+        if (s->load_engine)
+            s->load_engine->ops->destroy(s->load_engine);
+    }
     if (rc < 0) {
         rl_sd_status("failed: %s", strerror(-rc));
         rl_log(LOG_ERR, "exiting after an error: %s", strerror(-rc));

@@ -31,7 +31,7 @@ struct rl_wreq {
     uint32_t n_stop;
     char *stop[RL_WIRE_MAX_STOP];
     uint32_t stop_len[RL_WIRE_MAX_STOP];
-    rl_utf8_stream u8;
+    rl_req_utf8_stream u8;
     buf hold; /* released text that might still begin a stop string */
     buf out;  /* text ready to post */
     int32_t *ids;
@@ -76,6 +76,7 @@ struct rl_worker {
     uint32_t cap_ents, rotate;
     /* published */
     atomic_uint n_active;
+    atomic_uint n_queued; /* NEW messages not yet taken from the inbox */
     atomic_ullong steps, beat, step_started;
 };
 
@@ -162,8 +163,10 @@ static void push_new(rl_worker *w, int type, rl_wreq *r, rl_conn *c, uint32_t id
     msg *m = calloc(1, sizeof *m);
     if (!m) {
         rl_log(LOG_ERR, "worker inbox: out of memory");
-        if (r)
+        if (r) {
             wreq_free(w, r);
+            atomic_fetch_sub(&w->n_queued, 1);
+        }
         return;
     }
     m->type = type;
@@ -175,7 +178,11 @@ static void push_new(rl_worker *w, int type, rl_wreq *r, rl_conn *c, uint32_t id
     push(w, m);
 }
 
-void rl_worker_submit(rl_worker *w, rl_wreq *r) { push_new(w, MSG_NEW, r, NULL, 0); }
+void rl_worker_submit(rl_worker *w, rl_wreq *r)
+{
+    atomic_fetch_add(&w->n_queued, 1);
+    push_new(w, MSG_NEW, r, NULL, 0);
+}
 void rl_worker_cancel(rl_worker *w, rl_conn *c, uint32_t id) { push_new(w, MSG_CANCEL, NULL, c, id); }
 void rl_worker_conn_gone(rl_worker *w, rl_conn *c) { push_new(w, MSG_GONE, NULL, c, 0); }
 
@@ -192,7 +199,10 @@ static void set_flag(rl_worker *w, bool *flag)
 void rl_worker_kick(rl_worker *w) { set_flag(w, &w->kicked); }
 void rl_worker_cancel_all(rl_worker *w) { set_flag(w, &w->cancel_all); }
 
-uint32_t rl_worker_active(rl_worker *w) { return atomic_load(&w->n_active); }
+uint32_t rl_worker_active(rl_worker *w)
+{
+    return atomic_load(&w->n_active) + atomic_load(&w->n_queued);
+}
 uint64_t rl_worker_steps(rl_worker *w) { return atomic_load(&w->steps); }
 uint64_t rl_worker_beat(rl_worker *w) { return atomic_load(&w->beat); }
 uint64_t rl_worker_step_started(rl_worker *w) { return atomic_load(&w->step_started); }
@@ -240,7 +250,7 @@ static void set_final(rl_worker *w, rl_wreq *r, uint16_t type, int32_t status, u
         if (buf_reserve(&r->out, r->hold.n + 4)) {
             memcpy(r->out.p + r->out.n, r->hold.p, r->hold.n);
             r->out.n += r->hold.n;
-            r->out.n += rl_utf8_finish(&r->u8, r->out.p + r->out.n);
+            r->out.n += rl_req_utf8_finish(&r->u8, r->out.p + r->out.n);
         }
         r->hold.n = 0;
     }
@@ -329,13 +339,13 @@ static void on_token(rl_worker *w, rl_wreq *r, int32_t tok)
     r->ids[r->n_ids++] = tok;
     if (!buf_reserve(&r->hold, 3 * ((size_t)n + 4)))
         goto oom;
-    r->hold.n += rl_utf8_feed(&r->u8, piece, (size_t)n, r->hold.p + r->hold.n);
+    r->hold.n += rl_req_utf8_feed(&r->u8, piece, (size_t)n, r->hold.p + r->hold.n);
     if (piece != small)
         free(piece);
     size_t emit = r->hold.n;
     bool stopped = false;
     if (r->n_stop)
-        stopped = rl_stop_scan(r->hold.p, r->hold.n, (const char *const *)r->stop, r->stop_len,
+        stopped = rl_req_stop_scan(r->hold.p, r->hold.n, (const char *const *)r->stop, r->stop_len,
                                r->n_stop, &emit);
     if (!buf_reserve(&r->out, emit))
         goto oom;
@@ -421,6 +431,8 @@ static void handle_msgs(rl_worker *w, msg *m, bool quit)
                 wreq_free(w, m->r);
             else
                 admit(w, m->r);
+            atomic_store(&w->n_active, w->n_act);
+            atomic_fetch_sub(&w->n_queued, 1);
         } else {
             for (uint32_t i = 0; i < w->n_act; i++) {
                 rl_wreq *r = w->act[i];

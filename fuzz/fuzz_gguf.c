@@ -32,6 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sink += rl_gguf_get_u32(g, key, &u) + rl_gguf_get_i64(g, key, &v) + rl_gguf_get_f32(g, key, &f) +
                     rl_gguf_get_bool(g, key, &b) + rl_gguf_get_str(g, key, &s);
             if (kv->type == RL_GGUF_STR && kv->str.len) sink += (uint8_t)kv->str.ptr[kv->str.len - 1];
+            float af;
+            int64_t ai;
+            if (kv->type == RL_GGUF_ARR && kv->arr_n)
+                sink += rl_gguf_arr_f32(kv, kv->arr_n - 1, &af) + rl_gguf_arr_i64(kv, kv->arr_n - 1, &ai) +
+                        rl_gguf_arr_i64(kv, kv->arr_n, &ai);
             if (kv->strs)
                 for (uint64_t j = 0; j < kv->arr_n; j++)
                     if (kv->strs[j].len) sink += (uint8_t)kv->strs[j].ptr[kv->strs[j].len - 1];

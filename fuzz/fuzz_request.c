@@ -28,17 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(ids);
         if (p.n_stop && p.kind == RL_WIRE_PROMPT_TEXT) {
             size_t emit;
-            rl_stop_scan((const char *)p.prompt, p.prompt_len, p.stop, p.stop_len, p.n_stop, &emit);
+            rl_req_stop_scan((const char *)p.prompt, p.prompt_len, p.stop, p.stop_len, p.n_stop, &emit);
             if (emit > p.prompt_len)
                 abort();
         }
     }
     /* Raw bytes through the streaming decoder: output must be valid UTF-8. */
-    rl_utf8_stream st = {0};
+    rl_req_utf8_stream st = {0};
     char *out = malloc(3 * (size + 4));
-    size_t k = rl_utf8_feed(&st, (const char *)data, size, out);
-    k += rl_utf8_finish(&st, out + k);
-    if (!rl_utf8_valid((const uint8_t *)out, k))
+    size_t k = rl_req_utf8_feed(&st, (const char *)data, size, out);
+    k += rl_req_utf8_finish(&st, out + k);
+    if (!rl_req_utf8_valid((const uint8_t *)out, k))
         abort();
     free(out);
     free(copy);

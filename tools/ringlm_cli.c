@@ -1,5 +1,6 @@
 /* ringlm_cli.c - the `ringlm` command: generate, chat, info. */
 #include "ringlm.h"
+#include "ringlm_cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +15,7 @@ static void usage(FILE *f)
                "           [--repeat-penalty R] [--stop STR]... [--timings] \"prompt\"\n"
                "  chat     [same sampling options] [--system TEXT]   (user lines from stdin)\n"
                "  info     [--json]\n"
+               "  tokenize --model FILE [--add-special] [--parse-special] TEXT\n"
                "The socket defaults to $RINGLM_SOCKET, then the built-in path.\n");
 }
 
@@ -310,6 +312,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[i];
+    if (strcmp(cmd, "tokenize") == 0) /* reads the model file itself: no daemon */
+        return rl_cli_tokenize(argc - i, argv + i);
     int (*fn)(ringlm_conn *, int, char **) = NULL;
     if (strcmp(cmd, "generate") == 0)
         fn = cmd_generate;

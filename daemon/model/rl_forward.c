@@ -152,6 +152,7 @@ typedef enum { ST_ATTN_NORM, ST_QKV_POST, ST_FFN_NORM, ST_SWIGLU } stage;
 typedef struct rows_ctx {
     rl_fwd *f;
     stage st;
+    _Atomic uint32_t next; /* next batch row (handed out dynamically) */
 } rows_ctx;
 
 static void rows_worker(void *vc, int ith, int nth)
@@ -161,7 +162,11 @@ static void rows_worker(void *vc, int ith, int nth)
     const rl_model_hparams *hp = &f->m->hp;
     const rl_layer *L = &f->m->layers[f->layer];
     size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
-    for (uint32_t t = (uint32_t)ith; t < f->T; t += (uint32_t)nth) {
+    for (;;) {
+        /* relaxed: only hands out distinct rows; the pool's barrier publishes them */
+        uint32_t t = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (t >= f->T)
+            break;
         switch (c->st) {
         case ST_ATTN_NORM:
             rl_ops_rmsnorm(f->xb + t * E, f->x + t * E, L->attn_norm, (int)E, hp->rms_eps);
@@ -191,7 +196,8 @@ static void rows_worker(void *vc, int ith, int nth)
 
 static void run_rows(rl_fwd *f, stage st)
 {
-    rows_ctx c = {f, st};
+    rows_ctx c = {.f = f, .st = st};
+    atomic_init(&c.next, 0);
     if (f->T == 1)
         rows_worker(&c, 0, 1);
     else

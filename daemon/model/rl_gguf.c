@@ -44,6 +44,9 @@ static int fail(reader *r, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(r->err, r->errlen, fmt, ap);
         va_end(ap);
+        /* Names and keys come from the file: no control bytes into logs. */
+        for (char *c = r->err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return -EINVAL;
 }
@@ -249,8 +252,8 @@ static int parse_tensor(reader *r, gguf_priv *g, uint64_t i)
     if (t->ne[0] % tr->block_size)
         return fail(r, "tensor '%s': row length %lld is not a multiple of the %s block size %u", t->name,
                     (long long)t->ne[0], tr->name, tr->block_size);
-    uint64_t row = (uint64_t)(t->ne[0] / tr->block_size) * tr->type_size; /* ne0 < 2^63, size < 2^9: fits */
-    if (t->ne[0] / tr->block_size > (int64_t)(UINT64_MAX / tr->type_size) ||
+    uint64_t row;
+    if (__builtin_mul_overflow((uint64_t)(t->ne[0] / tr->block_size), (uint64_t)tr->type_size, &row) ||
         __builtin_mul_overflow(row, (uint64_t)nrows, &t->nbytes))
         return fail(r, "tensor '%s': byte size overflows", t->name);
     if ((rc = rd_u64(r, &t->offset, "tensor data offset"))) return rc;
@@ -440,24 +443,63 @@ bool rl_gguf_str_eq(rl_gguf_str s, const char *c)
     return s.len == n && (n == 0 || memcmp(s.ptr, c, n) == 0);
 }
 
-/* Integer value of a scalar kv; *is_neg set for negative signed values. */
-static bool kv_int(const rl_gguf_kv *kv, uint64_t *mag, bool *neg)
+/* Integer value of type t at p; *neg set for negative signed values. */
+static bool int_at(rl_gguf_vtype t, const uint8_t *p, uint64_t *mag, bool *neg)
 {
     *neg = false;
     int64_t s;
-    switch (kv->type) {
-    case RL_GGUF_U8: *mag = kv->data[0]; return true;
-    case RL_GGUF_U16: { uint16_t v; memcpy(&v, kv->data, 2); *mag = v; return true; }
-    case RL_GGUF_U32: { uint32_t v; memcpy(&v, kv->data, 4); *mag = v; return true; }
-    case RL_GGUF_U64: memcpy(mag, kv->data, 8); return true;
-    case RL_GGUF_I8: s = (int8_t)kv->data[0]; break;
-    case RL_GGUF_I16: { int16_t v; memcpy(&v, kv->data, 2); s = v; break; }
-    case RL_GGUF_I32: { int32_t v; memcpy(&v, kv->data, 4); s = v; break; }
-    case RL_GGUF_I64: memcpy(&s, kv->data, 8); break;
+    switch (t) {
+    case RL_GGUF_U8: *mag = p[0]; return true;
+    case RL_GGUF_U16: { uint16_t v; memcpy(&v, p, 2); *mag = v; return true; }
+    case RL_GGUF_U32: { uint32_t v; memcpy(&v, p, 4); *mag = v; return true; }
+    case RL_GGUF_U64: memcpy(mag, p, 8); return true;
+    case RL_GGUF_I8: s = (int8_t)p[0]; break;
+    case RL_GGUF_I16: { int16_t v; memcpy(&v, p, 2); s = v; break; }
+    case RL_GGUF_I32: { int32_t v; memcpy(&v, p, 4); s = v; break; }
+    case RL_GGUF_I64: memcpy(&s, p, 8); break;
     default: return false;
     }
     *neg = s < 0;
     *mag = s < 0 ? (uint64_t)0 - (uint64_t)s : (uint64_t)s;
+    return true;
+}
+
+static bool kv_int(const rl_gguf_kv *kv, uint64_t *mag, bool *neg) { return int_at(kv->type, kv->data, mag, neg); }
+
+static bool i64_of(uint64_t m, bool neg, int64_t *out)
+{
+    if (!neg && m > (uint64_t)INT64_MAX) return false;
+    if (neg && m > (uint64_t)INT64_MAX + 1) return false;
+    *out = neg ? (int64_t)(0 - m) : (int64_t)m;
+    return true;
+}
+
+/* Address of element i of a numeric array, or NULL. */
+static const uint8_t *arr_elem(const rl_gguf_kv *kv, uint64_t i)
+{
+    if (!kv || kv->type != RL_GGUF_ARR || i >= kv->arr_n) return NULL;
+    size_t es = vtype_size(kv->arr_type);
+    return es && kv->arr_type != RL_GGUF_BOOL ? kv->data + i * es : NULL; /* i * es < file size */
+}
+
+bool rl_gguf_arr_i64(const rl_gguf_kv *kv, uint64_t i, int64_t *out)
+{
+    const uint8_t *p = arr_elem(kv, i);
+    uint64_t m;
+    bool neg;
+    return p && int_at(kv->arr_type, p, &m, &neg) && i64_of(m, neg, out);
+}
+
+bool rl_gguf_arr_f32(const rl_gguf_kv *kv, uint64_t i, float *out)
+{
+    const uint8_t *p = arr_elem(kv, i);
+    if (!p) return false;
+    if (kv->arr_type == RL_GGUF_F32) { memcpy(out, p, 4); return true; }
+    if (kv->arr_type == RL_GGUF_F64) { double d; memcpy(&d, p, 8); *out = (float)d; return true; }
+    uint64_t m;
+    bool neg;
+    if (!int_at(kv->arr_type, p, &m, &neg)) return false;
+    *out = neg ? -(float)m : (float)m;
     return true;
 }
 
@@ -476,10 +518,7 @@ bool rl_gguf_get_i64(const rl_gguf *g, const char *key, int64_t *out)
     const rl_gguf_kv *kv = rl_gguf_get(g, key);
     uint64_t m;
     bool neg;
-    if (!kv || !kv_int(kv, &m, &neg)) return false;
-    if (!neg && m > (uint64_t)INT64_MAX) return false;
-    *out = neg ? (int64_t)(0 - m) : (int64_t)m;
-    return true;
+    return kv && kv_int(kv, &m, &neg) && i64_of(m, neg, out);
 }
 
 bool rl_gguf_get_f32(const rl_gguf *g, const char *key, float *out)

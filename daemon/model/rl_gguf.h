@@ -78,6 +78,12 @@ bool rl_gguf_get_arch_f32(const rl_gguf *g, const char *arch, const char *suffix
 const rl_gguf_tensor *rl_gguf_find_tensor(const rl_gguf *g, const char *name);
 /* Compare an rl_gguf_str with a C string. */
 bool rl_gguf_str_eq(rl_gguf_str s, const char *c);
+/* Element i of a numeric array (added by modeldata). kv->data is only
+ * byte-aligned inside the file, so read arrays through these (or memcpy), not
+ * through a cast pointer. _f32 takes float and integer elements, _i64 integer
+ * elements whose value fits; false when i >= arr_n or the type does not fit. */
+bool rl_gguf_arr_f32(const rl_gguf_kv *kv, uint64_t i, float *out);
+bool rl_gguf_arr_i64(const rl_gguf_kv *kv, uint64_t i, int64_t *out);
 
 /* Writer: collects metadata and tensors, then writes a GGUF v3 file. */
 typedef struct rl_gguf_writer rl_gguf_writer;

@@ -164,12 +164,8 @@ int rl_gguf_writer_arr_str(rl_gguf_writer *w, const char *key, const char *const
     return 0;
 }
 
-int rl_gguf_writer_copy_kv(rl_gguf_writer *w, const rl_gguf_kv *kv)
+static int copy_value(rl_gguf_writer *w, const char *key, const rl_gguf_kv *kv)
 {
-    if (!kv || kv->key.len == 0 || kv->key.len > 65535 || memchr(kv->key.ptr, 0, kv->key.len)) return -EINVAL;
-    char key[65536];
-    memcpy(key, kv->key.ptr, kv->key.len);
-    key[kv->key.len] = 0;
     if (strcmp(key, "general.alignment") == 0) {
         uint32_t a;
         if (kv->type != RL_GGUF_U32) return -EINVAL;
@@ -191,6 +187,16 @@ int rl_gguf_writer_copy_kv(rl_gguf_writer *w, const rl_gguf_kv *kv)
     for (uint64_t i = 0; i < kv->arr_n; i++)
         if ((rc = put_str(w, kv->strs[i].ptr, kv->strs[i].len))) return rc;
     return 0;
+}
+
+int rl_gguf_writer_copy_kv(rl_gguf_writer *w, const rl_gguf_kv *kv)
+{
+    if (!kv || kv->key.len == 0 || kv->key.len > 65535 || memchr(kv->key.ptr, 0, kv->key.len)) return -EINVAL;
+    char *key = strndup(kv->key.ptr, (size_t)kv->key.len);
+    if (!key) return -ENOMEM;
+    int rc = copy_value(w, key, kv);
+    free(key);
+    return rc;
 }
 
 /* Validate and append a tensor record; data copied when non-NULL. */

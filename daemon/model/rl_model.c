@@ -169,8 +169,31 @@ static int rope_setup(rl_model *m, char *err, size_t errlen)
     int rc = get_vector(m, "rope_freqs.weight", half, &factors, true, err, errlen);
     if (rc < 0)
         return rc;
+    /* Llama 3 scaling given as metadata (when no rope_freqs tensor carries it):
+     * long wavelengths slowed by `factor`, short ones kept, a smooth ramp between. */
+    float l3_factor = 0, l3_lo = 1, l3_hi = 4, l3_ctx = 8192;
+    rl_gguf_str st;
+    char key[64];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", m->hp.arch);
+    if (!factors && rl_gguf_get_str(m->gguf, key, &st) && rl_gguf_str_eq(st, "llama3")) {
+        const char *a = m->hp.arch;
+        if (!rl_gguf_get_arch_f32(m->gguf, a, "rope.scaling.factor", &l3_factor) || !(l3_factor >= 1) ||
+            (rl_gguf_get_arch_f32(m->gguf, a, "rope.scaling.low_freq_factor", &l3_lo), !(l3_lo > 0)) ||
+            (rl_gguf_get_arch_f32(m->gguf, a, "rope.scaling.high_freq_factor", &l3_hi), !(l3_hi > l3_lo)) ||
+            (rl_gguf_get_arch_f32(m->gguf, a, "rope.scaling.original_context_length", &l3_ctx), !(l3_ctx > 0)))
+            return fail(err, errlen, -EINVAL, "llama3 rope scaling needs factor >= 1 and low < high frequency factors");
+    }
     for (int i = 0; i < half; i++) {
         double f = pow(m->hp.rope_base, -2.0 * i / (double)m->hp.head_dim) / m->hp.rope_scale;
+        if (l3_factor > 0) {
+            double wavelen = 2 * M_PI / f, lo_wl = l3_ctx / l3_lo, hi_wl = l3_ctx / l3_hi;
+            if (wavelen > lo_wl) {
+                f /= l3_factor;
+            } else if (wavelen >= hi_wl) {
+                double smooth = (l3_ctx / wavelen - l3_lo) / (l3_hi - l3_lo);
+                f = (1 - smooth) * f / l3_factor + smooth * f;
+            }
+        }
         if (factors) {
             if (!(factors[i] > 0)) {
                 free(factors);

@@ -38,12 +38,17 @@ typedef struct prep_ctx {
     size_t row_bytes;
     uint8_t *packed;     /* non-NULL: also repack for the micro-kernel */
     size_t packed_bytes;
+    _Atomic int64_t next; /* next row to convert (rows are handed out dynamically) */
 } prep_ctx;
 
 static void prep_worker(void *vc, int ith, int nth)
 {
     prep_ctx *c = vc;
-    for (int64_t t = ith; t < c->n_tok; t += nth) {
+    for (;;) {
+        /* relaxed: only hands out distinct rows; the pool's barrier publishes them */
+        int64_t t = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (t >= c->n_tok)
+            break;
         if (c->packed) /* quantize and repack in one pass */
             rl_gemm_q_quant_pack(c->x + t * c->k, c->packed + (size_t)t * c->packed_bytes, c->k);
         else
@@ -77,7 +82,7 @@ int rl_gemm_prepare(rl_pool *p, rl_gemm_act *a, rl_type wt, const float *x, int6
     }
     if (!vtt->from_float)
         return -EINVAL;
-    prep_ctx c = {x, k, n_tok, vtt->from_float, scratch, rb, NULL, 0};
+    prep_ctx c = {x, k, n_tok, vtt->from_float, scratch, rb, NULL, 0, 0};
     if (packed) {
         c.packed = (uint8_t *)scratch + rb * (size_t)n_tok;
         c.packed_bytes = rl_gemm_q_packed_row(k);

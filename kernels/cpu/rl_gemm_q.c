@@ -12,7 +12,8 @@
  * vpdpbusd needs one unsigned operand:
  *   Q4_0: w in 0..15 (unsigned) . a (signed), the accumulator started at
  *         -8 * sum(a), giving sum((w - 8) * a) exactly;
- *   Q8_0: (a + 128) (unsigned) . w (signed), started at -128 * sum(w).
+ *   Q8_0: (w + 128) (unsigned) . a (signed), started at -128 * sum(a);
+ * both sums are per token, so they are stored with the packed activations.
  * Every (row, token) output goes through the same instruction sequence for
  * any tile shape, so results do not depend on batching. */
 #include "rl_gemm.h"
@@ -21,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RL_QP_PAIR 192 /* packed bytes per token per pair of blocks */
+#define RL_QP_PAIR 256 /* packed bytes per token per pair of blocks: quants, scales, -8 sum, -128 sum */
 
 size_t rl_gemm_q_packed_row(int64_t k)
 {
@@ -87,6 +88,7 @@ RL_VNNI static void pack_row(const uint8_t *src, uint8_t *dst, int64_t nb)
         _mm512_storeu_si512(dst, q);
         _mm512_storeu_ps(dst + 64, s);
         _mm512_storeu_si512(dst + 128, sum8);
+        _mm512_storeu_si512(dst + 192, _mm512_slli_epi32(sum8, 4)); /* -128 * sum */
     }
 }
 
@@ -122,6 +124,7 @@ RL_VNNI static void quant_pack_row(const float *x, uint8_t *dst, int64_t nb)
         _mm512_storeu_si512(dst, q);
         _mm512_storeu_ps(dst + 64, quarter_scales(h0, h1));
         _mm512_storeu_si512(dst + 128, sum8);
+        _mm512_storeu_si512(dst + 192, _mm512_slli_epi32(sum8, 4)); /* -128 * sum */
     }
 }
 
@@ -207,16 +210,14 @@ FOR_TILES(DEF_Q4)
 /* Q8_0 weights: activations offset to unsigned (xor 0x80), weights signed.
  * For a lone last block the high half of wv is zero, so its sum is too. */
 #define WB Q80_BYTES
-#define Q8_PAIR(NT)                                                                                     \
+#define Q8_PAIR(NT)                                                                                   \
     __m512i wv = to_quarters(join(_mm256_loadu_si256((const __m256i *)(p + 2)),                        \
                       last ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(p + WB + 2)))); \
-    __m512 ws = q8_pair_scales(p, last);                                                              \
-    __m512i init = _mm512_sub_epi32(_mm512_setzero_si512(),                                           \
-                                    _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, wv), 7)); \
+    wv = _mm512_xor_si512(wv, flip); /* unsigned w + 128; a lone block's zero half becomes 128s, */   \
+    __m512 ws = quarter_scales_at(p, last ? p : p + WB); /* met by zero activations and sums */       \
     UNROLL for (int t = 0; t < NT; t++) {                                                             \
         const uint8_t *a = ap + t * a_stride;                                                         \
-        __m512i au = _mm512_xor_si512(_mm512_loadu_si512(a), flip);                                   \
-        __m512i isum = _mm512_dpbusd_epi32(init, au, wv);                                             \
+        __m512i isum = _mm512_dpbusd_epi32(_mm512_loadu_si512(a + 192), wv, _mm512_loadu_si512(a));   \
         __m512 sc = _mm512_mul_ps(ws, _mm512_loadu_ps(a + 64));                                       \
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sc, acc[r][t]);                         \
     }
@@ -224,7 +225,7 @@ FOR_TILES(DEF_Q4)
     RL_VNNI static void q8_0_tile_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
-        const __m512i ones = _mm512_set1_epi8(1), flip = _mm512_set1_epi8((char)0x80);                \
+        const __m512i flip = _mm512_set1_epi8((char)0x80);                                            \
         TILE_BODY(NR, NT, Q8_PAIR)                                                                    \
     }
 FOR_TILES(DEF_Q8)

@@ -1,4 +1,10 @@
-/* rl_pool.c - persistent workers: spin on a generation counter, then futex wait. */
+/* rl_pool.c - persistent workers that join jobs opportunistically.
+ *
+ * A job is open from rl_pool_run's start until the caller has finished its own
+ * share; workers that wake in time join it, the others skip it. The caller then
+ * waits only for workers that joined. So a worker that the OS has not
+ * scheduled (another process owns the core) never stalls a job: jobs must hand
+ * out their work dynamically (an atomic counter), never by thread index. */
 #include "rl_pool.h"
 
 #include <linux/futex.h>
@@ -16,6 +22,9 @@
 #define RL_POOL_SPIN 2000
 #define RL_POOL_YIELD 200
 
+#define ST_CLOSED (1ull << 31)
+#define ST_ACTIVE 0x7fffffffull
+
 typedef struct rl_worker {
     rl_pool *pool;
     int ith;
@@ -27,9 +36,9 @@ struct rl_pool {
     rl_worker *workers;
     rl_pool_fn fn;
     void *ctx;
-    _Atomic uint32_t gen;     /* bumped once per job; futex word */
-    _Atomic uint32_t pending; /* workers still running the current job */
-    _Atomic uint32_t sleepers;/* workers blocked in futex wait */
+    _Atomic uint32_t gen;      /* bumped once per job; futex word */
+    _Atomic uint64_t state;    /* job gen << 32 | closed bit | workers inside the job */
+    _Atomic uint32_t sleepers; /* workers blocked in futex wait */
     _Atomic int stop;
 };
 
@@ -50,6 +59,20 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Enter job g if it is still open. */
+static int try_join(rl_pool *p, uint32_t g)
+{
+    uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+    for (;;) {
+        if ((uint32_t)(s >> 32) != g || (s & ST_CLOSED))
+            return 0;
+        /* acquire: pairs with the release store opening the job, so fn/ctx are visible */
+        if (atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     rl_worker *w = arg;
@@ -58,7 +81,6 @@ static void *worker_main(void *arg)
     for (;;) {
         uint32_t g;
         int spins = 0;
-        /* acquire: pairs with the release increment in rl_pool_run, so fn/ctx are visible */
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
             if (++spins < RL_POOL_SPIN) {
                 cpu_relax();
@@ -79,9 +101,11 @@ static void *worker_main(void *arg)
         seen = g;
         if (atomic_load_explicit(&p->stop, memory_order_relaxed))
             break;
+        if (!try_join(p, g))
+            continue; /* the job was already over: nothing to do */
         p->fn(p->ctx, w->ith, p->n);
-        /* release: our writes from fn are visible to the runner once it sees pending hit 0 */
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        /* release: our results are visible to the runner once it sees the count drop */
+        atomic_fetch_sub_explicit(&p->state, 1, memory_order_release);
     }
     return NULL;
 }
@@ -128,19 +152,22 @@ void rl_pool_run(rl_pool *p, rl_pool_fn fn, void *ctx)
     }
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store_explicit(&p->pending, (uint32_t)(p->n - 1), memory_order_relaxed);
-    /* seq_cst: publishes fn/ctx/pending before workers see the new generation, and
-     * orders the increment before the sleeper check below (see worker_main). */
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_seq_cst);
+    uint32_t g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    /* release: fn/ctx are visible to any worker that joins job g */
+    atomic_store_explicit(&p->state, (uint64_t)g << 32, memory_order_release);
+    /* seq_cst: orders the new generation before the sleeper check (see worker_main) */
+    atomic_store_explicit(&p->gen, g, memory_order_seq_cst);
     if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) > 0)
         futex_wake_all(&p->gen);
     fn(ctx, 0, p->n);
-    /* acquire: see every worker's results */
-    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; spins++) {
+    /* Close the job, then wait for the workers that joined. acquire: their results are visible. */
+    uint64_t s = atomic_fetch_or_explicit(&p->state, ST_CLOSED, memory_order_acq_rel) | ST_CLOSED;
+    for (int spins = 0; (s & ST_ACTIVE) != 0; spins++) {
         if (spins < RL_POOL_SPIN)
             cpu_relax();
         else
             sched_yield(); /* a worker may be waiting for this core */
+        s = atomic_load_explicit(&p->state, memory_order_acquire);
     }
 }
 

@@ -1,8 +1,12 @@
 /* rl_pool.h - a persistent thread pool for the CPU kernels.
  *
- * rl_pool_run() runs fn(ctx, ith, nth) on every thread (the caller is thread 0)
- * and returns when all have finished. Workers spin briefly after each job (the
- * forward pass issues many short jobs back to back), then sleep on a futex.
+ * rl_pool_run() runs fn(ctx, ith, nth) on the caller (ith 0) and on the
+ * workers that wake while the caller is still working on it (each with its own
+ * ith < nth), and returns when all of those have finished. Not every ith runs:
+ * fn must take its work from a shared atomic counter, never split it by ith
+ * (ith only selects per-thread scratch). So a worker descheduled by the OS
+ * never holds a job up. Workers spin briefly after each job (the forward pass
+ * issues many short jobs back to back), then yield, then sleep on a futex.
  * One caller at a time: a pool belongs to one compute thread.
  */
 #ifndef RL_POOL_H

@@ -60,6 +60,23 @@ static inline void rl_q4k_scale_min(const uint8_t *s, int j, uint8_t *sc, uint8_
     }
 }
 
+/* The 8 scales and 8 mins of a Q4_K/Q5_K block from its 12 packed bytes, as
+ * two 8-byte vectors, with 32-bit word arithmetic (A, B, C = bytes 0-3, 4-7, 8-11):
+ * sc0-3 = A & 63, m0-3 = B & 63, sc4-7 = (C & 15) | (A >> 6) << 4, m4-7 = (C >> 4) | (B >> 6) << 4. */
+static inline void rl_kx_scales(const uint8_t *p, uint8_t sc[8], uint8_t m[8])
+{
+    uint32_t A, B, C, u[4];
+    memcpy(&A, p, 4);
+    memcpy(&B, p + 4, 4);
+    memcpy(&C, p + 8, 4);
+    u[0] = A & 0x3f3f3f3fu;
+    u[1] = (C & 0x0f0f0f0fu) | (((A >> 6) & 0x03030303u) << 4);
+    u[2] = B & 0x3f3f3f3fu;
+    u[3] = ((C >> 4) & 0x0f0f0f0fu) | (((B >> 6) & 0x03030303u) << 4);
+    memcpy(sc, u, 8);
+    memcpy(m, u + 2, 8);
+}
+
 /* rl_quant_basic.c */
 void rl_f32_to_float(const void *src, float *dst, int64_t n);
 void rl_f32_from_float(const float *src, void *dst, int64_t n);
@@ -92,5 +109,7 @@ float rl_vd_q6_k_ref(int64_t n, const void *w, const void *a);
 /* rl_vecdot_avx2.c / rl_vecdot_vnni.c: install faster kernels into the table. */
 void rl_vd_select_avx2(rl_type_traits *table);
 void rl_vd_select_vnni(rl_type_traits *table);
+/* rl_quant_avx2.c: F16 conversions and Q8_0/Q8_K quantizers, bit-identical to the scalar ones. */
+void rl_quant_select_avx2(rl_type_traits *table);
 
 #endif

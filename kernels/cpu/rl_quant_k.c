@@ -31,31 +31,31 @@ static void fit_scale_min(const float *x, int nmax, float *s_out, float *m_out)
     }
     float best_s = s, best_m = m, best_err = INFINITY;
     for (int it = 0; it < 4; it++) {
-        double A = 0, B = 0, D = 0, E = 0, err = 0;
+        float A = 0, B = 0, D = 0, E = 0, err = 0, inv = 1.0f / s;
         for (int i = 0; i < 32; i++) {
-            int q = rl_qround((x[i] + m) / s, 0, (float)nmax);
-            double e = (double)s * q - m - x[i];
+            float q = (float)rl_qround((x[i] + m) * inv, 0, (float)nmax);
+            float e = s * q - m - x[i];
             err += e * e;
-            A += (double)q * q;
+            A += q * q;
             B += q;
-            D += (double)q * x[i];
+            D += q * x[i];
             E += x[i];
         }
         if (err < best_err) {
-            best_err = (float)err;
+            best_err = err;
             best_s = s;
             best_m = m;
         }
-        double det = A * 32 - B * B;
+        float det = A * 32 - B * B; /* exact: A, B are small integers */
         if (det <= 0) break;
-        double ns = (32 * D - B * E) / det, nm = (B * ns - E) / 32;
+        float ns = (32 * D - B * E) / det, nm = (B * ns - E) / 32;
         if (nm < 0) {
             nm = 0;
             ns = D / A;
         }
         if (!(ns > 0)) break;
-        s = (float)ns;
-        m = (float)nm;
+        s = ns;
+        m = nm;
     }
     *s_out = best_s;
     *m_out = best_m;

@@ -13,38 +13,38 @@
 #include "rl_quant.h"
 
 /* Types we compute with carry functions; the rest are known by size only, so
- * files using them parse (and a model loader can say which type it lacks). */
+ * files using them parse (and a model loader can say which type it lacks).
+ * vec_dot_rows (and the SIMD kernels) are filled in by select_kernels. */
+#define COMPUTE(nm, bs, ts, tf, ff, vdt, vd)                                                                  \
+    {.name = nm, .block_size = bs, .type_size = ts, .supported = true, .to_float = tf, .from_float = ff,      \
+     .vec_dot_type = vdt, .vec_dot = vd, .vec_dot_ref = vd}
+#define SIZE_ONLY(nm, bs, ts, vdt) {.name = nm, .block_size = bs, .type_size = ts, .vec_dot_type = vdt}
+
 static rl_type_traits table[RL_TYPE_COUNT] = {
-    [RL_TYPE_F32] = {"F32", 1, 4, true, rl_f32_to_float, rl_f32_from_float, RL_TYPE_F32, rl_vd_f32_ref, rl_vd_f32_ref},
-    [RL_TYPE_F16] = {"F16", 1, 2, true, rl_f16_to_float, rl_f16_from_float, RL_TYPE_F32, rl_vd_f16_ref, rl_vd_f16_ref},
-    [RL_TYPE_BF16] = {"BF16", 1, 2, true, rl_bf16_to_float, rl_bf16_from_float, RL_TYPE_F32, rl_vd_bf16_ref,
-                      rl_vd_bf16_ref},
-    [RL_TYPE_Q8_0] = {"Q8_0", 32, 34, true, rl_q8_0_to_float, rl_q8_0_from_float, RL_TYPE_Q8_0, rl_vd_q8_0_ref,
-                      rl_vd_q8_0_ref},
-    [RL_TYPE_Q4_0] = {"Q4_0", 32, 18, true, rl_q4_0_to_float, rl_q4_0_from_float, RL_TYPE_Q8_0, rl_vd_q4_0_ref,
-                      rl_vd_q4_0_ref},
-    [RL_TYPE_Q4_K] = {"Q4_K", 256, 144, true, rl_q4_k_to_float, rl_q4_k_from_float, RL_TYPE_Q8_K, rl_vd_q4_k_ref,
-                      rl_vd_q4_k_ref},
-    [RL_TYPE_Q5_K] = {"Q5_K", 256, 176, true, rl_q5_k_to_float, rl_q5_k_from_float, RL_TYPE_Q8_K, rl_vd_q5_k_ref,
-                      rl_vd_q5_k_ref},
-    [RL_TYPE_Q6_K] = {"Q6_K", 256, 210, true, rl_q6_k_to_float, rl_q6_k_from_float, RL_TYPE_Q8_K, rl_vd_q6_k_ref,
-                      rl_vd_q6_k_ref},
+    [RL_TYPE_F32] = COMPUTE("F32", 1, 4, rl_f32_to_float, rl_f32_from_float, RL_TYPE_F32, rl_vd_f32_ref),
+    [RL_TYPE_F16] = COMPUTE("F16", 1, 2, rl_f16_to_float, rl_f16_from_float, RL_TYPE_F32, rl_vd_f16_ref),
+    [RL_TYPE_BF16] = COMPUTE("BF16", 1, 2, rl_bf16_to_float, rl_bf16_from_float, RL_TYPE_F32, rl_vd_bf16_ref),
+    [RL_TYPE_Q8_0] = COMPUTE("Q8_0", 32, 34, rl_q8_0_to_float, rl_q8_0_from_float, RL_TYPE_Q8_0, rl_vd_q8_0_ref),
+    [RL_TYPE_Q4_0] = COMPUTE("Q4_0", 32, 18, rl_q4_0_to_float, rl_q4_0_from_float, RL_TYPE_Q8_0, rl_vd_q4_0_ref),
+    [RL_TYPE_Q4_K] = COMPUTE("Q4_K", 256, 144, rl_q4_k_to_float, rl_q4_k_from_float, RL_TYPE_Q8_K, rl_vd_q4_k_ref),
+    [RL_TYPE_Q5_K] = COMPUTE("Q5_K", 256, 176, rl_q5_k_to_float, rl_q5_k_from_float, RL_TYPE_Q8_K, rl_vd_q5_k_ref),
+    [RL_TYPE_Q6_K] = COMPUTE("Q6_K", 256, 210, rl_q6_k_to_float, rl_q6_k_from_float, RL_TYPE_Q8_K, rl_vd_q6_k_ref),
     /* Q8_K is an activation format only (no vec_dot of its own). */
-    [RL_TYPE_Q8_K] = {"Q8_K", 256, 292, true, rl_q8_k_to_float, rl_q8_k_from_float, RL_TYPE_Q8_K, NULL, NULL},
+    [RL_TYPE_Q8_K] = COMPUTE("Q8_K", 256, 292, rl_q8_k_to_float, rl_q8_k_from_float, RL_TYPE_Q8_K, NULL),
     /* Known layouts we do not compute with. */
-    [RL_TYPE_Q4_1] = {"Q4_1", 32, 20, false, NULL, NULL, RL_TYPE_Q8_1, NULL, NULL},
-    [RL_TYPE_Q5_0] = {"Q5_0", 32, 22, false, NULL, NULL, RL_TYPE_Q8_0, NULL, NULL},
-    [RL_TYPE_Q5_1] = {"Q5_1", 32, 24, false, NULL, NULL, RL_TYPE_Q8_1, NULL, NULL},
-    [RL_TYPE_Q8_1] = {"Q8_1", 32, 36, false, NULL, NULL, RL_TYPE_Q8_1, NULL, NULL},
-    [RL_TYPE_Q2_K] = {"Q2_K", 256, 84, false, NULL, NULL, RL_TYPE_Q8_K, NULL, NULL},
-    [RL_TYPE_Q3_K] = {"Q3_K", 256, 110, false, NULL, NULL, RL_TYPE_Q8_K, NULL, NULL},
-    [20] = {"IQ4_NL", 32, 18, false, NULL, NULL, RL_TYPE_Q8_0, NULL, NULL},
-    [23] = {"IQ4_XS", 256, 136, false, NULL, NULL, RL_TYPE_Q8_K, NULL, NULL},
-    [24] = {"I8", 1, 1, false, NULL, NULL, 24, NULL, NULL},
-    [25] = {"I16", 1, 2, false, NULL, NULL, 25, NULL, NULL},
-    [26] = {"I32", 1, 4, false, NULL, NULL, 26, NULL, NULL},
-    [27] = {"I64", 1, 8, false, NULL, NULL, 27, NULL, NULL},
-    [28] = {"F64", 1, 8, false, NULL, NULL, 28, NULL, NULL},
+    [RL_TYPE_Q4_1] = SIZE_ONLY("Q4_1", 32, 20, RL_TYPE_Q8_1),
+    [RL_TYPE_Q5_0] = SIZE_ONLY("Q5_0", 32, 22, RL_TYPE_Q8_0),
+    [RL_TYPE_Q5_1] = SIZE_ONLY("Q5_1", 32, 24, RL_TYPE_Q8_1),
+    [RL_TYPE_Q8_1] = SIZE_ONLY("Q8_1", 32, 36, RL_TYPE_Q8_1),
+    [RL_TYPE_Q2_K] = SIZE_ONLY("Q2_K", 256, 84, RL_TYPE_Q8_K),
+    [RL_TYPE_Q3_K] = SIZE_ONLY("Q3_K", 256, 110, RL_TYPE_Q8_K),
+    [20] = SIZE_ONLY("IQ4_NL", 32, 18, RL_TYPE_Q8_0),
+    [23] = SIZE_ONLY("IQ4_XS", 256, 136, RL_TYPE_Q8_K),
+    [24] = SIZE_ONLY("I8", 1, 1, 24),
+    [25] = SIZE_ONLY("I16", 1, 2, 25),
+    [26] = SIZE_ONLY("I32", 1, 4, 26),
+    [27] = SIZE_ONLY("I64", 1, 8, 27),
+    [28] = SIZE_ONLY("F64", 1, 8, 28),
 };
 
 /* vec_dot_rows for types without a multi-row kernel: one vec_dot per row. */
@@ -107,6 +107,7 @@ static void select_kernels(void)
     if (cap && strcmp(cap, "avx2") == 0) vnni = false;
     for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;
     if (avx2) rl_vd_select_avx2(table);
+    if (avx2) rl_quant_select_avx2(table);
     if (vnni) rl_vd_select_vnni(table);
 #else
     for (int i = 0; i < RL_TYPE_COUNT; i++) table[i].vec_dot = table[i].vec_dot_ref;

@@ -74,23 +74,6 @@ AVX2 static float vd_q4_0(int64_t n, const void *w, const void *a)
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
-/* The 8 scales and 8 mins of a Q4_K/Q5_K block from its 12 packed bytes, as
- * two 8-byte vectors, with 32-bit word arithmetic (A, B, C = bytes 0-3, 4-7, 8-11):
- * sc0-3 = A & 63, m0-3 = B & 63, sc4-7 = (C & 15) | (A >> 6) << 4, m4-7 = (C >> 4) | (B >> 6) << 4. */
-static inline void kx_scales(const uint8_t *p, uint8_t sc[8], uint8_t m[8])
-{
-    uint32_t A, B, C, u[4];
-    memcpy(&A, p, 4);
-    memcpy(&B, p + 4, 4);
-    memcpy(&C, p + 8, 4);
-    u[0] = A & 0x3f3f3f3fu;
-    u[1] = (C & 0x0f0f0f0fu) | (((A >> 6) & 0x03030303u) << 4);
-    u[2] = B & 0x3f3f3f3fu;
-    u[3] = ((C >> 4) & 0x0f0f0f0fu) | (((B >> 6) & 0x03030303u) << 4);
-    memcpy(sc, u, 8);
-    memcpy(m, u + 2, 8);
-}
-
 /* Q4_K (bits 4) and Q5_K (bits 5) against Q8_K. Unsigned q (0..31) times
  * signed y with maddubs (max 31*127*2, no saturation), then madd by the
  * sub-block scale accumulates exact int32 per super-block. The mins term
@@ -103,7 +86,7 @@ AVX2 static inline float dot_kx(int64_t n, const uint8_t *x, const uint8_t *y, i
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / RL_QK_K; i++, x += bsz, y += RL_Q8_K_BYTES) {
         uint8_t sc[8], m[8];
-        kx_scales(x + 4, sc, m);
+        rl_kx_scales(x + 4, sc, m);
         __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
         __m256i mm = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
         __m256i msum = _mm256_madd_epi16(mm, _mm256_loadu_si256((const __m256i *)(y + 260)));

@@ -1,7 +1,7 @@
 /* rl_cu_attn.cu - attention of single query tokens over the fp16 KV cache,
  * split across blocks (flash-decoding): each block scores one slice of the
- * positions for one head with an online softmax, and a second kernel merges
- * the slices. Grouped-query heads read their shared KV head. Prefill uses the
+ * positions for one head with an online softmax, and the last block of each
+ * head to finish merges the slices. Grouped-query heads read their shared KV head. Prefill uses the
  * same kernels with one query per prompt token (causal by each one's pos). */
 #include "rl_cu_common.cuh"
 
@@ -15,18 +15,36 @@ extern "C" int rl_cu_attn_splits(int batch, int n_head)
     return want < 1 ? 1 : want > 32 ? 32 : want;
 }
 
-extern "C" size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, int n_split)
+/* Scratch: a fixed area of arrival counters, one per (batch row, head), then
+ * the partials. Fixed, so that calls with different batch sizes sharing one
+ * scratch never read each other's partials as counters. The counters must be
+ * zero before the first launch (cudaMemset once); every launch leaves them
+ * zero again. */
+#define ATT_MAX_COUNTERS 65536
+static size_t counters_bytes(int batch, int n_head)
 {
-    return (size_t)batch * n_head * n_split * (head_dim + 2) * sizeof(float);
+    (void)batch;
+    (void)n_head;
+    return ATT_MAX_COUNTERS * sizeof(unsigned);
 }
 
+extern "C" size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, int n_split)
+{
+    return counters_bytes(batch, n_head) + (size_t)batch * n_head * n_split * (head_dim + 2) * sizeof(float);
+}
+
+/* Grid (n_split, n_head, batch). Each block: online softmax over its slice
+ * of positions; the last block to finish a head merges all slices (arrival
+ * counted with an atomic after a fence) and resets the counter. */
 __global__ void __launch_bounds__(ATT_THREADS)
 k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *pos, const int32_t *slot,
-             rl_cu_rope r, int64_t n_ctx, float *scratch)
+             rl_cu_rope r, int64_t n_ctx, unsigned *counters, float *scratch, rl_cu_act out)
 {
     __shared__ float sq[ATT_MAX_HD];
     __shared__ float ss[ATT_TILE];
     __shared__ float red[32];
+    __shared__ float vred[ATT_THREADS * 8];
+    __shared__ bool s_last;
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int hd = r.head_dim, kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x;
@@ -39,16 +57,19 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
         sq[d] = q[((int64_t)b * r.n_head + h) * hd + d] * scale;
     const __half *kb = kc + (int64_t)(len ? slot[b] : 0) * n_ctx * kvdim + kvh * hd;
     const __half *vb = vc + (int64_t)(len ? slot[b] : 0) * n_ctx * kvdim + kvh * hd;
-    float m = -INFINITY, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
+    const bool vec = hd % 8 == 0;
+    const int G = vec ? hd / 8 : 1, P = ATT_THREADS / G; /* dim groups of 8, position groups */
+    const int g = tid % G, pg = tid / G;
+    float m = -INFINITY, l = 0.0f, acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     __syncthreads();
     for (int64_t tile = t0; tile < t1; tile += ATT_TILE) {
         int nt = (int)(t1 - tile < ATT_TILE ? t1 - tile : ATT_TILE);
-        /* One thread per position: the whole dot product with independent
-         * 16-byte loads (no reduction chain per position). */
+        /* Scores: one thread per position, independent 16-byte loads. */
         for (int j = tid; j < nt; j += ATT_THREADS) {
             const __half *kr = kb + (tile + j) * kvdim;
             float dot = 0.0f;
-            if (hd % 8 == 0) {
+            if (vec) {
+#pragma unroll 4
                 for (int d = 0; d < hd; d += 8) {
                     uint4 raw = *(const uint4 *)(kr + d);
                     const __half2 *h2 = (const __half2 *)&raw;
@@ -79,56 +100,85 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
         }
         psum = rl_block_sum(psum, red); /* its barriers also publish ss */
         l = l * corr + psum;
-        acc0 *= corr;
-        acc1 *= corr;
-        if (tid < hd) {
-#pragma unroll 8
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            acc[e] *= corr;
+        if (vec) { /* thread (g, pg): dims 8g..8g+7 over positions pg, pg+P, ... */
+#pragma unroll 4
+            for (int j = pg; j < nt; j += P) {
+                uint4 raw = *(const uint4 *)(vb + (tile + j) * kvdim + 8 * g);
+                const __half2 *h2 = (const __half2 *)&raw;
+                float w = ss[j];
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    float2 f = __half22float2(h2[k]);
+                    acc[2 * k] += w * f.x;
+                    acc[2 * k + 1] += w * f.y;
+                }
+            }
+        } else if (tid < hd) {
             for (int j = 0; j < nt; j++)
-                acc0 += ss[j] * __half2float(vb[(tile + j) * kvdim + tid]);
-        }
-        if (tid + ATT_THREADS < hd) {
-            for (int j = 0; j < nt; j++)
-                acc1 += ss[j] * __half2float(vb[(tile + j) * kvdim + tid + ATT_THREADS]);
+                acc[0] += ss[j] * __half2float(vb[(tile + j) * kvdim + tid]);
         }
         m = m_new;
         __syncthreads(); /* ss is rewritten by the next tile */
     }
     float *o = scratch + (((int64_t)b * r.n_head + h) * n_split + sp) * (hd + 2);
-    if (tid < hd)
-        o[tid] = acc0;
-    if (tid + ATT_THREADS < hd)
-        o[tid + ATT_THREADS] = acc1;
+    if (vec) { /* sum the position groups */
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            vred[pg * hd + 8 * g + e] = acc[e];
+        __syncthreads();
+        for (int d = tid; d < hd; d += ATT_THREADS) {
+            float v = 0.0f;
+            for (int k = 0; k < P; k++)
+                v += vred[k * hd + d];
+            o[d] = v;
+        }
+    } else if (tid < hd) {
+        o[tid] = acc[0];
+    }
     if (tid == 0) {
         o[hd] = m;
         o[hd + 1] = l;
     }
-}
-
-__global__ void k_attn_combine(const float *scratch, rl_cu_rope r, int n_split, rl_cu_act out)
-{
-    int h = blockIdx.x, b = blockIdx.y, hd = r.head_dim, d = threadIdx.x;
+    /* Make this block's partial visible device-wide before counting in. */
+    __threadfence();
+    __syncthreads();
+    unsigned *cnt = counters + (int64_t)b * r.n_head + h;
+    if (tid == 0)
+        s_last = atomicAdd(cnt, 1u) == (unsigned)n_split - 1;
+    __syncthreads();
+    if (!s_last)
+        return;
+    __threadfence(); /* order our reads of the other blocks' partials after the count */
     const float *base = scratch + ((int64_t)b * r.n_head + h) * n_split * (hd + 2);
     float M = -INFINITY;
-    for (int s = 0; s < n_split; s++)
-        M = fmaxf(M, base[s * (hd + 2) + hd]);
-    float num = 0.0f, den = 0.0f;
-    if (M != -INFINITY) {
-        for (int s = 0; s < n_split; s++) {
-            const float *o = base + s * (hd + 2);
-            float w = __expf(o[hd] - M);
-            den += o[hd + 1] * w;
-            if (d < hd)
-                num += o[d] * w;
+    for (int k = 0; k < n_split; k++)
+        M = fmaxf(M, __ldcg(base + k * (hd + 2) + hd));
+    int64_t dim = (int64_t)r.n_head * hd;
+    for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
+        int d = d0 + tid;
+        float num = 0.0f, den = 0.0f;
+        if (M != -INFINITY) {
+            for (int k = 0; k < n_split; k++) {
+                const float *pk = base + k * (hd + 2);
+                float w = __expf(__ldcg(pk + hd) - M);
+                den += __ldcg(pk + hd + 1) * w;
+                if (d < hd)
+                    num += __ldcg(pk + d) * w;
+            }
+        }
+        float v = den > 0.0f ? num / den : 0.0f;
+        if (d < hd)
+            out.f[b * dim + h * hd + d] = v;
+        if (out.q && hd % 32 == 0 && d0 + (tid & ~31) < hd) { /* whole warps inside the head */
+            int64_t blk = (h * hd + d) / 32;
+            rl_quant_block_warp(v, out.q + b * dim + blk * 32, out.ds + (b * (dim / 32) + blk) * 2);
         }
     }
-    float v = den > 0.0f ? num / den : 0.0f;
-    int64_t dim = (int64_t)r.n_head * hd;
-    if (d < hd)
-        out.f[b * dim + h * hd + d] = v;
-    if (out.q && hd % 32 == 0) {
-        int64_t blk = (h * hd + d) / 32;
-        rl_quant_block_warp(v, out.q + b * dim + blk * 32, out.ds + (b * (dim / 32) + blk) * 2);
-    }
+    if (tid == 0)
+        *cnt = 0; /* ready for the next launch (graph replays) */
 }
 
 extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
@@ -137,14 +187,12 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
                                  cudaStream_t s)
 {
     if (batch < 1 || batch > 65535 || n_split < 1 || r->head_dim <= 0 || r->head_dim > ATT_MAX_HD ||
-        r->n_head_kv <= 0 || r->n_head % r->n_head_kv || out->n != (int64_t)r->n_head * r->head_dim)
+        r->n_head_kv <= 0 || r->n_head % r->n_head_kv || out->n != (int64_t)r->n_head * r->head_dim ||
+        (int64_t)batch * r->n_head > ATT_MAX_COUNTERS)
         return -EINVAL;
+    unsigned *counters = (unsigned *)d_scratch;
+    float *partials = (float *)((char *)d_scratch + counters_bytes(batch, r->n_head));
     k_attn_split<<<dim3(n_split, r->n_head, batch), ATT_THREADS, 0, s>>>(
-        d_q, (const __half *)d_kcache, (const __half *)d_vcache, d_pos, d_slot, *r, n_ctx, (float *)d_scratch);
-    int rc = RL_CU_LAUNCHED("attn_split");
-    if (rc)
-        return rc;
-    int threads = (r->head_dim + 31) / 32 * 32;
-    k_attn_combine<<<dim3(r->n_head, batch), threads, 0, s>>>((const float *)d_scratch, *r, n_split, *out);
-    return RL_CU_LAUNCHED("attn_combine");
+        d_q, (const __half *)d_kcache, (const __half *)d_vcache, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
+    return RL_CU_LAUNCHED("attn_split");
 }

@@ -243,11 +243,61 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
     return dot8_f32(f, x.f + b * x.n + u * 8);
 }
 
+/* Optional epilogue of ADD mode: the last block to finish normalizes the
+ * updated residual rows (RMSNorm with w) into out, so the next layer's input
+ * needs no kernel of its own. */
+struct mv_norm {
+    const float *w;    /* NULL: no epilogue */
+    float eps;
+    rl_cu_act out;
+    unsigned *counter; /* zero before the launch; left zero */
+};
+
+static __device__ __noinline__ void mv_norm_epilogue(const mv_norm &nm, const float *y, int64_t n, int batch)
+{
+    __shared__ float sh[32];
+    __shared__ bool s_last;
+    /* Publish this block's outputs, then count in; the last block sees all. */
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0)
+        s_last = atomicAdd(nm.counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!s_last)
+        return;
+    __threadfence(); /* order the reads below after the count */
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    for (int b = 0; b < batch; b++) {
+        const float *yr = y + b * n;
+        float ss = 0.0f;
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+            float v = __ldcg(yr + i);
+            ss += v * v;
+        }
+        ss = rl_block_sum(ss, sh);
+        float rs = rsqrtf(ss / (float)n + nm.eps);
+        float *o = nm.out.f + b * n;
+        if (nm.out.q && n % 32 == 0) {
+            for (int64_t blk = warp; blk < n / 32; blk += nw) {
+                int64_t i = blk * 32 + lane;
+                float v = __ldcg(yr + i) * rs * nm.w[i];
+                o[i] = v;
+                rl_quant_block_warp(v, nm.out.q + b * n + blk * 32, nm.out.ds + (b * (n / 32) + blk) * 2);
+            }
+        } else {
+            for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+                o[i] = __ldcg(yr + i) * rs * nm.w[i];
+        }
+    }
+    if (threadIdx.x == 0)
+        *nm.counter = 0;
+}
+
 /* ---- the kernel ------------------------------------------------------------- */
 /* NO outputs per warp; GLU: each output needs rows o and o + rows/2. */
 template <int T, int B, int NO, bool GLU>
 __global__ void __launch_bounds__(MV_WARPS * 32)
-k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
+k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const mv_norm nm)
 {
     const int NR = GLU ? 2 * NO : NO;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -313,6 +363,10 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
             }
         }
     }
+    if constexpr (!GLU) {
+        if (nm.w)
+            mv_norm_epilogue(nm, y.f, n_out, B);
+    }
     if constexpr (GLU && (MV_WARPS * NO) % 32 == 0) {
         if (y.q == nullptr || n_out % 32 != 0)
             return;
@@ -331,40 +385,41 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 }
 
 template <int T, int B>
-static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
+static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, const mv_norm &nm, cudaStream_t s)
 {
     if (mode == RL_CU_MV_GLU) {
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        k_matvec<T, B, NO, true><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode);
+        k_matvec<T, B, NO, true><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode, nm);
     } else {
         const int NO = 2;
         unsigned grid = (unsigned)((m.rows + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        k_matvec<T, B, NO, false><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode);
+        k_matvec<T, B, NO, false><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode, nm);
     }
 }
 
 template <int T>
-void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
+void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, const mv_norm &nm, cudaStream_t s)
 {
     switch (batch) {
-    case 1: launch_b<T, 1>(m, x, mode, y, s); break;
-    case 2: launch_b<T, 2>(m, x, mode, y, s); break;
-    case 3: launch_b<T, 3>(m, x, mode, y, s); break;
-    case 4: launch_b<T, 4>(m, x, mode, y, s); break;
-    case 5: launch_b<T, 5>(m, x, mode, y, s); break;
-    case 6: launch_b<T, 6>(m, x, mode, y, s); break;
-    case 7: launch_b<T, 7>(m, x, mode, y, s); break;
-    default: launch_b<T, 8>(m, x, mode, y, s); break;
+    case 1: launch_b<T, 1>(m, x, mode, y, nm, s); break;
+    case 2: launch_b<T, 2>(m, x, mode, y, nm, s); break;
+    case 3: launch_b<T, 3>(m, x, mode, y, nm, s); break;
+    case 4: launch_b<T, 4>(m, x, mode, y, nm, s); break;
+    case 5: launch_b<T, 5>(m, x, mode, y, nm, s); break;
+    case 6: launch_b<T, 6>(m, x, mode, y, nm, s); break;
+    case 7: launch_b<T, 7>(m, x, mode, y, nm, s); break;
+    default: launch_b<T, 8>(m, x, mode, y, nm, s); break;
     }
 }
 
 /* One explicit instantiation file per weight type (parallel builds). */
 #define RL_CU_MV_DECLARE(T, name) \
-    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
+    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, \
+                         const mv_norm &nm, cudaStream_t s)
 #define RL_CU_MV_DEFINE(T, name) \
-    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, s); }
+    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, nm, s); }
 RL_CU_MV_DECLARE(RL_TYPE_Q4_0, q4_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q8_0, q8_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q4_K, q4_k);

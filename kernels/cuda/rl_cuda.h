@@ -91,6 +91,13 @@ enum {
 int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                  cudaStream_t s);
 
+/* y += W x, then normed = RMSNorm(y) * norm_w (with normed->q filled when
+ * set), computed by the last block to finish: one launch instead of two.
+ * d_counter: one unsigned, zero before the first call; left zero. */
+int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_cu_act *y,
+                          const float *d_norm_w, float eps, const rl_cu_act *normed, unsigned *d_counter,
+                          cudaStream_t s);
+
 /* ---- element-wise ops ---------------------------------------------------- */
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */
 int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,
@@ -117,7 +124,8 @@ int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int
 
 /* Attention of batch queries over the cache, each seeing positions 0..d_pos[b]
  * of slot d_slot[b]. Split over n_split blocks per head (flash-decoding); the
- * scratch needs rl_cu_attn_scratch_bytes. Writes out->f (and out->q when set
+ * scratch needs rl_cu_attn_scratch_bytes and must be zeroed once before its
+ * first use (it holds arrival counters the kernel leaves at zero). Writes out->f (and out->q when set
  * and head_dim % 32 == 0). */
 size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, int n_split);
 int rl_cu_attn_splits(int batch, int n_head);

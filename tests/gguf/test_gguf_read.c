@@ -105,6 +105,27 @@ START_TEST(getters_reject_wrong_type_or_range)
 }
 END_TEST
 
+START_TEST(array_element_getters)
+{
+    gb b = {0};
+    small_valid(&b);
+    rl_gguf *g;
+    char err[256];
+    ck_assert_int_eq(open_gb(&b, &g, err, sizeof err), 0);
+    const rl_gguf_kv *kv = rl_gguf_get(g, "t.arr_i32");
+    int64_t v;
+    float f;
+    ck_assert(rl_gguf_arr_i64(kv, 2, &v) && v == 3);
+    ck_assert(rl_gguf_arr_f32(kv, 0, &f) && f == 1.0f);
+    ck_assert(!rl_gguf_arr_i64(kv, 3, &v));                              /* past the end */
+    ck_assert(!rl_gguf_arr_i64(rl_gguf_get(g, "t.arr_str"), 0, &v));    /* strings */
+    ck_assert(!rl_gguf_arr_f32(rl_gguf_get(g, "t.u32"), 0, &f));        /* not an array */
+    ck_assert(!rl_gguf_arr_f32(NULL, 0, &f));
+    rl_gguf_close(g);
+    free(b.p);
+}
+END_TEST
+
 START_TEST(reads_tensor_infos_and_data)
 {
     gb b = {0};
@@ -216,6 +237,21 @@ START_TEST(rejects_duplicate_tensor_names)
     char err[256];
     ck_assert_int_lt(open_gb(&b, &g, err, sizeof err), 0);
     ck_assert_ptr_nonnull(strstr(err, "duplicate tensor name 'w'"));
+    free(b.p);
+}
+END_TEST
+
+START_TEST(error_messages_have_no_control_bytes)
+{
+    gb b = {0};
+    gb_header(&b, 3, 1, 0);
+    uint64_t ne[1] = {8};
+    gb_tinfo(&b, "evil\n\x1b[31mname", 1, ne, RL_TYPE_F32, 0);
+    gb_pad(&b, 32);
+    rl_gguf *g;
+    char err[256];
+    ck_assert_int_lt(open_gb(&b, &g, err, sizeof err), 0); /* data past end of file */
+    ck_assert_ptr_nonnull(strstr(err, "evil??[31mname"));
     free(b.p);
 }
 END_TEST
@@ -387,6 +423,7 @@ int main(void)
     TCase *tc = tcase_create("read");
     tcase_add_test(tc, reads_every_metadata_type);
     tcase_add_test(tc, getters_reject_wrong_type_or_range);
+    tcase_add_test(tc, array_element_getters);
     tcase_add_test(tc, reads_tensor_infos_and_data);
     tcase_add_test(tc, every_truncation_fails_cleanly);
     tcase_add_test(tc, rejects_tensor_data_past_end);
@@ -395,6 +432,7 @@ int main(void)
     tcase_add_test(tc, rejects_misaligned_tensor_offset);
     tcase_add_test(tc, rejects_duplicate_tensor_names);
     tcase_add_test(tc, rejects_duplicate_keys);
+    tcase_add_test(tc, error_messages_have_no_control_bytes);
     tcase_add_test(tc, rejects_bad_alignment);
     tcase_add_test(tc, rejects_bad_value_types);
     tcase_add_test(tc, rejects_bad_header);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rl_quant.h" /* the scalar converters, to compare the SIMD ones with */
 #include "rl_types.h"
 
 static uint32_t rng_state;
@@ -316,26 +317,88 @@ START_TEST(vec_dot_fast_matches_reference)
 }
 END_TEST
 
+START_TEST(quantizers_survive_non_finite_input)
+{
+    /* Run under UBSan in CI: no float->int conversion may overflow. */
+    float x[512], y[512];
+    for (int i = 0; i < 512; i++) x[i] = (float)(i % 7) - 3;
+    x[0] = NAN;
+    x[40] = INFINITY;
+    x[100] = -INFINITY;
+    x[101] = 1e30f;
+    x[102] = -1e-40f;
+    int types[] = {RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0, RL_TYPE_Q4_K,
+                   RL_TYPE_Q5_K, RL_TYPE_Q6_K, RL_TYPE_Q8_K};
+    uint8_t q[2048];
+    for (size_t k = 0; k < 8; k++) {
+        const rl_type_traits *t = rl_type_get((uint32_t)types[k]);
+        ck_assert_uint_le(rl_type_row_size(types[k], 512), sizeof q);
+        t->from_float(x, q, 512);
+        t->to_float(q, y, 512);
+        /* A (super-)block without non-finite input still round-trips sensibly. */
+        ck_assert_msg(fabsf(y[400] - x[400]) <= 0.5f, "%s: %g -> %g", t->name, x[400], y[400]);
+    }
+}
+END_TEST
+
+START_TEST(simd_converters_match_scalar_bit_for_bit)
+{
+    fresh_seed();
+    enum { N = 1024 + 8 };
+    float x[N], y1[N], y2[N];
+    uint8_t a[2 * N], b[2 * N]; /* >= 4 * 292 for Q8_K */
+    for (int i = 0; i < N; i++) x[i] = gauss() * (i % 50 == 0 ? 30.0f : 1.0f);
+    x[5] = NAN;
+    x[700] = -0.0f;
+    for (int i = 256; i < 512; i++) x[i] = 0; /* an all-zero super-block */
+    x[40] = 0.5f * 0x1p-24f; /* a tie on the half subnormal grid */
+    const rl_type_traits *f16 = rl_type_get(RL_TYPE_F16), *q8 = rl_type_get(RL_TYPE_Q8_0), *q8k = rl_type_get(RL_TYPE_Q8_K);
+    f16->from_float(x, a, N);
+    rl_f16_from_float(x, b, N);
+    ck_assert_int_eq(memcmp(a, b, 2 * N), 0);
+    f16->to_float(a, y1, N);
+    rl_f16_to_float(a, y2, N);
+    ck_assert_int_eq(memcmp(y1, y2, sizeof y1), 0);
+    q8->from_float(x, a, 1024);
+    rl_q8_0_from_float(x, b, 1024);
+    ck_assert_int_eq(memcmp(a, b, 1024 / 32 * 34), 0);
+    q8k->from_float(x, a, 1024);
+    rl_q8_k_from_float(x, b, 1024);
+    ck_assert_int_eq(memcmp(a, b, 4 * 292), 0);
+}
+END_TEST
+
 START_TEST(vec_dot_rows_matches_vec_dot)
 {
     fresh_seed();
     int types[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0,
                    RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
-    const int64_t n = 512, rows = 7;
-    float w[512], a[512], out[7];
+    const int64_t n = 512 + 32, rows = 7; /* an odd block count for the 32-blocks */
+    float w[544], a[544], wd[544], ad[544], out[7];
     for (size_t k = 0; k < 8; k++) {
         const rl_type_traits *t = rl_type_get((uint32_t)types[k]), *at = rl_type_get(t->vec_dot_type);
-        size_t rs = rl_type_row_size(types[k], n);
-        uint8_t *wq = malloc(rs * rows), *aq = malloc(rl_type_row_size(t->vec_dot_type, n));
+        int64_t nk = t->block_size == 256 ? 512 : n;
+        size_t rs = rl_type_row_size(types[k], nk);
+        uint8_t *wq = malloc(rs * rows), *aq = malloc(rl_type_row_size(t->vec_dot_type, nk));
+        for (int64_t i = 0; i < nk; i++) a[i] = gauss();
+        at->from_float(a, aq, nk);
+        at->to_float(aq, ad, nk);
         for (int64_t r = 0; r < rows; r++) {
-            for (int64_t i = 0; i < n; i++) w[i] = gauss();
-            t->from_float(w, wq + r * rs, n);
+            for (int64_t i = 0; i < nk; i++) w[i] = gauss();
+            t->from_float(w, wq + r * rs, nk);
         }
-        for (int64_t i = 0; i < n; i++) a[i] = gauss();
-        at->from_float(a, aq, n);
         ck_assert_ptr_nonnull(t->vec_dot_rows);
-        t->vec_dot_rows(n, wq, rs, rows, aq, out);
-        for (int64_t r = 0; r < rows; r++) ck_assert(out[r] == t->vec_dot(n, wq + r * rs, aq));
+        t->vec_dot_rows(nk, wq, rs, rows, aq, out);
+        for (int64_t r = 0; r < rows; r++) {
+            t->to_float(wq + r * rs, wd, nk);
+            double exact = 0, mag = 0;
+            for (int64_t i = 0; i < nk; i++) {
+                exact += (double)wd[i] * ad[i];
+                mag += fabs((double)wd[i] * ad[i]);
+            }
+            ck_assert_msg(fabs(out[r] - exact) <= 1e-5 * mag + 1e-6, "%s row %lld: %g vs %g", t->name,
+                          (long long)r, out[r], exact);
+        }
         free(wq);
         free(aq);
     }
@@ -380,6 +443,8 @@ int main(void)
     tcase_add_test(tc, q8_k_has_group_sums);
     tcase_add_test(tc, quantization_error_within_bounds);
     tcase_add_test(tc, vec_dot_fast_matches_reference);
+    tcase_add_test(tc, quantizers_survive_non_finite_input);
+    tcase_add_test(tc, simd_converters_match_scalar_bit_for_bit);
     tcase_add_test(tc, vec_dot_rows_matches_vec_dot);
     tcase_add_test(tc, vec_dot_handles_extreme_weights);
     suite_add_tcase(s, tc);

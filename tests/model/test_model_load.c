@@ -79,6 +79,17 @@ START_TEST(missing_tensor_is_refused_naming_it)
 }
 END_TEST
 
+START_TEST(unsupported_tensor_type_is_refused_by_name)
+{
+    tm_spec sp = tm_default_spec(RL_TYPE_F32);
+    sp.raw_q4_1 = "blk.0.ffn_up.weight";
+    char err[256] = "";
+    ck_assert_int_eq(load_spec(&sp, err, sizeof err), -ENOTSUP);
+    ck_assert_ptr_nonnull(strstr(err, "blk.0.ffn_up.weight"));
+    ck_assert_ptr_nonnull(strstr(err, "Q4_1"));
+}
+END_TEST
+
 START_TEST(missing_output_weight_means_tied_embeddings)
 {
     tm_spec sp = tm_default_spec(RL_TYPE_F32);
@@ -128,6 +139,7 @@ int main(void)
     tcase_add_test(tc, misshaped_norm_is_refused);
     tcase_add_test(tc, missing_tensor_is_refused_naming_it);
     tcase_add_test(tc, missing_output_weight_means_tied_embeddings);
+    tcase_add_test(tc, unsupported_tensor_type_is_refused_by_name);
     tcase_add_test(tc, head_count_not_dividing_embedding_is_refused);
     tcase_add_test(tc, truncated_file_is_refused);
     suite_add_tcase(s, tc);

@@ -40,6 +40,14 @@ static int add_matrix(rl_gguf_writer *w, const char *name, rl_type t, int64_t ne
         return 0;
     if (g_spec->bad_shape && strcmp(name, g_spec->bad_shape) == 0)
         ne1++;
+    if (g_spec->raw_q4_1 && strcmp(name, g_spec->raw_q4_1) == 0) {
+        size_t nb = (size_t)(ne0 / 32) * 20 * (size_t)ne1;
+        void *z = calloc(1, nb);
+        int64_t ne[2] = {ne0, ne1};
+        int rc = rl_gguf_writer_tensor(w, name, RL_TYPE_Q4_1, 2, ne, z, nb);
+        free(z);
+        return rc;
+    }
     const rl_type_traits *tt = rl_type_get(t);
     size_t rb = rl_type_row_size(t, ne0);
     float *row = malloc(sizeof(float) * (size_t)ne0);
@@ -103,8 +111,24 @@ int tm_make_model(const tm_spec *sp, char *path)
     add_vector(w, "output_norm.weight", sp->n_embd, 1.f, 0.2f, &rng);
     if (!sp->tied)
         add_matrix(w, "output.weight", sp->type, sp->n_embd, sp->n_vocab, 2.f * s_e, &rng);
-    if (sp->rope_freqs)
+    if (sp->rope_freqs && sp->rope_freqs_values) {
+        int64_t ne[1] = {hd / 2};
+        rl_gguf_writer_tensor(w, "rope_freqs.weight", RL_TYPE_F32, 1, ne, sp->rope_freqs_values, sizeof(float) * hd / 2);
+    } else if (sp->rope_freqs) {
         add_vector(w, "rope_freqs.weight", hd / 2, 4.f, 3.f, &rng);
+    }
+    if (sp->llama3_factor > 0) {
+        snprintf(k, sizeof k, "%s.rope.scaling.type", a);
+        rl_gguf_writer_str(w, k, "llama3");
+        snprintf(k, sizeof k, "%s.rope.scaling.factor", a);
+        rl_gguf_writer_f32(w, k, sp->llama3_factor);
+        snprintf(k, sizeof k, "%s.rope.scaling.low_freq_factor", a);
+        rl_gguf_writer_f32(w, k, 1.f);
+        snprintf(k, sizeof k, "%s.rope.scaling.high_freq_factor", a);
+        rl_gguf_writer_f32(w, k, 4.f);
+        snprintf(k, sizeof k, "%s.rope.scaling.original_context_length", a);
+        rl_gguf_writer_f32(w, k, 64.f);
+    }
     for (uint32_t l = 0; l < sp->n_layer; l++) {
 #define NM(s) (snprintf(k, sizeof k, "blk.%u." s, l), k)
         add_vector(w, NM("attn_norm.weight"), sp->n_embd, 1.f, 0.2f, &rng);

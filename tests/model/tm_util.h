@@ -18,10 +18,14 @@ typedef struct tm_spec {
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx;
     bool tied;               /* no output.weight */
     bool rope_freqs;         /* add a rope_freqs.weight (Llama 3 scaling) */
+    const float *rope_freqs_values; /* its values (head_dim/2), else random */
+    float llama3_factor;     /* > 0: rope.scaling.type "llama3" metadata with this factor,
+                                low 1, high 4, original context 64 */
     float rope_base;
     uint64_t seed;
     const char *bad_shape;   /* write this tensor with one row too many */
     const char *missing;     /* leave this tensor out */
+    const char *raw_q4_1;    /* write this matrix as Q4_1 (unsupported) with zero bytes */
 } tm_spec;
 
 /* A small default shape (K-quant friendly: 256-wide rows). */

@@ -261,6 +261,50 @@ START_TEST(sighup_applies_max_clients_and_shutdown_deadline_at_once)
 }
 END_TEST
 
+START_TEST(sighup_with_a_new_model_swaps_it_without_dropping_clients)
+{
+    svc_opts o = {.notify = true, .extra_conf = "model = /models/first.gguf"}; /* test engine */
+    svc_start(&S, &o);
+    char log[8192] = "";
+    expect_notify("READY=1", log, sizeof log, 10000);
+    ck_assert_msg(strstr(log, "STATUS=serving first.gguf"), "got %s", log);
+    ringlm_conn *c = svc_connect(&S, 5000);
+    ringlm_req a = submit(c, slow_prompt(500), 500); /* about 3 s on the old engine */
+    ringlm_event ev;
+    ck_assert_int_eq(ringlm_next(c, a, &ev, 5000), 0);
+    ringlm_release(c, &ev);
+    svc_write_conf(&S, "model = /models/second.gguf\n");
+    kill(S.pid, SIGHUP);
+    expect_notify("RELOADING=1", log, sizeof log, 5000);
+    ck_assert_msg(svc_log_wait(&S, "new engine loaded", 3000), "%s", svc_log(&S));
+    ringlm_req b = submit(c, "after the swap", 8); /* must wait for the new engine */
+    /* read both in arrival order: a finishes before b produces anything */
+    int a_done_at = -1, b_first_at = -1, b_done_at = -1, a_status = 1, a_finish = 0;
+    for (int i = 0; b_done_at < 0 && i < 100000; i++) {
+        int rc = ringlm_next(c, 0, &ev, 10000);
+        ck_assert_msg(rc == 0, "next: %s\n%s", ringlm_strerror(rc), svc_log(&S));
+        if (ev.req == b && b_first_at < 0)
+            b_first_at = i;
+        if (ev.req == a && ev.type != RINGLM_EV_TOKENS) {
+            a_done_at = i;
+            a_status = ev.status;
+            a_finish = ev.finish;
+        }
+        if (ev.req == b && ev.type != RINGLM_EV_TOKENS)
+            b_done_at = i;
+        ringlm_release(c, &ev);
+    }
+    ck_assert_int_eq(a_status, 0); /* the running request finished normally */
+    ck_assert_int_ne(a_finish, RINGLM_FINISH_CANCELLED);
+    ck_assert_msg(a_done_at >= 0 && a_done_at < b_first_at, "a done at %d, b started at %d", a_done_at,
+                  b_first_at);
+    expect_notify("READY=1", log, sizeof log, 5000);
+    ck_assert_msg(strstr(log, "STATUS=serving second.gguf"), "got %s", log);
+    ck_assert_msg(strstr(svc_log(&S), "engine swapped"), "%s", svc_log(&S));
+    ringlm_close(c);
+}
+END_TEST
+
 START_TEST(sighup_with_a_broken_file_keeps_the_running_configuration)
 {
     svc_opts o = {.notify = true};
@@ -371,6 +415,7 @@ int main(void)
     tcase_add_test(tc, sigterm_lets_requests_finish_within_the_deadline);
     tcase_add_test(tc, sighup_sends_reloading_then_ready_and_logs_changes);
     tcase_add_test(tc, sighup_applies_max_clients_and_shutdown_deadline_at_once);
+    tcase_add_test(tc, sighup_with_a_new_model_swaps_it_without_dropping_clients);
     tcase_add_test(tc, sighup_with_a_broken_file_keeps_the_running_configuration);
     tcase_add_test(tc, model_loading_reports_progress_before_ready);
     tcase_add_test(tc, socket_activation_serves_on_the_passed_fd);

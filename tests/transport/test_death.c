@@ -139,6 +139,25 @@ START_TEST(test_killed_idle_daemon_fails_the_next_call)
 }
 END_TEST
 
+START_TEST(test_killed_daemon_fails_submissions_once_the_ring_fills)
+{
+    char sock[128];
+    pid_t pid = spawn_daemon(sock, sizeof sock);
+    ringlm_conn *c = connect_retry(sock);
+    ck_assert_int_eq(ringlm_ping(c, 5000), 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    int rc = 0, i;
+    ringlm_req r;
+    for (i = 0; i < 1000 && rc == 0; i++) /* no syscall per submit: fails when no room is left */
+        rc = ringlm_submit_text(c, "x", 1, NULL, &r);
+    ck_assert_int_eq(rc, -ECONNRESET);
+    ck_assert_int_le(i, 257);
+    ringlm_close(c);
+    unlink(sock);
+}
+END_TEST
+
 static Suite *death_suite(void)
 {
     Suite *s = suite_create("death");
@@ -146,6 +165,7 @@ static Suite *death_suite(void)
     tcase_add_test(tc, test_killed_client_is_freed_and_others_continue);
     tcase_add_test(tc, test_killed_daemon_fails_a_waiting_client);
     tcase_add_test(tc, test_killed_idle_daemon_fails_the_next_call);
+    tcase_add_test(tc, test_killed_daemon_fails_submissions_once_the_ring_fills);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,6 +8,8 @@
 #include "tt_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -235,6 +237,64 @@ START_TEST(test_invalid_utf8_prompt_is_rejected)
 }
 END_TEST
 
+/* Handshake by hand; returns the socket and fills fds[3]. */
+static int raw_connect(int fds[3])
+{
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, td.sock);
+    ck_assert_int_eq(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    rl_wire_hello h = {.magic = RL_WIRE_MAGIC, .version = RL_WIRE_VERSION};
+    ck_assert_int_eq(send(s, &h, sizeof h, 0), sizeof h);
+    rl_wire_welcome w;
+    struct iovec iov = {.iov_base = &w, .iov_len = sizeof w};
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof u.buf};
+    ck_assert_int_eq(recvmsg(s, &mh, 0), sizeof w);
+    ck_assert_int_eq(w.status, 0);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    ck_assert_ptr_nonnull(cm);
+    ck_assert_int_eq(cm->cmsg_type, SCM_RIGHTS);
+    memcpy(fds, CMSG_DATA(cm), 3 * sizeof(int));
+    return s;
+}
+
+START_TEST(test_region_size_is_sealed)
+{
+    int fds[3];
+    int s = raw_connect(fds);
+    int seals = fcntl(fds[0], F_GET_SEALS);
+    ck_assert_int_eq(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+                     F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    ck_assert_int_eq(ftruncate(fds[0], 4096), -1); /* a client cannot pull pages away */
+    ck_assert_int_eq(errno, EPERM);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    close(s);
+}
+END_TEST
+
+START_TEST(test_each_client_gets_its_own_region)
+{
+    int a[3], b[3];
+    int sa = raw_connect(a), sb = raw_connect(b);
+    struct stat x, y;
+    ck_assert_int_eq(fstat(a[0], &x), 0);
+    ck_assert_int_eq(fstat(b[0], &y), 0);
+    ck_assert(x.st_ino != y.st_ino || x.st_dev != y.st_dev);
+    for (int i = 0; i < 3; i++) {
+        close(a[i]);
+        close(b[i]);
+    }
+    close(sa);
+    close(sb);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -248,6 +308,8 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_corrupt_completion_head_drops_the_client);
     tcase_add_test(tc, test_release_mark_beyond_results_drops_the_client);
     tcase_add_test(tc, test_wrong_protocol_version_gets_a_clear_error);
+    tcase_add_test(tc, test_region_size_is_sealed);
+    tcase_add_test(tc, test_each_client_gets_its_own_region);
     tcase_add_test(tc, test_absurd_sampling_values_are_rejected);
     tcase_add_test(tc, test_request_beyond_the_context_is_rejected);
     tcase_add_test(tc, test_invalid_utf8_prompt_is_rejected);

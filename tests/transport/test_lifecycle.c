@@ -3,6 +3,7 @@
 #include "tt_main.h"
 #include "tt_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -184,6 +185,67 @@ START_TEST(test_requests_beyond_the_per_client_limit_are_busy)
 }
 END_TEST
 
+START_TEST(test_live_socket_is_kept_and_stale_one_replaced)
+{
+    tt_daemon td;
+    tt_start(&td, 50);
+    rl_daemon_opts o;
+    rl_daemon_opts_default(&o);
+    o.socket_path = td.sock;
+    rl_daemon *second = NULL;
+    char err[256];
+    ck_assert_int_eq(rl_daemon_create(&o, &second, err, sizeof err), -EADDRINUSE);
+    ck_assert_ptr_nonnull(strstr(err, "another daemon"));
+    /* A socket file nobody listens on (a crashed daemon's) is replaced. */
+    char stale[160];
+    snprintf(stale, sizeof stale, "%s/stale.sock", td.dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    ck_assert_uint_lt(strlen(stale), sizeof sa.sun_path);
+    memcpy(sa.sun_path, stale, strlen(stale) + 1);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd); /* the file stays, nobody listens */
+    o.socket_path = stale;
+    ck_assert_int_eq(rl_daemon_create(&o, &second, err, sizeof err), 0);
+    rl_daemon_destroy(second); /* removes its socket file */
+    ck_assert_int_eq(access(stale, F_OK), -1);
+    tt_stop(&td);
+}
+END_TEST
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_closed_connections_leave_no_descriptors_behind)
+{
+    tt_daemon td;
+    tt_start(&td, 50);
+    int before = count_fds();
+    for (int i = 0; i < 50; i++) {
+        ringlm_conn *c = tt_connect(&td);
+        ringlm_req r;
+        ck_assert_int_eq(ringlm_submit_text(c, "__slow__ bye", 12, NULL, &r), 0);
+        ringlm_close(c); /* with a request in flight */
+    }
+    ck_assert_int_eq(tt_wait_stats(&td, 0, 0), 0);
+    int after = count_fds();
+    for (int i = 0; i < 2500 && after != before; i++) { /* last references drop asynchronously */
+        nap_ms(2);
+        after = count_fds();
+    }
+    ck_assert_int_eq(after, before);
+    tt_stop(&td);
+}
+END_TEST
+
 static int reload_pipe = -1;
 static void on_reload(rl_daemon *d, void *user)
 {
@@ -265,6 +327,8 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, test_clients_beyond_the_limit_are_refused);
     tcase_add_test(tc, test_requests_beyond_the_per_client_limit_are_busy);
     tcase_add_test(tc, test_signals_reload_and_stop_gracefully);
+    tcase_add_test(tc, test_closed_connections_leave_no_descriptors_behind);
+    tcase_add_test(tc, test_live_socket_is_kept_and_stale_one_replaced);
     suite_add_tcase(s, tc);
     return s;
 }

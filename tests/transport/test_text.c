@@ -8,16 +8,16 @@
 START_TEST(test_utf8_stream_never_splits_a_character)
 {
     const char *s = "a\xc3\xa9\xe6\x97\xa5\xf0\x9f\x8e\x89z"; /* a é 日 🎉 z */
-    rl_utf8_stream st = {0};
+    rl_req_utf8_stream st = {0};
     char out[64], all[64];
     size_t n_all = 0;
     for (size_t i = 0; i < strlen(s); i++) {
-        size_t k = rl_utf8_feed(&st, s + i, 1, out);
-        ck_assert(rl_utf8_valid((const uint8_t *)out, k));
+        size_t k = rl_req_utf8_feed(&st, s + i, 1, out);
+        ck_assert(rl_req_utf8_valid((const uint8_t *)out, k));
         memcpy(all + n_all, out, k);
         n_all += k;
     }
-    n_all += rl_utf8_finish(&st, all + n_all);
+    n_all += rl_req_utf8_finish(&st, all + n_all);
     ck_assert_uint_eq(n_all, strlen(s));
     ck_assert(memcmp(all, s, n_all) == 0);
 }
@@ -25,14 +25,14 @@ END_TEST
 
 START_TEST(test_utf8_stream_replaces_invalid_bytes)
 {
-    rl_utf8_stream st = {0};
+    rl_req_utf8_stream st = {0};
     char out[64];
-    size_t k = rl_utf8_feed(&st, "\xff" "a\xc3(", 4, out);
-    ck_assert(rl_utf8_valid((const uint8_t *)out, k));
+    size_t k = rl_req_utf8_feed(&st, "\xff" "a\xc3(", 4, out);
+    ck_assert(rl_req_utf8_valid((const uint8_t *)out, k));
     ck_assert_uint_eq(k, 3 + 1 + 3 + 1); /* U+FFFD a U+FFFD ( */
-    k = rl_utf8_feed(&st, "\xe6\x97", 2, out);
+    k = rl_req_utf8_feed(&st, "\xe6\x97", 2, out);
     ck_assert_uint_eq(k, 0); /* waits for the last byte */
-    ck_assert_uint_eq(rl_utf8_finish(&st, out), 3);
+    ck_assert_uint_eq(rl_req_utf8_finish(&st, out), 3);
 }
 END_TEST
 
@@ -41,11 +41,11 @@ START_TEST(test_stop_scan_holds_back_a_possible_prefix)
     const char *stop[] = {"STOP"};
     uint32_t len[] = {4};
     size_t emit;
-    ck_assert(!rl_stop_scan("hello ST", 8, stop, len, 1, &emit));
+    ck_assert(!rl_req_stop_scan("hello ST", 8, stop, len, 1, &emit));
     ck_assert_uint_eq(emit, 6);
-    ck_assert(rl_stop_scan("hello STOP x", 12, stop, len, 1, &emit));
+    ck_assert(rl_req_stop_scan("hello STOP x", 12, stop, len, 1, &emit));
     ck_assert_uint_eq(emit, 6);
-    ck_assert(!rl_stop_scan("hello STx", 9, stop, len, 1, &emit));
+    ck_assert(!rl_req_stop_scan("hello STx", 9, stop, len, 1, &emit));
     ck_assert_uint_eq(emit, 9);
 }
 END_TEST
@@ -70,7 +70,7 @@ START_TEST(test_streamed_events_carry_whole_utf8_characters)
             ringlm_release(c, &ev);
             break;
         }
-        ck_assert_msg(rl_utf8_valid((const uint8_t *)ev.text, ev.text_len), "event splits a character");
+        ck_assert_msg(rl_req_utf8_valid((const uint8_t *)ev.text, ev.text_len), "event splits a character");
         memcpy(all + n, ev.text, ev.text_len);
         n += ev.text_len;
         ringlm_release(c, &ev);

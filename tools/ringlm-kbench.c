@@ -1,0 +1,146 @@
+/* ringlm-kbench - throughput of the vec_dot kernels on a weight matrix large
+ * enough to stream from DRAM (a matrix-vector product split over threads).
+ *
+ *   ringlm-kbench [--type Q4_0,Q8_0,...] [--n 2048] [--mb 256] [--threads 2]
+ *                 [--iters 10] [--single] [--cpu-time] [--json]
+ *
+ * Reports the best of --iters runs as GB/s of weights read and ns per row.
+ * --single uses vec_dot per row instead of vec_dot_rows. --cpu-time (one
+ * thread only) times with the thread's CPU clock, which stays meaningful on a
+ * machine busy with other work. Which kernel level
+ * runs follows rl_types_init (RINGLM_CPU_KERNELS=scalar|avx2 caps it). */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rl_types.h"
+
+typedef struct job {
+    const rl_type_traits *t;
+    const uint8_t *w;
+    const void *a;
+    int64_t n, r0, r1;
+    size_t rs;
+    float *out;
+    bool single;
+} job;
+
+static void *run_job(void *p)
+{
+    job *j = p;
+    if (j->single)
+        for (int64_t r = j->r0; r < j->r1; r++) j->out[r] = j->t->vec_dot(j->n, j->w + (size_t)r * j->rs, j->a);
+    else
+        j->t->vec_dot_rows(j->n, j->w + (size_t)j->r0 * j->rs, j->rs, j->r1 - j->r0, j->a, j->out + j->r0);
+    return NULL;
+}
+
+static bool cpu_clock;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* One type: build the matrix, time the product; returns 0 or -1. */
+static int bench(const char *name, int64_t n, double mb, int threads, int iters, bool single, bool json, bool *first)
+{
+    int id = rl_type_from_name(name);
+    const rl_type_traits *t = id >= 0 ? rl_type_get((uint32_t)id) : NULL;
+    if (!t || !t->vec_dot || !t->from_float) {
+        fprintf(stderr, "ringlm-kbench: no kernel for type '%s'\n", name);
+        return -1;
+    }
+    size_t rs = rl_type_row_size((rl_type)id, n);
+    if (!rs) {
+        fprintf(stderr, "ringlm-kbench: n=%lld is not a multiple of the %s block\n", (long long)n, t->name);
+        return -1;
+    }
+    int64_t rows = (int64_t)(mb * 1e6 / (double)rs);
+    if (rows < threads) rows = threads;
+    const rl_type_traits *at = rl_type_get(t->vec_dot_type);
+    uint8_t *w = malloc(rs * (size_t)rows);
+    float *x = malloc(sizeof(float) * (size_t)n), *out = malloc(sizeof(float) * (size_t)rows);
+    void *a = malloc(rl_type_row_size(t->vec_dot_type, n));
+    if (!w || !x || !out || !a) {
+        fprintf(stderr, "ringlm-kbench: out of memory\n");
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++) x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    t->from_float(x, w, n);
+    for (int64_t r = 1; r < rows; r++) memcpy(w + (size_t)r * rs, w, rs);
+    at->from_float(x, a, n);
+    double best = 1e30;
+    for (int it = 0; it < iters; it++) {
+        pthread_t th[64];
+        job j[64];
+        double t0 = now();
+        for (int k = 0; k < threads; k++) {
+            j[k] = (job){t, w, a, n, rows * k / threads, rows * (k + 1) / threads, rs, out, single};
+            if (k) pthread_create(&th[k], NULL, run_job, &j[k]);
+        }
+        run_job(&j[0]);
+        for (int k = 1; k < threads; k++) pthread_join(th[k], NULL);
+        double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    double gbs = (double)rs * (double)rows / best / 1e9, ns_row = best * 1e9 / (double)rows * threads;
+    const char *kern = t->vec_dot == t->vec_dot_ref ? "scalar" : "simd";
+    if (json)
+        printf("%s{\"type\":\"%s\",\"n\":%lld,\"rows\":%lld,\"threads\":%d,\"api\":\"%s\",\"kernel\":\"%s\","
+               "\"gb_per_s\":%.3f,\"ns_per_row_per_thread\":%.1f}",
+               *first ? "" : ",\n", t->name, (long long)n, (long long)rows, threads, single ? "vec_dot" : "vec_dot_rows",
+               kern, gbs, ns_row);
+    else
+        printf("%-5s n=%lld rows=%lld threads=%d %s (%s): %.2f GB/s, %.1f ns/row/thread\n", t->name, (long long)n,
+               (long long)rows, threads, single ? "vec_dot" : "vec_dot_rows", kern, gbs, ns_row);
+    *first = false;
+    free(w);
+    free(x);
+    free(out);
+    free(a);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char types[256] = "Q4_0,Q8_0,Q4_K,Q6_K,F16";
+    long n = 2048, threads = 2, iters = 10;
+    double mb = 256;
+    bool json = false, single = false;
+    static const struct option opts[] = {{"type", 1, 0, 't'}, {"n", 1, 0, 'n'}, {"mb", 1, 0, 'm'},
+                                         {"threads", 1, 0, 'j'}, {"iters", 1, 0, 'i'}, {"json", 0, 0, 'J'},
+                                         {"single", 0, 0, 's'}, {"cpu-time", 0, 0, 'c'}, {0, 0, 0, 0}};
+    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+        switch (c) {
+        case 't': snprintf(types, sizeof types, "%s", optarg); break;
+        case 'n': n = strtol(optarg, NULL, 10); break;
+        case 'm': mb = strtod(optarg, NULL); break;
+        case 'j': threads = strtol(optarg, NULL, 10); break;
+        case 'i': iters = strtol(optarg, NULL, 10); break;
+        case 'J': json = true; break;
+        case 's': single = true; break;
+        case 'c': cpu_clock = true; break;
+        default:
+            fprintf(stderr, "usage: ringlm-kbench [--type T,...] [--n N] [--mb MB] [--threads T] [--iters I] "
+                            "[--single] [--cpu-time] [--json]\n");
+            return 2;
+        }
+    }
+    if (n <= 0 || threads < 1 || threads > 64 || iters < 1 || !(mb > 0) || (cpu_clock && threads != 1)) {
+        fprintf(stderr, "ringlm-kbench: bad arguments\n");
+        return 2;
+    }
+    bool first = true;
+    int rc = 0;
+    if (json) printf("[");
+    for (char *save = NULL, *tok = strtok_r(types, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (bench(tok, n, mb, (int)threads, (int)iters, single, json, &first)) rc = 1;
+    if (json) printf("]\n");
+    return rc;
+}
