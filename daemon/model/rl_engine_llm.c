@@ -31,6 +31,7 @@ typedef struct llm {
     uint32_t *fitem;         /* fseqs[i] belongs to items[fitem[i]] */
     float *logits;           /* step_tokens rows of n_vocab, allocated lazily per row count */
     uint32_t logit_rows;
+    uint64_t step_id;        /* counts steps */
     rl_prefix *prefix;       /* shared prompt blocks, preemption (batch) */
     pthread_mutex_t st_mu;   /* guards st: published by the compute thread, read by get_stats */
     rl_engine_stats st;
@@ -44,6 +45,7 @@ struct rl_seq {
     rl_prefix_seq ps;
     uint32_t max_tokens, n_gen;
     int32_t next;               /* sampled token still to be fed, or -1 */
+    uint64_t step_id;           /* last step that took this sequence (duplicate guard) */
     rl_kv_seq kv;
     rl_sampler smp;
 };
@@ -161,9 +163,15 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
 {
     llm *L = impl(e);
     uint32_t budget = L->step_tokens, nf = 0, n_logits = 0, n_tok = 0;
+    uint64_t id = ++L->step_id;
     for (uint32_t i = 0; i < n; i++) {
         items[i].token = -1;
         items[i].status = 0;
+        rl_seq *s = items[i].seq;
+        if (!s || s->step_id == id) /* a sequence may appear once per step */
+            items[i].status = -EINVAL;
+        else
+            s->step_id = id;
     }
     /* Priority levels from the highest down (latency-critical first, so they can
      * take KV from lower ones); in each, pass 0 takes decode tokens first
@@ -180,12 +188,10 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < n && budget > 0 && nf < L->step_tokens; i++) {
             rl_seq *s = items[i].seq;
-            if (!s) {
-                items[i].status = -EINVAL;
+            if (items[i].status < 0)
                 continue;
-            }
             if (s->ps.in_step || s->ps.priority != pr)
-                continue; /* listed twice, or another level */
+                continue; /* another priority level */
             bool decode = s->kv.n_pos == s->ps.n_toks;
             if (decode != (pass == 0))
                 continue;
@@ -429,12 +435,14 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
     rl_gguf_get_str(L->m->gguf, "tokenizer.chat_template", &ct);
     L->tmpl = rl_chat_detect(ct.ptr, ct.len);
     L->n_ctx = o.n_ctx ? o.n_ctx : hp->n_ctx_train;
+    if (L->n_ctx > 1u << 20) /* a hostile context_length must not size the pool */
+        L->n_ctx = 1u << 20;
     L->step_tokens = o.step_tokens;
     uint32_t ctx_blocks = (L->n_ctx + RL_KV_BLOCK - 1) / RL_KV_BLOCK;
     size_t bb = rl_kv_block_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, o.kv_type);
     uint64_t n_blocks = o.kv_budget_bytes && bb ? o.kv_budget_bytes / bb : (uint64_t)ctx_blocks * 4;
-    if (n_blocks > UINT32_MAX / 2)
-        n_blocks = UINT32_MAX / 2;
+    if (n_blocks > 1u << 22) /* 64M positions in all; the free list stays small */
+        n_blocks = 1u << 22;
     if (n_blocks == 0) {
         snprintf(err, errlen, "KV budget smaller than one block (%zu bytes)", bb);
         rc = -EINVAL;

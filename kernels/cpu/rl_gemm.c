@@ -140,8 +140,13 @@ static void run_item(const run_mat *c, int64_t it)
         return;
     }
     const uint8_t *ad = c->a->data;
-    for (int64_t r = r0; r < r1; r += RL_GEMM_TILE_R) {
-        int nr = r1 - r < RL_GEMM_TILE_R ? (int)(r1 - r) : RL_GEMM_TILE_R;
+    /* One token (decode): one weight row at a time, a single sequential stream
+     * that the hardware prefetcher follows (measured 13.8 vs 11.7 GB/s for Q4_0,
+     * 19.9 vs 11.9 for Q8_0, one thread). Every tile shape gives bit-identical
+     * results, so this choice never changes outputs. */
+    int rstep = t1 - t0 == 1 ? 1 : RL_GEMM_TILE_R;
+    for (int64_t r = r0; r < r1; r += rstep) {
+        int nr = r1 - r < rstep ? (int)(r1 - r) : rstep;
         for (int64_t t = t0; t < t1; t += RL_GEMM_TILE_T) {
             int nt = t1 - t < RL_GEMM_TILE_T ? (int)(t1 - t) : RL_GEMM_TILE_T;
             c->tile(c->k, c->w + (size_t)r * c->w_stride, c->w_stride, nr, ad + (size_t)t * c->a->row_bytes,

@@ -59,7 +59,7 @@ void rl_gemm_run_many(rl_pool *p, const rl_gemm_job *jobs, int n);
 void rl_gemm_init(void);
 
 /* Micro-kernel: nr (<= RL_GEMM_TILE_R) weight rows x nt (<= RL_GEMM_TILE_T) tokens. */
-#ifndef RL_GEMM_TILE_R
+#ifndef RL_GEMM_TILE_R /* the tiles in rl_gemm_q.c are instantiated up to 4 x 4 */
 #define RL_GEMM_TILE_R 4
 #define RL_GEMM_TILE_T 4
 #endif

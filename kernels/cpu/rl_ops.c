@@ -7,6 +7,8 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -192,7 +194,8 @@ void rl_ops_init(void)
 {
 #ifdef RL_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    const char *cap = getenv("RINGLM_CPU_KERNELS"); /* "scalar": the traits' cap applies here too */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(cap && strcmp(cap, "scalar") == 0)) {
         rmsnorm_fn = rmsnorm_avx2;
         softmax_fn = softmax_avx2;
         swiglu_fn = swiglu_avx2;

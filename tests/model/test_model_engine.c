@@ -175,6 +175,26 @@ START_TEST(context_overflow_fails_only_that_sequence)
 }
 END_TEST
 
+START_TEST(duplicate_or_null_items_fail_alone)
+{
+    rl_engine *e = open_engine(1, 64, 0);
+    if (!e)
+        return;
+    rl_seq *s = new_greedy(e, "Once upon a time", 4), *t = new_greedy(e, "The dog", 4);
+    rl_step_item it[4] = {{.seq = s}, {.seq = NULL}, {.seq = s}, {.seq = t}};
+    ck_assert_int_eq(e->ops->step(e, it, 4), 0);
+    ck_assert_int_eq(it[0].status, 0);
+    ck_assert_int_ge(it[0].token, 0);
+    ck_assert_int_eq(it[1].status, -EINVAL);
+    ck_assert_int_eq(it[2].status, -EINVAL);
+    ck_assert_int_eq(it[3].status, 0);
+    ck_assert_int_ge(it[3].token, 0);
+    e->ops->seq_free(e, s);
+    e->ops->seq_free(e, t);
+    e->ops->destroy(e);
+}
+END_TEST
+
 START_TEST(info_describes_the_model)
 {
     rl_engine *e = open_engine(1, 0, 0);
@@ -335,6 +355,7 @@ int main(void)
     tcase_add_test(tc, batched_with_others_equals_alone_even_with_small_chunks);
     tcase_add_test(tc, context_overflow_fails_only_that_sequence);
     tcase_add_test(tc, info_describes_the_model);
+    tcase_add_test(tc, duplicate_or_null_items_fail_alone);
     tcase_add_test(tc, bad_prompt_tokens_are_refused);
     tcase_add_test(tc, missing_model_file_is_a_clear_error);
     tcase_add_test(tc, loading_reports_progress_up_to_one);
