@@ -90,7 +90,9 @@ void rl_daemon_set_limits(rl_daemon *d, int max_clients, unsigned stop_deadline_
  * already running finish on the old engine; once none is left the worker
  * restarts on e, the old engine is destroyed, on_swapped (if set) is called
  * and the waiting requests run on e. Takes ownership of e. -EBUSY while a
- * swap is pending (e is not taken), -ESHUTDOWN while stopping. */
+ * swap is pending (e is not taken), -ESHUTDOWN while stopping. The worker
+ * object is replaced on the loop thread: rl_daemon_get_stats and
+ * rl_daemon_worker_stalled from other threads must not overlap a swap. */
 int rl_daemon_swap_engine(rl_daemon *d, struct rl_engine *e, void (*on_swapped)(rl_daemon *d, int rc, void *user),
                           void *user);
 

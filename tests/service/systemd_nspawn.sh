@@ -81,6 +81,22 @@ C systemctl reload ringlmd.service || fail "reload"
 C journalctl -u ringlmd.service --no-pager | grep -q "configuration reloaded" || fail "no reload in the journal"
 [ "$(C systemctl is-active ringlmd.service)" = active ] || fail "not active after reload"
 
+# --- reload with a new model: swapped while serving --------------------------
+printf 'device = test\nmodel = /models/first.gguf\n' > "$R$conf_path"
+C systemctl restart ringlmd.service || fail "restart"
+printf 'device = test\nmodel = /models/second.gguf\n' > "$R$conf_path"
+C systemctl reload ringlmd.service || fail "reload with a new model"
+for _ in $(seq 40); do
+    case "$(C systemctl show -P StatusText ringlmd.service)" in "serving second.gguf"*) break ;; esac
+    sleep 0.25
+done
+status=$(C systemctl show -P StatusText ringlmd.service)
+case "$status" in "serving second.gguf"*) ;; *) fail "after the model reload: StatusText '$status'" ;; esac
+C journalctl -u ringlmd.service --no-pager | grep -q "engine swapped" || fail "no engine swap in the journal"
+[ "$(C systemctl show -P NRestarts ringlmd.service)" = 0 ] || fail "the reload restarted the service"
+out=$(C /usr/local/bin/svc_client /run/ringlm/ringlm.sock "after the swap") || fail "client after the swap"
+echo "model reload: $status"
+
 # --- journal fields -------------------------------------------------------
 C journalctl -u ringlmd.service -o verbose --no-pager | grep -q "RL_MODEL=" || fail "no RL_MODEL= field"
 C journalctl -u ringlmd.service -o verbose --no-pager | grep -q "PRIORITY=5" || fail "no notice priority"
