@@ -38,6 +38,7 @@ log models
 : >"$OUT/bench.txt"
 run() { $BENCH "$@" 2>>"$OUT/bench.err" | tee -a "$OUT/bench.txt"; }
 run --shape tinyllama-1.1b --type q4_0
+RL_CU_PDL=0 $BENCH --shape tinyllama-1.1b --type q4_0 2>>"$OUT/bench.err" | sed 's/batch 1/batch 1 (no PDL)/' | tee -a "$OUT/bench.txt"
 run --shape tinyllama-1.1b --type q4_0 --no-graph
 $BENCH --shape tinyllama-1.1b --type q4_0 --profile 2>/dev/null | tee "$OUT/profile.txt" | grep -v "^cuda"
 [ "$MODE" = full ] && $BENCH --shape llama2-7b --type q4_0 --profile 2>/dev/null | tee -a "$OUT/profile.txt" | grep -v "^cuda"
@@ -45,6 +46,7 @@ if [ "$MODE" = full ]; then
   run --shape tinyllama-1.1b --type q8_0
   run --shape tinyllama-1.1b --type f16
   run --shape llama2-7b --type q4_0
+  RL_CU_PDL=0 $BENCH --shape llama2-7b --type q4_0 2>>"$OUT/bench.err" | sed 's/batch 1/batch 1 (no PDL)/' | tee -a "$OUT/bench.txt"
   run --shape llama2-7b --type q8_0
   run --shape llama2-7b --type f16
   run --shape llama2-7b --type q4_0 --batch 8

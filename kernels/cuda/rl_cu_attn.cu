@@ -36,6 +36,7 @@ extern "C" size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, 
 /* Grid (n_split, n_head, batch). Each block: online softmax over its slice
  * of positions; the last block to finish a head merges all slices (arrival
  * counted with an atomic after a fence) and resets the counter. */
+template <int HDC> /* head dim known at compile time (0: read from r) */
 __global__ void __launch_bounds__(ATT_THREADS)
 k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *pos, const int32_t *slot,
              rl_cu_rope r, int64_t n_ctx, unsigned *counters, float *scratch, rl_cu_act out)
@@ -45,8 +46,11 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     __shared__ float red[32];
     __shared__ float vred[ATT_THREADS * 8];
     __shared__ bool s_last;
+    rl_pdl_trigger();
+    rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
-    int hd = r.head_dim, kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
+    const int hd = HDC ? HDC : r.head_dim;
+    int kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x;
     int p = pos[b];
     int64_t len = (p >= 0 && p < n_ctx && slot[b] >= 0) ? (int64_t)p + 1 : 0;
@@ -69,7 +73,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
             const __half *kr = kb + (tile + j) * kvdim;
             float dot = 0.0f;
             if (vec) {
-#pragma unroll 4
+#pragma unroll 16
                 for (int d = 0; d < hd; d += 8) {
                     uint4 raw = *(const uint4 *)(kr + d);
                     const __half2 *h2 = (const __half2 *)&raw;
@@ -105,7 +109,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
             acc[e] *= corr;
         if (vec) { /* thread (g, pg): dims 8g..8g+7 over positions pg, pg+P, ... */
 #pragma unroll 4
-            for (int j = pg; j < nt; j += P) {
+            for (int j = pg; pg < P && j < nt; j += P) { /* threads past G*P idle */
                 uint4 raw = *(const uint4 *)(vb + (tile + j) * kvdim + 8 * g);
                 const __half2 *h2 = (const __half2 *)&raw;
                 float w = ss[j];
@@ -125,9 +129,10 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     }
     float *o = scratch + (((int64_t)b * r.n_head + h) * n_split + sp) * (hd + 2);
     if (vec) { /* sum the position groups */
+        if (pg < P)
 #pragma unroll
-        for (int e = 0; e < 8; e++)
-            vred[pg * hd + 8 * g + e] = acc[e];
+            for (int e = 0; e < 8; e++)
+                vred[pg * hd + 8 * g + e] = acc[e];
         __syncthreads();
         for (int d = tid; d < hd; d += ATT_THREADS) {
             float v = 0.0f;
@@ -136,7 +141,30 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
             o[d] = v;
         }
     } else if (tid < hd) {
+        vred[tid] = acc[0];
         o[tid] = acc[0];
+    }
+    int64_t dim = (int64_t)r.n_head * hd;
+    if (n_split == 1) { /* nothing to merge: normalize and write out directly */
+        __syncthreads();
+        for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
+            int d = d0 + tid;
+            float v = 0.0f;
+            if (d < hd) {
+                if (vec)
+                    for (int k = 0; k < P; k++)
+                        v += vred[k * hd + d];
+                else
+                    v = vred[d];
+                v = l > 0.0f ? v / l : 0.0f;
+                out.f[b * dim + h * hd + d] = v;
+            }
+            if (out.q && hd % 32 == 0 && d0 + (tid & ~31) < hd) {
+                int64_t blk = (h * hd + d) / 32;
+                rl_quant_block_warp(v, out.q + b * dim + blk * 32, out.ds + (b * (dim / 32) + blk) * 2);
+            }
+        }
+        return;
     }
     if (tid == 0) {
         o[hd] = m;
@@ -154,13 +182,14 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     __threadfence(); /* order our reads of the other blocks' partials after the count */
     const float *base = scratch + ((int64_t)b * r.n_head + h) * n_split * (hd + 2);
     float M = -INFINITY;
+#pragma unroll 8
     for (int k = 0; k < n_split; k++)
         M = fmaxf(M, __ldcg(base + k * (hd + 2) + hd));
-    int64_t dim = (int64_t)r.n_head * hd;
     for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
         int d = d0 + tid;
         float num = 0.0f, den = 0.0f;
         if (M != -INFINITY) {
+#pragma unroll 8
             for (int k = 0; k < n_split; k++) {
                 const float *pk = base + k * (hd + 2);
                 float w = __expf(__ldcg(pk + hd) - M);
@@ -188,11 +217,17 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
 {
     if (batch < 1 || batch > 65535 || n_split < 1 || r->head_dim <= 0 || r->head_dim > ATT_MAX_HD ||
         r->n_head_kv <= 0 || r->n_head % r->n_head_kv || out->n != (int64_t)r->n_head * r->head_dim ||
-        (int64_t)batch * r->n_head > ATT_MAX_COUNTERS)
+        (int64_t)batch * r->n_head > ATT_MAX_COUNTERS || (r->head_dim % 8 && r->head_dim > ATT_THREADS))
         return -EINVAL;
     unsigned *counters = (unsigned *)d_scratch;
     float *partials = (float *)((char *)d_scratch + counters_bytes(batch, r->n_head));
-    k_attn_split<<<dim3(n_split, r->n_head, batch), ATT_THREADS, 0, s>>>(
-        d_q, (const __half *)d_kcache, (const __half *)d_vcache, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
+    dim3 grid(n_split, r->n_head, batch), block(ATT_THREADS);
+    const __half *kc = (const __half *)d_kcache, *vc = (const __half *)d_vcache;
+    if (r->head_dim == 64)
+        rl_launch(k_attn_split<64>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
+    else if (r->head_dim == 128)
+        rl_launch(k_attn_split<128>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
+    else
+        rl_launch(k_attn_split<0>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
     return RL_CU_LAUNCHED("attn_split");
 }

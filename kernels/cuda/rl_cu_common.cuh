@@ -15,6 +15,48 @@
 /* Launch-time error check used by every host wrapper. */
 #define RL_CU_LAUNCHED(what) rl_cu_check_launch(what)
 
+/* Programmatic dependent launch (sm_90): a kernel launched with
+ * rl_launch() may start while the previous kernel in the stream drains. It
+ * must not read what that kernel writes, nor write anything, before
+ * rl_pdl_wait() (which waits for the previous grid to complete and its memory
+ * to be visible). rl_pdl_trigger() lets the next kernel start launching. Both
+ * are no-ops for a kernel launched without the attribute. */
+__device__ __forceinline__ void rl_pdl_wait()
+{
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+}
+
+__device__ __forceinline__ void rl_pdl_trigger()
+{
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+}
+
+__device__ __forceinline__ void rl_prefetch_l2(const void *p)
+{
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+/* Whether launches use programmatic dependent launch (env RL_CU_PDL=0: off). */
+bool rl_cu_pdl_enabled();
+
+/* Launch k<<<grid, block, 0, s>>>(args...) with programmatic stream
+ * serialization allowed (see rl_pdl_wait). */
+template <typename... KArgs, typename... Args>
+static inline void rl_launch(void (*k)(KArgs...), dim3 grid, dim3 block, cudaStream_t s, Args... args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = s;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = rl_cu_pdl_enabled() ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
+}
+
 __device__ __forceinline__ float rl_warp_sum(float v)
 {
 #pragma unroll

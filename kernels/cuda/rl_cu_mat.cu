@@ -26,6 +26,16 @@ extern "C" int rl_cu_check_launch(const char *what)
     return rl_cu_check(cudaGetLastError(), what);
 }
 
+bool rl_cu_pdl_enabled()
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RL_CU_PDL");
+        on = !(e && e[0] == '0');
+    }
+    return on;
+}
+
 extern "C" int rl_cu_device_count(void)
 {
     int n = 0;
@@ -277,6 +287,8 @@ extern "C" int rl_cu_mat_to_f16(const rl_cu_mat *m, int64_t row0, int64_t n_rows
 
 __global__ void k_get_rows(rl_cu_mat m, const int32_t *ids, int n, float *dst)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     int i = blockIdx.y;
     int64_t r = ids[i];
     float *o = dst + (int64_t)i * m.cols;
@@ -303,6 +315,6 @@ extern "C" int rl_cu_mat_get_rows(const rl_cu_mat *m, const int32_t *d_ids, int 
 {
     if (n <= 0 || n > 65535)
         return -EINVAL;
-    k_get_rows<<<dim3(1, n), 256, 0, s>>>(*m, d_ids, n, d_dst);
+    rl_launch(k_get_rows, dim3(1, n), dim3(256), s, *m, d_ids, n, d_dst);
     return RL_CU_LAUNCHED("get_rows");
 }

@@ -4,6 +4,8 @@
 /* Float rows whose length is not a multiple of 8 (tiny models): scalar. */
 __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch, rl_cu_act y, int mode)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     int lane = threadIdx.x & 31;
     int64_t n_out = mode == RL_CU_MV_GLU ? m.rows / 2 : m.rows;
     int64_t o = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
@@ -27,8 +29,8 @@ __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch,
     }
 }
 
-static int matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, const mv_norm &nm,
-                  cudaStream_t s)
+extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
+                            cudaStream_t s)
 {
     if (batch < 1 || batch > RL_CU_MAX_BATCH || x->n != m->cols || (mode == RL_CU_MV_GLU && m->rows % 2))
         return -EINVAL;
@@ -40,47 +42,28 @@ static int matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, r
     if (q8 && (x->q == NULL || x->ds == NULL))
         return -EINVAL;
     switch (m->type) {
-    case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, *x, batch, mode, *y, nm, s); break;
-    case RL_TYPE_Q8_0: rl_cu_mv_q8_0(*m, *x, batch, mode, *y, nm, s); break;
-    case RL_TYPE_Q4_K: rl_cu_mv_q4_k(*m, *x, batch, mode, *y, nm, s); break;
-    case RL_TYPE_Q6_K: rl_cu_mv_q6_k(*m, *x, batch, mode, *y, nm, s); break;
+    case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q8_0: rl_cu_mv_q8_0(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q4_K: rl_cu_mv_q4_k(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q6_K: rl_cu_mv_q6_k(*m, *x, batch, mode, *y, s); break;
     case RL_TYPE_F16: case RL_TYPE_BF16: case RL_TYPE_F32:
         if (m->cols % 8) {
-            k_matvec_scalar<<<(unsigned)((n_out + MV_WARPS - 1) / MV_WARPS), MV_WARPS * 32, 0, s>>>(
-                *m, *x, batch, *y, mode);
-            int rc = RL_CU_LAUNCHED("matvec_scalar");
-            if (!rc && mode == RL_CU_MV_GLU && y->q && n_out % 32 == 0)
-                rc = rl_cu_quantize(y, batch, s);
-            if (!rc && nm.w) /* the scalar path has no epilogue */
-                rc = rl_cu_rmsnorm(y->f, nm.w, nm.eps, n_out, batch, &nm.out, s);
-            return rc;
+            rl_launch(k_matvec_scalar, dim3((unsigned)((n_out + MV_WARPS - 1) / MV_WARPS)), dim3(MV_WARPS * 32), s,
+                      *m, *x, batch, *y, mode);
+            if (mode == RL_CU_MV_GLU && y->q && n_out % 32 == 0) {
+                int rc = RL_CU_LAUNCHED("matvec_scalar");
+                return rc ? rc : rl_cu_quantize(y, batch, s);
+            }
         } else if (m->type == RL_TYPE_F16) {
-            rl_cu_mv_f16(*m, *x, batch, mode, *y, nm, s);
+            rl_cu_mv_f16(*m, *x, batch, mode, *y, s);
         } else if (m->type == RL_TYPE_BF16) {
-            rl_cu_mv_bf16(*m, *x, batch, mode, *y, nm, s);
+            rl_cu_mv_bf16(*m, *x, batch, mode, *y, s);
         } else {
-            rl_cu_mv_f32(*m, *x, batch, mode, *y, nm, s);
+            rl_cu_mv_f32(*m, *x, batch, mode, *y, s);
         }
         break;
     default:
         return -EINVAL;
     }
     return RL_CU_LAUNCHED("matvec");
-}
-
-extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
-                            cudaStream_t s)
-{
-    mv_norm nm = {};
-    return matvec(m, x, batch, mode, y, nm, s);
-}
-
-extern "C" int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_cu_act *y,
-                                     const float *d_norm_w, float eps, const rl_cu_act *normed,
-                                     unsigned *d_counter, cudaStream_t s)
-{
-    if (!d_norm_w || !normed || !d_counter || normed->n != y->n)
-        return -EINVAL;
-    mv_norm nm = {d_norm_w, eps, *normed, d_counter};
-    return matvec(m, x, batch, RL_CU_MV_ADD, y, nm, s);
 }

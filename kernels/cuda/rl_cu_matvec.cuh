@@ -126,6 +126,20 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_F32> wload<RL_TYPE_F32>(con
     return w;
 }
 
+/* Address of weight unit u of a row (for L2 prefetch). */
+template <int T> __device__ __forceinline__ const void *wptr(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    const uint8_t *q = (const uint8_t *)m.q;
+    switch (T) {
+    case RL_TYPE_Q4_0: return q + (row * (m.cols / 32) + u) * 16;
+    case RL_TYPE_Q8_0: return q + (row * (m.cols / 32) + u) * 32;
+    case RL_TYPE_Q4_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES + 16 + (u % 8 / 2) * 32;
+    case RL_TYPE_Q6_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q6K_BYTES + (u % 8) * 26;
+    case RL_TYPE_F32: return q + (row * m.cols + u * 8) * 4;
+    default: return q + (row * m.cols + u * 8) * 2;
+    }
+}
+
 /* Activation unit u of batch row: int8 block (32 bytes) and its {d, d*sum}. */
 struct xunit { int4 q0, q1; float2 ds; };
 
@@ -243,66 +257,18 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
     return dot8_f32(f, x.f + b * x.n + u * 8);
 }
 
-/* Optional epilogue of ADD mode: the last block to finish normalizes the
- * updated residual rows (RMSNorm with w) into out, so the next layer's input
- * needs no kernel of its own. */
-struct mv_norm {
-    const float *w;    /* NULL: no epilogue */
-    float eps;
-    rl_cu_act out;
-    unsigned *counter; /* zero before the launch; left zero */
-};
-
-static __device__ __noinline__ void mv_norm_epilogue(const mv_norm &nm, const float *y, int64_t n, int batch)
-{
-    __shared__ float sh[32];
-    __shared__ bool s_last;
-    /* Publish this block's outputs, then count in; the last block sees all. */
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0)
-        s_last = atomicAdd(nm.counter, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!s_last)
-        return;
-    __threadfence(); /* order the reads below after the count */
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    for (int b = 0; b < batch; b++) {
-        const float *yr = y + b * n;
-        float ss = 0.0f;
-        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-            float v = __ldcg(yr + i);
-            ss += v * v;
-        }
-        ss = rl_block_sum(ss, sh);
-        float rs = rsqrtf(ss / (float)n + nm.eps);
-        float *o = nm.out.f + b * n;
-        if (nm.out.q && n % 32 == 0) {
-            for (int64_t blk = warp; blk < n / 32; blk += nw) {
-                int64_t i = blk * 32 + lane;
-                float v = __ldcg(yr + i) * rs * nm.w[i];
-                o[i] = v;
-                rl_quant_block_warp(v, nm.out.q + b * n + blk * 32, nm.out.ds + (b * (n / 32) + blk) * 2);
-            }
-        } else {
-            for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-                o[i] = __ldcg(yr + i) * rs * nm.w[i];
-        }
-    }
-    if (threadIdx.x == 0)
-        *nm.counter = 0;
-}
-
 /* ---- the kernel ------------------------------------------------------------- */
 /* NO outputs per warp; GLU: each output needs rows o and o + rows/2. */
-template <int T, int B, int NO, bool GLU>
-__global__ void __launch_bounds__(MV_WARPS * 32)
-k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const mv_norm nm)
+/* W warps per block, NO outputs per warp (plain: 8 x 2; GLU: 8 warps x 4
+ * outputs = one 32-block of outputs to quantize). */
+template <int T, int B, int NO, bool GLU, int W>
+__global__ void __launch_bounds__(W * 32)
+k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 {
     const int NR = GLU ? 2 * NO : NO;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
-    int64_t o0 = ((int64_t)blockIdx.x * MV_WARPS + warp) * NO;
+    int64_t o0 = ((int64_t)blockIdx.x * W + warp) * NO;
     int64_t rows[NR];
 #pragma unroll
     for (int r = 0; r < NO; r++) {
@@ -321,15 +287,32 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const mv_n
     int64_t nu = m.cols / wtraits<T>::UNIT;
     /* U units per lane per round, all loads issued before the first use so
      * that NR * U independent 16-byte loads per lane are in flight. */
-    const int U = NR >= 8 ? (B > 2 ? 1 : 2) : (B > 4 ? 2 : 4);
+    const int U = NR >= 8 ? (B > 2 ? 1 : 2)
+                : (B == 1 && sizeof(wunit<T>) <= 20) ? 8 : (B > 4 ? 2 : 4);
+    rl_pdl_trigger();
+    /* The weights do not depend on the previous kernel: warm L2 with this
+     * lane's later units and load the first round before waiting for it. */
+    for (int64_t u = lane + 32 * U, k = 0; u < nu && k < 8; u += 32, k++)
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            rl_prefetch_l2(wptr<T>(m, rows[r], u));
+    wunit<T> w[U][NR];
+#pragma unroll
+    for (int k = 0; k < U; k++)
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            if (lane + 32 * k < nu)
+                w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
+    rl_pdl_wait();
     for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
-        wunit<T> w[U][NR];
+        if (u0 != lane) {
 #pragma unroll
-        for (int k = 0; k < U; k++)
+            for (int k = 0; k < U; k++)
 #pragma unroll
-            for (int r = 0; r < NR; r++)
-                if (u0 + 32 * k < nu)
-                    w[k][r] = wload<T>(m, rows[r], u0 + 32 * k);
+                for (int r = 0; r < NR; r++)
+                    if (u0 + 32 * k < nu)
+                        w[k][r] = wload<T>(m, rows[r], u0 + 32 * k);
+        }
 #pragma unroll
         for (int k = 0; k < U; k++) {
             if (u0 + 32 * k >= nu)
@@ -342,7 +325,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const mv_n
         }
     }
 
-    __shared__ float out[B][MV_WARPS * NO];
+    __shared__ float out[B][W * NO];
 #pragma unroll
     for (int r = 0; r < NR; r++)
 #pragma unroll
@@ -363,19 +346,15 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const mv_n
             }
         }
     }
-    if constexpr (!GLU) {
-        if (nm.w)
-            mv_norm_epilogue(nm, y.f, n_out, B);
-    }
-    if constexpr (GLU && (MV_WARPS * NO) % 32 == 0) {
+    if constexpr (GLU && (W * NO) % 32 == 0) {
         if (y.q == nullptr || n_out % 32 != 0)
             return;
         __syncthreads();
         /* Quantize the CTA's outputs, one 32-block per warp and batch row. */
-        const int NBLK = MV_WARPS * NO / 32;
-        for (int t = warp; t < B * NBLK; t += MV_WARPS) {
+        const int NBLK = W * NO / 32;
+        for (int t = warp; t < B * NBLK; t += W) {
             int b = t / NBLK, k = t % NBLK;
-            int64_t o = (int64_t)blockIdx.x * MV_WARPS * NO + k * 32;
+            int64_t o = (int64_t)blockIdx.x * W * NO + k * 32;
             if (o >= n_out)
                 continue;
             rl_quant_block_warp(out[b][k * 32 + lane], y.q + b * n_out + o,
@@ -385,41 +364,40 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const mv_n
 }
 
 template <int T, int B>
-static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, const mv_norm &nm, cudaStream_t s)
+static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
 {
     if (mode == RL_CU_MV_GLU) {
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        k_matvec<T, B, NO, true><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode, nm);
+        rl_launch(k_matvec<T, B, NO, true, MV_WARPS>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     } else {
-        const int NO = 2;
-        unsigned grid = (unsigned)((m.rows + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        k_matvec<T, B, NO, false><<<grid, MV_WARPS * 32, 0, s>>>(m, x, y, mode, nm);
+        const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
+        unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
+        rl_launch(k_matvec<T, B, NO, false, W>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
     }
 }
 
 template <int T>
-void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, const mv_norm &nm, cudaStream_t s)
+void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
     switch (batch) {
-    case 1: launch_b<T, 1>(m, x, mode, y, nm, s); break;
-    case 2: launch_b<T, 2>(m, x, mode, y, nm, s); break;
-    case 3: launch_b<T, 3>(m, x, mode, y, nm, s); break;
-    case 4: launch_b<T, 4>(m, x, mode, y, nm, s); break;
-    case 5: launch_b<T, 5>(m, x, mode, y, nm, s); break;
-    case 6: launch_b<T, 6>(m, x, mode, y, nm, s); break;
-    case 7: launch_b<T, 7>(m, x, mode, y, nm, s); break;
-    default: launch_b<T, 8>(m, x, mode, y, nm, s); break;
+    case 1: launch_b<T, 1>(m, x, mode, y, s); break;
+    case 2: launch_b<T, 2>(m, x, mode, y, s); break;
+    case 3: launch_b<T, 3>(m, x, mode, y, s); break;
+    case 4: launch_b<T, 4>(m, x, mode, y, s); break;
+    case 5: launch_b<T, 5>(m, x, mode, y, s); break;
+    case 6: launch_b<T, 6>(m, x, mode, y, s); break;
+    case 7: launch_b<T, 7>(m, x, mode, y, s); break;
+    default: launch_b<T, 8>(m, x, mode, y, s); break;
     }
 }
 
 /* One explicit instantiation file per weight type (parallel builds). */
 #define RL_CU_MV_DECLARE(T, name) \
-    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, \
-                         const mv_norm &nm, cudaStream_t s)
+    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 #define RL_CU_MV_DEFINE(T, name) \
-    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, nm, s); }
+    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, s); }
 RL_CU_MV_DECLARE(RL_TYPE_Q4_0, q4_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q8_0, q8_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q4_K, q4_k);

@@ -23,7 +23,6 @@ struct rl_cu_model {
     float *qkv, *q, *gu;      /* [rows][qkv dim], [rows][q dim], prefill [rows][2 n_ff] */
     rl_cu_act logits;         /* [RL_CU_MAX_BATCH][n_vocab] */
     void *attn_scratch;
-    unsigned *norm_counters;  /* 2 per layer, for the fused RMSNorm epilogues */
     int32_t *d_tok, *d_pos, *d_slot, *d_out; /* [rows] */
     int32_t *h_in;            /* pinned: tokens | pos | slot, RL_CU_MAX_BATCH each */
     int32_t *h_out;           /* pinned, RL_CU_MAX_BATCH */
@@ -197,8 +196,6 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
         (rc = alloc_act(&m->logits, c.n_vocab, RL_CU_MAX_BATCH, false)) ||
         (rc = dalloc(&m->attn_scratch, attn_scr, "attention scratch")) ||
         (rc = rl_cu_check(cudaMemset(m->attn_scratch, 0, attn_scr), "zero attention scratch")) ||
-        (rc = dalloc((void **)&m->norm_counters, 2 * c.n_layer * sizeof(unsigned), "counters")) ||
-        (rc = rl_cu_check(cudaMemset(m->norm_counters, 0, 2 * c.n_layer * sizeof(unsigned)), "zero counters")) ||
         (rc = dalloc((void **)&m->d_tok, rows * 4, "ids")) || (rc = dalloc((void **)&m->d_pos, rows * 4, "ids")) ||
         (rc = dalloc((void **)&m->d_slot, rows * 4, "ids")) || (rc = dalloc((void **)&m->d_out, rows * 4, "ids")) ||
         (rc = dalloc(&m->xh, (size_t)rows * xh_n * 2, "fp16 activations")) ||
@@ -254,7 +251,6 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->q);
     cudaFree(m->gu);
     cudaFree(m->attn_scratch);
-    cudaFree(m->norm_counters);
     cudaFree(m->d_tok);
     cudaFree(m->d_pos);
     cudaFree(m->d_slot);
@@ -340,13 +336,9 @@ static int enqueue_decode(rl_cu_model *m, int n)
     rl_cu_act qkv = {.f = m->qkv, .n = m->layers[0].wqkv.rows};
     int n_split = rl_cu_attn_splits(n, c->n_head);
     TRY(rl_cu_mat_get_rows(&m->tok_embd, m->d_tok, n, m->x, s));
-    TRY(rl_cu_rmsnorm(m->x, m->layers[0].attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        /* The residual updates below also normalize for the next step (fused
-         * epilogue): ffn_norm after attention, the next layer's attn_norm (or
-         * output_norm) after the FFN. */
-        const float *next_norm = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : m->output_norm;
+        TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
         TRY(rl_cu_matvec(&L->wqkv, &m->xn, n, RL_CU_MV_STORE, &qkv, s));
         if (L->bqkv)
             TRY(rl_cu_add_bias(m->qkv, L->bqkv, qkv.n, n, s));
@@ -355,12 +347,12 @@ static int enqueue_decode(rl_cu_model *m, int n)
                               m->attn_scratch, &m->attn, s));
         if (m->attn.q && c->head_dim % 32)
             TRY(rl_cu_quantize(&m->attn, n, s));
-        TRY(rl_cu_matvec_add_norm(&L->wo, &m->attn, n, &xres, L->ffn_norm, c->rms_eps, &m->xn,
-                                  &m->norm_counters[2 * l], s));
+        TRY(rl_cu_matvec(&L->wo, &m->attn, n, RL_CU_MV_ADD, &xres, s));
+        TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
         TRY(rl_cu_matvec(&L->wgu, &m->xn, n, RL_CU_MV_GLU, &m->ffn, s));
-        TRY(rl_cu_matvec_add_norm(&L->wdown, &m->ffn, n, &xres, next_norm, c->rms_eps, &m->xn,
-                                  &m->norm_counters[2 * l + 1], s));
+        TRY(rl_cu_matvec(&L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres, s));
     }
+    TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
     TRY(rl_cu_matvec(&m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits, s));
     return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
 }
@@ -479,7 +471,7 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
 /* ---- profile: each op of the decode step alone, as a graph of R repeats ---- */
 enum { P_EMBD, P_NORM, P_QKV, P_ROPE, P_ATTN, P_O, P_GU, P_DOWN, P_OUT, P_ARGMAX, P_N };
 static const char *const p_names[P_N] = {"embed", "rmsnorm", "qkv matvec", "rope+kv", "attention",
-                                         "o mv+add+norm", "gate/up glu", "down mv+add+norm", "output matvec", "argmax"};
+                                         "o matvec+add", "gate/up glu", "down matvec+add", "output matvec", "argmax"};
 
 static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l)
 {
@@ -496,13 +488,9 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l)
     case P_ATTN:
         return rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n, &m->rope, c->n_ctx,
                                  rl_cu_attn_splits(n, c->n_head), m->attn_scratch, &m->attn, s);
-    case P_O:
-        return rl_cu_matvec_add_norm(&L->wo, &m->attn, n, &xres, L->ffn_norm, c->rms_eps, &m->xn,
-                                     &m->norm_counters[2 * l], s);
+    case P_O: return rl_cu_matvec(&L->wo, &m->attn, n, RL_CU_MV_ADD, &xres, s);
     case P_GU: return rl_cu_matvec(&L->wgu, &m->xn, n, RL_CU_MV_GLU, &m->ffn, s);
-    case P_DOWN:
-        return rl_cu_matvec_add_norm(&L->wdown, &m->ffn, n, &xres, L->attn_norm, c->rms_eps, &m->xn,
-                                     &m->norm_counters[2 * l + 1], s);
+    case P_DOWN: return rl_cu_matvec(&L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres, s);
     case P_OUT: return rl_cu_matvec(&m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits, s);
     default: return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
     }
@@ -555,12 +543,13 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    double per_layer = us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
+    double per_layer = 2 * us[P_NORM] + us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
     double total = us[P_EMBD] + m->c.n_layer * per_layer + us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
-    /* rmsnorm runs once per token; the others are fused into o/down epilogues. */
     fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)\n", n, pos, R);
     for (int op = 0; op < P_N; op++) {
-        int times = op == P_EMBD || op == P_OUT || op == P_ARGMAX || op == P_NORM ? 1 : (int)m->c.n_layer;
+        int times = op == P_EMBD || op == P_OUT || op == P_ARGMAX ? 1 : (int)m->c.n_layer * (op == P_NORM ? 2 : 1);
+        if (op == P_NORM)
+            times++;
         fprintf(out, "  %-16s %8.2f us x %3d = %8.1f us (%4.1f%%)\n", p_names[op], us[op], times, us[op] * times,
                 100.0 * us[op] * times / total);
     }

@@ -6,6 +6,8 @@
 /* ---- RMSNorm ---------------------------------------------------------------- */
 __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, rl_cu_act y)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     __shared__ float sh[32];
     int b = blockIdx.x;
     const float *xr = x + b * n;
@@ -35,12 +37,14 @@ extern "C" int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int6
 {
     if (batch < 1 || n <= 0 || y->n != n)
         return -EINVAL;
-    k_rmsnorm<<<batch, 1024, 0, s>>>(d_x, d_w, eps, n, *y);
+    rl_launch(k_rmsnorm, dim3(batch), dim3(1024), s, d_x, d_w, eps, n, *y);
     return RL_CU_LAUNCHED("rmsnorm");
 }
 
 __global__ void k_quantize(rl_cu_act x, int64_t total_blocks)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     int64_t blk = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (blk >= total_blocks)
         return;
@@ -53,12 +57,14 @@ extern "C" int rl_cu_quantize(const rl_cu_act *x, int batch, cudaStream_t s)
     if (batch < 1 || x->n % 32 || !x->q || !x->ds)
         return -EINVAL;
     int64_t nb = (int64_t)batch * x->n / 32;
-    k_quantize<<<(unsigned)((nb + 7) / 8), 256, 0, s>>>(*x, nb);
+    rl_launch(k_quantize, dim3((unsigned)((nb + 7) / 8)), dim3(256), s, *x, nb);
     return RL_CU_LAUNCHED("quantize");
 }
 
 __global__ void k_add_bias(float *y, const float *bias, int64_t n, int64_t total)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
         y[i] += bias[i % n];
 }
@@ -68,13 +74,15 @@ extern "C" int rl_cu_add_bias(float *d_y, const float *d_bias, int64_t n, int ba
     if (n <= 0 || batch < 1)
         return -EINVAL;
     int64_t total = n * batch, g = (total + 255) / 256;
-    k_add_bias<<<(unsigned)(g < 4096 ? g : 4096), 256, 0, s>>>(d_y, d_bias, n, total);
+    rl_launch(k_add_bias, dim3((unsigned)(g < 4096 ? g : 4096)), dim3(256), s, d_y, d_bias, n, total);
     return RL_CU_LAUNCHED("add_bias");
 }
 
 /* ---- conversions, SwiGLU --------------------------------------------------- */
 __global__ void k_f32_to_f16(const float *x, __half *y, int64_t n)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         y[i] = __float2half(x[i]);
 }
@@ -90,6 +98,8 @@ extern "C" int rl_cu_f32_to_f16(const float *d_x, void *d_y, int64_t n, cudaStre
 
 __global__ void k_swiglu(const float *gu, int64_t n, int64_t total, float *y)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t b = i / n, j = i % n;
         y[i] = rl_silu(gu[b * 2 * n + j]) * gu[b * 2 * n + n + j];
@@ -110,6 +120,8 @@ extern "C" int rl_cu_swiglu(const float *d_gu, int64_t n, int batch, float *d_y,
 __global__ void k_rope_kv(const float *qkv, const int32_t *pos, const int32_t *slot, rl_cu_rope r,
                           int64_t n_ctx, float *q_out, __half *kc, __half *vc)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     int head = blockIdx.x, b = blockIdx.y, hd = r.head_dim, k = threadIdx.x;
     int qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
     const float *src = qkv + (int64_t)b * (qdim + 2 * kvdim) + head * hd;
@@ -164,7 +176,8 @@ extern "C" int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos
     if (batch > 65535)
         return -EINVAL;
     int threads = (r->head_dim / 2 + 31) / 32 * 32;
-    k_rope_kv<<<dim3(r->n_head + 2 * r->n_head_kv, batch), threads, 0, s>>>(d_qkv, d_pos, d_slot, *r, n_ctx, d_q, (__half *)d_kcache, (__half *)d_vcache);
+    rl_launch(k_rope_kv, dim3(r->n_head + 2 * r->n_head_kv, batch), dim3(threads), s, d_qkv, d_pos, d_slot, *r, n_ctx,
+              d_q, (__half *)d_kcache, (__half *)d_vcache);
     return RL_CU_LAUNCHED("rope_kv");
 }
 
@@ -179,6 +192,8 @@ __device__ __forceinline__ void better(float &v, int &i, float v2, int i2)
 
 __global__ void k_argmax(const float *logits, int64_t n, int32_t *out)
 {
+    rl_pdl_trigger();
+    rl_pdl_wait();
     __shared__ float sv[32];
     __shared__ int si[32];
     const float *l = logits + blockIdx.x * n;
@@ -214,6 +229,6 @@ extern "C" int rl_cu_argmax(const float *d_logits, int64_t n_vocab, int batch, i
 {
     if (n_vocab <= 0 || batch < 1)
         return -EINVAL;
-    k_argmax<<<batch, 1024, 0, s>>>(d_logits, n_vocab, d_out);
+    rl_launch(k_argmax, dim3(batch), dim3(1024), s, d_logits, n_vocab, d_out);
     return RL_CU_LAUNCHED("argmax");
 }

@@ -91,13 +91,6 @@ enum {
 int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                  cudaStream_t s);
 
-/* y += W x, then normed = RMSNorm(y) * norm_w (with normed->q filled when
- * set), computed by the last block to finish: one launch instead of two.
- * d_counter: one unsigned, zero before the first call; left zero. */
-int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_cu_act *y,
-                          const float *d_norm_w, float eps, const rl_cu_act *normed, unsigned *d_counter,
-                          cudaStream_t s);
-
 /* ---- element-wise ops ---------------------------------------------------- */
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */
 int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,
