@@ -25,7 +25,7 @@ static void usage(FILE *f)
             "  --step-tokens N    tokens per engine step: decodes + prompt chunks (default 512)\n"
             "  --kv-mb N          KV cache pool in MiB (default: 4 full contexts)\n"
             "  --client-queue N   requests in flight per client (default 1024; more: -EAGAIN)\n"
-            "  --client-kv N      prompt+max_tokens in flight per client (default: half the pool; -EDQUOT)\n"
+            "  --client-kv N      KV positions (prompt+generated) in flight per client (default: half the pool; -EDQUOT)\n"
             "  --verbose          debug logging\n"
             "  --version\n",
             RL_DEFAULT_SOCKET);

@@ -19,8 +19,9 @@
 
 typedef struct rl_sched_limits {
     uint32_t max_queued;   /* requests in flight per client (0: RL_SCHED_DEFAULT_QUEUED) */
-    uint64_t max_kv_tokens;/* per client: sum of n_prompt + max_tokens of its requests in flight
-                            * (0: half of the engine's KV pool when known, else no limit) */
+    uint64_t max_kv_tokens;/* per client: KV positions of its requests in flight, each counted as
+                            * n_prompt + tokens generated so far (0: half of the engine's KV
+                            * pool when known, else no limit) */
 } rl_sched_limits;
 
 #define RL_SCHED_DEFAULT_QUEUED 1024u /* = the transport's hard cap (RL_CONN_MAX_REQS) */
@@ -31,8 +32,8 @@ typedef struct rl_sched_usage {
     uint64_t kv_tokens;
 } rl_sched_usage;
 
-/* May a new request of n_tokens (prompt + max_tokens) join a client that has
- * *u in flight? 0, or -EAGAIN (too many requests queued) / -EDQUOT (KV quota)
+/* May a new request of n_tokens (its prompt) join a client that has *u in
+ * flight? 0, or -EAGAIN (too many requests queued) / -EDQUOT (KV quota)
  * with a message for the client in msg. */
 int rl_sched_admit(const rl_sched_limits *lim, const rl_sched_usage *u, uint64_t n_tokens, char *msg,
                    size_t msglen);

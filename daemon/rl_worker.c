@@ -381,7 +381,7 @@ static void admit(rl_worker *w, rl_wreq *r)
         }
         if (!o->final) {
             u.n_req++;
-            u.kv_tokens += (uint64_t)o->n_prompt + o->max_tokens;
+            u.kv_tokens += (uint64_t)o->n_prompt + o->n_gen; /* positions it needs now */
         }
     }
     if (same >= RL_CONN_MAX_REQS) {
@@ -390,7 +390,7 @@ static void admit(rl_worker *w, rl_wreq *r)
     }
     /* per-client fairness limits: -EAGAIN (queue) / -EDQUOT (KV), with a message */
     char lm[RL_WIRE_MAX_ERRMSG];
-    int lrc = rl_sched_admit(&w->lim, &u, (uint64_t)r->n_prompt + r->max_tokens, lm, sizeof lm);
+    int lrc = rl_sched_admit(&w->lim, &u, r->n_prompt, lm, sizeof lm);
     if (lrc < 0) {
         set_final(w, r, RL_WIRE_EV_ERROR, lrc, 0, lm);
         return;

@@ -168,14 +168,14 @@ START_TEST(kv_quota_is_per_client)
     if (!have_model())
         return;
     tt_daemon t;
-    start(&t, 64, 0, 100);
+    start(&t, 64, 0, 60);
     ringlm_conn *a = tt_connect(&t), *b = tt_connect(&t);
     int32_t pr[40];
     fill(pr, 40, 6);
     ringlm_params p = greedy(30, 0);
     ringlm_req a1, a2, b1;
-    ck_assert_int_eq(ringlm_submit_tokens(a, pr, 40, &p, &a1), 0); /* 70 tokens */
-    ck_assert_int_eq(ringlm_submit_tokens(a, pr, 40, &p, &a2), 0); /* 140 > 100 */
+    ck_assert_int_eq(ringlm_submit_tokens(a, pr, 40, &p, &a1), 0); /* 40 positions */
+    ck_assert_int_eq(ringlm_submit_tokens(a, pr, 40, &p, &a2), 0); /* 40 + 40 > 60 */
     ck_assert_int_eq(ringlm_submit_tokens(b, pr, 40, &p, &b1), 0); /* b has its own quota */
     int st;
     char m[256];
