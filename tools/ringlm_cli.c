@@ -12,7 +12,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: ringlm [--socket PATH] COMMAND [options]\n"
                "  generate [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P]\n"
-               "           [--repeat-penalty R] [--stop STR]... [--timings] \"prompt\"\n"
+               "           [--repeat-penalty R] [--stop STR]... [--priority N] [--timings] \"prompt\"\n"
                "  chat     [same sampling options] [--system TEXT]   (user lines from stdin)\n"
                "  info     [--json]\n"
                "  tokenize --model FILE [--add-special] [--parse-special] TEXT\n"
@@ -42,7 +42,8 @@ static int parse_gen(int argc, char **argv, gen_opts *g)
         {"top-k", required_argument, 0, 'k'},  {"top-p", required_argument, 0, 'p'},
         {"min-p", required_argument, 0, 'm'},  {"repeat-penalty", required_argument, 0, 'r'},
         {"stop", required_argument, 0, 'S'},   {"timings", no_argument, 0, 'T'},
-        {"system", required_argument, 0, 'y'}, {0, 0, 0, 0},
+        {"system", required_argument, 0, 'y'}, {"priority", required_argument, 0, 'P'},
+        {0, 0, 0, 0},
     };
     optind = 1;
     int ch;
@@ -63,6 +64,11 @@ static int parse_gen(int argc, char **argv, gen_opts *g)
             g->stop[g->p.n_stop++] = optarg;
             break;
         case 'T': g->timings = 1; break;
+        case 'P': { /* 0 normal, higher: latency-critical (scheduled first) */
+            unsigned long v = strtoul(optarg, NULL, 10);
+            g->p.priority = (uint8_t)(v > 255 ? 255 : v);
+            break;
+        }
         case 'y': g->system = optarg; break;
         default: return -1;
         }
