@@ -174,8 +174,10 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             s->step_id = id;
     }
     /* Priority levels from the highest down (latency-critical first, so they can
-     * take KV from lower ones); in each, pass 0 takes decode tokens first
-     * (latency), pass 1 prompt chunks with what is left, in the order given. */
+     * take KV from lower ones); in each, pass 0 resumes preempted sequences
+     * (recomputing their KV; they are older than whoever took it, so they may
+     * take it back), pass 1 takes decode tokens (latency), pass 2 prompt chunks
+     * with what is left, in the order given. */
     int level = 256;
     for (;;) {
         int pr = -1;
@@ -185,7 +187,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         if (pr < 0)
             break;
         level = pr;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         for (uint32_t i = 0; i < n && budget > 0 && nf < L->step_tokens; i++) {
             rl_seq *s = items[i].seq;
             if (items[i].status < 0)
@@ -193,7 +195,8 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             if (s->ps.in_step || s->ps.priority != pr)
                 continue; /* another priority level */
             bool decode = s->kv.n_pos == s->ps.n_toks;
-            if (decode != (pass == 0))
+            int want_pass = decode ? 1 : s->next >= 0 ? 0 : 2;
+            if (want_pass != pass)
                 continue;
             if (decode && s->next < 0) { /* finished prompt but nothing sampled: cannot happen */
                 items[i].status = -EINVAL;
