@@ -6,7 +6,6 @@
 #include "rl_prefix.h"
 
 #define RL_PREFIX_NONE UINT32_MAX
-#define NONE RL_PREFIX_NONE
 
 typedef struct rl_prefix_ent {
     uint64_t serial;        /* 0: slot unused */
