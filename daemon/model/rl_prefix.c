@@ -154,6 +154,11 @@ uint32_t rl_prefix_entries(const rl_prefix *p)
     return p->n_ent;
 }
 
+bool rl_prefix_cached(const rl_prefix *p, uint32_t b)
+{
+    return b < p->n_blocks && p->e[b].serial != 0;
+}
+
 uint32_t rl_prefix_idle_blocks(const rl_prefix *p)
 {
     uint32_t n = 0;

@@ -28,4 +28,7 @@ struct rl_prefix {
     rl_prefix_stats st;
 };
 
+/* Block b is in the cache. */
+bool rl_prefix_cached(const rl_prefix *p, uint32_t b);
+
 #endif
