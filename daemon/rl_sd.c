@@ -165,8 +165,11 @@ int rl_sd_watchdog_tick(rl_sd_watchdog *w, uint64_t now_us, uint64_t progress, b
         }
         return -1;
     }
-    /* Ping at half the interval, as sd_watchdog_enabled(3) recommends. */
-    if (w->last_ping_us == 0 || now_us - w->last_ping_us >= w->interval_us / 2) {
+    /* Ping at half the interval, as sd_watchdog_enabled(3) recommends; half a
+     * tick of slack so that a tick arriving a hair early does not push the
+     * ping a whole tick later (worst spacing: interval/2 + period/2 + jitter). */
+    if (w->last_ping_us == 0 ||
+        now_us - w->last_ping_us + rl_sd_watchdog_period_us(w) / 2 >= w->interval_us / 2) {
         w->last_ping_us = now_us;
         rl_sd_watchdog_ping();
         return 1;

@@ -31,6 +31,7 @@ struct rl_service {
     bool cfg_explicit;
     bool overridden[N_OVERRIDES];
     bool activated;
+    const rl_daemon_opts *opts; /* main's options: read back after its getopt */
     rl_daemon *d;
     rl_sd_watchdog wd;
     char last_status[256];
@@ -148,6 +149,7 @@ int rl_service_begin(rl_service **out, rl_daemon_opts *o, int *argc, char **argv
     if (!s)
         return -ENOMEM;
     snprintf(s->cfg_path, sizeof s->cfg_path, "%s", RL_CFG_DEFAULT_FILE);
+    s->opts = o;
     int rc = scan_args(s, argc, argv);
     if (rc == 0)
         rc = load_cfg(s, &s->cfg);
@@ -392,9 +394,40 @@ static void on_reload(rl_daemon *d, void *user)
     rl_sd_ready(s->last_status);
 }
 
+/* The command line overrode some keys after begin(): record the values in
+ * effect, so that a reload keeps them rather than the file's. */
+static void sync_overrides(rl_service *s)
+{
+    const rl_daemon_opts *o = s->opts;
+    char v[32];
+    for (size_t k = 0; k < N_OVERRIDES; k++) {
+        if (!s->overridden[k])
+            continue;
+        const char *key = overrides[k].key;
+        if (strcmp(key, "socket") == 0 && o->socket_path)
+            rl_cfg_set(&s->cfg, key, o->socket_path, NULL, 0);
+        else if (strcmp(key, "model") == 0)
+            rl_cfg_set(&s->cfg, key, o->model_path ? o->model_path : "", NULL, 0);
+        else if (strcmp(key, "device") == 0 && o->engine)
+            s->cfg.device = strcmp(o->engine, "test") == 0 ? RL_DEVICE_TEST
+                            : s->cfg.device == RL_DEVICE_TEST ? RL_DEVICE_CPU
+                                                              : s->cfg.device;
+        else if (strcmp(key, "threads") == 0 && o->n_threads >= 0)
+            s->cfg.threads = (uint32_t)o->n_threads;
+        else if (strcmp(key, "spin_window") == 0 && o->spin_us >= 0) {
+            snprintf(v, sizeof v, "%dus", o->spin_us);
+            rl_cfg_set(&s->cfg, key, v, NULL, 0);
+        } else if (strcmp(key, "max_clients") == 0 && o->max_clients > 0)
+            s->cfg.max_clients = (uint32_t)o->max_clients;
+        else if (strcmp(key, "log_level") == 0)
+            s->cfg.log_level = rl_log_get_level();
+    }
+}
+
 void rl_service_attach(rl_service *s, rl_daemon *d)
 {
     s->d = d;
+    sync_overrides(s);
     rl_log_fields(LOG_INFO, "ringlmd %s: config %s%s, %s, shutdown deadline %" PRIu64 " ms\nRL_MODEL=%s\nRL_CONFIG=%s",
                   RL_VERSION, s->cfg_path, s->cfg_explicit ? "" : " (default path)",
                   s->activated ? "socket-activated" : "own socket", s->cfg.shutdown_deadline_us / 1000,

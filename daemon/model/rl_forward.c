@@ -240,18 +240,18 @@ static void att_item_run(rl_fwd *f, const att_item *it, float *scr)
                 uint32_t h = it->kvh * group + g, qi = (t - it->t0) * group + g;
                 const float *q = f->q + t * Q + (size_t)h * hd;
                 float m_new = mx[qi];
+                rl_ops_dot_rows(kb, nvalid, q, (int)hd, s);
                 for (int j = 0; j < nvalid; j++) {
-                    s[j] = rl_ops_dot(q, kb + (size_t)j * hd, (int)hd) * scale;
+                    s[j] *= scale;
                     m_new = s[j] > m_new ? s[j] : m_new;
                 }
                 float corr = expf(mx[qi] - m_new); /* 0 on the first block: mx is -inf */
-                float *a = acc + (size_t)qi * hd;
                 float l = sum[qi] * corr;
                 for (int j = 0; j < nvalid; j++) {
-                    float p = expf(s[j] - m_new);
-                    l += p;
-                    rl_ops_scale_axpy(a, j == 0 ? corr : 1.f, p, vb + (size_t)j * hd, (int)hd);
+                    s[j] = expf(s[j] - m_new);
+                    l += s[j];
                 }
+                rl_ops_mix_rows(acc + (size_t)qi * hd, corr, s, vb, nvalid, (int)hd);
                 mx[qi] = m_new;
                 sum[qi] = l;
             }

@@ -2,7 +2,12 @@
  *
  * One engine holds one mapped model (shared by every sequence), a paged KV
  * cache pool, a thread pool, and runs each step() as one batched forward pass
- * (decode tokens plus prompt chunks, up to step_tokens tokens). */
+ * (decode tokens of running sequences first, then prompt chunks, up to
+ * step_tokens tokens; an item left out by the budget gets token -1, status 0).
+ * Per item errors: -ENOSPC (context or KV pool full), -EINVAL (NULL or
+ * repeated sequence). Results do not depend on how sequences are batched.
+ * tokenize() parses control-token text ("<|eot_id|>") into control tokens, as
+ * chat_format() output needs. */
 #ifndef RL_LLM_H
 #define RL_LLM_H
 

@@ -16,8 +16,8 @@
 /* From rl_gemm_q.c: a SIMD micro-kernel for wt, or NULL; its activation format. */
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt);
 size_t rl_gemm_q_packed_row(int64_t k);
-void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k);
-void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k);
+void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt);
+void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt);
 
 size_t rl_gemm_scratch_size(rl_type wt, int64_t k, int64_t n_tok)
 {
@@ -38,6 +38,7 @@ typedef struct prep_ctx {
     size_t row_bytes;
     uint8_t *packed;     /* non-NULL: also repack for the micro-kernel */
     size_t packed_bytes;
+    rl_type wt;          /* the packing depends on the weight type */
     _Atomic int64_t next; /* next row to convert (rows are handed out dynamically) */
 } prep_ctx;
 
@@ -50,7 +51,7 @@ static void prep_worker(void *vc, int ith, int nth)
         if (t >= c->n_tok)
             break;
         if (c->packed) /* quantize and repack in one pass */
-            rl_gemm_q_quant_pack(c->x + t * c->k, c->packed + (size_t)t * c->packed_bytes, c->k);
+            rl_gemm_q_quant_pack(c->x + t * c->k, c->packed + (size_t)t * c->packed_bytes, c->k, c->wt);
         else
             c->conv(c->x + t * c->k, c->dst + (size_t)t * c->row_bytes, c->k);
     }
@@ -67,7 +68,7 @@ int rl_gemm_prepare(rl_pool *p, rl_gemm_act *a, rl_type wt, const float *x, int6
     size_t rb = rl_type_row_size(vt, k);
     if (!vtt || rb == 0 || rl_type_row_size(wt, k) == 0)
         return -EINVAL;
-    bool packed = rl_gemm_q_kernel(wt) != NULL;
+    int packed = rl_gemm_q_kernel(wt) != NULL ? (int)wt + 1 : 0;
     if (a->x == x && a->k == k && a->n_tok == n_tok && a->type == vt && a->packed == packed && a->data)
         return 0; /* already converted for this type */
     a->x = x;
@@ -82,7 +83,7 @@ int rl_gemm_prepare(rl_pool *p, rl_gemm_act *a, rl_type wt, const float *x, int6
     }
     if (!vtt->from_float)
         return -EINVAL;
-    prep_ctx c = {x, k, n_tok, vtt->from_float, scratch, rb, NULL, 0, 0};
+    prep_ctx c = {x, k, n_tok, vtt->from_float, scratch, rb, NULL, 0, wt, 0};
     if (packed) {
         c.packed = (uint8_t *)scratch + rb * (size_t)n_tok;
         c.packed_bytes = rl_gemm_q_packed_row(k);
@@ -131,7 +132,8 @@ static void tile_generic(const run_mat *c, int64_t r0, int nr, int64_t t0, int n
 
 static void run_item(const run_mat *c, int64_t it)
 {
-    int64_t rt = it / c->n_tt, tt = it % c->n_tt;
+    /* token tile outer: the tile's packed activations stay in L2 while weight rows stream past */
+    int64_t tt = it / c->n_rt, rt = it % c->n_rt;
     int64_t r0 = rt * RL_GEMM_ROWS, t0 = tt * RL_GEMM_TOKS;
     int64_t r1 = r0 + RL_GEMM_ROWS < c->n_rows ? r0 + RL_GEMM_ROWS : c->n_rows;
     int64_t t1 = t0 + RL_GEMM_TOKS < c->a->n_tok ? t0 + RL_GEMM_TOKS : c->a->n_tok;

@@ -26,7 +26,7 @@ typedef struct rl_gemm_act {
     rl_type type;     /* vec_dot_type they were converted to */
     const void *data; /* converted rows, row_bytes apart */
     size_t row_bytes;
-    bool packed;      /* repacked for the int8 micro-kernels (rl_gemm_q.c) */
+    int packed;       /* 0, or 1 + the weight type it was repacked for (rl_gemm_q.c) */
 } rl_gemm_act;
 
 /* Bytes of scratch rl_gemm_prepare needs for n_tok rows of k for weights of type wt. */

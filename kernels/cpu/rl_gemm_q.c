@@ -6,8 +6,8 @@
  * Trick 1: each weight block loaded into a register is reused for 4 tokens,
  * each activation block (from L1) for 4 rows.
  * Trick 2: activations are repacked once per matmul into what the inner loop
- * wants per block: 32 quants, the scale broadcast to 8 lanes, and the
- * per-4-quant sums times -8 and -128. vpdpbusd needs one unsigned operand:
+ * wants per block: 32 quants, the per-4-quant sums times -8 (for Q4_0
+ * weights) or -128 (Q8_0), and the scale as a float. vpdpbusd needs one unsigned operand:
  *   Q4_0: w in 0..15 (unsigned) . a (signed), the accumulator started at
  *         -8 * sum(a), giving sum((w - 8) * a) exactly;
  *   Q8_0: (w + 128) (unsigned) . a (signed), started at -128 * sum(a).
@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RL_QP_BLOCK 128 /* packed bytes per token per block: quants, scales, -8 sum, -128 sum */
+/* packed bytes per token per block: 32 quants, 8 int32 sums (x -8 for Q4_0
+ * weights, x -128 for Q8_0), the float scale */
+#define RL_QP_BLOCK 68
 
 size_t rl_gemm_q_packed_row(int64_t k)
 {
@@ -48,23 +50,25 @@ RL_VNNI static inline float ld_half(const uint8_t *p)
     return _cvtsh_ss(h);
 }
 
-/* One block's 32 quants (and its half scale) -> the packed block. */
-RL_VNNI static inline void pack_block(__m256i q, uint16_t dh, uint8_t *dst)
+/* One block's 32 quants (and its half scale) -> the packed block; shift 3
+ * for Q4_0 weights (-8 * sum), 7 for Q8_0 (-128 * sum). */
+RL_VNNI static inline void pack_block(__m256i q, uint16_t dh, uint8_t *dst, int shift)
 {
     __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
+    float d = _cvtsh_ss(dh);
     _mm256_storeu_si256((__m256i *)dst, q);
-    _mm256_storeu_ps((float *)(dst + 32), _mm256_set1_ps(_cvtsh_ss(dh)));
-    _mm256_storeu_si256((__m256i *)(dst + 64), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s, 3)));
-    _mm256_storeu_si256((__m256i *)(dst + 96), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s, 7)));
+    _mm256_storeu_si256((__m256i *)(dst + 32),
+                        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_sll_epi32(s, _mm_cvtsi32_si128(shift))));
+    memcpy(dst + 64, &d, 4);
 }
 
 /* One Q8_0 row of nb blocks -> packed blocks. */
-RL_VNNI static void pack_row(const uint8_t *src, uint8_t *dst, int64_t nb)
+RL_VNNI static void pack_row(const uint8_t *src, uint8_t *dst, int64_t nb, int shift)
 {
     for (int64_t b = 0; b < nb; b++, src += Q80_BYTES, dst += RL_QP_BLOCK) {
         uint16_t dh;
         memcpy(&dh, src, 2);
-        pack_block(_mm256_loadu_si256((const __m256i *)(src + 2)), dh, dst);
+        pack_block(_mm256_loadu_si256((const __m256i *)(src + 2)), dh, dst, shift);
     }
 }
 
@@ -85,12 +89,12 @@ RL_VNNI static inline __m256i quant32(const float *x, uint16_t *dh)
 }
 
 /* Floats -> packed blocks directly (same bytes as from_float then pack_row). */
-RL_VNNI static void quant_pack_row(const float *x, uint8_t *dst, int64_t nb)
+RL_VNNI static void quant_pack_row(const float *x, uint8_t *dst, int64_t nb, int shift)
 {
     for (int64_t b = 0; b < nb; b++, dst += RL_QP_BLOCK) {
         uint16_t dh;
         __m256i q = quant32(x + b * 32, &dh);
-        pack_block(q, dh, dst);
+        pack_block(q, dh, dst, shift);
     }
 }
 
@@ -104,7 +108,7 @@ RL_VNNI static inline float hsum256(__m256 v)
 
 /* The tile: for each block, each row's weights are loaded once (LOAD_W: wv
  * quants as unsigned bytes, wd the scale in 8 lanes), then used for NT tokens. */
-#define TILE_BODY(NR, NT, LOAD_W, SUM_OFF)                                                            \
+#define TILE_BODY(NR, NT, LOAD_W)                                                                     \
     __m256 acc[NR][NT];                                                                               \
     UNROLL for (int r = 0; r < NR; r++)                                                               \
         UNROLL for (int t = 0; t < NT; t++)                                                           \
@@ -119,9 +123,9 @@ RL_VNNI static inline float hsum256(__m256 v)
             LOAD_W                                                                                    \
             UNROLL for (int t = 0; t < NT; t++) {                                                     \
                 const uint8_t *a = ap + t * a_stride;                                                 \
-                __m256i isum = _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)(a + SUM_OFF)), wv, \
+                __m256i isum = _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)(a + 32)), wv,     \
                                                    _mm256_loadu_si256((const __m256i *)a));           \
-                __m256 sc = _mm256_mul_ps(wd, _mm256_loadu_ps((const float *)(a + 32)));              \
+                __m256 sc = _mm256_mul_ps(wd, _mm256_broadcast_ss((const float *)(a + 64)));          \
                 acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), sc, acc[r][t]);                 \
             }                                                                                         \
         }                                                                                             \
@@ -140,7 +144,7 @@ RL_VNNI static inline float hsum256(__m256 v)
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
         const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
-        TILE_BODY(NR, NT, Q4_LOAD_W, 64)                                                              \
+        TILE_BODY(NR, NT, Q4_LOAD_W)                                                              \
     }
 RL_GEMM_TILES(DEF_Q4)
 #undef WB
@@ -154,7 +158,7 @@ RL_GEMM_TILES(DEF_Q4)
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
         const __m256i flip = _mm256_set1_epi8((char)0x80);                                            \
-        TILE_BODY(NR, NT, Q8_LOAD_W, 96)                                                              \
+        TILE_BODY(NR, NT, Q8_LOAD_W)                                                              \
     }
 RL_GEMM_TILES(DEF_Q8)
 #undef WB
@@ -178,24 +182,24 @@ static void q8_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const v
     q8_tiles[nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
 }
 
-void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k)
+void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt)
 {
-    pack_row(q8_0_row, dst, k / 32);
+    pack_row(q8_0_row, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
 }
 
-void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k)
+void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt)
 {
-    quant_pack_row(x, dst, k / 32);
+    quant_pack_row(x, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
 }
 #else
-void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k)
+void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt)
 {
-    (void)q8_0_row, (void)dst, (void)k;
+    (void)q8_0_row, (void)dst, (void)k, (void)wt;
 }
 
-void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k)
+void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt)
 {
-    (void)x, (void)dst, (void)k;
+    (void)x, (void)dst, (void)k, (void)wt;
 }
 #endif
 

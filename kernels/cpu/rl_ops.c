@@ -155,6 +155,31 @@ RL_AVX2 static float dot_avx2(const float *x, const float *y, int n)
     return s;
 }
 
+RL_AVX2 static void dot_rows_avx2(const float *K, int rows, const float *q, int n, float *out)
+{
+    for (int j = 0; j < rows; j++)
+        out[j] = dot_avx2(K + (size_t)j * n, q, n);
+}
+
+/* Trick: each 8-wide slice of y stays in a register while all rows add in. */
+RL_AVX2 static void mix_rows_avx2(float *y, float b, const float *p, const float *V, int rows, int n)
+{
+    __m256 vb = _mm256_set1_ps(b);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_mul_ps(vb, _mm256_loadu_ps(y + i));
+        for (int j = 0; j < rows; j++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(V + (size_t)j * n + i), acc);
+        _mm256_storeu_ps(y + i, acc);
+    }
+    for (; i < n; i++) {
+        float acc = y[i] * b;
+        for (int j = 0; j < rows; j++)
+            acc += p[j] * V[(size_t)j * n + i];
+        y[i] = acc;
+    }
+}
+
 RL_AVX2 static void scale_axpy_avx2(float *y, float b, float a, const float *x, int n)
 {
     __m256 vb = _mm256_set1_ps(b), va = _mm256_set1_ps(a);
@@ -174,16 +199,86 @@ static float dot_scalar(const float *x, const float *y, int n)
     return s;
 }
 
+static void dot_rows_scalar(const float *K, int rows, const float *q, int n, float *out)
+{
+    for (int j = 0; j < rows; j++)
+        out[j] = dot_scalar(K + (size_t)j * n, q, n);
+}
+
+static void mix_rows_scalar(float *y, float b, const float *p, const float *V, int rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float acc = y[i] * b;
+        for (int j = 0; j < rows; j++)
+            acc += p[j] * V[(size_t)j * n + i];
+        y[i] = acc;
+    }
+}
+
 static void scale_axpy_scalar(float *y, float b, float a, const float *x, int n)
 {
     for (int i = 0; i < n; i++)
         y[i] = y[i] * b + a * x[i];
 }
 
+/* RoPE: angle of pair i at position pos is pos * inv_freq[i]. The angles are
+ * computed in double so long positions keep their precision. */
+static void rope_apply_scalar(float *x, int n_head, int head_dim, const float *cs, const float *sn, bool neox)
+{
+    int half = head_dim / 2;
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float a = v[i0], b = v[i1];
+            v[i0] = a * cs[i] - b * sn[i];
+            v[i1] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+#ifdef RL_X86
+/* Adjacent pairs: with c and s duplicated per pair and the pair swapped,
+ * fmaddsub gives x0*c - x1*s in even lanes and x1*c + x0*s in odd lanes.
+ * NeoX halves: plain vertical arithmetic on the two halves. */
+RL_AVX2 static void rope_apply_avx2(float *x, int n_head, int head_dim, const float *cs, const float *sn, bool neox)
+{
+    int half = head_dim / 2;
+    if (half % 8 != 0) {
+        rope_apply_scalar(x, n_head, head_dim, cs, sn, neox);
+        return;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * head_dim;
+        if (neox) {
+            for (int i = 0; i < half; i += 8) {
+                __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + half + i);
+                __m256 c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+                _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+                _mm256_storeu_ps(v + half + i, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+            }
+        } else {
+            for (int i = 0; i < half; i += 4) { /* 4 pairs = 8 values */
+                __m128 c4 = _mm_loadu_ps(cs + i), s4 = _mm_loadu_ps(sn + i);
+                __m256 c = _mm256_set_m128(_mm_unpackhi_ps(c4, c4), _mm_unpacklo_ps(c4, c4));
+                __m256 s = _mm256_set_m128(_mm_unpackhi_ps(s4, s4), _mm_unpacklo_ps(s4, s4));
+                __m256 xv = _mm256_loadu_ps(v + 2 * i);
+                __m256 sw = _mm256_permute_ps(xv, 0xB1); /* swap within pairs */
+                _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(sw, s)));
+            }
+        }
+    }
+}
+#endif
+
+static void (*rope_apply_fn)(float *, int, int, const float *, const float *, bool) = rope_apply_scalar;
+
 /* ---- dispatch ---- */
 
 static float (*dot_fn)(const float *, const float *, int) = dot_scalar;
 static void (*scale_axpy_fn)(float *, float, float, const float *, int) = scale_axpy_scalar;
+static void (*dot_rows_fn)(const float *, int, const float *, int, float *) = dot_rows_scalar;
+static void (*mix_rows_fn)(float *, float, const float *, const float *, int, int) = mix_rows_scalar;
 
 
 static void (*rmsnorm_fn)(float *, const float *, const float *, int, float) = rmsnorm_scalar;
@@ -201,6 +296,9 @@ void rl_ops_init(void)
         swiglu_fn = swiglu_avx2;
         dot_fn = dot_avx2;
         scale_axpy_fn = scale_axpy_avx2;
+        dot_rows_fn = dot_rows_avx2;
+        rope_apply_fn = rope_apply_avx2;
+        mix_rows_fn = mix_rows_avx2;
     }
 #endif
 }
@@ -226,8 +324,6 @@ void rl_ops_add(float *y, const float *x, int n)
         y[i] += x[i];
 }
 
-/* RoPE: angle of pair i at position pos is pos * inv_freq[i]. The angles are
- * computed in double so long positions keep their precision. */
 void rl_ops_rope(float *x, int n_head, int head_dim, int32_t pos, const float *inv_freq, bool neox)
 {
     int half = head_dim / 2;
@@ -237,15 +333,7 @@ void rl_ops_rope(float *x, int n_head, int head_dim, int32_t pos, const float *i
         cs[i] = (float)cos(a);
         sn[i] = (float)sin(a);
     }
-    for (int h = 0; h < n_head; h++) {
-        float *v = x + (size_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
-            float a = v[i0], b = v[i1];
-            v[i0] = a * cs[i] - b * sn[i];
-            v[i1] = a * sn[i] + b * cs[i];
-        }
-    }
+    rope_apply_fn(x, n_head, head_dim, cs, sn, neox);
 }
 
 float rl_ops_dot(const float *x, const float *y, int n)
@@ -256,4 +344,14 @@ float rl_ops_dot(const float *x, const float *y, int n)
 void rl_ops_scale_axpy(float *y, float b, float a, const float *x, int n)
 {
     scale_axpy_fn(y, b, a, x, n);
+}
+
+void rl_ops_dot_rows(const float *K, int rows, const float *q, int n, float *out)
+{
+    dot_rows_fn(K, rows, q, n, out);
+}
+
+void rl_ops_mix_rows(float *y, float b, const float *p, const float *V, int rows, int n)
+{
+    mix_rows_fn(y, b, p, V, rows, n);
 }

@@ -73,7 +73,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
             const __half *kr = kb + (tile + j) * kvdim;
             float dot = 0.0f;
             if (vec) {
-#pragma unroll 16
+#pragma unroll(HDC ? 16 : 4)
                 for (int d = 0; d < hd; d += 8) {
                     uint4 raw = *(const uint4 *)(kr + d);
                     const __half2 *h2 = (const __half2 *)&raw;
@@ -223,9 +223,11 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
     float *partials = (float *)((char *)d_scratch + counters_bytes(batch, r->n_head));
     dim3 grid(n_split, r->n_head, batch), block(ATT_THREADS);
     const __half *kc = (const __half *)d_kcache, *vc = (const __half *)d_vcache;
-    if (r->head_dim == 64)
+    /* Specialised head sizes pay off for decode (few blocks, latency-bound);
+     * prefill (unsplit, thousands of blocks) measured faster generic. */
+    if (r->head_dim == 64 && n_split > 1)
         rl_launch(k_attn_split<64>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
-    else if (r->head_dim == 128)
+    else if (r->head_dim == 128 && n_split > 1)
         rl_launch(k_attn_split<128>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
     else
         rl_launch(k_attn_split<0>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);

@@ -4,6 +4,11 @@
 #include "rl_cu_common.cuh"
 
 /* ---- RMSNorm ---------------------------------------------------------------- */
+/* One block per row. Rows of up to 32 * 8 blocks of 32 keep their values in
+ * registers (one pass over memory, all loads issued at once); longer rows
+ * take a second pass. */
+#define NORM_THREADS 1024
+#define NORM_MAXB 8
 __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, rl_cu_act y)
 {
     rl_pdl_trigger();
@@ -11,15 +16,39 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
     __shared__ float sh[32];
     int b = blockIdx.x;
     const float *xr = x + b * n;
+    float *yr = y.f + b * n;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (n % 32 == 0 && n / 32 <= (int64_t)nw * NORM_MAXB) {
+        float xv[NORM_MAXB], wv[NORM_MAXB], ss = 0.0f;
+#pragma unroll
+        for (int k = 0; k < NORM_MAXB; k++) {
+            int64_t i = (int64_t)(warp + k * nw) * 32 + lane;
+            xv[k] = i < n ? xr[i] : 0.0f;
+            wv[k] = i < n ? w[i] : 0.0f;
+            ss += xv[k] * xv[k];
+        }
+        ss = rl_block_sum(ss, sh);
+        float rs = rsqrtf(ss / (float)n + eps);
+        __syncthreads(); /* every x is read before y (which may alias x) is written */
+#pragma unroll
+        for (int k = 0; k < NORM_MAXB; k++) {
+            int64_t blk = warp + k * nw;
+            if (blk * 32 >= n)
+                break; /* warp-uniform */
+            float v = xv[k] * rs * wv[k];
+            yr[blk * 32 + lane] = v;
+            if (y.q)
+                rl_quant_block_warp(v, y.q + b * n + blk * 32, y.ds + (b * (n / 32) + blk) * 2);
+        }
+        return;
+    }
     float ss = 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
         ss += xr[i] * xr[i];
     ss = rl_block_sum(ss, sh);
     float rs = rsqrtf(ss / (float)n + eps);
     __syncthreads(); /* everyone has read x before y (which may alias x) is written */
-    float *yr = y.f + b * n;
     if (y.q && n % 32 == 0) {
-        int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
         for (int64_t blk = warp; blk < n / 32; blk += nw) {
             int64_t i = blk * 32 + lane;
             float v = xr[i] * rs * w[i];
@@ -37,7 +66,7 @@ extern "C" int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int6
 {
     if (batch < 1 || n <= 0 || y->n != n)
         return -EINVAL;
-    rl_launch(k_rmsnorm, dim3(batch), dim3(1024), s, d_x, d_w, eps, n, *y);
+    rl_launch(k_rmsnorm, dim3(batch), dim3(NORM_THREADS), s, d_x, d_w, eps, n, *y);
     return RL_CU_LAUNCHED("rmsnorm");
 }
 
@@ -199,6 +228,7 @@ __global__ void k_argmax(const float *logits, int64_t n, int32_t *out)
     const float *l = logits + blockIdx.x * n;
     float v = -INFINITY;
     int idx = 0x7fffffff;
+#pragma unroll 8
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
         float x = l[i];
         if (x != x) /* NaN never wins */

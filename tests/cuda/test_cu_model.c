@@ -110,14 +110,22 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
 }
 END_TEST
 
+/* Generate up to n tokens from text with the given sampling; returns the count. */
+static int generate_s(rl_engine *e, const char *text, int32_t *out, int n, rl_sampling smp);
+
 /* Generate up to n tokens greedily from text; returns the count. */
 static int generate(rl_engine *e, const char *text, int32_t *out, int n)
+{
+    rl_sampling g = {.temperature = 0, .top_p = 1, .repeat_penalty = 1};
+    return generate_s(e, text, out, n, g);
+}
+
+static int generate_s(rl_engine *e, const char *text, int32_t *out, int n, rl_sampling smp)
 {
     int32_t prompt[128];
     int np = e->ops->tokenize(e, text, strlen(text), true, prompt, 128);
     ck_assert_int_gt(np, 0);
-    rl_seq_desc d = {.prompt = prompt, .n_prompt = (uint32_t)np, .max_tokens = (uint32_t)n,
-                     .sampling = {.temperature = 0, .top_p = 1, .repeat_penalty = 1}};
+    rl_seq_desc d = {.prompt = prompt, .n_prompt = (uint32_t)np, .max_tokens = (uint32_t)n, .sampling = smp};
     rl_seq *s;
     ck_assert_int_eq(e->ops->seq_new(e, &d, &s), 0);
     int k = 0;
@@ -167,6 +175,27 @@ START_TEST(greedy_text_identical_to_cpu_on_stories260K)
 }
 END_TEST
 
+START_TEST(sampling_reads_logits_and_is_deterministic_per_seed)
+{
+    NEED_MODEL();
+    char err[256] = "";
+    rl_engine *gpu;
+    ck_assert_msg(rl_engine_cuda_create(model_path, 1, &gpu, err, sizeof err) == 0, "%s", err);
+    uint64_t s = tcu_seed("sampling");
+    rl_sampling smp = {.temperature = 0.9f, .top_k = 40, .top_p = 0.95f, .repeat_penalty = 1.1f,
+                       .repeat_last_n = 32, .seed = s};
+    int32_t a[64], b[64];
+    int na = generate_s(gpu, "Once upon a time", a, 64, smp);
+    int nb = generate_s(gpu, "Once upon a time", b, 64, smp);
+    ck_assert_int_eq(na, nb);
+    for (int i = 0; i < na; i++) {
+        ck_assert_int_eq(a[i], b[i]); /* same seed, same tokens */
+        ck_assert(a[i] >= 0 && a[i] < 512);
+    }
+    gpu->ops->destroy(gpu);
+}
+END_TEST
+
 START_TEST(engine_rejects_hostile_requests)
 {
     NEED_MODEL();
@@ -204,6 +233,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, logits_match_cpu_after_prefill_and_decode);
     tcase_add_test(tc, greedy_text_identical_to_cpu_on_stories260K);
+    tcase_add_test(tc, sampling_reads_logits_and_is_deterministic_per_seed);
     tcase_add_test(tc, engine_rejects_hostile_requests);
     suite_add_tcase(s, tc);
     return tcu_main(s);

@@ -72,8 +72,8 @@ START_TEST(f16_matmul_matches_scalar_dot) { check_gemm(RL_TYPE_F16, 96, 17, 33, 
 END_TEST
 
 /* internal to kernels/cpu, declared here for this test */
-void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k);
-void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k);
+void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt);
+void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt);
 size_t rl_gemm_q_packed_row(int64_t k);
 
 START_TEST(fused_quantize_and_pack_equals_traits_quantize_then_pack)
@@ -94,9 +94,12 @@ START_TEST(fused_quantize_and_pack_equals_traits_quantize_then_pack)
         x[i] = 0.f; /* an all-zero block */
     uint8_t q[K / 32 * 34], a[4096], b[4096];
     rl_type_get(RL_TYPE_Q8_0)->from_float(x, q, K);
-    rl_gemm_q_pack(q, a, K);
-    rl_gemm_q_quant_pack(x, b, K);
-    ck_assert_mem_eq(a, b, rl_gemm_q_packed_row(K));
+    for (int w = 0; w < 2; w++) {
+        rl_type wt = w ? RL_TYPE_Q8_0 : RL_TYPE_Q4_0;
+        rl_gemm_q_pack(q, a, K, wt);
+        rl_gemm_q_quant_pack(x, b, K, wt);
+        ck_assert_mem_eq(a, b, rl_gemm_q_packed_row(K));
+    }
 }
 END_TEST
 

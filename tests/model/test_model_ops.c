@@ -106,6 +106,60 @@ START_TEST(dot_and_scaled_axpy_match_double)
 }
 END_TEST
 
+START_TEST(attention_row_kernels_match_double)
+{
+    rl_ops_init();
+    unsigned s = 5;
+    enum { R = 16, N = 72 };
+    float K[R * N], q[N], out[R], y[N], y0[N], p[R];
+    for (int i = 0; i < R * N; i++)
+        K[i] = frand(&s);
+    for (int i = 0; i < N; i++)
+        q[i] = y[i] = y0[i] = frand(&s);
+    for (int j = 0; j < R; j++)
+        p[j] = frand(&s);
+    for (int rows = 1; rows <= R; rows += 5) {
+        rl_ops_dot_rows(K, rows, q, N, out);
+        for (int j = 0; j < rows; j++) {
+            double d = 0;
+            for (int i = 0; i < N; i++)
+                d += (double)K[j * N + i] * q[i];
+            ck_assert(fabs(out[j] - d) < 1e-5);
+        }
+    }
+    rl_ops_mix_rows(y, 0.25f, p, K, 11, N);
+    for (int i = 0; i < N; i++) {
+        double d = 0.25 * y0[i];
+        for (int j = 0; j < 11; j++)
+            d += (double)p[j] * K[j * N + i];
+        ck_assert_msg(fabs(y[i] - d) < 1e-5, "i=%d %g vs %g", i, y[i], d);
+    }
+}
+END_TEST
+
+/* Both layouts at a real head size (SIMD path) against double rotations. */
+START_TEST(rope_simd_matches_double_at_head_dim_64)
+{
+    rl_ops_init();
+    unsigned s = 6;
+    float inv[32], x[2 * 64], orig[2 * 64];
+    for (int i = 0; i < 32; i++)
+        inv[i] = (float)pow(10000.0, -2.0 * i / 64);
+    for (int neox = 0; neox < 2; neox++) {
+        for (int i = 0; i < 128; i++)
+            x[i] = orig[i] = frand(&s);
+        rl_ops_rope(x, 2, 64, 1234, inv, neox);
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < 32; i++) {
+                int i0 = neox ? i : 2 * i, i1 = neox ? i + 32 : 2 * i + 1;
+                double th = 1234.0 * inv[i], a = orig[h * 64 + i0], b = orig[h * 64 + i1];
+                ck_assert(fabs(x[h * 64 + i0] - (a * cos(th) - b * sin(th))) < 1e-5);
+                ck_assert(fabs(x[h * 64 + i1] - (a * sin(th) + b * cos(th))) < 1e-5);
+            }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_ops");
@@ -115,6 +169,8 @@ int main(void)
     tcase_add_test(tc, swiglu_matches_double_including_large_inputs);
     tcase_add_test(tc, rope_rotates_adjacent_pairs_or_halves);
     tcase_add_test(tc, dot_and_scaled_axpy_match_double);
+    tcase_add_test(tc, attention_row_kernels_match_double);
+    tcase_add_test(tc, rope_simd_matches_double_at_head_dim_64);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -101,7 +101,7 @@ void svc_start(svc *s, const svc_opts *o)
         if (o->wrapper)
             execl(o->wrapper, o->wrapper, "-l", s->sock, bin, "--config", s->conf, (char *)NULL);
         else
-            execl(bin, bin, "--config", s->conf, (char *)NULL);
+            execl(bin, bin, "--config", s->conf, o->arg1, o->arg2, (char *)NULL);
         _exit(127);
     }
     s->pid = pid;

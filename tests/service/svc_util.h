@@ -27,6 +27,7 @@ typedef struct svc_opts {
     int n_listen_fds;         /* 0: the daemon creates its socket; 1: pass one; 2: pass two */
     bool notify;              /* set NOTIFY_SOCKET */
     const char *wrapper;      /* run "wrapper -l SOCK ringlmd ..." (systemd-socket-activate) */
+    const char *arg1, *arg2;  /* extra command-line arguments (may be NULL) */
 } svc_opts;
 
 /* Start ringlmd; aborts the test on failure. */

@@ -1,5 +1,5 @@
 #!/bin/bash
-# systemd_nspawn.sh UNITDIR SOURCE_ROOT RINGLMD SVC_CLIENT
+# systemd_nspawn.sh UNITDIR SOURCE_ROOT RINGLMD SVC_CLIENT [SHARED_DIR]
 # Boots a real systemd (systemd-nspawn -b) on a throw-away overlay of this
 # machine's root, installs ringlmd with its units, sysusers entry and default
 # configuration, and checks: socket activation on the first client, the
@@ -7,7 +7,7 @@
 # watchdog restart when a step hangs. Needs root, systemd-nspawn and
 # overlayfs; exits 77 (skipped) otherwise.
 set -u
-unitdir=$1 src=$2 ringlmd=$3 client=$4
+unitdir=$1 src=$2 ringlmd=$3 client=$4 shared=${5:-}
 
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "needs root (mount, systemd-nspawn)"
@@ -97,11 +97,31 @@ C journalctl -u ringlmd.service --no-pager | grep -q "engine swapped" || fail "n
 out=$(C /usr/local/bin/svc_client /run/ringlm/ringlm.sock "after the swap") || fail "client after the swap"
 echo "model reload: $status"
 
+# --- a real GGUF model, swapped in by a reload, under the full sandbox --------
+model="$shared/models/stories260K.gguf"
+if [ -r "$model" ]; then
+    install -D -m644 "$model" "$R/var/lib/ringlm/models/stories260K.gguf"
+    printf 'model = /var/lib/ringlm/models/stories260K.gguf\n' > "$R$conf_path"
+    C systemctl reload ringlmd.service || fail "reload to the real model"
+    for _ in $(seq 40); do
+        case "$(C systemctl show -P StatusText ringlmd.service)" in "serving stories260K.gguf"*) break ;; esac
+        sleep 0.25
+    done
+    status=$(C systemctl show -P StatusText ringlmd.service)
+    case "$status" in "serving stories260K.gguf"*) ;; *) fail "real model: StatusText '$status'" ;; esac
+    out=$(C /usr/local/bin/svc_client /run/ringlm/ringlm.sock "Once upon a time") || fail "real model: $out"
+    [ -n "$out" ] || fail "real model: empty answer"
+    echo "real model under the sandbox: Once upon a time$out" | cut -c1-160
+else
+    echo "note: no $model; the real-model step is skipped"
+fi
+
 # --- journal fields -------------------------------------------------------
 C journalctl -u ringlmd.service -o verbose --no-pager | grep -q "RL_MODEL=" || fail "no RL_MODEL= field"
 C journalctl -u ringlmd.service -o verbose --no-pager | grep -q "PRIORITY=5" || fail "no notice priority"
 
 # --- watchdog: a hung step gets the service restarted -----------------------
+printf 'device = test\n' > "$R$conf_path" # __hang__ is a test-engine prompt
 printf '[Service]\nWatchdogSec=2s\n' > "$R/etc/systemd/system/ringlmd.service.d/watchdog.conf"
 C systemctl daemon-reload
 C systemctl restart ringlmd.service || fail "restart"
@@ -124,5 +144,7 @@ C systemctl stop ringlmd.service ringlmd.socket
 [ "$(C systemctl show -P Result ringlmd.service)" = success ] || fail "stop Result"
 [ "$(C systemctl show -P ExecMainStatus ringlmd.service)" = 0 ] || fail "exit status not 0"
 C journalctl -u ringlmd.service --no-pager | grep -q "stopping" || fail "no stopping in the journal"
+echo "--- warnings systemd logged for the units (for the record):"
+C journalctl --no-pager -p warning -o cat -u ringlmd.service -u ringlmd.socket | sort | uniq -c | head -20
 echo "PASS: ringlmd under systemd $(C systemctl --version | head -1 | cut -d' ' -f2)"
 exit 0
