@@ -6,5 +6,7 @@
 int rl_bench_transport_main(int argc, char **argv);
 /* ringlm-bench model ... (bench/rl_bench_model.c, owned by the CPU-model work) */
 int rl_bench_model_main(int argc, char **argv);
+/* ringlm-bench load --clients N ... (bench/rl_bench_load.c: many clients at once) */
+int rl_bench_load_main(int argc, char **argv);
 
 #endif

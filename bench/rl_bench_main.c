@@ -7,7 +7,8 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ringlm-bench transport [--json] [--spin-us N] [--iters N]\n"
-               "       ringlm-bench model [options]\n");
+               "       ringlm-bench model [options]\n"
+               "       ringlm-bench load --clients N [--model F | --socket PATH] [--requests R] [--json]\n");
 }
 
 int main(int argc, char **argv)
@@ -20,6 +21,8 @@ int main(int argc, char **argv)
         return rl_bench_transport_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "model") == 0)
         return rl_bench_model_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "load") == 0)
+        return rl_bench_load_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return 0;

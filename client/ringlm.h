@@ -101,6 +101,19 @@ typedef struct ringlm_daemon_info {
     uint32_t n_vocab, n_ctx, n_layer, n_embd, n_head, n_head_kv, n_ff;
     int32_t bos, eos;
     uint64_t weight_bytes, kv_bytes;
+    /* Scheduler statistics since the daemon started (zero when the engine keeps none). */
+    struct {
+        uint64_t steps;          /* engine steps that ran the model */
+        uint64_t batch_seqs;     /* sum of sequences per step (mean batch = batch_seqs / steps) */
+        uint64_t batch_tokens;   /* sum of tokens per step */
+        uint32_t max_batch;      /* most sequences in one step */
+        uint32_t step_tokens;    /* per-step token budget */
+        uint64_t prefix_lookups, prefix_hits;            /* prompts, and those that reused cached blocks */
+        uint64_t prefix_lookup_tokens, prefix_hit_tokens;
+        uint64_t preempted;      /* requests whose KV was taken back and recomputed */
+        uint32_t kv_blocks_total, kv_blocks_used, kv_blocks_free, kv_blocks_cached;
+        uint64_t kv_block_bytes;
+    } sched;
 } ringlm_daemon_info;
 
 /* Connect. socket_path NULL: $RINGLM_SOCKET, else the built-in default

@@ -360,5 +360,14 @@ int ringlm_info(ringlm_conn *c, ringlm_daemon_info *out, int timeout_ms)
     out->n_embd = in.n_embd, out->n_head = in.n_head, out->n_head_kv = in.n_head_kv;
     out->n_ff = in.n_ff, out->bos = in.bos, out->eos = in.eos;
     out->weight_bytes = in.weight_bytes, out->kv_bytes = in.kv_bytes;
+    out->sched.steps = in.steps, out->sched.batch_seqs = in.batch_seqs, out->sched.batch_tokens = in.batch_tokens;
+    out->sched.max_batch = in.max_batch, out->sched.step_tokens = in.step_tokens;
+    out->sched.prefix_lookups = in.prefix_lookups, out->sched.prefix_hits = in.prefix_hits;
+    out->sched.prefix_lookup_tokens = in.prefix_lookup_tokens;
+    out->sched.prefix_hit_tokens = in.prefix_hit_tokens;
+    out->sched.preempted = in.preempted;
+    out->sched.kv_blocks_total = in.kv_blocks_total, out->sched.kv_blocks_used = in.kv_blocks_used;
+    out->sched.kv_blocks_free = in.kv_blocks_free, out->sched.kv_blocks_cached = in.kv_blocks_cached;
+    out->sched.kv_block_bytes = in.kv_block_bytes;
     return 0;
 }

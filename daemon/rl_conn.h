@@ -59,7 +59,7 @@ typedef struct rl_conn {
     uint64_t bell_buf;
     bool has_deferred;
     rl_wire_cqe deferred;
-    char deferred_payload[256];
+    char deferred_payload[sizeof(rl_wire_info) > 256 ? sizeof(rl_wire_info) : 256]; /* INFO (batch stats) fits */
     struct rl_conn *loop_next, *loop_prev;
 } rl_conn;
 

@@ -130,7 +130,9 @@ int rl_daemon_create(const rl_daemon_opts *o, rl_daemon **out, char *err, size_t
         goto fail;
     }
     d->ring_ok = true;
-    rc = rl_worker_start(&d->worker, d->engine, d->opts.spin_us, d->worker_fd);
+    rc = rl_worker_start_limits(&d->worker, d->engine, d->opts.spin_us, d->worker_fd,
+                                &(rl_sched_limits){.max_queued = d->opts.client_max_queued,
+                                                   .max_kv_tokens = d->opts.client_max_kv_tokens});
     if (rc < 0) {
         snprintf(err, errlen, "worker thread: %s", strerror(-rc));
         goto fail;

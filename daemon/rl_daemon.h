@@ -33,6 +33,11 @@ typedef struct rl_daemon_opts {
     int socket_mode;         /* permissions of a created socket (default 0666) */
     bool handle_signals;     /* read SIGTERM/SIGINT/SIGHUP via signalfd (rl_main) */
     unsigned stop_deadline_ms; /* SIGTERM/SIGINT: time requests in flight get; 0: 10 s */
+    /* batching (rl_sched.h, the LLM engine) */
+    uint32_t step_tokens;      /* tokens per engine step (decodes + prompt chunks); 0: engine default */
+    uint64_t kv_budget_bytes;  /* KV cache pool; 0: engine default */
+    uint32_t client_max_queued;     /* requests in flight per client; 0: 1024 */
+    uint64_t client_max_kv_tokens;  /* KV positions (prompt + generated) in flight per client; 0: half the pool */
     void (*load_progress)(void *ctx, float frac); /* model loading progress [0, 1]; may be NULL */
     void *load_progress_ctx;
 } rl_daemon_opts;

@@ -32,6 +32,8 @@ int rl_engine_open(const rl_daemon_opts *o, rl_engine **out, char *err, size_t e
         rl_llm_opts lo;
         rl_llm_opts_default(&lo);
         lo.n_threads = o->n_threads;
+        lo.step_tokens = o->step_tokens;
+        lo.kv_budget_bytes = o->kv_budget_bytes;
         lo.progress = o->load_progress; /* "loading weights N%" to systemd */
         lo.progress_ctx = o->load_progress_ctx;
         return rl_engine_llm_create_opts(o->model_path, &lo, out, err, errlen);

@@ -299,6 +299,18 @@ static void post_info(rl_daemon *d, rl_conn *c, uint32_t id)
     in.n_head = e->n_head, in.n_head_kv = e->n_head_kv, in.n_ff = e->n_ff;
     in.bos = e->bos, in.eos = e->eos;
     in.weight_bytes = e->weight_bytes, in.kv_bytes = e->kv_bytes;
+    if (d->engine->ops->get_stats) { /* batch: scheduler statistics (thread-safe op) */
+        rl_engine_stats st;
+        d->engine->ops->get_stats(d->engine, &st);
+        in.steps = st.steps, in.batch_seqs = st.batch_seqs, in.batch_tokens = st.batch_tokens;
+        in.max_batch = st.max_batch, in.step_tokens = st.step_tokens;
+        in.prefix_lookups = st.prefix_lookups, in.prefix_hits = st.prefix_hits;
+        in.prefix_lookup_tokens = st.prefix_lookup_tokens, in.prefix_hit_tokens = st.prefix_hit_tokens;
+        in.preempted = st.preempted;
+        in.kv_blocks_total = st.kv_blocks_total, in.kv_blocks_used = st.kv_blocks_used;
+        in.kv_blocks_free = st.kv_blocks_free, in.kv_blocks_cached = st.kv_blocks_cached;
+        in.kv_block_bytes = st.kv_block_bytes;
+    }
     loop_post(d, c, id, RL_WIRE_EV_INFO, 0, &in, sizeof in);
 }
 

@@ -22,6 +22,10 @@ static void usage(FILE *f)
             "  --threads N        compute threads\n"
             "  --spin-us N        adaptive spin window in microseconds (default 50, 0: sleep)\n"
             "  --max-clients N    concurrent clients (default 64)\n"
+            "  --step-tokens N    tokens per engine step: decodes + prompt chunks (default 512)\n"
+            "  --kv-mb N          KV cache pool in MiB (default: 4 full contexts)\n"
+            "  --client-queue N   requests in flight per client (default 1024; more: -EAGAIN)\n"
+            "  --client-kv N      KV positions (prompt+generated) in flight per client (default: half the pool; -EDQUOT)\n"
             "  --verbose          debug logging\n"
             "  --version\n",
             RL_DEFAULT_SOCKET);
@@ -39,12 +43,14 @@ int main(int argc, char **argv)
         {"socket", required_argument, 0, 's'},  {"model", required_argument, 0, 'm'},
         {"engine", required_argument, 0, 'e'},  {"threads", required_argument, 0, 't'},
         {"spin-us", required_argument, 0, 'S'}, {"max-clients", required_argument, 0, 'c'},
+        {"step-tokens", required_argument, 0, 'B'}, {"kv-mb", required_argument, 0, 'K'},
+        {"client-queue", required_argument, 0, 'Q'}, {"client-kv", required_argument, 0, 'C'},
         {"verbose", no_argument, 0, 'v'},       {"version", no_argument, 0, 'V'},
         {"help", no_argument, 0, 'h'},          {"device", required_argument, 0, 'D'},
         {0, 0, 0, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:vVh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:B:K:Q:C:vVh", lo, NULL)) != -1) {
         switch (ch) {
         case 's': o.socket_path = optarg; break;
         case 'm': o.model_path = optarg; break;
@@ -62,6 +68,10 @@ int main(int argc, char **argv)
         case 't': o.n_threads = atoi(optarg); break;
         case 'S': o.spin_us = atoi(optarg); break;
         case 'c': o.max_clients = atoi(optarg); break;
+        case 'B': o.step_tokens = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'K': o.kv_budget_bytes = strtoull(optarg, NULL, 10) << 20; break;
+        case 'Q': o.client_max_queued = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'C': o.client_max_kv_tokens = strtoull(optarg, NULL, 10); break;
         case 'v': rl_log_set_level(LOG_DEBUG); break;
         case 'V': printf("ringlmd %s\n", RL_VERSION); return 0;
         case 'h': usage(stdout); return 0;

@@ -5,6 +5,7 @@
 #include "rl_daemon.h"
 #include "rl_log.h"
 #include "rl_req.h"
+#include "rl_sched.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -70,6 +71,9 @@ struct rl_worker {
     uint32_t cap_items;
     rl_conn **touched;
     uint32_t n_touched, cap_touched;
+    rl_sched_limits lim;     /* per-client admission limits (rl_sched.h) */
+    rl_sched_ent *ents;      /* step order scratch */
+    uint32_t cap_ents, rotate;
     /* published */
     atomic_uint n_active;
     atomic_uint n_queued; /* NEW messages not yet taken from the inbox */
@@ -365,6 +369,7 @@ oom:
 static void admit(rl_worker *w, rl_wreq *r)
 {
     uint32_t same = 0;
+    rl_sched_usage u = {0};
     for (uint32_t i = 0; i < w->n_act; i++) {
         rl_wreq *o = w->act[i];
         if (o == r || o->conn != r->conn)
@@ -374,9 +379,20 @@ static void admit(rl_worker *w, rl_wreq *r)
             set_final(w, r, RL_WIRE_EV_ERROR, -EEXIST, 0, "request id already in flight");
             return;
         }
+        if (!o->final) {
+            u.n_req++;
+            u.kv_tokens += (uint64_t)o->n_prompt + o->n_gen; /* positions it needs now */
+        }
     }
     if (same >= RL_CONN_MAX_REQS) {
         set_final(w, r, RL_WIRE_EV_ERROR, -EBUSY, 0, "too many requests in flight");
+        return;
+    }
+    /* per-client fairness limits: -EAGAIN (queue) / -EDQUOT (KV), with a message */
+    char lm[RL_WIRE_MAX_ERRMSG];
+    int lrc = rl_sched_admit(&w->lim, &u, r->n_prompt, lm, sizeof lm);
+    if (lrc < 0) {
+        set_final(w, r, RL_WIRE_EV_ERROR, lrc, 0, lm);
         return;
     }
     rl_seq_desc d = {.prompt = r->prompt, .n_prompt = r->n_prompt, .max_tokens = r->max_tokens,
@@ -455,15 +471,26 @@ static void run_step(rl_worker *w)
             return; /* out of memory: try again next iteration */
         w->cap_items = n;
     }
+    if (n > w->cap_ents) {
+        rl_sched_ent *p = realloc(w->ents, n * sizeof *p);
+        if (!p)
+            return;
+        w->ents = p;
+        w->cap_ents = n;
+    }
     rl_wreq **idx = w->item_req;
-    n = 0;
+    uint32_t k = 0;
     for (uint32_t i = 0; i < w->n_act; i++) {
         rl_wreq *r = w->act[i];
-        if (r->seq && !r->final && !r->dropped && !r->n_ids && !r->out.n) {
-            idx[n] = r;
-            w->items[n] = (rl_step_item){.seq = r->seq, .token = -1, .status = 0};
-            n++;
-        }
+        if (r->seq && !r->final && !r->dropped && !r->n_ids && !r->out.n)
+            w->ents[k++] = (rl_sched_ent){.client = r->conn, .priority = r->priority, .index = i};
+    }
+    /* latency-critical first, then round-robin across clients (rl_sched.h) */
+    rl_sched_order(w->ents, n, w->rotate++);
+    for (uint32_t j = 0; j < n; j++) {
+        rl_wreq *r = w->act[w->ents[j].index];
+        idx[j] = r;
+        w->items[j] = (rl_step_item){.seq = r->seq, .token = -1, .status = 0};
     }
     atomic_store(&w->step_started, rl_now_ns());
     int rc = w->e->ops->step(w->e, w->items, n);
@@ -582,9 +609,23 @@ static void *worker_main(void *arg)
 
 int rl_worker_start(rl_worker **out, rl_engine *e, int spin_us, int notify_fd)
 {
+    return rl_worker_start_limits(out, e, spin_us, notify_fd, NULL);
+}
+
+int rl_worker_start_limits(rl_worker **out, rl_engine *e, int spin_us, int notify_fd,
+                           const rl_sched_limits *lim)
+{
     rl_worker *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
+    if (lim)
+        w->lim = *lim;
+    if (!w->lim.max_kv_tokens && e->ops->get_stats) {
+        /* default: one client may claim half of the KV pool */
+        rl_engine_stats st;
+        e->ops->get_stats(e, &st);
+        w->lim.max_kv_tokens = (uint64_t)st.kv_blocks_total * st.kv_block_positions / 2;
+    }
     w->e = e;
     w->spin_us = spin_us;
     w->notify_fd = notify_fd;
@@ -612,6 +653,7 @@ void rl_worker_stop(rl_worker *w)
     handle_msgs(w, w->inbox, true);
     free(w->act);
     free(w->items);
+    free(w->ents);
     free(w->item_req);
     free(w->touched);
     pthread_mutex_destroy(&w->mu);

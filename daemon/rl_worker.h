@@ -10,6 +10,7 @@
 
 #include "rl_conn.h"
 #include "rl_engine.h"
+#include "rl_sched.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,6 +29,9 @@ rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const struct rl_req_parsed 
                      uint32_t n_ids, uint64_t t_recv_ns);
 
 int rl_worker_start(rl_worker **out, rl_engine *e, int spin_us, int notify_fd);
+/* The same with per-client admission limits (NULL: defaults, see rl_sched.h). */
+int rl_worker_start_limits(rl_worker **out, rl_engine *e, int spin_us, int notify_fd,
+                           const rl_sched_limits *lim);
 /* Stop the thread after dropping every request (no completions posted). */
 void rl_worker_stop(rl_worker *w);
 

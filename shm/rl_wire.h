@@ -225,6 +225,14 @@ typedef struct rl_wire_info {
     int32_t bos, eos;
     uint32_t reserved;
     uint64_t weight_bytes, kv_bytes;
+    /* Scheduler statistics (appended; zero when the engine keeps none). A
+     * reader copies min(len, its sizeof), so either side may be older. */
+    uint64_t steps, batch_seqs, batch_tokens;
+    uint32_t max_batch, step_tokens;
+    uint64_t prefix_lookups, prefix_hits, prefix_lookup_tokens, prefix_hit_tokens;
+    uint64_t preempted;
+    uint32_t kv_blocks_total, kv_blocks_used, kv_blocks_free, kv_blocks_cached;
+    uint64_t kv_block_bytes;
 } rl_wire_info;
 
 /* Ring control blocks and entry arrays inside a region. */

@@ -12,7 +12,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: ringlm [--socket PATH] COMMAND [options]\n"
                "  generate [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P]\n"
-               "           [--repeat-penalty R] [--stop STR]... [--timings] \"prompt\"\n"
+               "           [--repeat-penalty R] [--stop STR]... [--priority N] [--timings] \"prompt\"\n"
                "  chat     [same sampling options] [--system TEXT]   (user lines from stdin)\n"
                "  info     [--json]\n"
                "  tokenize --model FILE [--add-special] [--parse-special] TEXT\n"
@@ -42,7 +42,8 @@ static int parse_gen(int argc, char **argv, gen_opts *g)
         {"top-k", required_argument, 0, 'k'},  {"top-p", required_argument, 0, 'p'},
         {"min-p", required_argument, 0, 'm'},  {"repeat-penalty", required_argument, 0, 'r'},
         {"stop", required_argument, 0, 'S'},   {"timings", no_argument, 0, 'T'},
-        {"system", required_argument, 0, 'y'}, {0, 0, 0, 0},
+        {"system", required_argument, 0, 'y'}, {"priority", required_argument, 0, 'P'},
+        {0, 0, 0, 0},
     };
     optind = 1;
     int ch;
@@ -63,6 +64,11 @@ static int parse_gen(int argc, char **argv, gen_opts *g)
             g->stop[g->p.n_stop++] = optarg;
             break;
         case 'T': g->timings = 1; break;
+        case 'P': { /* 0 normal, higher: latency-critical (scheduled first) */
+            unsigned long v = strtoul(optarg, NULL, 10);
+            g->p.priority = (uint8_t)(v > 255 ? 255 : v);
+            break;
+        }
         case 'y': g->system = optarg; break;
         default: return -1;
         }
@@ -218,6 +224,22 @@ static int cmd_chat(ringlm_conn *c, int argc, char **argv)
     return ret;
 }
 
+/* The daemon's batching statistics as flat keys of the info object. */
+static void print_sched_json(const ringlm_daemon_info *in)
+{
+    unsigned long long steps = in->sched.steps;
+    double mean = steps ? (double)in->sched.batch_seqs / (double)steps : 0;
+    printf("\"steps\":%llu,\"max_batch\":%u,\"mean_batch\":%.3f,\"step_tokens\":%u,"
+           "\"prefix_lookups\":%llu,\"prefix_hits\":%llu,\"prefix_lookup_tokens\":%llu,"
+           "\"prefix_hit_tokens\":%llu,\"preempted\":%llu,\"kv_blocks_total\":%u,\"kv_blocks_used\":%u,"
+           "\"kv_blocks_free\":%u,\"kv_blocks_cached\":%u,\"kv_block_bytes\":%llu",
+           steps, in->sched.max_batch, mean, in->sched.step_tokens,
+           (unsigned long long)in->sched.prefix_lookups, (unsigned long long)in->sched.prefix_hits,
+           (unsigned long long)in->sched.prefix_lookup_tokens, (unsigned long long)in->sched.prefix_hit_tokens,
+           (unsigned long long)in->sched.preempted, in->sched.kv_blocks_total, in->sched.kv_blocks_used,
+           in->sched.kv_blocks_free, in->sched.kv_blocks_cached, (unsigned long long)in->sched.kv_block_bytes);
+}
+
 static int cmd_info(ringlm_conn *c, int argc, char **argv)
 {
     int json = argc == 2 && strcmp(argv[1], "--json") == 0;
@@ -249,10 +271,12 @@ static int cmd_info(ringlm_conn *c, int argc, char **argv)
         }
         printf("\"n_vocab\":%u,\"n_ctx\":%u,\"n_layer\":%u,\"n_embd\":%u,\"n_head\":%u,"
                "\"n_head_kv\":%u,\"n_ff\":%u,\"bos\":%d,\"eos\":%d,\"weight_bytes\":%llu,"
-               "\"kv_bytes\":%llu}\n",
+               "\"kv_bytes\":%llu,",
                in.n_vocab, in.n_ctx, in.n_layer, in.n_embd, in.n_head, in.n_head_kv, in.n_ff,
                in.bos, in.eos, (unsigned long long)in.weight_bytes,
                (unsigned long long)in.kv_bytes);
+        print_sched_json(&in);
+        printf("}\n");
     } else {
         printf("ringlmd %s (protocol %u), %u client(s)\n", in.daemon_version, in.protocol,
                in.n_clients);
@@ -262,6 +286,14 @@ static int cmd_info(ringlm_conn *c, int argc, char **argv)
                in.n_vocab, in.n_ctx, in.n_layer, in.n_embd, in.n_head, in.n_head_kv, in.n_ff);
         printf("weights  %llu bytes\nkv cache %llu bytes\n", (unsigned long long)in.weight_bytes,
                (unsigned long long)in.kv_bytes);
+        if (in.sched.steps || in.sched.kv_blocks_total)
+            printf("batching %llu steps, batch max %u mean %.2f, prefix hits %llu (%llu tokens), "
+                   "preempted %llu, kv blocks %u used %u cached %u free\n",
+                   (unsigned long long)in.sched.steps, in.sched.max_batch,
+                   in.sched.steps ? (double)in.sched.batch_seqs / (double)in.sched.steps : 0.0,
+                   (unsigned long long)in.sched.prefix_hits, (unsigned long long)in.sched.prefix_hit_tokens,
+                   (unsigned long long)in.sched.preempted, in.sched.kv_blocks_used, in.sched.kv_blocks_cached,
+                   in.sched.kv_blocks_free);
     }
     return 0;
 }

@@ -29,10 +29,11 @@ typedef struct llm {
     uint32_t *fitem;         /* fseqs[i] belongs to items[fitem[i]] */
     float *logits;           /* step_tokens rows of n_vocab, allocated lazily per row count */
     uint32_t logit_rows;
+    uint64_t step_id;        /* counts steps */
     rl_prefix *prefix;       /* shared prompt blocks, preemption (batch) */
     pthread_mutex_t st_mu;   /* guards st: published by the compute thread, read by get_stats */
     rl_engine_stats st;
-    uint64_t step_id;        /* counts steps */
+    uint32_t idle;           /* blocks only the prefix cache holds (recounted every step) */
 } llm;
 
 /* Tokens whose KV the sequence needs live in ps.toks[0, ps.n_toks); kv.n_pos of
@@ -94,13 +95,17 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
 }
 
 /* Counters of the step just run (n_seqs 0: only the KV figures changed). */
-static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens)
+/* idle: recounted after a step (evictions, preemptions, attaches), kept up to
+ * date by seq_free in between, so freeing costs no scan of the cache. */
+static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens, bool rescan)
 {
     rl_kv_stats ks;
     rl_kv_get_stats(L->kv, &ks);
     rl_prefix_stats ps;
     rl_prefix_get_stats(L->prefix, &ps);
-    uint32_t idle = rl_prefix_idle_blocks(L->prefix);
+    if (rescan)
+        L->idle = rl_prefix_idle_blocks(L->prefix);
+    uint32_t idle = L->idle;
     pthread_mutex_lock(&L->st_mu);
     rl_engine_stats *st = &L->st;
     if (n_seqs) {
@@ -137,10 +142,10 @@ static void llm_seq_free(rl_engine *e, rl_seq *s)
 {
     if (!s)
         return;
-    rl_prefix_seq_fini(impl(e)->prefix, &s->ps); /* releases its KV blocks now */
+    impl(e)->idle += rl_prefix_seq_fini(impl(e)->prefix, &s->ps); /* releases its KV blocks now */
     rl_sample_free(&s->smp);
     free(s);
-    publish_stats(impl(e), 0, 0);
+    publish_stats(impl(e), 0, 0, false);
 }
 
 /* ---- the step: gather, one forward, sample ---- */
@@ -172,8 +177,10 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             s->step_id = id;
     }
     /* Priority levels from the highest down (latency-critical first, so they can
-     * take KV from lower ones); in each, pass 0 takes decode tokens first
-     * (latency), pass 1 prompt chunks with what is left, in the order given. */
+     * take KV from lower ones); in each, pass 0 resumes preempted sequences
+     * (recomputing their KV; they are older than whoever took it, so they may
+     * take it back), pass 1 takes decode tokens (latency), pass 2 prompt chunks
+     * with what is left, in the order given. */
     int level = 256;
     for (;;) {
         int pr = -1;
@@ -183,15 +190,16 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         if (pr < 0)
             break;
         level = pr;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         for (uint32_t i = 0; i < n && budget > 0 && nf < L->step_tokens; i++) {
             rl_seq *s = items[i].seq;
             if (items[i].status < 0)
                 continue;
             if (s->ps.in_step || s->ps.priority != pr)
-                continue; /* listed twice, or another level */
+                continue; /* another priority level */
             bool decode = s->kv.n_pos == s->ps.n_toks;
-            if (decode != (pass == 0))
+            int want_pass = decode ? 1 : s->next >= 0 ? 0 : 2;
+            if (want_pass != pass)
                 continue;
             if (decode && s->next < 0) { /* finished prompt but nothing sampled: cannot happen */
                 items[i].status = -EINVAL;
@@ -222,8 +230,10 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         }
     }
     }
-    if (nf == 0)
+    if (nf == 0) {
+        publish_stats(L, 0, 0, true); /* evictions or preemptions may have happened */
         return 0;
+    }
     int rc = 0;
     if (ensure_logits(L, n_logits) < 0) {
         rc = -ENOMEM;
@@ -255,11 +265,12 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         s->n_gen++;
         it->token = tok;
     }
-    publish_stats(L, nf, n_tok);
+    publish_stats(L, nf, n_tok, true);
     return 0;
 fail_all:
     for (uint32_t j = 0; j < nf; j++)
         items[L->fitem[j]].seq->ps.in_step = false;
+    publish_stats(L, 0, 0, true);
     for (uint32_t i = 0; i < n; i++)
         items[i].status = rc;
     return rc;
@@ -419,6 +430,7 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
         rc = -ENOMEM;
         goto bad;
     }
+    publish_stats(L, 0, 0, true); /* pool figures from the start */
     prefault(L->m, &o);
     if (o.progress)
         o.progress(o.progress_ctx, 1.f);

@@ -39,8 +39,8 @@ int rl_prefix_new(rl_prefix **out, rl_kv *kv, uint32_t n_blocks)
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < nb; i++)
-        p->bucket[i] = NONE;
-    p->head = p->tail = NONE;
+        p->bucket[i] = RL_PREFIX_NONE;
+    p->head = p->tail = RL_PREFIX_NONE;
     p->next_serial = 1;
     *out = p;
     return 0;
@@ -49,11 +49,11 @@ int rl_prefix_new(rl_prefix **out, rl_kv *kv, uint32_t n_blocks)
 static void lru_unlink(rl_prefix *p, uint32_t b)
 {
     rl_prefix_ent *x = &p->e[b];
-    if (x->prev != NONE)
+    if (x->prev != RL_PREFIX_NONE)
         p->e[x->prev].next = x->next;
     else
         p->head = x->next;
-    if (x->next != NONE)
+    if (x->next != RL_PREFIX_NONE)
         p->e[x->next].prev = x->prev;
     else
         p->tail = x->prev;
@@ -62,12 +62,12 @@ static void lru_unlink(rl_prefix *p, uint32_t b)
 static void lru_push_front(rl_prefix *p, uint32_t b)
 {
     rl_prefix_ent *x = &p->e[b];
-    x->prev = NONE;
+    x->prev = RL_PREFIX_NONE;
     x->next = p->head;
-    if (p->head != NONE)
+    if (p->head != RL_PREFIX_NONE)
         p->e[p->head].prev = b;
     p->head = b;
-    if (p->tail == NONE)
+    if (p->tail == RL_PREFIX_NONE)
         p->tail = b;
 }
 
@@ -88,7 +88,7 @@ void rl_prefix_free(rl_prefix *p)
 {
     if (!p)
         return;
-    while (p->head != NONE)
+    while (p->head != RL_PREFIX_NONE)
         drop(p, p->head);
     free(p->e);
     free(p->bucket);
@@ -97,18 +97,18 @@ void rl_prefix_free(rl_prefix *p)
 
 static uint32_t lookup(const rl_prefix *p, uint64_t parent, const int32_t *toks)
 {
-    for (uint32_t b = p->bucket[hash_of(parent, toks) & p->mask]; b != NONE; b = p->e[b].hnext) {
+    for (uint32_t b = p->bucket[hash_of(parent, toks) & p->mask]; b != RL_PREFIX_NONE; b = p->e[b].hnext) {
         const rl_prefix_ent *x = &p->e[b];
         if (x->parent == parent && memcmp(x->toks, toks, sizeof x->toks) == 0)
             return b;
     }
-    return NONE;
+    return RL_PREFIX_NONE;
 }
 
 int64_t rl_prefix_find(rl_prefix *p, uint64_t parent, const int32_t *toks, uint64_t *serial)
 {
     uint32_t b = lookup(p, parent, toks);
-    if (b == NONE)
+    if (b == RL_PREFIX_NONE)
         return -1;
     lru_unlink(p, b);
     lru_push_front(p, b);
@@ -119,7 +119,7 @@ int64_t rl_prefix_find(rl_prefix *p, uint64_t parent, const int32_t *toks, uint6
 uint64_t rl_prefix_add(rl_prefix *p, uint64_t parent, const int32_t *toks, uint32_t b)
 {
     uint32_t have = lookup(p, parent, toks);
-    if (have != NONE)
+    if (have != RL_PREFIX_NONE)
         return p->e[have].serial;
     if (b >= p->n_blocks)
         return 0;
@@ -140,7 +140,7 @@ uint64_t rl_prefix_add(rl_prefix *p, uint64_t parent, const int32_t *toks, uint3
 
 bool rl_prefix_evict_one(rl_prefix *p)
 {
-    for (uint32_t b = p->tail; b != NONE; b = p->e[b].prev) {
+    for (uint32_t b = p->tail; b != RL_PREFIX_NONE; b = p->e[b].prev) {
         if (rl_kv_block_refs(p->kv, b) == 1) {
             drop(p, b);
             return true;
@@ -154,10 +154,15 @@ uint32_t rl_prefix_entries(const rl_prefix *p)
     return p->n_ent;
 }
 
+bool rl_prefix_cached(const rl_prefix *p, uint32_t b)
+{
+    return b < p->n_blocks && p->e[b].serial != 0;
+}
+
 uint32_t rl_prefix_idle_blocks(const rl_prefix *p)
 {
     uint32_t n = 0;
-    for (uint32_t b = p->head; b != NONE; b = p->e[b].next)
+    for (uint32_t b = p->head; b != RL_PREFIX_NONE; b = p->e[b].next)
         n += rl_kv_block_refs(p->kv, b) == 1;
     return n;
 }

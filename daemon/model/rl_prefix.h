@@ -45,7 +45,8 @@ uint64_t rl_prefix_add(rl_prefix *p, uint64_t parent, const int32_t *toks, uint3
 bool rl_prefix_evict_one(rl_prefix *p);
 /* Entries cached now. */
 uint32_t rl_prefix_entries(const rl_prefix *p);
-/* Cached blocks that nobody but the cache holds (reclaimable at once). */
+/* Cached blocks that nobody but the cache holds (reclaimable at once); a scan
+ * of the cache. */
 uint32_t rl_prefix_idle_blocks(const rl_prefix *p);
 
 /* ---- sequences (rl_prefix_seq.c) ----
@@ -80,8 +81,9 @@ typedef struct rl_prefix_stats {
 /* Start tracking a sequence (copies prompt; room for max_tokens more). -ENOMEM. */
 int rl_prefix_seq_init(rl_prefix *p, rl_prefix_seq *s, rl_kv_seq *kv, const int32_t *prompt, uint32_t n_prompt,
                        uint32_t max_tokens, uint8_t priority);
-/* Stop tracking it and release its KV. */
-void rl_prefix_seq_fini(rl_prefix *p, rl_prefix_seq *s);
+/* Stop tracking it and release its KV. Returns how many of its blocks are now
+ * held only by the cache (idle), so callers can keep a count without a scan. */
+uint32_t rl_prefix_seq_fini(rl_prefix *p, rl_prefix_seq *s);
 /* A fed generated token joins the history. */
 void rl_prefix_seq_push(rl_prefix_seq *s, int32_t tok);
 /* At the start of (re)computation (kv->n_pos == 0): attach the cached blocks of

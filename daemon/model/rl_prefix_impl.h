@@ -6,7 +6,6 @@
 #include "rl_prefix.h"
 
 #define RL_PREFIX_NONE UINT32_MAX
-#define NONE RL_PREFIX_NONE
 
 typedef struct rl_prefix_ent {
     uint64_t serial;        /* 0: slot unused */
@@ -28,5 +27,8 @@ struct rl_prefix {
     uint64_t next_age;
     rl_prefix_stats st;
 };
+
+/* Block b is in the cache. */
+bool rl_prefix_cached(const rl_prefix *p, uint32_t b);
 
 #endif

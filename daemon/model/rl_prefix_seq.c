@@ -30,10 +30,15 @@ int rl_prefix_seq_init(rl_prefix *p, rl_prefix_seq *s, rl_kv_seq *kv, const int3
     return 0;
 }
 
-void rl_prefix_seq_fini(rl_prefix *p, rl_prefix_seq *s)
+uint32_t rl_prefix_seq_fini(rl_prefix *p, rl_prefix_seq *s)
 {
     if (!s->toks)
-        return;
+        return 0;
+    uint32_t idle = 0;
+    for (uint32_t i = 0; i < s->kv->n_blocks; i++) {
+        uint32_t b = s->kv->blocks[i];
+        idle += rl_prefix_cached(p, b) && rl_kv_block_refs(p->kv, b) == 2; /* s and the cache */
+    }
     rl_kv_release(p->kv, s->kv);
     if (s->prev)
         s->prev->next = s->next;
@@ -43,6 +48,7 @@ void rl_prefix_seq_fini(rl_prefix *p, rl_prefix_seq *s)
         s->next->prev = s->prev;
     free(s->toks);
     memset(s, 0, sizeof *s);
+    return idle;
 }
 
 void rl_prefix_seq_push(rl_prefix_seq *s, int32_t tok)

@@ -10,6 +10,12 @@
 #include "tm_util.h"
 
 static char g_path[64];
+static const char *g_other;
+
+void tb_use_model(const char *path)
+{
+    g_other = path;
+}
 
 static void remove_model(void)
 {
@@ -37,14 +43,14 @@ rl_engine *tb_engine(uint32_t step_tokens, uint32_t kv_blocks, uint32_t n_ctx)
     o.kv_type = RL_TYPE_F32;
     o.step_tokens = step_tokens;
     o.n_ctx = n_ctx;
-    if (kv_blocks) {
+    if (kv_blocks && !g_other) {
         tm_spec sp = tm_default_spec(RL_TYPE_F32);
         o.kv_budget_bytes = (uint64_t)kv_blocks *
                             rl_kv_block_bytes(sp.n_layer, sp.n_head_kv, sp.n_embd / sp.n_head, RL_TYPE_F32);
     }
     rl_engine *e = NULL;
     char err[256];
-    int rc = rl_engine_llm_create_opts(tb_model_path(), &o, &e, err, sizeof err);
+    int rc = rl_engine_llm_create_opts(g_other ? g_other : tb_model_path(), &o, &e, err, sizeof err);
     ck_assert_msg(rc == 0, "create: %s", err);
     return e;
 }

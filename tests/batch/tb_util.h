@@ -16,6 +16,8 @@ const char *tb_model_path(void);
 /* An LLM engine over the model: F32 KV, step_tokens per step, kv_blocks
  * blocks in the pool (0: default). */
 rl_engine *tb_engine(uint32_t step_tokens, uint32_t kv_blocks, uint32_t n_ctx);
+/* Use this model file instead (NULL: back to the random one). */
+void tb_use_model(const char *path);
 
 typedef struct tb_req {
     const int32_t *prompt;

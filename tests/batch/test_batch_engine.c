@@ -215,6 +215,46 @@ START_TEST(freeing_a_sequence_returns_its_blocks_at_once)
 }
 END_TEST
 
+START_TEST(stories_batched_with_shared_prefix_equals_solo)
+{
+    /* the real model (F32 weights, F32 KV here): 6 requests sharing a
+     * 40-token prefix, arriving over time, each equal to its solo run */
+    const char *dir = getenv("RL_SHARED_DIR");
+    static char path[512];
+    if (!dir) {
+        printf("skip: RL_SHARED_DIR not set\n");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("skip: %s missing\n", path);
+        return;
+    }
+    fclose(f);
+    tb_use_model(path);
+    enum { N = 6, PRE = 40 };
+    int32_t p[N][PRE + 10];
+    tb_req r[N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++) {
+        fill(p[i], PRE, 4242);
+        p[i][0] = 1; /* BOS */
+        fill(p[i] + PRE, 2 + (uint32_t)i, 50 + (uint32_t)i);
+        r[i] = (tb_req){.prompt = p[i], .n_prompt = PRE + 2 + (uint32_t)i, .n_gen = 24, .start_step = (uint32_t)i * 2};
+    }
+    rl_engine *e = tb_engine(32, 0, 256);
+    tb_run(e, r, N);
+    rl_engine_stats st;
+    tb_stats(e, &st);
+    ck_assert_uint_ge(st.prefix_hits, 1);
+    ck_assert_uint_ge(st.max_batch, 3);
+    e->ops->destroy(e);
+    expect_solo(r, N, 32);
+    tb_use_model(NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("batch_engine");
@@ -228,6 +268,7 @@ int main(void)
     tcase_add_test(tc, preemption_takes_the_low_priority_request);
     tcase_add_test(tc, oversized_request_fails_alone);
     tcase_add_test(tc, freeing_a_sequence_returns_its_blocks_at_once);
+    tcase_add_test(tc, stories_batched_with_shared_prefix_equals_solo);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
