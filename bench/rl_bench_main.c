@@ -7,7 +7,8 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ringlm-bench transport [--json] [--spin-us N] [--iters N]\n"
-               "       ringlm-bench model [options]\n"
+               "       ringlm-bench model --model F [--device cpu|cuda] [options]\n"
+               "       ringlm-bench cuda --shape tinyllama-1.1b|llama2-7b --type T [--kernels] (GPU kernels, no file)\n"
                "       ringlm-bench load --clients N [--model F | --socket PATH] [--requests R] [--json]\n");
 }
 
@@ -21,6 +22,14 @@ int main(int argc, char **argv)
         return rl_bench_transport_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "model") == 0)
         return rl_bench_model_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "cuda") == 0) {
+#ifdef RL_HAVE_CUDA_ENGINE
+        return rl_bench_cuda_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "ringlm-bench: built without CUDA\n");
+        return 2;
+#endif
+    }
     if (strcmp(argv[1], "load") == 0)
         return rl_bench_load_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -1,7 +1,13 @@
 /* rl_bench_model.c - `ringlm-bench model`: prefill and generation speed of the
  * CPU engine on one sequence.
  *
- *   ringlm-bench model --model F [--threads N] [--prompt 128] [--gen 128] [--kv f16|q8_0] [--json]
+ *   ringlm-bench model --model F [--device cpu|cuda] [--threads N] [--prompt 128] [--gen 128]
+ *                      [--kv f16|q8_0] [--bw GB/s] [--json]
+ *
+ * The roofline fractions: generation reads every weight byte once per token, so
+ * its ceiling is bandwidth / weight bytes (--bw: 30.6 GB/s for the CPU machine,
+ * 2920 GB/s for the H100 by default, both measured); prefill needs 2 FLOPs per
+ * weight element per token, against 750 TFLOP/s (bf16 cuBLAS, measured) on CUDA.
  *
  * The prompt is made of fixed pseudo-random token ids (no tokenizer needed, so
  * random-weight models work). Prefill runs as one step of the whole prompt;
@@ -16,6 +22,9 @@
 #include <time.h>
 
 #include "rl_llm.h"
+#ifdef RL_HAVE_CUDA_ENGINE
+#include "rl_engine_cuda.h"
+#endif
 
 int rl_bench_model_main(int argc, char **argv);
 
@@ -37,15 +46,16 @@ static double cpu_s(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ringlm-bench model --model FILE [--threads N] [--prompt N] [--gen N] "
-                    "[--kv f16|q8_0] [--json]\n");
+    fprintf(stderr, "usage: ringlm-bench model --model FILE [--device cpu|cuda] [--threads N] [--prompt N] "
+                    "[--gen N] [--kv f16|q8_0] [--bw GB/s] [--json]\n");
     return 2;
 }
 
 int rl_bench_model_main(int argc, char **argv)
 {
     const char *path = NULL;
-    int threads = 0, prompt = 128, gen = 128, json = 0;
+    int threads = 0, prompt = 128, gen = 128, json = 0, cuda = 0;
+    double bw_gbs = 0;
     rl_type kv_type = RL_TYPE_F16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -62,6 +72,14 @@ int rl_bench_model_main(int argc, char **argv)
             prompt = atoi(v), i++;
         } else if (strcmp(a, "--gen") == 0 && v) {
             gen = atoi(v), i++;
+        } else if (strcmp(a, "--device") == 0 && v) {
+            if (strcmp(v, "cuda") == 0)
+                cuda = 1;
+            else if (strcmp(v, "cpu") != 0)
+                return usage();
+            i++;
+        } else if (strcmp(a, "--bw") == 0 && v) {
+            bw_gbs = atof(v), i++;
         } else if (strcmp(a, "--kv") == 0 && v) {
             kv_type = strcasecmp(v, "q8_0") == 0 ? RL_TYPE_Q8_0 : strcasecmp(v, "f32") == 0 ? RL_TYPE_F32 : RL_TYPE_F16;
             i++;
@@ -80,7 +98,18 @@ int rl_bench_model_main(int argc, char **argv)
     rl_engine *e;
     char err[256];
     double t_load = now_s();
-    int rc = rl_engine_llm_create_opts(path, &o, &e, err, sizeof err);
+    int rc;
+    if (cuda) {
+#ifdef RL_HAVE_CUDA_ENGINE
+        rl_cuda_opts co = {.n_ctx = o.n_ctx, .n_slots = 1};
+        rc = rl_engine_cuda_create_opts(path, &co, &e, err, sizeof err);
+#else
+        snprintf(err, sizeof err, "built without CUDA");
+        rc = -ENOTSUP;
+#endif
+    } else {
+        rc = rl_engine_llm_create_opts(path, &o, &e, err, sizeof err);
+    }
     if (rc < 0) {
         fprintf(stderr, "ringlm-bench model: %s\n", err);
         return 1;
@@ -115,16 +144,30 @@ int rl_bench_model_main(int argc, char **argv)
     double t_gen = now_s() - t1, c_gen = cpu_s() - c1;
     double prefill_tok_s = prompt / ttft, gen_tok_s = (gen - 1) / t_gen;
     int nth = threads > 0 ? threads : 0;
+    /* rooflines: weight bytes per generated token; 2 FLOPs per matrix weight per prompt token */
+    if (bw_gbs <= 0)
+        bw_gbs = cuda ? 2920.0 : 30.6;
+    double kv_dim = info.n_head ? (double)info.n_embd * info.n_head_kv / info.n_head : 0;
+    double params = (double)info.n_layer * ((double)info.n_embd * (2.0 * info.n_embd + 2.0 * kv_dim) +
+                                            3.0 * info.n_embd * info.n_ff) +
+                    (double)info.n_vocab * info.n_embd;
+    double gen_roof = bw_gbs * 1e9 / (double)info.weight_bytes;
+    double prefill_frac = cuda ? prefill_tok_s * 2.0 * params / 750e12 : 0;
     if (json)
-        printf("{\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,\"prompt\":%d,\"gen\":%d,"
-               "\"load_s\":%.3f,\"ttft_ms\":%.2f,\"prefill_tok_s\":%.2f,\"gen_tok_s\":%.2f,"
-               "\"prefill_cpu_s\":%.3f,\"gen_cpu_s\":%.3f}\n",
-               path, info.type, nth, prompt, gen, t_load, ttft * 1e3, prefill_tok_s, gen_tok_s, c_prefill, c_gen);
+        printf("{\"model\":\"%s\",\"device\":\"%s\",\"type\":\"%s\",\"threads\":%d,\"prompt\":%d,"
+               "\"gen\":%d,\"load_s\":%.3f,\"ttft_ms\":%.2f,\"prefill_tok_s\":%.2f,\"gen_tok_s\":%.2f,"
+               "\"prefill_cpu_s\":%.3f,\"gen_cpu_s\":%.3f,\"weight_bytes\":%llu,"
+               "\"gen_roofline_tok_s\":%.1f,\"gen_roofline_frac\":%.3f,\"prefill_peak_frac\":%.4f}\n",
+               path, cuda ? "cuda" : "cpu", info.type, nth, prompt, gen, t_load, ttft * 1e3, prefill_tok_s,
+               gen_tok_s, c_prefill, c_gen, (unsigned long long)info.weight_bytes, gen_roof,
+               gen_tok_s / gen_roof, prefill_frac);
     else
-        printf("model %s (%s, %u layers, n_embd %u)\nload %.2f s\nprefill %d tokens: %.1f tok/s (time to "
-               "first token %.1f ms, %.2f CPU s)\ngeneration %d tokens: %.2f tok/s (%.2f CPU s)\n",
-               path, info.type, info.n_layer, info.n_embd, t_load, prompt, prefill_tok_s, ttft * 1e3, c_prefill,
-               gen - 1, gen_tok_s, c_gen);
+        printf("model %s (%s, %u layers, n_embd %u) on %s\nload %.2f s\nprefill %d tokens: %.1f tok/s (time to "
+               "first token %.1f ms, %.2f CPU s)\ngeneration %d tokens: %.2f tok/s (%.2f CPU s), "
+               "%.0f%% of the %.0f tok/s roofline at %.1f GB/s\n",
+               path, info.type, info.n_layer, info.n_embd, cuda ? "cuda" : "cpu", t_load, prompt,
+               prefill_tok_s, ttft * 1e3, c_prefill, gen - 1, gen_tok_s, c_gen, 100.0 * gen_tok_s / gen_roof,
+               gen_roof, bw_gbs);
     e->ops->seq_free(e, s);
     e->ops->destroy(e);
     free(toks);
