@@ -1,5 +1,6 @@
 /* rl_cfg.c - parse, validate and compare ringlmd's configuration. */
 #include "rl_cfg.h"
+#include "rl_err.h"
 #include "rl_log.h"
 
 #include <errno.h>
@@ -21,18 +22,6 @@ static const char *const keys[] = {"model", "socket", "threads", "device", "spin
                                    "shutdown_deadline", "max_clients", "log_level"};
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 const char *rl_cfg_device_name(rl_cfg_device d)
 {
@@ -116,11 +105,11 @@ static int set_path(char *dst, size_t cap, const char *key, const char *value, b
 {
     size_t len = strlen(value);
     if (len == 0 && !allow_empty)
-        return fail(err, errlen, -EINVAL, "%s: empty path", key);
+        return rl_fail(err, errlen, -EINVAL, "%s: empty path", key);
     if (len >= cap)
-        return fail(err, errlen, -ENAMETOOLONG, "%s: path longer than %zu bytes", key, cap - 1);
+        return rl_fail(err, errlen, -ENAMETOOLONG, "%s: path longer than %zu bytes", key, cap - 1);
     if (len > 0 && must_be_absolute && value[0] != '/')
-        return fail(err, errlen, -EINVAL, "%s: '%s' is not an absolute path", key, value);
+        return rl_fail(err, errlen, -EINVAL, "%s: '%s' is not an absolute path", key, value);
     memcpy(dst, value, len + 1);
     return 0;
 }
@@ -135,7 +124,7 @@ int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t 
         return set_path(c->socket, sizeof c->socket, key, value, true, false, err, errlen);
     if (strcmp(key, "threads") == 0) {
         if ((rc = parse_u64(value, 1024, &v)))
-            return fail(err, errlen, rc, "threads: '%s' is not a number in 0..1024", value);
+            return rl_fail(err, errlen, rc, "threads: '%s' is not a number in 0..1024", value);
         c->threads = (uint32_t)v;
         return 0;
     }
@@ -147,36 +136,36 @@ int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t 
         else if (strcasecmp(value, "test") == 0)
             c->device = RL_DEVICE_TEST;
         else
-            return fail(err, errlen, -EINVAL, "device: '%s' is not cpu, cuda or test", value);
+            return rl_fail(err, errlen, -EINVAL, "device: '%s' is not cpu, cuda or test", value);
         return 0;
     }
     if (strcmp(key, "spin_window") == 0) {
         if ((rc = parse_duration(value, 1, 1000000, &v)))
-            return fail(err, errlen, rc, "spin_window: '%s' is not a duration up to 1s", value);
+            return rl_fail(err, errlen, rc, "spin_window: '%s' is not a duration up to 1s", value);
         c->spin_window_us = v;
         return 0;
     }
     if (strcmp(key, "shutdown_deadline") == 0) {
         if ((rc = parse_duration(value, 1000000, 3600ull * 1000000, &v)))
-            return fail(err, errlen, rc, "shutdown_deadline: '%s' is not a duration up to 1h", value);
+            return rl_fail(err, errlen, rc, "shutdown_deadline: '%s' is not a duration up to 1h", value);
         c->shutdown_deadline_us = v;
         return 0;
     }
     if (strcmp(key, "max_clients") == 0) {
         if ((rc = parse_u64(value, 65536, &v)) || v == 0)
-            return fail(err, errlen, rc ? rc : -ERANGE, "max_clients: '%s' is not in 1..65536", value);
+            return rl_fail(err, errlen, rc ? rc : -ERANGE, "max_clients: '%s' is not in 1..65536", value);
         c->max_clients = (uint32_t)v;
         return 0;
     }
     if (strcmp(key, "log_level") == 0) {
         int l = rl_log_level_parse(value);
         if (l < 0)
-            return fail(err, errlen, -EINVAL,
+            return rl_fail(err, errlen, -EINVAL,
                         "log_level: '%s' is not err, warning, notice, info or debug", value);
         c->log_level = l;
         return 0;
     }
-    return fail(err, errlen, -ENOENT, "unknown key '%s'", key);
+    return rl_fail(err, errlen, -ENOENT, "unknown key '%s'", key);
 }
 
 static char *trim(char *s, char *end)
@@ -200,34 +189,34 @@ int rl_cfg_parse(rl_cfg *c, const char *text, size_t len, char *err, size_t errl
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t ll = nl ? (size_t)(nl - (text + pos)) : len - pos;
         if (ll >= sizeof line)
-            return fail(err, errlen, -E2BIG, "line %u: longer than %d bytes", lineno, LINE_MAX_LEN - 1);
+            return rl_fail(err, errlen, -E2BIG, "line %u: longer than %d bytes", lineno, LINE_MAX_LEN - 1);
         memcpy(line, text + pos, ll);
         line[ll] = '\0';
         pos += ll + (nl ? 1 : 0);
         if (memchr(line, '\0', ll))
-            return fail(err, errlen, -EINVAL, "line %u: NUL byte", lineno);
+            return rl_fail(err, errlen, -EINVAL, "line %u: NUL byte", lineno);
 
         char *s = trim(line, line + ll);
         if (*s == '\0' || *s == '#' || *s == ';')
             continue;
         char *eq = strchr(s, '=');
         if (!eq)
-            return fail(err, errlen, -EINVAL, "line %u: expected 'key = value'", lineno);
+            return rl_fail(err, errlen, -EINVAL, "line %u: expected 'key = value'", lineno);
         char *key = trim(s, eq);
         char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
         if (*key == '\0')
-            return fail(err, errlen, -EINVAL, "line %u: missing key", lineno);
+            return rl_fail(err, errlen, -EINVAL, "line %u: missing key", lineno);
         size_t vl = strlen(val);
         if (vl >= 1 && val[0] == '"') {
             if (vl < 2 || val[vl - 1] != '"')
-                return fail(err, errlen, -EINVAL, "line %u: unterminated quote", lineno);
+                return rl_fail(err, errlen, -EINVAL, "line %u: unterminated quote", lineno);
             val[vl - 1] = '\0';
             val++;
         }
         char e2[256];
         int rc = rl_cfg_set(&tmp, key, val, e2, sizeof e2);
         if (rc)
-            return fail(err, errlen, rc, "line %u: %s", lineno, e2);
+            return rl_fail(err, errlen, rc, "line %u: %s", lineno, e2);
     }
     *c = tmp;
     return 0;
@@ -238,21 +227,21 @@ int rl_cfg_load(rl_cfg *c, const char *path, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
-        return fail(err, errlen, -e, "%s: %s", path, strerror(e));
+        return rl_fail(err, errlen, -e, "%s: %s", path, strerror(e));
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, -EINVAL, "%s: not a regular file", path);
+        return rl_fail(err, errlen, -EINVAL, "%s: not a regular file", path);
     }
     if (st.st_size > (off_t)FILE_MAX_LEN) {
         close(fd);
-        return fail(err, errlen, -EFBIG, "%s: larger than %u bytes", path, FILE_MAX_LEN);
+        return rl_fail(err, errlen, -EFBIG, "%s: larger than %u bytes", path, FILE_MAX_LEN);
     }
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
         close(fd);
-        return fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+        return rl_fail(err, errlen, -ENOMEM, "%s: out of memory", path);
     }
     size_t got = 0;
     while (got < (size_t)st.st_size) {
@@ -268,7 +257,7 @@ int rl_cfg_load(rl_cfg *c, const char *path, char *err, size_t errlen)
     int rc = rl_cfg_parse(c, buf, got, e2, sizeof e2);
     free(buf);
     if (rc)
-        return fail(err, errlen, rc, "%s: %s", path, e2);
+        return rl_fail(err, errlen, rc, "%s: %s", path, e2);
     return 0;
 }
 

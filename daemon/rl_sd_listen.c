@@ -1,5 +1,6 @@
 /* rl_sd_listen.c - the listening socket: systemd's (socket activation) or our own. */
 #include "rl_sd.h"
+#include "rl_err.h"
 #include "rl_log.h"
 
 #include <errno.h>
@@ -13,30 +14,18 @@
 
 #include <systemd/sd-daemon.h>
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static int create_socket(const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof sa.sun_path)
-        return fail(err, errlen, -ENAMETOOLONG, "socket path '%s' is empty or too long", path);
+        return rl_fail(err, errlen, -ENAMETOOLONG, "socket path '%s' is empty or too long", path);
     memcpy(sa.sun_path, path, len + 1);
 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return fail(err, errlen, -errno, "socket(): %s", strerror(errno));
+        return rl_fail(err, errlen, -errno, "socket(): %s", strerror(errno));
 
     /* Replace a stale socket file, but never another kind of file, and never a
      * socket some live daemon still listens on. */
@@ -44,7 +33,7 @@ static int create_socket(const char *path, char *err, size_t errlen)
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             close(fd);
-            return fail(err, errlen, -EEXIST, "%s exists and is not a socket", path);
+            return rl_fail(err, errlen, -EEXIST, "%s exists and is not a socket", path);
         }
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe >= 0) {
@@ -52,7 +41,7 @@ static int create_socket(const char *path, char *err, size_t errlen)
             close(probe);
             if (live) {
                 close(fd);
-                return fail(err, errlen, -EADDRINUSE, "%s: another daemon is listening there", path);
+                return rl_fail(err, errlen, -EADDRINUSE, "%s: another daemon is listening there", path);
             }
         }
         unlink(path);
@@ -64,13 +53,13 @@ static int create_socket(const char *path, char *err, size_t errlen)
     umask(old);
     if (rc != 0) {
         close(fd);
-        return fail(err, errlen, -e, "bind(%s): %s", path, strerror(e));
+        return rl_fail(err, errlen, -e, "bind(%s): %s", path, strerror(e));
     }
     if (listen(fd, SOMAXCONN) != 0) {
         e = errno;
         close(fd);
         unlink(path);
-        return fail(err, errlen, -e, "listen(%s): %s", path, strerror(e));
+        return rl_fail(err, errlen, -e, "listen(%s): %s", path, strerror(e));
     }
     return fd;
 }
@@ -80,20 +69,20 @@ int rl_sd_listen_activated(char *err, size_t errlen)
     /* unset_environment=1: children we might spawn must not inherit them. */
     int n = sd_listen_fds(1);
     if (n < 0)
-        return fail(err, errlen, n, "sd_listen_fds: %s", strerror(-n));
+        return rl_fail(err, errlen, n, "sd_listen_fds: %s", strerror(-n));
     if (n == 0)
-        return fail(err, errlen, -ENODATA, "not socket-activated");
+        return rl_fail(err, errlen, -ENODATA, "not socket-activated");
     if (n != 1) {
         for (int i = 0; i < n; i++)
             close(SD_LISTEN_FDS_START + i);
-        return fail(err, errlen, -EINVAL,
+        return rl_fail(err, errlen, -EINVAL,
                     "socket activation passed %d file descriptors; expected exactly one "
                     "listening AF_UNIX stream socket (check ringlmd.socket)", n);
     }
     int fd = SD_LISTEN_FDS_START;
     if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
         close(fd);
-        return fail(err, errlen, -EINVAL,
+        return rl_fail(err, errlen, -EINVAL,
                     "socket activation passed fd %d which is not a listening AF_UNIX "
                     "stream socket (ringlmd.socket needs ListenStream=/path)", fd);
     }

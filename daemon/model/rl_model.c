@@ -1,5 +1,6 @@
 /* rl_model.c - load a Llama/Qwen2 model from GGUF and check it completely. */
 #include "rl_model.h"
+#include "rl_err.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,18 +11,6 @@
 
 #define RL_MAX_HEAD_DIM 1024
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 void rl_weight_row(const rl_weight *w, int64_t row, float *dst)
 {
@@ -37,25 +26,25 @@ static int get_weight(rl_model *m, const char *name, int64_t ne0, int64_t ne1, r
     if (!t) {
         if (optional)
             return 1;
-        return fail(err, errlen, -EINVAL, "tensor %s is missing", name);
+        return rl_fail(err, errlen, -EINVAL, "tensor %s is missing", name);
     }
     const rl_type_traits *tt = rl_type_get(t->type);
     if (!tt || !tt->name)
-        return fail(err, errlen, -ENOTSUP, "tensor %s has unknown type %d", name, (int)t->type);
+        return rl_fail(err, errlen, -ENOTSUP, "tensor %s has unknown type %d", name, (int)t->type);
     if (!tt->supported || !tt->vec_dot || !tt->to_float)
-        return fail(err, errlen, -ENOTSUP, "tensor %s has unsupported type %s", name, tt->name);
+        return rl_fail(err, errlen, -ENOTSUP, "tensor %s has unsupported type %s", name, tt->name);
     const rl_type_traits *vt = rl_type_get(tt->vec_dot_type);
     if (!vt || (tt->vec_dot_type != RL_TYPE_F32 && !vt->from_float))
-        return fail(err, errlen, -ENOTSUP, "tensor %s: type %s has no activation format", name, tt->name);
+        return rl_fail(err, errlen, -ENOTSUP, "tensor %s: type %s has no activation format", name, tt->name);
     if (t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != ne1)
-        return fail(err, errlen, -EINVAL, "tensor %s has shape [%lld, %lld] (%u dims), expected [%lld, %lld]",
+        return rl_fail(err, errlen, -EINVAL, "tensor %s has shape [%lld, %lld] (%u dims), expected [%lld, %lld]",
                     name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims, (long long)ne0, (long long)ne1);
     size_t rb = rl_type_row_size(t->type, ne0);
     if (rb == 0 || rl_type_row_size(tt->vec_dot_type, ne0) == 0)
-        return fail(err, errlen, -EINVAL, "tensor %s: row of %lld is not a whole number of %s blocks",
+        return rl_fail(err, errlen, -EINVAL, "tensor %s: row of %lld is not a whole number of %s blocks",
                     name, (long long)ne0, tt->name);
     if (t->nbytes < rb * (uint64_t)ne1 || !t->data)
-        return fail(err, errlen, -EINVAL, "tensor %s: data is shorter than its shape", name);
+        return rl_fail(err, errlen, -EINVAL, "tensor %s: data is shorter than its shape", name);
     *out = (rl_weight){t->data, t->type, ne0, ne1};
     m->weight_bytes += rb * (uint64_t)ne1;
     return 0;
@@ -70,27 +59,27 @@ static int get_vector(rl_model *m, const char *name, int64_t n, float **out, boo
     if (!t) {
         if (optional)
             return 1;
-        return fail(err, errlen, -EINVAL, "tensor %s is missing", name);
+        return rl_fail(err, errlen, -EINVAL, "tensor %s is missing", name);
     }
     const rl_type_traits *tt = rl_type_get(t->type);
     if (!tt || !tt->name || !tt->supported || !tt->to_float)
-        return fail(err, errlen, -ENOTSUP, "tensor %s has unsupported type %d", name, (int)t->type);
+        return rl_fail(err, errlen, -ENOTSUP, "tensor %s has unsupported type %d", name, (int)t->type);
     int64_t cnt = 1;
     for (uint32_t d = 0; d < t->n_dims; d++)
         cnt *= t->ne[d];
     if (t->n_dims < 1 || t->n_dims > 2 || t->ne[0] != n || cnt != n)
-        return fail(err, errlen, -EINVAL, "tensor %s has shape [%lld...] (%u dims), expected [%lld]", name,
+        return rl_fail(err, errlen, -EINVAL, "tensor %s has shape [%lld...] (%u dims), expected [%lld]", name,
                     (long long)t->ne[0], t->n_dims, (long long)n);
     size_t rb = rl_type_row_size(t->type, n);
     if (rb == 0 || t->nbytes < rb || !t->data)
-        return fail(err, errlen, -EINVAL, "tensor %s: bad size", name);
+        return rl_fail(err, errlen, -EINVAL, "tensor %s: bad size", name);
     *out = malloc(sizeof(float) * (size_t)n);
     if (!*out)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return rl_fail(err, errlen, -ENOMEM, "out of memory");
     tt->to_float(t->data, *out, n);
     for (int64_t i = 0; i < n; i++)
         if (!isfinite((*out)[i]))
-            return fail(err, errlen, -EINVAL, "tensor %s holds a non-finite value", name);
+            return rl_fail(err, errlen, -EINVAL, "tensor %s holds a non-finite value", name);
     m->weight_bytes += rb;
     return 0;
 }
@@ -101,13 +90,13 @@ static int read_hparams(rl_model *m, char *err, size_t errlen)
     rl_model_hparams *hp = &m->hp;
     rl_gguf_str s;
     if (!rl_gguf_get_str(g, "general.architecture", &s))
-        return fail(err, errlen, -EINVAL, "general.architecture is missing");
+        return rl_fail(err, errlen, -EINVAL, "general.architecture is missing");
     if (rl_gguf_str_eq(s, "llama"))
         strcpy(hp->arch, "llama");
     else if (rl_gguf_str_eq(s, "qwen2"))
         strcpy(hp->arch, "qwen2");
     else
-        return fail(err, errlen, -ENOTSUP, "unsupported architecture '%.*s' (llama and qwen2 are)",
+        return rl_fail(err, errlen, -ENOTSUP, "unsupported architecture '%.*s' (llama and qwen2 are)",
                     (int)(s.len > 32 ? 32 : s.len), s.ptr);
     hp->rope_neox = strcmp(hp->arch, "qwen2") == 0;
     if (rl_gguf_get_str(g, "general.name", &s)) {
@@ -120,7 +109,7 @@ static int read_hparams(rl_model *m, char *err, size_t errlen)
         !rl_gguf_get_arch_u32(g, a, "block_count", &hp->n_layer) ||
         !rl_gguf_get_arch_u32(g, a, "feed_forward_length", &hp->n_ff) ||
         !rl_gguf_get_arch_u32(g, a, "attention.head_count", &hp->n_head))
-        return fail(err, errlen, -EINVAL, "%s: embedding_length, block_count, feed_forward_length or "
+        return rl_fail(err, errlen, -EINVAL, "%s: embedding_length, block_count, feed_forward_length or "
                     "attention.head_count is missing", a);
     if (!rl_gguf_get_arch_u32(g, a, "attention.head_count_kv", &hp->n_head_kv))
         hp->n_head_kv = hp->n_head;
@@ -139,19 +128,19 @@ static int read_hparams(rl_model *m, char *err, size_t errlen)
     if (hp->n_embd == 0 || hp->n_embd > 65536 || hp->n_layer == 0 || hp->n_layer > 1024 ||
         hp->n_ff == 0 || hp->n_ff > 1 << 20 || hp->n_head == 0 || hp->n_head > 1024 ||
         hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv != 0 || hp->n_embd % hp->n_head != 0)
-        return fail(err, errlen, -EINVAL, "inconsistent sizes: n_embd %u, n_layer %u, n_ff %u, n_head %u, n_head_kv %u",
+        return rl_fail(err, errlen, -EINVAL, "inconsistent sizes: n_embd %u, n_layer %u, n_ff %u, n_head %u, n_head_kv %u",
                     hp->n_embd, hp->n_layer, hp->n_ff, hp->n_head, hp->n_head_kv);
     hp->head_dim = hp->n_embd / hp->n_head;
     uint32_t kl;
     if (rl_gguf_get_arch_u32(g, a, "attention.key_length", &kl) && kl != hp->head_dim)
-        return fail(err, errlen, -ENOTSUP, "attention.key_length %u != n_embd/n_head %u", kl, hp->head_dim);
+        return rl_fail(err, errlen, -ENOTSUP, "attention.key_length %u != n_embd/n_head %u", kl, hp->head_dim);
     if (rl_gguf_get_arch_u32(g, a, "rope.dimension_count", &kl) && kl != hp->head_dim)
-        return fail(err, errlen, -ENOTSUP, "partial RoPE (rope.dimension_count %u, head %u)", kl, hp->head_dim);
+        return rl_fail(err, errlen, -ENOTSUP, "partial RoPE (rope.dimension_count %u, head %u)", kl, hp->head_dim);
     if (hp->head_dim % 2 || hp->head_dim > RL_MAX_HEAD_DIM)
-        return fail(err, errlen, -EINVAL, "head dimension %u must be even and <= %d", hp->head_dim, RL_MAX_HEAD_DIM);
+        return rl_fail(err, errlen, -EINVAL, "head dimension %u must be even and <= %d", hp->head_dim, RL_MAX_HEAD_DIM);
     if (!(hp->rms_eps > 0 && hp->rms_eps < 1) || !(hp->rope_base > 1 && isfinite(hp->rope_base)) ||
         !isfinite(hp->rope_scale))
-        return fail(err, errlen, -EINVAL, "bad rms epsilon %g or rope base %g", hp->rms_eps, hp->rope_base);
+        return rl_fail(err, errlen, -EINVAL, "bad rms epsilon %g or rope base %g", hp->rms_eps, hp->rope_base);
     if (hp->n_ctx_train == 0)
         hp->n_ctx_train = 2048;
     return 0;
@@ -164,7 +153,7 @@ static int rope_setup(rl_model *m, char *err, size_t errlen)
     int half = (int)m->hp.head_dim / 2;
     m->rope_inv_freq = malloc(sizeof(float) * (size_t)half);
     if (!m->rope_inv_freq)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return rl_fail(err, errlen, -ENOMEM, "out of memory");
     float *factors = NULL;
     int rc = get_vector(m, "rope_freqs.weight", half, &factors, true, err, errlen);
     if (rc < 0)
@@ -181,7 +170,7 @@ static int rope_setup(rl_model *m, char *err, size_t errlen)
             (rl_gguf_get_arch_f32(m->gguf, a, "rope.scaling.low_freq_factor", &l3_lo), !(l3_lo > 0)) ||
             (rl_gguf_get_arch_f32(m->gguf, a, "rope.scaling.high_freq_factor", &l3_hi), !(l3_hi > l3_lo)) ||
             (rl_gguf_get_arch_f32(m->gguf, a, "rope.scaling.original_context_length", &l3_ctx), !(l3_ctx > 0)))
-            return fail(err, errlen, -EINVAL, "llama3 rope scaling needs factor >= 1 and low < high frequency factors");
+            return rl_fail(err, errlen, -EINVAL, "llama3 rope scaling needs factor >= 1 and low < high frequency factors");
     }
     for (int i = 0; i < half; i++) {
         double f = pow(m->hp.rope_base, -2.0 * i / (double)m->hp.head_dim) / m->hp.rope_scale;
@@ -197,7 +186,7 @@ static int rope_setup(rl_model *m, char *err, size_t errlen)
         if (factors) {
             if (!(factors[i] > 0)) {
                 free(factors);
-                return fail(err, errlen, -EINVAL, "rope_freqs.weight holds a non-positive factor");
+                return rl_fail(err, errlen, -EINVAL, "rope_freqs.weight holds a non-positive factor");
             }
             f /= factors[i];
         }
@@ -213,7 +202,7 @@ static int load_layers(rl_model *m, char *err, size_t errlen)
     int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     m->layers = calloc(hp->n_layer, sizeof(rl_layer));
     if (!m->layers)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return rl_fail(err, errlen, -ENOMEM, "out of memory");
     char nm[128];
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         rl_layer *L = &m->layers[l];
@@ -264,18 +253,18 @@ int rl_model_from_gguf(rl_gguf *g, rl_model **out, char *err, size_t errlen)
     rl_types_init();
     rl_model *m = calloc(1, sizeof(*m));
     if (!m)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return rl_fail(err, errlen, -ENOMEM, "out of memory");
     m->gguf = g;
     int rc = read_hparams(m, err, errlen);
     if (rc < 0)
         goto bad;
     const rl_gguf_tensor *te = rl_gguf_find_tensor(g, "token_embd.weight");
     if (!te) {
-        rc = fail(err, errlen, -EINVAL, "tensor token_embd.weight is missing");
+        rc = rl_fail(err, errlen, -EINVAL, "tensor token_embd.weight is missing");
         goto bad;
     }
     if (te->n_dims != 2 || te->ne[1] <= 0 || te->ne[1] > (1 << 24)) {
-        rc = fail(err, errlen, -EINVAL, "token_embd.weight has a bad shape");
+        rc = rl_fail(err, errlen, -EINVAL, "token_embd.weight has a bad shape");
         goto bad;
     }
     m->hp.n_vocab = (uint32_t)te->ne[1];

@@ -2,6 +2,7 @@
  * lookup maps, merge ranks, pieces for detokenizing, special and end-of-generation
  * token lists. Everything in the vocabulary is checked (it comes from files). */
 #include "rl_tok_internal.h"
+#include "rl_err.h"
 #include "rl_unicode.h"
 
 #include <errno.h>
@@ -14,17 +15,6 @@
 #define RL_TOK_MAX_MERGES (1u << 22)
 #define RL_TOK_MAX_TOKLEN 65536u
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 uint64_t rl_tok_hash(const char *p, size_t n)
 {
@@ -201,7 +191,7 @@ static void add_eog(rl_tokenizer *t, int32_t id)
 static int check_id(int32_t id, uint32_t n, const char *what, char *err, size_t errlen)
 {
     if (id < -1 || (id >= 0 && (uint32_t)id >= n))
-        return fail(err, errlen, -EINVAL, "tokenizer: %s token id %d out of range (vocabulary of %u)",
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: %s token id %d out of range (vocabulary of %u)",
                     what, id, n);
     return 0;
 }
@@ -215,7 +205,7 @@ static int build_merges(rl_tokenizer *t, const rl_tok_vocab *v, char *err, size_
         cap <<= 1;
     t->merges = malloc(cap * sizeof *t->merges);
     if (!t->merges)
-        return fail(err, errlen, -ENOMEM, "tokenizer: out of memory for %llu merges",
+        return rl_fail(err, errlen, -ENOMEM, "tokenizer: out of memory for %llu merges",
                     (unsigned long long)v->n_merges);
     for (uint64_t i = 0; i < cap; i++)
         t->merges[i].key = UINT64_MAX;
@@ -239,7 +229,7 @@ static int build_merges(rl_tokenizer *t, const rl_tok_vocab *v, char *err, size_
             bufcap = ln + rn;
             buf = malloc(bufcap);
             if (!buf)
-                return fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
+                return rl_fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
         }
         memcpy(buf, p, ln);
         memcpy(buf + ln, sp + 1, rn);
@@ -269,7 +259,7 @@ static int build(rl_tokenizer *t, const rl_tok_vocab *v, char *err, size_t errle
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (v->tokens[i].len > RL_TOK_MAX_TOKLEN || (!v->tokens[i].ptr && v->tokens[i].len))
-            return fail(err, errlen, -EINVAL, "tokenizer: token %u is %llu bytes long", i,
+            return rl_fail(err, errlen, -EINVAL, "tokenizer: token %u is %llu bytes long", i,
                         (unsigned long long)v->tokens[i].len);
         total += v->tokens[i].len;
     }
@@ -289,7 +279,7 @@ static int build(rl_tokenizer *t, const rl_tok_vocab *v, char *err, size_t errle
     t->eog = malloc(sizeof(int32_t) * (2 + sizeof eog_texts / sizeof eog_texts[0]));
     if (!t->text || !t->off || !t->len || !t->scores || !t->types || !t->poff || !t->plen || !t->piece ||
         !t->map.slots || !t->eog)
-        return fail(err, errlen, -ENOMEM, "tokenizer: out of memory for %u tokens", n);
+        return rl_fail(err, errlen, -ENOMEM, "tokenizer: out of memory for %u tokens", n);
     memset(t->map.slots, 0xFF, (size_t)cap * sizeof(int32_t));
 
     size_t o = 0;
@@ -302,18 +292,18 @@ static int build(rl_tokenizer *t, const rl_tok_vocab *v, char *err, size_t errle
         o += v->tokens[i].len;
         float s = v->scores ? v->scores[i] : 0.0f;
         if (s != s)
-            return fail(err, errlen, -EINVAL, "tokenizer: score of token %u is NaN", i);
+            return rl_fail(err, errlen, -EINVAL, "tokenizer: score of token %u is NaN", i);
         t->scores[i] = s;
         int32_t ty = v->types ? v->types[i] : RL_TT_NORMAL;
         if (ty < RL_TT_UNDEFINED || ty > RL_TT_BYTE)
-            return fail(err, errlen, -EINVAL, "tokenizer: token %u has invalid type %d", i, ty);
+            return rl_fail(err, errlen, -EINVAL, "tokenizer: token %u has invalid type %d", i, ty);
         if (ty == RL_TT_UNDEFINED)
             ty = RL_TT_NORMAL;
         t->types[i] = (uint8_t)ty;
         if (ty == RL_TT_BYTE && v->model == RL_TOK_SPM) {
             int b = parse_byte_token(v->tokens[i].ptr, v->tokens[i].len);
             if (b < 0)
-                return fail(err, errlen, -EINVAL, "tokenizer: byte token %u is not of the form <0xXX>", i);
+                return rl_fail(err, errlen, -EINVAL, "tokenizer: byte token %u is not of the form <0xXX>", i);
             t->byte_tok[b] = (int32_t)i;
         }
         if ((ty == RL_TT_CONTROL || ty == RL_TT_USER || ty == RL_TT_UNKNOWN) && t->len[i] > 0)
@@ -350,7 +340,7 @@ static int build(rl_tokenizer *t, const rl_tok_vocab *v, char *err, size_t errle
 
     t->special = malloc((n_special ? n_special : 1) * sizeof *t->special);
     if (!t->special)
-        return fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
+        return rl_fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
     for (uint32_t i = 0; i < n; i++) {
         uint8_t ty = t->types[i];
         if ((ty == RL_TT_CONTROL || ty == RL_TT_USER || ty == RL_TT_UNKNOWN) && t->len[i] > 0)
@@ -382,20 +372,20 @@ static int build(rl_tokenizer *t, const rl_tok_vocab *v, char *err, size_t errle
 int rl_tok_build(const rl_tok_vocab *v, rl_tokenizer **out, char *err, size_t errlen)
 {
     if (!v || !out)
-        return fail(err, errlen, -EINVAL, "tokenizer: no vocabulary");
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: no vocabulary");
     *out = NULL;
     if (v->model != RL_TOK_SPM && v->model != RL_TOK_BPE)
-        return fail(err, errlen, -EINVAL, "tokenizer: unsupported model kind %d", v->model);
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: unsupported model kind %d", v->model);
     if (v->n == 0 || v->n > RL_TOK_MAX_VOCAB || !v->tokens)
-        return fail(err, errlen, -EINVAL, "tokenizer: vocabulary size %u out of range (1..%u)", v->n,
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: vocabulary size %u out of range (1..%u)", v->n,
                     RL_TOK_MAX_VOCAB);
     if (v->n_merges > RL_TOK_MAX_MERGES || (v->n_merges && !v->merges))
-        return fail(err, errlen, -EINVAL, "tokenizer: %llu merges (at most %u)",
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: %llu merges (at most %u)",
                     (unsigned long long)v->n_merges, RL_TOK_MAX_MERGES);
     if (v->model == RL_TOK_BPE && v->n_merges == 0)
-        return fail(err, errlen, -EINVAL, "tokenizer: byte-level BPE vocabulary without merges");
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: byte-level BPE vocabulary without merges");
     if ((unsigned)v->pre > RL_PRE_DEEPSEEK_CODER)
-        return fail(err, errlen, -EINVAL, "tokenizer: invalid pre-tokenizer %d", (int)v->pre);
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: invalid pre-tokenizer %d", (int)v->pre);
     int rc;
     if ((rc = check_id(v->bos, v->n, "BOS", err, errlen)) || (rc = check_id(v->eos, v->n, "EOS", err, errlen)) ||
         (rc = check_id(v->unk, v->n, "unknown", err, errlen)) ||
@@ -403,11 +393,11 @@ int rl_tok_build(const rl_tok_vocab *v, rl_tokenizer **out, char *err, size_t er
         (rc = check_id(v->eot, v->n, "end-of-turn", err, errlen)))
         return rc;
     if (v->chat_template.len > (1u << 24))
-        return fail(err, errlen, -EINVAL, "tokenizer: chat template too long");
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: chat template too long");
 
     rl_tokenizer *t = calloc(1, sizeof *t);
     if (!t)
-        return fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
+        return rl_fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
     t->model = v->model;
     t->pre = v->pre;
     t->n = v->n;
@@ -427,7 +417,7 @@ int rl_tok_build(const rl_tok_vocab *v, rl_tokenizer **out, char *err, size_t er
         t->chat_template = malloc(v->chat_template.len + 1);
         if (!t->chat_template) {
             rl_tokenizer_free(t);
-            return fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
+            return rl_fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
         }
         memcpy(t->chat_template, v->chat_template.ptr, v->chat_template.len);
         t->chat_template[v->chat_template.len] = '\0';

@@ -1,6 +1,7 @@
 /* rl_tok_load.c - rl_tokenizer_load: reads the tokenizer.* metadata of a GGUF file,
  * checks every key's type and length, and builds the tokenizer from it. */
 #include "rl_tok_internal.h"
+#include "rl_err.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -8,17 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static int get_id_mode(const rl_gguf *g, const char *key, int32_t *out, bool lenient, uint32_t n_vocab,
                        char *err, size_t errlen)
@@ -28,11 +18,11 @@ static int get_id_mode(const rl_gguf *g, const char *key, int32_t *out, bool len
         return 0;
     int64_t v;
     if (!rl_gguf_get_i64(g, key, &v))
-        return fail(err, errlen, -EINVAL, "tokenizer: %s is not an integer", key);
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: %s is not an integer", key);
     if (v == -1 || v == (int64_t)UINT32_MAX || (lenient && (v < 0 || v >= (int64_t)n_vocab)))
         return 0;
     if (v < -1 || v > INT32_MAX)
-        return fail(err, errlen, -EINVAL, "tokenizer: %s = %lld out of range", key, (long long)v);
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: %s = %lld out of range", key, (long long)v);
     *out = (int32_t)v;
     return 0;
 }
@@ -54,7 +44,7 @@ static int get_flag(const rl_gguf *g, const char *key, int *out, char *err, size
         return 0;
     bool b;
     if (!rl_gguf_get_bool(g, key, &b))
-        return fail(err, errlen, -EINVAL, "tokenizer: %s is not a bool", key);
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: %s is not a bool", key);
     *out = b;
     return 0;
 }
@@ -66,12 +56,12 @@ static const rl_gguf_kv *get_arr(const rl_gguf *g, const char *key, rl_gguf_vtyp
     *rc = 0;
     if (!kv) {
         if (required)
-            *rc = fail(err, errlen, -EINVAL, "tokenizer: %s missing", key);
+            *rc = rl_fail(err, errlen, -EINVAL, "tokenizer: %s missing", key);
         return NULL;
     }
     if (kv->type != RL_GGUF_ARR || kv->arr_type != et || (et == RL_GGUF_STR && !kv->strs && kv->arr_n) ||
         (et != RL_GGUF_STR && !kv->data && kv->arr_n)) {
-        *rc = fail(err, errlen, -EINVAL, "tokenizer: %s is not an array of the expected type", key);
+        *rc = rl_fail(err, errlen, -EINVAL, "tokenizer: %s is not an array of the expected type", key);
         return NULL;
     }
     return kv;
@@ -80,30 +70,30 @@ static const rl_gguf_kv *get_arr(const rl_gguf *g, const char *key, rl_gguf_vtyp
 int rl_tokenizer_load(const rl_gguf *g, rl_tokenizer **out, char *err, size_t errlen)
 {
     if (!g || !out)
-        return fail(err, errlen, -EINVAL, "tokenizer: no file");
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: no file");
     *out = NULL;
     rl_tok_vocab v;
     memset(&v, 0, sizeof v);
     rl_gguf_str model;
     if (!rl_gguf_get(g, "tokenizer.ggml.model"))
-        return fail(err, errlen, -EINVAL, "tokenizer: tokenizer.ggml.model missing");
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: tokenizer.ggml.model missing");
     if (!rl_gguf_get_str(g, "tokenizer.ggml.model", &model))
-        return fail(err, errlen, -EINVAL, "tokenizer: tokenizer.ggml.model is not a string");
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: tokenizer.ggml.model is not a string");
     if (rl_gguf_str_eq(model, "llama"))
         v.model = RL_TOK_SPM;
     else if (rl_gguf_str_eq(model, "gpt2"))
         v.model = RL_TOK_BPE;
     else
-        return fail(err, errlen, -ENOTSUP, "tokenizer: unsupported tokenizer model '%.*s' (llama, gpt2)",
+        return rl_fail(err, errlen, -ENOTSUP, "tokenizer: unsupported tokenizer model '%.*s' (llama, gpt2)",
                     (int)(model.len > 64 ? 64 : model.len), model.ptr);
 
     if (v.model == RL_TOK_BPE) {
         rl_gguf_str pre = {NULL, 0};
         if (rl_gguf_get(g, "tokenizer.ggml.pre") && !rl_gguf_get_str(g, "tokenizer.ggml.pre", &pre))
-            return fail(err, errlen, -EINVAL, "tokenizer: tokenizer.ggml.pre is not a string");
+            return rl_fail(err, errlen, -EINVAL, "tokenizer: tokenizer.ggml.pre is not a string");
         int p = rl_tok_pre_from_name(pre.ptr, pre.len);
         if (p < 0)
-            return fail(err, errlen, -ENOTSUP, "tokenizer: unsupported pre-tokenizer '%.*s'",
+            return rl_fail(err, errlen, -ENOTSUP, "tokenizer: unsupported pre-tokenizer '%.*s'",
                         (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
         v.pre = (rl_tok_pre)p;
     }
@@ -113,7 +103,7 @@ int rl_tokenizer_load(const rl_gguf *g, rl_tokenizer **out, char *err, size_t er
     if (!toks)
         return rc;
     if (toks->arr_n == 0 || toks->arr_n > (1u << 22))
-        return fail(err, errlen, -EINVAL, "tokenizer: %llu tokens (1..%u)", (unsigned long long)toks->arr_n,
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: %llu tokens (1..%u)", (unsigned long long)toks->arr_n,
                     1u << 22);
     v.n = (uint32_t)toks->arr_n;
     v.tokens = toks->strs;
@@ -125,7 +115,7 @@ int rl_tokenizer_load(const rl_gguf *g, rl_tokenizer **out, char *err, size_t er
     if (rc)
         return rc;
     if ((scores && scores->arr_n != v.n) || (types && types->arr_n != v.n))
-        return fail(err, errlen, -EINVAL, "tokenizer: %s has %llu entries for %u tokens",
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: %s has %llu entries for %u tokens",
                     scores && scores->arr_n != v.n ? "tokenizer.ggml.scores" : "tokenizer.ggml.token_type",
                     (unsigned long long)(scores && scores->arr_n != v.n ? scores->arr_n : types->arr_n), v.n);
     const rl_gguf_kv *merges = NULL;
@@ -147,7 +137,7 @@ int rl_tokenizer_load(const rl_gguf *g, rl_tokenizer **out, char *err, size_t er
         return rc;
     if (rl_gguf_get(g, "tokenizer.chat_template") &&
         !rl_gguf_get_str(g, "tokenizer.chat_template", &v.chat_template))
-        return fail(err, errlen, -EINVAL, "tokenizer: tokenizer.chat_template is not a string");
+        return rl_fail(err, errlen, -EINVAL, "tokenizer: tokenizer.chat_template is not a string");
 
     /* Copy the fixed-size arrays out: in the file they may be unaligned. */
     float *sc = NULL;
@@ -155,7 +145,7 @@ int rl_tokenizer_load(const rl_gguf *g, rl_tokenizer **out, char *err, size_t er
     if (scores) {
         sc = malloc((size_t)v.n * sizeof *sc);
         if (!sc)
-            return fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
+            return rl_fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
         memcpy(sc, scores->data, (size_t)v.n * sizeof *sc);
         v.scores = sc;
     }
@@ -163,7 +153,7 @@ int rl_tokenizer_load(const rl_gguf *g, rl_tokenizer **out, char *err, size_t er
         ty = malloc((size_t)v.n * sizeof *ty);
         if (!ty) {
             free(sc);
-            return fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
+            return rl_fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
         }
         memcpy(ty, types->data, (size_t)v.n * sizeof *ty);
         v.types = ty;
