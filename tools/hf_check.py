@@ -24,6 +24,7 @@ import random
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True  # no tools/__pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_to_gguf  # noqa: E402
 
