@@ -16,7 +16,7 @@ if [ ! -f $B/build.ninja ]; then
 fi
 meson configure $B -Dwerror=false >/dev/null  # others' -O3 warnings must not stop the GPU check
 touch kernels/cuda/*.cu  # nvcc gives meson no header dependencies
-ninja -C $B -j16 tests/cuda/test_cu_kernels tests/cuda/test_cu_model bench/ringlm-bench-cuda >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
+ninja -C $B -j16 tests/cuda/test_cu_kernels tests/cuda/test_cu_model bench/ringlm-bench-cuda tools/ringlm-logits >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
 
 log tests
 # Run the test binaries directly: meson test would rebuild every other target.
@@ -28,6 +28,10 @@ for t in $B/tests/cuda/test_cu_*; do
   grep -E "^[0-9]+%|Checks|Failures|Errors|rel err|^cuda: |skipping" "$OUT/$(basename $t).log" | head -12
   [ $rc -eq 0 ] || grep -vE "seed [0-9]+$" "$OUT/$(basename $t).log" | head -40
 done
+log hf_check
+# Independent check: random transformers Llama models -> GGUF -> ringlm-logits (cpu, cuda) vs transformers in float64.
+python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; HF_RC=$?
+grep -E "^hf_check|^python" "$OUT/hf_check.txt"; echo "hf_check rc=$HF_RC"
 
 BENCH=$B/bench/ringlm-bench-cuda
 log kernels
@@ -55,4 +59,5 @@ tail -5 "$OUT/bench.err"
 
 log summary
 echo "tests rc=$TEST_RC"
+echo "hf_check rc=$HF_RC ($(tail -1 "$OUT/hf_check.txt"))"
 sed -E 's/^cuda +//' "$OUT/bench.txt"
