@@ -181,26 +181,27 @@ static void emit(int prio, char *text, bool parse_fields)
     (void)r;
 }
 
-void rl_log(int prio, const char *fmt, ...)
+static void vlog(int prio, bool fields, const char *fmt, va_list ap)
 {
     if (prio > atomic_load_explicit(&g_level, memory_order_relaxed))
         return;
     char buf[RL_LOG_BUF];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    emit(prio, buf, fields);
+}
+
+void rl_log(int prio, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    vlog(prio, false, fmt, ap);
     va_end(ap);
-    emit(prio, buf, false);
 }
 
 void rl_log_fields(int prio, const char *fmt, ...)
 {
-    if (prio > atomic_load_explicit(&g_level, memory_order_relaxed))
-        return;
-    char buf[RL_LOG_BUF];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    vlog(prio, true, fmt, ap);
     va_end(ap);
-    emit(prio, buf, true);
 }

@@ -93,8 +93,7 @@ static int rd_str(reader *r, rl_gguf_str *s, const char *what)
     return 0;
 }
 
-/* Bytes of one element of a fixed-size value type, 0 for STR/ARR/unknown. */
-static size_t vtype_size(uint32_t t)
+size_t rl_gguf_vtype_size(uint32_t t)
 {
     switch (t) {
     case RL_GGUF_U8: case RL_GGUF_I8: case RL_GGUF_BOOL: return 1;
@@ -178,8 +177,8 @@ static int parse_kv(reader *r, gguf_priv *g, uint64_t i)
     kv->data = r->p + r->off;
     if (t == RL_GGUF_STR) return rd_str(r, &kv->str, "string value");
     if (t != RL_GGUF_ARR) {
-        if ((rc = need(r, vtype_size(t), "metadata value"))) return rc;
-        r->off += vtype_size(t);
+        if ((rc = need(r, rl_gguf_vtype_size(t), "metadata value"))) return rc;
+        r->off += rl_gguf_vtype_size(t);
         return 0;
     }
     uint32_t et;
@@ -193,7 +192,7 @@ static int parse_kv(reader *r, gguf_priv *g, uint64_t i)
     kv->arr_n = n;
     kv->data = r->p + r->off;
     if (et != RL_GGUF_STR) {
-        size_t es = vtype_size(et);
+        size_t es = rl_gguf_vtype_size(et);
         if (n > left(r) / es)
             return fail(r, "key '%.*s': array of %llu elements of %zu bytes at offset %zu past end of file (size %zu)",
                         kl, kv->key.ptr, (unsigned long long)n, es, r->off, r->size);
@@ -478,7 +477,7 @@ static bool i64_of(uint64_t m, bool neg, int64_t *out)
 static const uint8_t *arr_elem(const rl_gguf_kv *kv, uint64_t i)
 {
     if (!kv || kv->type != RL_GGUF_ARR || i >= kv->arr_n) return NULL;
-    size_t es = vtype_size(kv->arr_type);
+    size_t es = rl_gguf_vtype_size(kv->arr_type);
     return es && kv->arr_type != RL_GGUF_BOOL ? kv->data + i * es : NULL; /* i * es < file size */
 }
 

@@ -76,6 +76,8 @@ bool rl_gguf_get_str(const rl_gguf *g, const char *key, rl_gguf_str *out);
 bool rl_gguf_get_arch_u32(const rl_gguf *g, const char *arch, const char *suffix, uint32_t *out);
 bool rl_gguf_get_arch_f32(const rl_gguf *g, const char *arch, const char *suffix, float *out);
 const rl_gguf_tensor *rl_gguf_find_tensor(const rl_gguf *g, const char *name);
+/* Bytes of one element of a fixed-size value type; 0 for STR, ARR and unknown types. */
+size_t rl_gguf_vtype_size(uint32_t t);
 /* Compare an rl_gguf_str with a C string. */
 bool rl_gguf_str_eq(rl_gguf_str s, const char *c);
 /* Element i of a numeric array (added by modeldata). kv->data is only

@@ -132,20 +132,9 @@ int rl_gguf_writer_str(rl_gguf_writer *w, const char *key, const char *v)
     return rc ? rc : put_str(w, v, strlen(v));
 }
 
-static size_t elem_size(rl_gguf_vtype t)
-{
-    switch (t) {
-    case RL_GGUF_U8: case RL_GGUF_I8: case RL_GGUF_BOOL: return 1;
-    case RL_GGUF_U16: case RL_GGUF_I16: return 2;
-    case RL_GGUF_U32: case RL_GGUF_I32: case RL_GGUF_F32: return 4;
-    case RL_GGUF_U64: case RL_GGUF_I64: case RL_GGUF_F64: return 8;
-    default: return 0;
-    }
-}
-
 int rl_gguf_writer_arr(rl_gguf_writer *w, const char *key, rl_gguf_vtype et, const void *data, uint64_t n)
 {
-    size_t es = elem_size(et);
+    size_t es = rl_gguf_vtype_size(et);
     if (!es || (n && !data) || n > SIZE_MAX / es) return -EINVAL;
     int rc = begin_kv(w, key, RL_GGUF_ARR);
     if (rc || (rc = put_u32(w, (uint32_t)et)) || (rc = put_u64(w, n))) return rc;
@@ -178,7 +167,7 @@ static int copy_value(rl_gguf_writer *w, const char *key, const rl_gguf_kv *kv)
         return put_str(w, kv->str.ptr, kv->str.len);
     }
     if (kv->type != RL_GGUF_ARR) {
-        size_t es = elem_size(kv->type);
+        size_t es = rl_gguf_vtype_size(kv->type);
         return es ? scalar(w, key, kv->type, kv->data, es) : -EINVAL;
     }
     if (kv->arr_type != RL_GGUF_STR) return rl_gguf_writer_arr(w, key, kv->arr_type, kv->data, kv->arr_n);
