@@ -19,7 +19,8 @@
 #define FILE_MAX_LEN (1u << 20)
 
 static const char *const keys[] = {"model", "socket", "threads", "device", "spin_window",
-                                   "shutdown_deadline", "max_clients", "log_level"};
+                                   "shutdown_deadline", "max_clients", "log_level",
+                                   "step_tokens", "kv_mb", "client_queue", "client_kv"};
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
 
@@ -44,6 +45,10 @@ void rl_cfg_defaults(rl_cfg *c)
     c->shutdown_deadline_us = 10ull * 1000000;
     c->max_clients = 64;
     c->log_level = LOG_INFO;
+    c->step_tokens = RL_CFG_STEP_TOKENS_DEFAULT;
+    c->kv_mb = 0;
+    c->client_queue = RL_CFG_CLIENT_QUEUE_MAX;
+    c->client_kv = 0;
 }
 
 /* Decimal unsigned integer, no sign, no trailing junk. */
@@ -163,6 +168,34 @@ int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t 
             return rl_fail(err, errlen, -EINVAL,
                         "log_level: '%s' is not err, warning, notice, info or debug", value);
         c->log_level = l;
+        return 0;
+    }
+    if (strcmp(key, "step_tokens") == 0) {
+        if ((rc = parse_u64(value, RL_CFG_STEP_TOKENS_MAX, &v)))
+            return rl_fail(err, errlen, rc, "step_tokens: '%s' is not a number in 0..%u", value,
+                           RL_CFG_STEP_TOKENS_MAX);
+        c->step_tokens = (uint32_t)v;
+        return 0;
+    }
+    if (strcmp(key, "kv_mb") == 0) {
+        if ((rc = parse_u64(value, RL_CFG_KV_MB_MAX, &v)))
+            return rl_fail(err, errlen, rc, "kv_mb: '%s' is not a number of MiB in 0..%llu", value,
+                           RL_CFG_KV_MB_MAX);
+        c->kv_mb = v;
+        return 0;
+    }
+    if (strcmp(key, "client_queue") == 0) {
+        if ((rc = parse_u64(value, RL_CFG_CLIENT_QUEUE_MAX, &v)) || v == 0)
+            return rl_fail(err, errlen, rc ? rc : -ERANGE, "client_queue: '%s' is not in 1..%u", value,
+                           RL_CFG_CLIENT_QUEUE_MAX);
+        c->client_queue = (uint32_t)v;
+        return 0;
+    }
+    if (strcmp(key, "client_kv") == 0) {
+        if ((rc = parse_u64(value, RL_CFG_CLIENT_KV_MAX, &v)))
+            return rl_fail(err, errlen, rc, "client_kv: '%s' is not a number in 0..%llu", value,
+                           RL_CFG_CLIENT_KV_MAX);
+        c->client_kv = v;
         return 0;
     }
     return rl_fail(err, errlen, -ENOENT, "unknown key '%s'", key);
@@ -288,6 +321,14 @@ int rl_cfg_format(const rl_cfg *c, const char *key, char *buf, size_t n)
         return snprintf(buf, n, "%" PRIu32, c->max_clients);
     if (strcmp(key, "log_level") == 0)
         return snprintf(buf, n, "%s", rl_log_level_name(c->log_level));
+    if (strcmp(key, "step_tokens") == 0)
+        return snprintf(buf, n, "%" PRIu32, c->step_tokens);
+    if (strcmp(key, "kv_mb") == 0)
+        return snprintf(buf, n, "%" PRIu64, c->kv_mb);
+    if (strcmp(key, "client_queue") == 0)
+        return snprintf(buf, n, "%" PRIu32, c->client_queue);
+    if (strcmp(key, "client_kv") == 0)
+        return snprintf(buf, n, "%" PRIu64, c->client_kv);
     return -ENOENT;
 }
 

@@ -15,6 +15,11 @@
  *   shutdown_deadline = 10s      (bare number: seconds)
  *   max_clients       = 64
  *   log_level         = info     (err | warning | notice | info | debug)
+ *   step_tokens       = 512      (tokens per engine step, 0..8192; 0: engine default)
+ *   kv_mb             = 0        (KV cache pool in MiB, 0..1048576; 0: 4 full contexts)
+ *   client_queue      = 1024     (requests in flight per client, 1..1024)
+ *   client_kv         = 0        (KV positions in flight per client; 0: half the pool)
+ * The last four apply at the next restart (a reload logs the change only).
  */
 #ifndef RL_CFG_H
 #define RL_CFG_H
@@ -27,6 +32,11 @@
 #define RL_CFG_PATH_MAX 4096
 #define RL_CFG_SOCKET_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 #define RL_CFG_DEFAULT_FILE RL_SYSCONFDIR "/ringlm/ringlmd.conf"
+#define RL_CFG_STEP_TOKENS_DEFAULT 512u /* = the LLM engine's default */
+#define RL_CFG_STEP_TOKENS_MAX 8192u    /* the LLM engine clamps to this */
+#define RL_CFG_KV_MB_MAX (1ull << 20)    /* 1 TiB; kv_mb << 20 cannot overflow */
+#define RL_CFG_CLIENT_QUEUE_MAX 1024u   /* = RL_SCHED_DEFAULT_QUEUED, the transport's cap */
+#define RL_CFG_CLIENT_KV_MAX 0xffffffffull
 
 typedef enum rl_cfg_device {
     RL_DEVICE_CPU = 0,
@@ -43,6 +53,11 @@ typedef struct rl_cfg {
     uint64_t shutdown_deadline_us; /* <= 1 h */
     uint32_t max_clients;        /* 1..65536 */
     int log_level;               /* LOG_ERR..LOG_DEBUG */
+    /* batching (rl_daemon_opts of the same names) */
+    uint32_t step_tokens;        /* 0..8192; 0: the engine's default */
+    uint64_t kv_mb;              /* 0..1048576 (1 TiB); 0: room for 4 full contexts */
+    uint32_t client_queue;       /* 1..1024 (the transport's cap) */
+    uint64_t client_kv;          /* 0..4294967295; 0: half the pool */
 } rl_cfg;
 
 void rl_cfg_defaults(rl_cfg *c);

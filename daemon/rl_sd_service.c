@@ -21,7 +21,8 @@ static const struct {
 } overrides[] = {
     {"socket", 's', "socket"},    {"model", 'm', "model"},         {"engine", 'e', "device"},
     {"threads", 't', "threads"},  {"spin-us", 'S', "spin_window"}, {"max-clients", 'c', "max_clients"},
-    {"verbose", 'v', "log_level"},
+    {"verbose", 'v', "log_level"},  {"step-tokens", 'B', "step_tokens"}, {"kv-mb", 'K', "kv_mb"},
+    {"client-queue", 'Q', "client_queue"}, {"client-kv", 'C', "client_kv"},
 };
 #define N_OVERRIDES (sizeof overrides / sizeof overrides[0])
 
@@ -137,6 +138,10 @@ static void opts_from_cfg(rl_service *s, const rl_cfg *c, rl_daemon_opts *o)
     o->max_clients = (int)c->max_clients;
     uint64_t ms = c->shutdown_deadline_us / 1000;
     o->stop_deadline_ms = ms ? (unsigned)ms : 1;
+    o->step_tokens = c->step_tokens;
+    o->kv_budget_bytes = c->kv_mb << 20; /* kv_mb <= RL_CFG_KV_MB_MAX: no overflow */
+    o->client_max_queued = c->client_queue;
+    o->client_max_kv_tokens = c->client_kv;
     o->load_progress = on_load_progress;
     o->load_progress_ctx = s;
 }
@@ -293,6 +298,10 @@ static void start_swap(rl_service *s)
 {
     rl_daemon_opts_default(&s->load_opts);
     opts_from_cfg(s, &s->want, &s->load_opts);
+    /* step_tokens and kv_mb apply at the next restart: the new engine gets
+     * the running values (main's options, command line included) */
+    s->load_opts.step_tokens = s->opts->step_tokens;
+    s->load_opts.kv_budget_bytes = s->opts->kv_budget_bytes;
     atomic_store_explicit(&s->load_done, false, memory_order_relaxed);
     s->load_engine = NULL;
     s->loading = true;
@@ -421,6 +430,21 @@ static void sync_overrides(rl_service *s)
             s->cfg.max_clients = (uint32_t)o->max_clients;
         else if (strcmp(key, "log_level") == 0)
             s->cfg.log_level = rl_log_get_level();
+        /* batching: the value in effect, within the file's ranges (the engine
+         * clamps step_tokens; the transport caps the queue) */
+        else if (strcmp(key, "step_tokens") == 0)
+            s->cfg.step_tokens = o->step_tokens < RL_CFG_STEP_TOKENS_MAX ? o->step_tokens
+                                                                         : RL_CFG_STEP_TOKENS_MAX;
+        else if (strcmp(key, "kv_mb") == 0) {
+            uint64_t mb = o->kv_budget_bytes >> 20;
+            s->cfg.kv_mb = mb < RL_CFG_KV_MB_MAX ? mb : RL_CFG_KV_MB_MAX;
+        } else if (strcmp(key, "client_queue") == 0)
+            s->cfg.client_queue = o->client_max_queued == 0 || o->client_max_queued > RL_CFG_CLIENT_QUEUE_MAX
+                                      ? RL_CFG_CLIENT_QUEUE_MAX
+                                      : o->client_max_queued;
+        else if (strcmp(key, "client_kv") == 0)
+            s->cfg.client_kv = o->client_max_kv_tokens < RL_CFG_CLIENT_KV_MAX ? o->client_max_kv_tokens
+                                                                              : RL_CFG_CLIENT_KV_MAX;
     }
 }
 

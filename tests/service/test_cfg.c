@@ -26,6 +26,10 @@ START_TEST(defaults_match_the_documented_values)
     ck_assert_uint_eq(c.shutdown_deadline_us, 10000000);
     ck_assert_uint_eq(c.max_clients, 64);
     ck_assert_int_eq(c.log_level, LOG_INFO);
+    ck_assert_uint_eq(c.step_tokens, 512);
+    ck_assert_uint_eq(c.kv_mb, 0);
+    ck_assert_uint_eq(c.client_queue, 1024);
+    ck_assert_uint_eq(c.client_kv, 0);
 }
 END_TEST
 
@@ -56,6 +60,60 @@ START_TEST(every_key_is_parsed)
     ck_assert_uint_eq(c.shutdown_deadline_us, 3000000);
     ck_assert_uint_eq(c.max_clients, 7);
     ck_assert_int_eq(c.log_level, LOG_DEBUG);
+}
+END_TEST
+
+START_TEST(batching_keys_are_parsed_and_formatted)
+{
+    rl_cfg c;
+    rl_cfg_defaults(&c);
+    char err[256] = "";
+    int rc = parse(&c,
+                   "step_tokens = 8192\n"
+                   "kv_mb = 1048576\n"
+                   "client_queue = 1\n"
+                   "client_kv = \"4294967295\"\n",
+                   err, sizeof err);
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, err);
+    ck_assert_uint_eq(c.step_tokens, 8192);
+    ck_assert_uint_eq(c.kv_mb, 1048576);
+    ck_assert_uint_eq(c.client_queue, 1);
+    ck_assert_uint_eq(c.client_kv, 4294967295u);
+    char v[64];
+    ck_assert_int_gt(rl_cfg_format(&c, "kv_mb", v, sizeof v), 0);
+    ck_assert_str_eq(v, "1048576");
+    ck_assert_int_gt(rl_cfg_format(&c, "client_kv", v, sizeof v), 0);
+    ck_assert_str_eq(v, "4294967295");
+    /* 0 means "the engine's default" / "half the pool" and is accepted */
+    ck_assert_int_eq(parse(&c, "step_tokens = 0\nkv_mb = 0\nclient_kv = 0\n", err, sizeof err), 0);
+    ck_assert_uint_eq(c.step_tokens, 0);
+    ck_assert_uint_eq(c.kv_mb, 0);
+    ck_assert_uint_eq(c.client_kv, 0);
+}
+END_TEST
+
+START_TEST(batching_bad_values_are_rejected_with_the_key_named)
+{
+    static const struct {
+        const char *line, *key;
+    } bad[] = {
+        {"step_tokens = 8193", "step_tokens"},   {"step_tokens = -1", "step_tokens"},
+        {"step_tokens = 12k", "step_tokens"},    {"step_tokens =", "step_tokens"},
+        {"kv_mb = 1048577", "kv_mb"},            {"kv_mb = 99999999999999999999", "kv_mb"},
+        {"kv_mb = 1.5", "kv_mb"},                {"client_queue = 0", "client_queue"},
+        {"client_queue = 1025", "client_queue"}, {"client_queue = +5", "client_queue"},
+        {"client_kv = 4294967296", "client_kv"}, {"client_kv = ten", "client_kv"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rl_cfg c, before;
+        rl_cfg_defaults(&c);
+        before = c;
+        char err[256] = "";
+        int rc = parse(&c, bad[i].line, err, sizeof err);
+        ck_assert_msg(rc < 0, "'%s' accepted", bad[i].line);
+        ck_assert_msg(strstr(err, "line 1") && strstr(err, bad[i].key), "'%s': err '%s'", bad[i].line, err);
+        ck_assert_mem_eq(&c, &before, sizeof c);
+    }
 }
 END_TEST
 
@@ -155,6 +213,19 @@ START_TEST(diff_lists_only_changed_keys)
 }
 END_TEST
 
+START_TEST(diff_reports_changed_batching_keys)
+{
+    rl_cfg a, b;
+    rl_cfg_defaults(&a);
+    b = a;
+    char err[256];
+    ck_assert_int_eq(parse(&b, "client_queue = 16\nkv_mb = 256\n", err, sizeof err), 0);
+    diff_log d = {""};
+    ck_assert_uint_eq(rl_cfg_diff(&a, &b, on_diff, &d), 2);
+    ck_assert_str_eq(d.text, "kv_mb:0->256;client_queue:1024->16;");
+}
+END_TEST
+
 START_TEST(load_reads_a_file_and_reports_a_missing_one)
 {
     char path[] = "/tmp/rl-cfg-XXXXXX";
@@ -199,6 +270,7 @@ START_TEST(shipped_default_config_parses_to_the_defaults)
     ck_assert_msg(parse(&c, text, err, sizeof err) == 0, "%s", err);
     ck_assert_uint_eq(rl_cfg_diff(&c, &d, NULL, NULL), 0);
     ck_assert_ptr_nonnull(strstr(text, "shutdown_deadline"));
+    ck_assert_ptr_nonnull(strstr(text, "client_kv"));
 }
 END_TEST
 
@@ -213,7 +285,10 @@ int main(void)
     tcase_add_test(tc, bad_values_are_rejected);
     tcase_add_test(tc, socket_path_longer_than_sun_path_is_rejected);
     tcase_add_test(tc, overlong_line_and_nul_byte_are_errors);
+    tcase_add_test(tc, batching_keys_are_parsed_and_formatted);
+    tcase_add_test(tc, batching_bad_values_are_rejected_with_the_key_named);
     tcase_add_test(tc, diff_lists_only_changed_keys);
+    tcase_add_test(tc, diff_reports_changed_batching_keys);
     tcase_add_test(tc, load_reads_a_file_and_reports_a_missing_one);
     tcase_add_test(tc, shipped_default_config_parses_to_the_defaults);
     suite_add_tcase(s, tc);

@@ -232,6 +232,54 @@ START_TEST(sighup_sends_reloading_then_ready_and_logs_changes)
 }
 END_TEST
 
+/* Two slow requests from one client, submitted back to back; the finals. */
+static void two_in_flight(svc_result *r1, svc_result *r2)
+{
+    ringlm_conn *c = svc_connect(&S, 5000);
+    ringlm_req a = submit(c, slow_prompt(100), 100);
+    ringlm_req b = submit(c, slow_prompt(100), 100);
+    ck_assert_int_eq(svc_collect(c, b, r2, 10000), 0);
+    ck_assert_int_eq(svc_collect(c, a, r1, 10000), 0);
+    ringlm_close(c);
+}
+
+START_TEST(client_queue_from_the_file_limits_requests_in_flight)
+{
+    svc_opts o = {.notify = true, .extra_conf = "client_queue = 1\n"};
+    svc_start(&S, &o);
+    char log[8192] = "";
+    expect_notify("READY=1", log, sizeof log, 10000);
+    svc_result r1, r2;
+    two_in_flight(&r1, &r2);
+    ck_assert_int_eq(r1.final_type, RINGLM_EV_DONE);
+    ck_assert_int_eq(r2.final_type, RINGLM_EV_ERROR);
+    ck_assert_int_eq(r2.status, -EAGAIN);
+}
+END_TEST
+
+START_TEST(command_line_client_queue_overrides_the_file_also_after_reload)
+{
+    svc_opts o = {.notify = true, .extra_conf = "client_queue = 1\n", .arg1 = "--client-queue=2"};
+    svc_start(&S, &o);
+    char log[8192] = "";
+    expect_notify("READY=1", log, sizeof log, 10000);
+    svc_result r1, r2;
+    two_in_flight(&r1, &r2);
+    ck_assert_int_eq(r1.final_type, RINGLM_EV_DONE);
+    ck_assert_msg(r2.final_type == RINGLM_EV_DONE, "second request: status %d %s", r2.status, r2.msg);
+    svc_write_conf(&S, "client_queue = 3\nstep_tokens = 64\n");
+    kill(S.pid, SIGHUP);
+    expect_notify("RELOADING=1", log, sizeof log, 5000);
+    expect_notify("READY=1", log, sizeof log, 5000);
+    ck_assert_msg(svc_log_wait(&S, "step_tokens changed from '512' to '64' (takes effect at the next restart)", 2000),
+                  "%s", svc_log(&S));
+    ck_assert_msg(!strstr(svc_log(&S), "client_queue changed"), "%s", svc_log(&S));
+    two_in_flight(&r1, &r2);
+    ck_assert_int_eq(r1.final_type, RINGLM_EV_DONE);
+    ck_assert_msg(r2.final_type == RINGLM_EV_DONE, "second request: status %d %s", r2.status, r2.msg);
+}
+END_TEST
+
 START_TEST(sighup_applies_max_clients_and_shutdown_deadline_at_once)
 {
     svc_opts o = {.notify = true}; /* defaults: 64 clients, 10 s deadline */
@@ -432,6 +480,8 @@ int main(void)
     tcase_add_test(tc, sigterm_sends_stopping_and_cancels_with_eshutdown_at_the_deadline);
     tcase_add_test(tc, sigterm_lets_requests_finish_within_the_deadline);
     tcase_add_test(tc, sighup_sends_reloading_then_ready_and_logs_changes);
+    tcase_add_test(tc, client_queue_from_the_file_limits_requests_in_flight);
+    tcase_add_test(tc, command_line_client_queue_overrides_the_file_also_after_reload);
     tcase_add_test(tc, sighup_applies_max_clients_and_shutdown_deadline_at_once);
     tcase_add_test(tc, sighup_with_a_new_model_swaps_it_without_dropping_clients);
     tcase_add_test(tc, sighup_keeps_values_given_on_the_command_line);
