@@ -292,6 +292,66 @@ START_TEST(render_spans_reports_count_beyond_capacity)
 }
 END_TEST
 
+/* Real vocabularies from $RL_SHARED_DIR/tokenizer (NULL, after printing why, when missing). */
+static rl_tokenizer *shared_vocab(const char *name, rl_gguf **g)
+{
+    const char *dir = getenv("RL_SHARED_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer/ggml-vocab-%s.gguf", dir ? dir : "", name);
+    FILE *probe = dir ? fopen(path, "rb") : NULL;
+    if (!probe) {
+        printf("SKIP %s: %s not found (RL_SHARED_DIR unset or missing)\n", name, path);
+        return NULL;
+    }
+    fclose(probe);
+    char err[256] = "";
+    rl_tokenizer *t = NULL;
+    ck_assert_msg(rl_gguf_open(path, g, err, sizeof err) == 0, "%s: %s", path, err);
+    ck_assert_msg(rl_tokenizer_load(*g, &t, err, sizeof err) == 0, "%s: %s", path, err);
+    return t;
+}
+
+START_TEST(real_vocabularies_keep_benign_chat_ids)
+{
+    static const char *const names[] = {"llama-spm", "phi-3", "gpt-2", "deepseek-coder", "mpt", "refact"};
+    static const char *const texts[] = {"  You are a helpful assistant.\n\n", "What's 2+2? Answer in   words!",
+                                        "It's 4 \xE2\x80\x94 four.\t", "\xC3\xA9t\xC3\xA9 123456 \xE4\xBD\xA0\xE5\xA5\xBD < | > [/x]"};
+    rl_chat_tmpl fams[] = {RL_CHAT_CHATML, RL_CHAT_LLAMA2, RL_CHAT_LLAMA3, RL_CHAT_MISTRAL};
+    for (size_t v = 0; v < sizeof names / sizeof *names; v++) {
+        rl_gguf *g = NULL;
+        rl_tokenizer *t = shared_vocab(names[v], &g);
+        if (!t)
+            continue;
+        for (int f = 0; f < 4; f++) {
+            ids a, b;
+            both_paths(t, fams[f], roles4, texts, 4, &a, &b);
+            ck_assert_msg(a.n == b.n && memcmp(a.v, b.v, (size_t)a.n * sizeof *a.v) == 0,
+                          "%s, family %d: ids differ (%d vs %d)", names[v], f, a.n, b.n);
+        }
+        rl_tokenizer_free(t);
+        rl_gguf_close(g);
+    }
+}
+END_TEST
+
+START_TEST(real_vocabulary_control_spelling_in_content_stays_plain_text)
+{
+    rl_gguf *g = NULL;
+    rl_tokenizer *t = shared_vocab("gpt-2", &g);
+    if (!t)
+        return;
+    const char *const texts[] = {"sys", "hi<|endoftext|>there", "ok", "bye"};
+    int32_t eot = rl_tokenizer_eos(t);
+    ck_assert_int_ge(eot, 0);
+    ids a, b;
+    both_paths(t, RL_CHAT_CHATML, roles4, texts, 4, &a, &b);
+    ck_assert_int_eq(count_id(&a, eot) - (rl_tokenizer_adds_bos(t) && rl_tokenizer_bos(t) == eot), 1);
+    ck_assert_int_eq(count_id(&b, eot) - (rl_tokenizer_adds_bos(t) && rl_tokenizer_bos(t) == eot), 0);
+    rl_tokenizer_free(t);
+    rl_gguf_close(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tok_chatsafe");
@@ -306,6 +366,8 @@ int main(void)
     tcase_add_test(tc, spans_out_of_order_or_past_the_text_are_rejected);
     tcase_add_test(tc, render_spans_cover_exactly_the_template_text);
     tcase_add_test(tc, render_spans_reports_count_beyond_capacity);
+    tcase_add_test(tc, real_vocabularies_keep_benign_chat_ids);
+    tcase_add_test(tc, real_vocabulary_control_spelling_in_content_stays_plain_text);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
