@@ -27,7 +27,7 @@ rl_chat_tmpl rl_chat_detect(const char *tmpl, size_t len)
 typedef struct wbuf {
     char *out;
     size_t cap, n;
-    rl_tok_span *spans; /* template-text spans (NULL: not wanted) */
+    rl_tok_span *spans; /* template-text spans, span_cap of them (NULL, 0: only counted) */
     size_t span_cap, n_spans;
     size_t span_end; /* end of the last span, also past span_cap */
 } wbuf;
@@ -47,7 +47,7 @@ static void puts_(wbuf *w, const char *s)
 {
     size_t n = strlen(s), at = w->n;
     put(w, s, n);
-    if (n == 0 || !w->spans)
+    if (n == 0)
         return;
     if (w->n_spans && w->span_end == at) {
         if (w->n_spans <= w->span_cap)
@@ -198,9 +198,6 @@ int rl_chat_render_spans(rl_chat_tmpl tmpl, const char *const *roles, const char
             return -EINVAL;
     msgs m = {roles, contents, content_lens};
     wbuf w = {out, cap, 0, spans, span_cap, 0, 0};
-    static rl_tok_span unused;
-    if (!spans)
-        w.spans = &unused; /* counted, never written: span_cap is 0 */
     switch (tmpl) {
     case RL_CHAT_CHATML: render_chatml(&w, &m, n); break;
     case RL_CHAT_LLAMA2: render_llama2(&w, &m, n); break;
