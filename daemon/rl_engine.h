@@ -116,6 +116,13 @@ typedef struct rl_engine_ops {
     void (*destroy)(rl_engine *e);
     /* Optional (NULL: none). Scheduler statistics; callable from any thread. */
     void (*get_stats)(rl_engine *e, rl_engine_stats *st);
+    /* Added, optional (NULL: the daemon tokenizes chat_format's text with
+     * parse_special). Render msgs as chat_format does and tokenize the result
+     * with only the template's own markers as control tokens: message contents
+     * are plain text, so they cannot forge turns. Returns the id count (may
+     * exceed cap) or a negative errno. Callable from any thread. */
+    int (*chat_tokenize)(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, bool add_special,
+                         int32_t *out, size_t cap);
 } rl_engine_ops;
 
 struct rl_engine {

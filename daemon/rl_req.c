@@ -150,6 +150,37 @@ int rl_req_decode(const uint8_t *buf, size_t len, uint32_t n_vocab, rl_req_parse
     return 0;
 }
 
+/* Chat messages through the engine's chat_tokenize: only the template's own
+ * markers become control tokens, message contents stay plain text. */
+static int chat_tokenize_all(rl_engine *e, const rl_req_parsed *p, int32_t **ids, uint32_t *n,
+                             char *err, size_t errlen)
+{
+    size_t cap = (size_t)p->prompt_len + 64 * (size_t)p->n_msgs + 256;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int32_t *buf = malloc(cap * sizeof *buf);
+        if (!buf)
+            return fail(err, errlen, -ENOMEM, "out of memory");
+        int r = e->ops->chat_tokenize(e, p->msgs, p->n_msgs, true, buf, cap);
+        if (r < 0) {
+            free(buf);
+            snprintf(err, errlen, "chat template failed: %s", strerror(-r));
+            return r;
+        }
+        if ((size_t)r <= cap) {
+            if (r == 0) {
+                free(buf);
+                return fail(err, errlen, -EINVAL, "prompt has no tokens");
+            }
+            *ids = buf;
+            *n = (uint32_t)r;
+            return 0;
+        }
+        free(buf);
+        cap = (size_t)r;
+    }
+    return fail(err, errlen, -EIO, "tokenizer size changed between calls");
+}
+
 static int tokenize_all(rl_engine *e, const char *text, size_t len, bool parse_special,
                         int32_t **ids, uint32_t *n, char *err, size_t errlen)
 {
@@ -194,6 +225,8 @@ int rl_req_prompt_tokens(rl_engine *e, const rl_req_parsed *p, int32_t **ids, ui
     if (p->kind == RL_WIRE_PROMPT_TEXT)
         return tokenize_all(e, (const char *)p->prompt, p->prompt_len,
                             (p->flags & RL_WIRE_REQ_PARSE_SPECIAL) != 0, ids, n, err, errlen);
+    if (e->ops->chat_tokenize)
+        return chat_tokenize_all(e, p, ids, n, err, errlen);
     size_t cap = (size_t)p->prompt_len + 64 * (size_t)p->n_msgs + 256;
     for (int attempt = 0; attempt < 2; attempt++) {
         char *text = malloc(cap);
@@ -206,7 +239,8 @@ int rl_req_prompt_tokens(rl_engine *e, const rl_req_parsed *p, int32_t **ids, ui
             return r;
         }
         if ((size_t)r <= cap) {
-            /* the template spells its turn markers as control-token text */
+            /* engines without chat_tokenize: the template spells its turn markers
+             * as control-token text (and so could message contents) */
             int rc = tokenize_all(e, text, (size_t)r, true, ids, n, err, errlen);
             free(text);
             return rc;

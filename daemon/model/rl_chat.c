@@ -2,8 +2,9 @@
  * rendering a conversation plus the assistant prefix in that family's format.
  *
  * The rendered text leaves out the leading BOS (tokenize it with add_special to get
- * it) and is meant to be tokenized with parse_special, so the markers become the
- * family's control tokens. */
+ * it). rl_chat_render_spans also tells which bytes are the template's own, so
+ * that rl_tokenize_spans turns only those markers into control tokens and
+ * message contents stay plain text. */
 #include "rl_tokenizer.h"
 
 #include <errno.h>
@@ -26,8 +27,12 @@ rl_chat_tmpl rl_chat_detect(const char *tmpl, size_t len)
 typedef struct wbuf {
     char *out;
     size_t cap, n;
+    rl_tok_span *spans; /* template-text spans, span_cap of them (NULL, 0: only counted) */
+    size_t span_cap, n_spans;
+    size_t span_end; /* end of the last span, also past span_cap */
 } wbuf;
 
+/* Message content: untrusted, outside every span. */
 static void put(wbuf *w, const char *s, size_t n)
 {
     if (n == 0)
@@ -37,7 +42,23 @@ static void put(wbuf *w, const char *s, size_t n)
     w->n += n;
 }
 
-static void puts_(wbuf *w, const char *s) { put(w, s, strlen(s)); }
+/* Template text: extends the last span when adjacent, else opens a new one. */
+static void puts_(wbuf *w, const char *s)
+{
+    size_t n = strlen(s), at = w->n;
+    put(w, s, n);
+    if (n == 0)
+        return;
+    if (w->n_spans && w->span_end == at) {
+        if (w->n_spans <= w->span_cap)
+            w->spans[w->n_spans - 1].len += n;
+    } else {
+        if (w->n_spans < w->span_cap)
+            w->spans[w->n_spans] = (rl_tok_span){at, n};
+        w->n_spans++;
+    }
+    w->span_end = at + n;
+}
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -162,13 +183,21 @@ static void render_mistral(wbuf *w, const msgs *m, uint32_t n)
 int rl_chat_render(rl_chat_tmpl tmpl, const char *const *roles, const char *const *contents,
                    const size_t *content_lens, uint32_t n, char *out, size_t cap)
 {
-    if ((n && (!roles || !contents)) || (!out && cap))
+    size_t n_spans;
+    return rl_chat_render_spans(tmpl, roles, contents, content_lens, n, out, cap, NULL, 0, &n_spans);
+}
+
+int rl_chat_render_spans(rl_chat_tmpl tmpl, const char *const *roles, const char *const *contents,
+                         const size_t *content_lens, uint32_t n, char *out, size_t cap,
+                         rl_tok_span *spans, size_t span_cap, size_t *n_spans)
+{
+    if ((n && (!roles || !contents)) || (!out && cap) || (!spans && span_cap) || !n_spans)
         return -EINVAL;
     for (uint32_t i = 0; i < n; i++)
         if (role_of(roles[i]) < 0 || (!contents[i] && (!content_lens || content_lens[i])))
             return -EINVAL;
     msgs m = {roles, contents, content_lens};
-    wbuf w = {out, cap, 0};
+    wbuf w = {out, cap, 0, spans, span_cap, 0, 0};
     switch (tmpl) {
     case RL_CHAT_CHATML: render_chatml(&w, &m, n); break;
     case RL_CHAT_LLAMA2: render_llama2(&w, &m, n); break;
@@ -176,6 +205,7 @@ int rl_chat_render(rl_chat_tmpl tmpl, const char *const *roles, const char *cons
     case RL_CHAT_MISTRAL: render_mistral(&w, &m, n); break;
     default: return -EINVAL;
     }
+    *n_spans = w.n_spans;
     if (w.n > INT_MAX)
         return -EOVERFLOW;
     return (int)w.n;

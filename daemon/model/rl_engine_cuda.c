@@ -270,6 +270,12 @@ static bool cu_is_eog(rl_engine *e, int32_t tok)
     return rl_engine_text_is_eog(&impl(e)->text, tok);
 }
 
+static int cu_chat_tokenize(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, bool add_special,
+                             int32_t *out, size_t cap)
+{
+    return rl_engine_text_chat_tokenize(&impl(e)->text, msgs, n, add_special, out, cap);
+}
+
 static int cu_chat_format(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, char *out, size_t cap)
 {
     return rl_engine_text_chat(&impl(e)->text, msgs, n, out, cap);
@@ -300,6 +306,7 @@ static void cu_destroy(rl_engine *e)
 static const rl_engine_ops cuda_ops = {
     .seq_new = cu_seq_new, .seq_free = cu_seq_free, .step = cu_step, .tokenize = cu_tokenize,
     .token_piece = cu_token_piece, .is_eog = cu_is_eog, .chat_format = cu_chat_format,
+    .chat_tokenize = cu_chat_tokenize,
     .get_info = cu_get_info, .destroy = cu_destroy,
 };
 

@@ -294,6 +294,12 @@ static bool llm_is_eog(rl_engine *e, int32_t tok)
     return rl_engine_text_is_eog(&impl(e)->text, tok);
 }
 
+static int llm_chat_tokenize(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, bool add_special,
+                             int32_t *out, size_t cap)
+{
+    return rl_engine_text_chat_tokenize(&impl(e)->text, msgs, n, add_special, out, cap);
+}
+
 static int llm_chat_format(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, char *out, size_t cap)
 {
     return rl_engine_text_chat(&impl(e)->text, msgs, n, out, cap);
@@ -349,6 +355,7 @@ static void llm_destroy(rl_engine *e)
 static const rl_engine_ops llm_ops = {
     .seq_new = llm_seq_new, .seq_free = llm_seq_free, .step = llm_step, .tokenize = llm_tokenize,
     .token_piece = llm_token_piece, .is_eog = llm_is_eog, .chat_format = llm_chat_format,
+    .chat_tokenize = llm_chat_tokenize,
     .get_info = llm_get_info, .destroy = llm_destroy, .get_stats = llm_get_stats,
 };
 

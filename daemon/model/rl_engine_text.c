@@ -63,6 +63,61 @@ int rl_engine_text_chat(const rl_engine_text *t, const rl_chat_msg *msgs, uint32
     return rc;
 }
 
+int rl_engine_text_chat_tokenize(const rl_engine_text *t, const rl_chat_msg *msgs, uint32_t n,
+                                 bool add_special, int32_t *out, size_t cap)
+{
+    if (!t->tok)
+        return -ENOTSUP;
+    if (n > 1u << 20)
+        return -EINVAL;
+    size_t k = n ? n : 1, tlen = 256;
+    for (uint32_t i = 0; i < n; i++)
+        tlen += msgs[i].content_len + 64;
+    const char **roles = malloc(sizeof(char *) * k);
+    const char **contents = malloc(sizeof(char *) * k);
+    size_t *lens = malloc(sizeof(size_t) * k);
+    rl_tok_span *spans = malloc(sizeof(rl_tok_span) * (k + 1)); /* n + 1 always suffices */
+    char *text = NULL;
+    int rc = -ENOMEM;
+    if (!roles || !contents || !lens || !spans)
+        goto out;
+    for (uint32_t i = 0; i < n; i++) {
+        roles[i] = msgs[i].role;
+        contents[i] = msgs[i].content;
+        lens[i] = msgs[i].content_len;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        free(text);
+        text = malloc(tlen);
+        if (!text) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        size_t n_spans = 0;
+        rc = rl_chat_render_spans(t->tmpl, roles, contents, lens, n, text, tlen, spans, k + 1, &n_spans);
+        if (rc < 0)
+            goto out;
+        if ((size_t)rc <= tlen) {
+            if (n_spans > k + 1) {
+                rc = -EIO;
+                goto out;
+            }
+            /* the template's own text is the only place a control token may come from */
+            rc = rl_tokenize_spans(t->tok, text, (size_t)rc, add_special, spans, n_spans, out, cap);
+            goto out;
+        }
+        tlen = (size_t)rc;
+        rc = -EIO; /* the size changed between calls */
+    }
+out:
+    free(text);
+    free(roles);
+    free(contents);
+    free(lens);
+    free(spans);
+    return rc;
+}
+
 void rl_engine_text_model_info(const rl_engine_text *t, const rl_model *m, rl_engine_info *info)
 {
     const rl_model_hparams *hp = &m->hp;

@@ -26,6 +26,11 @@ int rl_engine_text_piece(const rl_engine_text *t, int32_t tok, char *buf, size_t
 bool rl_engine_text_is_eog(const rl_engine_text *t, int32_t tok);
 int rl_engine_text_chat(const rl_engine_text *t, const rl_chat_msg *msgs, uint32_t n, char *out,
                         size_t cap);
+/* Render msgs with the chat template and tokenize the result so that only the
+ * template's markers can become control tokens (message contents are plain
+ * text). Returns the id count (may exceed cap) or a negative errno. */
+int rl_engine_text_chat_tokenize(const rl_engine_text *t, const rl_chat_msg *msgs, uint32_t n,
+                                 bool add_special, int32_t *out, size_t cap);
 /* The fields of info that come from the model and its vocabulary (name, arch,
  * type, shape, weight bytes, BOS/EOS); the caller sets backend, n_ctx, kv_bytes. */
 void rl_engine_text_model_info(const rl_engine_text *t, const rl_model *m, rl_engine_info *info);

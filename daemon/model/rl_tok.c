@@ -9,14 +9,15 @@
 
 #define RL_TOK_MAX_INPUT (16u << 20) /* prompts are far smaller; bounds the scratch memory */
 
-/* The longest special token whose text starts at s (user-defined tokens always,
- * control and unknown ones only when parse_special), or -1. */
-static int32_t match_special(const rl_tokenizer *t, const char *s, size_t n, bool parse_special)
+/* The longest special token whose text starts at s and fits in n bytes
+ * (user-defined tokens always, control and unknown ones only when they fit in
+ * ctl_n bytes; ctl_n 0: none), or -1. */
+static int32_t match_special(const rl_tokenizer *t, const char *s, size_t n, size_t ctl_n)
 {
     uint8_t b = (uint8_t)s[0];
     for (uint32_t j = t->special_start[b]; j < t->special_start[b + 1]; j++) {
         int32_t id = t->special[j];
-        if (!parse_special && t->types[id] != RL_TT_USER)
+        if (t->types[id] != RL_TT_USER && t->len[id] > ctl_n)
             continue;
         if (t->len[id] <= n && memcmp(t->text + t->off[id], s, t->len[id]) == 0)
             return id;
@@ -37,20 +38,37 @@ static int encode_text(const rl_tokenizer *t, const char *s, size_t n, bool *pre
     return rc;
 }
 
-int rl_tokenize(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
-                bool parse_special, int32_t *out, size_t cap)
+/* Control/unknown tokens match only where allowed: everywhere with parse_special
+ * and no spans; inside one of the sorted spans (token wholly within it) otherwise.
+ * The text between two matched special tokens is always encoded in one pass. */
+static int tokenize_core(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
+                         bool parse_special, const rl_tok_span *spans, size_t n_spans,
+                         int32_t *out, size_t cap)
 {
-    if (!t || (!text && len) || (!out && cap))
+    if (!t || (!text && len) || (!out && cap) || (n_spans && !spans))
         return -EINVAL;
     if (len > RL_TOK_MAX_INPUT)
         return -E2BIG;
+    for (size_t k = 0; k < n_spans; k++)
+        if (spans[k].off > len || spans[k].len > len - spans[k].off ||
+            (k && spans[k].off < spans[k - 1].off + spans[k - 1].len))
+            return -EINVAL;
     rl_tok_out o = {out, cap, 0};
     bool prev_special = true; /* SPM: the first text gets the space prefix */
     if (add_special && t->add_bos)
         rl_tok_emit(&o, t->bos);
-    size_t seg = 0;
+    size_t seg = 0, k = 0;
     for (size_t i = 0; i < len;) {
-        int32_t id = t->n_special ? match_special(t, text + i, len - i, parse_special) : -1;
+        int32_t id = -1;
+        if (t->n_special) {
+            size_t ctl_n = parse_special ? len - i : 0; /* how far a control token may reach */
+            if (spans) {
+                while (k < n_spans && spans[k].off + spans[k].len <= i)
+                    k++;
+                ctl_n = k < n_spans && spans[k].off <= i ? spans[k].off + spans[k].len - i : 0;
+            }
+            id = match_special(t, text + i, len - i, ctl_n);
+        }
         if (id < 0) {
             i++;
             continue;
@@ -69,6 +87,19 @@ int rl_tokenize(const rl_tokenizer *t, const char *text, size_t len, bool add_sp
     if (add_special && t->add_eos)
         rl_tok_emit(&o, t->eos);
     return o.n > INT_MAX ? -EOVERFLOW : (int)o.n;
+}
+
+int rl_tokenize(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
+                bool parse_special, int32_t *out, size_t cap)
+{
+    return tokenize_core(t, text, len, add_special, parse_special, NULL, 0, out, cap);
+}
+
+int rl_tokenize_spans(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
+                      const rl_tok_span *special_ok, size_t n_spans, int32_t *out, size_t cap)
+{
+    static const rl_tok_span none = {0, 0};
+    return tokenize_core(t, text, len, add_special, true, n_spans ? special_ok : &none, n_spans, out, cap);
 }
 
 int rl_token_to_piece(const rl_tokenizer *t, int32_t tok, char *buf, size_t cap)

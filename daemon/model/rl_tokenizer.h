@@ -25,6 +25,19 @@ void rl_tokenizer_free(rl_tokenizer *t);
  * (-EINVAL bad arguments, -E2BIG text over 16 MiB, -ENOMEM). */
 int rl_tokenize(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
                 bool parse_special, int32_t *out, size_t cap);
+/* Added: a byte range [off, off + len) of a text. */
+typedef struct rl_tok_span {
+    size_t off, len;
+} rl_tok_span;
+/* Added: rl_tokenize for text that mixes trusted markup with untrusted content
+ * (chat templates). Control and unknown tokens match only when their whole text
+ * lies inside one of the special_ok spans (sorted, non-overlapping; n_spans 0:
+ * nowhere); user-defined tokens match anywhere. Text between matched special
+ * tokens is encoded in one pass exactly as rl_tokenize does, so when no content
+ * spells a control token the ids equal rl_tokenize(..., parse_special=true).
+ * Returns as rl_tokenize (-EINVAL also for spans out of order or past len). */
+int rl_tokenize_spans(const rl_tokenizer *t, const char *text, size_t len, bool add_special,
+                      const rl_tok_span *special_ok, size_t n_spans, int32_t *out, size_t cap);
 /* Bytes of one token as it appears in text (byte tokens decoded, SPM's U+2581
  * as space, byte-level BPE mapped back to bytes; control tokens render as "").
  * Returns the length (may exceed cap), or -EINVAL for an invalid id. */
@@ -59,5 +72,12 @@ rl_chat_tmpl rl_chat_detect(const char *tmpl_or_null, size_t len);
  * (may exceed cap) or a negative errno (-EINVAL: unknown role). */
 int rl_chat_render(rl_chat_tmpl tmpl, const char *const *roles, const char *const *contents,
                    const size_t *content_lens, uint32_t n, char *out, size_t cap);
+/* Added: rl_chat_render that also reports the spans of the template's own text
+ * (everything but message contents) for rl_tokenize_spans. Writes at most
+ * span_cap spans and stores the count in *n_spans (at most n + 1 for every
+ * family, so span_cap = n + 1 always suffices; more: nothing beyond span_cap). */
+int rl_chat_render_spans(rl_chat_tmpl tmpl, const char *const *roles, const char *const *contents,
+                         const size_t *content_lens, uint32_t n, char *out, size_t cap,
+                         rl_tok_span *spans, size_t span_cap, size_t *n_spans);
 
 #endif
