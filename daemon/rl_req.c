@@ -150,49 +150,33 @@ int rl_req_decode(const uint8_t *buf, size_t len, uint32_t n_vocab, rl_req_parse
     return 0;
 }
 
-/* Chat messages through the engine's chat_tokenize: only the template's own
- * markers become control tokens, message contents stay plain text. */
-static int chat_tokenize_all(rl_engine *e, const rl_req_parsed *p, int32_t **ids, uint32_t *n,
-                             char *err, size_t errlen)
+/* One tokenizer call shape for the retry loop below. */
+typedef struct tok_call {
+    const char *text; /* text prompts */
+    size_t len;
+    bool parse_special;
+    const rl_req_parsed *chat; /* chat requests (engine chat_tokenize) */
+} tok_call;
+
+static int tok_call_run(rl_engine *e, const tok_call *c, int32_t *out, size_t cap)
 {
-    size_t cap = (size_t)p->prompt_len + 64 * (size_t)p->n_msgs + 256;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int32_t *buf = malloc(cap * sizeof *buf);
-        if (!buf)
-            return fail(err, errlen, -ENOMEM, "out of memory");
-        int r = e->ops->chat_tokenize(e, p->msgs, p->n_msgs, true, buf, cap);
-        if (r < 0) {
-            free(buf);
-            snprintf(err, errlen, "chat template failed: %s", strerror(-r));
-            return r;
-        }
-        if ((size_t)r <= cap) {
-            if (r == 0) {
-                free(buf);
-                return fail(err, errlen, -EINVAL, "prompt has no tokens");
-            }
-            *ids = buf;
-            *n = (uint32_t)r;
-            return 0;
-        }
-        free(buf);
-        cap = (size_t)r;
-    }
-    return fail(err, errlen, -EIO, "tokenizer size changed between calls");
+    if (c->chat) /* only the template's own markers become control tokens */
+        return e->ops->chat_tokenize(e, c->chat->msgs, c->chat->n_msgs, true, out, cap);
+    return e->ops->tokenize(e, c->text, c->len, true, c->parse_special, out, cap);
 }
 
-static int tokenize_all(rl_engine *e, const char *text, size_t len, bool parse_special,
+/* Run the tokenizer into a buffer of cap ids, once more with the size it asks for. */
+static int tokenize_all(rl_engine *e, const tok_call *c, size_t cap, const char *what,
                         int32_t **ids, uint32_t *n, char *err, size_t errlen)
 {
-    size_t cap = len + 16;
     for (int attempt = 0; attempt < 2; attempt++) {
         int32_t *buf = malloc(cap * sizeof *buf);
         if (!buf)
             return fail(err, errlen, -ENOMEM, "out of memory");
-        int r = e->ops->tokenize(e, text, len, true, parse_special, buf, cap);
+        int r = tok_call_run(e, c, buf, cap);
         if (r < 0) {
             free(buf);
-            snprintf(err, errlen, "tokenizer failed: %s", strerror(-r));
+            snprintf(err, errlen, "%s failed: %s", what, strerror(-r));
             return r;
         }
         if ((size_t)r <= cap) {
@@ -222,11 +206,16 @@ int rl_req_prompt_tokens(rl_engine *e, const rl_req_parsed *p, int32_t **ids, ui
         *n = p->n_tokens;
         return 0;
     }
-    if (p->kind == RL_WIRE_PROMPT_TEXT)
-        return tokenize_all(e, (const char *)p->prompt, p->prompt_len,
-                            (p->flags & RL_WIRE_REQ_PARSE_SPECIAL) != 0, ids, n, err, errlen);
-    if (e->ops->chat_tokenize)
-        return chat_tokenize_all(e, p, ids, n, err, errlen);
+    if (p->kind == RL_WIRE_PROMPT_TEXT) {
+        tok_call c = {.text = (const char *)p->prompt, .len = p->prompt_len,
+                      .parse_special = (p->flags & RL_WIRE_REQ_PARSE_SPECIAL) != 0};
+        return tokenize_all(e, &c, (size_t)p->prompt_len + 16, "tokenizer", ids, n, err, errlen);
+    }
+    if (e->ops->chat_tokenize) {
+        tok_call c = {.chat = p};
+        return tokenize_all(e, &c, (size_t)p->prompt_len + 64 * (size_t)p->n_msgs + 256,
+                            "chat template", ids, n, err, errlen);
+    }
     size_t cap = (size_t)p->prompt_len + 64 * (size_t)p->n_msgs + 256;
     for (int attempt = 0; attempt < 2; attempt++) {
         char *text = malloc(cap);
@@ -241,7 +230,8 @@ int rl_req_prompt_tokens(rl_engine *e, const rl_req_parsed *p, int32_t **ids, ui
         if ((size_t)r <= cap) {
             /* engines without chat_tokenize: the template spells its turn markers
              * as control-token text (and so could message contents) */
-            int rc = tokenize_all(e, text, (size_t)r, true, ids, n, err, errlen);
+            tok_call c = {.text = text, .len = (size_t)r, .parse_special = true};
+            int rc = tokenize_all(e, &c, (size_t)r + 16, "tokenizer", ids, n, err, errlen);
             free(text);
             return rc;
         }
