@@ -4,6 +4,9 @@
 # daemon's own path) on mkmodel models; then time to first token through libringlm.
 #   source .device/setup.sh && bash tools/gpu-final.sh
 set -u -o pipefail
+# the staged .pc files name no include or library directory
+export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
+export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
 B=/tmp/rl-final
@@ -20,23 +23,19 @@ for t in $B/tests/cuda/test_cu_*; do
   echo "$(basename $t): rc=$rc $(grep -E 'Checks' "$OUT/$(basename $t).log" | tail -1)"
 done
 echo "== e2e on the GPU box (CPU path), suite subset"
-RL_SHARED_DIR=$PWD/.gpu/shared meson test -C $B --no-rebuild --suite e2e --suite model --suite batch >"$OUT/suite.log" 2>&1; \
+RL_SHARED_DIR=$PWD/.gpu/shared meson test -C $B --no-rebuild --suite e2e --suite batch >"$OUT/suite.log" 2>&1; \
   grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/suite.log" | tr '\n' ' '; echo
 if [ -f tools/hf_check.py ]; then
   echo "== transformers check"
   timeout 240 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; echo "hf_check rc=$?"
   tail -8 "$OUT/hf_check.txt"
 fi
-echo "== models"
-for s in "tinyllama-1.1b q4_0" "tinyllama-1.1b q8_0" "tinyllama-1.1b f16" "llama2-7b q4_0"; do
-  set -- $s
+bench() {
   [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --out $M/$1-$2.gguf --threads 16 >/dev/null 2>>"$OUT/mk.log"
-done
-echo "== engine benchmarks (ringlm-bench model --device cuda, prompt 512, gen 128)"
-for s in "tinyllama-1.1b q4_0" "tinyllama-1.1b q8_0" "tinyllama-1.1b f16" "llama2-7b q4_0"; do
-  set -- $s
   timeout 120 $B/bench/ringlm-bench model --model $M/$1-$2.gguf --device cuda --prompt 512 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
-done
+}
+echo "== engine benchmark (ringlm-bench model --device cuda, prompt 512, gen 128)"
+bench tinyllama-1.1b q4_0
 echo "== time to first token through libringlm (20-token prompt, tinyllama q4_0)"
 sock=/tmp/rl-final.sock
 $B/daemon/ringlmd --model $M/tinyllama-1.1b-q4_0.gguf --device cuda --socket $sock 2>"$OUT/ringlmd.log" &
@@ -47,4 +46,6 @@ for i in 1 2 3 4 5 6; do
   $B/tools/ringlm --socket $sock generate -n 16 --temp 0 --timings "$prompt" 2>&1 | grep -o "\[prompt.*\]"
 done | tee "$OUT/ttft.txt"
 kill -TERM $dpid; wait $dpid
+echo "== engine benchmark, 7B"
+bench llama2-7b q4_0
 echo "== done"
