@@ -114,23 +114,44 @@ static void render_llama3(wbuf *w, const msgs *m, uint32_t n)
     puts_(w, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-/* Llama 2: [INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ... */
-static void render_llama2(wbuf *w, const msgs *m, uint32_t n)
+/* The [INST] families differ only in these strings and in trimming contents:
+ * Llama 2: [INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ...
+ * Mistral: [INST] {user} [/INST] {answer}</s>[INST] ... ; a system prompt has no
+ * marker of its own and goes before the next user message, separated by a blank line. */
+typedef struct inst_style {
+    const char *open_first, *open_next; /* a turn's opener: the first one, later ones */
+    const char *sys_pre, *sys_post;     /* around a system prompt */
+    const char *answer_post;            /* after an assistant message */
+    bool trim;                          /* strip contents' surrounding whitespace */
+} inst_style;
+
+static const inst_style llama2_style = {"[INST] ", "<s>[INST] ", "<<SYS>>\n", "\n<</SYS>>\n\n", " </s>", true};
+static const inst_style mistral_style = {"[INST] ", "[INST] ", "", "\n\n", "</s>", false};
+
+static void put_content(wbuf *w, const msgs *m, uint32_t i, bool trim)
+{
+    if (trim)
+        put_trim(w, m->contents[i], len_of(m, i));
+    else
+        put(w, m->contents[i], len_of(m, i));
+}
+
+static void render_inst(wbuf *w, const msgs *m, uint32_t n, const inst_style *st)
 {
     bool in_turn = false, first = true;
     for (uint32_t i = 0; i < n; i++) {
         int r = role_of(m->roles[i]);
         if (r != ROLE_ASSISTANT && !in_turn) {
-            puts_(w, first ? "[INST] " : "<s>[INST] ");
+            puts_(w, first ? st->open_first : st->open_next);
             in_turn = true;
             first = false;
         }
         if (r == ROLE_SYSTEM) {
-            puts_(w, "<<SYS>>\n");
-            put_trim(w, m->contents[i], len_of(m, i));
-            puts_(w, "\n<</SYS>>\n\n");
+            puts_(w, st->sys_pre);
+            put_content(w, m, i, st->trim);
+            puts_(w, st->sys_post);
         } else if (r == ROLE_USER) {
-            put_trim(w, m->contents[i], len_of(m, i));
+            put_content(w, m, i, st->trim);
             puts_(w, " [/INST]");
             in_turn = false;
         } else {
@@ -139,41 +160,9 @@ static void render_llama2(wbuf *w, const msgs *m, uint32_t n)
                 in_turn = false;
             }
             puts_(w, " ");
-            put_trim(w, m->contents[i], len_of(m, i));
-            puts_(w, " </s>");
+            put_content(w, m, i, st->trim);
+            puts_(w, st->answer_post);
             first = false;
-        }
-    }
-    if (in_turn)
-        puts_(w, " [/INST]");
-}
-
-/* Mistral: [INST] {user} [/INST] {answer}</s>[INST] ... ; a system prompt has no
- * marker of its own and goes before the next user message, separated by a blank line. */
-static void render_mistral(wbuf *w, const msgs *m, uint32_t n)
-{
-    bool in_turn = false;
-    for (uint32_t i = 0; i < n; i++) {
-        int r = role_of(m->roles[i]);
-        if (r != ROLE_ASSISTANT && !in_turn) {
-            puts_(w, "[INST] ");
-            in_turn = true;
-        }
-        if (r == ROLE_SYSTEM) {
-            put(w, m->contents[i], len_of(m, i));
-            puts_(w, "\n\n");
-        } else if (r == ROLE_USER) {
-            put(w, m->contents[i], len_of(m, i));
-            puts_(w, " [/INST]");
-            in_turn = false;
-        } else {
-            if (in_turn) {
-                puts_(w, " [/INST]");
-                in_turn = false;
-            }
-            puts_(w, " ");
-            put(w, m->contents[i], len_of(m, i));
-            puts_(w, "</s>");
         }
     }
     if (in_turn)
@@ -200,9 +189,9 @@ int rl_chat_render_spans(rl_chat_tmpl tmpl, const char *const *roles, const char
     wbuf w = {out, cap, 0, spans, span_cap, 0, 0};
     switch (tmpl) {
     case RL_CHAT_CHATML: render_chatml(&w, &m, n); break;
-    case RL_CHAT_LLAMA2: render_llama2(&w, &m, n); break;
+    case RL_CHAT_LLAMA2: render_inst(&w, &m, n, &llama2_style); break;
     case RL_CHAT_LLAMA3: render_llama3(&w, &m, n); break;
-    case RL_CHAT_MISTRAL: render_mistral(&w, &m, n); break;
+    case RL_CHAT_MISTRAL: render_inst(&w, &m, n, &mistral_style); break;
     default: return -EINVAL;
     }
     *n_spans = w.n_spans;
