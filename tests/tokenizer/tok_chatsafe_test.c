@@ -49,38 +49,10 @@ static rl_tokenizer *chat_spm(synth *s)
 /* Byte-level BPE vocabulary (llama3 pre-tokenizer) with chatml and llama3 markers. */
 static rl_tokenizer *chat_bpe(synth *s)
 {
-    memset(s, 0, sizeof *s);
-    for (int b = 0; b < 256; b++) {
-        char c[4];
-        synth_byte_char(b, c);
-        synth_add(s, c, 0, RL_TT_NORMAL);
-    }
-    const char *merges[] = {"h i", "u s", "us e", "use r", "e v", "i l", "ev il"};
-    const char *results[] = {"hi", "us", "use", "user", "ev", "il", "evil"};
-    for (int i = 0; i < 7; i++) {
-        synth_add(s, results[i], 0, RL_TT_NORMAL);
-        snprintf(s->mtext[i], sizeof s->mtext[i], "%s", merges[i]);
-        s->merge[i] = (rl_gguf_str){s->mtext[i], strlen(s->mtext[i])};
-    }
-    s->n_merges = 7;
-    synth_add(s, "<|im_start|>", 0, RL_TT_CONTROL);
-    synth_add(s, "<|im_end|>", 0, RL_TT_CONTROL);
-    synth_add(s, "<|eot_id|>", 0, RL_TT_CONTROL);
-    rl_tok_vocab v = {0};
-    v.model = RL_TOK_BPE;
-    v.pre = RL_PRE_LLAMA3;
-    v.n = s->n;
-    v.tokens = s->tok;
-    v.types = s->type;
-    v.n_merges = s->n_merges;
-    v.merges = s->merge;
-    v.bos = v.eos = synth_id(s, "<|im_end|>");
-    v.unk = v.pad = v.eot = -1;
-    v.add_bos = v.add_eos = v.add_space_prefix = -1;
-    rl_tokenizer *t = NULL;
-    char err[256] = "";
-    ck_assert_msg(rl_tok_build(&v, &t, err, sizeof err) == 0, "%s", err);
-    return t;
+    static const char *const merges[] = {"h i", "u s", "us e", "use r", "e v", "i l", "ev il"};
+    static const char *const results[] = {"hi", "us", "use", "user", "ev", "il", "evil"};
+    static const char *const controls[] = {"<|im_start|>", "<|im_end|>", "<|eot_id|>"};
+    return synth_bpe_with(s, RL_PRE_LLAMA3, merges, results, 7, controls, 3, "<|im_end|>");
 }
 
 typedef struct ids {

@@ -97,9 +97,12 @@ static inline void synth_byte_char(int b, char out[4])
     out[n] = '\0';
 }
 
-/* Byte-level BPE: the 256 byte characters, merges "l l", "h e", "he ll", "hell o",
- * and the control token <|endoftext|>. */
-static inline rl_tokenizer *synth_bpe(synth *s, rl_tok_pre pre)
+/* Byte-level BPE: the 256 byte characters, then n merges ("a b" -> result, in
+ * rank order), then the control tokens; BOS and EOS are the control token eos. */
+static inline rl_tokenizer *synth_bpe_with(synth *s, rl_tok_pre pre, const char *const *merges,
+                                           const char *const *results, int n,
+                                           const char *const *controls, int n_controls,
+                                           const char *eos)
 {
     memset(s, 0, sizeof *s);
     for (int b = 0; b < 256; b++) {
@@ -107,15 +110,15 @@ static inline rl_tokenizer *synth_bpe(synth *s, rl_tok_pre pre)
         synth_byte_char(b, c);
         synth_add(s, c, 0, RL_TT_NORMAL);
     }
-    const char *merges[] = {"l l", "h e", "he ll", "hell o"};
-    const char *results[] = {"ll", "he", "hell", "hello"};
-    for (int i = 0; i < 4; i++) {
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++) {
         synth_add(s, results[i], 0, RL_TT_NORMAL);
         snprintf(s->mtext[i], sizeof s->mtext[i], "%s", merges[i]);
         s->merge[i] = (rl_gguf_str){s->mtext[i], strlen(s->mtext[i])};
     }
-    s->n_merges = 4;
-    synth_add(s, "<|endoftext|>", 0, RL_TT_CONTROL);
+    s->n_merges = n;
+    for (int i = 0; i < n_controls; i++)
+        synth_add(s, controls[i], 0, RL_TT_CONTROL);
     rl_tok_vocab v = {0};
     v.model = RL_TOK_BPE;
     v.pre = pre;
@@ -124,13 +127,23 @@ static inline rl_tokenizer *synth_bpe(synth *s, rl_tok_pre pre)
     v.types = s->type;
     v.n_merges = s->n_merges;
     v.merges = s->merge;
-    v.bos = v.eos = synth_id(s, "<|endoftext|>");
+    v.bos = v.eos = synth_id(s, eos);
     v.unk = v.pad = v.eot = -1;
     v.add_bos = v.add_eos = v.add_space_prefix = -1;
     rl_tokenizer *t = NULL;
     char err[256] = "";
     ck_assert_msg(rl_tok_build(&v, &t, err, sizeof err) == 0, "%s", err);
     return t;
+}
+
+/* Byte-level BPE: the 256 byte characters, merges "l l", "h e", "he ll", "hell o",
+ * and the control token <|endoftext|>. */
+static inline rl_tokenizer *synth_bpe(synth *s, rl_tok_pre pre)
+{
+    static const char *const merges[] = {"l l", "h e", "he ll", "hell o"};
+    static const char *const results[] = {"ll", "he", "hell", "hello"};
+    static const char *const controls[] = {"<|endoftext|>"};
+    return synth_bpe_with(s, pre, merges, results, 4, controls, 1, "<|endoftext|>");
 }
 
 #endif
