@@ -196,7 +196,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             if (items[i].status < 0)
                 continue;
             if (s->ps.in_step || s->ps.priority != pr)
-                continue; /* another priority level */
+                continue; /* taken by an earlier pass, or another priority level */
             bool decode = s->kv.n_pos == s->ps.n_toks;
             int want_pass = decode ? 1 : s->next >= 0 ? 0 : 2;
             if (want_pass != pass)
