@@ -1,5 +1,6 @@
 /* rl_req.c - decode/validate GENERATE payloads, UTF-8 streaming, stop strings. */
 #include "rl_req.h"
+#include "rl_unicode.h"
 
 #include <errno.h>
 #include <math.h>
@@ -243,47 +244,16 @@ int rl_req_prompt_tokens(rl_engine *e, const rl_req_parsed *p, int32_t **ids, ui
 
 /* ---- UTF-8 ---- */
 
-/* Sequence length announced by a lead byte; 0: not a valid lead. */
-static unsigned lead_len(uint8_t b)
-{
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF)
-        return 2;
-    if (b >= 0xE0 && b <= 0xEF)
-        return 3;
-    if (b >= 0xF0 && b <= 0xF4)
-        return 4;
-    return 0;
-}
-
-/* Is b valid at position i (>= 1) of a sequence starting with lead? */
-static bool cont_ok(uint8_t lead, unsigned i, uint8_t b)
-{
-    if ((b & 0xC0) != 0x80)
-        return false;
-    if (i != 1)
-        return true;
-    switch (lead) { /* no overlongs, no surrogates, nothing past U+10FFFF */
-    case 0xE0: return b >= 0xA0;
-    case 0xED: return b <= 0x9F;
-    case 0xF0: return b >= 0x90;
-    case 0xF4: return b <= 0x8F;
-    default: return true;
-    }
-}
-
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF) is
+ * decoded by the one decoder the tokenizers use, rl_utf8_decode. */
 bool rl_req_utf8_valid(const uint8_t *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned l = lead_len(s[i]);
-        if (l == 0 || l > n - i)
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = rl_utf8_decode(s + i, n - i, &cp, NULL);
+        if (k <= 0)
             return false;
-        for (unsigned k = 1; k < l; k++)
-            if (!cont_ok(s[i], k, s[i + k]))
-                return false;
-        i += l;
+        i += (size_t)k;
     }
     return true;
 }
@@ -301,26 +271,25 @@ size_t rl_req_utf8_feed(rl_req_utf8_stream *st, const char *in, size_t n, char *
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t b = (uint8_t)in[i];
-        if (st->n_part) {
-            if (cont_ok(st->part[0], st->n_part, b)) {
-                st->part[st->n_part++] = b;
-                if (st->n_part == lead_len(st->part[0])) {
-                    memcpy(out + k, st->part, st->n_part);
-                    k += st->n_part;
-                    st->n_part = 0;
-                }
-                continue;
+        st->part[st->n_part++] = b;
+        for (;;) {
+            uint32_t cp;
+            int incomplete;
+            int r = rl_utf8_decode(st->part, st->n_part, &cp, &incomplete);
+            if (r > 0) { /* a whole character: the bytes held so far */
+                memcpy(out + k, st->part, (size_t)r);
+                k += (size_t)r;
+                st->n_part = 0;
+                break;
             }
-            k += put_fffd(out + k); /* broken sequence; b starts afresh */
-            st->n_part = 0;
-        }
-        unsigned l = lead_len(b);
-        if (l == 1)
-            out[k++] = (char)b;
-        else if (l == 0)
+            if (incomplete) /* wait for the next byte */
+                break;
             k += put_fffd(out + k);
-        else {
-            st->part[0] = b;
+            if (st->n_part == 1) { /* a byte that cannot start a character */
+                st->n_part = 0;
+                break;
+            }
+            st->part[0] = b; /* broken sequence; b starts afresh */
             st->n_part = 1;
         }
     }
