@@ -127,6 +127,38 @@ int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcac
                       int64_t n_ctx, int n_split, void *d_scratch, const rl_cu_act *out,
                       cudaStream_t s);
 
+/* ---- paged KV cache ----------------------------------------------------------
+ * The CPU's rl_kv layout on the device: a pool of blocks of RL_CU_KV_BLOCK
+ * positions; block b holds, for each layer, K then V, each
+ * [n_head_kv][RL_CU_KV_BLOCK][head_dim] fp16, so the row of (block b, layer l,
+ * which 0=K/1=V, kv head h, slot s) starts at half offset
+ *   ((((b * n_layer + l) * 2 + which) * n_head_kv + h) * RL_CU_KV_BLOCK + s) * head_dim.
+ * A sequence's block table (device int32, bt_stride entries per sequence) maps
+ * position p to block bt[p / RL_CU_KV_BLOCK], slot p % RL_CU_KV_BLOCK. Block
+ * ids are checked against n_blocks on the device (a bad id is skipped). */
+#define RL_CU_KV_BLOCK 16
+typedef struct rl_cu_kv {
+    void *pool;            /* n_blocks blocks, fp16 */
+    uint32_t n_blocks, n_layer, n_head_kv, head_dim;
+    const int32_t *bt;     /* block tables, [sequences][bt_stride] */
+    uint32_t bt_stride;
+} rl_cu_kv;
+/* Bytes of one block. */
+size_t rl_cu_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim);
+/* Token t (0..n_tok-1) belongs to block-table row d_row[t] at position d_pos[t].
+ * qkv[t] = [q | k | v]: rotates q into d_q and k, writes k and v of layer into the pool. */
+int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, const int32_t *d_row,
+                        const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, float *d_q,
+                        cudaStream_t s);
+/* Attention of n_tok queries (as above: row d_row[t], seeing positions 0..d_pos[t])
+ * over layer's paged KV; flash-decoding split and scratch as rl_cu_attn_decode
+ * (batch = n_tok). Serves decode and, one query per token, prefill. */
+int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
+                     const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
+                     void *d_scratch, const rl_cu_act *out, cudaStream_t s);
+/* Copy block src to block dst (all layers): copy-on-write of shared prefix blocks. */
+int rl_cu_kv_copy_block(const rl_cu_kv *kv, uint32_t dst, uint32_t src, cudaStream_t s);
+
 /* ---- sampling -------------------------------------------------------------- */
 /* d_out[b] = argmax of logits row b (lowest index on ties). */
 int rl_cu_argmax(const float *d_logits, int64_t n_vocab, int batch, int32_t *d_out,
