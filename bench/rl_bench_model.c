@@ -101,7 +101,7 @@ int rl_bench_model_main(int argc, char **argv)
     int rc;
     if (cuda) {
 #ifdef RL_HAVE_CUDA_ENGINE
-        rl_cuda_opts co = {.n_ctx = o.n_ctx, .n_slots = 1};
+        rl_cuda_opts co = {.n_ctx = o.n_ctx, .step_tokens = o.step_tokens};
         rc = rl_engine_cuda_create_opts(path, &co, &e, err, sizeof err);
 #else
         snprintf(err, sizeof err, "built without CUDA");

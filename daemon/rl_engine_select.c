@@ -48,7 +48,9 @@ int rl_engine_open(const rl_daemon_opts *o, rl_engine **out, char *err, size_t e
             return -EINVAL;
         }
 #ifdef RL_HAVE_CUDA_ENGINE
-        return rl_engine_cuda_create(o->model_path, o->n_threads, out, err, errlen);
+        rl_cuda_opts co = {.step_tokens = o->step_tokens, .kv_budget_bytes = o->kv_budget_bytes,
+                           .progress = o->load_progress, .progress_ctx = o->load_progress_ctx};
+        return rl_engine_cuda_create_opts(o->model_path, &co, out, err, errlen);
 #else
         snprintf(err, errlen, "this ringlmd was built without CUDA (rebuild with nvcc and cuBLAS present)");
         return -ENOTSUP;

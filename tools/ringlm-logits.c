@@ -75,12 +75,12 @@ static int run_cpu(const rl_model *m, const int32_t *tok, int n, int n_decode, i
     }
     int n_pre = n - n_decode;
     if (n_pre > 0) {
-        rl_fwd_seq fs = {&seq, tok, (uint32_t)n_pre, logits};
+        rl_fwd_seq fs = {&seq, tok, (uint32_t)n_pre, logits, NULL};
         if ((rc = rl_forward(f, &fs, 1)) < 0)
             goto fwd_fail;
     }
     for (int i = n_pre; i < n; i++) {
-        rl_fwd_seq fs = {&seq, tok + i, 1, logits};
+        rl_fwd_seq fs = {&seq, tok + i, 1, logits, NULL};
         if ((rc = rl_forward(f, &fs, 1)) < 0)
             goto fwd_fail;
     }
@@ -101,7 +101,7 @@ static int run_cuda(const rl_model *m, const int32_t *tok, int n, int n_decode, 
     char err[512] = "";
     rl_cu_model *g;
     uint32_t ctx = ((uint32_t)n + 63) / 64 * 64;
-    int rc = rl_cu_model_from_cpu(m, ctx, 1, ctx, &g, err, sizeof err);
+    int rc = rl_cu_model_from_cpu(m, ctx, 1, 0, ctx, &g, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "ringlm-logits: cuda model: %s\n", err);
         return rc;

@@ -1,6 +1,8 @@
-/* rl_engine_cuda.c - rl_engine over the GPU model: weight upload from the CPU
- * loader's mapping, sequences in KV slots, prefill chunks and batched decode
- * steps, sampling. */
+/* rl_engine_cuda.c - the CUDA engine: the model engine of rl_engine_llm.c
+ * (sequences, paged KV bookkeeping, prefix sharing, preemption, scheduling,
+ * sampling) with the GPU model as its forward pass (rl_llm_backend): weight
+ * upload from the CPU loader's mapping, the KV pool on the device, each step's
+ * ragged batch in one rl_cu_model_forward call. */
 #include "rl_engine_cuda.h"
 
 #include <errno.h>
@@ -10,34 +12,21 @@
 
 #include "rl_cu_model.h"
 #include "rl_cuda.h"
+#include "rl_kv.h"
+#include "rl_llm.h"
 #include "rl_model.h"
-#include "rl_sample.h"
-#include "rl_engine_text.h"
 
-typedef struct cuda_engine {
-    rl_engine base;
-    rl_model *m;
-    rl_engine_text text; /* tokenizer and chat template */
+typedef struct cu_backend {
+    rl_llm_backend be;
     rl_cu_model *g;
-    uint32_t n_ctx, n_slots, max_prefill;
-    uint8_t *slot_used;
-    float *logits; /* RL_CU_MAX_BATCH rows of n_vocab */
-} cuda_engine;
-
-struct rl_seq {
-    int32_t *prompt;
-    uint32_t n_prompt, n_fed; /* prompt tokens already in the KV cache */
-    uint32_t n_pos;           /* positions in the KV cache */
-    int32_t next;             /* sampled token still to be fed, or -1 */
-    int32_t slot;
-    bool greedy;              /* the GPU's argmax is the answer */
-    rl_sampler smp;
-};
-
-static cuda_engine *impl(rl_engine *e)
-{
-    return (cuda_engine *)e->impl;
-}
+    uint64_t kv_budget;        /* 0: from the device's free memory */
+    uint32_t cap;              /* tokens the step scratch holds */
+    int32_t *tok, *pos, *row, *oidx, *otok;
+    const uint32_t **bt;
+    uint32_t *bt_len;
+    float **lg;
+    uint32_t *oseq;            /* out row -> fseq */
+} cu_backend;
 
 /* ---- upload ------------------------------------------------------------------ */
 static int set_rows(rl_cu_mat *dst, int64_t row0, const rl_weight *w, char *err, size_t errlen)
@@ -48,8 +37,8 @@ static int set_rows(rl_cu_mat *dst, int64_t row0, const rl_weight *w, char *err,
     return rc;
 }
 
-int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t max_prefill, rl_cu_model **out,
-                         char *err, size_t errlen)
+int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t n_blocks, uint32_t max_prefill,
+                         rl_cu_model **out, char *err, size_t errlen)
 {
     const rl_model_hparams *hp = &m->hp;
     const rl_layer *l0 = &m->layers[0];
@@ -71,7 +60,7 @@ int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, ui
                          .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
                          .n_rot = hp->head_dim, .rms_eps = hp->rms_eps, .rope_base = hp->rope_base,
                          .rope_neox = hp->rope_neox, .qkv_bias = l0->bq != NULL, .n_ctx = n_ctx,
-                         .n_slots = n_slots, .max_prefill = max_prefill};
+                         .n_slots = n_slots, .n_blocks = n_blocks, .max_prefill = max_prefill};
     rl_cu_model *g;
     int rc = rl_cu_model_new(&c, &ty, &g, err, errlen);
     if (rc)
@@ -112,203 +101,114 @@ int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, ui
     return 0;
 }
 
-/* ---- sequences ---------------------------------------------------------------- */
-static int cu_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
+/* ---- the backend ----------------------------------------------------------------- */
+static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_tokens, uint32_t *n_blocks, char *err,
+                   size_t errlen)
 {
-    cuda_engine *E = impl(e);
-    *out = NULL;
-    if (!d || !d->prompt || d->n_prompt == 0)
-        return -EINVAL;
-    if ((uint64_t)d->n_prompt + d->max_tokens > E->n_ctx)
-        return -E2BIG;
-    for (uint32_t i = 0; i < d->n_prompt; i++)
-        if (d->prompt[i] < 0 || (uint32_t)d->prompt[i] >= E->m->hp.n_vocab)
-            return -EINVAL;
-    int32_t slot = -1;
-    for (uint32_t i = 0; i < E->n_slots && slot < 0; i++)
-        if (!E->slot_used[i])
-            slot = (int32_t)i;
-    if (slot < 0)
-        return -ENOMEM; /* every KV slot is taken */
-    rl_seq *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
-    s->prompt = malloc(sizeof(int32_t) * d->n_prompt);
-    if (!s->prompt || rl_sample_init(&s->smp, &d->sampling, E->m->hp.n_vocab) < 0) {
-        free(s->prompt);
-        free(s);
+    cu_backend *B = ctx;
+    const rl_model_hparams *hp = &m->hp;
+    uint64_t bb = rl_cu_kv_block_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim);
+    uint64_t ctx_blocks = (n_ctx + RL_CU_KV_BLOCK - 1) / RL_CU_KV_BLOCK;
+    uint64_t nb = *n_blocks;
+    if (nb == 0) {
+        uint64_t budget = B->kv_budget;
+        if (budget == 0) { /* most of what the weights and scratch leave, up to 64 full contexts */
+            size_t free_b = 0, total_b = 0;
+            if (rl_cu_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) {
+                snprintf(err, errlen, "cuda: %s", rl_cu_last_error());
+                return -EIO;
+            }
+            uint64_t keep = (uint64_t)m->gguf->size + (2ull << 30);
+            budget = free_b > keep ? (free_b - keep) / 10 * 8 : 0;
+        }
+        nb = budget / bb;
+        if (nb > ctx_blocks * 64)
+            nb = ctx_blocks * 64;
+        if (nb < ctx_blocks) /* at least one full context: the plan then says whether it fits */
+            nb = ctx_blocks;
+    }
+    if (nb > (1u << 24))
+        nb = 1u << 24;
+    B->cap = step_tokens;
+    B->tok = malloc(sizeof(int32_t) * step_tokens * 5);
+    B->bt = malloc(sizeof(*B->bt) * step_tokens);
+    B->bt_len = malloc(sizeof(uint32_t) * step_tokens);
+    B->lg = malloc(sizeof(float *) * step_tokens);
+    B->oseq = malloc(sizeof(uint32_t) * step_tokens);
+    if (!B->tok || !B->bt || !B->bt_len || !B->lg || !B->oseq) {
+        snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    memcpy(s->prompt, d->prompt, sizeof(int32_t) * d->n_prompt);
-    s->n_prompt = d->n_prompt;
-    s->next = -1;
-    s->slot = slot;
-    /* The GPU argmax equals the sampler's choice only without penalties. */
-    s->greedy = (s->smp.p.temperature <= 0 || s->smp.p.top_k == 1) &&
-                (s->smp.p.repeat_penalty == 1.0f || s->smp.p.repeat_last_n == 0);
-    E->slot_used[slot] = 1;
-    for (uint32_t i = 0; i < d->n_prompt; i++)
-        rl_sample_accept(&s->smp, d->prompt[i]);
-    *out = s;
-    return 0;
-}
-
-static void cu_seq_free(rl_engine *e, rl_seq *s)
-{
-    if (!s)
-        return;
-    impl(e)->slot_used[s->slot] = 0;
-    rl_sample_free(&s->smp);
-    free(s->prompt);
-    free(s);
-}
-
-static void take_token(rl_seq *s, rl_step_item *it, int32_t greedy_tok, float *logits)
-{
-    int32_t tok = s->greedy ? greedy_tok : rl_sample_next(&s->smp, logits);
-    rl_sample_accept(&s->smp, tok);
-    s->next = tok;
-    it->token = tok;
-}
-
-/* Decode items idx[0..n-1] in one batched step. */
-static int decode_group(cuda_engine *E, rl_step_item *items, const uint32_t *idx, int n)
-{
-    int32_t tok[RL_CU_MAX_BATCH], pos[RL_CU_MAX_BATCH], slot[RL_CU_MAX_BATCH], out[RL_CU_MAX_BATCH];
-    bool need_logits = false;
-    for (int j = 0; j < n; j++) {
-        rl_seq *s = items[idx[j]].seq;
-        tok[j] = s->next;
-        pos[j] = (int32_t)s->n_pos;
-        slot[j] = s->slot;
-        need_logits |= !s->greedy;
-    }
-    int rc = rl_cu_model_decode(E->g, n, tok, pos, slot, out, need_logits ? E->logits : NULL);
+    B->pos = B->tok + step_tokens;
+    B->row = B->pos + step_tokens;
+    B->oidx = B->row + step_tokens;
+    B->otok = B->oidx + step_tokens;
+    int rc = rl_cu_model_from_cpu(m, n_ctx, 0, (uint32_t)nb, step_tokens, &B->g, err, errlen);
     if (rc)
         return rc;
-    for (int j = 0; j < n; j++) {
-        rl_seq *s = items[idx[j]].seq;
-        s->n_pos++;
-        take_token(s, &items[idx[j]], out[j], E->logits + (size_t)j * E->m->hp.n_vocab);
-    }
+    *n_blocks = (uint32_t)nb;
     return 0;
 }
 
-static int cu_step(rl_engine *e, rl_step_item *items, uint32_t n)
+static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
 {
-    cuda_engine *E = impl(e);
-    uint32_t idx[RL_CU_MAX_BATCH];
-    int ng = 0, rc = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        items[i].token = -1;
-        items[i].status = 0;
-    }
-    for (uint32_t i = 0; i < n && !rc; i++) {
-        rl_seq *s = items[i].seq;
-        if (!s) {
-            items[i].status = -EINVAL;
-            continue;
+    cu_backend *B = ctx;
+    uint32_t t = 0, no = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        const rl_fwd_seq *f = &seqs[j];
+        if (f->n_tok == 0 || t + f->n_tok > B->cap)
+            return -EINVAL;
+        B->bt[j] = f->kv->blocks;
+        B->bt_len[j] = f->kv->n_blocks;
+        for (uint32_t i = 0; i < f->n_tok; i++, t++) {
+            B->tok[t] = f->tokens[i];
+            B->pos[t] = (int32_t)(f->kv->n_pos + i);
+            B->row[t] = (int32_t)j;
         }
-        if (s->n_fed < s->n_prompt) { /* one prompt chunk */
-            uint32_t take = s->n_prompt - s->n_fed;
-            if (take > E->max_prefill)
-                take = E->max_prefill;
-            if (s->n_pos + take > E->n_ctx) {
-                items[i].status = -ENOSPC;
-                continue;
-            }
-            bool last = s->n_fed + take == s->n_prompt;
-            int32_t t;
-            rc = rl_cu_model_prefill(E->g, s->slot, (int32_t)s->n_pos, s->prompt + s->n_fed, (int)take, &t,
-                                     last && !s->greedy ? E->logits : NULL);
-            if (rc)
-                break;
-            s->n_fed += take;
-            s->n_pos += take;
-            if (last)
-                take_token(s, &items[i], t, E->logits);
-            continue;
-        }
-        if (s->next < 0) {
-            items[i].status = -EINVAL;
-            continue;
-        }
-        if (s->n_pos >= E->n_ctx) {
-            items[i].status = -ENOSPC;
-            continue;
-        }
-        idx[ng++] = i;
-        if (ng == RL_CU_MAX_BATCH) {
-            rc = decode_group(E, items, idx, ng);
-            ng = 0;
+        if (f->logits || f->argmax) {
+            B->oidx[no] = (int32_t)t - 1;
+            B->lg[no] = f->logits;
+            B->oseq[no++] = j;
         }
     }
-    if (!rc && ng)
-        rc = decode_group(E, items, idx, ng);
+    rl_cu_batch b = {.n_tok = (int)t, .tokens = B->tok, .pos = B->pos, .row = B->row, .n_rows = (int)n,
+                     .bt = B->bt, .bt_len = B->bt_len, .n_out = (int)no, .out_idx = B->oidx, .out_tok = B->otok,
+                     .logits = B->lg};
+    int rc = rl_cu_model_forward(B->g, &b);
     if (rc) {
-        fprintf(stderr, "cuda step failed: %s\n", rl_cu_last_error());
-        for (uint32_t i = 0; i < n; i++)
-            items[i].status = rc;
+        fprintf(stderr, "cuda step failed: %s\n", rc == -EINVAL ? "invalid batch" : rl_cu_last_error());
+        return rc;
     }
-    return rc;
+    for (uint32_t j = 0; j < n; j++)
+        seqs[j].kv->n_pos += seqs[j].n_tok;
+    for (uint32_t i = 0; i < no; i++)
+        if (seqs[B->oseq[i]].argmax)
+            *seqs[B->oseq[i]].argmax = B->otok[i];
+    return 0;
 }
 
-/* ---- text --------------------------------------------------------------------- */
-static int cu_tokenize(rl_engine *e, const char *text, size_t len, bool add_special,
-                       bool parse_special, int32_t *out, size_t cap)
+static int be_copy_block(void *ctx, uint32_t dst, uint32_t src)
 {
-    return rl_engine_text_tokenize(&impl(e)->text, text, len, add_special, parse_special, out, cap);
+    return rl_cu_model_copy_block(((cu_backend *)ctx)->g, dst, src);
 }
 
-static int cu_token_piece(rl_engine *e, int32_t tok, char *buf, size_t cap)
+static uint64_t be_block_bytes(void *ctx)
 {
-    return rl_engine_text_piece(&impl(e)->text, tok, buf, cap);
+    const rl_cu_kv *kv = rl_cu_model_kv(((cu_backend *)ctx)->g);
+    return rl_cu_kv_block_bytes(kv->n_layer, kv->n_head_kv, kv->head_dim);
 }
 
-static bool cu_is_eog(rl_engine *e, int32_t tok)
+static void be_close(void *ctx)
 {
-    return rl_engine_text_is_eog(&impl(e)->text, tok);
+    cu_backend *B = ctx;
+    rl_cu_model_free(B->g);
+    free(B->tok);
+    free(B->bt);
+    free(B->bt_len);
+    free(B->lg);
+    free(B->oseq);
+    free(B);
 }
-
-static int cu_chat_tokenize(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, bool add_special,
-                             int32_t *out, size_t cap)
-{
-    return rl_engine_text_chat_tokenize(&impl(e)->text, msgs, n, add_special, out, cap);
-}
-
-static int cu_chat_format(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, char *out, size_t cap)
-{
-    return rl_engine_text_chat(&impl(e)->text, msgs, n, out, cap);
-}
-
-static void cu_get_info(rl_engine *e, rl_engine_info *info)
-{
-    cuda_engine *E = impl(e);
-    rl_engine_text_model_info(&E->text, E->m, info);
-    snprintf(info->backend, sizeof info->backend, "cuda");
-    info->n_ctx = E->n_ctx;
-    info->kv_bytes = rl_cu_model_kv_bytes(E->g);
-}
-
-static void cu_destroy(rl_engine *e)
-{
-    if (!e)
-        return;
-    cuda_engine *E = impl(e);
-    rl_cu_model_free(E->g);
-    rl_engine_text_free(&E->text);
-    rl_model_free(E->m);
-    free(E->slot_used);
-    free(E->logits);
-    free(E);
-}
-
-static const rl_engine_ops cuda_ops = {
-    .seq_new = cu_seq_new, .seq_free = cu_seq_free, .step = cu_step, .tokenize = cu_tokenize,
-    .token_piece = cu_token_piece, .is_eog = cu_is_eog, .chat_format = cu_chat_format,
-    .chat_tokenize = cu_chat_tokenize,
-    .get_info = cu_get_info, .destroy = cu_destroy,
-};
 
 int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engine **out, char *err, size_t errlen)
 {
@@ -319,40 +219,36 @@ int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engin
         snprintf(err, errlen, "cuda: no CUDA device");
         return -ENODEV;
     }
-    cuda_engine *E = calloc(1, sizeof *E);
-    if (!E) {
+    rl_llm_opts lo;
+    rl_llm_opts_default(&lo);
+    lo.n_threads = 1;
+    lo.n_ctx = o && o->n_ctx ? o->n_ctx : 0;
+    lo.step_tokens = o && o->step_tokens ? o->step_tokens : 512;
+    lo.kv_budget_bytes = o ? o->kv_budget_bytes : 0;
+    lo.progress = o ? o->progress : NULL;
+    lo.progress_ctx = o ? o->progress_ctx : NULL;
+    if (!lo.n_ctx) { /* the training context, at most 4096 */
+        rl_model *m;
+        int rc = rl_model_load(path, &m, err, errlen);
+        if (rc < 0)
+            return rc;
+        lo.n_ctx = m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
+        rl_model_free(m);
+    }
+    cu_backend *B = calloc(1, sizeof *B);
+    if (!B) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    E->base.ops = &cuda_ops;
-    E->base.impl = E;
-    int rc = rl_model_load(path, &E->m, err, errlen);
-    if (rc < 0)
-        goto bad;
-    const rl_model_hparams *hp = &E->m->hp;
-    rl_engine_text_init(&E->text, E->m->gguf);
-    E->n_ctx = o && o->n_ctx ? o->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
-    E->n_slots = o && o->n_slots ? o->n_slots : 8;
-    E->max_prefill = 512;
-    E->slot_used = calloc(E->n_slots, 1);
-    E->logits = malloc(sizeof(float) * hp->n_vocab * RL_CU_MAX_BATCH);
-    if (!E->slot_used || !E->logits) {
-        snprintf(err, errlen, "out of memory");
-        rc = -ENOMEM;
-        goto bad;
-    }
-    rc = rl_cu_model_from_cpu(E->m, E->n_ctx, E->n_slots, E->max_prefill, &E->g, err, errlen);
-    if (rc)
-        goto bad;
-    *out = &E->base;
-    return 0;
-bad:
-    cu_destroy(&E->base);
-    return rc;
+    B->be = (rl_llm_backend){.name = "cuda", .ctx = B, .open = be_open, .forward = be_forward,
+                             .copy_block = be_copy_block, .block_bytes = be_block_bytes, .close = be_close};
+    B->kv_budget = lo.kv_budget_bytes;
+    lo.backend = &B->be;
+    return rl_engine_llm_create_opts(path, &lo, out, err, errlen); /* owns B from here, even on failure */
 }
 
 int rl_engine_cuda_create(const char *path, int n_threads, rl_engine **out, char *err, size_t errlen)
 {
-    (void)n_threads; /* the GPU does the work; the CPU loader needs no pool */
+    (void)n_threads; /* the GPU does the work */
     return rl_engine_cuda_create_opts(path, NULL, out, err, errlen);
 }

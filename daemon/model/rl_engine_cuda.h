@@ -1,6 +1,7 @@
 /* rl_engine_cuda.h - the CUDA engine: a GGUF Llama/Qwen2 model resident on the
- * GPU behind rl_engine (selected by the daemon with --device cuda). It reuses
- * the CPU loader (validation), the tokenizer, chat templates and the sampler;
+ * GPU behind rl_engine (selected by the daemon with --device cuda). It is the
+ * model engine of rl_llm.h (continuous batching, paged KV with prefix sharing
+ * and preemption, priorities, statistics) with the GPU as its forward pass;
  * greedy tokens are chosen on the GPU, other sampling reads the logits back. */
 #ifndef RL_ENGINE_CUDA_H
 #define RL_ENGINE_CUDA_H
@@ -14,8 +15,12 @@ typedef struct rl_model rl_model;
 typedef struct rl_cu_model rl_cu_model;
 
 typedef struct rl_cuda_opts {
-    uint32_t n_ctx;   /* per-sequence context; 0: min(training context, 4096) */
-    uint32_t n_slots; /* sequences resident at once; 0: 8 */
+    uint32_t n_ctx;            /* per-sequence context; 0: min(training context, 4096) */
+    uint32_t step_tokens;      /* tokens per step (decodes + prompt chunks); 0: 512 */
+    uint64_t kv_budget_bytes;  /* device KV pool; 0: 80% of the memory the weights and scratch
+                                * leave, at most 64 full contexts */
+    void (*progress)(void *ctx, float frac); /* loading progress, may be NULL */
+    void *progress_ctx;
 } rl_cuda_opts;
 
 /* Load the model at path onto the GPU. Returns 0, or a negative errno with a
@@ -23,8 +28,9 @@ typedef struct rl_cuda_opts {
 int rl_engine_cuda_create(const char *path, int n_threads, rl_engine **out, char *err, size_t errlen);
 int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engine **out, char *err, size_t errlen);
 
-/* Upload a loaded CPU model to the GPU (used by the engine and by tests). */
-int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t max_prefill,
-                         rl_cu_model **out, char *err, size_t errlen);
+/* Upload a loaded CPU model to the GPU (used by the engine and by tests):
+ * n_slots for the slot API (0: none), n_blocks KV pool blocks (0: the slots'). */
+int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t n_blocks,
+                         uint32_t max_prefill, rl_cu_model **out, char *err, size_t errlen);
 
 #endif

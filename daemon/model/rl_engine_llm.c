@@ -1,5 +1,6 @@
-/* rl_engine_llm.c - rl_engine over the CPU model: sequences, batched steps,
- * sampling, tokenizer. */
+/* rl_engine_llm.c - rl_engine over the model: sequences, batched steps with
+ * paged KV, prefix sharing and preemption, sampling, tokenizer. The forward
+ * pass is the CPU's (rl_forward) or a device backend's (rl_llm_backend: CUDA). */
 #include "rl_llm.h"
 
 #include <errno.h>
@@ -24,9 +25,11 @@ typedef struct llm {
     rl_pool *pool;
     rl_kv *kv;
     rl_fwd *fwd;
+    const rl_llm_backend *be; /* NULL: the CPU forward pass; closed with the engine */
     uint32_t n_ctx, step_tokens;
     rl_fwd_seq *fseqs;       /* step scratch */
     uint32_t *fitem;         /* fseqs[i] belongs to items[fitem[i]] */
+    int32_t *argtok;         /* backend: greedy tokens chosen on the device, per fseq */
     float *logits;           /* step_tokens rows of n_vocab, allocated lazily per row count */
     uint32_t logit_rows;
     uint64_t step_id;        /* counts steps */
@@ -47,6 +50,7 @@ struct rl_seq {
     uint64_t step_id;           /* last step that took this sequence (duplicate guard) */
     rl_kv_seq kv;
     rl_sampler smp;
+    bool greedy;                /* the argmax is the sampler's choice (device backends pick it there) */
 };
 
 static llm *impl(rl_engine *e)
@@ -88,6 +92,8 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
     }
     s->max_tokens = d->max_tokens;
     s->next = -1;
+    s->greedy = (s->smp.p.temperature <= 0 || s->smp.p.top_k == 1) &&
+                (s->smp.p.repeat_penalty == 1.0f || s->smp.p.repeat_last_n == 0);
     for (uint32_t i = 0; i < d->n_prompt; i++)
         rl_sample_accept(&s->smp, d->prompt[i]);
     *out = s;
@@ -221,7 +227,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             s->ps.in_step = true;
             /* logits when this completes the prompt of a sequence that has not sampled yet */
             bool want = decode || (s->next < 0 && need == s->ps.n_toks);
-            L->fseqs[nf] = (rl_fwd_seq){&s->kv, decode ? &s->next : s->ps.toks + s->kv.n_pos, take, NULL};
+            L->fseqs[nf] = (rl_fwd_seq){&s->kv, decode ? &s->next : s->ps.toks + s->kv.n_pos, take, NULL, NULL};
             if (want)
                 n_logits++;
             L->fitem[nf++] = i;
@@ -243,10 +249,15 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     for (uint32_t j = 0; j < nf; j++) {
         rl_seq *s = items[L->fitem[j]].seq;
         bool decode = s->kv.n_pos == s->ps.n_toks;
-        if (decode || (s->next < 0 && s->kv.n_pos + L->fseqs[j].n_tok == s->ps.n_toks))
+        L->fseqs[j].argmax = NULL;
+        if (!(decode || (s->next < 0 && s->kv.n_pos + L->fseqs[j].n_tok == s->ps.n_toks)))
+            continue;
+        if (L->be && s->greedy) /* only the token leaves the device */
+            L->fseqs[j].argmax = &L->argtok[j];
+        else
             L->fseqs[j].logits = L->logits + (size_t)(r++) * L->m->hp.n_vocab;
     }
-    rc = rl_forward(L->fwd, L->fseqs, nf);
+    rc = L->be ? L->be->forward(L->be->ctx, L->fseqs, nf) : rl_forward(L->fwd, L->fseqs, nf);
     if (rc < 0)
         goto fail_all;
     for (uint32_t j = 0; j < nf; j++) {
@@ -257,9 +268,9 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             rl_prefix_seq_push(&s->ps, s->next); /* fed: now part of the history */
         else
             rl_prefix_seq_register(L->prefix, &s->ps);
-        if (!L->fseqs[j].logits)
+        if (!L->fseqs[j].logits && !L->fseqs[j].argmax)
             continue;
-        int32_t tok = rl_sample_next(&s->smp, L->fseqs[j].logits);
+        int32_t tok = L->fseqs[j].argmax ? *L->fseqs[j].argmax : rl_sample_next(&s->smp, L->fseqs[j].logits);
         rl_sample_accept(&s->smp, tok);
         s->next = tok;
         s->n_gen++;
@@ -309,7 +320,7 @@ static void llm_get_info(rl_engine *e, rl_engine_info *info)
 {
     llm *L = impl(e);
     rl_engine_text_model_info(&L->text, L->m, info);
-    snprintf(info->backend, sizeof info->backend, "cpu");
+    snprintf(info->backend, sizeof info->backend, "%s", L->be ? L->be->name : "cpu");
     info->n_ctx = L->n_ctx;
     rl_kv_stats st;
     rl_kv_get_stats(L->kv, &st);
@@ -342,12 +353,15 @@ static void llm_destroy(rl_engine *e)
     rl_fwd_free(L->fwd);
     rl_prefix_free(L->prefix); /* before the pool it holds blocks of */
     rl_kv_free(L->kv);
+    if (L->be)
+        L->be->close(L->be->ctx);
     pthread_mutex_destroy(&L->st_mu);
     rl_pool_free(L->pool);
     rl_engine_text_free(&L->text);
     rl_model_free(L->m);
     free(L->fseqs);
     free(L->fitem);
+    free(L->argtok);
     free(L->logits);
     free(L);
 }
@@ -392,11 +406,14 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
     rl_gemm_init();
     llm *L = calloc(1, sizeof(*L));
     if (!L) {
+        if (o.backend)
+            o.backend->close(o.backend->ctx);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     L->base.ops = &llm_ops;
     L->base.impl = L;
+    L->be = o.backend;
     pthread_mutex_init(&L->st_mu, NULL);
     if (o.progress)
         o.progress(o.progress_ctx, 0.f);
@@ -421,24 +438,39 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
         rc = -EINVAL;
         goto bad;
     }
-    if ((rc = rl_kv_new(&L->kv, hp->n_layer, hp->n_head_kv, hp->head_dim, o.kv_type, (uint32_t)n_blocks, err,
-                        errlen)) < 0)
+    if (L->be) { /* the device holds the KV storage: it may pick the pool size */
+        uint32_t nb = o.kv_budget_bytes ? (uint32_t)n_blocks : 0;
+        if ((rc = L->be->open(L->be->ctx, L->m, L->n_ctx, L->step_tokens, &nb, err, errlen)) < 0)
+            goto bad;
+        n_blocks = nb;
+        rc = rl_kv_new_external(&L->kv, hp->n_layer, hp->n_head_kv, hp->head_dim, nb, L->be->block_bytes(L->be->ctx),
+                                L->be->copy_block, L->be->ctx, err, errlen);
+    } else {
+        rc = rl_kv_new(&L->kv, hp->n_layer, hp->n_head_kv, hp->head_dim, o.kv_type, (uint32_t)n_blocks, err, errlen);
+    }
+    if (rc < 0)
         goto bad;
     if (rl_prefix_new(&L->prefix, L->kv, (uint32_t)n_blocks) < 0) {
         snprintf(err, errlen, "out of memory for the prefix cache");
         rc = -ENOMEM;
         goto bad;
     }
-    L->pool = rl_pool_new(o.n_threads);
-    L->fseqs = malloc(sizeof(rl_fwd_seq) * L->step_tokens);
+    L->fseqs = calloc(L->step_tokens, sizeof(rl_fwd_seq));
     L->fitem = malloc(sizeof(uint32_t) * L->step_tokens);
-    if (!L->pool || !L->fseqs || !L->fitem || rl_fwd_new(L->m, L->kv, L->pool, L->step_tokens, &L->fwd) < 0) {
+    L->argtok = malloc(sizeof(int32_t) * L->step_tokens);
+    if (!L->be) {
+        L->pool = rl_pool_new(o.n_threads);
+        if (L->pool && rl_fwd_new(L->m, L->kv, L->pool, L->step_tokens, &L->fwd) < 0)
+            L->fwd = NULL;
+    }
+    if (!L->fseqs || !L->fitem || !L->argtok || (!L->be && (!L->pool || !L->fwd))) {
         snprintf(err, errlen, "out of memory for compute buffers");
         rc = -ENOMEM;
         goto bad;
     }
     publish_stats(L, 0, 0, true); /* pool figures from the start */
-    prefault(L->m, &o);
+    if (!L->be) /* a backend read every weight while uploading */
+        prefault(L->m, &o);
     if (o.progress)
         o.progress(o.progress_ctx, 1.f);
     *out = &L->base;

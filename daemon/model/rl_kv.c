@@ -19,11 +19,27 @@ struct rl_kv {
     uint32_t *free_stack;
     uint32_t n_free;
     uint32_t *ref;      /* holders of each block (sequences, the prefix cache); 0: free */
+    int (*copy)(void *ctx, uint32_t dst, uint32_t src); /* external storage: block copy */
+    void *copy_ctx;
 };
 
 size_t rl_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type)
 {
     return rl_type_row_size(type, head_dim) * RL_KV_BLOCK * n_head_kv * 2 * n_layer;
+}
+
+static int init_free(rl_kv *kv, uint32_t n_blocks)
+{
+    kv->n_blocks = n_blocks;
+    kv->free_stack = malloc(sizeof(uint32_t) * n_blocks);
+    kv->ref = calloc(n_blocks, sizeof(uint32_t));
+    if (!kv->free_stack || !kv->ref)
+        return -ENOMEM;
+    /* low block ids on top of the stack, so a lightly used pool stays compact */
+    for (uint32_t i = 0; i < n_blocks; i++)
+        kv->free_stack[i] = n_blocks - 1 - i;
+    kv->n_free = n_blocks;
+    return 0;
 }
 
 int rl_kv_new(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type,
@@ -62,21 +78,42 @@ int rl_kv_new(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_d
     }
     kv->mem_size = kv->block_bytes * n_blocks;
     kv->mem = mmap(NULL, kv->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    kv->free_stack = malloc(sizeof(uint32_t) * n_blocks);
-    kv->ref = calloc(n_blocks, sizeof(uint32_t));
-    if (kv->mem == MAP_FAILED || !kv->free_stack || !kv->ref) {
+    if (kv->mem == MAP_FAILED)
+        kv->mem = NULL;
+    if (!kv->mem || init_free(kv, n_blocks) < 0) {
         snprintf(err, errlen, "cannot reserve %zu bytes of KV cache", kv->mem_size);
-        if (kv->mem != MAP_FAILED)
-            munmap(kv->mem, kv->mem_size);
-        free(kv->free_stack);
-        free(kv->ref);
-        free(kv);
+        rl_kv_free(kv);
         return -ENOMEM;
     }
-    /* low block ids on top of the stack, so a lightly used pool stays compact */
-    for (uint32_t i = 0; i < n_blocks; i++)
-        kv->free_stack[i] = n_blocks - 1 - i;
-    kv->n_free = n_blocks;
+    *out = kv;
+    return 0;
+}
+
+int rl_kv_new_external(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, uint32_t n_blocks,
+                       size_t block_bytes, int (*copy)(void *ctx, uint32_t dst, uint32_t src), void *copy_ctx,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    if (n_blocks == 0 || n_layer == 0 || n_head_kv == 0 || head_dim == 0 || !copy) {
+        snprintf(err, errlen, "empty KV cache");
+        return -EINVAL;
+    }
+    rl_kv *kv = calloc(1, sizeof(*kv));
+    if (!kv)
+        return -ENOMEM;
+    kv->n_layer = n_layer;
+    kv->n_head_kv = n_head_kv;
+    kv->head_dim = head_dim;
+    kv->type = RL_TYPE_F16;
+    kv->tt = rl_type_get(RL_TYPE_F16);
+    kv->block_bytes = block_bytes;
+    kv->copy = copy;
+    kv->copy_ctx = copy_ctx;
+    if (init_free(kv, n_blocks) < 0) {
+        snprintf(err, errlen, "out of memory for the KV block tables");
+        rl_kv_free(kv);
+        return -ENOMEM;
+    }
     *out = kv;
     return 0;
 }
@@ -85,7 +122,8 @@ void rl_kv_free(rl_kv *kv)
 {
     if (!kv)
         return;
-    munmap(kv->mem, kv->mem_size);
+    if (kv->mem)
+        munmap(kv->mem, kv->mem_size);
     free(kv->free_stack);
     free(kv->ref);
     free(kv);
@@ -199,7 +237,15 @@ int rl_kv_make_writable(rl_kv *kv, rl_kv_seq *s, uint32_t pos_from, uint32_t pos
         if (kv->n_free == 0)
             return -ENOSPC;
         uint32_t b = take_block(kv);
-        memcpy(kv->mem + (size_t)b * kv->block_bytes, kv->mem + (size_t)old * kv->block_bytes, kv->block_bytes);
+        if (kv->copy) {
+            int rc = kv->copy(kv->copy_ctx, b, old);
+            if (rc < 0) {
+                rl_kv_block_unref(kv, b); /* back to the pool; s keeps the shared block */
+                return rc;
+            }
+        } else {
+            memcpy(kv->mem + (size_t)b * kv->block_bytes, kv->mem + (size_t)old * kv->block_bytes, kv->block_bytes);
+        }
         kv->ref[old]--; /* still > 0: the others keep it */
         s->blocks[i] = b;
     }

@@ -35,6 +35,12 @@ typedef struct rl_kv_stats {
 /* n_blocks: pool size. Returns 0, -EINVAL (type/shape) or -ENOMEM, message in err. */
 int rl_kv_new(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type,
               uint32_t n_blocks, char *err, size_t errlen);
+/* A pool whose storage lives elsewhere (a device backend): bookkeeping only
+ * (block tables, reference counts, copy-on-write through copy()); rl_kv_store
+ * and rl_kv_rows must not be used on it. */
+int rl_kv_new_external(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, uint32_t n_blocks,
+                       size_t block_bytes, int (*copy)(void *ctx, uint32_t dst, uint32_t src), void *copy_ctx,
+                       char *err, size_t errlen);
 void rl_kv_free(rl_kv *kv);
 rl_type rl_kv_type(const rl_kv *kv);
 void rl_kv_get_stats(const rl_kv *kv, rl_kv_stats *st);

@@ -17,6 +17,31 @@
 #include "rl_engine.h"
 #include "rl_types.h"
 
+typedef struct rl_model rl_model;
+typedef struct rl_fwd_seq rl_fwd_seq;
+
+/* A forward pass on another device (the CUDA engine): the engine keeps
+ * everything else (sequences, paged KV bookkeeping, prefix sharing,
+ * preemption, scheduling, sampling) and hands each step's batch to it. The
+ * backend holds the KV pool's storage, with the block ids of the engine's rl_kv. */
+typedef struct rl_llm_backend {
+    const char *name; /* get_info's backend, e.g. "cuda" */
+    void *ctx;
+    /* Once the model is loaded: upload it and allocate a KV pool. *n_blocks in:
+     * the count the engine's budget allows (0: no budget given, choose from
+     * the device's memory); out: the count allocated. */
+    int (*open)(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_tokens, uint32_t *n_blocks, char *err,
+                size_t errlen);
+    /* As rl_forward (advances each kv->n_pos); fills *argmax where asked. */
+    int (*forward)(void *ctx, rl_fwd_seq *seqs, uint32_t n_seqs);
+    /* Copy-on-write of a shared KV block. */
+    int (*copy_block)(void *ctx, uint32_t dst, uint32_t src);
+    /* Device bytes of the KV pool per block. */
+    uint64_t (*block_bytes)(void *ctx);
+    /* Frees everything (called once, also when creation fails, open or not). */
+    void (*close)(void *ctx);
+} rl_llm_backend;
+
 typedef struct rl_llm_opts {
     int n_threads;            /* <= 0: one per online CPU */
     uint32_t n_ctx;           /* per-sequence context; 0: the model's training context */
@@ -25,6 +50,7 @@ typedef struct rl_llm_opts {
     uint64_t kv_budget_bytes; /* KV pool size; 0: room for 4 full contexts */
     void (*progress)(void *ctx, float frac); /* loading progress in [0, 1], may be NULL */
     void *progress_ctx;
+    const rl_llm_backend *backend; /* NULL: the CPU forward pass */
 } rl_llm_opts;
 
 typedef struct rl_llm_kv_stats {

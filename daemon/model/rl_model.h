@@ -70,6 +70,8 @@ typedef struct rl_fwd_seq {
     const int32_t *tokens;
     uint32_t n_tok;       /* >= 1 */
     float *logits;        /* NULL, or n_vocab floats: logits after the last token */
+    int32_t *argmax;      /* NULL, or (device backends, rl_llm_backend) where the greedy
+                           * token after the last token goes; logits may then be NULL */
 } rl_fwd_seq;
 
 /* Scratch for batches of up to max_tokens tokens. */

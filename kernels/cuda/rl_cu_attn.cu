@@ -3,7 +3,7 @@
  * positions for one head with an online softmax, and the last block of each
  * head to finish merges the slices. Grouped-query heads read their shared KV head. Prefill uses the
  * same kernels with one query per prompt token (causal by each one's pos). */
-#include "rl_cu_common.cuh"
+#include "rl_cu_kv.cuh"
 
 #define ATT_THREADS 128
 #define ATT_TILE 128
@@ -36,10 +36,10 @@ extern "C" size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, 
 /* Grid (n_split, n_head, batch). Each block: online softmax over its slice
  * of positions; the last block to finish a head merges all slices (arrival
  * counted with an atomic after a fence) and resets the counter. */
-template <int HDC> /* head dim known at compile time (0: read from r) */
+template <int HDC, class KV> /* head dim known at compile time (0: read from r); KV addressing */
 __global__ void __launch_bounds__(ATT_THREADS)
-k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *pos, const int32_t *slot,
-             rl_cu_rope r, int64_t n_ctx, unsigned *counters, float *scratch, rl_cu_act out)
+k_attn_split(const float *q, KV A, const int32_t *pos, rl_cu_rope r, unsigned *counters, float *scratch,
+             rl_cu_act out)
 {
     __shared__ float sq[ATT_MAX_HD];
     __shared__ float ss[ATT_TILE];
@@ -50,17 +50,15 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
     rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     const int hd = HDC ? HDC : r.head_dim;
-    int kvdim = r.n_head_kv * hd, kvh = h / (r.n_head / r.n_head_kv);
+    int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x;
     int p = pos[b];
-    int64_t len = (p >= 0 && p < n_ctx && slot[b] >= 0) ? (int64_t)p + 1 : 0;
+    int64_t len = A.ok(b, p) ? (int64_t)p + 1 : 0;
     int64_t chunk = (len + n_split - 1) / n_split;
     int64_t t0 = sp * chunk, t1 = t0 + chunk < len ? t0 + chunk : len;
     float scale = rsqrtf((float)hd);
     for (int d = tid; d < hd; d += ATT_THREADS)
         sq[d] = q[((int64_t)b * r.n_head + h) * hd + d] * scale;
-    const __half *kb = kc + (int64_t)(len ? slot[b] : 0) * n_ctx * kvdim + kvh * hd;
-    const __half *vb = vc + (int64_t)(len ? slot[b] : 0) * n_ctx * kvdim + kvh * hd;
     const bool vec = hd % 8 == 0;
     const int G = vec ? hd / 8 : 1, P = ATT_THREADS / G; /* dim groups of 8, position groups */
     const int g = tid % G, pg = tid / G;
@@ -70,7 +68,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
         int nt = (int)(t1 - tile < ATT_TILE ? t1 - tile : ATT_TILE);
         /* Scores: one thread per position, independent 16-byte loads. */
         for (int j = tid; j < nt; j += ATT_THREADS) {
-            const __half *kr = kb + (tile + j) * kvdim;
+            const __half *kr = A.k(b, kvh, tile + j);
             float dot = 0.0f;
             if (vec) {
 #pragma unroll(HDC ? 16 : 4)
@@ -110,7 +108,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
         if (vec) { /* thread (g, pg): dims 8g..8g+7 over positions pg, pg+P, ... */
 #pragma unroll 4
             for (int j = pg; pg < P && j < nt; j += P) { /* threads past G*P idle */
-                uint4 raw = *(const uint4 *)(vb + (tile + j) * kvdim + 8 * g);
+                uint4 raw = *(const uint4 *)(A.v(b, kvh, tile + j) + 8 * g);
                 const __half2 *h2 = (const __half2 *)&raw;
                 float w = ss[j];
 #pragma unroll
@@ -122,7 +120,7 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
             }
         } else if (tid < hd) {
             for (int j = 0; j < nt; j++)
-                acc[0] += ss[j] * __half2float(vb[(tile + j) * kvdim + tid]);
+                acc[0] += ss[j] * __half2float(A.v(b, kvh, tile + j)[tid]);
         }
         m = m_new;
         __syncthreads(); /* ss is rewritten by the next tile */
@@ -210,26 +208,47 @@ k_attn_split(const float *q, const __half *kc, const __half *vc, const int32_t *
         *cnt = 0; /* ready for the next launch (graph replays) */
 }
 
+static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_cu_act *out)
+{
+    return batch >= 1 && batch <= 65535 && n_split >= 1 && r->head_dim > 0 && r->head_dim <= ATT_MAX_HD &&
+           r->n_head_kv > 0 && r->n_head % r->n_head_kv == 0 && out->n == (int64_t)r->n_head * r->head_dim &&
+           (int64_t)batch * r->n_head <= ATT_MAX_COUNTERS && !(r->head_dim % 8 && r->head_dim > ATT_THREADS);
+}
+
+template <class KV>
+static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, const rl_cu_rope *r, int n_split,
+                       void *d_scratch, const rl_cu_act *out, cudaStream_t s)
+{
+    unsigned *counters = (unsigned *)d_scratch;
+    float *partials = (float *)((char *)d_scratch + counters_bytes(batch, r->n_head));
+    dim3 grid(n_split, r->n_head, batch), block(ATT_THREADS);
+    /* Specialised head sizes pay off for decode (few blocks, latency-bound);
+     * prefill (unsplit, thousands of blocks) measured faster generic. */
+    if (r->head_dim == 64 && n_split > 1)
+        rl_launch(k_attn_split<64, KV>, grid, block, s, d_q, A, d_pos, *r, counters, partials, *out);
+    else if (r->head_dim == 128 && n_split > 1)
+        rl_launch(k_attn_split<128, KV>, grid, block, s, d_q, A, d_pos, *r, counters, partials, *out);
+    else
+        rl_launch(k_attn_split<0, KV>, grid, block, s, d_q, A, d_pos, *r, counters, partials, *out);
+    return RL_CU_LAUNCHED("attn_split");
+}
+
 extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
                                  const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
                                  int64_t n_ctx, int n_split, void *d_scratch, const rl_cu_act *out,
                                  cudaStream_t s)
 {
-    if (batch < 1 || batch > 65535 || n_split < 1 || r->head_dim <= 0 || r->head_dim > ATT_MAX_HD ||
-        r->n_head_kv <= 0 || r->n_head % r->n_head_kv || out->n != (int64_t)r->n_head * r->head_dim ||
-        (int64_t)batch * r->n_head > ATT_MAX_COUNTERS || (r->head_dim % 8 && r->head_dim > ATT_THREADS))
+    if (!attn_args_ok(batch, n_split, r, out))
         return -EINVAL;
-    unsigned *counters = (unsigned *)d_scratch;
-    float *partials = (float *)((char *)d_scratch + counters_bytes(batch, r->n_head));
-    dim3 grid(n_split, r->n_head, batch), block(ATT_THREADS);
-    const __half *kc = (const __half *)d_kcache, *vc = (const __half *)d_vcache;
-    /* Specialised head sizes pay off for decode (few blocks, latency-bound);
-     * prefill (unsplit, thousands of blocks) measured faster generic. */
-    if (r->head_dim == 64 && n_split > 1)
-        rl_launch(k_attn_split<64>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
-    else if (r->head_dim == 128 && n_split > 1)
-        rl_launch(k_attn_split<128>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
-    else
-        rl_launch(k_attn_split<0>, grid, block, s, d_q, kc, vc, d_pos, d_slot, *r, n_ctx, counters, partials, *out);
-    return RL_CU_LAUNCHED("attn_split");
+    rl_kv_slots A = {(__half *)d_kcache, (__half *)d_vcache, d_slot, n_ctx, r->n_head_kv * r->head_dim, r->head_dim};
+    return attn_launch(d_q, A, d_pos, batch, r, n_split, d_scratch, out, s);
+}
+
+extern "C" int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
+                                const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
+                                void *d_scratch, const rl_cu_act *out, cudaStream_t s)
+{
+    if (!attn_args_ok(n_tok, n_split, r, out) || !rl_kv_paged_valid(kv, r, layer))
+        return -EINVAL;
+    return attn_launch(d_q, rl_kv_paged_make(kv, d_row, layer), d_pos, n_tok, r, n_split, d_scratch, out, s);
 }

@@ -1,11 +1,17 @@
 /* rl_cu_model.h - a Llama-family model resident on one GPU.
  *
  * Weights stay in their quantized form (Q/K/V concatenated into one matrix,
- * gate/up into another, so each layer runs four matrix-vector products). The
- * KV cache is fp16, [slot][n_ctx][n_head_kv * head_dim] per layer. A decode
- * step for a batch of 1..8 sequences is captured once per batch size as a CUDA
- * graph and replayed; prompts go through cuBLAS GEMMs (prefill). Only the
- * chosen token (greedy) or, on request, the logits leave the device.
+ * gate/up into another, so each layer runs four matrix products). The KV
+ * cache is the paged fp16 pool of rl_cuda.h (rl_cu_kv): the same block layout
+ * and block ids as the CPU engine's rl_kv, so the engine's block tables,
+ * prefix sharing and preemption drive the GPU cache directly.
+ *
+ * A forward step is a ragged batch: any tokens of any sequences, each with its
+ * position and block-table row (decode tokens and prompt chunks together).
+ * Steps of up to max_batch tokens replay a CUDA graph captured once per
+ * token-count bucket (matrix-vector kernels, each weight byte read once per
+ * step); larger steps go through cuBLAS GEMMs. Only the chosen tokens
+ * (greedy) or, on request, the logits leave the device.
  */
 #ifndef RL_CU_MODEL_H
 #define RL_CU_MODEL_H
@@ -22,10 +28,15 @@ typedef struct rl_cu_model_cfg {
     float rms_eps, rope_base;
     bool rope_neox;
     bool qkv_bias;         /* qwen2: biases on q, k, v */
-    uint32_t n_ctx;        /* positions per sequence slot */
-    uint32_t n_slots;      /* sequences resident at once */
-    uint32_t max_prefill;  /* prompt tokens per prefill call (0: 512) */
+    uint32_t n_ctx;        /* positions per sequence */
+    uint32_t n_slots;      /* sequences of the slot API (decode/prefill below); 0: none */
+    uint32_t n_blocks;     /* KV pool blocks; 0: n_slots * ceil(n_ctx / RL_CU_KV_BLOCK) */
+    uint32_t max_prefill;  /* tokens per forward call (0: 512) */
+    uint32_t max_batch;    /* tokens per graph-captured step (0: RL_CU_MAX_STEP_BATCH) */
 } rl_cu_model_cfg;
+
+/* Most tokens of one graph-captured step. */
+#define RL_CU_MAX_STEP_BATCH 64
 
 typedef struct rl_cu_layer {
     float *attn_norm, *ffn_norm; /* n_embd */
@@ -62,7 +73,35 @@ int rl_cu_model_fill_random(rl_cu_model *m, uint64_t seed);
 uint64_t rl_cu_model_weight_bytes(const rl_cu_model *m);
 uint64_t rl_cu_model_kv_bytes(const rl_cu_model *m);
 
-/* One decode step for n (1..8) sequences: token tokens[i] at position pos[i]
+/* The paged KV pool (block tables are set per forward call). */
+const rl_cu_kv *rl_cu_model_kv(const rl_cu_model *m);
+/* Copy-on-write of a shared block: dst gets src's contents (all layers). */
+int rl_cu_model_copy_block(rl_cu_model *m, uint32_t dst, uint32_t src);
+
+/* One forward step over a ragged batch of n_tok tokens (1..max_prefill):
+ * token t is tokens[t] at position pos[t] of the sequence whose block table is
+ * bt[row[t]] (bt_len[row[t]] block ids of the pool; pos[t] must fall inside
+ * it), for n_rows sequences. A sequence's tokens come in position order, and
+ * attention sees positions 0..pos[t] of its table (earlier steps' KV included).
+ * For each i < n_out: out_tok[i] = greedy token after token out_idx[i], and
+ * when logits && logits[i] its n_vocab logits go to logits[i]. Synchronous.
+ * -EINVAL for bad ids, positions, rows or block ids (nothing runs then). */
+typedef struct rl_cu_batch {
+    int n_tok;
+    const int32_t *tokens, *pos, *row;
+    int n_rows;
+    const uint32_t *const *bt;
+    const uint32_t *bt_len;
+    int n_out;
+    const int32_t *out_idx;
+    int32_t *out_tok;
+    float *const *logits;
+} rl_cu_batch;
+int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b);
+
+/* The slot API (tests, benchmarks, ringlm-logits): slot s owns the fixed
+ * blocks s * ceil(n_ctx / RL_CU_KV_BLOCK) ... of the pool (cfg.n_slots > 0).
+ * One decode step for n (1..RL_CU_MAX_STEP_BATCH) sequences: token tokens[i] at position pos[i]
  * of slot slot[i]. Writes the greedy next tokens to out_tok, and, when
  * logits != NULL, copies the logits out (n x n_vocab). Synchronous. */
 int rl_cu_model_decode(rl_cu_model *m, int n, const int32_t *tokens, const int32_t *pos,
@@ -72,7 +111,8 @@ int rl_cu_model_decode(rl_cu_model *m, int n, const int32_t *tokens, const int32
  * NULL, its logits. Synchronous. */
 int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_t *tokens, int n_tok,
                         int32_t *out_tok, float *logits);
-/* Time each op of the decode step alone (graphs of repeats) and print a table. */
+/* Time each op of the decode step alone (graphs of repeats) and print a table
+ * (slot API: n <= n_slots). */
 int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out);
 /* Use CUDA graphs for decode (default on); off replays the launches directly. */
 void rl_cu_model_set_graphs(rl_cu_model *m, bool on);

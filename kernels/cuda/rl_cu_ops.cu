@@ -144,71 +144,7 @@ extern "C" int rl_cu_swiglu(const float *d_gu, int64_t n, int batch, float *d_y,
     return RL_CU_LAUNCHED("swiglu");
 }
 
-/* ---- RoPE + KV write --------------------------------------------------------- */
-/* One block per (head of q, k or v; batch row); one thread per element pair. */
-__global__ void k_rope_kv(const float *qkv, const int32_t *pos, const int32_t *slot, rl_cu_rope r,
-                          int64_t n_ctx, float *q_out, __half *kc, __half *vc)
-{
-    rl_pdl_trigger();
-    rl_pdl_wait();
-    int head = blockIdx.x, b = blockIdx.y, hd = r.head_dim, k = threadIdx.x;
-    int qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
-    const float *src = qkv + (int64_t)b * (qdim + 2 * kvdim) + head * hd;
-    int p = pos[b];
-    bool ok = p >= 0 && p < n_ctx && slot[b] >= 0;
-    int64_t cache_off = ((int64_t)slot[b] * n_ctx + p) * kvdim;
-    if (2 * k >= hd)
-        return;
-    if (head >= r.n_head + r.n_head_kv) { /* V: plain copy */
-        int64_t o = cache_off + (head - r.n_head - r.n_head_kv) * hd + 2 * k;
-        if (ok) {
-            vc[o] = __float2half(src[2 * k]);
-            vc[o + 1] = __float2half(src[2 * k + 1]);
-        }
-        return;
-    }
-    int half_rot = r.n_rot / 2, i0, i1;
-    float v0, v1;
-    if (k < half_rot) {
-        i0 = r.neox ? k : 2 * k;
-        i1 = r.neox ? k + half_rot : 2 * k + 1;
-        float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
-        float sn, cs;
-        sincosf((float)p * f, &sn, &cs);
-        float a = src[i0], c = src[i1];
-        v0 = a * cs - c * sn;
-        v1 = a * sn + c * cs;
-    } else { /* beyond n_rot: unrotated */
-        i0 = 2 * k;
-        i1 = 2 * k + 1;
-        v0 = src[i0];
-        v1 = src[i1];
-    }
-    if (head < r.n_head) {
-        float *dq = q_out + (int64_t)b * qdim + head * hd;
-        dq[i0] = v0;
-        dq[i1] = v1;
-    } else if (ok) {
-        __half *dk = kc + cache_off + (head - r.n_head) * hd;
-        dk[i0] = __float2half(v0);
-        dk[i1] = __float2half(v1);
-    }
-}
-
-extern "C" int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int32_t *d_slot,
-                             const rl_cu_rope *r, int64_t n_ctx, float *d_q, void *d_kcache, void *d_vcache,
-                             cudaStream_t s)
-{
-    if (batch < 1 || r->head_dim <= 0 || r->head_dim % 2 || r->n_rot <= 0 || r->n_rot > r->head_dim ||
-        r->n_rot % 2 || r->n_head_kv <= 0 || r->n_head % r->n_head_kv)
-        return -EINVAL;
-    if (batch > 65535)
-        return -EINVAL;
-    int threads = (r->head_dim / 2 + 31) / 32 * 32;
-    rl_launch(k_rope_kv, dim3(r->n_head + 2 * r->n_head_kv, batch), dim3(threads), s, d_qkv, d_pos, d_slot, *r, n_ctx,
-              d_q, (__half *)d_kcache, (__half *)d_vcache);
-    return RL_CU_LAUNCHED("rope_kv");
-}
+/* RoPE + KV write: rl_cu_kv.cu */
 
 /* ---- argmax ------------------------------------------------------------------ */
 __device__ __forceinline__ void better(float &v, int &i, float v2, int i2)

@@ -135,7 +135,8 @@ int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcac
  *   ((((b * n_layer + l) * 2 + which) * n_head_kv + h) * RL_CU_KV_BLOCK + s) * head_dim.
  * A sequence's block table (device int32, bt_stride entries per sequence) maps
  * position p to block bt[p / RL_CU_KV_BLOCK], slot p % RL_CU_KV_BLOCK. Block
- * ids are checked against n_blocks on the device (a bad id is skipped). */
+ * ids are checked against n_blocks on the device: a write through a bad id is
+ * skipped, a read lands in block 0 (memory stays in bounds). */
 #define RL_CU_KV_BLOCK 16
 typedef struct rl_cu_kv {
     void *pool;            /* n_blocks blocks, fp16 */

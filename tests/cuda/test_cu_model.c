@@ -59,7 +59,7 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
     ck_assert_msg(rl_model_load(model_path, &m, err, sizeof err) == 0, "%s", err);
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
-    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 64, &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 0, 64, &g, err, sizeof err) == 0, "%s", err);
     /* CPU side: F32 KV cache, one thread. */
     rl_kv *kv;
     ck_assert_msg(rl_kv_new(&kv, m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, RL_TYPE_F32, 64, err, sizeof err) == 0,
@@ -76,7 +76,7 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
     float *lc = malloc(V * 4), *lg = malloc(V * 4);
     rl_kv_seq seq = {0};
     ck_assert(rl_kv_reserve(kv, &seq, n + 1) == 0);
-    rl_fwd_seq fs = {&seq, prompt, (uint32_t)n, lc};
+    rl_fwd_seq fs = {&seq, prompt, (uint32_t)n, lc, NULL};
     ck_assert(rl_forward(f, &fs, 1) == 0);
     int32_t tg;
     for (uint32_t i = 0; i < V; i++)
@@ -87,7 +87,7 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
     ck_assert_msg(e1 < 2e-2, "prefill logits rel err %g", e1);
     /* One decode step from the same token on both. */
     int32_t next = tg, pos = n, slot = 1, out;
-    fs = (rl_fwd_seq){&seq, &next, 1, lc};
+    fs = (rl_fwd_seq){&seq, &next, 1, lc, NULL};
     ck_assert(rl_forward(f, &fs, 1) == 0);
     for (uint32_t i = 0; i < V; i++)
         lg[i] = NAN;
@@ -201,7 +201,7 @@ START_TEST(engine_rejects_hostile_requests)
     NEED_MODEL();
     char err[256] = "";
     rl_engine *gpu;
-    rl_cuda_opts o = {.n_ctx = 64, .n_slots = 2};
+    rl_cuda_opts o = {.n_ctx = 64};
     ck_assert_msg(rl_engine_cuda_create_opts(model_path, &o, &gpu, err, sizeof err) == 0, "%s", err);
     int32_t bad[2] = {1, 999999}, ok[2] = {1, 5};
     rl_seq_desc d = {.prompt = bad, .n_prompt = 2, .max_tokens = 4, .sampling = {.top_p = 1, .repeat_penalty = 1}};
@@ -213,13 +213,13 @@ START_TEST(engine_rejects_hostile_requests)
     d.max_tokens = 4;
     ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[0]), 0);
     ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[1]), 0);
-    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[2]), -ENOMEM); /* both slots taken */
-    gpu->ops->seq_free(gpu, s[0]);
-    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[0]), 0);   /* the slot came back */
-    rl_step_item it[2] = {{.seq = s[0]}, {.seq = s[1]}};
-    ck_assert_int_eq(gpu->ops->step(gpu, it, 2), 0);
+    ck_assert_int_eq(gpu->ops->seq_new(gpu, &d, &s[2]), 0);
+    gpu->ops->seq_free(gpu, s[2]); /* freed before it ever ran */
+    rl_step_item it[3] = {{.seq = s[0]}, {.seq = s[1]}, {.seq = s[0]}};
+    ck_assert_int_eq(gpu->ops->step(gpu, it, 3), 0);
     ck_assert_int_ge(it[0].token, 0);
     ck_assert_int_eq(it[0].token, it[1].token); /* same prompt, greedy */
+    ck_assert_int_eq(it[2].status, -EINVAL);     /* a sequence twice in one step */
     gpu->ops->seq_free(gpu, s[0]);
     gpu->ops->seq_free(gpu, s[1]);
     gpu->ops->destroy(gpu);

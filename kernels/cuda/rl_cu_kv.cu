@@ -1,0 +1,105 @@
+/* rl_cu_kv.cu - the KV cache's kernels: RoPE fused with the KV write (contiguous
+ * slots or the paged pool, one kernel body through rl_cu_kv.cuh), block copies
+ * for copy-on-write of shared prefix blocks. */
+#include "rl_cu_kv.cuh"
+
+/* One block per (head of q, k or v; token row); one thread per element pair.
+ * q heads are rotated into q_out; k heads rotated and v heads copied into the
+ * cache at the token's position (skipped when the row has no valid place). */
+template <class KV>
+__global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope r, float *q_out)
+{
+    rl_pdl_trigger();
+    rl_pdl_wait();
+    int head = blockIdx.x, b = blockIdx.y, hd = r.head_dim, k = threadIdx.x;
+    int qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
+    const float *src = qkv + (int64_t)b * (qdim + 2 * kvdim) + head * hd;
+    int p = pos[b];
+    bool ok = A.ok(b, p);
+    if (2 * k >= hd)
+        return;
+    if (head >= r.n_head + r.n_head_kv) { /* V: plain copy */
+        __half *dv = ok ? A.wv(b, head - r.n_head - r.n_head_kv, p) : nullptr;
+        if (dv) {
+            dv[2 * k] = __float2half(src[2 * k]);
+            dv[2 * k + 1] = __float2half(src[2 * k + 1]);
+        }
+        return;
+    }
+    int half_rot = r.n_rot / 2, i0, i1;
+    float v0, v1;
+    if (k < half_rot) {
+        i0 = r.neox ? k : 2 * k;
+        i1 = r.neox ? k + half_rot : 2 * k + 1;
+        float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
+        float sn, cs;
+        sincosf((float)p * f, &sn, &cs);
+        float a = src[i0], c = src[i1];
+        v0 = a * cs - c * sn;
+        v1 = a * sn + c * cs;
+    } else { /* beyond n_rot: unrotated */
+        i0 = 2 * k;
+        i1 = 2 * k + 1;
+        v0 = src[i0];
+        v1 = src[i1];
+    }
+    if (head < r.n_head) {
+        float *dq = q_out + (int64_t)b * qdim + head * hd;
+        dq[i0] = v0;
+        dq[i1] = v1;
+    } else {
+        __half *dk = ok ? A.wk(b, head - r.n_head, p) : nullptr;
+        if (dk) {
+            dk[i0] = __float2half(v0);
+            dk[i1] = __float2half(v1);
+        }
+    }
+}
+
+static bool rope_args_ok(int batch, const rl_cu_rope *r)
+{
+    return batch >= 1 && batch <= 65535 && r->head_dim > 0 && r->head_dim % 2 == 0 && r->n_rot > 0 &&
+           r->n_rot <= r->head_dim && r->n_rot % 2 == 0 && r->n_head_kv > 0 && r->n_head % r->n_head_kv == 0;
+}
+
+template <class KV>
+static int rope_launch(const float *d_qkv, int batch, const int32_t *d_pos, KV A, const rl_cu_rope *r, float *d_q,
+                       cudaStream_t s)
+{
+    int threads = (r->head_dim / 2 + 31) / 32 * 32;
+    rl_launch(k_rope_kv<KV>, dim3(r->n_head + 2 * r->n_head_kv, batch), dim3(threads), s, d_qkv, d_pos, A, *r, d_q);
+    return RL_CU_LAUNCHED("rope_kv");
+}
+
+extern "C" int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int32_t *d_slot,
+                             const rl_cu_rope *r, int64_t n_ctx, float *d_q, void *d_kcache, void *d_vcache,
+                             cudaStream_t s)
+{
+    if (!rope_args_ok(batch, r))
+        return -EINVAL;
+    rl_kv_slots A = {(__half *)d_kcache, (__half *)d_vcache, d_slot, n_ctx, r->n_head_kv * r->head_dim, r->head_dim};
+    return rope_launch(d_qkv, batch, d_pos, A, r, d_q, s);
+}
+
+extern "C" int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, const int32_t *d_row,
+                                   const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, float *d_q,
+                                   cudaStream_t s)
+{
+    if (!rope_args_ok(n_tok, r) || !rl_kv_paged_valid(kv, r, layer))
+        return -EINVAL;
+    return rope_launch(d_qkv, n_tok, d_pos, rl_kv_paged_make(kv, d_row, layer), r, d_q, s);
+}
+
+extern "C" size_t rl_cu_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim)
+{
+    return (size_t)n_layer * 2 * n_head_kv * RL_CU_KV_BLOCK * head_dim * sizeof(__half);
+}
+
+extern "C" int rl_cu_kv_copy_block(const rl_cu_kv *kv, uint32_t dst, uint32_t src, cudaStream_t s)
+{
+    if (!kv || !kv->pool || dst >= kv->n_blocks || src >= kv->n_blocks)
+        return -EINVAL;
+    size_t bb = rl_cu_kv_block_bytes(kv->n_layer, kv->n_head_kv, kv->head_dim);
+    char *p = (char *)kv->pool;
+    return rl_cu_check(cudaMemcpyAsync(p + dst * bb, p + src * bb, bb, cudaMemcpyDeviceToDevice, s), "KV block copy");
+}

@@ -1,0 +1,57 @@
+/* rl_cu_model_impl.h - the GPU model's state, shared by its files:
+ * rl_cu_model.c (plan, allocation, weights), rl_cu_step.c (the forward step:
+ * graph-captured small batches, cuBLAS for large ones) and rl_cu_profile.c. */
+#ifndef RL_CU_MODEL_IMPL_H
+#define RL_CU_MODEL_IMPL_H
+
+#include "rl_cu_model.h"
+
+/* Token counts with their own captured graph; a step of n tokens replays the
+ * smallest bucket >= n with the rest padded (row -1: no KV written or read). */
+#define RL_CU_N_BUCKETS 14
+extern const int rl_cu_buckets[RL_CU_N_BUCKETS];
+
+struct rl_cu_model {
+    rl_cu_model_cfg c;
+    rl_cu_model_types t;
+    rl_cu_mat tok_embd, output;
+    float *output_norm;
+    rl_cu_layer *layers;
+    rl_cu_kv kv;              /* the paged pool; kv.bt points at d_bt */
+    uint32_t bt_stride;       /* block-table entries per sequence: ceil(n_ctx / RL_CU_KV_BLOCK) */
+    uint32_t max_rows;        /* tokens per forward: max(max_batch, max_prefill) */
+    uint32_t max_batch;       /* tokens per graph-captured step (<= RL_CU_MAX_STEP_BATCH) */
+    float *x;                 /* residual [rows][n_embd] */
+    rl_cu_act xn, attn, ffn;  /* normed input, attention output, GLU output */
+    float *qkv, *q, *gu;      /* [rows][qkv dim], [rows][q dim], GEMM path [rows][2 n_ff] */
+    float *xo;                /* GEMM path: rows that need logits, gathered [max_batch][n_embd] */
+    rl_cu_act logits;         /* [max_batch][n_vocab] */
+    void *attn_scratch;
+    int32_t *d_in;            /* tokens | pos | row | out index, max_rows each */
+    int32_t *d_bt;            /* block tables [max_rows][bt_stride] */
+    int32_t *d_out;           /* argmax per logits row [max_batch] */
+    int32_t *h_in;            /* pinned staging: d_in's layout, then the block tables */
+    int32_t *h_out;           /* pinned [max_batch] */
+    void *xh, *wscratch;      /* GEMM path: fp16 activations and dequantized weight */
+    cudaStream_t s;
+    rl_cu_blas *blas;
+    cudaGraphExec_t graph[RL_CU_N_BUCKETS];
+    bool use_graphs;
+    rl_cu_rope rope;
+    float *inv_freq;          /* n_rot/2, or NULL (computed from rope_base) */
+    uint64_t weight_bytes, kv_bytes, scratch_bytes;
+};
+
+#define RL_CU_TRY(x)           \
+    do {                       \
+        int rc_ = (x);         \
+        if (rc_)               \
+            return rc_;        \
+    } while (0)
+
+/* Forget the captured graphs (their parameters changed). */
+void rl_cu_model_drop_graphs(rl_cu_model *m);
+/* y = W x for n rows of x in the step's mode, the best kernel for n. */
+int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y);
+
+#endif

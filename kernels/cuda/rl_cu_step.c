@@ -1,0 +1,307 @@
+/* rl_cu_step.c - the GPU model's forward step over a ragged batch of tokens:
+ * up to max_batch tokens replay a CUDA graph captured once per token-count
+ * bucket (matrix-vector / batched kernels, RoPE+KV write and attention through
+ * the block tables); more go through cuBLAS GEMMs. Also the slot API. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rl_cu_model_impl.h"
+
+const int rl_cu_buckets[RL_CU_N_BUCKETS] = {1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64};
+
+/* Offsets into d_in / h_in (int32 units). */
+enum { IN_TOK = 0, IN_POS = 1, IN_ROW = 2, IN_OUT = 3 };
+
+static int32_t *din(rl_cu_model *m, int which)
+{
+    return m->d_in + (size_t)which * m->max_rows;
+}
+
+/* Rows b0.. of an activation. */
+static rl_cu_act act_rows(const rl_cu_act *a, int b0)
+{
+    rl_cu_act r = *a;
+    r.f += (int64_t)b0 * a->n;
+    if (a->q) {
+        r.q += (int64_t)b0 * a->n;
+        r.ds += (int64_t)b0 * (a->n / 32) * 2;
+    }
+    return r;
+}
+
+int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y)
+{
+    if (n <= RL_CU_MAX_BATCH)
+        return rl_cu_matvec(w, x, n, mode, y, m->s);
+    /* Groups of RL_CU_MAX_BATCH rows: each group reads the weights once. */
+    for (int b0 = 0; b0 < n; b0 += RL_CU_MAX_BATCH) {
+        int nb = n - b0 < RL_CU_MAX_BATCH ? n - b0 : RL_CU_MAX_BATCH;
+        rl_cu_act xs = act_rows(x, b0), ys = act_rows(y, b0);
+        RL_CU_TRY(rl_cu_matvec(w, &xs, nb, mode, &ys, m->s));
+    }
+    return 0;
+}
+
+/* The layers of a step of n tokens on the matrix-vector path (graph-captured):
+ * ids in d_in, block tables in d_bt; logits and argmax for all n rows. */
+static int enqueue_small(rl_cu_model *m, int n)
+{
+    const rl_cu_model_cfg *c = &m->c;
+    cudaStream_t s = m->s;
+    rl_cu_act xres = {.f = m->x, .n = c->n_embd};
+    rl_cu_act qkv = {.f = m->qkv, .n = m->layers[0].wqkv.rows};
+    int n_split = rl_cu_attn_splits(n, c->n_head);
+    const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
+    RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        rl_cu_layer *L = &m->layers[l];
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+        RL_CU_TRY(rl_cu_model_product(m, &L->wqkv, &m->xn, n, RL_CU_MV_STORE, &qkv));
+        if (L->bqkv)
+            RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, qkv.n, n, s));
+        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
+        if (m->attn.q && c->head_dim % 32)
+            RL_CU_TRY(rl_cu_quantize(&m->attn, n, s));
+        RL_CU_TRY(rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres));
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+        RL_CU_TRY(rl_cu_model_product(m, &L->wgu, &m->xn, n, RL_CU_MV_GLU, &m->ffn));
+        RL_CU_TRY(rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres));
+    }
+    RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+    RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits));
+    return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
+}
+
+/* The layers of a step of n tokens through cuBLAS (prompt chunks). Leaves the
+ * final residual of every token in m->x. */
+static int enqueue_large(rl_cu_model *m, int n)
+{
+    const rl_cu_model_cfg *c = &m->c;
+    cudaStream_t s = m->s;
+    int64_t E = c->n_embd, F = c->n_ff;
+    rl_cu_act xn = m->xn, attn = m->attn, ffn = m->ffn;
+    xn.q = NULL; /* GEMM inputs are fp16, not int8 */
+    attn.q = NULL;
+    ffn.q = NULL;
+    const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
+    RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        rl_cu_layer *L = &m->layers[l];
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, E, n, &xn, s));
+        RL_CU_TRY(rl_cu_f32_to_f16(xn.f, m->xh, n * E, s));
+        RL_CU_TRY(rl_cu_gemm(m->blas, &L->wqkv, m->xh, n, m->qkv, false, m->wscratch));
+        if (L->bqkv)
+            RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n, s));
+        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, 1, m->attn_scratch, &attn, s));
+        RL_CU_TRY(rl_cu_f32_to_f16(attn.f, m->xh, n * attn.n, s));
+        RL_CU_TRY(rl_cu_gemm(m->blas, &L->wo, m->xh, n, m->x, true, m->wscratch));
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, E, n, &xn, s));
+        RL_CU_TRY(rl_cu_f32_to_f16(xn.f, m->xh, n * E, s));
+        RL_CU_TRY(rl_cu_gemm(m->blas, &L->wgu, m->xh, n, m->gu, false, m->wscratch));
+        RL_CU_TRY(rl_cu_swiglu(m->gu, F, n, ffn.f, s));
+        RL_CU_TRY(rl_cu_f32_to_f16(ffn.f, m->xh, n * F, s));
+        RL_CU_TRY(rl_cu_gemm(m->blas, &L->wdown, m->xh, n, m->x, true, m->wscratch));
+    }
+    return 0;
+}
+
+/* Logits rows o0..o0+k-1 of the large path: gather those tokens' residuals,
+ * final norm, output product, argmax. */
+static int enqueue_output_rows(rl_cu_model *m, int n_tok, int o0, int k)
+{
+    const rl_cu_model_cfg *c = &m->c;
+    rl_cu_mat xv = {.type = RL_TYPE_F32, .rows = n_tok, .cols = c->n_embd, .q = m->x};
+    RL_CU_TRY(rl_cu_mat_get_rows(&xv, din(m, IN_OUT) + o0, k, m->xo, m->s));
+    RL_CU_TRY(rl_cu_rmsnorm(m->xo, m->output_norm, c->rms_eps, c->n_embd, k, &m->xn, m->s));
+    RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, k, RL_CU_MV_STORE, &m->logits));
+    return rl_cu_argmax(m->logits.f, c->n_vocab, k, m->d_out, m->s);
+}
+
+static int bucket_of(const rl_cu_model *m, int n)
+{
+    for (int i = 0; i < RL_CU_N_BUCKETS; i++)
+        if (rl_cu_buckets[i] >= n && (uint32_t)rl_cu_buckets[i] <= m->max_batch)
+            return i;
+    return -1;
+}
+
+static int run_small(rl_cu_model *m, int bi)
+{
+    int n = rl_cu_buckets[bi];
+    if (!m->use_graphs)
+        return enqueue_small(m, n);
+    if (!m->graph[bi]) {
+        cudaGraph_t g;
+        RL_CU_TRY(rl_cu_check(cudaStreamBeginCapture(m->s, cudaStreamCaptureModeThreadLocal), "capture"));
+        int rc = enqueue_small(m, n);
+        cudaError_t e = cudaStreamEndCapture(m->s, &g);
+        if (rc)
+            return rc;
+        RL_CU_TRY(rl_cu_check(e, "end capture"));
+        e = cudaGraphInstantiate(&m->graph[bi], g, 0);
+        cudaGraphDestroy(g);
+        RL_CU_TRY(rl_cu_check(e, "graph instantiate"));
+    }
+    return rl_cu_check(cudaGraphLaunch(m->graph[bi], m->s), "graph launch");
+}
+
+static int check_batch(const rl_cu_model *m, const rl_cu_batch *b)
+{
+    const rl_cu_model_cfg *c = &m->c;
+    if (b->n_tok < 1 || (uint32_t)b->n_tok > m->max_rows || b->n_rows < 1 || b->n_rows > b->n_tok || b->n_out < 0 ||
+        b->n_out > b->n_tok || (b->n_out && !b->out_tok))
+        return -EINVAL;
+    for (int r = 0; r < b->n_rows; r++) {
+        if (b->bt_len[r] > m->bt_stride)
+            return -EINVAL;
+        for (uint32_t i = 0; i < b->bt_len[r]; i++)
+            if (b->bt[r][i] >= c->n_blocks)
+                return -EINVAL;
+    }
+    for (int t = 0; t < b->n_tok; t++)
+        if (b->tokens[t] < 0 || (uint32_t)b->tokens[t] >= c->n_vocab || b->row[t] < 0 || b->row[t] >= b->n_rows ||
+            b->pos[t] < 0 || (uint64_t)b->pos[t] >= (uint64_t)b->bt_len[b->row[t]] * RL_CU_KV_BLOCK)
+            return -EINVAL;
+    for (int i = 0; i < b->n_out; i++)
+        if (b->out_idx[i] < 0 || b->out_idx[i] >= b->n_tok)
+            return -EINVAL;
+    return 0;
+}
+
+/* Stage ids (padded to n_pad tokens: row -1) and block tables, one copy each. */
+static int upload(rl_cu_model *m, const rl_cu_batch *b, int n_pad)
+{
+    int32_t *h = m->h_in;
+    size_t R = m->max_rows;
+    for (int t = 0; t < n_pad; t++) {
+        bool real = t < b->n_tok;
+        h[IN_TOK * R + t] = real ? b->tokens[t] : 0;
+        h[IN_POS * R + t] = real ? b->pos[t] : 0;
+        h[IN_ROW * R + t] = real ? b->row[t] : -1;
+    }
+    for (int i = 0; i < b->n_out; i++)
+        h[IN_OUT * R + i] = b->out_idx[i];
+    int32_t *bt = h + 4 * R;
+    for (int r = 0; r < b->n_rows; r++) {
+        int32_t *dst = bt + (size_t)r * m->bt_stride;
+        for (uint32_t i = 0; i < b->bt_len[r]; i++)
+            dst[i] = (int32_t)b->bt[r][i];
+        for (uint32_t i = b->bt_len[r]; i < m->bt_stride; i++)
+            dst[i] = -1;
+    }
+    RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, h, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
+    return rl_cu_check(cudaMemcpyAsync(m->d_bt, bt, (size_t)b->n_rows * m->bt_stride * 4, cudaMemcpyHostToDevice,
+                                       m->s),
+                       "block tables");
+}
+
+int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
+{
+    RL_CU_TRY(check_batch(m, b));
+    cudaStream_t s = m->s;
+    size_t V = m->c.n_vocab;
+    int bi = bucket_of(m, b->n_tok);
+    RL_CU_TRY(upload(m, b, bi >= 0 ? rl_cu_buckets[bi] : b->n_tok));
+    if (bi >= 0) {
+        RL_CU_TRY(run_small(m, bi));
+        RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)rl_cu_buckets[bi] * 4,
+                                              cudaMemcpyDeviceToHost, s),
+                              "tokens out"));
+        for (int i = 0; i < b->n_out && b->logits; i++)
+            if (b->logits[i])
+                RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(b->logits[i], m->logits.f + (size_t)b->out_idx[i] * V, V * 4,
+                                                      cudaMemcpyDeviceToHost, s),
+                                      "logits out"));
+        RL_CU_TRY(rl_cu_check(cudaStreamSynchronize(s), "step"));
+        for (int i = 0; i < b->n_out; i++)
+            b->out_tok[i] = m->h_out[b->out_idx[i]];
+        return 0;
+    }
+    RL_CU_TRY(enqueue_large(m, b->n_tok));
+    for (int o0 = 0; o0 < b->n_out; o0 += (int)m->max_batch) {
+        int k = b->n_out - o0 < (int)m->max_batch ? b->n_out - o0 : (int)m->max_batch;
+        RL_CU_TRY(enqueue_output_rows(m, b->n_tok, o0, k));
+        RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)k * 4, cudaMemcpyDeviceToHost, s),
+                              "tokens out"));
+        for (int i = 0; i < k && b->logits; i++)
+            if (b->logits[o0 + i])
+                RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(b->logits[o0 + i], m->logits.f + (size_t)i * V, V * 4,
+                                                      cudaMemcpyDeviceToHost, s),
+                                      "logits out"));
+        RL_CU_TRY(rl_cu_check(cudaStreamSynchronize(s), "step"));
+        memcpy(b->out_tok + o0, m->h_out, (size_t)k * 4);
+    }
+    if (b->n_out == 0)
+        return rl_cu_check(cudaStreamSynchronize(s), "step");
+    return 0;
+}
+
+/* ---- the slot API: slot s owns blocks s * bt_stride .. ---- */
+
+static uint32_t *slot_table(const rl_cu_model *m, int32_t slot)
+{
+    uint32_t *t = malloc(sizeof(uint32_t) * m->bt_stride);
+    if (t)
+        for (uint32_t i = 0; i < m->bt_stride; i++)
+            t[i] = (uint32_t)slot * m->bt_stride + i;
+    return t;
+}
+
+int rl_cu_model_decode(rl_cu_model *m, int n, const int32_t *tokens, const int32_t *pos, const int32_t *slot,
+                       int32_t *out_tok, float *logits)
+{
+    if (n < 1 || (uint32_t)n > m->max_batch)
+        return -EINVAL;
+    int32_t row[RL_CU_MAX_STEP_BATCH], idx[RL_CU_MAX_STEP_BATCH];
+    uint32_t *bt[RL_CU_MAX_STEP_BATCH] = {0}, len[RL_CU_MAX_STEP_BATCH];
+    float *lg[RL_CU_MAX_STEP_BATCH];
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        if (slot[i] < 0 || (uint32_t)slot[i] >= m->c.n_slots || pos[i] < 0 || (uint32_t)pos[i] >= m->c.n_ctx)
+            rc = -EINVAL;
+        else if (!(bt[i] = slot_table(m, slot[i])))
+            rc = -ENOMEM;
+        row[i] = idx[i] = i;
+        len[i] = m->bt_stride;
+        lg[i] = logits ? logits + (size_t)i * m->c.n_vocab : NULL;
+    }
+    if (!rc) {
+        rl_cu_batch b = {.n_tok = n, .tokens = tokens, .pos = pos, .row = row, .n_rows = n,
+                         .bt = (const uint32_t *const *)bt, .bt_len = len, .n_out = n, .out_idx = idx,
+                         .out_tok = out_tok, .logits = lg};
+        rc = rl_cu_model_forward(m, &b);
+    }
+    for (int i = 0; i < n; i++)
+        free(bt[i]);
+    return rc;
+}
+
+int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_t *tokens, int n_tok,
+                        int32_t *out_tok, float *logits)
+{
+    if (n_tok < 1 || (uint32_t)n_tok > m->max_rows || slot < 0 || (uint32_t)slot >= m->c.n_slots || pos0 < 0 ||
+        (uint64_t)pos0 + n_tok > m->c.n_ctx)
+        return -EINVAL;
+    int32_t *ids = malloc(sizeof(int32_t) * 2 * (size_t)n_tok);
+    uint32_t *bt = slot_table(m, slot);
+    int rc = -ENOMEM;
+    if (ids && bt) {
+        for (int i = 0; i < n_tok; i++) {
+            ids[i] = pos0 + i;
+            ids[n_tok + i] = 0;
+        }
+        uint32_t len = m->bt_stride;
+        int32_t last = n_tok - 1;
+        const uint32_t *tab = bt;
+        rl_cu_batch b = {.n_tok = n_tok, .tokens = tokens, .pos = ids, .row = ids + n_tok, .n_rows = 1,
+                         .bt = &tab, .bt_len = &len, .n_out = 1, .out_idx = &last, .out_tok = out_tok,
+                         .logits = &logits};
+        rc = rl_cu_model_forward(m, &b);
+    }
+    free(ids);
+    free(bt);
+    return rc;
+}
