@@ -93,11 +93,8 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
     wb += lb * c.n_layer + (uint64_t)c.n_embd * 4 * (2 * c.n_layer + 1) + (c.qkv_bias ? qkvd * 4 * c.n_layer : 0);
     uint64_t kvb = (uint64_t)c.n_blocks * rl_cu_kv_block_bytes(c.n_layer, c.n_head_kv, c.head_dim);
     uint32_t rows = c.max_prefill;
-    size_t attn_scr = rl_cu_attn_scratch_bytes(rows, c.n_head, c.head_dim, 1);
-    for (uint32_t n = 1; n <= c.max_batch; n++) { /* every bucket's split */
-        size_t b = rl_cu_attn_scratch_bytes(n, c.n_head, c.head_dim, rl_cu_attn_splits(n, c.n_head));
-        attn_scr = b > attn_scr ? b : attn_scr;
-    }
+    /* chunk partials for the graph path's batches; prefill (unsplit) needs only the counters */
+    size_t attn_scr = rl_cu_attn_scratch_size(c.max_batch, c.n_head, c.head_dim, (int64_t)bt_stride * RL_CU_KV_BLOCK);
     int64_t maxw = 0, wm[4] = {qkvd * c.n_embd, (int64_t)c.n_embd * qd, 2 * (int64_t)c.n_ff * c.n_embd,
                                (int64_t)c.n_embd * c.n_ff};
     for (int i = 0; i < 4; i++)

@@ -95,7 +95,7 @@ static int enqueue_large(rl_cu_model *m, int n)
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
-        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, 1, m->attn_scratch, &attn, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, 0, m->attn_scratch, &attn, s));
         RL_CU_TRY(rl_cu_f32_to_f16(attn.f, m->xh, n * attn.n, s));
         RL_CU_TRY(rl_cu_gemm(m->blas, &L->wo, m->xh, n, m->x, true, m->wscratch));
         RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, E, n, &xn, s));

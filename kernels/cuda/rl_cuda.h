@@ -116,11 +116,16 @@ int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int
                   cudaStream_t s);
 
 /* Attention of batch queries over the cache, each seeing positions 0..d_pos[b]
- * of slot d_slot[b]. Split over n_split blocks per head (flash-decoding); the
- * scratch needs rl_cu_attn_scratch_bytes and must be zeroed once before its
- * first use (it holds arrival counters the kernel leaves at zero). Writes out->f (and out->q when set
- * and head_dim % 32 == 0). */
-size_t rl_cu_attn_scratch_bytes(int batch, int n_head, int head_dim, int n_split);
+ * of slot d_slot[b]. n_split >= 1: flash-decoding, n_split blocks per head
+ * share fixed chunks of RL_CU_ATTN_CHUNK positions whose partials are merged
+ * in chunk order, so a query's result never depends on n_split or on the rest
+ * of the batch (batched and solo decoding agree bit for bit). n_split == 0:
+ * one block per head (prefill: many queries). The scratch needs
+ * rl_cu_attn_scratch_size (n_ctx: the most positions a query may see) and must
+ * be zeroed once before its first use (it holds arrival counters the kernel
+ * leaves at zero). Writes out->f (and out->q when set and head_dim % 32 == 0). */
+#define RL_CU_ATTN_CHUNK 128
+size_t rl_cu_attn_scratch_size(int batch, int n_head, int head_dim, int64_t n_ctx);
 int rl_cu_attn_splits(int batch, int n_head);
 int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
                       const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
@@ -152,8 +157,9 @@ int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, con
                         const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, float *d_q,
                         cudaStream_t s);
 /* Attention of n_tok queries (as above: row d_row[t], seeing positions 0..d_pos[t])
- * over layer's paged KV; flash-decoding split and scratch as rl_cu_attn_decode
- * (batch = n_tok). Serves decode and, one query per token, prefill. */
+ * over layer's paged KV; split modes and scratch as rl_cu_attn_decode (batch =
+ * n_tok, n_ctx = bt_stride * RL_CU_KV_BLOCK). Serves decode and, one query per
+ * token, prefill. */
 int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                      const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                      void *d_scratch, const rl_cu_act *out, cudaStream_t s);

@@ -11,6 +11,12 @@
 
 static char g_path[64];
 static const char *g_other;
+static tb_factory g_factory;
+
+void tb_set_factory(tb_factory f)
+{
+    g_factory = f;
+}
 
 void tb_use_model(const char *path)
 {
@@ -37,6 +43,20 @@ const char *tb_model_path(void)
 
 rl_engine *tb_engine(uint32_t step_tokens, uint32_t kv_blocks, uint32_t n_ctx)
 {
+    if (g_factory) {
+        uint64_t budget = 0;
+        if (kv_blocks) {
+            rl_model *m;
+            char err[256];
+            ck_assert_int_eq(rl_model_load(g_other ? g_other : tb_model_path(), &m, err, sizeof err), 0);
+            budget = (uint64_t)kv_blocks *
+                     rl_kv_block_bytes(m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, RL_TYPE_F16);
+            rl_model_free(m);
+        }
+        rl_engine *e = g_factory(g_other ? g_other : tb_model_path(), step_tokens, budget, n_ctx);
+        ck_assert_ptr_nonnull(e);
+        return e;
+    }
     rl_llm_opts o;
     rl_llm_opts_default(&o);
     o.n_threads = 2;

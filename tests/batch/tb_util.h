@@ -18,6 +18,11 @@ const char *tb_model_path(void);
 rl_engine *tb_engine(uint32_t step_tokens, uint32_t kv_blocks, uint32_t n_ctx);
 /* Use this model file instead (NULL: back to the random one). */
 void tb_use_model(const char *path);
+/* Make tb_engine build engines with f instead of the CPU engine (the CUDA
+ * variant of the tests): f gets the model path and tb_engine's arguments, with
+ * kv_budget_bytes for kv_blocks blocks of fp16 KV (0: default). */
+typedef rl_engine *(*tb_factory)(const char *path, uint32_t step_tokens, uint64_t kv_budget_bytes, uint32_t n_ctx);
+void tb_set_factory(tb_factory f);
 
 typedef struct tb_req {
     const int32_t *prompt;

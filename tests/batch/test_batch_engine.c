@@ -1,6 +1,7 @@
-/* test_batch_engine.c - continuous batching in the CPU engine: batched greedy
+/* test_batch_engine.c - continuous batching in the model engine: batched greedy
  * output equals solo output, shared prefixes never leak, preemption under a
- * tiny KV pool recomputes exactly, freeing returns blocks at once. */
+ * tiny KV pool recomputes exactly, freeing returns blocks at once. Built twice:
+ * on the CPU engine, and with TB_CUDA on the CUDA engine (skips without a GPU). */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -255,8 +256,18 @@ START_TEST(stories_batched_with_shared_prefix_equals_solo)
 }
 END_TEST
 
+#ifdef TB_CUDA
+int tb_cuda_setup(void);
+#endif
+
 int main(void)
 {
+#ifdef TB_CUDA
+    /* the same scenarios on the GPU engine: its batched tokens must equal its solo tokens */
+    int skip = tb_cuda_setup();
+    if (skip)
+        return skip;
+#endif
     Suite *s = suite_create("batch_engine");
     TCase *tc = tcase_create("engine");
     tcase_set_timeout(tc, 120);
@@ -271,6 +282,9 @@ int main(void)
     tcase_add_test(tc, stories_batched_with_shared_prefix_equals_solo);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+#ifdef TB_CUDA
+    srunner_set_fork_status(sr, CK_NOFORK); /* CUDA does not survive fork() once initialised */
+#endif
     srunner_run_all(sr, CK_ENV);
     int nf = srunner_ntests_failed(sr);
     srunner_free(sr);

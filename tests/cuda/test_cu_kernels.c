@@ -256,8 +256,9 @@ static void check_attn(int n_split_force, int head_dim)
     void *dk = tcu_up(k, ce * 2), *dv = tcu_up(v, ce * 2);
     float *dq = tcu_up(q, (size_t)qd * batch * 4);
     int32_t *dpos = tcu_up(pos, sizeof pos), *dslot = tcu_up(slot, sizeof slot);
-    int n_split = n_split_force ? n_split_force : rl_cu_attn_splits(batch, r.n_head);
-    size_t scr_bytes = rl_cu_attn_scratch_bytes(batch, r.n_head, hd, n_split);
+    /* > 0: that split; 0: the usual one; < 0: unsplit (prefill) */
+    int n_split = n_split_force > 0 ? n_split_force : n_split_force < 0 ? 0 : rl_cu_attn_splits(batch, r.n_head);
+    size_t scr_bytes = rl_cu_attn_scratch_size(batch, r.n_head, hd, n_ctx);
     void *scr = tcu_dev(scr_bytes);
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess); /* counters start at zero (documented) */
     rl_cu_act out = make_act(qd, batch, NULL);
@@ -308,6 +309,8 @@ START_TEST(attention_decode_same_result_for_any_split)
     check_attn(1, 128);
     check_attn(7, 64);
     check_attn(32, 128);
+    check_attn(-1, 128);
+    check_attn(-1, 40);
 }
 END_TEST
 
