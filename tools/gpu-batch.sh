@@ -1,0 +1,44 @@
+#!/bin/bash
+# gpu-batch.sh - one device call for the GPU batching work: build, the CUDA
+# tests (kernels, paged KV, model, the batching scenarios on the CUDA engine),
+# the single-stream engine benchmark, and ringlm-bench load against
+# ringlmd --device cuda at several client counts.
+#   source .device/setup.sh && bash tools/gpu-batch.sh [quick|load7b]
+set -u -o pipefail
+export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
+export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
+MODE=${1:-quick}
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+B=/tmp/rl-batch; M=/tmp/rl-models; mkdir -p $M
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+echo "== build"
+meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log"; exit 1; }
+ninja -C $B -j16 >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -20; exit 1; }
+echo "== cuda tests"
+for t in tests/cuda/test_cu_kernels tests/cuda/test_cu_paged tests/cuda/test_cu_model tests/batch/test_batch_engine_cuda; do
+  [ -x $B/$t ] || continue
+  n=$(basename $t)
+  RL_SHARED_DIR=$PWD/.gpu/shared timeout 300 $B/$t >"$OUT/$n.log" 2>&1; rc=$?
+  echo "$n: rc=$rc $(grep -E 'Checks' "$OUT/$n.log" | tail -1)"
+  [ $rc = 0 ] || grep -E "Failure|failed|Assertion|error" "$OUT/$n.log" | head -8
+done
+mk() { [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --out $M/$1-$2.gguf --threads 16 >/dev/null 2>>"$OUT/mk.log"; }
+echo "== engine benchmark (batch 1)"
+mk tinyllama-1.1b q4_0
+timeout 120 $B/bench/ringlm-bench model --model $M/tinyllama-1.1b-q4_0.gguf --device cuda --prompt 512 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
+load() { # model clients max_tokens
+  sock=/tmp/rl-load.sock; rm -f $sock
+  $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens 512 2>"$OUT/ringlmd-$(basename $1)-$2.log" &
+  dpid=$!
+  for i in $(seq 1 600); do $B/tools/ringlm --socket $sock info >/dev/null 2>&1 && break; sleep 0.1; done
+  timeout 150 $B/bench/ringlm-bench load --socket $sock --clients $2 --requests $4 --max-tokens $3 --prefix 96 --suffix 32 --json 2>>"$OUT/load.err" | tee -a "$OUT/load.jsonl"
+  kill -TERM $dpid; wait $dpid
+}
+echo "== load (ringlm-bench load --socket, ringlmd --device cuda)"
+for c in 1 8 64; do load $M/tinyllama-1.1b-q4_0.gguf $c 128 2; done
+if [ "$MODE" = load7b ]; then
+  mk llama2-7b q4_0
+  timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_0.gguf --device cuda --prompt 512 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
+  for c in 1 64 256; do load $M/llama2-7b-q4_0.gguf $c 128 2; done
+fi
+echo "== done"
