@@ -146,6 +146,10 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
     int rc = rl_cu_model_from_cpu(m, n_ctx, 0, (uint32_t)nb, step_tokens, &B->g, err, errlen);
     if (rc)
         return rc;
+    if ((rc = rl_cu_model_warmup(B->g))) {
+        snprintf(err, errlen, "cuda: warm-up failed: %s", rl_cu_last_error());
+        return rc;
+    }
     *n_blocks = (uint32_t)nb;
     return 0;
 }

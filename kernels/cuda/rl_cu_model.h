@@ -98,6 +98,9 @@ typedef struct rl_cu_batch {
     float *const *logits;
 } rl_cu_batch;
 int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b);
+/* Capture every bucket's graph and load cuBLAS's kernels now (after the
+ * weights and RoPE table are set), so that no request pays for them. */
+int rl_cu_model_warmup(rl_cu_model *m);
 
 /* The slot API (tests, benchmarks, ringlm-logits): slot s owns the fixed
  * blocks s * ceil(n_ctx / RL_CU_KV_BLOCK) ... of the pool (cfg.n_slots > 0).

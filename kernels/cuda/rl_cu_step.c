@@ -239,6 +239,26 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
     return 0;
 }
 
+int rl_cu_model_warmup(rl_cu_model *m)
+{
+    /* every token without a row: nothing is written to the KV pool */
+    size_t R = m->max_rows;
+    for (size_t t = 0; t < R; t++) {
+        m->h_in[IN_TOK * R + t] = 0;
+        m->h_in[IN_POS * R + t] = 0;
+        m->h_in[IN_ROW * R + t] = -1;
+        m->h_in[IN_OUT * R + t] = 0;
+    }
+    RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, m->h_in, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
+    for (int bi = 0; bi < RL_CU_N_BUCKETS && (uint32_t)rl_cu_buckets[bi] <= m->max_batch; bi++)
+        RL_CU_TRY(run_small(m, bi));
+    if (m->max_rows > m->max_batch) { /* cuBLAS loads its kernels on first use */
+        RL_CU_TRY(enqueue_large(m, (int)m->max_batch + 1));
+        RL_CU_TRY(enqueue_output_rows(m, (int)m->max_batch + 1, 0, 1));
+    }
+    return rl_cu_check(cudaStreamSynchronize(m->s), "warm-up");
+}
+
 /* ---- the slot API: slot s owns blocks s * bt_stride .. ---- */
 
 static uint32_t *slot_table(const rl_cu_model *m, int32_t slot)
