@@ -4,6 +4,7 @@
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1] [--no-graph] [--kernels] [--profile] [--json]
+ *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--json]   (rl_cu_mm vs rl_cu_matvec, 7B shapes)
  *
  * Models of real shapes are made on the device with random weights (valid
  * blocks, sane scales), so no multi-GiB file has to travel. */
@@ -93,10 +94,129 @@ static void bench_kernels(int batch)
         }
 }
 
+/* ---- batched matrix products (rl_cu_mm) on the Llama-2-7B decode shapes ---- */
+typedef struct mm_shape {
+    const char *name;
+    int64_t rows, cols;
+    int mode, per_step; /* matrices of this shape per decode step */
+} mm_shape;
+
+static const mm_shape mm_shapes[] = {
+    {"qkv", 12288, 4096, RL_CU_MV_STORE, 32},
+    {"o", 4096, 4096, RL_CU_MV_ADD, 32},
+    {"gate_up", 22016, 4096, RL_CU_MV_GLU, 32},
+    {"down", 4096, 11008, RL_CU_MV_ADD, 32},
+    {"output", 32000, 4096, RL_CU_MV_STORE, 1},
+};
+
+/* Microseconds per product, rotating over copies of the matrix (>= 400 MB
+ * together, so L2 holds none of them) like a decode step's stream of weights.
+ * kernel 0: rl_cu_mm, 1: rl_cu_matvec. -1 on error. */
+static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batch, int mode, int kernel)
+{
+    int rc = 0;
+    for (int i = 0; i < nm && !rc; i++) /* warm-up (and per-kernel attributes) */
+        rc = kernel ? rl_cu_matvec(&m[i], x, batch, mode, y, 0) : rl_cu_mm(&m[i], x, batch, mode, y, 0);
+    if (rc || cudaDeviceSynchronize() != cudaSuccess)
+        return -1;
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    int reps = 10 * nm < 40 ? 40 : 10 * nm;
+    cudaEventRecord(e0, 0);
+    for (int r = 0; r < reps; r++)
+        kernel ? rl_cu_matvec(&m[r % nm], x, batch, mode, y, 0) : rl_cu_mm(&m[r % nm], x, batch, mode, y, 0);
+    cudaEventRecord(e1, 0);
+    cudaEventSynchronize(e1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return cudaGetLastError() == cudaSuccess ? ms * 1e3 / reps : -1;
+}
+
+/* ringlm-bench cuda --mm [--json] [--split N]: rl_cu_mm at batch 16/32/64 and
+ * rl_cu_matvec at batch 8 on each 7B matrix, Q4_0 and Q8_0; then the sum over
+ * one decode step's matrices (32 layers + output). */
+static int bench_mm(int json, int split)
+{
+    const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0};
+    enum { NK = 4 };
+    const int kbatch[NK] = {8, 16, 32, 64}, kkind[NK] = {1, 0, 0, 0};
+    const int64_t maxb = RL_CU_MAX_MM_BATCH, maxn = 32000;
+    rl_cu_act x = {0}, y = {0};
+    if (cudaMalloc((void **)&x.f, maxb * 11008 * 4) || cudaMalloc((void **)&x.q, maxb * 11008) ||
+        cudaMalloc((void **)&x.ds, maxb * 11008 / 32 * 8) || cudaMalloc((void **)&y.f, maxb * maxn * 4) ||
+        cudaMalloc((void **)&y.q, maxb * maxn) || cudaMalloc((void **)&y.ds, maxb * maxn / 32 * 8)) {
+        fprintf(stderr, "cudaMalloc failed\n");
+        return 1;
+    }
+    cudaMemset(x.f, 0, maxb * 11008 * 4);
+    cudaMemset(y.f, 0, maxb * maxn * 4);
+    rl_cu_mm_force_split(split);
+    if (!json)
+        printf("%-5s %-8s %-12s %-7s %5s %9s %8s %8s\n", "type", "matrix", "rows x cols", "kernel", "batch", "us",
+               "GB/s", "TFLOP/s");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        double step_us[NK] = {0};
+        int ok = 1;
+        for (size_t si = 0; si < sizeof mm_shapes / sizeof mm_shapes[0] && ok; si++) {
+            const mm_shape *sh = &mm_shapes[si];
+            size_t bytes = rl_cu_mat_bytes(types[ti], sh->rows, sh->cols);
+            int nm = (int)(400e6 / bytes) + 1;
+            rl_cu_mat *m = calloc(nm, sizeof *m);
+            for (int i = 0; i < nm && ok; i++)
+                ok = !rl_cu_mat_alloc(&m[i], types[ti], sh->rows, sh->cols) && !rl_cu_mat_fill_random(&m[i], i + 1, 0);
+            x.n = sh->cols;
+            y.n = sh->mode == RL_CU_MV_GLU ? sh->rows / 2 : sh->rows;
+            ok = ok && !rl_cu_quantize(&x, (int)maxb, 0);
+            for (int k = 0; k < NK && ok; k++) {
+                double us = mm_time(m, nm, &x, &y, kbatch[k], sh->mode, kkind[k]);
+                if (us < 0) {
+                    fprintf(stderr, "%s %s: %s\n", kkind[k] ? "matvec" : "mm", sh->name, rl_cu_last_error());
+                    ok = 0;
+                    break;
+                }
+                double gbs = bytes / us * 1e-3, tfl = 2.0 * sh->rows * sh->cols * kbatch[k] / us * 1e-6;
+                step_us[k] += us * sh->per_step;
+                if (json)
+                    printf("{\"bench\":\"cuda_mm\",\"type\":\"%s\",\"matrix\":\"%s\",\"rows\":%lld,\"cols\":%lld,"
+                           "\"kernel\":\"%s\",\"batch\":%d,\"split\":%d,\"us\":%.2f,\"weight_gb_s\":%.1f,"
+                           "\"tflop_s\":%.2f}\n",
+                           rl_type_get(types[ti])->name, sh->name, (long long)sh->rows, (long long)sh->cols,
+                           kkind[k] ? "matvec" : "mm", kbatch[k], split, us, gbs, tfl);
+                else
+                    printf("%-5s %-8s %5lldx%-6lld %-7s %5d %9.2f %8.1f %8.2f\n", rl_type_get(types[ti])->name,
+                           sh->name, (long long)sh->rows, (long long)sh->cols, kkind[k] ? "matvec" : "mm", kbatch[k],
+                           us, gbs, tfl);
+            }
+            for (int i = 0; i < nm; i++)
+                rl_cu_mat_free(&m[i]);
+            free(m);
+        }
+        for (int k = 0; k < NK && ok; k++) {
+            if (json)
+                printf("{\"bench\":\"cuda_mm_step\",\"shape\":\"llama2-7b\",\"type\":\"%s\",\"kernel\":\"%s\","
+                       "\"batch\":%d,\"split\":%d,\"step_ms\":%.3f,\"tok_s\":%.0f}\n",
+                       rl_type_get(types[ti])->name, kkind[k] ? "matvec" : "mm", kbatch[k], split, step_us[k] * 1e-3,
+                       kbatch[k] / (step_us[k] * 1e-6));
+            else
+                printf("llama2-7b %s step matmuls, %s batch %d: %.3f ms (%.0f tok/s from matmuls alone)\n",
+                       rl_type_get(types[ti])->name, kkind[k] ? "matvec" : "mm", kbatch[k], step_us[k] * 1e-3,
+                       kbatch[k] / (step_us[k] * 1e-6));
+        }
+        if (!ok)
+            return 1;
+    }
+    rl_cu_mm_force_split(0);
+    cudaFree(x.f), cudaFree(x.q), cudaFree(x.ds), cudaFree(y.f), cudaFree(y.q), cudaFree(y.ds);
+    return 0;
+}
+
 int rl_bench_cuda_main(int argc, char **argv)
 {
     const char *shape_name = "tinyllama-1.1b", *type_name = "q4_0";
-    int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0;
+    int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0, mm = 0, split = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
             shape_name = argv[++i];
@@ -112,13 +232,19 @@ int rl_bench_cuda_main(int argc, char **argv)
             graphs = 0;
         else if (!strcmp(argv[i], "--kernels"))
             kernels = 1;
+        else if (!strcmp(argv[i], "--mm"))
+            mm = 1;
+        else if (!strcmp(argv[i], "--split") && i + 1 < argc)
+            split = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--profile"))
             profile = 1;
         else if (!strcmp(argv[i], "--json"))
             json = 1;
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|...] [--gen N] "
-                            "[--prompt N] [--batch 1..8] [--no-graph] [--kernels] [--json]\n", argv[0]);
+                            "[--prompt N] [--batch 1..8] [--no-graph] [--kernels] [--json]\n"
+                            "       %s --mm [--split 1|2|4|8] [--json]  (batched rl_cu_mm on the 7B shapes)\n", argv[0],
+                    argv[0]);
             return 2;
         }
     }
@@ -126,6 +252,8 @@ int rl_bench_cuda_main(int argc, char **argv)
         printf("no CUDA device: skipping\n");
         return 77;
     }
+    if (mm)
+        return bench_mm(json, split);
     if (kernels) {
         bench_kernels(batch < 1 ? 1 : batch);
         return 0;

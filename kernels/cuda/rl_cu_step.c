@@ -30,10 +30,16 @@ static rl_cu_act act_rows(const rl_cu_act *a, int b0)
     return r;
 }
 
+/* Up to RL_CU_MAX_BATCH rows: the matrix-vector kernel. More: the tensor-core
+ * kernel (each weight byte read once for the whole batch), except for F32
+ * weights (reference models: exact fp32 math, so a sequence's tokens never
+ * depend on its batch), which take the matrix-vector kernel per 8 rows. */
 int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y)
 {
     if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, m->s);
+    if (w->type != RL_TYPE_F32 && n <= RL_CU_MAX_MM_BATCH)
+        return rl_cu_mm(w, x, n, mode, y, m->s);
     /* Groups of RL_CU_MAX_BATCH rows: each group reads the weights once. */
     for (int b0 = 0; b0 < n; b0 += RL_CU_MAX_BATCH) {
         int nb = n - b0 < RL_CU_MAX_BATCH ? n - b0 : RL_CU_MAX_BATCH;

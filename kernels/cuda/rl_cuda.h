@@ -91,6 +91,25 @@ enum {
 int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                  cudaStream_t s);
 
+/* ---- batched matrix products (continuous batching) -------------------------- */
+/* Largest batch of rl_cu_mm. */
+#define RL_CU_MAX_MM_BATCH 64
+/* Same contract as rl_cu_matvec (modes STORE / ADD / GLU, rl_cu_act in/out,
+ * y->q/y->ds filled in GLU mode when y->q != NULL and rows/2 is a multiple of
+ * 32) for batch 1..RL_CU_MAX_MM_BATCH: weight tiles dequantized to fp16 in
+ * shared memory and multiplied on tensor cores (fp32 accumulation), each
+ * weight byte read once for the whole batch. Reads x->f only (rounded to fp16
+ * on the way: values must stay within +-65504; x->q is not needed), so
+ * results differ from rl_cu_matvec by fp16 rounding (~5e-4 relative).
+ * Launches one kernel (float rows not a multiple of 8: rl_cu_matvec per 8
+ * sequences); no allocation, no host sync: capturable in a CUDA graph.
+ * Matrices with few row tiles split K over a thread-block cluster (2..8
+ * CTAs, reduced through distributed shared memory, deterministic). */
+int rl_cu_mm(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
+/* For tests and benchmarks: force the K split of rl_cu_mm (1, 2, 4 or 8;
+ * capped by the matrix's 128-column chunks); 0 restores the automatic choice. */
+void rl_cu_mm_force_split(int split);
+
 /* ---- element-wise ops ---------------------------------------------------- */
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */
 int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,
