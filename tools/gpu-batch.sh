@@ -15,7 +15,7 @@ echo "== build"
 meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log"; exit 1; }
 ninja -C $B -j16 >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -20; exit 1; }
 echo "== cuda tests"
-for t in tests/cuda/test_cu_kernels tests/cuda/test_cu_paged tests/cuda/test_cu_model tests/batch/test_batch_engine_cuda; do
+for t in tests/cuda/test_cu_kernels tests/cuda/test_cu_paged tests/cuda/test_cu_mm tests/cuda/test_cu_model tests/batch/test_batch_engine_cuda; do
   [ -x $B/$t ] || continue
   n=$(basename $t)
   RL_SHARED_DIR=$PWD/.gpu/shared timeout 300 $B/$t >"$OUT/$n.log" 2>&1; rc=$?
@@ -39,6 +39,6 @@ for c in 1 8 64; do load $M/tinyllama-1.1b-q4_0.gguf $c 128 2; done
 if [ "$MODE" = load7b ]; then
   mk llama2-7b q4_0
   timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_0.gguf --device cuda --prompt 512 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
-  for c in 1 64 256; do load $M/llama2-7b-q4_0.gguf $c 128 2; done
+  for c in 1 8 64 256; do load $M/llama2-7b-q4_0.gguf $c 128 2; done
 fi
 echo "== done"
