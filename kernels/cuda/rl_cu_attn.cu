@@ -14,7 +14,8 @@
 #include "rl_cu_kv.cuh"
 
 #define ATT_THREADS 128
-#define ATT_TILE RL_CU_ATTN_CHUNK
+#define ATT_TILE RL_CU_ATTN_CHUNK /* split mode: one chunk per tile */
+#define ATT_UTILE 128             /* unsplit mode's tile */
 #define ATT_MAX_HD 256
 
 extern "C" int rl_cu_attn_splits(int batch, int n_head)
@@ -46,7 +47,7 @@ struct att_state {
     float m, l, acc[8];
 };
 
-/* Fold positions [t0, t1) (t1 - t0 <= ATT_TILE) of query b, head h into st.
+/* Fold positions [t0, t1) (t1 - t0 <= ATT_UTILE) of query b, head h into st.
  * Thread (g, pg) accumulates dims 8g..8g+7 over positions pg, pg + P, ... */
 template <int HDC, class KV>
 __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0, int64_t t1, const float *sq,
@@ -164,7 +165,7 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
        float *scratch, rl_cu_act out)
 {
     __shared__ float sq[ATT_MAX_HD];
-    __shared__ float ss[ATT_TILE];
+    __shared__ float ss[ATT_UTILE > ATT_TILE ? ATT_UTILE : ATT_TILE];
     __shared__ float red[32];
     __shared__ float vred[ATT_THREADS * 8];
     __shared__ float part[ATT_MAX_HD];
@@ -185,8 +186,8 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
     __syncthreads();
     if (!split) { /* one block: online softmax over everything */
         att_state st = {-INFINITY, 0.0f, {0, 0, 0, 0, 0, 0, 0, 0}};
-        for (int64_t t0 = 0; t0 < len; t0 += ATT_TILE)
-            att_tile<HDC>(A, b, kvh, t0, t0 + ATT_TILE < len ? t0 + ATT_TILE : len, sq, ss, red, hd, st);
+        for (int64_t t0 = 0; t0 < len; t0 += ATT_UTILE)
+            att_tile<HDC>(A, b, kvh, t0, t0 + ATT_UTILE < len ? t0 + ATT_UTILE : len, sq, ss, red, hd, st);
         att_reduce(st, vred, hd, part);
         for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
             int d = d0 + tid;

@@ -143,7 +143,7 @@ int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int
  * rl_cu_attn_scratch_size (n_ctx: the most positions a query may see) and must
  * be zeroed once before its first use (it holds arrival counters the kernel
  * leaves at zero). Writes out->f (and out->q when set and head_dim % 32 == 0). */
-#define RL_CU_ATTN_CHUNK 128
+#define RL_CU_ATTN_CHUNK 64
 size_t rl_cu_attn_scratch_size(int batch, int n_head, int head_dim, int64_t n_ctx);
 int rl_cu_attn_splits(int batch, int n_head);
 int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
