@@ -2,7 +2,15 @@
  * named shape, for tests and benchmarks without downloading real models.
  *
  *   ringlm-mkmodel --shape NAME --type TYPE --out FILE [--vocab VOCAB.gguf]
- *                  [--seed S] [--layers N] [--threads T]
+ *                  [--seed S] [--layers N] [--threads T] [--tensor-type PATTERN=TYPE ...]
+ *
+ * TYPE is one type for every matrix, or a mix like the real-world files:
+ * Q4_K_M (Q5_K_M): output.weight Q6_K, attn_v and ffn_down Q6_K in the
+ * even-numbered layers (0, 2, ...), every other matrix Q4_K (Q5_K).
+ * --tensor-type (repeatable) then sets TYPE for every matrix whose name
+ * contains PATTERN ("ffn_up", "blk.1.attn_k"); the last match wins. The values
+ * do not depend on the types: the same seed gives the same weights before
+ * quantization, whatever TYPE.
  *
  * Weights are N(0, 0.02)-like (sum of four uniforms), norms 1 + N(0, 0.02)
  * and stay F32, like every 1-D tensor. Every row is generated from its own
@@ -45,6 +53,39 @@ typedef struct tensor {
     float mean, std;
 } tensor;
 
+/* The per-tensor type rule: a base type or mix, then overrides. */
+#define MAX_OVERRIDES 16
+typedef struct type_rule {
+    rl_type base;     /* every matrix, or the mix's main type */
+    bool mix;         /* Q4_K_M / Q5_K_M */
+    const char *name; /* as given, for the metadata */
+    int n_over;
+    char pat[MAX_OVERRIDES][64];
+    rl_type over[MAX_OVERRIDES];
+} type_rule;
+
+static rl_type rule_type(const type_rule *r, const char *name, int layer)
+{
+    rl_type t = r->base;
+    if (r->mix) {
+        bool more_bits = layer >= 0 && layer % 2 == 0;
+        if (strcmp(name, "output.weight") == 0 ||
+            (more_bits && (strstr(name, ".attn_v.") || strstr(name, ".ffn_down."))))
+            t = RL_TYPE_Q6_K;
+    }
+    for (int i = 0; i < r->n_over; i++)
+        if (strstr(name, r->pat[i]))
+            t = r->over[i];
+    return t;
+}
+
+/* A type usable for weights: known, quantizable and computable (not Q8_K). */
+static bool weight_type_ok(int t)
+{
+    const rl_type_traits *tr = t >= 0 ? rl_type_get((uint32_t)t) : NULL;
+    return tr && tr->from_float && tr->vec_dot && t != RL_TYPE_Q8_K;
+}
+
 typedef struct gen_ctx {
     uint64_t seed;
     uint32_t id;
@@ -77,14 +118,16 @@ static void gen_row(void *vctx, int64_t row, float *dst, int64_t n)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ringlm-mkmodel --shape NAME --type TYPE --out FILE [--vocab VOCAB.gguf] [--seed S]\n"
-               "                      [--layers N] [--threads T]\n"
+               "                      [--layers N] [--threads T] [--tensor-type PATTERN=TYPE ...]\n"
                "shapes:");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) fprintf(f, " %s", shapes[i].name);
-    fprintf(f, "\ntypes: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K\n");
+    fprintf(f, "\ntypes: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K; mixes: Q4_K_M Q5_K_M\n");
 }
 
-static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1, rl_type want)
+static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1,
+                      const type_rule *rule, int layer)
 {
+    rl_type want = rule_type(rule, name, layer);
     tensor *x = &t[(*n)++];
     snprintf(x->name, sizeof x->name, "%s", name);
     x->n_dims = n_dims;
@@ -97,16 +140,16 @@ static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, i
 }
 
 /* The tensor list in file order: embeddings, the blocks, the final norm and output. */
-static tensor *build_tensors(const shape *s, uint32_t n_vocab, rl_type want, size_t *count)
+static tensor *build_tensors(const shape *s, uint32_t n_vocab, const type_rule *want, size_t *count)
 {
     tensor *t = calloc(3 + 9 * (size_t)s->layers, sizeof *t);
     if (!t) return NULL;
     size_t n = 0;
     int64_t dim = s->dim, kv = (int64_t)s->dim / s->heads * s->kv_heads, ffn = s->ffn;
-    add_tensor(t, &n, "token_embd.weight", 2, dim, n_vocab, want);
+    add_tensor(t, &n, "token_embd.weight", 2, dim, n_vocab, want, -1);
     for (uint32_t l = 0; l < s->layers; l++) {
         char nm[64];
-#define T(suffix, nd, a, b) (snprintf(nm, sizeof nm, "blk.%u." suffix ".weight", l), add_tensor(t, &n, nm, nd, a, b, want))
+#define T(suffix, nd, a, b) (snprintf(nm, sizeof nm, "blk.%u." suffix ".weight", l), add_tensor(t, &n, nm, nd, a, b, want, (int)l))
         T("attn_norm", 1, dim, 1);
         T("attn_q", 2, dim, dim);
         T("attn_k", 2, dim, kv);
@@ -118,21 +161,24 @@ static tensor *build_tensors(const shape *s, uint32_t n_vocab, rl_type want, siz
         T("ffn_down", 2, ffn, dim);
 #undef T
     }
-    add_tensor(t, &n, "output_norm.weight", 1, dim, 1, want);
-    if (!s->tied) add_tensor(t, &n, "output.weight", 2, dim, n_vocab, want);
+    add_tensor(t, &n, "output_norm.weight", 1, dim, 1, want, -1);
+    if (!s->tied) add_tensor(t, &n, "output.weight", 2, dim, n_vocab, want, -1);
     *count = n;
     return t;
 }
 
-static int write_metadata(rl_gguf_writer *w, const shape *s, uint32_t n_vocab, rl_type type)
+static int write_metadata(rl_gguf_writer *w, const shape *s, uint32_t n_vocab, const type_rule *rule)
 {
     char name[96];
-    snprintf(name, sizeof name, "ringlm-mkmodel %s %s", s->name, rl_type_get((uint32_t)type)->name);
+    rl_type type = rule->base;
+    snprintf(name, sizeof name, "ringlm-mkmodel %s %s%s", s->name, rule->name, rule->n_over ? " (with overrides)" : "");
+    /* llama.cpp's file types 15 and 17: "mostly Q4_K_M / Q5_K_M" */
+    uint32_t ftype = rule->mix ? (type == RL_TYPE_Q4_K ? 15 : 17) : mk_file_type(type);
     int rc = 0;
     rc = rc ? rc : rl_gguf_writer_str(w, "general.architecture", "llama");
     rc = rc ? rc : rl_gguf_writer_str(w, "general.name", name);
-    rc = rc ? rc : rl_gguf_writer_u32(w, "general.file_type", mk_file_type(type));
-    if (type != RL_TYPE_F32 && type != RL_TYPE_F16 && type != RL_TYPE_BF16)
+    rc = rc ? rc : rl_gguf_writer_u32(w, "general.file_type", ftype);
+    if ((type != RL_TYPE_F32 && type != RL_TYPE_F16 && type != RL_TYPE_BF16) || rule->n_over)
         rc = rc ? rc : rl_gguf_writer_u32(w, "general.quantization_version", 2);
     rc = rc ? rc : rl_gguf_writer_u32(w, "llama.context_length", s->ctx);
     rc = rc ? rc : rl_gguf_writer_u32(w, "llama.embedding_length", s->dim);
@@ -154,8 +200,10 @@ int main(int argc, char **argv)
     long layers = -1, threads = 2;
     static const struct option opts[] = {
         {"shape", 1, 0, 's'}, {"type", 1, 0, 't'}, {"out", 1, 0, 'o'}, {"vocab", 1, 0, 'v'},
-        {"seed", 1, 0, 'S'}, {"layers", 1, 0, 'l'}, {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"seed", 1, 0, 'S'}, {"layers", 1, 0, 'l'}, {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'},
+        {"tensor-type", 1, 0, 'T'}, {0, 0, 0, 0},
     };
+    type_rule rule = {0};
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 's': shape_name = optarg; break;
@@ -165,6 +213,20 @@ int main(int argc, char **argv)
         case 'S': seed = strtoull(optarg, NULL, 0); break;
         case 'l': layers = strtol(optarg, NULL, 10); break;
         case 'j': threads = strtol(optarg, NULL, 10); break;
+        case 'T': {
+            const char *eq = strrchr(optarg, '=');
+            int ot = eq ? rl_type_from_name(eq + 1) : -1;
+            size_t plen = eq ? (size_t)(eq - optarg) : 0;
+            if (!eq || plen == 0 || plen >= sizeof rule.pat[0] || !weight_type_ok(ot) || rule.n_over == MAX_OVERRIDES) {
+                fprintf(stderr, "ringlm-mkmodel: bad --tensor-type '%s' (PATTERN=TYPE, at most %d)\n", optarg,
+                        MAX_OVERRIDES);
+                return 2;
+            }
+            memcpy(rule.pat[rule.n_over], optarg, plen);
+            rule.pat[rule.n_over][plen] = 0;
+            rule.over[rule.n_over++] = (rl_type)ot;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -177,8 +239,12 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (strcasecmp(shapes[i].name, shape_name) == 0) s = shapes[i];
     int type = rl_type_from_name(type_name);
-    const rl_type_traits *tr = type >= 0 ? rl_type_get((uint32_t)type) : NULL;
-    if (!s.name || !tr || !tr->from_float || !tr->vec_dot || type == RL_TYPE_Q8_K) {
+    if (strcasecmp(type_name, "Q4_K_M") == 0 || strcasecmp(type_name, "Q5_K_M") == 0) {
+        type = strncasecmp(type_name, "Q4", 2) == 0 ? RL_TYPE_Q4_K : RL_TYPE_Q5_K;
+        rule.mix = true;
+    }
+    const rl_type_traits *tr = weight_type_ok(type) ? rl_type_get((uint32_t)type) : NULL;
+    if (!s.name || !tr) {
         fprintf(stderr, "ringlm-mkmodel: unknown %s '%s'\n", s.name ? "type" : "shape", s.name ? type_name : shape_name);
         usage(stderr);
         return 2;
@@ -188,6 +254,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (layers > 0) s.layers = (uint32_t)layers;
+    rule.base = (rl_type)type;
+    rule.name = type_name;
 
     rl_gguf_writer *w = rl_gguf_writer_new();
     rl_gguf *vg = NULL;
@@ -212,9 +280,9 @@ int main(int argc, char **argv)
     } else if (!rc) {
         rc = mk_vocab_synthetic(w, n_vocab);
     }
-    if (!rc) rc = write_metadata(w, &s, n_vocab, (rl_type)type);
+    if (!rc) rc = write_metadata(w, &s, n_vocab, &rule);
     size_t nt = 0;
-    tensor *t = rc ? NULL : build_tensors(&s, n_vocab, (rl_type)type, &nt);
+    tensor *t = rc ? NULL : build_tensors(&s, n_vocab, &rule, &nt);
     if (!rc && !t) rc = -ENOMEM;
     for (size_t i = 0; !rc && i < nt; i++) rc = rl_gguf_writer_tensor_decl(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne);
     struct timespec t0, t1;
@@ -234,7 +302,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringlm-mkmodel: writing %s failed: %s\n", out, strerror(-rc));
         unlink(out);
     } else {
-        printf("%s: %s %s, %u layers, %u tokens, %zu tensors, %.1f MB of weights in %.2f s\n", out, s.name, tr->name,
+        printf("%s: %s %s, %u layers, %u tokens, %zu tensors, %.1f MB of weights in %.2f s\n", out, s.name, rule.name,
                s.layers, n_vocab, nt, (double)bytes / 1e6,
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     }

@@ -1,6 +1,7 @@
 /* test_cu_kernels.c - every CUDA kernel against a CPU reference (float64 over
  * the CPU dequantizers of rl_types), on fresh random inputs with poisoned
  * outputs. Exits 77 ("no CUDA device: skipping") without a GPU. */
+#include <errno.h>
 #include <time.h>
 
 #include "tcu_util.h"
@@ -46,7 +47,7 @@ static void free_act(rl_cu_act *a)
 
 static bool wants_q8(rl_type t)
 {
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q6_K;
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
 }
 
 /* One matvec check: mode STORE/ADD/GLU, batch b. */
@@ -103,7 +104,7 @@ static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int m
     free(w), free(x), free(y0), free(y), free(ref);
 }
 
-static const rl_type all_types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q6_K,
+static const rl_type all_types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K,
                                     RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_F32};
 
 START_TEST(matvec_matches_cpu_for_each_type_and_batch)
@@ -132,6 +133,61 @@ START_TEST(matvec_float_rows_not_multiple_of_8)
 {
     check_matvec(RL_TYPE_F32, 20, 172, 2, RL_CU_MV_STORE);
     check_matvec(RL_TYPE_F16, 2 * 10, 172, 1, RL_CU_MV_GLU);
+}
+END_TEST
+
+/* Matrices of different types write their columns of shared output rows (the
+ * mixed-type Q|K|V layout): each lands at its offset, the rest stays poisoned. */
+START_TEST(matvec_output_stride_writes_only_its_columns)
+{
+    const rl_type types[3] = {RL_TYPE_Q4_K, RL_TYPE_Q6_K, RL_TYPE_Q5_K};
+    const int64_t rows[3] = {64, 32, 32}, cols = 512, ld = 136; /* 8 columns never written */
+    int batch = 3;
+    uint64_t s = tcu_seed("matvec stride");
+    float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
+    rl_cu_act xa = make_act(cols, batch, x);
+    CU_OK(rl_cu_quantize(&xa, batch, 0));
+    float *dy = tcu_dev(ld * batch * sizeof(float));
+    float *w[3];
+    rl_cu_mat m[3];
+    int64_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        w[i] = malloc(rows[i] * cols * sizeof(float));
+        make_weight(types[i], rows[i], cols, &s, &m[i], w[i]);
+        rl_cu_act ya = {.f = dy + off, .n = rows[i], .stride = ld};
+        CU_OK(rl_cu_matvec(&m[i], &xa, batch, RL_CU_MV_STORE, &ya, 0));
+        off += rows[i];
+    }
+    float *y = malloc(ld * batch * sizeof(float));
+    tcu_down(y, dy, ld * batch * sizeof(float));
+    for (int b = 0; b < batch; b++) {
+        float got[128];
+        double ref[128];
+        for (int i = 0, o = 0; i < 3; o += (int)rows[i], i++)
+            for (int64_t r = 0; r < rows[i]; r++) {
+                double acc = 0;
+                for (int64_t c = 0; c < cols; c++)
+                    acc += (double)w[i][r * cols + c] * x[b * cols + c];
+                ref[o + r] = acc;
+                got[o + r] = y[b * ld + o + r];
+            }
+        double err = tcu_rel_err(got, ref, 128);
+        ck_assert_msg(err < 2e-2, "batch row %d: rel err %g", b, err);
+        for (int64_t c = 128; c < ld; c++)
+            ck_assert_msg(isnan(y[b * ld + c]), "column %lld of row %d was written", (long long)c, b);
+    }
+    /* GLU mode and a stride below n are refused. */
+    rl_cu_act bad = {.f = dy, .n = 32, .stride = ld};
+    ck_assert_int_eq(rl_cu_matvec(&m[0], &xa, batch, RL_CU_MV_GLU, &bad, 0), -EINVAL);
+    bad = (rl_cu_act){.f = dy, .n = 64, .stride = 63};
+    ck_assert_int_eq(rl_cu_matvec(&m[0], &xa, batch, RL_CU_MV_STORE, &bad, 0), -EINVAL);
+    for (int i = 0; i < 3; i++) {
+        rl_cu_mat_free(&m[i]);
+        free(w[i]);
+    }
+    free_act(&xa);
+    cudaFree(dy);
+    free(x), free(y);
 }
 END_TEST
 
@@ -401,6 +457,7 @@ int main(void)
     tcase_add_loop_test(tc, matvec_add_mode_accumulates_into_output, 0, nt);
     tcase_add_loop_test(tc, matvec_glu_mode_fuses_swiglu_and_quantizes, 0, nt);
     tcase_add_test(tc, matvec_float_rows_not_multiple_of_8);
+    tcase_add_test(tc, matvec_output_stride_writes_only_its_columns);
     tcase_add_loop_test(tc, rmsnorm_matches_cpu_and_quantizes, 0, 3);
     tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 2);
     tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
