@@ -447,6 +447,32 @@ START_TEST(get_rows_dequantizes_and_zeroes_bad_ids)
 }
 END_TEST
 
+START_TEST(fill_random_gives_finite_weights_of_sane_size)
+{
+    /* Benchmarks run on these: every value finite, |w| well below 1, not all zero. */
+    rl_type t = all_types[_i];
+    int64_t rows = 64, cols = 512;
+    rl_cu_mat m;
+    CU_OK(rl_cu_mat_alloc(&m, t, rows, cols));
+    CU_OK(rl_cu_mat_fill_random(&m, tcu_seed("fill_random"), 0));
+    int32_t ids[4] = {0, 17, 40, 63};
+    int32_t *dids = tcu_up(ids, sizeof ids);
+    float *dout = tcu_dev(4 * cols * 4), *out = malloc(4 * cols * 4);
+    CU_OK(rl_cu_mat_get_rows(&m, dids, 4, dout, 0));
+    tcu_down(out, dout, 4 * cols * 4);
+    double ss = 0;
+    for (int64_t i = 0; i < 4 * cols; i++) {
+        ck_assert_msg(isfinite(out[i]) && fabsf(out[i]) < 1.0f, "%s value %lld: %g", rl_type_get(t)->name,
+                      (long long)i, out[i]);
+        ss += (double)out[i] * out[i];
+    }
+    ck_assert_msg(ss > 0, "%s: all zero", rl_type_get(t)->name);
+    rl_cu_mat_free(&m);
+    cudaFree(dids), cudaFree(dout);
+    free(out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cuda_kernels");
@@ -465,6 +491,7 @@ int main(void)
     tcase_add_test(tc, argmax_picks_lowest_index_on_ties_and_skips_nan);
     tcase_add_loop_test(tc, gemm_matches_cpu, 0, nt);
     tcase_add_loop_test(tc, get_rows_dequantizes_and_zeroes_bad_ids, 0, nt);
+    tcase_add_loop_test(tc, fill_random_gives_finite_weights_of_sane_size, 0, nt);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }
