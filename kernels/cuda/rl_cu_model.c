@@ -1,6 +1,7 @@
 /* rl_cu_model.c - the GPU model: memory plan, weights, KV cache, the decode
  * step (captured as one CUDA graph per batch size) and prefill (cuBLAS). */
 #include "rl_cu_model.h"
+#include "rl_cu_layer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,83 +40,6 @@ struct rl_cu_model {
 static bool q8_type(rl_type t)
 {
     return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
-}
-
-/* ---- per-layer matrix types (mixed files) ---------------------------------- */
-static rl_cu_layer_types layer_types(const rl_cu_model_types *ty, const rl_cu_layer_types *layers, uint32_t l)
-{
-    if (layers)
-        return layers[l];
-    return (rl_cu_layer_types){{ty->qkv, ty->qkv, ty->qkv, ty->o, ty->gu, ty->gu, ty->down}};
-}
-
-static bool qkv_fused(const rl_cu_layer_types *lt)
-{
-    return lt->t[RL_CU_W_Q] == lt->t[RL_CU_W_K] && lt->t[RL_CU_W_Q] == lt->t[RL_CU_W_V];
-}
-
-static bool gu_fused(const rl_cu_layer_types *lt)
-{
-    return lt->t[RL_CU_W_GATE] == lt->t[RL_CU_W_UP];
-}
-
-/* Rows and columns of each role's matrix. */
-static void role_shape(const rl_cu_model_cfg *c, int role, int64_t *rows, int64_t *cols)
-{
-    int64_t qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_head_kv * c->head_dim;
-    static const int is_kv[RL_CU_W_N] = {[RL_CU_W_K] = 1, [RL_CU_W_V] = 1};
-    switch (role) {
-    case RL_CU_W_O: *rows = c->n_embd, *cols = qd; break;
-    case RL_CU_W_GATE: case RL_CU_W_UP: *rows = c->n_ff, *cols = c->n_embd; break;
-    case RL_CU_W_DOWN: *rows = c->n_embd, *cols = c->n_ff; break;
-    default: *rows = is_kv[role] ? kvd : qd, *cols = c->n_embd; break;
-    }
-}
-
-/* Device bytes of a layer's matrices; 0 (with the role in err) when one has no kernel. */
-static uint64_t layer_bytes(const rl_cu_model_cfg *c, const rl_cu_layer_types *lt, uint32_t l, char *err,
-                            size_t errlen)
-{
-    static const char *const names[RL_CU_W_N] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
-                                                 "ffn_up", "ffn_down"};
-    uint64_t sum = 0;
-    for (int r = 0; r < RL_CU_W_N; r++) {
-        int64_t rows, cols;
-        role_shape(c, r, &rows, &cols);
-        size_t b = rl_cu_mat_bytes(lt->t[r], rows, cols);
-        if (!b) {
-            const rl_type_traits *tr = rl_type_get(lt->t[r]);
-            snprintf(err, errlen, "cuda: blk.%u.%s (%s, %lld x %lld) has no CUDA kernel", l, names[r],
-                     tr && tr->name ? tr->name : "unknown type", (long long)rows, (long long)cols);
-            return 0;
-        }
-        sum += b;
-    }
-    return sum;
-}
-
-/* Allocate a layer's matrices: fused Q|K|V and gate|up where the types agree. */
-static int alloc_layer_mats(const rl_cu_model_cfg *c, const rl_cu_layer_types *lt, rl_cu_layer *L)
-{
-    const rl_type *t = lt->t;
-    int64_t E = c->n_embd, F = c->n_ff, qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_head_kv * c->head_dim;
-    bool fq = qkv_fused(lt), fg = gu_fused(lt);
-    int rc;
-    if ((rc = rl_cu_mat_alloc(&L->wqkv, t[RL_CU_W_Q], fq ? qd + 2 * kvd : qd, E)) ||
-        (!fq && (rc = rl_cu_mat_alloc(&L->wk, t[RL_CU_W_K], kvd, E))) ||
-        (!fq && (rc = rl_cu_mat_alloc(&L->wv, t[RL_CU_W_V], kvd, E))) ||
-        (rc = rl_cu_mat_alloc(&L->wo, t[RL_CU_W_O], E, qd)) ||
-        (rc = rl_cu_mat_alloc(&L->wgu, t[RL_CU_W_GATE], fg ? 2 * F : F, E)) ||
-        (!fg && (rc = rl_cu_mat_alloc(&L->wup, t[RL_CU_W_UP], F, E))) ||
-        (rc = rl_cu_mat_alloc(&L->wdown, t[RL_CU_W_DOWN], E, F)))
-        return rc;
-    return 0;
-}
-
-/* Columns of the Q|K|V activation rows. */
-static int64_t qkv_dim(const rl_cu_model_cfg *c)
-{
-    return (int64_t)(c->n_head + 2 * c->n_head_kv) * c->head_dim;
 }
 
 static size_t act_bytes(int64_t n, uint32_t rows, bool q)
@@ -186,17 +110,17 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         snprintf(err, errlen, "cuda: the token embedding or output weight type or shape has no CUDA kernel");
         return -ENOTSUP;
     }
-    bool q_xn = q8_type(ty->output), q_attn = false, q_ffn = false; /* int8 copies any consumer needs */
-    for (uint32_t l = 0; l < c.n_layer; l++) { /* the real per-matrix sizes, layer by layer */
-        rl_cu_layer_types lt = layer_types(ty, lts, l);
-        uint64_t lb = layer_bytes(&c, &lt, l, err, errlen);
+    /* Per layer: the real matrix sizes, and which activations any consumer reads as int8. */
+    bool q_xn = q8_type(ty->output), q_attn = false, q_ffn = false;
+    for (uint32_t l = 0; l < c.n_layer; l++) {
+        rl_cu_layer_types lt = rl_cu_layer_types_of(ty, lts, l);
+        uint64_t lb = rl_cu_layer_plan(&c, &lt, l, err, errlen);
         if (!lb)
             return -ENOTSUP;
+        bool a, b, f;
+        rl_cu_layer_q8_needs(&lt, &a, &b, &f);
+        q_xn |= a, q_attn |= b, q_ffn |= f;
         wb += lb;
-        q_xn |= q8_type(lt.t[RL_CU_W_Q]) || q8_type(lt.t[RL_CU_W_K]) || q8_type(lt.t[RL_CU_W_V]) ||
-                q8_type(lt.t[RL_CU_W_GATE]) || q8_type(lt.t[RL_CU_W_UP]);
-        q_attn |= q8_type(lt.t[RL_CU_W_O]);
-        q_ffn |= q8_type(lt.t[RL_CU_W_DOWN]);
     }
     wb += (uint64_t)c.n_embd * 4 * (2 * c.n_layer + 1) + (c.qkv_bias ? qkvd * 4 * c.n_layer : 0);
     uint64_t kvb = 2ull * c.n_layer * c.n_slots * c.n_ctx * kvd * 2;
@@ -264,15 +188,14 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
     for (uint32_t l = 0; l < c.n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         size_t kvl = (size_t)c.n_slots * c.n_ctx * kvd * 2;
-        rl_cu_layer_types lt = layer_types(ty, lts, l);
-        if ((rc = alloc_layer_mats(&c, &lt, L)) ||
+        rl_cu_layer_types lt = rl_cu_layer_types_of(ty, lts, l);
+        if ((rc = rl_cu_layer_alloc(&c, &lt, L)) ||
             (rc = dalloc((void **)&L->attn_norm, c.n_embd * 4, "norm")) ||
             (rc = dalloc((void **)&L->ffn_norm, c.n_embd * 4, "norm")) ||
             (c.qkv_bias && (rc = dalloc((void **)&L->bqkv, qkvd * 4, "bias"))) ||
             (rc = dalloc(&m->kc[l], kvl, "KV cache")) || (rc = dalloc(&m->vc[l], kvl, "KV cache")))
             goto fail;
-        m->weight_bytes += L->wqkv.bytes + L->wk.bytes + L->wv.bytes + L->wo.bytes + L->wgu.bytes + L->wup.bytes +
-                           L->wdown.bytes;
+        m->weight_bytes += rl_cu_layer_bytes(L);
     }
     m->weight_bytes += m->tok_embd.bytes + m->output.bytes;
     if ((rc = dalloc((void **)&m->x, (size_t)rows * c.n_embd * 4, "x")) ||
@@ -311,13 +234,7 @@ void rl_cu_model_free(rl_cu_model *m)
             cudaGraphExecDestroy(m->graph[b]);
     for (uint32_t l = 0; m->layers && l < m->c.n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        rl_cu_mat_free(&L->wqkv);
-        rl_cu_mat_free(&L->wk);
-        rl_cu_mat_free(&L->wv);
-        rl_cu_mat_free(&L->wo);
-        rl_cu_mat_free(&L->wgu);
-        rl_cu_mat_free(&L->wup);
-        rl_cu_mat_free(&L->wdown);
+        rl_cu_layer_free_mats(L);
         cudaFree(L->attn_norm);
         cudaFree(L->ffn_norm);
         cudaFree(L->bqkv);
@@ -357,24 +274,9 @@ void rl_cu_model_free(rl_cu_model *m)
 }
 
 rl_cu_layer *rl_cu_model_layer(rl_cu_model *m, uint32_t il) { return il < m->c.n_layer ? &m->layers[il] : NULL; }
-
 rl_cu_mat *rl_cu_model_layer_mat(rl_cu_model *m, uint32_t il, rl_cu_role role, int64_t *row0)
 {
-    if (il >= m->c.n_layer || (unsigned)role >= RL_CU_W_N)
-        return NULL;
-    rl_cu_layer *L = &m->layers[il];
-    int64_t qd = (int64_t)m->c.n_head * m->c.head_dim, kvd = (int64_t)m->c.n_head_kv * m->c.head_dim;
-    bool fq = L->wk.q == NULL, fg = L->wup.q == NULL;
-    *row0 = 0;
-    switch (role) {
-    case RL_CU_W_Q: return &L->wqkv;
-    case RL_CU_W_K: *row0 = fq ? qd : 0; return fq ? &L->wqkv : &L->wk;
-    case RL_CU_W_V: *row0 = fq ? qd + kvd : 0; return fq ? &L->wqkv : &L->wv;
-    case RL_CU_W_O: return &L->wo;
-    case RL_CU_W_GATE: return &L->wgu;
-    case RL_CU_W_UP: *row0 = fg ? m->c.n_ff : 0; return fg ? &L->wgu : &L->wup;
-    default: return &L->wdown;
-    }
+    return il < m->c.n_layer ? rl_cu_layer_role(&m->c, &m->layers[il], role, row0) : NULL;
 }
 rl_cu_mat *rl_cu_model_tok_embd(rl_cu_model *m) { return &m->tok_embd; }
 rl_cu_mat *rl_cu_model_output(rl_cu_model *m) { return &m->output; }
@@ -418,20 +320,11 @@ int rl_cu_model_fill_random(rl_cu_model *m, uint64_t seed)
     for (uint32_t l = 0; l < m->c.n_layer && !rc; l++) {
         rl_cu_layer *L = &m->layers[l];
         uint64_t b = seed + 16 * (l + 1);
-        rc = rc ? rc : rl_cu_mat_fill_random(&L->wqkv, b + 1, m->s);
-        rc = rc ? rc : rl_cu_mat_fill_random(&L->wo, b + 2, m->s);
-        rc = rc ? rc : rl_cu_mat_fill_random(&L->wgu, b + 3, m->s);
-        rc = rc ? rc : rl_cu_mat_fill_random(&L->wdown, b + 4, m->s);
-        if (L->wk.q) {
-            rc = rc ? rc : rl_cu_mat_fill_random(&L->wk, b + 5, m->s);
-            rc = rc ? rc : rl_cu_mat_fill_random(&L->wv, b + 6, m->s);
-        }
-        if (L->wup.q)
-            rc = rc ? rc : rl_cu_mat_fill_random(&L->wup, b + 7, m->s);
+        rc = rc ? rc : rl_cu_layer_fill_random(L, b, m->s);
         rc = rc ? rc : fill_ones(L->attn_norm, m->c.n_embd, m->s);
         rc = rc ? rc : fill_ones(L->ffn_norm, m->c.n_embd, m->s);
         if (L->bqkv && !rc)
-            rc = rl_cu_check(cudaMemsetAsync(L->bqkv, 0, qkv_dim(&m->c) * 4, m->s), "bias");
+            rc = rl_cu_check(cudaMemsetAsync(L->bqkv, 0, rl_cu_qkv_dim(&m->c) * 4, m->s), "bias");
     }
     return rc ? rc : rl_cu_check(cudaStreamSynchronize(m->s), "fill_random");
 }
@@ -442,58 +335,6 @@ int rl_cu_model_fill_random(rl_cu_model *m, uint64_t seed)
         if (rc_)               \
             return rc_;        \
     } while (0)
-
-/* ---- the Q|K|V and gate/up products of a layer (fused or per matrix) ------- */
-/* Dequantize parts[0..n_parts-1] one after the other into the fp16 weight
- * scratch (their rows concatenated) and multiply the n fp16 rows in m->xh. */
-static int gemm_parts(rl_cu_model *m, rl_cu_mat *const *parts, int n_parts, int n, float *d_y)
-{
-    int64_t rows = 0, cols = parts[0]->cols;
-    for (int i = 0; i < n_parts; i++) {
-        TRY(rl_cu_mat_to_f16(parts[i], 0, parts[i]->rows, (uint16_t *)m->wscratch + rows * cols, m->s));
-        rows += parts[i]->rows;
-    }
-    return rl_cu_gemm_f16(m->blas, m->wscratch, rows, cols, m->xh, n, d_y, false);
-}
-
-/* m->qkv[n][q|k|v] (bias added) from the normed input: matvecs over m->xn
- * (decode) or, gemm, a GEMM over its fp16 copy in m->xh (prefill). Separate
- * Q, K, V matrices write their columns of the same rows. */
-static int layer_qkv(rl_cu_model *m, rl_cu_layer *L, int n, bool gemm)
-{
-    int64_t ld = qkv_dim(&m->c);
-    rl_cu_mat *parts[3] = {&L->wqkv, &L->wk, &L->wv};
-    int np = L->wk.q ? 3 : 1;
-    if (gemm) {
-        TRY(gemm_parts(m, parts, np, n, m->qkv));
-    } else {
-        for (int i = 0, off = 0; i < np; off += (int)parts[i]->rows, i++) {
-            rl_cu_act y = {.f = m->qkv + off, .n = parts[i]->rows, .stride = ld};
-            TRY(rl_cu_matvec(parts[i], &m->xn, n, RL_CU_MV_STORE, &y, m->s));
-        }
-    }
-    return L->bqkv ? rl_cu_add_bias(m->qkv, L->bqkv, ld, n, m->s) : 0;
-}
-
-/* Decode: m->ffn = silu(gate) * up (and its int8 copy when m->ffn.q) for n
- * rows of m->xn, one fused GLU matvec or, for separate gate and up matrices,
- * two matvecs into m->gu, SwiGLU and quantization. Prefill (gemm): m->gu[n][gate|up]
- * from m->xh; the caller applies SwiGLU. */
-static int layer_gu(rl_cu_model *m, rl_cu_layer *L, int n, bool gemm)
-{
-    int64_t F = m->c.n_ff;
-    rl_cu_mat *parts[2] = {&L->wgu, &L->wup};
-    if (gemm)
-        return gemm_parts(m, parts, L->wup.q ? 2 : 1, n, m->gu);
-    if (!L->wup.q)
-        return rl_cu_matvec(&L->wgu, &m->xn, n, RL_CU_MV_GLU, &m->ffn, m->s);
-    for (int i = 0; i < 2; i++) {
-        rl_cu_act y = {.f = m->gu + i * F, .n = F, .stride = 2 * F};
-        TRY(rl_cu_matvec(parts[i], &m->xn, n, RL_CU_MV_STORE, &y, m->s));
-    }
-    TRY(rl_cu_swiglu(m->gu, F, n, m->ffn.f, m->s));
-    return m->ffn.q ? rl_cu_quantize(&m->ffn, n, m->s) : 0;
-}
 
 /* Layers of the decode step for n sequences (ids already in d_tok/d_pos/d_slot). */
 static int enqueue_decode(rl_cu_model *m, int n)
@@ -506,7 +347,7 @@ static int enqueue_decode(rl_cu_model *m, int n)
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
-        TRY(layer_qkv(m, L, n, false));
+        TRY(rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s));
         TRY(rl_cu_rope_kv(m->qkv, n, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
         TRY(rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n, &m->rope, c->n_ctx, n_split,
                               m->attn_scratch, &m->attn, s));
@@ -514,7 +355,7 @@ static int enqueue_decode(rl_cu_model *m, int n)
             TRY(rl_cu_quantize(&m->attn, n, s));
         TRY(rl_cu_matvec(&L->wo, &m->attn, n, RL_CU_MV_ADD, &xres, s));
         TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
-        TRY(layer_gu(m, L, n, false));
+        TRY(rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s));
         TRY(rl_cu_matvec(&L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres, s));
     }
     TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
@@ -605,7 +446,7 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
         rl_cu_layer *L = &m->layers[l];
         TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, E, n_tok, &xn, s));
         TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
-        TRY(layer_qkv(m, L, n_tok, true));
+        TRY(rl_cu_layer_gemm_qkv(c, L, m->blas, m->xh, n_tok, m->wscratch, m->qkv, s));
         TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
         TRY(rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n_tok, &m->rope, c->n_ctx, 1,
                               m->attn_scratch, &attn, s));
@@ -613,7 +454,7 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
         TRY(rl_cu_gemm(m->blas, &L->wo, m->xh, n_tok, m->x, true, m->wscratch));
         TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, E, n_tok, &xn, s));
         TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
-        TRY(layer_gu(m, L, n_tok, true));
+        TRY(rl_cu_layer_gemm_gu(L, m->blas, m->xh, n_tok, m->wscratch, m->gu, s));
         TRY(rl_cu_swiglu(m->gu, F, n_tok, ffn.f, s));
         TRY(rl_cu_f32_to_f16(ffn.f, m->xh, n_tok * F, s));
         TRY(rl_cu_gemm(m->blas, &L->wdown, m->xh, n_tok, m->x, true, m->wscratch));
@@ -645,13 +486,13 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l)
     switch (op) {
     case P_EMBD: return rl_cu_mat_get_rows(&m->tok_embd, m->d_tok, n, m->x, s);
     case P_NORM: return rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s);
-    case P_QKV: return layer_qkv(m, L, n, false);
+    case P_QKV: return rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s);
     case P_ROPE: return rl_cu_rope_kv(m->qkv, n, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s);
     case P_ATTN:
         return rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n, &m->rope, c->n_ctx,
                                  rl_cu_attn_splits(n, c->n_head), m->attn_scratch, &m->attn, s);
     case P_O: return rl_cu_matvec(&L->wo, &m->attn, n, RL_CU_MV_ADD, &xres, s);
-    case P_GU: return layer_gu(m, L, n, false);
+    case P_GU: return rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s);
     case P_DOWN: return rl_cu_matvec(&L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres, s);
     case P_OUT: return rl_cu_matvec(&m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits, s);
     default: return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
