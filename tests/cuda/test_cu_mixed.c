@@ -1,10 +1,12 @@
 /* test_cu_mixed.c - the CUDA model on files that mix weight types per tensor
- * (Q4_K_M / Q5_K_M as written by ringlm-mkmodel, argv[1]), against the float64
+ * (Q4_K_M / Q5_K_M as written by ringlm-mkmodel: argv[1], else the build
+ * tree's tools/ringlm-mkmodel), against the float64
  * reference forward pass of tests/model (tm_ref): logits after prefill and
  * after batched decode steps, and generation through the CUDA engine. The mix
  * also splits Q/K/V and gate/up types inside layers, so both the fused and
  * the per-matrix products run. Exits 77 without a GPU. */
 #include <errno.h>
+#include <limits.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,11 +170,20 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_cu_mixed RINGLM-MKMODEL\n");
-        return 2;
+    /* argv[1] (meson), else the build tree's tools/ringlm-mkmodel beside tests/cuda/ (GPU scripts). */
+    static char guess[PATH_MAX + 32];
+    if (argc >= 2) {
+        mkmodel = argv[1];
+    } else {
+        ssize_t k = readlink("/proc/self/exe", guess, PATH_MAX);
+        char *slash = k > 0 ? (guess[k] = 0, strrchr(guess, '/')) : NULL;
+        if (!slash) {
+            fprintf(stderr, "usage: test_cu_mixed RINGLM-MKMODEL\n");
+            return 2;
+        }
+        strcpy(slash, "/../../tools/ringlm-mkmodel");
+        mkmodel = guess;
     }
-    mkmodel = argv[1];
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rl_cu_mixed_XXXXXX");
     if (!mkdtemp(tmpdir))
         return 2;
