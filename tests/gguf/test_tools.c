@@ -11,6 +11,7 @@
 
 #include "rl_gguf.h"
 #include "rl_kv.h"
+#include "rl_llm.h"
 #include "rl_model.h"
 #include "rl_pool.h"
 
@@ -296,6 +297,43 @@ START_TEST(mixed_type_model_runs_on_cpu_close_to_its_f32_twin)
 }
 END_TEST
 
+START_TEST(mixed_type_model_generates_through_cpu_engine)
+{
+    char mixed[128], err[256] = "";
+    snprintf(mixed, sizeof mixed, "%s/engine_mix.gguf", tmpdir);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q5_K_M --layers 2 --seed 3 --out %s --tensor-type ffn_gate=Q8_0 "
+                         ">/dev/null", mkmodel, mixed), 0);
+    int32_t prompt[7] = {1, 40, 41, 200, 7, 99, 12};
+    rl_model *m;
+    float *lg = cpu_logits(mixed, prompt, 7, &m);
+    int32_t best = 0;
+    for (uint32_t i = 1; i < m->hp.n_vocab; i++)
+        if (lg[i] > lg[best])
+            best = (int32_t)i;
+    rl_engine *e;
+    ck_assert_msg(rl_engine_llm_create(mixed, 1, &e, err, sizeof err) == 0, "%s", err);
+    rl_seq_desc d = {.prompt = prompt, .n_prompt = 7, .max_tokens = 4,
+                     .sampling = {.temperature = 0, .top_p = 1, .repeat_penalty = 1}};
+    rl_seq *sq;
+    ck_assert_int_eq(e->ops->seq_new(e, &d, &sq), 0);
+    int32_t first = -1;
+    for (int guard = 0; first < 0 && guard < 16; guard++) {
+        rl_step_item it = {.seq = sq};
+        ck_assert_int_eq(e->ops->step(e, &it, 1), 0);
+        ck_assert_int_eq(it.status, 0);
+        first = it.token;
+    }
+    /* greedy: the argmax of the forward pass's logits (or a tie within rounding) */
+    ck_assert(first >= 0 && (uint32_t)first < m->hp.n_vocab);
+    ck_assert_msg(lg[first] >= lg[best] - 1e-4f * fabsf(lg[best]), "engine token %d (%g), argmax %d (%g)", first,
+                  lg[first], best, lg[best]);
+    e->ops->seq_free(e, sq);
+    e->ops->destroy(e);
+    free(lg);
+    rl_model_free(m);
+}
+END_TEST
+
 /* Quantize an F32 model and compare every tensor with its source. */
 static void quantize_and_compare(const char *type_name, rl_type want, double bound)
 {
@@ -385,6 +423,7 @@ int main(int argc, char **argv)
     tcase_add_loop_test(tc, mkmodel_k_m_mixes_types_per_tensor, 0, 2);
     tcase_add_test(tc, mkmodel_tensor_type_overrides_by_pattern);
     tcase_add_test(tc, mixed_type_model_runs_on_cpu_close_to_its_f32_twin);
+    tcase_add_test(tc, mixed_type_model_generates_through_cpu_engine);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
