@@ -380,6 +380,8 @@ START_TEST(quantize_q4_0_within_bounds) { quantize_and_compare("Q4_0", RL_TYPE_Q
 END_TEST
 START_TEST(quantize_q4_k_within_bounds) { quantize_and_compare("Q4_K", RL_TYPE_Q4_K, 0.09); }
 END_TEST
+START_TEST(quantize_q5_k_within_bounds) { quantize_and_compare("Q5_K", RL_TYPE_Q5_K, 0.06); }
+END_TEST
 
 START_TEST(quantize_rejects_bad_input)
 {
@@ -419,6 +421,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, quantize_q8_0_within_bounds);
     tcase_add_test(tc, quantize_q4_0_within_bounds);
     tcase_add_test(tc, quantize_q4_k_within_bounds);
+    tcase_add_test(tc, quantize_q5_k_within_bounds);
     tcase_add_test(tc, quantize_rejects_bad_input);
     tcase_add_loop_test(tc, mkmodel_k_m_mixes_types_per_tensor, 0, 2);
     tcase_add_test(tc, mkmodel_tensor_type_overrides_by_pattern);
