@@ -53,39 +53,6 @@ typedef struct tensor {
     float mean, std;
 } tensor;
 
-/* The per-tensor type rule: a base type or mix, then overrides. */
-#define MAX_OVERRIDES 16
-typedef struct type_rule {
-    rl_type base;     /* every matrix, or the mix's main type */
-    bool mix;         /* Q4_K_M / Q5_K_M */
-    const char *name; /* as given, for the metadata */
-    int n_over;
-    char pat[MAX_OVERRIDES][64];
-    rl_type over[MAX_OVERRIDES];
-} type_rule;
-
-static rl_type rule_type(const type_rule *r, const char *name, int layer)
-{
-    rl_type t = r->base;
-    if (r->mix) {
-        bool more_bits = layer >= 0 && layer % 2 == 0;
-        if (strcmp(name, "output.weight") == 0 ||
-            (more_bits && (strstr(name, ".attn_v.") || strstr(name, ".ffn_down."))))
-            t = RL_TYPE_Q6_K;
-    }
-    for (int i = 0; i < r->n_over; i++)
-        if (strstr(name, r->pat[i]))
-            t = r->over[i];
-    return t;
-}
-
-/* A type usable for weights: known, quantizable and computable (not Q8_K). */
-static bool weight_type_ok(int t)
-{
-    const rl_type_traits *tr = t >= 0 ? rl_type_get((uint32_t)t) : NULL;
-    return tr && tr->from_float && tr->vec_dot && t != RL_TYPE_Q8_K;
-}
-
 typedef struct gen_ctx {
     uint64_t seed;
     uint32_t id;
@@ -125,9 +92,9 @@ static void usage(FILE *f)
 }
 
 static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1,
-                      const type_rule *rule, int layer)
+                      const mk_rule *rule)
 {
-    rl_type want = rule_type(rule, name, layer);
+    rl_type want = mk_rule_type(rule, name);
     tensor *x = &t[(*n)++];
     snprintf(x->name, sizeof x->name, "%s", name);
     x->n_dims = n_dims;
@@ -140,16 +107,16 @@ static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, i
 }
 
 /* The tensor list in file order: embeddings, the blocks, the final norm and output. */
-static tensor *build_tensors(const shape *s, uint32_t n_vocab, const type_rule *want, size_t *count)
+static tensor *build_tensors(const shape *s, uint32_t n_vocab, const mk_rule *want, size_t *count)
 {
     tensor *t = calloc(3 + 9 * (size_t)s->layers, sizeof *t);
     if (!t) return NULL;
     size_t n = 0;
     int64_t dim = s->dim, kv = (int64_t)s->dim / s->heads * s->kv_heads, ffn = s->ffn;
-    add_tensor(t, &n, "token_embd.weight", 2, dim, n_vocab, want, -1);
+    add_tensor(t, &n, "token_embd.weight", 2, dim, n_vocab, want);
     for (uint32_t l = 0; l < s->layers; l++) {
         char nm[64];
-#define T(suffix, nd, a, b) (snprintf(nm, sizeof nm, "blk.%u." suffix ".weight", l), add_tensor(t, &n, nm, nd, a, b, want, (int)l))
+#define T(suffix, nd, a, b) (snprintf(nm, sizeof nm, "blk.%u." suffix ".weight", l), add_tensor(t, &n, nm, nd, a, b, want))
         T("attn_norm", 1, dim, 1);
         T("attn_q", 2, dim, dim);
         T("attn_k", 2, dim, kv);
@@ -161,19 +128,18 @@ static tensor *build_tensors(const shape *s, uint32_t n_vocab, const type_rule *
         T("ffn_down", 2, ffn, dim);
 #undef T
     }
-    add_tensor(t, &n, "output_norm.weight", 1, dim, 1, want, -1);
-    if (!s->tied) add_tensor(t, &n, "output.weight", 2, dim, n_vocab, want, -1);
+    add_tensor(t, &n, "output_norm.weight", 1, dim, 1, want);
+    if (!s->tied) add_tensor(t, &n, "output.weight", 2, dim, n_vocab, want);
     *count = n;
     return t;
 }
 
-static int write_metadata(rl_gguf_writer *w, const shape *s, uint32_t n_vocab, const type_rule *rule)
+static int write_metadata(rl_gguf_writer *w, const shape *s, uint32_t n_vocab, const mk_rule *rule)
 {
     char name[96];
     rl_type type = rule->base;
     snprintf(name, sizeof name, "ringlm-mkmodel %s %s%s", s->name, rule->name, rule->n_over ? " (with overrides)" : "");
-    /* llama.cpp's file types 15 and 17: "mostly Q4_K_M / Q5_K_M" */
-    uint32_t ftype = rule->mix ? (type == RL_TYPE_Q4_K ? 15 : 17) : mk_file_type(type);
+    uint32_t ftype = mk_rule_file_type(rule);
     int rc = 0;
     rc = rc ? rc : rl_gguf_writer_str(w, "general.architecture", "llama");
     rc = rc ? rc : rl_gguf_writer_str(w, "general.name", name);
@@ -203,7 +169,8 @@ int main(int argc, char **argv)
         {"seed", 1, 0, 'S'}, {"layers", 1, 0, 'l'}, {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'},
         {"tensor-type", 1, 0, 'T'}, {0, 0, 0, 0},
     };
-    type_rule rule = {0};
+    const char *overrides[MK_MAX_OVERRIDES + 1];
+    int n_over = 0;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 's': shape_name = optarg; break;
@@ -213,20 +180,13 @@ int main(int argc, char **argv)
         case 'S': seed = strtoull(optarg, NULL, 0); break;
         case 'l': layers = strtol(optarg, NULL, 10); break;
         case 'j': threads = strtol(optarg, NULL, 10); break;
-        case 'T': {
-            const char *eq = strrchr(optarg, '=');
-            int ot = eq ? rl_type_from_name(eq + 1) : -1;
-            size_t plen = eq ? (size_t)(eq - optarg) : 0;
-            if (!eq || plen == 0 || plen >= sizeof rule.pat[0] || !weight_type_ok(ot) || rule.n_over == MAX_OVERRIDES) {
-                fprintf(stderr, "ringlm-mkmodel: bad --tensor-type '%s' (PATTERN=TYPE, at most %d)\n", optarg,
-                        MAX_OVERRIDES);
+        case 'T':
+            if (n_over > MK_MAX_OVERRIDES) {
+                fprintf(stderr, "ringlm-mkmodel: at most %d --tensor-type\n", MK_MAX_OVERRIDES);
                 return 2;
             }
-            memcpy(rule.pat[rule.n_over], optarg, plen);
-            rule.pat[rule.n_over][plen] = 0;
-            rule.over[rule.n_over++] = (rl_type)ot;
+            overrides[n_over++] = optarg;
             break;
-        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -238,13 +198,9 @@ int main(int argc, char **argv)
     shape s = {0};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (strcasecmp(shapes[i].name, shape_name) == 0) s = shapes[i];
-    int type = rl_type_from_name(type_name);
-    if (strcasecmp(type_name, "Q4_K_M") == 0 || strcasecmp(type_name, "Q5_K_M") == 0) {
-        type = strncasecmp(type_name, "Q4", 2) == 0 ? RL_TYPE_Q4_K : RL_TYPE_Q5_K;
-        rule.mix = true;
-    }
-    const rl_type_traits *tr = weight_type_ok(type) ? rl_type_get((uint32_t)type) : NULL;
-    if (!s.name || !tr) {
+    mk_rule rule;
+    bool type_ok = mk_rule_init(&rule, type_name) == 0;
+    if (!s.name || !type_ok) {
         fprintf(stderr, "ringlm-mkmodel: unknown %s '%s'\n", s.name ? "type" : "shape", s.name ? type_name : shape_name);
         usage(stderr);
         return 2;
@@ -254,8 +210,13 @@ int main(int argc, char **argv)
         return 2;
     }
     if (layers > 0) s.layers = (uint32_t)layers;
-    rule.base = (rl_type)type;
-    rule.name = type_name;
+    for (int i = 0; i < n_over; i++)
+        if (mk_rule_add_override(&rule, overrides[i])) {
+            fprintf(stderr, "ringlm-mkmodel: bad --tensor-type '%s' (PATTERN=TYPE, at most %d)\n", overrides[i],
+                    MK_MAX_OVERRIDES);
+            return 2;
+        }
+    const rl_type_traits *tr = rl_type_get((uint32_t)rule.base);
 
     rl_gguf_writer *w = rl_gguf_writer_new();
     rl_gguf *vg = NULL;

@@ -383,6 +383,33 @@ END_TEST
 START_TEST(quantize_q5_k_within_bounds) { quantize_and_compare("Q5_K", RL_TYPE_Q5_K, 0.06); }
 END_TEST
 
+START_TEST(quantize_k_m_mix_equals_mkmodel_mix)
+{
+    /* The same rule in both tools: quantizing the F32 twin gives mkmodel's Q4_K_M bytes. */
+    char f32[128], a[128], b[128];
+    snprintf(f32, sizeof f32, "%s/km_f32.gguf", tmpdir);
+    snprintf(a, sizeof a, "%s/km_mk.gguf", tmpdir);
+    snprintf(b, sizeof b, "%s/km_q.gguf", tmpdir);
+    ck_assert_int_eq(run("%s --shape tiny256 --type F32 --layers 3 --seed 8 --out %s >/dev/null", mkmodel, f32), 0);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q4_K_M --layers 3 --seed 8 --out %s --tensor-type blk.1.attn_q=Q8_0 "
+                         ">/dev/null", mkmodel, a), 0);
+    ck_assert_int_eq(run("%s %s %s Q4_K_M --tensor-type blk.1.attn_q=Q8_0 --threads 1 >/dev/null", quantize, f32, b), 0);
+    rl_gguf *ga = open_ok(a), *gb = open_ok(b);
+    ck_assert_uint_eq(u32_of(gb, "general.file_type"), 15);
+    ck_assert_uint_eq(ga->n_tensors, gb->n_tensors);
+    for (uint64_t i = 0; i < ga->n_tensors; i++) {
+        const rl_gguf_tensor *x = &ga->tensors[i], *y = rl_gguf_find_tensor(gb, x->name);
+        ck_assert_msg(y && y->type == x->type && y->nbytes == x->nbytes, "%s", x->name);
+        ck_assert_msg(memcmp(x->data, y->data, x->nbytes) == 0, "%s differs", x->name);
+    }
+    ck_assert_int_eq(rl_gguf_find_tensor(gb, "blk.1.attn_q.weight")->type, RL_TYPE_Q8_0);
+    ck_assert_int_eq(rl_gguf_find_tensor(gb, "blk.2.ffn_down.weight")->type, RL_TYPE_Q6_K);
+    rl_gguf_close(ga);
+    rl_gguf_close(gb);
+    ck_assert_int_eq(run("%s %s %s Q4_K_M --tensor-type nope 2>/dev/null", quantize, f32, b), 2);
+}
+END_TEST
+
 START_TEST(quantize_rejects_bad_input)
 {
     char bad[128];
@@ -423,6 +450,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, quantize_q4_k_within_bounds);
     tcase_add_test(tc, quantize_q5_k_within_bounds);
     tcase_add_test(tc, quantize_rejects_bad_input);
+    tcase_add_test(tc, quantize_k_m_mix_equals_mkmodel_mix);
     tcase_add_loop_test(tc, mkmodel_k_m_mixes_types_per_tensor, 0, 2);
     tcase_add_test(tc, mkmodel_tensor_type_overrides_by_pattern);
     tcase_add_test(tc, mixed_type_model_runs_on_cpu_close_to_its_f32_twin);
