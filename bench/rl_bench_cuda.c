@@ -47,7 +47,7 @@ static int cmp_d(const void *a, const void *b)
 /* Matrix-vector bandwidth per type: rotate over enough matrices to defeat L2. */
 static void bench_kernels(int batch)
 {
-    const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q6_K, RL_TYPE_F16, RL_TYPE_BF16};
+    const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K, RL_TYPE_F16, RL_TYPE_BF16};
     const int64_t dims[][2] = {{4096, 4096}, {22016, 4096}, {4096, 11008}, {32000, 4096}};
     printf("%-6s %-12s %5s %10s %10s\n", "type", "rows x cols", "batch", "us", "GB/s");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
@@ -241,7 +241,7 @@ int rl_bench_cuda_main(int argc, char **argv)
         else if (!strcmp(argv[i], "--json"))
             json = 1;
         else {
-            fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|...] [--gen N] "
+            fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
                             "[--prompt N] [--batch 1..8] [--no-graph] [--kernels] [--json]\n"
                             "       %s --mm [--split 1|2|4|8] [--json]  (batched rl_cu_mm on the 7B shapes)\n", argv[0],
                     argv[0]);
@@ -262,7 +262,9 @@ int rl_bench_cuda_main(int argc, char **argv)
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (!strcmp(shapes[i].name, shape_name))
             sh = &shapes[i];
-    int t = rl_type_from_name(type_name);
+    /* q4_k_m / q5_k_m: the mix of ringlm-mkmodel (attn_v, ffn_down Q6_K in even layers; output Q6_K). */
+    bool mix = !strcasecmp(type_name, "q4_k_m") || !strcasecmp(type_name, "q5_k_m");
+    int t = mix ? (type_name[1] == '4' ? RL_TYPE_Q4_K : RL_TYPE_Q5_K) : rl_type_from_name(type_name);
     if (!sh || t < 0 || !rl_cu_type_supported((rl_type)t) || batch < 1 || batch > RL_CU_MAX_BATCH || n_gen < 1 ||
         n_prompt < 1) {
         fprintf(stderr, "bad --shape, --type, --batch, --gen or --prompt\n");
@@ -273,10 +275,18 @@ int rl_bench_cuda_main(int argc, char **argv)
                          .n_ff = sh->n_ff, .rms_eps = 1e-5f, .rope_base = 10000.0f,
                          .n_ctx = (uint32_t)(n_prompt + n_gen + 8), .n_slots = (uint32_t)batch,
                          .max_prefill = (uint32_t)n_prompt};
-    rl_cu_model_types ty = {(rl_type)t, (rl_type)t, (rl_type)t, (rl_type)t, (rl_type)t, (rl_type)t};
+    rl_cu_model_types ty = {(rl_type)t, mix ? RL_TYPE_Q6_K : (rl_type)t, (rl_type)t, (rl_type)t, (rl_type)t, (rl_type)t};
+    rl_cu_layer_types *lts = mix ? calloc(c.n_layer, sizeof *lts) : NULL;
+    for (uint32_t l = 0; lts && l < c.n_layer; l++) {
+        for (int r = 0; r < RL_CU_W_N; r++)
+            lts[l].t[r] = (rl_type)t;
+        if (l % 2 == 0)
+            lts[l].t[RL_CU_W_V] = lts[l].t[RL_CU_W_DOWN] = RL_TYPE_Q6_K;
+    }
     rl_cu_model *m;
     char err[256];
-    int rc = rl_cu_model_new(&c, &ty, &m, err, sizeof err);
+    int rc = rl_cu_model_new_mixed(&c, &ty, lts, &m, err, sizeof err);
+    free(lts);
     if (rc) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -337,12 +347,12 @@ int rl_bench_cuda_main(int argc, char **argv)
         printf("{\"bench\":\"cuda\",\"shape\":\"%s\",\"type\":\"%s\",\"batch\":%d,\"graphs\":%s,"
                "\"gen_tokens\":%d,\"gen_tok_s\":%.1f,\"gen_roofline\":%.3f,\"prompt_tokens\":%d,"
                "\"prefill_tok_s\":%.1f,\"prefill_roofline\":%.3f,\"weight_bytes_per_token\":%llu}\n",
-               sh->name, rl_type_get(t)->name, batch, graphs ? "true" : "false", n_gen, gen_tps, gen_roof, n_prompt,
+               sh->name, mix ? type_name : rl_type_get(t)->name, batch, graphs ? "true" : "false", n_gen, gen_tps, gen_roof, n_prompt,
                prefill_tps, prefill_roof, (unsigned long long)wbytes);
     else
         printf("cuda %-15s %-5s batch %d%s: gen %8.1f tok/s (%4.1f%% of %.2f TB/s roofline, %.1f MB/token) | "
                "prefill %d: %8.1f tok/s (%4.1f%% of 750 TFLOP/s)\n",
-               sh->name, rl_type_get(t)->name, batch, graphs ? "" : " (no graph)", gen_tps, 100 * gen_roof,
+               sh->name, mix ? type_name : rl_type_get(t)->name, batch, graphs ? "" : " (no graph)", gen_tps, 100 * gen_roof,
                ROOF_BW / 1e12, wbytes / 1e6, n_prompt, prefill_tps, 100 * prefill_roof);
     free(prompt);
     rl_cu_model_free(m);

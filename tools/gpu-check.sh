@@ -16,7 +16,7 @@ if [ ! -f $B/build.ninja ]; then
 fi
 meson configure $B -Dwerror=false >/dev/null  # others' -O3 warnings must not stop the GPU check
 touch kernels/cuda/*.cu  # nvcc gives meson no header dependencies
-ninja -C $B -j16 tests/cuda/test_cu_kernels tests/cuda/test_cu_model bench/ringlm-bench-cuda tools/ringlm-logits >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
+ninja -C $B -j16 tests/cuda/test_cu_kernels tests/cuda/test_cu_model tests/cuda/test_cu_mixed tools/ringlm-mkmodel bench/ringlm-bench-cuda tools/ringlm-logits >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
 
 log tests
 # Run the test binaries directly: meson test would rebuild every other target.

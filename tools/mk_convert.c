@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #define CHUNK_FLOATS (4u << 20) /* 16 MiB of floats per chunk and thread */
 
@@ -101,4 +103,60 @@ uint32_t mk_file_type(rl_type t)
     case RL_TYPE_BF16: return 32;
     default: return 0;
     }
+}
+
+/* A type usable for weights: known, quantizable and computable (not Q8_K). */
+static bool weight_type_ok(int t)
+{
+    const rl_type_traits *tr = t >= 0 ? rl_type_get((uint32_t)t) : NULL;
+    return tr && tr->from_float && tr->vec_dot && t != RL_TYPE_Q8_K;
+}
+
+int mk_rule_init(mk_rule *r, const char *type_name)
+{
+    memset(r, 0, sizeof *r);
+    int t = rl_type_from_name(type_name);
+    if (strcasecmp(type_name, "Q4_K_M") == 0 || strcasecmp(type_name, "Q5_K_M") == 0) {
+        t = type_name[1] == '4' ? RL_TYPE_Q4_K : RL_TYPE_Q5_K;
+        r->mix = true;
+    }
+    if (!weight_type_ok(t) || strlen(type_name) >= sizeof r->name) return -1;
+    r->base = (rl_type)t;
+    strcpy(r->name, type_name);
+    return 0;
+}
+
+int mk_rule_add_override(mk_rule *r, const char *spec)
+{
+    const char *eq = strrchr(spec, '=');
+    int t = eq ? rl_type_from_name(eq + 1) : -1;
+    size_t plen = eq ? (size_t)(eq - spec) : 0;
+    if (!eq || plen == 0 || plen >= sizeof r->pat[0] || !weight_type_ok(t) || r->n_over == MK_MAX_OVERRIDES)
+        return -1;
+    memcpy(r->pat[r->n_over], spec, plen);
+    r->pat[r->n_over][plen] = 0;
+    r->over[r->n_over++] = (rl_type)t;
+    return 0;
+}
+
+rl_type mk_rule_type(const mk_rule *r, const char *name)
+{
+    rl_type t = r->base;
+    if (r->mix) {
+        int layer = -1;
+        if (strncmp(name, "blk.", 4) == 0) layer = atoi(name + 4);
+        bool more_bits = layer >= 0 && layer % 2 == 0;
+        if (strcmp(name, "output.weight") == 0 ||
+            (more_bits && (strstr(name, ".attn_v.") || strstr(name, ".ffn_down."))))
+            t = RL_TYPE_Q6_K;
+    }
+    for (int i = 0; i < r->n_over; i++)
+        if (strstr(name, r->pat[i])) t = r->over[i];
+    return t;
+}
+
+uint32_t mk_rule_file_type(const mk_rule *r)
+{
+    if (r->mix) return r->base == RL_TYPE_Q4_K ? 15 : 17; /* llama.cpp: mostly Q4_K_M / Q5_K_M */
+    return mk_file_type(r->base);
 }

@@ -5,6 +5,7 @@
 #ifndef MK_CONVERT_H
 #define MK_CONVERT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rl_gguf.h"
@@ -26,5 +27,28 @@ void mk_report_fallbacks(const char *want);
 
 /* The general.file_type value (llama.cpp's ftype numbering) for a model mostly of type t. */
 uint32_t mk_file_type(rl_type t);
+
+/* A per-tensor type rule: one type for every matrix, or a mix like the
+ * real-world files (Q4_K_M / Q5_K_M: output.weight Q6_K, attn_v and ffn_down
+ * Q6_K in even-numbered layers, every other matrix Q4_K / Q5_K), then
+ * PATTERN=TYPE overrides for matrices whose name contains PATTERN (the last
+ * match wins). */
+#define MK_MAX_OVERRIDES 16
+typedef struct mk_rule {
+    rl_type base;     /* every matrix, or the mix's main type */
+    bool mix;
+    char name[16];    /* as given ("Q4_K_M") */
+    int n_over;
+    char pat[MK_MAX_OVERRIDES][64];
+    rl_type over[MK_MAX_OVERRIDES];
+} mk_rule;
+/* A type or mix name; -1 when unknown or not a weight type. */
+int mk_rule_init(mk_rule *r, const char *type_name);
+/* Add "PATTERN=TYPE"; -1 when malformed, the type is unusable or there are too many. */
+int mk_rule_add_override(mk_rule *r, const char *spec);
+/* The type the rule gives the matrix `name` (layer from "blk.N." in it). */
+rl_type mk_rule_type(const mk_rule *r, const char *name);
+/* general.file_type for the rule. */
+uint32_t mk_rule_file_type(const mk_rule *r);
 
 #endif

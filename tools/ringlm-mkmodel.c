@@ -2,7 +2,15 @@
  * named shape, for tests and benchmarks without downloading real models.
  *
  *   ringlm-mkmodel --shape NAME --type TYPE --out FILE [--vocab VOCAB.gguf]
- *                  [--seed S] [--layers N] [--threads T]
+ *                  [--seed S] [--layers N] [--threads T] [--tensor-type PATTERN=TYPE ...]
+ *
+ * TYPE is one type for every matrix, or a mix like the real-world files:
+ * Q4_K_M (Q5_K_M): output.weight Q6_K, attn_v and ffn_down Q6_K in the
+ * even-numbered layers (0, 2, ...), every other matrix Q4_K (Q5_K).
+ * --tensor-type (repeatable) then sets TYPE for every matrix whose name
+ * contains PATTERN ("ffn_up", "blk.1.attn_k"); the last match wins. The values
+ * do not depend on the types: the same seed gives the same weights before
+ * quantization, whatever TYPE.
  *
  * Weights are N(0, 0.02)-like (sum of four uniforms), norms 1 + N(0, 0.02)
  * and stay F32, like every 1-D tensor. Every row is generated from its own
@@ -77,14 +85,16 @@ static void gen_row(void *vctx, int64_t row, float *dst, int64_t n)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ringlm-mkmodel --shape NAME --type TYPE --out FILE [--vocab VOCAB.gguf] [--seed S]\n"
-               "                      [--layers N] [--threads T]\n"
+               "                      [--layers N] [--threads T] [--tensor-type PATTERN=TYPE ...]\n"
                "shapes:");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) fprintf(f, " %s", shapes[i].name);
-    fprintf(f, "\ntypes: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K\n");
+    fprintf(f, "\ntypes: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K; mixes: Q4_K_M Q5_K_M\n");
 }
 
-static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1, rl_type want)
+static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1,
+                      const mk_rule *rule)
 {
+    rl_type want = mk_rule_type(rule, name);
     tensor *x = &t[(*n)++];
     snprintf(x->name, sizeof x->name, "%s", name);
     x->n_dims = n_dims;
@@ -97,7 +107,7 @@ static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, i
 }
 
 /* The tensor list in file order: embeddings, the blocks, the final norm and output. */
-static tensor *build_tensors(const shape *s, uint32_t n_vocab, rl_type want, size_t *count)
+static tensor *build_tensors(const shape *s, uint32_t n_vocab, const mk_rule *want, size_t *count)
 {
     tensor *t = calloc(3 + 9 * (size_t)s->layers, sizeof *t);
     if (!t) return NULL;
@@ -124,15 +134,17 @@ static tensor *build_tensors(const shape *s, uint32_t n_vocab, rl_type want, siz
     return t;
 }
 
-static int write_metadata(rl_gguf_writer *w, const shape *s, uint32_t n_vocab, rl_type type)
+static int write_metadata(rl_gguf_writer *w, const shape *s, uint32_t n_vocab, const mk_rule *rule)
 {
     char name[96];
-    snprintf(name, sizeof name, "ringlm-mkmodel %s %s", s->name, rl_type_get((uint32_t)type)->name);
+    rl_type type = rule->base;
+    snprintf(name, sizeof name, "ringlm-mkmodel %s %s%s", s->name, rule->name, rule->n_over ? " (with overrides)" : "");
+    uint32_t ftype = mk_rule_file_type(rule);
     int rc = 0;
     rc = rc ? rc : rl_gguf_writer_str(w, "general.architecture", "llama");
     rc = rc ? rc : rl_gguf_writer_str(w, "general.name", name);
-    rc = rc ? rc : rl_gguf_writer_u32(w, "general.file_type", mk_file_type(type));
-    if (type != RL_TYPE_F32 && type != RL_TYPE_F16 && type != RL_TYPE_BF16)
+    rc = rc ? rc : rl_gguf_writer_u32(w, "general.file_type", ftype);
+    if ((type != RL_TYPE_F32 && type != RL_TYPE_F16 && type != RL_TYPE_BF16) || rule->n_over)
         rc = rc ? rc : rl_gguf_writer_u32(w, "general.quantization_version", 2);
     rc = rc ? rc : rl_gguf_writer_u32(w, "llama.context_length", s->ctx);
     rc = rc ? rc : rl_gguf_writer_u32(w, "llama.embedding_length", s->dim);
@@ -154,8 +166,11 @@ int main(int argc, char **argv)
     long layers = -1, threads = 2;
     static const struct option opts[] = {
         {"shape", 1, 0, 's'}, {"type", 1, 0, 't'}, {"out", 1, 0, 'o'}, {"vocab", 1, 0, 'v'},
-        {"seed", 1, 0, 'S'}, {"layers", 1, 0, 'l'}, {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"seed", 1, 0, 'S'}, {"layers", 1, 0, 'l'}, {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'},
+        {"tensor-type", 1, 0, 'T'}, {0, 0, 0, 0},
     };
+    const char *overrides[MK_MAX_OVERRIDES + 1];
+    int n_over = 0;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 's': shape_name = optarg; break;
@@ -165,6 +180,13 @@ int main(int argc, char **argv)
         case 'S': seed = strtoull(optarg, NULL, 0); break;
         case 'l': layers = strtol(optarg, NULL, 10); break;
         case 'j': threads = strtol(optarg, NULL, 10); break;
+        case 'T':
+            if (n_over > MK_MAX_OVERRIDES) {
+                fprintf(stderr, "ringlm-mkmodel: at most %d --tensor-type\n", MK_MAX_OVERRIDES);
+                return 2;
+            }
+            overrides[n_over++] = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -176,9 +198,9 @@ int main(int argc, char **argv)
     shape s = {0};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (strcasecmp(shapes[i].name, shape_name) == 0) s = shapes[i];
-    int type = rl_type_from_name(type_name);
-    const rl_type_traits *tr = type >= 0 ? rl_type_get((uint32_t)type) : NULL;
-    if (!s.name || !tr || !tr->from_float || !tr->vec_dot || type == RL_TYPE_Q8_K) {
+    mk_rule rule;
+    bool type_ok = mk_rule_init(&rule, type_name) == 0;
+    if (!s.name || !type_ok) {
         fprintf(stderr, "ringlm-mkmodel: unknown %s '%s'\n", s.name ? "type" : "shape", s.name ? type_name : shape_name);
         usage(stderr);
         return 2;
@@ -188,6 +210,13 @@ int main(int argc, char **argv)
         return 2;
     }
     if (layers > 0) s.layers = (uint32_t)layers;
+    for (int i = 0; i < n_over; i++)
+        if (mk_rule_add_override(&rule, overrides[i])) {
+            fprintf(stderr, "ringlm-mkmodel: bad --tensor-type '%s' (PATTERN=TYPE, at most %d)\n", overrides[i],
+                    MK_MAX_OVERRIDES);
+            return 2;
+        }
+    const rl_type_traits *tr = rl_type_get((uint32_t)rule.base);
 
     rl_gguf_writer *w = rl_gguf_writer_new();
     rl_gguf *vg = NULL;
@@ -212,9 +241,9 @@ int main(int argc, char **argv)
     } else if (!rc) {
         rc = mk_vocab_synthetic(w, n_vocab);
     }
-    if (!rc) rc = write_metadata(w, &s, n_vocab, (rl_type)type);
+    if (!rc) rc = write_metadata(w, &s, n_vocab, &rule);
     size_t nt = 0;
-    tensor *t = rc ? NULL : build_tensors(&s, n_vocab, (rl_type)type, &nt);
+    tensor *t = rc ? NULL : build_tensors(&s, n_vocab, &rule, &nt);
     if (!rc && !t) rc = -ENOMEM;
     for (size_t i = 0; !rc && i < nt; i++) rc = rl_gguf_writer_tensor_decl(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne);
     struct timespec t0, t1;
@@ -234,7 +263,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringlm-mkmodel: writing %s failed: %s\n", out, strerror(-rc));
         unlink(out);
     } else {
-        printf("%s: %s %s, %u layers, %u tokens, %zu tensors, %.1f MB of weights in %.2f s\n", out, s.name, tr->name,
+        printf("%s: %s %s, %u layers, %u tokens, %zu tensors, %.1f MB of weights in %.2f s\n", out, s.name, rule.name,
                s.layers, n_vocab, nt, (double)bytes / 1e6,
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     }

@@ -1,11 +1,13 @@
 /* ringlm-quantize - convert the float weights of a GGUF model to another type.
  *
- *   ringlm-quantize IN.gguf OUT.gguf TYPE [--threads T]
+ *   ringlm-quantize IN.gguf OUT.gguf TYPE [--threads T] [--tensor-type PATTERN=TYPE ...]
  *
  * 2-D (and higher) F32/F16/BF16 tensors are converted to TYPE (falling back
  * to Q8_0 or F32 for rows that do not fit TYPE's block); 1-D tensors (norms)
- * and tensors already quantized are copied unchanged. All metadata is copied;
- * general.file_type (and general.quantization_version) are set for TYPE. */
+ * and tensors already quantized are copied unchanged. TYPE may be a mix
+ * (Q4_K_M, Q5_K_M) and --tensor-type overrides it per tensor name, as in
+ * ringlm-mkmodel (mk_rule). All metadata is copied; general.file_type (and
+ * general.quantization_version) are set for TYPE. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,31 +32,39 @@ static void src_row(void *vctx, int64_t row, float *dst, int64_t n)
 
 static bool is_float(rl_type t) { return t == RL_TYPE_F32 || t == RL_TYPE_F16 || t == RL_TYPE_BF16; }
 
-static rl_type target_type(const rl_gguf_tensor *t, rl_type want)
+static rl_type target_type(const rl_gguf_tensor *t, const mk_rule *rule)
 {
     if (t->n_dims < 2 || !is_float(t->type)) return t->type;
-    return mk_pick_type(want, t->ne[0], t->name);
+    return mk_pick_type(mk_rule_type(rule, t->name), t->ne[0], t->name);
 }
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ringlm-quantize IN.gguf OUT.gguf TYPE [--threads T]\n"
-                    "types: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K\n");
+    fprintf(stderr, "usage: ringlm-quantize IN.gguf OUT.gguf TYPE [--threads T] [--tensor-type PATTERN=TYPE ...]\n"
+                    "types: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K; mixes: Q4_K_M Q5_K_M\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     int threads = 2;
-    if (argc == 6 && strcmp(argv[4], "--threads") == 0) threads = atoi(argv[5]);
-    else if (argc != 4) return usage();
-    if (threads < 1 || threads > 64) return usage();
-    int want = rl_type_from_name(argv[3]);
-    const rl_type_traits *wt = want >= 0 ? rl_type_get((uint32_t)want) : NULL;
-    if (!wt || !wt->from_float || !wt->vec_dot || want == RL_TYPE_Q8_K) {
+    if (argc < 4) return usage();
+    mk_rule rule;
+    if (mk_rule_init(&rule, argv[3])) {
         fprintf(stderr, "ringlm-quantize: unknown or unsupported type '%s'\n", argv[3]);
         return usage();
     }
+    for (int i = 4; i < argc; i += 2) {
+        if (i + 1 >= argc) return usage();
+        if (strcmp(argv[i], "--threads") == 0) {
+            threads = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--tensor-type") != 0 || mk_rule_add_override(&rule, argv[i + 1])) {
+            fprintf(stderr, "ringlm-quantize: bad option '%s %s'\n", argv[i], argv[i + 1]);
+            return usage();
+        }
+    }
+    if (threads < 1 || threads > 64) return usage();
+    const rl_type_traits *wt = rl_type_get((uint32_t)rule.base);
     rl_gguf *g;
     char err[512];
     if (rl_gguf_open(argv[1], &g, err, sizeof err)) {
@@ -69,13 +79,13 @@ int main(int argc, char **argv)
             continue;
         rc = rl_gguf_writer_copy_kv(w, kv);
     }
-    if (!rc) rc = rl_gguf_writer_u32(w, "general.file_type", mk_file_type((rl_type)want));
-    if (!rc && !is_float((rl_type)want)) rc = rl_gguf_writer_u32(w, "general.quantization_version", 2);
+    if (!rc) rc = rl_gguf_writer_u32(w, "general.file_type", mk_rule_file_type(&rule));
+    if (!rc && (!is_float(rule.base) || rule.n_over)) rc = rl_gguf_writer_u32(w, "general.quantization_version", 2);
     rl_type *types = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *types);
     if (!rc && !types) rc = -ENOMEM;
     for (uint64_t i = 0; !rc && i < g->n_tensors; i++) {
         const rl_gguf_tensor *t = &g->tensors[i];
-        types[i] = target_type(t, (rl_type)want);
+        types[i] = target_type(t, &rule);
         rc = rl_gguf_writer_tensor_decl(w, t->name, types[i], t->n_dims, t->ne);
     }
     struct timespec t0, t1;
@@ -104,7 +114,7 @@ int main(int argc, char **argv)
         unlink(argv[2]);
     } else {
         printf("%s: %llu of %llu tensors converted to %s, %.1f MB -> %.1f MB in %.2f s\n", argv[2],
-               (unsigned long long)converted, (unsigned long long)g->n_tensors, wt->name, (double)in_bytes / 1e6,
+               (unsigned long long)converted, (unsigned long long)g->n_tensors, rule.name, (double)in_bytes / 1e6,
                (double)out_bytes / 1e6,
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     }

@@ -37,21 +37,36 @@ static int set_rows(rl_cu_mat *dst, int64_t row0, const rl_weight *w, char *err,
     return rc;
 }
 
+/* A layer's matrices by rl_cu_role. */
+static void layer_weights(const rl_layer *L, const rl_weight *w[RL_CU_W_N])
+{
+    w[RL_CU_W_Q] = &L->wq;
+    w[RL_CU_W_K] = &L->wk;
+    w[RL_CU_W_V] = &L->wv;
+    w[RL_CU_W_O] = &L->wo;
+    w[RL_CU_W_GATE] = &L->w_gate;
+    w[RL_CU_W_UP] = &L->w_up;
+    w[RL_CU_W_DOWN] = &L->w_down;
+}
+
 int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t n_blocks, uint32_t max_prefill,
                          rl_cu_model **out, char *err, size_t errlen)
 {
     const rl_model_hparams *hp = &m->hp;
     const rl_layer *l0 = &m->layers[0];
     rl_cu_model_types ty = {m->tok_embd.type, m->output.type, l0->wq.type, l0->wo.type, l0->w_gate.type, l0->w_down.type};
+    /* Any per-tensor mix of supported types (Q4_K_M, Q5_K_M): types per layer. */
+    rl_cu_layer_types *lts = calloc(hp->n_layer, sizeof *lts);
+    if (!lts)
+        return -ENOMEM;
     for (uint32_t i = 0; i < hp->n_layer; i++) {
         const rl_layer *L = &m->layers[i];
-        if (L->wq.type != ty.qkv || L->wk.type != ty.qkv || L->wv.type != ty.qkv || L->wo.type != ty.o ||
-            L->w_gate.type != ty.gu || L->w_up.type != ty.gu || L->w_down.type != ty.down) {
-            snprintf(err, errlen, "cuda: layer %u mixes weight types (q/k/v or gate/up differ, or layers differ); "
-                     "not supported by the CUDA backend yet", i);
-            return -ENOTSUP;
-        }
+        const rl_weight *w[RL_CU_W_N];
+        layer_weights(L, w);
+        for (int r = 0; r < RL_CU_W_N; r++)
+            lts[i].t[r] = w[r]->type;
         if ((L->bq != NULL) != (l0->bq != NULL) || (L->bq && (!L->bk || !L->bv))) {
+            free(lts);
             snprintf(err, errlen, "cuda: layer %u has partial q/k/v biases", i);
             return -ENOTSUP;
         }
@@ -62,7 +77,8 @@ int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, ui
                          .rope_neox = hp->rope_neox, .qkv_bias = l0->bq != NULL, .n_ctx = n_ctx,
                          .n_slots = n_slots, .n_blocks = n_blocks, .max_prefill = max_prefill};
     rl_cu_model *g;
-    int rc = rl_cu_model_new(&c, &ty, &g, err, errlen);
+    int rc = rl_cu_model_new_mixed(&c, &ty, lts, &g, err, errlen);
+    free(lts);
     if (rc)
         return rc;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -76,13 +92,13 @@ int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, ui
     for (uint32_t i = 0; i < hp->n_layer && !rc; i++) {
         const rl_layer *L = &m->layers[i];
         rl_cu_layer *G = rl_cu_model_layer(g, i);
-        rc = set_rows(&G->wqkv, 0, &L->wq, err, errlen);
-        rc = rc ? rc : set_rows(&G->wqkv, Q, &L->wk, err, errlen);
-        rc = rc ? rc : set_rows(&G->wqkv, Q + KV, &L->wv, err, errlen);
-        rc = rc ? rc : set_rows(&G->wo, 0, &L->wo, err, errlen);
-        rc = rc ? rc : set_rows(&G->wgu, 0, &L->w_gate, err, errlen);
-        rc = rc ? rc : set_rows(&G->wgu, hp->n_ff, &L->w_up, err, errlen);
-        rc = rc ? rc : set_rows(&G->wdown, 0, &L->w_down, err, errlen);
+        const rl_weight *w[RL_CU_W_N];
+        layer_weights(L, w);
+        for (int r = 0; r < RL_CU_W_N && !rc; r++) { /* each role into its matrix (fused or its own) */
+            int64_t row0;
+            rl_cu_mat *dst = rl_cu_model_layer_mat(g, i, (rl_cu_role)r, &row0);
+            rc = set_rows(dst, row0, w[r], err, errlen);
+        }
         rc = rc ? rc : rl_cu_upload_f32(G->attn_norm, L->attn_norm, hp->n_embd);
         rc = rc ? rc : rl_cu_upload_f32(G->ffn_norm, L->ffn_norm, hp->n_embd);
         if (!rc && G->bqkv) {

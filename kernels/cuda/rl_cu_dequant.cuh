@@ -5,7 +5,9 @@
  * scales in separate planes). Q8_0 = fp16 d + 32 int8 (repacked likewise).
  * Q4_K = 144-byte super-block of 256: fp16 d, fp16 dmin, 12 bytes of 6-bit
  * scales/mins for 8 sub-blocks, 128 bytes of nibbles (each 32-byte group holds
- * two sub-blocks: low nibbles first). Q6_K = 210 bytes: ql[128], qh[64],
+ * two sub-blocks: low nibbles first). Q5_K = 176 bytes: as Q4_K, but qh[32]
+ * (bytes 16..47) before the 128 bytes of nibbles (48..175): element l of
+ * sub-block j takes bit j of qh[l] as its fifth bit. Q6_K = 210 bytes: ql[128], qh[64],
  * int8 scales[16], fp16 d; value d * scale * (6-bit q - 32).
  */
 #ifndef RL_CU_DEQUANT_CUH
@@ -14,6 +16,7 @@
 #include "rl_cu_common.cuh"
 
 #define RL_Q4K_BYTES 144
+#define RL_Q5K_BYTES 176
 #define RL_Q6K_BYTES 210
 
 /* 6-bit scale and min of sub-block j (0..7) of a Q4_K super-block. */
@@ -60,6 +63,18 @@ __device__ __forceinline__ void rl_dequant32(const rl_cu_mat m, int64_t row, int
         int sh = (j & 1) * 4;
         for (int i = 0; i < 32; i++)
             out[i] = ds * ((q[i] >> sh) & 0xF) - dm;
+        break;
+    }
+    case RL_TYPE_Q5_K: {
+        const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + blk / 8) * RL_Q5K_BYTES;
+        int j = (int)(blk % 8), s, mn;
+        float d = rl_h2f(((const uint16_t *)b)[0]), dmin = rl_h2f(((const uint16_t *)b)[1]);
+        rl_q4k_scale_min(b + 4, j, &s, &mn);
+        const uint8_t *qh = b + 16, *q = b + 48 + (j / 2) * 32;
+        float ds = d * s, dm = dmin * mn;
+        int sh = (j & 1) * 4;
+        for (int i = 0; i < 32; i++)
+            out[i] = ds * (((q[i] >> sh) & 0xF) | (((qh[i] >> j) & 1) << 4)) - dm;
         break;
     }
     case RL_TYPE_Q6_K: {

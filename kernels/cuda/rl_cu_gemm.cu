@@ -36,6 +36,25 @@ extern "C" void rl_cu_blas_destroy(rl_cu_blas *b)
     free(b);
 }
 
+extern "C" int rl_cu_gemm_f16(rl_cu_blas *b, const void *d_w, int64_t rows, int64_t cols, const void *d_x, int n,
+                              float *d_y, bool accumulate)
+{
+    if (n <= 0 || rows <= 0 || cols <= 0 || rows > INT32_MAX || cols > INT32_MAX)
+        return -EINVAL;
+    /* Row-major Y[n][rows] = X[n][cols] W^T is, column-major, Y^T = W^T' X':
+     * A = W viewed as cols x rows (transposed), B = X viewed as cols x n. */
+    float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    cublasStatus_t st = cublasGemmEx(b->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows, n, (int)cols, &alpha,
+                                     d_w, CUDA_R_16F, (int)cols, d_x, CUDA_R_16F, (int)cols,
+                                     &beta, d_y, CUDA_R_32F, (int)rows, CUBLAS_COMPUTE_32F,
+                                     CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        rl_cu_check(cudaErrorUnknown, "cublasGemmEx");
+        return -EIO;
+    }
+    return 0;
+}
+
 extern "C" int rl_cu_gemm(rl_cu_blas *b, const rl_cu_mat *w, const void *d_x, int n, float *d_y,
                           bool accumulate, void *d_wscratch)
 {
@@ -44,16 +63,5 @@ extern "C" int rl_cu_gemm(rl_cu_blas *b, const rl_cu_mat *w, const void *d_x, in
     int rc = rl_cu_mat_to_f16(w, 0, w->rows, d_wscratch, b->s);
     if (rc)
         return rc;
-    /* Row-major Y[n][rows] = X[n][cols] W^T is, column-major, Y^T = W^T' X':
-     * A = W viewed as cols x rows (transposed), B = X viewed as cols x n. */
-    float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    cublasStatus_t st = cublasGemmEx(b->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->rows, n, (int)w->cols, &alpha,
-                                     d_wscratch, CUDA_R_16F, (int)w->cols, d_x, CUDA_R_16F, (int)w->cols,
-                                     &beta, d_y, CUDA_R_32F, (int)w->rows, CUBLAS_COMPUTE_32F,
-                                     CUBLAS_GEMM_DEFAULT);
-    if (st != CUBLAS_STATUS_SUCCESS) {
-        rl_cu_check(cudaErrorUnknown, "cublasGemmEx");
-        return -EIO;
-    }
-    return 0;
+    return rl_cu_gemm_f16(b, d_wscratch, w->rows, w->cols, d_x, n, d_y, accumulate);
 }

@@ -50,7 +50,7 @@ extern "C" bool rl_cu_type_supported(rl_type t)
 {
     switch (t) {
     case RL_TYPE_F32: case RL_TYPE_F16: case RL_TYPE_BF16:
-    case RL_TYPE_Q4_0: case RL_TYPE_Q8_0: case RL_TYPE_Q4_K: case RL_TYPE_Q6_K:
+    case RL_TYPE_Q4_0: case RL_TYPE_Q8_0: case RL_TYPE_Q4_K: case RL_TYPE_Q5_K: case RL_TYPE_Q6_K:
         return true;
     default:
         return false;
@@ -68,6 +68,7 @@ extern "C" size_t rl_cu_mat_bytes(rl_type t, int64_t rows, int64_t cols)
     case RL_TYPE_Q4_0: return cols % 32 ? 0 : r * (cols / 32) * 18;
     case RL_TYPE_Q8_0: return cols % 32 ? 0 : r * (cols / 32) * 34;
     case RL_TYPE_Q4_K: return cols % 256 ? 0 : r * (cols / 256) * RL_Q4K_BYTES;
+    case RL_TYPE_Q5_K: return cols % 256 ? 0 : r * (cols / 256) * RL_Q5K_BYTES;
     case RL_TYPE_Q6_K: return cols % 256 ? 0 : r * (cols / 256) * RL_Q6K_BYTES;
     default: return 0;
     }
@@ -206,17 +207,18 @@ __global__ void k_fill_float(rl_cu_mat m, uint64_t seed, float amp)
 /* Scales: fp16 planes (Q4_0/Q8_0) or the scale fields inside K blocks. */
 __global__ void k_fill_scales(rl_cu_mat m, uint64_t seed, float amp)
 {
-    size_t nsb = m.type == RL_TYPE_Q4_K || m.type == RL_TYPE_Q6_K ? (size_t)m.rows * (m.cols / 256)
-                                                                   : (size_t)m.rows * (m.cols / 32);
+    bool k = m.type == RL_TYPE_Q4_K || m.type == RL_TYPE_Q5_K || m.type == RL_TYPE_Q6_K;
+    size_t nsb = k ? (size_t)m.rows * (m.cols / 256) : (size_t)m.rows * (m.cols / 32);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nsb;
          i += (size_t)gridDim.x * blockDim.x) {
         __half d = __float2half(amp * (0.5f + 0.5f * fabsf(rl_unif(seed, i))));
         if (m.type == RL_TYPE_Q4_0 || m.type == RL_TYPE_Q8_0) {
             ((__half *)m.d)[i] = d;
-        } else if (m.type == RL_TYPE_Q4_K) {
-            __half *b = (__half *)((uint8_t *)m.q + i * RL_Q4K_BYTES);
+        } else if (m.type == RL_TYPE_Q4_K || m.type == RL_TYPE_Q5_K) {
+            size_t bb = m.type == RL_TYPE_Q4_K ? RL_Q4K_BYTES : RL_Q5K_BYTES;
+            __half *b = (__half *)((uint8_t *)m.q + i * bb);
             b[0] = d;
-            b[1] = __float2half(__half2float(d) * 8.0f);
+            b[1] = __float2half(__half2float(d) * (m.type == RL_TYPE_Q4_K ? 8.0f : 16.0f));
         } else {
             uint8_t *b = (uint8_t *)m.q + i * RL_Q6K_BYTES;
             uint16_t h = __half_as_ushort(d);
@@ -240,7 +242,8 @@ extern "C" int rl_cu_mat_fill_random(rl_cu_mat *m, uint64_t seed, cudaStream_t s
     if (rc)
         return rc;
     float qamp = m->type == RL_TYPE_Q4_0 ? amp / 4.0f : m->type == RL_TYPE_Q8_0 ? amp / 64.0f
-               : m->type == RL_TYPE_Q4_K ? amp / 256.0f : amp / 1024.0f;
+               : m->type == RL_TYPE_Q4_K ? amp / 256.0f : m->type == RL_TYPE_Q5_K ? amp / 512.0f
+               : amp / 1024.0f;
     k_fill_scales<<<1024, 256, 0, s>>>(*m, seed ^ 0x5555, qamp);
     return RL_CU_LAUNCHED("fill_scales");
 }

@@ -23,7 +23,7 @@ __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch,
         u = rl_warp_sum(u);
         if (lane == 0) {
             float v = mode == RL_CU_MV_GLU ? rl_silu(g) * u : g;
-            float *dst = y.f + b * n_out + o;
+            float *dst = y.f + b * (y.stride ? y.stride : n_out) + o;
             *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
         }
     }
@@ -32,19 +32,21 @@ __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch,
 extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                             cudaStream_t s)
 {
-    if (batch < 1 || batch > RL_CU_MAX_BATCH || x->n != m->cols || (mode == RL_CU_MV_GLU && m->rows % 2))
+    if (batch < 1 || batch > RL_CU_MAX_BATCH || x->n != m->cols || (x->stride && x->stride != x->n) ||
+        (mode == RL_CU_MV_GLU && m->rows % 2))
         return -EINVAL;
     int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
-    if (y->n != n_out)
+    if (y->n != n_out || (y->stride && (y->stride < n_out || mode == RL_CU_MV_GLU)))
         return -EINVAL;
     bool q8 = m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0 || m->type == RL_TYPE_Q4_K ||
-              m->type == RL_TYPE_Q6_K;
+              m->type == RL_TYPE_Q5_K || m->type == RL_TYPE_Q6_K;
     if (q8 && (x->q == NULL || x->ds == NULL))
         return -EINVAL;
     switch (m->type) {
     case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, *x, batch, mode, *y, s); break;
     case RL_TYPE_Q8_0: rl_cu_mv_q8_0(*m, *x, batch, mode, *y, s); break;
     case RL_TYPE_Q4_K: rl_cu_mv_q4_k(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q5_K: rl_cu_mv_q5_k(*m, *x, batch, mode, *y, s); break;
     case RL_TYPE_Q6_K: rl_cu_mv_q6_k(*m, *x, batch, mode, *y, s); break;
     case RL_TYPE_F16: case RL_TYPE_BF16: case RL_TYPE_F32:
         if (m->cols % 8) {

@@ -20,6 +20,7 @@ template <int T> struct wunit;
 template <> struct wunit<RL_TYPE_Q4_0> { uint4 q; float d; };
 template <> struct wunit<RL_TYPE_Q8_0> { int4 q0, q1; float d; };
 template <> struct wunit<RL_TYPE_Q4_K> { uint4 q0, q1; float ds, dm; int sh; };
+template <> struct wunit<RL_TYPE_Q5_K> { int w[8]; float ds, dm; };
 template <> struct wunit<RL_TYPE_Q6_K> { int w[8]; float d0, d1; };
 template <> struct wunit<RL_TYPE_F16> { uint4 q; };
 template <> struct wunit<RL_TYPE_BF16> { uint4 q; };
@@ -74,6 +75,33 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> wload<RL_TYPE_Q4_K>(c
     w.ds = rl_h2f((uint16_t)h.x) * s;
     w.dm = rl_h2f((uint16_t)(h.x >> 16)) * mn;
     w.sh = (j & 1) * 4;
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> wload<RL_TYPE_Q5_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    /* 176-byte blocks keep 16-byte alignment: qh (bytes 16..47) and this
+     * sub-block's 32 nibble bytes are two aligned 16-byte loads each. */
+    const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q5K_BYTES;
+    int j = (int)(u % 8), s, mn;
+    const uint4 *q = (const uint4 *)(b + 48 + (j / 2) * 32);
+    const uint4 *qh = (const uint4 *)(b + 16);
+    uint4 q0 = __ldg(q), q1 = __ldg(q + 1), h0 = __ldg(qh), h1 = __ldg(qh + 1);
+    uint8_t sc[12];
+    uint2 h = __ldg((const uint2 *)b); /* d, dmin, scales[0..3] */
+    uint2 t = __ldg((const uint2 *)(b + 8)); /* scales[4..11] */
+    *(uint32_t *)sc = h.y;
+    *(uint2 *)(sc + 4) = t;
+    rl_q4k_scale_min(sc, j, &s, &mn);
+    const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+    const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+    int sh = (j & 1) * 4;
+    wunit<RL_TYPE_Q5_K> w;
+#pragma unroll
+    for (int k = 0; k < 8; k++) /* element 4k+i: nibble | bit j of qh[4k+i] << 4 (0..31) */
+        w.w[k] = (int)(((qw[k] >> sh) & 0x0F0F0F0Fu) | (((hw[k] >> j) & 0x01010101u) << 4));
+    w.ds = rl_h2f((uint16_t)h.x) * s;
+    w.dm = rl_h2f((uint16_t)(h.x >> 16)) * mn;
     return w;
 }
 
@@ -134,6 +162,7 @@ template <int T> __device__ __forceinline__ const void *wptr(const rl_cu_mat &m,
     case RL_TYPE_Q4_0: return q + (row * (m.cols / 32) + u) * 16;
     case RL_TYPE_Q8_0: return q + (row * (m.cols / 32) + u) * 32;
     case RL_TYPE_Q4_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES + 16 + (u % 8 / 2) * 32;
+    case RL_TYPE_Q5_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q5K_BYTES + 48 + (u % 8 / 2) * 32;
     case RL_TYPE_Q6_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q6K_BYTES + (u % 8) * 26;
     case RL_TYPE_F32: return q + (row * m.cols + u * 8) * 4;
     default: return q + (row * m.cols + u * 8) * 2;
@@ -201,6 +230,22 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_Q4_K>(const wunit<RL_T
     s = __dp4a((int)((w.q1.z >> sh) & M), a.q1.z, s);
     s = __dp4a((int)((w.q1.w >> sh) & M), a.q1.w, s);
     /* sum(d*s*q - dmin*m) * x = d*s*dx*sum(q*qx) - dmin*m*sum(x) */
+    return w.ds * a.ds.x * (float)s - w.dm * a.ds.y;
+}
+
+template <> __device__ __forceinline__ float wdot<RL_TYPE_Q5_K>(const wunit<RL_TYPE_Q5_K> &w, const rl_cu_act &x, int b, int64_t u)
+{
+    xunit a = xload(x, b, u);
+    int s = 0;
+    s = __dp4a(w.w[0], a.q0.x, s);
+    s = __dp4a(w.w[1], a.q0.y, s);
+    s = __dp4a(w.w[2], a.q0.z, s);
+    s = __dp4a(w.w[3], a.q0.w, s);
+    s = __dp4a(w.w[4], a.q1.x, s);
+    s = __dp4a(w.w[5], a.q1.y, s);
+    s = __dp4a(w.w[6], a.q1.z, s);
+    s = __dp4a(w.w[7], a.q1.w, s);
+    /* as Q4_K: d*s*dx*sum(q*qx) - dmin*m*sum(x) */
     return w.ds * a.ds.x * (float)s - w.dm * a.ds.y;
 }
 
@@ -339,7 +384,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
             for (int b = 0; b < B; b++) {
                 float v = GLU ? rl_silu(acc[r][b]) * acc[NO + r][b] : acc[r][b];
                 if (o < n_out) {
-                    float *dst = y.f + b * n_out + o;
+                    float *dst = y.f + b * (y.stride ? y.stride : n_out) + o;
                     *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
                 }
                 out[b][warp * NO + r] = v;
@@ -401,6 +446,7 @@ void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu
 RL_CU_MV_DECLARE(RL_TYPE_Q4_0, q4_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q8_0, q8_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q4_K, q4_k);
+RL_CU_MV_DECLARE(RL_TYPE_Q5_K, q5_k);
 RL_CU_MV_DECLARE(RL_TYPE_Q6_K, q6_k);
 RL_CU_MV_DECLARE(RL_TYPE_F16, f16);
 RL_CU_MV_DECLARE(RL_TYPE_BF16, bf16);

@@ -1,6 +1,7 @@
 /* rl_cu_model.c - the GPU model: memory plan, allocation, weights, the paged
  * KV pool. The forward step is in rl_cu_step.c. */
 #include "rl_cu_model_impl.h"
+#include "rl_cu_layer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@
 
 static bool q8_type(rl_type t)
 {
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q6_K;
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
 }
 
 static size_t act_bytes(int64_t n, uint32_t rows, bool q)
@@ -54,6 +55,12 @@ int rl_cu_upload_f32(float *d_dst, const float *host, size_t n)
 int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_cu_model **out, char *err,
                     size_t errlen)
 {
+    return rl_cu_model_new_mixed(cfg, ty, NULL, out, err, errlen);
+}
+
+int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, const rl_cu_layer_types *lts,
+                          rl_cu_model **out, char *err, size_t errlen)
+{
     rl_cu_model_cfg c = *cfg;
     if (c.max_prefill == 0)
         c.max_prefill = 512;
@@ -82,15 +89,23 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
     int64_t qkvd = qd + 2 * kvd;
     /* Plan */
     uint64_t wb = rl_cu_mat_bytes(ty->embd, c.n_vocab, c.n_embd) + rl_cu_mat_bytes(ty->output, c.n_vocab, c.n_embd);
-    uint64_t lb = rl_cu_mat_bytes(ty->qkv, qkvd, c.n_embd) + rl_cu_mat_bytes(ty->o, c.n_embd, qd) +
-                  rl_cu_mat_bytes(ty->gu, 2 * (int64_t)c.n_ff, c.n_embd) + rl_cu_mat_bytes(ty->down, c.n_embd, c.n_ff);
-    if (!rl_cu_mat_bytes(ty->embd, c.n_vocab, c.n_embd) || !rl_cu_mat_bytes(ty->output, c.n_vocab, c.n_embd) ||
-        !rl_cu_mat_bytes(ty->qkv, qkvd, c.n_embd) || !rl_cu_mat_bytes(ty->o, c.n_embd, qd) ||
-        !rl_cu_mat_bytes(ty->gu, 2 * (int64_t)c.n_ff, c.n_embd) || !rl_cu_mat_bytes(ty->down, c.n_embd, c.n_ff)) {
-        snprintf(err, errlen, "cuda: a weight type or shape has no CUDA kernel");
+    if (!rl_cu_mat_bytes(ty->embd, c.n_vocab, c.n_embd) || !rl_cu_mat_bytes(ty->output, c.n_vocab, c.n_embd)) {
+        snprintf(err, errlen, "cuda: the token embedding or output weight type or shape has no CUDA kernel");
         return -ENOTSUP;
     }
-    wb += lb * c.n_layer + (uint64_t)c.n_embd * 4 * (2 * c.n_layer + 1) + (c.qkv_bias ? qkvd * 4 * c.n_layer : 0);
+    /* Per layer: the real matrix sizes, and which activations any consumer reads as int8. */
+    bool q_xn = q8_type(ty->output), q_attn = false, q_ffn = false;
+    for (uint32_t l = 0; l < c.n_layer; l++) {
+        rl_cu_layer_types lt = rl_cu_layer_types_of(ty, lts, l);
+        uint64_t lb = rl_cu_layer_plan(&c, &lt, l, err, errlen);
+        if (!lb)
+            return -ENOTSUP;
+        bool a, b, f;
+        rl_cu_layer_q8_needs(&lt, &a, &b, &f);
+        q_xn |= a, q_attn |= b, q_ffn |= f;
+        wb += lb;
+    }
+    wb += (uint64_t)c.n_embd * 4 * (2 * c.n_layer + 1) + (c.qkv_bias ? qkvd * 4 * c.n_layer : 0);
     uint64_t kvb = (uint64_t)c.n_blocks * rl_cu_kv_block_bytes(c.n_layer, c.n_head_kv, c.head_dim);
     uint32_t rows = c.max_prefill;
     /* chunk partials for the graph path's batches; prefill (unsplit) needs only the counters */
@@ -153,19 +168,15 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
         goto fail;
     for (uint32_t l = 0; l < c.n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        if ((rc = rl_cu_mat_alloc(&L->wqkv, ty->qkv, qkvd, c.n_embd)) ||
-            (rc = rl_cu_mat_alloc(&L->wo, ty->o, c.n_embd, qd)) ||
-            (rc = rl_cu_mat_alloc(&L->wgu, ty->gu, 2 * (int64_t)c.n_ff, c.n_embd)) ||
-            (rc = rl_cu_mat_alloc(&L->wdown, ty->down, c.n_embd, c.n_ff)) ||
+        rl_cu_layer_types lt = rl_cu_layer_types_of(ty, lts, l);
+        if ((rc = rl_cu_layer_alloc(&c, &lt, L)) ||
             (rc = dalloc((void **)&L->attn_norm, c.n_embd * 4, "norm")) ||
             (rc = dalloc((void **)&L->ffn_norm, c.n_embd * 4, "norm")) ||
             (c.qkv_bias && (rc = dalloc((void **)&L->bqkv, qkvd * 4, "bias"))))
             goto fail;
-        m->weight_bytes += L->wqkv.bytes + L->wo.bytes + L->wgu.bytes + L->wdown.bytes;
+        m->weight_bytes += rl_cu_layer_bytes(L);
     }
     m->weight_bytes += m->tok_embd.bytes + m->output.bytes;
-    bool q_attn = q8_type(ty->o), q_ffn = q8_type(ty->down);
-    bool q_xn = q8_type(ty->qkv) || q8_type(ty->gu) || q8_type(ty->output);
     if ((rc = dalloc((void **)&m->x, (size_t)rows * c.n_embd * 4, "x")) ||
         (rc = alloc_act(&m->xn, c.n_embd, rows, q_xn)) || (rc = alloc_act(&m->attn, qd, rows, q_attn)) ||
         (rc = alloc_act(&m->ffn, c.n_ff, rows, q_ffn)) ||
@@ -206,10 +217,7 @@ void rl_cu_model_free(rl_cu_model *m)
     rl_cu_model_drop_graphs(m);
     for (uint32_t l = 0; m->layers && l < m->c.n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        rl_cu_mat_free(&L->wqkv);
-        rl_cu_mat_free(&L->wo);
-        rl_cu_mat_free(&L->wgu);
-        rl_cu_mat_free(&L->wdown);
+        rl_cu_layer_free_mats(L);
         cudaFree(L->attn_norm);
         cudaFree(L->ffn_norm);
         cudaFree(L->bqkv);
@@ -244,6 +252,10 @@ void rl_cu_model_free(rl_cu_model *m)
 }
 
 rl_cu_layer *rl_cu_model_layer(rl_cu_model *m, uint32_t il) { return il < m->c.n_layer ? &m->layers[il] : NULL; }
+rl_cu_mat *rl_cu_model_layer_mat(rl_cu_model *m, uint32_t il, rl_cu_role role, int64_t *row0)
+{
+    return il < m->c.n_layer ? rl_cu_layer_role(&m->c, &m->layers[il], role, row0) : NULL;
+}
 rl_cu_mat *rl_cu_model_tok_embd(rl_cu_model *m) { return &m->tok_embd; }
 rl_cu_mat *rl_cu_model_output(rl_cu_model *m) { return &m->output; }
 float *rl_cu_model_output_norm(rl_cu_model *m) { return m->output_norm; }
@@ -298,14 +310,11 @@ int rl_cu_model_fill_random(rl_cu_model *m, uint64_t seed)
     for (uint32_t l = 0; l < m->c.n_layer && !rc; l++) {
         rl_cu_layer *L = &m->layers[l];
         uint64_t b = seed + 16 * (l + 1);
-        rc = rc ? rc : rl_cu_mat_fill_random(&L->wqkv, b + 1, m->s);
-        rc = rc ? rc : rl_cu_mat_fill_random(&L->wo, b + 2, m->s);
-        rc = rc ? rc : rl_cu_mat_fill_random(&L->wgu, b + 3, m->s);
-        rc = rc ? rc : rl_cu_mat_fill_random(&L->wdown, b + 4, m->s);
+        rc = rc ? rc : rl_cu_layer_fill_random(L, b, m->s);
         rc = rc ? rc : fill_ones(L->attn_norm, m->c.n_embd, m->s);
         rc = rc ? rc : fill_ones(L->ffn_norm, m->c.n_embd, m->s);
         if (L->bqkv && !rc)
-            rc = rl_cu_check(cudaMemsetAsync(L->bqkv, 0, L->wqkv.rows * 4, m->s), "bias");
+            rc = rl_cu_check(cudaMemsetAsync(L->bqkv, 0, rl_cu_qkv_dim(&m->c) * 4, m->s), "bias");
     }
     return rc ? rc : rl_cu_check(cudaStreamSynchronize(m->s), "fill_random");
 }

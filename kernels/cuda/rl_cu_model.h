@@ -1,7 +1,8 @@
 /* rl_cu_model.h - a Llama-family model resident on one GPU.
  *
  * Weights stay in their quantized form (Q/K/V concatenated into one matrix,
- * gate/up into another, so each layer runs four matrix products). The KV
+ * gate/up into another, so each layer runs four matrix products; where a
+ * file mixes types inside a layer, the parts stay separate matrices). The KV
  * cache is the paged fp16 pool of rl_cuda.h (rl_cu_kv): the same block layout
  * and block ids as the CPU engine's rl_kv, so the engine's block tables,
  * prefix sharing and preemption drive the GPU cache directly.
@@ -38,15 +39,32 @@ typedef struct rl_cu_model_cfg {
 /* Most tokens of one graph-captured step. */
 #define RL_CU_MAX_STEP_BATCH 64
 
+
+/* Q, K and V share one matrix (rows Q|K|V) when their types are equal, and
+ * gate/up another (rows gate|up) likewise; otherwise wqkv holds Q only with K
+ * and V in wk and wv, and wgu holds gate only with up in wup (their q == NULL
+ * when unused). rl_cu_model_layer_mat finds a role's rows either way. */
 typedef struct rl_cu_layer {
     float *attn_norm, *ffn_norm; /* n_embd */
     float *bqkv;                 /* q|k|v bias or NULL */
     rl_cu_mat wqkv, wo, wgu, wdown;
+    rl_cu_mat wk, wv, wup;       /* mixed types only */
 } rl_cu_layer;
 
 typedef struct rl_cu_model rl_cu_model;
 
-/* Matrix types of the model, for the memory plan and allocation. */
+/* The weight matrices of a layer. */
+typedef enum rl_cu_role {
+    RL_CU_W_Q, RL_CU_W_K, RL_CU_W_V, RL_CU_W_O, RL_CU_W_GATE, RL_CU_W_UP, RL_CU_W_DOWN, RL_CU_W_N
+} rl_cu_role;
+
+/* Types of one layer's matrices, indexed by rl_cu_role. */
+typedef struct rl_cu_layer_types {
+    rl_type t[RL_CU_W_N];
+} rl_cu_layer_types;
+
+/* Matrix types of the model, for the memory plan and allocation (qkv, o, gu,
+ * down: every layer alike). */
 typedef struct rl_cu_model_types {
     rl_type embd, output, qkv, o, gu, down;
 } rl_cu_model_types;
@@ -56,10 +74,18 @@ typedef struct rl_cu_model_types {
  * fit. */
 int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *types, rl_cu_model **out,
                     char *err, size_t errlen);
+/* The same with per-layer types (layers: n_layer entries, read during the
+ * call; NULL: types' qkv/o/gu/down everywhere), for files that mix types per
+ * tensor such as Q4_K_M. types->qkv/o/gu/down are then unused. */
+int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *types,
+                          const rl_cu_layer_types *layers, rl_cu_model **out, char *err, size_t errlen);
 void rl_cu_model_free(rl_cu_model *m);
 
 /* Access for filling the weights (rl_cu_mat_set_rows / fill_random). */
 rl_cu_layer *rl_cu_model_layer(rl_cu_model *m, uint32_t il);
+/* The matrix holding role's rows of layer il, and (row0) the first of them
+ * there; NULL when il or role is out of range. */
+rl_cu_mat *rl_cu_model_layer_mat(rl_cu_model *m, uint32_t il, rl_cu_role role, int64_t *row0);
 rl_cu_mat *rl_cu_model_tok_embd(rl_cu_model *m);
 rl_cu_mat *rl_cu_model_output(rl_cu_model *m);
 float *rl_cu_model_output_norm(rl_cu_model *m);

@@ -1,6 +1,7 @@
 /* rl_cu_profile.c - time each op of the GPU decode step alone. */
 #include <errno.h>
 
+#include "rl_cu_layer.h"
 #include "rl_cu_model_impl.h"
 
 /* ---- profile: each op of the decode step alone, as a graph of R repeats ---- */
@@ -14,18 +15,17 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l)
     rl_cu_layer *L = &m->layers[l];
     cudaStream_t s = m->s;
     rl_cu_act xres = {.f = m->x, .n = c->n_embd};
-    rl_cu_act qkv = {.f = m->qkv, .n = L->wqkv.rows};
     const int32_t *pos = m->d_in + m->max_rows, *row = m->d_in + 2 * (size_t)m->max_rows;
     switch (op) {
     case P_EMBD: return rl_cu_mat_get_rows(&m->tok_embd, m->d_in, n, m->x, s);
     case P_NORM: return rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s);
-    case P_QKV: return rl_cu_model_product(m, &L->wqkv, &m->xn, n, RL_CU_MV_STORE, &qkv);
+    case P_QKV: return rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s);
     case P_ROPE: return rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s);
     case P_ATTN:
         return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, rl_cu_attn_splits(n, c->n_head),
                                 m->attn_scratch, &m->attn, s);
     case P_O: return rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres);
-    case P_GU: return rl_cu_model_product(m, &L->wgu, &m->xn, n, RL_CU_MV_GLU, &m->ffn);
+    case P_GU: return rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s);
     case P_DOWN: return rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres);
     case P_OUT: return rl_cu_model_product(m, &m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits);
     default: return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rl_cu_layer.h"
 #include "rl_cu_model_impl.h"
 
 const int rl_cu_buckets[RL_CU_N_BUCKETS] = {1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64};
@@ -18,35 +19,9 @@ static int32_t *din(rl_cu_model *m, int which)
     return m->d_in + (size_t)which * m->max_rows;
 }
 
-/* Rows b0.. of an activation. */
-static rl_cu_act act_rows(const rl_cu_act *a, int b0)
-{
-    rl_cu_act r = *a;
-    r.f += (int64_t)b0 * a->n;
-    if (a->q) {
-        r.q += (int64_t)b0 * a->n;
-        r.ds += (int64_t)b0 * (a->n / 32) * 2;
-    }
-    return r;
-}
-
-/* Up to RL_CU_MAX_BATCH rows: the matrix-vector kernel. More: the tensor-core
- * kernel (each weight byte read once for the whole batch), except for F32
- * weights (reference models: exact fp32 math, so a sequence's tokens never
- * depend on its batch), which take the matrix-vector kernel per 8 rows. */
 int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y)
 {
-    if (n <= RL_CU_MAX_BATCH)
-        return rl_cu_matvec(w, x, n, mode, y, m->s);
-    if (w->type != RL_TYPE_F32 && n <= RL_CU_MAX_MM_BATCH)
-        return rl_cu_mm(w, x, n, mode, y, m->s);
-    /* Groups of RL_CU_MAX_BATCH rows: each group reads the weights once. */
-    for (int b0 = 0; b0 < n; b0 += RL_CU_MAX_BATCH) {
-        int nb = n - b0 < RL_CU_MAX_BATCH ? n - b0 : RL_CU_MAX_BATCH;
-        rl_cu_act xs = act_rows(x, b0), ys = act_rows(y, b0);
-        RL_CU_TRY(rl_cu_matvec(w, &xs, nb, mode, &ys, m->s));
-    }
-    return 0;
+    return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
 /* The layers of a step of n tokens on the matrix-vector path (graph-captured):
@@ -56,23 +31,20 @@ static int enqueue_small(rl_cu_model *m, int n)
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
     rl_cu_act xres = {.f = m->x, .n = c->n_embd};
-    rl_cu_act qkv = {.f = m->qkv, .n = m->layers[0].wqkv.rows};
     int n_split = rl_cu_attn_splits(n, c->n_head);
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
-        RL_CU_TRY(rl_cu_model_product(m, &L->wqkv, &m->xn, n, RL_CU_MV_STORE, &qkv));
-        if (L->bqkv)
-            RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, qkv.n, n, s));
+        RL_CU_TRY(rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (m->attn.q && c->head_dim % 32)
             RL_CU_TRY(rl_cu_quantize(&m->attn, n, s));
         RL_CU_TRY(rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres));
         RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
-        RL_CU_TRY(rl_cu_model_product(m, &L->wgu, &m->xn, n, RL_CU_MV_GLU, &m->ffn));
+        RL_CU_TRY(rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s));
         RL_CU_TRY(rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres));
     }
     RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
@@ -97,16 +69,14 @@ static int enqueue_large(rl_cu_model *m, int n)
         rl_cu_layer *L = &m->layers[l];
         RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, E, n, &xn, s));
         RL_CU_TRY(rl_cu_f32_to_f16(xn.f, m->xh, n * E, s));
-        RL_CU_TRY(rl_cu_gemm(m->blas, &L->wqkv, m->xh, n, m->qkv, false, m->wscratch));
-        if (L->bqkv)
-            RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n, s));
+        RL_CU_TRY(rl_cu_layer_gemm_qkv(c, L, m->blas, m->xh, n, m->wscratch, m->qkv, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, 0, m->attn_scratch, &attn, s));
         RL_CU_TRY(rl_cu_f32_to_f16(attn.f, m->xh, n * attn.n, s));
         RL_CU_TRY(rl_cu_gemm(m->blas, &L->wo, m->xh, n, m->x, true, m->wscratch));
         RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, E, n, &xn, s));
         RL_CU_TRY(rl_cu_f32_to_f16(xn.f, m->xh, n * E, s));
-        RL_CU_TRY(rl_cu_gemm(m->blas, &L->wgu, m->xh, n, m->gu, false, m->wscratch));
+        RL_CU_TRY(rl_cu_layer_gemm_gu(L, m->blas, m->xh, n, m->wscratch, m->gu, s));
         RL_CU_TRY(rl_cu_swiglu(m->gu, F, n, ffn.f, s));
         RL_CU_TRY(rl_cu_f32_to_f16(ffn.f, m->xh, n * F, s));
         RL_CU_TRY(rl_cu_gemm(m->blas, &L->wdown, m->xh, n, m->x, true, m->wscratch));

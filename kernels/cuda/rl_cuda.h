@@ -51,7 +51,7 @@ typedef struct rl_cu_mat {
     size_t bytes; /* device bytes held by q and d */
 } rl_cu_mat;
 
-/* Types with device kernels: F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K. */
+/* Types with device kernels: F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K. */
 bool rl_cu_type_supported(rl_type t);
 /* Device bytes of a rows x cols matrix of type t; 0 when the type is not
  * supported or cols is not a multiple of its block size (or of 8 for floats). */
@@ -75,6 +75,9 @@ typedef struct rl_cu_act {
     int8_t *q;  /* [batch][n] int8, or NULL when not needed */
     float *ds;  /* [batch][n/32][2]: d, d*sum(q) */
     int64_t n;
+    int64_t stride; /* floats between batch rows of f; 0: n. Only a matvec output
+                       in STORE/ADD mode may set it (e.g. to write Q, K and V of
+                       separate matrices into the rows of one [batch][q|k|v]) */
 } rl_cu_act;
 
 /* Quantize x->f into x->q/x->ds (n must be a multiple of 32). */
@@ -86,8 +89,10 @@ enum {
     RL_CU_MV_ADD = 1,   /* y += W x (residual) */
     RL_CU_MV_GLU = 2    /* W holds gate rows then up rows: y = silu(Wg x) * (Wu x), rows/2 outputs */
 };
-/* batch 1..RL_CU_MAX_BATCH. x->q must be filled for Q4_0/Q8_0 weights. In GLU
- * mode y->q (when non-NULL and rows/2 is a multiple of 32) is filled too. */
+/* batch 1..RL_CU_MAX_BATCH. x->q must be filled for the quantized weight types
+ * (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K). In GLU mode y->q (when non-NULL and rows/2
+ * is a multiple of 32) is filled too. y->stride (>= y->n) is honoured in
+ * STORE/ADD mode; GLU mode refuses it. */
 int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                  cudaStream_t s);
 
@@ -198,6 +203,10 @@ void rl_cu_blas_destroy(rl_cu_blas *b);
  * caller's fp16 scratch (>= rows*cols halves), fp32 accumulation. */
 int rl_cu_gemm(rl_cu_blas *b, const rl_cu_mat *w, const void *d_x_f16, int n, float *d_y,
                bool accumulate, void *d_wscratch_f16);
+/* The same with a weight already in fp16: W rows x cols, row-major (e.g.
+ * several matrices dequantized one after the other with rl_cu_mat_to_f16). */
+int rl_cu_gemm_f16(rl_cu_blas *b, const void *d_w_f16, int64_t rows, int64_t cols, const void *d_x_f16, int n,
+                   float *d_y, bool accumulate);
 
 #ifdef __cplusplus
 }

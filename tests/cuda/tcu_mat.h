@@ -47,7 +47,7 @@ static inline void free_act(rl_cu_act *a)
 
 static inline bool wants_q8(rl_type t)
 {
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q6_K;
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
 }
 
 #endif

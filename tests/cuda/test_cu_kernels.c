@@ -1,6 +1,7 @@
 /* test_cu_kernels.c - every CUDA kernel against a CPU reference (float64 over
  * the CPU dequantizers of rl_types), on fresh random inputs with poisoned
  * outputs. Exits 77 ("no CUDA device: skipping") without a GPU. */
+#include <errno.h>
 #include <time.h>
 
 #include "tcu_mat.h"
@@ -59,7 +60,7 @@ static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int m
     free(w), free(x), free(y0), free(y), free(ref);
 }
 
-static const rl_type all_types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q6_K,
+static const rl_type all_types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K,
                                     RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_F32};
 
 START_TEST(matvec_matches_cpu_for_each_type_and_batch)
@@ -88,6 +89,61 @@ START_TEST(matvec_float_rows_not_multiple_of_8)
 {
     check_matvec(RL_TYPE_F32, 20, 172, 2, RL_CU_MV_STORE);
     check_matvec(RL_TYPE_F16, 2 * 10, 172, 1, RL_CU_MV_GLU);
+}
+END_TEST
+
+/* Matrices of different types write their columns of shared output rows (the
+ * mixed-type Q|K|V layout): each lands at its offset, the rest stays poisoned. */
+START_TEST(matvec_output_stride_writes_only_its_columns)
+{
+    const rl_type types[3] = {RL_TYPE_Q4_K, RL_TYPE_Q6_K, RL_TYPE_Q5_K};
+    const int64_t rows[3] = {64, 32, 32}, cols = 512, ld = 136; /* 8 columns never written */
+    int batch = 3;
+    uint64_t s = tcu_seed("matvec stride");
+    float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
+    rl_cu_act xa = make_act(cols, batch, x);
+    CU_OK(rl_cu_quantize(&xa, batch, 0));
+    float *dy = tcu_dev(ld * batch * sizeof(float));
+    float *w[3];
+    rl_cu_mat m[3];
+    int64_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        w[i] = malloc(rows[i] * cols * sizeof(float));
+        make_weight(types[i], rows[i], cols, &s, &m[i], w[i]);
+        rl_cu_act ya = {.f = dy + off, .n = rows[i], .stride = ld};
+        CU_OK(rl_cu_matvec(&m[i], &xa, batch, RL_CU_MV_STORE, &ya, 0));
+        off += rows[i];
+    }
+    float *y = malloc(ld * batch * sizeof(float));
+    tcu_down(y, dy, ld * batch * sizeof(float));
+    for (int b = 0; b < batch; b++) {
+        float got[128];
+        double ref[128];
+        for (int i = 0, o = 0; i < 3; o += (int)rows[i], i++)
+            for (int64_t r = 0; r < rows[i]; r++) {
+                double acc = 0;
+                for (int64_t c = 0; c < cols; c++)
+                    acc += (double)w[i][r * cols + c] * x[b * cols + c];
+                ref[o + r] = acc;
+                got[o + r] = y[b * ld + o + r];
+            }
+        double err = tcu_rel_err(got, ref, 128);
+        ck_assert_msg(err < 2e-2, "batch row %d: rel err %g", b, err);
+        for (int64_t c = 128; c < ld; c++)
+            ck_assert_msg(isnan(y[b * ld + c]), "column %lld of row %d was written", (long long)c, b);
+    }
+    /* GLU mode and a stride below n are refused. */
+    rl_cu_act bad = {.f = dy, .n = 32, .stride = ld};
+    ck_assert_int_eq(rl_cu_matvec(&m[0], &xa, batch, RL_CU_MV_GLU, &bad, 0), -EINVAL);
+    bad = (rl_cu_act){.f = dy, .n = 64, .stride = 63};
+    ck_assert_int_eq(rl_cu_matvec(&m[0], &xa, batch, RL_CU_MV_STORE, &bad, 0), -EINVAL);
+    for (int i = 0; i < 3; i++) {
+        rl_cu_mat_free(&m[i]);
+        free(w[i]);
+    }
+    free_act(&xa);
+    cudaFree(dy);
+    free(x), free(y);
 }
 END_TEST
 
@@ -350,6 +406,32 @@ START_TEST(get_rows_dequantizes_and_zeroes_bad_ids)
 }
 END_TEST
 
+START_TEST(fill_random_gives_finite_weights_of_sane_size)
+{
+    /* Benchmarks run on these: every value finite, |w| well below 1, not all zero. */
+    rl_type t = all_types[_i];
+    int64_t rows = 64, cols = 512;
+    rl_cu_mat m;
+    CU_OK(rl_cu_mat_alloc(&m, t, rows, cols));
+    CU_OK(rl_cu_mat_fill_random(&m, tcu_seed("fill_random"), 0));
+    int32_t ids[4] = {0, 17, 40, 63};
+    int32_t *dids = tcu_up(ids, sizeof ids);
+    float *dout = tcu_dev(4 * cols * 4), *out = malloc(4 * cols * 4);
+    CU_OK(rl_cu_mat_get_rows(&m, dids, 4, dout, 0));
+    tcu_down(out, dout, 4 * cols * 4);
+    double ss = 0;
+    for (int64_t i = 0; i < 4 * cols; i++) {
+        ck_assert_msg(isfinite(out[i]) && fabsf(out[i]) < 1.0f, "%s value %lld: %g", rl_type_get(t)->name,
+                      (long long)i, out[i]);
+        ss += (double)out[i] * out[i];
+    }
+    ck_assert_msg(ss > 0, "%s: all zero", rl_type_get(t)->name);
+    rl_cu_mat_free(&m);
+    cudaFree(dids), cudaFree(dout);
+    free(out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cuda_kernels");
@@ -360,6 +442,7 @@ int main(void)
     tcase_add_loop_test(tc, matvec_add_mode_accumulates_into_output, 0, nt);
     tcase_add_loop_test(tc, matvec_glu_mode_fuses_swiglu_and_quantizes, 0, nt);
     tcase_add_test(tc, matvec_float_rows_not_multiple_of_8);
+    tcase_add_test(tc, matvec_output_stride_writes_only_its_columns);
     tcase_add_loop_test(tc, rmsnorm_matches_cpu_and_quantizes, 0, 3);
     tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 2);
     tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
@@ -367,6 +450,7 @@ int main(void)
     tcase_add_test(tc, argmax_picks_lowest_index_on_ties_and_skips_nan);
     tcase_add_loop_test(tc, gemm_matches_cpu, 0, nt);
     tcase_add_loop_test(tc, get_rows_dequantizes_and_zeroes_bad_ids, 0, nt);
+    tcase_add_loop_test(tc, fill_random_gives_finite_weights_of_sane_size, 0, nt);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }

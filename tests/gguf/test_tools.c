@@ -10,6 +10,14 @@
 #include <unistd.h>
 
 #include "rl_gguf.h"
+#include "rl_kv.h"
+#include "rl_llm.h"
+#include "rl_model.h"
+#include "rl_pool.h"
+
+/* Weight quantization alone moves these random models' logits: measured 0.145 for
+ * the mix below (uniform Q4_K 0.19, Q5_K 0.09); another seed's model is 1.37 away. */
+#define BOUND_MIX_TWIN 0.3
 
 static const char *mkmodel, *quantize;
 static char tmpdir[64];
@@ -176,6 +184,156 @@ START_TEST(mkmodel_copies_vocab_file)
 }
 END_TEST
 
+static rl_type type_of(const rl_gguf *g, const char *name)
+{
+    const rl_gguf_tensor *t = rl_gguf_find_tensor(g, name);
+    ck_assert_msg(t != NULL, "missing %s", name);
+    return t->type;
+}
+
+START_TEST(mkmodel_k_m_mixes_types_per_tensor)
+{
+    /* Q4_K_M / Q5_K_M: output Q6_K, attn_v and ffn_down Q6_K in even layers, the rest the base type. */
+    const char *mix = _i ? "Q5_K_M" : "Q4_K_M";
+    rl_type base = _i ? RL_TYPE_Q5_K : RL_TYPE_Q4_K;
+    char out[128];
+    snprintf(out, sizeof out, "%s/%s.gguf", tmpdir, mix);
+    ck_assert_int_eq(run("%s --shape tiny256 --type %s --layers 3 --out %s >/dev/null", mkmodel, mix, out), 0);
+    rl_gguf *g = open_ok(out);
+    ck_assert_uint_eq(u32_of(g, "general.file_type"), _i ? 17 : 15);
+    ck_assert_int_eq(type_of(g, "token_embd.weight"), base);
+    ck_assert_int_eq(type_of(g, "output.weight"), RL_TYPE_Q6_K);
+    ck_assert_int_eq(type_of(g, "output_norm.weight"), RL_TYPE_F32);
+    const char *roles[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    for (int l = 0; l < 3; l++)
+        for (int r = 0; r < 7; r++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, roles[r]);
+            bool six = l % 2 == 0 && (r == 2 || r == 6);
+            ck_assert_msg(type_of(g, nm) == (six ? RL_TYPE_Q6_K : base), "%s %s", mix, nm);
+        }
+    rl_gguf_close(g);
+}
+END_TEST
+
+START_TEST(mkmodel_tensor_type_overrides_by_pattern)
+{
+    char out[128];
+    snprintf(out, sizeof out, "%s/over.gguf", tmpdir);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q4_K --out %s --tensor-type ffn_up=Q8_0 "
+                         "--tensor-type blk.1.attn_k=Q5_K --tensor-type blk.1.ffn_up=F16 >/dev/null",
+                         mkmodel, out), 0);
+    rl_gguf *g = open_ok(out);
+    ck_assert_int_eq(type_of(g, "blk.0.ffn_up.weight"), RL_TYPE_Q8_0);
+    ck_assert_int_eq(type_of(g, "blk.1.ffn_up.weight"), RL_TYPE_F16); /* the last match wins */
+    ck_assert_int_eq(type_of(g, "blk.1.attn_k.weight"), RL_TYPE_Q5_K);
+    ck_assert_int_eq(type_of(g, "blk.0.attn_k.weight"), RL_TYPE_Q4_K);
+    ck_assert_int_eq(type_of(g, "blk.1.ffn_gate.weight"), RL_TYPE_Q4_K);
+    rl_gguf_close(g);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q4_K --out %s --tensor-type ffn_up 2>/dev/null", mkmodel, out), 2);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q4_K --out %s --tensor-type =Q4_K 2>/dev/null", mkmodel, out), 2);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q4_K --out %s --tensor-type up=Q8_K 2>/dev/null", mkmodel, out), 2);
+}
+END_TEST
+
+/* Logits after feeding toks to a fresh CPU model of path (one thread, F32 KV). */
+static float *cpu_logits(const char *path, const int32_t *toks, uint32_t n, rl_model **mout)
+{
+    char err[256] = "";
+    rl_model *m;
+    ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s: %s", path, err);
+    rl_kv *kv;
+    ck_assert_msg(rl_kv_new(&kv, m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, RL_TYPE_F32, 16, err, sizeof err) == 0,
+                  "%s", err);
+    rl_pool *pool = rl_pool_new(1);
+    rl_fwd *f;
+    ck_assert(pool && rl_fwd_new(m, kv, pool, 64, &f) == 0);
+    rl_kv_seq seq = {0};
+    ck_assert(rl_kv_reserve(kv, &seq, n) == 0);
+    float *lg = malloc(sizeof(float) * m->hp.n_vocab);
+    rl_fwd_seq fs = {&seq, toks, n, lg, NULL};
+    ck_assert_int_eq(rl_forward(f, &fs, 1), 0);
+    rl_kv_release(kv, &seq);
+    rl_fwd_free(f);
+    rl_pool_free(pool);
+    rl_kv_free(kv);
+    *mout = m;
+    return lg;
+}
+
+START_TEST(mixed_type_model_runs_on_cpu_close_to_its_f32_twin)
+{
+    /* Same seed: the same weights before quantization. A mix that also splits
+     * Q/K/V (attn_k Q8_0) and gate/up (ffn_up Q5_K) types inside a layer. */
+    char f32[128], mixed[128];
+    snprintf(f32, sizeof f32, "%s/twin_f32.gguf", tmpdir);
+    snprintf(mixed, sizeof mixed, "%s/twin_mix.gguf", tmpdir);
+    ck_assert_int_eq(run("%s --shape tiny256 --type F32 --layers 3 --seed 11 --out %s >/dev/null", mkmodel, f32), 0);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q4_K_M --layers 3 --seed 11 --out %s --tensor-type blk.1.ffn_up=Q5_K "
+                         "--tensor-type blk.2.attn_k=Q8_0 >/dev/null", mkmodel, mixed), 0);
+    int32_t toks[20];
+    for (int i = 0; i < 20; i++)
+        toks[i] = 3 + (i * 37) % 290;
+    rl_model *mf, *mm;
+    float *a = cpu_logits(f32, toks, 20, &mf), *b = cpu_logits(mixed, toks, 20, &mm);
+    ck_assert_int_eq(mm->layers[0].wv.type, RL_TYPE_Q6_K);
+    ck_assert_int_eq(mm->layers[0].wq.type, RL_TYPE_Q4_K);
+    ck_assert_int_eq(mm->layers[1].w_up.type, RL_TYPE_Q5_K);
+    ck_assert_int_eq(mm->layers[1].w_gate.type, RL_TYPE_Q4_K);
+    ck_assert_int_eq(mm->layers[2].wk.type, RL_TYPE_Q8_0);
+    ck_assert_int_eq(mm->output.type, RL_TYPE_Q6_K);
+    double e2 = 0, s2 = 0;
+    for (uint32_t i = 0; i < mf->hp.n_vocab; i++) {
+        ck_assert(isfinite(b[i]));
+        e2 += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        s2 += (double)a[i] * a[i];
+    }
+    double rel = sqrt(e2 / s2);
+    printf("mixed Q4_K_M vs F32 twin: logits rel err %.4g\n", rel);
+    ck_assert_msg(rel < BOUND_MIX_TWIN, "mixed-type logits rel err %g vs the F32 twin", rel);
+    free(a), free(b);
+    rl_model_free(mf);
+    rl_model_free(mm);
+}
+END_TEST
+
+START_TEST(mixed_type_model_generates_through_cpu_engine)
+{
+    char mixed[128], err[256] = "";
+    snprintf(mixed, sizeof mixed, "%s/engine_mix.gguf", tmpdir);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q5_K_M --layers 2 --seed 3 --out %s --tensor-type ffn_gate=Q8_0 "
+                         ">/dev/null", mkmodel, mixed), 0);
+    int32_t prompt[7] = {1, 40, 41, 200, 7, 99, 12};
+    rl_model *m;
+    float *lg = cpu_logits(mixed, prompt, 7, &m);
+    int32_t best = 0;
+    for (uint32_t i = 1; i < m->hp.n_vocab; i++)
+        if (lg[i] > lg[best])
+            best = (int32_t)i;
+    rl_engine *e;
+    ck_assert_msg(rl_engine_llm_create(mixed, 1, &e, err, sizeof err) == 0, "%s", err);
+    rl_seq_desc d = {.prompt = prompt, .n_prompt = 7, .max_tokens = 4,
+                     .sampling = {.temperature = 0, .top_p = 1, .repeat_penalty = 1}};
+    rl_seq *sq;
+    ck_assert_int_eq(e->ops->seq_new(e, &d, &sq), 0);
+    int32_t first = -1;
+    for (int guard = 0; first < 0 && guard < 16; guard++) {
+        rl_step_item it = {.seq = sq};
+        ck_assert_int_eq(e->ops->step(e, &it, 1), 0);
+        ck_assert_int_eq(it.status, 0);
+        first = it.token;
+    }
+    /* greedy: the argmax of the forward pass's logits (or a tie within rounding) */
+    ck_assert(first >= 0 && (uint32_t)first < m->hp.n_vocab);
+    ck_assert_msg(lg[first] >= lg[best] - 1e-4f * fabsf(lg[best]), "engine token %d (%g), argmax %d (%g)", first,
+                  lg[first], best, lg[best]);
+    e->ops->seq_free(e, sq);
+    e->ops->destroy(e);
+    free(lg);
+    rl_model_free(m);
+}
+END_TEST
+
 /* Quantize an F32 model and compare every tensor with its source. */
 static void quantize_and_compare(const char *type_name, rl_type want, double bound)
 {
@@ -222,6 +380,35 @@ START_TEST(quantize_q4_0_within_bounds) { quantize_and_compare("Q4_0", RL_TYPE_Q
 END_TEST
 START_TEST(quantize_q4_k_within_bounds) { quantize_and_compare("Q4_K", RL_TYPE_Q4_K, 0.09); }
 END_TEST
+START_TEST(quantize_q5_k_within_bounds) { quantize_and_compare("Q5_K", RL_TYPE_Q5_K, 0.06); }
+END_TEST
+
+START_TEST(quantize_k_m_mix_equals_mkmodel_mix)
+{
+    /* The same rule in both tools: quantizing the F32 twin gives mkmodel's Q4_K_M bytes. */
+    char f32[128], a[128], b[128];
+    snprintf(f32, sizeof f32, "%s/km_f32.gguf", tmpdir);
+    snprintf(a, sizeof a, "%s/km_mk.gguf", tmpdir);
+    snprintf(b, sizeof b, "%s/km_q.gguf", tmpdir);
+    ck_assert_int_eq(run("%s --shape tiny256 --type F32 --layers 3 --seed 8 --out %s >/dev/null", mkmodel, f32), 0);
+    ck_assert_int_eq(run("%s --shape tiny256 --type Q4_K_M --layers 3 --seed 8 --out %s --tensor-type blk.1.attn_q=Q8_0 "
+                         ">/dev/null", mkmodel, a), 0);
+    ck_assert_int_eq(run("%s %s %s Q4_K_M --tensor-type blk.1.attn_q=Q8_0 --threads 1 >/dev/null", quantize, f32, b), 0);
+    rl_gguf *ga = open_ok(a), *gb = open_ok(b);
+    ck_assert_uint_eq(u32_of(gb, "general.file_type"), 15);
+    ck_assert_uint_eq(ga->n_tensors, gb->n_tensors);
+    for (uint64_t i = 0; i < ga->n_tensors; i++) {
+        const rl_gguf_tensor *x = &ga->tensors[i], *y = rl_gguf_find_tensor(gb, x->name);
+        ck_assert_msg(y && y->type == x->type && y->nbytes == x->nbytes, "%s", x->name);
+        ck_assert_msg(memcmp(x->data, y->data, x->nbytes) == 0, "%s differs", x->name);
+    }
+    ck_assert_int_eq(rl_gguf_find_tensor(gb, "blk.1.attn_q.weight")->type, RL_TYPE_Q8_0);
+    ck_assert_int_eq(rl_gguf_find_tensor(gb, "blk.2.ffn_down.weight")->type, RL_TYPE_Q6_K);
+    rl_gguf_close(ga);
+    rl_gguf_close(gb);
+    ck_assert_int_eq(run("%s %s %s Q4_K_M --tensor-type nope 2>/dev/null", quantize, f32, b), 2);
+}
+END_TEST
 
 START_TEST(quantize_rejects_bad_input)
 {
@@ -261,7 +448,13 @@ int main(int argc, char **argv)
     tcase_add_test(tc, quantize_q8_0_within_bounds);
     tcase_add_test(tc, quantize_q4_0_within_bounds);
     tcase_add_test(tc, quantize_q4_k_within_bounds);
+    tcase_add_test(tc, quantize_q5_k_within_bounds);
     tcase_add_test(tc, quantize_rejects_bad_input);
+    tcase_add_test(tc, quantize_k_m_mix_equals_mkmodel_mix);
+    tcase_add_loop_test(tc, mkmodel_k_m_mixes_types_per_tensor, 0, 2);
+    tcase_add_test(tc, mkmodel_tensor_type_overrides_by_pattern);
+    tcase_add_test(tc, mixed_type_model_runs_on_cpu_close_to_its_f32_twin);
+    tcase_add_test(tc, mixed_type_model_generates_through_cpu_engine);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

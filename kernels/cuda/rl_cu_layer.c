@@ -1,0 +1,226 @@
+/* rl_cu_layer.c - a layer's weight matrices with a type per role, and its
+ * Q|K|V and gate/up products. Where Q, K and V share a type they are one
+ * matrix (rows Q|K|V) and one matvec; otherwise three matrices whose matvecs
+ * write their columns of the same [batch][q|k|v] rows (rl_cu_act.stride), so
+ * RoPE, the KV write and attention see one layout either way. Gate/up
+ * likewise: one fused GLU matvec, or two matvecs, SwiGLU and quantization.
+ * Prefill dequantizes the parts one after the other into the fp16 scratch and
+ * runs one GEMM whatever the split. */
+#include "rl_cu_layer.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#define TRY(x)                 \
+    do {                       \
+        int rc_ = (x);         \
+        if (rc_)               \
+            return rc_;        \
+    } while (0)
+
+static bool q8_type(rl_type t)
+{
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
+}
+
+rl_cu_layer_types rl_cu_layer_types_of(const rl_cu_model_types *ty, const rl_cu_layer_types *layers, uint32_t l)
+{
+    if (layers)
+        return layers[l];
+    return (rl_cu_layer_types){{ty->qkv, ty->qkv, ty->qkv, ty->o, ty->gu, ty->gu, ty->down}};
+}
+
+static bool qkv_fused(const rl_cu_layer_types *lt)
+{
+    return lt->t[RL_CU_W_Q] == lt->t[RL_CU_W_K] && lt->t[RL_CU_W_Q] == lt->t[RL_CU_W_V];
+}
+
+static bool gu_fused(const rl_cu_layer_types *lt)
+{
+    return lt->t[RL_CU_W_GATE] == lt->t[RL_CU_W_UP];
+}
+
+/* Rows and columns of each role's matrix. */
+static void role_shape(const rl_cu_model_cfg *c, int role, int64_t *rows, int64_t *cols)
+{
+    int64_t qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_head_kv * c->head_dim;
+    switch (role) {
+    case RL_CU_W_K: case RL_CU_W_V: *rows = kvd, *cols = c->n_embd; break;
+    case RL_CU_W_O: *rows = c->n_embd, *cols = qd; break;
+    case RL_CU_W_GATE: case RL_CU_W_UP: *rows = c->n_ff, *cols = c->n_embd; break;
+    case RL_CU_W_DOWN: *rows = c->n_embd, *cols = c->n_ff; break;
+    default: *rows = qd, *cols = c->n_embd; break;
+    }
+}
+
+uint64_t rl_cu_layer_plan(const rl_cu_model_cfg *c, const rl_cu_layer_types *lt, uint32_t l, char *err,
+                          size_t errlen)
+{
+    static const char *const names[RL_CU_W_N] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
+                                                 "ffn_up", "ffn_down"};
+    uint64_t sum = 0;
+    for (int r = 0; r < RL_CU_W_N; r++) {
+        int64_t rows, cols;
+        role_shape(c, r, &rows, &cols);
+        size_t b = rl_cu_mat_bytes(lt->t[r], rows, cols);
+        if (!b) {
+            const rl_type_traits *tr = rl_type_get(lt->t[r]);
+            snprintf(err, errlen, "cuda: blk.%u.%s (%s, %lld x %lld) has no CUDA kernel", l, names[r],
+                     tr && tr->name ? tr->name : "unknown type", (long long)rows, (long long)cols);
+            return 0;
+        }
+        sum += b;
+    }
+    return sum;
+}
+
+void rl_cu_layer_q8_needs(const rl_cu_layer_types *lt, bool *xn, bool *attn, bool *ffn)
+{
+    const rl_type *t = lt->t;
+    *xn = q8_type(t[RL_CU_W_Q]) || q8_type(t[RL_CU_W_K]) || q8_type(t[RL_CU_W_V]) || q8_type(t[RL_CU_W_GATE]) ||
+          q8_type(t[RL_CU_W_UP]);
+    *attn = q8_type(t[RL_CU_W_O]);
+    *ffn = q8_type(t[RL_CU_W_DOWN]);
+}
+
+int rl_cu_layer_alloc(const rl_cu_model_cfg *c, const rl_cu_layer_types *lt, rl_cu_layer *L)
+{
+    const rl_type *t = lt->t;
+    int64_t E = c->n_embd, F = c->n_ff, qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_head_kv * c->head_dim;
+    bool fq = qkv_fused(lt), fg = gu_fused(lt);
+    int rc;
+    if ((rc = rl_cu_mat_alloc(&L->wqkv, t[RL_CU_W_Q], fq ? qd + 2 * kvd : qd, E)) ||
+        (!fq && (rc = rl_cu_mat_alloc(&L->wk, t[RL_CU_W_K], kvd, E))) ||
+        (!fq && (rc = rl_cu_mat_alloc(&L->wv, t[RL_CU_W_V], kvd, E))) ||
+        (rc = rl_cu_mat_alloc(&L->wo, t[RL_CU_W_O], E, qd)) ||
+        (rc = rl_cu_mat_alloc(&L->wgu, t[RL_CU_W_GATE], fg ? 2 * F : F, E)) ||
+        (!fg && (rc = rl_cu_mat_alloc(&L->wup, t[RL_CU_W_UP], F, E))) ||
+        (rc = rl_cu_mat_alloc(&L->wdown, t[RL_CU_W_DOWN], E, F)))
+        return rc;
+    return 0;
+}
+
+void rl_cu_layer_free_mats(rl_cu_layer *L)
+{
+    rl_cu_mat_free(&L->wqkv);
+    rl_cu_mat_free(&L->wk);
+    rl_cu_mat_free(&L->wv);
+    rl_cu_mat_free(&L->wo);
+    rl_cu_mat_free(&L->wgu);
+    rl_cu_mat_free(&L->wup);
+    rl_cu_mat_free(&L->wdown);
+}
+
+uint64_t rl_cu_layer_bytes(const rl_cu_layer *L)
+{
+    return L->wqkv.bytes + L->wk.bytes + L->wv.bytes + L->wo.bytes + L->wgu.bytes + L->wup.bytes + L->wdown.bytes;
+}
+
+int rl_cu_layer_fill_random(rl_cu_layer *L, uint64_t seed, cudaStream_t s)
+{
+    rl_cu_mat *mats[7] = {&L->wqkv, &L->wo, &L->wgu, &L->wdown, &L->wk, &L->wv, &L->wup};
+    for (int i = 0; i < 7; i++)
+        if (mats[i]->q)
+            TRY(rl_cu_mat_fill_random(mats[i], seed + 1 + (uint64_t)i, s));
+    return 0;
+}
+
+rl_cu_mat *rl_cu_layer_role(const rl_cu_model_cfg *c, rl_cu_layer *L, rl_cu_role role, int64_t *row0)
+{
+    int64_t qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_head_kv * c->head_dim;
+    bool fq = L->wk.q == NULL, fg = L->wup.q == NULL;
+    *row0 = 0;
+    switch (role) {
+    case RL_CU_W_Q: return &L->wqkv;
+    case RL_CU_W_K: *row0 = fq ? qd : 0; return fq ? &L->wqkv : &L->wk;
+    case RL_CU_W_V: *row0 = fq ? qd + kvd : 0; return fq ? &L->wqkv : &L->wv;
+    case RL_CU_W_O: return &L->wo;
+    case RL_CU_W_GATE: return &L->wgu;
+    case RL_CU_W_UP: *row0 = fg ? c->n_ff : 0; return fg ? &L->wgu : &L->wup;
+    case RL_CU_W_DOWN: return &L->wdown;
+    default: return NULL;
+    }
+}
+
+/* Rows b0.. of an activation (an output's stride kept). */
+static rl_cu_act act_rows(const rl_cu_act *a, int b0)
+{
+    rl_cu_act r = *a;
+    r.f += (int64_t)b0 * (a->stride ? a->stride : a->n);
+    if (a->q) {
+        r.q += (int64_t)b0 * a->n;
+        r.ds += (int64_t)b0 * (a->n / 32) * 2;
+    }
+    return r;
+}
+
+int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
+{
+    if (n <= RL_CU_MAX_BATCH)
+        return rl_cu_matvec(w, x, n, mode, y, s);
+    if (w->type != RL_TYPE_F32 && w->type != RL_TYPE_Q5_K && n <= RL_CU_MAX_MM_BATCH && !y->stride)
+        return rl_cu_mm(w, x, n, mode, y, s);
+    /* Groups of RL_CU_MAX_BATCH rows: each group reads the weights once. */
+    for (int b0 = 0; b0 < n; b0 += RL_CU_MAX_BATCH) {
+        int nb = n - b0 < RL_CU_MAX_BATCH ? n - b0 : RL_CU_MAX_BATCH;
+        rl_cu_act xs = act_rows(x, b0), ys = act_rows(y, b0);
+        TRY(rl_cu_matvec(w, &xs, nb, mode, &ys, s));
+    }
+    return 0;
+}
+
+int rl_cu_layer_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, const rl_cu_act *xn, int n, float *d_qkv,
+                    cudaStream_t s)
+{
+    int64_t ld = rl_cu_qkv_dim(c), off = 0;
+    const rl_cu_mat *parts[3] = {&L->wqkv, &L->wk, &L->wv};
+    int np = L->wk.q ? 3 : 1;
+    for (int i = 0; i < np; off += parts[i]->rows, i++) {
+        rl_cu_act y = {.f = d_qkv + off, .n = parts[i]->rows, .stride = ld};
+        TRY(rl_cu_product(parts[i], xn, n, RL_CU_MV_STORE, &y, s));
+    }
+    return L->bqkv ? rl_cu_add_bias(d_qkv, L->bqkv, ld, n, s) : 0;
+}
+
+int rl_cu_layer_glu(const rl_cu_model_cfg *c, const rl_cu_layer *L, const rl_cu_act *xn, int n, float *d_gu,
+                    rl_cu_act *ffn, cudaStream_t s)
+{
+    if (!L->wup.q)
+        return rl_cu_product(&L->wgu, xn, n, RL_CU_MV_GLU, ffn, s);
+    int64_t F = c->n_ff;
+    const rl_cu_mat *parts[2] = {&L->wgu, &L->wup};
+    for (int i = 0; i < 2; i++) {
+        rl_cu_act y = {.f = d_gu + i * F, .n = F, .stride = 2 * F};
+        TRY(rl_cu_product(parts[i], xn, n, RL_CU_MV_STORE, &y, s));
+    }
+    TRY(rl_cu_swiglu(d_gu, F, n, ffn->f, s));
+    return ffn->q ? rl_cu_quantize(ffn, n, s) : 0;
+}
+
+/* Dequantize parts[0..n_parts-1] one after the other into the fp16 scratch
+ * (their rows concatenated) and multiply the n fp16 rows d_xh by it. */
+static int gemm_parts(const rl_cu_mat *const *parts, int n_parts, rl_cu_blas *b, const void *d_xh, int n,
+                      void *d_wscratch, float *d_y, cudaStream_t s)
+{
+    int64_t rows = 0, cols = parts[0]->cols;
+    for (int i = 0; i < n_parts; i++) {
+        TRY(rl_cu_mat_to_f16(parts[i], 0, parts[i]->rows, (uint16_t *)d_wscratch + rows * cols, s));
+        rows += parts[i]->rows;
+    }
+    return rl_cu_gemm_f16(b, d_wscratch, rows, cols, d_xh, n, d_y, false);
+}
+
+int rl_cu_layer_gemm_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, rl_cu_blas *b, const void *d_xh, int n,
+                         void *d_wscratch, float *d_qkv, cudaStream_t s)
+{
+    const rl_cu_mat *parts[3] = {&L->wqkv, &L->wk, &L->wv};
+    TRY(gemm_parts(parts, L->wk.q ? 3 : 1, b, d_xh, n, d_wscratch, d_qkv, s));
+    return L->bqkv ? rl_cu_add_bias(d_qkv, L->bqkv, rl_cu_qkv_dim(c), n, s) : 0;
+}
+
+int rl_cu_layer_gemm_gu(const rl_cu_layer *L, rl_cu_blas *b, const void *d_xh, int n, void *d_wscratch,
+                        float *d_gu, cudaStream_t s)
+{
+    const rl_cu_mat *parts[2] = {&L->wgu, &L->wup};
+    return gemm_parts(parts, L->wup.q ? 2 : 1, b, d_xh, n, d_wscratch, d_gu, s);
+}
