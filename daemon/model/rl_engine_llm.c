@@ -264,6 +264,8 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         s->next = tok;
         s->n_gen++;
         it->token = tok;
+        if (it->tok_dst) /* zero copy: the id goes straight to the client's slot */
+            *it->tok_dst = tok;
     }
     publish_stats(L, nf, n_tok, true);
     return 0;
@@ -352,11 +354,25 @@ static void llm_destroy(rl_engine *e)
     free(L);
 }
 
+/* Zero copy: the CPU writes host memory directly; nothing to register. */
+static int llm_map_region(rl_engine *e, void *base, size_t len)
+{
+    (void)e;
+    return base && len ? 0 : -EINVAL;
+}
+
+static void llm_unmap_region(rl_engine *e, void *base)
+{
+    (void)e;
+    (void)base;
+}
+
 static const rl_engine_ops llm_ops = {
     .seq_new = llm_seq_new, .seq_free = llm_seq_free, .step = llm_step, .tokenize = llm_tokenize,
     .token_piece = llm_token_piece, .is_eog = llm_is_eog, .chat_format = llm_chat_format,
     .chat_tokenize = llm_chat_tokenize,
     .get_info = llm_get_info, .destroy = llm_destroy, .get_stats = llm_get_stats,
+    .map_region = llm_map_region, .unmap_region = llm_unmap_region,
 };
 
 /* ---- creation ---- */
