@@ -22,6 +22,7 @@ typedef struct cuda_engine {
     uint32_t n_ctx, n_slots, max_prefill;
     uint8_t *slot_used;
     float *logits; /* RL_CU_MAX_BATCH rows of n_vocab */
+    rl_cu_hostmap *hm; /* ZERO COPY (zc): client regions registered with CUDA */
 } cuda_engine;
 
 struct rl_seq {
@@ -171,6 +172,18 @@ static void take_token(rl_seq *s, rl_step_item *it, int32_t greedy_tok, float *l
     it->token = tok;
 }
 
+/* ZERO COPY (zc): device addresses of the greedy items' tok_dst (the GPU
+ * writes those ids); 0 where the host stores the id (sampled on the host, or
+ * not registered). */
+static void zc_set_dst(cuda_engine *E, const rl_step_item *items, const uint32_t *idx, int n, uint64_t *dst)
+{
+    for (int j = 0; j < n; j++) {
+        const rl_step_item *it = &items[idx[j]];
+        dst[j] = it->tok_dst && it->seq->greedy ? rl_cu_host_dev_ptr(E->hm, it->tok_dst, sizeof(int32_t)) : 0;
+    }
+    rl_cu_model_set_tok_dst(E->g, dst, n);
+}
+
 /* Decode items idx[0..n-1] in one batched step. */
 static int decode_group(cuda_engine *E, rl_step_item *items, const uint32_t *idx, int n)
 {
@@ -183,6 +196,8 @@ static int decode_group(cuda_engine *E, rl_step_item *items, const uint32_t *idx
         slot[j] = s->slot;
         need_logits |= !s->greedy;
     }
+    uint64_t dst[RL_CU_MAX_BATCH] = {0};
+    zc_set_dst(E, items, idx, n, dst); /* ZERO COPY (zc) */
     int rc = rl_cu_model_decode(E->g, n, tok, pos, slot, out, need_logits ? E->logits : NULL);
     if (rc)
         return rc;
@@ -190,6 +205,8 @@ static int decode_group(cuda_engine *E, rl_step_item *items, const uint32_t *idx
         rl_seq *s = items[idx[j]].seq;
         s->n_pos++;
         take_token(s, &items[idx[j]], out[j], E->logits + (size_t)j * E->m->hp.n_vocab);
+        if (items[idx[j]].tok_dst && !dst[j]) /* ZERO COPY (zc): the host stores it */
+            *items[idx[j]].tok_dst = items[idx[j]].token;
     }
     return 0;
 }
@@ -225,8 +242,11 @@ static int cu_step(rl_engine *e, rl_step_item *items, uint32_t n)
                 break;
             s->n_fed += take;
             s->n_pos += take;
-            if (last)
+            if (last) {
                 take_token(s, &items[i], t, E->logits);
+                if (items[i].tok_dst) /* ZERO COPY (zc): first token, stored by the host */
+                    *items[i].tok_dst = items[i].token;
+            }
             continue;
         }
         if (s->next < 0) {
@@ -295,6 +315,7 @@ static void cu_destroy(rl_engine *e)
     if (!e)
         return;
     cuda_engine *E = impl(e);
+    rl_cu_hostmap_free(E->hm); /* ZERO COPY (zc): unpins what the daemon left registered */
     rl_cu_model_free(E->g);
     rl_engine_text_free(&E->text);
     rl_model_free(E->m);
@@ -303,11 +324,26 @@ static void cu_destroy(rl_engine *e)
     free(E);
 }
 
+/* ZERO COPY (zc): client regions, on the step thread between steps. */
+static int cu_map_region(rl_engine *e, void *base, size_t len)
+{
+    cuda_engine *E = impl(e);
+    if (!E->hm && rl_cu_hostmap_new(&E->hm) < 0)
+        return -ENOMEM;
+    return rl_cu_host_register(E->hm, base, len);
+}
+
+static void cu_unmap_region(rl_engine *e, void *base)
+{
+    rl_cu_host_unregister(impl(e)->hm, base);
+}
+
 static const rl_engine_ops cuda_ops = {
     .seq_new = cu_seq_new, .seq_free = cu_seq_free, .step = cu_step, .tokenize = cu_tokenize,
     .token_piece = cu_token_piece, .is_eog = cu_is_eog, .chat_format = cu_chat_format,
     .chat_tokenize = cu_chat_tokenize,
     .get_info = cu_get_info, .destroy = cu_destroy,
+    .map_region = cu_map_region, .unmap_region = cu_unmap_region, /* ZERO COPY (zc) */
 };
 
 int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engine **out, char *err, size_t errlen)

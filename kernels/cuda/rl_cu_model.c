@@ -33,6 +33,8 @@ struct rl_cu_model {
     bool use_graphs;
     rl_cu_rope rope;
     float *inv_freq;          /* n_rot/2, or NULL (computed from rope_base) */
+    rl_cu_tok_dst tok_dst;    /* ZERO COPY (zc): rl_cu_model_set_tok_dst, for the next decode */
+    int n_tok_dst;
     uint64_t weight_bytes, kv_bytes, scratch_bytes;
 };
 
@@ -366,9 +368,19 @@ static int check_ids(const rl_cu_model *m, int n, const int32_t *tokens, const i
     return 0;
 }
 
+/* ZERO COPY (zc) */
+void rl_cu_model_set_tok_dst(rl_cu_model *m, const uint64_t *dev_ptrs, int n)
+{
+    m->n_tok_dst = n < 0 ? 0 : n > RL_CU_MAX_BATCH ? RL_CU_MAX_BATCH : n;
+    memset(&m->tok_dst, 0, sizeof m->tok_dst);
+    memcpy(m->tok_dst.p, dev_ptrs, (size_t)m->n_tok_dst * sizeof *dev_ptrs);
+}
+
 int rl_cu_model_decode(rl_cu_model *m, int n, const int32_t *tokens, const int32_t *pos, const int32_t *slot,
                        int32_t *out_tok, float *logits)
 {
+    int n_dst = m->n_tok_dst; /* ZERO COPY (zc): for this decode only */
+    m->n_tok_dst = 0;
     if (n < 1 || n > RL_CU_MAX_BATCH)
         return -EINVAL;
     TRY(check_ids(m, n, tokens, pos, slot));
@@ -396,6 +408,8 @@ int rl_cu_model_decode(rl_cu_model *m, int n, const int32_t *tokens, const int32
     } else {
         TRY(enqueue_decode(m, n));
     }
+    if (n_dst) /* ZERO COPY (zc): tokens straight into the clients' regions */
+        TRY(rl_cu_scatter_tokens_v(m->d_out, &m->tok_dst, n_dst < n ? n_dst : n, s));
     TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, n * 4, cudaMemcpyDeviceToHost, s), "tokens out"));
     if (logits)
         TRY(rl_cu_check(cudaMemcpyAsync(logits, m->logits.f, (size_t)n * m->c.n_vocab * 4, cudaMemcpyDeviceToHost, s),

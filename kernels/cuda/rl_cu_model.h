@@ -72,6 +72,11 @@ int rl_cu_model_decode(rl_cu_model *m, int n, const int32_t *tokens, const int32
  * NULL, its logits. Synchronous. */
 int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_t *tokens, int n_tok,
                         int32_t *out_tok, float *logits);
+/* ZERO COPY (zc): the next rl_cu_model_decode also writes its greedy token j
+ * to device address dev_ptrs[j] (mapped host memory, rl_cu_host_dev_ptr; 0:
+ * skip), between the argmax and the synchronization. n <= RL_CU_MAX_BATCH;
+ * consumed (and forgotten) by the next decode, even when it fails. */
+void rl_cu_model_set_tok_dst(rl_cu_model *m, const uint64_t *dev_ptrs, int n);
 /* Time each op of the decode step alone (graphs of repeats) and print a table. */
 int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out);
 /* Use CUDA graphs for decode (default on); off replays the launches directly. */
