@@ -158,6 +158,58 @@ START_TEST(test_released_cells_are_reused)
 }
 END_TEST
 
+/* A token whose text does not fit its cell (a held stop-string prefix of 127
+ * bytes released with it): the id goes out from the cell, the text follows in
+ * a text-only TOKENS event. */
+START_TEST(test_text_longer_than_a_cell_follows_in_its_own_event)
+{
+    rl_engine_test_set_tokdst_xor(X);
+    ringlm_conn *c = tt_connect(&td);
+    char stop[129], prompt[130];
+    memset(stop, 'a', 127);
+    stop[127] = 'b';
+    stop[128] = 0;
+    memset(prompt, 'a', 127);
+    prompt[127] = 'c';
+    prompt[128] = 0;
+    ringlm_params p;
+    ringlm_params_default(&p);
+    const char *stops[1] = {stop};
+    p.stop = stops;
+    p.n_stop = 1;
+    ringlm_req r;
+    ck_assert_int_eq(ringlm_submit_text(c, prompt, 128, &p, &r), 0);
+    char text[512];
+    size_t tl = 0, n = 0;
+    bool id_alone = false;
+    for (;;) {
+        ringlm_event ev;
+        ck_assert_int_eq(ringlm_next(c, r, &ev, 10000), 0);
+        int type = ev.type;
+        if (type == RINGLM_EV_TOKENS) {
+            for (size_t i = 0; i < ev.n_tokens; i++, n++)
+                ck_assert_int_eq(ev.tokens[i], prompt[n] ^ X);
+            if (ev.n_tokens == 1 && ev.tokens[0] == ('c' ^ X)) {
+                ck_assert_uint_eq(ev.text_len, 0); /* 128 bytes do not fit a cell */
+                id_alone = true;
+            }
+            memcpy(text + tl, ev.text, ev.text_len);
+            tl += ev.text_len;
+        } else {
+            ck_assert_int_eq(type, RINGLM_EV_DONE);
+        }
+        ringlm_release(c, &ev);
+        if (type != RINGLM_EV_TOKENS)
+            break;
+    }
+    text[tl] = 0;
+    ck_assert(id_alone);
+    ck_assert_uint_eq(n, 128);
+    ck_assert_str_eq(text, prompt);
+    ringlm_close(c);
+}
+END_TEST
+
 START_TEST(test_region_is_unmapped_when_the_client_leaves)
 {
     ringlm_conn *c = tt_connect(&td);
@@ -238,6 +290,7 @@ static Suite *zerocopy_suite(void)
     tcase_add_test(tc, test_ids_are_copied_when_the_engine_cannot_map_the_region);
     tcase_add_test(tc, test_held_events_keep_their_cells_and_later_ids_are_copied);
     tcase_add_test(tc, test_released_cells_are_reused);
+    tcase_add_test(tc, test_text_longer_than_a_cell_follows_in_its_own_event);
     tcase_add_test(tc, test_region_is_unmapped_when_the_client_leaves);
     tcase_add_test(tc, test_regions_are_unmapped_when_the_daemon_stops);
     tcase_add_test(tc, test_loop_answers_interleave_with_cell_events);
