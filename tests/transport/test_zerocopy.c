@@ -7,6 +7,7 @@
 #include "rl_engine_test.h"
 
 #include <check.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -281,6 +282,56 @@ START_TEST(test_loop_answers_interleave_with_cell_events)
 }
 END_TEST
 
+/* Engine swap: the old engine's mappings go with it, the new engine maps the
+ * region again at the client's next request. */
+static atomic_int want_swap, swapped;
+static void on_swapped(rl_daemon *d, int rc, void *user)
+{
+    (void)d;
+    (void)user;
+    atomic_store(&swapped, rc == 0 ? 1 : -1);
+}
+static void swap_tick(rl_daemon *d, void *user)
+{
+    (void)user;
+    if (!atomic_exchange(&want_swap, 0))
+        return;
+    rl_engine *e;
+    ck_assert_int_eq(rl_engine_test_create(&e), 0);
+    if (rl_daemon_swap_engine(d, e, on_swapped, NULL) < 0) {
+        e->ops->destroy(e);
+        atomic_store(&swapped, -1);
+    }
+}
+
+START_TEST(test_engine_swap_maps_the_region_into_the_new_engine)
+{
+    rl_engine_test_set_tokdst_xor(X);
+    rl_daemon_opts o;
+    rl_daemon_opts_default(&o);
+    rl_daemon_hooks h = {.on_tick = swap_tick, .tick_ms = 2};
+    tt_daemon t;
+    tt_start_opts(&t, &o, &h);
+    ringlm_conn *c = tt_connect(&t);
+    int32_t ids[8];
+    char text[64];
+    ck_assert_uint_eq(run(c, "one", ids, 8, text, false), 3);
+    ck_assert_int_eq(rl_engine_test_regions(), 1);
+    atomic_store(&want_swap, 1);
+    for (int i = 0; i < 5000 && !atomic_load(&swapped); i++)
+        nap_ms(2);
+    ck_assert_int_eq(atomic_load(&swapped), 1);
+    ck_assert_int_eq(rl_engine_test_regions(), 0); /* unmapped before the old engine went */
+    ck_assert_uint_eq(run(c, "two", ids, 8, text, false), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(ids[i], "two"[i] ^ X);
+    ck_assert_int_eq(rl_engine_test_regions(), 1);
+    ringlm_close(c);
+    tt_stop(&t);
+    ck_assert_int_eq(rl_engine_test_regions(), 0);
+}
+END_TEST
+
 static Suite *zerocopy_suite(void)
 {
     Suite *s = suite_create("zerocopy");
@@ -295,6 +346,9 @@ static Suite *zerocopy_suite(void)
     tcase_add_test(tc, test_regions_are_unmapped_when_the_daemon_stops);
     tcase_add_test(tc, test_loop_answers_interleave_with_cell_events);
     suite_add_tcase(s, tc);
+    TCase *sw = tcase_create("swap");
+    tcase_add_test(sw, test_engine_swap_maps_the_region_into_the_new_engine);
+    suite_add_tcase(s, sw);
     return s;
 }
 
