@@ -353,7 +353,8 @@ static void on_token(rl_worker *w, rl_wreq *r, int32_t tok)
                                r->n_stop, &emit);
     if (!buf_reserve(&r->out, emit))
         goto oom;
-    memcpy(r->out.p + r->out.n, r->hold.p, emit);
+    if (emit) /* out.p is still NULL while everything so far is held */
+        memcpy(r->out.p + r->out.n, r->hold.p, emit);
     r->out.n += emit;
     memmove(r->hold.p, r->hold.p + emit, r->hold.n - emit);
     r->hold.n -= emit;
