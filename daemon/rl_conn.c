@@ -96,7 +96,9 @@ int rl_conn_create(int sock, uint64_t id, rl_conn **out, char *err, size_t errle
     c->req_off = lay.req_off;
     c->req_size = lay.req_size;
     c->res_off = lay.res_off;
-    c->res_size = lay.res_size;
+    /* the circular allocator keeps off the zero-copy cells at the arena's end */
+    c->res_size = lay.res_size - RL_CONN_CELLS_BYTES;
+    c->cell_off = c->res_size;
     rl_ring_init(&c->sq, c->base, lay.sq_off, lay.sq_entries, sizeof(rl_wire_sqe), 0);
     rl_ring_init(&c->cq, c->base, lay.cq_off, lay.cq_entries, sizeof(rl_wire_cqe), 0);
     /* The client starts asleep as far as the daemon knows: ring until it spins. */
@@ -232,4 +234,103 @@ void rl_conn_kick(rl_conn *c)
     pthread_mutex_unlock(&c->out_lock);
     if (ring)
         rl_bell_ring(c->cq_bell);
+}
+
+/* ---- zero-copy token cells ---- */
+_Static_assert(RL_WIRE_RES_SIZE > 4 * RL_CONN_CELLS_BYTES, "cells leave most of the arena circular");
+_Static_assert(RL_CONN_CELL_BYTES % 8 == 0, "cells keep payloads 8-aligned");
+
+/* Under out_lock: the client's release mark, validated (0 and false: corrupt). */
+static bool released_mark(rl_conn *c, uint64_t *rel)
+{
+    /* acquire: pairs with the client's release store; its reads of released
+     * payloads (cells included) are done before we reuse them. Read once. */
+    uint64_t r = atomic_load_explicit(&c->hdr->res_released, memory_order_acquire);
+    if (r < c->res_released || r > c->res_head)
+        return false;
+    c->res_released = r;
+    *rel = r;
+    return true;
+}
+
+int32_t *rl_conn_cell_take(rl_conn *c, uint32_t *cell)
+{
+    /* relaxed: a hint, as in rl_conn_post */
+    if (atomic_load_explicit(&c->dead, memory_order_relaxed) ||
+        atomic_load_explicit(&c->corrupt, memory_order_relaxed))
+        return NULL;
+    int32_t *id = NULL;
+    uint64_t rel;
+    pthread_mutex_lock(&c->out_lock);
+    if (released_mark(c, &rel)) {
+        for (uint32_t k = 0; k < RL_CONN_CELLS; k++) {
+            uint32_t i = (c->cell_hint + k) % RL_CONN_CELLS;
+            uint64_t t = c->cell_ticket[i];
+            /* free: never published, or its ticket is behind the release mark
+             * (the client released that event) */
+            if (t != RL_CONN_CELL_TAKEN && t <= rel) {
+                c->cell_ticket[i] = RL_CONN_CELL_TAKEN;
+                c->cell_hint = (i + 1) % RL_CONN_CELLS;
+                *cell = i;
+                id = (int32_t *)((char *)c->base + c->res_off + c->cell_off +
+                                 (size_t)i * RL_CONN_CELL_BYTES);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->out_lock);
+    return id;
+}
+
+void rl_conn_cell_put(rl_conn *c, uint32_t cell)
+{
+    pthread_mutex_lock(&c->out_lock);
+    c->cell_ticket[cell % RL_CONN_CELLS] = 0;
+    pthread_mutex_unlock(&c->out_lock);
+}
+
+int rl_conn_cell_post(rl_conn *c, uint32_t cell, uint32_t req_id, const char *text,
+                      size_t text_len)
+{
+    cell %= RL_CONN_CELLS;
+    if (text_len > RL_CONN_CELL_BYTES - sizeof(int32_t) ||
+        atomic_load_explicit(&c->dead, memory_order_relaxed) ||
+        atomic_load_explicit(&c->corrupt, memory_order_relaxed)) {
+        rl_conn_cell_put(c, cell);
+        return text_len > RL_CONN_CELL_BYTES - sizeof(int32_t) ? -EAGAIN : -EPIPE;
+    }
+    pthread_mutex_lock(&c->out_lock);
+    int rc = 0;
+    int64_t space = rl_ring_space(&c->cq);
+    uint32_t toff;
+    uint64_t tend;
+    if (space == RL_RING_CORRUPT)
+        rc = -EPIPE;
+    else if (space == 0)
+        rc = -EAGAIN;
+    else
+        rc = res_alloc(c, 8, &toff, &tend); /* the ticket: orders the release */
+    if (rc < 0) {
+        c->cell_ticket[cell] = 0;
+        pthread_mutex_unlock(&c->out_lock);
+        if (rc == -EPIPE && !atomic_exchange(&c->corrupt, true))
+            rl_log(LOG_WARNING, "client %llu (pid %d): corrupt completion ring or release mark",
+                   (unsigned long long)c->id, (int)c->pid);
+        return rc == -E2BIG ? -EAGAIN : rc;
+    }
+    /* The id word was written by the engine during the step (a plain store, or
+     * the GPU through its mapping: complete and visible to the host once the
+     * stream synchronized, before step() returned); the daemon never writes it. */
+    uint32_t off = c->cell_off + cell * RL_CONN_CELL_BYTES;
+    char *p = (char *)c->base + c->res_off + off;
+    if (text_len)
+        memcpy(p + sizeof(int32_t), text, text_len);
+    rl_wire_cqe *e = rl_ring_prod_slot(&c->cq, 0);
+    *e = (rl_wire_cqe){.req_id = req_id, .type = RL_WIRE_EV_TOKENS, .n_tokens = 1, .off = off,
+                       .len = (uint32_t)(sizeof(int32_t) + text_len), .res_end = tend};
+    rl_ring_publish(&c->cq, 1); /* release: id, text and entry before tail */
+    c->cq_dirty = true;
+    c->cell_ticket[cell] = tend; /* reusable once the client released this event */
+    pthread_mutex_unlock(&c->out_lock);
+    return 0;
 }

@@ -24,6 +24,19 @@
 /* Requests one client may have in flight; more are answered -EBUSY at once. */
 #define RL_CONN_MAX_REQS 1024u
 
+/* Zero-copy token cells (docs/TRANSPORT.md "Zero copy"): the last
+ * RL_CONN_CELLS * RL_CONN_CELL_BYTES bytes of the result arena are cells that
+ * the circular allocator never uses. Before a step the worker takes a free cell
+ * per request and the engine writes the sampled id into its first word
+ * (rl_step_item.tok_dst); after the step the cell is published as a TOKENS
+ * payload {id, text}. Its release is tracked by an 8-byte ticket allocated from
+ * the circular arena at publication (the completion's res_end), so completions
+ * keep arena order and the cell is reused only once the client's release mark
+ * passed its ticket. */
+#define RL_CONN_CELLS 256u
+#define RL_CONN_CELL_BYTES 128u
+#define RL_CONN_CELLS_BYTES (RL_CONN_CELLS * RL_CONN_CELL_BYTES)
+
 typedef struct rl_conn {
     /* immutable after rl_conn_create */
     uint64_t id;
@@ -49,6 +62,13 @@ typedef struct rl_conn {
     uint64_t res_head;     /* next free arena position */
     uint64_t res_released; /* last validated client watermark */
     bool cq_dirty;         /* posted since the last rl_conn_kick */
+    uint32_t cell_off;     /* arena offset of the cells (= circular part's size) */
+    uint32_t cell_hint;    /* where the next free-cell search starts */
+    uint64_t cell_ticket[RL_CONN_CELLS]; /* 0 free, RL_CONN_CELL_TAKEN, else ticket end */
+
+    /* worker thread only: 0 region not offered to the engine yet, 1 mapped by
+     * map_region, -1 map_region failed or unsupported (copies) */
+    int8_t wk_zc;
 
     /* loop thread only */
     rl_ring sq;
@@ -75,6 +95,20 @@ int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uin
                  const void *a, size_t alen, const void *b, size_t blen);
 /* Ring the client's completion doorbell when it sleeps and something was posted. */
 void rl_conn_kick(rl_conn *c);
+
+/* ---- zero-copy token cells (worker thread, around one engine step) ---- */
+#define RL_CONN_CELL_TAKEN UINT64_MAX
+/* Take a free cell; returns its id word inside the region (8-aligned), or NULL
+ * (none free: the caller copies as before). */
+int32_t *rl_conn_cell_take(rl_conn *c, uint32_t *cell);
+/* Publish TOKENS {n_tokens 1: the id the engine wrote into the cell, then
+ * text} (text_len <= RL_CONN_CELL_BYTES - 4). Returns 0; -EAGAIN when the CQ or
+ * the arena has no room for the ticket (the cell is freed: the caller posts a
+ * copy later); -EPIPE dead or corrupt. */
+int rl_conn_cell_post(rl_conn *c, uint32_t cell, uint32_t req_id, const char *text,
+                      size_t text_len);
+/* Give an unused cell back. */
+void rl_conn_cell_put(rl_conn *c, uint32_t cell);
 
 /* The bytes [off, off+len) of the request arena, or NULL when out of bounds. */
 const uint8_t *rl_conn_req_bytes(rl_conn *c, uint32_t off, uint32_t len);

@@ -59,6 +59,13 @@ typedef struct rl_step_item {
     rl_seq *seq;    /* in */
     int32_t token;  /* out: the sampled token, or -1 when the step only consumed prompt */
     int32_t status; /* out: 0, or a negative errno for this sequence only (-ENOSPC: context full) */
+    /* Added (zero copy, docs/TRANSPORT.md). in: NULL, or a host address inside a
+     * region given to map_region where the engine also stores the sampled token
+     * id whenever it returns token >= 0 (the GPU may write it through its
+     * mapping before the step returns). The daemon keeps using token and never
+     * reads this word back (the client can rewrite it). Set only for engines
+     * with map_region; they must honour it for every sampled token. */
+    int32_t *tok_dst;
 } rl_step_item;
 
 /* Scheduler statistics (get_stats). Counters since the engine started. */
@@ -123,6 +130,15 @@ typedef struct rl_engine_ops {
      * exceed cap) or a negative errno. Callable from any thread. */
     int (*chat_tokenize)(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, bool add_special,
                          int32_t *out, size_t cap);
+    /* Added, optional (both NULL: the daemon copies token ids as before). A
+     * client's shared region [base, base+len) was mapped: make it writable by
+     * the engine's device (CUDA: host-registered, mapped) so that tok_dst may
+     * point into it. Returns 0, or a negative errno (the daemon then copies for
+     * that client). unmap_region(base) comes before the region is unmapped;
+     * the engine must not touch it afterwards. Both are called on the thread
+     * that calls step, between steps (never while one runs), like seq_new. */
+    int (*map_region)(rl_engine *e, void *base, size_t len);
+    void (*unmap_region)(rl_engine *e, void *base);
 } rl_engine_ops;
 
 struct rl_engine {

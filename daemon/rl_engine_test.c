@@ -10,6 +10,13 @@
 #define PREFILL_CHUNK 8u
 
 static atomic_uint g_unhang_gen; /* bumped by rl_engine_test_unhang */
+static atomic_int g_tokdst_xor;   /* rl_engine_test_set_tokdst_xor */
+static atomic_int g_regions;      /* mapped regions */
+static atomic_bool g_map_fail;
+
+void rl_engine_test_set_tokdst_xor(int32_t x) { atomic_store(&g_tokdst_xor, x); }
+int rl_engine_test_regions(void) { return atomic_load(&g_regions); }
+void rl_engine_test_set_map_fail(bool fail) { atomic_store(&g_map_fail, fail); }
 
 struct rl_seq {
     int32_t *prompt;
@@ -104,6 +111,8 @@ static int t_step(rl_engine *e, rl_step_item *items, uint32_t n)
             }
         }
         items[i].token = next_token(s);
+        if (items[i].tok_dst) /* zero copy: where the client reads the id */
+            *items[i].tok_dst = items[i].token ^ atomic_load(&g_tokdst_xor);
     }
     while (hang && atomic_load(&g_unhang_gen) == hang_gen) {
         struct timespec ts = {0, 1000000};
@@ -203,7 +212,27 @@ static void t_destroy(rl_engine *e)
     free(e);
 }
 
+static int t_map_region(rl_engine *e, void *base, size_t len)
+{
+    (void)e;
+    if (!base || !len)
+        return -EINVAL;
+    if (atomic_load(&g_map_fail))
+        return -ENOTSUP;
+    atomic_fetch_add(&g_regions, 1);
+    return 0;
+}
+
+static void t_unmap_region(rl_engine *e, void *base)
+{
+    (void)e;
+    (void)base;
+    atomic_fetch_sub(&g_regions, 1);
+}
+
 static const rl_engine_ops test_ops = {
+    .map_region = t_map_region,
+    .unmap_region = t_unmap_region,
     .seq_new = t_seq_new,
     .seq_free = t_seq_free,
     .step = t_step,

@@ -7,7 +7,8 @@
  * message as "<|role|>content\n" and appends "<|assistant|>".
  * A prompt starting with "__slow__" sleeps ~5 ms in every step it takes part in;
  * "__hang__" blocks the step until rl_engine_test_unhang() is called (the
- * daemon does when it stops).
+ * daemon does when it stops). Regions given to map_region get the token ids
+ * through tok_dst (a plain store).
  */
 #ifndef RL_ENGINE_TEST_H
 #define RL_ENGINE_TEST_H
@@ -20,6 +21,15 @@
 #define RL_TEST_CTX 4096
 
 int rl_engine_test_create(rl_engine **out);
+/* Zero copy (map_region/unmap_region, tok_dst): the engine stores token ^ x
+ * through tok_dst while it reports token itself (x = 0 by default), so that a
+ * test can tell which of the two the client read. Process-wide. */
+void rl_engine_test_set_tokdst_xor(int32_t x);
+/* Regions mapped and not yet unmapped, over all test engines (process-wide). */
+int rl_engine_test_regions(void);
+/* Make map_region fail with -ENOTSUP (true) so the daemon falls back to copies. */
+void rl_engine_test_set_map_fail(bool fail);
+
 /* Release every step blocked by a "__hang__" prompt created before this call
  * (process-wide). */
 void rl_engine_test_unhang(void);

@@ -36,6 +36,8 @@ struct rl_wreq {
     buf out;  /* text ready to post */
     int32_t *ids;
     uint32_t n_ids, cap_ids;
+    uint32_t cell; /* zero copy: this step's token cell (rl_conn.h), when has_cell */
+    bool has_cell;
     bool final, posted, dropped;
     uint16_t final_type;
     int32_t final_status;
@@ -74,6 +76,8 @@ struct rl_worker {
     rl_sched_limits lim;     /* per-client admission limits (rl_sched.h) */
     rl_sched_ent *ents;      /* step order scratch */
     uint32_t cap_ents, rotate;
+    rl_conn **zc;            /* connections offered to map_region (one reference each) */
+    uint32_t n_zc, cap_zc;
     /* published */
     atomic_uint n_active;
     atomic_uint n_queued; /* NEW messages not yet taken from the inbox */
@@ -349,7 +353,8 @@ static void on_token(rl_worker *w, rl_wreq *r, int32_t tok)
                                r->n_stop, &emit);
     if (!buf_reserve(&r->out, emit))
         goto oom;
-    memcpy(r->out.p + r->out.n, r->hold.p, emit);
+    if (emit) /* out.p is still NULL while everything so far is held */
+        memcpy(r->out.p + r->out.n, r->hold.p, emit);
     r->out.n += emit;
     memmove(r->hold.p, r->hold.p + emit, r->hold.n - emit);
     r->hold.n -= emit;
@@ -364,6 +369,87 @@ oom:
     if (piece != small)
         free(piece);
     set_final(w, r, RL_WIRE_EV_ERROR, -ENOMEM, 0, "out of memory");
+}
+
+/* ---- zero copy (docs/TRANSPORT.md): regions mapped into the engine ----
+ * map_region and unmap_region run here, on the worker thread between steps,
+ * so no step can be writing into a region while it is unmapped. Each offered
+ * connection is held by a reference in w->zc, so its region (munmap'ed when the
+ * last reference goes) outlives the engine's mapping; unmap comes on MSG_GONE
+ * (the client left: its requests are dropped in the same pass, none is in a
+ * step) or when the worker quits (daemon stop, engine swap: before the engine
+ * is destroyed, see rl_daemon_destroy / rl_swap_step). */
+static bool zc_mapped(rl_worker *w, rl_conn *c)
+{
+    if (c->wk_zc)
+        return c->wk_zc > 0;
+    rl_engine *e = w->e;
+    /* a gone client gets no new mapping (MSG_GONE may already be handled) */
+    if (!e->ops->map_region || !e->ops->unmap_region || atomic_load(&c->dead))
+        return false;
+    if (w->n_zc == w->cap_zc) {
+        uint32_t cap = w->cap_zc ? 2 * w->cap_zc : 16;
+        rl_conn **p = realloc(w->zc, cap * sizeof *p);
+        if (!p)
+            return false; /* copies this time; asked again next step */
+        w->zc = p;
+        w->cap_zc = cap;
+    }
+    int rc = e->ops->map_region(e, c->base, c->size);
+    c->wk_zc = rc == 0 ? 1 : -1;
+    if (rc < 0)
+        rl_log(LOG_INFO, "client %llu: region not mapped into the engine (%s): tokens are copied",
+               (unsigned long long)c->id, strerror(-rc));
+    rl_conn_ref(c);
+    w->zc[w->n_zc++] = c;
+    return rc == 0;
+}
+
+static void zc_release(rl_worker *w, uint32_t i)
+{
+    rl_conn *c = w->zc[i];
+    if (c->wk_zc > 0)
+        w->e->ops->unmap_region(w->e, c->base);
+    c->wk_zc = 0; /* a later worker (engine swap) offers it again */
+    w->zc[i] = w->zc[--w->n_zc];
+    rl_conn_unref(c);
+}
+
+static void zc_forget(rl_worker *w, rl_conn *c)
+{
+    for (uint32_t i = 0; i < w->n_zc; i++)
+        if (w->zc[i] == c) {
+            zc_release(w, i);
+            return;
+        }
+}
+
+static void zc_forget_all(rl_worker *w)
+{
+    while (w->n_zc)
+        zc_release(w, w->n_zc - 1);
+}
+
+/* After the step: publish the cell with this step's token and its text, or
+ * give it back. */
+static void zc_finish(rl_worker *w, rl_wreq *r)
+{
+    rl_conn *c = r->conn;
+    r->has_cell = false;
+    /* n_ids was 0 before the step (only flushed requests step): 1 means this
+     * step's token, whose id the engine stored in the cell. EOS is no id. */
+    if (r->n_ids != 1) {
+        rl_conn_cell_put(c, r->cell);
+        return;
+    }
+    size_t text = r->out.n <= RL_CONN_CELL_BYTES - sizeof(int32_t) ? r->out.n : 0;
+    int rc = rl_conn_cell_post(c, r->cell, r->id, r->out.p, text);
+    if (rc < 0)
+        return; /* no room (copied by flush later) or dead (flush drops it) */
+    touch(w, c);
+    r->n_ids = 0; /* the id went out; longer text follows in its own TOKENS event */
+    if (text)
+        r->out.n = 0;
 }
 
 static void admit(rl_worker *w, rl_wreq *r)
@@ -443,6 +529,10 @@ static void handle_msgs(rl_worker *w, msg *m, bool quit)
                 else if (r->id == m->id && !r->final)
                     set_final(w, r, RL_WIRE_EV_DONE, -ECANCELED, RL_WIRE_FINISH_CANCELLED, NULL);
             }
+            /* Between steps on the worker thread, and every request of the
+             * client is dropped above: no step writes into its region again. */
+            if (m->type == MSG_GONE)
+                zc_forget(w, m->c);
             rl_conn_unref(m->c);
         }
         free(m);
@@ -491,6 +581,11 @@ static void run_step(rl_worker *w)
         rl_wreq *r = w->act[w->ents[j].index];
         idx[j] = r;
         w->items[j] = (rl_step_item){.seq = r->seq, .token = -1, .status = 0};
+        /* zero copy: the id lands where the client reads it (NULL: copied) */
+        if (zc_mapped(w, r->conn)) {
+            w->items[j].tok_dst = rl_conn_cell_take(r->conn, &r->cell);
+            r->has_cell = w->items[j].tok_dst != NULL;
+        }
     }
     atomic_store(&w->step_started, rl_now_ns());
     int rc = w->e->ops->step(w->e, w->items, n);
@@ -506,6 +601,8 @@ static void run_step(rl_worker *w)
         } else if (w->items[i].token >= 0) {
             on_token(w, r, w->items[i].token);
         }
+        if (r->has_cell)
+            zc_finish(w, r);
     }
 }
 
@@ -554,6 +651,7 @@ static void *worker_main(void *arg)
             for (uint32_t i = 0; i < w->n_act; i++)
                 w->act[i]->dropped = true;
             sweep(w);
+            zc_forget_all(w); /* before rl_worker_stop returns: the engine goes next */
             break;
         }
         if (cancel_all)
@@ -651,6 +749,8 @@ void rl_worker_stop(rl_worker *w)
     pthread_join(w->thr, NULL);
     /* Anything pushed after the thread left. */
     handle_msgs(w, w->inbox, true);
+    zc_forget_all(w); /* nothing left normally: the thread did it before leaving */
+    free(w->zc);
     free(w->act);
     free(w->items);
     free(w->ents);

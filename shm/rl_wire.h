@@ -28,6 +28,8 @@
  *   res_off      +--------------------------------------------+
  *                | result arena (res_size bytes)              |  written by the daemon,
  *                |  token ids + text, timings, messages       |  released by the client
+ *                |  (the daemon keeps its last 32 KiB as      |
+ *                |  token cells: see below)                   |
  *   region_size  +--------------------------------------------+
  *
  * Rings: single-producer single-consumer, head and tail are free-running
@@ -54,6 +56,13 @@
  * everything before it. When the daemon finds the CQ or the arena full it sets
  * space_wanted; a client that consumes CQEs or releases payloads and sees it set
  * clears it and rings the submission doorbell.
+ *
+ * Token cells (daemon side only, no client change): the daemon may place a
+ * TOKENS payload of one id in a fixed cell at the end of the result arena,
+ * where its engine (the GPU) wrote the id directly. Such a CQE is ordinary:
+ * off/len inside res_size, res_end the end of a small ticket allocated in
+ * arena order; the daemon reuses the cell only after the release mark passed
+ * that res_end. Clients need no change (docs/TRANSPORT.md "Zero copy").
  *
  * Everything in the region is hostile to the daemon: it keeps its own copies of
  * sizes and its own head/tail counters, reads each shared index once, and

@@ -26,6 +26,8 @@ typedef struct cu_backend {
     uint32_t *bt_len;
     float **lg;
     uint32_t *oseq;            /* out row -> fseq */
+    uint64_t *odev;            /* out row -> device address of its zero-copy cell, or 0 */
+    rl_cu_hostmap *hm;         /* client regions registered with CUDA (zero copy) */
 } cu_backend;
 
 /* ---- upload ------------------------------------------------------------------ */
@@ -151,7 +153,8 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
     B->bt_len = malloc(sizeof(uint32_t) * step_tokens);
     B->lg = malloc(sizeof(float *) * step_tokens);
     B->oseq = malloc(sizeof(uint32_t) * step_tokens);
-    if (!B->tok || !B->bt || !B->bt_len || !B->lg || !B->oseq) {
+    B->odev = malloc(sizeof(uint64_t) * step_tokens);
+    if (!B->tok || !B->bt || !B->bt_len || !B->lg || !B->oseq || !B->odev) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -188,12 +191,14 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
         if (f->logits || f->argmax) {
             B->oidx[no] = (int32_t)t - 1;
             B->lg[no] = f->logits;
+            /* zero copy: a greedy token goes from the GPU into the client's cell */
+            B->odev[no] = f->argmax && f->tok_dst ? rl_cu_host_dev_ptr(B->hm, f->tok_dst, sizeof(int32_t)) : 0;
             B->oseq[no++] = j;
         }
     }
     rl_cu_batch b = {.n_tok = (int)t, .tokens = B->tok, .pos = B->pos, .row = B->row, .n_rows = (int)n,
                      .bt = B->bt, .bt_len = B->bt_len, .n_out = (int)no, .out_idx = B->oidx, .out_tok = B->otok,
-                     .logits = B->lg};
+                     .logits = B->lg, .tok_dev = B->hm ? B->odev : NULL};
     int rc = rl_cu_model_forward(B->g, &b);
     if (rc) {
         fprintf(stderr, "cuda step failed: %s\n", rc == -EINVAL ? "invalid batch" : rl_cu_last_error());
@@ -201,9 +206,13 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
     }
     for (uint32_t j = 0; j < n; j++)
         seqs[j].kv->n_pos += seqs[j].n_tok;
-    for (uint32_t i = 0; i < no; i++)
-        if (seqs[B->oseq[i]].argmax)
-            *seqs[B->oseq[i]].argmax = B->otok[i];
+    for (uint32_t i = 0; i < no; i++) {
+        rl_fwd_seq *f = &seqs[B->oseq[i]];
+        if (f->argmax)
+            *f->argmax = B->otok[i];
+        if (B->hm && B->odev[i])
+            f->tok_dst = NULL; /* written by the GPU */
+    }
     return 0;
 }
 
@@ -218,15 +227,33 @@ static uint64_t be_block_bytes(void *ctx)
     return rl_cu_kv_block_bytes(kv->n_layer, kv->n_head_kv, kv->head_dim);
 }
 
+/* Zero copy: client regions, on the step thread between steps. */
+static int be_map_region(void *ctx, void *base, size_t len)
+{
+    cu_backend *B = ctx;
+    if (!B->hm && rl_cu_hostmap_new(&B->hm) < 0)
+        return -ENOMEM;
+    return rl_cu_host_register(B->hm, base, len);
+}
+
+static void be_unmap_region(void *ctx, void *base)
+{
+    cu_backend *B = ctx;
+    if (B->hm)
+        rl_cu_host_unregister(B->hm, base);
+}
+
 static void be_close(void *ctx)
 {
     cu_backend *B = ctx;
+    rl_cu_hostmap_free(B->hm); /* unpins what the daemon left registered */
     rl_cu_model_free(B->g);
     free(B->tok);
     free(B->bt);
     free(B->bt_len);
     free(B->lg);
     free(B->oseq);
+    free(B->odev);
     free(B);
 }
 
@@ -261,7 +288,8 @@ int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engin
         return -ENOMEM;
     }
     B->be = (rl_llm_backend){.name = "cuda", .ctx = B, .open = be_open, .forward = be_forward,
-                             .copy_block = be_copy_block, .block_bytes = be_block_bytes, .close = be_close};
+                             .copy_block = be_copy_block, .block_bytes = be_block_bytes,
+                             .map_region = be_map_region, .unmap_region = be_unmap_region, .close = be_close};
     B->kv_budget = lo.kv_budget_bytes;
     lo.backend = &B->be;
     return rl_engine_llm_create_opts(path, &lo, out, err, errlen); /* owns B from here, even on failure */

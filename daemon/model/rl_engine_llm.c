@@ -227,7 +227,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             s->ps.in_step = true;
             /* logits when this completes the prompt of a sequence that has not sampled yet */
             bool want = decode || (s->next < 0 && need == s->ps.n_toks);
-            L->fseqs[nf] = (rl_fwd_seq){&s->kv, decode ? &s->next : s->ps.toks + s->kv.n_pos, take, NULL, NULL};
+            L->fseqs[nf] = (rl_fwd_seq){&s->kv, decode ? &s->next : s->ps.toks + s->kv.n_pos, take, NULL, NULL, NULL};
             if (want)
                 n_logits++;
             L->fitem[nf++] = i;
@@ -250,10 +250,13 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         rl_seq *s = items[L->fitem[j]].seq;
         bool decode = s->kv.n_pos == s->ps.n_toks;
         L->fseqs[j].argmax = NULL;
+        L->fseqs[j].tok_dst = NULL;
         if (!(decode || (s->next < 0 && s->kv.n_pos + L->fseqs[j].n_tok == s->ps.n_toks)))
             continue;
-        if (L->be && s->greedy) /* only the token leaves the device */
+        if (L->be && s->greedy) { /* only the token leaves the device */
             L->fseqs[j].argmax = &L->argtok[j];
+            L->fseqs[j].tok_dst = items[L->fitem[j]].tok_dst; /* the device may write it too */
+        }
         else
             L->fseqs[j].logits = L->logits + (size_t)(r++) * L->m->hp.n_vocab;
     }
@@ -275,6 +278,9 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         s->next = tok;
         s->n_gen++;
         it->token = tok;
+        /* zero copy: the id goes to the client's cell, unless the device wrote it there */
+        if (it->tok_dst && !(L->fseqs[j].argmax && L->fseqs[j].tok_dst == NULL))
+            *it->tok_dst = tok;
     }
     publish_stats(L, nf, n_tok, true);
     return 0;
@@ -366,11 +372,28 @@ static void llm_destroy(rl_engine *e)
     free(L);
 }
 
+/* Zero copy: the CPU writes host memory directly; a device backend registers it. */
+static int llm_map_region(rl_engine *e, void *base, size_t len)
+{
+    llm *L = impl(e);
+    if (!base || !len)
+        return -EINVAL;
+    return L->be && L->be->map_region ? L->be->map_region(L->be->ctx, base, len) : 0;
+}
+
+static void llm_unmap_region(rl_engine *e, void *base)
+{
+    llm *L = impl(e);
+    if (L->be && L->be->unmap_region)
+        L->be->unmap_region(L->be->ctx, base);
+}
+
 static const rl_engine_ops llm_ops = {
     .seq_new = llm_seq_new, .seq_free = llm_seq_free, .step = llm_step, .tokenize = llm_tokenize,
     .token_piece = llm_token_piece, .is_eog = llm_is_eog, .chat_format = llm_chat_format,
     .chat_tokenize = llm_chat_tokenize,
     .get_info = llm_get_info, .destroy = llm_destroy, .get_stats = llm_get_stats,
+    .map_region = llm_map_region, .unmap_region = llm_unmap_region,
 };
 
 /* ---- creation ---- */

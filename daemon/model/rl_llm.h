@@ -38,6 +38,10 @@ typedef struct rl_llm_backend {
     int (*copy_block)(void *ctx, uint32_t dst, uint32_t src);
     /* Device bytes of the KV pool per block. */
     uint64_t (*block_bytes)(void *ctx);
+    /* Optional (NULL: none): a client's shared region, for rl_fwd_seq.tok_dst
+     * (rl_engine_ops.map_region / unmap_region). */
+    int (*map_region)(void *ctx, void *base, size_t len);
+    void (*unmap_region)(void *ctx, void *base);
     /* Frees everything (called once, also when creation fails, open or not). */
     void (*close)(void *ctx);
 } rl_llm_backend;

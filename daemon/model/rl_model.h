@@ -72,6 +72,9 @@ typedef struct rl_fwd_seq {
     float *logits;        /* NULL, or n_vocab floats: logits after the last token */
     int32_t *argmax;      /* NULL, or (device backends, rl_llm_backend) where the greedy
                            * token after the last token goes; logits may then be NULL */
+    int32_t *tok_dst;     /* with argmax, device backends: NULL, or a host address in a
+                           * mapped client region (rl_step_item.tok_dst) that should get the
+                           * token too; the backend sets it to NULL when its device wrote it */
 } rl_fwd_seq;
 
 /* Scratch for batches of up to max_tokens tokens. */

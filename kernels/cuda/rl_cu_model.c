@@ -190,13 +190,15 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = dalloc((void **)&m->d_in, (size_t)rows * 16, "ids")) ||
         (rc = dalloc((void **)&m->d_bt, (size_t)rows * bt_stride * 4, "block tables")) ||
         (rc = dalloc((void **)&m->d_out, (size_t)c.max_batch * 4, "ids")) ||
+        (rc = dalloc((void **)&m->d_dst, (size_t)rows * 8, "token addresses")) ||
         (rc = dalloc(&m->kv.pool, kvb, "KV cache")) ||
         (rc = dalloc(&m->xh, (size_t)rows * xh_n * 2, "fp16 activations")) ||
         (rc = dalloc(&m->wscratch, (size_t)maxw * 2, "fp16 weight scratch")))
         goto fail;
     if ((rc = rl_cu_check(cudaMallocHost((void **)&m->h_in, (size_t)rows * 16 + (size_t)rows * bt_stride * 4),
                           "pinned")) ||
-        (rc = rl_cu_check(cudaMallocHost((void **)&m->h_out, (size_t)c.max_batch * 4), "pinned")))
+        (rc = rl_cu_check(cudaMallocHost((void **)&m->h_out, (size_t)c.max_batch * 4), "pinned")) ||
+        (rc = rl_cu_check(cudaMallocHost((void **)&m->h_dst, (size_t)rows * 8), "pinned")))
         goto fail;
     m->kv = (rl_cu_kv){.pool = m->kv.pool, .n_blocks = c.n_blocks, .n_layer = c.n_layer, .n_head_kv = c.n_head_kv,
                        .head_dim = c.head_dim, .bt = m->d_bt, .bt_stride = bt_stride};
@@ -241,6 +243,8 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->d_in);
     cudaFree(m->d_bt);
     cudaFree(m->d_out);
+    cudaFree(m->d_dst);
+    cudaFreeHost(m->h_dst);
     cudaFree(m->xh);
     cudaFree(m->wscratch);
     cudaFreeHost(m->h_in);

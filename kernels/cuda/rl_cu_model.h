@@ -110,7 +110,9 @@ int rl_cu_model_copy_block(rl_cu_model *m, uint32_t dst, uint32_t src);
  * it), for n_rows sequences. A sequence's tokens come in position order, and
  * attention sees positions 0..pos[t] of its table (earlier steps' KV included).
  * For each i < n_out: out_tok[i] = greedy token after token out_idx[i], and
- * when logits && logits[i] its n_vocab logits go to logits[i]. Synchronous.
+ * when logits && logits[i] its n_vocab logits go to logits[i]; when tok_dev
+ * && tok_dev[i], the GPU also stores the token at that device address (mapped
+ * client memory, zero copy) before the call returns. Synchronous.
  * -EINVAL for bad ids, positions, rows or block ids (nothing runs then). */
 typedef struct rl_cu_batch {
     int n_tok;
@@ -122,6 +124,7 @@ typedef struct rl_cu_batch {
     const int32_t *out_idx;
     int32_t *out_tok;
     float *const *logits;
+    const uint64_t *tok_dev;
 } rl_cu_batch;
 int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b);
 /* Capture every bucket's graph and load cuBLAS's kernels now (after the

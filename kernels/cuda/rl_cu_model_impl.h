@@ -32,6 +32,7 @@ struct rl_cu_model {
     int32_t *d_out;           /* argmax per logits row [max_batch] */
     int32_t *h_in;            /* pinned staging: d_in's layout, then the block tables */
     int32_t *h_out;           /* pinned [max_batch] */
+    uint64_t *d_dst, *h_dst;  /* zero copy: device addresses for the tokens [max_rows], and staging */
     void *xh, *wscratch;      /* GEMM path: fp16 activations and dequantized weight */
     cudaStream_t s;
     rl_cu_blas *blas;

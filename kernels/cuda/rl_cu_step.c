@@ -174,6 +174,25 @@ static int upload(rl_cu_model *m, const rl_cu_batch *b, int n_pad)
                        "block tables");
 }
 
+/* Zero copy: stage the device addresses of the tokens (index: token for the
+ * small path, out row for the large one) and upload them; false when none. */
+static int stage_dst(rl_cu_model *m, const rl_cu_batch *b, int n, bool by_token, bool *any)
+{
+    *any = false;
+    if (!b->tok_dev)
+        return 0;
+    memset(m->h_dst, 0, (size_t)n * 8);
+    for (int i = 0; i < b->n_out; i++)
+        if (b->tok_dev[i]) {
+            m->h_dst[by_token ? b->out_idx[i] : i] = b->tok_dev[i];
+            *any = true;
+        }
+    if (!*any)
+        return 0;
+    return rl_cu_check(cudaMemcpyAsync(m->d_dst, m->h_dst, (size_t)n * 8, cudaMemcpyHostToDevice, m->s),
+                       "token addresses");
+}
+
 int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
 {
     RL_CU_TRY(check_batch(m, b));
@@ -181,8 +200,12 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
     size_t V = m->c.n_vocab;
     int bi = bucket_of(m, b->n_tok);
     RL_CU_TRY(upload(m, b, bi >= 0 ? rl_cu_buckets[bi] : b->n_tok));
+    bool dst = false;
     if (bi >= 0) {
+        RL_CU_TRY(stage_dst(m, b, rl_cu_buckets[bi], true, &dst));
         RL_CU_TRY(run_small(m, bi));
+        if (dst) /* tokens straight into the clients' regions */
+            RL_CU_TRY(rl_cu_scatter_tokens(m->d_out, m->d_dst, rl_cu_buckets[bi], s));
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)rl_cu_buckets[bi] * 4,
                                               cudaMemcpyDeviceToHost, s),
                               "tokens out"));
@@ -196,10 +219,13 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
             b->out_tok[i] = m->h_out[b->out_idx[i]];
         return 0;
     }
+    RL_CU_TRY(stage_dst(m, b, b->n_out, false, &dst));
     RL_CU_TRY(enqueue_large(m, b->n_tok));
     for (int o0 = 0; o0 < b->n_out; o0 += (int)m->max_batch) {
         int k = b->n_out - o0 < (int)m->max_batch ? b->n_out - o0 : (int)m->max_batch;
         RL_CU_TRY(enqueue_output_rows(m, b->n_tok, o0, k));
+        if (dst)
+            RL_CU_TRY(rl_cu_scatter_tokens(m->d_out, m->d_dst + o0, k, s));
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)k * 4, cudaMemcpyDeviceToHost, s),
                               "tokens out"));
         for (int i = 0; i < k && b->logits; i++)

@@ -195,6 +195,37 @@ int rl_cu_kv_copy_block(const rl_cu_kv *kv, uint32_t dst, uint32_t src, cudaStre
 int rl_cu_argmax(const float *d_logits, int64_t n_vocab, int batch, int32_t *d_out,
                  cudaStream_t s);
 
+/* ---- zero copy: client regions mapped into the device (rl_cu_host.cu) ----
+ * A hostmap holds host ranges registered with cudaHostRegister (mapped,
+ * portable) and their device addresses. Not thread-safe: one owner thread (the
+ * engine's), and never while a kernel that writes a range is in flight when
+ * that range is unregistered. Registration may be refused (no mapped-memory
+ * support, ulimit -l, RL_CU_ZEROCOPY=0): the caller then copies (logged once). */
+typedef struct rl_cu_hostmap rl_cu_hostmap;
+int rl_cu_hostmap_new(rl_cu_hostmap **out);
+/* Unregisters whatever is still registered, then frees. NULL is fine. */
+void rl_cu_hostmap_free(rl_cu_hostmap *hm);
+/* 0, -EINVAL, -EEXIST (overlaps a registered range), -ENOTSUP (RL_CU_ZEROCOPY=0),
+ * -EIO (CUDA refused), -ENOMEM. Not capturable (a host-synchronous call). */
+int rl_cu_host_register(rl_cu_hostmap *hm, void *base, size_t len);
+/* The range that starts at base. 0, -ENOENT, -EIO. */
+int rl_cu_host_unregister(rl_cu_hostmap *hm, void *base);
+/* Device address of [host, host+len) when it lies inside one registered
+ * range, else 0 (hm may be NULL). */
+uint64_t rl_cu_host_dev_ptr(const rl_cu_hostmap *hm, const void *host, size_t len);
+/* *(int32_t *)d_dst_ptrs[i] = d_tok[i] for i < n, skipping 0 entries; the
+ * addresses are device addresses of mapped host memory (or device memory).
+ * Stores are fenced system-wide: the host reads them after synchronizing with
+ * the stream. Capturable (the pointer array lives in device memory). */
+int rl_cu_scatter_tokens(const int32_t *d_tok, const uint64_t *d_dst_ptrs, int n, cudaStream_t s);
+/* The same with up to RL_CU_MAX_BATCH addresses passed by value (kernel
+ * parameters: no copy to the device; a captured graph would keep the values
+ * of capture time, so launch it outside graphs). */
+typedef struct rl_cu_tok_dst {
+    uint64_t p[RL_CU_MAX_BATCH];
+} rl_cu_tok_dst;
+int rl_cu_scatter_tokens_v(const int32_t *d_tok, const rl_cu_tok_dst *dst, int n, cudaStream_t s);
+
 /* ---- prefill GEMM (cuBLAS) ------------------------------------------------ */
 typedef struct rl_cu_blas rl_cu_blas;
 int rl_cu_blas_create(rl_cu_blas **out, cudaStream_t s);
