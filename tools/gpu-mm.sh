@@ -19,15 +19,15 @@ echo "== test_cu_kernels"
 timeout 100 $B/tests/cuda/test_cu_kernels >"$OUT/tests.log" 2>&1; echo "test_cu_kernels: rc=$?"
 grep -E "^[0-9]+%|Failures|Errors" "$OUT/tests.log" | grep -v "^100%" | head -5
 : >"$OUT/bench.jsonl"
-for cfg in ${MM_CONFIGS:-8:1 16:1 8:2 8:4 16:2}; do
+for cfg in ${MM_CONFIGS:-8:1 16:1 8:4 16:2 8:2}; do
   w=${cfg%:*}; xs=${cfg#*:}
   export RL_CU_MM_WARPS=$w RL_CU_MM_XSHARE=$xs
   echo "== warps $w xshare $xs"
-  timeout 100 $B/tests/cuda/test_cu_mm >"$OUT/t.log" 2>&1; rc=$?
+  timeout 60 $B/tests/cuda/test_cu_mm >"$OUT/t.log" 2>&1; rc=$?
   echo "test_cu_mm: rc=$rc $(grep -E '^[0-9]+%' "$OUT/t.log") max rel err $(grep -E 'rel err' "$OUT/t.log" | awk '{print $NF}' | sort -g | tail -1)"
   [ $rc -eq 0 ] || grep -vE "seed [0-9]+$|rel err [0-9.e-]+$" "$OUT/t.log" | head -20
   cat "$OUT/t.log" >>"$OUT/tests.log"
-  timeout 60 $B/bench/ringlm-bench cuda --mm --json 2>&1 | sed "s/^{/{\"warps\":$w,\"xshare\":$xs,/" >"$OUT/b.jsonl"
+  timeout 45 $B/bench/ringlm-bench cuda --mm --json 2>&1 | sed "s/^{/{\"warps\":$w,\"xshare\":$xs,/" >"$OUT/b.jsonl"
   grep -E "step|rror" "$OUT/b.jsonl" | sed -E 's/.*"type":"([^"]+)","kernel":"([^"]+)","batch":([0-9]+).*"step_ms":([0-9.]+).*/\1 \2 b\3 step \4 ms/' | tr '\n' ';'; echo
   cat "$OUT/b.jsonl" >>"$OUT/bench.jsonl"
 done

@@ -255,6 +255,8 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     rl_pdl_wait();
     if (c0 < c1)
         load_x(c0);
+    if (xshare > 1)
+        cg::this_cluster().sync(); /* every CTA has started before its shared memory is written */
 
     for (int64_t it = 0; it < nit; it++) {
         const int64_t c = c0 + it;
