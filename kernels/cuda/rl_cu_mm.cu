@@ -1,7 +1,5 @@
 /* rl_cu_mm.cu - batched tensor-core matrix products: dispatch by weight type
  * (kernels in rl_cu_mm.cuh, one instantiation file per type), the K split. */
-#include <stdlib.h>
-
 #include "rl_cu_mm.cuh"
 
 static const struct {
@@ -35,41 +33,20 @@ static int sm_count()
     return n;
 }
 
-int rl_mm::warps()
-{
-    static int w; /* read once, like RL_CU_PDL */
-    if (w == 0) {
-        const char *e = getenv("RL_CU_MM_WARPS");
-        w = e && atoi(e) == 16 ? 16 : 8;
-    }
-    return w;
-}
-
-/* Smallest estimated time over splits 1, 2, 4, 8: waves of ctas_per_sm CTAs
- * per SM (the kernel's occupancy) divided by the split, plus a cost per rank
- * for the cluster reduction; every rank keeps at least 2 chunks of K. */
-int rl_mm::xshare()
-{
-    static int x;
-    if (x == 0) {
-        const char *e = getenv("RL_CU_MM_XSHARE");
-        int v = e ? atoi(e) : 1;
-        x = v == 2 || v == 4 ? v : 1;
-    }
-    return x;
-}
-
-int rl_mm::choose_split(int64_t tiles, int64_t nch, int ctas_per_sm, int max_split)
+/* Smallest estimated time over splits 1, 2, 4, 8: waves of 2 CTAs per SM
+ * (the kernel's occupancy) divided by the split, plus a cost per rank for
+ * the cluster reduction; every rank keeps at least 2 chunks of K. */
+int rl_mm::choose_split(int64_t tiles, int64_t nch)
 {
     int best = 1;
     if (g_force_split > 0) {
-        while (best * 2 <= g_force_split && best * 2 <= max_split && best * 2 <= nch)
+        while (best * 2 <= g_force_split && best * 2 <= 8 && best * 2 <= nch)
             best *= 2;
         return best;
     }
-    const int64_t slots = (int64_t)ctas_per_sm * sm_count();
+    const int64_t slots = 2 * (int64_t)sm_count();
     double best_cost = 1e30;
-    for (int s = 1; s <= max_split; s *= 2) {
+    for (int s = 1; s <= 8; s *= 2) {
         if (s > 1 && nch < 2 * s)
             break;
         double cost = (double)((tiles * s + slots - 1) / slots) / s + 0.03 * s;

@@ -5,7 +5,7 @@
  * WMMA A operand (16 rows x 16 k), the batch (padded to NB = 16 * NT) the B
  * operand, fp32 accumulators.
  *
- * CTA: W warps own MM_BM = 16 * W weight rows (GLU: MM_BM / 2
+ * CTA: MM_WARPS warps own MM_BM = 16 * MM_WARPS weight rows (GLU: MM_BM / 2
  * gate rows and the matching up rows, so MM_BM / 2 outputs), one 16-row tile
  * per warp, all NT batch tiles. K is walked in chunks of MM_BK: every thread
  * holds its share of the next chunk's weight units (the matvec's wload<T>, the
@@ -21,6 +21,14 @@
  * through distributed shared memory and runs the epilogue (STORE / ADD / GLU
  * + int8 quantization of the outputs) for those rows.
  * No atomics, no scratch: deterministic and capturable in a CUDA graph.
+ *
+ * Measured on an H100 (tools/gpu-mm.sh, 2026-11-25) and dropped again: 16-warp
+ * tiles (256 rows, half the activation reads per weight byte) and activations
+ * loaded once per cluster of 2 or 4 row tiles and written into every CTA's
+ * shared memory were both 5..25% slower per decode step than this
+ * configuration, and Q8_0 runs nearly as fast as Q4_0: the kernel is bound by
+ * its per-chunk loop (latency, fragment loads, MMA issue), not by weight or
+ * activation bytes.
  */
 #ifndef RL_CU_MM_CUH
 #define RL_CU_MM_CUH
@@ -30,14 +38,15 @@
 
 #include "rl_cu_matvec.cuh"
 
-/* W warps per CTA (8 or 16, RL_CU_MM_WARPS; 8 runs 2 CTAs per SM) own
- * 16 * W weight rows. */
+#define MM_WARPS 8            /* 2 CTAs per SM */
+#define MM_THREADS (MM_WARPS * 32)
+#define MM_BM (16 * MM_WARPS) /* weight rows per CTA */
 #define MM_BK 128             /* k per chunk */
 #define MM_LDA (MM_BK + 8)    /* halves per smem row: 16-byte aligned, staggers banks */
 #define MM_PF 4               /* chunks of L2 prefetch ahead */
 
-/* Dynamic shared memory of a CTA of W warps for NT batch tiles: two (A, B) buffers. */
-#define MM_SMEM(NT, W) ((size_t)2 * (16 * (W) + 16 * (NT)) * MM_LDA * 2)
+/* Dynamic shared memory of a CTA for NT batch tiles: two (A, B) buffers. */
+#define MM_SMEM(NT) ((size_t)2 * (MM_BM + 16 * (NT)) * MM_LDA * 2)
 
 namespace rl_mm {
 
@@ -160,22 +169,18 @@ template <> __device__ __forceinline__ void deq<RL_TYPE_F32>(const wunit<RL_TYPE
 /* ---- the kernel ---------------------------------------------------------------- */
 namespace wm = nvcuda::wmma;
 
-template <int T, int NT, bool GLU, int W, bool XS>
-__global__ void __launch_bounds__(W * 32, W <= 8 ? 2 : 1)
-k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split, int xshare_arg)
+template <int T, int NT, bool GLU>
+__global__ void __launch_bounds__(MM_THREADS, 2)
+k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
 {
-    const int xshare = XS ? xshare_arg : 1; /* a constant 1 in the kernels without sharing */
-    constexpr int MM_THREADS = W * 32, MM_BM = 16 * W;
     constexpr int NB = 16 * NT;                    /* padded batch */
     constexpr int UNIT = wtraits<T>::UNIT;         /* elements per weight unit */
     constexpr int UPR = MM_BK / UNIT;              /* units per row per chunk */
     constexpr int UPT = MM_BM * UPR / MM_THREADS;  /* units per thread per chunk */
-    /* activation float4s per thread per chunk: shared loads (xshare >= 2) need half */
-    constexpr int XPT = XS ? (NB * MM_BK / 4 / MM_THREADS + 1) / 2 : NB * MM_BK / 4 / MM_THREADS;
+    constexpr int XPT = NB * MM_BK / 4 / MM_THREADS; /* activation float4s per thread per chunk */
     constexpr int NO = GLU ? MM_BM / 2 : MM_BM;    /* outputs per CTA */
     constexpr int LDC = NB + 4;                    /* fp32 partial tile row */
     static_assert(MM_BM * UPR % MM_THREADS == 0 && NB * MM_BK / 4 % MM_THREADS == 0, "tiling");
-    static_assert(XPT >= 1, "activation share");
     static_assert((size_t)MM_BM * LDC * 4 + (size_t)NB * NO * 4 <= (size_t)2 * MM_BM * MM_LDA * 2, "epilogue smem");
 
     extern __shared__ __align__(128) unsigned char smem[];
@@ -183,15 +188,10 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     __half *Bs = As + 2 * MM_BM * MM_LDA;  /* [2][NB][MM_LDA] */
     namespace cg = cooperative_groups;
     const int tid = threadIdx.x, warp = tid >> 5;
-    /* 1-D cluster of xshare * split CTAs: cluster rank = kr * xshare + cr.
-     * The xshare CTAs of one kr hold consecutive row tiles and the same K
-     * range: each loads 1/xshare of the activation chunk and writes it (fp16)
-     * into the B buffers of all of them. The split ranks kr of one cr hold
-     * the same tile and split K. */
-    const int csize = xshare * split, crank = (int)(blockIdx.x % (unsigned)csize);
-    const int cr = crank % xshare, rank = crank / xshare;
+    /* 1-D cluster of `split` CTAs on one row tile, splitting K. */
+    const int rank = (int)(blockIdx.x % (unsigned)split);
     const int64_t n_out = GLU ? m.rows / 2 : m.rows;
-    const int64_t o0 = ((int64_t)(blockIdx.x / (unsigned)csize) * xshare + cr) * NO;
+    const int64_t o0 = (int64_t)(blockIdx.x / (unsigned)split) * NO;
 
     /* This thread's weight units: unit wu of local rows wr0 + i * RSTEP of a
      * chunk. Rows past the end are clamped (loaded, never written). */
@@ -208,9 +208,6 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     };
     const int64_t nu = m.cols / UNIT, nch = (nu + UPR - 1) / UPR;
     const int64_t c0 = nch * rank / split, c1 = nch * (rank + 1) / split;
-    /* With shared activations every CTA of the cluster passes the same number
-     * of cluster barriers: the longest K range (ranks differ by one chunk). */
-    const int64_t nit = xshare > 1 ? (nch + split - 1) / split : c1 - c0;
 
     wunit<T> wr[UPT];
     float4 xr[XPT];
@@ -225,11 +222,10 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     auto load_x = [&](int64_t c) {
 #pragma unroll
         for (int i = 0; i < XPT; i++) {
-            int idx = tid + (cr + i * xshare) * MM_THREADS, b = idx / (MM_BK / 4);
+            int idx = tid + i * MM_THREADS, b = idx / (MM_BK / 4);
             int64_t col = c * MM_BK + (idx % (MM_BK / 4)) * 4;
             /* Padding rows of the batch and the k tail are zeros, never loaded. */
-            xr[i] = idx < NB * MM_BK / 4 && b < batch && col < m.cols ? *(const float4 *)(x.f + b * x.n + col)
-                                                                      : make_float4(0, 0, 0, 0);
+            xr[i] = b < batch && col < m.cols ? *(const float4 *)(x.f + b * x.n + col) : make_float4(0, 0, 0, 0);
         }
     };
     auto prefetch = [&](int64_t c) {
@@ -255,19 +251,14 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     rl_pdl_wait();
     if (c0 < c1)
         load_x(c0);
-    if (xshare > 1)
-        cg::this_cluster().sync(); /* every CTA has started before its shared memory is written */
 
-    for (int64_t it = 0; it < nit; it++) {
-        const int64_t c = c0 + it;
-        const bool live = c < c1; /* false only for a shorter rank's last barrier */
-        const int buf = (int)(it & 1);
+    for (int64_t c = c0; c < c1; c++) {
+        const int buf = (int)((c - c0) & 1);
         __half *A = As + buf * MM_BM * MM_LDA, *B = Bs + buf * NB * MM_LDA;
         /* Stage chunk c. The buffers were last read by the MMAs of chunk c - 2,
-         * which every warp (of every CTA of the cluster, when activations are
-         * shared) finished before the barrier of chunk c - 1. */
+         * which every warp finished before the barrier of chunk c - 1. */
 #pragma unroll
-        for (int i = 0; i < UPT && live; i++) {
+        for (int i = 0; i < UPT; i++) {
             __half *dst = A + (wr0 + i * RSTEP) * MM_LDA + wu * UNIT;
             if (c * UPR + wu < nu) {
                 deq<T>(wr[i], dst);
@@ -278,34 +269,18 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
             }
         }
 #pragma unroll
-        for (int i = 0; i < XPT && live; i++) {
-            int idx = tid + (cr + i * xshare) * MM_THREADS;
-            if (idx >= NB * MM_BK / 4)
-                break;
+        for (int i = 0; i < XPT; i++) {
+            int idx = tid + i * MM_THREADS;
             __half2 lo = __floats2half2_rn(xr[i].x, xr[i].y), hi = __floats2half2_rn(xr[i].z, xr[i].w);
-            uint2 v = make_uint2(h2_bits(lo), h2_bits(hi));
-            __half *dst = B + (idx / (MM_BK / 4)) * MM_LDA + (idx % (MM_BK / 4)) * 4;
-            if (xshare == 1) {
-                *(uint2 *)dst = v;
-            } else {
-                for (int j = 0; j < xshare; j++) /* same offset in each sharing CTA */
-                    *(uint2 *)cg::this_cluster().map_shared_rank(dst, (unsigned)(rank * xshare + j)) = v;
-            }
+            *(uint2 *)(B + (idx / (MM_BK / 4)) * MM_LDA + (idx % (MM_BK / 4)) * 4) = make_uint2(h2_bits(lo), h2_bits(hi));
         }
-        if (xshare > 1)
-            cg::this_cluster().barrier_arrive(); /* release: my part of B is written */
         if (c + 1 < c1) { /* in flight while this chunk is multiplied */
             load_w(c + 1);
             load_x(c + 1);
         }
         if (c + MM_PF < c1)
             prefetch(c + MM_PF);
-        if (xshare > 1)
-            cg::this_cluster().barrier_wait(); /* acquire: all parts of B (and my A) are there */
-        else
-            __syncthreads();
-        if (!live)
-            continue;
+        __syncthreads();
         const __half *Aw = A + warp * 16 * MM_LDA;
 #pragma unroll
         for (int s = 0; s < MM_BK / 16; s++) {
@@ -340,7 +315,7 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
 #pragma unroll
         for (int r = 0; r < 8; r++) {
             if (r < split) {
-                const float *C = r == rank ? Cs : cg::this_cluster().map_shared_rank(Cs, (unsigned)(r * xshare + cr));
+                const float *C = r == rank ? Cs : cg::this_cluster().map_shared_rank(Cs, (unsigned)r);
                 g += C[i * LDC + b];
                 if (GLU)
                     u += C[(i + NO) * LDC + b];
@@ -358,7 +333,7 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     if (GLU && y.q != nullptr && n_out % 32 == 0) {
         __syncthreads();
         /* Quantize each 32-output block of my batch rows, one warp each. */
-        for (int t = warp; t < nbr * (NO / 32); t += W) {
+        for (int t = warp; t < nbr * (NO / 32); t += MM_WARPS) {
             int b = rank + split * (t / (NO / 32)), k = t % (NO / 32);
             int64_t o = o0 + k * 32;
             if (o < n_out)
@@ -371,18 +346,13 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
 }
 
 /* Host side: cluster split of K for a grid of `tiles` row tiles, nch chunks. */
-int choose_split(int64_t tiles, int64_t nch, int ctas_per_sm, int max_split);
-/* Warps per CTA: 8 (default) or 16 (env RL_CU_MM_WARPS=16). */
-int warps();
-/* CTAs sharing one activation load (1, 2 or 4; env RL_CU_MM_XSHARE). */
-int xshare();
+int choose_split(int64_t tiles, int64_t nch);
 
-template <int T, int NT, bool GLU, int W, bool XS>
+template <int T, int NT, bool GLU>
 static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    auto k = k_mm<T, NT, GLU, W, XS>;
-    const int MM_BM = 16 * W;
-    const size_t smem = MM_SMEM(NT, W);
+    auto k = k_mm<T, NT, GLU>;
+    const size_t smem = MM_SMEM(NT);
     static bool attr_set; /* idempotent: a racing second call sets the same value */
     if (!attr_set) {
         cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
@@ -392,22 +362,10 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
     int64_t tiles = (n_out + NO - 1) / NO;
     int64_t nch = (m.cols / wtraits<T>::UNIT + MM_BK / wtraits<T>::UNIT - 1) / (MM_BK / wtraits<T>::UNIT);
-    /* Filling the SMs (split) comes first; sharing takes what is left of
-     * the cluster's 8 CTAs. */
-    int split = choose_split(tiles, nch, W <= 8 ? 2 : 1, 8);
-    int xs = XS ? xshare() : 1;
-    while (xs > 1 && (xs * split > 8 || xs > tiles))
-        xs /= 2;
-    if constexpr (XS) {
-        if (xs < 2) { /* nothing to share (the sharing kernel loads half a chunk per CTA) */
-            launch<T, NT, GLU, W, false>(m, x, batch, mode, y, s);
-            return;
-        }
-    }
-    int64_t groups = (tiles + xs - 1) / xs; /* a last partial group computes clamped rows, writes none */
+    int split = choose_split(tiles, nch);
     cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)(groups * xs * split));
-    cfg.blockDim = dim3(W * 32);
+    cfg.gridDim = dim3((unsigned)(tiles * split));
+    cfg.blockDim = dim3(MM_THREADS);
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     cudaLaunchAttribute at[2];
@@ -416,32 +374,24 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
         at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
         at[na++].val.programmaticStreamSerializationAllowed = 1;
     }
-    if (split * xs > 1) {
+    if (split > 1) {
         at[na].id = cudaLaunchAttributeClusterDimension;
-        at[na].val.clusterDim.x = (unsigned)(split * xs);
+        at[na].val.clusterDim.x = (unsigned)split;
         at[na].val.clusterDim.y = 1;
         at[na++].val.clusterDim.z = 1;
     }
     cfg.attrs = at;
     cfg.numAttrs = na;
-    cudaLaunchKernelEx(&cfg, k, m, x, y, batch, mode, split, xs);
+    cudaLaunchKernelEx(&cfg, k, m, x, y, batch, mode, split);
 }
 
 template <int T, int NT>
 static void launch_nt(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    bool glu = mode == RL_CU_MV_GLU, xs = xshare() > 1;
-    if (warps() == 16) {
-        if (xs)
-            glu ? launch<T, NT, true, 16, true>(m, x, batch, mode, y, s) : launch<T, NT, false, 16, true>(m, x, batch, mode, y, s);
-        else
-            glu ? launch<T, NT, true, 16, false>(m, x, batch, mode, y, s) : launch<T, NT, false, 16, false>(m, x, batch, mode, y, s);
-    } else {
-        if (xs)
-            glu ? launch<T, NT, true, 8, true>(m, x, batch, mode, y, s) : launch<T, NT, false, 8, true>(m, x, batch, mode, y, s);
-        else
-            glu ? launch<T, NT, true, 8, false>(m, x, batch, mode, y, s) : launch<T, NT, false, 8, false>(m, x, batch, mode, y, s);
-    }
+    if (mode == RL_CU_MV_GLU)
+        launch<T, NT, true>(m, x, batch, mode, y, s);
+    else
+        launch<T, NT, false>(m, x, batch, mode, y, s);
 }
 
 template <int T>
