@@ -17,9 +17,18 @@
  *
  * Few row tiles (4096-row matrices: 32 tiles for 132 SMs) split K over a
  * thread-block cluster of `split` CTAs; each leaves its fp32 partial tile in
- * shared memory and rank 0 sums them through distributed shared memory and
- * runs the epilogue (STORE / ADD / GLU + int8 quantization of the outputs).
+ * shared memory; rank r sums batch rows r, r + split, ... of all of them
+ * through distributed shared memory and runs the epilogue (STORE / ADD / GLU
+ * + int8 quantization of the outputs) for those rows.
  * No atomics, no scratch: deterministic and capturable in a CUDA graph.
+ *
+ * Measured on an H100 (tools/gpu-mm.sh, 2026-11-25) and dropped again: 16-warp
+ * tiles (256 rows, half the activation reads per weight byte) and activations
+ * loaded once per cluster of 2 or 4 row tiles and written into every CTA's
+ * shared memory were both 5..25% slower per decode step than this
+ * configuration, and Q8_0 runs nearly as fast as Q4_0: the kernel is bound by
+ * its per-chunk loop (latency, fragment loads, MMA issue), not by weight or
+ * activation bytes.
  */
 #ifndef RL_CU_MM_CUH
 #define RL_CU_MM_CUH
@@ -29,7 +38,7 @@
 
 #include "rl_cu_matvec.cuh"
 
-#define MM_WARPS 8
+#define MM_WARPS 8            /* 2 CTAs per SM */
 #define MM_THREADS (MM_WARPS * 32)
 #define MM_BM (16 * MM_WARPS) /* weight rows per CTA */
 #define MM_BK 128             /* k per chunk */
@@ -177,7 +186,9 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     extern __shared__ __align__(128) unsigned char smem[];
     __half *As = (__half *)smem;           /* [2][MM_BM][MM_LDA] */
     __half *Bs = As + 2 * MM_BM * MM_LDA;  /* [2][NB][MM_LDA] */
+    namespace cg = cooperative_groups;
     const int tid = threadIdx.x, warp = tid >> 5;
+    /* 1-D cluster of `split` CTAs on one row tile, splitting K. */
     const int rank = (int)(blockIdx.x % (unsigned)split);
     const int64_t n_out = GLU ? m.rows / 2 : m.rows;
     const int64_t o0 = (int64_t)(blockIdx.x / (unsigned)split) * NO;
@@ -244,7 +255,7 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     for (int64_t c = c0; c < c1; c++) {
         const int buf = (int)((c - c0) & 1);
         __half *A = As + buf * MM_BM * MM_LDA, *B = Bs + buf * NB * MM_LDA;
-        /* Stage chunk c. The buffer was last read by the MMAs of chunk c - 2,
+        /* Stage chunk c. The buffers were last read by the MMAs of chunk c - 2,
          * which every warp finished before the barrier of chunk c - 1. */
 #pragma unroll
         for (int i = 0; i < UPT; i++) {
@@ -292,42 +303,46 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     for (int n = 0; n < NT; n++)
         wm::store_matrix_sync(Cs + warp * 16 * LDC + n * 16, acc[n], LDC, wm::mem_row_major);
     __syncthreads();
-    namespace cg = cooperative_groups;
     if (split > 1)
         cg::this_cluster().sync(); /* every rank's partial tile is in its shared memory */
-    if (rank == 0) {
-        for (int idx = tid; idx < NO * batch; idx += MM_THREADS) {
-            int b = idx / NO, i = idx % NO;
-            float g = 0.0f, u = 0.0f;
-            for (int r = 0; r < split; r++) { /* ranks in order: deterministic sums */
-                const float *C = r == 0 ? Cs : cg::this_cluster().map_shared_rank(Cs, r);
+    /* Rank r reduces and writes batch rows r, r + split, ...: the ranks share
+     * the work, and a GLU quantization block (32 outputs of one row) stays in
+     * one rank. Partial tiles are summed in rank order (deterministic). */
+    const int nbr = (batch - rank + split - 1) / split;
+    for (int idx = tid; idx < NO * nbr; idx += MM_THREADS) {
+        int b = rank + split * (idx / NO), i = idx % NO;
+        float g = 0.0f, u = 0.0f;
+#pragma unroll
+        for (int r = 0; r < 8; r++) {
+            if (r < split) {
+                const float *C = r == rank ? Cs : cg::this_cluster().map_shared_rank(Cs, (unsigned)r);
                 g += C[i * LDC + b];
                 if (GLU)
                     u += C[(i + NO) * LDC + b];
             }
-            float v = GLU ? rl_silu(g) * u : g;
-            int64_t o = o0 + i;
-            if (o < n_out) {
-                float *dst = y.f + b * n_out + o;
-                *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
-            }
-            if (GLU)
-                Vs[b * NO + i] = v;
         }
-        if (GLU && y.q != nullptr && n_out % 32 == 0) {
-            __syncthreads();
-            /* Quantize each 32-output block per batch row, one warp each. */
-            for (int t = warp; t < batch * (NO / 32); t += MM_WARPS) {
-                int b = t / (NO / 32), k = t % (NO / 32);
-                int64_t o = o0 + k * 32;
-                if (o < n_out)
-                    rl_quant_block_warp(Vs[b * NO + k * 32 + (tid & 31)], y.q + b * n_out + o,
-                                        y.ds + (b * (n_out / 32) + o / 32) * 2);
-            }
+        float v = GLU ? rl_silu(g) * u : g;
+        int64_t o = o0 + i;
+        if (o < n_out) {
+            float *dst = y.f + b * n_out + o;
+            *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
+        }
+        if (GLU)
+            Vs[b * NO + i] = v;
+    }
+    if (GLU && y.q != nullptr && n_out % 32 == 0) {
+        __syncthreads();
+        /* Quantize each 32-output block of my batch rows, one warp each. */
+        for (int t = warp; t < nbr * (NO / 32); t += MM_WARPS) {
+            int b = rank + split * (t / (NO / 32)), k = t % (NO / 32);
+            int64_t o = o0 + k * 32;
+            if (o < n_out)
+                rl_quant_block_warp(Vs[b * NO + k * 32 + (tid & 31)], y.q + b * n_out + o,
+                                    y.ds + (b * (n_out / 32) + o / 32) * 2);
         }
     }
     if (split > 1)
-        cg::this_cluster().sync(); /* keep the partial tiles alive until rank 0 has read them */
+        cg::this_cluster().sync(); /* keep the partial tiles alive until every rank has read them */
 }
 
 /* Host side: cluster split of K for a grid of `tiles` row tiles, nch chunks. */

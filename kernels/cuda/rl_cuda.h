@@ -109,10 +109,14 @@ int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl
  * Launches one kernel (float rows not a multiple of 8: rl_cu_matvec per 8
  * sequences); no allocation, no host sync: capturable in a CUDA graph.
  * Matrices with few row tiles split K over a thread-block cluster (2..8
- * CTAs, reduced through distributed shared memory, deterministic). */
+ * CTAs, reduced through distributed shared memory, deterministic).
+ * H100, Llama-2-7B Q4_0 matrices: one step's matrix products take 6.2 ms at
+ * batch 16 and 13.5 ms at 64, against 4.1 ms for rl_cu_matvec at batch 8: use
+ * rl_cu_matvec up to RL_CU_MAX_BATCH sequences, rl_cu_mm above. */
 int rl_cu_mm(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
 /* For tests and benchmarks: force the K split of rl_cu_mm (1, 2, 4 or 8;
- * capped by the matrix's 128-column chunks); 0 restores the automatic choice. */
+ * capped by the matrix's 128-column chunks); 0 restores the automatic choice.
+ * A process-wide setting, not synchronized: set it before launching. */
 void rl_cu_mm_force_split(int split);
 
 /* ---- element-wise ops ---------------------------------------------------- */

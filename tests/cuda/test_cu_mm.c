@@ -144,6 +144,16 @@ START_TEST(mm_small_batches_match_cpu)
 }
 END_TEST
 
+/* Several row tiles: the tiles of a cluster may share activation loads. */
+START_TEST(mm_many_row_tiles_match_cpu)
+{
+    static const rl_type t[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q6_K};
+    check_mm(t[_i], 700, 512, 64, RL_CU_MV_STORE);
+    check_mm(t[_i], 2 * 300, 512, 40, RL_CU_MV_GLU);
+    check_mm(t[_i], 1000, 256, 17, RL_CU_MV_ADD);
+}
+END_TEST
+
 /* Every K split (thread-block cluster of 1..8 CTAs) gives the same products. */
 START_TEST(mm_every_k_split_matches_cpu)
 {
@@ -246,6 +256,7 @@ int main(void)
     tcase_add_loop_test(tc, mm_glu_mode_fuses_swiglu_and_quantizes, 0, nt);
     tcase_add_loop_test(tc, mm_small_batches_match_cpu, 0, nt);
     tcase_add_loop_test(tc, mm_every_k_split_matches_cpu, 0, 4);
+    tcase_add_loop_test(tc, mm_many_row_tiles_match_cpu, 0, 3);
     tcase_add_test(tc, mm_float_rows_not_multiple_of_8);
     suite_add_tcase(s, tc);
     return tcu_main(s);
