@@ -242,7 +242,7 @@ int rl_bench_cuda_main(int argc, char **argv)
             json = 1;
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
-                            "[--prompt N] [--batch 1..8] [--no-graph] [--kernels] [--json]\n"
+                            "[--prompt N] [--batch 1..64] [--no-graph] [--kernels] [--profile] [--json]\n"
                             "       %s --mm [--split 1|2|4|8] [--json]  (batched rl_cu_mm on the 7B shapes)\n", argv[0],
                     argv[0]);
             return 2;
@@ -265,7 +265,7 @@ int rl_bench_cuda_main(int argc, char **argv)
     /* q4_k_m / q5_k_m: the mix of ringlm-mkmodel (attn_v, ffn_down Q6_K in even layers; output Q6_K). */
     bool mix = !strcasecmp(type_name, "q4_k_m") || !strcasecmp(type_name, "q5_k_m");
     int t = mix ? (type_name[1] == '4' ? RL_TYPE_Q4_K : RL_TYPE_Q5_K) : rl_type_from_name(type_name);
-    if (!sh || t < 0 || !rl_cu_type_supported((rl_type)t) || batch < 1 || batch > RL_CU_MAX_BATCH || n_gen < 1 ||
+    if (!sh || t < 0 || !rl_cu_type_supported((rl_type)t) || batch < 1 || batch > RL_CU_MAX_STEP_BATCH || n_gen < 1 ||
         n_prompt < 1) {
         fprintf(stderr, "bad --shape, --type, --batch, --gen or --prompt\n");
         return 2;
@@ -296,7 +296,8 @@ int rl_bench_cuda_main(int argc, char **argv)
         fprintf(stderr, "fill: %s\n", rl_cu_last_error());
         return 1;
     }
-    int32_t *prompt = malloc(n_prompt * 4), tok[RL_CU_MAX_BATCH], pos[RL_CU_MAX_BATCH], slot[RL_CU_MAX_BATCH];
+    int32_t *prompt = malloc(n_prompt * 4), tok[RL_CU_MAX_STEP_BATCH], pos[RL_CU_MAX_STEP_BATCH],
+                                         slot[RL_CU_MAX_STEP_BATCH];
     for (int i = 0; i < n_prompt; i++)
         prompt[i] = (int32_t)((i * 7919u + 13) % c.n_vocab);
     /* Prefill: one warm-up, then the median of 3. */
