@@ -14,14 +14,10 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.t
 echo "== build"
 meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log"; exit 1; }
 ninja -C $B -j16 >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -20; exit 1; }
-echo "== cuda tests"
-for t in tests/cuda/test_cu_kernels tests/cuda/test_cu_paged tests/cuda/test_cu_mm tests/cuda/test_cu_model tests/batch/test_batch_engine_cuda; do
-  [ -x $B/$t ] || continue
-  n=$(basename $t)
-  RL_SHARED_DIR=$PWD/.gpu/shared timeout 300 $B/$t >"$OUT/$n.log" 2>&1; rc=$?
-  echo "$n: rc=$rc $(grep -E 'Checks' "$OUT/$n.log" | tail -1)"
-  [ $rc = 0 ] || grep -E "Failure|failed|Assertion|error" "$OUT/$n.log" | head -8
-done
+echo "== cuda tests (meson test --suite cuda)"
+RL_SHARED_DIR=$PWD/.gpu/shared meson test -C $B --no-rebuild --suite cuda --print-errorlogs >"$OUT/cuda-tests.log" 2>&1
+grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):" "$OUT/cuda-tests.log"
+grep -E "Failure|failed:|Assertion" "$OUT/cuda-tests.log" | head -10
 mk() { [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --out $M/$1-$2.gguf --threads 16 >/dev/null 2>>"$OUT/mk.log"; }
 echo "== engine benchmark (batch 1)"
 mk tinyllama-1.1b q4_0
@@ -36,8 +32,14 @@ load() { # model clients max_tokens
 }
 echo "== load (ringlm-bench load --socket, ringlmd --device cuda)"
 for c in 1 8 64; do load $M/tinyllama-1.1b-q4_0.gguf $c 128 2; done
-if [ "$MODE" = load7b ]; then
+if [ "$MODE" = load7b ] || [ "$MODE" = profile7b ]; then
   mk llama2-7b q4_0
+  echo "== profile of the batched step (ringlm-bench cuda, 7B Q4_0)"
+  for bt in 8 64; do
+    timeout 120 $B/bench/ringlm-bench-cuda --shape llama2-7b --type q4_0 --batch $bt --prompt 128 --gen 32 --profile 2>&1 | tee -a "$OUT/profile7b.txt" | grep -vE "^cuda memory plan"
+  done
+fi
+if [ "$MODE" = load7b ]; then
   timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_0.gguf --device cuda --prompt 512 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
   for c in 1 8 64 256; do load $M/llama2-7b-q4_0.gguf $c 128 2; done
 fi
