@@ -158,7 +158,8 @@ int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu
 {
     if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, s);
-    if (w->type != RL_TYPE_F32 && w->type != RL_TYPE_Q5_K && n <= RL_CU_MAX_MM_BATCH && !y->stride)
+    if (w->type != RL_TYPE_F32 && w->type != RL_TYPE_Q5_K && n <= RL_CU_MAX_MM_BATCH &&
+        (!y->stride || y->stride == y->n)) /* a fused Q|K|V output is dense */
         return rl_cu_mm(w, x, n, mode, y, s);
     /* Groups of RL_CU_MAX_BATCH rows: each group reads the weights once. */
     for (int b0 = 0; b0 < n; b0 += RL_CU_MAX_BATCH) {
