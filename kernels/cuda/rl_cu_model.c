@@ -125,7 +125,7 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
     uint64_t sb = (uint64_t)rows * c.n_embd * 4 + act_bytes(c.n_embd, rows, true) + act_bytes(qd, rows, true) +
                   act_bytes(c.n_ff, rows, true) + (uint64_t)rows * (qkvd + qd + 2 * (int64_t)c.n_ff) * 4 +
                   act_bytes(c.n_vocab, RL_CU_MAX_BATCH, false) + attn_scr + (uint64_t)rows * 16 +
-                  (uint64_t)rows * xh_n * 2 + (uint64_t)maxw * 2;
+                  (uint64_t)rows * xh_n * 2 + (uint64_t)maxw * 2 * 3; /* wscratch + 2 staging buffers */
     size_t free_b = 0, total_b = 0;
     if (rl_cu_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) {
         snprintf(err, errlen, "cuda: %s", rl_cu_last_error());
@@ -164,7 +164,7 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
     }
     if ((rc = rl_cu_check(cudaStreamCreateWithFlags(&m->s, cudaStreamNonBlocking), "stream")))
         goto fail;
-    if ((rc = rl_cu_blas_create(&m->blas, m->s)))
+    if ((rc = rl_cu_blas_create(&m->blas, m->s)) || (rc = rl_cu_gemm_reserve(m->blas, maxw, 2)))
         goto fail;
     if ((rc = rl_cu_mat_alloc(&m->tok_embd, ty->embd, c.n_vocab, c.n_embd)) ||
         (rc = rl_cu_mat_alloc(&m->output, ty->output, c.n_vocab, c.n_embd)) ||
@@ -405,6 +405,58 @@ int rl_cu_model_decode(rl_cu_model *m, int n, const int32_t *tokens, const int32
     return 0;
 }
 
+/* Prefill weights in GEMM order: layer k/4, matrix k%4 (qkv, o, gate/up, down). */
+static const rl_cu_mat *pf_w(rl_cu_model *m, uint32_t k)
+{
+    rl_cu_layer *L = &m->layers[k / 4];
+    return k % 4 == 0 ? &L->wqkv : k % 4 == 1 ? &L->wo : k % 4 == 2 ? &L->wgu : &L->wdown;
+}
+
+/* GEMM with staged weight k, then stage weight k + 2 into the buffer it freed. */
+static int pf_gemm(rl_cu_model *m, uint32_t k, const void *xh, int n, float *y, bool acc)
+{
+    TRY(rl_cu_gemm_staged(m->blas, pf_w(m, k), xh, n, y, acc));
+    return k + 2 < 4 * m->c.n_layer ? rl_cu_gemm_stage(m->blas, pf_w(m, k + 2)) : 0;
+}
+
+/* RL_CU_PREFILL_OLD=1: the previous prefill (A/B measurements; to be dropped). */
+static bool pf_old_path(void)
+{
+    const char *e = getenv("RL_CU_PREFILL_OLD");
+    return e && e[0] == '1';
+}
+
+static int prefill_layers_old(rl_cu_model *m, int n_tok)
+{
+    const rl_cu_model_cfg *c = &m->c;
+    cudaStream_t s = m->s;
+    int64_t E = c->n_embd, F = c->n_ff;
+    rl_cu_act xn = m->xn, attn = m->attn, ffn = m->ffn;
+    xn.q = NULL;
+    attn.q = NULL;
+    ffn.q = NULL;
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        rl_cu_layer *L = &m->layers[l];
+        TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, E, n_tok, &xn, s));
+        TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
+        TRY(rl_cu_gemm(m->blas, &L->wqkv, m->xh, n_tok, m->qkv, false, m->wscratch));
+        if (L->bqkv)
+            TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n_tok, s));
+        TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
+        TRY(rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n_tok, &m->rope, c->n_ctx, 1,
+                              m->attn_scratch, &attn, s));
+        TRY(rl_cu_f32_to_f16(attn.f, m->xh, n_tok * attn.n, s));
+        TRY(rl_cu_gemm(m->blas, &L->wo, m->xh, n_tok, m->x, true, m->wscratch));
+        TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, E, n_tok, &xn, s));
+        TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
+        TRY(rl_cu_gemm(m->blas, &L->wgu, m->xh, n_tok, m->gu, false, m->wscratch));
+        TRY(rl_cu_swiglu(m->gu, F, n_tok, ffn.f, s));
+        TRY(rl_cu_f32_to_f16(ffn.f, m->xh, n_tok * F, s));
+        TRY(rl_cu_gemm(m->blas, &L->wdown, m->xh, n_tok, m->x, true, m->wscratch));
+    }
+    return 0;
+}
+
 int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_t *tokens, int n_tok,
                         int32_t *out_tok, float *logits)
 {
@@ -431,29 +483,33 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
     free(ids);
     TRY(rc);
     int64_t E = c->n_embd, F = c->n_ff;
-    rl_cu_act xn = m->xn, attn = m->attn, ffn = m->ffn;
-    xn.q = NULL; /* GEMM inputs are fp16, not int8 */
-    attn.q = NULL;
-    ffn.q = NULL;
+    rl_cu_act attn = m->attn;
+    attn.q = NULL; /* GEMM inputs are fp16, not int8 */
     TRY(rl_cu_mat_get_rows(&m->tok_embd, m->d_tok, n_tok, m->x, s));
-    for (uint32_t l = 0; l < c->n_layer; l++) {
-        rl_cu_layer *L = &m->layers[l];
-        TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, E, n_tok, &xn, s));
-        TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
-        TRY(rl_cu_gemm(m->blas, &L->wqkv, m->xh, n_tok, m->qkv, false, m->wscratch));
-        if (L->bqkv)
-            TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n_tok, s));
-        TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
-        TRY(rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n_tok, &m->rope, c->n_ctx, 1,
-                              m->attn_scratch, &attn, s));
-        TRY(rl_cu_f32_to_f16(attn.f, m->xh, n_tok * attn.n, s));
-        TRY(rl_cu_gemm(m->blas, &L->wo, m->xh, n_tok, m->x, true, m->wscratch));
-        TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, E, n_tok, &xn, s));
-        TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
-        TRY(rl_cu_gemm(m->blas, &L->wgu, m->xh, n_tok, m->gu, false, m->wscratch));
-        TRY(rl_cu_swiglu(m->gu, F, n_tok, ffn.f, s));
-        TRY(rl_cu_f32_to_f16(ffn.f, m->xh, n_tok * F, s));
-        TRY(rl_cu_gemm(m->blas, &L->wdown, m->xh, n_tok, m->x, true, m->wscratch));
+    if (pf_old_path()) {
+        TRY(prefill_layers_old(m, n_tok));
+    } else {
+        /* Each weight is dequantized on the GEMM handle's side stream while the
+         * GEMM before it runs (staged, two buffers); norms and SwiGLU write
+         * the fp16 GEMM inputs directly; tiled flash attention. */
+        rl_cu_gemm_reset(m->blas);
+        TRY(rl_cu_gemm_stage(m->blas, pf_w(m, 0)));
+        TRY(rl_cu_gemm_stage(m->blas, pf_w(m, 1)));
+        for (uint32_t l = 0; l < c->n_layer; l++) {
+            rl_cu_layer *L = &m->layers[l];
+            TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n_tok, m->xh, s));
+            TRY(pf_gemm(m, 4 * l, m->xh, n_tok, m->qkv, false));
+            if (L->bqkv)
+                TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n_tok, s));
+            TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
+            TRY(rl_cu_attn_prefill(m->q, n_tok, pos0, slot, &m->rope, m->kc[l], m->vc[l], c->n_ctx, &attn, s));
+            TRY(rl_cu_f32_to_f16(attn.f, m->xh, n_tok * attn.n, s));
+            TRY(pf_gemm(m, 4 * l + 1, m->xh, n_tok, m->x, true));
+            TRY(rl_cu_rmsnorm_f16(m->x, L->ffn_norm, c->rms_eps, E, n_tok, m->xh, s));
+            TRY(pf_gemm(m, 4 * l + 2, m->xh, n_tok, m->gu, false));
+            TRY(rl_cu_swiglu_f16(m->gu, F, n_tok, m->xh, s));
+            TRY(pf_gemm(m, 4 * l + 3, m->xh, n_tok, m->x, true));
+        }
     }
     /* Logits of the last token only, through the decode-path kernels. */
     TRY(rl_cu_rmsnorm(m->x + (int64_t)(n_tok - 1) * E, m->output_norm, c->rms_eps, E, 1, &m->xn, s));
