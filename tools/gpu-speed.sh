@@ -8,7 +8,7 @@ B=/tmp/b; MODE=${1:-full}
 export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
 export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
 L=$OUT/log.txt; S=$OUT/summary.txt
-: >"$L"; : >"$S"
+: >"$L"; : >"$S"; : >"$OUT/tests.txt"
 say() { echo "$*" | tee -a "$S"; }
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv,noheader | tee -a "$S"
 T0=$(date +%s)
@@ -16,13 +16,27 @@ if [ ! -f $B/build.ninja ]; then
   meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >>"$L" 2>&1 || { tail -30 "$L"; exit 1; }
 fi
 ninja -C $B -j16 tests/cuda/test_cu_kernels tests/cuda/test_cu_prefill tests/cuda/test_cu_model bench/ringlm-bench-cuda \
-  >"$OUT/build.txt" 2>&1 || { grep -E "error|FAILED" -A3 "$OUT/build.txt" | head -40; exit 1; }
+  tools/ringlm-logits >"$OUT/build.txt" 2>&1 || { grep -E "error|FAILED" -A3 "$OUT/build.txt" | head -40; exit 1; }
 say "build $(( $(date +%s) - T0 )) s"
-for t in test_cu_prefill test_cu_kernels test_cu_model; do
-  timeout 150 $B/tests/cuda/$t >"$OUT/$t.txt" 2>&1; rc=$?
-  say "$t rc=$rc: $(grep -E '^[0-9]+%' "$OUT/$t.txt" | tail -1)"
-  [ $rc -eq 0 ] || grep -vE "seed [0-9]+$" "$OUT/$t.txt" | grep -E "fail|err|Error" | head -12 | tee -a "$S"
-done
+# The read-only test data (stories260K, tokenizer vectors) travels in .rl-shared when copied there.
+[ -d .rl-shared ] && export RL_SHARED_DIR=$PWD/.rl-shared
+runtest() { # label, env..., binary
+  local label=$1; shift
+  local f=/tmp/test-$label.txt
+  timeout 150 env "$@" >$f 2>&1; local rc=$?
+  say "$label rc=$rc: $(grep -E '^[0-9]+%' $f | tail -1) $(grep -c skipping $f) skips"
+  [ $rc -eq 0 ] || grep -vE "seed [0-9]+$" $f | grep -iE "fail|err|abort" | head -12 | tee -a "$S"
+  { echo "=== $label rc=$rc"; cat $f; } >>"$OUT/tests.txt"
+}
+runtest prefill_tc $B/tests/cuda/test_cu_prefill
+runtest prefill_fp32 RL_CU_ATTN_TC=0 $B/tests/cuda/test_cu_prefill
+runtest kernels $B/tests/cuda/test_cu_kernels
+runtest kernels_glu_u1 RL_CU_MV_GLU_U=1 $B/tests/cuda/test_cu_kernels
+runtest model $B/tests/cuda/test_cu_model
+if [ "$MODE" = full ]; then
+  timeout 100 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; say "hf_check rc=$?"
+  grep -E "PASS|FAIL" "$OUT/hf_check.txt" | head -8 | tee -a "$S"
+fi
 BE=$B/bench/ringlm-bench-cuda
 bench() { # label, env..., args
   local label=$1; shift
@@ -34,11 +48,12 @@ bench() { # label, env..., args
 for sh in llama2-7b tinyllama-1.1b; do
   timeout 60 $BE --shape $sh --type q4_0 --prompt 512 --prefill-profile 2>>"$L" | tee -a "$OUT/profile.txt" >>"$L"
 done
-say "--- whole model, 512-token prefill + 128 generated (H100 as above)"
+say "--- whole model, 512-token prefill + 128 generated"
 for sh in llama2-7b tinyllama-1.1b; do
-  bench "$sh OLD" RL_CU_PREFILL_OLD=1 RL_CU_MV_NORM=0 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
+  bench "$sh OLD" RL_CU_PREFILL_OLD=1 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
   bench "$sh NEW" $BE --shape $sh --type q4_0 --prompt 512 --gen 128
-  bench "$sh NEW no-mv-norm" RL_CU_MV_NORM=0 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
+  bench "$sh NEW fp32-attn" RL_CU_ATTN_TC=0 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
+  bench "$sh NEW glu-u1" RL_CU_MV_GLU_U=1 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
 done
 if [ "$MODE" = full ]; then
   bench "llama2-7b NEW q8_0" $BE --shape llama2-7b --type q8_0 --prompt 512 --gen 128
@@ -49,18 +64,11 @@ fi
 for sh in llama2-7b tinyllama-1.1b; do
   timeout 60 $BE --shape $sh --type q4_0 --prompt 512 --gen 64 --profile 2>>"$L" | grep -v '^cuda' | tee -a "$OUT/profile.txt" >>"$L"
 done
-# Matrix-vector bandwidth, Q4_0, plain and GLU.
+# Matrix-vector bandwidth, Q4_0: plain, GLU, GLU with one unit per round (2 CTAs/SM).
 RL_BENCH_MV_ONLY=q4_0 timeout 60 $BE --kernels 2>>"$L" | tee -a "$OUT/profile.txt" >>"$L"
 RL_BENCH_MV_ONLY=q4_0 RL_BENCH_MV_GLU=1 timeout 60 $BE --kernels 2>>"$L" | tee -a "$OUT/profile.txt" >>"$L"
+RL_CU_MV_GLU_U=1 RL_BENCH_MV_ONLY=q4_0 RL_BENCH_MV_GLU=1 timeout 60 $BE --kernels 2>>"$L" | sed 's/$/ glu-u1/' | tee -a "$OUT/profile.txt" >>"$L"
 grep -E "Q4_0" "$OUT/profile.txt" | tee -a "$S" >/dev/null
-if [ "$MODE" = full ] && command -v ncu >/dev/null; then
-  # One GLU gate/up (22016x4096) and one down (4096x11008) launch: occupancy and DRAM throughput.
-  RL_BENCH_MV_ONLY=q4_0 RL_BENCH_MV_GLU=1 timeout 60 ncu --clock-control none -k regex:k_matvec --launch-skip 953 --launch-count 1 \
-    --section SpeedOfLight --section Occupancy --section LaunchStats $BE --kernels >"$OUT/ncu.txt" 2>&1
-  RL_BENCH_MV_ONLY=q4_0 timeout 60 ncu --clock-control none -k regex:k_matvec --launch-skip 1171 --launch-count 1 \
-    --section SpeedOfLight --section Occupancy --section LaunchStats $BE --kernels >>"$OUT/ncu.txt" 2>&1
-  grep -E "k_matvec|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Theoretical Occ|Grid Size|Duration" "$OUT/ncu.txt" | head -24 >>"$S"
-fi
 say "total $(( $(date +%s) - T0 )) s"
 echo "================ summary"
 cat "$S"

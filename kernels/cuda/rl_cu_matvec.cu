@@ -1,6 +1,4 @@
 /* rl_cu_matvec.cu - matrix-vector dispatch by weight type (kernels in rl_cu_matvec.cuh). */
-#include <stdlib.h>
-
 #include "rl_cu_matvec.cuh"
 
 /* Float rows whose length is not a multiple of 8 (tiny models): scalar. */
@@ -44,10 +42,10 @@ extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, i
     if (q8 && (x->q == NULL || x->ds == NULL))
         return -EINVAL;
     switch (m->type) {
-    case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, *x, batch, mode, *y, nullptr, 0.0f, s); break;
-    case RL_TYPE_Q8_0: rl_cu_mv_q8_0(*m, *x, batch, mode, *y, nullptr, 0.0f, s); break;
-    case RL_TYPE_Q4_K: rl_cu_mv_q4_k(*m, *x, batch, mode, *y, nullptr, 0.0f, s); break;
-    case RL_TYPE_Q6_K: rl_cu_mv_q6_k(*m, *x, batch, mode, *y, nullptr, 0.0f, s); break;
+    case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q8_0: rl_cu_mv_q8_0(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q4_K: rl_cu_mv_q4_k(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q6_K: rl_cu_mv_q6_k(*m, *x, batch, mode, *y, s); break;
     case RL_TYPE_F16: case RL_TYPE_BF16: case RL_TYPE_F32:
         if (m->cols % 8) {
             rl_launch(k_matvec_scalar, dim3((unsigned)((n_out + MV_WARPS - 1) / MV_WARPS)), dim3(MV_WARPS * 32), s,
@@ -57,48 +55,15 @@ extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, i
                 return rc ? rc : rl_cu_quantize(y, batch, s);
             }
         } else if (m->type == RL_TYPE_F16) {
-            rl_cu_mv_f16(*m, *x, batch, mode, *y, nullptr, 0.0f, s);
+            rl_cu_mv_f16(*m, *x, batch, mode, *y, s);
         } else if (m->type == RL_TYPE_BF16) {
-            rl_cu_mv_bf16(*m, *x, batch, mode, *y, nullptr, 0.0f, s);
+            rl_cu_mv_bf16(*m, *x, batch, mode, *y, s);
         } else {
-            rl_cu_mv_f32(*m, *x, batch, mode, *y, nullptr, 0.0f, s);
+            rl_cu_mv_f32(*m, *x, batch, mode, *y, s);
         }
         break;
     default:
         return -EINVAL;
     }
     return RL_CU_LAUNCHED("matvec");
-}
-
-/* Largest dynamic shared memory the fused-norm prologue may take without an
- * opt-in (the kernel's static arrays take the rest of 48 KB). */
-#define MV_NORM_MAX_SMEM (40 * 1024)
-
-extern "C" int rl_cu_matvec_norm(const rl_cu_mat *m, const float *d_x, const float *d_nw, float eps, int batch,
-                                 int mode, rl_cu_act *y, cudaStream_t s)
-{
-    static int off = -1; /* RL_CU_MV_NORM=0: report unsupported (A/B against the separate norm) */
-    if (off < 0) {
-        const char *e = getenv("RL_CU_MV_NORM");
-        off = e && e[0] == '0';
-    }
-    if (batch < 1 || batch > RL_CU_MAX_BATCH || !d_x || !d_nw || (mode == RL_CU_MV_GLU && m->rows % 2))
-        return -EINVAL;
-    if (mode == RL_CU_MV_ADD && y->f == d_x)
-        return -EINVAL; /* other blocks would read x while it is updated */
-    bool q8 = m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0 || m->type == RL_TYPE_Q4_K ||
-              m->type == RL_TYPE_Q6_K;
-    if (off || !q8 || m->cols % 32 || mv_norm_smem(batch, m->cols) > MV_NORM_MAX_SMEM)
-        return -ENOTSUP;
-    int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
-    if (y->n != n_out)
-        return -EINVAL;
-    rl_cu_act x = {.f = (float *)d_x, .q = NULL, .ds = NULL, .n = m->cols};
-    switch (m->type) {
-    case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, x, batch, mode, *y, d_nw, eps, s); break;
-    case RL_TYPE_Q8_0: rl_cu_mv_q8_0(*m, x, batch, mode, *y, d_nw, eps, s); break;
-    case RL_TYPE_Q4_K: rl_cu_mv_q4_k(*m, x, batch, mode, *y, d_nw, eps, s); break;
-    default: rl_cu_mv_q6_k(*m, x, batch, mode, *y, d_nw, eps, s); break;
-    }
-    return RL_CU_LAUNCHED("matvec_norm");
 }

@@ -11,6 +11,8 @@
 #ifndef RL_CU_MATVEC_CUH
 #define RL_CU_MATVEC_CUH
 
+#include <stdlib.h>
+
 #include "rl_cu_dequant.cuh"
 
 #define MV_WARPS 8
@@ -257,82 +259,15 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
     return dot8_f32(f, x.f + b * x.n + u * 8);
 }
 
-/* ---- fused RMSNorm prologue ------------------------------------------------
- * x.f holds the raw residual rows; every CTA computes sum(x^2) per row and
- * writes rmsnorm(x) * nw, quantized to int8 per 32-block, into its dynamic
- * shared memory ([B][n] int8 then [B][n/32] {d, d*sum}), then points x.q /
- * x.ds there. One thread per 32-block, float4 loads; same rounding as
- * rl_quant_block_warp. Replaces the separate RMSNorm kernel of decode. */
-extern __shared__ int4 mv_dyn_smem[];
-
-template <int B>
-__device__ __forceinline__ void mv_norm_prologue(rl_cu_act &x, const float *__restrict__ nw, float eps)
-{
-    __shared__ float ss[B];
-    int8_t *sq = (int8_t *)mv_dyn_smem;
-    float *sds = (float *)(sq + B * x.n);
-    int nb = (int)(x.n / 32), tid = threadIdx.x, nt = blockDim.x;
-    if (tid < B)
-        ss[tid] = 0.0f;
-    __syncthreads();
-    for (int i = tid; i < B * nb; i += nt) {
-        int b = i / nb, k = i % nb;
-        const float4 *p = (const float4 *)(x.f + b * x.n + k * 32);
-        float sum = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float4 v = p[j];
-            sum += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-        }
-        atomicAdd(&ss[b], sum);
-    }
-    __syncthreads();
-    for (int i = tid; i < B * nb; i += nt) {
-        int b = i / nb, k = i % nb;
-        float rs = rsqrtf(ss[b] / (float)x.n + eps);
-        const float4 *p = (const float4 *)(x.f + b * x.n + k * 32), *g = (const float4 *)(nw + k * 32);
-        float amax = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float4 v = p[j], w = __ldg(g + j);
-            amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x * rs * w.x), fabsf(v.y * rs * w.y)),
-                                     fmaxf(fabsf(v.z * rs * w.z), fabsf(v.w * rs * w.w))));
-        }
-        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-        int qs = 0;
-        uint32_t words[8];
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float4 v = p[j], w = __ldg(g + j);
-            int q0 = __float2int_rn(v.x * rs * w.x * id), q1 = __float2int_rn(v.y * rs * w.y * id);
-            int q2 = __float2int_rn(v.z * rs * w.z * id), q3 = __float2int_rn(v.w * rs * w.w * id);
-            qs += q0 + q1 + q2 + q3;
-            words[j] = (uint32_t)(q0 & 0xFF) | (uint32_t)(q1 & 0xFF) << 8 | (uint32_t)(q2 & 0xFF) << 16 |
-                       (uint32_t)(q3 & 0xFF) << 24;
-        }
-        int4 *dst = (int4 *)(sq + b * x.n + k * 32);
-        dst[0] = make_int4((int)words[0], (int)words[1], (int)words[2], (int)words[3]);
-        dst[1] = make_int4((int)words[4], (int)words[5], (int)words[6], (int)words[7]);
-        sds[(b * nb + k) * 2] = d;
-        sds[(b * nb + k) * 2 + 1] = d * (float)qs;
-    }
-    __syncthreads();
-    x.q = sq;
-    x.ds = sds;
-}
-
 /* ---- the kernel ------------------------------------------------------------- */
 /* NO outputs per warp; GLU: each output needs rows o and o + rows/2. */
 /* W warps per block, NO outputs per warp (plain: 8 x 2; GLU: 8 warps x 4
  * outputs = one 32-block of outputs to quantize). */
-/* Minimum resident CTAs per SM asked of the GLU kernel (register cap); build
- * with -DRL_MV_GLU_MINB=2 to try two. */
-#ifndef RL_MV_GLU_MINB
-#define RL_MV_GLU_MINB 1
-#endif
-template <int T, int B, int NO, bool GLU, int W, bool NORM>
-__global__ void __launch_bounds__(W * 32, GLU ? RL_MV_GLU_MINB : 1)
-k_matvec(const rl_cu_mat m, rl_cu_act x, rl_cu_act y, int mode, const float *nw, float eps)
+/* UO: units per lane per round (0: the default below). The GLU variant with
+ * UO = 1 is capped to 128 registers so that two CTAs share an SM. */
+template <int T, int B, int NO, bool GLU, int W, int UO = 0>
+__global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
+k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 {
     const int NR = GLU ? 2 * NO : NO;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -356,7 +291,7 @@ k_matvec(const rl_cu_mat m, rl_cu_act x, rl_cu_act y, int mode, const float *nw,
     int64_t nu = m.cols / wtraits<T>::UNIT;
     /* U units per lane per round, all loads issued before the first use so
      * that NR * U independent 16-byte loads per lane are in flight. */
-    const int U = NR >= 8 ? (B > 2 ? 1 : 2)
+    const int U = UO ? UO : NR >= 8 ? (B > 2 ? 1 : 2)
                 : (B == 1 && sizeof(wunit<T>) <= 20) ? 8 : (B > 4 ? 2 : 4);
     rl_pdl_trigger();
     /* The weights do not depend on the previous kernel: warm L2 with this
@@ -373,8 +308,6 @@ k_matvec(const rl_cu_mat m, rl_cu_act x, rl_cu_act y, int mode, const float *nw,
             if (lane + 32 * k < nu)
                 w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
     rl_pdl_wait();
-    if constexpr (NORM)
-        mv_norm_prologue<B>(x, nw, eps);
     for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
         if (u0 != lane) {
 #pragma unroll
@@ -434,82 +367,60 @@ k_matvec(const rl_cu_mat m, rl_cu_act x, rl_cu_act y, int mode, const float *nw,
     }
 }
 
-/* Launch with dynamic shared memory and programmatic dependent launch. */
-template <typename... KArgs, typename... Args>
-static inline void mv_launch(void (*k)(KArgs...), unsigned grid, size_t smem, cudaStream_t s, Args... args)
+/* Variant knob for one sequence (measurements): RL_CU_MV_GLU_U=1 (GLU, one
+ * unit per round, capped at 128 registers: two CTAs per SM). */
+static inline int mv_env(const char *name)
 {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(grid);
-    cfg.blockDim = dim3(MV_WARPS * 32);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = rl_cu_pdl_enabled() ? 1 : 0;
-    cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
+    const char *e = getenv(name);
+    return e ? atoi(e) : 0;
 }
 
-/* Dynamic shared memory of the fused-norm prologue. */
-static inline size_t mv_norm_smem(int batch, int64_t n)
+template <int T, int B>
+static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    return (size_t)batch * (size_t)(n + n / 32 * 8);
-}
-
-template <int T, int B, bool NORM>
-static void launch_bn(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, const float *nw, float eps,
-                      cudaStream_t s)
-{
-    size_t smem = NORM ? mv_norm_smem(B, x.n) : 0;
+    if constexpr (B == 1 && wtraits<T>::Q8) {
+        static int glu_u = -1;
+        if (glu_u < 0)
+            glu_u = mv_env("RL_CU_MV_GLU_U");
+        if (mode == RL_CU_MV_GLU && glu_u == 1) {
+            int64_t n_out = m.rows / 2;
+            unsigned grid = (unsigned)((n_out + MV_WARPS * 4 - 1) / (MV_WARPS * 4));
+            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
+            return;
+        }
+    }
     if (mode == RL_CU_MV_GLU) {
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        mv_launch(k_matvec<T, B, NO, true, MV_WARPS, NORM>, grid, smem, s, m, x, y, mode, nw, eps);
+        rl_launch(k_matvec<T, B, NO, true, MV_WARPS>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
-        mv_launch(k_matvec<T, B, NO, false, W, NORM>, grid, smem, s, m, x, y, mode, nw, eps);
+        rl_launch(k_matvec<T, B, NO, false, W>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
     }
 }
 
-template <int T, int B>
-static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, const float *nw, float eps,
-                     cudaStream_t s)
-{
-    if constexpr (wtraits<T>::Q8) {
-        if (nw) {
-            launch_bn<T, B, true>(m, x, mode, y, nw, eps, s);
-            return;
-        }
-    }
-    launch_bn<T, B, false>(m, x, mode, y, nullptr, 0.0f, s);
-}
-
-/* nw != NULL: fused RMSNorm prologue (x.f raw; quantized types only). */
 template <int T>
-void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, const float *nw, float eps,
-              cudaStream_t s)
+void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
     switch (batch) {
-    case 1: launch_b<T, 1>(m, x, mode, y, nw, eps, s); break;
-    case 2: launch_b<T, 2>(m, x, mode, y, nw, eps, s); break;
-    case 3: launch_b<T, 3>(m, x, mode, y, nw, eps, s); break;
-    case 4: launch_b<T, 4>(m, x, mode, y, nw, eps, s); break;
-    case 5: launch_b<T, 5>(m, x, mode, y, nw, eps, s); break;
-    case 6: launch_b<T, 6>(m, x, mode, y, nw, eps, s); break;
-    case 7: launch_b<T, 7>(m, x, mode, y, nw, eps, s); break;
-    default: launch_b<T, 8>(m, x, mode, y, nw, eps, s); break;
+    case 1: launch_b<T, 1>(m, x, mode, y, s); break;
+    case 2: launch_b<T, 2>(m, x, mode, y, s); break;
+    case 3: launch_b<T, 3>(m, x, mode, y, s); break;
+    case 4: launch_b<T, 4>(m, x, mode, y, s); break;
+    case 5: launch_b<T, 5>(m, x, mode, y, s); break;
+    case 6: launch_b<T, 6>(m, x, mode, y, s); break;
+    case 7: launch_b<T, 7>(m, x, mode, y, s); break;
+    default: launch_b<T, 8>(m, x, mode, y, s); break;
     }
 }
 
 /* One explicit instantiation file per weight type (parallel builds). */
 #define RL_CU_MV_DECLARE(T, name) \
-    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, \
-                         const float *nw, float eps, cudaStream_t s)
+    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 #define RL_CU_MV_DEFINE(T, name) \
-    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, nw, eps, s); }
+    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, s); }
 RL_CU_MV_DECLARE(RL_TYPE_Q4_0, q4_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q8_0, q8_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q4_K, q4_k);

@@ -327,17 +327,6 @@ int rl_cu_model_fill_random(rl_cu_model *m, uint64_t seed)
             return rc_;        \
     } while (0)
 
-/* y = W rmsnorm(x): fused into the matrix-vector kernel where it can be,
- * else a separate RMSNorm into xn. */
-static int mv_norm(rl_cu_model *m, const rl_cu_mat *w, const float *norm, int n, int mode, rl_cu_act *y)
-{
-    int rc = rl_cu_matvec_norm(w, m->x, norm, m->c.rms_eps, n, mode, y, m->s);
-    if (rc != -ENOTSUP)
-        return rc;
-    TRY(rl_cu_rmsnorm(m->x, norm, m->c.rms_eps, m->c.n_embd, n, &m->xn, m->s));
-    return rl_cu_matvec(w, &m->xn, n, mode, y, m->s);
-}
-
 /* Layers of the decode step for n sequences (ids already in d_tok/d_pos/d_slot). */
 static int enqueue_decode(rl_cu_model *m, int n)
 {
@@ -349,7 +338,8 @@ static int enqueue_decode(rl_cu_model *m, int n)
     TRY(rl_cu_mat_get_rows(&m->tok_embd, m->d_tok, n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        TRY(mv_norm(m, &L->wqkv, L->attn_norm, n, RL_CU_MV_STORE, &qkv));
+        TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+        TRY(rl_cu_matvec(&L->wqkv, &m->xn, n, RL_CU_MV_STORE, &qkv, s));
         if (L->bqkv)
             TRY(rl_cu_add_bias(m->qkv, L->bqkv, qkv.n, n, s));
         TRY(rl_cu_rope_kv(m->qkv, n, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
@@ -358,10 +348,12 @@ static int enqueue_decode(rl_cu_model *m, int n)
         if (m->attn.q && c->head_dim % 32)
             TRY(rl_cu_quantize(&m->attn, n, s));
         TRY(rl_cu_matvec(&L->wo, &m->attn, n, RL_CU_MV_ADD, &xres, s));
-        TRY(mv_norm(m, &L->wgu, L->ffn_norm, n, RL_CU_MV_GLU, &m->ffn));
+        TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+        TRY(rl_cu_matvec(&L->wgu, &m->xn, n, RL_CU_MV_GLU, &m->ffn, s));
         TRY(rl_cu_matvec(&L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres, s));
     }
-    TRY(mv_norm(m, &m->output, m->output_norm, n, RL_CU_MV_STORE, &m->logits));
+    TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+    TRY(rl_cu_matvec(&m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits, s));
     return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
 }
 

@@ -197,74 +197,90 @@ extern "C" int rl_cu_swiglu(const float *d_gu, int64_t n, int batch, float *d_y,
     return RL_CU_LAUNCHED("swiglu");
 }
 
-/* Prefill: y_f16 = silu(g) * u, straight to the down GEMM's fp16 input. */
-__global__ void k_swiglu_f16(const float *gu, int64_t n, int64_t total, __half *y)
+/* Prefill: y_f16 = silu(g) * u, straight to the down GEMM's fp16 input.
+ * Grid (column chunks, row); float4 loads when n % 4 == 0. */
+__global__ void k_swiglu_f16(const float *gu, int64_t n, __half *y)
 {
     rl_pdl_trigger();
     rl_pdl_wait();
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t b = i / n, j = i % n;
-        y[i] = __float2half(rl_silu(gu[b * 2 * n + j]) * gu[b * 2 * n + n + j]);
+    const float *g = gu + (int64_t)blockIdx.y * 2 * n, *u = g + n;
+    __half *yr = y + (int64_t)blockIdx.y * n;
+    int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, stride = (int64_t)gridDim.x * blockDim.x;
+    if (n % 4 == 0) {
+        for (int64_t i = t; i < n / 4; i += stride) {
+            float4 a = ((const float4 *)g)[i], c = ((const float4 *)u)[i];
+            __half2 lo = __floats2half2_rn(rl_silu(a.x) * c.x, rl_silu(a.y) * c.y);
+            __half2 hi = __floats2half2_rn(rl_silu(a.z) * c.z, rl_silu(a.w) * c.w);
+            uint2 o = {*(uint32_t *)&lo, *(uint32_t *)&hi};
+            ((uint2 *)yr)[i] = o;
+        }
+        return;
     }
+    for (int64_t i = t; i < n; i += stride)
+        yr[i] = __float2half(rl_silu(g[i]) * u[i]);
 }
 
 extern "C" int rl_cu_swiglu_f16(const float *d_gu, int64_t n, int batch, void *d_y_f16, cudaStream_t s)
 {
-    if (n <= 0 || batch < 1)
+    if (n <= 0 || batch < 1 || batch > 65535)
         return -EINVAL;
-    int64_t total = n * batch, g = (total + 255) / 256;
-    rl_launch(k_swiglu_f16, dim3((unsigned)(g < 8192 ? g : 8192)), dim3(256), s, d_gu, n, total, (__half *)d_y_f16);
+    int64_t g = (n / 4 + 255) / 256;
+    g = g < 1 ? 1 : g > 64 ? 64 : g;
+    rl_launch(k_swiglu_f16, dim3((unsigned)g, batch), dim3(256), s, d_gu, n, (__half *)d_y_f16);
     return RL_CU_LAUNCHED("swiglu_f16");
 }
 
 /* ---- RoPE + KV write --------------------------------------------------------- */
-/* One block per (head of q, k or v; batch row); one thread per element pair. */
+/* Grid (token, group of ROPE_HPB heads of q, k and v). Thread (k, hl): element
+ * pair k of heads hl, hl + HL, ... of the group, so its rotation (sincos) is
+ * computed once and reused across the group's heads. */
+#define ROPE_HPB 16
 __global__ void k_rope_kv(const float *qkv, const int32_t *pos, const int32_t *slot, rl_cu_rope r,
                           int64_t n_ctx, float *q_out, __half *kc, __half *vc)
 {
     rl_pdl_trigger();
     rl_pdl_wait();
-    int head = blockIdx.x, b = blockIdx.y, hd = r.head_dim, k = threadIdx.x;
+    int b = blockIdx.x, hd = r.head_dim, half = hd / 2;
+    int p32 = (half + 31) & ~31;
+    int k = threadIdx.x % p32, hl = threadIdx.x / p32, nl = blockDim.x / p32;
+    if (k >= half)
+        return; /* no barriers below */
+    int nh = r.n_head + 2 * r.n_head_kv;
+    int h0 = blockIdx.y * ROPE_HPB, h1 = h0 + ROPE_HPB < nh ? h0 + ROPE_HPB : nh;
     int qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
-    const float *src = qkv + (int64_t)b * (qdim + 2 * kvdim) + head * hd;
+    const float *row = qkv + (int64_t)b * (qdim + 2 * kvdim);
     int p = pos[b];
     bool ok = p >= 0 && p < n_ctx && slot[b] >= 0;
     int64_t cache_off = ((int64_t)slot[b] * n_ctx + p) * kvdim;
-    if (2 * k >= hd)
-        return;
-    if (head >= r.n_head + r.n_head_kv) { /* V: plain copy */
-        int64_t o = cache_off + (head - r.n_head - r.n_head_kv) * hd + 2 * k;
-        if (ok) {
-            vc[o] = __float2half(src[2 * k]);
-            vc[o + 1] = __float2half(src[2 * k + 1]);
-        }
-        return;
-    }
-    int half_rot = r.n_rot / 2, i0, i1;
-    float v0, v1;
-    if (k < half_rot) {
+    int half_rot = r.n_rot / 2, i0 = 2 * k, i1 = 2 * k + 1;
+    bool rot = k < half_rot;
+    float sn = 0.0f, cs = 1.0f;
+    if (rot) {
         i0 = r.neox ? k : 2 * k;
         i1 = r.neox ? k + half_rot : 2 * k + 1;
         float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
-        float sn, cs;
         sincosf((float)p * f, &sn, &cs);
+    } /* beyond n_rot: unrotated */
+    for (int head = h0 + hl; head < h1; head += nl) {
+        const float *src = row + head * hd;
+        if (head >= r.n_head + r.n_head_kv) { /* V: plain copy */
+            if (ok) {
+                int64_t o = cache_off + (head - r.n_head - r.n_head_kv) * hd + 2 * k;
+                *(__half2 *)(vc + o) = __floats2half2_rn(src[2 * k], src[2 * k + 1]);
+            }
+            continue;
+        }
         float a = src[i0], c = src[i1];
-        v0 = a * cs - c * sn;
-        v1 = a * sn + c * cs;
-    } else { /* beyond n_rot: unrotated */
-        i0 = 2 * k;
-        i1 = 2 * k + 1;
-        v0 = src[i0];
-        v1 = src[i1];
-    }
-    if (head < r.n_head) {
-        float *dq = q_out + (int64_t)b * qdim + head * hd;
-        dq[i0] = v0;
-        dq[i1] = v1;
-    } else if (ok) {
-        __half *dk = kc + cache_off + (head - r.n_head) * hd;
-        dk[i0] = __float2half(v0);
-        dk[i1] = __float2half(v1);
+        float v0 = rot ? a * cs - c * sn : a, v1 = rot ? a * sn + c * cs : c;
+        if (head < r.n_head) {
+            float *dq = q_out + (int64_t)b * qdim + head * hd;
+            dq[i0] = v0;
+            dq[i1] = v1;
+        } else if (ok) {
+            __half *dk = kc + cache_off + (head - r.n_head) * hd;
+            dk[i0] = __float2half(v0);
+            dk[i1] = __float2half(v1);
+        }
     }
 }
 
@@ -272,13 +288,11 @@ extern "C" int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos
                              const rl_cu_rope *r, int64_t n_ctx, float *d_q, void *d_kcache, void *d_vcache,
                              cudaStream_t s)
 {
-    if (batch < 1 || r->head_dim <= 0 || r->head_dim % 2 || r->n_rot <= 0 || r->n_rot > r->head_dim ||
-        r->n_rot % 2 || r->n_head_kv <= 0 || r->n_head % r->n_head_kv)
+    if (batch < 1 || r->head_dim <= 0 || r->head_dim % 2 || r->head_dim > 256 || r->n_rot <= 0 ||
+        r->n_rot > r->head_dim || r->n_rot % 2 || r->n_head_kv <= 0 || r->n_head % r->n_head_kv)
         return -EINVAL;
-    if (batch > 65535)
-        return -EINVAL;
-    int threads = (r->head_dim / 2 + 31) / 32 * 32;
-    rl_launch(k_rope_kv, dim3(r->n_head + 2 * r->n_head_kv, batch), dim3(threads), s, d_qkv, d_pos, d_slot, *r, n_ctx,
+    int nh = r->n_head + 2 * r->n_head_kv;
+    rl_launch(k_rope_kv, dim3(batch, (nh + ROPE_HPB - 1) / ROPE_HPB), dim3(256), s, d_qkv, d_pos, d_slot, *r, n_ctx,
               d_q, (__half *)d_kcache, (__half *)d_vcache);
     return RL_CU_LAUNCHED("rope_kv");
 }

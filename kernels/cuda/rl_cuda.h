@@ -91,14 +91,6 @@ enum {
 int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                  cudaStream_t s);
 
-/* y = W rmsnorm(x) for decode: each block of the matrix-vector kernel computes
- * the RMSNorm of the raw rows d_x[batch][cols] (weight d_nw, eps) and their
- * int8 quantization itself, so no separate norm kernel runs. Quantized weight
- * types (Q4_0, Q8_0, Q4_K, Q6_K) only; -ENOTSUP for others or when it does
- * not fit (then rl_cu_rmsnorm + rl_cu_matvec). y must not alias d_x. */
-int rl_cu_matvec_norm(const rl_cu_mat *m, const float *d_x, const float *d_nw, float eps, int batch, int mode,
-                      rl_cu_act *y, cudaStream_t s);
-
 /* ---- element-wise ops ---------------------------------------------------- */
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */
 int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,

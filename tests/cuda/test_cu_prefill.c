@@ -13,6 +13,14 @@ static float h2f(uint16_t h)
     return rl_fp16_to_fp32(h);
 }
 
+/* Head sizes 64 and 128 run on tensor cores (fp16 Q and P: ~1e-3) unless
+ * RL_CU_ATTN_TC=0; the others in fp32. */
+static bool tc_path(int hd)
+{
+    const char *e = getenv("RL_CU_ATTN_TC");
+    return (hd == 64 || hd == 128) && !(e && e[0] == '0');
+}
+
 typedef struct pf_case {
     int n_head, n_head_kv, hd, pos0, n_q;
     bool bad_block; /* one table entry holds an out-of-range id: its positions are skipped */
@@ -103,7 +111,8 @@ static void check_prefill_paged(pf_case c)
             }
         }
     double err = tcu_rel_err(o, ref, (size_t)c.n_q * qd);
-    ck_assert_msg(err < 1e-4, "%s: rel err %g", name, err);
+    double tol = tc_path(c.hd) ? 3e-3 : 1e-4;
+    ck_assert_msg(err < tol, "%s: rel err %g >= %g", name, err, tol);
     if (c.quant) {
         size_t n = (size_t)c.n_q * qd;
         int8_t *oq = malloc(n);
