@@ -412,11 +412,24 @@ static const rl_cu_mat *pf_w(rl_cu_model *m, uint32_t k)
     return k % 4 == 0 ? &L->wqkv : k % 4 == 1 ? &L->wo : k % 4 == 2 ? &L->wgu : &L->wdown;
 }
 
-/* GEMM with staged weight k, then stage weight k + 2 into the buffer it freed. */
-static int pf_gemm(rl_cu_model *m, uint32_t k, const void *xh, int n, float *y, bool acc)
+/* Stage the next weights into every free staging buffer (-EBUSY: all taken). */
+static int pf_fill(rl_cu_model *m, uint32_t *next)
+{
+    while (*next < 4 * m->c.n_layer) {
+        int rc = rl_cu_gemm_stage(m->blas, pf_w(m, *next));
+        if (rc == -EBUSY)
+            return 0;
+        TRY(rc);
+        ++*next;
+    }
+    return 0;
+}
+
+/* GEMM with staged weight k, then stage ahead into the buffer it freed. */
+static int pf_gemm(rl_cu_model *m, uint32_t *next, uint32_t k, const void *xh, int n, float *y, bool acc)
 {
     TRY(rl_cu_gemm_staged(m->blas, pf_w(m, k), xh, n, y, acc));
-    return k + 2 < 4 * m->c.n_layer ? rl_cu_gemm_stage(m->blas, pf_w(m, k + 2)) : 0;
+    return pf_fill(m, next);
 }
 
 /* RL_CU_PREFILL_OLD=1: the previous prefill (A/B measurements; to be dropped). */
@@ -490,25 +503,25 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
         TRY(prefill_layers_old(m, n_tok));
     } else {
         /* Each weight is dequantized on the GEMM handle's side stream while the
-         * GEMM before it runs (staged, two buffers); norms and SwiGLU write
+         * GEMMs before it run (staged, as many ahead as there are buffers); norms and SwiGLU write
          * the fp16 GEMM inputs directly; tiled flash attention. */
+        uint32_t next = 0;
         rl_cu_gemm_reset(m->blas);
-        TRY(rl_cu_gemm_stage(m->blas, pf_w(m, 0)));
-        TRY(rl_cu_gemm_stage(m->blas, pf_w(m, 1)));
+        TRY(pf_fill(m, &next));
         for (uint32_t l = 0; l < c->n_layer; l++) {
             rl_cu_layer *L = &m->layers[l];
             TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n_tok, m->xh, s));
-            TRY(pf_gemm(m, 4 * l, m->xh, n_tok, m->qkv, false));
+            TRY(pf_gemm(m, &next, 4 * l, m->xh, n_tok, m->qkv, false));
             if (L->bqkv)
                 TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n_tok, s));
             TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
             TRY(rl_cu_attn_prefill(m->q, n_tok, pos0, slot, &m->rope, m->kc[l], m->vc[l], c->n_ctx, &attn, s));
             TRY(rl_cu_f32_to_f16(attn.f, m->xh, n_tok * attn.n, s));
-            TRY(pf_gemm(m, 4 * l + 1, m->xh, n_tok, m->x, true));
+            TRY(pf_gemm(m, &next, 4 * l + 1, m->xh, n_tok, m->x, true));
             TRY(rl_cu_rmsnorm_f16(m->x, L->ffn_norm, c->rms_eps, E, n_tok, m->xh, s));
-            TRY(pf_gemm(m, 4 * l + 2, m->xh, n_tok, m->gu, false));
+            TRY(pf_gemm(m, &next, 4 * l + 2, m->xh, n_tok, m->gu, false));
             TRY(rl_cu_swiglu_f16(m->gu, F, n_tok, m->xh, s));
-            TRY(pf_gemm(m, 4 * l + 3, m->xh, n_tok, m->x, true));
+            TRY(pf_gemm(m, &next, 4 * l + 3, m->xh, n_tok, m->x, true));
         }
     }
     /* Logits of the last token only, through the decode-path kernels. */

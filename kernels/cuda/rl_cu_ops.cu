@@ -1,14 +1,15 @@
 /* rl_cu_ops.cu - element-wise and row kernels: RMSNorm (+ int8 quantization),
  * quantization, RoPE fused with the KV-cache write, SwiGLU, fp16 conversion,
  * argmax. */
+#include <stdlib.h>
+
 #include "rl_cu_common.cuh"
 
 /* ---- RMSNorm ---------------------------------------------------------------- */
 /* One block per row. Rows of up to 32 * 8 blocks of 32 keep their values in
  * registers (one pass over memory, all loads issued at once); longer rows
  * take a second pass. */
-#define NORM_THREADS 1024
-#define NORM_MAXB 8
+template <int NORM_MAXB>
 __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, rl_cu_act y)
 {
     rl_pdl_trigger();
@@ -66,7 +67,16 @@ extern "C" int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int6
 {
     if (batch < 1 || n <= 0 || y->n != n)
         return -EINVAL;
-    rl_launch(k_rmsnorm, dim3(batch), dim3(NORM_THREADS), s, d_x, d_w, eps, n, *y);
+    /* RL_CU_NORM_THREADS=256: 256 threads holding 16 values each (measurement knob). */
+    static int threads = -1;
+    if (threads < 0) {
+        const char *e = getenv("RL_CU_NORM_THREADS");
+        threads = e && atoi(e) == 256 ? 256 : 1024;
+    }
+    if (threads == 256)
+        rl_launch(k_rmsnorm<16>, dim3(batch), dim3(256), s, d_x, d_w, eps, n, *y);
+    else
+        rl_launch(k_rmsnorm<8>, dim3(batch), dim3(1024), s, d_x, d_w, eps, n, *y);
     return RL_CU_LAUNCHED("rmsnorm");
 }
 
@@ -236,7 +246,7 @@ extern "C" int rl_cu_swiglu_f16(const float *d_gu, int64_t n, int batch, void *d
  * computed once and reused across the group's heads. */
 #define ROPE_HPB 16
 __global__ void k_rope_kv(const float *qkv, const int32_t *pos, const int32_t *slot, rl_cu_rope r,
-                          int64_t n_ctx, float *q_out, __half *kc, __half *vc)
+                          int64_t n_ctx, float *q_out, __half *kc, __half *vc, int hpb)
 {
     rl_pdl_trigger();
     rl_pdl_wait();
@@ -246,7 +256,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, const int32_t *s
     if (k >= half)
         return; /* no barriers below */
     int nh = r.n_head + 2 * r.n_head_kv;
-    int h0 = blockIdx.y * ROPE_HPB, h1 = h0 + ROPE_HPB < nh ? h0 + ROPE_HPB : nh;
+    int h0 = blockIdx.y * hpb, h1 = h0 + hpb < nh ? h0 + hpb : nh;
     int qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
     const float *row = qkv + (int64_t)b * (qdim + 2 * kvdim);
     int p = pos[b];
@@ -292,8 +302,10 @@ extern "C" int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos
         r->n_rot > r->head_dim || r->n_rot % 2 || r->n_head_kv <= 0 || r->n_head % r->n_head_kv)
         return -EINVAL;
     int nh = r->n_head + 2 * r->n_head_kv;
-    rl_launch(k_rope_kv, dim3(batch, (nh + ROPE_HPB - 1) / ROPE_HPB), dim3(256), s, d_qkv, d_pos, d_slot, *r, n_ctx,
-              d_q, (__half *)d_kcache, (__half *)d_vcache);
+    /* Decode (a few tokens): one head per thread, more blocks; prefill: ROPE_HPB heads per block. */
+    int hpb = batch <= RL_CU_MAX_BATCH ? 256 / ((r->head_dim / 2 + 31) / 32 * 32) : ROPE_HPB;
+    rl_launch(k_rope_kv, dim3(batch, (nh + hpb - 1) / hpb), dim3(256), s, d_qkv, d_pos, d_slot, *r, n_ctx,
+              d_q, (__half *)d_kcache, (__half *)d_vcache, hpb);
     return RL_CU_LAUNCHED("rope_kv");
 }
 
