@@ -31,9 +31,8 @@ runtest() { # label, env..., binary
 runtest prefill_tc $B/tests/cuda/test_cu_prefill
 runtest prefill_fp32 RL_CU_ATTN_TC=0 $B/tests/cuda/test_cu_prefill
 runtest kernels $B/tests/cuda/test_cu_kernels
-runtest kernels_knobs RL_CU_MV_GLU_U=0 RL_CU_NORM_THREADS=256 $B/tests/cuda/test_cu_kernels
+runtest kernels_glu_u1 RL_CU_MV_GLU_U=1 $B/tests/cuda/test_cu_kernels
 runtest model $B/tests/cuda/test_cu_model
-runtest model_bufs3 RL_CU_GEMM_BUFS=3 $B/tests/cuda/test_cu_model
 if [ "$MODE" = full ]; then
   timeout 100 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; say "hf_check rc=$?"
   grep -E "PASS|FAIL" "$OUT/hf_check.txt" | head -8 | tee -a "$S"
@@ -45,25 +44,21 @@ bench() { # label, env..., args
   line=$(timeout 90 env "$@" 2>>"$L" | grep '^cuda' | tail -1)
   say "$label: ${line#cuda }"
 }
-# Prefill: per-op profile of one layer, then whole-model A/B (old path vs new).
+# Prefill: per-op profile of one layer (old and new kernels side by side), then whole models.
 for sh in llama2-7b; do
   timeout 60 $BE --shape $sh --type q4_0 --prompt 512 --prefill-profile 2>>"$L" | tee -a "$OUT/profile.txt" >>"$L"
 done
 say "--- whole model, 512-token prefill + 128 generated"
+# (The pre-change baseline needs a build of commit ccc5b7f: the old prefill path is gone.)
 for sh in llama2-7b tinyllama-1.1b; do
-  bench "$sh BASELINE" RL_CU_PREFILL_OLD=1 RL_CU_MV_GLU_U=0 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
-  bench "$sh NEW" $BE --shape $sh --type q4_0 --prompt 512 --gen 128
-  bench "$sh NEW gemm-bufs3" RL_CU_GEMM_BUFS=3 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
-  bench "$sh NEW norm256" RL_CU_NORM_THREADS=256 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
-  bench "$sh NEW (repeat)" $BE --shape $sh --type q4_0 --prompt 512 --gen 128
+  bench "$sh" $BE --shape $sh --type q4_0 --prompt 512 --gen 128
+  bench "$sh glu-u0" RL_CU_MV_GLU_U=0 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
+  bench "$sh fp32-attn" RL_CU_ATTN_TC=0 $BE --shape $sh --type q4_0 --prompt 512 --gen 128
 done
 if [ "$MODE" = full ]; then
-  bench "llama2-7b NEW q8_0" $BE --shape llama2-7b --type q8_0 --prompt 512 --gen 128
-  bench "llama2-7b BASELINE q8_0" RL_CU_PREFILL_OLD=1 RL_CU_MV_GLU_U=0 $BE --shape llama2-7b --type q8_0 --prompt 512 --gen 128
-  bench "llama2-7b NEW prompt 2048" $BE --shape llama2-7b --type q4_0 --prompt 2048 --gen 32
-  bench "llama2-7b NEW prompt 2048 bufs3" RL_CU_GEMM_BUFS=3 $BE --shape llama2-7b --type q4_0 --prompt 2048 --gen 32
-  bench "tinyllama-1.1b NEW prompt 20" $BE --shape tinyllama-1.1b --type q4_0 --prompt 20 --gen 32
-  bench "tinyllama-1.1b BASELINE prompt 20" RL_CU_PREFILL_OLD=1 RL_CU_MV_GLU_U=0 $BE --shape tinyllama-1.1b --type q4_0 --prompt 20 --gen 32
+  bench "llama2-7b q8_0" $BE --shape llama2-7b --type q8_0 --prompt 512 --gen 128
+  bench "llama2-7b prompt 2048" $BE --shape llama2-7b --type q4_0 --prompt 2048 --gen 32
+  bench "tinyllama-1.1b prompt 20" $BE --shape tinyllama-1.1b --type q4_0 --prompt 20 --gen 32
 fi
 # Decode per-op profile (each op alone; the fused norm is not in this table).
 for sh in llama2-7b tinyllama-1.1b; do

@@ -158,9 +158,6 @@ extern "C" int rl_cu_gemm(rl_cu_blas *b, const rl_cu_mat *w, const void *d_x, in
 /* ---- staged GEMMs ------------------------------------------------------------ */
 extern "C" int rl_cu_gemm_reserve(rl_cu_blas *b, int64_t max_elems, int n_buf)
 {
-    const char *e = getenv("RL_CU_GEMM_BUFS"); /* measurement knob */
-    if (e && atoi(e) >= 1 && atoi(e) <= GEMM_MAX_BUF)
-        n_buf = atoi(e);
     if (n_buf < 1 || n_buf > GEMM_MAX_BUF || max_elems <= 0 || b->n_buf)
         return -EINVAL;
     int lo = 0, hi = 0;

@@ -367,10 +367,11 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
     }
 }
 
-/* One sequence, GLU: one unit per round, capped at 128 registers so that two
- * CTAs share an SM (H100, 7B Q4_0: 425 vs 399 tok/s generation; the gate/up
- * grid is 2.6 waves of one CTA per SM otherwise). RL_CU_MV_GLU_U=0: the old
- * two units per round, one CTA per SM. */
+/* One sequence, GLU, Q4_0: one unit per round, capped at 128 registers so
+ * that two CTAs share an SM (H100, 7B Q4_0: 426-430 vs 399-403 tok/s
+ * generation; otherwise the gate/up grid is 2.6 waves of one CTA per SM).
+ * Measured slower for Q8_0 (281 vs 290), so other types keep two units per
+ * round. RL_CU_MV_GLU_U=1 / =0 forces one / the default per type. */
 static inline int mv_env(const char *name)
 {
     const char *e = getenv(name);
@@ -383,7 +384,7 @@ static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act
     if constexpr (B == 1 && wtraits<T>::Q8) {
         static int glu_u = -1;
         if (glu_u < 0)
-            glu_u = getenv("RL_CU_MV_GLU_U") ? mv_env("RL_CU_MV_GLU_U") : 1;
+            glu_u = getenv("RL_CU_MV_GLU_U") ? mv_env("RL_CU_MV_GLU_U") : T == RL_TYPE_Q4_0;
         if (mode == RL_CU_MV_GLU && glu_u == 1) {
             int64_t n_out = m.rows / 2;
             unsigned grid = (unsigned)((n_out + MV_WARPS * 4 - 1) / (MV_WARPS * 4));

@@ -26,7 +26,7 @@ struct rl_cu_model {
     int32_t *d_tok, *d_pos, *d_slot, *d_out; /* [rows] */
     int32_t *h_in;            /* pinned: tokens | pos | slot, RL_CU_MAX_BATCH each */
     int32_t *h_out;           /* pinned, RL_CU_MAX_BATCH */
-    void *xh, *wscratch;      /* prefill fp16 activations and dequantized weight */
+    void *xh;                 /* prefill fp16 activations */
     cudaStream_t s;
     rl_cu_blas *blas;
     cudaGraphExec_t graph[RL_CU_MAX_BATCH + 1];
@@ -125,7 +125,7 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
     uint64_t sb = (uint64_t)rows * c.n_embd * 4 + act_bytes(c.n_embd, rows, true) + act_bytes(qd, rows, true) +
                   act_bytes(c.n_ff, rows, true) + (uint64_t)rows * (qkvd + qd + 2 * (int64_t)c.n_ff) * 4 +
                   act_bytes(c.n_vocab, RL_CU_MAX_BATCH, false) + attn_scr + (uint64_t)rows * 16 +
-                  (uint64_t)rows * xh_n * 2 + (uint64_t)maxw * 2 * 3; /* wscratch + 2 staging buffers */
+                  (uint64_t)rows * xh_n * 2 + (uint64_t)maxw * 2 * 2; /* 2 GEMM staging buffers */
     size_t free_b = 0, total_b = 0;
     if (rl_cu_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) {
         snprintf(err, errlen, "cuda: %s", rl_cu_last_error());
@@ -198,8 +198,7 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
         (rc = rl_cu_check(cudaMemset(m->attn_scratch, 0, attn_scr), "zero attention scratch")) ||
         (rc = dalloc((void **)&m->d_tok, rows * 4, "ids")) || (rc = dalloc((void **)&m->d_pos, rows * 4, "ids")) ||
         (rc = dalloc((void **)&m->d_slot, rows * 4, "ids")) || (rc = dalloc((void **)&m->d_out, rows * 4, "ids")) ||
-        (rc = dalloc(&m->xh, (size_t)rows * xh_n * 2, "fp16 activations")) ||
-        (rc = dalloc(&m->wscratch, (size_t)maxw * 2, "fp16 weight scratch")))
+        (rc = dalloc(&m->xh, (size_t)rows * xh_n * 2, "fp16 activations")))
         goto fail;
     if ((rc = rl_cu_check(cudaMallocHost((void **)&m->h_in, 3 * RL_CU_MAX_BATCH * 4), "pinned")) ||
         (rc = rl_cu_check(cudaMallocHost((void **)&m->h_out, RL_CU_MAX_BATCH * 4), "pinned")))
@@ -256,7 +255,6 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->d_slot);
     cudaFree(m->d_out);
     cudaFree(m->xh);
-    cudaFree(m->wscratch);
     cudaFreeHost(m->h_in);
     cudaFreeHost(m->h_out);
     rl_cu_blas_destroy(m->blas);
@@ -432,44 +430,6 @@ static int pf_gemm(rl_cu_model *m, uint32_t *next, uint32_t k, const void *xh, i
     return pf_fill(m, next);
 }
 
-/* RL_CU_PREFILL_OLD=1: the previous prefill (A/B measurements; to be dropped). */
-static bool pf_old_path(void)
-{
-    const char *e = getenv("RL_CU_PREFILL_OLD");
-    return e && e[0] == '1';
-}
-
-static int prefill_layers_old(rl_cu_model *m, int n_tok)
-{
-    const rl_cu_model_cfg *c = &m->c;
-    cudaStream_t s = m->s;
-    int64_t E = c->n_embd, F = c->n_ff;
-    rl_cu_act xn = m->xn, attn = m->attn, ffn = m->ffn;
-    xn.q = NULL;
-    attn.q = NULL;
-    ffn.q = NULL;
-    for (uint32_t l = 0; l < c->n_layer; l++) {
-        rl_cu_layer *L = &m->layers[l];
-        TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, E, n_tok, &xn, s));
-        TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
-        TRY(rl_cu_gemm(m->blas, &L->wqkv, m->xh, n_tok, m->qkv, false, m->wscratch));
-        if (L->bqkv)
-            TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n_tok, s));
-        TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
-        TRY(rl_cu_attn_decode(m->q, m->kc[l], m->vc[l], m->d_pos, m->d_slot, n_tok, &m->rope, c->n_ctx, 1,
-                              m->attn_scratch, &attn, s));
-        TRY(rl_cu_f32_to_f16(attn.f, m->xh, n_tok * attn.n, s));
-        TRY(rl_cu_gemm(m->blas, &L->wo, m->xh, n_tok, m->x, true, m->wscratch));
-        TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, E, n_tok, &xn, s));
-        TRY(rl_cu_f32_to_f16(xn.f, m->xh, n_tok * E, s));
-        TRY(rl_cu_gemm(m->blas, &L->wgu, m->xh, n_tok, m->gu, false, m->wscratch));
-        TRY(rl_cu_swiglu(m->gu, F, n_tok, ffn.f, s));
-        TRY(rl_cu_f32_to_f16(ffn.f, m->xh, n_tok * F, s));
-        TRY(rl_cu_gemm(m->blas, &L->wdown, m->xh, n_tok, m->x, true, m->wscratch));
-    }
-    return 0;
-}
-
 int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_t *tokens, int n_tok,
                         int32_t *out_tok, float *logits)
 {
@@ -499,9 +459,7 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
     rl_cu_act attn = m->attn;
     attn.q = NULL; /* GEMM inputs are fp16, not int8 */
     TRY(rl_cu_mat_get_rows(&m->tok_embd, m->d_tok, n_tok, m->x, s));
-    if (pf_old_path()) {
-        TRY(prefill_layers_old(m, n_tok));
-    } else {
+    {
         /* Each weight is dequantized on the GEMM handle's side stream while the
          * GEMMs before it run (staged, as many ahead as there are buffers); norms and SwiGLU write
          * the fp16 GEMM inputs directly; tiled flash attention. */
