@@ -459,28 +459,26 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
     rl_cu_act attn = m->attn;
     attn.q = NULL; /* GEMM inputs are fp16, not int8 */
     TRY(rl_cu_mat_get_rows(&m->tok_embd, m->d_tok, n_tok, m->x, s));
-    {
-        /* Each weight is dequantized on the GEMM handle's side stream while the
-         * GEMMs before it run (staged, as many ahead as there are buffers); norms and SwiGLU write
-         * the fp16 GEMM inputs directly; tiled flash attention. */
-        uint32_t next = 0;
-        rl_cu_gemm_reset(m->blas);
-        TRY(pf_fill(m, &next));
-        for (uint32_t l = 0; l < c->n_layer; l++) {
-            rl_cu_layer *L = &m->layers[l];
-            TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n_tok, m->xh, s));
-            TRY(pf_gemm(m, &next, 4 * l, m->xh, n_tok, m->qkv, false));
-            if (L->bqkv)
-                TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n_tok, s));
-            TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
-            TRY(rl_cu_attn_prefill(m->q, n_tok, pos0, slot, &m->rope, m->kc[l], m->vc[l], c->n_ctx, &attn, s));
-            TRY(rl_cu_f32_to_f16(attn.f, m->xh, n_tok * attn.n, s));
-            TRY(pf_gemm(m, &next, 4 * l + 1, m->xh, n_tok, m->x, true));
-            TRY(rl_cu_rmsnorm_f16(m->x, L->ffn_norm, c->rms_eps, E, n_tok, m->xh, s));
-            TRY(pf_gemm(m, &next, 4 * l + 2, m->xh, n_tok, m->gu, false));
-            TRY(rl_cu_swiglu_f16(m->gu, F, n_tok, m->xh, s));
-            TRY(pf_gemm(m, &next, 4 * l + 3, m->xh, n_tok, m->x, true));
-        }
+    /* Each weight is dequantized on the GEMM handle's side stream while the
+     * GEMMs before it run (staged, as many ahead as there are buffers); norms
+     * and SwiGLU write the fp16 GEMM inputs directly; tiled flash attention. */
+    uint32_t next = 0;
+    rl_cu_gemm_reset(m->blas);
+    TRY(pf_fill(m, &next));
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        rl_cu_layer *L = &m->layers[l];
+        TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n_tok, m->xh, s));
+        TRY(pf_gemm(m, &next, 4 * l, m->xh, n_tok, m->qkv, false));
+        if (L->bqkv)
+            TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n_tok, s));
+        TRY(rl_cu_rope_kv(m->qkv, n_tok, m->d_pos, m->d_slot, &m->rope, c->n_ctx, m->q, m->kc[l], m->vc[l], s));
+        TRY(rl_cu_attn_prefill(m->q, n_tok, pos0, slot, &m->rope, m->kc[l], m->vc[l], c->n_ctx, &attn, s));
+        TRY(rl_cu_f32_to_f16(attn.f, m->xh, n_tok * attn.n, s));
+        TRY(pf_gemm(m, &next, 4 * l + 1, m->xh, n_tok, m->x, true));
+        TRY(rl_cu_rmsnorm_f16(m->x, L->ffn_norm, c->rms_eps, E, n_tok, m->xh, s));
+        TRY(pf_gemm(m, &next, 4 * l + 2, m->xh, n_tok, m->gu, false));
+        TRY(rl_cu_swiglu_f16(m->gu, F, n_tok, m->xh, s));
+        TRY(pf_gemm(m, &next, 4 * l + 3, m->xh, n_tok, m->x, true));
     }
     /* Logits of the last token only, through the decode-path kernels. */
     TRY(rl_cu_rmsnorm(m->x + (int64_t)(n_tok - 1) * E, m->output_norm, c->rms_eps, E, 1, &m->xn, s));
