@@ -165,7 +165,9 @@ int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_ro
  * pos0..pos0+n_q-1 of block-table row bt_row over layer's paged KV (positions
  * 0..pos0+n_q-1 already in the pool): tiled flash attention for prefill, GQA.
  * Positions in a block with a bad id are skipped. Writes out->f (and out->q
- * when set and head_dim % 32 == 0). No scratch. head_dim <= 256. */
+ * when set and head_dim % 32 == 0). No scratch. head_dim <= 256; 64 and 128
+ * run on tensor cores (Q and P rounded to fp16, fp32 accumulation: ~1e-3
+ * relative; RL_CU_ATTN_TC=0 forces the fp32 kernel), other sizes in fp32. */
 int rl_cu_attn_prefill_paged(const float *d_q, int n_q, int32_t pos0, uint32_t bt_row, const rl_cu_rope *r,
                              const rl_cu_kv *kv, uint32_t layer, const rl_cu_act *out, cudaStream_t s);
 /* The same over the per-slot cache of rl_cu_rope_kv (slot `slot`, n_ctx positions per slot). */
