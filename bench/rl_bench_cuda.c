@@ -3,7 +3,7 @@
  * weight bytes a generated token reads; 750 TFLOP/s for prefill GEMMs).
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
- *                     [--batch 1] [--no-graph] [--kernels] [--profile] [--json]
+ *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
  *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--json]   (rl_cu_mm vs rl_cu_matvec, 7B shapes)
  *
  * Models of real shapes are made on the device with random weights (valid
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "rl_cu_model.h"
@@ -49,10 +50,16 @@ static void bench_kernels(int batch)
 {
     const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K, RL_TYPE_F16, RL_TYPE_BF16};
     const int64_t dims[][2] = {{4096, 4096}, {22016, 4096}, {4096, 11008}, {32000, 4096}};
-    printf("%-6s %-12s %5s %10s %10s\n", "type", "rows x cols", "batch", "us", "GB/s");
+    /* RL_BENCH_MV_ONLY=TYPE: one weight type; RL_BENCH_MV_GLU=1: GLU mode (rows/2 outputs). */
+    const char *only = getenv("RL_BENCH_MV_ONLY");
+    const char *glu_env = getenv("RL_BENCH_MV_GLU");
+    int mode = glu_env && glu_env[0] == '1' ? RL_CU_MV_GLU : RL_CU_MV_STORE;
+    printf("%-6s %-12s %5s %10s %10s%s\n", "type", "rows x cols", "batch", "us", "GB/s", mode ? " (GLU)" : "");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t di = 0; di < 4; di++) {
             int64_t rows = dims[di][0], cols = dims[di][1];
+            if (only && strcasecmp(only, rl_type_get(types[ti])->name))
+                continue;
             size_t bytes = rl_cu_mat_bytes(types[ti], rows, cols);
             int nm = (int)(400e6 / bytes) + 1;
             if (nm > 64)
@@ -61,21 +68,21 @@ static void bench_kernels(int batch)
             int ok = 1;
             for (int i = 0; i < nm && ok; i++)
                 ok = !rl_cu_mat_alloc(&m[i], types[ti], rows, cols) && !rl_cu_mat_fill_random(&m[i], i + 1, 0);
-            rl_cu_act x = {.n = cols}, y = {.n = rows};
+            rl_cu_act x = {.n = cols}, y = {.n = mode == RL_CU_MV_GLU ? rows / 2 : rows};
             ok = ok && !cudaMalloc((void **)&x.f, cols * 4 * 8) && !cudaMalloc((void **)&x.q, cols * 8) &&
                  !cudaMalloc((void **)&x.ds, cols / 32 * 8 * 8) && !cudaMalloc((void **)&y.f, rows * 4 * 8);
             if (ok) {
                 cudaMemset(x.f, 0, cols * 4 * 8);
                 rl_cu_quantize(&x, batch, 0);
                 for (int i = 0; i < nm; i++)
-                    rl_cu_matvec(&m[i], &x, batch, RL_CU_MV_STORE, &y, 0);
+                    rl_cu_matvec(&m[i], &x, batch, mode, &y, 0);
                 cudaEvent_t e0, e1;
                 cudaEventCreate(&e0);
                 cudaEventCreate(&e1);
                 int reps = 20 * nm;
                 cudaEventRecord(e0, 0);
                 for (int r = 0; r < reps; r++)
-                    rl_cu_matvec(&m[r % nm], &x, batch, RL_CU_MV_STORE, &y, 0);
+                    rl_cu_matvec(&m[r % nm], &x, batch, mode, &y, 0);
                 cudaEventRecord(e1, 0);
                 cudaEventSynchronize(e1);
                 float ms = 0;
@@ -213,10 +220,176 @@ static int bench_mm(int json, int split)
     return 0;
 }
 
+/* ---- prefill profile: each op of one layer alone, for n prompt tokens ---- */
+typedef struct pf_ctx {
+    rl_cu_mat w[4]; /* qkv, o, gate/up, down */
+    rl_cu_blas *blas;
+    rl_cu_rope rope;
+    int n;
+    int64_t E, F, qd, qkvd;
+    float *x, *qkv, *q, *gu, *nw;
+    rl_cu_act xn, attn;
+    void *xh, *wh, *kc, *vc, *scr;
+    int32_t *pos, *slot;
+} pf_ctx;
+
+enum { PF_NORM, PF_NORM16, PF_CONV_E, PF_CONV_F, PF_DQ_OLD, PF_DQ_NEW = PF_DQ_OLD + 4, PF_GEMM = PF_DQ_NEW + 4,
+       PF_ROPE = PF_GEMM + 4, PF_ATT_OLD, PF_ATT_NEW, PF_SWIGLU, PF_SWIGLU16, PF_N };
+
+static int pf_op(pf_ctx *c, int op)
+{
+    cudaStream_t s = 0;
+    if (op >= PF_DQ_OLD && op < PF_DQ_OLD + 4)
+        return rl_cu_mat_to_f16(&c->w[op - PF_DQ_OLD], 0, c->w[op - PF_DQ_OLD].rows, c->wh, s);
+    if (op >= PF_DQ_NEW && op < PF_DQ_NEW + 4)
+        return rl_cu_gemm_to_f16(&c->w[op - PF_DQ_NEW], c->wh, s);
+    if (op >= PF_GEMM && op < PF_GEMM + 4) {
+        const rl_cu_mat *w = &c->w[op - PF_GEMM];
+        float *y = op - PF_GEMM == 0 ? c->qkv : op - PF_GEMM == 2 ? c->gu : c->x;
+        return rl_cu_gemm_staged(c->blas, w, c->xh, c->n, y, op - PF_GEMM == 1 || op - PF_GEMM == 3);
+    }
+    switch (op) {
+    case PF_NORM: return rl_cu_rmsnorm(c->x, c->nw, 1e-5f, c->E, c->n, &c->xn, s);
+    case PF_NORM16: return rl_cu_rmsnorm_f16(c->x, c->nw, 1e-5f, c->E, c->n, c->xh, s);
+    case PF_CONV_E: return rl_cu_f32_to_f16(c->xn.f, c->xh, c->n * c->E, s);
+    case PF_CONV_F: return rl_cu_f32_to_f16(c->gu, c->xh, c->n * c->F, s);
+    case PF_ROPE: return rl_cu_rope_kv(c->qkv, c->n, c->pos, c->slot, &c->rope, c->n, c->q, c->kc, c->vc, s);
+    case PF_ATT_OLD:
+        return rl_cu_attn_decode(c->q, c->kc, c->vc, c->pos, c->slot, c->n, &c->rope, c->n, 0, c->scr, &c->attn, s);
+    case PF_ATT_NEW: return rl_cu_attn_prefill(c->q, c->n, 0, 0, &c->rope, c->kc, c->vc, c->n, &c->attn, s);
+    case PF_SWIGLU: return rl_cu_swiglu(c->gu, c->F, c->n, c->gu + (size_t)c->n * c->F, s);
+    default: return rl_cu_swiglu_f16(c->gu, c->F, c->n, c->xh, s);
+    }
+}
+
+static const char *const pf_names[PF_N] = {
+    "rmsnorm f32", "rmsnorm -> f16", "f32->f16 (n_embd)", "f32->f16 (n_ff)", "dequant old qkv", "dequant old o",
+    "dequant old gate/up", "dequant old down", "dequant new qkv", "dequant new o", "dequant new gate/up",
+    "dequant new down", "gemm qkv", "gemm o", "gemm gate/up", "gemm down", "rope+kv", "attention old (decode)",
+    "attention new (flash)", "swiglu f32", "swiglu -> f16"};
+
+static int bench_prefill_profile(const char *shape_name, rl_type t, int n, const uint32_t *sh)
+{
+    pf_ctx c = {.n = n};
+    uint32_t n_embd = sh[0], n_head = sh[1], n_head_kv = sh[2], n_ff = sh[3], n_layer = sh[4];
+    int hd = (int)(n_embd / n_head);
+    c.E = n_embd;
+    c.F = n_ff;
+    c.qd = (int64_t)n_head * hd;
+    c.qkvd = c.qd + 2 * (int64_t)n_head_kv * hd;
+    c.rope = (rl_cu_rope){.n_head = (int)n_head, .n_head_kv = (int)n_head_kv, .head_dim = hd, .n_rot = hd,
+                          .freq_base = 10000.0f};
+    int64_t rows[4] = {c.qkvd, c.E, 2 * c.F, c.E}, cols[4] = {c.E, c.qd, c.E, c.F}, maxw = 0;
+    int rc = 0;
+    for (int i = 0; i < 4 && !rc; i++) {
+        rc = rl_cu_mat_alloc(&c.w[i], t, rows[i], cols[i]);
+        rc = rc ? rc : rl_cu_mat_fill_random(&c.w[i], 77 + i, 0);
+        maxw = rows[i] * cols[i] > maxw ? rows[i] * cols[i] : maxw;
+    }
+    int64_t xh_n = c.F > c.qd ? c.F : c.qd;
+    size_t scr = rl_cu_attn_scratch_size(n, (int)n_head, hd, 0); /* unsplit: counters only */
+    float *h = malloc((size_t)n * 2 * c.F * 4);
+    int32_t *ids = malloc((size_t)n * 8);
+    rc = rc || !h || !ids || cudaMalloc((void **)&c.x, (size_t)n * c.E * 4) || cudaMalloc((void **)&c.qkv, (size_t)n * c.qkvd * 4) ||
+         cudaMalloc((void **)&c.q, (size_t)n * c.qd * 4) || cudaMalloc((void **)&c.gu, (size_t)n * 3 * c.F * 4) ||
+         cudaMalloc((void **)&c.nw, c.E * 4) || cudaMalloc((void **)&c.xn.f, (size_t)n * c.E * 4) ||
+         cudaMalloc((void **)&c.attn.f, (size_t)n * c.qd * 4) || cudaMalloc(&c.xh, (size_t)n * xh_n * 2) ||
+         cudaMalloc(&c.wh, (size_t)maxw * 2) || cudaMalloc(&c.kc, (size_t)n * c.qkvd * 2) ||
+         cudaMalloc(&c.vc, (size_t)n * c.qkvd * 2) || cudaMalloc(&c.scr, scr) || cudaMemset(c.scr, 0, scr) ||
+         cudaMalloc((void **)&c.pos, n * 4) || cudaMalloc((void **)&c.slot, n * 4) ||
+         rl_cu_blas_create(&c.blas, 0) || rl_cu_gemm_reserve(c.blas, maxw, 1);
+    if (rc) {
+        fprintf(stderr, "prefill profile: setup failed: %s\n", rl_cu_last_error());
+        return 1;
+    }
+    c.xn.n = c.E;
+    c.attn.n = c.qd;
+    /* Sane random activations (no zeros: they hide wrong indexing and run fast). */
+    for (size_t i = 0; i < (size_t)n * 2 * c.F; i++)
+        h[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
+    cudaMemcpy(c.x, h, (size_t)n * c.E * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(c.qkv, h, (size_t)n * c.qkvd * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(c.gu, h, (size_t)n * 2 * c.F * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(c.nw, h, c.E * 4, cudaMemcpyHostToDevice);
+    for (int i = 0; i < n; i++) {
+        ids[i] = i;
+        ids[n + i] = 0;
+    }
+    cudaMemcpy(c.pos, ids, n * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(c.slot, ids + n, n * 4, cudaMemcpyHostToDevice);
+    rl_cu_f32_to_f16(c.x, c.xh, (int64_t)n * c.E, 0);
+    pf_op(&c, PF_ROPE); /* fill the cache */
+    double us[PF_N];
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int op = 0; op < PF_N; op++) {
+        float best = 1e30f;
+        for (int it = 0; it < 6; it++) {
+            if (op >= PF_GEMM && op < PF_GEMM + 4) {
+                rl_cu_gemm_reset(c.blas);
+                rl_cu_gemm_stage(c.blas, &c.w[op - PF_GEMM]);
+            }
+            if (op == PF_CONV_F || op == PF_SWIGLU || op == PF_SWIGLU16) /* restore sane values in gu */
+                cudaMemcpy(c.gu, h, (size_t)n * 2 * c.F * 4, cudaMemcpyHostToDevice);
+            cudaDeviceSynchronize();
+            cudaEventRecord(e0, 0);
+            rc = pf_op(&c, op);
+            cudaEventRecord(e1, 0);
+            if (rc || cudaEventSynchronize(e1)) {
+                fprintf(stderr, "prefill profile: %s failed (%d): %s\n", pf_names[op], rc, rl_cu_last_error());
+                return 1;
+            }
+            float ms;
+            cudaEventElapsedTime(&ms, e0, e1);
+            if (it > 0 && ms < best)
+                best = ms;
+        }
+        us[op] = best * 1e3;
+    }
+    double gemm = 0, dq_old = 0, dq_new = 0;
+    for (int i = 0; i < 4; i++) {
+        gemm += us[PF_GEMM + i];
+        dq_old += us[PF_DQ_OLD + i];
+        dq_new += us[PF_DQ_NEW + i];
+    }
+    double old_l = 2 * us[PF_NORM] + 2 * us[PF_CONV_E] + us[PF_CONV_F] + dq_old + gemm + us[PF_ROPE] + us[PF_ATT_OLD] +
+                   us[PF_SWIGLU] + us[PF_CONV_E] * c.qd / c.E;
+    double new_l = 2 * us[PF_NORM16] + us[PF_CONV_E] * c.qd / c.E + dq_new + gemm + us[PF_ROPE] + us[PF_ATT_NEW] +
+                   us[PF_SWIGLU16];
+    printf("prefill profile: %s %s, %d tokens, one layer (x %u layers), each op alone, best of 5\n", shape_name,
+           rl_type_get(t)->name, n, n_layer);
+    for (int op = 0; op < PF_N; op++) {
+        double extra = 0;
+        if (op >= PF_GEMM && op < PF_GEMM + 4)
+            extra = 2.0 * n * rows[op - PF_GEMM] * cols[op - PF_GEMM] / (us[op] * 1e-6) / 1e12;
+        if (op >= PF_DQ_OLD && op < PF_DQ_NEW + 4) {
+            int i = (op - PF_DQ_OLD) % 4;
+            extra = (rl_cu_mat_bytes(t, rows[i], cols[i]) + 2.0 * rows[i] * cols[i]) / (us[op] * 1e-6) / 1e12;
+        }
+        printf("  %-24s %9.1f us%s", pf_names[op], us[op], extra > 0 ? "" : "\n");
+        if (extra > 0)
+            printf("  (%.2f %s)\n", extra, op >= PF_GEMM ? "TFLOP/s" : "TB/s");
+    }
+    printf("  per layer: old path %.1f us -> %.0f tok/s; new path, no overlap %.1f us -> %.0f tok/s; "
+           "gemm alone %.1f us -> %.0f tok/s\n",
+           old_l, n / (old_l * n_layer * 1e-6), new_l, n / (new_l * n_layer * 1e-6), gemm,
+           n / (gemm * n_layer * 1e-6));
+    for (int i = 0; i < 4; i++)
+        rl_cu_mat_free(&c.w[i]);
+    rl_cu_blas_destroy(c.blas);
+    cudaFree(c.x), cudaFree(c.qkv), cudaFree(c.q), cudaFree(c.gu), cudaFree(c.nw), cudaFree(c.xn.f);
+    cudaFree(c.attn.f), cudaFree(c.xh), cudaFree(c.wh), cudaFree(c.kc), cudaFree(c.vc), cudaFree(c.scr);
+    cudaFree(c.pos), cudaFree(c.slot);
+    free(h), free(ids);
+    return 0;
+}
+
 int rl_bench_cuda_main(int argc, char **argv)
 {
     const char *shape_name = "tinyllama-1.1b", *type_name = "q4_0";
     int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0, mm = 0, split = 0;
+    int pf_profile = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
             shape_name = argv[++i];
@@ -238,11 +411,13 @@ int rl_bench_cuda_main(int argc, char **argv)
             split = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--profile"))
             profile = 1;
+        else if (!strcmp(argv[i], "--prefill-profile"))
+            pf_profile = 1;
         else if (!strcmp(argv[i], "--json"))
             json = 1;
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
-                            "[--prompt N] [--batch 1..64] [--no-graph] [--kernels] [--profile] [--json]\n"
+                            "[--prompt N] [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]\n"
                             "       %s --mm [--split 1|2|4|8] [--json]  (batched rl_cu_mm on the 7B shapes)\n", argv[0],
                     argv[0]);
             return 2;
@@ -269,6 +444,10 @@ int rl_bench_cuda_main(int argc, char **argv)
         n_prompt < 1) {
         fprintf(stderr, "bad --shape, --type, --batch, --gen or --prompt\n");
         return 2;
+    }
+    if (pf_profile) {
+        uint32_t shp[5] = {sh->n_embd, sh->n_head, sh->n_head_kv, sh->n_ff, sh->n_layer};
+        return bench_prefill_profile(sh->name, (rl_type)t, n_prompt, shp);
     }
     rl_cu_model_cfg c = {.n_vocab = sh->n_vocab, .n_embd = sh->n_embd, .n_layer = sh->n_layer,
                          .n_head = sh->n_head, .n_head_kv = sh->n_head_kv, .head_dim = sh->n_embd / sh->n_head,

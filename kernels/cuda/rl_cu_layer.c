@@ -205,7 +205,7 @@ static int gemm_parts(const rl_cu_mat *const *parts, int n_parts, rl_cu_blas *b,
 {
     int64_t rows = 0, cols = parts[0]->cols;
     for (int i = 0; i < n_parts; i++) {
-        TRY(rl_cu_mat_to_f16(parts[i], 0, parts[i]->rows, (uint16_t *)d_wscratch + rows * cols, s));
+        TRY(rl_cu_gemm_to_f16(parts[i], (uint16_t *)d_wscratch + rows * cols, s));
         rows += parts[i]->rows;
     }
     return rl_cu_gemm_f16(b, d_wscratch, rows, cols, d_xh, n, d_y, false);

@@ -11,6 +11,8 @@
 #ifndef RL_CU_MATVEC_CUH
 #define RL_CU_MATVEC_CUH
 
+#include <stdlib.h>
+
 #include "rl_cu_dequant.cuh"
 
 #define MV_WARPS 8
@@ -306,8 +308,10 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
 /* NO outputs per warp; GLU: each output needs rows o and o + rows/2. */
 /* W warps per block, NO outputs per warp (plain: 8 x 2; GLU: 8 warps x 4
  * outputs = one 32-block of outputs to quantize). */
-template <int T, int B, int NO, bool GLU, int W>
-__global__ void __launch_bounds__(W * 32)
+/* UO: units per lane per round (0: the default below). The GLU variant with
+ * UO = 1 is capped to 128 registers so that two CTAs share an SM. */
+template <int T, int B, int NO, bool GLU, int W, int UO = 0>
+__global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 {
     const int NR = GLU ? 2 * NO : NO;
@@ -332,7 +336,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
     int64_t nu = m.cols / wtraits<T>::UNIT;
     /* U units per lane per round, all loads issued before the first use so
      * that NR * U independent 16-byte loads per lane are in flight. */
-    const int U = NR >= 8 ? (B > 2 ? 1 : 2)
+    const int U = UO ? UO : NR >= 8 ? (B > 2 ? 1 : 2)
                 : (B == 1 && sizeof(wunit<T>) <= 20) ? 8 : (B > 4 ? 2 : 4);
     rl_pdl_trigger();
     /* The weights do not depend on the previous kernel: warm L2 with this
@@ -408,9 +412,31 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
     }
 }
 
+/* One sequence, GLU, Q4_0: one unit per round, capped at 128 registers so
+ * that two CTAs share an SM (H100, 7B Q4_0: 426-430 vs 399-403 tok/s
+ * generation; otherwise the gate/up grid is 2.6 waves of one CTA per SM).
+ * Measured slower for Q8_0 (281 vs 290), so other types keep two units per
+ * round. RL_CU_MV_GLU_U=1 / =0 forces one / the default per type. */
+static inline int mv_env(const char *name)
+{
+    const char *e = getenv(name);
+    return e ? atoi(e) : 0;
+}
+
 template <int T, int B>
 static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
 {
+    if constexpr (B == 1 && wtraits<T>::Q8) {
+        static int glu_u = -1;
+        if (glu_u < 0)
+            glu_u = getenv("RL_CU_MV_GLU_U") ? mv_env("RL_CU_MV_GLU_U") : T == RL_TYPE_Q4_0;
+        if (mode == RL_CU_MV_GLU && glu_u == 1) {
+            int64_t n_out = m.rows / 2;
+            unsigned grid = (unsigned)((n_out + MV_WARPS * 4 - 1) / (MV_WARPS * 4));
+            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
+            return;
+        }
+    }
     if (mode == RL_CU_MV_GLU) {
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;

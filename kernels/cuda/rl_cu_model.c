@@ -121,7 +121,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
                   act_bytes(c.n_ff, rows, true) + (uint64_t)rows * (qkvd + qd + 2 * (int64_t)c.n_ff) * 4 +
                   act_bytes(c.n_vocab, c.max_batch, false) + (uint64_t)c.max_batch * c.n_embd * 4 + attn_scr +
                   (uint64_t)rows * 16 + (uint64_t)rows * bt_stride * 4 + (uint64_t)c.max_batch * 4 +
-                  (uint64_t)rows * xh_n * 2 + (uint64_t)maxw * 2;
+                  (uint64_t)rows * xh_n * 2 + (uint64_t)maxw * 2 * 3; /* scratch + 2 GEMM staging buffers */
     size_t free_b = 0, total_b = 0;
     if (rl_cu_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) {
         snprintf(err, errlen, "cuda: %s", rl_cu_last_error());
@@ -160,7 +160,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
     }
     if ((rc = rl_cu_check(cudaStreamCreateWithFlags(&m->s, cudaStreamNonBlocking), "stream")))
         goto fail;
-    if ((rc = rl_cu_blas_create(&m->blas, m->s)))
+    if ((rc = rl_cu_blas_create(&m->blas, m->s)) || (rc = rl_cu_gemm_reserve(m->blas, maxw, 2)))
         goto fail;
     if ((rc = rl_cu_mat_alloc(&m->tok_embd, ty->embd, c.n_vocab, c.n_embd)) ||
         (rc = rl_cu_mat_alloc(&m->output, ty->output, c.n_vocab, c.n_embd)) ||
@@ -246,7 +246,6 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->d_dst);
     cudaFreeHost(m->h_dst);
     cudaFree(m->xh);
-    cudaFree(m->wscratch);
     cudaFreeHost(m->h_in);
     cudaFreeHost(m->h_out);
     rl_cu_blas_destroy(m->blas);

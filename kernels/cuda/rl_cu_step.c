@@ -52,34 +52,100 @@ static int enqueue_small(rl_cu_model *m, int n)
     return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
 }
 
+/* ---- the large path: cuBLAS GEMMs over dequantized weights ----
+ * Staged: while one GEMM runs, the next weights are dequantized on a side
+ * stream (rl_cu_gemm_stage). The staged weights, in GEMM order, are per layer
+ * Q|K|V and gate|up when fused (split mixed-type parts go through
+ * rl_cu_layer_gemm_* and their own scratch), O and down always. */
+static bool staged_qkv(const rl_cu_layer *L) { return !L->wk.q; }
+static bool staged_gu(const rl_cu_layer *L) { return !L->wup.q; }
+
+static const rl_cu_mat *pf_w(rl_cu_model *m, uint32_t k)
+{
+    rl_cu_layer *L = &m->layers[k / 4];
+    return k % 4 == 0 ? (staged_qkv(L) ? &L->wqkv : NULL) : k % 4 == 1 ? &L->wo
+           : k % 4 == 2 ? (staged_gu(L) ? &L->wgu : NULL) : &L->wdown;
+}
+
+/* Stage the next weights into every free staging buffer. */
+static int pf_fill(rl_cu_model *m, uint32_t *next)
+{
+    for (; *next < 4 * m->c.n_layer; ++*next) {
+        const rl_cu_mat *w = pf_w(m, *next);
+        if (!w)
+            continue;
+        int rc = rl_cu_gemm_stage(m->blas, w);
+        if (rc == -EBUSY)
+            return 0;
+        RL_CU_TRY(rc);
+    }
+    return 0;
+}
+
+/* GEMM with staged weight k, then stage ahead into the buffer it freed. */
+static int pf_gemm(rl_cu_model *m, uint32_t *next, uint32_t k, const void *xh, int n, float *y, bool acc)
+{
+    RL_CU_TRY(rl_cu_gemm_staged(m->blas, pf_w(m, k), xh, n, y, acc));
+    return pf_fill(m, next);
+}
+
+/* Attention of the large path: each run of one sequence's consecutive tokens
+ * through the tiled causal kernel (runs from the host's ids in h_in). */
+static int large_attention(rl_cu_model *m, int n, uint32_t l, rl_cu_act *attn)
+{
+    size_t R = m->max_rows;
+    const int32_t *pos = m->h_in + 1 * R, *row = m->h_in + 2 * R;
+    int64_t qd = attn->n;
+    for (int t0 = 0, t1; t0 < n; t0 = t1) {
+        for (t1 = t0 + 1; t1 < n && row[t1] == row[t0] && pos[t1] == pos[t1 - 1] + 1; t1++)
+            ;
+        rl_cu_act o = *attn;
+        o.f += (int64_t)t0 * qd;
+        if (o.q) {
+            o.q += (int64_t)t0 * qd;
+            o.ds += (int64_t)t0 * (qd / 32) * 2;
+        }
+        RL_CU_TRY(rl_cu_attn_prefill_paged(m->q + (int64_t)t0 * qd, t1 - t0, pos[t0], (uint32_t)row[t0], &m->rope,
+                                           &m->kv, l, &o, m->s));
+    }
+    return 0;
+}
+
 /* The layers of a step of n tokens through cuBLAS (prompt chunks). Leaves the
- * final residual of every token in m->x. */
+ * final residual of every token in m->x. The ids must be in h_in too. */
 static int enqueue_large(rl_cu_model *m, int n)
 {
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
     int64_t E = c->n_embd, F = c->n_ff;
-    rl_cu_act xn = m->xn, attn = m->attn, ffn = m->ffn;
-    xn.q = NULL; /* GEMM inputs are fp16, not int8 */
-    attn.q = NULL;
-    ffn.q = NULL;
+    rl_cu_act attn = m->attn;
+    attn.q = NULL; /* GEMM inputs are fp16, not int8 */
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
+    uint32_t next = 0;
+    rl_cu_gemm_reset(m->blas);
+    RL_CU_TRY(pf_fill(m, &next));
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, E, n, &xn, s));
-        RL_CU_TRY(rl_cu_f32_to_f16(xn.f, m->xh, n * E, s));
-        RL_CU_TRY(rl_cu_layer_gemm_qkv(c, L, m->blas, m->xh, n, m->wscratch, m->qkv, s));
+        RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n, m->xh, s));
+        if (staged_qkv(L)) {
+            RL_CU_TRY(pf_gemm(m, &next, 4 * l, m->xh, n, m->qkv, false));
+            if (L->bqkv)
+                RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n, s));
+        } else {
+            RL_CU_TRY(rl_cu_layer_gemm_qkv(c, L, m->blas, m->xh, n, m->wscratch, m->qkv, s));
+        }
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
-        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, 0, m->attn_scratch, &attn, s));
+        RL_CU_TRY(large_attention(m, n, l, &attn));
         RL_CU_TRY(rl_cu_f32_to_f16(attn.f, m->xh, n * attn.n, s));
-        RL_CU_TRY(rl_cu_gemm(m->blas, &L->wo, m->xh, n, m->x, true, m->wscratch));
-        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, E, n, &xn, s));
-        RL_CU_TRY(rl_cu_f32_to_f16(xn.f, m->xh, n * E, s));
-        RL_CU_TRY(rl_cu_layer_gemm_gu(L, m->blas, m->xh, n, m->wscratch, m->gu, s));
-        RL_CU_TRY(rl_cu_swiglu(m->gu, F, n, ffn.f, s));
-        RL_CU_TRY(rl_cu_f32_to_f16(ffn.f, m->xh, n * F, s));
-        RL_CU_TRY(rl_cu_gemm(m->blas, &L->wdown, m->xh, n, m->x, true, m->wscratch));
+        RL_CU_TRY(pf_gemm(m, &next, 4 * l + 1, m->xh, n, m->x, true));
+        RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->ffn_norm, c->rms_eps, E, n, m->xh, s));
+        if (staged_gu(L))
+            RL_CU_TRY(pf_gemm(m, &next, 4 * l + 2, m->xh, n, m->gu, false));
+        else
+            RL_CU_TRY(rl_cu_layer_gemm_gu(L, m->blas, m->xh, n, m->wscratch, m->gu, s));
+        RL_CU_TRY(rl_cu_swiglu_f16(m->gu, F, n, m->xh, s));
+        RL_CU_TRY(pf_gemm(m, &next, 4 * l + 3, m->xh, n, m->x, true));
     }
     return 0;
 }
@@ -220,7 +286,11 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
         return 0;
     }
     RL_CU_TRY(stage_dst(m, b, b->n_out, false, &dst));
-    RL_CU_TRY(enqueue_large(m, b->n_tok));
+    int rc = enqueue_large(m, b->n_tok);
+    if (rc) {
+        rl_cu_gemm_reset(m->blas);
+        return rc;
+    }
     for (int o0 = 0; o0 < b->n_out; o0 += (int)m->max_batch) {
         int k = b->n_out - o0 < (int)m->max_batch ? b->n_out - o0 : (int)m->max_batch;
         RL_CU_TRY(enqueue_output_rows(m, b->n_tok, o0, k));
@@ -254,9 +324,26 @@ int rl_cu_model_warmup(rl_cu_model *m)
     RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, m->h_in, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
     for (int bi = 0; bi < RL_CU_N_BUCKETS && (uint32_t)rl_cu_buckets[bi] <= m->max_batch; bi++)
         RL_CU_TRY(run_small(m, bi));
-    if (m->max_rows > m->max_batch) { /* cuBLAS loads its kernels on first use */
-        RL_CU_TRY(enqueue_large(m, (int)m->max_batch + 1));
-        RL_CU_TRY(enqueue_output_rows(m, (int)m->max_batch + 1, 0, 1));
+    /* cuBLAS and the prefill kernels load on first use: one large step as one
+     * sequence in block-table row 0 = blocks 0.. (no sequence exists yet, so
+     * what it writes there is never read) */
+    int nl = (int)m->max_batch + 1;
+    if ((uint32_t)nl <= m->max_rows && (uint32_t)nl <= m->bt_stride * RL_CU_KV_BLOCK) {
+        for (int t = 0; t < nl; t++) {
+            m->h_in[IN_POS * R + t] = t;
+            m->h_in[IN_ROW * R + t] = 0;
+        }
+        int32_t *bt = m->h_in + 4 * R;
+        for (uint32_t i = 0; i < m->bt_stride; i++)
+            bt[i] = (int32_t)(i < m->c.n_blocks ? i : 0);
+        RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, m->h_in, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
+        RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_bt, bt, m->bt_stride * 4, cudaMemcpyHostToDevice, m->s), "tables"));
+        int rc = enqueue_large(m, nl);
+        if (rc) {
+            rl_cu_gemm_reset(m->blas);
+            return rc;
+        }
+        RL_CU_TRY(enqueue_output_rows(m, nl, 0, 1));
     }
     return rl_cu_check(cudaStreamSynchronize(m->s), "warm-up");
 }

@@ -125,6 +125,11 @@ int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int 
                   const rl_cu_act *y, cudaStream_t s);
 /* y[b][i] += bias[i] for batch rows of n. */
 int rl_cu_add_bias(float *d_y, const float *d_bias, int64_t n, int batch, cudaStream_t s);
+/* Prefill: y_f16[b] = x[b] / rms(x[b]) * w as fp16 (the GEMM input). */
+int rl_cu_rmsnorm_f16(const float *d_x, const float *d_w, float eps, int64_t n, int batch, void *d_y_f16,
+                      cudaStream_t s);
+/* Prefill: y_f16[i][j] = silu(g) * u as fp16, gu as for rl_cu_swiglu. */
+int rl_cu_swiglu_f16(const float *d_gu, int64_t n, int batch, void *d_y_f16, cudaStream_t s);
 /* fp32 -> fp16, n elements. */
 int rl_cu_f32_to_f16(const float *d_x, void *d_y_f16, int64_t n, cudaStream_t s);
 /* y[i][j] = silu(g[i][j]) * u[i][j] where gu[i] = [g (n) | u (n)]. */
@@ -191,6 +196,19 @@ int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, con
 int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                      const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                      void *d_scratch, const rl_cu_act *out, cudaStream_t s);
+/* Causal attention of the n_q queries d_q[n_q][n_head * head_dim] at positions
+ * pos0..pos0+n_q-1 of block-table row bt_row over layer's paged KV (positions
+ * 0..pos0+n_q-1 already in the pool): tiled flash attention for prefill, GQA.
+ * Positions in a block with a bad id are skipped. Writes out->f (and out->q
+ * when set and head_dim % 32 == 0). No scratch. head_dim <= 256; 64 and 128
+ * run on tensor cores (Q and P rounded to fp16, fp32 accumulation: ~1e-3
+ * relative; RL_CU_ATTN_TC=0 forces the fp32 kernel), other sizes in fp32. */
+int rl_cu_attn_prefill_paged(const float *d_q, int n_q, int32_t pos0, uint32_t bt_row, const rl_cu_rope *r,
+                             const rl_cu_kv *kv, uint32_t layer, const rl_cu_act *out, cudaStream_t s);
+/* The same over the per-slot cache of rl_cu_rope_kv (slot `slot`, n_ctx positions per slot). */
+int rl_cu_attn_prefill(const float *d_q, int n_q, int32_t pos0, int32_t slot, const rl_cu_rope *r,
+                       const void *d_kcache, const void *d_vcache, int64_t n_ctx, const rl_cu_act *out,
+                       cudaStream_t s);
 /* Copy block src to block dst (all layers): copy-on-write of shared prefix blocks. */
 int rl_cu_kv_copy_block(const rl_cu_kv *kv, uint32_t dst, uint32_t src, cudaStream_t s);
 
@@ -242,6 +260,19 @@ int rl_cu_gemm(rl_cu_blas *b, const rl_cu_mat *w, const void *d_x_f16, int n, fl
  * several matrices dequantized one after the other with rl_cu_mat_to_f16). */
 int rl_cu_gemm_f16(rl_cu_blas *b, const void *d_w_f16, int64_t rows, int64_t cols, const void *d_x_f16, int n,
                    float *d_y, bool accumulate);
+/* Dequantize all of w to fp16 (dst: rows x cols); Q4_0/Q8_0 take a fast path. */
+int rl_cu_gemm_to_f16(const rl_cu_mat *w, void *d_dst_f16, cudaStream_t s);
+/* Staged GEMMs (prefill): b keeps n_buf (1..4) fp16 buffers of max_elems and a
+ * side stream. rl_cu_gemm_stage dequantizes w into the next buffer on the side
+ * stream (once the GEMM that last read it is done), overlapping the GEMMs on
+ * b's stream; rl_cu_gemm_staged consumes the oldest staged weight, which must
+ * be w (-EINVAL otherwise). Stage returns -EBUSY when every buffer is taken.
+ * rl_cu_gemm_reset forgets staged weights (after an error). Not for capture. */
+int rl_cu_gemm_reserve(rl_cu_blas *b, int64_t max_elems, int n_buf);
+int rl_cu_gemm_stage(rl_cu_blas *b, const rl_cu_mat *w);
+int rl_cu_gemm_staged(rl_cu_blas *b, const rl_cu_mat *w, const void *d_x_f16, int n, float *d_y,
+                      bool accumulate);
+void rl_cu_gemm_reset(rl_cu_blas *b);
 
 #ifdef __cplusplus
 }

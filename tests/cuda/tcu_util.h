@@ -85,6 +85,27 @@ static inline double tcu_rel_err(const float *out, const double *ref, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* Random weights of type t quantized by the CPU codec; ref (rows x cols) gets
+ * the exact dequantized values. */
+static inline void tcu_make_weight(rl_type t, int64_t rows, int64_t cols, uint64_t *s, rl_cu_mat *m, float *ref)
+{
+    const rl_type_traits *tr = rl_type_get(t);
+    size_t rb = rl_type_row_size(t, cols);
+    uint8_t *raw = malloc(rb * rows);
+    float *row = malloc(cols * sizeof(float));
+    ck_assert(raw && row);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++)
+            row[c] = tcu_unif(s) * (1.0f + (float)(r % 7));
+        tr->from_float(row, raw + r * rb, cols);
+        tr->to_float(raw + r * rb, ref + r * cols, cols);
+    }
+    ck_assert_int_eq(rl_cu_mat_alloc(m, t, rows, cols), 0);
+    ck_assert_int_eq(rl_cu_mat_set_rows(m, 0, raw, rows), 0);
+    free(raw);
+    free(row);
+}
+
 /* Run a Check suite, or skip (77) when no CUDA device is present. */
 static inline int tcu_main(Suite *s)
 {
