@@ -89,8 +89,10 @@ static int pf_gemm(rl_cu_model *m, uint32_t *next, uint32_t k, const void *xh, i
     return pf_fill(m, next);
 }
 
-/* Attention of the large path: each run of one sequence's consecutive tokens
- * through the tiled causal kernel (runs from the host's ids in h_in). */
+/* Attention of the large path, from the host's ids in h_in: each run of one
+ * sequence's consecutive tokens (a prompt chunk) through the tiled causal
+ * kernel; consecutive single tokens (decodes) together through the unsplit
+ * one-query kernel (one launch, not one per sequence). */
 static int large_attention(rl_cu_model *m, int n, uint32_t l, rl_cu_act *attn)
 {
     size_t R = m->max_rows;
@@ -99,14 +101,22 @@ static int large_attention(rl_cu_model *m, int n, uint32_t l, rl_cu_act *attn)
     for (int t0 = 0, t1; t0 < n; t0 = t1) {
         for (t1 = t0 + 1; t1 < n && row[t1] == row[t0] && pos[t1] == pos[t1 - 1] + 1; t1++)
             ;
+        bool single = t1 == t0 + 1;
+        if (single) /* extend over the following single tokens */
+            while (t1 < n && (t1 + 1 >= n || row[t1 + 1] != row[t1] || pos[t1 + 1] != pos[t1] + 1))
+                t1++;
         rl_cu_act o = *attn;
         o.f += (int64_t)t0 * qd;
         if (o.q) {
             o.q += (int64_t)t0 * qd;
             o.ds += (int64_t)t0 * (qd / 32) * 2;
         }
-        RL_CU_TRY(rl_cu_attn_prefill_paged(m->q + (int64_t)t0 * qd, t1 - t0, pos[t0], (uint32_t)row[t0], &m->rope,
-                                           &m->kv, l, &o, m->s));
+        if (single)
+            RL_CU_TRY(rl_cu_attn_paged(m->q + (int64_t)t0 * qd, din(m, IN_POS) + t0, din(m, IN_ROW) + t0, t1 - t0,
+                                       &m->rope, &m->kv, l, 0, m->attn_scratch, &o, m->s));
+        else
+            RL_CU_TRY(rl_cu_attn_prefill_paged(m->q + (int64_t)t0 * qd, t1 - t0, pos[t0], (uint32_t)row[t0],
+                                               &m->rope, &m->kv, l, &o, m->s));
     }
     return 0;
 }
