@@ -22,9 +22,9 @@ mk() { [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --ou
 echo "== engine benchmark (batch 1)"
 mk tinyllama-1.1b q4_0
 timeout 120 $B/bench/ringlm-bench model --model $M/tinyllama-1.1b-q4_0.gguf --device cuda --prompt 512 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
-load() { # model clients max_tokens
+load() { # model clients max_tokens requests [step_tokens]
   sock=/tmp/rl-load.sock; rm -f $sock
-  $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens 512 2>"$OUT/ringlmd-$(basename $1)-$2.log" &
+  $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens ${5:-512} 2>"$OUT/ringlmd-$(basename $1)-$2.log" &
   dpid=$!
   for i in $(seq 1 600); do $B/tools/ringlm --socket $sock info >/dev/null 2>&1 && break; sleep 0.1; done
   timeout 150 $B/bench/ringlm-bench load --socket $sock --clients $2 --requests $4 --max-tokens $3 --prefix 96 --suffix 32 --json 2>>"$OUT/load.err" | tee -a "$OUT/load.jsonl"
@@ -42,5 +42,6 @@ fi
 if [ "$MODE" = load7b ]; then
   timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_0.gguf --device cuda --prompt 512 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
   for c in 1 8 64 256; do load $M/llama2-7b-q4_0.gguf $c 128 2; done
+  load $M/llama2-7b-q4_0.gguf 64 128 2 128
 fi
 echo "== done"
