@@ -35,8 +35,11 @@ for c in 1 8 64; do load $M/tinyllama-1.1b-q4_0.gguf $c 128 2; done
 if [ "$MODE" = load7b ] || [ "$MODE" = profile7b ]; then
   mk llama2-7b q4_0
   echo "== profile of the batched step (ringlm-bench cuda, 7B Q4_0)"
-  for bt in 8 64; do
+  for bt in 1 8 64; do
     timeout 120 $B/bench/ringlm-bench-cuda --shape llama2-7b --type q4_0 --batch $bt --prompt 128 --gen 32 --profile 2>&1 | tee -a "$OUT/profile7b.txt" | grep -vE "^cuda memory plan"
+  done
+  for ms in 2 4; do echo "RL_CU_ATTN_MIN_SPLIT=$ms"
+    RL_CU_ATTN_MIN_SPLIT=$ms timeout 120 $B/bench/ringlm-bench-cuda --shape llama2-7b --type q4_0 --batch 64 --prompt 128 --gen 32 --profile 2>&1 | grep -E "attention|gen "
   done
 fi
 if [ "$MODE" = load7b ]; then

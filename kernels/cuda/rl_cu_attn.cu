@@ -11,6 +11,8 @@
  * in the batch: batched and solo decoding give the same bits.
  * Unsplit mode (n_split == 0, prefill): one block per head runs an online
  * softmax over all positions and writes the result directly. */
+#include <stdlib.h>
+
 #include "rl_cu_kv.cuh"
 
 #define ATT_THREADS 128
@@ -18,10 +20,20 @@
 #define ATT_UTILE 128             /* unsplit mode's tile */
 #define ATT_MAX_HD 256
 
+/* Blocks per head: about two waves over the SMs, at least RL_CU_ATTN_MIN_SPLIT
+ * (environment, for measurements; default 1), at most 32. */
 extern "C" int rl_cu_attn_splits(int batch, int n_head)
 {
+    static int min_split = -1;
+    if (min_split < 0) {
+        const char *e = getenv("RL_CU_ATTN_MIN_SPLIT");
+        min_split = e ? atoi(e) : 1;
+        if (min_split < 1 || min_split > 32)
+            min_split = 1;
+    }
     int want = (2 * 132 + batch * n_head - 1) / (batch * n_head);
-    return want < 1 ? 1 : want > 32 ? 32 : want;
+    want = want < min_split ? min_split : want;
+    return want > 32 ? 32 : want;
 }
 
 /* Scratch: a fixed area of arrival counters, one per (batch row, head), then
@@ -57,26 +69,53 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
     const int G = vec ? hd / 8 : 1, P = ATT_THREADS / G;
     const int tid = threadIdx.x, g = tid % G, pg = tid / G;
     int nt = (int)(t1 - t0);
-    /* Scores: one thread per position, independent 16-byte loads. */
-    for (int j = tid; j < nt; j += ATT_THREADS) {
-        const __half *kr = A.k(b, kvh, t0 + j);
-        float dot = 0.0f;
-        if (vec) {
-#pragma unroll(HDC ? 16 : 4)
-            for (int d = 0; d < hd; d += 8) {
-                uint4 raw = *(const uint4 *)(kr + d);
-                const __half2 *h2 = (const __half2 *)&raw;
+    if (vec && hd % 16 == 0) {
+        /* Scores: two neighbouring threads per position, half the dims each,
+         * combined with one shuffle (every thread busy for a 64-position chunk). */
+        const int hh = hd / 2, half = tid & 1;
+        for (int j0 = 0; j0 < nt; j0 += ATT_THREADS / 2) {
+            int j = j0 + (tid >> 1);
+            float dot = 0.0f;
+            if (j < nt) {
+                const __half *kr = A.k(b, kvh, t0 + j) + half * hh;
+                const float *qh = sq + half * hh;
+#pragma unroll(HDC ? 8 : 4)
+                for (int d = 0; d < hh; d += 8) {
+                    uint4 raw = *(const uint4 *)(kr + d);
+                    const __half2 *h2 = (const __half2 *)&raw;
 #pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    float2 f = __half22float2(h2[k]);
-                    dot += sq[d + 2 * k] * f.x + sq[d + 2 * k + 1] * f.y;
+                    for (int k = 0; k < 4; k++) {
+                        float2 f = __half22float2(h2[k]);
+                        dot += qh[d + 2 * k] * f.x + qh[d + 2 * k + 1] * f.y;
+                    }
                 }
             }
-        } else {
-            for (int d = 0; d < hd; d++)
-                dot += sq[d] * __half2float(kr[d]);
+            dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+            if (j < nt && !half)
+                ss[j] = dot;
         }
-        ss[j] = dot;
+    } else {
+        /* Scores: one thread per position, independent 16-byte loads. */
+        for (int j = tid; j < nt; j += ATT_THREADS) {
+            const __half *kr = A.k(b, kvh, t0 + j);
+            float dot = 0.0f;
+            if (vec) {
+#pragma unroll(HDC ? 16 : 4)
+                for (int d = 0; d < hd; d += 8) {
+                    uint4 raw = *(const uint4 *)(kr + d);
+                    const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        float2 f = __half22float2(h2[k]);
+                        dot += sq[d + 2 * k] * f.x + sq[d + 2 * k + 1] * f.y;
+                    }
+                }
+            } else {
+                for (int d = 0; d < hd; d++)
+                    dot += sq[d] * __half2float(kr[d]);
+            }
+            ss[j] = dot;
+        }
     }
     __syncthreads();
     float tmax = -INFINITY;
