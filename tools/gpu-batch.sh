@@ -22,6 +22,17 @@ mk() { [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --ou
 echo "== engine benchmark (batch 1)"
 mk tinyllama-1.1b q4_0
 timeout 120 $B/bench/ringlm-bench model --model $M/tinyllama-1.1b-q4_0.gguf --device cuda --prompt 512 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
+echo "== time to first token, 20-token prompt (engine, then through libringlm)"
+timeout 60 $B/bench/ringlm-bench model --model $M/tinyllama-1.1b-q4_0.gguf --device cuda --prompt 20 --gen 16 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"
+sock=/tmp/rl-ttft.sock; rm -f $sock
+$B/daemon/ringlmd --model $M/tinyllama-1.1b-q4_0.gguf --device cuda --socket $sock 2>"$OUT/ringlmd-ttft.log" &
+dpid=$!
+for i in $(seq 1 300); do $B/tools/ringlm --socket $sock info >/dev/null 2>&1 && break; sleep 0.1; done
+prompt="the quick brown fox jumps over the lazy dog while a small cat sleeps near the warm fire"
+for i in 1 2 3 4 5 6; do
+  $B/tools/ringlm --socket $sock generate -n 16 --temp 0 --timings "$prompt" 2>&1 | grep -o "\[prompt.*\]"
+done | tee "$OUT/ttft.txt"
+kill -TERM $dpid; wait $dpid
 load() { # model clients max_tokens requests [step_tokens]
   sock=/tmp/rl-load.sock; rm -f $sock
   $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens ${5:-512} 2>"$OUT/ringlmd-$(basename $1)-$2.log" &
