@@ -119,6 +119,16 @@ __device__ __forceinline__ void mma_k32(int (&d)[4], const uint32_t (&a)[4], uin
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
 }
 
+/* int32 -> fp32, exact for |s| < 2^22 (a block sum is at most 32 * 128 * 128 =
+ * 2^19): 1.5 * 2^23 + s has s in its mantissa. An integer add and a float
+ * subtract, both full-rate pipes, instead of the conversion unit's I2F (a
+ * quarter of the FP32 rate on sm_90), which would bound the kernel at four
+ * conversions per mma and thread. */
+__device__ __forceinline__ float i2f_exact(int s)
+{
+    return __int_as_float(s + 0x4B400000) - 12582912.0f;
+}
+
 template <int T, int NT, bool GLU>
 __global__ void __launch_bounds__(MQ_THREADS, 1)
 k_mmq(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
@@ -292,10 +302,10 @@ k_mmq(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
                             int d[4];
                             mma_k32<Q4>(d, a[mt], b[jj][0], b[jj][1]);
                             /* d: (row g, col 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1) */
-                            float f0 = Q4 ? fmaf(s0.x, (float)d[0], n0) : s0.x * (float)d[0];
-                            float f1 = Q4 ? fmaf(s1.x, (float)d[1], n1) : s1.x * (float)d[1];
-                            float f2 = Q4 ? fmaf(s0.x, (float)d[2], n0) : s0.x * (float)d[2];
-                            float f3 = Q4 ? fmaf(s1.x, (float)d[3], n1) : s1.x * (float)d[3];
+                            float f0 = Q4 ? fmaf(s0.x, i2f_exact(d[0]), n0) : s0.x * i2f_exact(d[0]);
+                            float f1 = Q4 ? fmaf(s1.x, i2f_exact(d[1]), n1) : s1.x * i2f_exact(d[1]);
+                            float f2 = Q4 ? fmaf(s0.x, i2f_exact(d[2]), n0) : s0.x * i2f_exact(d[2]);
+                            float f3 = Q4 ? fmaf(s1.x, i2f_exact(d[3]), n1) : s1.x * i2f_exact(d[3]);
                             acc[mt][j + jj][0] = fmaf(dw[mt][0], f0, acc[mt][j + jj][0]);
                             acc[mt][j + jj][1] = fmaf(dw[mt][0], f1, acc[mt][j + jj][1]);
                             acc[mt][j + jj][2] = fmaf(dw[mt][1], f2, acc[mt][j + jj][2]);
