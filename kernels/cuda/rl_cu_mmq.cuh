@@ -22,6 +22,17 @@
  * r, r + split, ... in rank order through distributed shared memory (no
  * atomics, no scratch: deterministic, capturable) and runs the epilogue
  * (STORE / ADD / GLU + int8 quantization of the GLU outputs).
+ *
+ * Cost model (to check on the GPU): per mma and thread 4 x (int add + float
+ * subtract for the exact int32 -> fp32, FFMA by d_x (- 8 d*sum for Q4_0),
+ * FFMA by d_w into the accumulator): about 17 issued instructions per mma
+ * and warp, so batch 64 on the 7B step (~1e8 mma) should be issue-bound near
+ * 2 ms on 132 SMs, below the 4 ms goal; weights stream through 2-3 stages of
+ * 20-36 KB per SM. Splits are powers of two (cluster sizes 1..8), so
+ * gate_up (86 row tiles of 128 outputs) leaves some SMs idle: a first tuning
+ * target. Status 2026-11-25: compiled (no spills, up to 255 registers, one
+ * CTA of 8 warps per SM at 5+ batch tiles) and its fragment, shared-memory and
+ * reduction index math checked by a host emulation; not yet run on a GPU.
  */
 #ifndef RL_CU_MMQ_CUH
 #define RL_CU_MMQ_CUH
