@@ -4,7 +4,7 @@
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
- *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--json]   (rl_cu_mm vs rl_cu_matvec, 7B shapes)
+ *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--json]   (rl_cu_mm, rl_cu_mmq vs rl_cu_matvec, 7B shapes)
  *
  * Models of real shapes are made on the device with random weights (valid
  * blocks, sane scales), so no multi-GiB file has to travel. */
@@ -118,12 +118,20 @@ static const mm_shape mm_shapes[] = {
 
 /* Microseconds per product, rotating over copies of the matrix (>= 400 MB
  * together, so L2 holds none of them) like a decode step's stream of weights.
- * kernel 0: rl_cu_mm, 1: rl_cu_matvec. -1 on error. */
+ * kernel 0: rl_cu_mm, 1: rl_cu_matvec, 2: rl_cu_mmq. -1 on error. */
+static int mm_run(int kernel, rl_cu_mat *m, rl_cu_act *x, rl_cu_act *y, int batch, int mode)
+{
+    return kernel == 1 ? rl_cu_matvec(m, x, batch, mode, y, 0)
+         : kernel == 2 ? rl_cu_mmq(m, x, batch, mode, y, 0) : rl_cu_mm(m, x, batch, mode, y, 0);
+}
+
+static const char *const mm_kernel_name[] = {"mm", "matvec", "mmq"};
+
 static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batch, int mode, int kernel)
 {
     int rc = 0;
     for (int i = 0; i < nm && !rc; i++) /* warm-up (and per-kernel attributes) */
-        rc = kernel ? rl_cu_matvec(&m[i], x, batch, mode, y, 0) : rl_cu_mm(&m[i], x, batch, mode, y, 0);
+        rc = mm_run(kernel, &m[i], x, y, batch, mode);
     if (rc || cudaDeviceSynchronize() != cudaSuccess)
         return -1;
     cudaEvent_t e0, e1;
@@ -132,7 +140,7 @@ static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batc
     int reps = 10 * nm < 40 ? 40 : 10 * nm;
     cudaEventRecord(e0, 0);
     for (int r = 0; r < reps; r++)
-        kernel ? rl_cu_matvec(&m[r % nm], x, batch, mode, y, 0) : rl_cu_mm(&m[r % nm], x, batch, mode, y, 0);
+        mm_run(kernel, &m[r % nm], x, y, batch, mode);
     cudaEventRecord(e1, 0);
     cudaEventSynchronize(e1);
     float ms = 0;
@@ -142,14 +150,15 @@ static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batc
     return cudaGetLastError() == cudaSuccess ? ms * 1e3 / reps : -1;
 }
 
-/* ringlm-bench cuda --mm [--json] [--split N]: rl_cu_mm at batch 16/32/64 and
- * rl_cu_matvec at batch 8 on each 7B matrix, Q4_0 and Q8_0; then the sum over
- * one decode step's matrices (32 layers + output). */
+/* ringlm-bench cuda --mm [--json] [--split N]: rl_cu_matvec at batch 8,
+ * rl_cu_mm and rl_cu_mmq at batch 9/16/32/64 on each 7B matrix, Q4_0 and Q8_0;
+ * then the sum over one decode step's matrices (32 layers + output).
+ * --split forces rl_cu_mm's K split only. */
 static int bench_mm(int json, int split)
 {
     const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0};
-    enum { NK = 4 };
-    const int kbatch[NK] = {8, 16, 32, 64}, kkind[NK] = {1, 0, 0, 0};
+    enum { NK = 9 };
+    const int kbatch[NK] = {8, 9, 16, 32, 64, 9, 16, 32, 64}, kkind[NK] = {1, 0, 0, 0, 0, 2, 2, 2, 2};
     const int64_t maxb = RL_CU_MAX_MM_BATCH, maxn = 32000;
     rl_cu_act x = {0}, y = {0};
     if (cudaMalloc((void **)&x.f, maxb * 11008 * 4) || cudaMalloc((void **)&x.q, maxb * 11008) ||
@@ -180,7 +189,7 @@ static int bench_mm(int json, int split)
             for (int k = 0; k < NK && ok; k++) {
                 double us = mm_time(m, nm, &x, &y, kbatch[k], sh->mode, kkind[k]);
                 if (us < 0) {
-                    fprintf(stderr, "%s %s: %s\n", kkind[k] ? "matvec" : "mm", sh->name, rl_cu_last_error());
+                    fprintf(stderr, "%s %s: %s\n", mm_kernel_name[kkind[k]], sh->name, rl_cu_last_error());
                     ok = 0;
                     break;
                 }
@@ -191,10 +200,10 @@ static int bench_mm(int json, int split)
                            "\"kernel\":\"%s\",\"batch\":%d,\"split\":%d,\"us\":%.2f,\"weight_gb_s\":%.1f,"
                            "\"tflop_s\":%.2f}\n",
                            rl_type_get(types[ti])->name, sh->name, (long long)sh->rows, (long long)sh->cols,
-                           kkind[k] ? "matvec" : "mm", kbatch[k], split, us, gbs, tfl);
+                           mm_kernel_name[kkind[k]], kbatch[k], split, us, gbs, tfl);
                 else
                     printf("%-5s %-8s %5lldx%-6lld %-7s %5d %9.2f %8.1f %8.2f\n", rl_type_get(types[ti])->name,
-                           sh->name, (long long)sh->rows, (long long)sh->cols, kkind[k] ? "matvec" : "mm", kbatch[k],
+                           sh->name, (long long)sh->rows, (long long)sh->cols, mm_kernel_name[kkind[k]], kbatch[k],
                            us, gbs, tfl);
             }
             for (int i = 0; i < nm; i++)
@@ -205,11 +214,11 @@ static int bench_mm(int json, int split)
             if (json)
                 printf("{\"bench\":\"cuda_mm_step\",\"shape\":\"llama2-7b\",\"type\":\"%s\",\"kernel\":\"%s\","
                        "\"batch\":%d,\"split\":%d,\"step_ms\":%.3f,\"tok_s\":%.0f}\n",
-                       rl_type_get(types[ti])->name, kkind[k] ? "matvec" : "mm", kbatch[k], split, step_us[k] * 1e-3,
+                       rl_type_get(types[ti])->name, mm_kernel_name[kkind[k]], kbatch[k], split, step_us[k] * 1e-3,
                        kbatch[k] / (step_us[k] * 1e-6));
             else
                 printf("llama2-7b %s step matmuls, %s batch %d: %.3f ms (%.0f tok/s from matmuls alone)\n",
-                       rl_type_get(types[ti])->name, kkind[k] ? "matvec" : "mm", kbatch[k], step_us[k] * 1e-3,
+                       rl_type_get(types[ti])->name, mm_kernel_name[kkind[k]], kbatch[k], step_us[k] * 1e-3,
                        kbatch[k] / (step_us[k] * 1e-6));
         }
         if (!ok)
@@ -418,7 +427,7 @@ int rl_bench_cuda_main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
                             "[--prompt N] [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]\n"
-                            "       %s --mm [--split 1|2|4|8] [--json]  (batched rl_cu_mm on the 7B shapes)\n", argv[0],
+                            "       %s --mm [--split 1|2|4|8] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n", argv[0],
                     argv[0]);
             return 2;
         }

@@ -8,6 +8,8 @@
  * runs one GEMM whatever the split. */
 #include "rl_cu_layer.h"
 
+#include <stdlib.h>
+
 #include <errno.h>
 #include <stdio.h>
 
@@ -154,10 +156,23 @@ static rl_cu_act act_rows(const rl_cu_act *a, int b0)
     return r;
 }
 
+/* RL_CU_MMQ=0 turns the int8 tensor-core kernel off (rl_cu_mm instead). */
+static bool mmq_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RL_CU_MMQ");
+        on = !(e && e[0] == '0');
+    }
+    return on;
+}
+
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
 {
     if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, s);
+    if ((w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0) && x->q && n <= RL_CU_MAX_MM_BATCH && mmq_on())
+        return rl_cu_mmq(w, x, n, mode, y, s); /* the int8 activations of the matvec, on tensor cores */
     if (w->type != RL_TYPE_F32 && w->type != RL_TYPE_Q5_K && n <= RL_CU_MAX_MM_BATCH &&
         (!y->stride || y->stride == y->n)) /* a fused Q|K|V output is dense */
         return rl_cu_mm(w, x, n, mode, y, s);

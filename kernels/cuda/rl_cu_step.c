@@ -332,8 +332,22 @@ int rl_cu_model_warmup(rl_cu_model *m)
         m->h_in[IN_OUT * R + t] = 0;
     }
     RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, m->h_in, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
-    for (int bi = 0; bi < RL_CU_N_BUCKETS && (uint32_t)rl_cu_buckets[bi] <= m->max_batch; bi++)
-        RL_CU_TRY(run_small(m, bi));
+    /* each bucket once without capture first: kernels that query the device on
+     * first use (occupancy) must not do it inside a capture */
+    for (int pass = 0; pass < 2; pass++) {
+        bool graphs = m->use_graphs;
+        m->use_graphs = pass == 1 && graphs;
+        for (int bi = 0; bi < RL_CU_N_BUCKETS && (uint32_t)rl_cu_buckets[bi] <= m->max_batch; bi++) {
+            int rc = run_small(m, bi);
+            if (rc) {
+                m->use_graphs = graphs;
+                return rc;
+            }
+        }
+        m->use_graphs = graphs;
+        if (!graphs)
+            break;
+    }
     /* cuBLAS and the prefill kernels load on first use: one large step as one
      * sequence in block-table row 0 = blocks 0.. (no sequence exists yet, so
      * what it writes there is never read) */

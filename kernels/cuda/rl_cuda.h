@@ -118,6 +118,21 @@ int rl_cu_mm(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_
  * capped by the matrix's 128-column chunks); 0 restores the automatic choice.
  * A process-wide setting, not synchronized: set it before launching. */
 void rl_cu_mm_force_split(int split);
+/* Same contract as rl_cu_matvec (STORE / ADD / GLU; in GLU mode y->q/y->ds
+ * filled when y->q != NULL and rows/2 is a multiple of 32; y->stride honoured
+ * in STORE/ADD) for Q4_0 and Q8_0 weights and batch 1..RL_CU_MAX_MM_BATCH, on
+ * the int8 tensor cores: x->q/x->ds (the int8 activations with per-32-block
+ * scale d and d*sum(q), see rl_cu_quantize; x->f is not read) times the
+ * weights' int8 quants, one mma (m16n8k32) per 32-wide quant block, scaled by
+ * d_w * d_x per block in fp32 (Q4_0: raw nibbles, the -8 folded through
+ * d*sum(q) as in the matvec), so results match rl_cu_matvec's to fp32
+ * rounding. Each weight byte is read once per call (cp.async pipeline); few
+ * row tiles split K over a thread-block cluster, reduced in rank order
+ * (deterministic). One launch, no allocation, no host sync: capturable in a
+ * CUDA graph; programmatic dependent launch (weights are fetched before
+ * waiting for the previous kernel). -ENOTSUP for other weight types (callers
+ * then use rl_cu_mm), -EINVAL for bad arguments. */
+int rl_cu_mmq(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
 
 /* ---- element-wise ops ---------------------------------------------------- */
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */

@@ -1,0 +1,310 @@
+/* test_cu_mmq.c - rl_cu_mmq (batched int8 tensor-core products, Q4_0/Q8_0)
+ * against a float64 CPU reference over the CPU dequantizers and the fp32
+ * activations, on fresh random inputs with NaN-poisoned outputs and a
+ * poisoned guard row past the output; and against rl_cu_matvec on the same
+ * int8 activations. Exits 77 ("no CUDA device: skipping") without a GPU.
+ *
+ * Bounds: vs the float64 reference, the dp4a matvec's bound for int8
+ * activations (2e-2 relative L2, test_cu_kernels.c): both multiply the same
+ * int8 activations, so the error is the activations' quantization (~5e-3).
+ * Vs rl_cu_matvec: 1e-4, since both scale the same exact int32 block sums by
+ * the same fp32 factors and differ only in the order of fp32 additions
+ * (~1e-6 expected); a wrong block, nibble half, scale or batch row gives
+ * 1e-2..1. */
+#include <errno.h>
+#include <time.h>
+
+#include "tcu_mat.h"
+
+#define MMQ_TOL 2e-2
+#define MMQ_MV_TOL 1e-4
+
+static const rl_type q_types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0};
+static const int batches[] = {1, 5, 9, 16, 33, 64};
+#define N_BATCHES ((int)(sizeof batches / sizeof batches[0]))
+
+/* Output act (row stride ys >= n) with one extra (guard) batch row in every plane, all poisoned. */
+static rl_cu_act make_out(int64_t n, int64_t ys, int batch, const float *host)
+{
+    rl_cu_act a = {.n = n, .stride = ys == n ? 0 : ys};
+    a.f = tcu_dev(ys * (batch + 1) * sizeof(float));
+    if (host)
+        for (int b = 0; b < batch; b++)
+            ck_assert(cudaMemcpy(a.f + b * ys, host + b * n, n * sizeof(float), cudaMemcpyHostToDevice) ==
+                      cudaSuccess);
+    if (n % 32 == 0 && ys == n) {
+        a.q = tcu_dev(n * (batch + 1));
+        a.ds = tcu_dev(n / 32 * (batch + 1) * 2 * sizeof(float));
+    }
+    return a;
+}
+
+/* Nothing written past batch rows (guard row) nor between rows of a strided output. */
+static void assert_untouched(const rl_cu_act *y, int batch, const char *name)
+{
+    int64_t n = y->n, ys = y->stride ? y->stride : n;
+    uint32_t *f = malloc(ys * (batch + 1) * sizeof(float));
+    tcu_down(f, y->f, ys * (batch + 1) * sizeof(float));
+    for (int b = 0; b <= batch; b++)
+        for (int64_t i = b == batch ? 0 : n; i < ys; i++)
+            ck_assert_msg(f[b * ys + i] == 0xFFFFFFFFu, "%s: wrote outside the output (row %d, f[%lld])", name, b,
+                          (long long)i);
+    if (y->q) {
+        uint8_t *q = malloc(n);
+        uint32_t *ds = malloc(n / 32 * 2 * sizeof(float));
+        tcu_down(q, y->q + n * batch, n);
+        tcu_down(ds, y->ds + n / 32 * 2 * batch, n / 32 * 2 * sizeof(float));
+        for (int64_t i = 0; i < n; i++)
+            ck_assert_msg(q[i] == 0xFF, "%s: wrote past the output (q[%lld])", name, (long long)i);
+        for (int64_t i = 0; i < n / 32 * 2; i++)
+            ck_assert_msg(ds[i] == 0xFFFFFFFFu, "%s: wrote past the output (ds[%lld])", name, (long long)i);
+        free(q);
+        free(ds);
+    }
+    free(f);
+}
+
+/* rl_cu_matvec on the same inputs, RL_CU_MAX_BATCH sequences at a time (host result). */
+static float *matvec_result(const rl_cu_mat *m, const rl_cu_act *xa, int batch, int mode, const float *y0)
+{
+    int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
+    rl_cu_act ya = make_act(n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
+    for (int b0 = 0; b0 < batch; b0 += RL_CU_MAX_BATCH) {
+        int nb = batch - b0 < RL_CU_MAX_BATCH ? batch - b0 : RL_CU_MAX_BATCH;
+        rl_cu_act xs = {xa->f + b0 * xa->n, xa->q + b0 * xa->n, xa->ds + b0 * (xa->n / 32) * 2, xa->n, 0};
+        rl_cu_act ys = {ya.f + b0 * n_out, NULL, NULL, n_out, 0};
+        CU_OK(rl_cu_matvec(m, &xs, nb, mode, &ys, 0));
+    }
+    float *y = malloc(n_out * batch * sizeof(float));
+    tcu_down(y, ya.f, n_out * batch * sizeof(float));
+    free_act(&ya);
+    return y;
+}
+
+/* One rl_cu_mmq check of a rows x cols matrix of type t, batch sequences,
+ * output rows ys floats apart (0: n_out). */
+static void check_mmq_s(rl_type t, int64_t rows, int64_t cols, int batch, int mode, int64_t ys)
+{
+    char name[96];
+    snprintf(name, sizeof name, "mmq %s %lldx%lld b%d mode%d", rl_type_get(t)->name, (long long)rows,
+             (long long)cols, batch, mode);
+    uint64_t s = tcu_seed(name);
+    float *w = malloc(rows * cols * sizeof(float));
+    rl_cu_mat m;
+    make_weight(t, rows, cols, &s, &m, w);
+    float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
+    int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
+    if (ys == 0)
+        ys = n_out;
+    float *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
+    rl_cu_act xa = make_act(cols, batch, x);
+    CU_OK(rl_cu_quantize(&xa, batch, 0));
+    rl_cu_act ya = make_out(n_out, ys, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
+    CU_OK(rl_cu_mmq(&m, &xa, batch, mode, &ya, 0));
+    float *yf = malloc(ys * batch * sizeof(float)), *y = malloc(n_out * batch * sizeof(float));
+    double *ref = malloc(n_out * batch * sizeof(double));
+    tcu_down(yf, ya.f, ys * batch * sizeof(float));
+    for (int b = 0; b < batch; b++)
+        memcpy(y + b * n_out, yf + b * ys, n_out * sizeof(float));
+    for (int b = 0; b < batch; b++)
+        for (int64_t o = 0; o < n_out; o++) {
+            double g = 0, u = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                g += (double)w[o * cols + c] * x[b * cols + c];
+                if (mode == RL_CU_MV_GLU)
+                    u += (double)w[(o + n_out) * cols + c] * x[b * cols + c];
+            }
+            double v = mode == RL_CU_MV_GLU ? g / (1.0 + exp(-g)) * u : g;
+            ref[b * n_out + o] = mode == RL_CU_MV_ADD ? v + y0[b * n_out + o] : v;
+        }
+    double err = tcu_rel_err(y, ref, n_out * batch);
+    float *ymv = matvec_result(&m, &xa, batch, mode, y0);
+    double *dmv = malloc(n_out * batch * sizeof(double));
+    for (int64_t i = 0; i < n_out * batch; i++)
+        dmv[i] = ymv[i];
+    double err_mv = tcu_rel_err(y, dmv, n_out * batch);
+    fprintf(stderr, "%s: rel err %.3g (vs matvec %.3g)\n", name, err, err_mv);
+    ck_assert_msg(err < MMQ_TOL, "%s: rel err %g >= %g", name, err, MMQ_TOL);
+    ck_assert_msg(err_mv < MMQ_MV_TOL, "%s: rel diff to rl_cu_matvec %g >= %g", name, err_mv, MMQ_MV_TOL);
+    if (mode == RL_CU_MV_GLU && ya.q) { /* the fused quantization matches the values */
+        size_t nblk = (size_t)(n_out / 32) * batch;
+        int8_t *q = malloc(n_out * batch);
+        float *ds = malloc(nblk * 2 * sizeof(float));
+        tcu_down(q, ya.q, n_out * batch);
+        tcu_down(ds, ya.ds, nblk * 2 * sizeof(float));
+        for (int64_t i = 0; i < n_out * batch; i++) {
+            float d = ds[(i / 32) * 2];
+            ck_assert_msg(fabsf(q[i] * d - y[i]) <= 0.51f * d + 1e-6f, "%s: q8 of output %lld", name, (long long)i);
+        }
+        for (size_t blk = 0; blk < nblk; blk++) {
+            int sum = 0;
+            for (int k = 0; k < 32; k++)
+                sum += q[blk * 32 + k];
+            ck_assert_msg(fabsf(ds[blk * 2 + 1] - ds[blk * 2] * sum) <= 1e-4f * fabsf(ds[blk * 2]) * 32 * 127,
+                          "%s: d*sum of block %zu", name, blk);
+        }
+        free(q);
+        free(ds);
+    }
+    assert_untouched(&ya, batch, name);
+    free_act(&xa);
+    free_act(&ya);
+    rl_cu_mat_free(&m);
+    free(w), free(x), free(y0), free(yf), free(y), free(ref), free(ymv), free(dmv);
+}
+
+static void check_mmq(rl_type t, int64_t rows, int64_t cols, int batch, int mode)
+{
+    check_mmq_s(t, rows, cols, batch, mode, 0);
+}
+
+START_TEST(mmq_store_matches_cpu_for_each_type_and_batch_with_odd_rows)
+{
+    for (int i = 0; i < N_BATCHES; i++)
+        check_mmq(q_types[_i], 131, 512, batches[i], RL_CU_MV_STORE);
+}
+END_TEST
+
+START_TEST(mmq_add_mode_accumulates_into_output)
+{
+    for (int i = 0; i < N_BATCHES; i++)
+        check_mmq(q_types[_i], 77, 768, batches[i], RL_CU_MV_ADD);
+}
+END_TEST
+
+START_TEST(mmq_glu_mode_fuses_swiglu_and_quantizes)
+{
+    for (int i = 0; i < N_BATCHES; i++)
+        check_mmq(q_types[_i], 2 * 96, 512, batches[i], RL_CU_MV_GLU);
+    check_mmq(q_types[_i], 2 * 45, 256, 33, RL_CU_MV_GLU); /* odd outputs: no quantization */
+}
+END_TEST
+
+/* Rows of an odd number of blocks (scales not pairwise aligned), K not a multiple of the chunk. */
+START_TEST(mmq_odd_block_count_per_row)
+{
+    check_mmq(q_types[_i], 70, 416, 12, RL_CU_MV_STORE);
+    check_mmq(q_types[_i], 2 * 64, 32 * 7, 40, RL_CU_MV_GLU);
+    check_mmq(q_types[_i], 33, 32, 64, RL_CU_MV_ADD);
+}
+END_TEST
+
+/* Several row tiles, and few enough for a K split over a cluster. */
+START_TEST(mmq_many_row_tiles_and_k_split_match_cpu)
+{
+    check_mmq(q_types[_i], 700, 2048, 64, RL_CU_MV_STORE);
+    check_mmq(q_types[_i], 2 * 300, 2048, 40, RL_CU_MV_GLU);
+    check_mmq(q_types[_i], 1000, 1024, 17, RL_CU_MV_ADD);
+    check_mmq(q_types[_i], 4096, 1024, 24, RL_CU_MV_ADD); /* 16 row tiles: split K */
+}
+END_TEST
+
+START_TEST(mmq_store_honours_output_stride)
+{
+    check_mmq_s(q_types[_i], 96, 256, 20, RL_CU_MV_STORE, 96 + 40);
+    check_mmq_s(q_types[_i], 50, 256, 9, RL_CU_MV_ADD, 77);
+}
+END_TEST
+
+/* Captured into a CUDA graph (strict global capture mode) and replayed twice. */
+START_TEST(mmq_runs_inside_a_cuda_graph)
+{
+    uint64_t s = tcu_seed("mmq graph");
+    int64_t rows = 2 * 320, cols = 1024;
+    int batch = 40;
+    float *w = malloc(rows * cols * sizeof(float));
+    rl_cu_mat m;
+    make_weight(q_types[_i], rows, cols, &s, &m, w);
+    float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
+    rl_cu_act xa = make_act(cols, batch, x);
+    CU_OK(rl_cu_quantize(&xa, batch, 0));
+    rl_cu_act ya = make_out(rows / 2, rows / 2, batch, NULL);
+    cudaStream_t st;
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    ck_assert(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) == cudaSuccess);
+    ck_assert(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess);
+    int rc = rl_cu_mmq(&m, &xa, batch, RL_CU_MV_GLU, &ya, st);
+    ck_assert_int_eq(cudaStreamEndCapture(st, &g), cudaSuccess);
+    ck_assert_msg(rc == 0, "rl_cu_mmq under capture: %s", rl_cu_last_error());
+    ck_assert(cudaGraphInstantiate(&ge, g, 0) == cudaSuccess);
+    float *y[2];
+    for (int r = 0; r < 2; r++) {
+        ck_assert(cudaMemsetAsync(ya.f, 0xFF, rows / 2 * batch * sizeof(float), st) == cudaSuccess);
+        ck_assert(cudaGraphLaunch(ge, st) == cudaSuccess);
+        ck_assert(cudaStreamSynchronize(st) == cudaSuccess);
+        y[r] = malloc(rows / 2 * batch * sizeof(float));
+        tcu_down(y[r], ya.f, rows / 2 * batch * sizeof(float));
+    }
+    ck_assert_msg(memcmp(y[0], y[1], rows / 2 * batch * sizeof(float)) == 0, "replays differ");
+    double *ref = malloc(rows / 2 * batch * sizeof(double));
+    for (int b = 0; b < batch; b++)
+        for (int64_t o = 0; o < rows / 2; o++) {
+            double gs = 0, u = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                gs += (double)w[o * cols + c] * x[b * cols + c];
+                u += (double)w[(o + rows / 2) * cols + c] * x[b * cols + c];
+            }
+            ref[b * rows / 2 + o] = gs / (1.0 + exp(-gs)) * u;
+        }
+    double err = tcu_rel_err(y[1], ref, rows / 2 * batch);
+    fprintf(stderr, "mmq graph %s: rel err %.3g\n", rl_type_get(q_types[_i])->name, err);
+    ck_assert_msg(err < MMQ_TOL, "graph replay rel err %g", err);
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(st);
+    free_act(&xa);
+    free_act(&ya);
+    rl_cu_mat_free(&m);
+    free(w), free(x), free(y[0]), free(y[1]), free(ref);
+}
+END_TEST
+
+START_TEST(mmq_rejects_other_types_and_bad_arguments)
+{
+    rl_cu_mat m = {.type = RL_TYPE_Q4_0, .rows = 64, .cols = 256, .q = (void *)16, .d = (void *)16};
+    rl_cu_act x = {.f = (float *)16, .q = (int8_t *)16, .ds = (float *)16, .n = 256};
+    rl_cu_act y = {.f = (float *)16, .n = 64}, yg = {.f = (float *)16, .n = 32};
+    static const rl_type other[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q4_K, RL_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        rl_cu_mat o = m;
+        o.type = other[i];
+        ck_assert_int_eq(rl_cu_mmq(&o, &x, 4, RL_CU_MV_STORE, &y, 0), -ENOTSUP);
+    }
+    ck_assert_int_eq(rl_cu_mmq(&m, &x, 0, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmq(&m, &x, RL_CU_MAX_MM_BATCH + 1, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmq(&m, &x, 4, 3, &y, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmq(&m, &x, 4, RL_CU_MV_GLU, &y, 0), -EINVAL); /* GLU has rows/2 outputs */
+    rl_cu_act xn = x;
+    xn.q = NULL; /* the int8 activations are required */
+    ck_assert_int_eq(rl_cu_mmq(&m, &xn, 4, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    rl_cu_act xs = x;
+    xs.n = 128;
+    ck_assert_int_eq(rl_cu_mmq(&m, &xs, 4, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    rl_cu_mat odd = m;
+    odd.rows = 63;
+    yg.n = 31;
+    ck_assert_int_eq(rl_cu_mmq(&odd, &x, 4, RL_CU_MV_GLU, &yg, 0), -EINVAL);
+    rl_cu_act ysg = {.f = (float *)16, .n = 32, .stride = 64}; /* GLU refuses a stride */
+    ck_assert_int_eq(rl_cu_mmq(&m, &x, 4, RL_CU_MV_GLU, &ysg, 0), -EINVAL);
+    rl_cu_act ysm = {.f = (float *)16, .n = 64, .stride = 32}; /* stride below n */
+    ck_assert_int_eq(rl_cu_mmq(&m, &x, 4, RL_CU_MV_STORE, &ysm, 0), -EINVAL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cuda_mmq");
+    TCase *tc = tcase_create("mmq");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, mmq_rejects_other_types_and_bad_arguments);
+    tcase_add_loop_test(tc, mmq_runs_inside_a_cuda_graph, 0, 2);
+    tcase_add_loop_test(tc, mmq_store_matches_cpu_for_each_type_and_batch_with_odd_rows, 0, 2);
+    tcase_add_loop_test(tc, mmq_add_mode_accumulates_into_output, 0, 2);
+    tcase_add_loop_test(tc, mmq_glu_mode_fuses_swiglu_and_quantizes, 0, 2);
+    tcase_add_loop_test(tc, mmq_odd_block_count_per_row, 0, 2);
+    tcase_add_loop_test(tc, mmq_store_honours_output_stride, 0, 2);
+    tcase_add_loop_test(tc, mmq_many_row_tiles_and_k_split_match_cpu, 0, 2);
+    suite_add_tcase(s, tc);
+    return tcu_main(s);
+}
