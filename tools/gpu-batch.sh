@@ -18,6 +18,10 @@ echo "== cuda tests (meson test --suite cuda)"
 RL_SHARED_DIR=$PWD/.gpu/shared meson test -C $B --no-rebuild --suite cuda --print-errorlogs >"$OUT/cuda-tests.log" 2>&1
 grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):" "$OUT/cuda-tests.log"
 grep -E "Failure|failed:|Assertion" "$OUT/cuda-tests.log" | head -10
+if [ "$MODE" != quick ]; then
+  echo "== batched products on the 7B shapes (ringlm-bench-cuda --mm)"
+  timeout 150 $B/bench/ringlm-bench-cuda --mm 2>&1 | tee "$OUT/mm.txt" | grep -E "step matmuls"
+fi
 mk() { [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --out $M/$1-$2.gguf --threads 16 >/dev/null 2>>"$OUT/mk.log"; }
 echo "== engine benchmark (batch 1)"
 mk tinyllama-1.1b q4_0
