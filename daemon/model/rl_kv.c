@@ -28,18 +28,32 @@ size_t rl_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim
     return rl_type_row_size(type, head_dim) * RL_KV_BLOCK * n_head_kv * 2 * n_layer;
 }
 
-static int init_free(rl_kv *kv, uint32_t n_blocks)
+/* A pool of n_blocks free blocks of this shape, without storage. */
+static rl_kv *pool_new(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type, size_t block_bytes,
+                       uint32_t n_blocks)
 {
+    rl_kv *kv = calloc(1, sizeof(*kv));
+    if (!kv)
+        return NULL;
+    kv->n_layer = n_layer;
+    kv->n_head_kv = n_head_kv;
+    kv->head_dim = head_dim;
+    kv->type = type;
+    kv->tt = rl_type_get(type);
+    kv->row_bytes = rl_type_row_size(type, head_dim);
+    kv->block_bytes = block_bytes;
     kv->n_blocks = n_blocks;
     kv->free_stack = malloc(sizeof(uint32_t) * n_blocks);
     kv->ref = calloc(n_blocks, sizeof(uint32_t));
-    if (!kv->free_stack || !kv->ref)
-        return -ENOMEM;
+    if (!kv->free_stack || !kv->ref) {
+        rl_kv_free(kv);
+        return NULL;
+    }
     /* low block ids on top of the stack, so a lightly used pool stays compact */
     for (uint32_t i = 0; i < n_blocks; i++)
         kv->free_stack[i] = n_blocks - 1 - i;
     kv->n_free = n_blocks;
-    return 0;
+    return kv;
 }
 
 int rl_kv_new(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, rl_type type,
@@ -60,28 +74,20 @@ int rl_kv_new(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_d
         snprintf(err, errlen, "empty KV cache");
         return -EINVAL;
     }
-    rl_kv *kv = calloc(1, sizeof(*kv));
-    if (!kv)
-        return -ENOMEM;
-    kv->n_layer = n_layer;
-    kv->n_head_kv = n_head_kv;
-    kv->head_dim = head_dim;
-    kv->type = type;
-    kv->tt = tt;
-    kv->row_bytes = rl_type_row_size(type, head_dim);
-    kv->block_bytes = rl_kv_block_bytes(n_layer, n_head_kv, head_dim, type);
-    kv->n_blocks = n_blocks;
-    if (kv->block_bytes > SIZE_MAX / n_blocks) {
-        free(kv);
+    size_t bb = rl_kv_block_bytes(n_layer, n_head_kv, head_dim, type);
+    if (bb > SIZE_MAX / n_blocks) {
         snprintf(err, errlen, "KV cache too large");
         return -ENOMEM;
     }
-    kv->mem_size = kv->block_bytes * n_blocks;
-    kv->mem = mmap(NULL, kv->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (kv->mem == MAP_FAILED)
-        kv->mem = NULL;
-    if (!kv->mem || init_free(kv, n_blocks) < 0) {
-        snprintf(err, errlen, "cannot reserve %zu bytes of KV cache", kv->mem_size);
+    rl_kv *kv = pool_new(n_layer, n_head_kv, head_dim, type, bb, n_blocks);
+    if (kv) {
+        kv->mem_size = bb * n_blocks;
+        kv->mem = mmap(NULL, kv->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (kv->mem == MAP_FAILED)
+            kv->mem = NULL;
+    }
+    if (!kv || !kv->mem) {
+        snprintf(err, errlen, "cannot reserve %zu bytes of KV cache", bb * n_blocks);
         rl_kv_free(kv);
         return -ENOMEM;
     }
@@ -98,22 +104,13 @@ int rl_kv_new_external(rl_kv **out, uint32_t n_layer, uint32_t n_head_kv, uint32
         snprintf(err, errlen, "empty KV cache");
         return -EINVAL;
     }
-    rl_kv *kv = calloc(1, sizeof(*kv));
-    if (!kv)
-        return -ENOMEM;
-    kv->n_layer = n_layer;
-    kv->n_head_kv = n_head_kv;
-    kv->head_dim = head_dim;
-    kv->type = RL_TYPE_F16;
-    kv->tt = rl_type_get(RL_TYPE_F16);
-    kv->block_bytes = block_bytes;
-    kv->copy = copy;
-    kv->copy_ctx = copy_ctx;
-    if (init_free(kv, n_blocks) < 0) {
+    rl_kv *kv = pool_new(n_layer, n_head_kv, head_dim, RL_TYPE_F16, block_bytes, n_blocks);
+    if (!kv) {
         snprintf(err, errlen, "out of memory for the KV block tables");
-        rl_kv_free(kv);
         return -ENOMEM;
     }
+    kv->copy = copy;
+    kv->copy_ctx = copy_ctx;
     *out = kv;
     return 0;
 }

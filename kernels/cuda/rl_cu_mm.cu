@@ -18,9 +18,9 @@ extern "C" void rl_cu_mm_force_split(int split)
     g_force_split = split;
 }
 
-static int sm_count()
+int rl_cu_sm_count()
 {
-    static int n; /* device attributes are not stream work: fine during graph capture */
+    static int n;
     if (n == 0) {
         int dev = 0, v = 0;
         if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -33,18 +33,9 @@ static int sm_count()
     return n;
 }
 
-/* Smallest estimated time over splits 1, 2, 4, 8: waves of 2 CTAs per SM
- * (the kernel's occupancy) divided by the split, plus a cost per rank for
- * the cluster reduction; every rank keeps at least 2 chunks of K. */
-int rl_mm::choose_split(int64_t tiles, int64_t nch)
+int rl_cu_cluster_split(int64_t tiles, int64_t nch, int64_t slots)
 {
     int best = 1;
-    if (g_force_split > 0) {
-        while (best * 2 <= g_force_split && best * 2 <= 8 && best * 2 <= nch)
-            best *= 2;
-        return best;
-    }
-    const int64_t slots = 2 * (int64_t)sm_count();
     double best_cost = 1e30;
     for (int s = 1; s <= 8; s *= 2) {
         if (s > 1 && nch < 2 * s)
@@ -56,6 +47,19 @@ int rl_mm::choose_split(int64_t tiles, int64_t nch)
         }
     }
     return best;
+}
+
+/* The forced split (tests, benchmarks), else the cost model at the kernel's
+ * occupancy of 2 CTAs per SM. */
+int rl_mm::choose_split(int64_t tiles, int64_t nch)
+{
+    int best = 1;
+    if (g_force_split > 0) {
+        while (best * 2 <= g_force_split && best * 2 <= 8 && best * 2 <= nch)
+            best *= 2;
+        return best;
+    }
+    return rl_cu_cluster_split(tiles, nch, 2 * (int64_t)rl_cu_sm_count()); /* 2 CTAs per SM */
 }
 
 extern "C" int rl_cu_mm(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)

@@ -36,6 +36,7 @@
 #include <cooperative_groups.h>
 #include <mma.h>
 
+#include "rl_cu_cluster.cuh"
 #include "rl_cu_matvec.cuh"
 
 #define MM_WARPS 8            /* 2 CTAs per SM */
@@ -363,26 +364,7 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
     int64_t tiles = (n_out + NO - 1) / NO;
     int64_t nch = (m.cols / wtraits<T>::UNIT + MM_BK / wtraits<T>::UNIT - 1) / (MM_BK / wtraits<T>::UNIT);
     int split = choose_split(tiles, nch);
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)(tiles * split));
-    cfg.blockDim = dim3(MM_THREADS);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute at[2];
-    int na = 0;
-    if (rl_cu_pdl_enabled()) {
-        at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[na++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    if (split > 1) {
-        at[na].id = cudaLaunchAttributeClusterDimension;
-        at[na].val.clusterDim.x = (unsigned)split;
-        at[na].val.clusterDim.y = 1;
-        at[na++].val.clusterDim.z = 1;
-    }
-    cfg.attrs = at;
-    cfg.numAttrs = na;
-    cudaLaunchKernelEx(&cfg, k, m, x, y, batch, mode, split);
+    rl_launch_cluster(k, tiles, split, dim3(MM_THREADS), smem, s, m, x, y, batch, mode, split);
 }
 
 template <int T, int NT>

@@ -5,41 +5,6 @@
 
 RL_CU_MMQ_DEFINE(RL_TYPE_Q4_0, q4_0)
 
-static int sm_count()
-{
-    static int n; /* device attributes are not stream work: fine during graph capture */
-    if (n == 0) {
-        int dev = 0, v = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v <= 0) {
-            cudaGetLastError();
-            v = 132;
-        }
-        n = v;
-    }
-    return n;
-}
-
-/* Smallest estimated time over splits 1, 2, 4, 8: waves of per_sm CTAs per
- * SM divided by the split, plus a cost per rank for the cluster reduction;
- * every rank keeps at least 2 chunks of K. */
-int rl_mmq::choose_split(int64_t tiles, int64_t nch, int per_sm)
-{
-    const int64_t slots = (int64_t)per_sm * sm_count();
-    int best = 1;
-    double best_cost = 1e30;
-    for (int s = 1; s <= 8; s *= 2) {
-        if (s > 1 && nch < 2 * s)
-            break;
-        double cost = (double)((tiles * s + slots - 1) / slots) / s + 0.03 * s;
-        if (cost < best_cost) {
-            best_cost = cost;
-            best = s;
-        }
-    }
-    return best;
-}
-
 extern "C" int rl_cu_mmq(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
 {
     if (!m || !x || !y)

@@ -39,7 +39,7 @@
 
 #include <cooperative_groups.h>
 
-#include "rl_cu_common.cuh"
+#include "rl_cu_cluster.cuh"
 
 #define MQ_WARPS 8
 #define MQ_THREADS (MQ_WARPS * 32)
@@ -383,10 +383,6 @@ k_mmq(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         cg::this_cluster().sync(); /* keep the partial tiles alive until every rank has read them */
 }
 
-/* Host side: cluster split of K for `tiles` row tiles of `nch` chunks with
- * `per_sm` CTAs resident per SM. */
-int choose_split(int64_t tiles, int64_t nch, int per_sm);
-
 template <int T, int NT, bool GLU>
 static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
@@ -406,27 +402,8 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
     int64_t tiles = (n_out + NO - 1) / NO;
     int64_t nch = (m.cols / 32 + MQ_CB - 1) / MQ_CB;
-    int split = choose_split(tiles, nch, per_sm);
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)(tiles * split));
-    cfg.blockDim = dim3(MQ_THREADS);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute at[2];
-    int na = 0;
-    if (rl_cu_pdl_enabled()) {
-        at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[na++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    if (split > 1) {
-        at[na].id = cudaLaunchAttributeClusterDimension;
-        at[na].val.clusterDim.x = (unsigned)split;
-        at[na].val.clusterDim.y = 1;
-        at[na++].val.clusterDim.z = 1;
-    }
-    cfg.attrs = at;
-    cfg.numAttrs = na;
-    cudaLaunchKernelEx(&cfg, k, m, x, y, batch, mode, split);
+    int split = rl_cu_cluster_split(tiles, nch, (int64_t)per_sm * rl_cu_sm_count());
+    rl_launch_cluster(k, tiles, split, dim3(MQ_THREADS), smem, s, m, x, y, batch, mode, split);
 }
 
 template <int T, int NT>
