@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,21 @@ static inline void tcu_make_weight(rl_type t, int64_t rows, int64_t cols, uint64
 }
 
 /* Run a Check suite, or skip (77) when no CUDA device is present. */
+/* The shared test model (RL_SHARED_DIR/models/stories260K.gguf) into path;
+ * false when RL_SHARED_DIR is unset or the file is missing. */
+static inline bool tcu_shared_model(char *path, size_t cap)
+{
+    const char *dir = getenv("RL_SHARED_DIR");
+    if (!dir)
+        return false;
+    snprintf(path, cap, "%s/models/stories260K.gguf", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    fclose(f);
+    return true;
+}
+
 static inline int tcu_main(Suite *s)
 {
     if (rl_cu_device_count() <= 0) {

@@ -20,15 +20,7 @@ static char model_path[1024];
 
 static bool have_model(void)
 {
-    const char *dir = getenv("RL_SHARED_DIR");
-    if (!dir)
-        return false;
-    snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", dir);
-    FILE *f = fopen(model_path, "rb");
-    if (!f)
-        return false;
-    fclose(f);
-    return true;
+    return tcu_shared_model(model_path, sizeof model_path);
 }
 
 START_TEST(engine_writes_each_sampled_id_where_the_client_reads_it)
