@@ -45,6 +45,26 @@ static inline void free_act(rl_cu_act *a)
     cudaFree(a->ds);
 }
 
+/* float64 reference of a matvec-mode product (rl_cu_matvec, rl_cu_mm, rl_cu_mmq):
+ * ref[b][o] = W x_b (STORE), + y0[b][o] (ADD), or silu(Wg x_b) * (Wu x_b) with
+ * the gate rows first (GLU: rows / 2 outputs). */
+static inline void tcu_ref_product(const float *w, const float *x, const float *y0, int64_t rows, int64_t cols,
+                                   int batch, int mode, double *ref)
+{
+    int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
+    for (int b = 0; b < batch; b++)
+        for (int64_t o = 0; o < n_out; o++) {
+            double g = 0, u = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                g += (double)w[o * cols + c] * x[b * cols + c];
+                if (mode == RL_CU_MV_GLU)
+                    u += (double)w[(o + n_out) * cols + c] * x[b * cols + c];
+            }
+            double v = mode == RL_CU_MV_GLU ? g / (1.0 + exp(-g)) * u : g;
+            ref[b * n_out + o] = mode == RL_CU_MV_ADD ? v + y0[b * n_out + o] : v;
+        }
+}
+
 static inline bool wants_q8(rl_type t)
 {
     return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;

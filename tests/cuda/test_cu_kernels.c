@@ -26,17 +26,7 @@ static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int m
     float *y = malloc(n_out * batch * sizeof(float));
     double *ref = malloc(n_out * batch * sizeof(double));
     tcu_down(y, ya.f, n_out * batch * sizeof(float));
-    for (int b = 0; b < batch; b++)
-        for (int64_t o = 0; o < n_out; o++) {
-            double g = 0, u = 0;
-            for (int64_t c = 0; c < cols; c++) {
-                g += (double)w[o * cols + c] * x[b * cols + c];
-                if (mode == RL_CU_MV_GLU)
-                    u += (double)w[(o + n_out) * cols + c] * x[b * cols + c];
-            }
-            double v = mode == RL_CU_MV_GLU ? g / (1.0 + exp(-g)) * u : g;
-            ref[b * n_out + o] = mode == RL_CU_MV_ADD ? v + y0[b * n_out + o] : v;
-        }
+    tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
     double err = tcu_rel_err(y, ref, n_out * batch);
     double tol = wants_q8(t) ? 2e-2 : 1e-4;
     ck_assert_msg(err < tol, "%s: rel err %g >= %g", name, err, tol);

@@ -72,17 +72,7 @@ static void check_mm(rl_type t, int64_t rows, int64_t cols, int batch, int mode)
     float *y = malloc(n_out * batch * sizeof(float));
     double *ref = malloc(n_out * batch * sizeof(double));
     tcu_down(y, ya.f, n_out * batch * sizeof(float));
-    for (int b = 0; b < batch; b++)
-        for (int64_t o = 0; o < n_out; o++) {
-            double g = 0, u = 0;
-            for (int64_t c = 0; c < cols; c++) {
-                g += (double)w[o * cols + c] * x[b * cols + c];
-                if (mode == RL_CU_MV_GLU)
-                    u += (double)w[(o + n_out) * cols + c] * x[b * cols + c];
-            }
-            double v = mode == RL_CU_MV_GLU ? g / (1.0 + exp(-g)) * u : g;
-            ref[b * n_out + o] = mode == RL_CU_MV_ADD ? v + y0[b * n_out + o] : v;
-        }
+    tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
     double err = tcu_rel_err(y, ref, n_out * batch);
     fprintf(stderr, "%s: rel err %.3g\n", name, err);
     ck_assert_msg(err < MM_TOL, "%s: rel err %g >= %g", name, err, MM_TOL);
@@ -204,15 +194,7 @@ START_TEST(mm_runs_inside_a_cuda_graph)
     }
     ck_assert_msg(memcmp(y[0], y[1], rows / 2 * batch * sizeof(float)) == 0, "replays differ");
     double *ref = malloc(rows / 2 * batch * sizeof(double));
-    for (int b = 0; b < batch; b++)
-        for (int64_t o = 0; o < rows / 2; o++) {
-            double gs = 0, u = 0;
-            for (int64_t c = 0; c < cols; c++) {
-                gs += (double)w[o * cols + c] * x[b * cols + c];
-                u += (double)w[(o + rows / 2) * cols + c] * x[b * cols + c];
-            }
-            ref[b * rows / 2 + o] = gs / (1.0 + exp(-gs)) * u;
-        }
+    tcu_ref_product(w, x, NULL, rows, cols, batch, RL_CU_MV_GLU, ref);
     double err = tcu_rel_err(y[1], ref, rows / 2 * batch);
     ck_assert_msg(err < MM_TOL, "graph replay rel err %g", err);
     cudaGraphExecDestroy(ge);
