@@ -4,7 +4,8 @@
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
- *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--json]   (rl_cu_mm, rl_cu_mmq vs rl_cu_matvec, 7B shapes)
+ *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel mm|matvec|mmq] [--json]
+ *                     (rl_cu_mm, rl_cu_mmq vs rl_cu_matvec, 7B shapes; the filters keep one column)
  *
  * Models of real shapes are made on the device with random weights (valid
  * blocks, sane scales), so no multi-GiB file has to travel. */
@@ -154,7 +155,7 @@ static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batc
  * rl_cu_mm and rl_cu_mmq at batch 9/16/32/64 on each 7B matrix, Q4_0 and Q8_0;
  * then the sum over one decode step's matrices (32 layers + output).
  * --split forces rl_cu_mm's K split only. */
-static int bench_mm(int json, int split)
+static int bench_mm(int json, int split, int only_batch, const char *only_kernel)
 {
     const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0};
     enum { NK = 9 };
@@ -167,7 +168,21 @@ static int bench_mm(int json, int split)
         fprintf(stderr, "cudaMalloc failed\n");
         return 1;
     }
-    cudaMemset(x.f, 0, maxb * 11008 * 4);
+    { /* random activations (zeros would hide work and can run faster than real data) */
+        size_t nx = (size_t)maxb * 11008;
+        float *hx = malloc(nx * sizeof *hx);
+        uint32_t r = 12345;
+        for (size_t i = 0; hx && i < nx; i++) {
+            r = r * 1664525u + 1013904223u;
+            hx[i] = (float)(r >> 8) / 16777216.0f * 2.0f - 1.0f;
+        }
+        if (!hx || cudaMemcpy(x.f, hx, nx * sizeof *hx, cudaMemcpyHostToDevice) != cudaSuccess) {
+            free(hx);
+            fprintf(stderr, "activations: upload failed\n");
+            return 1;
+        }
+        free(hx);
+    }
     cudaMemset(y.f, 0, maxb * maxn * 4);
     rl_cu_mm_force_split(split);
     if (!json)
@@ -187,6 +202,8 @@ static int bench_mm(int json, int split)
             y.n = sh->mode == RL_CU_MV_GLU ? sh->rows / 2 : sh->rows;
             ok = ok && !rl_cu_quantize(&x, (int)maxb, 0);
             for (int k = 0; k < NK && ok; k++) {
+                if ((only_batch && kbatch[k] != only_batch) || (only_kernel && strcmp(only_kernel, mm_kernel_name[kkind[k]])))
+                    continue;
                 double us = mm_time(m, nm, &x, &y, kbatch[k], sh->mode, kkind[k]);
                 if (us < 0) {
                     fprintf(stderr, "%s %s: %s\n", mm_kernel_name[kkind[k]], sh->name, rl_cu_last_error());
@@ -211,6 +228,8 @@ static int bench_mm(int json, int split)
             free(m);
         }
         for (int k = 0; k < NK && ok; k++) {
+            if (step_us[k] == 0)
+                continue;
             if (json)
                 printf("{\"bench\":\"cuda_mm_step\",\"shape\":\"llama2-7b\",\"type\":\"%s\",\"kernel\":\"%s\","
                        "\"batch\":%d,\"split\":%d,\"step_ms\":%.3f,\"tok_s\":%.0f}\n",
@@ -398,6 +417,8 @@ int rl_bench_cuda_main(int argc, char **argv)
 {
     const char *shape_name = "tinyllama-1.1b", *type_name = "q4_0";
     int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0, mm = 0, split = 0;
+    int mm_batch = 0;
+    const char *mm_kernel = NULL;
     int pf_profile = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
@@ -416,6 +437,10 @@ int rl_bench_cuda_main(int argc, char **argv)
             kernels = 1;
         else if (!strcmp(argv[i], "--mm"))
             mm = 1;
+        else if (!strcmp(argv[i], "--mm-batch") && i + 1 < argc)
+            mm_batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--mm-kernel") && i + 1 < argc)
+            mm_kernel = argv[++i];
         else if (!strcmp(argv[i], "--split") && i + 1 < argc)
             split = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--profile"))
@@ -427,7 +452,7 @@ int rl_bench_cuda_main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
                             "[--prompt N] [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]\n"
-                            "       %s --mm [--split 1|2|4|8] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n", argv[0],
+                            "       %s --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel K] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n", argv[0],
                     argv[0]);
             return 2;
         }
@@ -437,7 +462,7 @@ int rl_bench_cuda_main(int argc, char **argv)
         return 77;
     }
     if (mm)
-        return bench_mm(json, split);
+        return bench_mm(json, split, mm_batch, mm_kernel);
     if (kernels) {
         bench_kernels(batch < 1 ? 1 : batch);
         return 0;
