@@ -4,7 +4,7 @@
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
- *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel mm|matvec|mmq] [--json]
+ *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel mm|matvec|mmq|mmh] [--json]
  *                     (rl_cu_mm, rl_cu_mmq vs rl_cu_matvec, 7B shapes; the filters keep one column)
  *
  * Models of real shapes are made on the device with random weights (valid
@@ -123,10 +123,11 @@ static const mm_shape mm_shapes[] = {
 static int mm_run(int kernel, rl_cu_mat *m, rl_cu_act *x, rl_cu_act *y, int batch, int mode)
 {
     return kernel == 1 ? rl_cu_matvec(m, x, batch, mode, y, 0)
-         : kernel == 2 ? rl_cu_mmq(m, x, batch, mode, y, 0) : rl_cu_mm(m, x, batch, mode, y, 0);
+         : kernel == 2 ? rl_cu_mmq(m, x, batch, mode, y, 0)
+         : kernel == 3 ? rl_cu_mmh(m, x, batch, mode, y, 0) : rl_cu_mm(m, x, batch, mode, y, 0);
 }
 
-static const char *const mm_kernel_name[] = {"mm", "matvec", "mmq"};
+static const char *const mm_kernel_name[] = {"mm", "matvec", "mmq", "mmh"};
 
 static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batch, int mode, int kernel)
 {
@@ -158,12 +159,14 @@ static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batc
 static int bench_mm(int json, int split, int only_batch, const char *only_kernel)
 {
     const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0};
-    enum { NK = 9 };
-    const int kbatch[NK] = {8, 9, 16, 32, 64, 9, 16, 32, 64}, kkind[NK] = {1, 0, 0, 0, 0, 2, 2, 2, 2};
+    enum { NK = 13 };
+    const int kbatch[NK] = {8, 9, 16, 32, 64, 9, 16, 32, 64, 9, 16, 32, 64};
+    const int kkind[NK] = {1, 0, 0, 0, 0, 2, 2, 2, 2, 3, 3, 3, 3};
     const int64_t maxb = RL_CU_MAX_MM_BATCH, maxn = 32000;
     rl_cu_act x = {0}, y = {0};
     if (cudaMalloc((void **)&x.f, maxb * 11008 * 4) || cudaMalloc((void **)&x.q, maxb * 11008) ||
-        cudaMalloc((void **)&x.ds, maxb * 11008 / 32 * 8) || cudaMalloc((void **)&y.f, maxb * maxn * 4) ||
+        cudaMalloc((void **)&x.ds, maxb * 11008 / 32 * 8) || cudaMalloc((void **)&x.h, maxb * 11008 * 2) ||
+        cudaMalloc((void **)&y.f, maxb * maxn * 4) || cudaMalloc((void **)&y.h, maxb * maxn * 2) ||
         cudaMalloc((void **)&y.q, maxb * maxn) || cudaMalloc((void **)&y.ds, maxb * maxn / 32 * 8)) {
         fprintf(stderr, "cudaMalloc failed\n");
         return 1;
@@ -245,6 +248,7 @@ static int bench_mm(int json, int split, int only_batch, const char *only_kernel
     }
     rl_cu_mm_force_split(0);
     cudaFree(x.f), cudaFree(x.q), cudaFree(x.ds), cudaFree(y.f), cudaFree(y.q), cudaFree(y.ds);
+    cudaFree(x.h), cudaFree(y.h);
     return 0;
 }
 

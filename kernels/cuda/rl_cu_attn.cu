@@ -193,7 +193,7 @@ __device__ __forceinline__ void att_emit(const rl_cu_act &out, int b, int h, int
         out.f[b * dim + h * hd + d] = v;
     if (out.q && hd % 32 == 0 && d0 + (tid & ~31) < hd) {
         int64_t blk = (h * hd + d) / 32;
-        rl_quant_block_warp(v, out.q + b * dim + blk * 32, out.ds + (b * (dim / 32) + blk) * 2);
+        rl_quant_act(v, out, b * dim + blk * 32);
     }
 }
 

@@ -245,7 +245,7 @@ k_attn_prefill(const float *__restrict__ q, int n_q, int pos0, rl_cu_rope r, KV 
             if (qi >= n_q)
                 break; /* warp-uniform; later t only larger */
             int64_t off = (int64_t)qi * qdim + (int64_t)h * hd + (t % nblk) * 32;
-            rl_quant_block_warp(out.f[off + lane], out.q + off, out.ds + (off / 32) * 2);
+            rl_quant_act(out.f[off + lane], out, off);
         }
     }
 }
@@ -432,7 +432,7 @@ k_attn_prefill_tc(const float *__restrict__ q, int n_q, int pos0, rl_cu_rope r, 
             if (qi >= n_q)
                 break; /* warp-uniform; later i only larger */
             int64_t off = (int64_t)qi * qdim + (int64_t)h * HD + (i % nblk) * 32;
-            rl_quant_block_warp(out.f[off + lane], out.q + off, out.ds + (off / 32) * 2);
+            rl_quant_act(out.f[off + lane], out, off);
         }
     }
 }

@@ -1,8 +1,11 @@
-/* rl_cu_cluster.cuh - host side of the split-K kernels (rl_cu_mm, rl_cu_mmq):
- * the SM count, the choice of the K split over a thread-block cluster, and a
- * launch with programmatic dependent launch and the cluster shape. */
+/* rl_cu_cluster.cuh - what the split-K kernels (rl_cu_mm, rl_cu_mmq, rl_cu_mmh)
+ * share: the SM count, the choice of the K split over a thread-block cluster,
+ * a launch with programmatic dependent launch and the cluster shape, and the
+ * cluster reduction and epilogue of their partial tiles. */
 #ifndef RL_CU_CLUSTER_CUH
 #define RL_CU_CLUSTER_CUH
+
+#include <cooperative_groups.h>
 
 #include "rl_cu_common.cuh"
 
@@ -42,6 +45,58 @@ static inline void rl_launch_cluster(void (*k)(KArgs...), int64_t tiles, int spl
     cfg.attrs = at;
     cfg.numAttrs = na;
     cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
+}
+
+/* The epilogue of a split-K CTA (rl_cu_mm, rl_cu_mmq, rl_cu_mmh). Cs is this
+ * CTA's fp32 partial tile [local row][LDC] (batch in columns; GLU: local rows
+ * < NO are gate rows, the rest the matching up rows), complete in shared
+ * memory (the caller's barrier); Vs has room for [NB][NO] floats (GLU only).
+ * Rank r of the cluster sums batch rows r, r + split, ... over every rank's
+ * tile in rank order (deterministic, no atomics), applies STORE / ADD / GLU
+ * for outputs o0 .. o0 + NO - 1, and quantizes GLU outputs to int8 (and fp16
+ * when y.h) one warp per 32-output block. All threads of the CTA call it. */
+template <bool GLU, int NO, int LDC, int THREADS>
+__device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, int64_t o0, int64_t n_out, int batch,
+                                                    int rank, int split, int mode, const rl_cu_act &y)
+{
+    namespace cg = cooperative_groups;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    if (split > 1)
+        cg::this_cluster().sync(); /* every rank's partial tile is in its shared memory */
+    const int nbr = (batch - rank + split - 1) / split;
+    const int64_t ys = y.stride ? y.stride : n_out;
+    for (int idx = tid; idx < NO * nbr; idx += THREADS) {
+        int b = rank + split * (idx / NO), i = idx % NO;
+        float gs = 0.0f, u = 0.0f;
+#pragma unroll
+        for (int r = 0; r < 8; r++) {
+            if (r < split) {
+                const float *C = r == rank ? Cs : cg::this_cluster().map_shared_rank(Cs, (unsigned)r);
+                gs += C[i * LDC + b];
+                if (GLU)
+                    u += C[(i + NO) * LDC + b];
+            }
+        }
+        float v = GLU ? rl_silu(gs) * u : gs;
+        int64_t o = o0 + i;
+        if (o < n_out) {
+            float *dst = y.f + b * ys + o;
+            *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
+        }
+        if (GLU)
+            Vs[b * NO + i] = v;
+    }
+    if (GLU && y.q != nullptr && n_out % 32 == 0) {
+        __syncthreads();
+        for (int t = warp; t < nbr * (NO / 32); t += THREADS / 32) {
+            int b = rank + split * (t / (NO / 32)), k = t % (NO / 32);
+            int64_t o = o0 + k * 32;
+            if (o < n_out)
+                rl_quant_act(Vs[b * NO + k * 32 + lane], y, b * n_out + o);
+        }
+    }
+    if (split > 1)
+        cg::this_cluster().sync(); /* keep the partial tiles alive until every rank has read them */
 }
 
 #endif

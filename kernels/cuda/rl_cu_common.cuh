@@ -110,8 +110,8 @@ __device__ __forceinline__ float rl_block_max(float v, float *sh)
 }
 
 /* Quantize one 32-block held one value per lane: writes q[lane] and, from
- * lane 0, ds = {d, d*sum(q)}. */
-__device__ __forceinline__ void rl_quant_block_warp(float v, int8_t *q, float *ds)
+ * lane 0, ds = {d, d*sum(q)}; with h, also h[lane] = fp16(d * q[lane]). */
+__device__ __forceinline__ void rl_quant_block_warp(float v, int8_t *q, float *ds, __half *h = nullptr)
 {
     int lane = threadIdx.x & 31;
     float amax = rl_warp_max(fabsf(v));
@@ -119,11 +119,20 @@ __device__ __forceinline__ void rl_quant_block_warp(float v, int8_t *q, float *d
     float id = d > 0.0f ? 1.0f / d : 0.0f;
     int qi = __float2int_rn(v * id);
     q[lane] = (int8_t)qi;
+    if (h)
+        h[lane] = __float2half_rn(d * (float)qi);
     float sum = rl_warp_sum((float)qi);
     if (lane == 0) {
         ds[0] = d;
         ds[1] = d * sum;
     }
+}
+
+/* rl_quant_block_warp into activation a at element off (a block start):
+ * q, ds and, when a.h is set, the fp16 of d * q (what the int8 value means). */
+__device__ __forceinline__ void rl_quant_act(float v, const rl_cu_act &a, int64_t off)
+{
+    rl_quant_block_warp(v, a.q + off, a.ds + off / 32 * 2, a.h ? (__half *)a.h + off : nullptr);
 }
 
 #endif

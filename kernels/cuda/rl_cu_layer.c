@@ -153,25 +153,45 @@ static rl_cu_act act_rows(const rl_cu_act *a, int b0)
         r.q += (int64_t)b0 * a->n;
         r.ds += (int64_t)b0 * (a->n / 32) * 2;
     }
+    if (a->h)
+        r.h += (int64_t)b0 * a->n;
     return r;
 }
 
-/* RL_CU_MMQ=0 turns the int8 tensor-core kernel off (rl_cu_mm instead). */
+/* RL_CU_MMH=0 / RL_CU_MMQ=0 turn the fp16 / int8 tensor-core kernels for
+ * Q4_0 and Q8_0 off (the next in line is used instead). */
+static bool env_on(const char *name, int *cache)
+{
+    if (*cache < 0) {
+        const char *e = getenv(name);
+        *cache = !(e && e[0] == '0');
+    }
+    return *cache;
+}
+
 static bool mmq_on(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_MMQ");
-        on = !(e && e[0] == '0');
-    }
-    return on;
+    return env_on("RL_CU_MMQ", &on);
+}
+
+static bool mmh_on(void)
+{
+    static int on = -1;
+    return env_on("RL_CU_MMH", &on);
 }
 
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
 {
     if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, s);
-    if ((w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0) && x->q && n <= RL_CU_MAX_MM_BATCH && mmq_on())
+    bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
+    if (q48 && x->h && n <= RL_CU_MAX_MM_BATCH && mmh_on()) {
+        int rc = rl_cu_mmh(w, x, n, mode, y, s); /* fp16 copy of the int8 activations, fp16 tensor cores */
+        if (rc != -ENOTSUP)
+            return rc;
+    }
+    if (q48 && x->q && n <= RL_CU_MAX_MM_BATCH && mmq_on())
         return rl_cu_mmq(w, x, n, mode, y, s); /* the int8 activations of the matvec, on tensor cores */
     if (w->type != RL_TYPE_F32 && w->type != RL_TYPE_Q5_K && n <= RL_CU_MAX_MM_BATCH &&
         (!y->stride || y->stride == y->n)) /* a fused Q|K|V output is dense */

@@ -406,8 +406,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
             int64_t o = (int64_t)blockIdx.x * W * NO + k * 32;
             if (o >= n_out)
                 continue;
-            rl_quant_block_warp(out[b][k * 32 + lane], y.q + b * n_out + o,
-                                y.ds + (b * (n_out / 32) + o / 32) * 2);
+            rl_quant_act(out[b][k * 32 + lane], y, b * n_out + o);
         }
     }
 }

@@ -187,7 +187,6 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     extern __shared__ __align__(128) unsigned char smem[];
     __half *As = (__half *)smem;           /* [2][MM_BM][MM_LDA] */
     __half *Bs = As + 2 * MM_BM * MM_LDA;  /* [2][NB][MM_LDA] */
-    namespace cg = cooperative_groups;
     const int tid = threadIdx.x, warp = tid >> 5;
     /* 1-D cluster of `split` CTAs on one row tile, splitting K. */
     const int rank = (int)(blockIdx.x % (unsigned)split);
@@ -304,46 +303,7 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
     for (int n = 0; n < NT; n++)
         wm::store_matrix_sync(Cs + warp * 16 * LDC + n * 16, acc[n], LDC, wm::mem_row_major);
     __syncthreads();
-    if (split > 1)
-        cg::this_cluster().sync(); /* every rank's partial tile is in its shared memory */
-    /* Rank r reduces and writes batch rows r, r + split, ...: the ranks share
-     * the work, and a GLU quantization block (32 outputs of one row) stays in
-     * one rank. Partial tiles are summed in rank order (deterministic). */
-    const int nbr = (batch - rank + split - 1) / split;
-    for (int idx = tid; idx < NO * nbr; idx += MM_THREADS) {
-        int b = rank + split * (idx / NO), i = idx % NO;
-        float g = 0.0f, u = 0.0f;
-#pragma unroll
-        for (int r = 0; r < 8; r++) {
-            if (r < split) {
-                const float *C = r == rank ? Cs : cg::this_cluster().map_shared_rank(Cs, (unsigned)r);
-                g += C[i * LDC + b];
-                if (GLU)
-                    u += C[(i + NO) * LDC + b];
-            }
-        }
-        float v = GLU ? rl_silu(g) * u : g;
-        int64_t o = o0 + i;
-        if (o < n_out) {
-            float *dst = y.f + b * n_out + o;
-            *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
-        }
-        if (GLU)
-            Vs[b * NO + i] = v;
-    }
-    if (GLU && y.q != nullptr && n_out % 32 == 0) {
-        __syncthreads();
-        /* Quantize each 32-output block of my batch rows, one warp each. */
-        for (int t = warp; t < nbr * (NO / 32); t += MM_WARPS) {
-            int b = rank + split * (t / (NO / 32)), k = t % (NO / 32);
-            int64_t o = o0 + k * 32;
-            if (o < n_out)
-                rl_quant_block_warp(Vs[b * NO + k * 32 + (tid & 31)], y.q + b * n_out + o,
-                                    y.ds + (b * (n_out / 32) + o / 32) * 2);
-        }
-    }
-    if (split > 1)
-        cg::this_cluster().sync(); /* keep the partial tiles alive until every rank has read them */
+    rl_cluster_epilogue<GLU, NO, LDC, MM_THREADS>(Cs, Vs, o0, n_out, batch, rank, split, mode, y);
 }
 
 /* Host side: cluster split of K for a grid of `tiles` row tiles, nch chunks. */

@@ -153,7 +153,6 @@ k_mmq(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     static_assert(STG % 16 == 0 && X_OFF % 16 == 0 && D_OFF % 16 == 0 && S_OFF % 16 == 0, "smem alignment");
 
     extern __shared__ __align__(128) unsigned char smem[];
-    namespace cg = cooperative_groups;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int rank = (int)(blockIdx.x % (unsigned)split);
     const int64_t n_out = GLU ? m.rows / 2 : m.rows;
@@ -341,46 +340,7 @@ k_mmq(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
             *(float2 *)(Cs + (row + 8) * LDC + col) = make_float2(acc[mt][j][2], acc[mt][j][3]);
         }
     __syncthreads();
-    if (split > 1)
-        cg::this_cluster().sync(); /* every rank's partial tile is in its shared memory */
-    /* Rank r reduces and writes batch rows r, r + split, ... (a GLU
-     * quantization block, 32 outputs of one batch row, stays in one rank);
-     * partial tiles are summed in rank order: deterministic. */
-    const int nbr = (batch - rank + split - 1) / split;
-    const int64_t ys = y.stride ? y.stride : n_out;
-    for (int idx = tid; idx < NO * nbr; idx += MQ_THREADS) {
-        int b = rank + split * (idx / NO), i = idx % NO;
-        float gs = 0.0f, u = 0.0f;
-#pragma unroll
-        for (int r = 0; r < 8; r++) {
-            if (r < split) {
-                const float *C = r == rank ? Cs : cg::this_cluster().map_shared_rank(Cs, (unsigned)r);
-                gs += C[i * LDC + b];
-                if (GLU)
-                    u += C[(i + NO) * LDC + b];
-            }
-        }
-        float v = GLU ? rl_silu(gs) * u : gs;
-        int64_t o = o0 + i;
-        if (o < n_out) {
-            float *dst = y.f + b * ys + o;
-            *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
-        }
-        if (GLU)
-            Vs[b * NO + i] = v;
-    }
-    if (GLU && y.q != nullptr && n_out % 32 == 0) {
-        __syncthreads();
-        for (int t = warp; t < nbr * (NO / 32); t += MQ_WARPS) {
-            int b = rank + split * (t / (NO / 32)), k = t % (NO / 32);
-            int64_t o = o0 + k * 32;
-            if (o < n_out)
-                rl_quant_block_warp(Vs[b * NO + k * 32 + lane], y.q + b * n_out + o,
-                                    y.ds + (b * (n_out / 32) + o / 32) * 2);
-        }
-    }
-    if (split > 1)
-        cg::this_cluster().sync(); /* keep the partial tiles alive until every rank has read them */
+    rl_cluster_epilogue<GLU, NO, LDC, MQ_THREADS>(Cs, Vs, o0, n_out, batch, rank, split, mode, y);
 }
 
 template <int T, int NT, bool GLU>

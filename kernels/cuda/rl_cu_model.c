@@ -17,7 +17,7 @@ static bool q8_type(rl_type t)
 
 static size_t act_bytes(int64_t n, uint32_t rows, bool q)
 {
-    return (size_t)n * rows * 4 + (q ? (size_t)n * rows + (size_t)(n / 32) * rows * 8 : 0);
+    return (size_t)n * rows * 4 + (q ? (size_t)n * rows * 3 + (size_t)(n / 32) * rows * 8 : 0); /* f, q, h, ds */
 }
 
 static int alloc_act(rl_cu_act *a, int64_t n, uint32_t rows, bool q)
@@ -28,7 +28,8 @@ static int alloc_act(rl_cu_act *a, int64_t n, uint32_t rows, bool q)
         return -ENOMEM;
     if (q && n % 32 == 0) {
         if (rl_cu_check(cudaMalloc((void **)&a->q, (size_t)n * rows), "cudaMalloc(act q)") ||
-            rl_cu_check(cudaMalloc((void **)&a->ds, (size_t)(n / 32) * rows * 8), "cudaMalloc(act ds)"))
+            rl_cu_check(cudaMalloc((void **)&a->ds, (size_t)(n / 32) * rows * 8), "cudaMalloc(act ds)") ||
+            rl_cu_check(cudaMalloc((void **)&a->h, (size_t)n * rows * 2), "cudaMalloc(act h)"))
             return -ENOMEM;
     }
     return 0;
@@ -39,6 +40,7 @@ static void free_act(rl_cu_act *a)
     cudaFree(a->f);
     cudaFree(a->q);
     cudaFree(a->ds);
+    cudaFree(a->h);
     memset(a, 0, sizeof *a);
 }
 

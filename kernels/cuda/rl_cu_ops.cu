@@ -38,7 +38,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
             float v = xv[k] * rs * wv[k];
             yr[blk * 32 + lane] = v;
             if (y.q)
-                rl_quant_block_warp(v, y.q + b * n + blk * 32, y.ds + (b * (n / 32) + blk) * 2);
+                rl_quant_act(v, y, b * n + blk * 32);
         }
         return;
     }
@@ -53,7 +53,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
             int64_t i = blk * 32 + lane;
             float v = xr[i] * rs * w[i];
             yr[i] = v;
-            rl_quant_block_warp(v, y.q + b * n + blk * 32, y.ds + (b * (n / 32) + blk) * 2);
+            rl_quant_act(v, y, b * n + blk * 32);
         }
     } else {
         for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
@@ -122,7 +122,7 @@ __global__ void k_quantize(rl_cu_act x, int64_t total_blocks)
     if (blk >= total_blocks)
         return;
     int lane = threadIdx.x & 31;
-    rl_quant_block_warp(x.f[blk * 32 + lane], x.q + blk * 32, x.ds + blk * 2);
+    rl_quant_act(x.f[blk * 32 + lane], x, blk * 32);
 }
 
 extern "C" int rl_cu_quantize(const rl_cu_act *x, int batch, cudaStream_t s)

@@ -111,6 +111,8 @@ static int large_attention(rl_cu_model *m, int n, uint32_t l, rl_cu_act *attn)
             o.q += (int64_t)t0 * qd;
             o.ds += (int64_t)t0 * (qd / 32) * 2;
         }
+        if (o.h)
+            o.h += (int64_t)t0 * qd;
         if (single)
             RL_CU_TRY(rl_cu_attn_paged(m->q + (int64_t)t0 * qd, din(m, IN_POS) + t0, din(m, IN_ROW) + t0, t1 - t0,
                                        &m->rope, &m->kv, l, 0, m->attn_scratch, &o, m->s));
@@ -130,6 +132,7 @@ static int enqueue_large(rl_cu_model *m, int n)
     int64_t E = c->n_embd, F = c->n_ff;
     rl_cu_act attn = m->attn;
     attn.q = NULL; /* GEMM inputs are fp16, not int8 */
+    attn.h = NULL;
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
     uint32_t next = 0;
     rl_cu_gemm_reset(m->blas);

@@ -78,6 +78,9 @@ typedef struct rl_cu_act {
     int64_t stride; /* floats between batch rows of f; 0: n. Only a matvec output
                        in STORE/ADD mode may set it (e.g. to write Q, K and V of
                        separate matrices into the rows of one [batch][q|k|v]) */
+    uint16_t *h;    /* [batch][n] fp16 of d * q (the int8 values, for the fp16
+                       tensor-core products of rl_cu_mmh), or NULL. Written
+                       wherever q is, when both are set */
 } rl_cu_act;
 
 /* Quantize x->f into x->q/x->ds (n must be a multiple of 32). */
@@ -133,6 +136,19 @@ void rl_cu_mm_force_split(int split);
  * waiting for the previous kernel). -ENOTSUP for other weight types (callers
  * then use rl_cu_mm), -EINVAL for bad arguments. */
 int rl_cu_mmq(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
+
+/* y = W x (STORE / ADD / GLU, as rl_cu_matvec; a row stride only in STORE and
+ * ADD) for Q4_0 and Q8_0 weights and batch 1..RL_CU_MAX_MM_BATCH, on the fp16
+ * tensor cores: x->h (the fp16 copy of the int8 activations, d * q, written
+ * by whatever writes x->q when x->h is set; 16-byte aligned) times the weights
+ * dequantized to fp16 in registers (scale applied), fp32 accumulation. Each
+ * weight byte is read once per call (cp.async pipeline); the CTA size (4, 6
+ * or 8 warps; RL_CU_MMH_WARPS forces one) and a K split over a thread-block
+ * cluster are chosen to fill the SMs; the split is reduced in rank order
+ * (deterministic). GLU outputs are quantized to y->q/y->ds (and y->h) when
+ * set. Capturable; programmatic dependent launch. -ENOTSUP for other weight
+ * types, -EINVAL for bad arguments (x->h missing included). */
+int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
 
 /* ---- element-wise ops ---------------------------------------------------- */
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */

@@ -34,6 +34,7 @@ static inline rl_cu_act make_act(int64_t n, int batch, const float *host)
     if (n % 32 == 0) {
         a.q = tcu_dev(n * batch);
         a.ds = tcu_dev(n / 32 * batch * 2 * sizeof(float));
+        a.h = tcu_dev(n * batch * 2);
     }
     return a;
 }
@@ -43,6 +44,7 @@ static inline void free_act(rl_cu_act *a)
     cudaFree(a->f);
     cudaFree(a->q);
     cudaFree(a->ds);
+    cudaFree(a->h);
 }
 
 /* float64 reference of a matvec-mode product (rl_cu_matvec, rl_cu_mm, rl_cu_mmq):

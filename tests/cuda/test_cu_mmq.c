@@ -1,5 +1,6 @@
 /* test_cu_mmq.c - rl_cu_mmq (batched int8 tensor-core products, Q4_0/Q8_0)
- * against a float64 CPU reference over the CPU dequantizers and the fp32
+ * and rl_cu_mmh (the same products on fp16 tensor cores, from the fp16 copy
+ * of the int8 activations) against a float64 CPU reference over the CPU dequantizers and the fp32
  * activations, on fresh random inputs with NaN-poisoned outputs and a
  * poisoned guard row past the output; and against rl_cu_matvec on the same
  * int8 activations. Exits 77 ("no CUDA device: skipping") without a GPU.
@@ -10,7 +11,9 @@
  * Vs rl_cu_matvec: 1e-4, since both scale the same exact int32 block sums by
  * the same fp32 factors and differ only in the order of fp32 additions
  * (~1e-6 expected); a wrong block, nibble half, scale or batch row gives
- * 1e-2..1. */
+ * 1e-2..1. rl_cu_mmh vs rl_cu_matvec: 3e-3, since its weights and
+ * activations are rounded to fp16 (2^-11 relative each, ~4e-4 on the
+ * output's L2 norm expected). */
 #include <errno.h>
 #include <time.h>
 
@@ -18,10 +21,33 @@
 
 #define MMQ_TOL 2e-2
 #define MMQ_MV_TOL 1e-4
+#define MMH_MV_TOL 3e-3
+
+/* The kernels under test: loop index _i picks type _i % 2, kernel _i / 2. */
+typedef int (*product_fn)(const rl_cu_mat *, const rl_cu_act *, int, int, rl_cu_act *, cudaStream_t);
+static const product_fn kernels[] = {rl_cu_mmq, rl_cu_mmh};
+static const char *const kernel_names[] = {"mmq", "mmh"};
+static const double kernel_mv_tol[] = {MMQ_MV_TOL, MMH_MV_TOL};
+#define KT(i) q_types[(i) % 2]
+#define KF(i) ((i) / 2)
 
 static const rl_type q_types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0};
 static const int batches[] = {1, 5, 9, 16, 33, 64};
 #define N_BATCHES ((int)(sizeof batches / sizeof batches[0]))
+
+/* IEEE binary16 bits to float (the fp16 activation copies). */
+static float tcu_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, f = h & 1023;
+    float v;
+    if (e == 0)
+        v = ldexpf((float)f, -24); /* subnormal */
+    else if (e == 31)
+        v = f ? NAN : INFINITY;
+    else
+        v = ldexpf((float)(f | 1024), (int)e - 25);
+    return sign ? -v : v;
+}
 
 /* Output act (row stride ys >= n) with one extra (guard) batch row in every plane, all poisoned. */
 static rl_cu_act make_out(int64_t n, int64_t ys, int batch, const float *host)
@@ -35,6 +61,7 @@ static rl_cu_act make_out(int64_t n, int64_t ys, int batch, const float *host)
     if (n % 32 == 0 && ys == n) {
         a.q = tcu_dev(n * (batch + 1));
         a.ds = tcu_dev(n / 32 * (batch + 1) * 2 * sizeof(float));
+        a.h = tcu_dev(n * (batch + 1) * 2);
     }
     return a;
 }
@@ -58,6 +85,11 @@ static void assert_untouched(const rl_cu_act *y, int batch, const char *name)
             ck_assert_msg(q[i] == 0xFF, "%s: wrote past the output (q[%lld])", name, (long long)i);
         for (int64_t i = 0; i < n / 32 * 2; i++)
             ck_assert_msg(ds[i] == 0xFFFFFFFFu, "%s: wrote past the output (ds[%lld])", name, (long long)i);
+        uint16_t *h = malloc(n * 2);
+        tcu_down(h, y->h + n * batch, n * 2);
+        for (int64_t i = 0; i < n; i++)
+            ck_assert_msg(h[i] == 0xFFFF, "%s: wrote past the output (h[%lld])", name, (long long)i);
+        free(h);
         free(q);
         free(ds);
     }
@@ -71,8 +103,8 @@ static float *matvec_result(const rl_cu_mat *m, const rl_cu_act *xa, int batch, 
     rl_cu_act ya = make_act(n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
     for (int b0 = 0; b0 < batch; b0 += RL_CU_MAX_BATCH) {
         int nb = batch - b0 < RL_CU_MAX_BATCH ? batch - b0 : RL_CU_MAX_BATCH;
-        rl_cu_act xs = {xa->f + b0 * xa->n, xa->q + b0 * xa->n, xa->ds + b0 * (xa->n / 32) * 2, xa->n, 0};
-        rl_cu_act ys = {ya.f + b0 * n_out, NULL, NULL, n_out, 0};
+        rl_cu_act xs = {xa->f + b0 * xa->n, xa->q + b0 * xa->n, xa->ds + b0 * (xa->n / 32) * 2, xa->n, 0, NULL};
+        rl_cu_act ys = {ya.f + b0 * n_out, NULL, NULL, n_out, 0, NULL};
         CU_OK(rl_cu_matvec(m, &xs, nb, mode, &ys, 0));
     }
     float *y = malloc(n_out * batch * sizeof(float));
@@ -83,10 +115,10 @@ static float *matvec_result(const rl_cu_mat *m, const rl_cu_act *xa, int batch, 
 
 /* One rl_cu_mmq check of a rows x cols matrix of type t, batch sequences,
  * output rows ys floats apart (0: n_out). */
-static void check_mmq_s(rl_type t, int64_t rows, int64_t cols, int batch, int mode, int64_t ys)
+static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch, int mode, int64_t ys)
 {
     char name[96];
-    snprintf(name, sizeof name, "mmq %s %lldx%lld b%d mode%d", rl_type_get(t)->name, (long long)rows,
+    snprintf(name, sizeof name, "%s %s %lldx%lld b%d mode%d", kernel_names[k], rl_type_get(t)->name, (long long)rows,
              (long long)cols, batch, mode);
     uint64_t s = tcu_seed(name);
     float *w = malloc(rows * cols * sizeof(float));
@@ -100,7 +132,7 @@ static void check_mmq_s(rl_type t, int64_t rows, int64_t cols, int batch, int mo
     rl_cu_act xa = make_act(cols, batch, x);
     CU_OK(rl_cu_quantize(&xa, batch, 0));
     rl_cu_act ya = make_out(n_out, ys, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
-    CU_OK(rl_cu_mmq(&m, &xa, batch, mode, &ya, 0));
+    CU_OK(kernels[k](&m, &xa, batch, mode, &ya, 0));
     float *yf = malloc(ys * batch * sizeof(float)), *y = malloc(n_out * batch * sizeof(float));
     double *ref = malloc(n_out * batch * sizeof(double));
     tcu_down(yf, ya.f, ys * batch * sizeof(float));
@@ -115,7 +147,7 @@ static void check_mmq_s(rl_type t, int64_t rows, int64_t cols, int batch, int mo
     double err_mv = tcu_rel_err(y, dmv, n_out * batch);
     fprintf(stderr, "%s: rel err %.3g (vs matvec %.3g)\n", name, err, err_mv);
     ck_assert_msg(err < MMQ_TOL, "%s: rel err %g >= %g", name, err, MMQ_TOL);
-    ck_assert_msg(err_mv < MMQ_MV_TOL, "%s: rel diff to rl_cu_matvec %g >= %g", name, err_mv, MMQ_MV_TOL);
+    ck_assert_msg(err_mv < kernel_mv_tol[k], "%s: rel diff to rl_cu_matvec %g >= %g", name, err_mv, kernel_mv_tol[k]);
     if (mode == RL_CU_MV_GLU && ya.q) { /* the fused quantization matches the values */
         size_t nblk = (size_t)(n_out / 32) * batch;
         int8_t *q = malloc(n_out * batch);
@@ -126,6 +158,14 @@ static void check_mmq_s(rl_type t, int64_t rows, int64_t cols, int batch, int mo
             float d = ds[(i / 32) * 2];
             ck_assert_msg(fabsf(q[i] * d - y[i]) <= 0.51f * d + 1e-6f, "%s: q8 of output %lld", name, (long long)i);
         }
+        uint16_t *h = malloc(n_out * batch * 2);
+        tcu_down(h, ya.h, n_out * batch * 2);
+        for (int64_t i = 0; i < n_out * batch; i++) { /* the fp16 copy is d * q */
+            float d = ds[(i / 32) * 2], hv = tcu_half_to_float(h[i]);
+            ck_assert_msg(fabsf(hv - q[i] * d) <= 1e-3f * fabsf(q[i] * d) + 1e-7f, "%s: h of output %lld", name,
+                          (long long)i);
+        }
+        free(h);
         for (size_t blk = 0; blk < nblk; blk++) {
             int sum = 0;
             for (int k = 0; k < 32; k++)
@@ -143,56 +183,56 @@ static void check_mmq_s(rl_type t, int64_t rows, int64_t cols, int batch, int mo
     free(w), free(x), free(y0), free(yf), free(y), free(ref), free(ymv), free(dmv);
 }
 
-static void check_mmq(rl_type t, int64_t rows, int64_t cols, int batch, int mode)
+static void check_mmq(int i, int64_t rows, int64_t cols, int batch, int mode)
 {
-    check_mmq_s(t, rows, cols, batch, mode, 0);
+    check_mmq_s(KF(i), KT(i), rows, cols, batch, mode, 0);
 }
 
 START_TEST(mmq_store_matches_cpu_for_each_type_and_batch_with_odd_rows)
 {
     for (int i = 0; i < N_BATCHES; i++)
-        check_mmq(q_types[_i], 131, 512, batches[i], RL_CU_MV_STORE);
+        check_mmq(_i, 131, 512, batches[i], RL_CU_MV_STORE);
 }
 END_TEST
 
 START_TEST(mmq_add_mode_accumulates_into_output)
 {
     for (int i = 0; i < N_BATCHES; i++)
-        check_mmq(q_types[_i], 77, 768, batches[i], RL_CU_MV_ADD);
+        check_mmq(_i, 77, 768, batches[i], RL_CU_MV_ADD);
 }
 END_TEST
 
 START_TEST(mmq_glu_mode_fuses_swiglu_and_quantizes)
 {
     for (int i = 0; i < N_BATCHES; i++)
-        check_mmq(q_types[_i], 2 * 96, 512, batches[i], RL_CU_MV_GLU);
-    check_mmq(q_types[_i], 2 * 45, 256, 33, RL_CU_MV_GLU); /* odd outputs: no quantization */
+        check_mmq(_i, 2 * 96, 512, batches[i], RL_CU_MV_GLU);
+    check_mmq(_i, 2 * 45, 256, 33, RL_CU_MV_GLU); /* odd outputs: no quantization */
 }
 END_TEST
 
 /* Rows of an odd number of blocks (scales not pairwise aligned), K not a multiple of the chunk. */
 START_TEST(mmq_odd_block_count_per_row)
 {
-    check_mmq(q_types[_i], 70, 416, 12, RL_CU_MV_STORE);
-    check_mmq(q_types[_i], 2 * 64, 32 * 7, 40, RL_CU_MV_GLU);
-    check_mmq(q_types[_i], 33, 32, 64, RL_CU_MV_ADD);
+    check_mmq(_i, 70, 416, 12, RL_CU_MV_STORE);
+    check_mmq(_i, 2 * 64, 32 * 7, 40, RL_CU_MV_GLU);
+    check_mmq(_i, 33, 32, 64, RL_CU_MV_ADD);
 }
 END_TEST
 
 /* Several row tiles, and few enough for a K split over a cluster. */
 START_TEST(mmq_many_row_tiles_and_k_split_match_cpu)
 {
-    check_mmq(q_types[_i], 700, 2048, 64, RL_CU_MV_STORE);
-    check_mmq(q_types[_i], 2 * 300, 2048, 40, RL_CU_MV_GLU);
-    check_mmq(q_types[_i], 1000, 1024, 17, RL_CU_MV_ADD);
-    check_mmq(q_types[_i], 4096, 1024, 24, RL_CU_MV_ADD); /* 16 row tiles: split K */
+    check_mmq(_i, 700, 2048, 64, RL_CU_MV_STORE);
+    check_mmq(_i, 2 * 300, 2048, 40, RL_CU_MV_GLU);
+    check_mmq(_i, 1000, 1024, 17, RL_CU_MV_ADD);
+    check_mmq(_i, 4096, 1024, 24, RL_CU_MV_ADD); /* 16 row tiles: split K */
 }
 END_TEST
 
 START_TEST(mmq_store_honours_output_stride)
 {
-    check_mmq_s(q_types[_i], 96, 256, 20, RL_CU_MV_STORE, 96 + 40);
-    check_mmq_s(q_types[_i], 50, 256, 9, RL_CU_MV_ADD, 77);
+    check_mmq_s(KF(_i), KT(_i), 96, 256, 20, RL_CU_MV_STORE, 96 + 40);
+    check_mmq_s(KF(_i), KT(_i), 50, 256, 9, RL_CU_MV_ADD, 77);
 }
 END_TEST
 
@@ -204,7 +244,7 @@ START_TEST(mmq_runs_inside_a_cuda_graph)
     int batch = 40;
     float *w = malloc(rows * cols * sizeof(float));
     rl_cu_mat m;
-    make_weight(q_types[_i], rows, cols, &s, &m, w);
+    make_weight(KT(_i), rows, cols, &s, &m, w);
     float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
     rl_cu_act xa = make_act(cols, batch, x);
     CU_OK(rl_cu_quantize(&xa, batch, 0));
@@ -214,9 +254,9 @@ START_TEST(mmq_runs_inside_a_cuda_graph)
     cudaGraphExec_t ge;
     ck_assert(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) == cudaSuccess);
     ck_assert(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess);
-    int rc = rl_cu_mmq(&m, &xa, batch, RL_CU_MV_GLU, &ya, st);
+    int rc = kernels[KF(_i)](&m, &xa, batch, RL_CU_MV_GLU, &ya, st);
     ck_assert_int_eq(cudaStreamEndCapture(st, &g), cudaSuccess);
-    ck_assert_msg(rc == 0, "rl_cu_mmq under capture: %s", rl_cu_last_error());
+    ck_assert_msg(rc == 0, "%s under capture: %s", kernel_names[KF(_i)], rl_cu_last_error());
     ck_assert(cudaGraphInstantiate(&ge, g, 0) == cudaSuccess);
     float *y[2];
     for (int r = 0; r < 2; r++) {
@@ -230,7 +270,7 @@ START_TEST(mmq_runs_inside_a_cuda_graph)
     double *ref = malloc(rows / 2 * batch * sizeof(double));
     tcu_ref_product(w, x, NULL, rows, cols, batch, RL_CU_MV_GLU, ref);
     double err = tcu_rel_err(y[1], ref, rows / 2 * batch);
-    fprintf(stderr, "mmq graph %s: rel err %.3g\n", rl_type_get(q_types[_i])->name, err);
+    fprintf(stderr, "%s graph %s: rel err %.3g\n", kernel_names[KF(_i)], rl_type_get(KT(_i))->name, err);
     ck_assert_msg(err < MMQ_TOL, "graph replay rel err %g", err);
     cudaGraphExecDestroy(ge);
     cudaGraphDestroy(g);
@@ -260,6 +300,18 @@ START_TEST(mmq_rejects_other_types_and_bad_arguments)
     rl_cu_act xn = x;
     xn.q = NULL; /* the int8 activations are required */
     ck_assert_int_eq(rl_cu_mmq(&m, &xn, 4, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmh(&m, &x, 4, RL_CU_MV_STORE, &y, 0), -EINVAL); /* rl_cu_mmh needs x->h */
+    rl_cu_act xh = x;
+    xh.h = (uint16_t *)16;
+    ck_assert_int_eq(rl_cu_mmh(&m, &xh, 0, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmh(&m, &xh, RL_CU_MAX_MM_BATCH + 1, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmh(&m, &xh, 4, RL_CU_MV_GLU, &y, 0), -EINVAL);
+    xh.h = (uint16_t *)18; /* not 16-byte aligned */
+    ck_assert_int_eq(rl_cu_mmh(&m, &xh, 4, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    rl_cu_mat o6 = m;
+    o6.type = RL_TYPE_Q6_K;
+    xh.h = (uint16_t *)16;
+    ck_assert_int_eq(rl_cu_mmh(&o6, &xh, 4, RL_CU_MV_STORE, &y, 0), -ENOTSUP);
     rl_cu_act xs = x;
     xs.n = 128;
     ck_assert_int_eq(rl_cu_mmq(&m, &xs, 4, RL_CU_MV_STORE, &y, 0), -EINVAL);
@@ -280,13 +332,13 @@ int main(void)
     TCase *tc = tcase_create("mmq");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, mmq_rejects_other_types_and_bad_arguments);
-    tcase_add_loop_test(tc, mmq_runs_inside_a_cuda_graph, 0, 2);
-    tcase_add_loop_test(tc, mmq_store_matches_cpu_for_each_type_and_batch_with_odd_rows, 0, 2);
-    tcase_add_loop_test(tc, mmq_add_mode_accumulates_into_output, 0, 2);
-    tcase_add_loop_test(tc, mmq_glu_mode_fuses_swiglu_and_quantizes, 0, 2);
-    tcase_add_loop_test(tc, mmq_odd_block_count_per_row, 0, 2);
-    tcase_add_loop_test(tc, mmq_store_honours_output_stride, 0, 2);
-    tcase_add_loop_test(tc, mmq_many_row_tiles_and_k_split_match_cpu, 0, 2);
+    tcase_add_loop_test(tc, mmq_runs_inside_a_cuda_graph, 0, 4);
+    tcase_add_loop_test(tc, mmq_store_matches_cpu_for_each_type_and_batch_with_odd_rows, 0, 4);
+    tcase_add_loop_test(tc, mmq_add_mode_accumulates_into_output, 0, 4);
+    tcase_add_loop_test(tc, mmq_glu_mode_fuses_swiglu_and_quantizes, 0, 4);
+    tcase_add_loop_test(tc, mmq_odd_block_count_per_row, 0, 4);
+    tcase_add_loop_test(tc, mmq_store_honours_output_stride, 0, 4);
+    tcase_add_loop_test(tc, mmq_many_row_tiles_and_k_split_match_cpu, 0, 4);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }

@@ -1,0 +1,77 @@
+/* rl_cu_mmh.cu - batched fp16 tensor-core products over Q4_0/Q8_0 weights:
+ * argument checks, the choice of CTA size and K split, the Q4_0
+ * instantiation (kernel in rl_cu_mmh.cuh; Q8_0 in rl_cu_mmh_q8_0.cu). */
+#include <stdlib.h>
+
+#include "rl_cu_mmh.cuh"
+
+RL_CU_MMH_DEFINE(RL_TYPE_Q4_0, q4_0)
+
+const int rl_mmh::warp_options[3] = {4, 6, 8};
+
+/* RL_CU_MMH_WARPS=4|6|8 forces the CTA size (tuning); else the cheapest plan. */
+static int forced_warps(void)
+{
+    static int w = -1;
+    if (w < 0) {
+        const char *e = getenv("RL_CU_MMH_WARPS");
+        int v = e ? atoi(e) : 0;
+        w = v == 4 || v == 6 || v == 8 ? v : 0;
+    }
+    return w;
+}
+
+/* Estimated time, in row-chunks of work per SM, of every CTA size and K
+ * split: waves of resident CTAs (CTAs sharing an SM share its time), each
+ * CTA's chunks plus ~3 chunks of pipeline fill, plus the cluster reduction.
+ * The row tile (32, 48 or 64 outputs per warp group) decides how well the
+ * tiles fill the SMs: 7B matrices on 132 SMs mostly take 6 warps. */
+rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, const int (&per_sm)[3])
+{
+    plan best = {8, 1};
+    double best_cost = 1e300;
+    const int64_t sms = rl_cu_sm_count();
+    for (int i = 0; i < 3; i++) {
+        int w = warp_options[i];
+        if (forced_warps() && w != forced_warps())
+            continue;
+        int64_t bm = 32 * w, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no, slots = per_sm[i] * sms;
+        for (int split = 1; split <= 8; split++) {
+            if (split > 1 && nch < 2 * split)
+                break;
+            int64_t waves = (tiles * split + slots - 1) / slots;
+            double cost = (double)waves * per_sm[i] * bm * ((nch + split - 1) / split + 3) +
+                          (split > 1 ? 0.5 * split * bm : 0.0);
+            if (cost < best_cost) {
+                best_cost = cost;
+                best = {w, split};
+            }
+        }
+    }
+    return best;
+}
+
+extern "C" int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
+{
+    if (!m || !x || !y)
+        return -EINVAL;
+    if (m->type != RL_TYPE_Q4_0 && m->type != RL_TYPE_Q8_0)
+        return -ENOTSUP;
+    if (!m->q || !m->d || !x->h || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH || m->rows < 1 ||
+        m->cols < 32 || m->cols % 32 || x->n != m->cols || (x->stride && x->stride != x->n) ||
+        ((uintptr_t)x->h & 15) || mode < RL_CU_MV_STORE || mode > RL_CU_MV_GLU ||
+        (mode == RL_CU_MV_GLU && m->rows % 2))
+        return -EINVAL;
+    int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
+    if (y->n != n_out || (y->stride && (y->stride < n_out || mode == RL_CU_MV_GLU)))
+        return -EINVAL;
+    if (mode == RL_CU_MV_GLU && y->q && n_out % 32 == 0 && !y->ds)
+        return -EINVAL;
+    if ((uint64_t)m->rows * (uint64_t)(m->cols / 32) * (m->type == RL_TYPE_Q4_0 ? 16 : 32) >= (1ull << 32))
+        return -ENOTSUP; /* the kernel keeps 32-bit offsets into the quant plane */
+    if (m->type == RL_TYPE_Q4_0)
+        rl_cu_mmh_q4_0(*m, *x, batch, mode, *y, s);
+    else
+        rl_cu_mmh_q8_0(*m, *x, batch, mode, *y, s);
+    return RL_CU_LAUNCHED("mmh");
+}
