@@ -63,28 +63,48 @@ __device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     if (split > 1)
         cg::this_cluster().sync(); /* every rank's partial tile is in its shared memory */
-    const int nbr = (batch - rank + split - 1) / split;
+    const int nbr = (batch - rank + split - 1) / split, total = NO * nbr;
     const int64_t ys = y.stride ? y.stride : n_out;
-    for (int idx = tid; idx < NO * nbr; idx += THREADS) {
-        int b = rank + split * (idx / NO), i = idx % NO;
-        float gs = 0.0f, u = 0.0f;
+    /* U outputs per thread at a time: all their loads (local and distributed
+     * shared memory, ~hundreds of cycles each) are issued before any store,
+     * which the compiler could not move them across. */
+    constexpr int U = 4;
+    for (int base = tid; base < total; base += U * THREADS) {
+        float gs[U], u[U];
+#pragma unroll
+        for (int q = 0; q < U; q++)
+            gs[q] = u[q] = 0.0f;
 #pragma unroll
         for (int r = 0; r < 8; r++) {
             if (r < split) {
                 const float *C = r == rank ? Cs : cg::this_cluster().map_shared_rank(Cs, (unsigned)r);
-                gs += C[i * LDC + b];
-                if (GLU)
-                    u += C[(i + NO) * LDC + b];
+#pragma unroll
+                for (int q = 0; q < U; q++) {
+                    int idx = base + q * THREADS;
+                    if (idx < total) {
+                        int b = rank + split * (idx / NO), i = idx % NO;
+                        gs[q] += C[i * LDC + b];
+                        if (GLU)
+                            u[q] += C[(i + NO) * LDC + b];
+                    }
+                }
             }
         }
-        float v = GLU ? rl_silu(gs) * u : gs;
-        int64_t o = o0 + i;
-        if (o < n_out) {
-            float *dst = y.f + b * ys + o;
-            *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
+#pragma unroll
+        for (int q = 0; q < U; q++) {
+            int idx = base + q * THREADS;
+            if (idx >= total)
+                break;
+            int b = rank + split * (idx / NO), i = idx % NO;
+            float v = GLU ? rl_silu(gs[q]) * u[q] : gs[q];
+            int64_t o = o0 + i;
+            if (o < n_out) {
+                float *dst = y.f + b * ys + o;
+                *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
+            }
+            if (GLU)
+                Vs[b * NO + i] = v;
         }
-        if (GLU)
-            Vs[b * NO + i] = v;
     }
     if (GLU && y.q != nullptr && n_out % 32 == 0) {
         __syncthreads();
