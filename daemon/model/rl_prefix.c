@@ -142,6 +142,10 @@ uint64_t rl_prefix_add(rl_prefix *p, uint64_t parent, const int32_t *toks, uint3
 
 bool rl_prefix_evict_one(rl_prefix *p)
 {
+    /* Every cached block also held by a sequence (a full pool under load): no
+     * walk over the whole cache to find that out. */
+    if (rl_kv_cached_idle(p->kv) == 0)
+        return false;
     for (uint32_t b = p->tail; b != RL_PREFIX_NONE; b = p->e[b].prev) {
         if (rl_kv_block_refs(p->kv, b) == 1) {
             drop(p, b);
