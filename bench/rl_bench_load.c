@@ -220,7 +220,9 @@ int rl_bench_load_main(int argc, char **argv)
     daemon_thr dt = {0};
     char dir[64] = "", path[128];
     if (!sock) {
-        rl_log_set_level(LOG_WARNING);
+        /* RINGLM_TRACE_TTFT: the daemon's spans (rl_worker_trace.h) are info lines */
+        const char *tr = getenv("RINGLM_TRACE_TTFT");
+        rl_log_set_level(tr && *tr && strcmp(tr, "0") != 0 ? LOG_INFO : LOG_WARNING);
         snprintf(dir, sizeof dir, "/tmp/ringlm-bench-XXXXXX");
         if (!mkdtemp(dir)) {
             perror("mkdtemp");

@@ -91,6 +91,18 @@ int rl_daemon_create(const rl_daemon_opts *o, rl_daemon **out, char *err, size_t
         d->opts.spin_us = 0;
     d->listen_fd = d->sig_fd = d->stop_fd = d->worker_fd = -1;
     d->next_id = 1;
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    /* Blocked before any thread starts (the engine's compute pool and the CUDA
+     * runtime's threads come with rl_engine_open, the worker later), so every
+     * thread inherits the mask: a process-directed SIGTERM that found a thread
+     * with the default action would kill the daemon instead of reaching the
+     * signalfd (it did, with a model loaded). */
+    if (o->handle_signals)
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     int rc = rl_engine_open(o, &d->engine, err, errlen);
     if (rc < 0)
         goto fail;
@@ -109,14 +121,7 @@ int rl_daemon_create(const rl_daemon_opts *o, rl_daemon **out, char *err, size_t
         goto fail;
     }
     if (o->handle_signals) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGHUP);
-        /* Blocked before the worker starts, so every thread inherits the mask. */
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-        d->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+        d->sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
         if (d->sig_fd < 0) {
             rc = -errno;
             snprintf(err, errlen, "signalfd: %s", strerror(errno));

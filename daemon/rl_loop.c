@@ -339,6 +339,7 @@ static void handle_generate(rl_daemon *d, rl_conn *c, const rl_wire_sqe *e)
 /* Decode, tokenize and hand a request to the worker; frees copy. */
 void rl_loop_generate(rl_daemon *d, rl_conn *c, uint32_t req_id, uint8_t *copy, uint32_t len)
 {
+    uint64_t t_seen = rl_now_ns();
     char err[RL_WIRE_MAX_ERRMSG];
     rl_req_parsed *p = malloc(sizeof *p);
     int32_t *ids = NULL;
@@ -350,8 +351,10 @@ void rl_loop_generate(rl_daemon *d, rl_conn *c, uint32_t req_id, uint8_t *copy, 
         rc = rl_req_prompt_tokens(d->engine, p, &ids, &n_ids, err, sizeof err);
     if (rc == 0) {
         rl_wreq *r = rl_wreq_new(c, req_id, p, ids, n_ids, rl_now_ns());
-        if (r)
+        if (r) {
+            rl_wreq_set_seen(r, t_seen);
             rl_worker_submit(d->worker, r);
+        }
         else {
             free(ids);
             rc = -ENOMEM;

@@ -6,6 +6,7 @@
 #include "rl_log.h"
 #include "rl_req.h"
 #include "rl_sched.h"
+#include "rl_worker_trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -44,6 +45,8 @@ struct rl_wreq {
     rl_wire_done done;
     char msg[RL_WIRE_MAX_ERRMSG];
     uint64_t t_recv, t_admit, t_first, t_last;
+    rl_ttft_stamps tr; /* RINGLM_TRACE_TTFT (rl_worker_trace.h) */
+    bool traced;
 };
 
 enum { MSG_NEW, MSG_CANCEL, MSG_GONE };
@@ -78,6 +81,7 @@ struct rl_worker {
     uint32_t cap_ents, rotate;
     rl_conn **zc;            /* connections offered to map_region (one reference each) */
     uint32_t n_zc, cap_zc;
+    rl_worker_trace *trace;  /* NULL unless RINGLM_TRACE_TTFT */
     /* published */
     atomic_uint n_active;
     atomic_uint n_queued; /* NEW messages not yet taken from the inbox */
@@ -127,7 +131,13 @@ rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const rl_req_parsed *p, int
     r->priority = p->priority;
     r->max_tokens = p->max_tokens;
     r->t_recv = t_recv_ns;
+    r->tr.seen = r->tr.recv = t_recv_ns;
     return r;
+}
+
+void rl_wreq_set_seen(rl_wreq *r, uint64_t t_seen_ns)
+{
+    r->tr.seen = t_seen_ns;
 }
 
 static void wreq_free(rl_worker *w, rl_wreq *r)
@@ -513,6 +523,8 @@ static void handle_msgs(rl_worker *w, msg *m, bool quit)
     while (m) {
         msg *next = m->next;
         if (m->type == MSG_NEW) {
+            if (w->trace)
+                m->r->tr.pick = rl_now_ns();
             if (quit || !add_active(w, m->r))
                 wreq_free(w, m->r);
             else
@@ -540,7 +552,8 @@ static void handle_msgs(rl_worker *w, msg *m, bool quit)
     }
 }
 
-static void run_step(rl_worker *w)
+/* Returns whether an engine step ran. */
+static bool run_step(rl_worker *w)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < w->n_act; i++) {
@@ -549,7 +562,7 @@ static void run_step(rl_worker *w)
             n++;
     }
     if (n == 0)
-        return;
+        return false;
     if (n > w->cap_items) {
         rl_step_item *p = realloc(w->items, n * sizeof *p);
         if (p)
@@ -558,13 +571,13 @@ static void run_step(rl_worker *w)
         if (q)
             w->item_req = q;
         if (!p || !q)
-            return; /* out of memory: try again next iteration */
+            return false; /* out of memory: try again next iteration */
         w->cap_items = n;
     }
     if (n > w->cap_ents) {
         rl_sched_ent *p = realloc(w->ents, n * sizeof *p);
         if (!p)
-            return;
+            return false;
         w->ents = p;
         w->cap_ents = n;
     }
@@ -587,7 +600,11 @@ static void run_step(rl_worker *w)
             r->has_cell = w->items[j].tok_dst != NULL;
         }
     }
-    atomic_store(&w->step_started, rl_now_ns());
+    uint64_t t0 = rl_now_ns();
+    atomic_store(&w->step_started, t0);
+    for (uint32_t j = 0; w->trace && j < n; j++)
+        if (!idx[j]->t_first) /* only the steps before the first token */
+            rl_ttft_stamp_step(&idx[j]->tr, t0);
     int rc = w->e->ops->step(w->e, w->items, n);
     atomic_store(&w->step_started, 0);
     atomic_fetch_add(&w->steps, 1);
@@ -604,6 +621,7 @@ static void run_step(rl_worker *w)
         if (r->has_cell)
             zc_finish(w, r);
     }
+    return true;
 }
 
 /* Drop finished and dropped requests, keep order of the rest. */
@@ -658,7 +676,7 @@ static void *worker_main(void *arg)
             for (uint32_t i = 0; i < w->n_act; i++)
                 /* shutdown deadline: CANCELLED, and -ESHUTDOWN tells the client why */
                 set_final(w, w->act[i], RL_WIRE_EV_DONE, -ESHUTDOWN, RL_WIRE_FINISH_CANCELLED, NULL);
-        bool corrupt = false;
+        bool corrupt = false, stepped = false;
         for (int pass = 0; pass < 2; pass++) {
             for (uint32_t i = 0; i < w->n_act; i++) {
                 rl_wreq *r = w->act[i];
@@ -668,22 +686,38 @@ static void *worker_main(void *arg)
                 }
             }
             if (pass == 0)
-                run_step(w);
+                stepped = run_step(w);
         }
+        bool posted = w->n_touched > 0;
         for (uint32_t i = 0; i < w->n_touched; i++) {
             rl_conn_kick(w->touched[i]);
             rl_conn_unref(w->touched[i]);
         }
         w->n_touched = 0;
+        if (w->trace) /* first tokens posted and their clients woken: time to first token */
+            for (uint32_t i = 0; i < w->n_act; i++) {
+                rl_wreq *r = w->act[i];
+                if (r->t_first && !r->traced && r->tr.step0) {
+                    r->traced = true;
+                    r->tr.first = r->t_first;
+                    r->tr.posted = rl_now_ns();
+                    rl_worker_trace_add(w->trace, &r->tr, r->id);
+                }
+            }
         sweep(w);
         if (corrupt)
             rl_bell_ring(w->notify_fd);
         atomic_fetch_add(&w->beat, 1);
         uint64_t now = rl_now_ns();
-        if (had_msgs || steppable(w)) {
+        /* The spin window runs from the end of the last work: this iteration's
+         * step and posts count, or the worker would sleep right after the step
+         * that finished a request (a step longer than spin_us left no window at
+         * all) and the client's next request, typically ~12 us later here, would
+         * pay a condition-variable wake-up (~7 us on the CPU VM). */
+        if (had_msgs || stepped || posted)
             last_work = now;
+        if (had_msgs || steppable(w))
             continue;
-        }
         /* Adaptive wait: spin for the window after the last work, then sleep. */
         unsigned iter = 0;
         while (w->spin_us > 0 && now - last_work < (uint64_t)w->spin_us * 1000) {
@@ -728,12 +762,14 @@ int rl_worker_start_limits(rl_worker **out, rl_engine *e, int spin_us, int notif
     w->spin_us = spin_us;
     w->notify_fd = notify_fd;
     w->inbox_tail = &w->inbox;
+    w->trace = rl_worker_trace_new();
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     int rc = pthread_create(&w->thr, NULL, worker_main, w);
     if (rc) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
+        rl_worker_trace_free(w->trace);
         free(w);
         return -rc;
     }
@@ -756,6 +792,7 @@ void rl_worker_stop(rl_worker *w)
     free(w->ents);
     free(w->item_req);
     free(w->touched);
+    rl_worker_trace_free(w->trace);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);

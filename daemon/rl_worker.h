@@ -27,6 +27,9 @@ typedef struct rl_wreq rl_wreq;
 struct rl_req_parsed;
 rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const struct rl_req_parsed *p, int32_t *ids,
                      uint32_t n_ids, uint64_t t_recv_ns);
+/* When the loop first saw the request (before decoding and tokenizing it): the
+ * start of the RINGLM_TRACE_TTFT spans (rl_worker_trace.h). */
+void rl_wreq_set_seen(rl_wreq *r, uint64_t t_seen_ns);
 
 int rl_worker_start(rl_worker **out, rl_engine *e, int spin_us, int notify_fd);
 /* The same with per-client admission limits (NULL: defaults, see rl_sched.h). */

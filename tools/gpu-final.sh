@@ -41,10 +41,13 @@ load() { # model clients requests prefix suffix max_tokens step_tokens
 }
 echo "== engine benchmarks (ringlm-bench model --device cuda --prompt 512 --gen 128)"
 for s in "tinyllama-1.1b q4_0" "tinyllama-1.1b q8_0" "tinyllama-1.1b f16" "llama2-7b q4_0" "llama2-7b q8_0"; do bench $s 512; done
-echo "== time to first token, 20-token prompt: engine, then through libringlm (one connection, 6 requests)"
+echo "== time to first token, 20-token prompt: engine (median of 5 fresh prompts), then through libringlm"
+echo "   (one connection, 50 requests; the daemon's spans from RINGLM_TRACE_TTFT, p50/p90 us)"
 bench tinyllama-1.1b q4_0 20
-load $M/tinyllama-1.1b-q4_0.gguf 1 6 0 20 16 512
-RL_CU_ZEROCOPY=0 load $M/tinyllama-1.1b-q4_0.gguf 1 6 0 20 16 512
+RINGLM_TRACE_TTFT=1 load $M/tinyllama-1.1b-q4_0.gguf 1 50 0 20 16 512
+grep "ttft trace" "$OUT/ringlmd-load.log"
+RINGLM_TRACE_TTFT=1 RL_CU_ZEROCOPY=0 load $M/tinyllama-1.1b-q4_0.gguf 1 50 0 20 16 512
+grep "ttft trace" "$OUT/ringlmd-load.log"
 echo "== 64 clients, 7B Q4_0 (128-token prompts, 96 shared; 128 generated)"
 load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
 load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 128

@@ -36,7 +36,6 @@ typedef struct llm {
     rl_prefix *prefix;       /* shared prompt blocks, preemption (batch) */
     pthread_mutex_t st_mu;   /* guards st: published by the compute thread, read by get_stats */
     rl_engine_stats st;
-    uint32_t idle;           /* blocks only the prefix cache holds (recounted every step) */
 } llm;
 
 /* Tokens whose KV the sequence needs live in ps.toks[0, ps.n_toks); kv.n_pos of
@@ -100,18 +99,15 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
     return 0;
 }
 
-/* Counters of the step just run (n_seqs 0: only the KV figures changed). */
-/* idle: recounted after a step (evictions, preemptions, attaches), kept up to
- * date by seq_free in between, so freeing costs no scan of the cache. */
-static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens, bool rescan)
+/* Counters of the step just run (n_seqs 0: only the KV figures changed). The
+ * idle count is kept by the pool as references change (no scan of the cache). */
+static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens)
 {
     rl_kv_stats ks;
     rl_kv_get_stats(L->kv, &ks);
     rl_prefix_stats ps;
     rl_prefix_get_stats(L->prefix, &ps);
-    if (rescan)
-        L->idle = rl_prefix_idle_blocks(L->prefix);
-    uint32_t idle = L->idle;
+    uint32_t idle = rl_prefix_idle_blocks(L->prefix);
     pthread_mutex_lock(&L->st_mu);
     rl_engine_stats *st = &L->st;
     if (n_seqs) {
@@ -148,10 +144,10 @@ static void llm_seq_free(rl_engine *e, rl_seq *s)
 {
     if (!s)
         return;
-    impl(e)->idle += rl_prefix_seq_fini(impl(e)->prefix, &s->ps); /* releases its KV blocks now */
+    rl_prefix_seq_fini(impl(e)->prefix, &s->ps); /* releases its KV blocks now */
     rl_sample_free(&s->smp);
     free(s);
-    publish_stats(impl(e), 0, 0, false);
+    publish_stats(impl(e), 0, 0);
 }
 
 /* ---- the step: gather, one forward, sample ---- */
@@ -237,7 +233,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     }
     }
     if (nf == 0) {
-        publish_stats(L, 0, 0, true); /* evictions or preemptions may have happened */
+        publish_stats(L, 0, 0); /* evictions or preemptions may have happened */
         return 0;
     }
     int rc = 0;
@@ -282,12 +278,12 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         if (it->tok_dst && !(L->fseqs[j].argmax && L->fseqs[j].tok_dst == NULL))
             *it->tok_dst = tok;
     }
-    publish_stats(L, nf, n_tok, true);
+    publish_stats(L, nf, n_tok);
     return 0;
 fail_all:
     for (uint32_t j = 0; j < nf; j++)
         items[L->fitem[j]].seq->ps.in_step = false;
-    publish_stats(L, 0, 0, true);
+    publish_stats(L, 0, 0);
     for (uint32_t i = 0; i < n; i++)
         items[i].status = rc;
     return rc;
@@ -491,7 +487,7 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
         rc = -ENOMEM;
         goto bad;
     }
-    publish_stats(L, 0, 0, true); /* pool figures from the start */
+    publish_stats(L, 0, 0); /* pool figures from the start */
     if (!L->be) /* a backend read every weight while uploading */
         prefault(L->m, &o);
     if (o.progress)

@@ -19,6 +19,8 @@ struct rl_kv {
     uint32_t *free_stack;
     uint32_t n_free;
     uint32_t *ref;      /* holders of each block (sequences, the prefix cache); 0: free */
+    uint8_t *cached;    /* the prefix cache holds the block (rl_kv_set_cached) */
+    uint32_t n_idle;    /* blocks cached with ref 1: held by the cache alone */
     int (*copy)(void *ctx, uint32_t dst, uint32_t src); /* external storage: block copy */
     void *copy_ctx;
 };
@@ -45,7 +47,8 @@ static rl_kv *pool_new(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, 
     kv->n_blocks = n_blocks;
     kv->free_stack = malloc(sizeof(uint32_t) * n_blocks);
     kv->ref = calloc(n_blocks, sizeof(uint32_t));
-    if (!kv->free_stack || !kv->ref) {
+    kv->cached = calloc(n_blocks, 1);
+    if (!kv->free_stack || !kv->ref || !kv->cached) {
         rl_kv_free(kv);
         return NULL;
     }
@@ -123,6 +126,7 @@ void rl_kv_free(rl_kv *kv)
         munmap(kv->mem, kv->mem_size);
     free(kv->free_stack);
     free(kv->ref);
+    free(kv->cached);
     free(kv);
 }
 
@@ -162,11 +166,25 @@ static int table_room(rl_kv_seq *s, uint32_t need)
     return 0;
 }
 
+/* Every change of a reference count goes through here: it keeps n_idle, the
+ * cached blocks that only the cache holds, exact without scanning the cache. */
+static void ref_to(rl_kv *kv, uint32_t b, uint32_t r)
+{
+    if (kv->cached[b]) {
+        if (kv->ref[b] == 1)
+            kv->n_idle--;
+        if (r == 1)
+            kv->n_idle++;
+    }
+    kv->ref[b] = r;
+}
+
 static uint32_t take_block(rl_kv *kv)
 {
     uint32_t b = kv->free_stack[kv->n_free - 1];
     __atomic_store_n(&kv->n_free, kv->n_free - 1, __ATOMIC_RELAXED); /* see rl_kv_get_stats */
-    kv->ref[b] = 1;
+    kv->cached[b] = 0; /* a free block is in no cache */
+    ref_to(kv, b, 1);
     return b;
 }
 
@@ -197,12 +215,16 @@ void rl_kv_release(rl_kv *kv, rl_kv_seq *s)
 
 void rl_kv_block_ref(rl_kv *kv, uint32_t b)
 {
-    kv->ref[b]++;
+    ref_to(kv, b, kv->ref[b] + 1);
 }
 
 void rl_kv_block_unref(rl_kv *kv, uint32_t b)
 {
-    if (kv->ref[b] > 0 && --kv->ref[b] == 0) {
+    if (kv->ref[b] == 0)
+        return;
+    ref_to(kv, b, kv->ref[b] - 1);
+    if (kv->ref[b] == 0) {
+        kv->cached[b] = 0;
         kv->free_stack[kv->n_free] = b;
         __atomic_store_n(&kv->n_free, kv->n_free + 1, __ATOMIC_RELAXED); /* see rl_kv_get_stats */
     }
@@ -213,13 +235,31 @@ uint32_t rl_kv_block_refs(const rl_kv *kv, uint32_t b)
     return b < kv->n_blocks ? kv->ref[b] : 0;
 }
 
+void rl_kv_set_cached(rl_kv *kv, uint32_t b, bool cached)
+{
+    if (b >= kv->n_blocks || kv->ref[b] == 0 || kv->cached[b] == cached)
+        return;
+    kv->cached[b] = cached;
+    if (kv->ref[b] == 1) {
+        if (cached)
+            kv->n_idle++;
+        else
+            kv->n_idle--;
+    }
+}
+
+uint32_t rl_kv_cached_idle(const rl_kv *kv)
+{
+    return kv->n_idle;
+}
+
 int rl_kv_attach(rl_kv *kv, rl_kv_seq *s, uint32_t b)
 {
     if (b >= kv->n_blocks || kv->ref[b] == 0 || s->n_pos != s->n_blocks * RL_KV_BLOCK)
         return -EINVAL;
     if (table_room(s, s->n_blocks + 1) < 0)
         return -ENOMEM;
-    kv->ref[b]++;
+    ref_to(kv, b, kv->ref[b] + 1);
     s->blocks[s->n_blocks++] = b;
     s->n_pos += RL_KV_BLOCK;
     return 0;
@@ -243,7 +283,7 @@ int rl_kv_make_writable(rl_kv *kv, rl_kv_seq *s, uint32_t pos_from, uint32_t pos
         } else {
             memcpy(kv->mem + (size_t)b * kv->block_bytes, kv->mem + (size_t)old * kv->block_bytes, kv->block_bytes);
         }
-        kv->ref[old]--; /* still > 0: the others keep it */
+        ref_to(kv, old, kv->ref[old] - 1); /* still > 0: the others keep it */
         s->blocks[i] = b;
     }
     return 0;

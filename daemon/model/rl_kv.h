@@ -11,6 +11,7 @@
 #ifndef RL_KV_H
 #define RL_KV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,13 @@ void rl_kv_release(rl_kv *kv, rl_kv_seq *s);
 void rl_kv_block_ref(rl_kv *kv, uint32_t b);
 void rl_kv_block_unref(rl_kv *kv, uint32_t b);
 uint32_t rl_kv_block_refs(const rl_kv *kv, uint32_t b);
+/* The prefix cache marks the blocks it holds a reference on (after taking it,
+ * before dropping it), so that the pool counts the cached blocks nobody else
+ * holds as reference counts change: rl_kv_cached_idle is O(1), not a scan of
+ * the cache (which fills the whole pool in a long-running daemon). A block that
+ * returns to the pool is unmarked. */
+void rl_kv_set_cached(rl_kv *kv, uint32_t b, bool cached);
+uint32_t rl_kv_cached_idle(const rl_kv *kv);
 /* Append the full, held block b to s (s must end on a block boundary); n_pos
  * grows by RL_KV_BLOCK. -EINVAL (free block, unaligned s) or -ENOMEM. */
 int rl_kv_attach(rl_kv *kv, rl_kv_seq *s, uint32_t b);

@@ -81,6 +81,7 @@ static void drop(rl_prefix *p, uint32_t b)
     lru_unlink(p, b);
     x->serial = 0;
     p->n_ent--;
+    rl_kv_set_cached(p->kv, b, false);
     rl_kv_block_unref(p->kv, b);
 }
 
@@ -135,11 +136,16 @@ uint64_t rl_prefix_add(rl_prefix *p, uint64_t parent, const int32_t *toks, uint3
     lru_push_front(p, b);
     p->n_ent++;
     rl_kv_block_ref(p->kv, b);
+    rl_kv_set_cached(p->kv, b, true);
     return x->serial;
 }
 
 bool rl_prefix_evict_one(rl_prefix *p)
 {
+    /* Every cached block also held by a sequence (a full pool under load): no
+     * walk over the whole cache to find that out. */
+    if (rl_kv_cached_idle(p->kv) == 0)
+        return false;
     for (uint32_t b = p->tail; b != RL_PREFIX_NONE; b = p->e[b].prev) {
         if (rl_kv_block_refs(p->kv, b) == 1) {
             drop(p, b);
@@ -159,11 +165,11 @@ bool rl_prefix_cached(const rl_prefix *p, uint32_t b)
     return b < p->n_blocks && p->e[b].serial != 0;
 }
 
+/* Counted by the pool as references change: the engine asks after every step,
+ * and a scan of the cache cost ~12 us per step on the CPU with 10,000 cached
+ * blocks (docs/PERFORMANCE.md, TTFT session 3). */
 uint32_t rl_prefix_idle_blocks(const rl_prefix *p)
 {
-    uint32_t n = 0;
-    for (uint32_t b = p->head; b != RL_PREFIX_NONE; b = p->e[b].next)
-        n += rl_kv_block_refs(p->kv, b) == 1;
-    return n;
+    return rl_kv_cached_idle(p->kv);
 }
 

@@ -45,8 +45,8 @@ uint64_t rl_prefix_add(rl_prefix *p, uint64_t parent, const int32_t *toks, uint3
 bool rl_prefix_evict_one(rl_prefix *p);
 /* Entries cached now. */
 uint32_t rl_prefix_entries(const rl_prefix *p);
-/* Cached blocks that nobody but the cache holds (reclaimable at once); a scan
- * of the cache. */
+/* Cached blocks that nobody but the cache holds (reclaimable at once); O(1):
+ * the pool keeps the count (rl_kv_cached_idle). */
 uint32_t rl_prefix_idle_blocks(const rl_prefix *p);
 
 /* ---- sequences (rl_prefix_seq.c) ----

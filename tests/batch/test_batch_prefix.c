@@ -6,6 +6,7 @@
 
 #include "rl_kv.h"
 #include "rl_prefix.h"
+#include "rl_prefix_impl.h" /* rl_prefix_cached: the brute-force idle count */
 
 #define NB 8
 
@@ -150,6 +151,76 @@ START_TEST(attach_refuses_free_blocks_and_unaligned_sequences)
 }
 END_TEST
 
+/* What rl_prefix_idle_blocks must equal: cached blocks with one reference. */
+static uint32_t idle_by_scan(uint32_t nb)
+{
+    uint32_t n = 0;
+    for (uint32_t b = 0; b < nb; b++)
+        n += rl_prefix_cached(g_p, b) && rl_kv_block_refs(g_kv, b) == 1;
+    return n;
+}
+
+START_TEST(idle_count_follows_every_reference_change)
+{
+    /* Random sequences reserve, register, attach, copy on write, release and
+     * evict; after each operation the O(1) count equals a scan of every block. */
+    enum { NS = 6 };
+    rl_kv_seq seq[NS] = {{0}};
+    uint32_t x = 12345, adds = 0, attaches = 0, cows = 0, evicts = 0;
+    int32_t toks[RL_KV_BLOCK];
+    for (int it = 0; it < 4000; it++) {
+        x = x * 1103515245u + 12345u;
+        uint32_t r = x >> 8, i = r % NS;
+        rl_kv_seq *s = &seq[i];
+        switch ((r >> 4) % 6) {
+        case 0: /* grow by one block (evicting when the pool is full) */
+            if (s->n_pos % RL_KV_BLOCK == 0 && s->n_blocks < 3) {
+                if (rl_kv_reserve(g_kv, s, s->n_pos + RL_KV_BLOCK) == -ENOSPC && rl_prefix_evict_one(g_p))
+                    evicts++;
+                if (s->n_blocks * RL_KV_BLOCK > s->n_pos)
+                    s->n_pos = s->n_blocks * RL_KV_BLOCK;
+            }
+            break;
+        case 1: /* cache one of its blocks */
+            if (s->n_blocks) {
+                toks_of(toks, (int32_t)(r % 997));
+                adds += rl_prefix_add(g_p, r % 3, toks, s->blocks[(r >> 12) % s->n_blocks]) != 0;
+            }
+            break;
+        case 2: { /* attach a cached block found by scanning */
+            uint32_t b = (r >> 12) % NB;
+            if (rl_prefix_cached(g_p, b) && s->n_blocks < 3 && rl_kv_attach(g_kv, s, b) == 0)
+                attaches++;
+            break;
+        }
+        case 3: /* copy on write of its shared blocks */
+            if (s->n_blocks) {
+                uint32_t before[3];
+                memcpy(before, s->blocks, sizeof(uint32_t) * s->n_blocks);
+                if (rl_kv_make_writable(g_kv, s, 0, s->n_pos) == 0)
+                    cows += memcmp(before, s->blocks, sizeof(uint32_t) * s->n_blocks) != 0;
+            }
+            break;
+        case 4:
+            rl_kv_release(g_kv, s);
+            break;
+        case 5:
+            evicts += rl_prefix_evict_one(g_p);
+            break;
+        }
+        ck_assert_uint_eq(rl_prefix_idle_blocks(g_p), idle_by_scan(NB));
+    }
+    /* every kind of change happened */
+    ck_assert_uint_gt(adds, 10);
+    ck_assert_uint_gt(attaches, 10);
+    ck_assert_uint_gt(cows, 10);
+    ck_assert_uint_gt(evicts, 10);
+    for (int i = 0; i < NS; i++)
+        rl_kv_release(g_kv, &seq[i]);
+    ck_assert_uint_eq(rl_prefix_idle_blocks(g_p), rl_prefix_entries(g_p));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("batch_prefix");
@@ -159,6 +230,7 @@ int main(void)
     tcase_add_test(tc, cached_blocks_outlive_their_sequence_until_evicted);
     tcase_add_test(tc, writing_a_shared_block_copies_it);
     tcase_add_test(tc, attach_refuses_free_blocks_and_unaligned_sequences);
+    tcase_add_test(tc, idle_count_follows_every_reference_change);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

@@ -387,6 +387,42 @@ START_TEST(sighup_with_a_broken_file_keeps_the_running_configuration)
 }
 END_TEST
 
+START_TEST(sigterm_with_a_model_loaded_stops_gracefully)
+{
+    /* The engine's compute threads start before the daemon used to block the
+     * signals it reads through its signalfd: SIGTERM then reached one of them
+     * and killed the process with the default action. */
+    const char *shared = getenv("RL_SHARED_DIR");
+    char model[400], conf[512];
+    snprintf(model, sizeof model, "%s/models/stories260K.gguf", shared ? shared : "");
+    snprintf(conf, sizeof conf, "device = cpu\nmodel = %s\nthreads = 2\n", model);
+    if (!shared || access(model, R_OK) != 0) {
+        printf("SKIP: no ../shared/models/stories260K.gguf\n");
+        return;
+    }
+    svc_opts o = {.notify = true, .extra_conf = conf};
+    svc_start(&S, &o);
+    char log[65536] = "";
+    bool ready = false;
+    for (long long end = svc_now_ms() + 20000; !ready && svc_now_ms() < end;) {
+        ready = notify_fake_wait_for(&S.nf, "READY=1", 100, log, sizeof log);
+        if (!ready && svc_wait_exit(&S, 1) != -1)
+            break;
+    }
+    if (!ready && strstr(svc_log(&S), "built without the model engine")) {
+        printf("SKIP: this ringlmd has no model engine (RL_HAVE_LLM)\n");
+        return;
+    }
+    ck_assert_msg(ready, "no READY=1: %s\nlog:\n%s", log, svc_log(&S));
+    for (int i = 0; i < 20; i++) /* several times: any thread may be the one the kernel picks */
+        kill(S.pid, SIGTERM);
+    int st = svc_wait_exit(&S, 10000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait status 0x%x\nlog:\n%s", st,
+                  svc_log(&S));
+    ck_assert_msg(strstr(svc_log(&S), "stopped"), "log:\n%s", svc_log(&S));
+}
+END_TEST
+
 START_TEST(model_loading_reports_progress_before_ready)
 {
     const char *shared = getenv("RL_SHARED_DIR");
@@ -487,6 +523,7 @@ int main(void)
     tcase_add_test(tc, sighup_keeps_values_given_on_the_command_line);
     tcase_add_test(tc, sighup_with_a_broken_file_keeps_the_running_configuration);
     tcase_add_test(tc, model_loading_reports_progress_before_ready);
+    tcase_add_test(tc, sigterm_with_a_model_loaded_stops_gracefully);
     tcase_add_test(tc, socket_activation_serves_on_the_passed_fd);
     tcase_add_test(tc, socket_activation_with_two_fds_fails_clearly);
     tcase_add_test(tc, systemd_socket_activate_starts_the_daemon_on_first_connect);
