@@ -2,17 +2,22 @@
 # gpu-final.sh - the closing device call: build, every CUDA test, the transformers
 # check, compute-sanitizer (memcheck + racecheck) on the paged-KV and model tests,
 # time to first token through libringlm, single-stream engine benchmarks, and the
-# 64-client load on the 7B shape.
-#   source .device/setup.sh && bash tools/gpu-final.sh
+# 64-client load on the 7B shape. Parts (to fit the 10-minute call limit;
+# the build is reused while the machine stays warm):
+#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|ttft|load]
 set -u -o pipefail
 export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
 export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 B=/tmp/rl-final; M=/tmp/rl-models; mkdir -p $M
+PART=${1:-all}
+want() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 echo "== build"
-meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log"; exit 1; }
+[ -f $B/build.ninja ] || meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/setup.log" 2>&1 \
+  || { tail -20 "$OUT/setup.log"; exit 1; }
 ninja -C $B -j16 >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -20; exit 1; }
+if want tests; then
 echo "== cuda tests"
 RL_SHARED_DIR=$PWD/.gpu/shared meson test -C $B --no-rebuild --suite cuda --print-errorlogs >"$OUT/cuda-tests.log" 2>&1
 grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/cuda-tests.log" | tr '\n' ' '; echo
@@ -20,6 +25,8 @@ grep -E "FAIL|Failure|failed:" "$OUT/cuda-tests.log" | head -10
 echo "== transformers check"
 timeout 200 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; echo "hf_check rc=$?"
 grep -E "PASS|FAIL" "$OUT/hf_check.txt" | head -8
+fi
+if want sanitize; then
 echo "== compute-sanitizer"
 export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
 for tool in memcheck racecheck; do
@@ -29,6 +36,7 @@ for tool in memcheck racecheck; do
     echo "$tool $n: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Checks' "$OUT/$tool-$n.log" | tr '\n' ' ')"
   done
 done
+fi
 mk() { [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --out $M/$1-$2.gguf --threads 16 >/dev/null 2>>"$OUT/mk.log"; }
 bench() { mk $1 $2; timeout 120 $B/bench/ringlm-bench model --model $M/$1-$2.gguf --device cuda --prompt $3 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"; }
 load() { # model clients requests prefix suffix max_tokens step_tokens
@@ -39,8 +47,11 @@ load() { # model clients requests prefix suffix max_tokens step_tokens
   timeout 150 $B/bench/ringlm-bench load --socket $sock --clients $2 --requests $3 --prefix $4 --suffix $5 --max-tokens $6 --json 2>>"$OUT/load.err" | tee -a "$OUT/load.jsonl"
   kill -TERM $dpid; wait $dpid
 }
+if want bench; then
 echo "== engine benchmarks (ringlm-bench model --device cuda --prompt 512 --gen 128)"
 for s in "tinyllama-1.1b q4_0" "tinyllama-1.1b q8_0" "tinyllama-1.1b f16" "llama2-7b q4_0" "llama2-7b q8_0"; do bench $s 512; done
+fi
+if want ttft; then
 echo "== time to first token, 20-token prompt: engine (median of 5 fresh prompts), then through libringlm"
 echo "   (one connection, 50 requests; the daemon's spans from RINGLM_TRACE_TTFT, p50/p90 us)"
 bench tinyllama-1.1b q4_0 20
@@ -48,7 +59,14 @@ RINGLM_TRACE_TTFT=1 load $M/tinyllama-1.1b-q4_0.gguf 1 50 0 20 16 512
 grep "ttft trace" "$OUT/ringlmd-load.log"
 RINGLM_TRACE_TTFT=1 RL_CU_ZEROCOPY=0 load $M/tinyllama-1.1b-q4_0.gguf 1 50 0 20 16 512
 grep "ttft trace" "$OUT/ringlmd-load.log"
+fi
+if want load; then
+echo "== 64 clients, TinyLlama Q4_0 and 7B Q4_0 (128-token prompts, 96 shared; 128 generated)"
+mk tinyllama-1.1b q4_0; mk llama2-7b q4_0
+load $M/tinyllama-1.1b-q4_0.gguf 64 2 96 32 128 512
 echo "== 64 clients, 7B Q4_0 (128-token prompts, 96 shared; 128 generated)"
 load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
 load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 128
+load $M/llama2-7b-q4_0.gguf 256 2 96 32 128 512
+fi
 echo "== done"

@@ -9,7 +9,8 @@ RL_CU_MMH_DEFINE(RL_TYPE_Q4_0, q4_0)
 
 const int rl_mmh::warp_options[3] = {4, 6, 8};
 
-/* RL_CU_MMH_WARPS=4|6|8 forces the CTA size (tuning); else the cheapest plan. */
+/* RL_CU_MMH_WARPS=4|6|8 forces the CTA size and RL_CU_MMH_SPLIT=1..8 the K
+ * split (measurements); else the cheapest plan. */
 static int forced_warps(void)
 {
     static int w = -1;
@@ -21,12 +22,40 @@ static int forced_warps(void)
     return w;
 }
 
+static int forced_split(void)
+{
+    static int sp = -1;
+    if (sp < 0) {
+        const char *e = getenv("RL_CU_MMH_SPLIT");
+        int v = e ? atoi(e) : 0;
+        sp = v >= 1 && v <= 8 ? v : 0;
+    }
+    return sp;
+}
+
+/* Largest cluster (K split) considered: RL_CU_MMH_MAX_SPLIT, else 2 up to
+ * 32 rows and 4 above. Large clusters cost far more than the model below
+ * says: on the H100 a cluster of 8 made a 2048 x 2048 product take 26 us at
+ * 20 rows (10-12 us with clusters of 2), and caps of 2 / 4 / 8 gave the 7B
+ * step's products 4.1 / 5.0 / 4.6 ms at 16 rows, 5.2 / 6.8 / 8.1 at 32 and
+ * 8.3 / 7.1 / 9.6 at 64 (tools/gpu-mmh.sh, docs/PERFORMANCE.md). */
+static int max_split(int batch)
+{
+    static int mx = -1;
+    if (mx < 0) {
+        const char *e = getenv("RL_CU_MMH_MAX_SPLIT");
+        int v = e ? atoi(e) : 0;
+        mx = v >= 1 && v <= 8 ? v : 0;
+    }
+    return mx ? mx : batch > 32 ? 4 : 2;
+}
+
 /* Estimated time, in row-chunks of work per SM, of every CTA size and K
  * split: waves of resident CTAs (CTAs sharing an SM share its time), each
  * CTA's chunks plus ~3 chunks of pipeline fill, plus the cluster reduction.
  * The row tile (32, 48 or 64 outputs per warp group) decides how well the
  * tiles fill the SMs: 7B matrices on 132 SMs mostly take 6 warps. */
-rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, const int (&per_sm)[3])
+rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int batch, const int (&per_sm)[3])
 {
     plan best = {8, 1};
     double best_cost = 1e300;
@@ -36,9 +65,11 @@ rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, const int (
         if (forced_warps() && w != forced_warps())
             continue;
         int64_t bm = 32 * w, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no, slots = per_sm[i] * sms;
-        for (int split = 1; split <= 8; split++) {
+        for (int split = 1; split <= max_split(batch); split++) {
             if (split > 1 && nch < 2 * split)
                 break;
+            if (forced_split() && split != forced_split())
+                continue;
             int64_t waves = (tiles * split + slots - 1) / slots;
             double cost = (double)waves * per_sm[i] * bm * ((nch + split - 1) / split + 3) +
                           (split > 1 ? 0.5 * split * bm : 0.0);

@@ -333,7 +333,7 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
 struct plan {
     int warps, split;
 };
-plan choose(int64_t rows_out, bool glu, int64_t nch, const int (&per_sm)[3]);
+plan choose(int64_t rows_out, bool glu, int64_t nch, int batch, const int (&per_sm)[3]);
 extern const int warp_options[3];
 
 template <int T, int W, int NT, bool GLU>
@@ -370,7 +370,7 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
 {
     const int per_sm[3] = {occupancy<T, 4, NT, GLU>(), occupancy<T, 6, NT, GLU>(), occupancy<T, 8, NT, GLU>()};
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
-    plan p = choose(n_out, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB, per_sm);
+    plan p = choose(n_out, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB, batch, per_sm);
     if (p.warps == 4)
         launch_w<T, 4, NT, GLU>(m, x, batch, mode, y, p.split, s);
     else if (p.warps == 6)
