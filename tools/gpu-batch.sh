@@ -4,11 +4,8 @@
 # the single-stream engine benchmark, and ringlm-bench load against
 # ringlmd --device cuda at several client counts.
 #   source .device/setup.sh && bash tools/gpu-batch.sh [quick|load7b]
-set -u -o pipefail
-export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
-export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
+. "$(dirname "$0")/gpu-env.sh"
 MODE=${1:-quick}
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 B=/tmp/rl-batch; M=/tmp/rl-models; mkdir -p $M
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 echo "== build"

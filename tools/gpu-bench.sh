@@ -1,10 +1,7 @@
 #!/bin/bash
 # gpu-bench.sh - engine-level benchmarks only (after tools/gpu-final.sh built /tmp/rl-final):
 #   source .device/setup.sh && bash tools/gpu-bench.sh
-set -u -o pipefail
-export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
-export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu-env.sh"
 B=/tmp/rl-final; M=/tmp/rl-models; mkdir -p $M
 [ -f $B/build.ninja ] || meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/setup.log" 2>&1
 ninja -C $B -j16 bench/ringlm-bench tools/ringlm-mkmodel >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head; exit 1; }

@@ -2,7 +2,7 @@
 # gpu-check.sh - build, check and benchmark the CUDA backend on the GPU machine.
 #   source .device/setup.sh && cd .gpu/src && bash tools/gpu-check.sh [quick]
 # Logs go to $OUT (or /tmp/gpu-out); a short table is printed last.
-set -u -o pipefail
+. "$(dirname "$0")/gpu-env.sh"
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
 B=/tmp/rl-build

@@ -5,10 +5,7 @@
 # 64-client load on the 7B shape. Parts (to fit the 10-minute call limit;
 # the build is reused while the machine stays warm):
 #   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|ttft|load]
-set -u -o pipefail
-export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
-export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu-env.sh"
 B=/tmp/rl-final; M=/tmp/rl-models; mkdir -p $M
 PART=${1:-all}
 want() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }

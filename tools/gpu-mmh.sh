@@ -4,10 +4,7 @@
 # rl_cu_mmq, an Nsight Compute report of the batch-64 kernel, and the 7B
 # batch-64 step with and without it.
 #   source .device/setup.sh && bash tools/gpu-mmh.sh [full]
-set -u -o pipefail
-export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
-export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu-env.sh"
 B=/tmp/rl-mmh
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 echo "== build"

@@ -3,10 +3,7 @@
 # for Q4_0/Q8_0) on the GPU machine in one command, from the repository root:
 #   source .device/setup.sh && bash tools/gpu-mmq.sh
 # Logs go to $OUT (or /tmp/gpu-out).
-set -u -o pipefail
-export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
-export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu-env.sh"
 B=/tmp/rl-mmq
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 echo "== build"

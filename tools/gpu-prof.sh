@@ -5,10 +5,7 @@
 # batch-64 mmq kernel.
 #   source .device/setup.sh && bash tools/gpu-prof.sh
 # Everything goes to $OUT (or /tmp/gpu-out); a short summary is printed last.
-set -u -o pipefail
-export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
-export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu-env.sh"
 B=/tmp/rl-prof
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 echo "== build"

@@ -1,10 +1,7 @@
 #!/bin/bash
 # gpu-sanitize.sh - compute-sanitizer memcheck and racecheck over the CUDA tests:
 #   source .device/setup.sh && bash tools/gpu-sanitize.sh
-set -u -o pipefail
-export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
-export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu-env.sh"
 B=/tmp/rl-san
 meson setup $B -Dbuildtype=debugoptimized -Dcuda=enabled -Dwerror=false >"$OUT/setup.log" 2>&1 || { tail "$OUT/setup.log"; exit 1; }
 ninja -C $B -j16 tests/cuda/test_cu_model tests/cuda/test_cu_kernels tests/cuda/test_cu_mixed tools/ringlm-mkmodel >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head; exit 1; }

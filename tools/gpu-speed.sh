@@ -2,11 +2,8 @@
 # gpu-speed.sh - build, test, profile and benchmark the single-sequence CUDA
 # speed work in one device call (logs under $OUT, short table last).
 #   source .device/setup.sh && cd .wt/speed && bash tools/gpu-speed.sh [quick]
-set -u -o pipefail
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu-env.sh"
 B=/tmp/b; MODE=${1:-full}
-export C_INCLUDE_PATH=/opt/deps/usr/include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
-export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
 L=$OUT/log.txt; S=$OUT/summary.txt
 : >"$L"; : >"$S"; : >"$OUT/tests.txt"
 say() { echo "$*" | tee -a "$S"; }

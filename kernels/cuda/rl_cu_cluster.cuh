@@ -6,6 +6,7 @@
 #define RL_CU_CLUSTER_CUH
 
 #include <cooperative_groups.h>
+#include <type_traits>
 
 #include "rl_cu_common.cuh"
 
@@ -18,6 +19,26 @@ int rl_cu_sm_count();
  * split, plus a cost per rank for the cluster reduction; every rank keeps at
  * least 2 chunks of K. */
 int rl_cu_cluster_split(int64_t tiles, int64_t nch, int64_t slots);
+
+/* The arguments rl_cu_mmq and rl_cu_mmh share: Q4_0/Q8_0-style quant and
+ * scale planes, 1..RL_CU_MAX_MM_BATCH rows, K a multiple of 32, dense x, a
+ * mode, n_out outputs (a row stride only outside GLU), and ds wherever GLU
+ * quantizes. 0 or -EINVAL. */
+int rl_cu_batched_args(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, const rl_cu_act *y);
+
+/* f(std::integral_constant<int, NT>()) with NT = nt clamped to 1..MAX: one
+ * kernel instantiation per batch tile count, no hand-written switch. */
+template <int MAX, typename F> static inline void rl_dispatch_nt(int nt, F &&f)
+{
+    if constexpr (MAX > 1) {
+        if (nt >= MAX)
+            f(std::integral_constant<int, MAX>());
+        else
+            rl_dispatch_nt<MAX - 1>(nt, f);
+    } else {
+        f(std::integral_constant<int, 1>());
+    }
+}
 
 /* k<<<tiles * split, block, smem, s>>>(args...) as clusters of `split` CTAs
  * along x, with programmatic stream serialization when enabled. */

@@ -62,6 +62,20 @@ int rl_mm::choose_split(int64_t tiles, int64_t nch)
     return rl_cu_cluster_split(tiles, nch, 2 * (int64_t)rl_cu_sm_count()); /* 2 CTAs per SM */
 }
 
+int rl_cu_batched_args(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, const rl_cu_act *y)
+{
+    if (!m->q || !m->d || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH || m->rows < 1 || m->cols < 32 ||
+        m->cols % 32 || x->n != m->cols || (x->stride && x->stride != x->n) || mode < RL_CU_MV_STORE ||
+        mode > RL_CU_MV_GLU || (mode == RL_CU_MV_GLU && m->rows % 2))
+        return -EINVAL;
+    int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
+    if (y->n != n_out || (y->stride && (y->stride < n_out || mode == RL_CU_MV_GLU)))
+        return -EINVAL;
+    if (mode == RL_CU_MV_GLU && y->q && n_out % 32 == 0 && !y->ds)
+        return -EINVAL;
+    return 0;
+}
+
 extern "C" int rl_cu_mm(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
 {
     if (!m || !x || !y || !m->q || !x->f || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH ||

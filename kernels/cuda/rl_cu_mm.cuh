@@ -327,24 +327,15 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
     rl_launch_cluster(k, tiles, split, dim3(MM_THREADS), smem, s, m, x, y, batch, mode, split);
 }
 
-template <int T, int NT>
-static void launch_nt(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
-{
-    if (mode == RL_CU_MV_GLU)
-        launch<T, NT, true>(m, x, batch, mode, y, s);
-    else
-        launch<T, NT, false>(m, x, batch, mode, y, s);
-}
-
 template <int T>
 void launch_type(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    switch ((batch + 15) / 16) {
-    case 1: launch_nt<T, 1>(m, x, batch, mode, y, s); break;
-    case 2: launch_nt<T, 2>(m, x, batch, mode, y, s); break;
-    case 3: launch_nt<T, 3>(m, x, batch, mode, y, s); break;
-    default: launch_nt<T, 4>(m, x, batch, mode, y, s); break;
-    }
+    rl_dispatch_nt<4>((batch + 15) / 16, [&](auto nt) {
+        if (mode == RL_CU_MV_GLU)
+            launch<T, decltype(nt)::value, true>(m, x, batch, mode, y, s);
+        else
+            launch<T, decltype(nt)::value, false>(m, x, batch, mode, y, s);
+    });
 }
 
 } /* namespace rl_mm */

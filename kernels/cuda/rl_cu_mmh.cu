@@ -88,15 +88,7 @@ extern "C" int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int 
         return -EINVAL;
     if (m->type != RL_TYPE_Q4_0 && m->type != RL_TYPE_Q8_0)
         return -ENOTSUP;
-    if (!m->q || !m->d || !x->h || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH || m->rows < 1 ||
-        m->cols < 32 || m->cols % 32 || x->n != m->cols || (x->stride && x->stride != x->n) ||
-        ((uintptr_t)x->h & 15) || mode < RL_CU_MV_STORE || mode > RL_CU_MV_GLU ||
-        (mode == RL_CU_MV_GLU && m->rows % 2))
-        return -EINVAL;
-    int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
-    if (y->n != n_out || (y->stride && (y->stride < n_out || mode == RL_CU_MV_GLU)))
-        return -EINVAL;
-    if (mode == RL_CU_MV_GLU && y->q && n_out % 32 == 0 && !y->ds)
+    if (!x->h || ((uintptr_t)x->h & 15) || rl_cu_batched_args(m, x, batch, mode, y))
         return -EINVAL;
     if ((uint64_t)m->rows * (uint64_t)(m->cols / 32) * (m->type == RL_TYPE_Q4_0 ? 16 : 32) >= (1ull << 32))
         return -ENOTSUP; /* the kernel keeps 32-bit offsets into the quant plane */

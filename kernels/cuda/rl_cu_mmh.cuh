@@ -30,6 +30,7 @@
 #ifndef RL_CU_MMH_CUH
 #define RL_CU_MMH_CUH
 
+#include "rl_cu_async.cuh"
 #include "rl_cu_cluster.cuh"
 
 #define MH_CB 4     /* quant blocks per K chunk */
@@ -37,6 +38,8 @@
 #define MH_XBLK 80
 
 namespace rl_mmh {
+
+using namespace rl_async;
 
 template <int T> struct qtraits;
 template <> struct qtraits<RL_TYPE_Q4_0> { static const int BB = 16, WLD = 64; };
@@ -68,39 +71,6 @@ template <int T, int W, int NT, bool GLU> __host__ __device__ constexpr int smem
     constexpr int pipe = stages<T, W, NT>() * stage_bytes<T, W, NT>();
     constexpr int epi = BM * (NB + 4) * 4 + (GLU ? NB * NO * 4 : 0);
     return pipe > epi ? pipe : epi;
-}
-
-__device__ __forceinline__ unsigned sm_addr(const void *p)
-{
-    return (unsigned)__cvta_generic_to_shared(p);
-}
-
-__device__ __forceinline__ void cp16(void *dst, const void *src, bool valid)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sm_addr(dst)), "l"(src), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp8(void *dst, const void *src, bool valid)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(sm_addr(dst)), "l"(src), "r"(valid ? 8 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp4(void *dst, const void *src, bool valid)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(sm_addr(dst)), "l"(src), "r"(valid ? 4 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp_commit()
-{
-    asm volatile("cp.async.commit_group;" ::: "memory");
-}
-
-template <int N> __device__ __forceinline__ void cp_wait()
-{
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
 /* d += A (16 x 16, fp16, row) * B (16 x 8, fp16, col), fp32 accumulators. */
@@ -379,28 +349,15 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
         launch_w<T, 8, NT, GLU>(m, x, batch, mode, y, p.split, s);
 }
 
-template <int T, int NT>
-static void launch_nt(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
-{
-    if (mode == RL_CU_MV_GLU)
-        launch<T, NT, true>(m, x, batch, mode, y, s);
-    else
-        launch<T, NT, false>(m, x, batch, mode, y, s);
-}
-
 template <int T>
 void launch_type(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    switch ((batch + 7) / 8) {
-    case 1: launch_nt<T, 1>(m, x, batch, mode, y, s); break;
-    case 2: launch_nt<T, 2>(m, x, batch, mode, y, s); break;
-    case 3: launch_nt<T, 3>(m, x, batch, mode, y, s); break;
-    case 4: launch_nt<T, 4>(m, x, batch, mode, y, s); break;
-    case 5: launch_nt<T, 5>(m, x, batch, mode, y, s); break;
-    case 6: launch_nt<T, 6>(m, x, batch, mode, y, s); break;
-    case 7: launch_nt<T, 7>(m, x, batch, mode, y, s); break;
-    default: launch_nt<T, 8>(m, x, batch, mode, y, s); break;
-    }
+    rl_dispatch_nt<8>((batch + 7) / 8, [&](auto nt) {
+        if (mode == RL_CU_MV_GLU)
+            launch<T, decltype(nt)::value, true>(m, x, batch, mode, y, s);
+        else
+            launch<T, decltype(nt)::value, false>(m, x, batch, mode, y, s);
+    });
 }
 
 } /* namespace rl_mmh */

@@ -11,14 +11,7 @@ extern "C" int rl_cu_mmq(const rl_cu_mat *m, const rl_cu_act *x, int batch, int 
         return -EINVAL;
     if (m->type != RL_TYPE_Q4_0 && m->type != RL_TYPE_Q8_0)
         return -ENOTSUP;
-    if (!m->q || !m->d || !x->q || !x->ds || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH || m->rows < 1 ||
-        m->cols < 32 || m->cols % 32 || x->n != m->cols || (x->stride && x->stride != x->n) ||
-        mode < RL_CU_MV_STORE || mode > RL_CU_MV_GLU || (mode == RL_CU_MV_GLU && m->rows % 2))
-        return -EINVAL;
-    int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
-    if (y->n != n_out || (y->stride && (y->stride < n_out || mode == RL_CU_MV_GLU)))
-        return -EINVAL;
-    if (mode == RL_CU_MV_GLU && y->q && n_out % 32 == 0 && !y->ds)
+    if (!x->q || !x->ds || rl_cu_batched_args(m, x, batch, mode, y))
         return -EINVAL;
     if (m->type == RL_TYPE_Q4_0)
         rl_cu_mmq_q4_0(*m, *x, batch, mode, *y, s);

@@ -39,6 +39,7 @@
 
 #include <cooperative_groups.h>
 
+#include "rl_cu_async.cuh"
 #include "rl_cu_cluster.cuh"
 
 #define MQ_WARPS 8
@@ -48,6 +49,8 @@
 #define MQ_XLD (MQ_CB * 32 + 16) /* activation bytes per smem row (+16: no ldmatrix bank conflicts) */
 
 namespace rl_mmq {
+
+using namespace rl_async;
 
 /* Per-type layout: bytes of a block in the quant plane, padded smem row, stages. */
 template <int T> struct qtraits;
@@ -66,40 +69,6 @@ template <int T, int NT, bool GLU> __host__ __device__ constexpr int smem_bytes(
     constexpr int pipe = qtraits<T>::S * stage_bytes<T>(NB);
     constexpr int epi = MQ_BM * (NB + 4) * 4 + (GLU ? NB * NO * 4 : 0);
     return pipe > epi ? pipe : epi;
-}
-
-__device__ __forceinline__ unsigned sm_addr(const void *p)
-{
-    return (unsigned)__cvta_generic_to_shared(p);
-}
-
-/* cp.async of 16 / 8 / 4 bytes; !valid writes zeros (src-size 0, nothing read). */
-__device__ __forceinline__ void cp16(void *dst, const void *src, bool valid)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sm_addr(dst)), "l"(src), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp8(void *dst, const void *src, bool valid)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(sm_addr(dst)), "l"(src), "r"(valid ? 8 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp4(void *dst, const void *src, bool valid)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(sm_addr(dst)), "l"(src), "r"(valid ? 4 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp_commit()
-{
-    asm volatile("cp.async.commit_group;" ::: "memory");
-}
-
-template <int N> __device__ __forceinline__ void cp_wait()
-{
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
 __device__ __forceinline__ void ldsm4(uint32_t (&r)[4], const void *p)
@@ -366,28 +335,15 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
     rl_launch_cluster(k, tiles, split, dim3(MQ_THREADS), smem, s, m, x, y, batch, mode, split);
 }
 
-template <int T, int NT>
-static void launch_nt(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
-{
-    if (mode == RL_CU_MV_GLU)
-        launch<T, NT, true>(m, x, batch, mode, y, s);
-    else
-        launch<T, NT, false>(m, x, batch, mode, y, s);
-}
-
 template <int T>
 void launch_type(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    switch ((batch + 7) / 8) {
-    case 1: launch_nt<T, 1>(m, x, batch, mode, y, s); break;
-    case 2: launch_nt<T, 2>(m, x, batch, mode, y, s); break;
-    case 3: launch_nt<T, 3>(m, x, batch, mode, y, s); break;
-    case 4: launch_nt<T, 4>(m, x, batch, mode, y, s); break;
-    case 5: launch_nt<T, 5>(m, x, batch, mode, y, s); break;
-    case 6: launch_nt<T, 6>(m, x, batch, mode, y, s); break;
-    case 7: launch_nt<T, 7>(m, x, batch, mode, y, s); break;
-    default: launch_nt<T, 8>(m, x, batch, mode, y, s); break;
-    }
+    rl_dispatch_nt<8>((batch + 7) / 8, [&](auto nt) {
+        if (mode == RL_CU_MV_GLU)
+            launch<T, decltype(nt)::value, true>(m, x, batch, mode, y, s);
+        else
+            launch<T, decltype(nt)::value, false>(m, x, batch, mode, y, s);
+    });
 }
 
 } /* namespace rl_mmq */

@@ -387,33 +387,43 @@ START_TEST(sighup_with_a_broken_file_keeps_the_running_configuration)
 }
 END_TEST
 
+/* Start ringlmd on ../shared's stories260K with extra config lines and wait
+ * for READY=1, the notify messages in log. false (after printing why) when
+ * the model or the daemon's model engine is missing: the test skips. */
+static bool start_with_model(const char *extra, char *log, size_t loglen)
+{
+    const char *shared = getenv("RL_SHARED_DIR");
+    static char model[400], conf[600];
+    snprintf(model, sizeof model, "%s/models/stories260K.gguf", shared ? shared : "");
+    snprintf(conf, sizeof conf, "device = cpu\nmodel = %s\n%s", model, extra);
+    if (!shared || access(model, R_OK) != 0) {
+        printf("SKIP: no ../shared/models/stories260K.gguf\n");
+        return false;
+    }
+    svc_opts o = {.notify = true, .extra_conf = conf};
+    svc_start(&S, &o);
+    bool ready = false;
+    for (long long end = svc_now_ms() + 20000; !ready && svc_now_ms() < end;) {
+        ready = notify_fake_wait_for(&S.nf, "READY=1", 100, log, loglen);
+        if (!ready && svc_wait_exit(&S, 1) != -1)
+            break; /* the daemon gave up */
+    }
+    if (!ready && strstr(svc_log(&S), "built without the model engine")) {
+        printf("SKIP: this ringlmd has no model engine (RL_HAVE_LLM)\n");
+        return false;
+    }
+    ck_assert_msg(ready, "no READY=1: %s\nlog:\n%s", log, svc_log(&S));
+    return true;
+}
+
 START_TEST(sigterm_with_a_model_loaded_stops_gracefully)
 {
     /* The engine's compute threads start before the daemon used to block the
      * signals it reads through its signalfd: SIGTERM then reached one of them
      * and killed the process with the default action. */
-    const char *shared = getenv("RL_SHARED_DIR");
-    char model[400], conf[512];
-    snprintf(model, sizeof model, "%s/models/stories260K.gguf", shared ? shared : "");
-    snprintf(conf, sizeof conf, "device = cpu\nmodel = %s\nthreads = 2\n", model);
-    if (!shared || access(model, R_OK) != 0) {
-        printf("SKIP: no ../shared/models/stories260K.gguf\n");
-        return;
-    }
-    svc_opts o = {.notify = true, .extra_conf = conf};
-    svc_start(&S, &o);
     char log[65536] = "";
-    bool ready = false;
-    for (long long end = svc_now_ms() + 20000; !ready && svc_now_ms() < end;) {
-        ready = notify_fake_wait_for(&S.nf, "READY=1", 100, log, sizeof log);
-        if (!ready && svc_wait_exit(&S, 1) != -1)
-            break;
-    }
-    if (!ready && strstr(svc_log(&S), "built without the model engine")) {
-        printf("SKIP: this ringlmd has no model engine (RL_HAVE_LLM)\n");
+    if (!start_with_model("threads = 2\n", log, sizeof log))
         return;
-    }
-    ck_assert_msg(ready, "no READY=1: %s\nlog:\n%s", log, svc_log(&S));
     for (int i = 0; i < 20; i++) /* several times: any thread may be the one the kernel picks */
         kill(S.pid, SIGTERM);
     int st = svc_wait_exit(&S, 10000);
@@ -425,28 +435,9 @@ END_TEST
 
 START_TEST(model_loading_reports_progress_before_ready)
 {
-    const char *shared = getenv("RL_SHARED_DIR");
-    char model[400], conf[512];
-    snprintf(model, sizeof model, "%s/models/stories260K.gguf", shared ? shared : "");
-    snprintf(conf, sizeof conf, "device = cpu\nmodel = %s\n", model);
-    if (!shared || access(model, R_OK) != 0) {
-        printf("SKIP: no ../shared/models/stories260K.gguf\n");
-        return;
-    }
-    svc_opts o = {.notify = true, .extra_conf = conf};
-    svc_start(&S, &o);
     char log[65536] = "";
-    bool ready = false;
-    for (long long end = svc_now_ms() + 20000; !ready && svc_now_ms() < end;) {
-        ready = notify_fake_wait_for(&S.nf, "READY=1", 100, log, sizeof log);
-        if (!ready && svc_wait_exit(&S, 1) != -1)
-            break; /* the daemon gave up */
-    }
-    if (!ready && strstr(svc_log(&S), "built without the model engine")) {
-        printf("SKIP: this ringlmd has no model engine (RL_HAVE_LLM)\n");
+    if (!start_with_model("", log, sizeof log))
         return;
-    }
-    ck_assert_msg(ready, "no READY=1: %s\nlog:\n%s", log, svc_log(&S));
     char *mid = strstr(log, "STATUS=loading weights 5"); /* some 5x% step */
     char *done = strstr(log, "STATUS=loading weights 100%");
     ck_assert_msg(mid && done && mid < done && done < strstr(log, "READY=1"), "got: %s", log);
