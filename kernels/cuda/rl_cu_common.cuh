@@ -128,6 +128,26 @@ __device__ __forceinline__ void rl_quant_block_warp(float v, int8_t *q, float *d
     }
 }
 
+/* fp16 pairs as their 32 bits and back. */
+__device__ __forceinline__ uint32_t rl_h2_bits(__half2 h)
+{
+    return *(const uint32_t *)&h;
+}
+
+__device__ __forceinline__ __half2 rl_bits_h2(uint32_t u)
+{
+    return *(const __half2 *)&u;
+}
+
+/* Four bytes (each < 256) of v as halves 1024 + byte (0x64xx is 1024 + xx):
+ * lo = bytes 0, 1; hi = bytes 2, 3. Exact; subtracting 1024 + an offset
+ * (also exact) gives the signed value (dequantization). */
+__device__ __forceinline__ void rl_bytes_to_h2(uint32_t v, __half2 &lo, __half2 &hi)
+{
+    lo = rl_bits_h2(__byte_perm(v, 0x64646464u, 0x5140));
+    hi = rl_bits_h2(__byte_perm(v, 0x64646464u, 0x7362));
+}
+
 /* rl_quant_block_warp into activation a at element off (a block start):
  * q, ds and, when a.h is set, the fp16 of d * q (what the int8 value means). */
 __device__ __forceinline__ void rl_quant_act(float v, const rl_cu_act &a, int64_t off)

@@ -56,31 +56,13 @@ namespace rl_mm {
  * order to dst (16-byte aligned). */
 template <int T> __device__ __forceinline__ void deq(const wunit<T> &w, __half *dst);
 
-__device__ __forceinline__ uint32_t h2_bits(__half2 h)
-{
-    return *(const uint32_t *)&h;
-}
-
-__device__ __forceinline__ __half2 bits_h2(uint32_t u)
-{
-    return *(const __half2 *)&u;
-}
-
-/* Four bytes (each < 256) of v as halves 1024 + byte (0x64xx is 1024 + xx):
- * lo = bytes 0, 1; hi = bytes 2, 3. Exact. */
-__device__ __forceinline__ void bytes_to_h2(uint32_t v, __half2 &lo, __half2 &hi)
-{
-    lo = bits_h2(__byte_perm(v, 0x64646464u, 0x5140));
-    hi = bits_h2(__byte_perm(v, 0x64646464u, 0x7362));
-}
-
 /* Store 16 half2 (32 halves) as four 16-byte stores. */
 __device__ __forceinline__ void store32(__half *dst, const __half2 (&h)[16])
 {
 #pragma unroll
     for (int i = 0; i < 4; i++)
-        ((uint4 *)dst)[i] = make_uint4(h2_bits(h[4 * i]), h2_bits(h[4 * i + 1]), h2_bits(h[4 * i + 2]),
-                                       h2_bits(h[4 * i + 3]));
+        ((uint4 *)dst)[i] = make_uint4(rl_h2_bits(h[4 * i]), rl_h2_bits(h[4 * i + 1]), rl_h2_bits(h[4 * i + 2]),
+                                       rl_h2_bits(h[4 * i + 3]));
 }
 
 template <> __device__ __forceinline__ void deq<RL_TYPE_Q4_0>(const wunit<RL_TYPE_Q4_0> &w, __half *dst)
@@ -92,10 +74,10 @@ template <> __device__ __forceinline__ void deq<RL_TYPE_Q4_0>(const wunit<RL_TYP
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         __half2 a, b;
-        bytes_to_h2(q[i] & 0x0F0F0F0Fu, a, b); /* elements 4i .. 4i+3 */
+        rl_bytes_to_h2(q[i] & 0x0F0F0F0Fu, a, b); /* elements 4i .. 4i+3 */
         h[2 * i] = __hmul2(__hsub2(a, off), d);
         h[2 * i + 1] = __hmul2(__hsub2(b, off), d);
-        bytes_to_h2((q[i] >> 4) & 0x0F0F0F0Fu, a, b); /* elements 16 + 4i .. */
+        rl_bytes_to_h2((q[i] >> 4) & 0x0F0F0F0Fu, a, b); /* elements 16 + 4i .. */
         h[8 + 2 * i] = __hmul2(__hsub2(a, off), d);
         h[8 + 2 * i + 1] = __hmul2(__hsub2(b, off), d);
     }
@@ -112,7 +94,7 @@ template <> __device__ __forceinline__ void deq<RL_TYPE_Q8_0>(const wunit<RL_TYP
 #pragma unroll
     for (int i = 0; i < 8; i++) {
         __half2 a, b;
-        bytes_to_h2(q[i] ^ 0x80808080u, a, b);
+        rl_bytes_to_h2(q[i] ^ 0x80808080u, a, b);
         h[2 * i] = __hmul2(__hsub2(a, off), d);
         h[2 * i + 1] = __hmul2(__hsub2(b, off), d);
     }
@@ -157,14 +139,14 @@ template <> __device__ __forceinline__ void deq<RL_TYPE_BF16>(const wunit<RL_TYP
     uint32_t o[4];
 #pragma unroll
     for (int i = 0; i < 4; i++)
-        o[i] = h2_bits(__floats2half2_rn(__uint_as_float(p[i] << 16), __uint_as_float(p[i] & 0xFFFF0000u)));
+        o[i] = rl_h2_bits(__floats2half2_rn(__uint_as_float(p[i] << 16), __uint_as_float(p[i] & 0xFFFF0000u)));
     *(uint4 *)dst = make_uint4(o[0], o[1], o[2], o[3]);
 }
 
 template <> __device__ __forceinline__ void deq<RL_TYPE_F32>(const wunit<RL_TYPE_F32> &w, __half *dst)
 {
-    *(uint4 *)dst = make_uint4(h2_bits(__floats2half2_rn(w.a.x, w.a.y)), h2_bits(__floats2half2_rn(w.a.z, w.a.w)),
-                               h2_bits(__floats2half2_rn(w.b.x, w.b.y)), h2_bits(__floats2half2_rn(w.b.z, w.b.w)));
+    *(uint4 *)dst = make_uint4(rl_h2_bits(__floats2half2_rn(w.a.x, w.a.y)), rl_h2_bits(__floats2half2_rn(w.a.z, w.a.w)),
+                               rl_h2_bits(__floats2half2_rn(w.b.x, w.b.y)), rl_h2_bits(__floats2half2_rn(w.b.z, w.b.w)));
 }
 
 /* ---- the kernel ---------------------------------------------------------------- */
@@ -272,7 +254,7 @@ k_mm(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int
         for (int i = 0; i < XPT; i++) {
             int idx = tid + i * MM_THREADS;
             __half2 lo = __floats2half2_rn(xr[i].x, xr[i].y), hi = __floats2half2_rn(xr[i].z, xr[i].w);
-            *(uint2 *)(B + (idx / (MM_BK / 4)) * MM_LDA + (idx % (MM_BK / 4)) * 4) = make_uint2(h2_bits(lo), h2_bits(hi));
+            *(uint2 *)(B + (idx / (MM_BK / 4)) * MM_LDA + (idx % (MM_BK / 4)) * 4) = make_uint2(rl_h2_bits(lo), rl_h2_bits(hi));
         }
         if (c + 1 < c1) { /* in flight while this chunk is multiplied */
             load_w(c + 1);

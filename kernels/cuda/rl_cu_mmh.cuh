@@ -82,23 +82,6 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ uint32_t h2u(__half2 h)
-{
-    return *(const uint32_t *)&h;
-}
-
-__device__ __forceinline__ __half2 u2h(uint32_t u)
-{
-    return *(const __half2 *)&u;
-}
-
-/* Four byte values v (each < 256) as fp16 pairs 1024 + byte (0x64xx): exact. */
-__device__ __forceinline__ void bytes_h2(uint32_t v, __half2 &lo, __half2 &hi)
-{
-    lo = u2h(__byte_perm(v, 0x64646464u, 0x5140));
-    hi = u2h(__byte_perm(v, 0x64646464u, 0x7362));
-}
-
 /* Elements 4s .. 4s+3 of a row's block as two fp16 pairs, scale applied:
  * (1024 + n) - off is exact, one rounding in the product. raw: the block's
  * quant bytes as words (Q4_0: 4, Q8_0: 8). */
@@ -115,9 +98,9 @@ __device__ __forceinline__ void deq4(const uint32_t *raw, int s, __half2 d, uint
         off = __float2half2_rn(1152.0f);
     }
     __half2 a, b;
-    bytes_h2(v, a, b);
-    lo = h2u(__hmul2(__hsub2(a, off), d));
-    hi = h2u(__hmul2(__hsub2(b, off), d));
+    rl_bytes_to_h2(v, a, b);
+    lo = rl_h2_bits(__hmul2(__hsub2(a, off), d));
+    hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
 }
 
 template <int T, int W, int NT, bool GLU>
