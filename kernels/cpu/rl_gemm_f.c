@@ -148,8 +148,8 @@ static const ftile_fn (*f_tab)[4][4];
 static int f_max_t;
 
 /* nr (1..4) rows x nt (1..4) tokens; activations are floats, a_stride bytes apart. */
-static void f_tile(const ftile_fn tab[4][4], int64_t k, const void *w, size_t w_stride, int nr, const void *a,
-                   size_t a_stride, int nt, float *y, size_t ldy)
+F_INLINE void f_tile(const ftile_fn tab[4][4], int64_t k, const void *w, size_t w_stride, int nr, const void *a,
+                     size_t a_stride, int nt, float *y, size_t ldy)
 {
     size_t as = a_stride / sizeof(float);
     for (int t = 0; t < nt; t += f_max_t) {

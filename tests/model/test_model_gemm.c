@@ -228,8 +228,9 @@ static void check_alone_vs_batched(rl_type wt, int64_t k, int64_t n_rows, int64_
         float *one = matmul(wt, w, n_rows, x + t * k, 1, k, 1);
         for (int64_t r = 0; r < n_rows; r++) {
             float got = all[t * n_rows + r], ref = tt->vec_dot_ref(k, w + r * rb, x + t * k);
-            ck_assert_msg(memcmp(&got, &one[r], sizeof got) == 0, "%s row %lld tok %lld: %.9g in a batch of %lld, %.9g alone",
-                          tt->name, (long long)r, (long long)t, got, (long long)n_tok, one[r]);
+            ck_assert_msg(memcmp(&got, &one[r], sizeof got) == 0,
+                          "%s row %lld tok %lld: %.9g in a batch of %lld, %.9g alone", tt->name, (long long)r,
+                          (long long)t, got, (long long)n_tok, one[r]);
             ck_assert_msg(dot_close(wt, k, w + r * rb, x + t * k, got, ref), "%s row %lld tok %lld: %.9g vs ref %.9g",
                           tt->name, (long long)r, (long long)t, got, ref);
         }
@@ -262,7 +263,8 @@ START_TEST(f32_matmul_nan_stays_in_its_own_token)
             if (t == BAD)
                 ck_assert_msg(isnan(y[t * R + r]), "row %d: %g, NaN expected", r, y[t * R + r]);
             else
-                ck_assert_msg(memcmp(&y[t * R + r], &clean[t * R + r], sizeof(float)) == 0, "tok %d row %d changed", t, r);
+                ck_assert_msg(memcmp(&y[t * R + r], &clean[t * R + r], sizeof(float)) == 0, "tok %d row %d changed",
+                              t, r);
         }
     free(clean);
     free(y);
@@ -303,7 +305,8 @@ START_TEST(f32_and_f16_tiles_never_read_past_the_rows)
         tile(K, w, rb, R, x, sizeof(float) * K, T, &y[0][0], R);
         for (int t = 0; t < T; t++)
             for (int r = 0; r < R; r++)
-                ck_assert(dot_close(types[i], K, w + r * rb, x + t * K, y[t][r], tt->vec_dot_ref(K, w + r * rb, x + t * K)));
+                ck_assert(dot_close(types[i], K, w + r * rb, x + t * K, y[t][r],
+                                    tt->vec_dot_ref(K, w + r * rb, x + t * K)));
     }
     munmap(m, (size_t)pg * 4);
 }
