@@ -280,7 +280,7 @@ static void rope_apply_scalar(float *x, int n_head, int head_dim, const float *c
 RL_AVX2 static void rope_apply_avx2(float *x, int n_head, int head_dim, const float *cs, const float *sn, bool neox)
 {
     int half = head_dim / 2;
-    if (half % 8 != 0) {
+    if (neox ? half % 8 != 0 : half % 4 != 0) { /* adjacent pairs go 4 at a time (head_dim 8 included) */
         rope_apply_scalar(x, n_head, head_dim, cs, sn, neox);
         return;
     }
@@ -360,16 +360,32 @@ void rl_ops_add(float *y, const float *x, int n)
         y[i] += x[i];
 }
 
+/* The forward pass rotates q and then k of the same token: the angles of the
+ * last call are kept per thread and reused when position and frequencies
+ * (compared by value) are the same, so the same cos/sin come out. */
+static _Thread_local struct {
+    int32_t pos;
+    int half;
+    float freq[512], cs[512], sn[512];
+} rope_last = {.half = -1};
+
 void rl_ops_rope(float *x, int n_head, int head_dim, int32_t pos, const float *inv_freq, bool neox)
 {
-    int half = head_dim / 2;
-    float cs[512], sn[512];
-    for (int i = 0; i < half && i < 512; i++) {
-        double a = (double)pos * inv_freq[i];
-        cs[i] = (float)cos(a);
-        sn[i] = (float)sin(a);
+    int half = head_dim / 2 < 512 ? head_dim / 2 : 512;
+    if (half < 0)
+        half = 0;
+    if (rope_last.half != half || rope_last.pos != pos ||
+        memcmp(rope_last.freq, inv_freq, sizeof(float) * (size_t)half) != 0) {
+        for (int i = 0; i < half; i++) {
+            double a = (double)pos * inv_freq[i];
+            rope_last.cs[i] = (float)cos(a);
+            rope_last.sn[i] = (float)sin(a);
+        }
+        memcpy(rope_last.freq, inv_freq, sizeof(float) * (size_t)half);
+        rope_last.pos = pos;
+        rope_last.half = half;
     }
-    rope_apply_fn(x, n_head, head_dim, cs, sn, neox);
+    rope_apply_fn(x, n_head, head_dim, rope_last.cs, rope_last.sn, neox);
 }
 
 float rl_ops_dot(const float *x, const float *y, int n)
