@@ -114,6 +114,7 @@ typedef struct run_mat {
     rl_vec_dot_fn dot;
     rl_gemm_tile_fn tile;
     bool one_row_decode; /* a single token goes one weight row at a time (the int8 tiles) */
+    bool any_tokens;     /* the tile takes any token count (the float tiles): one call per row strip */
     int64_t n_rt, n_tt, first;
 } run_mat;
 
@@ -154,8 +155,9 @@ static void run_item(const run_mat *c, int64_t it)
     int rstep = t1 - t0 == 1 && c->one_row_decode ? 1 : RL_GEMM_TILE_R;
     for (int64_t r = r0; r < r1; r += rstep) {
         int nr = r1 - r < rstep ? (int)(r1 - r) : rstep;
-        for (int64_t t = t0; t < t1; t += RL_GEMM_TILE_T) {
-            int nt = t1 - t < RL_GEMM_TILE_T ? (int)(t1 - t) : RL_GEMM_TILE_T;
+        int64_t tstep = c->any_tokens ? t1 - t0 : RL_GEMM_TILE_T;
+        for (int64_t t = t0; t < t1; t += tstep) {
+            int nt = t1 - t < tstep ? (int)(t1 - t) : (int)tstep;
             c->tile(c->k, c->w + (size_t)r * c->w_stride, c->w_stride, nr, ad + (size_t)t * c->a->row_bytes,
                     c->a->row_bytes, nt, c->y + t * c->ldy + r, (size_t)c->ldy);
         }
@@ -192,7 +194,7 @@ void rl_gemm_run_many(rl_pool *p, const rl_gemm_job *jobs, int n)
         c.m[i] = (run_mat){
             .w = jb->w, .w_stride = rl_type_row_size(jb->wt, jb->a->k), .n_rows = jb->n_rows, .k = jb->a->k,
             .a = jb->a, .y = jb->y, .ldy = jb->ldy, .dot = tt->vec_dot,
-            .tile = tile, .one_row_decode = jb->a->packed != 0,
+            .tile = tile, .one_row_decode = jb->a->packed != 0, .any_tokens = tile && !jb->a->packed,
             .n_rt = (jb->n_rows + RL_GEMM_ROWS - 1) / RL_GEMM_ROWS,
             .n_tt = (jb->a->n_tok + RL_GEMM_TOKS - 1) / RL_GEMM_TOKS, .first = c.n_items,
         };

@@ -138,20 +138,51 @@ F_SHAPES2(F_DEF, AVX2, F32)
 F_SHAPES2(F_DEF, AVX2, F16)
 F_SHAPES2(F_DEF, AVX2, BF16)
 
+/* 4 rows x any number of tokens: the widest tile (inlined) along the tokens, the
+ * rest through the table: one call per 4-row strip of a work item. */
+#define F_STRIP(ISA, WT, MT, TAB)                                                                              \
+    F_##ISA static void ISA##_##WT##_strip(int64_t k, const uint8_t *w, size_t ws, const float *a, size_t as,  \
+                                           int nt, float *y, size_t ldy)                                       \
+    {                                                                                                          \
+        int t = 0;                                                                                             \
+        for (; t + MT <= nt; t += MT)                                                                          \
+            tile(k, w, ws, a + (size_t)t * as, as, y + (size_t)t * ldy, ldy, 4, MT, W_##WT);                   \
+        if (t < nt)                                                                                            \
+            TAB[W_##WT][3][nt - t - 1](k, w, ws, a + (size_t)t * as, as, y + (size_t)t * ldy, ldy);            \
+    }
+typedef void (*fstrip_fn)(int64_t k, const uint8_t *w, size_t w_stride, const float *a, size_t a_stride, int nt,
+                          float *y, size_t ldy);
+static const ftile_fn tiles512[3][4][4];
+static const ftile_fn tiles2[3][4][4];
+F_STRIP(AVX512, F32, 4, tiles512)
+F_STRIP(AVX512, F16, 4, tiles512)
+F_STRIP(AVX512, BF16, 4, tiles512)
+F_STRIP(AVX2, F32, 2, tiles2)
+F_STRIP(AVX2, F16, 2, tiles2)
+F_STRIP(AVX2, BF16, 2, tiles2)
+static const fstrip_fn strips512[3] = {AVX512_F32_strip, AVX512_F16_strip, AVX512_BF16_strip};
+static const fstrip_fn strips2[3] = {AVX2_F32_strip, AVX2_F16_strip, AVX2_BF16_strip};
+
 static const ftile_fn tiles512[3][4][4] = {{F_SHAPES(F_ENTRY, AVX512, F32)}, {F_SHAPES(F_ENTRY, AVX512, F16)},
                                            {F_SHAPES(F_ENTRY, AVX512, BF16)}};
 static const ftile_fn tiles2[3][4][4] = {{F_SHAPES2(F_ENTRY, AVX2, F32)}, {F_SHAPES2(F_ENTRY, AVX2, F16)},
                                          {F_SHAPES2(F_ENTRY, AVX2, BF16)}};
 
-/* The chosen table and how many tokens its widest tile takes. */
+/* The chosen tables and how many tokens the widest tile takes. */
 static const ftile_fn (*f_tab)[4][4];
+static const fstrip_fn *f_strip;
 static int f_max_t;
 
-/* nr (1..4) rows x nt (1..4) tokens; activations are floats, a_stride bytes apart. */
-F_INLINE void f_tile(const ftile_fn tab[4][4], int64_t k, const void *w, size_t w_stride, int nr, const void *a,
-                     size_t a_stride, int nt, float *y, size_t ldy)
+/* nr (1..4) rows x nt (>= 1) tokens; activations are floats, a_stride bytes apart. */
+F_INLINE void f_tile(int wt, int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride,
+                     int nt, float *y, size_t ldy)
 {
     size_t as = a_stride / sizeof(float);
+    if (nr == 4) {
+        f_strip[wt](k, w, w_stride, a, as, nt, y, ldy);
+        return;
+    }
+    const ftile_fn(*tab)[4] = f_tab[wt];
     for (int t = 0; t < nt; t += f_max_t) {
         int n = nt - t < f_max_t ? nt - t : f_max_t;
         tab[nr - 1][n - 1](k, w, w_stride, (const float *)a + (size_t)t * as, as, y + (size_t)t * ldy, ldy);
@@ -161,19 +192,19 @@ F_INLINE void f_tile(const ftile_fn tab[4][4], int64_t k, const void *w, size_t 
 static void f32_tile(int64_t k, const void *w, size_t ws, int nr, const void *a, size_t as, int nt, float *y,
                      size_t ldy)
 {
-    f_tile(f_tab[W_F32], k, w, ws, nr, a, as, nt, y, ldy);
+    f_tile(W_F32, k, w, ws, nr, a, as, nt, y, ldy);
 }
 
 static void f16_tile(int64_t k, const void *w, size_t ws, int nr, const void *a, size_t as, int nt, float *y,
                      size_t ldy)
 {
-    f_tile(f_tab[W_F16], k, w, ws, nr, a, as, nt, y, ldy);
+    f_tile(W_F16, k, w, ws, nr, a, as, nt, y, ldy);
 }
 
 static void bf16_tile(int64_t k, const void *w, size_t ws, int nr, const void *a, size_t as, int nt, float *y,
                       size_t ldy)
 {
-    f_tile(f_tab[W_BF16], k, w, ws, nr, a, as, nt, y, ldy);
+    f_tile(W_BF16, k, w, ws, nr, a, as, nt, y, ldy);
 }
 
 /* Once, from rl_gemm_f_kernel's first call: the table for this CPU, or none. */
@@ -192,6 +223,7 @@ static void f_select(void)
     if (getenv("RL_NO_F_GEMM")) /* measurements: back to one vec_dot per (row, token) */
         avx2 = avx512 = false;
     f_max_t = avx512 ? 4 : 2;
+    f_strip = avx512 ? strips512 : strips2;
     f_tab = avx512 ? tiles512 : avx2 ? tiles2 : NULL;
 }
 #endif

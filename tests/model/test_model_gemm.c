@@ -126,9 +126,11 @@ static bool dot_close(rl_type wt, int64_t k, const uint8_t *wr, const float *xr,
     return err <= 2.4e-7 * (double)(k / 8 + 8) * mag + 1e-30; /* twice the worst case of 8-lane sums */
 }
 
-/* Every tile shape of the kernel for wt, at every (row, token) offset inside a
- * 4 x 4 tile, against rl_vd_*_ref; also: the same output is the same bits
- * whatever the tile shape that computed it. */
+/* Every tile shape of the kernel for wt (1..4 rows x 1..NT tokens: the float
+ * tiles take any token count), at every (row, token) offset inside a 4 x NT
+ * block, against rl_vd_*_ref; also: the same output is the same bits whatever
+ * the tile shape that computed it. */
+enum { NT = 7 };
 static void check_float_tiles(rl_type wt, int64_t k)
 {
     rl_gemm_tile_fn tile = rl_gemm_tile_kernel(wt);
@@ -141,20 +143,20 @@ static void check_float_tiles(rl_type wt, int64_t k)
     size_t rb = rl_type_row_size(wt, k), ab = sizeof(float) * (size_t)k;
     uint8_t *w;
     float *x;
-    rand_wa(wt, k, 4, 4, &s, &w, &x);
-    float ref[4][4], first[4][4];
+    rand_wa(wt, k, 4, NT, &s, &w, &x);
+    float ref[4][NT], first[4][NT];
     for (int r = 0; r < 4; r++)
-        for (int t = 0; t < 4; t++)
+        for (int t = 0; t < NT; t++)
             ref[r][t] = tt->vec_dot_ref(k, w + r * rb, x + t * k);
     for (int nr = 1; nr <= 4; nr++)
-        for (int nt = 1; nt <= 4; nt++)
+        for (int nt = 1; nt <= NT; nt++)
             for (int r0 = 0; r0 + nr <= 4; r0++)
-                for (int t0 = 0; t0 + nt <= 4; t0++) {
-                    float y[4][4];
-                    for (int i = 0; i < 16; i++)
+                for (int t0 = 0; t0 + nt <= NT; t0++) {
+                    float y[NT][4];
+                    for (int i = 0; i < NT * 4; i++)
                         y[i / 4][i % 4] = NAN; /* y[t][r], ldy 4 */
                     tile(k, w + r0 * rb, rb, nr, x + t0 * k, ab, nt, &y[t0][r0], 4);
-                    for (int t = 0; t < 4; t++)
+                    for (int t = 0; t < NT; t++)
                         for (int r = 0; r < 4; r++) {
                             bool in = r >= r0 && r < r0 + nr && t >= t0 && t < t0 + nt;
                             if (!in) { /* outside the tile: untouched */
