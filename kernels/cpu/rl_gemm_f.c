@@ -1,6 +1,7 @@
-/* rl_gemm_f.c - float micro-kernels: up to 4 weight rows x 4 tokens of F32,
- * F16 or BF16 weights against F32 activations (the rows rl_gemm_prepare
- * leaves as they are), with FMA on 256-bit registers.
+/* rl_gemm_f.c - float micro-kernels: 4 weight rows x 4 tokens at a time of
+ * F32, F16 or BF16 weights against F32 activations (the rows rl_gemm_prepare
+ * leaves as they are), with FMA on 256-bit registers; one call covers a
+ * strip of 4 rows x any number of tokens.
  *
  * Trick: each weight vector loaded (and converted, for F16/BF16) is used for
  * every token of the tile, each activation vector for every row, so a 4 x 4
@@ -11,13 +12,14 @@
  *
  * Fixed summation order: each output (row r, token t) has one 8-lane
  * accumulator, run over k in chunks of 8 with one FMA per chunk (the last
- * chunk zero-padded: masked loads for the activations, a zeroed copy for the
+ * chunk zero-padded: masked loads, or an element-wise copy for 16-bit
  * weights), then its lanes are added as ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)).
  * Nothing of another output enters that sequence, so a result is the same
  * bits whatever the tile shape, the token's place in the tile, the number of
  * tokens in the step or the instruction set chosen (AVX2 and AVX-512VL run
- * the same operations; AVX-512VL only has the registers for 4 x 4 at once).
- * Sums differ from vec_dot's (other order) within float rounding. */
+ * the same operations; only AVX-512VL has the 32 registers for 4 x 4 at once,
+ * AVX2 goes 4 x 2). Sums differ from vec_dot's (other order) within float
+ * rounding. */
 #include "rl_gemm.h"
 
 #include <pthread.h>
