@@ -2,8 +2,9 @@
  *
  * Trick: tiles of RL_GEMM_ROWS weight rows x RL_GEMM_TOKS tokens; inside a tile
  * a micro-kernel works on 4 rows x 4 tokens so each weight block loaded into
- * registers is used 4 times (rl_gemm_q.c has the int8 ones). Types without a
- * micro-kernel go through the traits' vec_dot, one (row, token) at a time. */
+ * registers is used 4 times (rl_gemm_q.c has the int8 ones for Q4_0/Q8_0,
+ * rl_gemm_f.c the float ones for F32/F16/BF16). Types without a micro-kernel
+ * go through the traits' vec_dot, one (row, token) at a time. */
 #include "rl_gemm.h"
 
 #include <errno.h>
@@ -15,6 +16,8 @@
 
 /* From rl_gemm_q.c: a SIMD micro-kernel for wt, or NULL; its activation format. */
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt);
+/* From rl_gemm_f.c: a SIMD micro-kernel for F32/F16/BF16 weights on float activations, or NULL. */
+rl_gemm_tile_fn rl_gemm_f_kernel(rl_type wt);
 size_t rl_gemm_q_packed_row(int64_t k);
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt);
 void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt);
@@ -110,6 +113,8 @@ typedef struct run_mat {
     int64_t ldy;
     rl_vec_dot_fn dot;
     rl_gemm_tile_fn tile;
+    bool one_row_decode; /* a single token goes one weight row at a time (the int8 tiles) */
+    bool any_tokens;     /* the tile takes any token count (the float tiles): one call per row strip */
     int64_t n_rt, n_tt, first;
 } run_mat;
 
@@ -145,12 +150,14 @@ static void run_item(const run_mat *c, int64_t it)
     /* One token (decode): one weight row at a time, a single sequential stream
      * that the hardware prefetcher follows (measured 13.8 vs 11.7 GB/s for Q4_0,
      * 19.9 vs 11.9 for Q8_0, one thread). Every tile shape gives bit-identical
-     * results, so this choice never changes outputs. */
-    int rstep = t1 - t0 == 1 ? 1 : RL_GEMM_TILE_R;
+     * results, so this choice never changes outputs. The float tiles keep 4
+     * rows: their single-token tile is latency-bound on one FMA chain. */
+    int rstep = t1 - t0 == 1 && c->one_row_decode ? 1 : RL_GEMM_TILE_R;
     for (int64_t r = r0; r < r1; r += rstep) {
         int nr = r1 - r < rstep ? (int)(r1 - r) : rstep;
-        for (int64_t t = t0; t < t1; t += RL_GEMM_TILE_T) {
-            int nt = t1 - t < RL_GEMM_TILE_T ? (int)(t1 - t) : RL_GEMM_TILE_T;
+        int64_t tstep = c->any_tokens ? t1 - t0 : RL_GEMM_TILE_T;
+        for (int64_t t = t0; t < t1; t += tstep) {
+            int nt = t1 - t < tstep ? (int)(t1 - t) : (int)tstep;
             c->tile(c->k, c->w + (size_t)r * c->w_stride, c->w_stride, nr, ad + (size_t)t * c->a->row_bytes,
                     c->a->row_bytes, nt, c->y + t * c->ldy + r, (size_t)c->ldy);
         }
@@ -179,10 +186,15 @@ void rl_gemm_run_many(rl_pool *p, const rl_gemm_job *jobs, int n)
     for (int i = 0; i < n && i < RL_GEMM_MAX_JOBS; i++) {
         const rl_gemm_job *jb = &jobs[i];
         const rl_type_traits *tt = rl_type_get(jb->wt);
+        rl_gemm_tile_fn tile = NULL;
+        if (jb->a->packed) /* int8 tiles on repacked activations */
+            tile = rl_gemm_q_kernel(jb->wt);
+        else if (jb->a->type == RL_TYPE_F32) /* float tiles on the activations as they are */
+            tile = rl_gemm_f_kernel(jb->wt);
         c.m[i] = (run_mat){
             .w = jb->w, .w_stride = rl_type_row_size(jb->wt, jb->a->k), .n_rows = jb->n_rows, .k = jb->a->k,
             .a = jb->a, .y = jb->y, .ldy = jb->ldy, .dot = tt->vec_dot,
-            .tile = jb->a->packed ? rl_gemm_tile_kernel(jb->wt) : NULL,
+            .tile = tile, .one_row_decode = jb->a->packed != 0, .any_tokens = tile && !jb->a->packed,
             .n_rt = (jb->n_rows + RL_GEMM_ROWS - 1) / RL_GEMM_ROWS,
             .n_tt = (jb->a->n_tok + RL_GEMM_TOKS - 1) / RL_GEMM_TOKS, .first = c.n_items,
         };
@@ -201,7 +213,8 @@ void rl_gemm_run(rl_pool *p, const void *w, rl_type wt, int64_t n_rows, const rl
 
 rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt)
 {
-    return rl_gemm_q_kernel(wt);
+    rl_gemm_tile_fn f = rl_gemm_q_kernel(wt);
+    return f ? f : rl_gemm_f_kernel(wt);
 }
 
 void rl_gemm_init(void)

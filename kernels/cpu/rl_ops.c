@@ -155,10 +155,46 @@ RL_AVX2 static float dot_avx2(const float *x, const float *y, int n)
     return s;
 }
 
+/* Rows 4 at a time (attention scores; head_dim is often 8 to 128, where one
+ * horizontal sum per row cost more than the FMAs): one 8-lane accumulator per
+ * row over n (the last partial chunk through masked loads), the 4 reduced
+ * together by a vhaddps tree. Each row's sum order is the same whatever its
+ * place in the group or the number of rows. */
 RL_AVX2 static void dot_rows_avx2(const float *K, int rows, const float *q, int n, float *out)
 {
-    for (int j = 0; j < rows; j++)
-        out[j] = dot_avx2(K + (size_t)j * n, q, n);
+    int nf = n & ~7, rem = n - nf;
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int j = 0; j < rows; j += 4) {
+        int nr = rows - j < 4 ? rows - j : 4;
+        const float *k0 = K + (size_t)j * n; /* missing rows repeat row 0 (discarded): nothing past K is read */
+        const float *k1 = nr > 1 ? k0 + n : k0, *k2 = nr > 2 ? k0 + 2 * (size_t)n : k0;
+        const float *k3 = nr > 3 ? k0 + 3 * (size_t)n : k0;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < nf; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i), qv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(k1 + i), qv, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(k2 + i), qv, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(k3 + i), qv, a3);
+        }
+        if (rem) {
+            __m256 qv = _mm256_maskload_ps(q + nf, mask);
+            a0 = _mm256_fmadd_ps(_mm256_maskload_ps(k0 + nf, mask), qv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_maskload_ps(k1 + nf, mask), qv, a1);
+            a2 = _mm256_fmadd_ps(_mm256_maskload_ps(k2 + nf, mask), qv, a2);
+            a3 = _mm256_fmadd_ps(_mm256_maskload_ps(k3 + nf, mask), qv, a3);
+        }
+        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        if (nr == 4) {
+            _mm_storeu_ps(out + j, s4);
+        } else {
+            float o[4];
+            _mm_storeu_ps(o, s4);
+            for (int r = 0; r < nr; r++)
+                out[j + r] = o[r];
+        }
+    }
 }
 
 /* Trick: each 8-wide slice of y stays in a register while all rows add in. */
@@ -244,7 +280,7 @@ static void rope_apply_scalar(float *x, int n_head, int head_dim, const float *c
 RL_AVX2 static void rope_apply_avx2(float *x, int n_head, int head_dim, const float *cs, const float *sn, bool neox)
 {
     int half = head_dim / 2;
-    if (half % 8 != 0) {
+    if (neox ? half % 8 != 0 : half % 4 != 0) { /* adjacent pairs go 4 at a time (head_dim 8 included) */
         rope_apply_scalar(x, n_head, head_dim, cs, sn, neox);
         return;
     }
@@ -324,16 +360,32 @@ void rl_ops_add(float *y, const float *x, int n)
         y[i] += x[i];
 }
 
+/* The forward pass rotates q and then k of the same token: the angles of the
+ * last call are kept per thread and reused when position and frequencies
+ * (compared by value) are the same, so the same cos/sin come out. */
+static _Thread_local struct {
+    int32_t pos;
+    int half;
+    float freq[512], cs[512], sn[512];
+} rope_last = {.half = -1};
+
 void rl_ops_rope(float *x, int n_head, int head_dim, int32_t pos, const float *inv_freq, bool neox)
 {
-    int half = head_dim / 2;
-    float cs[512], sn[512];
-    for (int i = 0; i < half && i < 512; i++) {
-        double a = (double)pos * inv_freq[i];
-        cs[i] = (float)cos(a);
-        sn[i] = (float)sin(a);
+    int half = head_dim / 2 < 512 ? head_dim / 2 : 512;
+    if (half < 0)
+        half = 0;
+    if (rope_last.half != half || rope_last.pos != pos ||
+        memcmp(rope_last.freq, inv_freq, sizeof(float) * (size_t)half) != 0) {
+        for (int i = 0; i < half; i++) {
+            double a = (double)pos * inv_freq[i];
+            rope_last.cs[i] = (float)cos(a);
+            rope_last.sn[i] = (float)sin(a);
+        }
+        memcpy(rope_last.freq, inv_freq, sizeof(float) * (size_t)half);
+        rope_last.pos = pos;
+        rope_last.half = half;
     }
-    rope_apply_fn(x, n_head, head_dim, cs, sn, neox);
+    rope_apply_fn(x, n_head, head_dim, rope_last.cs, rope_last.sn, neox);
 }
 
 float rl_ops_dot(const float *x, const float *y, int n)

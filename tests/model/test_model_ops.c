@@ -3,6 +3,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rl_ops.h"
 
@@ -137,26 +138,95 @@ START_TEST(attention_row_kernels_match_double)
 }
 END_TEST
 
+/* Attention scores for head sizes that are not a multiple of 8 (and 8
+ * itself, stories260K's): each row within rounding of a double dot, and the
+ * same bits whatever the number of rows in the call (a token's scores must
+ * not depend on how many keys share its KV block call). */
+START_TEST(attention_scores_same_bits_for_any_row_count_and_odd_head_size)
+{
+    rl_ops_init();
+    unsigned s = 11;
+    static const int ns[] = {3, 8, 13, 64, 69};
+    enum { R = 11, NMAX = 69 };
+    float K[R * NMAX], q[NMAX], all[R], out[R];
+    for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+        int n = ns[c];
+        for (int i = 0; i < R * n; i++)
+            K[i] = frand(&s) * 4.f;
+        for (int i = 0; i < n; i++)
+            q[i] = frand(&s);
+        rl_ops_dot_rows(K, R, q, n, all);
+        for (int j = 0; j < R; j++) {
+            double d = 0, mag = 0;
+            for (int i = 0; i < n; i++) {
+                d += (double)K[j * n + i] * q[i];
+                mag += fabs((double)K[j * n + i] * q[i]);
+            }
+            ck_assert_msg(fabs(all[j] - d) <= 1e-6 * mag + 1e-30, "n=%d row %d: %.9g vs %.9g", n, j, all[j], d);
+        }
+        for (int rows = 1; rows < R; rows++) {
+            for (int off = 0; off + rows <= R; off += 3) {
+                rl_ops_dot_rows(K + off * n, rows, q, n, out);
+                ck_assert_msg(memcmp(out, all + off, sizeof(float) * (size_t)rows) == 0, "n=%d rows %d from %d", n,
+                              rows, off);
+            }
+        }
+    }
+}
+END_TEST
+
 /* Both layouts at a real head size (SIMD path) against double rotations. */
-START_TEST(rope_simd_matches_double_at_head_dim_64)
+/* n_head heads of head_dim at pos against double rotations (inv: head_dim/2). */
+static void check_rope(int head_dim, int32_t pos, const float *inv, int neox, unsigned *s)
+{
+    enum { NH = 3 };
+    float x[NH * 128], orig[NH * 128];
+    int half = head_dim / 2;
+    for (int i = 0; i < NH * head_dim; i++)
+        x[i] = orig[i] = frand(s);
+    rl_ops_rope(x, NH, head_dim, pos, inv, neox);
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < half; i++) {
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            double th = (double)pos * inv[i], a = orig[h * head_dim + i0], b = orig[h * head_dim + i1];
+            ck_assert_msg(fabs(x[h * head_dim + i0] - (a * cos(th) - b * sin(th))) < 1e-5, "hd %d neox %d", head_dim,
+                          neox);
+            ck_assert_msg(fabs(x[h * head_dim + i1] - (a * sin(th) + b * cos(th))) < 1e-5, "hd %d neox %d", head_dim,
+                          neox);
+        }
+}
+
+START_TEST(rope_simd_matches_double_at_head_dim_64_and_8)
 {
     rl_ops_init();
     unsigned s = 6;
-    float inv[32], x[2 * 64], orig[2 * 64];
+    float inv[64];
+    for (int hd = 8; hd <= 64; hd *= 8) {
+        for (int i = 0; i < hd / 2; i++)
+            inv[i] = (float)pow(10000.0, -2.0 * i / hd);
+        for (int neox = 0; neox < 2; neox++)
+            check_rope(hd, 1234, inv, neox, &s);
+    }
+}
+END_TEST
+
+/* The angles of the previous call are reused only for the same position and
+ * the same frequency values: same pointer with new values, or a new position,
+ * must rotate by the new angles. */
+START_TEST(rope_recomputes_angles_when_position_or_frequencies_change)
+{
+    rl_ops_init();
+    unsigned s = 8;
+    float inv[32];
     for (int i = 0; i < 32; i++)
         inv[i] = (float)pow(10000.0, -2.0 * i / 64);
-    for (int neox = 0; neox < 2; neox++) {
-        for (int i = 0; i < 128; i++)
-            x[i] = orig[i] = frand(&s);
-        rl_ops_rope(x, 2, 64, 1234, inv, neox);
-        for (int h = 0; h < 2; h++)
-            for (int i = 0; i < 32; i++) {
-                int i0 = neox ? i : 2 * i, i1 = neox ? i + 32 : 2 * i + 1;
-                double th = 1234.0 * inv[i], a = orig[h * 64 + i0], b = orig[h * 64 + i1];
-                ck_assert(fabs(x[h * 64 + i0] - (a * cos(th) - b * sin(th))) < 1e-5);
-                ck_assert(fabs(x[h * 64 + i1] - (a * sin(th) + b * cos(th))) < 1e-5);
-            }
-    }
+    check_rope(64, 77, inv, 0, &s);
+    check_rope(64, 77, inv, 0, &s); /* reused */
+    check_rope(64, 78, inv, 0, &s);
+    inv[5] *= 3.f;
+    check_rope(64, 78, inv, 0, &s);
+    check_rope(8, 78, inv, 1, &s);
+    check_rope(64, 78, inv, 1, &s);
 }
 END_TEST
 
@@ -168,9 +238,11 @@ int main(void)
     tcase_add_test(tc, softmax_matches_double_and_sums_to_one);
     tcase_add_test(tc, swiglu_matches_double_including_large_inputs);
     tcase_add_test(tc, rope_rotates_adjacent_pairs_or_halves);
+    tcase_add_test(tc, attention_scores_same_bits_for_any_row_count_and_odd_head_size);
     tcase_add_test(tc, dot_and_scaled_axpy_match_double);
     tcase_add_test(tc, attention_row_kernels_match_double);
-    tcase_add_test(tc, rope_simd_matches_double_at_head_dim_64);
+    tcase_add_test(tc, rope_simd_matches_double_at_head_dim_64_and_8);
+    tcase_add_test(tc, rope_recomputes_angles_when_position_or_frequencies_change);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
