@@ -167,16 +167,19 @@ START_TEST(kv_quota_is_per_client)
 {
     if (!have_model())
         return;
+    /* a1 must still be in flight when a2 arrives: a 300-token prompt keeps it
+     * there for several steps of 64 tokens (a short one could finish between
+     * the two submits on a loaded machine, and a2 would then fit). */
     tt_daemon t;
-    start(&t, 64, 0, 60);
+    start(&t, 64, 0, 450);
     ringlm_conn *a = tt_connect(&t), *b = tt_connect(&t);
-    int32_t pr[40];
-    fill(pr, 40, 6);
-    ringlm_params p = greedy(30, 0);
+    int32_t pr[300];
+    fill(pr, 300, 6);
+    ringlm_params p = greedy(100, 0);
     ringlm_req a1, a2, b1;
-    ck_assert_int_eq(ringlm_submit_tokens(a, pr, 40, &p, &a1), 0); /* 40 positions */
-    ck_assert_int_eq(ringlm_submit_tokens(a, pr, 40, &p, &a2), 0); /* 40 + 40 > 60 */
-    ck_assert_int_eq(ringlm_submit_tokens(b, pr, 40, &p, &b1), 0); /* b has its own quota */
+    ck_assert_int_eq(ringlm_submit_tokens(a, pr, 300, &p, &a1), 0); /* 300+ positions */
+    ck_assert_int_eq(ringlm_submit_tokens(a, pr, 300, &p, &a2), 0); /* 300 + 300 > 450 */
+    ck_assert_int_eq(ringlm_submit_tokens(b, pr, 300, &p, &b1), 0); /* b has its own quota */
     int st;
     char m[256];
     ck_assert_int_eq(collect_final(a, a2, &st, m, sizeof m), RINGLM_EV_ERROR);
