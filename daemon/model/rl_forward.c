@@ -26,6 +26,8 @@
 #include "rl_pool.h"
 
 #define ATT_TOKS 32     /* query tokens per attention work item */
+
+_Static_assert(RL_KV_BLOCK == RL_OPS_ATT_ROWS, "rl_ops_att_block takes one KV block of keys");
 #define LOGIT_ROWS 16   /* output projection rows per chunk */
 
 typedef struct att_item {
@@ -215,7 +217,7 @@ static void att_item_run(rl_fwd *f, const att_item *it, float *scr)
     uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     size_t Q = (size_t)hp->n_head * hd;
     const rl_kv_seq *kvs = f->seqs[it->seq].kv;
-    float *kb = scr, *vb = kb + RL_KV_BLOCK * hd, *acc = vb + RL_KV_BLOCK * hd;
+    float *kbt = scr, *vb = kbt + RL_KV_BLOCK * hd, *acc = vb + RL_KV_BLOCK * hd;
     uint32_t nq = (it->t1 - it->t0) * group;
     float *mx = acc + (size_t)nq * hd, *sum = mx + nq;
     for (uint32_t i = 0; i < nq; i++) {
@@ -226,9 +228,13 @@ static void att_item_run(rl_fwd *f, const att_item *it, float *scr)
     const float scale = 1.f / sqrtf((float)hd);
     int32_t last_pos = f->tok_pos[it->t1 - 1];
     uint32_t n_blk = (uint32_t)last_pos / RL_KV_BLOCK + 1;
-    float s[RL_KV_BLOCK];
     for (uint32_t b = 0; b < n_blk; b++) {
-        kt->to_float(rl_kv_rows(f->kv, kvs, b, f->layer, 0, it->kvh), kb, (int64_t)RL_KV_BLOCK * hd);
+        /* K through vb into kbt, transposed (value d of key j at kbt[d * 16 + j]):
+         * each key block serves every query of the item, scores need no horizontal sums */
+        kt->to_float(rl_kv_rows(f->kv, kvs, b, f->layer, 0, it->kvh), vb, (int64_t)RL_KV_BLOCK * hd);
+        for (uint32_t j = 0; j < RL_KV_BLOCK; j++)
+            for (uint32_t d = 0; d < hd; d++)
+                kbt[d * RL_KV_BLOCK + j] = vb[j * hd + d];
         kt->to_float(rl_kv_rows(f->kv, kvs, b, f->layer, 1, it->kvh), vb, (int64_t)RL_KV_BLOCK * hd);
         int32_t p0 = (int32_t)(b * RL_KV_BLOCK);
         for (uint32_t t = it->t0; t < it->t1; t++) {
@@ -238,22 +244,8 @@ static void att_item_run(rl_fwd *f, const att_item *it, float *scr)
             int nvalid = pos - p0 + 1 < RL_KV_BLOCK ? pos - p0 + 1 : RL_KV_BLOCK;
             for (uint32_t g = 0; g < group; g++) {
                 uint32_t h = it->kvh * group + g, qi = (t - it->t0) * group + g;
-                const float *q = f->q + t * Q + (size_t)h * hd;
-                float m_new = mx[qi];
-                rl_ops_dot_rows(kb, nvalid, q, (int)hd, s);
-                for (int j = 0; j < nvalid; j++) {
-                    s[j] *= scale;
-                    m_new = s[j] > m_new ? s[j] : m_new;
-                }
-                float corr = expf(mx[qi] - m_new); /* 0 on the first block: mx is -inf */
-                float l = sum[qi] * corr;
-                for (int j = 0; j < nvalid; j++) {
-                    s[j] = expf(s[j] - m_new);
-                    l += s[j];
-                }
-                rl_ops_mix_rows(acc + (size_t)qi * hd, corr, s, vb, nvalid, (int)hd);
-                mx[qi] = m_new;
-                sum[qi] = l;
+                rl_ops_att_block(kbt, vb, nvalid, f->q + t * Q + (size_t)h * hd, (int)hd, scale, &mx[qi], &sum[qi],
+                                 acc + (size_t)qi * hd);
             }
         }
     }

@@ -52,26 +52,63 @@ static void swiglu_scalar(float *out, const float *g, const float *u, int n)
 #ifdef RL_X86
 #define RL_AVX2 __attribute__((target("avx2,fma")))
 
-/* exp(x) for x in float range: 2^(x*log2e) split into integer and fraction,
- * fraction by a degree-6 polynomial. Inputs below -87 give 0. */
-RL_AVX2 static inline __m256 exp256(__m256 x)
+/* exp(x), the vector version (all lanes alike, so a value's bits do not depend
+ * on its lane or on its neighbours):
+ *   n = round(x log2 e), r = x - n ln2 (two FMAs: ln2 = hi + lo), |r| <= ln2/2;
+ *   e^r = 1 + r + r^2 P(r), P of degree 4 fitted to (e^r - 1 - r) / r^2 on
+ *   [-ln2/2, ln2/2] (Chebyshev fit, approximation error < 8e-9 relative);
+ *   result e^r * 2^n.
+ * Accuracy: within 1 ulp of the correctly rounded exp for normal results
+ * (tests/model/test_model_ops.c measures it over a dense sweep of [-110, 89]),
+ * subnormal results within 1 ulp of the subnormal grid (2^-149), 0 for
+ * x < -103.98 and -inf, +inf for x > 88.73, NaN for NaN. x is clamped to
+ * [-110, 89] first (NaN passes the clamp: the operand order of min/max keeps it).
+ * AVX2 scales by 2^n as two exact powers of two, 2^(n>>1) then 2^(n-(n>>1)),
+ * so results below FLT_MIN round once into the subnormal range; AVX-512 uses
+ * vscalefps, which does the same in one instruction. */
+#define EXP_LO -110.f
+#define EXP_HI 89.f
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0x1.62e430p-1f
+#define EXP_LN2_LO (-0x1.05c610p-29f)
+#define EXP_P4 0x1.6d10fcp-10f
+#define EXP_P3 0x1.120b62p-7f
+#define EXP_P2 0x1.55551ap-5f
+#define EXP_P1 0x1.5554dep-3f
+
+/* e^r and n for x (shared by both scalings). */
+RL_AVX2 static inline __m256 exp_core(__m256 x, __m256 *n)
 {
-    const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f);
-    x = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
-    __m256 t = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
-    __m256 fi = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 f = _mm256_sub_ps(t, fi); /* in [-0.5, 0.5] */
-    /* 2^f = e^(f ln2) polynomial (Taylor to degree 6 in f*ln2) */
-    __m256 y = _mm256_fmadd_ps(f, _mm256_set1_ps(1.5403530e-4f), _mm256_set1_ps(1.3333558e-3f));
-    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(9.6181291e-3f));
-    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(5.5504109e-2f));
-    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(2.4022651e-1f));
-    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(6.9314718e-1f));
-    y = _mm256_fmadd_ps(f, y, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fi), _mm256_set1_epi32(127)), 23);
-    __m256 r = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-    /* flush the clamped low end to exactly 0 */
-    return _mm256_and_ps(r, _mm256_cmp_ps(x, lo, _CMP_GT_OQ));
+    x = _mm256_max_ps(_mm256_set1_ps(EXP_LO), _mm256_min_ps(_mm256_set1_ps(EXP_HI), x)); /* NaN: 2nd operand */
+    *n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(*n, _mm256_set1_ps(EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(*n, _mm256_set1_ps(EXP_LN2_LO), r);
+    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(EXP_P4), r, _mm256_set1_ps(EXP_P3));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P2));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P1));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.f));
+    return _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.f));
+}
+
+RL_AVX2 static inline __m256 exp8(__m256 x)
+{
+    __m256 n;
+    __m256 y = exp_core(x, &n);
+    __m256i ni = _mm256_cvtps_epi32(n); /* -159..129; NaN lanes give INT_MIN, y stays NaN */
+    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    __m256i b = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, b), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, b), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+}
+
+#define RL_AVX512 __attribute__((target("avx2,fma,avx512f,avx512vl")))
+RL_AVX512 static inline __m256 exp8_512(__m256 x)
+{
+    __m256 n;
+    __m256 y = exp_core(x, &n);
+    return _mm256_scalef_ps(y, n);
 }
 
 RL_AVX2 static float hsum256(__m256 v)
@@ -109,7 +146,7 @@ RL_AVX2 static void softmax_avx2(float *x, int n)
     __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
         _mm256_storeu_ps(x + i, e);
         acc = _mm256_add_ps(acc, e);
     }
@@ -131,7 +168,7 @@ RL_AVX2 static void swiglu_avx2(float *out, const float *g, const float *u, int 
     int i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 vg = _mm256_loadu_ps(g + i);
-        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), vg));
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), vg));
         __m256 s = _mm256_div_ps(vg, _mm256_add_ps(one, e));
         _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
     }
@@ -225,7 +262,177 @@ RL_AVX2 static void scale_axpy_avx2(float *y, float b, float a, const float *x, 
     for (; i < n; i++)
         y[i] = y[i] * b + a * x[i];
 }
+
+/* y[0..n) of 8-lane arrays: out = exp(in). */
+RL_AVX2 static void exp_avx2(float *y, const float *x, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(y + i, mask, exp8(_mm256_maskload_ps(x + i, mask)));
+    }
+}
+
+RL_AVX512 static void exp_avx512(float *y, const float *x, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, exp8_512(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask8 k = (__mmask8)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_ps(y + i, k, exp8_512(_mm256_maskz_loadu_ps(k, x + i)));
+    }
+}
+
+/* ---- attention over one block of keys (rl_ops_att_block) ----
+ * Scores of the 16 keys as two 8-lane vectors, one broadcast of q[d] times
+ * row d of the transposed keys per FMA (no horizontal sums); 4 accumulators
+ * per half, over d mod 4, added as (a0 + a1) + (a2 + a3). Keys at and past
+ * rows become -inf (blend: whatever their padding held), so exp gives 0. */
+RL_AVX2 static inline __attribute__((always_inline)) void att_scores8(const float *Kt, int rows, const float *q,
+                                                                     int n, float scale, __m256 *s0, __m256 *s1)
+{
+    __m256 a[4], b[4];
+    for (int i = 0; i < 4; i++)
+        a[i] = b[i] = _mm256_setzero_ps();
+    int d = 0;
+    for (; d + 4 <= n; d += 4)
+        for (int i = 0; i < 4; i++) {
+            __m256 qd = _mm256_broadcast_ss(q + d + i);
+            const float *row = Kt + (size_t)(d + i) * RL_OPS_ATT_ROWS;
+            a[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row), a[i]);
+            b[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8), b[i]);
+        }
+    for (int i = 0; d < n; d++, i++) {
+        __m256 qd = _mm256_broadcast_ss(q + d);
+        const float *row = Kt + (size_t)d * RL_OPS_ATT_ROWS;
+        a[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row), a[i]);
+        b[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8), b[i]);
+    }
+    __m256 vs = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+    __m256 lo = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])), vs);
+    __m256 hi = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(b[0], b[1]), _mm256_add_ps(b[2], b[3])), vs);
+    __m256i r = _mm256_set1_epi32(rows);
+    __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(r, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(r, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
+    *s0 = _mm256_blendv_ps(ninf, lo, m0);
+    *s1 = _mm256_blendv_ps(ninf, hi, m1);
+}
+
+RL_AVX2 static inline __attribute__((always_inline)) float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* acc = acc * corr + sum_j p[j] V[j]: per 8 values of the row, 4 accumulators
+ * over j mod 4 added as (a0 + a1) + (a2 + a3); the last partial 8 masked. */
+RL_AVX2 static inline __attribute__((always_inline)) void att_mix8(float *acc, float corr, const float *p,
+                                                                  const float *V, int rows, int n)
+{
+    __m256 vc = _mm256_set1_ps(corr);
+    for (int i = 0; i < n; i += 8) {
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 a[4];
+        for (int k = 0; k < 4; k++)
+            a[k] = _mm256_setzero_ps();
+        const float *v = V + i;
+        int j = 0;
+        if (n - i >= 8) {
+            for (; j + 4 <= rows; j += 4)
+                for (int k = 0; k < 4; k++)
+                    a[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j + k), _mm256_loadu_ps(v + (size_t)(j + k) * n),
+                                           a[k]);
+            for (int k = 0; j < rows; j++, k++)
+                a[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(v + (size_t)j * n), a[k]);
+        } else {
+            for (; j + 4 <= rows; j += 4)
+                for (int k = 0; k < 4; k++)
+                    a[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j + k),
+                                           _mm256_maskload_ps(v + (size_t)(j + k) * n, mask), a[k]);
+            for (int k = 0; j < rows; j++, k++)
+                a[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_maskload_ps(v + (size_t)j * n, mask), a[k]);
+        }
+        __m256 sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+        __m256 y = _mm256_fmadd_ps(_mm256_maskload_ps(acc + i, mask), vc, sum);
+        _mm256_maskstore_ps(acc + i, mask, y);
+    }
+}
+
+/* One body for both instruction sets; EXP is exp8 or exp8_512. */
+#define ATT_BLOCK_BODY(EXP)                                                                            \
+    __m256 s0, s1;                                                                                     \
+    att_scores8(Kt, rows, q, n, scale, &s0, &s1);                                                      \
+    float m_old = *m, m_blk = hmax8(_mm256_max_ps(s0, s1)), m_new = m_blk > m_old ? m_blk : m_old;     \
+    if (m_new == -INFINITY && !_mm256_movemask_ps(_mm256_or_ps(                                        \
+            _mm256_cmp_ps(s0, _mm256_set1_ps(-INFINITY), _CMP_NEQ_UQ),                                 \
+            _mm256_cmp_ps(s1, _mm256_set1_ps(-INFINITY), _CMP_NEQ_UQ))))                               \
+        return; /* only -inf scores: nothing to add (a NaN score goes on, to propagate) */             \
+    __m256 vm = _mm256_set1_ps(m_new);                                                                 \
+    __m256 p0 = EXP(_mm256_sub_ps(s0, vm)), p1 = EXP(_mm256_sub_ps(s1, vm));                           \
+    float corr = _mm256_cvtss_f32(EXP(_mm256_set1_ps(m_old - m_new))); /* 0 for the first block */  \
+    float p[RL_OPS_ATT_ROWS];                                                                          \
+    _mm256_storeu_ps(p, p0);                                                                           \
+    _mm256_storeu_ps(p + 8, p1);                                                                       \
+    *m = m_new;                                                                                        \
+    *l = *l * corr + hsum256(_mm256_add_ps(p0, p1));                                                   \
+    att_mix8(acc, corr, p, V, rows, n);
+
+RL_AVX2 static void att_block_avx2(const float *Kt, const float *V, int rows, const float *q, int n, float scale,
+                                   float *m, float *l, float *acc)
+{
+    ATT_BLOCK_BODY(exp8)
+}
+
+RL_AVX512 static void att_block_avx512(const float *Kt, const float *V, int rows, const float *q, int n, float scale,
+                                       float *m, float *l, float *acc)
+{
+    ATT_BLOCK_BODY(exp8_512)
+}
 #endif
+
+/* ---- portable versions of the exp and the attention block ---- */
+
+static void exp_scalar(float *y, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] = expf(x[i]);
+}
+
+static void att_block_scalar(const float *Kt, const float *V, int rows, const float *q, int n, float scale, float *m,
+                             float *l, float *acc)
+{
+    float p[RL_OPS_ATT_ROWS], m_new = *m;
+    for (int j = 0; j < rows; j++) {
+        float d = 0.f;
+        for (int i = 0; i < n; i++)
+            d += q[i] * Kt[(size_t)i * RL_OPS_ATT_ROWS + j];
+        p[j] = d * scale;
+        m_new = p[j] > m_new ? p[j] : m_new;
+    }
+    bool all_ninf = true; /* a NaN score goes on, to propagate */
+    for (int j = 0; j < rows; j++)
+        all_ninf = all_ninf && p[j] == -INFINITY;
+    if (m_new == -INFINITY && all_ninf)
+        return;
+    float corr = expf(*m - m_new), sum = 0.f;
+    for (int j = 0; j < rows; j++) {
+        p[j] = expf(p[j] - m_new);
+        sum += p[j];
+    }
+    *m = m_new;
+    *l = *l * corr + sum;
+    for (int i = 0; i < n; i++) {
+        float a = 0.f;
+        for (int j = 0; j < rows; j++)
+            a += p[j] * V[(size_t)j * n + i];
+        acc[i] = acc[i] * corr + a;
+    }
+}
 
 static float dot_scalar(const float *x, const float *y, int n)
 {
@@ -320,6 +527,9 @@ static void (*mix_rows_fn)(float *, float, const float *, const float *, int, in
 static void (*rmsnorm_fn)(float *, const float *, const float *, int, float) = rmsnorm_scalar;
 static void (*softmax_fn)(float *, int) = softmax_scalar;
 static void (*swiglu_fn)(float *, const float *, const float *, int) = swiglu_scalar;
+static void (*exp_fn)(float *, const float *, int) = exp_scalar;
+static void (*att_block_fn)(const float *, const float *, int, const float *, int, float, float *, float *,
+                            float *) = att_block_scalar;
 
 void rl_ops_init(void)
 {
@@ -335,6 +545,13 @@ void rl_ops_init(void)
         dot_rows_fn = dot_rows_avx2;
         rope_apply_fn = rope_apply_avx2;
         mix_rows_fn = mix_rows_avx2;
+        exp_fn = exp_avx2;
+        att_block_fn = att_block_avx2;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            !(cap && strcmp(cap, "avx2") == 0)) {
+            exp_fn = exp_avx512;
+            att_block_fn = att_block_avx512;
+        }
     }
 #endif
 }
@@ -406,4 +623,17 @@ void rl_ops_dot_rows(const float *K, int rows, const float *q, int n, float *out
 void rl_ops_mix_rows(float *y, float b, const float *p, const float *V, int rows, int n)
 {
     mix_rows_fn(y, b, p, V, rows, n);
+}
+
+void rl_ops_exp(float *y, const float *x, int n)
+{
+    exp_fn(y, x, n);
+}
+
+void rl_ops_att_block(const float *Kt, const float *V, int rows, const float *q, int n, float scale, float *m,
+                      float *l, float *acc)
+{
+    if (rows <= 0 || n <= 0)
+        return;
+    att_block_fn(Kt, V, rows < RL_OPS_ATT_ROWS ? rows : RL_OPS_ATT_ROWS, q, n, scale, m, l, acc);
 }

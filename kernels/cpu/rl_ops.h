@@ -37,6 +37,27 @@ void rl_ops_dot_rows(const float *K, int rows, const float *q, int n, float *out
 /* y = y * b + sum_j p[j] * (V row j). */
 void rl_ops_mix_rows(float *y, float b, const float *p, const float *V, int rows, int n);
 
+/* y[i] = exp(x[i]) (y may equal x). SIMD: within 1 ulp of the correctly
+ * rounded result for normal results, subnormals rounded once, 0 below -103.98
+ * and for -inf, +inf above 88.73, NaN for NaN (rl_ops.c tells how); the
+ * scalar fallback is libm's expf. */
+void rl_ops_exp(float *y, const float *x, int n);
+
+/* Keys per rl_ops_att_block call, the width of the transposed key block. */
+#define RL_OPS_ATT_ROWS 16
+
+/* One query's attention over one block of `rows` (1..RL_OPS_ATT_ROWS) keys, as
+ * an online softmax: with s_j = scale * dot(q, key j) and M = max(*m, s_j),
+ *   *l = *l * e^(*m - M) + sum_j e^(s_j - M),
+ *   acc = acc * e^(*m - M) + sum_j e^(s_j - M) V row j,   *m = M.
+ * Start with *m = -inf, *l = 0, acc = 0; the attention output is acc / *l.
+ * Kt holds the keys transposed: Kt[d * RL_OPS_ATT_ROWS + j] = key j, value d,
+ * for d < n; all RL_OPS_ATT_ROWS columns are read, those past rows are ignored
+ * (any value). V: rows rows of n floats. The arithmetic of one call depends
+ * only on its arguments (a query's result is the same in any batch). */
+void rl_ops_att_block(const float *Kt, const float *V, int rows, const float *q, int n, float scale, float *m,
+                      float *l, float *acc);
+
 /* y[i] += x[i] */
 void rl_ops_add(float *y, const float *x, int n);
 
