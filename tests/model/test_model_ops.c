@@ -3,6 +3,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rl_ops.h"
@@ -230,6 +231,183 @@ START_TEST(rope_recomputes_angles_when_position_or_frequencies_change)
 }
 END_TEST
 
+/* ulps between y and the double exp of x, on the float grid at the reference
+ * (subnormal results: the 2^-149 grid). NaN results give a huge count. */
+static double exp_ulps(float y, float x)
+{
+    double ref = exp((double)x);
+    if (ref > 3.4028234663852886e38)
+        return isinf(y) && y > 0 ? 0 : 1e30;
+    if (!(y == y))
+        return 1e30;
+    int e;
+    frexp(ref, &e);
+    double ulp = ldexp(1.0, (e - 1 < -126 ? -126 : e - 1) - 23);
+    return fabs((double)y - ref) / ulp;
+}
+
+/* A dense sweep of [-110, 89] (every 1/4096, plus every float near 0 and at the
+ * underflow and overflow edges) and the special values: within 1 ulp of exp in
+ * double; -inf and anything below -103.98 give exactly 0; NaN stays NaN. */
+START_TEST(vector_exp_within_one_ulp_over_sweep_and_special_values)
+{
+    rl_ops_init();
+    enum { N = 4096 };
+    static float x[N], y[N];
+    double worst = 0;
+    float worst_x = 0;
+    int n = 0;
+    for (long i = -110L * 4096; i <= 89L * 4096; i++) {
+        x[n++] = (float)i / 4096.f + (float)(i % 7) * 1e-5f; /* off the power-of-two grid too */
+        if (n == N || i == 89L * 4096) {
+            rl_ops_exp(y, x, n);
+            for (int k = 0; k < n; k++) {
+                double u = exp_ulps(y[k], x[k]);
+                if (u > worst) {
+                    worst = u;
+                    worst_x = x[k];
+                }
+            }
+            n = 0;
+        }
+    }
+    /* every float in small windows: near 0, near the subnormal and overflow edges */
+    static const float starts[] = {-1e-3f, -87.34f, -103.98f, -103.2f, 88.7f, -0.35f};
+    for (size_t c = 0; c < sizeof starts / sizeof starts[0]; c++) {
+        float v = starts[c];
+        for (int w = 0; w < 4; w++) {
+            for (int k = 0; k < N; k++) {
+                x[k] = v;
+                v = nextafterf(v, INFINITY);
+            }
+            rl_ops_exp(y, x, N);
+            for (int k = 0; k < N; k++) {
+                double u = exp_ulps(y[k], x[k]);
+                if (u > worst) {
+                    worst = u;
+                    worst_x = x[k];
+                }
+            }
+        }
+    }
+    fprintf(stderr, "worst %.4f at %.9g\n", worst, worst_x);
+    ck_assert_msg(worst <= 1.0, "worst %.3f ulp at x=%.9g", worst, worst_x);
+
+    float sx[12] = {-INFINITY, -3e38f, -1000.f, -104.f, -103.98f, -0.f, 0.f, NAN, INFINITY, 89.f, 1e-30f, -1e-30f};
+    float sy[12];
+    rl_ops_exp(sy, sx, 12);
+    for (int k = 0; k < 5; k++)
+        ck_assert_msg(sy[k] == 0.f, "exp(%g) = %g, not 0", sx[k], sy[k]);
+    ck_assert(sy[5] == 1.f && sy[6] == 1.f && sy[10] == 1.f && sy[11] == 1.f);
+    ck_assert_msg(isnan(sy[7]), "exp(NaN) = %g", sy[7]);
+    ck_assert(isinf(sy[8]) && sy[8] > 0 && isinf(sy[9]) && sy[9] > 0);
+    /* NaN in one lane does not leak into its neighbours; the tail lanes and y == x work */
+    float t[11];
+    for (int k = 0; k < 11; k++)
+        t[k] = k == 3 ? NAN : -(float)k;
+    rl_ops_exp(t, t, 11);
+    for (int k = 0; k < 11; k++)
+        ck_assert_msg(k == 3 ? isnan(t[k]) : exp_ulps(t[k], -(float)k) <= 1.0, "lane %d: %g", k, t[k]);
+}
+END_TEST
+
+/* float64 attention of one query over `len` keys: softmax(scale K q) V. */
+static void att_ref(const float *K, const float *V, int len, const float *q, int n, float scale, double *out)
+{
+    double s[64], mx = -INFINITY, sum = 0;
+    for (int j = 0; j < len; j++) {
+        double d = 0;
+        for (int i = 0; i < n; i++)
+            d += (double)K[j * n + i] * q[i];
+        s[j] = d * scale;
+        mx = fmax(mx, s[j]);
+    }
+    for (int i = 0; i < n; i++)
+        out[i] = 0;
+    for (int j = 0; j < len; j++) {
+        double p = exp(s[j] - mx);
+        sum += p;
+        for (int i = 0; i < n; i++)
+            out[i] += p * V[j * n + i];
+    }
+    for (int i = 0; i < n; i++)
+        out[i] /= sum;
+}
+
+/* Keys split into blocks of RL_OPS_ATT_ROWS, each transposed into a block whose
+ * unused columns hold NaN (they must be ignored), V rows past the block's end
+ * NaN too (never read): the online softmax over the blocks within 2e-6 of
+ * float64 attention, for head sizes and lengths that are not multiples of 8,
+ * scores spread over [-60, 60] (exp of large negatives, a max that changes
+ * between blocks). Fresh random inputs each case. */
+START_TEST(attention_block_online_softmax_matches_double)
+{
+    rl_ops_init();
+    unsigned s = 12;
+    static const int ns[] = {1, 3, 8, 13, 64, 69};
+    static const int lens[] = {1, 5, 8, 9, 16, 17, 31, 33, 47, 64};
+    enum { L = 64, NMAX = 69, B = RL_OPS_ATT_ROWS };
+    static float K[L * NMAX], V[L * NMAX], Kt[NMAX * B], Vb[(B + 1) * NMAX];
+    float q[NMAX], acc[NMAX];
+    double ref[NMAX];
+    for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++)
+        for (size_t e = 0; e < sizeof lens / sizeof lens[0]; e++) {
+            int n = ns[c], len = lens[e];
+            float spread = 60.f * sqrtf((float)n) / (0.58f * (float)n); /* |scores| up to about 60 */
+            for (int i = 0; i < len * n; i++) {
+                K[i] = frand(&s) * spread;
+                V[i] = frand(&s) * 3.f;
+            }
+            for (int i = 0; i < n; i++)
+                q[i] = frand(&s);
+            float scale = 1.f / sqrtf((float)n), m = -INFINITY, l = 0.f;
+            for (int i = 0; i < n; i++)
+                acc[i] = 0.f;
+            for (int b0 = 0; b0 < len; b0 += B) {
+                int rows = len - b0 < B ? len - b0 : B;
+                for (int i = 0; i < n * B; i++)
+                    Kt[i] = NAN;
+                for (int i = 0; i < (B + 1) * n; i++)
+                    Vb[i] = NAN;
+                for (int j = 0; j < rows; j++)
+                    for (int d = 0; d < n; d++) {
+                        Kt[d * B + j] = K[(b0 + j) * n + d];
+                        Vb[j * n + d] = V[(b0 + j) * n + d];
+                    }
+                rl_ops_att_block(Kt, Vb, rows, q, n, scale, &m, &l, acc);
+            }
+            att_ref(K, V, len, q, n, scale, ref);
+            for (int i = 0; i < n; i++) {
+                double o = acc[i] / l;
+                ck_assert_msg(fabs(o - ref[i]) <= 2e-6 * 3.0, "n=%d len=%d i=%d: %.9g vs %.9g", n, len, i, o, ref[i]);
+            }
+        }
+}
+END_TEST
+
+/* A NaN score (NaN in q) makes the output NaN, in the first block as in later
+ * ones: never a plausible-looking number. */
+START_TEST(attention_block_propagates_nan)
+{
+    rl_ops_init();
+    enum { B = RL_OPS_ATT_ROWS };
+    float Kt[8 * B], V[B * 8], q[8], acc[8];
+    for (int i = 0; i < 8 * B; i++)
+        Kt[i] = V[i] = 0.25f;
+    for (int first = 0; first < 2; first++) {
+        for (int i = 0; i < 8; i++)
+            q[i] = acc[i] = 0.f;
+        q[0] = 1.f;
+        float m = -INFINITY, l = 0.f;
+        if (!first)
+            rl_ops_att_block(Kt, V, 5, q, 8, 0.5f, &m, &l, acc);
+        q[2] = NAN;
+        rl_ops_att_block(Kt, V, 5, q, 8, 0.5f, &m, &l, acc);
+        ck_assert_msg(isnan(acc[0] / l), "first=%d: %g / %g", first, acc[0], l);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_ops");
@@ -243,6 +421,9 @@ int main(void)
     tcase_add_test(tc, attention_row_kernels_match_double);
     tcase_add_test(tc, rope_simd_matches_double_at_head_dim_64_and_8);
     tcase_add_test(tc, rope_recomputes_angles_when_position_or_frequencies_change);
+    tcase_add_test(tc, vector_exp_within_one_ulp_over_sweep_and_special_values);
+    tcase_add_test(tc, attention_block_online_softmax_matches_double);
+    tcase_add_test(tc, attention_block_propagates_nan);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
