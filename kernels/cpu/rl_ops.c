@@ -291,29 +291,35 @@ RL_AVX512 static void exp_avx512(float *y, const float *x, int n)
  * row d of the transposed keys per FMA (no horizontal sums); 4 accumulators
  * per half, over d mod 4, added as (a0 + a1) + (a2 + a3). Keys at and past
  * rows become -inf (blend: whatever their padding held), so exp gives 0. */
+#define ATT_ROW(d) _mm256_loadu_ps(Kt + (size_t)(d) * RL_OPS_ATT_ROWS)
+#define ATT_ROW_HI(d) _mm256_loadu_ps(Kt + (size_t)(d) * RL_OPS_ATT_ROWS + 8)
+#define ATT_FMA_D(A, B, d)                                      \
+    do {                                                        \
+        __m256 qd = _mm256_broadcast_ss(q + (d));               \
+        A = _mm256_fmadd_ps(qd, ATT_ROW(d), A);                 \
+        B = _mm256_fmadd_ps(qd, ATT_ROW_HI(d), B);              \
+    } while (0)
+
 RL_AVX2 static inline __attribute__((always_inline)) void att_scores8(const float *Kt, int rows, const float *q,
                                                                      int n, float scale, __m256 *s0, __m256 *s1)
 {
-    __m256 a[4], b[4];
-    for (int i = 0; i < 4; i++)
-        a[i] = b[i] = _mm256_setzero_ps();
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
     int d = 0;
-    for (; d + 4 <= n; d += 4)
-        for (int i = 0; i < 4; i++) {
-            __m256 qd = _mm256_broadcast_ss(q + d + i);
-            const float *row = Kt + (size_t)(d + i) * RL_OPS_ATT_ROWS;
-            a[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row), a[i]);
-            b[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8), b[i]);
-        }
-    for (int i = 0; d < n; d++, i++) {
-        __m256 qd = _mm256_broadcast_ss(q + d);
-        const float *row = Kt + (size_t)d * RL_OPS_ATT_ROWS;
-        a[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row), a[i]);
-        b[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8), b[i]);
+    for (; d + 4 <= n; d += 4) { /* named accumulators: arrays indexed at run time would live on the stack */
+        ATT_FMA_D(a0, b0, d);
+        ATT_FMA_D(a1, b1, d + 1);
+        ATT_FMA_D(a2, b2, d + 2);
+        ATT_FMA_D(a3, b3, d + 3);
     }
+    if (d < n)
+        ATT_FMA_D(a0, b0, d);
+    if (d + 1 < n)
+        ATT_FMA_D(a1, b1, d + 1);
+    if (d + 2 < n)
+        ATT_FMA_D(a2, b2, d + 2);
     __m256 vs = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
-    __m256 lo = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])), vs);
-    __m256 hi = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(b[0], b[1]), _mm256_add_ps(b[2], b[3])), vs);
+    __m256 lo = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), vs);
+    __m256 hi = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)), vs);
     __m256i r = _mm256_set1_epi32(rows);
     __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(r, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
     __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(r, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
@@ -331,33 +337,42 @@ RL_AVX2 static inline __attribute__((always_inline)) float hmax8(__m256 v)
 
 /* acc = acc * corr + sum_j p[j] V[j]: per 8 values of the row, 4 accumulators
  * over j mod 4 added as (a0 + a1) + (a2 + a3); the last partial 8 masked. */
+#define ATT_MIX_J(A, j) A = _mm256_fmadd_ps(_mm256_broadcast_ss(p + (j)), LOADV(v + (size_t)(j) * n), A)
+#define ATT_MIX_ROWS                              \
+    do {                                          \
+        int j = 0;                                \
+        for (; j + 4 <= rows; j += 4) {           \
+            ATT_MIX_J(a0, j);                     \
+            ATT_MIX_J(a1, j + 1);                 \
+            ATT_MIX_J(a2, j + 2);                 \
+            ATT_MIX_J(a3, j + 3);                 \
+        }                                         \
+        if (j < rows)                             \
+            ATT_MIX_J(a0, j);                     \
+        if (j + 1 < rows)                         \
+            ATT_MIX_J(a1, j + 1);                 \
+        if (j + 2 < rows)                         \
+            ATT_MIX_J(a2, j + 2);                 \
+    } while (0)
+
 RL_AVX2 static inline __attribute__((always_inline)) void att_mix8(float *acc, float corr, const float *p,
                                                                   const float *V, int rows, int n)
 {
     __m256 vc = _mm256_set1_ps(corr);
     for (int i = 0; i < n; i += 8) {
         __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 a[4];
-        for (int k = 0; k < 4; k++)
-            a[k] = _mm256_setzero_ps();
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         const float *v = V + i;
-        int j = 0;
         if (n - i >= 8) {
-            for (; j + 4 <= rows; j += 4)
-                for (int k = 0; k < 4; k++)
-                    a[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j + k), _mm256_loadu_ps(v + (size_t)(j + k) * n),
-                                           a[k]);
-            for (int k = 0; j < rows; j++, k++)
-                a[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(v + (size_t)j * n), a[k]);
+#define LOADV(ptr) _mm256_loadu_ps(ptr)
+            ATT_MIX_ROWS;
+#undef LOADV
         } else {
-            for (; j + 4 <= rows; j += 4)
-                for (int k = 0; k < 4; k++)
-                    a[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j + k),
-                                           _mm256_maskload_ps(v + (size_t)(j + k) * n, mask), a[k]);
-            for (int k = 0; j < rows; j++, k++)
-                a[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_maskload_ps(v + (size_t)j * n, mask), a[k]);
+#define LOADV(ptr) _mm256_maskload_ps(ptr, mask)
+            ATT_MIX_ROWS;
+#undef LOADV
         }
-        __m256 sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+        __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
         __m256 y = _mm256_fmadd_ps(_mm256_maskload_ps(acc + i, mask), vc, sum);
         _mm256_maskstore_ps(acc + i, mask, y);
     }
@@ -374,12 +389,14 @@ RL_AVX2 static inline __attribute__((always_inline)) void att_mix8(float *acc, f
         return; /* only -inf scores: nothing to add (a NaN score goes on, to propagate) */             \
     __m256 vm = _mm256_set1_ps(m_new);                                                                 \
     __m256 p0 = EXP(_mm256_sub_ps(s0, vm)), p1 = EXP(_mm256_sub_ps(s1, vm));                           \
-    float corr = _mm256_cvtss_f32(EXP(_mm256_set1_ps(m_old - m_new))); /* 0 for the first block */  \
+    /* exp(0) is exactly 1: skipping it when the max stays changes no bit */                         \
+    float corr = m_old == m_new ? 1.f : _mm256_cvtss_f32(EXP(_mm256_set1_ps(m_old - m_new)));          \
     float p[RL_OPS_ATT_ROWS];                                                                          \
     _mm256_storeu_ps(p, p0);                                                                           \
     _mm256_storeu_ps(p + 8, p1);                                                                       \
     *m = m_new;                                                                                        \
-    *l = *l * corr + hsum256(_mm256_add_ps(p0, p1));                                                   \
+    *l = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(*l), _mm_set_ss(corr),                                  \
+                                    _mm_set_ss(hsum256(_mm256_add_ps(p0, p1)))));                      \
     att_mix8(acc, corr, p, V, rows, n);
 
 RL_AVX2 static void att_block_avx2(const float *Kt, const float *V, int rows, const float *q, int n, float scale,
