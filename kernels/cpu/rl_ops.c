@@ -363,18 +363,19 @@ RL_AVX2 static inline __attribute__((always_inline)) void att_mix8(float *acc, f
         __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         const float *v = V + i;
-        if (n - i >= 8) {
+        if (n - i >= 8) { /* plain loads and stores: vmaskmovps stores are slow on some cores */
 #define LOADV(ptr) _mm256_loadu_ps(ptr)
             ATT_MIX_ROWS;
 #undef LOADV
+            __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+            _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(_mm256_loadu_ps(acc + i), vc, sum));
         } else {
 #define LOADV(ptr) _mm256_maskload_ps(ptr, mask)
             ATT_MIX_ROWS;
 #undef LOADV
+            __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+            _mm256_maskstore_ps(acc + i, mask, _mm256_fmadd_ps(_mm256_maskload_ps(acc + i, mask), vc, sum));
         }
-        __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-        __m256 y = _mm256_fmadd_ps(_mm256_maskload_ps(acc + i, mask), vc, sum);
-        _mm256_maskstore_ps(acc + i, mask, y);
     }
 }
 
