@@ -42,7 +42,7 @@ struct rl_fwd {
     int nth;
     float *x, *xb, *q, *k, *v, *att, *hg, *hu, *logit_buf;
     void *act_buf;          /* converted activations */
-    float *att_scratch;     /* per thread: K block, V block, accumulators */
+    float *att_scratch;     /* per thread: K block, V block, accumulators, queries */
     size_t att_stride;
     att_item *items;
     uint32_t *tok_seq;      /* batch row -> sequence */
@@ -95,7 +95,7 @@ int rl_fwd_new(const rl_model *m, rl_kv *kv, rl_pool *pool, uint32_t max_tokens,
     size_t T = max_tokens, E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim,
            KV = (size_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
     size_t group = hp->n_head / hp->n_head_kv;
-    f->att_stride = 2 * RL_KV_BLOCK * hp->head_dim + ATT_TOKS * group * (hp->head_dim + 2);
+    f->att_stride = 2 * RL_KV_BLOCK * hp->head_dim + ATT_TOKS * group * (2 * hp->head_dim + 2);
     uint32_t max_items = hp->n_head_kv * (max_tokens / ATT_TOKS + 1 + max_tokens);
     f->x = malloc(sizeof(float) * T * E);
     f->xb = malloc(sizeof(float) * T * E);
@@ -219,12 +219,17 @@ static void att_item_run(rl_fwd *f, const att_item *it, float *scr)
     const rl_kv_seq *kvs = f->seqs[it->seq].kv;
     float *kbt = scr, *vb = kbt + RL_KV_BLOCK * hd, *acc = vb + RL_KV_BLOCK * hd;
     uint32_t nq = (it->t1 - it->t0) * group;
-    float *mx = acc + (size_t)nq * hd, *sum = mx + nq;
+    float *mx = acc + (size_t)nq * hd, *sum = mx + nq, *qs = sum + nq;
     for (uint32_t i = 0; i < nq; i++) {
         mx[i] = -INFINITY;
         sum[i] = 0.f;
     }
     memset(acc, 0, sizeof(float) * nq * hd);
+    /* the item's queries in one run (query qi = (t - t0) * group + g), so the
+     * tokens that see a whole block go to rl_ops_att_block in one call */
+    for (uint32_t t = it->t0; t < it->t1; t++)
+        memcpy(qs + (size_t)(t - it->t0) * group * hd, f->q + t * Q + (size_t)it->kvh * group * hd,
+               sizeof(float) * group * hd);
     const float scale = 1.f / sqrtf((float)hd);
     int32_t last_pos = f->tok_pos[it->t1 - 1];
     uint32_t n_blk = (uint32_t)last_pos / RL_KV_BLOCK + 1;
@@ -237,16 +242,21 @@ static void att_item_run(rl_fwd *f, const att_item *it, float *scr)
                 kbt[d * RL_KV_BLOCK + j] = vb[j * hd + d];
         kt->to_float(rl_kv_rows(f->kv, kvs, b, f->layer, 1, it->kvh), vb, (int64_t)RL_KV_BLOCK * hd);
         int32_t p0 = (int32_t)(b * RL_KV_BLOCK);
-        for (uint32_t t = it->t0; t < it->t1; t++) {
-            int32_t pos = f->tok_pos[t];
-            if (pos < p0)
-                continue;
-            int nvalid = pos - p0 + 1 < RL_KV_BLOCK ? pos - p0 + 1 : RL_KV_BLOCK;
-            for (uint32_t g = 0; g < group; g++) {
-                uint32_t h = it->kvh * group + g, qi = (t - it->t0) * group + g;
-                rl_ops_att_block(kbt, vb, nvalid, f->q + t * Q + (size_t)h * hd, (int)hd, scale, &mx[qi], &sum[qi],
-                                 acc + (size_t)qi * hd);
-            }
+        /* a sequence's rows hold consecutive positions: tokens before the block
+         * skip it, then each token inside it sees its own prefix, then all the
+         * later ones see the whole block (one call) */
+        uint32_t t = it->t0;
+        while (t < it->t1 && f->tok_pos[t] < p0)
+            t++;
+        for (; t < it->t1 && f->tok_pos[t] - p0 + 1 < RL_KV_BLOCK; t++) {
+            uint32_t qi = (t - it->t0) * group;
+            rl_ops_att_block(kbt, vb, f->tok_pos[t] - p0 + 1, qs + (size_t)qi * hd, (int)group, (int)hd, scale,
+                             &mx[qi], &sum[qi], acc + (size_t)qi * hd);
+        }
+        if (t < it->t1) {
+            uint32_t qi = (t - it->t0) * group;
+            rl_ops_att_block(kbt, vb, RL_KV_BLOCK, qs + (size_t)qi * hd, (int)((it->t1 - t) * group), (int)hd, scale,
+                             &mx[qi], &sum[qi], acc + (size_t)qi * hd);
         }
     }
     for (uint32_t t = it->t0; t < it->t1; t++)

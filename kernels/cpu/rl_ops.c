@@ -400,17 +400,59 @@ RL_AVX2 static inline __attribute__((always_inline)) void att_mix8(float *acc, f
                                     _mm_set_ss(hsum256(_mm256_add_ps(p0, p1)))));                      \
     att_mix8(acc, corr, p, V, rows, n);
 
-RL_AVX2 static void att_block_avx2(const float *Kt, const float *V, int rows, const float *q, int n, float scale,
-                                   float *m, float *l, float *acc)
-{
-    ATT_BLOCK_BODY(exp8)
-}
+/* Queries two at a time: their max, exp and sum chains interleave (one
+ * query's chain is mostly latency); the corrections of both share one exp
+ * (lanes 0 and 1). Each query gets the very operations of the one-query body
+ * (exp works lane by lane, exp(0) is exactly 1), so its bits do not depend on
+ * its pairing. A pair with a -inf max takes the one-query body. */
+#define ATT_DEFINE(SUF, TGT, EXP)                                                                          \
+    TGT static void att_one_##SUF(const float *Kt, const float *V, int rows, const float *q, int n, float scale, \
+                                  float *m, float *l, float *acc)                                          \
+    {                                                                                                      \
+        ATT_BLOCK_BODY(EXP)                                                                                \
+    }                                                                                                      \
+    TGT static void att_block_##SUF(const float *Kt, const float *V, int rows, const float *q, int nq, int n, \
+                                    float scale, float *m, float *l, float *acc)                           \
+    {                                                                                                      \
+        int i = 0;                                                                                         \
+        for (; i + 2 <= nq; i += 2) {                                                                      \
+            const float *qa = q + (size_t)i * n, *qb = qa + n;                                             \
+            float *acca = acc + (size_t)i * n, *accb = acca + n;                                           \
+            __m256 s0a, s1a, s0b, s1b;                                                                     \
+            att_scores8(Kt, rows, qa, n, scale, &s0a, &s1a);                                               \
+            att_scores8(Kt, rows, qb, n, scale, &s0b, &s1b);                                               \
+            float ma = m[i], mb = m[i + 1];                                                                \
+            float ba = hmax8(_mm256_max_ps(s0a, s1a)), bb = hmax8(_mm256_max_ps(s0b, s1b));                \
+            float na = ba > ma ? ba : ma, nb = bb > mb ? bb : mb;                                          \
+            if (na == -INFINITY || nb == -INFINITY) {                                                      \
+                att_one_##SUF(Kt, V, rows, qa, n, scale, m + i, l + i, acca);                              \
+                att_one_##SUF(Kt, V, rows, qb, n, scale, m + i + 1, l + i + 1, accb);                      \
+                continue;                                                                                  \
+            }                                                                                              \
+            __m256 va = _mm256_set1_ps(na), vb = _mm256_set1_ps(nb);                                       \
+            __m256 p0a = EXP(_mm256_sub_ps(s0a, va)), p1a = EXP(_mm256_sub_ps(s1a, va));                   \
+            __m256 p0b = EXP(_mm256_sub_ps(s0b, vb)), p1b = EXP(_mm256_sub_ps(s1b, vb));                   \
+            float c[8], pa[RL_OPS_ATT_ROWS], pb[RL_OPS_ATT_ROWS];                                          \
+            _mm256_storeu_ps(c, EXP(_mm256_setr_ps(ma - na, mb - nb, 0, 0, 0, 0, 0, 0)));                 \
+            _mm256_storeu_ps(pa, p0a);                                                                     \
+            _mm256_storeu_ps(pa + 8, p1a);                                                                 \
+            _mm256_storeu_ps(pb, p0b);                                                                     \
+            _mm256_storeu_ps(pb + 8, p1b);                                                                 \
+            m[i] = na;                                                                                     \
+            m[i + 1] = nb;                                                                                 \
+            l[i] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(l[i]), _mm_set_ss(c[0]),                          \
+                                              _mm_set_ss(hsum256(_mm256_add_ps(p0a, p1a)))));              \
+            l[i + 1] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(l[i + 1]), _mm_set_ss(c[1]),                  \
+                                                  _mm_set_ss(hsum256(_mm256_add_ps(p0b, p1b)))));          \
+            att_mix8(acca, c[0], pa, V, rows, n);                                                          \
+            att_mix8(accb, c[1], pb, V, rows, n);                                                          \
+        }                                                                                                  \
+        if (i < nq)                                                                                        \
+            att_one_##SUF(Kt, V, rows, q + (size_t)i * n, n, scale, m + i, l + i, acc + (size_t)i * n);    \
+    }
 
-RL_AVX512 static void att_block_avx512(const float *Kt, const float *V, int rows, const float *q, int n, float scale,
-                                       float *m, float *l, float *acc)
-{
-    ATT_BLOCK_BODY(exp8_512)
-}
+ATT_DEFINE(avx2, RL_AVX2, exp8)
+ATT_DEFINE(avx512, RL_AVX512, exp8_512)
 #endif
 
 /* ---- portable versions of the exp and the attention block ---- */
@@ -421,8 +463,8 @@ static void exp_scalar(float *y, const float *x, int n)
         y[i] = expf(x[i]);
 }
 
-static void att_block_scalar(const float *Kt, const float *V, int rows, const float *q, int n, float scale, float *m,
-                             float *l, float *acc)
+static void att_one_scalar(const float *Kt, const float *V, int rows, const float *q, int n, float scale, float *m,
+                           float *l, float *acc)
 {
     float p[RL_OPS_ATT_ROWS], m_new = *m;
     for (int j = 0; j < rows; j++) {
@@ -450,6 +492,13 @@ static void att_block_scalar(const float *Kt, const float *V, int rows, const fl
             a += p[j] * V[(size_t)j * n + i];
         acc[i] = acc[i] * corr + a;
     }
+}
+
+static void att_block_scalar(const float *Kt, const float *V, int rows, const float *q, int nq, int n, float scale,
+                             float *m, float *l, float *acc)
+{
+    for (int i = 0; i < nq; i++)
+        att_one_scalar(Kt, V, rows, q + (size_t)i * n, n, scale, m + i, l + i, acc + (size_t)i * n);
 }
 
 static float dot_scalar(const float *x, const float *y, int n)
@@ -546,7 +595,7 @@ static void (*rmsnorm_fn)(float *, const float *, const float *, int, float) = r
 static void (*softmax_fn)(float *, int) = softmax_scalar;
 static void (*swiglu_fn)(float *, const float *, const float *, int) = swiglu_scalar;
 static void (*exp_fn)(float *, const float *, int) = exp_scalar;
-static void (*att_block_fn)(const float *, const float *, int, const float *, int, float, float *, float *,
+static void (*att_block_fn)(const float *, const float *, int, const float *, int, int, float, float *, float *,
                             float *) = att_block_scalar;
 
 void rl_ops_init(void)
@@ -648,10 +697,10 @@ void rl_ops_exp(float *y, const float *x, int n)
     exp_fn(y, x, n);
 }
 
-void rl_ops_att_block(const float *Kt, const float *V, int rows, const float *q, int n, float scale, float *m,
+void rl_ops_att_block(const float *Kt, const float *V, int rows, const float *q, int nq, int n, float scale, float *m,
                       float *l, float *acc)
 {
-    if (rows <= 0 || n <= 0)
+    if (rows <= 0 || nq <= 0 || n <= 0)
         return;
-    att_block_fn(Kt, V, rows < RL_OPS_ATT_ROWS ? rows : RL_OPS_ATT_ROWS, q, n, scale, m, l, acc);
+    att_block_fn(Kt, V, rows < RL_OPS_ATT_ROWS ? rows : RL_OPS_ATT_ROWS, q, nq, n, scale, m, l, acc);
 }

@@ -46,16 +46,18 @@ void rl_ops_exp(float *y, const float *x, int n);
 /* Keys per rl_ops_att_block call, the width of the transposed key block. */
 #define RL_OPS_ATT_ROWS 16
 
-/* One query's attention over one block of `rows` (1..RL_OPS_ATT_ROWS) keys, as
- * an online softmax: with s_j = scale * dot(q, key j) and M = max(*m, s_j),
- *   *l = *l * e^(*m - M) + sum_j e^(s_j - M),
- *   acc = acc * e^(*m - M) + sum_j e^(s_j - M) V row j,   *m = M.
- * Start with *m = -inf, *l = 0, acc = 0; the attention output is acc / *l.
+/* Attention of nq queries over one block of `rows` (1..RL_OPS_ATT_ROWS) keys,
+ * as an online softmax: for query i (q + i*n, state m[i], l[i], acc + i*n),
+ * with s_j = scale * dot(q, key j) and M = max(m[i], s_j),
+ *   l[i] = l[i] * e^(m[i] - M) + sum_j e^(s_j - M),
+ *   acc = acc * e^(m[i] - M) + sum_j e^(s_j - M) V row j,   m[i] = M.
+ * Start with m = -inf, l = 0, acc = 0; the attention output is acc / l.
  * Kt holds the keys transposed: Kt[d * RL_OPS_ATT_ROWS + j] = key j, value d,
  * for d < n; all RL_OPS_ATT_ROWS columns are read, those past rows are ignored
- * (any value). V: rows rows of n floats. The arithmetic of one call depends
- * only on its arguments (a query's result is the same in any batch). */
-void rl_ops_att_block(const float *Kt, const float *V, int rows, const float *q, int n, float scale, float *m,
+ * (any value). V: rows rows of n floats. A query's arithmetic depends only on
+ * its own q and state and on Kt, V, rows, n, scale: never on nq or on its
+ * place among the queries (its result is the same in any batch). */
+void rl_ops_att_block(const float *Kt, const float *V, int rows, const float *q, int nq, int n, float scale, float *m,
                       float *l, float *acc);
 
 /* y[i] += x[i] */

@@ -374,7 +374,7 @@ START_TEST(attention_block_online_softmax_matches_double)
                         Kt[d * B + j] = K[(b0 + j) * n + d];
                         Vb[j * n + d] = V[(b0 + j) * n + d];
                     }
-                rl_ops_att_block(Kt, Vb, rows, q, n, scale, &m, &l, acc);
+                rl_ops_att_block(Kt, Vb, rows, q, 1, n, scale, &m, &l, acc);
             }
             att_ref(K, V, len, q, n, scale, ref);
             for (int i = 0; i < n; i++) {
@@ -400,11 +400,52 @@ START_TEST(attention_block_propagates_nan)
         q[0] = 1.f;
         float m = -INFINITY, l = 0.f;
         if (!first)
-            rl_ops_att_block(Kt, V, 5, q, 8, 0.5f, &m, &l, acc);
+            rl_ops_att_block(Kt, V, 5, q, 1, 8, 0.5f, &m, &l, acc);
         q[2] = NAN;
-        rl_ops_att_block(Kt, V, 5, q, 8, 0.5f, &m, &l, acc);
+        rl_ops_att_block(Kt, V, 5, q, 1, 8, 0.5f, &m, &l, acc);
         ck_assert_msg(isnan(acc[0] / l), "first=%d: %g / %g", first, acc[0], l);
     }
+}
+END_TEST
+
+/* Several queries in one call (paired inside on SIMD paths) give each query
+ * the same bits as a call of its own, in any place among them, over blocks of
+ * any row count: a query's result must not depend on how many share its step. */
+START_TEST(attention_block_same_bits_for_any_query_count)
+{
+    rl_ops_init();
+    unsigned s = 13;
+    enum { B = RL_OPS_ATT_ROWS, NQ = 7, N = 13, NB = 4 };
+    static float Kt[NB][N * B], V[NB][B * N], q[NQ * N];
+    for (int b = 0; b < NB; b++) /* later blocks score higher: the max moves, corrections are neither 0 nor 1 */
+        for (int i = 0; i < N * B; i++) {
+            Kt[b][i] = frand(&s) * 3.f * (float)(b + 1);
+            V[b][i] = frand(&s);
+        }
+    for (int i = 0; i < NQ * N; i++)
+        q[i] = frand(&s);
+    for (int nq = 1; nq <= NQ; nq++)
+        for (int first = 0; first + nq <= NQ; first += 2) {
+            float m1[NQ], l1[NQ], a1[NQ * N], mb[NQ], lb[NQ], ab[NQ * N];
+            for (int i = 0; i < NQ; i++) {
+                m1[i] = mb[i] = -INFINITY;
+                l1[i] = lb[i] = 0.f;
+            }
+            memset(a1, 0, sizeof a1);
+            memset(ab, 0, sizeof ab);
+            for (int b = 0; b < NB; b++) {
+                int rows = 16 - 5 * b; /* 16, 11, 6, 1 */
+                for (int i = first; i < first + nq; i++)
+                    rl_ops_att_block(Kt[b], V[b], rows, q + i * N, 1, N, 0.3f, &m1[i], &l1[i], a1 + i * N);
+                rl_ops_att_block(Kt[b], V[b], rows, q + first * N, nq, N, 0.3f, &mb[first], &lb[first], ab + first * N);
+            }
+            ck_assert_msg(memcmp(m1 + first, mb + first, sizeof(float) * (size_t)nq) == 0 &&
+                              memcmp(l1 + first, lb + first, sizeof(float) * (size_t)nq) == 0 &&
+                              memcmp(a1 + first * N, ab + first * N, sizeof(float) * (size_t)(nq * N)) == 0,
+                          "nq=%d from %d", nq, first);
+            for (int i = first; i < first + nq; i++)
+                ck_assert(isfinite(l1[i]) && l1[i] >= 1.f);
+        }
 }
 END_TEST
 
@@ -424,6 +465,7 @@ int main(void)
     tcase_add_test(tc, vector_exp_within_one_ulp_over_sweep_and_special_values);
     tcase_add_test(tc, attention_block_online_softmax_matches_double);
     tcase_add_test(tc, attention_block_propagates_nan);
+    tcase_add_test(tc, attention_block_same_bits_for_any_query_count);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
