@@ -1,8 +1,10 @@
-/* rl_ops.c - RMSNorm, RoPE, softmax, SwiGLU: scalar and AVX2 versions.
+/* rl_ops.c - RMSNorm, RoPE, softmax, SwiGLU, exp and the attention block
+ * kernel: scalar and AVX2 versions (AVX-512VL for exp and attention).
  *
  * The SIMD versions are compiled with __attribute__((target)) and chosen once by
- * rl_ops_init() from __builtin_cpu_supports(). exp() is a polynomial (about
- * 1 ulp-level relative error 2e-7) so SiLU and softmax vectorize. */
+ * rl_ops_init() from __builtin_cpu_supports() (RINGLM_CPU_KERNELS=scalar|avx2
+ * caps the choice). exp() is a vector polynomial within 1 ulp (see exp_core),
+ * so SiLU, softmax and attention vectorize. */
 #include "rl_ops.h"
 
 #include <math.h>

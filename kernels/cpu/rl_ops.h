@@ -1,7 +1,7 @@
 /* rl_ops.h - per-row float operations of the transformer: RMSNorm, RoPE,
- * softmax, SwiGLU. Each has a scalar version and an AVX2/AVX-512 one picked at
- * run time (no global -m flags). Results depend only on the row, never on how
- * rows are batched. */
+ * softmax, SwiGLU, exp, attention over a KV block. Each has a scalar version
+ * and an AVX2 (some also AVX-512) one picked at run time (no global -m flags).
+ * Results depend only on the row, never on how rows are batched. */
 #ifndef RL_OPS_H
 #define RL_OPS_H
 
