@@ -26,9 +26,9 @@
 #include "rl_pool.h"
 
 #define ATT_TOKS 32     /* query tokens per attention work item */
+#define LOGIT_ROWS 16   /* output projection rows per chunk */
 
 _Static_assert(RL_KV_BLOCK == RL_OPS_ATT_ROWS, "rl_ops_att_block takes one KV block of keys");
-#define LOGIT_ROWS 16   /* output projection rows per chunk */
 
 typedef struct att_item {
     uint32_t seq, kvh, t0, t1; /* batch rows t0..t1 of sequence seq, KV head kvh */
