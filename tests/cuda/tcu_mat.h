@@ -6,27 +6,6 @@
 
 #include "tcu_util.h"
 
-/* Random weights of type t, quantized by the CPU codec; ref gets the exact
- * dequantized values (what the GPU must multiply by). */
-static inline void make_weight(rl_type t, int64_t rows, int64_t cols, uint64_t *s, rl_cu_mat *m, float *ref)
-{
-    const rl_type_traits *tr = rl_type_get(t);
-    size_t rb = rl_type_row_size(t, cols);
-    uint8_t *raw = malloc(rb * rows);
-    float *row = malloc(cols * sizeof(float));
-    ck_assert(raw && row);
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t c = 0; c < cols; c++)
-            row[c] = tcu_unif(s) * (1.0f + (float)(r % 7)); /* varied row scales */
-        tr->from_float(row, raw + r * rb, cols);
-        tr->to_float(raw + r * rb, ref + r * cols, cols);
-    }
-    CU_OK(rl_cu_mat_alloc(m, t, rows, cols));
-    CU_OK(rl_cu_mat_set_rows(m, 0, raw, rows));
-    free(raw);
-    free(row);
-}
-
 static inline rl_cu_act make_act(int64_t n, int batch, const float *host)
 {
     rl_cu_act a = {.n = n};
@@ -70,6 +49,42 @@ static inline void tcu_ref_product(const float *w, const float *x, const float *
 static inline bool wants_q8(rl_type t)
 {
     return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
+}
+
+/* The batched products' common signature (rl_cu_matvec, rl_cu_mm, rl_cu_mmq, rl_cu_mmh). */
+typedef int (*tcu_product_fn)(const rl_cu_mat *, const rl_cu_act *, int, int, rl_cu_act *, cudaStream_t);
+
+/* f(m, x, batch, mode, y) captured into a CUDA graph (strict global capture
+ * mode) and replayed twice, y->f poisoned before each replay; asserts the
+ * capture worked and both replays wrote the same bits. Returns the second
+ * replay's [batch][y->n] output (malloc'd). */
+static inline float *tcu_product_in_graph(tcu_product_fn f, const char *name, const rl_cu_mat *m, const rl_cu_act *x,
+                                          int batch, int mode, rl_cu_act *y)
+{
+    size_t bytes = (size_t)y->n * batch * sizeof(float);
+    cudaStream_t st;
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    ck_assert(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) == cudaSuccess);
+    ck_assert(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess);
+    int rc = f(m, x, batch, mode, y, st);
+    ck_assert_int_eq(cudaStreamEndCapture(st, &g), cudaSuccess);
+    ck_assert_msg(rc == 0, "%s under capture: %s", name, rl_cu_last_error());
+    ck_assert(cudaGraphInstantiate(&ge, g, 0) == cudaSuccess);
+    float *out[2];
+    for (int r = 0; r < 2; r++) {
+        ck_assert(cudaMemsetAsync(y->f, 0xFF, bytes, st) == cudaSuccess);
+        ck_assert(cudaGraphLaunch(ge, st) == cudaSuccess);
+        ck_assert(cudaStreamSynchronize(st) == cudaSuccess);
+        out[r] = malloc(bytes);
+        tcu_down(out[r], y->f, bytes);
+    }
+    ck_assert_msg(memcmp(out[0], out[1], bytes) == 0, "%s: replays differ", name);
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(st);
+    free(out[0]);
+    return out[1];
 }
 
 #endif

@@ -101,8 +101,8 @@ static inline void tcu_make_weight(rl_type t, int64_t rows, int64_t cols, uint64
         tr->from_float(row, raw + r * rb, cols);
         tr->to_float(raw + r * rb, ref + r * cols, cols);
     }
-    ck_assert_int_eq(rl_cu_mat_alloc(m, t, rows, cols), 0);
-    ck_assert_int_eq(rl_cu_mat_set_rows(m, 0, raw, rows), 0);
+    CU_OK(rl_cu_mat_alloc(m, t, rows, cols));
+    CU_OK(rl_cu_mat_set_rows(m, 0, raw, rows));
     free(raw);
     free(row);
 }

@@ -14,7 +14,7 @@ static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int m
     uint64_t s = tcu_seed(name);
     float *w = malloc(rows * cols * sizeof(float));
     rl_cu_mat m;
-    make_weight(t, rows, cols, &s, &m, w);
+    tcu_make_weight(t, rows, cols, &s, &m, w);
     float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
     int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
     float *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
@@ -99,7 +99,7 @@ START_TEST(matvec_output_stride_writes_only_its_columns)
     int64_t off = 0;
     for (int i = 0; i < 3; i++) {
         w[i] = malloc(rows[i] * cols * sizeof(float));
-        make_weight(types[i], rows[i], cols, &s, &m[i], w[i]);
+        tcu_make_weight(types[i], rows[i], cols, &s, &m[i], w[i]);
         rl_cu_act ya = {.f = dy + off, .n = rows[i], .stride = ld};
         CU_OK(rl_cu_matvec(&m[i], &xa, batch, RL_CU_MV_STORE, &ya, 0));
         off += rows[i];
@@ -345,7 +345,7 @@ START_TEST(gemm_matches_cpu)
     int n = 37;
     float *w = malloc(rows * cols * 4);
     rl_cu_mat m;
-    make_weight(t, rows, cols, &s, &m, w);
+    tcu_make_weight(t, rows, cols, &s, &m, w);
     float *x = tcu_rand_vec(&s, (size_t)n * cols, 1.0f), *y0 = tcu_rand_vec(&s, (size_t)n * rows, 1.0f);
     float *dx = tcu_up(x, (size_t)n * cols * 4), *dy = tcu_up(y0, (size_t)n * rows * 4);
     void *dxh = tcu_dev((size_t)n * cols * 2), *scr = tcu_dev((size_t)rows * cols * 2);
@@ -379,7 +379,7 @@ START_TEST(get_rows_dequantizes_and_zeroes_bad_ids)
     int64_t rows = 50, cols = 256;
     float *w = malloc(rows * cols * 4);
     rl_cu_mat m;
-    make_weight(t, rows, cols, &s, &m, w);
+    tcu_make_weight(t, rows, cols, &s, &m, w);
     int32_t ids[4] = {49, 0, 1000, (int32_t)(tcu_rng_next(&s) % rows)};
     int32_t *dids = tcu_up(ids, sizeof ids);
     float *dout = tcu_dev(4 * cols * 4), *out = malloc(4 * cols * 4);

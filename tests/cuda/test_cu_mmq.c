@@ -24,8 +24,7 @@
 #define MMH_MV_TOL 3e-3
 
 /* The kernels under test: loop index _i picks type _i % 2, kernel _i / 2. */
-typedef int (*product_fn)(const rl_cu_mat *, const rl_cu_act *, int, int, rl_cu_act *, cudaStream_t);
-static const product_fn kernels[] = {rl_cu_mmq, rl_cu_mmh};
+static const tcu_product_fn kernels[] = {rl_cu_mmq, rl_cu_mmh};
 static const char *const kernel_names[] = {"mmq", "mmh"};
 static const double kernel_mv_tol[] = {MMQ_MV_TOL, MMH_MV_TOL};
 #define KT(i) q_types[(i) % 2]
@@ -34,20 +33,6 @@ static const double kernel_mv_tol[] = {MMQ_MV_TOL, MMH_MV_TOL};
 static const rl_type q_types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0};
 static const int batches[] = {1, 5, 9, 16, 33, 64};
 #define N_BATCHES ((int)(sizeof batches / sizeof batches[0]))
-
-/* IEEE binary16 bits to float (the fp16 activation copies). */
-static float tcu_half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, f = h & 1023;
-    float v;
-    if (e == 0)
-        v = ldexpf((float)f, -24); /* subnormal */
-    else if (e == 31)
-        v = f ? NAN : INFINITY;
-    else
-        v = ldexpf((float)(f | 1024), (int)e - 25);
-    return sign ? -v : v;
-}
 
 /* Output act (row stride ys >= n) with one extra (guard) batch row in every plane, all poisoned. */
 static rl_cu_act make_out(int64_t n, int64_t ys, int batch, const float *host)
@@ -123,7 +108,7 @@ static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch,
     uint64_t s = tcu_seed(name);
     float *w = malloc(rows * cols * sizeof(float));
     rl_cu_mat m;
-    make_weight(t, rows, cols, &s, &m, w);
+    tcu_make_weight(t, rows, cols, &s, &m, w);
     float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
     int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
     if (ys == 0)
@@ -161,7 +146,7 @@ static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch,
         uint16_t *h = malloc(n_out * batch * 2);
         tcu_down(h, ya.h, n_out * batch * 2);
         for (int64_t i = 0; i < n_out * batch; i++) { /* the fp16 copy is d * q */
-            float d = ds[(i / 32) * 2], hv = tcu_half_to_float(h[i]);
+            float d = ds[(i / 32) * 2], hv = rl_fp16_to_fp32(h[i]);
             ck_assert_msg(fabsf(hv - q[i] * d) <= 1e-3f * fabsf(q[i] * d) + 1e-7f, "%s: h of output %lld", name,
                           (long long)i);
         }
@@ -244,41 +229,21 @@ START_TEST(mmq_runs_inside_a_cuda_graph)
     int batch = 40;
     float *w = malloc(rows * cols * sizeof(float));
     rl_cu_mat m;
-    make_weight(KT(_i), rows, cols, &s, &m, w);
+    tcu_make_weight(KT(_i), rows, cols, &s, &m, w);
     float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
     rl_cu_act xa = make_act(cols, batch, x);
     CU_OK(rl_cu_quantize(&xa, batch, 0));
     rl_cu_act ya = make_out(rows / 2, rows / 2, batch, NULL);
-    cudaStream_t st;
-    cudaGraph_t g;
-    cudaGraphExec_t ge;
-    ck_assert(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) == cudaSuccess);
-    ck_assert(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess);
-    int rc = kernels[KF(_i)](&m, &xa, batch, RL_CU_MV_GLU, &ya, st);
-    ck_assert_int_eq(cudaStreamEndCapture(st, &g), cudaSuccess);
-    ck_assert_msg(rc == 0, "%s under capture: %s", kernel_names[KF(_i)], rl_cu_last_error());
-    ck_assert(cudaGraphInstantiate(&ge, g, 0) == cudaSuccess);
-    float *y[2];
-    for (int r = 0; r < 2; r++) {
-        ck_assert(cudaMemsetAsync(ya.f, 0xFF, rows / 2 * batch * sizeof(float), st) == cudaSuccess);
-        ck_assert(cudaGraphLaunch(ge, st) == cudaSuccess);
-        ck_assert(cudaStreamSynchronize(st) == cudaSuccess);
-        y[r] = malloc(rows / 2 * batch * sizeof(float));
-        tcu_down(y[r], ya.f, rows / 2 * batch * sizeof(float));
-    }
-    ck_assert_msg(memcmp(y[0], y[1], rows / 2 * batch * sizeof(float)) == 0, "replays differ");
+    float *y = tcu_product_in_graph(kernels[KF(_i)], kernel_names[KF(_i)], &m, &xa, batch, RL_CU_MV_GLU, &ya);
     double *ref = malloc(rows / 2 * batch * sizeof(double));
     tcu_ref_product(w, x, NULL, rows, cols, batch, RL_CU_MV_GLU, ref);
-    double err = tcu_rel_err(y[1], ref, rows / 2 * batch);
+    double err = tcu_rel_err(y, ref, rows / 2 * batch);
     fprintf(stderr, "%s graph %s: rel err %.3g\n", kernel_names[KF(_i)], rl_type_get(KT(_i))->name, err);
     ck_assert_msg(err < MMQ_TOL, "graph replay rel err %g", err);
-    cudaGraphExecDestroy(ge);
-    cudaGraphDestroy(g);
-    cudaStreamDestroy(st);
     free_act(&xa);
     free_act(&ya);
     rl_cu_mat_free(&m);
-    free(w), free(x), free(y[0]), free(y[1]), free(ref);
+    free(w), free(x), free(y), free(ref);
 }
 END_TEST
 
