@@ -449,17 +449,8 @@ static int launch_tc(const float *d_q, int n_q, int pos0, const rl_cu_rope *r, c
             return -EIO;
         attr_set = true;
     }
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(r->n_head, (n_q + TC_BQ - 1) / TC_BQ);
-    cfg.blockDim = dim3(128);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = rl_cu_pdl_enabled() ? 1 : 0;
-    cudaLaunchKernelEx(&cfg, k_attn_prefill_tc<HD, KV>, d_q, n_q, pos0, *r, kv, *out);
+    rl_launch_smem(k_attn_prefill_tc<HD, KV>, dim3(r->n_head, (n_q + TC_BQ - 1) / TC_BQ), dim3(128), smem, s, d_q,
+                   n_q, pos0, *r, kv, *out);
     return RL_CU_LAUNCHED("attn_prefill_tc");
 }
 
@@ -486,18 +477,8 @@ static int launch_hdp(const float *d_q, int n_q, int pos0, const rl_cu_rope *r, 
             return -EIO;
         attr_set = true;
     }
-    dim3 grid(r->n_head, (n_q + PF_BQ - 1) / PF_BQ);
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(PF_THREADS);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = rl_cu_pdl_enabled() ? 1 : 0;
-    cudaLaunchKernelEx(&cfg, k_attn_prefill<HDP, KV>, d_q, n_q, pos0, *r, kv, *out);
+    rl_launch_smem(k_attn_prefill<HDP, KV>, dim3(r->n_head, (n_q + PF_BQ - 1) / PF_BQ), dim3(PF_THREADS), smem, s,
+                   d_q, n_q, pos0, *r, kv, *out);
     return RL_CU_LAUNCHED("attn_prefill");
 }
 

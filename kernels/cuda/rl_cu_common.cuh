@@ -39,15 +39,16 @@ __device__ __forceinline__ void rl_prefetch_l2(const void *p)
 /* Whether launches use programmatic dependent launch (env RL_CU_PDL=0: off). */
 bool rl_cu_pdl_enabled();
 
-/* Launch k<<<grid, block, 0, s>>>(args...) with programmatic stream
+/* Launch k<<<grid, block, smem, s>>>(args...) with programmatic stream
  * serialization allowed (see rl_pdl_wait). */
 template <typename... KArgs, typename... Args>
-static inline void rl_launch(void (*k)(KArgs...), dim3 grid, dim3 block, cudaStream_t s, Args... args)
+static inline void rl_launch_smem(void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                  Args... args)
 {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
-    cfg.dynamicSmemBytes = 0;
+    cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     cudaLaunchAttribute at[1];
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -55,6 +56,13 @@ static inline void rl_launch(void (*k)(KArgs...), dim3 grid, dim3 block, cudaStr
     cfg.attrs = at;
     cfg.numAttrs = rl_cu_pdl_enabled() ? 1 : 0;
     cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
+}
+
+/* rl_launch_smem without dynamic shared memory. */
+template <typename... KArgs, typename... Args>
+static inline void rl_launch(void (*k)(KArgs...), dim3 grid, dim3 block, cudaStream_t s, Args... args)
+{
+    rl_launch_smem(k, grid, block, 0, s, args...);
 }
 
 __device__ __forceinline__ float rl_warp_sum(float v)

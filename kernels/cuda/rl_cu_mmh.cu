@@ -9,28 +9,31 @@ RL_CU_MMH_DEFINE(RL_TYPE_Q4_0, q4_0)
 
 const int rl_mmh::warp_options[3] = {4, 6, 8};
 
+/* An integer setting from the environment if it lies in [lo, hi], else 0;
+ * read once per cache. */
+static int env_setting(const char *name, int lo, int hi, int *cache)
+{
+    if (*cache < 0) {
+        const char *e = getenv(name);
+        int v = e ? atoi(e) : 0;
+        *cache = v >= lo && v <= hi ? v : 0;
+    }
+    return *cache;
+}
+
 /* RL_CU_MMH_WARPS=4|6|8 forces the CTA size and RL_CU_MMH_SPLIT=1..8 the K
  * split (measurements); else the cheapest plan. */
 static int forced_warps(void)
 {
     static int w = -1;
-    if (w < 0) {
-        const char *e = getenv("RL_CU_MMH_WARPS");
-        int v = e ? atoi(e) : 0;
-        w = v == 4 || v == 6 || v == 8 ? v : 0;
-    }
-    return w;
+    int v = env_setting("RL_CU_MMH_WARPS", 4, 8, &w);
+    return v == 5 || v == 7 ? 0 : v;
 }
 
 static int forced_split(void)
 {
     static int sp = -1;
-    if (sp < 0) {
-        const char *e = getenv("RL_CU_MMH_SPLIT");
-        int v = e ? atoi(e) : 0;
-        sp = v >= 1 && v <= 8 ? v : 0;
-    }
-    return sp;
+    return env_setting("RL_CU_MMH_SPLIT", 1, 8, &sp);
 }
 
 /* Largest cluster (K split) considered: RL_CU_MMH_MAX_SPLIT, else 2 up to
@@ -42,12 +45,8 @@ static int forced_split(void)
 static int max_split(int batch)
 {
     static int mx = -1;
-    if (mx < 0) {
-        const char *e = getenv("RL_CU_MMH_MAX_SPLIT");
-        int v = e ? atoi(e) : 0;
-        mx = v >= 1 && v <= 8 ? v : 0;
-    }
-    return mx ? mx : batch > 32 ? 4 : 2;
+    int v = env_setting("RL_CU_MMH_MAX_SPLIT", 1, 8, &mx);
+    return v ? v : batch > 32 ? 4 : 2;
 }
 
 /* Estimated time, in row-chunks of work per SM, of every CTA size and K
