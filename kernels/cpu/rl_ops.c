@@ -194,67 +194,6 @@ RL_AVX2 static float dot_avx2(const float *x, const float *y, int n)
     return s;
 }
 
-/* Rows 4 at a time (attention scores; head_dim is often 8 to 128, where one
- * horizontal sum per row cost more than the FMAs): one 8-lane accumulator per
- * row over n (the last partial chunk through masked loads), the 4 reduced
- * together by a vhaddps tree. Each row's sum order is the same whatever its
- * place in the group or the number of rows. */
-RL_AVX2 static void dot_rows_avx2(const float *K, int rows, const float *q, int n, float *out)
-{
-    int nf = n & ~7, rem = n - nf;
-    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    for (int j = 0; j < rows; j += 4) {
-        int nr = rows - j < 4 ? rows - j : 4;
-        const float *k0 = K + (size_t)j * n; /* missing rows repeat row 0 (discarded): nothing past K is read */
-        const float *k1 = nr > 1 ? k0 + n : k0, *k2 = nr > 2 ? k0 + 2 * (size_t)n : k0;
-        const float *k3 = nr > 3 ? k0 + 3 * (size_t)n : k0;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int i = 0; i < nf; i += 8) {
-            __m256 qv = _mm256_loadu_ps(q + i);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i), qv, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(k1 + i), qv, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(k2 + i), qv, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(k3 + i), qv, a3);
-        }
-        if (rem) {
-            __m256 qv = _mm256_maskload_ps(q + nf, mask);
-            a0 = _mm256_fmadd_ps(_mm256_maskload_ps(k0 + nf, mask), qv, a0);
-            a1 = _mm256_fmadd_ps(_mm256_maskload_ps(k1 + nf, mask), qv, a1);
-            a2 = _mm256_fmadd_ps(_mm256_maskload_ps(k2 + nf, mask), qv, a2);
-            a3 = _mm256_fmadd_ps(_mm256_maskload_ps(k3 + nf, mask), qv, a3);
-        }
-        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        if (nr == 4) {
-            _mm_storeu_ps(out + j, s4);
-        } else {
-            float o[4];
-            _mm_storeu_ps(o, s4);
-            for (int r = 0; r < nr; r++)
-                out[j + r] = o[r];
-        }
-    }
-}
-
-/* Trick: each 8-wide slice of y stays in a register while all rows add in. */
-RL_AVX2 static void mix_rows_avx2(float *y, float b, const float *p, const float *V, int rows, int n)
-{
-    __m256 vb = _mm256_set1_ps(b);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 acc = _mm256_mul_ps(vb, _mm256_loadu_ps(y + i));
-        for (int j = 0; j < rows; j++)
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(V + (size_t)j * n + i), acc);
-        _mm256_storeu_ps(y + i, acc);
-    }
-    for (; i < n; i++) {
-        float acc = y[i] * b;
-        for (int j = 0; j < rows; j++)
-            acc += p[j] * V[(size_t)j * n + i];
-        y[i] = acc;
-    }
-}
-
 RL_AVX2 static void scale_axpy_avx2(float *y, float b, float a, const float *x, int n)
 {
     __m256 vb = _mm256_set1_ps(b), va = _mm256_set1_ps(a);
@@ -511,22 +450,6 @@ static float dot_scalar(const float *x, const float *y, int n)
     return s;
 }
 
-static void dot_rows_scalar(const float *K, int rows, const float *q, int n, float *out)
-{
-    for (int j = 0; j < rows; j++)
-        out[j] = dot_scalar(K + (size_t)j * n, q, n);
-}
-
-static void mix_rows_scalar(float *y, float b, const float *p, const float *V, int rows, int n)
-{
-    for (int i = 0; i < n; i++) {
-        float acc = y[i] * b;
-        for (int j = 0; j < rows; j++)
-            acc += p[j] * V[(size_t)j * n + i];
-        y[i] = acc;
-    }
-}
-
 static void scale_axpy_scalar(float *y, float b, float a, const float *x, int n)
 {
     for (int i = 0; i < n; i++)
@@ -589,8 +512,6 @@ static void (*rope_apply_fn)(float *, int, int, const float *, const float *, bo
 
 static float (*dot_fn)(const float *, const float *, int) = dot_scalar;
 static void (*scale_axpy_fn)(float *, float, float, const float *, int) = scale_axpy_scalar;
-static void (*dot_rows_fn)(const float *, int, const float *, int, float *) = dot_rows_scalar;
-static void (*mix_rows_fn)(float *, float, const float *, const float *, int, int) = mix_rows_scalar;
 
 
 static void (*rmsnorm_fn)(float *, const float *, const float *, int, float) = rmsnorm_scalar;
@@ -611,9 +532,7 @@ void rl_ops_init(void)
         swiglu_fn = swiglu_avx2;
         dot_fn = dot_avx2;
         scale_axpy_fn = scale_axpy_avx2;
-        dot_rows_fn = dot_rows_avx2;
         rope_apply_fn = rope_apply_avx2;
-        mix_rows_fn = mix_rows_avx2;
         exp_fn = exp_avx2;
         att_block_fn = att_block_avx2;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
@@ -682,16 +601,6 @@ float rl_ops_dot(const float *x, const float *y, int n)
 void rl_ops_scale_axpy(float *y, float b, float a, const float *x, int n)
 {
     scale_axpy_fn(y, b, a, x, n);
-}
-
-void rl_ops_dot_rows(const float *K, int rows, const float *q, int n, float *out)
-{
-    dot_rows_fn(K, rows, q, n, out);
-}
-
-void rl_ops_mix_rows(float *y, float b, const float *p, const float *V, int rows, int n)
-{
-    mix_rows_fn(y, b, p, V, rows, n);
 }
 
 void rl_ops_exp(float *y, const float *x, int n)

@@ -31,11 +31,6 @@ float rl_ops_dot(const float *x, const float *y, int n);
 /* y[i] = y[i] * b + a * x[i] */
 void rl_ops_scale_axpy(float *y, float b, float a, const float *x, int n);
 
-/* Attention over a block of KV rows (rows of n floats, contiguous):
- * out[j] = dot(K row j, q) for j < rows. */
-void rl_ops_dot_rows(const float *K, int rows, const float *q, int n, float *out);
-/* y = y * b + sum_j p[j] * (V row j). */
-void rl_ops_mix_rows(float *y, float b, const float *p, const float *V, int rows, int n);
 
 /* y[i] = exp(x[i]) (y may equal x). SIMD: within 1 ulp of the correctly
  * rounded result for normal results, subnormals rounded once, 0 below -103.98

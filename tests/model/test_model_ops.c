@@ -108,74 +108,6 @@ START_TEST(dot_and_scaled_axpy_match_double)
 }
 END_TEST
 
-START_TEST(attention_row_kernels_match_double)
-{
-    rl_ops_init();
-    unsigned s = 5;
-    enum { R = 16, N = 72 };
-    float K[R * N], q[N], out[R], y[N], y0[N], p[R];
-    for (int i = 0; i < R * N; i++)
-        K[i] = frand(&s);
-    for (int i = 0; i < N; i++)
-        q[i] = y[i] = y0[i] = frand(&s);
-    for (int j = 0; j < R; j++)
-        p[j] = frand(&s);
-    for (int rows = 1; rows <= R; rows += 5) {
-        rl_ops_dot_rows(K, rows, q, N, out);
-        for (int j = 0; j < rows; j++) {
-            double d = 0;
-            for (int i = 0; i < N; i++)
-                d += (double)K[j * N + i] * q[i];
-            ck_assert(fabs(out[j] - d) < 1e-5);
-        }
-    }
-    rl_ops_mix_rows(y, 0.25f, p, K, 11, N);
-    for (int i = 0; i < N; i++) {
-        double d = 0.25 * y0[i];
-        for (int j = 0; j < 11; j++)
-            d += (double)p[j] * K[j * N + i];
-        ck_assert_msg(fabs(y[i] - d) < 1e-5, "i=%d %g vs %g", i, y[i], d);
-    }
-}
-END_TEST
-
-/* Attention scores for head sizes that are not a multiple of 8 (and 8
- * itself, stories260K's): each row within rounding of a double dot, and the
- * same bits whatever the number of rows in the call (a token's scores must
- * not depend on how many keys share its KV block call). */
-START_TEST(attention_scores_same_bits_for_any_row_count_and_odd_head_size)
-{
-    rl_ops_init();
-    unsigned s = 11;
-    static const int ns[] = {3, 8, 13, 64, 69};
-    enum { R = 11, NMAX = 69 };
-    float K[R * NMAX], q[NMAX], all[R], out[R];
-    for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
-        int n = ns[c];
-        for (int i = 0; i < R * n; i++)
-            K[i] = frand(&s) * 4.f;
-        for (int i = 0; i < n; i++)
-            q[i] = frand(&s);
-        rl_ops_dot_rows(K, R, q, n, all);
-        for (int j = 0; j < R; j++) {
-            double d = 0, mag = 0;
-            for (int i = 0; i < n; i++) {
-                d += (double)K[j * n + i] * q[i];
-                mag += fabs((double)K[j * n + i] * q[i]);
-            }
-            ck_assert_msg(fabs(all[j] - d) <= 1e-6 * mag + 1e-30, "n=%d row %d: %.9g vs %.9g", n, j, all[j], d);
-        }
-        for (int rows = 1; rows < R; rows++) {
-            for (int off = 0; off + rows <= R; off += 3) {
-                rl_ops_dot_rows(K + off * n, rows, q, n, out);
-                ck_assert_msg(memcmp(out, all + off, sizeof(float) * (size_t)rows) == 0, "n=%d rows %d from %d", n,
-                              rows, off);
-            }
-        }
-    }
-}
-END_TEST
-
 /* Both layouts at a real head size (SIMD path) against double rotations. */
 /* n_head heads of head_dim at pos against double rotations (inv: head_dim/2). */
 static void check_rope(int head_dim, int32_t pos, const float *inv, int neox, unsigned *s)
@@ -458,9 +390,7 @@ int main(void)
     tcase_add_test(tc, softmax_matches_double_and_sums_to_one);
     tcase_add_test(tc, swiglu_matches_double_including_large_inputs);
     tcase_add_test(tc, rope_rotates_adjacent_pairs_or_halves);
-    tcase_add_test(tc, attention_scores_same_bits_for_any_row_count_and_odd_head_size);
     tcase_add_test(tc, dot_and_scaled_axpy_match_double);
-    tcase_add_test(tc, attention_row_kernels_match_double);
     tcase_add_test(tc, rope_simd_matches_double_at_head_dim_64_and_8);
     tcase_add_test(tc, rope_recomputes_angles_when_position_or_frequencies_change);
     tcase_add_test(tc, vector_exp_within_one_ulp_over_sweep_and_special_values);
