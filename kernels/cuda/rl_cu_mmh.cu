@@ -2,6 +2,7 @@
  * argument checks, the choice of CTA size and K split, the Q4_0
  * instantiation (kernel in rl_cu_mmh.cuh; Q8_0 in rl_cu_mmh_q8_0.cu). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "rl_cu_mmh.cuh"
 
@@ -21,42 +22,78 @@ static int env_setting(const char *name, int lo, int hi, int *cache)
     return *cache;
 }
 
-/* RL_CU_MMH_WARPS=4|6|8 forces the CTA size and RL_CU_MMH_SPLIT=1..8 the K
- * split (measurements); else the cheapest plan. */
+/* Forced plan parts (0: automatic), from RL_CU_MMH_WARPS=4|6|8,
+ * RL_CU_MMH_SPLIT=1..8 and RL_CU_MMH_REDUCE=cluster|workspace on first use,
+ * or rl_cu_mmh_force. */
+static int f_warps = -1, f_split = -1, f_reduce = -1;
+
+static void read_env(void)
+{
+    if (f_reduce >= 0)
+        return;
+    env_setting("RL_CU_MMH_WARPS", 4, 8, &f_warps);
+    if (f_warps == 5 || f_warps == 7)
+        f_warps = 0;
+    env_setting("RL_CU_MMH_SPLIT", 1, 8, &f_split);
+    const char *e = getenv("RL_CU_MMH_REDUCE");
+    f_reduce = !e ? 0 : !strcmp(e, "cluster") ? 1 : !strcmp(e, "workspace") ? 2 : 0;
+}
+
+extern "C" int rl_cu_mmh_force(int warps, int split, int reduce)
+{
+    if ((warps && warps != 4 && warps != 6 && warps != 8) || split < 0 || split > 8 || reduce < 0 || reduce > 2)
+        return -EINVAL;
+    read_env();
+    f_warps = warps, f_split = split, f_reduce = reduce;
+    return 0;
+}
+
 static int forced_warps(void)
 {
-    static int w = -1;
-    int v = env_setting("RL_CU_MMH_WARPS", 4, 8, &w);
-    return v == 5 || v == 7 ? 0 : v;
+    read_env();
+    return f_warps;
 }
 
 static int forced_split(void)
 {
-    static int sp = -1;
-    return env_setting("RL_CU_MMH_SPLIT", 1, 8, &sp);
+    read_env();
+    return f_split;
 }
 
-/* Largest cluster (K split) considered: RL_CU_MMH_MAX_SPLIT, else 2 up to
- * 32 rows and 4 above. Large clusters cost far more than the model below
- * says: on the H100 a cluster of 8 made a 2048 x 2048 product take 26 us at
- * 20 rows (10-12 us with clusters of 2), and caps of 2 / 4 / 8 gave the 7B
- * step's products 4.1 / 5.0 / 4.6 ms at 16 rows, 5.2 / 6.8 / 8.1 at 32 and
- * 8.3 / 7.1 / 9.6 at 64 (tools/gpu-mmh.sh, docs/PERFORMANCE.md). */
-static int max_split(int batch)
+/* How a K split is reduced: through a cluster only when forced; the
+ * workspace measured faster at every batch (docs/PERFORMANCE.md). */
+static bool use_cluster(void)
+{
+    read_env();
+    return f_reduce == 1;
+}
+
+/* Largest K split considered: RL_CU_MMH_MAX_SPLIT, else for clusters 2 up
+ * to 32 rows and 4 above, for the workspace 8. Large clusters cost far more
+ * than the model below says: on the H100 a cluster of 8 made a 2048 x 2048
+ * product take 26 us at 20 rows (10-12 us with clusters of 2), and caps of
+ * 2 / 4 / 8 gave the 7B step's products 4.1 / 5.0 / 4.6 ms at 16 rows,
+ * 5.2 / 6.8 / 8.1 at 32 and 8.3 / 7.1 / 9.6 at 64 (tools/gpu-mmh.sh,
+ * docs/PERFORMANCE.md). */
+static int max_split(int nb, bool cluster)
 {
     static int mx = -1;
     int v = env_setting("RL_CU_MMH_MAX_SPLIT", 1, 8, &mx);
-    return v ? v : batch > 32 ? 4 : 2;
+    return v ? v : !cluster ? 8 : nb > 32 ? 4 : 2;
 }
 
 /* Estimated time, in row-chunks of work per SM, of every CTA size and K
  * split: waves of resident CTAs (CTAs sharing an SM share its time), each
- * CTA's chunks plus ~3 chunks of pipeline fill, plus the cluster reduction.
- * The row tile (32, 48 or 64 outputs per warp group) decides how well the
- * tiles fill the SMs: 7B matrices on 132 SMs mostly take 6 warps. */
-rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int batch, const int (&per_sm)[3])
+ * CTA's chunks plus ~3 chunks of pipeline fill, plus the reduction (cluster:
+ * a cost per rank; workspace: every rank stores its partial tile and the
+ * last one reads them all, a partial of 64 batch columns counted as one
+ * chunk). The row tile (32, 48 or 64 outputs per warp group) decides how well
+ * the tiles fill the SMs: 7B matrices on 132 SMs mostly take 6 warps. nb:
+ * batch columns of the tile (8 * NT). */
+rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int nb, const int (&per_sm)[3])
 {
-    plan best = {8, 1};
+    const bool cluster = use_cluster();
+    plan best = {8, 1, cluster};
     double best_cost = 1e300;
     const int64_t sms = rl_cu_sm_count();
     for (int i = 0; i < 3; i++) {
@@ -64,17 +101,20 @@ rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int batch, 
         if (forced_warps() && w != forced_warps())
             continue;
         int64_t bm = 32 * w, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no, slots = per_sm[i] * sms;
-        for (int split = 1; split <= max_split(batch); split++) {
+        int top = max_split(nb, cluster) > forced_split() ? max_split(nb, cluster) : forced_split();
+        for (int split = 1; split <= top; split++) {
             if (split > 1 && nch < 2 * split)
+                break;
+            if (split > 1 && !cluster && (tiles > WS_TILES || tiles * split * bm * nb > WS_FLOATS))
                 break;
             if (forced_split() && split != forced_split())
                 continue;
             int64_t waves = (tiles * split + slots - 1) / slots;
-            double cost = (double)waves * per_sm[i] * bm * ((nch + split - 1) / split + 3) +
-                          (split > 1 ? 0.5 * split * bm : 0.0);
+            double red = split == 1 ? 0.0 : cluster ? 0.5 * split * bm : (split + 1.0) * bm * nb / 64.0;
+            double cost = (double)waves * per_sm[i] * bm * ((nch + split - 1) / split + 3) + red;
             if (cost < best_cost) {
                 best_cost = cost;
-                best = {w, split};
+                best = {w, split, cluster};
             }
         }
     }

@@ -24,8 +24,17 @@
  * An S-stage cp.async pipeline brings per chunk the quant bytes (rows 64 B for
  * Q4_0, 128 + 16 B for Q8_0: conflict-free 16-byte reads), the fp16 scales
  * and the batch's fp16 activations (rows of 4 blocks at 80-byte steps, row
- * pitch 320 B: conflict-free 16-byte reads). K splits over a thread-block
- * cluster; the reduction and epilogue are rl_cluster_epilogue's.
+ * pitch 320 B: conflict-free 16-byte reads).
+ *
+ * K split, two ways. Cluster: the ranks of a thread-block cluster reduce
+ * through distributed shared memory (rl_cluster_epilogue). Workspace: each
+ * rank stores its fp32 partial tile in a device-global workspace and counts
+ * in; the last rank of a tile to arrive sums the partials in rank order (the
+ * same bits whoever arrives last) and runs the epilogue alone. The workspace
+ * needs no co-scheduling, so splits up to 8 stay cheap (a cluster of 8
+ * measured 2.5x slower than one of 2). The workspace and its counters are
+ * static device arrays of each instantiation file: products with a split
+ * must not run concurrently on two streams (the engine uses one).
  */
 #ifndef RL_CU_MMH_CUH
 #define RL_CU_MMH_CUH
@@ -40,6 +49,13 @@
 namespace rl_mmh {
 
 using namespace rl_async;
+
+/* Split-K workspace (floats) and arrival counters (one per row tile; zero at
+ * load, left zero by every launch). One set per translation unit. */
+constexpr int64_t WS_FLOATS = 2 << 20;
+constexpr int64_t WS_TILES = 8192;
+static __device__ float g_ws[WS_FLOATS];
+static __device__ unsigned g_cnt[WS_TILES];
 
 template <int T> struct qtraits;
 template <> struct qtraits<RL_TYPE_Q4_0> { static const int BB = 16, WLD = 64; };
@@ -105,7 +121,7 @@ __device__ __forceinline__ void deq4(const uint32_t *raw, int s, __half2 d, uint
 
 template <int T, int W, int NT, bool GLU>
 __global__ void __launch_bounds__(W * 32, min_blocks<W>())
-k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
+k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split, bool cluster)
 {
     constexpr int THREADS = 32 * W, BM = 32 * W, NB = 8 * NT;
     constexpr int BB = qtraits<T>::BB, WLD = qtraits<T>::WLD, S = stages<T, W, NT>();
@@ -278,6 +294,41 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
             *(float2 *)(Cs + (row + 8) * LDC + col) = make_float2(acc[mt][j][2], acc[mt][j][3]);
         }
     __syncthreads();
+    if (split > 1 && !cluster) {
+        /* Workspace split: tile t's partials at g_ws[(t * split + rank) * BM * NB], row-major. */
+        __shared__ bool s_last;
+        constexpr int TN = BM * NB;
+        const int64_t tile = blockIdx.x / (unsigned)split;
+        float *mine = g_ws + (int64_t)blockIdx.x * TN;
+        for (int i = tid; i < TN; i += THREADS)
+            __stcg(mine + i, Cs[(i / NB) * LDC + i % NB]);
+        __threadfence(); /* partials visible device-wide before counting in */
+        __syncthreads();
+        if (tid == 0)
+            s_last = atomicAdd(&g_cnt[tile], 1u) == (unsigned)split - 1;
+        __syncthreads();
+        if (!s_last)
+            return;
+        __threadfence(); /* read the other ranks' partials after the count */
+        const float *p0 = g_ws + tile * split * TN;
+        for (int i = tid; i < TN; i += THREADS) {
+            float v[8];
+#pragma unroll
+            for (int r = 0; r < 8; r++) /* all loads first, then the sum in rank order */
+                v[r] = r < split ? __ldcg(p0 + (int64_t)r * TN + i) : 0.0f;
+            float sum = 0.0f;
+#pragma unroll
+            for (int r = 0; r < 8; r++)
+                if (r < split)
+                    sum += v[r];
+            Cs[(i / NB) * LDC + i % NB] = sum;
+        }
+        if (tid == 0)
+            g_cnt[tile] = 0; /* ready for the next launch (graph replays) */
+        __syncthreads();
+        rl_cluster_epilogue<GLU, NO, LDC, THREADS>(Cs, Vs, o0, n_out, batch, 0, 1, mode, y);
+        return;
+    }
     rl_cluster_epilogue<GLU, NO, LDC, THREADS>(Cs, Vs, o0, n_out, batch, rank, split, mode, y);
 }
 
@@ -285,6 +336,7 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
  * of warps per CTA and K split for a matrix. */
 struct plan {
     int warps, split;
+    bool cluster; /* K split through a cluster (else the workspace) */
 };
 plan choose(int64_t rows_out, bool glu, int64_t nch, int batch, const int (&per_sm)[3]);
 extern const int warp_options[3];
@@ -308,14 +360,18 @@ static int occupancy()
 }
 
 template <int T, int W, int NT, bool GLU>
-static void launch_w(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, int split,
+static void launch_w(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, plan p,
                      cudaStream_t s)
 {
     constexpr int NO = GLU ? 16 * W : 32 * W;
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
     int64_t tiles = (n_out + NO - 1) / NO;
-    rl_launch_cluster(k_mmh<T, W, NT, GLU>, tiles, split, dim3(W * 32), smem_bytes<T, W, NT, GLU>(), s, m, x, y,
-                      batch, mode, split);
+    if (p.split > 1 && !p.cluster)
+        rl_launch_smem(k_mmh<T, W, NT, GLU>, dim3((unsigned)(tiles * p.split)), dim3(W * 32),
+                       smem_bytes<T, W, NT, GLU>(), s, m, x, y, batch, mode, p.split, false);
+    else
+        rl_launch_cluster(k_mmh<T, W, NT, GLU>, tiles, p.split, dim3(W * 32), smem_bytes<T, W, NT, GLU>(), s, m, x,
+                          y, batch, mode, p.split, true);
 }
 
 template <int T, int NT, bool GLU>
@@ -323,13 +379,13 @@ static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, 
 {
     const int per_sm[3] = {occupancy<T, 4, NT, GLU>(), occupancy<T, 6, NT, GLU>(), occupancy<T, 8, NT, GLU>()};
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
-    plan p = choose(n_out, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB, batch, per_sm);
+    plan p = choose(n_out, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB, 8 * NT, per_sm);
     if (p.warps == 4)
-        launch_w<T, 4, NT, GLU>(m, x, batch, mode, y, p.split, s);
+        launch_w<T, 4, NT, GLU>(m, x, batch, mode, y, p, s);
     else if (p.warps == 6)
-        launch_w<T, 6, NT, GLU>(m, x, batch, mode, y, p.split, s);
+        launch_w<T, 6, NT, GLU>(m, x, batch, mode, y, p, s);
     else
-        launch_w<T, 8, NT, GLU>(m, x, batch, mode, y, p.split, s);
+        launch_w<T, 8, NT, GLU>(m, x, batch, mode, y, p, s);
 }
 
 template <int T>

@@ -143,12 +143,22 @@ int rl_cu_mmq(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * by whatever writes x->q when x->h is set; 16-byte aligned) times the weights
  * dequantized to fp16 in registers (scale applied), fp32 accumulation. Each
  * weight byte is read once per call (cp.async pipeline); the CTA size (4, 6
- * or 8 warps; RL_CU_MMH_WARPS forces one) and a K split over a thread-block
- * cluster are chosen to fill the SMs; the split is reduced in rank order
- * (deterministic). GLU outputs are quantized to y->q/y->ds (and y->h) when
+ * or 8 warps) and a K split (1..8) are chosen to fill the SMs. The split's
+ * partial tiles go through a device-global workspace (or, when forced, a
+ * thread-block cluster) and are summed in rank order: deterministic. Calls
+ * with a split share that workspace, so they must not run concurrently on
+ * two streams. GLU outputs are quantized to y->q/y->ds (and y->h) when
  * set. Capturable; programmatic dependent launch. -ENOTSUP for other weight
  * types, -EINVAL for bad arguments (x->h missing included). */
 int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
+
+/* Force parts of rl_cu_mmh's plan, for tests and measurements (0: automatic):
+ * warps per CTA (4, 6 or 8), K split (1..8), reduction (1: cluster, 2:
+ * workspace). The environment sets the initial values (RL_CU_MMH_WARPS,
+ * RL_CU_MMH_SPLIT, RL_CU_MMH_REDUCE=cluster|workspace). Not thread-safe: call
+ * while no other thread launches. A forced split applies only where K has at
+ * least 2 chunks of 128 per rank. 0, or -EINVAL. */
+int rl_cu_mmh_force(int warps, int split, int reduce);
 
 /* ---- element-wise ops ---------------------------------------------------- */
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */

@@ -247,6 +247,69 @@ START_TEST(mmq_runs_inside_a_cuda_graph)
 }
 END_TEST
 
+/* rl_cu_mmh with a forced plan (warps, split, reduction); the host outputs. */
+static float *mmh_forced(const rl_cu_mat *m, const rl_cu_act *xa, int batch, int mode, const float *y0, int w, int sp,
+                         int red)
+{
+    int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
+    ck_assert_int_eq(rl_cu_mmh_force(w, sp, red), 0);
+    rl_cu_act ya = make_out(n_out, n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
+    CU_OK(rl_cu_mmh(m, xa, batch, mode, &ya, 0));
+    float *y = malloc(n_out * batch * sizeof(float));
+    tcu_down(y, ya.f, n_out * batch * sizeof(float));
+    assert_untouched(&ya, batch, "mmh forced");
+    free_act(&ya);
+    return y;
+}
+
+/* A K split reduced through the workspace gives the same bits as through a
+ * cluster, and agrees with the unsplit product to fp32 rounding, for every
+ * mode; splits of 3 and 8 (workspace only) too. */
+START_TEST(mmh_k_split_reductions_agree)
+{
+    static const int modes[] = {RL_CU_MV_STORE, RL_CU_MV_ADD, RL_CU_MV_GLU};
+    static const int bs[] = {20, 40};
+    rl_type t = q_types[_i];
+    for (int mi = 0; mi < 3; mi++)
+        for (int bi = 0; bi < 2; bi++) {
+            int mode = modes[mi], batch = bs[bi];
+            int64_t rows = mode == RL_CU_MV_GLU ? 2 * 320 : 320, cols = 4096, n_out = rows / (mode == RL_CU_MV_GLU ? 2 : 1);
+            char name[64];
+            snprintf(name, sizeof name, "mmh split %s mode%d b%d", rl_type_get(t)->name, mode, batch);
+            uint64_t s = tcu_seed(name);
+            float *w = malloc(rows * cols * sizeof(float));
+            rl_cu_mat m;
+            tcu_make_weight(t, rows, cols, &s, &m, w);
+            float *x = tcu_rand_vec(&s, cols * batch, 1.0f), *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
+            rl_cu_act xa = make_act(cols, batch, x);
+            CU_OK(rl_cu_quantize(&xa, batch, 0));
+            float *one = mmh_forced(&m, &xa, batch, mode, y0, 4, 1, 0);
+            float *cl4 = mmh_forced(&m, &xa, batch, mode, y0, 4, 4, 1);
+            float *ws4 = mmh_forced(&m, &xa, batch, mode, y0, 4, 4, 2);
+            float *ws3 = mmh_forced(&m, &xa, batch, mode, y0, 6, 3, 2);
+            float *ws8 = mmh_forced(&m, &xa, batch, mode, y0, 8, 8, 2);
+            ck_assert_msg(memcmp(cl4, ws4, n_out * batch * sizeof(float)) == 0, "%s: cluster and workspace differ", name);
+            double *d1 = malloc(n_out * batch * sizeof(double)), *ref = malloc(n_out * batch * sizeof(double));
+            for (int64_t i = 0; i < n_out * batch; i++)
+                d1[i] = one[i];
+            double e4 = tcu_rel_err(ws4, d1, n_out * batch), e3 = tcu_rel_err(ws3, d1, n_out * batch),
+                   e8 = tcu_rel_err(ws8, d1, n_out * batch);
+            tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
+            double er = tcu_rel_err(ws8, ref, n_out * batch);
+            fprintf(stderr, "%s: vs split 1: %.3g (4) %.3g (3) %.3g (8); split 8 vs float64 %.3g\n", name, e4, e3, e8, er);
+            ck_assert_msg(e4 < 1e-5 && e3 < 1e-5 && e8 < 1e-5, "%s: splits disagree %g %g %g", name, e4, e3, e8);
+            ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
+            free_act(&xa);
+            rl_cu_mat_free(&m);
+            free(w), free(x), free(y0), free(one), free(cl4), free(ws4), free(ws3), free(ws8), free(d1), free(ref);
+        }
+    ck_assert_int_eq(rl_cu_mmh_force(0, 0, 0), 0);
+    ck_assert_int_eq(rl_cu_mmh_force(5, 0, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmh_force(0, 9, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmh_force(0, 0, 3), -EINVAL);
+}
+END_TEST
+
 START_TEST(mmq_rejects_other_types_and_bad_arguments)
 {
     rl_cu_mat m = {.type = RL_TYPE_Q4_0, .rows = 64, .cols = 256, .q = (void *)16, .d = (void *)16};
@@ -304,6 +367,7 @@ int main(void)
     tcase_add_loop_test(tc, mmq_odd_block_count_per_row, 0, 4);
     tcase_add_loop_test(tc, mmq_store_honours_output_stride, 0, 4);
     tcase_add_loop_test(tc, mmq_many_row_tiles_and_k_split_match_cpu, 0, 4);
+    tcase_add_loop_test(tc, mmh_k_split_reductions_agree, 0, 2);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }

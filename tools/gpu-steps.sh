@@ -1,0 +1,57 @@
+#!/bin/bash
+# gpu-steps.sh - where a GPU step spends its time, per op, at the batch sizes
+# that matter: 1 (single stream), 20 (a 20-token prompt: time to first token),
+# 64 (64 clients). Each op timed alone as a graph of 64 launches
+# (ringlm-bench-cuda --profile). Optionally the CUDA test suite first.
+# Part "split": rl_cu_mmh's K split through the workspace against clusters.
+#   source .device/setup.sh && bash tools/gpu-steps.sh [tests|split|profile]...
+. "$(dirname "$0")/gpu-env.sh"
+B=/tmp/rl-steps
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
+echo "== build"
+[ -f $B/build.ninja ] || meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/build.log" 2>&1 \
+  || { tail -30 "$OUT/build.log"; exit 1; }
+ninja -C $B -j16 >>"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
+want() { for a in "${ARGS[@]}"; do [ "$a" = "$1" ] && return 0; done; return 1; }
+ARGS=("$@"); [ $# -eq 0 ] && ARGS=(profile)
+if want tests; then
+  echo "== cuda tests"
+  RL_SHARED_DIR=$PWD/.gpu/shared timeout 400 meson test -C $B --no-rebuild --suite cuda --print-errorlogs >"$OUT/cuda-tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/cuda-tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/cuda-tests.log" | head -10
+fi
+BC=$B/bench/ringlm-bench-cuda
+prof() { # shape type batch prompt
+  echo "== profile $1 $2 batch $3 (position ~$4)"
+  timeout 150 $BC --shape $1 --type $2 --batch $3 --prompt $4 --gen 16 --profile 2>&1 | grep -vE "^cuda memory plan" | tail -14
+}
+if want split; then
+  echo "== test_cu_mmq"
+  timeout 200 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
+  grep -E "mmh split" "$OUT/test_mmq.log" | head -4
+  for red in cluster workspace; do
+    for mx in 0 4; do
+      [ $red = cluster ] && [ $mx = 4 ] && continue
+      echo "-- reduce $red max split $mx"
+      RL_CU_MMH_REDUCE=$red RL_CU_MMH_MAX_SPLIT=$mx timeout 120 $BC --mm --mm-kernel mmh 2>&1 | grep step
+      RL_CU_MMH_REDUCE=$red RL_CU_MMH_MAX_SPLIT=$mx timeout 100 $BC --shape tinyllama-1.1b --type q4_0 --batch 20 --prompt 20 --gen 16 --profile 2>&1 | grep -E "matvec|glu|sum"
+    done
+  done
+fi
+if want stall; then # where the batch-64 mmh kernel waits, per SASS instruction (Nsight Compute source counters)
+  echo "== ncu source counters: mmh Q4_0 batch 64"
+  timeout 200 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_mmhILi2ELi6ELi8ELb0E' \
+    --launch-skip 3 --launch-count 1 --section SourceCounters --section WarpStateStats --section SpeedOfLight \
+    -o $OUT/mmh64 -f $BC --mm --mm-kernel mmh --mm-batch 64 >"$OUT/ncu-run.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/mmh64.ncu-rep --page details >"$OUT/mmh64-details.txt" 2>&1
+  grep -E "Duration|Warp Cycles Per Issued|Stall|Issued Ipc" "$OUT/mmh64-details.txt" | head -20
+  ncu -i $OUT/mmh64.ncu-rep --page source --csv --print-source sass >"$OUT/mmh64-sass.csv" 2>&1; echo "sass csv rc=$? lines $(wc -l <"$OUT/mmh64-sass.csv")"
+  head -2 "$OUT/mmh64-sass.csv" | cut -c1-600
+fi
+want profile || exit 0
+prof tinyllama-1.1b q4_0 20 20
+prof tinyllama-1.1b q4_0 1 20
+prof llama2-7b q4_0 1 512
+prof llama2-7b q4_0 64 160
+echo "== mmh per matrix, batch 20 and 64"
+timeout 120 $BC --mm --mm-kernel mmh --mm-batch 64 2>&1 | grep -E "q4_0|step" | grep -v "q8_0"
