@@ -29,14 +29,16 @@ if want split; then
   echo "== test_cu_mmq"
   timeout 200 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
   grep -E "mmh split" "$OUT/test_mmq.log" | head -4
-  for red in cluster workspace; do
-    for mx in 0 4; do
-      [ $red = cluster ] && [ $mx = 4 ] && continue
-      echo "-- reduce $red max split $mx"
-      RL_CU_MMH_REDUCE=$red RL_CU_MMH_MAX_SPLIT=$mx timeout 120 $BC --mm --mm-kernel mmh 2>&1 | grep step
-      RL_CU_MMH_REDUCE=$red RL_CU_MMH_MAX_SPLIT=$mx timeout 100 $BC --shape tinyllama-1.1b --type q4_0 --batch 20 --prompt 20 --gen 16 --profile 2>&1 | grep -E "matvec|glu|sum"
-    done
+  M=/tmp/rl-models; mkdir -p $M
+  [ -f $M/tl-q4_0.gguf ] || $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type q4_0 --out $M/tl-q4_0.gguf --threads 16 >/dev/null
+  for red in default cluster workspace; do
+    echo "-- reduce $red"
+    export RL_CU_MMH_REDUCE=$red
+    timeout 120 $BC --mm --mm-kernel mmh 2>&1 | grep step
+    timeout 100 $BC --shape tinyllama-1.1b --type q4_0 --batch 20 --prompt 20 --gen 16 --profile 2>&1 | grep -E "matvec|glu|sum"
+    timeout 100 $B/bench/ringlm-bench model --model $M/tl-q4_0.gguf --device cuda --prompt 20 --gen 16 --json 2>/dev/null | grep -oE '"ttft_ms":[0-9.]+'
   done
+  unset RL_CU_MMH_REDUCE
 fi
 if want stall; then # where the batch-64 mmh kernel waits, per SASS instruction (Nsight Compute source counters)
   echo "== ncu source counters: mmh Q4_0 batch 64"

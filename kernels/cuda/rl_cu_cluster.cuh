@@ -87,14 +87,22 @@ __device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, 
     const int nbr = (batch - rank + split - 1) / split, total = NO * nbr;
     const int64_t ys = y.stride ? y.stride : n_out;
     /* U outputs per thread at a time: all their loads (local and distributed
-     * shared memory, ~hundreds of cycles each) are issued before any store,
-     * which the compiler could not move them across. */
+     * shared memory, and in ADD mode the destinations in global memory;
+     * hundreds of cycles each) are issued before any store, which the
+     * compiler could not move them across. */
     constexpr int U = 4;
     for (int base = tid; base < total; base += U * THREADS) {
-        float gs[U], u[U];
+        float gs[U], u[U], old[U];
 #pragma unroll
-        for (int q = 0; q < U; q++)
-            gs[q] = u[q] = 0.0f;
+        for (int q = 0; q < U; q++) {
+            gs[q] = u[q] = old[q] = 0.0f;
+            int idx = base + q * THREADS;
+            if (mode == RL_CU_MV_ADD && idx < total) { /* the destinations too, with the other loads */
+                int b = rank + split * (idx / NO), i = idx % NO;
+                if (o0 + i < n_out)
+                    old[q] = y.f[b * ys + o0 + i];
+            }
+        }
 #pragma unroll
         for (int r = 0; r < 8; r++) {
             if (r < split) {
@@ -120,8 +128,7 @@ __device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, 
             float v = GLU ? rl_silu(gs[q]) * u[q] : gs[q];
             int64_t o = o0 + i;
             if (o < n_out) {
-                float *dst = y.f + b * ys + o;
-                *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
+                y.f[b * ys + o] = mode == RL_CU_MV_ADD ? old[q] + v : v;
             }
             if (GLU)
                 Vs[b * NO + i] = v;

@@ -60,10 +60,13 @@ static int forced_split(void)
     return f_split;
 }
 
-/* How a K split is reduced: through a cluster only when forced; the
- * workspace measured faster at every batch (docs/PERFORMANCE.md). */
-static bool use_cluster(void)
+/* How a K split is reduced (unless forced): through the workspace, which
+ * measured faster than clusters at every batch (7B Q4_0 step products at 9 /
+ * 16 / 32 / 64 rows: 2.75 / 2.99 / 4.18 / 6.88 ms against 3.99 / 4.20 / 5.13 /
+ * 7.06 ms; docs/PERFORMANCE.md). */
+static bool use_cluster(int nb)
 {
+    (void)nb;
     read_env();
     return f_reduce == 1;
 }
@@ -86,13 +89,13 @@ static int max_split(int nb, bool cluster)
  * split: waves of resident CTAs (CTAs sharing an SM share its time), each
  * CTA's chunks plus ~3 chunks of pipeline fill, plus the reduction (cluster:
  * a cost per rank; workspace: every rank stores its partial tile and the
- * last one reads them all, a partial of 64 batch columns counted as one
- * chunk). The row tile (32, 48 or 64 outputs per warp group) decides how well
+ * last one reads them all, a partial costing its bytes over a chunk's (Q4_0
+ * weights and fp16 activations) in chunks). The row tile (32, 48 or 64 outputs per warp group) decides how well
  * the tiles fill the SMs: 7B matrices on 132 SMs mostly take 6 warps. nb:
  * batch columns of the tile (8 * NT). */
 rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int nb, const int (&per_sm)[3])
 {
-    const bool cluster = use_cluster();
+    const bool cluster = use_cluster(nb);
     plan best = {8, 1, cluster};
     double best_cost = 1e300;
     const int64_t sms = rl_cu_sm_count();
@@ -101,6 +104,7 @@ rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int nb, con
         if (forced_warps() && w != forced_warps())
             continue;
         int64_t bm = 32 * w, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no, slots = per_sm[i] * sms;
+        double part = 4.0 * nb * bm / (64.0 * bm + 256.0 * nb); /* a partial tile's bytes over a chunk's */
         int top = max_split(nb, cluster) > forced_split() ? max_split(nb, cluster) : forced_split();
         for (int split = 1; split <= top; split++) {
             if (split > 1 && nch < 2 * split)
@@ -110,7 +114,7 @@ rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int nb, con
             if (forced_split() && split != forced_split())
                 continue;
             int64_t waves = (tiles * split + slots - 1) / slots;
-            double red = split == 1 ? 0.0 : cluster ? 0.5 * split * bm : (split + 1.0) * bm * nb / 64.0;
+            double red = split == 1 ? 0.0 : cluster ? 0.5 * split * bm : (split + 1.0) * bm * part;
             double cost = (double)waves * per_sm[i] * bm * ((nch + split - 1) / split + 3) + red;
             if (cost < best_cost) {
                 best_cost = cost;

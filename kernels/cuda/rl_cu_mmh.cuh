@@ -54,7 +54,7 @@ using namespace rl_async;
  * load, left zero by every launch). One set per translation unit. */
 constexpr int64_t WS_FLOATS = 2 << 20;
 constexpr int64_t WS_TILES = 8192;
-static __device__ float g_ws[WS_FLOATS];
+static __device__ __align__(16) float g_ws[WS_FLOATS];
 static __device__ unsigned g_cnt[WS_TILES];
 
 template <int T> struct qtraits;
@@ -299,9 +299,10 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         __shared__ bool s_last;
         constexpr int TN = BM * NB;
         const int64_t tile = blockIdx.x / (unsigned)split;
-        float *mine = g_ws + (int64_t)blockIdx.x * TN;
-        for (int i = tid; i < TN; i += THREADS)
-            __stcg(mine + i, Cs[(i / NB) * LDC + i % NB]);
+        constexpr int TN4 = TN / 4; /* float4 units; NB % 8 == 0, LDC % 4 == 0 */
+        float4 *mine = (float4 *)(g_ws + (int64_t)blockIdx.x * TN);
+        for (int i = tid; i < TN4; i += THREADS)
+            __stcg(mine + i, *(const float4 *)(Cs + (4 * i / NB) * LDC + 4 * i % NB));
         __threadfence(); /* partials visible device-wide before counting in */
         __syncthreads();
         if (tid == 0)
@@ -310,18 +311,31 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         if (!s_last)
             return;
         __threadfence(); /* read the other ranks' partials after the count */
-        const float *p0 = g_ws + tile * split * TN;
-        for (int i = tid; i < TN; i += THREADS) {
-            float v[8];
+        /* One CTA reads split partial tiles: keep U x split 16-byte loads in
+         * flight per thread (latency, not bandwidth, bounds this tail). */
+        const float4 *p0 = (const float4 *)(g_ws + tile * split * TN);
+        constexpr int U = 4;
+        for (int base = tid; base < TN4; base += U * THREADS) {
+            float4 v[U][8];
 #pragma unroll
-            for (int r = 0; r < 8; r++) /* all loads first, then the sum in rank order */
-                v[r] = r < split ? __ldcg(p0 + (int64_t)r * TN + i) : 0.0f;
-            float sum = 0.0f;
+            for (int u = 0; u < U; u++)
 #pragma unroll
-            for (int r = 0; r < 8; r++)
-                if (r < split)
-                    sum += v[r];
-            Cs[(i / NB) * LDC + i % NB] = sum;
+                for (int r = 0; r < 8; r++) {
+                    int i = base + u * THREADS;
+                    v[u][r] = r < split && i < TN4 ? __ldcg(p0 + (int64_t)r * TN4 + i) : make_float4(0, 0, 0, 0);
+                }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int i = base + u * THREADS;
+                if (i >= TN4)
+                    break;
+                float4 sum = make_float4(0, 0, 0, 0);
+#pragma unroll
+                for (int r = 0; r < 8; r++) /* rank order: the same bits whoever arrived last */
+                    if (r < split)
+                        sum.x += v[u][r].x, sum.y += v[u][r].y, sum.z += v[u][r].z, sum.w += v[u][r].w;
+                *(float4 *)(Cs + (4 * i / NB) * LDC + 4 * i % NB) = sum;
+            }
         }
         if (tid == 0)
             g_cnt[tile] = 0; /* ready for the next launch (graph replays) */
