@@ -52,7 +52,7 @@ using namespace rl_async;
 
 /* Split-K workspace (floats) and arrival counters (one per row tile; zero at
  * load, left zero by every launch). One set per translation unit. */
-constexpr int64_t WS_FLOATS = 2 << 20;
+constexpr int64_t WS_FLOATS = 4 << 20;
 constexpr int64_t WS_TILES = 8192;
 static __device__ __align__(16) float g_ws[WS_FLOATS];
 static __device__ unsigned g_cnt[WS_TILES];
