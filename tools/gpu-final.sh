@@ -4,7 +4,7 @@
 # time to first token through libringlm, single-stream engine benchmarks, and the
 # 64-client load on the 7B shape. Parts (to fit the 10-minute call limit;
 # the build is reused while the machine stays warm):
-#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|ttft|load]
+#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|bench-q4|ttft|load]
 . "$(dirname "$0")/gpu-env.sh"
 B=/tmp/rl-final; M=/tmp/rl-models; mkdir -p $M
 PART=${1:-all}
@@ -48,6 +48,10 @@ if want bench; then
 echo "== engine benchmarks (ringlm-bench model --device cuda --prompt 512 --gen 128)"
 for s in "tinyllama-1.1b q4_0" "tinyllama-1.1b q8_0" "tinyllama-1.1b f16" "llama2-7b q4_0" "llama2-7b q8_0"; do bench $s 512; done
 fi
+if [ "$PART" = bench-q4 ]; then
+echo "== engine benchmarks, Q4_0 only (ringlm-bench model --device cuda --prompt 512 --gen 128)"
+for s in "tinyllama-1.1b q4_0" "llama2-7b q4_0"; do bench $s 512; done
+fi
 if want ttft; then
 echo "== time to first token, 20-token prompt: engine (median of 5 fresh prompts), then through libringlm"
 echo "   (one connection, 50 requests; the daemon's spans from RINGLM_TRACE_TTFT, p50/p90 us)"
@@ -63,6 +67,7 @@ mk tinyllama-1.1b q4_0; mk llama2-7b q4_0
 load $M/tinyllama-1.1b-q4_0.gguf 64 2 96 32 128 512
 echo "== 64 clients, 7B Q4_0 (128-token prompts, 96 shared; 128 generated)"
 load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
+load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 256
 load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 128
 load $M/llama2-7b-q4_0.gguf 256 2 96 32 128 512
 fi
