@@ -210,29 +210,15 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
     __shared__ float part[ATT_MAX_HD];
     __shared__ bool s_last;
     rl_pdl_trigger();
+    rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     const int hd = HDC ? HDC : r.head_dim;
     int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x;
-    int p = pos[b]; /* positions and block tables come from the host, not the previous kernel */
+    int p = pos[b];
     int64_t len = A.ok(b, p) ? (int64_t)p + 1 : 0;
     if (split && len > kmax * ATT_TILE)
         len = 0; /* more positions than the scratch has chunks for: refuse rather than overrun */
-    if (split) {
-        /* While the previous kernel (the RoPE+KV write of this token) drains,
-         * pull this block's K and V rows into L2: all but the newest position
-         * were written by earlier steps, and a prefetch binds no value. */
-        const int lines = (hd * 2 + 127) / 128; /* 128-byte lines per row */
-        for (int64_t c = sp; c * ATT_TILE < len; c += n_split) {
-            int64_t t0 = c * ATT_TILE, nt = len - t0 < ATT_TILE ? len - t0 : ATT_TILE;
-            for (int i = tid; i < nt * 2 * lines; i += ATT_THREADS) {
-                int64_t t = t0 + i / (2 * lines);
-                int which = (i / lines) & 1, l = i % lines;
-                rl_prefetch_l2((which ? A.v(b, kvh, t) : A.k(b, kvh, t)) + l * 64);
-            }
-        }
-    }
-    rl_pdl_wait();
     float scale = rsqrtf((float)hd);
     for (int d = tid; d < hd; d += ATT_THREADS)
         sq[d] = q[((int64_t)b * r.n_head + h) * hd + d] * scale;
