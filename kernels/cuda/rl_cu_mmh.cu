@@ -62,11 +62,10 @@ static int forced_split(void)
 
 /* How a K split is reduced (unless forced): through the workspace, which
  * measured faster than clusters at every batch (7B Q4_0 step products at 9 /
- * 16 / 32 / 64 rows: 2.75 / 2.99 / 4.18 / 6.88 ms against 3.99 / 4.20 / 5.13 /
+ * 16 / 32 / 64 rows: 2.76 / 3.01 / 4.20 / 6.88 ms against 3.99 / 4.20 / 5.13 /
  * 7.06 ms; docs/PERFORMANCE.md). */
-static bool use_cluster(int nb)
+static bool use_cluster(void)
 {
-    (void)nb;
     read_env();
     return f_reduce == 1;
 }
@@ -95,7 +94,7 @@ static int max_split(int nb, bool cluster)
  * batch columns of the tile (8 * NT). */
 rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int nb, const int (&per_sm)[3])
 {
-    const bool cluster = use_cluster(nb);
+    const bool cluster = use_cluster();
     plan best = {8, 1, cluster};
     double best_cost = 1e300;
     const int64_t sms = rl_cu_sm_count();
