@@ -4,6 +4,7 @@
 # 64 (64 clients). Each op timed alone as a graph of 64 launches
 # (ringlm-bench-cuda --profile). Optionally the CUDA test suite first.
 # Part "split": rl_cu_mmh's K split through the workspace against clusters.
+# Part "mms": the small-batch kernel rl_cu_mms against rl_cu_mmh.
 #   source .device/setup.sh && bash tools/gpu-steps.sh [tests|split|profile]...
 . "$(dirname "$0")/gpu-env.sh"
 B=/tmp/rl-steps
@@ -49,6 +50,23 @@ if want stall; then # where the batch-64 mmh kernel waits, per SASS instruction 
   grep -E "Duration|Warp Cycles Per Issued|Stall|Issued Ipc" "$OUT/mmh64-details.txt" | head -20
   ncu -i $OUT/mmh64.ncu-rep --page source --csv --print-source sass >"$OUT/mmh64-sass.csv" 2>&1; echo "sass csv rc=$? lines $(wc -l <"$OUT/mmh64-sass.csv")"
   head -2 "$OUT/mmh64-sass.csv" | cut -c1-600
+fi
+if want mms; then # the small-batch kernel (rl_cu_mms) against rl_cu_mmh at 9..32 rows
+  echo "== test_cu_mmq"
+  RL_SHARED_DIR=$PWD/.gpu/shared timeout 300 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
+  grep -E "Failure|failed" "$OUT/test_mmq.log" | head -5; grep -E "mms vs mmh" "$OUT/test_mmq.log" | head -12
+  echo "== 7B products, mmh then mms (us per product; step = one decode step's products)"
+  for k in mmh mms; do timeout 150 $BC --mm --mm-kernel $k 2>&1 | grep -vE "^type" | awk '$5!=64'; done
+  M=/tmp/rl-models; mkdir -p $M
+  [ -f $M/tl-q4_0.gguf ] || $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type q4_0 --out $M/tl-q4_0.gguf --threads 16 >/dev/null
+  for v in 0 1; do
+    echo "-- RL_CU_MMS=$v"
+    export RL_CU_MMS=$v
+    timeout 100 $BC --shape tinyllama-1.1b --type q4_0 --batch 20 --prompt 20 --gen 16 --profile 2>&1 | grep -E "matvec|glu|sum"
+    for r in 1 2; do timeout 100 $B/bench/ringlm-bench model --model $M/tl-q4_0.gguf --device cuda --prompt 20 --gen 16 --json 2>/dev/null | grep -oE '"ttft_ms":[0-9.]+'; done
+    for b in 9 16 32; do timeout 100 $BC --shape llama2-7b --type q4_0 --batch $b --prompt 160 --gen 16 2>&1 | grep -E "gen" | head -1; done
+  done
+  unset RL_CU_MMS
 fi
 want profile || exit 0
 prof tinyllama-1.1b q4_0 20 20

@@ -159,7 +159,8 @@ static rl_cu_act act_rows(const rl_cu_act *a, int b0)
 }
 
 /* RL_CU_MMH=0 / RL_CU_MMQ=0 turn the fp16 / int8 tensor-core kernels for
- * Q4_0 and Q8_0 off (the next in line is used instead). */
+ * Q4_0 and Q8_0 off (the next in line is used instead); RL_CU_MMS=0 leaves
+ * small batches to rl_cu_mmh. */
 static bool env_on(const char *name, int *cache)
 {
     if (*cache < 0) {
@@ -181,11 +182,22 @@ static bool mmh_on(void)
     return env_on("RL_CU_MMH", &on);
 }
 
+static bool mms_on(void)
+{
+    static int on = -1;
+    return env_on("RL_CU_MMS", &on);
+}
+
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
 {
     if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, s);
     bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
+    if (q48 && x->h && n <= RL_CU_MMS_MAX_BATCH && mms_on() && mmh_on()) {
+        int rc = rl_cu_mms(w, x, n, mode, y, s); /* small batch: K split between the warps of a CTA */
+        if (rc != -ENOTSUP)
+            return rc;
+    }
     if (q48 && x->h && n <= RL_CU_MAX_MM_BATCH && mmh_on()) {
         int rc = rl_cu_mmh(w, x, n, mode, y, s); /* fp16 copy of the int8 activations, fp16 tensor cores */
         if (rc != -ENOTSUP)

@@ -152,6 +152,17 @@ int rl_cu_mmq(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * types, -EINVAL for bad arguments (x->h missing included). */
 int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
 
+/* rl_cu_mmh's contract (STORE / ADD / GLU with quantization, y->stride in
+ * STORE/ADD, x->h) for small batches: a CTA owns 32 or 64 weight rows and
+ * its warps split K between them, summing their tiles in shared memory in
+ * warp order (deterministic; no workspace, no K split between CTAs). Rows in
+ * groups of RL_CU_MMS_MAX_BATCH (each group reads the weights once); the
+ * engine uses it up to that many rows (RL_CU_MMS=0: rl_cu_mmh instead).
+ * Capturable; programmatic dependent launch. -ENOTSUP for other weight
+ * types, -EINVAL for bad arguments. */
+#define RL_CU_MMS_MAX_BATCH 32
+int rl_cu_mms(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
+
 /* Force parts of rl_cu_mmh's plan, for tests and measurements (0: automatic):
  * warps per CTA (4, 6 or 8), K split (1..8), reduction (1: cluster, 2:
  * workspace). The environment sets the initial values (RL_CU_MMH_WARPS,

@@ -13,7 +13,9 @@
  * (~1e-6 expected); a wrong block, nibble half, scale or batch row gives
  * 1e-2..1. rl_cu_mmh vs rl_cu_matvec: 3e-3, since its weights and
  * activations are rounded to fp16 (2^-11 relative each, ~4e-4 on the
- * output's L2 norm expected). */
+ * output's L2 norm expected). rl_cu_mms (the small-batch variant, same
+ * fp16 fragments, K split between warps) the same; vs rl_cu_mmh 1e-5 (the
+ * same fp16 products, fp32 sums in another order). */
 #include <errno.h>
 #include <time.h>
 
@@ -24,9 +26,10 @@
 #define MMH_MV_TOL 3e-3
 
 /* The kernels under test: loop index _i picks type _i % 2, kernel _i / 2. */
-static const tcu_product_fn kernels[] = {rl_cu_mmq, rl_cu_mmh};
-static const char *const kernel_names[] = {"mmq", "mmh"};
-static const double kernel_mv_tol[] = {MMQ_MV_TOL, MMH_MV_TOL};
+static const tcu_product_fn kernels[] = {rl_cu_mmq, rl_cu_mmh, rl_cu_mms};
+static const char *const kernel_names[] = {"mmq", "mmh", "mms"};
+static const double kernel_mv_tol[] = {MMQ_MV_TOL, MMH_MV_TOL, MMH_MV_TOL};
+#define N_KERNELS 3
 #define KT(i) q_types[(i) % 2]
 #define KF(i) ((i) / 2)
 
@@ -310,6 +313,57 @@ START_TEST(mmh_k_split_reductions_agree)
 }
 END_TEST
 
+/* rl_cu_mms against rl_cu_mmh (the same fp16 products, fp32 sums in
+ * another order) on shapes that take each of its CTA layouts: 32-row CTAs,
+ * 64-row CTAs (a matrix with rows for 64 per SM), GLU; K ranges that leave
+ * some warps without a chunk; and the same bits on a second run. */
+START_TEST(mms_matches_mmh_and_repeats_bit_for_bit)
+{
+    static const struct {
+        int64_t rows, cols;
+        int batch, mode;
+    } cs[] = {{2048, 2048, 20, RL_CU_MV_ADD}, {8500, 512, 24, RL_CU_MV_STORE}, {2 * 1000, 1024, 17, RL_CU_MV_GLU},
+              {300, 256, 9, RL_CU_MV_STORE}, {96, 64, 32, RL_CU_MV_ADD}, {640, 4096, 3, RL_CU_MV_GLU}};
+    rl_type t = q_types[_i];
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        int64_t rows = cs[ci].rows, cols = cs[ci].cols, n_out = cs[ci].mode == RL_CU_MV_GLU ? rows / 2 : rows;
+        int batch = cs[ci].batch, mode = cs[ci].mode;
+        char name[64];
+        snprintf(name, sizeof name, "mms vs mmh %s %lldx%lld b%d mode%d", rl_type_get(t)->name, (long long)rows,
+                 (long long)cols, batch, mode);
+        uint64_t s = tcu_seed(name);
+        float *w = malloc(rows * cols * sizeof(float));
+        rl_cu_mat m;
+        tcu_make_weight(t, rows, cols, &s, &m, w);
+        float *x = tcu_rand_vec(&s, cols * batch, 1.0f), *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
+        rl_cu_act xa = make_act(cols, batch, x);
+        CU_OK(rl_cu_quantize(&xa, batch, 0));
+        float *out[3];
+        for (int k = 0; k < 3; k++) {
+            rl_cu_act ya = make_out(n_out, n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
+            CU_OK(k == 0 ? rl_cu_mmh(&m, &xa, batch, mode, &ya, 0) : rl_cu_mms(&m, &xa, batch, mode, &ya, 0));
+            out[k] = malloc(n_out * batch * sizeof(float));
+            tcu_down(out[k], ya.f, n_out * batch * sizeof(float));
+            assert_untouched(&ya, batch, name);
+            free_act(&ya);
+        }
+        double *d = malloc(n_out * batch * sizeof(double)), *ref = malloc(n_out * batch * sizeof(double));
+        for (int64_t i = 0; i < n_out * batch; i++)
+            d[i] = out[0][i];
+        double e = tcu_rel_err(out[1], d, n_out * batch);
+        tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
+        double er = tcu_rel_err(out[1], ref, n_out * batch);
+        fprintf(stderr, "%s: vs mmh %.3g, vs float64 %.3g\n", name, e, er);
+        ck_assert_msg(e < 1e-5, "%s: rel diff to rl_cu_mmh %g", name, e);
+        ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
+        ck_assert_msg(memcmp(out[1], out[2], n_out * batch * sizeof(float)) == 0, "%s: second run differs", name);
+        free_act(&xa);
+        rl_cu_mat_free(&m);
+        free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(d), free(ref);
+    }
+}
+END_TEST
+
 START_TEST(mmq_rejects_other_types_and_bad_arguments)
 {
     rl_cu_mat m = {.type = RL_TYPE_Q4_0, .rows = 64, .cols = 256, .q = (void *)16, .d = (void *)16};
@@ -340,6 +394,11 @@ START_TEST(mmq_rejects_other_types_and_bad_arguments)
     o6.type = RL_TYPE_Q6_K;
     xh.h = (uint16_t *)16;
     ck_assert_int_eq(rl_cu_mmh(&o6, &xh, 4, RL_CU_MV_STORE, &y, 0), -ENOTSUP);
+    ck_assert_int_eq(rl_cu_mms(&o6, &xh, 4, RL_CU_MV_STORE, &y, 0), -ENOTSUP);
+    ck_assert_int_eq(rl_cu_mms(&m, &x, 4, RL_CU_MV_STORE, &y, 0), -EINVAL); /* needs x->h */
+    ck_assert_int_eq(rl_cu_mms(&m, &xh, 0, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mms(&m, &xh, RL_CU_MAX_MM_BATCH + 1, RL_CU_MV_STORE, &y, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mms(&m, &xh, 4, RL_CU_MV_GLU, &y, 0), -EINVAL);
     rl_cu_act xs = x;
     xs.n = 128;
     ck_assert_int_eq(rl_cu_mmq(&m, &xs, 4, RL_CU_MV_STORE, &y, 0), -EINVAL);
@@ -360,14 +419,15 @@ int main(void)
     TCase *tc = tcase_create("mmq");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, mmq_rejects_other_types_and_bad_arguments);
-    tcase_add_loop_test(tc, mmq_runs_inside_a_cuda_graph, 0, 4);
-    tcase_add_loop_test(tc, mmq_store_matches_cpu_for_each_type_and_batch_with_odd_rows, 0, 4);
-    tcase_add_loop_test(tc, mmq_add_mode_accumulates_into_output, 0, 4);
-    tcase_add_loop_test(tc, mmq_glu_mode_fuses_swiglu_and_quantizes, 0, 4);
-    tcase_add_loop_test(tc, mmq_odd_block_count_per_row, 0, 4);
-    tcase_add_loop_test(tc, mmq_store_honours_output_stride, 0, 4);
-    tcase_add_loop_test(tc, mmq_many_row_tiles_and_k_split_match_cpu, 0, 4);
+    tcase_add_loop_test(tc, mmq_runs_inside_a_cuda_graph, 0, 2 * N_KERNELS);
+    tcase_add_loop_test(tc, mmq_store_matches_cpu_for_each_type_and_batch_with_odd_rows, 0, 2 * N_KERNELS);
+    tcase_add_loop_test(tc, mmq_add_mode_accumulates_into_output, 0, 2 * N_KERNELS);
+    tcase_add_loop_test(tc, mmq_glu_mode_fuses_swiglu_and_quantizes, 0, 2 * N_KERNELS);
+    tcase_add_loop_test(tc, mmq_odd_block_count_per_row, 0, 2 * N_KERNELS);
+    tcase_add_loop_test(tc, mmq_store_honours_output_stride, 0, 2 * N_KERNELS);
+    tcase_add_loop_test(tc, mmq_many_row_tiles_and_k_split_match_cpu, 0, 2 * N_KERNELS);
     tcase_add_loop_test(tc, mmh_k_split_reductions_agree, 0, 2);
+    tcase_add_loop_test(tc, mms_matches_mmh_and_repeats_bit_for_bit, 0, 2);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }
