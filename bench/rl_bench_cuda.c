@@ -222,10 +222,15 @@ static int bench_mm(int json, int split, int only_batch, const char *only_kernel
                            "\"tflop_s\":%.2f}\n",
                            rl_type_get(types[ti])->name, sh->name, (long long)sh->rows, (long long)sh->cols,
                            mm_kernel_name[kkind[k]], kbatch[k], split, us, gbs, tfl);
-                else
-                    printf("%-5s %-8s %5lldx%-6lld %-7s %5d %9.2f %8.1f %8.2f\n", rl_type_get(types[ti])->name,
+                else {
+                    int pw = 0, ps = 0; /* rl_cu_mmh's plan: warps per CTA, K split */
+                    if (kkind[k] == 3)
+                        rl_cu_mmh_plan(&m[0], kbatch[k], sh->mode, &pw, &ps);
+                    printf("%-5s %-8s %5lldx%-6lld %-7s %5d %9.2f %8.1f %8.2f", rl_type_get(types[ti])->name,
                            sh->name, (long long)sh->rows, (long long)sh->cols, mm_kernel_name[kkind[k]], kbatch[k],
                            us, gbs, tfl);
+                    printf(pw ? "  plan %dw x%d\n" : "\n", pw, ps);
+                }
             }
             for (int i = 0; i < nm; i++)
                 rl_cu_mat_free(&m[i]);

@@ -56,10 +56,14 @@ if want mms; then # the small-batch kernel (rl_cu_mms) against rl_cu_mmh at 9..3
   RL_SHARED_DIR=$PWD/.gpu/shared timeout 300 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
   grep -E "Failure|failed" "$OUT/test_mmq.log" | head -5; grep -E "mms vs mmh" "$OUT/test_mmq.log" | head -12
   echo "== 7B products, mmh then mms (us per product; step = one decode step's products)"
-  for k in mmh mms; do timeout 150 $BC --mm --mm-kernel $k 2>&1 | grep -vE "^type" | awk '$5!=64'; done
+  for k in mmh mms; do timeout 150 $BC --mm --mm-kernel $k >"$OUT/mm-$k.txt" 2>&1; done
+  # type matrix batch: mmh us (plan) | mms us
+  awk 'FNR==NR && $4=="mmh" {u[$1" "$2" "$5]=$6; p[$1" "$2" "$5]=$10; next} $4=="mms" && $5<=32 {k=$1" "$2" "$5; printf "%-22s mmh %7.2f (%s) mms %7.2f\n", k, u[k], p[k], $6}' \
+    "$OUT/mm-mmh.txt" "$OUT/mm-mms.txt"
+  grep -h "step matmuls" "$OUT/mm-mmh.txt" "$OUT/mm-mms.txt" | grep -v "batch 64"
   M=/tmp/rl-models; mkdir -p $M
   [ -f $M/tl-q4_0.gguf ] || $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type q4_0 --out $M/tl-q4_0.gguf --threads 16 >/dev/null
-  for v in 0 1; do
+  for v in 0 1 auto; do
     echo "-- RL_CU_MMS=$v"
     export RL_CU_MMS=$v
     timeout 100 $BC --shape tinyllama-1.1b --type q4_0 --batch 20 --prompt 20 --gen 16 --profile 2>&1 | grep -E "matvec|glu|sum"

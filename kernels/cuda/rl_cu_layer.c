@@ -182,10 +182,22 @@ static bool mmh_on(void)
     return env_on("RL_CU_MMH", &on);
 }
 
-static bool mms_on(void)
+/* Small batches (up to RL_CU_MMS_MAX_BATCH rows) take rl_cu_mms where
+ * rl_cu_mmh would split K between at least RL_CU_MMS_MIN_SPLIT CTAs (few row
+ * tiles: the global reduction's round trips dominate), else rl_cu_mmh.
+ * RL_CU_MMS=0: never, 1: always. */
+static bool mms_pick(const rl_cu_mat *w, int n, int mode)
 {
-    static int on = -1;
-    return env_on("RL_CU_MMS", &on);
+    static int force = -2, min_split = 0;
+    if (force == -2) {
+        const char *e = getenv("RL_CU_MMS"), *m = getenv("RL_CU_MMS_MIN_SPLIT");
+        force = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : -1;
+        min_split = m && atoi(m) > 0 ? atoi(m) : 3;
+    }
+    if (force >= 0 || n > RL_CU_MMS_MAX_BATCH)
+        return force == 1 && n <= RL_CU_MMS_MAX_BATCH;
+    int split = 1;
+    return rl_cu_mmh_plan(w, n, mode, NULL, &split) == 0 && split >= min_split;
 }
 
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
@@ -193,7 +205,7 @@ int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu
     if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, s);
     bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
-    if (q48 && x->h && n <= RL_CU_MMS_MAX_BATCH && mms_on() && mmh_on()) {
+    if (q48 && x->h && mmh_on() && mms_pick(w, n, mode)) {
         int rc = rl_cu_mms(w, x, n, mode, y, s); /* small batch: K split between the warps of a CTA */
         if (rc != -ENOTSUP)
             return rc;

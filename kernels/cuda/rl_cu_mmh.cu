@@ -140,3 +140,16 @@ extern "C" int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int 
         rl_cu_mmh_q8_0(*m, *x, batch, mode, *y, s);
     return RL_CU_LAUNCHED("mmh");
 }
+
+extern "C" int rl_cu_mmh_plan(const rl_cu_mat *m, int batch, int mode, int *warps, int *split)
+{
+    if (!m || (m->type != RL_TYPE_Q4_0 && m->type != RL_TYPE_Q8_0) || batch < 1 || batch > RL_CU_MAX_MM_BATCH ||
+        m->cols < 32)
+        return -EINVAL;
+    rl_mmh::plan p = m->type == RL_TYPE_Q4_0 ? rl_cu_mmh_plan_q4_0(*m, batch, mode) : rl_cu_mmh_plan_q8_0(*m, batch, mode);
+    if (warps)
+        *warps = p.warps;
+    if (split)
+        *split = p.split;
+    return 0;
+}

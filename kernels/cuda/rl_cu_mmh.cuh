@@ -388,12 +388,16 @@ static void launch_w(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
                           y, batch, mode, p.split, true);
 }
 
+template <int T, int NT, bool GLU> static plan plan_of(const rl_cu_mat &m)
+{
+    const int per_sm[3] = {occupancy<T, 4, NT, GLU>(), occupancy<T, 6, NT, GLU>(), occupancy<T, 8, NT, GLU>()};
+    return choose(GLU ? m.rows / 2 : m.rows, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB, 8 * NT, per_sm);
+}
+
 template <int T, int NT, bool GLU>
 static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    const int per_sm[3] = {occupancy<T, 4, NT, GLU>(), occupancy<T, 6, NT, GLU>(), occupancy<T, 8, NT, GLU>()};
-    int64_t n_out = GLU ? m.rows / 2 : m.rows;
-    plan p = choose(n_out, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB, 8 * NT, per_sm);
+    plan p = plan_of<T, NT, GLU>(m);
     if (p.warps == 4)
         launch_w<T, 4, NT, GLU>(m, x, batch, mode, y, p, s);
     else if (p.warps == 6)
@@ -413,14 +417,30 @@ void launch_type(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl
     });
 }
 
+/* The plan launch_type would use (no launch). */
+template <int T> plan plan_type(const rl_cu_mat &m, int batch, int mode)
+{
+    plan p = {};
+    rl_dispatch_nt<8>((batch + 7) / 8, [&](auto nt) {
+        p = mode == RL_CU_MV_GLU ? plan_of<T, decltype(nt)::value, true>(m) : plan_of<T, decltype(nt)::value, false>(m);
+    });
+    return p;
+}
+
 } /* namespace rl_mmh */
 
 /* One instantiation file per weight type (parallel builds). */
 #define RL_CU_MMH_DECLARE(name) \
     void rl_cu_mmh_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
-#define RL_CU_MMH_DEFINE(T, name) \
-    RL_CU_MMH_DECLARE(name) { rl_mmh::launch_type<T>(m, x, batch, mode, y, s); }
+#define RL_CU_MMH_DEFINE(T, name)                                                                  \
+    RL_CU_MMH_DECLARE(name) { rl_mmh::launch_type<T>(m, x, batch, mode, y, s); }                   \
+    rl_mmh::plan rl_cu_mmh_plan_##name(const rl_cu_mat &m, int batch, int mode)                    \
+    {                                                                                              \
+        return rl_mmh::plan_type<T>(m, batch, mode);                                               \
+    }
 RL_CU_MMH_DECLARE(q4_0);
 RL_CU_MMH_DECLARE(q8_0);
+rl_mmh::plan rl_cu_mmh_plan_q4_0(const rl_cu_mat &m, int batch, int mode);
+rl_mmh::plan rl_cu_mmh_plan_q8_0(const rl_cu_mat &m, int batch, int mode);
 
 #endif

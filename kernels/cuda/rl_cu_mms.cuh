@@ -28,7 +28,6 @@
 
 #include "rl_cu_mmh.cuh"
 
-#define MS_STAGES 2
 #define MS_SMEM_CAP (220 * 1024)
 
 namespace rl_mms {
@@ -41,17 +40,24 @@ template <int T, int NT, int MT> __host__ __device__ constexpr int stage_bytes()
     return 16 * MT * qtraits<T>::WLD + 16 * MT * MH_CB * 2 + 8 * NT * MH_XLD;
 }
 
+/* Stages per warp: 3 where 8 warps fit them, else 2 (the activations take
+ * most of a stage: NB x 320 bytes against R x 72 of Q4_0 weights). */
+template <int T, int NT, int MT> __host__ __device__ constexpr int stages()
+{
+    return 8 * 3 * stage_bytes<T, NT, MT>() <= MS_SMEM_CAP ? 3 : 2;
+}
+
 /* Warps per CTA: as many of 8 as the stages fit in (at least 4). */
 template <int T, int NT, int MT> __host__ __device__ constexpr int warps()
 {
-    constexpr int w = MS_SMEM_CAP / (MS_STAGES * stage_bytes<T, NT, MT>());
+    constexpr int w = MS_SMEM_CAP / (stages<T, NT, MT>() * stage_bytes<T, NT, MT>());
     return w > 8 ? 8 : w < 4 ? 4 : w;
 }
 
 template <int T, int NT, int MT, bool GLU> __host__ __device__ constexpr int smem_bytes()
 {
     constexpr int W = warps<T, NT, MT>(), R = 16 * MT, NB = 8 * NT, LDC = NB + 4;
-    constexpr int pipe = W * MS_STAGES * stage_bytes<T, NT, MT>();
+    constexpr int pipe = W * stages<T, NT, MT>() * stage_bytes<T, NT, MT>();
     constexpr int red = W * R * LDC * 4 + (GLU ? NB * (R / 2) * 4 : 0);
     return pipe > red ? pipe : red;
 }
@@ -60,7 +66,7 @@ template <int T, int NT, int MT, bool GLU>
 __global__ void __launch_bounds__(32 * warps<T, NT, MT>(), 1)
 k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
 {
-    constexpr int W = warps<T, NT, MT>(), THREADS = 32 * W, R = 16 * MT, NB = 8 * NT, S = MS_STAGES;
+    constexpr int W = warps<T, NT, MT>(), THREADS = 32 * W, R = 16 * MT, NB = 8 * NT, S = stages<T, NT, MT>();
     constexpr int BB = qtraits<T>::BB, WLD = qtraits<T>::WLD, NW = BB / 4;
     constexpr int NO = GLU ? R / 2 : R, LDC = NB + 4, STG = stage_bytes<T, NT, MT>();
     constexpr int D_OFF = R * WLD, X_OFF = D_OFF + R * MH_CB * 2;

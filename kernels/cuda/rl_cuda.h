@@ -170,6 +170,9 @@ int rl_cu_mms(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * while no other thread launches. A forced split applies only where K has at
  * least 2 chunks of 128 per rank. 0, or -EINVAL. */
 int rl_cu_mmh_force(int warps, int split, int reduce);
+/* The plan rl_cu_mmh would launch for this matrix, batch and mode (warps per
+ * CTA, K split between CTAs), forced parts included; 0 or -EINVAL. */
+int rl_cu_mmh_plan(const rl_cu_mat *m, int batch, int mode, int *warps, int *split);
 
 /* ---- element-wise ops ---------------------------------------------------- */
 /* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */

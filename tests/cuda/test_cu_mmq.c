@@ -306,6 +306,16 @@ START_TEST(mmh_k_split_reductions_agree)
             rl_cu_mat_free(&m);
             free(w), free(x), free(y0), free(one), free(cl4), free(ws4), free(ws3), free(ws8), free(d1), free(ref);
         }
+    { /* the plan reported is the plan forced */
+        rl_cu_mat pm = {.type = t, .rows = 320, .cols = 4096};
+        int pw = 0, ps = 0;
+        ck_assert_int_eq(rl_cu_mmh_force(6, 3, 2), 0);
+        ck_assert_int_eq(rl_cu_mmh_plan(&pm, 20, RL_CU_MV_STORE, &pw, &ps), 0);
+        ck_assert_int_eq(pw, 6);
+        ck_assert_int_eq(ps, 3);
+        pm.type = RL_TYPE_Q6_K;
+        ck_assert_int_eq(rl_cu_mmh_plan(&pm, 20, RL_CU_MV_STORE, &pw, &ps), -EINVAL);
+    }
     ck_assert_int_eq(rl_cu_mmh_force(0, 0, 0), 0);
     ck_assert_int_eq(rl_cu_mmh_force(5, 0, 0), -EINVAL);
     ck_assert_int_eq(rl_cu_mmh_force(0, 9, 0), -EINVAL);
