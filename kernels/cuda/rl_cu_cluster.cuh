@@ -134,13 +134,16 @@ __device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, 
                 Vs[b * NO + i] = v;
         }
     }
-    if (GLU && y.q != nullptr && n_out % 32 == 0) {
-        __syncthreads();
-        for (int t = warp; t < nbr * (NO / 32); t += THREADS / 32) {
-            int b = rank + split * (t / (NO / 32)), k = t % (NO / 32);
-            int64_t o = o0 + k * 32;
-            if (o < n_out)
-                rl_quant_act(Vs[b * NO + k * 32 + lane], y, b * n_out + o);
+    if constexpr (GLU) { /* (NO / 32 would be 0 for a 16-row tile outside GLU) */
+        static_assert(NO % 32 == 0, "GLU tiles quantize whole 32-output blocks");
+        if (y.q != nullptr && n_out % 32 == 0) {
+            __syncthreads();
+            for (int t = warp; t < nbr * (NO / 32); t += THREADS / 32) {
+                int b = rank + split * (t / (NO / 32)), k = t % (NO / 32);
+                int64_t o = o0 + k * 32;
+                if (o < n_out)
+                    rl_quant_act(Vs[b * NO + k * 32 + lane], y, b * n_out + o);
+            }
         }
     }
     if (split > 1)

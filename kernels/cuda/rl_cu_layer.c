@@ -182,22 +182,23 @@ static bool mmh_on(void)
     return env_on("RL_CU_MMH", &on);
 }
 
-/* Small batches (up to RL_CU_MMS_MAX_BATCH rows) take rl_cu_mms where
- * rl_cu_mmh would split K between at least RL_CU_MMS_MIN_SPLIT CTAs (few row
- * tiles: the global reduction's round trips dominate), else rl_cu_mmh.
- * RL_CU_MMS=0: never, 1: always. */
-static bool mms_pick(const rl_cu_mat *w, int n, int mode)
+/* Small batches (up to RL_CU_MMS_MAX_BATCH rows) take rl_cu_mms for
+ * matrices of at most RL_CU_MMS_MAX_MB (default 16) MB: there a launch is
+ * latency-bound and rl_cu_mmh's K split between CTAs (a global reduction)
+ * dominates; bigger matrices stream faster through rl_cu_mmh's larger tiles
+ * (docs/PERFORMANCE.md, "Small batches"). RL_CU_MMS=0: never, 1: always. */
+static bool mms_pick(const rl_cu_mat *w, int n)
 {
-    static int force = -2, min_split = 0;
+    static int force = -2;
+    static double max_bytes;
     if (force == -2) {
-        const char *e = getenv("RL_CU_MMS"), *m = getenv("RL_CU_MMS_MIN_SPLIT");
+        const char *e = getenv("RL_CU_MMS"), *m = getenv("RL_CU_MMS_MAX_MB");
         force = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : -1;
-        min_split = m && atoi(m) > 0 ? atoi(m) : 3;
+        max_bytes = (m && atof(m) > 0 ? atof(m) : 16.0) * 1e6;
     }
-    if (force >= 0 || n > RL_CU_MMS_MAX_BATCH)
-        return force == 1 && n <= RL_CU_MMS_MAX_BATCH;
-    int split = 1;
-    return rl_cu_mmh_plan(w, n, mode, NULL, &split) == 0 && split >= min_split;
+    if (n > RL_CU_MMS_MAX_BATCH || force == 0)
+        return false;
+    return force == 1 || (double)rl_cu_mat_bytes(w->type, w->rows, w->cols) <= max_bytes;
 }
 
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
@@ -205,7 +206,7 @@ int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu
     if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, s);
     bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
-    if (q48 && x->h && mmh_on() && mms_pick(w, n, mode)) {
+    if (q48 && x->h && mmh_on() && mms_pick(w, n)) {
         int rc = rl_cu_mms(w, x, n, mode, y, s); /* small batch: K split between the warps of a CTA */
         if (rc != -ENOTSUP)
             return rc;

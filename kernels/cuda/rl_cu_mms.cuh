@@ -10,8 +10,8 @@
  * rows that chain dominated: TinyLlama's 2048 x 2048 product took 10.7 us
  * against 2.0 us for the batch-1 matvec reading the same 2.4 MB.
  *
- * Here a CTA owns R = 16 * MT weight rows (GLU: 32 gate rows and the 32
- * matching up rows) and every one of its W warps takes its own contiguous
+ * Here a CTA owns R = 16 * MT weight rows (16 or 64; GLU: 32 gate rows and
+ * the 32 matching up rows) and every one of its W warps takes its own contiguous
  * range of K chunks through a private S-stage cp.async pipeline (no CTA
  * barrier in the main loop, only __syncwarp). The warps' fp32 tiles are
  * summed in shared memory in warp order (deterministic) and the CTA runs the
@@ -40,33 +40,34 @@ template <int T, int NT, int MT> __host__ __device__ constexpr int stage_bytes()
     return 16 * MT * qtraits<T>::WLD + 16 * MT * MH_CB * 2 + 8 * NT * MH_XLD;
 }
 
-/* Stages per warp: 3 where 8 warps fit them, else 2 (the activations take
- * most of a stage: NB x 320 bytes against R x 72 of Q4_0 weights). */
-template <int T, int NT, int MT> __host__ __device__ constexpr int stages()
+/* Stages per warp: 3 where WANT warps fit them, else 2 (the activations
+ * take most of a stage: NB x 320 bytes against R x 72 of Q4_0 weights). */
+template <int T, int NT, int MT, int WANT> __host__ __device__ constexpr int stages()
 {
-    return 8 * 3 * stage_bytes<T, NT, MT>() <= MS_SMEM_CAP ? 3 : 2;
+    return WANT * 3 * stage_bytes<T, NT, MT>() <= MS_SMEM_CAP ? 3 : 2;
 }
 
-/* Warps per CTA: as many of 8 as the stages fit in (at least 4). */
-template <int T, int NT, int MT> __host__ __device__ constexpr int warps()
+/* Warps per CTA: WANT (4 or 8), fewer where the stages do not fit. */
+template <int T, int NT, int MT, int WANT> __host__ __device__ constexpr int warps()
 {
-    constexpr int w = MS_SMEM_CAP / (stages<T, NT, MT>() * stage_bytes<T, NT, MT>());
-    return w > 8 ? 8 : w < 4 ? 4 : w;
+    constexpr int w = MS_SMEM_CAP / (stages<T, NT, MT, WANT>() * stage_bytes<T, NT, MT>());
+    return w > WANT ? WANT : w < 1 ? 1 : w;
 }
 
-template <int T, int NT, int MT, bool GLU> __host__ __device__ constexpr int smem_bytes()
+template <int T, int NT, int MT, int WANT, bool GLU> __host__ __device__ constexpr int smem_bytes()
 {
-    constexpr int W = warps<T, NT, MT>(), R = 16 * MT, NB = 8 * NT, LDC = NB + 4;
-    constexpr int pipe = W * stages<T, NT, MT>() * stage_bytes<T, NT, MT>();
+    constexpr int W = warps<T, NT, MT, WANT>(), R = 16 * MT, NB = 8 * NT, LDC = NB + 4;
+    constexpr int pipe = W * stages<T, NT, MT, WANT>() * stage_bytes<T, NT, MT>();
     constexpr int red = W * R * LDC * 4 + (GLU ? NB * (R / 2) * 4 : 0);
     return pipe > red ? pipe : red;
 }
 
-template <int T, int NT, int MT, bool GLU>
-__global__ void __launch_bounds__(32 * warps<T, NT, MT>(), 1)
+template <int T, int NT, int MT, int WANT, bool GLU>
+__global__ void __launch_bounds__(32 * warps<T, NT, MT, WANT>(), 1)
 k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
 {
-    constexpr int W = warps<T, NT, MT>(), THREADS = 32 * W, R = 16 * MT, NB = 8 * NT, S = stages<T, NT, MT>();
+    constexpr int W = warps<T, NT, MT, WANT>(), THREADS = 32 * W, R = 16 * MT, NB = 8 * NT;
+    constexpr int S = stages<T, NT, MT, WANT>();
     constexpr int BB = qtraits<T>::BB, WLD = qtraits<T>::WLD, NW = BB / 4;
     constexpr int NO = GLU ? R / 2 : R, LDC = NB + 4, STG = stage_bytes<T, NT, MT>();
     constexpr int D_OFF = R * WLD, X_OFF = D_OFF + R * MH_CB * 2;
@@ -242,23 +243,45 @@ k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
     rl_cluster_epilogue<GLU, NO, LDC, THREADS>(P, P + W * R * LDC, o0, n_out, batch, 0, 1, mode, y);
 }
 
+/* Resident CTAs per SM of an instantiation (cached; 1 when the query fails). */
+template <int T, int NT, int MT, int WANT, bool GLU> static int occupancy()
+{
+    static int per_sm; /* idempotent: a racing second call computes the same value */
+    if (per_sm == 0) {
+        auto k = k_mms<T, NT, MT, WANT, GLU>;
+        constexpr int smem = smem_bytes<T, NT, MT, WANT, GLU>();
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        int n = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, 32 * warps<T, NT, MT, WANT>(), smem) !=
+                cudaSuccess ||
+            n < 1) {
+            cudaGetLastError();
+            n = 1;
+        }
+        per_sm = n;
+    }
+    return per_sm;
+}
+
+/* 8 warps per CTA where all CTAs are resident at once, else 4 (two waves of
+ * big CTAs cost more than one of smaller ones). */
 template <int T, int NT, int MT, bool GLU>
 static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    auto k = k_mms<T, NT, MT, GLU>;
-    constexpr int smem = smem_bytes<T, NT, MT, GLU>(), NO = GLU ? 8 * MT : 16 * MT;
-    static bool attr; /* idempotent: a racing second call sets the same value */
-    if (!attr) {
-        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        attr = true;
+    constexpr int NO = GLU ? 8 * MT : 16 * MT;
+    const int64_t n_out = GLU ? m.rows / 2 : m.rows, ctas = (n_out + NO - 1) / NO;
+    if (ctas <= (int64_t)occupancy<T, NT, MT, 8, GLU>() * rl_cu_sm_count())
+        rl_launch_smem(k_mms<T, NT, MT, 8, GLU>, dim3((unsigned)ctas), dim3(32 * warps<T, NT, MT, 8>()),
+                       smem_bytes<T, NT, MT, 8, GLU>(), s, m, x, y, batch, mode);
+    else {
+        occupancy<T, NT, MT, 4, GLU>(); /* sets the kernel's shared memory limit */
+        rl_launch_smem(k_mms<T, NT, MT, 4, GLU>, dim3((unsigned)ctas), dim3(32 * warps<T, NT, MT, 4>()),
+                       smem_bytes<T, NT, MT, 4, GLU>(), s, m, x, y, batch, mode);
     }
-    int64_t n_out = GLU ? m.rows / 2 : m.rows;
-    rl_launch_smem(k, dim3((unsigned)((n_out + NO - 1) / NO)), dim3(32 * warps<T, NT, MT>()), smem, s, m, x, y,
-                   batch, mode);
 }
 
 /* Rows per CTA: GLU 64 (32 outputs: whole quantization blocks); otherwise
- * 64 where that still gives every SM a CTA, else 32. */
+ * 64 where that still gives every SM a CTA, else 16. */
 template <int T>
 void launch_type(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
@@ -270,7 +293,7 @@ void launch_type(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl
         else if (wide)
             launch<T, NT, 4, false>(m, x, batch, mode, y, s);
         else
-            launch<T, NT, 2, false>(m, x, batch, mode, y, s);
+            launch<T, NT, 1, false>(m, x, batch, mode, y, s);
     });
 }
 
