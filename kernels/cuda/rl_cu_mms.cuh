@@ -10,7 +10,7 @@
  * rows that chain dominated: TinyLlama's 2048 x 2048 product took 10.7 us
  * against 2.0 us for the batch-1 matvec reading the same 2.4 MB.
  *
- * Here a CTA owns R = 16 * MT weight rows (16 or 64; GLU: 32 gate rows and
+ * Here a CTA owns R = 16 * MT weight rows (32 or 64; GLU: 32 gate rows and
  * the 32 matching up rows) and every one of its W warps takes its own contiguous
  * range of K chunks through a private S-stage cp.async pipeline (no CTA
  * barrier in the main loop, only __syncwarp). The warps' fp32 tiles are
@@ -47,7 +47,7 @@ template <int T, int NT, int MT, int WANT> __host__ __device__ constexpr int sta
     return WANT * 3 * stage_bytes<T, NT, MT>() <= MS_SMEM_CAP ? 3 : 2;
 }
 
-/* Warps per CTA: WANT (4 or 8), fewer where the stages do not fit. */
+/* Warps per CTA: WANT, fewer where the stages do not fit. */
 template <int T, int NT, int MT, int WANT> __host__ __device__ constexpr int warps()
 {
     constexpr int w = MS_SMEM_CAP / (stages<T, NT, MT, WANT>() * stage_bytes<T, NT, MT>());
@@ -243,45 +243,27 @@ k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
     rl_cluster_epilogue<GLU, NO, LDC, THREADS>(P, P + W * R * LDC, o0, n_out, batch, 0, 1, mode, y);
 }
 
-/* Resident CTAs per SM of an instantiation (cached; 1 when the query fails). */
-template <int T, int NT, int MT, int WANT, bool GLU> static int occupancy()
-{
-    static int per_sm; /* idempotent: a racing second call computes the same value */
-    if (per_sm == 0) {
-        auto k = k_mms<T, NT, MT, WANT, GLU>;
-        constexpr int smem = smem_bytes<T, NT, MT, WANT, GLU>();
-        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        int n = 0;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, 32 * warps<T, NT, MT, WANT>(), smem) !=
-                cudaSuccess ||
-            n < 1) {
-            cudaGetLastError();
-            n = 1;
-        }
-        per_sm = n;
-    }
-    return per_sm;
-}
-
-/* 8 warps per CTA where all CTAs are resident at once, else 4 (two waves of
- * big CTAs cost more than one of smaller ones). */
+/* 8 warps per CTA (fewer where the stages do not fit). Measured worse, H200,
+ * TinyLlama's 20-row step: 4-warp CTAs (two resident per SM) where 8-warp
+ * CTAs take two waves (GLU 19.5 us against 17.8), and 16-row CTAs for
+ * narrow matrices (7B down product 35-53 us against 17-29). */
 template <int T, int NT, int MT, bool GLU>
 static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    constexpr int NO = GLU ? 8 * MT : 16 * MT;
-    const int64_t n_out = GLU ? m.rows / 2 : m.rows, ctas = (n_out + NO - 1) / NO;
-    if (ctas <= (int64_t)occupancy<T, NT, MT, 8, GLU>() * rl_cu_sm_count())
-        rl_launch_smem(k_mms<T, NT, MT, 8, GLU>, dim3((unsigned)ctas), dim3(32 * warps<T, NT, MT, 8>()),
-                       smem_bytes<T, NT, MT, 8, GLU>(), s, m, x, y, batch, mode);
-    else {
-        occupancy<T, NT, MT, 4, GLU>(); /* sets the kernel's shared memory limit */
-        rl_launch_smem(k_mms<T, NT, MT, 4, GLU>, dim3((unsigned)ctas), dim3(32 * warps<T, NT, MT, 4>()),
-                       smem_bytes<T, NT, MT, 4, GLU>(), s, m, x, y, batch, mode);
+    auto k = k_mms<T, NT, MT, 8, GLU>;
+    constexpr int smem = smem_bytes<T, NT, MT, 8, GLU>(), NO = GLU ? 8 * MT : 16 * MT;
+    static bool attr; /* idempotent: a racing second call sets the same value */
+    if (!attr) {
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        attr = true;
     }
+    int64_t n_out = GLU ? m.rows / 2 : m.rows;
+    rl_launch_smem(k, dim3((unsigned)((n_out + NO - 1) / NO)), dim3(32 * warps<T, NT, MT, 8>()), smem, s, m, x, y,
+                   batch, mode);
 }
 
 /* Rows per CTA: GLU 64 (32 outputs: whole quantization blocks); otherwise
- * 64 where that still gives every SM a CTA, else 16. */
+ * 64 where that still gives every SM a CTA, else 32. */
 template <int T>
 void launch_type(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
@@ -293,7 +275,7 @@ void launch_type(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl
         else if (wide)
             launch<T, NT, 4, false>(m, x, batch, mode, y, s);
         else
-            launch<T, NT, 1, false>(m, x, batch, mode, y, s);
+            launch<T, NT, 2, false>(m, x, batch, mode, y, s);
     });
 }
 

@@ -153,7 +153,7 @@ int rl_cu_mmq(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
 int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
 
 /* rl_cu_mmh's contract (STORE / ADD / GLU with quantization, y->stride in
- * STORE/ADD, x->h) for small batches: a CTA owns 16 or 64 weight rows and
+ * STORE/ADD, x->h) for small batches: a CTA owns 32 or 64 weight rows and
  * its warps split K between them, summing their tiles in shared memory in
  * warp order (deterministic; no workspace, no K split between CTAs). Rows in
  * groups of RL_CU_MMS_MAX_BATCH (each group reads the weights once); the

@@ -324,7 +324,7 @@ START_TEST(mmh_k_split_reductions_agree)
 END_TEST
 
 /* rl_cu_mms against rl_cu_mmh (the same fp16 products, fp32 sums in
- * another order) on shapes that take each of its CTA layouts: 16-row CTAs,
+ * another order) on shapes that take each of its CTA layouts: 32-row CTAs,
  * 64-row CTAs (a matrix with rows for 64 per SM), GLU; K ranges that leave
  * some warps without a chunk; and the same bits on a second run. */
 START_TEST(mms_matches_mmh_and_repeats_bit_for_bit)
