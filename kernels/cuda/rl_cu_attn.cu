@@ -69,6 +69,18 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
     const int G = vec ? hd / 8 : 1, P = ATT_THREADS / G;
     const int tid = threadIdx.x, g = tid % G, pg = tid / G;
     int nt = (int)(t1 - t0);
+    /* Head size known (decode, one chunk per tile): this thread's V rows are
+     * loaded now, with the K rows, instead of one memory round trip later. */
+    constexpr int VP = HDC ? ATT_TILE / (ATT_THREADS / (HDC / 8)) : 1;
+    uint4 vpre[VP];
+    const bool pre = HDC != 0 && nt <= ATT_TILE; /* (the unsplit mode's longer tiles never come here) */
+    if (pre) {
+#pragma unroll
+        for (int i = 0; i < VP; i++) {
+            int j = pg + i * P;
+            vpre[i] = j < nt ? *(const uint4 *)(A.v(b, kvh, t0 + j) + 8 * g) : make_uint4(0, 0, 0, 0);
+        }
+    }
     if (vec && hd % 16 == 0) {
         /* Scores: two neighbouring threads per position, half the dims each,
          * combined with one shuffle (every thread busy for a 64-position chunk). */
@@ -135,7 +147,22 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
 #pragma unroll
     for (int e = 0; e < 8; e++)
         st.acc[e] *= corr;
-    if (vec) {
+    if (pre) {
+#pragma unroll
+        for (int i = 0; i < VP; i++) {
+            int j = pg + i * P;
+            if (j >= nt)
+                break;
+            const __half2 *h2 = (const __half2 *)&vpre[i];
+            float w = ss[j];
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float2 f = __half22float2(h2[k]);
+                st.acc[2 * k] += w * f.x;
+                st.acc[2 * k + 1] += w * f.y;
+            }
+        }
+    } else if (vec) {
 #pragma unroll 4
         for (int j = pg; pg < P && j < nt; j += P) { /* threads past G*P idle */
             uint4 raw = *(const uint4 *)(A.v(b, kvh, t0 + j) + 8 * g);
@@ -259,12 +286,14 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
         return;
     __threadfence(); /* order our reads of the other blocks' partials after the count */
     float M = -INFINITY;
+#pragma unroll 8
     for (int64_t k = 0; k < nch; k++)
         M = fmaxf(M, __ldcg(base + k * (hd + 2) + hd));
     for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
         int d = d0 + tid;
         float num = 0.0f, den = 0.0f;
         if (M != -INFINITY) {
+#pragma unroll 8
             for (int64_t k = 0; k < nch; k++) { /* chunk order: the same sums whoever computed them */
                 const float *pk = base + k * (hd + 2);
                 float w = __expf(__ldcg(pk + hd) - M);
