@@ -6,7 +6,7 @@
 # the build is reused while the machine stays warm):
 #   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|bench-q4|ttft|load]
 . "$(dirname "$0")/gpu-env.sh"
-B=/tmp/rl-final; M=/tmp/rl-models; mkdir -p $M
+B=${RL_GPU_BUILD:-/tmp/rl-final}; M=/tmp/rl-models; mkdir -p $M
 PART=${1:-all}
 want() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"

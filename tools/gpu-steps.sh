@@ -7,7 +7,7 @@
 # Part "mms": the small-batch kernel rl_cu_mms against rl_cu_mmh.
 #   source .device/setup.sh && bash tools/gpu-steps.sh [tests|split|profile]...
 . "$(dirname "$0")/gpu-env.sh"
-B=/tmp/rl-steps
+B=${RL_GPU_BUILD:-/tmp/rl-steps}
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 echo "== build"
 [ -f $B/build.ninja ] || meson setup $B -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/build.log" 2>&1 \
