@@ -157,7 +157,8 @@ int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * its warps split K between them, summing their tiles in shared memory in
  * warp order (deterministic; no workspace, no K split between CTAs). Rows in
  * groups of RL_CU_MMS_MAX_BATCH (each group reads the weights once); the
- * engine uses it up to that many rows (RL_CU_MMS=0: rl_cu_mmh instead).
+ * engine uses it up to 24 rows for matrices of at most 16 MB (RL_CU_MMS=0:
+ * never, 1: always; RL_CU_MMS_MAX_MB), rl_cu_mmh elsewhere.
  * Capturable; programmatic dependent launch. -ENOTSUP for other weight
  * types, -EINVAL for bad arguments. */
 #define RL_CU_MMS_MAX_BATCH 32
