@@ -59,6 +59,18 @@ struct att_state {
     float m, l, acc[8];
 };
 
+/* st.acc[0..7] += w * the 8 fp16 values of v. */
+__device__ __forceinline__ void att_add_v(att_state &st, float w, uint4 v)
+{
+    const __half2 *h2 = (const __half2 *)&v;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 f = __half22float2(h2[k]);
+        st.acc[2 * k] += w * f.x;
+        st.acc[2 * k + 1] += w * f.y;
+    }
+}
+
 /* Fold positions [t0, t1) (t1 - t0 <= ATT_UTILE) of query b, head h into st.
  * Thread (g, pg) accumulates dims 8g..8g+7 over positions pg, pg + P, ... */
 template <int HDC, class KV>
@@ -153,27 +165,12 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
             int j = pg + i * P;
             if (j >= nt)
                 break;
-            const __half2 *h2 = (const __half2 *)&vpre[i];
-            float w = ss[j];
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                float2 f = __half22float2(h2[k]);
-                st.acc[2 * k] += w * f.x;
-                st.acc[2 * k + 1] += w * f.y;
-            }
+            att_add_v(st, ss[j], vpre[i]);
         }
     } else if (vec) {
 #pragma unroll 4
         for (int j = pg; pg < P && j < nt; j += P) { /* threads past G*P idle */
-            uint4 raw = *(const uint4 *)(A.v(b, kvh, t0 + j) + 8 * g);
-            const __half2 *h2 = (const __half2 *)&raw;
-            float w = ss[j];
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                float2 f = __half22float2(h2[k]);
-                st.acc[2 * k] += w * f.x;
-                st.acc[2 * k + 1] += w * f.y;
-            }
+            att_add_v(st, ss[j], *(const uint4 *)(A.v(b, kvh, t0 + j) + 8 * g));
         }
     } else if (tid < hd) {
         for (int j = 0; j < nt; j++)

@@ -144,20 +144,6 @@ rl_cu_mat *rl_cu_layer_role(const rl_cu_model_cfg *c, rl_cu_layer *L, rl_cu_role
     }
 }
 
-/* Rows b0.. of an activation (an output's stride kept). */
-static rl_cu_act act_rows(const rl_cu_act *a, int b0)
-{
-    rl_cu_act r = *a;
-    r.f += (int64_t)b0 * (a->stride ? a->stride : a->n);
-    if (a->q) {
-        r.q += (int64_t)b0 * a->n;
-        r.ds += (int64_t)b0 * (a->n / 32) * 2;
-    }
-    if (a->h)
-        r.h += (int64_t)b0 * a->n;
-    return r;
-}
-
 /* RL_CU_MMH=0 / RL_CU_MMQ=0 turn the fp16 / int8 tensor-core kernels for
  * Q4_0 and Q8_0 off (the next in line is used instead); RL_CU_MMS=0 leaves
  * small batches to rl_cu_mmh. */
@@ -229,7 +215,7 @@ int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu
     /* Groups of RL_CU_MAX_BATCH rows: each group reads the weights once. */
     for (int b0 = 0; b0 < n; b0 += RL_CU_MAX_BATCH) {
         int nb = n - b0 < RL_CU_MAX_BATCH ? n - b0 : RL_CU_MAX_BATCH;
-        rl_cu_act xs = act_rows(x, b0), ys = act_rows(y, b0);
+        rl_cu_act xs = rl_cu_act_rows(x, b0), ys = rl_cu_act_rows(y, b0);
         TRY(rl_cu_matvec(w, &xs, nb, mode, &ys, s));
     }
     return 0;

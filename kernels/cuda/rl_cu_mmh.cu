@@ -124,7 +124,7 @@ rl_mmh::plan rl_mmh::choose(int64_t rows_out, bool glu, int64_t nch, int nb, con
     return best;
 }
 
-extern "C" int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
+int rl_mmh::check_args(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, const rl_cu_act *y)
 {
     if (!m || !x || !y)
         return -EINVAL;
@@ -133,7 +133,14 @@ extern "C" int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int 
     if (!x->h || ((uintptr_t)x->h & 15) || rl_cu_batched_args(m, x, batch, mode, y))
         return -EINVAL;
     if ((uint64_t)m->rows * (uint64_t)(m->cols / 32) * (m->type == RL_TYPE_Q4_0 ? 16 : 32) >= (1ull << 32))
-        return -ENOTSUP; /* the kernel keeps 32-bit offsets into the quant plane */
+        return -ENOTSUP; /* the kernels keep 32-bit offsets into the quant plane */
+    return 0;
+}
+
+extern "C" int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
+{
+    if (int rc = rl_mmh::check_args(m, x, batch, mode, y))
+        return rc;
     if (m->type == RL_TYPE_Q4_0)
         rl_cu_mmh_q4_0(*m, *x, batch, mode, *y, s);
     else

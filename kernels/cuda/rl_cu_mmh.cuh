@@ -119,6 +119,60 @@ __device__ __forceinline__ void deq4(const uint32_t *raw, int s, __half2 d, uint
     hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
 }
 
+/* One K chunk from shared memory into a warp's accumulators: MT row tiles
+ * of 16 (quant rows w at WLD-byte steps, their MH_CB scales per row at d)
+ * times NT batch tiles of 8 (activations x, rows MH_XLD apart). Each lane
+ * dequantizes its block t4 of rows g, g + 8 of every tile (see the K order
+ * above) and feeds the mma fragments. */
+template <int T, int MT, int NT>
+__device__ __forceinline__ void chunk_mma(const unsigned char *w, const unsigned char *d, const unsigned char *x,
+                                          float (&acc)[MT][NT][4])
+{
+    constexpr int BB = qtraits<T>::BB, WLD = qtraits<T>::WLD, NW = BB / 4;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    uint32_t raw[MT][2][NW];
+    __half2 dw[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int row = mt * 16 + g + 8 * h;
+            const uint4 *p = (const uint4 *)(w + row * WLD + t4 * BB);
+#pragma unroll
+            for (int v = 0; v < NW / 4; v++) {
+                uint4 u = p[v];
+                raw[mt][h][4 * v] = u.x, raw[mt][h][4 * v + 1] = u.y;
+                raw[mt][h][4 * v + 2] = u.z, raw[mt][h][4 * v + 3] = u.w;
+            }
+            dw[mt][h] = __half2half2(((const __half *)d)[row * MH_CB + t4]);
+        }
+    const unsigned char *xb = x + g * MH_XLD + t4 * MH_XBLK;
+#pragma unroll
+    for (int sp = 0; sp < 4; sp++) { /* steps 2 sp, 2 sp + 1: elements 8 sp .. 8 sp + 7 */
+        uint4 bx[NT];
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+            bx[j] = *(const uint4 *)(xb + j * 8 * MH_XLD + sp * 16);
+#pragma unroll
+        for (int hs = 0; hs < 2; hs++) {
+            const int st = 2 * sp + hs; /* step: elements 4 st .. 4 st + 3 of block t4 */
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                deq4<T>(raw[mt][0], st, dw[mt][0], a[mt][0], a[mt][2]); /* row g */
+                deq4<T>(raw[mt][1], st, dw[mt][1], a[mt][1], a[mt][3]); /* row g + 8 */
+            }
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                uint32_t b0 = hs ? bx[j].z : bx[j].x, b1 = hs ? bx[j].w : bx[j].y;
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+                    mma16816(acc[mt][j], a[mt], b0, b1);
+            }
+        }
+    }
+}
+
 template <int T, int W, int NT, bool GLU>
 __global__ void __launch_bounds__(W * 32, min_blocks<W>())
 k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split, bool cluster)
@@ -129,7 +183,6 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     constexpr int LDC = NB + 4;           /* fp32 partial tile row */
     constexpr int STG = stage_bytes<T, W, NT>();
     constexpr int W_OFF = 0, D_OFF = BM * WLD, X_OFF = D_OFF + BM * MH_CB * 2;
-    constexpr int NW = BB / 4; /* quant words per block */
     static_assert(STG % 16 == 0 && D_OFF % 16 == 0 && X_OFF % 16 == 0, "smem alignment");
 
     extern __shared__ __align__(128) unsigned char smem[];
@@ -236,48 +289,7 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         }
         cp_commit();
         const unsigned char *base = smem + (int)((c - c0) % S) * STG;
-        /* This lane's block t4 of rows g, g + 8 of both row tiles, and its scales. */
-        uint32_t raw[2][2][NW];
-        __half2 dw[2][2];
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                int row = wr + mt * 16 + g + 8 * h;
-                const uint4 *p = (const uint4 *)(base + W_OFF + row * WLD + t4 * BB);
-#pragma unroll
-                for (int v = 0; v < NW / 4; v++) {
-                    uint4 u = p[v];
-                    raw[mt][h][4 * v] = u.x, raw[mt][h][4 * v + 1] = u.y;
-                    raw[mt][h][4 * v + 2] = u.z, raw[mt][h][4 * v + 3] = u.w;
-                }
-                dw[mt][h] = __half2half2(((const __half *)(base + D_OFF))[row * MH_CB + t4]);
-            }
-        const unsigned char *xb = base + X_OFF + g * MH_XLD + t4 * MH_XBLK;
-#pragma unroll
-        for (int sp = 0; sp < 4; sp++) { /* steps 2 sp, 2 sp + 1: elements 8 sp .. 8 sp + 7 */
-            uint4 bx[NT];
-#pragma unroll
-            for (int j = 0; j < NT; j++)
-                bx[j] = *(const uint4 *)(xb + j * 8 * MH_XLD + sp * 16);
-#pragma unroll
-            for (int hs = 0; hs < 2; hs++) {
-                const int st = 2 * sp + hs; /* step: elements 4 st .. 4 st + 3 of block t4 */
-                uint32_t a[2][4];
-#pragma unroll
-                for (int mt = 0; mt < 2; mt++) {
-                    deq4<T>(raw[mt][0], st, dw[mt][0], a[mt][0], a[mt][2]); /* row g */
-                    deq4<T>(raw[mt][1], st, dw[mt][1], a[mt][1], a[mt][3]); /* row g + 8 */
-                }
-#pragma unroll
-                for (int j = 0; j < NT; j++) {
-                    uint32_t b0 = hs ? bx[j].z : bx[j].x, b1 = hs ? bx[j].w : bx[j].y;
-#pragma unroll
-                    for (int mt = 0; mt < 2; mt++)
-                        mma16816(acc[mt][j], a[mt], b0, b1);
-                }
-            }
-        }
+        chunk_mma<T, 2, NT>(base + W_OFF + wr * WLD, base + D_OFF + wr * MH_CB * 2, base + X_OFF, acc);
     }
     cp_wait<0>();
     __syncthreads(); /* all stages consumed: the pipeline memory becomes the partial tile */
@@ -353,6 +365,8 @@ struct plan {
     bool cluster; /* K split through a cluster (else the workspace) */
 };
 plan choose(int64_t rows_out, bool glu, int64_t nch, int batch, const int (&per_sm)[3]);
+/* The argument checks rl_cu_mmh and rl_cu_mms share: 0, -EINVAL or -ENOTSUP. */
+int check_args(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, const rl_cu_act *y);
 extern const int warp_options[3];
 
 template <int T, int W, int NT, bool GLU>

@@ -68,7 +68,7 @@ k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
 {
     constexpr int W = warps<T, NT, MT, WANT>(), THREADS = 32 * W, R = 16 * MT, NB = 8 * NT;
     constexpr int S = stages<T, NT, MT, WANT>();
-    constexpr int BB = qtraits<T>::BB, WLD = qtraits<T>::WLD, NW = BB / 4;
+    constexpr int BB = qtraits<T>::BB, WLD = qtraits<T>::WLD;
     constexpr int NO = GLU ? R / 2 : R, LDC = NB + 4, STG = stage_bytes<T, NT, MT>();
     constexpr int D_OFF = R * WLD, X_OFF = D_OFF + R * MH_CB * 2;
     constexpr int WUPR = MH_CB * BB / 16;      /* 16-byte units of a row's chunk */
@@ -179,43 +179,7 @@ k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
         }
         cp_commit();
         const unsigned char *base = mine + (int)((c - c0) % S) * STG;
-        uint32_t raw[MT][2][NW];
-        __half2 dw[MT][2];
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                int row = mt * 16 + g + 8 * h;
-                const uint4 *p = (const uint4 *)(base + row * WLD + t4 * BB);
-#pragma unroll
-                for (int v = 0; v < NW / 4; v++) {
-                    uint4 u = p[v];
-                    raw[mt][h][4 * v] = u.x, raw[mt][h][4 * v + 1] = u.y;
-                    raw[mt][h][4 * v + 2] = u.z, raw[mt][h][4 * v + 3] = u.w;
-                }
-                dw[mt][h] = __half2half2(((const __half *)(base + D_OFF))[row * MH_CB + t4]);
-            }
-        const unsigned char *xb = base + X_OFF + g * MH_XLD + t4 * MH_XBLK;
-#pragma unroll
-        for (int sp = 0; sp < 4; sp++) {
-            uint4 bx[NT];
-#pragma unroll
-            for (int j = 0; j < NT; j++)
-                bx[j] = *(const uint4 *)(xb + j * 8 * MH_XLD + sp * 16);
-#pragma unroll
-            for (int hs = 0; hs < 2; hs++) {
-                const int st = 2 * sp + hs;
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    uint32_t a[4];
-                    rl_mmh::deq4<T>(raw[mt][0], st, dw[mt][0], a[0], a[2]);
-                    rl_mmh::deq4<T>(raw[mt][1], st, dw[mt][1], a[1], a[3]);
-#pragma unroll
-                    for (int j = 0; j < NT; j++)
-                        rl_mmh::mma16816(acc[mt][j], a, hs ? bx[j].z : bx[j].x, hs ? bx[j].w : bx[j].y);
-                }
-            }
-        }
+        rl_mmh::chunk_mma<T, MT, NT>(base, base + D_OFF, base + X_OFF, acc);
     }
     cp_wait<0>();
     __syncthreads(); /* every warp is done with its stages: the memory becomes the warps' tiles */

@@ -83,6 +83,20 @@ typedef struct rl_cu_act {
                        wherever q is, when both are set */
 } rl_cu_act;
 
+/* Rows b0.. of an activation (every plane; an output's stride kept). */
+static inline rl_cu_act rl_cu_act_rows(const rl_cu_act *a, int b0)
+{
+    rl_cu_act r = *a;
+    r.f += (int64_t)b0 * (a->stride ? a->stride : a->n);
+    if (a->q) {
+        r.q += (int64_t)b0 * a->n;
+        r.ds += (int64_t)b0 * (a->n / 32) * 2;
+    }
+    if (a->h)
+        r.h += (int64_t)b0 * a->n;
+    return r;
+}
+
 /* Quantize x->f into x->q/x->ds (n must be a multiple of 32). */
 int rl_cu_quantize(const rl_cu_act *x, int batch, cudaStream_t s);
 
