@@ -429,7 +429,7 @@ int rl_bench_cuda_main(int argc, char **argv)
     int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0, mm = 0, split = 0;
     int mm_batch = 0;
     const char *mm_kernel = NULL;
-    int pf_profile = 0;
+    int pf_profile = 0, kv_q8 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
             shape_name = argv[++i];
@@ -459,9 +459,11 @@ int rl_bench_cuda_main(int argc, char **argv)
             pf_profile = 1;
         else if (!strcmp(argv[i], "--json"))
             json = 1;
+        else if (!strcmp(argv[i], "--kv") && i + 1 < argc && (!strcmp(argv[i + 1], "f16") || !strcmp(argv[i + 1], "q8_0")))
+            kv_q8 = !strcmp(argv[++i], "q8_0");
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
-                            "[--prompt N] [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]\n"
+                            "[--prompt N] [--batch 1..64] [--kv f16|q8_0] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]\n"
                             "       %s --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel K] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n", argv[0],
                     argv[0]);
             return 2;
@@ -497,7 +499,7 @@ int rl_bench_cuda_main(int argc, char **argv)
                          .n_head = sh->n_head, .n_head_kv = sh->n_head_kv, .head_dim = sh->n_embd / sh->n_head,
                          .n_ff = sh->n_ff, .rms_eps = 1e-5f, .rope_base = 10000.0f,
                          .n_ctx = (uint32_t)(n_prompt + n_gen + 8), .n_slots = (uint32_t)batch,
-                         .max_prefill = (uint32_t)n_prompt};
+                         .max_prefill = (uint32_t)n_prompt, .kv_q8 = kv_q8 != 0};
     rl_cu_model_types ty = {(rl_type)t, mix ? RL_TYPE_Q6_K : (rl_type)t, (rl_type)t, (rl_type)t, (rl_type)t, (rl_type)t};
     rl_cu_layer_types *lts = mix ? calloc(c.n_layer, sizeof *lts) : NULL;
     for (uint32_t l = 0; lts && l < c.n_layer; l++) {
@@ -568,15 +570,17 @@ int rl_bench_cuda_main(int argc, char **argv)
                    2.0 * c.n_vocab * c.n_embd;
     double prefill_roof = flops / tp[1] / ROOF_FLOPS;
     if (json)
-        printf("{\"bench\":\"cuda\",\"shape\":\"%s\",\"type\":\"%s\",\"batch\":%d,\"graphs\":%s,"
+        printf("{\"bench\":\"cuda\",\"shape\":\"%s\",\"type\":\"%s\",\"kv\":\"%s\",\"batch\":%d,\"graphs\":%s,"
                "\"gen_tokens\":%d,\"gen_tok_s\":%.1f,\"gen_roofline\":%.3f,\"prompt_tokens\":%d,"
                "\"prefill_tok_s\":%.1f,\"prefill_roofline\":%.3f,\"weight_bytes_per_token\":%llu}\n",
-               sh->name, mix ? type_name : rl_type_get(t)->name, batch, graphs ? "true" : "false", n_gen, gen_tps, gen_roof, n_prompt,
+               sh->name, mix ? type_name : rl_type_get(t)->name, kv_q8 ? "q8_0" : "f16", batch, graphs ? "true" : "false",
+               n_gen, gen_tps, gen_roof, n_prompt,
                prefill_tps, prefill_roof, (unsigned long long)wbytes);
     else
-        printf("cuda %-15s %-5s batch %d%s: gen %8.1f tok/s (%4.1f%% of %.2f TB/s roofline, %.1f MB/token) | "
+        printf("cuda %-15s %-5s kv %-4s batch %d%s: gen %8.1f tok/s (%4.1f%% of %.2f TB/s roofline, %.1f MB/token) | "
                "prefill %d: %8.1f tok/s (%4.1f%% of 750 TFLOP/s)\n",
-               sh->name, mix ? type_name : rl_type_get(t)->name, batch, graphs ? "" : " (no graph)", gen_tps, 100 * gen_roof,
+               sh->name, mix ? type_name : rl_type_get(t)->name, kv_q8 ? "q8_0" : "f16", batch, graphs ? "" : " (no graph)",
+               gen_tps, 100 * gen_roof,
                ROOF_BW / 1e12, wbytes / 1e6, n_prompt, prefill_tps, 100 * prefill_roof);
     free(prompt);
     rl_cu_model_free(m);

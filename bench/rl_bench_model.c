@@ -107,7 +107,7 @@ int rl_bench_model_main(int argc, char **argv)
     int rc;
     if (cuda) {
 #ifdef RL_HAVE_CUDA_ENGINE
-        rl_cuda_opts co = {.n_ctx = o.n_ctx, .step_tokens = o.step_tokens};
+        rl_cuda_opts co = {.n_ctx = o.n_ctx, .step_tokens = o.step_tokens, .kv_q8 = kv_type == RL_TYPE_Q8_0};
         rc = rl_engine_cuda_create_opts(path, &co, &e, err, sizeof err);
 #else
         snprintf(err, sizeof err, "built without CUDA");

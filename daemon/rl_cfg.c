@@ -20,7 +20,7 @@
 
 static const char *const keys[] = {"model", "socket", "threads", "device", "spin_window",
                                    "shutdown_deadline", "max_clients", "log_level",
-                                   "step_tokens", "kv_mb", "client_queue", "client_kv"};
+                                   "step_tokens", "kv_mb", "client_queue", "client_kv", "kv_type"};
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
 
@@ -49,6 +49,7 @@ void rl_cfg_defaults(rl_cfg *c)
     c->kv_mb = 0;
     c->client_queue = RL_CFG_CLIENT_QUEUE_MAX;
     c->client_kv = 0;
+    c->kv_q8 = false;
 }
 
 /* Decimal unsigned integer, no sign, no trailing junk. */
@@ -198,6 +199,12 @@ int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t 
         c->client_kv = v;
         return 0;
     }
+    if (strcmp(key, "kv_type") == 0) {
+        if (strcmp(value, "f16") != 0 && strcmp(value, "q8_0") != 0)
+            return rl_fail(err, errlen, -EINVAL, "kv_type: '%s' is not f16 or q8_0", value);
+        c->kv_q8 = strcmp(value, "q8_0") == 0;
+        return 0;
+    }
     return rl_fail(err, errlen, -ENOENT, "unknown key '%s'", key);
 }
 
@@ -329,6 +336,8 @@ int rl_cfg_format(const rl_cfg *c, const char *key, char *buf, size_t n)
         return snprintf(buf, n, "%" PRIu32, c->client_queue);
     if (strcmp(key, "client_kv") == 0)
         return snprintf(buf, n, "%" PRIu64, c->client_kv);
+    if (strcmp(key, "kv_type") == 0)
+        return snprintf(buf, n, "%s", c->kv_q8 ? "q8_0" : "f16");
     return -ENOENT;
 }
 

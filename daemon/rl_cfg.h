@@ -19,11 +19,13 @@
  *   kv_mb             = 0        (KV cache pool in MiB, 0..1048576; 0: 4 full contexts)
  *   client_queue      = 1024     (requests in flight per client, 1..1024)
  *   client_kv         = 0        (KV positions in flight per client; 0: half the pool)
- * The last four apply at the next restart (a reload logs the change only).
+ *   kv_type           = f16      (KV cache values: f16 | q8_0, int8 with a scale per 32)
+ * The last five apply at the next restart (a reload logs the change only).
  */
 #ifndef RL_CFG_H
 #define RL_CFG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +60,7 @@ typedef struct rl_cfg {
     uint64_t kv_mb;              /* 0..1048576 (1 TiB); 0: room for 4 full contexts */
     uint32_t client_queue;       /* 1..1024 (the transport's cap) */
     uint64_t client_kv;          /* 0..4294967295; 0: half the pool */
+    bool kv_q8;                  /* kv_type = q8_0 (else f16) */
 } rl_cfg;
 
 void rl_cfg_defaults(rl_cfg *c);

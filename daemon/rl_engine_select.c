@@ -34,6 +34,7 @@ int rl_engine_open(const rl_daemon_opts *o, rl_engine **out, char *err, size_t e
         lo.n_threads = o->n_threads;
         lo.step_tokens = o->step_tokens;
         lo.kv_budget_bytes = o->kv_budget_bytes;
+        lo.kv_type = o->kv_q8 ? RL_TYPE_Q8_0 : RL_TYPE_F16;
         lo.progress = o->load_progress; /* "loading weights N%" to systemd */
         lo.progress_ctx = o->load_progress_ctx;
         return rl_engine_llm_create_opts(o->model_path, &lo, out, err, errlen);
@@ -48,7 +49,7 @@ int rl_engine_open(const rl_daemon_opts *o, rl_engine **out, char *err, size_t e
             return -EINVAL;
         }
 #ifdef RL_HAVE_CUDA_ENGINE
-        rl_cuda_opts co = {.step_tokens = o->step_tokens, .kv_budget_bytes = o->kv_budget_bytes,
+        rl_cuda_opts co = {.step_tokens = o->step_tokens, .kv_budget_bytes = o->kv_budget_bytes, .kv_q8 = o->kv_q8,
                            .progress = o->load_progress, .progress_ctx = o->load_progress_ctx};
         return rl_engine_cuda_create_opts(o->model_path, &co, out, err, errlen);
 #else

@@ -24,6 +24,7 @@ static void usage(FILE *f)
             "  --max-clients N    concurrent clients (default 64)\n"
             "  --step-tokens N    tokens per engine step: decodes + prompt chunks (default 512)\n"
             "  --kv-mb N          KV cache pool in MiB (default: 4 full contexts)\n"
+            "  --kv-type T        KV cache values: f16 (default) or q8_0 (int8, a scale per 32)\n"
             "  --client-queue N   requests in flight per client (default 1024; more: -EAGAIN)\n"
             "  --client-kv N      KV positions (prompt+generated) in flight per client (default: half the pool; -EDQUOT)\n"
             "  --verbose          debug logging\n"
@@ -45,12 +46,13 @@ int main(int argc, char **argv)
         {"spin-us", required_argument, 0, 'S'}, {"max-clients", required_argument, 0, 'c'},
         {"step-tokens", required_argument, 0, 'B'}, {"kv-mb", required_argument, 0, 'K'},
         {"client-queue", required_argument, 0, 'Q'}, {"client-kv", required_argument, 0, 'C'},
+        {"kv-type", required_argument, 0, 'T'},
         {"verbose", no_argument, 0, 'v'},       {"version", no_argument, 0, 'V'},
         {"help", no_argument, 0, 'h'},          {"device", required_argument, 0, 'D'},
         {0, 0, 0, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:B:K:Q:C:vVh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:B:K:Q:C:T:vVh", lo, NULL)) != -1) {
         switch (ch) {
         case 's': o.socket_path = optarg; break;
         case 'm': o.model_path = optarg; break;
@@ -72,6 +74,13 @@ int main(int argc, char **argv)
         case 'K': o.kv_budget_bytes = strtoull(optarg, NULL, 10) << 20; break;
         case 'Q': o.client_max_queued = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'C': o.client_max_kv_tokens = strtoull(optarg, NULL, 10); break;
+        case 'T':
+            if (strcmp(optarg, "f16") != 0 && strcmp(optarg, "q8_0") != 0) {
+                fprintf(stderr, "ringlmd: --kv-type must be f16 or q8_0\n");
+                return 2;
+            }
+            o.kv_q8 = strcmp(optarg, "q8_0") == 0;
+            break;
         case 'v': rl_log_set_level(LOG_DEBUG); break;
         case 'V': printf("ringlmd %s\n", RL_VERSION); return 0;
         case 'h': usage(stdout); return 0;

@@ -22,7 +22,7 @@ static const struct {
     {"socket", 's', "socket"},    {"model", 'm', "model"},         {"engine", 'e', "device"},
     {"threads", 't', "threads"},  {"spin-us", 'S', "spin_window"}, {"max-clients", 'c', "max_clients"},
     {"verbose", 'v', "log_level"},  {"step-tokens", 'B', "step_tokens"}, {"kv-mb", 'K', "kv_mb"},
-    {"client-queue", 'Q', "client_queue"}, {"client-kv", 'C', "client_kv"},
+    {"client-queue", 'Q', "client_queue"}, {"client-kv", 'C', "client_kv"}, {"kv-type", 'T', "kv_type"},
 };
 #define N_OVERRIDES (sizeof overrides / sizeof overrides[0])
 
@@ -142,6 +142,7 @@ static void opts_from_cfg(rl_service *s, const rl_cfg *c, rl_daemon_opts *o)
     o->kv_budget_bytes = c->kv_mb << 20; /* kv_mb <= RL_CFG_KV_MB_MAX: no overflow */
     o->client_max_queued = c->client_queue;
     o->client_max_kv_tokens = c->client_kv;
+    o->kv_q8 = c->kv_q8;
     o->load_progress = on_load_progress;
     o->load_progress_ctx = s;
 }
@@ -302,6 +303,7 @@ static void start_swap(rl_service *s)
      * the running values (main's options, command line included) */
     s->load_opts.step_tokens = s->opts->step_tokens;
     s->load_opts.kv_budget_bytes = s->opts->kv_budget_bytes;
+    s->load_opts.kv_q8 = s->opts->kv_q8;
     atomic_store_explicit(&s->load_done, false, memory_order_relaxed);
     s->load_engine = NULL;
     s->loading = true;
@@ -442,6 +444,8 @@ static void sync_overrides(rl_service *s)
             s->cfg.client_queue = o->client_max_queued == 0 || o->client_max_queued > RL_CFG_CLIENT_QUEUE_MAX
                                       ? RL_CFG_CLIENT_QUEUE_MAX
                                       : o->client_max_queued;
+        else if (strcmp(key, "kv_type") == 0)
+            s->cfg.kv_q8 = o->kv_q8;
         else if (strcmp(key, "client_kv") == 0)
             s->cfg.client_kv = o->client_max_kv_tokens < RL_CFG_CLIENT_KV_MAX ? o->client_max_kv_tokens
                                                                               : RL_CFG_CLIENT_KV_MAX;

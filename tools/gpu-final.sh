@@ -4,7 +4,9 @@
 # time to first token through libringlm, single-stream engine benchmarks, and the
 # 64-client load on the 7B shape. Parts (to fit the 10-minute call limit;
 # the build is reused while the machine stays warm):
-#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|bench-q4|ttft|load]
+#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|bench-q4|ttft|load|kv|kv-load]
+# kv / kv-load (not in all): the fp16 and int8 KV caches side by side, engine
+# steps (ringlm-bench-cuda) and the 64-client 7B load.
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-final}; M=/tmp/rl-models; mkdir -p $M
 PART=${1:-all}
@@ -38,7 +40,7 @@ mk() { [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --ou
 bench() { mk $1 $2; timeout 120 $B/bench/ringlm-bench model --model $M/$1-$2.gguf --device cuda --prompt $3 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"; }
 load() { # model clients requests prefix suffix max_tokens step_tokens
   sock=/tmp/rl-load.sock; rm -f $sock
-  $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens $7 2>"$OUT/ringlmd-load.log" &
+  $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens $7 $LOAD_ARGS 2>"$OUT/ringlmd-load.log" &
   dpid=$!
   for i in $(seq 1 600); do $B/tools/ringlm --socket $sock info >/dev/null 2>&1 && break; sleep 0.1; done
   timeout 150 $B/bench/ringlm-bench load --socket $sock --clients $2 --requests $3 --prefix $4 --suffix $5 --max-tokens $6 --json 2>>"$OUT/load.err" | tee -a "$OUT/load.jsonl"
@@ -70,5 +72,27 @@ load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
 load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 256
 load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 128
 load $M/llama2-7b-q4_0.gguf 256 2 96 32 128 512
+fi
+if [ "$PART" = kv ]; then
+echo "== KV cache f16 vs q8_0: 7B Q4_0 engine steps (ringlm-bench-cuda), batch 64 at ~170 and batch 1 at ~576"
+for kv in f16 q8_0 f16 q8_0; do
+  $B/bench/ringlm-bench-cuda --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --json 2>>"$OUT/bench.err" | tee -a "$OUT/kv.jsonl"
+done
+for kv in f16 q8_0; do
+  $B/bench/ringlm-bench-cuda --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --profile 2>>"$OUT/bench.err" >"$OUT/kv-prof64-$kv.txt"
+  grep -iE "attention|rope|sum" "$OUT/kv-prof64-$kv.txt" | sed "s/^/$kv b64: /"
+  $B/bench/ringlm-bench-cuda --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 128 --kv $kv --profile 2>>"$OUT/bench.err" >"$OUT/kv-prof1-$kv.txt"
+  grep -iE "attention|rope|sum|gen" "$OUT/kv-prof1-$kv.txt" | sed "s/^/$kv b1: /"
+  $B/bench/ringlm-bench-cuda --shape tinyllama-1.1b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --json 2>>"$OUT/bench.err" | tee -a "$OUT/kv.jsonl"
+done
+fi
+if [ "$PART" = kv-load ]; then
+echo "== 64 clients, 7B Q4_0, KV f16 vs q8_0 (128-token prompts, 96 shared; 128 generated; 512-token steps)"
+mk llama2-7b q4_0
+for kv in q8_0 f16 q8_0; do
+  echo "-- kv $kv"; LOAD_ARGS="--kv-type $kv" load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
+  grep "memory plan" "$OUT/ringlmd-load.log"
+done
+echo "-- kv q8_0, 256 clients"; LOAD_ARGS="--kv-type q8_0" load $M/llama2-7b-q4_0.gguf 256 2 96 32 128 512
 fi
 echo "== done"

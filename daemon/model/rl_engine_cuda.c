@@ -20,6 +20,7 @@ typedef struct cu_backend {
     rl_llm_backend be;
     rl_cu_model *g;
     uint64_t kv_budget;        /* 0: from the device's free memory */
+    bool kv_q8;                /* int8 KV cache */
     uint32_t cap;              /* tokens the step scratch holds */
     int32_t *tok, *pos, *row, *oidx, *otok;
     const uint32_t **bt;
@@ -52,7 +53,7 @@ static void layer_weights(const rl_layer *L, const rl_weight *w[RL_CU_W_N])
 }
 
 int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t n_blocks, uint32_t max_prefill,
-                         rl_cu_model **out, char *err, size_t errlen)
+                         bool kv_q8, rl_cu_model **out, char *err, size_t errlen)
 {
     const rl_model_hparams *hp = &m->hp;
     const rl_layer *l0 = &m->layers[0];
@@ -77,7 +78,7 @@ int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, ui
                          .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
                          .n_rot = hp->head_dim, .rms_eps = hp->rms_eps, .rope_base = hp->rope_base,
                          .rope_neox = hp->rope_neox, .qkv_bias = l0->bq != NULL, .n_ctx = n_ctx,
-                         .n_slots = n_slots, .n_blocks = n_blocks, .max_prefill = max_prefill};
+                         .n_slots = n_slots, .n_blocks = n_blocks, .max_prefill = max_prefill, .kv_q8 = kv_q8};
     rl_cu_model *g;
     int rc = rl_cu_model_new_mixed(&c, &ty, lts, &g, err, errlen);
     free(lts);
@@ -125,7 +126,12 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
 {
     cu_backend *B = ctx;
     const rl_model_hparams *hp = &m->hp;
-    uint64_t bb = rl_cu_kv_block_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim);
+    uint64_t bb = rl_cu_kv_block_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, B->kv_q8);
+    if (!bb) {
+        snprintf(err, errlen, "cuda: an int8 KV cache needs head_dim a multiple of 32 (this model: %u); use kv_type f16",
+                 hp->head_dim);
+        return -ENOTSUP;
+    }
     uint64_t ctx_blocks = (n_ctx + RL_CU_KV_BLOCK - 1) / RL_CU_KV_BLOCK;
     uint64_t nb = *n_blocks;
     if (nb == 0) {
@@ -162,7 +168,7 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
     B->row = B->pos + step_tokens;
     B->oidx = B->row + step_tokens;
     B->otok = B->oidx + step_tokens;
-    int rc = rl_cu_model_from_cpu(m, n_ctx, 0, (uint32_t)nb, step_tokens, &B->g, err, errlen);
+    int rc = rl_cu_model_from_cpu(m, n_ctx, 0, (uint32_t)nb, step_tokens, B->kv_q8, &B->g, err, errlen);
     if (rc)
         return rc;
     if ((rc = rl_cu_model_warmup(B->g))) {
@@ -224,7 +230,7 @@ static int be_copy_block(void *ctx, uint32_t dst, uint32_t src)
 static uint64_t be_block_bytes(void *ctx)
 {
     const rl_cu_kv *kv = rl_cu_model_kv(((cu_backend *)ctx)->g);
-    return rl_cu_kv_block_bytes(kv->n_layer, kv->n_head_kv, kv->head_dim);
+    return rl_cu_kv_block_bytes(kv->n_layer, kv->n_head_kv, kv->head_dim, kv->q8);
 }
 
 /* Zero copy: client regions, on the step thread between steps. */
@@ -291,6 +297,7 @@ int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engin
                              .copy_block = be_copy_block, .block_bytes = be_block_bytes,
                              .map_region = be_map_region, .unmap_region = be_unmap_region, .close = be_close};
     B->kv_budget = lo.kv_budget_bytes;
+    B->kv_q8 = o && o->kv_q8;
     lo.backend = &B->be;
     return rl_engine_llm_create_opts(path, &lo, out, err, errlen); /* owns B from here, even on failure */
 }

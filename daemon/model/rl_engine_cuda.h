@@ -6,6 +6,7 @@
 #ifndef RL_ENGINE_CUDA_H
 #define RL_ENGINE_CUDA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,8 @@ typedef struct rl_cuda_opts {
     uint32_t step_tokens;      /* tokens per step (decodes + prompt chunks); 0: 512 */
     uint64_t kv_budget_bytes;  /* device KV pool; 0: 80% of the memory the weights and scratch
                                 * leave, at most 64 full contexts */
+    bool kv_q8;                /* int8 KV cache (values of Q8_0 blocks: 17/32 of the fp16
+                                * bytes, so twice the positions; head_dim % 32 == 0) */
     void (*progress)(void *ctx, float frac); /* loading progress, may be NULL */
     void *progress_ctx;
 } rl_cuda_opts;
@@ -29,8 +32,9 @@ int rl_engine_cuda_create(const char *path, int n_threads, rl_engine **out, char
 int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engine **out, char *err, size_t errlen);
 
 /* Upload a loaded CPU model to the GPU (used by the engine and by tests):
- * n_slots for the slot API (0: none), n_blocks KV pool blocks (0: the slots'). */
+ * n_slots for the slot API (0: none), n_blocks KV pool blocks (0: the slots'),
+ * kv_q8 for an int8 KV cache. */
 int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t n_blocks,
-                         uint32_t max_prefill, rl_cu_model **out, char *err, size_t errlen);
+                         uint32_t max_prefill, bool kv_q8, rl_cu_model **out, char *err, size_t errlen);
 
 #endif

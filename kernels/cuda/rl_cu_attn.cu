@@ -1,5 +1,6 @@
-/* rl_cu_attn.cu - attention of single query tokens over the fp16 KV cache
- * (contiguous slots or the paged pool, one kernel body through rl_cu_kv.cuh).
+/* rl_cu_attn.cu - attention of single query tokens over the KV cache
+ * (contiguous slots or the paged pool, fp16 or int8, one kernel body through
+ * rl_cu_kv.cuh).
  * Grouped-query heads read their shared KV head.
  *
  * Split mode (n_split >= 1, flash-decoding): the positions of a query are cut
@@ -59,16 +60,14 @@ struct att_state {
     float m, l, acc[8];
 };
 
-/* st.acc[0..7] += w * the 8 fp16 values of v. */
-__device__ __forceinline__ void att_add_v(att_state &st, float w, uint4 v)
+/* st.acc[0..7] += w * the 8 values of v. */
+template <class KV> __device__ __forceinline__ void att_add_v(att_state &st, float w, const typename KV::v8 &v)
 {
-    const __half2 *h2 = (const __half2 *)&v;
+    float f[8];
+    KV::f8(v, f);
 #pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float2 f = __half22float2(h2[k]);
-        st.acc[2 * k] += w * f.x;
-        st.acc[2 * k + 1] += w * f.y;
-    }
+    for (int k = 0; k < 8; k++)
+        st.acc[k] += w * f[k];
 }
 
 /* Fold positions [t0, t1) (t1 - t0 <= ATT_UTILE) of query b, head h into st.
@@ -84,13 +83,13 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
     /* Head size known (decode, one chunk per tile): this thread's V rows are
      * loaded now, with the K rows, instead of one memory round trip later. */
     constexpr int VP = HDC ? ATT_TILE / (ATT_THREADS / (HDC / 8)) : 1;
-    uint4 vpre[VP];
+    typename KV::v8 vpre[VP];
     const bool pre = HDC != 0 && nt <= ATT_TILE; /* (the unsplit mode's longer tiles never come here) */
     if (pre) {
 #pragma unroll
         for (int i = 0; i < VP; i++) {
             int j = pg + i * P;
-            vpre[i] = j < nt ? *(const uint4 *)(A.v(b, kvh, t0 + j) + 8 * g) : make_uint4(0, 0, 0, 0);
+            vpre[i] = j < nt ? KV::ld8(A.v(b, kvh, t0 + j), 8 * g) : KV::zero();
         }
     }
     if (vec && hd % 16 == 0) {
@@ -101,17 +100,15 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
             int j = j0 + (tid >> 1);
             float dot = 0.0f;
             if (j < nt) {
-                const __half *kr = A.k(b, kvh, t0 + j) + half * hh;
+                typename KV::row kr = A.k(b, kvh, t0 + j);
                 const float *qh = sq + half * hh;
 #pragma unroll(HDC ? 8 : 4)
                 for (int d = 0; d < hh; d += 8) {
-                    uint4 raw = *(const uint4 *)(kr + d);
-                    const __half2 *h2 = (const __half2 *)&raw;
+                    float f[8];
+                    KV::f8(KV::ld8(kr, half * hh + d), f);
 #pragma unroll
-                    for (int k = 0; k < 4; k++) {
-                        float2 f = __half22float2(h2[k]);
-                        dot += qh[d + 2 * k] * f.x + qh[d + 2 * k + 1] * f.y;
-                    }
+                    for (int k = 0; k < 4; k++)
+                        dot += qh[d + 2 * k] * f[2 * k] + qh[d + 2 * k + 1] * f[2 * k + 1];
                 }
             }
             dot += __shfl_xor_sync(0xffffffffu, dot, 1);
@@ -121,22 +118,20 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
     } else {
         /* Scores: one thread per position, independent 16-byte loads. */
         for (int j = tid; j < nt; j += ATT_THREADS) {
-            const __half *kr = A.k(b, kvh, t0 + j);
+            typename KV::row kr = A.k(b, kvh, t0 + j);
             float dot = 0.0f;
             if (vec) {
 #pragma unroll(HDC ? 16 : 4)
                 for (int d = 0; d < hd; d += 8) {
-                    uint4 raw = *(const uint4 *)(kr + d);
-                    const __half2 *h2 = (const __half2 *)&raw;
+                    float f[8];
+                    KV::f8(KV::ld8(kr, d), f);
 #pragma unroll
-                    for (int k = 0; k < 4; k++) {
-                        float2 f = __half22float2(h2[k]);
-                        dot += sq[d + 2 * k] * f.x + sq[d + 2 * k + 1] * f.y;
-                    }
+                    for (int k = 0; k < 4; k++)
+                        dot += sq[d + 2 * k] * f[2 * k] + sq[d + 2 * k + 1] * f[2 * k + 1];
                 }
             } else {
                 for (int d = 0; d < hd; d++)
-                    dot += sq[d] * __half2float(kr[d]);
+                    dot += sq[d] * KV::ld1(kr, d);
             }
             ss[j] = dot;
         }
@@ -165,16 +160,16 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
             int j = pg + i * P;
             if (j >= nt)
                 break;
-            att_add_v(st, ss[j], vpre[i]);
+            att_add_v<KV>(st, ss[j], vpre[i]);
         }
     } else if (vec) {
 #pragma unroll 4
         for (int j = pg; pg < P && j < nt; j += P) { /* threads past G*P idle */
-            att_add_v(st, ss[j], *(const uint4 *)(A.v(b, kvh, t0 + j) + 8 * g));
+            att_add_v<KV>(st, ss[j], KV::ld8(A.v(b, kvh, t0 + j), 8 * g));
         }
     } else if (tid < hd) {
         for (int j = 0; j < nt; j++)
-            st.acc[0] += ss[j] * __half2float(A.v(b, kvh, t0 + j)[tid]);
+            st.acc[0] += ss[j] * KV::ld1(A.v(b, kvh, t0 + j), tid);
     }
     st.m = m_new;
     __syncthreads(); /* ss is rewritten by the next tile */
@@ -340,7 +335,8 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
 {
     if (!attn_args_ok(batch, n_split, r, out) || n_ctx < 1)
         return -EINVAL;
-    rl_kv_slots A = {(__half *)d_kcache, (__half *)d_vcache, d_slot, n_ctx, r->n_head_kv * r->head_dim, r->head_dim};
+    rl_kv_slots A = rl_kv_slots_make((void *)d_kcache, (void *)d_vcache, d_slot, n_ctx, r->n_head_kv * r->head_dim,
+                                     r->head_dim);
     return attn_launch(d_q, A, d_pos, batch, r, n_split, n_ctx, d_scratch, out, s);
 }
 
@@ -350,6 +346,10 @@ extern "C" int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const in
 {
     if (!attn_args_ok(n_tok, n_split, r, out) || !rl_kv_paged_valid(kv, r, layer))
         return -EINVAL;
-    return attn_launch(d_q, rl_kv_paged_make(kv, d_row, layer), d_pos, n_tok, r, n_split,
-                       (int64_t)kv->bt_stride * RL_CU_KV_BLOCK, d_scratch, out, s);
+    int64_t n_ctx = (int64_t)kv->bt_stride * RL_CU_KV_BLOCK;
+    if (kv->q8)
+        return attn_launch(d_q, rl_kv_paged_make<rl_kv_q8>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
+                           d_scratch, out, s);
+    return attn_launch(d_q, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
+                       d_scratch, out, s);
 }

@@ -17,39 +17,49 @@
  * Head sizes 64 and 128 take a tensor-core variant (below; RL_CU_ATTN_TC=0
  * turns it off); this fp32 kernel serves the others.
  *
- * Two K/V layouts: the paged pool of rl_cu_kv (block tables), and the
- * per-slot cache of rl_cu_rope_kv ([slot][n_ctx][n_head_kv * head_dim]). */
+ * Two K/V layouts: the paged pool of rl_cu_kv (block tables; fp16 or int8
+ * rows, read through rl_cu_kv.cuh's element policies), and the per-slot fp16
+ * cache of rl_cu_rope_kv ([slot][n_ctx][n_head_kv * head_dim]). */
 #include <stdlib.h>
 
-#include "rl_cu_common.cuh"
+#include "rl_cu_kv.cuh"
 
 #define PF_THREADS 128
 #define PF_BQ 32
 #define PF_BK 32
 
-/* Paged: position p of block-table row `row`, layer `layer`. */
-struct kv_paged {
-    const __half *pool;
+/* Paged: position p of block-table row `row`, layer `layer`; rows of E
+ * (rl_kv_f16 or rl_kv_q8, rl_cu_kv.cuh). */
+template <class E> struct kv_paged : E {
+    typedef typename E::row row_t;
+    const unsigned char *pool;
     const int32_t *bt; /* this sequence's row */
     uint32_t n_blocks, n_layer, n_head_kv, layer;
     int hd;
-    /* Row of head kvh at position p (which 0 = K, 1 = V), or NULL for a bad block id. */
-    __device__ __forceinline__ const __half *row(int p, int which, int kvh) const
+    /* Row of head kvh at position p (which 0 = K, 1 = V); nil for a bad block id. */
+    __device__ __forceinline__ row_t row(int p, int which, int kvh) const
     {
         int32_t b = bt[p / RL_CU_KV_BLOCK];
         if (b < 0 || (uint32_t)b >= n_blocks)
-            return nullptr;
-        int64_t r = ((((int64_t)b * n_layer + layer) * 2 + which) * n_head_kv + kvh) * RL_CU_KV_BLOCK +
-                    p % RL_CU_KV_BLOCK;
-        return pool + r * hd;
+            return row_t{};
+        int64_t unit = (((int64_t)b * n_layer + layer) * 2 + which) * n_head_kv + kvh;
+        int sl = p % RL_CU_KV_BLOCK;
+        if constexpr (E::Q8) {
+            const unsigned char *u = pool + unit * rl_kv_q8::unit_bytes(hd);
+            return row_t{(const int8_t *)(u + (int64_t)sl * hd),
+                         (const __half *)(u + (int64_t)RL_CU_KV_BLOCK * hd) + sl * (hd / 32)};
+        } else {
+            return (const __half *)pool + (unit * RL_CU_KV_BLOCK + sl) * (int64_t)hd;
+        }
     }
 };
 
-/* Per-slot cache: K and V separate, [slot][n_ctx][n_head_kv][hd]. */
-struct kv_slot {
+/* Per-slot cache: K and V separate, [slot][n_ctx][n_head_kv][hd], fp16. */
+struct kv_slot : rl_kv_f16 {
+    typedef rl_kv_f16::row row_t;
     const __half *k, *v; /* this slot's first position */
     int n_head_kv, hd;
-    __device__ __forceinline__ const __half *row(int p, int which, int kvh) const
+    __device__ __forceinline__ row_t row(int p, int which, int kvh) const
     {
         return (which ? v : k) + ((int64_t)p * n_head_kv + kvh) * hd;
     }
@@ -72,28 +82,26 @@ __device__ __forceinline__ void load_tile(const KV &kv, int which, int kvh, int 
         int per_row = hd / 8;
         for (int i = tid; i < PF_BK * per_row; i += PF_THREADS) {
             int r = i / per_row, c = (i % per_row) * 8, p = p0 + r;
-            const __half *src = p <= p_last ? kv.row(p, which, kvh) : nullptr;
+            typename KV::row_t src = p <= p_last ? kv.row(p, which, kvh) : typename KV::row_t{};
             float4 a = make_float4(0, 0, 0, 0), b = a;
-            if (src) {
-                uint4 raw = *(const uint4 *)(src + c);
-                const __half2 *h2 = (const __half2 *)&raw;
-                float2 f0 = __half22float2(h2[0]), f1 = __half22float2(h2[1]);
-                float2 f2 = __half22float2(h2[2]), f3 = __half22float2(h2[3]);
-                a = make_float4(f0.x, f0.y, f1.x, f1.y);
-                b = make_float4(f2.x, f2.y, f3.x, f3.y);
+            if (!KV::nil(src)) {
+                float f[8];
+                KV::f8(KV::ld8(src, c), f);
+                a = make_float4(f[0], f[1], f[2], f[3]);
+                b = make_float4(f[4], f[5], f[6], f[7]);
             }
             *(float4 *)(dst + r * stride + c) = a;
             *(float4 *)(dst + r * stride + c + 4) = b;
             if (bad && c == 0)
-                bad[r] = src == nullptr;
+                bad[r] = KV::nil(src);
         }
     } else {
         for (int i = tid; i < PF_BK * hd; i += PF_THREADS) {
             int r = i / hd, c = i % hd, p = p0 + r;
-            const __half *src = p <= p_last ? kv.row(p, which, kvh) : nullptr;
-            dst[r * stride + c] = src ? __half2float(src[c]) : 0.0f;
+            typename KV::row_t src = p <= p_last ? kv.row(p, which, kvh) : typename KV::row_t{};
+            dst[r * stride + c] = KV::nil(src) ? 0.0f : KV::ld1(src, c);
             if (bad && c == 0)
-                bad[r] = src == nullptr;
+                bad[r] = KV::nil(src);
         }
     }
 }
@@ -325,12 +333,12 @@ k_attn_prefill_tc(const float *__restrict__ q, int n_q, int pos0, rl_cu_rope r, 
         __syncthreads(); /* the previous tile's reads are done */
         for (int i = tid; i < TC_BK * (HD / 8); i += 128) {
             int kr = i % TC_BK, c = (i / TC_BK) * 8, p = p0 + kr;
-            const __half *ks = p <= p_last ? kv.row(p, 0, kvh) : nullptr;
-            const __half *vs = ks ? kv.row(p, 1, kvh) : nullptr;
+            typename KV::row_t ks = p <= p_last ? kv.row(p, 0, kvh) : typename KV::row_t{};
+            bool kok = !KV::nil(ks);
             uint4 kraw = make_uint4(0, 0, 0, 0), vraw = kraw;
-            if (ks) {
-                kraw = *(const uint4 *)(ks + c);
-                vraw = *(const uint4 *)(vs + c);
+            if (kok) {
+                kraw = KV::h8(KV::ld8(ks, c));
+                vraw = KV::h8(KV::ld8(kv.row(p, 1, kvh), c));
             }
             *(uint4 *)(sK + kr * KS + c) = kraw;
             const __half *vh = (const __half *)&vraw;
@@ -338,7 +346,7 @@ k_attn_prefill_tc(const float *__restrict__ q, int n_q, int pos0, rl_cu_rope r, 
             for (int e = 0; e < 8; e++)
                 sVt[(c + e) * VS + kr] = vh[e];
             if (c == 0)
-                s_bad[kr] = ks == nullptr;
+                s_bad[kr] = !kok;
         }
         __syncthreads();
         if (p0 > pos0 + qw + 15 && p0 > 0)
@@ -505,6 +513,19 @@ static bool bad_args(const float *d_q, int n_q, int32_t pos0, const rl_cu_rope *
            (n_q + PF_BQ - 1) / PF_BQ > 65535 || out->n != (int64_t)r->n_head * r->head_dim || !out->f;
 }
 
+template <class E> static kv_paged<E> paged_of(const rl_cu_kv *kv, uint32_t bt_row, uint32_t layer)
+{
+    kv_paged<E> p;
+    p.pool = (const unsigned char *)kv->pool;
+    p.bt = kv->bt + (int64_t)bt_row * kv->bt_stride;
+    p.n_blocks = kv->n_blocks;
+    p.n_layer = kv->n_layer;
+    p.n_head_kv = kv->n_head_kv;
+    p.layer = layer;
+    p.hd = (int)kv->head_dim;
+    return p;
+}
+
 extern "C" int rl_cu_attn_prefill_paged(const float *d_q, int n_q, int32_t pos0, uint32_t bt_row,
                                         const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer,
                                         const rl_cu_act *out, cudaStream_t s)
@@ -513,15 +534,12 @@ extern "C" int rl_cu_attn_prefill_paged(const float *d_q, int n_q, int32_t pos0,
         kv->head_dim != (uint32_t)r->head_dim || kv->n_head_kv != (uint32_t)r->n_head_kv ||
         ((int64_t)pos0 + n_q - 1) / RL_CU_KV_BLOCK >= (int64_t)kv->bt_stride)
         return -EINVAL;
-    kv_paged p;
-    p.pool = (const __half *)kv->pool;
-    p.bt = kv->bt + (int64_t)bt_row * kv->bt_stride;
-    p.n_blocks = kv->n_blocks;
-    p.n_layer = kv->n_layer;
-    p.n_head_kv = kv->n_head_kv;
-    p.layer = layer;
-    p.hd = r->head_dim;
-    return launch(d_q, n_q, pos0, r, p, out, s);
+    if (kv->q8) {
+        if (r->head_dim % 32)
+            return -EINVAL;
+        return launch(d_q, n_q, pos0, r, paged_of<rl_kv_q8>(kv, bt_row, layer), out, s);
+    }
+    return launch(d_q, n_q, pos0, r, paged_of<rl_kv_f16>(kv, bt_row, layer), out, s);
 }
 
 extern "C" int rl_cu_attn_prefill(const float *d_q, int n_q, int32_t pos0, int32_t slot, const rl_cu_rope *r,

@@ -1,34 +1,37 @@
 /* rl_cu_kv.cu - the KV cache's kernels: RoPE fused with the KV write (contiguous
- * slots or the paged pool, one kernel body through rl_cu_kv.cuh), block copies
- * for copy-on-write of shared prefix blocks. */
+ * slots or the paged pool, fp16 or int8, one kernel body through rl_cu_kv.cuh),
+ * block copies for copy-on-write of shared prefix blocks. */
 #include "rl_cu_kv.cuh"
 
 /* One block per (head of q, k or v; token row); one thread per element pair.
  * q heads are rotated into q_out; k heads rotated and v heads copied into the
- * cache at the token's position (skipped when the row has no valid place). */
+ * cache at the token's position (skipped when the row has no valid place).
+ * An int8 cache (KV::Q8) gets the head's values through shared memory, then
+ * quantized per 32 (rl_kv_q8_store). */
 template <class KV>
 __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope r, float *q_out)
 {
+    __shared__ float vals[KV::Q8 ? 512 : 1];
     rl_pdl_trigger();
     rl_pdl_wait();
     int head = blockIdx.x, b = blockIdx.y, hd = r.head_dim, k = threadIdx.x;
     int qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
     const float *src = qkv + (int64_t)b * (qdim + 2 * kvdim) + head * hd;
     int p = pos[b];
-    bool ok = A.ok(b, p);
-    if (2 * k >= hd)
-        return;
+    bool ok = A.ok(b, p), in = 2 * k < hd;
     if (head >= r.n_head + r.n_head_kv) { /* V: plain copy */
-        __half *dv = ok ? A.wv(b, head - r.n_head - r.n_head_kv, p) : nullptr;
-        if (dv) {
+        typename KV::wrow dv = ok ? A.wv(b, head - r.n_head - r.n_head_kv, p) : typename KV::wrow{};
+        if constexpr (KV::Q8) {
+            rl_kv_q8_store(src, hd, k, dv); /* straight from qkv: no rotation */
+        } else if (in && !KV::nil(dv)) {
             dv[2 * k] = __float2half(src[2 * k]);
             dv[2 * k + 1] = __float2half(src[2 * k + 1]);
         }
         return;
     }
-    int half_rot = r.n_rot / 2, i0, i1;
-    float v0, v1;
-    if (k < half_rot) {
+    int half_rot = r.n_rot / 2, i0 = 0, i1 = 1;
+    float v0 = 0.0f, v1 = 0.0f;
+    if (in && k < half_rot) {
         i0 = r.neox ? k : 2 * k;
         i1 = r.neox ? k + half_rot : 2 * k + 1;
         float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
@@ -37,22 +40,31 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
         float a = src[i0], c = src[i1];
         v0 = a * cs - c * sn;
         v1 = a * sn + c * cs;
-    } else { /* beyond n_rot: unrotated */
+    } else if (in) { /* beyond n_rot: unrotated */
         i0 = 2 * k;
         i1 = 2 * k + 1;
         v0 = src[i0];
         v1 = src[i1];
     }
     if (head < r.n_head) {
-        float *dq = q_out + (int64_t)b * qdim + head * hd;
-        dq[i0] = v0;
-        dq[i1] = v1;
-    } else {
-        __half *dk = ok ? A.wk(b, head - r.n_head, p) : nullptr;
-        if (dk) {
-            dk[i0] = __float2half(v0);
-            dk[i1] = __float2half(v1);
+        if (in) {
+            float *dq = q_out + (int64_t)b * qdim + head * hd;
+            dq[i0] = v0;
+            dq[i1] = v1;
         }
+        return;
+    }
+    typename KV::wrow dk = ok ? A.wk(b, head - r.n_head, p) : typename KV::wrow{};
+    if constexpr (KV::Q8) { /* the rotated head in shared memory, then quantized per 32 */
+        if (in) {
+            vals[i0] = v0;
+            vals[i1] = v1;
+        }
+        __syncthreads();
+        rl_kv_q8_store(vals, hd, k, dk);
+    } else if (in && !KV::nil(dk)) {
+        dk[i0] = __float2half(v0);
+        dk[i1] = __float2half(v1);
     }
 }
 
@@ -66,6 +78,8 @@ template <class KV>
 static int rope_launch(const float *d_qkv, int batch, const int32_t *d_pos, KV A, const rl_cu_rope *r, float *d_q,
                        cudaStream_t s)
 {
+    if (KV::Q8 && (r->head_dim % 32 || r->head_dim > 512))
+        return -EINVAL;
     int threads = (r->head_dim / 2 + 31) / 32 * 32;
     rl_launch(k_rope_kv<KV>, dim3(r->n_head + 2 * r->n_head_kv, batch), dim3(threads), s, d_qkv, d_pos, A, *r, d_q);
     return RL_CU_LAUNCHED("rope_kv");
@@ -77,7 +91,8 @@ extern "C" int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos
 {
     if (!rope_args_ok(batch, r))
         return -EINVAL;
-    rl_kv_slots A = {(__half *)d_kcache, (__half *)d_vcache, d_slot, n_ctx, r->n_head_kv * r->head_dim, r->head_dim};
+    rl_kv_slots A = rl_kv_slots_make((void *)d_kcache, (void *)d_vcache, d_slot, n_ctx, r->n_head_kv * r->head_dim,
+                                     r->head_dim);
     return rope_launch(d_qkv, batch, d_pos, A, r, d_q, s);
 }
 
@@ -87,11 +102,15 @@ extern "C" int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t 
 {
     if (!rope_args_ok(n_tok, r) || !rl_kv_paged_valid(kv, r, layer))
         return -EINVAL;
-    return rope_launch(d_qkv, n_tok, d_pos, rl_kv_paged_make(kv, d_row, layer), r, d_q, s);
+    if (kv->q8)
+        return rope_launch(d_qkv, n_tok, d_pos, rl_kv_paged_make<rl_kv_q8>(kv, d_row, layer), r, d_q, s);
+    return rope_launch(d_qkv, n_tok, d_pos, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), r, d_q, s);
 }
 
-extern "C" size_t rl_cu_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim)
+extern "C" size_t rl_cu_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, bool q8)
 {
+    if (q8)
+        return head_dim % 32 ? 0 : (size_t)n_layer * 2 * n_head_kv * (size_t)rl_kv_q8::unit_bytes((int)head_dim);
     return (size_t)n_layer * 2 * n_head_kv * RL_CU_KV_BLOCK * head_dim * sizeof(__half);
 }
 
@@ -99,7 +118,7 @@ extern "C" int rl_cu_kv_copy_block(const rl_cu_kv *kv, uint32_t dst, uint32_t sr
 {
     if (!kv || !kv->pool || dst >= kv->n_blocks || src >= kv->n_blocks)
         return -EINVAL;
-    size_t bb = rl_cu_kv_block_bytes(kv->n_layer, kv->n_head_kv, kv->head_dim);
+    size_t bb = rl_cu_kv_block_bytes(kv->n_layer, kv->n_head_kv, kv->head_dim, kv->q8);
     char *p = (char *)kv->pool;
     return rl_cu_check(cudaMemcpyAsync(p + dst * bb, p + src * bb, bb, cudaMemcpyDeviceToDevice, s), "KV block copy");
 }

@@ -1,19 +1,130 @@
 /* rl_cu_kv.cuh - how the RoPE+KV-write and attention kernels find a KV row:
  * two addressing policies with one interface, so each kernel is written once.
  *   rl_kv_slots: the contiguous cache, [slot][n_ctx][n_head_kv * head_dim] per layer
- *                (kernel tests, rl_cu_rope_kv / rl_cu_attn_decode);
- *   rl_kv_paged: the block pool of rl_cuda.h (rl_cu_kv), through block tables.
+ *                (kernel tests, rl_cu_rope_kv / rl_cu_attn_decode), fp16;
+ *   rl_kv_paged<E>: the block pool of rl_cuda.h (rl_cu_kv), through block
+ *                tables, fp16 (E = rl_kv_f16) or int8 with scales (rl_kv_q8).
  * ok(b, p): query/token row b may use position p (its slot or block-table row
- * exists and p is inside it). k()/v(): the row of kv head h at position t;
- * reads through an out-of-range block id land in block 0 (memory stays in
- * bounds; the host never hands such ids out), writes go through wk()/wv(),
- * which return NULL for them. */
+ * exists and p is inside it). k()/v(): the row (E::row) of kv head h at
+ * position t; reads through an out-of-range block id land in block 0 (memory
+ * stays in bounds; the host never hands such ids out), writes go through
+ * wk()/wv(), whose rows are null (E::nil) for them.
+ *
+ * Elements: a kernel reads 8 consecutive values of a row at a time (column c
+ * a multiple of 8) as E::v8 (ld8) and turns them into floats (f8) or fp16
+ * (h8); ld1 reads one value. */
 #ifndef RL_CU_KV_CUH
 #define RL_CU_KV_CUH
 
 #include "rl_cu_common.cuh"
 
-struct rl_kv_slots {
+/* fp16 rows. */
+struct rl_kv_f16 {
+    typedef const __half *row;
+    typedef __half *wrow;
+    typedef uint4 v8;
+    static constexpr bool Q8 = false;
+    __device__ static __forceinline__ bool nil(row r) { return r == nullptr; }
+    __device__ static __forceinline__ v8 ld8(row r, int c) { return *(const uint4 *)(r + c); }
+    __device__ static __forceinline__ float ld1(row r, int c) { return __half2float(r[c]); }
+    __device__ static __forceinline__ void f8(const v8 &v, float (&f)[8])
+    {
+        const __half2 *h2 = (const __half2 *)&v;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 x = __half22float2(h2[k]);
+            f[2 * k] = x.x, f[2 * k + 1] = x.y;
+        }
+    }
+    __device__ static __forceinline__ uint4 h8(const v8 &v) { return v; }
+    __device__ static __forceinline__ v8 zero() { return make_uint4(0, 0, 0, 0); }
+};
+
+/* int8 rows, one fp16 scale per 32 values (rl_cuda.h, rl_cu_kv). */
+struct rl_kv_q8_row {
+    const int8_t *q;
+    const __half *d;
+};
+struct rl_kv_q8_wrow {
+    int8_t *q;
+    __half *d;
+};
+struct rl_kv_q8_v8 {
+    uint2 q;
+    float d;
+};
+struct rl_kv_q8 {
+    typedef rl_kv_q8_row row;
+    typedef rl_kv_q8_wrow wrow;
+    typedef rl_kv_q8_v8 v8;
+    static constexpr bool Q8 = true;
+    __device__ static __forceinline__ bool nil(row r) { return r.q == nullptr; }
+    __device__ static __forceinline__ bool nil(wrow r) { return r.q == nullptr; }
+    __device__ static __forceinline__ v8 ld8(row r, int c)
+    {
+        v8 v;
+        v.q = *(const uint2 *)(r.q + c);
+        v.d = __half2float(r.d[c / 32]);
+        return v;
+    }
+    __device__ static __forceinline__ float ld1(row r, int c) { return (float)r.q[c] * __half2float(r.d[c / 32]); }
+    __device__ static __forceinline__ void f8(const v8 &v, float (&f)[8])
+    {
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            f[k] = (float)(int8_t)(v.q.x >> (8 * k)) * v.d;
+            f[4 + k] = (float)(int8_t)(v.q.y >> (8 * k)) * v.d;
+        }
+    }
+    __device__ static __forceinline__ uint4 h8(const v8 &v)
+    {
+        float f[8];
+        f8(v, f);
+        uint4 u;
+        uint32_t *w = (uint32_t *)&u;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            __half2 h = __floats2half2_rn(f[2 * k], f[2 * k + 1]);
+            w[k] = *(uint32_t *)&h;
+        }
+        return u;
+    }
+    __device__ static __forceinline__ v8 zero()
+    {
+        v8 v;
+        v.q = make_uint2(0, 0);
+        v.d = 0.0f;
+        return v;
+    }
+    /* Bytes of one (block, layer, K or V, head) unit of RL_CU_KV_BLOCK rows. */
+    __host__ __device__ static __forceinline__ int64_t unit_bytes(int hd)
+    {
+        return (int64_t)RL_CU_KV_BLOCK * hd * 17 / 16;
+    }
+};
+
+/* Quantize the rows of a head (hd values, in shared memory) into w: the
+ * calling threads (all of the block's, each with its own index `i` < n_thr)
+ * take values 2i, 2i + 1; the 16 threads of a 32-value group sit in one
+ * half-warp (n_thr a multiple of 16). */
+__device__ __forceinline__ void rl_kv_q8_store(const float *vals, int hd, int i, rl_kv_q8_wrow w)
+{
+    bool in = 2 * i < hd;
+    float a = in ? vals[2 * i] : 0.0f, b = in ? vals[2 * i + 1] : 0.0f;
+    float m = fmaxf(fabsf(a), fabsf(b));
+#pragma unroll
+    for (int o = 8; o >= 1; o >>= 1)
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    float d = m / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+    if (!in || !w.q)
+        return;
+    int qa = max(-127, min(127, __float2int_rn(a * id))), qb = max(-127, min(127, __float2int_rn(b * id)));
+    *(uint16_t *)(w.q + 2 * i) = (uint16_t)((qa & 0xff) | ((qb & 0xff) << 8));
+    if ((2 * i) % 32 == 0)
+        w.d[2 * i / 32] = __float2half(d);
+}
+
+struct rl_kv_slots : rl_kv_f16 {
     __half *kc, *vc;
     const int32_t *slot;
     int64_t n_ctx;
@@ -23,59 +134,82 @@ struct rl_kv_slots {
     {
         return ((int64_t)slot[b] * n_ctx + t) * kvdim + (int64_t)h * hd;
     }
-    __device__ __forceinline__ const __half *k(int b, int h, int64_t t) const { return kc + off(b, h, t); }
-    __device__ __forceinline__ const __half *v(int b, int h, int64_t t) const { return vc + off(b, h, t); }
-    __device__ __forceinline__ __half *wk(int b, int h, int64_t t) const { return kc + off(b, h, t); }
-    __device__ __forceinline__ __half *wv(int b, int h, int64_t t) const { return vc + off(b, h, t); }
+    __device__ __forceinline__ row k(int b, int h, int64_t t) const { return kc + off(b, h, t); }
+    __device__ __forceinline__ row v(int b, int h, int64_t t) const { return vc + off(b, h, t); }
+    __device__ __forceinline__ wrow wk(int b, int h, int64_t t) const { return kc + off(b, h, t); }
+    __device__ __forceinline__ wrow wv(int b, int h, int64_t t) const { return vc + off(b, h, t); }
 };
 
-struct rl_kv_paged {
-    __half *pool;
+static inline rl_kv_slots rl_kv_slots_make(void *kc, void *vc, const int32_t *slot, int64_t n_ctx, int kvdim, int hd)
+{
+    rl_kv_slots a;
+    a.kc = (__half *)kc;
+    a.vc = (__half *)vc;
+    a.slot = slot;
+    a.n_ctx = n_ctx;
+    a.kvdim = kvdim;
+    a.hd = hd;
+    return a;
+}
+
+template <class E> struct rl_kv_paged : E {
+    typedef typename E::row row;
+    typedef typename E::wrow wrow;
+    unsigned char *pool;
     const int32_t *bt;  /* [rows][stride] */
-    const int32_t *row; /* per token / query: its block-table row, < 0: none */
+    const int32_t *row_of; /* per token / query: its block-table row, < 0: none */
     uint32_t stride, n_blocks, n_layer, n_head_kv, layer;
     int hd;
     __device__ __forceinline__ bool ok(int b, int64_t p) const
     {
-        return row[b] >= 0 && p >= 0 && p < (int64_t)stride * RL_CU_KV_BLOCK;
+        return row_of[b] >= 0 && p >= 0 && p < (int64_t)stride * RL_CU_KV_BLOCK;
     }
     __device__ __forceinline__ int64_t block(int b, int64_t t) const
     {
-        return bt[(int64_t)row[b] * stride + t / RL_CU_KV_BLOCK];
+        return bt[(int64_t)row_of[b] * stride + t / RL_CU_KV_BLOCK];
     }
-    __device__ __forceinline__ int64_t off(int64_t blk, int which, int h, int64_t t) const
+    /* Row `which` (0 K, 1 V) of head h at position t of block blk. */
+    __device__ __forceinline__ wrow at(int64_t blk, int which, int h, int64_t t) const
     {
-        return ((((blk * n_layer + layer) * 2 + which) * n_head_kv + h) * RL_CU_KV_BLOCK + t % RL_CU_KV_BLOCK) *
-               (int64_t)hd;
+        int64_t unit = ((blk * n_layer + layer) * 2 + which) * n_head_kv + h;
+        int s = (int)(t % RL_CU_KV_BLOCK);
+        if constexpr (E::Q8) {
+            unsigned char *u = pool + unit * rl_kv_q8::unit_bytes(hd);
+            return wrow{(int8_t *)(u + (int64_t)s * hd), (__half *)(u + (int64_t)RL_CU_KV_BLOCK * hd) + s * (hd / 32)};
+        } else {
+            return (__half *)pool + (unit * RL_CU_KV_BLOCK + s) * (int64_t)hd;
+        }
     }
-    __device__ __forceinline__ const __half *k(int b, int h, int64_t t) const
-    {
-        int64_t blk = block(b, t);
-        return pool + off(blk >= 0 && blk < n_blocks ? blk : 0, 0, h, t);
-    }
-    __device__ __forceinline__ const __half *v(int b, int h, int64_t t) const
-    {
-        int64_t blk = block(b, t);
-        return pool + off(blk >= 0 && blk < n_blocks ? blk : 0, 1, h, t);
-    }
-    __device__ __forceinline__ __half *wk(int b, int h, int64_t t) const
+    __device__ __forceinline__ row rd(int b, int which, int h, int64_t t) const
     {
         int64_t blk = block(b, t);
-        return blk >= 0 && blk < n_blocks ? pool + off(blk, 0, h, t) : nullptr;
+        wrow w = at(blk >= 0 && blk < n_blocks ? blk : 0, which, h, t);
+        if constexpr (E::Q8)
+            return row{w.q, w.d};
+        else
+            return w;
     }
-    __device__ __forceinline__ __half *wv(int b, int h, int64_t t) const
+    __device__ __forceinline__ wrow wr(int b, int which, int h, int64_t t) const
     {
         int64_t blk = block(b, t);
-        return blk >= 0 && blk < n_blocks ? pool + off(blk, 1, h, t) : nullptr;
+        if (blk >= 0 && blk < n_blocks)
+            return at(blk, which, h, t);
+        wrow none{};
+        return none;
     }
+    __device__ __forceinline__ row k(int b, int h, int64_t t) const { return rd(b, 0, h, t); }
+    __device__ __forceinline__ row v(int b, int h, int64_t t) const { return rd(b, 1, h, t); }
+    __device__ __forceinline__ wrow wk(int b, int h, int64_t t) const { return wr(b, 0, h, t); }
+    __device__ __forceinline__ wrow wv(int b, int h, int64_t t) const { return wr(b, 1, h, t); }
 };
 
-static inline rl_kv_paged rl_kv_paged_make(const rl_cu_kv *kv, const int32_t *d_row, uint32_t layer)
+template <class E>
+static inline rl_kv_paged<E> rl_kv_paged_make(const rl_cu_kv *kv, const int32_t *d_row, uint32_t layer)
 {
-    rl_kv_paged a;
-    a.pool = (__half *)kv->pool;
+    rl_kv_paged<E> a;
+    a.pool = (unsigned char *)kv->pool;
     a.bt = kv->bt;
-    a.row = d_row;
+    a.row_of = d_row;
     a.stride = kv->bt_stride;
     a.n_blocks = kv->n_blocks;
     a.n_layer = kv->n_layer;
@@ -88,7 +222,8 @@ static inline rl_kv_paged rl_kv_paged_make(const rl_cu_kv *kv, const int32_t *d_
 static inline bool rl_kv_paged_valid(const rl_cu_kv *kv, const rl_cu_rope *r, uint32_t layer)
 {
     return kv && kv->pool && kv->bt && kv->bt_stride > 0 && kv->n_blocks > 0 && layer < kv->n_layer &&
-           kv->n_head_kv == (uint32_t)r->n_head_kv && kv->head_dim == (uint32_t)r->head_dim;
+           kv->n_head_kv == (uint32_t)r->n_head_kv && kv->head_dim == (uint32_t)r->head_dim &&
+           (!kv->q8 || kv->head_dim % 32 == 0);
 }
 
 #endif

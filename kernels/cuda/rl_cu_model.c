@@ -108,7 +108,11 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         wb += lb;
     }
     wb += (uint64_t)c.n_embd * 4 * (2 * c.n_layer + 1) + (c.qkv_bias ? qkvd * 4 * c.n_layer : 0);
-    uint64_t kvb = (uint64_t)c.n_blocks * rl_cu_kv_block_bytes(c.n_layer, c.n_head_kv, c.head_dim);
+    uint64_t kvb = (uint64_t)c.n_blocks * rl_cu_kv_block_bytes(c.n_layer, c.n_head_kv, c.head_dim, c.kv_q8);
+    if (!kvb) {
+        snprintf(err, errlen, "cuda: an int8 KV cache needs head_dim a multiple of 32 (this model: %u)", c.head_dim);
+        return -ENOTSUP;
+    }
     uint32_t rows = c.max_prefill;
     /* chunk partials for the graph path's batches; prefill (unsplit) needs only the counters */
     size_t attn_scr = rl_cu_attn_scratch_size(c.max_batch, c.n_head, c.head_dim, (int64_t)bt_stride * RL_CU_KV_BLOCK);
@@ -130,9 +134,10 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         return -EIO;
     }
     fprintf(stderr,
-            "cuda memory plan: weights %.1f MiB, KV cache %.1f MiB (%u blocks x %u positions, fp16), "
+            "cuda memory plan: weights %.1f MiB, KV cache %.1f MiB (%u blocks x %u positions, %s), "
             "scratch %.1f MiB; total %.1f MiB of %.1f MiB free\n",
-            wb / MB, kvb / MB, c.n_blocks, RL_CU_KV_BLOCK, sb / MB, (wb + kvb + sb) / MB, free_b / MB);
+            wb / MB, kvb / MB, c.n_blocks, RL_CU_KV_BLOCK, c.kv_q8 ? "int8" : "fp16", sb / MB, (wb + kvb + sb) / MB,
+            free_b / MB);
     uint64_t need = wb + kvb + sb + (256ull << 20); /* cuBLAS workspace and graphs */
     if (need > free_b) {
         snprintf(err, errlen,
@@ -203,7 +208,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = rl_cu_check(cudaMallocHost((void **)&m->h_dst, (size_t)rows * 8), "pinned")))
         goto fail;
     m->kv = (rl_cu_kv){.pool = m->kv.pool, .n_blocks = c.n_blocks, .n_layer = c.n_layer, .n_head_kv = c.n_head_kv,
-                       .head_dim = c.head_dim, .bt = m->d_bt, .bt_stride = bt_stride};
+                       .head_dim = c.head_dim, .q8 = c.kv_q8, .bt = m->d_bt, .bt_stride = bt_stride};
     *out = m;
     return 0;
 fail:

@@ -34,6 +34,7 @@ typedef struct rl_cu_model_cfg {
     uint32_t n_blocks;     /* KV pool blocks; 0: n_slots * ceil(n_ctx / RL_CU_KV_BLOCK) */
     uint32_t max_prefill;  /* tokens per forward call (0: 512) */
     uint32_t max_batch;    /* tokens per graph-captured step (0: RL_CU_MAX_STEP_BATCH) */
+    bool kv_q8;            /* int8 KV cache (rl_cu_kv.q8; head_dim a multiple of 32) */
 } rl_cu_model_cfg;
 
 /* Most tokens of one graph-captured step. */

@@ -241,21 +241,29 @@ int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcac
  * [n_head_kv][RL_CU_KV_BLOCK][head_dim] fp16, so the row of (block b, layer l,
  * which 0=K/1=V, kv head h, slot s) starts at half offset
  *   ((((b * n_layer + l) * 2 + which) * n_head_kv + h) * RL_CU_KV_BLOCK + s) * head_dim.
+ * With q8 set (int8 KV, head_dim a multiple of 32), each such unit of
+ * RL_CU_KV_BLOCK rows is instead RL_CU_KV_BLOCK x head_dim int8 quants (row s
+ * at byte s * head_dim) followed by the rows' fp16 scales, head_dim / 32 per
+ * row (row s at scale s * head_dim / 32): the values of Q8_0 blocks, d =
+ * max|x| / 127, q = round(x / d), 17 / 32 of the fp16 bytes. Units are
+ * RL_CU_KV_BLOCK * head_dim * 17 / 16 bytes apart, in the same order.
  * A sequence's block table (device int32, bt_stride entries per sequence) maps
  * position p to block bt[p / RL_CU_KV_BLOCK], slot p % RL_CU_KV_BLOCK. Block
  * ids are checked against n_blocks on the device: a write through a bad id is
  * skipped, a read lands in block 0 (memory stays in bounds). */
 #define RL_CU_KV_BLOCK 16
 typedef struct rl_cu_kv {
-    void *pool;            /* n_blocks blocks, fp16 */
+    void *pool;            /* n_blocks blocks, fp16 (or int8 + scales when q8) */
     uint32_t n_blocks, n_layer, n_head_kv, head_dim;
+    bool q8;               /* int8 rows with fp16 scales per 32 (see above) */
     const int32_t *bt;     /* block tables, [sequences][bt_stride] */
     uint32_t bt_stride;
 } rl_cu_kv;
-/* Bytes of one block. */
-size_t rl_cu_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim);
+/* Bytes of one block (q8: the int8 layout); 0 when q8 and head_dim % 32. */
+size_t rl_cu_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim, bool q8);
 /* Token t (0..n_tok-1) belongs to block-table row d_row[t] at position d_pos[t].
- * qkv[t] = [q | k | v]: rotates q into d_q and k, writes k and v of layer into the pool. */
+ * qkv[t] = [q | k | v]: rotates q into d_q and k, writes k and v of layer into
+ * the pool (q8: quantized per 32, as rl_cu_kv says). */
 int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, const int32_t *d_row,
                         const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, float *d_q,
                         cudaStream_t s);

@@ -2,7 +2,8 @@
  * (Q4_K_M / Q5_K_M as written by ringlm-mkmodel: argv[1], else the build
  * tree's tools/ringlm-mkmodel), against the float64
  * reference forward pass of tests/model (tm_ref): logits after prefill and
- * after batched decode steps, and generation through the CUDA engine. The mix
+ * after batched decode steps (with the fp16 and the int8 KV cache), and
+ * generation through the CUDA engine. The mix
  * also splits Q/K/V and gate/up types inside layers, so both the fused and
  * the per-matrix products run. Exits 77 without a GPU. */
 #include <errno.h>
@@ -55,8 +56,10 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
 
 START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
 {
+    const char *mix = mixes[_i % 2];
+    bool kv_q8 = _i >= 2; /* the int8 KV cache: within the same bound */
     char path[128], err[256] = "";
-    make_mixed(mixes[_i], path, sizeof path);
+    make_mixed(mix, path, sizeof path);
     rl_model *m;
     ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(m->layers[0].wv.type, RL_TYPE_Q6_K); /* the mix is really mixed */
@@ -65,8 +68,8 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
     ck_assert_int_eq(m->layers[3].wk.type, RL_TYPE_Q8_0);
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
-    ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, &g, err, sizeof err) == 0, "%s", err);
-    uint64_t s = tcu_seed(mixes[_i]);
+    ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, &g, err, sizeof err) == 0, "%s", err);
+    uint64_t s = tcu_seed(mix);
     enum { NS = 3 };
     tm_ref *ref[NS];
     int32_t next[NS], pos[NS], slot[NS], out[NS];
@@ -86,8 +89,8 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
             lg[k] = NAN;
         ck_assert_msg(rl_cu_model_prefill(g, i, 0, prompt, n, &next[i], lg) == 0, "%s", rl_cu_last_error());
         double e = rel_err_d(lg, want, V);
-        fprintf(stderr, "%s prefill seq %d (%d tokens): rel err %g\n", mixes[_i], i, n, e);
-        ck_assert_msg(e < BOUND, "%s prefill seq %d: rel err %g", mixes[_i], i, e);
+        fprintf(stderr, "%s kv %s prefill seq %d (%d tokens): rel err %g\n", mix, kv_q8 ? "q8_0" : "f16", i, n, e);
+        ck_assert_msg(e < BOUND, "%s prefill seq %d: rel err %g", mix, i, e);
         pos[i] = n;
         slot[i] = i;
     }
@@ -109,8 +112,9 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
             int i = who[j];
             const double *want = tm_ref_step(ref[i], t[j]);
             double e = rel_err_d(lg + (size_t)j * V, want, V);
-            fprintf(stderr, "%s decode step %d seq %d (batch %d): rel err %g\n", mixes[_i], step, i, nb, e);
-            ck_assert_msg(e < BOUND, "%s decode step %d seq %d: rel err %g", mixes[_i], step, i, e);
+            fprintf(stderr, "%s kv %s decode step %d seq %d (batch %d): rel err %g\n", mix, kv_q8 ? "q8_0" : "f16", step, i,
+                    nb, e);
+            ck_assert_msg(e < BOUND, "%s decode step %d seq %d: rel err %g", mix, step, i, e);
             int32_t best = 0;
             for (uint32_t k = 1; k < V; k++)
                 if (lg[(size_t)j * V + k] > lg[(size_t)j * V + best])
@@ -190,7 +194,7 @@ int main(int argc, char **argv)
     Suite *s = suite_create("cuda_mixed");
     TCase *tc = tcase_create("mixed");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 2);
+    tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 4); /* x {f16, q8_0} KV */
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
     suite_add_tcase(s, tc);
     int rc = tcu_main(s);

@@ -51,7 +51,7 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
     ck_assert_msg(rl_model_load(model_path, &m, err, sizeof err) == 0, "%s", err);
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
-    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 0, 64, &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 0, 64, false, &g, err, sizeof err) == 0, "%s", err);
     /* CPU side: F32 KV cache, one thread. */
     rl_kv *kv;
     ck_assert_msg(rl_kv_new(&kv, m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, RL_TYPE_F32, 64, err, sizeof err) == 0,
@@ -218,6 +218,19 @@ START_TEST(engine_rejects_hostile_requests)
 }
 END_TEST
 
+/* stories260K has head_dim 8: no int8 KV layout, a clear error at load. */
+START_TEST(int8_kv_refused_for_head_dim_8)
+{
+    NEED_MODEL();
+    char err[256] = "";
+    rl_engine *gpu = NULL;
+    rl_cuda_opts o = {.n_ctx = 64, .kv_q8 = true};
+    ck_assert_int_eq(rl_engine_cuda_create_opts(model_path, &o, &gpu, err, sizeof err), -ENOTSUP);
+    ck_assert_ptr_null(gpu);
+    ck_assert_msg(strstr(err, "head_dim") && strstr(err, "32"), "err '%s'", err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cuda_model");
@@ -227,6 +240,7 @@ int main(void)
     tcase_add_test(tc, greedy_text_identical_to_cpu_on_stories260K);
     tcase_add_test(tc, sampling_reads_logits_and_is_deterministic_per_seed);
     tcase_add_test(tc, engine_rejects_hostile_requests);
+    tcase_add_test(tc, int8_kv_refused_for_head_dim_8);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }

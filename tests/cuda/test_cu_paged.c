@@ -59,7 +59,7 @@ static void check_paged_attention(int head_dim, int n_split_force)
     make_case(&c, &s, head_dim);
     int hd = c.r.head_dim, kvd = c.r.n_head_kv * hd, qd = c.r.n_head * hd;
     size_t ce = (size_t)c.n_seq * c.n_ctx * kvd;
-    size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd) / 2 * c.n_blocks;
+    size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd, false) / 2 * c.n_blocks;
     uint16_t *k = malloc(ce * 2), *v = malloc(ce * 2), *pool = malloc(pool_elems * 2);
     for (size_t i = 0; i < pool_elems; i++)
         pool[i] = rl_fp32_to_fp16(tcu_unif(&s) * 8); /* foreign data everywhere else */
@@ -130,7 +130,7 @@ START_TEST(paged_rope_kv_writes_only_its_block_rows)
     size_t ce = (size_t)c.n_seq * c.n_ctx * kvd;
     void *dk = tcu_dev(ce * 2), *dv = tcu_dev(ce * 2);
     float *dq1 = tcu_dev((size_t)qd * NT * 4), *dq2 = tcu_dev((size_t)qd * NT * 4);
-    size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd) / 2 * c.n_blocks;
+    size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd, false) / 2 * c.n_blocks;
     uint16_t *dpool = tcu_dev(pool_elems * 2); /* poisoned 0xFFFF */
     rl_cu_kv kv = dev_kv(&c, dpool, dbt);
     CU_OK(rl_cu_rope_kv(dqkv, NT, dpos, drow, &c.r, c.n_ctx, dq1, dk, dv, 0));
@@ -172,7 +172,7 @@ START_TEST(kv_block_copy_moves_every_layer)
     uint64_t s = tcu_seed("block copy");
     pool_case c;
     make_case(&c, &s, 64);
-    size_t bb = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)c.r.head_dim);
+    size_t bb = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)c.r.head_dim, false);
     uint8_t *h = malloc(bb * c.n_blocks);
     for (size_t i = 0; i < bb * c.n_blocks; i++)
         h[i] = (uint8_t)tcu_rng_next(&s);
@@ -197,7 +197,7 @@ START_TEST(split_attention_is_batch_and_split_invariant)
     pool_case c;
     make_case(&c, &s, 128);
     int hd = c.r.head_dim, qd = c.r.n_head * hd;
-    size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd) / 2 * c.n_blocks;
+    size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd, false) / 2 * c.n_blocks;
     uint16_t *pool = malloc(pool_elems * 2);
     for (size_t i = 0; i < pool_elems; i++)
         pool[i] = rl_fp32_to_fp16(tcu_unif(&s));

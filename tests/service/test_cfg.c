@@ -72,7 +72,8 @@ START_TEST(batching_keys_are_parsed_and_formatted)
                    "step_tokens = 8192\n"
                    "kv_mb = 1048576\n"
                    "client_queue = 1\n"
-                   "client_kv = \"4294967295\"\n",
+                   "client_kv = \"4294967295\"\n"
+                   "kv_type = q8_0\n",
                    err, sizeof err);
     ck_assert_msg(rc == 0, "rc %d: %s", rc, err);
     ck_assert_uint_eq(c.step_tokens, 8192);
@@ -84,6 +85,13 @@ START_TEST(batching_keys_are_parsed_and_formatted)
     ck_assert_str_eq(v, "1048576");
     ck_assert_int_gt(rl_cfg_format(&c, "client_kv", v, sizeof v), 0);
     ck_assert_str_eq(v, "4294967295");
+    ck_assert(c.kv_q8);
+    ck_assert_int_gt(rl_cfg_format(&c, "kv_type", v, sizeof v), 0);
+    ck_assert_str_eq(v, "q8_0");
+    ck_assert_int_eq(parse(&c, "kv_type = f16\n", err, sizeof err), 0);
+    ck_assert(!c.kv_q8);
+    ck_assert_int_gt(rl_cfg_format(&c, "kv_type", v, sizeof v), 0);
+    ck_assert_str_eq(v, "f16");
     /* 0 means "the engine's default" / "half the pool" and is accepted */
     ck_assert_int_eq(parse(&c, "step_tokens = 0\nkv_mb = 0\nclient_kv = 0\n", err, sizeof err), 0);
     ck_assert_uint_eq(c.step_tokens, 0);
@@ -103,6 +111,8 @@ START_TEST(batching_bad_values_are_rejected_with_the_key_named)
         {"kv_mb = 1.5", "kv_mb"},                {"client_queue = 0", "client_queue"},
         {"client_queue = 1025", "client_queue"}, {"client_queue = +5", "client_queue"},
         {"client_kv = 4294967296", "client_kv"}, {"client_kv = ten", "client_kv"},
+        {"kv_type = q4_0", "kv_type"},           {"kv_type = F16", "kv_type"},
+        {"kv_type =", "kv_type"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rl_cfg c, before;
