@@ -102,8 +102,15 @@ __device__ __forceinline__ void att_tile(const KV &A, int b, int kvh, int64_t t0
             if (j < nt) {
                 typename KV::row kr = A.k(b, kvh, t0 + j);
                 const float *qh = sq + half * hh;
+                if constexpr (KV::Q8) { /* whole 32-value groups: 16-byte loads, one scale each */
+                    if (hh % 32 == 0) {
+#pragma unroll(HDC ? 2 : 1)
+                        for (int d = 0; d < hh; d += 32)
+                            dot += KV::dot32(kr, half * hh + d, qh + d);
+                    }
+                }
 #pragma unroll(HDC ? 8 : 4)
-                for (int d = 0; d < hh; d += 8) {
+                for (int d = 0; d < hh && !(KV::Q8 && hh % 32 == 0); d += 8) {
                     float f[8];
                     KV::f8(KV::ld8(kr, half * hh + d), f);
 #pragma unroll

@@ -89,6 +89,22 @@ struct rl_kv_q8 {
         }
         return u;
     }
+    /* d * sum_i q[i] * x[c + i] over one 32-value group (c % 32 == 0): two
+     * 16-byte loads and one scale, the scale applied once. */
+    __device__ static __forceinline__ float dot32(row r, int c, const float *q)
+    {
+        uint4 u[2] = {*(const uint4 *)(r.q + c), *(const uint4 *)(r.q + c + 16)};
+        float d = __half2float(r.d[c / 32]), s0 = 0.0f, s1 = 0.0f;
+        const uint32_t *w = (const uint32_t *)u;
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+#pragma unroll
+            for (int e = 0; e < 4; e += 2) {
+                s0 += q[4 * k + e] * (float)(int8_t)(w[k] >> (8 * e));
+                s1 += q[4 * k + e + 1] * (float)(int8_t)(w[k] >> (8 * e + 8));
+            }
+        return d * (s0 + s1);
+    }
     __device__ static __forceinline__ v8 zero()
     {
         v8 v;
