@@ -166,7 +166,7 @@ END_TEST
 /* A random int8 pool (foreign bytes in unused rows included) and the fp16
  * pool of its dequantized values. The scales are powers of two, so every
  * q * d is exact in fp16: both pools hold the same values, and the kernels
- * must give the same results up to float rounding of the same sums. */
+ * must give the same results up to the float rounding of their sums. */
 typedef struct pools {
     void *d8, *d16;
     size_t b8, b16;
