@@ -4,7 +4,7 @@
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
- *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel mm|matvec|mmq|mmh|mms] [--json]
+ *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel mm|matvec|mmq|mmh|mms|mmw] [--json]
  *                     (rl_cu_mm, rl_cu_mmq vs rl_cu_matvec, 7B shapes; the filters keep one column)
  *
  * Models of real shapes are made on the device with random weights (valid
@@ -119,16 +119,17 @@ static const mm_shape mm_shapes[] = {
 
 /* Microseconds per product, rotating over copies of the matrix (>= 400 MB
  * together, so L2 holds none of them) like a decode step's stream of weights.
- * kernel 0: rl_cu_mm, 1: rl_cu_matvec, 2: rl_cu_mmq, 3: rl_cu_mmh, 4: rl_cu_mms. -1 on error. */
+ * kernel 0: rl_cu_mm, 1: rl_cu_matvec, 2: rl_cu_mmq, 3: rl_cu_mmh, 4: rl_cu_mms, 5: rl_cu_mmw (Q4_0). -1 on error. */
 static int mm_run(int kernel, rl_cu_mat *m, rl_cu_act *x, rl_cu_act *y, int batch, int mode)
 {
     return kernel == 1 ? rl_cu_matvec(m, x, batch, mode, y, 0)
          : kernel == 2 ? rl_cu_mmq(m, x, batch, mode, y, 0)
          : kernel == 3 ? rl_cu_mmh(m, x, batch, mode, y, 0)
-         : kernel == 4 ? rl_cu_mms(m, x, batch, mode, y, 0) : rl_cu_mm(m, x, batch, mode, y, 0);
+         : kernel == 4 ? rl_cu_mms(m, x, batch, mode, y, 0)
+         : kernel == 5 ? rl_cu_mmw(m, x, batch, mode, y, 0) : rl_cu_mm(m, x, batch, mode, y, 0);
 }
 
-static const char *const mm_kernel_name[] = {"mm", "matvec", "mmq", "mmh", "mms"};
+static const char *const mm_kernel_name[] = {"mm", "matvec", "mmq", "mmh", "mms", "mmw"};
 
 static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batch, int mode, int kernel)
 {
@@ -160,9 +161,9 @@ static double mm_time(rl_cu_mat *m, int nm, rl_cu_act *x, rl_cu_act *y, int batc
 static int bench_mm(int json, int split, int only_batch, const char *only_kernel)
 {
     const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0};
-    enum { NK = 19 };
-    const int kbatch[NK] = {8, 9, 16, 32, 64, 9, 16, 32, 64, 9, 16, 20, 32, 64, 9, 16, 20, 32, 64};
-    const int kkind[NK] = {1, 0, 0, 0, 0, 2, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4};
+    enum { NK = 23 };
+    const int kbatch[NK] = {8, 9, 16, 32, 64, 9, 16, 32, 64, 9, 16, 20, 32, 48, 64, 9, 16, 20, 32, 64, 40, 48, 64};
+    const int kkind[NK] = {1, 0, 0, 0, 0, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5, 5, 5};
     const int64_t maxb = RL_CU_MAX_MM_BATCH, maxn = 32000;
     rl_cu_act x = {0}, y = {0};
     if (cudaMalloc((void **)&x.f, maxb * 11008 * 4) || cudaMalloc((void **)&x.q, maxb * 11008) ||
@@ -207,6 +208,8 @@ static int bench_mm(int json, int split, int only_batch, const char *only_kernel
             ok = ok && !rl_cu_quantize(&x, (int)maxb, 0);
             for (int k = 0; k < NK && ok; k++) {
                 if ((only_batch && kbatch[k] != only_batch) || (only_kernel && strcmp(only_kernel, mm_kernel_name[kkind[k]])))
+                    continue;
+                if (kkind[k] == 5 && types[ti] != RL_TYPE_Q4_0) /* rl_cu_mmw: Q4_0 only */
                     continue;
                 double us = mm_time(m, nm, &x, &y, kbatch[k], sh->mode, kkind[k]);
                 if (us < 0) {

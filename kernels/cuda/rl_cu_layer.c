@@ -192,11 +192,28 @@ static bool mms_pick(const rl_cu_mat *w, int n)
     return force == 1 || (double)rl_cu_mat_bytes(w->type, w->rows, w->cols) <= max_bytes;
 }
 
+/* Q4_0 products over more than 32 rows take rl_cu_mmw (wgmma; it pads to
+ * 64 rows) where the device has it: RL_CU_MMW=0 never, 1 from 9 rows. */
+static bool mmw_pick(const rl_cu_mat *w, int n)
+{
+    static int force = -2;
+    if (force == -2) {
+        const char *e = getenv("RL_CU_MMW");
+        force = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : -1;
+    }
+    return w->type == RL_TYPE_Q4_0 && force != 0 && (n > 32 || force == 1);
+}
+
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
 {
     if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, s);
     bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
+    if (q48 && x->h && n <= RL_CU_MAX_MM_BATCH && mmh_on() && mmw_pick(w, n)) {
+        int rc = rl_cu_mmw(w, x, n, mode, y, s); /* warpgroup tensor cores (sm_90a) */
+        if (rc != -ENOTSUP)
+            return rc;
+    }
     if (q48 && x->h && mmh_on() && mms_pick(w, n)) {
         int rc = rl_cu_mms(w, x, n, mode, y, s); /* small batch: K split between the warps of a CTA */
         if (rc != -ENOTSUP)

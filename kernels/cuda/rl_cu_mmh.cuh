@@ -173,6 +173,72 @@ __device__ __forceinline__ void chunk_mma(const unsigned char *w, const unsigned
     }
 }
 
+/* The end of a CTA's tile, shared by the batched kernels: smem holds its fp32
+ * partial tile Cs [BM][NB + 4] (local rows x batch; GLU: rows < BM / 2 are
+ * gate rows, the rest their up rows), complete (the caller's barrier). A
+ * workspace K split stores the partial, and the last rank of the tile to
+ * arrive sums all partials in rank order and runs the epilogue; a cluster
+ * split or no split goes straight to rl_cluster_epilogue. All threads call it. */
+template <bool GLU, int BM, int NB, int THREADS>
+__device__ __forceinline__ void finish(unsigned char *smem, int64_t o0, int64_t n_out, int batch, int split, int rank,
+                                       bool cluster, int mode, const rl_cu_act &y)
+{
+    constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
+    const int tid = threadIdx.x;
+    float *Cs = (float *)smem;
+    float *Vs = Cs + BM * LDC;
+    if (split > 1 && !cluster) {
+        /* Workspace split: tile t's partials at g_ws[(t * split + rank) * BM * NB], row-major. */
+        __shared__ bool s_last;
+        constexpr int TN = BM * NB;
+        const int64_t tile = blockIdx.x / (unsigned)split;
+        constexpr int TN4 = TN / 4; /* float4 units; NB % 8 == 0, LDC % 4 == 0 */
+        float4 *mine = (float4 *)(g_ws + (int64_t)blockIdx.x * TN);
+        for (int i = tid; i < TN4; i += THREADS)
+            __stcg(mine + i, *(const float4 *)(Cs + (4 * i / NB) * LDC + 4 * i % NB));
+        __threadfence(); /* partials visible device-wide before counting in */
+        __syncthreads();
+        if (tid == 0)
+            s_last = atomicAdd(&g_cnt[tile], 1u) == (unsigned)split - 1;
+        __syncthreads();
+        if (!s_last)
+            return;
+        __threadfence(); /* read the other ranks' partials after the count */
+        /* One CTA reads split partial tiles: keep U x split 16-byte loads in
+         * flight per thread (latency, not bandwidth, bounds this tail). */
+        const float4 *p0 = (const float4 *)(g_ws + tile * split * TN);
+        constexpr int U = 4;
+        for (int base = tid; base < TN4; base += U * THREADS) {
+            float4 v[U][8];
+#pragma unroll
+            for (int u = 0; u < U; u++)
+#pragma unroll
+                for (int r = 0; r < 8; r++) {
+                    int i = base + u * THREADS;
+                    v[u][r] = r < split && i < TN4 ? __ldcg(p0 + (int64_t)r * TN4 + i) : make_float4(0, 0, 0, 0);
+                }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int i = base + u * THREADS;
+                if (i >= TN4)
+                    break;
+                float4 sum = make_float4(0, 0, 0, 0);
+#pragma unroll
+                for (int r = 0; r < 8; r++) /* rank order: the same bits whoever arrived last */
+                    if (r < split)
+                        sum.x += v[u][r].x, sum.y += v[u][r].y, sum.z += v[u][r].z, sum.w += v[u][r].w;
+                *(float4 *)(Cs + (4 * i / NB) * LDC + 4 * i % NB) = sum;
+            }
+        }
+        if (tid == 0)
+            g_cnt[tile] = 0; /* ready for the next launch (graph replays) */
+        __syncthreads();
+        rl_cluster_epilogue<GLU, NO, LDC, THREADS>(Cs, Vs, o0, n_out, batch, 0, 1, mode, y);
+        return;
+    }
+    rl_cluster_epilogue<GLU, NO, LDC, THREADS>(Cs, Vs, o0, n_out, batch, rank, split, mode, y);
+}
+
 template <int T, int W, int NT, bool GLU>
 __global__ void __launch_bounds__(W * 32, min_blocks<W>())
 k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split, bool cluster)
@@ -294,8 +360,7 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     cp_wait<0>();
     __syncthreads(); /* all stages consumed: the pipeline memory becomes the partial tile */
 
-    float *Cs = (float *)smem;    /* [BM][LDC]: local rows x batch */
-    float *Vs = Cs + BM * LDC;    /* GLU outputs [NB][NO] for quantization */
+    float *Cs = (float *)smem; /* [BM][LDC]: local rows x batch (then finish()) */
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
 #pragma unroll
@@ -306,56 +371,7 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
             *(float2 *)(Cs + (row + 8) * LDC + col) = make_float2(acc[mt][j][2], acc[mt][j][3]);
         }
     __syncthreads();
-    if (split > 1 && !cluster) {
-        /* Workspace split: tile t's partials at g_ws[(t * split + rank) * BM * NB], row-major. */
-        __shared__ bool s_last;
-        constexpr int TN = BM * NB;
-        const int64_t tile = blockIdx.x / (unsigned)split;
-        constexpr int TN4 = TN / 4; /* float4 units; NB % 8 == 0, LDC % 4 == 0 */
-        float4 *mine = (float4 *)(g_ws + (int64_t)blockIdx.x * TN);
-        for (int i = tid; i < TN4; i += THREADS)
-            __stcg(mine + i, *(const float4 *)(Cs + (4 * i / NB) * LDC + 4 * i % NB));
-        __threadfence(); /* partials visible device-wide before counting in */
-        __syncthreads();
-        if (tid == 0)
-            s_last = atomicAdd(&g_cnt[tile], 1u) == (unsigned)split - 1;
-        __syncthreads();
-        if (!s_last)
-            return;
-        __threadfence(); /* read the other ranks' partials after the count */
-        /* One CTA reads split partial tiles: keep U x split 16-byte loads in
-         * flight per thread (latency, not bandwidth, bounds this tail). */
-        const float4 *p0 = (const float4 *)(g_ws + tile * split * TN);
-        constexpr int U = 4;
-        for (int base = tid; base < TN4; base += U * THREADS) {
-            float4 v[U][8];
-#pragma unroll
-            for (int u = 0; u < U; u++)
-#pragma unroll
-                for (int r = 0; r < 8; r++) {
-                    int i = base + u * THREADS;
-                    v[u][r] = r < split && i < TN4 ? __ldcg(p0 + (int64_t)r * TN4 + i) : make_float4(0, 0, 0, 0);
-                }
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                int i = base + u * THREADS;
-                if (i >= TN4)
-                    break;
-                float4 sum = make_float4(0, 0, 0, 0);
-#pragma unroll
-                for (int r = 0; r < 8; r++) /* rank order: the same bits whoever arrived last */
-                    if (r < split)
-                        sum.x += v[u][r].x, sum.y += v[u][r].y, sum.z += v[u][r].z, sum.w += v[u][r].w;
-                *(float4 *)(Cs + (4 * i / NB) * LDC + 4 * i % NB) = sum;
-            }
-        }
-        if (tid == 0)
-            g_cnt[tile] = 0; /* ready for the next launch (graph replays) */
-        __syncthreads();
-        rl_cluster_epilogue<GLU, NO, LDC, THREADS>(Cs, Vs, o0, n_out, batch, 0, 1, mode, y);
-        return;
-    }
-    rl_cluster_epilogue<GLU, NO, LDC, THREADS>(Cs, Vs, o0, n_out, batch, rank, split, mode, y);
+    finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, cluster, mode, y);
 }
 
 /* Host side (rl_cu_mmh.cu): resident CTAs per SM of a kernel, and the choice

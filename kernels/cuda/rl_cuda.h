@@ -177,6 +177,12 @@ int rl_cu_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * types, -EINVAL for bad arguments. */
 #define RL_CU_MMS_MAX_BATCH 32
 int rl_cu_mms(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
+/* The same products as rl_cu_mmh for Q4_0 weights on Hopper's warpgroup
+ * tensor-core instruction (wgmma; the batch padded to 64 rows, so meant for
+ * 33..64): -ENOTSUP for other types or where the device is not compute
+ * capability 9.0 (the sm_90a code). Same arguments and results as rl_cu_mmh
+ * (fp32 sums in another order). */
+int rl_cu_mmw(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
 
 /* Force parts of rl_cu_mmh's plan, for tests and measurements (0: automatic):
  * warps per CTA (4, 6 or 8), K split (1..8), reduction (1: cluster, 2:

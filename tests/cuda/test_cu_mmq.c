@@ -15,7 +15,8 @@
  * activations are rounded to fp16 (2^-11 relative each, ~4e-4 on the
  * output's L2 norm expected). rl_cu_mms (the small-batch variant, same
  * fp16 fragments, K split between warps) the same; vs rl_cu_mmh 1e-5 (the
- * same fp16 products, fp32 sums in another order). */
+ * same fp16 products, fp32 sums in another order). rl_cu_mmw (the same fp16
+ * products on wgmma, Q4_0 only) the same bounds; vs rl_cu_mmh 1e-5 too. */
 #include <errno.h>
 #include <time.h>
 
@@ -25,11 +26,23 @@
 #define MMQ_MV_TOL 1e-4
 #define MMH_MV_TOL 3e-3
 
+/* rl_cu_mmw takes Q4_0 only: its Q8_0 runs check that it refuses them and
+ * then go through rl_cu_mmh, so every loop below stays uniform. */
+static int mmw_or_mmh(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
+{
+    int rc = rl_cu_mmw(m, x, batch, mode, y, s);
+    if (m->type == RL_TYPE_Q8_0) {
+        ck_assert_int_eq(rc, -ENOTSUP);
+        return rl_cu_mmh(m, x, batch, mode, y, s);
+    }
+    return rc;
+}
+
 /* The kernels under test: loop index _i picks type _i % 2, kernel _i / 2. */
-static const tcu_product_fn kernels[] = {rl_cu_mmq, rl_cu_mmh, rl_cu_mms};
-static const char *const kernel_names[] = {"mmq", "mmh", "mms"};
-static const double kernel_mv_tol[] = {MMQ_MV_TOL, MMH_MV_TOL, MMH_MV_TOL};
-#define N_KERNELS 3
+static const tcu_product_fn kernels[] = {rl_cu_mmq, rl_cu_mmh, rl_cu_mms, mmw_or_mmh};
+static const char *const kernel_names[] = {"mmq", "mmh", "mms", "mmw"};
+static const double kernel_mv_tol[] = {MMQ_MV_TOL, MMH_MV_TOL, MMH_MV_TOL, MMH_MV_TOL};
+#define N_KERNELS 4
 #define KT(i) q_types[(i) % 2]
 #define KF(i) ((i) / 2)
 
@@ -374,6 +387,56 @@ START_TEST(mms_matches_mmh_and_repeats_bit_for_bit)
 }
 END_TEST
 
+/* rl_cu_mmw against rl_cu_mmh on Q4_0 shapes that take each of its plans:
+ * K splits of 8 (few row tiles), 3 and none, GLU, ADD, a partial last row
+ * tile, a block count per row that is not a multiple of 4 (scales without
+ * 8-byte copies), batches 33..64 (padded to 64); the same bits on a second
+ * run (the split reduces in rank order). */
+START_TEST(mmw_matches_mmh_and_repeats_bit_for_bit)
+{
+    static const struct {
+        int64_t rows, cols;
+        int batch, mode;
+    } cs[] = {{4096, 4096, 64, RL_CU_MV_ADD}, {12288, 1024, 48, RL_CU_MV_STORE}, {2 * 1000, 1024, 40, RL_CU_MV_GLU},
+              {300, 256, 33, RL_CU_MV_STORE}, {512, 2848, 64, RL_CU_MV_ADD}, {640, 4096, 57, RL_CU_MV_GLU}};
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        int64_t rows = cs[ci].rows, cols = cs[ci].cols, n_out = cs[ci].mode == RL_CU_MV_GLU ? rows / 2 : rows;
+        int batch = cs[ci].batch, mode = cs[ci].mode;
+        char name[64];
+        snprintf(name, sizeof name, "mmw vs mmh %lldx%lld b%d mode%d", (long long)rows, (long long)cols, batch, mode);
+        uint64_t s = tcu_seed(name);
+        float *w = malloc(rows * cols * sizeof(float));
+        rl_cu_mat m;
+        tcu_make_weight(RL_TYPE_Q4_0, rows, cols, &s, &m, w);
+        float *x = tcu_rand_vec(&s, cols * batch, 1.0f), *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
+        rl_cu_act xa = make_act(cols, batch, x);
+        CU_OK(rl_cu_quantize(&xa, batch, 0));
+        float *out[3];
+        for (int k = 0; k < 3; k++) {
+            rl_cu_act ya = make_out(n_out, n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
+            CU_OK(k == 0 ? rl_cu_mmh(&m, &xa, batch, mode, &ya, 0) : rl_cu_mmw(&m, &xa, batch, mode, &ya, 0));
+            out[k] = malloc(n_out * batch * sizeof(float));
+            tcu_down(out[k], ya.f, n_out * batch * sizeof(float));
+            assert_untouched(&ya, batch, name);
+            free_act(&ya);
+        }
+        double *d = malloc(n_out * batch * sizeof(double)), *ref = malloc(n_out * batch * sizeof(double));
+        for (int64_t i = 0; i < n_out * batch; i++)
+            d[i] = out[0][i];
+        double e = tcu_rel_err(out[1], d, n_out * batch);
+        tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
+        double er = tcu_rel_err(out[1], ref, n_out * batch);
+        fprintf(stderr, "%s: vs mmh %.3g, vs float64 %.3g\n", name, e, er);
+        ck_assert_msg(e < 1e-5, "%s: rel diff to rl_cu_mmh %g", name, e);
+        ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
+        ck_assert_msg(memcmp(out[1], out[2], n_out * batch * sizeof(float)) == 0, "%s: second run differs", name);
+        free_act(&xa);
+        rl_cu_mat_free(&m);
+        free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(d), free(ref);
+    }
+}
+END_TEST
+
 START_TEST(mmq_rejects_other_types_and_bad_arguments)
 {
     rl_cu_mat m = {.type = RL_TYPE_Q4_0, .rows = 64, .cols = 256, .q = (void *)16, .d = (void *)16};
@@ -438,6 +501,7 @@ int main(void)
     tcase_add_loop_test(tc, mmq_many_row_tiles_and_k_split_match_cpu, 0, 2 * N_KERNELS);
     tcase_add_loop_test(tc, mmh_k_split_reductions_agree, 0, 2);
     tcase_add_loop_test(tc, mms_matches_mmh_and_repeats_bit_for_bit, 0, 2);
+    tcase_add_test(tc, mmw_matches_mmh_and_repeats_bit_for_bit);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }

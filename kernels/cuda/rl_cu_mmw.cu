@@ -1,0 +1,294 @@
+/* rl_cu_mmw.cu - batched Q4_0 products for 33..64 rows on Hopper's
+ * warpgroup tensor-core instruction (wgmma, sm_90a): the decode steps of a
+ * large batch (64 sequences: rl_cu_mmh keeps the tensor pipe busy only ~23% of
+ * the time, each warp feeding every mma through its own register chain).
+ *
+ * y[b][o] = sum_k W[o][k] x[b][k] as in rl_cu_mmh: W dequantized in registers
+ * (scale applied, exact nibble - 8 times d in one rounding), x the fp16 copy
+ * of the int8 activations. A CTA is two warpgroups, 128 weight rows (GLU: 64
+ * gate rows, then their 64 up rows); each warpgroup owns 64 rows and issues
+ * wgmma.m64n64k16 with A (its dequantized rows) from registers and B (the 64
+ * batch rows of activations) read by the tensor cores straight from shared
+ * memory, so no warp loads B fragments and the dequantization of the next
+ * slice overlaps the running wgmma (two A register sets).
+ *
+ * A fragments: warp w of a warpgroup holds rows 16w + g and 16w + g + 8 (g =
+ * lane / 4) and, per 16-wide K slice, elements 2t, 2t+1, 2t+8, 2t+9 (t = lane
+ * % 4). A Q4_0 block (32 elements, 16 bytes, element e in byte e % 16, nibble
+ * e / 16) is two slices: low nibbles, then high nibbles, of the same four
+ * bytes 2t, 2t+1, 2t+8, 2t+9, gathered with one byte permute.
+ *
+ * B in shared memory, K-major without swizzle: 8 x 8 core matrices (8 batch
+ * rows x 16 bytes), core matrix (n / 8, k / 8) of a chunk at byte
+ * ((n / 8) * 16 + k / 8) * 128: the K neighbour 128 bytes on (LBO), the next 8
+ * batch rows 2048 bytes on (SBO).
+ *
+ * The pipeline (cp.async stages of 4 quant blocks), the K split through the
+ * device-global workspace and the epilogue are rl_cu_mmh's (rl_mmh::finish).
+ * Built for sm_90a only; elsewhere rl_cu_mmw returns -ENOTSUP. */
+#include <stdlib.h>
+
+#include "rl_cu_mmh.cuh"
+
+namespace rl_mmw {
+
+using namespace rl_async;
+
+constexpr int NB = 64, BM = 128, THREADS = 256, S = 4;
+constexpr int WLD = 64;                               /* quant bytes per row per stage (4 blocks) */
+constexpr int W_OFF = 0, D_OFF = BM * WLD, X_OFF = D_OFF + BM * MH_CB * 2;
+constexpr int STG = X_OFF + NB * MH_CB * 32 * 2;      /* 8 + 1 + 16 KB */
+constexpr int SMEM_PIPE = S * STG;
+constexpr int SMEM_EPI = BM * (NB + 4) * 4 + NB * (BM / 2) * 4;
+constexpr int SMEM = SMEM_PIPE > SMEM_EPI ? SMEM_PIPE : SMEM_EPI;
+static_assert(STG % 128 == 0 && W_OFF == 0 && X_OFF % 128 == 0, "stage alignment");
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define RL_MMW_DEVICE 1
+#endif
+
+__device__ __forceinline__ uint64_t desc_of(const void *p, int swap)
+{
+    uint64_t a = (uint64_t)(sm_addr(p) & 0x3FFFF) >> 4;
+    uint64_t lbo = swap ? 2048 : 128, sbo = swap ? 128 : 2048;
+    return a | ((lbo >> 4) << 16) | ((sbo >> 4) << 32);
+}
+
+#ifdef RL_MMW_DEVICE
+__device__ __forceinline__ void wg_fence()
+{
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void wg_commit()
+{
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+}
+template <int N> __device__ __forceinline__ void wg_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+
+/* d (64 x 64 fp32, this thread's 32) += A (64 x 16 fp16, registers) * B (16 x 64, shared memory). */
+__device__ __forceinline__ void wgmma_64x64(float (&d)[32], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+                   "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+                   "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+#endif
+
+/* Slice h (0: low nibbles, 1: high) of the four gathered bytes v as two
+ * fp16 pairs (elements 2t, 2t+1 and 2t+8, 2t+9), scale d applied. */
+__device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t &lo, uint32_t &hi)
+{
+    uint32_t n = (v >> (4 * h)) & 0x0F0F0F0Fu;
+    __half2 a, b, off = __float2half2_rn(1032.0f);
+    rl_bytes_to_h2(n, a, b);
+    lo = rl_h2_bits(__hmul2(__hsub2(a, off), d));
+    hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
+}
+
+template <bool GLU>
+__global__ void __launch_bounds__(THREADS, 2)
+k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split, int swap)
+{
+#ifdef RL_MMW_DEVICE
+    constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int rank = (int)(blockIdx.x % (unsigned)split);
+    const int64_t n_out = GLU ? m.rows / 2 : m.rows;
+    const int64_t o0 = (int64_t)(blockIdx.x / (unsigned)split) * NO;
+    const int64_t nb = m.cols / 32, nch = (nb + MH_CB - 1) / MH_CB;
+    const int64_t c0 = nch * rank / split, c1 = nch * (rank + 1) / split;
+    auto wrow = [&](int r) -> int64_t {
+        if (GLU) {
+            int64_t o = o0 + r % NO;
+            return (o < n_out ? o : n_out - 1) + (r >= NO ? n_out : 0);
+        }
+        return o0 + r < n_out ? o0 + r : n_out - 1;
+    };
+    const uint8_t *wq = (const uint8_t *)m.q;
+    const uint16_t *wd = (const uint16_t *)m.d;
+    const __half *xh = (const __half *)x.h;
+
+    /* Copies per stage: quant units (16 B) of rows tid / 4 and tid / 4 + 64,
+     * the four scales of row tid (tid < BM), activation units (n, kc) for n =
+     * tid / 16 + 16 i. */
+    const int wu = tid % 4, xu = tid % 16, xn0 = tid / 16;
+    uint32_t woff[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+        woff[i] = (uint32_t)(wrow(tid / 4 + 64 * i) * nb * 16) + wu * 16;
+    const uint32_t doff = tid < BM ? (uint32_t)(wrow(tid) * nb) : 0;
+    const bool sc8 = nb % 4 == 0 && ((uintptr_t)wd & 7) == 0;
+
+    auto load_w = [&](int st, int64_t c) {
+        unsigned char *base = smem + st * STG;
+        const uint8_t *src = wq + c * MH_CB * 16;
+        const bool ok = c * MH_CB + wu < nb;
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            cp16(base + W_OFF + (tid / 4 + 64 * i) * WLD + wu * 16, ok ? src + woff[i] : wq, ok);
+        if (tid < BM) {
+            unsigned char *ds = base + D_OFF + tid * MH_CB * 2;
+            const uint16_t *sp = wd + doff + c * MH_CB;
+            if (sc8) {
+                cp8(ds, sp, true);
+            } else {
+#pragma unroll
+                for (int k = 0; k < MH_CB; k++)
+                    ((uint16_t *)ds)[k] = c * MH_CB + k < nb ? __ldg(sp + k) : (uint16_t)0;
+            }
+        }
+    };
+    auto load_x = [&](int st, int64_t c) {
+        unsigned char *base = smem + st * STG + X_OFF;
+        const bool okk = c * MH_CB + xu / 4 < nb;
+#pragma unroll
+        for (int i = 0; i < NB / 16; i++) {
+            int n = xn0 + 16 * i;
+            bool ok = okk && n < batch;
+            const __half *src = xh + (int64_t)n * x.n + c * MH_CB * 32 + xu * 8;
+            cp16(base + ((n / 8) * 16 + xu) * 128 + (n % 8) * 16, ok ? src : xh, ok);
+        }
+    };
+
+    float acc[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++)
+        acc[i] = 0.0f;
+
+    rl_pdl_trigger();
+#pragma unroll
+    for (int s = 0; s < S - 1; s++)
+        if (c0 + s < c1)
+            load_w(s, c0 + s);
+    rl_pdl_wait();
+#pragma unroll
+    for (int s = 0; s < S - 1; s++) {
+        if (c0 + s < c1)
+            load_x(s, c0 + s);
+        cp_commit();
+    }
+
+    const int wg = warp / 4, r0 = wg * 64 + (warp % 4) * 16 + g; /* rows r0 and r0 + 8 of the CTA */
+    const uint32_t sel = (t4 & 1) ? 0x7632u : 0x5410u;
+    const int w0 = t4 >> 1;
+    uint32_t a[2][4];
+    for (int64_t c = c0; c < c1; c++) {
+        cp_wait<S - 2>();
+        __syncthreads(); /* chunk c is in; every wgmma on chunk c - 1's stage is complete (waited below) */
+        if (c + S - 1 < c1) {
+            int st = (int)((c + S - 1 - c0) % S);
+            load_w(st, c + S - 1);
+            load_x(st, c + S - 1);
+        }
+        cp_commit();
+        const unsigned char *base = smem + (int)((c - c0) % S) * STG;
+#pragma unroll
+        for (int blk = 0; blk < MH_CB; blk++) {
+            uint4 q0 = *(const uint4 *)(base + W_OFF + r0 * WLD + blk * 16);
+            uint4 q1 = *(const uint4 *)(base + W_OFF + (r0 + 8) * WLD + blk * 16);
+            __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r0 * MH_CB + blk]);
+            __half2 d1 = __half2half2(((const __half *)(base + D_OFF))[(r0 + 8) * MH_CB + blk]);
+            uint32_t v0 = __byte_perm(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, sel);
+            uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int k = 2 * blk + h, ab = k & 1;
+                deq_slice(v0, h, d0, a[ab][0], a[ab][2]);
+                deq_slice(v1, h, d1, a[ab][1], a[ab][3]);
+                wg_fence();
+                wgmma_64x64(acc, a[ab], desc_of(base + X_OFF + k * 256, swap));
+                wg_commit();
+                wg_wait<1>(); /* slice k - 1 is done: its A registers may be rewritten */
+            }
+        }
+        wg_wait<0>(); /* this stage may be overwritten after the next barrier */
+    }
+    cp_wait<0>();
+    __syncthreads(); /* all stages consumed: the pipeline memory becomes the partial tile */
+    float *Cs = (float *)smem;
+    /* accumulators: n8 tile j: (row, col 8j + 2t, +1) in 4j, 4j + 1; row + 8 in 4j + 2, 4j + 3 */
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        int col = 8 * j + 2 * t4;
+        *(float2 *)(Cs + r0 * LDC + col) = make_float2(acc[4 * j], acc[4 * j + 1]);
+        *(float2 *)(Cs + (r0 + 8) * LDC + col) = make_float2(acc[4 * j + 2], acc[4 * j + 3]);
+    }
+    __syncthreads();
+    rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y);
+#else
+    (void)m, (void)x, (void)y, (void)batch, (void)mode, (void)split, (void)swap;
+#endif
+}
+
+/* K split: the fewest ranks that give two CTAs per SM at least one wave,
+ * keeping 4 chunks per rank. */
+static int split_of(int64_t tiles, int64_t nch)
+{
+    int64_t slots = 2 * (int64_t)rl_cu_sm_count();
+    int sp = 1;
+    while (sp < 8 && tiles * sp < slots && nch >= 4 * (sp + 1))
+        sp++;
+    while (sp > 1 && (tiles * sp * BM * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
+        sp--;
+    return sp;
+}
+
+template <bool GLU> static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y,
+                                       cudaStream_t s)
+{
+    static bool attr;
+    if (!attr) { /* idempotent */
+        cudaFuncSetAttribute(k_mmw<GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
+        attr = true;
+    }
+    constexpr int NO = GLU ? BM / 2 : BM;
+    int64_t n_out = GLU ? m.rows / 2 : m.rows, tiles = (n_out + NO - 1) / NO;
+    int split = split_of(tiles, (m.cols / 32 + MH_CB - 1) / MH_CB);
+    static int swap = -1;
+    if (swap < 0)
+        swap = getenv("RL_CU_MMW_SWAP") != NULL;
+    rl_launch_smem(k_mmw<GLU>, dim3((unsigned)(tiles * split)), dim3(THREADS), SMEM, s, m, x, y, batch, mode, split,
+                   swap);
+}
+
+} /* namespace rl_mmw */
+
+/* The kernel exists (sm_90a code for this device): compute capability 9.0. */
+static bool mmw_device(void)
+{
+    static int ok = -1;
+    if (ok < 0) {
+        int dev = 0, major = 0, minor = 0;
+        ok = cudaGetDevice(&dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
+             minor == 0;
+        cudaGetLastError();
+    }
+    return ok;
+}
+
+extern "C" int rl_cu_mmw(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
+{
+    if (int rc = rl_mmh::check_args(m, x, batch, mode, y))
+        return rc;
+    if (m->type != RL_TYPE_Q4_0 || !mmw_device())
+        return -ENOTSUP;
+    if (mode == RL_CU_MV_GLU)
+        rl_mmw::launch<true>(*m, *x, batch, mode, *y, s);
+    else
+        rl_mmw::launch<false>(*m, *x, batch, mode, *y, s);
+    return RL_CU_LAUNCHED("mmw");
+}
