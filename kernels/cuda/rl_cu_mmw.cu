@@ -47,11 +47,12 @@ static_assert(STG % 128 == 0 && W_OFF == 0 && X_OFF % 128 == 0, "stage alignment
 #define RL_MMW_DEVICE 1
 #endif
 
-__device__ __forceinline__ uint64_t desc_of(const void *p, int swap)
+/* Shared-memory matrix descriptor of a B slice at p: address, LBO 128 (the
+ * K neighbour), SBO 2048 (the next 8 batch rows), no swizzle. */
+__device__ __forceinline__ uint64_t desc_of(const void *p)
 {
     uint64_t a = (uint64_t)(sm_addr(p) & 0x3FFFF) >> 4;
-    uint64_t lbo = swap ? 2048 : 128, sbo = swap ? 128 : 2048;
-    return a | ((lbo >> 4) << 16) | ((sbo >> 4) << 32);
+    return a | ((uint64_t)(128 >> 4) << 16) | ((uint64_t)(2048 >> 4) << 32);
 }
 
 #ifdef RL_MMW_DEVICE
@@ -98,7 +99,7 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
 
 template <bool GLU>
 __global__ void __launch_bounds__(THREADS, 2)
-k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split, int swap)
+k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
 {
 #ifdef RL_MMW_DEVICE
     constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
@@ -208,7 +209,7 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
                 deq_slice(v0, h, d0, a[ab][0], a[ab][2]);
                 deq_slice(v1, h, d1, a[ab][1], a[ab][3]);
                 wg_fence();
-                wgmma_64x64(acc, a[ab], desc_of(base + X_OFF + k * 256, swap));
+                wgmma_64x64(acc, a[ab], desc_of(base + X_OFF + k * 256));
                 wg_commit();
                 wg_wait<1>(); /* slice k - 1 is done: its A registers may be rewritten */
             }
@@ -228,7 +229,7 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     __syncthreads();
     rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y);
 #else
-    (void)m, (void)x, (void)y, (void)batch, (void)mode, (void)split, (void)swap;
+    (void)m, (void)x, (void)y, (void)batch, (void)mode, (void)split;
 #endif
 }
 
@@ -256,11 +257,7 @@ template <bool GLU> static void launch(const rl_cu_mat &m, const rl_cu_act &x, i
     constexpr int NO = GLU ? BM / 2 : BM;
     int64_t n_out = GLU ? m.rows / 2 : m.rows, tiles = (n_out + NO - 1) / NO;
     int split = split_of(tiles, (m.cols / 32 + MH_CB - 1) / MH_CB);
-    static int swap = -1;
-    if (swap < 0)
-        swap = getenv("RL_CU_MMW_SWAP") != NULL;
-    rl_launch_smem(k_mmw<GLU>, dim3((unsigned)(tiles * split)), dim3(THREADS), SMEM, s, m, x, y, batch, mode, split,
-                   swap);
+    rl_launch_smem(k_mmw<GLU>, dim3((unsigned)(tiles * split)), dim3(THREADS), SMEM, s, m, x, y, batch, mode, split);
 }
 
 } /* namespace rl_mmw */
