@@ -28,13 +28,15 @@
  * Built for sm_90a only; elsewhere rl_cu_mmw returns -ENOTSUP. */
 #include <stdlib.h>
 
+#include <type_traits>
+
 #include "rl_cu_mmh.cuh"
 
 namespace rl_mmw {
 
 using namespace rl_async;
 
-constexpr int NB = 64, BM = 128, THREADS = 256, S = 4;
+constexpr int NB = 64, BM = 128, THREADS = 256, S = 8, PER_SM = 1; /* CTAs per SM: registers for two A sets */
 constexpr int WLD = 64;                               /* quant bytes per row per stage (4 blocks) */
 constexpr int W_OFF = 0, D_OFF = BM * WLD, X_OFF = D_OFF + BM * MH_CB * 2;
 constexpr int STG = X_OFF + NB * MH_CB * 32 * 2;      /* 8 + 1 + 16 KB */
@@ -98,7 +100,7 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
 }
 
 template <bool GLU>
-__global__ void __launch_bounds__(THREADS, 2)
+__global__ void __launch_bounds__(THREADS, PER_SM)
 k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
 {
 #ifdef RL_MMW_DEVICE
@@ -170,31 +172,28 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
 
     rl_pdl_trigger();
 #pragma unroll
-    for (int s = 0; s < S - 1; s++)
+    for (int s = 0; s < S; s++)
         if (c0 + s < c1)
             load_w(s, c0 + s);
     rl_pdl_wait();
 #pragma unroll
-    for (int s = 0; s < S - 1; s++) {
+    for (int s = 0; s < S; s++) {
         if (c0 + s < c1)
             load_x(s, c0 + s);
-        cp_commit();
+        cp_commit(); /* one group per chunk, empty past the end */
     }
 
     const int wg = warp / 4, r0 = wg * 64 + (warp % 4) * 16 + g; /* rows r0 and r0 + 8 of the CTA */
     const uint32_t sel = (t4 & 1) ? 0x7632u : 0x5410u;
     const int w0 = t4 >> 1;
-    uint32_t a[2][4];
-    for (int64_t c = c0; c < c1; c++) {
-        cp_wait<S - 2>();
-        __syncthreads(); /* chunk c is in; every wgmma on chunk c - 1's stage is complete (waited below) */
-        if (c + S - 1 < c1) {
-            int st = (int)((c + S - 1 - c0) % S);
-            load_w(st, c + S - 1);
-            load_x(st, c + S - 1);
-        }
-        cp_commit();
-        const unsigned char *base = smem + (int)((c - c0) % S) * STG;
+    /* Chunks go in pairs: dequantize chunk c into A set 0 and queue its 8
+     * wgmmas, then dequantize chunk c + 1 into set 1 while they run, queue
+     * its 8, and wait for all. Nothing is in flight across the loop's back
+     * edge (ptxas serializes wgmmas whose A registers it cannot follow there).
+     * Then the pair's two stages take chunks c + S and c + S + 1. */
+    uint32_t a[2][8][4];
+    auto deq = [&](const unsigned char *base, auto bset) {
+        constexpr int B = decltype(bset)::value;
 #pragma unroll
         for (int blk = 0; blk < MH_CB; blk++) {
             uint4 q0 = *(const uint4 *)(base + W_OFF + r0 * WLD + blk * 16);
@@ -205,16 +204,42 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
             uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
 #pragma unroll
             for (int h = 0; h < 2; h++) {
-                const int k = 2 * blk + h, ab = k & 1;
-                deq_slice(v0, h, d0, a[ab][0], a[ab][2]);
-                deq_slice(v1, h, d1, a[ab][1], a[ab][3]);
-                wg_fence();
-                wgmma_64x64(acc, a[ab], desc_of(base + X_OFF + k * 256));
-                wg_commit();
-                wg_wait<1>(); /* slice k - 1 is done: its A registers may be rewritten */
+                deq_slice(v0, h, d0, a[B][2 * blk + h][0], a[B][2 * blk + h][2]);
+                deq_slice(v1, h, d1, a[B][2 * blk + h][1], a[B][2 * blk + h][3]);
             }
         }
-        wg_wait<0>(); /* this stage may be overwritten after the next barrier */
+    };
+    auto issue = [&](const unsigned char *base, auto bset) {
+        constexpr int B = decltype(bset)::value;
+        uint64_t dsc = desc_of(base + X_OFF);
+        wg_fence();
+#pragma unroll
+        for (int k = 0; k < 2 * MH_CB; k++)
+            wgmma_64x64(acc, a[B][k], dsc + (uint64_t)(k * 256 >> 4)); /* slice k: 256 bytes on */
+        wg_commit();
+    };
+    for (int64_t c = c0; c < c1; c += 2) {
+        const bool two = c + 1 < c1;
+        cp_wait<S - 2>(); /* chunks c and c + 1 are in (S - 2 groups after them) */
+        __syncthreads();
+        const unsigned char *b0 = smem + (int)((c - c0) % S) * STG, *b1 = smem + (int)((c + 1 - c0) % S) * STG;
+        deq(b0, std::integral_constant<int, 0>());
+        issue(b0, std::integral_constant<int, 0>());
+        if (two) {
+            deq(b1, std::integral_constant<int, 1>());
+            issue(b1, std::integral_constant<int, 1>());
+        }
+        wg_wait<0>();
+        __syncthreads(); /* every warp is done with both stages */
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            int64_t n = c + S + i;
+            if (n < c1) {
+                load_w((int)((n - c0) % S), n);
+                load_x((int)((n - c0) % S), n);
+            }
+            cp_commit();
+        }
     }
     cp_wait<0>();
     __syncthreads(); /* all stages consumed: the pipeline memory becomes the partial tile */
@@ -233,17 +258,25 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
 #endif
 }
 
-/* K split: the fewest ranks that give two CTAs per SM at least one wave,
- * keeping 4 chunks per rank. */
+/* K split: the one with the least estimated time, in chunks per SM: waves
+ * of CTAs times each CTA's chunks plus ~2 of pipeline fill, plus one for the
+ * reduction of a split (the workspace must hold the partials). */
 static int split_of(int64_t tiles, int64_t nch)
 {
-    int64_t slots = 2 * (int64_t)rl_cu_sm_count();
-    int sp = 1;
-    while (sp < 8 && tiles * sp < slots && nch >= 4 * (sp + 1))
-        sp++;
-    while (sp > 1 && (tiles * sp * BM * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
-        sp--;
-    return sp;
+    const int64_t slots = PER_SM * (int64_t)rl_cu_sm_count();
+    int best = 1;
+    double best_cost = 1e300;
+    for (int sp = 1; sp <= 8; sp++) {
+        if (sp > 1 && (nch < 2 * sp || tiles * sp * BM * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
+            break;
+        double waves = (double)((tiles * sp + slots - 1) / slots);
+        double cost = waves * (double)((nch + sp - 1) / sp + 2) + (sp > 1 ? 1.0 : 0.0);
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = sp;
+        }
+    }
+    return best;
 }
 
 template <bool GLU> static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y,
