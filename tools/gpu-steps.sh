@@ -5,6 +5,7 @@
 # (ringlm-bench-cuda --profile). Optionally the CUDA test suite first.
 # Part "split": rl_cu_mmh's K split through the workspace against clusters.
 # Part "mms": the small-batch kernel rl_cu_mms against rl_cu_mmh.
+# Part "mmw": the wgmma kernel rl_cu_mmw against rl_cu_mmh at 33..64 rows.
 #   source .device/setup.sh && bash tools/gpu-steps.sh [tests|split|profile]...
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-steps}
@@ -50,6 +51,17 @@ if want stall; then # where the batch-64 mmh kernel waits, per SASS instruction 
   grep -E "Duration|Warp Cycles Per Issued|Stall|Issued Ipc" "$OUT/mmh64-details.txt" | head -20
   ncu -i $OUT/mmh64.ncu-rep --page source --csv --print-source sass >"$OUT/mmh64-sass.csv" 2>&1; echo "sass csv rc=$? lines $(wc -l <"$OUT/mmh64-sass.csv")"
   head -2 "$OUT/mmh64-sass.csv" | cut -c1-600
+fi
+if want mmw; then # the wgmma kernel (rl_cu_mmw) against rl_cu_mmh at 40..64 rows
+  echo "== test_cu_mmq (rl_cu_mmw vs rl_cu_mmh)"
+  CK_FORK=no timeout 150 $B/tests/cuda/test_cu_mmq 2>&1 | grep -E "mmw vs mmh.*vs|Checks|:F:|:E:" | head -12
+  echo "== 7B Q4_0 step products (ringlm-bench-cuda --mm)"
+  for k in mmh mmw; do timeout 150 $BC --mm --mm-kernel $k 2>&1 | grep -E "^Q4_0 .* (48|64) |step matmuls.*batch (48|64)"; done
+  echo "== 7B Q4_0 engine step at batch 64, RL_CU_MMW=0 / default, twice"
+  for v in 0 auto 0 auto; do
+    echo "RL_CU_MMW=$v $(RL_CU_MMW=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  done
+  prof llama2-7b q4_0 64 160
 fi
 if want mms; then # the small-batch kernel (rl_cu_mms) against rl_cu_mmh at 9..32 rows
   echo "== test_cu_mmq"
