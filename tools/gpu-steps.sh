@@ -63,6 +63,16 @@ if want mmw; then # the wgmma kernel (rl_cu_mmw) against rl_cu_mmh at 40..64 row
   done
   prof llama2-7b q4_0 64 160
 fi
+if want mmw-stall; then # where the batch-64 mmw kernel waits (Nsight Compute)
+  echo "== ncu: mmw Q4_0 batch 64, the QKV product"
+  timeout 200 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_mmw' \
+    --launch-skip 2 --launch-count 1 --section SourceCounters --section WarpStateStats --section SpeedOfLight \
+    --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    -o $OUT/mmw64 -f $BC --mm --mm-kernel mmw --mm-batch 64 >"$OUT/ncu-run.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/mmw64.ncu-rep --page details >"$OUT/mmw64-details.txt" 2>&1
+  grep -E "Duration|Warp Cycles Per Issued|Stall|Issued Ipc|Throughput|Pipe|Grid Size|Registers" "$OUT/mmw64-details.txt" | head -40
+  ncu -i $OUT/mmw64.ncu-rep --page source --csv --print-source sass >"$OUT/mmw64-sass.csv" 2>&1; echo "sass csv rc=$? lines $(wc -l <"$OUT/mmw64-sass.csv")"
+fi
 if want mms; then # the small-batch kernel (rl_cu_mms) against rl_cu_mmh at 9..32 rows
   echo "== test_cu_mmq"
   RL_SHARED_DIR=$PWD/.gpu/shared timeout 300 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
