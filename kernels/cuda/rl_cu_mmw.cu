@@ -124,9 +124,8 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     const __half *xh = (const __half *)x.h;
 
     /* Copies per stage: quant units (16 B) of rows tid / 4 and tid / 4 + 64,
-     * the four scales of row tid (tid < BM), activation units (n, kc) for n =
-     * tid / 16 + 16 i. */
-    const int wu = tid % 4, xu = tid % 16, xn0 = tid / 16;
+     * the four scales of row tid (tid < BM); activations below. */
+    const int wu = tid % 4;
     uint32_t woff[2];
 #pragma unroll
     for (int i = 0; i < 2; i++)
@@ -153,15 +152,18 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
             }
         }
     };
+    /* Activations: lane l of warp w, round i takes batch row n = 8 ((4w + i) /
+     * 4) + l % 8 and unit kc = 4 ((4w + i) % 4) + l / 8 of the chunk: each
+     * 8-lane phase writes one whole 128-byte core matrix (no bank conflicts)
+     * and a warp reads 64 contiguous bytes of 8 rows (whole sectors). */
     auto load_x = [&](int st, int64_t c) {
         unsigned char *base = smem + st * STG + X_OFF;
-        const bool okk = c * MH_CB + xu / 4 < nb;
 #pragma unroll
         for (int i = 0; i < NB / 16; i++) {
-            int n = xn0 + 16 * i;
-            bool ok = okk && n < batch;
-            const __half *src = xh + (int64_t)n * x.n + c * MH_CB * 32 + xu * 8;
-            cp16(base + ((n / 8) * 16 + xu) * 128 + (n % 8) * 16, ok ? src : xh, ok);
+            const int combo = 4 * warp + i, n = 8 * (combo / 4) + (lane & 7), kc = 4 * (combo % 4) + (lane >> 3);
+            const bool ok = c * MH_CB + kc / 4 < nb && n < batch;
+            const __half *src = xh + (int64_t)n * x.n + c * MH_CB * 32 + kc * 8;
+            cp16(base + ((n / 8) * 16 + kc) * 128 + (n % 8) * 16, ok ? src : xh, ok);
         }
     };
 
