@@ -28,15 +28,17 @@
  * Built for sm_90a only; elsewhere rl_cu_mmw returns -ENOTSUP. */
 #include <stdlib.h>
 
-#include <type_traits>
-
 #include "rl_cu_mmh.cuh"
 
 namespace rl_mmw {
 
 using namespace rl_async;
 
-constexpr int NB = 64, BM = 128, THREADS = 256, S = 8, PER_SM = 1; /* CTAs per SM: registers for two A sets */
+/* WG warpgroups of 64 rows per CTA: the activations (16 KB per chunk) are
+ * shared by BM rows of weights (BM / 2 KB + scales), so big CTAs cut the
+ * activation traffic; four warpgroups per SM also hide each other's
+ * dequantization behind their wgmmas. */
+constexpr int WG = 4, NB = 64, BM = 64 * WG, THREADS = 128 * WG, S = 6, PER_SM = 1;
 constexpr int WLD = 64;                               /* quant bytes per row per stage (4 blocks) */
 constexpr int W_OFF = 0, D_OFF = BM * WLD, X_OFF = D_OFF + BM * MH_CB * 2;
 constexpr int STG = X_OFF + NB * MH_CB * 32 * 2;      /* 8 + 1 + 16 KB */
@@ -123,13 +125,13 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     const uint16_t *wd = (const uint16_t *)m.d;
     const __half *xh = (const __half *)x.h;
 
-    /* Copies per stage: quant units (16 B) of rows tid / 4 and tid / 4 + 64,
+    /* Copies per stage: quant units (16 B) of rows tid / 4 and tid / 4 + BM / 2,
      * the four scales of row tid (tid < BM); activations below. */
     const int wu = tid % 4;
     uint32_t woff[2];
 #pragma unroll
     for (int i = 0; i < 2; i++)
-        woff[i] = (uint32_t)(wrow(tid / 4 + 64 * i) * nb * 16) + wu * 16;
+        woff[i] = (uint32_t)(wrow(tid / 4 + BM / 2 * i) * nb * 16) + wu * 16;
     const uint32_t doff = tid < BM ? (uint32_t)(wrow(tid) * nb) : 0;
     const bool sc8 = nb % 4 == 0 && ((uintptr_t)wd & 7) == 0;
 
@@ -139,7 +141,7 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         const bool ok = c * MH_CB + wu < nb;
 #pragma unroll
         for (int i = 0; i < 2; i++)
-            cp16(base + W_OFF + (tid / 4 + 64 * i) * WLD + wu * 16, ok ? src + woff[i] : wq, ok);
+            cp16(base + W_OFF + (tid / 4 + BM / 2 * i) * WLD + wu * 16, ok ? src + woff[i] : wq, ok);
         if (tid < BM) {
             unsigned char *ds = base + D_OFF + tid * MH_CB * 2;
             const uint16_t *sp = wd + doff + c * MH_CB;
@@ -152,15 +154,16 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
             }
         }
     };
-    /* Activations: lane l of warp w, round i takes batch row n = 8 ((4w + i) /
-     * 4) + l % 8 and unit kc = 4 ((4w + i) % 4) + l / 8 of the chunk: each
+    /* Activations: lane l of warp w, round i takes batch row n = 8 (j / 4) +
+     * l % 8 and unit kc = 4 (j % 4) + l / 8 of the chunk (j = R w + i): each
      * 8-lane phase writes one whole 128-byte core matrix (no bank conflicts)
      * and a warp reads 64 contiguous bytes of 8 rows (whole sectors). */
+    constexpr int R = 32 / (THREADS / 32);
     auto load_x = [&](int st, int64_t c) {
         unsigned char *base = smem + st * STG + X_OFF;
 #pragma unroll
-        for (int i = 0; i < NB / 16; i++) {
-            const int combo = 4 * warp + i, n = 8 * (combo / 4) + (lane & 7), kc = 4 * (combo % 4) + (lane >> 3);
+        for (int i = 0; i < R; i++) {
+            const int j = R * warp + i, n = 8 * (j / 4) + (lane & 7), kc = 4 * (j % 4) + (lane >> 3);
             const bool ok = c * MH_CB + kc / 4 < nb && n < batch;
             const __half *src = xh + (int64_t)n * x.n + c * MH_CB * 32 + kc * 8;
             cp16(base + ((n / 8) * 16 + kc) * 128 + (n % 8) * 16, ok ? src : xh, ok);
@@ -174,12 +177,12 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
 
     rl_pdl_trigger();
 #pragma unroll
-    for (int s = 0; s < S; s++)
+    for (int s = 0; s < S - 1; s++)
         if (c0 + s < c1)
             load_w(s, c0 + s);
     rl_pdl_wait();
 #pragma unroll
-    for (int s = 0; s < S; s++) {
+    for (int s = 0; s < S - 1; s++) {
         if (c0 + s < c1)
             load_x(s, c0 + s);
         cp_commit(); /* one group per chunk, empty past the end */
@@ -188,14 +191,21 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     const int wg = warp / 4, r0 = wg * 64 + (warp % 4) * 16 + g; /* rows r0 and r0 + 8 of the CTA */
     const uint32_t sel = (t4 & 1) ? 0x7632u : 0x5410u;
     const int w0 = t4 >> 1;
-    /* Chunks go in pairs: dequantize chunk c into A set 0 and queue its 8
-     * wgmmas, then dequantize chunk c + 1 into set 1 while they run, queue
-     * its 8, and wait for all. Nothing is in flight across the loop's back
-     * edge (ptxas serializes wgmmas whose A registers it cannot follow there).
-     * Then the pair's two stages take chunks c + S and c + S + 1. */
-    uint32_t a[2][8][4];
-    auto deq = [&](const unsigned char *base, auto bset) {
-        constexpr int B = decltype(bset)::value;
+    /* Per chunk: dequantize its 8 slices into A, queue the 8 wgmmas, wait for
+     * them (nothing in flight across the loop edge: ptxas would serialize
+     * wgmmas whose A registers it cannot follow there). The other
+     * warpgroups' work fills the wait. */
+    uint32_t a[2 * MH_CB][4];
+    for (int64_t c = c0; c < c1; c++) {
+        cp_wait<S - 2>();
+        __syncthreads(); /* chunk c is in; every warp is done with chunk c - 1 */
+        if (c + S - 1 < c1) {
+            const int st = (int)((c + S - 1 - c0) % S); /* the stage of chunk c - 1 */
+            load_w(st, c + S - 1);
+            load_x(st, c + S - 1);
+        }
+        cp_commit();
+        const unsigned char *base = smem + (int)((c - c0) % S) * STG;
 #pragma unroll
         for (int blk = 0; blk < MH_CB; blk++) {
             uint4 q0 = *(const uint4 *)(base + W_OFF + r0 * WLD + blk * 16);
@@ -206,42 +216,17 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
             uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
 #pragma unroll
             for (int h = 0; h < 2; h++) {
-                deq_slice(v0, h, d0, a[B][2 * blk + h][0], a[B][2 * blk + h][2]);
-                deq_slice(v1, h, d1, a[B][2 * blk + h][1], a[B][2 * blk + h][3]);
+                deq_slice(v0, h, d0, a[2 * blk + h][0], a[2 * blk + h][2]);
+                deq_slice(v1, h, d1, a[2 * blk + h][1], a[2 * blk + h][3]);
             }
         }
-    };
-    auto issue = [&](const unsigned char *base, auto bset) {
-        constexpr int B = decltype(bset)::value;
-        uint64_t dsc = desc_of(base + X_OFF);
+        const uint64_t dsc = desc_of(base + X_OFF);
         wg_fence();
 #pragma unroll
         for (int k = 0; k < 2 * MH_CB; k++)
-            wgmma_64x64(acc, a[B][k], dsc + (uint64_t)(k * 256 >> 4)); /* slice k: 256 bytes on */
+            wgmma_64x64(acc, a[k], dsc + (uint64_t)(k * 256 >> 4)); /* slice k: 256 bytes on */
         wg_commit();
-    };
-    for (int64_t c = c0; c < c1; c += 2) {
-        const bool two = c + 1 < c1;
-        cp_wait<S - 2>(); /* chunks c and c + 1 are in (S - 2 groups after them) */
-        __syncthreads();
-        const unsigned char *b0 = smem + (int)((c - c0) % S) * STG, *b1 = smem + (int)((c + 1 - c0) % S) * STG;
-        deq(b0, std::integral_constant<int, 0>());
-        issue(b0, std::integral_constant<int, 0>());
-        if (two) {
-            deq(b1, std::integral_constant<int, 1>());
-            issue(b1, std::integral_constant<int, 1>());
-        }
         wg_wait<0>();
-        __syncthreads(); /* every warp is done with both stages */
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-            int64_t n = c + S + i;
-            if (n < c1) {
-                load_w((int)((n - c0) % S), n);
-                load_x((int)((n - c0) % S), n);
-            }
-            cp_commit();
-        }
     }
     cp_wait<0>();
     __syncthreads(); /* all stages consumed: the pipeline memory becomes the partial tile */
