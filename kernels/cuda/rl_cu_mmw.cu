@@ -206,8 +206,9 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         }
         cp_commit();
         const unsigned char *base = smem + (int)((c - c0) % S) * STG;
+        const uint64_t dsc = desc_of(base + X_OFF);
 #pragma unroll
-        for (int blk = 0; blk < MH_CB; blk++) {
+        for (int blk = 0; blk < MH_CB; blk++) { /* block blk + 1 is dequantized while blk's wgmmas run */
             uint4 q0 = *(const uint4 *)(base + W_OFF + r0 * WLD + blk * 16);
             uint4 q1 = *(const uint4 *)(base + W_OFF + (r0 + 8) * WLD + blk * 16);
             __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r0 * MH_CB + blk]);
@@ -219,13 +220,12 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
                 deq_slice(v0, h, d0, a[2 * blk + h][0], a[2 * blk + h][2]);
                 deq_slice(v1, h, d1, a[2 * blk + h][1], a[2 * blk + h][3]);
             }
-        }
-        const uint64_t dsc = desc_of(base + X_OFF);
-        wg_fence();
+            wg_fence();
 #pragma unroll
-        for (int k = 0; k < 2 * MH_CB; k++)
-            wgmma_64x64(acc, a[k], dsc + (uint64_t)(k * 256 >> 4)); /* slice k: 256 bytes on */
-        wg_commit();
+            for (int h = 0; h < 2; h++) /* slice 2 blk + h: 256 bytes per slice on */
+                wgmma_64x64(acc, a[2 * blk + h], dsc + (uint64_t)((2 * blk + h) * 256 >> 4));
+            wg_commit();
+        }
         wg_wait<0>();
     }
     cp_wait<0>();
