@@ -4,9 +4,10 @@
 # time to first token through libringlm, single-stream engine benchmarks, and the
 # 64-client load on the 7B shape. Parts (to fit the 10-minute call limit;
 # the build is reused while the machine stays warm):
-#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|bench-q4|ttft|load|kv|kv-load]
+#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|bench-q4|ttft|load|kv|kv-load|mmw-load]
 # kv / kv-load (not in all): the fp16 and int8 KV caches side by side, engine
-# steps (ringlm-bench-cuda) and the 64-client 7B load.
+# steps (ringlm-bench-cuda) and the 64-client 7B load; mmw-load: the same load
+# with and without rl_cu_mmw.
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-final}; M=/tmp/rl-models; mkdir -p $M
 PART=${1:-all}
@@ -94,5 +95,12 @@ for kv in q8_0 f16 q8_0; do
   grep "memory plan" "$OUT/ringlmd-load.log"
 done
 echo "-- kv q8_0, 256 clients"; LOAD_ARGS="--kv-type q8_0" load $M/llama2-7b-q4_0.gguf 256 2 96 32 128 512
+fi
+if [ "$PART" = mmw-load ]; then
+echo "== 64 clients, 7B Q4_0, int8 KV, RL_CU_MMW=0 / default (rl_cu_mmw for steps of 33..64 rows)"
+mk llama2-7b q4_0
+for v in 0 auto 0 auto; do
+  echo "-- RL_CU_MMW=$v"; RL_CU_MMW=$v LOAD_ARGS="--kv-type q8_0" load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
+done
 fi
 echo "== done"
