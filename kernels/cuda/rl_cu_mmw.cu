@@ -34,18 +34,21 @@ namespace rl_mmw {
 
 using namespace rl_async;
 
-/* WG warpgroups of 64 rows per CTA: the activations (16 KB per chunk) are
- * shared by BM rows of weights (BM / 2 KB + scales), so big CTAs cut the
- * activation traffic; four warpgroups per SM also hide each other's
- * dequantization behind their wgmmas. */
-constexpr int WG = 4, NB = 64, BM = 64 * WG, THREADS = 128 * WG, S = 6, PER_SM = 1;
-constexpr int WLD = 64;                               /* quant bytes per row per stage (4 blocks) */
-constexpr int W_OFF = 0, D_OFF = BM * WLD, X_OFF = D_OFF + BM * MH_CB * 2;
-constexpr int STG = X_OFF + NB * MH_CB * 32 * 2;      /* 8 + 1 + 16 KB */
-constexpr int SMEM_PIPE = S * STG;
-constexpr int SMEM_EPI = BM * (NB + 4) * 4 + NB * (BM / 2) * 4;
-constexpr int SMEM = SMEM_PIPE > SMEM_EPI ? SMEM_PIPE : SMEM_EPI;
-static_assert(STG % 128 == 0 && W_OFF == 0 && X_OFF % 128 == 0, "stage alignment");
+/* WG warpgroups of 64 rows per CTA (3 or 4; the host picks what fills the
+ * SMs best): the activations (16 KB per chunk) are shared by BM rows of
+ * weights (BM / 2 KB + scales), so big CTAs cut the activation traffic; the
+ * warpgroups of an SM hide each other's dequantization behind their wgmmas.
+ * One CTA per SM; as many stages (at most 8) as its shared memory holds. */
+constexpr int NB = 64, PER_SM = 1, WLD = 64; /* WLD: quant bytes per row per stage (4 blocks) */
+template <int WG> struct cfg {
+    static constexpr int BM = 64 * WG, THREADS = 128 * WG;
+    static constexpr int W_OFF = 0, D_OFF = BM * WLD, X_OFF = D_OFF + BM * MH_CB * 2;
+    static constexpr int STG = X_OFF + NB * MH_CB * 32 * 2;
+    static constexpr int S_FIT = (227 * 1024 - 1024) / STG, S = S_FIT > 8 ? 8 : S_FIT;
+    static constexpr int SMEM_PIPE = S * STG, SMEM_EPI = BM * (NB + 4) * 4 + NB * (BM / 2) * 4;
+    static constexpr int SMEM = SMEM_PIPE > SMEM_EPI ? SMEM_PIPE : SMEM_EPI;
+    static_assert(STG % 128 == 0 && X_OFF % 128 == 0 && S >= 3, "stage layout");
+};
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define RL_MMW_DEVICE 1
@@ -101,11 +104,14 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
     hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
 }
 
-template <bool GLU>
-__global__ void __launch_bounds__(THREADS, PER_SM)
+template <int WG, bool GLU>
+__global__ void __launch_bounds__(cfg<WG>::THREADS, PER_SM)
 k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
 {
 #ifdef RL_MMW_DEVICE
+    using C = cfg<WG>;
+    constexpr int BM = C::BM, THREADS = C::THREADS, W_OFF = C::W_OFF, D_OFF = C::D_OFF, X_OFF = C::X_OFF;
+    constexpr int STG = C::STG, S = C::S;
     constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
@@ -158,12 +164,14 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
      * l % 8 and unit kc = 4 (j % 4) + l / 8 of the chunk (j = R w + i): each
      * 8-lane phase writes one whole 128-byte core matrix (no bank conflicts)
      * and a warp reads 64 contiguous bytes of 8 rows (whole sectors). */
-    constexpr int R = 32 / (THREADS / 32);
+    constexpr int NW = THREADS / 32, R = (32 + NW - 1) / NW;
     auto load_x = [&](int st, int64_t c) {
         unsigned char *base = smem + st * STG + X_OFF;
 #pragma unroll
         for (int i = 0; i < R; i++) {
             const int j = R * warp + i, n = 8 * (j / 4) + (lane & 7), kc = 4 * (j % 4) + (lane >> 3);
+            if (32 % NW != 0 && j >= 32)
+                break;
             const bool ok = c * MH_CB + kc / 4 < nb && n < batch;
             const __half *src = xh + (int64_t)n * x.n + c * MH_CB * 32 + kc * 8;
             cp16(base + ((n / 8) * 16 + kc) * 128 + (n % 8) * 16, ok ? src : xh, ok);
@@ -188,7 +196,7 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         cp_commit(); /* one group per chunk, empty past the end */
     }
 
-    const int wg = warp / 4, r0 = wg * 64 + (warp % 4) * 16 + g; /* rows r0 and r0 + 8 of the CTA */
+    const int wgi = warp / 4, r0 = wgi * 64 + (warp % 4) * 16 + g; /* rows r0 and r0 + 8 of the CTA */
     const uint32_t sel = (t4 & 1) ? 0x7632u : 0x5410u;
     const int w0 = t4 >> 1;
     /* Per chunk: dequantize its 8 slices into A, queue the 8 wgmmas, wait for
@@ -245,39 +253,59 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
 #endif
 }
 
-/* K split: the one with the least estimated time, in chunks per SM: waves
- * of CTAs times each CTA's chunks plus ~2 of pipeline fill, plus one for the
+/* The plan: warpgroups per CTA and K split with the least estimated time,
+ * in chunk-rounds per SM: waves of CTAs times each CTA's chunks plus ~2 of
+ * pipeline fill, a CTA's time growing by half its share of warpgroups (the
+ * kernel is latency- more than throughput-bound), plus one chunk for the
  * reduction of a split (the workspace must hold the partials). */
-static int split_of(int64_t tiles, int64_t nch)
+struct plan {
+    int wg, split;
+};
+
+static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
 {
     const int64_t slots = PER_SM * (int64_t)rl_cu_sm_count();
-    int best = 1;
+    plan best = {4, 1};
     double best_cost = 1e300;
-    for (int sp = 1; sp <= 8; sp++) {
-        if (sp > 1 && (nch < 2 * sp || tiles * sp * BM * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
-            break;
-        double waves = (double)((tiles * sp + slots - 1) / slots);
-        double cost = waves * (double)((nch + sp - 1) / sp + 2) + (sp > 1 ? 1.0 : 0.0);
-        if (cost < best_cost) {
-            best_cost = cost;
-            best = sp;
+    for (int wg = 3; wg <= 4; wg++) {
+        int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no;
+        for (int sp = 1; sp <= 8; sp++) {
+            if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
+                break;
+            double waves = (double)((tiles * sp + slots - 1) / slots);
+            double cost = waves * (double)((nch + sp - 1) / sp + 2) * (0.5 + 0.125 * wg) + (sp > 1 ? 1.0 : 0.0);
+            if (cost < best_cost) {
+                best_cost = cost;
+                best = {wg, sp};
+            }
         }
     }
     return best;
 }
 
+template <int WG, bool GLU> static void launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode,
+                                                  rl_cu_act &y, int split, cudaStream_t s)
+{
+    using C = cfg<WG>;
+    static bool attr;
+    if (!attr) { /* idempotent */
+        cudaFuncSetAttribute(k_mmw<WG, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        attr = true;
+    }
+    constexpr int NO = GLU ? C::BM / 2 : C::BM;
+    int64_t n_out = GLU ? m.rows / 2 : m.rows, tiles = (n_out + NO - 1) / NO;
+    rl_launch_smem(k_mmw<WG, GLU>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, m, x, y, batch, mode,
+                   split);
+}
+
 template <bool GLU> static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y,
                                        cudaStream_t s)
 {
-    static bool attr;
-    if (!attr) { /* idempotent */
-        cudaFuncSetAttribute(k_mmw<GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
-        attr = true;
-    }
-    constexpr int NO = GLU ? BM / 2 : BM;
-    int64_t n_out = GLU ? m.rows / 2 : m.rows, tiles = (n_out + NO - 1) / NO;
-    int split = split_of(tiles, (m.cols / 32 + MH_CB - 1) / MH_CB);
-    rl_launch_smem(k_mmw<GLU>, dim3((unsigned)(tiles * split)), dim3(THREADS), SMEM, s, m, x, y, batch, mode, split);
+    plan p = plan_of(GLU ? m.rows / 2 : m.rows, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB);
+    if (p.wg == 3)
+        launch_wg<3, GLU>(m, x, batch, mode, y, p.split, s);
+    else
+        launch_wg<4, GLU>(m, x, batch, mode, y, p.split, s);
 }
 
 } /* namespace rl_mmw */
