@@ -5,12 +5,19 @@
  *
  * y[b][o] = sum_k W[o][k] x[b][k] as in rl_cu_mmh: W dequantized in registers
  * (scale applied, exact nibble - 8 times d in one rounding), x the fp16 copy
- * of the int8 activations. A CTA is two warpgroups, 128 weight rows (GLU: 64
- * gate rows, then their 64 up rows); each warpgroup owns 64 rows and issues
- * wgmma.m64n64k16 with A (its dequantized rows) from registers and B (the 64
- * batch rows of activations) read by the tensor cores straight from shared
- * memory, so no warp loads B fragments and the dequantization of the next
- * slice overlaps the running wgmma (two A register sets).
+ * of the int8 activations. A CTA is 3 or 4 warpgroups, 64 weight rows each
+ * (GLU: the gate rows, then their up rows), one CTA per SM. Each warpgroup
+ * issues wgmma.m64n64k16 with A (its dequantized rows) from registers and B
+ * (the 64 batch rows of activations) read by the tensor cores straight from
+ * shared memory, so no warp loads B fragments. Per K chunk (4 quant blocks)
+ * a warpgroup dequantizes a block, queues its two wgmmas, dequantizes the
+ * next block while they run, and waits at the chunk's end (nothing may be in
+ * flight across the loop edge: ptxas then serializes every wgmma).
+ *
+ * Measured (H100, docs/PERFORMANCE.md): the 7B step's products at 64 rows
+ * 5.56 ms against rl_cu_mmh's 6.01; the tensor pipe is still idle most of the
+ * time (23% active in the four-warpgroup version): the CTA-wide barrier per
+ * chunk keeps the warpgroups in step, so they dequantize at the same time.
  *
  * A fragments: warp w of a warpgroup holds rows 16w + g and 16w + g + 8 (g =
  * lane / 4) and, per 16-wide K slice, elements 2t, 2t+1, 2t+8, 2t+9 (t = lane
