@@ -46,12 +46,13 @@ using namespace rl_async;
  * weights (BM / 2 KB + scales), so big CTAs cut the activation traffic; the
  * warpgroups of an SM hide each other's dequantization behind their wgmmas.
  * One CTA per SM; as many stages (at most 8) as its shared memory holds. */
-constexpr int NB = 64, PER_SM = 1, WLD = 64; /* WLD: quant bytes per row per stage (4 blocks) */
+constexpr int NB = 64, WLD = 64; /* WLD: quant bytes per row per stage (4 blocks) */
 template <int WG> struct cfg {
     static constexpr int BM = 64 * WG, THREADS = 128 * WG;
+    static constexpr int PER_SM = WG == 2 ? 2 : 1; /* two-warpgroup CTAs: two per SM, not in step */
     static constexpr int W_OFF = 0, D_OFF = BM * WLD, X_OFF = D_OFF + BM * MH_CB * 2;
     static constexpr int STG = X_OFF + NB * MH_CB * 32 * 2;
-    static constexpr int S_FIT = (227 * 1024 - 1024) / STG, S = S_FIT > 8 ? 8 : S_FIT;
+    static constexpr int S_FIT = ((227 * 1024) / PER_SM - 1024) / STG, S = S_FIT > 8 ? 8 : S_FIT;
     static constexpr int SMEM_PIPE = S * STG, SMEM_EPI = BM * (NB + 4) * 4 + NB * (BM / 2) * 4;
     static constexpr int SMEM = SMEM_PIPE > SMEM_EPI ? SMEM_PIPE : SMEM_EPI;
     static_assert(STG % 128 == 0 && X_OFF % 128 == 0 && S >= 3, "stage layout");
@@ -112,7 +113,7 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
 }
 
 template <int WG, bool GLU>
-__global__ void __launch_bounds__(cfg<WG>::THREADS, PER_SM)
+__global__ void __launch_bounds__(cfg<WG>::THREADS, cfg<WG>::PER_SM)
 k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
 {
 #ifdef RL_MMW_DEVICE
@@ -271,10 +272,17 @@ struct plan {
 
 static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
 {
-    const int64_t slots = PER_SM * (int64_t)rl_cu_sm_count();
+    static int force_wg = -1; /* RL_CU_MMW_WG=2|3|4 (measurements) */
+    if (force_wg < 0) {
+        const char *e = getenv("RL_CU_MMW_WG");
+        force_wg = e && atoi(e) >= 2 && atoi(e) <= 4 ? atoi(e) : 0;
+    }
     plan best = {4, 1};
     double best_cost = 1e300;
-    for (int wg = 3; wg <= 4; wg++) {
+    for (int wg = 2; wg <= 4; wg++) {
+        if ((force_wg && wg != force_wg) || (!force_wg && wg == 2))
+            continue;
+        const int64_t slots = (wg == 2 ? 2 : 1) * (int64_t)rl_cu_sm_count();
         int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no;
         for (int sp = 1; sp <= 8; sp++) {
             if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
@@ -309,7 +317,9 @@ template <bool GLU> static void launch(const rl_cu_mat &m, const rl_cu_act &x, i
                                        cudaStream_t s)
 {
     plan p = plan_of(GLU ? m.rows / 2 : m.rows, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB);
-    if (p.wg == 3)
+    if (p.wg == 2)
+        launch_wg<2, GLU>(m, x, batch, mode, y, p.split, s);
+    else if (p.wg == 3)
         launch_wg<3, GLU>(m, x, batch, mode, y, p.split, s);
     else
         launch_wg<4, GLU>(m, x, batch, mode, y, p.split, s);
