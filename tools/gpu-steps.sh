@@ -57,12 +57,13 @@ if want mmw; then # the wgmma kernel (rl_cu_mmw) against rl_cu_mmh at 40..64 row
   CK_FORK=no timeout 150 $B/tests/cuda/test_cu_mmq 2>&1 | grep -E "mmw vs mmh.*vs|Checks|:F:|:E:" | head -12
   echo "== 7B Q4_0 step products (ringlm-bench-cuda --mm)"
   for k in mmh mmw; do timeout 150 $BC --mm --mm-kernel $k 2>&1 | grep -E "^Q4_0 .* (48|64) |step matmuls.*batch (48|64)"; done
-  for wg in 2 3 4; do echo "RL_CU_MMW_WG=$wg"; RL_CU_MMW_WG=$wg timeout 150 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls"; done
+  for c in "3 1" "4 1" "3 2"; do set -- $c; echo "RL_CU_MMW_WG=$1 RL_CU_MMW_MT=$2"
+    RL_CU_MMW_WG=$1 RL_CU_MMW_MT=$2 timeout 150 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls"; done
   echo "== 7B Q4_0 engine step at batch 64, RL_CU_MMW=0 / default, twice"
   for v in 0 auto 0 auto; do
     echo "RL_CU_MMW=$v $(RL_CU_MMW=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
   done
-  echo "RL_CU_MMW_WG=2 $(RL_CU_MMW_WG=2 timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+
   prof llama2-7b q4_0 64 160
 fi
 if want mmw-stall; then # where the batch-64 mmw kernel waits (Nsight Compute)

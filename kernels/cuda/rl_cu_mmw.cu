@@ -47,8 +47,8 @@ using namespace rl_async;
  * warpgroups of an SM hide each other's dequantization behind their wgmmas.
  * One CTA per SM; as many stages (at most 8) as its shared memory holds. */
 constexpr int NB = 64, WLD = 64; /* WLD: quant bytes per row per stage (4 blocks) */
-template <int WG> struct cfg {
-    static constexpr int BM = 64 * WG, THREADS = 128 * WG;
+template <int WG, int MT> struct cfg { /* MT: 64-row tiles per warpgroup (1 or 2) */
+    static constexpr int BM = 64 * WG * MT, THREADS = 128 * WG;
     static constexpr int PER_SM = WG == 2 ? 2 : 1; /* two-warpgroup CTAs: two per SM, not in step */
     static constexpr int W_OFF = 0, D_OFF = BM * WLD, X_OFF = D_OFF + BM * MH_CB * 2;
     static constexpr int STG = X_OFF + NB * MH_CB * 32 * 2;
@@ -112,12 +112,12 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
     hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
 }
 
-template <int WG, bool GLU>
-__global__ void __launch_bounds__(cfg<WG>::THREADS, cfg<WG>::PER_SM)
+template <int WG, int MT, bool GLU>
+__global__ void __launch_bounds__(cfg<WG, MT>::THREADS, cfg<WG, MT>::PER_SM)
 k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
 {
 #ifdef RL_MMW_DEVICE
-    using C = cfg<WG>;
+    using C = cfg<WG, MT>;
     constexpr int BM = C::BM, THREADS = C::THREADS, W_OFF = C::W_OFF, D_OFF = C::D_OFF, X_OFF = C::X_OFF;
     constexpr int STG = C::STG, S = C::S;
     constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
@@ -139,14 +139,16 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     const uint16_t *wd = (const uint16_t *)m.d;
     const __half *xh = (const __half *)x.h;
 
-    /* Copies per stage: quant units (16 B) of rows tid / 4 and tid / 4 + BM / 2,
+    /* Copies per stage: quant units (16 B) of rows tid / 4 + THREADS / 4 i,
      * the four scales of row tid (tid < BM); activations below. */
     const int wu = tid % 4;
-    uint32_t woff[2];
+    constexpr int WPT = 4 * BM / THREADS; /* quant units per thread per stage */
+    uint32_t woff[WPT];
 #pragma unroll
-    for (int i = 0; i < 2; i++)
-        woff[i] = (uint32_t)(wrow(tid / 4 + BM / 2 * i) * nb * 16) + wu * 16;
+    for (int i = 0; i < WPT; i++)
+        woff[i] = (uint32_t)(wrow(tid / 4 + THREADS / 4 * i) * nb * 16) + wu * 16;
     const uint32_t doff = tid < BM ? (uint32_t)(wrow(tid) * nb) : 0;
+    static_assert(BM <= THREADS, "one scale row per thread");
     const bool sc8 = nb % 4 == 0 && ((uintptr_t)wd & 7) == 0;
 
     auto load_w = [&](int st, int64_t c) {
@@ -154,8 +156,8 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         const uint8_t *src = wq + c * MH_CB * 16;
         const bool ok = c * MH_CB + wu < nb;
 #pragma unroll
-        for (int i = 0; i < 2; i++)
-            cp16(base + W_OFF + (tid / 4 + BM / 2 * i) * WLD + wu * 16, ok ? src + woff[i] : wq, ok);
+        for (int i = 0; i < WPT; i++)
+            cp16(base + W_OFF + (tid / 4 + THREADS / 4 * i) * WLD + wu * 16, ok ? src + woff[i] : wq, ok);
         if (tid < BM) {
             unsigned char *ds = base + D_OFF + tid * MH_CB * 2;
             const uint16_t *sp = wd + doff + c * MH_CB;
@@ -186,10 +188,12 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         }
     };
 
-    float acc[32];
+    float acc[MT][32];
 #pragma unroll
-    for (int i = 0; i < 32; i++)
-        acc[i] = 0.0f;
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+            acc[mt][i] = 0.0f;
 
     rl_pdl_trigger();
 #pragma unroll
@@ -204,14 +208,17 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         cp_commit(); /* one group per chunk, empty past the end */
     }
 
-    const int wgi = warp / 4, r0 = wgi * 64 + (warp % 4) * 16 + g; /* rows r0 and r0 + 8 of the CTA */
+    /* rows r0 + 64 mt and r0 + 64 mt + 8 of the CTA */
+    const int wgi = warp / 4, r0 = wgi * 64 * MT + (warp % 4) * 16 + g;
     const uint32_t sel = (t4 & 1) ? 0x7632u : 0x5410u;
     const int w0 = t4 >> 1;
     /* Per chunk: dequantize its 8 slices into A, queue the 8 wgmmas, wait for
      * them (nothing in flight across the loop edge: ptxas would serialize
      * wgmmas whose A registers it cannot follow there). The other
      * warpgroups' work fills the wait. */
-    uint32_t a[2 * MH_CB][4];
+    uint32_t a[MT == 1 ? 2 * MH_CB : 1][4];
+    uint32_t a2[MT == 1 ? 1 : 2][MT == 1 ? 1 : 2 * MT][4];
+    (void)a, (void)a2;
     for (int64_t c = c0; c < c1; c++) {
         cp_wait<S - 2>();
         __syncthreads(); /* chunk c is in; every warp is done with chunk c - 1 */
@@ -223,24 +230,54 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         cp_commit();
         const unsigned char *base = smem + (int)((c - c0) % S) * STG;
         const uint64_t dsc = desc_of(base + X_OFF);
+        if constexpr (MT == 1) {
 #pragma unroll
-        for (int blk = 0; blk < MH_CB; blk++) { /* block blk + 1 is dequantized while blk's wgmmas run */
-            uint4 q0 = *(const uint4 *)(base + W_OFF + r0 * WLD + blk * 16);
-            uint4 q1 = *(const uint4 *)(base + W_OFF + (r0 + 8) * WLD + blk * 16);
-            __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r0 * MH_CB + blk]);
-            __half2 d1 = __half2half2(((const __half *)(base + D_OFF))[(r0 + 8) * MH_CB + blk]);
-            uint32_t v0 = __byte_perm(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, sel);
-            uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
+            for (int blk = 0; blk < MH_CB; blk++) { /* block blk + 1 is dequantized while blk's wgmmas run */
+                uint4 q0 = *(const uint4 *)(base + W_OFF + r0 * WLD + blk * 16);
+                uint4 q1 = *(const uint4 *)(base + W_OFF + (r0 + 8) * WLD + blk * 16);
+                __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r0 * MH_CB + blk]);
+                __half2 d1 = __half2half2(((const __half *)(base + D_OFF))[(r0 + 8) * MH_CB + blk]);
+                uint32_t v0 = __byte_perm(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, sel);
+                uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                deq_slice(v0, h, d0, a[2 * blk + h][0], a[2 * blk + h][2]);
-                deq_slice(v1, h, d1, a[2 * blk + h][1], a[2 * blk + h][3]);
+                for (int h = 0; h < 2; h++) {
+                    deq_slice(v0, h, d0, a[2 * blk + h][0], a[2 * blk + h][2]);
+                    deq_slice(v1, h, d1, a[2 * blk + h][1], a[2 * blk + h][3]);
+                }
+                wg_fence();
+#pragma unroll
+                for (int h = 0; h < 2; h++) /* slice 2 blk + h: 256 bytes per slice on */
+                    wgmma_64x64(acc[0], a[2 * blk + h], dsc + (uint64_t)((2 * blk + h) * 256 >> 4));
+                wg_commit();
             }
-            wg_fence();
+        } else { /* two row tiles: A sets alternate per block (registers) */
 #pragma unroll
-            for (int h = 0; h < 2; h++) /* slice 2 blk + h: 256 bytes per slice on */
-                wgmma_64x64(acc, a[2 * blk + h], dsc + (uint64_t)((2 * blk + h) * 256 >> 4));
-            wg_commit();
+            for (int blk = 0; blk < MH_CB; blk++) {
+                auto &ab = a2[blk & 1];
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    const int r = r0 + 64 * mt;
+                    uint4 q0 = *(const uint4 *)(base + W_OFF + r * WLD + blk * 16);
+                    uint4 q1 = *(const uint4 *)(base + W_OFF + (r + 8) * WLD + blk * 16);
+                    __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r * MH_CB + blk]);
+                    __half2 d1 = __half2half2(((const __half *)(base + D_OFF))[(r + 8) * MH_CB + blk]);
+                    uint32_t v0 = __byte_perm(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, sel);
+                    uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        deq_slice(v0, h, d0, ab[2 * mt + h][0], ab[2 * mt + h][2]);
+                        deq_slice(v1, h, d1, ab[2 * mt + h][1], ab[2 * mt + h][3]);
+                    }
+                }
+                wg_fence();
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++)
+                        wgmma_64x64(acc[mt], ab[2 * mt + h], dsc + (uint64_t)((2 * blk + h) * 256 >> 4));
+                wg_commit();
+                wg_wait<1>(); /* block blk - 1 is done: its A set is free for blk + 1 */
+            }
         }
         wg_wait<0>();
     }
@@ -249,11 +286,13 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     float *Cs = (float *)smem;
     /* accumulators: n8 tile j: (row, col 8j + 2t, +1) in 4j, 4j + 1; row + 8 in 4j + 2, 4j + 3 */
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
-        int col = 8 * j + 2 * t4;
-        *(float2 *)(Cs + r0 * LDC + col) = make_float2(acc[4 * j], acc[4 * j + 1]);
-        *(float2 *)(Cs + (r0 + 8) * LDC + col) = make_float2(acc[4 * j + 2], acc[4 * j + 3]);
-    }
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int col = 8 * j + 2 * t4, r = r0 + 64 * mt;
+            *(float2 *)(Cs + r * LDC + col) = make_float2(acc[mt][4 * j], acc[mt][4 * j + 1]);
+            *(float2 *)(Cs + (r + 8) * LDC + col) = make_float2(acc[mt][4 * j + 2], acc[mt][4 * j + 3]);
+        }
     __syncthreads();
     rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y);
 #else
@@ -267,50 +306,67 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
  * kernel is latency- more than throughput-bound), plus one chunk for the
  * reduction of a split (the workspace must hold the partials). */
 struct plan {
-    int wg, split;
+    int wg, mt, split;
 };
+
+/* Forced CTA shape (0: automatic): RL_CU_MMW_WG=2|3|4 and RL_CU_MMW_MT=1|2 on
+ * first use, or rl_cu_mmw_force (tests). */
+static int force_wg = -1, force_mt = -1;
+
+static void read_env(void)
+{
+    if (force_wg >= 0)
+        return;
+    const char *e = getenv("RL_CU_MMW_WG"), *f = getenv("RL_CU_MMW_MT");
+    force_wg = e && atoi(e) >= 2 && atoi(e) <= 4 ? atoi(e) : 0;
+    force_mt = f && atoi(f) >= 1 && atoi(f) <= 2 ? atoi(f) : 0;
+}
 
 static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
 {
-    static int force_wg = -1; /* RL_CU_MMW_WG=2|3|4 (measurements) */
-    if (force_wg < 0) {
-        const char *e = getenv("RL_CU_MMW_WG");
-        force_wg = e && atoi(e) >= 2 && atoi(e) <= 4 ? atoi(e) : 0;
-    }
-    plan best = {4, 1};
+    read_env();
+    static const plan shapes[4] = {{2, 1, 0}, {3, 1, 0}, {4, 1, 0}, {3, 2, 0}};
+    static const double per_chunk[4] = {0.75, 0.875, 1.0, 1.5}; /* a CTA's time per chunk, relative */
+    plan best = {4, 1, 1};
     double best_cost = 1e300;
-    for (int wg = 2; wg <= 4; wg++) {
-        if ((force_wg && wg != force_wg) || (!force_wg && wg == 2))
-            continue;
+    for (int i = 0; i < 4; i++) {
+        const int wg = shapes[i].wg, mt = shapes[i].mt;
+        if (force_wg || force_mt) {
+            if ((force_wg && wg != force_wg) || (force_mt && mt != force_mt))
+                continue;
+        } else if (wg == 2) {
+            continue; /* measured slower everywhere (docs/PERFORMANCE.md) */
+        }
         const int64_t slots = (wg == 2 ? 2 : 1) * (int64_t)rl_cu_sm_count();
-        int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no;
+        int64_t bm = 64 * wg * mt, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no;
         for (int sp = 1; sp <= 8; sp++) {
             if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
                 break;
             double waves = (double)((tiles * sp + slots - 1) / slots);
-            double cost = waves * (double)((nch + sp - 1) / sp + 2) * (0.5 + 0.125 * wg) + (sp > 1 ? 1.0 : 0.0);
+            double cost = waves * (double)((nch + sp - 1) / sp + 2) * per_chunk[i] + (sp > 1 ? 1.0 : 0.0);
             if (cost < best_cost) {
                 best_cost = cost;
-                best = {wg, sp};
+                best = {wg, mt, sp};
             }
         }
     }
     return best;
 }
 
-template <int WG, bool GLU> static void launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode,
-                                                  rl_cu_act &y, int split, cudaStream_t s)
+template <int WG, int MT, bool GLU>
+static void launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, int split,
+                      cudaStream_t s)
 {
-    using C = cfg<WG>;
+    using C = cfg<WG, MT>;
     static bool attr;
     if (!attr) { /* idempotent */
-        cudaFuncSetAttribute(k_mmw<WG, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        cudaFuncSetAttribute(k_mmw<WG, MT, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         attr = true;
     }
     constexpr int NO = GLU ? C::BM / 2 : C::BM;
     int64_t n_out = GLU ? m.rows / 2 : m.rows, tiles = (n_out + NO - 1) / NO;
-    rl_launch_smem(k_mmw<WG, GLU>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, m, x, y, batch, mode,
-                   split);
+    rl_launch_smem(k_mmw<WG, MT, GLU>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, m, x, y, batch,
+                   mode, split);
 }
 
 template <bool GLU> static void launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y,
@@ -318,11 +374,13 @@ template <bool GLU> static void launch(const rl_cu_mat &m, const rl_cu_act &x, i
 {
     plan p = plan_of(GLU ? m.rows / 2 : m.rows, GLU, (m.cols / 32 + MH_CB - 1) / MH_CB);
     if (p.wg == 2)
-        launch_wg<2, GLU>(m, x, batch, mode, y, p.split, s);
+        launch_wg<2, 1, GLU>(m, x, batch, mode, y, p.split, s);
+    else if (p.wg == 3 && p.mt == 2)
+        launch_wg<3, 2, GLU>(m, x, batch, mode, y, p.split, s);
     else if (p.wg == 3)
-        launch_wg<3, GLU>(m, x, batch, mode, y, p.split, s);
+        launch_wg<3, 1, GLU>(m, x, batch, mode, y, p.split, s);
     else
-        launch_wg<4, GLU>(m, x, batch, mode, y, p.split, s);
+        launch_wg<4, 1, GLU>(m, x, batch, mode, y, p.split, s);
 }
 
 } /* namespace rl_mmw */
@@ -340,6 +398,15 @@ static bool mmw_device(void)
         cudaGetLastError();
     }
     return ok;
+}
+
+extern "C" int rl_cu_mmw_force(int wg, int mt)
+{
+    if (wg < 0 || wg == 1 || wg > 4 || mt < 0 || mt > 2 || (wg == 4 && mt == 2) || (wg == 2 && mt == 2))
+        return -EINVAL;
+    rl_mmw::read_env();
+    rl_mmw::force_wg = wg, rl_mmw::force_mt = mt;
+    return 0;
 }
 
 extern "C" int rl_cu_mmw(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)

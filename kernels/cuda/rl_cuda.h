@@ -183,6 +183,10 @@ int rl_cu_mms(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * capability 9.0 (the sm_90a code). Same arguments and results as rl_cu_mmh
  * (fp32 sums in another order). */
 int rl_cu_mmw(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
+/* Force rl_cu_mmw's CTA shape (tests, measurements): wg warpgroups (2, 3 or
+ * 4; 0: automatic) of mt 64-row tiles each (1, or 2 with 3 warpgroups; 0:
+ * automatic). -EINVAL for other values. */
+int rl_cu_mmw_force(int wg, int mt);
 
 /* Force parts of rl_cu_mmh's plan, for tests and measurements (0: automatic):
  * warps per CTA (4, 6 or 8), K split (1..8), reduction (1: cluster, 2:

@@ -387,13 +387,16 @@ START_TEST(mms_matches_mmh_and_repeats_bit_for_bit)
 }
 END_TEST
 
-/* rl_cu_mmw against rl_cu_mmh on Q4_0 shapes that take each of its plans:
- * K splits of 8 (few row tiles), 3 and none, GLU, ADD, a partial last row
- * tile, a block count per row that is not a multiple of 4 (scales without
- * 8-byte copies), batches 33..64 (padded to 64); the same bits on a second
- * run (the split reduces in rank order). */
+/* rl_cu_mmw against rl_cu_mmh on Q4_0 shapes with K splits up to 8 and none,
+ * GLU, ADD, a partial last row tile, a block count per row that is not a
+ * multiple of 4 (scales without 8-byte copies), batches 33..64 (padded to
+ * 64), for every CTA shape (_i: automatic, then each forced one); the same
+ * bits on a second run (the split reduces in rank order). */
+static const int mmw_shapes[][2] = {{0, 0}, {3, 1}, {4, 1}, {3, 2}, {2, 1}};
+
 START_TEST(mmw_matches_mmh_and_repeats_bit_for_bit)
 {
+    ck_assert_int_eq(rl_cu_mmw_force(mmw_shapes[_i][0], mmw_shapes[_i][1]), 0);
     static const struct {
         int64_t rows, cols;
         int batch, mode;
@@ -403,7 +406,8 @@ START_TEST(mmw_matches_mmh_and_repeats_bit_for_bit)
         int64_t rows = cs[ci].rows, cols = cs[ci].cols, n_out = cs[ci].mode == RL_CU_MV_GLU ? rows / 2 : rows;
         int batch = cs[ci].batch, mode = cs[ci].mode;
         char name[64];
-        snprintf(name, sizeof name, "mmw vs mmh %lldx%lld b%d mode%d", (long long)rows, (long long)cols, batch, mode);
+        snprintf(name, sizeof name, "mmw %dx%d vs mmh %lldx%lld b%d mode%d", mmw_shapes[_i][0], mmw_shapes[_i][1],
+                 (long long)rows, (long long)cols, batch, mode);
         uint64_t s = tcu_seed(name);
         float *w = malloc(rows * cols * sizeof(float));
         rl_cu_mat m;
@@ -434,6 +438,9 @@ START_TEST(mmw_matches_mmh_and_repeats_bit_for_bit)
         rl_cu_mat_free(&m);
         free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(d), free(ref);
     }
+    ck_assert_int_eq(rl_cu_mmw_force(0, 0), 0);
+    ck_assert_int_eq(rl_cu_mmw_force(4, 2), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmw_force(1, 0), -EINVAL);
 }
 END_TEST
 
@@ -501,7 +508,7 @@ int main(void)
     tcase_add_loop_test(tc, mmq_many_row_tiles_and_k_split_match_cpu, 0, 2 * N_KERNELS);
     tcase_add_loop_test(tc, mmh_k_split_reductions_agree, 0, 2);
     tcase_add_loop_test(tc, mms_matches_mmh_and_repeats_bit_for_bit, 0, 2);
-    tcase_add_test(tc, mmw_matches_mmh_and_repeats_bit_for_bit);
+    tcase_add_loop_test(tc, mmw_matches_mmh_and_repeats_bit_for_bit, 0, 5);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }
