@@ -334,8 +334,8 @@ static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
         if (force_wg || force_mt) {
             if ((force_wg && wg != force_wg) || (force_mt && mt != force_mt))
                 continue;
-        } else if (wg == 2) {
-            continue; /* measured slower everywhere (docs/PERFORMANCE.md) */
+        } else if (wg == 2 || mt == 2) {
+            continue; /* measured slower on every 7B matrix (docs/PERFORMANCE.md): tests and measurements only */
         }
         const int64_t slots = (wg == 2 ? 2 : 1) * (int64_t)rl_cu_sm_count();
         int64_t bm = 64 * wg * mt, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no;
