@@ -52,6 +52,14 @@ void rl_cfg_defaults(rl_cfg *c)
     c->kv_q8 = false;
 }
 
+int rl_cfg_kv_type(const char *value, bool *q8)
+{
+    if (strcmp(value, "f16") != 0 && strcmp(value, "q8_0") != 0)
+        return -EINVAL;
+    *q8 = strcmp(value, "q8_0") == 0;
+    return 0;
+}
+
 /* Decimal unsigned integer, no sign, no trailing junk. */
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
@@ -200,9 +208,8 @@ int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t 
         return 0;
     }
     if (strcmp(key, "kv_type") == 0) {
-        if (strcmp(value, "f16") != 0 && strcmp(value, "q8_0") != 0)
+        if (rl_cfg_kv_type(value, &c->kv_q8))
             return rl_fail(err, errlen, -EINVAL, "kv_type: '%s' is not f16 or q8_0", value);
-        c->kv_q8 = strcmp(value, "q8_0") == 0;
         return 0;
     }
     return rl_fail(err, errlen, -ENOENT, "unknown key '%s'", key);

@@ -65,6 +65,10 @@ typedef struct rl_cfg {
 
 void rl_cfg_defaults(rl_cfg *c);
 
+/* A kv_type value: "f16" (*q8 = false) or "q8_0" (true). 0, or -EINVAL with
+ * *q8 unchanged. (The key and ringlmd --kv-type.) */
+int rl_cfg_kv_type(const char *value, bool *q8);
+
 /* Set one key from its text value. Returns 0, -ENOENT (unknown key) or
  * -EINVAL/-ERANGE/-ENAMETOOLONG with a message in err. c is unchanged on error. */
 int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t errlen);

@@ -1,4 +1,5 @@
 /* rl_main.c - ringlmd entry point: parse options, create the daemon, run. */
+#include "rl_cfg.h"
 #include "rl_daemon.h"
 #include "rl_log.h"
 #include "rl_sd_service.h"
@@ -75,11 +76,10 @@ int main(int argc, char **argv)
         case 'Q': o.client_max_queued = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'C': o.client_max_kv_tokens = strtoull(optarg, NULL, 10); break;
         case 'T':
-            if (strcmp(optarg, "f16") != 0 && strcmp(optarg, "q8_0") != 0) {
+            if (rl_cfg_kv_type(optarg, &o.kv_q8)) {
                 fprintf(stderr, "ringlmd: --kv-type must be f16 or q8_0\n");
                 return 2;
             }
-            o.kv_q8 = strcmp(optarg, "q8_0") == 0;
             break;
         case 'v': rl_log_set_level(LOG_DEBUG); break;
         case 'V': printf("ringlmd %s\n", RL_VERSION); return 0;
