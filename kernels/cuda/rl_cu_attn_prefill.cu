@@ -28,29 +28,19 @@
 #define PF_BQ 32
 #define PF_BK 32
 
-/* Paged: position p of block-table row `row`, layer `layer`; rows of E
- * (rl_kv_f16 or rl_kv_q8, rl_cu_kv.cuh). */
+/* Paged: position p of this sequence's block-table row, through the pool
+ * addressing of rl_cu_kv.cuh (rows of E: rl_kv_f16 or rl_kv_q8). */
 template <class E> struct kv_paged : E {
     typedef typename E::row row_t;
-    const unsigned char *pool;
-    const int32_t *bt; /* this sequence's row */
-    uint32_t n_blocks, n_layer, n_head_kv, layer;
-    int hd;
+    rl_kv_paged<E> pool; /* the pool and layer (its per-token tables unused here) */
+    const int32_t *bt;   /* this sequence's row */
     /* Row of head kvh at position p (which 0 = K, 1 = V); nil for a bad block id. */
     __device__ __forceinline__ row_t row(int p, int which, int kvh) const
     {
         int32_t b = bt[p / RL_CU_KV_BLOCK];
-        if (b < 0 || (uint32_t)b >= n_blocks)
+        if (b < 0 || (uint32_t)b >= pool.n_blocks)
             return row_t{};
-        int64_t unit = (((int64_t)b * n_layer + layer) * 2 + which) * n_head_kv + kvh;
-        int sl = p % RL_CU_KV_BLOCK;
-        if constexpr (E::Q8) {
-            const unsigned char *u = pool + unit * rl_kv_q8::unit_bytes(hd);
-            return row_t{(const int8_t *)(u + (int64_t)sl * hd),
-                         (const __half *)(u + (int64_t)RL_CU_KV_BLOCK * hd) + sl * (hd / 32)};
-        } else {
-            return (const __half *)pool + (unit * RL_CU_KV_BLOCK + sl) * (int64_t)hd;
-        }
+        return E::ro(pool.at(b, which, kvh, p));
     }
 };
 
@@ -516,13 +506,8 @@ static bool bad_args(const float *d_q, int n_q, int32_t pos0, const rl_cu_rope *
 template <class E> static kv_paged<E> paged_of(const rl_cu_kv *kv, uint32_t bt_row, uint32_t layer)
 {
     kv_paged<E> p;
-    p.pool = (const unsigned char *)kv->pool;
+    p.pool = rl_kv_paged_make<E>(kv, nullptr, layer);
     p.bt = kv->bt + (int64_t)bt_row * kv->bt_stride;
-    p.n_blocks = kv->n_blocks;
-    p.n_layer = kv->n_layer;
-    p.n_head_kv = kv->n_head_kv;
-    p.layer = layer;
-    p.hd = (int)kv->head_dim;
     return p;
 }
 

@@ -68,6 +68,19 @@ static inline void rl_launch_cluster(void (*k)(KArgs...), int64_t tiles, int spl
     cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
 }
 
+/* Matrix row of local row r of a batched kernel's tile of NO outputs from o0
+ * (GLU: local rows from NO are the matching up rows, n_out on). Clamped: rows
+ * past the end are loaded, never written. */
+template <bool GLU>
+__device__ __forceinline__ int64_t rl_tile_row(int r, int64_t o0, int64_t NO, int64_t n_out)
+{
+    if (GLU) {
+        int64_t o = o0 + r % NO;
+        return (o < n_out ? o : n_out - 1) + (r >= NO ? n_out : 0);
+    }
+    return o0 + r < n_out ? o0 + r : n_out - 1;
+}
+
 /* The epilogue of a split-K CTA (rl_cu_mm, rl_cu_mmq, rl_cu_mmh). Cs is this
  * CTA's fp32 partial tile [local row][LDC] (batch in columns; GLU: local rows
  * < NO are gate rows, the rest the matching up rows), complete in shared

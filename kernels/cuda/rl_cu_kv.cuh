@@ -38,6 +38,7 @@ struct rl_kv_f16 {
     }
     __device__ static __forceinline__ uint4 h8(const v8 &v) { return v; }
     __device__ static __forceinline__ v8 zero() { return make_uint4(0, 0, 0, 0); }
+    __device__ static __forceinline__ row ro(wrow w) { return w; } /* a written row, read */
 };
 
 /* int8 rows, one fp16 scale per 32 values (rl_cuda.h, rl_cu_kv). */
@@ -60,6 +61,7 @@ struct rl_kv_q8 {
     static constexpr bool Q8 = true;
     __device__ static __forceinline__ bool nil(row r) { return r.q == nullptr; }
     __device__ static __forceinline__ bool nil(wrow r) { return r.q == nullptr; }
+    __device__ static __forceinline__ row ro(wrow w) { return row{w.q, w.d}; } /* a written row, read */
     __device__ static __forceinline__ v8 ld8(row r, int c)
     {
         v8 v;
@@ -184,7 +186,8 @@ template <class E> struct rl_kv_paged : E {
     {
         return bt[(int64_t)row_of[b] * stride + t / RL_CU_KV_BLOCK];
     }
-    /* Row `which` (0 K, 1 V) of head h at position t of block blk. */
+    /* Row `which` (0 K, 1 V) of head h at position t of block blk (also the
+     * prefill kernels' addressing, rl_cu_attn_prefill.cu). */
     __device__ __forceinline__ wrow at(int64_t blk, int which, int h, int64_t t) const
     {
         int64_t unit = ((blk * n_layer + layer) * 2 + which) * n_head_kv + h;
@@ -199,11 +202,7 @@ template <class E> struct rl_kv_paged : E {
     __device__ __forceinline__ row rd(int b, int which, int h, int64_t t) const
     {
         int64_t blk = block(b, t);
-        wrow w = at(blk >= 0 && blk < n_blocks ? blk : 0, which, h, t);
-        if constexpr (E::Q8)
-            return row{w.q, w.d};
-        else
-            return w;
+        return E::ro(at(blk >= 0 && blk < n_blocks ? blk : 0, which, h, t));
     }
     __device__ __forceinline__ wrow wr(int b, int which, int h, int64_t t) const
     {

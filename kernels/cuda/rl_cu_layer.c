@@ -156,6 +156,17 @@ static bool env_on(const char *name, int *cache)
     return *cache;
 }
 
+/* A kernel's override: -1 (automatic) unless name is "0" (never: 0) or "1"
+ * (always: 1); read once per cache (start it at -2). */
+static int env_force(const char *name, int *cache)
+{
+    if (*cache == -2) {
+        const char *e = getenv(name);
+        *cache = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : -1;
+    }
+    return *cache;
+}
+
 static bool mmq_on(void)
 {
     static int on = -1;
@@ -180,11 +191,11 @@ static bool mmh_on(void)
  * (docs/PERFORMANCE.md, "Small batches"). RL_CU_MMS=0: never, 1: always. */
 static bool mms_pick(const rl_cu_mat *w, int n)
 {
-    static int force = -2;
+    static int cache = -2;
     static double max_bytes;
-    if (force == -2) {
-        const char *e = getenv("RL_CU_MMS"), *m = getenv("RL_CU_MMS_MAX_MB");
-        force = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : -1;
+    int force = env_force("RL_CU_MMS", &cache);
+    if (max_bytes == 0) {
+        const char *m = getenv("RL_CU_MMS_MAX_MB");
         max_bytes = (m && atof(m) > 0 ? atof(m) : 16.0) * 1e6;
     }
     if (n > RL_CU_MMS_ENGINE_BATCH || force == 0)
@@ -196,11 +207,8 @@ static bool mms_pick(const rl_cu_mat *w, int n)
  * 64 rows) where the device has it: RL_CU_MMW=0 never, 1 from 9 rows. */
 static bool mmw_pick(const rl_cu_mat *w, int n)
 {
-    static int force = -2;
-    if (force == -2) {
-        const char *e = getenv("RL_CU_MMW");
-        force = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : -1;
-    }
+    static int cache = -2;
+    int force = env_force("RL_CU_MMW", &cache);
     return w->type == RL_TYPE_Q4_0 && force != 0 && (n > 32 || force == 1);
 }
 

@@ -61,6 +61,32 @@ template <int T> struct qtraits;
 template <> struct qtraits<RL_TYPE_Q4_0> { static const int BB = 16, WLD = 64; };
 template <> struct qtraits<RL_TYPE_Q8_0> { static const int BB = 32, WLD = 144; };
 
+/* How a row's MH_CB fp16 scales per chunk can be copied: 8 (one 8-byte
+ * cp.async), 4 (two 4-byte ones) or 0 (plain loads), from the blocks per row
+ * and the scale plane's alignment. */
+__device__ __forceinline__ int scale_copy(int64_t nb, const uint16_t *wd)
+{
+    return nb % 4 == 0 && ((uintptr_t)wd & 7) == 0 ? 8 : nb % 2 == 0 && ((uintptr_t)wd & 3) == 0 ? 4 : 0;
+}
+
+/* The MH_CB scales of chunk c of one row (sp: its first, wd: the plane) into
+ * ds, the way scale_copy said; blocks past nb give 0. Plain loads are visible
+ * after the caller's barrier, the copies after its cp.async wait. */
+__device__ __forceinline__ void copy_scales(unsigned char *ds, const uint16_t *sp, const uint16_t *wd, int64_t c,
+                                            int64_t nb, int mode)
+{
+    if (mode == 8) {
+        cp8(ds, sp, true);
+    } else if (mode == 4) {
+        cp4(ds, sp, true);
+        cp4(ds + 4, c * MH_CB + 2 < nb ? sp + 2 : wd, c * MH_CB + 2 < nb);
+    } else { /* odd blocks per row */
+#pragma unroll
+        for (int k = 0; k < MH_CB; k++)
+            ((uint16_t *)ds)[k] = c * MH_CB + k < nb ? __ldg(sp + k) : (uint16_t)0;
+    }
+}
+
 /* CTAs per SM the kernel is built for: 2 of 4 warps (latency hiding needs
  * warps); 1 of 6 or 8 (2 would cap registers at 170 / 128: spills). */
 template <int W> __host__ __device__ constexpr int min_blocks()
@@ -259,14 +285,7 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     const int64_t nb = m.cols / 32, nch = (nb + MH_CB - 1) / MH_CB;
     const int64_t c0 = nch * rank / split, c1 = nch * (rank + 1) / split;
 
-    /* Matrix row of local row r (clamped: rows past the end are loaded, never written). */
-    auto wrow = [&](int r) -> int64_t {
-        if (GLU) {
-            int64_t o = o0 + r % NO;
-            return (o < n_out ? o : n_out - 1) + (r >= NO ? n_out : 0);
-        }
-        return o0 + r < n_out ? o0 + r : n_out - 1;
-    };
+    auto wrow = [&](int r) { return rl_tile_row<GLU>(r, o0, NO, n_out); };
     const uint8_t *wq = (const uint8_t *)m.q;
     const uint16_t *wd = (const uint16_t *)m.d;
     const __half *xh = (const __half *)x.h;
@@ -284,7 +303,7 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     for (int i = 0; i < WPT; i++)
         woff[i] = (uint32_t)(wrow(tid / WUPR + i * WSTEP) * nb * BB) + wu * 16;
     const uint32_t doff = (uint32_t)(wrow(tid) * nb);
-    const bool sc8 = nb % 4 == 0 && ((uintptr_t)wd & 7) == 0, sc4 = nb % 2 == 0 && ((uintptr_t)wd & 3) == 0;
+    const int scm = scale_copy(nb, wd);
 
     auto load_w = [&](int st, int64_t c) {
         unsigned char *dst = smem + st * STG + W_OFF + (tid / WUPR) * WLD + wu * 16;
@@ -293,18 +312,7 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
 #pragma unroll
         for (int i = 0; i < WPT; i++)
             cp16(dst + i * WSTEP * WLD, ok ? src + woff[i] : wq, ok);
-        unsigned char *ds = smem + st * STG + D_OFF + tid * MH_CB * 2;
-        const uint16_t *sp = wd + doff + c * MH_CB;
-        if (sc8) { /* four scales: 8-byte aligned */
-            cp8(ds, sp, true);
-        } else if (sc4) {
-            cp4(ds, sp, true);
-            cp4(ds + 4, c * MH_CB + 2 < nb ? sp + 2 : wd, c * MH_CB + 2 < nb);
-        } else { /* odd blocks per row: plain loads, visible after the stage's barrier */
-#pragma unroll
-            for (int k = 0; k < MH_CB; k++)
-                ((uint16_t *)ds)[k] = c * MH_CB + k < nb ? __ldg(sp + k) : (uint16_t)0;
-        }
+        copy_scales(smem + st * STG + D_OFF + tid * MH_CB * 2, wd + doff + c * MH_CB, wd, c, nb, scm);
     };
     /* fp16 activations of chunk c (after rl_pdl_wait): block k of row b at b * MH_XLD + k * MH_XBLK. */
     auto load_x = [&](int st, int64_t c) {

@@ -129,14 +129,7 @@ k_mmq(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     const int64_t nb = m.cols / 32, nch = (nb + MQ_CB - 1) / MQ_CB;
     const int64_t c0 = nch * rank / split, c1 = nch * (rank + 1) / split;
 
-    /* Matrix row of local row r (clamped: rows past the end are loaded, never written). */
-    auto wrow = [&](int r) -> int64_t {
-        if (GLU) {
-            int64_t o = o0 + r % NO;
-            return (o < n_out ? o : n_out - 1) + (r >= NO ? n_out : 0);
-        }
-        return o0 + r < n_out ? o0 + r : n_out - 1;
-    };
+    auto wrow = [&](int r) { return rl_tile_row<GLU>(r, o0, NO, n_out); };
     const uint8_t *wq = (const uint8_t *)m.q;
     const uint16_t *wd = (const uint16_t *)m.d;
 

@@ -84,13 +84,7 @@ k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
     const int64_t nb = m.cols / 32, nch = (nb + MH_CB - 1) / MH_CB;
     const int64_t c0 = nch * warp / W, c1 = nch * (warp + 1) / W;
 
-    auto wrow = [&](int r) -> int64_t { /* clamped: rows past the end are loaded, never written */
-        if (GLU) {
-            int64_t o = o0 + r % NO;
-            return (o < n_out ? o : n_out - 1) + (r >= NO ? n_out : 0);
-        }
-        return o0 + r < n_out ? o0 + r : n_out - 1;
-    };
+    auto wrow = [&](int r) { return rl_tile_row<GLU>(r, o0, NO, n_out); };
     const uint8_t *wq = (const uint8_t *)m.q;
     const uint16_t *wd = (const uint16_t *)m.d;
     const __half *xh = (const __half *)x.h;
@@ -107,7 +101,7 @@ k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
 #pragma unroll
     for (int i = 0; i < DPL; i++)
         doff[i] = (uint32_t)(wrow(lane + 32 * i < R ? lane + 32 * i : 0) * nb);
-    const bool sc8 = nb % 4 == 0 && ((uintptr_t)wd & 7) == 0, sc4 = nb % 2 == 0 && ((uintptr_t)wd & 3) == 0;
+    const int scm = rl_mmh::scale_copy(nb, wd);
 
     auto load_w = [&](int st, int64_t c) {
         unsigned char *base = mine + st * STG;
@@ -123,18 +117,8 @@ k_mms(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode)
             int r = lane + 32 * i;
             if (r >= R)
                 break;
-            unsigned char *ds = base + D_OFF + r * MH_CB * 2;
-            const uint16_t *sp = wd + doff[i] + c * MH_CB;
-            if (sc8) {
-                cp8(ds, sp, true);
-            } else if (sc4) {
-                cp4(ds, sp, true);
-                cp4(ds + 4, c * MH_CB + 2 < nb ? sp + 2 : wd, c * MH_CB + 2 < nb);
-            } else { /* odd blocks per row: plain loads, visible after the __syncwarp */
-#pragma unroll
-                for (int k = 0; k < MH_CB; k++)
-                    ((uint16_t *)ds)[k] = c * MH_CB + k < nb ? __ldg(sp + k) : (uint16_t)0;
-            }
+            /* (plain loads visible after the __syncwarp) */
+            rl_mmh::copy_scales(base + D_OFF + r * MH_CB * 2, wd + doff[i] + c * MH_CB, wd, c, nb, scm);
         }
     };
     auto load_x = [&](int st, int64_t c) { /* after rl_pdl_wait */

@@ -128,13 +128,7 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     const int64_t o0 = (int64_t)(blockIdx.x / (unsigned)split) * NO;
     const int64_t nb = m.cols / 32, nch = (nb + MH_CB - 1) / MH_CB;
     const int64_t c0 = nch * rank / split, c1 = nch * (rank + 1) / split;
-    auto wrow = [&](int r) -> int64_t {
-        if (GLU) {
-            int64_t o = o0 + r % NO;
-            return (o < n_out ? o : n_out - 1) + (r >= NO ? n_out : 0);
-        }
-        return o0 + r < n_out ? o0 + r : n_out - 1;
-    };
+    auto wrow = [&](int r) { return rl_tile_row<GLU>(r, o0, NO, n_out); };
     const uint8_t *wq = (const uint8_t *)m.q;
     const uint16_t *wd = (const uint16_t *)m.d;
     const __half *xh = (const __half *)x.h;
@@ -149,7 +143,7 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         woff[i] = (uint32_t)(wrow(tid / 4 + THREADS / 4 * i) * nb * 16) + wu * 16;
     const uint32_t doff = tid < BM ? (uint32_t)(wrow(tid) * nb) : 0;
     static_assert(BM <= THREADS, "one scale row per thread");
-    const bool sc8 = nb % 4 == 0 && ((uintptr_t)wd & 7) == 0;
+    const int scm = rl_mmh::scale_copy(nb, wd);
 
     auto load_w = [&](int st, int64_t c) {
         unsigned char *base = smem + st * STG;
@@ -158,17 +152,8 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
 #pragma unroll
         for (int i = 0; i < WPT; i++)
             cp16(base + W_OFF + (tid / 4 + THREADS / 4 * i) * WLD + wu * 16, ok ? src + woff[i] : wq, ok);
-        if (tid < BM) {
-            unsigned char *ds = base + D_OFF + tid * MH_CB * 2;
-            const uint16_t *sp = wd + doff + c * MH_CB;
-            if (sc8) {
-                cp8(ds, sp, true);
-            } else {
-#pragma unroll
-                for (int k = 0; k < MH_CB; k++)
-                    ((uint16_t *)ds)[k] = c * MH_CB + k < nb ? __ldg(sp + k) : (uint16_t)0;
-            }
-        }
+        if (tid < BM)
+            rl_mmh::copy_scales(base + D_OFF + tid * MH_CB * 2, wd + doff + c * MH_CB, wd, c, nb, scm);
     };
     /* Activations: lane l of warp w, round i takes batch row n = 8 (j / 4) +
      * l % 8 and unit kc = 4 (j % 4) + l / 8 of the chunk (j = R w + i): each
@@ -212,13 +197,30 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     const int wgi = warp / 4, r0 = wgi * 64 * MT + (warp % 4) * 16 + g;
     const uint32_t sel = (t4 & 1) ? 0x7632u : 0x5410u;
     const int w0 = t4 >> 1;
-    /* Per chunk: dequantize its 8 slices into A, queue the 8 wgmmas, wait for
-     * them (nothing in flight across the loop edge: ptxas would serialize
-     * wgmmas whose A registers it cannot follow there). The other
-     * warpgroups' work fills the wait. */
-    uint32_t a[MT == 1 ? 2 * MH_CB : 1][4];
-    uint32_t a2[MT == 1 ? 1 : 2][MT == 1 ? 1 : 2 * MT][4];
-    (void)a, (void)a2;
+    /* Rows r and r + 8 of quant block blk of a stage as the A fragments of
+     * its two slices (low nibbles, high nibbles). */
+    auto deq_block = [&](const unsigned char *base, int r, int blk, uint32_t(&lo)[4], uint32_t(&hi)[4]) {
+        uint4 q0 = *(const uint4 *)(base + W_OFF + r * WLD + blk * 16);
+        uint4 q1 = *(const uint4 *)(base + W_OFF + (r + 8) * WLD + blk * 16);
+        __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r * MH_CB + blk]);
+        __half2 d1 = __half2half2(((const __half *)(base + D_OFF))[(r + 8) * MH_CB + blk]);
+        uint32_t v0 = __byte_perm(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, sel);
+        uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
+        deq_slice(v0, 0, d0, lo[0], lo[2]);
+        deq_slice(v1, 0, d1, lo[1], lo[3]);
+        deq_slice(v0, 1, d0, hi[0], hi[2]);
+        deq_slice(v1, 1, d1, hi[1], hi[3]);
+    };
+    /* Per quant block: dequantize it (every row tile), queue its wgmmas, and
+     * dequantize the next block while they run, into other A registers. One
+     * row tile: a register set per slice of the chunk, one wait at the
+     * chunk's end; two: two sets alternating per block, the older block
+     * waited for before its set is rewritten. Nothing is in flight across
+     * the loop edge (ptxas would serialize wgmmas whose A registers it cannot
+     * follow there); the other warpgroups' work fills the waits. */
+    constexpr int NA = MT == 1 ? 2 * MH_CB : 2 * 2 * MT;
+    auto slot = [](int blk, int mt, int h) { return MT == 1 ? 2 * blk + h : (blk & 1) * 2 * MT + 2 * mt + h; };
+    uint32_t a[NA][4];
     for (int64_t c = c0; c < c1; c++) {
         cp_wait<S - 2>();
         __syncthreads(); /* chunk c is in; every warp is done with chunk c - 1 */
@@ -230,54 +232,20 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         cp_commit();
         const unsigned char *base = smem + (int)((c - c0) % S) * STG;
         const uint64_t dsc = desc_of(base + X_OFF);
-        if constexpr (MT == 1) {
 #pragma unroll
-            for (int blk = 0; blk < MH_CB; blk++) { /* block blk + 1 is dequantized while blk's wgmmas run */
-                uint4 q0 = *(const uint4 *)(base + W_OFF + r0 * WLD + blk * 16);
-                uint4 q1 = *(const uint4 *)(base + W_OFF + (r0 + 8) * WLD + blk * 16);
-                __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r0 * MH_CB + blk]);
-                __half2 d1 = __half2half2(((const __half *)(base + D_OFF))[(r0 + 8) * MH_CB + blk]);
-                uint32_t v0 = __byte_perm(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, sel);
-                uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
+        for (int blk = 0; blk < MH_CB; blk++) {
 #pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    deq_slice(v0, h, d0, a[2 * blk + h][0], a[2 * blk + h][2]);
-                    deq_slice(v1, h, d1, a[2 * blk + h][1], a[2 * blk + h][3]);
-                }
-                wg_fence();
+            for (int mt = 0; mt < MT; mt++)
+                deq_block(base, r0 + 64 * mt, blk, a[slot(blk, mt, 0)], a[slot(blk, mt, 1)]);
+            wg_fence();
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
 #pragma unroll
                 for (int h = 0; h < 2; h++) /* slice 2 blk + h: 256 bytes per slice on */
-                    wgmma_64x64(acc[0], a[2 * blk + h], dsc + (uint64_t)((2 * blk + h) * 256 >> 4));
-                wg_commit();
-            }
-        } else { /* two row tiles: A sets alternate per block (registers) */
-#pragma unroll
-            for (int blk = 0; blk < MH_CB; blk++) {
-                auto &ab = a2[blk & 1];
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    const int r = r0 + 64 * mt;
-                    uint4 q0 = *(const uint4 *)(base + W_OFF + r * WLD + blk * 16);
-                    uint4 q1 = *(const uint4 *)(base + W_OFF + (r + 8) * WLD + blk * 16);
-                    __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r * MH_CB + blk]);
-                    __half2 d1 = __half2half2(((const __half *)(base + D_OFF))[(r + 8) * MH_CB + blk]);
-                    uint32_t v0 = __byte_perm(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, sel);
-                    uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
-#pragma unroll
-                    for (int h = 0; h < 2; h++) {
-                        deq_slice(v0, h, d0, ab[2 * mt + h][0], ab[2 * mt + h][2]);
-                        deq_slice(v1, h, d1, ab[2 * mt + h][1], ab[2 * mt + h][3]);
-                    }
-                }
-                wg_fence();
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                    for (int h = 0; h < 2; h++)
-                        wgmma_64x64(acc[mt], ab[2 * mt + h], dsc + (uint64_t)((2 * blk + h) * 256 >> 4));
-                wg_commit();
+                    wgmma_64x64(acc[mt], a[slot(blk, mt, h)], dsc + (uint64_t)((2 * blk + h) * 256 >> 4));
+            wg_commit();
+            if (MT > 1)
                 wg_wait<1>(); /* block blk - 1 is done: its A set is free for blk + 1 */
-            }
         }
         wg_wait<0>();
     }
