@@ -2,70 +2,23 @@
  * RoPE+KV writes quantize exactly the values the fp16 path stores (per 32,
  * d = max|x| / 127) into the right rows and nowhere else; decode attention
  * (split, unsplit, every head-size kernel) and prefill attention (tensor-core
- * and fp32 kernels) over an int8 pool agree (1e-4: the int8 dot product sums in its own order) with the same kernels over
- * an fp16 pool holding the same values; a query's result is the same bits
- * alone or batched, whatever the split. Exits 77 without a GPU. */
+ * and fp32 kernels) over an int8 pool agree (1e-4: the int8 dot product sums
+ * in its own order) with the same kernels over an fp16 pool holding the same
+ * values; a query's result is the same bits alone or batched, whatever the
+ * split. Exits 77 without a GPU. */
 #include <errno.h>
 #include <time.h>
 
-#include "tcu_util.h"
-
-enum { NL = 3, LAYER = 1 };
-
-typedef struct q8_case {
-    rl_cu_rope r;
-    int n_seq, n_ctx, stride;
-    uint32_t n_blocks;
-    int32_t *bt; /* [n_seq][stride], shuffled distinct ids */
-} q8_case;
-
-static void make_case(q8_case *c, uint64_t *s, int head_dim, bool neox)
-{
-    c->r = (rl_cu_rope){.n_head = 8, .n_head_kv = 2, .head_dim = head_dim, .n_rot = head_dim, .freq_base = 1e4f,
-                        .neox = neox};
-    c->n_seq = 3;
-    c->n_ctx = 300;
-    c->stride = (c->n_ctx + RL_CU_KV_BLOCK - 1) / RL_CU_KV_BLOCK;
-    c->n_blocks = (uint32_t)(c->n_seq * c->stride + 5);
-    uint32_t *perm = malloc(sizeof(uint32_t) * c->n_blocks);
-    for (uint32_t i = 0; i < c->n_blocks; i++)
-        perm[i] = i;
-    for (uint32_t i = c->n_blocks - 1; i > 0; i--) {
-        uint32_t j = (uint32_t)(tcu_rng_next(s) % (i + 1)), t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-    c->bt = malloc(sizeof(int32_t) * c->n_seq * c->stride);
-    for (int i = 0; i < c->n_seq * c->stride; i++)
-        c->bt[i] = (int32_t)perm[i];
-    free(perm);
-}
-
-static rl_cu_kv dev_kv(const q8_case *c, void *pool, int32_t *d_bt, bool q8)
-{
-    return (rl_cu_kv){.pool = pool, .n_blocks = c->n_blocks, .n_layer = NL, .n_head_kv = (uint32_t)c->r.n_head_kv,
-                      .head_dim = (uint32_t)c->r.head_dim, .q8 = q8, .bt = d_bt, .bt_stride = (uint32_t)c->stride};
-}
-
-static size_t unit_of(const q8_case *c, int64_t blk, int which, int h)
-{
-    return (((size_t)blk * NL + LAYER) * 2 + which) * c->r.n_head_kv + h;
-}
-
-/* fp16 pool: element offset of row (blk, which, h, position t). */
-static size_t f16_off(const q8_case *c, int64_t blk, int which, int h, int t)
-{
-    return (unit_of(c, blk, which, h) * RL_CU_KV_BLOCK + t % RL_CU_KV_BLOCK) * c->r.head_dim;
-}
+#include "tcu_kv.h"
 
 /* int8 pool: byte offsets of the row's quants and of its first scale. */
-static size_t q8_qoff(const q8_case *c, int64_t blk, int which, int h, int t)
+static size_t q8_qoff(const pool_case *c, int64_t blk, int which, int h, int t)
 {
     int hd = c->r.head_dim;
     return unit_of(c, blk, which, h) * (size_t)RL_CU_KV_BLOCK * hd * 17 / 16 + (size_t)(t % RL_CU_KV_BLOCK) * hd;
 }
 
-static size_t q8_doff(const q8_case *c, int64_t blk, int which, int h, int t)
+static size_t q8_doff(const pool_case *c, int64_t blk, int which, int h, int t)
 {
     int hd = c->r.head_dim;
     return unit_of(c, blk, which, h) * (size_t)RL_CU_KV_BLOCK * hd * 17 / 16 + (size_t)RL_CU_KV_BLOCK * hd +
@@ -86,7 +39,7 @@ END_TEST
 static void check_rope_q8(int head_dim, bool neox)
 {
     uint64_t s = tcu_seed("q8 rope");
-    q8_case c;
+    pool_case c;
     make_case(&c, &s, head_dim, neox);
     int hd = c.r.head_dim, kvd = c.r.n_head_kv * hd, qd = c.r.n_head * hd, rowlen = qd + 2 * kvd;
     enum { NT = 4 };
@@ -119,7 +72,7 @@ static void check_rope_q8(int head_dim, bool neox)
         int64_t blk = c.bt[row[t] * c.stride + pos[t] / RL_CU_KV_BLOCK];
         for (int which = 0; which < 2; which++)
             for (int h = 0; h < c.r.n_head_kv; h++) {
-                const uint16_t *f = p16 + f16_off(&c, blk, which, h, pos[t]);
+                const uint16_t *f = p16 + pool_off(&c, blk, which, h, pos[t]);
                 const int8_t *q = (const int8_t *)p8 + q8_qoff(&c, blk, which, h, pos[t]);
                 const uint16_t *d = (const uint16_t *)(p8 + q8_doff(&c, blk, which, h, pos[t]));
                 for (int g = 0; g < hd / 32; g++) {
@@ -172,7 +125,7 @@ typedef struct pools {
     size_t b8, b16;
 } pools;
 
-static pools make_pools(const q8_case *c, uint64_t *s)
+static pools make_pools(const pool_case *c, uint64_t *s)
 {
     int hd = c->r.head_dim;
     pools p;
@@ -203,7 +156,7 @@ static pools make_pools(const q8_case *c, uint64_t *s)
 static void check_decode_q8(int head_dim)
 {
     uint64_t s = tcu_seed("q8 decode attention");
-    q8_case c;
+    pool_case c;
     make_case(&c, &s, head_dim, false);
     int hd = c.r.head_dim, qd = c.r.n_head * hd;
     pools p = make_pools(&c, &s);
@@ -252,7 +205,7 @@ END_TEST
 static void check_prefill_q8(int head_dim)
 {
     uint64_t s = tcu_seed("q8 prefill attention");
-    q8_case c;
+    pool_case c;
     make_case(&c, &s, head_dim, false);
     int hd = c.r.head_dim, qd = c.r.n_head * hd;
     pools p = make_pools(&c, &s);
@@ -285,7 +238,7 @@ END_TEST
 START_TEST(q8_needs_head_dim_multiple_of_32)
 {
     uint64_t s = tcu_seed("q8 head dim");
-    q8_case c;
+    pool_case c;
     make_case(&c, &s, 40, false);
     int qd = c.r.n_head * 40, rowlen = qd + 2 * c.r.n_head_kv * 40;
     void *pool = tcu_dev(4096), *buf = tcu_dev((size_t)rowlen * 4 * 2);

@@ -341,108 +341,82 @@ START_TEST(mmh_k_split_reductions_agree)
 }
 END_TEST
 
-/* rl_cu_mms against rl_cu_mmh (the same fp16 products, fp32 sums in
- * another order) on shapes that take each of its CTA layouts: 32-row CTAs,
- * 64-row CTAs (a matrix with rows for 64 per SM), GLU; K ranges that leave
- * some warps without a chunk; and the same bits on a second run. */
+/* One shape of a kernel checked against rl_cu_mmh (the same fp16 products,
+ * fp32 sums in another order): within 1e-5 of it, within MMQ_TOL of the
+ * float64 reference, nothing written past the output, and the same bits on a
+ * second run. label names the case in messages. */
+typedef struct vs_mmh_case {
+    int64_t rows, cols;
+    int batch, mode;
+} vs_mmh_case;
+
+static void check_vs_mmh(tcu_product_fn f, const char *label, rl_type t, const vs_mmh_case *cs)
+{
+    int64_t rows = cs->rows, cols = cs->cols, n_out = cs->mode == RL_CU_MV_GLU ? rows / 2 : rows;
+    int batch = cs->batch, mode = cs->mode;
+    char name[96];
+    snprintf(name, sizeof name, "%s vs mmh %s %lldx%lld b%d mode%d", label, rl_type_get(t)->name, (long long)rows,
+             (long long)cols, batch, mode);
+    uint64_t s = tcu_seed(name);
+    float *w = malloc(rows * cols * sizeof(float));
+    rl_cu_mat m;
+    tcu_make_weight(t, rows, cols, &s, &m, w);
+    float *x = tcu_rand_vec(&s, cols * batch, 1.0f), *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
+    rl_cu_act xa = make_act(cols, batch, x);
+    CU_OK(rl_cu_quantize(&xa, batch, 0));
+    float *out[3];
+    for (int k = 0; k < 3; k++) {
+        rl_cu_act ya = make_out(n_out, n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
+        CU_OK((k == 0 ? rl_cu_mmh : f)(&m, &xa, batch, mode, &ya, 0));
+        out[k] = malloc(n_out * batch * sizeof(float));
+        tcu_down(out[k], ya.f, n_out * batch * sizeof(float));
+        assert_untouched(&ya, batch, name);
+        free_act(&ya);
+    }
+    double *d = malloc(n_out * batch * sizeof(double)), *ref = malloc(n_out * batch * sizeof(double));
+    for (int64_t i = 0; i < n_out * batch; i++)
+        d[i] = out[0][i];
+    double e = tcu_rel_err(out[1], d, n_out * batch);
+    tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
+    double er = tcu_rel_err(out[1], ref, n_out * batch);
+    fprintf(stderr, "%s: vs mmh %.3g, vs float64 %.3g\n", name, e, er);
+    ck_assert_msg(e < 1e-5, "%s: rel diff to rl_cu_mmh %g", name, e);
+    ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
+    ck_assert_msg(memcmp(out[1], out[2], n_out * batch * sizeof(float)) == 0, "%s: second run differs", name);
+    free_act(&xa);
+    rl_cu_mat_free(&m);
+    free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(d), free(ref);
+}
+
+/* rl_cu_mms against rl_cu_mmh on shapes that take each of its CTA layouts:
+ * 32-row CTAs, 64-row CTAs (a matrix with rows for 64 per SM), GLU; K ranges
+ * that leave some warps without a chunk. */
 START_TEST(mms_matches_mmh_and_repeats_bit_for_bit)
 {
-    static const struct {
-        int64_t rows, cols;
-        int batch, mode;
-    } cs[] = {{2048, 2048, 20, RL_CU_MV_ADD}, {8500, 512, 24, RL_CU_MV_STORE}, {2 * 1000, 1024, 17, RL_CU_MV_GLU},
-              {300, 256, 9, RL_CU_MV_STORE}, {96, 64, 32, RL_CU_MV_ADD}, {640, 4096, 3, RL_CU_MV_GLU}};
-    rl_type t = q_types[_i];
-    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
-        int64_t rows = cs[ci].rows, cols = cs[ci].cols, n_out = cs[ci].mode == RL_CU_MV_GLU ? rows / 2 : rows;
-        int batch = cs[ci].batch, mode = cs[ci].mode;
-        char name[64];
-        snprintf(name, sizeof name, "mms vs mmh %s %lldx%lld b%d mode%d", rl_type_get(t)->name, (long long)rows,
-                 (long long)cols, batch, mode);
-        uint64_t s = tcu_seed(name);
-        float *w = malloc(rows * cols * sizeof(float));
-        rl_cu_mat m;
-        tcu_make_weight(t, rows, cols, &s, &m, w);
-        float *x = tcu_rand_vec(&s, cols * batch, 1.0f), *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
-        rl_cu_act xa = make_act(cols, batch, x);
-        CU_OK(rl_cu_quantize(&xa, batch, 0));
-        float *out[3];
-        for (int k = 0; k < 3; k++) {
-            rl_cu_act ya = make_out(n_out, n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
-            CU_OK(k == 0 ? rl_cu_mmh(&m, &xa, batch, mode, &ya, 0) : rl_cu_mms(&m, &xa, batch, mode, &ya, 0));
-            out[k] = malloc(n_out * batch * sizeof(float));
-            tcu_down(out[k], ya.f, n_out * batch * sizeof(float));
-            assert_untouched(&ya, batch, name);
-            free_act(&ya);
-        }
-        double *d = malloc(n_out * batch * sizeof(double)), *ref = malloc(n_out * batch * sizeof(double));
-        for (int64_t i = 0; i < n_out * batch; i++)
-            d[i] = out[0][i];
-        double e = tcu_rel_err(out[1], d, n_out * batch);
-        tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
-        double er = tcu_rel_err(out[1], ref, n_out * batch);
-        fprintf(stderr, "%s: vs mmh %.3g, vs float64 %.3g\n", name, e, er);
-        ck_assert_msg(e < 1e-5, "%s: rel diff to rl_cu_mmh %g", name, e);
-        ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
-        ck_assert_msg(memcmp(out[1], out[2], n_out * batch * sizeof(float)) == 0, "%s: second run differs", name);
-        free_act(&xa);
-        rl_cu_mat_free(&m);
-        free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(d), free(ref);
-    }
+    static const vs_mmh_case cs[] = {{2048, 2048, 20, RL_CU_MV_ADD}, {8500, 512, 24, RL_CU_MV_STORE},
+                                     {2 * 1000, 1024, 17, RL_CU_MV_GLU}, {300, 256, 9, RL_CU_MV_STORE},
+                                     {96, 64, 32, RL_CU_MV_ADD},         {640, 4096, 3, RL_CU_MV_GLU}};
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++)
+        check_vs_mmh(rl_cu_mms, "mms", q_types[_i], &cs[ci]);
 }
 END_TEST
 
 /* rl_cu_mmw against rl_cu_mmh on Q4_0 shapes with K splits up to 8 and none,
  * GLU, ADD, a partial last row tile, a block count per row that is not a
  * multiple of 4 (scales without 8-byte copies), batches 33..64 (padded to
- * 64), for every CTA shape (_i: automatic, then each forced one); the same
- * bits on a second run (the split reduces in rank order). */
+ * 64), for every CTA shape (_i: automatic, then each forced one). */
 static const int mmw_shapes[][2] = {{0, 0}, {3, 1}, {4, 1}, {3, 2}, {2, 1}};
 
 START_TEST(mmw_matches_mmh_and_repeats_bit_for_bit)
 {
     ck_assert_int_eq(rl_cu_mmw_force(mmw_shapes[_i][0], mmw_shapes[_i][1]), 0);
-    static const struct {
-        int64_t rows, cols;
-        int batch, mode;
-    } cs[] = {{4096, 4096, 64, RL_CU_MV_ADD}, {12288, 1024, 48, RL_CU_MV_STORE}, {2 * 1000, 1024, 40, RL_CU_MV_GLU},
-              {300, 256, 33, RL_CU_MV_STORE}, {512, 2848, 64, RL_CU_MV_ADD}, {640, 4096, 57, RL_CU_MV_GLU}};
-    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
-        int64_t rows = cs[ci].rows, cols = cs[ci].cols, n_out = cs[ci].mode == RL_CU_MV_GLU ? rows / 2 : rows;
-        int batch = cs[ci].batch, mode = cs[ci].mode;
-        char name[64];
-        snprintf(name, sizeof name, "mmw %dx%d vs mmh %lldx%lld b%d mode%d", mmw_shapes[_i][0], mmw_shapes[_i][1],
-                 (long long)rows, (long long)cols, batch, mode);
-        uint64_t s = tcu_seed(name);
-        float *w = malloc(rows * cols * sizeof(float));
-        rl_cu_mat m;
-        tcu_make_weight(RL_TYPE_Q4_0, rows, cols, &s, &m, w);
-        float *x = tcu_rand_vec(&s, cols * batch, 1.0f), *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
-        rl_cu_act xa = make_act(cols, batch, x);
-        CU_OK(rl_cu_quantize(&xa, batch, 0));
-        float *out[3];
-        for (int k = 0; k < 3; k++) {
-            rl_cu_act ya = make_out(n_out, n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
-            CU_OK(k == 0 ? rl_cu_mmh(&m, &xa, batch, mode, &ya, 0) : rl_cu_mmw(&m, &xa, batch, mode, &ya, 0));
-            out[k] = malloc(n_out * batch * sizeof(float));
-            tcu_down(out[k], ya.f, n_out * batch * sizeof(float));
-            assert_untouched(&ya, batch, name);
-            free_act(&ya);
-        }
-        double *d = malloc(n_out * batch * sizeof(double)), *ref = malloc(n_out * batch * sizeof(double));
-        for (int64_t i = 0; i < n_out * batch; i++)
-            d[i] = out[0][i];
-        double e = tcu_rel_err(out[1], d, n_out * batch);
-        tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
-        double er = tcu_rel_err(out[1], ref, n_out * batch);
-        fprintf(stderr, "%s: vs mmh %.3g, vs float64 %.3g\n", name, e, er);
-        ck_assert_msg(e < 1e-5, "%s: rel diff to rl_cu_mmh %g", name, e);
-        ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
-        ck_assert_msg(memcmp(out[1], out[2], n_out * batch * sizeof(float)) == 0, "%s: second run differs", name);
-        free_act(&xa);
-        rl_cu_mat_free(&m);
-        free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(d), free(ref);
-    }
+    static const vs_mmh_case cs[] = {{4096, 4096, 64, RL_CU_MV_ADD},     {12288, 1024, 48, RL_CU_MV_STORE},
+                                     {2 * 1000, 1024, 40, RL_CU_MV_GLU}, {300, 256, 33, RL_CU_MV_STORE},
+                                     {512, 2848, 64, RL_CU_MV_ADD},      {640, 4096, 57, RL_CU_MV_GLU}};
+    char label[32];
+    snprintf(label, sizeof label, "mmw %dx%d", mmw_shapes[_i][0], mmw_shapes[_i][1]);
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++)
+        check_vs_mmh(rl_cu_mmw, label, RL_TYPE_Q4_0, &cs[ci]);
     ck_assert_int_eq(rl_cu_mmw_force(0, 0), 0);
     ck_assert_int_eq(rl_cu_mmw_force(4, 2), -EINVAL);
     ck_assert_int_eq(rl_cu_mmw_force(1, 0), -EINVAL);

@@ -7,56 +7,13 @@
 #include <errno.h>
 #include <time.h>
 
-#include "tcu_util.h"
-
-enum { NL = 3, LAYER = 1 };
-
-typedef struct pool_case {
-    rl_cu_rope r;
-    int n_seq, n_ctx, stride; /* stride: blocks per sequence */
-    uint32_t n_blocks;
-    int32_t *bt;              /* [n_seq][stride], shuffled distinct ids */
-} pool_case;
-
-static size_t pool_off(const pool_case *c, int64_t blk, int which, int h, int t)
-{
-    int hd = c->r.head_dim;
-    return ((((size_t)blk * NL + LAYER) * 2 + which) * c->r.n_head_kv + h) * RL_CU_KV_BLOCK * hd +
-           (size_t)(t % RL_CU_KV_BLOCK) * hd;
-}
-
-static void make_case(pool_case *c, uint64_t *s, int head_dim)
-{
-    c->r = (rl_cu_rope){.n_head = 8, .n_head_kv = 2, .head_dim = head_dim, .n_rot = head_dim, .freq_base = 1e4f};
-    c->n_seq = 3;
-    c->n_ctx = 300;
-    c->stride = (c->n_ctx + RL_CU_KV_BLOCK - 1) / RL_CU_KV_BLOCK;
-    c->n_blocks = (uint32_t)(c->n_seq * c->stride + 5); /* some blocks belong to nobody */
-    uint32_t *perm = malloc(sizeof(uint32_t) * c->n_blocks);
-    for (uint32_t i = 0; i < c->n_blocks; i++)
-        perm[i] = i;
-    for (uint32_t i = c->n_blocks - 1; i > 0; i--) {
-        uint32_t j = (uint32_t)(tcu_rng_next(s) % (i + 1)), t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-    c->bt = malloc(sizeof(int32_t) * c->n_seq * c->stride);
-    for (int i = 0; i < c->n_seq * c->stride; i++)
-        c->bt[i] = (int32_t)perm[i];
-    free(perm);
-}
-
-static rl_cu_kv dev_kv(const pool_case *c, void *pool, int32_t *d_bt)
-{
-    return (rl_cu_kv){.pool = pool, .n_blocks = c->n_blocks, .n_layer = NL, .n_head_kv = (uint32_t)c->r.n_head_kv,
-                      .head_dim = (uint32_t)c->r.head_dim, .bt = d_bt, .bt_stride = (uint32_t)c->stride};
-}
+#include "tcu_kv.h"
 
 static void check_paged_attention(int head_dim, int n_split_force)
 {
     uint64_t s = tcu_seed("paged attention");
     pool_case c;
-    make_case(&c, &s, head_dim);
+    make_case(&c, &s, head_dim, false);
     int hd = c.r.head_dim, kvd = c.r.n_head_kv * hd, qd = c.r.n_head * hd;
     size_t ce = (size_t)c.n_seq * c.n_ctx * kvd;
     size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd, false) / 2 * c.n_blocks;
@@ -88,7 +45,7 @@ static void check_paged_attention(int head_dim, int n_split_force)
     void *scr = tcu_dev(scr_bytes);
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess);
     rl_cu_act o1 = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd}, o2 = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd};
-    rl_cu_kv kv = dev_kv(&c, dpool, dbt);
+    rl_cu_kv kv = dev_kv(&c, dpool, dbt, false);
     CU_OK(rl_cu_attn_decode(dq, dk, dv, dpos, drow, NQ, &c.r, c.n_ctx, n_split, scr, &o1, 0));
     CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &kv, LAYER, n_split, scr, &o2, 0));
     float *a = malloc((size_t)qd * NQ * 4), *b = malloc((size_t)qd * NQ * 4);
@@ -118,7 +75,7 @@ START_TEST(paged_rope_kv_writes_only_its_block_rows)
 {
     uint64_t s = tcu_seed("paged rope");
     pool_case c;
-    make_case(&c, &s, 64);
+    make_case(&c, &s, 64, false);
     int hd = c.r.head_dim, kvd = c.r.n_head_kv * hd, qd = c.r.n_head * hd, rowlen = qd + 2 * kvd;
     enum { NT = 4 };
     int32_t pos[NT] = {0, 17, 18, 299}, row[NT] = {1, 0, 0, -1}; /* the last one has no row: writes nothing */
@@ -132,7 +89,7 @@ START_TEST(paged_rope_kv_writes_only_its_block_rows)
     float *dq1 = tcu_dev((size_t)qd * NT * 4), *dq2 = tcu_dev((size_t)qd * NT * 4);
     size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd, false) / 2 * c.n_blocks;
     uint16_t *dpool = tcu_dev(pool_elems * 2); /* poisoned 0xFFFF */
-    rl_cu_kv kv = dev_kv(&c, dpool, dbt);
+    rl_cu_kv kv = dev_kv(&c, dpool, dbt, false);
     CU_OK(rl_cu_rope_kv(dqkv, NT, dpos, drow, &c.r, c.n_ctx, dq1, dk, dv, 0));
     CU_OK(rl_cu_rope_kv_paged(dqkv, NT, dpos, drow, &c.r, &kv, LAYER, dq2, 0));
     uint16_t *k = malloc(ce * 2), *v = malloc(ce * 2), *pool = malloc(pool_elems * 2);
@@ -171,13 +128,13 @@ START_TEST(kv_block_copy_moves_every_layer)
 {
     uint64_t s = tcu_seed("block copy");
     pool_case c;
-    make_case(&c, &s, 64);
+    make_case(&c, &s, 64, false);
     size_t bb = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)c.r.head_dim, false);
     uint8_t *h = malloc(bb * c.n_blocks);
     for (size_t i = 0; i < bb * c.n_blocks; i++)
         h[i] = (uint8_t)tcu_rng_next(&s);
     void *d = tcu_up(h, bb * c.n_blocks);
-    rl_cu_kv kv = dev_kv(&c, d, NULL);
+    rl_cu_kv kv = dev_kv(&c, d, NULL, false);
     CU_OK(rl_cu_kv_copy_block(&kv, 4, 9, 0));
     ck_assert_int_eq(rl_cu_kv_copy_block(&kv, c.n_blocks, 0, 0), -EINVAL);
     uint8_t *g = malloc(bb * c.n_blocks);
@@ -195,7 +152,7 @@ START_TEST(split_attention_is_batch_and_split_invariant)
 {
     uint64_t s = tcu_seed("attention invariance");
     pool_case c;
-    make_case(&c, &s, 128);
+    make_case(&c, &s, 128, false);
     int hd = c.r.head_dim, qd = c.r.n_head * hd;
     size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd, false) / 2 * c.n_blocks;
     uint16_t *pool = malloc(pool_elems * 2);
@@ -208,7 +165,7 @@ START_TEST(split_attention_is_batch_and_split_invariant)
     int32_t *dpos = tcu_up(pos, sizeof pos), *drow = tcu_up(row, sizeof row);
     int32_t *dbt = tcu_up(c.bt, sizeof(int32_t) * c.n_seq * c.stride);
     void *dpool = tcu_up(pool, pool_elems * 2);
-    rl_cu_kv kv = dev_kv(&c, dpool, dbt);
+    rl_cu_kv kv = dev_kv(&c, dpool, dbt, false);
     size_t scr_bytes = rl_cu_attn_scratch_size(NQ, c.r.n_head, hd, (int64_t)c.stride * RL_CU_KV_BLOCK);
     void *scr = tcu_dev(scr_bytes);
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess);
