@@ -6,6 +6,7 @@
 # Part "split": rl_cu_mmh's K split through the workspace against clusters.
 # Part "mms": the small-batch kernel rl_cu_mms against rl_cu_mmh.
 # Part "mmw": the wgmma kernel rl_cu_mmw against rl_cu_mmh at 33..64 rows.
+# Part "attn": Nsight Compute on the decode attention at batch 64 and 1.
 #   source .device/setup.sh && bash tools/gpu-steps.sh [tests|split|profile]...
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-steps}
@@ -75,6 +76,16 @@ if want mmw-stall; then # where the batch-64 mmw kernel waits (Nsight Compute)
   ncu -i $OUT/mmw64.ncu-rep --page details >"$OUT/mmw64-details.txt" 2>&1
   grep -E "Duration|Warp Cycles Per Issued|Stall|Issued Ipc|Throughput|Pipe|Grid Size|Registers" "$OUT/mmw64-details.txt" | head -40
   ncu -i $OUT/mmw64.ncu-rep --page source --csv --print-source sass >"$OUT/mmw64-sass.csv" 2>&1; echo "sass csv rc=$? lines $(wc -l <"$OUT/mmw64-sass.csv")"
+fi
+if want attn; then # where the decode attention waits (Nsight Compute), batch 64 (int8 and fp16 KV) and batch 1
+  for c in "64 160 q8_0" "64 160 f16" "1 512 f16"; do set -- $c
+    echo "== ncu: k_attn 7B Q4_0 batch $1 position ~$2 KV $3"
+    timeout 200 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'6k_attnI' --launch-skip 40 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      -o $OUT/attn-$1-$3 -f $BC --shape llama2-7b --type q4_0 --batch $1 --prompt $2 --gen 16 --kv $3 >"$OUT/ncu-attn.log" 2>&1; echo "ncu rc=$?"
+    ncu -i $OUT/attn-$1-$3.ncu-rep --page details >"$OUT/attn-$1-$3.txt" 2>&1
+    grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Warp Cycles Per Issued|Stall|Grid Size|Waves" "$OUT/attn-$1-$3.txt" | head -24
+  done
 fi
 if want mms; then # the small-batch kernel (rl_cu_mms) against rl_cu_mmh at 9..32 rows
   echo "== test_cu_mmq"
