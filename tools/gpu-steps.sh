@@ -7,6 +7,7 @@
 # Part "mms": the small-batch kernel rl_cu_mms against rl_cu_mmh.
 # Part "mmw": the wgmma kernel rl_cu_mmw against rl_cu_mmh at 33..64 rows.
 # Part "attn": Nsight Compute on the decode attention at batch 64 and 1.
+# Part "attnw": the warp decode-attention kernel against the block kernel.
 #   source .device/setup.sh && bash tools/gpu-steps.sh [tests|split|profile]...
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-steps}
@@ -86,6 +87,22 @@ if want attn; then # where the decode attention waits (Nsight Compute), batch 64
     ncu -i $OUT/attn-$1-$3.ncu-rep --page details >"$OUT/attn-$1-$3.txt" 2>&1
     grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Warp Cycles Per Issued|Stall|Grid Size|Waves" "$OUT/attn-$1-$3.txt" | head -24
   done
+fi
+if want attnw; then # the warp decode-attention kernel against the block kernel (RL_CU_ATTN_KERNEL)
+  echo "== attention tests"
+  for t in test_cu_kernels test_cu_kvq8 test_cu_paged; do
+    RL_SHARED_DIR=$PWD/.gpu/shared timeout 200 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
+    grep -E "Failure|failed|:F:|:E:" "$OUT/$t.log" | head -5
+  done
+  for kern in ${ATTN_KERNELS:-block warp}; do
+    export RL_CU_ATTN_KERNEL=$kern; echo "-- RL_CU_ATTN_KERNEL=$kern"
+    for c in "llama2-7b 64 160 q8_0" "llama2-7b 64 160 f16" "llama2-7b 1 512 f16" "tinyllama-1.1b 1 512 f16"; do set -- $c
+      a=$(timeout 150 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "^ *attention" | head -1)
+      g=$(timeout 150 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --kv $4 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')
+      echo "$1 b$2 p$3 $4: $g | $a"
+    done
+  done
+  unset RL_CU_ATTN_KERNEL
 fi
 if want mms; then # the small-batch kernel (rl_cu_mms) against rl_cu_mmh at 9..32 rows
   echo "== test_cu_mmq"

@@ -13,6 +13,7 @@
  * Unsplit mode (n_split == 0, prefill): one block per head runs an online
  * softmax over all positions and writes the result directly. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "rl_cu_kv.cuh"
 
@@ -223,6 +224,47 @@ __device__ __forceinline__ void att_emit(const rl_cu_act &out, int b, int h, int
     }
 }
 
+/* After a block stored its chunk partials ([hd] weighted V, max, sum at
+ * base + chunk * (hd + 2)): count in on the (row, head)'s counter; the last
+ * block of the head to arrive merges every chunk in chunk order (the same sums
+ * whoever computed them) and writes the result. */
+__device__ __forceinline__ void att_count_in_and_merge(const rl_cu_act &out, int b, int h, int hd, int64_t nch,
+                                                       const float *base, unsigned *cnt)
+{
+    __shared__ bool s_last;
+    int tid = threadIdx.x, n_split = gridDim.x;
+    /* Make this block's partials visible device-wide before counting in. */
+    __threadfence();
+    __syncthreads();
+    if (tid == 0)
+        s_last = atomicAdd(cnt, 1u) == (unsigned)n_split - 1;
+    __syncthreads();
+    if (!s_last)
+        return;
+    __threadfence(); /* order our reads of the other blocks' partials after the count */
+    float M = -INFINITY;
+#pragma unroll 8
+    for (int64_t k = 0; k < nch; k++)
+        M = fmaxf(M, __ldcg(base + k * (hd + 2) + hd));
+    for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
+        int d = d0 + tid;
+        float num = 0.0f, den = 0.0f;
+        if (M != -INFINITY) {
+#pragma unroll 8
+            for (int64_t k = 0; k < nch; k++) {
+                const float *pk = base + k * (hd + 2);
+                float w = __expf(__ldcg(pk + hd) - M);
+                den += __ldcg(pk + hd + 1) * w;
+                if (d < hd)
+                    num += __ldcg(pk + d) * w;
+            }
+        }
+        att_emit(out, b, h, hd, d0, den > 0.0f ? num / den : 0.0f);
+    }
+    if (tid == 0)
+        *cnt = 0; /* ready for the next launch (graph replays) */
+}
+
 /* Grid (max(n_split, 1), n_head, batch). kmax: chunk partial slots per (row, head). */
 template <int HDC, class KV> /* head dim known at compile time (0: read from r); KV addressing */
 __global__ void __launch_bounds__(ATT_THREADS)
@@ -234,7 +276,6 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
     __shared__ float red[32];
     __shared__ float vred[ATT_THREADS * 8];
     __shared__ float part[ATT_MAX_HD];
-    __shared__ bool s_last;
     rl_pdl_trigger();
     rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
@@ -274,37 +315,122 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
             o[hd + 1] = st.l;
         }
     }
-    /* Make this block's partials visible device-wide before counting in. */
-    __threadfence();
-    __syncthreads();
-    unsigned *cnt = counters + (int64_t)b * r.n_head + h;
-    if (tid == 0)
-        s_last = atomicAdd(cnt, 1u) == (unsigned)n_split - 1;
-    __syncthreads();
-    if (!s_last)
-        return;
-    __threadfence(); /* order our reads of the other blocks' partials after the count */
-    float M = -INFINITY;
-#pragma unroll 8
-    for (int64_t k = 0; k < nch; k++)
-        M = fmaxf(M, __ldcg(base + k * (hd + 2) + hd));
-    for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
-        int d = d0 + tid;
-        float num = 0.0f, den = 0.0f;
-        if (M != -INFINITY) {
-#pragma unroll 8
-            for (int64_t k = 0; k < nch; k++) { /* chunk order: the same sums whoever computed them */
-                const float *pk = base + k * (hd + 2);
-                float w = __expf(__ldcg(pk + hd) - M);
-                den += __ldcg(pk + hd + 1) * w;
-                if (d < hd)
-                    num += __ldcg(pk + d) * w;
+    att_count_in_and_merge(out, b, h, hd, nch, base, counters + (int64_t)b * r.n_head + h);
+}
+
+/* Split-mode decode for head sizes 64 and 128: each chunk is cut between the
+ * block's 4 warps (16 positions each), and a warp works alone on its part,
+ * with no block barrier: lane (r, g) owns dims 8g..8g+7 (G = HD / 8 lanes per
+ * position) of positions r, r + PP, ... (PP = 32 / G), loads their K and V
+ * rows at once, reduces its scores across the G lanes with shuffles and keeps
+ * a softmax of its own. One barrier per chunk then merges the 4 warps in warp
+ * order, so the chunk's partial, like the block kernel's, depends only on the
+ * chunk's data. */
+#define ATTW_WARPS (ATT_THREADS / 32)
+template <int HD, class KV>
+__global__ void __launch_bounds__(ATT_THREADS)
+k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
+            float *scratch, rl_cu_act out)
+{
+    constexpr int G = HD / 8, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
+    static_assert(HD % 8 == 0 && 32 % G == 0 && WP % PP == 0, "head size");
+    __shared__ float wm[ATTW_WARPS], wl[ATTW_WARPS];
+    __shared__ float wacc[ATTW_WARPS][HD];
+    rl_pdl_trigger();
+    rl_pdl_wait();
+    int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
+    int kvh = h / (r.n_head / r.n_head_kv);
+    int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane % G, rs = lane / G;
+    int p = pos[b];
+    int64_t len = A.ok(b, p) ? (int64_t)p + 1 : 0;
+    if (len > kmax * ATT_TILE)
+        len = 0; /* more positions than the scratch has chunks for: refuse rather than overrun */
+    float qv[8];
+    {
+        const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + 8 * g);
+        float4 a = qp[0], c = qp[1];
+        const float scale = rsqrtf((float)HD);
+        qv[0] = a.x * scale, qv[1] = a.y * scale, qv[2] = a.z * scale, qv[3] = a.w * scale;
+        qv[4] = c.x * scale, qv[5] = c.y * scale, qv[6] = c.z * scale, qv[7] = c.w * scale;
+    }
+    float *base = scratch + ((int64_t)b * r.n_head + h) * kmax * (HD + 2);
+    int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
+    for (int64_t c = sp; c < nch; c += n_split) {
+        int64_t t0 = c * ATT_TILE + w * WP;
+        int nt = (int)(len - t0 < WP ? len - t0 : WP); /* this warp's positions (may be <= 0) */
+        typename KV::v8 kr[NI], vr[NI];
+#pragma unroll
+        for (int i = 0; i < NI; i++) {
+            int j = rs + PP * i;
+            kr[i] = j < nt ? KV::ld8(A.k(b, kvh, t0 + j), 8 * g) : KV::zero();
+            vr[i] = j < nt ? KV::ld8(A.v(b, kvh, t0 + j), 8 * g) : KV::zero();
+        }
+        float sc[NI], m = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < NI; i++) {
+            float f[8], dot = 0.0f;
+            KV::f8(kr[i], f);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                dot += qv[e] * f[e];
+#pragma unroll
+            for (int o = G / 2; o >= 1; o >>= 1)
+                dot += __shfl_xor_sync(0xffffffffu, dot, o);
+            sc[i] = rs + PP * i < nt ? dot : -INFINITY;
+            m = fmaxf(m, sc[i]);
+        }
+#pragma unroll
+        for (int o = G; o < 32; o <<= 1)
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+        float l = 0.0f, acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (m != -INFINITY) {
+#pragma unroll
+            for (int i = 0; i < NI; i++) {
+                float e = __expf(sc[i] - m), f[8]; /* 0 past the warp's positions */
+                KV::f8(vr[i], f);
+                l += e;
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    acc[k] += e * f[k];
             }
         }
-        att_emit(out, b, h, hd, d0, den > 0.0f ? num / den : 0.0f);
+#pragma unroll
+        for (int o = G; o < 32; o <<= 1) {
+            l += __shfl_xor_sync(0xffffffffu, l, o);
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], o);
+        }
+        if (rs == 0) {
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                wacc[w][8 * g + k] = acc[k];
+            if (g == 0)
+                wm[w] = m, wl[w] = l;
+        }
+        __syncthreads();
+        float *o = base + c * (HD + 2);
+        float M = -INFINITY;
+#pragma unroll
+        for (int v = 0; v < ATTW_WARPS; v++)
+            M = fmaxf(M, wm[v]);
+        for (int d = tid; d < HD; d += ATT_THREADS) {
+            float num = 0.0f, den = 0.0f;
+#pragma unroll
+            for (int v = 0; v < ATTW_WARPS; v++) { /* warp order: the same bits every time */
+                if (wm[v] == -INFINITY)
+                    continue;
+                float e = __expf(wm[v] - M);
+                num += wacc[v][d] * e;
+                den += wl[v] * e;
+            }
+            o[d] = num;
+            if (d == 0)
+                o[HD] = M, o[HD + 1] = den;
+        }
+        __syncthreads(); /* wm, wl, wacc are rewritten by the next chunk */
     }
-    if (tid == 0)
-        *cnt = 0; /* ready for the next launch (graph replays) */
+    att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h);
 }
 
 static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_cu_act *out)
@@ -313,6 +439,26 @@ static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_c
            r->head_dim <= ATT_MAX_HD && r->n_head_kv > 0 && r->n_head % r->n_head_kv == 0 &&
            out->n == (int64_t)r->n_head * r->head_dim && (int64_t)batch * r->n_head <= ATT_MAX_COUNTERS &&
            !(r->head_dim % 8 && r->head_dim > ATT_THREADS);
+}
+
+/* Which split-mode kernel serves head sizes 64 and 128: 0 the warp kernel
+ * (default), 1 the block kernel; rl_cu_attn_force or RL_CU_ATTN_KERNEL=warp|block. */
+static int attn_forced = -1;
+extern "C" void rl_cu_attn_force(int kernel)
+{
+    attn_forced = kernel;
+}
+
+static int rl_cu_attn_kernel(void)
+{
+    if (attn_forced >= 0)
+        return attn_forced;
+    static int env = -1;
+    if (env < 0) {
+        const char *e = getenv("RL_CU_ATTN_KERNEL");
+        env = e && !strcmp(e, "block") ? 1 : 0;
+    }
+    return env;
 }
 
 template <class KV>
@@ -326,7 +472,12 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     dim3 grid(split ? n_split : 1, r->n_head, batch), block(ATT_THREADS);
     /* Specialised head sizes pay off for decode (few blocks, latency-bound);
      * prefill (unsplit, thousands of blocks) measured faster generic. */
-    if (r->head_dim == 64 && split)
+    int kern = rl_cu_attn_kernel();
+    if (r->head_dim == 64 && split && kern != 1)
+        rl_launch(k_attn_warp<64, KV>, grid, block, s, d_q, A, d_pos, *r, kmax, counters, partials, *out);
+    else if (r->head_dim == 128 && split && kern != 1)
+        rl_launch(k_attn_warp<128, KV>, grid, block, s, d_q, A, d_pos, *r, kmax, counters, partials, *out);
+    else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
     else if (r->head_dim == 128 && split)
         rl_launch(k_attn<128, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);

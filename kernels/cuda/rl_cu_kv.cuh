@@ -41,6 +41,17 @@ struct rl_kv_f16 {
     __device__ static __forceinline__ row ro(wrow w) { return w; } /* a written row, read */
 };
 
+/* The 4 signed bytes of w as exact floats without the slow integer-to-float
+ * conversion: byte + 128 becomes the low mantissa bits of 2^23 (one byte
+ * permute each), and 2^23 + 128 is subtracted. */
+__device__ __forceinline__ void rl_s8x4_f(uint32_t w, float (&f)[4])
+{
+    uint32_t u = w ^ 0x80808080u;
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        f[k] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540u + k)) - 8388736.0f;
+}
+
 /* int8 rows, one fp16 scale per 32 values (rl_cuda.h, rl_cu_kv). */
 struct rl_kv_q8_row {
     const int8_t *q;
@@ -72,10 +83,13 @@ struct rl_kv_q8 {
     __device__ static __forceinline__ float ld1(row r, int c) { return (float)r.q[c] * __half2float(r.d[c / 32]); }
     __device__ static __forceinline__ void f8(const v8 &v, float (&f)[8])
     {
+        float a[4], b[4];
+        rl_s8x4_f(v.q.x, a);
+        rl_s8x4_f(v.q.y, b);
 #pragma unroll
         for (int k = 0; k < 4; k++) {
-            f[k] = (float)(int8_t)(v.q.x >> (8 * k)) * v.d;
-            f[4 + k] = (float)(int8_t)(v.q.y >> (8 * k)) * v.d;
+            f[k] = a[k] * v.d;
+            f[4 + k] = b[k] * v.d;
         }
     }
     __device__ static __forceinline__ uint4 h8(const v8 &v)
@@ -99,12 +113,15 @@ struct rl_kv_q8 {
         float d = __half2float(r.d[c / 32]), s0 = 0.0f, s1 = 0.0f;
         const uint32_t *w = (const uint32_t *)u;
 #pragma unroll
-        for (int k = 0; k < 8; k++)
+        for (int k = 0; k < 8; k++) {
+            float f[4];
+            rl_s8x4_f(w[k], f);
 #pragma unroll
             for (int e = 0; e < 4; e += 2) {
-                s0 += q[4 * k + e] * (float)(int8_t)(w[k] >> (8 * e));
-                s1 += q[4 * k + e + 1] * (float)(int8_t)(w[k] >> (8 * e + 8));
+                s0 += q[4 * k + e] * f[e];
+                s1 += q[4 * k + e + 1] * f[e + 1];
             }
+        }
         return d * (s0 + s1);
     }
     __device__ static __forceinline__ v8 zero()

@@ -240,6 +240,10 @@ int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int
 #define RL_CU_ATTN_CHUNK 64
 size_t rl_cu_attn_scratch_size(int batch, int n_head, int head_dim, int64_t n_ctx);
 int rl_cu_attn_splits(int batch, int n_head);
+/* Split-mode kernel for head sizes 64 and 128, for tests and measurements:
+ * -1 automatic (the warp kernel, or RL_CU_ATTN_KERNEL=warp|block), 0 the warp
+ * kernel (each warp a part of a chunk, no barrier inside), 1 the block kernel. */
+void rl_cu_attn_force(int kernel);
 int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
                       const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
                       int64_t n_ctx, int n_split, void *d_scratch, const rl_cu_act *out,

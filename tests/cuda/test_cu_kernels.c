@@ -241,7 +241,9 @@ START_TEST(rope_kv_rotates_and_writes_cache)
 }
 END_TEST
 
-static void check_attn(int n_split_force, int head_dim)
+/* One decode attention (kernel: as rl_cu_attn_force) checked against a
+ * float64 reference; returns the output (the caller frees it). */
+static float *check_attn_k(int n_split_force, int head_dim, int kernel)
 {
     uint64_t s = tcu_seed("attention");
     rl_cu_rope r = {.n_head = 8, .n_head_kv = 2, .head_dim = head_dim, .n_rot = head_dim, .freq_base = 1e4f};
@@ -264,6 +266,7 @@ static void check_attn(int n_split_force, int head_dim)
     void *scr = tcu_dev(scr_bytes);
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess); /* counters start at zero (documented) */
     rl_cu_act out = make_act(qd, batch, NULL);
+    rl_cu_attn_force(kernel);
     CU_OK(rl_cu_attn_decode(dq, dk, dv, dpos, dslot, batch, &r, n_ctx, n_split, scr, &out, 0));
     /* Again on a poisoned output: the arrival counters were left at zero. */
     ck_assert(cudaMemset(out.f, 0xFF, (size_t)qd * batch * 4) == cudaSuccess);
@@ -292,10 +295,17 @@ static void check_attn(int n_split_force, int head_dim)
                         sc[t] / sum * h2f(v[((size_t)slot[b] * n_ctx + t) * kvd + kh * hd + i]);
         }
     double err = tcu_rel_err(o, ref, (size_t)qd * batch);
-    ck_assert_msg(err < 1e-4, "attention rel err %g (n_split %d)", err, n_split);
+    ck_assert_msg(err < 1e-4, "attention rel err %g (n_split %d, kernel %d)", err, n_split, kernel);
+    rl_cu_attn_force(-1);
     free_act(&out);
     cudaFree(dk), cudaFree(dv), cudaFree(dq), cudaFree(dpos), cudaFree(dslot), cudaFree(scr);
-    free(k), free(v), free(q), free(o), free(ref), free(sc);
+    free(k), free(v), free(q), free(ref), free(sc);
+    return o;
+}
+
+static void check_attn(int n_split_force, int head_dim)
+{
+    free(check_attn_k(n_split_force, head_dim, -1));
 }
 
 START_TEST(attention_decode_matches_cpu_with_gqa)
@@ -313,6 +323,31 @@ START_TEST(attention_decode_same_result_for_any_split)
     check_attn(32, 128);
     check_attn(-1, 128);
     check_attn(-1, 40);
+}
+END_TEST
+
+/* The warp kernel (the default for head sizes 64 and 128) gives the same bits
+ * for every split, and agrees with the block kernel. */
+START_TEST(attention_warp_kernel_split_invariant_and_matches_block_kernel)
+{
+    const int hds[2] = {64, 128}, splits[3] = {1, 7, 32};
+    size_t n = (size_t)8 * 128 * 3;
+    for (int i = 0; i < 2; i++) {
+        size_t ni = n / 128 * hds[i];
+        float *blk = check_attn_k(5, hds[i], 1), *w0 = check_attn_k(splits[0], hds[i], 0);
+        double e = 0, d = 0;
+        for (size_t j = 0; j < ni; j++) {
+            e += ((double)w0[j] - blk[j]) * ((double)w0[j] - blk[j]);
+            d += (double)blk[j] * blk[j];
+        }
+        ck_assert_msg(sqrt(e / d) < 1e-5, "head %d: warp vs block kernel rel L2 %g", hds[i], sqrt(e / d));
+        for (int k = 1; k < 3; k++) {
+            float *wk = check_attn_k(splits[k], hds[i], 0);
+            ck_assert_msg(!memcmp(wk, w0, ni * 4), "head %d: split %d differs from split 1", hds[i], splits[k]);
+            free(wk);
+        }
+        free(blk), free(w0);
+    }
 }
 END_TEST
 
@@ -437,6 +472,7 @@ int main(void)
     tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 2);
     tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
     tcase_add_test(tc, attention_decode_same_result_for_any_split);
+    tcase_add_test(tc, attention_warp_kernel_split_invariant_and_matches_block_kernel);
     tcase_add_test(tc, argmax_picks_lowest_index_on_ties_and_skips_nan);
     tcase_add_loop_test(tc, gemm_matches_cpu, 0, nt);
     tcase_add_loop_test(tc, get_rows_dequantizes_and_zeroes_bad_ids, 0, nt);
