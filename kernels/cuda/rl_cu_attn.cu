@@ -318,22 +318,61 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
     att_count_in_and_merge(out, b, h, hd, nch, base, counters + (int64_t)b * r.n_head + h);
 }
 
+/* What one lane of the warp kernel holds of a K or V row: 8 fp16 values
+ * (one 16-byte load), or 16 int8 values and their group's scale (one 16-byte
+ * load and one 2-byte load). */
+template <class KV, bool Q8 = KV::Q8> struct attw_lane {
+    static constexpr int VL = 8;
+    typedef uint4 t;
+    __device__ static __forceinline__ t ld(typename KV::row r, int c) { return KV::ld8(r, c); }
+    __device__ static __forceinline__ t zero() { return make_uint4(0, 0, 0, 0); }
+    __device__ static __forceinline__ void f(const t &v, float (&o)[VL]) { KV::f8(v, o); }
+};
+template <class KV> struct attw_lane<KV, true> {
+    static constexpr int VL = 16;
+    struct t {
+        uint4 q;
+        float d;
+    };
+    __device__ static __forceinline__ t ld(typename KV::row r, int c)
+    {
+        t v;
+        v.q = *(const uint4 *)(r.q + c);
+        v.d = __half2float(r.d[c / 32]);
+        return v;
+    }
+    __device__ static __forceinline__ t zero() { return t{make_uint4(0, 0, 0, 0), 0.0f}; }
+    __device__ static __forceinline__ void f(const t &v, float (&o)[VL])
+    {
+        const uint32_t w[4] = {v.q.x, v.q.y, v.q.z, v.q.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float x[4];
+            rl_s8x4_f(w[k], x);
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                o[4 * k + e] = x[e] * v.d;
+        }
+    }
+};
+
 /* Split-mode decode for head sizes 64 and 128: each chunk is cut between the
  * block's 4 warps (16 positions each), and a warp works alone on its part,
- * with no block barrier: lane (r, g) owns dims 8g..8g+7 (G = HD / 8 lanes per
- * position) of positions r, r + PP, ... (PP = 32 / G), loads their K and V
- * rows at once, reduces its scores across the G lanes with shuffles and keeps
- * a softmax of its own. One barrier per chunk then merges the 4 warps in warp
- * order, so the chunk's partial, like the block kernel's, depends only on the
- * chunk's data. */
+ * with no block barrier: lane (r, g) owns dims VL*g.. of the row (G = HD / VL
+ * lanes per position; VL = 8 fp16 or 16 int8 values) at positions r, r + PP,
+ * ... (PP = 32 / G), loads their K and V rows at once, reduces its scores
+ * across the G lanes with shuffles and keeps a softmax of its own. One barrier
+ * per chunk then merges the 4 warps in warp order, so the chunk's partial,
+ * like the block kernel's, depends only on the chunk's data. */
 #define ATTW_WARPS (ATT_THREADS / 32)
 template <int HD, class KV>
-__global__ void __launch_bounds__(ATT_THREADS)
+__global__ void __launch_bounds__(ATT_THREADS, 6)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
             float *scratch, rl_cu_act out)
 {
-    constexpr int G = HD / 8, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
-    static_assert(HD % 8 == 0 && 32 % G == 0 && WP % PP == 0, "head size");
+    typedef attw_lane<KV> L;
+    constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
+    static_assert(HD % VL == 0 && 32 % G == 0 && WP % PP == 0, "head size");
     __shared__ float wm[ATTW_WARPS], wl[ATTW_WARPS];
     __shared__ float wacc[ATTW_WARPS][HD];
     rl_pdl_trigger();
@@ -345,33 +384,35 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     int64_t len = A.ok(b, p) ? (int64_t)p + 1 : 0;
     if (len > kmax * ATT_TILE)
         len = 0; /* more positions than the scratch has chunks for: refuse rather than overrun */
-    float qv[8];
+    float qv[VL];
     {
-        const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + 8 * g);
-        float4 a = qp[0], c = qp[1];
+        const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + VL * g);
         const float scale = rsqrtf((float)HD);
-        qv[0] = a.x * scale, qv[1] = a.y * scale, qv[2] = a.z * scale, qv[3] = a.w * scale;
-        qv[4] = c.x * scale, qv[5] = c.y * scale, qv[6] = c.z * scale, qv[7] = c.w * scale;
+#pragma unroll
+        for (int k = 0; k < VL / 4; k++) {
+            float4 a = qp[k];
+            qv[4 * k] = a.x * scale, qv[4 * k + 1] = a.y * scale, qv[4 * k + 2] = a.z * scale, qv[4 * k + 3] = a.w * scale;
+        }
     }
     float *base = scratch + ((int64_t)b * r.n_head + h) * kmax * (HD + 2);
     int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
     for (int64_t c = sp; c < nch; c += n_split) {
         int64_t t0 = c * ATT_TILE + w * WP;
         int nt = (int)(len - t0 < WP ? len - t0 : WP); /* this warp's positions (may be <= 0) */
-        typename KV::v8 kr[NI], vr[NI];
+        typename L::t kr[NI], vr[NI];
 #pragma unroll
         for (int i = 0; i < NI; i++) {
             int j = rs + PP * i;
-            kr[i] = j < nt ? KV::ld8(A.k(b, kvh, t0 + j), 8 * g) : KV::zero();
-            vr[i] = j < nt ? KV::ld8(A.v(b, kvh, t0 + j), 8 * g) : KV::zero();
+            kr[i] = j < nt ? L::ld(A.k(b, kvh, t0 + j), VL * g) : L::zero();
+            vr[i] = j < nt ? L::ld(A.v(b, kvh, t0 + j), VL * g) : L::zero();
         }
         float sc[NI], m = -INFINITY;
 #pragma unroll
         for (int i = 0; i < NI; i++) {
-            float f[8], dot = 0.0f;
-            KV::f8(kr[i], f);
+            float f[VL], dot = 0.0f;
+            L::f(kr[i], f);
 #pragma unroll
-            for (int e = 0; e < 8; e++)
+            for (int e = 0; e < VL; e++)
                 dot += qv[e] * f[e];
 #pragma unroll
             for (int o = G / 2; o >= 1; o >>= 1)
@@ -382,15 +423,18 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
 #pragma unroll
         for (int o = G; o < 32; o <<= 1)
             m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-        float l = 0.0f, acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        float l = 0.0f, acc[VL];
+#pragma unroll
+        for (int k = 0; k < VL; k++)
+            acc[k] = 0.0f;
         if (m != -INFINITY) {
 #pragma unroll
             for (int i = 0; i < NI; i++) {
-                float e = __expf(sc[i] - m), f[8]; /* 0 past the warp's positions */
-                KV::f8(vr[i], f);
+                float e = __expf(sc[i] - m), f[VL]; /* 0 past the warp's positions */
+                L::f(vr[i], f);
                 l += e;
 #pragma unroll
-                for (int k = 0; k < 8; k++)
+                for (int k = 0; k < VL; k++)
                     acc[k] += e * f[k];
             }
         }
@@ -398,13 +442,13 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         for (int o = G; o < 32; o <<= 1) {
             l += __shfl_xor_sync(0xffffffffu, l, o);
 #pragma unroll
-            for (int k = 0; k < 8; k++)
+            for (int k = 0; k < VL; k++)
                 acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], o);
         }
         if (rs == 0) {
 #pragma unroll
-            for (int k = 0; k < 8; k++)
-                wacc[w][8 * g + k] = acc[k];
+            for (int k = 0; k < VL; k++)
+                wacc[w][VL * g + k] = acc[k];
             if (g == 0)
                 wm[w] = m, wl[w] = l;
         }

@@ -183,6 +183,14 @@ static void check_decode_q8(int head_dim)
                           "hd %d split %d: int8 %g vs fp16 %g at %d", hd, splits[k], b[i], a[i], i);
         if (splits[k] == 0)
             continue;
+        /* the block kernel on the same int8 pool agrees with the (default) warp kernel */
+        rl_cu_attn_force(1);
+        CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &k8, LAYER, splits[k], scr, &o1, 0));
+        rl_cu_attn_force(-1);
+        tcu_down(a, o1.f, (size_t)qd * NQ * 4);
+        for (int i = 0; i < qd * NQ; i++)
+            ck_assert_msg(fabsf(a[i] - b[i]) <= 2e-6f * (1.0f + fabsf(a[i])),
+                          "hd %d split %d: warp kernel %g vs block kernel %g at %d", hd, splits[k], b[i], a[i], i);
         /* query 0 alone: the same bits as inside the batch */
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &k8, LAYER, rl_cu_attn_splits(1, c.r.n_head), scr, &o2, 0));
         tcu_down(solo, o2.f, (size_t)qd * 4);
