@@ -365,8 +365,8 @@ template <class KV> struct attw_lane<KV, true> {
  * per chunk then merges the 4 warps in warp order, so the chunk's partial,
  * like the block kernel's, depends only on the chunk's data. */
 #define ATTW_WARPS (ATT_THREADS / 32)
-template <int HD, class KV>
-__global__ void __launch_bounds__(ATT_THREADS, 6)
+template <int HD, class KV, int MINB> /* MINB: blocks per SM the registers must allow */
+__global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
             float *scratch, rl_cu_act out)
 {
@@ -517,10 +517,16 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     /* Specialised head sizes pay off for decode (few blocks, latency-bound);
      * prefill (unsplit, thousands of blocks) measured faster generic. */
     int kern = rl_cu_attn_kernel();
+    /* The warp kernel: with more blocks than one wave holds at 4 per SM (large
+     * batches), registers for 6 per SM; else every load of a chunk in flight
+     * at once (about 120 registers), which the single stream needs. */
+    bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * 132;
     if (r->head_dim == 64 && split && kern != 1)
-        rl_launch(k_attn_warp<64, KV>, grid, block, s, d_q, A, d_pos, *r, kmax, counters, partials, *out);
+        rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
+                  counters, partials, *out);
     else if (r->head_dim == 128 && split && kern != 1)
-        rl_launch(k_attn_warp<128, KV>, grid, block, s, d_q, A, d_pos, *r, kmax, counters, partials, *out);
+        rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
+                  counters, partials, *out);
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
     else if (r->head_dim == 128 && split)
