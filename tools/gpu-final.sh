@@ -4,10 +4,11 @@
 # time to first token through libringlm, single-stream engine benchmarks, and the
 # 64-client load on the 7B shape. Parts (to fit the 10-minute call limit;
 # the build is reused while the machine stays warm):
-#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|bench-q4|ttft|load|kv|kv-load|mmw-load]
+#   source .device/setup.sh && bash tools/gpu-final.sh [all|tests|sanitize|bench|bench-q4|ttft|load|kv|kv-load|mmw-load|attn-load]
 # kv / kv-load (not in all): the fp16 and int8 KV caches side by side, engine
 # steps (ringlm-bench-cuda) and the 64-client 7B load; mmw-load: the same load
-# with and without rl_cu_mmw.
+# with and without rl_cu_mmw; attn-load: the block and warp decode-attention
+# kernels, single stream and the 64-client load.
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-final}; M=/tmp/rl-models; mkdir -p $M
 PART=${1:-all}
@@ -102,5 +103,17 @@ mk llama2-7b q4_0
 for v in 0 auto 0 auto; do
   echo "-- RL_CU_MMW=$v"; RL_CU_MMW=$v LOAD_ARGS="--kv-type q8_0" load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
 done
+fi
+if [ "$PART" = attn-load ]; then
+echo "== the decode attention kernels (RL_CU_ATTN_KERNEL=block|warp): single stream, then 64 clients on 7B Q4_0"
+for k in block warp; do
+  echo "-- RL_CU_ATTN_KERNEL=$k"; export RL_CU_ATTN_KERNEL=$k
+  for s in "tinyllama-1.1b q4_0" "llama2-7b q4_0"; do bench $s 512; done
+done
+for c in "block q8_0" "warp q8_0" "warp f16" "block f16" "warp q8_0"; do set -- $c
+  echo "-- RL_CU_ATTN_KERNEL=$1 kv $2"; export RL_CU_ATTN_KERNEL=$1
+  LOAD_ARGS="--kv-type $2" load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
+done
+unset RL_CU_ATTN_KERNEL
 fi
 echo "== done"
