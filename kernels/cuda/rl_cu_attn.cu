@@ -320,13 +320,14 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
 
 /* What one lane of the warp kernel holds of a K or V row: 8 fp16 values
  * (one 16-byte load), or 16 int8 values and their group's scale (one 16-byte
- * load and one 2-byte load). */
+ * load and one 2-byte load). f() gives the values before scale(). */
 template <class KV, bool Q8 = KV::Q8> struct attw_lane {
     static constexpr int VL = 8;
     typedef uint4 t;
     __device__ static __forceinline__ t ld(typename KV::row r, int c) { return KV::ld8(r, c); }
     __device__ static __forceinline__ t zero() { return make_uint4(0, 0, 0, 0); }
     __device__ static __forceinline__ void f(const t &v, float (&o)[VL]) { KV::f8(v, o); }
+    __device__ static __forceinline__ float scale(const t &) { return 1.0f; }
 };
 template <class KV> struct attw_lane<KV, true> {
     static constexpr int VL = 16;
@@ -342,6 +343,8 @@ template <class KV> struct attw_lane<KV, true> {
         return v;
     }
     __device__ static __forceinline__ t zero() { return t{make_uint4(0, 0, 0, 0), 0.0f}; }
+    /* The quants as floats, unscaled: the caller applies scale() once per
+     * score and once per weight of a V row. */
     __device__ static __forceinline__ void f(const t &v, float (&o)[VL])
     {
         const uint32_t w[4] = {v.q.x, v.q.y, v.q.z, v.q.w};
@@ -351,9 +354,10 @@ template <class KV> struct attw_lane<KV, true> {
             rl_s8x4_f(w[k], x);
 #pragma unroll
             for (int e = 0; e < 4; e++)
-                o[4 * k + e] = x[e] * v.d;
+                o[4 * k + e] = x[e];
         }
     }
+    __device__ static __forceinline__ float scale(const t &v) { return v.d; }
 };
 
 /* Split-mode decode for head sizes 64 and 128: each chunk is cut between the
@@ -414,6 +418,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
 #pragma unroll
             for (int e = 0; e < VL; e++)
                 dot += qv[e] * f[e];
+            dot *= L::scale(kr[i]);
 #pragma unroll
             for (int o = G / 2; o >= 1; o >>= 1)
                 dot += __shfl_xor_sync(0xffffffffu, dot, o);
@@ -433,9 +438,10 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                 float e = __expf(sc[i] - m), f[VL]; /* 0 past the warp's positions */
                 L::f(vr[i], f);
                 l += e;
+                float ed = e * L::scale(vr[i]);
 #pragma unroll
                 for (int k = 0; k < VL; k++)
-                    acc[k] += e * f[k];
+                    acc[k] += ed * f[k];
             }
         }
 #pragma unroll
