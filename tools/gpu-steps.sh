@@ -96,7 +96,8 @@ if want attnw; then # the warp decode-attention kernel against the block kernel 
   done
   for kern in ${ATTN_KERNELS:-block warp}; do
     export RL_CU_ATTN_KERNEL=$kern; echo "-- RL_CU_ATTN_KERNEL=$kern"
-    for c in ${ATTN_CASES:-"llama2-7b 64 160 q8_0" "llama2-7b 64 160 f16" "llama2-7b 1 512 f16" "tinyllama-1.1b 1 512 f16"}; do set -- $c
+    IFS=, read -ra CASES <<<"${ATTN_CASES:-llama2-7b 64 160 q8_0,llama2-7b 64 160 f16,llama2-7b 1 512 f16,tinyllama-1.1b 1 512 f16}"
+    for c in "${CASES[@]}"; do set -- $c
       a=$(timeout 150 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "^ *attention" | head -1)
       g=$(timeout 150 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --kv $4 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')
       echo "$1 b$2 p$3 $4: $g | $a"
