@@ -242,22 +242,21 @@ __device__ __forceinline__ void att_count_in_and_merge(const rl_cu_act &out, int
     if (!s_last)
         return;
     __threadfence(); /* order our reads of the other blocks' partials after the count */
-    float M = -INFINITY;
-#pragma unroll 8
-    for (int64_t k = 0; k < nch; k++)
-        M = fmaxf(M, __ldcg(base + k * (hd + 2) + hd));
+    /* One pass with a running maximum: every chunk's loads are independent of
+     * the arithmetic, so they are in flight together. */
     for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {
         int d = d0 + tid;
-        float num = 0.0f, den = 0.0f;
-        if (M != -INFINITY) {
+        float m = -INFINITY, num = 0.0f, den = 0.0f;
 #pragma unroll 8
-            for (int64_t k = 0; k < nch; k++) {
-                const float *pk = base + k * (hd + 2);
-                float w = __expf(__ldcg(pk + hd) - M);
-                den += __ldcg(pk + hd + 1) * w;
-                if (d < hd)
-                    num += __ldcg(pk + d) * w;
-            }
+        for (int64_t k = 0; k < nch; k++) { /* chunk order: the same sums whoever computed them */
+            const float *pk = base + k * (hd + 2);
+            float mk = __ldcg(pk + hd), lk = __ldcg(pk + hd + 1), vk = d < hd ? __ldcg(pk + d) : 0.0f;
+            if (!(mk > -INFINITY))
+                continue; /* an empty chunk */
+            float mn = fmaxf(m, mk), a = __expf(m - mn), e = __expf(mk - mn); /* a = 0 on the first */
+            num = num * a + vk * e;
+            den = den * a + lk * e;
+            m = mn;
         }
         att_emit(out, b, h, hd, d0, den > 0.0f ? num / den : 0.0f);
     }

@@ -12,7 +12,6 @@
 __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, rl_cu_act y)
 {
     rl_pdl_trigger();
-    rl_pdl_wait();
     __shared__ float sh[32];
     int b = blockIdx.x;
     const float *xr = x + b * n;
@@ -20,11 +19,17 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     if (n % 32 == 0 && n / 32 <= (int64_t)nw * NORM_MAXB) {
         float xv[NORM_MAXB], wv[NORM_MAXB], ss = 0.0f;
+        /* The norm's weights do not depend on the previous kernel: loaded before waiting for it. */
+#pragma unroll
+        for (int k = 0; k < NORM_MAXB; k++) {
+            int64_t i = (int64_t)(warp + k * nw) * 32 + lane;
+            wv[k] = i < n ? w[i] : 0.0f;
+        }
+        rl_pdl_wait();
 #pragma unroll
         for (int k = 0; k < NORM_MAXB; k++) {
             int64_t i = (int64_t)(warp + k * nw) * 32 + lane;
             xv[k] = i < n ? xr[i] : 0.0f;
-            wv[k] = i < n ? w[i] : 0.0f;
             ss += xv[k] * xv[k];
         }
         ss = rl_block_sum(ss, sh);
@@ -42,6 +47,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
         }
         return;
     }
+    rl_pdl_wait();
     float ss = 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
         ss += xr[i] * xr[i];
