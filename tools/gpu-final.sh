@@ -104,6 +104,10 @@ for v in 0 auto 0 auto; do
   echo "-- RL_CU_MMW=$v"; RL_CU_MMW=$v LOAD_ARGS="--kv-type q8_0" load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
 done
 fi
+if [ "$PART" = attn-load-one ]; then # one 64-client 7B load, LOAD_ARGS as given
+mk llama2-7b q4_0
+load $M/llama2-7b-q4_0.gguf 64 2 96 32 128 512
+fi
 if [ "$PART" = attn-load ]; then
 echo "== the decode attention kernels (RL_CU_ATTN_KERNEL=block|warp): single stream, then 64 clients on 7B Q4_0"
 for k in block warp; do
