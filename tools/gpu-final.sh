@@ -42,7 +42,7 @@ mk() { [ -f $M/$1-$2.gguf ] || $B/tools/ringlm-mkmodel --shape $1 --type $2 --ou
 bench() { mk $1 $2; timeout 120 $B/bench/ringlm-bench model --model $M/$1-$2.gguf --device cuda --prompt $3 --gen 128 --json 2>>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl"; }
 load() { # model clients requests prefix suffix max_tokens step_tokens
   sock=/tmp/rl-load.sock; rm -f $sock
-  $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens $7 $LOAD_ARGS 2>"$OUT/ringlmd-load.log" &
+  $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens $7 ${LOAD_ARGS:-} 2>"$OUT/ringlmd-load.log" &
   dpid=$!
   for i in $(seq 1 600); do $B/tools/ringlm --socket $sock info >/dev/null 2>&1 && break; sleep 0.1; done
   timeout 150 $B/bench/ringlm-bench load --socket $sock --clients $2 --requests $3 --prefix $4 --suffix $5 --max-tokens $6 --json 2>>"$OUT/load.err" | tee -a "$OUT/load.jsonl"
