@@ -11,7 +11,10 @@
  * therefore depends only on its own data, never on n_split or on what else is
  * in the batch: batched and solo decoding give the same bits.
  * Unsplit mode (n_split == 0, prefill): one block per head runs an online
- * softmax over all positions and writes the result directly. */
+ * softmax over all positions and writes the result directly.
+ * Two kernels: k_attn_warp (split mode, head sizes 64 and 128: the warps of a
+ * block work on their own parts of a chunk) and k_attn (the block kernel: any
+ * head size, both modes). */
 #include <stdlib.h>
 #include <string.h>
 
