@@ -36,7 +36,7 @@ extern "C" int rl_cu_attn_splits(int batch, int n_head)
         if (min_split < 1 || min_split > 32)
             min_split = 1;
     }
-    int want = (2 * 132 + batch * n_head - 1) / (batch * n_head);
+    int want = (2 * rl_cu_sm_count() + batch * n_head - 1) / (batch * n_head);
     want = want < min_split ? min_split : want;
     return want > 32 ? 32 : want;
 }
@@ -227,6 +227,24 @@ __device__ __forceinline__ void att_emit(const rl_cu_act &out, int b, int h, int
     }
 }
 
+/* Positions query b sees: 0 when its row or position is not valid, or (split
+ * mode) when the scratch has fewer chunk slots (kmax) than it needs: refused
+ * rather than overrun. */
+template <class KV>
+__device__ __forceinline__ int64_t att_len(const KV &A, const int32_t *pos, int b, bool split, int64_t kmax)
+{
+    int p = pos[b];
+    int64_t len = A.ok(b, p) ? (int64_t)p + 1 : 0;
+    return split && len > kmax * ATT_TILE ? 0 : len;
+}
+
+/* Query b, head h's chunk partials in the scratch: kmax slots of [hd] weighted
+ * V, max, sum. */
+__device__ __forceinline__ float *att_partials(float *scratch, int b, int h, int n_head, int hd, int64_t kmax)
+{
+    return scratch + ((int64_t)b * n_head + h) * kmax * (hd + 2);
+}
+
 /* After a block stored its chunk partials ([hd] weighted V, max, sum at
  * base + chunk * (hd + 2)): count in on the (row, head)'s counter; the last
  * block of the head to arrive merges every chunk in chunk order (the same sums
@@ -284,10 +302,7 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
     const int hd = HDC ? HDC : r.head_dim;
     int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x;
-    int p = pos[b];
-    int64_t len = A.ok(b, p) ? (int64_t)p + 1 : 0;
-    if (split && len > kmax * ATT_TILE)
-        len = 0; /* more positions than the scratch has chunks for: refuse rather than overrun */
+    int64_t len = att_len(A, pos, b, split, kmax);
     float scale = rsqrtf((float)hd);
     for (int d = tid; d < hd; d += ATT_THREADS)
         sq[d] = q[((int64_t)b * r.n_head + h) * hd + d] * scale;
@@ -304,7 +319,7 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
         }
         return;
     }
-    float *base = scratch + ((int64_t)b * r.n_head + h) * kmax * (hd + 2);
+    float *base = att_partials(scratch, b, h, r.n_head, hd, kmax);
     int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
     for (int64_t c = sp; c < nch; c += n_split) {
         att_state st = {-INFINITY, 0.0f, {0, 0, 0, 0, 0, 0, 0, 0}};
@@ -386,10 +401,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane % G, rs = lane / G;
-    int p = pos[b];
-    int64_t len = A.ok(b, p) ? (int64_t)p + 1 : 0;
-    if (len > kmax * ATT_TILE)
-        len = 0; /* more positions than the scratch has chunks for: refuse rather than overrun */
+    int64_t len = att_len(A, pos, b, true, kmax);
     float qv[VL];
     {
         const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + VL * g);
@@ -400,7 +412,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
             qv[4 * k] = a.x * scale, qv[4 * k + 1] = a.y * scale, qv[4 * k + 2] = a.z * scale, qv[4 * k + 3] = a.w * scale;
         }
     }
-    float *base = scratch + ((int64_t)b * r.n_head + h) * kmax * (HD + 2);
+    float *base = att_partials(scratch, b, h, r.n_head, HD, kmax);
     int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
     for (int64_t c = sp; c < nch; c += n_split) {
         int64_t t0 = c * ATT_TILE + w * WP;
@@ -528,7 +540,7 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     /* The warp kernel: with more blocks than one wave holds at 4 per SM (large
      * batches), registers for 6 per SM; else every load of a chunk in flight
      * at once (about 120 registers), which the single stream needs. */
-    bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * 132;
+    bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out);

@@ -10,10 +10,6 @@
 
 #include "rl_cu_common.cuh"
 
-/* SMs of the current device (132 when the query fails); cached. Device
- * attributes are not stream work, so this is fine during a graph capture. */
-int rl_cu_sm_count();
-
 /* Smallest estimated time over splits 1, 2, 4, 8 for `tiles` row tiles of
  * `nch` K chunks with `slots` CTAs resident at once: waves divided by the
  * split, plus a cost per rank for the cluster reduction; every rank keeps at

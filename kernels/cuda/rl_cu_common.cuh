@@ -12,6 +12,10 @@
 
 #define RL_CU_WARP 32
 
+/* SMs of the current device (132 when the query fails); cached. Device
+ * attributes are not stream work, so this is fine during a graph capture. */
+int rl_cu_sm_count();
+
 /* Launch-time error check used by every host wrapper. */
 #define RL_CU_LAUNCHED(what) rl_cu_check_launch(what)
 
