@@ -77,6 +77,29 @@ __device__ __forceinline__ int64_t rl_tile_row(int r, int64_t o0, int64_t NO, in
     return o0 + r < n_out ? o0 + r : n_out - 1;
 }
 
+/* The share of a batched kernel's CTA (or warp): output tile `tile`, NO
+ * outputs from o0 (GLU: NO gate rows and their up rows), and part `part` of
+ * `parts` of its K: chunks [c0, c1) of the nch chunks of CB quant blocks (nb
+ * per row). rl_cu_mmq, rl_cu_mmh and rl_cu_mmw cut K between the CTAs of a
+ * tile (part = rank), rl_cu_mms between the warps of a CTA. */
+struct rl_tile_plan {
+    int64_t n_out, o0, nb, nch, c0, c1;
+};
+
+template <bool GLU>
+__device__ __forceinline__ rl_tile_plan rl_tile_plan_of(const rl_cu_mat &m, int NO, int CB, int64_t tile, int part,
+                                                        int parts)
+{
+    rl_tile_plan p;
+    p.n_out = GLU ? m.rows / 2 : m.rows;
+    p.o0 = tile * NO;
+    p.nb = m.cols / 32;
+    p.nch = (p.nb + CB - 1) / CB;
+    p.c0 = p.nch * part / parts;
+    p.c1 = p.nch * (part + 1) / parts;
+    return p;
+}
+
 /* The epilogue of a split-K CTA (rl_cu_mm, rl_cu_mmq, rl_cu_mmh). Cs is this
  * CTA's fp32 partial tile [local row][LDC] (batch in columns; GLU: local rows
  * < NO are gate rows, the rest the matching up rows), complete in shared
