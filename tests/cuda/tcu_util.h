@@ -86,6 +86,17 @@ static inline double tcu_rel_err(const float *out, const double *ref, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* The same against a float reference (another kernel's output). */
+static inline double tcu_rel_err_f(const float *out, const float *ref, size_t n)
+{
+    double *d = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++)
+        d[i] = ref[i];
+    double e = tcu_rel_err(out, d, n);
+    free(d);
+    return e;
+}
+
 /* Random weights of type t quantized by the CPU codec; ref (rows x cols) gets
  * the exact dequantized values. */
 static inline void tcu_make_weight(rl_type t, int64_t rows, int64_t cols, uint64_t *s, rl_cu_mat *m, float *ref)

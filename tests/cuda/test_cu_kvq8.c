@@ -204,9 +204,9 @@ static void check_decode_q8(int head_dim)
 
 START_TEST(q8_decode_attention_matches_fp16_pool)
 {
-    check_decode_q8(128); /* the head-size-128 kernel */
-    check_decode_q8(64);  /* head size 64 */
-    check_decode_q8(96);  /* the generic kernel */
+    check_decode_q8(128); /* the warp kernel (and the block kernel's head-size-128 form) */
+    check_decode_q8(64);  /* the same at head size 64 */
+    check_decode_q8(96);  /* the block kernel's generic form */
 }
 END_TEST
 

@@ -133,10 +133,7 @@ static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch,
     tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
     double err = tcu_rel_err(y, ref, n_out * batch);
     float *ymv = matvec_result(&m, &xa, batch, mode, y0);
-    double *dmv = malloc(n_out * batch * sizeof(double));
-    for (int64_t i = 0; i < n_out * batch; i++)
-        dmv[i] = ymv[i];
-    double err_mv = tcu_rel_err(y, dmv, n_out * batch);
+    double err_mv = tcu_rel_err_f(y, ymv, n_out * batch);
     fprintf(stderr, "%s: rel err %.3g (vs matvec %.3g)\n", name, err, err_mv);
     ck_assert_msg(err < MMQ_TOL, "%s: rel err %g >= %g", name, err, MMQ_TOL);
     ck_assert_msg(err_mv < kernel_mv_tol[k], "%s: rel diff to rl_cu_matvec %g >= %g", name, err_mv, kernel_mv_tol[k]);
@@ -172,7 +169,7 @@ static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch,
     free_act(&xa);
     free_act(&ya);
     rl_cu_mat_free(&m);
-    free(w), free(x), free(y0), free(yf), free(y), free(ref), free(ymv), free(dmv);
+    free(w), free(x), free(y0), free(yf), free(y), free(ref), free(ymv);
 }
 
 static void check_mmq(int i, int64_t rows, int64_t cols, int batch, int mode)
@@ -310,11 +307,9 @@ START_TEST(mmh_k_split_reductions_agree)
             float *ws3 = mmh_forced(&m, &xa, batch, mode, y0, 6, 3, 2);
             float *ws8 = mmh_forced(&m, &xa, batch, mode, y0, 8, 8, 2);
             ck_assert_msg(memcmp(cl4, ws4, n_out * batch * sizeof(float)) == 0, "%s: cluster and workspace differ", name);
-            double *d1 = malloc(n_out * batch * sizeof(double)), *ref = malloc(n_out * batch * sizeof(double));
-            for (int64_t i = 0; i < n_out * batch; i++)
-                d1[i] = one[i];
-            double e4 = tcu_rel_err(ws4, d1, n_out * batch), e3 = tcu_rel_err(ws3, d1, n_out * batch),
-                   e8 = tcu_rel_err(ws8, d1, n_out * batch);
+            double *ref = malloc(n_out * batch * sizeof(double));
+            double e4 = tcu_rel_err_f(ws4, one, n_out * batch), e3 = tcu_rel_err_f(ws3, one, n_out * batch),
+                   e8 = tcu_rel_err_f(ws8, one, n_out * batch);
             tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
             double er = tcu_rel_err(ws8, ref, n_out * batch);
             fprintf(stderr, "%s: vs split 1: %.3g (4) %.3g (3) %.3g (8); split 8 vs float64 %.3g\n", name, e4, e3, e8, er);
@@ -322,7 +317,7 @@ START_TEST(mmh_k_split_reductions_agree)
             ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
             free_act(&xa);
             rl_cu_mat_free(&m);
-            free(w), free(x), free(y0), free(one), free(cl4), free(ws4), free(ws3), free(ws8), free(d1), free(ref);
+            free(w), free(x), free(y0), free(one), free(cl4), free(ws4), free(ws3), free(ws8), free(ref);
         }
     { /* the plan reported is the plan forced */
         rl_cu_mat pm = {.type = t, .rows = 320, .cols = 4096};
@@ -373,10 +368,8 @@ static void check_vs_mmh(tcu_product_fn f, const char *label, rl_type t, const v
         assert_untouched(&ya, batch, name);
         free_act(&ya);
     }
-    double *d = malloc(n_out * batch * sizeof(double)), *ref = malloc(n_out * batch * sizeof(double));
-    for (int64_t i = 0; i < n_out * batch; i++)
-        d[i] = out[0][i];
-    double e = tcu_rel_err(out[1], d, n_out * batch);
+    double *ref = malloc(n_out * batch * sizeof(double));
+    double e = tcu_rel_err_f(out[1], out[0], n_out * batch);
     tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
     double er = tcu_rel_err(out[1], ref, n_out * batch);
     fprintf(stderr, "%s: vs mmh %.3g, vs float64 %.3g\n", name, e, er);
@@ -385,7 +378,7 @@ static void check_vs_mmh(tcu_product_fn f, const char *label, rl_type t, const v
     ck_assert_msg(memcmp(out[1], out[2], n_out * batch * sizeof(float)) == 0, "%s: second run differs", name);
     free_act(&xa);
     rl_cu_mat_free(&m);
-    free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(d), free(ref);
+    free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(ref);
 }
 
 /* rl_cu_mms against rl_cu_mmh on shapes that take each of its CTA layouts:
