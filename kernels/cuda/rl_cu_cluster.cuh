@@ -83,7 +83,7 @@ __device__ __forceinline__ int64_t rl_tile_row(int r, int64_t o0, int64_t NO, in
  * per row). rl_cu_mmq, rl_cu_mmh and rl_cu_mmw cut K between the CTAs of a
  * tile (part = rank), rl_cu_mms between the warps of a CTA. */
 struct rl_tile_plan {
-    int64_t n_out, o0, nb, nch, c0, c1;
+    int64_t n_out, o0, nb, c0, c1;
 };
 
 template <bool GLU>
@@ -94,9 +94,9 @@ __device__ __forceinline__ rl_tile_plan rl_tile_plan_of(const rl_cu_mat &m, int 
     p.n_out = GLU ? m.rows / 2 : m.rows;
     p.o0 = tile * NO;
     p.nb = m.cols / 32;
-    p.nch = (p.nb + CB - 1) / CB;
-    p.c0 = p.nch * part / parts;
-    p.c1 = p.nch * (part + 1) / parts;
+    const int64_t nch = (p.nb + CB - 1) / CB;
+    p.c0 = nch * part / parts;
+    p.c1 = nch * (part + 1) / parts;
     return p;
 }
 

@@ -280,8 +280,8 @@ k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int rank = (int)(blockIdx.x % (unsigned)split);
-    const rl_tile_plan P = rl_tile_plan_of<GLU>(m, NO, MH_CB, blockIdx.x / (unsigned)split, rank, split);
-    const int64_t n_out = P.n_out, o0 = P.o0, nb = P.nb, nch = P.nch, c0 = P.c0, c1 = P.c1;
+    const rl_tile_plan tp = rl_tile_plan_of<GLU>(m, NO, MH_CB, blockIdx.x / (unsigned)split, rank, split);
+    const int64_t n_out = tp.n_out, o0 = tp.o0, nb = tp.nb, c0 = tp.c0, c1 = tp.c1;
 
     auto wrow = [&](int r) { return rl_tile_row<GLU>(r, o0, NO, n_out); };
     const uint8_t *wq = (const uint8_t *)m.q;
