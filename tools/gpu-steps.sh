@@ -8,6 +8,7 @@
 # Part "mmw": the wgmma kernel rl_cu_mmw against rl_cu_mmh at 33..64 rows.
 # Part "attn": Nsight Compute on the decode attention at batch 64 and 1.
 # Part "attnw": the warp decode-attention kernel against the block kernel.
+# Part "mmt": rl_cu_mmw's TMA pipeline (rl_cu_mmt) against its register one.
 #   source .device/setup.sh && bash tools/gpu-steps.sh [tests|split|profile]...
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-steps}
@@ -67,6 +68,18 @@ if want mmw; then # the wgmma kernel (rl_cu_mmw) against rl_cu_mmh at 40..64 row
   done
 
   prof llama2-7b q4_0 64 160
+fi
+if want mmt; then # rl_cu_mmw's TMA pipeline (rl_cu_mmt) against its register pipeline (RL_CU_MMT=0)
+  echo "== test_cu_mmq (rl_cu_mmt and rl_cu_mmw vs rl_cu_mmh)"
+  CK_FORK=no timeout 240 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$?"
+  grep -E "mmt wg.*vs|Checks|:F:|:E:" "$OUT/test_mmq.log" | head -40
+  echo "== 7B Q4_0 step products at 64 rows (ringlm-bench-cuda --mm --mm-kernel mmw), RL_CU_MMT=0|auto|3|4"
+  for v in 0 auto 3 4; do echo "RL_CU_MMT=$v"
+    RL_CU_MMT=$v timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls"; done
+  echo "== 7B Q4_0 engine step at batch 64, RL_CU_MMT=0 / default, twice"
+  for v in 0 auto 0 auto; do
+    echo "RL_CU_MMT=$v $(RL_CU_MMT=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  done
 fi
 if want mmw-stall; then # where the batch-64 mmw kernel waits (Nsight Compute)
   echo "== ncu: mmw Q4_0 batch 64, the QKV product"

@@ -381,6 +381,9 @@ extern "C" int rl_cu_mmw(const rl_cu_mat *m, const rl_cu_act *x, int batch, int 
         return rc;
     if (m->type != RL_TYPE_Q4_0 || !mmw_device())
         return -ENOTSUP;
+    int rc = rl_cu_mmt(m, x, batch, mode, y, s); /* the TMA pipeline, where its layouts allow */
+    if (rc != -ENOTSUP)
+        return rc;
     if (mode == RL_CU_MV_GLU)
         rl_mmw::launch<true>(*m, *x, batch, mode, *y, s);
     else

@@ -187,6 +187,17 @@ int rl_cu_mmw(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * 4; 0: automatic) of mt 64-row tiles each (1, or 2 with 3 warpgroups; 0:
  * automatic). -EINVAL for other values. */
 int rl_cu_mmw_force(int wg, int mt);
+/* rl_cu_mmw's TMA pipeline (rl_cu_mmw runs it where it can): a producer
+ * warp fills the stages with tensor-map copies, the warpgroups consume them
+ * independently (mbarriers, no CTA-wide barrier per chunk). -ENOTSUP unless
+ * Q4_0 with blocks per row a multiple of 8, 16-byte aligned planes, compute
+ * capability 9.0 and the driver's tensor maps; otherwise as rl_cu_mmw. */
+int rl_cu_mmt(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
+/* Force rl_cu_mmt's warpgroups per CTA (2, 3 or 4; 0: automatic; -1: off,
+ * rl_cu_mmt refuses and rl_cu_mmw keeps its register pipeline). The
+ * environment sets the initial value (RL_CU_MMT=0|2|3|4). -EINVAL for
+ * other values. */
+int rl_cu_mmt_force(int wg);
 
 /* Force parts of rl_cu_mmh's plan, for tests and measurements (0: automatic):
  * warps per CTA (4, 6 or 8), K split (1..8), reduction (1: cluster, 2:

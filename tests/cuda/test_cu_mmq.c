@@ -402,6 +402,7 @@ static const int mmw_shapes[][2] = {{0, 0}, {3, 1}, {4, 1}, {3, 2}, {2, 1}};
 
 START_TEST(mmw_matches_mmh_and_repeats_bit_for_bit)
 {
+    ck_assert_int_eq(rl_cu_mmt_force(-1), 0); /* the register pipeline, not rl_cu_mmt */
     ck_assert_int_eq(rl_cu_mmw_force(mmw_shapes[_i][0], mmw_shapes[_i][1]), 0);
     static const vs_mmh_case cs[] = {{4096, 4096, 64, RL_CU_MV_ADD},     {12288, 1024, 48, RL_CU_MV_STORE},
                                      {2 * 1000, 1024, 40, RL_CU_MV_GLU}, {300, 256, 33, RL_CU_MV_STORE},
@@ -413,6 +414,47 @@ START_TEST(mmw_matches_mmh_and_repeats_bit_for_bit)
     ck_assert_int_eq(rl_cu_mmw_force(0, 0), 0);
     ck_assert_int_eq(rl_cu_mmw_force(4, 2), -EINVAL);
     ck_assert_int_eq(rl_cu_mmw_force(1, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmt_force(0), 0);
+}
+END_TEST
+
+/* rl_cu_mmt (rl_cu_mmw's TMA pipeline) against rl_cu_mmh on Q4_0 shapes with
+ * K splits up to 8 and none, GLU (gate and up rows in two copies), ADD, a
+ * partial last row tile (zero-filled rows past the matrix; in GLU, up rows
+ * read as gate rows, never written), batches below and above 33 (activation
+ * rows past the batch zero-filled), for every CTA shape (_i: automatic, then
+ * 3, 4 and 2 warpgroups). Blocks per row not a multiple of 8 are refused
+ * (-ENOTSUP: rl_cu_mmw takes them). */
+static const int mmt_shapes[] = {0, 3, 4, 2};
+
+START_TEST(mmt_matches_mmh_and_repeats_bit_for_bit)
+{
+    ck_assert_int_eq(rl_cu_mmt_force(mmt_shapes[_i]), 0);
+    static const vs_mmh_case cs[] = {{4096, 4096, 64, RL_CU_MV_ADD},     {12288, 1024, 48, RL_CU_MV_STORE},
+                                     {2 * 1000, 1024, 40, RL_CU_MV_GLU}, {300, 256, 33, RL_CU_MV_STORE},
+                                     {512, 2816, 64, RL_CU_MV_ADD},      {640, 4096, 57, RL_CU_MV_GLU},
+                                     {1000, 2048, 5, RL_CU_MV_ADD},      {2 * 1408, 4096, 64, RL_CU_MV_GLU}};
+    char label[32];
+    snprintf(label, sizeof label, "mmt wg%d", mmt_shapes[_i]);
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++)
+        check_vs_mmh(rl_cu_mmt, label, RL_TYPE_Q4_0, &cs[ci]);
+    rl_cu_mat m;
+    uint64_t s = 7;
+    float *w = malloc(64 * 2848 * sizeof(float));
+    tcu_make_weight(RL_TYPE_Q4_0, 64, 2848, &s, &m, w); /* 89 blocks per row */
+    float *x = tcu_rand_vec(&s, 2848 * 40, 1.0f);
+    rl_cu_act xa = make_act(2848, 40, x), ya = make_out(64, 64, 40, NULL);
+    CU_OK(rl_cu_quantize(&xa, 40, 0));
+    ck_assert_int_eq(rl_cu_mmt(&m, &xa, 40, RL_CU_MV_STORE, &ya, 0), -ENOTSUP);
+    CU_OK(rl_cu_mmw(&m, &xa, 40, RL_CU_MV_STORE, &ya, 0)); /* its register pipeline */
+    ck_assert_int_eq(rl_cu_mmt_force(-1), 0);
+    ck_assert_int_eq(rl_cu_mmt(&m, &xa, 40, RL_CU_MV_STORE, &ya, 0), -ENOTSUP);
+    ck_assert_int_eq(rl_cu_mmt_force(1), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmt_force(5), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmt_force(0), 0);
+    free_act(&xa), free_act(&ya);
+    rl_cu_mat_free(&m);
+    free(w), free(x);
 }
 END_TEST
 
@@ -486,6 +528,7 @@ int main(void)
     tcase_add_loop_test(tc, mmh_k_split_reductions_agree, 0, 2);
     tcase_add_loop_test(tc, mms_matches_mmh_and_repeats_bit_for_bit, 0, 2);
     tcase_add_loop_test(tc, mmw_matches_mmh_and_repeats_bit_for_bit, 0, 5);
+    tcase_add_loop_test(tc, mmt_matches_mmh_and_repeats_bit_for_bit, 0, 4);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }

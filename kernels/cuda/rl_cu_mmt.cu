@@ -1,0 +1,438 @@
+/* rl_cu_mmt.cu - rl_cu_mmw's batched Q4_0 products (33..64 rows, wgmma,
+ * sm_90a) with the copies done by the tensor memory accelerator and the
+ * warpgroups decoupled: the decode steps of a large batch.
+ *
+ * Why (docs/PERFORMANCE.md, "rl_cu_mmw"): the register pipeline of
+ * rl_cu_mmw keeps the tensor pipe ~23% busy. Every thread issues cp.async
+ * copies, and one CTA-wide barrier per chunk keeps all warpgroups in step,
+ * so they dequantize together and then queue their wgmmas together. Here:
+ *
+ * - One producer warp (lane 0) fills each stage with five TMA copies (2-D
+ *   tensor maps): the chunk's quant bytes (BM rows x 128 bytes; GLU: the
+ *   gate rows and the up rows, two copies), their fp16 scales (BM rows x 8)
+ *   and the batch's activations (4 boxes of 64 rows x 64 fp16). A stage's
+ *   "full" mbarrier counts the bytes in; its "empty" mbarrier counts the
+ *   consumer warps out. The weights of the first stages are requested before
+ *   the PDL wait (they do not depend on the previous kernel).
+ * - WG consumer warpgroups of 64 weight rows each run on their own: wait for
+ *   a stage, dequantize a quant block into A registers (the same fp16 values
+ *   as rl_cu_mmh and rl_cu_mmw), queue its two wgmma.m64n64k16 (B, the
+ *   activations, read by the tensor cores from shared memory), dequantize the
+ *   next block while they run, release the stage. Nothing is in flight across
+ *   the chunk loop's edge (ptxas would serialize the wgmmas).
+ *
+ * Shared memory layouts (a stage is 1024-byte aligned):
+ * - quant: row r at r * 128, its 16-byte block u at (u ^ (r % 8)) * 16 (the
+ *   TMA's 128-byte swizzle), so the 8 rows a warp reads together hit 8
+ *   different bank groups;
+ * - scales: row r's 8 at r * 16;
+ * - activations: 4 boxes of 8 KB (64 K each), batch row n at n * 128,
+ *   128-byte swizzled; the wgmma descriptor says so (layout 1, SBO 1024) and
+ *   a 16-wide K slice starts 32 bytes after the previous one.
+ *
+ * Needs what the tensor maps need: blocks per row a multiple of 8 (the
+ * scale rows' 16-byte pitch, whole chunks of 256), 16-byte aligned planes,
+ * the driver's cuTensorMapEncodeTiled; otherwise -ENOTSUP and rl_cu_mmw
+ * runs its register pipeline. The K split, its workspace and the epilogue are
+ * rl_cu_mmh's (rl_mmh::finish). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include "rl_cu_mmh.cuh"
+
+namespace rl_mmt {
+
+using namespace rl_async;
+
+constexpr int NB = 64;       /* batch rows: the wgmma's N */
+constexpr int CB = 8;        /* quant blocks per K chunk (256 elements) */
+constexpr int QLD = CB * 16; /* quant bytes per row per chunk: one swizzle row */
+constexpr int XBOX = 64 * 64 * 2;
+
+template <int WG> struct cfg {
+    static constexpr int BM = 64 * WG, THREADS = 128 * WG + 32; /* + the producer warp */
+    static constexpr int Q_OFF = 0, D_OFF = BM * QLD, X_OFF = D_OFF + BM * 16;
+    static constexpr int STG = X_OFF + (CB * 32 / 64) * XBOX; /* = the bytes a stage's copies bring */
+    static constexpr int S_FIT = (227 * 1024 - 2048) / STG, S = S_FIT > 4 ? 4 : S_FIT;
+    static constexpr int SMEM_PIPE = S * STG, SMEM_EPI = BM * (NB + 4) * 4 + NB * (BM / 2) * 4;
+    static constexpr int SMEM = (SMEM_PIPE > SMEM_EPI ? SMEM_PIPE : SMEM_EPI) + 1024; /* + alignment */
+    static_assert(X_OFF % 1024 == 0 && STG % 1024 == 0 && (BM / 2) % 8 == 0 && S >= 2, "stage layout");
+};
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define RL_MMT_DEVICE 1
+#endif
+
+#ifdef RL_MMT_DEVICE
+__device__ __forceinline__ void bar_init(uint64_t *b, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(sm_addr(b)), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void bar_expect(uint64_t *b, unsigned bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(sm_addr(b)), "r"(bytes) : "memory");
+}
+
+__device__ __forceinline__ void bar_arrive(uint64_t *b)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(sm_addr(b)) : "memory");
+}
+
+__device__ __forceinline__ void bar_wait(uint64_t *b, unsigned parity)
+{
+    unsigned done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(sm_addr(b)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+
+/* TMA: the box of map tm at (x0, x1) (elements) into dst, completing bytes on bar. */
+__device__ __forceinline__ void tma_2d(void *dst, const CUtensorMap *tm, int x0, int x1, uint64_t *bar)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
+                 "[%4];" ::"r"(sm_addr(dst)),
+                 "l"((uint64_t)tm), "r"(x0), "r"(x1), "r"(sm_addr(bar))
+                 : "memory");
+}
+
+__device__ __forceinline__ void wg_fence()
+{
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void wg_commit()
+{
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+}
+template <int N> __device__ __forceinline__ void wg_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+
+/* Descriptor of a 128-byte-swizzled K-major B tile at p (1024-aligned atom
+ * base, or 32-byte steps into it): SBO 1024 (the next 8 batch rows). */
+__device__ __forceinline__ uint64_t desc_sw128(const void *p)
+{
+    uint64_t a = (uint64_t)(sm_addr(p) & 0x3FFFF) >> 4;
+    return a | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
+}
+
+/* d (64 x 64 fp32, this thread's 32) += A (64 x 16 fp16, registers) * B (16 x 64, shared memory). */
+__device__ __forceinline__ void wgmma_64x64(float (&d)[32], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+                   "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+                   "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+#endif
+
+/* Slice h (0: low nibbles, 1: high) of the four gathered bytes v as two
+ * fp16 pairs (elements 2t, 2t+1 and 2t+8, 2t+9), scale d applied: the same
+ * values as rl_cu_mmh's (1024 + n - 1032 exact, one rounding in the product). */
+__device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t &lo, uint32_t &hi)
+{
+    uint32_t n = (v >> (4 * h)) & 0x0F0F0F0Fu;
+    __half2 a, b, off = __float2half2_rn(1032.0f);
+    rl_bytes_to_h2(n, a, b);
+    lo = rl_h2_bits(__hmul2(__hsub2(a, off), d));
+    hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
+}
+
+template <int WG, bool GLU>
+__global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
+k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td,
+      const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split)
+{
+#ifdef RL_MMT_DEVICE
+    using C = cfg<WG>;
+    constexpr int BM = C::BM, THREADS = C::THREADS, STG = C::STG, S = C::S;
+    constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
+    extern __shared__ unsigned char smem_raw[];
+    __shared__ __align__(8) uint64_t full[S], empty[S];
+    unsigned char *smem = smem_raw + ((1024 - (sm_addr(smem_raw) & 1023)) & 1023);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int rank = (int)(blockIdx.x % (unsigned)split);
+    const rl_tile_plan tp = rl_tile_plan_of<GLU>(m, NO, CB, blockIdx.x / (unsigned)split, rank, split);
+    const int64_t n_out = tp.n_out, o0 = tp.o0, c0 = tp.c0, c1 = tp.c1;
+
+    if (tid == 0) {
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            bar_init(&full[s], 1);
+            bar_init(&empty[s], 4 * WG); /* one arrival per consumer warp */
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    rl_pdl_trigger();
+
+    float acc[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++)
+        acc[i] = 0.0f;
+
+    if (warp == 4 * WG) { /* the producer */
+        if (lane == 0) {
+            asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&tq) : "memory");
+            asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&td) : "memory");
+            asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&tx) : "memory");
+            const int nck = (int)(c1 - c0);
+            auto load_w = [&](int s, int64_t c) {
+                unsigned char *base = smem + s * STG;
+                bar_expect(&full[s], STG);
+                if (GLU) {
+                    tma_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
+                    tma_2d(base + C::Q_OFF + NO * QLD, &tq, (int)(c * QLD), (int)(n_out + o0), &full[s]);
+                    tma_2d(base + C::D_OFF, &td, (int)(c * CB), (int)o0, &full[s]);
+                    tma_2d(base + C::D_OFF + NO * 16, &td, (int)(c * CB), (int)(n_out + o0), &full[s]);
+                } else {
+                    tma_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
+                    tma_2d(base + C::D_OFF, &td, (int)(c * CB), (int)o0, &full[s]);
+                }
+            };
+            auto load_x = [&](int s, int64_t c) {
+                unsigned char *base = smem + s * STG + C::X_OFF;
+#pragma unroll
+                for (int j = 0; j < CB * 32 / 64; j++)
+                    tma_2d(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s]);
+            };
+            const int pro = nck < S ? nck : S;
+            for (int i = 0; i < pro; i++)
+                load_w(i, c0 + i);
+            rl_pdl_wait();
+            for (int i = 0; i < pro; i++)
+                load_x(i, c0 + i);
+            for (int i = S; i < nck; i++) {
+                const int s = i % S;
+                bar_wait(&empty[s], (unsigned)((i / S) - 1) & 1u);
+                load_w(s, c0 + i);
+                load_x(s, c0 + i);
+            }
+        } else {
+            rl_pdl_wait();
+        }
+        __syncwarp();
+    } else { /* a consumer warp: rows r and r + 8 of its warpgroup's 64 */
+        rl_pdl_wait();
+        const int r = (warp >> 2) * 64 + (warp & 3) * 16 + g; /* r % 8 == g */
+        const uint32_t sel = (t4 & 1) ? 0x7632u : 0x5410u;
+        const int w0 = t4 >> 1;
+        for (int64_t c = c0; c < c1; c++) {
+            const int i = (int)(c - c0), s = i % S;
+            bar_wait(&full[s], (unsigned)(i / S) & 1u);
+            const unsigned char *base = smem + s * STG;
+            const uint4 sc0 = *(const uint4 *)(base + C::D_OFF + r * 16);
+            const uint4 sc1 = *(const uint4 *)(base + C::D_OFF + (r + 8) * 16);
+            const uint64_t dx = desc_sw128(base + C::X_OFF);
+            uint32_t a[2][2][4]; /* [set][slice]: block blk's in set blk % 2 */
+#pragma unroll
+            for (int blk = 0; blk < CB; blk++) {
+                /* the words of bytes 2t, 2t+1 and 2t+8, 2t+9 of the block, rows r and r + 8 */
+                const unsigned char *q = base + C::Q_OFF + r * QLD + (((unsigned)(blk ^ g) << 4) | (w0 << 2));
+                const uint32_t q0a = *(const uint32_t *)q, q0b = *(const uint32_t *)(q + 8);
+                const uint32_t q1a = *(const uint32_t *)(q + 8 * QLD), q1b = *(const uint32_t *)(q + 8 * QLD + 8);
+                const uint32_t s0 = blk < 2 ? sc0.x : blk < 4 ? sc0.y : blk < 6 ? sc0.z : sc0.w;
+                const uint32_t s1 = blk < 2 ? sc1.x : blk < 4 ? sc1.y : blk < 6 ? sc1.z : sc1.w;
+                const __half2 d0 = rl_bits_h2(__byte_perm(s0, 0, (blk & 1) ? 0x3232 : 0x1010));
+                const __half2 d1 = rl_bits_h2(__byte_perm(s1, 0, (blk & 1) ? 0x3232 : 0x1010));
+                const uint32_t v0 = __byte_perm(q0a, q0b, sel), v1 = __byte_perm(q1a, q1b, sel);
+                uint32_t(&A)[2][4] = a[blk & 1];
+                deq_slice(v0, 0, d0, A[0][0], A[0][2]);
+                deq_slice(v1, 0, d1, A[0][1], A[0][3]);
+                deq_slice(v0, 1, d0, A[1][0], A[1][2]);
+                deq_slice(v1, 1, d1, A[1][1], A[1][3]);
+                wg_fence();
+#pragma unroll
+                for (int h = 0; h < 2; h++) /* K offset 32 blk + 16 h: box blk / 2, 32-byte step (blk % 2) * 2 + h */
+                    wgmma_64x64(acc, A[h], dx + (uint64_t)(((blk >> 1) * XBOX + ((blk & 1) * 2 + h) * 32) >> 4));
+                wg_commit();
+                wg_wait<1>(); /* block blk - 1 is done: its set is free for blk + 1 */
+            }
+            wg_wait<0>();
+            __syncwarp();
+            if (lane == 0)
+                bar_arrive(&empty[s]);
+        }
+    }
+    __syncthreads(); /* every stage consumed: the pipeline memory becomes the partial tile */
+    float *Cs = (float *)smem;
+    if (warp < 4 * WG) {
+        const int r = (warp >> 2) * 64 + (warp & 3) * 16 + g;
+        /* accumulators: n8 tile j: (row, col 8j + 2t, +1) in 4j, 4j + 1; row + 8 in 4j + 2, 4j + 3 */
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int col = 8 * j + 2 * t4;
+            *(float2 *)(Cs + r * LDC + col) = make_float2(acc[4 * j], acc[4 * j + 1]);
+            *(float2 *)(Cs + (r + 8) * LDC + col) = make_float2(acc[4 * j + 2], acc[4 * j + 3]);
+        }
+    }
+    __syncthreads();
+    rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y);
+#else
+    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split;
+#endif
+}
+
+/* Forced warpgroups per CTA (0: automatic; -1: off, rl_cu_mmw keeps its
+ * register pipeline): RL_CU_MMT=0|2|3|4 on first use, or rl_cu_mmt_force. */
+static int force_wg = -2;
+
+static void read_env(void)
+{
+    if (force_wg != -2)
+        return;
+    const char *e = getenv("RL_CU_MMT");
+    const int v = e ? atoi(e) : -2;
+    force_wg = e && strcmp(e, "0") == 0 ? -1 : v >= 2 && v <= 4 ? v : 0;
+}
+
+struct plan {
+    int wg, split;
+};
+
+/* The plan: warpgroups per CTA and K split with the least estimated time:
+ * waves of CTAs (one per SM) times each CTA's chunks plus ~1.5 of pipeline
+ * fill, a chunk costing its bytes (36 per weight row, 32 K of activations),
+ * plus one chunk for a split's reduction (the workspace must hold it). */
+static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
+{
+    plan best = {4, 1};
+    double best_cost = 1e300;
+    for (int wg = 2; wg <= 4; wg++) {
+        if (force_wg > 0 ? wg != force_wg : wg == 2)
+            continue; /* two warpgroups: tests and measurements only */
+        const int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no;
+        const double per_chunk = (36.0 * (double)bm + 32768.0) / (36.0 * 256 + 32768.0);
+        for (int sp = 1; sp <= 8; sp++) {
+            if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
+                break;
+            double waves = (double)((tiles * sp + rl_cu_sm_count() - 1) / rl_cu_sm_count());
+            double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + (sp > 1 ? 1.0 : 0.0);
+            if (cost < best_cost) {
+                best_cost = cost;
+                best = {wg, sp};
+            }
+        }
+    }
+    return best;
+}
+
+static PFN_cuTensorMapEncodeTiled_v12000 encoder(void)
+{
+    static PFN_cuTensorMapEncodeTiled_v12000 fn;
+    static bool tried;
+    if (!tried) {
+        tried = true;
+        void *p = NULL;
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) ==
+                cudaSuccess &&
+            q == cudaDriverEntryPointSuccess)
+            fn = (PFN_cuTensorMapEncodeTiled_v12000)p;
+        cudaGetLastError();
+    }
+    return fn;
+}
+
+/* A 2-D map of rows x cols elements of type t (pitch in bytes), boxes of
+ * box_c x box_r, with or without the 128-byte swizzle; out-of-range reads give 0. */
+static bool map_2d(CUtensorMap *tm, CUtensorMapDataType t, const void *base, uint64_t cols, uint64_t rows,
+                   uint64_t pitch, uint32_t box_c, uint32_t box_r, bool swz)
+{
+    cuuint64_t dims[2] = {cols, rows}, strides[1] = {pitch};
+    cuuint32_t box[2] = {box_c, box_r}, es[2] = {1, 1};
+    return encoder()(tm, t, 2, (void *)base, dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                     swz ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <int WG, bool GLU>
+static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, int split,
+                     cudaStream_t s)
+{
+    using C = cfg<WG>;
+    constexpr int NO = GLU ? C::BM / 2 : C::BM;
+    const int64_t nb = m.cols / 32, n_out = GLU ? m.rows / 2 : m.rows, tiles = (n_out + NO - 1) / NO;
+    CUtensorMap tq, td, tx;
+    if (!map_2d(&tq, CU_TENSOR_MAP_DATA_TYPE_UINT8, m.q, (uint64_t)nb * 16, (uint64_t)m.rows, (uint64_t)nb * 16,
+                QLD, (uint32_t)(GLU ? C::BM / 2 : C::BM), true) ||
+        !map_2d(&td, CU_TENSOR_MAP_DATA_TYPE_UINT16, m.d, (uint64_t)nb, (uint64_t)m.rows, (uint64_t)nb * 2, CB,
+                (uint32_t)(GLU ? C::BM / 2 : C::BM), false) ||
+        !map_2d(&tx, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x.h, (uint64_t)x.n, (uint64_t)batch, (uint64_t)x.n * 2, 64,
+                NB, true))
+        return -ENOTSUP;
+    static bool attr;
+    if (!attr) { /* idempotent */
+        cudaFuncSetAttribute(k_mmt<WG, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        attr = true;
+    }
+    rl_launch_smem(k_mmt<WG, GLU>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx, m, y,
+                   batch, mode, split);
+    return 0;
+}
+
+template <bool GLU>
+static int launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
+{
+    plan p = plan_of(GLU ? m.rows / 2 : m.rows, GLU, m.cols / 32 / CB);
+    if (p.wg == 2)
+        return launch_wg<2, GLU>(m, x, batch, mode, y, p.split, s);
+    if (p.wg == 3)
+        return launch_wg<3, GLU>(m, x, batch, mode, y, p.split, s);
+    return launch_wg<4, GLU>(m, x, batch, mode, y, p.split, s);
+}
+
+} /* namespace rl_mmt */
+
+/* The kernel exists (sm_90a code for this device): compute capability 9.0. */
+static bool mmt_device(void)
+{
+    static int ok = -1;
+    if (ok < 0) {
+        int dev = 0, major = 0, minor = 0;
+        ok = cudaGetDevice(&dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
+             minor == 0 && rl_mmt::encoder() != NULL;
+        cudaGetLastError();
+    }
+    return ok;
+}
+
+extern "C" int rl_cu_mmt_force(int wg)
+{
+    if (wg < -1 || wg == 1 || wg > 4)
+        return -EINVAL;
+    rl_mmt::read_env();
+    rl_mmt::force_wg = wg;
+    return 0;
+}
+
+extern "C" int rl_cu_mmt(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
+{
+    if (int rc = rl_mmh::check_args(m, x, batch, mode, y))
+        return rc;
+    rl_mmt::read_env();
+    const int64_t nb = m->cols / 32;
+    if (m->type != RL_TYPE_Q4_0 || rl_mmt::force_wg < 0 || nb % rl_mmt::CB || ((uintptr_t)m->q & 15) ||
+        ((uintptr_t)m->d & 15) || m->rows >= (1ll << 31) || nb * 16 >= (1ll << 31) || !mmt_device())
+        return -ENOTSUP;
+    int rc = mode == RL_CU_MV_GLU ? rl_mmt::launch<true>(*m, *x, batch, mode, *y, s)
+                                  : rl_mmt::launch<false>(*m, *x, batch, mode, *y, s);
+    return rc ? rc : RL_CU_LAUNCHED("mmt");
+}
