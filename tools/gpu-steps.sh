@@ -81,6 +81,21 @@ if want mmt; then # rl_cu_mmw's TMA pipeline (rl_cu_mmt) against its register pi
     echo "RL_CU_MMT=$v $(RL_CU_MMT=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
   done
 fi
+if want mmt-sets; then # blocks in flight per warpgroup (A-register sets), checked and timed
+  for n in 4 2; do echo "RL_CU_MMT_SETS=$n"
+    RL_CU_MMT_SETS=$n CK_FORK=no timeout 240 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq-$n.log" 2>&1; echo "test rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq-$n.log")"
+    RL_CU_MMT_SETS=$n timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls"; done
+fi
+if want mmt-stall; then # where rl_cu_mmt waits (Nsight Compute), the 7B QKV product at 64 rows
+  echo "== ncu: mmt Q4_0 batch 64, the QKV product"
+  timeout 200 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_mmt' \
+    --launch-skip 2 --launch-count 1 --section SourceCounters --section WarpStateStats --section SpeedOfLight \
+    --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy \
+    -o $OUT/mmt64 -f $BC --mm --mm-kernel mmw --mm-batch 64 >"$OUT/ncu-run.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/mmt64.ncu-rep --page details >"$OUT/mmt64-details.txt" 2>&1
+  grep -E "Duration|Warp Cycles Per Issued|Stall|Issued Ipc|Throughput|Pipe|Grid Size|Registers|Active" "$OUT/mmt64-details.txt" | head -50
+  ncu -i $OUT/mmt64.ncu-rep --page source --csv --print-source sass >"$OUT/mmt64-sass.csv" 2>&1; echo "sass csv rc=$? lines $(wc -l <"$OUT/mmt64-sass.csv")"
+fi
 if want mmw-stall; then # where the batch-64 mmw kernel waits (Nsight Compute)
   echo "== ncu: mmw Q4_0 batch 64, the QKV product"
   timeout 200 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_mmw' \

@@ -153,7 +153,7 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
     hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
 }
 
-template <int WG, bool GLU>
+template <int WG, bool GLU, int NS>
 __global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
 k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td,
       const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split)
@@ -239,7 +239,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             const uint4 sc0 = *(const uint4 *)(base + C::D_OFF + r * 16);
             const uint4 sc1 = *(const uint4 *)(base + C::D_OFF + (r + 8) * 16);
             const uint64_t dx = desc_sw128(base + C::X_OFF);
-            uint32_t a[2][2][4]; /* [set][slice]: block blk's in set blk % 2 */
+            uint32_t a[NS][2][4]; /* [set][slice]: block blk's in set blk % NS */
 #pragma unroll
             for (int blk = 0; blk < CB; blk++) {
                 /* the words of bytes 2t, 2t+1 and 2t+8, 2t+9 of the block, rows r and r + 8 */
@@ -251,7 +251,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 const __half2 d0 = rl_bits_h2(__byte_perm(s0, 0, (blk & 1) ? 0x3232 : 0x1010));
                 const __half2 d1 = rl_bits_h2(__byte_perm(s1, 0, (blk & 1) ? 0x3232 : 0x1010));
                 const uint32_t v0 = __byte_perm(q0a, q0b, sel), v1 = __byte_perm(q1a, q1b, sel);
-                uint32_t(&A)[2][4] = a[blk & 1];
+                uint32_t(&A)[2][4] = a[blk % NS];
                 deq_slice(v0, 0, d0, A[0][0], A[0][2]);
                 deq_slice(v1, 0, d1, A[0][1], A[0][3]);
                 deq_slice(v0, 1, d0, A[1][0], A[1][2]);
@@ -261,7 +261,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 for (int h = 0; h < 2; h++) /* K offset 32 blk + 16 h: box blk / 2, 32-byte step (blk % 2) * 2 + h */
                     wgmma_64x64(acc, A[h], dx + (uint64_t)(((blk >> 1) * XBOX + ((blk & 1) * 2 + h) * 32) >> 4));
                 wg_commit();
-                wg_wait<1>(); /* block blk - 1 is done: its set is free for blk + 1 */
+                wg_wait<NS - 1>(); /* block blk + 1 - NS is done: its set is free for blk + 1 */
             }
             wg_wait<0>();
             __syncwarp();
@@ -291,6 +291,8 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
 /* Forced warpgroups per CTA (0: automatic; -1: off, rl_cu_mmw keeps its
  * register pipeline): RL_CU_MMT=0|2|3|4 on first use, or rl_cu_mmt_force. */
 static int force_wg = -2;
+/* A-register sets per warpgroup (blocks in flight): RL_CU_MMT_SETS=2|4 (measurements). */
+static int sets = 2;
 
 static void read_env(void)
 {
@@ -299,16 +301,21 @@ static void read_env(void)
     const char *e = getenv("RL_CU_MMT");
     const int v = e ? atoi(e) : -2;
     force_wg = e && strcmp(e, "0") == 0 ? -1 : v >= 2 && v <= 4 ? v : 0;
+    const char *f = getenv("RL_CU_MMT_SETS");
+    sets = f && atoi(f) == 4 ? 4 : 2;
 }
 
 struct plan {
     int wg, split;
 };
 
-/* The plan: warpgroups per CTA and K split with the least estimated time:
- * waves of CTAs (one per SM) times each CTA's chunks plus ~1.5 of pipeline
- * fill, a chunk costing its bytes (36 per weight row, 32 K of activations),
- * plus one chunk for a split's reduction (the workspace must hold it). */
+/* The plan: warpgroups per CTA and K split with the least estimated time,
+ * in units of a 4-warpgroup chunk (~2.6 us on the H100): waves of CTAs (one
+ * per SM) times each CTA's chunks plus ~1.5 of pipeline fill, a chunk costing
+ * its bytes (36 per weight row, 32 K of activations), plus a split's
+ * reduction: the last CTA of a tile reads split partial tiles of BM x 64
+ * floats at ~30 GB/s (the workspace must hold them). Fitted to the 7B
+ * products (docs/PERFORMANCE.md). */
 static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
 {
     plan best = {4, 1};
@@ -322,7 +329,7 @@ static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
             if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
                 break;
             double waves = (double)((tiles * sp + rl_cu_sm_count() - 1) / rl_cu_sm_count());
-            double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + (sp > 1 ? 1.0 : 0.0);
+            double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + (sp > 1 ? sp * bm / 300.0 : 0.0);
             if (cost < best_cost) {
                 best_cost = cost;
                 best = {wg, sp};
@@ -378,11 +385,12 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
         return -ENOTSUP;
     static bool attr;
     if (!attr) { /* idempotent */
-        cudaFuncSetAttribute(k_mmt<WG, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        cudaFuncSetAttribute(k_mmt<WG, GLU, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        cudaFuncSetAttribute(k_mmt<WG, GLU, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         attr = true;
     }
-    rl_launch_smem(k_mmt<WG, GLU>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx, m, y,
-                   batch, mode, split);
+    rl_launch_smem(sets == 4 ? k_mmt<WG, GLU, 4> : k_mmt<WG, GLU, 2>, dim3((unsigned)(tiles * split)),
+                   dim3(C::THREADS), C::SMEM, s, tq, td, tx, m, y, batch, mode, split);
     return 0;
 }
 
