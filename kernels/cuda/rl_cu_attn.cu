@@ -254,15 +254,17 @@ __device__ __forceinline__ void att_count_in_and_merge(const rl_cu_act &out, int
 {
     __shared__ bool s_last;
     int tid = threadIdx.x, n_split = gridDim.x;
-    /* Make this block's partials visible device-wide before counting in. */
-    __threadfence();
+    /* One release and one acquire per block, by thread 0 (the barrier orders
+     * every thread's partials before its fence), as in rl_mmh::finish. */
     __syncthreads();
-    if (tid == 0)
+    if (tid == 0) {
+        __threadfence(); /* this block's partials visible device-wide before counting in */
         s_last = atomicAdd(cnt, 1u) == (unsigned)n_split - 1;
+        __threadfence(); /* the other blocks' partials read after the count */
+    }
     __syncthreads();
     if (!s_last)
         return;
-    __threadfence(); /* order our reads of the other blocks' partials after the count */
     /* One pass with a running maximum: every chunk's loads are independent of
      * the arithmetic, so they are in flight together. */
     for (int d0 = 0; d0 < hd; d0 += ATT_THREADS) {

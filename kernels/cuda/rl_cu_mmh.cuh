@@ -222,14 +222,18 @@ __device__ __forceinline__ void finish(unsigned char *smem, int64_t o0, int64_t 
         float4 *mine = (float4 *)(g_ws + (int64_t)blockIdx.x * TN);
         for (int i = tid; i < TN4; i += THREADS)
             __stcg(mine + i, *(const float4 *)(Cs + (4 * i / NB) * LDC + 4 * i % NB));
-        __threadfence(); /* partials visible device-wide before counting in */
+        /* One release and one acquire per CTA, by thread 0 (the CTA barrier
+         * orders every thread's stores before its fence): a fence in every
+         * thread cost ~6% of the kernel's time in rl_cu_mmt (Nsight Compute). */
         __syncthreads();
-        if (tid == 0)
+        if (tid == 0) {
+            __threadfence(); /* the CTA's partials visible device-wide before counting in */
             s_last = atomicAdd(&g_cnt[tile], 1u) == (unsigned)split - 1;
+            __threadfence(); /* the other ranks' partials read after the count */
+        }
         __syncthreads();
         if (!s_last)
             return;
-        __threadfence(); /* read the other ranks' partials after the count */
         /* One CTA reads split partial tiles: keep U x split 16-byte loads in
          * flight per thread (latency, not bandwidth, bounds this tail). */
         const float4 *p0 = (const float4 *)(g_ws + tile * split * TN);
