@@ -81,10 +81,15 @@ if want mmt; then # rl_cu_mmw's TMA pipeline (rl_cu_mmt) against its register pi
     echo "RL_CU_MMT=$v $(RL_CU_MMT=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
   done
 fi
-if want mmt-sets; then # blocks in flight per warpgroup (A-register sets), checked and timed
-  for n in 4 2; do echo "RL_CU_MMT_SETS=$n"
-    RL_CU_MMT_SETS=$n CK_FORK=no timeout 240 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq-$n.log" 2>&1; echo "test rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq-$n.log")"
-    RL_CU_MMT_SETS=$n timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls"; done
+if want mmt-probe; then # the copies alone (1), the products alone (2), both (0): the 7B step products at 64 rows
+  for v in 0 1 2; do echo "RL_CU_MMT_PROBE=$v"
+    RL_CU_MMT_PROBE=$v timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls"; done
+fi
+if want mmt-group; then # quant blocks per wgmma commit group, checked (test_cu_mmq) and timed, products alone and with the copies
+  for n in 1 2 4; do echo "RL_CU_MMT_GROUP=$n"
+    RL_CU_MMT_GROUP=$n CK_FORK=no timeout 240 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq-$n.log" 2>&1; echo "test rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq-$n.log")"
+    for p in 0 2; do RL_CU_MMT_GROUP=$n RL_CU_MMT_PROBE=$p timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "step matmuls" | sed "s/^/probe $p: /"; done
+  done
 fi
 if want mmt-stall; then # where rl_cu_mmt waits (Nsight Compute), the 7B QKV product at 64 rows
   echo "== ncu: mmt Q4_0 batch 64, the QKV product"

@@ -153,10 +153,11 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
     hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
 }
 
-template <int WG, bool GLU, int NS>
+template <int WG, bool GLU, int GB>
 __global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
 k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td,
-      const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split)
+      const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split,
+      int probe)
 {
 #ifdef RL_MMT_DEVICE
     using C = cfg<WG>;
@@ -194,6 +195,10 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             const int nck = (int)(c1 - c0);
             auto load_w = [&](int s, int64_t c) {
                 unsigned char *base = smem + s * STG;
+                if (probe == 2) { /* measurement: no copies */
+                    bar_arrive(&full[s]);
+                    return;
+                }
                 bar_expect(&full[s], STG);
                 if (GLU) {
                     tma_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
@@ -207,6 +212,8 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             };
             auto load_x = [&](int s, int64_t c) {
                 unsigned char *base = smem + s * STG + C::X_OFF;
+                if (probe == 2)
+                    return;
 #pragma unroll
                 for (int j = 0; j < CB * 32 / 64; j++)
                     tma_2d(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s]);
@@ -236,32 +243,47 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             const int i = (int)(c - c0), s = i % S;
             bar_wait(&full[s], (unsigned)(i / S) & 1u);
             const unsigned char *base = smem + s * STG;
+            if (probe == 1) { /* measurement: no products */
+                __syncwarp();
+                if (lane == 0)
+                    bar_arrive(&empty[s]);
+                continue;
+            }
             const uint4 sc0 = *(const uint4 *)(base + C::D_OFF + r * 16);
             const uint4 sc1 = *(const uint4 *)(base + C::D_OFF + (r + 8) * 16);
             const uint64_t dx = desc_sw128(base + C::X_OFF);
-            uint32_t a[NS][2][4]; /* [set][slice]: block blk's in set blk % NS */
+            uint32_t a[2][GB][2][4]; /* [set][block of the group][slice]: group j in set j % 2 */
 #pragma unroll
-            for (int blk = 0; blk < CB; blk++) {
-                /* the words of bytes 2t, 2t+1 and 2t+8, 2t+9 of the block, rows r and r + 8 */
-                const unsigned char *q = base + C::Q_OFF + r * QLD + (((unsigned)(blk ^ g) << 4) | (w0 << 2));
-                const uint32_t q0a = *(const uint32_t *)q, q0b = *(const uint32_t *)(q + 8);
-                const uint32_t q1a = *(const uint32_t *)(q + 8 * QLD), q1b = *(const uint32_t *)(q + 8 * QLD + 8);
-                const uint32_t s0 = blk < 2 ? sc0.x : blk < 4 ? sc0.y : blk < 6 ? sc0.z : sc0.w;
-                const uint32_t s1 = blk < 2 ? sc1.x : blk < 4 ? sc1.y : blk < 6 ? sc1.z : sc1.w;
-                const __half2 d0 = rl_bits_h2(__byte_perm(s0, 0, (blk & 1) ? 0x3232 : 0x1010));
-                const __half2 d1 = rl_bits_h2(__byte_perm(s1, 0, (blk & 1) ? 0x3232 : 0x1010));
-                const uint32_t v0 = __byte_perm(q0a, q0b, sel), v1 = __byte_perm(q1a, q1b, sel);
-                uint32_t(&A)[2][4] = a[blk % NS];
-                deq_slice(v0, 0, d0, A[0][0], A[0][2]);
-                deq_slice(v1, 0, d1, A[0][1], A[0][3]);
-                deq_slice(v0, 1, d0, A[1][0], A[1][2]);
-                deq_slice(v1, 1, d1, A[1][1], A[1][3]);
+            for (int j = 0; j < CB / GB; j++) {
+#pragma unroll
+                for (int e = 0; e < GB; e++) {
+                    const int blk = j * GB + e;
+                    /* the words of bytes 2t, 2t+1 and 2t+8, 2t+9 of the block, rows r and r + 8 */
+                    const unsigned char *q = base + C::Q_OFF + r * QLD + (((unsigned)(blk ^ g) << 4) | (w0 << 2));
+                    const uint32_t q0a = *(const uint32_t *)q, q0b = *(const uint32_t *)(q + 8);
+                    const uint32_t q1a = *(const uint32_t *)(q + 8 * QLD), q1b = *(const uint32_t *)(q + 8 * QLD + 8);
+                    const uint32_t s0 = blk < 2 ? sc0.x : blk < 4 ? sc0.y : blk < 6 ? sc0.z : sc0.w;
+                    const uint32_t s1 = blk < 2 ? sc1.x : blk < 4 ? sc1.y : blk < 6 ? sc1.z : sc1.w;
+                    const __half2 d0 = rl_bits_h2(__byte_perm(s0, 0, (blk & 1) ? 0x3232 : 0x1010));
+                    const __half2 d1 = rl_bits_h2(__byte_perm(s1, 0, (blk & 1) ? 0x3232 : 0x1010));
+                    const uint32_t v0 = __byte_perm(q0a, q0b, sel), v1 = __byte_perm(q1a, q1b, sel);
+                    uint32_t(&A)[2][4] = a[j & 1][e];
+                    deq_slice(v0, 0, d0, A[0][0], A[0][2]);
+                    deq_slice(v1, 0, d1, A[0][1], A[0][3]);
+                    deq_slice(v0, 1, d0, A[1][0], A[1][2]);
+                    deq_slice(v1, 1, d1, A[1][1], A[1][3]);
+                }
                 wg_fence();
 #pragma unroll
-                for (int h = 0; h < 2; h++) /* K offset 32 blk + 16 h: box blk / 2, 32-byte step (blk % 2) * 2 + h */
-                    wgmma_64x64(acc, A[h], dx + (uint64_t)(((blk >> 1) * XBOX + ((blk & 1) * 2 + h) * 32) >> 4));
+                for (int e = 0; e < GB; e++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) { /* K offset 32 blk + 16 h: box blk / 2, 32-byte step (blk % 2) * 2 + h */
+                        const int blk = j * GB + e;
+                        wgmma_64x64(acc, a[j & 1][e][h],
+                                    dx + (uint64_t)(((blk >> 1) * XBOX + ((blk & 1) * 2 + h) * 32) >> 4));
+                    }
                 wg_commit();
-                wg_wait<NS - 1>(); /* block blk + 1 - NS is done: its set is free for blk + 1 */
+                wg_wait<1>(); /* group j - 1 is done: its set is free for group j + 1 */
             }
             wg_wait<0>();
             __syncwarp();
@@ -284,15 +306,20 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     __syncthreads();
     rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y);
 #else
-    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split;
+    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split, (void)probe;
 #endif
 }
 
 /* Forced warpgroups per CTA (0: automatic; -1: off, rl_cu_mmw keeps its
  * register pipeline): RL_CU_MMT=0|2|3|4 on first use, or rl_cu_mmt_force. */
 static int force_wg = -2;
-/* A-register sets per warpgroup (blocks in flight): RL_CU_MMT_SETS=2|4 (measurements). */
-static int sets = 2;
+/* Quant blocks per wgmma commit group (one fence, commit and wait per
+ * group; two groups' A registers alternate): RL_CU_MMT_GROUP=1|2|4 (measurements). */
+static int group = 2;
+/* Measurement probes (RL_CU_MMT_PROBE): 1 the copies without the products,
+ * 2 the products without the copies (on whatever the stages hold). Wrong
+ * results; never set in service. */
+static int probe = 0;
 
 static void read_env(void)
 {
@@ -301,8 +328,10 @@ static void read_env(void)
     const char *e = getenv("RL_CU_MMT");
     const int v = e ? atoi(e) : -2;
     force_wg = e && strcmp(e, "0") == 0 ? -1 : v >= 2 && v <= 4 ? v : 0;
-    const char *f = getenv("RL_CU_MMT_SETS");
-    sets = f && atoi(f) == 4 ? 4 : 2;
+    const char *f = getenv("RL_CU_MMT_GROUP");
+    group = f && (atoi(f) == 1 || atoi(f) == 4) ? atoi(f) : 2;
+    const char *pr = getenv("RL_CU_MMT_PROBE");
+    probe = pr && (atoi(pr) == 1 || atoi(pr) == 2) ? atoi(pr) : 0;
 }
 
 struct plan {
@@ -385,12 +414,14 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
         return -ENOTSUP;
     static bool attr;
     if (!attr) { /* idempotent */
+        cudaFuncSetAttribute(k_mmt<WG, GLU, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         cudaFuncSetAttribute(k_mmt<WG, GLU, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         cudaFuncSetAttribute(k_mmt<WG, GLU, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         attr = true;
     }
-    rl_launch_smem(sets == 4 ? k_mmt<WG, GLU, 4> : k_mmt<WG, GLU, 2>, dim3((unsigned)(tiles * split)),
-                   dim3(C::THREADS), C::SMEM, s, tq, td, tx, m, y, batch, mode, split);
+    rl_launch_smem(group == 1 ? k_mmt<WG, GLU, 1> : group == 4 ? k_mmt<WG, GLU, 4> : k_mmt<WG, GLU, 2>,
+                   dim3((unsigned)(tiles * split)),
+                   dim3(C::THREADS), C::SMEM, s, tq, td, tx, m, y, batch, mode, split, probe);
     return 0;
 }
 
