@@ -9,7 +9,7 @@
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-final}
 T=$(dirname "$0")
-if [ "$1" = load ]; then exec bash $T/gpu-s7.sh load; fi
+if [ "${1:-}" = load ]; then exec bash $T/gpu-s7.sh load; fi
 bash $T/gpu-final.sh tests || exit 1
 BC=$B/bench/ringlm-bench-cuda
 echo "== compute-sanitizer on ringlm-bench-cuda --mm --mm-kernel mmw --mm-batch 64 (rl_cu_mmt)"
