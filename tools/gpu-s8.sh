@@ -4,12 +4,28 @@
 # batch-64 products of the 7B shape (rl_cu_mmt: TMA copies, mbarriers,
 # wgmma); the 7B batch-64 engine step with rl_cu_mmt off and on; the
 # single-stream benchmarks. Part "load": time to first token and the
-# 64-client 7B load (fp16 and int8 KV), as gpu-s7.sh load.
+# 64-client 7B load (fp16 and int8 KV), as gpu-s7.sh load. Part "direct":
+# prompt steps of more than 64 tokens on rl_cu_mmw (test, prefill by length,
+# the 64-client load at several step budgets).
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s8.sh [load]
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-final}
 T=$(dirname "$0")
 if [ "${1:-}" = load ]; then exec bash $T/gpu-s7.sh load; fi
+if [ "${1:-}" = direct ]; then # prompt steps of 65..256 tokens on rl_cu_mmw instead of cuBLAS
+  bash $T/gpu-steps.sh >/dev/null 2>&1 # (builds)
+  echo "== test_cu_mixed (direct products against cuBLAS and the float64 reference)"
+  CK_FORK=no timeout 200 $B/tests/cuda/test_cu_mixed >"$OUT/test_mixed.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mixed.log")"
+  grep -E "Q4_0 prompt|direct products|:F:|:E:" "$OUT/test_mixed.log" | head -12
+  M=/tmp/rl-models; mkdir -p $M
+  [ -f $M/llama2-7b-q4_0.gguf ] || $B/tools/ringlm-mkmodel --shape llama2-7b --type q4_0 --out $M/llama2-7b-q4_0.gguf --threads 16 >/dev/null
+  echo "== 7B Q4_0 prefill tok/s by prompt length, RL_CU_DIRECT_MAX=0 (cuBLAS) / 512 (direct)"
+  for n in 96 128 192 256 320 384; do for v in 0 512; do
+    echo "prompt $n direct_max $v $(RL_CU_DIRECT_MAX=$v timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_0.gguf --device cuda --prompt $n --gen 8 --json 2>/dev/null | grep -oE '"prefill_tok_s":[0-9.]+')"
+  done; done
+  STEPS="${STEPS:-128 256 512}" bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
+  exit 0
+fi
 bash $T/gpu-final.sh tests || exit 1
 BC=$B/bench/ringlm-bench-cuda
 echo "== compute-sanitizer on ringlm-bench-cuda --mm --mm-kernel mmw --mm-batch 64 (rl_cu_mmt)"

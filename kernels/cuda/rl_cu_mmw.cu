@@ -366,6 +366,11 @@ static bool mmw_device(void)
     return ok;
 }
 
+extern "C" bool rl_cu_mmw_available(void)
+{
+    return mmw_device();
+}
+
 extern "C" int rl_cu_mmw_force(int wg, int mt)
 {
     if (wg < 0 || wg == 1 || wg > 4 || mt < 0 || mt > 2 || (wg == 4 && mt == 2) || (wg == 2 && mt == 2))

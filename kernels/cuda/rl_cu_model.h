@@ -149,5 +149,14 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
 int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out);
 /* Use CUDA graphs for decode (default on); off replays the launches directly. */
 void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
+/* Steps of more than max_batch tokens (prompt chunks) run their Q4_0 products
+ * on rl_cu_mmw, 64 rows per pass, instead of dequantizing every weight for
+ * cuBLAS, when they have at most `rows` tokens (0: never). Default 256, or
+ * RL_CU_DIRECT_MAX. Applies only where every staged weight (fused Q|K|V,
+ * O, fused gate|up, down) is Q4_0 on a device with rl_cu_mmw. */
+void rl_cu_model_set_direct_max(rl_cu_model *m, int rows);
+/* The rows up to which the large path runs its products on rl_cu_mmw now
+ * (0 where it cannot). */
+int rl_cu_model_direct_max(rl_cu_model *m);
 
 #endif

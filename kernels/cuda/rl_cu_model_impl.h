@@ -38,6 +38,9 @@ struct rl_cu_model {
     rl_cu_blas *blas;
     cudaGraphExec_t graph[RL_CU_N_BUCKETS];
     bool use_graphs;
+    int direct_want;          /* large path: Q4_0 products of up to this many rows on rl_cu_mmw
+                                 (RL_CU_DIRECT_MAX, rl_cu_model_set_direct_max; -1: not read yet) */
+    int direct_ok;            /* every staged matrix is Q4_0 and the device has rl_cu_mmw (-1: not checked) */
     rl_cu_rope rope;
     float *inv_freq;          /* n_rot/2, or NULL (computed from rope_base) */
     uint64_t weight_bytes, kv_bytes, scratch_bytes;

@@ -89,6 +89,45 @@ static int pf_gemm(rl_cu_model *m, uint32_t *next, uint32_t k, const void *xh, i
     return pf_fill(m, next);
 }
 
+/* Direct products (no staging): w over n fp16 rows of xh into y (+= when
+ * acc) on rl_cu_mmw, in equal passes of at most 64 rows (each pass reads
+ * the weights once; a 128-token step costs ~2 decode steps of products
+ * instead of one dequantization of every weight). */
+static int pf_direct(rl_cu_model *m, const rl_cu_mat *w, const void *xh, int n, float *y, bool acc)
+{
+    int passes = (n + RL_CU_MAX_MM_BATCH - 1) / RL_CU_MAX_MM_BATCH;
+    for (int p = 0, r0 = 0; p < passes; p++) {
+        int r1 = (int)((int64_t)n * (p + 1) / passes);
+        rl_cu_act x = {.h = (uint16_t *)xh + (size_t)r0 * w->cols, .n = w->cols};
+        rl_cu_act o = {.f = y + (size_t)r0 * w->rows, .n = w->rows};
+        RL_CU_TRY(rl_cu_mmw(w, &x, r1 - r0, acc ? RL_CU_MV_ADD : RL_CU_MV_STORE, &o, m->s));
+        r0 = r1;
+    }
+    return 0;
+}
+
+int rl_cu_model_direct_max(rl_cu_model *m)
+{
+    if (m->direct_ok < 0) {
+        bool ok = rl_cu_mmw_available();
+        for (uint32_t k = 0; ok && k < 4 * m->c.n_layer; k++) {
+            const rl_cu_mat *w = pf_w(m, k);
+            ok = !w || w->type == RL_TYPE_Q4_0;
+        }
+        m->direct_ok = ok;
+    }
+    if (m->direct_want < 0) {
+        const char *e = getenv("RL_CU_DIRECT_MAX");
+        m->direct_want = e && atoi(e) >= 0 ? atoi(e) : 256;
+    }
+    return m->direct_ok ? m->direct_want : 0;
+}
+
+void rl_cu_model_set_direct_max(rl_cu_model *m, int rows)
+{
+    m->direct_want = rows < 0 ? 0 : rows;
+}
+
 /* Attention of the large path, from the host's ids in h_in: each run of one
  * sequence's consecutive tokens (a prompt chunk) through the tiled causal
  * kernel; consecutive single tokens (decodes) together through the unsplit
@@ -135,14 +174,19 @@ static int enqueue_large(rl_cu_model *m, int n)
     attn.h = NULL;
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
     uint32_t next = 0;
-    rl_cu_gemm_reset(m->blas);
-    RL_CU_TRY(pf_fill(m, &next));
+    const bool direct = n <= rl_cu_model_direct_max(m);
+/* One staged (or direct) product: weight k of the staging order. */
+#define PF(k, x, y, acc) (direct ? pf_direct(m, pf_w(m, k), x, n, y, acc) : pf_gemm(m, &next, k, x, n, y, acc))
+    if (!direct) {
+        rl_cu_gemm_reset(m->blas);
+        RL_CU_TRY(pf_fill(m, &next));
+    }
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n, m->xh, s));
         if (staged_qkv(L)) {
-            RL_CU_TRY(pf_gemm(m, &next, 4 * l, m->xh, n, m->qkv, false));
+            RL_CU_TRY(PF(4 * l, m->xh, m->qkv, false));
             if (L->bqkv)
                 RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n, s));
         } else {
@@ -151,15 +195,16 @@ static int enqueue_large(rl_cu_model *m, int n)
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(large_attention(m, n, l, &attn));
         RL_CU_TRY(rl_cu_f32_to_f16(attn.f, m->xh, n * attn.n, s));
-        RL_CU_TRY(pf_gemm(m, &next, 4 * l + 1, m->xh, n, m->x, true));
+        RL_CU_TRY(PF(4 * l + 1, m->xh, m->x, true));
         RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->ffn_norm, c->rms_eps, E, n, m->xh, s));
         if (staged_gu(L))
-            RL_CU_TRY(pf_gemm(m, &next, 4 * l + 2, m->xh, n, m->gu, false));
+            RL_CU_TRY(PF(4 * l + 2, m->xh, m->gu, false));
         else
             RL_CU_TRY(rl_cu_layer_gemm_gu(L, m->blas, m->xh, n, m->wscratch, m->gu, s));
         RL_CU_TRY(rl_cu_swiglu_f16(m->gu, F, n, m->xh, s));
-        RL_CU_TRY(pf_gemm(m, &next, 4 * l + 3, m->xh, n, m->x, true));
+        RL_CU_TRY(PF(4 * l + 3, m->xh, m->x, true));
     }
+#undef PF
     return 0;
 }
 
@@ -365,7 +410,11 @@ int rl_cu_model_warmup(rl_cu_model *m)
             bt[i] = (int32_t)(i < m->c.n_blocks ? i : 0);
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, m->h_in, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_bt, bt, m->bt_stride * 4, cudaMemcpyHostToDevice, m->s), "tables"));
+        int want = m->direct_want; /* the cuBLAS path, whatever the direct products cover */
+        rl_cu_model_direct_max(m);
+        m->direct_want = 0;
         int rc = enqueue_large(m, nl);
+        m->direct_want = want;
         if (rc) {
             rl_cu_gemm_reset(m->blas);
             return rc;

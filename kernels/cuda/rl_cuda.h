@@ -187,6 +187,8 @@ int rl_cu_mmw(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * 4; 0: automatic) of mt 64-row tiles each (1, or 2 with 3 warpgroups; 0:
  * automatic). -EINVAL for other values. */
 int rl_cu_mmw_force(int wg, int mt);
+/* rl_cu_mmw runs on this device (compute capability 9.0, the sm_90a code). */
+bool rl_cu_mmw_available(void);
 /* rl_cu_mmw's TMA pipeline (rl_cu_mmw runs it where it can): a producer
  * warp fills the stages with tensor-map copies, the warpgroups consume them
  * independently (mbarriers, no CTA-wide barrier per chunk). -ENOTSUP unless

@@ -132,6 +132,63 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
 }
 END_TEST
 
+/* Prompt steps of more than 64 tokens on a Q4_0 model: the direct products
+ * (rl_cu_mmw, in passes of at most 64 rows) against the dequantize-and-cuBLAS
+ * path (both multiply the same fp16 activations by the same fp16 weights:
+ * only the fp32 sums' order differs) and both against the float64
+ * reference. Says so and returns where the device has no rl_cu_mmw. */
+START_TEST(q4_0_prompt_steps_direct_products_match_cublas_and_reference)
+{
+    char path[128], cmd[1024], err[256] = "";
+    snprintf(path, sizeof path, "%s/q4_0.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s --shape tiny256 --type Q4_0 --seed 9 --out %s >/dev/null", mkmodel, path);
+    int st = system(cmd);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+    rl_model *m;
+    ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
+    uint32_t V = m->hp.n_vocab;
+    rl_cu_model *g;
+    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 0, 256, false, &g, err, sizeof err) == 0, "%s", err);
+    if (rl_cu_model_direct_max(g) == 0) {
+        fprintf(stderr, "direct products: no rl_cu_mmw on this device (compute capability 9.0): not tested\n");
+    } else {
+        uint64_t s = tcu_seed("direct");
+        static const int lens[] = {65, 100, 200};
+        float *lg[2] = {malloc(V * 4), malloc(V * 4)};
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int n = lens[li];
+            int32_t prompt[256], tok[2];
+            prompt[0] = 1;
+            for (int k = 1; k < n; k++)
+                prompt[k] = 3 + (int32_t)(tcu_rng_next(&s) % (V - 3));
+            tm_ref *ref = tm_ref_open(path);
+            ck_assert_ptr_nonnull(ref);
+            const double *want = NULL;
+            for (int k = 0; k < n; k++)
+                want = tm_ref_step(ref, prompt[k]);
+            for (int d = 0; d < 2; d++) {
+                rl_cu_model_set_direct_max(g, d ? 256 : 0);
+                ck_assert_int_eq(rl_cu_model_direct_max(g), d ? 256 : 0);
+                for (uint32_t k = 0; k < V; k++)
+                    lg[d][k] = NAN;
+                ck_assert_msg(rl_cu_model_prefill(g, d, 0, prompt, n, &tok[d], lg[d]) == 0, "%s", rl_cu_last_error());
+                double e = rel_err_d(lg[d], want, V);
+                fprintf(stderr, "Q4_0 prompt of %d tokens, %s: rel err %g\n", n, d ? "direct" : "cuBLAS", e);
+                ck_assert_msg(e < BOUND, "%d tokens, %s: rel err %g", n, d ? "direct" : "cuBLAS", e);
+            }
+            double diff = tcu_rel_err_f(lg[1], lg[0], V);
+            fprintf(stderr, "Q4_0 prompt of %d tokens: direct vs cuBLAS %g\n", n, diff);
+            ck_assert_msg(diff < 1e-3, "%d tokens: direct vs cuBLAS %g", n, diff);
+            ck_assert_int_eq(tok[0], tok[1]);
+            tm_ref_free(ref);
+        }
+        free(lg[0]), free(lg[1]);
+    }
+    rl_cu_model_free(g);
+    rl_model_free(m);
+}
+END_TEST
+
 /* Greedy tokens of one request through the engine. */
 static int generate(rl_engine *e, const int32_t *prompt, uint32_t np, int32_t *out, int n)
 {
@@ -196,6 +253,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 4); /* x {f16, q8_0} KV */
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
+    tcase_add_test(tc, q4_0_prompt_steps_direct_products_match_cublas_and_reference);
     suite_add_tcase(s, tc);
     int rc = tcu_main(s);
     char cmd[128];
