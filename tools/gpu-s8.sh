@@ -13,7 +13,7 @@ B=${RL_GPU_BUILD:-/tmp/rl-final}
 T=$(dirname "$0")
 if [ "${1:-}" = load ]; then exec bash $T/gpu-s7.sh load; fi
 if [ "${1:-}" = direct ]; then # prompt steps of 65..256 tokens on rl_cu_mmw instead of cuBLAS
-  bash $T/gpu-steps.sh >/dev/null 2>&1 # (builds)
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 # (builds)
   echo "== test_cu_mixed (direct products against cuBLAS and the float64 reference)"
   CK_FORK=no timeout 200 $B/tests/cuda/test_cu_mixed >"$OUT/test_mixed.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mixed.log")"
   grep -E "Q4_0 prompt|direct products|:F:|:E:" "$OUT/test_mixed.log" | head -12
