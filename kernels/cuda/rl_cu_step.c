@@ -118,7 +118,7 @@ int rl_cu_model_direct_max(rl_cu_model *m)
     }
     if (m->direct_want < 0) {
         const char *e = getenv("RL_CU_DIRECT_MAX");
-        m->direct_want = e && atoi(e) >= 0 ? atoi(e) : 256;
+        m->direct_want = e && atoi(e) >= 0 ? atoi(e) : 192;
     }
     return m->direct_ok ? m->direct_want : 0;
 }
