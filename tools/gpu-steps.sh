@@ -85,6 +85,17 @@ if want mmt-probe; then # the copies alone (1), the products alone (2), both (0)
   for v in 0 1 2; do echo "RL_CU_MMT_PROBE=$v"
     RL_CU_MMT_PROBE=$v timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls"; done
 fi
+if want mmt-mc; then # clusters of two sharing the activation copies (TMA multicast): checked and timed
+  echo "== test_cu_mmq"
+  CK_FORK=no timeout 300 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
+  grep -E "mmt wg.* mc2 vs.*float64|:F:|:E:" "$OUT/test_mmq.log" | head -12
+  for v in 1 2 1 2; do echo "RL_CU_MMT_MC=$v"
+    RL_CU_MMT_MC=$v timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls"; done
+  for p in 1 2; do echo "RL_CU_MMT_MC=2 RL_CU_MMT_PROBE=$p $(RL_CU_MMT_MC=2 RL_CU_MMT_PROBE=$p timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "step matmuls")"; done
+  for v in 1 2 1 2; do
+    echo "RL_CU_MMT_MC=$v $(RL_CU_MMT_MC=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  done
+fi
 if want mmt-group; then # quant blocks per wgmma commit group, checked (test_cu_mmq) and timed, products alone and with the copies
   for n in 1 2 4; do echo "RL_CU_MMT_GROUP=$n"
     RL_CU_MMT_GROUP=$n CK_FORK=no timeout 240 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq-$n.log" 2>&1; echo "test rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq-$n.log")"

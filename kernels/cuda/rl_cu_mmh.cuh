@@ -204,10 +204,12 @@ __device__ __forceinline__ void chunk_mma(const unsigned char *w, const unsigned
  * gate rows, the rest their up rows), complete (the caller's barrier). A
  * workspace K split stores the partial, and the last rank of the tile to
  * arrive sums all partials in rank order and runs the epilogue; a cluster
- * split or no split goes straight to rl_cluster_epilogue. All threads call it. */
+ * split or no split goes straight to rl_cluster_epilogue. All threads call it.
+ * tile: the CTA's row tile (workspace partials at tile * split + rank; -1:
+ * blockIdx.x / split, the grids of one CTA per tile and rank in that order). */
 template <bool GLU, int BM, int NB, int THREADS>
 __device__ __forceinline__ void finish(unsigned char *smem, int64_t o0, int64_t n_out, int batch, int split, int rank,
-                                       bool cluster, int mode, const rl_cu_act &y)
+                                       bool cluster, int mode, const rl_cu_act &y, int64_t tile = -1)
 {
     constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
     const int tid = threadIdx.x;
@@ -217,9 +219,10 @@ __device__ __forceinline__ void finish(unsigned char *smem, int64_t o0, int64_t 
         /* Workspace split: tile t's partials at g_ws[(t * split + rank) * BM * NB], row-major. */
         __shared__ bool s_last;
         constexpr int TN = BM * NB;
-        const int64_t tile = blockIdx.x / (unsigned)split;
+        if (tile < 0)
+            tile = blockIdx.x / (unsigned)split; /* CTA tile * split + rank */
         constexpr int TN4 = TN / 4; /* float4 units; NB % 8 == 0, LDC % 4 == 0 */
-        float4 *mine = (float4 *)(g_ws + (int64_t)blockIdx.x * TN);
+        float4 *mine = (float4 *)(g_ws + (tile * split + rank) * TN);
         for (int i = tid; i < TN4; i += THREADS)
             __stcg(mine + i, *(const float4 *)(Cs + (4 * i / NB) * LDC + 4 * i % NB));
         /* One release and one acquire per CTA, by thread 0 (the CTA barrier

@@ -103,6 +103,34 @@ __device__ __forceinline__ void tma_2d(void *dst, const CUtensorMap *tm, int x0,
                  : "memory");
 }
 
+/* The same box into both CTAs of the pair (ctaMask), completing bytes on
+ * each one's barrier at bar's offset. */
+__device__ __forceinline__ void tma_2d_mc(void *dst, const CUtensorMap *tm, int x0, int x1, uint64_t *bar,
+                                          unsigned mask)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster "
+                 "[%0], [%1, {%2, %3}], [%4], %5;" ::"r"(sm_addr(dst)),
+                 "l"((uint64_t)tm), "r"(x0), "r"(x1), "r"(sm_addr(bar)), "h"((unsigned short)mask)
+                 : "memory");
+}
+
+/* A consumer warp releases a stage: its own CTA's barrier and, in a pair,
+ * the peer's (which multicasts into this stage too). */
+template <int MC> __device__ __forceinline__ void release_t(uint64_t *b, int member)
+{
+    bar_arrive(b);
+    if (MC > 1) {
+        unsigned remote;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(sm_addr(b)), "r"(member ^ 1));
+        asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+    }
+}
+
+__device__ __forceinline__ void cluster_sync()
+{
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
 __device__ __forceinline__ void wg_fence()
 {
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
@@ -153,7 +181,7 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
     hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
 }
 
-template <int WG, bool GLU, int GB>
+template <int WG, bool GLU, int MC>
 __global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
 k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td,
       const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split,
@@ -167,19 +195,29 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     __shared__ __align__(8) uint64_t full[S], empty[S];
     unsigned char *smem = smem_raw + ((1024 - (sm_addr(smem_raw) & 1023)) & 1023);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-    const int rank = (int)(blockIdx.x % (unsigned)split);
-    const rl_tile_plan tp = rl_tile_plan_of<GLU>(m, NO, CB, blockIdx.x / (unsigned)split, rank, split);
+    constexpr int GB = 2; /* quant blocks per wgmma commit group */
+    /* MC == 2: CTA pairs (clusters) share their activation copies; pair p is
+     * rank p % split of tiles 2 (p / split) and 2 (p / split) + 1 (the second
+     * past the last tile computes nothing it writes). */
+    const int member = (int)(blockIdx.x % MC);
+    const unsigned pair = blockIdx.x / MC;
+    const int rank = (int)(pair % (unsigned)split);
+    const int64_t tile = (int64_t)(pair / (unsigned)split) * MC + member;
+    const rl_tile_plan tp = rl_tile_plan_of<GLU>(m, NO, CB, tile, rank, split);
     const int64_t n_out = tp.n_out, o0 = tp.o0, c0 = tp.c0, c1 = tp.c1;
 
     if (tid == 0) {
 #pragma unroll
         for (int s = 0; s < S; s++) {
             bar_init(&full[s], 1);
-            bar_init(&empty[s], 4 * WG); /* one arrival per consumer warp */
+            bar_init(&empty[s], 4 * WG * MC); /* one arrival per consumer warp of the pair */
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
-    __syncthreads();
+    if (MC > 1)
+        cluster_sync(); /* both CTAs' barriers exist before either copies into the other */
+    else
+        __syncthreads();
     rl_pdl_trigger();
 
     float acc[32];
@@ -215,8 +253,12 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 if (probe == 2)
                     return;
 #pragma unroll
-                for (int j = 0; j < CB * 32 / 64; j++)
-                    tma_2d(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s]);
+                for (int j = 0; j < CB * 32 / 64; j++) {
+                    if (MC == 1)
+                        tma_2d(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s]);
+                    else if (j % MC == member) /* to both CTAs of the pair */
+                        tma_2d_mc(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s], (1u << MC) - 1);
+                }
             };
             const int pro = nck < S ? nck : S;
             for (int i = 0; i < pro; i++)
@@ -246,7 +288,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             if (probe == 1) { /* measurement: no products */
                 __syncwarp();
                 if (lane == 0)
-                    bar_arrive(&empty[s]);
+                    release_t<MC>(&empty[s], member);
                 continue;
             }
             const uint4 sc0 = *(const uint4 *)(base + C::D_OFF + r * 16);
@@ -288,9 +330,11 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             wg_wait<0>();
             __syncwarp();
             if (lane == 0)
-                bar_arrive(&empty[s]);
+                release_t<MC>(&empty[s], member);
         }
     }
+    if (MC > 1)
+        cluster_sync(); /* the peer's last arrivals on our barriers are done */
     __syncthreads(); /* every stage consumed: the pipeline memory becomes the partial tile */
     float *Cs = (float *)smem;
     if (warp < 4 * WG) {
@@ -304,7 +348,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         }
     }
     __syncthreads();
-    rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y);
+    rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y, tile);
 #else
     (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split, (void)probe;
 #endif
@@ -313,9 +357,9 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
 /* Forced warpgroups per CTA (0: automatic; -1: off, rl_cu_mmw keeps its
  * register pipeline): RL_CU_MMT=0|2|3|4 on first use, or rl_cu_mmt_force. */
 static int force_wg = -2;
-/* Quant blocks per wgmma commit group (one fence, commit and wait per
- * group; two groups' A registers alternate): RL_CU_MMT_GROUP=1|2|4 (measurements). */
-static int group = 2;
+/* CTAs per activation copy: 2 (clusters of two tiles share each activation
+ * box by TMA multicast) or 1; RL_CU_MMT_MC=1|2. */
+static int mc = 1;
 /* Measurement probes (RL_CU_MMT_PROBE): 1 the copies without the products,
  * 2 the products without the copies (on whatever the stages hold). Wrong
  * results; never set in service. */
@@ -328,8 +372,8 @@ static void read_env(void)
     const char *e = getenv("RL_CU_MMT");
     const int v = e ? atoi(e) : -2;
     force_wg = e && strcmp(e, "0") == 0 ? -1 : v >= 2 && v <= 4 ? v : 0;
-    const char *f = getenv("RL_CU_MMT_GROUP");
-    group = f && (atoi(f) == 1 || atoi(f) == 4) ? atoi(f) : 2;
+    const char *f = getenv("RL_CU_MMT_MC");
+    mc = f && atoi(f) == 2 ? 2 : 1;
     const char *pr = getenv("RL_CU_MMT_PROBE");
     probe = pr && (atoi(pr) == 1 || atoi(pr) == 2) ? atoi(pr) : 0;
 }
@@ -345,19 +389,22 @@ struct plan {
  * reduction: the last CTA of a tile reads split partial tiles of BM x 64
  * floats at ~30 GB/s (the workspace must hold them). Fitted to the 7B
  * products (docs/PERFORMANCE.md). */
+static int pair_slots(void);
+
 static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
 {
+    const int64_t slots = mc == 2 ? pair_slots() : rl_cu_sm_count();
     plan best = {4, 1};
     double best_cost = 1e300;
     for (int wg = 2; wg <= 4; wg++) {
         if (force_wg > 0 ? wg != force_wg : wg == 2)
             continue; /* two warpgroups: tests and measurements only */
-        const int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = (rows_out + no - 1) / no;
+        const int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = ((rows_out + no - 1) / no + mc - 1) / mc * mc;
         const double per_chunk = (36.0 * (double)bm + 32768.0) / (36.0 * 256 + 32768.0);
         for (int sp = 1; sp <= 8; sp++) {
             if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
                 break;
-            double waves = (double)((tiles * sp + rl_cu_sm_count() - 1) / rl_cu_sm_count());
+            double waves = (double)((tiles * sp + slots - 1) / slots);
             double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + (sp > 1 ? sp * bm / 300.0 : 0.0);
             if (cost < best_cost) {
                 best_cost = cost;
@@ -397,6 +444,32 @@ static bool map_2d(CUtensorMap *tm, CUtensorMapDataType t, const void *base, uin
                      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+/* CTAs of pairs resident at once (clusters of two 1-CTA-per-SM blocks need
+ * two free SMs of one GPC). */
+static int pair_slots(void)
+{
+    static int slots;
+    if (!slots) {
+        using C = cfg<4>;
+        cudaFuncSetAttribute(k_mmt<4, false, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        cudaLaunchConfig_t lc = {};
+        lc.gridDim = dim3(2 * (unsigned)rl_cu_sm_count());
+        lc.blockDim = dim3(C::THREADS);
+        lc.dynamicSmemBytes = C::SMEM;
+        cudaLaunchAttribute at;
+        at.id = cudaLaunchAttributeClusterDimension;
+        at.val.clusterDim.x = 2, at.val.clusterDim.y = 1, at.val.clusterDim.z = 1;
+        lc.attrs = &at;
+        lc.numAttrs = 1;
+        int n = 0;
+        slots = cudaOccupancyMaxActiveClusters(&n, (void *)k_mmt<4, false, 2>, &lc) == cudaSuccess && n > 0
+                    ? 2 * n
+                    : 2 * (rl_cu_sm_count() / 2);
+        cudaGetLastError();
+    }
+    return slots;
+}
+
 template <int WG, bool GLU>
 static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, int split,
                      cudaStream_t s)
@@ -416,12 +489,14 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
     if (!attr) { /* idempotent */
         cudaFuncSetAttribute(k_mmt<WG, GLU, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         cudaFuncSetAttribute(k_mmt<WG, GLU, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
-        cudaFuncSetAttribute(k_mmt<WG, GLU, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         attr = true;
     }
-    rl_launch_smem(group == 1 ? k_mmt<WG, GLU, 1> : group == 4 ? k_mmt<WG, GLU, 4> : k_mmt<WG, GLU, 2>,
-                   dim3((unsigned)(tiles * split)),
-                   dim3(C::THREADS), C::SMEM, s, tq, td, tx, m, y, batch, mode, split, probe);
+    if (mc == 2)
+        rl_launch_cluster(k_mmt<WG, GLU, 2>, (tiles + 1) / 2 * split, 2, dim3(C::THREADS), C::SMEM, s, tq, td, tx, m,
+                          y, batch, mode, split, probe);
+    else
+        rl_launch_smem(k_mmt<WG, GLU, 1>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx,
+                       m, y, batch, mode, split, probe);
     return 0;
 }
 
@@ -459,6 +534,15 @@ extern "C" int rl_cu_mmt_force(int wg)
         return -EINVAL;
     rl_mmt::read_env();
     rl_mmt::force_wg = wg;
+    return 0;
+}
+
+extern "C" int rl_cu_mmt_multicast(int ctas)
+{
+    if (ctas != 1 && ctas != 2)
+        return -EINVAL;
+    rl_mmt::read_env();
+    rl_mmt::mc = ctas;
     return 0;
 }
 

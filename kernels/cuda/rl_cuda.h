@@ -200,6 +200,10 @@ int rl_cu_mmt(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu
  * environment sets the initial value (RL_CU_MMT=0|2|3|4). -EINVAL for
  * other values. */
 int rl_cu_mmt_force(int wg);
+/* CTAs that share each activation copy of rl_cu_mmt: 2 (clusters of two
+ * row tiles, TMA multicast) or 1. The environment sets the initial value
+ * (RL_CU_MMT_MC). -EINVAL for other values. */
+int rl_cu_mmt_multicast(int ctas);
 
 /* Force parts of rl_cu_mmh's plan, for tests and measurements (0: automatic):
  * warps per CTA (4, 6 or 8), K split (1..8), reduction (1: cluster, 2:

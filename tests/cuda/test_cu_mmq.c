@@ -429,13 +429,14 @@ static const int mmt_shapes[] = {0, 3, 4, 2};
 
 START_TEST(mmt_matches_mmh_and_repeats_bit_for_bit)
 {
-    ck_assert_int_eq(rl_cu_mmt_force(mmt_shapes[_i]), 0);
+    ck_assert_int_eq(rl_cu_mmt_force(mmt_shapes[_i % 4]), 0);
+    ck_assert_int_eq(rl_cu_mmt_multicast(_i / 4 + 1), 0); /* then clusters of two sharing the activations */
     static const vs_mmh_case cs[] = {{4096, 4096, 64, RL_CU_MV_ADD},     {12288, 1024, 48, RL_CU_MV_STORE},
                                      {2 * 1000, 1024, 40, RL_CU_MV_GLU}, {300, 256, 33, RL_CU_MV_STORE},
                                      {512, 2816, 64, RL_CU_MV_ADD},      {640, 4096, 57, RL_CU_MV_GLU},
                                      {1000, 2048, 5, RL_CU_MV_ADD},      {2 * 1408, 4096, 64, RL_CU_MV_GLU}};
     char label[32];
-    snprintf(label, sizeof label, "mmt wg%d", mmt_shapes[_i]);
+    snprintf(label, sizeof label, "mmt wg%d mc%d", mmt_shapes[_i % 4], _i / 4 + 1);
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++)
         check_vs_mmh(rl_cu_mmt, label, RL_TYPE_Q4_0, &cs[ci]);
     rl_cu_mat m;
@@ -452,6 +453,8 @@ START_TEST(mmt_matches_mmh_and_repeats_bit_for_bit)
     ck_assert_int_eq(rl_cu_mmt_force(1), -EINVAL);
     ck_assert_int_eq(rl_cu_mmt_force(5), -EINVAL);
     ck_assert_int_eq(rl_cu_mmt_force(0), 0);
+    ck_assert_int_eq(rl_cu_mmt_multicast(3), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmt_multicast(1), 0);
     free_act(&xa), free_act(&ya);
     rl_cu_mat_free(&m);
     free(w), free(x);
@@ -528,7 +531,7 @@ int main(void)
     tcase_add_loop_test(tc, mmh_k_split_reductions_agree, 0, 2);
     tcase_add_loop_test(tc, mms_matches_mmh_and_repeats_bit_for_bit, 0, 2);
     tcase_add_loop_test(tc, mmw_matches_mmh_and_repeats_bit_for_bit, 0, 5);
-    tcase_add_loop_test(tc, mmt_matches_mmh_and_repeats_bit_for_bit, 0, 4);
+    tcase_add_loop_test(tc, mmt_matches_mmh_and_repeats_bit_for_bit, 0, 8);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }
