@@ -14,13 +14,16 @@ T=$(dirname "$0")
 if [ "${1:-}" = load ]; then exec bash $T/gpu-s7.sh load; fi
 if [ "${1:-}" = direct ]; then # prompt steps of 65..256 tokens on rl_cu_mmw instead of cuBLAS
   bash $T/gpu-steps.sh build-only >/dev/null 2>&1 # (builds)
+  echo "== test_cu_mmq (rl_cu_mmt, 64- and 128-row tiles)"
+  CK_FORK=no timeout 300 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
+  grep -E "128-row tiles|:F:|:E:" "$OUT/test_mmq.log" | head -8
   echo "== test_cu_mixed (direct products against cuBLAS and the float64 reference)"
   CK_FORK=no timeout 200 $B/tests/cuda/test_cu_mixed >"$OUT/test_mixed.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mixed.log")"
   grep -E "Q4_0 prompt|direct products|:F:|:E:" "$OUT/test_mixed.log" | head -12
   M=/tmp/rl-models; mkdir -p $M
   [ -f $M/llama2-7b-q4_0.gguf ] || $B/tools/ringlm-mkmodel --shape llama2-7b --type q4_0 --out $M/llama2-7b-q4_0.gguf --threads 16 >/dev/null
   echo "== 7B Q4_0 prefill tok/s by prompt length, RL_CU_DIRECT_MAX=0 (cuBLAS) / 512 (direct)"
-  for n in 96 128 192 256 320 384; do for v in 0 512; do
+  for n in ${LENS:-96 128 192 256 320 384 512}; do for v in 0 512; do
     echo "prompt $n direct_max $v $(RL_CU_DIRECT_MAX=$v timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_0.gguf --device cuda --prompt $n --gen 8 --json 2>/dev/null | grep -oE '"prefill_tok_s":[0-9.]+')"
   done; done
   STEPS="${STEPS:-128 256 512}" bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
