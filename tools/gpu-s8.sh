@@ -14,9 +14,6 @@ T=$(dirname "$0")
 if [ "${1:-}" = load ]; then exec bash $T/gpu-s7.sh load; fi
 if [ "${1:-}" = direct ]; then # prompt steps of 65..256 tokens on rl_cu_mmw instead of cuBLAS
   bash $T/gpu-steps.sh build-only >/dev/null 2>&1 # (builds)
-  echo "== test_cu_mmq (rl_cu_mmt, 64- and 128-row tiles)"
-  CK_FORK=no timeout 300 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
-  grep -E "128-row tiles|:F:|:E:" "$OUT/test_mmq.log" | head -8
   echo "== test_cu_mmq (rl_cu_mmt)"
   CK_FORK=no timeout 300 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq.log" 2>&1; echo "rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq.log")"
   echo "== test_cu_mixed (direct products against cuBLAS and the float64 reference)"

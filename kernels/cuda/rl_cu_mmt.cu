@@ -47,14 +47,13 @@ namespace rl_mmt {
 
 using namespace rl_async;
 
+constexpr int NB = 64;       /* batch rows: the wgmma's N */
 constexpr int CB = 8;        /* quant blocks per K chunk (256 elements) */
 constexpr int QLD = CB * 16; /* quant bytes per row per chunk: one swizzle row */
+constexpr int XBOX = 64 * 64 * 2;
 
-/* WG consumer warpgroups of 64 weight rows; NB batch rows (64 or 128: the
- * wgmma's N; 128 for the prompt steps of the large path). */
-template <int WG, int NB> struct cfg {
+template <int WG> struct cfg {
     static constexpr int BM = 64 * WG, THREADS = 128 * WG + 32; /* + the producer warp */
-    static constexpr int XBOX = 64 * NB * 2;                      /* activations: 64 K x NB rows */
     static constexpr int Q_OFF = 0, D_OFF = BM * QLD, X_OFF = D_OFF + BM * 16;
     static constexpr int STG = X_OFF + (CB * 32 / 64) * XBOX; /* = the bytes a stage's copies bring */
     static constexpr int S_FIT = (227 * 1024 - 2048) / STG, S = S_FIT > 4 ? 4 : S_FIT;
@@ -153,10 +152,8 @@ __device__ __forceinline__ uint64_t desc_sw128(const void *p)
     return a | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
 }
 
-/* d (64 x N fp32, this thread's N / 2) += A (64 x 16 fp16, registers) * B (16 x N, shared memory). */
-template <int N> __device__ __forceinline__ void wgmma_64xn(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc);
-
-template <> __device__ __forceinline__ void wgmma_64xn<64>(float (&d)[32], const uint32_t (&a)[4], uint64_t desc)
+/* d (64 x 64 fp32, this thread's 32) += A (64 x 16 fp16, registers) * B (16 x 64, shared memory). */
+__device__ __forceinline__ void wgmma_64x64(float (&d)[32], const uint32_t (&a)[4], uint64_t desc)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
@@ -168,16 +165,6 @@ template <> __device__ __forceinline__ void wgmma_64xn<64>(float (&d)[32], const
                    "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
                    "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
                    "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-}
-
-template <> __device__ __forceinline__ void wgmma_64xn<128>(float (&d)[64], const uint32_t (&a)[4], uint64_t desc)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-                 "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 #endif
@@ -194,15 +181,15 @@ __device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t
     hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
 }
 
-template <int WG, bool GLU, int MC, int NB>
-__global__ void __launch_bounds__(cfg<WG, NB>::THREADS, 1)
+template <int WG, bool GLU, int MC>
+__global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
 k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td,
       const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split,
       int probe)
 {
 #ifdef RL_MMT_DEVICE
-    using C = cfg<WG, NB>;
-    constexpr int BM = C::BM, THREADS = C::THREADS, STG = C::STG, S = C::S, XBOX = C::XBOX;
+    using C = cfg<WG>;
+    constexpr int BM = C::BM, THREADS = C::THREADS, STG = C::STG, S = C::S;
     constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
     extern __shared__ unsigned char smem_raw[];
     __shared__ __align__(8) uint64_t full[S], empty[S];
@@ -233,9 +220,9 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         __syncthreads();
     rl_pdl_trigger();
 
-    float acc[NB / 2];
+    float acc[32];
 #pragma unroll
-    for (int i = 0; i < NB / 2; i++)
+    for (int i = 0; i < 32; i++)
         acc[i] = 0.0f;
 
     if (warp == 4 * WG) { /* the producer */
@@ -334,7 +321,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
 #pragma unroll
                     for (int h = 0; h < 2; h++) { /* K offset 32 blk + 16 h: box blk / 2, 32-byte step (blk % 2) * 2 + h */
                         const int blk = j * GB + e;
-                        wgmma_64xn<NB>(acc, a[j & 1][e][h],
+                        wgmma_64x64(acc, a[j & 1][e][h],
                                     dx + (uint64_t)(((blk >> 1) * XBOX + ((blk & 1) * 2 + h) * 32) >> 4));
                     }
                 wg_commit();
@@ -354,7 +341,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         const int r = (warp >> 2) * 64 + (warp & 3) * 16 + g;
         /* accumulators: n8 tile j: (row, col 8j + 2t, +1) in 4j, 4j + 1; row + 8 in 4j + 2, 4j + 3 */
 #pragma unroll
-        for (int j = 0; j < NB / 8; j++) {
+        for (int j = 0; j < 8; j++) {
             int col = 8 * j + 2 * t4;
             *(float2 *)(Cs + r * LDC + col) = make_float2(acc[4 * j], acc[4 * j + 1]);
             *(float2 *)(Cs + (r + 8) * LDC + col) = make_float2(acc[4 * j + 2], acc[4 * j + 3]);
@@ -404,19 +391,18 @@ struct plan {
  * products (docs/PERFORMANCE.md). */
 static int pair_slots(void);
 
-static plan plan_of(int64_t rows_out, bool glu, int64_t nch, int nb)
+static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
 {
-    const int cm = nb == 64 ? mc : 1; /* 128 batch rows: no pairs */
-    const int64_t slots = cm == 2 ? pair_slots() : rl_cu_sm_count();
-    plan best = {nb == 64 ? 4 : 3, 1};
+    const int64_t slots = mc == 2 ? pair_slots() : rl_cu_sm_count();
+    plan best = {4, 1};
     double best_cost = 1e300;
-    for (int wg = 2; wg <= (nb == 64 ? 4 : 3); wg++) { /* 128 batch rows: 4 warpgroups would spill */
+    for (int wg = 2; wg <= 4; wg++) {
         if (force_wg > 0 ? wg != force_wg : wg == 2)
             continue; /* two warpgroups: tests and measurements only */
-        const int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = ((rows_out + no - 1) / no + cm - 1) / cm * cm;
-        const double per_chunk = (36.0 * (double)bm + 512.0 * nb) / (36.0 * 256 + 32768.0);
+        const int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = ((rows_out + no - 1) / no + mc - 1) / mc * mc;
+        const double per_chunk = (36.0 * (double)bm + 32768.0) / (36.0 * 256 + 32768.0);
         for (int sp = 1; sp <= 8; sp++) {
-            if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * nb > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
+            if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
                 break;
             double waves = (double)((tiles * sp + slots - 1) / slots);
             double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + (sp > 1 ? sp * bm / 300.0 : 0.0);
@@ -464,8 +450,8 @@ static int pair_slots(void)
 {
     static int slots;
     if (!slots) {
-        using C = cfg<4, 64>;
-        cudaFuncSetAttribute(k_mmt<4, false, 2, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        using C = cfg<4>;
+        cudaFuncSetAttribute(k_mmt<4, false, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         cudaLaunchConfig_t lc = {};
         lc.gridDim = dim3(2 * (unsigned)rl_cu_sm_count());
         lc.blockDim = dim3(C::THREADS);
@@ -476,7 +462,7 @@ static int pair_slots(void)
         lc.attrs = &at;
         lc.numAttrs = 1;
         int n = 0;
-        slots = cudaOccupancyMaxActiveClusters(&n, (void *)k_mmt<4, false, 2, 64>, &lc) == cudaSuccess && n > 0
+        slots = cudaOccupancyMaxActiveClusters(&n, (void *)k_mmt<4, false, 2>, &lc) == cudaSuccess && n > 0
                     ? 2 * n
                     : 2 * (rl_cu_sm_count() / 2);
         cudaGetLastError();
@@ -484,11 +470,11 @@ static int pair_slots(void)
     return slots;
 }
 
-template <int WG, bool GLU, int NB>
+template <int WG, bool GLU>
 static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, int split,
                      cudaStream_t s)
 {
-    using C = cfg<WG, NB>;
+    using C = cfg<WG>;
     constexpr int NO = GLU ? C::BM / 2 : C::BM;
     const int64_t nb = m.cols / 32, n_out = GLU ? m.rows / 2 : m.rows, tiles = (n_out + NO - 1) / NO;
     CUtensorMap tq, td, tx;
@@ -501,36 +487,28 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
         return -ENOTSUP;
     static bool attr;
     if (!attr) { /* idempotent */
-        cudaFuncSetAttribute(k_mmt<WG, GLU, 1, NB>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
-        if constexpr (NB == 64)
-            cudaFuncSetAttribute(k_mmt<WG, GLU, 2, NB>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        cudaFuncSetAttribute(k_mmt<WG, GLU, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+        cudaFuncSetAttribute(k_mmt<WG, GLU, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         attr = true;
     }
-    if constexpr (NB == 64) {
-        if (mc == 2) {
-            rl_launch_cluster(k_mmt<WG, GLU, 2, NB>, (tiles + 1) / 2 * split, 2, dim3(C::THREADS), C::SMEM, s, tq, td,
-                              tx, m, y, batch, mode, split, probe);
-            return 0;
-        }
-    }
-    rl_launch_smem(k_mmt<WG, GLU, 1, NB>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx,
-                   m, y, batch, mode, split, probe);
+    if (mc == 2)
+        rl_launch_cluster(k_mmt<WG, GLU, 2>, (tiles + 1) / 2 * split, 2, dim3(C::THREADS), C::SMEM, s, tq, td, tx, m,
+                          y, batch, mode, split, probe);
+    else
+        rl_launch_smem(k_mmt<WG, GLU, 1>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx,
+                       m, y, batch, mode, split, probe);
     return 0;
 }
 
 template <bool GLU>
 static int launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    const int nb = batch > 64 ? 128 : 64;
-    plan p = plan_of(GLU ? m.rows / 2 : m.rows, GLU, m.cols / 32 / CB, nb);
-    if (nb == 128)
-        return p.wg == 2 ? launch_wg<2, GLU, 128>(m, x, batch, mode, y, p.split, s)
-                         : launch_wg<3, GLU, 128>(m, x, batch, mode, y, p.split, s);
+    plan p = plan_of(GLU ? m.rows / 2 : m.rows, GLU, m.cols / 32 / CB);
     if (p.wg == 2)
-        return launch_wg<2, GLU, 64>(m, x, batch, mode, y, p.split, s);
+        return launch_wg<2, GLU>(m, x, batch, mode, y, p.split, s);
     if (p.wg == 3)
-        return launch_wg<3, GLU, 64>(m, x, batch, mode, y, p.split, s);
-    return launch_wg<4, GLU, 64>(m, x, batch, mode, y, p.split, s);
+        return launch_wg<3, GLU>(m, x, batch, mode, y, p.split, s);
+    return launch_wg<4, GLU>(m, x, batch, mode, y, p.split, s);
 }
 
 } /* namespace rl_mmt */
@@ -570,10 +548,8 @@ extern "C" int rl_cu_mmt_multicast(int ctas)
 
 extern "C" int rl_cu_mmt(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
 {
-    if (int rc = rl_mmh::check_args(m, x, batch > 64 ? 64 : batch, mode, y))
+    if (int rc = rl_mmh::check_args(m, x, batch, mode, y))
         return rc;
-    if (batch > RL_CU_MMT_MAX_BATCH)
-        return -EINVAL;
     rl_mmt::read_env();
     const int64_t nb = m->cols / 32;
     if (m->type != RL_TYPE_Q4_0 || rl_mmt::force_wg < 0 || nb % rl_mmt::CB || ((uintptr_t)m->q & 15) ||

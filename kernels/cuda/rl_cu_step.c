@@ -90,27 +90,17 @@ static int pf_gemm(rl_cu_model *m, uint32_t *next, uint32_t k, const void *xh, i
 }
 
 /* Direct products (no staging): w over n fp16 rows of xh into y (+= when
- * acc) in equal passes of at most 128 rows on rl_cu_mmt (each pass reads the
- * weights once, instead of one dequantization of every weight per step), or
- * of 64 on rl_cu_mmw where rl_cu_mmt does not apply. */
+ * acc) on rl_cu_mmw, in equal passes of at most 64 rows (each pass reads
+ * the weights once; a 128-token step costs ~2 decode steps of products
+ * instead of one dequantization of every weight). */
 static int pf_direct(rl_cu_model *m, const rl_cu_mat *w, const void *xh, int n, float *y, bool acc)
 {
-    const int mode = acc ? RL_CU_MV_ADD : RL_CU_MV_STORE;
-    int per = RL_CU_MMT_MAX_BATCH, passes = (n + per - 1) / per;
+    int passes = (n + RL_CU_MAX_MM_BATCH - 1) / RL_CU_MAX_MM_BATCH;
     for (int p = 0, r0 = 0; p < passes; p++) {
         int r1 = (int)((int64_t)n * (p + 1) / passes);
         rl_cu_act x = {.h = (uint16_t *)xh + (size_t)r0 * w->cols, .n = w->cols};
         rl_cu_act o = {.f = y + (size_t)r0 * w->rows, .n = w->rows};
-        int rc = rl_cu_mmt(w, &x, r1 - r0, mode, &o, m->s);
-        if (rc == -ENOTSUP) { /* rl_cu_mmw's register pipeline: 64 rows at a time */
-            for (int b = r0; b < r1 && !rc; b += RL_CU_MAX_MM_BATCH) {
-                int k = r1 - b < RL_CU_MAX_MM_BATCH ? r1 - b : RL_CU_MAX_MM_BATCH;
-                x.h = (uint16_t *)xh + (size_t)b * w->cols;
-                o.f = y + (size_t)b * w->rows;
-                rc = rl_cu_mmw(w, &x, k, mode, &o, m->s);
-            }
-        }
-        RL_CU_TRY(rc);
+        RL_CU_TRY(rl_cu_mmw(w, &x, r1 - r0, acc ? RL_CU_MV_ADD : RL_CU_MV_STORE, &o, m->s));
         r0 = r1;
     }
     return 0;

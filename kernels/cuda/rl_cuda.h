@@ -116,7 +116,6 @@ int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl
 /* ---- batched matrix products (continuous batching) -------------------------- */
 /* Largest batch of rl_cu_mm. */
 #define RL_CU_MAX_MM_BATCH 64
-#define RL_CU_MMT_MAX_BATCH 128 /* rl_cu_mmt: 128-row tiles over 64 rows */
 /* Same contract as rl_cu_matvec (modes STORE / ADD / GLU, rl_cu_act in/out,
  * y->q/y->ds filled in GLU mode when y->q != NULL and rows/2 is a multiple of
  * 32) for batch 1..RL_CU_MAX_MM_BATCH: weight tiles dequantized to fp16 in
@@ -194,9 +193,7 @@ bool rl_cu_mmw_available(void);
  * warp fills the stages with tensor-map copies, the warpgroups consume them
  * independently (mbarriers, no CTA-wide barrier per chunk). -ENOTSUP unless
  * Q4_0 with blocks per row a multiple of 8, 16-byte aligned planes, compute
- * capability 9.0 and the driver's tensor maps; otherwise as rl_cu_mmw, except
- * that batch may be up to RL_CU_MMT_MAX_BATCH (over 64: tiles of 128 batch
- * rows, wgmma n = 128, for the prompt steps of the large path). */
+ * capability 9.0 and the driver's tensor maps; otherwise as rl_cu_mmw. */
 int rl_cu_mmt(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s);
 /* Force rl_cu_mmt's warpgroups per CTA (2, 3 or 4; 0: automatic; -1: off,
  * rl_cu_mmt refuses and rl_cu_mmw keeps its register pipeline). The
