@@ -185,7 +185,7 @@ template <int WG, bool GLU, int MC>
 __global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
 k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td,
       const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split,
-      int probe, bool cl)
+      int probe)
 {
 #ifdef RL_MMT_DEVICE
     using C = cfg<WG>;
@@ -348,9 +348,9 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         }
     }
     __syncthreads();
-    rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, MC == 1 && cl, mode, y, tile);
+    rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y, tile);
 #else
-    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split, (void)probe, (void)cl;
+    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split, (void)probe;
 #endif
 }
 
@@ -364,10 +364,6 @@ static int mc = 1;
  * 2 the products without the copies (on whatever the stages hold). Wrong
  * results; never set in service. */
 static int probe = 0;
-/* K splits up to this many ranks reduce through a thread-block cluster's
- * distributed shared memory instead of the workspace (0: never):
- * RL_CU_MMT_CLUSTER (measurement). */
-static int cluster_max = 0;
 
 static void read_env(void)
 {
@@ -380,8 +376,6 @@ static void read_env(void)
     mc = f && atoi(f) == 2 ? 2 : 1;
     const char *pr = getenv("RL_CU_MMT_PROBE");
     probe = pr && (atoi(pr) == 1 || atoi(pr) == 2) ? atoi(pr) : 0;
-    const char *cm = getenv("RL_CU_MMT_CLUSTER");
-    cluster_max = cm && atoi(cm) >= 2 && atoi(cm) <= 8 ? atoi(cm) : 0;
 }
 
 struct plan {
@@ -499,13 +493,10 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
     }
     if (mc == 2)
         rl_launch_cluster(k_mmt<WG, GLU, 2>, (tiles + 1) / 2 * split, 2, dim3(C::THREADS), C::SMEM, s, tq, td, tx, m,
-                          y, batch, mode, split, probe, false);
-    else if (split > 1 && split <= cluster_max) /* the ranks of a tile as one cluster */
-        rl_launch_cluster(k_mmt<WG, GLU, 1>, tiles, split, dim3(C::THREADS), C::SMEM, s, tq, td, tx, m, y, batch, mode,
-                          split, probe, true);
+                          y, batch, mode, split, probe);
     else
         rl_launch_smem(k_mmt<WG, GLU, 1>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx,
-                       m, y, batch, mode, split, probe, false);
+                       m, y, batch, mode, split, probe);
     return 0;
 }
 
