@@ -96,12 +96,6 @@ if want mmt-mc; then # clusters of two sharing the activation copies (TMA multic
     echo "RL_CU_MMT_MC=$v $(RL_CU_MMT_MC=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
   done
 fi
-if want mmt-group; then # quant blocks per wgmma commit group, checked (test_cu_mmq) and timed, products alone and with the copies
-  for n in 1 2 4; do echo "RL_CU_MMT_GROUP=$n"
-    RL_CU_MMT_GROUP=$n CK_FORK=no timeout 240 $B/tests/cuda/test_cu_mmq >"$OUT/test_mmq-$n.log" 2>&1; echo "test rc=$? $(grep -E '^[0-9]+%' "$OUT/test_mmq-$n.log")"
-    for p in 0 2; do RL_CU_MMT_GROUP=$n RL_CU_MMT_PROBE=$p timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "step matmuls" | sed "s/^/probe $p: /"; done
-  done
-fi
 if want mmt-stall; then # where rl_cu_mmt waits (Nsight Compute), the 7B QKV product at 64 rows
   echo "== ncu: mmt Q4_0 batch 64, the QKV product"
   timeout 200 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_mmt' \

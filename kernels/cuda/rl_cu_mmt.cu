@@ -30,6 +30,10 @@
  *   128-byte swizzled; the wgmma descriptor says so (layout 1, SBO 1024) and
  *   a 16-wide K slice starts 32 bytes after the previous one.
  *
+ * With RL_CU_MMT_MC=2 (or rl_cu_mmt_multicast), clusters of two row tiles
+ * share each activation box by TMA multicast and release stages in both
+ * CTAs; correct, but slower on the H100 (docs/PERFORMANCE.md), so off.
+ *
  * Needs what the tensor maps need: blocks per row a multiple of 8 (the
  * scale rows' 16-byte pitch, whole chunks of 256), 16-byte aligned planes,
  * the driver's cuTensorMapEncodeTiled; otherwise -ENOTSUP and rl_cu_mmw
