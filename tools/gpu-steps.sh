@@ -8,7 +8,9 @@
 # Part "mmw": the wgmma kernel rl_cu_mmw against rl_cu_mmh at 33..64 rows.
 # Part "attn": Nsight Compute on the decode attention at batch 64 and 1.
 # Part "attnw": the warp decode-attention kernel against the block kernel.
-# Part "mmt": rl_cu_mmw's TMA pipeline (rl_cu_mmt) against its register one.
+# Part "mmt": rl_cu_mmw's TMA pipeline (rl_cu_mmt) against its register one;
+# "mmt-probe" (copies or products alone), "mmt-mc" (multicast pairs),
+# "mmt-stall" (Nsight Compute on it).
 #   source .device/setup.sh && bash tools/gpu-steps.sh [tests|split|profile]...
 . "$(dirname "$0")/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-steps}
