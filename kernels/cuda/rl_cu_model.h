@@ -152,9 +152,10 @@ void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
 /* Steps of more than max_batch tokens (prompt chunks) run their Q4_0 products
  * on rl_cu_mmw, 64 rows per pass, instead of dequantizing every weight for
  * cuBLAS, when they have at most `rows` tokens (0: never). Default 192 (7B
- * Q4_0 prefill on an H100: 15.2k tok/s against cuBLAS's 13.2k at 192 tokens,
- * 15.5k against 16.8k at 256), or RL_CU_DIRECT_MAX. Applies only where every staged weight (fused Q|K|V,
- * O, fused gate|up, down) is Q4_0 on a device with rl_cu_mmw. */
+ * Q4_0 prefill on an H100: 15.2k tok/s against cuBLAS's 13.2k at 192
+ * tokens, 15.5k against 16.8k at 256), or RL_CU_DIRECT_MAX. Applies only
+ * where every staged weight (fused Q|K|V, O, fused gate|up, down) is Q4_0
+ * on a device with rl_cu_mmw. */
 void rl_cu_model_set_direct_max(rl_cu_model *m, int rows);
 /* The rows up to which the large path runs its products on rl_cu_mmw now
  * (0 where it cannot). */

@@ -411,7 +411,6 @@ int rl_cu_model_warmup(rl_cu_model *m)
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, m->h_in, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_bt, bt, m->bt_stride * 4, cudaMemcpyHostToDevice, m->s), "tables"));
         int want = m->direct_want; /* the cuBLAS path, whatever the direct products cover */
-        rl_cu_model_direct_max(m);
         m->direct_want = 0;
         int rc = enqueue_large(m, nl);
         m->direct_want = want;
