@@ -46,10 +46,12 @@
 #include <cudaTypedefs.h>
 
 #include "rl_cu_mmh.cuh"
+#include "rl_cu_wgmma.cuh"
 
 namespace rl_mmt {
 
 using namespace rl_async;
+using namespace rl_wgmma;
 
 constexpr int NB = 64;       /* batch rows: the wgmma's N */
 constexpr int CB = 8;        /* quant blocks per K chunk (256 elements) */
@@ -66,11 +68,7 @@ template <int WG> struct cfg {
     static_assert(X_OFF % 1024 == 0 && STG % 1024 == 0 && (BM / 2) % 8 == 0 && S >= 2, "stage layout");
 };
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define RL_MMT_DEVICE 1
-#endif
-
-#ifdef RL_MMT_DEVICE
+#ifdef RL_WGMMA_DEVICE
 __device__ __forceinline__ void bar_init(uint64_t *b, unsigned count)
 {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(sm_addr(b)), "r"(count) : "memory");
@@ -135,19 +133,6 @@ __device__ __forceinline__ void cluster_sync()
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
-__device__ __forceinline__ void wg_fence()
-{
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void wg_commit()
-{
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-}
-template <int N> __device__ __forceinline__ void wg_wait()
-{
-    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
-}
-
 /* Descriptor of a 128-byte-swizzled K-major B tile at p (1024-aligned atom
  * base, or 32-byte steps into it): SBO 1024 (the next 8 batch rows). */
 __device__ __forceinline__ uint64_t desc_sw128(const void *p)
@@ -156,34 +141,7 @@ __device__ __forceinline__ uint64_t desc_sw128(const void *p)
     return a | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
 }
 
-/* d (64 x 64 fp32, this thread's 32) += A (64 x 16 fp16, registers) * B (16 x 64, shared memory). */
-__device__ __forceinline__ void wgmma_64x64(float (&d)[32], const uint32_t (&a)[4], uint64_t desc)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
-                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
-                   "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
-                   "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-}
 #endif
-
-/* Slice h (0: low nibbles, 1: high) of the four gathered bytes v as two
- * fp16 pairs (elements 2t, 2t+1 and 2t+8, 2t+9), scale d applied: the same
- * values as rl_cu_mmh's (1024 + n - 1032 exact, one rounding in the product). */
-__device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t &lo, uint32_t &hi)
-{
-    uint32_t n = (v >> (4 * h)) & 0x0F0F0F0Fu;
-    __half2 a, b, off = __float2half2_rn(1032.0f);
-    rl_bytes_to_h2(n, a, b);
-    lo = rl_h2_bits(__hmul2(__hsub2(a, off), d));
-    hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
-}
 
 template <int WG, bool GLU, int MC>
 __global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
@@ -191,7 +149,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
       const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split,
       int probe)
 {
-#ifdef RL_MMT_DEVICE
+#ifdef RL_WGMMA_DEVICE
     using C = cfg<WG>;
     constexpr int BM = C::BM, THREADS = C::THREADS, STG = C::STG, S = C::S;
     constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4;
@@ -312,12 +270,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                     const uint32_t s1 = blk < 2 ? sc1.x : blk < 4 ? sc1.y : blk < 6 ? sc1.z : sc1.w;
                     const __half2 d0 = rl_bits_h2(__byte_perm(s0, 0, (blk & 1) ? 0x3232 : 0x1010));
                     const __half2 d1 = rl_bits_h2(__byte_perm(s1, 0, (blk & 1) ? 0x3232 : 0x1010));
-                    const uint32_t v0 = __byte_perm(q0a, q0b, sel), v1 = __byte_perm(q1a, q1b, sel);
-                    uint32_t(&A)[2][4] = a[j & 1][e];
-                    deq_slice(v0, 0, d0, A[0][0], A[0][2]);
-                    deq_slice(v1, 0, d1, A[0][1], A[0][3]);
-                    deq_slice(v0, 1, d0, A[1][0], A[1][2]);
-                    deq_slice(v1, 1, d1, A[1][1], A[1][3]);
+                    a_frags(q0a, q0b, q1a, q1b, d0, d1, sel, a[j & 1][e][0], a[j & 1][e][1]);
                 }
                 wg_fence();
 #pragma unroll
@@ -517,19 +470,10 @@ static int launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, r
 
 } /* namespace rl_mmt */
 
-/* The kernel exists (sm_90a code for this device): compute capability 9.0. */
+/* The kernel exists (rl_cu_mmw's device check) and the driver encodes tensor maps. */
 static bool mmt_device(void)
 {
-    static int ok = -1;
-    if (ok < 0) {
-        int dev = 0, major = 0, minor = 0;
-        ok = cudaGetDevice(&dev) == cudaSuccess &&
-             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-             cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
-             minor == 0 && rl_mmt::encoder() != NULL;
-        cudaGetLastError();
-    }
-    return ok;
+    return rl_cu_mmw_available() && rl_mmt::encoder() != NULL;
 }
 
 extern "C" int rl_cu_mmt_force(int wg)

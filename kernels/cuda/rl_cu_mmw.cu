@@ -19,11 +19,7 @@
  * time (23% active in the four-warpgroup version): the CTA-wide barrier per
  * chunk keeps the warpgroups in step, so they dequantize at the same time.
  *
- * A fragments: warp w of a warpgroup holds rows 16w + g and 16w + g + 8 (g =
- * lane / 4) and, per 16-wide K slice, elements 2t, 2t+1, 2t+8, 2t+9 (t = lane
- * % 4). A Q4_0 block (32 elements, 16 bytes, element e in byte e % 16, nibble
- * e / 16) is two slices: low nibbles, then high nibbles, of the same four
- * bytes 2t, 2t+1, 2t+8, 2t+9, gathered with one byte permute.
+ * A fragments: rl_cu_wgmma.cuh (shared with rl_cu_mmt).
  *
  * B in shared memory, K-major without swizzle: 8 x 8 core matrices (8 batch
  * rows x 16 bytes), core matrix (n / 8, k / 8) of a chunk at byte
@@ -36,10 +32,12 @@
 #include <stdlib.h>
 
 #include "rl_cu_mmh.cuh"
+#include "rl_cu_wgmma.cuh"
 
 namespace rl_mmw {
 
 using namespace rl_async;
+using namespace rl_wgmma;
 
 /* WG warpgroups of 64 rows per CTA (3 or 4; the host picks what fills the
  * SMs best): the activations (16 KB per chunk) are shared by BM rows of
@@ -58,10 +56,6 @@ template <int WG, int MT> struct cfg { /* MT: 64-row tiles per warpgroup (1 or 2
     static_assert(STG % 128 == 0 && X_OFF % 128 == 0 && S >= 3, "stage layout");
 };
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define RL_MMW_DEVICE 1
-#endif
-
 /* Shared-memory matrix descriptor of a B slice at p: address, LBO 128 (the
  * K neighbour), SBO 2048 (the next 8 batch rows), no swizzle. */
 __device__ __forceinline__ uint64_t desc_of(const void *p)
@@ -70,53 +64,11 @@ __device__ __forceinline__ uint64_t desc_of(const void *p)
     return a | ((uint64_t)(128 >> 4) << 16) | ((uint64_t)(2048 >> 4) << 32);
 }
 
-#ifdef RL_MMW_DEVICE
-__device__ __forceinline__ void wg_fence()
-{
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void wg_commit()
-{
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-}
-template <int N> __device__ __forceinline__ void wg_wait()
-{
-    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
-}
-
-/* d (64 x 64 fp32, this thread's 32) += A (64 x 16 fp16, registers) * B (16 x 64, shared memory). */
-__device__ __forceinline__ void wgmma_64x64(float (&d)[32], const uint32_t (&a)[4], uint64_t desc)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
-                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
-                   "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
-                   "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-}
-#endif
-
-/* Slice h (0: low nibbles, 1: high) of the four gathered bytes v as two
- * fp16 pairs (elements 2t, 2t+1 and 2t+8, 2t+9), scale d applied. */
-__device__ __forceinline__ void deq_slice(uint32_t v, int h, __half2 d, uint32_t &lo, uint32_t &hi)
-{
-    uint32_t n = (v >> (4 * h)) & 0x0F0F0F0Fu;
-    __half2 a, b, off = __float2half2_rn(1032.0f);
-    rl_bytes_to_h2(n, a, b);
-    lo = rl_h2_bits(__hmul2(__hsub2(a, off), d));
-    hi = rl_h2_bits(__hmul2(__hsub2(b, off), d));
-}
-
 template <int WG, int MT, bool GLU>
 __global__ void __launch_bounds__(cfg<WG, MT>::THREADS, cfg<WG, MT>::PER_SM)
 k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split)
 {
-#ifdef RL_MMW_DEVICE
+#ifdef RL_WGMMA_DEVICE
     using C = cfg<WG, MT>;
     constexpr int BM = C::BM, THREADS = C::THREADS, W_OFF = C::W_OFF, D_OFF = C::D_OFF, X_OFF = C::X_OFF;
     constexpr int STG = C::STG, S = C::S;
@@ -202,12 +154,7 @@ k_mmw(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, in
         uint4 q1 = *(const uint4 *)(base + W_OFF + (r + 8) * WLD + blk * 16);
         __half2 d0 = __half2half2(((const __half *)(base + D_OFF))[r * MH_CB + blk]);
         __half2 d1 = __half2half2(((const __half *)(base + D_OFF))[(r + 8) * MH_CB + blk]);
-        uint32_t v0 = __byte_perm(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, sel);
-        uint32_t v1 = __byte_perm(w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, sel);
-        deq_slice(v0, 0, d0, lo[0], lo[2]);
-        deq_slice(v1, 0, d1, lo[1], lo[3]);
-        deq_slice(v0, 1, d0, hi[0], hi[2]);
-        deq_slice(v1, 1, d1, hi[1], hi[3]);
+        a_frags(w0 ? q0.y : q0.x, w0 ? q0.w : q0.z, w0 ? q1.y : q1.x, w0 ? q1.w : q1.z, d0, d1, sel, lo, hi);
     };
     /* Per quant block: dequantize it (every row tile), queue its wgmmas, and
      * dequantize the next block while they run, into other A registers. One
