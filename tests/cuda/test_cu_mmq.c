@@ -105,6 +105,36 @@ static float *matvec_result(const rl_cu_mat *m, const rl_cu_act *xa, int batch, 
     return y;
 }
 
+/* The inputs of one product check, drawn in this order from the seed of
+ * name: the weights (w: their exact dequantized values on the host; m on the
+ * device), the activations x (xa on the device, quantized) and the ADD
+ * mode's initial outputs y0 (n_out per row). */
+typedef struct prod_in {
+    float *w, *x, *y0;
+    rl_cu_mat m;
+    rl_cu_act xa;
+} prod_in;
+
+static prod_in prod_in_make(const char *name, rl_type t, int64_t rows, int64_t cols, int batch, int64_t n_out)
+{
+    prod_in p;
+    uint64_t s = tcu_seed(name);
+    p.w = malloc(rows * cols * sizeof(float));
+    tcu_make_weight(t, rows, cols, &s, &p.m, p.w);
+    p.x = tcu_rand_vec(&s, cols * batch, 1.0f);
+    p.y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
+    p.xa = make_act(cols, batch, p.x);
+    CU_OK(rl_cu_quantize(&p.xa, batch, 0));
+    return p;
+}
+
+static void prod_in_free(prod_in *p)
+{
+    free_act(&p->xa);
+    rl_cu_mat_free(&p->m);
+    free(p->w), free(p->x), free(p->y0);
+}
+
 /* One rl_cu_mmq check of a rows x cols matrix of type t, batch sequences,
  * output rows ys floats apart (0: n_out). */
 static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch, int mode, int64_t ys)
@@ -112,17 +142,13 @@ static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch,
     char name[96];
     snprintf(name, sizeof name, "%s %s %lldx%lld b%d mode%d", kernel_names[k], rl_type_get(t)->name, (long long)rows,
              (long long)cols, batch, mode);
-    uint64_t s = tcu_seed(name);
-    float *w = malloc(rows * cols * sizeof(float));
-    rl_cu_mat m;
-    tcu_make_weight(t, rows, cols, &s, &m, w);
-    float *x = tcu_rand_vec(&s, cols * batch, 1.0f);
     int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
     if (ys == 0)
         ys = n_out;
-    float *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
-    rl_cu_act xa = make_act(cols, batch, x);
-    CU_OK(rl_cu_quantize(&xa, batch, 0));
+    prod_in in = prod_in_make(name, t, rows, cols, batch, n_out);
+    rl_cu_mat m = in.m;
+    rl_cu_act xa = in.xa;
+    const float *w = in.w, *x = in.x, *y0 = in.y0;
     rl_cu_act ya = make_out(n_out, ys, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
     CU_OK(kernels[k](&m, &xa, batch, mode, &ya, 0));
     float *yf = malloc(ys * batch * sizeof(float)), *y = malloc(n_out * batch * sizeof(float));
@@ -166,10 +192,9 @@ static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch,
         free(ds);
     }
     assert_untouched(&ya, batch, name);
-    free_act(&xa);
+    prod_in_free(&in);
     free_act(&ya);
-    rl_cu_mat_free(&m);
-    free(w), free(x), free(y0), free(yf), free(y), free(ref), free(ymv);
+    free(yf), free(y), free(ref), free(ymv);
 }
 
 static void check_mmq(int i, int64_t rows, int64_t cols, int batch, int mode)
@@ -294,13 +319,10 @@ START_TEST(mmh_k_split_reductions_agree)
             int64_t rows = mode == RL_CU_MV_GLU ? 2 * 320 : 320, cols = 4096, n_out = rows / (mode == RL_CU_MV_GLU ? 2 : 1);
             char name[64];
             snprintf(name, sizeof name, "mmh split %s mode%d b%d", rl_type_get(t)->name, mode, batch);
-            uint64_t s = tcu_seed(name);
-            float *w = malloc(rows * cols * sizeof(float));
-            rl_cu_mat m;
-            tcu_make_weight(t, rows, cols, &s, &m, w);
-            float *x = tcu_rand_vec(&s, cols * batch, 1.0f), *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
-            rl_cu_act xa = make_act(cols, batch, x);
-            CU_OK(rl_cu_quantize(&xa, batch, 0));
+            prod_in in = prod_in_make(name, t, rows, cols, batch, n_out);
+            rl_cu_mat m = in.m;
+            rl_cu_act xa = in.xa;
+            const float *w = in.w, *x = in.x, *y0 = in.y0;
             float *one = mmh_forced(&m, &xa, batch, mode, y0, 4, 1, 0);
             float *cl4 = mmh_forced(&m, &xa, batch, mode, y0, 4, 4, 1);
             float *ws4 = mmh_forced(&m, &xa, batch, mode, y0, 4, 4, 2);
@@ -315,9 +337,8 @@ START_TEST(mmh_k_split_reductions_agree)
             fprintf(stderr, "%s: vs split 1: %.3g (4) %.3g (3) %.3g (8); split 8 vs float64 %.3g\n", name, e4, e3, e8, er);
             ck_assert_msg(e4 < 1e-5 && e3 < 1e-5 && e8 < 1e-5, "%s: splits disagree %g %g %g", name, e4, e3, e8);
             ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
-            free_act(&xa);
-            rl_cu_mat_free(&m);
-            free(w), free(x), free(y0), free(one), free(cl4), free(ws4), free(ws3), free(ws8), free(ref);
+            prod_in_free(&in);
+            free(one), free(cl4), free(ws4), free(ws3), free(ws8), free(ref);
         }
     { /* the plan reported is the plan forced */
         rl_cu_mat pm = {.type = t, .rows = 320, .cols = 4096};
@@ -352,13 +373,10 @@ static void check_vs_mmh(tcu_product_fn f, const char *label, rl_type t, const v
     char name[96];
     snprintf(name, sizeof name, "%s vs mmh %s %lldx%lld b%d mode%d", label, rl_type_get(t)->name, (long long)rows,
              (long long)cols, batch, mode);
-    uint64_t s = tcu_seed(name);
-    float *w = malloc(rows * cols * sizeof(float));
-    rl_cu_mat m;
-    tcu_make_weight(t, rows, cols, &s, &m, w);
-    float *x = tcu_rand_vec(&s, cols * batch, 1.0f), *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
-    rl_cu_act xa = make_act(cols, batch, x);
-    CU_OK(rl_cu_quantize(&xa, batch, 0));
+    prod_in in = prod_in_make(name, t, rows, cols, batch, n_out);
+    rl_cu_mat m = in.m;
+    rl_cu_act xa = in.xa;
+    const float *w = in.w, *x = in.x, *y0 = in.y0;
     float *out[3];
     for (int k = 0; k < 3; k++) {
         rl_cu_act ya = make_out(n_out, n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
@@ -376,9 +394,8 @@ static void check_vs_mmh(tcu_product_fn f, const char *label, rl_type t, const v
     ck_assert_msg(e < 1e-5, "%s: rel diff to rl_cu_mmh %g", name, e);
     ck_assert_msg(er < MMQ_TOL, "%s: rel err %g", name, er);
     ck_assert_msg(memcmp(out[1], out[2], n_out * batch * sizeof(float)) == 0, "%s: second run differs", name);
-    free_act(&xa);
-    rl_cu_mat_free(&m);
-    free(w), free(x), free(y0), free(out[0]), free(out[1]), free(out[2]), free(ref);
+    prod_in_free(&in);
+    free(out[0]), free(out[1]), free(out[2]), free(ref);
 }
 
 /* rl_cu_mms against rl_cu_mmh on shapes that take each of its CTA layouts:
