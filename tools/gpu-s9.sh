@@ -16,3 +16,31 @@ if [ "$PART" = verify ]; then
   timeout 120 $BC --shape llama2-7b --type q4_0 --prompt 512 --prefill-profile 2>&1 | tail -30
   bash $T/gpu-final.sh bench-q4 | grep -oE '"model":"[^"]*"|"gen_tok_s":[0-9.]+|"prefill_tok_s":[0-9.]+' | paste - - -
 fi
+#   w16      the fp16 weight copies for prompt steps (RL_CU_W16=0|1) and the
+#            rope kernel's head groups: the tests that cover them, the
+#            prefill profile, 7B Q4_0 prefill by prompt length with the copies
+#            off and on (and with the direct products of 65..192-token steps
+#            on and off), and the 64-client 7B load (int8 KV) off and on.
+if [ "$PART" = w16 ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1
+  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
+  for t in test_cu_kernels test_cu_kvq8 test_cu_paged test_cu_prefill test_cu_mixed test_cu_model; do
+    timeout 200 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
+    grep -E ":F:|:E:" "$OUT/$t.log" | head -5
+  done
+  grep -E "fp16 copies" "$OUT/test_cu_mixed.log" | head -6
+  echo "== prefill profile, 7B Q4_0, 512 tokens (rope)"
+  timeout 120 $BC --shape llama2-7b --type q4_0 --prompt 512 --prefill-profile 2>&1 | grep -E "rope|per layer"
+  M=/tmp/rl-models; mkdir -p $M
+  [ -f $M/llama2-7b-q4_0.gguf ] || $B/tools/ringlm-mkmodel --shape llama2-7b --type q4_0 --out $M/llama2-7b-q4_0.gguf --threads 16 >/dev/null
+  echo "== 7B Q4_0 prefill tok/s by prompt length: RL_CU_W16 x RL_CU_DIRECT_MAX"
+  for n in ${LENS:-96 128 192 256 512}; do for w in 0 1; do for d in 0 512; do
+    [ $n -gt 192 ] && [ $d = 512 ] && continue
+    echo "prompt $n w16 $w direct_max $d $(RL_CU_W16=$w RL_CU_DIRECT_MAX=$d timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_0.gguf --device cuda --prompt $n --gen 8 --json 2>/dev/null | grep -oE '"prefill_tok_s":[0-9.]+')"
+  done; done; done
+  for w in ${LOADW:-0 1 1}; do
+    echo "== 64-client load, int8 KV, 512-token steps, RL_CU_W16=$w"
+    RL_CU_W16=$w STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
+    grep -m1 "memory plan" "$OUT/ringlmd-load.log"
+  done
+fi

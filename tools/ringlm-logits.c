@@ -101,7 +101,7 @@ static int run_cuda(const rl_model *m, const int32_t *tok, int n, int n_decode, 
     char err[512] = "";
     rl_cu_model *g;
     uint32_t ctx = ((uint32_t)n + 63) / 64 * 64;
-    int rc = rl_cu_model_from_cpu(m, ctx, 1, 0, ctx, false, &g, err, sizeof err);
+    int rc = rl_cu_model_from_cpu(m, ctx, 1, 0, ctx, false, RL_CU_W16_AUTO, &g, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "ringlm-logits: cuda model: %s\n", err);
         return rc;

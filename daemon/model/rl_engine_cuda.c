@@ -21,6 +21,7 @@ typedef struct cu_backend {
     rl_cu_model *g;
     uint64_t kv_budget;        /* 0: from the device's free memory */
     bool kv_q8;                /* int8 KV cache */
+    int w16;                   /* rl_cu_w16_mode of the model */
     uint32_t cap;              /* tokens the step scratch holds */
     int32_t *tok, *pos, *row, *oidx, *otok;
     const uint32_t **bt;
@@ -52,33 +53,55 @@ static void layer_weights(const rl_layer *L, const rl_weight *w[RL_CU_W_N])
     w[RL_CU_W_DOWN] = &L->w_down;
 }
 
-int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t n_blocks, uint32_t max_prefill,
-                         bool kv_q8, rl_cu_model **out, char *err, size_t errlen)
+/* The GPU model's shape and types of a loaded CPU model (*lts: n_layer
+ * entries to free). */
+static int cu_shape(const rl_model *m, uint32_t n_ctx, rl_cu_model_cfg *c, rl_cu_model_types *ty,
+                    rl_cu_layer_types **lts, char *err, size_t errlen)
 {
     const rl_model_hparams *hp = &m->hp;
     const rl_layer *l0 = &m->layers[0];
-    rl_cu_model_types ty = {m->tok_embd.type, m->output.type, l0->wq.type, l0->wo.type, l0->w_gate.type, l0->w_down.type};
+    *ty = (rl_cu_model_types){m->tok_embd.type, m->output.type, l0->wq.type, l0->wo.type, l0->w_gate.type,
+                              l0->w_down.type};
     /* Any per-tensor mix of supported types (Q4_K_M, Q5_K_M): types per layer. */
-    rl_cu_layer_types *lts = calloc(hp->n_layer, sizeof *lts);
-    if (!lts)
+    *lts = calloc(hp->n_layer, sizeof **lts);
+    if (!*lts)
         return -ENOMEM;
     for (uint32_t i = 0; i < hp->n_layer; i++) {
         const rl_layer *L = &m->layers[i];
         const rl_weight *w[RL_CU_W_N];
         layer_weights(L, w);
         for (int r = 0; r < RL_CU_W_N; r++)
-            lts[i].t[r] = w[r]->type;
+            (*lts)[i].t[r] = w[r]->type;
         if ((L->bq != NULL) != (l0->bq != NULL) || (L->bq && (!L->bk || !L->bv))) {
-            free(lts);
+            free(*lts);
+            *lts = NULL;
             snprintf(err, errlen, "cuda: layer %u has partial q/k/v biases", i);
             return -ENOTSUP;
         }
     }
-    rl_cu_model_cfg c = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_layer = hp->n_layer, .n_head = hp->n_head,
-                         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
-                         .n_rot = hp->head_dim, .rms_eps = hp->rms_eps, .rope_base = hp->rope_base,
-                         .rope_neox = hp->rope_neox, .qkv_bias = l0->bq != NULL, .n_ctx = n_ctx,
-                         .n_slots = n_slots, .n_blocks = n_blocks, .max_prefill = max_prefill, .kv_q8 = kv_q8};
+    *c = (rl_cu_model_cfg){.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_layer = hp->n_layer,
+                           .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+                           .n_ff = hp->n_ff, .n_rot = hp->head_dim, .rms_eps = hp->rms_eps,
+                           .rope_base = hp->rope_base, .rope_neox = hp->rope_neox, .qkv_bias = l0->bq != NULL,
+                           .n_ctx = n_ctx};
+    return 0;
+}
+
+int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t n_blocks, uint32_t max_prefill,
+                         bool kv_q8, int w16, rl_cu_model **out, char *err, size_t errlen)
+{
+    const rl_model_hparams *hp = &m->hp;
+    rl_cu_model_cfg c;
+    rl_cu_model_types ty;
+    rl_cu_layer_types *lts;
+    int rc0 = cu_shape(m, n_ctx, &c, &ty, &lts, err, errlen);
+    if (rc0)
+        return rc0;
+    c.n_slots = n_slots;
+    c.n_blocks = n_blocks;
+    c.max_prefill = max_prefill;
+    c.kv_q8 = kv_q8;
+    c.w16 = (uint8_t)w16;
     rl_cu_model *g;
     int rc = rl_cu_model_new_mixed(&c, &ty, lts, &g, err, errlen);
     free(lts);
@@ -143,6 +166,24 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
                 return -EIO;
             }
             uint64_t keep = (uint64_t)m->gguf->size + (2ull << 30);
+            /* fp16 copies for prompt steps: AUTO keeps them when they take at most a
+             * quarter of the free memory, and the KV pool gets the rest */
+            uint64_t w16b = 0;
+            B->w16 = rl_cu_w16_env(B->w16);
+            if (B->w16 != RL_CU_W16_OFF) {
+                rl_cu_model_cfg c;
+                rl_cu_model_types ty;
+                rl_cu_layer_types *lts;
+                int rc = cu_shape(m, n_ctx, &c, &ty, &lts, err, errlen);
+                if (rc)
+                    return rc;
+                w16b = rl_cu_w16_bytes(&c, &ty, lts);
+                free(lts);
+            }
+            if (B->w16 == RL_CU_W16_AUTO)
+                B->w16 = w16b <= free_b / 4 ? RL_CU_W16_ON : RL_CU_W16_OFF;
+            if (B->w16 == RL_CU_W16_ON)
+                keep += w16b;
             budget = free_b > keep ? (free_b - keep) / 10 * 8 : 0;
         }
         nb = budget / bb;
@@ -168,7 +209,7 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
     B->row = B->pos + step_tokens;
     B->oidx = B->row + step_tokens;
     B->otok = B->oidx + step_tokens;
-    int rc = rl_cu_model_from_cpu(m, n_ctx, 0, (uint32_t)nb, step_tokens, B->kv_q8, &B->g, err, errlen);
+    int rc = rl_cu_model_from_cpu(m, n_ctx, 0, (uint32_t)nb, step_tokens, B->kv_q8, B->w16, &B->g, err, errlen);
     if (rc)
         return rc;
     if ((rc = rl_cu_model_warmup(B->g))) {
@@ -298,6 +339,7 @@ int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engin
                              .map_region = be_map_region, .unmap_region = be_unmap_region, .close = be_close};
     B->kv_budget = lo.kv_budget_bytes;
     B->kv_q8 = o && o->kv_q8;
+    B->w16 = o ? o->w16 : RL_CU_W16_AUTO;
     lo.backend = &B->be;
     return rl_engine_llm_create_opts(path, &lo, out, err, errlen); /* owns B from here, even on failure */
 }

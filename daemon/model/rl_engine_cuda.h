@@ -22,6 +22,10 @@ typedef struct rl_cuda_opts {
                                 * leave, at most 64 full contexts */
     bool kv_q8;                /* int8 KV cache (values of Q8_0 blocks: 17/32 of the fp16
                                 * bytes, so twice the positions; head_dim % 32 == 0) */
+    int w16;                   /* rl_cu_w16_mode (rl_cu_model.h): fp16 copies of the layer
+                                * weights for prompt steps; 0 (AUTO): kept when they take
+                                * at most a quarter of the free device memory (the KV pool
+                                * gets what they leave) */
     void (*progress)(void *ctx, float frac); /* loading progress, may be NULL */
     void *progress_ctx;
 } rl_cuda_opts;
@@ -33,8 +37,8 @@ int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engin
 
 /* Upload a loaded CPU model to the GPU (used by the engine and by tests):
  * n_slots for the slot API (0: none), n_blocks KV pool blocks (0: the slots'),
- * kv_q8 for an int8 KV cache. */
+ * kv_q8 for an int8 KV cache, w16 an rl_cu_w16_mode. */
 int rl_cu_model_from_cpu(const rl_model *m, uint32_t n_ctx, uint32_t n_slots, uint32_t n_blocks,
-                         uint32_t max_prefill, bool kv_q8, rl_cu_model **out, char *err, size_t errlen);
+                         uint32_t max_prefill, bool kv_q8, int w16, rl_cu_model **out, char *err, size_t errlen);
 
 #endif

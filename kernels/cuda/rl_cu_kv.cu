@@ -3,68 +3,83 @@
  * block copies for copy-on-write of shared prefix blocks. */
 #include "rl_cu_kv.cuh"
 
-/* One block per (head of q, k or v; token row); one thread per element pair.
- * q heads are rotated into q_out; k heads rotated and v heads copied into the
- * cache at the token's position (skipped when the row has no valid place).
- * An int8 cache (KV::Q8) gets the head's values through shared memory, then
- * quantized per 32 (rl_kv_q8_store). */
-template <class KV>
-__global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope r, float *q_out)
+/* One block per (token row, group of heads of q, k and v): ROPE_Y heads at a
+ * time (threadIdx.y), one thread per element pair (threadIdx.x), so a thread
+ * computes its pair's angle once for all the heads it visits. q heads are
+ * rotated into q_out; k heads rotated and v heads copied into the cache at
+ * the token's position (skipped when the row has no valid place). An int8
+ * cache (KV::Q8) gets a rotated k head through shared memory (the pairs of
+ * NeoX rotation are not the pairs of the quantization), then quantized per
+ * 32 (rl_kv_q8_store); each y row syncs alone (a warp, or a named barrier). */
+constexpr int ROPE_Y = 4;
+
+__device__ __forceinline__ void rope_row_sync(int y)
 {
-    __shared__ float vals[KV::Q8 ? 512 : 1];
+    if (blockDim.x == 32)
+        __syncwarp();
+    else
+        asm volatile("bar.sync %0, %1;" ::"r"(1 + y), "r"(blockDim.x) : "memory");
+}
+
+template <class KV>
+__global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope r, float *q_out, int hpb)
+{
+    __shared__ float vals[KV::Q8 ? ROPE_Y * 512 : 1];
     rl_pdl_trigger();
+    int b = blockIdx.y, hd = r.head_dim, k = threadIdx.x, y = threadIdx.y;
+    int nh = r.n_head + 2 * r.n_head_kv, qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
+    int half_rot = r.n_rot / 2;
+    bool in = 2 * k < hd, rot = in && k < half_rot;
+    int i0 = rot && r.neox ? k : 2 * k, i1 = rot && r.neox ? k + half_rot : 2 * k + 1;
+    float f = rot ? (r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot)) : 0.0f;
     rl_pdl_wait();
-    int head = blockIdx.x, b = blockIdx.y, hd = r.head_dim, k = threadIdx.x;
-    int qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
-    const float *src = qkv + (int64_t)b * (qdim + 2 * kvdim) + head * hd;
     int p = pos[b];
-    bool ok = A.ok(b, p), in = 2 * k < hd;
-    if (head >= r.n_head + r.n_head_kv) { /* V: plain copy */
-        typename KV::wrow dv = ok ? A.wv(b, head - r.n_head - r.n_head_kv, p) : typename KV::wrow{};
-        if constexpr (KV::Q8) {
-            rl_kv_q8_store(src, hd, k, dv); /* straight from qkv: no rotation */
-        } else if (in && !KV::nil(dv)) {
-            dv[2 * k] = __float2half(src[2 * k]);
-            dv[2 * k + 1] = __float2half(src[2 * k + 1]);
-        }
-        return;
-    }
-    int half_rot = r.n_rot / 2, i0 = 0, i1 = 1;
-    float v0 = 0.0f, v1 = 0.0f;
-    if (in && k < half_rot) {
-        i0 = r.neox ? k : 2 * k;
-        i1 = r.neox ? k + half_rot : 2 * k + 1;
-        float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
-        float sn, cs;
+    bool ok = A.ok(b, p);
+    float sn = 0.0f, cs = 1.0f;
+    if (rot)
         sincosf((float)p * f, &sn, &cs);
-        float a = src[i0], c = src[i1];
-        v0 = a * cs - c * sn;
-        v1 = a * sn + c * cs;
-    } else if (in) { /* beyond n_rot: unrotated */
-        i0 = 2 * k;
-        i1 = 2 * k + 1;
-        v0 = src[i0];
-        v1 = src[i1];
-    }
-    if (head < r.n_head) {
-        if (in) {
-            float *dq = q_out + (int64_t)b * qdim + head * hd;
-            dq[i0] = v0;
-            dq[i1] = v1;
+    const float *row = qkv + (int64_t)b * (qdim + 2 * kvdim);
+    int h1 = min(nh, (int)(blockIdx.x + 1) * hpb);
+    for (int h = (int)blockIdx.x * hpb + y; h < h1; h += ROPE_Y) { /* the same heads for a whole y row */
+        const float *src = row + h * hd;
+        if (h >= r.n_head + r.n_head_kv) { /* V: plain copy */
+            typename KV::wrow dv = ok ? A.wv(b, h - r.n_head - r.n_head_kv, p) : typename KV::wrow{};
+            if constexpr (KV::Q8) {
+                rl_kv_q8_store(src, hd, k, dv); /* straight from qkv: no rotation */
+            } else if (in && !KV::nil(dv)) {
+                dv[2 * k] = __float2half(src[2 * k]);
+                dv[2 * k + 1] = __float2half(src[2 * k + 1]);
+            }
+            continue;
         }
-        return;
-    }
-    typename KV::wrow dk = ok ? A.wk(b, head - r.n_head, p) : typename KV::wrow{};
-    if constexpr (KV::Q8) { /* the rotated head in shared memory, then quantized per 32 */
+        float v0 = 0.0f, v1 = 0.0f;
         if (in) {
-            vals[i0] = v0;
-            vals[i1] = v1;
+            float a = src[i0], c = src[i1];
+            v0 = a * cs - c * sn;
+            v1 = a * sn + c * cs;
         }
-        __syncthreads();
-        rl_kv_q8_store(vals, hd, k, dk);
-    } else if (in && !KV::nil(dk)) {
-        dk[i0] = __float2half(v0);
-        dk[i1] = __float2half(v1);
+        if (h < r.n_head) {
+            if (in) {
+                float *dq = q_out + (int64_t)b * qdim + h * hd;
+                dq[i0] = v0;
+                dq[i1] = v1;
+            }
+            continue;
+        }
+        typename KV::wrow dk = ok ? A.wk(b, h - r.n_head, p) : typename KV::wrow{};
+        if constexpr (KV::Q8) { /* the rotated head in shared memory, then quantized per 32 */
+            float *vy = vals + y * 512;
+            if (in) {
+                vy[i0] = v0;
+                vy[i1] = v1;
+            }
+            rope_row_sync(y);
+            rl_kv_q8_store(vy, hd, k, dk);
+            rope_row_sync(y); /* before the row's next k head overwrites vy */
+        } else if (in && !KV::nil(dk)) {
+            dk[i0] = __float2half(v0);
+            dk[i1] = __float2half(v1);
+        }
     }
 }
 
@@ -80,8 +95,12 @@ static int rope_launch(const float *d_qkv, int batch, const int32_t *d_pos, KV A
 {
     if (KV::Q8 && (r->head_dim % 32 || r->head_dim > 512))
         return -EINVAL;
-    int threads = (r->head_dim / 2 + 31) / 32 * 32;
-    rl_launch(k_rope_kv<KV>, dim3(r->n_head + 2 * r->n_head_kv, batch), dim3(threads), s, d_qkv, d_pos, A, *r, d_q);
+    int threads = (r->head_dim / 2 + 31) / 32 * 32, nh = r->n_head + 2 * r->n_head_kv;
+    /* heads per block: every head its own y row for small batches (enough blocks), more rows of heads per
+     * block for large ones (fewer, longer blocks; a 512-token prompt step of 96 heads: 1,536 blocks) */
+    int hpb = ROPE_Y * (batch >= 128 ? 8 : batch >= 16 ? 2 : 1);
+    rl_launch(k_rope_kv<KV>, dim3((nh + hpb - 1) / hpb, batch), dim3(threads, ROPE_Y), s, d_qkv, d_pos, A, *r, d_q,
+              hpb);
     return RL_CU_LAUNCHED("rope_kv");
 }
 

@@ -133,17 +133,32 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         snprintf(err, errlen, "cuda: %s", rl_cu_last_error());
         return -EIO;
     }
-    fprintf(stderr,
-            "cuda memory plan: weights %.1f MiB, KV cache %.1f MiB (%u blocks x %u positions, %s), "
-            "scratch %.1f MiB; total %.1f MiB of %.1f MiB free\n",
-            wb / MB, kvb / MB, c.n_blocks, RL_CU_KV_BLOCK, c.kv_q8 ? "int8" : "fp16", sb / MB, (wb + kvb + sb) / MB,
-            free_b / MB);
+    uint64_t stg = (uint64_t)maxw * 2 * 3; /* the staging ring's 2 buffers and the split layers' scratch */
     uint64_t need = wb + kvb + sb + (256ull << 20); /* cuBLAS workspace and graphs */
+    /* fp16 copies for the large steps (which then need no staging): AUTO keeps them when they fit
+     * with 512 MiB to spare */
+    uint64_t w16b = rl_cu_w16_bytes(&c, ty, lts);
+    c.w16 = (uint8_t)rl_cu_w16_env(c.w16);
+    if (c.w16 == RL_CU_W16_AUTO)
+        c.w16 = need - stg + w16b + (512ull << 20) <= free_b ? RL_CU_W16_ON : RL_CU_W16_OFF;
+    if (c.w16 != RL_CU_W16_ON) {
+        w16b = 0;
+    } else {
+        sb -= stg;
+        need -= stg;
+    }
+    fprintf(stderr,
+            "cuda memory plan: weights %.1f MiB, fp16 copies %.1f MiB, KV cache %.1f MiB (%u blocks x %u positions, "
+            "%s), scratch %.1f MiB; total %.1f MiB of %.1f MiB free\n",
+            wb / MB, w16b / MB, kvb / MB, c.n_blocks, RL_CU_KV_BLOCK, c.kv_q8 ? "int8" : "fp16", sb / MB,
+            (wb + w16b + kvb + sb) / MB, free_b / MB);
+    need += w16b;
     if (need > free_b) {
         snprintf(err, errlen,
-                 "cuda: model does not fit: needs %.0f MiB (weights %.0f, KV %.0f, scratch %.0f) but %.0f MiB free; "
-                 "lower the context or the KV budget",
-                 need / MB, wb / MB, kvb / MB, sb / MB, free_b / MB);
+                 "cuda: model does not fit: needs %.0f MiB (weights %.0f, fp16 copies %.0f, KV %.0f, scratch %.0f) "
+                 "but %.0f MiB free; lower the context or the KV budget%s",
+                 need / MB, wb / MB, w16b / MB, kvb / MB, sb / MB, free_b / MB,
+                 w16b ? ", or turn the fp16 copies off" : "");
         return -ENOMEM;
     }
     rl_cu_model *m = calloc(1, sizeof *m);
@@ -169,7 +184,8 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
     }
     if ((rc = rl_cu_check(cudaStreamCreateWithFlags(&m->s, cudaStreamNonBlocking), "stream")))
         goto fail;
-    if ((rc = rl_cu_blas_create(&m->blas, m->s)) || (rc = rl_cu_gemm_reserve(m->blas, maxw, 2)))
+    if ((rc = rl_cu_blas_create(&m->blas, m->s)) ||
+        (c.w16 != RL_CU_W16_ON && (rc = rl_cu_gemm_reserve(m->blas, maxw, 2))))
         goto fail;
     if ((rc = rl_cu_mat_alloc(&m->tok_embd, ty->embd, c.n_vocab, c.n_embd)) ||
         (rc = rl_cu_mat_alloc(&m->output, ty->output, c.n_vocab, c.n_embd)) ||
@@ -185,6 +201,8 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
             goto fail;
         m->weight_bytes += rl_cu_layer_bytes(L);
     }
+    if (c.w16 == RL_CU_W16_ON && (rc = rl_cu_w16_alloc(m)))
+        goto fail;
     m->weight_bytes += m->tok_embd.bytes + m->output.bytes;
     if ((rc = dalloc((void **)&m->x, (size_t)rows * c.n_embd * 4, "x")) ||
         (rc = alloc_act(&m->xn, c.n_embd, rows, q_xn)) || (rc = alloc_act(&m->attn, qd, rows, q_attn)) ||
@@ -202,7 +220,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = dalloc((void **)&m->d_dst, (size_t)rows * 8, "token addresses")) ||
         (rc = dalloc(&m->kv.pool, kvb, "KV cache")) ||
         (rc = dalloc(&m->xh, (size_t)rows * xh_n * 2, "fp16 activations")) ||
-        (rc = dalloc(&m->wscratch, (size_t)maxw * 2, "fp16 weight scratch")))
+        (c.w16 != RL_CU_W16_ON && (rc = dalloc(&m->wscratch, (size_t)maxw * 2, "fp16 weight scratch"))))
         goto fail;
     if ((rc = rl_cu_check(cudaMallocHost((void **)&m->h_in, (size_t)rows * 16 + (size_t)rows * bt_stride * 4),
                           "pinned")) ||
@@ -233,6 +251,7 @@ void rl_cu_model_free(rl_cu_model *m)
         cudaFree(L->ffn_norm);
         cudaFree(L->bqkv);
     }
+    rl_cu_w16_free(m);
     free(m->layers);
     cudaFree(m->kv.pool);
     rl_cu_mat_free(&m->tok_embd);
@@ -263,9 +282,15 @@ void rl_cu_model_free(rl_cu_model *m)
     free(m);
 }
 
-rl_cu_layer *rl_cu_model_layer(rl_cu_model *m, uint32_t il) { return il < m->c.n_layer ? &m->layers[il] : NULL; }
+/* The accessors below hand out weights for writing: the fp16 copies are stale from then on. */
+rl_cu_layer *rl_cu_model_layer(rl_cu_model *m, uint32_t il)
+{
+    m->w16_ready = false;
+    return il < m->c.n_layer ? &m->layers[il] : NULL;
+}
 rl_cu_mat *rl_cu_model_layer_mat(rl_cu_model *m, uint32_t il, rl_cu_role role, int64_t *row0)
 {
+    m->w16_ready = false;
     return il < m->c.n_layer ? rl_cu_layer_role(&m->c, &m->layers[il], role, row0) : NULL;
 }
 rl_cu_mat *rl_cu_model_tok_embd(rl_cu_model *m) { return &m->tok_embd; }
@@ -316,6 +341,7 @@ static int fill_ones(float *d, size_t n, cudaStream_t s)
 int rl_cu_model_fill_random(rl_cu_model *m, uint64_t seed)
 {
     int rc = 0;
+    m->w16_ready = false;
     rc = rc ? rc : rl_cu_mat_fill_random(&m->tok_embd, seed + 1, m->s);
     rc = rc ? rc : rl_cu_mat_fill_random(&m->output, seed + 2, m->s);
     rc = rc ? rc : fill_ones(m->output_norm, m->c.n_embd, m->s);

@@ -35,7 +35,16 @@ typedef struct rl_cu_model_cfg {
     uint32_t max_prefill;  /* tokens per forward call (0: 512) */
     uint32_t max_batch;    /* tokens per graph-captured step (0: RL_CU_MAX_STEP_BATCH) */
     bool kv_q8;            /* int8 KV cache (rl_cu_kv.q8; head_dim a multiple of 32) */
+    uint8_t w16;           /* rl_cu_w16_mode: fp16 copies of the layer weights for large steps */
 } rl_cu_model_cfg;
+
+/* The weights of steps of more than max_batch tokens (prompt chunks), which
+ * multiply fp16 weights on cuBLAS: AUTO (0) keeps an fp16 copy of every layer
+ * matrix resident when it fits beside everything else (F16 matrices are used
+ * in place); ON requires it (-ENOMEM when it does not fit); OFF dequantizes
+ * each weight into a staging buffer during every such step (no memory, but
+ * the dequantization competes with the GEMMs). RL_CU_W16=0|1 overrides AUTO. */
+typedef enum rl_cu_w16_mode { RL_CU_W16_AUTO = 0, RL_CU_W16_OFF = 1, RL_CU_W16_ON = 2 } rl_cu_w16_mode;
 
 /* Most tokens of one graph-captured step. */
 #define RL_CU_MAX_STEP_BATCH 64
@@ -149,6 +158,13 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
 int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out);
 /* Use CUDA graphs for decode (default on); off replays the launches directly. */
 void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
+/* Device bytes of the fp16 copies (RL_CU_W16_ON) of these layer types
+ * (lts: per layer, or NULL for ty's); F16 matrices need none. */
+uint64_t rl_cu_w16_bytes(const rl_cu_model_cfg *c, const rl_cu_model_types *ty, const rl_cu_layer_types *lts);
+/* mode, or for RL_CU_W16_AUTO with RL_CU_W16=0|1 in the environment, OFF|ON. */
+int rl_cu_w16_env(int mode);
+/* The fp16 copies' device bytes in this model (0: large steps dequantize). */
+uint64_t rl_cu_model_w16_bytes(const rl_cu_model *m);
 /* Steps of more than max_batch tokens (prompt chunks) run their Q4_0 products
  * on rl_cu_mmw, 64 rows per pass, instead of dequantizing every weight for
  * cuBLAS, when they have at most `rows` tokens (0: never). Default 192 (7B

@@ -40,6 +40,11 @@ struct rl_cu_model {
     bool use_graphs;
     int direct_want;          /* large path: Q4_0 products of up to this many rows on rl_cu_mmw
                                  (RL_CU_DIRECT_MAX, rl_cu_model_set_direct_max; -1: not read yet) */
+    void *w16;                /* fp16 copies of the layer matrices (one allocation), or NULL */
+    const void **w16p;        /* [4 n_layer] or NULL: product k's fp16 rows (k % 4: Q|K|V, O, gate|up,
+                                 down), in w16 or, for an F16 matrix, the matrix itself */
+    uint64_t w16_bytes;
+    bool w16_ready;           /* the copies hold the current weights (the weight accessors clear it) */
     int direct_ok;            /* every staged matrix is Q4_0 and the device has rl_cu_mmw (-1: not checked) */
     rl_cu_rope rope;
     float *inv_freq;          /* n_rot/2, or NULL (computed from rope_base) */
@@ -52,6 +57,15 @@ struct rl_cu_model {
         if (rc_)               \
             return rc_;        \
     } while (0)
+
+/* The fp16 copies (rl_cu_w16.c): point w16p into an allocation of
+ * w16_bytes (rl_cu_w16_bytes of the model's layers); free them; fill them
+ * from the weights when not w16_ready (on the model's stream). */
+int rl_cu_w16_alloc(rl_cu_model *m);
+void rl_cu_w16_free(rl_cu_model *m);
+int rl_cu_w16_sync(rl_cu_model *m);
+/* Rows and columns of product k's fp16 matrix. */
+void rl_cu_w16_dims(const rl_cu_model_cfg *c, uint32_t k, int64_t *rows, int64_t *cols);
 
 /* Forget the captured graphs (their parameters changed). */
 void rl_cu_model_drop_graphs(rl_cu_model *m);

@@ -106,6 +106,22 @@ static int pf_direct(rl_cu_model *m, const rl_cu_mat *w, const void *xh, int n, 
     return 0;
 }
 
+/* Product k of the large path over n fp16 rows of xh into y (+= when acc):
+ * direct (rl_cu_mmw) where chosen and the weight is staged, else cuBLAS on
+ * the resident fp16 copy, else on the staged dequantization. */
+static int pf_product(rl_cu_model *m, bool direct, uint32_t *next, uint32_t k, const void *xh, int n, float *y,
+                      bool acc)
+{
+    if (direct && pf_w(m, k))
+        return pf_direct(m, pf_w(m, k), xh, n, y, acc);
+    if (m->w16p) {
+        int64_t rows, cols;
+        rl_cu_w16_dims(&m->c, k, &rows, &cols);
+        return rl_cu_gemm_f16(m->blas, m->w16p[k], rows, cols, xh, n, y, acc);
+    }
+    return pf_gemm(m, next, k, xh, n, y, acc);
+}
+
 int rl_cu_model_direct_max(rl_cu_model *m)
 {
     if (m->direct_ok < 0) {
@@ -175,9 +191,12 @@ static int enqueue_large(rl_cu_model *m, int n)
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
     uint32_t next = 0;
     const bool direct = n <= rl_cu_model_direct_max(m);
-/* One staged (or direct) product: weight k of the staging order. */
-#define PF(k, x, y, acc) (direct ? pf_direct(m, pf_w(m, k), x, n, y, acc) : pf_gemm(m, &next, k, x, n, y, acc))
-    if (!direct) {
+    /* every product on the fp16 copies (split layers too), or staged ones and split layers apart */
+    const bool w16 = m->w16p != NULL;
+#define PF(k, x, y, acc) pf_product(m, direct, &next, k, x, n, y, acc)
+    if (w16)
+        RL_CU_TRY(rl_cu_w16_sync(m));
+    else if (!direct) {
         rl_cu_gemm_reset(m->blas);
         RL_CU_TRY(pf_fill(m, &next));
     }
@@ -185,7 +204,7 @@ static int enqueue_large(rl_cu_model *m, int n)
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n, m->xh, s));
-        if (staged_qkv(L)) {
+        if (staged_qkv(L) || w16) {
             RL_CU_TRY(PF(4 * l, m->xh, m->qkv, false));
             if (L->bqkv)
                 RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n, s));
@@ -197,7 +216,7 @@ static int enqueue_large(rl_cu_model *m, int n)
         RL_CU_TRY(rl_cu_f32_to_f16(attn.f, m->xh, n * attn.n, s));
         RL_CU_TRY(PF(4 * l + 1, m->xh, m->x, true));
         RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->ffn_norm, c->rms_eps, E, n, m->xh, s));
-        if (staged_gu(L))
+        if (staged_gu(L) || w16)
             RL_CU_TRY(PF(4 * l + 2, m->xh, m->gu, false));
         else
             RL_CU_TRY(rl_cu_layer_gemm_gu(L, m->blas, m->xh, n, m->wscratch, m->gu, s));

@@ -191,14 +191,20 @@ static float h2f(uint16_t h)
     return rl_fp16_to_fp32(h);
 }
 
+/* Batches of 3, 20 and 130 tokens: the launch gives a block 4, 8 or 32 of
+ * the 12 heads (rows of heads visiting q, k and v heads alike, a partial
+ * last block). */
 START_TEST(rope_kv_rotates_and_writes_cache)
 {
-    bool neox = _i;
+    bool neox = _i % 2;
+    static const int batches[3] = {3, 20, 130};
     uint64_t s = tcu_seed(neox ? "rope neox" : "rope normal");
     rl_cu_rope r = {.n_head = 8, .n_head_kv = 2, .head_dim = 64, .n_rot = 48, .freq_base = 10000.0f, .neox = neox};
-    int batch = 3, qd = r.n_head * r.head_dim, kvd = r.n_head_kv * r.head_dim, row = qd + 2 * kvd;
-    int64_t n_ctx = 50, n_slot = 4;
-    int32_t pos[3] = {0, 17, 49}, slot[3] = {3, 0, 3};
+    int batch = batches[_i / 2], qd = r.n_head * r.head_dim, kvd = r.n_head_kv * r.head_dim, row = qd + 2 * kvd;
+    int64_t n_ctx = 80, n_slot = 4;
+    int32_t pos[130] = {0, 17, 49}, slot[130] = {3, 0, 3};
+    for (int b = 3; b < batch; b++) /* distinct places in slots 1 and 2, positions 0..63 */
+        slot[b] = 1 + b % 2, pos[b] = (b - 3) / 2;
     float *qkv = tcu_rand_vec(&s, (size_t)row * batch, 2.0f);
     float *dqkv = tcu_up(qkv, (size_t)row * batch * 4);
     int32_t *dpos = tcu_up(pos, sizeof pos), *dslot = tcu_up(slot, sizeof slot);
@@ -234,7 +240,7 @@ START_TEST(rope_kv_rotates_and_writes_cache)
                       2e-3f * fabsf(src[qd + kvd + i]) + 1e-3f);
     }
     /* Untouched cache rows keep the poison. */
-    ck_assert_uint_eq(k[((size_t)1 * n_ctx + 5) * kvd], 0xFFFF);
+    ck_assert_uint_eq(k[((size_t)0 * n_ctx + 5) * kvd], 0xFFFF);
     ck_assert_uint_eq(v[((size_t)3 * n_ctx + 18) * kvd + 3], 0xFFFF);
     cudaFree(dqkv), cudaFree(dpos), cudaFree(dslot), cudaFree(dq), cudaFree(dk), cudaFree(dv);
     free(qkv), free(q), free(k), free(v);
@@ -466,7 +472,7 @@ int main(void)
     tcase_add_test(tc, matvec_float_rows_not_multiple_of_8);
     tcase_add_test(tc, matvec_output_stride_writes_only_its_columns);
     tcase_add_loop_test(tc, rmsnorm_matches_cpu_and_quantizes, 0, 3);
-    tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 2);
+    tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 6);
     tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
     tcase_add_test(tc, attention_decode_same_result_for_any_split);
     tcase_add_test(tc, attention_warp_kernel_split_invariant_and_matches_block_kernel);

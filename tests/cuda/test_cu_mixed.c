@@ -68,7 +68,7 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
     ck_assert_int_eq(m->layers[3].wk.type, RL_TYPE_Q8_0);
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
-    ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     uint64_t s = tcu_seed(mix);
     enum { NS = 3 };
     tm_ref *ref[NS];
@@ -148,7 +148,7 @@ START_TEST(q4_0_prompt_steps_direct_products_match_cublas_and_reference)
     ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
-    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 0, 256, false, &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 0, 256, false, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     if (rl_cu_model_direct_max(g) == 0) {
         fprintf(stderr, "direct products: no rl_cu_mmw on this device (compute capability 9.0): not tested\n");
     } else {
@@ -185,6 +185,79 @@ START_TEST(q4_0_prompt_steps_direct_products_match_cublas_and_reference)
         free(lg[0]), free(lg[1]);
     }
     rl_cu_model_free(g);
+    rl_model_free(m);
+}
+END_TEST
+
+/* Prompt steps (more than 64 tokens: cuBLAS) on the resident fp16 copies
+ * against the per-step dequantization, on a mixed file (split Q|K|V and
+ * gate|up layers, an F16 O matrix used in place) and a Q4_0 one: the copies
+ * hold exactly the fp16 values the staging writes, so the logits agree to
+ * rounding. Then new weights (rl_cu_model_fill_random, the same seed on both
+ * models): the copies must follow them, not keep the old ones. */
+START_TEST(prompt_steps_on_fp16_copies_match_staged_dequantization)
+{
+    char path[128], err[256] = "";
+    if (_i == 0) {
+        make_mixed("Q4_K_M", path, sizeof path);
+    } else {
+        char cmd[1024];
+        snprintf(path, sizeof path, "%s/w16_q4_0.gguf", tmpdir);
+        snprintf(cmd, sizeof cmd, "%s --shape tiny256 --type Q4_0 --seed 11 --out %s >/dev/null", mkmodel, path);
+        int st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+    }
+    rl_model *m;
+    ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
+    const rl_model_hparams *hp = &m->hp;
+    uint32_t V = hp->n_vocab;
+    rl_cu_model *g[2]; /* copies on, off */
+    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 1, 0, 256, false, RL_CU_W16_ON, &g[0], err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 1, 0, 256, false, RL_CU_W16_OFF, &g[1], err, sizeof err) == 0, "%s", err);
+    /* every product's rows x cols in fp16, but the mixed file's F16 O of layer 2 (in place) */
+    uint64_t E = hp->n_embd, F = hp->n_ff, qd = (uint64_t)hp->n_head * hp->head_dim,
+             qkvd = qd + 2ull * hp->n_head_kv * hp->head_dim;
+    uint64_t want = hp->n_layer * (qkvd * E + E * qd + 2 * F * E + E * F) * 2 - (_i == 0 ? E * qd * 2 : 0);
+    ck_assert_uint_eq(rl_cu_model_w16_bytes(g[0]), want);
+    ck_assert_uint_eq(rl_cu_model_w16_bytes(g[1]), 0);
+    float *lg[2][2];
+    int32_t prompt[100], tok[2][2];
+    uint64_t s = tcu_seed("w16");
+    prompt[0] = 1;
+    for (int k = 1; k < 100; k++)
+        prompt[k] = 3 + (int32_t)(tcu_rng_next(&s) % (V - 3));
+    for (int round = 0; round < 2; round++) {
+        for (int w = 0; w < 2; w++) {
+            if (round == 1)
+                ck_assert_int_eq(rl_cu_model_fill_random(g[w], 1234), 0);
+            rl_cu_model_set_direct_max(g[w], 0);
+            lg[round][w] = malloc(V * 4);
+            for (uint32_t k = 0; k < V; k++)
+                lg[round][w][k] = NAN;
+            ck_assert_msg(rl_cu_model_prefill(g[w], 0, 0, prompt, 100, &tok[round][w], lg[round][w]) == 0, "%s",
+                          rl_cu_last_error());
+        }
+        double d = tcu_rel_err_f(lg[round][0], lg[round][1], V);
+        fprintf(stderr, "%s, %s weights: fp16 copies vs staged %g\n", _i ? "Q4_0" : "Q4_K_M", round ? "new" : "file", d);
+        ck_assert_msg(d < 1e-5, "round %d: fp16 copies vs staged %g", round, d);
+        ck_assert_int_eq(tok[round][0], tok[round][1]);
+    }
+    ck_assert_msg(tcu_rel_err_f(lg[1][1], lg[0][1], V) > 1e-2, "new weights did not change the logits");
+    if (_i == 0) { /* and the file's weights against the float64 reference */
+        tm_ref *ref = tm_ref_open(path);
+        ck_assert_ptr_nonnull(ref);
+        const double *r = NULL;
+        for (int k = 0; k < 100; k++)
+            r = tm_ref_step(ref, prompt[k]);
+        double e = rel_err_d(lg[0][0], r, V);
+        fprintf(stderr, "Q4_K_M prompt of 100 tokens on fp16 copies: rel err %g\n", e);
+        ck_assert_msg(e < BOUND, "rel err %g", e);
+        tm_ref_free(ref);
+    }
+    for (int r = 0; r < 2; r++)
+        free(lg[r][0]), free(lg[r][1]);
+    rl_cu_model_free(g[0]);
+    rl_cu_model_free(g[1]);
     rl_model_free(m);
 }
 END_TEST
@@ -254,6 +327,7 @@ int main(int argc, char **argv)
     tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 4); /* x {f16, q8_0} KV */
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
     tcase_add_test(tc, q4_0_prompt_steps_direct_products_match_cublas_and_reference);
+    tcase_add_loop_test(tc, prompt_steps_on_fp16_copies_match_staged_dequantization, 0, 2);
     suite_add_tcase(s, tc);
     int rc = tcu_main(s);
     char cmd[128];

@@ -51,7 +51,7 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
     ck_assert_msg(rl_model_load(model_path, &m, err, sizeof err) == 0, "%s", err);
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
-    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 0, 64, false, &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rl_cu_model_from_cpu(m, 256, 2, 0, 64, false, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     /* CPU side: F32 KV cache, one thread. */
     rl_kv *kv;
     ck_assert_msg(rl_kv_new(&kv, m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, RL_TYPE_F32, 64, err, sizeof err) == 0,
