@@ -20,7 +20,7 @@ fi
 #            rope kernel's head groups: the tests that cover them, the
 #            prefill profile, 7B Q4_0 prefill by prompt length with the copies
 #            off and on (and with the direct products of 65..192-token steps
-#            on and off), and the 64-client 7B load (int8 KV) off and on.
+#            on and off). w16-load: the 64-client 7B load (int8 KV) off and on.
 if [ "$PART" = w16 ]; then
   bash $T/gpu-steps.sh build-only >/dev/null 2>&1
   export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
@@ -38,6 +38,9 @@ if [ "$PART" = w16 ]; then
     [ $n -gt 192 ] && [ $d = 512 ] && continue
     echo "prompt $n w16 $w direct_max $d $(RL_CU_W16=$w RL_CU_DIRECT_MAX=$d timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_0.gguf --device cuda --prompt $n --gen 8 --json 2>/dev/null | grep -oE '"prefill_tok_s":[0-9.]+')"
   done; done; done
+fi
+if [ "$PART" = w16-load ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1
   for w in ${LOADW:-0 1 1}; do
     echo "== 64-client load, int8 KV, 512-token steps, RL_CU_W16=$w"
     RL_CU_W16=$w STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
