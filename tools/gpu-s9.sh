@@ -47,3 +47,22 @@ if [ "$PART" = w16-load ]; then
     grep -m1 "memory plan" "$OUT/ringlmd-load.log"
   done
 fi
+#   mv       double-buffered matrix-vector rounds (RL_CU_MV_DB=0|1): the CUDA
+#            tests, matvec bandwidth (--kernels), the 7B batch-1 per-op
+#            profile and single-stream generation (Q4_0, Q8_0) off and on.
+if [ "$PART" = mv ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1
+  echo "== cuda tests"
+  RL_SHARED_DIR=$PWD/.gpu/shared timeout 400 meson test -C $B --no-rebuild --suite cuda --print-errorlogs >"$OUT/cuda-tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/cuda-tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/cuda-tests.log" | head -10
+  for db in 0 1; do echo "== RL_CU_MV_DB=$db --kernels"; RL_CU_MV_DB=$db timeout 120 $BC --kernels 2>&1 | grep -iE "q4_0|q8_0|f16" | head -12; done
+  for db in 0 1; do echo "== RL_CU_MV_DB=$db profile 7B Q4_0 batch 1"; RL_CU_MV_DB=$db timeout 120 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --profile 2>&1 | grep -vE "^cuda memory plan" | tail -12; done
+  for db in 0 1 0 1; do
+    echo "RL_CU_MV_DB=$db $(RL_CU_MV_DB=$db bash $T/gpu-final.sh bench-q4 | grep -oE '"model":"[^"]*"|"gen_tok_s":[0-9.]+' | paste - - | tr '\n' ' ')"
+  done
+  M=/tmp/rl-models
+  for t in q8_0; do [ -f $M/llama2-7b-$t.gguf ] || $B/tools/ringlm-mkmodel --shape llama2-7b --type $t --out $M/llama2-7b-$t.gguf --threads 16 >/dev/null
+    for db in 0 1; do echo "7B $t RL_CU_MV_DB=$db $(RL_CU_MV_DB=$db timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-$t.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"; done
+  done
+fi

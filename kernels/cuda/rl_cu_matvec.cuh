@@ -310,7 +310,12 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
  * outputs = one 32-block of outputs to quantize). */
 /* UO: units per lane per round (0: the default below). The GLU variant with
  * UO = 1 is capped to 128 registers so that two CTAs share an SM. */
-template <int T, int B, int NO, bool GLU, int W, int UO = 0>
+/* DB: double-buffered rounds (one sequence): the next round's loads are
+ * issued before this round's dot products, so a warp always has loads in
+ * flight; without it, a warp's loads and its arithmetic alternate, and the
+ * warps of a grid that start together leave memory idle while they all
+ * compute (the rounds then hold half the units: the same registers). */
+template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false>
 __global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 {
@@ -336,8 +341,9 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
     int64_t nu = m.cols / wtraits<T>::UNIT;
     /* U units per lane per round, all loads issued before the first use so
      * that NR * U independent 16-byte loads per lane are in flight. */
-    const int U = UO ? UO : NR >= 8 ? (B > 2 ? 1 : 2)
-                : (B == 1 && sizeof(wunit<T>) <= 20) ? 8 : (B > 4 ? 2 : 4);
+    const int U0 = UO ? UO : NR >= 8 ? (B > 2 ? 1 : 2)
+                 : (B == 1 && sizeof(wunit<T>) <= 20) ? 8 : (B > 4 ? 2 : 4);
+    const int U = DB && U0 > 1 ? U0 / 2 : U0;
     rl_pdl_trigger();
     /* The weights do not depend on the previous kernel: warm L2 with this
      * lane's later units and load the first round before waiting for it. */
@@ -353,6 +359,35 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
             if (lane + 32 * k < nu)
                 w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
     rl_pdl_wait();
+    if constexpr (DB) {
+        wunit<T> v[U][NR];
+        auto load = [&](wunit<T>(&buf)[U][NR], int64_t base) {
+#pragma unroll
+            for (int k = 0; k < U; k++)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+                    if (base + 32 * k < nu)
+                        buf[k][r] = wload<T>(m, rows[r], base + 32 * k);
+        };
+        auto dot = [&](const wunit<T>(&buf)[U][NR], int64_t base) {
+#pragma unroll
+            for (int k = 0; k < U; k++) {
+                if (base + 32 * k >= nu)
+                    break;
+#pragma unroll
+                for (int b = 0; b < B; b++)
+#pragma unroll
+                    for (int r = 0; r < NR; r++)
+                        acc[r][b] += wdot<T>(buf[k][r], x, b, base + 32 * k);
+            }
+        };
+        for (int64_t u0 = lane; u0 < nu; u0 += 64 * U) {
+            load(v, u0 + 32 * U);
+            dot(w, u0);
+            load(w, u0 + 64 * U);
+            dot(v, u0 + 32 * U);
+        }
+    } else
     for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
         if (u0 != lane) {
 #pragma unroll
@@ -422,8 +457,8 @@ static inline int mv_env(const char *name)
     return e ? atoi(e) : 0;
 }
 
-template <int T, int B>
-static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
+template <int T, int B, bool DB>
+static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
 {
     if constexpr (B == 1 && wtraits<T>::Q8) {
         static int glu_u = -1;
@@ -432,7 +467,7 @@ static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act
         if (mode == RL_CU_MV_GLU && glu_u == 1) {
             int64_t n_out = m.rows / 2;
             unsigned grid = (unsigned)((n_out + MV_WARPS * 4 - 1) / (MV_WARPS * 4));
-            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
+            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
             return;
         }
     }
@@ -440,12 +475,28 @@ static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        rl_launch(k_matvec<T, B, NO, true, MV_WARPS>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
+        rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
-        rl_launch(k_matvec<T, B, NO, false, W>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
+        rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
     }
+}
+
+/* One sequence: double-buffered rounds unless RL_CU_MV_DB=0. */
+template <int T, int B>
+static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
+{
+    if constexpr (B == 1) {
+        static int db = -1;
+        if (db < 0)
+            db = getenv("RL_CU_MV_DB") ? mv_env("RL_CU_MV_DB") != 0 : 1;
+        if (db) {
+            launch_db<T, 1, true>(m, x, mode, y, s);
+            return;
+        }
+    }
+    launch_db<T, B, false>(m, x, mode, y, s);
 }
 
 template <int T>
