@@ -66,22 +66,3 @@ if [ "$PART" = mv ]; then
     for db in 0 1; do echo "7B $t RL_CU_MV_DB=$db $(RL_CU_MV_DB=$db timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-$t.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"; done
   done
 fi
-#   attn     the decode attention's next-chunk loads: the attention tests, the
-#            per-op attention time (7B batch 64 at ~160, int8 and fp16 KV;
-#            batch 1 at ~512) with 1..3 minimum splits, and the 7B batch-64
-#            engine step.
-if [ "$PART" = attn ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1
-  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
-  for t in test_cu_kernels test_cu_kvq8 test_cu_paged test_cu_model; do
-    timeout 200 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
-    grep -E ":F:|:E:" "$OUT/$t.log" | head -5
-  done
-  for ms in 1 2 3; do for kv in q8_0 f16; do
-    echo "min split $ms kv $kv b64: $(RL_CU_ATTN_MIN_SPLIT=$ms timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --profile 2>&1 | grep -E '^ *attention' | head -1)"
-  done; done
-  echo "b1 f16: $(timeout 150 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --profile 2>&1 | grep -E '^ *attention' | head -1)"
-  for kv in q8_0 f16 q8_0 f16; do
-    echo "engine 7B b64 kv $kv $(timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
-  done
-fi

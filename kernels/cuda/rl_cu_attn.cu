@@ -416,44 +416,16 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     }
     float *base = att_partials(scratch, b, h, r.n_head, HD, kmax);
     int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
-    /* This warp's positions of chunk c: from its first (t0) on, nt of them (may be <= 0). */
-    auto span = [&](int64_t c, int64_t &t0, int &nt) {
-        t0 = c * ATT_TILE + w * WP;
-        nt = (int)(len - t0 < WP ? len - t0 : WP);
-    };
-    /* K rows, then V rows: each set loaded as soon as the previous chunk's are
-     * used (the next chunk's K during this chunk's softmax and V sums, its V
-     * during the merge), so a block that takes several chunks keeps loads in
-     * flight across them. */
-    typename L::t kr[NI], vr[NI];
-    auto load_k = [&](int64_t t0, int nt) {
+    for (int64_t c = sp; c < nch; c += n_split) {
+        int64_t t0 = c * ATT_TILE + w * WP;
+        int nt = (int)(len - t0 < WP ? len - t0 : WP); /* this warp's positions (may be <= 0) */
+        typename L::t kr[NI], vr[NI];
 #pragma unroll
         for (int i = 0; i < NI; i++) {
             int j = rs + PP * i;
             kr[i] = j < nt ? L::ld(A.k(b, kvh, t0 + j), VL * g) : L::zero();
-        }
-    };
-    auto load_v = [&](int64_t t0, int nt) {
-#pragma unroll
-        for (int i = 0; i < NI; i++) {
-            int j = rs + PP * i;
             vr[i] = j < nt ? L::ld(A.v(b, kvh, t0 + j), VL * g) : L::zero();
         }
-    };
-    if (sp < nch) {
-        int64_t t0;
-        int nt;
-        span(sp, t0, nt);
-        load_k(t0, nt);
-        load_v(t0, nt);
-    }
-    for (int64_t c = sp; c < nch; c += n_split) {
-        int64_t t0, tn;
-        int nt, nn;
-        span(c, t0, nt);
-        span(c + n_split, tn, nn); /* the next chunk (nn <= 0 past the end: nothing loaded) */
-        if (c + n_split >= nch)
-            nn = 0;
         float sc[NI], m = -INFINITY;
 #pragma unroll
         for (int i = 0; i < NI; i++) {
@@ -472,7 +444,6 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
 #pragma unroll
         for (int o = G; o < 32; o <<= 1)
             m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-        load_k(tn, nn);
         float l = 0.0f, acc[VL];
 #pragma unroll
         for (int k = 0; k < VL; k++)
@@ -489,7 +460,6 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                     acc[k] += ed * f[k];
             }
         }
-        load_v(tn, nn);
 #pragma unroll
         for (int o = G; o < 32; o <<= 1) {
             l += __shfl_xor_sync(0xffffffffu, l, o);
