@@ -66,3 +66,26 @@ if [ "$PART" = mv ]; then
     for db in 0 1; do echo "7B $t RL_CU_MV_DB=$db $(RL_CU_MV_DB=$db timeout 120 $B/bench/ringlm-bench model --model $M/llama2-7b-$t.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"; done
   done
 fi
+#   final    the closing checks: every CUDA test and the transformers check;
+#            compute-sanitizer memcheck and racecheck on test_cu_kvq8 (the
+#            RoPE kernel's named barriers); the 7B batch-64 engine step (both
+#            KV types, twice); single-stream generation and 512-token prefill
+#            for TinyLlama Q4_0 and 7B Q4_0, Q8_0, F16.
+#   final-load  time to first token and the 64-client 7B load (gpu-s8.sh load).
+if [ "$PART" = final ]; then
+  bash $T/gpu-final.sh tests || exit 1
+  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
+  for tool in memcheck racecheck; do
+    timeout 150 compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/cuda/test_cu_kvq8 >"$OUT/$tool-kvq8.log" 2>&1
+    echo "$tool test_cu_kvq8: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Checks' "$OUT/$tool-kvq8.log" | tr '\n' ' ')"
+  done
+  for kv in q8_0 f16 q8_0 f16; do
+    echo "engine 7B Q4_0 b64 kv $kv $(timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  done
+  M=/tmp/rl-models; mkdir -p $M
+  for st in "tinyllama-1.1b q4_0" "llama2-7b q4_0" "llama2-7b q8_0" "llama2-7b f16"; do set -- $st
+    [ -f $M/$1-$2.gguf ] || timeout 200 $B/tools/ringlm-mkmodel --shape $1 --type $2 --out $M/$1-$2.gguf --threads 16 >/dev/null 2>&1
+    echo "$1 $2 $(timeout 150 $B/bench/ringlm-bench model --model $M/$1-$2.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"
+  done
+fi
+if [ "$PART" = final-load ]; then exec bash $T/gpu-s8.sh load; fi
