@@ -20,7 +20,8 @@
 
 static const char *const keys[] = {"model", "socket", "threads", "device", "spin_window",
                                    "shutdown_deadline", "max_clients", "log_level",
-                                   "step_tokens", "kv_mb", "client_queue", "client_kv", "kv_type"};
+                                   "step_tokens", "kv_mb", "client_queue", "client_kv", "kv_type",
+                                   "prefill_weights"};
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
 
@@ -50,6 +51,7 @@ void rl_cfg_defaults(rl_cfg *c)
     c->client_queue = RL_CFG_CLIENT_QUEUE_MAX;
     c->client_kv = 0;
     c->kv_q8 = false;
+    c->prefill_weights = RL_PW_AUTO;
 }
 
 int rl_cfg_kv_type(const char *value, bool *q8)
@@ -58,6 +60,29 @@ int rl_cfg_kv_type(const char *value, bool *q8)
         return -EINVAL;
     *q8 = strcmp(value, "q8_0") == 0;
     return 0;
+}
+
+int rl_cfg_prefill_weights(const char *value, rl_prefill_weights *pw)
+{
+    if (strcmp(value, "auto") == 0)
+        *pw = RL_PW_AUTO;
+    else if (strcmp(value, "f16") == 0)
+        *pw = RL_PW_F16;
+    else if (strcmp(value, "quantized") == 0)
+        *pw = RL_PW_QUANTIZED;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+const char *rl_cfg_prefill_weights_name(rl_prefill_weights pw)
+{
+    switch (pw) {
+    case RL_PW_AUTO: return "auto";
+    case RL_PW_QUANTIZED: return "quantized";
+    case RL_PW_F16: return "f16";
+    }
+    return "?";
 }
 
 /* Decimal unsigned integer, no sign, no trailing junk. */
@@ -212,6 +237,11 @@ int rl_cfg_set(rl_cfg *c, const char *key, const char *value, char *err, size_t 
             return rl_fail(err, errlen, -EINVAL, "kv_type: '%s' is not f16 or q8_0", value);
         return 0;
     }
+    if (strcmp(key, "prefill_weights") == 0) {
+        if (rl_cfg_prefill_weights(value, &c->prefill_weights))
+            return rl_fail(err, errlen, -EINVAL, "prefill_weights: '%s' is not auto, f16 or quantized", value);
+        return 0;
+    }
     return rl_fail(err, errlen, -ENOENT, "unknown key '%s'", key);
 }
 
@@ -345,6 +375,8 @@ int rl_cfg_format(const rl_cfg *c, const char *key, char *buf, size_t n)
         return snprintf(buf, n, "%" PRIu64, c->client_kv);
     if (strcmp(key, "kv_type") == 0)
         return snprintf(buf, n, "%s", c->kv_q8 ? "q8_0" : "f16");
+    if (strcmp(key, "prefill_weights") == 0)
+        return snprintf(buf, n, "%s", rl_cfg_prefill_weights_name(c->prefill_weights));
     return -ENOENT;
 }
 

@@ -20,7 +20,8 @@
  *   client_queue      = 1024     (requests in flight per client, 1..1024)
  *   client_kv         = 0        (KV positions in flight per client; 0: half the pool)
  *   kv_type           = f16      (KV cache values: f16 | q8_0, int8 with a scale per 32)
- * The last five apply at the next restart (a reload logs the change only).
+ *   prefill_weights   = auto     (CUDA prompt steps: auto | f16 | quantized; rl_prefill_weights)
+ * The last six apply at the next restart (a reload logs the change only).
  */
 #ifndef RL_CFG_H
 #define RL_CFG_H
@@ -46,6 +47,18 @@ typedef enum rl_cfg_device {
     RL_DEVICE_TEST, /* the transport's test engine (no model file) */
 } rl_cfg_device;
 
+/* prefill_weights: fp16 copies of the layer weights that the CUDA engine keeps
+ * resident for prompt (prefill) steps, about 2 bytes per weight. The numeric
+ * values equal rl_cu_w16_mode's (kernels/cuda/rl_cu_model.h: RL_CU_W16_AUTO,
+ * RL_CU_W16_OFF, RL_CU_W16_ON) and are passed on as rl_cuda_opts.w16 as they
+ * are (rl_engine_select.c asserts the equality where CUDA is built). The CPU
+ * engine has no such copies: there the setting has no effect. */
+typedef enum rl_prefill_weights {
+    RL_PW_AUTO = 0,      /* "auto": kept when they take at most a quarter of the free device memory */
+    RL_PW_QUANTIZED = 1, /* "quantized": none; each weight dequantized during every prompt step */
+    RL_PW_F16 = 2,       /* "f16": required; the load fails with -ENOMEM when they do not fit */
+} rl_prefill_weights;
+
 typedef struct rl_cfg {
     char model[RL_CFG_PATH_MAX];
     char socket[RL_CFG_SOCKET_MAX];
@@ -61,6 +74,7 @@ typedef struct rl_cfg {
     uint32_t client_queue;       /* 1..1024 (the transport's cap) */
     uint64_t client_kv;          /* 0..4294967295; 0: half the pool */
     bool kv_q8;                  /* kv_type = q8_0 (else f16) */
+    rl_prefill_weights prefill_weights; /* CUDA prompt steps' fp16 weight copies */
 } rl_cfg;
 
 void rl_cfg_defaults(rl_cfg *c);
@@ -68,6 +82,12 @@ void rl_cfg_defaults(rl_cfg *c);
 /* A kv_type value: "f16" (*q8 = false) or "q8_0" (true). 0, or -EINVAL with
  * *q8 unchanged. (The key and ringlmd --kv-type.) */
 int rl_cfg_kv_type(const char *value, bool *q8);
+
+/* A prefill_weights value: "auto", "f16" or "quantized". 0, or -EINVAL with
+ * *pw unchanged. (The key and ringlmd --prefill-weights.) */
+int rl_cfg_prefill_weights(const char *value, rl_prefill_weights *pw);
+/* The value's name as the file writes it ("?" for none of the three). */
+const char *rl_cfg_prefill_weights_name(rl_prefill_weights pw);
 
 /* Set one key from its text value. Returns 0, -ENOENT (unknown key) or
  * -EINVAL/-ERANGE/-ENAMETOOLONG with a message in err. c is unchanged on error. */

@@ -37,6 +37,8 @@ typedef struct rl_daemon_opts {
     uint32_t step_tokens;      /* tokens per engine step (decodes + prompt chunks); 0: engine default */
     uint64_t kv_budget_bytes;  /* KV cache pool; 0: engine default */
     bool kv_q8;                /* int8 KV cache values (Q8_0 blocks), else fp16 */
+    int prefill_weights;       /* rl_prefill_weights (rl_cfg.h) = rl_cu_w16_mode: the CUDA engine's
+                                * fp16 weight copies for prompt steps; 0: auto */
     uint32_t client_max_queued;     /* requests in flight per client; 0: 1024 */
     uint64_t client_max_kv_tokens;  /* KV positions (prompt + generated) in flight per client; 0: half the pool */
     void (*load_progress)(void *ctx, float frac); /* model loading progress [0, 1]; may be NULL */

@@ -26,6 +26,8 @@ static void usage(FILE *f)
             "  --step-tokens N    tokens per engine step: decodes + prompt chunks (default 512)\n"
             "  --kv-mb N          KV cache pool in MiB (default: 4 full contexts)\n"
             "  --kv-type T        KV cache values: f16 (default) or q8_0 (int8, a scale per 32)\n"
+            "  --prefill-weights W  CUDA prompt steps: auto (default: fp16 weight copies when they take\n"
+            "                     at most 1/4 of the free GPU memory), f16 (require them) or quantized (none)\n"
             "  --client-queue N   requests in flight per client (default 1024; more: -EAGAIN)\n"
             "  --client-kv N      KV positions (prompt+generated) in flight per client (default: half the pool; -EDQUOT)\n"
             "  --verbose          debug logging\n"
@@ -47,13 +49,13 @@ int main(int argc, char **argv)
         {"spin-us", required_argument, 0, 'S'}, {"max-clients", required_argument, 0, 'c'},
         {"step-tokens", required_argument, 0, 'B'}, {"kv-mb", required_argument, 0, 'K'},
         {"client-queue", required_argument, 0, 'Q'}, {"client-kv", required_argument, 0, 'C'},
-        {"kv-type", required_argument, 0, 'T'},
+        {"kv-type", required_argument, 0, 'T'}, {"prefill-weights", required_argument, 0, 'W'},
         {"verbose", no_argument, 0, 'v'},       {"version", no_argument, 0, 'V'},
         {"help", no_argument, 0, 'h'},          {"device", required_argument, 0, 'D'},
         {0, 0, 0, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:B:K:Q:C:T:vVh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:m:e:t:S:c:B:K:Q:C:T:W:vVh", lo, NULL)) != -1) {
         switch (ch) {
         case 's': o.socket_path = optarg; break;
         case 'm': o.model_path = optarg; break;
@@ -81,6 +83,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'W': {
+            rl_prefill_weights pw;
+            if (rl_cfg_prefill_weights(optarg, &pw)) {
+                fprintf(stderr, "ringlmd: --prefill-weights must be auto, f16 or quantized (not '%s')\n", optarg);
+                return 2;
+            }
+            o.prefill_weights = (int)pw;
+            break;
+        }
         case 'v': rl_log_set_level(LOG_DEBUG); break;
         case 'V': printf("ringlmd %s\n", RL_VERSION); return 0;
         case 'h': usage(stdout); return 0;

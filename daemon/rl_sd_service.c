@@ -23,6 +23,7 @@ static const struct {
     {"threads", 't', "threads"},  {"spin-us", 'S', "spin_window"}, {"max-clients", 'c', "max_clients"},
     {"verbose", 'v', "log_level"},  {"step-tokens", 'B', "step_tokens"}, {"kv-mb", 'K', "kv_mb"},
     {"client-queue", 'Q', "client_queue"}, {"client-kv", 'C', "client_kv"}, {"kv-type", 'T', "kv_type"},
+    {"prefill-weights", 'W', "prefill_weights"},
 };
 #define N_OVERRIDES (sizeof overrides / sizeof overrides[0])
 
@@ -143,6 +144,7 @@ static void opts_from_cfg(rl_service *s, const rl_cfg *c, rl_daemon_opts *o)
     o->client_max_queued = c->client_queue;
     o->client_max_kv_tokens = c->client_kv;
     o->kv_q8 = c->kv_q8;
+    o->prefill_weights = (int)c->prefill_weights;
     o->load_progress = on_load_progress;
     o->load_progress_ctx = s;
 }
@@ -299,11 +301,13 @@ static void start_swap(rl_service *s)
 {
     rl_daemon_opts_default(&s->load_opts);
     opts_from_cfg(s, &s->want, &s->load_opts);
-    /* step_tokens and kv_mb apply at the next restart: the new engine gets
-     * the running values (main's options, command line included) */
+    /* step_tokens, kv_mb, kv_type and prefill_weights apply at the next
+     * restart: the new engine gets the running values (main's options,
+     * command line included) */
     s->load_opts.step_tokens = s->opts->step_tokens;
     s->load_opts.kv_budget_bytes = s->opts->kv_budget_bytes;
     s->load_opts.kv_q8 = s->opts->kv_q8;
+    s->load_opts.prefill_weights = s->opts->prefill_weights;
     atomic_store_explicit(&s->load_done, false, memory_order_relaxed);
     s->load_engine = NULL;
     s->loading = true;
@@ -446,6 +450,8 @@ static void sync_overrides(rl_service *s)
                                       : o->client_max_queued;
         else if (strcmp(key, "kv_type") == 0)
             s->cfg.kv_q8 = o->kv_q8;
+        else if (strcmp(key, "prefill_weights") == 0)
+            s->cfg.prefill_weights = (rl_prefill_weights)o->prefill_weights;
         else if (strcmp(key, "client_kv") == 0)
             s->cfg.client_kv = o->client_max_kv_tokens < RL_CFG_CLIENT_KV_MAX ? o->client_max_kv_tokens
                                                                               : RL_CFG_CLIENT_KV_MAX;

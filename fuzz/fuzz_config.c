@@ -11,7 +11,7 @@
 static const char *const fuzz_keys[] = {"model",       "socket",      "threads",      "device",
                                         "spin_window", "shutdown_deadline", "max_clients",
                                         "log_level",   "step_tokens", "kv_mb",        "client_queue",
-                                        "client_kv"};
+                                        "client_kv",   "kv_type",     "prefill_weights"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

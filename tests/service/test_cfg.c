@@ -30,6 +30,11 @@ START_TEST(defaults_match_the_documented_values)
     ck_assert_uint_eq(c.kv_mb, 0);
     ck_assert_uint_eq(c.client_queue, 1024);
     ck_assert_uint_eq(c.client_kv, 0);
+    ck_assert(!c.kv_q8);
+    ck_assert_int_eq(c.prefill_weights, RL_PW_AUTO);
+    char v[64];
+    ck_assert_int_gt(rl_cfg_format(&c, "prefill_weights", v, sizeof v), 0);
+    ck_assert_str_eq(v, "auto");
 }
 END_TEST
 
@@ -100,6 +105,51 @@ START_TEST(batching_keys_are_parsed_and_formatted)
 }
 END_TEST
 
+START_TEST(prefill_weights_parses_its_three_values_and_round_trips)
+{
+    /* rl_cuda_opts.w16 takes these numbers as rl_cu_w16_mode: AUTO 0, OFF 1, ON 2 */
+    ck_assert_int_eq(RL_PW_AUTO, 0);
+    ck_assert_int_eq(RL_PW_QUANTIZED, 1);
+    ck_assert_int_eq(RL_PW_F16, 2);
+    static const struct {
+        const char *text;
+        rl_prefill_weights pw;
+        rl_prefill_weights other; /* the value before: the parse must change it */
+    } ok[] = {
+        {"f16", RL_PW_F16, RL_PW_AUTO},
+        {"quantized", RL_PW_QUANTIZED, RL_PW_F16},
+        {"auto", RL_PW_AUTO, RL_PW_QUANTIZED},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        rl_cfg c;
+        rl_cfg_defaults(&c);
+        c.prefill_weights = ok[i].other;
+        char line[64], err[256] = "", v[64];
+        snprintf(line, sizeof line, "prefill_weights = %s\n", ok[i].text);
+        int rc = parse(&c, line, err, sizeof err);
+        ck_assert_msg(rc == 0, "'%s': rc %d: %s", ok[i].text, rc, err);
+        ck_assert_int_eq(c.prefill_weights, ok[i].pw);
+        /* the getter writes what the file says, and that sets the same value */
+        ck_assert_int_eq(rl_cfg_format(&c, "prefill_weights", v, sizeof v), (int)strlen(ok[i].text));
+        ck_assert_str_eq(v, ok[i].text);
+        ck_assert_str_eq(rl_cfg_prefill_weights_name(ok[i].pw), ok[i].text);
+        rl_cfg d;
+        rl_cfg_defaults(&d);
+        d.prefill_weights = ok[i].other;
+        ck_assert_int_eq(rl_cfg_set(&d, "prefill_weights", v, err, sizeof err), 0);
+        ck_assert_uint_eq(rl_cfg_diff(&c, &d, NULL, NULL), 0);
+        /* the parser of ringlmd --prefill-weights */
+        rl_prefill_weights pw = ok[i].other;
+        ck_assert_int_eq(rl_cfg_prefill_weights(ok[i].text, &pw), 0);
+        ck_assert_int_eq(pw, ok[i].pw);
+    }
+    rl_prefill_weights pw = RL_PW_QUANTIZED;
+    ck_assert_int_eq(rl_cfg_prefill_weights("fp16", &pw), -EINVAL);
+    ck_assert_int_eq(rl_cfg_prefill_weights("", &pw), -EINVAL);
+    ck_assert_int_eq(pw, RL_PW_QUANTIZED); /* unchanged on error */
+}
+END_TEST
+
 START_TEST(batching_bad_values_are_rejected_with_the_key_named)
 {
     static const struct {
@@ -113,6 +163,9 @@ START_TEST(batching_bad_values_are_rejected_with_the_key_named)
         {"client_kv = 4294967296", "client_kv"}, {"client_kv = ten", "client_kv"},
         {"kv_type = q4_0", "kv_type"},           {"kv_type = F16", "kv_type"},
         {"kv_type =", "kv_type"},
+        {"prefill_weights = fp16", "prefill_weights"}, {"prefill_weights = F16", "prefill_weights"},
+        {"prefill_weights = q8_0", "prefill_weights"}, {"prefill_weights = quantised", "prefill_weights"},
+        {"prefill_weights = on", "prefill_weights"},   {"prefill_weights =", "prefill_weights"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rl_cfg c, before;
@@ -233,6 +286,10 @@ START_TEST(diff_reports_changed_batching_keys)
     diff_log d = {""};
     ck_assert_uint_eq(rl_cfg_diff(&a, &b, on_diff, &d), 2);
     ck_assert_str_eq(d.text, "kv_mb:0->256;client_queue:1024->16;");
+    ck_assert_int_eq(parse(&b, "kv_type = q8_0\nprefill_weights = quantized\n", err, sizeof err), 0);
+    d.text[0] = '\0';
+    ck_assert_uint_eq(rl_cfg_diff(&a, &b, on_diff, &d), 4);
+    ck_assert_str_eq(d.text, "kv_mb:0->256;client_queue:1024->16;kv_type:f16->q8_0;prefill_weights:auto->quantized;");
 }
 END_TEST
 
@@ -281,6 +338,7 @@ START_TEST(shipped_default_config_parses_to_the_defaults)
     ck_assert_uint_eq(rl_cfg_diff(&c, &d, NULL, NULL), 0);
     ck_assert_ptr_nonnull(strstr(text, "shutdown_deadline"));
     ck_assert_ptr_nonnull(strstr(text, "client_kv"));
+    ck_assert_ptr_nonnull(strstr(text, "prefill_weights = auto"));
 }
 END_TEST
 
@@ -296,6 +354,7 @@ int main(void)
     tcase_add_test(tc, socket_path_longer_than_sun_path_is_rejected);
     tcase_add_test(tc, overlong_line_and_nul_byte_are_errors);
     tcase_add_test(tc, batching_keys_are_parsed_and_formatted);
+    tcase_add_test(tc, prefill_weights_parses_its_three_values_and_round_trips);
     tcase_add_test(tc, batching_bad_values_are_rejected_with_the_key_named);
     tcase_add_test(tc, diff_lists_only_changed_keys);
     tcase_add_test(tc, diff_reports_changed_batching_keys);

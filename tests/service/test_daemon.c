@@ -390,17 +390,27 @@ END_TEST
 /* Start ringlmd on ../shared's stories260K with extra config lines and wait
  * for READY=1, the notify messages in log. false (after printing why) when
  * the model or the daemon's model engine is missing: the test skips. */
-static bool start_with_model(const char *extra, char *log, size_t loglen)
+static char shared_model[400];
+
+/* The configuration lines for the CPU engine on stories260K, then extra. */
+static const char *model_conf(const char *extra)
 {
     const char *shared = getenv("RL_SHARED_DIR");
-    static char model[400], conf[600];
-    snprintf(model, sizeof model, "%s/models/stories260K.gguf", shared ? shared : "");
-    snprintf(conf, sizeof conf, "device = cpu\nmodel = %s\n%s", model, extra);
-    if (!shared || access(model, R_OK) != 0) {
+    static char conf[600];
+    snprintf(shared_model, sizeof shared_model, "%s/models/stories260K.gguf", shared ? shared : "");
+    snprintf(conf, sizeof conf, "device = cpu\nmodel = %s\n%s", shared_model, extra);
+    return conf;
+}
+
+static bool start_with_model_arg(const char *extra, const char *arg1, char *log, size_t loglen)
+{
+    const char *shared = getenv("RL_SHARED_DIR");
+    const char *conf = model_conf(extra);
+    if (!shared || access(shared_model, R_OK) != 0) {
         printf("SKIP: no ../shared/models/stories260K.gguf\n");
         return false;
     }
-    svc_opts o = {.notify = true, .extra_conf = conf};
+    svc_opts o = {.notify = true, .extra_conf = conf, .arg1 = arg1};
     svc_start(&S, &o);
     bool ready = false;
     for (long long end = svc_now_ms() + 20000; !ready && svc_now_ms() < end;) {
@@ -414,6 +424,11 @@ static bool start_with_model(const char *extra, char *log, size_t loglen)
     }
     ck_assert_msg(ready, "no READY=1: %s\nlog:\n%s", log, svc_log(&S));
     return true;
+}
+
+static bool start_with_model(const char *extra, char *log, size_t loglen)
+{
+    return start_with_model_arg(extra, NULL, log, loglen);
 }
 
 START_TEST(sigterm_with_a_model_loaded_stops_gracefully)
@@ -483,6 +498,72 @@ START_TEST(systemd_socket_activate_starts_the_daemon_on_first_connect)
 }
 END_TEST
 
+START_TEST(bad_prefill_weights_flag_or_key_stops_the_start)
+{
+    svc_opts o = {.arg1 = "--prefill-weights=fp16"};
+    svc_start(&S, &o);
+    int st = svc_wait_exit(&S, 5000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2, "status 0x%x\n%s", st, svc_log(&S));
+    ck_assert_msg(strstr(svc_log(&S), "--prefill-weights must be auto, f16 or quantized"), "%s", svc_log(&S));
+    svc_cleanup(&S);
+    svc_opts o2 = {.extra_conf = "prefill_weights = fp16"};
+    svc_start(&S, &o2);
+    st = svc_wait_exit(&S, 5000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0, "status 0x%x", st);
+    ck_assert_msg(strstr(svc_log(&S), "line 3: prefill_weights: 'fp16' is not auto, f16 or quantized"), "%s",
+                  svc_log(&S));
+}
+END_TEST
+
+START_TEST(sighup_leaves_prefill_weights_for_the_next_restart)
+{
+    svc_opts o = {.notify = true};
+    svc_start(&S, &o);
+    char log[8192] = "";
+    expect_notify("READY=1", log, sizeof log, 10000);
+    svc_write_conf(&S, "prefill_weights = f16\n");
+    kill(S.pid, SIGHUP);
+    expect_notify("RELOADING=1", log, sizeof log, 5000);
+    expect_notify("READY=1", log, sizeof log, 5000);
+    ck_assert_msg(svc_log_wait(&S, "prefill_weights changed from 'auto' to 'f16' (takes effect at the next restart)",
+                               2000), "%s", svc_log(&S));
+    /* the running value stays: the next change is again from 'auto' */
+    svc_write_conf(&S, "prefill_weights = quantized\n");
+    kill(S.pid, SIGHUP);
+    expect_notify("RELOADING=1", log, sizeof log, 5000);
+    expect_notify("READY=1", log, sizeof log, 5000);
+    ck_assert_msg(svc_log_wait(&S, "prefill_weights changed from 'auto' to 'quantized'", 2000), "%s", svc_log(&S));
+    run_one_request("still serving", 4);
+}
+END_TEST
+
+/* The value reaches the engine (the CPU engine logs that it has no effect
+ * there); the command line wins over the file, also across a reload. */
+START_TEST(command_line_prefill_weights_overrides_the_file_also_after_reload)
+{
+    char log[65536] = "";
+    if (!start_with_model_arg("prefill_weights = quantized\n", "--prefill-weights=f16", log, sizeof log))
+        return;
+    ck_assert_msg(strstr(svc_log(&S), "prefill_weights = f16 has no effect on the CPU engine"), "%s", svc_log(&S));
+    ck_assert_msg(!strstr(svc_log(&S), "quantized has no effect"), "%s", svc_log(&S));
+    svc_write_conf(&S, model_conf("prefill_weights = auto\nstep_tokens = 64\n")); /* the same model: no swap */
+    kill(S.pid, SIGHUP);
+    ck_assert_msg(svc_log_wait(&S, "step_tokens changed from '512' to '64'", 5000), "%s", svc_log(&S));
+    ck_assert_msg(svc_log_wait(&S, "configuration reloaded", 5000), "%s", svc_log(&S));
+    ck_assert_msg(!strstr(svc_log(&S), "prefill_weights changed"), "%s", svc_log(&S));
+}
+END_TEST
+
+START_TEST(prefill_weights_from_the_file_reaches_the_engine)
+{
+    char log[65536] = "";
+    if (!start_with_model("prefill_weights = quantized\n", log, sizeof log))
+        return;
+    ck_assert_msg(strstr(svc_log(&S), "prefill_weights = quantized has no effect on the CPU engine"), "%s",
+                  svc_log(&S));
+}
+END_TEST
+
 START_TEST(bad_config_file_stops_the_start_with_its_line)
 {
     svc_opts o = {.extra_conf = "max_clients = 0"};
@@ -519,6 +600,10 @@ int main(void)
     tcase_add_test(tc, socket_activation_with_two_fds_fails_clearly);
     tcase_add_test(tc, systemd_socket_activate_starts_the_daemon_on_first_connect);
     tcase_add_test(tc, bad_config_file_stops_the_start_with_its_line);
+    tcase_add_test(tc, bad_prefill_weights_flag_or_key_stops_the_start);
+    tcase_add_test(tc, sighup_leaves_prefill_weights_for_the_next_restart);
+    tcase_add_test(tc, command_line_prefill_weights_overrides_the_file_also_after_reload);
+    tcase_add_test(tc, prefill_weights_from_the_file_reaches_the_engine);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
