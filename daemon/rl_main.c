@@ -6,6 +6,7 @@
 
 #include "rl_config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,13 @@ static void usage(FILE *f)
             "  --verbose          debug logging\n"
             "  --version\n",
             RL_DEFAULT_SOCKET);
+}
+
+/* A bad command line: the service state goes (systemd sees the failure), exit status 2. */
+static int bad_option(rl_service *svc)
+{
+    rl_service_end(svc, -EINVAL);
+    return 2;
 }
 
 int main(int argc, char **argv)
@@ -67,7 +75,7 @@ int main(int argc, char **argv)
                 o.engine = "cuda";
             else {
                 fprintf(stderr, "ringlmd: --device must be cpu or cuda\n");
-                return 2;
+                return bad_option(svc);
             }
             break;
         case 't': o.n_threads = atoi(optarg); break;
@@ -80,27 +88,33 @@ int main(int argc, char **argv)
         case 'T':
             if (rl_cfg_kv_type(optarg, &o.kv_q8)) {
                 fprintf(stderr, "ringlmd: --kv-type must be f16 or q8_0\n");
-                return 2;
+                return bad_option(svc);
             }
             break;
         case 'W': {
             rl_prefill_weights pw;
             if (rl_cfg_prefill_weights(optarg, &pw)) {
                 fprintf(stderr, "ringlmd: --prefill-weights must be auto, f16 or quantized (not '%s')\n", optarg);
-                return 2;
+                return bad_option(svc);
             }
             o.prefill_weights = (int)pw;
             break;
         }
         case 'v': rl_log_set_level(LOG_DEBUG); break;
-        case 'V': printf("ringlmd %s\n", RL_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'V':
+            printf("ringlmd %s\n", RL_VERSION);
+            rl_service_discard(svc);
+            return 0;
+        case 'h':
+            usage(stdout);
+            rl_service_discard(svc);
+            return 0;
+        default: usage(stderr); return bad_option(svc);
         }
     }
     if (optind < argc) {
         usage(stderr);
-        return 2;
+        return bad_option(svc);
     }
     rl_daemon *d;
     char err[256];

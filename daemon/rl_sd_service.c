@@ -501,3 +501,8 @@ void rl_service_end(rl_service *s, int rc)
     }
     free(s);
 }
+
+void rl_service_discard(rl_service *s)
+{
+    free(s); /* nothing else exists before rl_service_attach (no loader, no hooks) */
+}

@@ -35,5 +35,8 @@ void rl_service_attach(rl_service *s, rl_daemon *d);
 
 /* After rl_daemon_run (or a failed create): final STATUS=, frees s. */
 void rl_service_end(rl_service *s, int rc);
+/* Before rl_service_attach, for an exit that is not a failure (--help,
+ * --version): frees s without a status or a log line. */
+void rl_service_discard(rl_service *s);
 
 #endif
