@@ -89,3 +89,17 @@ if [ "$PART" = final ]; then
   done
 fi
 if [ "$PART" = final-load ]; then exec bash $T/gpu-s8.sh load; fi
+#   plumb    ringlmd --prefill-weights quantized|f16 on the GPU (the memory plan and
+#            the 64-client 7B load with each), then 7B Q4_K_M single stream.
+if [ "$PART" = plumb ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1
+  M=/tmp/rl-models; mkdir -p $M
+  [ -f $M/llama2-7b-q4_0.gguf ] || $B/tools/ringlm-mkmodel --shape llama2-7b --type q4_0 --out $M/llama2-7b-q4_0.gguf --threads 16 >/dev/null
+  for pw in quantized f16; do
+    echo "== --prefill-weights $pw"
+    LOAD_ARGS="--prefill-weights $pw" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
+    grep -m1 "memory plan" "$OUT/ringlmd-load.log"
+  done
+  [ -f $M/llama2-7b-q4_k_m.gguf ] || timeout 300 $B/tools/ringlm-mkmodel --shape llama2-7b --type Q4_K_M --out $M/llama2-7b-q4_k_m.gguf --threads 16 >/dev/null
+  echo "7B Q4_K_M $(timeout 150 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_k_m.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s|weight_bytes)":[0-9.]+' | tr '\n' ' ')"
+fi
