@@ -103,3 +103,17 @@ if [ "$PART" = plumb ]; then
   [ -f $M/llama2-7b-q4_k_m.gguf ] || timeout 300 $B/tools/ringlm-mkmodel --shape llama2-7b --type Q4_K_M --out $M/llama2-7b-q4_k_m.gguf --threads 16 >/dev/null
   echo "7B Q4_K_M $(timeout 150 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_k_m.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s|weight_bytes)":[0-9.]+' | tr '\n' ' ')"
 fi
+#   q6k      Q6_K in 224-byte device slots (aligned 16-byte loads): the tests
+#            that cover Q6_K, the matvec bandwidth, 7B Q4_K_M single stream.
+if [ "$PART" = q6k ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1
+  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
+  for t in test_cu_kernels test_cu_mm test_cu_mmq test_cu_mixed test_cu_model; do
+    timeout 200 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
+    grep -E ":F:|:E:" "$OUT/$t.log" | head -5
+  done
+  timeout 120 $BC --kernels 2>&1 | grep -iE "q4_k|q6_k" | head -8
+  M=/tmp/rl-models; mkdir -p $M
+  [ -f $M/llama2-7b-q4_k_m.gguf ] || timeout 300 $B/tools/ringlm-mkmodel --shape llama2-7b --type Q4_K_M --out $M/llama2-7b-q4_k_m.gguf --threads 16 >/dev/null
+  for i in 1 2; do echo "7B Q4_K_M $(timeout 150 $B/bench/ringlm-bench model --model $M/llama2-7b-q4_k_m.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"; done
+fi

@@ -8,7 +8,9 @@
  * two sub-blocks: low nibbles first). Q5_K = 176 bytes: as Q4_K, but qh[32]
  * (bytes 16..47) before the 128 bytes of nibbles (48..175): element l of
  * sub-block j takes bit j of qh[l] as its fifth bit. Q6_K = 210 bytes: ql[128], qh[64],
- * int8 scales[16], fp16 d; value d * scale * (6-bit q - 32).
+ * int8 scales[16], fp16 d; value d * scale * (6-bit q - 32). On the device a
+ * Q6_K block sits in a 224-byte slot (RL_Q6K_DEV, padded on upload), so that
+ * every field is 16-byte aligned and a unit's quants load as 16-byte words.
  */
 #ifndef RL_CU_DEQUANT_CUH
 #define RL_CU_DEQUANT_CUH
@@ -17,7 +19,8 @@
 
 #define RL_Q4K_BYTES 144
 #define RL_Q5K_BYTES 176
-#define RL_Q6K_BYTES 210
+#define RL_Q6K_BYTES 210 /* a GGUF block */
+#define RL_Q6K_DEV 224   /* its device slot: the block, then 14 bytes of padding */
 
 /* 6-bit scale and min of sub-block j (0..7) of a Q4_K super-block. */
 __device__ __forceinline__ void rl_q4k_scale_min(const uint8_t *sc, int j, int *s, int *m)
@@ -78,7 +81,7 @@ __device__ __forceinline__ void rl_dequant32(const rl_cu_mat m, int64_t row, int
         break;
     }
     case RL_TYPE_Q6_K: {
-        const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + blk / 8) * RL_Q6K_BYTES;
+        const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + blk / 8) * RL_Q6K_DEV;
         int j = (int)(blk % 8), n = j / 4, jj = j % 4;
         const uint8_t *ql = b + n * 64 + (jj & 1) * 32;
         const uint8_t *qh = b + 128 + n * 32;

@@ -109,27 +109,26 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> wload<RL_TYPE_Q5_K>(c
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> wload<RL_TYPE_Q6_K>(const rl_cu_mat &m, int64_t row, int64_t u)
 {
-    /* 210-byte blocks are only 2-byte aligned: gather bytes. */
-    const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q6K_BYTES;
+    /* 224-byte device slots (RL_Q6K_DEV): this unit's 32 ql bytes and 32 qh
+     * bytes are two aligned 16-byte loads each. */
+    const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q6K_DEV;
     int j = (int)(u % 8), n = j / 4, jj = j % 4;
-    const uint8_t *ql = b + n * 64 + (jj & 1) * 32;
-    const uint8_t *qh = b + 128 + n * 32;
-    const int8_t *sc = (const int8_t *)(b + 192) + n * 8 + jj * 2;
+    const uint4 *ql = (const uint4 *)(b + n * 64 + (jj & 1) * 32);
+    const uint4 *qh = (const uint4 *)(b + 128 + n * 32);
+    uint4 l0 = __ldg(ql), l1 = __ldg(ql + 1), h0 = __ldg(qh), h1 = __ldg(qh + 1);
+    uint16_t scw = __ldg((const uint16_t *)(b + 192 + n * 8 + jj * 2)); /* the unit's two int8 scales */
+    const uint32_t lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
+    const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
     int lsh = (jj >> 1) * 4, hsh = 2 * jj;
     wunit<RL_TYPE_Q6_K> w;
 #pragma unroll
-    for (int k = 0; k < 8; k++) {
-        uint32_t word = 0;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            uint32_t v = ((__ldg(ql + 4 * k + i) >> lsh) & 0xF) | (((__ldg(qh + 4 * k + i) >> hsh) & 3) << 4);
-            word |= v << (8 * i);
-        }
-        w.w[k] = (int)__vsubss4(word, 0x20202020u); /* 6-bit q - 32, exact per byte */
+    for (int k = 0; k < 8; k++) { /* 6-bit q - 32 per byte, exact */
+        uint32_t word = ((lw[k] >> lsh) & 0x0F0F0F0Fu) | (((hw[k] >> hsh) & 0x03030303u) << 4);
+        w.w[k] = (int)__vsubss4(word, 0x20202020u);
     }
-    float d = rl_h2f((uint16_t)(__ldg(b + 208) | (__ldg(b + 209) << 8)));
-    w.d0 = d * __ldg(sc);
-    w.d1 = d * __ldg(sc + 1);
+    float d = rl_h2f(__ldg((const uint16_t *)(b + 208)));
+    w.d0 = d * (float)(int8_t)(scw & 0xFF);
+    w.d1 = d * (float)(int8_t)(scw >> 8);
     return w;
 }
 
@@ -165,7 +164,7 @@ template <int T> __device__ __forceinline__ const void *wptr(const rl_cu_mat &m,
     case RL_TYPE_Q8_0: return q + (row * (m.cols / 32) + u) * 32;
     case RL_TYPE_Q4_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES + 16 + (u % 8 / 2) * 32;
     case RL_TYPE_Q5_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q5K_BYTES + 48 + (u % 8 / 2) * 32;
-    case RL_TYPE_Q6_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q6K_BYTES + (u % 8) * 26;
+    case RL_TYPE_Q6_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q6K_DEV + (u % 8 / 4) * 64;
     case RL_TYPE_F32: return q + (row * m.cols + u * 8) * 4;
     default: return q + (row * m.cols + u * 8) * 2;
     }
