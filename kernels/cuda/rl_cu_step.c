@@ -208,8 +208,8 @@ static int enqueue_large(rl_cu_model *m, int n)
         RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n, m->xh, s));
         if (staged_qkv(L) || w16) {
             RL_CU_TRY(PF(4 * l, m->xh, m->qkv, false));
-            if (L->bqkv)
-                RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, L->wqkv.rows, n, s));
+            if (L->bqkv) /* every Q|K|V column: wqkv holds only Q in a split layer */
+                RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), n, s));
         } else {
             RL_CU_TRY(rl_cu_layer_gemm_qkv(c, L, m->blas, m->xh, n, m->wscratch, m->qkv, s));
         }

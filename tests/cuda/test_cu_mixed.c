@@ -262,6 +262,55 @@ START_TEST(prompt_steps_on_fp16_copies_match_staged_dequantization)
 }
 END_TEST
 
+/* Q, K, V biases (Qwen2) on a layer whose V has its own type (Q, K, V split
+ * on the GPU): prompt steps on the fp16 copies (one GEMM over the
+ * concatenated parts, then the bias over every Q|K|V column) and on the
+ * staging (the split layer's own GEMM) against the float64 reference. */
+START_TEST(qwen2_split_qkv_prompt_steps_add_every_bias)
+{
+    char path[64] = "/tmp/rl_cu_qwen2_XXXXXX", err[256] = "";
+    tm_spec sp = tm_default_spec(RL_TYPE_Q8_0);
+    sp.arch = "qwen2";
+    sp.v_own_type = true;
+    sp.v_type = RL_TYPE_Q4_0;
+    ck_assert_int_eq(tm_make_model(&sp, path), 0);
+    rl_model *m;
+    ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_nonnull(m->layers[0].bq);
+    ck_assert_int_ne(m->layers[0].wv.type, m->layers[0].wq.type); /* split */
+    uint32_t V = m->hp.n_vocab;
+    int32_t prompt[100];
+    uint64_t s = tcu_seed("qwen2 split");
+    prompt[0] = 1;
+    for (int k = 1; k < 100; k++)
+        prompt[k] = 3 + (int32_t)(tcu_rng_next(&s) % (V - 3));
+    tm_ref *ref = tm_ref_open(path);
+    ck_assert_ptr_nonnull(ref);
+    const double *want = NULL;
+    for (int k = 0; k < 100; k++)
+        want = tm_ref_step(ref, prompt[k]);
+    float *lg = malloc(V * 4);
+    for (int w = 0; w < 2; w++) {
+        rl_cu_model *g;
+        ck_assert_msg(rl_cu_model_from_cpu(m, 256, 1, 0, 256, false, w ? RL_CU_W16_OFF : RL_CU_W16_ON, &g, err,
+                                           sizeof err) == 0, "%s", err);
+        ck_assert(w ? rl_cu_model_w16_bytes(g) == 0 : rl_cu_model_w16_bytes(g) > 0);
+        for (uint32_t k = 0; k < V; k++)
+            lg[k] = NAN;
+        int32_t tok;
+        ck_assert_msg(rl_cu_model_prefill(g, 0, 0, prompt, 100, &tok, lg) == 0, "%s", rl_cu_last_error());
+        double e = rel_err_d(lg, want, V);
+        fprintf(stderr, "qwen2, split Q|K|V, 100-token prompt, %s: rel err %g\n", w ? "staged" : "fp16 copies", e);
+        ck_assert_msg(e < BOUND, "%s: rel err %g", w ? "staged" : "fp16 copies", e);
+        rl_cu_model_free(g);
+    }
+    free(lg);
+    tm_ref_free(ref);
+    rl_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 /* Greedy tokens of one request through the engine. */
 static int generate(rl_engine *e, const int32_t *prompt, uint32_t np, int32_t *out, int n)
 {
@@ -328,6 +377,7 @@ int main(int argc, char **argv)
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
     tcase_add_test(tc, q4_0_prompt_steps_direct_products_match_cublas_and_reference);
     tcase_add_loop_test(tc, prompt_steps_on_fp16_copies_match_staged_dequantization, 0, 2);
+    tcase_add_test(tc, qwen2_split_qkv_prompt_steps_add_every_bias);
     suite_add_tcase(s, tc);
     int rc = tcu_main(s);
     char cmd[128];

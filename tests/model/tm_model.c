@@ -135,7 +135,7 @@ int tm_make_model(const tm_spec *sp, char *path)
         add_vector(w, NM("ffn_norm.weight"), sp->n_embd, 1.f, 0.2f, &rng);
         add_matrix(w, NM("attn_q.weight"), sp->type, sp->n_embd, Q, 2.f * s_e, &rng);
         add_matrix(w, NM("attn_k.weight"), sp->type, sp->n_embd, KV, 2.f * s_e, &rng);
-        add_matrix(w, NM("attn_v.weight"), sp->type, sp->n_embd, KV, 2.f * s_e, &rng);
+        add_matrix(w, NM("attn_v.weight"), sp->v_own_type ? sp->v_type : sp->type, sp->n_embd, KV, 2.f * s_e, &rng);
         add_matrix(w, NM("attn_output.weight"), sp->type, Q, sp->n_embd, s_e, &rng);
         add_matrix(w, NM("ffn_gate.weight"), sp->type, sp->n_embd, sp->n_ff, 2.f * s_e, &rng);
         add_matrix(w, NM("ffn_up.weight"), sp->type, sp->n_embd, sp->n_ff, 2.f * s_e, &rng);

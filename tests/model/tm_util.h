@@ -26,6 +26,8 @@ typedef struct tm_spec {
     const char *bad_shape;   /* write this tensor with one row too many */
     const char *missing;     /* leave this tensor out */
     const char *raw_q4_1;    /* write this matrix as Q4_1 (unsupported) with zero bytes */
+    bool v_own_type;         /* attn_v.weight in v_type instead of type (a per-tensor mix) */
+    rl_type v_type;
 } tm_spec;
 
 /* A small default shape (K-quant friendly: 256-wide rows). */
