@@ -116,10 +116,12 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
     uint32_t rows = c.max_prefill;
     /* chunk partials for the graph path's batches; prefill (unsplit) needs only the counters */
     size_t attn_scr = rl_cu_attn_scratch_size(c.max_batch, c.n_head, c.head_dim, (int64_t)bt_stride * RL_CU_KV_BLOCK);
-    int64_t maxw = 0, wm[4] = {qkvd * c.n_embd, (int64_t)c.n_embd * qd, 2 * (int64_t)c.n_ff * c.n_embd,
-                               (int64_t)c.n_embd * c.n_ff};
-    for (int i = 0; i < 4; i++)
-        maxw = wm[i] > maxw ? wm[i] : maxw;
+    int64_t maxw = 0; /* the largest of a layer's four products (Q|K|V, O, gate|up, down) */
+    for (uint32_t k = 0; k < 4; k++) {
+        int64_t r, cc;
+        rl_cu_w16_dims(&c, k, &r, &cc);
+        maxw = r * cc > maxw ? r * cc : maxw;
+    }
     int64_t xh_n = c.n_ff > c.n_embd ? c.n_ff : c.n_embd;
     if (qd > xh_n)
         xh_n = qd;
@@ -201,7 +203,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
             goto fail;
         m->weight_bytes += rl_cu_layer_bytes(L);
     }
-    if (c.w16 == RL_CU_W16_ON && (rc = rl_cu_w16_alloc(m)))
+    if (c.w16 == RL_CU_W16_ON && (rc = rl_cu_w16_alloc(m, w16b)))
         goto fail;
     m->weight_bytes += m->tok_embd.bytes + m->output.bytes;
     if ((rc = dalloc((void **)&m->x, (size_t)rows * c.n_embd * 4, "x")) ||

@@ -58,10 +58,10 @@ struct rl_cu_model {
             return rc_;        \
     } while (0)
 
-/* The fp16 copies (rl_cu_w16.c): point w16p into an allocation of
- * w16_bytes (rl_cu_w16_bytes of the model's layers); free them; fill them
- * from the weights when not w16_ready (on the model's stream). */
-int rl_cu_w16_alloc(rl_cu_model *m);
+/* The fp16 copies (rl_cu_w16.c): allocate `bytes` (rl_cu_w16_bytes of the
+ * model's layer types: the plan's figure) and point w16p into it; free them;
+ * fill them from the weights when not w16_ready (on the model's stream). */
+int rl_cu_w16_alloc(rl_cu_model *m, uint64_t bytes);
 void rl_cu_w16_free(rl_cu_model *m);
 int rl_cu_w16_sync(rl_cu_model *m);
 /* Rows and columns of product k's fp16 matrix. */

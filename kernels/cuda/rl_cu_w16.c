@@ -72,39 +72,40 @@ static int parts_of(rl_cu_layer *L, uint32_t k, const rl_cu_mat *p[3])
     }
 }
 
-int rl_cu_w16_alloc(rl_cu_model *m)
+/* A product of one F16 matrix is multiplied in place (no copy). */
+static bool parts_in_place(const rl_cu_mat *const p[3], int np)
+{
+    return np == 1 && p[0]->type == RL_TYPE_F16;
+}
+
+int rl_cu_w16_alloc(rl_cu_model *m, uint64_t bytes)
 {
     uint32_t nk = 4 * m->c.n_layer;
     m->w16p = calloc(nk, sizeof *m->w16p);
     if (!m->w16p)
         return -ENOMEM;
-    uint64_t off = 0;
-    for (int pass = 0; pass < 2; pass++) { /* sizes, then pointers */
-        off = 0;
-        for (uint32_t k = 0; k < nk; k++) {
-            const rl_cu_mat *p[3];
-            int np = parts_of(&m->layers[k / 4], k, p);
-            if (np == 1 && p[0]->type == RL_TYPE_F16) {
-                m->w16p[k] = p[0]->q;
-                continue;
-            }
-            int64_t rows, cols;
-            rl_cu_w16_dims(&m->c, k, &rows, &cols);
-            if (pass)
-                m->w16p[k] = (char *)m->w16 + off;
-            off += (uint64_t)rows * cols * 2;
-        }
-        if (!pass && off &&
-            rl_cu_check(cudaMalloc(&m->w16, off), "cudaMalloc(fp16 weight copies)")) {
-            free(m->w16p);
-            m->w16p = NULL;
-            m->w16 = NULL;
-            return -ENOMEM;
-        }
+    if (bytes && rl_cu_check(cudaMalloc(&m->w16, bytes), "cudaMalloc(fp16 weight copies)")) {
+        free(m->w16p);
+        m->w16p = NULL;
+        m->w16 = NULL;
+        return -ENOMEM;
     }
-    m->w16_bytes = off;
+    uint64_t off = 0;
+    for (uint32_t k = 0; k < nk; k++) {
+        const rl_cu_mat *p[3];
+        int np = parts_of(&m->layers[k / 4], k, p);
+        if (parts_in_place(p, np)) {
+            m->w16p[k] = p[0]->q;
+            continue;
+        }
+        int64_t rows, cols;
+        rl_cu_w16_dims(&m->c, k, &rows, &cols);
+        m->w16p[k] = (char *)m->w16 + off;
+        off += (uint64_t)rows * cols * 2;
+    }
+    m->w16_bytes = bytes;
     m->w16_ready = false;
-    return 0;
+    return off == bytes ? 0 : -EINVAL; /* the plan's types are the layers' */
 }
 
 void rl_cu_w16_free(rl_cu_model *m)
@@ -124,8 +125,8 @@ int rl_cu_w16_sync(rl_cu_model *m)
     for (uint32_t k = 0; k < 4 * m->c.n_layer; k++) {
         const rl_cu_mat *p[3];
         int np = parts_of(&m->layers[k / 4], k, p);
-        if (np == 1 && p[0]->type == RL_TYPE_F16)
-            continue; /* used in place */
+        if (parts_in_place(p, np))
+            continue;
         int64_t off = 0;
         for (int i = 0; i < np; i++) {
             RL_CU_TRY(rl_cu_gemm_to_f16(p[i], (uint16_t *)m->w16p[k] + off, m->s));
