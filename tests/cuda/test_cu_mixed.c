@@ -46,6 +46,16 @@ static void make_mixed(const char *mix, char *path, size_t n)
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
 }
 
+/* A tiny256 Q4_0 file from ringlm-mkmodel with this seed, in tmpdir. */
+static void make_q4_0(int seed, char *path, size_t n)
+{
+    snprintf(path, n, "%s/q4_0_s%d.gguf", tmpdir, seed);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --shape tiny256 --type Q4_0 --seed %d --out %s >/dev/null", mkmodel, seed, path);
+    int st = system(cmd);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+}
+
 static double rel_err_d(const float *a, const double *ref, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
@@ -139,11 +149,8 @@ END_TEST
  * reference. Says so and returns where the device has no rl_cu_mmw. */
 START_TEST(q4_0_prompt_steps_direct_products_match_cublas_and_reference)
 {
-    char path[128], cmd[1024], err[256] = "";
-    snprintf(path, sizeof path, "%s/q4_0.gguf", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s --shape tiny256 --type Q4_0 --seed 9 --out %s >/dev/null", mkmodel, path);
-    int st = system(cmd);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+    char path[128], err[256] = "";
+    make_q4_0(9, path, sizeof path);
     rl_model *m;
     ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
     uint32_t V = m->hp.n_vocab;
@@ -198,15 +205,10 @@ END_TEST
 START_TEST(prompt_steps_on_fp16_copies_match_staged_dequantization)
 {
     char path[128], err[256] = "";
-    if (_i == 0) {
+    if (_i == 0)
         make_mixed("Q4_K_M", path, sizeof path);
-    } else {
-        char cmd[1024];
-        snprintf(path, sizeof path, "%s/w16_q4_0.gguf", tmpdir);
-        snprintf(cmd, sizeof cmd, "%s --shape tiny256 --type Q4_0 --seed 11 --out %s >/dev/null", mkmodel, path);
-        int st = system(cmd);
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
-    }
+    else
+        make_q4_0(11, path, sizeof path);
     rl_model *m;
     ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
     const rl_model_hparams *hp = &m->hp;
