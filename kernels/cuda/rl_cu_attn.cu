@@ -245,6 +245,20 @@ __device__ __forceinline__ float *att_partials(float *scratch, int b, int h, int
     return scratch + ((int64_t)b * n_head + h) * kmax * (hd + 2);
 }
 
+/* One step of merging chunk partials in chunk order: (m, num, den) absorbs
+ * the chunk's max mk, weighted V vk and sum lk (an empty chunk, mk = -inf,
+ * changes nothing). Explicit roundings: the split merge and the in-block merge
+ * of the unsplit grid (k_attn_warp with one block per head) give the same bits. */
+__device__ __forceinline__ void att_merge_step(float &m, float &num, float &den, float mk, float vk, float lk)
+{
+    if (!(mk > -INFINITY))
+        return;
+    float mn = fmaxf(m, mk), a = __expf(m - mn), e = __expf(mk - mn); /* a = 0 on the first */
+    num = __fmaf_rn(vk, e, __fmul_rn(num, a));
+    den = __fmaf_rn(lk, e, __fmul_rn(den, a));
+    m = mn;
+}
+
 /* After a block stored its chunk partials ([hd] weighted V, max, sum at
  * base + chunk * (hd + 2)): count in on the (row, head)'s counter; the last
  * block of the head to arrive merges every chunk in chunk order (the same sums
@@ -274,12 +288,7 @@ __device__ __forceinline__ void att_count_in_and_merge(const rl_cu_act &out, int
         for (int64_t k = 0; k < nch; k++) { /* chunk order: the same sums whoever computed them */
             const float *pk = base + k * (hd + 2);
             float mk = __ldcg(pk + hd), lk = __ldcg(pk + hd + 1), vk = d < hd ? __ldcg(pk + d) : 0.0f;
-            if (!(mk > -INFINITY))
-                continue; /* an empty chunk */
-            float mn = fmaxf(m, mk), a = __expf(m - mn), e = __expf(mk - mn); /* a = 0 on the first */
-            num = num * a + vk * e;
-            den = den * a + lk * e;
-            m = mn;
+            att_merge_step(m, num, den, mk, vk, lk);
         }
         att_emit(out, b, h, hd, d0, den > 0.0f ? num / den : 0.0f);
     }
@@ -386,16 +395,19 @@ template <class KV> struct attw_lane<KV, true> {
  * ... (PP = 32 / G), loads their K and V rows at once, reduces its scores
  * across the G lanes with shuffles and keeps a softmax of its own. One barrier
  * per chunk then merges the 4 warps in warp order, so the chunk's partial,
- * like the block kernel's, depends only on the chunk's data. */
+ * like the block kernel's, depends only on the chunk's data. With one block
+ * per head (n_split 1: large batches) the block merges its chunks itself, in
+ * registers, with the split merge's arithmetic (att_merge_step): no partials
+ * stored and read back, no fence or counter, the same bits. */
 #define ATTW_WARPS (ATT_THREADS / 32)
 template <int HD, class KV, int MINB> /* MINB: blocks per SM the registers must allow */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out)
+            float *scratch, rl_cu_act out, bool attw_direct)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
-    static_assert(HD % VL == 0 && 32 % G == 0 && WP % PP == 0, "head size");
+    static_assert(HD % VL == 0 && 32 % G == 0 && WP % PP == 0 && HD <= ATT_THREADS, "head size");
     __shared__ float wm[ATTW_WARPS], wl[ATTW_WARPS];
     __shared__ float wacc[ATTW_WARPS][HD];
     rl_pdl_trigger();
@@ -416,6 +428,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     }
     float *base = att_partials(scratch, b, h, r.n_head, HD, kmax);
     int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
+    const bool direct = n_split == 1 && attw_direct;
+    float rm = -INFINITY, rnum = 0.0f, rden = 0.0f; /* direct: the merge so far of dim tid */
     for (int64_t c = sp; c < nch; c += n_split) {
         int64_t t0 = c * ATT_TILE + w * WP;
         int nt = (int)(len - t0 < WP ? len - t0 : WP); /* this warp's positions (may be <= 0) */
@@ -480,7 +494,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
 #pragma unroll
         for (int v = 0; v < ATTW_WARPS; v++)
             M = fmaxf(M, wm[v]);
-        for (int d = tid; d < HD; d += ATT_THREADS) {
+        if (tid < HD) {
+            const int d = tid;
             float num = 0.0f, den = 0.0f;
 #pragma unroll
             for (int v = 0; v < ATTW_WARPS; v++) { /* warp order: the same bits every time */
@@ -490,13 +505,20 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                 num += wacc[v][d] * e;
                 den += wl[v] * e;
             }
-            o[d] = num;
-            if (d == 0)
-                o[HD] = M, o[HD + 1] = den;
+            if (direct) {
+                att_merge_step(rm, rnum, rden, M, num, den);
+            } else {
+                o[d] = num;
+                if (d == 0)
+                    o[HD] = M, o[HD + 1] = den;
+            }
         }
         __syncthreads(); /* wm, wl, wacc are rewritten by the next chunk */
     }
-    att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h);
+    if (direct)
+        att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
+    else
+        att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h);
 }
 
 static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_cu_act *out)
@@ -527,6 +549,18 @@ static int rl_cu_attn_kernel(void)
     return env;
 }
 
+/* The warp kernel's in-block merge for one block per head (default on;
+ * RL_CU_ATTN_DIRECT=0: partials and the counted merge, for measurements). */
+static bool attn_direct(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RL_CU_ATTN_DIRECT");
+        on = !(e && e[0] == '0');
+    }
+    return on;
+}
+
 template <class KV>
 static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, const rl_cu_rope *r, int n_split,
                        int64_t n_ctx, void *d_scratch, const rl_cu_act *out, cudaStream_t s)
@@ -545,10 +579,10 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out);
+                  counters, partials, *out, attn_direct());
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out);
+                  counters, partials, *out, attn_direct());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
     else if (r->head_dim == 128 && split)

@@ -172,8 +172,9 @@ static void check_decode_q8(int head_dim)
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess);
     rl_cu_act o1 = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd}, o2 = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd};
     float *a = malloc((size_t)qd * NQ * 4), *b = malloc((size_t)qd * NQ * 4), *solo = malloc((size_t)qd * 4);
-    const int splits[4] = {0, rl_cu_attn_splits(NQ, c.r.n_head), 3, 17};
-    for (int k = 0; k < 4; k++) {
+    /* 1: one block per head merges its chunks in registers (large batches) */
+    const int splits[5] = {0, rl_cu_attn_splits(NQ, c.r.n_head), 1, 3, 17};
+    for (int k = 0; k < 5; k++) {
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &k16, LAYER, splits[k], scr, &o1, 0));
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &k8, LAYER, splits[k], scr, &o2, 0));
         tcu_down(a, o1.f, (size_t)qd * NQ * 4);

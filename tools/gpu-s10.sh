@@ -1,0 +1,37 @@
+#!/bin/bash
+# gpu-s10.sh - session 10's device calls.
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s10.sh PART
+. "$(dirname "$0")/gpu-env.sh"
+B=${RL_GPU_BUILD:-/tmp/rl-final}
+T=$(dirname "$0")
+BC=$B/bench/ringlm-bench-cuda
+PART=${1:-ab}
+gen() { grep -oE '"gen_tok_s":[0-9.]+' | head -1; }
+#   ab       RMSNorm folded into the matvecs (RL_CU_NORM_FOLD=0|1) and the
+#            attention's in-block merge at one block per head
+#            (RL_CU_ATTN_DIRECT=0|1): the tests that cover them, single-stream
+#            generation and per-op profiles (TinyLlama and 7B Q4_0), the 7B
+#            batch-64 engine step and its profile with both KV types.
+if [ "$PART" = ab ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
+  for t in ${TESTS:-test_cu_kernels test_cu_kvq8 test_cu_paged test_cu_model}; do
+    timeout 200 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
+    grep -E ":F:|:E:" "$OUT/$t.log" | head -5
+  done
+  for sh in tinyllama-1.1b llama2-7b; do
+    for f in 0 1 0 1; do
+      echo "$sh q4_0 b1 RL_CU_NORM_FOLD=$f $(RL_CU_NORM_FOLD=$f timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
+    done
+    echo "== profile $sh b1, folded"
+    timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 16 --profile 2>&1 | grep -vE "^cuda memory plan" | tail -12
+  done
+  for kv in q8_0 f16; do
+    for d in 0 1 0 1; do
+      echo "7B b64 kv $kv RL_CU_ATTN_DIRECT=$d $(RL_CU_ATTN_DIRECT=$d timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | gen)"
+    done
+    for d in 0 1; do
+      echo "== attention profile 7B b64 kv $kv RL_CU_ATTN_DIRECT=$d: $(RL_CU_ATTN_DIRECT=$d timeout 100 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --profile 2>&1 | grep -E "attention|sum" | tr -s ' ' | tr '\n' ' ')"
+    done
+  done
+fi
