@@ -140,26 +140,6 @@ __device__ __forceinline__ void rl_quant_block_warp(float v, int8_t *q, float *d
     }
 }
 
-/* The RMSNorm's sum of squares of a row of n <= RL_NORM_VW * RL_NORM_K * 32
- * values (n % 32 == 0), in one fixed order whichever kernel computes it
- * (k_rmsnorm, or a matvec folding the norm in): virtual warp vw (0..31)
- * lane l sums elements (vw + 32 k) * 32 + l for k = 0..7 in order; each
- * virtual warp's lanes are added by rl_warp_sum, then the 32 warp sums the
- * same way. So both give the same bits. This is lane l's part of vw. */
-#define RL_NORM_VW 32
-#define RL_NORM_K 8
-__device__ __forceinline__ float rl_norm_ss_lane(const float *xr, int64_t n, int vw, int lane)
-{
-    float ss = 0.0f;
-#pragma unroll
-    for (int k = 0; k < RL_NORM_K; k++) {
-        int64_t i = (int64_t)(vw + k * RL_NORM_VW) * 32 + lane;
-        float v = i < n ? xr[i] : 0.0f;
-        ss = __fmaf_rn(v, v, ss);
-    }
-    return ss;
-}
-
 /* fp16 pairs as their 32 bits and back. */
 __device__ __forceinline__ uint32_t rl_h2_bits(__half2 h)
 {

@@ -214,7 +214,7 @@ static bool mmw_pick(const rl_cu_mat *w, int n)
 
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
 {
-    if (n <= RL_CU_MAX_BATCH || x->nx) /* a folded norm: the matvec alone takes it (or refuses) */
+    if (n <= RL_CU_MAX_BATCH)
         return rl_cu_matvec(w, x, n, mode, y, s);
     bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
     if (q48 && x->h && n <= RL_CU_MAX_MM_BATCH && mmh_on() && mmw_pick(w, n)) {

@@ -29,14 +29,6 @@ __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch,
     }
 }
 
-/* The folded norm's rows in shared memory: at most 48 KiB (no opt-in), for
- * the float types' 4 bytes a value, the larger need. */
-extern "C" bool rl_cu_matvec_norm_ok(int64_t n, int batch)
-{
-    return n > 0 && n % 32 == 0 && n <= (int64_t)RL_NORM_VW * RL_NORM_K * 32 && batch >= 1 &&
-           batch <= RL_CU_MAX_BATCH && mv_norm_bytes<false>(n, batch) <= 48 * 1024;
-}
-
 extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                             cudaStream_t s)
 {
@@ -48,7 +40,7 @@ extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, i
         return -EINVAL;
     bool q8 = m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0 || m->type == RL_TYPE_Q4_K ||
               m->type == RL_TYPE_Q5_K || m->type == RL_TYPE_Q6_K;
-    if (x->nx ? !x->nw || !rl_cu_matvec_norm_ok(x->n, batch) : q8 && (x->q == NULL || x->ds == NULL))
+    if (q8 && (x->q == NULL || x->ds == NULL))
         return -EINVAL;
     switch (m->type) {
     case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, *x, batch, mode, *y, s); break;

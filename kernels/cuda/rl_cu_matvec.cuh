@@ -303,51 +303,6 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
     return dot8_f32(f, x.f + b * x.n + u * 8);
 }
 
-/* ---- RMSNorm folded in (x.nx set) ----------------------------------------------
- * Each CTA normalizes the B input rows itself into dynamic shared memory
- * (int8 blocks and their {d, d*sum} for the quantized types, fp32 for the
- * float ones), with k_rmsnorm's order of summation and its quantization, so
- * the products see the same bits as after a separate norm kernel, without
- * its launch and the round trip through memory between the two. */
-template <bool Q8> __host__ __device__ constexpr int64_t mv_norm_bytes(int64_t n, int batch)
-{
-    return Q8 ? (int64_t)batch * (n + n / 32 * 8) : (int64_t)batch * n * 4;
-}
-
-template <bool Q8, int B, int W> __device__ __forceinline__ rl_cu_act mv_norm_in(const rl_cu_act &x)
-{
-    extern __shared__ __align__(16) unsigned char mv_sm[];
-    __shared__ float vws[RL_NORM_VW];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t n = x.n;
-    rl_cu_act a = x;
-    a.nx = nullptr;
-    a.f = (float *)mv_sm;
-    a.q = (int8_t *)mv_sm;
-    a.ds = (float *)(mv_sm + (size_t)B * n);
-    a.h = nullptr;
-    for (int b = 0; b < B; b++) {
-        const float *xr = x.nx + b * n;
-        for (int vw = warp; vw < RL_NORM_VW; vw += W) {
-            float ss = rl_warp_sum(rl_norm_ss_lane(xr, n, vw, lane));
-            if (lane == 0)
-                vws[vw] = ss;
-        }
-        __syncthreads();
-        float rs = rsqrtf(rl_warp_sum(vws[lane]) / (float)n + x.neps);
-        for (int64_t blk = warp; blk < n / 32; blk += W) {
-            int64_t i = blk * 32 + lane;
-            float v = xr[i] * rs * x.nw[i];
-            if (Q8)
-                rl_quant_block_warp(v, a.q + b * n + blk * 32, a.ds + (b * (n / 32) + blk) * 2);
-            else
-                a.f[b * n + i] = v;
-        }
-        __syncthreads(); /* vws is rewritten for the next row; the rows are read after */
-    }
-    return a;
-}
-
 /* ---- the kernel ------------------------------------------------------------- */
 /* NO outputs per warp; GLU: each output needs rows o and o + rows/2. */
 /* W warps per block, NO outputs per warp (plain: 8 x 2; GLU: 8 warps x 4
@@ -361,7 +316,7 @@ template <bool Q8, int B, int W> __device__ __forceinline__ rl_cu_act mv_norm_in
  * compute (the rounds then hold half the units: the same registers). */
 template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false>
 __global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
-k_matvec(const rl_cu_mat m, const rl_cu_act xin, rl_cu_act y, int mode)
+k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 {
     const int NR = GLU ? 2 * NO : NO;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -403,7 +358,6 @@ k_matvec(const rl_cu_mat m, const rl_cu_act xin, rl_cu_act y, int mode)
             if (lane + 32 * k < nu)
                 w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
     rl_pdl_wait();
-    const rl_cu_act x = xin.nx ? mv_norm_in<wtraits<T>::Q8, B, W>(xin) : xin;
     if constexpr (DB) {
         wunit<T> v[U][NR];
         auto load = [&](wunit<T>(&buf)[U][NR], int64_t base) {
@@ -505,7 +459,6 @@ static inline int mv_env(const char *name)
 template <int T, int B, bool DB>
 static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    const size_t sm = x.nx ? (size_t)mv_norm_bytes<wtraits<T>::Q8>(x.n, B) : 0; /* the folded norm's rows */
     if constexpr (B == 1 && wtraits<T>::Q8) {
         static int glu_u = -1;
         if (glu_u < 0)
@@ -513,8 +466,7 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         if (mode == RL_CU_MV_GLU && glu_u == 1) {
             int64_t n_out = m.rows / 2;
             unsigned grid = (unsigned)((n_out + MV_WARPS * 4 - 1) / (MV_WARPS * 4));
-            rl_launch_smem(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), sm, s, m, x,
-                           y, mode);
+            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
             return;
         }
     }
@@ -522,12 +474,11 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        rl_launch_smem(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), sm, s, m, x, y,
-                       mode);
+        rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
-        rl_launch_smem(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), sm, s, m, x, y, mode);
+        rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
     }
 }
 

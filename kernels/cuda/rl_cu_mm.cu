@@ -64,7 +64,7 @@ int rl_mm::choose_split(int64_t tiles, int64_t nch)
 
 int rl_cu_batched_args(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, const rl_cu_act *y)
 {
-    if (x->nx || !m->q || !m->d || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH || m->rows < 1 || m->cols < 32 ||
+    if (!m->q || !m->d || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH || m->rows < 1 || m->cols < 32 ||
         m->cols % 32 || x->n != m->cols || (x->stride && x->stride != x->n) || mode < RL_CU_MV_STORE ||
         mode > RL_CU_MV_GLU || (mode == RL_CU_MV_GLU && m->rows % 2))
         return -EINVAL;
@@ -78,7 +78,7 @@ int rl_cu_batched_args(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mo
 
 extern "C" int rl_cu_mm(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y, cudaStream_t s)
 {
-    if (!m || !x || !y || x->nx || !m->q || !x->f || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH ||
+    if (!m || !x || !y || !m->q || !x->f || !y->f || batch < 1 || batch > RL_CU_MAX_MM_BATCH ||
         x->n != m->cols || mode < RL_CU_MV_STORE || mode > RL_CU_MV_GLU || (mode == RL_CU_MV_GLU && m->rows % 2))
         return -EINVAL;
     int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
@@ -90,13 +90,9 @@ extern "C" int rl_cu_mm(const rl_cu_mat *m, const rl_cu_act *x, int batch, int m
          * path, RL_CU_MAX_BATCH sequences at a time. */
         for (int b0 = 0; b0 < batch; b0 += RL_CU_MAX_BATCH) {
             int nb = batch - b0 < RL_CU_MAX_BATCH ? batch - b0 : RL_CU_MAX_BATCH;
-            rl_cu_act xs = {}, ys = {};
-            xs.f = x->f + b0 * x->n;
-            xs.n = x->n;
-            ys.f = y->f + b0 * n_out;
-            ys.q = y->q ? y->q + b0 * n_out : NULL;
-            ys.ds = y->ds ? y->ds + b0 * (n_out / 32) * 2 : NULL;
-            ys.n = n_out;
+            rl_cu_act xs = {x->f + b0 * x->n, NULL, NULL, x->n, 0, NULL};
+            rl_cu_act ys = {y->f + b0 * n_out, y->q ? y->q + b0 * n_out : NULL,
+                            y->ds ? y->ds + b0 * (n_out / 32) * 2 : NULL, n_out, 0, NULL};
             int rc = rl_cu_matvec(m, &xs, nb, mode, &ys, s);
             if (rc)
                 return rc;

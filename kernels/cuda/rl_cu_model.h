@@ -176,12 +176,5 @@ void rl_cu_model_set_direct_max(rl_cu_model *m, int rows);
 /* The rows up to which the large path runs its products on rl_cu_mmw now
  * (0 where it cannot). */
 int rl_cu_model_direct_max(rl_cu_model *m);
-/* Steps of up to `rows` tokens (0: none) fold each RMSNorm into the
- * matrix-vector products that read it instead of launching the norm kernel
- * (the same bits; rl_cu_matvec_norm_ok decides where it can). Default 1 (the
- * single stream), or RL_CU_NORM_FOLD. Drops the captured graphs. */
-void rl_cu_model_set_norm_fold(rl_cu_model *m, int rows);
-/* Whether a step of n tokens folds its norms now. */
-bool rl_cu_model_norm_folds(rl_cu_model *m, int n);
 
 #endif

@@ -45,8 +45,6 @@ struct rl_cu_model {
                                  down), in w16 or, for an F16 matrix, the matrix itself */
     uint64_t w16_bytes;
     bool w16_ready;           /* the copies hold the current weights (the weight accessors clear it) */
-    int norm_fold_want;       /* steps of up to this many tokens fold each RMSNorm into its products
-                                 (RL_CU_NORM_FOLD, rl_cu_model_set_norm_fold; -1: not read yet) */
     int direct_ok;            /* every staged matrix is Q4_0 and the device has rl_cu_mmw (-1: not checked) */
     rl_cu_rope rope;
     float *inv_freq;          /* n_rot/2, or NULL (computed from rope_base) */
@@ -71,10 +69,6 @@ void rl_cu_w16_dims(const rl_cu_model_cfg *c, uint32_t k, int64_t *rows, int64_t
 
 /* Forget the captured graphs (their parameters changed). */
 void rl_cu_model_drop_graphs(rl_cu_model *m);
-/* The input of the products after an RMSNorm with weights w, for a step of
- * n tokens: folded into them (an rl_cu_act with nx) where the step's matvecs
- * can take it, else computed into m->xn by the norm kernel (enqueued). */
-int rl_cu_model_norm(rl_cu_model *m, const float *w, int n, rl_cu_act *xn);
 /* y = W x for n rows of x in the step's mode, the best kernel for n. */
 int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y);
 

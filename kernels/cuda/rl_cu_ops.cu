@@ -7,8 +7,8 @@
 /* One block per row. Rows of up to 32 * 8 blocks of 32 keep their values in
  * registers (one pass over memory, all loads issued at once); longer rows
  * take a second pass. */
-#define NORM_THREADS 1024 /* 32 warps: RL_NORM_VW, the fixed summation order */
-#define NORM_MAXB RL_NORM_K
+#define NORM_THREADS 1024
+#define NORM_MAXB 8
 __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, rl_cu_act y)
 {
     rl_pdl_trigger();
@@ -30,7 +30,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
         for (int k = 0; k < NORM_MAXB; k++) {
             int64_t i = (int64_t)(warp + k * nw) * 32 + lane;
             xv[k] = i < n ? xr[i] : 0.0f;
-            ss = __fmaf_rn(xv[k], xv[k], ss); /* rl_norm_ss_lane's order and roundings */
+            ss += xv[k] * xv[k];
         }
         ss = rl_block_sum(ss, sh);
         float rs = rsqrtf(ss / (float)n + eps);

@@ -16,24 +16,18 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l)
     cudaStream_t s = m->s;
     rl_cu_act xres = {.f = m->x, .n = c->n_embd};
     const int32_t *pos = m->d_in + m->max_rows, *row = m->d_in + 2 * (size_t)m->max_rows;
-    /* a folded norm rides in the products (the norm op then counts 0 times) */
-    rl_cu_act xn = m->xn;
-    if (rl_cu_model_norm_folds(m, n))
-        xn = (rl_cu_act){.n = c->n_embd, .nx = m->x, .nw = op == P_OUT ? m->output_norm : op == P_GU ? L->ffn_norm
-                                                                                                   : L->attn_norm,
-                         .neps = c->rms_eps};
     switch (op) {
     case P_EMBD: return rl_cu_mat_get_rows(&m->tok_embd, m->d_in, n, m->x, s);
     case P_NORM: return rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s);
-    case P_QKV: return rl_cu_layer_qkv(c, L, &xn, n, m->qkv, s);
+    case P_QKV: return rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s);
     case P_ROPE: return rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s);
     case P_ATTN:
         return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, rl_cu_attn_splits(n, c->n_head),
                                 m->attn_scratch, &m->attn, s);
     case P_O: return rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres);
-    case P_GU: return rl_cu_layer_glu(c, L, &xn, n, m->gu, &m->ffn, s);
+    case P_GU: return rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s);
     case P_DOWN: return rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres);
-    case P_OUT: return rl_cu_model_product(m, &m->output, &xn, n, RL_CU_MV_STORE, &m->logits);
+    case P_OUT: return rl_cu_model_product(m, &m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits);
     default: return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
     }
 }
@@ -88,14 +82,13 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    const int norms = rl_cu_model_norm_folds(m, n) ? 0 : 1; /* folded: inside the products' times */
-    double per_layer = 2 * norms * us[P_NORM] + us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
-    double total = us[P_EMBD] + m->c.n_layer * per_layer + norms * us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
+    double per_layer = 2 * us[P_NORM] + us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
+    double total = us[P_EMBD] + m->c.n_layer * per_layer + us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
     fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)\n", n, pos, R);
     for (int op = 0; op < P_N; op++) {
         int times = op == P_EMBD || op == P_OUT || op == P_ARGMAX ? 1 : (int)m->c.n_layer * (op == P_NORM ? 2 : 1);
         if (op == P_NORM)
-            times = norms * (times + 1);
+            times++;
         fprintf(out, "  %-16s %8.2f us x %3d = %8.1f us (%4.1f%%)\n", p_names[op], us[op], times, us[op] * times,
                 100.0 * us[op] * times / total);
     }

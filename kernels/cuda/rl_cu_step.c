@@ -24,32 +24,6 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
     return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
-bool rl_cu_model_norm_folds(rl_cu_model *m, int n)
-{
-    if (m->norm_fold_want < 0) {
-        const char *e = getenv("RL_CU_NORM_FOLD");
-        m->norm_fold_want = e && atoi(e) >= 0 ? atoi(e) : 1;
-    }
-    return n <= m->norm_fold_want && rl_cu_matvec_norm_ok(m->c.n_embd, n);
-}
-
-void rl_cu_model_set_norm_fold(rl_cu_model *m, int rows)
-{
-    m->norm_fold_want = rows < 0 ? 0 : rows;
-    rl_cu_model_drop_graphs(m);
-}
-
-int rl_cu_model_norm(rl_cu_model *m, const float *w, int n, rl_cu_act *xn)
-{
-    const rl_cu_model_cfg *c = &m->c;
-    if (rl_cu_model_norm_folds(m, n)) {
-        *xn = (rl_cu_act){.n = c->n_embd, .nx = m->x, .nw = w, .neps = c->rms_eps};
-        return 0;
-    }
-    *xn = m->xn;
-    return rl_cu_rmsnorm(m->x, w, c->rms_eps, c->n_embd, n, &m->xn, m->s);
-}
-
 /* The layers of a step of n tokens on the matrix-vector path (graph-captured):
  * ids in d_in, block tables in d_bt; logits and argmax for all n rows. */
 static int enqueue_small(rl_cu_model *m, int n)
@@ -59,23 +33,22 @@ static int enqueue_small(rl_cu_model *m, int n)
     rl_cu_act xres = {.f = m->x, .n = c->n_embd};
     int n_split = rl_cu_attn_splits(n, c->n_head);
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
-    rl_cu_act xn;
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        RL_CU_TRY(rl_cu_model_norm(m, L->attn_norm, n, &xn));
-        RL_CU_TRY(rl_cu_layer_qkv(c, L, &xn, n, m->qkv, s));
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+        RL_CU_TRY(rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (m->attn.q && c->head_dim % 32)
             RL_CU_TRY(rl_cu_quantize(&m->attn, n, s));
         RL_CU_TRY(rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres));
-        RL_CU_TRY(rl_cu_model_norm(m, L->ffn_norm, n, &xn));
-        RL_CU_TRY(rl_cu_layer_glu(c, L, &xn, n, m->gu, &m->ffn, s));
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+        RL_CU_TRY(rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s));
         RL_CU_TRY(rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres));
     }
-    RL_CU_TRY(rl_cu_model_norm(m, m->output_norm, n, &xn));
-    RL_CU_TRY(rl_cu_model_product(m, &m->output, &xn, n, RL_CU_MV_STORE, &m->logits));
+    RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
+    RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits));
     return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
 }
 

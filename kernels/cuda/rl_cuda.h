@@ -81,14 +81,6 @@ typedef struct rl_cu_act {
     uint16_t *h;    /* [batch][n] fp16 of d * q (the int8 values, for the fp16
                        tensor-core products of rl_cu_mmh), or NULL. Written
                        wherever q is, when both are set */
-    /* An input still to be normalized: when nx is set, the activation is
-     * RMSNorm(nx) * nw (nx [batch][n] fp32, epsilon neps), computed by the
-     * product that reads it, bit for bit what rl_cu_rmsnorm would have
-     * written (f, q, ds and h are not read). Only rl_cu_matvec takes it
-     * (rl_cu_matvec_norm_ok); the other products refuse it. */
-    const float *nx;
-    const float *nw;
-    float neps;
 } rl_cu_act;
 
 /* Rows b0.. of an activation (every plane; an output's stride kept). */
@@ -102,8 +94,6 @@ static inline rl_cu_act rl_cu_act_rows(const rl_cu_act *a, int b0)
     }
     if (a->h)
         r.h += (int64_t)b0 * a->n;
-    if (a->nx)
-        r.nx += (int64_t)b0 * a->n;
     return r;
 }
 
@@ -122,11 +112,6 @@ enum {
  * STORE/ADD mode; GLU mode refuses it. */
 int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                  cudaStream_t s);
-/* Whether rl_cu_matvec can fold the RMSNorm of batch rows of n values into
- * its products (x->nx), for every weight type: n a multiple of 32 and at most
- * 8192, batch <= RL_CU_MAX_BATCH, and the normalized rows (4 bytes a value)
- * within 48 KiB of shared memory. */
-bool rl_cu_matvec_norm_ok(int64_t n, int batch);
 
 /* ---- batched matrix products (continuous batching) -------------------------- */
 /* Largest batch of rl_cu_mm. */

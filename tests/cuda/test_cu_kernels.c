@@ -186,84 +186,6 @@ START_TEST(rmsnorm_matches_cpu_and_quantizes)
 }
 END_TEST
 
-/* RMSNorm folded into the matvec (x.nx) gives the same bits as the norm
- * kernel followed by the matvec, for every type, batch and mode; what it
- * cannot hold is refused. */
-static void check_norm_fold(rl_type t, int64_t rows, int64_t cols, int batch, int mode)
-{
-    char name[64];
-    snprintf(name, sizeof name, "norm fold %s %lld b%d mode%d", rl_type_get(t)->name, (long long)cols, batch, mode);
-    uint64_t s = tcu_seed(name);
-    float *w = malloc(rows * cols * sizeof(float));
-    rl_cu_mat m;
-    tcu_make_weight(t, rows, cols, &s, &m, w);
-    float *x = tcu_rand_vec(&s, cols * batch, 3.0f), *g = tcu_rand_vec(&s, cols, 1.0f);
-    int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
-    float *y0 = tcu_rand_vec(&s, n_out * batch, 1.0f);
-    float *dx = tcu_up(x, cols * batch * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
-    rl_cu_act xn = make_act(cols, batch, NULL);
-    rl_cu_act ya = make_act(n_out, batch, y0), yb = make_act(n_out, batch, y0);
-    CU_OK(rl_cu_rmsnorm(dx, dg, 1e-5f, cols, batch, &xn, 0));
-    CU_OK(rl_cu_matvec(&m, &xn, batch, mode, &ya, 0));
-    rl_cu_act xf = {.n = cols, .nx = dx, .nw = dg, .neps = 1e-5f};
-    CU_OK(rl_cu_matvec(&m, &xf, batch, mode, &yb, 0));
-    size_t ny = (size_t)n_out * batch;
-    float *a = malloc(ny * sizeof(float)), *b = malloc(ny * sizeof(float));
-    tcu_down(a, ya.f, ny * sizeof(float));
-    tcu_down(b, yb.f, ny * sizeof(float));
-    for (size_t i = 0; i < ny; i++)
-        ck_assert_msg(isfinite(b[i]) && !memcmp(&a[i], &b[i], 4), "%s: output %zu: folded %.9g, separate %.9g", name,
-                      i, b[i], a[i]);
-    if (mode == RL_CU_MV_GLU && ya.q) { /* the quantized output too */
-        int8_t *qa = malloc(ny), *qb = malloc(ny);
-        tcu_down(qa, ya.q, ny);
-        tcu_down(qb, yb.q, ny);
-        ck_assert_msg(!memcmp(qa, qb, ny), "%s: quantized outputs differ", name);
-        free(qa), free(qb);
-    }
-    free_act(&xn), free_act(&ya), free_act(&yb);
-    cudaFree(dx), cudaFree(dg);
-    rl_cu_mat_free(&m);
-    free(w), free(x), free(g), free(y0), free(a), free(b);
-}
-
-START_TEST(matvec_folded_rmsnorm_same_bits_as_norm_kernel)
-{
-    rl_type t = all_types[_i];
-    check_norm_fold(t, 72, 4096, 1, RL_CU_MV_STORE);
-    check_norm_fold(t, 2 * 64, 512, 3, RL_CU_MV_GLU);
-    check_norm_fold(t, 40, 256, 8, RL_CU_MV_ADD);
-    check_norm_fold(t, 36, 8192, 1, RL_CU_MV_STORE); /* the longest row the norm's fixed order covers */
-}
-END_TEST
-
-START_TEST(matvec_folded_rmsnorm_refuses_what_it_cannot_hold)
-{
-    uint64_t s = tcu_seed("norm fold refusals");
-    float *w = malloc(64 * 8224 * sizeof(float));
-    rl_cu_mat m;
-    float *dx = tcu_dev(8224 * 4 * sizeof(float)), *dg = tcu_dev(8224 * sizeof(float));
-    rl_cu_act y = make_act(64, 4, NULL);
-    tcu_make_weight(RL_TYPE_Q8_0, 64, 4096, &s, &m, w);
-    rl_cu_act xf = {.n = 4096, .nx = dx, .nw = dg, .neps = 1e-5f};
-    ck_assert(rl_cu_matvec_norm_ok(4096, 3) && !rl_cu_matvec_norm_ok(4096, 4)); /* 48 KiB of fp32 rows */
-    ck_assert_int_eq(rl_cu_matvec(&m, &xf, 4, RL_CU_MV_STORE, &y, 0), -EINVAL);
-    ck_assert_int_eq(rl_cu_mm(&m, &xf, 2, RL_CU_MV_STORE, &y, 0), -EINVAL); /* only the matvec folds */
-    ck_assert_int_eq(rl_cu_mmh(&m, &xf, 2, RL_CU_MV_STORE, &y, 0), -EINVAL);
-    xf.nw = NULL;
-    ck_assert_int_eq(rl_cu_matvec(&m, &xf, 1, RL_CU_MV_STORE, &y, 0), -EINVAL);
-    rl_cu_mat_free(&m);
-    tcu_make_weight(RL_TYPE_F32, 64, 8224, &s, &m, w); /* beyond the fixed order's 8192 */
-    xf = (rl_cu_act){.n = 8224, .nx = dx, .nw = dg, .neps = 1e-5f};
-    ck_assert(!rl_cu_matvec_norm_ok(8224, 1) && !rl_cu_matvec_norm_ok(172, 1));
-    ck_assert_int_eq(rl_cu_matvec(&m, &xf, 1, RL_CU_MV_STORE, &y, 0), -EINVAL);
-    rl_cu_mat_free(&m);
-    free_act(&y);
-    cudaFree(dx), cudaFree(dg);
-    free(w);
-}
-END_TEST
-
 static float h2f(uint16_t h)
 {
     return rl_fp16_to_fp32(h);
@@ -552,8 +474,6 @@ int main(void)
     tcase_add_loop_test(tc, rmsnorm_matches_cpu_and_quantizes, 0, 3);
     tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 6);
     tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
-    tcase_add_loop_test(tc, matvec_folded_rmsnorm_same_bits_as_norm_kernel, 0, nt);
-    tcase_add_test(tc, matvec_folded_rmsnorm_refuses_what_it_cannot_hold);
     tcase_add_test(tc, attention_decode_same_result_for_any_split);
     tcase_add_test(tc, attention_warp_kernel_split_invariant_and_matches_block_kernel);
     tcase_add_test(tc, argmax_picks_lowest_index_on_ties_and_skips_nan);
