@@ -35,3 +35,32 @@ if [ "$PART" = ab ]; then
     done
   done
 fi
+#   probe    rl_cu_mmt's copies with the weight planes viewed chunk-major
+#            (RL_CU_MMT_PROBE=3: copies alone, 4: the whole kernel; wrong
+#            results, timing only) against the row-major planes (1, 0) and the
+#            products alone (2): the 7B step products at 64 rows. Then the
+#            single-stream baselines after the norm fold's revert.
+if [ "$PART" = probe ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  for v in 0 1 2 3 4 0 3 4; do echo "RL_CU_MMT_PROBE=$v $(RL_CU_MMT_PROBE=$v timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls" | tr '\n' ' ')"; done
+  for sh in tinyllama-1.1b llama2-7b; do
+    echo "$sh q4_0 b1 $(timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
+  done
+fi
+#   dist     rl_cu_mmt's K splits reduced by every rank (RL_CU_MMT_DIST=1)
+#            against the last CTA of each tile (0): test_cu_mmq, the 7B step
+#            products at 64 rows, the 7B batch-64 engine step with both KV
+#            types.
+if [ "$PART" = dist ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
+  for t in ${TESTS:-test_cu_mmq}; do
+    timeout 300 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
+    grep -E ":F:|:E:" "$OUT/$t.log" | head -5
+  done
+  grep -E "mmt dist" "$OUT/test_cu_mmq.log" | head -4
+  for v in 0 1 0 1; do echo "RL_CU_MMT_DIST=$v $(RL_CU_MMT_DIST=$v timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "^Q4_0 |step matmuls" | tr -s ' ' | tr '\n' ' ')"; done
+  for kv in q8_0 f16; do for v in 0 1 0 1; do
+    echo "7B b64 kv $kv RL_CU_MMT_DIST=$v $(RL_CU_MMT_DIST=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | gen)"
+  done; done
+fi

@@ -100,28 +100,51 @@ __device__ __forceinline__ rl_tile_plan rl_tile_plan_of(const rl_cu_mat &m, int 
     return p;
 }
 
-/* The epilogue of a split-K CTA (rl_cu_mm, rl_cu_mmq, rl_cu_mmh). Cs is this
- * CTA's fp32 partial tile [local row][LDC] (batch in columns; GLU: local rows
- * < NO are gate rows, the rest the matching up rows), complete in shared
- * memory (the caller's barrier); Vs has room for [NB][NO] floats (GLU only).
- * Rank r of the cluster sums batch rows r, r + split, ... over every rank's
- * tile in rank order (deterministic, no atomics), applies STORE / ADD / GLU
- * for outputs o0 .. o0 + NO - 1, and quantizes GLU outputs to int8 (and fp16
- * when y.h) one warp per 32-output block. All threads of the CTA call it. */
-template <bool GLU, int NO, int LDC, int THREADS>
-__device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, int64_t o0, int64_t n_out, int batch,
-                                                    int rank, int split, int mode, const rl_cu_act &y)
+/* Where the epilogue finds rank r's partial value of local row i, batch row
+ * b: the cluster's shared memory (each rank's Cs [local row][LDC]), or a
+ * workspace in global memory ([rank][batch row][BM local rows], written by
+ * rl_mmh::finish_dist). */
+template <int LDC> struct rl_part_cluster {
+    const float *Cs;
+    int rank;
+    static constexpr bool CLUSTER = true;
+    __device__ __forceinline__ const float *base(int r) const
+    {
+        return r == rank ? Cs : cooperative_groups::this_cluster().map_shared_rank(Cs, (unsigned)r);
+    }
+    __device__ __forceinline__ float at(const float *p, int i, int b) const { return p[i * LDC + b]; }
+};
+
+template <int BM, int NB> struct rl_part_ws {
+    const float *ws; /* the tile's rank 0 */
+    static constexpr bool CLUSTER = false;
+    __device__ __forceinline__ const float *base(int r) const { return ws + (int64_t)r * BM * NB; }
+    __device__ __forceinline__ float at(const float *p, int i, int b) const { return __ldcg(p + b * BM + i); }
+};
+
+/* The epilogue of a split-K CTA (rl_cu_mm, rl_cu_mmq, rl_cu_mmh, rl_cu_mmt).
+ * Its rank's partial tile is complete where src reads it (cluster: Cs, this
+ * CTA's fp32 partial [local row][LDC] in shared memory, after the caller's
+ * barrier; GLU: local rows < NO are gate rows, the rest the matching up
+ * rows); Vs has room for [NB][NO] floats (GLU only). Rank r of the split
+ * sums batch rows r, r + split, ... over every rank's tile in rank order
+ * (deterministic, no atomics), applies STORE / ADD / GLU for outputs o0 ..
+ * o0 + NO - 1, and quantizes GLU outputs to int8 (and fp16 when y.h) one warp
+ * per 32-output block. All threads of the CTA call it. */
+template <bool GLU, int NO, int THREADS, class Src>
+__device__ __forceinline__ void rl_split_epilogue(const Src &src, float *Vs, int64_t o0, int64_t n_out, int batch,
+                                                  int rank, int split, int mode, const rl_cu_act &y)
 {
     namespace cg = cooperative_groups;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    if (split > 1)
+    if (Src::CLUSTER && split > 1)
         cg::this_cluster().sync(); /* every rank's partial tile is in its shared memory */
     const int nbr = (batch - rank + split - 1) / split, total = NO * nbr;
     const int64_t ys = y.stride ? y.stride : n_out;
     /* U outputs per thread at a time: all their loads (local and distributed
-     * shared memory, and in ADD mode the destinations in global memory;
-     * hundreds of cycles each) are issued before any store, which the
-     * compiler could not move them across. */
+     * shared memory or the workspace, and in ADD mode the destinations in
+     * global memory; hundreds of cycles each) are issued before any store,
+     * which the compiler could not move them across. */
     constexpr int U = 4;
     for (int base = tid; base < total; base += U * THREADS) {
         float gs[U], u[U], old[U];
@@ -138,15 +161,15 @@ __device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, 
 #pragma unroll
         for (int r = 0; r < 8; r++) {
             if (r < split) {
-                const float *C = r == rank ? Cs : cg::this_cluster().map_shared_rank(Cs, (unsigned)r);
+                const float *C = src.base(r);
 #pragma unroll
                 for (int q = 0; q < U; q++) {
                     int idx = base + q * THREADS;
                     if (idx < total) {
                         int b = rank + split * (idx / NO), i = idx % NO;
-                        gs[q] += C[i * LDC + b];
+                        gs[q] += src.at(C, i, b);
                         if (GLU)
-                            u[q] += C[(i + NO) * LDC + b];
+                            u[q] += src.at(C, i + NO, b);
                     }
                 }
             }
@@ -178,8 +201,16 @@ __device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, 
             }
         }
     }
-    if (split > 1)
+    if (Src::CLUSTER && split > 1)
         cg::this_cluster().sync(); /* keep the partial tiles alive until every rank has read them */
+}
+
+/* The cluster form (rl_cu_mm, rl_cu_mmq, rl_cu_mmh): partials in each rank's Cs. */
+template <bool GLU, int NO, int LDC, int THREADS>
+__device__ __forceinline__ void rl_cluster_epilogue(const float *Cs, float *Vs, int64_t o0, int64_t n_out, int batch,
+                                                    int rank, int split, int mode, const rl_cu_act &y)
+{
+    rl_split_epilogue<GLU, NO, THREADS>(rl_part_cluster<LDC>{Cs, rank}, Vs, o0, n_out, batch, rank, split, mode, y);
 }
 
 #endif

@@ -272,6 +272,46 @@ __device__ __forceinline__ void finish(unsigned char *smem, int64_t o0, int64_t 
     rl_cluster_epilogue<GLU, NO, LDC, THREADS>(Cs, Vs, o0, n_out, batch, rank, split, mode, y);
 }
 
+/* finish() for a K split whose CTAs are all resident at once (one wave:
+ * the caller guarantees tiles x split CTAs fit the device together): every
+ * rank stores its partial tile to the workspace (batch-row-major, so the
+ * reads below are coalesced), waits until all ranks of the tile have, and
+ * then reduces and writes its own share of the batch rows (b % split ==
+ * rank) in rank order: the same sums, so the same bits, as finish()'s last
+ * CTA, which reads every partial alone (~split x 64 KB through one SM: the
+ * serial tail of split products). The tile's counter counts the arrivals,
+ * then the departures; the last to leave zeroes it for the next launch. */
+template <bool GLU, int BM, int NB, int THREADS>
+__device__ __forceinline__ void finish_dist(unsigned char *smem, int64_t o0, int64_t n_out, int batch, int split,
+                                            int rank, int mode, const rl_cu_act &y, int64_t tile)
+{
+    constexpr int NO = GLU ? BM / 2 : BM, LDC = NB + 4, TN = BM * NB;
+    const int tid = threadIdx.x;
+    const float *Cs = (const float *)smem;
+    float *Vs = (float *)smem + BM * LDC;
+    float *ws = g_ws + tile * split * TN;
+    float4 *mine = (float4 *)(ws + rank * TN);
+    for (int k = tid; k < TN / 4; k += THREADS) { /* [b][i]: four local rows of batch row b */
+        const int b = k / (BM / 4), i = 4 * (k % (BM / 4));
+        __stcg(mine + k, make_float4(Cs[i * LDC + b], Cs[(i + 1) * LDC + b], Cs[(i + 2) * LDC + b],
+                                     Cs[(i + 3) * LDC + b]));
+    }
+    __syncthreads();
+    if (tid == 0) {
+        __threadfence(); /* this CTA's partial visible device-wide before counting in */
+        atomicAdd(&g_cnt[tile], 1u);
+        unsigned n;
+        do
+            asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(n) : "l"(&g_cnt[tile]) : "memory");
+        while (n < (unsigned)split);
+    }
+    __syncthreads(); /* every rank's partial is in the workspace */
+    rl_split_epilogue<GLU, NO, THREADS>(rl_part_ws<BM, NB>{ws}, Vs, o0, n_out, batch, rank, split, mode, y);
+    __syncthreads(); /* this CTA's reads are done */
+    if (tid == 0 && atomicAdd(&g_cnt[tile], 1u) == 2u * (unsigned)split - 1)
+        g_cnt[tile] = 0; /* the last to leave: ready for the next launch (graph replays) */
+}
+
 template <int T, int W, int NT, bool GLU>
 __global__ void __launch_bounds__(W * 32, min_blocks<W>())
 k_mmh(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int batch, int mode, int split, bool cluster)

@@ -105,6 +105,15 @@ __device__ __forceinline__ void tma_2d(void *dst, const CUtensorMap *tm, int x0,
                  : "memory");
 }
 
+/* The 3-D form: box at (x0, x1, x2). */
+__device__ __forceinline__ void tma_3d(void *dst, const CUtensorMap *tm, int x0, int x1, int x2, uint64_t *bar)
+{
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
+                 "%4}], [%5];" ::"r"(sm_addr(dst)),
+                 "l"((uint64_t)tm), "r"(x0), "r"(x1), "r"(x2), "r"(sm_addr(bar))
+                 : "memory");
+}
+
 /* The same box into both CTAs of the pair (ctaMask), completing bytes on
  * each one's barrier at bar's offset. */
 __device__ __forceinline__ void tma_2d_mc(void *dst, const CUtensorMap *tm, int x0, int x1, uint64_t *bar,
@@ -147,7 +156,7 @@ template <int WG, bool GLU, int MC>
 __global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
 k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td,
       const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split,
-      int probe)
+      int probe, bool dist)
 {
 #ifdef RL_WGMMA_DEVICE
     using C = cfg<WG>;
@@ -200,7 +209,14 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                     return;
                 }
                 bar_expect(&full[s], STG);
-                if (GLU) {
+                if (probe >= 3) { /* measurement: the planes read as chunk-major [chunk][row][...] */
+                    tma_3d(base + C::Q_OFF, &tq, 0, (int)o0, (int)c, &full[s]);
+                    tma_3d(base + C::D_OFF, &td, 0, (int)o0, (int)c, &full[s]);
+                    if (GLU) {
+                        tma_3d(base + C::Q_OFF + NO * QLD, &tq, 0, (int)(n_out + o0), (int)c, &full[s]);
+                        tma_3d(base + C::D_OFF + NO * 16, &td, 0, (int)(n_out + o0), (int)c, &full[s]);
+                    }
+                } else if (GLU) {
                     tma_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
                     tma_2d(base + C::Q_OFF + NO * QLD, &tq, (int)(c * QLD), (int)(n_out + o0), &full[s]);
                     tma_2d(base + C::D_OFF, &td, (int)(c * CB), (int)o0, &full[s]);
@@ -247,7 +263,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             const int i = (int)(c - c0), s = i % S;
             bar_wait(&full[s], (unsigned)(i / S) & 1u);
             const unsigned char *base = smem + s * STG;
-            if (probe == 1) { /* measurement: no products */
+            if (probe == 1 || probe == 3) { /* measurement: no products */
                 __syncwarp();
                 if (lane == 0)
                     release_t<MC>(&empty[s], member);
@@ -305,9 +321,12 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         }
     }
     __syncthreads();
-    rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y, tile);
+    if (dist && MC == 1 && split > 1)
+        rl_mmh::finish_dist<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, mode, y, tile);
+    else
+        rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y, tile);
 #else
-    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split, (void)probe;
+    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split, (void)probe, (void)dist;
 #endif
 }
 
@@ -318,21 +337,29 @@ static int force_wg = -2;
  * box by TMA multicast) or 1; RL_CU_MMT_MC=1|2. */
 static int mc = 1;
 /* Measurement probes (RL_CU_MMT_PROBE): 1 the copies without the products,
- * 2 the products without the copies (on whatever the stages hold). Wrong
- * results; never set in service. */
+ * 2 the products without the copies (on whatever the stages hold); 3 and 4:
+ * 1 and 0 with the weight planes read as if laid out chunk-major (each
+ * stage's quant and scale boxes contiguous). Wrong results; never set in
+ * service. */
 static int probe = 0;
+/* K splits reduced by all their CTAs (rl_mmh::finish_dist) wherever the grid
+ * is one wave, instead of by the last CTA of each tile: RL_CU_MMT_DIST=0|1,
+ * or rl_cu_mmt_dist; 2 plans as 1 but reduces as 0 (tests: the same bits). */
+static int dist = 1;
 
 static void read_env(void)
 {
     if (force_wg != -2)
         return;
+    const char *di = getenv("RL_CU_MMT_DIST");
+    dist = di && (di[0] == '0' || di[0] == '2') ? di[0] - '0' : 1;
     const char *e = getenv("RL_CU_MMT");
     const int v = e ? atoi(e) : -2;
     force_wg = e && strcmp(e, "0") == 0 ? -1 : v >= 2 && v <= 4 ? v : 0;
     const char *f = getenv("RL_CU_MMT_MC");
     mc = f && atoi(f) == 2 ? 2 : 1;
     const char *pr = getenv("RL_CU_MMT_PROBE");
-    probe = pr && (atoi(pr) == 1 || atoi(pr) == 2) ? atoi(pr) : 0;
+    probe = pr && atoi(pr) >= 1 && atoi(pr) <= 4 ? atoi(pr) : 0;
 }
 
 struct plan {
@@ -344,8 +371,9 @@ struct plan {
  * per SM) times each CTA's chunks plus ~1.5 of pipeline fill, a chunk costing
  * its bytes (36 per weight row, 32 K of activations), plus a split's
  * reduction: the last CTA of a tile reads split partial tiles of BM x 64
- * floats at ~30 GB/s (the workspace must hold them). Fitted to the 7B
- * products (docs/PERFORMANCE.md). */
+ * floats at ~30 GB/s (the workspace must hold them); in one wave, with the
+ * reduction shared by all ranks (dist), about half a chunk whatever the
+ * split. Fitted to the 7B products (docs/PERFORMANCE.md). */
 static int pair_slots(void);
 
 static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
@@ -362,7 +390,9 @@ static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
             if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
                 break;
             double waves = (double)((tiles * sp + slots - 1) / slots);
-            double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + (sp > 1 ? sp * bm / 300.0 : 0.0);
+            const bool shared_red = dist > 0 && mc == 1 && tiles * sp <= slots;
+            double red = sp == 1 ? 0.0 : shared_red ? 0.5 : sp * bm / 300.0;
+            double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + red;
             if (cost < best_cost) {
                 best_cost = cost;
                 best = {wg, sp};
@@ -401,6 +431,17 @@ static bool map_2d(CUtensorMap *tm, CUtensorMapDataType t, const void *base, uin
                      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+/* A 3-D map of n2 x n1 x n0 elements (pitches p1, p2 bytes), boxes of b0 x b1 x 1. */
+static bool map_3d(CUtensorMap *tm, CUtensorMapDataType t, const void *base, uint64_t n0, uint64_t n1, uint64_t n2,
+                   uint64_t p1, uint64_t p2, uint32_t b0, uint32_t b1, bool swz)
+{
+    cuuint64_t dims[3] = {n0, n1, n2}, strides[2] = {p1, p2};
+    cuuint32_t box[3] = {b0, b1, 1}, es[3] = {1, 1, 1};
+    return encoder()(tm, t, 3, (void *)base, dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                     swz ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 /* CTAs of pairs resident at once (clusters of two 1-CTA-per-SM blocks need
  * two free SMs of one GPC). */
 static int pair_slots(void)
@@ -435,7 +476,16 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
     constexpr int NO = GLU ? C::BM / 2 : C::BM;
     const int64_t nb = m.cols / 32, n_out = GLU ? m.rows / 2 : m.rows, tiles = (n_out + NO - 1) / NO;
     CUtensorMap tq, td, tx;
-    if (!map_2d(&tq, CU_TENSOR_MAP_DATA_TYPE_UINT8, m.q, (uint64_t)nb * 16, (uint64_t)m.rows, (uint64_t)nb * 16,
+    const uint32_t bm = (uint32_t)(GLU ? C::BM / 2 : C::BM);
+    if (probe >= 3) { /* the same bytes viewed chunk-major (measurement) */
+        if (!map_3d(&tq, CU_TENSOR_MAP_DATA_TYPE_UINT8, m.q, QLD, (uint64_t)m.rows, (uint64_t)(nb / CB), QLD,
+                    (uint64_t)m.rows * QLD, QLD, bm, true) ||
+            !map_3d(&td, CU_TENSOR_MAP_DATA_TYPE_UINT16, m.d, CB, (uint64_t)m.rows, (uint64_t)(nb / CB), CB * 2,
+                    (uint64_t)m.rows * CB * 2, CB, bm, false) ||
+            !map_2d(&tx, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x.h, (uint64_t)x.n, (uint64_t)batch, (uint64_t)x.n * 2, 64,
+                    NB, true))
+            return -ENOTSUP;
+    } else if (!map_2d(&tq, CU_TENSOR_MAP_DATA_TYPE_UINT8, m.q, (uint64_t)nb * 16, (uint64_t)m.rows, (uint64_t)nb * 16,
                 QLD, (uint32_t)(GLU ? C::BM / 2 : C::BM), true) ||
         !map_2d(&td, CU_TENSOR_MAP_DATA_TYPE_UINT16, m.d, (uint64_t)nb, (uint64_t)m.rows, (uint64_t)nb * 2, CB,
                 (uint32_t)(GLU ? C::BM / 2 : C::BM), false) ||
@@ -448,12 +498,15 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
         cudaFuncSetAttribute(k_mmt<WG, GLU, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         attr = true;
     }
+    /* the shared reduction waits for every rank of a tile: only where the
+     * whole grid is resident at once (one CTA per SM) */
+    const bool shared_red = dist == 1 && split > 1 && tiles * split <= rl_cu_sm_count();
     if (mc == 2)
         rl_launch_cluster(k_mmt<WG, GLU, 2>, (tiles + 1) / 2 * split, 2, dim3(C::THREADS), C::SMEM, s, tq, td, tx, m,
-                          y, batch, mode, split, probe);
+                          y, batch, mode, split, probe, false);
     else
         rl_launch_smem(k_mmt<WG, GLU, 1>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx,
-                       m, y, batch, mode, split, probe);
+                       m, y, batch, mode, split, probe, shared_red);
     return 0;
 }
 
@@ -482,6 +535,30 @@ extern "C" int rl_cu_mmt_force(int wg)
         return -EINVAL;
     rl_mmt::read_env();
     rl_mmt::force_wg = wg;
+    return 0;
+}
+
+extern "C" int rl_cu_mmt_plan(const rl_cu_mat *m, int mode, int *wg, int *split, int *shared)
+{
+    if (!m || m->type != RL_TYPE_Q4_0 || m->cols % (32 * rl_mmt::CB) || (mode == RL_CU_MV_GLU && m->rows % 2))
+        return -EINVAL;
+    rl_mmt::read_env();
+    const bool glu = mode == RL_CU_MV_GLU;
+    const int64_t n_out = glu ? m->rows / 2 : m->rows;
+    rl_mmt::plan p = rl_mmt::plan_of(n_out, glu, m->cols / 32 / rl_mmt::CB);
+    const int64_t no = glu ? 32 * p.wg : 64 * p.wg, tiles = (n_out + no - 1) / no;
+    *wg = p.wg;
+    *split = p.split;
+    *shared = rl_mmt::dist == 1 && rl_mmt::mc == 1 && p.split > 1 && tiles * p.split <= rl_cu_sm_count();
+    return 0;
+}
+
+extern "C" int rl_cu_mmt_dist(int on)
+{
+    if (on < 0 || on > 2)
+        return -EINVAL;
+    rl_mmt::read_env();
+    rl_mmt::dist = on;
     return 0;
 }
 

@@ -204,6 +204,18 @@ int rl_cu_mmt_force(int wg);
  * row tiles, TMA multicast) or 1. The environment sets the initial value
  * (RL_CU_MMT_MC). -EINVAL for other values. */
 int rl_cu_mmt_multicast(int ctas);
+/* How rl_cu_mmt reduces a K split whose CTAs fit the device in one wave: 1
+ * (default) every rank sums its share of the batch rows once all ranks of the
+ * tile stored their partials, and the plan counts it cheap; 0 the last CTA of
+ * the tile sums everything (always so beyond one wave or with multicast
+ * pairs); 2 plans as 1 and reduces as 0 (the same splits, so the same bits as
+ * 1: for tests). The environment sets the initial value
+ * (RL_CU_MMT_DIST=0|1|2). -EINVAL for other values. */
+int rl_cu_mmt_dist(int on);
+/* rl_cu_mmt's plan for m in mode: warpgroups per CTA, K split, and whether
+ * the split is reduced by every rank (rl_cu_mmt_dist). -EINVAL where
+ * rl_cu_mmt cannot take m. */
+int rl_cu_mmt_plan(const rl_cu_mat *m, int mode, int *wg, int *split, int *shared);
 
 /* Force parts of rl_cu_mmh's plan, for tests and measurements (0: automatic):
  * warps per CTA (4, 6 or 8), K split (1..8), reduction (1: cluster, 2:

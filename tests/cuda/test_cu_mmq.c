@@ -435,6 +435,50 @@ START_TEST(mmw_matches_mmh_and_repeats_bit_for_bit)
 }
 END_TEST
 
+/* rl_cu_mmt's K split reduced by every rank (one wave) and, with the same
+ * plan, by the last CTA of each tile: the same bits, for each mode and a
+ * partial last tile; and the first agrees with rl_cu_mmh. */
+START_TEST(mmt_shared_split_reduction_same_bits_as_last_cta)
+{
+    static const vs_mmh_case cs[] = {{4096, 4096, 64, RL_CU_MV_ADD},
+                                     {2 * 1408, 4096, 64, RL_CU_MV_GLU},
+                                     {1000, 11008, 40, RL_CU_MV_STORE},
+                                     {300, 2048, 33, RL_CU_MV_STORE}};
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        const vs_mmh_case *c = &cs[ci];
+        int64_t n_out = c->mode == RL_CU_MV_GLU ? c->rows / 2 : c->rows;
+        char name[64];
+        snprintf(name, sizeof name, "mmt dist %lldx%lld mode%d", (long long)c->rows, (long long)c->cols, c->mode);
+        prod_in in = prod_in_make(name, RL_TYPE_Q4_0, c->rows, c->cols, c->batch, n_out);
+        int wg = 0, split = 0, shared = 0;
+        ck_assert_int_eq(rl_cu_mmt_dist(1), 0);
+        ck_assert_int_eq(rl_cu_mmt_plan(&in.m, c->mode, &wg, &split, &shared), 0);
+        ck_assert_msg(split > 1 && shared, "%s: plan wg %d split %d shared %d", name, wg, split, shared);
+        int wg2 = 0, split2 = 0;
+        ck_assert_int_eq(rl_cu_mmt_dist(2), 0); /* the same plan, reduced by the last CTA */
+        ck_assert_int_eq(rl_cu_mmt_plan(&in.m, c->mode, &wg2, &split2, &shared), 0);
+        ck_assert(!shared && wg2 == wg && split2 == split);
+        float *out[2];
+        for (int d = 0; d < 2; d++) {
+            ck_assert_int_eq(rl_cu_mmt_dist(d ? 1 : 2), 0);
+            rl_cu_act ya = make_out(n_out, n_out, c->batch, c->mode == RL_CU_MV_ADD ? in.y0 : NULL);
+            CU_OK(rl_cu_mmt(&in.m, &in.xa, c->batch, c->mode, &ya, 0));
+            out[d] = malloc(n_out * c->batch * sizeof(float));
+            tcu_down(out[d], ya.f, n_out * c->batch * sizeof(float));
+            assert_untouched(&ya, c->batch, name);
+            free_act(&ya);
+        }
+        ck_assert_msg(memcmp(out[0], out[1], n_out * c->batch * sizeof(float)) == 0,
+                      "%s: shared and last-CTA reductions differ", name);
+        prod_in_free(&in);
+        free(out[0]), free(out[1]);
+        check_vs_mmh(rl_cu_mmt, "mmt dist", RL_TYPE_Q4_0, c); /* (dist is on again) */
+    }
+    ck_assert_int_eq(rl_cu_mmt_dist(3), -EINVAL);
+    ck_assert_int_eq(rl_cu_mmt_dist(1), 0);
+}
+END_TEST
+
 /* rl_cu_mmt (rl_cu_mmw's TMA pipeline) against rl_cu_mmh on Q4_0 shapes with
  * K splits up to 8 and none, GLU (gate and up rows in two copies), ADD, a
  * partial last row tile (zero-filled rows past the matrix; in GLU, up rows
@@ -549,6 +593,7 @@ int main(void)
     tcase_add_loop_test(tc, mms_matches_mmh_and_repeats_bit_for_bit, 0, 2);
     tcase_add_loop_test(tc, mmw_matches_mmh_and_repeats_bit_for_bit, 0, 5);
     tcase_add_loop_test(tc, mmt_matches_mmh_and_repeats_bit_for_bit, 0, 8);
+    tcase_add_test(tc, mmt_shared_split_reduction_same_bits_as_last_cta);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }
