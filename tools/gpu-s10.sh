@@ -64,21 +64,3 @@ if [ "$PART" = dist ]; then
     echo "7B b64 kv $kv RL_CU_MMT_DIST=$v $(RL_CU_MMT_DIST=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | gen)"
   done; done
 fi
-#   verify   every CUDA test and the transformers check (gpu-final.sh tests);
-#            compute-sanitizer memcheck on test_cu_paged and test_cu_kvq8
-#            (the attention's in-block merge); then RL_CU_MV_MB2=0|1 (plain
-#            one-sequence matvecs with registers for two CTAs per SM): matvec
-#            bandwidth and single-stream generation.
-if [ "$PART" = verify ]; then
-  bash $T/gpu-final.sh tests || exit 1
-  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
-  for t in test_cu_paged test_cu_kvq8; do
-    timeout 150 compute-sanitizer --tool memcheck --error-exitcode 99 $B/tests/cuda/$t >"$OUT/memcheck-$t.log" 2>&1
-    echo "memcheck $t: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/memcheck-$t.log" | tr '\n' ' ')"
-  done
-  for v in 0 1; do echo "== RL_CU_MV_MB2=$v --kernels"; RL_CU_MV_MB2=$v timeout 120 $BC --kernels 2>&1 | grep -iE "q4_0|q8_0" | head -8; done
-  for sh in tinyllama-1.1b llama2-7b; do for v in 0 1 0 1; do
-    echo "$sh q4_0 b1 RL_CU_MV_MB2=$v $(RL_CU_MV_MB2=$v timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
-  done; done
-  echo "7B q8_0 b1 $(timeout 100 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen) MB2: $(RL_CU_MV_MB2=1 timeout 100 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
-fi

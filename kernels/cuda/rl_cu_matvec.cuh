@@ -314,8 +314,8 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
  * flight; without it, a warp's loads and its arithmetic alternate, and the
  * warps of a grid that start together leave memory idle while they all
  * compute (the rounds then hold half the units: the same registers). */
-template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false, int MB = 0>
-__global__ void __launch_bounds__(W * 32, MB ? MB : (GLU && UO == 1) ? 2 : 1)
+template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false>
+__global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 {
     const int NR = GLU ? 2 * NO : NO;
@@ -478,15 +478,6 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
-        if constexpr (B == 1) {
-            static int mb2 = -1; /* RL_CU_MV_MB2=1: registers for two CTAs per SM (measurement) */
-            if (mb2 < 0)
-                mb2 = mv_env("RL_CU_MV_MB2") == 1;
-            if (mb2) {
-                rl_launch(k_matvec<T, 1, NO, false, W, 0, DB, 2>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
-                return;
-            }
-        }
         rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
     }
 }
