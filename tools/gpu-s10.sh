@@ -64,3 +64,21 @@ if [ "$PART" = dist ]; then
     echo "7B b64 kv $kv RL_CU_MMT_DIST=$v $(RL_CU_MMT_DIST=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | gen)"
   done; done
 fi
+#   verify   every CUDA test and the transformers check (gpu-final.sh tests);
+#            compute-sanitizer memcheck on test_cu_paged and test_cu_kvq8
+#            (the attention's in-block merge).
+if [ "$PART" = verify ]; then
+  bash $T/gpu-final.sh tests || exit 1
+  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
+  for t in test_cu_paged test_cu_kvq8; do
+    timeout 150 compute-sanitizer --tool memcheck --error-exitcode 99 $B/tests/cuda/$t >"$OUT/memcheck-$t.log" 2>&1
+    echo "memcheck $t: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/memcheck-$t.log" | tr '\n' ' ')"
+  done
+fi
+#   prof     per-op profiles of the batch-64 step (7B Q4_0, both KV types).
+if [ "$PART" = prof ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  for kv in q8_0 f16; do echo "== profile 7B b64 kv $kv"
+    timeout 100 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --profile 2>&1 | grep -vE "^cuda memory plan" | tail -12
+  done
+fi
