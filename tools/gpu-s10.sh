@@ -82,11 +82,3 @@ if [ "$PART" = prof ]; then
     timeout 100 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --profile 2>&1 | grep -vE "^cuda memory plan" | tail -12
   done
 fi
-#   hint     rl_cu_mmt's copies with L2 cache policies (RL_CU_MMT_HINT=0|1|2):
-#            the 7B step products at 64 rows and the batch-64 engine step.
-if [ "$PART" = hint ] || [ "$PART" = prof ]; then
-  for v in 0 1 2; do echo "RL_CU_MMT_HINT=$v $(RL_CU_MMT_HINT=$v timeout 100 $BC --mm --mm-kernel mmw --mm-batch 64 2>&1 | grep -E "step matmuls" )"; done
-  for v in 0 1 2 0 1 2; do
-    echo "7B b64 kv q8_0 RL_CU_MMT_HINT=$v $(RL_CU_MMT_HINT=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | gen)"
-  done
-fi

@@ -105,30 +105,6 @@ __device__ __forceinline__ void tma_2d(void *dst, const CUtensorMap *tm, int x0,
                  : "memory");
 }
 
-/* tma_2d with an L2 cache policy (createpolicy). */
-__device__ __forceinline__ void tma_2d_hint(void *dst, const CUtensorMap *tm, int x0, int x1, uint64_t *bar,
-                                            uint64_t pol)
-{
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], "
-                 "[%1, {%2, %3}], [%4], %5;" ::"r"(sm_addr(dst)),
-                 "l"((uint64_t)tm), "r"(x0), "r"(x1), "r"(sm_addr(bar)), "l"(pol)
-                 : "memory");
-}
-
-__device__ __forceinline__ uint64_t pol_evict_first()
-{
-    uint64_t p;
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
-    return p;
-}
-
-__device__ __forceinline__ uint64_t pol_evict_last()
-{
-    uint64_t p;
-    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(p));
-    return p;
-}
-
 /* The 3-D form: box at (x0, x1, x2). */
 __device__ __forceinline__ void tma_3d(void *dst, const CUtensorMap *tm, int x0, int x1, int x2, uint64_t *bar)
 {
@@ -180,7 +156,7 @@ template <int WG, bool GLU, int MC>
 __global__ void __launch_bounds__(cfg<WG>::THREADS, 1)
 k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td,
       const __grid_constant__ CUtensorMap tx, const rl_cu_mat m, rl_cu_act y, int batch, int mode, int split,
-      int probe, bool dist, int hint)
+      int probe, bool dist)
 {
 #ifdef RL_WGMMA_DEVICE
     using C = cfg<WG>;
@@ -240,14 +216,6 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                         tma_3d(base + C::Q_OFF + NO * QLD, &tq, 0, (int)(n_out + o0), (int)c, &full[s]);
                         tma_3d(base + C::D_OFF + NO * 16, &td, 0, (int)(n_out + o0), (int)c, &full[s]);
                     }
-                } else if (hint) { /* measurement: weights streamed evict-first */
-                    const uint64_t pf = pol_evict_first();
-                    tma_2d_hint(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s], pf);
-                    tma_2d_hint(base + C::D_OFF, &td, (int)(c * CB), (int)o0, &full[s], pf);
-                    if (GLU) {
-                        tma_2d_hint(base + C::Q_OFF + NO * QLD, &tq, (int)(c * QLD), (int)(n_out + o0), &full[s], pf);
-                        tma_2d_hint(base + C::D_OFF + NO * 16, &td, (int)(c * CB), (int)(n_out + o0), &full[s], pf);
-                    }
                 } else if (GLU) {
                     tma_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
                     tma_2d(base + C::Q_OFF + NO * QLD, &tq, (int)(c * QLD), (int)(n_out + o0), &full[s]);
@@ -264,9 +232,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                     return;
 #pragma unroll
                 for (int j = 0; j < CB * 32 / 64; j++) {
-                    if (MC == 1 && hint == 2) /* measurement: activations kept (evict-last) */
-                        tma_2d_hint(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s], pol_evict_last());
-                    else if (MC == 1)
+                    if (MC == 1)
                         tma_2d(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s]);
                     else if (j % MC == member) /* to both CTAs of the pair */
                         tma_2d_mc(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s], (1u << MC) - 1);
@@ -360,7 +326,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     else
         rl_mmh::finish<GLU, BM, NB, THREADS>(smem, o0, n_out, batch, split, rank, false, mode, y, tile);
 #else
-    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split, (void)probe, (void)dist, (void)hint;
+    (void)tq, (void)td, (void)tx, (void)m, (void)y, (void)batch, (void)mode, (void)split, (void)probe, (void)dist;
 #endif
 }
 
@@ -380,9 +346,6 @@ static int probe = 0;
  * is one wave, instead of by the last CTA of each tile: RL_CU_MMT_DIST=0|1,
  * or rl_cu_mmt_dist; 2 plans as 1 but reduces as 0 (tests: the same bits). */
 static int dist = 1;
-/* L2 cache policies of the copies (RL_CU_MMT_HINT, measurement): 1 the
- * weights evict-first, 2 also the activations evict-last; 0 none. */
-static int hint = 0;
 
 static void read_env(void)
 {
@@ -390,8 +353,6 @@ static void read_env(void)
         return;
     const char *di = getenv("RL_CU_MMT_DIST");
     dist = di && (di[0] == '0' || di[0] == '2') ? di[0] - '0' : 1;
-    const char *hi = getenv("RL_CU_MMT_HINT");
-    hint = hi && (hi[0] == '1' || hi[0] == '2') ? hi[0] - '0' : 0;
     const char *e = getenv("RL_CU_MMT");
     const int v = e ? atoi(e) : -2;
     force_wg = e && strcmp(e, "0") == 0 ? -1 : v >= 2 && v <= 4 ? v : 0;
@@ -542,10 +503,10 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
     const bool shared_red = dist == 1 && split > 1 && tiles * split <= rl_cu_sm_count();
     if (mc == 2)
         rl_launch_cluster(k_mmt<WG, GLU, 2>, (tiles + 1) / 2 * split, 2, dim3(C::THREADS), C::SMEM, s, tq, td, tx, m,
-                          y, batch, mode, split, probe, false, 0);
+                          y, batch, mode, split, probe, false);
     else
         rl_launch_smem(k_mmt<WG, GLU, 1>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx,
-                       m, y, batch, mode, split, probe, shared_red, hint);
+                       m, y, batch, mode, split, probe, shared_red);
     return 0;
 }
 
