@@ -82,30 +82,3 @@ if [ "$PART" = prof ]; then
     timeout 100 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --profile 2>&1 | grep -vE "^cuda memory plan" | tail -12
   done
 fi
-#   pf       the warp attention kernel's L2 prefetch of its chunks
-#            (RL_CU_ATTN_PF=0|1): the attention tests, the batch-64 engine step
-#            (both KV types) and its attention op, single-stream generation;
-#            then rl_cu_mmt with the chunk-major weight view (RL_CU_MMT_PROBE=4,
-#            wrong tokens, timing only) in the batch-64 engine step.
-if [ "$PART" = pf ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
-  for t in test_cu_kernels test_cu_kvq8 test_cu_paged; do
-    timeout 200 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
-    grep -E ":F:|:E:" "$OUT/$t.log" | head -5
-  done
-  for kv in q8_0 f16; do
-    for v in 0 1 0 1; do
-      echo "7B b64 kv $kv RL_CU_ATTN_PF=$v $(RL_CU_ATTN_PF=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | gen)"
-    done
-    for v in 0 1; do
-      echo "== attention 7B b64 kv $kv RL_CU_ATTN_PF=$v: $(RL_CU_ATTN_PF=$v timeout 100 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --profile 2>&1 | grep -E "attention" | tr -s ' ')"
-    done
-  done
-  for sh in tinyllama-1.1b llama2-7b; do for v in 0 1; do
-    echo "$sh q4_0 b1 RL_CU_ATTN_PF=$v $(RL_CU_ATTN_PF=$v timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen) attention: $(RL_CU_ATTN_PF=$v timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 16 --profile 2>&1 | grep -E "attention" | tr -s ' ')"
-  done; done
-  for v in 0 4 0 4; do
-    echo "7B b64 kv q8_0 RL_CU_MMT_PROBE=$v $(RL_CU_MMT_PROBE=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | gen)"
-  done
-fi

@@ -354,7 +354,6 @@ template <class KV, bool Q8 = KV::Q8> struct attw_lane {
     typedef uint4 t;
     __device__ static __forceinline__ t ld(typename KV::row r, int c) { return KV::ld8(r, c); }
     __device__ static __forceinline__ t zero() { return make_uint4(0, 0, 0, 0); }
-    __device__ static __forceinline__ void pf(typename KV::row r, int c) { rl_prefetch_l2(r + c); }
     __device__ static __forceinline__ void f(const t &v, float (&o)[VL]) { KV::f8(v, o); }
     __device__ static __forceinline__ float scale(const t &) { return 1.0f; }
 };
@@ -372,12 +371,6 @@ template <class KV> struct attw_lane<KV, true> {
         return v;
     }
     __device__ static __forceinline__ t zero() { return t{make_uint4(0, 0, 0, 0), 0.0f}; }
-    __device__ static __forceinline__ void pf(typename KV::row r, int c)
-    {
-        rl_prefetch_l2(r.q + c);
-        if (c % 128 == 0)
-            rl_prefetch_l2(r.d + c / 32); /* the row's scales: one line for several rows */
-    }
     /* The quants as floats, unscaled: the caller applies scale() once per
      * score and once per weight of a V row. */
     __device__ static __forceinline__ void f(const t &v, float (&o)[VL])
@@ -410,7 +403,7 @@ template <class KV> struct attw_lane<KV, true> {
 template <int HD, class KV, int MINB> /* MINB: blocks per SM the registers must allow */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct, bool attw_pf)
+            float *scratch, rl_cu_act out, bool attw_direct)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -418,28 +411,11 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     __shared__ float wm[ATTW_WARPS], wl[ATTW_WARPS];
     __shared__ float wacc[ATTW_WARPS][HD];
     rl_pdl_trigger();
+    rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane % G, rs = lane / G;
-    /* positions, block tables and the cache rows before this step's own are
-     * not the previous kernel's output (RoPE writes the new row, which L2
-     * keeps coherent): the lines of this warp's part of chunk c are asked
-     * into L2 before they are needed, the first chunk's before the wait. */
     int64_t len = att_len(A, pos, b, true, kmax);
-    auto prefetch = [&](int64_t c) {
-        int64_t t0 = c * ATT_TILE + w * WP;
-#pragma unroll
-        for (int i = 0; i < NI; i++) {
-            int64_t t = t0 + rs + PP * i;
-            if (t < len) {
-                L::pf(A.k(b, kvh, t), VL * g);
-                L::pf(A.v(b, kvh, t), VL * g);
-            }
-        }
-    };
-    if (attw_pf)
-        prefetch(sp);
-    rl_pdl_wait();
     float qv[VL];
     {
         const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + VL * g);
@@ -457,8 +433,6 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     for (int64_t c = sp; c < nch; c += n_split) {
         int64_t t0 = c * ATT_TILE + w * WP;
         int nt = (int)(len - t0 < WP ? len - t0 : WP); /* this warp's positions (may be <= 0) */
-        if (attw_pf && c + n_split < nch)
-            prefetch(c + n_split); /* the block's next chunk, while this one computes */
         typename L::t kr[NI], vr[NI];
 #pragma unroll
         for (int i = 0; i < NI; i++) {
@@ -575,18 +549,6 @@ static int rl_cu_attn_kernel(void)
     return env;
 }
 
-/* The warp kernel's L2 prefetch of its chunks (default on; RL_CU_ATTN_PF=0:
- * off, for measurements). */
-static bool attn_pf(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_ATTN_PF");
-        on = !(e && e[0] == '0');
-    }
-    return on;
-}
-
 /* The warp kernel's in-block merge for one block per head (default on;
  * RL_CU_ATTN_DIRECT=0: partials and the counted merge, for measurements). */
 static bool attn_direct(void)
@@ -617,10 +579,10 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_pf());
+                  counters, partials, *out, attn_direct());
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_pf());
+                  counters, partials, *out, attn_direct());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
     else if (r->head_dim == 128 && split)
