@@ -82,3 +82,25 @@ if [ "$PART" = prof ]; then
     timeout 100 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv --profile 2>&1 | grep -vE "^cuda memory plan" | tail -12
   done
 fi
+#   bar      the warp attention kernel's alternating shared sets (one barrier
+#            a chunk; RL_CU_ATTN_BAR2=1 puts the second back): the attention
+#            tests and racecheck on them, the batch-64 step (both KV types),
+#            single stream.
+if [ "$PART" = bar ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
+  for t in test_cu_kernels test_cu_kvq8 test_cu_paged; do
+    timeout 200 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
+    grep -E ":F:|:E:" "$OUT/$t.log" | head -5
+  done
+  for t in test_cu_paged test_cu_kvq8; do
+    timeout 150 compute-sanitizer --tool racecheck --error-exitcode 99 $B/tests/cuda/$t >"$OUT/racecheck-$t.log" 2>&1
+    echo "racecheck $t: rc=$? $(grep -E 'RACECHECK SUMMARY|Checks' "$OUT/racecheck-$t.log" | tr '\n' ' ')"
+  done
+  for kv in q8_0 f16; do for v in 1 0 1 0; do
+    echo "7B b64 kv $kv RL_CU_ATTN_BAR2=$v $(RL_CU_ATTN_BAR2=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | gen)"
+  done; done
+  for sh in tinyllama-1.1b llama2-7b; do for v in 1 0; do
+    echo "$sh q4_0 b1 RL_CU_ATTN_BAR2=$v $(RL_CU_ATTN_BAR2=$v timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
+  done; done
+fi

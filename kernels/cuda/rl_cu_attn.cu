@@ -403,13 +403,15 @@ template <class KV> struct attw_lane<KV, true> {
 template <int HD, class KV, int MINB> /* MINB: blocks per SM the registers must allow */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct)
+            float *scratch, rl_cu_act out, bool attw_direct, bool bar2)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
     static_assert(HD % VL == 0 && 32 % G == 0 && WP % PP == 0 && HD <= ATT_THREADS, "head size");
-    __shared__ float wm[ATTW_WARPS], wl[ATTW_WARPS];
-    __shared__ float wacc[ATTW_WARPS][HD];
+    /* two sets, alternating by chunk: a chunk's merge reads one set while
+     * the next chunk may already write the other, so one barrier a chunk */
+    __shared__ float wm2[2][ATTW_WARPS], wl2[2][ATTW_WARPS];
+    __shared__ float wacc2[2][ATTW_WARPS][HD];
     rl_pdl_trigger();
     rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
@@ -430,9 +432,11 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
     const bool direct = n_split == 1 && attw_direct;
     float rm = -INFINITY, rnum = 0.0f, rden = 0.0f; /* direct: the merge so far of dim tid */
-    for (int64_t c = sp; c < nch; c += n_split) {
+    for (int64_t c = sp, it = 0; c < nch; c += n_split, it++) {
         int64_t t0 = c * ATT_TILE + w * WP;
         int nt = (int)(len - t0 < WP ? len - t0 : WP); /* this warp's positions (may be <= 0) */
+        float *wm = wm2[it & 1], *wl = wl2[it & 1];
+        float(*wacc)[HD] = wacc2[it & 1];
         typename L::t kr[NI], vr[NI];
 #pragma unroll
         for (int i = 0; i < NI; i++) {
@@ -513,7 +517,12 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                     o[HD] = M, o[HD + 1] = den;
             }
         }
-        __syncthreads(); /* wm, wl, wacc are rewritten by the next chunk */
+        /* No barrier here: the next chunk writes the other set, and the one
+         * after it writes this set only past the next chunk's barrier, which
+         * every thread reaches after this merge. (bar2: the barrier anyway,
+         * for measurements.) */
+        if (bar2)
+            __syncthreads();
     }
     if (direct)
         att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
@@ -549,6 +558,18 @@ static int rl_cu_attn_kernel(void)
     return env;
 }
 
+/* RL_CU_ATTN_BAR2=1: the warp kernel's second barrier per chunk again
+ * (measurements; the chunk's shared sets alternate without it). */
+static bool attn_bar2(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RL_CU_ATTN_BAR2");
+        on = e && e[0] == '1';
+    }
+    return on;
+}
+
 /* The warp kernel's in-block merge for one block per head (default on;
  * RL_CU_ATTN_DIRECT=0: partials and the counted merge, for measurements). */
 static bool attn_direct(void)
@@ -579,10 +600,10 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct());
+                  counters, partials, *out, attn_direct(), attn_bar2());
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct());
+                  counters, partials, *out, attn_direct(), attn_bar2());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
     else if (r->head_dim == 128 && split)
