@@ -104,3 +104,13 @@ if [ "$PART" = bar ]; then
     echo "$sh q4_0 b1 RL_CU_ATTN_BAR2=$v $(RL_CU_ATTN_BAR2=$v timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
   done; done
 fi
+#   final    the closing checks: every CUDA test and the transformers check
+#            (gpu-final.sh tests), then time to first token and the 64-client
+#            7B load with each KV type twice (gpu-s8.sh load), then 256 clients
+#            (int8 KV).
+if [ "$PART" = final ]; then
+  bash $T/gpu-final.sh tests || exit 1
+  bash $T/gpu-s8.sh load
+  echo "== 256 clients, int8 KV"
+  STEPS=512 CLIENTS=256 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
+fi
