@@ -305,11 +305,12 @@ const rl_cu_kv *rl_cu_model_kv(const rl_cu_model *m) { return &m->kv; }
 
 void rl_cu_model_drop_graphs(rl_cu_model *m)
 {
-    for (int b = 0; b < RL_CU_N_BUCKETS; b++)
-        if (m->graph[b]) {
-            cudaGraphExecDestroy(m->graph[b]);
-            m->graph[b] = NULL;
-        }
+    for (int v = 0; v < 2; v++)
+        for (int b = 0; b < RL_CU_N_BUCKETS; b++)
+            if (m->graph[v][b]) {
+                cudaGraphExecDestroy(m->graph[v][b]);
+                m->graph[v][b] = NULL;
+            }
 }
 
 int rl_cu_model_copy_block(rl_cu_model *m, uint32_t dst, uint32_t src)
