@@ -400,8 +400,7 @@ template <class KV> struct attw_lane<KV, true> {
  * registers, with the split merge's arithmetic (att_merge_step): no partials
  * stored and read back, no fence or counter, the same bits. */
 #define ATTW_WARPS (ATT_THREADS / 32)
-/* MINB: blocks per SM the registers must allow; ROPE: the RoPE+KV work folded in (qkv) */
-template <int HD, class KV, int MINB, bool ROPE = false>
+template <int HD, class KV, int MINB> /* MINB: blocks per SM the registers must allow */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
             float *scratch, rl_cu_act out, bool attw_direct, bool bar2, const float *qkv)
@@ -414,20 +413,10 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     __shared__ float wm2[2][ATTW_WARPS], wl2[2][ATTW_WARPS];
     __shared__ float wacc2[2][ATTW_WARPS][HD];
     rl_pdl_trigger();
+    rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane % G, rs = lane / G;
-    constexpr bool rope = ROPE && !KV::Q8;
-    static_assert(!ROPE || !KV::Q8, "RoPE folded in for the fp16 cache only");
-    const int p = pos[b]; /* (the step's input, not the previous kernel's output) */
-    /* the angles of this lane's dims, before the wait (they do not depend on
-     * the previous kernel) */
-    rl_rope_at ra[rope ? VL : 1];
-    if constexpr (rope)
-#pragma unroll
-        for (int e = 0; e < VL; e++)
-            ra[e] = rl_rope_of(VL * g + e, p, r);
-    rl_pdl_wait();
     int64_t len = att_len(A, pos, b, true, kmax);
     float qv[VL];
     /* qkv (fp16 cache only): this kernel does the RoPE+KV kernel's work for
@@ -436,12 +425,14 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * its v from the row instead of the cache, and the blocks of the first q
      * head of each KV head write both to the cache (nobody reads them there
      * in this launch). */
+    const bool rope = !KV::Q8 && qkv != nullptr;
+    const int p = pos[b];
     const float *xrow = rope ? qkv + (int64_t)b * (r.n_head + 2 * r.n_head_kv) * HD : nullptr;
-    if constexpr (rope) {
+    if (rope) {
         const float scale = rsqrtf((float)HD);
 #pragma unroll
         for (int e = 0; e < VL; e++)
-            qv[e] = rl_rope_elem(xrow + h * HD, ra[e]) * scale;
+            qv[e] = rl_rope_elem(xrow + h * HD, VL * g + e, p, r) * scale;
     } else {
         const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + VL * g);
         const float scale = rsqrtf((float)HD);
@@ -464,14 +455,14 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
 #pragma unroll
         for (int i = 0; i < NI; i++) {
             int j = rs + PP * i;
-            if constexpr (rope) {
-                if (t0 + j == p) { /* the new token: from the Q|K|V row (j < nt) */
+            if constexpr (!KV::Q8) {
+                if (rope && t0 + j == p) { /* the new token: from the Q|K|V row (j < nt) */
                     const float *xk = xrow + (r.n_head + kvh) * HD, *xv = xrow + (r.n_head + r.n_head_kv + kvh) * HD;
                     uint32_t kw[VL / 2], vw[VL / 2];
 #pragma unroll
                     for (int e = 0; e < VL; e += 2) {
                         const int d = VL * g + e;
-                        kw[e / 2] = rl_h2_bits(__floats2half2_rn(rl_rope_elem(xk, ra[e]), rl_rope_elem(xk, ra[e + 1])));
+                        kw[e / 2] = rl_h2_bits(__floats2half2_rn(rl_rope_elem(xk, d, p, r), rl_rope_elem(xk, d + 1, p, r)));
                         vw[e / 2] = rl_h2_bits(__floats2half2_rn(xv[d], xv[d + 1]));
                     }
                     kr[i] = make_uint4(kw[0], kw[1], kw[2], kw[3]);
@@ -643,12 +634,7 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
      * batches), registers for 6 per SM; else every load of a chunk in flight
      * at once (about 120 registers), which the single stream needs. */
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
-    if (qkv && !KV::Q8 && !occ && split && kern != 1 && (r->head_dim == 64 || r->head_dim == 128))
-        rl_launch(r->head_dim == 64 ? k_attn_warp<64, KV, 1, !KV::Q8> : k_attn_warp<128, KV, 1, !KV::Q8>, grid, block,
-                  s, d_q, A, d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), qkv);
-    else if (qkv)
-        return -ENOTSUP; /* (rl_cu_attn_rope_ok rules these out first) */
-    else if (r->head_dim == 64 && split && kern != 1)
+    if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_bar2(), qkv);
     else if (r->head_dim == 128 && split && kern != 1)
@@ -701,12 +687,9 @@ static bool attn_rope_on(void)
     return on;
 }
 
-extern "C" bool rl_cu_attn_rope_ok(const rl_cu_rope *r, const rl_cu_kv *kv, int n_tok, int n_split)
+extern "C" bool rl_cu_attn_rope_ok(const rl_cu_rope *r, const rl_cu_kv *kv, int n_split)
 {
-    /* only the grids of the kernel with every load in flight (small batches):
-     * the large batches' register budget has no room for the angles */
-    bool small = (int64_t)n_split * r->n_head * n_tok <= 4 * (int64_t)rl_cu_sm_count();
-    return attn_rope_on() && !kv->q8 && (r->head_dim == 64 || r->head_dim == 128) && n_split > 0 && small &&
+    return attn_rope_on() && !kv->q8 && (r->head_dim == 64 || r->head_dim == 128) && n_split > 0 &&
            rl_cu_attn_kernel() != 1 && r->n_rot > 0 && r->n_rot <= r->head_dim && r->n_rot % 2 == 0;
 }
 
@@ -716,7 +699,7 @@ extern "C" int rl_cu_attn_rope_paged(const float *d_qkv, const int32_t *d_pos, c
 {
     if (!d_qkv || !attn_args_ok(n_tok, n_split, r, out) || !rl_kv_paged_valid(kv, r, layer))
         return -EINVAL;
-    if (!rl_cu_attn_rope_ok(r, kv, n_tok, n_split))
+    if (!rl_cu_attn_rope_ok(r, kv, n_split))
         return -ENOTSUP;
     int64_t n_ctx = (int64_t)kv->bt_stride * RL_CU_KV_BLOCK;
     return attn_launch((const float *)NULL, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split,

@@ -274,40 +274,28 @@ __device__ __forceinline__ void rl_rope_pair(float a, float c, float sn, float c
     v1 = __fmaf_rn(a, sn, __fmul_rn(c, cs));
 }
 
-/* Element d of a head after RoPE, as k_rope_kv computes it: thread k < hd / 2
- * of that kernel handles the pair (2k, 2k + 1), or (k, k + n_rot / 2) for
- * NeoX when k < n_rot / 2, with the identity angle past the rotated ones.
- * rl_rope_of: d's pair (i0, i1), whether d is its first, and its angle at
- * position p (sine, cosine); rl_rope_elem: the rotated value from head x. */
-struct rl_rope_at {
-    int i0, i1;
-    bool first;
-    float sn, cs;
-};
-
-__device__ __forceinline__ rl_rope_at rl_rope_of(int d, int p, const rl_cu_rope &r)
+/* Element d of head x (hd values) after RoPE at position p, as k_rope_kv
+ * computes it: thread k < hd / 2 of that kernel handles the pair (2k, 2k + 1),
+ * or (k, k + n_rot / 2) for NeoX when k < n_rot / 2, with the identity
+ * angle past the rotated ones. */
+__device__ __forceinline__ float rl_rope_elem(const float *x, int d, int p, const rl_cu_rope &r)
 {
     const int half = r.n_rot / 2;
-    rl_rope_at a;
-    int k;
+    int i0, i1, k;
+    bool first;
     if (r.neox && d < r.n_rot) {
         k = d < half ? d : d - half;
-        a.i0 = k, a.i1 = k + half, a.first = d < half;
+        i0 = k, i1 = k + half, first = d < half;
     } else {
         k = d / 2;
-        a.i0 = 2 * k, a.i1 = 2 * k + 1, a.first = d % 2 == 0;
+        i0 = 2 * k, i1 = 2 * k + 1, first = d % 2 == 0;
     }
-    a.sn = 0.0f, a.cs = 1.0f;
+    float sn = 0.0f, cs = 1.0f;
     if (k < half)
-        sincosf((float)p * rl_rope_freq(r, k), &a.sn, &a.cs);
-    return a;
-}
-
-__device__ __forceinline__ float rl_rope_elem(const float *x, const rl_rope_at &a)
-{
+        sincosf((float)p * rl_rope_freq(r, k), &sn, &cs);
     float v0, v1;
-    rl_rope_pair(x[a.i0], x[a.i1], a.sn, a.cs, v0, v1);
-    return a.first ? v0 : v1;
+    rl_rope_pair(x[i0], x[i1], sn, cs, v0, v1);
+    return first ? v0 : v1;
 }
 
 #endif

@@ -23,7 +23,7 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l)
     case P_ROPE: return rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s);
     case P_ATTN: {
         int n_split = rl_cu_attn_splits(n, c->n_head);
-        if (rl_cu_attn_rope_ok(&m->rope, &m->kv, n, n_split)) /* with the RoPE+KV work, as the step runs it */
+        if (rl_cu_attn_rope_ok(&m->rope, &m->kv, n_split)) /* with the RoPE+KV work, as the step runs it */
             return rl_cu_attn_rope_paged(m->qkv, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch,
                                          &m->attn, s);
         return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s);
@@ -87,7 +87,7 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     /* RoPE folded into the attention: its op counts 0 times (measured alone all the same) */
-    const int ropes = rl_cu_attn_rope_ok(&m->rope, &m->kv, n, rl_cu_attn_splits(n, m->c.n_head)) ? 0 : 1;
+    const int ropes = rl_cu_attn_rope_ok(&m->rope, &m->kv, rl_cu_attn_splits(n, m->c.n_head)) ? 0 : 1;
     double per_layer = 2 * us[P_NORM] + us[P_QKV] + ropes * us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
     double total = us[P_EMBD] + m->c.n_layer * per_layer + us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
     fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)\n", n, pos, R);

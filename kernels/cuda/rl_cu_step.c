@@ -41,7 +41,7 @@ static int enqueue_small(rl_cu_model *m, int n, bool single)
         rl_cu_layer *L = &m->layers[l];
         RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
         RL_CU_TRY(rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s));
-        if (single && rl_cu_attn_rope_ok(&m->rope, &m->kv, n, n_split)) { /* RoPE and the KV write inside the attention */
+        if (single && rl_cu_attn_rope_ok(&m->rope, &m->kv, n_split)) { /* RoPE and the KV write inside the attention */
             RL_CU_TRY(rl_cu_attn_rope_paged(m->qkv, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch,
                                             &m->attn, s));
         } else {
@@ -261,7 +261,7 @@ static int bucket_of(const rl_cu_model *m, int n)
 static int run_small(rl_cu_model *m, int bi, bool single)
 {
     int n = rl_cu_buckets[bi];
-    single = single && rl_cu_attn_rope_ok(&m->rope, &m->kv, n, rl_cu_attn_splits(n, m->c.n_head));
+    single = single && rl_cu_attn_rope_ok(&m->rope, &m->kv, rl_cu_attn_splits(n, m->c.n_head));
     if (!m->use_graphs)
         return enqueue_small(m, n, single);
     cudaGraphExec_t *ge = &m->graph[single][bi];

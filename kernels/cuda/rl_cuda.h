@@ -323,9 +323,9 @@ int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_ro
  * token's position, and attends over them: the same pool contents and the
  * same output bits as the two calls. -ENOTSUP where it cannot
  * (rl_cu_attn_rope_ok: an int8 pool, head sizes other than 64 and 128, the
- * unsplit mode, grids of more than 4 blocks per SM (large batches), the block kernel forced, or RL_CU_ATTN_ROPE=0); the caller
+ * unsplit mode, the block kernel forced, or RL_CU_ATTN_ROPE=0); the caller
  * then makes the two calls. */
-bool rl_cu_attn_rope_ok(const rl_cu_rope *r, const rl_cu_kv *kv, int n_tok, int n_split);
+bool rl_cu_attn_rope_ok(const rl_cu_rope *r, const rl_cu_kv *kv, int n_split);
 int rl_cu_attn_rope_paged(const float *d_qkv, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                           const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split, void *d_scratch,
                           const rl_cu_act *out, cudaStream_t s);
