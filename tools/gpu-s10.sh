@@ -114,19 +114,3 @@ if [ "$PART" = final ]; then
   echo "== 256 clients, int8 KV"
   STEPS=512 CLIENTS=256 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
 fi
-#   rope     RoPE and the KV write folded into the decode attention for steps
-#            of one token per sequence (fp16 cache; RL_CU_ATTN_ROPE=0|1):
-#            every CUDA test, single stream and the batch-64 step (fp16 KV)
-#            with and without, and the per-op profiles.
-if [ "$PART" = rope ]; then
-  bash $T/gpu-final.sh tests || exit 1
-  for sh in tinyllama-1.1b llama2-7b; do for v in 0 1 0 1; do
-    echo "$sh q4_0 b1 RL_CU_ATTN_ROPE=$v $(RL_CU_ATTN_ROPE=$v timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
-  done; done
-  for v in 0 1 0 1; do
-    echo "7B b64 kv f16 RL_CU_ATTN_ROPE=$v $(RL_CU_ATTN_ROPE=$v timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv f16 --json 2>/dev/null | gen)"
-  done
-  for sh in tinyllama-1.1b llama2-7b; do for v in 0 1; do
-    echo "== profile $sh b1 RL_CU_ATTN_ROPE=$v: $(RL_CU_ATTN_ROPE=$v timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 16 --profile 2>&1 | grep -E "rope|attention|sum" | tr -s ' ' | tr '\n' ' ')"
-  done; done
-fi

@@ -403,7 +403,7 @@ template <class KV> struct attw_lane<KV, true> {
 template <int HD, class KV, int MINB> /* MINB: blocks per SM the registers must allow */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct, bool bar2, const float *qkv)
+            float *scratch, rl_cu_act out, bool attw_direct, bool bar2)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -419,21 +419,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane % G, rs = lane / G;
     int64_t len = att_len(A, pos, b, true, kmax);
     float qv[VL];
-    /* qkv (fp16 cache only): this kernel does the RoPE+KV kernel's work for
-     * its token (rl_rope_elem: the same values). q is rotated here from the
-     * Q|K|V row; the lanes of the token's own position rotate its k and take
-     * its v from the row instead of the cache, and the blocks of the first q
-     * head of each KV head write both to the cache (nobody reads them there
-     * in this launch). */
-    const bool rope = !KV::Q8 && qkv != nullptr;
-    const int p = pos[b];
-    const float *xrow = rope ? qkv + (int64_t)b * (r.n_head + 2 * r.n_head_kv) * HD : nullptr;
-    if (rope) {
-        const float scale = rsqrtf((float)HD);
-#pragma unroll
-        for (int e = 0; e < VL; e++)
-            qv[e] = rl_rope_elem(xrow + h * HD, VL * g + e, p, r) * scale;
-    } else {
+    {
         const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + VL * g);
         const float scale = rsqrtf((float)HD);
 #pragma unroll
@@ -455,25 +441,6 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
 #pragma unroll
         for (int i = 0; i < NI; i++) {
             int j = rs + PP * i;
-            if constexpr (!KV::Q8) {
-                if (rope && t0 + j == p) { /* the new token: from the Q|K|V row (j < nt) */
-                    const float *xk = xrow + (r.n_head + kvh) * HD, *xv = xrow + (r.n_head + r.n_head_kv + kvh) * HD;
-                    uint32_t kw[VL / 2], vw[VL / 2];
-#pragma unroll
-                    for (int e = 0; e < VL; e += 2) {
-                        const int d = VL * g + e;
-                        kw[e / 2] = rl_h2_bits(__floats2half2_rn(rl_rope_elem(xk, d, p, r), rl_rope_elem(xk, d + 1, p, r)));
-                        vw[e / 2] = rl_h2_bits(__floats2half2_rn(xv[d], xv[d + 1]));
-                    }
-                    kr[i] = make_uint4(kw[0], kw[1], kw[2], kw[3]);
-                    vr[i] = make_uint4(vw[0], vw[1], vw[2], vw[3]);
-                    if (h == kvh * (r.n_head / r.n_head_kv)) {
-                        *(uint4 *)(A.wk(b, kvh, p) + VL * g) = kr[i];
-                        *(uint4 *)(A.wv(b, kvh, p) + VL * g) = vr[i];
-                    }
-                    continue;
-                }
-            }
             kr[i] = j < nt ? L::ld(A.k(b, kvh, t0 + j), VL * g) : L::zero();
             vr[i] = j < nt ? L::ld(A.v(b, kvh, t0 + j), VL * g) : L::zero();
         }
@@ -615,12 +582,9 @@ static bool attn_direct(void)
     return on;
 }
 
-/* qkv: the warp kernel does the RoPE+KV work of its tokens (fp16 cache,
- * head sizes 64 and 128, split mode; rl_cu_attn_rope_ok), else NULL. */
 template <class KV>
 static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, const rl_cu_rope *r, int n_split,
-                       int64_t n_ctx, void *d_scratch, const rl_cu_act *out, cudaStream_t s,
-                       const float *qkv = nullptr)
+                       int64_t n_ctx, void *d_scratch, const rl_cu_act *out, cudaStream_t s)
 {
     unsigned *counters = (unsigned *)d_scratch;
     float *partials = (float *)((char *)d_scratch + COUNTERS_BYTES);
@@ -636,10 +600,10 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2(), qkv);
+                  counters, partials, *out, attn_direct(), attn_bar2());
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2(), qkv);
+                  counters, partials, *out, attn_direct(), attn_bar2());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
     else if (r->head_dim == 128 && split)
@@ -673,35 +637,4 @@ extern "C" int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const in
                            d_scratch, out, s);
     return attn_launch(d_q, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
                        d_scratch, out, s);
-}
-
-/* RoPE folded into the decode attention (default on; RL_CU_ATTN_ROPE=0: the
- * separate RoPE+KV kernel, for measurements). */
-static bool attn_rope_on(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_ATTN_ROPE");
-        on = !(e && e[0] == '0');
-    }
-    return on;
-}
-
-extern "C" bool rl_cu_attn_rope_ok(const rl_cu_rope *r, const rl_cu_kv *kv, int n_split)
-{
-    return attn_rope_on() && !kv->q8 && (r->head_dim == 64 || r->head_dim == 128) && n_split > 0 &&
-           rl_cu_attn_kernel() != 1 && r->n_rot > 0 && r->n_rot <= r->head_dim && r->n_rot % 2 == 0;
-}
-
-extern "C" int rl_cu_attn_rope_paged(const float *d_qkv, const int32_t *d_pos, const int32_t *d_row, int n_tok,
-                                     const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
-                                     void *d_scratch, const rl_cu_act *out, cudaStream_t s)
-{
-    if (!d_qkv || !attn_args_ok(n_tok, n_split, r, out) || !rl_kv_paged_valid(kv, r, layer))
-        return -EINVAL;
-    if (!rl_cu_attn_rope_ok(r, kv, n_split))
-        return -ENOTSUP;
-    int64_t n_ctx = (int64_t)kv->bt_stride * RL_CU_KV_BLOCK;
-    return attn_launch((const float *)NULL, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split,
-                       n_ctx, d_scratch, out, s, d_qkv);
 }

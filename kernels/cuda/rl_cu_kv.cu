@@ -31,7 +31,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
     int half_rot = r.n_rot / 2;
     bool in = 2 * k < hd, rot = in && k < half_rot;
     int i0 = rot && r.neox ? k : 2 * k, i1 = rot && r.neox ? k + half_rot : 2 * k + 1;
-    float f = rot ? rl_rope_freq(r, k) : 0.0f; /* rl_rope_elem: the same arithmetic */
+    float f = rot ? (r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot)) : 0.0f;
     rl_pdl_wait();
     int p = pos[b];
     bool ok = A.ok(b, p);
@@ -54,7 +54,9 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
         }
         float v0 = 0.0f, v1 = 0.0f;
         if (in) {
-            rl_rope_pair(src[i0], src[i1], sn, cs, v0, v1);
+            float a = src[i0], c = src[i1];
+            v0 = a * cs - c * sn;
+            v1 = a * sn + c * cs;
         }
         if (h < r.n_head) {
             if (in) {

@@ -258,44 +258,4 @@ static inline bool rl_kv_paged_valid(const rl_cu_kv *kv, const rl_cu_rope *r, ui
            (!kv->q8 || kv->head_dim % 32 == 0);
 }
 
-/* ---- RoPE arithmetic, shared by the RoPE+KV kernel and the decode
- * attention that does its work for single tokens (the same bits) ---- */
-
-/* Angular frequency of pair k (k < n_rot / 2). */
-__device__ __forceinline__ float rl_rope_freq(const rl_cu_rope &r, int k)
-{
-    return r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
-}
-
-/* Pair (a, c) rotated by the angle whose sine and cosine are sn, cs. */
-__device__ __forceinline__ void rl_rope_pair(float a, float c, float sn, float cs, float &v0, float &v1)
-{
-    v0 = __fmaf_rn(a, cs, -__fmul_rn(c, sn));
-    v1 = __fmaf_rn(a, sn, __fmul_rn(c, cs));
-}
-
-/* Element d of head x (hd values) after RoPE at position p, as k_rope_kv
- * computes it: thread k < hd / 2 of that kernel handles the pair (2k, 2k + 1),
- * or (k, k + n_rot / 2) for NeoX when k < n_rot / 2, with the identity
- * angle past the rotated ones. */
-__device__ __forceinline__ float rl_rope_elem(const float *x, int d, int p, const rl_cu_rope &r)
-{
-    const int half = r.n_rot / 2;
-    int i0, i1, k;
-    bool first;
-    if (r.neox && d < r.n_rot) {
-        k = d < half ? d : d - half;
-        i0 = k, i1 = k + half, first = d < half;
-    } else {
-        k = d / 2;
-        i0 = 2 * k, i1 = 2 * k + 1, first = d % 2 == 0;
-    }
-    float sn = 0.0f, cs = 1.0f;
-    if (k < half)
-        sincosf((float)p * rl_rope_freq(r, k), &sn, &cs);
-    float v0, v1;
-    rl_rope_pair(x[i0], x[i1], sn, cs, v0, v1);
-    return first ? v0 : v1;
-}
-
 #endif

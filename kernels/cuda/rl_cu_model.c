@@ -305,12 +305,11 @@ const rl_cu_kv *rl_cu_model_kv(const rl_cu_model *m) { return &m->kv; }
 
 void rl_cu_model_drop_graphs(rl_cu_model *m)
 {
-    for (int v = 0; v < 2; v++)
-        for (int b = 0; b < RL_CU_N_BUCKETS; b++)
-            if (m->graph[v][b]) {
-                cudaGraphExecDestroy(m->graph[v][b]);
-                m->graph[v][b] = NULL;
-            }
+    for (int b = 0; b < RL_CU_N_BUCKETS; b++)
+        if (m->graph[b]) {
+            cudaGraphExecDestroy(m->graph[b]);
+            m->graph[b] = NULL;
+        }
 }
 
 int rl_cu_model_copy_block(rl_cu_model *m, uint32_t dst, uint32_t src)

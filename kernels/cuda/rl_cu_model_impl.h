@@ -36,7 +36,7 @@ struct rl_cu_model {
     void *xh, *wscratch;      /* GEMM path: fp16 activations and dequantized weight */
     cudaStream_t s;
     rl_cu_blas *blas;
-    cudaGraphExec_t graph[2][RL_CU_N_BUCKETS]; /* [1]: steps of one token per sequence (RoPE inside the attention) */
+    cudaGraphExec_t graph[RL_CU_N_BUCKETS];
     bool use_graphs;
     int direct_want;          /* large path: Q4_0 products of up to this many rows on rl_cu_mmw
                                  (RL_CU_DIRECT_MAX, rl_cu_model_set_direct_max; -1: not read yet) */

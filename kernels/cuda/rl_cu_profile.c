@@ -21,13 +21,9 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l)
     case P_NORM: return rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s);
     case P_QKV: return rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s);
     case P_ROPE: return rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s);
-    case P_ATTN: {
-        int n_split = rl_cu_attn_splits(n, c->n_head);
-        if (rl_cu_attn_rope_ok(&m->rope, &m->kv, n_split)) /* with the RoPE+KV work, as the step runs it */
-            return rl_cu_attn_rope_paged(m->qkv, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch,
-                                         &m->attn, s);
-        return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s);
-    }
+    case P_ATTN:
+        return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, rl_cu_attn_splits(n, c->n_head),
+                                m->attn_scratch, &m->attn, s);
     case P_O: return rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres);
     case P_GU: return rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s);
     case P_DOWN: return rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres);
@@ -86,17 +82,13 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    /* RoPE folded into the attention: its op counts 0 times (measured alone all the same) */
-    const int ropes = rl_cu_attn_rope_ok(&m->rope, &m->kv, rl_cu_attn_splits(n, m->c.n_head)) ? 0 : 1;
-    double per_layer = 2 * us[P_NORM] + us[P_QKV] + ropes * us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
+    double per_layer = 2 * us[P_NORM] + us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
     double total = us[P_EMBD] + m->c.n_layer * per_layer + us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
     fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)\n", n, pos, R);
     for (int op = 0; op < P_N; op++) {
         int times = op == P_EMBD || op == P_OUT || op == P_ARGMAX ? 1 : (int)m->c.n_layer * (op == P_NORM ? 2 : 1);
         if (op == P_NORM)
             times++;
-        if (op == P_ROPE)
-            times *= ropes;
         fprintf(out, "  %-16s %8.2f us x %3d = %8.1f us (%4.1f%%)\n", p_names[op], us[op], times, us[op] * times,
                 100.0 * us[op] * times / total);
     }

@@ -25,11 +25,8 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
 }
 
 /* The layers of a step of n tokens on the matrix-vector path (graph-captured):
- * ids in d_in, block tables in d_bt; logits and argmax for all n rows.
- * single: every token of a different sequence (decode steps), so that the
- * attention may do the RoPE+KV work itself (a token there never needs
- * another's new KV row). */
-static int enqueue_small(rl_cu_model *m, int n, bool single)
+ * ids in d_in, block tables in d_bt; logits and argmax for all n rows. */
+static int enqueue_small(rl_cu_model *m, int n)
 {
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
@@ -41,13 +38,8 @@ static int enqueue_small(rl_cu_model *m, int n, bool single)
         rl_cu_layer *L = &m->layers[l];
         RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
         RL_CU_TRY(rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s));
-        if (single && rl_cu_attn_rope_ok(&m->rope, &m->kv, n_split)) { /* RoPE and the KV write inside the attention */
-            RL_CU_TRY(rl_cu_attn_rope_paged(m->qkv, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch,
-                                            &m->attn, s));
-        } else {
-            RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
-            RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
-        }
+        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (m->attn.q && c->head_dim % 32)
             RL_CU_TRY(rl_cu_quantize(&m->attn, n, s));
         RL_CU_TRY(rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres));
@@ -257,42 +249,24 @@ static int bucket_of(const rl_cu_model *m, int n)
     return -1;
 }
 
-/* Bucket bi's step; single as enqueue_small (its own graph where it differs). */
-static int run_small(rl_cu_model *m, int bi, bool single)
+static int run_small(rl_cu_model *m, int bi)
 {
     int n = rl_cu_buckets[bi];
-    single = single && rl_cu_attn_rope_ok(&m->rope, &m->kv, rl_cu_attn_splits(n, m->c.n_head));
     if (!m->use_graphs)
-        return enqueue_small(m, n, single);
-    cudaGraphExec_t *ge = &m->graph[single][bi];
-    if (!*ge) {
+        return enqueue_small(m, n);
+    if (!m->graph[bi]) {
         cudaGraph_t g;
         RL_CU_TRY(rl_cu_check(cudaStreamBeginCapture(m->s, cudaStreamCaptureModeThreadLocal), "capture"));
-        int rc = enqueue_small(m, n, single);
+        int rc = enqueue_small(m, n);
         cudaError_t e = cudaStreamEndCapture(m->s, &g);
         if (rc)
             return rc;
         RL_CU_TRY(rl_cu_check(e, "end capture"));
-        e = cudaGraphInstantiate(ge, g, 0);
+        e = cudaGraphInstantiate(&m->graph[bi], g, 0);
         cudaGraphDestroy(g);
         RL_CU_TRY(rl_cu_check(e, "graph instantiate"));
     }
-    return rl_cu_check(cudaGraphLaunch(*ge, m->s), "graph launch");
-}
-
-/* Whether every token of b belongs to a different sequence (row). */
-static bool one_per_row(const rl_cu_batch *b)
-{
-    uint64_t seen = 0; /* rows < n_rows <= n_tok <= RL_CU_MAX_STEP_BATCH = 64 on this path */
-    if (b->n_tok > 64)
-        return false;
-    for (int t = 0; t < b->n_tok; t++) {
-        uint64_t bit = 1ull << b->row[t];
-        if (seen & bit)
-            return false;
-        seen |= bit;
-    }
-    return true;
+    return rl_cu_check(cudaGraphLaunch(m->graph[bi], m->s), "graph launch");
 }
 
 static int check_batch(const rl_cu_model *m, const rl_cu_batch *b)
@@ -374,7 +348,7 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
     bool dst = false;
     if (bi >= 0) {
         RL_CU_TRY(stage_dst(m, b, rl_cu_buckets[bi], true, &dst));
-        RL_CU_TRY(run_small(m, bi, one_per_row(b)));
+        RL_CU_TRY(run_small(m, bi));
         if (dst) /* tokens straight into the clients' regions */
             RL_CU_TRY(rl_cu_scatter_tokens(m->d_out, m->d_dst, rl_cu_buckets[bi], s));
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)rl_cu_buckets[bi] * 4,
@@ -432,14 +406,13 @@ int rl_cu_model_warmup(rl_cu_model *m)
     for (int pass = 0; pass < 2; pass++) {
         bool graphs = m->use_graphs;
         m->use_graphs = pass == 1 && graphs;
-        for (int bi = 0; bi < RL_CU_N_BUCKETS && (uint32_t)rl_cu_buckets[bi] <= m->max_batch; bi++)
-            for (int single = 0; single < 2; single++) { /* both forms of the step */
-                int rc = run_small(m, bi, single);
-                if (rc) {
-                    m->use_graphs = graphs;
-                    return rc;
-                }
+        for (int bi = 0; bi < RL_CU_N_BUCKETS && (uint32_t)rl_cu_buckets[bi] <= m->max_batch; bi++) {
+            int rc = run_small(m, bi);
+            if (rc) {
+                m->use_graphs = graphs;
+                return rc;
             }
+        }
         m->use_graphs = graphs;
         if (!graphs)
             break;

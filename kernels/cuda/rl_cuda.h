@@ -317,18 +317,6 @@ int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, con
 int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                      const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                      void *d_scratch, const rl_cu_act *out, cudaStream_t s);
-/* rl_cu_attn_paged with the work of rl_cu_rope_kv_paged folded in, for
- * single-token steps: from d_qkv (as rl_cu_rope_kv_paged takes it) the
- * kernel rotates q and each token's k, writes k and v into the pool at the
- * token's position, and attends over them: the same pool contents and the
- * same output bits as the two calls. -ENOTSUP where it cannot
- * (rl_cu_attn_rope_ok: an int8 pool, head sizes other than 64 and 128, the
- * unsplit mode, the block kernel forced, or RL_CU_ATTN_ROPE=0); the caller
- * then makes the two calls. */
-bool rl_cu_attn_rope_ok(const rl_cu_rope *r, const rl_cu_kv *kv, int n_split);
-int rl_cu_attn_rope_paged(const float *d_qkv, const int32_t *d_pos, const int32_t *d_row, int n_tok,
-                          const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split, void *d_scratch,
-                          const rl_cu_act *out, cudaStream_t s);
 /* Causal attention of the n_q queries d_q[n_q][n_head * head_dim] at positions
  * pos0..pos0+n_q-1 of block-table row bt_row over layer's paged KV (positions
  * 0..pos0+n_q-1 already in the pool): tiled flash attention for prefill, GQA.

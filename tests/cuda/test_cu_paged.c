@@ -185,75 +185,6 @@ START_TEST(split_attention_is_batch_and_split_invariant)
 }
 END_TEST
 
-/* Decode attention with the RoPE+KV work folded in (rl_cu_attn_rope_paged)
- * against the RoPE+KV kernel then the attention: the same output bits and
- * the same pool, for one token per sequence (and a token without a row),
- * GQA, normal and NeoX rotation, partial rotation, any split; refused for an
- * int8 pool and the unsplit mode. */
-static void check_rope_folded(int head_dim, bool neox, int n_rot, int n_split_force)
-{
-    char name[64];
-    snprintf(name, sizeof name, "rope folded hd%d neox%d rot%d split%d", head_dim, neox, n_rot, n_split_force);
-    uint64_t s = tcu_seed(name);
-    pool_case c;
-    make_case(&c, &s, head_dim, neox);
-    c.r.n_rot = n_rot;
-    int hd = c.r.head_dim, kvd = c.r.n_head_kv * hd, qd = c.r.n_head * hd, rowlen = qd + 2 * kvd;
-    size_t pool_elems = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)hd, false) / 2 * c.n_blocks;
-    uint16_t *pool = malloc(pool_elems * 2);
-    for (size_t i = 0; i < pool_elems; i++)
-        pool[i] = rl_fp32_to_fp16(tcu_unif(&s) * 2);
-    enum { NT = 4 };
-    int32_t pos[NT] = {299, 17, 64, 5}, row[NT] = {1, 0, 2, -1}; /* the last one has no row */
-    float *qkv = tcu_rand_vec(&s, (size_t)rowlen * NT, 2.0f);
-    float *dqkv = tcu_up(qkv, (size_t)rowlen * NT * 4), *dq = tcu_dev((size_t)qd * NT * 4);
-    int32_t *dpos = tcu_up(pos, sizeof pos), *drow = tcu_up(row, sizeof row);
-    int32_t *dbt = tcu_up(c.bt, sizeof(int32_t) * c.n_seq * c.stride);
-    void *dp1 = tcu_up(pool, pool_elems * 2), *dp2 = tcu_up(pool, pool_elems * 2);
-    rl_cu_kv kv1 = dev_kv(&c, dp1, dbt, false), kv2 = dev_kv(&c, dp2, dbt, false);
-    int n_split = n_split_force > 0 ? n_split_force : rl_cu_attn_splits(NT, c.r.n_head);
-    size_t scr_bytes = rl_cu_attn_scratch_size(NT, c.r.n_head, hd, (int64_t)c.stride * RL_CU_KV_BLOCK);
-    void *scr = tcu_dev(scr_bytes);
-    ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess);
-    rl_cu_act o1 = {.f = tcu_dev((size_t)qd * NT * 4), .n = qd}, o2 = {.f = tcu_dev((size_t)qd * NT * 4), .n = qd};
-    CU_OK(rl_cu_rope_kv_paged(dqkv, NT, dpos, drow, &c.r, &kv1, LAYER, dq, 0));
-    CU_OK(rl_cu_attn_paged(dq, dpos, drow, NT, &c.r, &kv1, LAYER, n_split, scr, &o1, 0));
-    ck_assert(rl_cu_attn_rope_ok(&c.r, &kv2, n_split));
-    CU_OK(rl_cu_attn_rope_paged(dqkv, dpos, drow, NT, &c.r, &kv2, LAYER, n_split, scr, &o2, 0));
-    float *a = malloc((size_t)qd * NT * 4), *b = malloc((size_t)qd * NT * 4);
-    uint16_t *p1 = malloc(pool_elems * 2), *p2 = malloc(pool_elems * 2);
-    tcu_down(a, o1.f, (size_t)qd * NT * 4);
-    tcu_down(b, o2.f, (size_t)qd * NT * 4);
-    tcu_down(p1, dp1, pool_elems * 2);
-    tcu_down(p2, dp2, pool_elems * 2);
-    for (int i = 0; i < qd * (NT - 1); i++) /* (the row-less token's output is not defined) */
-        ck_assert_msg(isfinite(b[i]) && !memcmp(&a[i], &b[i], 4), "%s: output %d: folded %.9g, two kernels %.9g",
-                      name, i, b[i], a[i]);
-    size_t diff = 0;
-    for (size_t i = 0; i < pool_elems; i++)
-        diff += p1[i] != p2[i];
-    ck_assert_msg(diff == 0, "%s: %zu pool values differ", name, diff);
-    ck_assert_msg(memcmp(p1, pool, pool_elems * 2) != 0, "%s: nothing was written", name);
-    /* refused: an int8 pool, the unsplit mode */
-    rl_cu_kv k8 = kv2;
-    k8.q8 = true;
-    ck_assert(!rl_cu_attn_rope_ok(&c.r, &k8, n_split) && !rl_cu_attn_rope_ok(&c.r, &kv2, 0));
-    ck_assert_int_eq(rl_cu_attn_rope_paged(dqkv, dpos, drow, NT, &c.r, &kv2, LAYER, 0, scr, &o2, 0), -ENOTSUP);
-    cudaFree(dqkv), cudaFree(dq), cudaFree(dpos), cudaFree(drow), cudaFree(dbt), cudaFree(dp1), cudaFree(dp2);
-    cudaFree(scr), cudaFree(o1.f), cudaFree(o2.f);
-    free(pool), free(qkv), free(a), free(b), free(p1), free(p2), free(c.bt);
-}
-
-START_TEST(attention_with_rope_folded_same_bits_and_pool)
-{
-    check_rope_folded(128, false, 128, 0);
-    check_rope_folded(128, false, 128, 1); /* one block per head: the in-block merge */
-    check_rope_folded(64, true, 64, 0);
-    check_rope_folded(64, true, 32, 3); /* NeoX over part of the head */
-    check_rope_folded(128, false, 96, 17);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("cuda_paged");
@@ -263,7 +194,6 @@ int main(void)
     tcase_add_test(tc, paged_rope_kv_writes_only_its_block_rows);
     tcase_add_test(tc, kv_block_copy_moves_every_layer);
     tcase_add_test(tc, split_attention_is_batch_and_split_invariant);
-    tcase_add_test(tc, attention_with_rope_folded_same_bits_and_pool);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }
