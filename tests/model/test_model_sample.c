@@ -143,6 +143,64 @@ START_TEST(absurd_values_are_clamped_not_crashing)
 }
 END_TEST
 
+/* Top-k picks its k candidates with a heap, not by sorting the vocabulary: the
+ * tokens drawn equal those of a sampler without top-k given only the k best
+ * logits (the rest pushed out of reach), for the same seed, with ties (the
+ * lower id first), -inf and NaN logits, and k from 2 to the vocabulary. */
+typedef struct ranked {
+    float v;
+    int32_t id;
+} ranked;
+
+static int ranked_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->v != y->v)
+        return x->v > y->v ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+START_TEST(top_k_by_heap_draws_as_the_k_best_alone)
+{
+    enum { V = 3000 };
+    static const int32_t ks[] = {2, 3, 40, 100, V - 1, V};
+    float *l = malloc(V * sizeof(float)), *la = malloc(V * sizeof(float)), *lb = malloc(V * sizeof(float));
+    ranked *r = malloc(V * sizeof(ranked));
+    uint64_t st = 12345;
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        rl_sampling pa = {.temperature = 0.8f, .top_k = ks[ki], .top_p = 0.95f, .min_p = ki % 2 ? 0.05f : 0,
+                          .repeat_penalty = 1, .seed = 77 + ki};
+        rl_sampling pb = pa;
+        pb.top_k = 0;
+        rl_sampler a, b;
+        ck_assert_int_eq(rl_sample_init(&a, &pa, V), 0);
+        ck_assert_int_eq(rl_sample_init(&b, &pb, V), 0);
+        for (int draw_i = 0; draw_i < 60; draw_i++) {
+            for (int i = 0; i < V; i++) {
+                st = st * 6364136223846793005ull + 1442695040888963407ull;
+                l[i] = (float)((st >> 40) % 64) * 0.25f - 6.f; /* ties */
+            }
+            l[(draw_i * 7) % V] = -INFINITY;
+            l[(draw_i * 13 + 5) % V] = NAN;
+            /* the k best under the sampler's order (NaN counts as -inf) */
+            for (int i = 0; i < V; i++)
+                r[i] = (ranked){isnan(l[i]) ? -INFINITY : l[i], i};
+            qsort(r, V, sizeof(ranked), ranked_cmp);
+            for (int i = 0; i < V; i++)
+                lb[i] = -1e30f; /* out of reach: below the best by far more than 40 / inv_t */
+            for (int i = 0; i < ks[ki]; i++)
+                lb[r[i].id] = l[r[i].id];
+            memcpy(la, l, V * sizeof(float));
+            int32_t ta = rl_sample_next(&a, la), tb = rl_sample_next(&b, lb);
+            ck_assert_msg(ta == tb, "k %d draw %d: heap %d, sorted %d", ks[ki], draw_i, ta, tb);
+        }
+        rl_sample_free(&a);
+        rl_sample_free(&b);
+    }
+    free(l), free(la), free(lb), free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_sample");
@@ -154,6 +212,7 @@ int main(void)
     tcase_add_test(tc, tiny_top_p_and_full_min_p_act_as_greedy);
     tcase_add_test(tc, repetition_penalty_moves_greedy_off_a_repeated_token);
     tcase_add_test(tc, absurd_values_are_clamped_not_crashing);
+    tcase_add_test(tc, top_k_by_heap_draws_as_the_k_best_alone);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
