@@ -183,6 +183,55 @@ static uint32_t candidates(rl_sampler *s, const float *logits, float mx, float i
     return nc;
 }
 
+static int32_t draw(rl_sampler *s, uint32_t nc, float inv_t);
+
+/* Penalty applied, not greedy: the candidates in two passes (maximum, then
+ * the threshold and top-k), then the draw. */
+static int32_t sample_two_pass(rl_sampler *s, float *logits, float inv_t)
+{
+    uint32_t n = s->n_vocab;
+    float mx = logits[argmax(logits, n)];
+    /* Candidates whose probability relative to the best is below e^-40 can
+     * never be drawn by a double-precision uniform; skip them up front. */
+    uint32_t nc = candidates(s, logits, mx, inv_t, s->p.top_k > 0 ? (uint32_t)s->p.top_k : 0);
+    if (nc == 0)
+        return argmax(logits, n);
+    return draw(s, nc, inv_t);
+}
+
+/* The k best of logits under cand_cmp in one pass with their maximum (for
+ * top_k > 0), then the threshold on the k alone: for finite logits and
+ * temperature the threshold keeps an upper set of the order, so this is the
+ * two-pass result. -1 when a logit is NaN or infinite (there a candidate's z
+ * can be NaN, which passes whatever its rank): then the two-pass path.
+ * Returns the candidates' count, sorted. */
+static int64_t top_k_one_pass(rl_sampler *s, const float *logits, float inv_t, uint32_t k)
+{
+    rl_sample_cand *c = s->cand;
+    uint32_t nc = 0;
+    float mx = logits[0];
+    for (uint32_t i = 0; i < s->n_vocab; i++) {
+        float v = logits[i];
+        if (!isfinite(v))
+            return -1;
+        mx = v > mx ? v : mx;
+        rl_sample_cand x = {v, (int32_t)i};
+        if (nc < k) {
+            c[nc] = x;
+            heap_up(c, nc);
+            nc++;
+        } else if (cand_before(&x, &c[0])) {
+            c[0] = x;
+            heap_down(c, nc, 0);
+        }
+    }
+    qsort(c, nc, sizeof(*c), cand_cmp);
+    uint32_t keep = 0;
+    while (keep < nc && (c[keep].logit - mx) * inv_t > -40.f)
+        keep++;
+    return keep;
+}
+
 int32_t rl_sample_next(rl_sampler *s, float *logits)
 {
     uint32_t n = s->n_vocab;
@@ -191,12 +240,20 @@ int32_t rl_sample_next(rl_sampler *s, float *logits)
     if (s->p.temperature <= 0 || s->p.top_k == 1)
         return argmax(logits, n);
     float inv_t = 1.f / s->p.temperature;
-    float mx = logits[argmax(logits, n)];
-    /* Candidates whose probability relative to the best is below e^-40 can
-     * never be drawn by a double-precision uniform; skip them up front. */
-    uint32_t nc = candidates(s, logits, mx, inv_t, s->p.top_k > 0 ? (uint32_t)s->p.top_k : 0);
-    if (nc == 0)
-        return argmax(logits, n);
+    if (s->p.top_k > 0 && isfinite(inv_t)) {
+        int64_t nc = top_k_one_pass(s, logits, inv_t, (uint32_t)s->p.top_k);
+        if (nc > 0)
+            return draw(s, (uint32_t)nc, inv_t);
+        if (nc == 0)
+            return argmax(logits, n);
+    }
+    return sample_two_pass(s, logits, inv_t);
+}
+
+/* Softmax at the temperature over the nc sorted candidates, min-p, top-p,
+ * and the draw from the sequence's RNG. */
+static int32_t draw(rl_sampler *s, uint32_t nc, float inv_t)
+{
     double sum = 0, top = s->cand[0].logit;
     for (uint32_t i = 0; i < nc; i++) {
         double p = exp(((double)s->cand[i].logit - top) * inv_t);

@@ -143,10 +143,11 @@ START_TEST(absurd_values_are_clamped_not_crashing)
 }
 END_TEST
 
-/* Top-k picks its k candidates with a heap, not by sorting the vocabulary: the
- * tokens drawn equal those of a sampler without top-k given only the k best
- * logits (the rest pushed out of reach), for the same seed, with ties (the
- * lower id first), -inf and NaN logits, and k from 2 to the vocabulary. */
+/* Top-k picks its k candidates with a heap (in one pass with the maximum when
+ * every logit is finite), not by sorting the vocabulary: the tokens drawn
+ * equal those of a sampler without top-k given only the k best logits (the
+ * rest pushed out of reach), for the same seed, with ties (the lower id
+ * first), -inf and NaN logits, and k from 2 to the vocabulary. */
 typedef struct ranked {
     float v;
     int32_t id;
@@ -180,8 +181,10 @@ START_TEST(top_k_by_heap_draws_as_the_k_best_alone)
                 st = st * 6364136223846793005ull + 1442695040888963407ull;
                 l[i] = (float)((st >> 40) % 64) * 0.25f - 6.f; /* ties */
             }
-            l[(draw_i * 7) % V] = -INFINITY;
-            l[(draw_i * 13 + 5) % V] = NAN;
+            if (draw_i % 2) { /* non-finite logits: the two-pass path; else the one-pass one */
+                l[(draw_i * 7) % V] = -INFINITY;
+                l[(draw_i * 13 + 5) % V] = NAN;
+            }
             /* the k best under the sampler's order (NaN counts as -inf) */
             for (int i = 0; i < V; i++)
                 r[i] = (ranked){isnan(l[i]) ? -INFINITY : l[i], i};
