@@ -5,9 +5,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rl_gemm.h"
 #include "rl_kv.h"
@@ -23,6 +25,7 @@ typedef struct llm {
     rl_model *m;
     rl_engine_text text;     /* tokenizer and chat template */
     rl_pool *pool;
+    rl_pool *spool;          /* device backends: threads for sampling a step's rows (lazily) */
     rl_kv *kv;
     rl_fwd *fwd;
     const rl_llm_backend *be; /* NULL: the CPU forward pass; closed with the engine */
@@ -164,6 +167,54 @@ static int ensure_logits(llm *L, uint32_t rows)
     return 0;
 }
 
+/* Host sampling of a step's rows, spread over threads: each row has its own
+ * sampler and logits, so rows are independent; tokens land in argtok. */
+typedef struct sample_job {
+    llm *L;
+    rl_step_item *items;
+    const uint32_t *rows; /* fseq indices with logits */
+    uint32_t n;
+    atomic_uint next;
+} sample_job;
+
+static void sample_rows_fn(void *ctx, int ith, int nth)
+{
+    (void)ith, (void)nth;
+    sample_job *j = ctx;
+    for (uint32_t i; (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
+        uint32_t f = j->rows[i];
+        rl_seq *s = j->items[j->L->fitem[f]].seq;
+        j->L->argtok[f] = rl_sample_next(&s->smp, j->L->fseqs[f].logits);
+    }
+}
+
+/* The rows of fseqs[0..nf) with logits get their token in argtok: on the
+ * forward's pool (CPU), or on a few threads of the engine's own (device
+ * backends: a 32,000-token vocabulary costs ~0.1 ms a row even with top-k by
+ * heap, so 64 sampling clients would add milliseconds to every step). */
+static void sample_rows(llm *L, rl_step_item *items, uint32_t nf)
+{
+    uint32_t *rows = L->fitem + L->step_tokens; /* scratch after fitem */
+    uint32_t n = 0;
+    for (uint32_t j = 0; j < nf; j++)
+        if (L->fseqs[j].logits)
+            rows[n++] = j;
+    if (n == 0)
+        return;
+    if (n > 1 && L->be && !L->spool) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        if (nc >= 2)
+            L->spool = rl_pool_new(nc > 8 ? 8 : (int)nc);
+    }
+    rl_pool *p = L->be ? L->spool : L->pool;
+    sample_job j = {.L = L, .items = items, .rows = rows, .n = n};
+    atomic_init(&j.next, 0);
+    if (n > 1 && p)
+        rl_pool_run(p, sample_rows_fn, &j);
+    else
+        sample_rows_fn(&j, 0, 1);
+}
+
 static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
 {
     llm *L = impl(e);
@@ -259,6 +310,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     rc = L->be ? L->be->forward(L->be->ctx, L->fseqs, nf) : rl_forward(L->fwd, L->fseqs, nf);
     if (rc < 0)
         goto fail_all;
+    sample_rows(L, items, nf);
     for (uint32_t j = 0; j < nf; j++) {
         rl_step_item *it = &items[L->fitem[j]];
         rl_seq *s = it->seq;
@@ -269,7 +321,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             rl_prefix_seq_register(L->prefix, &s->ps);
         if (!L->fseqs[j].logits && !L->fseqs[j].argmax)
             continue;
-        int32_t tok = L->fseqs[j].argmax ? *L->fseqs[j].argmax : rl_sample_next(&s->smp, L->fseqs[j].logits);
+        int32_t tok = L->argtok[j]; /* the device's argmax (fseqs[j].argmax points here), or sample_rows' draw */
         rl_sample_accept(&s->smp, tok);
         s->next = tok;
         s->n_gen++;
@@ -359,6 +411,7 @@ static void llm_destroy(rl_engine *e)
         L->be->close(L->be->ctx);
     pthread_mutex_destroy(&L->st_mu);
     rl_pool_free(L->pool);
+    rl_pool_free(L->spool);
     rl_engine_text_free(&L->text);
     rl_model_free(L->m);
     free(L->fseqs);
@@ -475,7 +528,7 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
         goto bad;
     }
     L->fseqs = calloc(L->step_tokens, sizeof(rl_fwd_seq));
-    L->fitem = malloc(sizeof(uint32_t) * L->step_tokens);
+    L->fitem = malloc(sizeof(uint32_t) * L->step_tokens * 2); /* then sample_rows' scratch */
     L->argtok = malloc(sizeof(int32_t) * L->step_tokens);
     if (!L->be) {
         L->pool = rl_pool_new(o.n_threads);

@@ -216,6 +216,63 @@ START_TEST(freeing_a_sequence_returns_its_blocks_at_once)
 }
 END_TEST
 
+/* Sampled requests (temperature, top-k, top-p, min-p; each its own seed) draw
+ * the same tokens alone and batched: the rows of a step are sampled on
+ * several threads, each from its own sampler. */
+static void run_sampled(rl_engine *e, rl_seq **s, uint32_t n, uint32_t n_tok, int32_t (*out)[12])
+{
+    rl_step_item it[4];
+    for (uint32_t k = 0; k < n_tok;) {
+        for (uint32_t i = 0; i < n; i++)
+            it[i] = (rl_step_item){.seq = s[i]};
+        ck_assert_int_eq(e->ops->step(e, it, n), 0);
+        bool any = false;
+        for (uint32_t i = 0; i < n; i++) {
+            ck_assert_int_eq(it[i].status, 0);
+            if (it[i].token >= 0) {
+                out[i][k] = it[i].token;
+                any = true;
+            }
+        }
+        k += any;
+    }
+}
+
+START_TEST(sampled_requests_draw_the_same_alone_and_batched)
+{
+    int32_t prompts[4][9];
+    rl_seq_desc d[4];
+    for (int i = 0; i < 4; i++) {
+        fill(prompts[i], 9, (uint32_t)i + 40);
+        d[i] = (rl_seq_desc){.prompt = prompts[i], .n_prompt = 9, .max_tokens = 12,
+                             .sampling = {.temperature = 1.2f, .top_k = 40, .top_p = 0.95f, .min_p = 0.02f,
+                                          .repeat_penalty = 1, .seed = 1000u + (uint64_t)i}};
+    }
+    rl_engine *e = tb_engine(64, 0, 0);
+    int32_t solo[4][12], batched[4][12];
+    for (int i = 0; i < 4; i++) {
+        rl_seq *s;
+        ck_assert_int_eq(e->ops->seq_new(e, &d[i], &s), 0);
+        run_sampled(e, &s, 1, 12, &solo[i]);
+        e->ops->seq_free(e, s);
+    }
+    rl_seq *all[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(e->ops->seq_new(e, &d[i], &all[i]), 0);
+    run_sampled(e, all, 4, 12, batched); /* the same prompt length: every step takes all four */
+    bool differ = false;
+    for (int i = 0; i < 4; i++) {
+        for (int k = 0; k < 12; k++)
+            ck_assert_msg(batched[i][k] == solo[i][k], "request %d token %d: batched %d, solo %d", i, k,
+                          batched[i][k], solo[i][k]);
+        differ |= memcmp(solo[i], solo[0], sizeof solo[0]) != 0;
+        e->ops->seq_free(e, all[i]);
+    }
+    ck_assert(differ); /* the seeds (and prompts) made them draw differently */
+    e->ops->destroy(e);
+}
+END_TEST
+
 START_TEST(stories_batched_with_shared_prefix_equals_solo)
 {
     /* the real model (F32 weights, F32 KV here): 6 requests sharing a
@@ -279,6 +336,7 @@ int main(void)
     tcase_add_test(tc, preemption_takes_the_low_priority_request);
     tcase_add_test(tc, oversized_request_fails_alone);
     tcase_add_test(tc, freeing_a_sequence_returns_its_blocks_at_once);
+    tcase_add_test(tc, sampled_requests_draw_the_same_alone_and_batched);
     tcase_add_test(tc, stories_batched_with_shared_prefix_equals_solo);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
