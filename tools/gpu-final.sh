@@ -45,7 +45,7 @@ load() { # model clients requests prefix suffix max_tokens step_tokens
   $B/daemon/ringlmd --model $1 --device cuda --socket $sock --max-clients 300 --step-tokens $7 ${LOAD_ARGS:-} 2>"$OUT/ringlmd-load.log" &
   dpid=$!
   for i in $(seq 1 600); do $B/tools/ringlm --socket $sock info >/dev/null 2>&1 && break; sleep 0.1; done
-  timeout 150 $B/bench/ringlm-bench load --socket $sock --clients $2 --requests $3 --prefix $4 --suffix $5 --max-tokens $6 --json 2>>"$OUT/load.err" | tee -a "$OUT/load.jsonl"
+  timeout 150 $B/bench/ringlm-bench load --socket $sock --clients $2 --requests $3 --prefix $4 --suffix $5 --max-tokens $6 ${BENCH_ARGS:-} --json 2>>"$OUT/load.err" | tee -a "$OUT/load.jsonl"
   kill -TERM $dpid; wait $dpid
 }
 if want bench; then
@@ -111,7 +111,7 @@ fi
 if [ "$PART" = load-steps ]; then # the 64-client 7B load (int8 KV) at per-step token budgets STEPS (default 128 256 512)
 mk llama2-7b q4_0
 for st in ${STEPS:-128 256 512}; do echo "-- step tokens $st"
-  LOAD_ARGS="--kv-type q8_0 ${LOAD_ARGS:-}" load $M/llama2-7b-q4_0.gguf ${CLIENTS:-64} 2 96 32 128 $st | grep -oE '"(gen_tok_s|itl_ms|ttft_ms|steps)":(\{[^}]*\}|[0-9.]+)' | tr '\n' ' '; echo
+  LOAD_ARGS="--kv-type q8_0 ${LOAD_ARGS:-}" load $M/llama2-7b-q4_0.gguf ${CLIENTS:-64} 2 96 32 128 $st | grep -oE '"(gen_tok_s|itl_ms|ttft_ms|steps|gen_tokens|sampling)":(\{[^}]*\}|[0-9.]+)' | tr '\n' ' '; echo
 done
 fi
 if [ "$PART" = attn-load ]; then

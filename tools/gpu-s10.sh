@@ -114,3 +114,16 @@ if [ "$PART" = final ]; then
   echo "== 256 clients, int8 KV"
   STEPS=512 CLIENTS=256 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
 fi
+#   sample   sampled requests (the library's default sampling: top-k 40 by heap,
+#            rows sampled on several threads): the batch and model CUDA suites,
+#            then the 7B load (int8 KV, 512-token steps) greedy and sampled, with
+#            64 clients and with 1.
+if [ "$PART" = sample ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  RL_SHARED_DIR=$PWD/.gpu/shared timeout 300 meson test -C $B --no-rebuild --suite batch --suite model --suite cuda --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  for c in 64 1; do for a in "" --sample "" --sample; do
+    echo "clients $c ${a:-greedy}: $(BENCH_ARGS="$a" STEPS=512 CLIENTS=$c bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
+  done; done
+fi
