@@ -111,7 +111,7 @@ fi
 if [ "$PART" = load-steps ]; then # the 64-client 7B load (int8 KV) at per-step token budgets STEPS (default 128 256 512)
 mk llama2-7b q4_0
 for st in ${STEPS:-128 256 512}; do echo "-- step tokens $st"
-  LOAD_ARGS="--kv-type q8_0 ${LOAD_ARGS:-}" load $M/llama2-7b-q4_0.gguf ${CLIENTS:-64} 2 96 32 128 $st | grep -oE '"(gen_tok_s|itl_ms|ttft_ms|steps|gen_tokens|sampling)":(\{[^}]*\}|[0-9.]+)' | tr '\n' ' '; echo
+  LOAD_ARGS="--kv-type q8_0 ${LOAD_ARGS:-}" load $M/llama2-7b-q4_0.gguf ${CLIENTS:-64} 2 96 32 128 $st | grep -oE '"(gen_tok_s|itl_ms|ttft_ms|steps|gen_tokens|sampling)":(\{[^}]*\}|[0-9.]+|"[a-z]+")' | tr '\n' ' '; echo
 done
 fi
 if [ "$PART" = attn-load ]; then
