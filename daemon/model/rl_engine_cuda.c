@@ -30,6 +30,8 @@ typedef struct cu_backend {
     uint32_t *oseq;            /* out row -> fseq */
     uint64_t *odev;            /* out row -> device address of its zero-copy cell, or 0 */
     rl_cu_hostmap *hm;         /* client regions registered with CUDA (zero copy) */
+    float *plg;                /* page-locked logits rows the device copies into (lazily grown), or NULL */
+    uint32_t plg_rows, n_vocab;
 } cu_backend;
 
 /* ---- upload ------------------------------------------------------------------ */
@@ -149,6 +151,7 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
 {
     cu_backend *B = ctx;
     const rl_model_hparams *hp = &m->hp;
+    B->n_vocab = hp->n_vocab;
     uint64_t bb = rl_cu_kv_block_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, B->kv_q8);
     if (!bb) {
         snprintf(err, errlen, "cuda: an int8 KV cache needs head_dim a multiple of 32 (this model: %u); use kv_type f16",
@@ -220,10 +223,34 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
     return 0;
 }
 
+/* Page-locked host rows for nl logits rows (one DMA per run of rows instead
+ * of a staged copy per row from pageable memory: 64 sampled rows of a
+ * 32,000-token vocabulary are 8 MB a step). false: keep the engine's. */
+static bool pinned_rows(cu_backend *B, uint32_t nl)
+{
+    if (nl <= B->plg_rows)
+        return B->plg != NULL;
+    if (B->plg)
+        cudaFreeHost(B->plg);
+    B->plg = NULL;
+    B->plg_rows = 0;
+    if (cudaMallocHost((void **)&B->plg, (size_t)nl * B->n_vocab * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        B->plg = NULL;
+        return false;
+    }
+    B->plg_rows = nl;
+    return true;
+}
+
 static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
 {
     cu_backend *B = ctx;
-    uint32_t t = 0, no = 0;
+    uint32_t t = 0, no = 0, nl = 0;
+    for (uint32_t j = 0; j < n; j++)
+        nl += seqs[j].logits != NULL;
+    bool pinned = nl > 0 && pinned_rows(B, nl);
+    uint32_t r = 0; /* page-locked rows handed out */
     for (uint32_t j = 0; j < n; j++) {
         const rl_fwd_seq *f = &seqs[j];
         if (f->n_tok == 0 || t + f->n_tok > B->cap)
@@ -237,7 +264,8 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
         }
         if (f->logits || f->argmax) {
             B->oidx[no] = (int32_t)t - 1;
-            B->lg[no] = f->logits;
+            /* the rows side by side in page-locked memory, in output order (copied in runs) */
+            B->lg[no] = f->logits && pinned ? B->plg + (size_t)(r++) * B->n_vocab : f->logits;
             /* zero copy: a greedy token goes from the GPU into the client's cell */
             B->odev[no] = f->argmax && f->tok_dst ? rl_cu_host_dev_ptr(B->hm, f->tok_dst, sizeof(int32_t)) : 0;
             B->oseq[no++] = j;
@@ -255,6 +283,8 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
         seqs[j].kv->n_pos += seqs[j].n_tok;
     for (uint32_t i = 0; i < no; i++) {
         rl_fwd_seq *f = &seqs[B->oseq[i]];
+        if (f->logits)
+            f->logits = B->lg[i]; /* where the row is (rl_fwd_seq: valid until the next forward) */
         if (f->argmax)
             *f->argmax = B->otok[i];
         if (B->hm && B->odev[i])
@@ -293,6 +323,8 @@ static void be_unmap_region(void *ctx, void *base)
 static void be_close(void *ctx)
 {
     cu_backend *B = ctx;
+    if (B->plg)
+        cudaFreeHost(B->plg);
     rl_cu_hostmap_free(B->hm); /* unpins what the daemon left registered */
     rl_cu_model_free(B->g);
     free(B->tok);

@@ -69,7 +69,9 @@ typedef struct rl_fwd_seq {
     rl_kv_seq *kv;
     const int32_t *tokens;
     uint32_t n_tok;       /* >= 1 */
-    float *logits;        /* NULL, or n_vocab floats: logits after the last token */
+    float *logits;        /* NULL, or n_vocab floats: logits after the last token (a device
+                           * backend may point it at its own host memory holding them,
+                           * valid until its next forward) */
     int32_t *argmax;      /* NULL, or (device backends, rl_llm_backend) where the greedy
                            * token after the last token goes; logits may then be NULL */
     int32_t *tok_dst;     /* with argmax, device backends: NULL, or a host address in a

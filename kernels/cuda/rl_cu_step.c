@@ -292,6 +292,32 @@ static int check_batch(const rl_cu_model *m, const rl_cu_batch *b)
     return 0;
 }
 
+/* Logits of outputs o0..o0+k-1 to the host (those with a destination): the
+ * device row of output o0 + i is out_idx[o0 + i] (small path) or i (large
+ * path, rows gathered); a run whose device rows and destinations both
+ * follow each other goes as one copy. */
+static int logits_out(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool small)
+{
+    const size_t V = m->c.n_vocab;
+    for (int i = 0; i < k && b->logits;) {
+        float *dst = b->logits[o0 + i];
+        if (!dst) {
+            i++;
+            continue;
+        }
+        int64_t src = small ? b->out_idx[o0 + i] : i;
+        int n = 1;
+        while (i + n < k && b->logits[o0 + i + n] == dst + (size_t)n * V &&
+               (small ? b->out_idx[o0 + i + n] : i + n) == src + n)
+            n++;
+        RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(dst, m->logits.f + (size_t)src * V, (size_t)n * V * 4,
+                                              cudaMemcpyDeviceToHost, m->s),
+                              "logits out"));
+        i += n;
+    }
+    return 0;
+}
+
 /* Stage ids (padded to n_pad tokens: row -1) and block tables, one copy each. */
 static int upload(rl_cu_model *m, const rl_cu_batch *b, int n_pad)
 {
@@ -342,7 +368,6 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
 {
     RL_CU_TRY(check_batch(m, b));
     cudaStream_t s = m->s;
-    size_t V = m->c.n_vocab;
     int bi = bucket_of(m, b->n_tok);
     RL_CU_TRY(upload(m, b, bi >= 0 ? rl_cu_buckets[bi] : b->n_tok));
     bool dst = false;
@@ -354,11 +379,7 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)rl_cu_buckets[bi] * 4,
                                               cudaMemcpyDeviceToHost, s),
                               "tokens out"));
-        for (int i = 0; i < b->n_out && b->logits; i++)
-            if (b->logits[i])
-                RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(b->logits[i], m->logits.f + (size_t)b->out_idx[i] * V, V * 4,
-                                                      cudaMemcpyDeviceToHost, s),
-                                      "logits out"));
+        RL_CU_TRY(logits_out(m, b, 0, b->n_out, true));
         RL_CU_TRY(rl_cu_check(cudaStreamSynchronize(s), "step"));
         for (int i = 0; i < b->n_out; i++)
             b->out_tok[i] = m->h_out[b->out_idx[i]];
@@ -377,11 +398,7 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
             RL_CU_TRY(rl_cu_scatter_tokens(m->d_out, m->d_dst + o0, k, s));
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)k * 4, cudaMemcpyDeviceToHost, s),
                               "tokens out"));
-        for (int i = 0; i < k && b->logits; i++)
-            if (b->logits[o0 + i])
-                RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(b->logits[o0 + i], m->logits.f + (size_t)i * V, V * 4,
-                                                      cudaMemcpyDeviceToHost, s),
-                                      "logits out"));
+        RL_CU_TRY(logits_out(m, b, o0, k, false));
         RL_CU_TRY(rl_cu_check(cudaStreamSynchronize(s), "step"));
         memcpy(b->out_tok + o0, m->h_out, (size_t)k * 4);
     }
