@@ -8,6 +8,8 @@ int rl_bench_transport_main(int argc, char **argv);
 int rl_bench_model_main(int argc, char **argv);
 /* ringlm-bench load --clients N ... (bench/rl_bench_load.c: many clients at once) */
 int rl_bench_load_main(int argc, char **argv);
+/* ringlm-bench sample ... (bench/rl_bench_sample.c: the host sampler alone) */
+int rl_bench_sample_main(int argc, char **argv);
 
 /* ringlm-bench cuda ... (bench/rl_bench_cuda.c: GPU model on random weights of a named shape) */
 int rl_bench_cuda_main(int argc, char **argv);
