@@ -64,9 +64,11 @@ int rl_sample_init(rl_sampler *s, const rl_sampling *p, uint32_t n_vocab)
 void rl_sample_free(rl_sampler *s)
 {
     free(s->cand);
+    free(s->tmp);
     free(s->seen);
     free(s->recent);
     s->cand = NULL;
+    s->tmp = NULL;
     s->seen = NULL;
     s->recent = NULL;
 }
@@ -155,6 +157,43 @@ static void heap_up(rl_sample_cand *h, uint32_t i)
     }
 }
 
+/* Sort c[0..n) best first under cand_cmp, stably by an order-preserving
+ * 32-bit key of the logit alone (LSD radix, 3 passes of 11 bits) from
+ * candidates in ascending id order, so equal logits keep ascending ids: the
+ * order qsort with cand_cmp gives, ~10x faster for a whole vocabulary. tmp
+ * holds n. -0 and +0 compare equal, so they share a key. */
+static uint32_t desc_key(float v)
+{
+    uint32_t u;
+    if (v == 0)
+        v = 0; /* -0 as +0 */
+    memcpy(&u, &v, sizeof u);
+    u = (u & 0x80000000u) ? ~u : u | 0x80000000u; /* ascending with v */
+    return ~u;                                    /* descending */
+}
+
+static void radix_sort_desc(rl_sample_cand *c, uint32_t n, rl_sample_cand *tmp)
+{
+    rl_sample_cand *src = c, *dst = tmp;
+    for (int shift = 0; shift < 33; shift += 11) {
+        uint32_t cnt[2048] = {0};
+        for (uint32_t i = 0; i < n; i++)
+            cnt[(desc_key(src[i].logit) >> shift) & 2047u]++;
+        for (uint32_t b = 0, sum = 0; b < 2048; b++) {
+            uint32_t t = cnt[b];
+            cnt[b] = sum;
+            sum += t;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            dst[cnt[(desc_key(src[i].logit) >> shift) & 2047u]++] = src[i];
+        rl_sample_cand *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != c) /* three passes: the result is in tmp */
+        memcpy(c, src, sizeof(*c) * n);
+}
+
 /* The candidates: every token whose logit is within 40 / inv_t of mx (or NaN,
  * as -inf), best first under cand_cmp, at most k of them (0: all). The k best
  * of a total order are one set in one order whether the whole list is sorted
@@ -179,7 +218,10 @@ static uint32_t candidates(rl_sampler *s, const float *logits, float mx, float i
             heap_down(c, nc, 0);
         }
     }
-    qsort(c, nc, sizeof(*c), cand_cmp);
+    if (k == 0 && nc > 64 && (s->tmp || (s->tmp = malloc(sizeof(*s->tmp) * s->n_vocab))))
+        radix_sort_desc(c, nc, s->tmp); /* (in id order until here: the ties' order) */
+    else
+        qsort(c, nc, sizeof(*c), cand_cmp);
     return nc;
 }
 

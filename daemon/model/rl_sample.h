@@ -25,6 +25,7 @@ typedef struct rl_sampler {
     uint32_t n_recent, head;
     uint8_t *seen;            /* n_vocab bits, scratch for the penalty */
     rl_sample_cand *cand;     /* n_vocab scratch */
+    rl_sample_cand *tmp;      /* n_vocab scratch of the full sort (top_k off), allocated on first use */
 } rl_sampler;
 
 /* Returns 0 or -ENOMEM. Out-of-range values are clamped to their "off" meaning. */

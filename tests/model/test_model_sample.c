@@ -147,7 +147,9 @@ END_TEST
  * every logit is finite), not by sorting the vocabulary: the tokens drawn
  * equal those of a sampler without top-k given only the k best logits (the
  * rest pushed out of reach), for the same seed, with ties (the lower id
- * first), -inf and NaN logits, and k from 2 to the vocabulary. */
+ * first), -0 beside +0, -inf and NaN logits, and k from 2 to the vocabulary.
+ * Without top-k the candidates are radix-sorted (more than 64 of them), with
+ * it the heap's k go through qsort: the two sorts checked against each other. */
 typedef struct ranked {
     float v;
     int32_t id;
@@ -181,6 +183,7 @@ START_TEST(top_k_by_heap_draws_as_the_k_best_alone)
                 st = st * 6364136223846793005ull + 1442695040888963407ull;
                 l[i] = (float)((st >> 40) % 64) * 0.25f - 6.f; /* ties */
             }
+            l[(draw_i * 11 + 3) % V] = -0.0f; /* equal to +0: ordered by id like it */
             if (draw_i % 2) { /* non-finite logits: the two-pass path; else the one-pass one */
                 l[(draw_i * 7) % V] = -INFINITY;
                 l[(draw_i * 13 + 5) % V] = NAN;
@@ -204,6 +207,29 @@ START_TEST(top_k_by_heap_draws_as_the_k_best_alone)
 }
 END_TEST
 
+/* -0 and +0 are equal logits: the lower id comes first in both sorts (radix
+ * without top-k, qsort with it), so a top-p that keeps one candidate keeps
+ * token 100 (-0), never 200 (+0). */
+START_TEST(minus_zero_ties_plus_zero_by_id_in_both_sorts)
+{
+    enum { V = 3000 };
+    float *l = malloc(V * sizeof(float));
+    for (int k = 0; k <= 40; k += 40)
+        for (uint64_t seed = 0; seed < 8; seed++) {
+            for (int i = 0; i < V; i++)
+                l[i] = -20.0f - (float)((i * 7919) % 900) / 100.0f; /* candidates, but far below */
+            l[100] = -0.0f;
+            l[200] = 0.0f;
+            rl_sampling p = {.temperature = 0.8f, .top_k = k, .top_p = 0.3f, .repeat_penalty = 1, .seed = seed};
+            rl_sampler s;
+            ck_assert_int_eq(rl_sample_init(&s, &p, V), 0);
+            ck_assert_int_eq(rl_sample_next(&s, l), 100);
+            rl_sample_free(&s);
+        }
+    free(l);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_sample");
@@ -216,6 +242,7 @@ int main(void)
     tcase_add_test(tc, repetition_penalty_moves_greedy_off_a_repeated_token);
     tcase_add_test(tc, absurd_values_are_clamped_not_crashing);
     tcase_add_test(tc, top_k_by_heap_draws_as_the_k_best_alone);
+    tcase_add_test(tc, minus_zero_ties_plus_zero_by_id_in_both_sorts);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
