@@ -127,3 +127,15 @@ if [ "$PART" = sample ]; then
     echo "clients $c ${a:-greedy}: $(BENCH_ARGS="$a" STEPS=512 CLIENTS=$c bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
   done; done
 fi
+#   closing  the final code: every CUDA test and the transformers check, the
+#            batch and model suites (sampled requests alone and batched on the
+#            CUDA engine), the 64-client 7B load greedy and sampled.
+if [ "$PART" = closing ]; then
+  bash $T/gpu-final.sh tests || exit 1
+  RL_SHARED_DIR=$PWD/.gpu/shared timeout 200 meson test -C $B --no-rebuild --suite batch --suite model --print-errorlogs >"$OUT/tests2.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests2.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests2.log" | head -10
+  for a in "" --sample; do
+    echo "clients 64 ${a:-greedy}: $(BENCH_ARGS="$a" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
+  done
+fi
