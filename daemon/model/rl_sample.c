@@ -157,6 +157,23 @@ static void heap_up(rl_sample_cand *h, uint32_t i)
     }
 }
 
+/* Offer x to the k best kept in the heap c[0..nc): taken while the heap has
+ * room, else in place of its root when x comes before it. Returns the new
+ * count. (Inline: the scan's hot loop; the rare insertions stay calls.) */
+static inline uint32_t heap_offer(rl_sample_cand *c, uint32_t nc, uint32_t k, rl_sample_cand x)
+{
+    if (nc < k) {
+        c[nc] = x;
+        heap_up(c, nc);
+        return nc + 1;
+    }
+    if (cand_before(&x, &c[0])) {
+        c[0] = x;
+        heap_down(c, nc, 0);
+    }
+    return nc;
+}
+
 /* Sort c[0..n) best first under cand_cmp, stably by an order-preserving
  * 32-bit key of the logit alone (LSD radix, 3 passes of 11 bits) from
  * candidates in ascending id order, so equal logits keep ascending ids: the
@@ -208,15 +225,10 @@ static uint32_t candidates(rl_sampler *s, const float *logits, float mx, float i
         if (!(z > -40.f || isnan(z)))
             continue;
         rl_sample_cand x = {isnan(z) ? -INFINITY : logits[i], (int32_t)i};
-        if (k == 0 || nc < k) {
-            c[nc] = x;
-            if (k)
-                heap_up(c, nc);
-            nc++;
-        } else if (cand_before(&x, &c[0])) {
-            c[0] = x;
-            heap_down(c, nc, 0);
-        }
+        if (k == 0)
+            c[nc++] = x;
+        else
+            nc = heap_offer(c, nc, k, x);
     }
     if (k == 0 && nc > 64 && (s->tmp || (s->tmp = malloc(sizeof(*s->tmp) * s->n_vocab))))
         radix_sort_desc(c, nc, s->tmp); /* (in id order until here: the ties' order) */
@@ -257,15 +269,7 @@ static int64_t top_k_one_pass(rl_sampler *s, const float *logits, float inv_t, u
         if (!isfinite(v))
             return -1;
         mx = v > mx ? v : mx;
-        rl_sample_cand x = {v, (int32_t)i};
-        if (nc < k) {
-            c[nc] = x;
-            heap_up(c, nc);
-            nc++;
-        } else if (cand_before(&x, &c[0])) {
-            c[0] = x;
-            heap_down(c, nc, 0);
-        }
+        nc = heap_offer(c, nc, k, (rl_sample_cand){v, (int32_t)i});
     }
     qsort(c, nc, sizeof(*c), cand_cmp);
     uint32_t keep = 0;
