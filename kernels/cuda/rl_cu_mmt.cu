@@ -366,6 +366,14 @@ struct plan {
     int wg, split;
 };
 
+/* Whether a launch of tiles x split CTAs reduces its K split by every rank
+ * (finish_dist): dist on, no multicast pairs, and the whole grid resident at
+ * once (one CTA per SM), since each rank waits for the others of its tile. */
+static bool shared_red(int64_t tiles, int split)
+{
+    return dist == 1 && mc == 1 && split > 1 && tiles * split <= rl_cu_sm_count();
+}
+
 /* The plan: warpgroups per CTA and K split with the least estimated time,
  * in units of a 4-warpgroup chunk (~2.6 us on the H100): waves of CTAs (one
  * per SM) times each CTA's chunks plus ~1.5 of pipeline fill, a chunk costing
@@ -390,8 +398,8 @@ static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
             if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
                 break;
             double waves = (double)((tiles * sp + slots - 1) / slots);
-            const bool shared_red = dist > 0 && mc == 1 && tiles * sp <= slots;
-            double red = sp == 1 ? 0.0 : shared_red ? 0.5 : sp * bm / 300.0;
+            const bool cheap_red = dist > 0 && mc == 1 && tiles * sp <= slots;
+            double red = sp == 1 ? 0.0 : cheap_red ? 0.5 : sp * bm / 300.0;
             double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + red;
             if (cost < best_cost) {
                 best_cost = cost;
@@ -498,15 +506,12 @@ static int launch_wg(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode
         cudaFuncSetAttribute(k_mmt<WG, GLU, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
         attr = true;
     }
-    /* the shared reduction waits for every rank of a tile: only where the
-     * whole grid is resident at once (one CTA per SM) */
-    const bool shared_red = dist == 1 && split > 1 && tiles * split <= rl_cu_sm_count();
     if (mc == 2)
         rl_launch_cluster(k_mmt<WG, GLU, 2>, (tiles + 1) / 2 * split, 2, dim3(C::THREADS), C::SMEM, s, tq, td, tx, m,
                           y, batch, mode, split, probe, false);
     else
         rl_launch_smem(k_mmt<WG, GLU, 1>, dim3((unsigned)(tiles * split)), dim3(C::THREADS), C::SMEM, s, tq, td, tx,
-                       m, y, batch, mode, split, probe, shared_red);
+                       m, y, batch, mode, split, probe, shared_red(tiles, split));
     return 0;
 }
 
@@ -549,7 +554,7 @@ extern "C" int rl_cu_mmt_plan(const rl_cu_mat *m, int mode, int *wg, int *split,
     const int64_t no = glu ? 32 * p.wg : 64 * p.wg, tiles = (n_out + no - 1) / no;
     *wg = p.wg;
     *split = p.split;
-    *shared = rl_mmt::dist == 1 && rl_mmt::mc == 1 && p.split > 1 && tiles * p.split <= rl_cu_sm_count();
+    *shared = rl_mmt::shared_red(tiles, p.split);
     return 0;
 }
 
