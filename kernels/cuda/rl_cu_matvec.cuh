@@ -358,53 +358,40 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
             if (lane + 32 * k < nu)
                 w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
     rl_pdl_wait();
-    if constexpr (DB) {
-        wunit<T> v[U][NR];
-        auto load = [&](wunit<T>(&buf)[U][NR], int64_t base) {
+    /* a round: this lane's U units of every row from unit base on */
+    auto load = [&](wunit<T>(&buf)[U][NR], int64_t base) {
 #pragma unroll
-            for (int k = 0; k < U; k++)
+        for (int k = 0; k < U; k++)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                if (base + 32 * k < nu)
+                    buf[k][r] = wload<T>(m, rows[r], base + 32 * k);
+    };
+    auto dot = [&](const wunit<T>(&buf)[U][NR], int64_t base) {
+#pragma unroll
+        for (int k = 0; k < U; k++) {
+            if (base + 32 * k >= nu)
+                break;
+#pragma unroll
+            for (int b = 0; b < B; b++)
 #pragma unroll
                 for (int r = 0; r < NR; r++)
-                    if (base + 32 * k < nu)
-                        buf[k][r] = wload<T>(m, rows[r], base + 32 * k);
-        };
-        auto dot = [&](const wunit<T>(&buf)[U][NR], int64_t base) {
-#pragma unroll
-            for (int k = 0; k < U; k++) {
-                if (base + 32 * k >= nu)
-                    break;
-#pragma unroll
-                for (int b = 0; b < B; b++)
-#pragma unroll
-                    for (int r = 0; r < NR; r++)
-                        acc[r][b] += wdot<T>(buf[k][r], x, b, base + 32 * k);
-            }
-        };
+                    acc[r][b] += wdot<T>(buf[k][r], x, b, base + 32 * k);
+        }
+    };
+    if constexpr (DB) {
+        wunit<T> v[U][NR];
         for (int64_t u0 = lane; u0 < nu; u0 += 64 * U) {
             load(v, u0 + 32 * U);
             dot(w, u0);
             load(w, u0 + 64 * U);
             dot(v, u0 + 32 * U);
         }
-    } else
-    for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
-        if (u0 != lane) {
-#pragma unroll
-            for (int k = 0; k < U; k++)
-#pragma unroll
-                for (int r = 0; r < NR; r++)
-                    if (u0 + 32 * k < nu)
-                        w[k][r] = wload<T>(m, rows[r], u0 + 32 * k);
-        }
-#pragma unroll
-        for (int k = 0; k < U; k++) {
-            if (u0 + 32 * k >= nu)
-                break;
-#pragma unroll
-            for (int b = 0; b < B; b++)
-#pragma unroll
-                for (int r = 0; r < NR; r++)
-                    acc[r][b] += wdot<T>(w[k][r], x, b, u0 + 32 * k);
+    } else {
+        for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
+            if (u0 != lane) /* (the first round was loaded before the wait) */
+                load(w, u0);
+            dot(w, u0);
         }
     }
 
