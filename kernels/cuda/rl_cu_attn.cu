@@ -558,16 +558,23 @@ static int rl_cu_attn_kernel(void)
     return env;
 }
 
+/* A measurement switch: name set to "0" or "1" forces off or on, else dflt
+ * (read once per cache, which starts at -1). */
+static bool env_switch(const char *name, bool dflt, int *cache)
+{
+    if (*cache < 0) {
+        const char *e = getenv(name);
+        *cache = e && (e[0] == '0' || e[0] == '1') ? e[0] == '1' : dflt;
+    }
+    return *cache;
+}
+
 /* RL_CU_ATTN_BAR2=1: the warp kernel's second barrier per chunk again
  * (measurements; the chunk's shared sets alternate without it). */
 static bool attn_bar2(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_ATTN_BAR2");
-        on = e && e[0] == '1';
-    }
-    return on;
+    return env_switch("RL_CU_ATTN_BAR2", false, &on);
 }
 
 /* The warp kernel's in-block merge for one block per head (default on;
@@ -575,11 +582,7 @@ static bool attn_bar2(void)
 static bool attn_direct(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_ATTN_DIRECT");
-        on = !(e && e[0] == '0');
-    }
-    return on;
+    return env_switch("RL_CU_ATTN_DIRECT", true, &on);
 }
 
 template <class KV>
