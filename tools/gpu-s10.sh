@@ -139,3 +139,21 @@ if [ "$PART" = closing ]; then
     echo "clients 64 ${a:-greedy}: $(BENCH_ARGS="$a" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
   done
 fi
+#   review   after the closing review's refactors (the matvec's shared round
+#            lambdas, rl_cu_mmt's shared_red, the attention's env switches):
+#            the kernel tests that cover them, single-stream and batch-64 steps.
+if [ "$PART" = review ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared CK_FORK=no
+  for t in test_cu_kernels test_cu_mmq test_cu_paged test_cu_kvq8 test_cu_model; do
+    timeout 300 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -E '^[0-9]+%' "$OUT/$t.log")"
+    grep -E ":F:|:E:" "$OUT/$t.log" | head -5
+  done
+  for sh in tinyllama-1.1b llama2-7b; do
+    echo "$sh q4_0 b1 $(timeout 100 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
+  done
+  echo "7B q8_0 b1 $(timeout 100 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 128 --json 2>/dev/null | gen)"
+  for kv in q8_0 f16; do
+    echo "7B b64 kv $kv $(timeout 150 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $kv --json 2>/dev/null | gen)"
+  done
+fi
