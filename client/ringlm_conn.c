@@ -160,14 +160,21 @@ int ringlm_connect(const char *path, const ringlm_opts *opts, ringlm_conn **out)
         goto fail;
     }
     rl_wire_hello h = {.magic = RL_WIRE_MAGIC, .version = RL_WIRE_VERSION};
-    if (send(c->sock, &h, sizeof h, MSG_NOSIGNAL) != (ssize_t)sizeof h) {
-        rc = ringlm_fail(-errno ? -errno : -EIO, "send hello: %s", strerror(errno));
-        goto fail;
-    }
     rl_wire_welcome w;
-    rc = recv_welcome(c->sock, &w, fds, timeout);
-    if (rc < 0)
-        goto fail;
+    if (send(c->sock, &h, sizeof h, MSG_NOSIGNAL) != (ssize_t)sizeof h) {
+        int e = errno ? errno : EIO;
+        /* A daemon that refuses (too many clients) answers and closes at once,
+         * perhaps before the hello was written: its answer is still queued. */
+        if (!((e == EPIPE || e == ECONNRESET) && recv_welcome(c->sock, &w, fds, 0) == 0 &&
+              w.status != 0)) {
+            rc = ringlm_fail(-e, "send hello: %s", strerror(e));
+            goto fail;
+        }
+    } else {
+        rc = recv_welcome(c->sock, &w, fds, timeout);
+        if (rc < 0)
+            goto fail;
+    }
     if (w.status != 0) {
         w.message[sizeof w.message - 1] = 0;
         rc = ringlm_fail(w.status < 0 ? w.status : -EPROTO, "daemon refused: %s (%s)", w.message,

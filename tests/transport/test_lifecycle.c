@@ -4,6 +4,7 @@
 #include "tt_util.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "rl_log.h"
+#include "rl_wire.h"
 
 static void nap_ms(long ms)
 {
@@ -163,6 +165,52 @@ START_TEST(test_clients_beyond_the_limit_are_refused)
     ringlm_close(b);
     ringlm_close(c);
     tt_stop(&td);
+}
+END_TEST
+
+/* A refusing daemon answers and closes at once, perhaps before the client has
+ * written its hello: the client must still report the refusal, not EPIPE. */
+enum { REFUSALS = 300 };
+
+static void *refuse_all(void *arg)
+{
+    int ls = *(int *)arg;
+    for (int i = 0; i < REFUSALS; i++) {
+        int s = accept(ls, NULL, NULL);
+        if (s < 0)
+            return NULL;
+        rl_wire_welcome w = {.magic = RL_WIRE_MAGIC, .version = RL_WIRE_VERSION,
+                             .status = -EUSERS};
+        snprintf(w.message, sizeof w.message, "too many clients");
+        if (send(s, &w, sizeof w, MSG_NOSIGNAL) != (ssize_t)sizeof w)
+            fprintf(stderr, "fake daemon: send: %s\n", strerror(errno));
+        close(s);
+    }
+    return NULL;
+}
+
+START_TEST(test_refusal_is_reported_even_when_it_beats_the_hello)
+{
+    char dir[] = "/tmp/ringlm-refuse-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s", dir);
+    int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(ls, 4), 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, refuse_all, &ls), 0);
+    for (int i = 0; i < REFUSALS; i++) {
+        ringlm_conn *c = NULL;
+        int rc = ringlm_connect(sa.sun_path, NULL, &c);
+        ck_assert_msg(rc == -EUSERS, "connect %d: %d (%s)", i, rc, ringlm_last_error());
+        ck_assert_ptr_nonnull(strstr(ringlm_last_error(), "too many clients"));
+        ck_assert_ptr_null(c);
+    }
+    pthread_join(th, NULL);
+    close(ls);
+    unlink(sa.sun_path);
+    rmdir(dir);
 }
 END_TEST
 
@@ -325,6 +373,7 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, test_idle_worker_is_not_stalled);
     tcase_add_test(tc, test_tick_hook_runs_on_the_loop);
     tcase_add_test(tc, test_clients_beyond_the_limit_are_refused);
+    tcase_add_test(tc, test_refusal_is_reported_even_when_it_beats_the_hello);
     tcase_add_test(tc, test_requests_beyond_the_per_client_limit_are_busy);
     tcase_add_test(tc, test_signals_reload_and_stop_gracefully);
     tcase_add_test(tc, test_closed_connections_leave_no_descriptors_behind);
