@@ -84,6 +84,8 @@ typedef struct rl_engine_stats {
     uint32_t kv_blocks_cached; /* held only by the prefix cache (reclaimable) */
     uint64_t kv_block_bytes;
     uint32_t kv_block_positions;
+    uint64_t sampled;        /* tokens drawn by a sampler (requests that are not greedy) */
+    uint64_t sampled_top_k;  /* of those, drawn from a device's k best logits instead of the row */
     uint32_t reserved_[7];
 } rl_engine_stats;
 

@@ -75,12 +75,12 @@ static int run_cpu(const rl_model *m, const int32_t *tok, int n, int n_decode, i
     }
     int n_pre = n - n_decode;
     if (n_pre > 0) {
-        rl_fwd_seq fs = {&seq, tok, (uint32_t)n_pre, logits, NULL, NULL};
+        rl_fwd_seq fs = {.kv = &seq, .tokens = tok, .n_tok = (uint32_t)n_pre, .logits = logits};
         if ((rc = rl_forward(f, &fs, 1)) < 0)
             goto fwd_fail;
     }
     for (int i = n_pre; i < n; i++) {
-        rl_fwd_seq fs = {&seq, tok + i, 1, logits, NULL, NULL};
+        rl_fwd_seq fs = {.kv = &seq, .tokens = tok + i, .n_tok = 1, .logits = logits};
         if ((rc = rl_forward(f, &fs, 1)) < 0)
             goto fwd_fail;
     }

@@ -6,6 +6,7 @@
 #include "rl_engine_cuda.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,19 @@ typedef struct cu_backend {
     const uint32_t **bt;
     uint32_t *bt_len;
     float **lg;
+    int32_t *tk;               /* out row -> top-k wanted (0: none) */
+    const rl_cu_cand **top;    /* out row -> its candidates after the step, or NULL */
     uint32_t *oseq;            /* out row -> fseq */
     uint64_t *odev;            /* out row -> device address of its zero-copy cell, or 0 */
     rl_cu_hostmap *hm;         /* client regions registered with CUDA (zero copy) */
     float *plg;                /* page-locked logits rows the device copies into (lazily grown), or NULL */
     uint32_t plg_rows, n_vocab;
 } cu_backend;
+
+_Static_assert(sizeof(rl_cu_cand) == sizeof(rl_logit_cand) &&
+                   offsetof(rl_cu_cand, logit) == offsetof(rl_logit_cand, logit) &&
+                   offsetof(rl_cu_cand, id) == offsetof(rl_logit_cand, id),
+               "candidates cross from the device to the sampler as they are");
 
 /* ---- upload ------------------------------------------------------------------ */
 static int set_rows(rl_cu_mat *dst, int64_t row0, const rl_weight *w, char *err, size_t errlen)
@@ -204,7 +212,9 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
     B->lg = malloc(sizeof(float *) * step_tokens);
     B->oseq = malloc(sizeof(uint32_t) * step_tokens);
     B->odev = malloc(sizeof(uint64_t) * step_tokens);
-    if (!B->tok || !B->bt || !B->bt_len || !B->lg || !B->oseq || !B->odev) {
+    B->tk = malloc(sizeof(int32_t) * step_tokens);
+    B->top = malloc(sizeof(*B->top) * step_tokens);
+    if (!B->tok || !B->bt || !B->bt_len || !B->lg || !B->oseq || !B->odev || !B->tk || !B->top) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -251,6 +261,7 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
         nl += seqs[j].logits != NULL;
     bool pinned = nl > 0 && pinned_rows(B, nl);
     uint32_t r = 0; /* page-locked rows handed out */
+    bool any_top = false;
     for (uint32_t j = 0; j < n; j++) {
         const rl_fwd_seq *f = &seqs[j];
         if (f->n_tok == 0 || t + f->n_tok > B->cap)
@@ -268,12 +279,16 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
             B->lg[no] = f->logits && pinned ? B->plg + (size_t)(r++) * B->n_vocab : f->logits;
             /* zero copy: a greedy token goes from the GPU into the client's cell */
             B->odev[no] = f->argmax && f->tok_dst ? rl_cu_host_dev_ptr(B->hm, f->tok_dst, sizeof(int32_t)) : 0;
+            /* a sampled row whose draw needs only its k best: those leave the device, not the row */
+            B->tk[no] = f->logits && f->top_k <= B->be.max_top_k && f->top_k <= B->n_vocab ? (int32_t)f->top_k : 0;
+            any_top |= B->tk[no] > 0;
             B->oseq[no++] = j;
         }
     }
     rl_cu_batch b = {.n_tok = (int)t, .tokens = B->tok, .pos = B->pos, .row = B->row, .n_rows = (int)n,
                      .bt = B->bt, .bt_len = B->bt_len, .n_out = (int)no, .out_idx = B->oidx, .out_tok = B->otok,
-                     .logits = B->lg, .tok_dev = B->hm ? B->odev : NULL};
+                     .logits = B->lg, .tok_dev = B->hm ? B->odev : NULL, .top_k = any_top ? B->tk : NULL,
+                     .top = B->top};
     int rc = rl_cu_model_forward(B->g, &b);
     if (rc) {
         fprintf(stderr, "cuda step failed: %s\n", rc == -EINVAL ? "invalid batch" : rl_cu_last_error());
@@ -283,7 +298,10 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
         seqs[j].kv->n_pos += seqs[j].n_tok;
     for (uint32_t i = 0; i < no; i++) {
         rl_fwd_seq *f = &seqs[B->oseq[i]];
-        if (f->logits)
+        f->top = NULL;
+        if (f->logits && any_top && B->tk[i] > 0 && B->top[i])
+            f->top = (const rl_logit_cand *)B->top[i]; /* rl_cu_cand's layout */
+        else if (f->logits)
             f->logits = B->lg[i]; /* where the row is (rl_fwd_seq: valid until the next forward) */
         if (f->argmax)
             *f->argmax = B->otok[i];
@@ -333,6 +351,8 @@ static void be_close(void *ctx)
     free(B->lg);
     free(B->oseq);
     free(B->odev);
+    free(B->tk);
+    free(B->top);
     free(B);
 }
 
@@ -366,7 +386,10 @@ int rl_engine_cuda_create_opts(const char *path, const rl_cuda_opts *o, rl_engin
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    /* RL_CU_TOPK=0 (measurement): sampled rows always leave the device whole */
+    const char *tk_env = getenv("RL_CU_TOPK");
     B->be = (rl_llm_backend){.name = "cuda", .ctx = B, .open = be_open, .forward = be_forward,
+                             .max_top_k = tk_env && !strcmp(tk_env, "0") ? 0 : RL_CU_TOPK_MAX,
                              .copy_block = be_copy_block, .block_bytes = be_block_bytes,
                              .map_region = be_map_region, .unmap_region = be_unmap_region, .close = be_close};
     B->kv_budget = lo.kv_budget_bytes;

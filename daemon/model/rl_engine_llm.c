@@ -104,7 +104,7 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
 
 /* Counters of the step just run (n_seqs 0: only the KV figures changed). The
  * idle count is kept by the pool as references change (no scan of the cache). */
-static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens)
+static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens, uint32_t n_sampled, uint32_t n_top)
 {
     rl_kv_stats ks;
     rl_kv_get_stats(L->kv, &ks);
@@ -120,6 +120,8 @@ static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens)
         if (n_seqs > st->max_batch)
             st->max_batch = n_seqs;
     }
+    st->sampled += n_sampled;
+    st->sampled_top_k += n_top;
     st->step_tokens = L->step_tokens;
     st->prefix_lookups = ps.lookups;
     st->prefix_hits = ps.hits;
@@ -150,7 +152,7 @@ static void llm_seq_free(rl_engine *e, rl_seq *s)
     rl_prefix_seq_fini(impl(e)->prefix, &s->ps); /* releases its KV blocks now */
     rl_sample_free(&s->smp);
     free(s);
-    publish_stats(impl(e), 0, 0);
+    publish_stats(impl(e), 0, 0, 0, 0);
 }
 
 /* ---- the step: gather, one forward, sample ---- */
@@ -184,7 +186,9 @@ static void sample_rows_fn(void *ctx, int ith, int nth)
     for (uint32_t i; (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
         uint32_t f = j->rows[i];
         rl_seq *s = j->items[j->L->fitem[f]].seq;
-        j->L->argtok[f] = rl_sample_next(&s->smp, j->L->fseqs[f].logits);
+        const rl_fwd_seq *fs = &j->L->fseqs[f];
+        j->L->argtok[f] = fs->top ? rl_sample_next_top(&s->smp, fs->top, fs->top_k)
+                                  : rl_sample_next(&s->smp, fs->logits);
     }
 }
 
@@ -274,7 +278,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             s->ps.in_step = true;
             /* logits when this completes the prompt of a sequence that has not sampled yet */
             bool want = decode || (s->next < 0 && need == s->ps.n_toks);
-            L->fseqs[nf] = (rl_fwd_seq){&s->kv, decode ? &s->next : s->ps.toks + s->kv.n_pos, take, NULL, NULL, NULL};
+            L->fseqs[nf] = (rl_fwd_seq){.kv = &s->kv, .tokens = decode ? &s->next : s->ps.toks + s->kv.n_pos, .n_tok = take};
             if (want)
                 n_logits++;
             L->fitem[nf++] = i;
@@ -284,7 +288,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     }
     }
     if (nf == 0) {
-        publish_stats(L, 0, 0); /* evictions or preemptions may have happened */
+        publish_stats(L, 0, 0, 0, 0); /* evictions or preemptions may have happened */
         return 0;
     }
     int rc = 0;
@@ -304,8 +308,11 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             L->fseqs[j].argmax = &L->argtok[j];
             L->fseqs[j].tok_dst = items[L->fitem[j]].tok_dst; /* the device may write it too */
         }
-        else
+        else {
             L->fseqs[j].logits = L->logits + (size_t)(r++) * L->m->hp.n_vocab;
+            /* the device may send the k best logits alone when they decide the draw */
+            L->fseqs[j].top_k = L->be ? rl_sample_top_only(&s->smp, L->be->max_top_k) : 0;
+        }
     }
     rc = L->be ? L->be->forward(L->be->ctx, L->fseqs, nf) : rl_forward(L->fwd, L->fseqs, nf);
     if (rc < 0)
@@ -330,12 +337,17 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         if (it->tok_dst && !(L->fseqs[j].argmax && L->fseqs[j].tok_dst == NULL))
             *it->tok_dst = tok;
     }
-    publish_stats(L, nf, n_tok);
+    uint32_t n_sampled = 0, n_top = 0;
+    for (uint32_t j = 0; j < nf; j++) {
+        n_sampled += L->fseqs[j].logits && !items[L->fitem[j]].seq->greedy;
+        n_top += L->fseqs[j].logits && L->fseqs[j].top;
+    }
+    publish_stats(L, nf, n_tok, n_sampled, n_top);
     return 0;
 fail_all:
     for (uint32_t j = 0; j < nf; j++)
         items[L->fitem[j]].seq->ps.in_step = false;
-    publish_stats(L, 0, 0);
+    publish_stats(L, 0, 0, 0, 0);
     for (uint32_t i = 0; i < n; i++)
         items[i].status = rc;
     return rc;
@@ -540,7 +552,7 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
         rc = -ENOMEM;
         goto bad;
     }
-    publish_stats(L, 0, 0); /* pool figures from the start */
+    publish_stats(L, 0, 0, 0, 0); /* pool figures from the start */
     if (!L->be) /* a backend read every weight while uploading */
         prefault(L->m, &o);
     if (o.progress)

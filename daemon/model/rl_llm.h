@@ -32,8 +32,10 @@ typedef struct rl_llm_backend {
      * the device's memory); out: the count allocated. */
     int (*open)(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_tokens, uint32_t *n_blocks, char *err,
                 size_t errlen);
-    /* As rl_forward (advances each kv->n_pos); fills *argmax where asked. */
+    /* As rl_forward (advances each kv->n_pos); fills *argmax where asked, and
+     * may answer a top_k request with candidates (rl_fwd_seq.top). */
     int (*forward)(void *ctx, rl_fwd_seq *seqs, uint32_t n_seqs);
+    uint32_t max_top_k; /* the largest rl_fwd_seq.top_k forward answers with candidates (0: none) */
     /* Copy-on-write of a shared KV block. */
     int (*copy_block)(void *ctx, uint32_t dst, uint32_t src);
     /* Device bytes of the KV pool per block. */

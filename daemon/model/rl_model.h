@@ -63,6 +63,12 @@ typedef struct rl_kv rl_kv;
 typedef struct rl_kv_seq rl_kv_seq;
 typedef struct rl_fwd rl_fwd;
 
+/* A token and its logit (top-k candidates). */
+typedef struct rl_logit_cand {
+    float logit;
+    int32_t id;
+} rl_logit_cand;
+
 /* One sequence's part of a forward batch: n_tok tokens at positions
  * kv->n_pos, kv->n_pos + 1, ... (KV room must already be reserved). */
 typedef struct rl_fwd_seq {
@@ -77,6 +83,11 @@ typedef struct rl_fwd_seq {
     int32_t *tok_dst;     /* with argmax, device backends: NULL, or a host address in a
                            * mapped client region (rl_step_item.tok_dst) that should get the
                            * token too; the backend sets it to NULL when its device wrote it */
+    uint32_t top_k;       /* with logits, device backends: > 0 lets the backend hand back only
+                           * the top_k best logits in top instead of the row (rl_sample order:
+                           * logit descending, ties by lower id) when they are all finite */
+    const rl_logit_cand *top; /* out: NULL (the row is in logits), or those candidates, best
+                               * first (the backend's memory, valid until its next forward) */
 } rl_fwd_seq;
 
 /* Scratch for batches of up to max_tokens tokens. */

@@ -296,6 +296,26 @@ int32_t rl_sample_next(rl_sampler *s, float *logits)
     return sample_two_pass(s, logits, inv_t);
 }
 
+uint32_t rl_sample_top_only(const rl_sampler *s, uint32_t max_k)
+{
+    if (s->p.temperature <= 0 || s->p.top_k <= 1 || (uint32_t)s->p.top_k > max_k ||
+        !isfinite(1.f / s->p.temperature) || (s->recent && s->n_recent))
+        return 0;
+    return (uint32_t)s->p.top_k;
+}
+
+int32_t rl_sample_next_top(rl_sampler *s, const rl_sample_cand *c, uint32_t k)
+{
+    /* top_k_one_pass's result for a finite row: the k best (one set in one
+     * order under cand_cmp), then the threshold against the best */
+    float inv_t = 1.f / s->p.temperature;
+    uint32_t keep = 0;
+    while (keep < k && (c[keep].logit - c[0].logit) * inv_t > -40.f)
+        keep++;
+    memcpy(s->cand, c, sizeof(*c) * keep);
+    return draw(s, keep, inv_t);
+}
+
 /* Softmax at the temperature over the nc sorted candidates, min-p, top-p,
  * and the draw from the sequence's RNG. */
 static int32_t draw(rl_sampler *s, uint32_t nc, float inv_t)

@@ -11,11 +11,9 @@
 #include <stdint.h>
 
 #include "rl_engine.h"
+#include "rl_model.h"
 
-typedef struct rl_sample_cand {
-    float logit;   /* then probability */
-    int32_t id;
-} rl_sample_cand;
+typedef rl_logit_cand rl_sample_cand; /* logit, then probability */
 
 typedef struct rl_sampler {
     rl_sampling p;
@@ -35,5 +33,13 @@ void rl_sample_free(rl_sampler *s);
 void rl_sample_accept(rl_sampler *s, int32_t tok);
 /* Choose the next token from logits (n_vocab values, modified in place). */
 int32_t rl_sample_next(rl_sampler *s, float *logits);
+/* k > 0 when the next draw can be made from the row's k best logits alone
+ * (temperature > 0, 1 < top_k = k <= max_k, no repetition penalty pending), so
+ * a device may send those instead of the row; else 0. */
+uint32_t rl_sample_top_only(const rl_sampler *s, uint32_t max_k);
+/* The next token from c, the k = rl_sample_top_only() best logits of a row
+ * whose logits are all finite, best first (logit descending, ties by lower
+ * id): the token rl_sample_next gives for the whole row. */
+int32_t rl_sample_next_top(rl_sampler *s, const rl_sample_cand *c, uint32_t k);
 
 #endif

@@ -129,7 +129,8 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
                   act_bytes(c.n_ff, rows, true) + (uint64_t)rows * (qkvd + qd + 2 * (int64_t)c.n_ff) * 4 +
                   act_bytes(c.n_vocab, c.max_batch, false) + (uint64_t)c.max_batch * c.n_embd * 4 + attn_scr +
                   (uint64_t)rows * 16 + (uint64_t)rows * bt_stride * 4 + (uint64_t)c.max_batch * 4 +
-                  (uint64_t)rows * xh_n * 2 + (uint64_t)maxw * 2 * 3; /* scratch + 2 GEMM staging buffers */
+                  (uint64_t)rows * xh_n * 2 + (uint64_t)rows * 8 + rl_cu_topk_dev_bytes(rows, c.max_batch) +
+                  (uint64_t)maxw * 2 * 3; /* scratch + 2 GEMM staging buffers */
     size_t free_b = 0, total_b = 0;
     if (rl_cu_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) {
         snprintf(err, errlen, "cuda: %s", rl_cu_last_error());
@@ -220,6 +221,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = dalloc((void **)&m->d_bt, (size_t)rows * bt_stride * 4, "block tables")) ||
         (rc = dalloc((void **)&m->d_out, (size_t)c.max_batch * 4, "ids")) ||
         (rc = dalloc((void **)&m->d_dst, (size_t)rows * 8, "token addresses")) ||
+        (rc = dalloc((void **)&m->d_topk, rl_cu_topk_dev_bytes(rows, c.max_batch), "top-k")) ||
         (rc = dalloc(&m->kv.pool, kvb, "KV cache")) ||
         (rc = dalloc(&m->xh, (size_t)rows * xh_n * 2, "fp16 activations")) ||
         (c.w16 != RL_CU_W16_ON && (rc = dalloc(&m->wscratch, (size_t)maxw * 2, "fp16 weight scratch"))))
@@ -274,6 +276,8 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->d_bt);
     cudaFree(m->d_out);
     cudaFree(m->d_dst);
+    cudaFree(m->d_topk);
+    cudaFreeHost(m->h_topk);
     cudaFreeHost(m->h_dst);
     cudaFree(m->xh);
     cudaFreeHost(m->h_in);

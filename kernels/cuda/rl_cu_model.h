@@ -122,8 +122,13 @@ int rl_cu_model_copy_block(rl_cu_model *m, uint32_t dst, uint32_t src);
  * For each i < n_out: out_tok[i] = greedy token after token out_idx[i], and
  * when logits && logits[i] its n_vocab logits go to logits[i]; when tok_dev
  * && tok_dev[i], the GPU also stores the token at that device address (mapped
- * client memory, zero copy) before the call returns. Synchronous.
- * -EINVAL for bad ids, positions, rows or block ids (nothing runs then). */
+ * client memory, zero copy) before the call returns. When top_k && top_k[i]
+ * > 0 (<= RL_CU_TOPK_MAX; logits[i] must be set), only that many best logits
+ * leave the device (rl_cu_topk's order): top[i] points at them (page-locked
+ * memory of the model, valid until its next forward), and logits[i] is not
+ * written; a row holding NaN or an infinity goes to logits[i] instead, with
+ * top[i] NULL. Synchronous.
+ * -EINVAL for bad ids, positions, rows, block ids or k (nothing runs then). */
 typedef struct rl_cu_batch {
     int n_tok;
     const int32_t *tokens, *pos, *row;
@@ -135,6 +140,8 @@ typedef struct rl_cu_batch {
     int32_t *out_tok;
     float *const *logits;
     const uint64_t *tok_dev;
+    const int32_t *top_k;
+    const rl_cu_cand **top;
 } rl_cu_batch;
 int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b);
 /* Capture every bucket's graph and load cuBLAS's kernels now (after the

@@ -33,6 +33,11 @@ struct rl_cu_model {
     int32_t *h_in;            /* pinned staging: d_in's layout, then the block tables */
     int32_t *h_out;           /* pinned [max_batch] */
     uint64_t *d_dst, *h_dst;  /* zero copy: device addresses for the tokens [max_rows], and staging */
+    int32_t *d_topk;          /* per output: top-k wanted [max_rows], found ok [max_batch], then
+                                 candidates [max_batch][RL_CU_TOPK_MAX] (rl_cu_cand) */
+    int32_t *h_topk;          /* pinned, grown on demand (h_topk_bytes): per output k | ok, then the
+                                 candidates, n_out x the step's largest k */
+    size_t h_topk_bytes;
     void *xh, *wscratch;      /* GEMM path: fp16 activations and dequantized weight */
     cudaStream_t s;
     rl_cu_blas *blas;
@@ -50,6 +55,21 @@ struct rl_cu_model {
     float *inv_freq;          /* n_rot/2, or NULL (computed from rope_base) */
     uint64_t weight_bytes, kv_bytes, scratch_bytes;
 };
+
+/* d_topk's layout: k per output [rows], ok per output [max_batch], candidates
+ * (8-byte aligned) [max_batch][RL_CU_TOPK_MAX]. */
+static inline size_t rl_cu_topk_ok_off(uint32_t rows)
+{
+    return rows;
+}
+static inline size_t rl_cu_topk_cand_off(uint32_t rows, uint32_t max_batch) /* int32 units */
+{
+    return (rows + max_batch + 1) & ~(size_t)1;
+}
+static inline size_t rl_cu_topk_dev_bytes(uint32_t rows, uint32_t max_batch)
+{
+    return rl_cu_topk_cand_off(rows, max_batch) * 4 + (size_t)max_batch * RL_CU_TOPK_MAX * sizeof(rl_cu_cand);
+}
 
 #define RL_CU_TRY(x)           \
     do {                       \

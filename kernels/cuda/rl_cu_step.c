@@ -289,6 +289,10 @@ static int check_batch(const rl_cu_model *m, const rl_cu_batch *b)
     for (int i = 0; i < b->n_out; i++)
         if (b->out_idx[i] < 0 || b->out_idx[i] >= b->n_tok)
             return -EINVAL;
+    for (int i = 0; b->top_k && i < b->n_out; i++)
+        if (b->top_k[i] < 0 || b->top_k[i] > RL_CU_TOPK_MAX || (uint32_t)b->top_k[i] > c->n_vocab ||
+            (b->top_k[i] > 0 && (!b->top || !b->logits || !b->logits[i])))
+            return -EINVAL;
     return 0;
 }
 
@@ -300,7 +304,7 @@ static int logits_out(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool 
 {
     const size_t V = m->c.n_vocab;
     for (int i = 0; i < k && b->logits;) {
-        float *dst = b->logits[o0 + i];
+        float *dst = b->top_k && b->top_k[o0 + i] > 0 ? NULL : b->logits[o0 + i];
         if (!dst) {
             i++;
             continue;
@@ -314,6 +318,75 @@ static int logits_out(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool 
                                               cudaMemcpyDeviceToHost, m->s),
                               "logits out"));
         i += n;
+    }
+    return 0;
+}
+
+/* ---- top-k: the k best logits leave the device instead of the row ----
+ * h_topk: k per output [n_out] | ok [n_out] | candidates [n_out][stride]. */
+static int32_t *topk_ok(rl_cu_model *m, int n_out)
+{
+    return m->h_topk + n_out;
+}
+
+static rl_cu_cand *topk_cand(rl_cu_model *m, int n_out)
+{
+    return (rl_cu_cand *)(m->h_topk + ((2 * (size_t)n_out + 1) & ~(size_t)1));
+}
+
+/* The step's largest k (0: none wants candidates); stages the k's and uploads them. */
+static int topk_stage(rl_cu_model *m, const rl_cu_batch *b, int *stride)
+{
+    *stride = 0;
+    for (int i = 0; b->top_k && i < b->n_out; i++)
+        *stride = b->top_k[i] > *stride ? b->top_k[i] : *stride;
+    if (*stride == 0)
+        return 0;
+    size_t bytes = ((2 * (size_t)b->n_out + 1) & ~(size_t)1) * 4 + (size_t)b->n_out * *stride * sizeof(rl_cu_cand);
+    if (bytes > m->h_topk_bytes) { /* the last forward synchronized: nothing in flight uses it */
+        cudaFreeHost(m->h_topk);
+        m->h_topk = NULL;
+        m->h_topk_bytes = 0;
+        RL_CU_TRY(rl_cu_check(cudaMallocHost((void **)&m->h_topk, bytes), "pinned top-k"));
+        m->h_topk_bytes = bytes;
+    }
+    memcpy(m->h_topk, b->top_k, (size_t)b->n_out * 4);
+    return rl_cu_check(cudaMemcpyAsync(m->d_topk, m->h_topk, (size_t)b->n_out * 4, cudaMemcpyHostToDevice, m->s),
+                       "top-k sizes");
+}
+
+/* Outputs o0..o0+k-1: their candidates, from device rows out_idx (small path)
+ * or 0..k-1 (large path), copied to h_topk. */
+static int topk_out(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool small, int stride)
+{
+    int32_t *d_ok = m->d_topk + rl_cu_topk_ok_off(m->max_rows);
+    rl_cu_cand *d_cand = (rl_cu_cand *)(m->d_topk + rl_cu_topk_cand_off(m->max_rows, m->max_batch));
+    RL_CU_TRY(rl_cu_topk(m->logits.f, m->c.n_vocab, small ? din(m, IN_OUT) + o0 : NULL, m->d_topk + o0, k, stride,
+                         d_cand, d_ok, m->s));
+    RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(topk_ok(m, b->n_out) + o0, d_ok, (size_t)k * 4, cudaMemcpyDeviceToHost,
+                                          m->s),
+                          "top-k flags"));
+    return rl_cu_check(cudaMemcpyAsync(topk_cand(m, b->n_out) + (size_t)o0 * stride, d_cand,
+                                       (size_t)k * stride * sizeof(rl_cu_cand), cudaMemcpyDeviceToHost, m->s),
+                       "top-k out");
+}
+
+/* After the step's sync: top[] points at each output's candidates; a row that
+ * was not all finite is copied whole instead (rare: synchronous). */
+static int topk_finish(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool small, int stride)
+{
+    const size_t V = m->c.n_vocab;
+    for (int i = o0; i < o0 + k; i++) {
+        if (b->top_k[i] <= 0)
+            continue;
+        b->top[i] = NULL;
+        if (topk_ok(m, b->n_out)[i]) {
+            b->top[i] = topk_cand(m, b->n_out) + (size_t)i * stride;
+            continue;
+        }
+        int64_t src = small ? b->out_idx[i] : i - o0;
+        RL_CU_TRY(rl_cu_check(cudaMemcpy(b->logits[i], m->logits.f + (size_t)src * V, V * 4, cudaMemcpyDeviceToHost),
+                              "logits out"));
     }
     return 0;
 }
@@ -370,6 +443,8 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
     cudaStream_t s = m->s;
     int bi = bucket_of(m, b->n_tok);
     RL_CU_TRY(upload(m, b, bi >= 0 ? rl_cu_buckets[bi] : b->n_tok));
+    int stride;
+    RL_CU_TRY(topk_stage(m, b, &stride));
     bool dst = false;
     if (bi >= 0) {
         RL_CU_TRY(stage_dst(m, b, rl_cu_buckets[bi], true, &dst));
@@ -379,11 +454,13 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)rl_cu_buckets[bi] * 4,
                                               cudaMemcpyDeviceToHost, s),
                               "tokens out"));
+        if (stride)
+            RL_CU_TRY(topk_out(m, b, 0, b->n_out, true, stride));
         RL_CU_TRY(logits_out(m, b, 0, b->n_out, true));
         RL_CU_TRY(rl_cu_check(cudaStreamSynchronize(s), "step"));
         for (int i = 0; i < b->n_out; i++)
             b->out_tok[i] = m->h_out[b->out_idx[i]];
-        return 0;
+        return stride ? topk_finish(m, b, 0, b->n_out, true, stride) : 0;
     }
     RL_CU_TRY(stage_dst(m, b, b->n_out, false, &dst));
     int rc = enqueue_large(m, b->n_tok);
@@ -398,9 +475,13 @@ int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b)
             RL_CU_TRY(rl_cu_scatter_tokens(m->d_out, m->d_dst + o0, k, s));
         RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->h_out, m->d_out, (size_t)k * 4, cudaMemcpyDeviceToHost, s),
                               "tokens out"));
+        if (stride)
+            RL_CU_TRY(topk_out(m, b, o0, k, false, stride));
         RL_CU_TRY(logits_out(m, b, o0, k, false));
         RL_CU_TRY(rl_cu_check(cudaStreamSynchronize(s), "step"));
         memcpy(b->out_tok + o0, m->h_out, (size_t)k * 4);
+        if (stride)
+            RL_CU_TRY(topk_finish(m, b, o0, k, false, stride));
     }
     if (b->n_out == 0)
         return rl_cu_check(cudaStreamSynchronize(s), "step");

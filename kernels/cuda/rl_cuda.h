@@ -338,6 +338,20 @@ int rl_cu_kv_copy_block(const rl_cu_kv *kv, uint32_t dst, uint32_t src, cudaStre
 int rl_cu_argmax(const float *d_logits, int64_t n_vocab, int batch, int32_t *d_out,
                  cudaStream_t s);
 
+/* A token and its logit. */
+typedef struct rl_cu_cand {
+    float logit;
+    int32_t id;
+} rl_cu_cand;
+#define RL_CU_TOPK_MAX 256
+/* The k best of each of n_out logits rows (rl_cu_topk.cu): output o reads row
+ * d_rows[o] of d_logits (o when d_rows is NULL) and wants d_k[o] candidates
+ * (0: none; at most stride <= RL_CU_TOPK_MAX); they go to d_cand[o * stride ...]
+ * best first, logit descending and ties by lower id (-0 equal to +0), and
+ * d_ok[o] = 1; a row holding NaN or an infinity gets d_ok[o] = 0 instead. */
+int rl_cu_topk(const float *d_logits, int64_t n_vocab, const int32_t *d_rows, const int32_t *d_k, int n_out,
+               int stride, rl_cu_cand *d_cand, int32_t *d_ok, cudaStream_t s);
+
 /* ---- zero copy: client regions mapped into the device (rl_cu_host.cu) ----
  * A hostmap holds host ranges registered with cudaHostRegister (mapped,
  * portable) and their device addresses. Not thread-safe: one owner thread (the

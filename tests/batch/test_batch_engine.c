@@ -273,6 +273,51 @@ START_TEST(sampled_requests_draw_the_same_alone_and_batched)
 }
 END_TEST
 
+#ifdef TB_CUDA
+/* The CUDA engine sends a sampled row's k best logits instead of the row:
+ * the tokens are those the whole rows give (RL_CU_TOPK=0), batched, for k
+ * 40 and 256 and beside a request the device cannot serve so (penalty). */
+START_TEST(device_top_k_draws_as_the_whole_row)
+{
+    int32_t prompts[4][9];
+    rl_seq_desc d[4];
+    static const int32_t ks[4] = {40, 256, 40, 7};
+    for (int i = 0; i < 4; i++) {
+        fill(prompts[i], 9, (uint32_t)i + 70);
+        d[i] = (rl_seq_desc){.prompt = prompts[i], .n_prompt = 9, .max_tokens = 12,
+                             .sampling = {.temperature = 1.5f, .top_k = ks[i], .top_p = 0.98f, .min_p = 0.01f,
+                                          .repeat_penalty = i == 2 ? 1.2f : 1, .repeat_last_n = 16,
+                                          .seed = 31u + (uint64_t)i}};
+    }
+    int32_t got[2][4][12];
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 0)
+            setenv("RL_CU_TOPK", "0", 1);
+        rl_engine *e = tb_engine(64, 0, 0);
+        unsetenv("RL_CU_TOPK");
+        rl_seq *all[4];
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(e->ops->seq_new(e, &d[i], &all[i]), 0);
+        run_sampled(e, all, 4, 12, got[mode]);
+        rl_engine_stats st;
+        e->ops->get_stats(e, &st);
+        ck_assert_uint_ge(st.sampled, 4 * 12);
+        if (mode == 0)
+            ck_assert_uint_eq(st.sampled_top_k, 0);
+        else /* all but the penalized request's draws after its first */
+            ck_assert_uint_ge(st.sampled_top_k, 3 * 12);
+        for (int i = 0; i < 4; i++)
+            e->ops->seq_free(e, all[i]);
+        e->ops->destroy(e);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 12; k++)
+            ck_assert_msg(got[1][i][k] == got[0][i][k], "request %d token %d: top-k %d, whole row %d", i, k,
+                          got[1][i][k], got[0][i][k]);
+}
+END_TEST
+#endif
+
 START_TEST(stories_batched_with_shared_prefix_equals_solo)
 {
     /* the real model (F32 weights, F32 KV here): 6 requests sharing a
@@ -337,6 +382,9 @@ int main(void)
     tcase_add_test(tc, oversized_request_fails_alone);
     tcase_add_test(tc, freeing_a_sequence_returns_its_blocks_at_once);
     tcase_add_test(tc, sampled_requests_draw_the_same_alone_and_batched);
+#ifdef TB_CUDA
+    tcase_add_test(tc, device_top_k_draws_as_the_whole_row);
+#endif
     tcase_add_test(tc, stories_batched_with_shared_prefix_equals_solo);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

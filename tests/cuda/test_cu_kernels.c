@@ -375,6 +375,95 @@ START_TEST(argmax_picks_lowest_index_on_ties_and_skips_nan)
 }
 END_TEST
 
+typedef struct tk_ref {
+    float v;
+    int32_t id;
+} tk_ref;
+
+static int tk_ref_cmp(const void *a, const void *b)
+{
+    const tk_ref *x = a, *y = b;
+    if (x->v != y->v)
+        return x->v > y->v ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* rl_cu_topk against a sort on the host: the k best in the sampler's order
+ * (value descending, ties by lower id, -0 equal to +0), the values' bits
+ * kept; rows with NaN or inf flagged; rows read through an index or not. */
+START_TEST(topk_gives_the_k_best_in_the_samplers_order)
+{
+    uint64_t s = tcu_seed("topk");
+    enum { R = 8, STRIDE = RL_CU_TOPK_MAX };
+    static const int64_t ns[] = {1000, 32000, 100003};
+    static const int32_t ks[R] = {1, 2, 40, RL_CU_TOPK_MAX, 0, 255, 40, 3};
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        int64_t n = ns[ni];
+        float *l = malloc(sizeof(float) * n * R);
+        tk_ref *r = malloc(sizeof(tk_ref) * n);
+        for (int row = 0; row < R; row++) {
+            float *x = l + row * n;
+            for (int64_t i = 0; i < n; i++) {
+                float u = tcu_unif(&s);
+                switch (row % 4) {
+                case 0: x[i] = u * 8.0f; break;                               /* few ties */
+                case 1: x[i] = floorf(u * 32.0f) * 0.25f; break;              /* many ties at the cut */
+                case 2: x[i] = 3.0f; break;                                   /* all tied: the lowest ids */
+                default: x[i] = -1.0f - fabsf(u); break;                      /* zeros on top, below */
+                }
+            }
+            if (row % 4 == 3) {
+                x[n / 3] = -0.0f;
+                x[n / 7] = 0.0f;
+                x[n / 2] = -0.0f;
+            }
+        }
+        l[6 * n + n / 5] = NAN;      /* row 6: left to the host */
+        l[7 * n + n - 1] = INFINITY; /* row 7 too */
+        float *dl = tcu_up(l, sizeof(float) * n * R);
+        int32_t rows[R], k_h[R];
+        for (int o = 0; o < R; o++)
+            rows[o] = R - 1 - o; /* output o reads row R-1-o */
+        for (int pass = 0; pass < 2; pass++) {
+            /* pass 0: through rows[] (output o wants ks[R-1-o]); pass 1: output o is row o */
+            for (int o = 0; o < R; o++)
+                k_h[o] = ks[pass ? o : R - 1 - o];
+            int32_t *drows = tcu_up(rows, sizeof rows), *dk = tcu_up(k_h, sizeof k_h), *dok = tcu_dev(R * 4);
+            rl_cu_cand *dc = tcu_dev(sizeof(rl_cu_cand) * R * STRIDE);
+            CU_OK(rl_cu_topk(dl, n, pass ? NULL : drows, dk, R, STRIDE, dc, dok, 0));
+            rl_cu_cand *c = malloc(sizeof(rl_cu_cand) * R * STRIDE);
+            int32_t ok[R];
+            tcu_down(ok, dok, sizeof ok);
+            tcu_down(c, dc, sizeof(rl_cu_cand) * R * STRIDE);
+            for (int o = 0; o < R; o++) {
+                int row = pass ? o : rows[o], k = k_h[o];
+                if (k == 0)
+                    continue; /* nothing asked: nothing checked (the flag is not written) */
+                const float *x = l + (int64_t)row * n;
+                if (row >= 6) {
+                    ck_assert_msg(ok[o] == 0, "n %lld row %d: a non-finite row passed", (long long)n, row);
+                    continue;
+                }
+                ck_assert_msg(ok[o] == 1, "n %lld row %d: flagged", (long long)n, row);
+                for (int64_t i = 0; i < n; i++)
+                    r[i] = (tk_ref){x[i], (int32_t)i};
+                qsort(r, n, sizeof(tk_ref), tk_ref_cmp);
+                for (int j = 0; j < k; j++) {
+                    rl_cu_cand g = c[(size_t)o * STRIDE + j];
+                    ck_assert_msg(g.id == r[j].id, "n %lld row %d k %d: #%d is id %d (%g), want %d (%g)",
+                                  (long long)n, row, k, j, g.id, g.logit, r[j].id, r[j].v);
+                    ck_assert(memcmp(&g.logit, &x[g.id], 4) == 0); /* the value as it is (-0 too) */
+                }
+            }
+            free(c);
+            cudaFree(drows), cudaFree(dk), cudaFree(dok), cudaFree(dc);
+        }
+        cudaFree(dl);
+        free(l), free(r);
+    }
+}
+END_TEST
+
 START_TEST(gemm_matches_cpu)
 {
     rl_type t = all_types[_i];
@@ -477,6 +566,7 @@ int main(void)
     tcase_add_test(tc, attention_decode_same_result_for_any_split);
     tcase_add_test(tc, attention_warp_kernel_split_invariant_and_matches_block_kernel);
     tcase_add_test(tc, argmax_picks_lowest_index_on_ties_and_skips_nan);
+    tcase_add_test(tc, topk_gives_the_k_best_in_the_samplers_order);
     tcase_add_loop_test(tc, gemm_matches_cpu, 0, nt);
     tcase_add_loop_test(tc, get_rows_dequantizes_and_zeroes_bad_ids, 0, nt);
     tcase_add_loop_test(tc, fill_random_gives_finite_weights_of_sane_size, 0, nt);

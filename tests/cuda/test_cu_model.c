@@ -68,7 +68,7 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
     float *lc = malloc(V * 4), *lg = malloc(V * 4);
     rl_kv_seq seq = {0};
     ck_assert(rl_kv_reserve(kv, &seq, n + 1) == 0);
-    rl_fwd_seq fs = {&seq, prompt, (uint32_t)n, lc, NULL, NULL};
+    rl_fwd_seq fs = {.kv = &seq, .tokens = prompt, .n_tok = (uint32_t)n, .logits = lc};
     ck_assert(rl_forward(f, &fs, 1) == 0);
     int32_t tg;
     for (uint32_t i = 0; i < V; i++)
@@ -79,7 +79,7 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
     ck_assert_msg(e1 < 2e-2, "prefill logits rel err %g", e1);
     /* One decode step from the same token on both. */
     int32_t next = tg, pos = n, slot = 1, out;
-    fs = (rl_fwd_seq){&seq, &next, 1, lc, NULL, NULL};
+    fs = (rl_fwd_seq){.kv = &seq, .tokens = &next, .n_tok = 1, .logits = lc};
     ck_assert(rl_forward(f, &fs, 1) == 0);
     for (uint32_t i = 0; i < V; i++)
         lg[i] = NAN;

@@ -251,7 +251,7 @@ static float *cpu_logits(const char *path, const int32_t *toks, uint32_t n, rl_m
     rl_kv_seq seq = {0};
     ck_assert(rl_kv_reserve(kv, &seq, n) == 0);
     float *lg = malloc(sizeof(float) * m->hp.n_vocab);
-    rl_fwd_seq fs = {&seq, toks, n, lg, NULL, NULL};
+    rl_fwd_seq fs = {.kv = &seq, .tokens = toks, .n_tok = n, .logits = lg};
     ck_assert_int_eq(rl_forward(f, &fs, 1), 0);
     rl_kv_release(kv, &seq);
     rl_fwd_free(f);

@@ -36,13 +36,13 @@ static void run_greedy(rl_type t, bool together, int32_t out[NSEQ][NGEN], float 
         rl_fwd_seq fs[NSEQ];
         for (int s = 0; s < NSEQ; s++) {
             ck_assert_int_eq(rl_kv_reserve(r.kv, &kv[s], plen[s] + NGEN), 0);
-            fs[s] = (rl_fwd_seq){&kv[s], prompts[s], plen[s], lg + (size_t)s * V, NULL, NULL};
+            fs[s] = (rl_fwd_seq){.kv = &kv[s], .tokens = prompts[s], .n_tok = plen[s], .logits = lg + (size_t)s * V};
         }
         ck_assert_int_eq(rl_forward(r.f, fs, NSEQ), 0);
         for (int g = 0; g < NGEN; g++) {
             for (int s = 0; s < NSEQ; s++) {
                 out[s][g] = next[s] = tm_argmax_f(lg + (size_t)s * V, V);
-                fs[s] = (rl_fwd_seq){&kv[s], &next[s], 1, lg + (size_t)s * V, NULL, NULL};
+                fs[s] = (rl_fwd_seq){.kv = &kv[s], .tokens = &next[s], .n_tok = 1, .logits = lg + (size_t)s * V};
             }
             ck_assert_int_eq(rl_forward(r.f, fs, NSEQ), 0);
         }

@@ -72,7 +72,7 @@ START_TEST(forward_past_reserved_room_is_enospc_not_a_crash)
     ck_assert_int_eq(tm_run_feed(&r, &s, toks, 1, NULL), -ENOSPC);
     ck_assert_uint_eq(s.n_pos, 32);
     /* rl_forward itself refuses positions beyond the reserved blocks */
-    rl_fwd_seq fs = {&s, toks, 1, NULL, NULL, NULL};
+    rl_fwd_seq fs = {.kv = &s, .tokens = toks, .n_tok = 1, .logits = NULL};
     ck_assert_int_eq(rl_forward(r.f, &fs, 1), -ENOSPC);
     rl_kv_release(r.kv, &s);
     tm_run_close(&r);

@@ -230,6 +230,81 @@ START_TEST(minus_zero_ties_plus_zero_by_id_in_both_sorts)
 }
 END_TEST
 
+/* A device sends the k best logits of a finite row instead of the row: the
+ * draw from them is the draw from the row, for every k and filter, with ties
+ * and -0 among the candidates. */
+START_TEST(draw_from_the_k_best_equals_draw_from_the_row)
+{
+    enum { V = 3000 };
+    static const int32_t ks[] = {2, 3, 40, 256};
+    float *l = malloc(V * sizeof(float));
+    ranked *r = malloc(V * sizeof(ranked));
+    rl_sample_cand *c = malloc(V * sizeof(rl_sample_cand));
+    uint64_t st = 999;
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+        for (int f = 0; f < 3; f++) {
+            rl_sampling p = {.temperature = f == 2 ? 0.05f : 1.1f, .top_k = ks[ki], .top_p = f == 1 ? 0.9f : 1,
+                             .min_p = f == 1 ? 0.05f : 0, .repeat_penalty = 1, .seed = 5 + ki + 10 * (uint64_t)f};
+            rl_sampler a, b;
+            ck_assert_int_eq(rl_sample_init(&a, &p, V), 0);
+            ck_assert_int_eq(rl_sample_init(&b, &p, V), 0);
+            ck_assert_uint_eq(rl_sample_top_only(&b, 256), (uint32_t)ks[ki]);
+            int differ = 0;
+            int32_t first = -1;
+            for (int d = 0; d < 80; d++) {
+                for (int i = 0; i < V; i++) {
+                    st = st * 6364136223846793005ull + 1442695040888963407ull;
+                    l[i] = (float)((st >> 40) % 256) * 0.05f - 6.f; /* ties */
+                }
+                l[(d * 11 + 3) % V] = -0.0f;
+                l[(d * 17 + 1) % V] = 0.0f;
+                for (int i = 0; i < V; i++)
+                    r[i] = (ranked){l[i], i};
+                qsort(r, V, sizeof(ranked), ranked_cmp);
+                for (int i = 0; i < ks[ki]; i++)
+                    c[i] = (rl_sample_cand){l[r[i].id], r[i].id}; /* the raw value: -0 stays -0 */
+                int32_t ta = rl_sample_next(&a, l), tb = rl_sample_next_top(&b, c, (uint32_t)ks[ki]);
+                ck_assert_msg(ta == tb, "k %d filters %d draw %d: row %d, k best %d", ks[ki], f, d, ta, tb);
+                differ |= d > 0 && ta != first;
+                first = d == 0 ? ta : first;
+            }
+            ck_assert(differ); /* it sampled, not just took the best */
+            rl_sample_free(&a);
+            rl_sample_free(&b);
+        }
+    free(l), free(r), free(c);
+}
+END_TEST
+
+/* Only draws that the k best decide go through the device's candidates. */
+START_TEST(top_only_needs_sampling_top_k_and_no_pending_penalty)
+{
+    rl_sampling p = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .repeat_penalty = 1, .seed = 1};
+    rl_sampler s;
+    ck_assert_int_eq(rl_sample_init(&s, &p, NV), 0);
+    ck_assert_uint_eq(rl_sample_top_only(&s, 256), 40);
+    ck_assert_uint_eq(rl_sample_top_only(&s, 39), 0); /* more than the device gives */
+    rl_sample_free(&s);
+    rl_sampling q[] = {
+        {.temperature = 0, .top_k = 40, .repeat_penalty = 1},        /* greedy */
+        {.temperature = 0.8f, .top_k = 0, .repeat_penalty = 1},      /* no top-k */
+        {.temperature = 0.8f, .top_k = 1, .repeat_penalty = 1},      /* greedy */
+        {.temperature = 1e-39f, .top_k = 40, .repeat_penalty = 1},   /* 1 / t overflows */
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        ck_assert_int_eq(rl_sample_init(&s, &q[i], NV), 0);
+        ck_assert_uint_eq(rl_sample_top_only(&s, 256), 0);
+        rl_sample_free(&s);
+    }
+    rl_sampling pen = {.temperature = 0.8f, .top_k = 40, .repeat_penalty = 1.3f, .repeat_last_n = 8, .seed = 1};
+    ck_assert_int_eq(rl_sample_init(&s, &pen, NV), 0);
+    ck_assert_uint_eq(rl_sample_top_only(&s, 256), 40); /* nothing to penalize yet */
+    rl_sample_accept(&s, 7);
+    ck_assert_uint_eq(rl_sample_top_only(&s, 256), 0); /* the penalty changes the row first */
+    rl_sample_free(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_sample");
@@ -243,6 +318,8 @@ int main(void)
     tcase_add_test(tc, absurd_values_are_clamped_not_crashing);
     tcase_add_test(tc, top_k_by_heap_draws_as_the_k_best_alone);
     tcase_add_test(tc, minus_zero_ties_plus_zero_by_id_in_both_sorts);
+    tcase_add_test(tc, draw_from_the_k_best_equals_draw_from_the_row);
+    tcase_add_test(tc, top_only_needs_sampling_top_k_and_no_pending_penalty);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

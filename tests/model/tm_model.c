@@ -183,7 +183,7 @@ int tm_run_feed(tm_run *r, rl_kv_seq *s, const int32_t *toks, uint32_t n, float 
     int rc = rl_kv_reserve(r->kv, s, s->n_pos + n);
     if (rc < 0)
         return rc;
-    rl_fwd_seq fs = {s, toks, n, out, NULL, NULL};
+    rl_fwd_seq fs = {.kv = s, .tokens = toks, .n_tok = n, .logits = out};
     return rl_forward(r->f, &fs, 1);
 }
 
