@@ -53,6 +53,9 @@ typedef struct ringlm_params {
                             * become those tokens (default false: they stay text, so
                             * untrusted text cannot forge turns). Chat requests always
                             * use the model's own template markers. */
+    uint8_t logprobs;      /* 0 (default): none; 1..20: every generated token comes with its
+                            * log-probability and the `logprobs` most likely tokens'
+                            * (ringlm_event.logprobs); more is refused (-EINVAL) */
 } ringlm_params;
 
 typedef struct ringlm_chat_msg {
@@ -80,6 +83,14 @@ typedef struct ringlm_timings {
     double total_ms;            /* request received -> done */
 } ringlm_timings;
 
+/* A token and its natural-log probability under the model: the softmax of
+ * the logits, before repetition penalty, temperature and filters. NaN when
+ * the daemon's engine computes none. */
+typedef struct ringlm_logprob {
+    int32_t token;
+    float logprob;
+} ringlm_logprob;
+
 typedef struct ringlm_event {
     ringlm_req req;
     int type;               /* enum ringlm_event_type */
@@ -90,6 +101,12 @@ typedef struct ringlm_event {
     size_t n_tokens;
     int finish;             /* DONE: enum ringlm_finish */
     ringlm_timings timings; /* DONE */
+    /* TOKENS of a request with params.logprobs = n: n_tokens groups of 1 + n
+     * entries, in shared memory like tokens: the generated token's own, then
+     * the n most likely tokens at that position, best first (ties by lower
+     * id). NULL otherwise. Since ABI 1. */
+    const ringlm_logprob *logprobs;
+    size_t n_top_logprobs;  /* n */
     uint64_t priv_;         /* for ringlm_release */
 } ringlm_event;
 

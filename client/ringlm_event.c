@@ -3,12 +3,17 @@
 #include "ringlm_impl.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+
+_Static_assert(sizeof(ringlm_logprob) == sizeof(rl_wire_logprob) &&
+                   offsetof(ringlm_logprob, logprob) == offsetof(rl_wire_logprob, logprob),
+               "log-probabilities are read where the daemon wrote them");
 
 
 static uint64_t now_ns(void)
@@ -280,11 +285,17 @@ int ringlm_next(ringlm_conn *c, ringlm_req req, ringlm_event *ev, int timeout_ms
     ev->priv_ = seq;
     const char *p = (const char *)c->base + c->res_off + e.off;
     if (e.type == RL_WIRE_EV_TOKENS) {
-        size_t ids = (size_t)e.n_tokens * sizeof(int32_t);
+        size_t ids = (size_t)e.n_tokens * sizeof(int32_t), n_lp = e.flags & RL_WIRE_CQE_LOGPROBS_N;
+        if (e.flags & RL_WIRE_CQE_LOGPROBS)
+            ids += (size_t)e.n_tokens * (1 + n_lp) * sizeof(rl_wire_logprob);
         if (ids > e.len)
             return lost(c, -EPROTO, "malformed token completion");
         ev->tokens = (const int32_t *)p;
         ev->n_tokens = e.n_tokens;
+        if (e.flags & RL_WIRE_CQE_LOGPROBS) {
+            ev->logprobs = (const ringlm_logprob *)(p + (size_t)e.n_tokens * sizeof(int32_t));
+            ev->n_top_logprobs = n_lp;
+        }
         ev->text = p + ids;
         ev->text_len = e.len - ids;
     } else if (e.type == RL_WIRE_EV_ERROR) {

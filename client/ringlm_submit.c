@@ -140,6 +140,7 @@ static int submit(ringlm_conn *c, uint32_t kind, size_t prompt_len,
         .seed = params->seed,
         .priority = params->priority,
         .flags = params->parse_special ? RL_WIRE_REQ_PARSE_SPECIAL : 0,
+        .n_logprobs = params->logprobs,
     };
     memcpy(dst, &h, sizeof h);
     write_prompt(dst + sizeof h, arg);

@@ -165,8 +165,14 @@ static int res_alloc(rl_conn *c, size_t len, uint32_t *off, uint64_t *end)
     return 0;
 }
 
-static int post_locked(rl_conn *c, const rl_wire_cqe *tmpl, const void *a, size_t alen,
-                       const void *b, size_t blen)
+/* A payload in pieces, laid end to end. */
+typedef struct seg {
+    const void *p;
+    size_t n;
+} seg;
+enum { N_SEG = 3 };
+
+static int post_locked(rl_conn *c, const rl_wire_cqe *tmpl, const seg *s)
 {
     int64_t space = rl_ring_space(&c->cq);
     if (space == RL_RING_CORRUPT)
@@ -175,35 +181,55 @@ static int post_locked(rl_conn *c, const rl_wire_cqe *tmpl, const void *a, size_
         return -EAGAIN;
     uint32_t off;
     uint64_t end;
-    int rc = res_alloc(c, alen + blen, &off, &end);
+    size_t len = 0;
+    for (int i = 0; i < N_SEG; i++)
+        len += s[i].n;
+    int rc = res_alloc(c, len, &off, &end);
     if (rc < 0)
         return rc;
     char *dst = (char *)c->base + c->res_off + off;
-    if (alen)
-        memcpy(dst, a, alen);
-    if (blen)
-        memcpy(dst + alen, b, blen);
+    for (int i = 0; i < N_SEG; i++)
+        if (s[i].n) {
+            memcpy(dst, s[i].p, s[i].n);
+            dst += s[i].n;
+        }
     rl_wire_cqe *e = rl_ring_prod_slot(&c->cq, 0);
     *e = *tmpl;
     e->off = off;
-    e->len = (uint32_t)(alen + blen);
+    e->len = (uint32_t)len;
     e->res_end = end;
     rl_ring_publish(&c->cq, 1); /* release: payload and entry before tail */
     c->cq_dirty = true;
     return 0;
 }
 
+static int post(rl_conn *c, const rl_wire_cqe *t, const seg *s);
+
 int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uint32_t n_tokens,
                  const void *a, size_t alen, const void *b, size_t blen)
+{
+    rl_wire_cqe t = {.req_id = req_id, .type = type, .status = status, .n_tokens = n_tokens};
+    seg s[N_SEG] = {{a, alen}, {b, blen}, {NULL, 0}};
+    return post(c, &t, s);
+}
+
+int rl_conn_post_tokens(rl_conn *c, uint32_t req_id, uint16_t flags, uint32_t n_tokens, const int32_t *ids,
+                        const void *lp, size_t lp_len, const char *text, size_t text_len)
+{
+    rl_wire_cqe t = {.req_id = req_id, .type = RL_WIRE_EV_TOKENS, .flags = flags, .n_tokens = n_tokens};
+    seg s[N_SEG] = {{ids, (size_t)n_tokens * sizeof(int32_t)}, {lp, lp_len}, {text, text_len}};
+    return post(c, &t, s);
+}
+
+static int post(rl_conn *c, const rl_wire_cqe *t, const seg *s)
 {
     /* relaxed: only a hint; a late post to a client being dropped is harmless
      * (the region stays mapped until the last reference goes). */
     if (atomic_load_explicit(&c->dead, memory_order_relaxed) ||
         atomic_load_explicit(&c->corrupt, memory_order_relaxed))
         return -EPIPE;
-    rl_wire_cqe t = {.req_id = req_id, .type = type, .status = status, .n_tokens = n_tokens};
     pthread_mutex_lock(&c->out_lock);
-    int rc = post_locked(c, &t, a, alen, b, blen);
+    int rc = post_locked(c, t, s);
     if (rc == -EAGAIN) {
         /* First the daemon-side note (the loop kicks the worker when the doorbell
          * rings), so that it is visible before the client can see the request. */
@@ -215,7 +241,7 @@ int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uin
         /* seq_cst fence: flag store before the re-check; pairs with the client's
          * fence between its head/res_released store and its flag load. */
         rl_fence_sc();
-        rc = post_locked(c, &t, a, alen, b, blen);
+        rc = post_locked(c, t, s);
     }
     pthread_mutex_unlock(&c->out_lock);
     if (rc == -EPIPE) {

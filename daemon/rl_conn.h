@@ -93,6 +93,10 @@ void rl_conn_unref(rl_conn *c);
  * space_wanted set, retry after a doorbell), -EPIPE (dead or corrupt). */
 int rl_conn_post(rl_conn *c, uint32_t req_id, uint16_t type, int32_t status, uint32_t n_tokens,
                  const void *a, size_t alen, const void *b, size_t blen);
+/* A TOKENS completion: ids, then lp_len bytes of log-probabilities (flags
+ * RL_WIRE_CQE_LOGPROBS | n), then text; as rl_conn_post. */
+int rl_conn_post_tokens(rl_conn *c, uint32_t req_id, uint16_t flags, uint32_t n_tokens, const int32_t *ids,
+                        const void *lp, size_t lp_len, const char *text, size_t text_len);
 /* Ring the client's completion doorbell when it sleeps and something was posted. */
 void rl_conn_kick(rl_conn *c);
 

@@ -53,7 +53,17 @@ typedef struct rl_seq_desc {
     uint32_t max_tokens;   /* generation budget; the engine reserves n_prompt + max_tokens of context */
     rl_sampling sampling;
     uint8_t priority;      /* 0 normal, higher = more latency-critical */
+    uint8_t n_logprobs;    /* 0, or each sampled token comes with log-probabilities
+                            * (rl_step_item.logprobs; at most RL_LOGPROBS_MAX) */
 } rl_seq_desc;
+
+#define RL_LOGPROBS_MAX 20
+/* A token and its natural-log probability under the model (the softmax of the
+ * logits, before repetition penalty, temperature and filters). */
+typedef struct rl_token_logprob {
+    int32_t id;
+    float logprob;
+} rl_token_logprob;
 
 typedef struct rl_step_item {
     rl_seq *seq;    /* in */
@@ -66,6 +76,11 @@ typedef struct rl_step_item {
      * reads this word back (the client can rewrite it). Set only for engines
      * with map_region; they must honour it for every sampled token. */
     int32_t *tok_dst;
+    /* out, with token >= 0 and the sequence's n_logprobs > 0: NULL (an engine
+     * without them), or 1 + n_logprobs entries: the token's own, then the
+     * n_logprobs most likely, best first (ties by lower id). The engine's
+     * memory, valid until the sequence's next step or its free. */
+    const rl_token_logprob *logprobs;
 } rl_step_item;
 
 /* Scheduler statistics (get_stats). Counters since the engine started. */

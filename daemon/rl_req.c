@@ -141,6 +141,9 @@ int rl_req_decode(const uint8_t *buf, size_t len, uint32_t n_vocab, rl_req_parse
     if (h.flags & ~RL_WIRE_REQ_KNOWN_FLAGS)
         return fail(err, errlen, -EINVAL, "unknown request flags");
     out->flags = h.flags;
+    if (h.n_logprobs > RL_WIRE_MAX_LOGPROBS)
+        return fail(err, errlen, -EINVAL, "n_logprobs must be in [0, 20]");
+    out->n_logprobs = h.n_logprobs;
     out->sampling.temperature = h.temperature;
     out->sampling.top_k = h.top_k;
     out->sampling.top_p = h.top_p;

@@ -28,6 +28,7 @@ typedef struct rl_req_parsed {
     rl_sampling sampling;
     uint8_t priority;
     uint8_t flags;         /* RL_WIRE_REQ_* */
+    uint8_t n_logprobs;    /* alternatives per generated token (0: no log-probabilities) */
 } rl_req_parsed;
 
 /* Decode and validate a GENERATE payload. n_vocab bounds token ids. Returns 0

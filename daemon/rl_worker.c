@@ -7,6 +7,7 @@
 #include "rl_req.h"
 #include "rl_sched.h"
 #include "rl_worker_trace.h"
+#include "rl_wreq.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,40 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf;
-
-struct rl_wreq {
-    rl_conn *conn;
-    uint32_t id;
-    rl_seq *seq;
-    int32_t *prompt;
-    uint32_t n_prompt;
-    rl_sampling sampling;
-    uint8_t priority;
-    uint32_t max_tokens, n_gen;
-    uint32_t n_stop;
-    char *stop[RL_WIRE_MAX_STOP];
-    uint32_t stop_len[RL_WIRE_MAX_STOP];
-    rl_req_utf8_stream u8;
-    buf hold; /* released text that might still begin a stop string */
-    buf out;  /* text ready to post */
-    int32_t *ids;
-    uint32_t n_ids, cap_ids;
-    uint32_t cell; /* zero copy: this step's token cell (rl_conn.h), when has_cell */
-    bool has_cell;
-    bool final, posted, dropped;
-    uint16_t final_type;
-    int32_t final_status;
-    rl_wire_done done;
-    char msg[RL_WIRE_MAX_ERRMSG];
-    uint64_t t_recv, t_admit, t_first, t_last;
-    rl_ttft_stamps tr; /* RINGLM_TRACE_TTFT (rl_worker_trace.h) */
-    bool traced;
-};
 
 enum { MSG_NEW, MSG_CANCEL, MSG_GONE };
 typedef struct msg {
@@ -88,58 +55,6 @@ struct rl_worker {
     atomic_ullong steps, beat, step_started;
 };
 
-static bool buf_reserve(buf *b, size_t more)
-{
-    if (b->n + more <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + more)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p)
-        return false;
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-rl_wreq *rl_wreq_new(rl_conn *conn, uint32_t req_id, const rl_req_parsed *p, int32_t *ids,
-                     uint32_t n_ids, uint64_t t_recv_ns)
-{
-    rl_wreq *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    for (uint32_t i = 0; i < p->n_stop; i++) {
-        r->stop[i] = malloc(p->stop_len[i]);
-        if (!r->stop[i]) {
-            for (uint32_t k = 0; k < i; k++)
-                free(r->stop[k]);
-            free(r);
-            return NULL;
-        }
-        memcpy(r->stop[i], p->stop[i], p->stop_len[i]);
-        r->stop_len[i] = p->stop_len[i];
-    }
-    r->n_stop = p->n_stop;
-    r->conn = conn;
-    rl_conn_ref(conn);
-    atomic_fetch_add_explicit(&conn->n_reqs, 1, memory_order_relaxed);
-    r->id = req_id;
-    r->prompt = ids;
-    r->n_prompt = n_ids;
-    r->sampling = p->sampling;
-    r->priority = p->priority;
-    r->max_tokens = p->max_tokens;
-    r->t_recv = t_recv_ns;
-    r->tr.seen = r->tr.recv = t_recv_ns;
-    return r;
-}
-
-void rl_wreq_set_seen(rl_wreq *r, uint64_t t_seen_ns)
-{
-    r->tr.seen = t_seen_ns;
-}
-
 static void wreq_free(rl_worker *w, rl_wreq *r)
 {
     if (r->seq)
@@ -150,6 +65,7 @@ static void wreq_free(rl_worker *w, rl_wreq *r)
     free(r->hold.p);
     free(r->out.p);
     free(r->ids);
+    free(r->lp);
     /* release: pairs with the loop's acquire load of n_reqs (a slot it may reuse). */
     atomic_fetch_sub_explicit(&r->conn->n_reqs, 1, memory_order_release);
     rl_conn_unref(r->conn);
@@ -261,7 +177,7 @@ static void set_final(rl_worker *w, rl_wreq *r, uint16_t type, int32_t status, u
     if (finish == RL_WIRE_FINISH_EOS || finish == RL_WIRE_FINISH_LENGTH) {
         /* The held text did not become a stop string: release it, and close an
          * incomplete character. */
-        if (buf_reserve(&r->out, r->hold.n + 4)) {
+        if (rl_buf_reserve(&r->out, r->hold.n + 4)) {
             memcpy(r->out.p + r->out.n, r->hold.p, r->hold.n);
             r->out.n += r->hold.n;
             r->out.n += rl_req_utf8_finish(&r->u8, r->out.p + r->out.n);
@@ -288,8 +204,9 @@ static int flush(rl_worker *w, rl_wreq *r)
 {
     rl_conn *c = r->conn;
     if (r->n_ids || r->out.n) {
-        int rc = rl_conn_post(c, r->id, RL_WIRE_EV_TOKENS, 0, r->n_ids, r->ids,
-                              (size_t)r->n_ids * sizeof(int32_t), r->out.p, r->out.n);
+        int rc = rl_conn_post_tokens(c, r->id, r->n_lp ? RL_WIRE_CQE_LOGPROBS | r->n_lp : 0, r->n_ids, r->ids, r->lp,
+                                     (size_t)r->n_ids * (r->n_lp ? 1 + r->n_lp : 0) * sizeof(rl_wire_logprob),
+                                     r->out.p, r->out.n);
         if (rc == -EAGAIN)
             return rc;
         touch(w, c);
@@ -316,7 +233,7 @@ static int flush(rl_worker *w, rl_wreq *r)
     return 0;
 }
 
-static void on_token(rl_worker *w, rl_wreq *r, int32_t tok)
+static void on_token(rl_worker *w, rl_wreq *r, int32_t tok, const rl_token_logprob *lp)
 {
     rl_engine *e = w->e;
     uint64_t now = rl_now_ns();
@@ -342,16 +259,10 @@ static void on_token(rl_worker *w, rl_wreq *r, int32_t tok)
         set_final(w, r, RL_WIRE_EV_ERROR, -EIO, 0, "engine produced an invalid token");
         return;
     }
-    if (r->n_ids == r->cap_ids) {
-        uint32_t cap = r->cap_ids ? 2 * r->cap_ids : 8;
-        int32_t *p = realloc(r->ids, cap * sizeof *p);
-        if (!p)
-            goto oom;
-        r->ids = p;
-        r->cap_ids = cap;
-    }
-    r->ids[r->n_ids++] = tok;
-    if (!buf_reserve(&r->hold, 3 * ((size_t)n + 4)))
+    if (!rl_wreq_reserve_id(r))
+        goto oom;
+    rl_wreq_push_id(r, tok, lp);
+    if (!rl_buf_reserve(&r->hold, 3 * ((size_t)n + 4)))
         goto oom;
     r->hold.n += rl_req_utf8_feed(&r->u8, piece, (size_t)n, r->hold.p + r->hold.n);
     if (piece != small)
@@ -361,7 +272,7 @@ static void on_token(rl_worker *w, rl_wreq *r, int32_t tok)
     if (r->n_stop)
         stopped = rl_req_stop_scan(r->hold.p, r->hold.n, (const char *const *)r->stop, r->stop_len,
                                r->n_stop, &emit);
-    if (!buf_reserve(&r->out, emit))
+    if (!rl_buf_reserve(&r->out, emit))
         goto oom;
     if (emit) /* out.p is still NULL while everything so far is held */
         memcpy(r->out.p + r->out.n, r->hold.p, emit);
@@ -492,7 +403,7 @@ static void admit(rl_worker *w, rl_wreq *r)
         return;
     }
     rl_seq_desc d = {.prompt = r->prompt, .n_prompt = r->n_prompt, .max_tokens = r->max_tokens,
-                     .sampling = r->sampling, .priority = r->priority};
+                     .sampling = r->sampling, .priority = r->priority, .n_logprobs = r->n_lp};
     r->t_admit = rl_now_ns();
     int rc = w->e->ops->seq_new(w->e, &d, &r->seq);
     if (rc < 0) {
@@ -595,7 +506,7 @@ static bool run_step(rl_worker *w)
         idx[j] = r;
         w->items[j] = (rl_step_item){.seq = r->seq, .token = -1, .status = 0};
         /* zero copy: the id lands where the client reads it (NULL: copied) */
-        if (zc_mapped(w, r->conn)) {
+        if (!r->n_lp && zc_mapped(w, r->conn)) { /* (a cell holds an id, not log-probabilities) */
             w->items[j].tok_dst = rl_conn_cell_take(r->conn, &r->cell);
             r->has_cell = w->items[j].tok_dst != NULL;
         }
@@ -616,7 +527,7 @@ static bool run_step(rl_worker *w)
             snprintf(m, sizeof m, "%s", st == -ENOSPC ? "context full" : strerror(-st));
             set_final(w, r, RL_WIRE_EV_ERROR, st, 0, m);
         } else if (w->items[i].token >= 0) {
-            on_token(w, r, w->items[i].token);
+            on_token(w, r, w->items[i].token, w->items[i].logprobs);
         }
         if (r->has_cell)
             zc_finish(w, r);

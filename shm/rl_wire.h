@@ -88,6 +88,7 @@
 #define RL_WIRE_MAX_CHAT_MSGS 256u
 #define RL_WIRE_MAX_TOKENS (1u << 20)/* generation budget upper bound */
 #define RL_WIRE_MAX_ERRMSG 200u
+#define RL_WIRE_MAX_LOGPROBS 20u     /* alternatives per token (rl_wire_req.n_logprobs) */
 
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
                "shared-memory atomics must be lock-free");
@@ -174,7 +175,9 @@ typedef struct rl_wire_req {
     uint64_t seed;
     uint8_t priority;
     uint8_t flags;       /* RL_WIRE_REQ_* ; unknown bits are refused */
-    uint8_t pad_[6];
+    uint8_t n_logprobs;  /* 0 .. RL_WIRE_MAX_LOGPROBS: with n > 0 each generated token comes
+                          * with its log-probability and the n most likely tokens' (RL_WIRE_CQE_LOGPROBS) */
+    uint8_t pad_[5];
 } rl_wire_req;
 
 /* rl_wire_req.flags */
@@ -188,7 +191,8 @@ _Static_assert(sizeof(rl_wire_req) == 56, "rl_wire_req layout");
 
 /* Completion types. */
 enum {
-    RL_WIRE_EV_TOKENS = 1, /* payload: int32 ids[n_tokens], then text (valid UTF-8) */
+    RL_WIRE_EV_TOKENS = 1, /* payload: int32 ids[n_tokens], [logprobs: see RL_WIRE_CQE_LOGPROBS],
+                            * then text (valid UTF-8) */
     RL_WIRE_EV_DONE = 2,   /* final; payload rl_wire_done; status 0 or -ECANCELED */
     RL_WIRE_EV_ERROR = 3,  /* final; status = -errno; payload: message text (may be empty) */
     RL_WIRE_EV_PONG = 4,   /* answer to RL_WIRE_OP_NOP, no payload */
@@ -206,6 +210,22 @@ typedef struct rl_wire_cqe {
     uint64_t res_end;  /* arena position after this payload (release watermark) */
 } rl_wire_cqe;
 _Static_assert(sizeof(rl_wire_cqe) == 32, "cqe is 32 bytes");
+
+/* rl_wire_cqe.flags of RL_WIRE_EV_TOKENS. With RL_WIRE_CQE_LOGPROBS, n =
+ * flags & RL_WIRE_CQE_LOGPROBS_N, and the ids are followed by n_tokens groups
+ * of 1 + n rl_wire_logprob: the generated token's own log-probability, then
+ * the n most likely tokens at that position, best first (ties by lower id).
+ * They are the model's distribution (natural log of the softmax of the
+ * logits), before repetition penalty, temperature and filters. */
+enum {
+    RL_WIRE_CQE_LOGPROBS = 1u << 15,
+    RL_WIRE_CQE_LOGPROBS_N = 0xffu,
+};
+typedef struct rl_wire_logprob {
+    int32_t id;
+    float logprob; /* <= 0; -inf for a token the model gives no chance */
+} rl_wire_logprob;
+_Static_assert(sizeof(rl_wire_logprob) == 8, "logprob entry is 8 bytes");
 
 enum {
     RL_WIRE_FINISH_EOS = 1,

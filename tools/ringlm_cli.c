@@ -12,7 +12,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: ringlm [--socket PATH] COMMAND [options]\n"
                "  generate [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P]\n"
-               "           [--repeat-penalty R] [--stop STR]... [--priority N] [--timings] \"prompt\"\n"
+               "           [--repeat-penalty R] [--stop STR]... [--priority N] [--timings]\n"
+               "           [--logprobs N] \"prompt\"   (N <= 20: each token's log-probability and the\n"
+               "           N likeliest tokens', on stderr)\n"
                "  chat     [same sampling options] [--system TEXT]   (user lines from stdin)\n"
                "  info     [--json]\n"
                "  tokenize --model FILE [--add-special] [--parse-special] TEXT\n"
@@ -43,7 +45,7 @@ static int parse_gen(int argc, char **argv, gen_opts *g)
         {"min-p", required_argument, 0, 'm'},  {"repeat-penalty", required_argument, 0, 'r'},
         {"stop", required_argument, 0, 'S'},   {"timings", no_argument, 0, 'T'},
         {"system", required_argument, 0, 'y'}, {"priority", required_argument, 0, 'P'},
-        {0, 0, 0, 0},
+        {"logprobs", required_argument, 0, 'L'}, {0, 0, 0, 0},
     };
     optind = 1;
     int ch;
@@ -70,6 +72,11 @@ static int parse_gen(int argc, char **argv, gen_opts *g)
             break;
         }
         case 'y': g->system = optarg; break;
+        case 'L': { /* the daemon refuses more than 20 */
+            unsigned long v = strtoul(optarg, NULL, 10);
+            g->p.logprobs = (uint8_t)(v > 255 ? 255 : v);
+            break;
+        }
         default: return -1;
         }
     }
@@ -87,6 +94,13 @@ static int stream(ringlm_conn *c, ringlm_req r, int timings, char **acc, size_t 
         if (ev.type == RINGLM_EV_TOKENS) {
             fwrite(ev.text, 1, ev.text_len, stdout);
             fflush(stdout);
+            for (size_t t = 0; ev.logprobs && t < ev.n_tokens; t++) { /* token lp | best alternatives */
+                const ringlm_logprob *g = ev.logprobs + t * (1 + ev.n_top_logprobs);
+                fprintf(stderr, "\n[token %d %.4f |", g[0].token, g[0].logprob);
+                for (size_t k = 1; k <= ev.n_top_logprobs; k++)
+                    fprintf(stderr, " %d %.4f", g[k].token, g[k].logprob);
+                fprintf(stderr, "]\n");
+            }
             if (acc) {
                 char *n = realloc(*acc, *acc_len + ev.text_len + 1);
                 if (n) {

@@ -17,6 +17,7 @@
 #include "rl_ops.h"
 #include "rl_pool.h"
 #include "rl_prefix.h"
+#include "rl_logprob.h"
 #include "rl_sample.h"
 #include "rl_engine_text.h"
 
@@ -53,6 +54,8 @@ struct rl_seq {
     rl_kv_seq kv;
     rl_sampler smp;
     bool greedy;                /* the argmax is the sampler's choice (device backends pick it there) */
+    uint32_t n_lp;              /* log-probability alternatives per token (0: none) */
+    rl_token_logprob *lp;       /* 1 + n_lp: the last token's, then the most likely */
 };
 
 static llm *impl(rl_engine *e)
@@ -80,15 +83,24 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
     for (uint32_t i = 0; i < d->n_prompt; i++)
         if (d->prompt[i] < 0 || (uint32_t)d->prompt[i] >= L->m->hp.n_vocab)
             return -EINVAL;
+    if (d->n_logprobs > RL_LOGPROBS_MAX)
+        return -EINVAL;
     rl_seq *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
+    s->n_lp = d->n_logprobs < L->m->hp.n_vocab ? d->n_logprobs : L->m->hp.n_vocab;
+    if (s->n_lp && !(s->lp = calloc(1 + s->n_lp, sizeof(*s->lp)))) {
+        free(s);
+        return -ENOMEM;
+    }
     if (rl_prefix_seq_init(L->prefix, &s->ps, &s->kv, d->prompt, d->n_prompt, d->max_tokens, d->priority) < 0) {
+        free(s->lp);
         free(s);
         return -ENOMEM;
     }
     if (rl_sample_init(&s->smp, &d->sampling, L->m->hp.n_vocab) < 0) {
         rl_prefix_seq_fini(L->prefix, &s->ps);
+        free(s->lp);
         free(s);
         return -ENOMEM;
     }
@@ -151,6 +163,7 @@ static void llm_seq_free(rl_engine *e, rl_seq *s)
         return;
     rl_prefix_seq_fini(impl(e)->prefix, &s->ps); /* releases its KV blocks now */
     rl_sample_free(&s->smp);
+    free(s->lp);
     free(s);
     publish_stats(impl(e), 0, 0, 0, 0);
 }
@@ -187,8 +200,17 @@ static void sample_rows_fn(void *ctx, int ith, int nth)
         uint32_t f = j->rows[i];
         rl_seq *s = j->items[j->L->fitem[f]].seq;
         const rl_fwd_seq *fs = &j->L->fseqs[f];
-        j->L->argtok[f] = fs->top ? rl_sample_next_top(&s->smp, fs->top, fs->top_k)
-                                  : rl_sample_next(&s->smp, fs->logits);
+        if (fs->top) { /* the device's k best (never with log-probabilities: those need the row) */
+            j->L->argtok[f] = rl_sample_next_top(&s->smp, fs->top, fs->top_k);
+            continue;
+        }
+        rl_lp_norm nm;
+        if (s->n_lp) /* from the row as the model gave it: before the sampler's penalty */
+            rl_logprob_row(fs->logits, s->smp.n_vocab, s->n_lp, &nm, s->lp + 1);
+        int32_t tok = rl_sample_next(&s->smp, fs->logits);
+        if (s->n_lp)
+            s->lp[0] = (rl_token_logprob){tok, rl_logprob_value(&nm, rl_sample_raw_logit(&s->smp, fs->logits, tok))};
+        j->L->argtok[f] = tok;
     }
 }
 
@@ -226,6 +248,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     uint64_t id = ++L->step_id;
     for (uint32_t i = 0; i < n; i++) {
         items[i].token = -1;
+        items[i].logprobs = NULL;
         items[i].status = 0;
         rl_seq *s = items[i].seq;
         if (!s || s->step_id == id) /* a sequence may appear once per step */
@@ -304,14 +327,14 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         L->fseqs[j].tok_dst = NULL;
         if (!(decode || (s->next < 0 && s->kv.n_pos + L->fseqs[j].n_tok == s->ps.n_toks)))
             continue;
-        if (L->be && s->greedy) { /* only the token leaves the device */
+        if (L->be && s->greedy && !s->n_lp) { /* only the token leaves the device */
             L->fseqs[j].argmax = &L->argtok[j];
             L->fseqs[j].tok_dst = items[L->fitem[j]].tok_dst; /* the device may write it too */
         }
         else {
             L->fseqs[j].logits = L->logits + (size_t)(r++) * L->m->hp.n_vocab;
             /* the device may send the k best logits alone when they decide the draw */
-            L->fseqs[j].top_k = L->be ? rl_sample_top_only(&s->smp, L->be->max_top_k) : 0;
+            L->fseqs[j].top_k = L->be && !s->n_lp ? rl_sample_top_only(&s->smp, L->be->max_top_k) : 0;
         }
     }
     rc = L->be ? L->be->forward(L->be->ctx, L->fseqs, nf) : rl_forward(L->fwd, L->fseqs, nf);
@@ -333,6 +356,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         s->next = tok;
         s->n_gen++;
         it->token = tok;
+        it->logprobs = s->n_lp ? s->lp : NULL;
         /* zero copy: the id goes to the client's cell, unless the device wrote it there */
         if (it->tok_dst && !(L->fseqs[j].argmax && L->fseqs[j].tok_dst == NULL))
             *it->tok_dst = tok;

@@ -52,9 +52,13 @@ int rl_sample_init(rl_sampler *s, const rl_sampling *p, uint32_t n_vocab)
         s->rng = 1;
     s->cand = malloc(sizeof(rl_sample_cand) * n_vocab);
     s->seen = calloc((n_vocab + 7) / 8, 1);
-    if (s->p.repeat_last_n > 0 && s->p.repeat_penalty != 1)
+    bool pen = s->p.repeat_last_n > 0 && s->p.repeat_penalty != 1;
+    if (pen) {
         s->recent = malloc(sizeof(int32_t) * (size_t)s->p.repeat_last_n);
-    if (!s->cand || !s->seen || (s->p.repeat_last_n > 0 && s->p.repeat_penalty != 1 && !s->recent)) {
+        s->pen_id = malloc(sizeof(int32_t) * (size_t)s->p.repeat_last_n);
+        s->pen_val = malloc(sizeof(float) * (size_t)s->p.repeat_last_n);
+    }
+    if (!s->cand || !s->seen || (pen && (!s->recent || !s->pen_id || !s->pen_val))) {
         rl_sample_free(s);
         return -ENOMEM;
     }
@@ -67,6 +71,10 @@ void rl_sample_free(rl_sampler *s)
     free(s->tmp);
     free(s->seen);
     free(s->recent);
+    free(s->pen_id);
+    free(s->pen_val);
+    s->pen_id = NULL;
+    s->pen_val = NULL;
     s->cand = NULL;
     s->tmp = NULL;
     s->seen = NULL;
@@ -91,6 +99,8 @@ static void apply_penalty(rl_sampler *s, float *logits)
         if (t < 0 || (uint32_t)t >= s->n_vocab || (s->seen[t >> 3] & (1u << (t & 7))))
             continue;
         s->seen[t >> 3] |= (uint8_t)(1u << (t & 7));
+        s->pen_id[s->n_pen] = t;
+        s->pen_val[s->n_pen++] = logits[t];
         logits[t] = logits[t] > 0 ? logits[t] / pen : logits[t] * pen;
     }
     for (uint32_t i = 0; i < s->n_recent; i++) {
@@ -281,6 +291,7 @@ static int64_t top_k_one_pass(rl_sampler *s, const float *logits, float inv_t, u
 int32_t rl_sample_next(rl_sampler *s, float *logits)
 {
     uint32_t n = s->n_vocab;
+    s->n_pen = 0;
     if (s->recent && s->n_recent)
         apply_penalty(s, logits);
     if (s->p.temperature <= 0 || s->p.top_k == 1)
@@ -294,6 +305,14 @@ int32_t rl_sample_next(rl_sampler *s, float *logits)
             return argmax(logits, n);
     }
     return sample_two_pass(s, logits, inv_t);
+}
+
+float rl_sample_raw_logit(const rl_sampler *s, const float *logits, int32_t tok)
+{
+    for (uint32_t i = 0; i < s->n_pen; i++)
+        if (s->pen_id[i] == tok)
+            return s->pen_val[i];
+    return logits[tok];
 }
 
 uint32_t rl_sample_top_only(const rl_sampler *s, uint32_t max_k)
@@ -310,6 +329,7 @@ int32_t rl_sample_next_top(rl_sampler *s, const rl_sample_cand *c, uint32_t k)
      * order under cand_cmp), then the threshold against the best */
     float inv_t = 1.f / s->p.temperature;
     uint32_t keep = 0;
+    s->n_pen = 0;
     while (keep < k && (c[keep].logit - c[0].logit) * inv_t > -40.f)
         keep++;
     memcpy(s->cand, c, sizeof(*c) * keep);

@@ -20,6 +20,9 @@ typedef struct rl_sampler {
     uint32_t n_vocab;
     uint64_t rng;
     int32_t *recent;          /* ring of the last repeat_last_n tokens */
+    int32_t *pen_id;          /* the last draw's penalized tokens and their logits before it */
+    float *pen_val;
+    uint32_t n_pen;
     uint32_t n_recent, head;
     uint8_t *seen;            /* n_vocab bits, scratch for the penalty */
     rl_sample_cand *cand;     /* n_vocab scratch */
@@ -33,6 +36,9 @@ void rl_sample_free(rl_sampler *s);
 void rl_sample_accept(rl_sampler *s, int32_t tok);
 /* Choose the next token from logits (n_vocab values, modified in place). */
 int32_t rl_sample_next(rl_sampler *s, float *logits);
+/* The logit of tok in the row given to the last rl_sample_next as it was
+ * before the repetition penalty changed it. */
+float rl_sample_raw_logit(const rl_sampler *s, const float *logits, int32_t tok);
 /* k > 0 when the next draw can be made from the row's k best logits alone
  * (temperature > 0, 1 < top_k = k <= max_k, no repetition penalty pending), so
  * a device may send those instead of the row; else 0. */

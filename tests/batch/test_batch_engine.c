@@ -4,6 +4,7 @@
  * on the CPU engine, and with TB_CUDA on the CUDA engine (skips without a GPU). */
 #include <check.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,6 +319,78 @@ START_TEST(device_top_k_draws_as_the_whole_row)
 END_TEST
 #endif
 
+/* Asking for log-probabilities changes no token (greedy, sampled, with a
+ * repetition penalty: the values are the model's, before it) and they agree
+ * with the tokens: the chosen one first, the best after it in order. */
+START_TEST(logprobs_leave_the_tokens_as_they_were)
+{
+    enum { NS = 3, NT = 10, NL = 4 };
+    int32_t prompts[NS][9];
+    rl_seq_desc d[NS];
+    for (int i = 0; i < NS; i++) {
+        fill(prompts[i], 9, (uint32_t)i + 90);
+        d[i] = (rl_seq_desc){.prompt = prompts[i], .n_prompt = 9, .max_tokens = NT,
+                             .sampling = {.temperature = i ? 1.3f : 0, .top_k = 40, .top_p = 1,
+                                          .repeat_penalty = i == 2 ? 1.5f : 1, .repeat_last_n = 32,
+                                          .seed = 5u + (uint64_t)i}};
+    }
+    rl_engine *e = tb_engine(64, 0, 0);
+    int32_t tok[2][NS][NT];
+    int matched_alt = 0;
+    for (int with = 0; with < 2; with++) {
+        rl_seq *s[NS];
+        for (int i = 0; i < NS; i++) {
+            d[i].n_logprobs = with ? NL : 0;
+            ck_assert_int_eq(e->ops->seq_new(e, &d[i], &s[i]), 0);
+        }
+        for (uint32_t k = 0; k < NT;) {
+            rl_step_item it[NS];
+            for (int i = 0; i < NS; i++)
+                it[i] = (rl_step_item){.seq = s[i]};
+            ck_assert_int_eq(e->ops->step(e, it, NS), 0);
+            if (it[0].token < 0)
+                continue; /* (the same prompt length: all or none) */
+            for (int i = 0; i < NS; i++) {
+                ck_assert_int_ge(it[i].token, 0);
+                tok[with][i][k] = it[i].token;
+                if (!with) {
+                    ck_assert_ptr_null(it[i].logprobs);
+                    continue;
+                }
+                const rl_token_logprob *g = it[i].logprobs;
+                ck_assert_ptr_nonnull(g);
+                ck_assert_int_eq(g[0].id, it[i].token);
+                ck_assert(g[0].logprob <= 0 && isfinite(g[0].logprob));
+                double mass = 0;
+                for (int a = 1; a <= NL; a++) {
+                    ck_assert(g[a].logprob <= 0 && isfinite(g[a].logprob));
+                    if (a > 1)
+                        ck_assert(g[a].logprob < g[a - 1].logprob ||
+                                  (g[a].logprob == g[a - 1].logprob && g[a].id > g[a - 1].id));
+                    if (g[a].id == g[0].id) {
+                        ck_assert_float_eq(g[a].logprob, g[0].logprob); /* the model's value, whatever the penalty */
+                        matched_alt += i > 0;
+                    }
+                    mass += exp(g[a].logprob);
+                }
+                ck_assert(mass <= 1 + 1e-4);
+                if (i == 0) /* greedy: the best itself (no penalty) */
+                    ck_assert_int_eq(g[1].id, g[0].id);
+            }
+            k++;
+        }
+        for (int i = 0; i < NS; i++)
+            e->ops->seq_free(e, s[i]);
+    }
+    for (int i = 0; i < NS; i++)
+        for (int k = 0; k < NT; k++)
+            ck_assert_msg(tok[1][i][k] == tok[0][i][k], "request %d token %d: %d with log-probabilities, %d without",
+                          i, k, tok[1][i][k], tok[0][i][k]);
+    ck_assert_int_gt(matched_alt, 0); /* some sampled token was among the best: its values compared */
+    e->ops->destroy(e);
+}
+END_TEST
+
 START_TEST(stories_batched_with_shared_prefix_equals_solo)
 {
     /* the real model (F32 weights, F32 KV here): 6 requests sharing a
@@ -382,6 +455,7 @@ int main(void)
     tcase_add_test(tc, oversized_request_fails_alone);
     tcase_add_test(tc, freeing_a_sequence_returns_its_blocks_at_once);
     tcase_add_test(tc, sampled_requests_draw_the_same_alone_and_batched);
+    tcase_add_test(tc, logprobs_leave_the_tokens_as_they_were);
 #ifdef TB_CUDA
     tcase_add_test(tc, device_top_k_draws_as_the_whole_row);
 #endif

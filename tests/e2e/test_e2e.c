@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,84 @@ static uint32_t prompt_tokens_of(ringlm_conn *c, const char *text, bool parse_sp
     }
 }
 
+/* One request through the daemon: its ids, and with lp its logprob groups. */
+static size_t lib_tokens(ringlm_conn *c, float temp, uint8_t lp, int32_t *ids, ringlm_logprob *g, size_t cap)
+{
+    ringlm_params p;
+    ringlm_params_default(&p);
+    p.temperature = temp;
+    p.seed = 11;
+    p.max_tokens = (uint32_t)cap;
+    p.logprobs = lp;
+    ringlm_req r;
+    ck_assert_int_eq(ringlm_submit_text(c, PROMPT, strlen(PROMPT), &p, &r), 0);
+    size_t n = 0;
+    for (;;) {
+        ringlm_event ev;
+        ck_assert_int_eq(ringlm_next(c, r, &ev, 10000), 0);
+        int type = ev.type;
+        ck_assert_int_ne(type, RINGLM_EV_ERROR);
+        if (type == RINGLM_EV_TOKENS) {
+            ck_assert_uint_le(n + ev.n_tokens, cap);
+            memcpy(ids + n, ev.tokens, ev.n_tokens * sizeof *ids);
+            if (lp) {
+                ck_assert_ptr_nonnull(ev.logprobs);
+                ck_assert_uint_eq(ev.n_top_logprobs, lp);
+                memcpy(g + n * (1 + lp), ev.logprobs, ev.n_tokens * (1 + lp) * sizeof *g);
+            } else {
+                ck_assert_ptr_null(ev.logprobs);
+            }
+            n += ev.n_tokens;
+        }
+        ringlm_release(c, &ev);
+        if (type == RINGLM_EV_DONE)
+            return n;
+    }
+}
+
+START_TEST(logprobs_through_the_daemon_agree_with_the_tokens)
+{
+    if (!have_model()) {
+        printf("SKIP: RL_SHARED_DIR/models/stories260K.gguf not found\n");
+        return;
+    }
+    enum { CAP = 24, LP = 5 };
+    char sock[] = "/tmp/ringlm-e2e-lp-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(sock));
+    strcat(sock, "/s");
+    pid_t pid = start_daemon(sock);
+    ringlm_conn *c;
+    ck_assert_int_eq(ringlm_connect(sock, NULL, &c), 0);
+    for (int sampled = 0; sampled < 2; sampled++) {
+        int32_t a[CAP], b[CAP];
+        ringlm_logprob g[CAP * (1 + LP)];
+        float temp = sampled ? 0.9f : 0.f;
+        size_t na = lib_tokens(c, temp, 0, a, NULL, CAP), nb = lib_tokens(c, temp, LP, b, g, CAP);
+        ck_assert_uint_eq(na, nb);
+        ck_assert(memcmp(a, b, na * sizeof *a) == 0); /* asking for them changes nothing */
+        for (size_t t = 0; t < nb; t++) {
+            const ringlm_logprob *x = g + t * (1 + LP);
+            ck_assert_int_eq(x[0].token, b[t]);
+            ck_assert(x[0].logprob <= 0 && isfinite(x[0].logprob));
+            for (int k = 1; k <= LP; k++) {
+                if (k > 1)
+                    ck_assert(x[k].logprob <= x[k - 1].logprob);
+                ck_assert(x[k].token >= 0 && x[k].logprob <= 0);
+                if (x[k].token == x[0].token)
+                    ck_assert_float_eq(x[k].logprob, x[0].logprob);
+            }
+            if (!sampled) /* greedy: the best token, and a trained model is fairly sure of it */
+                ck_assert_int_eq(x[1].token, x[0].token);
+        }
+    }
+    ringlm_close(c);
+    stop_daemon(pid);
+    unlink(sock);
+    *strrchr(sock, '/') = 0;
+    rmdir(sock);
+}
+END_TEST
+
 START_TEST(control_token_text_stays_text_unless_the_client_asks)
 {
     if (!have_model()) {
@@ -253,6 +332,7 @@ int main(void)
     tcase_add_test(tc, greedy_text_is_the_same_through_engine_library_and_cli);
     tcase_add_test(tc, cli_tokenize_prints_the_expected_ids);
     tcase_add_test(tc, control_token_text_stays_text_unless_the_client_asks);
+    tcase_add_test(tc, logprobs_through_the_daemon_agree_with_the_tokens);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

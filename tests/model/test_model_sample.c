@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rl_logprob.h"
 #include "rl_sample.h"
 
 #define NV 50
@@ -305,6 +306,86 @@ START_TEST(top_only_needs_sampling_top_k_and_no_pending_penalty)
 }
 END_TEST
 
+/* Log-probabilities of a row against a plain double-precision log-softmax:
+ * the n best in order (ties by lower id), NaN as no chance, +inf taking all. */
+START_TEST(logprobs_are_the_log_softmax_and_its_best)
+{
+    enum { V = 5000, N = 20 };
+    float *l = malloc(V * sizeof(float));
+    ranked *r = malloc(V * sizeof(ranked));
+    rl_token_logprob top[N];
+    uint64_t st = 4242;
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < V; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            l[i] = round % 2 ? (float)((st >> 40) % 64) * 0.5f - 20.f : (float)((st >> 33) % 100000) * 1e-4f * 30.f;
+        }
+        if (round >= 2)
+            l[17] = NAN, l[18] = -INFINITY;
+        rl_lp_norm nm;
+        rl_logprob_row(l, V, N, &nm, top);
+        double mx = -INFINITY, sum = 0;
+        for (int i = 0; i < V; i++)
+            if (!isnan(l[i]) && l[i] > mx)
+                mx = l[i];
+        for (int i = 0; i < V; i++)
+            if (!isnan(l[i]))
+                sum += exp((double)l[i] - mx);
+        for (int i = 0; i < V; i++)
+            r[i] = (ranked){isnan(l[i]) ? -INFINITY : l[i], i};
+        qsort(r, V, sizeof(ranked), ranked_cmp);
+        double mass = 0;
+        for (int j = 0; j < N; j++) {
+            double want = (double)l[r[j].id] - mx - log(sum);
+            ck_assert_int_eq(top[j].id, r[j].id);
+            ck_assert_msg(fabs(top[j].logprob - want) <= 1e-5 * (1 + fabs(want)), "round %d #%d: %g, want %g", round,
+                          j, top[j].logprob, want);
+            mass += exp(top[j].logprob);
+        }
+        ck_assert(mass <= 1 + 1e-5);
+        for (int i = 0; i < V; i += 97) {
+            double want = isnan(l[i]) ? -INFINITY : (double)l[i] - mx - log(sum);
+            float got = rl_logprob_value(&nm, l[i]);
+            ck_assert(isinf(want) ? got == -INFINITY : fabs(got - want) <= 1e-5 * (1 + fabs(want)));
+        }
+    }
+    /* two +inf logits share everything; the rest get nothing */
+    for (int i = 0; i < V; i++)
+        l[i] = (float)i;
+    l[10] = l[20] = INFINITY;
+    rl_lp_norm nm;
+    rl_logprob_row(l, V, 3, &nm, top);
+    ck_assert_int_eq(top[0].id, 10);
+    ck_assert_int_eq(top[1].id, 20);
+    ck_assert_float_eq_tol(top[0].logprob, -logf(2.f), 1e-6f);
+    ck_assert(top[2].logprob == -INFINITY);
+    free(l), free(r);
+}
+END_TEST
+
+/* The penalty changes the row in place; the chosen token's logit as the model
+ * gave it stays known (its log-probability is the model's). */
+START_TEST(raw_logit_of_a_penalized_choice_is_the_models)
+{
+    rl_sampling p = {.temperature = 0, .repeat_penalty = 1.25f, .repeat_last_n = 4, .seed = 1};
+    rl_sampler s;
+    ck_assert_int_eq(rl_sample_init(&s, &p, NV), 0);
+    rl_sample_accept(&s, 7);
+    rl_sample_accept(&s, 9);
+    float l[NV];
+    for (int i = 0; i < NV; i++)
+        l[i] = -1.f;
+    l[7] = 5.f;  /* penalized to 4, still the best */
+    l[9] = -2.f; /* penalized to -2.5 */
+    ck_assert_int_eq(rl_sample_next(&s, l), 7);
+    ck_assert_float_eq(l[7], 4.f);
+    ck_assert_float_eq(rl_sample_raw_logit(&s, l, 7), 5.f);
+    ck_assert_float_eq(rl_sample_raw_logit(&s, l, 9), -2.f);
+    ck_assert_float_eq(rl_sample_raw_logit(&s, l, 3), -1.f);
+    rl_sample_free(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_sample");
@@ -320,6 +401,8 @@ int main(void)
     tcase_add_test(tc, minus_zero_ties_plus_zero_by_id_in_both_sorts);
     tcase_add_test(tc, draw_from_the_k_best_equals_draw_from_the_row);
     tcase_add_test(tc, top_only_needs_sampling_top_k_and_no_pending_penalty);
+    tcase_add_test(tc, logprobs_are_the_log_softmax_and_its_best);
+    tcase_add_test(tc, raw_logit_of_a_penalized_choice_is_the_models);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -127,6 +127,46 @@ START_TEST(test_unknown_request_flags_are_an_error)
 }
 END_TEST
 
+/* n_logprobs above 20 is refused; 20 is served, with NaN values where the
+ * engine (the test engine here) computes none, one group per token. */
+START_TEST(test_logprobs_beyond_the_limit_are_an_error)
+{
+    ringlm_conn *c = tt_connect(&td);
+    ringlm_params p;
+    ringlm_params_default(&p);
+    p.max_tokens = 3;
+    ringlm_req r;
+    for (int n = 21; n <= 255; n += 234) {
+        p.logprobs = (uint8_t)n;
+        ck_assert_int_eq(ringlm_submit_text(c, "hi", 2, &p, &r), 0);
+        expect_error(c, r, -EINVAL);
+    }
+    p.logprobs = 20;
+    ck_assert_int_eq(ringlm_submit_text(c, "hi", 2, &p, &r), 0);
+    size_t got = 0;
+    for (;;) {
+        ringlm_event ev;
+        ck_assert_int_eq(ringlm_next(c, r, &ev, 5000), 0);
+        int type = ev.type;
+        ck_assert_int_ne(type, RINGLM_EV_ERROR);
+        if (type == RINGLM_EV_TOKENS) {
+            ck_assert_ptr_nonnull(ev.logprobs);
+            ck_assert_uint_eq(ev.n_top_logprobs, 20);
+            for (size_t t = 0; t < ev.n_tokens; t++) {
+                ck_assert_int_eq(ev.logprobs[t * 21].token, ev.tokens[t]);
+                ck_assert(isnan(ev.logprobs[t * 21].logprob));
+            }
+            got += ev.n_tokens;
+        }
+        ringlm_release(c, &ev);
+        if (type == RINGLM_EV_DONE)
+            break;
+    }
+    ck_assert_uint_ge(got, 1);
+    ringlm_close(c);
+}
+END_TEST
+
 START_TEST(test_tail_beyond_ring_drops_the_client)
 {
     ringlm_conn *c = tt_connect(&td);
@@ -319,6 +359,7 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_garbage_opcode_is_an_error);
     tcase_add_test(tc, test_garbage_payload_is_an_error);
     tcase_add_test(tc, test_unknown_request_flags_are_an_error);
+    tcase_add_test(tc, test_logprobs_beyond_the_limit_are_an_error);
     tcase_add_test(tc, test_tail_beyond_ring_drops_the_client);
     tcase_add_test(tc, test_corrupt_completion_head_drops_the_client);
     tcase_add_test(tc, test_release_mark_beyond_results_drops_the_client);
