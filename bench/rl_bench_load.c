@@ -2,13 +2,13 @@
  *
  *   ringlm-bench load --clients N [--model F | --socket PATH] [--requests R]
  *                     [--max-tokens T] [--prefix P] [--suffix S] [--threads T]
- *                     [--step-tokens B] [--kv-mb M] [--sample] [--json]
+ *                     [--step-tokens B] [--kv-mb M] [--sample] [--logprobs L] [--json]
  *
  * N client threads, each with its own libringlm connection, each streaming R
  * requests one after another: a shared P-token "system prompt" then S tokens
  * of its own, greedy (--sample: the library's default sampling, temperature
  * 0.8, top-k 40, top-p 0.95, min-p 0.05, a seed per request), T tokens
- * generated. With --model the daemon runs in this
+ * generated (--logprobs: each with its log-probability and the L best's). With --model the daemon runs in this
  * process (its compute threads share the machine with the clients); with
  * --socket an already running ringlmd is measured. Reports aggregate generated
  * tokens/s, time to first token and inter-token latency p50/p99 (client-side
@@ -73,6 +73,7 @@ typedef struct cfg {
     const char *sock;
     uint32_t clients, requests, max_tokens, prefix, suffix, vocab;
     int sample; /* 1: the library's default sampling, a seed per request; 0: greedy */
+    uint8_t logprobs; /* ringlm_params.logprobs */
 } cfg;
 
 typedef struct client {
@@ -123,6 +124,7 @@ static void *client_main(void *arg)
     if (!cf->sample)
         p.temperature = 0;
     p.max_tokens = cf->max_tokens;
+    p.logprobs = cf->logprobs;
     for (uint32_t r = 0; toks && r < cf->requests; r++) {
         make_prompt(cf, cl->id, r, toks);
         p.seed = (uint64_t)cl->id * 1000003u + r;
@@ -181,7 +183,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: ringlm-bench load --clients N [--model F | --socket PATH] [--requests R]\n"
                "         [--max-tokens T] [--prefix P] [--suffix S] [--threads T] [--step-tokens B]\n"
-               "         [--kv-mb M] [--sample] [--json]\n");
+               "         [--kv-mb M] [--sample] [--logprobs L] [--json]\n");
 }
 
 int rl_bench_load_main(int argc, char **argv)
@@ -195,12 +197,12 @@ int rl_bench_load_main(int argc, char **argv)
         {"clients", 1, 0, 'c'}, {"model", 1, 0, 'm'}, {"socket", 1, 0, 's'}, {"requests", 1, 0, 'r'},
         {"max-tokens", 1, 0, 'n'}, {"prefix", 1, 0, 'p'}, {"suffix", 1, 0, 'x'}, {"threads", 1, 0, 't'},
         {"step-tokens", 1, 0, 'b'}, {"kv-mb", 1, 0, 'k'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'},
-        {"sample", 0, 0, 'S'},
+        {"sample", 0, 0, 'S'}, {"logprobs", 1, 0, 'L'},
         {0, 0, 0, 0},
     };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:m:s:r:n:p:x:t:b:k:jhS", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:m:s:r:n:p:x:t:b:k:jhSL:", lo, NULL)) != -1) {
         switch (ch) {
         case 'c': cf.clients = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'm': model = optarg; break;
@@ -214,6 +216,7 @@ int rl_bench_load_main(int argc, char **argv)
         case 'k': kv_mb = strtoull(optarg, NULL, 10); break;
         case 'j': json = 1; break;
         case 'S': cf.sample = 1; break;
+        case 'L': cf.logprobs = (uint8_t)atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -337,13 +340,13 @@ int rl_bench_load_main(int argc, char **argv)
                "\"gen_tokens\":%llu,\"gen_tok_s\":%.1f,\"ttft_ms\":{\"p50\":%.3f,\"p99\":%.3f},"
                "\"itl_ms\":{\"p50\":%.3f,\"p99\":%.3f},\"client_itl_p99_spread\":%.3f,\"kv_peak_blocks\":%llu,"
                "\"kv_peak_bytes\":%llu,\"prefix_hit_rate\":%.4f,\"mean_batch\":%.2f,\"max_batch\":%u,"
-               "\"steps\":%llu,\"preempted\":%llu,\"errors\":%llu,\"sampling\":\"%s\"}\n",
+               "\"steps\":%llu,\"preempted\":%llu,\"errors\":%llu,\"sampling\":\"%s\",\"logprobs\":%u}\n",
                i0.name, i0.backend, cf.clients, cf.requests, cf.max_tokens, cf.prefix + cf.suffix, cf.prefix,
                i1.sched.step_tokens, wall, (unsigned long long)gen, tps, pct(&ttft, 0.5), pct(&ttft, 0.99),
                pct(&itl, 0.5), pct(&itl, 0.99), spread, (unsigned long long)kv_peak_blocks,
                (unsigned long long)kv_peak_bytes, hit_rate, mean_batch, i1.sched.max_batch,
                (unsigned long long)steps, (unsigned long long)(i1.sched.preempted - i0.sched.preempted),
-               (unsigned long long)errors, cf.sample ? "default" : "greedy");
+               (unsigned long long)errors, cf.sample ? "default" : "greedy", cf.logprobs);
     } else {
         printf("load: %u clients x %u requests (%u prompt tokens, %u shared; %u generated), model %s (%s)\n",
                cf.clients, cf.requests, cf.prefix + cf.suffix, cf.prefix, cf.max_tokens, i0.name, i0.backend);

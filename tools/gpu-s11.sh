@@ -23,3 +23,20 @@ if [ "$PART" = topk ]; then
     echo "clients 64 RL_CU_TOPK=$1 ${2:-greedy}: $(RL_CU_TOPK=$1 BENCH_ARGS="${2:-}" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
   done
 fi
+#   lp       log-probabilities from the device (rl_cu_topk's normalizer with
+#            the candidates): the kernel and batch/model suites, then the
+#            64-client 7B load sampled with and without --logprobs 5, and
+#            greedy with them.
+if [ "$PART" = lp ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  CK_FORK=no timeout 200 $B/tests/cuda/test_cu_kernels >"$OUT/test_cu_kernels.log" 2>&1
+  echo "test_cu_kernels rc=$? $(grep -E '^[0-9]+%' "$OUT/test_cu_kernels.log")"
+  grep -E ":F:|:E:" "$OUT/test_cu_kernels.log" | head -5
+  timeout 240 meson test -C $B --no-rebuild --suite batch --suite model --suite e2e --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  for a in "--sample" "--sample --logprobs 5" "--sample" "--sample --logprobs 5" "--logprobs 5"; do
+    echo "clients 64 $a: $(BENCH_ARGS="$a" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
+  done
+fi

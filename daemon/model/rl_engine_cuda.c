@@ -30,6 +30,7 @@ typedef struct cu_backend {
     float **lg;
     int32_t *tk;               /* out row -> top-k wanted (0: none) */
     const rl_cu_cand **top;    /* out row -> its candidates after the step, or NULL */
+    float *lse;                /* out row -> the normalizer with them */
     uint32_t *oseq;            /* out row -> fseq */
     uint64_t *odev;            /* out row -> device address of its zero-copy cell, or 0 */
     rl_cu_hostmap *hm;         /* client regions registered with CUDA (zero copy) */
@@ -214,7 +215,8 @@ static int be_open(void *ctx, const rl_model *m, uint32_t n_ctx, uint32_t step_t
     B->odev = malloc(sizeof(uint64_t) * step_tokens);
     B->tk = malloc(sizeof(int32_t) * step_tokens);
     B->top = malloc(sizeof(*B->top) * step_tokens);
-    if (!B->tok || !B->bt || !B->bt_len || !B->lg || !B->oseq || !B->odev || !B->tk || !B->top) {
+    B->lse = malloc(sizeof(float) * step_tokens);
+    if (!B->tok || !B->bt || !B->bt_len || !B->lg || !B->oseq || !B->odev || !B->tk || !B->top || !B->lse) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -261,7 +263,7 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
         nl += seqs[j].logits != NULL;
     bool pinned = nl > 0 && pinned_rows(B, nl);
     uint32_t r = 0; /* page-locked rows handed out */
-    bool any_top = false;
+    bool any_top = false, any_norm = false;
     for (uint32_t j = 0; j < n; j++) {
         const rl_fwd_seq *f = &seqs[j];
         if (f->n_tok == 0 || t + f->n_tok > B->cap)
@@ -282,13 +284,14 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
             /* a sampled row whose draw needs only its k best: those leave the device, not the row */
             B->tk[no] = f->logits && f->top_k <= B->be.max_top_k && f->top_k <= B->n_vocab ? (int32_t)f->top_k : 0;
             any_top |= B->tk[no] > 0;
+            any_norm |= B->tk[no] > 0 && f->top_norm;
             B->oseq[no++] = j;
         }
     }
     rl_cu_batch b = {.n_tok = (int)t, .tokens = B->tok, .pos = B->pos, .row = B->row, .n_rows = (int)n,
                      .bt = B->bt, .bt_len = B->bt_len, .n_out = (int)no, .out_idx = B->oidx, .out_tok = B->otok,
                      .logits = B->lg, .tok_dev = B->hm ? B->odev : NULL, .top_k = any_top ? B->tk : NULL,
-                     .top = B->top};
+                     .top = B->top, .top_lse = any_norm ? B->lse : NULL};
     int rc = rl_cu_model_forward(B->g, &b);
     if (rc) {
         fprintf(stderr, "cuda step failed: %s\n", rc == -EINVAL ? "invalid batch" : rl_cu_last_error());
@@ -301,6 +304,8 @@ static int be_forward(void *ctx, rl_fwd_seq *seqs, uint32_t n)
         f->top = NULL;
         if (f->logits && any_top && B->tk[i] > 0 && B->top[i])
             f->top = (const rl_logit_cand *)B->top[i]; /* rl_cu_cand's layout */
+        if (f->top && f->top_norm)
+            f->norm = B->lse[i];
         else if (f->logits)
             f->logits = B->lg[i]; /* where the row is (rl_fwd_seq: valid until the next forward) */
         if (f->argmax)
@@ -353,6 +358,7 @@ static void be_close(void *ctx)
     free(B->odev);
     free(B->tk);
     free(B->top);
+    free(B->lse);
     free(B);
 }
 

@@ -4,6 +4,7 @@
 #include "rl_llm.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -192,6 +193,21 @@ typedef struct sample_job {
     atomic_uint next;
 } sample_job;
 
+/* Log-probabilities from a device's candidates (fs->top_k >= n_lp of them,
+ * the chosen token among them) and the row's normalizer. */
+static void top_logprobs(rl_seq *s, const rl_fwd_seq *fs, int32_t tok)
+{
+    rl_lp_norm nm = {.max = fs->top[0].logit, .lse = fs->norm, .n_vocab = s->smp.n_vocab};
+    s->lp[0] = (rl_token_logprob){tok, NAN};
+    for (uint32_t i = 0; i < fs->top_k; i++) {
+        float v = rl_logprob_value(&nm, fs->top[i].logit);
+        if (i < s->n_lp)
+            s->lp[1 + i] = (rl_token_logprob){fs->top[i].id, v};
+        if (fs->top[i].id == tok)
+            s->lp[0].logprob = v;
+    }
+}
+
 static void sample_rows_fn(void *ctx, int ith, int nth)
 {
     (void)ith, (void)nth;
@@ -200,8 +216,11 @@ static void sample_rows_fn(void *ctx, int ith, int nth)
         uint32_t f = j->rows[i];
         rl_seq *s = j->items[j->L->fitem[f]].seq;
         const rl_fwd_seq *fs = &j->L->fseqs[f];
-        if (fs->top) { /* the device's k best (never with log-probabilities: those need the row) */
-            j->L->argtok[f] = rl_sample_next_top(&s->smp, fs->top, fs->top_k);
+        if (fs->top) { /* the device's k best, the sampler's own k first */
+            int32_t tok = rl_sample_next_top(&s->smp, fs->top, rl_sample_top_only(&s->smp, UINT32_MAX));
+            if (s->n_lp)
+                top_logprobs(s, fs, tok);
+            j->L->argtok[f] = tok;
             continue;
         }
         rl_lp_norm nm;
@@ -333,8 +352,11 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         }
         else {
             L->fseqs[j].logits = L->logits + (size_t)(r++) * L->m->hp.n_vocab;
-            /* the device may send the k best logits alone when they decide the draw */
-            L->fseqs[j].top_k = L->be && !s->n_lp ? rl_sample_top_only(&s->smp, L->be->max_top_k) : 0;
+            /* the device may send the k best logits alone when they decide the draw
+             * (and, for log-probabilities, hold the n_lp best and come with the normalizer) */
+            uint32_t k = L->be ? rl_sample_top_only(&s->smp, L->be->max_top_k) : 0;
+            L->fseqs[j].top_k = k && s->n_lp > k ? s->n_lp : k;
+            L->fseqs[j].top_norm = s->n_lp > 0;
         }
     }
     rc = L->be ? L->be->forward(L->be->ctx, L->fseqs, nf) : rl_forward(L->fwd, L->fseqs, nf);
@@ -364,7 +386,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     uint32_t n_sampled = 0, n_top = 0;
     for (uint32_t j = 0; j < nf; j++) {
         n_sampled += L->fseqs[j].logits && !items[L->fitem[j]].seq->greedy;
-        n_top += L->fseqs[j].logits && L->fseqs[j].top;
+        n_top += L->fseqs[j].logits && L->fseqs[j].top && !items[L->fitem[j]].seq->greedy;
     }
     publish_stats(L, nf, n_tok, n_sampled, n_top);
     return 0;

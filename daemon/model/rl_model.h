@@ -88,6 +88,8 @@ typedef struct rl_fwd_seq {
                            * logit descending, ties by lower id) when they are all finite */
     const rl_logit_cand *top; /* out: NULL (the row is in logits), or those candidates, best
                                * first (the backend's memory, valid until its next forward) */
+    bool top_norm;        /* in, with top_k: the candidates must come with norm */
+    float norm;           /* out, with top and top_norm: log(sum over the row of exp(logit - top[0].logit)) */
 } rl_fwd_seq;
 
 /* Scratch for batches of up to max_tokens tokens. */

@@ -317,8 +317,11 @@ float rl_sample_raw_logit(const rl_sampler *s, const float *logits, int32_t tok)
 
 uint32_t rl_sample_top_only(const rl_sampler *s, uint32_t max_k)
 {
-    if (s->p.temperature <= 0 || s->p.top_k <= 1 || (uint32_t)s->p.top_k > max_k ||
-        !isfinite(1.f / s->p.temperature) || (s->recent && s->n_recent))
+    if ((s->recent && s->n_recent) || max_k == 0)
+        return 0;
+    if (s->p.temperature <= 0 || s->p.top_k == 1) /* greedy: the best alone */
+        return 1;
+    if (s->p.top_k <= 1 || (uint32_t)s->p.top_k > max_k || !isfinite(1.f / s->p.temperature))
         return 0;
     return (uint32_t)s->p.top_k;
 }
@@ -327,9 +330,11 @@ int32_t rl_sample_next_top(rl_sampler *s, const rl_sample_cand *c, uint32_t k)
 {
     /* top_k_one_pass's result for a finite row: the k best (one set in one
      * order under cand_cmp), then the threshold against the best */
+    s->n_pen = 0;
+    if (s->p.temperature <= 0 || s->p.top_k == 1)
+        return c[0].id; /* argmax's choice: the lowest id of the largest */
     float inv_t = 1.f / s->p.temperature;
     uint32_t keep = 0;
-    s->n_pen = 0;
     while (keep < k && (c[keep].logit - c[0].logit) * inv_t > -40.f)
         keep++;
     memcpy(s->cand, c, sizeof(*c) * keep);

@@ -40,8 +40,8 @@ int32_t rl_sample_next(rl_sampler *s, float *logits);
  * before the repetition penalty changed it. */
 float rl_sample_raw_logit(const rl_sampler *s, const float *logits, int32_t tok);
 /* k > 0 when the next draw can be made from the row's k best logits alone
- * (temperature > 0, 1 < top_k = k <= max_k, no repetition penalty pending), so
- * a device may send those instead of the row; else 0. */
+ * (no repetition penalty pending, and greedy: k = 1, or temperature > 0 with
+ * 1 < top_k = k <= max_k), so a device may send those instead of the row; else 0. */
 uint32_t rl_sample_top_only(const rl_sampler *s, uint32_t max_k);
 /* The next token from c, the k = rl_sample_top_only() best logits of a row
  * whose logits are all finite, best first (logit descending, ties by lower

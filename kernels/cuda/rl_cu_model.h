@@ -127,7 +127,8 @@ int rl_cu_model_copy_block(rl_cu_model *m, uint32_t dst, uint32_t src);
  * leave the device (rl_cu_topk's order): top[i] points at them (page-locked
  * memory of the model, valid until its next forward), and logits[i] is not
  * written; a row holding NaN or an infinity goes to logits[i] instead, with
- * top[i] NULL. Synchronous.
+ * top[i] NULL. With top_lse, top_lse[i] = log(sum over the row of
+ * exp(logit - top[i][0].logit)) for each output given candidates. Synchronous.
  * -EINVAL for bad ids, positions, rows, block ids or k (nothing runs then). */
 typedef struct rl_cu_batch {
     int n_tok;
@@ -142,6 +143,7 @@ typedef struct rl_cu_batch {
     const uint64_t *tok_dev;
     const int32_t *top_k;
     const rl_cu_cand **top;
+    float *top_lse;
 } rl_cu_batch;
 int rl_cu_model_forward(rl_cu_model *m, const rl_cu_batch *b);
 /* Capture every bucket's graph and load cuBLAS's kernels now (after the

@@ -35,8 +35,8 @@ struct rl_cu_model {
     uint64_t *d_dst, *h_dst;  /* zero copy: device addresses for the tokens [max_rows], and staging */
     int32_t *d_topk;          /* per output: top-k wanted [max_rows], found ok [max_batch], then
                                  candidates [max_batch][RL_CU_TOPK_MAX] (rl_cu_cand) */
-    int32_t *h_topk;          /* pinned, grown on demand (h_topk_bytes): per output k | ok, then the
-                                 candidates, n_out x the step's largest k */
+    int32_t *h_topk;          /* pinned, grown on demand (h_topk_bytes): per output k | ok | normalizer,
+                                 then the candidates, n_out x the step's largest k */
     size_t h_topk_bytes;
     void *xh, *wscratch;      /* GEMM path: fp16 activations and dequantized weight */
     cudaStream_t s;
@@ -56,15 +56,20 @@ struct rl_cu_model {
     uint64_t weight_bytes, kv_bytes, scratch_bytes;
 };
 
-/* d_topk's layout: k per output [rows], ok per output [max_batch], candidates
- * (8-byte aligned) [max_batch][RL_CU_TOPK_MAX]. */
+/* d_topk's layout (int32 units): k per output [rows], ok per output
+ * [max_batch], normalizer per output (float) [max_batch], candidates (8-byte
+ * aligned) [max_batch][RL_CU_TOPK_MAX]. */
 static inline size_t rl_cu_topk_ok_off(uint32_t rows)
 {
     return rows;
 }
-static inline size_t rl_cu_topk_cand_off(uint32_t rows, uint32_t max_batch) /* int32 units */
+static inline size_t rl_cu_topk_lse_off(uint32_t rows, uint32_t max_batch)
 {
-    return (rows + max_batch + 1) & ~(size_t)1;
+    return (size_t)rows + max_batch;
+}
+static inline size_t rl_cu_topk_cand_off(uint32_t rows, uint32_t max_batch)
+{
+    return ((size_t)rows + 2 * (size_t)max_batch + 1) & ~(size_t)1;
 }
 static inline size_t rl_cu_topk_dev_bytes(uint32_t rows, uint32_t max_batch)
 {

@@ -323,15 +323,21 @@ static int logits_out(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool 
 }
 
 /* ---- top-k: the k best logits leave the device instead of the row ----
- * h_topk: k per output [n_out] | ok [n_out] | candidates [n_out][stride]. */
+ * h_topk: k per output [n_out] | ok [n_out] | normalizer [n_out] (float) |
+ * candidates [n_out][stride]. */
 static int32_t *topk_ok(rl_cu_model *m, int n_out)
 {
     return m->h_topk + n_out;
 }
 
+static float *topk_lse(rl_cu_model *m, int n_out)
+{
+    return (float *)(m->h_topk + 2 * (size_t)n_out);
+}
+
 static rl_cu_cand *topk_cand(rl_cu_model *m, int n_out)
 {
-    return (rl_cu_cand *)(m->h_topk + ((2 * (size_t)n_out + 1) & ~(size_t)1));
+    return (rl_cu_cand *)(m->h_topk + ((3 * (size_t)n_out + 1) & ~(size_t)1));
 }
 
 /* The step's largest k (0: none wants candidates); stages the k's and uploads them. */
@@ -342,7 +348,7 @@ static int topk_stage(rl_cu_model *m, const rl_cu_batch *b, int *stride)
         *stride = b->top_k[i] > *stride ? b->top_k[i] : *stride;
     if (*stride == 0)
         return 0;
-    size_t bytes = ((2 * (size_t)b->n_out + 1) & ~(size_t)1) * 4 + (size_t)b->n_out * *stride * sizeof(rl_cu_cand);
+    size_t bytes = ((3 * (size_t)b->n_out + 1) & ~(size_t)1) * 4 + (size_t)b->n_out * *stride * sizeof(rl_cu_cand);
     if (bytes > m->h_topk_bytes) { /* the last forward synchronized: nothing in flight uses it */
         cudaFreeHost(m->h_topk);
         m->h_topk = NULL;
@@ -360,12 +366,17 @@ static int topk_stage(rl_cu_model *m, const rl_cu_batch *b, int *stride)
 static int topk_out(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool small, int stride)
 {
     int32_t *d_ok = m->d_topk + rl_cu_topk_ok_off(m->max_rows);
+    float *d_lse = (float *)(m->d_topk + rl_cu_topk_lse_off(m->max_rows, m->max_batch));
     rl_cu_cand *d_cand = (rl_cu_cand *)(m->d_topk + rl_cu_topk_cand_off(m->max_rows, m->max_batch));
     RL_CU_TRY(rl_cu_topk(m->logits.f, m->c.n_vocab, small ? din(m, IN_OUT) + o0 : NULL, m->d_topk + o0, k, stride,
-                         d_cand, d_ok, m->s));
+                         d_cand, d_ok, b->top_lse ? d_lse : NULL, m->s));
     RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(topk_ok(m, b->n_out) + o0, d_ok, (size_t)k * 4, cudaMemcpyDeviceToHost,
                                           m->s),
                           "top-k flags"));
+    if (b->top_lse)
+        RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(topk_lse(m, b->n_out) + o0, d_lse, (size_t)k * 4,
+                                              cudaMemcpyDeviceToHost, m->s),
+                              "top-k normalizers"));
     return rl_cu_check(cudaMemcpyAsync(topk_cand(m, b->n_out) + (size_t)o0 * stride, d_cand,
                                        (size_t)k * stride * sizeof(rl_cu_cand), cudaMemcpyDeviceToHost, m->s),
                        "top-k out");
@@ -382,6 +393,8 @@ static int topk_finish(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool
         b->top[i] = NULL;
         if (topk_ok(m, b->n_out)[i]) {
             b->top[i] = topk_cand(m, b->n_out) + (size_t)i * stride;
+            if (b->top_lse)
+                b->top_lse[i] = topk_lse(m, b->n_out)[i];
             continue;
         }
         int64_t src = small ? b->out_idx[i] : i - o0;

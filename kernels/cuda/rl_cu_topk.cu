@@ -8,7 +8,9 @@
  * gathers every key above T and, in ascending id order, that many equal to
  * T; the k are then ranked in shared memory. The order is the host
  * sampler's (rl_sample.c): logit descending, ties by lower id, -0 equal to +0.
- * A row holding NaN or an infinity is flagged (ok 0) and left to the host. */
+ * A row holding NaN or an infinity is flagged (ok 0) and left to the host.
+ * Log-probabilities need the softmax's normalizer too: with lse, a last pass
+ * sums exp(logit - best) over the row. */
 #include "rl_cu_common.cuh"
 
 #define TOPK_THREADS 1024
@@ -60,12 +62,13 @@ __device__ void tk_pick_bin(const uint32_t *hist, uint32_t *prefix, uint32_t *ne
 
 __global__ void __launch_bounds__(TOPK_THREADS) k_topk(const float *logits, int64_t n, const int32_t *rows,
                                                          const int32_t *ks, int stride, rl_cu_cand *cand,
-                                                         int32_t *ok)
+                                                         int32_t *ok, float *lse)
 {
     rl_pdl_trigger();
     rl_pdl_wait();
     __shared__ uint32_t hist[256], s_warp[TOPK_THREADS / 32];
     __shared__ uint32_t s_prefix, s_need, s_n;
+    __shared__ float s_best, s_part[TOPK_THREADS / 32];
     __shared__ int s_bad;
     __shared__ rl_cu_cand s_c[RL_CU_TOPK_MAX];
     int o = blockIdx.x;
@@ -153,16 +156,33 @@ __global__ void __launch_bounds__(TOPK_THREADS) k_topk(const float *logits, int6
         for (int j = 0; j < k; j++)
             r += tk_before(s_c[j], c);
         cand[(int64_t)o * stride + r] = c;
+        if (r == 0)
+            s_best = c.logit;
     }
     if (threadIdx.x == 0)
         ok[o] = 1;
+    if (!lse)
+        return;
+    __syncthreads();
+    float best = s_best, sum = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+        sum += __expf(x[i] - best);
+    sum = rl_warp_sum(sum);
+    if (lane == 0)
+        s_part[w] = sum;
+    __syncthreads();
+    if (w == 0) {
+        sum = rl_warp_sum(lane < nw ? s_part[lane] : 0.0f);
+        if (lane == 0)
+            lse[o] = logf(sum);
+    }
 }
 
 extern "C" int rl_cu_topk(const float *d_logits, int64_t n_vocab, const int32_t *d_rows, const int32_t *d_k,
-                          int n_out, int stride, rl_cu_cand *d_cand, int32_t *d_ok, cudaStream_t s)
+                          int n_out, int stride, rl_cu_cand *d_cand, int32_t *d_ok, float *d_lse, cudaStream_t s)
 {
     if (n_vocab <= 0 || n_out < 1 || stride < 1 || stride > RL_CU_TOPK_MAX)
         return -EINVAL;
-    rl_launch(k_topk, dim3(n_out), dim3(TOPK_THREADS), s, d_logits, n_vocab, d_rows, d_k, stride, d_cand, d_ok);
+    rl_launch(k_topk, dim3(n_out), dim3(TOPK_THREADS), s, d_logits, n_vocab, d_rows, d_k, stride, d_cand, d_ok, d_lse);
     return RL_CU_LAUNCHED("top-k");
 }

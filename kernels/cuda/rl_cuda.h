@@ -348,9 +348,11 @@ typedef struct rl_cu_cand {
  * d_rows[o] of d_logits (o when d_rows is NULL) and wants d_k[o] candidates
  * (0: none; at most stride <= RL_CU_TOPK_MAX); they go to d_cand[o * stride ...]
  * best first, logit descending and ties by lower id (-0 equal to +0), and
- * d_ok[o] = 1; a row holding NaN or an infinity gets d_ok[o] = 0 instead. */
+ * d_ok[o] = 1; a row holding NaN or an infinity gets d_ok[o] = 0 instead.
+ * With d_lse, also d_lse[o] = log(sum over the row of exp(logit - best)) (the
+ * softmax's normalizer, fp32) for each finite row. */
 int rl_cu_topk(const float *d_logits, int64_t n_vocab, const int32_t *d_rows, const int32_t *d_k, int n_out,
-               int stride, rl_cu_cand *d_cand, int32_t *d_ok, cudaStream_t s);
+               int stride, rl_cu_cand *d_cand, int32_t *d_ok, float *d_lse, cudaStream_t s);
 
 /* ---- zero copy: client regions mapped into the device (rl_cu_host.cu) ----
  * A hostmap holds host ranges registered with cudaHostRegister (mapped,

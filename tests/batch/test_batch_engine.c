@@ -317,6 +317,65 @@ START_TEST(device_top_k_draws_as_the_whole_row)
                           got[1][i][k], got[0][i][k]);
 }
 END_TEST
+
+/* Log-probabilities from the device's candidates and normalizer (fp32) are
+ * the host's from the whole row (double), and the tokens are the same:
+ * greedy, sampled with top-k above and below the count asked for. */
+START_TEST(device_logprobs_match_the_whole_rows)
+{
+    enum { NS = 3, NT = 8, NL = 6 };
+    int32_t prompts[NS][9];
+    rl_seq_desc d[NS];
+    static const int32_t ks[NS] = {40, 40, 3};
+    for (int i = 0; i < NS; i++) {
+        fill(prompts[i], 9, (uint32_t)i + 120);
+        d[i] = (rl_seq_desc){.prompt = prompts[i], .n_prompt = 9, .max_tokens = NT, .n_logprobs = NL,
+                             .sampling = {.temperature = i ? 1.2f : 0, .top_k = ks[i], .top_p = 1,
+                                          .repeat_penalty = 1, .seed = 77u + (uint64_t)i}};
+    }
+    static rl_token_logprob lp[2][NS][NT][1 + NL];
+    int32_t tok[2][NS][NT];
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 0)
+            setenv("RL_CU_TOPK", "0", 1);
+        rl_engine *e = tb_engine(64, 0, 0);
+        unsetenv("RL_CU_TOPK");
+        rl_seq *sq[NS];
+        for (int i = 0; i < NS; i++)
+            ck_assert_int_eq(e->ops->seq_new(e, &d[i], &sq[i]), 0);
+        for (uint32_t k = 0; k < NT;) {
+            rl_step_item it[NS];
+            for (int i = 0; i < NS; i++)
+                it[i] = (rl_step_item){.seq = sq[i]};
+            ck_assert_int_eq(e->ops->step(e, it, NS), 0);
+            if (it[0].token < 0)
+                continue;
+            for (int i = 0; i < NS; i++) {
+                tok[mode][i][k] = it[i].token;
+                ck_assert_ptr_nonnull(it[i].logprobs);
+                memcpy(lp[mode][i][k], it[i].logprobs, sizeof lp[mode][i][k]);
+            }
+            k++;
+        }
+        rl_engine_stats st;
+        e->ops->get_stats(e, &st);
+        ck_assert_uint_eq(st.sampled_top_k, mode ? 2 * NT : 0); /* the greedy one is not counted */
+        for (int i = 0; i < NS; i++)
+            e->ops->seq_free(e, sq[i]);
+        e->ops->destroy(e);
+    }
+    for (int i = 0; i < NS; i++)
+        for (int k = 0; k < NT; k++) {
+            ck_assert_int_eq(tok[1][i][k], tok[0][i][k]);
+            for (int a = 0; a <= NL; a++) {
+                const rl_token_logprob *x = &lp[1][i][k][a], *y = &lp[0][i][k][a];
+                ck_assert_msg(x->id == y->id && fabsf(x->logprob - y->logprob) <= 1e-4f * (1 + fabsf(y->logprob)),
+                              "request %d token %d #%d: device %d %g, row %d %g", i, k, a, x->id, x->logprob, y->id,
+                              y->logprob);
+            }
+        }
+}
+END_TEST
 #endif
 
 /* Asking for log-probabilities changes no token (greedy, sampled, with a
@@ -458,6 +517,7 @@ int main(void)
     tcase_add_test(tc, logprobs_leave_the_tokens_as_they_were);
 #ifdef TB_CUDA
     tcase_add_test(tc, device_top_k_draws_as_the_whole_row);
+    tcase_add_test(tc, device_logprobs_match_the_whole_rows);
 #endif
     tcase_add_test(tc, stories_batched_with_shared_prefix_equals_solo);
     suite_add_tcase(s, tc);

@@ -430,10 +430,13 @@ START_TEST(topk_gives_the_k_best_in_the_samplers_order)
                 k_h[o] = ks[pass ? o : R - 1 - o];
             int32_t *drows = tcu_up(rows, sizeof rows), *dk = tcu_up(k_h, sizeof k_h), *dok = tcu_dev(R * 4);
             rl_cu_cand *dc = tcu_dev(sizeof(rl_cu_cand) * R * STRIDE);
-            CU_OK(rl_cu_topk(dl, n, pass ? NULL : drows, dk, R, STRIDE, dc, dok, 0));
+            float *dlse = tcu_dev(R * 4); /* pass 1 also asks for the normalizer */
+            CU_OK(rl_cu_topk(dl, n, pass ? NULL : drows, dk, R, STRIDE, dc, dok, pass ? dlse : NULL, 0));
             rl_cu_cand *c = malloc(sizeof(rl_cu_cand) * R * STRIDE);
             int32_t ok[R];
+            float lse[R];
             tcu_down(ok, dok, sizeof ok);
+            tcu_down(lse, dlse, sizeof lse);
             tcu_down(c, dc, sizeof(rl_cu_cand) * R * STRIDE);
             for (int o = 0; o < R; o++) {
                 int row = pass ? o : rows[o], k = k_h[o];
@@ -454,9 +457,16 @@ START_TEST(topk_gives_the_k_best_in_the_samplers_order)
                                   (long long)n, row, k, j, g.id, g.logit, r[j].id, r[j].v);
                     ck_assert(memcmp(&g.logit, &x[g.id], 4) == 0); /* the value as it is (-0 too) */
                 }
+                if (pass) { /* log(sum exp(x - best)) against double precision */
+                    double sum = 0;
+                    for (int64_t i = 0; i < n; i++)
+                        sum += exp((double)x[i] - r[0].v);
+                    ck_assert_msg(fabs(lse[o] - log(sum)) <= 2e-5 * (1 + log(sum)), "n %lld row %d: lse %g, want %g",
+                                  (long long)n, row, lse[o], log(sum));
+                }
             }
             free(c);
-            cudaFree(drows), cudaFree(dk), cudaFree(dok), cudaFree(dc);
+            cudaFree(drows), cudaFree(dk), cudaFree(dok), cudaFree(dc), cudaFree(dlse);
         }
         cudaFree(dl);
         free(l), free(r);

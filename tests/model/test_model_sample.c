@@ -286,15 +286,25 @@ START_TEST(top_only_needs_sampling_top_k_and_no_pending_penalty)
     ck_assert_uint_eq(rl_sample_top_only(&s, 256), 40);
     ck_assert_uint_eq(rl_sample_top_only(&s, 39), 0); /* more than the device gives */
     rl_sample_free(&s);
-    rl_sampling q[] = {
-        {.temperature = 0, .top_k = 40, .repeat_penalty = 1},        /* greedy */
-        {.temperature = 0.8f, .top_k = 0, .repeat_penalty = 1},      /* no top-k */
-        {.temperature = 0.8f, .top_k = 1, .repeat_penalty = 1},      /* greedy */
-        {.temperature = 1e-39f, .top_k = 40, .repeat_penalty = 1},   /* 1 / t overflows */
+    static const struct {
+        rl_sampling p;
+        uint32_t k;
+    } q[] = {
+        {{.temperature = 0, .top_k = 40, .repeat_penalty = 1}, 1},      /* greedy: the best alone */
+        {{.temperature = 0.8f, .top_k = 1, .repeat_penalty = 1}, 1},    /* greedy */
+        {{.temperature = 0.8f, .top_k = 0, .repeat_penalty = 1}, 0},    /* no top-k: the row */
+        {{.temperature = 1e-39f, .top_k = 40, .repeat_penalty = 1}, 0}, /* 1 / t overflows */
     };
     for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
-        ck_assert_int_eq(rl_sample_init(&s, &q[i], NV), 0);
-        ck_assert_uint_eq(rl_sample_top_only(&s, 256), 0);
+        ck_assert_int_eq(rl_sample_init(&s, &q[i].p, NV), 0);
+        ck_assert_uint_eq(rl_sample_top_only(&s, 256), q[i].k);
+        ck_assert_uint_eq(rl_sample_top_only(&s, 0), 0); /* a device without candidates */
+        if (q[i].k == 1) { /* the best of the row, lowest id on ties */
+            float l[NV];
+            logits_fill(l);
+            rl_sample_cand c = {l[argmax()], argmax()};
+            ck_assert_int_eq(rl_sample_next_top(&s, &c, 1), argmax());
+        }
         rl_sample_free(&s);
     }
     rl_sampling pen = {.temperature = 0.8f, .top_k = 40, .repeat_penalty = 1.3f, .repeat_last_n = 8, .seed = 1};
