@@ -40,3 +40,22 @@ if [ "$PART" = lp ]; then
     echo "clients 64 $a: $(BENCH_ARGS="$a" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
   done
 fi
+#   closing  the final code: every CUDA test and the transformers check
+#            (gpu-final.sh tests), the batch/model/e2e suites, the 64-client
+#            7B load greedy with zero copy on and off (RL_ZERO_COPY=0)
+#            alternately, sampled, sampled with --logprobs 5; then
+#            compute-sanitizer memcheck and racecheck on the top-k test.
+if [ "$PART" = closing ]; then
+  bash $T/gpu-final.sh tests || exit 1
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  timeout 200 meson test -C $B --no-rebuild --suite batch --suite model --suite e2e --print-errorlogs >"$OUT/tests2.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests2.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests2.log" | head -10
+  for a in "1 " "0 " "1 " "0 " "1 --sample" "1 --sample --logprobs 5"; do set -- $a; shift; z=${a%% *}
+    echo "clients 64 RL_ZERO_COPY=$z ${*:-greedy}: $(RL_ZERO_COPY=$z BENCH_ARGS="$*" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
+  done
+  for tool in memcheck racecheck; do
+    CK_FORK=no CK_RUN_CASE=topk timeout 120 compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/cuda/test_cu_kernels >"$OUT/$tool-topk.log" 2>&1
+    echo "$tool topk: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Checks' "$OUT/$tool-topk.log" | tr '\n' ' ')"
+  done
+fi
