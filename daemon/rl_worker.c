@@ -47,7 +47,6 @@ struct rl_worker {
     rl_sched_ent *ents;      /* step order scratch */
     uint32_t cap_ents, rotate;
     rl_conn **zc;            /* connections offered to map_region (one reference each) */
-    bool no_zc;              /* RL_ZERO_COPY=0 (measurement): every token is copied */
     uint32_t n_zc, cap_zc;
     rl_worker_trace *trace;  /* NULL unless RINGLM_TRACE_TTFT */
     /* published */
@@ -307,7 +306,7 @@ static bool zc_mapped(rl_worker *w, rl_conn *c)
         return c->wk_zc > 0;
     rl_engine *e = w->e;
     /* a gone client gets no new mapping (MSG_GONE may already be handled) */
-    if (w->no_zc || !e->ops->map_region || !e->ops->unmap_region || atomic_load(&c->dead))
+    if (!e->ops->map_region || !e->ops->unmap_region || atomic_load(&c->dead))
         return false;
     if (w->n_zc == w->cap_zc) {
         uint32_t cap = w->cap_zc ? 2 * w->cap_zc : 16;
@@ -675,8 +674,6 @@ int rl_worker_start_limits(rl_worker **out, rl_engine *e, int spin_us, int notif
     w->notify_fd = notify_fd;
     w->inbox_tail = &w->inbox;
     w->trace = rl_worker_trace_new();
-    const char *zc = getenv("RL_ZERO_COPY");
-    w->no_zc = zc && !strcmp(zc, "0");
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     int rc = pthread_create(&w->thr, NULL, worker_main, w);

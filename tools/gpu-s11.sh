@@ -42,8 +42,10 @@ if [ "$PART" = lp ]; then
 fi
 #   closing  the final code: every CUDA test and the transformers check
 #            (gpu-final.sh tests), the batch/model/e2e suites, the 64-client
-#            7B load greedy with zero copy on and off (RL_ZERO_COPY=0)
-#            alternately, sampled, sampled with --logprobs 5; then
+#            7B load greedy with zero copy on and off alternately (the run
+#            recorded in docs/PERFORMANCE.md used a worker switch of dd724fa,
+#            RL_ZERO_COPY=0; RL_CU_ZEROCOPY=0 has the same effect: no client
+#            region is registered), sampled, sampled with --logprobs 5; then
 #            compute-sanitizer memcheck and racecheck on the top-k test.
 if [ "$PART" = closing ]; then
   bash $T/gpu-final.sh tests || exit 1
@@ -52,7 +54,7 @@ if [ "$PART" = closing ]; then
   grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests2.log" | tr '\n' ' '; echo
   grep -E "FAIL|Failure|failed:" "$OUT/tests2.log" | head -10
   for a in "1 " "0 " "1 " "0 " "1 --sample" "1 --sample --logprobs 5"; do set -- $a; shift; z=${a%% *}
-    echo "clients 64 RL_ZERO_COPY=$z ${*:-greedy}: $(RL_ZERO_COPY=$z BENCH_ARGS="$*" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
+    echo "clients 64 RL_CU_ZEROCOPY=$z ${*:-greedy}: $(RL_CU_ZEROCOPY=$z BENCH_ARGS="$*" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
   done
   for tool in memcheck racecheck; do
     CK_FORK=no CK_RUN_CASE=topk timeout 120 compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/cuda/test_cu_kernels >"$OUT/$tool-topk.log" 2>&1

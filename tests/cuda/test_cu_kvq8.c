@@ -189,8 +189,10 @@ static void check_decode_q8(int head_dim)
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &k8, LAYER, splits[k], scr, &o1, 0));
         rl_cu_attn_force(-1);
         tcu_down(a, o1.f, (size_t)qd * NQ * 4);
+        /* (the same int8 values summed in another order: fp32 rounding of terms
+         * up to ~3 in size; 2e-6 failed once at 2.7e-6 on an output of 0.047) */
         for (int i = 0; i < qd * NQ; i++)
-            ck_assert_msg(fabsf(a[i] - b[i]) <= 2e-6f * (1.0f + fabsf(a[i])),
+            ck_assert_msg(fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(a[i])),
                           "hd %d split %d: warp kernel %g vs block kernel %g at %d", hd, splits[k], b[i], a[i], i);
         /* query 0 alone: the same bits as inside the batch */
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &k8, LAYER, rl_cu_attn_splits(1, c.r.n_head), scr, &o2, 0));
