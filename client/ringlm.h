@@ -130,6 +130,8 @@ typedef struct ringlm_daemon_info {
         uint64_t preempted;      /* requests whose KV was taken back and recomputed */
         uint32_t kv_blocks_total, kv_blocks_used, kv_blocks_free, kv_blocks_cached;
         uint64_t kv_block_bytes;
+        uint64_t sampled;        /* tokens drawn by a sampler (not greedy; since ABI 1) */
+        uint64_t sampled_top_k;  /* of those, drawn from the k best logits the GPU sent, not the row */
     } sched;
 } ringlm_daemon_info;
 

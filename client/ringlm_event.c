@@ -380,5 +380,6 @@ int ringlm_info(ringlm_conn *c, ringlm_daemon_info *out, int timeout_ms)
     out->sched.kv_blocks_total = in.kv_blocks_total, out->sched.kv_blocks_used = in.kv_blocks_used;
     out->sched.kv_blocks_free = in.kv_blocks_free, out->sched.kv_blocks_cached = in.kv_blocks_cached;
     out->sched.kv_block_bytes = in.kv_block_bytes;
+    out->sched.sampled = in.sampled, out->sched.sampled_top_k = in.sampled_top_k;
     return 0;
 }

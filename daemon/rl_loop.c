@@ -310,6 +310,7 @@ static void post_info(rl_daemon *d, rl_conn *c, uint32_t id)
         in.kv_blocks_total = st.kv_blocks_total, in.kv_blocks_used = st.kv_blocks_used;
         in.kv_blocks_free = st.kv_blocks_free, in.kv_blocks_cached = st.kv_blocks_cached;
         in.kv_block_bytes = st.kv_block_bytes;
+        in.sampled = st.sampled, in.sampled_top_k = st.sampled_top_k;
     }
     loop_post(d, c, id, RL_WIRE_EV_INFO, 0, &in, sizeof in);
 }

@@ -214,7 +214,8 @@ _Static_assert(sizeof(rl_wire_cqe) == 32, "cqe is 32 bytes");
 /* rl_wire_cqe.flags of RL_WIRE_EV_TOKENS. With RL_WIRE_CQE_LOGPROBS, n =
  * flags & RL_WIRE_CQE_LOGPROBS_N, and the ids are followed by n_tokens groups
  * of 1 + n rl_wire_logprob: the generated token's own log-probability, then
- * the n most likely tokens at that position, best first (ties by lower id).
+ * the n most likely tokens at that position, best first (ties by lower id; id -1
+ * and -inf past the end of a vocabulary smaller than n).
  * They are the model's distribution (natural log of the softmax of the
  * logits), before repetition penalty, temperature and filters. */
 enum {
@@ -262,6 +263,7 @@ typedef struct rl_wire_info {
     uint64_t preempted;
     uint32_t kv_blocks_total, kv_blocks_used, kv_blocks_free, kv_blocks_cached;
     uint64_t kv_block_bytes;
+    uint64_t sampled, sampled_top_k; /* sampled tokens; of those, drawn from the device's k best */
 } rl_wire_info;
 
 /* Ring control blocks and entry arrays inside a region. */

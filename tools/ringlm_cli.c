@@ -246,12 +246,14 @@ static void print_sched_json(const ringlm_daemon_info *in)
     printf("\"steps\":%llu,\"max_batch\":%u,\"mean_batch\":%.3f,\"step_tokens\":%u,"
            "\"prefix_lookups\":%llu,\"prefix_hits\":%llu,\"prefix_lookup_tokens\":%llu,"
            "\"prefix_hit_tokens\":%llu,\"preempted\":%llu,\"kv_blocks_total\":%u,\"kv_blocks_used\":%u,"
-           "\"kv_blocks_free\":%u,\"kv_blocks_cached\":%u,\"kv_block_bytes\":%llu",
+           "\"kv_blocks_free\":%u,\"kv_blocks_cached\":%u,\"kv_block_bytes\":%llu,\"sampled\":%llu,"
+           "\"sampled_top_k\":%llu",
            steps, in->sched.max_batch, mean, in->sched.step_tokens,
            (unsigned long long)in->sched.prefix_lookups, (unsigned long long)in->sched.prefix_hits,
            (unsigned long long)in->sched.prefix_lookup_tokens, (unsigned long long)in->sched.prefix_hit_tokens,
            (unsigned long long)in->sched.preempted, in->sched.kv_blocks_total, in->sched.kv_blocks_used,
-           in->sched.kv_blocks_free, in->sched.kv_blocks_cached, (unsigned long long)in->sched.kv_block_bytes);
+           in->sched.kv_blocks_free, in->sched.kv_blocks_cached, (unsigned long long)in->sched.kv_block_bytes,
+           (unsigned long long)in->sched.sampled, (unsigned long long)in->sched.sampled_top_k);
 }
 
 static int cmd_info(ringlm_conn *c, int argc, char **argv)

@@ -89,7 +89,7 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
     rl_seq *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    s->n_lp = d->n_logprobs < L->m->hp.n_vocab ? d->n_logprobs : L->m->hp.n_vocab;
+    s->n_lp = d->n_logprobs; /* (beyond the vocabulary: id -1, -inf) */
     if (s->n_lp && !(s->lp = calloc(1 + s->n_lp, sizeof(*s->lp)))) {
         free(s);
         return -ENOMEM;
@@ -206,6 +206,8 @@ static void top_logprobs(rl_seq *s, const rl_fwd_seq *fs, int32_t tok)
         if (fs->top[i].id == tok)
             s->lp[0].logprob = v;
     }
+    for (uint32_t i = fs->top_k; i < s->n_lp; i++) /* a vocabulary smaller than n_lp */
+        s->lp[1 + i] = (rl_token_logprob){-1, -INFINITY};
 }
 
 static void sample_rows_fn(void *ctx, int ith, int nth)
@@ -355,7 +357,8 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             /* the device may send the k best logits alone when they decide the draw
              * (and, for log-probabilities, hold the n_lp best and come with the normalizer) */
             uint32_t k = L->be ? rl_sample_top_only(&s->smp, L->be->max_top_k) : 0;
-            L->fseqs[j].top_k = k && s->n_lp > k ? s->n_lp : k;
+            uint32_t n_lp = s->n_lp < L->m->hp.n_vocab ? s->n_lp : L->m->hp.n_vocab;
+            L->fseqs[j].top_k = k && n_lp > k ? n_lp : k;
             L->fseqs[j].top_norm = s->n_lp > 0;
         }
     }

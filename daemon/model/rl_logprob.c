@@ -35,6 +35,8 @@ void rl_logprob_row(const float *row, uint32_t n_vocab, uint32_t n, rl_lp_norm *
     *nm = (rl_lp_norm){.max = mx, .lse = isfinite(mx) ? log(sum) : 0, .n_max_inf = n_inf, .n_vocab = n_vocab};
     for (uint32_t j = 0; j < have; j++)
         top[j].logprob = rl_logprob_value(nm, top[j].logprob);
+    for (uint32_t j = have; j < n; j++) /* n > n_vocab */
+        top[j] = (rl_token_logprob){-1, -INFINITY};
 }
 
 float rl_logprob_value(const rl_lp_norm *nm, float x)

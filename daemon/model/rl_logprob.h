@@ -17,7 +17,8 @@ typedef struct rl_lp_norm {
 } rl_lp_norm;
 
 /* The normalizer of row[0..n_vocab), and its n most likely tokens with their
- * log-probabilities in top[0..n) (n <= n_vocab), best first, ties by lower id. */
+ * log-probabilities in top[0..n), best first, ties by lower id (beyond n_vocab:
+ * id -1, -inf). */
 void rl_logprob_row(const float *row, uint32_t n_vocab, uint32_t n, rl_lp_norm *nm, rl_token_logprob *top);
 /* The log-probability of a token whose logit is x in that row. */
 float rl_logprob_value(const rl_lp_norm *nm, float x);

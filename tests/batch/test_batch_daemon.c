@@ -294,6 +294,16 @@ START_TEST(info_reports_scheduler_statistics)
     ck_assert_uint_eq(in.sched.kv_blocks_used, 0);
     ck_assert_uint_eq(in.sched.kv_blocks_used + in.sched.kv_blocks_free + in.sched.kv_blocks_cached,
                       in.sched.kv_blocks_total);
+    ck_assert_uint_eq(in.sched.sampled, 0); /* all greedy so far */
+    ringlm_params smp;
+    ringlm_params_default(&smp); /* sampled: temperature 0.8, top-k 40 */
+    smp.max_tokens = 5;
+    ck_assert_int_eq(ringlm_submit_tokens(c[1], pr[1], 60, &smp, &r[1]), 0);
+    ck_assert_int_eq(collect_final(c[1], r[1], &st, NULL, 0), RINGLM_EV_DONE);
+    ck_assert_int_eq(ringlm_info(c[0], &in, 5000), 0);
+    ck_assert_uint_ge(in.sched.sampled, 1);
+    ck_assert_uint_le(in.sched.sampled, 5);
+    ck_assert_uint_eq(in.sched.sampled_top_k, 0); /* the CPU engine samples from the rows */
     for (int i = 0; i < NC; i++)
         ringlm_close(c[i]);
     tt_stop(&t);

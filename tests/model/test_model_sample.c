@@ -369,6 +369,13 @@ START_TEST(logprobs_are_the_log_softmax_and_its_best)
     ck_assert_int_eq(top[1].id, 20);
     ck_assert_float_eq_tol(top[0].logprob, -logf(2.f), 1e-6f);
     ck_assert(top[2].logprob == -INFINITY);
+    /* more asked than the vocabulary holds: the rest are id -1, -inf */
+    float tiny[2] = {0.f, 0.f};
+    rl_logprob_row(tiny, 2, 4, &nm, top);
+    ck_assert_int_eq(top[0].id, 0);
+    ck_assert_int_eq(top[1].id, 1);
+    ck_assert_float_eq_tol(top[1].logprob, -logf(2.f), 1e-6f);
+    ck_assert(top[2].id == -1 && top[2].logprob == -INFINITY && top[3].id == -1);
     free(l), free(r);
 }
 END_TEST
