@@ -388,8 +388,10 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     }
     uint32_t n_sampled = 0, n_top = 0;
     for (uint32_t j = 0; j < nf; j++) {
-        n_sampled += L->fseqs[j].logits && !items[L->fitem[j]].seq->greedy;
-        n_top += L->fseqs[j].logits && L->fseqs[j].top && !items[L->fitem[j]].seq->greedy;
+        const rl_sampling *sp = &items[L->fitem[j]].seq->smp.p;
+        bool drawn = L->fseqs[j].logits && sp->temperature > 0 && sp->top_k != 1; /* not an argmax */
+        n_sampled += drawn;
+        n_top += drawn && L->fseqs[j].top;
     }
     publish_stats(L, nf, n_tok, n_sampled, n_top);
     return 0;
