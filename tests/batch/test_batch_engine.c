@@ -376,6 +376,65 @@ START_TEST(device_logprobs_match_the_whole_rows)
         }
 }
 END_TEST
+
+/* More sampled outputs than a graph step holds (70 > 64): the cuBLAS path,
+ * its outputs in two chunks, candidates from each; the same tokens and
+ * log-probabilities as whole rows. */
+START_TEST(device_top_k_on_the_large_path_in_chunks)
+{
+    enum { NS = 70, NT = 3, NL = 3 };
+    static int32_t prompts[NS][3];
+    static rl_seq_desc d[NS];
+    for (int i = 0; i < NS; i++) {
+        fill(prompts[i], 3, (uint32_t)i + 200);
+        d[i] = (rl_seq_desc){.prompt = prompts[i], .n_prompt = 3, .max_tokens = NT, .n_logprobs = i % 2 ? NL : 0,
+                             .sampling = {.temperature = 1.1f, .top_k = 40, .top_p = 1, .repeat_penalty = 1,
+                                          .seed = 900u + (uint64_t)i}};
+    }
+    static int32_t tok[2][NS][NT];
+    static rl_token_logprob lp[2][NS][NT][1 + NL];
+    uint64_t top_draws = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 0)
+            setenv("RL_CU_TOPK", "0", 1);
+        rl_engine *e = tb_engine(512, 0, 0);
+        unsetenv("RL_CU_TOPK");
+        static rl_seq *sq[NS];
+        for (int i = 0; i < NS; i++)
+            ck_assert_int_eq(e->ops->seq_new(e, &d[i], &sq[i]), 0);
+        for (uint32_t k = 0; k < NT;) {
+            static rl_step_item it[NS];
+            for (int i = 0; i < NS; i++)
+                it[i] = (rl_step_item){.seq = sq[i]};
+            ck_assert_int_eq(e->ops->step(e, it, NS), 0);
+            for (int i = 0; i < NS; i++) { /* every prompt fits the first step: all or none */
+                ck_assert_int_ge(it[i].token, 0);
+                tok[mode][i][k] = it[i].token;
+                if (i % 2)
+                    memcpy(lp[mode][i][k], it[i].logprobs, sizeof lp[mode][i][k]);
+            }
+            k++;
+        }
+        rl_engine_stats st;
+        e->ops->get_stats(e, &st);
+        if (mode)
+            top_draws = st.sampled_top_k;
+        for (int i = 0; i < NS; i++)
+            e->ops->seq_free(e, sq[i]);
+        e->ops->destroy(e);
+    }
+    ck_assert_uint_eq(top_draws, (uint64_t)NS * NT);
+    for (int i = 0; i < NS; i++)
+        for (int k = 0; k < NT; k++) {
+            ck_assert_msg(tok[1][i][k] == tok[0][i][k], "request %d token %d: top-k %d, whole row %d", i, k,
+                          tok[1][i][k], tok[0][i][k]);
+            for (int a = 0; i % 2 && a <= NL; a++)
+                ck_assert(lp[1][i][k][a].id == lp[0][i][k][a].id &&
+                          fabsf(lp[1][i][k][a].logprob - lp[0][i][k][a].logprob) <=
+                              1e-4f * (1 + fabsf(lp[0][i][k][a].logprob)));
+        }
+}
+END_TEST
 #endif
 
 /* Asking for log-probabilities changes no token (greedy, sampled, with a
@@ -518,6 +577,7 @@ int main(void)
 #ifdef TB_CUDA
     tcase_add_test(tc, device_top_k_draws_as_the_whole_row);
     tcase_add_test(tc, device_logprobs_match_the_whole_rows);
+    tcase_add_test(tc, device_top_k_on_the_large_path_in_chunks);
 #endif
     tcase_add_test(tc, stories_batched_with_shared_prefix_equals_solo);
     suite_add_tcase(s, tc);
