@@ -279,6 +279,15 @@ static bool released_mark(rl_conn *c, uint64_t *rel)
     return true;
 }
 
+void rl_conn_cells_range(const rl_conn *c, void **base, size_t *len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t lo = (size_t)c->res_off + c->cell_off, hi = lo + RL_CONN_CELLS_BYTES;
+    lo -= lo % page; /* the region itself starts on a page */
+    *base = (char *)c->base + lo;
+    *len = hi - lo;
+}
+
 int32_t *rl_conn_cell_take(rl_conn *c, uint32_t *cell)
 {
     /* relaxed: a hint, as in rl_conn_post */

@@ -100,6 +100,10 @@ int rl_conn_post_tokens(rl_conn *c, uint32_t req_id, uint16_t flags, uint32_t n_
 /* Ring the client's completion doorbell when it sleeps and something was posted. */
 void rl_conn_kick(rl_conn *c);
 
+/* The range an engine must be able to write for zero copy: the token cells,
+ * widened down to a page boundary (map_region's base and length; ~9 pages
+ * instead of the whole ~2.2 MiB region, so registering it pins far less). */
+void rl_conn_cells_range(const rl_conn *c, void **base, size_t *len);
 /* ---- zero-copy token cells (worker thread, around one engine step) ---- */
 #define RL_CONN_CELL_TAKEN UINT64_MAX
 /* Take a free cell; returns its id word inside the region (8-aligned), or NULL

@@ -147,10 +147,10 @@ typedef struct rl_engine_ops {
      * exceed cap) or a negative errno. Callable from any thread. */
     int (*chat_tokenize)(rl_engine *e, const rl_chat_msg *msgs, uint32_t n, bool add_special,
                          int32_t *out, size_t cap);
-    /* Added, optional (both NULL: the daemon copies token ids as before). A
-     * client's shared region [base, base+len) was mapped: make it writable by
-     * the engine's device (CUDA: host-registered, mapped) so that tok_dst may
-     * point into it. Returns 0, or a negative errno (the daemon then copies for
+    /* Added, optional (both NULL: the daemon copies token ids as before). The
+     * part [base, base+len) of a client's shared region that holds its token
+     * cells (rl_conn_cells_range) was mapped: make it writable by the engine's
+     * device (CUDA: host-registered, mapped) so that tok_dst may point into it. Returns 0, or a negative errno (the daemon then copies for
      * that client). unmap_region(base) comes before the region is unmapped;
      * the engine must not touch it afterwards. Both are called on the thread
      * that calls step, between steps (never while one runs), like seq_new. */

@@ -2,6 +2,7 @@
 #include "rl_engine_test.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,32 @@ static atomic_int g_tokdst_xor;   /* rl_engine_test_set_tokdst_xor */
 static atomic_int g_regions;      /* mapped regions */
 static atomic_bool g_map_fail;
 
+/* The mapped ranges (map_region's base and length), to check that every
+ * tok_dst falls inside one and that unmap_region names one. */
+enum { MAX_RANGES = 64 };
+static pthread_mutex_t g_rmu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char *base;
+    size_t len;
+} g_range[MAX_RANGES];
+static atomic_int g_range_errors;
+static atomic_size_t g_range_max;
+
 void rl_engine_test_set_tokdst_xor(int32_t x) { atomic_store(&g_tokdst_xor, x); }
 int rl_engine_test_regions(void) { return atomic_load(&g_regions); }
+int rl_engine_test_range_errors(void) { return atomic_load(&g_range_errors); }
+size_t rl_engine_test_largest_range(void) { return atomic_load(&g_range_max); }
+
+static bool in_range(const void *p, size_t n)
+{
+    pthread_mutex_lock(&g_rmu);
+    bool in = false;
+    for (int i = 0; i < MAX_RANGES && !in; i++)
+        in = g_range[i].base && (const char *)p >= g_range[i].base &&
+             (const char *)p + n <= g_range[i].base + g_range[i].len;
+    pthread_mutex_unlock(&g_rmu);
+    return in;
+}
 void rl_engine_test_set_map_fail(bool fail) { atomic_store(&g_map_fail, fail); }
 
 struct rl_seq {
@@ -111,8 +136,11 @@ static int t_step(rl_engine *e, rl_step_item *items, uint32_t n)
             }
         }
         items[i].token = next_token(s);
-        if (items[i].tok_dst) /* zero copy: where the client reads the id */
+        if (items[i].tok_dst) { /* zero copy: where the client reads the id */
+            if (!in_range(items[i].tok_dst, sizeof(int32_t)))
+                atomic_fetch_add(&g_range_errors, 1);
             *items[i].tok_dst = items[i].token ^ atomic_load(&g_tokdst_xor);
+        }
     }
     while (hang && atomic_load(&g_unhang_gen) == hang_gen) {
         struct timespec ts = {0, 1000000};
@@ -219,6 +247,19 @@ static int t_map_region(rl_engine *e, void *base, size_t len)
         return -EINVAL;
     if (atomic_load(&g_map_fail))
         return -ENOTSUP;
+    pthread_mutex_lock(&g_rmu);
+    int i = 0;
+    while (i < MAX_RANGES && g_range[i].base)
+        i++;
+    if (i < MAX_RANGES) {
+        g_range[i].base = base;
+        g_range[i].len = len;
+    }
+    pthread_mutex_unlock(&g_rmu);
+    if (i == MAX_RANGES)
+        return -ENOMEM;
+    if (len > atomic_load(&g_range_max))
+        atomic_store(&g_range_max, len);
     atomic_fetch_add(&g_regions, 1);
     return 0;
 }
@@ -226,7 +267,15 @@ static int t_map_region(rl_engine *e, void *base, size_t len)
 static void t_unmap_region(rl_engine *e, void *base)
 {
     (void)e;
-    (void)base;
+    pthread_mutex_lock(&g_rmu);
+    int i = 0;
+    while (i < MAX_RANGES && g_range[i].base != base)
+        i++;
+    if (i < MAX_RANGES)
+        g_range[i].base = NULL;
+    pthread_mutex_unlock(&g_rmu);
+    if (i == MAX_RANGES) /* not a base that map_region was given */
+        atomic_fetch_add(&g_range_errors, 1);
     atomic_fetch_sub(&g_regions, 1);
 }
 

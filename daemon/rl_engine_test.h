@@ -27,6 +27,11 @@ int rl_engine_test_create(rl_engine **out);
 void rl_engine_test_set_tokdst_xor(int32_t x);
 /* Regions mapped and not yet unmapped, over all test engines (process-wide). */
 int rl_engine_test_regions(void);
+/* tok_dst pointers outside every mapped range, and unmap_region calls naming
+ * no mapped base, so far. */
+int rl_engine_test_range_errors(void);
+/* The longest length map_region was given. */
+size_t rl_engine_test_largest_range(void);
 /* Make map_region fail with -ENOTSUP (true) so the daemon falls back to copies. */
 void rl_engine_test_set_map_fail(bool fail);
 

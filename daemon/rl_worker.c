@@ -316,7 +316,10 @@ static bool zc_mapped(rl_worker *w, rl_conn *c)
         w->zc = p;
         w->cap_zc = cap;
     }
-    int rc = e->ops->map_region(e, c->base, c->size);
+    void *cb;
+    size_t cl;
+    rl_conn_cells_range(c, &cb, &cl);
+    int rc = e->ops->map_region(e, cb, cl);
     c->wk_zc = rc == 0 ? 1 : -1;
     if (rc < 0)
         rl_log(LOG_INFO, "client %llu: region not mapped into the engine (%s): tokens are copied",
@@ -329,8 +332,12 @@ static bool zc_mapped(rl_worker *w, rl_conn *c)
 static void zc_release(rl_worker *w, uint32_t i)
 {
     rl_conn *c = w->zc[i];
-    if (c->wk_zc > 0)
-        w->e->ops->unmap_region(w->e, c->base);
+    if (c->wk_zc > 0) {
+        void *cb;
+        size_t cl;
+        rl_conn_cells_range(c, &cb, &cl);
+        w->e->ops->unmap_region(w->e, cb);
+    }
     c->wk_zc = 0; /* a later worker (engine swap) offers it again */
     w->zc[i] = w->zc[--w->n_zc];
     rl_conn_unref(c);

@@ -4,6 +4,7 @@
  * so an id the client reads tells where it came from. */
 #include "tt_main.h"
 #include "tt_util.h"
+#include "rl_conn.h"
 #include "rl_engine_test.h"
 
 #include <check.h>
@@ -218,8 +219,12 @@ START_TEST(test_region_is_unmapped_when_the_client_leaves)
     char text[64];
     run(c, "hi", ids, 8, text, false);
     ck_assert_int_eq(rl_engine_test_regions(), 1); /* mapped on its first step */
+    /* only the cells' pages (the engine pins what it maps), and every id went there */
+    ck_assert_uint_le(rl_engine_test_largest_range(), RL_CONN_CELLS_BYTES + 65536);
+    ck_assert_uint_ge(rl_engine_test_largest_range(), RL_CONN_CELLS_BYTES);
     ringlm_close(c);
     ck_assert_int_eq(wait_regions(0), 0);
+    ck_assert_int_eq(rl_engine_test_range_errors(), 0);
 }
 END_TEST
 
