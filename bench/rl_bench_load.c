@@ -340,13 +340,16 @@ int rl_bench_load_main(int argc, char **argv)
                "\"gen_tokens\":%llu,\"gen_tok_s\":%.1f,\"ttft_ms\":{\"p50\":%.3f,\"p99\":%.3f},"
                "\"itl_ms\":{\"p50\":%.3f,\"p99\":%.3f},\"client_itl_p99_spread\":%.3f,\"kv_peak_blocks\":%llu,"
                "\"kv_peak_bytes\":%llu,\"prefix_hit_rate\":%.4f,\"mean_batch\":%.2f,\"max_batch\":%u,"
-               "\"steps\":%llu,\"preempted\":%llu,\"errors\":%llu,\"sampling\":\"%s\",\"logprobs\":%u}\n",
+               "\"steps\":%llu,\"preempted\":%llu,\"errors\":%llu,\"sampling\":\"%s\",\"logprobs\":%u,"
+               "\"sampled\":%llu,\"sampled_top_k\":%llu}\n",
                i0.name, i0.backend, cf.clients, cf.requests, cf.max_tokens, cf.prefix + cf.suffix, cf.prefix,
                i1.sched.step_tokens, wall, (unsigned long long)gen, tps, pct(&ttft, 0.5), pct(&ttft, 0.99),
                pct(&itl, 0.5), pct(&itl, 0.99), spread, (unsigned long long)kv_peak_blocks,
                (unsigned long long)kv_peak_bytes, hit_rate, mean_batch, i1.sched.max_batch,
                (unsigned long long)steps, (unsigned long long)(i1.sched.preempted - i0.sched.preempted),
-               (unsigned long long)errors, cf.sample ? "default" : "greedy", cf.logprobs);
+               (unsigned long long)errors, cf.sample ? "default" : "greedy", cf.logprobs,
+               (unsigned long long)(i1.sched.sampled - i0.sched.sampled),
+               (unsigned long long)(i1.sched.sampled_top_k - i0.sched.sampled_top_k));
     } else {
         printf("load: %u clients x %u requests (%u prompt tokens, %u shared; %u generated), model %s (%s)\n",
                cf.clients, cf.requests, cf.prefix + cf.suffix, cf.prefix, cf.max_tokens, i0.name, i0.backend);
