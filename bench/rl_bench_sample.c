@@ -8,9 +8,11 @@
  * library's default parameters unless given: microseconds per draw, and a
  * checksum of the tokens drawn (equal checksums: equal tokens). */
 #include "rl_bench.h"
+#include "rl_ops.h"
 #include "rl_sample.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +32,14 @@ int rl_bench_sample_main(int argc, char **argv)
     rl_sampling p = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f,
                      .repeat_last_n = 64, .seed = 1};
     int json = 0, ch;
+    float skew = 1; /* logits 20 u^skew - 8: 1 flat, higher: few tokens near the top, as a model's */
     static const struct option lo[] = {
         {"vocab", 1, 0, 'v'}, {"draws", 1, 0, 'd'}, {"temperature", 1, 0, 't'}, {"top-k", 1, 0, 'k'},
-        {"top-p", 1, 0, 'p'}, {"min-p", 1, 0, 'm'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"top-p", 1, 0, 'p'}, {"min-p", 1, 0, 'm'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'},
+        {"skew", 1, 0, 's'}, {0, 0, 0, 0},
     };
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "v:d:t:k:p:m:jh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "v:d:t:k:p:m:jhs:", lo, NULL)) != -1) {
         switch (ch) {
         case 'v': vocab = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'd': draws = (uint32_t)strtoul(optarg, NULL, 10); break;
@@ -44,9 +48,10 @@ int rl_bench_sample_main(int argc, char **argv)
         case 'p': p.top_p = strtof(optarg, NULL); break;
         case 'm': p.min_p = strtof(optarg, NULL); break;
         case 'j': json = 1; break;
+        case 's': skew = strtof(optarg, NULL); break;
         default:
             fprintf(ch == 'h' ? stdout : stderr, "usage: ringlm-bench sample [--vocab N] [--draws D] [--temperature T] "
-                                                 "[--top-k K] [--top-p P] [--min-p M] [--json]\n");
+                                                 "[--top-k K] [--top-p P] [--min-p M] [--skew S] [--json]\n");
             return ch == 'h' ? 0 : 2;
         }
     }
@@ -54,6 +59,7 @@ int rl_bench_sample_main(int argc, char **argv)
         fprintf(stderr, "ringlm-bench sample: --vocab 2..16777216, --draws 1..1000000\n");
         return 2;
     }
+    rl_ops_init(); /* the SIMD kernels the engines use (exp) */
     rl_sampler s;
     float *row = malloc(sizeof(float) * vocab), *w = malloc(sizeof(float) * vocab);
     if (!row || !w || rl_sample_init(&s, &p, vocab) < 0) {
@@ -64,7 +70,7 @@ int rl_bench_sample_main(int argc, char **argv)
     uint64_t x = 88172645463325252ull;
     for (uint32_t i = 0; i < vocab; i++) { /* logits spread over ~20 units, as a model's are */
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        row[i] = (float)(x >> 40) / (float)(1u << 24) * 20.0f - 8.0f;
+        row[i] = powf((float)(x >> 40) / (float)(1u << 24), skew) * 20.0f - 8.0f;
     }
     uint64_t sum = 0;
     double t0 = now_us();
@@ -76,8 +82,8 @@ int rl_bench_sample_main(int argc, char **argv)
     double us = (now_us() - t0) / draws;
     if (json)
         printf("{\"bench\":\"sample\",\"vocab\":%u,\"draws\":%u,\"temperature\":%g,\"top_k\":%d,\"top_p\":%g,"
-               "\"min_p\":%g,\"us_per_draw\":%.2f,\"token_sum\":%llu}\n",
-               vocab, draws, p.temperature, p.top_k, p.top_p, p.min_p, us, (unsigned long long)sum);
+               "\"min_p\":%g,\"skew\":%g,\"us_per_draw\":%.2f,\"token_sum\":%llu}\n",
+               vocab, draws, p.temperature, p.top_k, p.top_p, p.min_p, skew, us, (unsigned long long)sum);
     else
         printf("sample: %u-token vocabulary, %u draws: %.2f us per draw (token sum %llu)\n", vocab, draws, us,
                (unsigned long long)sum);

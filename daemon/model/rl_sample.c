@@ -15,16 +15,6 @@ static uint64_t splitmix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-static double rng_uniform(uint64_t *st)
-{
-    uint64_t x = *st;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *st = x;
-    return (double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0; /* [0, 1) */
-}
-
 int rl_sample_init(rl_sampler *s, const rl_sampling *p, uint32_t n_vocab)
 {
     memset(s, 0, sizeof(*s));
@@ -68,7 +58,9 @@ int rl_sample_init(rl_sampler *s, const rl_sampling *p, uint32_t n_vocab)
 void rl_sample_free(rl_sampler *s)
 {
     free(s->cand);
-    free(s->tmp);
+    free(s->q);
+    free(s->kept);
+    free(s->ktmp);
     free(s->seen);
     free(s->recent);
     free(s->pen_id);
@@ -76,7 +68,9 @@ void rl_sample_free(rl_sampler *s)
     s->pen_id = NULL;
     s->pen_val = NULL;
     s->cand = NULL;
-    s->tmp = NULL;
+    s->q = NULL;
+    s->kept = s->ktmp = NULL;
+    s->scratch_cap = 0;
     s->seen = NULL;
     s->recent = NULL;
 }
@@ -120,11 +114,12 @@ static int cand_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* The first largest logit; NaN never wins (the device's argmax agrees). */
 static int32_t argmax(const float *logits, uint32_t n)
 {
     uint32_t best = 0;
     for (uint32_t i = 1; i < n; i++)
-        if (logits[i] > logits[best])
+        if (logits[i] > logits[best] || (isnan(logits[best]) && !isnan(logits[i])))
             best = i;
     return (int32_t)best;
 }
@@ -184,70 +179,33 @@ static inline uint32_t heap_offer(rl_sample_cand *c, uint32_t nc, uint32_t k, rl
     return nc;
 }
 
-/* Sort c[0..n) best first under cand_cmp, stably by an order-preserving
- * 32-bit key of the logit alone (LSD radix, 3 passes of 11 bits) from
- * candidates in ascending id order, so equal logits keep ascending ids: the
- * order qsort with cand_cmp gives, ~10x faster for a whole vocabulary. tmp
- * holds n. -0 and +0 compare equal, so they share a key. */
-static uint32_t desc_key(float v)
-{
-    uint32_t u;
-    if (v == 0)
-        v = 0; /* -0 as +0 */
-    memcpy(&u, &v, sizeof u);
-    u = (u & 0x80000000u) ? ~u : u | 0x80000000u; /* ascending with v */
-    return ~u;                                    /* descending */
-}
-
-static void radix_sort_desc(rl_sample_cand *c, uint32_t n, rl_sample_cand *tmp)
-{
-    rl_sample_cand *src = c, *dst = tmp;
-    for (int shift = 0; shift < 33; shift += 11) {
-        uint32_t cnt[2048] = {0};
-        for (uint32_t i = 0; i < n; i++)
-            cnt[(desc_key(src[i].logit) >> shift) & 2047u]++;
-        for (uint32_t b = 0, sum = 0; b < 2048; b++) {
-            uint32_t t = cnt[b];
-            cnt[b] = sum;
-            sum += t;
-        }
-        for (uint32_t i = 0; i < n; i++)
-            dst[cnt[(desc_key(src[i].logit) >> shift) & 2047u]++] = src[i];
-        rl_sample_cand *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != c) /* three passes: the result is in tmp */
-        memcpy(c, src, sizeof(*c) * n);
-}
-
-/* The candidates: every token whose logit is within 40 / inv_t of mx (or NaN,
- * as -inf), best first under cand_cmp, at most k of them (0: all). The k best
- * of a total order are one set in one order whether the whole list is sorted
- * or they are picked through a heap of k (O(n log k) instead of sorting the
- * vocabulary for every token: ~8 ms for 32,000 candidates). Returns the count. */
-static uint32_t candidates(rl_sampler *s, const float *logits, float mx, float inv_t, uint32_t k)
+/* The candidates: every token whose logit is within 40 / inv_t of mx (a NaN
+ * logit as -inf; with mx infinite, the logits equal to it). With k > 0 the k best under cand_cmp, sorted (picked through a
+ * heap of k: O(n log k) instead of sorting the vocabulary for every token);
+ * with k = 0 all of them in id order, *best the first largest (the draw
+ * orders only as much of them as it needs). Returns the count. */
+static uint32_t candidates(rl_sampler *s, const float *logits, float mx, float inv_t, uint32_t k, uint32_t *best)
 {
     rl_sample_cand *c = s->cand;
     uint32_t nc = 0;
+    *best = 0;
     for (uint32_t i = 0; i < s->n_vocab; i++) {
         float z = (logits[i] - mx) * inv_t;
         if (!(z > -40.f || isnan(z)))
             continue;
-        rl_sample_cand x = {isnan(z) ? -INFINITY : logits[i], (int32_t)i};
-        if (k == 0)
+        rl_sample_cand x = {isnan(logits[i]) ? -INFINITY : logits[i], (int32_t)i};
+        if (k == 0) {
+            if (nc && x.logit > c[*best].logit)
+                *best = nc;
             c[nc++] = x;
-        else
+        } else {
             nc = heap_offer(c, nc, k, x);
+        }
     }
-    if (k == 0 && nc > 64 && (s->tmp || (s->tmp = malloc(sizeof(*s->tmp) * s->n_vocab))))
-        radix_sort_desc(c, nc, s->tmp); /* (in id order until here: the ties' order) */
-    else
+    if (k > 0)
         qsort(c, nc, sizeof(*c), cand_cmp);
     return nc;
 }
-
-static int32_t draw(rl_sampler *s, uint32_t nc, float inv_t);
 
 /* Penalty applied, not greedy: the candidates in two passes (maximum, then
  * the threshold and top-k), then the draw. */
@@ -257,10 +215,11 @@ static int32_t sample_two_pass(rl_sampler *s, float *logits, float inv_t)
     float mx = logits[argmax(logits, n)];
     /* Candidates whose probability relative to the best is below e^-40 can
      * never be drawn by a double-precision uniform; skip them up front. */
-    uint32_t nc = candidates(s, logits, mx, inv_t, s->p.top_k > 0 ? (uint32_t)s->p.top_k : 0);
+    uint32_t best, k = s->p.top_k > 0 ? (uint32_t)s->p.top_k : 0;
+    uint32_t nc = candidates(s, logits, mx, inv_t, k, &best);
     if (nc == 0)
         return argmax(logits, n);
-    return draw(s, nc, inv_t);
+    return rl_sample_draw(s, s->cand, nc, best, k > 0, inv_t);
 }
 
 /* The k best of logits under cand_cmp in one pass with their maximum (for
@@ -300,7 +259,7 @@ int32_t rl_sample_next(rl_sampler *s, float *logits)
     if (s->p.top_k > 0 && isfinite(inv_t)) {
         int64_t nc = top_k_one_pass(s, logits, inv_t, (uint32_t)s->p.top_k);
         if (nc > 0)
-            return draw(s, (uint32_t)nc, inv_t);
+            return rl_sample_draw(s, s->cand, (uint32_t)nc, 0, true, inv_t);
         if (nc == 0)
             return argmax(logits, n);
     }
@@ -337,47 +296,5 @@ int32_t rl_sample_next_top(rl_sampler *s, const rl_sample_cand *c, uint32_t k)
     uint32_t keep = 0;
     while (keep < k && (c[keep].logit - c[0].logit) * inv_t > -40.f)
         keep++;
-    memcpy(s->cand, c, sizeof(*c) * keep);
-    return draw(s, keep, inv_t);
-}
-
-/* Softmax at the temperature over the nc sorted candidates, min-p, top-p,
- * and the draw from the sequence's RNG. */
-static int32_t draw(rl_sampler *s, uint32_t nc, float inv_t)
-{
-    double sum = 0, top = s->cand[0].logit;
-    for (uint32_t i = 0; i < nc; i++) {
-        double p = exp(((double)s->cand[i].logit - top) * inv_t);
-        s->cand[i].logit = (float)p;
-        sum += p;
-    }
-    for (uint32_t i = 0; i < nc; i++)
-        s->cand[i].logit = (float)(s->cand[i].logit / sum);
-    if (s->p.min_p > 0) { /* keep p >= min_p * p_max */
-        float lim = s->p.min_p * s->cand[0].logit;
-        uint32_t k = 1;
-        while (k < nc && s->cand[k].logit >= lim)
-            k++;
-        nc = k;
-    }
-    if (s->p.top_p < 1) { /* smallest prefix reaching top_p */
-        double cum = 0;
-        uint32_t k = 0;
-        while (k < nc) {
-            cum += s->cand[k++].logit;
-            if (cum >= s->p.top_p)
-                break;
-        }
-        nc = k > 0 ? k : 1;
-    }
-    double total = 0;
-    for (uint32_t i = 0; i < nc; i++)
-        total += s->cand[i].logit;
-    double u = rng_uniform(&s->rng) * total, acc = 0;
-    for (uint32_t i = 0; i < nc; i++) {
-        acc += s->cand[i].logit;
-        if (u < acc)
-            return s->cand[i].id;
-    }
-    return s->cand[nc - 1].id;
+    return rl_sample_draw(s, c, keep, 0, true, inv_t);
 }

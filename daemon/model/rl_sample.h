@@ -8,12 +8,20 @@
 #ifndef RL_SAMPLE_H
 #define RL_SAMPLE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rl_engine.h"
 #include "rl_model.h"
 
-typedef rl_logit_cand rl_sample_cand; /* logit, then probability */
+typedef rl_logit_cand rl_sample_cand;
+
+/* A candidate the draw keeps, with its probability (rl_sample_draw.c). */
+typedef struct rl_sample_kept {
+    float logit;
+    int32_t id;
+    float q;
+} rl_sample_kept;
 
 typedef struct rl_sampler {
     rl_sampling p;
@@ -26,7 +34,9 @@ typedef struct rl_sampler {
     uint32_t n_recent, head;
     uint8_t *seen;            /* n_vocab bits, scratch for the penalty */
     rl_sample_cand *cand;     /* n_vocab scratch */
-    rl_sample_cand *tmp;      /* n_vocab scratch of the full sort (top_k off), allocated on first use */
+    float *q;                 /* the draw's scratch (scratch_cap each), grown on use */
+    rl_sample_kept *kept, *ktmp;
+    uint32_t scratch_cap;
 } rl_sampler;
 
 /* Returns 0 or -ENOMEM. Out-of-range values are clamped to their "off" meaning. */
@@ -39,6 +49,13 @@ int32_t rl_sample_next(rl_sampler *s, float *logits);
 /* The logit of tok in the row given to the last rl_sample_next as it was
  * before the repetition penalty changed it. */
 float rl_sample_raw_logit(const rl_sampler *s, const float *logits, int32_t tok);
+/* The draw (rl_sample_draw.c) from nc candidates c, in the sampler's order
+ * (sorted: logit descending, ties by lower id) or in id order, c[best] the
+ * best of them: probabilities at the temperature (their normalizer summed in
+ * fixed point, the same in any order), min-p as a set, top-p and the uniform
+ * along the order. The same set gives the same token either way. */
+int32_t rl_sample_draw(rl_sampler *s, const rl_sample_cand *c, uint32_t nc, uint32_t best, bool sorted,
+                       float inv_t);
 /* k > 0 when the next draw can be made from the row's k best logits alone
  * (no repetition penalty pending, and greedy: k = 1, or temperature > 0 with
  * 1 < top_k = k <= max_k), so a device may send those instead of the row; else 0. */

@@ -1,6 +1,7 @@
 /* test_model_sample.c - sampling: determinism, greedy equivalences, filters. */
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,6 +404,47 @@ START_TEST(raw_logit_of_a_penalized_choice_is_the_models)
 }
 END_TEST
 
+/* Without top-k the draw orders only what it needs (min-p's set, the likely
+ * part of top-p's prefix); with top-k = the vocabulary the heap hands it
+ * everything sorted. Same tokens, for peaked and flat rows and each filter. */
+START_TEST(unsorted_candidates_draw_as_the_sorted_vocabulary)
+{
+    enum { V = 32000 };
+    float *l = malloc(V * sizeof(float)), *la = malloc(V * sizeof(float));
+    uint64_t st = 77;
+    static const float tp[] = {0.9f, 0.5f, 1.f, 0.99f}, mp[] = {0.f, 0.05f, 0.f, 0.2f};
+    for (int shape = 0; shape < 3; shape++)
+        for (int f = 0; f < 4; f++) {
+            rl_sampling pa = {.temperature = 0.9f, .top_k = 0, .top_p = tp[f], .min_p = mp[f], .repeat_penalty = 1,
+                              .seed = 3 + (uint64_t)f};
+            rl_sampling pb = pa;
+            pb.top_k = V;
+            rl_sampler a, b;
+            ck_assert_int_eq(rl_sample_init(&a, &pa, V), 0);
+            ck_assert_int_eq(rl_sample_init(&b, &pb, V), 0);
+            int32_t first = -1;
+            bool differ = false;
+            for (int d = 0; d < 12; d++) {
+                for (int i = 0; i < V; i++) {
+                    st = st * 6364136223846793005ull + 1442695040888963407ull;
+                    float u = (float)(st >> 40) / (float)(1u << 24);
+                    l[i] = shape == 0 ? u * 20.f - 8.f : shape == 1 ? powf(u, 32.f) * 20.f - 8.f
+                                                                   : floorf(powf(u, 8.f) * 64.f) * 0.3f; /* ties */
+                }
+                memcpy(la, l, V * sizeof(float));
+                int32_t ta = rl_sample_next(&a, la), tb = rl_sample_next(&b, l);
+                ck_assert_msg(ta == tb, "shape %d filters %d draw %d: unsorted %d, sorted %d", shape, f, d, ta, tb);
+                differ |= d > 0 && ta != first;
+                first = d == 0 ? ta : first;
+            }
+            ck_assert(differ);
+            rl_sample_free(&a);
+            rl_sample_free(&b);
+        }
+    free(l), free(la);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_sample");
@@ -420,6 +462,7 @@ int main(void)
     tcase_add_test(tc, top_only_needs_sampling_top_k_and_no_pending_penalty);
     tcase_add_test(tc, logprobs_are_the_log_softmax_and_its_best);
     tcase_add_test(tc, raw_logit_of_a_penalized_choice_is_the_models);
+    tcase_add_test(tc, unsorted_candidates_draw_as_the_sorted_vocabulary);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
