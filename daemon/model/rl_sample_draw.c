@@ -154,7 +154,7 @@ static bool scratch(rl_sampler *s, uint32_t n)
 
 int32_t rl_sample_draw(rl_sampler *s, const rl_sample_cand *c, uint32_t nc, uint32_t best, bool sorted, float inv_t)
 {
-    if (nc == 0)
+    if (nc == 0) /* (callers pass at least the best) */
         return -1;
     if (!scratch(s, nc))
         return c[best].id; /* out of memory: the best */
