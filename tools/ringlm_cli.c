@@ -310,6 +310,9 @@ static int cmd_info(ringlm_conn *c, int argc, char **argv)
                    (unsigned long long)in.sched.prefix_hits, (unsigned long long)in.sched.prefix_hit_tokens,
                    (unsigned long long)in.sched.preempted, in.sched.kv_blocks_used, in.sched.kv_blocks_cached,
                    in.sched.kv_blocks_free);
+        if (in.sched.sampled)
+            printf("sampling %llu tokens drawn, %llu of them from the device's best candidates\n",
+                   (unsigned long long)in.sched.sampled, (unsigned long long)in.sched.sampled_top_k);
     }
     return 0;
 }
