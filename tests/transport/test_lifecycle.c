@@ -25,15 +25,23 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* A listening Unix socket at dir/s (dir: a mkdtemp template, filled in). */
+static int listen_in_tmpdir(char *dir, struct sockaddr_un *sa, int backlog)
+{
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    *sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+    snprintf(sa->sun_path, sizeof sa->sun_path, "%s/s", dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)sa, sizeof *sa), 0);
+    ck_assert_int_eq(listen(fd, backlog), 0);
+    return fd;
+}
+
 START_TEST(test_injected_listening_socket_is_served)
 {
     char dir[] = "/tmp/ringlm-fd-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s", dir);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(listen(fd, 16), 0);
+    struct sockaddr_un sa;
+    int fd = listen_in_tmpdir(dir, &sa, 16);
     rl_daemon_opts o;
     rl_daemon_opts_default(&o);
     o.listen_fd = fd;
@@ -192,12 +200,8 @@ static void *refuse_all(void *arg)
 START_TEST(test_refusal_is_reported_even_when_it_beats_the_hello)
 {
     char dir[] = "/tmp/ringlm-refuse-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s", dir);
-    int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(listen(ls, 4), 0);
+    struct sockaddr_un sa;
+    int ls = listen_in_tmpdir(dir, &sa, 4);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, refuse_all, &ls), 0);
     for (int i = 0; i < REFUSALS; i++) {
