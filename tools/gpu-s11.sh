@@ -5,20 +5,24 @@
 B=${RL_GPU_BUILD:-/tmp/rl-final}
 T=$(dirname "$0")
 PART=${1:-topk}
+# Build, then test_cu_kernels and the meson suites named ("--suite X ...").
+build_and_test() {
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  CK_FORK=no timeout 200 $B/tests/cuda/test_cu_kernels >"$OUT/test_cu_kernels.log" 2>&1
+  echo "test_cu_kernels rc=$? $(grep -E '^[0-9]+%' "$OUT/test_cu_kernels.log")"
+  grep -E ":F:|:E:" "$OUT/test_cu_kernels.log" | head -5
+  timeout 240 meson test -C $B --no-rebuild "$@" --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+}
 #   topk     sampled rows send their k best logits from the device
 #            (rl_cu_topk) instead of the row: the kernel test, the sampler and
 #            batch suites on the CUDA engine, then the 64-client 7B load with
 #            the library's default sampling, candidates on (default) and off
 #            (RL_CU_TOPK=0) alternately, and greedy for reference.
 if [ "$PART" = topk ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared
-  CK_FORK=no timeout 200 $B/tests/cuda/test_cu_kernels >"$OUT/test_cu_kernels.log" 2>&1
-  echo "test_cu_kernels rc=$? $(grep -E '^[0-9]+%' "$OUT/test_cu_kernels.log")"
-  grep -E ":F:|:E:" "$OUT/test_cu_kernels.log" | head -5
-  timeout 240 meson test -C $B --no-rebuild --suite batch --suite model --print-errorlogs >"$OUT/tests.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  build_and_test --suite batch --suite model
   for a in "0 --sample" "1 --sample" "0 --sample" "1 --sample" "1 "; do set -- $a
     echo "clients 64 RL_CU_TOPK=$1 ${2:-greedy}: $(RL_CU_TOPK=$1 BENCH_ARGS="${2:-}" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
   done
@@ -28,14 +32,7 @@ fi
 #            64-client 7B load sampled with and without --logprobs 5, and
 #            greedy with them.
 if [ "$PART" = lp ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared
-  CK_FORK=no timeout 200 $B/tests/cuda/test_cu_kernels >"$OUT/test_cu_kernels.log" 2>&1
-  echo "test_cu_kernels rc=$? $(grep -E '^[0-9]+%' "$OUT/test_cu_kernels.log")"
-  grep -E ":F:|:E:" "$OUT/test_cu_kernels.log" | head -5
-  timeout 240 meson test -C $B --no-rebuild --suite batch --suite model --suite e2e --print-errorlogs >"$OUT/tests.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  build_and_test --suite batch --suite model --suite e2e
   for a in "--sample" "--sample --logprobs 5" "--sample" "--sample --logprobs 5" "--logprobs 5"; do
     echo "clients 64 $a: $(BENCH_ARGS="$a" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
   done
