@@ -104,14 +104,16 @@ static void apply_penalty(rl_sampler *s, float *logits)
     }
 }
 
-/* Descending by logit, ties by lower id: a total order, so results never
- * depend on the sort's stability. */
+/* The candidates' order: descending by logit, ties by lower id (candidates
+ * hold no NaN), a total order, so results never depend on a sort's stability. */
+static inline int cand_before(const rl_sample_cand *a, const rl_sample_cand *b)
+{
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
 static int cand_cmp(const void *a, const void *b)
 {
-    const rl_sample_cand *x = a, *y = b;
-    if (x->logit != y->logit)
-        return x->logit > y->logit ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
+    return cand_before(a, b) ? -1 : cand_before(b, a) ? 1 : 0;
 }
 
 /* The first largest logit; NaN never wins (the device's argmax agrees). */
@@ -124,11 +126,6 @@ static int32_t argmax(const float *logits, uint32_t n)
     return (int32_t)best;
 }
 
-/* cand_cmp(a, b) < 0 */
-static inline int cand_before(const rl_sample_cand *a, const rl_sample_cand *b)
-{
-    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
-}
 
 /* h[0..n) is a heap whose root comes last in the candidates' order: restore
  * it below i. */
@@ -180,8 +177,9 @@ static inline uint32_t heap_offer(rl_sample_cand *c, uint32_t nc, uint32_t k, rl
 }
 
 /* The candidates: every token whose logit is within 40 / inv_t of mx (a NaN
- * logit as -inf; with mx infinite, the logits equal to it). With k > 0 the k best under cand_cmp, sorted (picked through a
- * heap of k: O(n log k) instead of sorting the vocabulary for every token);
+ * logit as -inf; with mx infinite, the logits equal to it). With k > 0 the k
+ * best under cand_cmp, sorted (picked through a heap of k: O(n log k) instead
+ * of sorting the vocabulary for every token);
  * with k = 0 all of them in id order, *best the first largest (the draw
  * orders only as much of them as it needs). Returns the count. */
 static uint32_t candidates(rl_sampler *s, const float *logits, float mx, float inv_t, uint32_t k, uint32_t *best)
