@@ -235,9 +235,9 @@ START_TEST(logprobs_through_the_daemon_agree_with_the_tokens)
         return;
     }
     enum { CAP = 24, LP = 5 };
-    char sock[] = "/tmp/ringlm-e2e-lp-XXXXXX";
+    char sock[64] = "/tmp/ringlm-e2e-lp-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(sock));
-    strcat(sock, "/s");
+    strcat(sock, "/s"); /* the buffer holds the template, "/s" and the NUL */
     pid_t pid = start_daemon(sock);
     ringlm_conn *c;
     ck_assert_int_eq(ringlm_connect(sock, NULL, &c), 0);
