@@ -113,7 +113,6 @@ typedef struct run_mat {
     int64_t ldy;
     rl_vec_dot_fn dot;
     rl_gemm_tile_fn tile;
-    bool one_row_decode; /* a single token goes one weight row at a time (the int8 tiles) */
     bool any_tokens;     /* the tile takes any token count (the float tiles): one call per row strip */
     int64_t n_rt, n_tt, first;
 } run_mat;
@@ -147,14 +146,12 @@ static void run_item(const run_mat *c, int64_t it)
         return;
     }
     const uint8_t *ad = c->a->data;
-    /* One token (decode): one weight row at a time, a single sequential stream
-     * that the hardware prefetcher follows (measured 13.8 vs 11.7 GB/s for Q4_0,
-     * 19.9 vs 11.9 for Q8_0, one thread). Every tile shape gives bit-identical
-     * results, so this choice never changes outputs. The float tiles keep 4
-     * rows: their single-token tile is latency-bound on one FMA chain. */
-    int rstep = t1 - t0 == 1 && c->one_row_decode ? 1 : RL_GEMM_TILE_R;
-    for (int64_t r = r0; r < r1; r += rstep) {
-        int nr = r1 - r < rstep ? (int)(r1 - r) : rstep;
+    /* One token (decode) too goes 4 weight rows at a time: a single row is one
+     * FMA chain, latency-bound (rl_gemm_q.c prefetches the rows 32 ahead, which
+     * the 4 interleaved streams need). Every tile shape gives bit-identical
+     * results, so this choice never changes outputs. */
+    for (int64_t r = r0; r < r1; r += RL_GEMM_TILE_R) {
+        int nr = r1 - r < RL_GEMM_TILE_R ? (int)(r1 - r) : RL_GEMM_TILE_R;
         int64_t tstep = c->any_tokens ? t1 - t0 : RL_GEMM_TILE_T;
         for (int64_t t = t0; t < t1; t += tstep) {
             int nt = t1 - t < tstep ? (int)(t1 - t) : (int)tstep;
@@ -194,7 +191,7 @@ void rl_gemm_run_many(rl_pool *p, const rl_gemm_job *jobs, int n)
         c.m[i] = (run_mat){
             .w = jb->w, .w_stride = rl_type_row_size(jb->wt, jb->a->k), .n_rows = jb->n_rows, .k = jb->a->k,
             .a = jb->a, .y = jb->y, .ldy = jb->ldy, .dot = tt->vec_dot,
-            .tile = tile, .one_row_decode = jb->a->packed != 0, .any_tokens = tile && !jb->a->packed,
+            .tile = tile, .any_tokens = tile && !jb->a->packed,
             .n_rt = (jb->n_rows + RL_GEMM_ROWS - 1) / RL_GEMM_ROWS,
             .n_tt = (jb->a->n_tok + RL_GEMM_TOKS - 1) / RL_GEMM_TOKS, .first = c.n_items,
         };

@@ -34,8 +34,12 @@ size_t rl_gemm_q_packed_row(int64_t k)
 
 #define RL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,avx2,fma")))
 #define UNROLL _Pragma("GCC unroll 16")
+/* Software prefetch distance in weight rows. The 4-row tiles read 4
+ * interleaved streams, which the hardware prefetcher follows too late: one
+ * token against 2048-column Q4_0 rows, 2 threads, went from 27 GB/s (8 rows
+ * ahead) to 42 GB/s (32 rows; 16: 35, 64: 42); docs/PERFORMANCE.md. */
 #ifndef PF_ROWS
-#define PF_ROWS 8
+#define PF_ROWS 32
 #endif
 #define Q80_BYTES 34
 #define Q40_BYTES 18

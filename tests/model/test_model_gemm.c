@@ -248,6 +248,43 @@ END_TEST
 START_TEST(bf16_matmul_token_alone_gives_same_bits_as_in_batch) { check_alone_vs_batched(RL_TYPE_BF16, 67, 18, 9); }
 END_TEST
 
+/* The same guarantee for the int8 tiles (Q4_0, Q8_0 weights on Q8_0
+ * activations): one token alone runs on 4-row x 1-token tiles (and 1..3-row
+ * tiles at the end of a row strip), a batch on 4 x 4 tiles; the bits agree,
+ * and each output is within rounding of the traits' scalar dot. */
+static void check_int8_alone_vs_batched(rl_type wt, int64_t k, int64_t n_rows, int64_t n_tok)
+{
+    const rl_type_traits *tt = rl_type_get(wt), *vt = rl_type_get(tt->vec_dot_type);
+    uint64_t s = fresh_seed();
+    size_t rb = rl_type_row_size(wt, k);
+    uint8_t *w, *aq = malloc(rl_type_row_size(tt->vec_dot_type, k));
+    float *x;
+    rand_wa(wt, k, n_rows, n_tok, &s, &w, &x);
+    float *all = matmul(wt, w, n_rows, x, n_tok, k, 2);
+    for (int64_t t = 0; t < n_tok; t++) {
+        float *one = matmul(wt, w, n_rows, x + t * k, 1, k, t % 2 ? 2 : 1);
+        vt->from_float(x + t * k, aq, k);
+        for (int64_t r = 0; r < n_rows; r++) {
+            float got = all[t * n_rows + r], ref = tt->vec_dot_ref(k, w + r * rb, aq);
+            ck_assert_msg(memcmp(&got, &one[r], sizeof got) == 0,
+                          "%s row %lld tok %lld: %.9g in a batch of %lld, %.9g alone", tt->name, (long long)r,
+                          (long long)t, got, (long long)n_tok, one[r]);
+            ck_assert_msg(fabsf(got - ref) <= 1e-4f * (1.f + fabsf(ref)), "%s row %lld tok %lld: %.9g vs ref %.9g",
+                          tt->name, (long long)r, (long long)t, got, ref);
+        }
+        free(one);
+    }
+    free(all);
+    free(w);
+    free(x);
+    free(aq);
+}
+
+START_TEST(q4_0_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q4_0, 32 * 67, 39, 11); }
+END_TEST
+START_TEST(q8_0_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q8_0, 32 * 9, 70, 6); }
+END_TEST
+
 /* A NaN in one token's activations makes that token's outputs NaN and leaves
  * the other tokens of its tiles alone (no lane of one output enters another). */
 START_TEST(f32_matmul_nan_stays_in_its_own_token)
@@ -366,6 +403,8 @@ int main(void)
     tcase_add_test(tc, f16_and_bf16_tiles_match_reference_with_odd_k);
     tcase_add_test(tc, f32_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, bf16_matmul_token_alone_gives_same_bits_as_in_batch);
+    tcase_add_test(tc, q4_0_matmul_token_alone_gives_same_bits_as_in_batch);
+    tcase_add_test(tc, q8_0_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, f32_matmul_nan_stays_in_its_own_token);
     tcase_add_test(tc, f32_and_f16_tiles_never_read_past_the_rows);
     suite_add_tcase(s, tc);
