@@ -3,7 +3,8 @@
  * Trick: tiles of RL_GEMM_ROWS weight rows x RL_GEMM_TOKS tokens; inside a tile
  * a micro-kernel works on 4 rows x 4 tokens so each weight block loaded into
  * registers is used 4 times (rl_gemm_q.c has the int8 ones for Q4_0/Q8_0,
- * rl_gemm_f.c the float ones for F32/F16/BF16). Types without a micro-kernel
+ * rl_gemm_k.c for Q4_K/Q6_K, rl_gemm_f.c the float ones for F32/F16/BF16).
+ * Types without a micro-kernel
  * go through the traits' vec_dot, one (row, token) at a time. */
 #include "rl_gemm.h"
 
@@ -18,6 +19,8 @@
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt);
 /* From rl_gemm_f.c: a SIMD micro-kernel for F32/F16/BF16 weights on float activations, or NULL. */
 rl_gemm_tile_fn rl_gemm_f_kernel(rl_type wt);
+/* From rl_gemm_k.c: a SIMD micro-kernel for Q4_K/Q6_K weights on Q8_K activations, or NULL. */
+rl_gemm_tile_fn rl_gemm_k_kernel(rl_type wt);
 size_t rl_gemm_q_packed_row(int64_t k);
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt);
 void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt);
@@ -188,10 +191,12 @@ void rl_gemm_run_many(rl_pool *p, const rl_gemm_job *jobs, int n)
             tile = rl_gemm_q_kernel(jb->wt);
         else if (jb->a->type == RL_TYPE_F32) /* float tiles on the activations as they are */
             tile = rl_gemm_f_kernel(jb->wt);
+        else if (jb->a->type == RL_TYPE_Q8_K) /* K-quant tiles on the Q8_K rows */
+            tile = rl_gemm_k_kernel(jb->wt);
         c.m[i] = (run_mat){
             .w = jb->w, .w_stride = rl_type_row_size(jb->wt, jb->a->k), .n_rows = jb->n_rows, .k = jb->a->k,
             .a = jb->a, .y = jb->y, .ldy = jb->ldy, .dot = tt->vec_dot,
-            .tile = tile, .any_tokens = tile && !jb->a->packed,
+            .tile = tile, .any_tokens = tile && jb->a->type == RL_TYPE_F32,
             .n_rt = (jb->n_rows + RL_GEMM_ROWS - 1) / RL_GEMM_ROWS,
             .n_tt = (jb->a->n_tok + RL_GEMM_TOKS - 1) / RL_GEMM_TOKS, .first = c.n_items,
         };
@@ -211,6 +216,8 @@ void rl_gemm_run(rl_pool *p, const void *w, rl_type wt, int64_t n_rows, const rl
 rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt)
 {
     rl_gemm_tile_fn f = rl_gemm_q_kernel(wt);
+    if (!f)
+        f = rl_gemm_k_kernel(wt);
     return f ? f : rl_gemm_f_kernel(wt);
 }
 

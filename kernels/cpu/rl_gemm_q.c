@@ -207,7 +207,9 @@ void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt)
 }
 #endif
 
-rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
+/* The CPU has what the int8 tiles need (here and in rl_gemm_k.c), and no
+ * environment switch caps the kernels. */
+bool rl_gemm_q_vnni(void)
 {
 #if defined(__x86_64__)
     static int have = -1;
@@ -222,7 +224,16 @@ rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
         if (cap && (strcmp(cap, "scalar") == 0 || strcmp(cap, "avx2") == 0))
             have = 0;
     }
-    if (have && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0) {
+    return have;
+#else
+    return false;
+#endif
+}
+
+rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
+{
+#if defined(__x86_64__)
+    if (rl_gemm_q_vnni() && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0) {
         if (wt == RL_TYPE_Q4_0)
             return q4_0_tile;
         if (wt == RL_TYPE_Q8_0)

@@ -284,6 +284,11 @@ START_TEST(q4_0_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alo
 END_TEST
 START_TEST(q8_0_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q8_0, 32 * 9, 70, 6); }
 END_TEST
+/* K-quant tiles (rl_gemm_k.c): rows one after another, 1..4 tokens */
+START_TEST(q4_k_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q4_K, 256 * 5, 39, 11); }
+END_TEST
+START_TEST(q6_k_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q6_K, 256 * 3, 21, 7); }
+END_TEST
 
 /* A NaN in one token's activations makes that token's outputs NaN and leaves
  * the other tokens of its tiles alone (no lane of one output enters another). */
@@ -405,6 +410,8 @@ int main(void)
     tcase_add_test(tc, bf16_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q4_0_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q8_0_matmul_token_alone_gives_same_bits_as_in_batch);
+    tcase_add_test(tc, q4_k_matmul_token_alone_gives_same_bits_as_in_batch);
+    tcase_add_test(tc, q6_k_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, f32_matmul_nan_stays_in_its_own_token);
     tcase_add_test(tc, f32_and_f16_tiles_never_read_past_the_rows);
     suite_add_tcase(s, tc);
