@@ -15,18 +15,19 @@
  * two float FMAs per output. Every (row, token) output goes through the same
  * instructions whatever the tile shape, so results do not depend on
  * batching; they differ from the traits' vec_dot (other float order) within
- * rounding. */
+ * rounding. Without AVX-512 VNNI the same tiles run on AVX2: vpmaddwd + add
+ * for vpdpwssd, scale words broadcast from memory for vpermw; the integers are
+ * the same, so are the bits. */
 #include "rl_gemm.h"
 #include "rl_quant.h"
 
 #include <string.h>
 
-bool rl_gemm_q_vnni(void); /* rl_gemm_q.c: the CPU has what these kernels need */
+int rl_gemm_q_level(void); /* rl_gemm_q.c: 2 AVX-512 VNNI, 1 AVX2, 0 neither */
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define RL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,avx2,fma")))
 #define UNROLL _Pragma("GCC unroll 8")
 /* Software prefetch distance along a row, bytes. One token against Q4_K
  * rows of 2048, 2 threads: 19.8 GB/s with none, 32 at 4 KiB, 40-41 at 32 KiB
@@ -34,21 +35,6 @@ bool rl_gemm_q_vnni(void); /* rl_gemm_q.c: the CPU has what these kernels need *
 #ifndef K_PF
 #define K_PF 32768
 #endif
-
-RL_VNNI static inline float hsum256(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-RL_VNNI static inline float ld_half(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
 /* One row's super-block, unpacked: w[i] holds weights 32i..32i+31 as
  * unsigned bytes, sc[i] the scale of each of its 16-bit pairs, off the
@@ -59,135 +45,46 @@ typedef struct kblock {
     float d, doff;
 } kblock;
 
-/* Q4_K, 144 bytes: d, dmin (halves), 12 bytes of 6-bit scales and mins for
- * 8 sub-blocks of 32, 128 bytes of nibbles (per 64 weights: low nibbles the
- * first 32, high nibbles the next 32). Weight = d * sc_j * q - dmin * m_j. */
-RL_VNNI static inline void unpack_q4_k(const uint8_t *x, kblock *k)
-{
-    uint32_t A, B, C;
-    memcpy(&A, x + 4, 4);
-    memcpy(&B, x + 8, 4);
-    memcpy(&C, x + 12, 4);
-    uint32_t s0 = A & 0x3f3f3f3fu, s1 = (C & 0x0f0f0f0fu) | (((A >> 6) & 0x03030303u) << 4);
-    uint32_t m0 = B & 0x3f3f3f3fu, m1 = ((C >> 4) & 0x0f0f0f0fu) | (((B >> 6) & 0x03030303u) << 4);
-    __m256i sc16 = _mm256_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)s1, (int)s0)); /* words 0..7: sc_0..sc_7 */
-    __m128i mv = _mm_set_epi32(0, 0, (int)m1, (int)m0);
-    k->off = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mv, mv)); /* m_0 m_0 m_1 m_1 ... : one per 16 sums */
-    UNROLL for (int j = 0; j < 8; j++)
-        k->sc[j] = _mm256_permutexvar_epi16(_mm256_set1_epi16((short)j), sc16);
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    UNROLL for (int c = 0; c < 4; c++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(x + 16 + 32 * c));
-        k->w[2 * c] = _mm256_and_si256(q, m4);
-        k->w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    }
-    k->d = ld_half(x);
-    k->doff = ld_half(x + 2);
-}
-
-/* Q6_K, 210 bytes: 128 bytes of low nibbles, 64 of 2-bit highs, 16 int8
- * scales (one per 16 weights), d (half). Per 128 weights: ql[0..63],
- * qh[0..31]; weight 32i + l of the half takes ql[l + 32 (i & 1)]'s low
- * (i < 2) or high nibble and bits 2i..2i+1 of qh[l]; value q - 32. */
-RL_VNNI static inline void unpack_q6_k(const uint8_t *x, kblock *k)
-{
-    __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + 192))); /* sc_0..sc_15 */
-    UNROLL for (int i = 0; i < 8; i++) /* register i: sub-blocks 2i (low lane) and 2i + 1 (high lane) */
-        k->sc[i] = _mm256_permutexvar_epi16(
-            _mm256_set_epi16(2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1,
-                             2 * i, 2 * i, 2 * i, 2 * i, 2 * i, 2 * i, 2 * i, 2 * i),
-            sc16);
-    k->off = sc16;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
-    UNROLL for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = x + 64 * h, *qhp = x + 128 + 32 * h;
-        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-        __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
-        __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4);
-        __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4);
-        __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4);
-        k->w[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
-        k->w[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
-        k->w[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
-        k->w[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
-    }
-    k->d = ld_half(x + 208);
-    k->doff = 32.0f * k->d;
-}
-
-/* One token against an unpacked super-block: acc += d da sum(sc q a) - doff da sum(off * sums16).
- * Four int32 chains (integer sums are exact in any order). */
-RL_VNNI static inline __m256 kdot(const kblock *k, const uint8_t *a, __m256 acc)
-{
-    const uint8_t *aq = a + 4;
-    __m256i s[4];
-    UNROLL for (int i = 0; i < 4; i++)
-        s[i] = _mm256_dpwssd_epi32(_mm256_setzero_si256(),
-                                   _mm256_maddubs_epi16(k->w[i], _mm256_loadu_si256((const __m256i *)(aq + 32 * i))),
-                                   k->sc[i]);
-    UNROLL for (int i = 4; i < 8; i++)
-        s[i - 4] = _mm256_dpwssd_epi32(s[i - 4],
-                                       _mm256_maddubs_epi16(k->w[i], _mm256_loadu_si256((const __m256i *)(aq + 32 * i))),
-                                       k->sc[i]);
-    __m256i isum = _mm256_add_epi32(_mm256_add_epi32(s[0], s[1]), _mm256_add_epi32(s[2], s[3]));
-    __m256i osum = _mm256_madd_epi16(k->off, _mm256_loadu_si256((const __m256i *)(a + 4 + RL_QK_K)));
-    float da;
-    memcpy(&da, a, 4);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(k->d * da), acc);
-    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(osum), _mm256_set1_ps(k->doff * da), acc);
-}
-
-#define KTILE(NAME, UNPACK, BYTES, NT)                                                                      \
-    RL_VNNI static void NAME##_##NT(int64_t nb, const uint8_t *W, size_t w_stride, int nr, const uint8_t *A, \
-                                    size_t a_stride, float *y, size_t ldy)                                 \
-    {                                                                                                      \
-        for (int r = 0; r < nr; r++) {                                                                     \
-            __m256 acc[NT];                                                                                \
-            UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                              \
-            const uint8_t *x = W + r * w_stride;                                                           \
-            for (int64_t b = 0; b < nb; b++, x += BYTES) {                                                 \
-                /* the stream ahead: the hardware prefetcher alone leaves the loads waiting */             \
-                UNROLL for (int o = 0; o < BYTES; o += 64)                                                 \
-                    _mm_prefetch((const char *)(x + K_PF + o), _MM_HINT_T0);                               \
-                kblock k;                                                                                  \
-                UNPACK(x, &k);                                                                             \
-                UNROLL for (int t = 0; t < NT; t++)                                                        \
-                    acc[t] = kdot(&k, A + t * a_stride + (size_t)b * RL_Q8_K_BYTES, acc[t]);               \
-            }                                                                                              \
-            UNROLL for (int t = 0; t < NT; t++) y[t * ldy + r] = hsum256(acc[t]);                          \
-        }                                                                                                  \
-    }
-KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 1)
-KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 2)
-KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 3)
-KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 4)
-KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 1)
-KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 2)
-KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 3)
-KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 4)
-
 typedef void (*ktile_fn)(int64_t, const uint8_t *, size_t, int, const uint8_t *, size_t, float *, size_t);
-static const ktile_fn q4_k_tiles[4] = {q4_k_1, q4_k_2, q4_k_3, q4_k_4};
-static const ktile_fn q6_k_tiles[4] = {q6_k_1, q6_k_2, q6_k_3, q6_k_4};
+
+#define KVNNI 1
+#define KATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,avx2,fma")))
+#define KN(name) name##_vnni
+#define KDPWSSD(S, P, C) _mm256_dpwssd_epi32(S, P, C)
+#include "rl_gemm_k_tiles.h"
+#undef KVNNI
+#undef KATTR
+#undef KN
+#undef KDPWSSD
+
+#define KVNNI 0
+#define KATTR __attribute__((target("f16c,avx2,fma")))
+#define KN(name) name##_avx2
+#define KDPWSSD(S, P, C) _mm256_add_epi32(S, _mm256_madd_epi16(P, C))
+#include "rl_gemm_k_tiles.h"
+#undef KVNNI
+#undef KATTR
+#undef KN
+#undef KDPWSSD
+
 
 static void q4_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
-    q4_k_tiles[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
+    (rl_gemm_q_level() == 2 ? q4_k_tiles_vnni : q4_k_tiles_avx2)[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
 }
 
 static void q6_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
-    q6_k_tiles[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
+    (rl_gemm_q_level() == 2 ? q6_k_tiles_vnni : q6_k_tiles_avx2)[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
 }
 #endif
 
 rl_gemm_tile_fn rl_gemm_k_kernel(rl_type wt)
 {
 #if defined(__x86_64__)
-    if (rl_gemm_q_vnni() && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_K) {
+    if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_K) {
         if (wt == RL_TYPE_Q4_K)
             return q4_k_tile;
         if (wt == RL_TYPE_Q6_K)

@@ -12,7 +12,13 @@
  *         -8 * sum(a), giving sum((w - 8) * a) exactly;
  *   Q8_0: (w + 128) (unsigned) . a (signed), started at -128 * sum(a).
  * Every (row, token) output goes through the same instruction sequence for
- * any tile shape, so results do not depend on batching. */
+ * any tile shape, so results do not depend on batching.
+ *
+ * Without AVX-512 VNNI (AVX2 and FMA only) the same tiles run with
+ * vpmaddubsw + vpmaddwd in place of vpdpbusd; Q8_0 weights then use the sign
+ * trick (|w| unsigned times a carrying w's sign: pairs stay below 2^15). The
+ * integer sums are exact either way and the float steps the same, so both
+ * give the same bits. */
 #include "rl_gemm.h"
 
 #include <stdbool.h>
@@ -28,11 +34,14 @@ size_t rl_gemm_q_packed_row(int64_t k)
     return (size_t)(k / 32) * RL_QP_BLOCK;
 }
 
+int rl_gemm_q_level(void);
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
 
 #define RL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,avx2,fma")))
+#define RL_AVX2 __attribute__((target("f16c,avx2,fma")))
 #define UNROLL _Pragma("GCC unroll 16")
 /* Software prefetch distance in weight rows. The 4-row tiles read 4
  * interleaved streams, which the hardware prefetcher follows too late: one
@@ -47,7 +56,7 @@ size_t rl_gemm_q_packed_row(int64_t k)
 #define RL_GEMM_TILES(X) X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(2, 1) X(2, 2) X(2, 3) X(2, 4) \
                          X(3, 1) X(3, 2) X(3, 3) X(3, 4) X(4, 1) X(4, 2) X(4, 3) X(4, 4)
 
-RL_VNNI static inline float ld_half(const uint8_t *p)
+RL_AVX2 static inline float ld_half(const uint8_t *p)
 {
     uint16_t h;
     memcpy(&h, p, 2);
@@ -102,7 +111,37 @@ RL_VNNI static void quant_pack_row(const float *x, uint8_t *dst, int64_t nb, int
     }
 }
 
-RL_VNNI static inline float hsum256(__m256 v)
+/* AVX2: the same packed bytes. The sums of 4 quants by vpmaddubsw (ones as
+ * the unsigned operand) and vpmaddwd; the quants from the traits' Q8_0
+ * from_float, which quant32 matches. */
+RL_AVX2 static void pack_row_avx2(const uint8_t *src, uint8_t *dst, int64_t nb, int shift)
+{
+    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++, src += Q80_BYTES, dst += RL_QP_BLOCK) {
+        uint16_t dh;
+        memcpy(&dh, src, 2);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(src + 2));
+        __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, q), one16);
+        float d = _cvtsh_ss(dh);
+        _mm256_storeu_si256((__m256i *)dst, q);
+        _mm256_storeu_si256((__m256i *)(dst + 32),
+                            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_sll_epi32(sum, _mm_cvtsi32_si128(shift))));
+        memcpy(dst + 64, &d, 4);
+    }
+}
+
+static void quant_pack_row_avx2(const float *x, uint8_t *dst, int64_t nb, int shift)
+{
+    const rl_type_traits *q8 = rl_type_get(RL_TYPE_Q8_0);
+    uint8_t blk[8 * Q80_BYTES];
+    for (int64_t b = 0; b < nb; b += 8) { /* 8 blocks per call */
+        int64_t n = nb - b < 8 ? nb - b : 8;
+        q8->from_float(x + b * 32, blk, n * 32);
+        pack_row_avx2(blk, dst + (size_t)b * RL_QP_BLOCK, n, shift);
+    }
+}
+
+RL_AVX2 static inline float hsum256(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -111,8 +150,9 @@ RL_VNNI static inline float hsum256(__m256 v)
 }
 
 /* The tile: for each block, each row's weights are loaded once (LOAD_W: wv
- * quants as unsigned bytes, wd the scale in 8 lanes), then used for NT tokens. */
-#define TILE_BODY(NR, NT, LOAD_W)                                                                     \
+ * the quants, wd the scale in 8 lanes), then used for NT tokens; DOT(sums, wv,
+ * a) is the block's exact int32 sums of 4 products (8 lanes). */
+#define TILE_BODY(NR, NT, LOAD_W, DOT)                                                                \
     __m256 acc[NR][NT];                                                                               \
     UNROLL for (int r = 0; r < NR; r++)                                                               \
         UNROLL for (int t = 0; t < NT; t++)                                                           \
@@ -127,8 +167,8 @@ RL_VNNI static inline float hsum256(__m256 v)
             LOAD_W                                                                                    \
             UNROLL for (int t = 0; t < NT; t++) {                                                     \
                 const uint8_t *a = ap + t * a_stride;                                                 \
-                __m256i isum = _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)(a + 32)), wv,     \
-                                                   _mm256_loadu_si256((const __m256i *)a));           \
+                __m256i isum = DOT(_mm256_loadu_si256((const __m256i *)(a + 32)), wv,                     \
+                                   _mm256_loadu_si256((const __m256i *)a));                           \
                 __m256 sc = _mm256_mul_ps(wd, _mm256_broadcast_ss((const float *)(a + 64)));          \
                 acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), sc, acc[r][t]);                 \
             }                                                                                         \
@@ -138,62 +178,91 @@ RL_VNNI static inline float hsum256(__m256 v)
         UNROLL for (int t = 0; t < NT; t++)                                                           \
             y[t * ldy + r] = hsum256(acc[r][t]);
 
+/* vpdpbusd; its AVX2 form (Q4_0 quants 0..15: the pairs stay far below 2^15) */
+#define DOT_VNNI(S, W, A) _mm256_dpbusd_epi32(S, W, A)
+#define DOT_AVX2(S, W, A) _mm256_add_epi32(S, _mm256_madd_epi16(_mm256_maddubs_epi16(W, A), one16))
+/* Q8_0 on AVX2: |w| . (a with w's sign), no offset sums */
+#define DOT_AVX2_Q8(S, W, A) _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(A, W)), one16)
+
 #define WB Q40_BYTES
 #define Q4_LOAD_W                                                                                     \
     __m128i x = _mm_loadu_si128((const __m128i *)(p + 2));                                            \
     __m256i wv = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4));    \
     __m256 wd = _mm256_set1_ps(ld_half(p));
-#define DEF_Q4(NR, NT)                                                                                \
-    RL_VNNI static void q4_0_tile_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
+#define DEF_Q4(ATTR, SFX, DOT, NR, NT)                                                                \
+    ATTR static void q4_0_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
         const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
-        TILE_BODY(NR, NT, Q4_LOAD_W)                                                              \
+        const __m256i one16 = _mm256_set1_epi16(1);                                                   \
+        (void)one16;                                                                                  \
+        TILE_BODY(NR, NT, Q4_LOAD_W, DOT)                                                             \
     }
-RL_GEMM_TILES(DEF_Q4)
+#define DEF_Q4_VNNI(R, T) DEF_Q4(RL_VNNI, vnni, DOT_VNNI, R, T)
+#define DEF_Q4_AVX2(R, T) DEF_Q4(RL_AVX2, avx2, DOT_AVX2, R, T)
+RL_GEMM_TILES(DEF_Q4_VNNI)
+RL_GEMM_TILES(DEF_Q4_AVX2)
 #undef WB
 
 #define WB Q80_BYTES
-#define Q8_LOAD_W                                                                                     \
+#define Q8_LOAD_W_VNNI                                                                                \
     __m256i wv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), flip);              \
     __m256 wd = _mm256_set1_ps(ld_half(p));
-#define DEF_Q8(NR, NT)                                                                                \
-    RL_VNNI static void q8_0_tile_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
+#define Q8_LOAD_W_AVX2                                                                                \
+    __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2));                                       \
+    __m256i wabs = _mm256_sign_epi8(wv, wv);                                                          \
+    __m256 wd = _mm256_set1_ps(ld_half(p));
+#define DEF_Q8(ATTR, SFX, LOAD_W, DOT, NR, NT)                                                        \
+    ATTR static void q8_0_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
-        const __m256i flip = _mm256_set1_epi8((char)0x80);                                            \
-        TILE_BODY(NR, NT, Q8_LOAD_W)                                                              \
+        const __m256i flip = _mm256_set1_epi8((char)0x80), one16 = _mm256_set1_epi16(1);              \
+        (void)flip, (void)one16;                                                                      \
+        TILE_BODY(NR, NT, LOAD_W, DOT)                                                                \
     }
-RL_GEMM_TILES(DEF_Q8)
+#define DEF_Q8_VNNI(R, T) DEF_Q8(RL_VNNI, vnni, Q8_LOAD_W_VNNI, DOT_VNNI, R, T)
+#define DEF_Q8_AVX2(R, T) DEF_Q8(RL_AVX2, avx2, Q8_LOAD_W_AVX2, DOT_AVX2_Q8, R, T)
+RL_GEMM_TILES(DEF_Q8_VNNI)
+RL_GEMM_TILES(DEF_Q8_AVX2)
 #undef WB
 
 typedef void (*tile_fixed)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *, size_t);
-#define ENTRY_Q4(R, T) [R - 1][T - 1] = q4_0_tile_##R##x##T,
-#define ENTRY_Q8(R, T) [R - 1][T - 1] = q8_0_tile_##R##x##T,
-static const tile_fixed q4_tiles[4][4] = {RL_GEMM_TILES(ENTRY_Q4)};
-static const tile_fixed q8_tiles[4][4] = {RL_GEMM_TILES(ENTRY_Q8)};
+#define ENTRY(TY, SFX, R, T) [R - 1][T - 1] = TY##_##SFX##_##R##x##T,
+#define ENTRY_Q4_VNNI(R, T) ENTRY(q4_0, vnni, R, T)
+#define ENTRY_Q4_AVX2(R, T) ENTRY(q4_0, avx2, R, T)
+#define ENTRY_Q8_VNNI(R, T) ENTRY(q8_0, vnni, R, T)
+#define ENTRY_Q8_AVX2(R, T) ENTRY(q8_0, avx2, R, T)
+/* [level - 1]: 1 AVX2, 2 VNNI (rl_gemm_q_level) */
+static const tile_fixed q4_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q4_AVX2)}, {RL_GEMM_TILES(ENTRY_Q4_VNNI)}};
+static const tile_fixed q8_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q8_AVX2)}, {RL_GEMM_TILES(ENTRY_Q8_VNNI)}};
 
 /* a: packed activations, a_stride bytes per token. */
 static void q4_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
-    q4_tiles[nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
+    q4_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
 }
 
 static void q8_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
-    q8_tiles[nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
+    q8_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
 }
 
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt)
 {
-    pack_row(q8_0_row, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
+    if (rl_gemm_q_level() == 2)
+        pack_row(q8_0_row, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
+    else
+        pack_row_avx2(q8_0_row, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
 }
 
 void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt)
 {
-    quant_pack_row(x, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
+    if (rl_gemm_q_level() == 2)
+        quant_pack_row(x, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
+    else
+        quant_pack_row_avx2(x, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
 }
 #else
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt)
@@ -207,33 +276,41 @@ void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt)
 }
 #endif
 
-/* The CPU has what the int8 tiles need (here and in rl_gemm_k.c), and no
- * environment switch caps the kernels. */
-bool rl_gemm_q_vnni(void)
+/* Which int8 tiles this CPU runs (here and in rl_gemm_k.c): 2 AVX-512 VNNI
+ * (on 256-bit registers), 1 AVX2 + FMA + F16C, 0 none (one vec_dot per
+ * output). RINGLM_CPU_KERNELS=avx2|scalar caps it as it caps the traits;
+ * RL_NO_VNNI_GEMM=1 turns the tiles off (measurements). */
+int rl_gemm_q_level(void)
 {
 #if defined(__x86_64__)
-    static int have = -1;
-    if (have < 0) {
+    static int level = -1;
+    if (level < 0) {
         unsigned eax, ebx, ecx, edx;
         bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)); /* not in clang's list */
         __builtin_cpu_init();
-        have = f16c && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma") && getenv("RL_NO_VNNI_GEMM") == NULL;
+        bool avx2 = f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        bool vnni = avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl");
+        int l = vnni ? 2 : avx2 ? 1 : 0;
         const char *cap = getenv("RINGLM_CPU_KERNELS"); /* the traits' cap applies here too */
-        if (cap && (strcmp(cap, "scalar") == 0 || strcmp(cap, "avx2") == 0))
-            have = 0;
+        if (cap && strcmp(cap, "scalar") == 0)
+            l = 0;
+        if (cap && strcmp(cap, "avx2") == 0 && l > 1)
+            l = 1;
+        if (getenv("RL_NO_VNNI_GEMM"))
+            l = 0;
+        level = l;
     }
-    return have;
+    return level;
 #else
-    return false;
+    return 0;
 #endif
 }
 
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
 {
 #if defined(__x86_64__)
-    if (rl_gemm_q_vnni() && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0) {
+    if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0) {
         if (wt == RL_TYPE_Q4_0)
             return q4_0_tile;
         if (wt == RL_TYPE_Q8_0)
