@@ -73,4 +73,9 @@ typedef void (*rl_gemm_tile_fn)(int64_t k, const void *w, size_t w_stride, int n
  * y[t * ldy + r], a_stride in bytes. */
 rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt);
 
+/* Tests: run the int8 tiles of instruction-set level l (2 AVX-512 VNNI, 1
+ * AVX2, 0 none), at most what the CPU has; returns the level now in force.
+ * Not while a matmul runs. */
+int rl_gemm_q_force_level(int l);
+
 #endif

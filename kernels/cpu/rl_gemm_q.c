@@ -21,6 +21,7 @@
  * give the same bits. */
 #include "rl_gemm.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,18 +281,23 @@ void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt)
  * (on 256-bit registers), 1 AVX2 + FMA + F16C, 0 none (one vec_dot per
  * output). RINGLM_CPU_KERNELS=avx2|scalar caps it as it caps the traits;
  * RL_NO_VNNI_GEMM=1 turns the tiles off (measurements). */
+/* in force; what the CPU and the environment allow (-1: not yet looked).
+ * Atomic: compute threads of several engines may ask first at once; each
+ * finds the same answer. */
+static _Atomic int level = -1, detected = -1;
+
 int rl_gemm_q_level(void)
 {
 #if defined(__x86_64__)
-    static int level = -1;
-    if (level < 0) {
+    int l = atomic_load_explicit(&level, memory_order_relaxed);
+    if (l < 0) {
         unsigned eax, ebx, ecx, edx;
         bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)); /* not in clang's list */
         __builtin_cpu_init();
         bool avx2 = f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         bool vnni = avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl");
-        int l = vnni ? 2 : avx2 ? 1 : 0;
+        l = vnni ? 2 : avx2 ? 1 : 0;
         const char *cap = getenv("RINGLM_CPU_KERNELS"); /* the traits' cap applies here too */
         if (cap && strcmp(cap, "scalar") == 0)
             l = 0;
@@ -299,12 +305,23 @@ int rl_gemm_q_level(void)
             l = 1;
         if (getenv("RL_NO_VNNI_GEMM"))
             l = 0;
-        level = l;
+        atomic_store_explicit(&detected, l, memory_order_relaxed);
+        atomic_store_explicit(&level, l, memory_order_relaxed);
     }
-    return level;
+    return l;
 #else
     return 0;
 #endif
+}
+
+int rl_gemm_q_force_level(int l)
+{
+    rl_gemm_q_level();
+    int d = atomic_load_explicit(&detected, memory_order_relaxed);
+    d = d < 0 ? 0 : d; /* (not x86: never looked, none) */
+    l = l < 0 ? 0 : l < d ? l : d; /* never above what the CPU has */
+    atomic_store_explicit(&level, l, memory_order_relaxed);
+    return l;
 }
 
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)

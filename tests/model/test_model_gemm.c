@@ -299,6 +299,46 @@ END_TEST
 START_TEST(q6_k_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q6_K, 256 * 3, 21, 7); }
 END_TEST
 
+/* The AVX2 tiles compute the VNNI tiles' integers with other instructions and
+ * the same float steps: the same bits, for every int8 weight type, one token
+ * and a batch. Skips where the CPU lacks VNNI. */
+START_TEST(int8_tiles_give_the_same_bits_on_avx2_as_on_vnni)
+{
+    rl_types_init();
+    int have = rl_gemm_q_force_level(2);
+    if (have < 2) {
+        printf("skip: no AVX-512 VNNI on this CPU (level %d)\n", have);
+        rl_gemm_q_force_level(have);
+        return;
+    }
+    static const struct {
+        rl_type t;
+        int64_t k;
+    } cases[] = {{RL_TYPE_Q4_0, 32 * 19}, {RL_TYPE_Q8_0, 32 * 7}, {RL_TYPE_Q4_K, 256 * 3}, {RL_TYPE_Q6_K, 256 * 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int64_t n_tok = 1; n_tok <= 9; n_tok += 8) {
+            uint64_t s = fresh_seed();
+            uint8_t *w;
+            float *x;
+            enum { ROWS = 23 };
+            rand_wa(cases[c].t, cases[c].k, ROWS, n_tok, &s, &w, &x);
+            ck_assert_int_eq(rl_gemm_q_force_level(2), 2);
+            float *v = matmul(cases[c].t, w, ROWS, x, n_tok, cases[c].k, 2);
+            ck_assert_int_eq(rl_gemm_q_force_level(1), 1);
+            float *a = matmul(cases[c].t, w, ROWS, x, n_tok, cases[c].k, 2);
+            for (int64_t i = 0; i < ROWS * n_tok; i++)
+                ck_assert_msg(memcmp(&v[i], &a[i], sizeof v[i]) == 0 && !isnan(v[i]), "%s output %lld: VNNI %.9g, AVX2 %.9g",
+                              rl_type_get(cases[c].t)->name, (long long)i, v[i], a[i]);
+            free(v);
+            free(a);
+            free(w);
+            free(x);
+        }
+    }
+    rl_gemm_q_force_level(2);
+}
+END_TEST
+
 /* A NaN in one token's activations makes that token's outputs NaN and leaves
  * the other tokens of its tiles alone (no lane of one output enters another). */
 START_TEST(f32_matmul_nan_stays_in_its_own_token)
@@ -421,6 +461,7 @@ int main(void)
     tcase_add_test(tc, q8_0_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q4_k_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q6_k_matmul_token_alone_gives_same_bits_as_in_batch);
+    tcase_add_test(tc, int8_tiles_give_the_same_bits_on_avx2_as_on_vnni);
     tcase_add_test(tc, f32_matmul_nan_stays_in_its_own_token);
     tcase_add_test(tc, f32_and_f16_tiles_never_read_past_the_rows);
     suite_add_tcase(s, tc);
