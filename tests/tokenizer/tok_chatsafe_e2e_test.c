@@ -37,7 +37,7 @@ static void write_vocab(const char *path)
         ADD(bytes[b], 0, RL_TT_BYTE);
     }
     const char *pieces[] = {"\xE2\x96\x81", "user", "system", "assistant", "\xE2\x96\x81hi", "hi", "h", "i",
-                            "\xE2\x96\x81there", "there", "e", "v", "il", "evil", "\xE2\x96\x81" "evil"};
+                            "\xE2\x96\x81there", "there", "e", "v", "il", "evil", "\u2581evil"};
     for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++)
         ADD(pieces[i], -(float)(i + 1) / 8, RL_TT_NORMAL);
     ADD("<|im_start|>", 0, RL_TT_CONTROL);
