@@ -1,4 +1,4 @@
-/* rl_gemm_k.c - int8 micro-kernels for the K-quants Q4_K and Q6_K against
+/* rl_gemm_k.c - int8 micro-kernels for the K-quants Q4_K, Q5_K and Q6_K against
  * Q8_K activations (their vec_dot_type): up to 4 weight rows x 4 tokens,
  * AVX-512 VNNI on 256-bit registers (as rl_gemm_q.c).
  *
@@ -74,6 +74,12 @@ static void q4_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const v
     (rl_gemm_q_level() == 2 ? q4_k_tiles_vnni : q4_k_tiles_avx2)[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
 }
 
+static void q5_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
+                      float *y, size_t ldy)
+{
+    (rl_gemm_q_level() == 2 ? q5_k_tiles_vnni : q5_k_tiles_avx2)[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
+}
+
 static void q6_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
@@ -87,6 +93,8 @@ rl_gemm_tile_fn rl_gemm_k_kernel(rl_type wt)
     if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_K) {
         if (wt == RL_TYPE_Q4_K)
             return q4_k_tile;
+        if (wt == RL_TYPE_Q5_K)
+            return q5_k_tile;
         if (wt == RL_TYPE_Q6_K)
             return q6_k_tile;
     }

@@ -24,8 +24,10 @@ KATTR static inline float KN(ld_half)(const uint8_t *p)
 
 /* Q4_K, 144 bytes: d, dmin (halves), 12 bytes of 6-bit scales and mins for
  * 8 sub-blocks of 32, 128 bytes of nibbles (per 64 weights: low nibbles the
- * first 32, high nibbles the next 32). Weight = d * sc_j * q - dmin * m_j. */
-KATTR static inline void KN(unpack_q4_k)(const uint8_t *x, kblock *k)
+ * first 32, high nibbles the next 32). Weight = d * sc_j * q - dmin * m_j.
+ * Q5_K (bits 5), 176 bytes: the same with 32 bytes of fifth bits before the
+ * nibbles: weight 32 j + l takes bit j of qh[l]. */
+KATTR static inline void KN(unpack_kx)(const uint8_t *x, kblock *k, int bits)
 {
     uint32_t A, B, C;
     memcpy(&A, x + 4, 4);
@@ -47,15 +49,25 @@ KATTR static inline void KN(unpack_q4_k)(const uint8_t *x, kblock *k)
         k->sc[j] = _mm256_set1_epi16((short)scb[j]);
     (void)sc16;
 #endif
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    const uint8_t *qs = x + (bits == 4 ? 16 : 48);
+    __m256i qh = bits == 5 ? _mm256_loadu_si256((const __m256i *)(x + 16)) : _mm256_setzero_si256();
     UNROLL for (int c = 0; c < 4; c++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(x + 16 + 32 * c));
+        __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
         k->w[2 * c] = _mm256_and_si256(q, m4);
         k->w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (bits == 5) { /* bit 2c of qh to bit 4 of the low half, bit 2c + 1 of the high */
+            k->w[2 * c] = _mm256_or_si256(k->w[2 * c], _mm256_and_si256(_mm256_slli_epi16(qh, 4), b4));
+            k->w[2 * c + 1] = _mm256_or_si256(k->w[2 * c + 1], _mm256_and_si256(_mm256_slli_epi16(qh, 3), b4));
+            qh = _mm256_srli_epi16(qh, 2);
+        }
     }
     k->d = KN(ld_half)(x);
     k->doff = KN(ld_half)(x + 2);
 }
+
+KATTR static inline void KN(unpack_q4_k)(const uint8_t *x, kblock *k) { KN(unpack_kx)(x, k, 4); }
+KATTR static inline void KN(unpack_q5_k)(const uint8_t *x, kblock *k) { KN(unpack_kx)(x, k, 5); }
 
 /* Q6_K, 210 bytes: 128 bytes of low nibbles, 64 of 2-bit highs, 16 int8
  * scales (one per 16 weights), d (half). Per 128 weights: ql[0..63],
@@ -138,12 +150,17 @@ KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 1)
 KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 2)
 KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 3)
 KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 4)
+KTILE(q5_k, unpack_q5_k, RL_Q5_K_BYTES, 1)
+KTILE(q5_k, unpack_q5_k, RL_Q5_K_BYTES, 2)
+KTILE(q5_k, unpack_q5_k, RL_Q5_K_BYTES, 3)
+KTILE(q5_k, unpack_q5_k, RL_Q5_K_BYTES, 4)
 KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 1)
 KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 2)
 KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 3)
 KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 4)
 
 static const ktile_fn KN(q4_k_tiles)[4] = {KN(q4_k_1), KN(q4_k_2), KN(q4_k_3), KN(q4_k_4)};
+static const ktile_fn KN(q5_k_tiles)[4] = {KN(q5_k_1), KN(q5_k_2), KN(q5_k_3), KN(q5_k_4)};
 static const ktile_fn KN(q6_k_tiles)[4] = {KN(q6_k_1), KN(q6_k_2), KN(q6_k_3), KN(q6_k_4)};
 
 #undef KTILE

@@ -296,6 +296,8 @@ END_TEST
 /* K-quant tiles (rl_gemm_k.c): rows one after another, 1..4 tokens */
 START_TEST(q4_k_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q4_K, 256 * 5, 39, 11); }
 END_TEST
+START_TEST(q5_k_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q5_K, 256 * 4, 18, 6); }
+END_TEST
 START_TEST(q6_k_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q6_K, 256 * 3, 21, 7); }
 END_TEST
 
@@ -314,7 +316,7 @@ START_TEST(int8_tiles_give_the_same_bits_on_avx2_as_on_vnni)
     static const struct {
         rl_type t;
         int64_t k;
-    } cases[] = {{RL_TYPE_Q4_0, 32 * 19}, {RL_TYPE_Q8_0, 32 * 7}, {RL_TYPE_Q4_K, 256 * 3}, {RL_TYPE_Q6_K, 256 * 2}};
+    } cases[] = {{RL_TYPE_Q4_0, 32 * 19}, {RL_TYPE_Q8_0, 32 * 7}, {RL_TYPE_Q4_K, 256 * 3}, {RL_TYPE_Q5_K, 256 * 2}, {RL_TYPE_Q6_K, 256 * 2}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         for (int64_t n_tok = 1; n_tok <= 9; n_tok += 8) {
             uint64_t s = fresh_seed();
@@ -460,6 +462,7 @@ int main(void)
     tcase_add_test(tc, q4_0_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q8_0_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q4_k_matmul_token_alone_gives_same_bits_as_in_batch);
+    tcase_add_test(tc, q5_k_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q6_k_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, int8_tiles_give_the_same_bits_on_avx2_as_on_vnni);
     tcase_add_test(tc, f32_matmul_nan_stays_in_its_own_token);
