@@ -66,16 +66,23 @@ int mk_stream_tensor(rl_gguf_writer *w, rl_type type, int64_t ne0, int64_t nrows
     return rc;
 }
 
-static unsigned fallback_q8, fallback_f32; /* the tools are single-threaded here */
+static unsigned fallback_n[RL_TYPE_COUNT], fallback_f32; /* the tools are single-threaded here */
 
+/* Rows that are not a multiple of the wanted block: the 32-weight stand-in
+ * a K-quant mix uses for them (Q4_K -> Q5_0, Q5_K -> Q5_1, anything else ->
+ * Q8_0; llama.cpp's quantizer does the same, so SmolLM's and Qwen2-0.5B's
+ * Q4_K_M files hold Q5_0), else F32. */
 rl_type mk_pick_type(rl_type want, int64_t ne0, const char *name)
 {
     const rl_type_traits *tr = rl_type_get((uint32_t)want);
     if (tr && ne0 % tr->block_size == 0) return want;
     (void)name;
-    if (want != RL_TYPE_Q8_0 && ne0 % 32 == 0) {
-        fallback_q8++;
-        return RL_TYPE_Q8_0;
+    if (ne0 % 32 == 0) {
+        rl_type alt = want == RL_TYPE_Q4_K ? RL_TYPE_Q5_0 : want == RL_TYPE_Q5_K ? RL_TYPE_Q5_1 : RL_TYPE_Q8_0;
+        if (alt != want) {
+            fallback_n[alt]++;
+            return alt;
+        }
     }
     fallback_f32++;
     return RL_TYPE_F32;
@@ -83,9 +90,10 @@ rl_type mk_pick_type(rl_type want, int64_t ne0, const char *name)
 
 void mk_report_fallbacks(const char *want)
 {
-    if (fallback_q8)
-        fprintf(stderr, "note: %u tensors stored as Q8_0: their rows are not a multiple of the %s block\n",
-                fallback_q8, want);
+    for (int t = 0; t < RL_TYPE_COUNT; t++)
+        if (fallback_n[t])
+            fprintf(stderr, "note: %u tensors stored as %s: their rows are not a multiple of the %s block\n",
+                    fallback_n[t], rl_type_get((uint32_t)t)->name, want);
     if (fallback_f32)
         fprintf(stderr, "note: %u tensors stored as F32: their rows are not a multiple of 32\n", fallback_f32);
 }
@@ -96,7 +104,10 @@ uint32_t mk_file_type(rl_type t)
     case RL_TYPE_F32: return 0;
     case RL_TYPE_F16: return 1;
     case RL_TYPE_Q4_0: return 2;
+    case RL_TYPE_Q4_1: return 3;
     case RL_TYPE_Q8_0: return 7;
+    case RL_TYPE_Q5_0: return 8;
+    case RL_TYPE_Q5_1: return 9;
     case RL_TYPE_Q4_K: return 14; /* Q4_K_S: every weight Q4_K */
     case RL_TYPE_Q5_K: return 16; /* Q5_K_S */
     case RL_TYPE_Q6_K: return 18;

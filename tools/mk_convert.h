@@ -19,8 +19,9 @@ int mk_stream_tensor(rl_gguf_writer *w, rl_type type, int64_t ne0, int64_t nrows
                      int threads);
 
 /* The type a 2-D weight with rows of ne0 gets when `want` is asked for: want
- * itself when ne0 fits its block size, else Q8_0 if that fits (for K-quants),
- * else F32. Fallbacks are counted for mk_report_fallbacks. */
+ * itself when ne0 fits its block size, else its 32-weight stand-in if ne0 is
+ * a multiple of 32 (Q4_K -> Q5_0, Q5_K -> Q5_1, others -> Q8_0), else F32.
+ * Fallbacks are counted for mk_report_fallbacks. */
 rl_type mk_pick_type(rl_type want, int64_t ne0, const char *name);
 /* Print one note per fallback type used so far. */
 void mk_report_fallbacks(const char *want);

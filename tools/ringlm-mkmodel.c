@@ -43,6 +43,8 @@ static const shape shapes[] = {
     {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f, false},
     {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.0f, 1e-5f, false},
     {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.0f, 1e-5f, false},
+    /* rows of 576: no K-quant block fits, so its Q4_K_M files hold Q5_0 */
+    {"smollm-135m", 576, 30, 9, 3, 1536, 49152, 2048, 10000.0f, 1e-5f, true},
 };
 
 typedef struct tensor {
@@ -88,7 +90,7 @@ static void usage(FILE *f)
                "                      [--layers N] [--threads T] [--tensor-type PATTERN=TYPE ...]\n"
                "shapes:");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) fprintf(f, " %s", shapes[i].name);
-    fprintf(f, "\ntypes: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K; mixes: Q4_K_M Q5_K_M\n");
+    fprintf(f, "\ntypes: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K; mixes: Q4_K_M Q5_K_M\n");
 }
 
 static int add_tensor(tensor *t, size_t *n, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1,

@@ -41,7 +41,7 @@ static rl_type target_type(const rl_gguf_tensor *t, const mk_rule *rule)
 static int usage(void)
 {
     fprintf(stderr, "usage: ringlm-quantize IN.gguf OUT.gguf TYPE [--threads T] [--tensor-type PATTERN=TYPE ...]\n"
-                    "types: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K; mixes: Q4_K_M Q5_K_M\n");
+                    "types: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K; mixes: Q4_K_M Q5_K_M\n");
     return 2;
 }
 

@@ -5,6 +5,7 @@
  * Layouts (little-endian, f16 = IEEE half):
  *   Q8_0  32 el,  34 B: f16 d | i8 qs[32]                 x = d*q
  *   Q4_0  32 el,  18 B: f16 d | u8 qs[16]                 x = d*(q-8); qs[i] low nibble = el i, high = el i+16
+ *   Q4_1, Q5_0, Q5_1 (32 el, 20/22/24 B): see rl_quant_legacy.c
  *   Q4_K 256 el, 144 B: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
  *         8 sub-blocks of 32: x = d*sc[j]*q - dmin*m[j], 6-bit sc/m packed (see rl_q4k_scale_min);
  *         qs[32c+l]: low nibble = el 64c+l, high nibble = el 64c+32+l (c = 0..3, l = 0..31)
@@ -27,6 +28,9 @@
 
 #define RL_Q8_0_BYTES 34
 #define RL_Q4_0_BYTES 18
+#define RL_Q4_1_BYTES 20
+#define RL_Q5_0_BYTES 22
+#define RL_Q5_1_BYTES 24
 #define RL_Q4_K_BYTES 144
 #define RL_Q5_K_BYTES 176
 #define RL_Q6_K_BYTES 210
@@ -88,6 +92,16 @@ void rl_q8_0_to_float(const void *src, float *dst, int64_t n);
 void rl_q8_0_from_float(const float *src, void *dst, int64_t n);
 void rl_q4_0_to_float(const void *src, float *dst, int64_t n);
 void rl_q4_0_from_float(const float *src, void *dst, int64_t n);
+/* rl_quant_legacy.c: Q4_1, Q5_0, Q5_1 (vec_dot against Q8_0) */
+void rl_q4_1_to_float(const void *src, float *dst, int64_t n);
+void rl_q4_1_from_float(const float *src, void *dst, int64_t n);
+float rl_vd_q4_1_ref(int64_t n, const void *w, const void *a);
+void rl_q5_0_to_float(const void *src, float *dst, int64_t n);
+void rl_q5_0_from_float(const float *src, void *dst, int64_t n);
+float rl_vd_q5_0_ref(int64_t n, const void *w, const void *a);
+void rl_q5_1_to_float(const void *src, float *dst, int64_t n);
+void rl_q5_1_from_float(const float *src, void *dst, int64_t n);
+float rl_vd_q5_1_ref(int64_t n, const void *w, const void *a);
 /* rl_quant_k.c */
 void rl_q4_k_to_float(const void *src, float *dst, int64_t n);
 void rl_q4_k_from_float(const float *src, void *dst, int64_t n);

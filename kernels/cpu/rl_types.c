@@ -31,10 +31,11 @@ static rl_type_traits table[RL_TYPE_COUNT] = {
     [RL_TYPE_Q6_K] = COMPUTE("Q6_K", 256, 210, rl_q6_k_to_float, rl_q6_k_from_float, RL_TYPE_Q8_K, rl_vd_q6_k_ref),
     /* Q8_K is an activation format only (no vec_dot of its own). */
     [RL_TYPE_Q8_K] = COMPUTE("Q8_K", 256, 292, rl_q8_k_to_float, rl_q8_k_from_float, RL_TYPE_Q8_K, NULL),
+    /* The K-quant mixes' stand-ins for rows that are not a multiple of 256 */
+    [RL_TYPE_Q4_1] = COMPUTE("Q4_1", 32, 20, rl_q4_1_to_float, rl_q4_1_from_float, RL_TYPE_Q8_0, rl_vd_q4_1_ref),
+    [RL_TYPE_Q5_0] = COMPUTE("Q5_0", 32, 22, rl_q5_0_to_float, rl_q5_0_from_float, RL_TYPE_Q8_0, rl_vd_q5_0_ref),
+    [RL_TYPE_Q5_1] = COMPUTE("Q5_1", 32, 24, rl_q5_1_to_float, rl_q5_1_from_float, RL_TYPE_Q8_0, rl_vd_q5_1_ref),
     /* Known layouts we do not compute with. */
-    [RL_TYPE_Q4_1] = SIZE_ONLY("Q4_1", 32, 20, RL_TYPE_Q8_1),
-    [RL_TYPE_Q5_0] = SIZE_ONLY("Q5_0", 32, 22, RL_TYPE_Q8_0),
-    [RL_TYPE_Q5_1] = SIZE_ONLY("Q5_1", 32, 24, RL_TYPE_Q8_1),
     [RL_TYPE_Q8_1] = SIZE_ONLY("Q8_1", 32, 36, RL_TYPE_Q8_1),
     [RL_TYPE_Q2_K] = SIZE_ONLY("Q2_K", 256, 84, RL_TYPE_Q8_K),
     [RL_TYPE_Q3_K] = SIZE_ONLY("Q3_K", 256, 110, RL_TYPE_Q8_K),
@@ -62,6 +63,9 @@ ROWS_GENERIC(q4_0, RL_TYPE_Q4_0)
 ROWS_GENERIC(q4_k, RL_TYPE_Q4_K)
 ROWS_GENERIC(q5_k, RL_TYPE_Q5_K)
 ROWS_GENERIC(q6_k, RL_TYPE_Q6_K)
+ROWS_GENERIC(q4_1, RL_TYPE_Q4_1)
+ROWS_GENERIC(q5_0, RL_TYPE_Q5_0)
+ROWS_GENERIC(q5_1, RL_TYPE_Q5_1)
 
 const rl_type_traits *rl_type_get(uint32_t type)
 {
@@ -95,6 +99,9 @@ static void select_kernels(void)
     table[RL_TYPE_Q4_K].vec_dot_rows = rows_q4_k;
     table[RL_TYPE_Q5_K].vec_dot_rows = rows_q5_k;
     table[RL_TYPE_Q6_K].vec_dot_rows = rows_q6_k;
+    table[RL_TYPE_Q4_1].vec_dot_rows = rows_q4_1;
+    table[RL_TYPE_Q5_0].vec_dot_rows = rows_q5_0;
+    table[RL_TYPE_Q5_1].vec_dot_rows = rows_q5_1;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     unsigned eax, ebx, ecx = 0, edx;

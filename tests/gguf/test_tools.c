@@ -297,6 +297,45 @@ START_TEST(mixed_type_model_runs_on_cpu_close_to_its_f32_twin)
 }
 END_TEST
 
+/* Rows of 64 (shape tiny): no K-quant block fits, so a Q4_K_M mix stores
+ * Q5_0 (Q5_K_M: Q5_1) where it wants Q4_K and Q8_0 where it wants Q6_K, as
+ * llama.cpp's files of small models do; the CPU runs them close to the F32
+ * twin. */
+START_TEST(k_m_mix_on_short_rows_takes_the_32_block_stand_ins)
+{
+    const char *mix = _i ? "Q5_K_M" : "Q4_K_M";
+    rl_type stand_in = _i ? RL_TYPE_Q5_1 : RL_TYPE_Q5_0;
+    char f32[128], mixed[128];
+    snprintf(f32, sizeof f32, "%s/short_f32.gguf", tmpdir);
+    snprintf(mixed, sizeof mixed, "%s/short_%s.gguf", tmpdir, mix);
+    ck_assert_int_eq(run("%s --shape tiny --type F32 --layers 2 --seed 5 --out %s >/dev/null", mkmodel, f32), 0);
+    ck_assert_int_eq(run("%s --shape tiny --type %s --layers 2 --seed 5 --out %s 2>/dev/null", mkmodel, mix, mixed), 0);
+    rl_gguf *g = open_ok(mixed);
+    ck_assert_int_eq(type_of(g, "blk.0.attn_q.weight"), stand_in);
+    ck_assert_int_eq(type_of(g, "blk.1.ffn_down.weight"), stand_in);
+    ck_assert_int_eq(type_of(g, "blk.0.attn_v.weight"), RL_TYPE_Q8_0); /* Q6_K's stand-in */
+    ck_assert_int_eq(type_of(g, "output.weight"), RL_TYPE_Q8_0);
+    rl_gguf_close(g);
+    int32_t toks[12];
+    for (int i = 0; i < 12; i++)
+        toks[i] = 3 + (i * 37) % 290;
+    rl_model *mf, *mm;
+    float *a = cpu_logits(f32, toks, 12, &mf), *b = cpu_logits(mixed, toks, 12, &mm);
+    double e2 = 0, s2 = 0;
+    for (uint32_t i = 0; i < mf->hp.n_vocab; i++) {
+        ck_assert(isfinite(b[i]));
+        e2 += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        s2 += (double)a[i] * a[i];
+    }
+    double rel = sqrt(e2 / s2);
+    printf("%s on rows of 64 vs F32 twin: logits rel err %.4g\n", mix, rel);
+    ck_assert_msg(rel < BOUND_MIX_TWIN, "%s logits rel err %g vs the F32 twin", mix, rel);
+    free(a), free(b);
+    rl_model_free(mf);
+    rl_model_free(mm);
+}
+END_TEST
+
 START_TEST(mixed_type_model_generates_through_cpu_engine)
 {
     char mixed[128], err[256] = "";
@@ -454,6 +493,7 @@ int main(int argc, char **argv)
     tcase_add_loop_test(tc, mkmodel_k_m_mixes_types_per_tensor, 0, 2);
     tcase_add_test(tc, mkmodel_tensor_type_overrides_by_pattern);
     tcase_add_test(tc, mixed_type_model_runs_on_cpu_close_to_its_f32_twin);
+    tcase_add_loop_test(tc, k_m_mix_on_short_rows_takes_the_32_block_stand_ins, 0, 2);
     tcase_add_test(tc, mixed_type_model_generates_through_cpu_engine);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

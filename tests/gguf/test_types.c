@@ -97,7 +97,8 @@ START_TEST(traits_table_sizes_and_names)
     struct { int t; unsigned bs, ts; } want[] = {
         {RL_TYPE_F32, 1, 4}, {RL_TYPE_F16, 1, 2}, {RL_TYPE_BF16, 1, 2}, {RL_TYPE_Q8_0, 32, 34},
         {RL_TYPE_Q4_0, 32, 18}, {RL_TYPE_Q4_K, 256, 144}, {RL_TYPE_Q5_K, 256, 176},
-        {RL_TYPE_Q6_K, 256, 210}, {RL_TYPE_Q8_K, 256, 292}, {RL_TYPE_Q4_1, 32, 20}, {RL_TYPE_Q2_K, 256, 84},
+        {RL_TYPE_Q6_K, 256, 210}, {RL_TYPE_Q8_K, 256, 292}, {RL_TYPE_Q4_1, 32, 20}, {RL_TYPE_Q5_0, 32, 22},
+        {RL_TYPE_Q5_1, 32, 24}, {RL_TYPE_Q2_K, 256, 84},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const rl_type_traits *t = rl_type_get((uint32_t)want[i].t);
@@ -112,12 +113,13 @@ START_TEST(traits_table_sizes_and_names)
     ck_assert_ptr_null(rl_type_get(RL_TYPE_COUNT));
     ck_assert_uint_eq(rl_type_row_size(RL_TYPE_Q4_0, 4096), 4096 / 32 * 18);
     ck_assert_uint_eq(rl_type_row_size(RL_TYPE_Q4_K, 100), 0);
-    int computable[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0,
-                        RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
-    for (size_t i = 0; i < 8; i++) {
+    int computable[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0, RL_TYPE_Q4_K,
+                        RL_TYPE_Q5_K, RL_TYPE_Q6_K, RL_TYPE_Q4_1, RL_TYPE_Q5_0, RL_TYPE_Q5_1};
+    for (size_t i = 0; i < sizeof computable / sizeof computable[0]; i++) {
         const rl_type_traits *t = rl_type_get((uint32_t)computable[i]);
         ck_assert(t->supported && t->to_float && t->from_float && t->vec_dot && t->vec_dot_ref);
     }
+    ck_assert(!rl_type_get(RL_TYPE_Q2_K)->supported && !rl_type_get(RL_TYPE_Q3_K)->supported);
 }
 END_TEST
 
@@ -145,6 +147,42 @@ START_TEST(q8_0_block_layout)
     float y[32];
     rl_type_get(RL_TYPE_Q8_0)->to_float(b, y, 32);
     for (int j = 0; j < 32; j++) ck_assert(y[j] == (j * 8 - 128) * 0.25f);
+}
+END_TEST
+
+/* The 32-blocks with a fifth bit and/or a min: element j's low 4 bits in
+ * nibble j % 16 of byte j % 16 (low for j < 16), its fifth bit bit j of qh. */
+START_TEST(q4_1_q5_0_q5_1_block_layouts)
+{
+    uint8_t b[24];
+    uint32_t qh = 0xA5C3F00Fu;
+    /* Q5_0: d = 0.5, x = d * (q - 16) */
+    put16(b, 0x3800);
+    memcpy(b + 2, &qh, 4);
+    for (int j = 0; j < 16; j++) b[6 + j] = (uint8_t)(j | ((15 - j) << 4));
+    float y[32];
+    rl_type_get(RL_TYPE_Q5_0)->to_float(b, y, 32);
+    for (int j = 0; j < 16; j++) {
+        int lo = j | (int)(((qh >> j) & 1) << 4), hi = (15 - j) | (int)(((qh >> (j + 16)) & 1) << 4);
+        ck_assert_msg(y[j] == (lo - 16) * 0.5f, "Q5_0 element %d: %g", j, y[j]);
+        ck_assert_msg(y[16 + j] == (hi - 16) * 0.5f, "Q5_0 element %d: %g", 16 + j, y[16 + j]);
+    }
+    /* Q5_1: d = 0.25, m = -2, x = d * q + m */
+    put16(b, 0x3400);
+    put16(b + 2, 0xc000);
+    memcpy(b + 4, &qh, 4);
+    for (int j = 0; j < 16; j++) b[8 + j] = (uint8_t)(j | ((15 - j) << 4));
+    rl_type_get(RL_TYPE_Q5_1)->to_float(b, y, 32);
+    for (int j = 0; j < 16; j++) {
+        int lo = j | (int)(((qh >> j) & 1) << 4), hi = (15 - j) | (int)(((qh >> (j + 16)) & 1) << 4);
+        ck_assert(y[j] == lo * 0.25f - 2.f && y[16 + j] == hi * 0.25f - 2.f);
+    }
+    /* Q4_1: d = 1, m = 0.5 */
+    put16(b, 0x3c00);
+    put16(b + 2, 0x3800);
+    for (int j = 0; j < 16; j++) b[4 + j] = (uint8_t)(j | ((15 - j) << 4));
+    rl_type_get(RL_TYPE_Q4_1)->to_float(b, y, 32);
+    for (int j = 0; j < 16; j++) ck_assert(y[j] == j + 0.5f && y[16 + j] == (15 - j) + 0.5f);
 }
 END_TEST
 
@@ -261,6 +299,7 @@ START_TEST(quantization_error_within_bounds)
     struct { int t; double bound; } b[] = {
         {RL_TYPE_F32, 0}, {RL_TYPE_F16, 5e-4}, {RL_TYPE_BF16, 4e-3}, {RL_TYPE_Q8_0, 8.5e-3}, {RL_TYPE_Q8_K, 0.015},
         {RL_TYPE_Q6_K, 0.03}, {RL_TYPE_Q5_K, 0.05}, {RL_TYPE_Q4_K, 0.10}, {RL_TYPE_Q4_0, 0.13},
+        {RL_TYPE_Q5_0, 0.063}, {RL_TYPE_Q5_1, 0.05}, {RL_TYPE_Q4_1, 0.10},
     };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
         double e = roundtrip_rel_rms(b[i].t, 8192);
@@ -306,9 +345,9 @@ START_TEST(vec_dot_fast_matches_reference)
 {
     fresh_seed();
     rl_types_init();
-    int types[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0,
-                   RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
-    for (size_t i = 0; i < 8; i++) {
+    int types[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0, RL_TYPE_Q4_K,
+                   RL_TYPE_Q5_K, RL_TYPE_Q6_K, RL_TYPE_Q4_1, RL_TYPE_Q5_0, RL_TYPE_Q5_1};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const rl_type_traits *t = rl_type_get((uint32_t)types[i]);
         printf("%-5s vec_dot %s\n", t->name, t->vec_dot == t->vec_dot_ref ? "scalar" : "SIMD");
         for (int k = 1; k <= 5; k++) check_vec_dot(types[i], (int64_t)t->block_size == 1 ? 37 * k : 256 * k + (t->block_size == 32 ? 32 : 0));
@@ -327,10 +366,10 @@ START_TEST(quantizers_survive_non_finite_input)
     x[100] = -INFINITY;
     x[101] = 1e30f;
     x[102] = -1e-40f;
-    int types[] = {RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0, RL_TYPE_Q4_K,
-                   RL_TYPE_Q5_K, RL_TYPE_Q6_K, RL_TYPE_Q8_K};
+    int types[] = {RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0, RL_TYPE_Q4_K, RL_TYPE_Q5_K,
+                   RL_TYPE_Q6_K, RL_TYPE_Q8_K, RL_TYPE_Q4_1, RL_TYPE_Q5_0, RL_TYPE_Q5_1};
     uint8_t q[2048];
-    for (size_t k = 0; k < 8; k++) {
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const rl_type_traits *t = rl_type_get((uint32_t)types[k]);
         ck_assert_uint_le(rl_type_row_size(types[k], 512), sizeof q);
         t->from_float(x, q, 512);
@@ -371,11 +410,11 @@ END_TEST
 START_TEST(vec_dot_rows_matches_vec_dot)
 {
     fresh_seed();
-    int types[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0,
-                   RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
+    int types[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0, RL_TYPE_Q4_K,
+                   RL_TYPE_Q5_K, RL_TYPE_Q6_K, RL_TYPE_Q4_1, RL_TYPE_Q5_0, RL_TYPE_Q5_1};
     const int64_t n = 512 + 32, rows = 7; /* an odd block count for the 32-blocks */
     float w[544], a[544], wd[544], ad[544], out[7];
-    for (size_t k = 0; k < 8; k++) {
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const rl_type_traits *t = rl_type_get((uint32_t)types[k]), *at = rl_type_get(t->vec_dot_type);
         int64_t nk = t->block_size == 256 ? 512 : n;
         size_t rs = rl_type_row_size(types[k], nk);
@@ -437,6 +476,7 @@ int main(void)
     tcase_add_test(tc, traits_table_sizes_and_names);
     tcase_add_test(tc, q4_0_block_layout);
     tcase_add_test(tc, q8_0_block_layout);
+    tcase_add_test(tc, q4_1_q5_0_q5_1_block_layouts);
     tcase_add_test(tc, q4_k_block_layout);
     tcase_add_test(tc, q5_k_block_layout);
     tcase_add_test(tc, q6_k_block_layout);

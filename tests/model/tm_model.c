@@ -40,11 +40,11 @@ static int add_matrix(rl_gguf_writer *w, const char *name, rl_type t, int64_t ne
         return 0;
     if (g_spec->bad_shape && strcmp(name, g_spec->bad_shape) == 0)
         ne1++;
-    if (g_spec->raw_q4_1 && strcmp(name, g_spec->raw_q4_1) == 0) {
-        size_t nb = (size_t)(ne0 / 32) * 20 * (size_t)ne1;
+    if (g_spec->raw_unsupported && strcmp(name, g_spec->raw_unsupported) == 0) {
+        size_t nb = (size_t)(ne0 / 256) * 84 * (size_t)ne1; /* Q2_K: a known layout no kernel computes */
         void *z = calloc(1, nb);
         int64_t ne[2] = {ne0, ne1};
-        int rc = rl_gguf_writer_tensor(w, name, RL_TYPE_Q4_1, 2, ne, z, nb);
+        int rc = rl_gguf_writer_tensor(w, name, RL_TYPE_Q2_K, 2, ne, z, nb);
         free(z);
         return rc;
     }

@@ -25,7 +25,7 @@ typedef struct tm_spec {
     uint64_t seed;
     const char *bad_shape;   /* write this tensor with one row too many */
     const char *missing;     /* leave this tensor out */
-    const char *raw_q4_1;    /* write this matrix as Q4_1 (unsupported) with zero bytes */
+    const char *raw_unsupported; /* write this matrix as Q2_K (no kernel) with zero bytes; n_embd % 256 == 0 */
     bool v_own_type;         /* attn_v.weight in v_type instead of type (a per-tensor mix) */
     rl_type v_type;
 } tm_spec;
