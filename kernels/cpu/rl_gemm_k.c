@@ -68,22 +68,28 @@ typedef void (*ktile_fn)(int64_t, const uint8_t *, size_t, int, const uint8_t *,
 #undef KDPWSSD
 
 
+/* [level - 1][nt - 1]: level 1 AVX2, 2 VNNI (rl_gemm_q_level) */
+#define KROW(T, SFX) {T##_1_##SFX, T##_2_##SFX, T##_3_##SFX, T##_4_##SFX}
+static const ktile_fn q4_k_tiles[2][4] = {KROW(q4_k, avx2), KROW(q4_k, vnni)};
+static const ktile_fn q5_k_tiles[2][4] = {KROW(q5_k, avx2), KROW(q5_k, vnni)};
+static const ktile_fn q6_k_tiles[2][4] = {KROW(q6_k, avx2), KROW(q6_k, vnni)};
+
 static void q4_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
-    (rl_gemm_q_level() == 2 ? q4_k_tiles_vnni : q4_k_tiles_avx2)[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
+    q4_k_tiles[rl_gemm_q_level() - 1][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
 }
 
 static void q5_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
-    (rl_gemm_q_level() == 2 ? q5_k_tiles_vnni : q5_k_tiles_avx2)[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
+    q5_k_tiles[rl_gemm_q_level() - 1][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
 }
 
 static void q6_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
-    (rl_gemm_q_level() == 2 ? q6_k_tiles_vnni : q6_k_tiles_avx2)[nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
+    q6_k_tiles[rl_gemm_q_level() - 1][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
 }
 #endif
 

@@ -159,8 +159,4 @@ KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 2)
 KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 3)
 KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 4)
 
-static const ktile_fn KN(q4_k_tiles)[4] = {KN(q4_k_1), KN(q4_k_2), KN(q4_k_3), KN(q4_k_4)};
-static const ktile_fn KN(q5_k_tiles)[4] = {KN(q5_k_1), KN(q5_k_2), KN(q5_k_3), KN(q5_k_4)};
-static const ktile_fn KN(q6_k_tiles)[4] = {KN(q6_k_1), KN(q6_k_2), KN(q6_k_3), KN(q6_k_4)};
-
 #undef KTILE
