@@ -44,9 +44,39 @@ _Static_assert(sizeof(rl_cu_cand) == sizeof(rl_logit_cand) &&
                "candidates cross from the device to the sampler as they are");
 
 /* ---- upload ------------------------------------------------------------------ */
+/* The type a weight has on the GPU: Q4_1, Q5_0 and Q5_1 (the K-quant mixes'
+ * stand-ins for rows no 256-block fits) have no kernels there and go up as
+ * Q8_0, requantized on the host at load; the rest as they are. */
+static rl_type gpu_type(rl_type t)
+{
+    return t == RL_TYPE_Q4_1 || t == RL_TYPE_Q5_0 || t == RL_TYPE_Q5_1 ? RL_TYPE_Q8_0 : t;
+}
+
 static int set_rows(rl_cu_mat *dst, int64_t row0, const rl_weight *w, char *err, size_t errlen)
 {
-    int rc = rl_cu_mat_set_rows(dst, row0, w->data, w->ne1);
+    const void *data = w->data;
+    uint8_t *conv = NULL;
+    rl_type gt = gpu_type(w->type);
+    if (gt != w->type) { /* row by row: to floats, then Q8_0 */
+        const rl_type_traits *from = rl_type_get(w->type), *to = rl_type_get(gt);
+        size_t rb = rl_type_row_size(w->type, w->ne0), gb = rl_type_row_size(gt, w->ne0);
+        float *row = malloc(sizeof(float) * (size_t)w->ne0);
+        conv = malloc(gb * (size_t)w->ne1);
+        if (!row || !conv || !from || !to || !gb) {
+            free(row);
+            free(conv);
+            snprintf(err, errlen, "cuda: out of host memory converting a %s matrix", from ? from->name : "?");
+            return -ENOMEM;
+        }
+        for (int64_t r = 0; r < w->ne1; r++) {
+            from->to_float((const uint8_t *)w->data + (size_t)r * rb, row, w->ne0);
+            to->from_float(row, conv + (size_t)r * gb, w->ne0);
+        }
+        free(row);
+        data = conv;
+    }
+    int rc = rl_cu_mat_set_rows(dst, row0, data, w->ne1);
+    free(conv);
     if (rc)
         snprintf(err, errlen, "cuda: weight upload failed: %s", rl_cu_last_error());
     return rc;
@@ -71,8 +101,8 @@ static int cu_shape(const rl_model *m, uint32_t n_ctx, rl_cu_model_cfg *c, rl_cu
 {
     const rl_model_hparams *hp = &m->hp;
     const rl_layer *l0 = &m->layers[0];
-    *ty = (rl_cu_model_types){m->tok_embd.type, m->output.type, l0->wq.type, l0->wo.type, l0->w_gate.type,
-                              l0->w_down.type};
+    *ty = (rl_cu_model_types){gpu_type(m->tok_embd.type), gpu_type(m->output.type), gpu_type(l0->wq.type),
+                              gpu_type(l0->wo.type),       gpu_type(l0->w_gate.type), gpu_type(l0->w_down.type)};
     /* Any per-tensor mix of supported types (Q4_K_M, Q5_K_M): types per layer. */
     *lts = calloc(hp->n_layer, sizeof **lts);
     if (!*lts)
@@ -82,7 +112,7 @@ static int cu_shape(const rl_model *m, uint32_t n_ctx, rl_cu_model_cfg *c, rl_cu
         const rl_weight *w[RL_CU_W_N];
         layer_weights(L, w);
         for (int r = 0; r < RL_CU_W_N; r++)
-            (*lts)[i].t[r] = w[r]->type;
+            (*lts)[i].t[r] = gpu_type(w[r]->type);
         if ((L->bq != NULL) != (l0->bq != NULL) || (L->bq && (!L->bk || !L->bv))) {
             free(*lts);
             *lts = NULL;

@@ -64,18 +64,12 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
     return tm_rel_err(a, ref, n);
 }
 
-START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
+/* Prefill three sequences of the model at path into their own slots, then
+ * two batched decode steps; every row of logits against the float64
+ * reference of the same file (tm_ref) within BOUND. */
+static void check_against_reference(rl_model *m, const char *path, const char *mix, bool kv_q8)
 {
-    const char *mix = mixes[_i % 2];
-    bool kv_q8 = _i >= 2; /* the int8 KV cache: within the same bound */
-    char path[128], err[256] = "";
-    make_mixed(mix, path, sizeof path);
-    rl_model *m;
-    ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
-    ck_assert_int_eq(m->layers[0].wv.type, RL_TYPE_Q6_K); /* the mix is really mixed */
-    ck_assert_int_ne(m->layers[0].wq.type, RL_TYPE_Q6_K);
-    ck_assert_int_eq(m->layers[1].w_up.type, RL_TYPE_Q5_K);
-    ck_assert_int_eq(m->layers[3].wk.type, RL_TYPE_Q8_0);
+    char err[256] = "";
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
     ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
@@ -138,6 +132,53 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
         tm_ref_free(ref[i]);
     free(lg);
     rl_cu_model_free(g);
+}
+
+START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
+{
+    const char *mix = mixes[_i % 2];
+    bool kv_q8 = _i >= 2; /* the int8 KV cache: within the same bound */
+    char path[128], err[256] = "";
+    make_mixed(mix, path, sizeof path);
+    rl_model *m;
+    ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(m->layers[0].wv.type, RL_TYPE_Q6_K); /* the mix is really mixed */
+    ck_assert_int_ne(m->layers[0].wq.type, RL_TYPE_Q6_K);
+    ck_assert_int_eq(m->layers[1].w_up.type, RL_TYPE_Q5_K);
+    ck_assert_int_eq(m->layers[3].wk.type, RL_TYPE_Q8_0);
+    check_against_reference(m, path, mix, kv_q8);
+    rl_model_free(m);
+}
+END_TEST
+
+/* Q4_1, Q5_0 and Q5_1 have no GPU kernels: they go up as Q8_0 (requantized
+ * on the host at load). 0: tiny256 with those types put on single matrices;
+ * 1: shape tiny, rows of 64, where a Q4_K_M mix stores Q5_0 and Q8_0 for
+ * every matrix (the case of SmolLM's and Qwen2-0.5B's files). */
+START_TEST(legacy_32_block_types_go_up_as_q8_0_and_match_reference)
+{
+    char path[128], cmd[1024], err[256] = "";
+    snprintf(path, sizeof path, "%s/legacy%d.gguf", tmpdir, _i);
+    if (_i == 0)
+        snprintf(cmd, sizeof cmd,
+                 "%s --shape tiny256 --type Q4_K_M --layers 3 --seed 9 --out %s --tensor-type blk.0.attn_q=Q5_0 "
+                 "--tensor-type blk.1.ffn_gate=Q4_1 --tensor-type blk.2.ffn_down=Q5_1 --tensor-type output=Q5_0 >/dev/null",
+                 mkmodel, path);
+    else
+        snprintf(cmd, sizeof cmd, "%s --shape tiny --type Q4_K_M --layers 2 --seed 9 --out %s 2>/dev/null", mkmodel, path);
+    int st = system(cmd);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+    rl_model *m;
+    ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
+    if (_i == 0) {
+        ck_assert_int_eq(m->layers[0].wq.type, RL_TYPE_Q5_0);
+        ck_assert_int_eq(m->layers[1].w_gate.type, RL_TYPE_Q4_1);
+        ck_assert_int_eq(m->layers[2].w_down.type, RL_TYPE_Q5_1);
+    } else {
+        ck_assert_int_eq(m->layers[0].wq.type, RL_TYPE_Q5_0);
+        ck_assert_int_eq(m->output.type, RL_TYPE_Q8_0);
+    }
+    check_against_reference(m, path, _i ? "rows of 64" : "legacy types", false);
     rl_model_free(m);
 }
 END_TEST
@@ -377,6 +418,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 4); /* x {f16, q8_0} KV */
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
+    tcase_add_loop_test(tc, legacy_32_block_types_go_up_as_q8_0_and_match_reference, 0, 2);
     tcase_add_test(tc, q4_0_prompt_steps_direct_products_match_cublas_and_reference);
     tcase_add_loop_test(tc, prompt_steps_on_fp16_copies_match_staged_dequantization, 0, 2);
     tcase_add_test(tc, qwen2_split_qkv_prompt_steps_add_every_bias);
