@@ -1,5 +1,5 @@
-/* rl_gemm_q.c - int8 micro-kernels: up to 4 weight rows x 4 tokens of Q4_0 or
- * Q8_0 weights against Q8_0 activations, with AVX-512 VNNI on 256-bit
+/* rl_gemm_q.c - int8 micro-kernels: up to 4 weight rows x 4 tokens of Q4_0,
+ * Q5_0 or Q8_0 weights against Q8_0 activations, with AVX-512 VNNI on 256-bit
  * registers (on this machine's AMD cores 512-bit operations run as two
  * halves, and 256-bit code avoids the costly cross-half shuffles).
  *
@@ -53,6 +53,7 @@ int rl_gemm_q_level(void);
 #endif
 #define Q80_BYTES 34
 #define Q40_BYTES 18
+#define Q50_BYTES 22
 
 #define RL_GEMM_TILES(X) X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(2, 1) X(2, 2) X(2, 3) X(2, 4) \
                          X(3, 1) X(3, 2) X(3, 3) X(3, 4) X(4, 1) X(4, 2) X(4, 3) X(4, 4)
@@ -205,6 +206,41 @@ RL_GEMM_TILES(DEF_Q4_VNNI)
 RL_GEMM_TILES(DEF_Q4_AVX2)
 #undef WB
 
+/* Q5_0: the Q4_0 nibbles (bytes 6..21) plus bit j of qh (bytes 2..5) as bit 4
+ * of weight j; the packed sums hold -16 sum(a). The fifth bits: VNNI by a mask
+ * register, AVX2 by a byte shuffle and compare. */
+#define WB Q50_BYTES
+#define Q5_LOAD_W(FIFTH)                                                                              \
+    __m128i x = _mm_loadu_si128((const __m128i *)(p + 6));                                            \
+    uint32_t qh;                                                                                      \
+    memcpy(&qh, p + 2, 4);                                                                            \
+    __m256i wv = _mm256_or_si256(                                                                     \
+        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4)), FIFTH(qh));  \
+    __m256 wd = _mm256_set1_ps(ld_half(p));
+#define FIFTH_VNNI(QH) _mm256_maskz_mov_epi8(_cvtu32_mask32(QH), b4)
+#define FIFTH_AVX2(QH)                                                                                \
+    _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)(QH)), spread), \
+                                                        bits),                                        \
+                                       bits),                                                         \
+                     b4)
+#define DEF_Q5(ATTR, SFX, DOT, FIFTH, NR, NT)                                                         \
+    ATTR static void q5_0_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
+                                                const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
+    {                                                                                                 \
+        const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
+        const __m256i one16 = _mm256_set1_epi16(1), b4 = _mm256_set1_epi8(0x10);                      \
+        const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,       \
+                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);      \
+        const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);                    \
+        (void)one16, (void)spread, (void)bits;                                                        \
+        TILE_BODY(NR, NT, Q5_LOAD_W(FIFTH), DOT)                                                      \
+    }
+#define DEF_Q5_VNNI(R, T) DEF_Q5(RL_VNNI, vnni, DOT_VNNI, FIFTH_VNNI, R, T)
+#define DEF_Q5_AVX2(R, T) DEF_Q5(RL_AVX2, avx2, DOT_AVX2, FIFTH_AVX2, R, T)
+RL_GEMM_TILES(DEF_Q5_VNNI)
+RL_GEMM_TILES(DEF_Q5_AVX2)
+#undef WB
+
 #define WB Q80_BYTES
 #define Q8_LOAD_W_VNNI                                                                                \
     __m256i wv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), flip);              \
@@ -231,10 +267,13 @@ typedef void (*tile_fixed)(int64_t, const uint8_t *, size_t, const uint8_t *, si
 #define ENTRY(TY, SFX, R, T) [R - 1][T - 1] = TY##_##SFX##_##R##x##T,
 #define ENTRY_Q4_VNNI(R, T) ENTRY(q4_0, vnni, R, T)
 #define ENTRY_Q4_AVX2(R, T) ENTRY(q4_0, avx2, R, T)
+#define ENTRY_Q5_VNNI(R, T) ENTRY(q5_0, vnni, R, T)
+#define ENTRY_Q5_AVX2(R, T) ENTRY(q5_0, avx2, R, T)
 #define ENTRY_Q8_VNNI(R, T) ENTRY(q8_0, vnni, R, T)
 #define ENTRY_Q8_AVX2(R, T) ENTRY(q8_0, avx2, R, T)
 /* [level - 1]: 1 AVX2, 2 VNNI (rl_gemm_q_level) */
 static const tile_fixed q4_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q4_AVX2)}, {RL_GEMM_TILES(ENTRY_Q4_VNNI)}};
+static const tile_fixed q5_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q5_AVX2)}, {RL_GEMM_TILES(ENTRY_Q5_VNNI)}};
 static const tile_fixed q8_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q8_AVX2)}, {RL_GEMM_TILES(ENTRY_Q8_VNNI)}};
 
 /* a: packed activations, a_stride bytes per token. */
@@ -244,26 +283,38 @@ static void q4_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const v
     q4_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
 }
 
+static void q5_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
+                      float *y, size_t ldy)
+{
+    q5_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
+}
+
 static void q8_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
     q8_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
 }
 
+/* The offset sums the weight type needs: -8 sum(a) (Q4_0), -16 (Q5_0), -128 (Q8_0). */
+static int pack_shift(rl_type wt)
+{
+    return wt == RL_TYPE_Q4_0 ? 3 : wt == RL_TYPE_Q5_0 ? 4 : 7;
+}
+
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt)
 {
     if (rl_gemm_q_level() == 2)
-        pack_row(q8_0_row, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
+        pack_row(q8_0_row, dst, k / 32, pack_shift(wt));
     else
-        pack_row_avx2(q8_0_row, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
+        pack_row_avx2(q8_0_row, dst, k / 32, pack_shift(wt));
 }
 
 void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt)
 {
     if (rl_gemm_q_level() == 2)
-        quant_pack_row(x, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
+        quant_pack_row(x, dst, k / 32, pack_shift(wt));
     else
-        quant_pack_row_avx2(x, dst, k / 32, wt == RL_TYPE_Q4_0 ? 3 : 7);
+        quant_pack_row_avx2(x, dst, k / 32, pack_shift(wt));
 }
 #else
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt)
@@ -330,6 +381,8 @@ rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
     if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0) {
         if (wt == RL_TYPE_Q4_0)
             return q4_0_tile;
+        if (wt == RL_TYPE_Q5_0)
+            return q5_0_tile;
         if (wt == RL_TYPE_Q8_0)
             return q8_0_tile;
     }
