@@ -1,5 +1,5 @@
 /* rl_gemm_q.c - int8 micro-kernels: up to 4 weight rows x 4 tokens of Q4_0,
- * Q5_0 or Q8_0 weights against Q8_0 activations, with AVX-512 VNNI on 256-bit
+ * Q5_0, Q4_1, Q5_1 or Q8_0 weights against Q8_0 activations, with AVX-512 VNNI on 256-bit
  * registers (on this machine's AMD cores 512-bit operations run as two
  * halves, and 256-bit code avoids the costly cross-half shuffles).
  *
@@ -54,6 +54,8 @@ int rl_gemm_q_level(void);
 #define Q80_BYTES 34
 #define Q40_BYTES 18
 #define Q50_BYTES 22
+#define Q41_BYTES 20
+#define Q51_BYTES 24
 
 #define RL_GEMM_TILES(X) X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(2, 1) X(2, 2) X(2, 3) X(2, 4) \
                          X(3, 1) X(3, 2) X(3, 3) X(3, 4) X(4, 1) X(4, 2) X(4, 3) X(4, 4)
@@ -154,7 +156,13 @@ RL_AVX2 static inline float hsum256(__m256 v)
 /* The tile: for each block, each row's weights are loaded once (LOAD_W: wv
  * the quants, wd the scale in 8 lanes), then used for NT tokens; DOT(sums, wv,
  * a) is the block's exact int32 sums of 4 products (8 lanes). */
-#define TILE_BODY(NR, NT, LOAD_W, DOT)                                                                \
+#define TILE_BODY(NR, NT, LOAD_W, DOT) TILE_BODY_M(NR, NT, LOAD_W, DOT, NO_MIN)
+#define NO_MIN(ACC, A) (ACC)
+/* Q4_1/Q5_1: + m da sum(a); their packed sums hold -sum(a) (shift 0) */
+#define ADD_MIN(ACC, A)                                                                               \
+    _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)((A) + 32))),             \
+                     _mm256_mul_ps(wm, _mm256_broadcast_ss((const float *)((A) + 64))), ACC)
+#define TILE_BODY_M(NR, NT, LOAD_W, DOT, MIN)                                                         \
     __m256 acc[NR][NT];                                                                               \
     UNROLL for (int r = 0; r < NR; r++)                                                               \
         UNROLL for (int t = 0; t < NT; t++)                                                           \
@@ -172,7 +180,7 @@ RL_AVX2 static inline float hsum256(__m256 v)
                 __m256i isum = DOT(_mm256_loadu_si256((const __m256i *)(a + 32)), wv,                     \
                                    _mm256_loadu_si256((const __m256i *)a));                           \
                 __m256 sc = _mm256_mul_ps(wd, _mm256_broadcast_ss((const float *)(a + 64)));          \
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), sc, acc[r][t]);                 \
+                acc[r][t] = MIN(_mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), sc, acc[r][t]), a);         \
             }                                                                                         \
         }                                                                                             \
     }                                                                                                 \
@@ -241,6 +249,56 @@ RL_GEMM_TILES(DEF_Q5_VNNI)
 RL_GEMM_TILES(DEF_Q5_AVX2)
 #undef WB
 
+/* Q4_1 / Q5_1: x = d q + m; the product without offset (DOT from zero),
+ * the min's term from the packed sums. */
+#define DOT0_VNNI(S, W, A) _mm256_dpbusd_epi32(_mm256_setzero_si256(), W, A)
+#define DOT0_AVX2(S, W, A) _mm256_madd_epi16(_mm256_maddubs_epi16(W, A), one16)
+#define WB Q41_BYTES
+#define Q41_LOAD_W(FIFTH)                                                                             \
+    __m128i x = _mm_loadu_si128((const __m128i *)(p + 4));                                            \
+    __m256i wv = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4));    \
+    __m256 wd = _mm256_set1_ps(ld_half(p)), wm = _mm256_set1_ps(ld_half(p + 2));
+#define DEF_Q41(ATTR, SFX, DOT, FIFTH, NR, NT)                                                        \
+    ATTR static void q4_1_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
+                                                const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
+    {                                                                                                 \
+        const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
+        const __m256i one16 = _mm256_set1_epi16(1);                                                   \
+        (void)one16;                                                                                  \
+        TILE_BODY_M(NR, NT, Q41_LOAD_W(FIFTH), DOT, ADD_MIN)                                          \
+    }
+#define DEF_Q41_VNNI(R, T) DEF_Q41(RL_VNNI, vnni, DOT0_VNNI, FIFTH_VNNI, R, T)
+#define DEF_Q41_AVX2(R, T) DEF_Q41(RL_AVX2, avx2, DOT0_AVX2, FIFTH_AVX2, R, T)
+RL_GEMM_TILES(DEF_Q41_VNNI)
+RL_GEMM_TILES(DEF_Q41_AVX2)
+#undef WB
+
+#define WB Q51_BYTES
+#define Q51_LOAD_W(FIFTH)                                                                             \
+    __m128i x = _mm_loadu_si128((const __m128i *)(p + 8));                                            \
+    uint32_t qh;                                                                                      \
+    memcpy(&qh, p + 4, 4);                                                                            \
+    __m256i wv = _mm256_or_si256(                                                                     \
+        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4)), FIFTH(qh));  \
+    __m256 wd = _mm256_set1_ps(ld_half(p)), wm = _mm256_set1_ps(ld_half(p + 2));
+#define DEF_Q51(ATTR, SFX, DOT, FIFTH, NR, NT)                                                        \
+    ATTR static void q5_1_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
+                                                const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
+    {                                                                                                 \
+        const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
+        const __m256i one16 = _mm256_set1_epi16(1), b4 = _mm256_set1_epi8(0x10);                      \
+        const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,       \
+                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);      \
+        const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);                    \
+        (void)one16, (void)spread, (void)bits;                                                        \
+        TILE_BODY_M(NR, NT, Q51_LOAD_W(FIFTH), DOT, ADD_MIN)                                          \
+    }
+#define DEF_Q51_VNNI(R, T) DEF_Q51(RL_VNNI, vnni, DOT0_VNNI, FIFTH_VNNI, R, T)
+#define DEF_Q51_AVX2(R, T) DEF_Q51(RL_AVX2, avx2, DOT0_AVX2, FIFTH_AVX2, R, T)
+RL_GEMM_TILES(DEF_Q51_VNNI)
+RL_GEMM_TILES(DEF_Q51_AVX2)
+#undef WB
+
 #define WB Q80_BYTES
 #define Q8_LOAD_W_VNNI                                                                                \
     __m256i wv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), flip);              \
@@ -269,11 +327,17 @@ typedef void (*tile_fixed)(int64_t, const uint8_t *, size_t, const uint8_t *, si
 #define ENTRY_Q4_AVX2(R, T) ENTRY(q4_0, avx2, R, T)
 #define ENTRY_Q5_VNNI(R, T) ENTRY(q5_0, vnni, R, T)
 #define ENTRY_Q5_AVX2(R, T) ENTRY(q5_0, avx2, R, T)
+#define ENTRY_Q41_VNNI(R, T) ENTRY(q4_1, vnni, R, T)
+#define ENTRY_Q41_AVX2(R, T) ENTRY(q4_1, avx2, R, T)
+#define ENTRY_Q51_VNNI(R, T) ENTRY(q5_1, vnni, R, T)
+#define ENTRY_Q51_AVX2(R, T) ENTRY(q5_1, avx2, R, T)
 #define ENTRY_Q8_VNNI(R, T) ENTRY(q8_0, vnni, R, T)
 #define ENTRY_Q8_AVX2(R, T) ENTRY(q8_0, avx2, R, T)
 /* [level - 1]: 1 AVX2, 2 VNNI (rl_gemm_q_level) */
 static const tile_fixed q4_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q4_AVX2)}, {RL_GEMM_TILES(ENTRY_Q4_VNNI)}};
 static const tile_fixed q5_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q5_AVX2)}, {RL_GEMM_TILES(ENTRY_Q5_VNNI)}};
+static const tile_fixed q41_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q41_AVX2)}, {RL_GEMM_TILES(ENTRY_Q41_VNNI)}};
+static const tile_fixed q51_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q51_AVX2)}, {RL_GEMM_TILES(ENTRY_Q51_VNNI)}};
 static const tile_fixed q8_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q8_AVX2)}, {RL_GEMM_TILES(ENTRY_Q8_VNNI)}};
 
 /* a: packed activations, a_stride bytes per token. */
@@ -289,16 +353,29 @@ static void q5_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const v
     q5_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
 }
 
+static void q4_1_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
+                      float *y, size_t ldy)
+{
+    q41_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
+}
+
+static void q5_1_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
+                      float *y, size_t ldy)
+{
+    q51_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
+}
+
 static void q8_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
                       float *y, size_t ldy)
 {
     q8_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
 }
 
-/* The offset sums the weight type needs: -8 sum(a) (Q4_0), -16 (Q5_0), -128 (Q8_0). */
+/* The offset sums the weight type needs: -8 sum(a) (Q4_0), -16 (Q5_0), -128
+ * (Q8_0), -sum(a) for the min of Q4_1/Q5_1. */
 static int pack_shift(rl_type wt)
 {
-    return wt == RL_TYPE_Q4_0 ? 3 : wt == RL_TYPE_Q5_0 ? 4 : 7;
+    return wt == RL_TYPE_Q4_0 ? 3 : wt == RL_TYPE_Q5_0 ? 4 : wt == RL_TYPE_Q8_0 ? 7 : 0;
 }
 
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt)
@@ -383,6 +460,10 @@ rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
             return q4_0_tile;
         if (wt == RL_TYPE_Q5_0)
             return q5_0_tile;
+        if (wt == RL_TYPE_Q4_1)
+            return q4_1_tile;
+        if (wt == RL_TYPE_Q5_1)
+            return q5_1_tile;
         if (wt == RL_TYPE_Q8_0)
             return q8_0_tile;
     }

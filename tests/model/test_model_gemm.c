@@ -293,6 +293,10 @@ START_TEST(q4_0_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alo
 END_TEST
 START_TEST(q5_0_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q5_0, 32 * 13, 29, 9); }
 END_TEST
+START_TEST(q4_1_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q4_1, 32 * 9, 22, 7); }
+END_TEST
+START_TEST(q5_1_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q5_1, 32 * 10, 17, 5); }
+END_TEST
 START_TEST(q8_0_matmul_token_alone_gives_same_bits_as_in_batch) { check_int8_alone_vs_batched(RL_TYPE_Q8_0, 32 * 9, 70, 6); }
 END_TEST
 /* K-quant tiles (rl_gemm_k.c): rows one after another, 1..4 tokens */
@@ -318,7 +322,7 @@ START_TEST(int8_tiles_give_the_same_bits_on_avx2_as_on_vnni)
     static const struct {
         rl_type t;
         int64_t k;
-    } cases[] = {{RL_TYPE_Q4_0, 32 * 19}, {RL_TYPE_Q5_0, 32 * 11}, {RL_TYPE_Q8_0, 32 * 7}, {RL_TYPE_Q4_K, 256 * 3}, {RL_TYPE_Q5_K, 256 * 2}, {RL_TYPE_Q6_K, 256 * 2}};
+    } cases[] = {{RL_TYPE_Q4_0, 32 * 19}, {RL_TYPE_Q5_0, 32 * 11}, {RL_TYPE_Q4_1, 32 * 5}, {RL_TYPE_Q5_1, 32 * 6}, {RL_TYPE_Q8_0, 32 * 7}, {RL_TYPE_Q4_K, 256 * 3}, {RL_TYPE_Q5_K, 256 * 2}, {RL_TYPE_Q6_K, 256 * 2}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         for (int64_t n_tok = 1; n_tok <= 9; n_tok += 8) {
             uint64_t s = fresh_seed();
@@ -432,8 +436,9 @@ START_TEST(fused_quantize_and_pack_equals_traits_quantize_then_pack)
         x[i] = 0.f; /* an all-zero block */
     uint8_t q[K / 32 * 34], a[4096], b[4096];
     rl_type_get(RL_TYPE_Q8_0)->from_float(x, q, K);
-    for (int w = 0; w < 3; w++) {
-        rl_type wt = w == 2 ? RL_TYPE_Q5_0 : w ? RL_TYPE_Q8_0 : RL_TYPE_Q4_0;
+    static const rl_type wts[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q5_0, RL_TYPE_Q4_1, RL_TYPE_Q5_1};
+    for (int w = 0; w < 5; w++) {
+        rl_type wt = wts[w];
         rl_gemm_q_pack(q, a, K, wt);
         rl_gemm_q_quant_pack(x, b, K, wt);
         ck_assert_mem_eq(a, b, rl_gemm_q_packed_row(K));
@@ -463,6 +468,8 @@ int main(void)
     tcase_add_test(tc, bf16_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q4_0_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q5_0_matmul_token_alone_gives_same_bits_as_in_batch);
+    tcase_add_test(tc, q4_1_matmul_token_alone_gives_same_bits_as_in_batch);
+    tcase_add_test(tc, q5_1_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q8_0_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q4_k_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q5_k_matmul_token_alone_gives_same_bits_as_in_batch);
