@@ -2,10 +2,11 @@
  *
  * Trick: tiles of RL_GEMM_ROWS weight rows x RL_GEMM_TOKS tokens; inside a tile
  * a micro-kernel works on 4 rows x 4 tokens so each weight block loaded into
- * registers is used 4 times (rl_gemm_q.c has the int8 ones for Q4_0/Q8_0,
- * rl_gemm_k.c for Q4_K/Q6_K, rl_gemm_f.c the float ones for F32/F16/BF16).
- * Types without a micro-kernel
- * go through the traits' vec_dot, one (row, token) at a time. */
+ * registers is used 4 times (rl_gemm_q.c has the int8 ones for Q4_0, Q4_1,
+ * Q5_0, Q5_1 and Q8_0, rl_gemm_k.c for Q4_K, Q5_K and Q6_K, rl_gemm_f.c the
+ * float ones for F32/F16/BF16; the int8 ones with AVX-512 VNNI or AVX2).
+ * Types without a micro-kernel go through the traits' vec_dot, one (row,
+ * token) at a time. */
 #include "rl_gemm.h"
 
 #include <errno.h>
@@ -19,7 +20,7 @@
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt);
 /* From rl_gemm_f.c: a SIMD micro-kernel for F32/F16/BF16 weights on float activations, or NULL. */
 rl_gemm_tile_fn rl_gemm_f_kernel(rl_type wt);
-/* From rl_gemm_k.c: a SIMD micro-kernel for Q4_K/Q6_K weights on Q8_K activations, or NULL. */
+/* From rl_gemm_k.c: a SIMD micro-kernel for Q4_K/Q5_K/Q6_K weights on Q8_K activations, or NULL. */
 rl_gemm_tile_fn rl_gemm_k_kernel(rl_type wt);
 size_t rl_gemm_q_packed_row(int64_t k);
 void rl_gemm_q_pack(const void *q8_0_row, void *dst, int64_t k, rl_type wt);

@@ -67,8 +67,8 @@ typedef void (*rl_gemm_tile_fn)(int64_t k, const void *w, size_t w_stride, int n
                                 size_t a_stride, int nt, float *y, size_t ldy);
 /* The micro-kernel rl_gemm_run uses for weights of type wt on this CPU, or
  * NULL (one vec_dot per output). a is in the format rl_gemm_prepare makes:
- * repacked Q8_0 blocks for Q4_0/Q8_0 (rl_gemm_q.c), Q8_K rows for Q4_K/Q6_K
- * (rl_gemm_k.c), the float rows as they
+ * repacked Q8_0 blocks for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 (rl_gemm_q.c), Q8_K rows
+ * for Q4_K/Q5_K/Q6_K (rl_gemm_k.c), the float rows as they
  * are for F32/F16/BF16 (rl_gemm_f.c, whose kernels take any nt >= 1);
  * y[t * ldy + r], a_stride in bytes. */
 rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt);

@@ -17,11 +17,6 @@ KATTR static inline float KN(ld_half)(const uint8_t *p)
     return _cvtsh_ss(h);
 }
 
-/* One row's super-block, unpacked: w[i] holds weights 32i..32i+31 as
- * unsigned bytes, sc[i] the scale of each of its 16-bit pairs, off the
- * offset's factors (to multiply Q8_K's 16 sums), d and doff the float
- * scales of the product and of the offset term. */
-
 /* Q4_K, 144 bytes: d, dmin (halves), 12 bytes of 6-bit scales and mins for
  * 8 sub-blocks of 32, 128 bytes of nibbles (per 64 weights: low nibbles the
  * first 32, high nibbles the next 32). Weight = d * sc_j * q - dmin * m_j.
