@@ -415,6 +415,16 @@ static void quantize_and_compare(const char *type_name, rl_type want, double bou
 
 START_TEST(quantize_q8_0_within_bounds) { quantize_and_compare("Q8_0", RL_TYPE_Q8_0, 0.01); }
 END_TEST
+START_TEST(quantize_legacy_32_block_types_within_bounds)
+{
+    static const struct {
+        const char *name;
+        rl_type t;
+        double bound;
+    } c[] = {{"Q5_0", RL_TYPE_Q5_0, 0.063}, {"Q5_1", RL_TYPE_Q5_1, 0.05}, {"Q4_1", RL_TYPE_Q4_1, 0.10}};
+    quantize_and_compare(c[_i].name, c[_i].t, c[_i].bound);
+}
+END_TEST
 START_TEST(quantize_q4_0_within_bounds) { quantize_and_compare("Q4_0", RL_TYPE_Q4_0, 0.12); }
 END_TEST
 START_TEST(quantize_q4_k_within_bounds) { quantize_and_compare("Q4_K", RL_TYPE_Q4_K, 0.09); }
@@ -485,6 +495,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, mkmodel_output_is_independent_of_threads);
     tcase_add_test(tc, mkmodel_copies_vocab_file);
     tcase_add_test(tc, quantize_q8_0_within_bounds);
+    tcase_add_loop_test(tc, quantize_legacy_32_block_types_within_bounds, 0, 3);
     tcase_add_test(tc, quantize_q4_0_within_bounds);
     tcase_add_test(tc, quantize_q4_k_within_bounds);
     tcase_add_test(tc, quantize_q5_k_within_bounds);
