@@ -101,7 +101,11 @@ typedef struct rl_engine_stats {
     uint32_t kv_block_positions;
     uint64_t sampled;        /* tokens drawn by a sampler (requests that are not greedy) */
     uint64_t sampled_top_k;  /* of those, drawn from a device's k best logits instead of the row */
-    uint32_t reserved_[7];
+    /* Wall time of the steps that ran the model, and of their forward passes
+     * (for a device: the host's part of it too, up to the results); the rest
+     * is the host's scheduling and sampling around them, during which a
+     * device idles. Logged when the daemon stops. */
+    uint64_t step_ns, forward_ns;
 } rl_engine_stats;
 
 /* One chat message; the roles are "system", "user", "assistant". */

@@ -611,6 +611,15 @@ int rl_daemon_run(rl_daemon *d)
         spin_iter = 0;
     }
     rl_log(LOG_INFO, "stopped");
+    if (d->engine->ops->get_stats) { /* where the steps' time went (a device idles outside the forward) */
+        rl_engine_stats st;
+        d->engine->ops->get_stats(d->engine, &st);
+        if (st.steps)
+            rl_log(LOG_INFO, "engine: %llu steps, mean batch %.1f; %.3f s in steps, %.3f s of it in the forward pass "
+                             "(%.1f us a step around it)",
+                   (unsigned long long)st.steps, (double)st.batch_seqs / (double)st.steps, (double)st.step_ns * 1e-9,
+                   (double)st.forward_ns * 1e-9, (double)(st.step_ns - st.forward_ns) * 1e-3 / (double)st.steps);
+    }
     /* Tell clients at once; the connections are freed by rl_daemon_destroy. */
     for (rl_conn *c = d->conns; c; c = c->loop_next) {
         atomic_store(&c->dead, true);

@@ -112,6 +112,7 @@ if [ "$PART" = load-steps ]; then # the 64-client 7B load (int8 KV) at per-step 
 mk llama2-7b q4_0
 for st in ${STEPS:-128 256 512}; do echo "-- step tokens $st"
   LOAD_ARGS="--kv-type q8_0 ${LOAD_ARGS:-}" load $M/llama2-7b-q4_0.gguf ${CLIENTS:-64} 2 96 32 128 $st | grep -oE '"(gen_tok_s|itl_ms|ttft_ms|steps|gen_tokens|sampling)":(\{[^}]*\}|[0-9.]+|"[a-z]+")' | tr '\n' ' '; echo
+  grep -o "engine:.*" "$OUT/ringlmd-load.log" # steps, forward time, host time around it (session 12)
 done
 fi
 if [ "$PART" = attn-load ]; then

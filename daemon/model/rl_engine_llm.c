@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rl_gemm.h"
@@ -117,7 +118,8 @@ static int llm_seq_new(rl_engine *e, const rl_seq_desc *d, rl_seq **out)
 
 /* Counters of the step just run (n_seqs 0: only the KV figures changed). The
  * idle count is kept by the pool as references change (no scan of the cache). */
-static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens, uint32_t n_sampled, uint32_t n_top)
+static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens, uint32_t n_sampled, uint32_t n_top,
+                          uint64_t step_ns, uint64_t fwd_ns)
 {
     rl_kv_stats ks;
     rl_kv_get_stats(L->kv, &ks);
@@ -135,6 +137,8 @@ static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens, uint32_t n
     }
     st->sampled += n_sampled;
     st->sampled_top_k += n_top;
+    st->step_ns += step_ns;
+    st->forward_ns += fwd_ns;
     st->step_tokens = L->step_tokens;
     st->prefix_lookups = ps.lookups;
     st->prefix_hits = ps.hits;
@@ -166,7 +170,7 @@ static void llm_seq_free(rl_engine *e, rl_seq *s)
     rl_sample_free(&s->smp);
     free(s->lp);
     free(s);
-    publish_stats(impl(e), 0, 0, 0, 0);
+    publish_stats(impl(e), 0, 0, 0, 0, 0, 0);
 }
 
 /* ---- the step: gather, one forward, sample ---- */
@@ -262,8 +266,16 @@ static void sample_rows(llm *L, rl_step_item *items, uint32_t nf)
         sample_rows_fn(&j, 0, 1);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
 static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
 {
+    uint64_t t_step = now_ns();
     llm *L = impl(e);
     uint32_t budget = L->step_tokens, nf = 0, n_logits = 0, n_tok = 0;
     uint64_t id = ++L->step_id;
@@ -332,7 +344,7 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
     }
     }
     if (nf == 0) {
-        publish_stats(L, 0, 0, 0, 0); /* evictions or preemptions may have happened */
+        publish_stats(L, 0, 0, 0, 0, 0, 0); /* evictions or preemptions may have happened */
         return 0;
     }
     int rc = 0;
@@ -362,7 +374,9 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
             L->fseqs[j].top_norm = s->n_lp > 0;
         }
     }
+    uint64_t f0 = now_ns();
     rc = L->be ? L->be->forward(L->be->ctx, L->fseqs, nf) : rl_forward(L->fwd, L->fseqs, nf);
+    uint64_t fwd_ns = now_ns() - f0;
     if (rc < 0)
         goto fail_all;
     sample_rows(L, items, nf);
@@ -393,12 +407,12 @@ static int llm_step(rl_engine *e, rl_step_item *items, uint32_t n)
         n_sampled += drawn;
         n_top += drawn && L->fseqs[j].top;
     }
-    publish_stats(L, nf, n_tok, n_sampled, n_top);
+    publish_stats(L, nf, n_tok, n_sampled, n_top, now_ns() - t_step, fwd_ns);
     return 0;
 fail_all:
     for (uint32_t j = 0; j < nf; j++)
         items[L->fitem[j]].seq->ps.in_step = false;
-    publish_stats(L, 0, 0, 0, 0);
+    publish_stats(L, 0, 0, 0, 0, 0, 0);
     for (uint32_t i = 0; i < n; i++)
         items[i].status = rc;
     return rc;
@@ -603,7 +617,7 @@ int rl_engine_llm_create_opts(const char *path, const rl_llm_opts *opts, rl_engi
         rc = -ENOMEM;
         goto bad;
     }
-    publish_stats(L, 0, 0, 0, 0); /* pool figures from the start */
+    publish_stats(L, 0, 0, 0, 0, 0, 0); /* pool figures from the start */
     if (!L->be) /* a backend read every weight while uploading */
         prefault(L->m, &o);
     if (o.progress)

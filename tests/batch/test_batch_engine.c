@@ -52,6 +52,8 @@ START_TEST(batched_greedy_equals_solo)
     ck_assert_uint_ge(st.max_batch, 4); /* they really ran together */
     ck_assert_uint_eq(st.step_tokens, 24);
     ck_assert_uint_le(st.batch_tokens, st.steps * 24); /* the budget held */
+    /* the steps' time, and the forward passes' share of it */
+    ck_assert(st.forward_ns > 0 && st.step_ns >= st.forward_ns);
     e->ops->destroy(e);
     expect_solo(r, 6, 24);
 }
