@@ -6,6 +6,9 @@
 #include "rl_log.h"
 
 #include "rl_config.h"
+#ifdef RL_HAVE_LLM
+#include "rl_gemm.h"
+#endif
 
 #include <errno.h>
 #include <signal.h>
@@ -145,6 +148,10 @@ int rl_daemon_create(const rl_daemon_opts *o, rl_daemon **out, char *err, size_t
     rl_log(LOG_INFO, "engine %s (%s, %s), vocab %u, context %u; socket %s; spin %d us",
            d->info.name, d->info.arch, d->info.backend, d->info.n_vocab, d->info.n_ctx,
            d->socket_path[0] ? d->socket_path : "(injected fd)", d->opts.spin_us);
+#ifdef RL_HAVE_LLM
+    if (strcmp(d->info.backend, "cpu") == 0)
+        rl_log(LOG_INFO, "cpu matrix products: %s", rl_gemm_kernels_name());
+#endif
     *out = d;
     return 0;
 fail:

@@ -73,6 +73,10 @@ typedef void (*rl_gemm_tile_fn)(int64_t k, const void *w, size_t w_stride, int n
  * y[t * ldy + r], a_stride in bytes. */
 rl_gemm_tile_fn rl_gemm_tile_kernel(rl_type wt);
 
+/* What runs the quantized matrix products on this CPU, for logs: "int8 tiles,
+ * AVX-512 VNNI", "int8 tiles, AVX2" or "vec_dot per output (no AVX2)". */
+const char *rl_gemm_kernels_name(void);
+
 /* Tests: run the int8 tiles of instruction-set level l (2 AVX-512 VNNI, 1
  * AVX2, 0 none), at most what the CPU has; returns the level now in force.
  * Not while a matmul runs. */

@@ -442,6 +442,15 @@ int rl_gemm_q_level(void)
 #endif
 }
 
+const char *rl_gemm_kernels_name(void)
+{
+    switch (rl_gemm_q_level()) {
+    case 2: return "int8 tiles, AVX-512 VNNI";
+    case 1: return "int8 tiles, AVX2";
+    default: return "vec_dot per output (no AVX2)";
+    }
+}
+
 int rl_gemm_q_force_level(int l)
 {
     rl_gemm_q_level();

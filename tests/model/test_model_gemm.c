@@ -347,6 +347,19 @@ START_TEST(int8_tiles_give_the_same_bits_on_avx2_as_on_vnni)
 }
 END_TEST
 
+/* The daemon logs what runs the products; the name follows the level in force. */
+START_TEST(kernels_name_follows_the_level)
+{
+    int have = rl_gemm_q_force_level(2);
+    ck_assert_str_eq(rl_gemm_kernels_name(), have == 2 ? "int8 tiles, AVX-512 VNNI"
+                                             : have == 1 ? "int8 tiles, AVX2"
+                                                         : "vec_dot per output (no AVX2)");
+    ck_assert_int_eq(rl_gemm_q_force_level(0), 0);
+    ck_assert_str_eq(rl_gemm_kernels_name(), "vec_dot per output (no AVX2)");
+    rl_gemm_q_force_level(have);
+}
+END_TEST
+
 /* A NaN in one token's activations makes that token's outputs NaN and leaves
  * the other tokens of its tiles alone (no lane of one output enters another). */
 START_TEST(f32_matmul_nan_stays_in_its_own_token)
@@ -475,6 +488,7 @@ int main(void)
     tcase_add_test(tc, q5_k_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, q6_k_matmul_token_alone_gives_same_bits_as_in_batch);
     tcase_add_test(tc, int8_tiles_give_the_same_bits_on_avx2_as_on_vnni);
+    tcase_add_test(tc, kernels_name_follows_the_level);
     tcase_add_test(tc, f32_matmul_nan_stays_in_its_own_token);
     tcase_add_test(tc, f32_and_f16_tiles_never_read_past_the_rows);
     suite_add_tcase(s, tc);
