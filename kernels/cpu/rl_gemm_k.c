@@ -67,43 +67,36 @@ typedef void (*ktile_fn)(int64_t, const uint8_t *, size_t, int, const uint8_t *,
 #undef KN
 #undef KDPWSSD
 
-
 /* [level - 1][nt - 1]: level 1 AVX2, 2 VNNI (rl_gemm_q_level) */
 #define KROW(T, SFX) {T##_1_##SFX, T##_2_##SFX, T##_3_##SFX, T##_4_##SFX}
 static const ktile_fn q4_k_tiles[2][4] = {KROW(q4_k, avx2), KROW(q4_k, vnni)};
 static const ktile_fn q5_k_tiles[2][4] = {KROW(q5_k, avx2), KROW(q5_k, vnni)};
 static const ktile_fn q6_k_tiles[2][4] = {KROW(q6_k, avx2), KROW(q6_k, vnni)};
 
-static void q4_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *y, size_t ldy)
-{
-    q4_k_tiles[rl_gemm_q_level() - 1][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
-}
+/* One entry point per weight type over its table, and the types they serve. */
+#define KTILE_FN(NAME, TAB)                                                                           \
+    static void NAME(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt, \
+                     float *y, size_t ldy)                                                            \
+    {                                                                                                 \
+        TAB[rl_gemm_q_level() - 1][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);       \
+    }
+KTILE_FN(q4_k_tile, q4_k_tiles)
+KTILE_FN(q5_k_tile, q5_k_tiles)
+KTILE_FN(q6_k_tile, q6_k_tiles)
 
-static void q5_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *y, size_t ldy)
-{
-    q5_k_tiles[rl_gemm_q_level() - 1][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
-}
-
-static void q6_k_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *y, size_t ldy)
-{
-    q6_k_tiles[rl_gemm_q_level() - 1][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);
-}
+static const struct {
+    rl_type type;
+    rl_gemm_tile_fn tile;
+} k_kernels[] = {{RL_TYPE_Q4_K, q4_k_tile}, {RL_TYPE_Q5_K, q5_k_tile}, {RL_TYPE_Q6_K, q6_k_tile}};
 #endif
 
 rl_gemm_tile_fn rl_gemm_k_kernel(rl_type wt)
 {
 #if defined(__x86_64__)
-    if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_K) {
-        if (wt == RL_TYPE_Q4_K)
-            return q4_k_tile;
-        if (wt == RL_TYPE_Q5_K)
-            return q5_k_tile;
-        if (wt == RL_TYPE_Q6_K)
-            return q6_k_tile;
-    }
+    if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_K)
+        for (size_t i = 0; i < sizeof k_kernels / sizeof k_kernels[0]; i++)
+            if (k_kernels[i].type == wt)
+                return k_kernels[i].tile;
 #endif
     (void)wt;
     return NULL;

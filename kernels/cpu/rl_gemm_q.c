@@ -340,36 +340,25 @@ static const tile_fixed q41_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q41_AVX2)}, {
 static const tile_fixed q51_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q51_AVX2)}, {RL_GEMM_TILES(ENTRY_Q51_VNNI)}};
 static const tile_fixed q8_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q8_AVX2)}, {RL_GEMM_TILES(ENTRY_Q8_VNNI)}};
 
-/* a: packed activations, a_stride bytes per token. */
-static void q4_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *y, size_t ldy)
-{
-    q4_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
-}
+/* One entry point per weight type over its table (a: packed activations,
+ * a_stride bytes per token), and the types they serve. */
+#define TILE_FN(NAME, TAB)                                                                            \
+    static void NAME(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt, \
+                     float *y, size_t ldy)                                                            \
+    {                                                                                                 \
+        TAB[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);        \
+    }
+TILE_FN(q4_0_tile, q4_tiles)
+TILE_FN(q5_0_tile, q5_tiles)
+TILE_FN(q4_1_tile, q41_tiles)
+TILE_FN(q5_1_tile, q51_tiles)
+TILE_FN(q8_0_tile, q8_tiles)
 
-static void q5_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *y, size_t ldy)
-{
-    q5_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
-}
-
-static void q4_1_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *y, size_t ldy)
-{
-    q41_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
-}
-
-static void q5_1_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *y, size_t ldy)
-{
-    q51_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
-}
-
-static void q8_0_tile(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt,
-                      float *y, size_t ldy)
-{
-    q8_tiles[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);
-}
+static const struct {
+    rl_type type;
+    rl_gemm_tile_fn tile;
+} q_kernels[] = {{RL_TYPE_Q4_0, q4_0_tile}, {RL_TYPE_Q5_0, q5_0_tile}, {RL_TYPE_Q4_1, q4_1_tile},
+                 {RL_TYPE_Q5_1, q5_1_tile}, {RL_TYPE_Q8_0, q8_0_tile}};
 
 /* The offset sums the weight type needs: -8 sum(a) (Q4_0), -16 (Q5_0), -128
  * (Q8_0), -sum(a) for the min of Q4_1/Q5_1. */
@@ -405,15 +394,15 @@ void rl_gemm_q_quant_pack(const float *x, void *dst, int64_t k, rl_type wt)
 }
 #endif
 
+/* The level in force; what the CPU and the environment allow (-1: not yet
+ * looked). Atomic: compute threads of several engines may ask first at once;
+ * each finds the same answer. */
+static _Atomic int level = -1, detected = -1;
+
 /* Which int8 tiles this CPU runs (here and in rl_gemm_k.c): 2 AVX-512 VNNI
  * (on 256-bit registers), 1 AVX2 + FMA + F16C, 0 none (one vec_dot per
  * output). RINGLM_CPU_KERNELS=avx2|scalar caps it as it caps the traits;
  * RL_NO_VNNI_GEMM=1 turns the tiles off (measurements). */
-/* in force; what the CPU and the environment allow (-1: not yet looked).
- * Atomic: compute threads of several engines may ask first at once; each
- * finds the same answer. */
-static _Atomic int level = -1, detected = -1;
-
 int rl_gemm_q_level(void)
 {
 #if defined(__x86_64__)
@@ -464,18 +453,10 @@ int rl_gemm_q_force_level(int l)
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
 {
 #if defined(__x86_64__)
-    if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0) {
-        if (wt == RL_TYPE_Q4_0)
-            return q4_0_tile;
-        if (wt == RL_TYPE_Q5_0)
-            return q5_0_tile;
-        if (wt == RL_TYPE_Q4_1)
-            return q4_1_tile;
-        if (wt == RL_TYPE_Q5_1)
-            return q5_1_tile;
-        if (wt == RL_TYPE_Q8_0)
-            return q8_0_tile;
-    }
+    if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0)
+        for (size_t i = 0; i < sizeof q_kernels / sizeof q_kernels[0]; i++)
+            if (q_kernels[i].type == wt)
+                return q_kernels[i].tile;
 #endif
     (void)wt;
     return NULL;
