@@ -22,6 +22,7 @@
 #ifndef RL_QUANT_H
 #define RL_QUANT_H
 
+#include <math.h>
 #include <string.h>
 
 #include "rl_types.h"
@@ -41,6 +42,19 @@ static inline uint16_t rl_ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2);
 static inline float rl_ldh(const uint8_t *p) { return rl_fp16_to_fp32(rl_ld16(p)); }
 static inline float rl_ldf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 static inline int16_t rl_ldi16(const uint8_t *p) { int16_t v; memcpy(&v, p, 2); return v; }
+
+/* The value of largest magnitude among n (the first of equals; 0 when all
+ * are 0 or NaN): the symmetric quantizers map it to their most negative step. */
+static inline float rl_absmax_value(const float *x, int n)
+{
+    float amax = 0, vmax = 0;
+    for (int j = 0; j < n; j++)
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            vmax = x[j];
+        }
+    return vmax;
+}
 
 /* round(v) clamped to [lo, hi] (|lo|, |hi| < 2^22), NaN -> lo. Adding and
  * subtracting 1.5 * 2^23 rounds to nearest-even in the default rounding mode

@@ -81,13 +81,7 @@ void rl_q4_0_from_float(const float *src, void *dst, int64_t n)
     for (int64_t i = 0; i < n / 32; i++, b += RL_Q4_0_BYTES) {
         const float *x = src + 32 * i;
         /* The element of largest magnitude maps to -8, using the full signed range. */
-        float amax = 0, vmax = 0;
-        for (int j = 0; j < 32; j++)
-            if (fabsf(x[j]) > amax) {
-                amax = fabsf(x[j]);
-                vmax = x[j];
-            }
-        uint16_t dh = rl_fp32_to_fp16(vmax / -8.0f);
+        uint16_t dh = rl_fp32_to_fp16(rl_absmax_value(x, 32) / -8.0f);
         memcpy(b, &dh, 2);
         float d = rl_fp16_to_fp32(dh), id = d != 0 ? 1.0f / d : 0.0f;
         for (int j = 0; j < 16; j++) {

@@ -169,13 +169,7 @@ void rl_q6_k_from_float(const float *src, void *dst, int64_t n)
         const float *x = src + RL_QK_K * i;
         float s[16], smax = 0;
         for (int g = 0; g < 16; g++) {
-            float amax = 0, vmax = 0;
-            for (int k = 0; k < 16; k++)
-                if (fabsf(x[16 * g + k]) > amax) {
-                    amax = fabsf(x[16 * g + k]);
-                    vmax = x[16 * g + k];
-                }
-            s[g] = vmax / -32.0f; /* the largest magnitude maps to -32 */
+            s[g] = rl_absmax_value(x + 16 * g, 16) / -32.0f; /* the largest magnitude maps to -32 */
             smax = fmaxf(smax, fabsf(s[g]));
         }
         store_h(b + 208, smax / 127.0f);

@@ -80,13 +80,7 @@ static void from_float(const legacy *t, const float *src, void *dst, int64_t n)
             for (int j = 0; j < 32; j++)
                 q[j] = (uint8_t)rl_qround((x[j] - m) * id, 0, t->levels - 1);
         } else { /* Q5_0: the element of largest magnitude maps to -16 */
-            float amax = 0, vmax = 0;
-            for (int j = 0; j < 32; j++)
-                if (fabsf(x[j]) > amax) {
-                    amax = fabsf(x[j]);
-                    vmax = x[j];
-                }
-            uint16_t dh = rl_fp32_to_fp16(vmax / -16.0f);
+            uint16_t dh = rl_fp32_to_fp16(rl_absmax_value(x, 32) / -16.0f);
             memcpy(b, &dh, 2);
             float d = rl_fp16_to_fp32(dh), id = d != 0 ? 1.0f / d : 0.0f;
             for (int j = 0; j < 32; j++)
