@@ -261,6 +261,18 @@ static float *cpu_logits(const char *path, const int32_t *toks, uint32_t n, rl_m
     return lg;
 }
 
+/* Relative L2 error of logits b against the F32 twin's a; b all finite. */
+static double twin_rel_err(const float *a, const float *b, uint32_t n)
+{
+    double e2 = 0, s2 = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        ck_assert(isfinite(b[i]));
+        e2 += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        s2 += (double)a[i] * a[i];
+    }
+    return sqrt(e2 / s2);
+}
+
 START_TEST(mixed_type_model_runs_on_cpu_close_to_its_f32_twin)
 {
     /* Same seed: the same weights before quantization. A mix that also splits
@@ -282,13 +294,7 @@ START_TEST(mixed_type_model_runs_on_cpu_close_to_its_f32_twin)
     ck_assert_int_eq(mm->layers[1].w_gate.type, RL_TYPE_Q4_K);
     ck_assert_int_eq(mm->layers[2].wk.type, RL_TYPE_Q8_0);
     ck_assert_int_eq(mm->output.type, RL_TYPE_Q6_K);
-    double e2 = 0, s2 = 0;
-    for (uint32_t i = 0; i < mf->hp.n_vocab; i++) {
-        ck_assert(isfinite(b[i]));
-        e2 += (double)(a[i] - b[i]) * (a[i] - b[i]);
-        s2 += (double)a[i] * a[i];
-    }
-    double rel = sqrt(e2 / s2);
+    double rel = twin_rel_err(a, b, mf->hp.n_vocab);
     printf("mixed Q4_K_M vs F32 twin: logits rel err %.4g\n", rel);
     ck_assert_msg(rel < BOUND_MIX_TWIN, "mixed-type logits rel err %g vs the F32 twin", rel);
     free(a), free(b);
@@ -321,13 +327,7 @@ START_TEST(k_m_mix_on_short_rows_takes_the_32_block_stand_ins)
         toks[i] = 3 + (i * 37) % 290;
     rl_model *mf, *mm;
     float *a = cpu_logits(f32, toks, 12, &mf), *b = cpu_logits(mixed, toks, 12, &mm);
-    double e2 = 0, s2 = 0;
-    for (uint32_t i = 0; i < mf->hp.n_vocab; i++) {
-        ck_assert(isfinite(b[i]));
-        e2 += (double)(a[i] - b[i]) * (a[i] - b[i]);
-        s2 += (double)a[i] * a[i];
-    }
-    double rel = sqrt(e2 / s2);
+    double rel = twin_rel_err(a, b, mf->hp.n_vocab);
     printf("%s on rows of 64 vs F32 twin: logits rel err %.4g\n", mix, rel);
     ck_assert_msg(rel < BOUND_MIX_TWIN, "%s logits rel err %g vs the F32 twin", mix, rel);
     free(a), free(b);
