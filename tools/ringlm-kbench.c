@@ -129,6 +129,53 @@ static double bench_gemm(int id, const uint8_t *w, int64_t rows, int64_t n, int 
     return best;
 }
 
+/* --gemm: time rl_gemm_run on the matrix and print one result; 0 or -1. */
+static int gemm_report(const rl_type_traits *t, int id, const uint8_t *w, int64_t rows, int64_t n, size_t rs,
+                       int gemm_tokens, int threads, int iters, bool json, const bool *first)
+{
+    double best = bench_gemm(id, w, rows, n, gemm_tokens, threads, iters);
+    double gbs = best > 0 ? (double)rs * (double)rows / best / 1e9 : 0;
+    double gmacs = best > 0 ? (double)rows * (double)n * gemm_tokens / best / 1e9 : 0;
+    if (best > 0 && json)
+        printf("%s{\"type\":\"%s\",\"n\":%lld,\"rows\":%lld,\"threads\":%d,\"api\":\"gemm\",\"tokens\":%d,"
+               "\"gb_per_s\":%.3f,\"gmac_per_s\":%.2f}",
+               *first ? "" : ",\n", t->name, (long long)n, (long long)rows, threads, gemm_tokens, gbs, gmacs);
+    else if (best > 0)
+        printf("%-5s n=%lld rows=%lld threads=%d gemm, %d token(s): %.2f GB/s of weights, %.2f GMAC/s\n", t->name,
+               (long long)n, (long long)rows, threads, gemm_tokens, gbs, gmacs);
+    return best > 0 ? 0 : -1;
+}
+
+/* vec_dot or vec_dot_rows over each thread's share of the rows, one result. */
+static void vecdot_report(const rl_type_traits *t, const uint8_t *w, const void *a, float *out, int64_t rows,
+                          int64_t n, size_t rs, int threads, int iters, bool single, bool json, const bool *first)
+{
+    double best = 1e30;
+    for (int it = 0; it < iters; it++) {
+        pthread_t th[64];
+        job j[64];
+        double t0 = now();
+        for (int k = 0; k < threads; k++) {
+            j[k] = (job){t, w, a, n, rows * k / threads, rows * (k + 1) / threads, rs, out, single};
+            if (k) pthread_create(&th[k], NULL, run_job, &j[k]);
+        }
+        run_job(&j[0]);
+        for (int k = 1; k < threads; k++) pthread_join(th[k], NULL);
+        double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    double gbs = (double)rs * (double)rows / best / 1e9, ns_row = best * 1e9 / (double)rows * threads;
+    const char *kern = t->vec_dot == t->vec_dot_ref ? "scalar" : "simd";
+    if (json)
+        printf("%s{\"type\":\"%s\",\"n\":%lld,\"rows\":%lld,\"threads\":%d,\"api\":\"%s\",\"kernel\":\"%s\","
+               "\"gb_per_s\":%.3f,\"ns_per_row_per_thread\":%.1f}",
+               *first ? "" : ",\n", t->name, (long long)n, (long long)rows, threads, single ? "vec_dot" : "vec_dot_rows",
+               kern, gbs, ns_row);
+    else
+        printf("%-5s n=%lld rows=%lld threads=%d %s (%s): %.2f GB/s, %.1f ns/row/thread\n", t->name, (long long)n,
+               (long long)rows, threads, single ? "vec_dot" : "vec_dot_rows", kern, gbs, ns_row);
+}
+
 /* One type: build the matrix, time the product; returns 0 or -1. */
 static int bench(const char *name, int64_t n, double mb, int threads, int iters, bool single, int gemm_tokens,
                  bool json, bool *first)
@@ -170,54 +217,17 @@ static int bench(const char *name, int64_t n, double mb, int threads, int iters,
     t->from_float(x, w, n);
     for (int64_t r = 1; r < rows; r++) memcpy(w + (size_t)r * rs, w, rs);
     at->from_float(x, a, n);
-    if (gemm_tokens > 0) {
-        double best = bench_gemm(id, w, rows, n, gemm_tokens, threads, iters);
-        double gbs = best > 0 ? (double)rs * (double)rows / best / 1e9 : 0;
-        double gmacs = best > 0 ? (double)rows * (double)n * gemm_tokens / best / 1e9 : 0;
-        if (best > 0 && json)
-            printf("%s{\"type\":\"%s\",\"n\":%lld,\"rows\":%lld,\"threads\":%d,\"api\":\"gemm\",\"tokens\":%d,"
-                   "\"gb_per_s\":%.3f,\"gmac_per_s\":%.2f}",
-                   *first ? "" : ",\n", t->name, (long long)n, (long long)rows, threads, gemm_tokens, gbs, gmacs);
-        else if (best > 0)
-            printf("%-5s n=%lld rows=%lld threads=%d gemm, %d token(s): %.2f GB/s of weights, %.2f GMAC/s\n", t->name,
-                   (long long)n, (long long)rows, threads, gemm_tokens, gbs, gmacs);
-        *first = false;
-        free(w);
-        free(x);
-        free(out);
-        free(a);
-        return best > 0 ? 0 : -1;
-    }
-    double best = 1e30;
-    for (int it = 0; it < iters; it++) {
-        pthread_t th[64];
-        job j[64];
-        double t0 = now();
-        for (int k = 0; k < threads; k++) {
-            j[k] = (job){t, w, a, n, rows * k / threads, rows * (k + 1) / threads, rs, out, single};
-            if (k) pthread_create(&th[k], NULL, run_job, &j[k]);
-        }
-        run_job(&j[0]);
-        for (int k = 1; k < threads; k++) pthread_join(th[k], NULL);
-        double dt = now() - t0;
-        if (dt < best) best = dt;
-    }
-    double gbs = (double)rs * (double)rows / best / 1e9, ns_row = best * 1e9 / (double)rows * threads;
-    const char *kern = t->vec_dot == t->vec_dot_ref ? "scalar" : "simd";
-    if (json)
-        printf("%s{\"type\":\"%s\",\"n\":%lld,\"rows\":%lld,\"threads\":%d,\"api\":\"%s\",\"kernel\":\"%s\","
-               "\"gb_per_s\":%.3f,\"ns_per_row_per_thread\":%.1f}",
-               *first ? "" : ",\n", t->name, (long long)n, (long long)rows, threads, single ? "vec_dot" : "vec_dot_rows",
-               kern, gbs, ns_row);
+    int rc = 0;
+    if (gemm_tokens > 0)
+        rc = gemm_report(t, id, w, rows, n, rs, gemm_tokens, threads, iters, json, first);
     else
-        printf("%-5s n=%lld rows=%lld threads=%d %s (%s): %.2f GB/s, %.1f ns/row/thread\n", t->name, (long long)n,
-               (long long)rows, threads, single ? "vec_dot" : "vec_dot_rows", kern, gbs, ns_row);
+        vecdot_report(t, w, a, out, rows, n, rs, threads, iters, single, json, first);
     *first = false;
     free(w);
     free(x);
     free(out);
     free(a);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)
