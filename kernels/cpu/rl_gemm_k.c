@@ -73,30 +73,34 @@ static const ktile_fn q4_k_tiles[2][4] = {KROW(q4_k, avx2), KROW(q4_k, vnni)};
 static const ktile_fn q5_k_tiles[2][4] = {KROW(q5_k, avx2), KROW(q5_k, vnni)};
 static const ktile_fn q6_k_tiles[2][4] = {KROW(q6_k, avx2), KROW(q6_k, vnni)};
 
-/* One entry point per weight type over its table, and the types they serve. */
-#define KTILE_FN(NAME, TAB)                                                                           \
+/* One entry point per weight type and level over its table, and the types
+ * they serve; the level is chosen once per matrix, in rl_gemm_k_kernel. */
+#define KTILE_FN(NAME, TAB, L)                                                                        \
     static void NAME(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt, \
                      float *y, size_t ldy)                                                            \
     {                                                                                                 \
-        TAB[rl_gemm_q_level() - 1][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);       \
+        TAB[L][nt - 1](k / RL_QK_K, w, w_stride, nr, a, a_stride, y, ldy);                            \
     }
-KTILE_FN(q4_k_tile, q4_k_tiles)
-KTILE_FN(q5_k_tile, q5_k_tiles)
-KTILE_FN(q6_k_tile, q6_k_tiles)
+#define KTILE_FNS(NAME, TAB) KTILE_FN(NAME##_avx2, TAB, 0) KTILE_FN(NAME##_vnni, TAB, 1)
+KTILE_FNS(q4_k_tile, q4_k_tiles)
+KTILE_FNS(q5_k_tile, q5_k_tiles)
+KTILE_FNS(q6_k_tile, q6_k_tiles)
 
+#define KKERNEL(T, NAME) {T, {NAME##_avx2, NAME##_vnni}}
 static const struct {
     rl_type type;
-    rl_gemm_tile_fn tile;
-} k_kernels[] = {{RL_TYPE_Q4_K, q4_k_tile}, {RL_TYPE_Q5_K, q5_k_tile}, {RL_TYPE_Q6_K, q6_k_tile}};
+    rl_gemm_tile_fn tile[2]; /* [level - 1] */
+} k_kernels[] = {KKERNEL(RL_TYPE_Q4_K, q4_k_tile), KKERNEL(RL_TYPE_Q5_K, q5_k_tile), KKERNEL(RL_TYPE_Q6_K, q6_k_tile)};
 #endif
 
 rl_gemm_tile_fn rl_gemm_k_kernel(rl_type wt)
 {
 #if defined(__x86_64__)
-    if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_K)
+    int l = rl_gemm_q_level();
+    if (l > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_K)
         for (size_t i = 0; i < sizeof k_kernels / sizeof k_kernels[0]; i++)
             if (k_kernels[i].type == wt)
-                return k_kernels[i].tile;
+                return k_kernels[i].tile[l - 1];
 #endif
     (void)wt;
     return NULL;

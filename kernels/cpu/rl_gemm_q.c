@@ -340,25 +340,28 @@ static const tile_fixed q41_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q41_AVX2)}, {
 static const tile_fixed q51_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q51_AVX2)}, {RL_GEMM_TILES(ENTRY_Q51_VNNI)}};
 static const tile_fixed q8_tiles[2][4][4] = {{RL_GEMM_TILES(ENTRY_Q8_AVX2)}, {RL_GEMM_TILES(ENTRY_Q8_VNNI)}};
 
-/* One entry point per weight type over its table (a: packed activations,
- * a_stride bytes per token), and the types they serve. */
-#define TILE_FN(NAME, TAB)                                                                            \
+/* One entry point per weight type and level over its table (a: packed
+ * activations, a_stride bytes per token), and the types they serve; the level
+ * is chosen once per matrix, in rl_gemm_q_kernel. */
+#define TILE_FN(NAME, TAB, L)                                                                         \
     static void NAME(int64_t k, const void *w, size_t w_stride, int nr, const void *a, size_t a_stride, int nt, \
                      float *y, size_t ldy)                                                            \
     {                                                                                                 \
-        TAB[rl_gemm_q_level() - 1][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);        \
+        TAB[L][nr - 1][nt - 1](k / 32, w, w_stride, a, a_stride, y, ldy);                             \
     }
-TILE_FN(q4_0_tile, q4_tiles)
-TILE_FN(q5_0_tile, q5_tiles)
-TILE_FN(q4_1_tile, q41_tiles)
-TILE_FN(q5_1_tile, q51_tiles)
-TILE_FN(q8_0_tile, q8_tiles)
+#define TILE_FNS(NAME, TAB) TILE_FN(NAME##_avx2, TAB, 0) TILE_FN(NAME##_vnni, TAB, 1)
+TILE_FNS(q4_0_tile, q4_tiles)
+TILE_FNS(q5_0_tile, q5_tiles)
+TILE_FNS(q4_1_tile, q41_tiles)
+TILE_FNS(q5_1_tile, q51_tiles)
+TILE_FNS(q8_0_tile, q8_tiles)
 
+#define KERNEL(T, NAME) {T, {NAME##_avx2, NAME##_vnni}}
 static const struct {
     rl_type type;
-    rl_gemm_tile_fn tile;
-} q_kernels[] = {{RL_TYPE_Q4_0, q4_0_tile}, {RL_TYPE_Q5_0, q5_0_tile}, {RL_TYPE_Q4_1, q4_1_tile},
-                 {RL_TYPE_Q5_1, q5_1_tile}, {RL_TYPE_Q8_0, q8_0_tile}};
+    rl_gemm_tile_fn tile[2]; /* [level - 1] */
+} q_kernels[] = {KERNEL(RL_TYPE_Q4_0, q4_0_tile), KERNEL(RL_TYPE_Q5_0, q5_0_tile), KERNEL(RL_TYPE_Q4_1, q4_1_tile),
+                 KERNEL(RL_TYPE_Q5_1, q5_1_tile), KERNEL(RL_TYPE_Q8_0, q8_0_tile)};
 
 /* The offset sums the weight type needs: -8 sum(a) (Q4_0), -16 (Q5_0), -128
  * (Q8_0), -sum(a) for the min of Q4_1/Q5_1. */
@@ -453,10 +456,11 @@ int rl_gemm_q_force_level(int l)
 rl_gemm_tile_fn rl_gemm_q_kernel(rl_type wt)
 {
 #if defined(__x86_64__)
-    if (rl_gemm_q_level() > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0)
+    int l = rl_gemm_q_level();
+    if (l > 0 && rl_type_get(wt) && rl_type_get(wt)->vec_dot_type == RL_TYPE_Q8_0)
         for (size_t i = 0; i < sizeof q_kernels / sizeof q_kernels[0]; i++)
             if (q_kernels[i].type == wt)
-                return q_kernels[i].tile;
+                return q_kernels[i].tile[l - 1];
 #endif
     (void)wt;
     return NULL;
