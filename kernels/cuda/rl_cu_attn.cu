@@ -361,16 +361,16 @@ template <class KV> struct attw_lane<KV, true> {
     static constexpr int VL = 16;
     struct t {
         uint4 q;
-        float d;
+        __half d; /* converted where used, so that no load waits for another */
     };
     __device__ static __forceinline__ t ld(typename KV::row r, int c)
     {
         t v;
         v.q = *(const uint4 *)(r.q + c);
-        v.d = __half2float(r.d[c / 32]);
+        v.d = r.d[c / 32];
         return v;
     }
-    __device__ static __forceinline__ t zero() { return t{make_uint4(0, 0, 0, 0), 0.0f}; }
+    __device__ static __forceinline__ t zero() { return t{make_uint4(0, 0, 0, 0), __ushort_as_half(0)}; }
     /* The quants as floats, unscaled: the caller applies scale() once per
      * score and once per weight of a V row. */
     __device__ static __forceinline__ void f(const t &v, float (&o)[VL])
@@ -385,7 +385,7 @@ template <class KV> struct attw_lane<KV, true> {
                 o[4 * k + e] = x[e];
         }
     }
-    __device__ static __forceinline__ float scale(const t &v) { return v.d; }
+    __device__ static __forceinline__ float scale(const t &v) { return __half2float(v.d); }
 };
 
 /* Split-mode decode for head sizes 64 and 128: each chunk is cut between the
@@ -408,6 +408,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
     static_assert(HD % VL == 0 && 32 % G == 0 && WP % PP == 0 && HD <= ATT_THREADS, "head size");
+    static_assert(RL_CU_KV_BLOCK % WP == 0, "a warp's positions of a chunk lie in one KV block");
     /* two sets, alternating by chunk: a chunk's merge reads one set while
      * the next chunk may already write the other, so one barrier a chunk */
     __shared__ float wm2[2][ATTW_WARPS], wl2[2][ATTW_WARPS];
@@ -438,11 +439,23 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         float *wm = wm2[it & 1], *wl = wl2[it & 1];
         float(*wacc)[HD] = wacc2[it & 1];
         typename L::t kr[NI], vr[NI];
+        if (nt > 0) { /* warp-uniform */
+            /* The warp's positions lie in one KV block: one address computation
+             * for the chunk, and every row load issued before any is waited
+             * for (positions past nt load row nt - 1 again; their scores are
+             * masked below). */
+            typename KV::row k0, v0;
+            A.runs(b, kvh, t0, k0, v0);
 #pragma unroll
-        for (int i = 0; i < NI; i++) {
-            int j = rs + PP * i;
-            kr[i] = j < nt ? L::ld(A.k(b, kvh, t0 + j), VL * g) : L::zero();
-            vr[i] = j < nt ? L::ld(A.v(b, kvh, t0 + j), VL * g) : L::zero();
+            for (int i = 0; i < NI; i++) {
+                int j = min(rs + PP * i, nt - 1);
+                kr[i] = L::ld(A.run_row(k0, j), VL * g);
+                vr[i] = L::ld(A.run_row(v0, j), VL * g);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < NI; i++)
+                kr[i] = vr[i] = L::zero();
         }
         float sc[NI], m = -INFINITY;
 #pragma unroll

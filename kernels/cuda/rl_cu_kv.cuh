@@ -39,6 +39,8 @@ struct rl_kv_f16 {
     __device__ static __forceinline__ uint4 h8(const v8 &v) { return v; }
     __device__ static __forceinline__ v8 zero() { return make_uint4(0, 0, 0, 0); }
     __device__ static __forceinline__ row ro(wrow w) { return w; } /* a written row, read */
+    /* The row `stride` rows of hd values after r in a run of rows (below). */
+    __device__ static __forceinline__ row skip(row r, int64_t stride, int hd) { return r + stride * hd; }
 };
 
 /* The 4 signed bytes of w as exact floats without the slow integer-to-float
@@ -73,6 +75,10 @@ struct rl_kv_q8 {
     __device__ static __forceinline__ bool nil(row r) { return r.q == nullptr; }
     __device__ static __forceinline__ bool nil(wrow r) { return r.q == nullptr; }
     __device__ static __forceinline__ row ro(wrow w) { return row{w.q, w.d}; } /* a written row, read */
+    __device__ static __forceinline__ row skip(row r, int64_t stride, int hd)
+    {
+        return row{r.q + stride * hd, r.d + stride * (hd / 32)};
+    }
     __device__ static __forceinline__ v8 ld8(row r, int c)
     {
         v8 v;
@@ -173,6 +179,15 @@ struct rl_kv_slots : rl_kv_f16 {
     __device__ __forceinline__ row v(int b, int h, int64_t t) const { return vc + off(b, h, t); }
     __device__ __forceinline__ wrow wk(int b, int h, int64_t t) const { return kc + off(b, h, t); }
     __device__ __forceinline__ wrow wv(int b, int h, int64_t t) const { return vc + off(b, h, t); }
+    /* Runs: the K and V rows of positions t0, t0 + 1, ... t0 + RL_CU_KV_BLOCK
+     * - 1 (t0 a multiple of RL_CU_KV_BLOCK, all below the query's length) are
+     * run_row(k0, j), run_row(v0, j): one address computation per run. */
+    __device__ __forceinline__ void runs(int b, int h, int64_t t0, row &k0, row &v0) const
+    {
+        k0 = k(b, h, t0);
+        v0 = v(b, h, t0);
+    }
+    __device__ __forceinline__ row run_row(row r0, int j) const { return skip(r0, (int64_t)j * (kvdim / hd), hd); }
 };
 
 static inline rl_kv_slots rl_kv_slots_make(void *kc, void *vc, const int32_t *slot, int64_t n_ctx, int kvdim, int hd)
@@ -233,6 +248,15 @@ template <class E> struct rl_kv_paged : E {
     __device__ __forceinline__ row v(int b, int h, int64_t t) const { return rd(b, 1, h, t); }
     __device__ __forceinline__ wrow wk(int b, int h, int64_t t) const { return wr(b, 0, h, t); }
     __device__ __forceinline__ wrow wv(int b, int h, int64_t t) const { return wr(b, 1, h, t); }
+    /* Runs (as rl_kv_slots::runs): the rows of one block, one table lookup. */
+    __device__ __forceinline__ void runs(int b, int h, int64_t t0, row &k0, row &v0) const
+    {
+        int64_t blk = block(b, t0);
+        blk = blk >= 0 && blk < n_blocks ? blk : 0;
+        k0 = E::ro(at(blk, 0, h, t0));
+        v0 = E::ro(at(blk, 1, h, t0));
+    }
+    __device__ __forceinline__ row run_row(row r0, int j) const { return E::skip(r0, j, hd); }
 };
 
 template <class E>

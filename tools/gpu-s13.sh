@@ -1,0 +1,86 @@
+#!/bin/bash
+# gpu-s13.sh - session 13's device calls.
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s13.sh PART
+. "$(dirname "$0")/gpu-env.sh"
+B=${RL_GPU_BUILD:-/tmp/rl-b}
+T=$(dirname "$0")
+BC=$B/bench/ringlm-bench-cuda
+PART=${1:-first}
+left() { [ $SECONDS -lt ${1} ]; } # stages skip themselves past a time budget (10-minute calls)
+#   first    session 12's untested work (gpu-s12.sh first: build, the cuda,
+#            batch and model suites, a SmolLM-shaped Q4_K_M model on both
+#            devices), then where time goes: per-op profiles of the 7B Q4_0
+#            batch-64 step (int8 KV) and of batch 1 (7B, TinyLlama), Nsight
+#            Compute on the batch-64 int8 decode attention, and one 64-client
+#            load with the engine's step statistics.
+if [ "$PART" = first ]; then
+  bash $T/gpu-s12.sh first
+  for c in "llama2-7b 64 160 q8_0" "llama2-7b 1 512 f16" "tinyllama-1.1b 1 512 f16"; do set -- $c
+    left 420 || break
+    echo "== profile $1 b$2 p$3 kv $4"
+    timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -vE "^cuda memory plan" | tail -13
+  done
+  if left 450; then
+    echo "== ncu: decode attention 7B batch 64 position ~160 int8 KV"
+    timeout 100 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'attn' --launch-skip 40 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      -o $OUT/attn-64-q8 -f $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 >"$OUT/ncu-attn.log" 2>&1; echo "ncu rc=$?"
+    ncu -i $OUT/attn-64-q8.ncu-rep --page details >"$OUT/attn-64-q8.txt" 2>&1
+    grep -E "attn|Duration|DRAM Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Warp Cycles Per Issued|Stall|Grid Size|Waves" "$OUT/attn-64-q8.txt" | head -24
+  fi
+  if left 500; then
+    echo "== 64 clients, 7B Q4_0, int8 KV, 512-token steps"
+    STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
+  fi
+  echo "elapsed ${SECONDS}s"
+fi
+#   ncu      Nsight Compute on the warp decode-attention kernel, 7B batch 64,
+#            int8 and fp16 KV: speed of light, warp states, instruction mix,
+#            and the per-instruction stall samples (SASS csv).
+if [ "$PART" = ncu ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  for kv in q8_0 f16; do
+    echo "== ncu: k_attn_warp 7B batch 64 position ~160 KV $kv"
+    timeout 150 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_attn_warp' --launch-skip 40 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      --section InstructionStats --section ComputeWorkloadAnalysis --section SourceCounters --section SchedulerStats \
+      -o $OUT/attnw-$kv -f $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv >"$OUT/ncu-$kv.log" 2>&1; echo "ncu rc=$?"
+    ncu -i $OUT/attnw-$kv.ncu-rep --page details >"$OUT/attnw-$kv.txt" 2>&1
+    ncu -i $OUT/attnw-$kv.ncu-rep --page source --csv --print-source sass >"$OUT/attnw-$kv-sass.csv" 2>&1
+    grep -E "k_attn|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issue Slots Busy|Executed Ipc|No Eligible" "$OUT/attnw-$kv.txt" | head -16
+  done
+  echo "elapsed ${SECONDS}s"
+fi
+#   rows     the warp decode-attention kernel addressing each warp's rows of a
+#            chunk from one block-table lookup, every row load issued before
+#            any is waited for: the cuda suite, then per-op attention at
+#            batch 64 (int8, fp16 KV) and batch 1, engine steps, the 64-client
+#            load (int8 KV), and Nsight Compute on the int8 kernel again.
+if [ "$PART" = rows ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  timeout 240 meson test -C $B --no-rebuild --suite cuda --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  at() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "^ *attention|sum" | tr -s ' ' | tr '\n' ' '; }
+  for c in "llama2-7b 64 160 q8_0" "llama2-7b 64 160 f16" "llama2-7b 1 512 f16" "llama2-7b 1 512 q8_0" "tinyllama-1.1b 1 512 f16"; do
+    left 330 || break; echo "$c: $(at $c)"
+  done
+  for c in "llama2-7b 64 160 q8_0" "llama2-7b 64 160 f16" "llama2-7b 1 512 f16" "tinyllama-1.1b 1 512 f16"; do set -- $c
+    left 380 || break
+    echo "engine $c: $(timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --kv $4 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  done
+  if left 430; then
+    echo "== 64 clients, 7B Q4_0, int8 KV, 512-token steps"
+    STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA"
+  fi
+  if left 480; then
+    timeout 100 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_attn_warp' --launch-skip 40 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section InstructionStats --section SourceCounters \
+      -o $OUT/attnw2 -f $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 >"$OUT/ncu.log" 2>&1; echo "ncu rc=$?"
+    ncu -i $OUT/attnw2.ncu-rep --page details >"$OUT/attnw2.txt" 2>&1
+    ncu -i $OUT/attnw2.ncu-rep --page source --csv --print-source sass >"$OUT/attnw2-sass.csv" 2>&1
+    grep -E "Duration|DRAM Throughput|Issue Slots Busy|Warp Cycles Per Issued|Executed Instructions  " "$OUT/attnw2.txt" | head -8
+  fi
+  echo "elapsed ${SECONDS}s"
+fi
