@@ -84,3 +84,25 @@ if [ "$PART" = rows ]; then
   fi
   echo "elapsed ${SECONDS}s"
 fi
+#   closing  the final code: every CUDA test and the transformers check
+#            (gpu-final.sh tests), the batch/model/e2e suites, compute-sanitizer
+#            memcheck and racecheck on the paged and int8 KV attention tests,
+#            then the 64-client 7B load (int8 KV) greedy with zero copy on and
+#            off alternately, and sampled.
+if [ "$PART" = closing ]; then
+  bash $T/gpu-final.sh tests || exit 1
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  timeout 200 meson test -C $B --no-rebuild --suite batch --suite model --suite e2e --print-errorlogs >"$OUT/tests2.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests2.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests2.log" | head -10
+  for t in test_cu_paged test_cu_kvq8; do for tool in memcheck racecheck; do
+    left 330 || break
+    CK_FORK=no timeout 120 compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/cuda/$t >"$OUT/$tool-$t.log" 2>&1
+    echo "$tool $t: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Checks' "$OUT/$tool-$t.log" | tr '\n' ' ')"
+  done; done
+  for a in "1 " "0 " "1 " "1 --sample"; do set -- $a; shift; z=${a%% *}
+    left 520 || break
+    echo "clients 64 RL_CU_ZEROCOPY=$z ${*:-greedy}: $(RL_CU_ZEROCOPY=$z BENCH_ARGS="$*" STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step")"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
