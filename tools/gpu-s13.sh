@@ -106,3 +106,70 @@ if [ "$PART" = closing ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   tc       int8 decode attention on tensor cores (rl_cu_attn_tc.cuh; run
+#            when it was the default: RL_CU_ATTN_TC=0 gave the CUDA-core
+#            kernel; now opt-in, so TC=0 and TC=1 still compare them): the attention tests, the
+#            cuda suite, per-op attention and engine steps both ways, the
+#            64-client load (int8 KV) both ways.
+if [ "$PART" = tc ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  ok=1
+  for t in test_cu_kvq8 test_cu_kernels test_cu_paged; do
+    CK_FORK=no timeout 100 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; rc=$?
+    echo "$t rc=$rc $(grep -E '^[0-9]+%' "$OUT/$t.log")"; [ $rc = 0 ] || ok=0
+    grep -E "Failure|failed|:F:|:E:" "$OUT/$t.log" | head -5
+  done
+  [ $ok = 1 ] || exit 1
+  timeout 200 meson test -C $B --no-rebuild --suite cuda --suite batch --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  at() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "^ *attention|sum" | tr -s ' ' | tr '\n' ' '; }
+  for tc in 1 0; do
+    for c in "llama2-7b 64 160 q8_0" "llama2-7b 1 512 q8_0"; do
+      left 330 || break; echo "RL_CU_ATTN_TC=$tc $c: $(RL_CU_ATTN_TC=$tc at $c)"
+    done
+    left 360 || break
+    echo "engine RL_CU_ATTN_TC=$tc 7B b64 q8_0: $(RL_CU_ATTN_TC=$tc timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  done
+  for tc in 1 0 1; do
+    left 480 || break
+    echo "load RL_CU_ATTN_TC=$tc: $(RL_CU_ATTN_TC=$tc STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
+#   tcncu    Nsight Compute on both int8 decode-attention kernels (7B batch
+#            64): warp states, instruction counts, memory.
+if [ "$PART" = tcncu ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  for tc in 1 0; do
+    echo "== ncu RL_CU_ATTN_TC=$tc"
+    RL_CU_ATTN_TC=$tc timeout 150 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_attn_warp' --launch-skip 40 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      --section InstructionStats --section SchedulerStats --section SourceCounters \
+      -o $OUT/tc$tc -f $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 >"$OUT/ncu$tc.log" 2>&1; echo "ncu rc=$?"
+    ncu -i $OUT/tc$tc.ncu-rep --page details --print-details all >"$OUT/tc$tc.txt" 2>&1
+    ncu -i $OUT/tc$tc.ncu-rep --page raw --csv >"$OUT/tc$tc-raw.csv" 2>&1
+    ncu -i $OUT/tc$tc.ncu-rep --page source --csv --print-source sass >"$OUT/tc$tc-sass.csv" 2>&1
+    grep -E "Duration|DRAM Throughput|Issue Slots Busy|Warp Cycles Per Issued|Executed Instructions  |Achieved Occupancy|Registers Per" "$OUT/tc$tc.txt" | head -10
+  done
+  echo "elapsed ${SECONDS}s"
+fi
+#   final    the committed code: the attention tests (the tensor-core chunk
+#            among them, forced), the cuda and batch suites, per-op attention,
+#            the engine step, three 64-client loads (int8 KV).
+if [ "$PART" = final ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  timeout 200 meson test -C $B --no-rebuild --suite cuda --suite batch --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  grep -E "test_cu_kvq8" "$OUT/tests.log" | head -2
+  echo "b64 q8_0: $(timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 --profile 2>&1 | grep -E "^ *attention|sum" | tr -s ' ' | tr '\n' ' ')"
+  echo "engine 7B b64 q8_0: $(timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  for i in 1 2 3; do
+    left 480 || break
+    echo "load: $(STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi

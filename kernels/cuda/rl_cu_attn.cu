@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rl_cu_attn_tc.cuh"
 #include "rl_cu_kv.cuh"
 
 #define ATT_THREADS 128
@@ -400,7 +401,8 @@ template <class KV> struct attw_lane<KV, true> {
  * registers, with the split merge's arithmetic (att_merge_step): no partials
  * stored and read back, no fence or counter, the same bits. */
 #define ATTW_WARPS (ATT_THREADS / 32)
-template <int HD, class KV, int MINB> /* MINB: blocks per SM the registers must allow */
+template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM the registers must allow;
+                                                          TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
             float *scratch, rl_cu_act out, bool attw_direct, bool bar2)
@@ -412,15 +414,20 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     /* two sets, alternating by chunk: a chunk's merge reads one set while
      * the next chunk may already write the other, so one barrier a chunk */
     __shared__ float wm2[2][ATTW_WARPS], wl2[2][ATTW_WARPS];
-    __shared__ float wacc2[2][ATTW_WARPS][HD];
+    __shared__ __align__(16) float wacc2[2][ATTW_WARPS][HD];
+    static_assert(!TC || (HD == 128 && KV::Q8), "the tensor-core chunk: int8 rows of 128");
     rl_pdl_trigger();
     rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane % G, rs = lane / G;
     int64_t len = att_len(A, pos, b, true, kmax);
-    float qv[VL];
-    {
+    float qv[TC ? 1 : VL];
+    uint32_t bq[TC ? 8 : 1][2];
+    float inv_q = 1.0f;
+    if constexpr (TC) {
+        attc::query(q + ((int64_t)b * r.n_head + h) * HD, rsqrtf((float)HD), lane, bq, inv_q);
+    } else {
         const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + VL * g);
         const float scale = rsqrtf((float)HD);
 #pragma unroll
@@ -438,72 +445,80 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         int nt = (int)(len - t0 < WP ? len - t0 : WP); /* this warp's positions (may be <= 0) */
         float *wm = wm2[it & 1], *wl = wl2[it & 1];
         float(*wacc)[HD] = wacc2[it & 1];
-        typename L::t kr[NI], vr[NI];
-        if (nt > 0) { /* warp-uniform */
-            /* The warp's positions lie in one KV block: one address computation
-             * for the chunk, and every row load issued before any is waited
-             * for (positions past nt load row nt - 1 again; their scores are
-             * masked below). */
-            typename KV::row k0, v0;
-            A.runs(b, kvh, t0, k0, v0);
-#pragma unroll
-            for (int i = 0; i < NI; i++) {
-                int j = min(rs + PP * i, nt - 1);
-                kr[i] = L::ld(A.run_row(k0, j), VL * g);
-                vr[i] = L::ld(A.run_row(v0, j), VL * g);
-            }
-        } else {
-#pragma unroll
-            for (int i = 0; i < NI; i++)
-                kr[i] = vr[i] = L::zero();
-        }
-        float sc[NI], m = -INFINITY;
-#pragma unroll
-        for (int i = 0; i < NI; i++) {
-            float f[VL], dot = 0.0f;
-            L::f(kr[i], f);
-#pragma unroll
-            for (int e = 0; e < VL; e++)
-                dot += qv[e] * f[e];
-            dot *= L::scale(kr[i]);
-#pragma unroll
-            for (int o = G / 2; o >= 1; o >>= 1)
-                dot += __shfl_xor_sync(0xffffffffu, dot, o);
-            sc[i] = rs + PP * i < nt ? dot : -INFINITY;
-            m = fmaxf(m, sc[i]);
-        }
-#pragma unroll
-        for (int o = G; o < 32; o <<= 1)
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-        float l = 0.0f, acc[VL];
-#pragma unroll
-        for (int k = 0; k < VL; k++)
-            acc[k] = 0.0f;
-        if (m != -INFINITY) {
-#pragma unroll
-            for (int i = 0; i < NI; i++) {
-                float e = __expf(sc[i] - m), f[VL]; /* 0 past the warp's positions */
-                L::f(vr[i], f);
-                l += e;
-                float ed = e * L::scale(vr[i]);
-#pragma unroll
-                for (int k = 0; k < VL; k++)
-                    acc[k] += ed * f[k];
-            }
-        }
-#pragma unroll
-        for (int o = G; o < 32; o <<= 1) {
-            l += __shfl_xor_sync(0xffffffffu, l, o);
-#pragma unroll
-            for (int k = 0; k < VL; k++)
-                acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], o);
-        }
-        if (rs == 0) {
-#pragma unroll
-            for (int k = 0; k < VL; k++)
-                wacc[w][VL * g + k] = acc[k];
-            if (g == 0)
+        if constexpr (TC) {
+            float m = -INFINITY, l = 0.0f;
+            if (nt > 0) /* warp-uniform */
+                attc::chunk(A, b, kvh, t0, nt, bq, inv_q, lane, wacc[w], m, l);
+            if (lane == 0)
                 wm[w] = m, wl[w] = l;
+        } else {
+            typename L::t kr[NI], vr[NI];
+            if (nt > 0) { /* warp-uniform */
+                /* The warp's positions lie in one KV block: one address computation
+                 * for the chunk, and every row load issued before any is waited
+                 * for (positions past nt load row nt - 1 again; their scores are
+                 * masked below). */
+                typename KV::row k0, v0;
+                A.runs(b, kvh, t0, k0, v0);
+    #pragma unroll
+                for (int i = 0; i < NI; i++) {
+                    int j = min(rs + PP * i, nt - 1);
+                    kr[i] = L::ld(A.run_row(k0, j), VL * g);
+                    vr[i] = L::ld(A.run_row(v0, j), VL * g);
+                }
+            } else {
+    #pragma unroll
+                for (int i = 0; i < NI; i++)
+                    kr[i] = vr[i] = L::zero();
+            }
+            float sc[NI], m = -INFINITY;
+    #pragma unroll
+            for (int i = 0; i < NI; i++) {
+                float f[VL], dot = 0.0f;
+                L::f(kr[i], f);
+    #pragma unroll
+                for (int e = 0; e < VL; e++)
+                    dot += qv[e] * f[e];
+                dot *= L::scale(kr[i]);
+    #pragma unroll
+                for (int o = G / 2; o >= 1; o >>= 1)
+                    dot += __shfl_xor_sync(0xffffffffu, dot, o);
+                sc[i] = rs + PP * i < nt ? dot : -INFINITY;
+                m = fmaxf(m, sc[i]);
+            }
+    #pragma unroll
+            for (int o = G; o < 32; o <<= 1)
+                m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+            float l = 0.0f, acc[VL];
+    #pragma unroll
+            for (int k = 0; k < VL; k++)
+                acc[k] = 0.0f;
+            if (m != -INFINITY) {
+    #pragma unroll
+                for (int i = 0; i < NI; i++) {
+                    float e = __expf(sc[i] - m), f[VL]; /* 0 past the warp's positions */
+                    L::f(vr[i], f);
+                    l += e;
+                    float ed = e * L::scale(vr[i]);
+    #pragma unroll
+                    for (int k = 0; k < VL; k++)
+                        acc[k] += ed * f[k];
+                }
+            }
+    #pragma unroll
+            for (int o = G; o < 32; o <<= 1) {
+                l += __shfl_xor_sync(0xffffffffu, l, o);
+    #pragma unroll
+                for (int k = 0; k < VL; k++)
+                    acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], o);
+            }
+            if (rs == 0) {
+    #pragma unroll
+                for (int k = 0; k < VL; k++)
+                    wacc[w][VL * g + k] = acc[k];
+                if (g == 0)
+                    wm[w] = m, wl[w] = l;
+            }
         }
         __syncthreads();
         float *o = base + c * (HD + 2);
@@ -552,7 +567,8 @@ static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_c
 }
 
 /* Which split-mode kernel serves head sizes 64 and 128: 0 the warp kernel
- * (default), 1 the block kernel; rl_cu_attn_force or RL_CU_ATTN_KERNEL=warp|block. */
+ * (default), 1 the block kernel, 2 the warp kernel with int8 rows of 128 on
+ * tensor cores (attn_tc below); rl_cu_attn_force or RL_CU_ATTN_KERNEL=warp|block. */
 static int attn_forced = -1;
 extern "C" void rl_cu_attn_force(int kernel)
 {
@@ -598,6 +614,36 @@ static bool attn_direct(void)
     return env_switch("RL_CU_ATTN_DIRECT", true, &on);
 }
 
+/* int8 rows of 128 on tensor cores (attc::chunk): opt-in, RL_CU_ATTN_TC=1 or
+ * rl_cu_attn_force(2). Correct, but 4% slower than the CUDA-core chunk on the
+ * H100 at batch 64 (44.1 against 42.4 us per 7B layer, session 13): both wait
+ * on their loads more than they compute. */
+static bool attn_tc(void)
+{
+    static int on = -1;
+    if (attn_forced >= 0)
+        return attn_forced == 2;
+    return env_switch("RL_CU_ATTN_TC", false, &on);
+}
+
+template <class KV>
+static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, const float *d_q, KV A,
+                           const int32_t *d_pos, const rl_cu_rope *r, int64_t kmax, unsigned *counters,
+                           float *partials, const rl_cu_act *out)
+{
+    if constexpr (KV::Q8) {
+        if (r->head_dim != 128 || !attn_tc())
+            return false;
+        rl_launch(occ ? k_attn_warp<128, KV, 6, true> : k_attn_warp<128, KV, 1, true>, grid, block, s, d_q, A,
+                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2());
+        return true;
+    } else {
+        (void)occ, (void)grid, (void)block, (void)s, (void)d_q, (void)A, (void)d_pos, (void)r, (void)kmax;
+        (void)counters, (void)partials, (void)out;
+        return false;
+    }
+}
+
 template <class KV>
 static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, const rl_cu_rope *r, int n_split,
                        int64_t n_ctx, void *d_scratch, const rl_cu_act *out, cudaStream_t s)
@@ -617,6 +663,9 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_bar2());
+    else if (r->head_dim == 128 && split && kern != 1 &&
+             attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
+        ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_bar2());

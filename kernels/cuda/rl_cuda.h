@@ -271,7 +271,9 @@ size_t rl_cu_attn_scratch_size(int batch, int n_head, int head_dim, int64_t n_ct
 int rl_cu_attn_splits(int batch, int n_head);
 /* Split-mode kernel for head sizes 64 and 128, for tests and measurements:
  * -1 automatic (the warp kernel, or RL_CU_ATTN_KERNEL=warp|block), 0 the warp
- * kernel (each warp a part of a chunk, no barrier inside), 1 the block kernel. */
+ * kernel (each warp a part of a chunk, no barrier inside), 1 the block kernel,
+ * 2 the warp kernel with int8 rows of 128 on tensor cores (opt-in otherwise
+ * through RL_CU_ATTN_TC=1; rl_cu_attn_tc.cuh). */
 void rl_cu_attn_force(int kernel);
 int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
                       const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,

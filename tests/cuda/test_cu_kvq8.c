@@ -199,6 +199,21 @@ static void check_decode_q8(int head_dim)
         tcu_down(solo, o2.f, (size_t)qd * 4);
         ck_assert_msg(memcmp(solo, b, (size_t)qd * 4) == 0, "hd %d: query 0 differs alone and batched (split %d)", hd,
                       splits[k]);
+        if (hd != 128)
+            continue;
+        /* the opt-in tensor-core chunk (fp16 products, the fp32 side as two
+         * fp16 halves): the warp kernel's results within 1e-5, and the same
+         * bits alone and batched */
+        rl_cu_attn_force(2);
+        CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &k8, LAYER, splits[k], scr, &o1, 0));
+        CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &k8, LAYER, rl_cu_attn_splits(1, c.r.n_head), scr, &o2, 0));
+        rl_cu_attn_force(-1);
+        tcu_down(a, o1.f, (size_t)qd * NQ * 4);
+        tcu_down(solo, o2.f, (size_t)qd * 4);
+        for (int i = 0; i < qd * NQ; i++)
+            ck_assert_msg(isfinite(a[i]) && fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(b[i])),
+                          "split %d: tensor-core chunk %g vs warp kernel %g at %d", splits[k], a[i], b[i], i);
+        ck_assert_msg(memcmp(solo, a, (size_t)qd * 4) == 0, "tensor-core chunk: query 0 differs alone and batched");
     }
     cudaFree(dq), cudaFree(dpos), cudaFree(drow), cudaFree(dbt), cudaFree(p.d8), cudaFree(p.d16), cudaFree(scr);
     cudaFree(o1.f), cudaFree(o2.f);
