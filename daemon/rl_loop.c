@@ -233,6 +233,7 @@ static void finish_handshake(rl_daemon *d, rl_conn *c)
     c->loop_state = CS_LIVE;
     rl_log(LOG_INFO, "client %llu connected: pid %d uid %d", (unsigned long long)c->id,
            (int)c->pid, (int)c->uid);
+    rl_worker_conn_live(d->worker, c);
     arm_poll(d, c);
     arm_bell(d, c);
 }

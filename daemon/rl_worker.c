@@ -16,7 +16,7 @@
 #include <string.h>
 
 
-enum { MSG_NEW, MSG_CANCEL, MSG_GONE };
+enum { MSG_NEW, MSG_CANCEL, MSG_GONE, MSG_LIVE };
 typedef struct msg {
     struct msg *next;
     int type;
@@ -115,6 +115,7 @@ void rl_worker_submit(rl_worker *w, rl_wreq *r)
 }
 void rl_worker_cancel(rl_worker *w, rl_conn *c, uint32_t id) { push_new(w, MSG_CANCEL, NULL, c, id); }
 void rl_worker_conn_gone(rl_worker *w, rl_conn *c) { push_new(w, MSG_GONE, NULL, c, 0); }
+void rl_worker_conn_live(rl_worker *w, rl_conn *c) { push_new(w, MSG_LIVE, NULL, c, 0); }
 
 static void set_flag(rl_worker *w, bool *flag)
 {
@@ -449,6 +450,10 @@ static void handle_msgs(rl_worker *w, msg *m, bool quit)
                 admit(w, m->r);
             atomic_store(&w->n_active, w->n_act);
             atomic_fetch_sub(&w->n_queued, 1);
+        } else if (m->type == MSG_LIVE) {
+            if (!quit)
+                zc_mapped(w, m->c); /* (a failure is logged there; requests then copy) */
+            rl_conn_unref(m->c);
         } else {
             for (uint32_t i = 0; i < w->n_act; i++) {
                 rl_wreq *r = w->act[i];

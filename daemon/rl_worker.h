@@ -42,6 +42,10 @@ void rl_worker_submit(rl_worker *w, rl_wreq *r);
 void rl_worker_cancel(rl_worker *w, rl_conn *c, uint32_t req_id);
 /* The client is gone: free its requests. */
 void rl_worker_conn_gone(rl_worker *w, rl_conn *c);
+/* c finished its handshake: the worker maps its region into the engine (zero
+ * copy, where the engine can) between steps, before the client's first
+ * request needs it, instead of inside the step that first serves it. */
+void rl_worker_conn_live(rl_worker *w, rl_conn *c);
 /* Cancel every request (final DONE with RL_WIRE_FINISH_CANCELLED). */
 void rl_worker_cancel_all(rl_worker *w);
 /* Something may have changed (room in a client's rings): look again. */

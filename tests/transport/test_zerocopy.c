@@ -218,10 +218,27 @@ START_TEST(test_region_is_unmapped_when_the_client_leaves)
     int32_t ids[8];
     char text[64];
     run(c, "hi", ids, 8, text, false);
-    ck_assert_int_eq(rl_engine_test_regions(), 1); /* mapped on its first step */
+    ck_assert_int_eq(rl_engine_test_regions(), 1); /* mapped when it connected */
     /* only the cells' pages (the engine pins what it maps), and every id went there */
     ck_assert_uint_le(rl_engine_test_largest_range(), RL_CONN_CELLS_BYTES + 65536);
     ck_assert_uint_ge(rl_engine_test_largest_range(), RL_CONN_CELLS_BYTES);
+    ringlm_close(c);
+    ck_assert_int_eq(wait_regions(0), 0);
+    ck_assert_int_eq(rl_engine_test_range_errors(), 0);
+}
+END_TEST
+
+/* The region is mapped once the handshake is done, before any request: the
+ * registration's cost (cudaHostRegister on the GPU) stays out of the steps
+ * that serve the client's first request. */
+START_TEST(test_region_is_mapped_when_the_client_connects)
+{
+    ringlm_conn *c = tt_connect(&td);
+    ck_assert_int_eq(wait_regions(1), 1);
+    int32_t ids[8];
+    char text[64];
+    ck_assert_uint_eq(run(c, "hi", ids, 8, text, false), 2);
+    ck_assert_int_eq(rl_engine_test_regions(), 1); /* the same mapping served it */
     ringlm_close(c);
     ck_assert_int_eq(wait_regions(0), 0);
     ck_assert_int_eq(rl_engine_test_range_errors(), 0);
@@ -344,6 +361,7 @@ static Suite *zerocopy_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_client_reads_the_ids_the_engine_wrote_through_tok_dst);
     tcase_add_test(tc, test_ids_are_copied_when_the_engine_cannot_map_the_region);
+    tcase_add_test(tc, test_region_is_mapped_when_the_client_connects);
     tcase_add_test(tc, test_held_events_keep_their_cells_and_later_ids_are_copied);
     tcase_add_test(tc, test_released_cells_are_reused);
     tcase_add_test(tc, test_text_longer_than_a_cell_follows_in_its_own_event);
