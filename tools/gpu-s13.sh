@@ -173,3 +173,18 @@ if [ "$PART" = final ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   live     client regions mapped at connect (rl_worker_conn_live): the cuda,
+#            batch and e2e suites, then the 64-client load (int8 KV) with zero
+#            copy on, off, on, on.
+if [ "$PART" = live ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  timeout 240 meson test -C $B --no-rebuild --suite cuda --suite batch --suite e2e --suite transport --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  for z in 1 0 1 1; do
+    left 500 || break
+    echo "load RL_CU_ZEROCOPY=$z: $(RL_CU_ZEROCOPY=$z STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
