@@ -188,3 +188,16 @@ if [ "$PART" = live ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   lazy     the 64-client load with CUDA's lazy module loading (the default)
+#            against CUDA_MODULE_LOADING=EAGER, alternately: do the slow runs
+#            (ITL p99 ~41 ms, TTFT p99 ~200 ms) come from kernels loaded on
+#            first use inside the load?
+if [ "$PART" = lazy ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  for ml in LAZY EAGER LAZY EAGER; do
+    left 500 || break
+    echo "load CUDA_MODULE_LOADING=$ml: $(CUDA_MODULE_LOADING=$ml STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+    grep -E "cuda memory plan|warm|ready" "$OUT/ringlmd-load.log" | head -3
+  done
+  echo "elapsed ${SECONDS}s"
+fi
