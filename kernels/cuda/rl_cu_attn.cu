@@ -460,60 +460,60 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                  * masked below). */
                 typename KV::row k0, v0;
                 A.runs(b, kvh, t0, k0, v0);
-    #pragma unroll
+#pragma unroll
                 for (int i = 0; i < NI; i++) {
                     int j = min(rs + PP * i, nt - 1);
                     kr[i] = L::ld(A.run_row(k0, j), VL * g);
                     vr[i] = L::ld(A.run_row(v0, j), VL * g);
                 }
             } else {
-    #pragma unroll
+#pragma unroll
                 for (int i = 0; i < NI; i++)
                     kr[i] = vr[i] = L::zero();
             }
             float sc[NI], m = -INFINITY;
-    #pragma unroll
+#pragma unroll
             for (int i = 0; i < NI; i++) {
                 float f[VL], dot = 0.0f;
                 L::f(kr[i], f);
-    #pragma unroll
+#pragma unroll
                 for (int e = 0; e < VL; e++)
                     dot += qv[e] * f[e];
                 dot *= L::scale(kr[i]);
-    #pragma unroll
+#pragma unroll
                 for (int o = G / 2; o >= 1; o >>= 1)
                     dot += __shfl_xor_sync(0xffffffffu, dot, o);
                 sc[i] = rs + PP * i < nt ? dot : -INFINITY;
                 m = fmaxf(m, sc[i]);
             }
-    #pragma unroll
+#pragma unroll
             for (int o = G; o < 32; o <<= 1)
                 m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
             float l = 0.0f, acc[VL];
-    #pragma unroll
+#pragma unroll
             for (int k = 0; k < VL; k++)
                 acc[k] = 0.0f;
             if (m != -INFINITY) {
-    #pragma unroll
+#pragma unroll
                 for (int i = 0; i < NI; i++) {
                     float e = __expf(sc[i] - m), f[VL]; /* 0 past the warp's positions */
                     L::f(vr[i], f);
                     l += e;
                     float ed = e * L::scale(vr[i]);
-    #pragma unroll
+#pragma unroll
                     for (int k = 0; k < VL; k++)
                         acc[k] += ed * f[k];
                 }
             }
-    #pragma unroll
+#pragma unroll
             for (int o = G; o < 32; o <<= 1) {
                 l += __shfl_xor_sync(0xffffffffu, l, o);
-    #pragma unroll
+#pragma unroll
                 for (int k = 0; k < VL; k++)
                     acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], o);
             }
             if (rs == 0) {
-    #pragma unroll
+#pragma unroll
                 for (int k = 0; k < VL; k++)
                     wacc[w][VL * g + k] = acc[k];
                 if (g == 0)
