@@ -201,3 +201,58 @@ if [ "$PART" = lazy ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   plan     rl_cu_mmt's plans at 64 rows: products alone (--mm, per matrix)
+#            for warpgroups 2/3/4 (RL_CU_MMT) x K splits (RL_CU_MMT_SPLIT).
+if [ "$PART" = plan ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  for v in "auto 0" "4 8" "4 4" "4 2" "3 8" "3 4" "3 2" "2 8" "2 4" "2 2" "3 6" "4 6"; do set -- $v
+    left 400 || break
+    mt=$1; [ $mt = auto ] && mt=
+    echo "wg $1 split $2: $(RL_CU_MMT=$mt RL_CU_MMT_SPLIT=$2 timeout 60 $BC --mm --mm-kernel mmw --mm-batch 64 --json 2>/dev/null | python3 -c '
+import sys, json
+out = []
+for l in sys.stdin:
+    try: d = json.loads(l)
+    except Exception: continue
+    if d.get("type") != "Q4_0": continue
+    out.append("%s %s" % (d["matrix"], d["us"]) if "matrix" in d else "step %s ms" % d["step_ms"])
+print(" | ".join(out))')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
+#   plan2    rl_cu_mmt's refit plan (RL_CU_MMT_PLAN=13: 2 warpgroups allowed,
+#            activations weighed at 8 K, the shared reduction half a chunk
+#            per rank) against session 8's (the default; =8): test_cu_mmq and
+#            the cuda suite, products alone, per-op profile, engine steps (7B
+#            and TinyLlama at batch 64), and the 64-client 7B load. (Its one
+#            run so far measured a first refit that still picked session 8's
+#            plans for 7B: the same kernels both ways. The refit as it is now
+#            has not run.)
+if [ "$PART" = plan2 ]; then
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+  timeout 200 meson test -C $B --no-rebuild --suite cuda --suite batch --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  for pl in 13 8; do
+    left 250 || break
+    echo "plan $pl products: $(RL_CU_MMT_PLAN=$pl timeout 60 $BC --mm --mm-kernel mmw --mm-batch 64 --json 2>/dev/null | python3 -c '
+import sys, json
+out = []
+for l in sys.stdin:
+    try: d = json.loads(l)
+    except Exception: continue
+    if d.get("type") != "Q4_0": continue
+    out.append("%s %s" % (d["matrix"], d["us"]) if "matrix" in d else "step %s ms" % d["step_ms"])
+print(" | ".join(out))')"
+    echo "plan $pl profile: $(RL_CU_MMT_PLAN=$pl timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 --profile 2>&1 | grep -E "matvec|glu|sum" | tr -s ' ' | tr '\n' ' ')"
+    for sh in llama2-7b tinyllama-1.1b; do
+      echo "plan $pl engine $sh b64: $(RL_CU_MMT_PLAN=$pl timeout 60 $BC --shape $sh --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+    done
+  done
+  for pl in 13 8 13; do
+    left 500 || break
+    echo "load plan $pl: $(RL_CU_MMT_PLAN=$pl STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi

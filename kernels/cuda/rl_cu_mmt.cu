@@ -346,6 +346,15 @@ static int probe = 0;
  * is one wave, instead of by the last CTA of each tile: RL_CU_MMT_DIST=0|1,
  * or rl_cu_mmt_dist; 2 plans as 1 but reduces as 0 (tests: the same bits). */
 static int dist = 1;
+/* RL_CU_MMT_SPLIT=N: plan only K splits of N (where they fit; measurements). */
+static int force_split = 0;
+/* The plan's constants (plan_of): session 8's by default (3 or 4
+ * warpgroups, activations weighed at their 32 K, a shared reduction at half a
+ * chunk); RL_CU_MMT_PLAN=13: session 13's refit (2 warpgroups allowed,
+ * activations weighed at 8 K, half a chunk per rank), which picks 2
+ * warpgroups split 4 for the 7B O and down products (measured faster there
+ * when forced, but not yet measured as a plan: no device time was left). */
+static bool plan8 = true;
 
 static void read_env(void)
 {
@@ -358,6 +367,10 @@ static void read_env(void)
     force_wg = e && strcmp(e, "0") == 0 ? -1 : v >= 2 && v <= 4 ? v : 0;
     const char *f = getenv("RL_CU_MMT_MC");
     mc = f && atoi(f) == 2 ? 2 : 1;
+    const char *fs = getenv("RL_CU_MMT_SPLIT");
+    force_split = fs && atoi(fs) >= 1 && atoi(fs) <= 8 ? atoi(fs) : 0;
+    const char *pl = getenv("RL_CU_MMT_PLAN");
+    plan8 = !(pl && atoi(pl) == 13);
     const char *pr = getenv("RL_CU_MMT_PROBE");
     probe = pr && atoi(pr) >= 1 && atoi(pr) <= 4 ? atoi(pr) : 0;
 }
@@ -377,11 +390,16 @@ static bool shared_red(int64_t tiles, int split)
 /* The plan: warpgroups per CTA and K split with the least estimated time,
  * in units of a 4-warpgroup chunk (~2.6 us on the H100): waves of CTAs (one
  * per SM) times each CTA's chunks plus ~1.5 of pipeline fill, a chunk costing
- * its bytes (36 per weight row, 32 K of activations), plus a split's
+ * its weight bytes (36 per row) and its activations (32 K), plus a split's
  * reduction: the last CTA of a tile reads split partial tiles of BM x 64
  * floats at ~30 GB/s (the workspace must hold them); in one wave, with the
  * reduction shared by all ranks (dist), about half a chunk whatever the
- * split. Fitted to the 7B products (docs/PERFORMANCE.md). */
+ * split. Fitted to the 7B products (docs/PERFORMANCE.md). With plan8 off
+ * (RL_CU_MMT_PLAN=13): 2 warpgroups allowed, the activations (from L2)
+ * weighed as 8 K and the shared reduction as half a chunk per rank, refitted
+ * to session 13's products-alone measurements of forced plans, where the
+ * 4096-row O and down products ran best as 2 warpgroups split 4 (16.5 and
+ * 24.8 us against 19.3 and 29.6 for the default 4 warpgroups split 8). */
 static int pair_slots(void);
 
 static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
@@ -390,16 +408,19 @@ static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
     plan best = {4, 1};
     double best_cost = 1e300;
     for (int wg = 2; wg <= 4; wg++) {
-        if (force_wg > 0 ? wg != force_wg : wg == 2)
-            continue; /* two warpgroups: tests and measurements only */
+        if (force_wg > 0 ? wg != force_wg : plan8 && wg == 2)
+            continue;
         const int64_t bm = 64 * wg, no = glu ? bm / 2 : bm, tiles = ((rows_out + no - 1) / no + mc - 1) / mc * mc;
-        const double per_chunk = (36.0 * (double)bm + 32768.0) / (36.0 * 256 + 32768.0);
+        const double act = plan8 ? 32768.0 : 8192.0;
+        const double per_chunk = (36.0 * (double)bm + act) / (36.0 * 256 + act);
         for (int sp = 1; sp <= 8; sp++) {
             if (sp > 1 && (nch < 2 * sp || tiles * sp * bm * NB > rl_mmh::WS_FLOATS || tiles > rl_mmh::WS_TILES))
                 break;
+            if (force_split && sp != force_split)
+                continue;
             double waves = (double)((tiles * sp + slots - 1) / slots);
             const bool cheap_red = dist > 0 && mc == 1 && tiles * sp <= slots;
-            double red = sp == 1 ? 0.0 : cheap_red ? 0.5 : sp * bm / 300.0;
+            double red = sp == 1 ? 0.0 : cheap_red ? (plan8 ? 0.5 : 0.5 * sp) : sp * bm / 300.0;
             double cost = waves * ((double)((nch + sp - 1) / sp) + 1.5) * per_chunk + red;
             if (cost < best_cost) {
                 best_cost = cost;
