@@ -7,6 +7,36 @@ T=$(dirname "$0")
 BC=$B/bench/ringlm-bench-cuda
 PART=${1:-first}
 left() { [ $SECONDS -lt ${1} ]; } # stages skip themselves past a time budget (10-minute calls)
+# Build (tools/gpu-steps.sh build-only), then the test data for the suites.
+build() {
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+}
+# meson test with the given --suite arguments: the summary line and failures.
+suites() {
+  timeout ${SUITE_S:-240} meson test -C $B --no-rebuild "$@" --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+}
+# Nsight Compute on one launch of k_attn_warp in the 7B batch-64 step (int8
+# or fp16 KV: $2) into $OUT/$1.*: details, raw metrics, SASS with stall samples.
+ncu_attn() {
+  timeout 150 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_attn_warp' --launch-skip 40 --launch-count 1 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+    --section InstructionStats --section ComputeWorkloadAnalysis --section SourceCounters --section SchedulerStats \
+    -o $OUT/$1 -f $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $2 >"$OUT/$1-ncu.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/$1.ncu-rep --page details --print-details all >"$OUT/$1.txt" 2>&1
+  ncu -i $OUT/$1.ncu-rep --page raw --csv >"$OUT/$1-raw.csv" 2>&1
+  ncu -i $OUT/$1.ncu-rep --page source --csv --print-source sass >"$OUT/$1-sass.csv" 2>&1
+  grep -E "k_attn|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issue Slots Busy|Executed Ipc|No Eligible|Executed Instructions  " "$OUT/$1.txt" | head -16
+}
+# Engine generation tok/s: eng SHAPE BATCH PROMPT KV (ringlm-bench-cuda --gen 64).
+eng() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --kv $4 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
+# Per-op profile lines matching PATTERN: prof SHAPE BATCH PROMPT KV PATTERN.
+prof() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "$5|sum" | tr -s ' ' | tr '\n' ' '; }
+# The 64-client 7B load (int8 KV, 512-token steps) on one line, with the
+# daemon's step statistics.
+load1() { STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' '; }
 #   first    session 12's untested work (gpu-s12.sh first: build, the cuda,
 #            batch and model suites, a SmolLM-shaped Q4_K_M model on both
 #            devices), then where time goes: per-op profiles of the 7B Q4_0
@@ -38,16 +68,10 @@ fi
 #            int8 and fp16 KV: speed of light, warp states, instruction mix,
 #            and the per-instruction stall samples (SASS csv).
 if [ "$PART" = ncu ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  build
   for kv in q8_0 f16; do
     echo "== ncu: k_attn_warp 7B batch 64 position ~160 KV $kv"
-    timeout 150 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_attn_warp' --launch-skip 40 --launch-count 1 \
-      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-      --section InstructionStats --section ComputeWorkloadAnalysis --section SourceCounters --section SchedulerStats \
-      -o $OUT/attnw-$kv -f $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $kv >"$OUT/ncu-$kv.log" 2>&1; echo "ncu rc=$?"
-    ncu -i $OUT/attnw-$kv.ncu-rep --page details >"$OUT/attnw-$kv.txt" 2>&1
-    ncu -i $OUT/attnw-$kv.ncu-rep --page source --csv --print-source sass >"$OUT/attnw-$kv-sass.csv" 2>&1
-    grep -E "k_attn|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issue Slots Busy|Executed Ipc|No Eligible" "$OUT/attnw-$kv.txt" | head -16
+    ncu_attn attnw-$kv $kv
   done
   echo "elapsed ${SECONDS}s"
 fi
@@ -57,18 +81,14 @@ fi
 #            batch 64 (int8, fp16 KV) and batch 1, engine steps, the 64-client
 #            load (int8 KV), and Nsight Compute on the int8 kernel again.
 if [ "$PART" = rows ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared
-  timeout 240 meson test -C $B --no-rebuild --suite cuda --print-errorlogs >"$OUT/tests.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
-  at() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "^ *attention|sum" | tr -s ' ' | tr '\n' ' '; }
+  build
+  SUITE_S=240 suites --suite cuda
   for c in "llama2-7b 64 160 q8_0" "llama2-7b 64 160 f16" "llama2-7b 1 512 f16" "llama2-7b 1 512 q8_0" "tinyllama-1.1b 1 512 f16"; do
-    left 330 || break; echo "$c: $(at $c)"
+    left 330 || break; echo "$c: $(prof $c "^ *attention")"
   done
   for c in "llama2-7b 64 160 q8_0" "llama2-7b 64 160 f16" "llama2-7b 1 512 f16" "tinyllama-1.1b 1 512 f16"; do set -- $c
     left 380 || break
-    echo "engine $c: $(timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --kv $4 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+    echo "engine $c: $(eng $1 $2 $3 $4)"
   done
   if left 430; then
     echo "== 64 clients, 7B Q4_0, int8 KV, 512-token steps"
@@ -92,9 +112,7 @@ fi
 if [ "$PART" = closing ]; then
   bash $T/gpu-final.sh tests || exit 1
   export RL_SHARED_DIR=$PWD/.gpu/shared
-  timeout 200 meson test -C $B --no-rebuild --suite batch --suite model --suite e2e --print-errorlogs >"$OUT/tests2.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests2.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests2.log" | head -10
+  SUITE_S=200 suites --suite batch --suite model --suite e2e
   for t in test_cu_paged test_cu_kvq8; do for tool in memcheck racecheck; do
     left 330 || break
     CK_FORK=no timeout 120 compute-sanitizer --tool $tool --error-exitcode 99 $B/tests/cuda/$t >"$OUT/$tool-$t.log" 2>&1
@@ -112,8 +130,7 @@ fi
 #            cuda suite, per-op attention and engine steps both ways, the
 #            64-client load (int8 KV) both ways.
 if [ "$PART" = tc ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared
+  build
   ok=1
   for t in test_cu_kvq8 test_cu_kernels test_cu_paged; do
     CK_FORK=no timeout 100 $B/tests/cuda/$t >"$OUT/$t.log" 2>&1; rc=$?
@@ -121,37 +138,27 @@ if [ "$PART" = tc ]; then
     grep -E "Failure|failed|:F:|:E:" "$OUT/$t.log" | head -5
   done
   [ $ok = 1 ] || exit 1
-  timeout 200 meson test -C $B --no-rebuild --suite cuda --suite batch --print-errorlogs >"$OUT/tests.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
-  at() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "^ *attention|sum" | tr -s ' ' | tr '\n' ' '; }
+  SUITE_S=200 suites --suite cuda --suite batch
   for tc in 1 0; do
     for c in "llama2-7b 64 160 q8_0" "llama2-7b 1 512 q8_0"; do
-      left 330 || break; echo "RL_CU_ATTN_TC=$tc $c: $(RL_CU_ATTN_TC=$tc at $c)"
+      left 330 || break; echo "RL_CU_ATTN_TC=$tc $c: $(RL_CU_ATTN_TC=$tc prof $c "^ *attention")"
     done
     left 360 || break
-    echo "engine RL_CU_ATTN_TC=$tc 7B b64 q8_0: $(RL_CU_ATTN_TC=$tc timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+    echo "engine RL_CU_ATTN_TC=$tc 7B b64 q8_0: $(RL_CU_ATTN_TC=$tc eng llama2-7b 64 160 q8_0)"
   done
   for tc in 1 0 1; do
     left 480 || break
-    echo "load RL_CU_ATTN_TC=$tc: $(RL_CU_ATTN_TC=$tc STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+    echo "load RL_CU_ATTN_TC=$tc: $(RL_CU_ATTN_TC=$tc load1)"
   done
   echo "elapsed ${SECONDS}s"
 fi
 #   tcncu    Nsight Compute on both int8 decode-attention kernels (7B batch
 #            64): warp states, instruction counts, memory.
 if [ "$PART" = tcncu ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  build
   for tc in 1 0; do
     echo "== ncu RL_CU_ATTN_TC=$tc"
-    RL_CU_ATTN_TC=$tc timeout 150 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_attn_warp' --launch-skip 40 --launch-count 1 \
-      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-      --section InstructionStats --section SchedulerStats --section SourceCounters \
-      -o $OUT/tc$tc -f $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 >"$OUT/ncu$tc.log" 2>&1; echo "ncu rc=$?"
-    ncu -i $OUT/tc$tc.ncu-rep --page details --print-details all >"$OUT/tc$tc.txt" 2>&1
-    ncu -i $OUT/tc$tc.ncu-rep --page raw --csv >"$OUT/tc$tc-raw.csv" 2>&1
-    ncu -i $OUT/tc$tc.ncu-rep --page source --csv --print-source sass >"$OUT/tc$tc-sass.csv" 2>&1
-    grep -E "Duration|DRAM Throughput|Issue Slots Busy|Warp Cycles Per Issued|Executed Instructions  |Achieved Occupancy|Registers Per" "$OUT/tc$tc.txt" | head -10
+    RL_CU_ATTN_TC=$tc ncu_attn tc$tc q8_0
   done
   echo "elapsed ${SECONDS}s"
 fi
@@ -159,17 +166,14 @@ fi
 #            among them, forced), the cuda and batch suites, per-op attention,
 #            the engine step, three 64-client loads (int8 KV).
 if [ "$PART" = final ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared
-  timeout 200 meson test -C $B --no-rebuild --suite cuda --suite batch --print-errorlogs >"$OUT/tests.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  build
+  SUITE_S=200 suites --suite cuda --suite batch
   grep -E "test_cu_kvq8" "$OUT/tests.log" | head -2
-  echo "b64 q8_0: $(timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 --profile 2>&1 | grep -E "^ *attention|sum" | tr -s ' ' | tr '\n' ' ')"
-  echo "engine 7B b64 q8_0: $(timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  echo "b64 q8_0: $(prof llama2-7b 64 160 q8_0 "^ *attention")"
+  echo "engine 7B b64 q8_0: $(eng llama2-7b 64 160 q8_0)"
   for i in 1 2 3; do
     left 480 || break
-    echo "load: $(STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+    echo "load: $(load1)"
   done
   echo "elapsed ${SECONDS}s"
 fi
@@ -177,14 +181,11 @@ fi
 #            batch and e2e suites, then the 64-client load (int8 KV) with zero
 #            copy on, off, on, on.
 if [ "$PART" = live ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared
-  timeout 240 meson test -C $B --no-rebuild --suite cuda --suite batch --suite e2e --suite transport --print-errorlogs >"$OUT/tests.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  build
+  SUITE_S=240 suites --suite cuda --suite batch --suite e2e --suite transport
   for z in 1 0 1 1; do
     left 500 || break
-    echo "load RL_CU_ZEROCOPY=$z: $(RL_CU_ZEROCOPY=$z STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+    echo "load RL_CU_ZEROCOPY=$z: $(RL_CU_ZEROCOPY=$z load1)"
   done
   echo "elapsed ${SECONDS}s"
 fi
@@ -193,10 +194,10 @@ fi
 #            (ITL p99 ~41 ms, TTFT p99 ~200 ms) come from kernels loaded on
 #            first use inside the load?
 if [ "$PART" = lazy ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  build
   for ml in LAZY EAGER LAZY EAGER; do
     left 500 || break
-    echo "load CUDA_MODULE_LOADING=$ml: $(CUDA_MODULE_LOADING=$ml STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+    echo "load CUDA_MODULE_LOADING=$ml: $(CUDA_MODULE_LOADING=$ml load1)"
     grep -E "cuda memory plan|warm|ready" "$OUT/ringlmd-load.log" | head -3
   done
   echo "elapsed ${SECONDS}s"
@@ -204,7 +205,7 @@ fi
 #   plan     rl_cu_mmt's plans at 64 rows: products alone (--mm, per matrix)
 #            for warpgroups 2/3/4 (RL_CU_MMT) x K splits (RL_CU_MMT_SPLIT).
 if [ "$PART" = plan ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  build
   for v in "auto 0" "4 8" "4 4" "4 2" "3 8" "3 4" "3 2" "2 8" "2 4" "2 2" "3 6" "4 6"; do set -- $v
     left 400 || break
     mt=$1; [ $mt = auto ] && mt=
@@ -229,11 +230,8 @@ fi
 #            plans for 7B: the same kernels both ways. The refit as it is now
 #            has not run.)
 if [ "$PART" = plan2 ]; then
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared
-  timeout 200 meson test -C $B --no-rebuild --suite cuda --suite batch --print-errorlogs >"$OUT/tests.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+  build
+  SUITE_S=200 suites --suite cuda --suite batch
   for pl in 13 8; do
     left 250 || break
     echo "plan $pl products: $(RL_CU_MMT_PLAN=$pl timeout 60 $BC --mm --mm-kernel mmw --mm-batch 64 --json 2>/dev/null | python3 -c '
@@ -247,12 +245,12 @@ for l in sys.stdin:
 print(" | ".join(out))')"
     echo "plan $pl profile: $(RL_CU_MMT_PLAN=$pl timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 --profile 2>&1 | grep -E "matvec|glu|sum" | tr -s ' ' | tr '\n' ' ')"
     for sh in llama2-7b tinyllama-1.1b; do
-      echo "plan $pl engine $sh b64: $(RL_CU_MMT_PLAN=$pl timeout 60 $BC --shape $sh --type q4_0 --batch 64 --prompt 160 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+      echo "plan $pl engine $sh b64: $(RL_CU_MMT_PLAN=$pl eng $sh 64 160 q8_0)"
     done
   done
   for pl in 13 8 13; do
     left 500 || break
-    echo "load plan $pl: $(RL_CU_MMT_PLAN=$pl STEPS=512 bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' ')"
+    echo "load plan $pl: $(RL_CU_MMT_PLAN=$pl load1)"
   done
   echo "elapsed ${SECONDS}s"
 fi
