@@ -141,17 +141,15 @@ KATTR static inline __m256 KN(kdot)(const kblock *k, const uint8_t *a, __m256 ac
             UNROLL for (int t = 0; t < NT; t++) y[t * ldy + r] = KN(hsum256)(acc[t]);                      \
         }                                                                                                  \
     }
-KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 1)
-KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 2)
-KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 3)
-KTILE(q4_k, unpack_q4_k, RL_Q4_K_BYTES, 4)
-KTILE(q5_k, unpack_q5_k, RL_Q5_K_BYTES, 1)
-KTILE(q5_k, unpack_q5_k, RL_Q5_K_BYTES, 2)
-KTILE(q5_k, unpack_q5_k, RL_Q5_K_BYTES, 3)
-KTILE(q5_k, unpack_q5_k, RL_Q5_K_BYTES, 4)
-KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 1)
-KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 2)
-KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 3)
-KTILE(q6_k, unpack_q6_k, RL_Q6_K_BYTES, 4)
+/* 1..4 tokens per tile for each K-quant type */
+#define KTILES(name, unpack, bytes)                                                                        \
+    KTILE(name, unpack, bytes, 1)                                                                          \
+    KTILE(name, unpack, bytes, 2)                                                                          \
+    KTILE(name, unpack, bytes, 3)                                                                          \
+    KTILE(name, unpack, bytes, 4)
+KTILES(q4_k, unpack_q4_k, RL_Q4_K_BYTES)
+KTILES(q5_k, unpack_q5_k, RL_Q5_K_BYTES)
+KTILES(q6_k, unpack_q6_k, RL_Q6_K_BYTES)
+#undef KTILES
 
 #undef KTILE

@@ -194,18 +194,37 @@ RL_AVX2 static inline float hsum256(__m256 v)
 /* Q8_0 on AVX2: |w| . (a with w's sign), no offset sums */
 #define DOT_AVX2_Q8(S, W, A) _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(A, W)), one16)
 
+/* The 32 nibbles of x (low halves, then high) as bytes, and the constants
+ * of the nibble tiles (those with fifth bits also the bit spreading). */
+#define NIBBLES(x) _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4))
+#define NIB_CONSTS                                                                                    \
+    const __m128i m4 = _mm_set1_epi8(0x0f);                                                           \
+    const __m256i one16 = _mm256_set1_epi16(1);                                                       \
+    (void)one16;
+#define FIFTH_CONSTS                                                                                  \
+    const __m128i m4 = _mm_set1_epi8(0x0f);                                                           \
+    const __m256i one16 = _mm256_set1_epi16(1), b4 = _mm256_set1_epi8(0x10);                          \
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,           \
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);          \
+    const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);                        \
+    (void)one16, (void)spread, (void)bits;
+/* Nibbles at QS plus bit j of the 32 bits at QH as bit 4 of weight j. */
+#define LOAD_NIB5(QH, QS, FIFTH)                                                                      \
+    __m128i x = _mm_loadu_si128((const __m128i *)(p + (QS)));                                         \
+    uint32_t qh;                                                                                      \
+    memcpy(&qh, p + (QH), 4);                                                                         \
+    __m256i wv = _mm256_or_si256(NIBBLES(x), FIFTH(qh));
+
 #define WB Q40_BYTES
 #define Q4_LOAD_W                                                                                     \
     __m128i x = _mm_loadu_si128((const __m128i *)(p + 2));                                            \
-    __m256i wv = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4));    \
+    __m256i wv = NIBBLES(x);                                                                          \
     __m256 wd = _mm256_set1_ps(ld_half(p));
 #define DEF_Q4(ATTR, SFX, DOT, NR, NT)                                                                \
     ATTR static void q4_0_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
-        const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
-        const __m256i one16 = _mm256_set1_epi16(1);                                                   \
-        (void)one16;                                                                                  \
+        NIB_CONSTS                                                                                    \
         TILE_BODY(NR, NT, Q4_LOAD_W, DOT)                                                             \
     }
 #define DEF_Q4_VNNI(R, T) DEF_Q4(RL_VNNI, vnni, DOT_VNNI, R, T)
@@ -219,11 +238,7 @@ RL_GEMM_TILES(DEF_Q4_AVX2)
  * register, AVX2 by a byte shuffle and compare. */
 #define WB Q50_BYTES
 #define Q5_LOAD_W(FIFTH)                                                                              \
-    __m128i x = _mm_loadu_si128((const __m128i *)(p + 6));                                            \
-    uint32_t qh;                                                                                      \
-    memcpy(&qh, p + 2, 4);                                                                            \
-    __m256i wv = _mm256_or_si256(                                                                     \
-        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4)), FIFTH(qh));  \
+    LOAD_NIB5(2, 6, FIFTH)                                                                            \
     __m256 wd = _mm256_set1_ps(ld_half(p));
 #define FIFTH_VNNI(QH) _mm256_maskz_mov_epi8(_cvtu32_mask32(QH), b4)
 #define FIFTH_AVX2(QH)                                                                                \
@@ -235,12 +250,7 @@ RL_GEMM_TILES(DEF_Q4_AVX2)
     ATTR static void q5_0_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
-        const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
-        const __m256i one16 = _mm256_set1_epi16(1), b4 = _mm256_set1_epi8(0x10);                      \
-        const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,       \
-                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);      \
-        const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);                    \
-        (void)one16, (void)spread, (void)bits;                                                        \
+        FIFTH_CONSTS                                                                                  \
         TILE_BODY(NR, NT, Q5_LOAD_W(FIFTH), DOT)                                                      \
     }
 #define DEF_Q5_VNNI(R, T) DEF_Q5(RL_VNNI, vnni, DOT_VNNI, FIFTH_VNNI, R, T)
@@ -254,43 +264,32 @@ RL_GEMM_TILES(DEF_Q5_AVX2)
 #define DOT0_VNNI(S, W, A) _mm256_dpbusd_epi32(_mm256_setzero_si256(), W, A)
 #define DOT0_AVX2(S, W, A) _mm256_madd_epi16(_mm256_maddubs_epi16(W, A), one16)
 #define WB Q41_BYTES
-#define Q41_LOAD_W(FIFTH)                                                                             \
+#define Q41_LOAD_W                                                                                    \
     __m128i x = _mm_loadu_si128((const __m128i *)(p + 4));                                            \
-    __m256i wv = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4));    \
+    __m256i wv = NIBBLES(x);                                                                          \
     __m256 wd = _mm256_set1_ps(ld_half(p)), wm = _mm256_set1_ps(ld_half(p + 2));
-#define DEF_Q41(ATTR, SFX, DOT, FIFTH, NR, NT)                                                        \
+#define DEF_Q41(ATTR, SFX, DOT, NR, NT)                                                              \
     ATTR static void q4_1_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
-        const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
-        const __m256i one16 = _mm256_set1_epi16(1);                                                   \
-        (void)one16;                                                                                  \
-        TILE_BODY_M(NR, NT, Q41_LOAD_W(FIFTH), DOT, ADD_MIN)                                          \
+        NIB_CONSTS                                                                                    \
+        TILE_BODY_M(NR, NT, Q41_LOAD_W, DOT, ADD_MIN)                                                 \
     }
-#define DEF_Q41_VNNI(R, T) DEF_Q41(RL_VNNI, vnni, DOT0_VNNI, FIFTH_VNNI, R, T)
-#define DEF_Q41_AVX2(R, T) DEF_Q41(RL_AVX2, avx2, DOT0_AVX2, FIFTH_AVX2, R, T)
+#define DEF_Q41_VNNI(R, T) DEF_Q41(RL_VNNI, vnni, DOT0_VNNI, R, T)
+#define DEF_Q41_AVX2(R, T) DEF_Q41(RL_AVX2, avx2, DOT0_AVX2, R, T)
 RL_GEMM_TILES(DEF_Q41_VNNI)
 RL_GEMM_TILES(DEF_Q41_AVX2)
 #undef WB
 
 #define WB Q51_BYTES
 #define Q51_LOAD_W(FIFTH)                                                                             \
-    __m128i x = _mm_loadu_si128((const __m128i *)(p + 8));                                            \
-    uint32_t qh;                                                                                      \
-    memcpy(&qh, p + 4, 4);                                                                            \
-    __m256i wv = _mm256_or_si256(                                                                     \
-        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m4), _mm_and_si128(x, m4)), FIFTH(qh));  \
+    LOAD_NIB5(4, 8, FIFTH)                                                                            \
     __m256 wd = _mm256_set1_ps(ld_half(p)), wm = _mm256_set1_ps(ld_half(p + 2));
 #define DEF_Q51(ATTR, SFX, DOT, FIFTH, NR, NT)                                                        \
     ATTR static void q5_1_##SFX##_##NR##x##NT(int64_t nb, const uint8_t *W, size_t w_stride,         \
                                                 const uint8_t *A, size_t a_stride, float *y, size_t ldy) \
     {                                                                                                 \
-        const __m128i m4 = _mm_set1_epi8(0x0f);                                                       \
-        const __m256i one16 = _mm256_set1_epi16(1), b4 = _mm256_set1_epi8(0x10);                      \
-        const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,       \
-                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);      \
-        const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);                    \
-        (void)one16, (void)spread, (void)bits;                                                        \
+        FIFTH_CONSTS                                                                                  \
         TILE_BODY_M(NR, NT, Q51_LOAD_W(FIFTH), DOT, ADD_MIN)                                          \
     }
 #define DEF_Q51_VNNI(R, T) DEF_Q51(RL_VNNI, vnni, DOT0_VNNI, FIFTH_VNNI, R, T)
