@@ -59,6 +59,26 @@ typedef struct read_job {
     uint64_t sum;
 } read_job;
 
+/* The best of iters runs of run() over jobs[0..threads-1] (job k, each
+ * `size` bytes, on thread k; job 0 on this thread), in seconds. */
+static double best_fanout(void *(*run)(void *), void *jobs, size_t size, int threads, int iters)
+{
+    double best = 1e30;
+    for (int it = 0; it < iters; it++) {
+        pthread_t th[64];
+        double t0 = now();
+        for (int k = 1; k < threads; k++)
+            pthread_create(&th[k], NULL, run, (char *)jobs + size * (size_t)k);
+        run(jobs);
+        for (int k = 1; k < threads; k++)
+            pthread_join(th[k], NULL);
+        double dt = now() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    return best;
+}
+
 /* Streaming read, 4 independent 32-byte loads per step (READ). */
 __attribute__((target("avx2"))) static void *read_run(void *v)
 {
@@ -83,20 +103,10 @@ static double bench_read(double mb, int threads, int iters)
     if (!buf)
         return -1;
     memset(buf, 1, per * (size_t)threads);
-    double best = 1e30;
-    for (int it = 0; it < iters; it++) {
-        pthread_t th[64];
-        read_job j[64];
-        double t0 = now();
-        for (int k = 0; k < threads; k++) {
-            j[k] = (read_job){buf + per * (size_t)k, per, 0};
-            if (k) pthread_create(&th[k], NULL, read_run, &j[k]);
-        }
-        read_run(&j[0]);
-        for (int k = 1; k < threads; k++) pthread_join(th[k], NULL);
-        double dt = now() - t0;
-        if (dt < best) best = dt;
-    }
+    read_job j[64];
+    for (int k = 0; k < threads; k++)
+        j[k] = (read_job){buf + per * (size_t)k, per, 0};
+    double best = best_fanout(read_run, j, sizeof j[0], threads, iters);
     free(buf);
     return (double)per * threads / best / 1e9;
 }
@@ -150,20 +160,10 @@ static int gemm_report(const rl_type_traits *t, int id, const uint8_t *w, int64_
 static void vecdot_report(const rl_type_traits *t, const uint8_t *w, const void *a, float *out, int64_t rows,
                           int64_t n, size_t rs, int threads, int iters, bool single, bool json, const bool *first)
 {
-    double best = 1e30;
-    for (int it = 0; it < iters; it++) {
-        pthread_t th[64];
-        job j[64];
-        double t0 = now();
-        for (int k = 0; k < threads; k++) {
-            j[k] = (job){t, w, a, n, rows * k / threads, rows * (k + 1) / threads, rs, out, single};
-            if (k) pthread_create(&th[k], NULL, run_job, &j[k]);
-        }
-        run_job(&j[0]);
-        for (int k = 1; k < threads; k++) pthread_join(th[k], NULL);
-        double dt = now() - t0;
-        if (dt < best) best = dt;
-    }
+    job j[64];
+    for (int k = 0; k < threads; k++)
+        j[k] = (job){t, w, a, n, rows * k / threads, rows * (k + 1) / threads, rs, out, single};
+    double best = best_fanout(run_job, j, sizeof j[0], threads, iters);
     double gbs = (double)rs * (double)rows / best / 1e9, ns_row = best * 1e9 / (double)rows * threads;
     const char *kern = t->vec_dot == t->vec_dot_ref ? "scalar" : "simd";
     if (json)
