@@ -106,6 +106,9 @@ typedef struct rl_engine_stats {
      * is the host's scheduling and sampling around them, during which a
      * device idles. Logged when the daemon stops. */
     uint64_t step_ns, forward_ns;
+    /* Of those, the steps that computed more tokens than sequences (prompt
+     * chunks), and their wall time. */
+    uint64_t prompt_steps, prompt_step_ns;
 } rl_engine_stats;
 
 /* One chat message; the roles are "system", "user", "assistant". */

@@ -617,9 +617,10 @@ int rl_daemon_run(rl_daemon *d)
         d->engine->ops->get_stats(d->engine, &st);
         if (st.steps)
             rl_log(LOG_INFO, "engine: %llu steps, mean batch %.1f; %.3f s in steps, %.3f s of it in the forward pass "
-                             "(%.1f us a step around it)",
+                             "(%.1f us a step around it); %llu steps with prompt tokens, %.3f s",
                    (unsigned long long)st.steps, (double)st.batch_seqs / (double)st.steps, (double)st.step_ns * 1e-9,
-                   (double)st.forward_ns * 1e-9, (double)(st.step_ns - st.forward_ns) * 1e-3 / (double)st.steps);
+                   (double)st.forward_ns * 1e-9, (double)(st.step_ns - st.forward_ns) * 1e-3 / (double)st.steps,
+                   (unsigned long long)st.prompt_steps, (double)st.prompt_step_ns * 1e-9);
     }
     /* Tell clients at once; the connections are freed by rl_daemon_destroy. */
     for (rl_conn *c = d->conns; c; c = c->loop_next) {

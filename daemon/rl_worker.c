@@ -48,6 +48,11 @@ struct rl_worker {
     uint32_t cap_ents, rotate;
     rl_conn **zc;            /* connections offered to map_region (one reference each) */
     uint32_t n_zc, cap_zc;
+    uint64_t zc_ns, zc_max_ns; /* time in map_region (logged at stop) */
+    uint32_t zc_calls;
+    /* where the thread's time goes while it has work (logged at stop): passes
+     * that ran a step, the step call itself, and the sleeps/spins between */
+    uint64_t busy_ns, step_call_ns, wait_ns;
     rl_worker_trace *trace;  /* NULL unless RINGLM_TRACE_TTFT */
     /* published */
     atomic_uint n_active;
@@ -320,7 +325,12 @@ static bool zc_mapped(rl_worker *w, rl_conn *c)
     void *cb;
     size_t cl;
     rl_conn_cells_range(c, &cb, &cl);
+    uint64_t t0 = rl_now_ns();
     int rc = e->ops->map_region(e, cb, cl);
+    uint64_t dt = rl_now_ns() - t0;
+    w->zc_ns += dt;
+    w->zc_max_ns = dt > w->zc_max_ns ? dt : w->zc_max_ns;
+    w->zc_calls++;
     c->wk_zc = rc == 0 ? 1 : -1;
     if (rc < 0)
         rl_log(LOG_INFO, "client %llu: region not mapped into the engine (%s): tokens are copied",
@@ -529,6 +539,7 @@ static bool run_step(rl_worker *w)
         if (!idx[j]->t_first) /* only the steps before the first token */
             rl_ttft_stamp_step(&idx[j]->tr, t0);
     int rc = w->e->ops->step(w->e, w->items, n);
+    w->step_call_ns += rl_now_ns() - t0;
     atomic_store(&w->step_started, 0);
     atomic_fetch_add(&w->steps, 1);
     for (uint32_t i = 0; i < n; i++) {
@@ -577,6 +588,7 @@ static void *worker_main(void *arg)
     rl_worker *w = arg;
     uint64_t last_work = rl_now_ns();
     for (;;) {
+        const uint64_t pass0 = rl_now_ns();
         pthread_mutex_lock(&w->mu);
         msg *m = w->inbox;
         w->inbox = NULL;
@@ -639,8 +651,11 @@ static void *worker_main(void *arg)
          * pay a condition-variable wake-up (~7 us on the CPU VM). */
         if (had_msgs || stepped || posted)
             last_work = now;
+        if (stepped)
+            w->busy_ns += now - pass0;
         if (had_msgs || steppable(w))
             continue;
+        const uint64_t wait0 = now;
         /* Adaptive wait: spin for the window after the last work, then sleep. */
         unsigned iter = 0;
         while (w->spin_us > 0 && now - last_work < (uint64_t)w->spin_us * 1000) {
@@ -658,6 +673,8 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_unlock(&w->mu);
         last_work = rl_now_ns();
+        if (w->n_act) /* idle with requests in flight (waiting on their clients) */
+            w->wait_ns += last_work - wait0;
     }
     return NULL;
 }
@@ -709,6 +726,13 @@ void rl_worker_stop(rl_worker *w)
     /* Anything pushed after the thread left. */
     handle_msgs(w, w->inbox, true);
     zc_forget_all(w); /* nothing left normally: the thread did it before leaving */
+    if (w->zc_calls) /* what mapping client regions cost the step thread */
+        rl_log(LOG_INFO, "zero copy: %u client regions mapped, %.3f ms between steps (longest %.1f us)",
+               w->zc_calls, (double)w->zc_ns * 1e-6, (double)w->zc_max_ns * 1e-3);
+    if (w->busy_ns)
+        rl_log(LOG_INFO, "worker: %.3f s in passes that stepped, %.3f s of it in the step call; %.3f s waiting "
+                         "with requests in flight",
+               (double)w->busy_ns * 1e-9, (double)w->step_call_ns * 1e-9, (double)w->wait_ns * 1e-9);
     free(w->zc);
     free(w->act);
     free(w->items);

@@ -139,6 +139,10 @@ static void publish_stats(llm *L, uint32_t n_seqs, uint32_t n_tokens, uint32_t n
     st->sampled_top_k += n_top;
     st->step_ns += step_ns;
     st->forward_ns += fwd_ns;
+    if (n_tokens > n_seqs) { /* a step that carried prompt tokens */
+        st->prompt_steps++;
+        st->prompt_step_ns += step_ns;
+    }
     st->step_tokens = L->step_tokens;
     st->prefix_lookups = ps.lookups;
     st->prefix_hits = ps.hits;

@@ -348,13 +348,15 @@ static int probe = 0;
 static int dist = 1;
 /* RL_CU_MMT_SPLIT=N: plan only K splits of N (where they fit; measurements). */
 static int force_split = 0;
-/* The plan's constants (plan_of): session 8's by default (3 or 4
- * warpgroups, activations weighed at their 32 K, a shared reduction at half a
- * chunk); RL_CU_MMT_PLAN=13: session 13's refit (2 warpgroups allowed,
- * activations weighed at 8 K, half a chunk per rank), which picks 2
- * warpgroups split 4 for the 7B O and down products (measured faster there
- * when forced, but not yet measured as a plan: no device time was left). */
-static bool plan8 = true;
+/* The plan's constants (plan_of): session 13's refit by default (2
+ * warpgroups allowed, activations weighed at 8 K, a shared reduction at half
+ * a chunk per rank), which picks 2 warpgroups split 4 for the 7B O and down
+ * products; RL_CU_MMT_PLAN=8: session 8's (3 or 4 warpgroups, activations at
+ * their 32 K, half a chunk whatever the split). Measured as plans in session
+ * 14 (docs/PERFORMANCE.md): the refit's 7B batch-64 step 3.57 against 3.79
+ * ms of products, engine 11,585 against 11,184 tok/s, TinyLlama 28,012
+ * against 26,956. */
+static bool plan8 = false;
 
 static void read_env(void)
 {
@@ -370,7 +372,7 @@ static void read_env(void)
     const char *fs = getenv("RL_CU_MMT_SPLIT");
     force_split = fs && atoi(fs) >= 1 && atoi(fs) <= 8 ? atoi(fs) : 0;
     const char *pl = getenv("RL_CU_MMT_PLAN");
-    plan8 = !(pl && atoi(pl) == 13);
+    plan8 = pl && atoi(pl) == 8;
     const char *pr = getenv("RL_CU_MMT_PROBE");
     probe = pr && atoi(pr) >= 1 && atoi(pr) <= 4 ? atoi(pr) : 0;
 }
@@ -394,8 +396,8 @@ static bool shared_red(int64_t tiles, int split)
  * reduction: the last CTA of a tile reads split partial tiles of BM x 64
  * floats at ~30 GB/s (the workspace must hold them); in one wave, with the
  * reduction shared by all ranks (dist), about half a chunk whatever the
- * split. Fitted to the 7B products (docs/PERFORMANCE.md). With plan8 off
- * (RL_CU_MMT_PLAN=13): 2 warpgroups allowed, the activations (from L2)
+ * split. Fitted to the 7B products (docs/PERFORMANCE.md). The default
+ * (plan8 off): 2 warpgroups allowed, the activations (from L2)
  * weighed as 8 K and the shared reduction as half a chunk per rank, refitted
  * to session 13's products-alone measurements of forced plans, where the
  * 4096-row O and down products ran best as 2 warpgroups split 4 (16.5 and
