@@ -54,3 +54,12 @@ if [ "$PART" = gaps ]; then
   for st in 512 512 384 256; do left 480 || break; echo "load $st: $(STEPS=$st load1)"; done
   echo "elapsed ${SECONDS}s"
 fi
+#   bells    clients woken on rl_bells' thread (the default) against inline
+#            (RINGLM_BELL_THREAD=0): the transport and batch suites, then the
+#            64-client load alternately.
+if [ "$PART" = bells ]; then
+  build
+  SUITE_S=150 suites --suite transport --suite batch
+  for b in 1 0 1 0 1; do left 470 || break; echo "load bells $b: $(RINGLM_BELL_THREAD=$b load1)"; done
+  echo "elapsed ${SECONDS}s"
+fi

@@ -4,6 +4,8 @@
 #include "tt_util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -222,6 +224,68 @@ START_TEST(test_request_arena_wraps_around)
 }
 END_TEST
 
+/* Many clients that sleep (no spinning) while the daemon streams to all of
+ * them at once: each step touches more clients than the worker rings inline,
+ * so their bells ring on rl_bells' thread (daemon/rl_bells.h). A bell lost or
+ * rung before its tokens are visible leaves a client asleep until timeout. */
+enum { SL_CLIENTS = 12, SL_REQS = 3, SL_LEN = 300 };
+typedef struct sl_client {
+    const tt_daemon *td;
+    int id, ok;
+    char msg[160];
+} sl_client;
+
+static void *sleeping_client(void *arg)
+{
+    sl_client *k = arg;
+    ringlm_opts o = {.spin_us = 0, .timeout_ms = 10000};
+    ringlm_conn *c = NULL;
+    if (ringlm_connect(k->td->sock, &o, &c) != 0) {
+        snprintf(k->msg, sizeof k->msg, "connect: %s", ringlm_last_error());
+        return NULL;
+    }
+    ringlm_params p;
+    ringlm_params_default(&p);
+    p.max_tokens = SL_LEN + 1;
+    char prompt[SL_LEN];
+    for (int r = 0; r < SL_REQS; r++) {
+        for (int i = 0; i < SL_LEN; i++)
+            prompt[i] = (char)('a' + (i * 7 + k->id * 3 + r) % 26);
+        ringlm_req req;
+        tt_result res;
+        if (ringlm_submit_text(c, prompt, SL_LEN, &p, &req) != 0 || tt_collect(c, req, &res, 10000) != 0) {
+            snprintf(k->msg, sizeof k->msg, "client %d request %d: no answer", k->id, r);
+            ringlm_close(c);
+            return NULL;
+        }
+        bool same = res.len == SL_LEN && memcmp(res.text, prompt, SL_LEN) == 0;
+        tt_result_free(&res);
+        if (!same) {
+            snprintf(k->msg, sizeof k->msg, "client %d request %d: wrong text", k->id, r);
+            ringlm_close(c);
+            return NULL;
+        }
+    }
+    ringlm_close(c);
+    k->ok = 1;
+    return NULL;
+}
+
+START_TEST(test_many_sleeping_clients_are_all_woken)
+{
+    sl_client k[SL_CLIENTS];
+    pthread_t th[SL_CLIENTS];
+    for (int i = 0; i < SL_CLIENTS; i++) {
+        k[i] = (sl_client){.td = &td, .id = i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, sleeping_client, &k[i]), 0);
+    }
+    for (int i = 0; i < SL_CLIENTS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < SL_CLIENTS; i++)
+        ck_assert_msg(k[i].ok, "%s", k[i].msg);
+}
+END_TEST
+
 static Suite *inflight_suite(void)
 {
     Suite *s = suite_create("inflight");
@@ -234,6 +298,7 @@ static Suite *inflight_suite(void)
     tcase_add_test(tc, test_full_completion_ring_pauses_then_resumes_generation);
     tcase_add_test(tc, test_result_arena_wraps_around_under_sustained_traffic);
     tcase_add_test(tc, test_request_arena_wraps_around);
+    tcase_add_test(tc, test_many_sleeping_clients_are_all_woken);
     suite_add_tcase(s, tc);
     return s;
 }
