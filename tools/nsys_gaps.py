@@ -15,10 +15,10 @@ with open(sys.argv[1]) as f:
             continue
         rows.append((start, dur, name))
 rows.sort()
-# steps: split where the device idles > 50 us (the host between steps)
+# steps: split where the device idles > 15 us (the host between steps)
 steps, cur, last_end = [], [], None
 for s, d, n in rows:
-    if last_end is not None and s - last_end > 50e3 and cur:
+    if last_end is not None and s - last_end > 15e3 and cur:
         steps.append(cur); cur = []
     cur.append((s, d, n)); last_end = max(last_end or 0, s + d)
 if cur:
