@@ -1,8 +1,6 @@
 /* rl_cu_matvec.cu - matrix-vector dispatch by weight type (kernels in rl_cu_matvec.cuh). */
 #include "rl_cu_matvec.cuh"
 
-#include <string.h>
-
 /* Float rows whose length is not a multiple of 8 (tiny models): scalar. */
 __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch, rl_cu_act y, int mode)
 {
@@ -31,9 +29,8 @@ __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch,
     }
 }
 
-/* The matvec of one weight type (tail: NULL or a checked norm tail). */
-static int dispatch(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
-                    const rl_cu_norm_tail *tail, cudaStream_t s)
+extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
+                            cudaStream_t s)
 {
     if (batch < 1 || batch > RL_CU_MAX_BATCH || x->n != m->cols || (x->stride && x->stride != x->n) ||
         (mode == RL_CU_MV_GLU && m->rows % 2))
@@ -46,15 +43,13 @@ static int dispatch(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode,
     if (q8 && (x->q == NULL || x->ds == NULL))
         return -EINVAL;
     switch (m->type) {
-    case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, *x, batch, mode, *y, tail, s); break;
-    case RL_TYPE_Q8_0: rl_cu_mv_q8_0(*m, *x, batch, mode, *y, tail, s); break;
-    case RL_TYPE_Q4_K: rl_cu_mv_q4_k(*m, *x, batch, mode, *y, tail, s); break;
-    case RL_TYPE_Q5_K: rl_cu_mv_q5_k(*m, *x, batch, mode, *y, tail, s); break;
-    case RL_TYPE_Q6_K: rl_cu_mv_q6_k(*m, *x, batch, mode, *y, tail, s); break;
+    case RL_TYPE_Q4_0: rl_cu_mv_q4_0(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q8_0: rl_cu_mv_q8_0(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q4_K: rl_cu_mv_q4_k(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q5_K: rl_cu_mv_q5_k(*m, *x, batch, mode, *y, s); break;
+    case RL_TYPE_Q6_K: rl_cu_mv_q6_k(*m, *x, batch, mode, *y, s); break;
     case RL_TYPE_F16: case RL_TYPE_BF16: case RL_TYPE_F32:
         if (m->cols % 8) {
-            if (tail)
-                return -ENOTSUP;
             rl_launch(k_matvec_scalar, dim3((unsigned)((n_out + MV_WARPS - 1) / MV_WARPS)), dim3(MV_WARPS * 32), s,
                       *m, *x, batch, *y, mode);
             if (mode == RL_CU_MV_GLU && y->q && n_out % 32 == 0) {
@@ -62,40 +57,15 @@ static int dispatch(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode,
                 return rc ? rc : rl_cu_quantize(y, batch, s);
             }
         } else if (m->type == RL_TYPE_F16) {
-            rl_cu_mv_f16(*m, *x, batch, mode, *y, tail, s);
+            rl_cu_mv_f16(*m, *x, batch, mode, *y, s);
         } else if (m->type == RL_TYPE_BF16) {
-            rl_cu_mv_bf16(*m, *x, batch, mode, *y, tail, s);
+            rl_cu_mv_bf16(*m, *x, batch, mode, *y, s);
         } else {
-            rl_cu_mv_f32(*m, *x, batch, mode, *y, tail, s);
+            rl_cu_mv_f32(*m, *x, batch, mode, *y, s);
         }
         break;
     default:
         return -EINVAL;
     }
     return RL_CU_LAUNCHED("matvec");
-}
-
-extern "C" int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
-                            cudaStream_t s)
-{
-    return dispatch(m, x, batch, mode, y, NULL, s);
-}
-
-static int tail_on = -1;
-
-extern "C" void rl_cu_norm_tail_set(int on) { tail_on = on; }
-
-extern "C" int rl_cu_matvec_norm(const rl_cu_mat *m, const rl_cu_act *x, rl_cu_act *y, const float *norm_w,
-                                 float eps, const rl_cu_act *ny, unsigned *ctr, cudaStream_t s)
-{
-    if (tail_on < 0) {
-        const char *e = getenv("RL_CU_NORM_TAIL");
-        tail_on = !(e && strcmp(e, "0") == 0);
-    }
-    const int64_t n = m->rows;
-    if (!tail_on || !ctr || !norm_w || y->stride || ny->n != n || ny->f == y->f || n % 32 || n > RL_CU_NORM_TAIL_MAX ||
-        (ny->q && !ny->ds))
-        return -ENOTSUP;
-    rl_cu_norm_tail t = {norm_w, eps, *ny, ctr};
-    return dispatch(m, x, 1, RL_CU_MV_ADD, y, &t, s);
 }

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 
 #include "rl_cu_dequant.cuh"
-#include "rl_cu_norm.cuh"
 
 #define MV_WARPS 8
 
@@ -317,7 +316,7 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
  * compute (the rounds then hold half the units: the same registers). */
 template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false>
 __global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
-k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const rl_cu_norm_tail tail)
+k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 {
     const int NR = GLU ? 2 * NO : NO;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -417,10 +416,6 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const rl_c
             }
         }
     }
-    /* ADD of one sequence with a norm tail: the last CTA normalizes y's row */
-    if constexpr (!GLU && B == 1)
-        if (tail.ctr)
-            rl_norm_tail<W>(y.f, tail, n_out);
     if constexpr (GLU && (W * NO) % 32 == 0) {
         if (y.q == nullptr || n_out % 32 != 0)
             return;
@@ -449,8 +444,7 @@ static inline int mv_env(const char *name)
 }
 
 template <int T, int B, bool DB>
-static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, const rl_cu_norm_tail &tail,
-                      cudaStream_t s)
+static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
 {
     if constexpr (B == 1 && wtraits<T>::Q8) {
         static int glu_u = -1;
@@ -459,8 +453,7 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         if (mode == RL_CU_MV_GLU && glu_u == 1) {
             int64_t n_out = m.rows / 2;
             unsigned grid = (unsigned)((n_out + MV_WARPS * 4 - 1) / (MV_WARPS * 4));
-            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode,
-                      tail);
+            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
             return;
         }
     }
@@ -468,11 +461,11 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode, tail);
+        rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
-        rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode, tail);
+        rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
     }
 }
 
@@ -482,45 +475,40 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
  * (Q4_0: 1.73 against 2.05 TB/s at 4096x11008; the 7B Q4_0 token 411
  * against 453 tok/s); RL_CU_MV_DB=0|1 forces either. */
 template <int T, int B>
-static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, const rl_cu_norm_tail &tail,
-                     cudaStream_t s)
+static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
 {
     if constexpr (B == 1) {
         static int db = -1;
         if (db < 0)
             db = getenv("RL_CU_MV_DB") ? mv_env("RL_CU_MV_DB") != 0 : !wtraits<T>::Q8;
         if (db) {
-            launch_db<T, 1, true>(m, x, mode, y, tail, s);
+            launch_db<T, 1, true>(m, x, mode, y, s);
             return;
         }
     }
-    launch_db<T, B, false>(m, x, mode, y, tail, s);
+    launch_db<T, B, false>(m, x, mode, y, s);
 }
 
-/* tail: NULL, or a norm tail (batch 1, ADD; rl_cu_matvec_norm checks). */
 template <int T>
-void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, const rl_cu_norm_tail *tail,
-              cudaStream_t s)
+void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 {
-    const rl_cu_norm_tail none = {}, &t = tail ? *tail : none;
     switch (batch) {
-    case 1: launch_b<T, 1>(m, x, mode, y, t, s); break;
-    case 2: launch_b<T, 2>(m, x, mode, y, none, s); break;
-    case 3: launch_b<T, 3>(m, x, mode, y, none, s); break;
-    case 4: launch_b<T, 4>(m, x, mode, y, none, s); break;
-    case 5: launch_b<T, 5>(m, x, mode, y, none, s); break;
-    case 6: launch_b<T, 6>(m, x, mode, y, none, s); break;
-    case 7: launch_b<T, 7>(m, x, mode, y, none, s); break;
-    default: launch_b<T, 8>(m, x, mode, y, none, s); break;
+    case 1: launch_b<T, 1>(m, x, mode, y, s); break;
+    case 2: launch_b<T, 2>(m, x, mode, y, s); break;
+    case 3: launch_b<T, 3>(m, x, mode, y, s); break;
+    case 4: launch_b<T, 4>(m, x, mode, y, s); break;
+    case 5: launch_b<T, 5>(m, x, mode, y, s); break;
+    case 6: launch_b<T, 6>(m, x, mode, y, s); break;
+    case 7: launch_b<T, 7>(m, x, mode, y, s); break;
+    default: launch_b<T, 8>(m, x, mode, y, s); break;
     }
 }
 
 /* One explicit instantiation file per weight type (parallel builds). */
 #define RL_CU_MV_DECLARE(T, name) \
-    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, \
-                         const rl_cu_norm_tail *tail, cudaStream_t s)
+    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
 #define RL_CU_MV_DEFINE(T, name) \
-    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, tail, s); }
+    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, s); }
 RL_CU_MV_DECLARE(RL_TYPE_Q4_0, q4_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q8_0, q8_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q4_K, q4_k);

@@ -222,8 +222,6 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = dalloc((void **)&m->d_out, (size_t)c.max_batch * 4, "ids")) ||
         (rc = dalloc((void **)&m->d_dst, (size_t)rows * 8, "token addresses")) ||
         (rc = dalloc((void **)&m->d_topk, rl_cu_topk_dev_bytes(rows, c.max_batch), "top-k")) ||
-        (rc = dalloc((void **)&m->d_norm_ctr, sizeof(unsigned), "norm tail counter")) ||
-        (rc = rl_cu_check(cudaMemset(m->d_norm_ctr, 0, sizeof(unsigned)), "zero norm tail counter")) ||
         (rc = dalloc(&m->kv.pool, kvb, "KV cache")) ||
         (rc = dalloc(&m->xh, (size_t)rows * xh_n * 2, "fp16 activations")) ||
         (c.w16 != RL_CU_W16_ON && (rc = dalloc(&m->wscratch, (size_t)maxw * 2, "fp16 weight scratch"))))
@@ -273,7 +271,6 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->q);
     cudaFree(m->gu);
     cudaFree(m->attn_scratch);
-    cudaFree(m->d_norm_ctr);
     cudaFree(m->xo);
     cudaFree(m->d_in);
     cudaFree(m->d_bt);

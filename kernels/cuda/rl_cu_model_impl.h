@@ -27,7 +27,6 @@ struct rl_cu_model {
     float *xo;                /* GEMM path: rows that need logits, gathered [max_batch][n_embd] */
     rl_cu_act logits;         /* [max_batch][n_vocab] */
     void *attn_scratch;
-    unsigned *d_norm_ctr;     /* the norm tails' arrival counter (rl_cu_matvec_norm), zero between launches */
     int32_t *d_in;            /* tokens | pos | row | out index, max_rows each */
     int32_t *d_bt;            /* block tables [max_rows][bt_stride] */
     int32_t *d_out;           /* argmax per logits row [max_batch] */

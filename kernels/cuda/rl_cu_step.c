@@ -24,24 +24,8 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
     return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
-/* y += W x, then xn = RMSNorm(y) * norm_w: fused into the product's last CTA
- * for one sequence (rl_cu_matvec_norm: the same bits, one launch fewer), two
- * kernels otherwise. */
-static int add_norm(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, int n, rl_cu_act *y,
-                    const float *norm_w)
-{
-    if (n == 1) {
-        int rc = rl_cu_matvec_norm(w, x, y, norm_w, m->c.rms_eps, &m->xn, m->d_norm_ctr, m->s);
-        if (rc != -ENOTSUP)
-            return rc;
-    }
-    RL_CU_TRY(rl_cu_model_product(m, w, x, n, RL_CU_MV_ADD, y));
-    return rl_cu_rmsnorm(y->f, norm_w, m->c.rms_eps, m->c.n_embd, n, &m->xn, m->s);
-}
-
 /* The layers of a step of n tokens on the matrix-vector path (graph-captured):
- * ids in d_in, block tables in d_bt; logits and argmax for all n rows. Each
- * RMSNorm but the first follows the product that adds into the residual. */
+ * ids in d_in, block tables in d_bt; logits and argmax for all n rows. */
 static int enqueue_small(rl_cu_model *m, int n)
 {
     const rl_cu_model_cfg *c = &m->c;
@@ -50,19 +34,20 @@ static int enqueue_small(rl_cu_model *m, int n)
     int n_split = rl_cu_attn_splits(n, c->n_head);
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
-    RL_CU_TRY(rl_cu_rmsnorm(m->x, m->layers[0].attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
         RL_CU_TRY(rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (m->attn.q && c->head_dim % 32)
             RL_CU_TRY(rl_cu_quantize(&m->attn, n, s));
-        RL_CU_TRY(add_norm(m, &L->wo, &m->attn, n, &xres, L->ffn_norm));
+        RL_CU_TRY(rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres));
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
         RL_CU_TRY(rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s));
-        const float *next = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : m->output_norm;
-        RL_CU_TRY(add_norm(m, &L->wdown, &m->ffn, n, &xres, next));
+        RL_CU_TRY(rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres));
     }
+    RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
     RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits));
     return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
 }

@@ -113,20 +113,6 @@ enum {
 int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                  cudaStream_t s);
 
-/* One sequence: y += W x (ADD mode, as rl_cu_matvec) and then, in the grid's
- * last CTA, ny = RMSNorm(y) * norm_w (f, and int8 + scales (+ fp16) where ny
- * has them): the same bits as rl_cu_matvec followed by rl_cu_rmsnorm, with
- * one launch and its latency chain fewer (docs/PERFORMANCE.md, session 14).
- * ctr: a device counter, zero before the first call (each call leaves it
- * zero); calls that share it must not run concurrently. -ENOTSUP where it is
- * not fused (y with a stride, ny aliasing y, a row not a multiple of 32 or
- * over 8192, float rows not a multiple of 8, or RL_CU_NORM_TAIL=0 /
- * rl_cu_norm_tail_set(0)): the caller runs the two kernels. */
-int rl_cu_matvec_norm(const rl_cu_mat *m, const rl_cu_act *x, rl_cu_act *y, const float *norm_w, float eps,
-                      const rl_cu_act *ny, unsigned *ctr, cudaStream_t s);
-/* Tests and measurements: 1 fuses (the default unless RL_CU_NORM_TAIL=0), 0 not. */
-void rl_cu_norm_tail_set(int on);
-
 /* ---- batched matrix products (continuous batching) -------------------------- */
 /* Largest batch of rl_cu_mm. */
 #define RL_CU_MAX_MM_BATCH 64

@@ -186,103 +186,6 @@ START_TEST(rmsnorm_matches_cpu_and_quantizes)
 }
 END_TEST
 
-/* rl_cu_matvec_norm: y += W x and the RMSNorm of y's row in the grid's last
- * CTA give the same bits as rl_cu_matvec then rl_cu_rmsnorm (every plane of
- * the normed row), three calls in a row (the counter re-arms). */
-static void check_matvec_norm(rl_type t, int64_t rows, int64_t cols)
-{
-    char name[64];
-    snprintf(name, sizeof name, "matvec_norm %s %lldx%lld", rl_type_get(t)->name, (long long)rows, (long long)cols);
-    uint64_t s = tcu_seed(name);
-    float *w = malloc(rows * cols * sizeof(float));
-    rl_cu_mat m;
-    tcu_make_weight(t, rows, cols, &s, &m, w);
-    float *x = tcu_rand_vec(&s, cols, 1.0f), *y0 = tcu_rand_vec(&s, rows, 3.0f), *g = tcu_rand_vec(&s, rows, 1.0f);
-    float *dg = tcu_up(g, rows * sizeof(float));
-    rl_cu_act xa = make_act(cols, 1, x);
-    if (xa.q)
-        CU_OK(rl_cu_quantize(&xa, 1, 0));
-    rl_cu_act ya = make_act(rows, 1, y0), na = make_act(rows, 1, NULL);
-    CU_OK(rl_cu_matvec(&m, &xa, 1, RL_CU_MV_ADD, &ya, 0));
-    CU_OK(rl_cu_rmsnorm(ya.f, dg, 1e-5f, rows, 1, &na, 0));
-    rl_cu_act yb = make_act(rows, 1, NULL), nb = make_act(rows, 1, NULL);
-    unsigned *ctr = tcu_dev(sizeof(unsigned)), hc = 1;
-    ck_assert(cudaMemset(ctr, 0, sizeof(unsigned)) == cudaSuccess);
-    const size_t fb = rows * sizeof(float), qb = rows, db = rows / 32 * 2 * sizeof(float), hb = rows * 2;
-    char *want = malloc(fb), *got = malloc(fb);
-    for (int rep = 0; rep < 3; rep++) {
-        ck_assert(cudaMemcpy(yb.f, y0, fb, cudaMemcpyHostToDevice) == cudaSuccess);
-        ck_assert(cudaMemset(nb.f, 0xFF, fb) == cudaSuccess && cudaMemset(nb.q, 0x55, qb) == cudaSuccess &&
-                  cudaMemset(nb.ds, 0xFF, db) == cudaSuccess && cudaMemset(nb.h, 0xFF, hb) == cudaSuccess);
-        CU_OK(rl_cu_matvec_norm(&m, &xa, &yb, dg, 1e-5f, &nb, ctr, 0));
-        const void *planes[4][2] = {{ya.f, yb.f}, {na.f, nb.f}, {na.q, nb.q}, {na.ds, nb.ds}};
-        const size_t bytes[4] = {fb, fb, qb, db};
-        for (int p = 0; p < 4; p++) {
-            tcu_down(want, planes[p][0], bytes[p]);
-            tcu_down(got, planes[p][1], bytes[p]);
-            ck_assert_msg(memcmp(want, got, bytes[p]) == 0, "%s: plane %d differs (call %d)", name, p, rep);
-        }
-        tcu_down(want, na.h, hb);
-        tcu_down(got, nb.h, hb);
-        ck_assert_msg(memcmp(want, got, hb) == 0, "%s: fp16 plane differs (call %d)", name, rep);
-        tcu_down(&hc, ctr, sizeof hc);
-        ck_assert_uint_eq(hc, 0);
-    }
-    free_act(&xa), free_act(&ya), free_act(&na), free_act(&yb), free_act(&nb);
-    rl_cu_mat_free(&m);
-    cudaFree(dg), cudaFree(ctr);
-    free(w), free(x), free(y0), free(g), free(want), free(got);
-}
-
-START_TEST(matvec_norm_tail_same_bits_as_two_kernels)
-{
-    static const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q6_K, RL_TYPE_F16, RL_TYPE_F32};
-    rl_type t = types[_i];
-    check_matvec_norm(t, 64, 256);   /* stories260K's row */
-    check_matvec_norm(t, 2048, 512); /* TinyLlama's */
-    check_matvec_norm(t, 4096, 256); /* 7B's */
-    check_matvec_norm(t, 8192, 256); /* the register path's longest */
-    check_matvec_norm(t, 5120, 256);
-}
-END_TEST
-
-START_TEST(matvec_norm_tail_refuses_what_it_cannot_fuse)
-{
-    uint64_t s = tcu_seed("matvec_norm refusals");
-    const int64_t bad_rows[] = {8224, 100};
-    for (int k = 0; k < 2; k++) {
-        int64_t rows = bad_rows[k];
-        float *w = malloc(rows * 256 * sizeof(float));
-        rl_cu_mat m;
-        tcu_make_weight(RL_TYPE_F16, rows, 256, &s, &m, w);
-        rl_cu_act xa = make_act(256, 1, NULL), ya = make_act(rows, 1, NULL), na = make_act(rows, 1, NULL);
-        float *dg = tcu_dev(rows * sizeof(float));
-        unsigned *ctr = tcu_dev(sizeof(unsigned));
-        ck_assert_int_eq(rl_cu_matvec_norm(&m, &xa, &ya, dg, 1e-5f, &na, ctr, 0), -ENOTSUP);
-        free_act(&xa), free_act(&ya), free_act(&na);
-        rl_cu_mat_free(&m);
-        cudaFree(dg), cudaFree(ctr);
-        free(w);
-    }
-    float *w = malloc(64 * 256 * sizeof(float));
-    rl_cu_mat m;
-    tcu_make_weight(RL_TYPE_F16, 64, 256, &s, &m, w);
-    rl_cu_act xa = make_act(256, 1, NULL), ya = make_act(64, 1, NULL);
-    float *dg = tcu_dev(64 * sizeof(float));
-    unsigned *ctr = tcu_dev(sizeof(unsigned));
-    ck_assert_int_eq(rl_cu_matvec_norm(&m, &xa, &ya, dg, 1e-5f, &ya, ctr, 0), -ENOTSUP); /* in place */
-    ck_assert_int_eq(rl_cu_matvec_norm(&m, &xa, &ya, dg, 1e-5f, &ya, NULL, 0), -ENOTSUP); /* no counter */
-    rl_cu_act na = make_act(64, 1, NULL);
-    rl_cu_norm_tail_set(0);
-    ck_assert_int_eq(rl_cu_matvec_norm(&m, &xa, &ya, dg, 1e-5f, &na, ctr, 0), -ENOTSUP); /* switched off */
-    rl_cu_norm_tail_set(1);
-    free_act(&xa), free_act(&ya), free_act(&na);
-    rl_cu_mat_free(&m);
-    cudaFree(dg), cudaFree(ctr);
-    free(w);
-}
-END_TEST
-
 static float h2f(uint16_t h)
 {
     return rl_fp16_to_fp32(h);
@@ -667,8 +570,6 @@ int main(void)
     tcase_add_loop_test(tc, matvec_glu_mode_fuses_swiglu_and_quantizes, 0, nt);
     tcase_add_test(tc, matvec_float_rows_not_multiple_of_8);
     tcase_add_test(tc, matvec_output_stride_writes_only_its_columns);
-    tcase_add_loop_test(tc, matvec_norm_tail_same_bits_as_two_kernels, 0, 6);
-    tcase_add_test(tc, matvec_norm_tail_refuses_what_it_cannot_fuse);
     tcase_add_loop_test(tc, rmsnorm_matches_cpu_and_quantizes, 0, 3);
     tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 6);
     tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
