@@ -86,3 +86,18 @@ if [ "$PART" = timeline ]; then
   fi
   echo "elapsed ${SECONDS}s"
 fi
+#   tail     (measures eec9532, reverted: docs/PERFORMANCE.md) the RMSNorm in
+#            the last CTA of the one-sequence O and down products
+#            (rl_cu_matvec_norm; RL_CU_NORM_TAIL=0: separate launches): the cuda, batch and model suites, hf_check, then
+#            single-stream generation alternately, and its per-op profile.
+if [ "$PART" = tail ]; then
+  build
+  SUITE_S=260 suites --suite cuda --suite batch --suite model
+  timeout 150 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; echo "hf_check rc=$?"
+  grep -cE "PASS" "$OUT/hf_check.txt"; grep -E "FAIL" "$OUT/hf_check.txt" | head -4
+  for t in 1 0 1 0; do
+    left 470 || break
+    echo "tail $t: TinyLlama $(RL_CU_NORM_TAIL=$t eng tinyllama-1.1b 1 512 f16) 7B $(RL_CU_NORM_TAIL=$t eng llama2-7b 1 512 f16)"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
