@@ -101,3 +101,18 @@ if [ "$PART" = tail ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   splits   the decode attention at batch 1 with the chunk count forced
+#            (RL_CU_ATTN_SPLITS=N; the default picks ~2 CTAs per SM: 9 for 32
+#            heads): per-op attention and generation, TinyLlama and 7B.
+if [ "$PART" = splits ]; then
+  build
+  for sp in 0 1 2 3 4 6 9 16; do
+    left 500 || break
+    for sh in tinyllama-1.1b llama2-7b; do
+      a=$(RL_CU_ATTN_SPLITS=$sp timeout 60 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "attention" | tr -s ' ')
+      echo "splits $sp $sh: $a | $(RL_CU_ATTN_SPLITS=$sp eng $sh 1 512 f16)"
+    done
+  done
+  for sp in 0 2 4; do left 540 || break; echo "splits $sp 7B b1 int8 KV: $(RL_CU_ATTN_SPLITS=$sp eng llama2-7b 1 512 q8_0)"; done
+  echo "elapsed ${SECONDS}s"
+fi

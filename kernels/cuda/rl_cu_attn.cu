@@ -30,13 +30,17 @@
  * (environment, for measurements; default 1), at most 32. */
 extern "C" int rl_cu_attn_splits(int batch, int n_head)
 {
-    static int min_split = -1;
+    static int min_split = -1, force = 0;
     if (min_split < 0) {
         const char *e = getenv("RL_CU_ATTN_MIN_SPLIT");
         min_split = e ? atoi(e) : 1;
         if (min_split < 1 || min_split > 32)
             min_split = 1;
+        const char *f = getenv("RL_CU_ATTN_SPLITS"); /* measurements: this many, whatever the batch */
+        force = f && atoi(f) >= 1 && atoi(f) <= 32 ? atoi(f) : 0;
     }
+    if (force)
+        return force;
     int want = (2 * rl_cu_sm_count() + batch * n_head - 1) / (batch * n_head);
     want = want < min_split ? min_split : want;
     return want > 32 ? 32 : want;
