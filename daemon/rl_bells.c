@@ -33,6 +33,7 @@ static void ring_all(rl_bells *b, rl_conn **c, uint32_t n)
 static void *bells_main(void *arg)
 {
     rl_bells *b = arg;
+    pthread_setname_np(pthread_self(), "rl-bells");
     rl_conn **mine = NULL;
     uint32_t cap_mine = 0;
     pthread_mutex_lock(&b->mu);

@@ -588,6 +588,7 @@ static bool steppable(rl_worker *w)
 static void *worker_main(void *arg)
 {
     rl_worker *w = arg;
+    pthread_setname_np(pthread_self(), "rl-worker"); /* top -H, perf --comm */
     uint64_t last_work = rl_now_ns();
     for (;;) {
         const uint64_t pass0 = rl_now_ns();

@@ -116,3 +116,25 @@ if [ "$PART" = splits ]; then
   for sp in 0 2 4; do left 540 || break; echo "splits $sp 7B b1 int8 KV: $(RL_CU_ATTN_SPLITS=$sp eng llama2-7b 1 512 q8_0)"; done
   echo "elapsed ${SECONDS}s"
 fi
+#   perf     where the step thread's time goes between steps in the 64-client
+#            load: perf (if installed) on ringlmd's rl-worker thread.
+if [ "$PART" = perf ]; then
+  build
+  PERF=$(command -v perf || ls /usr/lib/linux-tools*/perf /usr/bin/perf* 2>/dev/null | head -1)
+  echo "perf: ${PERF:-none}"
+  if [ -n "$PERF" ]; then
+    M=/tmp/rl-models
+    mk_model() { [ -f $M/llama2-7b-q4_0.gguf ] || $B/tools/ringlm-mkmodel --shape llama2-7b --type q4_0 --out $M/llama2-7b-q4_0.gguf --threads 16 >/dev/null; }
+    mkdir -p $M; mk_model
+    sock=/tmp/rl-perf.sock; rm -f $sock
+    $PERF record -F 4999 -g -o $OUT/perf.data -- $B/daemon/ringlmd --model $M/llama2-7b-q4_0.gguf --device cuda --socket $sock --max-clients 300 --step-tokens 512 --kv-type q8_0 2>"$OUT/ringlmd-perf.log" &
+    for i in $(seq 1 600); do $B/tools/ringlm --socket $sock info >/dev/null 2>&1 && break; sleep 0.1; done
+    timeout 150 $B/bench/ringlm-bench load --socket $sock --clients 64 --requests 2 --prefix 96 --suffix 32 --max-tokens 128 --json | grep -oE '"gen_tok_s":[0-9.]+'
+    pkill -TERM -x ringlmd; wait
+    $PERF report -i $OUT/perf.data --comm rl-worker --no-children --sort sym -g none 2>/dev/null | grep -E "^ +[0-9]" | head -45
+    echo "-- callers (children) on rl-worker"
+    $PERF report -i $OUT/perf.data --comm rl-worker --children --sort sym -g none 2>/dev/null | grep -E "^ +[0-9]" | head -30
+    rm -f $OUT/perf.data
+  fi
+  echo "elapsed ${SECONDS}s"
+fi
