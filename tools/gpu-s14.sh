@@ -138,3 +138,16 @@ if [ "$PART" = perf ]; then
   fi
   echo "elapsed ${SECONDS}s"
 fi
+#   closing  the session's closing checks and figures: the cuda, batch,
+#            transport and model suites, hf_check, engine steps, single
+#            stream, the 64-client load three times, then 256 and 8 clients.
+if [ "$PART" = closing ]; then
+  build
+  SUITE_S=200 suites --suite cuda --suite batch --suite transport --suite model
+  timeout 100 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; echo "hf_check rc=$? PASS $(grep -c PASS "$OUT/hf_check.txt")"
+  echo "engine b64: 7B $(eng llama2-7b 64 160 q8_0) TinyLlama $(eng tinyllama-1.1b 64 160 q8_0)"
+  echo "single stream: 7B $(eng llama2-7b 1 512 f16) TinyLlama $(eng tinyllama-1.1b 1 512 f16)"
+  for i in 1 2 3; do left 300 || break; echo "load 64: $(load1)"; grep -oE '"client_itl_p99_spread":[0-9.]+|"kv_peak_bytes":[0-9]+|"prefix_hit_rate":[0-9.]+' "$OUT/load.jsonl" | tail -3 | tr '\n' ' '; echo; done
+  for c in 256 8; do left 360 || break; echo "load $c: $(CLIENTS=$c load1)"; grep -oE '"client_itl_p99_spread":[0-9.]+|"kv_peak_bytes":[0-9]+' "$OUT/load.jsonl" | tail -2 | tr '\n' ' '; echo; done
+  echo "elapsed ${SECONDS}s"
+fi
