@@ -151,3 +151,12 @@ if [ "$PART" = closing ]; then
   for c in 256 8; do left 360 || break; echo "load $c: $(CLIENTS=$c load1)"; grep -oE '"client_itl_p99_spread":[0-9.]+|"kv_peak_bytes":[0-9]+' "$OUT/load.jsonl" | tail -2 | tr '\n' ' '; echo; done
   echo "elapsed ${SECONDS}s"
 fi
+#   small    batches of 2-8 sequences on the dp4a matvec (the default) or on
+#            the tensor-core products (RL_CU_MATVEC_MAX=1): engine steps.
+if [ "$PART" = small ]; then
+  build
+  for mx in 8 1; do
+    echo "matvec max $mx: 7B b8 $(RL_CU_MATVEC_MAX=$mx eng llama2-7b 8 160 q8_0) b4 $(RL_CU_MATVEC_MAX=$mx eng llama2-7b 4 160 q8_0) b2 $(RL_CU_MATVEC_MAX=$mx eng llama2-7b 2 160 q8_0) TinyLlama b8 $(RL_CU_MATVEC_MAX=$mx eng tinyllama-1.1b 8 160 q8_0)"
+  done
+  echo "elapsed ${SECONDS}s"
+fi

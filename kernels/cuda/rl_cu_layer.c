@@ -212,9 +212,22 @@ static bool mmw_pick(const rl_cu_mat *w, int n)
     return w->type == RL_TYPE_Q4_0 && force != 0 && (n > 32 || force == 1);
 }
 
+/* Most rows a product runs on rl_cu_matvec (dp4a, every row against each
+ * weight unit); RL_CU_MATVEC_MAX=N (1..8, measurements) sends N+1.. rows to
+ * the tensor-core kernels below instead. */
+static int matvec_max(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("RL_CU_MATVEC_MAX");
+        v = e && atoi(e) >= 1 && atoi(e) <= RL_CU_MAX_BATCH ? atoi(e) : RL_CU_MAX_BATCH;
+    }
+    return v;
+}
+
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
 {
-    if (n <= RL_CU_MAX_BATCH)
+    if (n <= matvec_max())
         return rl_cu_matvec(w, x, n, mode, y, s);
     bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
     if (q48 && x->h && n <= RL_CU_MAX_MM_BATCH && mmh_on() && mmw_pick(w, n)) {
