@@ -160,3 +160,15 @@ if [ "$PART" = small ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   small2   batches of 3+ on the tensor-core products by default: the cuda,
+#            batch and e2e suites, then engine steps at 3..8 rows both ways.
+if [ "$PART" = small2 ]; then
+  build
+  SUITE_S=200 suites --suite cuda --suite batch --suite e2e
+  for b in 3 8; do
+    left 250 || break
+    echo "7B b$b: default $(eng llama2-7b $b 160 q8_0) matvec $(RL_CU_MATVEC_MAX=8 eng llama2-7b $b 160 q8_0)"
+  done
+  left 280 && echo "load 8: $(CLIENTS=8 load1)"
+  echo "elapsed ${SECONDS}s"
+fi

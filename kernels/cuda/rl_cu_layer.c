@@ -212,15 +212,18 @@ static bool mmw_pick(const rl_cu_mat *w, int n)
     return w->type == RL_TYPE_Q4_0 && force != 0 && (n > 32 || force == 1);
 }
 
-/* Most rows a product runs on rl_cu_matvec (dp4a, every row against each
- * weight unit); RL_CU_MATVEC_MAX=N (1..8, measurements) sends N+1.. rows to
- * the tensor-core kernels below instead. */
+/* Most rows a product runs on rl_cu_matvec (dp4a: its work grows with every
+ * row); from 3 rows the tensor-core kernels below are faster (H100, 7B Q4_0
+ * engine steps, session 14: batch 8 2,502 against 1,533 tok/s, batch 4
+ * 1,368 against 1,107, batch 2 717 against 809; TinyLlama batch 8 8,267
+ * against 5,912). RL_CU_MATVEC_MAX=N (1..8) moves the line. */
+#define RL_CU_MATVEC_ROWS 2
 static int matvec_max(void)
 {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("RL_CU_MATVEC_MAX");
-        v = e && atoi(e) >= 1 && atoi(e) <= RL_CU_MAX_BATCH ? atoi(e) : RL_CU_MAX_BATCH;
+        v = e && atoi(e) >= 1 && atoi(e) <= RL_CU_MAX_BATCH ? atoi(e) : RL_CU_MATVEC_ROWS;
     }
     return v;
 }
