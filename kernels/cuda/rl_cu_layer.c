@@ -213,11 +213,12 @@ static bool mmw_pick(const rl_cu_mat *w, int n)
 }
 
 /* Most rows a product runs on rl_cu_matvec (dp4a: its work grows with every
- * row); from 3 rows the tensor-core kernels below are faster (H100, 7B Q4_0
- * engine steps, session 14: batch 8 2,502 against 1,533 tok/s, batch 4
- * 1,368 against 1,107, batch 2 717 against 809; TinyLlama batch 8 8,267
- * against 5,912). RL_CU_MATVEC_MAX=N (1..8) moves the line. */
-#define RL_CU_MATVEC_ROWS 2
+ * row); from 4 rows the tensor-core kernels below are faster (H100, 7B Q4_0
+ * engine steps, session 14, tensor cores against the matvec: batch 8 2,502-
+ * 2,512 against 1,533-1,538 tok/s, 4 1,368 against 1,107, 3 1,046 against
+ * 1,069, 2 717 against 809; TinyLlama batch 8 8,267 against 5,912).
+ * RL_CU_MATVEC_MAX=N (1..8) moves the line. */
+#define RL_CU_MATVEC_ROWS 3
 static int matvec_max(void)
 {
     static int v = -1;
