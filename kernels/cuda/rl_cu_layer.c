@@ -213,7 +213,7 @@ static bool mmw_pick(const rl_cu_mat *w, int n)
 }
 
 /* Most rows a product runs on rl_cu_matvec (dp4a: its work grows with every
- * row); from 4 rows the tensor-core kernels below are faster (H100, 7B Q4_0
+ * row); for Q4_0 from 4 rows the tensor-core kernels below are faster (H100, 7B Q4_0
  * engine steps, session 14, tensor cores against the matvec: batch 8 2,502-
  * 2,512 against 1,533-1,538 tok/s, 4 1,368 against 1,107, 3 1,046 against
  * 1,069, 2 717 against 809; TinyLlama batch 8 8,267 against 5,912).
@@ -231,7 +231,8 @@ static int matvec_max(void)
 
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
 {
-    if (n <= matvec_max())
+    /* (only Q4_0 was measured on the tensor-core kernels below 9 rows) */
+    if (n <= RL_CU_MAX_BATCH && (n <= matvec_max() || w->type != RL_TYPE_Q4_0 || !x->h))
         return rl_cu_matvec(w, x, n, mode, y, s);
     bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
     if (q48 && x->h && n <= RL_CU_MAX_MM_BATCH && mmh_on() && mmw_pick(w, n)) {

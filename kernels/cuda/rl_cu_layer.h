@@ -28,7 +28,8 @@ int rl_cu_layer_fill_random(rl_cu_layer *L, uint64_t seed, cudaStream_t s);
 rl_cu_mat *rl_cu_layer_role(const rl_cu_model_cfg *c, rl_cu_layer *L, rl_cu_role role, int64_t *row0);
 
 /* y = W x for n rows (1..any) in a matvec mode, with the best kernel for n:
- * rl_cu_matvec up to RL_CU_MAX_BATCH rows; more: rl_cu_mmh (fp16 copy of the activations) or rl_cu_mmq for Q4_0/Q8_0 with int8
+ * rl_cu_matvec up to RL_CU_MAX_BATCH rows (Q4_0 with fp16 activations: up to
+ * 3, RL_CU_MATVEC_MAX); more: rl_cu_mmw / rl_cu_mms / rl_cu_mmh (fp16 copy of the activations) or rl_cu_mmq for Q4_0/Q8_0 with int8
  * activations (int8 tensor cores; RL_CU_MMQ=0: off), else rl_cu_mm (tensor cores, each
  * weight byte read once), except F32 weights (reference models: exact fp32, so
  * a sequence's tokens never depend on its batch), Q5_K and strided outputs,
