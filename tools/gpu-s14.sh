@@ -64,26 +64,14 @@ if [ "$PART" = bells ]; then
   echo "elapsed ${SECONDS}s"
 fi
 #   timeline batch 1 (TinyLlama, 7B; fp16 KV) and 7B batch 64 (int8 KV): the
-#            per-op profile (each op alone) against the step's rate, and, where
-#            Nsight Systems is installed, the kernels of the replayed graphs
-#            with the gaps between them (tools/nsys_gaps.py).
+#            per-op profile (each op alone) against the step's rate. (Nsight
+#            Systems is not installed on the GPU machine.)
 if [ "$PART" = timeline ]; then
   build
   for c in "tinyllama-1.1b 1 512 f16" "llama2-7b 1 512 f16" "llama2-7b 64 160 q8_0"; do set -- $c
     echo "== $1 b$2 kv $4: $(eng $1 $2 $3 $4)"
     timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "us x|sum" | tr -s ' '
   done
-  NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys 2>/dev/null | head -1)
-  echo "nsys: ${NSYS:-none}"
-  if [ -n "$NSYS" ]; then
-    for c in "tinyllama-1.1b 1 512 f16" "llama2-7b 1 512 f16" "llama2-7b 64 160 q8_0"; do set -- $c
-      left 480 || break
-      timeout 120 $NSYS profile --cuda-graph-trace=node -t cuda -o $OUT/tl-$1-$2 -f true $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 32 --kv $4 >/dev/null 2>&1
-      timeout 60 $NSYS stats --report cuda_gpu_trace --format csv -o $OUT/tl-$1-$2 $OUT/tl-$1-$2.nsys-rep >/dev/null 2>&1
-      echo "== timeline $1 b$2"; python3 $T/nsys_gaps.py $OUT/tl-$1-$2_cuda_gpu_trace.csv
-    done
-    rm -f $OUT/*.nsys-rep $OUT/*.sqlite
-  fi
   echo "elapsed ${SECONDS}s"
 fi
 #   tail     (measures eec9532, reverted: docs/PERFORMANCE.md) the RMSNorm in
