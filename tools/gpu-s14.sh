@@ -1,38 +1,12 @@
 #!/bin/bash
 # gpu-s14.sh - session 14's device calls.
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s14.sh PART
-# Helpers (build, suites, eng, prof, load1) are gpu-s13.sh's.
 T=$(dirname "$0")
 . "$T/gpu-env.sh"
 B=${RL_GPU_BUILD:-/tmp/rl-b}
 BC=$B/bench/ringlm-bench-cuda
 PART=${1:-first}
-left() { [ $SECONDS -lt ${1} ]; }
-build() {
-  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
-  export RL_SHARED_DIR=$PWD/.gpu/shared
-}
-suites() {
-  timeout ${SUITE_S:-240} meson test -C $B --no-rebuild "$@" --print-errorlogs >"$OUT/tests.log" 2>&1
-  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
-  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
-}
-eng() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --kv $4 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
-load1() {
-  STEPS=${STEPS:-512} bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' '
-  grep -oE "(zero copy|worker):.*" "$OUT/ringlmd-load.log" | tr '\n' ' '
-}
-products() {
-  timeout 60 $BC --mm --mm-kernel mmw --mm-batch 64 --json 2>/dev/null | python3 -c '
-import sys, json
-out = []
-for l in sys.stdin:
-    try: d = json.loads(l)
-    except Exception: continue
-    if d.get("type") != "Q4_0": continue
-    out.append("%s %s" % (d["matrix"], d["us"]) if "matrix" in d else "step %s ms" % d["step_ms"])
-print(" | ".join(out))'
-}
+. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, load1, products
 #   first    rl_cu_mmt's refit plan as the default: the cuda and batch suites,
 #            products alone, engine steps (7B, TinyLlama, batch 64), three
 #            64-client loads with the time spent mapping client regions, one

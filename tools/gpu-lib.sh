@@ -1,0 +1,50 @@
+#!/bin/bash
+# gpu-lib.sh - helpers of the session scripts (tools/gpu-s13.sh, gpu-s14.sh),
+# sourced after B (build folder), T (tools folder) and BC (ringlm-bench-cuda).
+left() { [ $SECONDS -lt ${1} ]; } # stages skip themselves past a time budget (10-minute calls)
+# Build (tools/gpu-steps.sh build-only), then the test data for the suites.
+build() {
+  bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  export RL_SHARED_DIR=$PWD/.gpu/shared
+}
+# meson test with the given --suite arguments: the summary line and failures.
+suites() {
+  timeout ${SUITE_S:-240} meson test -C $B --no-rebuild "$@" --print-errorlogs >"$OUT/tests.log" 2>&1
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.log" | tr '\n' ' '; echo
+  grep -E "FAIL|Failure|failed:" "$OUT/tests.log" | head -10
+}
+# Nsight Compute on one launch of k_attn_warp in the 7B batch-64 step (int8
+# or fp16 KV: $2) into $OUT/$1.*: details, raw metrics, SASS with stall samples.
+ncu_attn() {
+  timeout 150 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_attn_warp' --launch-skip 40 --launch-count 1 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+    --section InstructionStats --section ComputeWorkloadAnalysis --section SourceCounters --section SchedulerStats \
+    -o $OUT/$1 -f $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv $2 >"$OUT/$1-ncu.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/$1.ncu-rep --page details --print-details all >"$OUT/$1.txt" 2>&1
+  ncu -i $OUT/$1.ncu-rep --page raw --csv >"$OUT/$1-raw.csv" 2>&1
+  ncu -i $OUT/$1.ncu-rep --page source --csv --print-source sass >"$OUT/$1-sass.csv" 2>&1
+  grep -E "k_attn|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issue Slots Busy|Executed Ipc|No Eligible|Executed Instructions  " "$OUT/$1.txt" | head -16
+}
+# Engine generation tok/s: eng SHAPE BATCH PROMPT KV (ringlm-bench-cuda --gen 64).
+eng() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --kv $4 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
+# Per-op profile lines matching PATTERN: prof SHAPE BATCH PROMPT KV PATTERN.
+prof() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "$5|sum" | tr -s ' ' | tr '\n' ' '; }
+# The 64-client 7B load (int8 KV, STEPS-token steps, default 512) on one
+# line, with the daemon's step statistics and (since session 14) the worker's
+# zero-copy and time counters.
+load1() {
+  STEPS=${STEPS:-512} bash $T/gpu-final.sh load-steps | grep -vE "^==|NVIDIA|^-- step" | tr '\n' ' '
+  grep -oE "(zero copy|worker):.*" "$OUT/ringlmd-load.log" | tr '\n' ' '
+}
+# The 7B step's products alone at 64 rows (rl_cu_mmw), us per matrix.
+products() {
+  timeout 60 $BC --mm --mm-kernel mmw --mm-batch 64 --json 2>/dev/null | python3 -c '
+import sys, json
+out = []
+for l in sys.stdin:
+    try: d = json.loads(l)
+    except Exception: continue
+    if d.get("type") != "Q4_0": continue
+    out.append("%s %s" % (d["matrix"], d["us"]) if "matrix" in d else "step %s ms" % d["step_ms"])
+print(" | ".join(out))'
+}
