@@ -179,15 +179,7 @@ if [ "$PART" = plan ]; then
   for v in "auto 0" "4 8" "4 4" "4 2" "3 8" "3 4" "3 2" "2 8" "2 4" "2 2" "3 6" "4 6"; do set -- $v
     left 400 || break
     mt=$1; [ $mt = auto ] && mt=
-    echo "wg $1 split $2: $(RL_CU_MMT=$mt RL_CU_MMT_SPLIT=$2 timeout 60 $BC --mm --mm-kernel mmw --mm-batch 64 --json 2>/dev/null | python3 -c '
-import sys, json
-out = []
-for l in sys.stdin:
-    try: d = json.loads(l)
-    except Exception: continue
-    if d.get("type") != "Q4_0": continue
-    out.append("%s %s" % (d["matrix"], d["us"]) if "matrix" in d else "step %s ms" % d["step_ms"])
-print(" | ".join(out))')"
+    echo "wg $1 split $2: $(RL_CU_MMT=$mt RL_CU_MMT_SPLIT=$2 products)"
   done
   echo "elapsed ${SECONDS}s"
 fi
@@ -204,15 +196,7 @@ if [ "$PART" = plan2 ]; then
   SUITE_S=200 suites --suite cuda --suite batch
   for pl in 13 8; do
     left 250 || break
-    echo "plan $pl products: $(RL_CU_MMT_PLAN=$pl timeout 60 $BC --mm --mm-kernel mmw --mm-batch 64 --json 2>/dev/null | python3 -c '
-import sys, json
-out = []
-for l in sys.stdin:
-    try: d = json.loads(l)
-    except Exception: continue
-    if d.get("type") != "Q4_0": continue
-    out.append("%s %s" % (d["matrix"], d["us"]) if "matrix" in d else "step %s ms" % d["step_ms"])
-print(" | ".join(out))')"
+    echo "plan $pl products: $(RL_CU_MMT_PLAN=$pl products)"
     echo "plan $pl profile: $(RL_CU_MMT_PLAN=$pl timeout 60 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 16 --kv q8_0 --profile 2>&1 | grep -E "matvec|glu|sum" | tr -s ' ' | tr '\n' ' ')"
     for sh in llama2-7b tinyllama-1.1b; do
       echo "plan $pl engine $sh b64: $(RL_CU_MMT_PLAN=$pl eng $sh 64 160 q8_0)"
