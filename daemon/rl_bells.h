@@ -22,8 +22,9 @@ typedef struct rl_bells rl_bells;
  * of memory: callers then ring inline. */
 rl_bells *rl_bells_new(void);
 
-/* Hands conns[0..n) over, one reference each (released once rung): true. False
- * when b is NULL or n is below the threshold (nothing taken: ring inline). */
+/* Hands conns[0..n) over, one reference each (released once rung): true.
+ * False, with nothing taken (the caller rings them), when b is NULL, n is 4
+ * or fewer, or the queue cannot grow. */
 bool rl_bells_post(rl_bells *b, rl_conn *const *conns, uint32_t n);
 
 /* Rings what is pending, stops the thread, frees b. */
