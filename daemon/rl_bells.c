@@ -78,10 +78,10 @@ rl_bells *rl_bells_new(void)
     return b;
 }
 
-bool rl_bells_post(rl_bells *b, rl_conn *const *conns, uint32_t n)
+/* Hands conns[0..n) to the thread; false (nothing taken) if the queue
+ * cannot grow. */
+static bool hand_over(rl_bells *b, rl_conn *const *conns, uint32_t n)
 {
-    if (!b || n <= RL_BELLS_INLINE_MAX)
-        return false;
     pthread_mutex_lock(&b->mu);
     if (b->n + n > b->cap) {
         uint32_t cap = b->cap ? b->cap : 64;
@@ -101,6 +101,16 @@ bool rl_bells_post(rl_bells *b, rl_conn *const *conns, uint32_t n)
     pthread_mutex_unlock(&b->mu);
     atomic_fetch_add_explicit(&b->posts, 1, memory_order_relaxed);
     return true;
+}
+
+void rl_bells_ring(rl_bells *b, rl_conn *const *conns, uint32_t n)
+{
+    if (b && n > RL_BELLS_INLINE_MAX && hand_over(b, conns, n))
+        return;
+    for (uint32_t i = 0; i < n; i++) { /* inline (not counted as the thread's) */
+        rl_conn_kick(conns[i]);
+        rl_conn_unref(conns[i]);
+    }
 }
 
 void rl_bells_free(rl_bells *b)

@@ -5,8 +5,8 @@
  * system call and a thread wake-up: ~2-5 us each on the GPU host, so ~0.2 ms
  * for 64 clients, 4% of a 7B batch-64 step). rl_bells rings them on a thread
  * of its own while the worker starts the next step; a handful are rung inline
- * by the caller (rl_bells_post returns false), where one hop to another
- * thread would cost more than the bells themselves.
+ * (rl_bells_ring), where one hop to another thread would cost more than the
+ * bells themselves.
  */
 #ifndef RL_BELLS_H
 #define RL_BELLS_H
@@ -22,10 +22,10 @@ typedef struct rl_bells rl_bells;
  * of memory: callers then ring inline. */
 rl_bells *rl_bells_new(void);
 
-/* Hands conns[0..n) over, one reference each (released once rung): true.
- * False, with nothing taken (the caller rings them), when b is NULL, n is 4
- * or fewer, or the queue cannot grow. */
-bool rl_bells_post(rl_bells *b, rl_conn *const *conns, uint32_t n);
+/* Rings conns[0..n), taking one reference each (released once rung): on the
+ * thread when there are more than 4, here otherwise, and here too when b is
+ * NULL or the queue cannot grow. */
+void rl_bells_ring(rl_bells *b, rl_conn *const *conns, uint32_t n);
 
 /* Rings what is pending, stops the thread, frees b. */
 void rl_bells_free(rl_bells *b);

@@ -629,11 +629,7 @@ static void *worker_main(void *arg)
         bool posted = w->n_touched > 0;
         const uint64_t kick0 = rl_now_ns();
         /* many clients: their bells ring on rl_bells' thread during the next step */
-        if (!rl_bells_post(w->bells, w->touched, w->n_touched))
-            for (uint32_t i = 0; i < w->n_touched; i++) {
-                rl_conn_kick(w->touched[i]);
-                rl_conn_unref(w->touched[i]);
-            }
+        rl_bells_ring(w->bells, w->touched, w->n_touched);
         w->n_touched = 0;
         w->kick_ns += rl_now_ns() - kick0;
         if (w->trace) /* first tokens posted and their clients woken: time to first token */
