@@ -21,13 +21,12 @@ struct rl_bells {
     atomic_ullong rung, posts;
 };
 
-static void ring_all(rl_bells *b, rl_conn **c, uint32_t n)
+static void kick_all(rl_conn *const *c, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         rl_conn_kick(c[i]);
         rl_conn_unref(c[i]);
     }
-    atomic_fetch_add_explicit(&b->rung, n, memory_order_relaxed);
 }
 
 static void *bells_main(void *arg)
@@ -51,7 +50,8 @@ static void *bells_main(void *arg)
         mine = q;
         cap_mine = cap;
         pthread_mutex_unlock(&b->mu);
-        ring_all(b, mine, n);
+        kick_all(mine, n);
+        atomic_fetch_add_explicit(&b->rung, n, memory_order_relaxed);
         pthread_mutex_lock(&b->mu);
     }
     pthread_mutex_unlock(&b->mu);
@@ -107,10 +107,7 @@ void rl_bells_ring(rl_bells *b, rl_conn *const *conns, uint32_t n)
 {
     if (b && n > RL_BELLS_INLINE_MAX && hand_over(b, conns, n))
         return;
-    for (uint32_t i = 0; i < n; i++) { /* inline (not counted as the thread's) */
-        rl_conn_kick(conns[i]);
-        rl_conn_unref(conns[i]);
-    }
+    kick_all(conns, n); /* inline (not counted as the thread's) */
 }
 
 void rl_bells_free(rl_bells *b)
