@@ -229,11 +229,18 @@ static int matvec_max(void)
     return v;
 }
 
-int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
+bool rl_cu_product_is_matvec(const rl_cu_mat *w, bool x_h, int n)
 {
     /* (only Q4_0 was measured on the tensor-core kernels below 9 rows) */
-    if (n <= RL_CU_MAX_BATCH && (n <= matvec_max() || w->type != RL_TYPE_Q4_0 || !x->h))
+    return n <= RL_CU_MAX_BATCH && (n <= matvec_max() || w->type != RL_TYPE_Q4_0 || !x_h);
+}
+
+int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s)
+{
+    if (rl_cu_product_is_matvec(w, x->h != NULL, n))
         return rl_cu_matvec(w, x, n, mode, y, s);
+    if (x->ss)
+        return -EINVAL; /* a deferred norm: only the matvec scales by it */
     bool q48 = w->type == RL_TYPE_Q4_0 || w->type == RL_TYPE_Q8_0;
     if (q48 && x->h && n <= RL_CU_MAX_MM_BATCH && mmh_on() && mmw_pick(w, n)) {
         int rc = rl_cu_mmw(w, x, n, mode, y, s); /* warpgroup tensor cores (sm_90a) */

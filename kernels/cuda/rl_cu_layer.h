@@ -35,6 +35,9 @@ rl_cu_mat *rl_cu_layer_role(const rl_cu_model_cfg *c, rl_cu_layer *L, rl_cu_role
  * a sequence's tokens never depend on its batch), Q5_K and strided outputs,
  * which take rl_cu_matvec per RL_CU_MAX_BATCH rows. */
 int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y, cudaStream_t s);
+/* Whether rl_cu_product takes rl_cu_matvec for w at n rows (x_h: the input
+ * has its fp16 plane); only there may the input be a deferred norm (x->ss). */
+bool rl_cu_product_is_matvec(const rl_cu_mat *w, bool x_h, int n);
 /* Decode: d_qkv[n][q|k|v] (+ bias) = the layer's Q, K, V of the normed rows xn
  * (int8 blocks filled where a matrix needs them). */
 int rl_cu_layer_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, const rl_cu_act *xn, int n, float *d_qkv,

@@ -314,9 +314,14 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
  * flight; without it, a warp's loads and its arithmetic alternate, and the
  * warps of a grid that start together leave memory idle while they all
  * compute (the rounds then hold half the units: the same registers). */
-template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false>
+/* NORM: the residual product with the next RMSNorm deferred into its
+ * epilogue (rl_cu_matvec_add_norm; W * NO == 32: a CTA owns one 32-block of
+ * outputs): y += W x, then xn = y * g per element, its int8 planes, and the
+ * block's sum of squares of y in xn.ss. Any product whose input carries ss
+ * scales its dot products by the input's rsqrt(mean square + eps). */
+template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false, bool NORM = false>
 __global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
-k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
+k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const float *g, rl_cu_act xn)
 {
     const int NR = GLU ? 2 * NO : NO;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -358,6 +363,16 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
             if (lane + 32 * k < nu)
                 w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
     rl_pdl_wait();
+    /* A deferred norm on the input: this lane's share of each row's block
+     * sums of squares, loaded now and used after the dot products. */
+    float ssq[B];
+#pragma unroll
+    for (int b = 0; b < B; b++) {
+        ssq[b] = 0.0f;
+        if (x.ss)
+            for (int64_t k = lane; k < x.n / 32; k += 32)
+                ssq[b] += x.ss[b * (x.n / 32) + k];
+    }
     /* a round: this lane's U units of every row from unit base on */
     auto load = [&](wunit<T>(&buf)[U][NR], int64_t base) {
 #pragma unroll
@@ -401,6 +416,15 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
 #pragma unroll
         for (int b = 0; b < B; b++)
             acc[r][b] = rl_warp_sum(acc[r][b]);
+    if (x.ss) {
+#pragma unroll
+        for (int b = 0; b < B; b++) {
+            float rs = rsqrtf(rl_warp_sum(ssq[b]) / (float)x.n + x.eps);
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                acc[r][b] *= rs;
+        }
+    }
     if (lane == 0) {
 #pragma unroll
         for (int r = 0; r < NO; r++) {
@@ -410,11 +434,27 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode)
                 float v = GLU ? rl_silu(acc[r][b]) * acc[NO + r][b] : acc[r][b];
                 if (o < n_out) {
                     float *dst = y.f + b * (y.stride ? y.stride : n_out) + o;
-                    *dst = mode == RL_CU_MV_ADD ? *dst + v : v;
+                    v = mode == RL_CU_MV_ADD ? *dst + v : v;
+                    *dst = v;
                 }
-                out[b][warp * NO + r] = v;
+                out[b][warp * NO + r] = v; /* NORM: the residual after the add */
             }
         }
+    }
+    if constexpr (NORM) {
+        static_assert(W * NO == 32 && !GLU, "NORM: one 32-block of outputs per CTA");
+        __syncthreads();
+        if (warp < B) { /* warp b: batch row b's block */
+            int64_t o = (int64_t)blockIdx.x * 32 + lane;
+            float h = out[warp][lane], v = h * __ldg(g + o);
+            xn.f[warp * n_out + o] = v;
+            if (xn.q)
+                rl_quant_act(v, xn, warp * n_out + o);
+            float ss = rl_warp_sum(h * h);
+            if (lane == 0)
+                xn.ss[warp * (n_out / 32) + blockIdx.x] = ss;
+        }
+        return;
     }
     if constexpr (GLU && (W * NO) % 32 == 0) {
         if (y.q == nullptr || n_out % 32 != 0)
@@ -444,8 +484,16 @@ static inline int mv_env(const char *name)
 }
 
 template <int T, int B, bool DB>
-static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
+static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s,
+                      const float *g, const rl_cu_act *xn)
 {
+    const rl_cu_act none = {};
+    if (g) { /* the residual product with the next norm: 16 warps x 2 rows (a 32-block per CTA) */
+        const int NO = 2, W = 16;
+        unsigned grid = (unsigned)(m.rows / (W * NO));
+        rl_launch(k_matvec<T, B, NO, false, W, 0, DB, true>, dim3(grid), dim3(W * 32), s, m, x, y, mode, g, *xn);
+        return;
+    }
     if constexpr (B == 1 && wtraits<T>::Q8) {
         static int glu_u = -1;
         if (glu_u < 0)
@@ -453,7 +501,8 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         if (mode == RL_CU_MV_GLU && glu_u == 1) {
             int64_t n_out = m.rows / 2;
             unsigned grid = (unsigned)((n_out + MV_WARPS * 4 - 1) / (MV_WARPS * 4));
-            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
+            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode,
+                      (const float *)nullptr, none);
             return;
         }
     }
@@ -461,11 +510,13 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode);
+        rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode,
+                  (const float *)nullptr, none);
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
-        rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode);
+        rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode,
+                  (const float *)nullptr, none);
     }
 }
 
@@ -475,40 +526,44 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
  * (Q4_0: 1.73 against 2.05 TB/s at 4096x11008; the 7B Q4_0 token 411
  * against 453 tok/s); RL_CU_MV_DB=0|1 forces either. */
 template <int T, int B>
-static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s)
+static void launch_b(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s,
+                     const float *g, const rl_cu_act *xn)
 {
     if constexpr (B == 1) {
         static int db = -1;
         if (db < 0)
             db = getenv("RL_CU_MV_DB") ? mv_env("RL_CU_MV_DB") != 0 : !wtraits<T>::Q8;
         if (db) {
-            launch_db<T, 1, true>(m, x, mode, y, s);
+            launch_db<T, 1, true>(m, x, mode, y, s, g, xn);
             return;
         }
     }
-    launch_db<T, B, false>(m, x, mode, y, s);
+    launch_db<T, B, false>(m, x, mode, y, s, g, xn);
 }
 
+/* g / xn: the next norm's weight and deferred output (rl_cu_matvec_add_norm), or NULL. */
 template <int T>
-void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
+void launch_t(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s,
+              const float *g, const rl_cu_act *xn)
 {
     switch (batch) {
-    case 1: launch_b<T, 1>(m, x, mode, y, s); break;
-    case 2: launch_b<T, 2>(m, x, mode, y, s); break;
-    case 3: launch_b<T, 3>(m, x, mode, y, s); break;
-    case 4: launch_b<T, 4>(m, x, mode, y, s); break;
-    case 5: launch_b<T, 5>(m, x, mode, y, s); break;
-    case 6: launch_b<T, 6>(m, x, mode, y, s); break;
-    case 7: launch_b<T, 7>(m, x, mode, y, s); break;
-    default: launch_b<T, 8>(m, x, mode, y, s); break;
+    case 1: launch_b<T, 1>(m, x, mode, y, s, g, xn); break;
+    case 2: launch_b<T, 2>(m, x, mode, y, s, g, xn); break;
+    case 3: launch_b<T, 3>(m, x, mode, y, s, g, xn); break;
+    case 4: launch_b<T, 4>(m, x, mode, y, s, g, xn); break;
+    case 5: launch_b<T, 5>(m, x, mode, y, s, g, xn); break;
+    case 6: launch_b<T, 6>(m, x, mode, y, s, g, xn); break;
+    case 7: launch_b<T, 7>(m, x, mode, y, s, g, xn); break;
+    default: launch_b<T, 8>(m, x, mode, y, s, g, xn); break;
     }
 }
 
 /* One explicit instantiation file per weight type (parallel builds). */
-#define RL_CU_MV_DECLARE(T, name) \
-    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s)
+#define RL_CU_MV_DECLARE(T, name)                                                                                 \
+    void rl_cu_mv_##name(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, rl_cu_act &y, cudaStream_t s, \
+                         const float *g, const rl_cu_act *xn)
 #define RL_CU_MV_DEFINE(T, name) \
-    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, s); }
+    RL_CU_MV_DECLARE(T, name) { launch_t<T>(m, x, batch, mode, y, s, g, xn); }
 RL_CU_MV_DECLARE(RL_TYPE_Q4_0, q4_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q8_0, q8_0);
 RL_CU_MV_DECLARE(RL_TYPE_Q4_K, q4_k);

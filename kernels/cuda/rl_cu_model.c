@@ -130,6 +130,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
                   act_bytes(c.n_vocab, c.max_batch, false) + (uint64_t)c.max_batch * c.n_embd * 4 + attn_scr +
                   (uint64_t)rows * 16 + (uint64_t)rows * bt_stride * 4 + (uint64_t)c.max_batch * 4 +
                   (uint64_t)rows * xh_n * 2 + (uint64_t)rows * 8 + rl_cu_topk_dev_bytes(rows, c.max_batch) +
+                  (uint64_t)rows * (c.n_embd / 32) * 4 + /* deferred norm sums */
                   (uint64_t)maxw * 2 * 3; /* scratch + 2 GEMM staging buffers */
     size_t free_b = 0, total_b = 0;
     if (rl_cu_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) {
@@ -175,6 +176,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
     m->use_graphs = true;
     m->direct_want = -1;
     m->direct_ok = -1;
+    m->norm_defer = -1;
     m->rope = (rl_cu_rope){.n_head = (int)c.n_head, .n_head_kv = (int)c.n_head_kv, .head_dim = (int)c.head_dim,
                            .n_rot = (int)c.n_rot, .freq_base = c.rope_base, .neox = c.rope_neox};
     m->kv_bytes = kvb;
@@ -209,6 +211,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
     m->weight_bytes += m->tok_embd.bytes + m->output.bytes;
     if ((rc = dalloc((void **)&m->x, (size_t)rows * c.n_embd * 4, "x")) ||
         (rc = alloc_act(&m->xn, c.n_embd, rows, q_xn)) || (rc = alloc_act(&m->attn, qd, rows, q_attn)) ||
+        (c.n_embd % 32 == 0 && (rc = dalloc((void **)&m->xss, (size_t)rows * (c.n_embd / 32) * 4, "norm sums"))) ||
         (rc = alloc_act(&m->ffn, c.n_ff, rows, q_ffn)) ||
         (rc = dalloc((void **)&m->qkv, (size_t)rows * qkvd * 4, "qkv")) ||
         (rc = dalloc((void **)&m->q, (size_t)rows * qd * 4, "q")) ||
@@ -264,6 +267,7 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->inv_freq);
     cudaFree(m->x);
     free_act(&m->xn);
+    cudaFree(m->xss);
     free_act(&m->attn);
     free_act(&m->ffn);
     free_act(&m->logits);

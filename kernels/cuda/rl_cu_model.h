@@ -167,6 +167,11 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
 int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out);
 /* Use CUDA graphs for decode (default on); off replays the launches directly. */
 void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
+/* Steps on the matrix-vector path fold each RMSNorm into the residual
+ * product before it (rl_cu_matvec_add_norm; the products after it scale by
+ * the RMS) where every matrix allows it: on by default, off with
+ * RL_CU_NORM_DEFER=0 or here (drops the captured graphs). */
+void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on);
 /* Device bytes of the fp16 copies (RL_CU_W16_ON) of these layer types
  * (lts: per layer, or NULL for ty's); F16 matrices need none. */
 uint64_t rl_cu_w16_bytes(const rl_cu_model_cfg *c, const rl_cu_model_types *ty, const rl_cu_layer_types *lts);

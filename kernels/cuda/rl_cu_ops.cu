@@ -32,8 +32,8 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
             xv[k] = i < n ? xr[i] : 0.0f;
             ss += xv[k] * xv[k];
         }
-        ss = rl_block_sum(ss, sh);
-        float rs = rsqrtf(ss / (float)n + eps);
+        /* deferred (y.ss): the consumer divides by the RMS */
+        float rs = y.ss ? 1.0f : rsqrtf(rl_block_sum(ss, sh) / (float)n + eps);
         __syncthreads(); /* every x is read before y (which may alias x) is written */
 #pragma unroll
         for (int k = 0; k < NORM_MAXB; k++) {
@@ -44,10 +44,28 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
             yr[blk * 32 + lane] = v;
             if (y.q)
                 rl_quant_act(v, y, b * n + blk * 32);
+            if (y.ss) {
+                float bs = rl_warp_sum(xv[k] * xv[k]);
+                if (lane == 0)
+                    y.ss[b * (n / 32) + blk] = bs;
+            }
         }
         return;
     }
     rl_pdl_wait();
+    if (y.ss) { /* deferred, long rows (n % 32 == 0): a warp per block */
+        for (int64_t blk = warp; blk < n / 32; blk += nw) {
+            int64_t i = blk * 32 + lane;
+            float xi = xr[i], v = xi * w[i];
+            yr[i] = v;
+            if (y.q)
+                rl_quant_act(v, y, b * n + blk * 32);
+            float bs = rl_warp_sum(xi * xi);
+            if (lane == 0)
+                y.ss[b * (n / 32) + blk] = bs;
+        }
+        return;
+    }
     float ss = 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
         ss += xr[i] * xr[i];
@@ -70,7 +88,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
 extern "C" int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,
                              const rl_cu_act *y, cudaStream_t s)
 {
-    if (batch < 1 || n <= 0 || y->n != n)
+    if (batch < 1 || n <= 0 || y->n != n || (y->ss && n % 32))
         return -EINVAL;
     /* Measured (H100): 256 threads x 16 values was slower for decode (7B 388 vs 430 tok/s). */
     rl_launch(k_rmsnorm, dim3(batch), dim3(NORM_THREADS), s, d_x, d_w, eps, n, *y);

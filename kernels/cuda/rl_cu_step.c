@@ -24,31 +24,83 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
     return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
+void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on)
+{
+    if (m->norm_defer != (int)on)
+        rl_cu_model_drop_graphs(m); /* captured with the other form */
+    m->norm_defer = on;
+}
+
+static bool defer_on(rl_cu_model *m)
+{
+    if (m->norm_defer < 0) {
+        const char *e = getenv("RL_CU_NORM_DEFER");
+        m->norm_defer = !(e && e[0] == '0');
+    }
+    return m->norm_defer;
+}
+
+/* Whether a step of n tokens defers its RMSNorms into the residual products
+ * (rl_cu_act.ss: no norm kernel but the first): every product that reads the
+ * normed rows must be a matvec at n, and both residual products of every
+ * layer must carry the next norm (rl_cu_matvec_add_norm). */
+static bool norm_deferred(rl_cu_model *m, int n)
+{
+    if (!defer_on(m) || !m->xss || !rl_cu_product_is_matvec(&m->output, m->xn.h != NULL, n))
+        return false;
+    for (uint32_t l = 0; l < m->c.n_layer; l++) {
+        const rl_cu_layer *L = &m->layers[l];
+        const rl_cu_mat *in[5] = {&L->wqkv, &L->wk, &L->wv, &L->wgu, &L->wup};
+        for (int i = 0; i < 5; i++)
+            if (in[i]->q && !rl_cu_product_is_matvec(in[i], m->xn.h != NULL, n))
+                return false;
+        if (!rl_cu_product_is_matvec(&L->wo, m->attn.h != NULL, n) || !rl_cu_matvec_norm_ok(&L->wo) ||
+            !rl_cu_product_is_matvec(&L->wdown, m->ffn.h != NULL, n) || !rl_cu_matvec_norm_ok(&L->wdown))
+            return false;
+    }
+    return true;
+}
+
 /* The layers of a step of n tokens on the matrix-vector path (graph-captured):
- * ids in d_in, block tables in d_bt; logits and argmax for all n rows. */
+ * ids in d_in, block tables in d_bt; logits and argmax for all n rows. With
+ * the norms deferred, each residual product writes the next norm's input and
+ * only the first norm is a kernel. */
 static int enqueue_small(rl_cu_model *m, int n)
 {
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
-    rl_cu_act xres = {.f = m->x, .n = c->n_embd};
+    rl_cu_act xres = {.f = m->x, .n = c->n_embd}, xn = m->xn;
+    bool defer = norm_deferred(m, n);
+    if (defer)
+        xn.ss = m->xss, xn.eps = c->rms_eps;
     int n_split = rl_cu_attn_splits(n, c->n_head);
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
-        RL_CU_TRY(rl_cu_layer_qkv(c, L, &m->xn, n, m->qkv, s));
+        const float *next_norm = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : m->output_norm;
+        if (!defer || l == 0)
+            RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &xn, s));
+        RL_CU_TRY(rl_cu_layer_qkv(c, L, &xn, n, m->qkv, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (m->attn.q && c->head_dim % 32)
             RL_CU_TRY(rl_cu_quantize(&m->attn, n, s));
-        RL_CU_TRY(rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres));
-        RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
-        RL_CU_TRY(rl_cu_layer_glu(c, L, &m->xn, n, m->gu, &m->ffn, s));
-        RL_CU_TRY(rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres));
+        if (defer) {
+            RL_CU_TRY(rl_cu_matvec_add_norm(&L->wo, &m->attn, n, &xres, L->ffn_norm, &xn, s));
+        } else {
+            RL_CU_TRY(rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres));
+            RL_CU_TRY(rl_cu_rmsnorm(m->x, L->ffn_norm, c->rms_eps, c->n_embd, n, &xn, s));
+        }
+        RL_CU_TRY(rl_cu_layer_glu(c, L, &xn, n, m->gu, &m->ffn, s));
+        if (defer)
+            RL_CU_TRY(rl_cu_matvec_add_norm(&L->wdown, &m->ffn, n, &xres, next_norm, &xn, s));
+        else
+            RL_CU_TRY(rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres));
     }
-    RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &m->xn, s));
-    RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, n, RL_CU_MV_STORE, &m->logits));
+    if (!defer)
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, c->rms_eps, c->n_embd, n, &xn, s));
+    RL_CU_TRY(rl_cu_model_product(m, &m->output, &xn, n, RL_CU_MV_STORE, &m->logits));
     return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);
 }
 

@@ -81,6 +81,13 @@ typedef struct rl_cu_act {
     uint16_t *h;    /* [batch][n] fp16 of d * q (the int8 values, for the fp16
                        tensor-core products of rl_cu_mmh), or NULL. Written
                        wherever q is, when both are set */
+    float *ss;      /* deferred RMSNorm, or NULL: [batch][n/32] sums of squares
+                       of the residual per 32-block, while f/q/h hold the
+                       residual times the norm's weight, not yet divided by its
+                       RMS; a consumer scales its dot products by
+                       rsqrt(sum(ss) / n + eps). Only rl_cu_matvec reads it
+                       (rl_cu_product refuses it on any other kernel) */
+    float eps;      /* with ss: the norm's epsilon */
 } rl_cu_act;
 
 /* Rows b0.. of an activation (every plane; an output's stride kept). */
@@ -112,6 +119,16 @@ enum {
  * STORE/ADD mode; GLU mode refuses it. */
 int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl_cu_act *y,
                  cudaStream_t s);
+/* The residual product with the next RMSNorm in its epilogue (deferred, see
+ * rl_cu_act.ss): y += W x (y dense, the residual), then xn = y * g (f, and
+ * q/ds/h where set) and xn->ss = the per-32-block sums of squares of y, so the
+ * next products need no norm kernel. y->n % 32 == 0, xn->n == y->n, xn->ss
+ * set. -ENOTSUP where rl_cu_matvec_norm_ok says no. */
+int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_cu_act *y, const float *d_g,
+                          const rl_cu_act *xn, cudaStream_t s);
+/* Whether rl_cu_matvec_add_norm takes this matrix (its vector kernels: a
+ * multiple of 32 rows, float rows a multiple of 8 long). */
+bool rl_cu_matvec_norm_ok(const rl_cu_mat *m);
 
 /* ---- batched matrix products (continuous batching) -------------------------- */
 /* Largest batch of rl_cu_mm. */
@@ -229,7 +246,9 @@ int rl_cu_mmh_force(int warps, int split, int reduce);
 int rl_cu_mmh_plan(const rl_cu_mat *m, int batch, int mode, int *warps, int *split);
 
 /* ---- element-wise ops ---------------------------------------------------- */
-/* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. */
+/* y = x / rms(x) * w per row; fills y->q/ds too when y->q != NULL. With
+ * y->ss set, the deferred form (rl_cu_act.ss): y = x * w and the per-block
+ * sums of squares (n % 32 == 0). */
 int rl_cu_rmsnorm(const float *d_x, const float *d_w, float eps, int64_t n, int batch,
                   const rl_cu_act *y, cudaStream_t s);
 /* y[b][i] += bias[i] for batch rows of n. */

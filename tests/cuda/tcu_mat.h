@@ -24,6 +24,7 @@ static inline void free_act(rl_cu_act *a)
     cudaFree(a->q);
     cudaFree(a->ds);
     cudaFree(a->h);
+    cudaFree(a->ss);
 }
 
 /* float64 reference of a matvec-mode product (rl_cu_matvec, rl_cu_mm, rl_cu_mmq):

@@ -6,6 +6,8 @@
 
 #include "tcu_mat.h"
 
+#include "rl_cu_layer.h"
+
 /* One matvec check: mode STORE/ADD/GLU, batch b. */
 static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int mode)
 {
@@ -137,6 +139,125 @@ START_TEST(matvec_output_stride_writes_only_its_columns)
 }
 END_TEST
 
+/* The deferred norm: producer type tp adds W a into the residual h0 and
+ * writes the next norm's deferred input; a consumer of type tc (STORE or
+ * GLU) scales by the RMS. Against float64: the residual, each block's sum of
+ * squares, the int8 planes, and the consumer's output on the normalized GPU
+ * residual. */
+static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
+{
+    const int64_t E = 512, K = 768, R = 96;
+    char name[96];
+    snprintf(name, sizeof name, "add_norm %s -> %s b%d mode%d", rl_type_get(tp)->name, rl_type_get(tc)->name, batch,
+             mode);
+    uint64_t s = tcu_seed(name);
+    float *wp = malloc(E * K * sizeof(float)), *wc = malloc(2 * R * E * sizeof(float));
+    rl_cu_mat mp, mc;
+    tcu_make_weight(tp, E, K, &s, &mp, wp);
+    int64_t rc_rows = mode == RL_CU_MV_GLU ? 2 * R : R;
+    tcu_make_weight(tc, rc_rows, E, &s, &mc, wc);
+    float *a = tcu_rand_vec(&s, K * batch, 1.0f), *h0 = tcu_rand_vec(&s, E * batch, 4.0f);
+    float *g = tcu_rand_vec(&s, E, 1.0f);
+    rl_cu_act aa = make_act(K, batch, a);
+    if (aa.q)
+        CU_OK(rl_cu_quantize(&aa, batch, 0));
+    rl_cu_act res = make_act(E, batch, h0), xn = make_act(E, batch, NULL);
+    xn.ss = tcu_dev(E / 32 * batch * sizeof(float));
+    xn.eps = 1e-5f;
+    float *dg = tcu_up(g, E * sizeof(float));
+    CU_OK(rl_cu_matvec_add_norm(&mp, &aa, batch, &res, dg, &xn, 0));
+    /* the residual */
+    float *h = malloc(E * batch * sizeof(float));
+    double *ref = malloc(2 * R * batch * sizeof(double) + E * batch * sizeof(double));
+    tcu_down(h, res.f, E * batch * sizeof(float));
+    tcu_ref_product(wp, a, h0, E, K, batch, RL_CU_MV_ADD, ref);
+    double err = tcu_rel_err(h, ref, E * batch);
+    ck_assert_msg(err < (wants_q8(tp) ? 2e-2 : 1e-4), "%s: residual rel err %g", name, err);
+    /* the deferred input: h * g, block sums of squares of h, int8 planes */
+    float *u = malloc(E * batch * sizeof(float)), *ss = malloc(E / 32 * batch * sizeof(float));
+    tcu_down(u, xn.f, E * batch * sizeof(float));
+    tcu_down(ss, xn.ss, E / 32 * batch * sizeof(float));
+    for (int64_t i = 0; i < E * batch; i++)
+        ck_assert_msg(fabsf(u[i] - h[i] * g[i % E]) <= 1e-6f * fabsf(h[i] * g[i % E]), "%s: xn[%lld]", name,
+                      (long long)i);
+    for (int64_t blk = 0; blk < E / 32 * batch; blk++) {
+        double want = 0;
+        for (int k = 0; k < 32; k++)
+            want += (double)h[blk * 32 + k] * h[blk * 32 + k];
+        ck_assert_msg(fabs(ss[blk] - want) <= 1e-5 * want, "%s: block %lld sum of squares %g, want %g", name,
+                      (long long)blk, ss[blk], want);
+    }
+    if (xn.q) {
+        int8_t *q = malloc(E * batch);
+        float *ds = malloc(E / 32 * batch * 2 * sizeof(float));
+        tcu_down(q, xn.q, E * batch);
+        tcu_down(ds, xn.ds, E / 32 * batch * 2 * sizeof(float));
+        for (int64_t i = 0; i < E * batch; i++)
+            ck_assert(fabsf(q[i] * ds[(i / 32) * 2] - u[i]) <= 0.51f * ds[(i / 32) * 2] + 1e-6f);
+        free(q), free(ds);
+    }
+    /* the consumer on the normalized residual */
+    float *xnorm = malloc(E * batch * sizeof(float));
+    for (int b = 0; b < batch; b++) {
+        double sq = 0;
+        for (int64_t i = 0; i < E; i++)
+            sq += (double)h[b * E + i] * h[b * E + i];
+        double rs = 1.0 / sqrt(sq / E + 1e-5);
+        for (int64_t i = 0; i < E; i++)
+            xnorm[b * E + i] = (float)(h[b * E + i] * rs * g[i]);
+    }
+    rl_cu_act yc = make_act(R, batch, NULL);
+    CU_OK(rl_cu_matvec(&mc, &xn, batch, mode, &yc, 0));
+    float *y = malloc(R * batch * sizeof(float));
+    tcu_down(y, yc.f, R * batch * sizeof(float));
+    tcu_ref_product(wc, xnorm, NULL, rc_rows, E, batch, mode, ref);
+    err = tcu_rel_err(y, ref, R * batch);
+    ck_assert_msg(err < (wants_q8(tc) ? 2e-2 : 1e-4), "%s: consumer rel err %g", name, err);
+    free_act(&aa), free_act(&res), free_act(&xn), free_act(&yc);
+    cudaFree(dg);
+    rl_cu_mat_free(&mp), rl_cu_mat_free(&mc);
+    free(wp), free(wc), free(a), free(h0), free(g), free(h), free(ref), free(u), free(ss), free(xnorm), free(y);
+}
+
+START_TEST(matvec_add_norm_defers_the_rmsnorm_to_the_next_products)
+{
+    rl_type tp = all_types[_i], tc = all_types[(_i + 3) % 8];
+    check_add_norm(tp, tc, 1, RL_CU_MV_STORE);
+    check_add_norm(tp, tc, 3, RL_CU_MV_GLU);
+    check_add_norm(tp, tp, 2, RL_CU_MV_GLU);
+}
+END_TEST
+
+/* What the deferred norm refuses: rows not in 32-blocks, float rows not in 8s
+ * (scalar kernel), an output without its sums, and any product of
+ * rl_cu_product's that is not the matvec. */
+START_TEST(deferred_norm_refused_where_it_cannot_run)
+{
+    uint64_t s = tcu_seed("add_norm refusals");
+    rl_cu_mat m48, mf, mq;
+    float *w = malloc(64 * 512 * sizeof(float));
+    tcu_make_weight(RL_TYPE_Q4_0, 48, 512, &s, &m48, w);
+    tcu_make_weight(RL_TYPE_F32, 32, 172, &s, &mf, w);
+    tcu_make_weight(RL_TYPE_Q4_0, 64, 512, &s, &mq, w);
+    ck_assert(!rl_cu_matvec_norm_ok(&m48));
+    ck_assert(!rl_cu_matvec_norm_ok(&mf));
+    ck_assert(rl_cu_matvec_norm_ok(&mq));
+    float *x = tcu_rand_vec(&s, 512 * 16, 1.0f);
+    rl_cu_act xa = make_act(512, 16, x), y48 = make_act(48, 16, NULL), y64 = make_act(64, 16, NULL);
+    CU_OK(rl_cu_quantize(&xa, 16, 0));
+    rl_cu_act xn = make_act(64, 1, NULL);
+    ck_assert_int_eq(rl_cu_matvec_add_norm(&m48, &xa, 1, &y48, x, &xn, 0), -ENOTSUP);
+    ck_assert_int_eq(rl_cu_matvec_add_norm(&mq, &xa, 1, &y64, x, &xn, 0), -EINVAL); /* xn.ss not set */
+    xa.ss = tcu_dev(16 * 16 * sizeof(float));
+    xa.eps = 1e-5f;
+    ck_assert(!rl_cu_product_is_matvec(&mq, true, 16));
+    ck_assert_int_eq(rl_cu_product(&mq, &xa, 16, RL_CU_MV_STORE, &y64, 0), -EINVAL);
+    free_act(&xa), free_act(&y48), free_act(&y64), free_act(&xn);
+    rl_cu_mat_free(&m48), rl_cu_mat_free(&mf), rl_cu_mat_free(&mq);
+    free(w), free(x);
+}
+END_TEST
+
 START_TEST(rmsnorm_matches_cpu_and_quantizes)
 {
     /* registers path (4096), long rows (10240), rows without 32-blocks (172) */
@@ -180,6 +301,24 @@ START_TEST(rmsnorm_matches_cpu_and_quantizes)
             sum += q[blk * 32 + k];
         ck_assert(fabsf(ds[blk * 2 + 1] - ds[blk * 2] * sum) <= 1e-4f * fabsf(ds[blk * 2]) * 32 * 127);
     }
+    /* The deferred form (y.ss): x * w and each block's sum of squares of x. */
+    rl_cu_act yd = make_act(n, batch, NULL);
+    yd.ss = tcu_dev(n / 32 * batch * sizeof(float));
+    yd.eps = 1e-5f;
+    CU_OK(rl_cu_rmsnorm(dx, dw, 1e-5f, n, batch, &yd, 0));
+    float *ss = malloc(n / 32 * batch * sizeof(float));
+    tcu_down(out, yd.f, n * batch * sizeof(float));
+    tcu_down(ss, yd.ss, n / 32 * batch * sizeof(float));
+    for (int64_t i = 0; i < n * batch; i++)
+        ck_assert_msg(out[i] == x[i] * w[i % n], "deferred rmsnorm [%lld]", (long long)i);
+    for (int64_t blk = 0; blk < n / 32 * batch; blk++) {
+        double want = 0;
+        for (int k = 0; k < 32; k++)
+            want += (double)x[blk * 32 + k] * x[blk * 32 + k];
+        ck_assert_msg(fabs(ss[blk] - want) <= 1e-5 * want, "block %lld: %g, want %g", (long long)blk, ss[blk], want);
+    }
+    free_act(&yd);
+    free(ss);
     free_act(&y);
     cudaFree(dw), cudaFree(dx);
     free(x), free(w), free(out), free(ref), free(q), free(ds);
@@ -571,6 +710,8 @@ int main(void)
     tcase_add_test(tc, matvec_float_rows_not_multiple_of_8);
     tcase_add_test(tc, matvec_output_stride_writes_only_its_columns);
     tcase_add_loop_test(tc, rmsnorm_matches_cpu_and_quantizes, 0, 3);
+    tcase_add_loop_test(tc, matvec_add_norm_defers_the_rmsnorm_to_the_next_products, 0, nt);
+    tcase_add_test(tc, deferred_norm_refused_where_it_cannot_run);
     tcase_add_loop_test(tc, rope_kv_rotates_and_writes_cache, 0, 6);
     tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
     tcase_add_test(tc, attention_decode_same_result_for_any_split);

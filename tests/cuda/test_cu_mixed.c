@@ -67,12 +67,13 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
 /* Prefill three sequences of the model at path into their own slots, then
  * two batched decode steps; every row of logits against the float64
  * reference of the same file (tm_ref) within BOUND. */
-static void check_against_reference(rl_model *m, const char *path, const char *mix, bool kv_q8)
+static void check_against_reference(rl_model *m, const char *path, const char *mix, bool kv_q8, bool defer)
 {
     char err[256] = "";
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
     ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
+    rl_cu_model_set_norm_defer(g, defer);
     uint64_t s = tcu_seed(mix);
     enum { NS = 3 };
     tm_ref *ref[NS];
@@ -137,7 +138,8 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
 START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
 {
     const char *mix = mixes[_i % 2];
-    bool kv_q8 = _i >= 2; /* the int8 KV cache: within the same bound */
+    bool kv_q8 = _i == 2 || _i == 3; /* the int8 KV cache: within the same bound */
+    bool defer = _i < 4;             /* 4, 5: every RMSNorm a kernel of its own */
     char path[128], err[256] = "";
     make_mixed(mix, path, sizeof path);
     rl_model *m;
@@ -146,7 +148,7 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
     ck_assert_int_ne(m->layers[0].wq.type, RL_TYPE_Q6_K);
     ck_assert_int_eq(m->layers[1].w_up.type, RL_TYPE_Q5_K);
     ck_assert_int_eq(m->layers[3].wk.type, RL_TYPE_Q8_0);
-    check_against_reference(m, path, mix, kv_q8);
+    check_against_reference(m, path, mix, kv_q8, defer);
     rl_model_free(m);
 }
 END_TEST
@@ -178,7 +180,7 @@ START_TEST(legacy_32_block_types_go_up_as_q8_0_and_match_reference)
         ck_assert_int_eq(m->layers[0].wq.type, RL_TYPE_Q5_0);
         ck_assert_int_eq(m->output.type, RL_TYPE_Q8_0);
     }
-    check_against_reference(m, path, _i ? "rows of 64" : "legacy types", false);
+    check_against_reference(m, path, _i ? "rows of 64" : "legacy types", false, true);
     rl_model_free(m);
 }
 END_TEST
@@ -416,7 +418,8 @@ int main(int argc, char **argv)
     Suite *s = suite_create("cuda_mixed");
     TCase *tc = tcase_create("mixed");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 4); /* x {f16, q8_0} KV */
+    /* x {f16, q8_0} KV, deferred norms; x f16 KV, norm kernels */
+    tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 6);
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
     tcase_add_loop_test(tc, legacy_32_block_types_go_up_as_q8_0_and_match_reference, 0, 2);
     tcase_add_test(tc, q4_0_prompt_steps_direct_products_match_cublas_and_reference);

@@ -1,0 +1,27 @@
+#!/bin/bash
+# gpu-s15.sh - session 15's device calls.
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s15.sh PART
+T=$(dirname "$0")
+. "$T/gpu-env.sh"
+B=${RL_GPU_BUILD:-/tmp/rl-b}
+BC=$B/bench/ringlm-bench-cuda
+PART=${1:-norm}
+. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, load1, products
+# Engine generation tok/s of another type: engt SHAPE TYPE BATCH PROMPT KV.
+engt() { timeout 60 $BC --shape $1 --type $2 --batch $3 --prompt $4 --gen 64 --kv $5 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
+#   norm     the RMSNorm deferred into the residual products
+#            (rl_cu_matvec_add_norm; RL_CU_NORM_DEFER=0: norm kernels): the
+#            cuda and model suites, hf_check, then single-stream and 2-3 row
+#            generation alternately, and other 7B types.
+if [ "$PART" = norm ]; then
+  build
+  SUITE_S=200 suites --suite cuda --suite model
+  timeout 100 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; echo "hf_check rc=$? PASS $(grep -c PASS "$OUT/hf_check.txt")"
+  grep -E "FAIL" "$OUT/hf_check.txt" | head -4
+  for d in 1 0 1 0; do
+    left 430 || break
+    echo "defer $d: TinyLlama b1 $(RL_CU_NORM_DEFER=$d eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_NORM_DEFER=$d eng llama2-7b 1 512 f16) b2 $(RL_CU_NORM_DEFER=$d eng llama2-7b 2 512 f16) b3 $(RL_CU_NORM_DEFER=$d eng llama2-7b 3 512 q8_0)"
+  done
+  for ty in q8_0 f16; do left 520 || break; echo "7B $ty b1: defer $(engt llama2-7b $ty 1 512 f16) off $(RL_CU_NORM_DEFER=0 engt llama2-7b $ty 1 512 f16)"; done
+  echo "elapsed ${SECONDS}s"
+fi
