@@ -90,9 +90,11 @@ extern "C" int rl_cu_mm(const rl_cu_mat *m, const rl_cu_act *x, int batch, int m
          * path, RL_CU_MAX_BATCH sequences at a time. */
         for (int b0 = 0; b0 < batch; b0 += RL_CU_MAX_BATCH) {
             int nb = batch - b0 < RL_CU_MAX_BATCH ? batch - b0 : RL_CU_MAX_BATCH;
-            rl_cu_act xs = {x->f + b0 * x->n, NULL, NULL, x->n, 0, NULL};
-            rl_cu_act ys = {y->f + b0 * n_out, y->q ? y->q + b0 * n_out : NULL,
-                            y->ds ? y->ds + b0 * (n_out / 32) * 2 : NULL, n_out, 0, NULL};
+            rl_cu_act xs = {}, ys = {};
+            xs.f = x->f + b0 * x->n, xs.n = x->n;
+            ys.f = y->f + b0 * n_out, ys.n = n_out;
+            ys.q = y->q ? y->q + b0 * n_out : NULL;
+            ys.ds = y->ds ? y->ds + b0 * (n_out / 32) * 2 : NULL;
             int rc = rl_cu_matvec(m, &xs, nb, mode, &ys, s);
             if (rc)
                 return rc;
