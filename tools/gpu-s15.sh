@@ -25,3 +25,27 @@ if [ "$PART" = norm ]; then
   for ty in q8_0 f16; do left 520 || break; echo "7B $ty b1: defer $(engt llama2-7b $ty 1 512 f16) off $(RL_CU_NORM_DEFER=0 engt llama2-7b $ty 1 512 f16)"; done
   echo "elapsed ${SECONDS}s"
 fi
+# ncu on the one-sequence 7B Q4_0 step's matvecs and attention (a layer's
+# launches after the first decode step) into $OUT/$1.*: duration, DRAM
+# throughput, occupancy, stall reasons per kernel.
+ncu_b1() {
+  timeout 200 ncu --clock-control none --kernel-name-base function --kernel-name regex:'k_matvec|k_attn|k_rope' --launch-skip 400 --launch-count 14 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+    -o $OUT/$1 -f $BC --shape ${2:-llama2-7b} --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 >"$OUT/$1-ncu.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/$1.ncu-rep --page details --print-details all >"$OUT/$1.txt" 2>&1
+  grep -E "^  k_|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Block Size|Grid Size|Warp Cycles Per Issued|Stall Long Scoreboard" "$OUT/$1.txt" | tr -s ' ' | head -120
+}
+#   norm2    the deferred norm's fixed quantization offsets, one sequence
+#            only: the cuda and model suites, hf_check, single stream both
+#            ways, then ncu on the 7B step's kernels.
+if [ "$PART" = norm2 ]; then
+  build
+  SUITE_S=200 suites --suite cuda --suite model
+  timeout 100 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; echo "hf_check rc=$? PASS $(grep -c PASS "$OUT/hf_check.txt")"
+  for d in 1 0 1 0; do
+    left 330 || break
+    echo "defer $d: TinyLlama b1 $(RL_CU_NORM_DEFER=$d eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_NORM_DEFER=$d eng llama2-7b 1 512 f16)"
+  done
+  left 400 && ncu_b1 b1-7b
+  echo "elapsed ${SECONDS}s"
+fi

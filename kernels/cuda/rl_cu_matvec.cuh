@@ -445,11 +445,11 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
         static_assert(W * NO == 32 && !GLU, "NORM: one 32-block of outputs per CTA");
         __syncthreads();
         if (warp < B) { /* warp b: batch row b's block */
-            int64_t o = (int64_t)blockIdx.x * 32 + lane;
+            int64_t ob = (int64_t)blockIdx.x * 32, o = ob + lane;
             float h = out[warp][lane], v = h * __ldg(g + o);
             xn.f[warp * n_out + o] = v;
             if (xn.q)
-                rl_quant_act(v, xn, warp * n_out + o);
+                rl_quant_act(v, xn, warp * n_out + ob); /* (at the block start) */
             float ss = rl_warp_sum(h * h);
             if (lane == 0)
                 xn.ss[warp * (n_out / 32) + blockIdx.x] = ss;
