@@ -99,13 +99,14 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
         pos[i] = n;
         slot[i] = i;
     }
-    /* Two batched steps: all three in slot order, then two in reverse order. */
-    for (int step = 0; step < 2; step++) {
-        int nb = step == 0 ? NS : 2;
+    /* Two batched steps: all three in slot order, then two in reverse order;
+     * then one sequence alone (the one-row step: deferred norms). */
+    for (int step = 0; step < 3; step++) {
+        int nb = step == 0 ? NS : step == 1 ? 2 : 1;
         int32_t t[NS], p[NS], sl[NS];
         int who[NS];
         for (int j = 0; j < nb; j++) {
-            who[j] = step == 0 ? j : NS - 1 - 2 * j; /* step 1: sequences 2 and 0 */
+            who[j] = step == 0 ? j : step == 1 ? NS - 1 - 2 * j : 1; /* step 1: sequences 2 and 0 */
             t[j] = next[who[j]];
             p[j] = pos[who[j]];
             sl[j] = slot[who[j]];
