@@ -49,3 +49,23 @@ if [ "$PART" = norm2 ]; then
   left 400 && ncu_b1 b1-7b
   echo "elapsed ${SECONDS}s"
 fi
+#   close    the session's closing checks: compute-sanitizer memcheck on the
+#            kernel and mixed-model tests (the deferred norm's kernels and
+#            the one-sequence step), racecheck on the kernel tests, then
+#            single stream with the deferred norm and without, 7B Q8_0/F16,
+#            and the 7B batch-64 engine step (unchanged path).
+if [ "$PART" = close ]; then
+  build
+  export CK_FORK=no
+  for c in "memcheck test_cu_kernels 150" "memcheck test_cu_mixed 170" "racecheck test_cu_kernels 200"; do set -- $c
+    left 420 || break
+    timeout $3 compute-sanitizer --tool $1 --error-exitcode 99 $B/tests/cuda/$2 $B/tools/ringlm-mkmodel >"$OUT/$1-$2.log" 2>&1
+    echo "$1 $2: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Checks' "$OUT/$1-$2.log" | tr '\n' ' ')"
+  done
+  for d in 1 0 1; do
+    left 520 || break
+    echo "defer $d: TinyLlama b1 $(RL_CU_NORM_DEFER=$d eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_NORM_DEFER=$d eng llama2-7b 1 512 f16)"
+  done
+  left 540 && echo "7B b1 q8_0 $(engt llama2-7b q8_0 1 512 f16) f16 $(engt llama2-7b f16 1 512 f16); b64 q4_0 $(eng llama2-7b 64 160 q8_0)"
+  echo "elapsed ${SECONDS}s"
+fi
