@@ -69,3 +69,18 @@ if [ "$PART" = close ]; then
   left 540 && echo "7B b1 q8_0 $(engt llama2-7b q8_0 1 512 f16) f16 $(engt llama2-7b f16 1 512 f16); b64 q4_0 $(eng llama2-7b 64 160 q8_0)"
   echo "elapsed ${SECONDS}s"
 fi
+#   shape    the deferred norm's residual products in other shapes
+#            (RL_CU_MV_NORM_SHAPE=1|2: 4|6 units per round, 3: 8 warps x 4
+#            rows; 0: 16 warps x 2 rows, 8 units): the kernel tests with 2 and
+#            3, then single stream for each, twice.
+if [ "$PART" = shape ]; then
+  build
+  for sh in 2 3; do echo "kernels shape $sh: $(RL_CU_MV_NORM_SHAPE=$sh timeout 60 $B/tests/cuda/test_cu_kernels 2>&1 | grep -E 'Checks|:F:' | head -3)"; done
+  for r in 1 2; do
+    for sh in 0 1 2 3; do
+      left 520 || break
+      echo "shape $sh: TinyLlama b1 $(RL_CU_MV_NORM_SHAPE=$sh eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_MV_NORM_SHAPE=$sh eng llama2-7b 1 512 f16) 7B q8_0 $(RL_CU_MV_NORM_SHAPE=$sh engt llama2-7b q8_0 1 512 f16)"
+    done
+  done
+  echo "elapsed ${SECONDS}s"
+fi

@@ -489,9 +489,19 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
 {
     const rl_cu_act none = {};
     if (g) { /* the residual product with the next norm: 16 warps x 2 rows (a 32-block per CTA) */
-        const int NO = 2, W = 16;
-        unsigned grid = (unsigned)(m.rows / (W * NO));
-        rl_launch(k_matvec<T, B, NO, false, W, 0, DB, true>, dim3(grid), dim3(W * 32), s, m, x, y, mode, g, *xn);
+        unsigned grid = (unsigned)(m.rows / 32);
+        if constexpr (B == 1) { /* RL_CU_MV_NORM_SHAPE (measurements): 1, 2: 4, 6 units per round; 3: 8 warps x 4 rows */
+            static int shape = -1;
+            if (shape < 0)
+                shape = mv_env("RL_CU_MV_NORM_SHAPE");
+            if (shape == 1)
+                return rl_launch(k_matvec<T, 1, 2, false, 16, 4, DB, true>, dim3(grid), dim3(512), s, m, x, y, mode, g, *xn);
+            if (shape == 2)
+                return rl_launch(k_matvec<T, 1, 2, false, 16, 6, DB, true>, dim3(grid), dim3(512), s, m, x, y, mode, g, *xn);
+            if (shape == 3)
+                return rl_launch(k_matvec<T, 1, 4, false, 8, 4, DB, true>, dim3(grid), dim3(256), s, m, x, y, mode, g, *xn);
+        }
+        rl_launch(k_matvec<T, B, 2, false, 16, 0, DB, true>, dim3(grid), dim3(512), s, m, x, y, mode, g, *xn);
         return;
     }
     if constexpr (B == 1 && wtraits<T>::Q8) {
