@@ -84,3 +84,20 @@ if [ "$PART" = shape ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   u6       Q4_0's deferred-norm products at 6 units per round (the new
+#            default) and the plain one-sequence Q4_0 matvec (Q|K|V, output)
+#            at 6 (RL_CU_MV_U=6) against 8: the cuda and model suites, the
+#            kernel tests with RL_CU_MV_U=6, then single stream alternately.
+if [ "$PART" = u6 ]; then
+  build
+  SUITE_S=200 suites --suite cuda --suite model
+  echo "kernels u6: $(RL_CU_MV_U=6 timeout 60 $B/tests/cuda/test_cu_kernels 2>&1 | grep -E 'Checks|:F:' | head -3)"
+  for r in 1 2; do
+    for u in 0 6; do
+      left 520 || break
+      echo "u $u: TinyLlama b1 $(RL_CU_MV_U=$u eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_MV_U=$u eng llama2-7b 1 512 f16)"
+    done
+  done
+  left 540 && echo "norm shape 0 (old): 7B b1 $(RL_CU_MV_NORM_SHAPE=0 eng llama2-7b 1 512 f16); 7B q8_0 $(engt llama2-7b q8_0 1 512 f16)"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -490,10 +490,15 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
     const rl_cu_act none = {};
     if (g) { /* the residual product with the next norm: 16 warps x 2 rows (a 32-block per CTA) */
         unsigned grid = (unsigned)(m.rows / 32);
-        if constexpr (B == 1) { /* RL_CU_MV_NORM_SHAPE (measurements): 1, 2: 4, 6 units per round; 3: 8 warps x 4 rows */
+        if constexpr (B == 1) {
+            /* RL_CU_MV_NORM_SHAPE=0|1|2: 8|4|6 units per round, 3: 8 warps x
+             * 4 rows. One sequence (H100, session 15): Q4_0 takes 6 (7B 478-479
+             * against 468-469 tok/s with 8: ptxas keeps more of the loads in
+             * flight, 114 against 80 registers); Q8_0 keeps 8 (308-310
+             * against 289 with 6); 4 units and 4 rows were no faster. */
             static int shape = -1;
             if (shape < 0)
-                shape = mv_env("RL_CU_MV_NORM_SHAPE");
+                shape = getenv("RL_CU_MV_NORM_SHAPE") ? mv_env("RL_CU_MV_NORM_SHAPE") : T == RL_TYPE_Q4_0 ? 2 : 0;
             if (shape == 1)
                 return rl_launch(k_matvec<T, 1, 2, false, 16, 4, DB, true>, dim3(grid), dim3(512), s, m, x, y, mode, g, *xn);
             if (shape == 2)
@@ -525,6 +530,14 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
+        if constexpr (B == 1 && T == RL_TYPE_Q4_0) { /* RL_CU_MV_U=6: 6 units per round (measurement) */
+            static int u6 = -1;
+            if (u6 < 0)
+                u6 = mv_env("RL_CU_MV_U") == 6;
+            if (u6)
+                return rl_launch(k_matvec<T, 1, NO, false, W, 6, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode,
+                                 (const float *)nullptr, none);
+        }
         rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode,
                   (const float *)nullptr, none);
     }
