@@ -101,3 +101,18 @@ if [ "$PART" = u6 ]; then
   left 540 && echo "norm shape 0 (old): 7B b1 $(RL_CU_MV_NORM_SHAPE=0 eng llama2-7b 1 512 f16); 7B q8_0 $(engt llama2-7b q8_0 1 512 f16)"
   echo "elapsed ${SECONDS}s"
 fi
+#   prof     the per-op profile of the one-sequence step as it runs now
+#            (deferred norms; RL_CU_NORM_DEFER=0: norm kernels), TinyLlama and
+#            7B Q4_0, after the cuda suite.
+if [ "$PART" = prof ]; then
+  build
+  SUITE_S=150 suites --suite cuda
+  for sh in tinyllama-1.1b llama2-7b; do
+    for d in 1 0; do
+      left 520 || break
+      echo "== $sh defer $d: $(RL_CU_NORM_DEFER=$d eng $sh 1 512 f16)"
+      RL_CU_NORM_DEFER=$d timeout 60 $BC --shape $sh --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "profile|us x|sum" | tr -s ' '
+    done
+  done
+  echo "elapsed ${SECONDS}s"
+fi

@@ -78,6 +78,10 @@ static inline size_t rl_cu_topk_dev_bytes(uint32_t rows, uint32_t max_batch)
     return rl_cu_topk_cand_off(rows, max_batch) * 4 + (size_t)max_batch * RL_CU_TOPK_MAX * sizeof(rl_cu_cand);
 }
 
+/* Whether a matrix-vector step of n tokens defers its RMSNorms into the
+ * residual products (rl_cu_step.c; rl_cu_matvec_add_norm). */
+bool rl_cu_step_norm_deferred(rl_cu_model *m, int n);
+
 #define RL_CU_TRY(x)           \
     do {                       \
         int rc_ = (x);         \

@@ -44,7 +44,7 @@ static bool defer_on(rl_cu_model *m)
  * (rl_cu_act.ss: no norm kernel but the first): every product that reads the
  * normed rows must be a matvec at n, and both residual products of every
  * layer must carry the next norm (rl_cu_matvec_add_norm). */
-static bool norm_deferred(rl_cu_model *m, int n)
+bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
 {
     /* One row only: at 2 and 3 rows the 7B Q4_0 step measured 1% slower
      * (737 against 745 tok/s, 977-990 against 991; H100). */
@@ -72,7 +72,7 @@ static int enqueue_small(rl_cu_model *m, int n)
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
     rl_cu_act xres = {.f = m->x, .n = c->n_embd}, xn = m->xn;
-    bool defer = norm_deferred(m, n);
+    bool defer = rl_cu_step_norm_deferred(m, n);
     if (defer)
         xn.ss = m->xss, xn.eps = c->rms_eps;
     int n_split = rl_cu_attn_splits(n, c->n_head);
