@@ -116,3 +116,17 @@ if [ "$PART" = prof ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   ssv      the deferred norm's sums loaded into registers without waiting
+#            (the products that read a deferred norm were 0.5-1 us slower):
+#            the cuda and model suites, single stream with and without the
+#            deferred norms alternately, the 7B per-op profile.
+if [ "$PART" = ssv ]; then
+  build
+  SUITE_S=200 suites --suite cuda --suite model
+  for d in 1 0 1 0; do
+    left 420 || break
+    echo "defer $d: TinyLlama b1 $(RL_CU_NORM_DEFER=$d eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_NORM_DEFER=$d eng llama2-7b 1 512 f16)"
+  done
+  left 440 && timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "us x|sum" | tr -s ' '
+  echo "elapsed ${SECONDS}s"
+fi

@@ -363,15 +363,16 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
             if (lane + 32 * k < nu)
                 w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
     rl_pdl_wait();
-    /* A deferred norm on the input: this lane's share of each row's block
-     * sums of squares, loaded now and used after the dot products. */
-    float ssq[B];
+    /* A deferred norm on the input, one sequence: this lane's first SSN
+     * block sums of squares, loaded now (independent loads, nothing waits on
+     * them) and summed after the dot products. (A loop of dependent adds here
+     * cost the product 0.5-1 us.) */
+    const int SSN = 4; /* rows of up to 4096 */
+    float ssv[B == 1 ? SSN : 1];
+    if constexpr (B == 1) {
 #pragma unroll
-    for (int b = 0; b < B; b++) {
-        ssq[b] = 0.0f;
-        if (x.ss)
-            for (int64_t k = lane; k < x.n / 32; k += 32)
-                ssq[b] += x.ss[b * (x.n / 32) + k];
+        for (int k = 0; k < SSN; k++)
+            ssv[k] = x.ss && lane + 32 * k < x.n / 32 ? x.ss[lane + 32 * k] : 0.0f;
     }
     /* a round: this lane's U units of every row from unit base on */
     auto load = [&](wunit<T>(&buf)[U][NR], int64_t base) {
@@ -419,7 +420,17 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
     if (x.ss) {
 #pragma unroll
         for (int b = 0; b < B; b++) {
-            float rs = rsqrtf(rl_warp_sum(ssq[b]) / (float)x.n + x.eps);
+            float ssq = 0.0f;
+            int64_t k0 = 0;
+            if constexpr (B == 1) {
+#pragma unroll
+                for (int k = 0; k < SSN; k++)
+                    ssq += ssv[k];
+                k0 = 32 * SSN;
+            }
+            for (int64_t k = k0 + lane; k < x.n / 32; k += 32)
+                ssq += x.ss[b * (x.n / 32) + k];
+            float rs = rsqrtf(rl_warp_sum(ssq) / (float)x.n + x.eps);
 #pragma unroll
             for (int r = 0; r < NR; r++)
                 acc[r][b] *= rs;
