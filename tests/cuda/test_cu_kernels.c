@@ -8,6 +8,37 @@
 
 #include "rl_cu_layer.h"
 
+/* Every value of a's int8 planes (n values in 32-blocks) within half a step
+ * of vals. */
+static void check_q8_planes(const rl_cu_act *a, const float *vals, int64_t n, const char *what)
+{
+    ck_assert(n % 32 == 0 && n > 0);
+    int8_t *q = malloc(n);
+    float *ds = malloc(n / 32 * 2 * sizeof(float));
+    tcu_down(q, a->q, n);
+    tcu_down(ds, a->ds, n / 32 * 2 * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        float d = ds[(i / 32) * 2];
+        ck_assert_msg(fabsf(q[i] * d - vals[i]) <= 0.51f * d + 1e-6f, "%s: int8 value %lld", what, (long long)i);
+    }
+    free(q), free(ds);
+}
+
+/* The device's nblk block sums of squares d_ss against those of x's 32-blocks. */
+static void check_block_ss(const float *d_ss, const float *x, int64_t nblk, const char *what)
+{
+    float *ss = malloc(nblk * sizeof(float));
+    tcu_down(ss, d_ss, nblk * sizeof(float));
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        double want = 0;
+        for (int k = 0; k < 32; k++)
+            want += (double)x[blk * 32 + k] * x[blk * 32 + k];
+        ck_assert_msg(fabs(ss[blk] - want) <= 1e-5 * want, "%s: block %lld sum of squares %g, want %g", what,
+                      (long long)blk, ss[blk], want);
+    }
+    free(ss);
+}
+
 /* One matvec check: mode STORE/ADD/GLU, batch b. */
 static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int mode)
 {
@@ -32,20 +63,8 @@ static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int m
     double err = tcu_rel_err(y, ref, n_out * batch);
     double tol = wants_q8(t) ? 2e-2 : 1e-4;
     ck_assert_msg(err < tol, "%s: rel err %g >= %g", name, err, tol);
-    if (mode == RL_CU_MV_GLU && ya.q) { /* the fused quantization matches the values */
-        size_t nblk = (size_t)(n_out / 32) * batch;
-        ck_assert(nblk > 0);
-        int8_t *q = malloc(n_out * batch);
-        float *ds = calloc(nblk * 2, sizeof(float));
-        tcu_down(q, ya.q, n_out * batch);
-        tcu_down(ds, ya.ds, nblk * 2 * sizeof(float));
-        for (int64_t i = 0; i < n_out * batch; i++) {
-            float d = ds[(i / 32) * 2];
-            ck_assert_msg(fabsf(q[i] * d - y[i]) <= 0.51f * d + 1e-6f, "q8 of glu output %lld", (long long)i);
-        }
-        free(q);
-        free(ds);
-    }
+    if (mode == RL_CU_MV_GLU && ya.q) /* the fused quantization matches the values */
+        check_q8_planes(&ya, y, n_out * batch, name);
     free_act(&xa);
     free_act(&ya);
     rl_cu_mat_free(&m);
@@ -174,28 +193,14 @@ static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
     double err = tcu_rel_err(h, ref, E * batch);
     ck_assert_msg(err < (wants_q8(tp) ? 2e-2 : 1e-4), "%s: residual rel err %g", name, err);
     /* the deferred input: h * g, block sums of squares of h, int8 planes */
-    float *u = malloc(E * batch * sizeof(float)), *ss = malloc(E / 32 * batch * sizeof(float));
+    float *u = malloc(E * batch * sizeof(float));
     tcu_down(u, xn.f, E * batch * sizeof(float));
-    tcu_down(ss, xn.ss, E / 32 * batch * sizeof(float));
     for (int64_t i = 0; i < E * batch; i++)
         ck_assert_msg(fabsf(u[i] - h[i] * g[i % E]) <= 1e-6f * fabsf(h[i] * g[i % E]), "%s: xn[%lld]", name,
                       (long long)i);
-    for (int64_t blk = 0; blk < E / 32 * batch; blk++) {
-        double want = 0;
-        for (int k = 0; k < 32; k++)
-            want += (double)h[blk * 32 + k] * h[blk * 32 + k];
-        ck_assert_msg(fabs(ss[blk] - want) <= 1e-5 * want, "%s: block %lld sum of squares %g, want %g", name,
-                      (long long)blk, ss[blk], want);
-    }
-    if (xn.q) {
-        int8_t *q = malloc(E * batch);
-        float *ds = malloc(E / 32 * batch * 2 * sizeof(float));
-        tcu_down(q, xn.q, E * batch);
-        tcu_down(ds, xn.ds, E / 32 * batch * 2 * sizeof(float));
-        for (int64_t i = 0; i < E * batch; i++)
-            ck_assert(fabsf(q[i] * ds[(i / 32) * 2] - u[i]) <= 0.51f * ds[(i / 32) * 2] + 1e-6f);
-        free(q), free(ds);
-    }
+    check_block_ss(xn.ss, h, E / 32 * batch, name);
+    if (xn.q)
+        check_q8_planes(&xn, u, E * batch, name);
     /* the consumer on the normalized residual */
     float *xnorm = malloc(E * batch * sizeof(float));
     for (int b = 0; b < batch; b++) {
@@ -216,7 +221,7 @@ static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
     free_act(&aa), free_act(&res), free_act(&xn), free_act(&yc);
     cudaFree(dg);
     rl_cu_mat_free(&mp), rl_cu_mat_free(&mc);
-    free(wp), free(wc), free(a), free(h0), free(g), free(h), free(ref), free(u), free(ss), free(xnorm), free(y);
+    free(wp), free(wc), free(a), free(h0), free(g), free(h), free(ref), free(u), free(xnorm), free(y);
 }
 
 START_TEST(matvec_add_norm_defers_the_rmsnorm_to_the_next_products)
@@ -306,19 +311,12 @@ START_TEST(rmsnorm_matches_cpu_and_quantizes)
     yd.ss = tcu_dev(n / 32 * batch * sizeof(float));
     yd.eps = 1e-5f;
     CU_OK(rl_cu_rmsnorm(dx, dw, 1e-5f, n, batch, &yd, 0));
-    float *ss = malloc(n / 32 * batch * sizeof(float));
     tcu_down(out, yd.f, n * batch * sizeof(float));
-    tcu_down(ss, yd.ss, n / 32 * batch * sizeof(float));
     for (int64_t i = 0; i < n * batch; i++)
         ck_assert_msg(out[i] == x[i] * w[i % n], "deferred rmsnorm [%lld]", (long long)i);
-    for (int64_t blk = 0; blk < n / 32 * batch; blk++) {
-        double want = 0;
-        for (int k = 0; k < 32; k++)
-            want += (double)x[blk * 32 + k] * x[blk * 32 + k];
-        ck_assert_msg(fabs(ss[blk] - want) <= 1e-5 * want, "block %lld: %g, want %g", (long long)blk, ss[blk], want);
-    }
+    check_block_ss(yd.ss, x, n / 32 * batch, "deferred rmsnorm");
+    check_q8_planes(&yd, out, n * batch, "deferred rmsnorm");
     free_act(&yd);
-    free(ss);
     free_act(&y);
     cudaFree(dw), cudaFree(dx);
     free(x), free(w), free(out), free(ref), free(q), free(ds);
