@@ -69,33 +69,7 @@ template <int WG> struct cfg {
 };
 
 #ifdef RL_WGMMA_DEVICE
-__device__ __forceinline__ void bar_init(uint64_t *b, unsigned count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(sm_addr(b)), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void bar_expect(uint64_t *b, unsigned bytes)
-{
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(sm_addr(b)), "r"(bytes) : "memory");
-}
-
-__device__ __forceinline__ void bar_arrive(uint64_t *b)
-{
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(sm_addr(b)) : "memory");
-}
-
-__device__ __forceinline__ void bar_wait(uint64_t *b, unsigned parity)
-{
-    unsigned done;
-    do {
-        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                     "selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done)
-                     : "r"(sm_addr(b)), "r"(parity)
-                     : "memory");
-    } while (!done);
-}
-
+/* (mbarriers: rl_cu_async.cuh) */
 /* TMA: the box of map tm at (x0, x1) (elements) into dst, completing bytes on bar. */
 __device__ __forceinline__ void tma_2d(void *dst, const CUtensorMap *tm, int x0, int x1, uint64_t *bar)
 {

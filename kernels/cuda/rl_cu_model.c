@@ -177,6 +177,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
     m->direct_want = -1;
     m->direct_ok = -1;
     m->norm_defer = -1;
+    m->mvb = -1;
     m->rope = (rl_cu_rope){.n_head = (int)c.n_head, .n_head_kv = (int)c.n_head_kv, .head_dim = (int)c.head_dim,
                            .n_rot = (int)c.n_rot, .freq_base = c.rope_base, .neox = c.rope_neox};
     m->kv_bytes = kvb;

@@ -172,6 +172,13 @@ void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
  * the RMS) where every matrix allows it: on by default, off with
  * RL_CU_NORM_DEFER=0 or here (drops the captured graphs). */
 void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on);
+/* One-sequence steps on rl_cu_mvb (weights streamed by bulk copies; the norms
+ * inside the products): a measurement path, off by default, RL_CU_MVB=1 or
+ * here (drops the captured graphs). */
+void rl_cu_model_set_mvb(rl_cu_model *m, bool on);
+/* Whether a step of n tokens runs on rl_cu_mvb now (every layer's products
+ * qualify: Q4_0, fused Q|K|V and gate|up, shapes; sm_90). */
+bool rl_cu_model_mvb_step(rl_cu_model *m, int n);
 /* Device bytes of the fp16 copies (RL_CU_W16_ON) of these layer types
  * (lts: per layer, or NULL for ty's); F16 matrices need none. */
 uint64_t rl_cu_w16_bytes(const rl_cu_model_cfg *c, const rl_cu_model_types *ty, const rl_cu_layer_types *lts);

@@ -63,12 +63,72 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
     return true;
 }
 
+void rl_cu_model_set_mvb(rl_cu_model *m, bool on)
+{
+    if (m->mvb != (int)on)
+        rl_cu_model_drop_graphs(m);
+    m->mvb = on;
+}
+
+/* Whether a step of n tokens runs on rl_cu_mvb (RL_CU_MVB=1 or
+ * rl_cu_model_set_mvb; a measurement path): one sequence, every layer's fused
+ * Q|K|V and gate|up and its O and down taken by rl_cu_mvb. */
+bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
+{
+    if (m->mvb < 0) {
+        const char *e = getenv("RL_CU_MVB");
+        m->mvb = e && e[0] == '1';
+    }
+    if (!m->mvb || n != 1)
+        return false;
+    for (uint32_t l = 0; l < m->c.n_layer; l++) {
+        const rl_cu_layer *L = &m->layers[l];
+        if (L->wk.q || L->wup.q || !rl_cu_mvb_ok(&L->wqkv, RL_CU_MV_STORE) || !rl_cu_mvb_ok(&L->wo, RL_CU_MV_ADD) ||
+            !rl_cu_mvb_ok(&L->wgu, RL_CU_MV_GLU) || !rl_cu_mvb_ok(&L->wdown, RL_CU_MV_ADD))
+            return false;
+    }
+    return true;
+}
+
+/* One sequence on rl_cu_mvb: each product quantizes its fp32 input itself,
+ * the norms inside the products that read them; the output product too where
+ * rl_cu_mvb takes it. */
+static int enqueue_mvb(rl_cu_model *m)
+{
+    const rl_cu_model_cfg *c = &m->c;
+    cudaStream_t s = m->s;
+    float eps = c->rms_eps;
+    int n_split = rl_cu_attn_splits(1, c->n_head);
+    const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
+    RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), 1, m->x, s));
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        rl_cu_layer *L = &m->layers[l];
+        RL_CU_TRY(rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
+        if (L->bqkv)
+            RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
+        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
+        RL_CU_TRY(rl_cu_mvb(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
+        RL_CU_TRY(rl_cu_mvb(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, s));
+        RL_CU_TRY(rl_cu_mvb(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
+    }
+    if (rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE)) {
+        RL_CU_TRY(rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, s));
+    } else {
+        RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, eps, c->n_embd, 1, &m->xn, s));
+        RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, 1, RL_CU_MV_STORE, &m->logits));
+    }
+    return rl_cu_argmax(m->logits.f, c->n_vocab, 1, m->d_out, s);
+}
+
 /* The layers of a step of n tokens on the matrix-vector path (graph-captured):
  * ids in d_in, block tables in d_bt; logits and argmax for all n rows. With
  * the norms deferred, each residual product writes the next norm's input and
  * only the first norm is a kernel. */
 static int enqueue_small(rl_cu_model *m, int n)
 {
+    if (rl_cu_model_mvb_step(m, n))
+        return enqueue_mvb(m);
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
     rl_cu_act xres = {.f = m->x, .n = c->n_embd}, xn = m->xn;

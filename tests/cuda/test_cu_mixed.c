@@ -67,13 +67,18 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
 /* Prefill three sequences of the model at path into their own slots, then
  * two batched decode steps; every row of logits against the float64
  * reference of the same file (tm_ref) within BOUND. */
-static void check_against_reference(rl_model *m, const char *path, const char *mix, bool kv_q8, bool defer)
+static void check_against_reference(rl_model *m, const char *path, const char *mix, bool kv_q8, bool defer,
+                                    bool mvb)
 {
     char err[256] = "";
     uint32_t V = m->hp.n_vocab;
     rl_cu_model *g;
     ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     rl_cu_model_set_norm_defer(g, defer);
+    if (mvb) { /* the one-sequence step (step 2 below) on rl_cu_mvb */
+        rl_cu_model_set_mvb(g, true);
+        ck_assert_msg(rl_cu_model_mvb_step(g, 1), "%s: one-sequence steps not on rl_cu_mvb", mix);
+    }
     uint64_t s = tcu_seed(mix);
     enum { NS = 3 };
     tm_ref *ref[NS];
@@ -149,7 +154,7 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
     ck_assert_int_ne(m->layers[0].wq.type, RL_TYPE_Q6_K);
     ck_assert_int_eq(m->layers[1].w_up.type, RL_TYPE_Q5_K);
     ck_assert_int_eq(m->layers[3].wk.type, RL_TYPE_Q8_0);
-    check_against_reference(m, path, mix, kv_q8, defer);
+    check_against_reference(m, path, mix, kv_q8, defer, false);
     rl_model_free(m);
 }
 END_TEST
@@ -181,7 +186,25 @@ START_TEST(legacy_32_block_types_go_up_as_q8_0_and_match_reference)
         ck_assert_int_eq(m->layers[0].wq.type, RL_TYPE_Q5_0);
         ck_assert_int_eq(m->output.type, RL_TYPE_Q8_0);
     }
-    check_against_reference(m, path, _i ? "rows of 64" : "legacy types", false, true);
+    check_against_reference(m, path, _i ? "rows of 64" : "legacy types", false, true, false);
+    rl_model_free(m);
+}
+END_TEST
+
+/* A Q4_0 file's one-sequence steps on rl_cu_mvb (weights by bulk copies, the
+ * norms inside the products; its 300-row output product falls back to the
+ * matvec) against the float64 reference, with both KV types. */
+START_TEST(q4_0_one_sequence_steps_on_bulk_copies_match_reference)
+{
+    char path[128], err[256] = "";
+    make_q4_0(13, path, sizeof path);
+    rl_model *m;
+    ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
+    rl_cu_mat probe = {.type = RL_TYPE_Q4_0, .rows = 8, .cols = 256, .q = (void *)16, .d = (void *)16};
+    if (!rl_cu_mvb_ok(&probe, RL_CU_MV_STORE))
+        fprintf(stderr, "rl_cu_mvb: no sm_90 device: not tested\n");
+    else
+        check_against_reference(m, path, "q4_0 mvb", _i == 1, true, true);
     rl_model_free(m);
 }
 END_TEST
@@ -424,6 +447,7 @@ int main(int argc, char **argv)
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
     tcase_add_loop_test(tc, legacy_32_block_types_go_up_as_q8_0_and_match_reference, 0, 2);
     tcase_add_test(tc, q4_0_prompt_steps_direct_products_match_cublas_and_reference);
+    tcase_add_loop_test(tc, q4_0_one_sequence_steps_on_bulk_copies_match_reference, 0, 2);
     tcase_add_loop_test(tc, prompt_steps_on_fp16_copies_match_staged_dequantization, 0, 2);
     tcase_add_test(tc, qwen2_split_qkv_prompt_steps_add_every_bias);
     suite_add_tcase(s, tc);

@@ -1,0 +1,232 @@
+/* rl_cu_mvb.cu - one-sequence Q4_0 products with the weights streamed by
+ * bulk copies (cp.async.bulk, sm_90) into a ring of shared-memory stages.
+ *
+ * Why (docs/PERFORMANCE.md, "Batch 1: the RMSNorm deferred"): the dp4a
+ * matvec keeps a lane's weight loads in registers, and ptxas keeps only part
+ * of them in flight; alone, its products run 31-60% DRAM-busy, stalled on
+ * loads. Here one producer lane keeps a CTA's ring of stages full with bulk
+ * copies that need no registers, and starts before the PDL wait (the weights
+ * do not depend on the previous kernel).
+ *
+ * - Persistent CTAs (one per SM: the ring takes ~150 KB), tiles of TR = 8
+ *   outputs (GLU: their 8 gate and 8 up rows), taken by CTA c as tiles c,
+ *   c + grid, ...; a tile's K in chunks of CK = 64 weight blocks (2,048
+ *   columns). A stage holds one chunk of the tile's rows: per row its 1 KB of
+ *   nibbles and 128 bytes of fp16 scales, two bulk copies each.
+ * - The activation is fp32 (the residual, the attention output or the GLU
+ *   output): each CTA quantizes it to int8 blocks in shared memory after the
+ *   PDL wait, with the RMSNorm (weight g, epsilon) first when given, so no
+ *   norm or quantization kernel runs between products. The int8 values are
+ *   rl_cu_rmsnorm's and rl_cu_quantize's up to the order of the sum of squares.
+ * - Consumer warp w owns the tile's output w: per stage its lanes take the
+ *   chunk's blocks lane and lane + 32 (GLU: of the gate and the up row),
+ *   dp4a against the shared activation (the matvec's arithmetic, wdot), and
+ *   release the stage; at the tile's end a warp sum, then y = v, y += v or
+ *   y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
+ *   its own input.
+ *
+ * Needs Q4_0, columns a multiple of 256 (whole 16-byte scale runs), output
+ * rows a multiple of 8, 16-byte aligned planes, an sm_90 device; otherwise
+ * -ENOTSUP. Off by default in the step (RL_CU_MVB=1). */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "rl_cu_async.cuh"
+#include "rl_cu_matvec.cuh"
+
+namespace rl_mvb {
+
+using namespace rl_async;
+
+constexpr int TR = 8;                /* outputs per tile */
+constexpr int CK = 64;               /* weight blocks (32 columns) per chunk */
+constexpr int CW = 8;                /* consumer warps: one output each */
+constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
+constexpr int QROW = CK * 16, DROW = CK * 2;
+
+template <bool GLU> struct cfg {
+    static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
+    static constexpr int STG = NRW * (QROW + DROW);
+    static constexpr int S = GLU ? 8 : 16; /* ~147 KB of ring either way */
+};
+
+/* Dynamic shared memory: the ring, then the activation's int8 blocks and
+ * their {d, d * sum}, then the barriers and a reduction slot per warp. */
+template <bool GLU> static size_t smem_bytes(int64_t cols)
+{
+    return (size_t)cfg<GLU>::S * cfg<GLU>::STG + (size_t)cols + (size_t)cols / 32 * 8 +
+           (size_t)cfg<GLU>::S * 16 + 64;
+}
+
+/* x (cols fp32) -> int8 blocks xq / xds in shared memory, normalized by
+ * rsqrt(mean(x^2) + eps) * g first when g is set. The consumer warps only. */
+__device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds,
+                          float *red)
+{
+    int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    float rs = 1.0f;
+    if (g) {
+        float ss = 0.0f;
+        for (int64_t i = t; i < cols; i += CW * 32)
+            ss += x[i] * x[i];
+        ss = rl_warp_sum(ss);
+        if (lane == 0)
+            red[warp] = ss;
+        asm volatile("bar.sync 1, %0;" ::"n"(CW * 32) : "memory");
+        float tot = 0.0f;
+#pragma unroll
+        for (int w = 0; w < CW; w++)
+            tot += red[w];
+        rs = rsqrtf(tot / (float)cols + eps);
+    }
+    for (int64_t blk = warp; blk < cols / 32; blk += CW) {
+        int64_t i = blk * 32 + lane;
+        float v = g ? x[i] * rs * g[i] : x[i];
+        rl_quant_block_warp(v, xq + blk * 32, xds + blk * 2);
+    }
+    asm volatile("bar.sync 1, %0;" ::"n"(CW * 32) : "memory");
+}
+
+template <bool GLU>
+__global__ void __launch_bounds__(THREADS, 1)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    using C = cfg<GLU>;
+    extern __shared__ __align__(128) uint8_t sm[];
+    const int64_t cols = m.cols, nb = cols / 32, n_out = GLU ? m.rows / 2 : m.rows;
+    const int64_t ntiles = n_out / TR, nch = (nb + CK - 1) / CK;
+    int8_t *xq = (int8_t *)(sm + (size_t)C::S * C::STG);
+    float *xds = (float *)(sm + (size_t)C::S * C::STG + cols);
+    uint64_t *full = (uint64_t *)(sm + (size_t)C::S * C::STG + cols + nb * 8);
+    uint64_t *empty = full + C::S;
+    float *red = (float *)(empty + C::S);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < C::S; s++) {
+            bar_init(&full[s], 1);
+            bar_init(&empty[s], CW);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    rl_pdl_trigger();
+
+    if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
+        if (lane != 0)
+            return;
+        const uint8_t *q = (const uint8_t *)m.q;
+        const uint16_t *d = (const uint16_t *)m.d;
+        int64_t i = 0;
+        for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
+            for (int64_t c = 0; c < nch; c++, i++) {
+                int s = (int)(i % C::S);
+                unsigned ph = (unsigned)(i / C::S) & 1;
+                bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
+                int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
+                bar_expect(&full[s], (unsigned)(C::NRW * cu * 18));
+                uint8_t *st = sm + (size_t)s * C::STG;
+                for (int r = 0; r < C::NRW; r++) {
+                    int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
+                    bulk_copy(st + r * QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
+                    bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
+                }
+            }
+        return;
+    }
+
+    /* consumers */
+    rl_pdl_wait();
+    prepare_x(x, g, eps, cols, xq, xds, red);
+    rl_cu_act xs = {};
+    xs.q = xq, xs.ds = xds, xs.n = cols;
+    int64_t i = 0;
+    for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x) {
+        float acc = 0.0f, accu = 0.0f;
+        for (int64_t c = 0; c < nch; c++, i++) {
+            int s = (int)(i % C::S);
+            bar_wait(&full[s], (unsigned)(i / C::S) & 1);
+            const uint8_t *st = sm + (size_t)s * C::STG;
+            int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
+#pragma unroll
+            for (int k = 0; k < 2; k++) {
+                int j = lane + 32 * k;
+                if (j >= cu)
+                    break;
+                wunit<RL_TYPE_Q4_0> w;
+                w.q = *(const uint4 *)(st + warp * QROW + j * 16);
+                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + warp * DROW + j * 2));
+                acc += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
+                if (GLU) {
+                    w.q = *(const uint4 *)(st + (TR + warp) * QROW + j * 16);
+                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + (TR + warp) * DROW + j * 2));
+                    accu += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
+                }
+            }
+            __syncwarp();
+            if (lane == 0)
+                bar_arrive(&empty[s]);
+        }
+        acc = rl_warp_sum(acc);
+        if (GLU)
+            accu = rl_warp_sum(accu);
+        if (lane == 0) {
+            int64_t o = t * TR + warp;
+            if (GLU)
+                y[o] = rl_silu(acc) * accu;
+            else
+                y[o] = mode == RL_CU_MV_ADD ? y[o] + acc : acc;
+        }
+    }
+#endif
+}
+
+static bool sm90(void)
+{
+    static int ok = -1;
+    if (ok < 0) {
+        int dev = 0, major = 0;
+        ok = cudaGetDevice(&dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+    }
+    return ok;
+}
+
+template <bool GLU> static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
+                                      cudaStream_t s)
+{
+    size_t smem = smem_bytes<GLU>(m->cols);
+    static size_t set_for = 0;
+    if (smem > set_for) {
+        if (cudaFuncSetAttribute(k_mvb<GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+            return -ENOTSUP;
+        set_for = smem;
+    }
+    int64_t n_out = GLU ? m->rows / 2 : m->rows, ntiles = n_out / TR;
+    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
+    rl_launch_smem(k_mvb<GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    return RL_CU_LAUNCHED("mvb");
+}
+
+} /* namespace rl_mvb */
+
+extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
+{
+    int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
+    bool glu = mode == RL_CU_MV_GLU;
+    return m->type == RL_TYPE_Q4_0 && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
+           n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
+           rl_mvb::sm90() && rl_cu_sm_count() > 0 &&
+           (glu ? rl_mvb::smem_bytes<true>(m->cols) : rl_mvb::smem_bytes<false>(m->cols)) <= 227 * 1024;
+}
+
+extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
+                         cudaStream_t s)
+{
+    if (mode != RL_CU_MV_STORE && mode != RL_CU_MV_ADD && mode != RL_CU_MV_GLU)
+        return -EINVAL;
+    if (!d_x || !d_y || !rl_cu_mvb_ok(m, mode))
+        return -ENOTSUP;
+    return mode == RL_CU_MV_GLU ? rl_mvb::launch<true>(m, d_x, d_g, eps, d_y, mode, s)
+                                : rl_mvb::launch<false>(m, d_x, d_g, eps, d_y, mode, s);
+}

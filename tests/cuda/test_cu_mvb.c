@@ -1,0 +1,88 @@
+/* test_cu_mvb.c - rl_cu_mvb, the one-sequence Q4_0 products whose weights
+ * stream by bulk copies into shared memory, against float64 on fresh random
+ * inputs. Exits 77 without a GPU; skips with a message without sm_90. */
+#include <errno.h>
+#include <time.h>
+
+#include "tcu_mat.h"
+
+/* rl_cu_mvb (weights by bulk copies, the activation quantized per CTA, an
+ * optional RMSNorm first) against float64: rows x cols Q4_0 in mode, with
+ * or without the norm. */
+static void check_mvb(int64_t rows, int64_t cols, int mode, bool norm)
+{
+    char name[96];
+    snprintf(name, sizeof name, "mvb %lldx%lld mode%d norm%d", (long long)rows, (long long)cols, mode, norm);
+    uint64_t s = tcu_seed(name);
+    float *w = malloc(rows * cols * sizeof(float));
+    rl_cu_mat m;
+    tcu_make_weight(RL_TYPE_Q4_0, rows, cols, &s, &m, w);
+    int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
+    float *x = tcu_rand_vec(&s, cols, 2.0f), *g = tcu_rand_vec(&s, cols, 1.0f), *y0 = tcu_rand_vec(&s, n_out, 1.0f);
+    float *dx = tcu_up(x, cols * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
+    float *dy = mode == RL_CU_MV_ADD ? tcu_up(y0, n_out * sizeof(float)) : tcu_dev(n_out * sizeof(float));
+    CU_OK(rl_cu_mvb(&m, dx, norm ? dg : NULL, 1e-5f, mode, dy, 0));
+    float *xr = malloc(cols * sizeof(float)), *y = malloc(n_out * sizeof(float));
+    double sq = 0;
+    for (int64_t i = 0; i < cols; i++)
+        sq += (double)x[i] * x[i];
+    double rs = 1.0 / sqrt(sq / cols + 1e-5);
+    for (int64_t i = 0; i < cols; i++)
+        xr[i] = norm ? (float)(x[i] * rs * g[i]) : x[i];
+    double *ref = malloc(n_out * sizeof(double));
+    tcu_ref_product(w, xr, y0, rows, cols, 1, mode, ref);
+    tcu_down(y, dy, n_out * sizeof(float));
+    double err = tcu_rel_err(y, ref, n_out);
+    ck_assert_msg(err < 2e-2, "%s: rel err %g", name, err);
+    cudaFree(dx), cudaFree(dg), cudaFree(dy);
+    rl_cu_mat_free(&m);
+    free(w), free(x), free(g), free(y0), free(xr), free(y), free(ref);
+}
+
+/* Every mode, a last chunk of 8 blocks (2,304 columns), more tiles than SMs
+ * (the ring wraps: 2,400 rows), and what it refuses. */
+START_TEST(mvb_streams_q4_0_products_in_every_mode)
+{
+    uint64_t s = tcu_seed("mvb refusals");
+    rl_cu_mat m;
+    float *w = malloc(24 * 2304 * sizeof(float));
+    tcu_make_weight(RL_TYPE_Q4_0, 24, 512, &s, &m, w);
+    if (!rl_cu_mvb_ok(&m, RL_CU_MV_STORE)) {
+        printf("no sm_90 device: skipping rl_cu_mvb\n");
+        rl_cu_mat_free(&m);
+        free(w);
+        return;
+    }
+    rl_cu_mat_free(&m);
+    check_mvb(64, 512, RL_CU_MV_STORE, false);
+    check_mvb(2400, 2304, RL_CU_MV_STORE, true);
+    check_mvb(40, 768, RL_CU_MV_ADD, false);
+    check_mvb(2 * 48, 2304, RL_CU_MV_GLU, true);
+    check_mvb(2 * 1200, 512, RL_CU_MV_GLU, false);
+    tcu_make_weight(RL_TYPE_Q8_0, 24, 512, &s, &m, w);
+    ck_assert(!rl_cu_mvb_ok(&m, RL_CU_MV_STORE));
+    rl_cu_mat_free(&m);
+    tcu_make_weight(RL_TYPE_Q4_0, 12, 512, &s, &m, w); /* 12 outputs: not in tiles of 8 */
+    ck_assert(!rl_cu_mvb_ok(&m, RL_CU_MV_STORE));
+    ck_assert(rl_cu_mvb_ok(&m, RL_CU_MV_GLU) == false); /* 6 outputs */
+    float *d = tcu_dev(512 * sizeof(float));
+    ck_assert_int_eq(rl_cu_mvb(&m, d, NULL, 0.0f, RL_CU_MV_STORE, d, 0), -ENOTSUP);
+    rl_cu_mat_free(&m);
+    tcu_make_weight(RL_TYPE_Q4_0, 16, 224 + 32, &s, &m, w); /* 256 columns: taken */
+    ck_assert(rl_cu_mvb_ok(&m, RL_CU_MV_STORE));
+    ck_assert_int_eq(rl_cu_mvb(&m, d, NULL, 0.0f, 7, d, 0), -EINVAL);
+    rl_cu_mat_free(&m);
+    cudaFree(d);
+    free(w);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cuda_mvb");
+    TCase *tc = tcase_create("mvb");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, mvb_streams_q4_0_products_in_every_mode);
+    suite_add_tcase(s, tc);
+    return tcu_main(s);
+}

@@ -1,0 +1,32 @@
+#!/bin/bash
+# gpu-s16.sh - the device calls prepared for session 16 (written in session
+# 15, after its device time ran out).
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s16.sh PART
+T=$(dirname "$0")
+. "$T/gpu-env.sh"
+B=${RL_GPU_BUILD:-/tmp/rl-b}
+BC=$B/bench/ringlm-bench-cuda
+PART=${1:-mvb}
+. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, load1, products
+#   mvb      rl_cu_mvb (one-sequence Q4_0 products with the weights streamed
+#            by bulk copies; RL_CU_MVB=1) against the default path: its tests
+#            (test_cu_mvb, then the cuda and model suites with test_cu_mixed's
+#            one-sequence steps on it), single stream alternately, and Nsight
+#            Compute on its kernels in the 7B step.
+if [ "$PART" = mvb ]; then
+  build
+  echo "test_cu_mvb: $(timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  SUITE_S=200 suites --suite cuda --suite model
+  for v in 1 0 1 0; do
+    left 400 || break
+    echo "mvb $v: TinyLlama b1 $(RL_CU_MVB=$v eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_MVB=$v eng llama2-7b 1 512 f16)"
+  done
+  if left 420; then
+    RL_CU_MVB=1 timeout 150 ncu --clock-control none --kernel-name-base function --kernel-name regex:'k_mvb' --launch-skip 200 --launch-count 8 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      -o $OUT/mvb-7b -f $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 >"$OUT/mvb-ncu.log" 2>&1; echo "ncu rc=$?"
+    ncu -i $OUT/mvb-7b.ncu-rep --page details --print-details all >"$OUT/mvb-7b.txt" 2>&1
+    grep -E "^  void|Duration|DRAM Throughput|Memory Throughput|Grid Size|Registers Per|Stall Long|Stall Barrier|Warp Cycles Per Issued" "$OUT/mvb-7b.txt" | tr -s ' ' | head -60
+  fi
+  echo "elapsed ${SECONDS}s"
+fi
