@@ -203,14 +203,7 @@ static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
         check_q8_planes(&xn, u, E * batch, name);
     /* the consumer on the normalized residual */
     float *xnorm = malloc(E * batch * sizeof(float));
-    for (int b = 0; b < batch; b++) {
-        double sq = 0;
-        for (int64_t i = 0; i < E; i++)
-            sq += (double)h[b * E + i] * h[b * E + i];
-        double rs = 1.0 / sqrt(sq / E + 1e-5);
-        for (int64_t i = 0; i < E; i++)
-            xnorm[b * E + i] = (float)(h[b * E + i] * rs * g[i]);
-    }
+    tcu_ref_rmsnorm(h, g, E, batch, xnorm);
     rl_cu_act yc = make_act(R, batch, NULL);
     CU_OK(rl_cu_matvec(&mc, &xn, batch, mode, &yc, 0));
     float *y = malloc(R * batch * sizeof(float));

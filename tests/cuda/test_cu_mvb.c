@@ -23,12 +23,10 @@ static void check_mvb(int64_t rows, int64_t cols, int mode, bool norm)
     float *dy = mode == RL_CU_MV_ADD ? tcu_up(y0, n_out * sizeof(float)) : tcu_dev(n_out * sizeof(float));
     CU_OK(rl_cu_mvb(&m, dx, norm ? dg : NULL, 1e-5f, mode, dy, 0));
     float *xr = malloc(cols * sizeof(float)), *y = malloc(n_out * sizeof(float));
-    double sq = 0;
-    for (int64_t i = 0; i < cols; i++)
-        sq += (double)x[i] * x[i];
-    double rs = 1.0 / sqrt(sq / cols + 1e-5);
-    for (int64_t i = 0; i < cols; i++)
-        xr[i] = norm ? (float)(x[i] * rs * g[i]) : x[i];
+    if (norm)
+        tcu_ref_rmsnorm(x, g, cols, 1, xr);
+    else
+        memcpy(xr, x, cols * sizeof(float));
     double *ref = malloc(n_out * sizeof(double));
     tcu_ref_product(w, xr, y0, rows, cols, 1, mode, ref);
     tcu_down(y, dy, n_out * sizeof(float));
