@@ -20,11 +20,6 @@
             return rc_;        \
     } while (0)
 
-static bool q8_type(rl_type t)
-{
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
-}
-
 rl_cu_layer_types rl_cu_layer_types_of(const rl_cu_model_types *ty, const rl_cu_layer_types *layers, uint32_t l)
 {
     if (layers)
@@ -79,10 +74,10 @@ uint64_t rl_cu_layer_plan(const rl_cu_model_cfg *c, const rl_cu_layer_types *lt,
 void rl_cu_layer_q8_needs(const rl_cu_layer_types *lt, bool *xn, bool *attn, bool *ffn)
 {
     const rl_type *t = lt->t;
-    *xn = q8_type(t[RL_CU_W_Q]) || q8_type(t[RL_CU_W_K]) || q8_type(t[RL_CU_W_V]) || q8_type(t[RL_CU_W_GATE]) ||
-          q8_type(t[RL_CU_W_UP]);
-    *attn = q8_type(t[RL_CU_W_O]);
-    *ffn = q8_type(t[RL_CU_W_DOWN]);
+    *xn = rl_cu_type_q8(t[RL_CU_W_Q]) || rl_cu_type_q8(t[RL_CU_W_K]) || rl_cu_type_q8(t[RL_CU_W_V]) || rl_cu_type_q8(t[RL_CU_W_GATE]) ||
+          rl_cu_type_q8(t[RL_CU_W_UP]);
+    *attn = rl_cu_type_q8(t[RL_CU_W_O]);
+    *ffn = rl_cu_type_q8(t[RL_CU_W_DOWN]);
 }
 
 int rl_cu_layer_alloc(const rl_cu_model_cfg *c, const rl_cu_layer_types *lt, rl_cu_layer *L)

@@ -29,15 +29,10 @@ __global__ void k_matvec_scalar(const rl_cu_mat m, const rl_cu_act x, int batch,
     }
 }
 
-static bool mv_q8(rl_type t)
-{
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
-}
-
 extern "C" bool rl_cu_matvec_norm_ok(const rl_cu_mat *m)
 {
     bool fl = m->type == RL_TYPE_F16 || m->type == RL_TYPE_BF16 || m->type == RL_TYPE_F32;
-    return m->rows % 32 == 0 && m->rows > 0 && (mv_q8(m->type) || (fl && m->cols % 8 == 0));
+    return m->rows % 32 == 0 && m->rows > 0 && (rl_cu_type_q8(m->type) || (fl && m->cols % 8 == 0));
 }
 
 /* Checks, then the type's kernels; g / xn: the deferred next norm, or NULL. */
@@ -50,7 +45,7 @@ static int matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, r
     int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
     if (y->n != n_out || (y->stride && (y->stride < n_out || mode == RL_CU_MV_GLU)))
         return -EINVAL;
-    if (mv_q8(m->type) && (x->q == NULL || x->ds == NULL))
+    if (rl_cu_type_q8(m->type) && (x->q == NULL || x->ds == NULL))
         return -EINVAL;
     if (x->ss && x->n % 32)
         return -EINVAL;

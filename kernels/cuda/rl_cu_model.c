@@ -10,11 +10,6 @@
 
 #define MB (1024.0 * 1024.0)
 
-static bool q8_type(rl_type t)
-{
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
-}
-
 static size_t act_bytes(int64_t n, uint32_t rows, bool q)
 {
     return (size_t)n * rows * 4 + (q ? (size_t)n * rows * 3 + (size_t)(n / 32) * rows * 8 : 0); /* f, q, h, ds */
@@ -96,7 +91,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         return -ENOTSUP;
     }
     /* Per layer: the real matrix sizes, and which activations any consumer reads as int8. */
-    bool q_xn = q8_type(ty->output), q_attn = false, q_ffn = false;
+    bool q_xn = rl_cu_type_q8(ty->output), q_attn = false, q_ffn = false;
     for (uint32_t l = 0; l < c.n_layer; l++) {
         rl_cu_layer_types lt = rl_cu_layer_types_of(ty, lts, l);
         uint64_t lb = rl_cu_layer_plan(&c, &lt, l, err, errlen);

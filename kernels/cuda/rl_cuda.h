@@ -53,6 +53,12 @@ typedef struct rl_cu_mat {
 
 /* Types with device kernels: F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K. */
 bool rl_cu_type_supported(rl_type t);
+/* Whether a matrix of type t multiplies int8 activations (rl_cu_act.q/ds):
+ * the quantized types; the float ones read rl_cu_act.f. */
+static inline bool rl_cu_type_q8(rl_type t)
+{
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
+}
 /* Device bytes of a rows x cols matrix of type t; 0 when the type is not
  * supported or cols is not a multiple of its block size (or of 8 for floats). */
 size_t rl_cu_mat_bytes(rl_type t, int64_t rows, int64_t cols);

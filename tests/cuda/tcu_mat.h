@@ -47,24 +47,6 @@ static inline void tcu_ref_product(const float *w, const float *x, const float *
         }
 }
 
-/* out[b] = x[b] / rms(x[b]) * g (float64 inside, eps 1e-5) for batch rows of n. */
-static inline void tcu_ref_rmsnorm(const float *x, const float *g, int64_t n, int batch, float *out)
-{
-    for (int b = 0; b < batch; b++) {
-        double sq = 0;
-        for (int64_t i = 0; i < n; i++)
-            sq += (double)x[b * n + i] * x[b * n + i];
-        double rs = 1.0 / sqrt(sq / n + 1e-5);
-        for (int64_t i = 0; i < n; i++)
-            out[b * n + i] = (float)(x[b * n + i] * rs * g[i]);
-    }
-}
-
-static inline bool wants_q8(rl_type t)
-{
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
-}
-
 /* The batched products' common signature (rl_cu_matvec, rl_cu_mm, rl_cu_mmq, rl_cu_mmh). */
 typedef int (*tcu_product_fn)(const rl_cu_mat *, const rl_cu_act *, int, int, rl_cu_act *, cudaStream_t);
 

@@ -51,6 +51,25 @@ static inline float *tcu_rand_vec(uint64_t *s, size_t n, float amp)
     return v;
 }
 
+/* x[b] / rms(x[b]) * g for batch rows of n (float64 inside, eps 1e-5) into
+ * out (float64) and/or outf (float), either may be NULL. */
+static inline void tcu_ref_rmsnorm(const float *x, const float *g, int64_t n, int batch, double *out, float *outf)
+{
+    for (int b = 0; b < batch; b++) {
+        double sq = 0;
+        for (int64_t i = 0; i < n; i++)
+            sq += (double)x[b * n + i] * x[b * n + i];
+        double rs = 1.0 / sqrt(sq / n + 1e-5);
+        for (int64_t i = 0; i < n; i++) {
+            double v = x[b * n + i] * rs * g[i];
+            if (out)
+                out[b * n + i] = v;
+            if (outf)
+                outf[b * n + i] = (float)v;
+        }
+    }
+}
+
 static inline void *tcu_dev(size_t bytes)
 {
     void *p = NULL;

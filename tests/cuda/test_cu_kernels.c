@@ -61,7 +61,7 @@ static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int m
     tcu_down(y, ya.f, n_out * batch * sizeof(float));
     tcu_ref_product(w, x, y0, rows, cols, batch, mode, ref);
     double err = tcu_rel_err(y, ref, n_out * batch);
-    double tol = wants_q8(t) ? 2e-2 : 1e-4;
+    double tol = rl_cu_type_q8(t) ? 2e-2 : 1e-4;
     ck_assert_msg(err < tol, "%s: rel err %g >= %g", name, err, tol);
     if (mode == RL_CU_MV_GLU && ya.q) /* the fused quantization matches the values */
         check_q8_planes(&ya, y, n_out * batch, name);
@@ -191,7 +191,7 @@ static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
     tcu_down(h, res.f, E * batch * sizeof(float));
     tcu_ref_product(wp, a, h0, E, K, batch, RL_CU_MV_ADD, ref);
     double err = tcu_rel_err(h, ref, E * batch);
-    ck_assert_msg(err < (wants_q8(tp) ? 2e-2 : 1e-4), "%s: residual rel err %g", name, err);
+    ck_assert_msg(err < (rl_cu_type_q8(tp) ? 2e-2 : 1e-4), "%s: residual rel err %g", name, err);
     /* the deferred input: h * g, block sums of squares of h, int8 planes */
     float *u = malloc(E * batch * sizeof(float));
     tcu_down(u, xn.f, E * batch * sizeof(float));
@@ -203,14 +203,14 @@ static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
         check_q8_planes(&xn, u, E * batch, name);
     /* the consumer on the normalized residual */
     float *xnorm = malloc(E * batch * sizeof(float));
-    tcu_ref_rmsnorm(h, g, E, batch, xnorm);
+    tcu_ref_rmsnorm(h, g, E, batch, NULL, xnorm);
     rl_cu_act yc = make_act(R, batch, NULL);
     CU_OK(rl_cu_matvec(&mc, &xn, batch, mode, &yc, 0));
     float *y = malloc(R * batch * sizeof(float));
     tcu_down(y, yc.f, R * batch * sizeof(float));
     tcu_ref_product(wc, xnorm, NULL, rc_rows, E, batch, mode, ref);
     err = tcu_rel_err(y, ref, R * batch);
-    ck_assert_msg(err < (wants_q8(tc) ? 2e-2 : 1e-4), "%s: consumer rel err %g", name, err);
+    ck_assert_msg(err < (rl_cu_type_q8(tc) ? 2e-2 : 1e-4), "%s: consumer rel err %g", name, err);
     free_act(&aa), free_act(&res), free_act(&xn), free_act(&yc);
     cudaFree(dg);
     rl_cu_mat_free(&mp), rl_cu_mat_free(&mc);
@@ -270,14 +270,7 @@ START_TEST(rmsnorm_matches_cpu_and_quantizes)
     float *out = malloc(n * batch * sizeof(float));
     double *ref = malloc(n * batch * sizeof(double));
     tcu_down(out, y.f, n * batch * sizeof(float));
-    for (int b = 0; b < batch; b++) {
-        double ss = 0;
-        for (int64_t i = 0; i < n; i++)
-            ss += (double)x[b * n + i] * x[b * n + i];
-        double rs = 1.0 / sqrt(ss / n + 1e-5);
-        for (int64_t i = 0; i < n; i++)
-            ref[b * n + i] = x[b * n + i] * rs * w[i];
-    }
+    tcu_ref_rmsnorm(x, w, n, batch, ref, NULL);
     double err = tcu_rel_err(out, ref, n * batch);
     ck_assert_msg(err < 1e-5, "rmsnorm rel err %g", err);
     if (n % 32) {

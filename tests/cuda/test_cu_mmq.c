@@ -95,7 +95,8 @@ static float *matvec_result(const rl_cu_mat *m, const rl_cu_act *xa, int batch, 
     rl_cu_act ya = make_act(n_out, batch, mode == RL_CU_MV_ADD ? y0 : NULL);
     for (int b0 = 0; b0 < batch; b0 += RL_CU_MAX_BATCH) {
         int nb = batch - b0 < RL_CU_MAX_BATCH ? batch - b0 : RL_CU_MAX_BATCH;
-        rl_cu_act xs = {.f = xa->f + b0 * xa->n, .q = xa->q + b0 * xa->n, .ds = xa->ds + b0 * (xa->n / 32) * 2, .n = xa->n};
+        rl_cu_act xs = {
+            .f = xa->f + b0 * xa->n, .q = xa->q + b0 * xa->n, .ds = xa->ds + b0 * (xa->n / 32) * 2, .n = xa->n};
         rl_cu_act ys = {.f = ya.f + b0 * n_out, .n = n_out};
         CU_OK(rl_cu_matvec(m, &xs, nb, mode, &ys, 0));
     }
