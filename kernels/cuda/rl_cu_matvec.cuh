@@ -494,13 +494,22 @@ static inline int mv_env(const char *name)
     return e ? atoi(e) : 0;
 }
 
+/* The residual product carrying the next norm (NORM), in one shape. */
+template <int T, int B, int NO, int W, int UO, bool DB>
+static void launch_norm(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s,
+                        const float *g, const rl_cu_act *xn)
+{
+    static_assert(W * NO == 32, "a 32-block of outputs per CTA");
+    rl_launch(k_matvec<T, B, NO, false, W, UO, DB, true>, dim3((unsigned)(m.rows / 32)), dim3(W * 32), s, m, x, y,
+              mode, g, *xn);
+}
+
 template <int T, int B, bool DB>
 static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s,
                       const float *g, const rl_cu_act *xn)
 {
     const rl_cu_act none = {};
     if (g) { /* the residual product with the next norm: 16 warps x 2 rows (a 32-block per CTA) */
-        unsigned grid = (unsigned)(m.rows / 32);
         if constexpr (B == 1) {
             /* RL_CU_MV_NORM_SHAPE=0|1|2: 8|4|6 units per round, 3: 8 warps x
              * 4 rows. One sequence (H100, session 15): Q4_0 takes 6 (7B 478-479
@@ -511,14 +520,13 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
             if (shape < 0)
                 shape = getenv("RL_CU_MV_NORM_SHAPE") ? mv_env("RL_CU_MV_NORM_SHAPE") : T == RL_TYPE_Q4_0 ? 2 : 0;
             if (shape == 1)
-                return rl_launch(k_matvec<T, 1, 2, false, 16, 4, DB, true>, dim3(grid), dim3(512), s, m, x, y, mode, g, *xn);
+                return launch_norm<T, 1, 2, 16, 4, DB>(m, x, mode, y, s, g, xn);
             if (shape == 2)
-                return rl_launch(k_matvec<T, 1, 2, false, 16, 6, DB, true>, dim3(grid), dim3(512), s, m, x, y, mode, g, *xn);
+                return launch_norm<T, 1, 2, 16, 6, DB>(m, x, mode, y, s, g, xn);
             if (shape == 3)
-                return rl_launch(k_matvec<T, 1, 4, false, 8, 4, DB, true>, dim3(grid), dim3(256), s, m, x, y, mode, g, *xn);
+                return launch_norm<T, 1, 4, 8, 4, DB>(m, x, mode, y, s, g, xn);
         }
-        rl_launch(k_matvec<T, B, 2, false, 16, 0, DB, true>, dim3(grid), dim3(512), s, m, x, y, mode, g, *xn);
-        return;
+        return launch_norm<T, B, 2, 16, 0, DB>(m, x, mode, y, s, g, xn);
     }
     if constexpr (B == 1 && wtraits<T>::Q8) {
         static int glu_u = -1;

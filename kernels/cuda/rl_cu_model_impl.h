@@ -79,6 +79,13 @@ static inline size_t rl_cu_topk_dev_bytes(uint32_t rows, uint32_t max_batch)
     return rl_cu_topk_cand_off(rows, max_batch) * 4 + (size_t)max_batch * RL_CU_TOPK_MAX * sizeof(rl_cu_cand);
 }
 
+/* The weight of the RMSNorm after layer l: layer l + 1's attention norm, or
+ * the output norm after the last layer. */
+static inline const float *rl_cu_next_norm(const rl_cu_model *m, uint32_t l)
+{
+    return l + 1 < m->c.n_layer ? m->layers[l + 1].attn_norm : m->output_norm;
+}
+
 /* Whether a matrix-vector step of n tokens defers its RMSNorms into the
  * residual products (rl_cu_step.c; rl_cu_matvec_add_norm). */
 bool rl_cu_step_norm_deferred(rl_cu_model *m, int n);

@@ -33,7 +33,7 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer)
                      : rl_cu_model_product(m, &L->wo, &m->attn, n, RL_CU_MV_ADD, &xres);
     case P_GU: return rl_cu_layer_glu(c, L, &xn, n, m->gu, &m->ffn, s);
     case P_DOWN:
-        return defer ? rl_cu_matvec_add_norm(&L->wdown, &m->ffn, n, &xres, L->ffn_norm, &xn, s)
+        return defer ? rl_cu_matvec_add_norm(&L->wdown, &m->ffn, n, &xres, rl_cu_next_norm(m, l), &xn, s)
                      : rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres);
     case P_OUT: return rl_cu_model_product(m, &m->output, &xn, n, RL_CU_MV_STORE, &m->logits);
     default: return rl_cu_argmax(m->logits.f, c->n_vocab, n, m->d_out, s);

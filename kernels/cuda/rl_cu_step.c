@@ -24,20 +24,28 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
     return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
-void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on)
+/* A model's form switch (norm_defer, mvb): set, dropping the graphs captured
+ * with the other form; or read, from the environment the first time (dflt on:
+ * on unless the variable starts with 0; off: on only if it starts with 1). */
+static void flag_set(rl_cu_model *m, int *flag, bool on)
 {
-    if (m->norm_defer != (int)on)
-        rl_cu_model_drop_graphs(m); /* captured with the other form */
-    m->norm_defer = on;
+    if (*flag != (int)on)
+        rl_cu_model_drop_graphs(m);
+    *flag = on;
 }
 
-static bool defer_on(rl_cu_model *m)
+static bool flag_get(int *flag, const char *env, bool dflt)
 {
-    if (m->norm_defer < 0) {
-        const char *e = getenv("RL_CU_NORM_DEFER");
-        m->norm_defer = !(e && e[0] == '0');
+    if (*flag < 0) {
+        const char *e = getenv(env);
+        *flag = e ? (dflt ? e[0] != '0' : e[0] == '1') : dflt;
     }
-    return m->norm_defer;
+    return *flag;
+}
+
+void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on)
+{
+    flag_set(m, &m->norm_defer, on);
 }
 
 /* Whether a step of n tokens defers its RMSNorms into the residual products
@@ -48,7 +56,8 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
 {
     /* One row only: at 2 and 3 rows the 7B Q4_0 step measured 1% slower
      * (737 against 745 tok/s, 977-990 against 991; H100). */
-    if (n != 1 || !defer_on(m) || !m->xss || !rl_cu_product_is_matvec(&m->output, m->xn.h != NULL, n))
+    if (n != 1 || !flag_get(&m->norm_defer, "RL_CU_NORM_DEFER", true) || !m->xss ||
+        !rl_cu_product_is_matvec(&m->output, m->xn.h != NULL, n))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
         const rl_cu_layer *L = &m->layers[l];
@@ -65,9 +74,7 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
 
 void rl_cu_model_set_mvb(rl_cu_model *m, bool on)
 {
-    if (m->mvb != (int)on)
-        rl_cu_model_drop_graphs(m);
-    m->mvb = on;
+    flag_set(m, &m->mvb, on);
 }
 
 /* Whether a step of n tokens runs on rl_cu_mvb (RL_CU_MVB=1 or
@@ -75,11 +82,7 @@ void rl_cu_model_set_mvb(rl_cu_model *m, bool on)
  * Q|K|V and gate|up and its O and down taken by rl_cu_mvb. */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
 {
-    if (m->mvb < 0) {
-        const char *e = getenv("RL_CU_MVB");
-        m->mvb = e && e[0] == '1';
-    }
-    if (!m->mvb || n != 1)
+    if (n != 1 || !flag_get(&m->mvb, "RL_CU_MVB", false))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
         const rl_cu_layer *L = &m->layers[l];
@@ -140,7 +143,6 @@ static int enqueue_small(rl_cu_model *m, int n)
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        const float *next_norm = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : m->output_norm;
         if (!defer || l == 0)
             RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &xn, s));
         RL_CU_TRY(rl_cu_layer_qkv(c, L, &xn, n, m->qkv, s));
@@ -156,7 +158,7 @@ static int enqueue_small(rl_cu_model *m, int n)
         }
         RL_CU_TRY(rl_cu_layer_glu(c, L, &xn, n, m->gu, &m->ffn, s));
         if (defer)
-            RL_CU_TRY(rl_cu_matvec_add_norm(&L->wdown, &m->ffn, n, &xres, next_norm, &xn, s));
+            RL_CU_TRY(rl_cu_matvec_add_norm(&L->wdown, &m->ffn, n, &xres, rl_cu_next_norm(m, l), &xn, s));
         else
             RL_CU_TRY(rl_cu_model_product(m, &L->wdown, &m->ffn, n, RL_CU_MV_ADD, &xres));
     }
