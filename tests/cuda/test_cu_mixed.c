@@ -65,8 +65,10 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
 }
 
 /* Prefill three sequences of the model at path into their own slots, then
- * two batched decode steps; every row of logits against the float64
- * reference of the same file (tm_ref) within BOUND. */
+ * two batched decode steps and a one-sequence step; every row of logits
+ * against the float64 reference of the same file (tm_ref) within BOUND.
+ * defer: the one-sequence step's norms deferred (else norm kernels); mvb: that
+ * step on rl_cu_mvb. */
 static void check_against_reference(rl_model *m, const char *path, const char *mix, bool kv_q8, bool defer,
                                     bool mvb)
 {
