@@ -30,3 +30,23 @@ if [ "$PART" = mvb ]; then
   fi
   echo "elapsed ${SECONDS}s"
 fi
+#   mvb2     the same after the activation's loads all went in flight at once
+#            (prepare_x): test_cu_mvb, the cuda suite, single stream
+#            alternately, the kernels' durations under Nsight Compute.
+ncu_mvb() { # ncu_mvb NAME: k_mvb's durations and DRAM throughput in the 7B step
+  RL_CU_MVB=1 timeout 150 ncu --clock-control none --kernel-name-base function --kernel-name regex:'k_mvb' --launch-skip 200 --launch-count 8 \
+    --section SpeedOfLight --section WarpStateStats -o $OUT/$1 -f $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 >"$OUT/$1-ncu.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/$1.ncu-rep --page details --print-details all >"$OUT/$1.txt" 2>&1
+  grep -E "^  void|Duration|DRAM Throughput|Warp Cycles Per Issued|Stall Long" "$OUT/$1.txt" | tr -s ' ' | sed -E 's/\(rl_cu_mat.*//' | tr '\n' ' ' | sed 's/ void/\n void/g'; echo
+}
+if [ "$PART" = mvb2 ]; then
+  build
+  echo "test_cu_mvb: $(timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  SUITE_S=200 suites --suite cuda
+  for v in 1 0 1 0; do
+    left 400 || break
+    echo "mvb $v: TinyLlama b1 $(RL_CU_MVB=$v eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_MVB=$v eng llama2-7b 1 512 f16)"
+  done
+  left 450 && ncu_mvb mvb2
+  echo "elapsed ${SECONDS}s"
+fi

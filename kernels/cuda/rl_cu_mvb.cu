@@ -59,32 +59,88 @@ template <bool GLU> static size_t smem_bytes(int64_t cols)
 }
 
 /* x (cols fp32) -> int8 blocks xq / xds in shared memory, normalized by
- * rsqrt(mean(x^2) + eps) * g first when g is set. The consumer warps only. */
+ * rsqrt(mean(x^2) + eps) * g first when g is set. The consumer warps only.
+ *
+ * Latency-bound (the producer's copies fill the memory queues meanwhile, so
+ * each round trip to L2 is long): every thread issues PV float4 loads
+ * before using any, so a round of NT * PV * 4 columns (8,192) costs about
+ * one round trip. A 32-block is 8 lanes' float4s: its absolute maximum and
+ * sum of int8 values are shuffles within the 8 lanes. */
+constexpr int NT = CW * 32, PV = 8;
+
+__device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
+{
+    return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+}
+
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds,
                           float *red)
 {
-    int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)g;
+    const int64_t n4 = cols / 4;
     float rs = 1.0f;
     if (g) {
         float ss = 0.0f;
-        for (int64_t i = t; i < cols; i += CW * 32)
-            ss += x[i] * x[i];
+        for (int64_t base = 0; base < n4; base += NT * PV) {
+            float4 v[PV];
+#pragma unroll
+            for (int k = 0; k < PV; k++)
+                v[k] = ld4(x4, base + k * NT + t, n4);
+#pragma unroll
+            for (int k = 0; k < PV; k++)
+                ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        }
         ss = rl_warp_sum(ss);
         if (lane == 0)
             red[warp] = ss;
-        asm volatile("bar.sync 1, %0;" ::"n"(CW * 32) : "memory");
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         float tot = 0.0f;
 #pragma unroll
         for (int w = 0; w < CW; w++)
             tot += red[w];
         rs = rsqrtf(tot / (float)cols + eps);
     }
-    for (int64_t blk = warp; blk < cols / 32; blk += CW) {
-        int64_t i = blk * 32 + lane;
-        float v = g ? x[i] * rs * g[i] : x[i];
-        rl_quant_block_warp(v, xq + blk * 32, xds + blk * 2);
+    for (int64_t base = 0; base < n4; base += NT * PV) {
+        float4 v[PV], gv[PV];
+#pragma unroll
+        for (int k = 0; k < PV; k++) {
+            v[k] = ld4(x4, base + k * NT + t, n4);
+            gv[k] = g ? ld4(g4, base + k * NT + t, n4) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+        }
+#pragma unroll
+        for (int k = 0; k < PV; k++) {
+            int64_t i = base + k * NT + t; /* a warp's 32 float4s are all in or all out: cols % 256 == 0 */
+            if (i >= n4)
+                break;
+            float a[4] = {v[k].x, v[k].y, v[k].z, v[k].w}, b[4] = {gv[k].x, gv[k].y, gv[k].z, gv[k].w};
+            float amax = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                a[e] = g ? a[e] * rs * b[e] : a[e];
+                amax = fmaxf(amax, fabsf(a[e]));
+            }
+#pragma unroll
+            for (int o = 1; o < 8; o <<= 1)
+                amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+            int q[4], qs = 0;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                q[e] = __float2int_rn(a[e] * id);
+                qs += q[e];
+            }
+            *(char4 *)(xq + i * 4) = make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
+#pragma unroll
+            for (int o = 1; o < 8; o <<= 1)
+                qs += __shfl_xor_sync(0xffffffffu, qs, o);
+            if ((lane & 7) == 0) {
+                xds[i / 8 * 2] = d;
+                xds[i / 8 * 2 + 1] = d * (float)qs;
+            }
+        }
     }
-    asm volatile("bar.sync 1, %0;" ::"n"(CW * 32) : "memory");
+    asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
 
 template <bool GLU>
@@ -225,8 +281,8 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
 {
     if (mode != RL_CU_MV_STORE && mode != RL_CU_MV_ADD && mode != RL_CU_MV_GLU)
         return -EINVAL;
-    if (!d_x || !d_y || !rl_cu_mvb_ok(m, mode))
-        return -ENOTSUP;
+    if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
+        return -ENOTSUP; /* x and g are read as float4s */
     return mode == RL_CU_MV_GLU ? rl_mvb::launch<true>(m, d_x, d_g, eps, d_y, mode, s)
                                 : rl_mvb::launch<false>(m, d_x, d_g, eps, d_y, mode, s);
 }

@@ -136,7 +136,8 @@ int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_
  * (rl_cu_mvb.cu; sm_90): y = W x (STORE), y += W x (ADD) or y = silu(Wg x) *
  * (Wu x) (GLU) with x fp32 [cols], quantized to int8 blocks by each CTA, after
  * an RMSNorm (weight d_g, eps) when d_g is set; y fp32 [rows or rows / 2].
- * -ENOTSUP where rl_cu_mvb_ok says no. Measurement path (RL_CU_MVB=1). */
+ * -ENOTSUP where rl_cu_mvb_ok says no or d_x / d_g is not 16-byte aligned
+ * (read as float4s). Measurement path (RL_CU_MVB=1). */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
 /* Whether rl_cu_mvb takes m in mode: Q4_0, cols a multiple of 256, outputs a

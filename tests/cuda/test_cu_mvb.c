@@ -69,6 +69,8 @@ START_TEST(mvb_streams_q4_0_products_in_every_mode)
     tcu_make_weight(RL_TYPE_Q4_0, 16, 224 + 32, &s, &m, w); /* 256 columns: taken */
     ck_assert(rl_cu_mvb_ok(&m, RL_CU_MV_STORE));
     ck_assert_int_eq(rl_cu_mvb(&m, d, NULL, 0.0f, 7, d, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mvb(&m, d + 1, NULL, 0.0f, RL_CU_MV_STORE, d, 0), -ENOTSUP); /* x read as float4s */
+    ck_assert_int_eq(rl_cu_mvb(&m, d, d + 2, 1e-5f, RL_CU_MV_STORE, d, 0), -ENOTSUP);
     rl_cu_mat_free(&m);
     cudaFree(d);
     free(w);
