@@ -50,3 +50,24 @@ if [ "$PART" = mvb2 ]; then
   left 450 && ncu_mvb mvb2
   echo "elapsed ${SECONDS}s"
 fi
+#   mvb3     the producer's forms: CK = 64 or 128 blocks per chunk, lane 0
+#            alone or a lane per copy (RL_CU_MVB_CK, RL_CU_MVB_ML): the test
+#            in each form, single stream per form, ncu durations for two.
+if [ "$PART" = mvb3 ]; then
+  build
+  for f in "64 0" "64 1" "128 0" "128 1"; do
+    set -- $f
+    echo "test_cu_mvb ck$1 ml$2: $(RL_CU_MVB_CK=$1 RL_CU_MVB_ML=$2 timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  done
+  for r in 1 2; do
+    for f in "64 0" "64 1" "128 0" "128 1"; do
+      set -- $f
+      left 380 || break
+      echo "ck$1 ml$2: TinyLlama b1 $(RL_CU_MVB_CK=$1 RL_CU_MVB_ML=$2 RL_CU_MVB=1 eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_MVB_CK=$1 RL_CU_MVB_ML=$2 RL_CU_MVB=1 eng llama2-7b 1 512 f16)"
+    done
+    echo "default: TinyLlama b1 $(eng tinyllama-1.1b 1 512 f16) 7B b1 $(eng llama2-7b 1 512 f16)"
+  done
+  left 450 && RL_CU_MVB_ML=1 ncu_mvb mvb3-ml
+  left 500 && RL_CU_MVB_CK=128 RL_CU_MVB_ML=1 ncu_mvb mvb3-128ml
+  echo "elapsed ${SECONDS}s"
+fi

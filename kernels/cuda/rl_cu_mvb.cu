@@ -38,24 +38,28 @@ namespace rl_mvb {
 
 using namespace rl_async;
 
-constexpr int TR = 8;                /* outputs per tile */
-constexpr int CK = 64;               /* weight blocks (32 columns) per chunk */
-constexpr int CW = 8;                /* consumer warps: one output each */
+constexpr int TR = 8;                  /* outputs per tile */
+constexpr int CW = 8;                  /* consumer warps: one output each */
 constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
-constexpr int QROW = CK * 16, DROW = CK * 2;
+constexpr int RING = 147456;           /* bytes of stages (144 KB) */
 
-template <bool GLU> struct cfg {
+/* CK weight blocks (32 columns) per chunk; ML: the producer's lanes issue a
+ * stage's copies together (one row plane each) instead of lane 0 alone. */
+template <bool GLU, int CK, bool ML> struct cfg {
+    static constexpr int QROW = CK * 16, DROW = CK * 2;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
-    static constexpr int S = GLU ? 8 : 16; /* ~147 KB of ring either way */
+    static constexpr int S = RING / STG;
+    static_assert(S * STG == RING && S >= 4, "ring of whole stages");
+    static_assert(!ML || 2 * NRW <= 32, "a lane per copy");
 };
 
 /* Dynamic shared memory: the ring, then the activation's int8 blocks and
- * their {d, d * sum}, then the barriers and a reduction slot per warp. */
-template <bool GLU> static size_t smem_bytes(int64_t cols)
+ * their {d, d * sum}, then the barriers (at most 16 stages) and a reduction
+ * slot per warp. */
+static size_t smem_bytes(int64_t cols)
 {
-    return (size_t)cfg<GLU>::S * cfg<GLU>::STG + (size_t)cols + (size_t)cols / 32 * 8 +
-           (size_t)cfg<GLU>::S * 16 + 64;
+    return (size_t)RING + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 64;
 }
 
 /* x (cols fp32) -> int8 blocks xq / xds in shared memory, normalized by
@@ -143,18 +147,18 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
 
-template <bool GLU>
+template <bool GLU, int CK, bool ML>
 __global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    using C = cfg<GLU>;
+    using C = cfg<GLU, CK, ML>;
     extern __shared__ __align__(128) uint8_t sm[];
     const int64_t cols = m.cols, nb = cols / 32, n_out = GLU ? m.rows / 2 : m.rows;
     const int64_t ntiles = n_out / TR, nch = (nb + CK - 1) / CK;
-    int8_t *xq = (int8_t *)(sm + (size_t)C::S * C::STG);
-    float *xds = (float *)(sm + (size_t)C::S * C::STG + cols);
-    uint64_t *full = (uint64_t *)(sm + (size_t)C::S * C::STG + cols + nb * 8);
+    int8_t *xq = (int8_t *)(sm + RING);
+    float *xds = (float *)(sm + RING + cols);
+    uint64_t *full = (uint64_t *)(sm + RING + cols + nb * 8);
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -168,8 +172,8 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     __syncthreads();
     rl_pdl_trigger();
 
-    if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
-        if (lane != 0)
+    if (warp == CW) { /* the producer fills the ring, weights only (no PDL wait) */
+        if (!ML && lane != 0)
             return;
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
@@ -178,14 +182,28 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             for (int64_t c = 0; c < nch; c++, i++) {
                 int s = (int)(i % C::S);
                 unsigned ph = (unsigned)(i / C::S) & 1;
-                bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
-                bar_expect(&full[s], (unsigned)(C::NRW * cu * 18));
                 uint8_t *st = sm + (size_t)s * C::STG;
-                for (int r = 0; r < C::NRW; r++) {
+                if (lane == 0) {
+                    bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
+                    bar_expect(&full[s], (unsigned)(C::NRW * cu * 18));
+                }
+                if (ML) { /* lane r < NRW: row r's nibbles; NRW + r: its scales */
+                    __syncwarp();
+                    int r = lane % C::NRW;
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
-                    bulk_copy(st + r * QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
-                    bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
+                    if (lane < C::NRW)
+                        bulk_copy(st + r * C::QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
+                    else if (lane < 2 * C::NRW)
+                        bulk_copy(st + C::NRW * C::QROW + r * C::DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
+                                  &full[s]);
+                } else {
+                    for (int r = 0; r < C::NRW; r++) {
+                        int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
+                        bulk_copy(st + r * C::QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
+                        bulk_copy(st + C::NRW * C::QROW + r * C::DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
+                                  &full[s]);
+                    }
                 }
             }
         return;
@@ -205,17 +223,17 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             const uint8_t *st = sm + (size_t)s * C::STG;
             int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
 #pragma unroll
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < CK / 32; k++) {
                 int j = lane + 32 * k;
                 if (j >= cu)
                     break;
                 wunit<RL_TYPE_Q4_0> w;
-                w.q = *(const uint4 *)(st + warp * QROW + j * 16);
-                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + warp * DROW + j * 2));
+                w.q = *(const uint4 *)(st + warp * C::QROW + j * 16);
+                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * C::QROW + warp * C::DROW + j * 2));
                 acc += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
                 if (GLU) {
-                    w.q = *(const uint4 *)(st + (TR + warp) * QROW + j * 16);
-                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + (TR + warp) * DROW + j * 2));
+                    w.q = *(const uint4 *)(st + (TR + warp) * C::QROW + j * 16);
+                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * C::QROW + (TR + warp) * C::DROW + j * 2));
                     accu += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
                 }
             }
@@ -248,20 +266,48 @@ static bool sm90(void)
     return ok;
 }
 
-template <bool GLU> static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
-                                      cudaStream_t s)
+template <bool GLU, int CK, bool ML>
+static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    size_t smem = smem_bytes<GLU>(m->cols);
+    size_t smem = smem_bytes(m->cols);
     static size_t set_for = 0;
     if (smem > set_for) {
-        if (cudaFuncSetAttribute(k_mvb<GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+        if (cudaFuncSetAttribute(k_mvb<GLU, CK, ML>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+            cudaSuccess)
             return -ENOTSUP;
         set_for = smem;
     }
     int64_t n_out = GLU ? m->rows / 2 : m->rows, ntiles = n_out / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    rl_launch_smem(k_mvb<GLU, CK, ML>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
     return RL_CU_LAUNCHED("mvb");
+}
+
+/* The chunk and producer form (measurement switches read once):
+ * RL_CU_MVB_CK=64|128, RL_CU_MVB_ML=0|1. */
+static int form(void)
+{
+    static int f = -1;
+    if (f < 0) {
+        const char *ck = getenv("RL_CU_MVB_CK"), *ml = getenv("RL_CU_MVB_ML");
+        f = (ck && atoi(ck) == 128 ? 2 : 0) | (ml && atoi(ml) == 1 ? 1 : 0);
+    }
+    return f;
+}
+
+template <bool GLU> static int launch_form(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y,
+                                           int mode, cudaStream_t s)
+{
+    switch (form()) {
+    case 0:
+        return launch<GLU, 64, false>(m, x, g, eps, y, mode, s);
+    case 1:
+        return launch<GLU, 64, true>(m, x, g, eps, y, mode, s);
+    case 2:
+        return launch<GLU, 128, false>(m, x, g, eps, y, mode, s);
+    default:
+        return launch<GLU, 128, true>(m, x, g, eps, y, mode, s);
+    }
 }
 
 } /* namespace rl_mvb */
@@ -273,7 +319,7 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
     return m->type == RL_TYPE_Q4_0 && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
            rl_mvb::sm90() && rl_cu_sm_count() > 0 &&
-           (glu ? rl_mvb::smem_bytes<true>(m->cols) : rl_mvb::smem_bytes<false>(m->cols)) <= 227 * 1024;
+           rl_mvb::smem_bytes(m->cols) <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
@@ -283,6 +329,6 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
         return -EINVAL;
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
-    return mode == RL_CU_MV_GLU ? rl_mvb::launch<true>(m, d_x, d_g, eps, d_y, mode, s)
-                                : rl_mvb::launch<false>(m, d_x, d_g, eps, d_y, mode, s);
+    return mode == RL_CU_MV_GLU ? rl_mvb::launch_form<true>(m, d_x, d_g, eps, d_y, mode, s)
+                                : rl_mvb::launch_form<false>(m, d_x, d_g, eps, d_y, mode, s);
 }
