@@ -71,3 +71,22 @@ if [ "$PART" = mvb3 ]; then
   left 500 && RL_CU_MVB_CK=128 RL_CU_MVB_ML=1 ncu_mvb mvb3-128ml
   echo "elapsed ${SECONDS}s"
 fi
+#   mvb4     CK = 128, whole tiles in one copy per plane where a row is one
+#            chunk; 144 KB or 72 KB ring (RL_CU_MVB_RING): the test in each,
+#            the cuda and model suites on mvb, single stream alternately, ncu.
+if [ "$PART" = mvb4 ]; then
+  build
+  for r in 144 72; do
+    echo "test_cu_mvb ring $r: $(RL_CU_MVB_RING=$r timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  done
+  RL_CU_MVB=1 SUITE_S=200 suites --suite cuda --suite model
+  for r in 1 2; do
+    for ring in 144 72; do
+      left 400 || break
+      echo "mvb ring $ring: TinyLlama b1 $(RL_CU_MVB_RING=$ring RL_CU_MVB=1 eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_MVB_RING=$ring RL_CU_MVB=1 eng llama2-7b 1 512 f16)"
+    done
+    echo "default: TinyLlama b1 $(eng tinyllama-1.1b 1 512 f16) 7B b1 $(eng llama2-7b 1 512 f16)"
+  done
+  left 470 && ncu_mvb mvb4
+  echo "elapsed ${SECONDS}s"
+fi

@@ -8,18 +8,23 @@
  * copies that need no registers, and starts before the PDL wait (the weights
  * do not depend on the previous kernel).
  *
- * - Persistent CTAs (one per SM: the ring takes ~150 KB), tiles of TR = 8
- *   outputs (GLU: their 8 gate and 8 up rows), taken by CTA c as tiles c,
- *   c + grid, ...; a tile's K in chunks of CK = 64 weight blocks (2,048
- *   columns). A stage holds one chunk of the tile's rows: per row its 1 KB of
- *   nibbles and 128 bytes of fp16 scales, two bulk copies each.
+ * - Persistent CTAs, tiles of TR = 8 outputs (GLU: their 8 gate and 8 up
+ *   rows), taken by CTA c as tiles c, c + grid, ...; a tile's K in chunks of
+ *   CK = 128 weight blocks (4,096 columns). A stage holds one chunk of the
+ *   tile's rows. Where a row is one chunk, the tile's rows are one run of
+ *   each plane (nibbles, fp16 scales) and a stage is two bulk copies (GLU:
+ *   four); otherwise two per row. Measured on an H100 (session 16): a stage
+ *   costs ~0.8 us whatever its bytes at 32 copies of 1 KB / 128 B, so
+ *   copies are made as large as the layout allows.
+ * - The ring is 144 KB (one CTA per SM) or 72 KB (RL_CU_MVB_RING=72: two,
+ *   so the next product's CTAs can stream beside this one's last tiles).
  * - The activation is fp32 (the residual, the attention output or the GLU
  *   output): each CTA quantizes it to int8 blocks in shared memory after the
  *   PDL wait, with the RMSNorm (weight g, epsilon) first when given, so no
  *   norm or quantization kernel runs between products. The int8 values are
  *   rl_cu_rmsnorm's and rl_cu_quantize's up to the order of the sum of squares.
  * - Consumer warp w owns the tile's output w: per stage its lanes take the
- *   chunk's blocks lane and lane + 32 (GLU: of the gate and the up row),
+ *   chunk's blocks lane, lane + 32, ... (GLU: of the gate and the up row),
  *   dp4a against the shared activation (the matvec's arithmetic, wdot), and
  *   release the stage; at the tile's end a warp sum, then y = v, y += v or
  *   y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
@@ -41,25 +46,24 @@ using namespace rl_async;
 constexpr int TR = 8;                  /* outputs per tile */
 constexpr int CW = 8;                  /* consumer warps: one output each */
 constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
-constexpr int RING = 147456;           /* bytes of stages (144 KB) */
+constexpr int CK = 128;                /* weight blocks (32 columns) per chunk */
+constexpr int QROW = CK * 16, DROW = CK * 2;
 
-/* CK weight blocks (32 columns) per chunk; ML: the producer's lanes issue a
- * stage's copies together (one row plane each) instead of lane 0 alone. */
-template <bool GLU, int CK, bool ML> struct cfg {
-    static constexpr int QROW = CK * 16, DROW = CK * 2;
+/* RB bytes of stages: 144 KB (one CTA per SM) or 72 KB (two: the next
+ * product's CTAs start streaming beside this one's last tiles). */
+template <bool GLU, int RB> struct cfg {
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
-    static constexpr int S = RING / STG;
-    static_assert(S * STG == RING && S >= 4, "ring of whole stages");
-    static_assert(!ML || 2 * NRW <= 32, "a lane per copy");
+    static constexpr int S = RB / STG;
+    static_assert(S * STG == RB && S >= 2 && S <= 16, "ring of whole stages");
 };
 
 /* Dynamic shared memory: the ring, then the activation's int8 blocks and
  * their {d, d * sum}, then the barriers (at most 16 stages) and a reduction
  * slot per warp. */
-static size_t smem_bytes(int64_t cols)
+static size_t smem_bytes(int rb, int64_t cols)
 {
-    return (size_t)RING + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 64;
+    return (size_t)rb + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 64;
 }
 
 /* x (cols fp32) -> int8 blocks xq / xds in shared memory, normalized by
@@ -147,18 +151,20 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
 
-template <bool GLU, int CK, bool ML>
+template <bool GLU, int RB>
 __global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    using C = cfg<GLU, CK, ML>;
+    using C = cfg<GLU, RB>;
     extern __shared__ __align__(128) uint8_t sm[];
     const int64_t cols = m.cols, nb = cols / 32, n_out = GLU ? m.rows / 2 : m.rows;
     const int64_t ntiles = n_out / TR, nch = (nb + CK - 1) / CK;
-    int8_t *xq = (int8_t *)(sm + RING);
-    float *xds = (float *)(sm + RING + cols);
-    uint64_t *full = (uint64_t *)(sm + RING + cols + nb * 8);
+    /* a stage's row planes: nibbles at stride qst, scales at dst after them */
+    const int qst = nch == 1 ? (int)nb * 16 : QROW, dst = nch == 1 ? (int)nb * 2 : DROW;
+    int8_t *xq = (int8_t *)(sm + RB);
+    float *xds = (float *)(sm + RB + cols);
+    uint64_t *full = (uint64_t *)(sm + RB + cols + nb * 8);
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -172,8 +178,8 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     __syncthreads();
     rl_pdl_trigger();
 
-    if (warp == CW) { /* the producer fills the ring, weights only (no PDL wait) */
-        if (!ML && lane != 0)
+    if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
+        if (lane != 0)
             return;
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
@@ -184,26 +190,20 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 unsigned ph = (unsigned)(i / C::S) & 1;
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
                 uint8_t *st = sm + (size_t)s * C::STG;
-                if (lane == 0) {
-                    bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
-                    bar_expect(&full[s], (unsigned)(C::NRW * cu * 18));
-                }
-                if (ML) { /* lane r < NRW: row r's nibbles; NRW + r: its scales */
-                    __syncwarp();
-                    int r = lane % C::NRW;
-                    int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
-                    if (lane < C::NRW)
-                        bulk_copy(st + r * C::QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
-                    else if (lane < 2 * C::NRW)
-                        bulk_copy(st + C::NRW * C::QROW + r * C::DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
-                                  &full[s]);
-                } else {
-                    for (int r = 0; r < C::NRW; r++) {
-                        int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
-                        bulk_copy(st + r * C::QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
-                        bulk_copy(st + C::NRW * C::QROW + r * C::DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
-                                  &full[s]);
+                bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
+                bar_expect(&full[s], (unsigned)(C::NRW * cu * 18));
+                if (nch == 1) { /* whole rows: a tile's TR rows are one run of each plane (GLU: two) */
+                    for (int h = 0; h < C::NRW / TR; h++) {
+                        int64_t row = h * n_out + t * TR;
+                        bulk_copy(st + h * TR * qst, q + row * nb * 16, (unsigned)(TR * nb * 16), &full[s]);
+                        bulk_copy(st + C::NRW * qst + h * TR * dst, d + row * nb, (unsigned)(TR * nb * 2), &full[s]);
                     }
+                    continue;
+                }
+                for (int r = 0; r < C::NRW; r++) {
+                    int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
+                    bulk_copy(st + r * QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
+                    bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
                 }
             }
         return;
@@ -228,12 +228,12 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 if (j >= cu)
                     break;
                 wunit<RL_TYPE_Q4_0> w;
-                w.q = *(const uint4 *)(st + warp * C::QROW + j * 16);
-                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * C::QROW + warp * C::DROW + j * 2));
+                w.q = *(const uint4 *)(st + warp * qst + j * 16);
+                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * qst + warp * dst + j * 2));
                 acc += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
                 if (GLU) {
-                    w.q = *(const uint4 *)(st + (TR + warp) * C::QROW + j * 16);
-                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * C::QROW + (TR + warp) * C::DROW + j * 2));
+                    w.q = *(const uint4 *)(st + (TR + warp) * qst + j * 16);
+                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * qst + (TR + warp) * dst + j * 2));
                     accu += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
                 }
             }
@@ -266,31 +266,31 @@ static bool sm90(void)
     return ok;
 }
 
-template <bool GLU, int CK, bool ML>
+template <bool GLU, int RB>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    size_t smem = smem_bytes(m->cols);
+    size_t smem = smem_bytes(RB, m->cols);
     static size_t set_for = 0;
     if (smem > set_for) {
-        if (cudaFuncSetAttribute(k_mvb<GLU, CK, ML>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        if (cudaFuncSetAttribute(k_mvb<GLU, RB>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
             cudaSuccess)
             return -ENOTSUP;
         set_for = smem;
     }
     int64_t n_out = GLU ? m->rows / 2 : m->rows, ntiles = n_out / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<GLU, CK, ML>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    rl_launch_smem(k_mvb<GLU, RB>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
     return RL_CU_LAUNCHED("mvb");
 }
 
-/* The chunk and producer form (measurement switches read once):
- * RL_CU_MVB_CK=64|128, RL_CU_MVB_ML=0|1. */
-static int form(void)
+/* The ring's size (a measurement switch read once): RL_CU_MVB_RING=72 for
+ * 72 KB, else 144 KB. */
+static bool small_ring(void)
 {
     static int f = -1;
     if (f < 0) {
-        const char *ck = getenv("RL_CU_MVB_CK"), *ml = getenv("RL_CU_MVB_ML");
-        f = (ck && atoi(ck) == 128 ? 2 : 0) | (ml && atoi(ml) == 1 ? 1 : 0);
+        const char *r = getenv("RL_CU_MVB_RING");
+        f = r && atoi(r) == 72;
     }
     return f;
 }
@@ -298,16 +298,7 @@ static int form(void)
 template <bool GLU> static int launch_form(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y,
                                            int mode, cudaStream_t s)
 {
-    switch (form()) {
-    case 0:
-        return launch<GLU, 64, false>(m, x, g, eps, y, mode, s);
-    case 1:
-        return launch<GLU, 64, true>(m, x, g, eps, y, mode, s);
-    case 2:
-        return launch<GLU, 128, false>(m, x, g, eps, y, mode, s);
-    default:
-        return launch<GLU, 128, true>(m, x, g, eps, y, mode, s);
-    }
+    return small_ring() ? launch<GLU, 73728>(m, x, g, eps, y, mode, s) : launch<GLU, 147456>(m, x, g, eps, y, mode, s);
 }
 
 } /* namespace rl_mvb */
@@ -319,7 +310,7 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
     return m->type == RL_TYPE_Q4_0 && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
            rl_mvb::sm90() && rl_cu_sm_count() > 0 &&
-           rl_mvb::smem_bytes(m->cols) <= 227 * 1024;
+           rl_mvb::smem_bytes(147456, m->cols) <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,

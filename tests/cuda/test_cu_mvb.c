@@ -37,8 +37,9 @@ static void check_mvb(int64_t rows, int64_t cols, int mode, bool norm)
     free(w), free(x), free(g), free(y0), free(xr), free(y), free(ref);
 }
 
-/* Every mode, a last chunk of 8 blocks (2,304 columns), more tiles than SMs
- * (the ring wraps: 2,400 rows), and what it refuses. */
+/* Every mode, rows of one chunk (copied as whole tiles) and of two (4,352
+ * columns: 128 blocks, then 8), more tiles than SMs (the ring wraps: 2,400
+ * rows), and what it refuses. */
 START_TEST(mvb_streams_q4_0_products_in_every_mode)
 {
     uint64_t s = tcu_seed("mvb refusals");
@@ -54,6 +55,9 @@ START_TEST(mvb_streams_q4_0_products_in_every_mode)
     rl_cu_mat_free(&m);
     check_mvb(64, 512, RL_CU_MV_STORE, false);
     check_mvb(2400, 2304, RL_CU_MV_STORE, true);
+    check_mvb(2400, 4352, RL_CU_MV_STORE, false);
+    check_mvb(264, 4352, RL_CU_MV_ADD, true);
+    check_mvb(2 * 320, 4352, RL_CU_MV_GLU, true);
     check_mvb(40, 768, RL_CU_MV_ADD, false);
     check_mvb(2 * 48, 2304, RL_CU_MV_GLU, true);
     check_mvb(2 * 1200, 512, RL_CU_MV_GLU, false);
