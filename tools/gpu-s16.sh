@@ -90,3 +90,28 @@ if [ "$PART" = mvb4 ]; then
   left 470 && ncu_mvb mvb4
   echo "elapsed ${SECONDS}s"
 fi
+#   mvb5     test_cu_kernels again (it failed once in mvb4; fresh seeds each
+#            run), then the copy forms (RL_CU_MVB_FORM: 0 a copy per row and
+#            plane, 1 a tile's scales as one run, 2 form 1 without the
+#            arithmetic, timing only): tests, single stream, ncu.
+if [ "$PART" = mvb5 ]; then
+  build
+  for k in 1 2 3 4; do
+    timeout 60 $B/tests/cuda/test_cu_kernels >"$OUT/kernels-$k.log" 2>&1
+    echo "test_cu_kernels $k: rc=$? $(grep -E 'Checks|:F:|:E:' "$OUT/kernels-$k.log" | head -3)"
+  done
+  for f in 0 1; do
+    echo "test_cu_mvb form $f: $(RL_CU_MVB_FORM=$f timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  done
+  for r in 1 2; do
+    for f in 0 1; do
+      left 380 || break
+      echo "mvb form $f: TinyLlama b1 $(RL_CU_MVB_FORM=$f RL_CU_MVB=1 eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_MVB_FORM=$f RL_CU_MVB=1 eng llama2-7b 1 512 f16)"
+    done
+    echo "default: TinyLlama b1 $(eng tinyllama-1.1b 1 512 f16) 7B b1 $(eng llama2-7b 1 512 f16)"
+  done
+  echo "form 2 (no arithmetic): 7B b1 $(RL_CU_MVB_FORM=2 RL_CU_MVB=1 eng llama2-7b 1 512 f16)"
+  left 450 && RL_CU_MVB_FORM=1 ncu_mvb mvb5-f1
+  left 510 && RL_CU_MVB_FORM=2 ncu_mvb mvb5-f2
+  echo "elapsed ${SECONDS}s"
+fi

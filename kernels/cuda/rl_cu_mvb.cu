@@ -49,9 +49,9 @@ constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
 constexpr int CK = 128;                /* weight blocks (32 columns) per chunk */
 constexpr int QROW = CK * 16, DROW = CK * 2;
 
-/* RB bytes of stages: 144 KB (one CTA per SM) or 72 KB (two: the next
- * product's CTAs start streaming beside this one's last tiles). */
-template <bool GLU, int RB> struct cfg {
+constexpr int RB = 147456; /* bytes of stages (144 KB: one CTA per SM) */
+
+template <bool GLU> struct cfg {
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
     static constexpr int S = RB / STG;
@@ -61,9 +61,9 @@ template <bool GLU, int RB> struct cfg {
 /* Dynamic shared memory: the ring, then the activation's int8 blocks and
  * their {d, d * sum}, then the barriers (at most 16 stages) and a reduction
  * slot per warp. */
-static size_t smem_bytes(int rb, int64_t cols)
+static size_t smem_bytes(int64_t cols)
 {
-    return (size_t)rb + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 64;
+    return (size_t)RB + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 64;
 }
 
 /* x (cols fp32) -> int8 blocks xq / xds in shared memory, normalized by
@@ -151,17 +151,19 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
 
-template <bool GLU, int RB>
+template <bool GLU, int F>
 __global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    using C = cfg<GLU, RB>;
+    using C = cfg<GLU>;
     extern __shared__ __align__(128) uint8_t sm[];
     const int64_t cols = m.cols, nb = cols / 32, n_out = GLU ? m.rows / 2 : m.rows;
     const int64_t ntiles = n_out / TR, nch = (nb + CK - 1) / CK;
-    /* a stage's row planes: nibbles at stride qst, scales at dst after them */
-    const int qst = nch == 1 ? (int)nb * 16 : QROW, dst = nch == 1 ? (int)nb * 2 : DROW;
+    /* a stage's row planes: nibbles at stride QROW, scales at dst after them
+     * (F >= 1 and rows of one chunk: the tile's scales are one run) */
+    const bool drun = F >= 1 && nch == 1;
+    const int dst = drun ? (int)nb * 2 : DROW;
     int8_t *xq = (int8_t *)(sm + RB);
     float *xds = (float *)(sm + RB + cols);
     uint64_t *full = (uint64_t *)(sm + RB + cols + nb * 8);
@@ -192,18 +194,13 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 uint8_t *st = sm + (size_t)s * C::STG;
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
                 bar_expect(&full[s], (unsigned)(C::NRW * cu * 18));
-                if (nch == 1) { /* whole rows: a tile's TR rows are one run of each plane (GLU: two) */
-                    for (int h = 0; h < C::NRW / TR; h++) {
-                        int64_t row = h * n_out + t * TR;
-                        bulk_copy(st + h * TR * qst, q + row * nb * 16, (unsigned)(TR * nb * 16), &full[s]);
-                        bulk_copy(st + C::NRW * qst + h * TR * dst, d + row * nb, (unsigned)(TR * nb * 2), &full[s]);
-                    }
-                    continue;
-                }
                 for (int r = 0; r < C::NRW; r++) {
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
                     bulk_copy(st + r * QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
-                    bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
+                    if (!drun)
+                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
+                    else if (r % TR == 0)
+                        bulk_copy(st + C::NRW * QROW + r * dst, d + row * nb, (unsigned)(TR * nb * 2), &full[s]);
                 }
             }
         return;
@@ -225,15 +222,15 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 #pragma unroll
             for (int k = 0; k < CK / 32; k++) {
                 int j = lane + 32 * k;
-                if (j >= cu)
+                if (j >= cu || F == 2)
                     break;
                 wunit<RL_TYPE_Q4_0> w;
-                w.q = *(const uint4 *)(st + warp * qst + j * 16);
-                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * qst + warp * dst + j * 2));
+                w.q = *(const uint4 *)(st + warp * QROW + j * 16);
+                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + warp * dst + j * 2));
                 acc += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
                 if (GLU) {
-                    w.q = *(const uint4 *)(st + (TR + warp) * qst + j * 16);
-                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * qst + (TR + warp) * dst + j * 2));
+                    w.q = *(const uint4 *)(st + (TR + warp) * QROW + j * 16);
+                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + (TR + warp) * dst + j * 2));
                     accu += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
                 }
             }
@@ -266,31 +263,31 @@ static bool sm90(void)
     return ok;
 }
 
-template <bool GLU, int RB>
+template <bool GLU, int F>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    size_t smem = smem_bytes(RB, m->cols);
+    size_t smem = smem_bytes(m->cols);
     static size_t set_for = 0;
     if (smem > set_for) {
-        if (cudaFuncSetAttribute(k_mvb<GLU, RB>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
-            cudaSuccess)
+        if (cudaFuncSetAttribute(k_mvb<GLU, F>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
             return -ENOTSUP;
         set_for = smem;
     }
     int64_t n_out = GLU ? m->rows / 2 : m->rows, ntiles = n_out / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<GLU, RB>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    rl_launch_smem(k_mvb<GLU, F>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
     return RL_CU_LAUNCHED("mvb");
 }
 
-/* The ring's size (a measurement switch read once): RL_CU_MVB_RING=72 for
- * 72 KB, else 144 KB. */
-static bool small_ring(void)
+/* The copy form (a measurement switch read once): RL_CU_MVB_FORM=0 a copy
+ * per row and plane, 1 the scales of a one-chunk tile as one run, 2 (timing
+ * only, wrong results) form 1 with the consumers skipping the arithmetic. */
+static int form(void)
 {
     static int f = -1;
     if (f < 0) {
-        const char *r = getenv("RL_CU_MVB_RING");
-        f = r && atoi(r) == 72;
+        const char *e = getenv("RL_CU_MVB_FORM");
+        f = e ? atoi(e) : 0;
     }
     return f;
 }
@@ -298,7 +295,14 @@ static bool small_ring(void)
 template <bool GLU> static int launch_form(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y,
                                            int mode, cudaStream_t s)
 {
-    return small_ring() ? launch<GLU, 73728>(m, x, g, eps, y, mode, s) : launch<GLU, 147456>(m, x, g, eps, y, mode, s);
+    switch (form()) {
+    case 1:
+        return launch<GLU, 1>(m, x, g, eps, y, mode, s);
+    case 2:
+        return launch<GLU, 2>(m, x, g, eps, y, mode, s);
+    default:
+        return launch<GLU, 0>(m, x, g, eps, y, mode, s);
+    }
 }
 
 } /* namespace rl_mvb */
@@ -310,7 +314,7 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
     return m->type == RL_TYPE_Q4_0 && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
            rl_mvb::sm90() && rl_cu_sm_count() > 0 &&
-           rl_mvb::smem_bytes(147456, m->cols) <= 227 * 1024;
+           rl_mvb::smem_bytes(m->cols) <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
