@@ -115,3 +115,24 @@ if [ "$PART" = mvb5 ]; then
   left 510 && RL_CU_MVB_FORM=2 ncu_mvb mvb5-f2
   echo "elapsed ${SECONDS}s"
 fi
+#   mvb6     16 consumer warps (two per output: RL_CU_MVB_WARPS=16) and the
+#            L2 prefetch of the next product's first ring (RL_CU_MVB_PF, on
+#            unless 0): tests per form, the suites on mvb, single stream.
+mvbrun() { # mvbrun FORM WARPS PF: TinyLlama and 7B single stream on rl_cu_mvb
+  echo "form $1 warps $2 pf $3: TinyLlama b1 $(RL_CU_MVB_FORM=$1 RL_CU_MVB_WARPS=$2 RL_CU_MVB_PF=$3 RL_CU_MVB=1 eng tinyllama-1.1b 1 512 f16) 7B b1 $(RL_CU_MVB_FORM=$1 RL_CU_MVB_WARPS=$2 RL_CU_MVB_PF=$3 RL_CU_MVB=1 eng llama2-7b 1 512 f16)"
+}
+if [ "$PART" = mvb6 ]; then
+  build
+  for f in "0 8" "0 16" "1 16"; do
+    set -- $f
+    echo "test_cu_mvb form $1 warps $2: $(RL_CU_MVB_FORM=$1 RL_CU_MVB_WARPS=$2 timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  done
+  RL_CU_MVB=1 RL_CU_MVB_WARPS=16 SUITE_S=200 suites --suite cuda --suite model
+  for r in 1 2; do
+    left 420 || break
+    mvbrun 0 8 0; mvbrun 0 8 1; mvbrun 0 16 0; mvbrun 0 16 1; mvbrun 1 16 1
+    echo "default: TinyLlama b1 $(eng tinyllama-1.1b 1 512 f16) 7B b1 $(eng llama2-7b 1 512 f16)"
+  done
+  left 480 && { mvbrun 2 16 1; mvbrun 2 8 0; }
+  echo "elapsed ${SECONDS}s"
+fi

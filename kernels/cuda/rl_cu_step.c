@@ -106,14 +106,17 @@ static int enqueue_mvb(rl_cu_model *m)
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        RL_CU_TRY(rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
+        /* each product names the next, whose first weights it sends to L2 */
+        const rl_cu_mat *after = l + 1 < c->n_layer ? &m->layers[l + 1].wqkv : &m->output;
+        int after_mode = RL_CU_MV_STORE;
+        RL_CU_TRY(rl_cu_mvb_then(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, &L->wo, RL_CU_MV_ADD, s));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
-        RL_CU_TRY(rl_cu_mvb(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
-        RL_CU_TRY(rl_cu_mvb(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, s));
-        RL_CU_TRY(rl_cu_mvb(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
+        RL_CU_TRY(rl_cu_mvb_then(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, &L->wgu, RL_CU_MV_GLU, s));
+        RL_CU_TRY(rl_cu_mvb_then(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, &L->wdown, RL_CU_MV_ADD, s));
+        RL_CU_TRY(rl_cu_mvb_then(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, after, after_mode, s));
     }
     if (rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE)) {
         RL_CU_TRY(rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, s));

@@ -21,7 +21,11 @@ static void check_mvb(int64_t rows, int64_t cols, int mode, bool norm)
     float *x = tcu_rand_vec(&s, cols, 2.0f), *g = tcu_rand_vec(&s, cols, 1.0f), *y0 = tcu_rand_vec(&s, n_out, 1.0f);
     float *dx = tcu_up(x, cols * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
     float *dy = mode == RL_CU_MV_ADD ? tcu_up(y0, n_out * sizeof(float)) : tcu_dev(n_out * sizeof(float));
-    CU_OK(rl_cu_mvb(&m, dx, norm ? dg : NULL, 1e-5f, mode, dy, 0));
+    /* with the norm, also the L2 prefetch of a next product (this one) */
+    if (norm)
+        CU_OK(rl_cu_mvb_then(&m, dx, dg, 1e-5f, mode, dy, &m, mode, 0));
+    else
+        CU_OK(rl_cu_mvb(&m, dx, NULL, 1e-5f, mode, dy, 0));
     float *xr = malloc(cols * sizeof(float)), *y = malloc(n_out * sizeof(float));
     if (norm)
         tcu_ref_rmsnorm(x, g, cols, 1, NULL, xr);
