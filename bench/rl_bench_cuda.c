@@ -572,18 +572,20 @@ int rl_bench_cuda_main(int argc, char **argv)
                    2.0 * 2.0 * c.n_layer * c.n_head * hd * (double)n_prompt * n_prompt / 2.0 +
                    2.0 * c.n_vocab * c.n_embd;
     double prefill_roof = flops / tp[1] / ROOF_FLOPS;
+    /* which products a one-sequence step ran on (rl_cu_mvb or the matvecs) */
+    const char *step_path = batch == 1 && rl_cu_model_mvb_step(m, 1) ? "mvb" : "matvec";
     if (json)
         printf("{\"bench\":\"cuda\",\"shape\":\"%s\",\"type\":\"%s\",\"kv\":\"%s\",\"batch\":%d,\"graphs\":%s,"
-               "\"gen_tokens\":%d,\"gen_tok_s\":%.1f,\"gen_roofline\":%.3f,\"prompt_tokens\":%d,"
+               "\"step\":\"%s\",\"gen_tokens\":%d,\"gen_tok_s\":%.1f,\"gen_roofline\":%.3f,\"prompt_tokens\":%d,"
                "\"prefill_tok_s\":%.1f,\"prefill_roofline\":%.3f,\"weight_bytes_per_token\":%llu}\n",
                sh->name, mix ? type_name : rl_type_get(t)->name, kv_q8 ? "q8_0" : "f16", batch, graphs ? "true" : "false",
-               n_gen, gen_tps, gen_roof, n_prompt,
+               step_path, n_gen, gen_tps, gen_roof, n_prompt,
                prefill_tps, prefill_roof, (unsigned long long)wbytes);
     else
-        printf("cuda %-15s %-5s kv %-4s batch %d%s: gen %8.1f tok/s (%4.1f%% of %.2f TB/s roofline, %.1f MB/token) | "
+        printf("cuda %-15s %-5s kv %-4s batch %d%s%s%s: gen %8.1f tok/s (%4.1f%% of %.2f TB/s roofline, %.1f MB/token) | "
                "prefill %d: %8.1f tok/s (%4.1f%% of 750 TFLOP/s)\n",
                sh->name, mix ? type_name : rl_type_get(t)->name, kv_q8 ? "q8_0" : "f16", batch, graphs ? "" : " (no graph)",
-               gen_tps, 100 * gen_roof,
+               batch == 1 ? " " : "", batch == 1 ? step_path : "", gen_tps, 100 * gen_roof,
                ROOF_BW / 1e12, wbytes / 1e6, n_prompt, prefill_tps, 100 * prefill_roof);
     free(prompt);
     rl_cu_model_free(m);

@@ -136,3 +136,26 @@ if [ "$PART" = mvb6 ]; then
   left 480 && { mvbrun 2 16 1; mvbrun 2 8 0; }
   echo "elapsed ${SECONDS}s"
 fi
+#   final    the kept form (16 consumer warps, a copy per row, on by default
+#            for models at least 4,096 wide): tests, suites, compute-sanitizer
+#            on test_cu_mvb, single stream default against RL_CU_MVB=0, the
+#            per-op profile on both paths.
+if [ "$PART" = final ]; then
+  build
+  echo "test_cu_mvb: $(timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  SUITE_S=220 suites --suite cuda --suite model
+  for tool in memcheck racecheck synccheck; do
+    left 200 || break
+    timeout 120 compute-sanitizer --tool $tool $B/tests/cuda/test_cu_mvb >"$OUT/san-$tool.log" 2>&1
+    echo "compute-sanitizer $tool: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Checks' "$OUT/san-$tool.log" | tr '\n' ' ')"
+  done
+  for r in 1 2; do
+    left 420 || break
+    echo "7B q4_0 b1: default $(timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 64 --kv f16 --json | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' ') RL_CU_MVB=0 $(RL_CU_MVB=0 eng llama2-7b 1 512 f16)"
+  done
+  echo "TinyLlama q4_0 b1 default: $(timeout 60 $BC --shape tinyllama-1.1b --type q4_0 --batch 1 --prompt 512 --gen 64 --kv f16 --json | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' ')"
+  left 470 && echo "7B profile mvb: $(prof llama2-7b 1 512 f16 'matvec|glu|attention|rope|rmsnorm|output')"
+  left 500 && echo "7B profile matvec: $(RL_CU_MVB=0 prof llama2-7b 1 512 f16 'matvec|glu|attention|rope|rmsnorm|output')"
+  left 530 && echo "7B q8_0 b1: $(timeout 60 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 64 --kv f16 --json | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -82,12 +82,6 @@ __device__ __forceinline__ void bulk_copy(void *dst, const void *src, unsigned b
                  : "memory");
 }
 
-/* Prefetch bytes (a multiple of 16, 16-byte aligned) of global src into L2. */
-__device__ __forceinline__ void bulk_prefetch_l2(const void *src, unsigned bytes)
-{
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
-}
-
 } /* namespace rl_async */
 
 #endif

@@ -173,9 +173,12 @@ void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
  * RL_CU_NORM_DEFER=0 or here (drops the captured graphs). */
 void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on);
 /* One-sequence steps on rl_cu_mvb (weights streamed by bulk copies; the norms
- * inside the products): a measurement path, off by default, RL_CU_MVB=1 or
- * here (drops the captured graphs). */
-void rl_cu_model_set_mvb(rl_cu_model *m, bool on);
+ * inside the products): by default automatic (models at least
+ * RL_CU_MVB_MIN_EMBD wide, where it measured faster); on > 0 always, 0 never,
+ * < 0 automatic again; RL_CU_MVB=1|0 in the environment the same. Drops the
+ * captured graphs when it changes. */
+#define RL_CU_MVB_MIN_EMBD 4096
+void rl_cu_model_set_mvb(rl_cu_model *m, int on);
 /* Whether a step of n tokens runs on rl_cu_mvb now (every layer's products
  * qualify: Q4_0, fused Q|K|V and gate|up, shapes; sm_90). */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n);

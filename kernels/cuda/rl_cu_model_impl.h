@@ -25,7 +25,7 @@ struct rl_cu_model {
     rl_cu_act xn, attn, ffn;  /* normed input, attention output, GLU output */
     float *xss;               /* [rows][n_embd / 32]: xn.ss of a deferred norm (rl_cu_act.ss), or NULL */
     int norm_defer;           /* rl_cu_model_set_norm_defer (-1: RL_CU_NORM_DEFER not read yet) */
-    int mvb;                  /* rl_cu_model_set_mvb (-1: RL_CU_MVB not read yet) */
+    int mvb;                  /* rl_cu_model_set_mvb: 0, 1, MVB_AUTO (-1: RL_CU_MVB not read yet) */
     float *qkv, *q, *gu;      /* [rows][qkv dim], [rows][q dim], GEMM path [rows][2 n_ff] */
     float *xo;                /* GEMM path: rows that need logits, gathered [max_batch][n_embd] */
     rl_cu_act logits;         /* [max_batch][n_vocab] */

@@ -8,31 +8,32 @@
  * copies that need no registers, and starts before the PDL wait (the weights
  * do not depend on the previous kernel).
  *
- * - Persistent CTAs, tiles of TR = 8 outputs (GLU: their 8 gate and 8 up
- *   rows), taken by CTA c as tiles c, c + grid, ...; a tile's K in chunks of
- *   CK = 128 weight blocks (4,096 columns). A stage holds one chunk of the
- *   tile's rows. Where a row is one chunk, the tile's rows are one run of
- *   each plane (nibbles, fp16 scales) and a stage is two bulk copies (GLU:
- *   four); otherwise two per row. Measured on an H100 (session 16): a stage
- *   costs ~0.8 us whatever its bytes at 32 copies of 1 KB / 128 B, so
- *   copies are made as large as the layout allows.
- * - The ring is 144 KB (one CTA per SM) or 72 KB (RL_CU_MVB_RING=72: two,
- *   so the next product's CTAs can stream beside this one's last tiles).
+ * - Persistent CTAs (one per SM: the ring is 144 KB), tiles of TR = 8
+ *   outputs (GLU: their 8 gate and 8 up rows), taken by CTA c as tiles c,
+ *   c + grid, ...; a tile's K in chunks of CK = 128 weight blocks (4,096
+ *   columns). A stage holds one chunk of the tile's rows: per row its
+ *   nibbles (up to 2 KB) and fp16 scales (up to 256 bytes), a bulk copy each.
+ *   Measured on an H100 (session 16, docs/PERFORMANCE.md): 64 blocks per
+ *   chunk streamed at ~0.8 us per 32-copy stage, whatever its bytes; one
+ *   16 KB copy per tile and plane, or the scales of a tile as one copy, were
+ *   slower than a copy per row; a 72 KB ring (two CTAs per SM) too.
  * - The activation is fp32 (the residual, the attention output or the GLU
  *   output): each CTA quantizes it to int8 blocks in shared memory after the
  *   PDL wait, with the RMSNorm (weight g, epsilon) first when given, so no
  *   norm or quantization kernel runs between products. The int8 values are
  *   rl_cu_rmsnorm's and rl_cu_quantize's up to the order of the sum of squares.
- * - Consumer warp w owns the tile's output w: per stage its lanes take the
- *   chunk's blocks lane, lane + 32, ... (GLU: of the gate and the up row),
- *   dp4a against the shared activation (the matvec's arithmetic, wdot), and
- *   release the stage; at the tile's end a warp sum, then y = v, y += v or
+ * - 16 consumer warps, two per output: warp w takes output w % 8 and, per
+ *   stage, the blocks of its half w / 8 (lane + 32 * (2k + half); GLU: of the
+ *   gate and the up row), dp4a against the shared activation (the matvec's
+ *   arithmetic, wdot), and releases the stage; at the tile's end warp sums,
+ *   the halves meet in shared memory, then y = v, y += v or
  *   y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
- *   its own input.
+ *   its own input. (8 warps, one per output, measured 3-4% slower.)
  *
  * Needs Q4_0, columns a multiple of 256 (whole 16-byte scale runs), output
  * rows a multiple of 8, 16-byte aligned planes, an sm_90 device; otherwise
- * -ENOTSUP. Off by default in the step (RL_CU_MVB=1). */
+ * -ENOTSUP. The step takes it for one sequence where the model's width is
+ * at least RL_CU_MVB_MIN_EMBD (rl_cu_step.c). */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -44,10 +45,12 @@ namespace rl_mvb {
 using namespace rl_async;
 
 constexpr int TR = 8;                  /* outputs per tile */
+constexpr int CW = 16;                 /* consumer warps: two per output */
+constexpr int H = CW / TR;             /* halves of a stage's blocks */
+constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
 constexpr int CK = 128;                /* weight blocks (32 columns) per chunk */
 constexpr int QROW = CK * 16, DROW = CK * 2;
-
-constexpr int RB = 147456; /* bytes of stages (144 KB: one CTA per SM) */
+constexpr int RB = 147456; /* bytes of stages (144 KB) */
 
 template <bool GLU> struct cfg {
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
@@ -58,35 +61,10 @@ template <bool GLU> struct cfg {
 
 /* Dynamic shared memory: the ring, then the activation's int8 blocks and
  * their {d, d * sum}, then the barriers (at most 16 stages), a reduction
- * slot per warp (16) and the half-tile sums (two tiles of 8 + 8). */
+ * slot per warp (16) and the half sums (two tiles of 8 + 8). */
 static size_t smem_bytes(int64_t cols)
 {
     return (size_t)RB + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 256;
-}
-
-/* The product after this one (nothing where q is NULL): its CTA c's first
- * ring of weights goes to L2 once this CTA's producer has issued its own
- * copies, so the next kernel's first stages need not wait on DRAM. */
-struct next_w {
-    const uint8_t *q;
-    const uint16_t *d;
-    int64_t nb, n_out;
-    int halves;    /* 2 for a GLU (gate and up rows) */
-    unsigned grid; /* the next kernel's CTAs */
-};
-
-__device__ void prefetch_next(const next_w &n)
-{
-    if (!n.q || blockIdx.x >= n.grid)
-        return;
-    int64_t budget = RB, row_b = n.nb * 18;
-    for (int64_t t = blockIdx.x; t < n.n_out / TR && budget > 0; t += n.grid)
-        for (int h = 0; h < n.halves; h++)
-            for (int r = 0; r < TR && budget > 0; r++, budget -= row_b) {
-                int64_t row = h * n.n_out + t * TR + r;
-                bulk_prefetch_l2(n.q + row * n.nb * 16, (unsigned)(n.nb * 16));
-                bulk_prefetch_l2(n.d + row * n.nb, (unsigned)(n.nb * 2));
-            }
 }
 
 /* x (cols fp32) -> int8 blocks xq / xds in shared memory, normalized by
@@ -94,21 +72,19 @@ __device__ void prefetch_next(const next_w &n)
  *
  * Latency-bound (the producer's copies fill the memory queues meanwhile, so
  * each round trip to L2 is long): every thread issues PV float4 loads
- * before using any, so a round of NT * PV * 4 columns (8,192) costs about
+ * before using any, so a round of NT * PV * 4 columns (16,384) costs about
  * one round trip. A 32-block is 8 lanes' float4s: its absolute maximum and
  * sum of int8 values are shuffles within the 8 lanes. */
-constexpr int PV = 8;
+constexpr int NT = CW * 32, PV = 8;
 
 __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
 {
     return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
-template <int NW>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds,
                           float *red)
 {
-    constexpr int NT = NW * 32;
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
     const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)g;
     const int64_t n4 = cols / 4;
@@ -130,7 +106,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
         asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         float tot = 0.0f;
 #pragma unroll
-        for (int w = 0; w < NW; w++)
+        for (int w = 0; w < CW; w++)
             tot += red[w];
         rs = rsqrtf(tot / (float)cols + eps);
     }
@@ -176,19 +152,15 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
 
-template <bool GLU, int F, int NW>
-__global__ void __launch_bounds__((NW + 1) * 32, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, const next_w nx)
+template <bool GLU>
+__global__ void __launch_bounds__(THREADS, 1)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<GLU>;
     extern __shared__ __align__(128) uint8_t sm[];
     const int64_t cols = m.cols, nb = cols / 32, n_out = GLU ? m.rows / 2 : m.rows;
     const int64_t ntiles = n_out / TR, nch = (nb + CK - 1) / CK;
-    /* a stage's row planes: nibbles at stride QROW, scales at dst after them
-     * (F >= 1 and rows of one chunk: the tile's scales are one run) */
-    const bool drun = F >= 1 && nch == 1;
-    const int dst = drun ? (int)nb * 2 : DROW;
     int8_t *xq = (int8_t *)(sm + RB);
     float *xds = (float *)(sm + RB + cols);
     uint64_t *full = (uint64_t *)(sm + RB + cols + nb * 8);
@@ -198,14 +170,14 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     if (threadIdx.x == 0) {
         for (int s = 0; s < C::S; s++) {
             bar_init(&full[s], 1);
-            bar_init(&empty[s], NW);
+            bar_init(&empty[s], CW);
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();
     rl_pdl_trigger();
 
-    if (warp == NW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
+    if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
         if (lane != 0)
             return;
         const uint8_t *q = (const uint8_t *)m.q;
@@ -222,26 +194,20 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 for (int r = 0; r < C::NRW; r++) {
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
                     bulk_copy(st + r * QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
-                    if (!drun)
-                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
-                    else if (r % TR == 0)
-                        bulk_copy(st + C::NRW * QROW + r * dst, d + row * nb, (unsigned)(TR * nb * 2), &full[s]);
+                    bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
                 }
             }
         return;
     }
 
-    /* consumers */
+    /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
     rl_pdl_wait();
-    prepare_x<NW>(x, g, eps, cols, xq, xds, red);
-    /* warp w: output o = w % TR of the tile; with 16 warps, half h = w / TR
-     * of each stage's blocks, the halves summed through shared memory */
-    constexpr int H = NW / TR;
-    const int o = warp % TR, h = warp / TR;
-    int tl = 0;
+    prepare_x(x, g, eps, cols, xq, xds, red);
     rl_cu_act xs = {};
     xs.q = xq, xs.ds = xds, xs.n = cols;
+    const int o = warp % TR, h = warp / TR;
     int64_t i = 0;
+    int tl = 0;
     for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x, tl++) {
         float acc = 0.0f, accu = 0.0f;
         for (int64_t c = 0; c < nch; c++, i++) {
@@ -252,15 +218,15 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 #pragma unroll
             for (int k = 0; k < CK / 32 / H; k++) {
                 int j = lane + 32 * (k * H + h);
-                if (j >= cu || F == 2)
+                if (j >= cu)
                     break;
                 wunit<RL_TYPE_Q4_0> w;
                 w.q = *(const uint4 *)(st + o * QROW + j * 16);
-                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + o * dst + j * 2));
+                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + o * DROW + j * 2));
                 acc += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
                 if (GLU) {
                     w.q = *(const uint4 *)(st + (TR + o) * QROW + j * 16);
-                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + (TR + o) * dst + j * 2));
+                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + (TR + o) * DROW + j * 2));
                     accu += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
                 }
             }
@@ -271,22 +237,20 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         acc = rl_warp_sum(acc);
         if (GLU)
             accu = rl_warp_sum(accu);
-        if (H == 2) { /* two buffers by tile parity: one barrier per tile */
-            float *half = red + 16 + (tl & 1) * 16;
-            if (h == 1 && lane == 0)
-                half[o] = acc, half[TR + o] = accu;
-            asm volatile("bar.sync 1, %0;" ::"n"(NW * 32) : "memory");
-            if (h == 1)
-                continue;
-            acc += half[o], accu += half[TR + o];
-        }
-        if (lane == 0) {
-            int64_t r = t * TR + o;
-            if (GLU)
-                y[r] = rl_silu(acc) * accu;
-            else
-                y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
-        }
+        /* the second half's sums through shared memory: two buffers by tile
+         * parity, so one barrier per tile */
+        float *half = red + 16 + (tl & 1) * 16;
+        if (h == 1 && lane == 0)
+            half[o] = acc, half[TR + o] = accu;
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+        if (h == 1 || lane != 0)
+            continue;
+        acc += half[o], accu += half[TR + o];
+        int64_t r = t * TR + o;
+        if (GLU)
+            y[r] = rl_silu(acc) * accu;
+        else
+            y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
     }
 #endif
 }
@@ -302,59 +266,20 @@ static bool sm90(void)
     return ok;
 }
 
-static unsigned grid_for(int64_t n_out)
-{
-    int64_t nt = n_out / TR;
-    return (unsigned)(nt < rl_cu_sm_count() ? nt : rl_cu_sm_count());
-}
-
-template <bool GLU, int F, int NW>
-static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, const next_w &nx,
-                  cudaStream_t s)
+template <bool GLU> static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
+                                      cudaStream_t s)
 {
     size_t smem = smem_bytes(m->cols);
     static size_t set_for = 0;
     if (smem > set_for) {
-        if (cudaFuncSetAttribute(k_mvb<GLU, F, NW>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+        if (cudaFuncSetAttribute(k_mvb<GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
             return -ENOTSUP;
         set_for = smem;
     }
-    unsigned grid = grid_for(GLU ? m->rows / 2 : m->rows);
-    rl_launch_smem(k_mvb<GLU, F, NW>, dim3(grid), dim3((NW + 1) * 32), smem, s, *m, x, g, eps, y, mode, nx);
+    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
+    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
+    rl_launch_smem(k_mvb<GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
     return RL_CU_LAUNCHED("mvb");
-}
-
-/* The copy form and consumer warps (measurement switches read once):
- * RL_CU_MVB_FORM=0 a copy per row and plane, 1 the scales of a one-chunk
- * tile as one run, 2 (timing only, wrong results) form 1 with the consumers
- * skipping the arithmetic; RL_CU_MVB_WARPS=8 or 16 (two per output). */
-static int form(void)
-{
-    static int f = -1;
-    if (f < 0) {
-        const char *e = getenv("RL_CU_MVB_FORM"), *w = getenv("RL_CU_MVB_WARPS");
-        f = (e ? atoi(e) : 0) % 3 + (w && atoi(w) == 16 ? 3 : 0);
-    }
-    return f;
-}
-
-template <bool GLU> static int launch_form(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y,
-                                           int mode, const next_w &nx, cudaStream_t s)
-{
-    switch (form()) {
-    case 1:
-        return launch<GLU, 1, 8>(m, x, g, eps, y, mode, nx, s);
-    case 2:
-        return launch<GLU, 2, 8>(m, x, g, eps, y, mode, nx, s);
-    case 3:
-        return launch<GLU, 0, 16>(m, x, g, eps, y, mode, nx, s);
-    case 4:
-        return launch<GLU, 1, 16>(m, x, g, eps, y, mode, nx, s);
-    case 5:
-        return launch<GLU, 2, 16>(m, x, g, eps, y, mode, nx, s);
-    default:
-        return launch<GLU, 0, 8>(m, x, g, eps, y, mode, nx, s);
-    }
 }
 
 } /* namespace rl_mvb */
@@ -365,35 +290,16 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
     bool glu = mode == RL_CU_MV_GLU;
     return m->type == RL_TYPE_Q4_0 && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
-           rl_mvb::sm90() && rl_cu_sm_count() > 0 &&
-           rl_mvb::smem_bytes(m->cols) <= 227 * 1024;
-}
-
-extern "C" int rl_cu_mvb_then(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
-                              const rl_cu_mat *next, int next_mode, cudaStream_t s)
-{
-    if (mode != RL_CU_MV_STORE && mode != RL_CU_MV_ADD && mode != RL_CU_MV_GLU)
-        return -EINVAL;
-    if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
-        return -ENOTSUP; /* x and g are read as float4s */
-    rl_mvb::next_w nx = {};
-    static int pf = -1;
-    if (pf < 0) {
-        const char *e = getenv("RL_CU_MVB_PF");
-        pf = !e || atoi(e) != 0;
-    }
-    if (pf && next && rl_cu_mvb_ok(next, next_mode)) {
-        bool glu = next_mode == RL_CU_MV_GLU;
-        nx.q = (const uint8_t *)next->q, nx.d = (const uint16_t *)next->d, nx.nb = next->cols / 32;
-        nx.n_out = glu ? next->rows / 2 : next->rows, nx.halves = glu ? 2 : 1;
-        nx.grid = rl_mvb::grid_for(nx.n_out);
-    }
-    return mode == RL_CU_MV_GLU ? rl_mvb::launch_form<true>(m, d_x, d_g, eps, d_y, mode, nx, s)
-                                : rl_mvb::launch_form<false>(m, d_x, d_g, eps, d_y, mode, nx, s);
+           rl_mvb::sm90() && rl_cu_sm_count() > 0 && rl_mvb::smem_bytes(m->cols) <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
                          cudaStream_t s)
 {
-    return rl_cu_mvb_then(m, d_x, d_g, eps, mode, d_y, NULL, 0, s);
+    if (mode != RL_CU_MV_STORE && mode != RL_CU_MV_ADD && mode != RL_CU_MV_GLU)
+        return -EINVAL;
+    if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
+        return -ENOTSUP; /* x and g are read as float4s */
+    return mode == RL_CU_MV_GLU ? rl_mvb::launch<true>(m, d_x, d_g, eps, d_y, mode, s)
+                                : rl_mvb::launch<false>(m, d_x, d_g, eps, d_y, mode, s);
 }

@@ -9,10 +9,29 @@ enum { P_EMBD, P_NORM, P_QKV, P_ROPE, P_ATTN, P_O, P_GU, P_DOWN, P_OUT, P_ARGMAX
 static const char *const p_names[P_N] = {"embed", "rmsnorm", "qkv matvec", "rope+kv", "attention",
                                          "o matvec+add", "gate/up glu", "down matvec+add", "output matvec", "argmax"};
 
-/* One op as the step runs it; defer: the step's deferred norms (the residual
- * products carry them, the products after them read xn.ss). */
-static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer)
+/* One op of a one-sequence step on rl_cu_mvb (the norms inside the products). */
+static int enqueue_op_mvb(rl_cu_model *m, int op, uint32_t l)
 {
+    const rl_cu_model_cfg *c = &m->c;
+    rl_cu_layer *L = &m->layers[l];
+    float eps = c->rms_eps;
+    switch (op) {
+    case P_QKV: return rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, m->s);
+    case P_O: return rl_cu_mvb(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, m->s);
+    case P_GU: return rl_cu_mvb(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, m->s);
+    case P_DOWN: return rl_cu_mvb(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, m->s);
+    default: return rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, m->s);
+    }
+}
+
+/* One op as the step runs it; defer: the step's deferred norms (the residual
+ * products carry them, the products after them read xn.ss); mvb: the step on
+ * rl_cu_mvb. */
+static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer, bool mvb)
+{
+    if (mvb && (op == P_QKV || op == P_O || op == P_GU || op == P_DOWN ||
+                (op == P_OUT && rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE))))
+        return enqueue_op_mvb(m, op, l);
     const rl_cu_model_cfg *c = &m->c;
     rl_cu_layer *L = &m->layers[l];
     cudaStream_t s = m->s;
@@ -57,7 +76,8 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     RL_CU_TRY(rl_cu_check(cudaMemcpy(m->d_in, h, 4 * rows * 4, cudaMemcpyHostToDevice), "ids"));
     RL_CU_TRY(rl_cu_check(cudaMemcpy(m->d_bt, bt, (size_t)n * m->bt_stride * 4, cudaMemcpyHostToDevice), "tables"));
     const int R = 64;
-    bool defer = rl_cu_step_norm_deferred(m, n);
+    bool mvb = rl_cu_model_mvb_step(m, n), defer = !mvb && rl_cu_step_norm_deferred(m, n);
+    bool out_mvb = mvb && rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE);
     double us[P_N];
     cudaEvent_t e0, e1;
     RL_CU_TRY(rl_cu_check(cudaEventCreate(&e0), "event"));
@@ -68,7 +88,7 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
         RL_CU_TRY(rl_cu_check(cudaStreamBeginCapture(m->s, cudaStreamCaptureModeThreadLocal), "capture"));
         int rc = 0;
         for (int r = 0; r < R && !rc; r++)
-            rc = enqueue_op(m, op, n, (uint32_t)r % m->c.n_layer, defer); /* cycle layers: weights from DRAM */
+            rc = enqueue_op(m, op, n, (uint32_t)r % m->c.n_layer, defer, mvb); /* cycle layers: weights from DRAM */
         cudaError_t e = cudaStreamEndCapture(m->s, &g);
         RL_CU_TRY(rc);
         RL_CU_TRY(rl_cu_check(e, "end capture"));
@@ -91,11 +111,13 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    int norms = defer ? 1 : 2 * (int)m->c.n_layer + 1; /* deferred: only the first is a kernel */
+    /* deferred: only the first norm is a kernel; mvb: none, but the output's
+     * where rl_cu_mvb does not take the output product */
+    int norms = mvb ? !out_mvb : defer ? 1 : 2 * (int)m->c.n_layer + 1;
     double per_layer = us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
     double total = us[P_EMBD] + m->c.n_layer * per_layer + norms * us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
     fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)%s\n", n, pos, R,
-            defer ? "; norms deferred into the o/down products" : "");
+            mvb ? "; products on rl_cu_mvb, the norms inside them" : defer ? "; norms deferred into the o/down products" : "");
     for (int op = 0; op < P_N; op++) {
         int times = op == P_EMBD || op == P_OUT || op == P_ARGMAX ? 1 : op == P_NORM ? norms : (int)m->c.n_layer;
         fprintf(out, "  %-16s %8.2f us x %3d = %8.1f us (%4.1f%%)\n", p_names[op], us[op], times, us[op] * times,

@@ -24,7 +24,7 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
     return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
-/* A model's form switch (norm_defer, mvb): set, dropping the graphs captured
+/* A model's form switch (norm_defer): set, dropping the graphs captured
  * with the other form; or read, from the environment the first time (dflt on:
  * on unless the variable starts with 0; off: on only if it starts with 1). */
 static void flag_set(rl_cu_model *m, int *flag, bool on)
@@ -72,17 +72,30 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
     return true;
 }
 
-void rl_cu_model_set_mvb(rl_cu_model *m, bool on)
+enum { MVB_AUTO = 2 };
+
+void rl_cu_model_set_mvb(rl_cu_model *m, int on)
 {
-    flag_set(m, &m->mvb, on);
+    int f = on < 0 ? MVB_AUTO : on > 0;
+    if (m->mvb != f)
+        rl_cu_model_drop_graphs(m);
+    m->mvb = f;
 }
 
-/* Whether a step of n tokens runs on rl_cu_mvb (RL_CU_MVB=1 or
- * rl_cu_model_set_mvb; a measurement path): one sequence, every layer's fused
- * Q|K|V and gate|up and its O and down taken by rl_cu_mvb. */
+/* Whether a step of n tokens runs on rl_cu_mvb: one sequence, every layer's
+ * fused Q|K|V and gate|up and its O and down taken by rl_cu_mvb, and on
+ * (rl_cu_model_set_mvb or RL_CU_MVB=1) or automatic (the default) with the
+ * model at least RL_CU_MVB_MIN_EMBD wide. Measured on an H100 (session 16):
+ * Llama 2 7B Q4_0 (4,096) 514-523 tok/s against 475 on the matvecs,
+ * TinyLlama (2,048) 1,447-1,475 against 1,650 (a kernel's fixed start and
+ * end weigh more on small products). */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
 {
-    if (n != 1 || !flag_get(&m->mvb, "RL_CU_MVB", false))
+    if (m->mvb < 0) {
+        const char *e = getenv("RL_CU_MVB");
+        m->mvb = e && e[0] == '1' ? 1 : e && e[0] == '0' ? 0 : MVB_AUTO;
+    }
+    if (n != 1 || m->mvb == 0 || (m->mvb == MVB_AUTO && m->c.n_embd < RL_CU_MVB_MIN_EMBD))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
         const rl_cu_layer *L = &m->layers[l];
@@ -106,17 +119,14 @@ static int enqueue_mvb(rl_cu_model *m)
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        /* each product names the next, whose first weights it sends to L2 */
-        const rl_cu_mat *after = l + 1 < c->n_layer ? &m->layers[l + 1].wqkv : &m->output;
-        int after_mode = RL_CU_MV_STORE;
-        RL_CU_TRY(rl_cu_mvb_then(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, &L->wo, RL_CU_MV_ADD, s));
+        RL_CU_TRY(rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
-        RL_CU_TRY(rl_cu_mvb_then(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, &L->wgu, RL_CU_MV_GLU, s));
-        RL_CU_TRY(rl_cu_mvb_then(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, &L->wdown, RL_CU_MV_ADD, s));
-        RL_CU_TRY(rl_cu_mvb_then(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, after, after_mode, s));
+        RL_CU_TRY(rl_cu_mvb(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
+        RL_CU_TRY(rl_cu_mvb(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, s));
+        RL_CU_TRY(rl_cu_mvb(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
     }
     if (rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE)) {
         RL_CU_TRY(rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, s));

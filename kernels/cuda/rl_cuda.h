@@ -140,13 +140,6 @@ int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_
  * (read as float4s). Measurement path (RL_CU_MVB=1). */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
-/* rl_cu_mvb, then (when next is set and rl_cu_mvb_ok(next, next_mode)) each
- * CTA, once its own copies are issued, prefetches into L2 the first ring of
- * next's weights that the same CTA of next's rl_cu_mvb will stream: the
- * product that follows in the step starts from L2, not DRAM. Results are
- * rl_cu_mvb's. RL_CU_MVB_PF=0 turns the prefetch off (a measurement switch). */
-int rl_cu_mvb_then(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
-                   const rl_cu_mat *next, int next_mode, cudaStream_t s);
 /* Whether rl_cu_mvb takes m in mode: Q4_0, cols a multiple of 256, outputs a
  * multiple of 8, aligned planes, an sm_90 device. */
 bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode);

@@ -77,10 +77,11 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
     rl_cu_model *g;
     ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     rl_cu_model_set_norm_defer(g, defer);
-    if (mvb) { /* the one-sequence step (step 2 below) on rl_cu_mvb */
-        rl_cu_model_set_mvb(g, true);
-        ck_assert_msg(rl_cu_model_mvb_step(g, 1), "%s: one-sequence steps not on rl_cu_mvb", mix);
-    }
+    rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs */
+    if (m->hp.n_embd < RL_CU_MVB_MIN_EMBD)
+        ck_assert_msg(!rl_cu_model_mvb_step(g, 1), "%s: %u wide on rl_cu_mvb", mix, m->hp.n_embd);
+    rl_cu_model_set_mvb(g, mvb ? 1 : 0); /* the one-sequence step (step 2 below) on rl_cu_mvb or not */
+    ck_assert_msg(rl_cu_model_mvb_step(g, 1) == mvb, "%s: one-sequence steps %son rl_cu_mvb", mix, mvb ? "not " : "");
     uint64_t s = tcu_seed(mix);
     enum { NS = 3 };
     tm_ref *ref[NS];

@@ -21,11 +21,7 @@ static void check_mvb(int64_t rows, int64_t cols, int mode, bool norm)
     float *x = tcu_rand_vec(&s, cols, 2.0f), *g = tcu_rand_vec(&s, cols, 1.0f), *y0 = tcu_rand_vec(&s, n_out, 1.0f);
     float *dx = tcu_up(x, cols * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
     float *dy = mode == RL_CU_MV_ADD ? tcu_up(y0, n_out * sizeof(float)) : tcu_dev(n_out * sizeof(float));
-    /* with the norm, also the L2 prefetch of a next product (this one) */
-    if (norm)
-        CU_OK(rl_cu_mvb_then(&m, dx, dg, 1e-5f, mode, dy, &m, mode, 0));
-    else
-        CU_OK(rl_cu_mvb(&m, dx, NULL, 1e-5f, mode, dy, 0));
+    CU_OK(rl_cu_mvb(&m, dx, norm ? dg : NULL, 1e-5f, mode, dy, 0));
     float *xr = malloc(cols * sizeof(float)), *y = malloc(n_out * sizeof(float));
     if (norm)
         tcu_ref_rmsnorm(x, g, cols, 1, NULL, xr);
@@ -41,8 +37,8 @@ static void check_mvb(int64_t rows, int64_t cols, int mode, bool norm)
     free(w), free(x), free(g), free(y0), free(xr), free(y), free(ref);
 }
 
-/* Every mode, rows of one chunk (copied as whole tiles) and of two (4,352
- * columns: 128 blocks, then 8), more tiles than SMs (the ring wraps: 2,400
+/* Every mode, rows of one chunk and of two or three (4,352 columns: 128
+ * blocks, then 8), more tiles than SMs (the ring wraps: 2,400
  * rows), and what it refuses. */
 START_TEST(mvb_streams_q4_0_products_in_every_mode)
 {
@@ -62,6 +58,7 @@ START_TEST(mvb_streams_q4_0_products_in_every_mode)
     check_mvb(2400, 4352, RL_CU_MV_STORE, false);
     check_mvb(264, 4352, RL_CU_MV_ADD, true);
     check_mvb(2 * 320, 4352, RL_CU_MV_GLU, true);
+    check_mvb(64, 11008, RL_CU_MV_ADD, false); /* Llama 2 7B's down: 128 + 128 + 88 blocks */
     check_mvb(40, 768, RL_CU_MV_ADD, false);
     check_mvb(2 * 48, 2304, RL_CU_MV_GLU, true);
     check_mvb(2 * 1200, 512, RL_CU_MV_GLU, false);
