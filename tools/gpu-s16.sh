@@ -159,3 +159,18 @@ if [ "$PART" = final ]; then
   left 530 && echo "7B q8_0 b1: $(timeout 60 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 64 --kv f16 --json | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   splits   the one-sequence attention's split count (RL_CU_ATTN_SPLITS; the
+#            default is 9 for 32 heads on 132 SMs) on the 7B mvb step: tok/s
+#            and the attention's us in the profile, f16 and q8_0 KV.
+if [ "$PART" = splits ]; then
+  build
+  for kv in f16 q8_0; do
+    for sp in 0 4 16 32; do
+      left 400 || break
+      e=""; [ $sp -gt 0 ] && e="RL_CU_ATTN_SPLITS=$sp"
+      echo "kv $kv splits ${sp/#0/default}: $(env $e eng llama2-7b 1 512 $kv) attention $(env $e timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv $kv --profile 2>&1 | grep -E 'attention' | tr -s ' ')"
+    done
+  done
+  left 480 && echo "7B q4_0 b1 prompt 2048: default $(eng llama2-7b 1 2048 f16) splits 32 $(RL_CU_ATTN_SPLITS=32 eng llama2-7b 1 2048 f16)"
+  echo "elapsed ${SECONDS}s"
+fi
