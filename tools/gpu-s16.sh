@@ -176,3 +176,21 @@ if [ "$PART" = splits ]; then
   left 480 && echo "7B q4_0 b1 prompt 2048: default $(eng llama2-7b 1 2048 f16) splits 32 $(RL_CU_ATTN_SPLITS=32 eng llama2-7b 1 2048 f16)"
   echo "elapsed ${SECONDS}s"
 fi
+#   q8       rl_cu_mvb for Q8_0 too (64 blocks per chunk: 2 KB copies): the
+#            tests, the suites, memcheck, 7B Q8_0 single stream against
+#            RL_CU_MVB=0 alternately, its per-op profile, 7B Q4_0 again.
+if [ "$PART" = q8 ]; then
+  build
+  echo "test_cu_mvb: $(timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  SUITE_S=220 suites --suite cuda --suite model
+  timeout 120 compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
+  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
+  q8() { timeout 80 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+|"gen_roofline":[0-9.]+' | tr '\n' ' '; }
+  for r in 1 2; do
+    left 400 || break
+    echo "7B q8_0 b1: default $(q8) RL_CU_MVB=0 $(RL_CU_MVB=0 q8)"
+  done
+  left 440 && echo "7B q4_0 b1 default: $(timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 64 --kv f16 --json | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' ')"
+  left 470 && echo "7B q8_0 profile: $(timeout 60 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E 'matvec|glu|attention|sum' | tr -s ' ' | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi

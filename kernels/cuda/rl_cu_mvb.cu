@@ -1,4 +1,4 @@
-/* rl_cu_mvb.cu - one-sequence Q4_0 products with the weights streamed by
+/* rl_cu_mvb.cu - one-sequence Q4_0 / Q8_0 products with the weights streamed by
  * bulk copies (cp.async.bulk, sm_90) into a ring of shared-memory stages.
  *
  * Why (docs/PERFORMANCE.md, "Batch 1: the RMSNorm deferred"): the dp4a
@@ -30,7 +30,10 @@
  *   y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
  *   its own input. (8 warps, one per output, measured 3-4% slower.)
  *
- * Needs Q4_0, columns a multiple of 256 (whole 16-byte scale runs), output
+ * Q8_0 (session 16) takes 64 blocks per chunk, so its rows' copies are 2 KB
+ * too, and a lane one block per stage.
+ *
+ * Needs Q4_0 or Q8_0, columns a multiple of 256 (whole 16-byte scale runs), output
  * rows a multiple of 8, 16-byte aligned planes, an sm_90 device; otherwise
  * -ENOTSUP. The step takes it for one sequence where the model's width is
  * at least RL_CU_MVB_MIN_EMBD (rl_cu_step.c). */
@@ -48,23 +51,49 @@ constexpr int TR = 8;                  /* outputs per tile */
 constexpr int CW = 16;                 /* consumer warps: two per output */
 constexpr int H = CW / TR;             /* halves of a stage's blocks */
 constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
-constexpr int CK = 128;                /* weight blocks (32 columns) per chunk */
-constexpr int QROW = CK * 16, DROW = CK * 2;
-constexpr int RB = 147456; /* bytes of stages (144 KB) */
+constexpr int RMAX = 147456;           /* bytes of stages at most (144 KB) */
 
-template <bool GLU> struct cfg {
+/* Per weight type T: QB bytes of values per block; CK blocks per chunk, so a
+ * row's chunk is one 2 KB copy of values (the size measured best) and one of
+ * fp16 scales; S whole stages in at most RMAX bytes (RB). */
+template <int T, bool GLU> struct cfg {
+    static constexpr int QB = T == RL_TYPE_Q4_0 ? 16 : 32;
+    static constexpr int CK = 2048 / QB;
+    static constexpr int QROW = CK * QB, DROW = CK * 2;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
-    static constexpr int S = RB / STG;
-    static_assert(S * STG == RB && S >= 2 && S <= 16, "ring of whole stages");
+    static constexpr int S = RMAX / STG > 16 ? 16 : RMAX / STG;
+    static constexpr int RB = S * STG;
+    static_assert(S >= 2 && CK % (32 * H) == 0, "a ring of whole stages, whole lane rounds per half");
 };
 
 /* Dynamic shared memory: the ring, then the activation's int8 blocks and
  * their {d, d * sum}, then the barriers (at most 16 stages), a reduction
- * slot per warp (16) and the half sums (two tiles of 8 + 8). */
-static size_t smem_bytes(int64_t cols)
+ * slot per warp (16) and the half sums (two tiles of 8 + 8). rb: the ring
+ * (RMAX for the bound every type fits). */
+static size_t smem_bytes(size_t rb, int64_t cols)
 {
-    return (size_t)RB + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 256;
+    return rb + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 256;
+}
+
+/* A row's weight block j of a stage: values at q, fp16 scales at d. */
+template <int T> __device__ __forceinline__ wunit<T> sload(const uint8_t *q, const uint8_t *d, int j);
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_0> sload<RL_TYPE_Q4_0>(const uint8_t *q, const uint8_t *d, int j)
+{
+    wunit<RL_TYPE_Q4_0> w;
+    w.q = *(const uint4 *)(q + j * 16);
+    w.d = rl_h2f(*(const uint16_t *)(d + j * 2));
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q8_0> sload<RL_TYPE_Q8_0>(const uint8_t *q, const uint8_t *d, int j)
+{
+    wunit<RL_TYPE_Q8_0> w;
+    w.q0 = *(const int4 *)(q + j * 32);
+    w.q1 = *(const int4 *)(q + j * 32 + 16);
+    w.d = rl_h2f(*(const uint16_t *)(d + j * 2));
+    return w;
 }
 
 /* x (cols fp32) -> int8 blocks xq / xds in shared memory, normalized by
@@ -152,12 +181,13 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
 
-template <bool GLU>
+template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    using C = cfg<GLU>;
+    using C = cfg<T, GLU>;
+    constexpr int CK = C::CK, QROW = C::QROW, DROW = C::DROW, RB = C::RB;
     extern __shared__ __align__(128) uint8_t sm[];
     const int64_t cols = m.cols, nb = cols / 32, n_out = GLU ? m.rows / 2 : m.rows;
     const int64_t ntiles = n_out / TR, nch = (nb + CK - 1) / CK;
@@ -190,10 +220,10 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
                 uint8_t *st = sm + (size_t)s * C::STG;
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
-                bar_expect(&full[s], (unsigned)(C::NRW * cu * 18));
+                bar_expect(&full[s], (unsigned)(C::NRW * cu * (C::QB + 2)));
                 for (int r = 0; r < C::NRW; r++) {
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
-                    bulk_copy(st + r * QROW, q + (row * nb + c * CK) * 16, (unsigned)(cu * 16), &full[s]);
+                    bulk_copy(st + r * QROW, q + (row * nb + c * CK) * C::QB, (unsigned)(cu * C::QB), &full[s]);
                     bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
                 }
             }
@@ -220,14 +250,11 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 int j = lane + 32 * (k * H + h);
                 if (j >= cu)
                     break;
-                wunit<RL_TYPE_Q4_0> w;
-                w.q = *(const uint4 *)(st + o * QROW + j * 16);
-                w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + o * DROW + j * 2));
-                acc += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
+                wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
+                acc += wdot<T>(w, xs, 0, c * CK + j);
                 if (GLU) {
-                    w.q = *(const uint4 *)(st + (TR + o) * QROW + j * 16);
-                    w.d = rl_h2f(*(const uint16_t *)(st + C::NRW * QROW + (TR + o) * DROW + j * 2));
-                    accu += wdot<RL_TYPE_Q4_0>(w, xs, 0, c * CK + j);
+                    w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
+                    accu += wdot<T>(w, xs, 0, c * CK + j);
                 }
             }
             __syncwarp();
@@ -266,19 +293,19 @@ static bool sm90(void)
     return ok;
 }
 
-template <bool GLU> static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
-                                      cudaStream_t s)
+template <int T, bool GLU>
+static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    size_t smem = smem_bytes(m->cols);
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, m->cols);
     static size_t set_for = 0;
     if (smem > set_for) {
-        if (cudaFuncSetAttribute(k_mvb<GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+        if (cudaFuncSetAttribute(k_mvb<T, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
             return -ENOTSUP;
         set_for = smem;
     }
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
     return RL_CU_LAUNCHED("mvb");
 }
 
@@ -288,9 +315,9 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
 {
     int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
     bool glu = mode == RL_CU_MV_GLU;
-    return m->type == RL_TYPE_Q4_0 && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
+    return (m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0) && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
-           rl_mvb::sm90() && rl_cu_sm_count() > 0 && rl_mvb::smem_bytes(m->cols) <= 227 * 1024;
+           rl_mvb::sm90() && rl_cu_sm_count() > 0 && rl_mvb::smem_bytes(rl_mvb::RMAX, m->cols) <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
@@ -300,6 +327,10 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
         return -EINVAL;
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
-    return mode == RL_CU_MV_GLU ? rl_mvb::launch<true>(m, d_x, d_g, eps, d_y, mode, s)
-                                : rl_mvb::launch<false>(m, d_x, d_g, eps, d_y, mode, s);
+    bool glu = mode == RL_CU_MV_GLU;
+    if (m->type == RL_TYPE_Q8_0)
+        return glu ? rl_mvb::launch<RL_TYPE_Q8_0, true>(m, d_x, d_g, eps, d_y, mode, s)
+                   : rl_mvb::launch<RL_TYPE_Q8_0, false>(m, d_x, d_g, eps, d_y, mode, s);
+    return glu ? rl_mvb::launch<RL_TYPE_Q4_0, true>(m, d_x, d_g, eps, d_y, mode, s)
+               : rl_mvb::launch<RL_TYPE_Q4_0, false>(m, d_x, d_g, eps, d_y, mode, s);
 }

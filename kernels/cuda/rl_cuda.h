@@ -132,15 +132,16 @@ int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl
  * set. -ENOTSUP where rl_cu_matvec_norm_ok says no. */
 int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_cu_act *y, const float *d_g,
                           const rl_cu_act *xn, cudaStream_t s);
-/* One sequence, Q4_0, weights streamed by bulk copies into shared memory
+/* One sequence, Q4_0 or Q8_0, weights streamed by bulk copies into shared memory
  * (rl_cu_mvb.cu; sm_90): y = W x (STORE), y += W x (ADD) or y = silu(Wg x) *
  * (Wu x) (GLU) with x fp32 [cols], quantized to int8 blocks by each CTA, after
  * an RMSNorm (weight d_g, eps) when d_g is set; y fp32 [rows or rows / 2].
  * -ENOTSUP where rl_cu_mvb_ok says no or d_x / d_g is not 16-byte aligned
- * (read as float4s). Measurement path (RL_CU_MVB=1). */
+ * (read as float4s). The one-sequence step's products where
+ * rl_cu_model_mvb_step says so. */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
-/* Whether rl_cu_mvb takes m in mode: Q4_0, cols a multiple of 256, outputs a
+/* Whether rl_cu_mvb takes m in mode: Q4_0 or Q8_0, cols a multiple of 256, outputs a
  * multiple of 8, aligned planes, an sm_90 device. */
 bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode);
 /* Whether rl_cu_matvec_add_norm takes this matrix (its vector kernels: a

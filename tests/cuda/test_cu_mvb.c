@@ -7,16 +7,17 @@
 #include "tcu_mat.h"
 
 /* rl_cu_mvb (weights by bulk copies, the activation quantized per CTA, an
- * optional RMSNorm first) against float64: rows x cols Q4_0 in mode, with
- * or without the norm. */
-static void check_mvb(int64_t rows, int64_t cols, int mode, bool norm)
+ * optional RMSNorm first) against float64: rows x cols of type t in mode,
+ * with or without the norm. */
+static void check_mvb(rl_type t, int64_t rows, int64_t cols, int mode, bool norm)
 {
     char name[96];
-    snprintf(name, sizeof name, "mvb %lldx%lld mode%d norm%d", (long long)rows, (long long)cols, mode, norm);
+    snprintf(name, sizeof name, "mvb %s %lldx%lld mode%d norm%d", rl_type_get(t)->name, (long long)rows,
+             (long long)cols, mode, norm);
     uint64_t s = tcu_seed(name);
     float *w = malloc(rows * cols * sizeof(float));
     rl_cu_mat m;
-    tcu_make_weight(RL_TYPE_Q4_0, rows, cols, &s, &m, w);
+    tcu_make_weight(t, rows, cols, &s, &m, w);
     int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
     float *x = tcu_rand_vec(&s, cols, 2.0f), *g = tcu_rand_vec(&s, cols, 1.0f), *y0 = tcu_rand_vec(&s, n_out, 1.0f);
     float *dx = tcu_up(x, cols * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
@@ -37,10 +38,10 @@ static void check_mvb(int64_t rows, int64_t cols, int mode, bool norm)
     free(w), free(x), free(g), free(y0), free(xr), free(y), free(ref);
 }
 
-/* Every mode, rows of one chunk and of two or three (4,352 columns: 128
+/* Q4_0 and Q8_0 in every mode, rows of one chunk and of two or three (4,352 columns: 128
  * blocks, then 8), more tiles than SMs (the ring wraps: 2,400
  * rows), and what it refuses. */
-START_TEST(mvb_streams_q4_0_products_in_every_mode)
+START_TEST(mvb_streams_q4_0_and_q8_0_products_in_every_mode)
 {
     uint64_t s = tcu_seed("mvb refusals");
     rl_cu_mat m;
@@ -53,16 +54,20 @@ START_TEST(mvb_streams_q4_0_products_in_every_mode)
         return;
     }
     rl_cu_mat_free(&m);
-    check_mvb(64, 512, RL_CU_MV_STORE, false);
-    check_mvb(2400, 2304, RL_CU_MV_STORE, true);
-    check_mvb(2400, 4352, RL_CU_MV_STORE, false);
-    check_mvb(264, 4352, RL_CU_MV_ADD, true);
-    check_mvb(2 * 320, 4352, RL_CU_MV_GLU, true);
-    check_mvb(64, 11008, RL_CU_MV_ADD, false); /* Llama 2 7B's down: 128 + 128 + 88 blocks */
-    check_mvb(40, 768, RL_CU_MV_ADD, false);
-    check_mvb(2 * 48, 2304, RL_CU_MV_GLU, true);
-    check_mvb(2 * 1200, 512, RL_CU_MV_GLU, false);
-    tcu_make_weight(RL_TYPE_Q8_0, 24, 512, &s, &m, w);
+    const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0}; /* chunks of 128 and 64 blocks */
+    for (int i = 0; i < 2; i++) {
+        rl_type t = types[i];
+        check_mvb(t, 64, 512, RL_CU_MV_STORE, false);
+        check_mvb(t, 2400, 2304, RL_CU_MV_STORE, true);
+        check_mvb(t, 2400, 4352, RL_CU_MV_STORE, false);
+        check_mvb(t, 264, 4352, RL_CU_MV_ADD, true);
+        check_mvb(t, 2 * 320, 4352, RL_CU_MV_GLU, true);
+        check_mvb(t, 64, 11008, RL_CU_MV_ADD, false); /* Llama 2 7B's down: Q4_0 128 + 128 + 88 blocks */
+        check_mvb(t, 40, 768, RL_CU_MV_ADD, false);
+        check_mvb(t, 2 * 48, 2304, RL_CU_MV_GLU, true);
+        check_mvb(t, 2 * 1200, 512, RL_CU_MV_GLU, false);
+    }
+    tcu_make_weight(RL_TYPE_Q4_K, 24, 512, &s, &m, w);
     ck_assert(!rl_cu_mvb_ok(&m, RL_CU_MV_STORE));
     rl_cu_mat_free(&m);
     tcu_make_weight(RL_TYPE_Q4_0, 12, 512, &s, &m, w); /* 12 outputs: not in tiles of 8 */
@@ -87,7 +92,7 @@ int main(void)
     Suite *s = suite_create("cuda_mvb");
     TCase *tc = tcase_create("mvb");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, mvb_streams_q4_0_products_in_every_mode);
+    tcase_add_test(tc, mvb_streams_q4_0_and_q8_0_products_in_every_mode);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }
