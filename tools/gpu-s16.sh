@@ -194,3 +194,21 @@ if [ "$PART" = q8 ]; then
   left 470 && echo "7B q8_0 profile: $(timeout 60 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E 'matvec|glu|attention|sum' | tr -s ' ' | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   f16      rl_cu_mvb for F16 and BF16 too (fp32 x in shared memory, units of
+#            8 values): tests, suites, memcheck, 7B F16 / BF16 single stream
+#            against RL_CU_MVB=0, Q8_0 and Q4_0 once more.
+if [ "$PART" = f16 ]; then
+  build
+  echo "test_cu_mvb: $(timeout 150 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  SUITE_S=220 suites --suite cuda --suite model
+  timeout 150 compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
+  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
+  ty() { timeout 90 $BC --shape llama2-7b --type $1 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+|"gen_roofline":[0-9.]+' | tr '\n' ' '; }
+  for r in 1 2; do
+    left 380 || break
+    echo "7B f16 b1: default $(ty f16) RL_CU_MVB=0 $(RL_CU_MVB=0 ty f16)"
+  done
+  left 430 && echo "7B bf16 b1: default $(ty bf16) RL_CU_MVB=0 $(RL_CU_MVB=0 ty bf16)"
+  left 470 && echo "7B q8_0 b1: $(ty q8_0) q4_0: $(ty q4_0)"
+  echo "elapsed ${SECONDS}s"
+fi

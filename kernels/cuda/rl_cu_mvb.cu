@@ -53,30 +53,45 @@ constexpr int H = CW / TR;             /* halves of a stage's blocks */
 constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
 constexpr int RMAX = 147456;           /* bytes of stages at most (144 KB) */
 
-/* Per weight type T: QB bytes of values per block; CK blocks per chunk, so a
- * row's chunk is one 2 KB copy of values (the size measured best) and one of
- * fp16 scales; S whole stages in at most RMAX bytes (RB). */
+/* Whether weights of type t are floats (F16, BF16: no scales; the activation
+ * stays fp32) rather than 32-blocks with fp16 scales (Q4_0, Q8_0). */
+__host__ __device__ constexpr bool float_w(int t)
+{
+    return t == RL_TYPE_F16 || t == RL_TYPE_BF16;
+}
+
+/* Per weight type T: QB bytes of values per 32 columns; CK of those per
+ * chunk, so a row's chunk is one 2 KB copy of values (the size measured
+ * best) and, for the quantized types, one of fp16 scales; a lane's unit is a
+ * block (quantized) or 8 values (floats: UPB = 4 per 32 columns); S whole
+ * stages in at most RMAX bytes (RB). */
 template <int T, bool GLU> struct cfg {
-    static constexpr int QB = T == RL_TYPE_Q4_0 ? 16 : 32;
-    static constexpr int CK = 2048 / QB;
-    static constexpr int QROW = CK * QB, DROW = CK * 2;
+    static constexpr bool FX = float_w(T);
+    static constexpr int QB = T == RL_TYPE_Q4_0 ? 16 : T == RL_TYPE_Q8_0 ? 32 : 64;
+    static constexpr int CK = 2048 / QB, UPB = FX ? 4 : 1, NU = CK * UPB;
+    static constexpr int QROW = CK * QB, DROW = FX ? 0 : CK * 2;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
     static constexpr int S = RMAX / STG > 16 ? 16 : RMAX / STG;
     static constexpr int RB = S * STG;
-    static_assert(S >= 2 && CK % (32 * H) == 0, "a ring of whole stages, whole lane rounds per half");
+    static_assert(S >= 2 && NU % (32 * H) == 0, "a ring of whole stages, whole lane rounds per half");
 };
 
-/* Dynamic shared memory: the ring, then the activation's int8 blocks and
- * their {d, d * sum}, then the barriers (at most 16 stages), a reduction
- * slot per warp (16) and the half sums (two tiles of 8 + 8). rb: the ring
- * (RMAX for the bound every type fits). */
-static size_t smem_bytes(size_t rb, int64_t cols)
+/* Dynamic shared memory: the ring, then the activation (fp32 for float
+ * weights; else int8 blocks and their {d, d * sum}), then the barriers (at
+ * most 16 stages), a reduction slot per warp (16) and the half sums (two
+ * tiles of 8 + 8). rb: the ring (RMAX for the bound every type fits). */
+static size_t x_bytes(bool fx, int64_t cols)
 {
-    return rb + (size_t)cols + (size_t)cols / 32 * 8 + 16 * 16 + 256;
+    return fx ? (size_t)cols * 4 : (size_t)cols + (size_t)cols / 32 * 8;
 }
 
-/* A row's weight block j of a stage: values at q, fp16 scales at d. */
+static size_t smem_bytes(size_t rb, bool fx, int64_t cols)
+{
+    return rb + x_bytes(fx, cols) + 16 * 16 + 256;
+}
+
+/* A row's weight unit j of a stage: values at q, fp16 scales at d. */
 template <int T> __device__ __forceinline__ wunit<T> sload(const uint8_t *q, const uint8_t *d, int j);
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_0> sload<RL_TYPE_Q4_0>(const uint8_t *q, const uint8_t *d, int j)
@@ -96,8 +111,23 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q8_0> sload<RL_TYPE_Q8_0>(c
     return w;
 }
 
-/* x (cols fp32) -> int8 blocks xq / xds in shared memory, normalized by
- * rsqrt(mean(x^2) + eps) * g first when g is set. The consumer warps only.
+template <> __device__ __forceinline__ wunit<RL_TYPE_F16> sload<RL_TYPE_F16>(const uint8_t *q, const uint8_t *, int j)
+{
+    wunit<RL_TYPE_F16> w;
+    w.q = *(const uint4 *)(q + j * 16);
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> sload<RL_TYPE_BF16>(const uint8_t *q, const uint8_t *, int j)
+{
+    wunit<RL_TYPE_BF16> w;
+    w.q = *(const uint4 *)(q + j * 16);
+    return w;
+}
+
+/* x (cols fp32) -> int8 blocks xq / xds in shared memory (FX: fp32 values at
+ * xf), normalized by rsqrt(mean(x^2) + eps) * g first when g is set. The
+ * consumer warps only.
  *
  * Latency-bound (the producer's copies fill the memory queues meanwhile, so
  * each round trip to L2 is long): every thread issues PV float4 loads
@@ -111,7 +141,8 @@ __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
     return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
-__device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds,
+template <bool FX>
+__device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
                           float *red)
 {
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
@@ -158,23 +189,28 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
                 a[e] = g ? a[e] * rs * b[e] : a[e];
                 amax = fmaxf(amax, fabsf(a[e]));
             }
+            if constexpr (FX) { /* floats: the (normalized) fp32 values */
+                ((float4 *)xf)[i] = make_float4(a[0], a[1], a[2], a[3]);
+            } else {
 #pragma unroll
-            for (int o = 1; o < 8; o <<= 1)
-                amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-            int q[4], qs = 0;
+                for (int o = 1; o < 8; o <<= 1)
+                    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+                float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+                int q[4], qs = 0;
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                q[e] = __float2int_rn(a[e] * id);
-                qs += q[e];
-            }
-            *(char4 *)(xq + i * 4) = make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
+                for (int e = 0; e < 4; e++) {
+                    q[e] = __float2int_rn(a[e] * id);
+                    qs += q[e];
+                }
+                *(char4 *)(xq + i * 4) =
+                    make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
 #pragma unroll
-            for (int o = 1; o < 8; o <<= 1)
-                qs += __shfl_xor_sync(0xffffffffu, qs, o);
-            if ((lane & 7) == 0) {
-                xds[i / 8 * 2] = d;
-                xds[i / 8 * 2 + 1] = d * (float)qs;
+                for (int o = 1; o < 8; o <<= 1)
+                    qs += __shfl_xor_sync(0xffffffffu, qs, o);
+                if ((lane & 7) == 0) {
+                    xds[i / 8 * 2] = d;
+                    xds[i / 8 * 2 + 1] = d * (float)qs;
+                }
             }
         }
     }
@@ -188,12 +224,13 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
     constexpr int CK = C::CK, QROW = C::QROW, DROW = C::DROW, RB = C::RB;
+    const size_t xb = C::FX ? (size_t)m.cols * 4 : (size_t)m.cols + (size_t)m.cols / 4; /* x_bytes */
     extern __shared__ __align__(128) uint8_t sm[];
     const int64_t cols = m.cols, nb = cols / 32, n_out = GLU ? m.rows / 2 : m.rows;
     const int64_t ntiles = n_out / TR, nch = (nb + CK - 1) / CK;
     int8_t *xq = (int8_t *)(sm + RB);
-    float *xds = (float *)(sm + RB + cols);
-    uint64_t *full = (uint64_t *)(sm + RB + cols + nb * 8);
+    float *xds = (float *)(sm + RB + cols), *xf = (float *)(sm + RB);
+    uint64_t *full = (uint64_t *)(sm + RB + xb);
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -220,11 +257,13 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
                 uint8_t *st = sm + (size_t)s * C::STG;
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
-                bar_expect(&full[s], (unsigned)(C::NRW * cu * (C::QB + 2)));
+                bar_expect(&full[s], (unsigned)(C::NRW * cu * (C::QB + (C::FX ? 0 : 2))));
                 for (int r = 0; r < C::NRW; r++) {
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
                     bulk_copy(st + r * QROW, q + (row * nb + c * CK) * C::QB, (unsigned)(cu * C::QB), &full[s]);
-                    bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
+                    if (!C::FX)
+                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
+                                  &full[s]);
                 }
             }
         return;
@@ -232,9 +271,13 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
     rl_pdl_wait();
-    prepare_x(x, g, eps, cols, xq, xds, red);
+    prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     rl_cu_act xs = {};
-    xs.q = xq, xs.ds = xds, xs.n = cols;
+    if (C::FX)
+        xs.f = xf;
+    else
+        xs.q = xq, xs.ds = xds;
+    xs.n = cols;
     const int o = warp % TR, h = warp / TR;
     int64_t i = 0;
     int tl = 0;
@@ -246,15 +289,15 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             const uint8_t *st = sm + (size_t)s * C::STG;
             int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
 #pragma unroll
-            for (int k = 0; k < CK / 32 / H; k++) {
-                int j = lane + 32 * (k * H + h);
-                if (j >= cu)
+            for (int k = 0; k < C::NU / 32 / H; k++) {
+                int j = lane + 32 * (k * H + h); /* the stage's unit j: the row's unit c * NU + j */
+                if (j >= cu * C::UPB)
                     break;
                 wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
-                acc += wdot<T>(w, xs, 0, c * CK + j);
+                acc += wdot<T>(w, xs, 0, c * C::NU + j);
                 if (GLU) {
                     w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
-                    accu += wdot<T>(w, xs, 0, c * CK + j);
+                    accu += wdot<T>(w, xs, 0, c * C::NU + j);
                 }
             }
             __syncwarp();
@@ -296,7 +339,7 @@ static bool sm90(void)
 template <int T, bool GLU>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    size_t smem = smem_bytes(cfg<T, GLU>::RB, m->cols);
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
     static size_t set_for = 0;
     if (smem > set_for) {
         if (cudaFuncSetAttribute(k_mvb<T, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
@@ -309,15 +352,38 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
     return RL_CU_LAUNCHED("mvb");
 }
 
+/* Table of the kernels by weight type and GLU mode. */
+typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, cudaStream_t);
+struct launch_row {
+    int type;
+    launch_fn plain, glu;
+};
+static const launch_row launches[] = {
+    {RL_TYPE_Q4_0, launch<RL_TYPE_Q4_0, false>, launch<RL_TYPE_Q4_0, true>},
+    {RL_TYPE_Q8_0, launch<RL_TYPE_Q8_0, false>, launch<RL_TYPE_Q8_0, true>},
+    {RL_TYPE_F16, launch<RL_TYPE_F16, false>, launch<RL_TYPE_F16, true>},
+    {RL_TYPE_BF16, launch<RL_TYPE_BF16, false>, launch<RL_TYPE_BF16, true>},
+};
+
+static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
+                       cudaStream_t s)
+{
+    for (const launch_row &r : launches)
+        if (r.type == m->type)
+            return (mode == RL_CU_MV_GLU ? r.glu : r.plain)(m, x, g, eps, y, mode, s);
+    return -ENOTSUP;
+}
+
 } /* namespace rl_mvb */
 
 extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
 {
     int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
     bool glu = mode == RL_CU_MV_GLU;
-    return (m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0) && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
+    bool known = m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0 || rl_mvb::float_w(m->type);
+    return known && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
-           rl_mvb::sm90() && rl_cu_sm_count() > 0 && rl_mvb::smem_bytes(rl_mvb::RMAX, m->cols) <= 227 * 1024;
+           rl_mvb::sm90() && rl_cu_sm_count() > 0 && rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
@@ -327,10 +393,5 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
         return -EINVAL;
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
-    bool glu = mode == RL_CU_MV_GLU;
-    if (m->type == RL_TYPE_Q8_0)
-        return glu ? rl_mvb::launch<RL_TYPE_Q8_0, true>(m, d_x, d_g, eps, d_y, mode, s)
-                   : rl_mvb::launch<RL_TYPE_Q8_0, false>(m, d_x, d_g, eps, d_y, mode, s);
-    return glu ? rl_mvb::launch<RL_TYPE_Q4_0, true>(m, d_x, d_g, eps, d_y, mode, s)
-               : rl_mvb::launch<RL_TYPE_Q4_0, false>(m, d_x, d_g, eps, d_y, mode, s);
+    return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, s);
 }

@@ -199,21 +199,23 @@ START_TEST(legacy_32_block_types_go_up_as_q8_0_and_match_reference)
 }
 END_TEST
 
-/* A Q4_0 and a Q8_0 file's one-sequence steps on rl_cu_mvb (weights by bulk
- * copies, the norms inside the products; the 300-row output product falls
- * back to the matvec) against the float64 reference, with both KV types
- * (_i: bit 0 the KV type, bit 1 the weight type). */
+/* A Q4_0, a Q8_0 and an F16 file's one-sequence steps on rl_cu_mvb (weights
+ * by bulk copies, the norms inside the products; the 300-row output product
+ * falls back to the matvec) against the float64 reference, with both KV
+ * types (_i: bit 0 the KV type, _i / 2 the weight type). */
 START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
 {
-    char path[128], err[256] = "";
-    make_typed(_i & 2 ? "Q8_0" : "Q4_0", 13, path, sizeof path);
+    static const char *const types[] = {"Q4_0", "Q8_0", "F16"};
+    char path[128], err[256] = "", mix[32];
+    make_typed(types[_i / 2], 13, path, sizeof path);
+    snprintf(mix, sizeof mix, "%s mvb", types[_i / 2]);
     rl_model *m;
     ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
     rl_cu_mat probe = {.type = RL_TYPE_Q4_0, .rows = 8, .cols = 256, .q = (void *)16, .d = (void *)16};
     if (!rl_cu_mvb_ok(&probe, RL_CU_MV_STORE))
         fprintf(stderr, "rl_cu_mvb: no sm_90 device: not tested\n");
     else
-        check_against_reference(m, path, _i & 2 ? "q8_0 mvb" : "q4_0 mvb", _i & 1, true, true);
+        check_against_reference(m, path, mix, _i & 1, true, true);
     rl_model_free(m);
 }
 END_TEST
@@ -456,7 +458,7 @@ int main(int argc, char **argv)
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
     tcase_add_loop_test(tc, legacy_32_block_types_go_up_as_q8_0_and_match_reference, 0, 2);
     tcase_add_test(tc, q4_0_prompt_steps_direct_products_match_cublas_and_reference);
-    tcase_add_loop_test(tc, one_sequence_steps_on_bulk_copies_match_reference, 0, 4);
+    tcase_add_loop_test(tc, one_sequence_steps_on_bulk_copies_match_reference, 0, 6);
     tcase_add_loop_test(tc, prompt_steps_on_fp16_copies_match_staged_dequantization, 0, 2);
     tcase_add_test(tc, qwen2_split_qkv_prompt_steps_add_every_bias);
     suite_add_tcase(s, tc);

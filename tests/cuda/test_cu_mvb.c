@@ -38,10 +38,10 @@ static void check_mvb(rl_type t, int64_t rows, int64_t cols, int mode, bool norm
     free(w), free(x), free(g), free(y0), free(xr), free(y), free(ref);
 }
 
-/* Q4_0 and Q8_0 in every mode, rows of one chunk and of two or three (4,352 columns: 128
+/* Q4_0, Q8_0, F16 and BF16 in every mode, rows of one chunk and of two or three (4,352 columns: 128
  * blocks, then 8), more tiles than SMs (the ring wraps: 2,400
  * rows), and what it refuses. */
-START_TEST(mvb_streams_q4_0_and_q8_0_products_in_every_mode)
+START_TEST(mvb_streams_products_of_each_type_in_every_mode)
 {
     uint64_t s = tcu_seed("mvb refusals");
     rl_cu_mat m;
@@ -54,8 +54,9 @@ START_TEST(mvb_streams_q4_0_and_q8_0_products_in_every_mode)
         return;
     }
     rl_cu_mat_free(&m);
-    const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0}; /* chunks of 128 and 64 blocks */
-    for (int i = 0; i < 2; i++) {
+    /* chunks of 128, 64 and 32 blocks; the floats keep x in fp32 */
+    const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_F16, RL_TYPE_BF16};
+    for (int i = 0; i < 4; i++) {
         rl_type t = types[i];
         check_mvb(t, 64, 512, RL_CU_MV_STORE, false);
         check_mvb(t, 2400, 2304, RL_CU_MV_STORE, true);
@@ -91,8 +92,8 @@ int main(void)
 {
     Suite *s = suite_create("cuda_mvb");
     TCase *tc = tcase_create("mvb");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, mvb_streams_q4_0_and_q8_0_products_in_every_mode);
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, mvb_streams_products_of_each_type_in_every_mode);
     suite_add_tcase(s, tc);
     return tcu_main(s);
 }
