@@ -180,7 +180,7 @@ void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on);
 #define RL_CU_MVB_MIN_EMBD 4096
 void rl_cu_model_set_mvb(rl_cu_model *m, int on);
 /* Whether a step of n tokens runs on rl_cu_mvb now (every layer's products
- * qualify: Q4_0, fused Q|K|V and gate|up, shapes; sm_90). */
+ * qualify: Q4_0, Q8_0, F16 or BF16, fused Q|K|V and gate|up, shapes; sm_90). */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n);
 /* Device bytes of the fp16 copies (RL_CU_W16_ON) of these layer types
  * (lts: per layer, or NULL for ty's); F16 matrices need none. */

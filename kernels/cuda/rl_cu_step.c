@@ -85,10 +85,12 @@ void rl_cu_model_set_mvb(rl_cu_model *m, int on)
 /* Whether a step of n tokens runs on rl_cu_mvb: one sequence, every layer's
  * fused Q|K|V and gate|up and its O and down taken by rl_cu_mvb, and on
  * (rl_cu_model_set_mvb or RL_CU_MVB=1) or automatic (the default) with the
- * model at least RL_CU_MVB_MIN_EMBD wide. Measured on an H100 (session 16):
- * Llama 2 7B Q4_0 (4,096) 514-523 tok/s against 475 on the matvecs,
- * TinyLlama (2,048) 1,447-1,475 against 1,650 (a kernel's fixed start and
- * end weigh more on small products). */
+ * model at least RL_CU_MVB_MIN_EMBD wide. Measured on an H100 (session 16,
+ * docs/PERFORMANCE.md): Llama 2 7B (4,096 wide) Q4_0 527-531 tok/s against
+ * 475-477 on the matvecs, Q8_0 345-352 against 313-314, F16 206-208 against
+ * 173-174; TinyLlama Q4_0 (2,048) 1,447-1,521 against 1,650 (a kernel's
+ * fixed start and end weigh more on small products; its other types were
+ * not measured on this path). */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
 {
     if (m->mvb < 0) {
