@@ -1,5 +1,6 @@
-/* rl_cu_mvb.cu - one-sequence Q4_0 / Q8_0 products with the weights streamed by
- * bulk copies (cp.async.bulk, sm_90) into a ring of shared-memory stages.
+/* rl_cu_mvb.cu - one-sequence Q4_0, Q8_0, F16 and BF16 products with the
+ * weights streamed by bulk copies (cp.async.bulk, sm_90) into a ring of
+ * shared-memory stages.
  *
  * Why (docs/PERFORMANCE.md, "Batch 1: the RMSNorm deferred"): the dp4a
  * matvec keeps a lane's weight loads in registers, and ptxas keeps only part
@@ -8,32 +9,30 @@
  * copies that need no registers, and starts before the PDL wait (the weights
  * do not depend on the previous kernel).
  *
- * - Persistent CTAs (one per SM: the ring is 144 KB), tiles of TR = 8
+ * - Persistent CTAs (one per SM: the ring is up to 144 KB), tiles of TR = 8
  *   outputs (GLU: their 8 gate and 8 up rows), taken by CTA c as tiles c,
- *   c + grid, ...; a tile's K in chunks of CK = 128 weight blocks (4,096
- *   columns). A stage holds one chunk of the tile's rows: per row its
- *   nibbles (up to 2 KB) and fp16 scales (up to 256 bytes), a bulk copy each.
+ *   c + grid, ...; a tile's K in chunks of 2 KB of values per row (Q4_0:
+ *   CK = 128 blocks, 4,096 columns; Q8_0: 64; F16/BF16: 32, 1,024 columns).
+ *   A stage holds one chunk of the tile's rows: per row its values and (the
+ *   quantized types) fp16 scales, a bulk copy each.
  *   Measured on an H100 (session 16, docs/PERFORMANCE.md): 64 blocks per
  *   chunk streamed at ~0.8 us per 32-copy stage, whatever its bytes; one
  *   16 KB copy per tile and plane, or the scales of a tile as one copy, were
  *   slower than a copy per row; a 72 KB ring (two CTAs per SM) too.
  * - The activation is fp32 (the residual, the attention output or the GLU
  *   output): each CTA quantizes it to int8 blocks in shared memory after the
- *   PDL wait, with the RMSNorm (weight g, epsilon) first when given, so no
+ *   PDL wait (F16/BF16 weights: keeps it fp32 there, as their matvec does), with the RMSNorm (weight g, epsilon) first when given, so no
  *   norm or quantization kernel runs between products. The int8 values are
  *   rl_cu_rmsnorm's and rl_cu_quantize's up to the order of the sum of squares.
  * - 16 consumer warps, two per output: warp w takes output w % 8 and, per
- *   stage, the blocks of its half w / 8 (lane + 32 * (2k + half); GLU: of the
- *   gate and the up row), dp4a against the shared activation (the matvec's
- *   arithmetic, wdot), and releases the stage; at the tile's end warp sums,
+ *   stage, the units (a block; F16/BF16: 8 values) of its half w / 8
+ *   (lane + 32 * (2k + half); GLU: of the gate and the up row) against the
+ *   shared activation (the matvec's arithmetic, wdot), and releases the stage; at the tile's end warp sums,
  *   the halves meet in shared memory, then y = v, y += v or
  *   y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
  *   its own input. (8 warps, one per output, measured 3-4% slower.)
  *
- * Q8_0 (session 16) takes 64 blocks per chunk, so its rows' copies are 2 KB
- * too, and a lane one block per stage.
- *
- * Needs Q4_0 or Q8_0, columns a multiple of 256 (whole 16-byte scale runs), output
+ * Needs Q4_0, Q8_0, F16 or BF16, columns a multiple of 256 (whole 16-byte scale runs), output
  * rows a multiple of 8, 16-byte aligned planes, an sm_90 device; otherwise
  * -ENOTSUP. The step takes it for one sequence where the model's width is
  * at least RL_CU_MVB_MIN_EMBD (rl_cu_step.c). */
