@@ -212,3 +212,19 @@ if [ "$PART" = f16 ]; then
   left 470 && echo "7B q8_0 b1: $(ty q8_0) q4_0: $(ty q4_0)"
   echo "elapsed ${SECONDS}s"
 fi
+#   ring     the quantized types' ring at 180 KB (RL_CU_MVB_RING=180: 10
+#            stages, GLU 5) against 144 KB: test_cu_mvb and test_cu_mixed
+#            both ways, 7B Q4_0 and Q8_0 single stream alternately.
+if [ "$PART" = ring ]; then
+  build
+  for r in 180 144; do
+    echo "ring $r: test_cu_mvb $(RL_CU_MVB_RING=$r timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:' | head -3) test_cu_mixed $(RL_CU_MVB_RING=$r timeout 100 $B/tests/cuda/test_cu_mixed 2>&1 | grep -E 'Checks|:F:|:E:' | head -3)"
+  done
+  ty() { timeout 60 $BC --shape llama2-7b --type $1 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | tr '\n' ' '; }
+  for r in 1 2; do
+    left 200 || break
+    echo "7B q4_0: ring 180 $(RL_CU_MVB_RING=180 ty q4_0) 144 $(ty q4_0)"
+  done
+  left 220 && echo "7B q8_0: ring 180 $(RL_CU_MVB_RING=180 ty q8_0) 144 $(ty q8_0)"
+  echo "elapsed ${SECONDS}s"
+fi
