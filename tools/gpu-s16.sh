@@ -1,8 +1,8 @@
 #!/bin/bash
 # gpu-s16.sh - session 16's device calls (mvb: prepared in session 15).
-# The parts mvb3-mvb6 set measurement switches (RL_CU_MVB_CK, _ML, _RING,
-# _FORM, _WARPS, _PF) of commits 7cdff5d..647e749, gone with the kept form;
-# on later code they measure the kept form each time.
+# The parts mvb3-mvb6 and ring set measurement switches (RL_CU_MVB_CK, _ML,
+# _RING, _FORM, _WARPS, _PF) of commits 7cdff5d..647e749 and of the ring
+# commit, gone with the kept form; on later code they measure the kept form.
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s16.sh PART
 T=$(dirname "$0")
 . "$T/gpu-env.sh"

@@ -51,7 +51,6 @@ constexpr int CW = 16;                 /* consumer warps: two per output */
 constexpr int H = CW / TR;             /* halves of a stage's blocks */
 constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
 constexpr int RMAX = 147456;           /* bytes of stages at most (144 KB) */
-constexpr int RBIG = 184320;           /* the quantized types' larger ring (180 KB) */
 
 /* Whether weights of type t are floats (F16, BF16: no scales; the activation
  * stays fp32) rather than 32-blocks with fp16 scales (Q4_0, Q8_0). */
@@ -64,15 +63,15 @@ __host__ __device__ constexpr bool float_w(int t)
  * chunk, so a row's chunk is one 2 KB copy of values (the size measured
  * best) and, for the quantized types, one of fp16 scales; a lane's unit is a
  * block (quantized) or 8 values (floats: UPB = 4 per 32 columns); S whole
- * stages in at most RM bytes (RB). */
-template <int T, bool GLU, int RM = RMAX> struct cfg {
+ * stages in at most RMAX bytes (RB). */
+template <int T, bool GLU> struct cfg {
     static constexpr bool FX = float_w(T);
     static constexpr int QB = T == RL_TYPE_Q4_0 ? 16 : T == RL_TYPE_Q8_0 ? 32 : 64;
     static constexpr int CK = 2048 / QB, UPB = FX ? 4 : 1, NU = CK * UPB;
     static constexpr int QROW = CK * QB, DROW = FX ? 0 : CK * 2;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
-    static constexpr int S = RM / STG > 16 ? 16 : RM / STG;
+    static constexpr int S = RMAX / STG > 16 ? 16 : RMAX / STG;
     static constexpr int RB = S * STG;
     static_assert(S >= 2 && NU % (32 * H) == 0, "a ring of whole stages, whole lane rounds per half");
 };
@@ -217,12 +216,12 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
 
-template <int T, bool GLU, int RM>
+template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    using C = cfg<T, GLU, RM>;
+    using C = cfg<T, GLU>;
     constexpr int CK = C::CK, QROW = C::QROW, DROW = C::DROW, RB = C::RB;
     const size_t xb = C::FX ? (size_t)m.cols * 4 : (size_t)m.cols + (size_t)m.cols / 4; /* x_bytes */
     extern __shared__ __align__(128) uint8_t sm[];
@@ -336,48 +335,20 @@ static bool sm90(void)
     return ok;
 }
 
-template <int T, bool GLU, int RM>
-static int launch_rm(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
+template <int T, bool GLU>
+static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    size_t smem = smem_bytes(cfg<T, GLU, RM>::RB, cfg<T, GLU, RM>::FX, m->cols);
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
     static size_t set_for = 0;
     if (smem > set_for) {
-        if (cudaFuncSetAttribute(k_mvb<T, GLU, RM>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
-            cudaSuccess)
+        if (cudaFuncSetAttribute(k_mvb<T, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
             return -ENOTSUP;
         set_for = smem;
     }
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU, RM>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
     return RL_CU_LAUNCHED("mvb");
-}
-
-/* The quantized types' ring: 144 KB, or 180 KB with RL_CU_MVB_RING=180 (a
- * measurement switch read once; F16/BF16 keep 144 KB: their fp32 x takes
- * up to 4 bytes a column). */
-static bool big_ring(void)
-{
-    static int f = -1;
-    if (f < 0) {
-        const char *e = getenv("RL_CU_MVB_RING");
-        f = e && atoi(e) == 180;
-    }
-    return f;
-}
-
-static size_t ring_max(int type)
-{
-    return float_w(type) ? RMAX : RBIG;
-}
-
-template <int T, bool GLU>
-static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
-{
-    if constexpr (!float_w(T))
-        if (big_ring())
-            return launch_rm<T, GLU, RBIG>(m, x, g, eps, y, mode, s);
-    return launch_rm<T, GLU, RMAX>(m, x, g, eps, y, mode, s);
 }
 
 /* Table of the kernels by weight type and GLU mode. */
@@ -411,7 +382,7 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
     bool known = m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0 || rl_mvb::float_w(m->type);
     return known && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
-           rl_mvb::sm90() && rl_cu_sm_count() > 0 && rl_mvb::smem_bytes(rl_mvb::ring_max(m->type), rl_mvb::float_w(m->type), m->cols) <= 227 * 1024;
+           rl_mvb::sm90() && rl_cu_sm_count() > 0 && rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
