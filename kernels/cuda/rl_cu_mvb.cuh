@@ -1,0 +1,205 @@
+/* rl_cu_mvb.cuh - what rl_cu_mvb (one product per launch) and
+ * rl_cu_mvb_chain (a layer's products in one launch) share: the tile and
+ * ring shapes per weight type, reading a stage's weight units, the
+ * activation's preparation in shared memory. See rl_cu_mvb.cu. */
+#ifndef RL_CU_MVB_CUH
+#define RL_CU_MVB_CUH
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "rl_cu_async.cuh"
+#include "rl_cu_matvec.cuh"
+
+namespace rl_mvb {
+
+using namespace rl_async;
+
+constexpr int TR = 8;                  /* outputs per tile */
+constexpr int CW = 16;                 /* consumer warps: two per output */
+constexpr int H = CW / TR;             /* halves of a stage's blocks */
+constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
+constexpr int RMAX = 147456;           /* bytes of stages at most (144 KB) */
+
+/* Whether weights of type t are floats (F16, BF16: no scales; the activation
+ * stays fp32) rather than 32-blocks with fp16 scales (Q4_0, Q8_0). */
+__host__ __device__ constexpr bool float_w(int t)
+{
+    return t == RL_TYPE_F16 || t == RL_TYPE_BF16;
+}
+
+/* Per weight type T: QB bytes of values per 32 columns; CK of those per
+ * chunk, so a row's chunk is one 2 KB copy of values (the size measured
+ * best) and, for the quantized types, one of fp16 scales; a lane's unit is a
+ * block (quantized) or 8 values (floats: UPB = 4 per 32 columns); S whole
+ * stages in at most RMAX bytes (RB). */
+template <int T, bool GLU> struct cfg {
+    static constexpr bool FX = float_w(T);
+    static constexpr int QB = T == RL_TYPE_Q4_0 ? 16 : T == RL_TYPE_Q8_0 ? 32 : 64;
+    static constexpr int CK = 2048 / QB, UPB = FX ? 4 : 1, NU = CK * UPB;
+    static constexpr int QROW = CK * QB, DROW = FX ? 0 : CK * 2;
+    static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
+    static constexpr int STG = NRW * (QROW + DROW);
+    static constexpr int S = RMAX / STG > 16 ? 16 : RMAX / STG;
+    static constexpr int RB = S * STG;
+    static_assert(S >= 2 && NU % (32 * H) == 0, "a ring of whole stages, whole lane rounds per half");
+};
+
+/* Dynamic shared memory: the ring, then the activation (fp32 for float
+ * weights; else int8 blocks and their {d, d * sum}), then the barriers (at
+ * most 16 stages), a reduction slot per warp (16) and the half sums (two
+ * tiles of 8 + 8). rb: the ring (RMAX for the bound every type fits). */
+static inline size_t x_bytes(bool fx, int64_t cols)
+{
+    return fx ? (size_t)cols * 4 : (size_t)cols + (size_t)cols / 32 * 8;
+}
+
+static inline size_t smem_bytes(size_t rb, bool fx, int64_t cols)
+{
+    return rb + x_bytes(fx, cols) + 16 * 16 + 256;
+}
+
+/* A row's weight unit j of a stage: values at q, fp16 scales at d. */
+template <int T> __device__ __forceinline__ wunit<T> sload(const uint8_t *q, const uint8_t *d, int j);
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_0> sload<RL_TYPE_Q4_0>(const uint8_t *q, const uint8_t *d, int j)
+{
+    wunit<RL_TYPE_Q4_0> w;
+    w.q = *(const uint4 *)(q + j * 16);
+    w.d = rl_h2f(*(const uint16_t *)(d + j * 2));
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q8_0> sload<RL_TYPE_Q8_0>(const uint8_t *q, const uint8_t *d, int j)
+{
+    wunit<RL_TYPE_Q8_0> w;
+    w.q0 = *(const int4 *)(q + j * 32);
+    w.q1 = *(const int4 *)(q + j * 32 + 16);
+    w.d = rl_h2f(*(const uint16_t *)(d + j * 2));
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_F16> sload<RL_TYPE_F16>(const uint8_t *q, const uint8_t *, int j)
+{
+    wunit<RL_TYPE_F16> w;
+    w.q = *(const uint4 *)(q + j * 16);
+    return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> sload<RL_TYPE_BF16>(const uint8_t *q, const uint8_t *, int j)
+{
+    wunit<RL_TYPE_BF16> w;
+    w.q = *(const uint4 *)(q + j * 16);
+    return w;
+}
+
+/* x (cols fp32) -> int8 blocks xq / xds in shared memory (FX: fp32 values at
+ * xf), normalized by rsqrt(mean(x^2) + eps) * g first when g is set. The
+ * consumer warps only.
+ *
+ * Latency-bound (the producer's copies fill the memory queues meanwhile, so
+ * each round trip to L2 is long): every thread issues PV float4 loads
+ * before using any, so a round of NT * PV * 4 columns (16,384) costs about
+ * one round trip. A 32-block is 8 lanes' float4s: its absolute maximum and
+ * sum of int8 values are shuffles within the 8 lanes. */
+constexpr int NT = CW * 32, PV = 8;
+
+/* CG: past L1 (__ldcg), for activations that other CTAs rewrote since this
+ * one last read them within one launch (rl_cu_mvb_chain). */
+template <bool CG> __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
+{
+    if (i >= n)
+        return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    return CG ? __ldcg(p + i) : p[i];
+}
+
+template <bool FX, bool CG = false>
+__device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
+                          float *red)
+{
+    const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)g;
+    const int64_t n4 = cols / 4;
+    float rs = 1.0f;
+    if (g) {
+        float ss = 0.0f;
+        for (int64_t base = 0; base < n4; base += NT * PV) {
+            float4 v[PV];
+#pragma unroll
+            for (int k = 0; k < PV; k++)
+                v[k] = ld4<CG>(x4, base + k * NT + t, n4);
+#pragma unroll
+            for (int k = 0; k < PV; k++)
+                ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        }
+        ss = rl_warp_sum(ss);
+        if (lane == 0)
+            red[warp] = ss;
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+        float tot = 0.0f;
+#pragma unroll
+        for (int w = 0; w < CW; w++)
+            tot += red[w];
+        rs = rsqrtf(tot / (float)cols + eps);
+    }
+    for (int64_t base = 0; base < n4; base += NT * PV) {
+        float4 v[PV], gv[PV];
+#pragma unroll
+        for (int k = 0; k < PV; k++) {
+            v[k] = ld4<CG>(x4, base + k * NT + t, n4);
+            gv[k] = g ? ld4<CG>(g4, base + k * NT + t, n4) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+        }
+#pragma unroll
+        for (int k = 0; k < PV; k++) {
+            int64_t i = base + k * NT + t; /* a warp's 32 float4s are all in or all out: cols % 256 == 0 */
+            if (i >= n4)
+                break;
+            float a[4] = {v[k].x, v[k].y, v[k].z, v[k].w}, b[4] = {gv[k].x, gv[k].y, gv[k].z, gv[k].w};
+            float amax = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                a[e] = g ? a[e] * rs * b[e] : a[e];
+                amax = fmaxf(amax, fabsf(a[e]));
+            }
+            if constexpr (FX) { /* floats: the (normalized) fp32 values */
+                ((float4 *)xf)[i] = make_float4(a[0], a[1], a[2], a[3]);
+            } else {
+#pragma unroll
+                for (int o = 1; o < 8; o <<= 1)
+                    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+                float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+                int q[4], qs = 0;
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    q[e] = __float2int_rn(a[e] * id);
+                    qs += q[e];
+                }
+                *(char4 *)(xq + i * 4) =
+                    make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
+#pragma unroll
+                for (int o = 1; o < 8; o <<= 1)
+                    qs += __shfl_xor_sync(0xffffffffu, qs, o);
+                if ((lane & 7) == 0) {
+                    xds[i / 8 * 2] = d;
+                    xds[i / 8 * 2 + 1] = d * (float)qs;
+                }
+            }
+        }
+    }
+    asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+}
+
+static inline bool sm90(void)
+{
+    static int ok = -1;
+    if (ok < 0) {
+        int dev = 0, major = 0;
+        ok = cudaGetDevice(&dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+    }
+    return ok;
+}
+
+} /* namespace rl_mvb */
+
+#endif
