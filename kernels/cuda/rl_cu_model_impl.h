@@ -26,6 +26,8 @@ struct rl_cu_model {
     float *xss;               /* [rows][n_embd / 32]: xn.ss of a deferred norm (rl_cu_act.ss), or NULL */
     int norm_defer;           /* rl_cu_model_set_norm_defer (-1: RL_CU_NORM_DEFER not read yet) */
     int mvb;                  /* rl_cu_model_set_mvb: 0, 1, MVB_AUTO (-1: RL_CU_MVB not read yet) */
+    int mvb_chain;            /* rl_cu_model_set_mvb_chain (-1: RL_CU_MVB_CHAIN not read yet) */
+    unsigned *chain_done;     /* rl_cu_mvb_chain's counters: RL_CU_CHAIN_MAX + 1 per layer */
     float *qkv, *q, *gu;      /* [rows][qkv dim], [rows][q dim], GEMM path [rows][2 n_ff] */
     float *xo;                /* GEMM path: rows that need logits, gathered [max_batch][n_embd] */
     rl_cu_act logits;         /* [max_batch][n_vocab] */

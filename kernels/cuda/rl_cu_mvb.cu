@@ -49,7 +49,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
     constexpr int CK = C::CK, QROW = C::QROW, DROW = C::DROW, RB = C::RB;
-    const size_t xb = C::FX ? (size_t)m.cols * 4 : (size_t)m.cols + (size_t)m.cols / 4; /* x_bytes */
+    const size_t xb = x_bytes(C::FX, m.cols);
     extern __shared__ __align__(128) uint8_t sm[];
     const int64_t cols = m.cols, nb = cols / 32, n_out = GLU ? m.rows / 2 : m.rows;
     const int64_t ntiles = n_out / TR, nch = (nb + CK - 1) / CK;

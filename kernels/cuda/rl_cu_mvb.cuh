@@ -49,7 +49,7 @@ template <int T, bool GLU> struct cfg {
  * weights; else int8 blocks and their {d, d * sum}), then the barriers (at
  * most 16 stages), a reduction slot per warp (16) and the half sums (two
  * tiles of 8 + 8). rb: the ring (RMAX for the bound every type fits). */
-static inline size_t x_bytes(bool fx, int64_t cols)
+__host__ __device__ inline size_t x_bytes(bool fx, int64_t cols)
 {
     return fx ? (size_t)cols * 4 : (size_t)cols + (size_t)cols / 32 * 8;
 }

@@ -24,7 +24,7 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
     return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
-/* A model's form switch (norm_defer): set, dropping the graphs captured
+/* A model's form switch (norm_defer, mvb_chain): set, dropping the graphs captured
  * with the other form; or read, from the environment the first time (dflt on:
  * on unless the variable starts with 0; off: on only if it starts with 1). */
 static void flag_set(rl_cu_model *m, int *flag, bool on)
@@ -74,6 +74,11 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
 
 enum { MVB_AUTO = 2 };
 
+void rl_cu_model_set_mvb_chain(rl_cu_model *m, bool on)
+{
+    flag_set(m, &m->mvb_chain, on);
+}
+
 void rl_cu_model_set_mvb(rl_cu_model *m, int on)
 {
     int f = on < 0 ? MVB_AUTO : on > 0;
@@ -118,20 +123,41 @@ static int enqueue_mvb(rl_cu_model *m)
     float eps = c->rms_eps;
     int n_split = rl_cu_attn_splits(1, c->n_head);
     const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
+    bool chain = flag_get(&m->mvb_chain, "RL_CU_MVB_CHAIN", false);
+    bool out_mvb = rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), 1, m->x, s));
+    if (chain)
+        RL_CU_TRY(rl_cu_mvb(&m->layers[0].wqkv, m->x, m->layers[0].attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        RL_CU_TRY(rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
+        if (!chain) /* chained: this Q|K|V ran in the layer before's launch */
+            RL_CU_TRY(rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
+        if (chain) { /* O, gate/up, down and the next Q|K|V (or the output) in one launch */
+            rl_cu_chain_prod p[RL_CU_CHAIN_MAX] = {
+                {L->wo, m->attn.f, NULL, m->x, RL_CU_MV_ADD},
+                {L->wgu, m->x, L->ffn_norm, m->ffn.f, RL_CU_MV_GLU},
+                {L->wdown, m->ffn.f, NULL, m->x, RL_CU_MV_ADD},
+            };
+            int np = 3;
+            if (l + 1 < c->n_layer)
+                p[np++] = (rl_cu_chain_prod){m->layers[l + 1].wqkv, m->x, m->layers[l + 1].attn_norm, m->qkv,
+                                             RL_CU_MV_STORE};
+            else if (out_mvb)
+                p[np++] = (rl_cu_chain_prod){m->output, m->x, m->output_norm, m->logits.f, RL_CU_MV_STORE};
+            RL_CU_TRY(rl_cu_mvb_chain(p, np, eps, m->chain_done + (size_t)l * (RL_CU_CHAIN_MAX + 1), s));
+            continue;
+        }
         RL_CU_TRY(rl_cu_mvb(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
         RL_CU_TRY(rl_cu_mvb(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, s));
         RL_CU_TRY(rl_cu_mvb(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
     }
-    if (rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE)) {
-        RL_CU_TRY(rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, s));
+    if (out_mvb) {
+        if (!chain)
+            RL_CU_TRY(rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, s));
     } else {
         RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, eps, c->n_embd, 1, &m->xn, s));
         RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, 1, RL_CU_MV_STORE, &m->logits));

@@ -141,6 +141,24 @@ int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_
  * rl_cu_model_mvb_step says so. */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
+/* One product of an rl_cu_mvb_chain: y = W x, y += W x or silu(Wg x) *
+ * (Wu x) by mode, x normalized by the RMSNorm of weight g first when g is
+ * set; x and g 16-byte aligned. */
+typedef struct rl_cu_chain_prod {
+    rl_cu_mat m;
+    const float *x, *g;
+    float *y;
+    int mode;
+} rl_cu_chain_prod;
+#define RL_CU_CHAIN_MAX 4
+/* The n products (1..RL_CU_CHAIN_MAX, one weight type, each reading what the
+ * ones before it wrote) in one persistent launch (rl_cu_mvc.cu): each CTA's
+ * producer streams the weights of all of them without a break; a product
+ * starts when every CTA has written its outputs of the one before (counters
+ * at d_done: n + 1 of them, zero before the first launch; every launch
+ * leaves them zero). Each must be rl_cu_mvb_ok; -ENOTSUP otherwise or when
+ * the widest x does not fit beside the ring; -EINVAL for a bad n or mode. */
+int rl_cu_mvb_chain(const rl_cu_chain_prod *p, int n, float eps, unsigned *d_done, cudaStream_t s);
 /* Whether rl_cu_mvb takes m in mode: Q4_0 or Q8_0, cols a multiple of 256, outputs a
  * multiple of 8, aligned planes, an sm_90 device. */
 bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode);

@@ -73,9 +73,10 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
  * two batched decode steps and a one-sequence step; every row of logits
  * against the float64 reference of the same file (tm_ref) within BOUND.
  * defer: the one-sequence step's norms deferred (else norm kernels); mvb: that
- * step on rl_cu_mvb. */
+ * step on rl_cu_mvb (MVB_CHAIN: a layer's products in one rl_cu_mvb_chain). */
+enum { MVB_OFF, MVB_ON, MVB_CHAIN };
 static void check_against_reference(rl_model *m, const char *path, const char *mix, bool kv_q8, bool defer,
-                                    bool mvb)
+                                    int mvb)
 {
     char err[256] = "";
     uint32_t V = m->hp.n_vocab;
@@ -86,7 +87,8 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
     if (m->hp.n_embd < RL_CU_MVB_MIN_EMBD)
         ck_assert_msg(!rl_cu_model_mvb_step(g, 1), "%s: %u wide on rl_cu_mvb", mix, m->hp.n_embd);
     rl_cu_model_set_mvb(g, mvb ? 1 : 0); /* the one-sequence step (step 2 below) on rl_cu_mvb or not */
-    ck_assert_msg(rl_cu_model_mvb_step(g, 1) == mvb, "%s: one-sequence steps %son rl_cu_mvb", mix, mvb ? "not " : "");
+    rl_cu_model_set_mvb_chain(g, mvb == MVB_CHAIN);
+    ck_assert_msg(rl_cu_model_mvb_step(g, 1) == (mvb != MVB_OFF), "%s: one-sequence steps %son rl_cu_mvb", mix, mvb ? "not " : "");
     uint64_t s = tcu_seed(mix);
     enum { NS = 3 };
     tm_ref *ref[NS];
@@ -162,7 +164,7 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
     ck_assert_int_ne(m->layers[0].wq.type, RL_TYPE_Q6_K);
     ck_assert_int_eq(m->layers[1].w_up.type, RL_TYPE_Q5_K);
     ck_assert_int_eq(m->layers[3].wk.type, RL_TYPE_Q8_0);
-    check_against_reference(m, path, mix, kv_q8, defer, false);
+    check_against_reference(m, path, mix, kv_q8, defer, MVB_OFF);
     rl_model_free(m);
 }
 END_TEST
@@ -194,15 +196,17 @@ START_TEST(legacy_32_block_types_go_up_as_q8_0_and_match_reference)
         ck_assert_int_eq(m->layers[0].wq.type, RL_TYPE_Q5_0);
         ck_assert_int_eq(m->output.type, RL_TYPE_Q8_0);
     }
-    check_against_reference(m, path, _i ? "rows of 64" : "legacy types", false, true, false);
+    check_against_reference(m, path, _i ? "rows of 64" : "legacy types", false, true, MVB_OFF);
     rl_model_free(m);
 }
 END_TEST
 
 /* A Q4_0, a Q8_0 and an F16 file's one-sequence steps on rl_cu_mvb (weights
  * by bulk copies, the norms inside the products; the 300-row output product
- * falls back to the matvec) against the float64 reference, with both KV
- * types (_i: bit 0 the KV type, _i / 2 the weight type). */
+ * falls back to the matvec) against the float64 reference: with the fp16 KV
+ * a launch per product, with the int8 KV a layer's products chained
+ * (rl_cu_mvb_chain) (_i: bit 0 the KV type and form, _i / 2 the weight
+ * type). */
 START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
 {
     static const char *const types[] = {"Q4_0", "Q8_0", "F16"};
@@ -215,7 +219,7 @@ START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
     if (!rl_cu_mvb_ok(&probe, RL_CU_MV_STORE))
         fprintf(stderr, "rl_cu_mvb: no sm_90 device: not tested\n");
     else
-        check_against_reference(m, path, mix, _i & 1, true, true);
+        check_against_reference(m, path, mix, _i & 1, true, _i & 1 ? MVB_CHAIN : MVB_ON);
     rl_model_free(m);
 }
 END_TEST
