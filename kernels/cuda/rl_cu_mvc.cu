@@ -174,7 +174,9 @@ __global__ void __launch_bounds__(THREADS, 1) k_mvc(const chain_args a)
             else
                 P.y[r] = P.mode == RL_CU_MV_ADD ? __ldcg(P.y + r) + g0 : g0;
         }
-        /* this CTA's outputs of product p are written: count them */
+        /* this CTA's outputs of product p are written: each writer's fence,
+         * the CTA's barrier, then one count */
+        __threadfence();
         asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         if (threadIdx.x == 0) {
             __threadfence();
