@@ -176,15 +176,20 @@ if [ "$PART" = splits ]; then
   left 480 && echo "7B q4_0 b1 prompt 2048: default $(eng llama2-7b 1 2048 f16) splits 32 $(RL_CU_ATTN_SPLITS=32 eng llama2-7b 1 2048 f16)"
   echo "elapsed ${SECONDS}s"
 fi
+# mvb_checks SECONDS: build, test_cu_mvb, the cuda and model suites,
+# compute-sanitizer memcheck on test_cu_mvb (each test run within SECONDS).
+mvb_checks() {
+  build
+  echo "test_cu_mvb: $(timeout $1 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  SUITE_S=220 suites --suite cuda --suite model
+  timeout $(($1 + 20)) compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
+  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
+}
 #   q8       rl_cu_mvb for Q8_0 too (64 blocks per chunk: 2 KB copies): the
 #            tests, the suites, memcheck, 7B Q8_0 single stream against
 #            RL_CU_MVB=0 alternately, its per-op profile, 7B Q4_0 again.
 if [ "$PART" = q8 ]; then
-  build
-  echo "test_cu_mvb: $(timeout 100 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
-  SUITE_S=220 suites --suite cuda --suite model
-  timeout 120 compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
-  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
+  mvb_checks 100
   q8() { timeout 80 $BC --shape llama2-7b --type q8_0 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+|"gen_roofline":[0-9.]+' | tr '\n' ' '; }
   for r in 1 2; do
     left 400 || break
@@ -198,11 +203,7 @@ fi
 #            8 values): tests, suites, memcheck, 7B F16 / BF16 single stream
 #            against RL_CU_MVB=0, Q8_0 and Q4_0 once more.
 if [ "$PART" = f16 ]; then
-  build
-  echo "test_cu_mvb: $(timeout 150 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
-  SUITE_S=220 suites --suite cuda --suite model
-  timeout 150 compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
-  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
+  mvb_checks 150
   ty() { timeout 90 $BC --shape llama2-7b --type $1 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+|"gen_roofline":[0-9.]+' | tr '\n' ' '; }
   for r in 1 2; do
     left 380 || break

@@ -59,15 +59,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < C::S; s++) {
-            bar_init(&full[s], 1);
-            bar_init(&empty[s], CW);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    __syncthreads();
-    rl_pdl_trigger();
+    ring_start<C::S>(full, empty);
 
     if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
         if (lane != 0)
@@ -97,12 +89,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
     rl_pdl_wait();
     prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
-    rl_cu_act xs = {};
-    if (C::FX)
-        xs.f = xf;
-    else
-        xs.q = xq, xs.ds = xds;
-    xs.n = cols;
+    const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
     int64_t i = 0;
     int tl = 0;
@@ -156,11 +143,8 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
 {
     size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
     static size_t set_for = 0;
-    if (smem > set_for) {
-        if (cudaFuncSetAttribute(k_mvb<T, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
-            return -ENOTSUP;
-        set_for = smem;
-    }
+    if (!smem_limit(k_mvb<T, GLU>, smem, &set_for))
+        return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
     rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);

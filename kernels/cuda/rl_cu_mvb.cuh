@@ -93,6 +93,35 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> sload<RL_TYPE_BF16>(c
     return w;
 }
 
+/* A CTA's ring of S stages: its full (one arrival: the producer's, plus the
+ * copies' bytes) and empty (one arrival per consumer warp) barriers set up
+ * by thread 0, then the CTA's barrier and the PDL trigger (the next kernel
+ * may launch: it waits for this one to complete before reading its output). */
+template <int S> __device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty)
+{
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; s++) {
+            bar_init(&full[s], 1);
+            bar_init(&empty[s], CW);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    rl_pdl_trigger();
+}
+
+/* Raise kernel k's dynamic shared memory limit to smem where *set_for (its
+ * limit so far) is lower; false if the device refuses. */
+template <typename K> static inline bool smem_limit(K k, size_t smem, size_t *set_for)
+{
+    if (smem <= *set_for)
+        return true;
+    if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+        return false;
+    *set_for = smem;
+    return true;
+}
+
 /* x (cols fp32) -> int8 blocks xq / xds in shared memory (FX: fp32 values at
  * xf), normalized by rsqrt(mean(x^2) + eps) * g first when g is set. The
  * consumer warps only.
@@ -198,6 +227,18 @@ static inline bool sm90(void)
              cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
     }
     return ok;
+}
+
+/* The activation prepare_x<FX> left in shared memory, as wdot reads it. */
+template <bool FX> __device__ __forceinline__ rl_cu_act shared_act(int8_t *xq, float *xds, float *xf, int64_t cols)
+{
+    rl_cu_act xs = {};
+    if (FX)
+        xs.f = xf;
+    else
+        xs.q = xq, xs.ds = xds;
+    xs.n = cols;
+    return xs;
 }
 
 } /* namespace rl_mvb */

@@ -64,15 +64,7 @@ __global__ void __launch_bounds__(THREADS, 1) k_mvc(const chain_args a)
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < C::S; s++) {
-            bar_init(&full[s], 1);
-            bar_init(&empty[s], CW);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    __syncthreads();
-    rl_pdl_trigger();
+    ring_start<C::S>(full, empty);
 
     if (warp == CW) { /* the producer: every product's weights, one stage of TR rows at a time */
         if (lane != 0)
@@ -128,12 +120,7 @@ __global__ void __launch_bounds__(THREADS, 1) k_mvc(const chain_args a)
             prepare_x<C::FX, false>(P.x, P.g, a.eps, cols, xq, xds, xf, red);
         else
             prepare_x<C::FX, true>(P.x, P.g, a.eps, cols, xq, xds, xf, red);
-        rl_cu_act xs = {};
-        if (C::FX)
-            xs.f = xf;
-        else
-            xs.q = xq, xs.ds = xds;
-        xs.n = cols;
+        const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
         for (int64_t t = blockIdx.x; t < n_out / TR; t += gridDim.x, tl++) {
             float acc = 0.0f, accu = 0.0f; /* gate (or the only row), up */
             for (int64_t c = 0; c < nch; c++) {
@@ -198,11 +185,8 @@ __global__ void __launch_bounds__(THREADS, 1) k_mvc(const chain_args a)
 template <int T> static int launch_chain(const chain_args &a, size_t smem, cudaStream_t s)
 {
     static size_t set_for = 0;
-    if (smem > set_for) {
-        if (cudaFuncSetAttribute(k_mvc<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
-            return -ENOTSUP;
-        set_for = smem;
-    }
+    if (!smem_limit(k_mvc<T>, smem, &set_for))
+        return -ENOTSUP;
     rl_launch_smem(k_mvc<T>, dim3((unsigned)rl_cu_sm_count()), dim3(THREADS), smem, s, a);
     return RL_CU_LAUNCHED("mvb chain");
 }
