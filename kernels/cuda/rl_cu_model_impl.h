@@ -108,6 +108,26 @@ int rl_cu_w16_sync(rl_cu_model *m);
 /* Rows and columns of product k's fp16 matrix. */
 void rl_cu_w16_dims(const rl_cu_model_cfg *c, uint32_t k, int64_t *rows, int64_t *cols);
 
+/* Offsets into d_in / h_in (int32 units): token ids, positions, block-table
+ * rows, output rows; rl_cu_din: where one of them starts on the device. */
+enum { RL_CU_IN_TOK = 0, RL_CU_IN_POS = 1, RL_CU_IN_ROW = 2, RL_CU_IN_OUT = 3 };
+
+static inline int32_t *rl_cu_din(rl_cu_model *m, int which)
+{
+    return m->d_in + (size_t)which * m->max_rows;
+}
+
+/* A model's form switch (norm_defer, mvb_chain; rl_cu_step.c): set,
+ * dropping the graphs captured with the other form; or read, from the
+ * environment the first time (dflt on: on unless the variable starts with 0;
+ * off: on only if it starts with 1). */
+void rl_cu_flag_set(rl_cu_model *m, int *flag, bool on);
+bool rl_cu_flag_get(int *flag, const char *env, bool dflt);
+
+/* The one-sequence step on rl_cu_mvb (rl_cu_step_mvb.c; where
+ * rl_cu_model_mvb_step says so): every layer, the output, the argmax. */
+int rl_cu_step_mvb(rl_cu_model *m);
+
 /* Forget the captured graphs (their parameters changed). */
 void rl_cu_model_drop_graphs(rl_cu_model *m);
 /* y = W x for n rows of x in the step's mode, the best kernel for n. */

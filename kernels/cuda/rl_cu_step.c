@@ -1,7 +1,8 @@
 /* rl_cu_step.c - the GPU model's forward step over a ragged batch of tokens:
  * up to max_batch tokens replay a CUDA graph captured once per token-count
  * bucket (matrix-vector / batched kernels, RoPE+KV write and attention through
- * the block tables); more go through cuBLAS GEMMs. Also the slot API. */
+ * the block tables); more go through cuBLAS GEMMs (one sequence on
+ * rl_cu_mvb: rl_cu_step_mvb.c). Also the slot API. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,30 +12,19 @@
 
 const int rl_cu_buckets[RL_CU_N_BUCKETS] = {1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64};
 
-/* Offsets into d_in / h_in (int32 units). */
-enum { IN_TOK = 0, IN_POS = 1, IN_ROW = 2, IN_OUT = 3 };
-
-static int32_t *din(rl_cu_model *m, int which)
-{
-    return m->d_in + (size_t)which * m->max_rows;
-}
-
 int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu_act *y)
 {
     return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
-/* A model's form switch (norm_defer, mvb_chain): set, dropping the graphs captured
- * with the other form; or read, from the environment the first time (dflt on:
- * on unless the variable starts with 0; off: on only if it starts with 1). */
-static void flag_set(rl_cu_model *m, int *flag, bool on)
+void rl_cu_flag_set(rl_cu_model *m, int *flag, bool on)
 {
     if (*flag != (int)on)
         rl_cu_model_drop_graphs(m);
     *flag = on;
 }
 
-static bool flag_get(int *flag, const char *env, bool dflt)
+bool rl_cu_flag_get(int *flag, const char *env, bool dflt)
 {
     if (*flag < 0) {
         const char *e = getenv(env);
@@ -45,7 +35,7 @@ static bool flag_get(int *flag, const char *env, bool dflt)
 
 void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on)
 {
-    flag_set(m, &m->norm_defer, on);
+    rl_cu_flag_set(m, &m->norm_defer, on);
 }
 
 /* Whether a step of n tokens defers its RMSNorms into the residual products
@@ -56,7 +46,7 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
 {
     /* One row only: at 2 and 3 rows the 7B Q4_0 step measured 1% slower
      * (737 against 745 tok/s, 977-990 against 991; H100). */
-    if (n != 1 || !flag_get(&m->norm_defer, "RL_CU_NORM_DEFER", true) || !m->xss ||
+    if (n != 1 || !rl_cu_flag_get(&m->norm_defer, "RL_CU_NORM_DEFER", true) || !m->xss ||
         !rl_cu_product_is_matvec(&m->output, m->xn.h != NULL, n))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
@@ -72,99 +62,6 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
     return true;
 }
 
-enum { MVB_AUTO = 2 };
-
-void rl_cu_model_set_mvb_chain(rl_cu_model *m, bool on)
-{
-    flag_set(m, &m->mvb_chain, on);
-}
-
-void rl_cu_model_set_mvb(rl_cu_model *m, int on)
-{
-    int f = on < 0 ? MVB_AUTO : on > 0;
-    if (m->mvb != f)
-        rl_cu_model_drop_graphs(m);
-    m->mvb = f;
-}
-
-/* Whether a step of n tokens runs on rl_cu_mvb: one sequence, every layer's
- * fused Q|K|V and gate|up and its O and down taken by rl_cu_mvb, and on
- * (rl_cu_model_set_mvb or RL_CU_MVB=1) or automatic (the default) with the
- * model at least RL_CU_MVB_MIN_EMBD wide. Measured on an H100 (session 16,
- * docs/PERFORMANCE.md): Llama 2 7B (4,096 wide) Q4_0 527-531 tok/s against
- * 475-477 on the matvecs, Q8_0 345-352 against 313-314, F16 206-208 against
- * 173-174; TinyLlama Q4_0 (2,048) 1,447-1,521 against 1,650 (a kernel's
- * fixed start and end weigh more on small products; its other types were
- * not measured on this path). */
-bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
-{
-    if (m->mvb < 0) {
-        const char *e = getenv("RL_CU_MVB");
-        m->mvb = e && e[0] == '1' ? 1 : e && e[0] == '0' ? 0 : MVB_AUTO;
-    }
-    if (n != 1 || m->mvb == 0 || (m->mvb == MVB_AUTO && m->c.n_embd < RL_CU_MVB_MIN_EMBD))
-        return false;
-    for (uint32_t l = 0; l < m->c.n_layer; l++) {
-        const rl_cu_layer *L = &m->layers[l];
-        if (L->wk.q || L->wup.q || !rl_cu_mvb_ok(&L->wqkv, RL_CU_MV_STORE) || !rl_cu_mvb_ok(&L->wo, RL_CU_MV_ADD) ||
-            !rl_cu_mvb_ok(&L->wgu, RL_CU_MV_GLU) || !rl_cu_mvb_ok(&L->wdown, RL_CU_MV_ADD))
-            return false;
-    }
-    return true;
-}
-
-/* One sequence on rl_cu_mvb: each product quantizes its fp32 input itself,
- * the norms inside the products that read them; the output product too where
- * rl_cu_mvb takes it. */
-static int enqueue_mvb(rl_cu_model *m)
-{
-    const rl_cu_model_cfg *c = &m->c;
-    cudaStream_t s = m->s;
-    float eps = c->rms_eps;
-    int n_split = rl_cu_attn_splits(1, c->n_head);
-    const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
-    bool chain = flag_get(&m->mvb_chain, "RL_CU_MVB_CHAIN", false);
-    bool out_mvb = rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE);
-    RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), 1, m->x, s));
-    if (chain)
-        RL_CU_TRY(rl_cu_mvb(&m->layers[0].wqkv, m->x, m->layers[0].attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
-    for (uint32_t l = 0; l < c->n_layer; l++) {
-        rl_cu_layer *L = &m->layers[l];
-        if (!chain) /* chained: this Q|K|V ran in the layer before's launch */
-            RL_CU_TRY(rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
-        if (L->bqkv)
-            RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
-        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
-        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
-        if (chain) { /* O, gate/up, down and the next Q|K|V (or the output) in one launch */
-            rl_cu_chain_prod p[RL_CU_CHAIN_MAX] = {
-                {L->wo, m->attn.f, NULL, m->x, RL_CU_MV_ADD},
-                {L->wgu, m->x, L->ffn_norm, m->ffn.f, RL_CU_MV_GLU},
-                {L->wdown, m->ffn.f, NULL, m->x, RL_CU_MV_ADD},
-            };
-            int np = 3;
-            if (l + 1 < c->n_layer)
-                p[np++] = (rl_cu_chain_prod){m->layers[l + 1].wqkv, m->x, m->layers[l + 1].attn_norm, m->qkv,
-                                             RL_CU_MV_STORE};
-            else if (out_mvb)
-                p[np++] = (rl_cu_chain_prod){m->output, m->x, m->output_norm, m->logits.f, RL_CU_MV_STORE};
-            RL_CU_TRY(rl_cu_mvb_chain(p, np, eps, m->chain_done + (size_t)l * (RL_CU_CHAIN_MAX + 1), s));
-            continue;
-        }
-        RL_CU_TRY(rl_cu_mvb(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
-        RL_CU_TRY(rl_cu_mvb(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, s));
-        RL_CU_TRY(rl_cu_mvb(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
-    }
-    if (out_mvb) {
-        if (!chain)
-            RL_CU_TRY(rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, s));
-    } else {
-        RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, eps, c->n_embd, 1, &m->xn, s));
-        RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, 1, RL_CU_MV_STORE, &m->logits));
-    }
-    return rl_cu_argmax(m->logits.f, c->n_vocab, 1, m->d_out, s);
-}
-
 /* The layers of a step of n tokens on the matrix-vector path (graph-captured):
  * ids in d_in, block tables in d_bt; logits and argmax for all n rows. With
  * the norms deferred, each residual product writes the next norm's input and
@@ -172,7 +69,7 @@ static int enqueue_mvb(rl_cu_model *m)
 static int enqueue_small(rl_cu_model *m, int n)
 {
     if (rl_cu_model_mvb_step(m, n))
-        return enqueue_mvb(m);
+        return rl_cu_step_mvb(m);
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
     rl_cu_act xres = {.f = m->x, .n = c->n_embd}, xn = m->xn;
@@ -180,8 +77,8 @@ static int enqueue_small(rl_cu_model *m, int n)
     if (defer)
         xn.ss = m->xss, xn.eps = c->rms_eps;
     int n_split = rl_cu_attn_splits(n, c->n_head);
-    const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
-    RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
+    const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
+    RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         if (!defer || l == 0)
@@ -328,7 +225,7 @@ static int large_attention(rl_cu_model *m, int n, uint32_t l, rl_cu_act *attn)
         if (o.h)
             o.h += (int64_t)t0 * qd;
         if (single)
-            RL_CU_TRY(rl_cu_attn_paged(m->q + (int64_t)t0 * qd, din(m, IN_POS) + t0, din(m, IN_ROW) + t0, t1 - t0,
+            RL_CU_TRY(rl_cu_attn_paged(m->q + (int64_t)t0 * qd, rl_cu_din(m, RL_CU_IN_POS) + t0, rl_cu_din(m, RL_CU_IN_ROW) + t0, t1 - t0,
                                        &m->rope, &m->kv, l, 0, m->attn_scratch, &o, m->s));
         else
             RL_CU_TRY(rl_cu_attn_prefill_paged(m->q + (int64_t)t0 * qd, t1 - t0, pos[t0], (uint32_t)row[t0],
@@ -347,7 +244,7 @@ static int enqueue_large(rl_cu_model *m, int n)
     rl_cu_act attn = m->attn;
     attn.q = NULL; /* GEMM inputs are fp16, not int8 */
     attn.h = NULL;
-    const int32_t *pos = din(m, IN_POS), *row = din(m, IN_ROW);
+    const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     uint32_t next = 0;
     const bool direct = n <= rl_cu_model_direct_max(m);
     /* every product on the fp16 copies (split layers too), or staged ones and split layers apart */
@@ -359,7 +256,7 @@ static int enqueue_large(rl_cu_model *m, int n)
         rl_cu_gemm_reset(m->blas);
         RL_CU_TRY(pf_fill(m, &next));
     }
-    RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, din(m, IN_TOK), n, m->x, s));
+    RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n, m->xh, s));
@@ -392,7 +289,7 @@ static int enqueue_output_rows(rl_cu_model *m, int n_tok, int o0, int k)
 {
     const rl_cu_model_cfg *c = &m->c;
     rl_cu_mat xv = {.type = RL_TYPE_F32, .rows = n_tok, .cols = c->n_embd, .q = m->x};
-    RL_CU_TRY(rl_cu_mat_get_rows(&xv, din(m, IN_OUT) + o0, k, m->xo, m->s));
+    RL_CU_TRY(rl_cu_mat_get_rows(&xv, rl_cu_din(m, RL_CU_IN_OUT) + o0, k, m->xo, m->s));
     RL_CU_TRY(rl_cu_rmsnorm(m->xo, m->output_norm, c->rms_eps, c->n_embd, k, &m->xn, m->s));
     RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, k, RL_CU_MV_STORE, &m->logits));
     return rl_cu_argmax(m->logits.f, c->n_vocab, k, m->d_out, m->s);
@@ -525,7 +422,7 @@ static int topk_out(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool sm
     int32_t *d_ok = m->d_topk + rl_cu_topk_ok_off(m->max_rows);
     float *d_lse = (float *)(m->d_topk + rl_cu_topk_lse_off(m->max_rows, m->max_batch));
     rl_cu_cand *d_cand = (rl_cu_cand *)(m->d_topk + rl_cu_topk_cand_off(m->max_rows, m->max_batch));
-    RL_CU_TRY(rl_cu_topk(m->logits.f, m->c.n_vocab, small ? din(m, IN_OUT) + o0 : NULL, m->d_topk + o0, k, stride,
+    RL_CU_TRY(rl_cu_topk(m->logits.f, m->c.n_vocab, small ? rl_cu_din(m, RL_CU_IN_OUT) + o0 : NULL, m->d_topk + o0, k, stride,
                          d_cand, d_ok, b->top_lse ? d_lse : NULL, m->s));
     RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(topk_ok(m, b->n_out) + o0, d_ok, (size_t)k * 4, cudaMemcpyDeviceToHost,
                                           m->s),
@@ -568,12 +465,12 @@ static int upload(rl_cu_model *m, const rl_cu_batch *b, int n_pad)
     size_t R = m->max_rows;
     for (int t = 0; t < n_pad; t++) {
         bool real = t < b->n_tok;
-        h[IN_TOK * R + t] = real ? b->tokens[t] : 0;
-        h[IN_POS * R + t] = real ? b->pos[t] : 0;
-        h[IN_ROW * R + t] = real ? b->row[t] : -1;
+        h[RL_CU_IN_TOK * R + t] = real ? b->tokens[t] : 0;
+        h[RL_CU_IN_POS * R + t] = real ? b->pos[t] : 0;
+        h[RL_CU_IN_ROW * R + t] = real ? b->row[t] : -1;
     }
     for (int i = 0; i < b->n_out; i++)
-        h[IN_OUT * R + i] = b->out_idx[i];
+        h[RL_CU_IN_OUT * R + i] = b->out_idx[i];
     int32_t *bt = h + 4 * R;
     for (int r = 0; r < b->n_rows; r++) {
         int32_t *dst = bt + (size_t)r * m->bt_stride;
@@ -663,10 +560,10 @@ int rl_cu_model_warmup(rl_cu_model *m)
     /* every token without a row: nothing is written to the KV pool */
     size_t R = m->max_rows;
     for (size_t t = 0; t < R; t++) {
-        m->h_in[IN_TOK * R + t] = 0;
-        m->h_in[IN_POS * R + t] = 0;
-        m->h_in[IN_ROW * R + t] = -1;
-        m->h_in[IN_OUT * R + t] = 0;
+        m->h_in[RL_CU_IN_TOK * R + t] = 0;
+        m->h_in[RL_CU_IN_POS * R + t] = 0;
+        m->h_in[RL_CU_IN_ROW * R + t] = -1;
+        m->h_in[RL_CU_IN_OUT * R + t] = 0;
     }
     RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, m->h_in, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
     /* each bucket once without capture first: kernels that query the device on
@@ -691,8 +588,8 @@ int rl_cu_model_warmup(rl_cu_model *m)
     int nl = (int)m->max_batch + 1;
     if ((uint32_t)nl <= m->max_rows && (uint32_t)nl <= m->bt_stride * RL_CU_KV_BLOCK) {
         for (int t = 0; t < nl; t++) {
-            m->h_in[IN_POS * R + t] = t;
-            m->h_in[IN_ROW * R + t] = 0;
+            m->h_in[RL_CU_IN_POS * R + t] = t;
+            m->h_in[RL_CU_IN_ROW * R + t] = 0;
         }
         int32_t *bt = m->h_in + 4 * R;
         for (uint32_t i = 0; i < m->bt_stride; i++)
