@@ -32,3 +32,11 @@ if [ "$PART" = chain ]; then
   left 520 && echo "7B f16: chain $(RL_CU_MVB_CHAIN=1 ty llama2-7b f16) per product $(ty llama2-7b f16)"
   echo "elapsed ${SECONDS}s"
 fi
+#   model    the issue's own command on the final code: ringlm-bench model
+#            --device cuda --prompt 512 --gen 128 (gpu-final.sh bench-q4:
+#            TinyLlama and 7B Q4_0, models from ringlm-mkmodel), which runs
+#            the engine and so the mvb step where it applies.
+if [ "$PART" = model ]; then
+  RL_GPU_BUILD=${RL_GPU_BUILD:-/tmp/rl-final} bash $T/gpu-final.sh bench-q4 | grep -vE "^==" | tail -6
+  echo "elapsed ${SECONDS}s"
+fi
