@@ -110,8 +110,14 @@ __global__ void __launch_bounds__(THREADS, 1) k_mvc(const chain_args a)
             rl_pdl_wait();
         } else { /* every CTA's outputs of product p - 1 */
             if (threadIdx.x == 0) {
-                while (ld_acquire(&a.done[p - 1]) < gridDim.x)
+                /* a CTA that never counts (not resident: the assumption
+                 * above broken) stops the launch with an error after
+                 * seconds instead of hanging the stream */
+                for (unsigned spins = 0; ld_acquire(&a.done[p - 1]) < gridDim.x; spins++) {
+                    if (spins == (1u << 25))
+                        __trap();
                     __nanosleep(64);
+                }
                 __threadfence();
             }
             asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
