@@ -74,8 +74,8 @@ uint64_t rl_cu_layer_plan(const rl_cu_model_cfg *c, const rl_cu_layer_types *lt,
 void rl_cu_layer_q8_needs(const rl_cu_layer_types *lt, bool *xn, bool *attn, bool *ffn)
 {
     const rl_type *t = lt->t;
-    *xn = rl_cu_type_q8(t[RL_CU_W_Q]) || rl_cu_type_q8(t[RL_CU_W_K]) || rl_cu_type_q8(t[RL_CU_W_V]) || rl_cu_type_q8(t[RL_CU_W_GATE]) ||
-          rl_cu_type_q8(t[RL_CU_W_UP]);
+    *xn = rl_cu_type_q8(t[RL_CU_W_Q]) || rl_cu_type_q8(t[RL_CU_W_K]) || rl_cu_type_q8(t[RL_CU_W_V]) ||
+          rl_cu_type_q8(t[RL_CU_W_GATE]) || rl_cu_type_q8(t[RL_CU_W_UP]);
     *attn = rl_cu_type_q8(t[RL_CU_W_O]);
     *ffn = rl_cu_type_q8(t[RL_CU_W_DOWN]);
 }

@@ -124,6 +124,14 @@ static inline int32_t *rl_cu_din(rl_cu_model *m, int which)
 void rl_cu_flag_set(rl_cu_model *m, int *flag, bool on);
 bool rl_cu_flag_get(int *flag, const char *env, bool dflt);
 
+/* The one-sequence step's products on rl_cu_mvb (rl_cu_step_mvb.c), in their
+ * order within a layer; RL_CU_MVB_OUT: the output product (after the last). */
+enum { RL_CU_MVB_QKV, RL_CU_MVB_O, RL_CU_MVB_GU, RL_CU_MVB_DOWN, RL_CU_MVB_OUT };
+/* Product `which` of layer l (l unused for the output) as the step runs it:
+ * matrix, input, norm weight, output, mode. */
+rl_cu_chain_prod rl_cu_mvb_prod(rl_cu_model *m, int which, uint32_t l);
+/* rl_cu_mvb of that product on the model's stream. */
+int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l);
 /* The one-sequence step on rl_cu_mvb (rl_cu_step_mvb.c; where
  * rl_cu_model_mvb_step says so): every layer, the output, the argmax. */
 int rl_cu_step_mvb(rl_cu_model *m);

@@ -21,7 +21,8 @@
  *   slower than a copy per row; a 72 KB ring (two CTAs per SM) too.
  * - The activation is fp32 (the residual, the attention output or the GLU
  *   output): each CTA quantizes it to int8 blocks in shared memory after the
- *   PDL wait (F16/BF16 weights: keeps it fp32 there, as their matvec does), with the RMSNorm (weight g, epsilon) first when given, so no
+ *   PDL wait (F16/BF16 weights: keeps it fp32 there, as their matvec
+ *   does), with the RMSNorm (weight g, epsilon) first when given, so no
  *   norm or quantization kernel runs between products. The int8 values are
  *   rl_cu_rmsnorm's and rl_cu_quantize's up to the order of the sum of squares.
  * - 16 consumer warps, two per output: warp w takes output w % 8 and, per
@@ -182,7 +183,8 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
     bool known = m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0 || rl_mvb::float_w(m->type);
     return known && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
-           rl_mvb::sm90() && rl_cu_sm_count() > 0 && rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) <= 227 * 1024;
+           rl_mvb::sm90() && rl_cu_sm_count() > 0 &&
+           rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,

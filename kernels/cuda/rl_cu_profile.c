@@ -9,29 +9,26 @@ enum { P_EMBD, P_NORM, P_QKV, P_ROPE, P_ATTN, P_O, P_GU, P_DOWN, P_OUT, P_ARGMAX
 static const char *const p_names[P_N] = {"embed", "rmsnorm", "qkv matvec", "rope+kv", "attention",
                                          "o matvec+add", "gate/up glu", "down matvec+add", "output matvec", "argmax"};
 
-/* One op of a one-sequence step on rl_cu_mvb (the norms inside the products). */
-static int enqueue_op_mvb(rl_cu_model *m, int op, uint32_t l)
+/* The step's rl_cu_mvb product that op is (RL_CU_MVB_*), or -1. */
+static int mvb_which(int op)
 {
-    const rl_cu_model_cfg *c = &m->c;
-    rl_cu_layer *L = &m->layers[l];
-    float eps = c->rms_eps;
     switch (op) {
-    case P_QKV: return rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, m->s);
-    case P_O: return rl_cu_mvb(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, m->s);
-    case P_GU: return rl_cu_mvb(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, m->s);
-    case P_DOWN: return rl_cu_mvb(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, m->s);
-    default: return rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, m->s);
+    case P_QKV: return RL_CU_MVB_QKV;
+    case P_O: return RL_CU_MVB_O;
+    case P_GU: return RL_CU_MVB_GU;
+    case P_DOWN: return RL_CU_MVB_DOWN;
+    case P_OUT: return RL_CU_MVB_OUT;
+    default: return -1;
     }
 }
 
 /* One op as the step runs it; defer: the step's deferred norms (the residual
  * products carry them, the products after them read xn.ss); mvb: the step on
- * rl_cu_mvb. */
-static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer, bool mvb)
+ * rl_cu_mvb (out_mvb: its output product too). */
+static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer, bool mvb, bool out_mvb)
 {
-    if (mvb && (op == P_QKV || op == P_O || op == P_GU || op == P_DOWN ||
-                (op == P_OUT && rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE))))
-        return enqueue_op_mvb(m, op, l);
+    if (mvb && mvb_which(op) >= 0 && (op != P_OUT || out_mvb))
+        return rl_cu_mvb_run(m, mvb_which(op), l);
     const rl_cu_model_cfg *c = &m->c;
     rl_cu_layer *L = &m->layers[l];
     cudaStream_t s = m->s;
@@ -88,7 +85,8 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
         RL_CU_TRY(rl_cu_check(cudaStreamBeginCapture(m->s, cudaStreamCaptureModeThreadLocal), "capture"));
         int rc = 0;
         for (int r = 0; r < R && !rc; r++)
-            rc = enqueue_op(m, op, n, (uint32_t)r % m->c.n_layer, defer, mvb); /* cycle layers: weights from DRAM */
+            /* cycle layers: weights from DRAM */
+            rc = enqueue_op(m, op, n, (uint32_t)r % m->c.n_layer, defer, mvb, out_mvb);
         cudaError_t e = cudaStreamEndCapture(m->s, &g);
         RL_CU_TRY(rc);
         RL_CU_TRY(rl_cu_check(e, "end capture"));
@@ -117,7 +115,9 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     double per_layer = us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
     double total = us[P_EMBD] + m->c.n_layer * per_layer + norms * us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
     fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)%s\n", n, pos, R,
-            mvb ? "; products on rl_cu_mvb, the norms inside them" : defer ? "; norms deferred into the o/down products" : "");
+            mvb     ? "; products on rl_cu_mvb, the norms inside them"
+            : defer ? "; norms deferred into the o/down products"
+                    : "");
     for (int op = 0; op < P_N; op++) {
         int times = op == P_EMBD || op == P_OUT || op == P_ARGMAX ? 1 : op == P_NORM ? norms : (int)m->c.n_layer;
         fprintf(out, "  %-16s %8.2f us x %3d = %8.1f us (%4.1f%%)\n", p_names[op], us[op], times, us[op] * times,

@@ -225,8 +225,9 @@ static int large_attention(rl_cu_model *m, int n, uint32_t l, rl_cu_act *attn)
         if (o.h)
             o.h += (int64_t)t0 * qd;
         if (single)
-            RL_CU_TRY(rl_cu_attn_paged(m->q + (int64_t)t0 * qd, rl_cu_din(m, RL_CU_IN_POS) + t0, rl_cu_din(m, RL_CU_IN_ROW) + t0, t1 - t0,
-                                       &m->rope, &m->kv, l, 0, m->attn_scratch, &o, m->s));
+            RL_CU_TRY(rl_cu_attn_paged(m->q + (int64_t)t0 * qd, rl_cu_din(m, RL_CU_IN_POS) + t0,
+                                       rl_cu_din(m, RL_CU_IN_ROW) + t0, t1 - t0, &m->rope, &m->kv, l, 0,
+                                       m->attn_scratch, &o, m->s));
         else
             RL_CU_TRY(rl_cu_attn_prefill_paged(m->q + (int64_t)t0 * qd, t1 - t0, pos[t0], (uint32_t)row[t0],
                                                &m->rope, &m->kv, l, &o, m->s));
@@ -422,8 +423,8 @@ static int topk_out(rl_cu_model *m, const rl_cu_batch *b, int o0, int k, bool sm
     int32_t *d_ok = m->d_topk + rl_cu_topk_ok_off(m->max_rows);
     float *d_lse = (float *)(m->d_topk + rl_cu_topk_lse_off(m->max_rows, m->max_batch));
     rl_cu_cand *d_cand = (rl_cu_cand *)(m->d_topk + rl_cu_topk_cand_off(m->max_rows, m->max_batch));
-    RL_CU_TRY(rl_cu_topk(m->logits.f, m->c.n_vocab, small ? rl_cu_din(m, RL_CU_IN_OUT) + o0 : NULL, m->d_topk + o0, k, stride,
-                         d_cand, d_ok, b->top_lse ? d_lse : NULL, m->s));
+    RL_CU_TRY(rl_cu_topk(m->logits.f, m->c.n_vocab, small ? rl_cu_din(m, RL_CU_IN_OUT) + o0 : NULL, m->d_topk + o0, k,
+                         stride, d_cand, d_ok, b->top_lse ? d_lse : NULL, m->s));
     RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(topk_ok(m, b->n_out) + o0, d_ok, (size_t)k * 4, cudaMemcpyDeviceToHost,
                                           m->s),
                           "top-k flags"));

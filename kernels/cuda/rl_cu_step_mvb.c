@@ -8,6 +8,24 @@
 
 enum { MVB_AUTO = 2 };
 
+rl_cu_chain_prod rl_cu_mvb_prod(rl_cu_model *m, int which, uint32_t l)
+{
+    rl_cu_layer *L = &m->layers[l];
+    switch (which) {
+    case RL_CU_MVB_QKV: return (rl_cu_chain_prod){L->wqkv, m->x, L->attn_norm, m->qkv, RL_CU_MV_STORE};
+    case RL_CU_MVB_O: return (rl_cu_chain_prod){L->wo, m->attn.f, NULL, m->x, RL_CU_MV_ADD};
+    case RL_CU_MVB_GU: return (rl_cu_chain_prod){L->wgu, m->x, L->ffn_norm, m->ffn.f, RL_CU_MV_GLU};
+    case RL_CU_MVB_DOWN: return (rl_cu_chain_prod){L->wdown, m->ffn.f, NULL, m->x, RL_CU_MV_ADD};
+    default: return (rl_cu_chain_prod){m->output, m->x, m->output_norm, m->logits.f, RL_CU_MV_STORE};
+    }
+}
+
+int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
+{
+    rl_cu_chain_prod p = rl_cu_mvb_prod(m, which, l);
+    return rl_cu_mvb(&p.m, p.x, p.g, m->c.rms_eps, p.mode, p.y, m->s);
+}
+
 void rl_cu_model_set_mvb_chain(rl_cu_model *m, bool on)
 {
     rl_cu_flag_set(m, &m->mvb_chain, on);
@@ -39,10 +57,13 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
     if (n != 1 || m->mvb == 0 || (m->mvb == MVB_AUTO && m->c.n_embd < RL_CU_MVB_MIN_EMBD))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
-        const rl_cu_layer *L = &m->layers[l];
-        if (L->wk.q || L->wup.q || !rl_cu_mvb_ok(&L->wqkv, RL_CU_MV_STORE) || !rl_cu_mvb_ok(&L->wo, RL_CU_MV_ADD) ||
-            !rl_cu_mvb_ok(&L->wgu, RL_CU_MV_GLU) || !rl_cu_mvb_ok(&L->wdown, RL_CU_MV_ADD))
-            return false;
+        if (m->layers[l].wk.q || m->layers[l].wup.q)
+            return false; /* split Q, K, V or gate, up */
+        for (int k = RL_CU_MVB_QKV; k <= RL_CU_MVB_DOWN; k++) {
+            rl_cu_chain_prod p = rl_cu_mvb_prod(m, k, l);
+            if (!rl_cu_mvb_ok(&p.m, p.mode))
+                return false;
+        }
     }
     return true;
 }
@@ -61,37 +82,33 @@ int rl_cu_step_mvb(rl_cu_model *m)
     bool out_mvb = rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     if (chain)
-        RL_CU_TRY(rl_cu_mvb(&m->layers[0].wqkv, m->x, m->layers[0].attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
+        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, 0));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         if (!chain) /* chained: this Q|K|V ran in the layer before's launch */
-            RL_CU_TRY(rl_cu_mvb(&L->wqkv, m->x, L->attn_norm, eps, RL_CU_MV_STORE, m->qkv, s));
+            RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (chain) { /* O, gate/up, down and the next Q|K|V (or the output) in one launch */
-            rl_cu_chain_prod p[RL_CU_CHAIN_MAX] = {
-                {L->wo, m->attn.f, NULL, m->x, RL_CU_MV_ADD},
-                {L->wgu, m->x, L->ffn_norm, m->ffn.f, RL_CU_MV_GLU},
-                {L->wdown, m->ffn.f, NULL, m->x, RL_CU_MV_ADD},
-            };
-            int np = 3;
+            rl_cu_chain_prod p[RL_CU_CHAIN_MAX];
+            int np = 0;
+            for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
+                p[np++] = rl_cu_mvb_prod(m, k, l);
             if (l + 1 < c->n_layer)
-                p[np++] = (rl_cu_chain_prod){m->layers[l + 1].wqkv, m->x, m->layers[l + 1].attn_norm, m->qkv,
-                                             RL_CU_MV_STORE};
+                p[np++] = rl_cu_mvb_prod(m, RL_CU_MVB_QKV, l + 1);
             else if (out_mvb)
-                p[np++] = (rl_cu_chain_prod){m->output, m->x, m->output_norm, m->logits.f, RL_CU_MV_STORE};
+                p[np++] = rl_cu_mvb_prod(m, RL_CU_MVB_OUT, 0);
             RL_CU_TRY(rl_cu_mvb_chain(p, np, eps, m->chain_done + (size_t)l * (RL_CU_CHAIN_MAX + 1), s));
             continue;
         }
-        RL_CU_TRY(rl_cu_mvb(&L->wo, m->attn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
-        RL_CU_TRY(rl_cu_mvb(&L->wgu, m->x, L->ffn_norm, eps, RL_CU_MV_GLU, m->ffn.f, s));
-        RL_CU_TRY(rl_cu_mvb(&L->wdown, m->ffn.f, NULL, 0.0f, RL_CU_MV_ADD, m->x, s));
+        for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
+            RL_CU_TRY(rl_cu_mvb_run(m, k, l));
     }
     if (out_mvb) {
         if (!chain)
-            RL_CU_TRY(rl_cu_mvb(&m->output, m->x, m->output_norm, eps, RL_CU_MV_STORE, m->logits.f, s));
+            RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_OUT, 0));
     } else {
         RL_CU_TRY(rl_cu_rmsnorm(m->x, m->output_norm, eps, c->n_embd, 1, &m->xn, s));
         RL_CU_TRY(rl_cu_model_product(m, &m->output, &m->xn, 1, RL_CU_MV_STORE, &m->logits));

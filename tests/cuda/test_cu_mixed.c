@@ -88,7 +88,8 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
         ck_assert_msg(!rl_cu_model_mvb_step(g, 1), "%s: %u wide on rl_cu_mvb", mix, m->hp.n_embd);
     rl_cu_model_set_mvb(g, mvb ? 1 : 0); /* the one-sequence step (step 2 below) on rl_cu_mvb or not */
     rl_cu_model_set_mvb_chain(g, mvb == MVB_CHAIN);
-    ck_assert_msg(rl_cu_model_mvb_step(g, 1) == (mvb != MVB_OFF), "%s: one-sequence steps %son rl_cu_mvb", mix, mvb ? "not " : "");
+    ck_assert_msg(rl_cu_model_mvb_step(g, 1) == (mvb != MVB_OFF), "%s: one-sequence steps %son rl_cu_mvb", mix,
+                  mvb ? "not " : "");
     uint64_t s = tcu_seed(mix);
     enum { NS = 3 };
     tm_ref *ref[NS];
