@@ -126,6 +126,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
                   (uint64_t)rows * 16 + (uint64_t)rows * bt_stride * 4 + (uint64_t)c.max_batch * 4 +
                   (uint64_t)rows * xh_n * 2 + (uint64_t)rows * 8 + rl_cu_topk_dev_bytes(rows, c.max_batch) +
                   (uint64_t)rows * (c.n_embd / 32) * 4 + /* deferred norm sums */
+                  (uint64_t)c.n_layer * (RL_CU_CHAIN_MAX + 1) * 4 + /* rl_cu_mvb_chain's counters */
                   (uint64_t)maxw * 2 * 3; /* scratch + 2 GEMM staging buffers */
     size_t free_b = 0, total_b = 0;
     if (rl_cu_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) {
