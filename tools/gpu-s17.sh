@@ -40,29 +40,3 @@ if [ "$PART" = model ]; then
   RL_GPU_BUILD=${RL_GPU_BUILD:-/tmp/rl-final} bash $T/gpu-final.sh bench-q4 | grep -vE "^==" | tail -6
   echo "elapsed ${SECONDS}s"
 fi
-#   pf       L2 prefetch of the O product's weights (and the first rounds of
-#            gate/up's) while the RoPE and the attention leave the memory
-#            idle (RL_CU_MVB_PF bits 1, 2, 4: after the RoPE), and the mvb
-#            producers letting the next kernel launch once their copies are
-#            issued (RL_CU_MVB_TRIG=1); 7B, alternating with the plain step.
-if [ "$PART" = pf ]; then
-  build
-  echo "test_cu_mvb: $(timeout 150 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
-  timeout 150 compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
-  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
-  for r in 1 2; do
-    for v in "0 0" "1 0" "3 0" "5 0" "0 1" "1 1" "3 1"; do
-      left 440 || break
-      set -- $v
-      echo "7B q4_0 pf=$1 trig=$2: $(RL_CU_MVB_PF=$1 RL_CU_MVB_TRIG=$2 ty llama2-7b q4_0)"
-    done
-  done
-  for t in q8_0 f16; do
-    for v in "0 0" "1 0" "3 1"; do
-      left 540 || break
-      set -- $v
-      echo "7B $t pf=$1 trig=$2: $(RL_CU_MVB_PF=$1 RL_CU_MVB_TRIG=$2 ty llama2-7b $t)"
-    done
-  done
-  echo "elapsed ${SECONDS}s"
-fi

@@ -45,7 +45,7 @@ using namespace rl_async;
 
 template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool trig)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -84,8 +84,6 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                                   &full[s]);
                 }
             }
-        if (trig) /* every copy issued: the next kernel may start launching */
-            rl_pdl_trigger();
         return;
     }
 
@@ -150,28 +148,8 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    static int trig = -1; /* measurement switch (session 17): RL_CU_MVB_TRIG=1 */
-    if (trig < 0)
-        trig = getenv("RL_CU_MVB_TRIG") && getenv("RL_CU_MVB_TRIG")[0] == '1';
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, trig == 1);
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
     return RL_CU_LAUNCHED("mvb");
-}
-
-/* Bulk prefetches into L2 of pieces of up to PF_PIECE bytes of two ranges
- * (a matrix's values and scales), a thread per piece; nothing waits on them. */
-constexpr size_t PF_PIECE = 16384;
-__global__ void k_pf(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
-{
-    rl_pdl_trigger(); /* weights only: the next kernel need not wait for this one */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const size_t pa = (na + PF_PIECE - 1) / PF_PIECE, np = pa + (nb + PF_PIECE - 1) / PF_PIECE;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < np; i += (size_t)gridDim.x * blockDim.x) {
-        const bool in_a = i < pa;
-        const size_t off = (in_a ? i : i - pa) * PF_PIECE, n = in_a ? na : nb;
-        const unsigned len = (unsigned)(n - off < PF_PIECE ? n - off : PF_PIECE);
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"((in_a ? a : b) + off), "r"(len) : "memory");
-    }
-#endif
 }
 
 /* Table of the kernels by weight type and GLU mode. */
@@ -207,23 +185,6 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
            rl_mvb::sm90() && rl_cu_sm_count() > 0 &&
            rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) <= 227 * 1024;
-}
-
-extern "C" int rl_cu_mvb_prefetch(const rl_cu_mat *m, int64_t r0, int64_t r1, cudaStream_t s)
-{
-    if (!m->q || r0 < 0 || r1 > m->rows || r0 >= r1 || m->cols % 256 || !rl_mvb::sm90() ||
-        (m->type != RL_TYPE_Q4_0 && m->type != RL_TYPE_Q8_0 && !rl_mvb::float_w(m->type)))
-        return -ENOTSUP; /* 16-byte rows of values and scales */
-    const size_t nb = (size_t)m->cols / 32;
-    const size_t qrow = nb * (m->type == RL_TYPE_Q4_0 ? 16 : m->type == RL_TYPE_Q8_0 ? 32 : 64);
-    const size_t drow = m->d ? nb * 2 : 0, n = (size_t)(r1 - r0);
-    const size_t pieces = (n * qrow + rl_mvb::PF_PIECE - 1) / rl_mvb::PF_PIECE +
-                          (n * drow + rl_mvb::PF_PIECE - 1) / rl_mvb::PF_PIECE;
-    unsigned grid = (unsigned)((pieces + 31) / 32);
-    grid = grid > (unsigned)rl_cu_sm_count() ? (unsigned)rl_cu_sm_count() : grid;
-    rl_launch(rl_mvb::k_pf, dim3(grid), dim3(32), s, (const uint8_t *)m->q + (size_t)r0 * qrow, n * qrow,
-              (const uint8_t *)m->d + (size_t)r0 * drow, n * drow);
-    return RL_CU_LAUNCHED("mvb prefetch");
 }
 
 extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,

@@ -68,17 +68,6 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
     return true;
 }
 
-static int prefetch(rl_cu_model *m, const rl_cu_layer *L, int pf)
-{
-    RL_CU_TRY(rl_cu_mvb_prefetch(&L->wo, 0, L->wo.rows, m->s));
-    if (!(pf & 2))
-        return 0;
-    int64_t half = L->wgu.rows / 2, r = 2048; /* about two rounds of tiles on an H100 */
-    r = r > half ? half : r;
-    RL_CU_TRY(rl_cu_mvb_prefetch(&L->wgu, 0, r, m->s));
-    return rl_cu_mvb_prefetch(&L->wgu, half, half + r, m->s);
-}
-
 /* One sequence on rl_cu_mvb: each product quantizes its fp32 input itself,
  * the norms inside the products that read them; the output product too where
  * rl_cu_mvb takes it. */
@@ -91,11 +80,6 @@ int rl_cu_step_mvb(rl_cu_model *m)
     const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     bool chain = rl_cu_flag_get(&m->mvb_chain, "RL_CU_MVB_CHAIN", false);
     bool out_mvb = rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE);
-    /* measurement switch (session 17): RL_CU_MVB_PF bits: 1 O's weights into
-     * L2 after Q|K|V, 2 the first two rounds of gate/up's too, 4 after the
-     * RoPE instead */
-    const char *pfe = getenv("RL_CU_MVB_PF");
-    int pf = pfe ? atoi(pfe) : 0;
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     if (chain)
         RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, 0));
@@ -105,11 +89,7 @@ int rl_cu_step_mvb(rl_cu_model *m)
             RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
-        if (pf && !(pf & 4))
-            RL_CU_TRY(prefetch(m, L, pf));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
-        if (pf & 4)
-            RL_CU_TRY(prefetch(m, L, pf));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (chain) { /* O, gate/up, down and the next Q|K|V (or the output) in one launch */
             rl_cu_chain_prod p[RL_CU_CHAIN_MAX];

@@ -141,11 +141,6 @@ int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_
  * rl_cu_model_mvb_step says so. */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
-/* Prefetch rows r0..r1 - 1 of m (its values and scales; a type and width
- * rl_cu_mvb takes, sm_90) into L2 with bulk prefetches, for a product that
- * reads them after a kernel that leaves the memory idle (the attention).
- * A hint: nothing waits for it; the kernel after it starts at once (PDL). */
-int rl_cu_mvb_prefetch(const rl_cu_mat *m, int64_t r0, int64_t r1, cudaStream_t s);
 /* One product of an rl_cu_mvb_chain: y = W x, y += W x or silu(Wg x) *
  * (Wu x) by mode, x normalized by the RMSNorm of weight g first when g is
  * set; x and g 16-byte aligned. */

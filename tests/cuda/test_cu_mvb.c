@@ -23,7 +23,6 @@ static void check_mvb(rl_type t, int64_t rows, int64_t cols, int mode, bool norm
     float *x = tcu_rand_vec(&s, cols, 2.0f), *g = tcu_rand_vec(&s, cols, 1.0f), *y0 = tcu_rand_vec(&s, n_out, 1.0f);
     float *dx = tcu_up(x, cols * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
     float *dy = mode == RL_CU_MV_ADD ? tcu_up(y0, n_out * sizeof(float)) : tcu_dev(n_out * sizeof(float));
-    CU_OK(rl_cu_mvb_prefetch(&m, rows / 3, rows, 0)); /* a hint: changes no result */
     CU_OK(rl_cu_mvb(&m, dx, norm ? dg : NULL, 1e-5f, mode, dy, 0));
     float *xr = malloc(cols * sizeof(float)), *y = malloc(n_out * sizeof(float));
     if (norm)
@@ -72,7 +71,6 @@ START_TEST(mvb_streams_products_of_each_type_in_every_mode)
     }
     tcu_make_weight(RL_TYPE_Q4_K, 24, 512, &s, &m, w);
     ck_assert(!rl_cu_mvb_ok(&m, RL_CU_MV_STORE));
-    ck_assert_int_eq(rl_cu_mvb_prefetch(&m, 0, 8, 0), -ENOTSUP);
     rl_cu_mat_free(&m);
     tcu_make_weight(RL_TYPE_Q4_0, 12, 512, &s, &m, w); /* 12 outputs: not in tiles of 8 */
     ck_assert(!rl_cu_mvb_ok(&m, RL_CU_MV_STORE));
@@ -85,10 +83,6 @@ START_TEST(mvb_streams_products_of_each_type_in_every_mode)
     ck_assert_int_eq(rl_cu_mvb(&m, d, NULL, 0.0f, 7, d, 0), -EINVAL);
     ck_assert_int_eq(rl_cu_mvb(&m, d + 1, NULL, 0.0f, RL_CU_MV_STORE, d, 0), -ENOTSUP); /* x read as float4s */
     ck_assert_int_eq(rl_cu_mvb(&m, d, d + 2, 1e-5f, RL_CU_MV_STORE, d, 0), -ENOTSUP);
-    ck_assert_int_eq(rl_cu_mvb_prefetch(&m, 0, 17, 0), -ENOTSUP); /* rows past the matrix */
-    ck_assert_int_eq(rl_cu_mvb_prefetch(&m, 8, 8, 0), -ENOTSUP);
-    ck_assert_int_eq(rl_cu_mvb_prefetch(&m, -1, 8, 0), -ENOTSUP);
-    CU_OK(rl_cu_mvb_prefetch(&m, 8, 16, 0));
     rl_cu_mat_free(&m);
     cudaFree(d);
     free(w);
