@@ -34,6 +34,22 @@ __device__ __forceinline__ void rl_q4k_scale_min(const uint8_t *sc, int j, int *
     }
 }
 
+/* The same from the 12 scale bytes as three little-endian words (bytes
+ * 0-3, 4-7, 8-11), in registers (a byte array indexed by j lives in local
+ * memory). */
+__device__ __forceinline__ void rl_q4k_scale_min_w(uint32_t w0, uint32_t w1, uint32_t w2, int j, int *s, int *m)
+{
+    const int sh = 8 * (j & 3);
+    const uint32_t b0 = (w0 >> sh) & 0xFFu, b1 = (w1 >> sh) & 0xFFu, b2 = (w2 >> sh) & 0xFFu;
+    if (j < 4) {
+        *s = (int)(b0 & 63);
+        *m = (int)(b1 & 63);
+    } else {
+        *s = (int)((b2 & 0xF) | ((b0 >> 6) << 4));
+        *m = (int)((b2 >> 4) | ((b1 >> 6) << 4));
+    }
+}
+
 /* Dequantize the 32-element sub-block `blk` (counted in 32s along the row) of
  * row `row` into out[32]. Only for the block types. */
 __device__ __forceinline__ void rl_dequant32(const rl_cu_mat m, int64_t row, int64_t blk, float *out)

@@ -60,41 +60,45 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q8_0> wload<RL_TYPE_Q8_0>(c
     return w;
 }
 
-template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> wload<RL_TYPE_Q4_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+/* Loads of a K-quant block's words: through the read-only path from global
+ * memory (G) or plain (shared memory: rl_cu_mvb's stages). */
+template <bool G, class V> __device__ __forceinline__ V kld(const void *p)
 {
-    const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES;
-    int j = (int)(u % 8), s, mn;
-    const uint4 *q = (const uint4 *)(b + 16 + (j / 2) * 32);
+    if constexpr (G)
+        return __ldg((const V *)p);
+    else
+        return *(const V *)p;
+}
+
+/* Unit j (0..7, 32 values) of the Q4_K block at b (144 bytes: d, dmin, 12
+ * bytes of 6-bit scales and mins, 128 nibble bytes; 16-byte aligned). */
+template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> q4k_unit(const uint8_t *b, int j)
+{
+    int s, mn;
+    const uint8_t *q = b + 16 + (j / 2) * 32;
     wunit<RL_TYPE_Q4_K> w;
-    w.q0 = __ldg(q);
-    w.q1 = __ldg(q + 1);
-    uint8_t sc[12];
-    uint2 h = __ldg((const uint2 *)b); /* d, dmin, scales[0..3] */
-    uint2 t = __ldg((const uint2 *)(b + 8)); /* scales[4..11] */
-    *(uint32_t *)sc = h.y;
-    *(uint2 *)(sc + 4) = t;
-    rl_q4k_scale_min(sc, j, &s, &mn);
+    w.q0 = kld<G, uint4>(q);
+    w.q1 = kld<G, uint4>(q + 16);
+    uint2 h = kld<G, uint2>(b);     /* d, dmin, scales[0..3] */
+    uint2 t = kld<G, uint2>(b + 8); /* scales[4..11] */
+    rl_q4k_scale_min_w(h.y, t.x, t.y, j, &s, &mn);
     w.ds = rl_h2f((uint16_t)h.x) * s;
     w.dm = rl_h2f((uint16_t)(h.x >> 16)) * mn;
     w.sh = (j & 1) * 4;
     return w;
 }
 
-template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> wload<RL_TYPE_Q5_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+/* Unit j of the Q5_K block at b: 176-byte blocks keep 16-byte alignment, so
+ * qh (bytes 16..47) and the unit's 32 nibble bytes are two aligned 16-byte
+ * loads each. */
+template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> q5k_unit(const uint8_t *b, int j)
 {
-    /* 176-byte blocks keep 16-byte alignment: qh (bytes 16..47) and this
-     * sub-block's 32 nibble bytes are two aligned 16-byte loads each. */
-    const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q5K_BYTES;
-    int j = (int)(u % 8), s, mn;
-    const uint4 *q = (const uint4 *)(b + 48 + (j / 2) * 32);
-    const uint4 *qh = (const uint4 *)(b + 16);
-    uint4 q0 = __ldg(q), q1 = __ldg(q + 1), h0 = __ldg(qh), h1 = __ldg(qh + 1);
-    uint8_t sc[12];
-    uint2 h = __ldg((const uint2 *)b); /* d, dmin, scales[0..3] */
-    uint2 t = __ldg((const uint2 *)(b + 8)); /* scales[4..11] */
-    *(uint32_t *)sc = h.y;
-    *(uint2 *)(sc + 4) = t;
-    rl_q4k_scale_min(sc, j, &s, &mn);
+    int s, mn;
+    const uint8_t *q = b + 48 + (j / 2) * 32;
+    uint4 q0 = kld<G, uint4>(q), q1 = kld<G, uint4>(q + 16), h0 = kld<G, uint4>(b + 16), h1 = kld<G, uint4>(b + 32);
+    uint2 h = kld<G, uint2>(b);     /* d, dmin, scales[0..3] */
+    uint2 t = kld<G, uint2>(b + 8); /* scales[4..11] */
+    rl_q4k_scale_min_w(h.y, t.x, t.y, j, &s, &mn);
     const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
     const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
     int sh = (j & 1) * 4;
@@ -107,16 +111,14 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> wload<RL_TYPE_Q5_K>(c
     return w;
 }
 
-template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> wload<RL_TYPE_Q6_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+/* Unit j of the Q6_K block at b, in its 224-byte device slot (RL_Q6K_DEV):
+ * the unit's 32 ql bytes and 32 qh bytes are two aligned 16-byte loads each. */
+template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const uint8_t *b, int j)
 {
-    /* 224-byte device slots (RL_Q6K_DEV): this unit's 32 ql bytes and 32 qh
-     * bytes are two aligned 16-byte loads each. */
-    const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q6K_DEV;
-    int j = (int)(u % 8), n = j / 4, jj = j % 4;
-    const uint4 *ql = (const uint4 *)(b + n * 64 + (jj & 1) * 32);
-    const uint4 *qh = (const uint4 *)(b + 128 + n * 32);
-    uint4 l0 = __ldg(ql), l1 = __ldg(ql + 1), h0 = __ldg(qh), h1 = __ldg(qh + 1);
-    uint16_t scw = __ldg((const uint16_t *)(b + 192 + n * 8 + jj * 2)); /* the unit's two int8 scales */
+    int n = j / 4, jj = j % 4;
+    const uint8_t *ql = b + n * 64 + (jj & 1) * 32, *qh = b + 128 + n * 32;
+    uint4 l0 = kld<G, uint4>(ql), l1 = kld<G, uint4>(ql + 16), h0 = kld<G, uint4>(qh), h1 = kld<G, uint4>(qh + 16);
+    uint16_t scw = kld<G, uint16_t>(b + 192 + n * 8 + jj * 2); /* the unit's two int8 scales */
     const uint32_t lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
     const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
     int lsh = (jj >> 1) * 4, hsh = 2 * jj;
@@ -126,10 +128,25 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> wload<RL_TYPE_Q6_K>(c
         uint32_t word = ((lw[k] >> lsh) & 0x0F0F0F0Fu) | (((hw[k] >> hsh) & 0x03030303u) << 4);
         w.w[k] = (int)__vsubss4(word, 0x20202020u);
     }
-    float d = rl_h2f(__ldg((const uint16_t *)(b + 208)));
+    float d = rl_h2f(kld<G, uint16_t>(b + 208));
     w.d0 = d * (float)(int8_t)(scw & 0xFF);
     w.d1 = d * (float)(int8_t)(scw >> 8);
     return w;
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> wload<RL_TYPE_Q4_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    return q4k_unit<true>((const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES, (int)(u % 8));
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> wload<RL_TYPE_Q5_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    return q5k_unit<true>((const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q5K_BYTES, (int)(u % 8));
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> wload<RL_TYPE_Q6_K>(const rl_cu_mat &m, int64_t row, int64_t u)
+{
+    return q6k_unit<true>((const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q6K_DEV, (int)(u % 8));
 }
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_F16> wload<RL_TYPE_F16>(const rl_cu_mat &m, int64_t row, int64_t u)

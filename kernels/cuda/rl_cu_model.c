@@ -126,7 +126,6 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
                   (uint64_t)rows * 16 + (uint64_t)rows * bt_stride * 4 + (uint64_t)c.max_batch * 4 +
                   (uint64_t)rows * xh_n * 2 + (uint64_t)rows * 8 + rl_cu_topk_dev_bytes(rows, c.max_batch) +
                   (uint64_t)rows * (c.n_embd / 32) * 4 + /* deferred norm sums */
-                  (uint64_t)c.n_layer * (RL_CU_CHAIN_MAX + 1) * 4 + /* rl_cu_mvb_chain's counters */
                   (uint64_t)maxw * 2 * 3; /* scratch + 2 GEMM staging buffers */
     size_t free_b = 0, total_b = 0;
     if (rl_cu_check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) {
@@ -174,7 +173,6 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
     m->direct_ok = -1;
     m->norm_defer = -1;
     m->mvb = -1;
-    m->mvb_chain = -1;
     m->rope = (rl_cu_rope){.n_head = (int)c.n_head, .n_head_kv = (int)c.n_head_kv, .head_dim = (int)c.head_dim,
                            .n_rot = (int)c.n_rot, .freq_base = c.rope_base, .neox = c.rope_neox};
     m->kv_bytes = kvb;
@@ -218,9 +216,6 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = dalloc((void **)&m->xo, (size_t)c.max_batch * c.n_embd * 4, "output rows")) ||
         (rc = dalloc(&m->attn_scratch, attn_scr, "attention scratch")) ||
         (rc = rl_cu_check(cudaMemset(m->attn_scratch, 0, attn_scr), "zero attention scratch")) ||
-        (rc = dalloc((void **)&m->chain_done, (size_t)c.n_layer * (RL_CU_CHAIN_MAX + 1) * 4, "chain counters")) ||
-        (rc = rl_cu_check(cudaMemset(m->chain_done, 0, (size_t)c.n_layer * (RL_CU_CHAIN_MAX + 1) * 4),
-                          "zero chain counters")) ||
         (rc = dalloc((void **)&m->d_in, (size_t)rows * 16, "ids")) ||
         (rc = dalloc((void **)&m->d_bt, (size_t)rows * bt_stride * 4, "block tables")) ||
         (rc = dalloc((void **)&m->d_out, (size_t)c.max_batch * 4, "ids")) ||
@@ -269,7 +264,6 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->x);
     free_act(&m->xn);
     cudaFree(m->xss);
-    cudaFree(m->chain_done);
     free_act(&m->attn);
     free_act(&m->ffn);
     free_act(&m->logits);

@@ -179,13 +179,9 @@ void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on);
  * captured graphs when it changes. */
 #define RL_CU_MVB_MIN_EMBD 4096
 void rl_cu_model_set_mvb(rl_cu_model *m, int on);
-/* A one-sequence step on rl_cu_mvb runs each layer's O, gate/up, down and
- * the next Q|K|V (or the output) as one rl_cu_mvb_chain launch: a
- * measurement path, off by default (RL_CU_MVB_CHAIN=1 or here; drops the
- * captured graphs). */
-void rl_cu_model_set_mvb_chain(rl_cu_model *m, bool on);
-/* Whether a step of n tokens runs on rl_cu_mvb now (every layer's products
- * qualify: Q4_0, Q8_0, F16 or BF16, fused Q|K|V and gate|up, shapes; sm_90). */
+/* Whether a step of n tokens runs on rl_cu_mvb now: one token, and
+ * rl_cu_mvb takes at least one matrix of every layer (rl_cu_mvb_ok: types,
+ * shapes, sm_90); it runs the others on the matvecs. */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n);
 /* Device bytes of the fp16 copies (RL_CU_W16_ON) of these layer types
  * (lts: per layer, or NULL for ty's); F16 matrices need none. */

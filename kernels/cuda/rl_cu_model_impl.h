@@ -26,8 +26,6 @@ struct rl_cu_model {
     float *xss;               /* [rows][n_embd / 32]: xn.ss of a deferred norm (rl_cu_act.ss), or NULL */
     int norm_defer;           /* rl_cu_model_set_norm_defer (-1: RL_CU_NORM_DEFER not read yet) */
     int mvb;                  /* rl_cu_model_set_mvb: 0, 1, MVB_AUTO (-1: RL_CU_MVB not read yet) */
-    int mvb_chain;            /* rl_cu_model_set_mvb_chain (-1: RL_CU_MVB_CHAIN not read yet) */
-    unsigned *chain_done;     /* rl_cu_mvb_chain's counters: RL_CU_CHAIN_MAX + 1 per layer */
     float *qkv, *q, *gu;      /* [rows][qkv dim], [rows][q dim], GEMM path [rows][2 n_ff] */
     float *xo;                /* GEMM path: rows that need logits, gathered [max_batch][n_embd] */
     rl_cu_act logits;         /* [max_batch][n_vocab] */
@@ -117,7 +115,7 @@ static inline int32_t *rl_cu_din(rl_cu_model *m, int which)
     return m->d_in + (size_t)which * m->max_rows;
 }
 
-/* A model's form switch (norm_defer, mvb_chain; rl_cu_step.c): set,
+/* A model's form switch (norm_defer; rl_cu_step.c): set,
  * dropping the graphs captured with the other form; or read, from the
  * environment the first time (dflt on: on unless the variable starts with 0;
  * off: on only if it starts with 1). */
@@ -127,10 +125,21 @@ bool rl_cu_flag_get(int *flag, const char *env, bool dflt);
 /* The one-sequence step's products on rl_cu_mvb (rl_cu_step_mvb.c), in their
  * order within a layer; RL_CU_MVB_OUT: the output product (after the last). */
 enum { RL_CU_MVB_QKV, RL_CU_MVB_O, RL_CU_MVB_GU, RL_CU_MVB_DOWN, RL_CU_MVB_OUT };
-/* Product `which` of layer l (l unused for the output) as the step runs it:
- * matrix, input, norm weight, output, mode. */
-rl_cu_chain_prod rl_cu_mvb_prod(rl_cu_model *m, int which, uint32_t l);
-/* rl_cu_mvb of that product on the model's stream. */
+/* One matrix of such a product: y = W x (STORE), y += W x (ADD) or
+ * silu(Wg x) * (Wu x) (GLU), x normalized by the RMSNorm of weight g first
+ * when g is set. */
+typedef struct rl_cu_mvb_part {
+    const rl_cu_mat *m;
+    const float *x, *g;
+    float *y;
+    int mode;
+} rl_cu_mvb_part;
+/* The matrices of product `which` of layer l (l unused for the output) as
+ * the step runs them, into p: 1, or 3 for split Q, K, V, or 2 for split gate
+ * and up (two STOREs into m->gu, then a SwiGLU). Returns the count. */
+int rl_cu_mvb_parts(rl_cu_model *m, int which, uint32_t l, rl_cu_mvb_part p[3]);
+/* That product on the model's stream: rl_cu_mvb for each matrix it takes,
+ * the matvec path (a norm or quantization kernel first) for the others. */
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l);
 /* The one-sequence step on rl_cu_mvb (rl_cu_step_mvb.c; where
  * rl_cu_model_mvb_step says so): every layer, the output, the argmax. */

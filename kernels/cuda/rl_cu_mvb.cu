@@ -75,11 +75,11 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
                 uint8_t *st = sm + (size_t)s * C::STG;
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
-                bar_expect(&full[s], (unsigned)(C::NRW * cu * (C::QB + (C::FX ? 0 : 2))));
+                bar_expect(&full[s], (unsigned)(C::NRW * cu * (C::QB + C::DB)));
                 for (int r = 0; r < C::NRW; r++) {
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
                     bulk_copy(st + r * QROW, q + (row * nb + c * CK) * C::QB, (unsigned)(cu * C::QB), &full[s]);
-                    if (!C::FX)
+                    if (C::DB)
                         bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
                                   &full[s]);
                 }
@@ -163,6 +163,9 @@ static const launch_row launches[] = {
     {RL_TYPE_Q8_0, launch<RL_TYPE_Q8_0, false>, launch<RL_TYPE_Q8_0, true>},
     {RL_TYPE_F16, launch<RL_TYPE_F16, false>, launch<RL_TYPE_F16, true>},
     {RL_TYPE_BF16, launch<RL_TYPE_BF16, false>, launch<RL_TYPE_BF16, true>},
+    {RL_TYPE_Q4_K, launch<RL_TYPE_Q4_K, false>, launch<RL_TYPE_Q4_K, true>},
+    {RL_TYPE_Q5_K, launch<RL_TYPE_Q5_K, false>, launch<RL_TYPE_Q5_K, true>},
+    {RL_TYPE_Q6_K, launch<RL_TYPE_Q6_K, false>, launch<RL_TYPE_Q6_K, true>},
 };
 
 static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
@@ -180,8 +183,7 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
 {
     int64_t n_out = mode == RL_CU_MV_GLU ? m->rows / 2 : m->rows;
     bool glu = mode == RL_CU_MV_GLU;
-    bool known = m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0 || rl_mvb::float_w(m->type);
-    return known && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
+    return rl_mvb::known_w(m->type) && m->cols % 256 == 0 && m->cols > 0 && (!glu || m->rows % 2 == 0) &&
            n_out % rl_mvb::TR == 0 && n_out > 0 && (uintptr_t)m->q % 16 == 0 && (uintptr_t)m->d % 16 == 0 &&
            rl_mvb::sm90() && rl_cu_sm_count() > 0 &&
            rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) <= 227 * 1024;

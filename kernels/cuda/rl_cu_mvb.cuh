@@ -1,7 +1,6 @@
-/* rl_cu_mvb.cuh - what rl_cu_mvb (one product per launch) and
- * rl_cu_mvb_chain (a layer's products in one launch) share: the tile and
- * ring shapes per weight type, reading a stage's weight units, the
- * activation's preparation in shared memory. See rl_cu_mvb.cu. */
+/* rl_cu_mvb.cuh - rl_cu_mvb's parts: the tile and ring shapes per weight
+ * type, reading a stage's weight units, the activation's preparation in
+ * shared memory. See rl_cu_mvb.cu. */
 #ifndef RL_CU_MVB_CUH
 #define RL_CU_MVB_CUH
 
@@ -22,27 +21,46 @@ constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
 constexpr int RMAX = 147456;           /* bytes of stages at most (144 KB) */
 
 /* Whether weights of type t are floats (F16, BF16: no scales; the activation
- * stays fp32) rather than 32-blocks with fp16 scales (Q4_0, Q8_0). */
+ * stays fp32) rather than blocks with scales (the activation int8). */
 __host__ __device__ constexpr bool float_w(int t)
 {
     return t == RL_TYPE_F16 || t == RL_TYPE_BF16;
 }
 
-/* Per weight type T: QB bytes of values per 32 columns; CK of those per
- * chunk, so a row's chunk is one 2 KB copy of values (the size measured
- * best) and, for the quantized types, one of fp16 scales; a lane's unit is a
- * block (quantized) or 8 values (floats: UPB = 4 per 32 columns); S whole
- * stages in at most RMAX bytes (RB). */
+/* Whether rl_cu_mvb has kernels for weights of type t. */
+__host__ __device__ constexpr bool known_w(int t)
+{
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K ||
+           float_w(t);
+}
+
+/* Bytes of values per 32 columns in the q plane (K-quants: their 256-value
+ * blocks, scales inside, over 8; Q6_K in its 224-byte device slot). */
+__host__ __device__ constexpr int q_bytes(int t)
+{
+    return t == RL_TYPE_Q4_0 ? 16 : t == RL_TYPE_Q8_0 ? 32 : t == RL_TYPE_Q4_K ? 18 : t == RL_TYPE_Q5_K ? 22
+         : t == RL_TYPE_Q6_K ? 28 : 64;
+}
+
+/* Per weight type T: QB bytes of values per 32 columns, DB bytes of fp16
+ * scales per 32 columns in the separate d plane (Q4_0, Q8_0); CK 32-column
+ * blocks per chunk, so a row's chunk is one copy of about 2 KB of values (the
+ * size measured best; K-quants: whole 256-value blocks, 2,304 bytes for
+ * Q4_K, 2,816 for Q5_K, 1,792 for Q6_K) and, with DB, one of scales; a
+ * lane's unit is 32 values (the quantized types) or 8 (floats: UPB = 4 per 32
+ * columns); S whole stages in at most RMAX bytes (RB). */
 template <int T, bool GLU> struct cfg {
     static constexpr bool FX = float_w(T);
-    static constexpr int QB = T == RL_TYPE_Q4_0 ? 16 : T == RL_TYPE_Q8_0 ? 32 : 64;
-    static constexpr int CK = 2048 / QB, UPB = FX ? 4 : 1, NU = CK * UPB;
-    static constexpr int QROW = CK * QB, DROW = FX ? 0 : CK * 2;
+    static constexpr bool KQ = T == RL_TYPE_Q4_K || T == RL_TYPE_Q5_K || T == RL_TYPE_Q6_K;
+    static constexpr int QB = q_bytes(T), DB = T == RL_TYPE_Q4_0 || T == RL_TYPE_Q8_0 ? 2 : 0;
+    static constexpr int CK = T == RL_TYPE_Q6_K ? 64 : KQ ? 128 : 2048 / QB, UPB = FX ? 4 : 1, NU = CK * UPB;
+    static constexpr int QROW = CK * QB, DROW = CK * DB;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
     static constexpr int S = RMAX / STG > 16 ? 16 : RMAX / STG;
     static constexpr int RB = S * STG;
-    static_assert(S >= 2 && NU % (32 * H) == 0, "a ring of whole stages, whole lane rounds per half");
+    static_assert(S >= 2 && NU % (32 * H) == 0 && QROW % 16 == 0 && (!KQ || CK % 8 == 0),
+                  "a ring of whole stages, whole lane rounds per half, aligned rows, whole K-quant blocks");
 };
 
 /* Dynamic shared memory: the ring, then the activation (fp32 for float
@@ -77,6 +95,22 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q8_0> sload<RL_TYPE_Q8_0>(c
     w.q1 = *(const int4 *)(q + j * 32 + 16);
     w.d = rl_h2f(*(const uint16_t *)(d + j * 2));
     return w;
+}
+
+/* K-quants: unit j of a chunk is unit j % 8 of its block j / 8, scales inside. */
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> sload<RL_TYPE_Q4_K>(const uint8_t *q, const uint8_t *, int j)
+{
+    return q4k_unit<false>(q + (j / 8) * RL_Q4K_BYTES, j % 8);
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> sload<RL_TYPE_Q5_K>(const uint8_t *q, const uint8_t *, int j)
+{
+    return q5k_unit<false>(q + (j / 8) * RL_Q5K_BYTES, j % 8);
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> sload<RL_TYPE_Q6_K>(const uint8_t *q, const uint8_t *, int j)
+{
+    return q6k_unit<false>(q + (j / 8) * RL_Q6K_DEV, j % 8);
 }
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_F16> sload<RL_TYPE_F16>(const uint8_t *q, const uint8_t *, int j)
@@ -133,16 +167,12 @@ template <typename K> static inline bool smem_limit(K k, size_t smem, size_t *se
  * sum of int8 values are shuffles within the 8 lanes. */
 constexpr int NT = CW * 32, PV = 8;
 
-/* CG: past L1 (__ldcg), for activations that other CTAs rewrote since this
- * one last read them within one launch (rl_cu_mvb_chain). */
-template <bool CG> __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
+__device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
 {
-    if (i >= n)
-        return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    return CG ? __ldcg(p + i) : p[i];
+    return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
-template <bool FX, bool CG = false>
+template <bool FX>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
                           float *red)
 {
@@ -156,7 +186,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
             float4 v[PV];
 #pragma unroll
             for (int k = 0; k < PV; k++)
-                v[k] = ld4<CG>(x4, base + k * NT + t, n4);
+                v[k] = ld4(x4, base + k * NT + t, n4);
 #pragma unroll
             for (int k = 0; k < PV; k++)
                 ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
@@ -175,8 +205,8 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
         float4 v[PV], gv[PV];
 #pragma unroll
         for (int k = 0; k < PV; k++) {
-            v[k] = ld4<CG>(x4, base + k * NT + t, n4);
-            gv[k] = g ? ld4<CG>(g4, base + k * NT + t, n4) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+            v[k] = ld4(x4, base + k * NT + t, n4);
+            gv[k] = g ? ld4(g4, base + k * NT + t, n4) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
         }
 #pragma unroll
         for (int k = 0; k < PV; k++) {

@@ -132,35 +132,19 @@ int rl_cu_matvec(const rl_cu_mat *m, const rl_cu_act *x, int batch, int mode, rl
  * set. -ENOTSUP where rl_cu_matvec_norm_ok says no. */
 int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_cu_act *y, const float *d_g,
                           const rl_cu_act *xn, cudaStream_t s);
-/* One sequence, Q4_0 or Q8_0, weights streamed by bulk copies into shared memory
- * (rl_cu_mvb.cu; sm_90): y = W x (STORE), y += W x (ADD) or y = silu(Wg x) *
- * (Wu x) (GLU) with x fp32 [cols], quantized to int8 blocks by each CTA, after
+/* One sequence, weights streamed by bulk copies into shared memory
+ * (rl_cu_mvb.cu; sm_90; the types of rl_cu_mvb_ok): y = W x (STORE), y += W x
+ * (ADD) or y = silu(Wg x) * (Wu x) (GLU) with x fp32 [cols], quantized to
+ * int8 blocks by each CTA (kept fp32 for F16/BF16 weights), after
  * an RMSNorm (weight d_g, eps) when d_g is set; y fp32 [rows or rows / 2].
  * -ENOTSUP where rl_cu_mvb_ok says no or d_x / d_g is not 16-byte aligned
  * (read as float4s). The one-sequence step's products where
  * rl_cu_model_mvb_step says so. */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
-/* One product of an rl_cu_mvb_chain: y = W x, y += W x or silu(Wg x) *
- * (Wu x) by mode, x normalized by the RMSNorm of weight g first when g is
- * set; x and g 16-byte aligned. */
-typedef struct rl_cu_chain_prod {
-    rl_cu_mat m;
-    const float *x, *g;
-    float *y;
-    int mode;
-} rl_cu_chain_prod;
-#define RL_CU_CHAIN_MAX 4
-/* The n products (1..RL_CU_CHAIN_MAX, one weight type, each reading what the
- * ones before it wrote) in one persistent launch (rl_cu_mvc.cu): each CTA's
- * producer streams the weights of all of them without a break; a product
- * starts when every CTA has written its outputs of the one before (counters
- * at d_done: n + 1 of them, zero before the first launch; every launch
- * leaves them zero). Each must be rl_cu_mvb_ok; -ENOTSUP otherwise or when
- * the widest x does not fit beside the ring; -EINVAL for a bad n or mode. */
-int rl_cu_mvb_chain(const rl_cu_chain_prod *p, int n, float eps, unsigned *d_done, cudaStream_t s);
-/* Whether rl_cu_mvb takes m in mode: Q4_0 or Q8_0, cols a multiple of 256, outputs a
- * multiple of 8, aligned planes, an sm_90 device. */
+/* Whether rl_cu_mvb takes m in mode: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, F16 or
+ * BF16, cols a multiple of 256, outputs a multiple of 8, aligned planes, an
+ * sm_90 device. */
 bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode);
 /* Whether rl_cu_matvec_add_norm takes this matrix (its vector kernels: a
  * multiple of 32 rows, float rows a multiple of 8 long). */

@@ -73,8 +73,8 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
  * two batched decode steps and a one-sequence step; every row of logits
  * against the float64 reference of the same file (tm_ref) within BOUND.
  * defer: the one-sequence step's norms deferred (else norm kernels); mvb: that
- * step on rl_cu_mvb (MVB_CHAIN: a layer's products in one rl_cu_mvb_chain). */
-enum { MVB_OFF, MVB_ON, MVB_CHAIN };
+ * step on rl_cu_mvb. */
+enum { MVB_OFF, MVB_ON };
 static void check_against_reference(rl_model *m, const char *path, const char *mix, bool kv_q8, bool defer,
                                     int mvb)
 {
@@ -87,7 +87,6 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
     if (m->hp.n_embd < RL_CU_MVB_MIN_EMBD)
         ck_assert_msg(!rl_cu_model_mvb_step(g, 1), "%s: %u wide on rl_cu_mvb", mix, m->hp.n_embd);
     rl_cu_model_set_mvb(g, mvb ? 1 : 0); /* the one-sequence step (step 2 below) on rl_cu_mvb or not */
-    rl_cu_model_set_mvb_chain(g, mvb == MVB_CHAIN);
     ck_assert_msg(rl_cu_model_mvb_step(g, 1) == (mvb != MVB_OFF), "%s: one-sequence steps %son rl_cu_mvb", mix,
                   mvb ? "not " : "");
     uint64_t s = tcu_seed(mix);
@@ -155,8 +154,14 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
 START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
 {
     const char *mix = mixes[_i % 2];
-    bool kv_q8 = _i == 2 || _i == 3; /* the int8 KV cache: within the same bound */
-    bool defer = _i < 4;             /* 4, 5: every RMSNorm a kernel of its own */
+    bool kv_q8 = _i == 2 || _i == 3 || _i == 7; /* the int8 KV cache: within the same bound */
+    bool defer = _i < 4 || _i >= 6;             /* 4, 5: every RMSNorm a kernel of its own */
+    int mvb = _i >= 6 ? MVB_ON : MVB_OFF;       /* 6, 7: the one-sequence step on rl_cu_mvb */
+    rl_cu_mat probe = {.type = RL_TYPE_Q4_K, .rows = 8, .cols = 256, .q = (void *)16};
+    if (mvb && !rl_cu_mvb_ok(&probe, RL_CU_MV_STORE)) {
+        fprintf(stderr, "rl_cu_mvb: no sm_90 device: not tested\n");
+        return;
+    }
     char path[128], err[256] = "";
     make_mixed(mix, path, sizeof path);
     rl_model *m;
@@ -165,7 +170,7 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
     ck_assert_int_ne(m->layers[0].wq.type, RL_TYPE_Q6_K);
     ck_assert_int_eq(m->layers[1].w_up.type, RL_TYPE_Q5_K);
     ck_assert_int_eq(m->layers[3].wk.type, RL_TYPE_Q8_0);
-    check_against_reference(m, path, mix, kv_q8, defer, MVB_OFF);
+    check_against_reference(m, path, mix, kv_q8, defer, mvb);
     rl_model_free(m);
 }
 END_TEST
@@ -204,23 +209,37 @@ END_TEST
 
 /* A Q4_0, a Q8_0 and an F16 file's one-sequence steps on rl_cu_mvb (weights
  * by bulk copies, the norms inside the products; the 300-row output product
- * falls back to the matvec) against the float64 reference: with the fp16 KV
- * a launch per product, with the int8 KV a layer's products chained
- * (rl_cu_mvb_chain) (_i: bit 0 the KV type and form, _i / 2 the weight
- * type). */
+ * falls back to the matvec) against the float64 reference, with the fp16 and
+ * the int8 KV (_i: bit 0 the KV type, _i / 2 the weight type); 6, 7: a Q4_0
+ * file with F32 matrices that rl_cu_mvb does not take, which run on the
+ * matvecs in between (a split V, a split up beside an rl_cu_mvb gate, a down). */
 START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
 {
-    static const char *const types[] = {"Q4_0", "Q8_0", "F16"};
+    static const char *const types[] = {"Q4_0", "Q8_0", "F16", "Q4_0"};
     char path[128], err[256] = "", mix[32];
-    make_typed(types[_i / 2], 13, path, sizeof path);
-    snprintf(mix, sizeof mix, "%s mvb", types[_i / 2]);
+    if (_i < 6) {
+        make_typed(types[_i / 2], 13, path, sizeof path);
+    } else {
+        char cmd[1024];
+        snprintf(path, sizeof path, "%s/f32parts.gguf", tmpdir);
+        snprintf(cmd, sizeof cmd,
+                 "%s --shape tiny256 --type Q4_0 --layers 3 --seed 13 --out %s --tensor-type blk.0.attn_v=F32 "
+                 "--tensor-type blk.1.ffn_up=F32 --tensor-type blk.2.ffn_down=F32 >/dev/null",
+                 mkmodel, path);
+        int st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+    }
+    snprintf(mix, sizeof mix, "%s%s mvb", types[_i / 2], _i >= 6 ? "+F32" : "");
     rl_model *m;
     ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
+    if (_i >= 6)
+        ck_assert(m->layers[0].wv.type == RL_TYPE_F32 && m->layers[1].w_up.type == RL_TYPE_F32 &&
+                  m->layers[2].w_down.type == RL_TYPE_F32 && m->layers[1].w_gate.type == RL_TYPE_Q4_0);
     rl_cu_mat probe = {.type = RL_TYPE_Q4_0, .rows = 8, .cols = 256, .q = (void *)16, .d = (void *)16};
     if (!rl_cu_mvb_ok(&probe, RL_CU_MV_STORE))
         fprintf(stderr, "rl_cu_mvb: no sm_90 device: not tested\n");
     else
-        check_against_reference(m, path, mix, _i & 1, true, _i & 1 ? MVB_CHAIN : MVB_ON);
+        check_against_reference(m, path, mix, _i & 1, true, MVB_ON);
     rl_model_free(m);
 }
 END_TEST
@@ -459,11 +478,11 @@ int main(int argc, char **argv)
     TCase *tc = tcase_create("mixed");
     tcase_set_timeout(tc, 300);
     /* x {f16, q8_0} KV, deferred norms; x f16 KV, norm kernels */
-    tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 6);
+    tcase_add_loop_test(tc, mixed_logits_match_reference_after_prefill_and_batched_decode, 0, 8);
     tcase_add_loop_test(tc, engine_generates_from_mixed_file, 0, 2);
     tcase_add_loop_test(tc, legacy_32_block_types_go_up_as_q8_0_and_match_reference, 0, 2);
     tcase_add_test(tc, q4_0_prompt_steps_direct_products_match_cublas_and_reference);
-    tcase_add_loop_test(tc, one_sequence_steps_on_bulk_copies_match_reference, 0, 6);
+    tcase_add_loop_test(tc, one_sequence_steps_on_bulk_copies_match_reference, 0, 8);
     tcase_add_loop_test(tc, prompt_steps_on_fp16_copies_match_staged_dequantization, 0, 2);
     tcase_add_test(tc, qwen2_split_qkv_prompt_steps_add_every_bias);
     suite_add_tcase(s, tc);
