@@ -34,6 +34,33 @@ if [ "$PART" = kq ]; then
   left 520 && echo "TinyLlama q4_k_m: mvb $(RL_CU_MVB=1 ty tinyllama-1.1b q4_k_m) matvec $(ty tinyllama-1.1b q4_k_m)"
   echo "elapsed ${SECONDS}s"
 fi
+#   kq2      Q4_K and Q5_K units of two sub-blocks (their shared value bytes
+#            and scale words read once) and K-quant models on rl_cu_mvb at any
+#            width: the tests, then single stream against the matvecs, and
+#            the engine (ringlm-bench model) on TinyLlama-shaped Q4_K_M files.
+if [ "$PART" = kq2 ]; then
+  build
+  echo "test_cu_mvb: $(timeout 150 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  echo "test_cu_mixed: $(timeout 200 $B/tests/cuda/test_cu_mixed 2>&1 | grep -E 'Checks|:F:|:E:' | head -6)"
+  SUITE_S=240 suites --suite cuda --suite model
+  timeout 150 compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
+  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
+  for r in 1 2; do
+    for t in q4_k_m q4_k q5_k_m q4_0; do
+      left 420 || break
+      echo "7B $t: mvb $(ty llama2-7b $t) matvec $(RL_CU_MVB=0 ty llama2-7b $t)"
+    done
+  done
+  left 450 && echo "TinyLlama q4_k_m: auto $(ty tinyllama-1.1b q4_k_m) matvec $(RL_CU_MVB=0 ty tinyllama-1.1b q4_k_m)"
+  M=/tmp/rl-models; mkdir -p $M
+  left 460 && timeout 120 $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type Q4_K_M --out $M/tl-q4km.gguf --threads 16 >/dev/null
+  for v in auto 0; do
+    left 540 || break
+    e=""; [ $v = 0 ] && e="RL_CU_MVB=0"
+    echo "bench model TinyLlama Q4_K_M mvb=$v: $(env $e timeout 60 $B/bench/ringlm-bench model --model $M/tl-q4km.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
 #   model    the issue's own command on the final code: ringlm-bench model
 #            --device cuda --prompt 512 --gen 128 (gpu-final.sh bench-q4:
 #            TinyLlama and 7B Q4_0, models from ringlm-mkmodel), which runs

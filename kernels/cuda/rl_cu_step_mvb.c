@@ -76,22 +76,36 @@ void rl_cu_model_set_mvb(rl_cu_model *m, int on)
     m->mvb = f;
 }
 
+/* Whether any layer matrix is a K-quant (their matvecs are the slowest). */
+static bool has_kquant(const rl_cu_model *m)
+{
+    for (uint32_t l = 0; l < m->c.n_layer; l++) {
+        const rl_cu_layer *L = &m->layers[l];
+        const rl_cu_mat *w[7] = {&L->wqkv, &L->wk, &L->wv, &L->wo, &L->wgu, &L->wup, &L->wdown};
+        for (int i = 0; i < 7; i++)
+            if (w[i]->q && (w[i]->type == RL_TYPE_Q4_K || w[i]->type == RL_TYPE_Q5_K || w[i]->type == RL_TYPE_Q6_K))
+                return true;
+    }
+    return false;
+}
+
 /* Whether a step of n tokens runs on rl_cu_mvb: one sequence, rl_cu_mvb
  * taking at least one matrix of every layer, and on (rl_cu_model_set_mvb or
  * RL_CU_MVB=1) or automatic (the default) with the model at least
- * RL_CU_MVB_MIN_EMBD wide. Measured on an H100 (sessions 16-17,
- * docs/PERFORMANCE.md): Llama 2 7B (4,096 wide) Q4_0 527-531 tok/s against
- * 475-477 on the matvecs, Q8_0 345-352 against 313-314, F16 206-208 against
- * 173-174; TinyLlama Q4_0 (2,048) 1,447-1,521 against 1,650 (a kernel's
- * fixed start and end weigh more on small products; its other types were
- * not measured on this path). */
+ * RL_CU_MVB_MIN_EMBD wide or holding K-quants. Measured on an H100
+ * (sessions 16-17, docs/PERFORMANCE.md): Llama 2 7B (4,096 wide) Q4_0
+ * 524-531 tok/s against 475-478 on the matvecs, Q8_0 345-352 against
+ * 313-314, F16 206-208 against 173-174, Q4_K_M 407-414 against 337-339,
+ * Q6_K 334-335 against 207-208; TinyLlama (2,048 wide) Q4_0 1,447-1,521
+ * against 1,650 (a kernel's fixed start and end weigh more on small
+ * products) but Q4_K_M 1,339 against 1,251. */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
 {
     if (m->mvb < 0) {
         const char *e = getenv("RL_CU_MVB");
         m->mvb = e && e[0] == '1' ? 1 : e && e[0] == '0' ? 0 : MVB_AUTO;
     }
-    if (n != 1 || m->mvb == 0 || (m->mvb == MVB_AUTO && m->c.n_embd < RL_CU_MVB_MIN_EMBD))
+    if (n != 1 || m->mvb == 0 || (m->mvb == MVB_AUTO && m->c.n_embd < RL_CU_MVB_MIN_EMBD && !has_kquant(m)))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
         bool any = false;

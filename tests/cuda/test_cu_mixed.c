@@ -69,6 +69,20 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
     return tm_rel_err(a, ref, n);
 }
 
+/* Whether a layer of m holds a K-quant matrix (rl_cu_mvb's automatic choice
+ * takes those at any width). */
+static bool has_kquant(const rl_model *m)
+{
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const rl_layer *L = &m->layers[l];
+        const rl_weight *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++)
+            if (w[i]->type == RL_TYPE_Q4_K || w[i]->type == RL_TYPE_Q5_K || w[i]->type == RL_TYPE_Q6_K)
+                return true;
+    }
+    return false;
+}
+
 /* Prefill three sequences of the model at path into their own slots, then
  * two batched decode steps and a one-sequence step; every row of logits
  * against the float64 reference of the same file (tm_ref) within BOUND.
@@ -83,9 +97,12 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
     rl_cu_model *g;
     ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     rl_cu_model_set_norm_defer(g, defer);
-    rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs */
+    rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs, unless they hold K-quants */
+    rl_cu_mat probe = {.type = RL_TYPE_Q4_K, .rows = 8, .cols = 256, .q = (void *)16};
+    bool kq = has_kquant(m) && rl_cu_mvb_ok(&probe, RL_CU_MV_STORE);
     if (m->hp.n_embd < RL_CU_MVB_MIN_EMBD)
-        ck_assert_msg(!rl_cu_model_mvb_step(g, 1), "%s: %u wide on rl_cu_mvb", mix, m->hp.n_embd);
+        ck_assert_msg(rl_cu_model_mvb_step(g, 1) == kq, "%s: %u wide %son rl_cu_mvb", mix, m->hp.n_embd,
+                      kq ? "not " : "");
     rl_cu_model_set_mvb(g, mvb ? 1 : 0); /* the one-sequence step (step 2 below) on rl_cu_mvb or not */
     ck_assert_msg(rl_cu_model_mvb_step(g, 1) == (mvb != MVB_OFF), "%s: one-sequence steps %son rl_cu_mvb", mix,
                   mvb ? "not " : "");
