@@ -104,13 +104,13 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 #pragma unroll
             for (int k = 0; k < C::NU / 32 / H; k++) {
                 int j = lane + 32 * (k * H + h); /* the stage's unit j: the row's unit c * NU + j */
-                if (j >= cu * 32 / ucols(T))
+                if (j >= cu * C::UPB)
                     break;
-                typename mvu<T>::unit w = mvu<T>::load(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
-                acc += mvu<T>::dot(w, xs, c * C::NU + j);
+                wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
+                acc += wdot<T>(w, xs, 0, c * C::NU + j);
                 if (GLU) {
-                    w = mvu<T>::load(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
-                    accu += mvu<T>::dot(w, xs, c * C::NU + j);
+                    w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
+                    accu += wdot<T>(w, xs, 0, c * C::NU + j);
                 }
             }
             __syncwarp();

@@ -42,25 +42,18 @@ __host__ __device__ constexpr int q_bytes(int t)
          : t == RL_TYPE_Q6_K ? 28 : 64;
 }
 
-/* Columns of a lane's unit: 32 (one block of the activation), 8 (floats),
- * 64 for Q4_K and Q5_K (two sub-blocks that share their value bytes, the
- * nibbles' low and high halves, and their scale words: one read of them). */
-__host__ __device__ constexpr int ucols(int t)
-{
-    return float_w(t) ? 8 : t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K ? 64 : 32;
-}
-
 /* Per weight type T: QB bytes of values per 32 columns, DB bytes of fp16
  * scales per 32 columns in the separate d plane (Q4_0, Q8_0); CK 32-column
  * blocks per chunk, so a row's chunk is one copy of about 2 KB of values (the
  * size measured best; K-quants: whole 256-value blocks, 2,304 bytes for
- * Q4_K, 2,816 for Q5_K, 1,792 for Q6_K) and, with DB, one of scales; NU
- * lane units (ucols) per chunk; S whole stages in at most RMAX bytes (RB). */
+ * Q4_K, 2,816 for Q5_K, 1,792 for Q6_K) and, with DB, one of scales; a
+ * lane's unit is 32 values (the quantized types) or 8 (floats: UPB = 4 per 32
+ * columns); S whole stages in at most RMAX bytes (RB). */
 template <int T, bool GLU> struct cfg {
     static constexpr bool FX = float_w(T);
     static constexpr bool KQ = T == RL_TYPE_Q4_K || T == RL_TYPE_Q5_K || T == RL_TYPE_Q6_K;
     static constexpr int QB = q_bytes(T), DB = T == RL_TYPE_Q4_0 || T == RL_TYPE_Q8_0 ? 2 : 0;
-    static constexpr int CK = T == RL_TYPE_Q6_K ? 64 : KQ ? 128 : 2048 / QB, NU = CK * 32 / ucols(T);
+    static constexpr int CK = T == RL_TYPE_Q6_K ? 64 : KQ ? 128 : 2048 / QB, UPB = FX ? 4 : 1, NU = CK * UPB;
     static constexpr int QROW = CK * QB, DROW = CK * DB;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
@@ -104,7 +97,17 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q8_0> sload<RL_TYPE_Q8_0>(c
     return w;
 }
 
-/* Q6_K: unit j of a chunk is unit j % 8 of its block j / 8, scales inside. */
+/* K-quants: unit j of a chunk is unit j % 8 of its block j / 8, scales inside. */
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> sload<RL_TYPE_Q4_K>(const uint8_t *q, const uint8_t *, int j)
+{
+    return q4k_unit<false>(q + (j / 8) * RL_Q4K_BYTES, j % 8);
+}
+
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> sload<RL_TYPE_Q5_K>(const uint8_t *q, const uint8_t *, int j)
+{
+    return q5k_unit<false>(q + (j / 8) * RL_Q5K_BYTES, j % 8);
+}
+
 template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> sload<RL_TYPE_Q6_K>(const uint8_t *q, const uint8_t *, int j)
 {
     return q6k_unit<false>(q + (j / 8) * RL_Q6K_DEV, j % 8);
@@ -123,102 +126,6 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> sload<RL_TYPE_BF16>(c
     w.q = *(const uint4 *)(q + j * 16);
     return w;
 }
-
-/* A lane's unit of weight type T in a stage (ucols(T) columns): load(q, d, j)
- * reads unit j of a row's chunk (values at q, fp16 scales at d), dot(w, x,
- * u) its products with the activation's unit u. By default the matvec's
- * 32-column (floats: 8) units. */
-template <int T> struct mvu {
-    typedef wunit<T> unit;
-    __device__ static __forceinline__ unit load(const uint8_t *q, const uint8_t *d, int j) { return sload<T>(q, d, j); }
-    __device__ static __forceinline__ float dot(const unit &w, const rl_cu_act &x, int64_t u)
-    {
-        return wdot<T>(w, x, 0, u);
-    }
-};
-
-/* sum over a 32-block of int8 x and 4-bit (or 5-bit) w: dp4a over 8 words. */
-__device__ __forceinline__ int dot8(const uint32_t (&w)[8], const xunit &a)
-{
-    int s = 0;
-    s = __dp4a((int)w[0], a.q0.x, s);
-    s = __dp4a((int)w[1], a.q0.y, s);
-    s = __dp4a((int)w[2], a.q0.z, s);
-    s = __dp4a((int)w[3], a.q0.w, s);
-    s = __dp4a((int)w[4], a.q1.x, s);
-    s = __dp4a((int)w[5], a.q1.y, s);
-    s = __dp4a((int)w[6], a.q1.z, s);
-    return __dp4a((int)w[7], a.q1.w, s);
-}
-
-/* Q4_K and Q5_K: unit j = sub-blocks 2p and 2p + 1 (p = j % 4) of block
- * j / 4, the low and high nibbles of the same 32 bytes; values 0..15 (Q5_K:
- * 0..31 with the high bit from qh), scale and min per sub-block:
- * d * s * dx * sum(q * qx) - dmin * m * sum(x). */
-struct kpair {
-    uint32_t w0[8], w1[8];
-    float ds0, dm0, ds1, dm1;
-};
-
-template <int T> __device__ __forceinline__ kpair kpair_load(const uint8_t *q, int j)
-{
-    constexpr int BYTES = T == RL_TYPE_Q4_K ? RL_Q4K_BYTES : RL_Q5K_BYTES, OFF = T == RL_TYPE_Q4_K ? 16 : 48;
-    const uint8_t *b = q + (j / 4) * BYTES;
-    const int p = j % 4;
-    const uint4 v0 = *(const uint4 *)(b + OFF + p * 32), v1 = *(const uint4 *)(b + OFF + p * 32 + 16);
-    const uint32_t qw[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-    kpair w;
-#pragma unroll
-    for (int k = 0; k < 8; k++)
-        w.w0[k] = qw[k] & 0x0F0F0F0Fu, w.w1[k] = (qw[k] >> 4) & 0x0F0F0F0Fu;
-    if constexpr (T == RL_TYPE_Q5_K) { /* bit 2p (2p + 1) of qh[i] is value i's fifth bit */
-        const uint4 h0 = *(const uint4 *)(b + 16), h1 = *(const uint4 *)(b + 32);
-        const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
-#pragma unroll
-        for (int k = 0; k < 8; k++) {
-            w.w0[k] |= ((hw[k] >> (2 * p)) & 0x01010101u) << 4;
-            w.w1[k] |= ((hw[k] >> (2 * p + 1)) & 0x01010101u) << 4;
-        }
-    }
-    const uint2 h = *(const uint2 *)b, t = *(const uint2 *)(b + 8); /* d, dmin, scales */
-    int s0, m0, s1, m1;
-    rl_q4k_scale_min_w(h.y, t.x, t.y, 2 * p, &s0, &m0);
-    rl_q4k_scale_min_w(h.y, t.x, t.y, 2 * p + 1, &s1, &m1);
-    const float d = rl_h2f((uint16_t)h.x), dmin = rl_h2f((uint16_t)(h.x >> 16));
-    w.ds0 = d * s0, w.dm0 = dmin * m0, w.ds1 = d * s1, w.dm1 = dmin * m1;
-    return w;
-}
-
-__device__ __forceinline__ float kpair_dot(const kpair &w, const rl_cu_act &x, int64_t u)
-{
-    const xunit a = xload(x, 0, 2 * u), c = xload(x, 0, 2 * u + 1);
-    return w.ds0 * a.ds.x * (float)dot8(w.w0, a) - w.dm0 * a.ds.y + w.ds1 * c.ds.x * (float)dot8(w.w1, c) -
-           w.dm1 * c.ds.y;
-}
-
-template <> struct mvu<RL_TYPE_Q4_K> {
-    typedef kpair unit;
-    __device__ static __forceinline__ unit load(const uint8_t *q, const uint8_t *, int j)
-    {
-        return kpair_load<RL_TYPE_Q4_K>(q, j);
-    }
-    __device__ static __forceinline__ float dot(const unit &w, const rl_cu_act &x, int64_t u)
-    {
-        return kpair_dot(w, x, u);
-    }
-};
-
-template <> struct mvu<RL_TYPE_Q5_K> {
-    typedef kpair unit;
-    __device__ static __forceinline__ unit load(const uint8_t *q, const uint8_t *, int j)
-    {
-        return kpair_load<RL_TYPE_Q5_K>(q, j);
-    }
-    __device__ static __forceinline__ float dot(const unit &w, const rl_cu_act &x, int64_t u)
-    {
-        return kpair_dot(w, x, u);
-    }
-};
 
 /* A CTA's ring of S stages: its full (one arrival: the producer's, plus the
  * copies' bytes) and empty (one arrival per consumer warp) barriers set up
