@@ -61,6 +61,35 @@ if [ "$PART" = kq2 ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   early    k_attn_warp reading its first chunk before the PDL wait when a
+#            launch has one token (RL_CU_ATTN_EARLY=0: after), the tests, then
+#            single stream with and without, every 7B type on the final code,
+#            TinyLlama Q4_K_M on rl_cu_mvb by default, and the engine
+#            (ringlm-bench model) on a TinyLlama-shaped Q4_K_M file.
+if [ "$PART" = early ]; then
+  build
+  echo "test_cu_mvb: $(timeout 150 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  SUITE_S=240 suites --suite cuda --suite model
+  for r in 1 2; do
+    left 300 || break
+    echo "7B q4_0 early: $(ty llama2-7b q4_0) off $(RL_CU_ATTN_EARLY=0 ty llama2-7b q4_0)"
+    echo "TinyLlama q4_0 early: $(ty tinyllama-1.1b q4_0) off $(RL_CU_ATTN_EARLY=0 ty tinyllama-1.1b q4_0)"
+  done
+  left 330 && echo "7B attention per op: early $(prof llama2-7b 1 512 f16 'rope|attention') off $(RL_CU_ATTN_EARLY=0 prof llama2-7b 1 512 f16 'rope|attention')"
+  for t in q4_k_m q4_k q5_k_m q6_k q8_0 f16; do
+    left 440 || break
+    echo "7B $t: mvb $(ty llama2-7b $t) matvec $(RL_CU_MVB=0 ty llama2-7b $t)"
+  done
+  left 460 && echo "TinyLlama q4_k_m: auto $(ty tinyllama-1.1b q4_k_m) matvec $(RL_CU_MVB=0 ty tinyllama-1.1b q4_k_m)"
+  M=/tmp/rl-models; mkdir -p $M
+  left 470 && timeout 120 $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type Q4_K_M --out $M/tl-q4km.gguf --threads 16 >/dev/null
+  for v in auto 0; do
+    left 540 || break
+    e=""; [ $v = 0 ] && e="RL_CU_MVB=0"
+    echo "bench model TinyLlama Q4_K_M mvb=$v: $(env $e timeout 60 $B/bench/ringlm-bench model --model $M/tl-q4km.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
 #   model    the issue's own command on the final code: ringlm-bench model
 #            --device cuda --prompt 512 --gen 128 (gpu-final.sh bench-q4:
 #            TinyLlama and 7B Q4_0, models from ringlm-mkmodel), which runs

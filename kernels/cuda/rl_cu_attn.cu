@@ -405,11 +405,35 @@ template <class KV> struct attw_lane<KV, true> {
  * registers, with the split merge's arithmetic (att_merge_step): no partials
  * stored and read back, no fence or counter, the same bits. */
 #define ATTW_WARPS (ATT_THREADS / 32)
+
+/* A warp's K and V rows of nt positions from t0 (one KV block), every load
+ * issued before any is waited for; positions past nt load row nt - 1 again
+ * (their scores are masked); nt <= 0: zeros. */
+template <class KV, class L, int NI, int PP, int VL>
+__device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t0, int nt, int rs, int g,
+                                          typename L::t (&kr)[NI], typename L::t (&vr)[NI])
+{
+    if (nt > 0) { /* warp-uniform */
+        typename KV::row k0, v0;
+        A.runs(b, kvh, t0, k0, v0);
+#pragma unroll
+        for (int i = 0; i < NI; i++) {
+            int j = min(rs + PP * i, nt - 1);
+            kr[i] = L::ld(A.run_row(k0, j), VL * g);
+            vr[i] = L::ld(A.run_row(v0, j), VL * g);
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < NI; i++)
+            kr[i] = vr[i] = L::zero();
+    }
+}
+
 template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM the registers must allow;
                                                           TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct, bool bar2)
+            float *scratch, rl_cu_act out, bool attw_direct, bool bar2, bool early)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -421,11 +445,20 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     __shared__ __align__(16) float wacc2[2][ATTW_WARPS][HD];
     static_assert(!TC || (HD == 128 && KV::Q8), "the tensor-core chunk: int8 rows of 128");
     rl_pdl_trigger();
-    rl_pdl_wait();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane % G, rs = lane / G;
-    int64_t len = att_len(A, pos, b, true, kmax);
+    int64_t len = att_len(A, pos, b, true, kmax); /* positions, rows, block tables: the step's inputs */
+    typename L::t kr[NI], vr[NI];
+    /* early (one token in the launch): the only row this step writes is the
+     * one at its position (the kernel before this one writes it), so a first
+     * chunk that ends before that position is read before the PDL wait,
+     * while the kernel before finishes. */
+    constexpr bool EARLY_OK = !TC && MINB == 1; /* one token: few blocks, registers to spare */
+    const bool pre = EARLY_OK && early && (int64_t)(sp + 1) * ATT_TILE < len;
+    if (pre)
+        attw_rows<KV, L, NI, PP, VL>(A, b, kvh, sp * ATT_TILE + w * WP, WP, rs, g, kr, vr);
+    rl_pdl_wait();
     float qv[TC ? 1 : VL];
     uint32_t bq[TC ? 8 : 1][2];
     float inv_q = 1.0f;
@@ -456,25 +489,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
             if (lane == 0)
                 wm[w] = m, wl[w] = l;
         } else {
-            typename L::t kr[NI], vr[NI];
-            if (nt > 0) { /* warp-uniform */
-                /* The warp's positions lie in one KV block: one address computation
-                 * for the chunk, and every row load issued before any is waited
-                 * for (positions past nt load row nt - 1 again; their scores are
-                 * masked below). */
-                typename KV::row k0, v0;
-                A.runs(b, kvh, t0, k0, v0);
-#pragma unroll
-                for (int i = 0; i < NI; i++) {
-                    int j = min(rs + PP * i, nt - 1);
-                    kr[i] = L::ld(A.run_row(k0, j), VL * g);
-                    vr[i] = L::ld(A.run_row(v0, j), VL * g);
-                }
-            } else {
-#pragma unroll
-                for (int i = 0; i < NI; i++)
-                    kr[i] = vr[i] = L::zero();
-            }
+            if (!(pre && it == 0)) /* the warp's positions lie in one KV block */
+                attw_rows<KV, L, NI, PP, VL>(A, b, kvh, t0, nt, rs, g, kr, vr);
             float sc[NI], m = -INFINITY;
 #pragma unroll
             for (int i = 0; i < NI; i++) {
@@ -612,6 +628,14 @@ static bool attn_bar2(void)
 
 /* The warp kernel's in-block merge for one block per head (default on;
  * RL_CU_ATTN_DIRECT=0: partials and the counted merge, for measurements). */
+/* One token per launch: k_attn_warp reads its first chunk before the PDL
+ * wait (RL_CU_ATTN_EARLY=0: after, for measurements). */
+static bool attn_early(void)
+{
+    static int on = -1;
+    return env_switch("RL_CU_ATTN_EARLY", true, &on);
+}
+
 static bool attn_direct(void)
 {
     static int on = -1;
@@ -639,7 +663,7 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
         if (r->head_dim != 128 || !attn_tc())
             return false;
         rl_launch(occ ? k_attn_warp<128, KV, 6, true> : k_attn_warp<128, KV, 1, true>, grid, block, s, d_q, A,
-                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2());
+                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), false);
         return true;
     } else {
         (void)occ, (void)grid, (void)block, (void)s, (void)d_q, (void)A, (void)d_pos, (void)r, (void)kmax;
@@ -664,15 +688,16 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
      * batches), registers for 6 per SM; else every load of a chunk in flight
      * at once (about 120 registers), which the single stream needs. */
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
+    bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2());
+                  counters, partials, *out, attn_direct(), attn_bar2(), early);
     else if (r->head_dim == 128 && split && kern != 1 &&
              attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2());
+                  counters, partials, *out, attn_direct(), attn_bar2(), early);
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
     else if (r->head_dim == 128 && split)
