@@ -90,6 +90,25 @@ if [ "$PART" = early ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   early2   the same with every row before the token's own read before the
+#            wait (the chunk holding the token too), fp16 and int8 KV.
+if [ "$PART" = early2 ]; then
+  build
+  SUITE_S=240 suites --suite cuda --suite model
+  tyk() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 64 --kv $3 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
+  for r in 1 2; do
+    left 330 || break
+    echo "7B q4_0 f16 KV early: $(tyk llama2-7b q4_0 f16) off $(RL_CU_ATTN_EARLY=0 tyk llama2-7b q4_0 f16)"
+    echo "7B q4_0 q8_0 KV early: $(tyk llama2-7b q4_0 q8_0) off $(RL_CU_ATTN_EARLY=0 tyk llama2-7b q4_0 q8_0)"
+    echo "TinyLlama q4_0 f16 KV early: $(tyk tinyllama-1.1b q4_0 f16) off $(RL_CU_ATTN_EARLY=0 tyk tinyllama-1.1b q4_0 f16)"
+  done
+  left 380 && echo "7B attention per op: early $(prof llama2-7b 1 512 f16 'rope|attention') off $(RL_CU_ATTN_EARLY=0 prof llama2-7b 1 512 f16 'rope|attention')"
+  for t in q4_k_m q8_0 f16; do
+    left 480 || break
+    echo "7B $t: $(ty llama2-7b $t)"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
 #   model    the issue's own command on the final code: ringlm-bench model
 #            --device cuda --prompt 512 --gen 128 (gpu-final.sh bench-q4:
 #            TinyLlama and 7B Q4_0, models from ringlm-mkmodel), which runs

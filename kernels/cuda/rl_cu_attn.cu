@@ -408,10 +408,12 @@ template <class KV> struct attw_lane<KV, true> {
 
 /* A warp's K and V rows of nt positions from t0 (one KV block), every load
  * issued before any is waited for; positions past nt load row nt - 1 again
- * (their scores are masked); nt <= 0: zeros. */
-template <class KV, class L, int NI, int PP, int VL>
+ * (their scores are masked); nt <= 0: zeros. Only the rows lo .. hi - 1 of
+ * those (the early loads: the rows before the token's own, then that row). */
+template <class KV, class L, int NI, int PP, int VL, bool PART = false>
 __device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t0, int nt, int rs, int g,
-                                          typename L::t (&kr)[NI], typename L::t (&vr)[NI])
+                                          typename L::t (&kr)[NI], typename L::t (&vr)[NI], int lo = 0,
+                                          int hi = ATT_TILE)
 {
     if (nt > 0) { /* warp-uniform */
         typename KV::row k0, v0;
@@ -419,10 +421,12 @@ __device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t
 #pragma unroll
         for (int i = 0; i < NI; i++) {
             int j = min(rs + PP * i, nt - 1);
-            kr[i] = L::ld(A.run_row(k0, j), VL * g);
-            vr[i] = L::ld(A.run_row(v0, j), VL * g);
+            if (!PART || (j >= lo && j < hi)) {
+                kr[i] = L::ld(A.run_row(k0, j), VL * g);
+                vr[i] = L::ld(A.run_row(v0, j), VL * g);
+            }
         }
-    } else {
+    } else if (!PART || lo == 0) {
 #pragma unroll
         for (int i = 0; i < NI; i++)
             kr[i] = vr[i] = L::zero();
@@ -451,13 +455,19 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     int64_t len = att_len(A, pos, b, true, kmax); /* positions, rows, block tables: the step's inputs */
     typename L::t kr[NI], vr[NI];
     /* early (one token in the launch): the only row this step writes is the
-     * one at its position (the kernel before this one writes it), so a first
-     * chunk that ends before that position is read before the PDL wait,
-     * while the kernel before finishes. */
+     * one at its position, len - 1 (the kernel before this one writes it), so
+     * the rows of the first chunk before it are read before the PDL wait,
+     * while the kernel before finishes, and that row after (safe: the
+     * warp's rows before it). */
     constexpr bool EARLY_OK = !TC && MINB == 1; /* one token: few blocks, registers to spare */
-    const bool pre = EARLY_OK && early && (int64_t)(sp + 1) * ATT_TILE < len;
-    if (pre)
-        attw_rows<KV, L, NI, PP, VL>(A, b, kvh, sp * ATT_TILE + w * WP, WP, rs, g, kr, vr);
+    const bool pre = EARLY_OK && early && sp < (len + ATT_TILE - 1) / ATT_TILE;
+    int safe = 0;
+    if (pre) {
+        int64_t t0 = sp * ATT_TILE + w * WP, before = len - 1 - t0;
+        int nt = (int)(len - t0 < WP ? len - t0 : WP);
+        safe = (int)(before < 0 ? 0 : before < nt ? before : nt);
+        attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, 0, safe);
+    }
     rl_pdl_wait();
     float qv[TC ? 1 : VL];
     uint32_t bq[TC ? 8 : 1][2];
@@ -489,8 +499,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
             if (lane == 0)
                 wm[w] = m, wl[w] = l;
         } else {
-            if (!(pre && it == 0)) /* the warp's positions lie in one KV block */
-                attw_rows<KV, L, NI, PP, VL>(A, b, kvh, t0, nt, rs, g, kr, vr);
+            /* the warp's positions lie in one KV block */
+            attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, pre && it == 0 ? safe : 0);
             float sc[NI], m = -INFINITY;
 #pragma unroll
             for (int i = 0; i < NI; i++) {
