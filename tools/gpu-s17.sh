@@ -109,6 +109,26 @@ if [ "$PART" = early2 ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   end      the closing checks: compute-sanitizer memcheck over the attention
+#            tests (the early loads) and test_cu_model, then the issue's own
+#            command on a 7B Q4_0 and a TinyLlama Q4_K_M file from
+#            ringlm-mkmodel: ringlm-bench model --device cuda --prompt 512 --gen 128.
+if [ "$PART" = end ]; then
+  build
+  for t in test_cu_paged test_cu_kvq8 test_cu_model; do
+    left 250 || break
+    timeout 200 compute-sanitizer --tool memcheck $B/tests/cuda/$t >"$OUT/san-$t.log" 2>&1
+    echo "memcheck $t: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-$t.log" | tr '\n' ' ')"
+  done
+  M=/tmp/rl-models; mkdir -p $M
+  left 300 && timeout 150 $B/tools/ringlm-mkmodel --shape llama2-7b --type Q4_0 --out $M/7b-q4_0.gguf --threads 16 >/dev/null
+  left 330 && timeout 120 $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type Q4_K_M --out $M/tl-q4km.gguf --threads 16 >/dev/null
+  for f in 7b-q4_0 tl-q4km; do
+    left 520 || break
+    echo "bench model $f: $(timeout 90 $B/bench/ringlm-bench model --model $M/$f.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
 #   model    the issue's own command on the final code: ringlm-bench model
 #            --device cuda --prompt 512 --gen 128 (gpu-final.sh bench-q4:
 #            TinyLlama and 7B Q4_0, models from ringlm-mkmodel), which runs
