@@ -129,6 +129,20 @@ if [ "$PART" = end ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   last     the residual products' rejected shapes removed (RL_CU_MV_NORM_SHAPE):
+#            the cuda and model suites; then, for the next session, TinyLlama
+#            Q4_0 with 6 units per round in its plain one-sequence Q4_0
+#            matvecs (RL_CU_MV_U=6: +1.5% there in session 15, -2% at 7B,
+#            which now runs on rl_cu_mvb) against 8.
+if [ "$PART" = last ]; then
+  build
+  SUITE_S=240 suites --suite cuda --suite model
+  for r in 1 2; do
+    left 200 || break
+    echo "TinyLlama q4_0: u6 $(RL_CU_MV_U=6 ty tinyllama-1.1b q4_0) u8 $(ty tinyllama-1.1b q4_0)"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
 #   model    the issue's own command on the final code: ringlm-bench model
 #            --device cuda --prompt 512 --gen 128 (gpu-final.sh bench-q4:
 #            TinyLlama and 7B Q4_0, models from ringlm-mkmodel), which runs

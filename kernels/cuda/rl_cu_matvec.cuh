@@ -527,22 +527,13 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
 {
     const rl_cu_act none = {};
     if (g) { /* the residual product with the next norm: 16 warps x 2 rows (a 32-block per CTA) */
-        if constexpr (B == 1) {
-            /* RL_CU_MV_NORM_SHAPE=0|1|2: 8|4|6 units per round, 3: 8 warps x
-             * 4 rows. One sequence (H100, session 15): Q4_0 takes 6 (7B 478-479
-             * against 468-469 tok/s with 8: ptxas keeps more of the loads in
-             * flight, 114 against 80 registers); Q8_0 keeps 8 (308-310
-             * against 289 with 6); 4 units and 4 rows were no faster. */
-            static int shape = -1;
-            if (shape < 0)
-                shape = getenv("RL_CU_MV_NORM_SHAPE") ? mv_env("RL_CU_MV_NORM_SHAPE") : T == RL_TYPE_Q4_0 ? 2 : 0;
-            if (shape == 1)
-                return launch_norm<T, 1, 2, 16, 4, DB>(m, x, mode, y, s, g, xn);
-            if (shape == 2)
-                return launch_norm<T, 1, 2, 16, 6, DB>(m, x, mode, y, s, g, xn);
-            if (shape == 3)
-                return launch_norm<T, 1, 4, 8, 4, DB>(m, x, mode, y, s, g, xn);
-        }
+        /* One sequence (H100, session 15): Q4_0 takes 6 units per round (7B
+         * 478-479 against 468-469 tok/s with 8: ptxas keeps more of the loads
+         * in flight, 114 against 80 registers); Q8_0 keeps 8 (308-310 against
+         * 289 with 6); 4 units, and 8 warps x 4 rows, were no faster (those
+         * shapes are gone since session 17). */
+        if constexpr (B == 1 && T == RL_TYPE_Q4_0)
+            return launch_norm<T, 1, 2, 16, 6, DB>(m, x, mode, y, s, g, xn);
         return launch_norm<T, B, 2, 16, 0, DB>(m, x, mode, y, s, g, xn);
     }
     if constexpr (B == 1 && wtraits<T>::Q8) {
