@@ -557,14 +557,8 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
-        if constexpr (B == 1 && T == RL_TYPE_Q4_0) { /* RL_CU_MV_U=6: 6 units per round (measurement) */
-            static int u6 = -1;
-            if (u6 < 0)
-                u6 = mv_env("RL_CU_MV_U") == 6;
-            if (u6)
-                return rl_launch(k_matvec<T, 1, NO, false, W, 6, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode,
-                                 (const float *)nullptr, none);
-        }
+        /* (6 units per round here too: TinyLlama no faster, 1,680 / 1,691 against
+         * 1,698 / 1,676 tok/s in session 17, 7B 2% slower in session 15) */
         rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode,
                   (const float *)nullptr, none);
     }
