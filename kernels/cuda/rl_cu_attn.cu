@@ -636,16 +636,17 @@ static bool attn_bar2(void)
     return env_switch("RL_CU_ATTN_BAR2", false, &on);
 }
 
-/* The warp kernel's in-block merge for one block per head (default on;
- * RL_CU_ATTN_DIRECT=0: partials and the counted merge, for measurements). */
-/* One token per launch: k_attn_warp reads its first chunk before the PDL
- * wait (RL_CU_ATTN_EARLY=0: after, for measurements). */
+/* One token per launch: k_attn_warp reads its first chunk's rows before the
+ * token's own before the PDL wait (RL_CU_ATTN_EARLY=0: after, for
+ * measurements). */
 static bool attn_early(void)
 {
     static int on = -1;
     return env_switch("RL_CU_ATTN_EARLY", true, &on);
 }
 
+/* The warp kernel's in-block merge for one block per head (default on;
+ * RL_CU_ATTN_DIRECT=0: partials and the counted merge, for measurements). */
 static bool attn_direct(void)
 {
     static int on = -1;

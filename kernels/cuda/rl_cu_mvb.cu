@@ -1,5 +1,5 @@
-/* rl_cu_mvb.cu - one-sequence Q4_0, Q8_0, F16 and BF16 products with the
- * weights streamed by bulk copies (cp.async.bulk, sm_90) into a ring of
+/* rl_cu_mvb.cu - one-sequence Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, F16 and BF16
+ * products with the weights streamed by bulk copies (cp.async.bulk, sm_90) into a ring of
  * shared-memory stages.
  *
  * Why (docs/PERFORMANCE.md, "Batch 1: the RMSNorm deferred"): the dp4a
@@ -33,10 +33,14 @@
  *   y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
  *   its own input. (8 warps, one per output, measured 3-4% slower.)
  *
- * Needs Q4_0, Q8_0, F16 or BF16, columns a multiple of 256 (whole 16-byte scale runs), output
- * rows a multiple of 8, 16-byte aligned planes, an sm_90 device; otherwise
- * -ENOTSUP. The step takes it for one sequence where the model's width is
- * at least RL_CU_MVB_MIN_EMBD (rl_cu_step.c). */
+ * Needs a type of the table below, columns a multiple of 256 (whole 16-byte
+ * scale runs; whole K-quant blocks), output rows a multiple of 8, 16-byte
+ * aligned planes, an sm_90 device; otherwise -ENOTSUP. The step takes it for
+ * one sequence where the model is at least RL_CU_MVB_MIN_EMBD wide or holds
+ * K-quants (rl_cu_step_mvb.c). K-quant chunks are whole blocks with their
+ * scales inside (no scale plane), a lane's unit 32 values decoded from its
+ * block by the matvec's code (session 17: two sub-blocks per unit, their
+ * shared bytes read once, measured 10% slower). */
 #include "rl_cu_mvb.cuh"
 
 namespace rl_mvb {

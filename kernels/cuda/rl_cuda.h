@@ -304,7 +304,10 @@ int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int
  * one block per head (prefill: many queries). The scratch needs
  * rl_cu_attn_scratch_size (n_ctx: the most positions a query may see) and must
  * be zeroed once before its first use (it holds arrival counters the kernel
- * leaves at zero). Writes out->f (and out->q when set and head_dim % 32 == 0). */
+ * leaves at zero). Writes out->f (and out->q when set and head_dim % 32 == 0).
+ * With one query (batch 1) the split kernel reads the KV rows before its
+ * position before it waits for the kernel launched just before it (PDL): that
+ * kernel may write the query's own row (RoPE + KV write), no earlier one. */
 #define RL_CU_ATTN_CHUNK 64
 size_t rl_cu_attn_scratch_size(int batch, int n_head, int head_dim, int64_t n_ctx);
 int rl_cu_attn_splits(int batch, int n_head);
