@@ -18,6 +18,41 @@ static inline rl_cu_act make_act(int64_t n, int batch, const float *host)
     return a;
 }
 
+/* Every value of a's int8 planes (n values in 32-blocks, a multiple of 32)
+ * within half a step of vals, each block's {d, d * sum(q)}, and with fp16 the
+ * fp16 plane a->h as d * q. */
+static inline void tcu_check_q8_planes(const rl_cu_act *a, const float *vals, int64_t n, bool fp16,
+                                       const char *what)
+{
+    ck_assert(n % 32 == 0 && n > 0);
+    int8_t *q = malloc(n);
+    float *ds = malloc(n / 32 * 2 * sizeof(float));
+    tcu_down(q, a->q, n);
+    tcu_down(ds, a->ds, n / 32 * 2 * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        float d = ds[(i / 32) * 2];
+        ck_assert_msg(fabsf(q[i] * d - vals[i]) <= 0.51f * d + 1e-6f, "%s: int8 value %lld", what, (long long)i);
+    }
+    for (int64_t blk = 0; blk < n / 32; blk++) {
+        int sum = 0;
+        for (int k = 0; k < 32; k++)
+            sum += q[blk * 32 + k];
+        ck_assert_msg(fabsf(ds[blk * 2 + 1] - ds[blk * 2] * sum) <= 1e-4f * fabsf(ds[blk * 2]) * 32 * 127,
+                      "%s: block %lld's d * sum", what, (long long)blk);
+    }
+    if (fp16) {
+        uint16_t *h = malloc(n * 2);
+        tcu_down(h, a->h, n * 2);
+        for (int64_t i = 0; i < n; i++) {
+            float d = ds[(i / 32) * 2], hv = rl_fp16_to_fp32(h[i]);
+            ck_assert_msg(fabsf(hv - q[i] * d) <= 1e-3f * fabsf(q[i] * d) + 1e-7f, "%s: fp16 value %lld", what,
+                          (long long)i);
+        }
+        free(h);
+    }
+    free(q), free(ds);
+}
+
 static inline void free_act(rl_cu_act *a)
 {
     cudaFree(a->f);

@@ -8,29 +8,6 @@
 
 #include "rl_cu_layer.h"
 
-/* Every value of a's int8 planes (n values in 32-blocks) within half a step
- * of vals, and each block's {d, d * sum(q)}. */
-static void check_q8_planes(const rl_cu_act *a, const float *vals, int64_t n, const char *what)
-{
-    ck_assert(n % 32 == 0 && n > 0);
-    int8_t *q = malloc(n);
-    float *ds = malloc(n / 32 * 2 * sizeof(float));
-    tcu_down(q, a->q, n);
-    tcu_down(ds, a->ds, n / 32 * 2 * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        float d = ds[(i / 32) * 2];
-        ck_assert_msg(fabsf(q[i] * d - vals[i]) <= 0.51f * d + 1e-6f, "%s: int8 value %lld", what, (long long)i);
-    }
-    for (int64_t blk = 0; blk < n / 32; blk++) {
-        int sum = 0;
-        for (int k = 0; k < 32; k++)
-            sum += q[blk * 32 + k];
-        ck_assert_msg(fabsf(ds[blk * 2 + 1] - ds[blk * 2] * sum) <= 1e-4f * fabsf(ds[blk * 2]) * 32 * 127,
-                      "%s: block %lld's d * sum", what, (long long)blk);
-    }
-    free(q), free(ds);
-}
-
 /* The device's nblk block sums of squares d_ss against those of x's 32-blocks. */
 static void check_block_ss(const float *d_ss, const float *x, int64_t nblk, const char *what)
 {
@@ -71,7 +48,7 @@ static void check_matvec(rl_type t, int64_t rows, int64_t cols, int batch, int m
     double tol = rl_cu_type_q8(t) ? 2e-2 : 1e-4;
     ck_assert_msg(err < tol, "%s: rel err %g >= %g", name, err, tol);
     if (mode == RL_CU_MV_GLU && ya.q) /* the fused quantization matches the values */
-        check_q8_planes(&ya, y, n_out * batch, name);
+        tcu_check_q8_planes(&ya, y, n_out * batch, false, name);
     free_act(&xa);
     free_act(&ya);
     rl_cu_mat_free(&m);
@@ -207,7 +184,7 @@ static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
                       (long long)i);
     check_block_ss(xn.ss, h, E / 32 * batch, name);
     if (xn.q)
-        check_q8_planes(&xn, u, E * batch, name);
+        tcu_check_q8_planes(&xn, u, E * batch, false, name);
     /* the consumer on the normalized residual */
     float *xnorm = malloc(E * batch * sizeof(float));
     tcu_ref_rmsnorm(h, g, E, batch, NULL, xnorm);
@@ -287,7 +264,7 @@ START_TEST(rmsnorm_matches_cpu_and_quantizes)
         free(x), free(w), free(out), free(ref);
         return;
     }
-    check_q8_planes(&y, out, n * batch, "rmsnorm");
+    tcu_check_q8_planes(&y, out, n * batch, false, "rmsnorm");
     /* The deferred form (y.ss): x * w and each block's sum of squares of x. */
     rl_cu_act yd = make_act(n, batch, NULL);
     yd.ss = tcu_dev(n / 32 * batch * sizeof(float));
@@ -297,7 +274,7 @@ START_TEST(rmsnorm_matches_cpu_and_quantizes)
     for (int64_t i = 0; i < n * batch; i++)
         ck_assert_msg(out[i] == x[i] * w[i % n], "deferred rmsnorm [%lld]", (long long)i);
     check_block_ss(yd.ss, x, n / 32 * batch, "deferred rmsnorm");
-    check_q8_planes(&yd, out, n * batch, "deferred rmsnorm");
+    tcu_check_q8_planes(&yd, out, n * batch, false, "deferred rmsnorm");
     free_act(&yd);
     free_act(&y);
     cudaFree(dw), cudaFree(dx);

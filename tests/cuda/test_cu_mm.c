@@ -76,26 +76,8 @@ static void check_mm(rl_type t, int64_t rows, int64_t cols, int batch, int mode)
     double err = tcu_rel_err(y, ref, n_out * batch);
     fprintf(stderr, "%s: rel err %.3g\n", name, err);
     ck_assert_msg(err < MM_TOL, "%s: rel err %g >= %g", name, err, MM_TOL);
-    if (mode == RL_CU_MV_GLU && ya.q) { /* the fused quantization matches the values */
-        size_t nblk = (size_t)(n_out / 32) * batch;
-        int8_t *q = malloc(n_out * batch);
-        float *ds = malloc(nblk * 2 * sizeof(float));
-        tcu_down(q, ya.q, n_out * batch);
-        tcu_down(ds, ya.ds, nblk * 2 * sizeof(float));
-        for (int64_t i = 0; i < n_out * batch; i++) {
-            float d = ds[(i / 32) * 2];
-            ck_assert_msg(fabsf(q[i] * d - y[i]) <= 0.51f * d + 1e-6f, "%s: q8 of output %lld", name, (long long)i);
-        }
-        for (size_t blk = 0; blk < nblk; blk++) {
-            int sum = 0;
-            for (int k = 0; k < 32; k++)
-                sum += q[blk * 32 + k];
-            ck_assert_msg(fabsf(ds[blk * 2 + 1] - ds[blk * 2] * sum) <= 1e-4f * fabsf(ds[blk * 2]) * 32 * 127,
-                          "%s: d*sum of block %zu", name, blk);
-        }
-        free(q);
-        free(ds);
-    }
+    if (mode == RL_CU_MV_GLU && ya.q) /* the fused quantization matches the values */
+        tcu_check_q8_planes(&ya, y, n_out * batch, false, name);
     assert_guard_untouched(&ya, batch, name);
     cudaFree(xa.f);
     free_act(&ya);

@@ -164,34 +164,8 @@ static void check_mmq_s(int k, rl_type t, int64_t rows, int64_t cols, int batch,
     fprintf(stderr, "%s: rel err %.3g (vs matvec %.3g)\n", name, err, err_mv);
     ck_assert_msg(err < MMQ_TOL, "%s: rel err %g >= %g", name, err, MMQ_TOL);
     ck_assert_msg(err_mv < kernel_mv_tol[k], "%s: rel diff to rl_cu_matvec %g >= %g", name, err_mv, kernel_mv_tol[k]);
-    if (mode == RL_CU_MV_GLU && ya.q) { /* the fused quantization matches the values */
-        size_t nblk = (size_t)(n_out / 32) * batch;
-        int8_t *q = malloc(n_out * batch);
-        float *ds = malloc(nblk * 2 * sizeof(float));
-        tcu_down(q, ya.q, n_out * batch);
-        tcu_down(ds, ya.ds, nblk * 2 * sizeof(float));
-        for (int64_t i = 0; i < n_out * batch; i++) {
-            float d = ds[(i / 32) * 2];
-            ck_assert_msg(fabsf(q[i] * d - y[i]) <= 0.51f * d + 1e-6f, "%s: q8 of output %lld", name, (long long)i);
-        }
-        uint16_t *h = malloc(n_out * batch * 2);
-        tcu_down(h, ya.h, n_out * batch * 2);
-        for (int64_t i = 0; i < n_out * batch; i++) { /* the fp16 copy is d * q */
-            float d = ds[(i / 32) * 2], hv = rl_fp16_to_fp32(h[i]);
-            ck_assert_msg(fabsf(hv - q[i] * d) <= 1e-3f * fabsf(q[i] * d) + 1e-7f, "%s: h of output %lld", name,
-                          (long long)i);
-        }
-        free(h);
-        for (size_t blk = 0; blk < nblk; blk++) {
-            int sum = 0;
-            for (int k = 0; k < 32; k++)
-                sum += q[blk * 32 + k];
-            ck_assert_msg(fabsf(ds[blk * 2 + 1] - ds[blk * 2] * sum) <= 1e-4f * fabsf(ds[blk * 2]) * 32 * 127,
-                          "%s: d*sum of block %zu", name, blk);
-        }
-        free(q);
-        free(ds);
-    }
+    if (mode == RL_CU_MV_GLU && ya.q) /* the fused quantization matches the values, the fp16 copy is d * q */
+        tcu_check_q8_planes(&ya, y, n_out * batch, true, name);
     assert_untouched(&ya, batch, name);
     prod_in_free(&in);
     free_act(&ya);

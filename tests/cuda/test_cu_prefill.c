@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <time.h>
 
-#include "tcu_util.h"
+#include "tcu_mat.h"
 
 static float h2f(uint16_t h)
 {
@@ -114,14 +114,7 @@ static void check_prefill_paged(pf_case c)
     double tol = tc_path(c.hd) ? 3e-3 : 1e-4;
     ck_assert_msg(err < tol, "%s: rel err %g >= %g", name, err, tol);
     if (c.quant) {
-        size_t n = (size_t)c.n_q * qd;
-        int8_t *oq = malloc(n);
-        float *ds = malloc(n / 32 * 8);
-        tcu_down(oq, out.q, n);
-        tcu_down(ds, out.ds, n / 32 * 8);
-        for (size_t i = 0; i < n; i++)
-            ck_assert_msg(fabsf(oq[i] * ds[(i / 32) * 2] - o[i]) <= 0.51f * ds[(i / 32) * 2] + 1e-6f, "q8 %zu", i);
-        free(oq), free(ds);
+        tcu_check_q8_planes(&out, o, (int64_t)c.n_q * qd, false, name);
         cudaFree(out.q), cudaFree(out.ds);
     }
     cudaFree(kv.pool), cudaFree((void *)kv.bt), cudaFree(dq), cudaFree(out.f);
