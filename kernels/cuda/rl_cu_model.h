@@ -180,8 +180,9 @@ void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on);
 #define RL_CU_MVB_MIN_EMBD 4096
 void rl_cu_model_set_mvb(rl_cu_model *m, int on);
 /* Whether a step of n tokens runs on rl_cu_mvb now: one token, and
- * rl_cu_mvb takes at least one matrix of every layer (rl_cu_mvb_ok: types,
- * shapes, sm_90); it runs the others on the matvecs. */
+ * rl_cu_mvb takes every layer matrix (rl_cu_mvb_ok: types, shapes, sm_90),
+ * or, when forced on, at least one of every layer (it runs the others on the
+ * matvecs). */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n);
 /* Device bytes of the fp16 copies (RL_CU_W16_ON) of these layer types
  * (lts: per layer, or NULL for ty's); F16 matrices need none. */

@@ -89,9 +89,12 @@ static bool has_kquant(const rl_cu_model *m)
     return false;
 }
 
-/* Whether a step of n tokens runs on rl_cu_mvb: one sequence, rl_cu_mvb
- * taking at least one matrix of every layer, and on (rl_cu_model_set_mvb or
- * RL_CU_MVB=1) or automatic (the default) with the model at least
+/* Whether a step of n tokens runs on rl_cu_mvb: one sequence, and on
+ * (rl_cu_model_set_mvb or RL_CU_MVB=1) with rl_cu_mvb taking at least one
+ * matrix of every layer, or automatic (the default) with rl_cu_mvb taking
+ * every matrix of every layer (the matvec step, with its deferred norms,
+ * serves files where many matrices would need a norm kernel each, such as a
+ * SmolLM Q4_K_M's Q5_0 matrices 576 wide) and the model at least
  * RL_CU_MVB_MIN_EMBD wide or holding K-quants. Measured on an H100
  * (sessions 16-17, docs/PERFORMANCE.md): Llama 2 7B (4,096 wide) Q4_0
  * 524-531 tok/s against 475-478 on the matvecs, Q8_0 345-352 against
@@ -105,17 +108,18 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
         const char *e = getenv("RL_CU_MVB");
         m->mvb = e && e[0] == '1' ? 1 : e && e[0] == '0' ? 0 : MVB_AUTO;
     }
-    if (n != 1 || m->mvb == 0 || (m->mvb == MVB_AUTO && m->c.n_embd < RL_CU_MVB_MIN_EMBD && !has_kquant(m)))
+    bool automatic = m->mvb == MVB_AUTO;
+    if (n != 1 || m->mvb == 0 || (automatic && m->c.n_embd < RL_CU_MVB_MIN_EMBD && !has_kquant(m)))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
-        bool any = false;
-        for (int k = RL_CU_MVB_QKV; k <= RL_CU_MVB_DOWN && !any; k++) {
+        int taken = 0, all = 0;
+        for (int k = RL_CU_MVB_QKV; k <= RL_CU_MVB_DOWN; k++) {
             rl_cu_mvb_part p[3];
             int np = rl_cu_mvb_parts(m, k, l, p);
-            for (int i = 0; i < np; i++)
-                any = any || rl_cu_mvb_ok(p[i].m, p[i].mode);
+            for (int i = 0; i < np; i++, all++)
+                taken += rl_cu_mvb_ok(p[i].m, p[i].mode);
         }
-        if (!any)
+        if (taken == 0 || (automatic && taken < all))
             return false;
     }
     return true;

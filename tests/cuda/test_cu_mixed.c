@@ -69,18 +69,25 @@ static double rel_err_d(const float *a, const double *ref, uint32_t n)
     return tm_rel_err(a, ref, n);
 }
 
-/* Whether a layer of m holds a K-quant matrix (rl_cu_mvb's automatic choice
- * takes those at any width). */
-static bool has_kquant(const rl_model *m)
+/* Whether a layer of m holds a matrix of type a or b. */
+static bool has_type(const rl_model *m, rl_type a, rl_type b)
 {
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const rl_layer *L = &m->layers[l];
         const rl_weight *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 7; i++)
-            if (w[i]->type == RL_TYPE_Q4_K || w[i]->type == RL_TYPE_Q5_K || w[i]->type == RL_TYPE_Q6_K)
+            if (w[i]->type == a || w[i]->type == b)
                 return true;
     }
     return false;
+}
+
+/* rl_cu_mvb's automatic choice at under 4,096 wide: K-quants, and every layer
+ * matrix of a type it takes (these files' shapes all fit; F32 does not). */
+static bool mvb_auto_expected(const rl_model *m)
+{
+    return (has_type(m, RL_TYPE_Q4_K, RL_TYPE_Q5_K) || has_type(m, RL_TYPE_Q6_K, RL_TYPE_Q6_K)) &&
+           !has_type(m, RL_TYPE_F32, RL_TYPE_F32);
 }
 
 /* Prefill three sequences of the model at path into their own slots, then
@@ -99,7 +106,7 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
     rl_cu_model_set_norm_defer(g, defer);
     rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs, unless they hold K-quants */
     rl_cu_mat probe = {.type = RL_TYPE_Q4_K, .rows = 8, .cols = 256, .q = (void *)16};
-    bool kq = has_kquant(m) && rl_cu_mvb_ok(&probe, RL_CU_MV_STORE);
+    bool kq = mvb_auto_expected(m) && rl_cu_mvb_ok(&probe, RL_CU_MV_STORE);
     if (m->hp.n_embd < RL_CU_MVB_MIN_EMBD)
         ck_assert_msg(rl_cu_model_mvb_step(g, 1) == kq, "%s: %u wide %son rl_cu_mvb", mix, m->hp.n_embd,
                       kq ? "not " : "");
@@ -227,12 +234,14 @@ END_TEST
 /* A Q4_0, a Q8_0 and an F16 file's one-sequence steps on rl_cu_mvb (weights
  * by bulk copies, the norms inside the products; the 300-row output product
  * falls back to the matvec) against the float64 reference, with the fp16 and
- * the int8 KV (_i: bit 0 the KV type, _i / 2 the weight type); 6, 7: a Q4_0
- * file with F32 matrices that rl_cu_mvb does not take, which run on the
- * matvecs in between (a split V, a split up beside an rl_cu_mvb gate, a down). */
+ * the int8 KV (_i: bit 0 the KV type, _i / 2 the weight type); 6, 7: a
+ * Q4_K_M file with F32 matrices that rl_cu_mvb does not take, which run on
+ * the matvecs in between (a split V, a split up beside an rl_cu_mvb gate, a
+ * down), forced onto rl_cu_mvb (the automatic choice leaves such a file on
+ * the matvecs). */
 START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
 {
-    static const char *const types[] = {"Q4_0", "Q8_0", "F16", "Q4_0"};
+    static const char *const types[] = {"Q4_0", "Q8_0", "F16", "Q4_K_M"};
     char path[128], err[256] = "", mix[32];
     if (_i < 6) {
         make_typed(types[_i / 2], 13, path, sizeof path);
@@ -240,7 +249,7 @@ START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
         char cmd[1024];
         snprintf(path, sizeof path, "%s/f32parts.gguf", tmpdir);
         snprintf(cmd, sizeof cmd,
-                 "%s --shape tiny256 --type Q4_0 --layers 3 --seed 13 --out %s --tensor-type blk.0.attn_v=F32 "
+                 "%s --shape tiny256 --type Q4_K_M --layers 3 --seed 13 --out %s --tensor-type blk.0.attn_v=F32 "
                  "--tensor-type blk.1.ffn_up=F32 --tensor-type blk.2.ffn_down=F32 >/dev/null",
                  mkmodel, path);
         int st = system(cmd);
@@ -251,7 +260,7 @@ START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
     ck_assert_msg(rl_model_load(path, &m, err, sizeof err) == 0, "%s", err);
     if (_i >= 6)
         ck_assert(m->layers[0].wv.type == RL_TYPE_F32 && m->layers[1].w_up.type == RL_TYPE_F32 &&
-                  m->layers[2].w_down.type == RL_TYPE_F32 && m->layers[1].w_gate.type == RL_TYPE_Q4_0);
+                  m->layers[2].w_down.type == RL_TYPE_F32 && m->layers[1].w_gate.type == RL_TYPE_Q4_K);
     rl_cu_mat probe = {.type = RL_TYPE_Q4_0, .rows = 8, .cols = 256, .q = (void *)16, .d = (void *)16};
     if (!rl_cu_mvb_ok(&probe, RL_CU_MV_STORE))
         fprintf(stderr, "rl_cu_mvb: no sm_90 device: not tested\n");
