@@ -1,0 +1,29 @@
+#!/bin/bash
+# gpu-s18.sh - the device calls prepared for session 18 (written at the end of
+# session 17, after its device time ran out).
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s18.sh PART
+T=$(dirname "$0")
+. "$T/gpu-env.sh"
+B=${RL_GPU_BUILD:-/tmp/rl-b}
+BC=$B/bench/ringlm-bench-cuda
+PART=${1:-check}
+. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, load1, products
+ty() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' '; }
+#   check    what session 17 wrote after its last device call: the shared
+#            int8-plane check in test_cu_kernels, test_cu_mm, test_cu_mmq and
+#            test_cu_prefill, test_cu_mixed's Q4_K_M file with F32 matrices on
+#            the forced mvb step, the automatic choice's every-matrix rule;
+#            then the cuda and model suites and single stream on the final code.
+if [ "$PART" = check ]; then
+  build
+  for t in test_cu_kernels test_cu_mm test_cu_mmq test_cu_prefill test_cu_mixed; do
+    echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
+  done
+  SUITE_S=240 suites --suite cuda --suite model
+  for t in q4_0 q4_k_m q8_0; do
+    left 520 || break
+    echo "7B $t: $(ty llama2-7b $t)"
+  done
+  left 540 && echo "TinyLlama q4_0: $(ty tinyllama-1.1b q4_0) q4_k_m: $(ty tinyllama-1.1b q4_k_m)"
+  echo "elapsed ${SECONDS}s"
+fi
