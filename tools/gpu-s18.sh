@@ -25,5 +25,11 @@ if [ "$PART" = check ]; then
     echo "7B $t: $(ty llama2-7b $t)"
   done
   left 540 && echo "TinyLlama q4_0: $(ty tinyllama-1.1b q4_0) q4_k_m: $(ty tinyllama-1.1b q4_k_m)"
+  # batched K-quant steps (2-8 rows stay on the dp4a matvecs, whose K-quant
+  # scale decoding changed in session 17: compare with the same at 02acdee)
+  for b in 2 4 8; do
+    left 560 || break
+    echo "7B q4_k_m batch $b: $(timeout 90 $BC --shape llama2-7b --type q4_k_m --batch $b --prompt 128 --gen 32 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+')"
+  done
   echo "elapsed ${SECONDS}s"
 fi
