@@ -27,6 +27,9 @@ ncu_attn() {
 }
 # Engine generation tok/s: eng SHAPE BATCH PROMPT KV (ringlm-bench-cuda --gen 64).
 eng() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --kv $4 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
+# ty SHAPE TYPE: single stream (512-token prompt, 64 generated, fp16 KV): the
+# step's path and tok/s (session 17).
+ty() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' '; }
 # Per-op profile lines matching PATTERN: prof SHAPE BATCH PROMPT KV PATTERN.
 prof() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "$5|sum" | tr -s ' ' | tr '\n' ' '; }
 # The 64-client 7B load (int8 KV, STEPS-token steps, default 512) on one

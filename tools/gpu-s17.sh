@@ -7,10 +7,7 @@ T=$(dirname "$0")
 B=${RL_GPU_BUILD:-/tmp/rl-b}
 BC=$B/bench/ringlm-bench-cuda
 PART=${1:-chain}
-. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, load1, products
-# ty SHAPE TYPE: single stream (512-token prompt, 64 generated, fp16 KV):
-# the step's path and tok/s.
-ty() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' '; }
+. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, ty, load1, products
 #   chain    (run first in session 17: rl_cu_mvb_chain, a layer's products in
 #            one persistent launch, measured slower (414 against 528 tok/s at
 #            7B Q4_0) and removed; the script part is in git history, 02acdee.)
