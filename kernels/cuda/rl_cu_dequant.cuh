@@ -22,21 +22,9 @@
 #define RL_Q6K_BYTES 210 /* a GGUF block */
 #define RL_Q6K_DEV 224   /* its device slot: the block, then 14 bytes of padding */
 
-/* 6-bit scale and min of sub-block j (0..7) of a Q4_K super-block. */
-__device__ __forceinline__ void rl_q4k_scale_min(const uint8_t *sc, int j, int *s, int *m)
-{
-    if (j < 4) {
-        *s = sc[j] & 63;
-        *m = sc[j + 4] & 63;
-    } else {
-        *s = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
-        *m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
-    }
-}
-
-/* The same from the 12 scale bytes as three little-endian words (bytes
- * 0-3, 4-7, 8-11), in registers (a byte array indexed by j lives in local
- * memory). */
+/* 6-bit scale and min of sub-block j (0..7) of a Q4_K (Q5_K) super-block,
+ * from its 12 scale bytes as three little-endian words (bytes 0-3, 4-7,
+ * 8-11), in registers (a byte array indexed by j lives in local memory). */
 __device__ __forceinline__ void rl_q4k_scale_min_w(uint32_t w0, uint32_t w1, uint32_t w2, int j, int *s, int *m)
 {
     const int sh = 8 * (j & 3);
@@ -48,6 +36,13 @@ __device__ __forceinline__ void rl_q4k_scale_min_w(uint32_t w0, uint32_t w1, uin
         *s = (int)((b2 & 0xF) | ((b0 >> 6) << 4));
         *m = (int)((b2 >> 4) | ((b1 >> 6) << 4));
     }
+}
+
+/* The same from the scale bytes in memory (4-byte aligned: a block's byte 4). */
+__device__ __forceinline__ void rl_q4k_scale_min(const uint8_t *sc, int j, int *s, int *m)
+{
+    const uint32_t *w = (const uint32_t *)sc;
+    rl_q4k_scale_min_w(w[0], w[1], w[2], j, s, m);
 }
 
 /* Dequantize the 32-element sub-block `blk` (counted in 32s along the row) of
