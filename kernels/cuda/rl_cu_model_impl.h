@@ -115,13 +115,6 @@ static inline int32_t *rl_cu_din(rl_cu_model *m, int which)
     return m->d_in + (size_t)which * m->max_rows;
 }
 
-/* A model's form switch (norm_defer; rl_cu_step.c): set,
- * dropping the graphs captured with the other form; or read, from the
- * environment the first time (dflt on: on unless the variable starts with 0;
- * off: on only if it starts with 1). */
-void rl_cu_flag_set(rl_cu_model *m, int *flag, bool on);
-bool rl_cu_flag_get(int *flag, const char *env, bool dflt);
-
 /* The one-sequence step's products on rl_cu_mvb (rl_cu_step_mvb.c), in their
  * order within a layer; RL_CU_MVB_OUT: the output product (after the last). */
 enum { RL_CU_MVB_QKV, RL_CU_MVB_O, RL_CU_MVB_GU, RL_CU_MVB_DOWN, RL_CU_MVB_OUT };

@@ -17,14 +17,17 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
     return rl_cu_product(w, x, n, mode, y, m->s);
 }
 
-void rl_cu_flag_set(rl_cu_model *m, int *flag, bool on)
+/* A model's form switch (norm_defer): set, dropping the graphs captured with
+ * the other form; or read, from the environment the first time (dflt on: on
+ * unless the variable starts with 0; off: on only if it starts with 1). */
+static void flag_set(rl_cu_model *m, int *flag, bool on)
 {
     if (*flag != (int)on)
         rl_cu_model_drop_graphs(m);
     *flag = on;
 }
 
-bool rl_cu_flag_get(int *flag, const char *env, bool dflt)
+static bool flag_get(int *flag, const char *env, bool dflt)
 {
     if (*flag < 0) {
         const char *e = getenv(env);
@@ -35,7 +38,7 @@ bool rl_cu_flag_get(int *flag, const char *env, bool dflt)
 
 void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on)
 {
-    rl_cu_flag_set(m, &m->norm_defer, on);
+    flag_set(m, &m->norm_defer, on);
 }
 
 /* Whether a step of n tokens defers its RMSNorms into the residual products
@@ -46,7 +49,7 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
 {
     /* One row only: at 2 and 3 rows the 7B Q4_0 step measured 1% slower
      * (737 against 745 tok/s, 977-990 against 991; H100). */
-    if (n != 1 || !rl_cu_flag_get(&m->norm_defer, "RL_CU_NORM_DEFER", true) || !m->xss ||
+    if (n != 1 || !flag_get(&m->norm_defer, "RL_CU_NORM_DEFER", true) || !m->xss ||
         !rl_cu_product_is_matvec(&m->output, m->xn.h != NULL, n))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
