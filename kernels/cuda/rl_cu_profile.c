@@ -24,10 +24,11 @@ static int mvb_which(int op)
 
 /* One op as the step runs it; defer: the step's deferred norms (the residual
  * products carry them, the products after them read xn.ss); mvb: the step on
- * rl_cu_mvb (out_mvb: its output product too). */
-static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer, bool mvb, bool out_mvb)
+ * rl_cu_mvb (a product's norm inside it, or its kernel with the matvec where
+ * rl_cu_mvb does not take the matrix). */
+static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer, bool mvb)
 {
-    if (mvb && mvb_which(op) >= 0 && (op != P_OUT || out_mvb))
+    if (mvb && mvb_which(op) >= 0)
         return rl_cu_mvb_run(m, mvb_which(op), l);
     const rl_cu_model_cfg *c = &m->c;
     rl_cu_layer *L = &m->layers[l];
@@ -74,7 +75,6 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     RL_CU_TRY(rl_cu_check(cudaMemcpy(m->d_bt, bt, (size_t)n * m->bt_stride * 4, cudaMemcpyHostToDevice), "tables"));
     const int R = 64;
     bool mvb = rl_cu_model_mvb_step(m, n), defer = !mvb && rl_cu_step_norm_deferred(m, n);
-    bool out_mvb = mvb && rl_cu_mvb_ok(&m->output, RL_CU_MV_STORE);
     double us[P_N];
     cudaEvent_t e0, e1;
     RL_CU_TRY(rl_cu_check(cudaEventCreate(&e0), "event"));
@@ -86,7 +86,7 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
         int rc = 0;
         for (int r = 0; r < R && !rc; r++)
             /* cycle layers: weights from DRAM */
-            rc = enqueue_op(m, op, n, (uint32_t)r % m->c.n_layer, defer, mvb, out_mvb);
+            rc = enqueue_op(m, op, n, (uint32_t)r % m->c.n_layer, defer, mvb);
         cudaError_t e = cudaStreamEndCapture(m->s, &g);
         RL_CU_TRY(rc);
         RL_CU_TRY(rl_cu_check(e, "end capture"));
@@ -109,9 +109,9 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    /* deferred: only the first norm is a kernel; mvb: none, but the output's
-     * where rl_cu_mvb does not take the output product */
-    int norms = mvb ? !out_mvb : defer ? 1 : 2 * (int)m->c.n_layer + 1;
+    /* deferred: only the first norm is a kernel; mvb: none of its own (inside
+     * the products, or counted with the product that needs one) */
+    int norms = mvb ? 0 : defer ? 1 : 2 * (int)m->c.n_layer + 1;
     double per_layer = us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
     double total = us[P_EMBD] + m->c.n_layer * per_layer + norms * us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
     fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)%s\n", n, pos, R,
