@@ -30,6 +30,22 @@ static char tmpdir[64];
 
 static const char *const mixes[] = {"Q4_K_M", "Q5_K_M"};
 
+/* ringlm-mkmodel ARGS --out path (stdout discarded); the test fails if it does. */
+static void mkmodel_run(const char *path, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s --out %s >/dev/null", mkmodel, args, path);
+    int st = system(cmd);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+}
+
+/* Whether this device runs rl_cu_mvb (sm_90). */
+static bool mvb_device(void)
+{
+    rl_cu_mat probe = {.type = RL_TYPE_Q4_0, .rows = 8, .cols = 256, .q = (void *)16, .d = (void *)16};
+    return rl_cu_mvb_ok(&probe, RL_CU_MV_STORE);
+}
+
 /* 4 layers: 0 and 2 have attn_v/ffn_down Q6_K (Q, K, V split), 1 has ffn_up
  * Q5_K (gate, up split), 2 an F16 attn_output, 3 a Q8_0 attn_k (split). */
 static void make_mixed(const char *mix, char *path, size_t n)
@@ -37,23 +53,21 @@ static void make_mixed(const char *mix, char *path, size_t n)
     snprintf(path, n, "%s/%s.gguf", tmpdir, mix);
     if (access(path, R_OK) == 0)
         return;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "%s --shape tiny256 --type %s --layers 4 --seed 5 --out %s --tensor-type blk.1.ffn_up=Q5_K "
-             "--tensor-type blk.2.attn_output=F16 --tensor-type blk.3.attn_k=Q8_0 >/dev/null",
-             mkmodel, mix, path);
-    int st = system(cmd);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+    char args[512];
+    snprintf(args, sizeof args,
+             "--shape tiny256 --type %s --layers 4 --seed 5 --tensor-type blk.1.ffn_up=Q5_K "
+             "--tensor-type blk.2.attn_output=F16 --tensor-type blk.3.attn_k=Q8_0",
+             mix);
+    mkmodel_run(path, args);
 }
 
-/* A tiny256 Q4_0 file from ringlm-mkmodel with this seed, in tmpdir. */
+/* A tiny256 file of this type from ringlm-mkmodel with this seed, in tmpdir. */
 static void make_typed(const char *type, int seed, char *path, size_t n)
 {
     snprintf(path, n, "%s/%s_s%d.gguf", tmpdir, type, seed);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s --shape tiny256 --type %s --seed %d --out %s >/dev/null", mkmodel, type, seed, path);
-    int st = system(cmd);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+    char args[128];
+    snprintf(args, sizeof args, "--shape tiny256 --type %s --seed %d", type, seed);
+    mkmodel_run(path, args);
 }
 
 static void make_q4_0(int seed, char *path, size_t n)
@@ -105,8 +119,7 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
     ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     rl_cu_model_set_norm_defer(g, defer);
     rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs, unless they hold K-quants */
-    rl_cu_mat probe = {.type = RL_TYPE_Q4_K, .rows = 8, .cols = 256, .q = (void *)16};
-    bool kq = mvb_auto_expected(m) && rl_cu_mvb_ok(&probe, RL_CU_MV_STORE);
+    bool kq = mvb_auto_expected(m) && mvb_device();
     if (m->hp.n_embd < RL_CU_MVB_MIN_EMBD)
         ck_assert_msg(rl_cu_model_mvb_step(g, 1) == kq, "%s: %u wide %son rl_cu_mvb", mix, m->hp.n_embd,
                       kq ? "not " : "");
@@ -181,8 +194,7 @@ START_TEST(mixed_logits_match_reference_after_prefill_and_batched_decode)
     bool kv_q8 = _i == 2 || _i == 3 || _i == 7; /* the int8 KV cache: within the same bound */
     bool defer = _i < 4 || _i >= 6;             /* 4, 5: every RMSNorm a kernel of its own */
     int mvb = _i >= 6 ? MVB_ON : MVB_OFF;       /* 6, 7: the one-sequence step on rl_cu_mvb */
-    rl_cu_mat probe = {.type = RL_TYPE_Q4_K, .rows = 8, .cols = 256, .q = (void *)16};
-    if (mvb && !rl_cu_mvb_ok(&probe, RL_CU_MV_STORE)) {
+    if (mvb && !mvb_device()) {
         fprintf(stderr, "rl_cu_mvb: no sm_90 device: not tested\n");
         return;
     }
@@ -246,14 +258,9 @@ START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
     if (_i < 6) {
         make_typed(types[_i / 2], 13, path, sizeof path);
     } else {
-        char cmd[1024];
         snprintf(path, sizeof path, "%s/f32parts.gguf", tmpdir);
-        snprintf(cmd, sizeof cmd,
-                 "%s --shape tiny256 --type Q4_K_M --layers 3 --seed 13 --out %s --tensor-type blk.0.attn_v=F32 "
-                 "--tensor-type blk.1.ffn_up=F32 --tensor-type blk.2.ffn_down=F32 >/dev/null",
-                 mkmodel, path);
-        int st = system(cmd);
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+        mkmodel_run(path, "--shape tiny256 --type Q4_K_M --layers 3 --seed 13 --tensor-type blk.0.attn_v=F32 "
+                          "--tensor-type blk.1.ffn_up=F32 --tensor-type blk.2.ffn_down=F32");
     }
     snprintf(mix, sizeof mix, "%s%s mvb", types[_i / 2], _i >= 6 ? "+F32" : "");
     rl_model *m;
@@ -261,8 +268,7 @@ START_TEST(one_sequence_steps_on_bulk_copies_match_reference)
     if (_i >= 6)
         ck_assert(m->layers[0].wv.type == RL_TYPE_F32 && m->layers[1].w_up.type == RL_TYPE_F32 &&
                   m->layers[2].w_down.type == RL_TYPE_F32 && m->layers[1].w_gate.type == RL_TYPE_Q4_K);
-    rl_cu_mat probe = {.type = RL_TYPE_Q4_0, .rows = 8, .cols = 256, .q = (void *)16, .d = (void *)16};
-    if (!rl_cu_mvb_ok(&probe, RL_CU_MV_STORE))
+    if (!mvb_device())
         fprintf(stderr, "rl_cu_mvb: no sm_90 device: not tested\n");
     else
         check_against_reference(m, path, mix, _i & 1, true, MVB_ON);

@@ -1,7 +1,6 @@
 /* test_cu_mvb.c - rl_cu_mvb, the one-sequence products whose weights
  * stream by bulk copies into shared memory, against float64 on fresh random
- * inputs. Exits
- * 77 without a GPU; skips with a message without sm_90. */
+ * inputs. Exits 77 without a GPU; skips with a message without sm_90. */
 #include <errno.h>
 #include <time.h>
 
@@ -39,8 +38,8 @@ static void check_mvb(rl_type t, int64_t rows, int64_t cols, int mode, bool norm
     free(w), free(x), free(g), free(y0), free(xr), free(y), free(ref);
 }
 
-/* Q4_0, Q8_0, F16 and BF16 in every mode, rows of one chunk and of two or three (4,352 columns: 128
- * blocks, then 8), more tiles than SMs (the ring wraps: 2,400
+/* Every type in every mode, rows of one chunk and of two or three (4,352
+ * columns: 128 blocks, then 8), more tiles than SMs (the ring wraps: 2,400
  * rows), and what it refuses. */
 START_TEST(mvb_streams_products_of_each_type_in_every_mode)
 {
