@@ -30,6 +30,18 @@ eng() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 64 --
 # ty SHAPE TYPE: single stream (512-token prompt, 64 generated, fp16 KV): the
 # step's path and tok/s (session 17).
 ty() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+' | tr '\n' ' '; }
+# memcheck TEST: compute-sanitizer memcheck over one CUDA test, its summary
+# line (log in $OUT/san-TEST.log).
+memcheck() {
+  timeout ${SAN_S:-150} compute-sanitizer --tool memcheck $B/tests/cuda/$1 >"$OUT/san-$1.log" 2>&1
+  echo "memcheck $1: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-$1.log" | tr '\n' ' ')"
+}
+# mkm SHAPE TYPE NAME: a ringlm-mkmodel file /tmp/rl-models/NAME.gguf (kept
+# between calls on a warm machine).
+mkm() { mkdir -p /tmp/rl-models; [ -f /tmp/rl-models/$3.gguf ] || timeout 150 $B/tools/ringlm-mkmodel --shape $1 --type $2 --out /tmp/rl-models/$3.gguf --threads 16 >/dev/null; }
+# benchm NAME: the engine (ringlm-bench model --device cuda, 512-token prompt,
+# 128 generated) on /tmp/rl-models/NAME.gguf: prefill and generation tok/s.
+benchm() { timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/$1.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' '; }
 # Per-op profile lines matching PATTERN: prof SHAPE BATCH PROMPT KV PATTERN.
 prof() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "$5|sum" | tr -s ' ' | tr '\n' ' '; }
 # The 64-client 7B load (int8 KV, STEPS-token steps, default 512) on one

@@ -7,7 +7,7 @@ T=$(dirname "$0")
 B=${RL_GPU_BUILD:-/tmp/rl-b}
 BC=$B/bench/ringlm-bench-cuda
 PART=${1:-chain}
-. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, ty, load1, products
+. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, ty, memcheck, mkm, benchm, load1, products
 #   chain    (run first in session 17: rl_cu_mvb_chain, a layer's products in
 #            one persistent launch, measured slower (414 against 528 tok/s at
 #            7B Q4_0) and removed; the script part is in git history, 02acdee.)
@@ -20,8 +20,7 @@ if [ "$PART" = kq ]; then
   echo "test_cu_mvb: $(timeout 150 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
   echo "test_cu_mixed: $(timeout 200 $B/tests/cuda/test_cu_mixed 2>&1 | grep -E 'Checks|:F:|:E:|not tested' | head -6)"
   SUITE_S=240 suites --suite cuda --suite model
-  timeout 150 compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
-  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
+  memcheck test_cu_mvb
   for r in 1 2; do
     for t in q4_k_m q4_k q6_k q4_0; do
       left 500 || break
@@ -40,8 +39,7 @@ if [ "$PART" = kq2 ]; then
   echo "test_cu_mvb: $(timeout 150 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
   echo "test_cu_mixed: $(timeout 200 $B/tests/cuda/test_cu_mixed 2>&1 | grep -E 'Checks|:F:|:E:' | head -6)"
   SUITE_S=240 suites --suite cuda --suite model
-  timeout 150 compute-sanitizer --tool memcheck $B/tests/cuda/test_cu_mvb >"$OUT/san-memcheck.log" 2>&1
-  echo "compute-sanitizer memcheck: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-memcheck.log" | tr '\n' ' ')"
+  memcheck test_cu_mvb
   for r in 1 2; do
     for t in q4_k_m q4_k q5_k_m q4_0; do
       left 420 || break
@@ -49,13 +47,9 @@ if [ "$PART" = kq2 ]; then
     done
   done
   left 450 && echo "TinyLlama q4_k_m: auto $(ty tinyllama-1.1b q4_k_m) matvec $(RL_CU_MVB=0 ty tinyllama-1.1b q4_k_m)"
-  M=/tmp/rl-models; mkdir -p $M
-  left 460 && timeout 120 $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type Q4_K_M --out $M/tl-q4km.gguf --threads 16 >/dev/null
-  for v in auto 0; do
-    left 540 || break
-    e=""; [ $v = 0 ] && e="RL_CU_MVB=0"
-    echo "bench model TinyLlama Q4_K_M mvb=$v: $(env $e timeout 60 $B/bench/ringlm-bench model --model $M/tl-q4km.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"
-  done
+  left 460 && mkm tinyllama-1.1b Q4_K_M tl-q4km
+  left 540 && echo "bench model TinyLlama Q4_K_M mvb=auto: $(benchm tl-q4km)"
+  left 540 && echo "bench model TinyLlama Q4_K_M mvb=0: $(RL_CU_MVB=0 benchm tl-q4km)"
   echo "elapsed ${SECONDS}s"
 fi
 #   early    k_attn_warp reading its first chunk before the PDL wait when a
@@ -78,13 +72,9 @@ if [ "$PART" = early ]; then
     echo "7B $t: mvb $(ty llama2-7b $t) matvec $(RL_CU_MVB=0 ty llama2-7b $t)"
   done
   left 460 && echo "TinyLlama q4_k_m: auto $(ty tinyllama-1.1b q4_k_m) matvec $(RL_CU_MVB=0 ty tinyllama-1.1b q4_k_m)"
-  M=/tmp/rl-models; mkdir -p $M
-  left 470 && timeout 120 $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type Q4_K_M --out $M/tl-q4km.gguf --threads 16 >/dev/null
-  for v in auto 0; do
-    left 540 || break
-    e=""; [ $v = 0 ] && e="RL_CU_MVB=0"
-    echo "bench model TinyLlama Q4_K_M mvb=$v: $(env $e timeout 60 $B/bench/ringlm-bench model --model $M/tl-q4km.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"
-  done
+  left 470 && mkm tinyllama-1.1b Q4_K_M tl-q4km
+  left 540 && echo "bench model TinyLlama Q4_K_M mvb=auto: $(benchm tl-q4km)"
+  left 540 && echo "bench model TinyLlama Q4_K_M mvb=0: $(RL_CU_MVB=0 benchm tl-q4km)"
   echo "elapsed ${SECONDS}s"
 fi
 #   early2   the same with every row before the token's own read before the
@@ -114,15 +104,13 @@ if [ "$PART" = end ]; then
   build
   for t in test_cu_paged test_cu_kvq8 test_cu_model; do
     left 250 || break
-    timeout 200 compute-sanitizer --tool memcheck $B/tests/cuda/$t >"$OUT/san-$t.log" 2>&1
-    echo "memcheck $t: rc=$? $(grep -E 'ERROR SUMMARY|Checks' "$OUT/san-$t.log" | tr '\n' ' ')"
+    SAN_S=200 memcheck $t
   done
-  M=/tmp/rl-models; mkdir -p $M
-  left 300 && timeout 150 $B/tools/ringlm-mkmodel --shape llama2-7b --type Q4_0 --out $M/7b-q4_0.gguf --threads 16 >/dev/null
-  left 330 && timeout 120 $B/tools/ringlm-mkmodel --shape tinyllama-1.1b --type Q4_K_M --out $M/tl-q4km.gguf --threads 16 >/dev/null
+  left 300 && mkm llama2-7b Q4_0 7b-q4_0
+  left 330 && mkm tinyllama-1.1b Q4_K_M tl-q4km
   for f in 7b-q4_0 tl-q4km; do
     left 520 || break
-    echo "bench model $f: $(timeout 90 $B/bench/ringlm-bench model --model $M/$f.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ')"
+    echo "bench model $f: $(benchm $f)"
   done
   echo "elapsed ${SECONDS}s"
 fi

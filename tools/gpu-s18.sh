@@ -7,7 +7,7 @@ T=$(dirname "$0")
 B=${RL_GPU_BUILD:-/tmp/rl-b}
 BC=$B/bench/ringlm-bench-cuda
 PART=${1:-check}
-. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, ty, load1, products
+. "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, ty, memcheck, mkm, benchm, load1, products
 #   check    what session 17 wrote after its last device call: the shared
 #            int8-plane check in test_cu_kernels, test_cu_mm, test_cu_mmq and
 #            test_cu_prefill, test_cu_mixed's Q4_K_M file with F32 matrices on
