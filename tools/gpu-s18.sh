@@ -32,3 +32,23 @@ if [ "$PART" = check ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   lean     rl_cu_mvb variants (session 18): RL_CU_MVB_LEAN=1 (56 registers:
+#            another kernel's CTA fits beside), 2 (and a 92 KB ring: the next
+#            product's CTA too), RL_CU_MVB_DYN=N (tiles from a counter, N
+#            stages ahead at most); test_cu_mvb under each, then 7B Q4_0
+#            single stream alternating.
+if [ "$PART" = lean ]; then
+  build
+  for v in "0 0" "1 0" "2 0" "0 2" "0 16" "2 2"; do
+    set -- $v
+    echo "test_cu_mvb LEAN=$1 DYN=$2: $(RL_CU_MVB_LEAN=$1 RL_CU_MVB_DYN=$2 timeout 120 $B/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:' | head -3)"
+  done
+  for r in 1 2; do
+    for v in "0 0" "1 0" "2 0" "0 2" "0 4" "0 16" "2 2" "2 16"; do
+      left 560 || break
+      set -- $v
+      echo "r$r 7B q4_0 LEAN=$1 DYN=$2: $(RL_CU_MVB_LEAN=$1 RL_CU_MVB_DYN=$2 ty llama2-7b q4_0)"
+    done
+  done
+  echo "elapsed ${SECONDS}s"
+fi
