@@ -47,35 +47,12 @@ namespace rl_mvb {
 
 using namespace rl_async;
 
-/* Tile source: a CTA's producer takes tiles c, c + grid, ... (ctr NULL) or
- * the next of *ctr (RL_CU_MVB_DYN: a CTA that starts early, beside the
- * previous kernel's tail, takes more), at most la stages ahead of the
- * consumers' releases; -1 when none is left. The fetch that returns the
- * last value (ntiles + grid - 1: each producer's fetches end with one past
- * the tiles) resets the counter for the slot's next launch. */
-__device__ __forceinline__ int64_t next_tile(unsigned *ctr, int64_t prev, int64_t ntiles)
-{
-    int64_t v;
-    if (!ctr) {
-        v = prev < 0 ? (int64_t)blockIdx.x : prev + gridDim.x;
-    } else {
-        v = atomicAdd(ctr, 1u);
-        if (v == ntiles + gridDim.x - 1)
-            atomicExch(ctr, 0u);
-    }
-    return v < ntiles ? v : -1;
-}
-
-/* L: 0 the wide kernel (144 KB ring, registers unbounded: 83-88); 1 lean
- * registers (at most 56 for two CTAs of 544 threads per SM: prepare_x's
- * loads in rounds of 4, beside another kernel's CTA); 2 lean registers and
- * the 92 KB ring, so the next product's CTA fits beside this one's. */
-template <int T, bool GLU, int L>
-__global__ void __launch_bounds__(THREADS, L ? 2 : 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, unsigned *ctr, int la)
+template <int T, bool GLU>
+__global__ void __launch_bounds__(THREADS, 1)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    using C = cfg<T, GLU, L == 2 ? RLEAN : RMAX>;
+    using C = cfg<T, GLU>;
     constexpr int CK = C::CK, QROW = C::QROW, DROW = C::DROW, RB = C::RB;
     const size_t xb = x_bytes(C::FX, m.cols);
     extern __shared__ __align__(128) uint8_t sm[];
@@ -86,7 +63,6 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     uint64_t *full = (uint64_t *)(sm + RB + xb);
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
-    int *tile_of = (int *)(red + 48); /* the stage's tile (-1: the end) */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     ring_start<C::S>(full, empty);
 
@@ -96,48 +72,37 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
         int64_t i = 0;
-        int64_t t = -1, c = 0;
-        for (;; i++) {
-            int s = (int)(i % C::S);
-            if (t < 0 || ++c == nch) { /* the next tile */
-                if (ctr && la < C::S && i >= la)
-                    bar_wait(&empty[(i - la) % C::S], (unsigned)((i - la) / C::S) & 1);
-                t = next_tile(ctr, t, ntiles);
-                c = 0;
+        for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
+            for (int64_t c = 0; c < nch; c++, i++) {
+                int s = (int)(i % C::S);
+                unsigned ph = (unsigned)(i / C::S) & 1;
+                int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
+                uint8_t *st = sm + (size_t)s * C::STG;
+                bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
+                bar_expect(&full[s], (unsigned)(C::NRW * cu * (C::QB + C::DB)));
+                for (int r = 0; r < C::NRW; r++) {
+                    int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
+                    bulk_copy(st + r * QROW, q + (row * nb + c * CK) * C::QB, (unsigned)(cu * C::QB), &full[s]);
+                    if (C::DB)
+                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
+                                  &full[s]);
+                }
             }
-            bar_wait(&empty[s], ((unsigned)(i / C::S) & 1) ^ 1); /* the consumers freed it (the first round passes) */
-            tile_of[s] = (int)t;
-            if (t < 0) { /* the end: an arrival without bytes */
-                bar_expect(&full[s], 0);
-                return;
-            }
-            int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
-            uint8_t *st = sm + (size_t)s * C::STG;
-            bar_expect(&full[s], (unsigned)(C::NRW * cu * (C::QB + C::DB)));
-            for (int r = 0; r < C::NRW; r++) {
-                int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
-                bulk_copy(st + r * QROW, q + (row * nb + c * CK) * C::QB, (unsigned)(cu * C::QB), &full[s]);
-                if (C::DB)
-                    bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
-            }
-        }
+        return;
     }
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
     rl_pdl_wait();
-    prepare_x<C::FX, L ? 4 : 8>(x, g, eps, cols, xq, xds, xf, red);
+    prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
     int64_t i = 0;
-    for (int tl = 0;; tl++) {
+    int tl = 0;
+    for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x, tl++) {
         float acc = 0.0f, accu = 0.0f;
-        int64_t t = 0;
         for (int64_t c = 0; c < nch; c++, i++) {
             int s = (int)(i % C::S);
             bar_wait(&full[s], (unsigned)(i / C::S) & 1);
-            t = tile_of[s];
-            if (t < 0)
-                break;
             const uint8_t *st = sm + (size_t)s * C::STG;
             int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
 #pragma unroll
@@ -156,8 +121,6 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             if (lane == 0)
                 bar_arrive(&empty[s]);
         }
-        if (t < 0)
-            return;
         acc = rl_warp_sum(acc);
         if (GLU)
             accu = rl_warp_sum(accu);
@@ -179,71 +142,18 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 #endif
 }
 
-/* The variant (RL_CU_MVB_LEAN: 0, 1, 2 as L above) and the tile source
- * (RL_CU_MVB_DYN=N: a counter, at most N stages ahead; 0: static), read once. */
-static int env_int(const char *name, int dflt, int lo, int hi)
-{
-    const char *e = getenv(name);
-    int v = e ? atoi(e) : dflt;
-    return v < lo || v > hi ? dflt : v;
-}
-
-static int lean_variant(void)
-{
-    static int v = -1;
-    if (v < 0)
-        v = env_int("RL_CU_MVB_LEAN", 0, 0, 2);
-    return v;
-}
-
-static int dyn_ahead(void)
-{
-    static int v = -1;
-    if (v < 0)
-        v = env_int("RL_CU_MVB_DYN", 0, 0, 64);
-    return v;
-}
-
-/* Tile counters (RL_CU_MVB_DYN): a slot per launch, in turn; a slot comes
- * back after SLOTS launches, long after its kernel completed. */
-constexpr int SLOTS = 256;
-__device__ unsigned tile_ctr[SLOTS];
-
-static unsigned *next_slot(void)
-{
-    static unsigned *base = NULL;
-    static unsigned turn = 0;
-    if (!base && cudaGetSymbolAddress((void **)&base, tile_ctr) != cudaSuccess)
-        return NULL;
-    return base + (__atomic_fetch_add(&turn, 1u, __ATOMIC_RELAXED) % SLOTS);
-}
-
-template <int T, bool GLU, int L>
-static int launch_v(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
-{
-    using C = cfg<T, GLU, L == 2 ? RLEAN : RMAX>;
-    size_t smem = smem_bytes(C::RB, C::FX, m->cols);
-    static size_t set_for = 0;
-    if (!smem_limit(k_mvb<T, GLU, L>, smem, &set_for))
-        return -ENOTSUP;
-    if (L) /* the whole carveout as shared memory: room for the CTA beside */
-        (void)cudaFuncSetAttribute(k_mvb<T, GLU, L>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
-    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
-    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    int la = dyn_ahead();
-    unsigned *ctr = la ? next_slot() : NULL;
-    rl_launch_smem(k_mvb<T, GLU, L>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, ctr, la);
-    return RL_CU_LAUNCHED("mvb");
-}
 
 template <int T, bool GLU>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    switch (lean_variant()) {
-    case 1: return launch_v<T, GLU, 1>(m, x, g, eps, y, mode, s);
-    case 2: return launch_v<T, GLU, 2>(m, x, g, eps, y, mode, s);
-    default: return launch_v<T, GLU, 0>(m, x, g, eps, y, mode, s);
-    }
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
+    static size_t set_for = 0;
+    if (!smem_limit(k_mvb<T, GLU>, smem, &set_for))
+        return -ENOTSUP;
+    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
+    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    return RL_CU_LAUNCHED("mvb");
 }
 
 /* Table of the kernels by weight type and GLU mode. */

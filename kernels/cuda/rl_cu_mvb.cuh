@@ -19,7 +19,6 @@ constexpr int CW = 16;                 /* consumer warps: two per output */
 constexpr int H = CW / TR;             /* halves of a stage's blocks */
 constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
 constexpr int RMAX = 147456;           /* bytes of stages at most (144 KB) */
-constexpr int RLEAN = 94208;           /* the lean ring (92 KB): two CTAs fit an SM */
 
 /* Whether weights of type t are floats (F16, BF16: no scales; the activation
  * stays fp32) rather than blocks with scales (the activation int8). */
@@ -49,8 +48,8 @@ __host__ __device__ constexpr int q_bytes(int t)
  * size measured best; K-quants: whole 256-value blocks, 2,304 bytes for
  * Q4_K, 2,816 for Q5_K, 1,792 for Q6_K) and, with DB, one of scales; a
  * lane's unit is 32 values (the quantized types) or 8 (floats: UPB = 4 per 32
- * columns); S whole stages in at most RM bytes (RB). */
-template <int T, bool GLU, int RM = RMAX> struct cfg {
+ * columns); S whole stages in at most RMAX bytes (RB). */
+template <int T, bool GLU> struct cfg {
     static constexpr bool FX = float_w(T);
     static constexpr bool KQ = T == RL_TYPE_Q4_K || T == RL_TYPE_Q5_K || T == RL_TYPE_Q6_K;
     static constexpr int QB = q_bytes(T), DB = T == RL_TYPE_Q4_0 || T == RL_TYPE_Q8_0 ? 2 : 0;
@@ -58,7 +57,7 @@ template <int T, bool GLU, int RM = RMAX> struct cfg {
     static constexpr int QROW = CK * QB, DROW = CK * DB;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
-    static constexpr int S = RM / STG > 16 ? 16 : RM / STG;
+    static constexpr int S = RMAX / STG > 16 ? 16 : RMAX / STG;
     static constexpr int RB = S * STG;
     static_assert(S >= 2 && NU % (32 * H) == 0 && QROW % 16 == 0 && (!KQ || CK % 8 == 0),
                   "a ring of whole stages, whole lane rounds per half, aligned rows, whole K-quant blocks");
@@ -163,17 +162,17 @@ template <typename K> static inline bool smem_limit(K k, size_t smem, size_t *se
  *
  * Latency-bound (the producer's copies fill the memory queues meanwhile, so
  * each round trip to L2 is long): every thread issues PV float4 loads
- * before using any, so a round of NT * PV * 4 columns (PV 8: 16,384) costs
- * about one round trip. A 32-block is 8 lanes' float4s: its absolute maximum and
+ * before using any, so a round of NT * PV * 4 columns (16,384) costs about
+ * one round trip. A 32-block is 8 lanes' float4s: its absolute maximum and
  * sum of int8 values are shuffles within the 8 lanes. */
-constexpr int NT = CW * 32;
+constexpr int NT = CW * 32, PV = 8;
 
 __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
 {
     return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
-template <bool FX, int PV>
+template <bool FX>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
                           float *red)
 {
