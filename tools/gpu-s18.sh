@@ -52,3 +52,27 @@ if [ "$PART" = lean ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   rope     the RoPE and the KV write in the Q|K|V products' epilogue
+#            (rl_cu_mvb_rope_kv; RL_CU_MVB_ROPE=0: the RoPE kernel as before):
+#            test_cu_mvb (against the RoPE kernel), the suites, memcheck, then
+#            single stream alternating, and the per-op profile.
+if [ "$PART" = rope ]; then
+  build
+  for t in test_cu_mvb test_cu_mixed test_cu_model; do
+    echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  done
+  SUITE_S=240 suites --suite cuda --suite model
+  SAN_S=120 memcheck test_cu_mvb
+  for r in 1 2; do
+    for v in 1 0; do
+      left 470 || break
+      echo "r$r ROPE=$v 7B q4_0: $(RL_CU_MVB_ROPE=$v ty llama2-7b q4_0) q4_k_m: $(RL_CU_MVB_ROPE=$v ty llama2-7b q4_k_m)"
+    done
+  done
+  for v in 1 0; do
+    left 520 || break
+    echo "ROPE=$v 7B q8_0: $(RL_CU_MVB_ROPE=$v ty llama2-7b q8_0) TinyLlama q4_k_m: $(RL_CU_MVB_ROPE=$v ty tinyllama-1.1b q4_k_m)"
+  done
+  left 550 && echo "profile: $(timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E 'qkv|rope|attention|sum' | tr -s ' ' | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -41,15 +41,56 @@
  * scales inside (no scale plane), a lane's unit 32 values decoded from its
  * block by the matvec's code (session 17: two sub-blocks per unit, their
  * shared bytes read once, measured 10% slower). */
+#include "rl_cu_kv.cuh"
 #include "rl_cu_mvb.cuh"
 
 namespace rl_mvb {
 
 using namespace rl_async;
 
-template <int T, bool GLU>
+/* The RoPE epilogue's arguments (rl_cu_mvb_rope_kv; unused otherwise). */
+struct ro_args {
+    rl_kv_paged<rl_kv_f16> A;
+    rl_cu_rope r;
+    const int32_t *pos;
+    float *q;
+    int64_t row0;
+};
+
+/* Output row rr of the product, y its value and yp its pair's (row rr ^ 1),
+ * rotated and written as k_rope_kv writes row0 + rr of the q|k|v row. */
+__device__ __forceinline__ void rope_out(const ro_args &ra, int64_t rr, float y, float yp)
+{
+    const rl_cu_rope &r = ra.r;
+    int64_t gr = ra.row0 + rr;
+    int hd = r.head_dim, h = (int)(gr / hd), e = (int)(gr % hd), k = e / 2;
+    int p = ra.pos[0];
+    bool ok = ra.A.ok(0, p);
+    if (h >= r.n_head + r.n_head_kv) { /* V: as it is */
+        __half *dv = ok ? ra.A.wv(0, h - r.n_head - r.n_head_kv, p) : nullptr;
+        if (dv)
+            dv[e] = __float2half(y);
+        return;
+    }
+    bool rot = k < r.n_rot / 2;
+    float f = rot ? (r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot)) : 0.0f;
+    float sn = 0.0f, cs = 1.0f;
+    if (rot)
+        sincosf((float)p * f, &sn, &cs);
+    float a = e & 1 ? yp : y, c = e & 1 ? y : yp; /* the pair (2k, 2k + 1) */
+    float v = e & 1 ? a * sn + c * cs : a * cs - c * sn;
+    if (h < r.n_head) {
+        ra.q[(int64_t)h * hd + e] = v;
+        return;
+    }
+    __half *dk = ok ? ra.A.wk(0, h - r.n_head, p) : nullptr;
+    if (dk)
+        dk[e] = __float2half(v);
+}
+
+template <int T, bool GLU, bool RO>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, const ro_args ra)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -125,13 +166,21 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         if (GLU)
             accu = rl_warp_sum(accu);
         /* the second half's sums through shared memory: two buffers by tile
-         * parity, so one barrier per tile */
+         * parity, so one barrier per tile (RO: both halves, for the pairs) */
         float *half = red + 16 + (tl & 1) * 16;
-        if (h == 1 && lane == 0)
-            half[o] = acc, half[TR + o] = accu;
+        if ((RO || h == 1) && lane == 0) {
+            if (RO)
+                half[h * TR + o] = acc;
+            else
+                half[o] = acc, half[TR + o] = accu;
+        }
         asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         if (h == 1 || lane != 0)
             continue;
+        if (RO) {
+            rope_out(ra, t * TR + o, half[o] + half[TR + o], half[o ^ 1] + half[TR + (o ^ 1)]);
+            continue;
+        }
         acc += half[o], accu += half[TR + o];
         int64_t r = t * TR + o;
         if (GLU)
@@ -143,34 +192,47 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 }
 
 
-template <int T, bool GLU>
-static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
+template <int T, bool GLU, bool RO>
+static int launch_ro(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
+                     const ro_args &ra, cudaStream_t s)
 {
     size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
     static size_t set_for = 0;
-    if (!smem_limit(k_mvb<T, GLU>, smem, &set_for))
+    if (!smem_limit(k_mvb<T, GLU, RO>, smem, &set_for))
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    rl_launch_smem(k_mvb<T, GLU, RO>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, ra);
     return RL_CU_LAUNCHED("mvb");
+}
+
+template <int T, bool GLU>
+static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
+{
+    return launch_ro<T, GLU, false>(m, x, g, eps, y, mode, ro_args{}, s);
+}
+
+template <int T>
+static int launch_rope(const rl_cu_mat *m, const float *x, const float *g, float eps, const ro_args &ra,
+                       cudaStream_t s)
+{
+    return launch_ro<T, false, true>(m, x, g, eps, nullptr, RL_CU_MV_STORE, ra, s);
 }
 
 /* Table of the kernels by weight type and GLU mode. */
 typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, cudaStream_t);
+typedef int (*rope_fn)(const rl_cu_mat *, const float *, const float *, float, const ro_args &, cudaStream_t);
 struct launch_row {
     int type;
     launch_fn plain, glu;
+    rope_fn rope;
 };
+#define RL_MVB_ROW(t) {t, launch<t, false>, launch<t, true>, launch_rope<t>}
 static const launch_row launches[] = {
-    {RL_TYPE_Q4_0, launch<RL_TYPE_Q4_0, false>, launch<RL_TYPE_Q4_0, true>},
-    {RL_TYPE_Q8_0, launch<RL_TYPE_Q8_0, false>, launch<RL_TYPE_Q8_0, true>},
-    {RL_TYPE_F16, launch<RL_TYPE_F16, false>, launch<RL_TYPE_F16, true>},
-    {RL_TYPE_BF16, launch<RL_TYPE_BF16, false>, launch<RL_TYPE_BF16, true>},
-    {RL_TYPE_Q4_K, launch<RL_TYPE_Q4_K, false>, launch<RL_TYPE_Q4_K, true>},
-    {RL_TYPE_Q5_K, launch<RL_TYPE_Q5_K, false>, launch<RL_TYPE_Q5_K, true>},
-    {RL_TYPE_Q6_K, launch<RL_TYPE_Q6_K, false>, launch<RL_TYPE_Q6_K, true>},
+    RL_MVB_ROW(RL_TYPE_Q4_0), RL_MVB_ROW(RL_TYPE_Q8_0), RL_MVB_ROW(RL_TYPE_F16),  RL_MVB_ROW(RL_TYPE_BF16),
+    RL_MVB_ROW(RL_TYPE_Q4_K), RL_MVB_ROW(RL_TYPE_Q5_K), RL_MVB_ROW(RL_TYPE_Q6_K),
 };
+#undef RL_MVB_ROW
 
 static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
                        cudaStream_t s)
@@ -201,4 +263,32 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
     return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, s);
+}
+
+extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_mvb_rope *e)
+{
+    if (!e || !e->r || !e->kv || !e->d_pos || !e->d_row || !e->d_q || !rl_cu_mvb_ok(m, RL_CU_MV_STORE))
+        return false;
+    const rl_cu_rope *r = e->r;
+    int64_t qkv = (int64_t)(r->n_head + 2 * r->n_head_kv) * r->head_dim;
+    return !e->kv->q8 && !r->neox && r->head_dim > 0 && r->head_dim % 8 == 0 && r->n_rot > 0 &&
+           r->n_rot <= r->head_dim && r->n_rot % 2 == 0 && r->n_head_kv > 0 && e->row0 >= 0 && e->row0 % 8 == 0 &&
+           e->row0 + m->rows <= qkv && rl_kv_paged_valid(e->kv, r, e->layer);
+}
+
+extern "C" int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps,
+                                 const rl_cu_mvb_rope *e, cudaStream_t s)
+{
+    if (!d_x || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_rope_ok(m, e))
+        return -ENOTSUP;
+    rl_mvb::ro_args ra;
+    ra.A = rl_kv_paged_make<rl_kv_f16>(e->kv, e->d_row, e->layer);
+    ra.r = *e->r;
+    ra.pos = e->d_pos;
+    ra.q = e->d_q;
+    ra.row0 = e->row0;
+    for (const rl_mvb::launch_row &r : rl_mvb::launches)
+        if (r.type == m->type)
+            return r.rope(m, d_x, d_g, eps, ra, s);
+    return -ENOTSUP;
 }
