@@ -55,14 +55,15 @@ fi
 #   rope     the RoPE and the KV write in the Q|K|V products' epilogue
 #            (rl_cu_mvb_rope_kv; RL_CU_MVB_ROPE=0: the RoPE kernel as before):
 #            test_cu_mvb (against the RoPE kernel), the suites, memcheck, then
-#            single stream alternating, and the per-op profile.
+#            single stream alternating, and the per-op profile (ROPE_QUICK=1:
+#            without the suites and memcheck; rope2: the epilogue reading only
+#            shared memory, angles and pool rows set up once per CTA).
 if [ "$PART" = rope ]; then
   build
   for t in test_cu_mvb test_cu_mixed test_cu_model; do
     echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
   done
-  SUITE_S=240 suites --suite cuda --suite model
-  SAN_S=120 memcheck test_cu_mvb
+  [ -n "$ROPE_QUICK" ] || { SUITE_S=240 suites --suite cuda --suite model; SAN_S=120 memcheck test_cu_mvb; }
   for r in 1 2; do
     for v in 1 0; do
       left 470 || break

@@ -57,35 +57,52 @@ struct ro_args {
     int64_t row0;
 };
 
+/* Shared memory the RoPE epilogue adds: the token's cos and sin per pair
+ * (at most 128 pairs) and its k and v rows of head 0 in the pool. */
+constexpr size_t RO_BYTES = 2 * 128 * sizeof(float) + 2 * sizeof(void *);
+
+/* Once per CTA (consumer threads, before prepare_x's closing barrier): the
+ * angles with the RoPE kernel's arithmetic, and the token's pool rows (null
+ * where it has no place), so a tile's epilogue reads only shared memory. */
+__device__ __forceinline__ void ro_setup(const ro_args &ra, float *rcs, float *rsn, __half **rkv)
+{
+    const rl_cu_rope &r = ra.r;
+    int p = ra.pos[0];
+    for (int k = threadIdx.x; k < r.n_rot / 2; k += NT) {
+        float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot), sn, cs;
+        sincosf((float)p * f, &sn, &cs);
+        rcs[k] = cs, rsn[k] = sn;
+    }
+    if (threadIdx.x == 0) {
+        bool ok = ra.A.ok(0, p);
+        rkv[0] = ok ? ra.A.wk(0, 0, p) : nullptr;
+        rkv[1] = ok ? ra.A.wv(0, 0, p) : nullptr;
+    }
+}
+
 /* Output row rr of the product, y its value and yp its pair's (row rr ^ 1),
- * rotated and written as k_rope_kv writes row0 + rr of the q|k|v row. */
-__device__ __forceinline__ void rope_out(const ro_args &ra, int64_t rr, float y, float yp)
+ * rotated and written as k_rope_kv writes row row0 + rr of the q|k|v row
+ * (a head's rows in the pool are RL_CU_KV_BLOCK * head_dim apart). */
+__device__ __forceinline__ void rope_out(const ro_args &ra, int64_t rr, float y, float yp, const float *rcs,
+                                         const float *rsn, __half *const *rkv)
 {
     const rl_cu_rope &r = ra.r;
     int64_t gr = ra.row0 + rr;
     int hd = r.head_dim, h = (int)(gr / hd), e = (int)(gr % hd), k = e / 2;
-    int p = ra.pos[0];
-    bool ok = ra.A.ok(0, p);
+    const int64_t hstep = (int64_t)RL_CU_KV_BLOCK * hd;
     if (h >= r.n_head + r.n_head_kv) { /* V: as it is */
-        __half *dv = ok ? ra.A.wv(0, h - r.n_head - r.n_head_kv, p) : nullptr;
-        if (dv)
-            dv[e] = __float2half(y);
+        if (rkv[1])
+            rkv[1][(h - r.n_head - r.n_head_kv) * hstep + e] = __float2half(y);
         return;
     }
     bool rot = k < r.n_rot / 2;
-    float f = rot ? (r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot)) : 0.0f;
-    float sn = 0.0f, cs = 1.0f;
-    if (rot)
-        sincosf((float)p * f, &sn, &cs);
+    float sn = rot ? rsn[k] : 0.0f, cs = rot ? rcs[k] : 1.0f;
     float a = e & 1 ? yp : y, c = e & 1 ? y : yp; /* the pair (2k, 2k + 1) */
     float v = e & 1 ? a * sn + c * cs : a * cs - c * sn;
-    if (h < r.n_head) {
+    if (h < r.n_head)
         ra.q[(int64_t)h * hd + e] = v;
-        return;
-    }
-    __half *dk = ok ? ra.A.wk(0, h - r.n_head, p) : nullptr;
-    if (dk)
-        dk[e] = __float2half(v);
+    else if (rkv[0])
+        rkv[0][(h - r.n_head) * hstep + e] = __float2half(v);
 }
 
 template <int T, bool GLU, bool RO>
@@ -134,6 +151,10 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
     rl_pdl_wait();
+    float *rcs = red + 64, *rsn = rcs + 128; /* RO only */
+    __half **rkv = (__half **)(rsn + 128);
+    if (RO)
+        ro_setup(ra, rcs, rsn, rkv);
     prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
@@ -178,7 +199,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         if (h == 1 || lane != 0)
             continue;
         if (RO) {
-            rope_out(ra, t * TR + o, half[o] + half[TR + o], half[o ^ 1] + half[TR + (o ^ 1)]);
+            rope_out(ra, t * TR + o, half[o] + half[TR + o], half[o ^ 1] + half[TR + (o ^ 1)], rcs, rsn, rkv);
             continue;
         }
         acc += half[o], accu += half[TR + o];
@@ -196,7 +217,7 @@ template <int T, bool GLU, bool RO>
 static int launch_ro(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
                      const ro_args &ra, cudaStream_t s)
 {
-    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols) + (RO ? RO_BYTES : 0);
     static size_t set_for = 0;
     if (!smem_limit(k_mvb<T, GLU, RO>, smem, &set_for))
         return -ENOTSUP;
@@ -271,9 +292,10 @@ extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_mvb_rope *e)
         return false;
     const rl_cu_rope *r = e->r;
     int64_t qkv = (int64_t)(r->n_head + 2 * r->n_head_kv) * r->head_dim;
-    return !e->kv->q8 && !r->neox && r->head_dim > 0 && r->head_dim % 8 == 0 && r->n_rot > 0 &&
+    return !e->kv->q8 && !r->neox && r->head_dim > 0 && r->head_dim % 8 == 0 && r->head_dim <= 256 && r->n_rot > 0 &&
            r->n_rot <= r->head_dim && r->n_rot % 2 == 0 && r->n_head_kv > 0 && e->row0 >= 0 && e->row0 % 8 == 0 &&
-           e->row0 + m->rows <= qkv && rl_kv_paged_valid(e->kv, r, e->layer);
+           e->row0 + m->rows <= qkv && rl_kv_paged_valid(e->kv, r, e->layer) &&
+           rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) + rl_mvb::RO_BYTES <= 227 * 1024;
 }
 
 extern "C" int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps,
