@@ -61,9 +61,11 @@ struct ro_args {
  * (at most 128 pairs) and its k and v rows of head 0 in the pool. */
 constexpr size_t RO_BYTES = 2 * 128 * sizeof(float) + 2 * sizeof(void *);
 
-/* Once per CTA (consumer threads, before prepare_x's closing barrier): the
- * angles with the RoPE kernel's arithmetic, and the token's pool rows (null
- * where it has no place), so a tile's epilogue reads only shared memory. */
+/* Once per CTA (consumer threads, before the PDL wait: no kernel writes the
+ * position, the block table or the frequencies; prepare_x's closing barrier
+ * publishes them): the angles with the RoPE kernel's arithmetic, and the
+ * token's pool rows (null where it has no place), so a tile's epilogue reads
+ * only shared memory. */
 __device__ __forceinline__ void ro_setup(const ro_args &ra, float *rcs, float *rsn, __half **rkv)
 {
     const rl_cu_rope &r = ra.r;
@@ -150,11 +152,11 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     }
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
-    rl_pdl_wait();
     float *rcs = red + 64, *rsn = rcs + 128; /* RO only */
     __half **rkv = (__half **)(rsn + 128);
-    if (RO)
+    if (RO) /* before the wait: the position, the block table and the frequencies are the step's inputs */
         ro_setup(ra, rcs, rsn, rkv);
+    rl_pdl_wait();
     prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
