@@ -55,6 +55,7 @@ struct ro_args {
     const int32_t *pos;
     float *q;
     int64_t row0;
+    int hd_shift; /* log2(head_dim) when a power of two, else -1 */
 };
 
 /* Shared memory the RoPE epilogue adds: the token's cos and sin per pair
@@ -89,9 +90,10 @@ __device__ __forceinline__ void rope_out(const ro_args &ra, int64_t rr, float y,
                                          const float *rsn, __half *const *rkv)
 {
     const rl_cu_rope &r = ra.r;
-    int64_t gr = ra.row0 + rr;
-    int hd = r.head_dim, h = (int)(gr / hd), e = (int)(gr % hd), k = e / 2;
-    const int64_t hstep = (int64_t)RL_CU_KV_BLOCK * hd;
+    int gr = (int)(ra.row0 + rr), hd = r.head_dim; /* 32-bit, a shift where hd is a power of two: the */
+    int h = ra.hd_shift >= 0 ? gr >> ra.hd_shift : gr / hd;  /* consumers wait for this lane per tile */
+    int e = gr - h * hd, k = e >> 1;
+    const int hstep = RL_CU_KV_BLOCK * hd;
     if (h >= r.n_head + r.n_head_kv) { /* V: as it is */
         if (rkv[1])
             rkv[1][(h - r.n_head - r.n_head_kv) * hstep + e] = __float2half(y);
@@ -102,7 +104,7 @@ __device__ __forceinline__ void rope_out(const ro_args &ra, int64_t rr, float y,
     float a = e & 1 ? yp : y, c = e & 1 ? y : yp; /* the pair (2k, 2k + 1) */
     float v = e & 1 ? a * sn + c * cs : a * cs - c * sn;
     if (h < r.n_head)
-        ra.q[(int64_t)h * hd + e] = v;
+        ra.q[h * hd + e] = v;
     else if (rkv[0])
         rkv[0][(h - r.n_head) * hstep + e] = __float2half(v);
 }
@@ -296,7 +298,7 @@ extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_mvb_rope *e)
     int64_t qkv = (int64_t)(r->n_head + 2 * r->n_head_kv) * r->head_dim;
     return !e->kv->q8 && !r->neox && r->head_dim > 0 && r->head_dim % 8 == 0 && r->head_dim <= 256 && r->n_rot > 0 &&
            r->n_rot <= r->head_dim && r->n_rot % 2 == 0 && r->n_head_kv > 0 && e->row0 >= 0 && e->row0 % 8 == 0 &&
-           e->row0 + m->rows <= qkv && rl_kv_paged_valid(e->kv, r, e->layer) &&
+           e->row0 + m->rows <= qkv && qkv < (1 << 30) && rl_kv_paged_valid(e->kv, r, e->layer) &&
            rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) + rl_mvb::RO_BYTES <= 227 * 1024;
 }
 
@@ -311,6 +313,10 @@ extern "C" int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const flo
     ra.pos = e->d_pos;
     ra.q = e->d_q;
     ra.row0 = e->row0;
+    ra.hd_shift = -1;
+    for (int b = 0; b < 16; b++)
+        if (e->r->head_dim == 1 << b)
+            ra.hd_shift = b;
     for (const rl_mvb::launch_row &r : rl_mvb::launches)
         if (r.type == m->type)
             return r.rope(m, d_x, d_g, eps, ra, s);

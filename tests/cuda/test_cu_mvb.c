@@ -215,6 +215,7 @@ START_TEST(mvb_rope_writes_what_the_rope_kernel_writes)
     check_rope(RL_TYPE_Q4_0, 128, 128, false, 3, 299, 2);
     check_rope(RL_TYPE_Q4_K, 64, 32, true, 3, 5, 0);
     check_rope(RL_TYPE_F16, 64, 64, false, 1, 16, -1);
+    check_rope(RL_TYPE_Q8_0, 80, 64, false, 3, 100, 1); /* a head size that is not a power of two */
 }
 END_TEST
 
