@@ -59,8 +59,13 @@ struct ro_args {
 };
 
 /* Shared memory the RoPE epilogue adds: the token's cos and sin per pair
- * (at most 128 pairs) and its k and v rows of head 0 in the pool. */
-constexpr size_t RO_BYTES = 2 * 128 * sizeof(float) + 2 * sizeof(void *);
+ * (at most 128 pairs), its k and v rows of head 0 in the pool, and the
+ * outputs of the CTA's tiles (at most RO_TILES): rotated and written after
+ * the last tile, all at once (one output per thread and tile, inside the
+ * tile loop, held each tile's consumers: the product ran as slow as with
+ * the RoPE kernel after it). */
+constexpr int RO_TILES = 64;
+constexpr size_t RO_BYTES = 2 * 128 * sizeof(float) + 2 * sizeof(void *) + RO_TILES * TR * sizeof(float);
 
 /* Once per CTA (consumer threads, before the PDL wait: no kernel writes the
  * position, the block table or the frequencies; prepare_x's closing barrier
@@ -162,6 +167,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
+    float *ro_stage = (float *)(rkv + 2); /* RO: the outputs of the CTA's tiles, RO_TILES at most */
     int64_t i = 0;
     int tl = 0;
     for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x, tl++) {
@@ -191,27 +197,29 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         if (GLU)
             accu = rl_warp_sum(accu);
         /* the second half's sums through shared memory: two buffers by tile
-         * parity, so one barrier per tile (RO: both halves, for the pairs) */
+         * parity, so one barrier per tile */
         float *half = red + 16 + (tl & 1) * 16;
-        if ((RO || h == 1) && lane == 0) {
-            if (RO)
-                half[h * TR + o] = acc;
-            else
-                half[o] = acc, half[TR + o] = accu;
-        }
+        if (h == 1 && lane == 0)
+            half[o] = acc, half[TR + o] = accu;
         asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         if (h == 1 || lane != 0)
             continue;
-        if (RO) {
-            rope_out(ra, t * TR + o, half[o] + half[TR + o], half[o ^ 1] + half[TR + (o ^ 1)], rcs, rsn, rkv);
+        acc += half[o], accu += half[TR + o];
+        if (RO) { /* kept for the rotation after the last tile */
+            ro_stage[tl * TR + o] = acc;
             continue;
         }
-        acc += half[o], accu += half[TR + o];
         int64_t r = t * TR + o;
         if (GLU)
             y[r] = rl_silu(acc) * accu;
         else
             y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
+    }
+    if (RO) { /* every output of the CTA's tiles at once, each beside its pair */
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+        for (int i = threadIdx.x; i < tl * TR; i += NT)
+            rope_out(ra, (blockIdx.x + (int64_t)(i / TR) * gridDim.x) * TR + i % TR, ro_stage[i], ro_stage[i ^ 1], rcs,
+                     rsn, rkv);
     }
 #endif
 }
@@ -298,7 +306,8 @@ extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_mvb_rope *e)
     int64_t qkv = (int64_t)(r->n_head + 2 * r->n_head_kv) * r->head_dim;
     return !e->kv->q8 && !r->neox && r->head_dim > 0 && r->head_dim % 8 == 0 && r->head_dim <= 256 && r->n_rot > 0 &&
            r->n_rot <= r->head_dim && r->n_rot % 2 == 0 && r->n_head_kv > 0 && e->row0 >= 0 && e->row0 % 8 == 0 &&
-           e->row0 + m->rows <= qkv && qkv < (1 << 30) && rl_kv_paged_valid(e->kv, r, e->layer) &&
+           e->row0 + m->rows <= qkv && qkv < (1 << 30) &&
+           (m->rows / rl_mvb::TR + rl_cu_sm_count() - 1) / rl_cu_sm_count() <= rl_mvb::RO_TILES && rl_kv_paged_valid(e->kv, r, e->layer) &&
            rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) + rl_mvb::RO_BYTES <= 227 * 1024;
 }
 
