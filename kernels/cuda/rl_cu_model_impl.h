@@ -134,12 +134,6 @@ int rl_cu_mvb_parts(rl_cu_model *m, int which, uint32_t l, rl_cu_mvb_part p[3]);
 /* That product on the model's stream: rl_cu_mvb for each matrix it takes,
  * the matvec path (a norm or quantization kernel first) for the others. */
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l);
-/* Layer l's Q|K|V as the one-sequence mvb step runs it: the products with
- * the RoPE and the KV write inside (rl_cu_mvb_rope_step) or the products, the
- * bias and the RoPE kernel. */
-int rl_cu_mvb_qkv(rl_cu_model *m, uint32_t l);
-/* Whether rl_cu_mvb_qkv carries the RoPE and the KV write in the products. */
-bool rl_cu_mvb_rope_step(rl_cu_model *m, uint32_t l);
 /* The one-sequence step on rl_cu_mvb (rl_cu_step_mvb.c; where
  * rl_cu_model_mvb_step says so): every layer, the output, the argmax. */
 int rl_cu_step_mvb(rl_cu_model *m);

@@ -41,82 +41,15 @@
  * scales inside (no scale plane), a lane's unit 32 values decoded from its
  * block by the matvec's code (session 17: two sub-blocks per unit, their
  * shared bytes read once, measured 10% slower). */
-#include "rl_cu_kv.cuh"
 #include "rl_cu_mvb.cuh"
 
 namespace rl_mvb {
 
 using namespace rl_async;
 
-/* The RoPE epilogue's arguments (rl_cu_mvb_rope_kv; unused otherwise). */
-struct ro_args {
-    rl_kv_paged<rl_kv_f16> A;
-    rl_cu_rope r;
-    const int32_t *pos;
-    float *q;
-    int64_t row0;
-    int hd_shift; /* log2(head_dim) when a power of two, else -1 */
-};
-
-/* Shared memory the RoPE epilogue adds: the token's cos and sin per pair
- * (at most 128 pairs), its k and v rows of head 0 in the pool, and the
- * outputs of the CTA's tiles (at most RO_TILES): rotated and written after
- * the last tile, all at once (one output per thread and tile, inside the
- * tile loop, held each tile's consumers: the product ran as slow as with
- * the RoPE kernel after it). */
-constexpr int RO_TILES = 64;
-constexpr size_t RO_BYTES = 2 * 128 * sizeof(float) + 2 * sizeof(void *) + RO_TILES * TR * sizeof(float);
-
-/* Once per CTA (consumer threads, before the PDL wait: no kernel writes the
- * position, the block table or the frequencies; prepare_x's closing barrier
- * publishes them): the angles with the RoPE kernel's arithmetic, and the
- * token's pool rows (null where it has no place), so a tile's epilogue reads
- * only shared memory. */
-__device__ __forceinline__ void ro_setup(const ro_args &ra, float *rcs, float *rsn, __half **rkv)
-{
-    const rl_cu_rope &r = ra.r;
-    int p = ra.pos[0];
-    for (int k = threadIdx.x; k < r.n_rot / 2; k += NT) {
-        float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot), sn, cs;
-        sincosf((float)p * f, &sn, &cs);
-        rcs[k] = cs, rsn[k] = sn;
-    }
-    if (threadIdx.x == 0) {
-        bool ok = ra.A.ok(0, p);
-        rkv[0] = ok ? ra.A.wk(0, 0, p) : nullptr;
-        rkv[1] = ok ? ra.A.wv(0, 0, p) : nullptr;
-    }
-}
-
-/* Output row rr of the product, y its value and yp its pair's (row rr ^ 1),
- * rotated and written as k_rope_kv writes row row0 + rr of the q|k|v row
- * (a head's rows in the pool are RL_CU_KV_BLOCK * head_dim apart). */
-__device__ __forceinline__ void rope_out(const ro_args &ra, int64_t rr, float y, float yp, const float *rcs,
-                                         const float *rsn, __half *const *rkv)
-{
-    const rl_cu_rope &r = ra.r;
-    int gr = (int)(ra.row0 + rr), hd = r.head_dim; /* 32-bit, a shift where hd is a power of two: the */
-    int h = ra.hd_shift >= 0 ? gr >> ra.hd_shift : gr / hd;  /* consumers wait for this lane per tile */
-    int e = gr - h * hd, k = e >> 1;
-    const int hstep = RL_CU_KV_BLOCK * hd;
-    if (h >= r.n_head + r.n_head_kv) { /* V: as it is */
-        if (rkv[1])
-            rkv[1][(h - r.n_head - r.n_head_kv) * hstep + e] = __float2half(y);
-        return;
-    }
-    bool rot = k < r.n_rot / 2;
-    float sn = rot ? rsn[k] : 0.0f, cs = rot ? rcs[k] : 1.0f;
-    float a = e & 1 ? yp : y, c = e & 1 ? y : yp; /* the pair (2k, 2k + 1) */
-    float v = e & 1 ? a * sn + c * cs : a * cs - c * sn;
-    if (h < r.n_head)
-        ra.q[h * hd + e] = v;
-    else if (rkv[0])
-        rkv[0][(h - r.n_head) * hstep + e] = __float2half(v);
-}
-
-template <int T, bool GLU, bool RO>
+template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, const ro_args ra)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -159,15 +92,10 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     }
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
-    float *rcs = red + 64, *rsn = rcs + 128; /* RO only */
-    __half **rkv = (__half **)(rsn + 128);
-    if (RO) /* before the wait: the position, the block table and the frequencies are the step's inputs */
-        ro_setup(ra, rcs, rsn, rkv);
     rl_pdl_wait();
     prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
-    float *ro_stage = (float *)(rkv + 2); /* RO: the outputs of the CTA's tiles, RO_TILES at most */
     int64_t i = 0;
     int tl = 0;
     for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x, tl++) {
@@ -205,67 +133,44 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         if (h == 1 || lane != 0)
             continue;
         acc += half[o], accu += half[TR + o];
-        if (RO) { /* kept for the rotation after the last tile */
-            ro_stage[tl * TR + o] = acc;
-            continue;
-        }
         int64_t r = t * TR + o;
         if (GLU)
             y[r] = rl_silu(acc) * accu;
         else
             y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
     }
-    if (RO) { /* every output of the CTA's tiles at once, each beside its pair */
-        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
-        for (int i = threadIdx.x; i < tl * TR; i += NT)
-            rope_out(ra, (blockIdx.x + (int64_t)(i / TR) * gridDim.x) * TR + i % TR, ro_stage[i], ro_stage[i ^ 1], rcs,
-                     rsn, rkv);
-    }
 #endif
 }
 
 
-template <int T, bool GLU, bool RO>
-static int launch_ro(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
-                     const ro_args &ra, cudaStream_t s)
-{
-    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols) + (RO ? RO_BYTES : 0);
-    static size_t set_for = 0;
-    if (!smem_limit(k_mvb<T, GLU, RO>, smem, &set_for))
-        return -ENOTSUP;
-    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
-    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU, RO>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, ra);
-    return RL_CU_LAUNCHED("mvb");
-}
-
 template <int T, bool GLU>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    return launch_ro<T, GLU, false>(m, x, g, eps, y, mode, ro_args{}, s);
-}
-
-template <int T>
-static int launch_rope(const rl_cu_mat *m, const float *x, const float *g, float eps, const ro_args &ra,
-                       cudaStream_t s)
-{
-    return launch_ro<T, false, true>(m, x, g, eps, nullptr, RL_CU_MV_STORE, ra, s);
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
+    static size_t set_for = 0;
+    if (!smem_limit(k_mvb<T, GLU>, smem, &set_for))
+        return -ENOTSUP;
+    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
+    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    return RL_CU_LAUNCHED("mvb");
 }
 
 /* Table of the kernels by weight type and GLU mode. */
 typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, cudaStream_t);
-typedef int (*rope_fn)(const rl_cu_mat *, const float *, const float *, float, const ro_args &, cudaStream_t);
 struct launch_row {
     int type;
     launch_fn plain, glu;
-    rope_fn rope;
 };
-#define RL_MVB_ROW(t) {t, launch<t, false>, launch<t, true>, launch_rope<t>}
 static const launch_row launches[] = {
-    RL_MVB_ROW(RL_TYPE_Q4_0), RL_MVB_ROW(RL_TYPE_Q8_0), RL_MVB_ROW(RL_TYPE_F16),  RL_MVB_ROW(RL_TYPE_BF16),
-    RL_MVB_ROW(RL_TYPE_Q4_K), RL_MVB_ROW(RL_TYPE_Q5_K), RL_MVB_ROW(RL_TYPE_Q6_K),
+    {RL_TYPE_Q4_0, launch<RL_TYPE_Q4_0, false>, launch<RL_TYPE_Q4_0, true>},
+    {RL_TYPE_Q8_0, launch<RL_TYPE_Q8_0, false>, launch<RL_TYPE_Q8_0, true>},
+    {RL_TYPE_F16, launch<RL_TYPE_F16, false>, launch<RL_TYPE_F16, true>},
+    {RL_TYPE_BF16, launch<RL_TYPE_BF16, false>, launch<RL_TYPE_BF16, true>},
+    {RL_TYPE_Q4_K, launch<RL_TYPE_Q4_K, false>, launch<RL_TYPE_Q4_K, true>},
+    {RL_TYPE_Q5_K, launch<RL_TYPE_Q5_K, false>, launch<RL_TYPE_Q5_K, true>},
+    {RL_TYPE_Q6_K, launch<RL_TYPE_Q6_K, false>, launch<RL_TYPE_Q6_K, true>},
 };
-#undef RL_MVB_ROW
 
 static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
                        cudaStream_t s)
@@ -296,38 +201,4 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
     return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, s);
-}
-
-extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_mvb_rope *e)
-{
-    if (!e || !e->r || !e->kv || !e->d_pos || !e->d_row || !e->d_q || !rl_cu_mvb_ok(m, RL_CU_MV_STORE))
-        return false;
-    const rl_cu_rope *r = e->r;
-    int64_t qkv = (int64_t)(r->n_head + 2 * r->n_head_kv) * r->head_dim;
-    return !e->kv->q8 && !r->neox && r->head_dim > 0 && r->head_dim % 8 == 0 && r->head_dim <= 256 && r->n_rot > 0 &&
-           r->n_rot <= r->head_dim && r->n_rot % 2 == 0 && r->n_head_kv > 0 && e->row0 >= 0 && e->row0 % 8 == 0 &&
-           e->row0 + m->rows <= qkv && qkv < (1 << 30) &&
-           (m->rows / rl_mvb::TR + rl_cu_sm_count() - 1) / rl_cu_sm_count() <= rl_mvb::RO_TILES && rl_kv_paged_valid(e->kv, r, e->layer) &&
-           rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) + rl_mvb::RO_BYTES <= 227 * 1024;
-}
-
-extern "C" int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps,
-                                 const rl_cu_mvb_rope *e, cudaStream_t s)
-{
-    if (!d_x || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_rope_ok(m, e))
-        return -ENOTSUP;
-    rl_mvb::ro_args ra;
-    ra.A = rl_kv_paged_make<rl_kv_f16>(e->kv, e->d_row, e->layer);
-    ra.r = *e->r;
-    ra.pos = e->d_pos;
-    ra.q = e->d_q;
-    ra.row0 = e->row0;
-    ra.hd_shift = -1;
-    for (int b = 0; b < 16; b++)
-        if (e->r->head_dim == 1 << b)
-            ra.hd_shift = b;
-    for (const rl_mvb::launch_row &r : rl_mvb::launches)
-        if (r.type == m->type)
-            return r.rope(m, d_x, d_g, eps, ra, s);
-    return -ENOTSUP;
 }

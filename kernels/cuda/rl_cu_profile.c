@@ -28,8 +28,6 @@ static int mvb_which(int op)
  * rl_cu_mvb does not take the matrix). */
 static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer, bool mvb)
 {
-    if (mvb && op == P_QKV) /* with the RoPE inside where rl_cu_mvb_rope_step (P_ROPE is then not run) */
-        return rl_cu_mvb_rope_step(m, l) ? rl_cu_mvb_qkv(m, l) : rl_cu_mvb_run(m, RL_CU_MVB_QKV, l);
     if (mvb && mvb_which(op) >= 0)
         return rl_cu_mvb_run(m, mvb_which(op), l);
     const rl_cu_model_cfg *c = &m->c;
@@ -81,12 +79,7 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     cudaEvent_t e0, e1;
     RL_CU_TRY(rl_cu_check(cudaEventCreate(&e0), "event"));
     RL_CU_TRY(rl_cu_check(cudaEventCreate(&e1), "event"));
-    bool rope_in = mvb && rl_cu_mvb_rope_step(m, 0);
     for (int op = 0; op < P_N; op++) {
-        if (op == P_ROPE && rope_in) { /* inside the Q|K|V products */
-            us[op] = 0.0;
-            continue;
-        }
         cudaGraph_t g;
         cudaGraphExec_t ge;
         RL_CU_TRY(rl_cu_check(cudaStreamBeginCapture(m->s, cudaStreamCaptureModeThreadLocal), "capture"));
@@ -121,12 +114,10 @@ int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out)
     int norms = mvb ? 0 : defer ? 1 : 2 * (int)m->c.n_layer + 1;
     double per_layer = us[P_QKV] + us[P_ROPE] + us[P_ATTN] + us[P_O] + us[P_GU] + us[P_DOWN];
     double total = us[P_EMBD] + m->c.n_layer * per_layer + norms * us[P_NORM] + us[P_OUT] + us[P_ARGMAX];
-    fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)%s%s\n", n, pos,
-            R,
+    fprintf(out, "profile: batch %d, position %d (each op alone, graph of %d, median-free best of 3)%s\n", n, pos, R,
             mvb     ? "; products on rl_cu_mvb, the norms inside them"
             : defer ? "; norms deferred into the o/down products"
-                    : "",
-            rope_in ? "; the RoPE and the KV write inside the q|k|v products" : "");
+                    : "");
     for (int op = 0; op < P_N; op++) {
         int times = op == P_EMBD || op == P_OUT || op == P_ARGMAX ? 1 : op == P_NORM ? norms : (int)m->c.n_layer;
         fprintf(out, "  %-16s %8.2f us x %3d = %8.1f us (%4.1f%%)\n", p_names[op], us[op], times, us[op] * times,

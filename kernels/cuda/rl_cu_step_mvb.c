@@ -68,55 +68,6 @@ int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
     return 0;
 }
 
-/* Whether layer l's Q|K|V products carry the RoPE and the KV write
- * (rl_cu_mvb_rope_kv) in the one-sequence step: every part takes it, no
- * bias (added before the rotation), the environment's RL_CU_MVB_ROPE not 0
- * (read once; measurements). The parts' descriptions into e when so. */
-static bool qkv_rope(rl_cu_model *m, uint32_t l, rl_cu_mvb_part p[3], rl_cu_mvb_rope e[3], int *n)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("RL_CU_MVB_ROPE");
-        on = !(v && v[0] == '0');
-    }
-    if (!on || m->layers[l].bqkv)
-        return false;
-    *n = rl_cu_mvb_parts(m, RL_CU_MVB_QKV, l, p);
-    const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
-    for (int i = 0; i < *n; i++) {
-        e[i] = (rl_cu_mvb_rope){&m->rope, &m->kv, l, pos, row, m->q, p[i].y - m->qkv};
-        if (!rl_cu_mvb_rope_ok(p[i].m, &e[i]))
-            return false;
-    }
-    return true;
-}
-
-bool rl_cu_mvb_rope_step(rl_cu_model *m, uint32_t l)
-{
-    rl_cu_mvb_part p[3];
-    rl_cu_mvb_rope e[3];
-    int n;
-    return qkv_rope(m, l, p, e, &n);
-}
-
-int rl_cu_mvb_qkv(rl_cu_model *m, uint32_t l)
-{
-    rl_cu_mvb_part p[3];
-    rl_cu_mvb_rope e[3];
-    int n;
-    if (qkv_rope(m, l, p, e, &n)) {
-        for (int i = 0; i < n; i++)
-            RL_CU_TRY(rl_cu_mvb_rope_kv(p[i].m, p[i].x, p[i].g, m->c.rms_eps, &e[i], m->s));
-        return 0;
-    }
-    RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
-    rl_cu_layer *L = &m->layers[l];
-    if (L->bqkv)
-        RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(&m->c), 1, m->s));
-    return rl_cu_rope_kv_paged(m->qkv, 1, rl_cu_din(m, RL_CU_IN_POS), rl_cu_din(m, RL_CU_IN_ROW), &m->rope, &m->kv,
-                               l, m->q, m->s);
-}
-
 void rl_cu_model_set_mvb(rl_cu_model *m, int on)
 {
     int f = on < 0 ? MVB_AUTO : on > 0;
@@ -184,7 +135,11 @@ int rl_cu_step_mvb(rl_cu_model *m)
     const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
-        RL_CU_TRY(rl_cu_mvb_qkv(m, l));
+        rl_cu_layer *L = &m->layers[l];
+        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
+        if (L->bqkv)
+            RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
+        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
             RL_CU_TRY(rl_cu_mvb_run(m, k, l));

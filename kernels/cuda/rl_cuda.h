@@ -354,26 +354,6 @@ size_t rl_cu_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_
 int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, const int32_t *d_row,
                         const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, float *d_q,
                         cudaStream_t s);
-/* RoPE and the KV write in rl_cu_mvb's epilogue (one token): the rows of m
- * are rows row0.. of the token's q|k|v row (as rl_cu_rope_kv_paged's d_qkv,
- * token 0 of d_pos and d_row); each output, instead of being stored, is
- * rotated with its pair's other output (a tile's 8 rows hold whole pairs)
- * into d_q (q rows) or the fp16 pool (k rows; v rows as they are), with the
- * RoPE kernel's arithmetic. An RMSNorm (d_g, eps) first when d_g is set. */
-typedef struct rl_cu_mvb_rope {
-    const rl_cu_rope *r;
-    const rl_cu_kv *kv;
-    uint32_t layer;
-    const int32_t *d_pos, *d_row;
-    float *d_q;
-    int64_t row0;
-} rl_cu_mvb_rope;
-/* Whether rl_cu_mvb_rope_kv takes m and e: rl_cu_mvb_ok in STORE mode, a
- * valid fp16 (not int8) pool for e->layer, (2i, 2i+1) pairs (not NeoX),
- * head_dim and row0 multiples of 8, m's rows within q|k|v. */
-bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_mvb_rope *e);
-int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, const rl_cu_mvb_rope *e,
-                      cudaStream_t s);
 /* Attention of n_tok queries (as above: row d_row[t], seeing positions 0..d_pos[t])
  * over layer's paged KV; split modes and scratch as rl_cu_attn_decode (batch =
  * n_tok, n_ctx = bt_stride * RL_CU_KV_BLOCK). Serves decode and, one query per
