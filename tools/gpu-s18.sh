@@ -32,7 +32,7 @@ if [ "$PART" = check ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
-#   lean     rl_cu_mvb variants (session 18): RL_CU_MVB_LEAN=1 (56 registers:
+#   lean     (needs 7bab6be: the variants were removed after it) rl_cu_mvb variants (session 18): RL_CU_MVB_LEAN=1 (56 registers:
 #            another kernel's CTA fits beside), 2 (and a 92 KB ring: the next
 #            product's CTA too), RL_CU_MVB_DYN=N (tiles from a counter, N
 #            stages ahead at most); test_cu_mvb under each, then 7B Q4_0
@@ -52,7 +52,7 @@ if [ "$PART" = lean ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
-#   rope     the RoPE and the KV write in the Q|K|V products' epilogue
+#   rope     (needs 4634d02..21d26d1: removed after) the RoPE and the KV write in the Q|K|V products' epilogue
 #            (rl_cu_mvb_rope_kv; RL_CU_MVB_ROPE=0: the RoPE kernel as before):
 #            test_cu_mvb (against the RoPE kernel), the suites, memcheck, then
 #            single stream alternating, and the per-op profile (ROPE_QUICK=1:
