@@ -77,3 +77,16 @@ if [ "$PART" = rope ]; then
   left 550 && echo "profile: $(timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E 'qkv|rope|attention|sum' | tr -s ' ' | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   splits   the decode attention's blocks per head at one sequence with the
+#            early loads (RL_CU_ATTN_SPLITS; default 9 for 32 heads on 132
+#            SMs), 7B and TinyLlama Q4_0 single stream, two rounds.
+if [ "$PART" = splits ]; then
+  build
+  for r in 1 2; do
+    for sp in 9 5 12 16; do
+      left 540 || break
+      echo "r$r splits $sp: 7B $(RL_CU_ATTN_SPLITS=$sp ty llama2-7b q4_0) TinyLlama $(RL_CU_ATTN_SPLITS=$sp ty tinyllama-1.1b q4_0)"
+    done
+  done
+  echo "elapsed ${SECONDS}s"
+fi
