@@ -90,3 +90,28 @@ if [ "$PART" = splits ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   cluster  the one-token attention's cluster merge (RL_CU_ATTN_CLUSTER=0:
+#            the counted merge over global partials): the tests, memcheck,
+#            single stream alternating (fp16 and int8 KV), per-op attention.
+if [ "$PART" = cluster ]; then
+  build
+  for t in test_cu_kernels test_cu_paged test_cu_kvq8 test_cu_model; do
+    echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
+  done
+  [ -n "$QUICK" ] || { SUITE_S=240 suites --suite cuda --suite model; SAN_S=150 memcheck test_cu_paged; }
+  for r in 1 2; do
+    for v in 1 0; do
+      left 480 || break
+      echo "r$r CLUSTER=$v 7B: $(RL_CU_ATTN_CLUSTER=$v ty llama2-7b q4_0) TinyLlama: $(RL_CU_ATTN_CLUSTER=$v ty tinyllama-1.1b q4_0)"
+    done
+  done
+  for v in 1 0; do
+    left 530 || break
+    echo "CLUSTER=$v int8 KV 7B: $(RL_CU_ATTN_CLUSTER=$v timeout 90 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+') TinyLlama q4_k_m: $(RL_CU_ATTN_CLUSTER=$v ty tinyllama-1.1b q4_k_m)"
+  done
+  for v in 1 0; do
+    left 560 || break
+    echo "CLUSTER=$v profile: $(RL_CU_ATTN_CLUSTER=$v timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E 'attention|sum' | tr -s ' ' | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
