@@ -98,7 +98,7 @@ if [ "$PART" = cluster ]; then
   for t in test_cu_kernels test_cu_paged test_cu_kvq8 test_cu_model; do
     echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
   done
-  [ -n "$QUICK" ] || { SUITE_S=240 suites --suite cuda --suite model; SAN_S=150 memcheck test_cu_paged; }
+  [ -n "${QUICK:-}" ] || { SUITE_S=240 suites --suite cuda --suite model; SAN_S=150 memcheck test_cu_paged; }
   for r in 1 2; do
     for v in 1 0; do
       left 480 || break
