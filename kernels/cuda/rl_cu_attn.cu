@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cooperative_groups.h>
-
 #include "rl_cu_attn_tc.cuh"
 #include "rl_cu_kv.cuh"
 
@@ -435,37 +433,8 @@ __device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t
     }
 }
 
-/* The cluster merge (CL): the n_split blocks of a head are one thread-block
- * cluster; each keeps its chunks' partials in shared memory (CL_SLOTS at
- * most), and after a cluster barrier block 0 merges them in chunk order
- * through distributed shared memory, with the counted merge's arithmetic
- * (the same bits), then a second barrier keeps the partials alive until it
- * has read them. No global partials, fences or arrival counter: one token's
- * decode attention is a chain of round trips, and these were two of them. */
-constexpr int CL_MAX = 8, CL_SLOTS = 16; /* blocks per cluster (portable), chunks per block */
-
-template <int HD>
-__device__ __forceinline__ void att_cluster_merge(const rl_cu_act &out, int b, int h, int64_t nch,
-                                                  float (*cpart)[HD + 2])
-{
-    namespace cg = cooperative_groups;
-    cg::cluster_group cl = cg::this_cluster();
-    int n_split = gridDim.x, tid = threadIdx.x;
-    cl.sync(); /* every block's partials in its shared memory */
-    if (blockIdx.x == 0) {
-        float m = -INFINITY, num = 0.0f, den = 0.0f;
-        for (int64_t k = 0; k < nch; k++) { /* chunk order: the same sums whoever computed them */
-            const float *pk = cl.map_shared_rank(&cpart[k / n_split][0], (unsigned)(k % n_split));
-            float mk = pk[HD], lk = pk[HD + 1], vk = tid < HD ? pk[tid] : 0.0f;
-            att_merge_step(m, num, den, mk, vk, lk);
-        }
-        att_emit(out, b, h, HD, 0, den > 0.0f ? num / den : 0.0f);
-    }
-    cl.sync(); /* block 0 has read every block's partials */
-}
-
-template <int HD, class KV, int MINB, bool TC = false, bool CL = false> /* MINB: blocks per SM the registers
-                         must allow; TC: a warp's chunk on tensor cores (int8, HD 128); CL: the cluster merge */
+template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM the registers must allow;
+                                                          TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
             float *scratch, rl_cu_act out, bool attw_direct, bool bar2, bool early)
@@ -478,7 +447,6 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * the next chunk may already write the other, so one barrier a chunk */
     __shared__ float wm2[2][ATTW_WARPS], wl2[2][ATTW_WARPS];
     __shared__ __align__(16) float wacc2[2][ATTW_WARPS][HD];
-    __shared__ float cpart[CL ? CL_SLOTS : 1][HD + 2]; /* CL: this block's chunk partials */
     static_assert(!TC || (HD == 128 && KV::Q8), "the tensor-core chunk: int8 rows of 128");
     rl_pdl_trigger();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
@@ -599,11 +567,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                 num += wacc[v][d] * e;
                 den += wl[v] * e;
             }
-            if (CL) {
-                cpart[it][d] = num;
-                if (d == 0)
-                    cpart[it][HD] = M, cpart[it][HD + 1] = den;
-            } else if (direct) {
+            if (direct) {
                 att_merge_step(rm, rnum, rden, M, num, den);
             } else {
                 o[d] = num;
@@ -618,9 +582,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         if (bar2)
             __syncthreads();
     }
-    if (CL)
-        att_cluster_merge<HD>(out, b, h, nch, cpart);
-    else if (direct)
+    if (direct)
         att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
     else
         att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h);
@@ -703,59 +665,6 @@ static bool attn_tc(void)
     return env_switch("RL_CU_ATTN_TC", false, &on);
 }
 
-/* The cluster merge for one token (k_attn_warp's CL): on by default where it
- * applies; rl_cu_attn_cluster(0 / 1) or RL_CU_ATTN_CLUSTER=0 / 1 (tests,
- * measurements), -1 back to the default. */
-static int attn_cluster_forced = -1;
-extern "C" void rl_cu_attn_cluster(int on)
-{
-    attn_cluster_forced = on;
-}
-
-static bool attn_cluster_on(void)
-{
-    static int on = -1;
-    if (attn_cluster_forced >= 0)
-        return attn_cluster_forced;
-    return env_switch("RL_CU_ATTN_CLUSTER", true, &on);
-}
-
-/* Thread-block clusters (sm_90), cached. */
-static bool attn_sm90(void)
-{
-    static int ok = -1;
-    if (ok < 0) {
-        int dev = 0, major = 0;
-        ok = cudaGetDevice(&dev) == cudaSuccess &&
-             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
-    }
-    return ok;
-}
-
-/* k_attn_warp with the cluster merge: grid (n_split, n_head, batch) in
- * clusters of (n_split, 1, 1), with PDL when enabled. */
-template <typename... KArgs, typename... Args>
-static void attn_launch_cluster(void (*k)(KArgs...), dim3 grid, dim3 block, cudaStream_t s, Args... args)
-{
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = block;
-    cfg.stream = s;
-    cudaLaunchAttribute at[2];
-    int na = 0;
-    if (rl_cu_pdl_enabled()) {
-        at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[na++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    at[na].id = cudaLaunchAttributeClusterDimension;
-    at[na].val.clusterDim.x = grid.x;
-    at[na].val.clusterDim.y = 1;
-    at[na++].val.clusterDim.z = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = na;
-    cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
-}
-
 template <class KV>
 static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, const float *d_q, KV A,
                            const int32_t *d_pos, const rl_cu_rope *r, int64_t kmax, unsigned *counters,
@@ -791,21 +700,7 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
      * at once (about 120 registers), which the single stream needs. */
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
-    /* one token, the warp kernel without tensor cores: the cluster merge, at
-     * most CL_MAX blocks per head (a query's result does not depend on the
-     * split), where each block's chunks fit its CL_SLOTS */
-    int ncl = n_split < CL_MAX ? n_split : CL_MAX;
-    bool cluster = batch == 1 && split && ncl >= 2 && kern == 0 && !occ && (r->head_dim == 64 || r->head_dim == 128) &&
-                   kmax <= (int64_t)ncl * CL_SLOTS && !(KV::Q8 && attn_tc()) && attn_cluster_on() && attn_sm90();
-    if (cluster) {
-        grid.x = (unsigned)ncl;
-        if (r->head_dim == 64)
-            attn_launch_cluster(k_attn_warp<64, KV, 1, false, true>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                                counters, partials, *out, false, attn_bar2(), early);
-        else
-            attn_launch_cluster(k_attn_warp<128, KV, 1, false, true>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                                counters, partials, *out, false, attn_bar2(), early);
-    } else if (r->head_dim == 64 && split && kern != 1)
+    if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_bar2(), early);
     else if (r->head_dim == 128 && split && kern != 1 &&

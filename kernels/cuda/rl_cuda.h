@@ -317,11 +317,6 @@ int rl_cu_attn_splits(int batch, int n_head);
  * 2 the warp kernel with int8 rows of 128 on tensor cores (opt-in otherwise
  * through RL_CU_ATTN_TC=1; rl_cu_attn_tc.cuh). */
 void rl_cu_attn_force(int kernel);
-/* The one-token decode attention's cluster merge (the blocks of a head in a
- * thread-block cluster, partials merged through distributed shared memory):
- * 1 on where it applies (the default), 0 off (the counted merge over global
- * partials), -1 the default again (RL_CU_ATTN_CLUSTER=0 turns it off). */
-void rl_cu_attn_cluster(int on);
 int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
                       const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
                       int64_t n_ctx, int n_split, void *d_scratch, const rl_cu_act *out,

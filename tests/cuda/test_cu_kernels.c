@@ -345,16 +345,14 @@ END_TEST
 
 /* One decode attention (kernel: as rl_cu_attn_force) checked against a
  * float64 reference; returns the output (the caller frees it). seed 0: a
- * fresh one; the same seed gives the same inputs. batch 3 (positions 0,
- * 299, 650) or 1 (the last of them: one token, as the single stream runs). */
-static float *check_attn_b(int n_split_force, int head_dim, int kernel, uint64_t seed, int batch)
+ * fresh one; the same seed gives the same inputs. */
+static float *check_attn_k(int n_split_force, int head_dim, int kernel, uint64_t seed)
 {
     uint64_t s = seed ? seed : tcu_seed("attention");
     rl_cu_rope r = {.n_head = 8, .n_head_kv = 2, .head_dim = head_dim, .n_rot = head_dim, .freq_base = 1e4f};
-    int hd = r.head_dim, kvd = r.n_head_kv * hd, qd = r.n_head * hd;
+    int batch = 3, hd = r.head_dim, kvd = r.n_head_kv * hd, qd = r.n_head * hd;
     int64_t n_ctx = 700, n_slot = 2;
-    int32_t pos3[3] = {0, 299, 650}, slot3[3] = {1, 0, 1};
-    int32_t *pos = batch == 1 ? pos3 + 2 : pos3, *slot = batch == 1 ? slot3 + 2 : slot3;
+    int32_t pos[3] = {0, 299, 650}, slot[3] = {1, 0, 1};
     size_t ce = (size_t)n_slot * n_ctx * kvd;
     uint16_t *k = malloc(ce * 2), *v = malloc(ce * 2);
     for (size_t i = 0; i < ce; i++) {
@@ -364,7 +362,7 @@ static float *check_attn_b(int n_split_force, int head_dim, int kernel, uint64_t
     float *q = tcu_rand_vec(&s, (size_t)qd * batch, 3.0f);
     void *dk = tcu_up(k, ce * 2), *dv = tcu_up(v, ce * 2);
     float *dq = tcu_up(q, (size_t)qd * batch * 4);
-    int32_t *dpos = tcu_up(pos, (size_t)batch * 4), *dslot = tcu_up(slot, (size_t)batch * 4);
+    int32_t *dpos = tcu_up(pos, sizeof pos), *dslot = tcu_up(slot, sizeof slot);
     /* > 0: that split; 0: the usual one; < 0: unsplit (prefill) */
     int n_split = n_split_force > 0 ? n_split_force : n_split_force < 0 ? 0 : rl_cu_attn_splits(batch, r.n_head);
     size_t scr_bytes = rl_cu_attn_scratch_size(batch, r.n_head, hd, n_ctx);
@@ -408,11 +406,6 @@ static float *check_attn_b(int n_split_force, int head_dim, int kernel, uint64_t
     return o;
 }
 
-static float *check_attn_k(int n_split_force, int head_dim, int kernel, uint64_t seed)
-{
-    return check_attn_b(n_split_force, head_dim, kernel, seed, 3);
-}
-
 static void check_attn(int n_split_force, int head_dim)
 {
     free(check_attn_k(n_split_force, head_dim, -1, 0));
@@ -454,32 +447,6 @@ START_TEST(attention_warp_kernel_split_invariant_and_matches_block_kernel)
         }
         free(blk), free(w0);
     }
-}
-END_TEST
-
-/* One token (the single stream): the cluster merge (rl_cu_attn_cluster, at
- * most 8 blocks a head, partials through distributed shared memory) gives the
- * bits of the counted merge and of one block per head, for every split. */
-START_TEST(attention_one_token_cluster_merge_same_bits)
-{
-    const int hds[2] = {64, 128}, splits[4] = {2, 5, 8, 12};
-    for (int i = 0; i < 2; i++) {
-        size_t ni = (size_t)8 * hds[i];
-        uint64_t seed = tcu_seed("attention cluster");
-        rl_cu_attn_cluster(0);
-        float *one = check_attn_b(1, hds[i], 0, seed, 1);
-        for (int k = 0; k < 4; k++) {
-            rl_cu_attn_cluster(0);
-            float *cnt = check_attn_b(splits[k], hds[i], 0, seed, 1);
-            rl_cu_attn_cluster(1);
-            float *cl = check_attn_b(splits[k], hds[i], 0, seed, 1);
-            ck_assert_msg(!memcmp(cnt, one, ni * 4), "head %d split %d: counted merge differs", hds[i], splits[k]);
-            ck_assert_msg(!memcmp(cl, one, ni * 4), "head %d split %d: cluster merge differs", hds[i], splits[k]);
-            free(cnt), free(cl);
-        }
-        free(one);
-    }
-    rl_cu_attn_cluster(-1);
 }
 END_TEST
 
@@ -706,7 +673,6 @@ int main(void)
     tcase_add_test(tc, attention_decode_matches_cpu_with_gqa);
     tcase_add_test(tc, attention_decode_same_result_for_any_split);
     tcase_add_test(tc, attention_warp_kernel_split_invariant_and_matches_block_kernel);
-    tcase_add_test(tc, attention_one_token_cluster_merge_same_bits);
     tcase_add_test(tc, argmax_picks_lowest_index_on_ties_and_skips_nan);
     tcase_add_loop_test(tc, gemm_matches_cpu, 0, nt);
     tcase_add_loop_test(tc, get_rows_dequantizes_and_zeroes_bad_ids, 0, nt);
