@@ -115,3 +115,23 @@ if [ "$PART" = cluster ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   host     the host's part of a step: ids and block tables in one upload
+#            (always, since this part), and how the host waits for the step
+#            (RL_CU_SYNC=spin|yield|block against the runtime's default),
+#            single stream and the 20-token TTFT through the engine.
+if [ "$PART" = host ]; then
+  build
+  for t in test_cu_model test_cu_paged; do
+    echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
+  done
+  [ -n "${QUICK:-}" ] || SUITE_S=240 suites --suite cuda --suite model
+  for r in 1 2; do
+    for v in default spin yield block; do
+      left 520 || break
+      if [ $v = default ]; then unset RL_CU_SYNC; else export RL_CU_SYNC=$v; fi
+      echo "r$r SYNC=$v 7B: $(ty llama2-7b q4_0) TinyLlama: $(ty tinyllama-1.1b q4_0)"
+    done
+  done
+  unset RL_CU_SYNC
+  echo "elapsed ${SECONDS}s"
+fi

@@ -49,6 +49,25 @@ int rl_cu_upload_f32(float *d_dst, const float *host, size_t n)
     return rl_cu_check(cudaMemcpy(d_dst, host, n * 4, cudaMemcpyHostToDevice), "upload vector");
 }
 
+/* How the host waits for a step (RL_CU_SYNC=spin|yield|block; unset: the
+ * runtime's default, which spins while the process has fewer active contexts
+ * than cores): set once, before the first allocation makes the context. */
+static void rl_cu_sync_mode(void)
+{
+    static bool done = false;
+    if (done)
+        return;
+    done = true;
+    const char *e = getenv("RL_CU_SYNC");
+    unsigned f = !e                     ? 0
+                 : !strcmp(e, "spin")   ? cudaDeviceScheduleSpin
+                 : !strcmp(e, "yield")  ? cudaDeviceScheduleYield
+                 : !strcmp(e, "block")  ? cudaDeviceScheduleBlockingSync
+                                        : 0;
+    if (f && cudaSetDeviceFlags(f) != cudaSuccess)
+        (void)cudaGetLastError(); /* the context already exists: the default stays */
+}
+
 int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_cu_model **out, char *err,
                     size_t errlen)
 {
@@ -58,6 +77,7 @@ int rl_cu_model_new(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, rl_
 int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *ty, const rl_cu_layer_types *lts,
                           rl_cu_model **out, char *err, size_t errlen)
 {
+    rl_cu_sync_mode();
     rl_cu_model_cfg c = *cfg;
     if (c.max_prefill == 0)
         c.max_prefill = 512;
@@ -216,8 +236,8 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = dalloc((void **)&m->xo, (size_t)c.max_batch * c.n_embd * 4, "output rows")) ||
         (rc = dalloc(&m->attn_scratch, attn_scr, "attention scratch")) ||
         (rc = rl_cu_check(cudaMemset(m->attn_scratch, 0, attn_scr), "zero attention scratch")) ||
-        (rc = dalloc((void **)&m->d_in, (size_t)rows * 16, "ids")) ||
-        (rc = dalloc((void **)&m->d_bt, (size_t)rows * bt_stride * 4, "block tables")) ||
+        /* ids, then the block tables: one upload a step (rl_cu_step.c) */
+        (rc = dalloc((void **)&m->d_in, (size_t)rows * 16 + (size_t)rows * bt_stride * 4, "ids and block tables")) ||
         (rc = dalloc((void **)&m->d_out, (size_t)c.max_batch * 4, "ids")) ||
         (rc = dalloc((void **)&m->d_dst, (size_t)rows * 8, "token addresses")) ||
         (rc = dalloc((void **)&m->d_topk, rl_cu_topk_dev_bytes(rows, c.max_batch), "top-k")) ||
@@ -230,6 +250,7 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = rl_cu_check(cudaMallocHost((void **)&m->h_out, (size_t)c.max_batch * 4), "pinned")) ||
         (rc = rl_cu_check(cudaMallocHost((void **)&m->h_dst, (size_t)rows * 8), "pinned")))
         goto fail;
+    m->d_bt = m->d_in + 4 * (size_t)rows;
     m->kv = (rl_cu_kv){.pool = m->kv.pool, .n_blocks = c.n_blocks, .n_layer = c.n_layer, .n_head_kv = c.n_head_kv,
                        .head_dim = c.head_dim, .q8 = c.kv_q8, .bt = m->d_bt, .bt_stride = bt_stride};
     *out = m;
@@ -272,8 +293,7 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->gu);
     cudaFree(m->attn_scratch);
     cudaFree(m->xo);
-    cudaFree(m->d_in);
-    cudaFree(m->d_bt);
+    cudaFree(m->d_in); /* and d_bt */
     cudaFree(m->d_out);
     cudaFree(m->d_dst);
     cudaFree(m->d_topk);

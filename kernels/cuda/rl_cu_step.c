@@ -483,10 +483,10 @@ static int upload(rl_cu_model *m, const rl_cu_batch *b, int n_pad)
         for (uint32_t i = b->bt_len[r]; i < m->bt_stride; i++)
             dst[i] = -1;
     }
-    RL_CU_TRY(rl_cu_check(cudaMemcpyAsync(m->d_in, h, 4 * R * 4, cudaMemcpyHostToDevice, m->s), "ids"));
-    return rl_cu_check(cudaMemcpyAsync(m->d_bt, bt, (size_t)b->n_rows * m->bt_stride * 4, cudaMemcpyHostToDevice,
-                                       m->s),
-                       "block tables");
+    /* one copy: d_bt follows d_in as bt follows h (rl_cu_model.c) */
+    return rl_cu_check(cudaMemcpyAsync(m->d_in, h, 4 * R * 4 + (size_t)b->n_rows * m->bt_stride * 4,
+                                       cudaMemcpyHostToDevice, m->s),
+                       "ids and block tables");
 }
 
 /* Zero copy: stage the device addresses of the tokens (index: token for the
