@@ -135,3 +135,28 @@ if [ "$PART" = host ]; then
   unset RL_CU_SYNC
   echo "elapsed ${SECONDS}s"
 fi
+#   o8       the O product on 8 consumer warps (RL_CU_MVB_O8=1: a CTA of 288
+#            threads, 89 registers, fits beside two attention blocks, so its
+#            producer can fill the ring during the attention): test_cu_mvb
+#            (both widths), single stream alternating, per-op O.
+if [ "$PART" = o8 ]; then
+  build
+  for t in test_cu_mvb test_cu_model; do
+    echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
+  done
+  for r in 1 2 3; do
+    for v in 1 0; do
+      left 500 || break
+      echo "r$r O8=$v 7B: $(RL_CU_MVB_O8=$v ty llama2-7b q4_0) q8_0: $(RL_CU_MVB_O8=$v ty llama2-7b q8_0)"
+    done
+  done
+  for v in 1 0; do
+    left 540 || break
+    echo "O8=$v 7B q4_k_m: $(RL_CU_MVB_O8=$v ty llama2-7b q4_k_m) TinyLlama q4_k_m: $(RL_CU_MVB_O8=$v ty tinyllama-1.1b q4_k_m)"
+  done
+  for v in 1 0; do
+    left 565 || break
+    echo "O8=$v profile: $(RL_CU_MVB_O8=$v timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E 'o matvec|attention|sum' | tr -s ' ' | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
