@@ -47,13 +47,10 @@ namespace rl_mvb {
 
 using namespace rl_async;
 
-/* W consumer warps: 16 (two per output, the default) or 8 (one per output:
- * 288 threads, so the CTA fits beside the attention's blocks; measurements). */
-template <int T, bool GLU, int W>
-__global__ void __launch_bounds__((W + 1) * 32, 1)
+template <int T, bool GLU>
+__global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
 {
-    constexpr int HW = W / TR, NTW = W * 32;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
     constexpr int CK = C::CK, QROW = C::QROW, DROW = C::DROW, RB = C::RB;
@@ -67,9 +64,9 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    ring_start<C::S, W>(full, empty);
+    ring_start<C::S>(full, empty);
 
-    if (warp == W) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
+    if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
         if (lane != 0)
             return;
         const uint8_t *q = (const uint8_t *)m.q;
@@ -96,7 +93,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
     rl_pdl_wait();
-    prepare_x<C::FX, W>(x, g, eps, cols, xq, xds, xf, red);
+    prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
     int64_t i = 0;
@@ -109,8 +106,8 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             const uint8_t *st = sm + (size_t)s * C::STG;
             int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
 #pragma unroll
-            for (int k = 0; k < C::NU / 32 / HW; k++) {
-                int j = lane + 32 * (k * HW + h); /* the stage's unit j: the row's unit c * NU + j */
+            for (int k = 0; k < C::NU / 32 / H; k++) {
+                int j = lane + 32 * (k * H + h); /* the stage's unit j: the row's unit c * NU + j */
                 if (j >= cu * C::UPB)
                     break;
                 wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
@@ -127,22 +124,12 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         acc = rl_warp_sum(acc);
         if (GLU)
             accu = rl_warp_sum(accu);
-        if (HW == 1) { /* one warp per output: no halves to meet */
-            if (lane == 0) {
-                int64_t r = t * TR + o;
-                if (GLU)
-                    y[r] = rl_silu(acc) * accu;
-                else
-                    y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
-            }
-            continue;
-        }
         /* the second half's sums through shared memory: two buffers by tile
          * parity, so one barrier per tile */
         float *half = red + 16 + (tl & 1) * 16;
         if (h == 1 && lane == 0)
             half[o] = acc, half[TR + o] = accu;
-        asm volatile("bar.sync 1, %0;" ::"n"(NTW) : "memory");
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         if (h == 1 || lane != 0)
             continue;
         acc += half[o], accu += half[TR + o];
@@ -156,28 +143,17 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 }
 
 
-template <int T, bool GLU, int W>
-static int launch_w(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
-{
-    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
-    static size_t set_for = 0;
-    if (!smem_limit(k_mvb<T, GLU, W>, smem, &set_for))
-        return -ENOTSUP;
-    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
-    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU, W>, dim3(grid), dim3((W + 1) * 32), smem, s, *m, x, g, eps, y, mode);
-    return RL_CU_LAUNCHED("mvb");
-}
-
-/* Consumer warps of the next launch (rl_cu_mvb_narrow: 8 for one call). */
-static int next_w = CW;
-
 template <int T, bool GLU>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    if (next_w == 8)
-        return launch_w<T, GLU, 8>(m, x, g, eps, y, mode, s);
-    return launch_w<T, GLU, CW>(m, x, g, eps, y, mode, s);
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
+    static size_t set_for = 0;
+    if (!smem_limit(k_mvb<T, GLU>, smem, &set_for))
+        return -ENOTSUP;
+    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
+    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    return RL_CU_LAUNCHED("mvb");
 }
 
 /* Table of the kernels by weight type and GLU mode. */
@@ -225,13 +201,4 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
     return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, s);
-}
-
-extern "C" int rl_cu_mvb_narrow(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode,
-                                float *d_y, cudaStream_t s)
-{
-    rl_mvb::next_w = 8;
-    int rc = rl_cu_mvb(m, d_x, d_g, eps, mode, d_y, s);
-    rl_mvb::next_w = rl_mvb::CW;
-    return rc;
 }

@@ -131,12 +131,12 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> sload<RL_TYPE_BF16>(c
  * copies' bytes) and empty (one arrival per consumer warp) barriers set up
  * by thread 0, then the CTA's barrier and the PDL trigger (the next kernel
  * may launch: it waits for this one to complete before reading its output). */
-template <int S, int W = CW> __device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty)
+template <int S> __device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty)
 {
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
             bar_init(&full[s], 1);
-            bar_init(&empty[s], W);
+            bar_init(&empty[s], CW);
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
@@ -172,11 +172,10 @@ __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
     return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
-template <bool FX, int W = CW>
+template <bool FX>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
                           float *red)
 {
-    constexpr int NT = W * 32; /* the consumer threads */
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
     const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)g;
     const int64_t n4 = cols / 4;
@@ -198,7 +197,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
         asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         float tot = 0.0f;
 #pragma unroll
-        for (int w = 0; w < W; w++)
+        for (int w = 0; w < CW; w++)
             tot += red[w];
         rs = rsqrtf(tot / (float)cols + eps);
     }

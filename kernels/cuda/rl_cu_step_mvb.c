@@ -53,25 +53,12 @@ static int part_on_matvec(rl_cu_model *m, const rl_cu_mvb_part *p)
     return rl_cu_model_product(m, p->m, x, 1, p->mode, &y);
 }
 
-/* RL_CU_MVB_O8=1: the O product on 8 consumer warps (measurements). */
-static bool o_narrow(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_MVB_O8");
-        on = e && e[0] == '1';
-    }
-    return on;
-}
-
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
 {
     rl_cu_mvb_part p[3];
     int n = rl_cu_mvb_parts(m, which, l, p);
     for (int i = 0; i < n; i++) {
-        if (rl_cu_mvb_ok(p[i].m, p[i].mode) && which == RL_CU_MVB_O && o_narrow())
-            RL_CU_TRY(rl_cu_mvb_narrow(p[i].m, p[i].x, p[i].g, m->c.rms_eps, p[i].mode, p[i].y, m->s));
-        else if (rl_cu_mvb_ok(p[i].m, p[i].mode))
+        if (rl_cu_mvb_ok(p[i].m, p[i].mode))
             RL_CU_TRY(rl_cu_mvb(p[i].m, p[i].x, p[i].g, m->c.rms_eps, p[i].mode, p[i].y, m->s));
         else
             RL_CU_TRY(part_on_matvec(m, &p[i]));

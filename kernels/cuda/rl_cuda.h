@@ -142,11 +142,6 @@ int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_
  * rl_cu_model_mvb_step says so. */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
-/* rl_cu_mvb with 8 consumer warps (one per output) instead of 16: a CTA of
- * 288 threads fits beside the decode attention's blocks (measurements: the
- * step's O product with RL_CU_MVB_O8=1). */
-int rl_cu_mvb_narrow(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
-                     cudaStream_t s);
 /* Whether rl_cu_mvb takes m in mode: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, F16 or
  * BF16, cols a multiple of 256, outputs a multiple of 8, aligned planes, an
  * sm_90 device. */
