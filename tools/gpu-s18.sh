@@ -160,3 +160,24 @@ if [ "$PART" = o8 ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   carve    every kernel asking for the largest shared-memory carveout
+#            (RL_CU_CARVEOUT=1), single stream alternating, per-op O.
+if [ "$PART" = carve ]; then
+  build
+  echo "test_cu_model: $(RL_CU_CARVEOUT=1 timeout 240 $B/tests/cuda/test_cu_model 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
+  for r in 1 2 3; do
+    for v in 1 0; do
+      left 480 || break
+      echo "r$r CARVE=$v 7B: $(RL_CU_CARVEOUT=$v ty llama2-7b q4_0) TinyLlama: $(RL_CU_CARVEOUT=$v ty tinyllama-1.1b q4_0)"
+    done
+  done
+  for v in 1 0; do
+    left 530 || break
+    echo "CARVE=$v 7B q4_k_m: $(RL_CU_CARVEOUT=$v ty llama2-7b q4_k_m) batch 64: $(RL_CU_CARVEOUT=$v eng llama2-7b 64 160 q8_0)"
+  done
+  for v in 1 0; do
+    left 565 || break
+    echo "CARVE=$v profile: $(RL_CU_CARVEOUT=$v timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E 'o matvec|attention|sum' | tr -s ' ' | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
