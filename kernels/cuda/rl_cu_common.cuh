@@ -42,10 +42,6 @@ __device__ __forceinline__ void rl_prefetch_l2(const void *p)
 
 /* Whether launches use programmatic dependent launch (env RL_CU_PDL=0: off). */
 bool rl_cu_pdl_enabled();
-/* Whether rl_launch asks for the largest shared-memory carveout for every
- * kernel (RL_CU_CARVEOUT=1, measurements): an SM keeps one configuration, so
- * a product's 145 KB CTA need not wait for it to drain and change. */
-bool rl_cu_carveout_max();
 
 /* Launch k<<<grid, block, smem, s>>>(args...) with programmatic stream
  * serialization allowed (see rl_pdl_wait). */
@@ -63,8 +59,6 @@ static inline void rl_launch_smem(void (*k)(KArgs...), dim3 grid, dim3 block, si
     at[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = at;
     cfg.numAttrs = rl_cu_pdl_enabled() ? 1 : 0;
-    if (rl_cu_carveout_max())
-        (void)cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
     cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
 }
 

@@ -36,16 +36,6 @@ bool rl_cu_pdl_enabled()
     return on;
 }
 
-bool rl_cu_carveout_max()
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_CARVEOUT");
-        on = e && e[0] == '1';
-    }
-    return on;
-}
-
 extern "C" int rl_cu_device_count(void)
 {
     int n = 0;
