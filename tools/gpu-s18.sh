@@ -181,3 +181,28 @@ if [ "$PART" = carve ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   ar       rl_cu_mvb keeping a lane's activation units in registers across
+#            tiles (RL_CU_MVB_AR=0: from shared memory each stage as before):
+#            the tests, single stream alternating, per-op products.
+if [ "$PART" = ar ]; then
+  build
+  for t in test_cu_mvb test_cu_mixed test_cu_model; do
+    echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
+  done
+  [ -n "${QUICK:-}" ] || { SUITE_S=240 suites --suite cuda --suite model; SAN_S=120 memcheck test_cu_mvb; }
+  for r in 1 2; do
+    for v in 1 0; do
+      left 470 || break
+      echo "r$r AR=$v 7B q4_0: $(RL_CU_MVB_AR=$v ty llama2-7b q4_0) q8_0: $(RL_CU_MVB_AR=$v ty llama2-7b q8_0) q4_k_m: $(RL_CU_MVB_AR=$v ty llama2-7b q4_k_m)"
+    done
+  done
+  for v in 1 0; do
+    left 530 || break
+    echo "AR=$v TinyLlama q4_k_m: $(RL_CU_MVB_AR=$v ty tinyllama-1.1b q4_k_m) 7B q6_k: $(RL_CU_MVB_AR=$v ty llama2-7b q6_k)"
+  done
+  for v in 1 0; do
+    left 565 || break
+    echo "AR=$v profile: $(RL_CU_MVB_AR=$v timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E 'qkv|o matvec|gate|down|sum' | tr -s ' ' | tr '\n' ' ')"
+  done
+  echo "elapsed ${SECONDS}s"
+fi

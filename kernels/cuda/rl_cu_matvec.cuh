@@ -202,9 +202,12 @@ __device__ __forceinline__ xunit xload(const rl_cu_act &x, int b, int64_t u)
 
 template <int T> __device__ __forceinline__ float wdot(const wunit<T> &w, const rl_cu_act &x, int b, int64_t u);
 
-template <> __device__ __forceinline__ float wdot<RL_TYPE_Q4_0>(const wunit<RL_TYPE_Q4_0> &w, const rl_cu_act &x, int b, int64_t u)
+/* The int8-activation types' dot product of a weight unit with an activation
+ * unit already loaded (rl_cu_mvb keeps a lane's units in registers). */
+template <int T> __device__ __forceinline__ float wdot_x(const wunit<T> &w, const xunit &a);
+
+template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_0>(const wunit<RL_TYPE_Q4_0> &w, const xunit &a)
 {
-    xunit a = xload(x, b, u);
     const uint32_t M = 0x0F0F0F0Fu;
     int s = 0;
     s = __dp4a((int)(w.q.x & M), a.q0.x, s);
@@ -219,9 +222,8 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_Q4_0>(const wunit<RL_T
     return w.d * (a.ds.x * (float)s - 8.0f * a.ds.y);
 }
 
-template <> __device__ __forceinline__ float wdot<RL_TYPE_Q8_0>(const wunit<RL_TYPE_Q8_0> &w, const rl_cu_act &x, int b, int64_t u)
+template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q8_0>(const wunit<RL_TYPE_Q8_0> &w, const xunit &a)
 {
-    xunit a = xload(x, b, u);
     int s = 0;
     s = __dp4a(w.q0.x, a.q0.x, s);
     s = __dp4a(w.q0.y, a.q0.y, s);
@@ -234,9 +236,8 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_Q8_0>(const wunit<RL_T
     return w.d * a.ds.x * (float)s;
 }
 
-template <> __device__ __forceinline__ float wdot<RL_TYPE_Q4_K>(const wunit<RL_TYPE_Q4_K> &w, const rl_cu_act &x, int b, int64_t u)
+template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_K>(const wunit<RL_TYPE_Q4_K> &w, const xunit &a)
 {
-    xunit a = xload(x, b, u);
     const uint32_t M = 0x0F0F0F0Fu;
     int sh = w.sh, s = 0;
     s = __dp4a((int)((w.q0.x >> sh) & M), a.q0.x, s);
@@ -251,9 +252,8 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_Q4_K>(const wunit<RL_T
     return w.ds * a.ds.x * (float)s - w.dm * a.ds.y;
 }
 
-template <> __device__ __forceinline__ float wdot<RL_TYPE_Q5_K>(const wunit<RL_TYPE_Q5_K> &w, const rl_cu_act &x, int b, int64_t u)
+template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q5_K>(const wunit<RL_TYPE_Q5_K> &w, const xunit &a)
 {
-    xunit a = xload(x, b, u);
     int s = 0;
     s = __dp4a(w.w[0], a.q0.x, s);
     s = __dp4a(w.w[1], a.q0.y, s);
@@ -267,9 +267,8 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_Q5_K>(const wunit<RL_T
     return w.ds * a.ds.x * (float)s - w.dm * a.ds.y;
 }
 
-template <> __device__ __forceinline__ float wdot<RL_TYPE_Q6_K>(const wunit<RL_TYPE_Q6_K> &w, const rl_cu_act &x, int b, int64_t u)
+template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q6_K>(const wunit<RL_TYPE_Q6_K> &w, const xunit &a)
 {
-    xunit a = xload(x, b, u);
     int s0 = 0, s1 = 0;
     s0 = __dp4a(w.w[0], a.q0.x, s0);
     s0 = __dp4a(w.w[1], a.q0.y, s0);
@@ -281,6 +280,18 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_Q6_K>(const wunit<RL_T
     s1 = __dp4a(w.w[7], a.q1.w, s1);
     return a.ds.x * (w.d0 * (float)s0 + w.d1 * (float)s1);
 }
+
+#define RL_WDOT_X(T)                                                                                           \
+    template <> __device__ __forceinline__ float wdot<T>(const wunit<T> &w, const rl_cu_act &x, int b, int64_t u) \
+    {                                                                                                          \
+        return wdot_x<T>(w, xload(x, b, u));                                                                   \
+    }
+RL_WDOT_X(RL_TYPE_Q4_0)
+RL_WDOT_X(RL_TYPE_Q8_0)
+RL_WDOT_X(RL_TYPE_Q4_K)
+RL_WDOT_X(RL_TYPE_Q5_K)
+RL_WDOT_X(RL_TYPE_Q6_K)
+#undef RL_WDOT_X
 
 __device__ __forceinline__ float dot8_f32(const float *f, const float *xf)
 {

@@ -49,7 +49,7 @@ using namespace rl_async;
 
 template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -96,6 +96,21 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
+    /* A lane's activation units are the same in every tile: where a row has
+     * at most AU of them per lane (KPL units a chunk, KPL = 2 with one chunk
+     * or 1 with two: Q|K|V, O and gate/up at 4,096 wide), they stay in
+     * registers (int8 types; RL_CU_MVB_AR=0 or ar = false: from shared
+     * memory each stage, as the down product always does). */
+    constexpr int KPL = C::NU / 32 / H, AU = 2;
+    const bool areg = !C::FX && ar && nch * KPL <= AU;
+    xunit xa[AU];
+    if constexpr (!C::FX) {
+#pragma unroll
+        for (int a = 0; a < AU; a++) {
+            int64_t c = KPL == 2 ? 0 : a, u = c * C::NU + lane + 32 * ((KPL == 2 ? a : 0) * H + h);
+            xa[a] = areg && u < nb ? xload(xs, 0, u) : xunit{};
+        }
+    }
     int64_t i = 0;
     int tl = 0;
     for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x, tl++) {
@@ -111,10 +126,19 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 if (j >= cu * C::UPB)
                     break;
                 wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
-                acc += wdot<T>(w, xs, 0, c * C::NU + j);
-                if (GLU) {
-                    w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
-                    accu += wdot<T>(w, xs, 0, c * C::NU + j);
+                if constexpr (!C::FX) {
+                    const xunit a = !areg ? xload(xs, 0, c * C::NU + j) : KPL == 2 ? xa[k] : c == 0 ? xa[0] : xa[1];
+                    acc += wdot_x<T>(w, a);
+                    if (GLU) {
+                        w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
+                        accu += wdot_x<T>(w, a);
+                    }
+                } else {
+                    acc += wdot<T>(w, xs, 0, c * C::NU + j);
+                    if (GLU) {
+                        w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
+                        accu += wdot<T>(w, xs, 0, c * C::NU + j);
+                    }
                 }
             }
             __syncwarp();
@@ -143,6 +167,17 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 }
 
 
+/* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
+static bool act_regs(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RL_CU_MVB_AR");
+        on = !(e && e[0] == '0');
+    }
+    return on;
+}
+
 template <int T, bool GLU>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
@@ -152,7 +187,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode);
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs());
     return RL_CU_LAUNCHED("mvb");
 }
 
