@@ -206,3 +206,15 @@ if [ "$PART" = ar ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   ar2      more rounds of `ar`'s single stream: 7B Q4_0 and Q6_K, TinyLlama
+#            Q4_K_M, alternating.
+if [ "$PART" = ar2 ]; then
+  build
+  for r in 1 2 3; do
+    for v in 1 0; do
+      left 540 || break
+      echo "r$r AR=$v 7B q4_0: $(RL_CU_MVB_AR=$v ty llama2-7b q4_0) q6_k: $(RL_CU_MVB_AR=$v ty llama2-7b q6_k) TinyLlama q4_k_m: $(RL_CU_MVB_AR=$v ty tinyllama-1.1b q4_k_m)"
+    done
+  done
+  echo "elapsed ${SECONDS}s"
+fi
