@@ -28,7 +28,9 @@
  * - 16 consumer warps, two per output: warp w takes output w % 8 and, per
  *   stage, the units (a block; F16/BF16: 8 values) of its half w / 8
  *   (lane + 32 * (2k + half); GLU: of the gate and the up row) against the
- *   shared activation (the matvec's arithmetic, wdot), and releases the stage; at the tile's end warp sums,
+ *   shared activation (the matvec's arithmetic, wdot; a lane's activation
+ *   units held in registers across tiles where a row is one chunk of two
+ *   units a lane, session 18), and releases the stage; at the tile's end warp sums,
  *   the halves meet in shared memory, then y = v, y += v or
  *   y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
  *   its own input. (8 warps, one per output, measured 3-4% slower.)
@@ -96,18 +98,20 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
-    /* A lane's activation units are the same in every tile: where a row has
-     * at most AU of them per lane (KPL units a chunk, KPL = 2 with one chunk
-     * or 1 with two: Q|K|V, O and gate/up at 4,096 wide), they stay in
-     * registers (int8 types; RL_CU_MVB_AR=0 or ar = false: from shared
-     * memory each stage, as the down product always does). */
-    constexpr int KPL = C::NU / 32 / H, AU = 2;
-    const bool areg = !C::FX && ar && nch * KPL <= AU;
-    xunit xa[AU];
-    if constexpr (!C::FX) {
+    /* A lane's activation units are the same in every tile: where a row is
+     * one chunk and a lane takes KPL = 2 units of it (Q4_0, Q4_K, Q5_K up to
+     * 4,096 wide: Q|K|V, O and gate/up), they stay in registers instead of
+     * being read from shared memory each stage (Q4_0 Q|K|V 10.7 against
+     * 11.5 us; Q8_0 and Q6_K, one unit a chunk, measured no better or worse:
+     * docs/PERFORMANCE.md). RL_CU_MVB_AR=0 (ar false): never. */
+    constexpr int KPL = C::NU / 32 / H;
+    constexpr bool ARC = !C::FX && KPL == 2;
+    const bool areg = ARC && ar && nch == 1;
+    xunit xa[ARC ? KPL : 1];
+    if constexpr (ARC) {
 #pragma unroll
-        for (int a = 0; a < AU; a++) {
-            int64_t c = KPL == 2 ? 0 : a, u = c * C::NU + lane + 32 * ((KPL == 2 ? a : 0) * H + h);
+        for (int a = 0; a < KPL; a++) {
+            int64_t u = lane + 32 * (a * H + h);
             xa[a] = areg && u < nb ? xload(xs, 0, u) : xunit{};
         }
     }
@@ -127,7 +131,11 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                     break;
                 wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
                 if constexpr (!C::FX) {
-                    const xunit a = !areg ? xload(xs, 0, c * C::NU + j) : KPL == 2 ? xa[k] : c == 0 ? xa[0] : xa[1];
+                    xunit a;
+                    if constexpr (ARC)
+                        a = areg ? xa[k] : xload(xs, 0, c * C::NU + j);
+                    else
+                        a = xload(xs, 0, c * C::NU + j);
                     acc += wdot_x<T>(w, a);
                     if (GLU) {
                         w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
