@@ -218,3 +218,22 @@ if [ "$PART" = ar2 ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   ar3      the final rule (registers only for one-chunk rows of two units a
+#            lane): test_cu_mvb, test_cu_mixed, test_cu_model, the suites,
+#            then single stream of every type alternating with RL_CU_MVB_AR=0.
+if [ "$PART" = ar3 ]; then
+  build
+  for t in test_cu_mvb test_cu_mixed test_cu_model; do
+    echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
+  done
+  SUITE_S=240 suites --suite cuda --suite model
+  for r in 1 2; do
+    for v in 1 0; do
+      left 500 || break
+      echo "r$r AR=$v 7B q4_0: $(RL_CU_MVB_AR=$v ty llama2-7b q4_0) q4_k_m: $(RL_CU_MVB_AR=$v ty llama2-7b q4_k_m) q6_k: $(RL_CU_MVB_AR=$v ty llama2-7b q6_k) q8_0: $(RL_CU_MVB_AR=$v ty llama2-7b q8_0) TinyLlama q4_k_m: $(RL_CU_MVB_AR=$v ty tinyllama-1.1b q4_k_m)"
+    done
+  done
+  left 540 && echo "f16: $(ty llama2-7b f16) TinyLlama q4_0: $(ty tinyllama-1.1b q4_0)"
+  left 560 && echo "bench model 7B q4_0: $(mkm llama2-7b Q4_0 7b-q4_0 && benchm 7b-q4_0)"
+  echo "elapsed ${SECONDS}s"
+fi
