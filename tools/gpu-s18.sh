@@ -237,3 +237,17 @@ if [ "$PART" = ar3 ]; then
   left 560 && echo "bench model 7B q4_0: $(mkm llama2-7b Q4_0 7b-q4_0 && benchm 7b-q4_0)"
   echo "elapsed ${SECONDS}s"
 fi
+#   tl       TinyLlama (2,048 wide) on the mvb step now (RL_CU_MVB=1) against
+#            the default matvec step, Q4_0, Q8_0 and F16, alternating.
+if [ "$PART" = tl ]; then
+  build
+  for r in 1 2; do
+    for v in 1 d; do
+      left 540 || break
+      if [ $v = d ]; then unset RL_CU_MVB; else export RL_CU_MVB=1; fi
+      echo "r$r MVB=$v TinyLlama q4_0: $(ty tinyllama-1.1b q4_0) q8_0: $(ty tinyllama-1.1b q8_0) f16: $(ty tinyllama-1.1b f16)"
+    done
+  done
+  unset RL_CU_MVB
+  echo "elapsed ${SECONDS}s"
+fi
