@@ -251,3 +251,22 @@ if [ "$PART" = tl ]; then
   unset RL_CU_MVB
   echo "elapsed ${SECONDS}s"
 fi
+#   tl2      the automatic choice with F16/BF16 (now on rl_cu_mvb at any
+#            width): test_cu_mixed, the suites, TinyLlama F16 / BF16 default
+#            against RL_CU_MVB=0, Q4_0 stays on the matvecs.
+if [ "$PART" = tl2 ]; then
+  build
+  for t in test_cu_mixed test_cu_model; do
+    echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:' | head -4)"
+  done
+  SUITE_S=240 suites --suite cuda --suite model
+  for r in 1 2; do
+    for v in d 0; do
+      left 540 || break
+      if [ $v = d ]; then unset RL_CU_MVB; else export RL_CU_MVB=0; fi
+      echo "r$r MVB=$v TinyLlama f16: $(ty tinyllama-1.1b f16) bf16: $(ty tinyllama-1.1b bf16) q4_0: $(ty tinyllama-1.1b q4_0)"
+    done
+  done
+  unset RL_CU_MVB
+  echo "elapsed ${SECONDS}s"
+fi

@@ -39,7 +39,7 @@
  * scale runs; whole K-quant blocks), output rows a multiple of 8, 16-byte
  * aligned planes, an sm_90 device; otherwise -ENOTSUP. The step takes it for
  * one sequence where the model is at least RL_CU_MVB_MIN_EMBD wide or holds
- * K-quants (rl_cu_step_mvb.c). K-quant chunks are whole blocks with their
+ * K-quants or F16/BF16 matrices (rl_cu_step_mvb.c). K-quant chunks are whole blocks with their
  * scales inside (no scale plane), a lane's unit 32 values decoded from its
  * block by the matvec's code (session 17: two sub-blocks per unit, their
  * shared bytes read once, measured 10% slower). */

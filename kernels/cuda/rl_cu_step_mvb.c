@@ -76,14 +76,18 @@ void rl_cu_model_set_mvb(rl_cu_model *m, int on)
     m->mvb = f;
 }
 
-/* Whether any layer matrix is a K-quant (their matvecs are the slowest). */
-static bool has_kquant(const rl_cu_model *m)
+/* Whether any layer matrix is a K-quant or F16/BF16: the types whose matvecs
+ * lose most to rl_cu_mvb at any width (TinyLlama, 2,048 wide: Q4_K_M 1,339
+ * against 1,251 tok/s in session 17, F16 977-980 against 760-762 in session
+ * 18; Q4_0 and Q8_0 stay faster on the matvecs there). */
+static bool has_slow_matvec(const rl_cu_model *m)
 {
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
         const rl_cu_layer *L = &m->layers[l];
         const rl_cu_mat *w[7] = {&L->wqkv, &L->wk, &L->wv, &L->wo, &L->wgu, &L->wup, &L->wdown};
         for (int i = 0; i < 7; i++)
-            if (w[i]->q && (w[i]->type == RL_TYPE_Q4_K || w[i]->type == RL_TYPE_Q5_K || w[i]->type == RL_TYPE_Q6_K))
+            if (w[i]->q && (w[i]->type == RL_TYPE_Q4_K || w[i]->type == RL_TYPE_Q5_K || w[i]->type == RL_TYPE_Q6_K ||
+                            w[i]->type == RL_TYPE_F16 || w[i]->type == RL_TYPE_BF16))
                 return true;
     }
     return false;
@@ -95,13 +99,14 @@ static bool has_kquant(const rl_cu_model *m)
  * every matrix of every layer (the matvec step, with its deferred norms,
  * serves files where many matrices would need a norm kernel each, such as a
  * SmolLM Q4_K_M's Q5_0 matrices 576 wide) and the model at least
- * RL_CU_MVB_MIN_EMBD wide or holding K-quants. Measured on an H100
- * (sessions 16-17, docs/PERFORMANCE.md): Llama 2 7B (4,096 wide) Q4_0
- * 524-531 tok/s against 475-478 on the matvecs, Q8_0 345-352 against
- * 313-314, F16 206-208 against 173-174, Q4_K_M 407-414 against 337-339,
- * Q6_K 334-335 against 207-208; TinyLlama (2,048 wide) Q4_0 1,447-1,521
- * against 1,650 (a kernel's fixed start and end weigh more on small
- * products) but Q4_K_M 1,339 against 1,251. */
+ * RL_CU_MVB_MIN_EMBD wide or holding K-quants or F16/BF16 matrices.
+ * Measured on an H100 (sessions 16-18, docs/PERFORMANCE.md): Llama 2 7B
+ * (4,096 wide) Q4_0 524-531 tok/s against 475-478 on the matvecs, Q8_0
+ * 345-352 against 313-314, F16 206-208 against 173-174, Q4_K_M 407-414
+ * against 337-339, Q6_K 334-335 against 207-208; TinyLlama (2,048 wide) Q4_0
+ * 1,503-1,509 against 1,690-1,691 and Q8_0 1,363-1,371 against 1,444-1,448
+ * (a kernel's fixed start and end weigh more on small products), but Q4_K_M
+ * 1,339 against 1,251 and F16 977-980 against 760-762. */
 bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
 {
     if (m->mvb < 0) {
@@ -109,7 +114,7 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
         m->mvb = e && e[0] == '1' ? 1 : e && e[0] == '0' ? 0 : MVB_AUTO;
     }
     bool automatic = m->mvb == MVB_AUTO;
-    if (n != 1 || m->mvb == 0 || (automatic && m->c.n_embd < RL_CU_MVB_MIN_EMBD && !has_kquant(m)))
+    if (n != 1 || m->mvb == 0 || (automatic && m->c.n_embd < RL_CU_MVB_MIN_EMBD && !has_slow_matvec(m)))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
         int taken = 0, all = 0;

@@ -96,11 +96,13 @@ static bool has_type(const rl_model *m, rl_type a, rl_type b)
     return false;
 }
 
-/* rl_cu_mvb's automatic choice at under 4,096 wide: K-quants, and every layer
- * matrix of a type it takes (these files' shapes all fit; F32 does not). */
+/* rl_cu_mvb's automatic choice at under 4,096 wide: K-quants or F16/BF16
+ * matrices, and every layer matrix of a type it takes (these files' shapes
+ * all fit; F32 does not). */
 static bool mvb_auto_expected(const rl_model *m)
 {
-    return (has_type(m, RL_TYPE_Q4_K, RL_TYPE_Q5_K) || has_type(m, RL_TYPE_Q6_K, RL_TYPE_Q6_K)) &&
+    return (has_type(m, RL_TYPE_Q4_K, RL_TYPE_Q5_K) || has_type(m, RL_TYPE_Q6_K, RL_TYPE_F16) ||
+            has_type(m, RL_TYPE_BF16, RL_TYPE_BF16)) &&
            !has_type(m, RL_TYPE_F32, RL_TYPE_F32);
 }
 
@@ -118,7 +120,7 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
     rl_cu_model *g;
     ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     rl_cu_model_set_norm_defer(g, defer);
-    rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs, unless they hold K-quants */
+    rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs, unless they hold K-quants or floats */
     bool kq = mvb_auto_expected(m) && mvb_device();
     if (m->hp.n_embd < RL_CU_MVB_MIN_EMBD)
         ck_assert_msg(rl_cu_model_mvb_step(g, 1) == kq, "%s: %u wide %son rl_cu_mvb", mix, m->hp.n_embd,
