@@ -63,3 +63,21 @@ for l in sys.stdin:
     out.append("%s %s" % (d["matrix"], d["us"]) if "matrix" in d else "step %s ms" % d["step_ms"])
 print(" | ".join(out))'
 }
+# ctests TEST...: each CUDA test program's summary line (session 18).
+ctests() { local t; for t in "$@"; do echo "$t: $(timeout 240 $B/tests/cuda/$t 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"; done; }
+# alt VAR "VALUES" ROUNDS LIMIT FUNC: ROUNDS rounds of VAR=value (d: unset)
+# for each value in turn, FUNC's line after each, until LIMIT seconds.
+alt() {
+  local var=$1 vals=$2 rounds=$3 lim=$4 fn=$5 r v
+  for r in $(seq $rounds); do
+    for v in $vals; do
+      left $lim || break 2
+      if [ $v = d ]; then unset $var; else export $var=$v; fi
+      echo "r$r $var=$v: $($fn)"
+    done
+  done
+  unset $var
+}
+# prof1 PATTERN: the 7B Q4_0 single stream's per-op profile lines matching PATTERN.
+prof1() { timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "$1|sum" | tr -s ' ' | tr '\n' ' '; }
+
