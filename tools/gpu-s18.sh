@@ -182,3 +182,16 @@ if [ "$PART" = tl2 ]; then
   alt RL_CU_MVB "d 0" 2 540 tl_b
   echo "elapsed ${SECONDS}s"
 fi
+#   ck       Q8_0 and Q6_K chunks of 128 units (4 and 3.5 KB row copies; one
+#            chunk at 4,096 wide, so the activation units stay in registers;
+#            RL_CU_MVB_CK128=1) against 64: test_cu_mvb under both, single
+#            stream alternating.
+ck_a() { echo "7B q8_0: $(ty llama2-7b q8_0) q6_k: $(ty llama2-7b q6_k) q4_k_m: $(ty llama2-7b q4_k_m)"; }
+ck_b() { echo "TinyLlama q8_0 (mvb): $(RL_CU_MVB=1 ty tinyllama-1.1b q8_0) q4_k_m: $(ty tinyllama-1.1b q4_k_m)"; }
+if [ "$PART" = ck ]; then
+  build
+  for v in 1 0; do echo "CK128=$v $(RL_CU_MVB_CK128=$v ctests test_cu_mvb test_cu_mixed)"; done
+  alt RL_CU_MVB_CK128 "1 0" 3 500 ck_a
+  alt RL_CU_MVB_CK128 "1 0" 1 560 ck_b
+  echo "elapsed ${SECONDS}s"
+fi
