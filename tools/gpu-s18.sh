@@ -182,7 +182,7 @@ if [ "$PART" = tl2 ]; then
   alt RL_CU_MVB "d 0" 2 540 tl_b
   echo "elapsed ${SECONDS}s"
 fi
-#   ck       Q8_0 and Q6_K chunks of 128 units (4 and 3.5 KB row copies; one
+#   ck       (needs 8304e7e..: removed after) Q8_0 and Q6_K chunks of 128 units (4 and 3.5 KB row copies; one
 #            chunk at 4,096 wide, so the activation units stay in registers;
 #            RL_CU_MVB_CK128=1) against 64: test_cu_mvb under both, single
 #            stream alternating.

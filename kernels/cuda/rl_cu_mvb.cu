@@ -49,12 +49,12 @@ namespace rl_mvb {
 
 using namespace rl_async;
 
-template <int T, bool GLU, bool BIG>
+template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    using C = cfg<T, GLU, BIG>;
+    using C = cfg<T, GLU>;
     constexpr int CK = C::CK, QROW = C::QROW, DROW = C::DROW, RB = C::RB;
     const size_t xb = x_bytes(C::FX, m.cols);
     extern __shared__ __align__(128) uint8_t sm[];
@@ -186,37 +186,17 @@ static bool act_regs(void)
     return on;
 }
 
-template <int T, bool GLU, bool BIG>
-static int launch_b(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
-                    cudaStream_t s)
-{
-    size_t smem = smem_bytes(cfg<T, GLU, BIG>::RB, cfg<T, GLU, BIG>::FX, m->cols);
-    static size_t set_for = 0;
-    if (!smem_limit(k_mvb<T, GLU, BIG>, smem, &set_for))
-        return -ENOTSUP;
-    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
-    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU, BIG>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs());
-    return RL_CU_LAUNCHED("mvb");
-}
-
-/* RL_CU_MVB_CK128=1: Q8_0 and Q6_K chunks of 128 units (measurements). */
-static bool ck128(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_MVB_CK128");
-        on = e && e[0] == '1';
-    }
-    return on;
-}
-
 template <int T, bool GLU>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
-    if ((T == RL_TYPE_Q8_0 || T == RL_TYPE_Q6_K) && ck128())
-        return launch_b<T, GLU, true>(m, x, g, eps, y, mode, s);
-    return launch_b<T, GLU, false>(m, x, g, eps, y, mode, s);
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
+    static size_t set_for = 0;
+    if (!smem_limit(k_mvb<T, GLU>, smem, &set_for))
+        return -ENOTSUP;
+    int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
+    unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs());
+    return RL_CU_LAUNCHED("mvb");
 }
 
 /* Table of the kernels by weight type and GLU mode. */

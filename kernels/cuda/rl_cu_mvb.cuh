@@ -49,15 +49,11 @@ __host__ __device__ constexpr int q_bytes(int t)
  * Q4_K, 2,816 for Q5_K, 1,792 for Q6_K) and, with DB, one of scales; a
  * lane's unit is 32 values (the quantized types) or 8 (floats: UPB = 4 per 32
  * columns); S whole stages in at most RMAX bytes (RB). */
-template <int T, bool GLU, bool BIG = false> struct cfg { /* BIG: Q8_0, Q6_K chunks of 128 units (measurements) */
+template <int T, bool GLU> struct cfg {
     static constexpr bool FX = float_w(T);
     static constexpr bool KQ = T == RL_TYPE_Q4_K || T == RL_TYPE_Q5_K || T == RL_TYPE_Q6_K;
     static constexpr int QB = q_bytes(T), DB = T == RL_TYPE_Q4_0 || T == RL_TYPE_Q8_0 ? 2 : 0;
-    static constexpr int CK = BIG && (T == RL_TYPE_Q8_0 || T == RL_TYPE_Q6_K) ? 128
-                              : T == RL_TYPE_Q6_K                              ? 64
-                              : KQ                                             ? 128
-                                                                               : 2048 / QB,
-                         UPB = FX ? 4 : 1, NU = CK * UPB;
+    static constexpr int CK = T == RL_TYPE_Q6_K ? 64 : KQ ? 128 : 2048 / QB, UPB = FX ? 4 : 1, NU = CK * UPB;
     static constexpr int QROW = CK * QB, DROW = CK * DB;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
