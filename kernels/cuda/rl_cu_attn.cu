@@ -617,23 +617,12 @@ static int rl_cu_attn_kernel(void)
     return env;
 }
 
-/* A measurement switch: name set to "0" or "1" forces off or on, else dflt
- * (read once per cache, which starts at -1). */
-static bool env_switch(const char *name, bool dflt, int *cache)
-{
-    if (*cache < 0) {
-        const char *e = getenv(name);
-        *cache = e && (e[0] == '0' || e[0] == '1') ? e[0] == '1' : dflt;
-    }
-    return *cache;
-}
-
 /* RL_CU_ATTN_BAR2=1: the warp kernel's second barrier per chunk again
  * (measurements; the chunk's shared sets alternate without it). */
 static bool attn_bar2(void)
 {
     static int on = -1;
-    return env_switch("RL_CU_ATTN_BAR2", false, &on);
+    return rl_env_switch("RL_CU_ATTN_BAR2", false, &on);
 }
 
 /* One token per launch: k_attn_warp reads its first chunk's rows before the
@@ -642,7 +631,7 @@ static bool attn_bar2(void)
 static bool attn_early(void)
 {
     static int on = -1;
-    return env_switch("RL_CU_ATTN_EARLY", true, &on);
+    return rl_env_switch("RL_CU_ATTN_EARLY", true, &on);
 }
 
 /* The warp kernel's in-block merge for one block per head (default on;
@@ -650,7 +639,7 @@ static bool attn_early(void)
 static bool attn_direct(void)
 {
     static int on = -1;
-    return env_switch("RL_CU_ATTN_DIRECT", true, &on);
+    return rl_env_switch("RL_CU_ATTN_DIRECT", true, &on);
 }
 
 /* int8 rows of 128 on tensor cores (attc::chunk): opt-in, RL_CU_ATTN_TC=1 or
@@ -662,7 +651,7 @@ static bool attn_tc(void)
     static int on = -1;
     if (attn_forced >= 0)
         return attn_forced == 2;
-    return env_switch("RL_CU_ATTN_TC", false, &on);
+    return rl_env_switch("RL_CU_ATTN_TC", false, &on);
 }
 
 template <class KV>

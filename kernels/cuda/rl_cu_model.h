@@ -174,7 +174,8 @@ void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
 void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on);
 /* One-sequence steps on rl_cu_mvb (weights streamed by bulk copies; the norms
  * inside the products): by default automatic (models at least
- * RL_CU_MVB_MIN_EMBD wide or holding K-quants, where it measured faster); on > 0 always, 0 never,
+ * RL_CU_MVB_MIN_EMBD wide or holding K-quant or F16/BF16 matrices, where it
+ * measured faster); on > 0 always, 0 never,
  * < 0 automatic again; RL_CU_MVB=1|0 in the environment the same. Drops the
  * captured graphs when it changes. */
 #define RL_CU_MVB_MIN_EMBD 4096

@@ -129,25 +129,22 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 int j = lane + 32 * (k * H + h); /* the stage's unit j: the row's unit c * NU + j */
                 if (j >= cu * C::UPB)
                     break;
-                wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
-                if constexpr (!C::FX) {
-                    xunit a;
-                    if constexpr (ARC)
-                        a = areg ? xa[k] : xload(xs, 0, c * C::NU + j);
+                const int64_t u = c * C::NU + j;
+                const wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
+                xunit a{}; /* the int8 types: the activation unit, once for the gate and the up row */
+                if constexpr (ARC)
+                    a = areg ? xa[k] : xload(xs, 0, u);
+                else if constexpr (!C::FX)
+                    a = xload(xs, 0, u);
+                auto dot = [&](const wunit<T> &wr) {
+                    if constexpr (C::FX)
+                        return wdot<T>(wr, xs, 0, u);
                     else
-                        a = xload(xs, 0, c * C::NU + j);
-                    acc += wdot_x<T>(w, a);
-                    if (GLU) {
-                        w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
-                        accu += wdot_x<T>(w, a);
-                    }
-                } else {
-                    acc += wdot<T>(w, xs, 0, c * C::NU + j);
-                    if (GLU) {
-                        w = sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j);
-                        accu += wdot<T>(w, xs, 0, c * C::NU + j);
-                    }
-                }
+                        return wdot_x<T>(wr, a);
+                };
+                acc += dot(w);
+                if (GLU)
+                    accu += dot(sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j));
             }
             __syncwarp();
             if (lane == 0)
@@ -179,11 +176,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 static bool act_regs(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_MVB_AR");
-        on = !(e && e[0] == '0');
-    }
-    return on;
+    return rl_env_switch("RL_CU_MVB_AR", true, &on);
 }
 
 template <int T, bool GLU>
