@@ -8,6 +8,14 @@ B=${RL_GPU_BUILD:-/tmp/rl-b}
 BC=$B/bench/ringlm-bench-cuda
 PART=${1:-chain}
 . "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, ty, memcheck, mkm, benchm, load1, products
+# mvb_vs SHAPE TYPE LABEL: single stream as the step chooses (LABEL) and on the matvecs.
+mvb_vs() { echo "$3 $(ty $1 $2) matvec $(RL_CU_MVB=0 ty $1 $2)"; }
+# The engine on a TinyLlama-shaped Q4_K_M file, rl_cu_mvb automatic and off.
+tl_q4km_bench() {
+  mkm tinyllama-1.1b Q4_K_M tl-q4km
+  left 540 && echo "bench model TinyLlama Q4_K_M mvb=auto: $(benchm tl-q4km)"
+  left 540 && echo "bench model TinyLlama Q4_K_M mvb=0: $(RL_CU_MVB=0 benchm tl-q4km)"
+}
 #   chain    (run first in session 17: rl_cu_mvb_chain, a layer's products in
 #            one persistent launch, measured slower (414 against 528 tok/s at
 #            7B Q4_0) and removed; the script part is in git history, 02acdee.)
@@ -24,7 +32,7 @@ if [ "$PART" = kq ]; then
   for r in 1 2; do
     for t in q4_k_m q4_k q6_k q4_0; do
       left 500 || break
-      echo "7B $t: mvb $(ty llama2-7b $t) matvec $(RL_CU_MVB=0 ty llama2-7b $t)"
+      echo "7B $t: $(mvb_vs llama2-7b $t mvb)"
     done
   done
   left 520 && echo "TinyLlama q4_k_m: mvb $(RL_CU_MVB=1 ty tinyllama-1.1b q4_k_m) matvec $(ty tinyllama-1.1b q4_k_m)"
@@ -43,13 +51,11 @@ if [ "$PART" = kq2 ]; then
   for r in 1 2; do
     for t in q4_k_m q4_k q5_k_m q4_0; do
       left 420 || break
-      echo "7B $t: mvb $(ty llama2-7b $t) matvec $(RL_CU_MVB=0 ty llama2-7b $t)"
+      echo "7B $t: $(mvb_vs llama2-7b $t mvb)"
     done
   done
-  left 450 && echo "TinyLlama q4_k_m: auto $(ty tinyllama-1.1b q4_k_m) matvec $(RL_CU_MVB=0 ty tinyllama-1.1b q4_k_m)"
-  left 460 && mkm tinyllama-1.1b Q4_K_M tl-q4km
-  left 540 && echo "bench model TinyLlama Q4_K_M mvb=auto: $(benchm tl-q4km)"
-  left 540 && echo "bench model TinyLlama Q4_K_M mvb=0: $(RL_CU_MVB=0 benchm tl-q4km)"
+  left 450 && echo "TinyLlama q4_k_m: $(mvb_vs tinyllama-1.1b q4_k_m auto)"
+  left 460 && tl_q4km_bench
   echo "elapsed ${SECONDS}s"
 fi
 #   early    k_attn_warp reading its first chunk before the PDL wait when a
@@ -69,12 +75,10 @@ if [ "$PART" = early ]; then
   left 330 && echo "7B attention per op: early $(prof llama2-7b 1 512 f16 'rope|attention') off $(RL_CU_ATTN_EARLY=0 prof llama2-7b 1 512 f16 'rope|attention')"
   for t in q4_k_m q4_k q5_k_m q6_k q8_0 f16; do
     left 440 || break
-    echo "7B $t: mvb $(ty llama2-7b $t) matvec $(RL_CU_MVB=0 ty llama2-7b $t)"
+    echo "7B $t: $(mvb_vs llama2-7b $t mvb)"
   done
-  left 460 && echo "TinyLlama q4_k_m: auto $(ty tinyllama-1.1b q4_k_m) matvec $(RL_CU_MVB=0 ty tinyllama-1.1b q4_k_m)"
-  left 470 && mkm tinyllama-1.1b Q4_K_M tl-q4km
-  left 540 && echo "bench model TinyLlama Q4_K_M mvb=auto: $(benchm tl-q4km)"
-  left 540 && echo "bench model TinyLlama Q4_K_M mvb=0: $(RL_CU_MVB=0 benchm tl-q4km)"
+  left 460 && echo "TinyLlama q4_k_m: $(mvb_vs tinyllama-1.1b q4_k_m auto)"
+  left 470 && tl_q4km_bench
   echo "elapsed ${SECONDS}s"
 fi
 #   early2   the same with every row before the token's own read before the
