@@ -561,6 +561,10 @@ int rl_bench_cuda_main(int argc, char **argv)
         }
     }
     double tg = now_s() - tg0;
+    /* the same step's graph back to back: the GPU's part of a step alone */
+    double replay_us = 0;
+    if (graphs && rl_cu_model_replay(m, batch, 32, &replay_us))
+        replay_us = 0;
     if (profile)
         rl_cu_model_profile(m, batch, n_prompt + n_gen / 2, stdout);
     double gen_tps = n_gen * batch / tg;
@@ -577,16 +581,17 @@ int rl_bench_cuda_main(int argc, char **argv)
     if (json)
         printf("{\"bench\":\"cuda\",\"shape\":\"%s\",\"type\":\"%s\",\"kv\":\"%s\",\"batch\":%d,\"graphs\":%s,"
                "\"step\":\"%s\",\"gen_tokens\":%d,\"gen_tok_s\":%.1f,\"gen_roofline\":%.3f,\"prompt_tokens\":%d,"
-               "\"prefill_tok_s\":%.1f,\"prefill_roofline\":%.3f,\"weight_bytes_per_token\":%llu}\n",
+               "\"prefill_tok_s\":%.1f,\"prefill_roofline\":%.3f,\"weight_bytes_per_token\":%llu,"
+               "\"step_us\":%.1f,\"replay_step_us\":%.1f}\n",
                sh->name, mix ? type_name : rl_type_get(t)->name, kv_q8 ? "q8_0" : "f16", batch, graphs ? "true" : "false",
                step_path, n_gen, gen_tps, gen_roof, n_prompt,
-               prefill_tps, prefill_roof, (unsigned long long)wbytes);
+               prefill_tps, prefill_roof, (unsigned long long)wbytes, tg * 1e6 / n_gen, replay_us);
     else
         printf("cuda %-15s %-5s kv %-4s batch %d%s%s%s: gen %8.1f tok/s (%4.1f%% of %.2f TB/s roofline, %.1f MB/token) | "
-               "prefill %d: %8.1f tok/s (%4.1f%% of 750 TFLOP/s)\n",
+               "prefill %d: %8.1f tok/s (%4.1f%% of 750 TFLOP/s) | step %.1f us, graph alone %.1f us\n",
                sh->name, mix ? type_name : rl_type_get(t)->name, kv_q8 ? "q8_0" : "f16", batch, graphs ? "" : " (no graph)",
                batch == 1 ? " " : "", batch == 1 ? step_path : "", gen_tps, 100 * gen_roof,
-               ROOF_BW / 1e12, wbytes / 1e6, n_prompt, prefill_tps, 100 * prefill_roof);
+               ROOF_BW / 1e12, wbytes / 1e6, n_prompt, prefill_tps, 100 * prefill_roof, tg * 1e6 / n_gen, replay_us);
     free(prompt);
     rl_cu_model_free(m);
     return 0;

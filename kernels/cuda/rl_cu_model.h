@@ -165,6 +165,12 @@ int rl_cu_model_prefill(rl_cu_model *m, int32_t slot, int32_t pos0, const int32_
 /* Time each op of the decode step alone (graphs of repeats) and print a table
  * (slot API: n <= n_slots). */
 int rl_cu_model_profile(rl_cu_model *m, int n, int32_t pos, FILE *out);
+/* GPU time of one small step of n tokens with no host in between: the step's
+ * captured graph (a decode of n tokens must have run) replayed reps times
+ * back to back on the last uploaded inputs; microseconds per step in *us.
+ * Against the wall time of synchronous steps it shows what the host's part
+ * (upload, launch, token read-back, wake-up) costs. */
+int rl_cu_model_replay(rl_cu_model *m, int n, int reps, double *us);
 /* Use CUDA graphs for decode (default on); off replays the launches directly. */
 void rl_cu_model_set_graphs(rl_cu_model *m, bool on);
 /* Steps on the matrix-vector path fold each RMSNorm into the residual

@@ -327,6 +327,31 @@ static int run_small(rl_cu_model *m, int bi)
     return rl_cu_check(cudaGraphLaunch(m->graph[bi], m->s), "graph launch");
 }
 
+int rl_cu_model_replay(rl_cu_model *m, int n, int reps, double *us)
+{
+    int bi = bucket_of(m, n);
+    if (bi < 0 || rl_cu_buckets[bi] != n || reps < 1 || !m->use_graphs || !m->graph[bi])
+        return -EINVAL;
+    cudaEvent_t e0, e1;
+    RL_CU_TRY(rl_cu_check(cudaEventCreate(&e0), "event"));
+    if (rl_cu_check(cudaEventCreate(&e1), "event")) {
+        cudaEventDestroy(e0);
+        return -EIO;
+    }
+    int rc = rl_cu_check(cudaEventRecord(e0, m->s), "event");
+    for (int r = 0; r < reps && !rc; r++)
+        rc = rl_cu_check(cudaGraphLaunch(m->graph[bi], m->s), "graph launch");
+    rc = rc ? rc : rl_cu_check(cudaEventRecord(e1, m->s), "event");
+    rc = rc ? rc : rl_cu_check(cudaEventSynchronize(e1), "replay");
+    float ms = 0;
+    if (!rc)
+        rc = rl_cu_check(cudaEventElapsedTime(&ms, e0, e1), "event time");
+    *us = ms * 1e3 / reps;
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return rc;
+}
+
 static int check_batch(const rl_cu_model *m, const rl_cu_batch *b)
 {
     const rl_cu_model_cfg *c = &m->c;
