@@ -26,3 +26,30 @@ if [ "$PART" = gap ]; then
   left 540 && timeout 60 $BC --shape tinyllama-1.1b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "us x|sum"
   echo "elapsed ${SECONDS}s"
 fi
+# ncu_mvb NAME TYPE: Nsight Compute on four k_mvb launches of a 7B single
+# stream's decode step (Q|K|V, O, gate/up, down of one layer: launch 300 on)
+# into $OUT/NAME.*, and the lines that say what bounds them.
+ncu_mvb() {
+  timeout 200 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_mvb' --launch-skip 300 --launch-count 4 \
+    --section SpeedOfLight --section WarpStateStats --section InstructionStats --section SchedulerStats --section SourceCounters \
+    --section MemoryWorkloadAnalysis -o $OUT/$1 -f $BC --shape llama2-7b --type $2 --batch 1 --prompt 16 --gen 8 --kv f16 >"$OUT/$1-ncu.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/$1.ncu-rep --page details --print-details all >"$OUT/$1.txt" 2>&1
+  ncu -i $OUT/$1.ncu-rep --page source --csv --print-source sass >"$OUT/$1-sass.csv" 2>&1
+  grep -E "k_mvb|Duration|DRAM Throughput|Warp Cycles Per Issued|Issue Slots Busy|No Eligible|Executed Instructions  |Stall" "$OUT/$1.txt" | head -40
+}
+#   cap      the one-token attention at 128 registers (RL_CU_ATTN_CAP=1: one
+#            block fits beside an rl_cu_mvb CTA) against 142, alternating; the
+#            attention's blocks per head at TinyLlama (RL_CU_ATTN_SPLITS);
+#            Nsight Compute on the K-quant and Q4_0 products (why Q4_K, the
+#            same bytes, runs 12% slower).
+if [ "$PART" = cap ]; then
+  build
+  ctests test_cu_kernels test_cu_paged
+  alt RL_CU_ATTN_CAP "0 1" 3 200 "ty llama2-7b q4_0"
+  alt RL_CU_ATTN_CAP "0 1" 1 230 "ty llama2-7b q4_k_m"
+  alt RL_CU_ATTN_CAP "0 1" 2 260 "ty tinyllama-1.1b q4_0"
+  alt RL_CU_ATTN_SPLITS "d 16 24" 2 300 "ty tinyllama-1.1b q4_0"
+  left 380 && ncu_mvb mvb-q4k q4_k
+  left 470 && ncu_mvb mvb-q40 q4_0
+  echo "elapsed ${SECONDS}s"
+fi
