@@ -53,3 +53,26 @@ if [ "$PART" = cap ]; then
   left 470 && ncu_mvb mvb-q40 q4_0
   echo "elapsed ${SECONDS}s"
 fi
+# profT SHAPE TYPE: the single stream's per-op profile (us per op, sum).
+profT() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "us x|sum" | sed -E 's/ +/ /g; s/ us x +[0-9]+ = +[0-9.]+ us \( *[0-9.]+%\)//' | tr '\n' '|'; }
+# tlb B: TinyLlama Q4_0 at batch B (128-token prompts, 32 generated): tok/s.
+tlb() { timeout 90 $BC --shape tinyllama-1.1b --type q4_0 --batch $1 --prompt 128 --gen 32 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
+#   split    the attention's blocks per head from waves (four for 64-dim
+#            heads, rounded up: 17 for TinyLlama) against 16 and 9 forced;
+#            TinyLlama batches 1-8 under the old rule (RL_CU_ATTN_WAVES64=2);
+#            the 7B types' per-op profiles (where Q4_K loses to Q4_0).
+if [ "$PART" = split ]; then
+  build
+  ctests test_cu_kernels test_cu_paged test_cu_kvq8
+  alt RL_CU_ATTN_SPLITS "d 16 9" 2 150 "ty tinyllama-1.1b q4_0"
+  alt RL_CU_ATTN_WAVES64 "4 2" 1 170 "ty tinyllama-1.1b q4_k_m"
+  for b in 2 4 8 16; do
+    left 260 || break
+    alt RL_CU_ATTN_WAVES64 "4 2" 1 260 "tlb $b" | sed "s/^/batch $b /"
+  done
+  for t in q4_0 q4_k q4_k_m q6_k q8_0; do
+    left 470 || break
+    echo "profile 7B $t: $(profT llama2-7b $t)"
+  done
+  echo "elapsed ${SECONDS}s"
+fi

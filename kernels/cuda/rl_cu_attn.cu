@@ -26,12 +26,18 @@
 #define ATT_UTILE 128             /* unsplit mode's tile */
 #define ATT_MAX_HD 256
 
-/* Blocks per head: about two waves over the SMs, at least RL_CU_ATTN_MIN_SPLIT
- * (environment, for measurements; default 1), at most 32. */
-extern "C" int rl_cu_attn_splits(int batch, int n_head)
+/* Blocks per head: about two waves over the SMs (four for heads of 64 or
+ * fewer dims, whose chunks are half the work), at least RL_CU_ATTN_MIN_SPLIT
+ * (environment, for measurements; default 1), at most 32. Measured on an
+ * H100, single stream, 32 heads (session 18-19, docs/PERFORMANCE.md):
+ * TinyLlama (64 dims) 1,742-1,744 tok/s at 16 blocks against 1,668-1,693 at
+ * 9 and 1,642-1,659 at 24 (the rule gives 17); Llama 2 7B (128 dims) loses 2-3% at 16. */
+extern "C" int rl_cu_attn_splits(int batch, int n_head, int head_dim)
 {
-    static int min_split = -1, force = 0;
+    static int min_split = -1, force = 0, waves64 = 4;
     if (min_split < 0) {
+        const char *w = getenv("RL_CU_ATTN_WAVES64"); /* measurements: the small heads' waves (2: as 128) */
+        waves64 = w && atoi(w) >= 1 && atoi(w) <= 8 ? atoi(w) : 4;
         const char *e = getenv("RL_CU_ATTN_MIN_SPLIT");
         min_split = e ? atoi(e) : 1;
         if (min_split < 1 || min_split > 32)
@@ -41,7 +47,8 @@ extern "C" int rl_cu_attn_splits(int batch, int n_head)
     }
     if (force)
         return force;
-    int want = (2 * rl_cu_sm_count() + batch * n_head - 1) / (batch * n_head);
+    int waves = head_dim <= 64 ? waves64 : 2;
+    int want = (waves * rl_cu_sm_count() + batch * n_head - 1) / (batch * n_head);
     want = want < min_split ? min_split : want;
     return want > 32 ? 32 : want;
 }
@@ -459,7 +466,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * the rows of the first chunk before it are read before the PDL wait,
      * while the kernel before finishes, and that row after (safe: the
      * warp's rows before it). */
-    constexpr bool EARLY_OK = !TC && MINB <= 4; /* one token: few blocks, registers to spare */
+    constexpr bool EARLY_OK = !TC && MINB == 1; /* one token: few blocks, registers to spare */
     const bool pre = EARLY_OK && early && sp < (len + ATT_TILE - 1) / ATT_TILE;
     int safe = 0;
     if (pre) {
@@ -634,15 +641,6 @@ static bool attn_early(void)
     return rl_env_switch("RL_CU_ATTN_EARLY", true, &on);
 }
 
-/* RL_CU_ATTN_CAP=1 (measurements): the few-block warp kernel at 4 blocks'
- * registers a SM (128), so that one block fits beside an rl_cu_mvb CTA
- * (544 threads x 88 registers). */
-static bool attn_cap(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_CAP", false, &on);
-}
-
 /* The warp kernel's in-block merge for one block per head (default on;
  * RL_CU_ATTN_DIRECT=0: partials and the counted merge, for measurements). */
 static bool attn_direct(void)
@@ -698,16 +696,15 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
      * at once (about 120 registers), which the single stream needs. */
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
-    bool cap = !occ && attn_cap();
     if (r->head_dim == 64 && split && kern != 1)
-        rl_launch(occ ? k_attn_warp<64, KV, 6> : cap ? k_attn_warp<64, KV, 4> : k_attn_warp<64, KV, 1>, grid, block, s,
-                  d_q, A, d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), early);
+        rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
+                  counters, partials, *out, attn_direct(), attn_bar2(), early);
     else if (r->head_dim == 128 && split && kern != 1 &&
              attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
-        rl_launch(occ ? k_attn_warp<128, KV, 6> : cap ? k_attn_warp<128, KV, 4> : k_attn_warp<128, KV, 1>, grid, block,
-                  s, d_q, A, d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), early);
+        rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
+                  counters, partials, *out, attn_direct(), attn_bar2(), early);
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
     else if (r->head_dim == 128 && split)
