@@ -76,3 +76,17 @@ if [ "$PART" = split ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   na       (needs the commit that adds RL_CU_MVB_NA) what the Q4_K
+#            consumers' arithmetic costs: 7B Q4_K single stream and per-op
+#            profile with the scales not read or decoded (1) and no dot
+#            product either (2), against the real kernel (0).
+if [ "$PART" = na ]; then
+  build
+  alt RL_CU_MVB_NA "0 1 2" 2 200 "ty llama2-7b q4_k"
+  for v in 0 1 2; do
+    left 300 || break
+    echo "NA=$v profile: $(RL_CU_MVB_NA=$v profT llama2-7b q4_k)"
+  done
+  left 330 && echo "q4_0 profile: $(profT llama2-7b q4_0)"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -26,18 +26,12 @@
 #define ATT_UTILE 128             /* unsplit mode's tile */
 #define ATT_MAX_HD 256
 
-/* Blocks per head: about two waves over the SMs (four for heads of 64 or
- * fewer dims, whose chunks are half the work), at least RL_CU_ATTN_MIN_SPLIT
- * (environment, for measurements; default 1), at most 32. Measured on an
- * H100, single stream, 32 heads (session 18-19, docs/PERFORMANCE.md):
- * TinyLlama (64 dims) 1,742-1,744 tok/s at 16 blocks against 1,668-1,693 at
- * 9 and 1,642-1,659 at 24 (the rule gives 17); Llama 2 7B (128 dims) loses 2-3% at 16. */
-extern "C" int rl_cu_attn_splits(int batch, int n_head, int head_dim)
+/* Blocks per head: about two waves over the SMs, at least RL_CU_ATTN_MIN_SPLIT
+ * (environment, for measurements; default 1), at most 32. */
+extern "C" int rl_cu_attn_splits(int batch, int n_head)
 {
-    static int min_split = -1, force = 0, waves64 = 4;
+    static int min_split = -1, force = 0;
     if (min_split < 0) {
-        const char *w = getenv("RL_CU_ATTN_WAVES64"); /* measurements: the small heads' waves (2: as 128) */
-        waves64 = w && atoi(w) >= 1 && atoi(w) <= 8 ? atoi(w) : 4;
         const char *e = getenv("RL_CU_ATTN_MIN_SPLIT");
         min_split = e ? atoi(e) : 1;
         if (min_split < 1 || min_split > 32)
@@ -47,8 +41,7 @@ extern "C" int rl_cu_attn_splits(int batch, int n_head, int head_dim)
     }
     if (force)
         return force;
-    int waves = head_dim <= 64 ? waves64 : 2;
-    int want = (waves * rl_cu_sm_count() + batch * n_head - 1) / (batch * n_head);
+    int want = (2 * rl_cu_sm_count() + batch * n_head - 1) / (batch * n_head);
     want = want < min_split ? min_split : want;
     return want > 32 ? 32 : want;
 }

@@ -49,7 +49,10 @@ namespace rl_mvb {
 
 using namespace rl_async;
 
-template <int T, bool GLU>
+/* NA (measurements, RL_CU_MVB_NA, Q4_K only): 1 the unit's scales not read
+ * or decoded (ds = 1, dm = 0), 2 no dot product either: what the consumers'
+ * arithmetic costs. Wrong results. */
+template <int T, bool GLU, int NA = 0>
 __global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar)
 {
@@ -130,21 +133,35 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 if (j >= cu * C::UPB)
                     break;
                 const int64_t u = c * C::NU + j;
-                const wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
+                auto ld = [&](int rr) {
+                    if constexpr (NA > 0 && T == RL_TYPE_Q4_K) {
+                        const uint8_t *qq = st + rr * QROW + (j / 8) * RL_Q4K_BYTES + 16 + (j % 8 / 2) * 32;
+                        wunit<T> v;
+                        v.q0 = *(const uint4 *)qq;
+                        v.q1 = *(const uint4 *)(qq + 16);
+                        v.ds = 1.0f, v.dm = 0.0f, v.sh = (j & 1) * 4;
+                        return v;
+                    } else {
+                        return sload<T>(st + rr * QROW, st + C::NRW * QROW + rr * DROW, j);
+                    }
+                };
+                const wunit<T> w = ld(o);
                 xunit a{}; /* the int8 types: the activation unit, once for the gate and the up row */
                 if constexpr (ARC)
                     a = areg ? xa[k] : xload(xs, 0, u);
                 else if constexpr (!C::FX)
                     a = xload(xs, 0, u);
                 auto dot = [&](const wunit<T> &wr) {
-                    if constexpr (C::FX)
+                    if constexpr (NA == 2 && T == RL_TYPE_Q4_K)
+                        return (float)((wr.q0.x ^ wr.q0.y ^ wr.q0.z ^ wr.q0.w ^ wr.q1.x ^ wr.q1.y ^ wr.q1.z ^ wr.q1.w) & 1);
+                    else if constexpr (C::FX)
                         return wdot<T>(wr, xs, 0, u);
                     else
                         return wdot_x<T>(wr, a);
                 };
                 acc += dot(w);
                 if (GLU)
-                    accu += dot(sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j));
+                    accu += dot(ld(TR + o));
             }
             __syncwarp();
             if (lane == 0)
@@ -188,6 +205,15 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
+    static int na = -1;
+    if (na < 0)
+        na = getenv("RL_CU_MVB_NA") ? atoi(getenv("RL_CU_MVB_NA")) : 0;
+    if (T == RL_TYPE_Q4_K && (na == 1 || na == 2)) {
+        auto k = na == 1 ? k_mvb<T, GLU, 1> : k_mvb<T, GLU, 2>;
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        rl_launch_smem(k, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs());
+        return RL_CU_LAUNCHED("mvb");
+    }
     rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs());
     return RL_CU_LAUNCHED("mvb");
 }

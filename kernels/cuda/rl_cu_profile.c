@@ -43,7 +43,7 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer, boo
     case P_QKV: return rl_cu_layer_qkv(c, L, &xn, n, m->qkv, s);
     case P_ROPE: return rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s);
     case P_ATTN:
-        return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, rl_cu_attn_splits(n, c->n_head, c->head_dim),
+        return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, rl_cu_attn_splits(n, c->n_head),
                                 m->attn_scratch, &m->attn, s);
     case P_O:
         return defer ? rl_cu_matvec_add_norm(&L->wo, &m->attn, n, &xres, L->ffn_norm, &xn, s)

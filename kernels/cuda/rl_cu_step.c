@@ -79,7 +79,7 @@ static int enqueue_small(rl_cu_model *m, int n)
     bool defer = rl_cu_step_norm_deferred(m, n);
     if (defer)
         xn.ss = m->xss, xn.eps = c->rms_eps;
-    int n_split = rl_cu_attn_splits(n, c->n_head, c->head_dim);
+    int n_split = rl_cu_attn_splits(n, c->n_head);
     const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {

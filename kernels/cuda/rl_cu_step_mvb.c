@@ -136,7 +136,7 @@ int rl_cu_step_mvb(rl_cu_model *m)
 {
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
-    int n_split = rl_cu_attn_splits(1, c->n_head, c->head_dim);
+    int n_split = rl_cu_attn_splits(1, c->n_head);
     const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {

@@ -310,8 +310,7 @@ int rl_cu_rope_kv(const float *d_qkv, int batch, const int32_t *d_pos, const int
  * kernel may write the query's own row (RoPE + KV write), no earlier one. */
 #define RL_CU_ATTN_CHUNK 64
 size_t rl_cu_attn_scratch_size(int batch, int n_head, int head_dim, int64_t n_ctx);
-/* Blocks per head of the split kernel for a batch of single queries. */
-int rl_cu_attn_splits(int batch, int n_head, int head_dim);
+int rl_cu_attn_splits(int batch, int n_head);
 /* Split-mode kernel for head sizes 64 and 128, for tests and measurements:
  * -1 automatic (the warp kernel, or RL_CU_ATTN_KERNEL=warp|block), 0 the warp
  * kernel (each warp a part of a chunk, no barrier inside), 1 the block kernel,

@@ -364,7 +364,7 @@ static float *check_attn_k(int n_split_force, int head_dim, int kernel, uint64_t
     float *dq = tcu_up(q, (size_t)qd * batch * 4);
     int32_t *dpos = tcu_up(pos, sizeof pos), *dslot = tcu_up(slot, sizeof slot);
     /* > 0: that split; 0: the usual one; < 0: unsplit (prefill) */
-    int n_split = n_split_force > 0 ? n_split_force : n_split_force < 0 ? 0 : rl_cu_attn_splits(batch, r.n_head, r.head_dim);
+    int n_split = n_split_force > 0 ? n_split_force : n_split_force < 0 ? 0 : rl_cu_attn_splits(batch, r.n_head);
     size_t scr_bytes = rl_cu_attn_scratch_size(batch, r.n_head, hd, n_ctx);
     void *scr = tcu_dev(scr_bytes);
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess); /* counters start at zero (documented) */

@@ -173,7 +173,7 @@ static void check_decode_q8(int head_dim)
     rl_cu_act o1 = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd}, o2 = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd};
     float *a = malloc((size_t)qd * NQ * 4), *b = malloc((size_t)qd * NQ * 4), *solo = malloc((size_t)qd * 4);
     /* 1: one block per head merges its chunks in registers (large batches) */
-    const int splits[5] = {0, rl_cu_attn_splits(NQ, c.r.n_head, c.r.head_dim), 1, 3, 17};
+    const int splits[5] = {0, rl_cu_attn_splits(NQ, c.r.n_head), 1, 3, 17};
     for (int k = 0; k < 5; k++) {
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &k16, LAYER, splits[k], scr, &o1, 0));
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &k8, LAYER, splits[k], scr, &o2, 0));
@@ -195,7 +195,7 @@ static void check_decode_q8(int head_dim)
             ck_assert_msg(fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(a[i])),
                           "hd %d split %d: warp kernel %g vs block kernel %g at %d", hd, splits[k], b[i], a[i], i);
         /* query 0 alone: the same bits as inside the batch */
-        CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &k8, LAYER, rl_cu_attn_splits(1, c.r.n_head, c.r.head_dim), scr, &o2, 0));
+        CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &k8, LAYER, rl_cu_attn_splits(1, c.r.n_head), scr, &o2, 0));
         tcu_down(solo, o2.f, (size_t)qd * 4);
         ck_assert_msg(memcmp(solo, b, (size_t)qd * 4) == 0, "hd %d: query 0 differs alone and batched (split %d)", hd,
                       splits[k]);
@@ -206,7 +206,7 @@ static void check_decode_q8(int head_dim)
          * bits alone and batched */
         rl_cu_attn_force(2);
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &k8, LAYER, splits[k], scr, &o1, 0));
-        CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &k8, LAYER, rl_cu_attn_splits(1, c.r.n_head, c.r.head_dim), scr, &o2, 0));
+        CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &k8, LAYER, rl_cu_attn_splits(1, c.r.n_head), scr, &o2, 0));
         rl_cu_attn_force(-1);
         tcu_down(a, o1.f, (size_t)qd * NQ * 4);
         tcu_down(solo, o2.f, (size_t)qd * 4);

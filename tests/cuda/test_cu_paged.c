@@ -40,7 +40,7 @@ static void check_paged_attention(int head_dim, int n_split_force)
     int32_t *dpos = tcu_up(pos, sizeof pos), *drow = tcu_up(row, sizeof row);
     int32_t *dbt = tcu_up(c.bt, sizeof(int32_t) * c.n_seq * c.stride);
     void *dk = tcu_up(k, ce * 2), *dv = tcu_up(v, ce * 2), *dpool = tcu_up(pool, pool_elems * 2);
-    int n_split = n_split_force > 0 ? n_split_force : n_split_force < 0 ? 0 : rl_cu_attn_splits(NQ, c.r.n_head, c.r.head_dim);
+    int n_split = n_split_force > 0 ? n_split_force : n_split_force < 0 ? 0 : rl_cu_attn_splits(NQ, c.r.n_head);
     size_t scr_bytes = rl_cu_attn_scratch_size(NQ, c.r.n_head, hd, c.n_ctx);
     void *scr = tcu_dev(scr_bytes);
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess);
@@ -171,7 +171,7 @@ START_TEST(split_attention_is_batch_and_split_invariant)
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess);
     rl_cu_act o = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd};
     float *solo = malloc((size_t)qd * 4), *all = malloc((size_t)qd * NQ * 4);
-    CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &kv, LAYER, rl_cu_attn_splits(1, c.r.n_head, c.r.head_dim), scr, &o, 0));
+    CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &kv, LAYER, rl_cu_attn_splits(1, c.r.n_head), scr, &o, 0));
     tcu_down(solo, o.f, (size_t)qd * 4);
     static const int splits[3] = {1, 2, 17};
     for (int k = 0; k < 3; k++) {
