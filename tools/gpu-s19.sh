@@ -90,3 +90,38 @@ if [ "$PART" = na ]; then
   left 330 && echo "q4_0 profile: $(profT llama2-7b q4_0)"
   echo "elapsed ${SECONDS}s"
 fi
+# build_old: the tree in .old (a `git archive` of the commit before the
+# change, carried as an ignored path) built into /tmp/rl-old: its bench only.
+build_old() {
+  [ -f /tmp/rl-old/build.ninja ] || (cd .old && meson setup /tmp/rl-old -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/build-old.log" 2>&1) || { echo old setup failed; tail -20 "$OUT/build-old.log"; return 1; }
+  ninja -C /tmp/rl-old -j16 bench/ringlm-bench-cuda >>"$OUT/build-old.log" 2>&1 || { echo old build failed; grep -E "error|FAILED" "$OUT/build-old.log" | head; return 1; }
+}
+# ab LIMIT SHAPE TYPE [ARGS]: the single stream on the old tree's bench and
+# the new one's, one after the other (tok/s).
+ab() {
+  local lim=$1 sh=$2 ty=$3 bo bn; shift 3
+  left $lim || return 0
+  bo=$(timeout 90 /tmp/rl-old/bench/ringlm-bench-cuda --shape $sh --type $ty --kv f16 --json ${@:---batch 1 --prompt 512 --gen 64} 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
+  bn=$(timeout 90 $BC --shape $sh --type $ty --kv f16 --json ${@:---batch 1 --prompt 512 --gen 64} 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
+  echo "$sh $ty ${*:-}: old $bo new $bn"
+}
+#   arith    the consumers' cheaper arithmetic (Q4_K nibbles in place under a
+#            mask with dp4a.u32.s32, Q6_K centred by a flip and a shift, Q4_0's
+#            high nibbles in their own sum): the CUDA tests, then old tree
+#            against new, alternating, per type.
+if [ "$PART" = arith ]; then
+  build
+  build_old &
+  ctests test_cu_kernels test_cu_mvb test_cu_mm test_cu_mmq test_cu_mixed
+  wait
+  for r in 1 2; do
+    for t in q4_k q6_k q4_k_m q4_0; do ab 420 llama2-7b $t; done
+    ab 430 llama2-7b q5_k_m
+    ab 440 tinyllama-1.1b q4_k_m
+    ab 450 tinyllama-1.1b q4_0
+  done
+  ab 470 llama2-7b q4_k_m --batch 4 --prompt 128 --gen 32
+  ab 480 llama2-7b q6_k --batch 4 --prompt 128 --gen 32
+  SUITE_S=100 left 480 && suites --suite cuda --suite model
+  echo "elapsed ${SECONDS}s"
+fi

@@ -21,7 +21,7 @@
 template <int T> struct wunit;
 template <> struct wunit<RL_TYPE_Q4_0> { uint4 q; float d; };
 template <> struct wunit<RL_TYPE_Q8_0> { int4 q0, q1; float d; };
-template <> struct wunit<RL_TYPE_Q4_K> { uint4 q0, q1; float ds, dm; int sh; };
+template <> struct wunit<RL_TYPE_Q4_K> { uint4 q0, q1; float ds, dm; uint32_t mk; };
 template <> struct wunit<RL_TYPE_Q5_K> { int w[8]; float ds, dm; };
 template <> struct wunit<RL_TYPE_Q6_K> { int w[8]; float d0, d1; };
 template <> struct wunit<RL_TYPE_F16> { uint4 q; };
@@ -71,7 +71,11 @@ template <bool G, class V> __device__ __forceinline__ V kld(const void *p)
 }
 
 /* Unit j (0..7, 32 values) of the Q4_K block at b (144 bytes: d, dmin, 12
- * bytes of 6-bit scales and mins, 128 nibble bytes; 16-byte aligned). */
+ * bytes of 6-bit scales and mins, 128 nibble bytes; 16-byte aligned). Units
+ * 2i and 2i + 1 are the low and high nibbles of the same 32 bytes: the unit
+ * keeps its nibbles in place under the mask mk (a high nibble n reads as 16n)
+ * and its scale ds over 16 for the high ones, so no shift per word
+ * (ds * 16n / 16 = ds * n exactly: a power of two). */
 template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> q4k_unit(const uint8_t *b, int j)
 {
     int s, mn;
@@ -82,9 +86,9 @@ template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> q4k_unit(const 
     uint2 h = kld<G, uint2>(b);     /* d, dmin, scales[0..3] */
     uint2 t = kld<G, uint2>(b + 8); /* scales[4..11] */
     rl_q4k_scale_min_w(h.y, t.x, t.y, j, &s, &mn);
-    w.ds = rl_h2f((uint16_t)h.x) * s;
+    w.ds = rl_h2f((uint16_t)h.x) * s * (j & 1 ? 0.0625f : 1.0f);
     w.dm = rl_h2f((uint16_t)(h.x >> 16)) * mn;
-    w.sh = (j & 1) * 4;
+    w.mk = j & 1 ? 0xF0F0F0F0u : 0x0F0F0F0Fu;
     return w;
 }
 
@@ -111,8 +115,21 @@ template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> q5k_unit(const 
     return w;
 }
 
+/* Bytes q of 0..63 to the signed bytes 4 (q - 32): bit 5 flipped is q - 32
+ * in six-bit two's complement, and shifted up by two it is a signed byte (no
+ * bit crosses into the next byte: q < 64). Two instructions where __vsubss4
+ * (q - 32, saturating, which these values never need) is about fifteen; the
+ * unit's scales carry the 1/4 (a power of two: the same products). */
+__device__ __forceinline__ uint32_t rl_q6_center4(uint32_t q)
+{
+    return (q ^ 0x20202020u) << 2;
+}
+
 /* Unit j of the Q6_K block at b, in its 224-byte device slot (RL_Q6K_DEV):
- * the unit's 32 ql bytes and 32 qh bytes are two aligned 16-byte loads each. */
+ * the unit's 32 ql bytes and 32 qh bytes are two aligned 16-byte loads each.
+ * From shared memory (rl_cu_mvb) the values are 4 (q - 32) (rl_q6_center4);
+ * from global memory (the matvecs) q - 32 by __vsubss4, with which ptxas
+ * spills less in their batched GLU kernels (2 rows: 24 bytes against 128). */
 template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const uint8_t *b, int j)
 {
     int n = j / 4, jj = j % 4;
@@ -126,9 +143,9 @@ template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const 
 #pragma unroll
     for (int k = 0; k < 8; k++) { /* 6-bit q - 32 per byte, exact */
         uint32_t word = ((lw[k] >> lsh) & 0x0F0F0F0Fu) | (((hw[k] >> hsh) & 0x03030303u) << 4);
-        w.w[k] = (int)__vsubss4(word, 0x20202020u);
+        w.w[k] = G ? (int)__vsubss4(word, 0x20202020u) : (int)rl_q6_center4(word);
     }
-    float d = rl_h2f(kld<G, uint16_t>(b + 208));
+    float d = rl_h2f(kld<G, uint16_t>(b + 208)) * (G ? 1.0f : 0.25f); /* shared: the values are 4 (q - 32) */
     w.d0 = d * (float)(int8_t)(scw & 0xFF);
     w.d1 = d * (float)(int8_t)(scw >> 8);
     return w;
@@ -202,22 +219,33 @@ __device__ __forceinline__ xunit xload(const rl_cu_act &x, int b, int64_t u)
 
 template <int T> __device__ __forceinline__ float wdot(const wunit<T> &w, const rl_cu_act &x, int b, int64_t u);
 
+/* dp4a of four unsigned bytes a with four signed bytes b, plus c. */
+__device__ __forceinline__ int rl_dp4a_us(uint32_t a, int b, int c)
+{
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
 /* The int8-activation types' dot product of a weight unit with an activation
  * unit already loaded (rl_cu_mvb keeps a lane's units in registers). */
 template <int T> __device__ __forceinline__ float wdot_x(const wunit<T> &w, const xunit &a);
 
 template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_0>(const wunit<RL_TYPE_Q4_0> &w, const xunit &a)
 {
-    const uint32_t M = 0x0F0F0F0Fu;
-    int s = 0;
-    s = __dp4a((int)(w.q.x & M), a.q0.x, s);
-    s = __dp4a((int)((w.q.x >> 4) & M), a.q1.x, s);
-    s = __dp4a((int)(w.q.y & M), a.q0.y, s);
-    s = __dp4a((int)((w.q.y >> 4) & M), a.q1.y, s);
-    s = __dp4a((int)(w.q.z & M), a.q0.z, s);
-    s = __dp4a((int)((w.q.z >> 4) & M), a.q1.z, s);
-    s = __dp4a((int)(w.q.w & M), a.q0.w, s);
-    s = __dp4a((int)((w.q.w >> 4) & M), a.q1.w, s);
+    /* the high nibbles in place (16n) in their own sum, which is then a
+     * multiple of 16: no shift per word, one at the end (exact) */
+    const uint32_t M = 0x0F0F0F0Fu, MH = 0xF0F0F0F0u;
+    int s = 0, t = 0;
+    s = rl_dp4a_us(w.q.x & M, a.q0.x, s);
+    t = rl_dp4a_us(w.q.x & MH, a.q1.x, t);
+    s = rl_dp4a_us(w.q.y & M, a.q0.y, s);
+    t = rl_dp4a_us(w.q.y & MH, a.q1.y, t);
+    s = rl_dp4a_us(w.q.z & M, a.q0.z, s);
+    t = rl_dp4a_us(w.q.z & MH, a.q1.z, t);
+    s = rl_dp4a_us(w.q.w & M, a.q0.w, s);
+    t = rl_dp4a_us(w.q.w & MH, a.q1.w, t);
+    s += t >> 4;
     /* sum((n - 8) * qx) * dx = dx * sum(n * qx) - 8 * dx * sum(qx) */
     return w.d * (a.ds.x * (float)s - 8.0f * a.ds.y);
 }
@@ -238,17 +266,17 @@ template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q8_0>(const wunit<RL
 
 template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_K>(const wunit<RL_TYPE_Q4_K> &w, const xunit &a)
 {
-    const uint32_t M = 0x0F0F0F0Fu;
-    int sh = w.sh, s = 0;
-    s = __dp4a((int)((w.q0.x >> sh) & M), a.q0.x, s);
-    s = __dp4a((int)((w.q0.y >> sh) & M), a.q0.y, s);
-    s = __dp4a((int)((w.q0.z >> sh) & M), a.q0.z, s);
-    s = __dp4a((int)((w.q0.w >> sh) & M), a.q0.w, s);
-    s = __dp4a((int)((w.q1.x >> sh) & M), a.q1.x, s);
-    s = __dp4a((int)((w.q1.y >> sh) & M), a.q1.y, s);
-    s = __dp4a((int)((w.q1.z >> sh) & M), a.q1.z, s);
-    s = __dp4a((int)((w.q1.w >> sh) & M), a.q1.w, s);
-    /* sum(d*s*q - dmin*m) * x = d*s*dx*sum(q*qx) - dmin*m*sum(x) */
+    const uint32_t M = w.mk; /* the nibbles in place: high ones read as 16n, ds has the 1/16 */
+    int s = 0;
+    s = rl_dp4a_us(w.q0.x & M, a.q0.x, s);
+    s = rl_dp4a_us(w.q0.y & M, a.q0.y, s);
+    s = rl_dp4a_us(w.q0.z & M, a.q0.z, s);
+    s = rl_dp4a_us(w.q0.w & M, a.q0.w, s);
+    s = rl_dp4a_us(w.q1.x & M, a.q1.x, s);
+    s = rl_dp4a_us(w.q1.y & M, a.q1.y, s);
+    s = rl_dp4a_us(w.q1.z & M, a.q1.z, s);
+    s = rl_dp4a_us(w.q1.w & M, a.q1.w, s);
+    /* sum(d*s*q - dmin*m) * x = d*s*dx*sum(q*qx) - dmin*m*sum(x) (|s| < 2^20: exact in a float) */
     return w.ds * a.ds.x * (float)s - w.dm * a.ds.y;
 }
 

@@ -108,7 +108,7 @@ template <> __device__ __forceinline__ void deq<RL_TYPE_Q4_K>(const wunit<RL_TYP
     __half2 h[16];
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-        uint32_t n = (q[i] >> w.sh) & 0x0F0F0F0Fu;
+        uint32_t n = q[i] & w.mk; /* high nibbles as 16n: ds has the 1/16 */
         h[2 * i] = __floats2half2_rn(w.ds * (float)(n & 0xFF) - w.dm, w.ds * (float)((n >> 8) & 0xFF) - w.dm);
         h[2 * i + 1] = __floats2half2_rn(w.ds * (float)((n >> 16) & 0xFF) - w.dm, w.ds * (float)(n >> 24) - w.dm);
     }

@@ -139,7 +139,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                         wunit<T> v;
                         v.q0 = *(const uint4 *)qq;
                         v.q1 = *(const uint4 *)(qq + 16);
-                        v.ds = 1.0f, v.dm = 0.0f, v.sh = (j & 1) * 4;
+                        v.ds = 1.0f, v.dm = 0.0f, v.mk = j & 1 ? 0xF0F0F0F0u : 0x0F0F0F0Fu;
                         return v;
                     } else {
                         return sload<T>(st + rr * QROW, st + C::NRW * QROW + rr * DROW, j);
