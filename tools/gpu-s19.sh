@@ -113,15 +113,15 @@ if [ "$PART" = arith ]; then
   build
   build_old &
   ctests test_cu_kernels test_cu_mvb test_cu_mm test_cu_mmq test_cu_mixed
+  SUITE_S=200 suites --suite cuda --suite model
   wait
   for r in 1 2; do
-    for t in q4_k q6_k q4_k_m q4_0; do ab 420 llama2-7b $t; done
-    ab 430 llama2-7b q5_k_m
-    ab 440 tinyllama-1.1b q4_k_m
-    ab 450 tinyllama-1.1b q4_0
+    for t in q4_k q6_k q4_k_m q4_0; do ab 500 llama2-7b $t; done
+    ab 510 llama2-7b q5_k_m
+    ab 520 tinyllama-1.1b q4_k_m
+    ab 530 tinyllama-1.1b q4_0
   done
-  ab 470 llama2-7b q4_k_m --batch 4 --prompt 128 --gen 32
-  ab 480 llama2-7b q6_k --batch 4 --prompt 128 --gen 32
-  SUITE_S=100 left 480 && suites --suite cuda --suite model
+  ab 545 llama2-7b q4_k_m --batch 4 --prompt 128 --gen 32
+  ab 560 llama2-7b q6_k --batch 4 --prompt 128 --gen 32
   echo "elapsed ${SECONDS}s"
 fi
