@@ -125,3 +125,30 @@ if [ "$PART" = arith ]; then
   ab 560 llama2-7b q6_k --batch 4 --prompt 128 --gen 32
   echo "elapsed ${SECONDS}s"
 fi
+# abh LIMIT SHAPE TYPE: old tree, new with RL_CU_MVB_HS=0, new (tok/s).
+abh() {
+  left $1 || return 0
+  local bo b0 b1
+  bo=$(timeout 90 /tmp/rl-old/bench/ringlm-bench-cuda --shape $2 --type $3 --kv f16 --json --batch 1 --prompt 512 --gen 64 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
+  b0=$(RL_CU_MVB_HS=0 timeout 90 $BC --shape $2 --type $3 --kv f16 --json --batch 1 --prompt 512 --gen 64 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
+  b1=$(timeout 90 $BC --shape $2 --type $3 --kv f16 --json --batch 1 --prompt 512 --gen 64 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
+  echo "$2 $3: old $bo HS=0 $b0 new $b1"
+}
+#   halves   Q4_K and Q5_K consumers with the halves split by sub-block (a
+#            warp's lanes decode scales in one form): tests under both
+#            settings, then the old tree (the arith commit), RL_CU_MVB_HS=0 and
+#            the new default, alternating.
+if [ "$PART" = halves ]; then
+  rm -rf /tmp/rl-old
+  build
+  build_old &
+  ctests test_cu_mvb test_cu_mixed test_cu_kernels
+  echo "HS=0: $(RL_CU_MVB_HS=0 ctests test_cu_mvb test_cu_mixed | tr '\n' ' ')"
+  wait
+  for r in 1 2; do
+    for t in q4_k q4_k_m q4_0 q5_k_m; do abh 480 llama2-7b $t; done
+    abh 500 tinyllama-1.1b q4_k_m
+  done
+  left 520 && echo "profile q4_k: $(profT llama2-7b q4_k)"
+  echo "elapsed ${SECONDS}s"
+fi
