@@ -114,6 +114,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         constexpr bool ARC = !C::FX && KPL == 2;
         const bool areg = ARC && ar && nch == 1;
         xunit xa[ARC ? KPL : 1];
+        (void)areg, (void)xa; /* (unused by the float types) */
         if constexpr (ARC) {
 #pragma unroll
             for (int a = 0; a < KPL; a++) {
@@ -138,6 +139,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                     const int64_t u = c * C::NU + j;
                     const wunit<T> w = sload_h<T, HI>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
                     xunit a{}; /* the int8 types: the activation unit, once for the gate and the up row */
+                    (void)a;
                     if constexpr (ARC)
                         a = areg ? xa[k] : xload(xs, 0, u);
                     else if constexpr (!C::FX)
