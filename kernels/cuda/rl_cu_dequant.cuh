@@ -38,24 +38,6 @@ __device__ __forceinline__ void rl_q4k_scale_min_w(uint32_t w0, uint32_t w1, uin
     }
 }
 
-/* The same for a sub-block known to be in the first (HI = 0: j < 4) or the
- * second half (HI = 1) of its super-block: one form, no select between the
- * two (HI < 0: any). */
-template <int HI>
-__device__ __forceinline__ void rl_q4k_scale_min_h(uint32_t w0, uint32_t w1, uint32_t w2, int j, int *s, int *m)
-{
-    const int sh = 8 * (j & 3);
-    if constexpr (HI < 0) {
-        rl_q4k_scale_min_w(w0, w1, w2, j, s, m);
-    } else if constexpr (HI == 0) {
-        *s = (int)((w0 >> sh) & 63);
-        *m = (int)((w1 >> sh) & 63);
-    } else { /* low 4 bits from the third word, high 2 from bits 6-7 of the first (second) */
-        *s = (int)(((w2 >> sh) & 0xF) | ((w0 >> (sh + 2)) & 0x30));
-        *m = (int)(((w2 >> (sh + 4)) & 0xF) | ((w1 >> (sh + 2)) & 0x30));
-    }
-}
-
 /* The same from the scale bytes in memory (4-byte aligned: a block's byte 4). */
 __device__ __forceinline__ void rl_q4k_scale_min(const uint8_t *sc, int j, int *s, int *m)
 {

@@ -76,7 +76,7 @@ template <bool G, class V> __device__ __forceinline__ V kld(const void *p)
  * keeps its nibbles in place under the mask mk (a high nibble n reads as 16n)
  * and its scale ds over 16 for the high ones, so no shift per word
  * (ds * 16n / 16 = ds * n exactly: a power of two). */
-template <bool G, int HI = -1> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> q4k_unit(const uint8_t *b, int j)
+template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> q4k_unit(const uint8_t *b, int j)
 {
     int s, mn;
     const uint8_t *q = b + 16 + (j / 2) * 32;
@@ -85,7 +85,7 @@ template <bool G, int HI = -1> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> q4
     w.q1 = kld<G, uint4>(q + 16);
     uint2 h = kld<G, uint2>(b);     /* d, dmin, scales[0..3] */
     uint2 t = kld<G, uint2>(b + 8); /* scales[4..11] */
-    rl_q4k_scale_min_h<HI>(h.y, t.x, t.y, j, &s, &mn);
+    rl_q4k_scale_min_w(h.y, t.x, t.y, j, &s, &mn);
     w.ds = rl_h2f((uint16_t)h.x) * s * (j & 1 ? 0.0625f : 1.0f);
     w.dm = rl_h2f((uint16_t)(h.x >> 16)) * mn;
     w.mk = j & 1 ? 0xF0F0F0F0u : 0x0F0F0F0Fu;
@@ -95,14 +95,14 @@ template <bool G, int HI = -1> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> q4
 /* Unit j of the Q5_K block at b: 176-byte blocks keep 16-byte alignment, so
  * qh (bytes 16..47) and the unit's 32 nibble bytes are two aligned 16-byte
  * loads each. */
-template <bool G, int HI = -1> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> q5k_unit(const uint8_t *b, int j)
+template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> q5k_unit(const uint8_t *b, int j)
 {
     int s, mn;
     const uint8_t *q = b + 48 + (j / 2) * 32;
     uint4 q0 = kld<G, uint4>(q), q1 = kld<G, uint4>(q + 16), h0 = kld<G, uint4>(b + 16), h1 = kld<G, uint4>(b + 32);
     uint2 h = kld<G, uint2>(b);     /* d, dmin, scales[0..3] */
     uint2 t = kld<G, uint2>(b + 8); /* scales[4..11] */
-    rl_q4k_scale_min_h<HI>(h.y, t.x, t.y, j, &s, &mn);
+    rl_q4k_scale_min_w(h.y, t.x, t.y, j, &s, &mn);
     const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
     const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
     int sh = (j & 1) * 4;

@@ -51,7 +51,7 @@ using namespace rl_async;
 
 template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool hs)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -98,93 +98,75 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
-    /* The consumer loop; HI >= 0: Q4_K and Q5_K with the halves split by
-     * sub-block (unit_j), this warp's half HI at compile time, so its lanes
-     * decode their scales in one form (rl_q4k_scale_min_h). */
-    auto consume = [&](auto hi_tag) {
-        constexpr int HI = decltype(hi_tag)::value;
-        constexpr bool SPL = HI >= 0;
-        /* A lane's activation units are the same in every tile: where a row is
-         * one chunk and a lane takes KPL = 2 units of it (Q4_0, Q4_K, Q5_K up to
-         * 4,096 wide: Q|K|V, O and gate/up), they stay in registers instead of
-         * being read from shared memory each stage (Q4_0 Q|K|V 10.7 against
-         * 11.5 us; Q8_0 and Q6_K, one unit a chunk, measured no better or worse:
-         * docs/PERFORMANCE.md). RL_CU_MVB_AR=0 (ar false): never. */
-        constexpr int KPL = C::NU / 32 / H;
-        constexpr bool ARC = !C::FX && KPL == 2;
-        const bool areg = ARC && ar && nch == 1;
-        xunit xa[ARC ? KPL : 1];
-        (void)areg, (void)xa; /* (unused by the float types) */
-        if constexpr (ARC) {
+    /* A lane's activation units are the same in every tile: where a row is
+     * one chunk and a lane takes KPL = 2 units of it (Q4_0, Q4_K, Q5_K up to
+     * 4,096 wide: Q|K|V, O and gate/up), they stay in registers instead of
+     * being read from shared memory each stage (Q4_0 Q|K|V 10.7 against
+     * 11.5 us; Q8_0 and Q6_K, one unit a chunk, measured no better or worse:
+     * docs/PERFORMANCE.md). RL_CU_MVB_AR=0 (ar false): never. */
+    constexpr int KPL = C::NU / 32 / H;
+    constexpr bool ARC = !C::FX && KPL == 2;
+    const bool areg = ARC && ar && nch == 1;
+    xunit xa[ARC ? KPL : 1];
+    if constexpr (ARC) {
 #pragma unroll
-            for (int a = 0; a < KPL; a++) {
-                int64_t u = unit_j<SPL>(lane, a, h);
-                xa[a] = areg && u < nb ? xload(xs, 0, u) : xunit{};
-            }
+        for (int a = 0; a < KPL; a++) {
+            int64_t u = lane + 32 * (a * H + h);
+            xa[a] = areg && u < nb ? xload(xs, 0, u) : xunit{};
         }
-        int64_t i = 0;
-        int tl = 0;
-        for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x, tl++) {
-            float acc = 0.0f, accu = 0.0f;
-            for (int64_t c = 0; c < nch; c++, i++) {
-                int s = (int)(i % C::S);
-                bar_wait(&full[s], (unsigned)(i / C::S) & 1);
-                const uint8_t *st = sm + (size_t)s * C::STG;
-                int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
+    }
+    int64_t i = 0;
+    int tl = 0;
+    for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x, tl++) {
+        float acc = 0.0f, accu = 0.0f;
+        for (int64_t c = 0; c < nch; c++, i++) {
+            int s = (int)(i % C::S);
+            bar_wait(&full[s], (unsigned)(i / C::S) & 1);
+            const uint8_t *st = sm + (size_t)s * C::STG;
+            int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
 #pragma unroll
-                for (int k = 0; k < C::NU / 32 / H; k++) {
-                    int j = unit_j<SPL>(lane, k, h); /* the stage's unit j: the row's unit c * NU + j */
-                    if (j >= cu * C::UPB) /* (j grows with k) */
-                        break;
-                    const int64_t u = c * C::NU + j;
-                    const wunit<T> w = sload_h<T, HI>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
-                    xunit a{}; /* the int8 types: the activation unit, once for the gate and the up row */
-                    (void)a;
-                    if constexpr (ARC)
-                        a = areg ? xa[k] : xload(xs, 0, u);
-                    else if constexpr (!C::FX)
-                        a = xload(xs, 0, u);
-                    auto dot = [&](const wunit<T> &wr) {
-                        if constexpr (C::FX)
-                            return wdot<T>(wr, xs, 0, u);
-                        else
-                            return wdot_x<T>(wr, a);
-                    };
-                    acc += dot(w);
-                    if (GLU)
-                        accu += dot(sload_h<T, HI>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j));
-                }
-                __syncwarp();
-                if (lane == 0)
-                    bar_arrive(&empty[s]);
+            for (int k = 0; k < C::NU / 32 / H; k++) {
+                int j = lane + 32 * (k * H + h); /* the stage's unit j: the row's unit c * NU + j */
+                if (j >= cu * C::UPB)
+                    break;
+                const int64_t u = c * C::NU + j;
+                const wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
+                xunit a{}; /* the int8 types: the activation unit, once for the gate and the up row */
+                if constexpr (ARC)
+                    a = areg ? xa[k] : xload(xs, 0, u);
+                else if constexpr (!C::FX)
+                    a = xload(xs, 0, u);
+                auto dot = [&](const wunit<T> &wr) {
+                    if constexpr (C::FX)
+                        return wdot<T>(wr, xs, 0, u);
+                    else
+                        return wdot_x<T>(wr, a);
+                };
+                acc += dot(w);
+                if (GLU)
+                    accu += dot(sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j));
             }
-            acc = rl_warp_sum(acc);
-            if (GLU)
-                accu = rl_warp_sum(accu);
-            /* the second half's sums through shared memory: two buffers by tile
-             * parity, so one barrier per tile */
-            float *half = red + 16 + (tl & 1) * 16;
-            if (h == 1 && lane == 0)
-                half[o] = acc, half[TR + o] = accu;
-            asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
-            if (h == 1 || lane != 0)
-                continue;
-            acc += half[o], accu += half[TR + o];
-            int64_t r = t * TR + o;
-            if (GLU)
-                y[r] = rl_silu(acc) * accu;
-            else
-                y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
+            __syncwarp();
+            if (lane == 0)
+                bar_arrive(&empty[s]);
         }
-    };
-    constexpr bool SPLIT = T == RL_TYPE_Q4_K || T == RL_TYPE_Q5_K;
-    if (SPLIT && hs) {
-        if (h == 0)
-            consume(ic<SPLIT ? 0 : -1>{});
+        acc = rl_warp_sum(acc);
+        if (GLU)
+            accu = rl_warp_sum(accu);
+        /* the second half's sums through shared memory: two buffers by tile
+         * parity, so one barrier per tile */
+        float *half = red + 16 + (tl & 1) * 16;
+        if (h == 1 && lane == 0)
+            half[o] = acc, half[TR + o] = accu;
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+        if (h == 1 || lane != 0)
+            continue;
+        acc += half[o], accu += half[TR + o];
+        int64_t r = t * TR + o;
+        if (GLU)
+            y[r] = rl_silu(acc) * accu;
         else
-            consume(ic<SPLIT ? 1 : -1>{});
-    } else {
-        consume(ic<-1>{});
+            y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
     }
 #endif
 }
@@ -197,13 +179,6 @@ static bool act_regs(void)
     return rl_env_switch("RL_CU_MVB_AR", true, &on);
 }
 
-/* RL_CU_MVB_HS=0: Q4_K and Q5_K halves as the other types (measurements). */
-static bool split_halves(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_MVB_HS", true, &on);
-}
-
 template <int T, bool GLU>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
@@ -213,8 +188,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(),
-                   split_halves());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs());
     return RL_CU_LAUNCHED("mvb");
 }
 

@@ -113,37 +113,6 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> sload<RL_TYPE_Q6_K>(c
     return q6k_unit<false>(q + (j / 8) * RL_Q6K_DEV, j % 8);
 }
 
-/* sload, for Q4_K and Q5_K units known to lie in the first (HI = 0) or the
- * second half (HI = 1) of their blocks' sub-blocks (HI < 0: any unit). */
-template <int T, int HI> __device__ __forceinline__ wunit<T> sload_h(const uint8_t *q, const uint8_t *d, int j)
-{
-    if constexpr (HI >= 0 && T == RL_TYPE_Q4_K)
-        return q4k_unit<false, HI>(q + (j / 8) * RL_Q4K_BYTES, j % 8);
-    else if constexpr (HI >= 0 && T == RL_TYPE_Q5_K)
-        return q5k_unit<false, HI>(q + (j / 8) * RL_Q5K_BYTES, j % 8);
-    else
-        return sload<T>(q, d, j);
-}
-
-/* A compile-time int (the consumer loop's half). */
-template <int N> struct ic {
-    static constexpr int value = N;
-};
-
-/* A lane's k-th unit of a stage in half h: lane + 32 (k H + h); SPL (Q4_K
- * and Q5_K, 8 sub-blocks a block): sub-block i % 4 + 4 h of block i / 4 (i =
- * lane + 32 k), so that the lanes of a warp are all in one half of their
- * blocks. Both grow with k. */
-template <bool SPL> __device__ __forceinline__ int unit_j(int lane, int k, int h)
-{
-    if constexpr (SPL) {
-        int i = lane + 32 * k;
-        return (i >> 2) * 8 + (i & 3) + 4 * h;
-    } else {
-        return lane + 32 * (k * H + h);
-    }
-}
-
 template <> __device__ __forceinline__ wunit<RL_TYPE_F16> sload<RL_TYPE_F16>(const uint8_t *q, const uint8_t *, int j)
 {
     wunit<RL_TYPE_F16> w;
