@@ -152,3 +152,28 @@ if [ "$PART" = halves ]; then
   left 520 && echo "profile q4_k: $(profT llama2-7b q4_k)"
   echo "elapsed ${SECONDS}s"
 fi
+#   final    the Q4_K scale decoding in one form (words, shifts and masks
+#            chosen by the sub-block; no select between two results) and the
+#            Q6_K high bits placed by one rotation, against the tree before
+#            (.old): the CUDA tests and suites, alternating single streams and
+#            batch 4, memcheck on test_cu_mvb, then the closing figures (every
+#            7B type, TinyLlama, the engine command on 7B Q4_0).
+if [ "$PART" = final ]; then
+  rm -rf /tmp/rl-old
+  build
+  build_old &
+  ctests test_cu_kernels test_cu_mvb test_cu_mm test_cu_mmq test_cu_mixed
+  SUITE_S=200 suites --suite cuda --suite model
+  wait
+  for r in 1 2; do
+    for t in q4_k q4_k_m q6_k q5_k_m; do ab 330 llama2-7b $t; done
+    ab 340 tinyllama-1.1b q4_k_m
+  done
+  ab 350 llama2-7b q4_k_m --batch 4 --prompt 128 --gen 32
+  ab 360 llama2-7b q6_k --batch 4 --prompt 128 --gen 32
+  left 400 && SAN_S=60 memcheck test_cu_mvb
+  for t in q4_0 q8_0 f16; do left 440 && echo "7B $t: $(gap llama2-7b $t)"; done
+  for t in q4_0 f16; do left 455 && echo "TinyLlama $t: $(gap tinyllama-1.1b $t)"; done
+  left 470 && mkm llama2-7b Q4_0 7b-q4_0 && left 520 && echo "engine 7B q4_0: $(benchm 7b-q4_0)"
+  echo "elapsed ${SECONDS}s"
+fi

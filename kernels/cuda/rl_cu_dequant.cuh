@@ -27,15 +27,17 @@
  * 8-11), in registers (a byte array indexed by j lives in local memory). */
 __device__ __forceinline__ void rl_q4k_scale_min_w(uint32_t w0, uint32_t w1, uint32_t w2, int j, int *s, int *m)
 {
+    /* j < 4: s, m = bits 0-5 of byte j of w0, w1; else the low 4 bits from
+     * byte j - 4 of w2 (m: its high nibble) and the high 2 from bits 6-7 of
+     * byte j - 4 of w0 (w1). One form with the words, shifts and masks chosen
+     * by j (the same for every unit of a lane in rl_cu_mvb), no select
+     * between two results. */
     const int sh = 8 * (j & 3);
-    const uint32_t b0 = (w0 >> sh) & 0xFFu, b1 = (w1 >> sh) & 0xFFu, b2 = (w2 >> sh) & 0xFFu;
-    if (j < 4) {
-        *s = (int)(b0 & 63);
-        *m = (int)(b1 & 63);
-    } else {
-        *s = (int)((b2 & 0xF) | ((b0 >> 6) << 4));
-        *m = (int)((b2 >> 4) | ((b1 >> 6) << 4));
-    }
+    const bool hi = j & 4;
+    const uint32_t ms = hi ? 0x0Fu : 0x3Fu, mh = hi ? 0x30u : 0u;
+    const uint32_t ls = hi ? w2 : w0, lm = hi ? w2 >> 4 : w1;
+    *s = (int)(((ls >> sh) & ms) | ((w0 >> (sh + 2)) & mh));
+    *m = (int)(((lm >> sh) & ms) | ((w1 >> (sh + 2)) & mh));
 }
 
 /* The same from the scale bytes in memory (4-byte aligned: a block's byte 4). */

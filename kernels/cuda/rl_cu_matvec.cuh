@@ -142,7 +142,9 @@ template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const 
     wunit<RL_TYPE_Q6_K> w;
 #pragma unroll
     for (int k = 0; k < 8; k++) { /* 6-bit q - 32 per byte, exact */
-        uint32_t word = ((lw[k] >> lsh) & 0x0F0F0F0Fu) | (((hw[k] >> hsh) & 0x03030303u) << 4);
+        /* the qh pair at bits hsh, hsh + 1 of each byte to bits 4-5 by one
+         * rotation (no masked bit crosses a byte) */
+        uint32_t word = ((lw[k] >> lsh) & 0x0F0F0F0Fu) | (__funnelshift_r(hw[k], hw[k], (hsh - 4) & 31) & 0x30303030u);
         w.w[k] = G ? (int)__vsubss4(word, 0x20202020u) : (int)rl_q6_center4(word);
     }
     float d = rl_h2f(kld<G, uint16_t>(b + 208)) * (G ? 1.0f : 0.25f); /* shared: the values are 4 (q - 32) */
