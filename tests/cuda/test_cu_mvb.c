@@ -6,9 +6,27 @@
 
 #include "tcu_mat.h"
 
+/* x as the kernel's int8 activation holds it: per block of 32, d = max |x| /
+ * 127 and q = round-to-even(x / d), in float as the kernel computes them; the
+ * values q * d. (Against the unquantized values the error of a small GLU
+ * product's 48 outputs reached 0.022-0.025 in rare draws, over the old 2e-2
+ * bound; with the activation modelled the products must agree far closer.) */
+static void quant_act(float *x, int64_t n)
+{
+    for (int64_t b = 0; b < n / 32; b++) {
+        float amax = 0.0f;
+        for (int k = 0; k < 32; k++)
+            amax = fmaxf(amax, fabsf(x[b * 32 + k]));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        for (int k = 0; k < 32; k++)
+            x[b * 32 + k] = rintf(x[b * 32 + k] * id) * d;
+    }
+}
+
 /* rl_cu_mvb (weights by bulk copies, the activation quantized per CTA, an
  * optional RMSNorm first) against float64: rows x cols of type t in mode,
- * with or without the norm. */
+ * with or without the norm; the int8 types' activation quantized in the
+ * reference too (quant_act). */
 static void check_mvb(rl_type t, int64_t rows, int64_t cols, int mode, bool norm)
 {
     char name[96];
@@ -28,11 +46,14 @@ static void check_mvb(rl_type t, int64_t rows, int64_t cols, int mode, bool norm
         tcu_ref_rmsnorm(x, g, cols, 1, NULL, xr);
     else
         memcpy(xr, x, cols * sizeof(float));
+    bool q8 = t != RL_TYPE_F16 && t != RL_TYPE_BF16;
+    if (q8)
+        quant_act(xr, cols);
     double *ref = malloc(n_out * sizeof(double));
     tcu_ref_product(w, xr, y0, rows, cols, 1, mode, ref);
     tcu_down(y, dy, n_out * sizeof(float));
     double err = tcu_rel_err(y, ref, n_out);
-    ck_assert_msg(err < 2e-2, "%s: rel err %g", name, err);
+    ck_assert_msg(err < 2e-3, "%s: rel err %g", name, err);
     cudaFree(dx), cudaFree(dg), cudaFree(dy);
     rl_cu_mat_free(&m);
     free(w), free(x), free(g), free(y0), free(xr), free(y), free(ref);
