@@ -188,3 +188,19 @@ if [ "$PART" = mvbtest ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   q5k      Q5_K units built with one shift and one rotation (an odd unit's
+#            values as 8 times themselves, unsigned bytes for dp4a.u32.s32):
+#            the tests that cover Q5_K, then old tree against new (within a
+#            short device budget: ~180 s).
+if [ "$PART" = q5k ]; then
+  rm -rf /tmp/rl-old
+  build
+  build_old &
+  ctests test_cu_mvb test_cu_kernels test_cu_mixed
+  wait
+  for r in 1 2; do
+    ab 170 llama2-7b q5_k
+    ab 175 llama2-7b q5_k_m
+  done
+  echo "elapsed ${SECONDS}s"
+fi
