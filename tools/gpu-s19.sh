@@ -96,22 +96,28 @@ build_old() {
   [ -f /tmp/rl-old/build.ninja ] || (cd .old && meson setup /tmp/rl-old -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/build-old.log" 2>&1) || { echo old setup failed; tail -20 "$OUT/build-old.log"; return 1; }
   ninja -C /tmp/rl-old -j16 bench/ringlm-bench-cuda >>"$OUT/build-old.log" 2>&1 || { echo old build failed; grep -E "error|FAILED" "$OUT/build-old.log" | head; return 1; }
 }
+# tps BENCH SHAPE TYPE [ARGS]: one bench run's generation tok/s (default
+# ARGS: the single stream, 512-token prompt, 64 generated).
+tps() {
+  local bin=$1 sh=$2 ty=$3; shift 3
+  timeout 90 $bin --shape $sh --type $ty --kv f16 --json ${@:---batch 1 --prompt 512 --gen 64} 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2
+}
 # ab LIMIT SHAPE TYPE [ARGS]: the single stream on the old tree's bench and
 # the new one's, one after the other (tok/s).
 ab() {
-  local lim=$1 sh=$2 ty=$3 bo bn; shift 3
+  local lim=$1 sh=$2 ty=$3; shift 3
   left $lim || return 0
-  bo=$(timeout 90 /tmp/rl-old/bench/ringlm-bench-cuda --shape $sh --type $ty --kv f16 --json ${@:---batch 1 --prompt 512 --gen 64} 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
-  bn=$(timeout 90 $BC --shape $sh --type $ty --kv f16 --json ${@:---batch 1 --prompt 512 --gen 64} 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
+  local bo=$(tps /tmp/rl-old/bench/ringlm-bench-cuda $sh $ty "$@") bn=$(tps $BC $sh $ty "$@")
   echo "$sh $ty ${*:-}: old $bo new $bn"
 }
+# build_pair: this tree (build) and, in the background, the old one (wait for it).
+build_pair() { rm -rf /tmp/rl-old; build; build_old & }
 #   arith    the consumers' cheaper arithmetic (Q4_K nibbles in place under a
 #            mask with dp4a.u32.s32, Q6_K centred by a flip and a shift, Q4_0's
 #            high nibbles in their own sum): the CUDA tests, then old tree
 #            against new, alternating, per type.
 if [ "$PART" = arith ]; then
-  build
-  build_old &
+  build_pair
   ctests test_cu_kernels test_cu_mvb test_cu_mm test_cu_mmq test_cu_mixed
   SUITE_S=200 suites --suite cuda --suite model
   wait
@@ -128,20 +134,14 @@ fi
 # abh LIMIT SHAPE TYPE: old tree, new with RL_CU_MVB_HS=0, new (tok/s).
 abh() {
   left $1 || return 0
-  local bo b0 b1
-  bo=$(timeout 90 /tmp/rl-old/bench/ringlm-bench-cuda --shape $2 --type $3 --kv f16 --json --batch 1 --prompt 512 --gen 64 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
-  b0=$(RL_CU_MVB_HS=0 timeout 90 $BC --shape $2 --type $3 --kv f16 --json --batch 1 --prompt 512 --gen 64 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
-  b1=$(timeout 90 $BC --shape $2 --type $3 --kv f16 --json --batch 1 --prompt 512 --gen 64 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2)
-  echo "$2 $3: old $bo HS=0 $b0 new $b1"
+  echo "$2 $3: old $(tps /tmp/rl-old/bench/ringlm-bench-cuda $2 $3) HS=0 $(RL_CU_MVB_HS=0 tps $BC $2 $3) new $(tps $BC $2 $3)"
 }
 #   halves   Q4_K and Q5_K consumers with the halves split by sub-block (a
 #            warp's lanes decode scales in one form): tests under both
 #            settings, then the old tree (the arith commit), RL_CU_MVB_HS=0 and
 #            the new default, alternating.
 if [ "$PART" = halves ]; then
-  rm -rf /tmp/rl-old
-  build
-  build_old &
+  build_pair
   ctests test_cu_mvb test_cu_mixed test_cu_kernels
   echo "HS=0: $(RL_CU_MVB_HS=0 ctests test_cu_mvb test_cu_mixed | tr '\n' ' ')"
   wait
@@ -159,9 +159,7 @@ fi
 #            batch 4, memcheck on test_cu_mvb, then the closing figures (every
 #            7B type, TinyLlama, the issue's engine command on 7B Q4_0).
 if [ "$PART" = final ]; then
-  rm -rf /tmp/rl-old
-  build
-  build_old &
+  build_pair
   ctests test_cu_kernels test_cu_mvb test_cu_mm test_cu_mmq test_cu_mixed
   SUITE_S=200 suites --suite cuda --suite model
   wait
@@ -194,9 +192,7 @@ fi
 #            the tests that cover Q5_K, then old tree against new (within a
 #            short device budget: ~180 s).
 if [ "$PART" = q5k ]; then
-  rm -rf /tmp/rl-old
-  build
-  build_old &
+  build_pair
   ctests test_cu_mvb test_cu_kernels test_cu_mixed
   wait
   for r in 1 2; do
