@@ -92,6 +92,25 @@ START_TEST(logits_match_cpu_after_prefill_and_decode)
         if (lg[i] > lg[best])
             best = (int32_t)i;
     ck_assert_int_eq(out, best); /* the GPU argmax is the argmax of its logits */
+    /* The step's graph replayed back to back (rl_cu_model_replay, the bench's
+     * GPU-only step time) reruns the same token at the same position: it
+     * rewrites that KV row with the same values, so the same decode after it
+     * gives the same logits; a bucket that is not a token count, no repeats
+     * or no graphs are refused. */
+    double us = 0;
+    ck_assert_msg(rl_cu_model_replay(g, 1, 3, &us) == 0, "%s", rl_cu_last_error());
+    ck_assert(us > 0);
+    ck_assert_int_eq(rl_cu_model_replay(g, 1, 0, &us), -EINVAL);
+    ck_assert_int_eq(rl_cu_model_replay(g, 9, 3, &us), -EINVAL); /* bucket 12 */
+    float *lg2 = malloc(V * 4);
+    int32_t out2;
+    ck_assert_msg(rl_cu_model_decode(g, 1, &next, &pos, &slot, &out2, lg2) == 0, "%s", rl_cu_last_error());
+    ck_assert_int_eq(out2, out);
+    double e3 = rel_err_f(lg2, lg, V);
+    ck_assert_msg(e3 < 1e-5, "decode after replays: logits rel err %g", e3);
+    rl_cu_model_set_graphs(g, false);
+    ck_assert_int_eq(rl_cu_model_replay(g, 1, 3, &us), -EINVAL);
+    free(lg2);
     free(lc), free(lg);
     rl_kv_release(kv, &seq);
     rl_fwd_free(f);
