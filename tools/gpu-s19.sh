@@ -37,7 +37,8 @@ ncu_mvb() {
   ncu -i $OUT/$1.ncu-rep --page source --csv --print-source sass >"$OUT/$1-sass.csv" 2>&1
   grep -E "k_mvb|Duration|DRAM Throughput|Warp Cycles Per Issued|Issue Slots Busy|No Eligible|Executed Instructions  |Stall" "$OUT/$1.txt" | head -40
 }
-#   cap      the one-token attention at 128 registers (RL_CU_ATTN_CAP=1: one
+#   cap      (needs 2cc626a: removed in 714d169) the one-token attention at
+#            128 registers (RL_CU_ATTN_CAP=1: one
 #            block fits beside an rl_cu_mvb CTA) against 142, alternating; the
 #            attention's blocks per head at TinyLlama (RL_CU_ATTN_SPLITS);
 #            Nsight Compute on the K-quant and Q4_0 products (why Q4_K, the
@@ -57,7 +58,8 @@ fi
 profT() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "us x|sum" | sed -E 's/ +/ /g; s/ us x +[0-9]+ = +[0-9.]+ us \( *[0-9.]+%\)//' | tr '\n' '|'; }
 # tlb B: TinyLlama Q4_0 at batch B (128-token prompts, 32 generated): tok/s.
 tlb() { timeout 90 $BC --shape tinyllama-1.1b --type q4_0 --batch $1 --prompt 128 --gen 32 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
-#   split    the attention's blocks per head from waves (four for 64-dim
+#   split    (needs 714d169: reverted in 01a7279) the attention's blocks per
+#            head from waves (four for 64-dim
 #            heads, rounded up: 17 for TinyLlama) against 16 and 9 forced;
 #            TinyLlama batches 1-8 under the old rule (RL_CU_ATTN_WAVES64=2);
 #            the 7B types' per-op profiles (where Q4_K loses to Q4_0).
@@ -76,7 +78,7 @@ if [ "$PART" = split ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
-#   na       (needs the commit that adds RL_CU_MVB_NA) what the Q4_K
+#   na       (needs 01a7279: removed in e014c0a) what the Q4_K
 #            consumers' arithmetic costs: 7B Q4_K single stream and per-op
 #            profile with the scales not read or decoded (1) and no dot
 #            product either (2), against the real kernel (0).
@@ -112,7 +114,7 @@ ab() {
 }
 # build_pair: this tree (build) and, in the background, the old one (wait for it).
 build_pair() { rm -rf /tmp/rl-old; build; build_old & }
-#   arith    the consumers' cheaper arithmetic (Q4_K nibbles in place under a
+#   arith    (e44fee4) the consumers' cheaper arithmetic (Q4_K nibbles in place under a
 #            mask with dp4a.u32.s32, Q6_K centred by a flip and a shift, Q4_0's
 #            high nibbles in their own sum): the CUDA tests, then old tree
 #            against new, alternating, per type.
@@ -136,7 +138,8 @@ abh() {
   left $1 || return 0
   echo "$2 $3: old $(tps /tmp/rl-old/bench/ringlm-bench-cuda $2 $3) HS=0 $(RL_CU_MVB_HS=0 tps $BC $2 $3) new $(tps $BC $2 $3)"
 }
-#   halves   Q4_K and Q5_K consumers with the halves split by sub-block (a
+#   halves   (needs 5e315c5: reverted in 78ba4fb) Q4_K and Q5_K consumers
+#            with the halves split by sub-block (a
 #            warp's lanes decode scales in one form): tests under both
 #            settings, then the old tree (the arith commit), RL_CU_MVB_HS=0 and
 #            the new default, alternating.
@@ -152,7 +155,7 @@ if [ "$PART" = halves ]; then
   left 520 && echo "profile q4_k: $(profT llama2-7b q4_k)"
   echo "elapsed ${SECONDS}s"
 fi
-#   final    the Q4_K scale decoding in one form (words, shifts and masks
+#   final    (983bc81) the Q4_K scale decoding in one form (words, shifts and masks
 #            chosen by the sub-block; no select between two results) and the
 #            Q6_K high bits placed by one rotation, against the tree before
 #            (.old): the CUDA tests and suites, alternating single streams and

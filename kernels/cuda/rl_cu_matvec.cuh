@@ -141,7 +141,7 @@ template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const 
     int lsh = (jj >> 1) * 4, hsh = 2 * jj;
     wunit<RL_TYPE_Q6_K> w;
 #pragma unroll
-    for (int k = 0; k < 8; k++) { /* 6-bit q - 32 per byte, exact */
+    for (int k = 0; k < 8; k++) { /* 6-bit q - 32 per byte (times 4 from shared memory), exact */
         /* the qh pair at bits hsh, hsh + 1 of each byte to bits 4-5 by one
          * rotation (no masked bit crosses a byte) */
         uint32_t word = ((lw[k] >> lsh) & 0x0F0F0F0Fu) | (__funnelshift_r(hw[k], hw[k], (hsh - 4) & 31) & 0x30303030u);
@@ -247,7 +247,7 @@ template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_0>(const wunit<RL
     t = rl_dp4a_us(w.q.z & MH, a.q1.z, t);
     s = rl_dp4a_us(w.q.w & M, a.q0.w, s);
     t = rl_dp4a_us(w.q.w & MH, a.q1.w, t);
-    s += t >> 4;
+    s += t >> 4; /* (arithmetic: t is a multiple of 16) */
     /* sum((n - 8) * qx) * dx = dx * sum(n * qx) - 8 * dx * sum(qx) */
     return w.d * (a.ds.x * (float)s - 8.0f * a.ds.y);
 }
