@@ -456,11 +456,7 @@ static int launch_tc(const float *d_q, int n_q, int pos0, const rl_cu_rope *r, c
 static bool tc_enabled()
 {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_ATTN_TC");
-        on = !(e && e[0] == '0');
-    }
-    return on;
+    return rl_env_switch("RL_CU_ATTN_TC", true, &on);
 }
 
 template <int HDP, typename KV>

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "rl_cu_env.h"
 #include "rl_cuda.h"
 
 #define RL_CU_WARP 32
@@ -38,17 +39,6 @@ __device__ __forceinline__ void rl_pdl_trigger()
 __device__ __forceinline__ void rl_prefetch_l2(const void *p)
 {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
-
-/* A measurement switch: name set to "0" or "1" forces off or on, else dflt
- * (read once per cache, which starts at -1). */
-static inline bool rl_env_switch(const char *name, bool dflt, int *cache)
-{
-    if (*cache < 0) {
-        const char *e = getenv(name);
-        *cache = e && (e[0] == '0' || e[0] == '1') ? e[0] == '1' : dflt;
-    }
-    return *cache;
 }
 
 /* Whether launches use programmatic dependent launch (env RL_CU_PDL=0: off). */

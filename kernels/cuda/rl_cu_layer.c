@@ -7,6 +7,7 @@
  * Prefill dequantizes the parts one after the other into the fp16 scratch and
  * runs one GEMM whatever the split. */
 #include "rl_cu_layer.h"
+#include "rl_cu_env.h"
 
 #include <stdlib.h>
 
@@ -141,15 +142,7 @@ rl_cu_mat *rl_cu_layer_role(const rl_cu_model_cfg *c, rl_cu_layer *L, rl_cu_role
 
 /* RL_CU_MMH=0 / RL_CU_MMQ=0 turn the fp16 / int8 tensor-core kernels for
  * Q4_0 and Q8_0 off (the next in line is used instead); RL_CU_MMS=0 leaves
- * small batches to rl_cu_mmh. */
-static bool env_on(const char *name, int *cache)
-{
-    if (*cache < 0) {
-        const char *e = getenv(name);
-        *cache = !(e && e[0] == '0');
-    }
-    return *cache;
-}
+ * small batches to rl_cu_mmh (rl_env_switch, on by default). */
 
 /* A kernel's override: -1 (automatic) unless name is "0" (never: 0) or "1"
  * (always: 1); read once per cache (start it at -2). */
@@ -165,13 +158,13 @@ static int env_force(const char *name, int *cache)
 static bool mmq_on(void)
 {
     static int on = -1;
-    return env_on("RL_CU_MMQ", &on);
+    return rl_env_switch("RL_CU_MMQ", true, &on);
 }
 
 static bool mmh_on(void)
 {
     static int on = -1;
-    return env_on("RL_CU_MMH", &on);
+    return rl_env_switch("RL_CU_MMH", true, &on);
 }
 
 /* Up to 24 rows: at 32 the 7B engine step measured 4% slower with the O

@@ -29,11 +29,7 @@ extern "C" int rl_cu_check_launch(const char *what)
 bool rl_cu_pdl_enabled()
 {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_PDL");
-        on = !(e && e[0] == '0');
-    }
-    return on;
+    return rl_env_switch("RL_CU_PDL", true, &on);
 }
 
 extern "C" int rl_cu_device_count(void)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rl_cu_env.h"
 #include "rl_cu_layer.h"
 #include "rl_cu_model_impl.h"
 
@@ -18,22 +19,12 @@ int rl_cu_model_product(rl_cu_model *m, const rl_cu_mat *w, const rl_cu_act *x, 
 }
 
 /* A model's form switch (norm_defer): set, dropping the graphs captured with
- * the other form; or read, from the environment the first time (dflt on: on
- * unless the variable starts with 0; off: on only if it starts with 1). */
+ * the other form (read from the environment the first time: rl_env_switch). */
 static void flag_set(rl_cu_model *m, int *flag, bool on)
 {
     if (*flag != (int)on)
         rl_cu_model_drop_graphs(m);
     *flag = on;
-}
-
-static bool flag_get(int *flag, const char *env, bool dflt)
-{
-    if (*flag < 0) {
-        const char *e = getenv(env);
-        *flag = e ? (dflt ? e[0] != '0' : e[0] == '1') : dflt;
-    }
-    return *flag;
 }
 
 void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on)
@@ -49,7 +40,7 @@ bool rl_cu_step_norm_deferred(rl_cu_model *m, int n)
 {
     /* One row only: at 2 and 3 rows the 7B Q4_0 step measured 1% slower
      * (737 against 745 tok/s, 977-990 against 991; H100). */
-    if (n != 1 || !flag_get(&m->norm_defer, "RL_CU_NORM_DEFER", true) || !m->xss ||
+    if (n != 1 || !rl_env_switch("RL_CU_NORM_DEFER", true, &m->norm_defer) || !m->xss ||
         !rl_cu_product_is_matvec(&m->output, m->xn.h != NULL, n))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
