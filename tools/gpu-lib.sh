@@ -1,5 +1,5 @@
 #!/bin/bash
-# gpu-lib.sh - helpers of the session scripts (tools/gpu-s13.sh, gpu-s14.sh),
+# gpu-lib.sh - helpers of the session scripts (tools/gpu-s*.sh),
 # sourced after B (build folder), T (tools folder) and BC (ringlm-bench-cuda).
 left() { [ $SECONDS -lt ${1} ]; } # stages skip themselves past a time budget (10-minute calls)
 # Build (tools/gpu-steps.sh build-only), then the test data for the suites.
@@ -80,4 +80,27 @@ alt() {
 }
 # prof1 PATTERN: the 7B Q4_0 single stream's per-op profile lines matching PATTERN.
 prof1() { timeout 60 $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "$1|sum" | tr -s ' ' | tr '\n' ' '; }
-
+# build_old: the tree in .old (a `git archive` of the commit before the
+# change, carried as an ignored path) built into /tmp/rl-old: its bench only.
+build_old() {
+  [ -f /tmp/rl-old/build.ninja ] || (cd .old && meson setup /tmp/rl-old -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/build-old.log" 2>&1) || { echo old setup failed; tail -20 "$OUT/build-old.log"; return 1; }
+  ninja -C /tmp/rl-old -j16 bench/ringlm-bench-cuda >>"$OUT/build-old.log" 2>&1 || { echo old build failed; grep -E "error|FAILED" "$OUT/build-old.log" | head; return 1; }
+}
+# tps BENCH SHAPE TYPE [ARGS]: one bench run's generation tok/s (default
+# ARGS: the single stream, 512-token prompt, 64 generated).
+tps() {
+  local bin=$1 sh=$2 ty=$3; shift 3
+  timeout 90 $bin --shape $sh --type $ty --kv f16 --json ${@:---batch 1 --prompt 512 --gen 64} 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2
+}
+# ab LIMIT SHAPE TYPE [ARGS]: the single stream on the old tree's bench and
+# the new one's, one after the other (tok/s).
+ab() {
+  local lim=$1 sh=$2 ty=$3; shift 3
+  left $lim || return 0
+  local bo=$(tps /tmp/rl-old/bench/ringlm-bench-cuda $sh $ty "$@") bn=$(tps $BC $sh $ty "$@")
+  echo "$sh $ty ${*:-}: old $bo new $bn"
+}
+# build_pair: this tree (build) and, in the background, the old one (wait for it).
+build_pair() { rm -rf /tmp/rl-old; build; build_old & }
+# profT SHAPE TYPE: the single stream's per-op profile (us per op, sum).
+profT() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "us x|sum" | sed -E 's/ +/ /g; s/ us x +[0-9]+ = +[0-9.]+ us \( *[0-9.]+%\)//' | tr '\n' '|'; }

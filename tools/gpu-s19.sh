@@ -8,7 +8,7 @@ B=${RL_GPU_BUILD:-/tmp/rl-b}
 BC=$B/bench/ringlm-bench-cuda
 PART=${1:-gap}
 . "$T/gpu-lib.sh" # left, build, suites, ncu_attn, eng, prof, ty, memcheck, mkm, benchm, load1, products,
-                  # ctests, alt, prof1
+                  # ctests, alt, prof1, build_old, tps, ab, build_pair, profT
 # gap SHAPE TYPE: single stream's wall time per step against the same step's
 # graph replayed back to back (no host between steps), and tok/s.
 gap() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 64 --kv f16 --json 2>/dev/null | grep -oE '"step":"[a-z]+"|"gen_tok_s":[0-9.]+|"step_us":[0-9.]+|"replay_step_us":[0-9.]+' | tr '\n' ' '; }
@@ -54,8 +54,6 @@ if [ "$PART" = cap ]; then
   left 470 && ncu_mvb mvb-q40 q4_0
   echo "elapsed ${SECONDS}s"
 fi
-# profT SHAPE TYPE: the single stream's per-op profile (us per op, sum).
-profT() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "us x|sum" | sed -E 's/ +/ /g; s/ us x +[0-9]+ = +[0-9.]+ us \( *[0-9.]+%\)//' | tr '\n' '|'; }
 # tlb B: TinyLlama Q4_0 at batch B (128-token prompts, 32 generated): tok/s.
 tlb() { timeout 90 $BC --shape tinyllama-1.1b --type q4_0 --batch $1 --prompt 128 --gen 32 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
 #   split    (needs 714d169: reverted in 01a7279) the attention's blocks per
@@ -92,28 +90,6 @@ if [ "$PART" = na ]; then
   left 330 && echo "q4_0 profile: $(profT llama2-7b q4_0)"
   echo "elapsed ${SECONDS}s"
 fi
-# build_old: the tree in .old (a `git archive` of the commit before the
-# change, carried as an ignored path) built into /tmp/rl-old: its bench only.
-build_old() {
-  [ -f /tmp/rl-old/build.ninja ] || (cd .old && meson setup /tmp/rl-old -Dbuildtype=release -Dcuda=enabled -Dwerror=false >"$OUT/build-old.log" 2>&1) || { echo old setup failed; tail -20 "$OUT/build-old.log"; return 1; }
-  ninja -C /tmp/rl-old -j16 bench/ringlm-bench-cuda >>"$OUT/build-old.log" 2>&1 || { echo old build failed; grep -E "error|FAILED" "$OUT/build-old.log" | head; return 1; }
-}
-# tps BENCH SHAPE TYPE [ARGS]: one bench run's generation tok/s (default
-# ARGS: the single stream, 512-token prompt, 64 generated).
-tps() {
-  local bin=$1 sh=$2 ty=$3; shift 3
-  timeout 90 $bin --shape $sh --type $ty --kv f16 --json ${@:---batch 1 --prompt 512 --gen 64} 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2
-}
-# ab LIMIT SHAPE TYPE [ARGS]: the single stream on the old tree's bench and
-# the new one's, one after the other (tok/s).
-ab() {
-  local lim=$1 sh=$2 ty=$3; shift 3
-  left $lim || return 0
-  local bo=$(tps /tmp/rl-old/bench/ringlm-bench-cuda $sh $ty "$@") bn=$(tps $BC $sh $ty "$@")
-  echo "$sh $ty ${*:-}: old $bo new $bn"
-}
-# build_pair: this tree (build) and, in the background, the old one (wait for it).
-build_pair() { rm -rf /tmp/rl-old; build; build_old & }
 #   arith    (e44fee4) the consumers' cheaper arithmetic (Q4_K nibbles in place under a
 #            mask with dp4a.u32.s32, Q6_K centred by a flip and a shift, Q4_0's
 #            high nibbles in their own sum): the CUDA tests, then old tree

@@ -269,17 +269,26 @@ __device__ __forceinline__ void att_merge_step(float &m, float &num, float &den,
  * block of the head to arrive merges every chunk in chunk order (the same sums
  * whoever computed them) and writes the result. */
 __device__ __forceinline__ void att_count_in_and_merge(const rl_cu_act &out, int b, int h, int hd, int64_t nch,
-                                                       const float *base, unsigned *cnt)
+                                                       const float *base, unsigned *cnt, bool acqrel)
 {
     __shared__ bool s_last;
     int tid = threadIdx.x, n_split = gridDim.x;
     /* One release and one acquire per block, by thread 0 (the barrier orders
-     * every thread's partials before its fence), as in rl_mmh::finish. */
+     * every thread's partials before it; the barrier after it, the partials
+     * the last block reads after it). acqrel: one acquire-release atomic at
+     * GPU scope instead of two sequentially consistent fences around a
+     * relaxed one (attn_acqrel below). */
     __syncthreads();
     if (tid == 0) {
-        __threadfence(); /* this block's partials visible device-wide before counting in */
-        s_last = atomicAdd(cnt, 1u) == (unsigned)n_split - 1;
-        __threadfence(); /* the other blocks' partials read after the count */
+        if (acqrel) {
+            unsigned old;
+            asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(cnt) : "memory");
+            s_last = old == (unsigned)n_split - 1;
+        } else {
+            __threadfence(); /* this block's partials visible device-wide before counting in */
+            s_last = atomicAdd(cnt, 1u) == (unsigned)n_split - 1;
+            __threadfence(); /* the other blocks' partials read after the count */
+        }
     }
     __syncthreads();
     if (!s_last)
@@ -305,7 +314,7 @@ __device__ __forceinline__ void att_count_in_and_merge(const rl_cu_act &out, int
 template <int HDC, class KV> /* head dim known at compile time (0: read from r); KV addressing */
 __global__ void __launch_bounds__(ATT_THREADS)
 k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64_t kmax, unsigned *counters,
-       float *scratch, rl_cu_act out)
+       float *scratch, rl_cu_act out, bool acqrel)
 {
     __shared__ float sq[ATT_MAX_HD];
     __shared__ float ss[ATT_UTILE > ATT_TILE ? ATT_UTILE : ATT_TILE];
@@ -348,7 +357,7 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
             o[hd + 1] = st.l;
         }
     }
-    att_count_in_and_merge(out, b, h, hd, nch, base, counters + (int64_t)b * r.n_head + h);
+    att_count_in_and_merge(out, b, h, hd, nch, base, counters + (int64_t)b * r.n_head + h, acqrel);
 }
 
 /* What one lane of the warp kernel holds of a K or V row: 8 fp16 values
@@ -437,7 +446,7 @@ template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM th
                                                           TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct, bool bar2, bool early)
+            float *scratch, rl_cu_act out, bool attw_direct, bool bar2, bool early, bool acqrel)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -585,7 +594,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     if (direct)
         att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
     else
-        att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h);
+        att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h, acqrel);
 }
 
 static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_cu_act *out)
@@ -642,6 +651,17 @@ static bool attn_direct(void)
     return rl_env_switch("RL_CU_ATTN_DIRECT", true, &on);
 }
 
+/* The split merge's arrival as one acquire-release atomic (default on;
+ * RL_CU_ATTN_ACQREL=0: two sequentially consistent fences around a relaxed
+ * atomic, for measurements). H100, session 20: TinyLlama Q4_0 single stream
+ * 1,714-1,734 against 1,696-1,700 tok/s, 7B Q4_0 549-556 against 545-546;
+ * the attention alone 5.00 against 5.44 us a layer (TinyLlama). */
+static bool attn_acqrel(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_ATTN_ACQREL", true, &on);
+}
+
 /* int8 rows of 128 on tensor cores (attc::chunk): opt-in, RL_CU_ATTN_TC=1 or
  * rl_cu_attn_force(2). Correct, but 4% slower than the CUDA-core chunk on the
  * H100 at batch 64 (44.1 against 42.4 us per 7B layer, session 13): both wait
@@ -663,7 +683,7 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
         if (r->head_dim != 128 || !attn_tc())
             return false;
         rl_launch(occ ? k_attn_warp<128, KV, 6, true> : k_attn_warp<128, KV, 1, true>, grid, block, s, d_q, A,
-                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), false);
+                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), false, attn_acqrel());
         return true;
     } else {
         (void)occ, (void)grid, (void)block, (void)s, (void)d_q, (void)A, (void)d_pos, (void)r, (void)kmax;
@@ -691,19 +711,19 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2(), early);
+                  counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 128 && split && kern != 1 &&
              attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2(), early);
+                  counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 64 && split)
-        rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
+        rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
     else if (r->head_dim == 128 && split)
-        rl_launch(k_attn<128, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
+        rl_launch(k_attn<128, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
     else
-        rl_launch(k_attn<0, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out);
+        rl_launch(k_attn<0, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
     return RL_CU_LAUNCHED("attention");
 }
 

@@ -21,8 +21,23 @@ __device__ __forceinline__ void rope_row_sync(int y)
         asm volatile("bar.sync %0, %1;" ::"r"(1 + y), "r"(blockDim.x) : "memory");
 }
 
+/* A K (h < n_head + n_head_kv) or V head's cache row at position p of token
+ * row b (null when the row has no valid place). */
 template <class KV>
-__global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope r, float *q_out, int hpb)
+__device__ __forceinline__ typename KV::wrow rope_dst(const KV &A, const rl_cu_rope &r, bool ok, int b, int h, int p)
+{
+    if (!ok)
+        return typename KV::wrow{};
+    return h >= r.n_head + r.n_head_kv ? A.wv(b, h - r.n_head - r.n_head_kv, p) : A.wk(b, h - r.n_head, p);
+}
+
+/* early: the position, its angles and the first head's cache row (the
+ * step's inputs: uploaded before the step's first kernel, which every PDL
+ * launch follows) before the PDL wait, so after it only the Q|K|V values
+ * are waited for (RL_CU_ROPE_EARLY). */
+template <class KV>
+__global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope r, float *q_out, int hpb,
+                          bool early)
 {
     __shared__ float vals[KV::Q8 ? ROPE_Y * 512 : 1];
     rl_pdl_trigger();
@@ -32,18 +47,29 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
     bool in = 2 * k < hd, rot = in && k < half_rot;
     int i0 = rot && r.neox ? k : 2 * k, i1 = rot && r.neox ? k + half_rot : 2 * k + 1;
     float f = rot ? (r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot)) : 0.0f;
-    rl_pdl_wait();
-    int p = pos[b];
-    bool ok = A.ok(b, p);
+    const int hf = (int)blockIdx.x * hpb + y, h1 = min(nh, (int)(blockIdx.x + 1) * hpb);
+    int p = 0;
+    bool ok = false;
     float sn = 0.0f, cs = 1.0f;
-    if (rot)
-        sincosf((float)p * f, &sn, &cs);
+    typename KV::wrow d0{};
+    auto place = [&]() {
+        p = pos[b];
+        ok = A.ok(b, p);
+        if (rot)
+            sincosf((float)p * f, &sn, &cs);
+        if (hf < h1 && hf >= r.n_head)
+            d0 = rope_dst(A, r, ok, b, hf, p);
+    };
+    if (early)
+        place();
+    rl_pdl_wait();
+    if (!early)
+        place();
     const float *row = qkv + (int64_t)b * (qdim + 2 * kvdim);
-    int h1 = min(nh, (int)(blockIdx.x + 1) * hpb);
-    for (int h = (int)blockIdx.x * hpb + y; h < h1; h += ROPE_Y) { /* the same heads for a whole y row */
+    for (int h = hf; h < h1; h += ROPE_Y) { /* the same heads for a whole y row */
         const float *src = row + h * hd;
         if (h >= r.n_head + r.n_head_kv) { /* V: plain copy */
-            typename KV::wrow dv = ok ? A.wv(b, h - r.n_head - r.n_head_kv, p) : typename KV::wrow{};
+            typename KV::wrow dv = h == hf ? d0 : rope_dst(A, r, ok, b, h, p);
             if constexpr (KV::Q8) {
                 rl_kv_q8_store(src, hd, k, dv); /* straight from qkv: no rotation */
             } else if (in && !KV::nil(dv)) {
@@ -66,7 +92,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
             }
             continue;
         }
-        typename KV::wrow dk = ok ? A.wk(b, h - r.n_head, p) : typename KV::wrow{};
+        typename KV::wrow dk = h == hf ? d0 : rope_dst(A, r, ok, b, h, p);
         if constexpr (KV::Q8) { /* the rotated head in shared memory, then quantized per 32 */
             float *vy = vals + y * 512;
             if (in) {
@@ -89,6 +115,14 @@ static bool rope_args_ok(int batch, const rl_cu_rope *r)
            r->n_rot <= r->head_dim && r->n_rot % 2 == 0 && r->n_head_kv > 0 && r->n_head % r->n_head_kv == 0;
 }
 
+/* RL_CU_ROPE_EARLY=0: the position and cache row looked up after the PDL
+ * wait (measurements). */
+static bool rope_early(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_ROPE_EARLY", true, &on);
+}
+
 template <class KV>
 static int rope_launch(const float *d_qkv, int batch, const int32_t *d_pos, KV A, const rl_cu_rope *r, float *d_q,
                        cudaStream_t s)
@@ -100,7 +134,7 @@ static int rope_launch(const float *d_qkv, int batch, const int32_t *d_pos, KV A
      * block for large ones (fewer, longer blocks; a 512-token prompt step of 96 heads: 1,536 blocks) */
     int hpb = ROPE_Y * (batch >= 128 ? 8 : batch >= 16 ? 2 : 1);
     rl_launch(k_rope_kv<KV>, dim3((nh + hpb - 1) / hpb, batch), dim3(threads, ROPE_Y), s, d_qkv, d_pos, A, *r, d_q,
-              hpb);
+              hpb, rope_early());
     return RL_CU_LAUNCHED("rope_kv");
 }
 

@@ -105,12 +105,18 @@ template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> q5k_unit(const 
     rl_q4k_scale_min_w(h.y, t.x, t.y, j, &s, &mn);
     const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
     const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
-    int sh = (j & 1) * 4;
+    /* element 4k+i: its nibble | bit j of qh[4k+i] << 4 (0..31); an odd
+     * unit's (high) nibble is shifted down by one only, its fifth bit to bit 7:
+     * 8 times the value, an unsigned byte (dp4a.u32.s32), the 1/8 in ds. The
+     * fifth bit reaches its place by one rotation (it stays in its byte). */
+    const bool odd = j & 1;
+    const int qsh = odd ? 1 : 0, hb = odd ? 7 : 4;
+    const uint32_t mq = odd ? 0x78787878u : 0x0F0F0F0Fu, mb = 0x01010101u << hb;
     wunit<RL_TYPE_Q5_K> w;
 #pragma unroll
-    for (int k = 0; k < 8; k++) /* element 4k+i: nibble | bit j of qh[4k+i] << 4 (0..31) */
-        w.w[k] = (int)(((qw[k] >> sh) & 0x0F0F0F0Fu) | (((hw[k] >> j) & 0x01010101u) << 4));
-    w.ds = rl_h2f((uint16_t)h.x) * s;
+    for (int k = 0; k < 8; k++)
+        w.w[k] = (int)(((qw[k] >> qsh) & mq) | (__funnelshift_r(hw[k], hw[k], (j - hb) & 31) & mb));
+    w.ds = rl_h2f((uint16_t)h.x) * s * (odd ? 0.125f : 1.0f);
     w.dm = rl_h2f((uint16_t)(h.x >> 16)) * mn;
     return w;
 }
@@ -284,15 +290,15 @@ template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_K>(const wunit<RL
 
 template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q5_K>(const wunit<RL_TYPE_Q5_K> &w, const xunit &a)
 {
-    int s = 0;
-    s = __dp4a(w.w[0], a.q0.x, s);
-    s = __dp4a(w.w[1], a.q0.y, s);
-    s = __dp4a(w.w[2], a.q0.z, s);
-    s = __dp4a(w.w[3], a.q0.w, s);
-    s = __dp4a(w.w[4], a.q1.x, s);
-    s = __dp4a(w.w[5], a.q1.y, s);
-    s = __dp4a(w.w[6], a.q1.z, s);
-    s = __dp4a(w.w[7], a.q1.w, s);
+    int s = 0; /* unsigned weight bytes: an odd unit's are 8 times its values, up to 248 */
+    s = rl_dp4a_us(w.w[0], a.q0.x, s);
+    s = rl_dp4a_us(w.w[1], a.q0.y, s);
+    s = rl_dp4a_us(w.w[2], a.q0.z, s);
+    s = rl_dp4a_us(w.w[3], a.q0.w, s);
+    s = rl_dp4a_us(w.w[4], a.q1.x, s);
+    s = rl_dp4a_us(w.w[5], a.q1.y, s);
+    s = rl_dp4a_us(w.w[6], a.q1.z, s);
+    s = rl_dp4a_us(w.w[7], a.q1.w, s);
     /* as Q4_K: d*s*dx*sum(q*qx) - dmin*m*sum(x) */
     return w.ds * a.ds.x * (float)s - w.dm * a.ds.y;
 }

@@ -51,7 +51,7 @@ using namespace rl_async;
 
 template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool pfg, bool nox)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -94,8 +94,13 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     }
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
+    if (g && pfg)
+        prefetch_g(g, cols); /* the norm's weights do not depend on the previous kernel */
     rl_pdl_wait();
-    prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
+    if (!nox)
+        prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
+    else /* measurement: whatever the shared activation holds */
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
     /* A lane's activation units are the same in every tile: where a row is
@@ -172,6 +177,22 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 }
 
 
+/* RL_CU_MVB_PFG=0: no L1 prefetch of the norm's weights before the PDL
+ * wait (measurements). */
+static bool pf_g(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_MVB_PFG", true, &on);
+}
+
+/* RL_CU_MVB_NOX=1: no activation prepared (wrong results: measures what the
+ * preparation costs; removed after). */
+static bool no_x(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_MVB_NOX", false, &on);
+}
+
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
 static bool act_regs(void)
 {
@@ -188,7 +209,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), pf_g(), no_x());
     return RL_CU_LAUNCHED("mvb");
 }
 

@@ -172,6 +172,16 @@ __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
     return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
+/* Before the PDL wait: each consumer thread prefetches one 128-byte line of
+ * the norm's weights g into L1, so prepare_x's second pass finds them there
+ * (they were a DRAM miss after the sum of squares: the weights streamed
+ * since the last step evict them from L2). */
+__device__ __forceinline__ void prefetch_g(const float *g, int64_t cols)
+{
+    for (int64_t i = (int64_t)threadIdx.x * 32; i < cols; i += (int64_t)NT * 32)
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(g + i));
+}
+
 template <bool FX>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
                           float *red)

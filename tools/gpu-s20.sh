@@ -1,0 +1,60 @@
+#!/bin/bash
+# gpu-s20.sh - session 20's device calls; parts marked "needs" ran code that
+# was removed after them.
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s20.sh PART
+# The old tree (.old, carried) is `git archive` of the commit before the change.
+T=$(dirname "$0")
+. "$T/gpu-env.sh"
+B=${RL_GPU_BUILD:-/tmp/rl-b}
+BC=$B/bench/ringlm-bench-cuda
+PART=${1:-first}
+. "$T/gpu-lib.sh" # left, build, suites, ctests, alt, ty, build_pair, ab, ...
+# kv8 SHAPE TYPE: the single stream with the int8 KV cache (tok/s).
+kv8() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 64 --kv q8_0 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2; }
+# attp SHAPE TYPE: the single stream's per-op attention and RoPE (us) and sum.
+attp() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "attention|rope|sum" | tr -s ' ' | tr '\n' '|'; }
+#   first    (1e21097 + a4f6fcc's Q5_K units + RL_CU_ATTN_ACQREL) session 19's
+#            replay check on a GPU; Q5_K units in one shift and a rotation,
+#            old tree against new; the split merge's arrival as one
+#            acquire-release atomic (RL_CU_ATTN_ACQREL=1) against the fences,
+#            alternating; 7B blocks per head; the int8 KV at batch 1; TinyLlama's
+#            time to first token (20-token prompt, engine) and per-op profile at 20 rows.
+if [ "$PART" = first ]; then
+  build_pair
+  mkm tinyllama-1.1b q4_0 tl-q4_0
+  echo "TTFT 20 tokens: $(timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/tl-q4_0.gguf --device cuda --prompt 20 --gen 16 --json 2>/dev/null | grep -oE '"(ttft_ms|ttft_reps)":[0-9.]+' | tr '\n' ' ')"
+  timeout 60 $BC --shape tinyllama-1.1b --type q4_0 --batch 20 --prompt 20 --gen 8 --kv f16 --profile 2>&1 | grep -E "profile|us x|sum"
+  ctests test_cu_model test_cu_kernels test_cu_paged test_cu_mvb test_cu_mixed
+  echo "ACQREL=1: $(RL_CU_ATTN_ACQREL=1 ctests test_cu_kernels test_cu_paged test_cu_kvq8 | tr '\n' ' ')"
+  wait
+  for r in 1 2; do
+    ab 300 llama2-7b q5_k_m
+    ab 310 llama2-7b q5_k
+  done
+  alt RL_CU_ATTN_ACQREL "0 1" 3 380 "ty tinyllama-1.1b q4_0"
+  alt RL_CU_ATTN_ACQREL "0 1" 2 430 "ty llama2-7b q4_0"
+  for v in 0 1; do left 450 && echo "ACQREL=$v profile TinyLlama: $(RL_CU_ATTN_ACQREL=$v attp tinyllama-1.1b q4_0)"; done
+  alt RL_CU_ATTN_SPLITS "d 5 18" 1 490 "ty llama2-7b q4_0"
+  left 510 && echo "int8 KV 7B q4_0: $(kv8 llama2-7b q4_0) TinyLlama q4_0: $(kv8 tinyllama-1.1b q4_0)"
+  echo "elapsed ${SECONDS}s"
+fi
+#   second   (acquire-release merge on by default) the norm's weights
+#            prefetched into L1 before the PDL wait in rl_cu_mvb
+#            (RL_CU_MVB_PFG), the RoPE kernel's position, angles and cache
+#            row before its wait (RL_CU_ROPE_EARLY), each against off,
+#            alternating; what preparing the activation costs rl_cu_mvb
+#            (RL_CU_MVB_NOX=1: none prepared, wrong results).
+if [ "$PART" = second ]; then
+  build
+  ctests test_cu_kernels test_cu_paged test_cu_kvq8 test_cu_mvb test_cu_mixed test_cu_model
+  echo "ROPE_EARLY=0 PFG=0: $(RL_CU_ROPE_EARLY=0 RL_CU_MVB_PFG=0 ctests test_cu_kernels test_cu_paged | tr '\n' ' ')"
+  alt RL_CU_MVB_PFG "1 0" 3 250 "ty llama2-7b q4_0"
+  alt RL_CU_MVB_PFG "1 0" 2 290 "ty tinyllama-1.1b q4_k_m"
+  alt RL_CU_ROPE_EARLY "1 0" 3 340 "ty tinyllama-1.1b q4_0"
+  alt RL_CU_ROPE_EARLY "1 0" 2 380 "ty llama2-7b q4_0"
+  for v in 1 0; do left 400 && echo "ROPE_EARLY=$v profile TinyLlama: $(RL_CU_ROPE_EARLY=$v attp tinyllama-1.1b q4_0)"; done
+  alt RL_CU_MVB_NOX "0 1" 2 450 "ty llama2-7b q4_0"
+  left 470 && echo "NOX=1 profile 7B: $(RL_CU_MVB_NOX=1 profT llama2-7b q4_0)"
+  left 490 && echo "NOX=0 profile 7B: $(profT llama2-7b q4_0)"
+  echo "elapsed ${SECONDS}s"
+fi
