@@ -58,3 +58,24 @@ if [ "$PART" = second ]; then
   left 490 && echo "NOX=0 profile 7B: $(profT llama2-7b q4_0)"
   echo "elapsed ${SECONDS}s"
 fi
+#   greg     (RL_CU_ROPE_EARLY on by default; PFG and NOX removed) rl_cu_mvb's
+#            normed inputs with the norm's weights loaded before the PDL wait
+#            and x read once (RL_CU_MVB_GREG) against prepare_x, alternating;
+#            the CUDA and model suites; then every type's single stream on the
+#            final defaults and the command on a 7B Q4_0 file.
+if [ "$PART" = greg ]; then
+  build
+  ctests test_cu_mvb test_cu_mixed test_cu_model test_cu_kernels
+  echo "GREG=0: $(RL_CU_MVB_GREG=0 ctests test_cu_mvb test_cu_mixed | tr '\n' ' ')"
+  alt RL_CU_MVB_GREG "1 0" 3 220 "ty llama2-7b q4_0"
+  alt RL_CU_MVB_GREG "1 0" 2 260 "ty llama2-7b q4_k_m"
+  alt RL_CU_MVB_GREG "1 0" 2 290 "ty tinyllama-1.1b q4_k_m"
+  alt RL_CU_MVB_GREG "1 0" 1 310 "ty llama2-7b f16"
+  SUITE_S=150 suites --suite cuda --suite model
+  for s in "llama2-7b q8_0" "llama2-7b q6_k" "llama2-7b q4_k" "llama2-7b q5_k_m" "tinyllama-1.1b q4_0" "tinyllama-1.1b f16"; do
+    left 500 || break
+    echo "final $s: $(ty $s)"
+  done
+  left 500 && mkm llama2-7b q4_0 7b-q4_0 && echo "7B Q4_0 ringlm-bench model: $(benchm 7b-q4_0)"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -51,7 +51,7 @@ using namespace rl_async;
 
 template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool pfg, bool nox)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -94,13 +94,15 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     }
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
-    if (g && pfg)
-        prefetch_g(g, cols); /* the norm's weights do not depend on the previous kernel */
+    float4 g0[GPV]; /* the norm's weights do not depend on the previous kernel */
+    const bool gr = g && greg && cols <= GR;
+    if (gr)
+        load_g(g, cols, g0);
     rl_pdl_wait();
-    if (!nox)
+    if (gr)
+        prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red);
+    else
         prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
-    else /* measurement: whatever the shared activation holds */
-        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
     /* A lane's activation units are the same in every tile: where a row is
@@ -177,20 +179,12 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 }
 
 
-/* RL_CU_MVB_PFG=0: no L1 prefetch of the norm's weights before the PDL
- * wait (measurements). */
-static bool pf_g(void)
+/* RL_CU_MVB_GREG=0: the norm's weights read after the sum of squares,
+ * x twice (prepare_x; measurements). */
+static bool g_regs(void)
 {
     static int on = -1;
-    return rl_env_switch("RL_CU_MVB_PFG", true, &on);
-}
-
-/* RL_CU_MVB_NOX=1: no activation prepared (wrong results: measures what the
- * preparation costs; removed after). */
-static bool no_x(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_MVB_NOX", false, &on);
+    return rl_env_switch("RL_CU_MVB_GREG", true, &on);
 }
 
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
@@ -209,7 +203,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), pf_g(), no_x());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs());
     return RL_CU_LAUNCHED("mvb");
 }
 

@@ -172,21 +172,64 @@ __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
     return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
-/* Before the PDL wait: each consumer thread prefetches one 128-byte line of
- * the norm's weights g into L1, so prepare_x's second pass finds them there
- * (they were a DRAM miss after the sum of squares: the weights streamed
- * since the last step evict them from L2). */
-__device__ __forceinline__ void prefetch_g(const float *g, int64_t cols)
+/* One thread's float4 i of the activation: normalized (norm: times rs and
+ * its g values) and quantized (its 8-lane 32-block's scale and sum by
+ * shuffles), or stored as floats (FX). */
+template <bool FX>
+__device__ __forceinline__ void quant4(const float4 &x4v, const float4 &g4v, bool norm, float rs, int64_t i, int lane,
+                                       int8_t *xq, float *xds, float *xf)
 {
-    for (int64_t i = (int64_t)threadIdx.x * 32; i < cols; i += (int64_t)NT * 32)
-        asm volatile("prefetch.global.L1 [%0];" ::"l"(g + i));
+    float a[4] = {x4v.x, x4v.y, x4v.z, x4v.w}, b[4] = {g4v.x, g4v.y, g4v.z, g4v.w};
+    float amax = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        a[e] = norm ? a[e] * rs * b[e] : a[e];
+        amax = fmaxf(amax, fabsf(a[e]));
+    }
+    if constexpr (FX) { /* floats: the (normalized) fp32 values */
+        ((float4 *)xf)[i] = make_float4(a[0], a[1], a[2], a[3]);
+    } else {
+#pragma unroll
+        for (int o = 1; o < 8; o <<= 1)
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        int q[4], qs = 0;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            q[e] = __float2int_rn(a[e] * id);
+            qs += q[e];
+        }
+        *(char4 *)(xq + i * 4) = make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
+#pragma unroll
+        for (int o = 1; o < 8; o <<= 1)
+            qs += __shfl_xor_sync(0xffffffffu, qs, o);
+        if ((lane & 7) == 0) {
+            xds[i / 8 * 2] = d;
+            xds[i / 8 * 2 + 1] = d * (float)qs;
+        }
+    }
+}
+
+/* The sum of squares of all consumer threads' ss: rsqrt(mean + eps). */
+__device__ __forceinline__ float norm_scale(float ss, int64_t cols, float eps, float *red)
+{
+    const int t = threadIdx.x;
+    ss = rl_warp_sum(ss);
+    if ((t & 31) == 0)
+        red[t >> 5] = ss;
+    asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+    float tot = 0.0f;
+#pragma unroll
+    for (int w = 0; w < CW; w++)
+        tot += red[w];
+    return rsqrtf(tot / (float)cols + eps);
 }
 
 template <bool FX>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
                           float *red)
 {
-    const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    const int t = threadIdx.x, lane = t & 31;
     const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)g;
     const int64_t n4 = cols / 4;
     float rs = 1.0f;
@@ -201,15 +244,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
             for (int k = 0; k < PV; k++)
                 ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
         }
-        ss = rl_warp_sum(ss);
-        if (lane == 0)
-            red[warp] = ss;
-        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
-        float tot = 0.0f;
-#pragma unroll
-        for (int w = 0; w < CW; w++)
-            tot += red[w];
-        rs = rsqrtf(tot / (float)cols + eps);
+        rs = norm_scale(ss, cols, eps, red);
     }
     for (int64_t base = 0; base < n4; base += NT * PV) {
         float4 v[PV], gv[PV];
@@ -223,37 +258,48 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
             int64_t i = base + k * NT + t; /* a warp's 32 float4s are all in or all out: cols % 256 == 0 */
             if (i >= n4)
                 break;
-            float a[4] = {v[k].x, v[k].y, v[k].z, v[k].w}, b[4] = {gv[k].x, gv[k].y, gv[k].z, gv[k].w};
-            float amax = 0.0f;
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                a[e] = g ? a[e] * rs * b[e] : a[e];
-                amax = fmaxf(amax, fabsf(a[e]));
-            }
-            if constexpr (FX) { /* floats: the (normalized) fp32 values */
-                ((float4 *)xf)[i] = make_float4(a[0], a[1], a[2], a[3]);
-            } else {
-#pragma unroll
-                for (int o = 1; o < 8; o <<= 1)
-                    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-                float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-                int q[4], qs = 0;
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    q[e] = __float2int_rn(a[e] * id);
-                    qs += q[e];
-                }
-                *(char4 *)(xq + i * 4) =
-                    make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
-#pragma unroll
-                for (int o = 1; o < 8; o <<= 1)
-                    qs += __shfl_xor_sync(0xffffffffu, qs, o);
-                if ((lane & 7) == 0) {
-                    xds[i / 8 * 2] = d;
-                    xds[i / 8 * 2 + 1] = d * (float)qs;
-                }
-            }
+            quant4<FX>(v[k], gv[k], g != nullptr, rs, i, lane, xq, xds, xf);
         }
+    }
+    asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+}
+
+/* A normed input of at most GR columns (the model's width: Q|K|V, gate/up
+ * and the output product): the norm's weights loaded before the PDL wait
+ * (load_g, into g0), then one pass over x kept in registers for both the
+ * sum of squares and the quantization, so nothing but x is waited for after
+ * the wait (prepare_x reads x twice and g after the sum). The same values
+ * and sums as prepare_x (its first round; the rest are zeros). */
+constexpr int GPV = 4, GR = NT * GPV * 4; /* 8,192 columns */
+
+__device__ __forceinline__ void load_g(const float *g, int64_t cols, float4 (&g0)[GPV])
+{
+#pragma unroll
+    for (int k = 0; k < GPV; k++)
+        g0[k] = ld4((const float4 *)g, k * NT + threadIdx.x, cols / 4);
+}
+
+template <bool FX>
+__device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, int64_t cols, int8_t *xq, float *xds,
+                           float *xf, float *red)
+{
+    const int t = threadIdx.x, lane = t & 31;
+    const int64_t n4 = cols / 4;
+    float4 v[GPV];
+#pragma unroll
+    for (int k = 0; k < GPV; k++)
+        v[k] = ld4((const float4 *)x, k * NT + t, n4);
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < GPV; k++)
+        ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    float rs = norm_scale(ss, cols, eps, red);
+#pragma unroll
+    for (int k = 0; k < GPV; k++) {
+        int64_t i = k * NT + t;
+        if (i >= n4)
+            break;
+        quant4<FX>(v[k], g0[k], true, rs, i, lane, xq, xds, xf);
     }
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
