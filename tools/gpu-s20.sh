@@ -79,3 +79,18 @@ if [ "$PART" = greg ]; then
   left 500 && mkm llama2-7b q4_0 7b-q4_0 && echo "7B Q4_0 ringlm-bench model: $(benchm 7b-q4_0)"
   echo "elapsed ${SECONDS}s"
 fi
+# b64 KV: the 7B Q4_0 engine step at batch 64 (tok/s).
+b64() { timeout 120 $BC --shape llama2-7b --type q4_0 --batch 64 --prompt 160 --gen 64 --kv $1 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
+#   mvbtl    (GREG on by default) TinyLlama Q4_0 and Q8_0 on rl_cu_mvb
+#            (RL_CU_MVB=1) against the matvecs (the default below 4,096 wide),
+#            alternating; the time to first token (20 tokens, engine); the
+#            RoPE's early lookups at batch 64 (int8 KV).
+if [ "$PART" = mvbtl ]; then
+  build
+  alt RL_CU_MVB "d 1" 2 200 "ty tinyllama-1.1b q4_0"
+  alt RL_CU_MVB "d 1" 2 240 "ty tinyllama-1.1b q8_0"
+  mkm tinyllama-1.1b q4_0 tl-q4_0
+  left 280 && echo "TTFT 20 tokens: $(timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/tl-q4_0.gguf --device cuda --prompt 20 --gen 16 --json 2>/dev/null | grep -oE '"(ttft_ms|ttft_reps)":[0-9.]+' | tr '\n' ' ')"
+  alt RL_CU_ROPE_EARLY "1 0" 1 360 "b64 q8_0"
+  echo "elapsed ${SECONDS}s"
+fi
