@@ -94,3 +94,12 @@ if [ "$PART" = mvbtl ]; then
   alt RL_CU_ROPE_EARLY "1 0" 1 360 "b64 q8_0"
   echo "elapsed ${SECONDS}s"
 fi
+#   splits   (final code) TinyLlama Q4_0's blocks per head again (9 by
+#            default, 16 forced), alternating; the 7B per-op profiles.
+if [ "$PART" = splits ]; then
+  build
+  alt RL_CU_ATTN_SPLITS "d 16" 3 200 "ty tinyllama-1.1b q4_0"
+  for t in q4_0 q4_k_m; do left 300 && echo "profile 7B $t: $(profT llama2-7b $t)"; done
+  left 320 && echo "profile TinyLlama q4_0: $(profT tinyllama-1.1b q4_0)"
+  echo "elapsed ${SECONDS}s"
+fi
