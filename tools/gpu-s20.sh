@@ -103,3 +103,18 @@ if [ "$PART" = splits ]; then
   left 320 && echo "profile TinyLlama q4_0: $(profT tinyllama-1.1b q4_0)"
   echo "elapsed ${SECONDS}s"
 fi
+# tlb B: TinyLlama Q4_0 at batch B (128-token prompts, 32 generated): tok/s.
+tlb() { timeout 90 $BC --shape tinyllama-1.1b --type q4_0 --batch $1 --prompt 128 --gen 32 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
+#   pow2     (needs the RL_CU_ATTN_POW2 switch) the attention's blocks per
+#            head rounded up to a power of two against the two-wave count,
+#            alternating: the single streams (7B: 16 against 9) and TinyLlama
+#            batches 2-8.
+if [ "$PART" = pow2 ]; then
+  build
+  alt RL_CU_ATTN_POW2 "0 1" 3 200 "ty llama2-7b q4_0"
+  alt RL_CU_ATTN_POW2 "0 1" 2 220 "ty llama2-7b q4_k_m"
+  alt RL_CU_ATTN_POW2 "0 1" 2 240 "ty tinyllama-1.1b q4_0"
+  alt RL_CU_ATTN_POW2 "0 1" 2 260 "ty tinyllama-1.1b q4_k_m"
+  for b in 2 3 4 8; do left 300 && alt RL_CU_ATTN_POW2 "0 1" 2 300 "tlb $b" | sed "s/^/batch $b /"; done
+  echo "elapsed ${SECONDS}s"
+fi
