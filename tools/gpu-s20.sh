@@ -105,7 +105,7 @@ if [ "$PART" = splits ]; then
 fi
 # tlb B: TinyLlama Q4_0 at batch B (128-token prompts, 32 generated): tok/s.
 tlb() { timeout 90 $BC --shape tinyllama-1.1b --type q4_0 --batch $1 --prompt 128 --gen 32 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+'; }
-#   pow2     (needs the RL_CU_ATTN_POW2 switch) the attention's blocks per
+#   pow2     (needs aea25de: the switch removed after it) the attention's blocks per
 #            head rounded up to a power of two against the two-wave count,
 #            alternating: the single streams (7B: 16 against 9) and TinyLlama
 #            batches 2-8.

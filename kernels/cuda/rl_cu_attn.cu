@@ -43,10 +43,6 @@ extern "C" int rl_cu_attn_splits(int batch, int n_head)
         return force;
     int want = (2 * rl_cu_sm_count() + batch * n_head - 1) / (batch * n_head);
     want = want < min_split ? min_split : want;
-    static int pow2 = -1; /* RL_CU_ATTN_POW2=1: rounded up to a power of two (measurements) */
-    if (rl_env_switch("RL_CU_ATTN_POW2", false, &pow2))
-        while (want & (want - 1))
-            want += want & -want;
     return want > 32 ? 32 : want;
 }
 
