@@ -118,3 +118,29 @@ if [ "$PART" = pow2 ]; then
   for b in 2 3 4 8; do left 300 && alt RL_CU_ATTN_POW2 "0 1" 2 300 "tlb $b" | sed "s/^/batch $b /"; done
   echo "elapsed ${SECONDS}s"
 fi
+# ttftlib: the 20-token prompt's time to first token through libringlm (one
+# client, 50 requests against ringlmd on a TinyLlama Q4_0 file): the bench's
+# TTFT figures.
+ttftlib() {
+  mkm tinyllama-1.1b q4_0 tl-q4_0
+  local sock=/tmp/rl-ttft.sock; rm -f $sock
+  $B/daemon/ringlmd --model /tmp/rl-models/tl-q4_0.gguf --device cuda --socket $sock --max-clients 8 --step-tokens 512 2>"$OUT/ringlmd-ttft.log" &
+  local dpid=$! i
+  for i in $(seq 1 600); do $B/tools/ringlm --socket $sock info >/dev/null 2>&1 && break; sleep 0.1; done
+  timeout 120 $B/bench/ringlm-bench load --socket $sock --clients 1 --requests 50 --prefix 0 --suffix 20 --max-tokens 16 --json 2>>"$OUT/load.err" | grep -oE '"ttft_ms":\{[^}]*\}'
+  kill -TERM $dpid; wait $dpid
+}
+#   pair     (final code + RL_CU_MVB_PAIR) a tile's halves meeting at their
+#            two warps' barrier instead of all consumers', alternating; then
+#            7B Q4_K_M at batch 4 and the 20-token TTFT through libringlm.
+if [ "$PART" = pair ]; then
+  build
+  echo "PAIR=1: $(RL_CU_MVB_PAIR=1 ctests test_cu_mvb test_cu_mixed test_cu_model | tr '\n' ' ')"
+  alt RL_CU_MVB_PAIR "0 1" 3 220 "ty llama2-7b q4_k_m"
+  alt RL_CU_MVB_PAIR "0 1" 2 250 "ty llama2-7b q4_0"
+  alt RL_CU_MVB_PAIR "0 1" 2 280 "ty llama2-7b q6_k"
+  alt RL_CU_MVB_PAIR "0 1" 2 300 "ty tinyllama-1.1b q4_k_m"
+  left 320 && echo "7B q4_k_m batch 4: $(tps $BC llama2-7b q4_k_m --batch 4 --prompt 128 --gen 32)"
+  left 380 && echo "TTFT through libringlm: $(ttftlib)"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -51,7 +51,7 @@ using namespace rl_async;
 
 template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -161,11 +161,16 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         if (GLU)
             accu = rl_warp_sum(accu);
         /* the second half's sums through shared memory: two buffers by tile
-         * parity, so one barrier per tile */
+         * parity, so one barrier per tile; pair: only the output's two warps
+         * meet there (named barrier 2 + o), else all 16 consumers
+         * (RL_CU_MVB_PAIR) */
         float *half = red + 16 + (tl & 1) * 16;
         if (h == 1 && lane == 0)
             half[o] = acc, half[TR + o] = accu;
-        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+        if (pair)
+            asm volatile("bar.sync %0, 64;" ::"r"(2 + o) : "memory");
+        else
+            asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         if (h == 1 || lane != 0)
             continue;
         acc += half[o], accu += half[TR + o];
@@ -187,6 +192,14 @@ static bool g_regs(void)
     return rl_env_switch("RL_CU_MVB_GREG", true, &on);
 }
 
+/* RL_CU_MVB_PAIR=1: a tile's halves meet at a barrier of their two warps
+ * instead of all 16 consumers' (measurements). */
+static bool pair_bar(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_MVB_PAIR", false, &on);
+}
+
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
 static bool act_regs(void)
 {
@@ -203,7 +216,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(), pair_bar());
     return RL_CU_LAUNCHED("mvb");
 }
 
