@@ -23,7 +23,8 @@
  *   output): each CTA quantizes it to int8 blocks in shared memory after the
  *   PDL wait (F16/BF16 weights: keeps it fp32 there, as their matvec
  *   does), with the RMSNorm (weight g, epsilon) first when given, so no
- *   norm or quantization kernel runs between products. The int8 values are
+ *   norm or quantization kernel runs between products (g loaded before the
+ *   wait and x read once where the row is at most 8,192 wide: session 20). The int8 values are
  *   rl_cu_rmsnorm's and rl_cu_quantize's up to the order of the sum of squares.
  * - 16 consumer warps, two per output: warp w takes output w % 8 and, per
  *   stage, the units (a block; F16/BF16: 8 values) of its half w / 8
@@ -31,8 +32,8 @@
  *   shared activation (the matvec's arithmetic, wdot; a lane's activation
  *   units held in registers across tiles where a row is one chunk of two
  *   units a lane, session 18), and releases the stage; at the tile's end warp sums,
- *   the halves meet in shared memory, then y = v, y += v or
- *   y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
+ *   the halves meet in shared memory (a named barrier of the output's two
+ *   warps, session 20), then y = v, y += v or y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
  *   its own input. (8 warps, one per output, measured 3-4% slower.)
  *
  * Needs a type of the table below, columns a multiple of 256 (whole 16-byte
@@ -162,8 +163,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             accu = rl_warp_sum(accu);
         /* the second half's sums through shared memory: two buffers by tile
          * parity, so one barrier per tile; pair: only the output's two warps
-         * meet there (named barrier 2 + o), else all 16 consumers
-         * (RL_CU_MVB_PAIR) */
+         * meet there (named barrier 2 + o), else all 16 consumers (pair_bar) */
         float *half = red + 16 + (tl & 1) * 16;
         if (h == 1 && lane == 0)
             half[o] = acc, half[TR + o] = accu;
@@ -184,20 +184,28 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
 }
 
 
-/* RL_CU_MVB_GREG=0: the norm's weights read after the sum of squares,
- * x twice (prepare_x; measurements). */
+/* Normed inputs up to GR wide through prepare_xg (default on;
+ * RL_CU_MVB_GREG=0: prepare_x, the norm's weights read after the sum of
+ * squares and x twice, for measurements). H100, session 20: 7B Q4_K_M
+ * 467.0-468.3 against 440.3-440.4 tok/s, TinyLlama Q4_K_M 1,498-1,514
+ * against 1,355-1,376, F16 214.2 against 212.4, 7B Q4_0 unchanged
+ * (554.5-556.9 against 551.7-560.6): the K-quants' consumers, the slower
+ * side, start sooner. */
 static bool g_regs(void)
 {
     static int on = -1;
     return rl_env_switch("RL_CU_MVB_GREG", true, &on);
 }
 
-/* RL_CU_MVB_PAIR=1: a tile's halves meet at a barrier of their two warps
- * instead of all 16 consumers' (measurements). */
+/* A tile's halves meet at a barrier of their two warps (default on;
+ * RL_CU_MVB_PAIR=0: all 16 consumers', for measurements). H100, session 20:
+ * 7B Q6_K 392.6-393.2 against 382.9-383.5 tok/s, Q4_K_M 472-477 against
+ * 464-475, Q4_0 560-565 against 558; TinyLlama Q4_K_M 1,526-1,534 against
+ * 1,508. */
 static bool pair_bar(void)
 {
     static int on = -1;
-    return rl_env_switch("RL_CU_MVB_PAIR", false, &on);
+    return rl_env_switch("RL_CU_MVB_PAIR", true, &on);
 }
 
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
