@@ -144,3 +144,18 @@ if [ "$PART" = pair ]; then
   left 380 && echo "TTFT through libringlm: $(ttftlib)"
   echo "elapsed ${SECONDS}s"
 fi
+#   rope     (the rotating one-token attention, RL_CU_ATTN_ROPE on by
+#            default) its bit-for-bit test and the tests it touches, then the
+#            single streams against the RoPE kernel (RL_CU_ATTN_ROPE=0),
+#            alternating; the suites if time is left.
+if [ "$PART" = rope ]; then
+  build
+  ctests test_cu_attnrope test_cu_kernels test_cu_paged test_cu_kvq8 test_cu_model test_cu_mixed
+  alt RL_CU_ATTN_ROPE "1 0" 3 160 "ty tinyllama-1.1b q4_0"
+  alt RL_CU_ATTN_ROPE "1 0" 2 180 "ty llama2-7b q4_0"
+  alt RL_CU_ATTN_ROPE "1 0" 2 195 "ty tinyllama-1.1b q4_k_m"
+  alt RL_CU_ATTN_ROPE "1 0" 1 205 "ty llama2-7b q4_k_m"
+  left 215 && echo "profile TinyLlama q4_0: $(profT tinyllama-1.1b q4_0)"
+  left 200 && SUITE_S=90 suites --suite cuda --suite model
+  echo "elapsed ${SECONDS}s"
+fi
