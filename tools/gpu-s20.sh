@@ -144,7 +144,7 @@ if [ "$PART" = pair ]; then
   left 380 && echo "TTFT through libringlm: $(ttftlib)"
   echo "elapsed ${SECONDS}s"
 fi
-#   rope     (the rotating one-token attention, RL_CU_ATTN_ROPE on by
+#   rope     (needs 41197dd: reverted in 8e950d9) the rotating one-token attention (RL_CU_ATTN_ROPE on by
 #            default) its bit-for-bit test and the tests it touches, then the
 #            single streams against the RoPE kernel (RL_CU_ATTN_ROPE=0),
 #            alternating; the suites if time is left.
