@@ -159,3 +159,15 @@ if [ "$PART" = rope ]; then
   left 200 && SUITE_S=90 suites --suite cuda --suite model
   echo "elapsed ${SECONDS}s"
 fi
+#   final    (the final code) the cuda and model suites, the single streams
+#            on the final defaults, memcheck on rl_cu_mvb's test.
+if [ "$PART" = final ]; then
+  build
+  SUITE_S=150 suites --suite cuda --suite model
+  for s in "llama2-7b q4_0" "llama2-7b q4_k_m" "tinyllama-1.1b q4_0" "tinyllama-1.1b q4_k_m" "llama2-7b q4_0" "tinyllama-1.1b q4_0"; do
+    left 230 || break
+    echo "final $s: $(ty $s)"
+  done
+  left 200 && SAN_S=60 memcheck test_cu_mvb
+  echo "elapsed ${SECONDS}s"
+fi
