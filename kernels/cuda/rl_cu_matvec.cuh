@@ -235,6 +235,24 @@ __device__ __forceinline__ int rl_dp4a_us(uint32_t a, int b, int c)
     return d;
 }
 
+/* s plus the dot products of four weight words w with the activation words
+ * a (US: unsigned weight bytes, dp4a.u32.s32; else signed bytes, dp4a). */
+template <bool US, typename W>
+__device__ __forceinline__ int rl_dot4(W w0, W w1, W w2, W w3, const int4 &a, int s)
+{
+    if constexpr (US) {
+        s = rl_dp4a_us((uint32_t)w0, a.x, s);
+        s = rl_dp4a_us((uint32_t)w1, a.y, s);
+        s = rl_dp4a_us((uint32_t)w2, a.z, s);
+        return rl_dp4a_us((uint32_t)w3, a.w, s);
+    } else {
+        s = __dp4a((int)w0, a.x, s);
+        s = __dp4a((int)w1, a.y, s);
+        s = __dp4a((int)w2, a.z, s);
+        return __dp4a((int)w3, a.w, s);
+    }
+}
+
 /* The int8-activation types' dot product of a weight unit with an activation
  * unit already loaded (rl_cu_mvb keeps a lane's units in registers). */
 template <int T> __device__ __forceinline__ float wdot_x(const wunit<T> &w, const xunit &a);
@@ -260,20 +278,14 @@ template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_0>(const wunit<RL
 
 template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q8_0>(const wunit<RL_TYPE_Q8_0> &w, const xunit &a)
 {
-    int s = 0;
-    s = __dp4a(w.q0.x, a.q0.x, s);
-    s = __dp4a(w.q0.y, a.q0.y, s);
-    s = __dp4a(w.q0.z, a.q0.z, s);
-    s = __dp4a(w.q0.w, a.q0.w, s);
-    s = __dp4a(w.q1.x, a.q1.x, s);
-    s = __dp4a(w.q1.y, a.q1.y, s);
-    s = __dp4a(w.q1.z, a.q1.z, s);
-    s = __dp4a(w.q1.w, a.q1.w, s);
+    int s = rl_dot4<false>(w.q0.x, w.q0.y, w.q0.z, w.q0.w, a.q0, 0);
+    s = rl_dot4<false>(w.q1.x, w.q1.y, w.q1.z, w.q1.w, a.q1, s);
     return w.d * a.ds.x * (float)s;
 }
 
 template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_K>(const wunit<RL_TYPE_Q4_K> &w, const xunit &a)
 {
+    /* (its own chain: through rl_dot4, ptxas schedules rl_cu_mvb's Q4_K code differently) */
     const uint32_t M = w.mk; /* the nibbles in place: high ones read as 16n, ds has the 1/16 */
     int s = 0;
     s = rl_dp4a_us(w.q0.x & M, a.q0.x, s);
@@ -290,30 +302,17 @@ template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_K>(const wunit<RL
 
 template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q5_K>(const wunit<RL_TYPE_Q5_K> &w, const xunit &a)
 {
-    int s = 0; /* unsigned weight bytes: an odd unit's are 8 times its values, up to 248 */
-    s = rl_dp4a_us(w.w[0], a.q0.x, s);
-    s = rl_dp4a_us(w.w[1], a.q0.y, s);
-    s = rl_dp4a_us(w.w[2], a.q0.z, s);
-    s = rl_dp4a_us(w.w[3], a.q0.w, s);
-    s = rl_dp4a_us(w.w[4], a.q1.x, s);
-    s = rl_dp4a_us(w.w[5], a.q1.y, s);
-    s = rl_dp4a_us(w.w[6], a.q1.z, s);
-    s = rl_dp4a_us(w.w[7], a.q1.w, s);
+    /* unsigned weight bytes: an odd unit's are 8 times its values, up to 248 */
+    int s = rl_dot4<true>(w.w[0], w.w[1], w.w[2], w.w[3], a.q0, 0);
+    s = rl_dot4<true>(w.w[4], w.w[5], w.w[6], w.w[7], a.q1, s);
     /* as Q4_K: d*s*dx*sum(q*qx) - dmin*m*sum(x) */
     return w.ds * a.ds.x * (float)s - w.dm * a.ds.y;
 }
 
 template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q6_K>(const wunit<RL_TYPE_Q6_K> &w, const xunit &a)
 {
-    int s0 = 0, s1 = 0;
-    s0 = __dp4a(w.w[0], a.q0.x, s0);
-    s0 = __dp4a(w.w[1], a.q0.y, s0);
-    s0 = __dp4a(w.w[2], a.q0.z, s0);
-    s0 = __dp4a(w.w[3], a.q0.w, s0);
-    s1 = __dp4a(w.w[4], a.q1.x, s1);
-    s1 = __dp4a(w.w[5], a.q1.y, s1);
-    s1 = __dp4a(w.w[6], a.q1.z, s1);
-    s1 = __dp4a(w.w[7], a.q1.w, s1);
+    int s0 = rl_dot4<false>(w.w[0], w.w[1], w.w[2], w.w[3], a.q0, 0);
+    int s1 = rl_dot4<false>(w.w[4], w.w[5], w.w[6], w.w[7], a.q1, 0);
     return a.ds.x * (w.d0 * (float)s0 + w.d1 * (float)s1);
 }
 
