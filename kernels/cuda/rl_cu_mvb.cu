@@ -24,8 +24,9 @@
  *   PDL wait (F16/BF16 weights: keeps it fp32 there, as their matvec
  *   does), with the RMSNorm (weight g, epsilon) first when given, so no
  *   norm or quantization kernel runs between products (g loaded before the
- *   wait and x read once where the row is at most 8,192 wide: session 20). The int8 values are
- *   rl_cu_rmsnorm's and rl_cu_quantize's up to the order of the sum of squares.
+ *   wait and x read once where the row is at most 8,192 wide: session 20).
+ *   The int8 values are rl_cu_rmsnorm's and rl_cu_quantize's up to the order
+ *   of the sum of squares.
  * - 16 consumer warps, two per output: warp w takes output w % 8 and, per
  *   stage, the units (a block; F16/BF16: 8 values) of its half w / 8
  *   (lane + 32 * (2k + half); GLU: of the gate and the up row) against the
@@ -33,8 +34,9 @@
  *   units held in registers across tiles where a row is one chunk of two
  *   units a lane, session 18), and releases the stage; at the tile's end warp sums,
  *   the halves meet in shared memory (a named barrier of the output's two
- *   warps, session 20), then y = v, y += v or y = silu(gate) * up. Outputs are fp32 only: the next product quantizes
- *   its own input. (8 warps, one per output, measured 3-4% slower.)
+ *   warps, session 20), then y = v, y += v or y = silu(gate) * up. Outputs
+ *   are fp32 only: the next product quantizes its own input. (8 warps, one
+ *   per output, measured 3-4% slower.)
  *
  * Needs a type of the table below, columns a multiple of 256 (whole 16-byte
  * scale runs; whole K-quant blocks), output rows a multiple of 8, 16-byte
@@ -224,7 +226,8 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(), pair_bar());
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
+                   pair_bar());
     return RL_CU_LAUNCHED("mvb");
 }
 
