@@ -38,7 +38,7 @@ if [ "$PART" = first ]; then
   left 510 && echo "int8 KV 7B q4_0: $(kv8 llama2-7b q4_0) TinyLlama q4_0: $(kv8 tinyllama-1.1b q4_0)"
   echo "elapsed ${SECONDS}s"
 fi
-#   second   (acquire-release merge on by default) the norm's weights
+#   second   (needs 62ff8d0: PFG and NOX removed in 9644415; acquire-release merge on by default) the norm's weights
 #            prefetched into L1 before the PDL wait in rl_cu_mvb
 #            (RL_CU_MVB_PFG), the RoPE kernel's position, angles and cache
 #            row before its wait (RL_CU_ROPE_EARLY), each against off,
