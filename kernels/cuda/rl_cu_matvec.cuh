@@ -260,7 +260,9 @@ template <int T> __device__ __forceinline__ float wdot_x(const wunit<T> &w, cons
 template <> __device__ __forceinline__ float wdot_x<RL_TYPE_Q4_0>(const wunit<RL_TYPE_Q4_0> &w, const xunit &a)
 {
     /* the high nibbles in place (16n) in their own sum, which is then a
-     * multiple of 16: no shift per word, one at the end (exact) */
+     * multiple of 16: no shift per word, one at the end (exact). (Its own
+     * interleaved chains: as two rl_dot4 calls, ptxas schedules the Q4_0
+     * matvec and rl_cu_mvb code differently.) */
     const uint32_t M = 0x0F0F0F0Fu, MH = 0xF0F0F0F0u;
     int s = 0, t = 0;
     s = rl_dp4a_us(w.q.x & M, a.q0.x, s);
