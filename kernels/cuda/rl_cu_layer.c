@@ -1,6 +1,7 @@
 /* rl_cu_layer.c - a layer's weight matrices with a type per role, and its
  * Q|K|V and gate/up products. Where Q, K and V share a type they are one
- * matrix (rows Q|K|V) and one matvec; otherwise three matrices whose matvecs
+ * matrix (rows Q|K|V) and one matvec; where only Q and K do, Q|K and V;
+ * otherwise three matrices whose matvecs
  * write their columns of the same [batch][q|k|v] rows (rl_cu_act.stride), so
  * RoPE, the KV write and attention see one layout either way. Gate/up
  * likewise: one fused GLU matvec, or two matvecs, SwiGLU and quantization.
@@ -31,6 +32,14 @@ rl_cu_layer_types rl_cu_layer_types_of(const rl_cu_model_types *ty, const rl_cu_
 static bool qkv_fused(const rl_cu_layer_types *lt)
 {
     return lt->t[RL_CU_W_Q] == lt->t[RL_CU_W_K] && lt->t[RL_CU_W_Q] == lt->t[RL_CU_W_V];
+}
+
+/* Q and K in one matrix (with V or without it; RL_CU_QK_FUSE=0: Q|K only
+ * with V, for measurements). */
+static bool qk_fused(const rl_cu_layer_types *lt)
+{
+    static int on = -1;
+    return lt->t[RL_CU_W_Q] == lt->t[RL_CU_W_K] && (qkv_fused(lt) || rl_env_switch("RL_CU_QK_FUSE", true, &on));
 }
 
 static bool gu_fused(const rl_cu_layer_types *lt)
@@ -85,10 +94,10 @@ int rl_cu_layer_alloc(const rl_cu_model_cfg *c, const rl_cu_layer_types *lt, rl_
 {
     const rl_type *t = lt->t;
     int64_t E = c->n_embd, F = c->n_ff, qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_head_kv * c->head_dim;
-    bool fq = qkv_fused(lt), fg = gu_fused(lt);
+    bool fq = qkv_fused(lt), fk = qk_fused(lt), fg = gu_fused(lt);
     int rc;
-    if ((rc = rl_cu_mat_alloc(&L->wqkv, t[RL_CU_W_Q], fq ? qd + 2 * kvd : qd, E)) ||
-        (!fq && (rc = rl_cu_mat_alloc(&L->wk, t[RL_CU_W_K], kvd, E))) ||
+    if ((rc = rl_cu_mat_alloc(&L->wqkv, t[RL_CU_W_Q], fq ? qd + 2 * kvd : fk ? qd + kvd : qd, E)) ||
+        (!fk && (rc = rl_cu_mat_alloc(&L->wk, t[RL_CU_W_K], kvd, E))) ||
         (!fq && (rc = rl_cu_mat_alloc(&L->wv, t[RL_CU_W_V], kvd, E))) ||
         (rc = rl_cu_mat_alloc(&L->wo, t[RL_CU_W_O], E, qd)) ||
         (rc = rl_cu_mat_alloc(&L->wgu, t[RL_CU_W_GATE], fg ? 2 * F : F, E)) ||
@@ -123,14 +132,25 @@ int rl_cu_layer_fill_random(rl_cu_layer *L, uint64_t seed, cudaStream_t s)
     return 0;
 }
 
+int rl_cu_layer_qkv_parts(const rl_cu_layer *L, const rl_cu_mat *p[3])
+{
+    int n = 0;
+    p[n++] = &L->wqkv;
+    if (L->wk.q)
+        p[n++] = &L->wk;
+    if (L->wv.q)
+        p[n++] = &L->wv;
+    return n;
+}
+
 rl_cu_mat *rl_cu_layer_role(const rl_cu_model_cfg *c, rl_cu_layer *L, rl_cu_role role, int64_t *row0)
 {
     int64_t qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_head_kv * c->head_dim;
-    bool fq = L->wk.q == NULL, fg = L->wup.q == NULL;
+    bool fk = L->wk.q == NULL, fq = fk && L->wv.q == NULL, fg = L->wup.q == NULL;
     *row0 = 0;
     switch (role) {
     case RL_CU_W_Q: return &L->wqkv;
-    case RL_CU_W_K: *row0 = fq ? qd : 0; return fq ? &L->wqkv : &L->wk;
+    case RL_CU_W_K: *row0 = fk ? qd : 0; return fk ? &L->wqkv : &L->wk;
     case RL_CU_W_V: *row0 = fq ? qd + kvd : 0; return fq ? &L->wqkv : &L->wv;
     case RL_CU_W_O: return &L->wo;
     case RL_CU_W_GATE: return &L->wgu;
@@ -263,8 +283,8 @@ int rl_cu_layer_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, const rl_cu_
                     cudaStream_t s)
 {
     int64_t ld = rl_cu_qkv_dim(c), off = 0;
-    const rl_cu_mat *parts[3] = {&L->wqkv, &L->wk, &L->wv};
-    int np = L->wk.q ? 3 : 1;
+    const rl_cu_mat *parts[3];
+    int np = rl_cu_layer_qkv_parts(L, parts);
     for (int i = 0; i < np; off += parts[i]->rows, i++) {
         rl_cu_act y = {.f = d_qkv + off, .n = parts[i]->rows, .stride = ld};
         TRY(rl_cu_product(parts[i], xn, n, RL_CU_MV_STORE, &y, s));
@@ -303,8 +323,8 @@ static int gemm_parts(const rl_cu_mat *const *parts, int n_parts, rl_cu_blas *b,
 int rl_cu_layer_gemm_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, rl_cu_blas *b, const void *d_xh, int n,
                          void *d_wscratch, float *d_qkv, cudaStream_t s)
 {
-    const rl_cu_mat *parts[3] = {&L->wqkv, &L->wk, &L->wv};
-    TRY(gemm_parts(parts, L->wk.q ? 3 : 1, b, d_xh, n, d_wscratch, d_qkv, s));
+    const rl_cu_mat *parts[3];
+    TRY(gemm_parts(parts, rl_cu_layer_qkv_parts(L, parts), b, d_xh, n, d_wscratch, d_qkv, s));
     return L->bqkv ? rl_cu_add_bias(d_qkv, L->bqkv, rl_cu_qkv_dim(c), n, s) : 0;
 }
 

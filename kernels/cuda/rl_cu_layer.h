@@ -26,6 +26,9 @@ uint64_t rl_cu_layer_bytes(const rl_cu_layer *L);
 int rl_cu_layer_fill_random(rl_cu_layer *L, uint64_t seed, cudaStream_t s);
 /* The matrix holding role's rows, and the first of them there. */
 rl_cu_mat *rl_cu_layer_role(const rl_cu_model_cfg *c, rl_cu_layer *L, rl_cu_role role, int64_t *row0);
+/* The matrices of the layer's Q|K|V rows in row order (wqkv, then wk and wv
+ * where used): their count, 1 to 3. */
+int rl_cu_layer_qkv_parts(const rl_cu_layer *L, const rl_cu_mat *p[3]);
 
 /* y = W x for n rows (1..any) in a matvec mode, with the best kernel for n:
  * rl_cu_matvec up to RL_CU_MAX_BATCH rows (Q4_0 with fp16 activations: up to

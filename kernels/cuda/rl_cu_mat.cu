@@ -65,7 +65,7 @@ extern "C" size_t rl_cu_mat_bytes(rl_type t, int64_t rows, int64_t cols)
     case RL_TYPE_Q8_0: return cols % 32 ? 0 : r * (cols / 32) * 34;
     case RL_TYPE_Q4_K: return cols % 256 ? 0 : r * (cols / 256) * RL_Q4K_BYTES;
     case RL_TYPE_Q5_K: return cols % 256 ? 0 : r * (cols / 256) * RL_Q5K_BYTES;
-    case RL_TYPE_Q6_K: return cols % 256 ? 0 : r * (cols / 256) * RL_Q6K_DEV; /* padded slots */
+    case RL_TYPE_Q6_K: return cols % 256 ? 0 : r * (size_t)rl_q6k_row_bytes(cols / 256); /* groups of 8 */
     default: return 0;
     }
 }
@@ -131,13 +131,17 @@ extern "C" int rl_cu_mat_set_rows(rl_cu_mat *m, int64_t row0, const void *host, 
     if (n_rows == 0)
         return 0;
     size_t qrow = qplane_row(m->type, m->cols);
-    if (m->type == RL_TYPE_Q6_K) { /* each 210-byte block into its 224-byte slot */
-        size_t n_blocks = (size_t)n_rows * (m->cols / 256);
-        uint8_t *t = (uint8_t *)calloc(n_blocks, RL_Q6K_DEV);
+    if (m->type == RL_TYPE_Q6_K) { /* each 210-byte block: its d to the group's header */
+        int64_t nbk = m->cols / 256;
+        uint8_t *t = (uint8_t *)calloc((size_t)n_rows, qrow);
         if (!t)
             return -ENOMEM;
-        for (size_t i = 0; i < n_blocks; i++)
-            memcpy(t + i * RL_Q6K_DEV, (const uint8_t *)host + i * RL_Q6K_BYTES, RL_Q6K_BYTES);
+        for (int64_t r = 0; r < n_rows; r++)
+            for (int64_t k = 0; k < nbk; k++) {
+                const uint8_t *b = (const uint8_t *)host + (r * nbk + k) * RL_Q6K_BYTES;
+                memcpy(t + r * qrow + rl_q6k_block_off(k), b, RL_Q6K_PACK);
+                memcpy(t + r * qrow + rl_q6k_d_off(k), b + RL_Q6K_PACK, 2);
+            }
         int rc = rl_cu_check(cudaMemcpy((uint8_t *)m->q + row0 * qrow, t, qrow * n_rows, cudaMemcpyHostToDevice),
                              "upload weights");
         free(t);
@@ -228,10 +232,8 @@ __global__ void k_fill_scales(rl_cu_mat m, uint64_t seed, float amp)
             b[0] = d;
             b[1] = __float2half(__half2float(d) * (m.type == RL_TYPE_Q4_K ? 8.0f : 16.0f));
         } else {
-            uint8_t *b = (uint8_t *)m.q + i * RL_Q6K_DEV;
-            uint16_t h = __half_as_ushort(d);
-            b[208] = (uint8_t)h;
-            b[209] = (uint8_t)(h >> 8);
+            int64_t nbk = m.cols / 256, row = (int64_t)(i / nbk), k = (int64_t)(i % nbk);
+            *(__half *)((uint8_t *)m.q + row * rl_q6k_row_bytes(nbk) + rl_q6k_d_off(k)) = d;
         }
     }
 }

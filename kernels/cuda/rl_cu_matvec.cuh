@@ -131,12 +131,13 @@ __device__ __forceinline__ uint32_t rl_q6_center4(uint32_t q)
     return (q ^ 0x20202020u) << 2;
 }
 
-/* Unit j of the Q6_K block at b, in its 224-byte device slot (RL_Q6K_DEV):
- * the unit's 32 ql bytes and 32 qh bytes are two aligned 16-byte loads each.
+/* Unit j of the Q6_K block at b (its device form: ql, qh, scales; 16-byte
+ * aligned, rl_cu_dequant.cuh), its fp16 d at dp: the unit's 32 ql bytes and
+ * 32 qh bytes are two aligned 16-byte loads each.
  * From shared memory (rl_cu_mvb) the values are 4 (q - 32) (rl_q6_center4);
  * from global memory (the matvecs) q - 32 by __vsubss4, with which ptxas
  * spills less in their batched GLU kernels (2 rows: 24 bytes against 128). */
-template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const uint8_t *b, int j)
+template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const uint8_t *b, const uint8_t *dp, int j)
 {
     int n = j / 4, jj = j % 4;
     const uint8_t *ql = b + n * 64 + (jj & 1) * 32, *qh = b + 128 + n * 32;
@@ -153,7 +154,7 @@ template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const 
         uint32_t word = ((lw[k] >> lsh) & 0x0F0F0F0Fu) | (__funnelshift_r(hw[k], hw[k], (hsh - 4) & 31) & 0x30303030u);
         w.w[k] = G ? (int)__vsubss4(word, 0x20202020u) : (int)rl_q6_center4(word);
     }
-    float d = rl_h2f(kld<G, uint16_t>(b + 208)) * (G ? 1.0f : 0.25f); /* shared: the values are 4 (q - 32) */
+    float d = rl_h2f(kld<G, uint16_t>(dp)) * (G ? 1.0f : 0.25f); /* shared: the values are 4 (q - 32) */
     w.d0 = d * (float)(int8_t)(scw & 0xFF);
     w.d1 = d * (float)(int8_t)(scw >> 8);
     return w;
@@ -171,7 +172,8 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> wload<RL_TYPE_Q5_K>(c
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> wload<RL_TYPE_Q6_K>(const rl_cu_mat &m, int64_t row, int64_t u)
 {
-    return q6k_unit<true>((const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q6K_DEV, (int)(u % 8));
+    const uint8_t *r = (const uint8_t *)m.q + row * rl_q6k_row_bytes(m.cols / 256);
+    return q6k_unit<true>(r + rl_q6k_block_off(u / 8), r + rl_q6k_d_off(u / 8), (int)(u % 8));
 }
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_F16> wload<RL_TYPE_F16>(const rl_cu_mat &m, int64_t row, int64_t u)
@@ -206,7 +208,7 @@ template <int T> __device__ __forceinline__ const void *wptr(const rl_cu_mat &m,
     case RL_TYPE_Q8_0: return q + (row * (m.cols / 32) + u) * 32;
     case RL_TYPE_Q4_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES + 16 + (u % 8 / 2) * 32;
     case RL_TYPE_Q5_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q5K_BYTES + 48 + (u % 8 / 2) * 32;
-    case RL_TYPE_Q6_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q6K_DEV + (u % 8 / 4) * 64;
+    case RL_TYPE_Q6_K: return q + row * rl_q6k_row_bytes(m.cols / 256) + rl_q6k_block_off(u / 8) + (u % 8 / 4) * 64;
     case RL_TYPE_F32: return q + (row * m.cols + u * 8) * 4;
     default: return q + (row * m.cols + u * 8) * 2;
     }

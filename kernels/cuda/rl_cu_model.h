@@ -51,14 +51,16 @@ typedef enum rl_cu_w16_mode { RL_CU_W16_AUTO = 0, RL_CU_W16_OFF = 1, RL_CU_W16_O
 
 
 /* Q, K and V share one matrix (rows Q|K|V) when their types are equal, and
- * gate/up another (rows gate|up) likewise; otherwise wqkv holds Q only with K
- * and V in wk and wv, and wgu holds gate only with up in wup (their q == NULL
- * when unused). rl_cu_model_layer_mat finds a role's rows either way. */
+ * gate/up another (rows gate|up) likewise. Otherwise wqkv holds Q|K with V in
+ * wv when Q and K have one type (Q4_K_M's layers with a Q6_K V), else Q only
+ * with K and V in wk and wv; wgu holds gate only with up in wup (their q ==
+ * NULL when unused). rl_cu_layer_role finds a role's rows either way, and
+ * rl_cu_layer_qkv_parts lists the Q|K|V matrices. */
 typedef struct rl_cu_layer {
     float *attn_norm, *ffn_norm; /* n_embd */
     float *bqkv;                 /* q|k|v bias or NULL */
     rl_cu_mat wqkv, wo, wgu, wdown;
-    rl_cu_mat wk, wv, wup;       /* mixed types only */
+    rl_cu_mat wk, wv, wup;       /* mixed types only (wk: Q and K of different types) */
 } rl_cu_layer;
 
 typedef struct rl_cu_model rl_cu_model;

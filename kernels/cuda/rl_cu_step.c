@@ -105,7 +105,7 @@ static int enqueue_small(rl_cu_model *m, int n)
  * stream (rl_cu_gemm_stage). The staged weights, in GEMM order, are per layer
  * Q|K|V and gate|up when fused (split mixed-type parts go through
  * rl_cu_layer_gemm_* and their own scratch), O and down always. */
-static bool staged_qkv(const rl_cu_layer *L) { return !L->wk.q; }
+static bool staged_qkv(const rl_cu_layer *L) { return !L->wk.q && !L->wv.q; }
 static bool staged_gu(const rl_cu_layer *L) { return !L->wup.q; }
 
 static const rl_cu_mat *pf_w(rl_cu_model *m, uint32_t k)
@@ -257,7 +257,7 @@ static int enqueue_large(rl_cu_model *m, int n)
         RL_CU_TRY(rl_cu_rmsnorm_f16(m->x, L->attn_norm, c->rms_eps, E, n, m->xh, s));
         if (staged_qkv(L) || w16) {
             RL_CU_TRY(PF(4 * l, m->xh, m->qkv, false));
-            if (L->bqkv) /* every Q|K|V column: wqkv holds only Q in a split layer */
+            if (L->bqkv) /* every Q|K|V column: wqkv holds Q or Q|K in a split layer */
                 RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), n, s));
         } else {
             RL_CU_TRY(rl_cu_layer_gemm_qkv(c, L, m->blas, m->xh, n, m->wscratch, m->qkv, s));

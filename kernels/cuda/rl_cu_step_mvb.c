@@ -13,8 +13,8 @@ int rl_cu_mvb_parts(rl_cu_model *m, int which, uint32_t l, rl_cu_mvb_part p[3])
     rl_cu_layer *L = &m->layers[l];
     switch (which) {
     case RL_CU_MVB_QKV: {
-        const rl_cu_mat *mats[3] = {&L->wqkv, &L->wk, &L->wv};
-        int n = L->wk.q ? 3 : 1;
+        const rl_cu_mat *mats[3];
+        int n = rl_cu_layer_qkv_parts(L, mats);
         int64_t off = 0;
         for (int i = 0; i < n; off += mats[i]->rows, i++)
             p[i] = (rl_cu_mvb_part){mats[i], m->x, L->attn_norm, m->qkv + off, RL_CU_MV_STORE};

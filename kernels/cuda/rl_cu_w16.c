@@ -62,8 +62,7 @@ static int parts_of(rl_cu_layer *L, uint32_t k, const rl_cu_mat *p[3])
 {
     switch (k % 4) {
     case 0:
-        p[0] = &L->wqkv, p[1] = &L->wk, p[2] = &L->wv;
-        return L->wk.q ? 3 : 1;
+        return rl_cu_layer_qkv_parts(L, p);
     case 1: p[0] = &L->wo; return 1;
     case 2:
         p[0] = &L->wgu, p[1] = &L->wup;

@@ -629,6 +629,66 @@ START_TEST(get_rows_dequantizes_and_zeroes_bad_ids)
 }
 END_TEST
 
+START_TEST(q6k_rows_in_pieces_and_partial_groups_read_back_exactly)
+{
+    /* Q6_K rows on the device are groups of 8 blocks behind a 16-byte header
+     * of their d's; 11 blocks a row is one full group and one of 3. Rows
+     * uploaded in two pieces (as the fused Q|K|V uploads its parts), each
+     * value read back by the dequantizing row gather and by a matvec whose
+     * input picks one column at a time. */
+    uint64_t s = tcu_seed("q6k_groups");
+    enum { rows = 8 };
+    const int64_t cols = 256 * 11;
+    const rl_type_traits *tr = rl_type_get(RL_TYPE_Q6_K);
+    size_t rb = rl_type_row_size(RL_TYPE_Q6_K, cols);
+    uint8_t *raw = malloc(rb * rows);
+    float *v = malloc(cols * sizeof(float)), *ref = malloc(rows * cols * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++)
+            v[c] = tcu_unif(&s) * (1.0f + (float)r);
+        tr->from_float(v, raw + r * rb, cols);
+        tr->to_float(raw + r * rb, ref + r * cols, cols);
+    }
+    rl_cu_mat m;
+    CU_OK(rl_cu_mat_alloc(&m, RL_TYPE_Q6_K, rows, cols));
+    ck_assert_uint_eq(m.bytes, (size_t)rows * (11 * 208 + 2 * 16)); /* 210 bytes a block, less padding */
+    CU_OK(rl_cu_mat_set_rows(&m, 0, raw, 3));
+    CU_OK(rl_cu_mat_set_rows(&m, 3, raw + 3 * rb, rows - 3));
+    int32_t ids[rows];
+    for (int i = 0; i < rows; i++)
+        ids[i] = rows - 1 - i;
+    int32_t *dids = tcu_up(ids, sizeof ids);
+    float *dout = tcu_dev(rows * cols * 4), *out = malloc(rows * cols * 4);
+    CU_OK(rl_cu_mat_get_rows(&m, dids, rows, dout, 0));
+    tcu_down(out, dout, rows * cols * 4);
+    for (int i = 0; i < rows; i++)
+        for (int64_t c = 0; c < cols; c++)
+            ck_assert_msg(out[i * cols + c] == ref[ids[i] * cols + c], "row %d col %lld: %g, want %g", ids[i],
+                          (long long)c, out[i * cols + c], ref[ids[i] * cols + c]);
+    /* the matvec's addressing: one-hot inputs at a block's first and last
+     * column in each group select that column of every row */
+    const int64_t probe[] = {0, 255, 256 * 7 + 255, 256 * 8, 256 * 10 + 255};
+    float *x = calloc(cols, sizeof(float)), y[rows];
+    for (size_t p = 0; p < sizeof probe / sizeof probe[0]; p++) {
+        x[probe[p]] = 1.0f;
+        rl_cu_act xa = make_act(cols, 1, x), ya = make_act(rows, 1, NULL);
+        CU_OK(rl_cu_quantize(&xa, 1, 0));
+        CU_OK(rl_cu_matvec(&m, &xa, 1, RL_CU_MV_STORE, &ya, 0));
+        tcu_down(y, ya.f, sizeof y);
+        for (int r = 0; r < rows; r++) {
+            float want = ref[r * cols + probe[p]];
+            ck_assert_msg(fabsf(y[r] - want) <= 1e-5f * fabsf(want) + 1e-7f, "matvec row %d col %lld: %g, want %g",
+                          r, (long long)probe[p], y[r], want);
+        }
+        free_act(&xa), free_act(&ya);
+        x[probe[p]] = 0.0f;
+    }
+    rl_cu_mat_free(&m);
+    cudaFree(dids), cudaFree(dout);
+    free(raw), free(v), free(ref), free(out), free(x);
+}
+END_TEST
+
 START_TEST(fill_random_gives_finite_weights_of_sane_size)
 {
     /* Benchmarks run on these: every value finite, |w| well below 1, not all zero. */
@@ -677,6 +737,7 @@ int main(void)
     tcase_add_loop_test(tc, gemm_matches_cpu, 0, nt);
     tcase_add_loop_test(tc, get_rows_dequantizes_and_zeroes_bad_ids, 0, nt);
     tcase_add_loop_test(tc, fill_random_gives_finite_weights_of_sane_size, 0, nt);
+    tcase_add_test(tc, q6k_rows_in_pieces_and_partial_groups_read_back_exactly);
     suite_add_tcase(s, tc);
     TCase *tk = tcase_create("topk"); /* its own case: CK_RUN_CASE=topk under compute-sanitizer */
     tcase_set_timeout(tk, 120);
