@@ -99,7 +99,7 @@ __device__ __forceinline__ void rl_dequant32(const rl_cu_mat m, int64_t row, int
         break;
     }
     case RL_TYPE_Q4_K: {
-        const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + blk / 8) * RL_Q4K_BYTES;
+        const uint8_t *b = (const uint8_t *)m.q + row * m.ld + blk / 8 * RL_Q4K_BYTES;
         int j = (int)(blk % 8), s, mn;
         float d = rl_h2f(((const uint16_t *)b)[0]), dmin = rl_h2f(((const uint16_t *)b)[1]);
         rl_q4k_scale_min(b + 4, j, &s, &mn);
@@ -111,7 +111,7 @@ __device__ __forceinline__ void rl_dequant32(const rl_cu_mat m, int64_t row, int
         break;
     }
     case RL_TYPE_Q5_K: {
-        const uint8_t *b = (const uint8_t *)m.q + (row * (m.cols / 256) + blk / 8) * RL_Q5K_BYTES;
+        const uint8_t *b = (const uint8_t *)m.q + row * m.ld + blk / 8 * RL_Q5K_BYTES;
         int j = (int)(blk % 8), s, mn;
         float d = rl_h2f(((const uint16_t *)b)[0]), dmin = rl_h2f(((const uint16_t *)b)[1]);
         rl_q4k_scale_min(b + 4, j, &s, &mn);
@@ -123,7 +123,7 @@ __device__ __forceinline__ void rl_dequant32(const rl_cu_mat m, int64_t row, int
         break;
     }
     case RL_TYPE_Q6_K: {
-        const uint8_t *r = (const uint8_t *)m.q + row * rl_q6k_row_bytes(m.cols / 256);
+        const uint8_t *r = (const uint8_t *)m.q + row * m.ld;
         const uint8_t *b = r + rl_q6k_block_off(blk / 8), *dp = r + rl_q6k_d_off(blk / 8);
         int j = (int)(blk % 8), n = j / 4, jj = j % 4;
         const uint8_t *ql = b + n * 64 + (jj & 1) * 32;

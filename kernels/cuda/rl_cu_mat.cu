@@ -53,19 +53,47 @@ extern "C" bool rl_cu_type_supported(rl_type t)
     }
 }
 
+/* Q4_K and Q5_K rows start on 128-byte lines (RL_CU_KROW128=0: packed, for
+ * measurements): a 7B down row (43 blocks) is 6,192 bytes of Q4_K, so
+ * without padding seven of eight rows' bulk copies (rl_cu_mvb: 2,304 bytes
+ * of Q4_K, 2,816 of Q5_K, whole lines) start mid-line. Q6_K rows stay
+ * packed: their 1,680-byte chunks do not keep a line's alignment anyway. */
+static bool krow128(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_KROW128", true, &on);
+}
+
+static bool is_kquant(rl_type t)
+{
+    return t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
+}
+
+/* Bytes of a K-quant row on the device: the packed blocks (Q6_K: in groups),
+ * Q4_K and Q5_K rounded up to 128 unless packed rows are asked for; 0 when
+ * cols does not fit the type. */
+static size_t kquant_ld(rl_type t, int64_t cols)
+{
+    if (cols % 256)
+        return 0;
+    int64_t nbk = cols / 256;
+    size_t b = t == RL_TYPE_Q4_K ? (size_t)nbk * RL_Q4K_BYTES : t == RL_TYPE_Q5_K ? (size_t)nbk * RL_Q5K_BYTES
+             : (size_t)rl_q6k_row_bytes(nbk);
+    return t != RL_TYPE_Q6_K && krow128() ? (b + 127) / 128 * 128 : b;
+}
+
 extern "C" size_t rl_cu_mat_bytes(rl_type t, int64_t rows, int64_t cols)
 {
     if (rows <= 0 || cols <= 0)
         return 0;
     size_t r = (size_t)rows;
+    if (is_kquant(t))
+        return r * kquant_ld(t, cols);
     switch (t) {
     case RL_TYPE_F32: return cols % 4 ? 0 : r * cols * 4;
     case RL_TYPE_F16: case RL_TYPE_BF16: return cols % 4 ? 0 : r * cols * 2;
     case RL_TYPE_Q4_0: return cols % 32 ? 0 : r * (cols / 32) * 18;
     case RL_TYPE_Q8_0: return cols % 32 ? 0 : r * (cols / 32) * 34;
-    case RL_TYPE_Q4_K: return cols % 256 ? 0 : r * (cols / 256) * RL_Q4K_BYTES;
-    case RL_TYPE_Q5_K: return cols % 256 ? 0 : r * (cols / 256) * RL_Q5K_BYTES;
-    case RL_TYPE_Q6_K: return cols % 256 ? 0 : r * (size_t)rl_q6k_row_bytes(cols / 256); /* groups of 8 */
     default: return 0;
     }
 }
@@ -97,6 +125,7 @@ extern "C" int rl_cu_mat_alloc(rl_cu_mat *m, rl_type t, int64_t rows, int64_t co
     m->type = t;
     m->rows = rows;
     m->cols = cols;
+    m->ld = (int64_t)qplane_row(t, cols);
     size_t qb = qplane_row(t, cols) * (size_t)rows;
     int rc = rl_cu_check(cudaMalloc(&m->q, qb), "cudaMalloc(weights)");
     if (rc)
@@ -131,6 +160,12 @@ extern "C" int rl_cu_mat_set_rows(rl_cu_mat *m, int64_t row0, const void *host, 
     if (n_rows == 0)
         return 0;
     size_t qrow = qplane_row(m->type, m->cols);
+    if (m->type == RL_TYPE_Q4_K || m->type == RL_TYPE_Q5_K) /* the file's rows, each at its line */
+    {
+        size_t fr = (size_t)(m->cols / 256) * (m->type == RL_TYPE_Q4_K ? RL_Q4K_BYTES : RL_Q5K_BYTES);
+        return rl_cu_check(cudaMemcpy2D((uint8_t *)m->q + row0 * qrow, qrow, host, fr, fr, n_rows,
+                                        cudaMemcpyHostToDevice), "upload weights");
+    }
     if (m->type == RL_TYPE_Q6_K) { /* each 210-byte block: its d to the group's header */
         int64_t nbk = m->cols / 256;
         uint8_t *t = (uint8_t *)calloc((size_t)n_rows, qrow);
@@ -227,13 +262,13 @@ __global__ void k_fill_scales(rl_cu_mat m, uint64_t seed, float amp)
         if (m.type == RL_TYPE_Q4_0 || m.type == RL_TYPE_Q8_0) {
             ((__half *)m.d)[i] = d;
         } else if (m.type == RL_TYPE_Q4_K || m.type == RL_TYPE_Q5_K) {
-            size_t bb = m.type == RL_TYPE_Q4_K ? RL_Q4K_BYTES : RL_Q5K_BYTES;
-            __half *b = (__half *)((uint8_t *)m.q + i * bb);
+            size_t bb = m.type == RL_TYPE_Q4_K ? RL_Q4K_BYTES : RL_Q5K_BYTES, nbk = m.cols / 256;
+            __half *b = (__half *)((uint8_t *)m.q + i / nbk * m.ld + i % nbk * bb);
             b[0] = d;
             b[1] = __float2half(__half2float(d) * (m.type == RL_TYPE_Q4_K ? 8.0f : 16.0f));
         } else {
             int64_t nbk = m.cols / 256, row = (int64_t)(i / nbk), k = (int64_t)(i % nbk);
-            *(__half *)((uint8_t *)m.q + row * rl_q6k_row_bytes(nbk) + rl_q6k_d_off(k)) = d;
+            *(__half *)((uint8_t *)m.q + row * m.ld + rl_q6k_d_off(k)) = d;
         }
     }
 }

@@ -162,17 +162,17 @@ template <bool G> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> q6k_unit(const 
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_Q4_K> wload<RL_TYPE_Q4_K>(const rl_cu_mat &m, int64_t row, int64_t u)
 {
-    return q4k_unit<true>((const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES, (int)(u % 8));
+    return q4k_unit<true>((const uint8_t *)m.q + row * m.ld + u / 8 * RL_Q4K_BYTES, (int)(u % 8));
 }
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> wload<RL_TYPE_Q5_K>(const rl_cu_mat &m, int64_t row, int64_t u)
 {
-    return q5k_unit<true>((const uint8_t *)m.q + (row * (m.cols / 256) + u / 8) * RL_Q5K_BYTES, (int)(u % 8));
+    return q5k_unit<true>((const uint8_t *)m.q + row * m.ld + u / 8 * RL_Q5K_BYTES, (int)(u % 8));
 }
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> wload<RL_TYPE_Q6_K>(const rl_cu_mat &m, int64_t row, int64_t u)
 {
-    const uint8_t *r = (const uint8_t *)m.q + row * rl_q6k_row_bytes(m.cols / 256);
+    const uint8_t *r = (const uint8_t *)m.q + row * m.ld;
     return q6k_unit<true>(r + rl_q6k_block_off(u / 8), r + rl_q6k_d_off(u / 8), (int)(u % 8));
 }
 
@@ -206,9 +206,9 @@ template <int T> __device__ __forceinline__ const void *wptr(const rl_cu_mat &m,
     switch (T) {
     case RL_TYPE_Q4_0: return q + (row * (m.cols / 32) + u) * 16;
     case RL_TYPE_Q8_0: return q + (row * (m.cols / 32) + u) * 32;
-    case RL_TYPE_Q4_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q4K_BYTES + 16 + (u % 8 / 2) * 32;
-    case RL_TYPE_Q5_K: return q + (row * (m.cols / 256) + u / 8) * RL_Q5K_BYTES + 48 + (u % 8 / 2) * 32;
-    case RL_TYPE_Q6_K: return q + row * rl_q6k_row_bytes(m.cols / 256) + rl_q6k_block_off(u / 8) + (u % 8 / 4) * 64;
+    case RL_TYPE_Q4_K: return q + row * m.ld + u / 8 * RL_Q4K_BYTES + 16 + (u % 8 / 2) * 32;
+    case RL_TYPE_Q5_K: return q + row * m.ld + u / 8 * RL_Q5K_BYTES + 48 + (u % 8 / 2) * 32;
+    case RL_TYPE_Q6_K: return q + row * m.ld + rl_q6k_block_off(u / 8) + (u % 8 / 4) * 64;
     case RL_TYPE_F32: return q + (row * m.cols + u * 8) * 4;
     default: return q + (row * m.cols + u * 8) * 2;
     }

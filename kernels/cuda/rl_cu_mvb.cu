@@ -76,7 +76,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             return;
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
-        const int64_t rowb = q_span<T>(nb); /* bytes of a row in the q plane */
+        const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {

@@ -651,7 +651,10 @@ START_TEST(q6k_rows_in_pieces_and_partial_groups_read_back_exactly)
     }
     rl_cu_mat m;
     CU_OK(rl_cu_mat_alloc(&m, RL_TYPE_Q6_K, rows, cols));
-    ck_assert_uint_eq(m.bytes, (size_t)rows * (11 * 208 + 2 * 16)); /* 210 bytes a block, less padding */
+    /* 210 bytes a block, 16-byte aligned rows (RL_CU_KROW128: on 128-byte lines) */
+    const int64_t packed = 11 * 208 + 2 * 16;
+    ck_assert_msg(m.ld % 16 == 0 && m.ld >= packed && m.ld < packed + 128, "row bytes %lld", (long long)m.ld);
+    ck_assert_uint_eq(m.bytes, (size_t)rows * m.ld);
     CU_OK(rl_cu_mat_set_rows(&m, 0, raw, 3));
     CU_OK(rl_cu_mat_set_rows(&m, 3, raw + 3 * rb, rows - 3));
     int32_t ids[rows];
