@@ -86,3 +86,19 @@ if [ "$PART" = krow2 ]; then
   for v in 1 0; do left 530 && echo "KROW128=$v profile 7B q5_k: $(RL_CU_KROW128=$v profT llama2-7b q5_k)"; done
   echo "elapsed ${SECONDS}s"
 fi
+#   final    (old tree: f3134fb) the cuda and model suites; memcheck on
+#            test_cu_mvb; every type's single stream on the final code;
+#            batch 4 7B Q4_K_M, old tree against new.
+if [ "$PART" = final ]; then
+  build_pair
+  SUITE_S=220 suites --suite cuda --suite model
+  SAN_S=100 memcheck test_cu_mvb
+  wait
+  for s in "llama2-7b q4_0" "llama2-7b q4_k_m" "llama2-7b q4_k" "llama2-7b q5_k_m" "llama2-7b q6_k" "llama2-7b q8_0" \
+           "tinyllama-1.1b q4_0" "tinyllama-1.1b q4_k_m"; do
+    left 500 || break
+    echo "final $s: $(ty $s)"
+  done
+  for r in 1 2; do ab 560 llama2-7b q4_k_m --batch 4 --prompt 128 --gen 32; done
+  echo "elapsed ${SECONDS}s"
+fi
