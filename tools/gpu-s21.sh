@@ -102,3 +102,18 @@ if [ "$PART" = final ]; then
   for r in 1 2; do ab 560 llama2-7b q4_k_m --batch 4 --prompt 128 --gen 32; done
   echo "elapsed ${SECONDS}s"
 fi
+#   ab       (old tree: f3134fb) the session's whole change, old tree against
+#            new, alternating, per K-quant type.
+if [ "$PART" = ab ]; then
+  build_pair
+  wait
+  for r in 1 2 3; do ab 400 llama2-7b q6_k; done
+  for r in 1 2; do
+    ab 470 llama2-7b q4_k
+    ab 490 llama2-7b q5_k_m
+    ab 510 llama2-7b q4_k_m
+    ab 530 tinyllama-1.1b q4_k_m
+  done
+  ab 550 tinyllama-1.1b q6_k
+  echo "elapsed ${SECONDS}s"
+fi
