@@ -10,20 +10,18 @@
  * sub-block j takes bit j of qh[l] as its fifth bit. Q6_K = 210 bytes: ql[128], qh[64],
  * int8 scales[16], fp16 d; value d * scale * (6-bit q - 32).
  *
- * On the device a Q6_K block is split like Q4_0's: its first 208 bytes (ql,
- * qh, scales: 16-byte aligned fields) in the q plane, its fp16 d in the d
- * plane (session 21; 224-byte padded slots before, then groups of 8 blocks
- * behind a header of their d's). A chunk of 8 blocks is 1,664 bytes, 13 whole
- * 128-byte lines, and a block still costs its 210 file bytes:
+ * On the device a Q6_K row is packed in groups of up to 8 blocks so that every
+ * field stays 16-byte aligned without padding (210 bytes a block on average,
+ * as in the file; 224-byte padded slots until session 21):
  *
- *   q plane, row r (stride rl_cu_mat.ld, a 128-byte multiple):
- *   +------------------+------------------+-----+---------+
- *   | block 0 (208 B)  | block 1 (208 B)  | ... | padding |
- *   +------------------+------------------+-----+---------+
- *   d plane, row r (rl_q6k_dld(cols) halves, a multiple of 8):
- *   +------+------+-----+---------+
- *   | d 0  | d 1  | ... | padding |
- *   +------+------+-----+---------+
+ *   group g of a row (blocks 8g .. 8g+7):
+ *   +----------------------+------------------+-----+------------------+
+ *   | d[0..7] fp16 (16 B)  | block 8g  (208 B)| ... | block 8g+7 (208 B)|
+ *   +----------------------+------------------+-----+------------------+
+ *   block = ql[128] qh[64] scales[16] (the GGUF block without its d)
+ *
+ * A full group is 1,680 bytes; a row's last group may hold fewer blocks (its
+ * d header is still 16 bytes). rl_q6k_* give the offsets.
  */
 #ifndef RL_CU_DEQUANT_CUH
 #define RL_CU_DEQUANT_CUH
@@ -33,13 +31,24 @@
 #define RL_Q4K_BYTES 144
 #define RL_Q5K_BYTES 176
 #define RL_Q6K_BYTES 210 /* a GGUF block */
-#define RL_Q6K_PACK 208  /* a block in the q plane: the GGUF block without its d */
+#define RL_Q6K_PACK 208  /* a block on the device: the GGUF block without its d */
+#define RL_Q6K_GROUP (16 + 8 * RL_Q6K_PACK) /* 8 blocks and their d header: 1,680 bytes */
 
-/* fp16 d's per row of the Q6_K d plane: one per block, rounded up to 8 so
- * that every row and every 8-block chunk starts 16-byte aligned. */
-__host__ __device__ constexpr int64_t rl_q6k_dld(int64_t cols)
+/* Device bytes of a Q6_K row of nbk blocks (a multiple of 16). */
+__host__ __device__ constexpr int64_t rl_q6k_row_bytes(int64_t nbk)
 {
-    return (cols / 256 + 7) / 8 * 8;
+    return nbk * RL_Q6K_PACK + (nbk + 7) / 8 * 16;
+}
+
+/* Offset of block k's values (ql) and of its fp16 d within a device row. */
+__host__ __device__ constexpr int64_t rl_q6k_block_off(int64_t k)
+{
+    return k / 8 * RL_Q6K_GROUP + 16 + k % 8 * RL_Q6K_PACK;
+}
+
+__host__ __device__ constexpr int64_t rl_q6k_d_off(int64_t k)
+{
+    return k / 8 * RL_Q6K_GROUP + k % 8 * 2;
 }
 
 /* 6-bit scale and min of sub-block j (0..7) of a Q4_K (Q5_K) super-block,
@@ -114,13 +123,13 @@ __device__ __forceinline__ void rl_dequant32(const rl_cu_mat m, int64_t row, int
         break;
     }
     case RL_TYPE_Q6_K: {
-        const uint8_t *b = (const uint8_t *)m.q + row * m.ld + blk / 8 * RL_Q6K_PACK;
-        const uint16_t *dp = (const uint16_t *)m.d + row * rl_q6k_dld(m.cols) + blk / 8;
+        const uint8_t *r = (const uint8_t *)m.q + row * m.ld;
+        const uint8_t *b = r + rl_q6k_block_off(blk / 8), *dp = r + rl_q6k_d_off(blk / 8);
         int j = (int)(blk % 8), n = j / 4, jj = j % 4;
         const uint8_t *ql = b + n * 64 + (jj & 1) * 32;
         const uint8_t *qh = b + 128 + n * 32;
         const int8_t *sc = (const int8_t *)(b + 192) + n * 8 + jj * 2;
-        float d = rl_h2f(*dp);
+        float d = rl_h2f(*(const uint16_t *)dp);
         int lsh = (jj >> 1) * 4, hsh = 2 * jj;
         for (int i = 0; i < 32; i++) {
             int v = ((ql[i] >> lsh) & 0xF) | (((qh[i] >> hsh) & 3) << 4);

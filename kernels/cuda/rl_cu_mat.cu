@@ -53,11 +53,11 @@ extern "C" bool rl_cu_type_supported(rl_type t)
     }
 }
 
-/* K-quant rows start on 128-byte lines (RL_CU_KROW128=0: packed, for
+/* Q4_K and Q5_K rows start on 128-byte lines (RL_CU_KROW128=0: packed, for
  * measurements): a 7B down row (43 blocks) is 6,192 bytes of Q4_K, so
  * without padding seven of eight rows' bulk copies (rl_cu_mvb: 2,304 bytes
- * of Q4_K, 2,816 of Q5_K, 1,664 of Q6_K's q plane, whole lines) start
- * mid-line. */
+ * of Q4_K, 2,816 of Q5_K, whole lines) start mid-line. Q6_K rows stay
+ * packed: their 1,680-byte chunks do not keep a line's alignment anyway. */
 static bool krow128(void)
 {
     static int on = -1;
@@ -69,16 +69,17 @@ static bool is_kquant(rl_type t)
     return t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
 }
 
-/* Bytes of a K-quant row in the q plane: the blocks (Q6_K: without their d),
- * rounded up to 128 unless packed rows are asked for; 0 when cols does not
- * fit the type. */
+/* Bytes of a K-quant row on the device: the packed blocks (Q6_K: in groups),
+ * Q4_K and Q5_K rounded up to 128 unless packed rows are asked for; 0 when
+ * cols does not fit the type. */
 static size_t kquant_ld(rl_type t, int64_t cols)
 {
     if (cols % 256)
         return 0;
-    size_t nbk = (size_t)(cols / 256);
-    size_t b = nbk * (t == RL_TYPE_Q4_K ? RL_Q4K_BYTES : t == RL_TYPE_Q5_K ? RL_Q5K_BYTES : RL_Q6K_PACK);
-    return krow128() ? (b + 127) / 128 * 128 : b;
+    int64_t nbk = cols / 256;
+    size_t b = t == RL_TYPE_Q4_K ? (size_t)nbk * RL_Q4K_BYTES : t == RL_TYPE_Q5_K ? (size_t)nbk * RL_Q5K_BYTES
+             : (size_t)rl_q6k_row_bytes(nbk);
+    return t != RL_TYPE_Q6_K && krow128() ? (b + 127) / 128 * 128 : b;
 }
 
 extern "C" size_t rl_cu_mat_bytes(rl_type t, int64_t rows, int64_t cols)
@@ -86,8 +87,8 @@ extern "C" size_t rl_cu_mat_bytes(rl_type t, int64_t rows, int64_t cols)
     if (rows <= 0 || cols <= 0)
         return 0;
     size_t r = (size_t)rows;
-    if (is_kquant(t)) /* Q6_K: and its d plane */
-        return cols % 256 ? 0 : r * (kquant_ld(t, cols) + (t == RL_TYPE_Q6_K ? (size_t)rl_q6k_dld(cols) * 2 : 0));
+    if (is_kquant(t))
+        return r * kquant_ld(t, cols);
     switch (t) {
     case RL_TYPE_F32: return cols % 4 ? 0 : r * cols * 4;
     case RL_TYPE_F16: case RL_TYPE_BF16: return cols % 4 ? 0 : r * cols * 2;
@@ -103,14 +104,13 @@ static size_t qplane_row(rl_type t, int64_t cols)
     switch (t) {
     case RL_TYPE_Q4_0: return (size_t)cols / 2;
     case RL_TYPE_Q8_0: return (size_t)cols;
-    case RL_TYPE_Q6_K: return kquant_ld(t, cols);
     default: return rl_cu_mat_bytes(t, 1, cols);
     }
 }
 
 static bool has_scale_plane(rl_type t)
 {
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q6_K;
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0;
 }
 
 extern "C" int rl_cu_mat_alloc(rl_cu_mat *m, rl_type t, int64_t rows, int64_t cols)
@@ -132,14 +132,11 @@ extern "C" int rl_cu_mat_alloc(rl_cu_mat *m, rl_type t, int64_t rows, int64_t co
         return rc;
     m->bytes = qb;
     if (has_scale_plane(t)) {
-        size_t db = (size_t)rows * (size_t)(t == RL_TYPE_Q6_K ? rl_q6k_dld(cols) : cols / 32) * 2;
+        size_t db = (size_t)rows * (size_t)(cols / 32) * 2;
         rc = rl_cu_check(cudaMalloc(&m->d, db), "cudaMalloc(scales)");
-        if (!rc && t == RL_TYPE_Q6_K) /* the rows' padding: copied with a chunk's d's, never used */
-            rc = rl_cu_check(cudaMemset(m->d, 0, db), "cudaMemset(scales)");
         if (rc) {
             cudaFree(m->q);
-            cudaFree(m->d);
-            m->q = m->d = NULL;
+            m->q = NULL;
             return rc;
         }
         m->bytes += db;
@@ -169,28 +166,20 @@ extern "C" int rl_cu_mat_set_rows(rl_cu_mat *m, int64_t row0, const void *host, 
         return rl_cu_check(cudaMemcpy2D((uint8_t *)m->q + row0 * qrow, qrow, host, fr, fr, n_rows,
                                         cudaMemcpyHostToDevice), "upload weights");
     }
-    if (m->type == RL_TYPE_Q6_K) { /* each 210-byte block: 208 bytes to the q plane, its d to the d plane */
-        int64_t nbk = m->cols / 256, dld = rl_q6k_dld(m->cols);
+    if (m->type == RL_TYPE_Q6_K) { /* each 210-byte block: its d to the group's header */
+        int64_t nbk = m->cols / 256;
         uint8_t *t = (uint8_t *)calloc((size_t)n_rows, qrow);
-        uint16_t *td = (uint16_t *)calloc((size_t)(n_rows * dld), 2);
-        if (!t || !td) {
-            free(t);
-            free(td);
+        if (!t)
             return -ENOMEM;
-        }
         for (int64_t r = 0; r < n_rows; r++)
             for (int64_t k = 0; k < nbk; k++) {
                 const uint8_t *b = (const uint8_t *)host + (r * nbk + k) * RL_Q6K_BYTES;
-                memcpy(t + r * qrow + k * RL_Q6K_PACK, b, RL_Q6K_PACK);
-                memcpy(&td[r * dld + k], b + RL_Q6K_PACK, 2);
+                memcpy(t + r * qrow + rl_q6k_block_off(k), b, RL_Q6K_PACK);
+                memcpy(t + r * qrow + rl_q6k_d_off(k), b + RL_Q6K_PACK, 2);
             }
         int rc = rl_cu_check(cudaMemcpy((uint8_t *)m->q + row0 * qrow, t, qrow * n_rows, cudaMemcpyHostToDevice),
                              "upload weights");
-        if (!rc)
-            rc = rl_cu_check(cudaMemcpy((uint16_t *)m->d + row0 * dld, td, (size_t)(n_rows * dld) * 2,
-                                        cudaMemcpyHostToDevice), "upload scales");
         free(t);
-        free(td);
         return rc;
     }
     if (!has_scale_plane(m->type))
@@ -279,7 +268,7 @@ __global__ void k_fill_scales(rl_cu_mat m, uint64_t seed, float amp)
             b[1] = __float2half(__half2float(d) * (m.type == RL_TYPE_Q4_K ? 8.0f : 16.0f));
         } else {
             int64_t nbk = m.cols / 256, row = (int64_t)(i / nbk), k = (int64_t)(i % nbk);
-            ((__half *)m.d)[row * rl_q6k_dld(m.cols) + k] = d;
+            *(__half *)((uint8_t *)m.q + row * m.ld + rl_q6k_d_off(k)) = d;
         }
     }
 }

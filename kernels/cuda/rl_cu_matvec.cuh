@@ -131,7 +131,7 @@ __device__ __forceinline__ uint32_t rl_q6_center4(uint32_t q)
     return (q ^ 0x20202020u) << 2;
 }
 
-/* Unit j of the Q6_K block at b (its q plane part: ql, qh, scales; 16-byte
+/* Unit j of the Q6_K block at b (its device form: ql, qh, scales; 16-byte
  * aligned, rl_cu_dequant.cuh), its fp16 d at dp: the unit's 32 ql bytes and
  * 32 qh bytes are two aligned 16-byte loads each.
  * From shared memory (rl_cu_mvb) the values are 4 (q - 32) (rl_q6_center4);
@@ -172,8 +172,8 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> wload<RL_TYPE_Q5_K>(c
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> wload<RL_TYPE_Q6_K>(const rl_cu_mat &m, int64_t row, int64_t u)
 {
-    return q6k_unit<true>((const uint8_t *)m.q + row * m.ld + u / 8 * RL_Q6K_PACK,
-                          (const uint8_t *)((const uint16_t *)m.d + row * rl_q6k_dld(m.cols) + u / 8), (int)(u % 8));
+    const uint8_t *r = (const uint8_t *)m.q + row * m.ld;
+    return q6k_unit<true>(r + rl_q6k_block_off(u / 8), r + rl_q6k_d_off(u / 8), (int)(u % 8));
 }
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_F16> wload<RL_TYPE_F16>(const rl_cu_mat &m, int64_t row, int64_t u)
@@ -208,7 +208,7 @@ template <int T> __device__ __forceinline__ const void *wptr(const rl_cu_mat &m,
     case RL_TYPE_Q8_0: return q + (row * (m.cols / 32) + u) * 32;
     case RL_TYPE_Q4_K: return q + row * m.ld + u / 8 * RL_Q4K_BYTES + 16 + (u % 8 / 2) * 32;
     case RL_TYPE_Q5_K: return q + row * m.ld + u / 8 * RL_Q5K_BYTES + 48 + (u % 8 / 2) * 32;
-    case RL_TYPE_Q6_K: return q + row * m.ld + u / 8 * RL_Q6K_PACK + (u % 8 / 4) * 64;
+    case RL_TYPE_Q6_K: return q + row * m.ld + rl_q6k_block_off(u / 8) + (u % 8 / 4) * 64;
     case RL_TYPE_F32: return q + (row * m.cols + u * 8) * 4;
     default: return q + (row * m.cols + u * 8) * 2;
     }

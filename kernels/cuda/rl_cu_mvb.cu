@@ -77,7 +77,6 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
         const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
-        const int64_t dld = T == RL_TYPE_Q6_K ? rl_q6k_dld(cols) : nb; /* fp16s of a row in the d plane */
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {
@@ -86,13 +85,14 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
                 uint8_t *st = sm + (size_t)s * C::STG;
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
-                const unsigned qlen = (unsigned)q_span<T>(cu), dlen = (unsigned)d_span<T>(cu);
-                bar_expect(&full[s], (unsigned)C::NRW * (qlen + dlen));
+                const unsigned qlen = (unsigned)q_span<T>(cu);
+                bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
                 for (int r = 0; r < C::NRW; r++) {
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
                     bulk_copy(st + r * QROW, q + row * rowb + c * QROW, qlen, &full[s]);
                     if (C::DB)
-                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * dld + c * (DROW / 2), dlen, &full[s]);
+                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
+                                  &full[s]);
                 }
             }
         return;

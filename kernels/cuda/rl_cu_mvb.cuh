@@ -35,40 +35,34 @@ __host__ __device__ constexpr bool known_w(int t)
 }
 
 /* Bytes of values per 32 columns in the q plane (K-quants: their 256-value
- * blocks, scales inside, over 8; Q6_K: 26, its d in the d plane,
- * rl_cu_dequant.cuh). */
+ * blocks, scales inside, over 8; Q6_K: 26 without the d header of its groups
+ * of 8 blocks, rl_cu_dequant.cuh). */
 __host__ __device__ constexpr int q_bytes(int t)
 {
     return t == RL_TYPE_Q4_0 ? 16 : t == RL_TYPE_Q8_0 ? 32 : t == RL_TYPE_Q4_K ? 18 : t == RL_TYPE_Q5_K ? 22
          : t == RL_TYPE_Q6_K ? 26 : 64;
 }
 
-/* Bytes of the q plane for nu 32-column units. */
+/* Bytes of the q plane for nu 32-column units from a chunk's start (whole
+ * chunks, or a row's last; Q6_K: whole groups, each with its 16-byte header). */
 template <int T> __host__ __device__ constexpr int64_t q_span(int64_t nu)
 {
-    return nu * q_bytes(T);
+    return T == RL_TYPE_Q6_K ? rl_q6k_row_bytes(nu / 8) : nu * q_bytes(T);
 }
 
-/* Bytes of the d plane for a chunk's nu 32-column units (Q6_K: one fp16 per 8
- * units, the copy rounded up to 16 bytes; the plane's rows are padded). */
-template <int T> __host__ __device__ constexpr int64_t d_span(int64_t nu)
-{
-    return T == RL_TYPE_Q6_K ? (nu / 8 * 2 + 15) / 16 * 16 : T == RL_TYPE_Q4_0 || T == RL_TYPE_Q8_0 ? nu * 2 : 0;
-}
-
-/* Per weight type T: QB bytes of values per 32 columns, DB whether fp16
- * scales come from the separate d plane (Q4_0, Q8_0, Q6_K); CK 32-column
+/* Per weight type T: QB bytes of values per 32 columns, DB bytes of fp16
+ * scales per 32 columns in the separate d plane (Q4_0, Q8_0); CK 32-column
  * blocks per chunk, so a row's chunk is one copy of about 2 KB of values (the
  * size measured best; K-quants: whole 256-value blocks, 2,304 bytes for
- * Q4_K, 2,816 for Q5_K, 1,664 for Q6_K) and, with DB, one of scales; a
+ * Q4_K, 2,816 for Q5_K, 1,680 for Q6_K) and, with DB, one of scales; a
  * lane's unit is 32 values (the quantized types) or 8 (floats: UPB = 4 per 32
  * columns); S whole stages in at most RMAX bytes (RB). */
 template <int T, bool GLU> struct cfg {
     static constexpr bool FX = float_w(T);
     static constexpr bool KQ = T == RL_TYPE_Q4_K || T == RL_TYPE_Q5_K || T == RL_TYPE_Q6_K;
-    static constexpr int QB = q_bytes(T), DB = d_span<T>(8) > 0;
+    static constexpr int QB = q_bytes(T), DB = T == RL_TYPE_Q4_0 || T == RL_TYPE_Q8_0 ? 2 : 0;
     static constexpr int CK = T == RL_TYPE_Q6_K ? 64 : KQ ? 128 : 2048 / QB, UPB = FX ? 4 : 1, NU = CK * UPB;
-    static constexpr int QROW = (int)q_span<T>(CK), DROW = (int)d_span<T>(CK);
+    static constexpr int QROW = (int)q_span<T>(CK), DROW = CK * DB;
     static constexpr int NRW = GLU ? 2 * TR : TR; /* weight rows per tile */
     static constexpr int STG = NRW * (QROW + DROW);
     static constexpr int S = RMAX / STG > 16 ? 16 : RMAX / STG;
@@ -122,9 +116,9 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_Q5_K> sload<RL_TYPE_Q5_K>(c
     return q5k_unit<false>(q + (j / 8) * RL_Q5K_BYTES, j % 8);
 }
 
-template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> sload<RL_TYPE_Q6_K>(const uint8_t *q, const uint8_t *d, int j)
+template <> __device__ __forceinline__ wunit<RL_TYPE_Q6_K> sload<RL_TYPE_Q6_K>(const uint8_t *q, const uint8_t *, int j)
 {
-    return q6k_unit<false>(q + j / 8 * RL_Q6K_PACK, d + j / 8 * 2, j % 8);
+    return q6k_unit<false>(q + rl_q6k_block_off(j / 8), q + rl_q6k_d_off(j / 8), j % 8);
 }
 
 template <> __device__ __forceinline__ wunit<RL_TYPE_F16> sload<RL_TYPE_F16>(const uint8_t *q, const uint8_t *, int j)

@@ -629,11 +629,11 @@ START_TEST(get_rows_dequantizes_and_zeroes_bad_ids)
 }
 END_TEST
 
-START_TEST(q6k_rows_in_pieces_and_partial_chunks_read_back_exactly)
+START_TEST(q6k_rows_in_pieces_and_partial_groups_read_back_exactly)
 {
-    /* Q6_K blocks on the device: 208 bytes in the q plane, their d in the d
-     * plane, whose rows are padded to 8 d's (11 blocks: 16). Rows uploaded in
-     * two pieces (as the fused Q|K|V uploads its parts), each
+    /* Q6_K rows on the device are groups of 8 blocks behind a 16-byte header
+     * of their d's; 11 blocks a row is one full group and one of 3. Rows
+     * uploaded in two pieces (as the fused Q|K|V uploads its parts), each
      * value read back by the dequantizing row gather and by a matvec whose
      * input picks one column at a time. */
     uint64_t s = tcu_seed("q6k_groups");
@@ -651,11 +651,10 @@ START_TEST(q6k_rows_in_pieces_and_partial_chunks_read_back_exactly)
     }
     rl_cu_mat m;
     CU_OK(rl_cu_mat_alloc(&m, RL_TYPE_Q6_K, rows, cols));
-    /* 208 bytes a block in 16-byte aligned rows (RL_CU_KROW128: on 128-byte
-     * lines), 2 in the d plane's */
-    const int64_t packed = 11 * 208;
+    /* 210 bytes a block, 16-byte aligned rows (RL_CU_KROW128: on 128-byte lines) */
+    const int64_t packed = 11 * 208 + 2 * 16;
     ck_assert_msg(m.ld % 16 == 0 && m.ld >= packed && m.ld < packed + 128, "row bytes %lld", (long long)m.ld);
-    ck_assert_uint_eq(m.bytes, (size_t)rows * (m.ld + 16 * 2));
+    ck_assert_uint_eq(m.bytes, (size_t)rows * m.ld);
     CU_OK(rl_cu_mat_set_rows(&m, 0, raw, 3));
     CU_OK(rl_cu_mat_set_rows(&m, 3, raw + 3 * rb, rows - 3));
     int32_t ids[rows];
@@ -669,9 +668,8 @@ START_TEST(q6k_rows_in_pieces_and_partial_chunks_read_back_exactly)
         for (int64_t c = 0; c < cols; c++)
             ck_assert_msg(out[i * cols + c] == ref[ids[i] * cols + c], "row %d col %lld: %g, want %g", ids[i],
                           (long long)c, out[i * cols + c], ref[ids[i] * cols + c]);
-    /* the matvec's addressing: one-hot inputs at blocks' first and last
-     * columns, in the first and the last 8-block chunk, select that column
-     * of every row */
+    /* the matvec's addressing: one-hot inputs at a block's first and last
+     * column in each group select that column of every row */
     const int64_t probe[] = {0, 255, 256 * 7 + 255, 256 * 8, 256 * 10 + 255};
     float *x = calloc(cols, sizeof(float)), y[rows];
     for (size_t p = 0; p < sizeof probe / sizeof probe[0]; p++) {
@@ -742,7 +740,7 @@ int main(void)
     tcase_add_loop_test(tc, gemm_matches_cpu, 0, nt);
     tcase_add_loop_test(tc, get_rows_dequantizes_and_zeroes_bad_ids, 0, nt);
     tcase_add_loop_test(tc, fill_random_gives_finite_weights_of_sane_size, 0, nt);
-    tcase_add_test(tc, q6k_rows_in_pieces_and_partial_chunks_read_back_exactly);
+    tcase_add_test(tc, q6k_rows_in_pieces_and_partial_groups_read_back_exactly);
     suite_add_tcase(s, tc);
     TCase *tk = tcase_create("topk"); /* its own case: CK_RUN_CASE=topk under compute-sanitizer */
     tcase_set_timeout(tk, 120);
