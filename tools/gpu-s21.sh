@@ -117,3 +117,18 @@ if [ "$PART" = ab ]; then
   ab 550 tinyllama-1.1b q6_k
   echo "elapsed ${SECONDS}s"
 fi
+#   q6d      (needs e0399a0, reverted in 32f04d9; old tree: 6e92903) Q6_K's d in a plane of its own and its
+#            208-byte blocks in 128-byte-line rows (1,664-byte chunks: whole
+#            lines) against the groups of 8 behind a d header; the CUDA
+#            tests that read Q6_K; old tree against new.
+if [ "$PART" = q6d ]; then
+  build_pair
+  ctests test_cu_kernels test_cu_mvb test_cu_mixed test_cu_mm
+  wait
+  ab 215 llama2-7b q6_k
+  ab 240 llama2-7b q4_k_m
+  ab 255 tinyllama-1.1b q6_k
+  ab 280 llama2-7b q6_k
+  ab 295 llama2-7b q4_k_m
+  echo "elapsed ${SECONDS}s"
+fi
