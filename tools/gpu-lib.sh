@@ -1,6 +1,12 @@
 #!/bin/bash
-# gpu-lib.sh - helpers of the session scripts (tools/gpu-s*.sh),
-# sourced after B (build folder), T (tools folder) and BC (ringlm-bench-cuda).
+# gpu-lib.sh - helpers of the session scripts (tools/gpu-s*.sh). Sourcing it
+# sets what a script has not: T (tools folder), the environment of
+# gpu-env.sh, B (build folder: RL_GPU_BUILD, else /tmp/rl-b) and BC
+# (ringlm-bench-cuda).
+T=${T:-$(dirname "${BASH_SOURCE[0]}")}
+[ -n "${RL_GPU_ENV:-}" ] || . "$T/gpu-env.sh"
+B=${B:-${RL_GPU_BUILD:-/tmp/rl-b}}
+BC=${BC:-$B/bench/ringlm-bench-cuda}
 left() { [ $SECONDS -lt ${1} ]; } # stages skip themselves past a time budget (10-minute calls)
 # Build (tools/gpu-steps.sh build-only), then the test data for the suites.
 build() {

@@ -3,12 +3,8 @@
 # was removed after them.
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s21.sh PART
 # The old tree (.old, carried) is `git archive` of the commit before the change.
-T=$(dirname "$0")
-. "$T/gpu-env.sh"
-B=${RL_GPU_BUILD:-/tmp/rl-b}
-BC=$B/bench/ringlm-bench-cuda
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, alt, ty, build_pair, ab, ...
 PART=${1:-first}
-. "$T/gpu-lib.sh" # left, build, suites, ctests, alt, ty, build_pair, ab, ...
 #   first    (old tree: f3134fb) Q6_K rows packed in groups of 8 blocks behind
 #            a 16-byte header of their d's (210 bytes a block, the 224-byte
 #            slots before) and Q|K in one matrix where only V has another type
