@@ -160,8 +160,7 @@ extern "C" int rl_cu_mat_set_rows(rl_cu_mat *m, int64_t row0, const void *host, 
     if (n_rows == 0)
         return 0;
     size_t qrow = qplane_row(m->type, m->cols);
-    if (m->type == RL_TYPE_Q4_K || m->type == RL_TYPE_Q5_K) /* the file's rows, each at its line */
-    {
+    if (m->type == RL_TYPE_Q4_K || m->type == RL_TYPE_Q5_K) { /* the file's rows, each at its line */
         size_t fr = (size_t)(m->cols / 256) * (m->type == RL_TYPE_Q4_K ? RL_Q4K_BYTES : RL_Q5K_BYTES);
         return rl_cu_check(cudaMemcpy2D((uint8_t *)m->q + row0 * qrow, qrow, host, fr, fr, n_rows,
                                         cudaMemcpyHostToDevice), "upload weights");
