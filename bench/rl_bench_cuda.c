@@ -1,6 +1,9 @@
 /* rl_bench_cuda.c - `ringlm-bench cuda`: generation and prefill speed of the
  * CUDA model, with the fraction of the H100 roofline (2.92 TB/s for the
- * weight bytes a generated token reads; 750 TFLOP/s for prefill GEMMs).
+ * weight bytes a generated token reads, as the device holds them: Q4_K and
+ * Q5_K rows padded to 128-byte lines count their padding, at most 127 bytes a
+ * row; `ringlm-bench model` counts the file's bytes; 750 TFLOP/s for prefill
+ * GEMMs).
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
