@@ -105,7 +105,11 @@ static int enqueue_small(rl_cu_model *m, int n)
  * stream (rl_cu_gemm_stage). The staged weights, in GEMM order, are per layer
  * Q|K|V and gate|up when fused (split mixed-type parts go through
  * rl_cu_layer_gemm_* and their own scratch), O and down always. */
-static bool staged_qkv(const rl_cu_layer *L) { return !L->wk.q && !L->wv.q; }
+static bool staged_qkv(const rl_cu_layer *L)
+{
+    const rl_cu_mat *p[3];
+    return rl_cu_layer_qkv_parts(L, p) == 1;
+}
 static bool staged_gu(const rl_cu_layer *L) { return !L->wup.q; }
 
 static const rl_cu_mat *pf_w(rl_cu_model *m, uint32_t k)

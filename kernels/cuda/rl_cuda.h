@@ -49,7 +49,7 @@ typedef struct rl_cu_mat {
     void *q;      /* quants, or the GGUF blocks, or plain elements */
     void *d;      /* Q4_0/Q8_0: fp16 scale per 32-block, [rows][cols/32]; else NULL */
     size_t bytes; /* device bytes held by q and d */
-    int64_t ld;   /* K-quants: bytes from one row of q to the next (rl_cu_mat_alloc) */
+    int64_t ld;   /* bytes from one row of q to the next (rl_cu_mat_alloc; the K-quants' kernels address rows by it) */
 } rl_cu_mat;
 
 /* Types with device kernels: F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K. */

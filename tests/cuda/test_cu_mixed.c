@@ -436,11 +436,11 @@ START_TEST(qwen2_split_qkv_prompt_steps_add_every_bias)
                                            sizeof err) == 0, "%s", err);
         ck_assert(w ? rl_cu_model_w16_bytes(g) == 0 : rl_cu_model_w16_bytes(g) > 0);
         const rl_cu_mat *parts[3]; /* Q and K of one type share a matrix, V its own */
-        const char *qk = getenv("RL_CU_QK_FUSE"); /* 0: Q|K fused only with V */
-        ck_assert_int_eq(rl_cu_layer_qkv_parts(&g->layers[0], parts), qk && qk[0] == '0' ? 3 : 2);
-        ck_assert_int_eq(parts[0]->rows, (int64_t)(m->hp.n_head + (qk && qk[0] == '0' ? 0 : m->hp.n_head_kv)) *
-                                             m->hp.head_dim);
-        ck_assert_int_eq(parts[qk && qk[0] == '0' ? 2 : 1]->type, RL_TYPE_Q4_0);
+        const char *qk = getenv("RL_CU_QK_FUSE");
+        const bool three = qk && qk[0] == '0'; /* Q|K fused only with V */
+        ck_assert_int_eq(rl_cu_layer_qkv_parts(&g->layers[0], parts), three ? 3 : 2);
+        ck_assert_int_eq(parts[0]->rows, (int64_t)(m->hp.n_head + (three ? 0 : m->hp.n_head_kv)) * m->hp.head_dim);
+        ck_assert_int_eq(parts[three ? 2 : 1]->type, RL_TYPE_Q4_0);
         for (uint32_t k = 0; k < V; k++)
             lg[k] = NAN;
         int32_t tok;
