@@ -1,0 +1,30 @@
+#!/bin/bash
+# gpu-s22.sh - session 22's device calls.
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s22.sh PART
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, alt, ty, ...
+PART=${1:-first}
+# cfgs SHAPE TYPE ROUNDS LIMIT "VAR=V ..." ...: the single stream (ty) under
+# each setting in turn, ROUNDS rounds, until LIMIT seconds.
+cfgs() {
+  local sh=$1 tp=$2 rounds=$3 lim=$4 r c; shift 4
+  for r in $(seq $rounds); do
+    for c in "$@"; do
+      left $lim || return 0
+      echo "r$r $sh $tp [$c]: $(export $c; ty $sh $tp)"
+    done
+  done
+}
+#   first    the attention's blocks ask the O product's weights (and the
+#            gate/up product's first rows) into L2 once their own rows are
+#            read (RL_CU_ATTN_PF=1 before the merge, 2 after it; off by
+#            default): the tests it touches, then the settings alternating.
+if [ "$PART" = first ]; then
+  build
+  ctests test_cu_paged test_cu_kernels
+  P0="RL_CU_ATTN_PF=0" P1="RL_CU_ATTN_PF=1" P2="RL_CU_ATTN_PF=2"
+  cfgs llama2-7b q4_0 3 330 "$P0" "$P1" "$P2" "$P2 RL_CU_ATTN_PF_GU=1056" "$P1 RL_CU_ATTN_PF_GU=2112"
+  cfgs llama2-7b q4_k_m 2 420 "$P0" "$P1" "$P2 RL_CU_ATTN_PF_GU=1056"
+  cfgs tinyllama-1.1b q4_k_m 2 470 "$P0" "$P1" "$P2 RL_CU_ATTN_PF_GU=1056"
+  left 520 && echo "PF=2 model test: $(RL_CU_ATTN_PF=2 ctests test_cu_model | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi
