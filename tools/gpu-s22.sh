@@ -1,5 +1,6 @@
 #!/bin/bash
-# gpu-s22.sh - session 22's device calls.
+# gpu-s22.sh - session 22's device calls; parts marked "needs" ran code that
+# was removed after them.
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s22.sh PART
 . "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, alt, ty, ...
 PART=${1:-first}
@@ -14,7 +15,7 @@ cfgs() {
     done
   done
 }
-#   first    the attention's blocks ask the O product's weights (and the
+#   first    (needs a6ab1ad, reverted in c6eff8c) the attention's blocks ask the O product's weights (and the
 #            gate/up product's first rows) into L2 once their own rows are
 #            read (RL_CU_ATTN_PF=1 before the merge, 2 after it; off by
 #            default): the tests it touches, then the settings alternating.

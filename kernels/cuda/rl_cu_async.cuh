@@ -82,13 +82,6 @@ __device__ __forceinline__ void bulk_copy(void *dst, const void *src, unsigned b
                  : "memory");
 }
 
-/* Ask for bytes (a multiple of 16, p 16-byte aligned) of global memory to
- * be brought into L2; nothing waits for it. */
-__device__ __forceinline__ void l2_prefetch(const void *p, unsigned bytes)
-{
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
-
 } /* namespace rl_async */
 
 #endif

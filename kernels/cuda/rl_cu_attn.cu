@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rl_cu_async.cuh"
 #include "rl_cu_attn_tc.cuh"
 #include "rl_cu_kv.cuh"
 
@@ -443,26 +442,11 @@ __device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t
     }
 }
 
-/* Block blk of nblk, its warp's lanes: their share of the hint's ranges
- * asked into L2 (one bulk prefetch a lane and range; rl_cu_l2hint). */
-__device__ __forceinline__ void att_l2_share(const rl_cu_l2hint &pf, int64_t blk, int64_t nblk, int lane)
-{
-#pragma unroll
-    for (int k = 0; k < RL_CU_L2HINT_N; k++) {
-        const uint64_t units = pf.p[k] ? pf.n[k] / 16 : 0, parts = (uint64_t)nblk * 32, per = (units + parts - 1) / parts;
-        const uint64_t u0 = ((uint64_t)blk * 32 + lane) * per;
-        if (u0 >= units)
-            continue;
-        const uint64_t nu = units - u0 < per ? units - u0 : per;
-        rl_async::l2_prefetch((const char *)pf.p[k] + u0 * 16, (unsigned)(nu * 16));
-    }
-}
-
 template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM the registers must allow;
                                                           TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct, bool bar2, bool early, bool acqrel, rl_cu_l2hint pf)
+            float *scratch, rl_cu_act out, bool attw_direct, bool bar2, bool early, bool acqrel)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -607,15 +591,10 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         if (bar2)
             __syncthreads();
     }
-    const int64_t blk = ((int64_t)b * gridDim.y + h) * gridDim.x + sp, nblk = (int64_t)gridDim.x * gridDim.y * gridDim.z;
-    if (pf.where == 1 && w == 0) /* every row of this block read */
-        att_l2_share(pf, blk, nblk, lane);
     if (direct)
         att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
     else
         att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h, acqrel);
-    if (pf.where == 2 && w == 0) /* counted in (or merged): nothing of this block left to wait for */
-        att_l2_share(pf, blk, nblk, lane);
 }
 
 static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_cu_act *out)
@@ -704,8 +683,7 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
         if (r->head_dim != 128 || !attn_tc())
             return false;
         rl_launch(occ ? k_attn_warp<128, KV, 6, true> : k_attn_warp<128, KV, 1, true>, grid, block, s, d_q, A,
-                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), false, attn_acqrel(),
-                  rl_cu_l2hint{});
+                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), false, attn_acqrel());
         return true;
     } else {
         (void)occ, (void)grid, (void)block, (void)s, (void)d_q, (void)A, (void)d_pos, (void)r, (void)kmax;
@@ -716,7 +694,7 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
 
 template <class KV>
 static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, const rl_cu_rope *r, int n_split,
-                       int64_t n_ctx, void *d_scratch, const rl_cu_act *out, const rl_cu_l2hint *pf, cudaStream_t s)
+                       int64_t n_ctx, void *d_scratch, const rl_cu_act *out, cudaStream_t s)
 {
     unsigned *counters = (unsigned *)d_scratch;
     float *partials = (float *)((char *)d_scratch + COUNTERS_BYTES);
@@ -731,18 +709,15 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
      * at once (about 120 registers), which the single stream needs. */
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
-    rl_cu_l2hint hint = {};
-    if (pf && batch == 1 && pf->where >= 1 && pf->where <= 2)
-        hint = *pf;
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel(), hint);
+                  counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 128 && split && kern != 1 &&
              attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel(), hint);
+                  counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
     else if (r->head_dim == 128 && split)
@@ -761,26 +736,19 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
         return -EINVAL;
     rl_kv_slots A = rl_kv_slots_make((void *)d_kcache, (void *)d_vcache, d_slot, n_ctx, r->n_head_kv * r->head_dim,
                                      r->head_dim);
-    return attn_launch(d_q, A, d_pos, batch, r, n_split, n_ctx, d_scratch, out, NULL, s);
+    return attn_launch(d_q, A, d_pos, batch, r, n_split, n_ctx, d_scratch, out, s);
 }
 
 extern "C" int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                                 const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                                 void *d_scratch, const rl_cu_act *out, cudaStream_t s)
 {
-    return rl_cu_attn_paged_pf(d_q, d_pos, d_row, n_tok, r, kv, layer, n_split, d_scratch, out, NULL, s);
-}
-
-extern "C" int rl_cu_attn_paged_pf(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
-                                   const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
-                                   void *d_scratch, const rl_cu_act *out, const rl_cu_l2hint *pf, cudaStream_t s)
-{
     if (!attn_args_ok(n_tok, n_split, r, out) || !rl_kv_paged_valid(kv, r, layer))
         return -EINVAL;
     int64_t n_ctx = (int64_t)kv->bt_stride * RL_CU_KV_BLOCK;
     if (kv->q8)
         return attn_launch(d_q, rl_kv_paged_make<rl_kv_q8>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
-                           d_scratch, out, pf, s);
+                           d_scratch, out, s);
     return attn_launch(d_q, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
-                       d_scratch, out, pf, s);
+                       d_scratch, out, s);
 }

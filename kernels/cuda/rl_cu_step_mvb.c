@@ -1,7 +1,6 @@
 /* rl_cu_step_mvb.c - the GPU model's one-sequence step on rl_cu_mvb (the
  * weights streamed by bulk copies, the norms inside the products) and when
  * the step takes it. */
-#include <stdint.h>
 #include <stdlib.h>
 
 #include "rl_cu_layer.h"
@@ -131,42 +130,6 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
     return true;
 }
 
-/* Range k of h: n bytes from p, rounded down to whole 16-byte units. */
-static void hint_range(rl_cu_l2hint *h, int k, const void *p, uint64_t n)
-{
-    h->p[k] = p;
-    h->n[k] = p ? n / 16 * 16 : 0;
-}
-
-/* What layer l's attention asks into L2 for the products after it
- * (rl_cu_l2hint): RL_CU_ATTN_PF = 0 nothing (default), 1 or 2 the O
- * product's planes (before or after the attention's merge); with
- * RL_CU_ATTN_PF_GU = n also the first n rows of the gate and the up rows
- * (their q planes: the first stages of the gate/up product's CTAs). */
-static void attn_hint(rl_cu_model *m, uint32_t l, rl_cu_l2hint *h)
-{
-    static int where = -1, gu_rows = 0;
-    if (where < 0) {
-        const char *e = getenv("RL_CU_ATTN_PF"), *g = getenv("RL_CU_ATTN_PF_GU");
-        where = e && (e[0] == '1' || e[0] == '2') ? e[0] - '0' : 0;
-        gu_rows = g ? atoi(g) : 0;
-        gu_rows = gu_rows < 0 ? 0 : gu_rows;
-    }
-    *h = (rl_cu_l2hint){.where = where};
-    if (!where)
-        return;
-    const rl_cu_layer *L = &m->layers[l];
-    const rl_cu_mat *o = &L->wo;
-    hint_range(h, 0, o->q, (uint64_t)o->ld * (uint64_t)o->rows);
-    hint_range(h, 1, o->d, o->d ? (uint64_t)o->rows * (uint64_t)(o->cols / 32) * 2 : 0);
-    if (!gu_rows)
-        return;
-    const rl_cu_mat *g = &L->wgu, *u = L->wup.q ? &L->wup : &L->wgu;
-    int64_t n_ff = L->wup.q ? g->rows : g->rows / 2, r = gu_rows < n_ff ? gu_rows : n_ff;
-    hint_range(h, 2, g->q, (uint64_t)g->ld * (uint64_t)r);
-    hint_range(h, 3, (const uint8_t *)u->q + (L->wup.q ? 0 : n_ff * u->ld), (uint64_t)u->ld * (uint64_t)r);
-}
-
 /* One sequence on rl_cu_mvb: each product quantizes its fp32 input itself,
  * the norms inside the products that read them; the output product too. */
 int rl_cu_step_mvb(rl_cu_model *m)
@@ -182,10 +145,7 @@ int rl_cu_step_mvb(rl_cu_model *m)
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
-        rl_cu_l2hint pf;
-        attn_hint(m, l, &pf);
-        RL_CU_TRY(rl_cu_attn_paged_pf(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, &pf,
-                                      s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
             RL_CU_TRY(rl_cu_mvb_run(m, k, l));
     }

@@ -362,24 +362,6 @@ int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, con
 int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                      const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                      void *d_scratch, const rl_cu_act *out, cudaStream_t s);
-/* Byte ranges the kernels after an attention will read (the next products'
- * weights), for rl_cu_attn_paged_pf: with one query (n_tok 1, the warp
- * kernel) the attention's blocks ask for them to be brought into L2 once
- * their own rows are read (where 1: before the chunks' merge, 2: after it),
- * while the memory would otherwise idle. Ranges must start 16-byte
- * aligned; a length's last n % 16 bytes are not asked for; a range with p
- * NULL or n 0 is skipped. A hint changes no result, only where the bytes
- * are when read. */
-#define RL_CU_L2HINT_N 4
-typedef struct rl_cu_l2hint {
-    const void *p[RL_CU_L2HINT_N];
-    uint64_t n[RL_CU_L2HINT_N];
-    int where; /* 0: no prefetch */
-} rl_cu_l2hint;
-/* rl_cu_attn_paged with a prefetch hint (NULL: none). */
-int rl_cu_attn_paged_pf(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
-                        const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
-                        void *d_scratch, const rl_cu_act *out, const rl_cu_l2hint *pf, cudaStream_t s);
 /* Causal attention of the n_q queries d_q[n_q][n_head * head_dim] at positions
  * pos0..pos0+n_q-1 of block-table row bt_row over layer's paged KV (positions
  * 0..pos0+n_q-1 already in the pool): tiled flash attention for prefill, GQA.

@@ -173,18 +173,6 @@ START_TEST(split_attention_is_batch_and_split_invariant)
     float *solo = malloc((size_t)qd * 4), *all = malloc((size_t)qd * NQ * 4);
     CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &kv, LAYER, rl_cu_attn_splits(1, c.r.n_head), scr, &o, 0));
     tcu_down(solo, o.f, (size_t)qd * 4);
-    /* An L2 prefetch hint (the pool, the query with a ragged tail, an empty
-     * range) changes no bit, before or after the merge, split or not. */
-    for (int where = 1; where <= 2; where++)
-        for (int k = 0; k < 2; k++) {
-            rl_cu_l2hint pf = {.p = {dpool, dq, dbt, NULL}, .n = {pool_elems * 2, (uint64_t)qd * 4 + 8, 0, 64},
-                               .where = where};
-            int sp = k ? 1 : rl_cu_attn_splits(1, c.r.n_head);
-            CU_OK(rl_cu_attn_paged_pf(dq, dpos, drow, 1, &c.r, &kv, LAYER, sp, scr, &o, &pf, 0));
-            tcu_down(all, o.f, (size_t)qd * 4);
-            ck_assert_msg(memcmp(solo, all, (size_t)qd * 4) == 0, "a prefetch hint (where %d, split %d) changed the output",
-                          where, sp);
-        }
     static const int splits[3] = {1, 2, 17};
     for (int k = 0; k < 3; k++) {
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &kv, LAYER, splits[k], scr, &o, 0));
