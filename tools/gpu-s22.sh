@@ -29,3 +29,18 @@ if [ "$PART" = first ]; then
   left 520 && echo "PF=2 model test: $(RL_CU_ATTN_PF=2 ctests test_cu_model | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   cores    (the attention switches RL_CU_ATTN_CAP / RL_CU_ATTN_CARVE) can the
+#            O product's CTAs start beside the one-token attention and stream
+#            their weights meanwhile? At most one attention block per SM
+#            (RL_CU_ATTN_SPLITS=4: 128 blocks for 32 heads), the block within
+#            128 registers (CAP) and the largest carveout (CARVE), against
+#            each without; the tests of the capped kernel.
+if [ "$PART" = cores ]; then
+  build
+  ctests test_cu_paged test_cu_kernels
+  echo "CAP=1: $(RL_CU_ATTN_CAP=1 RL_CU_ATTN_CARVE=1 ctests test_cu_paged test_cu_kernels | tr '\n' ' ')"
+  S4="RL_CU_ATTN_SPLITS=4" C1="RL_CU_ATTN_CAP=1" V1="RL_CU_ATTN_CARVE=1"
+  cfgs llama2-7b q4_0 3 400 "RL_CU_ATTN_CAP=0" "$S4" "$S4 $C1" "$S4 $C1 $V1" "$C1 $V1" "$S4 $V1"
+  cfgs tinyllama-1.1b q4_k_m 2 500 "RL_CU_ATTN_CAP=0" "$S4" "$S4 $C1 $V1" "$C1 $V1"
+  echo "elapsed ${SECONDS}s"
+fi
