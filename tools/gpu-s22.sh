@@ -29,7 +29,7 @@ if [ "$PART" = first ]; then
   left 520 && echo "PF=2 model test: $(RL_CU_ATTN_PF=2 ctests test_cu_model | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
-#   cores    (the attention switches RL_CU_ATTN_CAP / RL_CU_ATTN_CARVE) can the
+#   cores    (needs 28e15df, reverted) can the
 #            O product's CTAs start beside the one-token attention and stream
 #            their weights meanwhile? At most one attention block per SM
 #            (RL_CU_ATTN_SPLITS=4: 128 blocks for 32 heads), the block within
