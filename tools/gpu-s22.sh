@@ -44,3 +44,15 @@ if [ "$PART" = cores ]; then
   cfgs tinyllama-1.1b q4_k_m 2 500 "RL_CU_ATTN_CAP=0" "$S4" "$S4 $C1 $V1" "$C1 $V1"
   echo "elapsed ${SECONDS}s"
 fi
+#   skip     (RL_CU_STEP_SKIP, a measurement switch: the one-sequence step
+#            without some of its ops; 1 Q|K|V, 2 RoPE, 4 attention, 8 O, 16
+#            gate/up, 32 down, 64 output) what each op costs inside the step:
+#            the single stream's tok/s with each left out, alternating.
+if [ "$PART" = skip ]; then
+  build
+  sk() { local a=() v; for v in "$@"; do a+=("RL_CU_STEP_SKIP=$v"); done; echo "${a[@]}"; }
+  cfgs llama2-7b q4_0 2 330 $(sk 0 1 2 4 6 8 16 32 64 12 121 127)
+  cfgs llama2-7b q4_k_m 1 400 $(sk 0 4 6 8)
+  cfgs tinyllama-1.1b q4_k_m 2 480 $(sk 0 2 4 6 8 121 127)
+  echo "elapsed ${SECONDS}s"
+fi
