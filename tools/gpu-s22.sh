@@ -56,3 +56,20 @@ if [ "$PART" = skip ]; then
   cfgs tinyllama-1.1b q4_k_m 2 480 $(sk 0 2 4 6 8 121 127)
   echo "elapsed ${SECONDS}s"
 fi
+#   p16      (rl_cu_mvb without a producer warp, RL_CU_MVB_P16=1, and the
+#            attention switches of `cores` back) the step's skip figures say
+#            the O product costs ~8 us inside the step (4.8 alone): can its
+#            CTAs start beside the attention now that a 16-warp CTA leaves
+#            each scheduler room for an attention warp (126 registers)?
+if [ "$PART" = p16 ]; then
+  build
+  ctests test_cu_mvb
+  echo "P16=1: $(RL_CU_MVB_P16=1 ctests test_cu_mvb test_cu_mixed | tr '\n' ' ')"
+  S4="RL_CU_ATTN_SPLITS=4" CC="RL_CU_ATTN_CAP=1 RL_CU_ATTN_CARVE=1" P1="RL_CU_MVB_P16=1"
+  cfgs llama2-7b q4_0 3 380 "RL_CU_MVB_P16=0" "$P1" "$P1 $S4 $CC" "$S4 $CC" "$P1 $CC"
+  cfgs llama2-7b q4_k_m 1 420 "RL_CU_MVB_P16=0" "$P1" "$P1 $S4 $CC"
+  cfgs tinyllama-1.1b q4_k_m 1 460 "RL_CU_MVB_P16=0" "$P1" "$P1 $S4 $CC"
+  cfgs llama2-7b q4_0 1 520 "$P1 $S4 $CC RL_CU_STEP_SKIP=8" "$P1 $S4 $CC RL_CU_STEP_SKIP=4" "RL_CU_STEP_SKIP=8"
+  left 540 && SAN_S=50 RL_CU_MVB_P16=1 memcheck test_cu_mvb
+  echo "elapsed ${SECONDS}s"
+fi
