@@ -86,8 +86,9 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     const uint8_t *wq = (const uint8_t *)m.q;
     const uint16_t *wd = (const uint16_t *)m.d;
     const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
-    /* the CTA's stage i (chunk i % nch of its tile i / nch) into slot i % S */
-    auto issue = [&](int64_t i) {
+    /* the CTA's stage i (chunk i % nch of its tile i / nch) into slot i % S:
+     * rows r0, r0 + rs, ... (a lane's share; the expected bytes by r0 == 0) */
+    auto issue = [&](int64_t i, int r0, int rs) {
         const int64_t t = blockIdx.x + (i / nch) * gridDim.x, c = i % nch;
         if (t >= ntiles)
             return;
@@ -95,8 +96,9 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         const int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
         uint8_t *st = sm + (size_t)s * C::STG;
         const unsigned qlen = (unsigned)q_span<T>(cu);
-        bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
-        for (int r = 0; r < C::NRW; r++) {
+        if (r0 == 0)
+            bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
+        for (int r = r0; r < C::NRW; r += rs) {
             int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
             bulk_copy(st + r * QROW, wq + row * rowb + c * QROW, qlen, &full[s]);
             if (C::DB)
@@ -105,15 +107,15 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     };
 
     if constexpr (P16) {
-        if (threadIdx.x == 0) /* the first round, weights only (no PDL wait) */
+        if (warp == 0) /* the first round, weights only (no PDL wait), a row a lane */
             for (int64_t i = 0; i < C::S; i++)
-                issue(i);
+                issue(i, lane, 32);
     } else if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
         if (lane != 0)
             return;
         for (int64_t i = 0; i < ntiles_of_cta(ntiles) * nch; i++) {
             bar_wait(&empty[i % C::S], ((unsigned)(i / C::S) & 1) ^ 1); /* the consumers freed it (the first round passes) */
-            issue(i);
+            issue(i, 0, 1);
         }
         return;
     }
@@ -179,16 +181,19 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                     accu += dot(sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j));
             }
             __syncwarp();
-            if (P16) {
-                if (lane == 0) { /* the last warp out refills the slot with stage i + S */
+            if (P16) { /* the last warp out refills the slot with stage i + S, a row a lane */
+                int last = 0;
+                if (lane == 0) {
                     __threadfence_block();
-                    if (atomicAdd(&cnt[s], 1) == CW - 1) {
+                    last = atomicAdd(&cnt[s], 1) == CW - 1;
+                    if (last) {
                         cnt[s] = 0;
                         __threadfence_block();
                         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-                        issue(i + C::S);
                     }
                 }
+                if (__shfl_sync(0xffffffffu, last, 0))
+                    issue(i + C::S, lane, 32);
             } else if (lane == 0) {
                 bar_arrive(&empty[s]);
             }
