@@ -57,7 +57,8 @@ if [ "$PART" = skip ]; then
   echo "elapsed ${SECONDS}s"
 fi
 #   p16      (rl_cu_mvb without a producer warp, RL_CU_MVB_P16=1, and the
-#            [ran twice: the refill by one lane, then a row a lane]
+#            [ran three times: the refill by one lane, then a row a lane, then
+#            without the fence.proxy.async before the refill]
 #            attention switches of `cores` back) the step's skip figures say
 #            the O product costs ~8 us inside the step (4.8 alone): can its
 #            CTAs start beside the attention now that a 16-warp CTA leaves

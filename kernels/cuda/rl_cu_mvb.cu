@@ -186,11 +186,8 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 if (lane == 0) {
                     __threadfence_block();
                     last = atomicAdd(&cnt[s], 1) == CW - 1;
-                    if (last) {
+                    if (last)
                         cnt[s] = 0;
-                        __threadfence_block();
-                        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-                    }
                 }
                 if (__shfl_sync(0xffffffffu, last, 0))
                     issue(i + C::S, lane, 32);
