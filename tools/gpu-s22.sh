@@ -56,7 +56,8 @@ if [ "$PART" = skip ]; then
   cfgs tinyllama-1.1b q4_k_m 2 480 $(sk 0 2 4 6 8 121 127)
   echo "elapsed ${SECONDS}s"
 fi
-#   p16      (rl_cu_mvb without a producer warp, RL_CU_MVB_P16=1, and the
+#   p16      (needs ec68402, reverted) rl_cu_mvb without a producer warp
+#            (RL_CU_MVB_P16=1) and the
 #            [ran three times: the refill by one lane, then a row a lane, then
 #            without the fence.proxy.async before the refill]
 #            attention switches of `cores` back) the step's skip figures say

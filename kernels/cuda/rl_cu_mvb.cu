@@ -52,18 +52,8 @@ namespace rl_mvb {
 
 using namespace rl_async;
 
-/* P16 (RL_CU_MVB_P16=1, a measurement): no producer warp; thread 0 fills
- * the ring before the PDL wait and the last consumer warp to release a
- * stage refills it, so a CTA is 16 warps (4 per scheduler) and leaves each
- * scheduler's registers room for a warp of another kernel's block. */
-/* Tiles CTA blockIdx.x takes (blockIdx.x, + gridDim.x, ...). */
-__device__ __forceinline__ int64_t ntiles_of_cta(int64_t ntiles)
-{
-    return ntiles > blockIdx.x ? (ntiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
-}
-
-template <int T, bool GLU, bool P16>
-__global__ void __launch_bounds__(P16 ? NT : THREADS, 1)
+template <int T, bool GLU>
+__global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -78,45 +68,33 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     uint64_t *full = (uint64_t *)(sm + RB + xb);
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
-    int *cnt = (int *)(red + 48); /* P16: consumer warps done with each stage */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (P16 && threadIdx.x < C::S)
-        cnt[threadIdx.x] = 0;
     ring_start<C::S>(full, empty);
-    const uint8_t *wq = (const uint8_t *)m.q;
-    const uint16_t *wd = (const uint16_t *)m.d;
-    const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
-    /* the CTA's stage i (chunk i % nch of its tile i / nch) into slot i % S:
-     * rows r0, r0 + rs, ... (a lane's share; the expected bytes by r0 == 0) */
-    auto issue = [&](int64_t i, int r0, int rs) {
-        const int64_t t = blockIdx.x + (i / nch) * gridDim.x, c = i % nch;
-        if (t >= ntiles)
-            return;
-        const int s = (int)(i % C::S);
-        const int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
-        uint8_t *st = sm + (size_t)s * C::STG;
-        const unsigned qlen = (unsigned)q_span<T>(cu);
-        if (r0 == 0)
-            bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
-        for (int r = r0; r < C::NRW; r += rs) {
-            int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
-            bulk_copy(st + r * QROW, wq + row * rowb + c * QROW, qlen, &full[s]);
-            if (C::DB)
-                bulk_copy(st + C::NRW * QROW + r * DROW, wd + row * nb + c * CK, (unsigned)(cu * 2), &full[s]);
-        }
-    };
 
-    if constexpr (P16) {
-        if (warp == 0) /* the first round, weights only (no PDL wait), a row a lane */
-            for (int64_t i = 0; i < C::S; i++)
-                issue(i, lane, 32);
-    } else if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
+    if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
         if (lane != 0)
             return;
-        for (int64_t i = 0; i < ntiles_of_cta(ntiles) * nch; i++) {
-            bar_wait(&empty[i % C::S], ((unsigned)(i / C::S) & 1) ^ 1); /* the consumers freed it (the first round passes) */
-            issue(i, 0, 1);
-        }
+        const uint8_t *q = (const uint8_t *)m.q;
+        const uint16_t *d = (const uint16_t *)m.d;
+        const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
+        int64_t i = 0;
+        for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
+            for (int64_t c = 0; c < nch; c++, i++) {
+                int s = (int)(i % C::S);
+                unsigned ph = (unsigned)(i / C::S) & 1;
+                int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
+                uint8_t *st = sm + (size_t)s * C::STG;
+                bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
+                const unsigned qlen = (unsigned)q_span<T>(cu);
+                bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
+                for (int r = 0; r < C::NRW; r++) {
+                    int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
+                    bulk_copy(st + r * QROW, q + row * rowb + c * QROW, qlen, &full[s]);
+                    if (C::DB)
+                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
+                                  &full[s]);
+                }
+            }
         return;
     }
 
@@ -181,19 +159,8 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                     accu += dot(sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j));
             }
             __syncwarp();
-            if (P16) { /* the last warp out refills the slot with stage i + S, a row a lane */
-                int last = 0;
-                if (lane == 0) {
-                    __threadfence_block();
-                    last = atomicAdd(&cnt[s], 1) == CW - 1;
-                    if (last)
-                        cnt[s] = 0;
-                }
-                if (__shfl_sync(0xffffffffu, last, 0))
-                    issue(i + C::S, lane, 32);
-            } else if (lane == 0) {
+            if (lane == 0)
                 bar_arrive(&empty[s]);
-            }
         }
         acc = rl_warp_sum(acc);
         if (GLU)
@@ -252,25 +219,16 @@ static bool act_regs(void)
     return rl_env_switch("RL_CU_MVB_AR", true, &on);
 }
 
-/* RL_CU_MVB_P16=1: k_mvb without a producer warp (measurements). */
-static bool p16(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_MVB_P16", false, &on);
-}
-
 template <int T, bool GLU>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
 {
     size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
-    static size_t set_for[2];
-    const bool p = p16();
-    auto k = p ? k_mvb<T, GLU, true> : k_mvb<T, GLU, false>;
-    if (!smem_limit(k, smem, &set_for[p]))
+    static size_t set_for = 0;
+    if (!smem_limit(k_mvb<T, GLU>, smem, &set_for))
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k, dim3(grid), dim3(p ? NT : THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
+    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
                    pair_bar());
     return RL_CU_LAUNCHED("mvb");
 }
