@@ -57,13 +57,12 @@ if [ "$PART" = skip ]; then
   echo "elapsed ${SECONDS}s"
 fi
 #   p16      (needs ec68402, reverted) rl_cu_mvb without a producer warp
-#            (RL_CU_MVB_P16=1) and the
-#            [ran three times: the refill by one lane, then a row a lane, then
-#            without the fence.proxy.async before the refill]
-#            attention switches of `cores` back) the step's skip figures say
-#            the O product costs ~8 us inside the step (4.8 alone): can its
-#            CTAs start beside the attention now that a 16-warp CTA leaves
-#            each scheduler room for an attention warp (126 registers)?
+#            (RL_CU_MVB_P16=1) and the attention switches of `cores` back:
+#            the step's skip figures say the O product costs ~8 us inside the
+#            step (4.8 alone): can its CTAs start beside the attention now
+#            that a 16-warp CTA leaves each scheduler room for an attention
+#            warp (126 registers)? Ran three times: the refill by one lane,
+#            then a row a lane, then without the fence.proxy.async before it.
 if [ "$PART" = p16 ]; then
   build
   ctests test_cu_mvb
