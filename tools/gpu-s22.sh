@@ -75,3 +75,16 @@ if [ "$PART" = p16 ]; then
   left 540 && SAN_S=50 RL_CU_MVB_P16=1 memcheck test_cu_mvb
   echo "elapsed ${SECONDS}s"
 fi
+#   omv      (RL_CU_MVB_O=0, a measurement switch: the O product on the dp4a
+#            matvec, whose CTAs are small and load their weights before the
+#            PDL wait) the O product inside the step on either kernel, with
+#            the step's skip figures; test_cu_model with it.
+if [ "$PART" = omv ]; then
+  build
+  echo "O on matvec: $(RL_CU_MVB_O=0 ctests test_cu_model test_cu_mixed | tr '\n' ' ')"
+  cfgs llama2-7b q4_0 3 330 "RL_CU_MVB_O=1" "RL_CU_MVB_O=0" "RL_CU_MVB_O=0 RL_CU_STEP_SKIP=8" "RL_CU_MVB_O=0 RL_CU_STEP_SKIP=4"
+  cfgs llama2-7b q4_k_m 2 400 "RL_CU_MVB_O=1" "RL_CU_MVB_O=0"
+  cfgs tinyllama-1.1b q4_k_m 2 450 "RL_CU_MVB_O=1" "RL_CU_MVB_O=0"
+  cfgs llama2-7b q8_0 1 480 "RL_CU_MVB_O=1" "RL_CU_MVB_O=0"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -53,12 +53,23 @@ static int part_on_matvec(rl_cu_model *m, const rl_cu_mvb_part *p)
     return rl_cu_model_product(m, p->m, x, 1, p->mode, &y);
 }
 
+/* RL_CU_MVB_O=0 (a measurement): the O product on the matvec path. */
+static bool o_on_mvb(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("RL_CU_MVB_O");
+        v = !(e && e[0] == '0');
+    }
+    return v;
+}
+
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
 {
     rl_cu_mvb_part p[3];
     int n = rl_cu_mvb_parts(m, which, l, p);
     for (int i = 0; i < n; i++) {
-        if (rl_cu_mvb_ok(p[i].m, p[i].mode))
+        if (rl_cu_mvb_ok(p[i].m, p[i].mode) && (which != RL_CU_MVB_O || o_on_mvb()))
             RL_CU_TRY(rl_cu_mvb(p[i].m, p[i].x, p[i].g, m->c.rms_eps, p[i].mode, p[i].y, m->s));
         else
             RL_CU_TRY(part_on_matvec(m, &p[i]));
