@@ -88,3 +88,17 @@ if [ "$PART" = omv ]; then
   cfgs llama2-7b q8_0 1 480 "RL_CU_MVB_O=1" "RL_CU_MVB_O=0"
   echo "elapsed ${SECONDS}s"
 fi
+#   final    (the O product on the matvec by default for Q4_0, Q8_0, Q4_K,
+#            Q5_K) the other types with O on either kernel (RL_CU_MVB_O=1 /
+#            0), the closing single-stream figures, the cuda and model suites.
+if [ "$PART" = final ]; then
+  build
+  ctests test_cu_mixed test_cu_model
+  for t in q5_k_m q6_k f16; do cfgs llama2-7b $t 1 250 "RL_CU_MVB_O=1" "RL_CU_MVB_O=0"; done
+  cfgs tinyllama-1.1b f16 1 270 "RL_CU_MVB_O=1" "RL_CU_MVB_O=0"
+  for sh in "llama2-7b q4_0" "llama2-7b q4_k_m" "llama2-7b q4_k" "llama2-7b q8_0" "tinyllama-1.1b q4_0" "tinyllama-1.1b q4_k_m"; do
+    left 340 && echo "final $sh: $(ty $sh)"
+  done
+  left 360 && SUITE_S=$((585 - SECONDS)) suites --suite cuda --suite model
+  echo "elapsed ${SECONDS}s"
+fi

@@ -40,12 +40,14 @@ int rl_cu_mvb_parts(rl_cu_model *m, int which, uint32_t l, rl_cu_mvb_part p[3])
 static int part_on_matvec(rl_cu_model *m, const rl_cu_mvb_part *p)
 {
     cudaStream_t s = m->s;
-    const rl_cu_act *x = p->x == m->attn.f ? &m->attn : &m->ffn;
+    rl_cu_act *x = p->x == m->attn.f ? &m->attn : &m->ffn;
     if (p->g) {
         RL_CU_TRY(rl_cu_rmsnorm(p->x, p->g, m->c.rms_eps, p->m->cols, 1, &m->xn, s));
         x = &m->xn;
-    } else if (x == &m->ffn && m->ffn.q && rl_cu_type_q8(p->m->type)) {
-        RL_CU_TRY(rl_cu_quantize(&m->ffn, 1, s)); /* rl_cu_mvb and rl_cu_swiglu write f only */
+    } else if (x->q && rl_cu_type_q8(p->m->type) && (x == &m->ffn || m->c.head_dim % 32)) {
+        /* rl_cu_mvb and rl_cu_swiglu write f only, the attention q only
+         * for head sizes that are multiples of 32 */
+        RL_CU_TRY(rl_cu_quantize(x, 1, s));
     }
     if (p->mode == RL_CU_MV_GLU)
         return rl_cu_model_product(m, p->m, x, 1, RL_CU_MV_GLU, &m->ffn);
@@ -53,15 +55,36 @@ static int part_on_matvec(rl_cu_model *m, const rl_cu_mvb_part *p)
     return rl_cu_model_product(m, p->m, x, 1, p->mode, &y);
 }
 
-/* RL_CU_MVB_O=0 (a measurement): the O product on the matvec path. */
-static bool o_on_mvb(void)
+/* Whether the one-sequence step runs the O product (weights of type t) on
+ * the dp4a matvec rather than rl_cu_mvb. Inside the step rl_cu_mvb's O
+ * costs far more than alone (H100, session 22: leaving it out of the 7B Q4_0
+ * step saves 8.0 us a layer, against 4.8 us for the product alone and 3.2 us
+ * of weights at the copy bandwidth): its CTAs, one per SM with a 144 KB
+ * ring, start streaming only once the attention's blocks have left, where
+ * the matvec's small CTAs load their weights before the PDL wait beside
+ * them. The matvec for the types measured faster there (Q4_0, Q8_0, Q4_K,
+ * Q5_K); RL_CU_MVB_O=1: rl_cu_mvb for every type it takes, 0: the matvec
+ * for every type (measurements). */
+static bool o_on_matvec(rl_type t)
 {
-    static int v = -1;
-    if (v < 0) {
+    static int v = -2;
+    if (v == -2) {
         const char *e = getenv("RL_CU_MVB_O");
-        v = !(e && e[0] == '0');
+        v = e && e[0] == '1' ? 1 : e && e[0] == '0' ? 0 : -1;
     }
-    return v;
+    if (v >= 0)
+        return v == 0;
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K;
+}
+
+/* Where part p of product `which` runs in the one-sequence step: 1 on
+ * rl_cu_mvb, 0 on the matvec path by choice (o_on_matvec), -1 on the matvec
+ * path because rl_cu_mvb does not take it. */
+static int part_place(const rl_cu_mvb_part *p, int which)
+{
+    if (which == RL_CU_MVB_O && o_on_matvec(p->m->type))
+        return 0;
+    return rl_cu_mvb_ok(p->m, p->mode) ? 1 : -1;
 }
 
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
@@ -69,7 +92,7 @@ int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
     rl_cu_mvb_part p[3];
     int n = rl_cu_mvb_parts(m, which, l, p);
     for (int i = 0; i < n; i++) {
-        if (rl_cu_mvb_ok(p[i].m, p[i].mode) && (which != RL_CU_MVB_O || o_on_mvb()))
+        if (part_place(&p[i], which) == 1)
             RL_CU_TRY(rl_cu_mvb(p[i].m, p[i].x, p[i].g, m->c.rms_eps, p[i].mode, p[i].y, m->s));
         else
             RL_CU_TRY(part_on_matvec(m, &p[i]));
@@ -107,7 +130,8 @@ static bool has_slow_matvec(const rl_cu_model *m)
 /* Whether a step of n tokens runs on rl_cu_mvb: one sequence, and on
  * (rl_cu_model_set_mvb or RL_CU_MVB=1) with rl_cu_mvb taking at least one
  * matrix of every layer, or automatic (the default) with rl_cu_mvb taking
- * every matrix of every layer (the matvec step, with its deferred norms,
+ * every matrix of every layer but the O products it leaves to the matvec by
+ * choice (o_on_matvec; the matvec step, with its deferred norms,
  * serves files where many matrices would need a norm kernel each, such as a
  * SmolLM Q4_K_M's Q5_0 matrices 576 wide) and the model at least
  * RL_CU_MVB_MIN_EMBD wide or holding K-quants or F16/BF16 matrices.
@@ -128,14 +152,17 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
     if (n != 1 || m->mvb == 0 || (automatic && m->c.n_embd < RL_CU_MVB_MIN_EMBD && !has_slow_matvec(m)))
         return false;
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
-        int taken = 0, all = 0;
+        int taken = 0, chosen = 0, all = 0; /* on rl_cu_mvb; there or on the matvec by choice */
         for (int k = RL_CU_MVB_QKV; k <= RL_CU_MVB_DOWN; k++) {
             rl_cu_mvb_part p[3];
             int np = rl_cu_mvb_parts(m, k, l, p);
-            for (int i = 0; i < np; i++, all++)
-                taken += rl_cu_mvb_ok(p[i].m, p[i].mode);
+            for (int i = 0; i < np; i++, all++) {
+                int at = part_place(&p[i], k);
+                taken += at == 1;
+                chosen += at >= 0;
+            }
         }
-        if (taken == 0 || (automatic && taken < all))
+        if (taken == 0 || (automatic && chosen < all))
             return false;
     }
     return true;
