@@ -44,7 +44,7 @@ if [ "$PART" = cores ]; then
   cfgs tinyllama-1.1b q4_k_m 2 500 "RL_CU_ATTN_CAP=0" "$S4" "$S4 $C1 $V1" "$C1 $V1"
   echo "elapsed ${SECONDS}s"
 fi
-#   skip     (RL_CU_STEP_SKIP, a measurement switch: the one-sequence step
+#   skip     (needs 6419829; RL_CU_STEP_SKIP, removed after omv) the one-sequence step
 #            without some of its ops; 1 Q|K|V, 2 RoPE, 4 attention, 8 O, 16
 #            gate/up, 32 down, 64 output) what each op costs inside the step:
 #            the single stream's tok/s with each left out, alternating.
@@ -75,7 +75,7 @@ if [ "$PART" = p16 ]; then
   left 540 && SAN_S=50 RL_CU_MVB_P16=1 memcheck test_cu_mvb
   echo "elapsed ${SECONDS}s"
 fi
-#   omv      (RL_CU_MVB_O=0, a measurement switch: the O product on the dp4a
+#   omv      (needs ff0ecef: RL_CU_MVB_O=0 then put the O product on the dp4a
 #            matvec, whose CTAs are small and load their weights before the
 #            PDL wait) the O product inside the step on either kernel, with
 #            the step's skip figures; test_cu_model with it.
@@ -89,7 +89,8 @@ if [ "$PART" = omv ]; then
   echo "elapsed ${SECONDS}s"
 fi
 #   final    (the O product on the matvec by default for Q4_0, Q8_0, Q4_K,
-#            Q5_K) the other types with O on either kernel (RL_CU_MVB_O=1 /
+#            and Q5_K then; Q5_K back on rl_cu_mvb after it)
+#            the other types with O on either kernel (RL_CU_MVB_O=1 /
 #            0), the closing single-stream figures, the cuda and model suites.
 if [ "$PART" = final ]; then
   build

@@ -62,9 +62,12 @@ static int part_on_matvec(rl_cu_model *m, const rl_cu_mvb_part *p)
  * of weights at the copy bandwidth): its CTAs, one per SM with a 144 KB
  * ring, start streaming only once the attention's blocks have left, where
  * the matvec's small CTAs load their weights before the PDL wait beside
- * them. The matvec for the types measured faster there (Q4_0, Q8_0, Q4_K,
- * Q5_K); RL_CU_MVB_O=1: rl_cu_mvb for every type it takes, 0: the matvec
- * for every type (measurements). */
+ * them. 7B Q4_0 580-584 tok/s against 557-559, Q4_K_M 497-501 against
+ * 477-480, Q8_0 368.6 against 360.6, TinyLlama Q4_K_M 1,699-1,709 against
+ * 1,608-1,611; not faster for Q5_K (Q5_K_M 424.7 against 427.8), Q6_K
+ * (392.0 / 391.0) or F16 (210.0 / 215.0), which keep rl_cu_mvb.
+ * RL_CU_MVB_O=1: rl_cu_mvb for every type it takes, 0: the matvec for
+ * every type (measurements). */
 static bool o_on_matvec(rl_type t)
 {
     static int v = -2;
@@ -74,7 +77,7 @@ static bool o_on_matvec(rl_type t)
     }
     if (v >= 0)
         return v == 0;
-    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K;
+    return t == RL_TYPE_Q4_0 || t == RL_TYPE_Q8_0 || t == RL_TYPE_Q4_K;
 }
 
 /* Where part p of product `which` runs in the one-sequence step: 1 on
@@ -168,19 +171,6 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
     return true;
 }
 
-/* RL_CU_STEP_SKIP (a measurement of each op's cost inside the step; the
- * results are then wrong): a bitmask of the ops the one-sequence step leaves
- * out, 1 Q|K|V, 2 RoPE, 4 attention, 8 O, 16 gate/up, 32 down, 64 output. */
-static unsigned step_skip(void)
-{
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("RL_CU_STEP_SKIP");
-        v = e ? atoi(e) & 127 : 0;
-    }
-    return (unsigned)v;
-}
-
 /* One sequence on rl_cu_mvb: each product quantizes its fp32 input itself,
  * the norms inside the products that read them; the output product too. */
 int rl_cu_step_mvb(rl_cu_model *m)
@@ -188,24 +178,18 @@ int rl_cu_step_mvb(rl_cu_model *m)
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
     int n_split = rl_cu_attn_splits(1, c->n_head);
-    const unsigned skip = step_skip();
     const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        if (!(skip & 1))
-            RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
+        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
-        if (!(skip & 2))
-            RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
-        if (!(skip & 4))
-            RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
+        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
-            if (!(skip & (8u << (k - RL_CU_MVB_O))))
-                RL_CU_TRY(rl_cu_mvb_run(m, k, l));
+            RL_CU_TRY(rl_cu_mvb_run(m, k, l));
     }
-    if (!(skip & 64))
-        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_OUT, 0));
+    RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_OUT, 0));
     return rl_cu_argmax(m->logits.f, c->n_vocab, 1, m->d_out, s);
 }
