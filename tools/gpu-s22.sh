@@ -44,8 +44,8 @@ if [ "$PART" = cores ]; then
   cfgs tinyllama-1.1b q4_k_m 2 500 "RL_CU_ATTN_CAP=0" "$S4" "$S4 $C1 $V1" "$C1 $V1"
   echo "elapsed ${SECONDS}s"
 fi
-#   skip     (needs 6419829; RL_CU_STEP_SKIP, removed after omv) the one-sequence step
-#            without some of its ops; 1 Q|K|V, 2 RoPE, 4 attention, 8 O, 16
+#   skip     (needs 6419829: RL_CU_STEP_SKIP, removed after omv, left ops out
+#            of the one-sequence step: 1 Q|K|V, 2 RoPE, 4 attention, 8 O, 16
 #            gate/up, 32 down, 64 output) what each op costs inside the step:
 #            the single stream's tok/s with each left out, alternating.
 if [ "$PART" = skip ]; then
