@@ -34,7 +34,8 @@ int rl_cu_mvb_parts(rl_cu_model *m, int which, uint32_t l, rl_cu_mvb_part p[3])
     }
 }
 
-/* A matrix rl_cu_mvb does not take, as the matvec step runs it: its normed
+/* A matrix rl_cu_mvb does not take (or an O product left to the matvec by
+ * choice: o_on_matvec below), as the matvec step runs it: its normed
  * input in m->xn (a norm kernel), or the GLU output quantized for an int8
  * product; the output fp32 (GLU: m->ffn, quantized by the product). */
 static int part_on_matvec(rl_cu_model *m, const rl_cu_mvb_part *p)
