@@ -103,3 +103,18 @@ if [ "$PART" = final ]; then
   left 360 && SUITE_S=$((585 - SECONDS)) suites --suite cuda --suite model
   echo "elapsed ${SECONDS}s"
 fi
+#   mix      (RL_CU_MVB_MV, a measurement switch: products forced onto the
+#            matvec in the rl_cu_mvb step, 1 Q|K|V, 2 O, 4 gate/up, 8 down)
+#            with O on the matvec, does the rl_cu_mvb step now beat the matvec
+#            step for TinyLlama Q4_0 / Q8_0 (RL_CU_MVB=1)? Would another
+#            product gain on the matvec too?
+if [ "$PART" = mix ]; then
+  build
+  cfgs tinyllama-1.1b q4_0 2 260 "RL_CU_MVB_MV=0" "RL_CU_MVB=1" "RL_CU_MVB=1 RL_CU_MVB_MV=8" "RL_CU_MVB=1 RL_CU_MVB_MV=1"
+  cfgs tinyllama-1.1b q8_0 1 290 "RL_CU_MVB_MV=0" "RL_CU_MVB=1"
+  cfgs llama2-7b q4_0 2 400 "RL_CU_MVB_MV=0" "RL_CU_MVB_MV=8" "RL_CU_MVB_MV=4"
+  cfgs llama2-7b q4_k_m 1 440 "RL_CU_MVB_MV=0" "RL_CU_MVB_MV=8"
+  cfgs tinyllama-1.1b q4_k_m 1 470 "RL_CU_MVB_MV=0" "RL_CU_MVB_MV=8"
+  left 500 && echo "TL q4_0 mvb step: $(RL_CU_MVB=1 ctests test_cu_mixed | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -86,7 +86,12 @@ static bool o_on_matvec(rl_type t)
  * path because rl_cu_mvb does not take it. */
 static int part_place(const rl_cu_mvb_part *p, int which)
 {
-    if (which == RL_CU_MVB_O && o_on_matvec(p->m->type))
+    static int mv = -1; /* RL_CU_MVB_MV: products forced onto the matvec (measurement) */
+    if (mv < 0) {
+        const char *e = getenv("RL_CU_MVB_MV");
+        mv = e ? atoi(e) & 15 : 0;
+    }
+    if ((which == RL_CU_MVB_O && o_on_matvec(p->m->type)) || (which <= RL_CU_MVB_DOWN && (mv >> which & 1)))
         return 0;
     return rl_cu_mvb_ok(p->m, p->mode) ? 1 : -1;
 }
