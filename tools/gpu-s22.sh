@@ -118,3 +118,14 @@ if [ "$PART" = mix ]; then
   left 500 && echo "TL q4_0 mvb step: $(RL_CU_MVB=1 ctests test_cu_mixed | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   q8       (Q8_0 layers take the rl_cu_mvb step at any width) TinyLlama
+#            Q8_0 on it against the matvec step (RL_CU_MVB=0), alternating;
+#            Q4_0 unchanged; the cuda and model suites.
+if [ "$PART" = q8 ]; then
+  build
+  cfgs tinyllama-1.1b q8_0 3 220 "RL_CU_MVB_MV=0" "RL_CU_MVB=0"
+  cfgs tinyllama-1.1b q4_0 1 240 "RL_CU_MVB_MV=0"
+  cfgs llama2-7b q8_0 1 260 "RL_CU_MVB_MV=0"
+  left 280 && SUITE_S=$((585 - SECONDS)) suites --suite cuda --suite model
+  echo "elapsed ${SECONDS}s"
+fi

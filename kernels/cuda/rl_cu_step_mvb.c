@@ -119,10 +119,12 @@ void rl_cu_model_set_mvb(rl_cu_model *m, int on)
     m->mvb = f;
 }
 
-/* Whether any layer matrix is a K-quant or F16/BF16: the types whose matvecs
- * lose most to rl_cu_mvb at any width (TinyLlama, 2,048 wide: Q4_K_M 1,339
- * against 1,251 tok/s in session 17, F16 977-980 against 760-762 in session
- * 18; Q4_0 and Q8_0 stay faster on the matvecs there). */
+/* Whether any layer matrix is a K-quant, F16/BF16 or Q8_0: the types whose
+ * matvec step loses to the rl_cu_mvb step at any width (TinyLlama, 2,048
+ * wide: Q4_K_M 1,339 against 1,251 tok/s in session 17, F16 977-980 against
+ * 760-762 in session 18; Q8_0 since the O product went to the matvec in
+ * that step, session 22: see below; Q4_0 stays faster on the matvec step
+ * there, 1,742-1,749 against 1,717-1,734). */
 static bool has_slow_matvec(const rl_cu_model *m)
 {
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
@@ -130,7 +132,7 @@ static bool has_slow_matvec(const rl_cu_model *m)
         const rl_cu_mat *w[7] = {&L->wqkv, &L->wk, &L->wv, &L->wo, &L->wgu, &L->wup, &L->wdown};
         for (int i = 0; i < 7; i++)
             if (w[i]->q && (w[i]->type == RL_TYPE_Q4_K || w[i]->type == RL_TYPE_Q5_K || w[i]->type == RL_TYPE_Q6_K ||
-                            w[i]->type == RL_TYPE_F16 || w[i]->type == RL_TYPE_BF16))
+                            w[i]->type == RL_TYPE_F16 || w[i]->type == RL_TYPE_BF16 || w[i]->type == RL_TYPE_Q8_0))
                 return true;
     }
     return false;
