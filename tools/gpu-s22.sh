@@ -129,3 +129,12 @@ if [ "$PART" = q8 ]; then
   left 280 && SUITE_S=$((585 - SECONDS)) suites --suite cuda --suite model
   echo "elapsed ${SECONDS}s"
 fi
+#   q8b      (test_cu_mixed expects the automatic rl_cu_mvb step for Q8_0 and
+#            the types that go up as Q8_0, at rows of 256 and more) the cuda
+#            and model suites again.
+if [ "$PART" = q8b ]; then
+  build
+  SUITE_S=400 suites --suite cuda --suite model
+  cfgs tinyllama-1.1b q8_0 1 520 "RL_CU_MVB_MV=0"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -98,14 +98,16 @@ static bool has_type(const rl_model *m, rl_type a, rl_type b)
     return false;
 }
 
-/* rl_cu_mvb's automatic choice at under 4,096 wide: K-quants or F16/BF16
- * matrices, and every layer matrix of a type it takes (these files' shapes
- * all fit; F32 does not). */
+/* rl_cu_mvb's automatic choice at under 4,096 wide: K-quants, F16/BF16 or
+ * Q8_0 matrices (Q4_1, Q5_0 and Q5_1 go up as Q8_0), and every layer matrix
+ * of a type and shape it takes (F32 is not; rows of 256 and more are, rows
+ * of 64 are not). */
 static bool mvb_auto_expected(const rl_model *m)
 {
     return (has_type(m, RL_TYPE_Q4_K, RL_TYPE_Q5_K) || has_type(m, RL_TYPE_Q6_K, RL_TYPE_F16) ||
-            has_type(m, RL_TYPE_BF16, RL_TYPE_BF16)) &&
-           !has_type(m, RL_TYPE_F32, RL_TYPE_F32);
+            has_type(m, RL_TYPE_BF16, RL_TYPE_Q8_0) || has_type(m, RL_TYPE_Q4_1, RL_TYPE_Q5_0) ||
+            has_type(m, RL_TYPE_Q5_1, RL_TYPE_Q5_1)) &&
+           !has_type(m, RL_TYPE_F32, RL_TYPE_F32) && m->hp.n_embd % 256 == 0;
 }
 
 /* Prefill three sequences of the model at path into their own slots, then
@@ -122,7 +124,7 @@ static void check_against_reference(rl_model *m, const char *path, const char *m
     rl_cu_model *g;
     ck_assert_msg(rl_cu_model_from_cpu(m, 128, 3, 0, 64, kv_q8, RL_CU_W16_AUTO, &g, err, sizeof err) == 0, "%s", err);
     rl_cu_model_set_norm_defer(g, defer);
-    rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs, unless they hold K-quants or floats */
+    rl_cu_model_set_mvb(g, -1); /* automatic: narrow models stay on the matvecs, unless they hold K-quants, floats or Q8_0 */
     bool kq = mvb_auto_expected(m) && mvb_device();
     if (m->hp.n_embd < RL_CU_MVB_MIN_EMBD)
         ck_assert_msg(rl_cu_model_mvb_step(g, 1) == kq, "%s: %u wide %son rl_cu_mvb", mix, m->hp.n_embd,
