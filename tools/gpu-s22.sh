@@ -138,3 +138,17 @@ if [ "$PART" = q8b ]; then
   cfgs tinyllama-1.1b q8_0 1 520 "RL_CU_MVB_MV=0"
   echo "elapsed ${SECONDS}s"
 fi
+#   capo     (the attention's RL_CU_ATTN_CAP switch of `cores` back, 0a4c2f1)
+#            with the O product on the matvec (84 registers, 8-warp CTAs: two
+#            warps a scheduler need 5,632 registers, which two 176-register
+#            attention warps leave only at 126): does capping the one-token
+#            attention now let the O CTAs load their weights beside it?
+if [ "$PART" = capo ]; then
+  build
+  echo "CAP=1: $(RL_CU_ATTN_CAP=1 ctests test_cu_paged test_cu_kernels | tr '\n' ' ')"
+  cfgs llama2-7b q4_0 3 330 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
+  cfgs llama2-7b q4_k_m 2 400 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
+  cfgs llama2-7b q8_0 2 470 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
+  cfgs llama2-7b q6_k 1 500 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
+  echo "elapsed ${SECONDS}s"
+fi
