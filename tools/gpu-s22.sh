@@ -138,7 +138,7 @@ if [ "$PART" = q8b ]; then
   cfgs tinyllama-1.1b q8_0 1 520 "RL_CU_MVB_MV=0"
   echo "elapsed ${SECONDS}s"
 fi
-#   capo     (the attention's RL_CU_ATTN_CAP switch of `cores` back, 71fbfdc)
+#   capo     (needs 71fbfdc, reverted: the attention's RL_CU_ATTN_CAP switch)
 #            with the O product on the matvec (84 registers, 8-warp CTAs: two
 #            warps a scheduler need 5,632 registers, which two 176-register
 #            attention warps leave only at 126): does capping the one-token

@@ -468,7 +468,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * the rows of the first chunk before it are read before the PDL wait,
      * while the kernel before finishes, and that row after (safe: the
      * warp's rows before it). */
-    constexpr bool EARLY_OK = !TC && MINB <= 4; /* one token: few blocks, registers to spare (4: RL_CU_ATTN_CAP) */
+    constexpr bool EARLY_OK = !TC && MINB == 1; /* one token: few blocks, registers to spare */
     const bool pre = EARLY_OK && early && sp < (len + ATT_TILE - 1) / ATT_TILE;
     int safe = 0;
     if (pre) {
@@ -692,36 +692,6 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
     }
 }
 
-/* Measurement switches (session 22): RL_CU_ATTN_CAP=1 runs the one-token
- * warp kernel within 128 registers, so that a block fits beside an
- * rl_cu_mvb CTA (544 threads x 88); RL_CU_ATTN_CARVE=1 gives it the largest
- * shared-memory carveout, the one rl_cu_mvb's CTAs need, so that an SM
- * running attention blocks can take such a CTA without a new split. */
-static bool attn_cap(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_CAP", false, &on);
-}
-
-static bool attn_carve(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_CARVE", false, &on);
-}
-
-/* The warp kernel for head size HD: occ (many blocks) for 6 blocks per SM,
- * else every load of a chunk in flight (or within 128 registers: attn_cap). */
-template <int HD, class KV> static auto warp_kernel(bool occ)
-{
-    const int i = occ ? 0 : attn_cap() ? 1 : 2;
-    auto k = i == 0 ? k_attn_warp<HD, KV, 6> : i == 1 ? k_attn_warp<HD, KV, 4> : k_attn_warp<HD, KV, 1>;
-    static bool carved[3];
-    if (attn_carve() && !carved[i])
-        carved[i] = cudaFuncSetAttribute((const void *)k, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                         cudaSharedmemCarveoutMaxShared) == cudaSuccess;
-    return k;
-}
-
 template <class KV>
 static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, const rl_cu_rope *r, int n_split,
                        int64_t n_ctx, void *d_scratch, const rl_cu_act *out, cudaStream_t s)
@@ -740,13 +710,13 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
     if (r->head_dim == 64 && split && kern != 1)
-        rl_launch(warp_kernel<64, KV>(occ), grid, block, s, d_q, A, d_pos, *r, kmax,
+        rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 128 && split && kern != 1 &&
              attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
-        rl_launch(warp_kernel<128, KV>(occ), grid, block, s, d_q, A, d_pos, *r, kmax,
+        rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
