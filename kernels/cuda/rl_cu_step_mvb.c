@@ -122,9 +122,9 @@ void rl_cu_model_set_mvb(rl_cu_model *m, int on)
 /* Whether any layer matrix is a K-quant, F16/BF16 or Q8_0: the types whose
  * matvec step loses to the rl_cu_mvb step at any width (TinyLlama, 2,048
  * wide: Q4_K_M 1,339 against 1,251 tok/s in session 17, F16 977-980 against
- * 760-762 in session 18; Q8_0 since the O product went to the matvec in
- * that step, session 22: see below; Q4_0 stays faster on the matvec step
- * there, 1,742-1,749 against 1,717-1,734). */
+ * 760-762 in session 18; Q8_0 1,602-1,607 against 1,475-1,485 in session 22,
+ * once that step left the O product to the matvec; Q4_0 stays faster on the
+ * matvec step there, 1,742-1,749 against 1,717-1,734). */
 static bool has_slow_matvec(const rl_cu_model *m)
 {
     for (uint32_t l = 0; l < m->c.n_layer; l++) {
@@ -145,7 +145,7 @@ static bool has_slow_matvec(const rl_cu_model *m)
  * choice (o_on_matvec; the matvec step, with its deferred norms,
  * serves files where many matrices would need a norm kernel each, such as a
  * SmolLM Q4_K_M's Q5_0 matrices 576 wide) and the model at least
- * RL_CU_MVB_MIN_EMBD wide or holding K-quants or F16/BF16 matrices.
+ * RL_CU_MVB_MIN_EMBD wide or holding K-quant, F16/BF16 or Q8_0 matrices.
  * Measured on an H100 (sessions 16-18, docs/PERFORMANCE.md): Llama 2 7B
  * (4,096 wide) Q4_0 524-531 tok/s against 475-478 on the matvecs, Q8_0
  * 345-352 against 313-314, F16 206-208 against 173-174, Q4_K_M 407-414
