@@ -132,7 +132,9 @@ typedef struct rl_cu_mvb_part {
  * and up (two STOREs into m->gu, then a SwiGLU). Returns the count. */
 int rl_cu_mvb_parts(rl_cu_model *m, int which, uint32_t l, rl_cu_mvb_part p[3]);
 /* That product on the model's stream: rl_cu_mvb for each matrix it takes,
- * the matvec path (a norm or quantization kernel first) for the others. */
+ * the matvec path (a norm or quantization kernel first) for the others and
+ * for the O products of the types the step leaves to the matvec
+ * (rl_cu_step_mvb.c, o_on_matvec). */
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l);
 /* The one-sequence step on rl_cu_mvb (rl_cu_step_mvb.c; where
  * rl_cu_model_mvb_step says so): every layer, the output, the argmax. */
