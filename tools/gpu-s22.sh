@@ -152,3 +152,16 @@ if [ "$PART" = capo ]; then
   cfgs llama2-7b q6_k 1 500 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
   echo "elapsed ${SECONDS}s"
 fi
+#   w4       (RL_CU_MV_W4, a measurement switch: one-row plain matvecs in
+#            CTAs of 4 warps x 2 rows, 92 registers, one warp a scheduler,
+#            which fit beside two 176-register attention blocks) the O
+#            product on the matvec in such CTAs against 8-warp ones.
+if [ "$PART" = w4 ]; then
+  build
+  echo "W4=1: $(RL_CU_MV_W4=1 ctests test_cu_kernels test_cu_mixed | tr '\n' ' ')"
+  cfgs llama2-7b q4_0 3 330 "RL_CU_MV_W4=0" "RL_CU_MV_W4=1"
+  cfgs llama2-7b q4_k_m 2 400 "RL_CU_MV_W4=0" "RL_CU_MV_W4=1"
+  cfgs llama2-7b q8_0 1 440 "RL_CU_MV_W4=0" "RL_CU_MV_W4=1"
+  cfgs tinyllama-1.1b q4_0 2 480 "RL_CU_MV_W4=0" "RL_CU_MV_W4=1"
+  echo "elapsed ${SECONDS}s"
+fi
