@@ -152,7 +152,7 @@ if [ "$PART" = capo ]; then
   cfgs llama2-7b q6_k 1 500 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
   echo "elapsed ${SECONDS}s"
 fi
-#   w4       (RL_CU_MV_W4, a measurement switch: one-row plain matvecs in
+#   w4       (needs 22bd635, reverted: RL_CU_MV_W4, one-row plain matvecs in
 #            CTAs of 4 warps x 2 rows, 92 registers, one warp a scheduler,
 #            which fit beside two 176-register attention blocks) the O
 #            product on the matvec in such CTAs against 8-warp ones.

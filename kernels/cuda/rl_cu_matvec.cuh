@@ -606,17 +606,6 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
                   (const float *)nullptr, none);
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
-        /* RL_CU_MV_W4=1 (measurement, one row): CTAs of 4 warps x 2 rows, one
-         * warp a scheduler, which fit beside two one-token attention blocks */
-        static int w4 = -1;
-        if (w4 < 0)
-            w4 = getenv("RL_CU_MV_W4") ? mv_env("RL_CU_MV_W4") == 1 : 0;
-        if (B == 1 && w4) {
-            unsigned grid4 = (unsigned)((m.rows + 4 * NO - 1) / (4 * NO));
-            rl_launch(k_matvec<T, B, NO, false, 4, 0, DB>, dim3(grid4), dim3(4 * 32), s, m, x, y, mode,
-                      (const float *)nullptr, none);
-            return;
-        }
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
         /* (6 units per round here too: TinyLlama no faster, 1,680 / 1,691 against
          * 1,698 / 1,676 tok/s in session 17, 7B 2% slower in session 15) */
