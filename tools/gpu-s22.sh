@@ -15,6 +15,12 @@ cfgs() {
     done
   done
 }
+# sw01 VAR "SHAPE TYPE ROUNDS LIMIT" ...: a switch off and on (cfgs), alternating,
+# for each model in turn.
+sw01() {
+  local var=$1 a; shift
+  for a in "$@"; do set -- $a; cfgs $1 $2 $3 $4 "$var=0" "$var=1"; done
+}
 #   first    (needs a6ab1ad, reverted in c6eff8c) the attention's blocks ask the O product's weights (and the
 #            gate/up product's first rows) into L2 once their own rows are
 #            read (RL_CU_ATTN_PF=1 before the merge, 2 after it; off by
@@ -146,10 +152,7 @@ fi
 if [ "$PART" = capo ]; then
   build
   echo "CAP=1: $(RL_CU_ATTN_CAP=1 ctests test_cu_paged test_cu_kernels | tr '\n' ' ')"
-  cfgs llama2-7b q4_0 3 330 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
-  cfgs llama2-7b q4_k_m 2 400 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
-  cfgs llama2-7b q8_0 2 470 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
-  cfgs llama2-7b q6_k 1 500 "RL_CU_ATTN_CAP=0" "RL_CU_ATTN_CAP=1"
+  sw01 RL_CU_ATTN_CAP "llama2-7b q4_0 3 330" "llama2-7b q4_k_m 2 400" "llama2-7b q8_0 2 470" "llama2-7b q6_k 1 500"
   echo "elapsed ${SECONDS}s"
 fi
 #   w4       (needs 22bd635, reverted: RL_CU_MV_W4, one-row plain matvecs in
@@ -159,9 +162,6 @@ fi
 if [ "$PART" = w4 ]; then
   build
   echo "W4=1: $(RL_CU_MV_W4=1 ctests test_cu_kernels test_cu_mixed | tr '\n' ' ')"
-  cfgs llama2-7b q4_0 3 330 "RL_CU_MV_W4=0" "RL_CU_MV_W4=1"
-  cfgs llama2-7b q4_k_m 2 400 "RL_CU_MV_W4=0" "RL_CU_MV_W4=1"
-  cfgs llama2-7b q8_0 1 440 "RL_CU_MV_W4=0" "RL_CU_MV_W4=1"
-  cfgs tinyllama-1.1b q4_0 2 480 "RL_CU_MV_W4=0" "RL_CU_MV_W4=1"
+  sw01 RL_CU_MV_W4 "llama2-7b q4_0 3 330" "llama2-7b q4_k_m 2 400" "llama2-7b q8_0 1 440" "tinyllama-1.1b q4_0 2 480"
   echo "elapsed ${SECONDS}s"
 fi
