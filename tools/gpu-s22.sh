@@ -15,11 +15,11 @@ cfgs() {
     done
   done
 }
-# sw01 VAR "SHAPE TYPE ROUNDS LIMIT" ...: a switch off and on (cfgs), alternating,
-# for each model in turn.
+# sw01 VAR "SHAPE TYPE ROUNDS LIMIT" ...: a switch off and on, alternating
+# (gpu-lib.sh's alt over ty), for each model in turn.
 sw01() {
   local var=$1 a; shift
-  for a in "$@"; do set -- $a; cfgs $1 $2 $3 $4 "$var=0" "$var=1"; done
+  for a in "$@"; do set -- $a; echo "$1 $2:"; alt $var "0 1" $3 $4 "ty $1 $2"; done
 }
 #   first    (needs a6ab1ad, reverted in c6eff8c) the attention's blocks ask the O product's weights (and the
 #            gate/up product's first rows) into L2 once their own rows are
@@ -163,5 +163,13 @@ if [ "$PART" = w4 ]; then
   build
   echo "W4=1: $(RL_CU_MV_W4=1 ctests test_cu_kernels test_cu_mixed | tr '\n' ' ')"
   sw01 RL_CU_MV_W4 "llama2-7b q4_0 3 330" "llama2-7b q4_k_m 2 400" "llama2-7b q8_0 1 440" "tinyllama-1.1b q4_0 2 480"
+  echo "elapsed ${SECONDS}s"
+fi
+#   review   (kquant_packed shared by the K-quant row size and the Q4_K/Q5_K
+#            upload) the tests that upload K-quant rows, and the suites.
+if [ "$PART" = review ]; then
+  build
+  ctests test_cu_kernels test_cu_mvb test_cu_mixed
+  left 300 && SUITE_S=$((560 - SECONDS)) suites --suite cuda --suite model
   echo "elapsed ${SECONDS}s"
 fi

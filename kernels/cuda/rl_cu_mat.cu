@@ -69,16 +69,22 @@ static bool is_kquant(rl_type t)
     return t == RL_TYPE_Q4_K || t == RL_TYPE_Q5_K || t == RL_TYPE_Q6_K;
 }
 
-/* Bytes of a K-quant row on the device: the packed blocks (Q6_K: in groups),
- * Q4_K and Q5_K rounded up to 128 unless packed rows are asked for; 0 when
- * cols does not fit the type. */
+/* Bytes of nbk K-quant blocks packed in a row (Q4_K, Q5_K: the file's row;
+ * Q6_K: in groups behind their d headers). */
+static size_t kquant_packed(rl_type t, int64_t nbk)
+{
+    return t == RL_TYPE_Q4_K ? (size_t)nbk * RL_Q4K_BYTES : t == RL_TYPE_Q5_K ? (size_t)nbk * RL_Q5K_BYTES
+         : (size_t)rl_q6k_row_bytes(nbk);
+}
+
+/* Bytes of a K-quant row on the device: the packed blocks, Q4_K and Q5_K
+ * rounded up to 128 unless packed rows are asked for; 0 when cols does not
+ * fit the type. */
 static size_t kquant_ld(rl_type t, int64_t cols)
 {
     if (cols % 256)
         return 0;
-    int64_t nbk = cols / 256;
-    size_t b = t == RL_TYPE_Q4_K ? (size_t)nbk * RL_Q4K_BYTES : t == RL_TYPE_Q5_K ? (size_t)nbk * RL_Q5K_BYTES
-             : (size_t)rl_q6k_row_bytes(nbk);
+    size_t b = kquant_packed(t, cols / 256);
     return t != RL_TYPE_Q6_K && krow128() ? (b + 127) / 128 * 128 : b;
 }
 
@@ -161,7 +167,7 @@ extern "C" int rl_cu_mat_set_rows(rl_cu_mat *m, int64_t row0, const void *host, 
         return 0;
     size_t qrow = qplane_row(m->type, m->cols);
     if (m->type == RL_TYPE_Q4_K || m->type == RL_TYPE_Q5_K) { /* the file's rows, each at its line */
-        size_t fr = (size_t)(m->cols / 256) * (m->type == RL_TYPE_Q4_K ? RL_Q4K_BYTES : RL_Q5K_BYTES);
+        size_t fr = kquant_packed(m->type, m->cols / 256);
         return rl_cu_check(cudaMemcpy2D((uint8_t *)m->q + row0 * qrow, qrow, host, fr, fr, n_rows,
                                         cudaMemcpyHostToDevice), "upload weights");
     }
