@@ -2,19 +2,8 @@
 # gpu-s22.sh - session 22's device calls; parts marked "needs" ran code that
 # was removed after them.
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s22.sh PART
-. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, alt, ty, ...
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, alt, ty, cfgs, ...
 PART=${1:-first}
-# cfgs SHAPE TYPE ROUNDS LIMIT "VAR=V ..." ...: the single stream (ty) under
-# each setting in turn, ROUNDS rounds, until LIMIT seconds.
-cfgs() {
-  local sh=$1 tp=$2 rounds=$3 lim=$4 r c; shift 4
-  for r in $(seq $rounds); do
-    for c in "$@"; do
-      left $lim || return 0
-      echo "r$r $sh $tp [$c]: $(export $c; ty $sh $tp)"
-    done
-  done
-}
 # sw01 VAR "SHAPE TYPE ROUNDS LIMIT" ...: a switch off and on, alternating
 # (gpu-lib.sh's alt over ty), for each model in turn.
 sw01() {
