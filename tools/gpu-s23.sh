@@ -26,3 +26,57 @@ if [ "$PART" = ctx ]; then
   left 540 && echo "prof TL q4_0 p1: $(profC tinyllama-1.1b q4_0 1)"
   echo "elapsed ${SECONDS}s"
 fi
+# tycb BIN SHAPE TYPE PROMPT GEN: tyc on another build's bench.
+tycb() { local b=$1; shift; BC=$b tyc "$@"; }
+OLDBC=/tmp/rl-old/bench/ringlm-bench-cuda
+#   dmax     (ran with the blocks past a query's chunks leaving before the PDL
+#            wait; they leave after it since dmax2) a short context's attention in one block of its head with the
+#            in-block merge (RL_CU_ATTN_DMAX chunks at most; the blocks past
+#            a query's chunks leave at once): the attention tests (DMAX 0, 1,
+#            4), then the single stream against the commit before (.old),
+#            alternating, from an empty context and after 512 tokens.
+if [ "$PART" = dmax ]; then
+  build_pair; wait
+  ctests test_cu_paged test_cu_kernels test_cu_kvq8
+  for d in 0 4; do echo "DMAX=$d: $(RL_CU_ATTN_DMAX=$d ctests test_cu_paged test_cu_kernels | tr '\n' ' ')"; done
+  for r in 1 2; do
+    for s in "llama2-7b q4_0" "tinyllama-1.1b q4_0"; do
+      left 330 || break
+      line="r$r $s p1: old $(tycb $OLDBC $s 1 128)"
+      for d in 1 2 3; do line="$line | D$d $(RL_CU_ATTN_DMAX=$d tyc $s 1 128)"; done
+      echo "$line"
+    done
+  done
+  for r in 1 2; do
+    for s in "llama2-7b q4_0" "tinyllama-1.1b q4_0" "llama2-7b q4_k_m"; do
+      left 470 && echo "r$r $s p512: old $(tycb $OLDBC $s 512 64) | new $(tyc $s 512 64)"
+    done
+  done
+  left 530 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi
+#   dmax2    (ran with RL_CU_ATTN_EFF and RL_CU_ATTN_IDLE, switches removed after it:
+#            IDLE=1 became the code) why the 7B lost in `dmax` (620-623 against 630 from an empty
+#            context; the replayed step at 3 chunks 1,607 against 1,584 us
+#            with DMAX 1 or 2, so the blocks that leave at once or the count
+#            of 3 cost it): RL_CU_ATTN_EFF=0 (every block of the head counts
+#            in, as before), RL_CU_ATTN_IDLE=1 (the blocks without chunks
+#            leave after the PDL wait), alternating with the old tree.
+if [ "$PART" = dmax2 ]; then
+  build_pair; wait
+  ctests test_cu_paged
+  echo "EFF=0 IDLE=1: $(RL_CU_ATTN_EFF=0 RL_CU_ATTN_IDLE=1 ctests test_cu_paged test_cu_kernels | tr '\n' ' ')"
+  for r in 1 2; do
+    for s in "llama2-7b q4_0" "tinyllama-1.1b q4_0"; do
+      left 420 || break
+      line="r$r $s p1: old $(tycb $OLDBC $s 1 128)"
+      for c in "RL_CU_ATTN_DMAX=1" "RL_CU_ATTN_DMAX=1 RL_CU_ATTN_EFF=0 RL_CU_ATTN_IDLE=1" "RL_CU_ATTN_DMAX=0 RL_CU_ATTN_EFF=0" \
+               "RL_CU_ATTN_DMAX=1 RL_CU_ATTN_IDLE=1" "RL_CU_ATTN_DMAX=1 RL_CU_ATTN_EFF=0"; do
+        line="$line | [$c] $(export $c; tyc $s 1 128)"
+      done
+      echo "$line"
+    done
+  done
+  left 500 && echo "7B p512: old $(tycb $OLDBC llama2-7b q4_0 512 64) | [EFF=0 IDLE=1] $(RL_CU_ATTN_EFF=0 RL_CU_ATTN_IDLE=1 tyc llama2-7b q4_0 512 64)"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -266,13 +266,13 @@ __device__ __forceinline__ void att_merge_step(float &m, float &num, float &den,
 
 /* After a block stored its chunk partials ([hd] weighted V, max, sum at
  * base + chunk * (hd + 2)): count in on the (row, head)'s counter; the last
- * block of the head to arrive merges every chunk in chunk order (the same sums
+ * of the head's n_split blocks to arrive merges every chunk in chunk order (the same sums
  * whoever computed them) and writes the result. */
 __device__ __forceinline__ void att_count_in_and_merge(const rl_cu_act &out, int b, int h, int hd, int64_t nch,
-                                                       const float *base, unsigned *cnt, bool acqrel)
+                                                       const float *base, unsigned *cnt, int n_split, bool acqrel)
 {
     __shared__ bool s_last;
-    int tid = threadIdx.x, n_split = gridDim.x;
+    int tid = threadIdx.x;
     /* One release and one acquire per block, by thread 0 (the barrier orders
      * every thread's partials before it; the barrier after it, the partials
      * the last block reads after it). acqrel: one acquire-release atomic at
@@ -357,7 +357,7 @@ k_attn(const float *q, KV A, const int32_t *pos, rl_cu_rope r, bool split, int64
             o[hd + 1] = st.l;
         }
     }
-    att_count_in_and_merge(out, b, h, hd, nch, base, counters + (int64_t)b * r.n_head + h, acqrel);
+    att_count_in_and_merge(out, b, h, hd, nch, base, counters + (int64_t)b * r.n_head + h, (int)gridDim.x, acqrel);
 }
 
 /* What one lane of the warp kernel holds of a K or V row: 8 fp16 values
@@ -446,7 +446,7 @@ template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM th
                                                           TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct, bool bar2, bool early, bool acqrel)
+            float *scratch, rl_cu_act out, bool attw_direct, int dmax, bool bar2, bool early, bool acqrel)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -462,6 +462,19 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     int kvh = h / (r.n_head / r.n_head_kv);
     int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane % G, rs = lane / G;
     int64_t len = att_len(A, pos, b, true, kmax); /* positions, rows, block tables: the step's inputs */
+    int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
+    /* The blocks of the head that take part: a query of at most dmax chunks
+     * (a short context) is block 0's alone, merged in the block (no partials,
+     * counter or second pass: the same bits, see att_merge_step); otherwise
+     * one block per chunk up to n_split. The others leave at once. */
+    const int eff = attw_direct && nch <= dmax ? 1 : nch < n_split ? (nch > 0 ? (int)nch : 1) : n_split;
+    if (sp >= eff) {
+        /* Leaving only after the wait: blocks that left at once let the
+         * next product's CTAs in while this kernel's loads were in flight
+         * (7B Q4_0 from an empty context 618-623 against 630-633 tok/s). */
+        rl_pdl_wait();
+        return;
+    }
     typename L::t kr[NI], vr[NI];
     /* early (one token in the launch): the only row this step writes is the
      * one at its position, len - 1 (the kernel before this one writes it), so
@@ -493,10 +506,9 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         }
     }
     float *base = att_partials(scratch, b, h, r.n_head, HD, kmax);
-    int64_t nch = (len + ATT_TILE - 1) / ATT_TILE;
-    const bool direct = n_split == 1 && attw_direct;
+    const bool direct = eff == 1 && attw_direct;
     float rm = -INFINITY, rnum = 0.0f, rden = 0.0f; /* direct: the merge so far of dim tid */
-    for (int64_t c = sp, it = 0; c < nch; c += n_split, it++) {
+    for (int64_t c = sp, it = 0; c < nch; c += eff, it++) {
         int64_t t0 = c * ATT_TILE + w * WP;
         int nt = (int)(len - t0 < WP ? len - t0 : WP); /* this warp's positions (may be <= 0) */
         float *wm = wm2[it & 1], *wl = wl2[it & 1];
@@ -594,7 +606,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     if (direct)
         att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
     else
-        att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h, acqrel);
+        att_count_in_and_merge(out, b, h, HD, nch, base, counters + (int64_t)b * r.n_head + h, eff, acqrel);
 }
 
 static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_cu_act *out)
@@ -651,6 +663,23 @@ static bool attn_direct(void)
     return rl_env_switch("RL_CU_ATTN_DIRECT", true, &on);
 }
 
+/* Queries of at most this many chunks go to one block of their head with
+ * the in-block merge (default 1; RL_CU_ATTN_DMAX=n, 0: never, for
+ * measurements). A short context's split blocks otherwise store partials,
+ * count in and merge in a second pass for one chunk of work. H100, session
+ * 23, from an empty context (128 generated): TinyLlama Q4_0 1,922-1,924
+ * against 1,834-1,857 tok/s, 7B Q4_0 630-633 against 623-630; 2 chunks
+ * measured no better, 3 slower (one block's chunks one after the other). */
+static int attn_dmax(void)
+{
+    static int n = -1;
+    if (n < 0) {
+        const char *e = getenv("RL_CU_ATTN_DMAX");
+        n = e && atoi(e) >= 0 && atoi(e) <= 1024 ? atoi(e) : 1;
+    }
+    return n;
+}
+
 /* The split merge's arrival as one acquire-release atomic (default on;
  * RL_CU_ATTN_ACQREL=0: two sequentially consistent fences around a relaxed
  * atomic, for measurements). H100, session 20: TinyLlama Q4_0 single stream
@@ -683,7 +712,8 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
         if (r->head_dim != 128 || !attn_tc())
             return false;
         rl_launch(occ ? k_attn_warp<128, KV, 6, true> : k_attn_warp<128, KV, 1, true>, grid, block, s, d_q, A,
-                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_bar2(), false, attn_acqrel());
+                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), false,
+                  attn_acqrel());
         return true;
     } else {
         (void)occ, (void)grid, (void)block, (void)s, (void)d_q, (void)A, (void)d_pos, (void)r, (void)kmax;
@@ -711,13 +741,13 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel());
+                  counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 128 && split && kern != 1 &&
              attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_bar2(), early, attn_acqrel());
+                  counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
     else if (r->head_dim == 128 && split)

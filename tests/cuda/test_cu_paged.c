@@ -147,7 +147,8 @@ START_TEST(kv_block_copy_moves_every_layer)
 }
 END_TEST
 
-/* The same query alone and inside a batch of others, with any split: the same bits. */
+/* The same query alone and inside a batch of others, with any split: the same
+ * bits (a long context split across blocks, a short one in one block). */
 START_TEST(split_attention_is_batch_and_split_invariant)
 {
     uint64_t s = tcu_seed("attention invariance");
@@ -170,15 +171,21 @@ START_TEST(split_attention_is_batch_and_split_invariant)
     void *scr = tcu_dev(scr_bytes);
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess);
     rl_cu_act o = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd};
-    float *solo = malloc((size_t)qd * 4), *all = malloc((size_t)qd * NQ * 4);
-    CU_OK(rl_cu_attn_paged(dq, dpos, drow, 1, &c.r, &kv, LAYER, rl_cu_attn_splits(1, c.r.n_head), scr, &o, 0));
-    tcu_down(solo, o.f, (size_t)qd * 4);
+    float *solo = malloc((size_t)qd * NQ * 4), *all = malloc((size_t)qd * NQ * 4);
+    /* each query alone (the single stream's split; one chunk or two merged
+     * in one block for the short ones), then all of them with any split */
+    for (int q = 0; q < NQ; q++) {
+        CU_OK(rl_cu_attn_paged(dq + (size_t)q * qd, dpos + q, drow + q, 1, &c.r, &kv, LAYER,
+                               rl_cu_attn_splits(1, c.r.n_head), scr, &o, 0));
+        tcu_down(solo + (size_t)q * qd, o.f, (size_t)qd * 4);
+    }
     static const int splits[3] = {1, 2, 17};
     for (int k = 0; k < 3; k++) {
         CU_OK(rl_cu_attn_paged(dq, dpos, drow, NQ, &c.r, &kv, LAYER, splits[k], scr, &o, 0));
         tcu_down(all, o.f, (size_t)qd * NQ * 4);
-        ck_assert_msg(memcmp(solo, all, (size_t)qd * 4) == 0, "query 0 differs in a batch of %d with split %d", NQ,
-                      splits[k]);
+        for (int q = 0; q < NQ; q++)
+            ck_assert_msg(memcmp(solo + (size_t)q * qd, all + (size_t)q * qd, (size_t)qd * 4) == 0,
+                          "query %d (position %d) differs in a batch of %d with split %d", q, pos[q], NQ, splits[k]);
     }
     cudaFree(dq), cudaFree(dpos), cudaFree(drow), cudaFree(dbt), cudaFree(dpool), cudaFree(scr), cudaFree(o.f);
     free(pool), free(qv), free(solo), free(all), free(c.bt);
