@@ -19,7 +19,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "rl_bench_mvc.h"
 #include "rl_cu_model.h"
 #include "rl_cuda.h"
 
@@ -436,7 +435,7 @@ int rl_bench_cuda_main(int argc, char **argv)
     int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0, mm = 0, split = 0;
     int mm_batch = 0;
     const char *mm_kernel = NULL;
-    int pf_profile = 0, kv_q8 = 0, mvc = 0;
+    int pf_profile = 0, kv_q8 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
             shape_name = argv[++i];
@@ -454,8 +453,6 @@ int rl_bench_cuda_main(int argc, char **argv)
             kernels = 1;
         else if (!strcmp(argv[i], "--mm"))
             mm = 1;
-        else if (!strcmp(argv[i], "--mvc"))
-            mvc = 1;
         else if (!strcmp(argv[i], "--mm-batch") && i + 1 < argc)
             mm_batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--mm-kernel") && i + 1 < argc)
@@ -473,9 +470,8 @@ int rl_bench_cuda_main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
                             "[--prompt N] [--batch 1..64] [--kv f16|q8_0] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]\n"
-                            "       %s --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel K] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n"
-                            "       %s --mvc [--shape S] [--type T] [--json]  (a layer's gate/up, down, Q|K|V: rl_cu_mvb against rl_cu_mvc)\n",
-                    argv[0], argv[0], argv[0]);
+                            "       %s --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel K] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n", argv[0],
+                    argv[0]);
             return 2;
         }
     }
@@ -501,9 +497,6 @@ int rl_bench_cuda_main(int argc, char **argv)
         fprintf(stderr, "bad --shape, --type, --batch, --gen or --prompt\n");
         return 2;
     }
-    if (mvc)
-        return rl_bench_mvc((rl_type)t, sh->n_embd, sh->n_ff,
-                            (int64_t)sh->n_embd + 2 * (int64_t)sh->n_head_kv * (sh->n_embd / sh->n_head), json);
     if (pf_profile) {
         uint32_t shp[5] = {sh->n_embd, sh->n_head, sh->n_head_kv, sh->n_ff, sh->n_layer};
         return bench_prefill_profile(sh->name, (rl_type)t, n_prompt, shp);

@@ -236,9 +236,6 @@ int rl_cu_model_new_mixed(const rl_cu_model_cfg *cfg, const rl_cu_model_types *t
         (rc = dalloc((void **)&m->xo, (size_t)c.max_batch * c.n_embd * 4, "output rows")) ||
         (rc = dalloc(&m->attn_scratch, attn_scr, "attention scratch")) ||
         (rc = rl_cu_check(cudaMemset(m->attn_scratch, 0, attn_scr), "zero attention scratch")) ||
-        (rc = dalloc((void **)&m->mvc_sync, (size_t)c.n_layer * (RL_CU_MVC_MAX + 1) * 4, "chain counters")) ||
-        (rc = rl_cu_check(cudaMemset(m->mvc_sync, 0, (size_t)c.n_layer * (RL_CU_MVC_MAX + 1) * 4),
-                          "zero chain counters")) ||
         /* ids, then the block tables: one upload a step (rl_cu_step.c) */
         (rc = dalloc((void **)&m->d_in, (size_t)rows * 16 + (size_t)rows * bt_stride * 4, "ids and block tables")) ||
         (rc = dalloc((void **)&m->d_out, (size_t)c.max_batch * 4, "ids")) ||
@@ -295,7 +292,6 @@ void rl_cu_model_free(rl_cu_model *m)
     cudaFree(m->q);
     cudaFree(m->gu);
     cudaFree(m->attn_scratch);
-    cudaFree(m->mvc_sync);
     cudaFree(m->xo);
     cudaFree(m->d_in); /* and d_bt */
     cudaFree(m->d_out);

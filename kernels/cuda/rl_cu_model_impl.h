@@ -30,7 +30,6 @@ struct rl_cu_model {
     float *xo;                /* GEMM path: rows that need logits, gathered [max_batch][n_embd] */
     rl_cu_act logits;         /* [max_batch][n_vocab] */
     void *attn_scratch;
-    unsigned *mvc_sync;       /* rl_cu_mvc's counters: RL_CU_MVC_MAX + 1 per layer (rl_cu_step_mvb.c) */
     int32_t *d_in;            /* tokens | pos | row | out index, max_rows each */
     int32_t *d_bt;            /* block tables [max_rows][bt_stride] */
     int32_t *d_out;           /* argmax per logits row [max_batch] */

@@ -175,13 +175,9 @@ template <typename K> static inline bool smem_limit(K k, size_t smem, size_t *se
  * sum of int8 values are shuffles within the 8 lanes. */
 constexpr int NT = CW * 32, PV = 8;
 
-/* CG: through L2 only (__ldcg), for an activation other CTAs of the same
- * launch wrote (rl_cu_mvc: L1 is not coherent within a launch). */
-template <bool CG = false> __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
+__device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
 {
-    if (i >= n)
-        return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    return CG ? __ldcg(p + i) : p[i];
+    return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
 /* One thread's float4 i of the activation: normalized (norm: times rs and
@@ -237,7 +233,7 @@ __device__ __forceinline__ float norm_scale(float ss, int64_t cols, float eps, f
     return rsqrtf(tot / (float)cols + eps);
 }
 
-template <bool FX, bool CG = false>
+template <bool FX>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
                           float *red)
 {
@@ -251,7 +247,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
             float4 v[PV];
 #pragma unroll
             for (int k = 0; k < PV; k++)
-                v[k] = ld4<CG>(x4, base + k * NT + t, n4);
+                v[k] = ld4(x4, base + k * NT + t, n4);
 #pragma unroll
             for (int k = 0; k < PV; k++)
                 ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
@@ -262,7 +258,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
         float4 v[PV], gv[PV];
 #pragma unroll
         for (int k = 0; k < PV; k++) {
-            v[k] = ld4<CG>(x4, base + k * NT + t, n4);
+            v[k] = ld4(x4, base + k * NT + t, n4);
             gv[k] = g ? ld4(g4, base + k * NT + t, n4) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
         }
 #pragma unroll
@@ -291,7 +287,7 @@ __device__ __forceinline__ void load_g(const float *g, int64_t cols, float4 (&g0
         g0[k] = ld4((const float4 *)g, k * NT + threadIdx.x, cols / 4);
 }
 
-template <bool FX, bool CG = false>
+template <bool FX>
 __device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, int64_t cols, int8_t *xq, float *xds,
                            float *xf, float *red)
 {
@@ -300,7 +296,7 @@ __device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, i
     float4 v[GPV];
 #pragma unroll
     for (int k = 0; k < GPV; k++)
-        v[k] = ld4<CG>((const float4 *)x, k * NT + t, n4);
+        v[k] = ld4((const float4 *)x, k * NT + t, n4);
     float ss = 0.0f;
 #pragma unroll
     for (int k = 0; k < GPV; k++)

@@ -1,7 +1,6 @@
 /* rl_cu_step_mvb.c - the GPU model's one-sequence step on rl_cu_mvb (the
  * weights streamed by bulk copies, the norms inside the products) and when
  * the step takes it. */
-#include <errno.h>
 #include <stdlib.h>
 
 #include "rl_cu_layer.h"
@@ -180,45 +179,8 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
     return true;
 }
 
-/* RL_CU_MVC=0: no chains (measurements). */
-static bool mvc_on(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RL_CU_MVC");
-        on = !(e && e[0] == '0');
-    }
-    return on;
-}
-
-/* Layer l's gate/up and down products and the product after them (layer
- * l + 1's Q|K|V, or the output after the last layer) as one rl_cu_mvc chain,
- * where each is one matrix on rl_cu_mvb and rl_cu_mvc takes the three
- * (one weight type): 1 when launched, 0 when not (the caller runs them one
- * by one), or an error. */
-static int run_chain(rl_cu_model *m, uint32_t l)
-{
-    if (!mvc_on())
-        return 0;
-    const bool last = l + 1 == m->c.n_layer;
-    const int which[3] = {RL_CU_MVB_GU, RL_CU_MVB_DOWN, last ? RL_CU_MVB_OUT : RL_CU_MVB_QKV};
-    rl_cu_mvc_seg seg[3];
-    for (int k = 0; k < 3; k++) {
-        rl_cu_mvb_part p[3];
-        if (rl_cu_mvb_parts(m, which[k], k == 2 ? l + 1 : l, p) != 1 || part_place(&p[0], which[k]) != 1)
-            return 0;
-        seg[k] = (rl_cu_mvc_seg){*p[0].m, p[0].x, p[0].g, p[0].y, p[0].mode};
-    }
-    if (!rl_cu_mvc_ok(seg, 3))
-        return 0;
-    int rc = rl_cu_mvc(seg, 3, m->c.rms_eps, m->mvc_sync + (size_t)l * (RL_CU_MVC_MAX + 1), m->s);
-    return rc == 0 ? 1 : rc == -ENOTSUP ? 0 : rc;
-}
-
 /* One sequence on rl_cu_mvb: each product quantizes its fp32 input itself,
- * the norms inside the products that read them; the output product too.
- * A layer's gate/up, down and the next Q|K|V (or the output) run as one
- * chain where rl_cu_mvc takes them (run_chain). */
+ * the norms inside the products that read them; the output product too. */
 int rl_cu_step_mvb(rl_cu_model *m)
 {
     const rl_cu_model_cfg *c = &m->c;
@@ -226,24 +188,16 @@ int rl_cu_step_mvb(rl_cu_model *m)
     int n_split = rl_cu_attn_splits(1, c->n_head);
     const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
-    int chained = 0; /* the previous layer's chain ran this layer's Q|K|V (the output after the last) */
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        if (!chained)
-            RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
+        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
-        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_O, l));
-        chained = run_chain(m, l);
-        if (chained < 0)
-            return chained;
-        if (!chained)
-            for (int k = RL_CU_MVB_GU; k <= RL_CU_MVB_DOWN; k++)
-                RL_CU_TRY(rl_cu_mvb_run(m, k, l));
+        for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
+            RL_CU_TRY(rl_cu_mvb_run(m, k, l));
     }
-    if (!chained)
-        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_OUT, 0));
+    RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_OUT, 0));
     return rl_cu_argmax(m->logits.f, c->n_vocab, 1, m->d_out, s);
 }

@@ -147,25 +147,6 @@ int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps,
  * BF16, cols a multiple of 256, outputs a multiple of 8, aligned planes, an
  * sm_90 device. */
 bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode);
-/* One product of a chain (rl_cu_mvc): rl_cu_mvb's arguments. */
-typedef struct rl_cu_mvc_seg {
-    rl_cu_mat m;
-    const float *x, *g; /* input [m.cols] (RMSNorm of weight g first when g is set) */
-    float *y;           /* output: STORE, ADD or GLU as rl_cu_mvb */
-    int mode;
-} rl_cu_mvc_seg;
-#define RL_CU_MVC_MAX 3
-/* seg[0..n) as rl_cu_mvb would run them one after the other, in one launch
- * (rl_cu_mvc.cu): product k may read what k - 1 wrote (its x, or its y in ADD
- * mode); the same outputs bit for bit. d_sync: RL_CU_MVC_MAX + 1 counters,
- * zero before the first launch and left zero by each (one set per chain that
- * may run at the same time). -ENOTSUP where rl_cu_mvc_ok says no or the
- * device cannot hold a CTA on every SM at once. */
-int rl_cu_mvc(const rl_cu_mvc_seg *seg, int n, float eps, unsigned *d_sync, cudaStream_t s);
-/* Whether rl_cu_mvc takes seg[0..n): 1..RL_CU_MVC_MAX products that
- * rl_cu_mvb takes, all Q4_0, all Q8_0, all Q4_K, all Q5_K or all Q6_K,
- * 16-byte aligned x and g. */
-bool rl_cu_mvc_ok(const rl_cu_mvc_seg *seg, int n);
 /* Whether rl_cu_matvec_add_norm takes this matrix (its vector kernels: a
  * multiple of 32 rows, float rows a multiple of 8 long). */
 bool rl_cu_matvec_norm_ok(const rl_cu_mat *m);
