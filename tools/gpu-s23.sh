@@ -80,3 +80,40 @@ if [ "$PART" = dmax2 ]; then
   left 500 && echo "7B p512: old $(tycb $OLDBC llama2-7b q4_0 512 64) | [EFF=0 IDLE=1] $(RL_CU_ATTN_EFF=0 RL_CU_ATTN_IDLE=1 tyc llama2-7b q4_0 512 64)"
   echo "elapsed ${SECONDS}s"
 fi
+#   mvc      (needs 35a9ca2, reverted; ran before the spills were taken out) a layer's gate/up, down and the next Q|K|V (or the output) as one
+#            rl_cu_mvc chain (one ring across the three): its test (bit-exact
+#            against rl_cu_mvb one by one), spills in its SASS, the suites'
+#            CUDA tests; the single stream with RL_CU_MVC=0|1 alternating and
+#            the commit before (.old), after 512 tokens and from an empty context.
+if [ "$PART" = mvc ]; then
+  build_pair; wait
+  echo "test_cu_mvc: $(timeout 90 $B/tests/cuda/test_cu_mvc 2>&1 | grep -E 'Checks|:F:|:E:|skipping' | head -4)"
+  O=$(find $B -name 'rl_cu_mvc.cu.o' | head -1)
+  cuobjdump -sass $O > "$OUT/mvc.sass" 2>&1
+  awk '/Function : /{f=$3} /STL|LDL/{n[f]++} END{for (k in n) print "spills", k, n[k]}' "$OUT/mvc.sass"
+  ctests test_cu_mvb test_cu_model test_cu_mixed
+  left 200 && echo "MVC=0 test_cu_model: $(RL_CU_MVC=0 ctests test_cu_model | tr '\n' ' ')"
+  for r in 1 2; do
+    left 330 && echo "r$r 7B q4_0 p512: old $(tycb $OLDBC llama2-7b q4_0 512 64) | mvc0 $(RL_CU_MVC=0 tyc llama2-7b q4_0 512 64) | mvc1 $(tyc llama2-7b q4_0 512 64)"
+  done
+  left 370 && echo "7B q4_0 p1: old $(tycb $OLDBC llama2-7b q4_0 1 128) | mvc1 $(tyc llama2-7b q4_0 1 128)"
+  for t in q4_k q8_0 q6_k; do
+    left 470 && echo "7B $t p512: mvc0 $(RL_CU_MVC=0 tyc llama2-7b $t 512 64) | mvc1 $(tyc llama2-7b $t 512 64)"
+  done
+  left 520 && SAN_S=60 memcheck test_cu_mvc
+  echo "elapsed ${SECONDS}s"
+fi
+#   mvcb     (needs 35a9ca2, reverted; ran twice: with spills, then DBG 0|1
+#            without them) why the chain lost 13 us a layer in `mvc` (7B Q4_0 468 against
+#            585 tok/s): ringlm-bench-cuda --mvc (a layer's products on
+#            rl_cu_mvb one by one against rl_cu_mvc chains of 1, 2, 3), with
+#            RL_CU_MVC_DBG 1 (no counter wait: timing only), 2 (activation
+#            units from shared memory), 3.
+if [ "$PART" = mvcb ]; then
+  build
+  for d in 0 1 2 3; do
+    for t in q4_0 q8_0; do left 300 && echo "DBG=$d $t: $(RL_CU_MVC_DBG=$d timeout 120 $BC --mvc --shape llama2-7b --type $t | tr '\n' ' ')"; done
+  done
+  left 360 && echo "TL q4_0: $(timeout 120 $BC --mvc --shape tinyllama-1.1b --type q4_0 | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi
