@@ -140,3 +140,22 @@ if [ "$PART" = engine ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+# cfgc SHAPE TYPE PROMPT GEN ROUNDS LIMIT "VAR=V ..." ...: tyc under each setting in turn.
+cfgc() {
+  local sh=$1 tp=$2 pr=$3 gn=$4 rounds=$5 lim=$6 r c; shift 6
+  for r in $(seq $rounds); do
+    for c in "$@"; do
+      left $lim || return 0
+      echo "r$r $sh $tp p$pr [$c]: $(export $c; tyc $sh $tp $pr $gn)"
+    done
+  done
+}
+#   p1sw     the final code's switches from an empty context (tg128): attention
+#            splits, two chunks in one block, O on rl_cu_mvb, early rows.
+if [ "$PART" = p1sw ]; then
+  build
+  cfgc llama2-7b q4_0 1 128 2 330 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=3" "RL_CU_ATTN_SPLITS=5" "RL_CU_ATTN_DMAX=2" "RL_CU_MVB_O=1" "RL_CU_ATTN_SPLITS=13"
+  cfgc tinyllama-1.1b q4_0 1 128 1 420 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=3" "RL_CU_ATTN_SPLITS=5" "RL_CU_ATTN_DMAX=2" "RL_CU_ATTN_SPLITS=13"
+  cfgc llama2-7b q4_0 512 64 1 500 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=5" "RL_CU_ATTN_SPLITS=13"
+  echo "elapsed ${SECONDS}s"
+fi
