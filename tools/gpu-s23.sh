@@ -159,3 +159,14 @@ if [ "$PART" = p1sw ]; then
   cfgc llama2-7b q4_0 512 64 1 500 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=5" "RL_CU_ATTN_SPLITS=13"
   echo "elapsed ${SECONDS}s"
 fi
+#   long     longer contexts: the default 9 attention blocks a head (one
+#            chunk of 64 positions each up to 576) against enough blocks for
+#            one chunk each (RL_CU_ATTN_SPLITS), after 1,024 and 2,000 tokens.
+if [ "$PART" = long ]; then
+  build
+  cfgc llama2-7b q4_0 1024 64 1 200 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=17" "RL_CU_ATTN_SPLITS=32"
+  cfgc llama2-7b q4_0 2000 64 1 300 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=32"
+  cfgc tinyllama-1.1b q4_0 2000 64 1 360 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=32"
+  cfgc llama2-7b q4_0 512 128 2 480 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=11" "RL_CU_ATTN_SPLITS=16"
+  echo "elapsed ${SECONDS}s"
+fi
