@@ -391,8 +391,6 @@ __global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const float *g, rl_cu_act xn)
 {
     const int NR = GLU ? 2 * NO : NO;
-    const int pre = mode >> 8; /* what runs before the PDL wait (mv_pre) */
-    mode &= 0xff;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
     int64_t o0 = ((int64_t)blockIdx.x * W + warp) * NO;
@@ -420,23 +418,18 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
     rl_pdl_trigger();
     /* The weights do not depend on the previous kernel: warm L2 with this
      * lane's later units and load the first round before waiting for it. */
-    for (int64_t u = lane + 32 * U, k = 0; pre >= 1 && u < nu && k < 8; u += 32, k++)
+    for (int64_t u = lane + 32 * U, k = 0; u < nu && k < 8; u += 32, k++)
 #pragma unroll
         for (int r = 0; r < NR; r++)
             rl_prefetch_l2(wptr<T>(m, rows[r], u));
     wunit<T> w[U][NR];
-    for (int pass = 0; pass < 2; pass++) { /* pass 0 before the wait (pre 2), else pass 1 after */
-        if (pass == 1)
-            rl_pdl_wait();
-        if ((pass == 0) != (pre >= 2))
-            continue;
 #pragma unroll
-        for (int k = 0; k < U; k++)
+    for (int k = 0; k < U; k++)
 #pragma unroll
-            for (int r = 0; r < NR; r++)
-                if (lane + 32 * k < nu)
-                    w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
-    }
+        for (int r = 0; r < NR; r++)
+            if (lane + 32 * k < nu)
+                w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
+    rl_pdl_wait();
     /* A deferred norm on the input, one sequence: this lane's first SSN
      * block sums of squares, loaded now (independent loads, nothing waits on
      * them) and summed after the dot products. (A loop of dependent adds here
@@ -568,17 +561,6 @@ static inline int mv_env(const char *name)
     return e ? atoi(e) : 0;
 }
 
-/* What the matvec runs before the PDL wait (measurements, RL_CU_MV_PRE): 2
- * (default) the L2 prefetch of later units and the first round's loads, 1
- * the prefetch only, 0 nothing; carried in mode's second byte. */
-static inline int with_pre(int mode)
-{
-    static int pre = -1;
-    if (pre < 0)
-        pre = getenv("RL_CU_MV_PRE") ? mv_env("RL_CU_MV_PRE") & 3 : 2;
-    return mode | pre << 8;
-}
-
 /* The residual product carrying the next norm (NORM), in one shape. */
 template <int T, int B, int NO, int W, int UO, bool DB>
 static void launch_norm(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_act &y, cudaStream_t s,
@@ -586,7 +568,7 @@ static void launch_norm(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_
 {
     static_assert(W * NO == 32, "a 32-block of outputs per CTA");
     rl_launch(k_matvec<T, B, NO, false, W, UO, DB, true>, dim3((unsigned)(m.rows / 32)), dim3(W * 32), s, m, x, y,
-              with_pre(mode), g, *xn);
+              mode, g, *xn);
 }
 
 template <int T, int B, bool DB>
@@ -611,7 +593,7 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         if (mode == RL_CU_MV_GLU && glu_u == 1) {
             int64_t n_out = m.rows / 2;
             unsigned grid = (unsigned)((n_out + MV_WARPS * 4 - 1) / (MV_WARPS * 4));
-            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, with_pre(mode),
+            rl_launch(k_matvec<T, 1, 4, true, MV_WARPS, 1, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode,
                       (const float *)nullptr, none);
             return;
         }
@@ -620,14 +602,14 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         const int NO = 4; /* 32 outputs per CTA: one quantization block */
         int64_t n_out = m.rows / 2;
         unsigned grid = (unsigned)((n_out + MV_WARPS * NO - 1) / (MV_WARPS * NO));
-        rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, with_pre(mode),
+        rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode,
                   (const float *)nullptr, none);
     } else {
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
         /* (6 units per round here too: TinyLlama no faster, 1,680 / 1,691 against
          * 1,698 / 1,676 tok/s in session 17, 7B 2% slower in session 15) */
-        rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, with_pre(mode),
+        rl_launch(k_matvec<T, B, NO, false, W, 0, DB>, dim3(grid), dim3(W * 32), s, m, x, y, mode,
                   (const float *)nullptr, none);
     }
 }
