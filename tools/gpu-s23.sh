@@ -170,3 +170,20 @@ if [ "$PART" = long ]; then
   cfgc llama2-7b q4_0 512 128 2 480 "RL_CU_X=0" "RL_CU_ATTN_SPLITS=11" "RL_CU_ATTN_SPLITS=16"
   echo "elapsed ${SECONDS}s"
 fi
+#   mvpre    (needs 2f4b01a, reverted) does the matvec's early start
+#            (L2 prefetch and first-round loads before the PDL wait) slow the
+#            attention before it? PRE 2 (default), 1 (prefetch only), 0
+#            (nothing early), against the old tree.
+if [ "$PART" = mvpre ]; then
+  build_pair; wait
+  for r in 1 2; do
+    for s in "llama2-7b q4_0 1 128" "tinyllama-1.1b q4_0 1 128" "tinyllama-1.1b q4_0 512 64" "llama2-7b q4_0 512 64"; do
+      left 420 || break
+      line="r$r $s: old $(tycb $OLDBC $s)"
+      for p in 2 1 0; do line="$line | PRE=$p $(RL_CU_MV_PRE=$p tyc $s)"; done
+      echo "$line"
+    done
+  done
+  left 480 && echo "PRE=0 kernels: $(RL_CU_MV_PRE=0 ctests test_cu_kernels | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi
