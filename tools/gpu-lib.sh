@@ -110,17 +110,21 @@ ab() {
 build_pair() { rm -rf /tmp/rl-old; build; build_old & }
 # profT SHAPE TYPE: the single stream's per-op profile (us per op, sum).
 profT() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt 512 --gen 16 --kv f16 --profile 2>&1 | grep -E "us x|sum" | sed -E 's/ +/ /g; s/ us x +[0-9]+ = +[0-9.]+ us \( *[0-9.]+%\)//' | tr '\n' '|'; }
-# cfgs SHAPE TYPE ROUNDS LIMIT "VAR=V ..." ...: the single stream (ty) under
-# each setting in turn, ROUNDS rounds, until LIMIT seconds.
-cfgs() {
-  local sh=$1 tp=$2 rounds=$3 lim=$4 r c; shift 4
+# cfgf "CMD" ROUNDS LIMIT "VAR=V ..." ...: CMD's line under each setting in
+# turn, ROUNDS rounds, until LIMIT seconds.
+cfgf() {
+  local cmd=$1 rounds=$2 lim=$3 r c; shift 3
   for r in $(seq $rounds); do
     for c in "$@"; do
       left $lim || return 0
-      echo "r$r $sh $tp [$c]: $(export $c; ty $sh $tp)"
+      echo "r$r $cmd [$c]: $(export $c; $cmd)"
     done
   done
 }
+# cfgs SHAPE TYPE ROUNDS LIMIT "VAR=V ..." ...: the single stream (ty) under each setting.
+cfgs() { local sh=$1 tp=$2; shift 2; cfgf "ty $sh $tp" "$@"; }
+# cfgc SHAPE TYPE PROMPT GEN ROUNDS LIMIT "VAR=V ..." ...: tyc under each setting (session 23).
+cfgc() { local a="tyc $1 $2 $3 $4"; shift 4; cfgf "$a" "$@"; }
 # tyc SHAPE TYPE PROMPT GEN: the single stream (fp16 KV) after a PROMPT-token
 # prompt, GEN generated: tok/s and the replayed step's us (session 23).
 tyc() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt $3 --gen $4 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+|"replay_step_us":[0-9.]+' | cut -d: -f2 | tr '\n' ' '; }

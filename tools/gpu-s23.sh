@@ -140,16 +140,6 @@ if [ "$PART" = engine ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
-# cfgc SHAPE TYPE PROMPT GEN ROUNDS LIMIT "VAR=V ..." ...: tyc under each setting in turn.
-cfgc() {
-  local sh=$1 tp=$2 pr=$3 gn=$4 rounds=$5 lim=$6 r c; shift 6
-  for r in $(seq $rounds); do
-    for c in "$@"; do
-      left $lim || return 0
-      echo "r$r $sh $tp p$pr [$c]: $(export $c; tyc $sh $tp $pr $gn)"
-    done
-  done
-}
 #   p1sw     the final code's switches from an empty context (tg128): attention
 #            splits, two chunks in one block, O on rl_cu_mvb, early rows.
 if [ "$PART" = p1sw ]; then
