@@ -466,7 +466,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     /* The blocks of the head that take part: a query of at most dmax chunks
      * (a short context) is block 0's alone, merged in the block (no partials,
      * counter or second pass: the same bits, see att_merge_step); otherwise
-     * one block per chunk up to n_split. The others leave at once. */
+     * one block per chunk up to n_split. The others leave (below). */
     const int eff = attw_direct && nch <= dmax ? 1 : nch < n_split ? (nch > 0 ? (int)nch : 1) : n_split;
     if (sp >= eff) {
         /* Leaving only after the wait: blocks that left at once let the
