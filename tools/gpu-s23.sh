@@ -29,6 +29,13 @@ fi
 # tycb BIN SHAPE TYPE PROMPT GEN: tyc on another build's bench.
 tycb() { local b=$1; shift; BC=$b tyc "$@"; }
 OLDBC=/tmp/rl-old/bench/ringlm-bench-cuda
+# oldvs "SHAPE TYPE PROMPT GEN" VAR "VALUES": tyc on the old tree's bench,
+# then on this one with VAR at each value, on one line.
+oldvs() {
+  local spec=$1 var=$2 v line="old $(tycb $OLDBC $1)"
+  for v in $3; do line="$line | $var=$v $(export $var=$v; tyc $spec)"; done
+  echo "$line"
+}
 #   dmax     (ran with the blocks past a query's chunks leaving before the PDL
 #            wait; they leave after it since dmax2) a short context's attention in one block of its head with the
 #            in-block merge (RL_CU_ATTN_DMAX chunks at most; the blocks past
@@ -42,9 +49,7 @@ if [ "$PART" = dmax ]; then
   for r in 1 2; do
     for s in "llama2-7b q4_0" "tinyllama-1.1b q4_0"; do
       left 330 || break
-      line="r$r $s p1: old $(tycb $OLDBC $s 1 128)"
-      for d in 1 2 3; do line="$line | D$d $(RL_CU_ATTN_DMAX=$d tyc $s 1 128)"; done
-      echo "$line"
+      echo "r$r $s p1: $(oldvs "$s 1 128" RL_CU_ATTN_DMAX "1 2 3")"
     done
   done
   for r in 1 2; do
@@ -169,11 +174,17 @@ if [ "$PART" = mvpre ]; then
   for r in 1 2; do
     for s in "llama2-7b q4_0 1 128" "tinyllama-1.1b q4_0 1 128" "tinyllama-1.1b q4_0 512 64" "llama2-7b q4_0 512 64"; do
       left 420 || break
-      line="r$r $s: old $(tycb $OLDBC $s)"
-      for p in 2 1 0; do line="$line | PRE=$p $(RL_CU_MV_PRE=$p tyc $s)"; done
-      echo "$line"
+      echo "r$r $s: $(oldvs "$s" RL_CU_MV_PRE "2 1 0")"
     done
   done
   left 480 && echo "PRE=0 kernels: $(RL_CU_MV_PRE=0 ctests test_cu_kernels | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi
+#   review   the closing review's mends (the early-row condition from nch):
+#            the attention tests and the model test, one single stream.
+if [ "$PART" = review ]; then
+  build
+  ctests test_cu_paged test_cu_kernels test_cu_kvq8 test_cu_model
+  left 300 && echo "7B q4_0 p1: $(tyc llama2-7b q4_0 1 128)"
   echo "elapsed ${SECONDS}s"
 fi

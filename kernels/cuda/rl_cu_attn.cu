@@ -482,7 +482,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * while the kernel before finishes, and that row after (safe: the
      * warp's rows before it). */
     constexpr bool EARLY_OK = !TC && MINB == 1; /* one token: few blocks, registers to spare */
-    const bool pre = EARLY_OK && early && sp < (len + ATT_TILE - 1) / ATT_TILE;
+    const bool pre = EARLY_OK && early && sp < nch;
     int safe = 0;
     if (pre) {
         int64_t t0 = sp * ATT_TILE + w * WP, before = len - 1 - t0;
