@@ -1,0 +1,33 @@
+#!/bin/bash
+# gpu-s24.sh - session 24's device calls.
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s24.sh PART
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, cfgc, tyc, ...
+PART=${1:-fo}
+#   fo       the O product fused into the attention's launch (RL_CU_ATTN_O,
+#            rl_cu_attn_o_paged): its test and the attention's, then the
+#            single stream with it off and on, alternating: from an empty
+#            context and after 512 tokens; TinyLlama Q4_0 on the rl_cu_mvb
+#            step (RL_CU_MVB=1) beside its default matvec step; the model tests.
+if [ "$PART" = fo ]; then
+  build
+  ctests test_cu_attno test_cu_paged
+  cfgc llama2-7b q4_0 1 128 2 300 "RL_CU_ATTN_O=0" "RL_CU_ATTN_O=1"
+  cfgc llama2-7b q4_0 512 64 1 330 "RL_CU_ATTN_O=0" "RL_CU_ATTN_O=1"
+  cfgc tinyllama-1.1b q4_0 1 128 1 370 "RL_CU_MVB=0" "RL_CU_MVB=1 RL_CU_ATTN_O=0" "RL_CU_MVB=1 RL_CU_ATTN_O=1"
+  for t in q4_k_m q8_0 q6_k; do cfgc llama2-7b $t 1 128 1 450 "RL_CU_ATTN_O=0" "RL_CU_ATTN_O=1"; done
+  cfgc tinyllama-1.1b q4_k_m 1 128 1 480 "RL_CU_ATTN_O=0" "RL_CU_ATTN_O=1"
+  left 520 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi
+#   when     (ran with RL_CU_ATTO_WHEN / RL_CU_ATTO_SLEEP, measurement
+#            switches) why `fo` lost: the O blocks' copies at once, after the
+#            PDL wait or after every head's output (no overlap); the
+#            counter polled back to back or with a sleep; 7B Q4_0 from an
+#            empty context against the unfused step.
+if [ "$PART" = when ]; then
+  build
+  ctests test_cu_attno
+  cfgc llama2-7b q4_0 1 128 2 500 "RL_CU_ATTN_O=0" "RL_CU_ATTO_WHEN=0" "RL_CU_ATTO_WHEN=1" "RL_CU_ATTO_WHEN=2" \
+    "RL_CU_ATTO_WHEN=0 RL_CU_ATTO_SLEEP=200" "RL_CU_ATTO_WHEN=1 RL_CU_ATTO_SLEEP=200"
+  echo "elapsed ${SECONDS}s"
+fi
