@@ -1,9 +1,10 @@
 #!/bin/bash
-# gpu-s24.sh - session 24's device calls.
+# gpu-s24.sh - session 24's device calls; parts marked "needs" ran code that
+# was removed after them.
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s24.sh PART
 . "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, cfgc, tyc, ...
 PART=${1:-fo}
-#   fo       the O product fused into the attention's launch (RL_CU_ATTN_O,
+#   fo       (needs df9c987) the O product fused into the attention's launch (RL_CU_ATTN_O,
 #            rl_cu_attn_o_paged): its test and the attention's, then the
 #            single stream with it off and on, alternating: from an empty
 #            context and after 512 tokens; TinyLlama Q4_0 on the rl_cu_mvb
@@ -19,7 +20,7 @@ if [ "$PART" = fo ]; then
   left 520 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
-#   when     (ran with RL_CU_ATTO_WHEN / RL_CU_ATTO_SLEEP, measurement
+#   when     (needs df9c987; ran with RL_CU_ATTO_WHEN / RL_CU_ATTO_SLEEP, measurement
 #            switches) why `fo` lost: the O blocks' copies at once, after the
 #            PDL wait or after every head's output (no overlap); the
 #            counter polled back to back or with a sleep; 7B Q4_0 from an

@@ -3,7 +3,6 @@
  * the step takes it. */
 #include <stdlib.h>
 
-#include "rl_cu_env.h"
 #include "rl_cu_layer.h"
 #include "rl_cu_model_impl.h"
 
@@ -180,16 +179,6 @@ bool rl_cu_model_mvb_step(rl_cu_model *m, int n)
     return true;
 }
 
-/* Whether layer L's O product runs inside the attention's launch
- * (rl_cu_attn_o_paged: its weights copied in while the attention runs)
- * where that launch serves it (default on; RL_CU_ATTN_O=0: never, for
- * measurements). */
-static bool o_fused(rl_cu_model *m, const rl_cu_layer *L)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_O", true, &on) && rl_cu_attn_o_ok(&L->wo, &m->rope, &m->attn);
-}
-
 /* One sequence on rl_cu_mvb: each product quantizes its fp32 input itself,
  * the norms inside the products that read them; the output product too. */
 int rl_cu_step_mvb(rl_cu_model *m)
@@ -205,13 +194,8 @@ int rl_cu_step_mvb(rl_cu_model *m)
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
-        bool fused = o_fused(m, L);
-        if (fused)
-            RL_CU_TRY(rl_cu_attn_o_paged(m->q, pos, row, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn,
-                                         &L->wo, m->x, s));
-        else
-            RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
-        for (int k = fused ? RL_CU_MVB_GU : RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
+        for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
             RL_CU_TRY(rl_cu_mvb_run(m, k, l));
     }
     RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_OUT, 0));

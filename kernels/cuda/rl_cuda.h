@@ -362,16 +362,6 @@ int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, con
 int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                      const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                      void *d_scratch, const rl_cu_act *out, cudaStream_t s);
-/* One query's attention (rl_cu_attn_paged, n_tok 1, split mode) with the O
- * product fused into the same launch: out as rl_cu_attn_paged gives it (its
- * int8 planes required), then d_y += wo * out, for the same values as
- * rl_cu_attn_paged and a product of wo on out's int8 planes, each output one
- * fixed-order sum (rl_cu_attw.cuh). -ENOTSUP where it does not serve (see
- * rl_cu_attn_o_ok). */
-bool rl_cu_attn_o_ok(const rl_cu_mat *wo, const rl_cu_rope *r, const rl_cu_act *out);
-int rl_cu_attn_o_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, const rl_cu_rope *r,
-                       const rl_cu_kv *kv, uint32_t layer, int n_split, void *d_scratch, const rl_cu_act *out,
-                       const rl_cu_mat *wo, float *d_y, cudaStream_t s);
 /* Causal attention of the n_q queries d_q[n_q][n_head * head_dim] at positions
  * pos0..pos0+n_q-1 of block-table row bt_row over layer's paged KV (positions
  * 0..pos0+n_q-1 already in the pool): tiled flash attention for prefill, GQA.
