@@ -32,3 +32,17 @@ if [ "$PART" = when ]; then
     "RL_CU_ATTO_WHEN=0 RL_CU_ATTO_SLEEP=200" "RL_CU_ATTO_WHEN=1 RL_CU_ATTO_SLEEP=200"
   echo "elapsed ${SECONDS}s"
 fi
+#   cap      the single stream's attention capped at 128 registers
+#            (RL_CU_ATTN_REGCAP=1: k_attn_warp<HD, KV, 4>, 126 against 140 for
+#            the 7B's fp16 rows of 128), so that one of its blocks fits on an
+#            SM beside an rl_cu_mvb CTA (544 threads at 86): off and on,
+#            alternating, from an empty context and after 512 tokens.
+if [ "$PART" = cap ]; then
+  build
+  echo "REGCAP=1: $(RL_CU_ATTN_REGCAP=1 ctests test_cu_paged test_cu_kernels | tr '\n' ' ')"
+  cfgc llama2-7b q4_0 1 128 3 300 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"
+  cfgc llama2-7b q4_0 512 64 2 380 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"
+  for t in q4_k_m q8_0; do cfgc llama2-7b $t 1 128 1 460 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"; done
+  cfgc tinyllama-1.1b q4_0 1 128 1 500 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"
+  echo "elapsed ${SECONDS}s"
+fi
