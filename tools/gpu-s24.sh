@@ -32,7 +32,7 @@ if [ "$PART" = when ]; then
     "RL_CU_ATTO_WHEN=0 RL_CU_ATTO_SLEEP=200" "RL_CU_ATTO_WHEN=1 RL_CU_ATTO_SLEEP=200"
   echo "elapsed ${SECONDS}s"
 fi
-#   cap      the single stream's attention capped at 128 registers
+#   cap      (needs 4fa3c5a) the single stream's attention capped at 128 registers
 #            (RL_CU_ATTN_REGCAP=1: k_attn_warp<HD, KV, 4>, 126 against 140 for
 #            the 7B's fp16 rows of 128), so that one of its blocks fits on an
 #            SM beside an rl_cu_mvb CTA (544 threads at 86): off and on,

@@ -481,7 +481,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * the rows of the first chunk before it are read before the PDL wait,
      * while the kernel before finishes, and that row after (safe: the
      * warp's rows before it). */
-    constexpr bool EARLY_OK = !TC && MINB < 6; /* one token: few blocks, registers to spare */
+    constexpr bool EARLY_OK = !TC && MINB == 1; /* one token: few blocks, registers to spare */
     const bool pre = EARLY_OK && early && sp < nch;
     int safe = 0;
     if (pre) {
@@ -738,17 +738,15 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
      * batches), registers for 6 per SM; else every load of a chunk in flight
      * at once (about 120 registers), which the single stream needs. */
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
-    static int cap_on = -1; /* RL_CU_ATTN_REGCAP=1: at most 128 registers (measurement) */
-    bool cap = rl_env_switch("RL_CU_ATTN_REGCAP", false, &cap_on);
     bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
     if (r->head_dim == 64 && split && kern != 1)
-        rl_launch(occ ? k_attn_warp<64, KV, 6> : cap ? k_attn_warp<64, KV, 4> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
+        rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 128 && split && kern != 1 &&
              attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
-        rl_launch(occ ? k_attn_warp<128, KV, 6> : cap ? k_attn_warp<128, KV, 4> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
+        rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
