@@ -46,3 +46,20 @@ if [ "$PART" = cap ]; then
   cfgc tinyllama-1.1b q4_0 1 128 1 500 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"
   echo "elapsed ${SECONDS}s"
 fi
+#   rope     the rotating one-token attention again (41197dd re-applied on
+#            the current kernel), now also capped at 128 registers
+#            (RL_CU_ATTN_REGCAP=1) so that its blocks can land beside the
+#            Q|K|V product's rl_cu_mvb CTAs and read their rows early:
+#            RL_CU_ATTN_ROPE=0 (RoPE kernel, then the attention) against 1,
+#            alternating.
+if [ "$PART" = rope ]; then
+  build
+  ctests test_cu_attnrope test_cu_paged
+  echo "REGCAP=1: $(RL_CU_ATTN_REGCAP=1 ctests test_cu_attnrope | tr '\n' ' ')"
+  cfgc llama2-7b q4_0 1 128 2 300 "RL_CU_ATTN_ROPE=0" "RL_CU_ATTN_ROPE=1" "RL_CU_ATTN_ROPE=1 RL_CU_ATTN_REGCAP=1"
+  cfgc llama2-7b q4_0 512 64 1 370 "RL_CU_ATTN_ROPE=0" "RL_CU_ATTN_ROPE=1" "RL_CU_ATTN_ROPE=1 RL_CU_ATTN_REGCAP=1"
+  cfgc tinyllama-1.1b q4_0 1 128 1 420 "RL_CU_ATTN_ROPE=0" "RL_CU_ATTN_ROPE=1" "RL_CU_ATTN_ROPE=1 RL_CU_ATTN_REGCAP=1"
+  cfgc llama2-7b q4_k_m 1 128 1 480 "RL_CU_ATTN_ROPE=0" "RL_CU_ATTN_ROPE=1" "RL_CU_ATTN_ROPE=1 RL_CU_ATTN_REGCAP=1"
+  left 520 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi
