@@ -46,7 +46,7 @@ if [ "$PART" = cap ]; then
   cfgc tinyllama-1.1b q4_0 1 128 1 500 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"
   echo "elapsed ${SECONDS}s"
 fi
-#   rope     the rotating one-token attention again (41197dd re-applied on
+#   rope     (needs de23eb6) the rotating one-token attention again (41197dd re-applied on
 #            the current kernel), now also capped at 128 registers
 #            (RL_CU_ATTN_REGCAP=1) so that its blocks can land beside the
 #            Q|K|V product's rl_cu_mvb CTAs and read their rows early:

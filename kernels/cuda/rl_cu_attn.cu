@@ -20,7 +20,6 @@
 
 #include "rl_cu_attn_tc.cuh"
 #include "rl_cu_kv.cuh"
-#include "rl_cu_rope.cuh"
 
 #define ATT_THREADS 128
 #define ATT_TILE RL_CU_ATTN_CHUNK /* split mode: one chunk per tile */
@@ -443,22 +442,12 @@ __device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t
     }
 }
 
-/* ROPE (rl_cu_attn_rope_paged: one token, fp16 rows, registers for one
- * block per SM): q is the token's Q|K|V row, not yet rotated. Each block
- * rotates its head's query itself with the RoPE kernel's arithmetic (a
- * lane's angles before the PDL wait: they depend on the position only); the
- * warp whose positions hold the token's own (the last
- * chunk's) rotates that K row and takes its V row from Q|K|V instead of the
- * cache, and in the first query head of each KV head it also writes both
- * rows to the cache, as the RoPE kernel would. So no RoPE kernel runs
- * before the attention, with the same bits as the two kernels. */
-template <int HD, class KV, int MINB, bool TC = false, bool ROPE = false> /* MINB: blocks per SM the registers
-                                                          must allow; TC: a warp's chunk on tensor cores (int8, HD 128) */
+template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM the registers must allow;
+                                                          TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
             float *scratch, rl_cu_act out, bool attw_direct, int dmax, bool bar2, bool early, bool acqrel)
 {
-    static_assert(!ROPE || (!TC && MINB < 6 && !KV::Q8), "the rotating attention: one token, fp16 rows");
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
     static_assert(HD % VL == 0 && 32 % G == 0 && WP % PP == 0 && HD <= ATT_THREADS, "head size");
@@ -492,7 +481,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * the rows of the first chunk before it are read before the PDL wait,
      * while the kernel before finishes, and that row after (safe: the
      * warp's rows before it). */
-    constexpr bool EARLY_OK = !TC && MINB < 6; /* one token: few blocks, registers to spare */
+    constexpr bool EARLY_OK = !TC && MINB == 1; /* one token: few blocks, registers to spare */
     const bool pre = EARLY_OK && early && sp < nch;
     int safe = 0;
     if (pre) {
@@ -501,24 +490,12 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         safe = (int)(before < 0 ? 0 : before < nt ? before : nt);
         attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, 0, safe);
     }
-    float rsn[ROPE ? VL : 1], rcs[ROPE ? VL : 1]; /* ROPE: this lane's dims' angles at the token's position */
-    if constexpr (ROPE)
-        rl_rope_angles<VL>(r, (int)(len - 1), VL * g, rsn, rcs);
     rl_pdl_wait();
     float qv[TC ? 1 : VL];
     uint32_t bq[TC ? 8 : 1][2];
     float inv_q = 1.0f;
-    const int64_t pz = len - 1; /* the token's position (ROPE) */
-    const int64_t rowlen = (int64_t)(r.n_head + 2 * r.n_head_kv) * HD;
     if constexpr (TC) {
         attc::query(q + ((int64_t)b * r.n_head + h) * HD, rsqrtf((float)HD), lane, bq, inv_q);
-    } else if constexpr (ROPE) {
-        float qr[VL];
-        rl_rope_apply<VL>(r, VL * g, q + b * rowlen + (int64_t)h * HD, rsn, rcs, qr);
-        const float scale = rsqrtf((float)HD);
-#pragma unroll
-        for (int e = 0; e < VL; e++)
-            qv[e] = qr[e] * scale;
     } else {
         const float4 *qp = (const float4 *)(q + ((int64_t)b * r.n_head + h) * HD + VL * g);
         const float scale = rsqrtf((float)HD);
@@ -530,33 +507,6 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     }
     float *base = att_partials(scratch, b, h, r.n_head, HD, kmax);
     const bool direct = eff == 1 && attw_direct;
-    /* ROPE: whether this warp holds the token's position (in the last chunk,
-     * at row pz - t0 of its own), and this lane's part of that K and V row */
-    const int64_t tz = (nch - 1) * ATT_TILE + w * WP;
-    const bool own = ROPE && len > 0 && (nch - 1) % eff == sp && pz >= tz && pz < tz + WP;
-    typename L::t kz{}, vz{};
-    if constexpr (ROPE) {
-        if (own) { /* warp-uniform */
-            const float *ks = q + b * rowlen + (int64_t)r.n_head * HD + (int64_t)kvh * HD;
-            const float *vs = ks + (int64_t)r.n_head_kv * HD + VL * g;
-            float kf[VL];
-            rl_rope_apply<VL>(r, VL * g, ks, rsn, rcs, kf);
-            uint32_t *kw = (uint32_t *)&kz, *vw = (uint32_t *)&vz;
-#pragma unroll
-            for (int k = 0; k < VL / 2; k++) {
-                __half2 a = __floats2half2_rn(kf[2 * k], kf[2 * k + 1]), c = __floats2half2_rn(vs[2 * k], vs[2 * k + 1]);
-                kw[k] = *(uint32_t *)&a;
-                vw[k] = *(uint32_t *)&c;
-            }
-            if (h % (r.n_head / r.n_head_kv) == 0 && rs == (int)((pz - tz) % PP)) { /* one writer per value */
-                typename KV::wrow dk = A.wk(b, kvh, pz), dv = A.wv(b, kvh, pz);
-                if (!KV::nil(dk))
-                    *(uint4 *)(dk + VL * g) = kz;
-                if (!KV::nil(dv))
-                    *(uint4 *)(dv + VL * g) = vz;
-            }
-        }
-    }
     float rm = -INFINITY, rnum = 0.0f, rden = 0.0f; /* direct: the merge so far of dim tid */
     for (int64_t c = sp, it = 0; c < nch; c += eff, it++) {
         int64_t t0 = c * ATT_TILE + w * WP;
@@ -570,18 +520,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
             if (lane == 0)
                 wm[w] = m, wl[w] = l;
         } else {
-            /* the warp's positions lie in one KV block; ROPE: the token's
-             * own row (and its copies past the warp's positions) not from
-             * the cache, where it is not written yet, but kz and vz */
-            const bool z = ROPE && own && c == nch - 1;
-            attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, pre && it == 0 ? safe : 0,
-                                                   z ? nt - 1 : ATT_TILE);
-            if (z) {
-#pragma unroll
-                for (int i = 0; i < NI; i++)
-                    if (min(rs + PP * i, nt - 1) == nt - 1)
-                        kr[i] = kz, vr[i] = vz;
-            }
+            /* the warp's positions lie in one KV block */
+            attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, pre && it == 0 ? safe : 0);
             float sc[NI], m = -INFINITY;
 #pragma unroll
             for (int i = 0; i < NI; i++) {
@@ -841,60 +781,4 @@ extern "C" int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const in
                            d_scratch, out, s);
     return attn_launch(d_q, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
                        d_scratch, out, s);
-}
-
-/* RL_CU_ATTN_REGCAP=1: the single stream's warp kernel at most 128
- * registers (MINB 4), so that one block fits beside an rl_cu_mvb CTA
- * (measurement). */
-static bool attn_regcap(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_REGCAP", false, &on);
-}
-
-/* The rotating one-token attention (k_attn_warp's ROPE) where it applies:
- * on by default; RL_CU_ATTN_ROPE=0: never (the RoPE kernel, then the
- * attention). */
-static bool attn_rope_on(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_ROPE", true, &on);
-}
-
-/* One token, fp16 rows, the warp kernel with registers for one block per SM
- * (as the early loads need), whole runs of 8 dims per pair half. */
-extern "C" bool rl_cu_attn_rope_applies(int n_tok, const rl_cu_rope *r, const rl_cu_kv *kv, int n_split)
-{
-    const int hd = r->head_dim;
-    return attn_rope_on() && n_tok == 1 && kv && !kv->q8 && (hd == 64 || hd == 128) && n_split >= 1 &&
-           attn_early() && rl_cu_attn_kernel() != 1 && r->n_rot > 0 && r->n_rot <= hd && (r->n_rot / 2) % 8 == 0 &&
-           (int64_t)n_split * r->n_head <= 4 * (int64_t)rl_cu_sm_count();
-}
-
-extern "C" int rl_cu_attn_rope_paged(const float *d_qkv, const int32_t *d_pos, const int32_t *d_row, int n_tok,
-                                     const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
-                                     void *d_scratch, const rl_cu_act *out, cudaStream_t s)
-{
-    if (!attn_args_ok(n_tok, n_split, r, out) || !rl_kv_paged_valid(kv, r, layer) || r->n_rot <= 0 ||
-        r->n_rot > r->head_dim || r->n_rot % 2)
-        return -EINVAL;
-    const int hd = r->head_dim;
-    if (!rl_cu_attn_rope_applies(n_tok, r, kv, n_split))
-        return -ENOTSUP;
-    unsigned *counters = (unsigned *)d_scratch;
-    float *partials = (float *)((char *)d_scratch + COUNTERS_BYTES);
-    int64_t kmax = n_chunks((int64_t)kv->bt_stride * RL_CU_KV_BLOCK);
-    rl_kv_paged<rl_kv_f16> A = rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer);
-    dim3 grid(n_split, r->n_head, 1), block(ATT_THREADS);
-    typedef rl_kv_paged<rl_kv_f16> P;
-    bool cap = attn_regcap();
-    if (hd == 64)
-        rl_launch(cap ? k_attn_warp<64, P, 4, false, true> : k_attn_warp<64, P, 1, false, true>, grid, block, s, d_qkv,
-                  A, d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), true,
-                  attn_acqrel());
-    else
-        rl_launch(cap ? k_attn_warp<128, P, 4, false, true> : k_attn_warp<128, P, 1, false, true>, grid, block, s,
-                  d_qkv, A, d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), true,
-                  attn_acqrel());
-    return RL_CU_LAUNCHED("attention+rope");
 }

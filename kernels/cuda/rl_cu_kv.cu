@@ -2,7 +2,6 @@
  * slots or the paged pool, fp16 or int8, one kernel body through rl_cu_kv.cuh),
  * block copies for copy-on-write of shared prefix blocks. */
 #include "rl_cu_kv.cuh"
-#include "rl_cu_rope.cuh"
 
 /* One block per (token row, group of heads of q, k and v): ROPE_Y heads at a
  * time (threadIdx.y), one thread per element pair (threadIdx.x), so a thread
@@ -47,7 +46,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
     int half_rot = r.n_rot / 2;
     bool in = 2 * k < hd, rot = in && k < half_rot;
     int i0 = rot && r.neox ? k : 2 * k, i1 = rot && r.neox ? k + half_rot : 2 * k + 1;
-    float f = rot ? rl_rope_freq(r, k) : 0.0f;
+    float f = rot ? (r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot)) : 0.0f;
     const int hf = (int)blockIdx.x * hpb + y, h1 = min(nh, (int)(blockIdx.x + 1) * hpb);
     int p = 0;
     bool ok = false;
@@ -56,7 +55,8 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
     auto place = [&]() {
         p = pos[b];
         ok = A.ok(b, p);
-        rl_rope_angle(rot, f, p, sn, cs);
+        if (rot)
+            sincosf((float)p * f, &sn, &cs);
         if (hf < h1 && hf >= r.n_head)
             d0 = rope_dst(A, r, ok, b, hf, p);
     };
@@ -79,8 +79,11 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
             continue;
         }
         float v0 = 0.0f, v1 = 0.0f;
-        if (in)
-            rl_rope_pair(src[i0], src[i1], cs, sn, v0, v1);
+        if (in) {
+            float a = src[i0], c = src[i1];
+            v0 = a * cs - c * sn;
+            v1 = a * sn + c * cs;
+        }
         if (h < r.n_head) {
             if (in) {
                 float *dq = q_out + (int64_t)b * qdim + h * hd;

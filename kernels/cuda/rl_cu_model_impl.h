@@ -86,12 +86,6 @@ static inline const float *rl_cu_next_norm(const rl_cu_model *m, uint32_t l)
     return l + 1 < m->c.n_layer ? m->layers[l + 1].attn_norm : m->output_norm;
 }
 
-/* Layer l's RoPE, KV write and attention for the step's n tokens (Q|K|V in
- * m->qkv, the output in m->attn; rl_cu_step.c): one kernel for one token
- * where rl_cu_attn_rope_paged applies, else the RoPE kernel (into m->q) and
- * the attention. */
-int rl_cu_model_attention(rl_cu_model *m, uint32_t l, int n, int n_split);
-
 /* Whether a matrix-vector step of n tokens defers its RMSNorms into the
  * residual products (rl_cu_step.c; rl_cu_matvec_add_norm). */
 bool rl_cu_step_norm_deferred(rl_cu_model *m, int n);

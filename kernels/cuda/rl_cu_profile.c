@@ -22,13 +22,6 @@ static int mvb_which(int op)
     }
 }
 
-/* Whether the step's attention of n tokens rotates q and its K rows itself
- * (rl_cu_model_attention: no RoPE kernel). */
-static bool rope_in_attn(const rl_cu_model *m, int n)
-{
-    return n == 1 && rl_cu_attn_rope_applies(1, &m->rope, &m->kv, rl_cu_attn_splits(1, m->c.n_head));
-}
-
 /* One op as the step runs it; defer: the step's deferred norms (the residual
  * products carry them, the products after them read xn.ss); mvb: the step on
  * rl_cu_mvb (a product's norm inside it, or its kernel with the matvec where
@@ -48,11 +41,8 @@ static int enqueue_op(rl_cu_model *m, int op, int n, uint32_t l, bool defer, boo
     case P_EMBD: return rl_cu_mat_get_rows(&m->tok_embd, m->d_in, n, m->x, s);
     case P_NORM: return rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &xn, s);
     case P_QKV: return rl_cu_layer_qkv(c, L, &xn, n, m->qkv, s);
-    case P_ROPE: /* (nothing where the attention rotates: rl_cu_model_attention) */
-        return rope_in_attn(m, n) ? 0 : rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s);
+    case P_ROPE: return rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s);
     case P_ATTN:
-        if (rope_in_attn(m, n))
-            return rl_cu_model_attention(m, l, n, rl_cu_attn_splits(n, c->n_head));
         return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, rl_cu_attn_splits(n, c->n_head),
                                 m->attn_scratch, &m->attn, s);
     case P_O:

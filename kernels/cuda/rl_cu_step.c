@@ -32,19 +32,6 @@ void rl_cu_model_set_norm_defer(rl_cu_model *m, bool on)
     flag_set(m, &m->norm_defer, on);
 }
 
-int rl_cu_model_attention(rl_cu_model *m, uint32_t l, int n, int n_split)
-{
-    const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
-    if (n == 1) {
-        int rc = rl_cu_attn_rope_paged(m->qkv, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn,
-                                       m->s);
-        if (rc != -ENOTSUP)
-            return rc;
-    }
-    RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, m->s));
-    return rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, m->s);
-}
-
 /* Whether a step of n tokens defers its RMSNorms into the residual products
  * (rl_cu_act.ss: no norm kernel but the first): every product that reads the
  * normed rows must be a matvec at n, and both residual products of every
@@ -84,13 +71,15 @@ static int enqueue_small(rl_cu_model *m, int n)
     if (defer)
         xn.ss = m->xss, xn.eps = c->rms_eps;
     int n_split = rl_cu_attn_splits(n, c->n_head);
+    const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), n, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         if (!defer || l == 0)
             RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &xn, s));
         RL_CU_TRY(rl_cu_layer_qkv(c, L, &xn, n, m->qkv, s));
-        RL_CU_TRY(rl_cu_model_attention(m, l, n, n_split));
+        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (m->attn.q && c->head_dim % 32)
             RL_CU_TRY(rl_cu_quantize(&m->attn, n, s));
         if (defer) {

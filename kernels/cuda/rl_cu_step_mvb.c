@@ -186,13 +186,15 @@ int rl_cu_step_mvb(rl_cu_model *m)
     const rl_cu_model_cfg *c = &m->c;
     cudaStream_t s = m->s;
     int n_split = rl_cu_attn_splits(1, c->n_head);
+    const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
         RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
-        RL_CU_TRY(rl_cu_model_attention(m, l, 1, n_split));
+        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
             RL_CU_TRY(rl_cu_mvb_run(m, k, l));
     }

@@ -362,18 +362,6 @@ int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, con
 int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                      const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                      void *d_scratch, const rl_cu_act *out, cudaStream_t s);
-/* RoPE, the KV write and the attention of one token in one kernel: as
- * rl_cu_rope_kv_paged then rl_cu_attn_paged (the same bits: q, the cache
- * row and the output), but from the unrotated Q|K|V row d_qkv (no d_q).
- * -ENOTSUP where that kernel does not apply (more than one token, an int8
- * pool, head sizes other than 64 and 128, n_rot / 2 not a multiple of 8,
- * n_split 0, RL_CU_ATTN_ROPE=0 or RL_CU_ATTN_EARLY=0 or the block kernel
- * forced): then the caller runs the two. */
-int rl_cu_attn_rope_paged(const float *d_qkv, const int32_t *d_pos, const int32_t *d_row, int n_tok,
-                          const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
-                          void *d_scratch, const rl_cu_act *out, cudaStream_t s);
-/* Whether rl_cu_attn_rope_paged takes such a launch (given valid arguments). */
-bool rl_cu_attn_rope_applies(int n_tok, const rl_cu_rope *r, const rl_cu_kv *kv, int n_split);
 /* Causal attention of the n_q queries d_q[n_q][n_head * head_dim] at positions
  * pos0..pos0+n_q-1 of block-table row bt_row over layer's paged KV (positions
  * 0..pos0+n_q-1 already in the pool): tiled flash attention for prefill, GQA.
