@@ -63,3 +63,16 @@ if [ "$PART" = rope ]; then
   left 520 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   ef       rl_cu_mvb's weight copies tagged evict-first in L2
+#            (RL_CU_MVB_EF=1), so that the KV cache and the activations stay
+#            there between steps: off and on, alternating.
+if [ "$PART" = ef ]; then
+  build
+  echo "EF=1: $(RL_CU_MVB_EF=1 ctests test_cu_mvb | tr '\n' ' ')"
+  cfgc llama2-7b q4_0 1 128 2 300 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
+  cfgc llama2-7b q4_0 1 32 1 330 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
+  cfgc llama2-7b q4_0 512 64 1 370 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
+  for t in q4_k_m q8_0; do cfgc llama2-7b $t 1 128 1 450 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"; done
+  cfgc tinyllama-1.1b q4_k_m 1 128 1 500 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
+  echo "elapsed ${SECONDS}s"
+fi
