@@ -63,7 +63,7 @@ if [ "$PART" = rope ]; then
   left 520 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
-#   ef       rl_cu_mvb's weight copies tagged evict-first in L2
+#   ef       (needs 8058eb3) rl_cu_mvb's weight copies tagged evict-first in L2
 #            (RL_CU_MVB_EF=1), so that the KV cache and the activations stay
 #            there between steps: off and on, alternating.
 if [ "$PART" = ef ]; then

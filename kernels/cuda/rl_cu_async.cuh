@@ -82,24 +82,6 @@ __device__ __forceinline__ void bulk_copy(void *dst, const void *src, unsigned b
                  : "memory");
 }
 
-/* An L2 policy that evicts what it tags first (createpolicy): for data read
- * once per step, such as a product's weights. */
-__device__ __forceinline__ uint64_t policy_evict_first()
-{
-    uint64_t p;
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
-    return p;
-}
-
-/* bulk_copy with an L2 cache policy (policy_evict_first). */
-__device__ __forceinline__ void bulk_copy_hint(void *dst, const void *src, unsigned bytes, uint64_t *bar, uint64_t pol)
-{
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, "
-                 "[%3], %4;" ::"r"(sm_addr(dst)),
-                 "l"(src), "r"(bytes), "r"(sm_addr(bar)), "l"(pol)
-                 : "memory");
-}
-
 } /* namespace rl_async */
 
 #endif

@@ -54,8 +54,7 @@ using namespace rl_async;
 
 template <int T, bool GLU>
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair,
-      bool ef)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -78,14 +77,6 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
         const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
-        const uint64_t pol = ef ? policy_evict_first() : 0;
-        int s_cur = 0;
-        auto copy = [&](void *dst, const void *src, unsigned bytes) {
-            if (ef)
-                bulk_copy_hint(dst, src, bytes, &full[s_cur], pol);
-            else
-                bulk_copy(dst, src, bytes, &full[s_cur]);
-        };
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {
@@ -96,12 +87,12 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
                 const unsigned qlen = (unsigned)q_span<T>(cu);
                 bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
-                s_cur = s;
                 for (int r = 0; r < C::NRW; r++) {
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
-                    copy(st + r * QROW, q + row * rowb + c * QROW, qlen);
+                    bulk_copy(st + r * QROW, q + row * rowb + c * QROW, qlen, &full[s]);
                     if (C::DB)
-                        copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2));
+                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
+                                  &full[s]);
                 }
             }
         return;
@@ -221,14 +212,6 @@ static bool pair_bar(void)
     return rl_env_switch("RL_CU_MVB_PAIR", true, &on);
 }
 
-/* RL_CU_MVB_EF=1: the weights' copies tagged evict-first in L2, so that
- * what the step reads again (the KV cache, activations) stays (measurement). */
-static bool evict_first(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_MVB_EF", false, &on);
-}
-
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
 static bool act_regs(void)
 {
@@ -246,7 +229,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
     rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
-                   pair_bar(), evict_first());
+                   pair_bar());
     return RL_CU_LAUNCHED("mvb");
 }
 
