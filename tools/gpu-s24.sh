@@ -76,3 +76,25 @@ if [ "$PART" = ef ]; then
   cfgc tinyllama-1.1b q4_k_m 1 128 1 500 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
   echo "elapsed ${SECONDS}s"
 fi
+# tycb BIN SHAPE TYPE PROMPT GEN: tyc on another build's bench.
+tycb() { local b=$1; shift; BC=$b tyc "$@"; }
+OLDBC=/tmp/rl-old/bench/ringlm-bench-cuda
+# profA BIN SHAPE TYPE: the argmax and output lines of the per-op profile from an empty context.
+profA() { timeout 90 $1 --shape $2 --type $3 --batch 1 --prompt 1 --gen 16 --kv f16 --profile 2>&1 | grep -E "argmax|output|sum" | sed -E 's/ +/ /g' | tr '\n' '|'; }
+#   argmax   the greedy argmax reading its row as float4s, 8 a thread in
+#            flight (one round trip to L2 for 32,000 logits): the kernels'
+#            test, the per-op profile and the single stream, old tree (.old)
+#            against new, alternating.
+if [ "$PART" = argmax ]; then
+  build_pair; wait
+  ctests test_cu_kernels
+  echo "old: $(profA $OLDBC llama2-7b q4_0)"; echo "new: $(profA $BC llama2-7b q4_0)"
+  for r in 1 2 3; do
+    left 400 && echo "r$r 7B q4_0 p1: old $(tycb $OLDBC llama2-7b q4_0 1 128) | new $(tyc llama2-7b q4_0 1 128)"
+  done
+  for r in 1 2; do
+    left 470 && echo "r$r TL q4_0 p1: old $(tycb $OLDBC tinyllama-1.1b q4_0 1 128) | new $(tyc tinyllama-1.1b q4_0 1 128)"
+  done
+  left 520 && echo "7B q4_k_m p1: old $(tycb $OLDBC llama2-7b q4_k_m 1 128) | new $(tyc llama2-7b q4_k_m 1 128)"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -276,12 +276,33 @@ __global__ void k_argmax(const float *logits, int64_t n, int32_t *out)
     const float *l = logits + blockIdx.x * n;
     float v = -INFINITY;
     int idx = 0x7fffffff;
+    auto take = [&](float x, int64_t i) {
+        if (x == x) /* NaN never wins */
+            better(v, idx, x, (int)i);
+    };
+    if (n % 4 == 0 && (uintptr_t)l % 16 == 0) {
+        /* float4s, AV of them a thread in flight at once: a 32,000-token row
+         * is one round trip to L2 (the scalar loop below took about four) */
+        constexpr int AV = 8;
+        const float4 *l4 = (const float4 *)l;
+        const int64_t n4 = n / 4;
+        for (int64_t base = 0; base < n4; base += AV * blockDim.x) {
+            float4 a[AV];
+#pragma unroll
+            for (int k = 0; k < AV; k++) {
+                int64_t j = base + k * blockDim.x + threadIdx.x;
+                a[k] = j < n4 ? l4[j] : make_float4(NAN, NAN, NAN, NAN);
+            }
+#pragma unroll
+            for (int k = 0; k < AV; k++) {
+                int64_t j = 4 * (base + k * blockDim.x + threadIdx.x);
+                take(a[k].x, j), take(a[k].y, j + 1), take(a[k].z, j + 2), take(a[k].w, j + 3);
+            }
+        }
+    } else {
 #pragma unroll 8
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        float x = l[i];
-        if (x != x) /* NaN never wins */
-            continue;
-        better(v, idx, x, (int)i);
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+            take(l[i], i);
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)

@@ -450,24 +450,42 @@ START_TEST(attention_warp_kernel_split_invariant_and_matches_block_kernel)
 }
 END_TEST
 
-START_TEST(argmax_picks_lowest_index_on_ties_and_skips_nan)
+/* Rows of n logits (n % 4 == 0: the float4 path; else the scalar one): a
+ * tie goes to the lower index, NaN never wins, a row of NaNs gives 0. */
+static void check_argmax(int64_t n)
 {
     uint64_t s = tcu_seed("argmax");
-    int64_t n = 32000;
-    float *l = tcu_rand_vec(&s, n * 2, 5.0f);
+    float *l = tcu_rand_vec(&s, n * 3, 5.0f);
     int64_t a = 1 + tcu_rng_next(&s) % (n - 10), b2 = a + 1 + tcu_rng_next(&s) % 5;
     l[a] = 100.0f;
     l[b2] = 100.0f;           /* tie: the lower index wins */
     l[n + 7] = NAN;           /* NaN never wins */
     l[n + 9] = 50.0f;
-    float *dl = tcu_up(l, n * 2 * 4);
-    int32_t *dout = tcu_dev(8), out[2];
-    CU_OK(rl_cu_argmax(dl, n, 2, dout, 0));
-    tcu_down(out, dout, 8);
+    l[n + n - 1] = 50.0f;     /* the row's last: a tie it loses */
+    for (int64_t i = 0; i < n; i++)
+        l[2 * n + i] = NAN;
+    float *dl = tcu_up(l, n * 3 * 4);
+    int32_t *dout = tcu_dev(12), out[3];
+    CU_OK(rl_cu_argmax(dl, n, 3, dout, 0));
+    tcu_down(out, dout, 12);
     ck_assert_int_eq(out[0], (int)a);
     ck_assert_int_eq(out[1], 9);
+    ck_assert_int_eq(out[2], 0);
+    l[n + n - 1] = 60.0f; /* now the last one wins */
+    cudaFree(dl);
+    dl = tcu_up(l, n * 3 * 4);
+    CU_OK(rl_cu_argmax(dl, n, 3, dout, 0));
+    tcu_down(out, dout, 12);
+    ck_assert_int_eq(out[1], (int)(n - 1));
     cudaFree(dl), cudaFree(dout);
     free(l);
+}
+
+START_TEST(argmax_picks_lowest_index_on_ties_and_skips_nan)
+{
+    check_argmax(32000);
+    check_argmax(32001); /* odd: rows not 16-byte aligned, the scalar loop */
+    check_argmax(151936);
 }
 END_TEST
 
