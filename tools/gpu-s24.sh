@@ -98,3 +98,22 @@ if [ "$PART" = argmax ]; then
   left 520 && echo "7B q4_k_m p1: old $(tycb $OLDBC llama2-7b q4_k_m 1 128) | new $(tyc llama2-7b q4_k_m 1 128)"
   echo "elapsed ${SECONDS}s"
 fi
+#   final    the session's final code: memcheck over the kernels' test (the
+#            argmax), every type's single stream from an empty context and
+#            after 512 tokens, the engine on a 7B Q4_0 file, the cuda and
+#            model suites.
+if [ "$PART" = final ]; then
+  build
+  mkm llama2-7b Q4_0 7b-q4_0 &
+  SAN_S=150 memcheck test_cu_kernels
+  for sh in "llama2-7b q4_0" "llama2-7b q4_k_m" "llama2-7b q4_k" "llama2-7b q5_k_m" "llama2-7b q6_k" "llama2-7b q8_0" \
+            "llama2-7b f16" "tinyllama-1.1b q4_0" "tinyllama-1.1b q4_k_m" "tinyllama-1.1b q8_0" "tinyllama-1.1b f16"; do
+    left 330 && echo "final $sh: p1 $(tyc $sh 1 128) | p512 $(tyc $sh 512 64)"
+  done
+  wait
+  for r in 1 2; do
+    left 400 && echo "engine r$r p1: $(timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/7b-q4_0.gguf --device cuda --prompt 1 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' ') | p512: $(benchm 7b-q4_0)"
+  done
+  left 430 && SUITE_S=$((585 - SECONDS)) suites --suite cuda --suite model
+  echo "elapsed ${SECONDS}s"
+fi
