@@ -117,3 +117,13 @@ if [ "$PART" = final ]; then
   left 430 && SUITE_S=$((585 - SECONDS)) suites --suite cuda --suite model
   echo "elapsed ${SECONDS}s"
 fi
+#   pdl      each op of the one-sequence rl_cu_mvb step launched without PDL
+#            in turn (RL_CU_PDL_OFF, a bitmask of rl_cu_pdl_op's ops: 1
+#            embedding, 2 Q|K|V, 4 RoPE, 8 attention, 16 O, 32 gate/up, 64
+#            down, 128 output, 256 argmax): 7B Q4_0 from an empty context.
+if [ "$PART" = pdl ]; then
+  build
+  cfgc llama2-7b q4_0 1 128 2 540 "RL_CU_PDL_OFF=0" "RL_CU_PDL_OFF=1" "RL_CU_PDL_OFF=2" "RL_CU_PDL_OFF=4" "RL_CU_PDL_OFF=8" \
+    "RL_CU_PDL_OFF=16" "RL_CU_PDL_OFF=32" "RL_CU_PDL_OFF=64" "RL_CU_PDL_OFF=128" "RL_CU_PDL_OFF=256"
+  echo "elapsed ${SECONDS}s"
+fi
