@@ -117,7 +117,7 @@ if [ "$PART" = final ]; then
   left 430 && SUITE_S=$((585 - SECONDS)) suites --suite cuda --suite model
   echo "elapsed ${SECONDS}s"
 fi
-#   pdl      each op of the one-sequence rl_cu_mvb step launched without PDL
+#   pdl      (needs d9dab02) each op of the one-sequence rl_cu_mvb step launched without PDL
 #            in turn (RL_CU_PDL_OFF, a bitmask of rl_cu_pdl_op's ops: 1
 #            embedding, 2 Q|K|V, 4 RoPE, 8 attention, 16 O, 32 gate/up, 64
 #            down, 128 output, 256 argmax): 7B Q4_0 from an empty context.

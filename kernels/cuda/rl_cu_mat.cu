@@ -26,21 +26,10 @@ extern "C" int rl_cu_check_launch(const char *what)
     return rl_cu_check(cudaGetLastError(), what);
 }
 
-static int pdl_op = -1; /* the one-sequence step's op being enqueued (measurement) */
-extern "C" void rl_cu_pdl_op(int op)
-{
-    pdl_op = op;
-}
-
 bool rl_cu_pdl_enabled()
 {
     static int on = -1;
-    static long off = -1; /* RL_CU_PDL_OFF: a bitmask of rl_cu_pdl_op ops launched without PDL */
-    if (off < 0) {
-        const char *e = getenv("RL_CU_PDL_OFF");
-        off = e ? strtol(e, NULL, 0) : 0;
-    }
-    return rl_env_switch("RL_CU_PDL", true, &on) && !(pdl_op >= 0 && (off >> pdl_op & 1));
+    return rl_env_switch("RL_CU_PDL", true, &on);
 }
 
 extern "C" int rl_cu_device_count(void)

@@ -187,27 +187,17 @@ int rl_cu_step_mvb(rl_cu_model *m)
     cudaStream_t s = m->s;
     int n_split = rl_cu_attn_splits(1, c->n_head);
     const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
-    rl_cu_pdl_op(0);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         rl_cu_layer *L = &m->layers[l];
-        rl_cu_pdl_op(1);
         RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
         if (L->bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
-        rl_cu_pdl_op(2);
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
-        rl_cu_pdl_op(3);
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
-        for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++) {
-            rl_cu_pdl_op(3 + k);
+        for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
             RL_CU_TRY(rl_cu_mvb_run(m, k, l));
-        }
     }
-    rl_cu_pdl_op(7);
     RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_OUT, 0));
-    rl_cu_pdl_op(8);
-    int rc = rl_cu_argmax(m->logits.f, c->n_vocab, 1, m->d_out, s);
-    rl_cu_pdl_op(-1);
-    return rc;
+    return rl_cu_argmax(m->logits.f, c->n_vocab, 1, m->d_out, s);
 }

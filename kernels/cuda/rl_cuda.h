@@ -318,10 +318,6 @@ int rl_cu_attn_splits(int batch, int n_head);
  * 2 the warp kernel with int8 rows of 128 on tensor cores (opt-in otherwise
  * through RL_CU_ATTN_TC=1; rl_cu_attn_tc.cuh). */
 void rl_cu_attn_force(int kernel);
-/* The one-sequence step's op about to be enqueued (0 embedding, 1 Q|K|V,
- * 2 RoPE, 3 attention, 4 O, 5 gate/up, 6 down, 7 output, 8 argmax; -1 none),
- * for RL_CU_PDL_OFF (measurement). */
-void rl_cu_pdl_op(int op);
 int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
                       const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
                       int64_t n_ctx, int n_split, void *d_scratch, const rl_cu_act *out,
