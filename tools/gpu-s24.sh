@@ -127,3 +127,30 @@ if [ "$PART" = pdl ]; then
     "RL_CU_PDL_OFF=16" "RL_CU_PDL_OFF=32" "RL_CU_PDL_OFF=64" "RL_CU_PDL_OFF=128" "RL_CU_PDL_OFF=256"
   echo "elapsed ${SECONDS}s"
 fi
+# build_alt "CUDA_ARGS": this tree built again into /tmp/rl-alt with extra
+# nvcc arguments (its bench and test_cu_mvb).
+build_alt() {
+  [ -f /tmp/rl-alt/build.ninja ] || meson setup /tmp/rl-alt -Dbuildtype=release -Dcuda=enabled -Dwerror=false -Dcuda_args="$1" >"$OUT/build-alt.log" 2>&1 || { echo alt setup failed; tail -20 "$OUT/build-alt.log"; return 1; }
+  ninja -C /tmp/rl-alt -j16 bench/ringlm-bench-cuda tests/cuda/test_cu_mvb tests/cuda/test_cu_model >>"$OUT/build-alt.log" 2>&1 || { echo alt build failed; grep -E "error|FAILED" "$OUT/build-alt.log" | head; return 1; }
+}
+ALTBC=/tmp/rl-alt/bench/ringlm-bench-cuda
+#   mvb2     rl_cu_mvb in a shape two CTAs of which fit on an SM (4 outputs a
+#            tile on 8 consumer warps, a 96 KB ring: -DRL_MVB_TR=4
+#            -DRL_MVB_RMAX=98304 -DRL_MVB_MINB=2), so that the next
+#            product's CTAs land beside the last ones of the one before and
+#            fill their rings early: its tests, then the single stream
+#            against the default shape, alternating.
+if [ "$PART" = mvb2 ]; then
+  rm -rf /tmp/rl-alt
+  build_alt "-DRL_MVB_TR=4 -DRL_MVB_RMAX=98304 -DRL_MVB_MINB=2" & build; wait
+  [ -x $ALTBC ] || exit 1
+  echo "alt: $(timeout 120 /tmp/rl-alt/tests/cuda/test_cu_mvb 2>&1 | grep -E 'Checks|:F:|:E:' | head -3) $(RL_SHARED_DIR=$PWD/.gpu/shared timeout 200 /tmp/rl-alt/tests/cuda/test_cu_model 2>&1 | grep -E 'Checks|:F:|:E:' | head -3)"
+  for r in 1 2; do
+    left 330 && echo "r$r 7B q4_0 p1: def $(tyc llama2-7b q4_0 1 128) | alt $(tycb $ALTBC llama2-7b q4_0 1 128)"
+  done
+  left 370 && echo "7B q4_0 p512: def $(tyc llama2-7b q4_0 512 64) | alt $(tycb $ALTBC llama2-7b q4_0 512 64)"
+  for s in "llama2-7b q4_k_m" "llama2-7b q8_0" "tinyllama-1.1b q4_k_m" "llama2-7b f16"; do
+    left 500 && echo "$s p1: def $(tyc $s 1 128) | alt $(tycb $ALTBC $s 1 128)"
+  done
+  echo "elapsed ${SECONDS}s"
+fi
