@@ -134,7 +134,7 @@ build_alt() {
   ninja -C /tmp/rl-alt -j16 bench/ringlm-bench-cuda tests/cuda/test_cu_mvb tests/cuda/test_cu_model >>"$OUT/build-alt.log" 2>&1 || { echo alt build failed; grep -E "error|FAILED" "$OUT/build-alt.log" | head; return 1; }
 }
 ALTBC=/tmp/rl-alt/bench/ringlm-bench-cuda
-#   mvb2     rl_cu_mvb in a shape two CTAs of which fit on an SM (4 outputs a
+#   mvb2     (needs 9342764) rl_cu_mvb in a shape two CTAs of which fit on an SM (4 outputs a
 #            tile on 8 consumer warps, a 96 KB ring: -DRL_MVB_TR=4
 #            -DRL_MVB_RMAX=98304 -DRL_MVB_MINB=2), so that the next
 #            product's CTAs land beside the last ones of the one before and

@@ -53,7 +53,7 @@ namespace rl_mvb {
 using namespace rl_async;
 
 template <int T, bool GLU>
-__global__ void __launch_bounds__(THREADS, RL_MVB_MINB)
+__global__ void __launch_bounds__(THREADS, 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -14,22 +14,11 @@ namespace rl_mvb {
 
 using namespace rl_async;
 
-/* The shape (measurements may build others: -DRL_MVB_TR=4 -DRL_MVB_RMAX=98304
- * -DRL_MVB_MINB=2, two CTAs per SM). */
-#ifndef RL_MVB_TR
-#define RL_MVB_TR 8
-#endif
-#ifndef RL_MVB_RMAX
-#define RL_MVB_RMAX 147456
-#endif
-#ifndef RL_MVB_MINB
-#define RL_MVB_MINB 1
-#endif
-constexpr int TR = RL_MVB_TR;          /* outputs per tile */
-constexpr int CW = 2 * TR;             /* consumer warps: two per output */
+constexpr int TR = 8;                  /* outputs per tile */
+constexpr int CW = 16;                 /* consumer warps: two per output */
 constexpr int H = CW / TR;             /* halves of a stage's blocks */
 constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
-constexpr int RMAX = RL_MVB_RMAX;      /* bytes of stages at most (144 KB) */
+constexpr int RMAX = 147456;           /* bytes of stages at most (144 KB) */
 
 /* Whether weights of type t are floats (F16, BF16: no scales; the activation
  * stays fp32) rather than blocks with scales (the activation int8). */
