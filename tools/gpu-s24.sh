@@ -32,6 +32,17 @@ if [ "$PART" = when ]; then
     "RL_CU_ATTO_WHEN=0 RL_CU_ATTO_SLEEP=200" "RL_CU_ATTO_WHEN=1 RL_CU_ATTO_SLEEP=200"
   echo "elapsed ${SECONDS}s"
 fi
+# offon VAR R1 R2 "P G" TLTYPE: VAR=0 against VAR=1, alternating: 7B Q4_0 from
+# an empty context (R1 rounds), over a P-token prompt and G generated where
+# given, after 512 tokens (R2 rounds), 7B Q4_K_M and Q8_0, TinyLlama TLTYPE.
+offon() {
+  local v=$1 t
+  cfgc llama2-7b q4_0 1 128 $2 300 "$v=0" "$v=1"
+  [ -z "$4" ] || cfgc llama2-7b q4_0 $4 1 330 "$v=0" "$v=1"
+  cfgc llama2-7b q4_0 512 64 $3 380 "$v=0" "$v=1"
+  for t in q4_k_m q8_0; do cfgc llama2-7b $t 1 128 1 460 "$v=0" "$v=1"; done
+  cfgc tinyllama-1.1b $5 1 128 1 500 "$v=0" "$v=1"
+}
 #   cap      (needs 4fa3c5a) the single stream's attention capped at 128 registers
 #            (RL_CU_ATTN_REGCAP=1: k_attn_warp<HD, KV, 4>, 126 against 140 for
 #            the 7B's fp16 rows of 128), so that one of its blocks fits on an
@@ -40,10 +51,7 @@ fi
 if [ "$PART" = cap ]; then
   build
   echo "REGCAP=1: $(RL_CU_ATTN_REGCAP=1 ctests test_cu_paged test_cu_kernels | tr '\n' ' ')"
-  cfgc llama2-7b q4_0 1 128 3 300 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"
-  cfgc llama2-7b q4_0 512 64 2 380 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"
-  for t in q4_k_m q8_0; do cfgc llama2-7b $t 1 128 1 460 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"; done
-  cfgc tinyllama-1.1b q4_0 1 128 1 500 "RL_CU_ATTN_REGCAP=0" "RL_CU_ATTN_REGCAP=1"
+  offon RL_CU_ATTN_REGCAP 3 2 "" q4_0
   echo "elapsed ${SECONDS}s"
 fi
 #   rope     (needs de23eb6) the rotating one-token attention again (41197dd re-applied on
@@ -69,11 +77,7 @@ fi
 if [ "$PART" = ef ]; then
   build
   echo "EF=1: $(RL_CU_MVB_EF=1 ctests test_cu_mvb | tr '\n' ' ')"
-  cfgc llama2-7b q4_0 1 128 2 300 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
-  cfgc llama2-7b q4_0 1 32 1 330 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
-  cfgc llama2-7b q4_0 512 64 1 370 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
-  for t in q4_k_m q8_0; do cfgc llama2-7b $t 1 128 1 450 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"; done
-  cfgc tinyllama-1.1b q4_k_m 1 128 1 500 "RL_CU_MVB_EF=0" "RL_CU_MVB_EF=1"
+  offon RL_CU_MVB_EF 2 1 "1 32" q4_k_m
   echo "elapsed ${SECONDS}s"
 fi
 # tycb BIN SHAPE TYPE PROMPT GEN: tyc on another build's bench.
