@@ -484,7 +484,7 @@ static void check_argmax(int64_t n)
 START_TEST(argmax_picks_lowest_index_on_ties_and_skips_nan)
 {
     check_argmax(32000);
-    check_argmax(32001); /* odd: rows not 16-byte aligned, the scalar loop */
+    check_argmax(32001); /* not a multiple of 4 (nor are rows after the first 16-byte aligned): the scalar loop */
     check_argmax(151936);
 }
 END_TEST
