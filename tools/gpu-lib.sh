@@ -45,9 +45,10 @@ memcheck() {
 # mkm SHAPE TYPE NAME: a ringlm-mkmodel file /tmp/rl-models/NAME.gguf (kept
 # between calls on a warm machine).
 mkm() { mkdir -p /tmp/rl-models; [ -f /tmp/rl-models/$3.gguf ] || timeout 150 $B/tools/ringlm-mkmodel --shape $1 --type $2 --out /tmp/rl-models/$3.gguf --threads 16 >/dev/null; }
-# benchm NAME: the engine (ringlm-bench model --device cuda, 512-token prompt,
-# 128 generated) on /tmp/rl-models/NAME.gguf: prefill and generation tok/s.
-benchm() { timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/$1.gguf --device cuda --prompt 512 --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' '; }
+# benchm NAME [PROMPT]: the engine (ringlm-bench model --device cuda, a
+# PROMPT-token prompt, default 512, 128 generated) on
+# /tmp/rl-models/NAME.gguf: prefill and generation tok/s.
+benchm() { timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/$1.gguf --device cuda --prompt ${2:-512} --gen 128 --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s)":[0-9.]+' | tr '\n' ' '; }
 # Per-op profile lines matching PATTERN: prof SHAPE BATCH PROMPT KV PATTERN.
 prof() { timeout 60 $BC --shape $1 --type q4_0 --batch $2 --prompt $3 --gen 16 --kv $4 --profile 2>&1 | grep -E "$5|sum" | tr -s ' ' | tr '\n' ' '; }
 # The 64-client 7B load (int8 KV, STEPS-token steps, default 512) on one
@@ -128,3 +129,13 @@ cfgc() { local a="tyc $1 $2 $3 $4"; shift 4; cfgf "$a" "$@"; }
 # tyc SHAPE TYPE PROMPT GEN: the single stream (fp16 KV) after a PROMPT-token
 # prompt, GEN generated: tok/s and the replayed step's us (session 23).
 tyc() { timeout 90 $BC --shape $1 --type $2 --batch 1 --prompt $3 --gen $4 --kv f16 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+|"replay_step_us":[0-9.]+' | cut -d: -f2 | tr '\n' ' '; }
+# alltypes LIMIT: every 7B and TinyLlama type's single stream (tyc) from an
+# empty context (128 generated) and after 512 tokens (64), until LIMIT
+# seconds (sessions 23 and 24's final parts).
+alltypes() {
+  local sh
+  for sh in "llama2-7b q4_0" "llama2-7b q4_k_m" "llama2-7b q4_k" "llama2-7b q5_k_m" "llama2-7b q6_k" "llama2-7b q8_0" \
+            "llama2-7b f16" "tinyllama-1.1b q4_0" "tinyllama-1.1b q4_k_m" "tinyllama-1.1b q8_0" "tinyllama-1.1b f16"; do
+    left $1 && echo "final $sh: p1 $(tyc $sh 1 128) | p512 $(tyc $sh 512 64)"
+  done
+}
