@@ -7,6 +7,7 @@
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
+ *                     [--timeline] [--timeline-csv FILE]  (a -Dgpu_timeline=true build: bench/rl_bench_tl.c)
  *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel mm|matvec|mmq|mmh|mms|mmw] [--json]
  *                     (rl_cu_mm, rl_cu_mmq vs rl_cu_matvec, 7B shapes; the filters keep one column)
  *
@@ -19,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "rl_bench_tl.h"
 #include "rl_cu_model.h"
 #include "rl_cuda.h"
 
@@ -435,7 +437,8 @@ int rl_bench_cuda_main(int argc, char **argv)
     int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0, mm = 0, split = 0;
     int mm_batch = 0;
     const char *mm_kernel = NULL;
-    int pf_profile = 0, kv_q8 = 0;
+    int pf_profile = 0, kv_q8 = 0, timeline = 0;
+    const char *tl_csv = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
             shape_name = argv[++i];
@@ -461,6 +464,10 @@ int rl_bench_cuda_main(int argc, char **argv)
             split = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--profile"))
             profile = 1;
+        else if (!strcmp(argv[i], "--timeline"))
+            timeline = 1;
+        else if (!strcmp(argv[i], "--timeline-csv") && i + 1 < argc)
+            timeline = 1, tl_csv = argv[++i];
         else if (!strcmp(argv[i], "--prefill-profile"))
             pf_profile = 1;
         else if (!strcmp(argv[i], "--json"))
@@ -469,7 +476,7 @@ int rl_bench_cuda_main(int argc, char **argv)
             kv_q8 = !strcmp(argv[++i], "q8_0");
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
-                            "[--prompt N] [--batch 1..64] [--kv f16|q8_0] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]\n"
+                            "[--prompt N] [--batch 1..64] [--kv f16|q8_0] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--timeline] [--timeline-csv FILE] [--json]\n"
                             "       %s --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel K] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n", argv[0],
                     argv[0]);
             return 2;
@@ -568,6 +575,8 @@ int rl_bench_cuda_main(int argc, char **argv)
     double replay_us = 0;
     if (graphs && rl_cu_model_replay(m, batch, 32, &replay_us))
         replay_us = 0;
+    if (timeline && graphs && rl_bench_timeline(m, batch, tl_csv))
+        return 1;
     if (profile)
         rl_cu_model_profile(m, batch, n_prompt + n_gen / 2, stdout);
     double gen_tps = n_gen * batch / tg;

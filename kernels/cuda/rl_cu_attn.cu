@@ -457,6 +457,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     __shared__ float wm2[2][ATTW_WARPS], wl2[2][ATTW_WARPS];
     __shared__ __align__(16) float wacc2[2][ATTW_WARPS][HD];
     static_assert(!TC || (HD == 128 && KV::Q8), "the tensor-core chunk: int8 rows of 128");
+    RL_TL_BLOCK(RL_TL_ATTN);
     rl_pdl_trigger();
     int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z, n_split = gridDim.x;
     int kvh = h / (r.n_head / r.n_head_kv);
@@ -473,6 +474,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
          * next product's CTAs in while this kernel's loads were in flight
          * (7B Q4_0 from an empty context 618-623 against 630-633 tok/s). */
         rl_pdl_wait();
+        RL_TL_WAITED();
         return;
     }
     typename L::t kr[NI], vr[NI];
@@ -491,6 +493,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, 0, safe);
     }
     rl_pdl_wait();
+    RL_TL_WAITED();
     float qv[TC ? 1 : VL];
     uint32_t bq[TC ? 8 : 1][2];
     float inv_q = 1.0f;
@@ -782,3 +785,5 @@ extern "C" int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const in
     return attn_launch(d_q, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
                        d_scratch, out, s);
 }
+
+RL_TL_TU(attn)

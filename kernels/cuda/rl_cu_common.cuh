@@ -10,6 +10,7 @@
 
 #include "rl_cu_env.h"
 #include "rl_cuda.h"
+#include "rl_cu_tl.cuh"
 
 #define RL_CU_WARP 32
 

@@ -40,6 +40,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
                           bool early)
 {
     __shared__ float vals[KV::Q8 ? ROPE_Y * 512 : 1];
+    RL_TL_BLOCK(RL_TL_ROPE);
     rl_pdl_trigger();
     int b = blockIdx.y, hd = r.head_dim, k = threadIdx.x, y = threadIdx.y;
     int nh = r.n_head + 2 * r.n_head_kv, qdim = r.n_head * hd, kvdim = r.n_head_kv * hd;
@@ -63,6 +64,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
     if (early)
         place();
     rl_pdl_wait();
+    RL_TL_WAITED();
     if (!early)
         place();
     const float *row = qkv + (int64_t)b * (qdim + 2 * kvdim);
@@ -175,3 +177,5 @@ extern "C" int rl_cu_kv_copy_block(const rl_cu_kv *kv, uint32_t dst, uint32_t sr
     char *p = (char *)kv->pool;
     return rl_cu_check(cudaMemcpyAsync(p + dst * bb, p + src * bb, bb, cudaMemcpyDeviceToDevice, s), "KV block copy");
 }
+
+RL_TL_TU(kv)

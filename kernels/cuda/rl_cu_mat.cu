@@ -340,8 +340,10 @@ extern "C" int rl_cu_mat_to_f16(const rl_cu_mat *m, int64_t row0, int64_t n_rows
 
 __global__ void k_get_rows(rl_cu_mat m, const int32_t *ids, int n, float *dst)
 {
+    RL_TL_BLOCK(RL_TL_GET_ROWS);
     rl_pdl_trigger();
     rl_pdl_wait();
+    RL_TL_WAITED();
     int i = blockIdx.y;
     int64_t r = ids[i];
     float *o = dst + (int64_t)i * m.cols;
@@ -371,3 +373,5 @@ extern "C" int rl_cu_mat_get_rows(const rl_cu_mat *m, const int32_t *d_ids, int 
     rl_launch(k_get_rows, dim3(1, n), dim3(256), s, *m, d_ids, n, d_dst);
     return RL_CU_LAUNCHED("get_rows");
 }
+
+RL_TL_TU(mat)

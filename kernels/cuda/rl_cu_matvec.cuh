@@ -391,6 +391,7 @@ __global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const float *g, rl_cu_act xn)
 {
     const int NR = GLU ? 2 * NO : NO;
+    RL_TL_BLOCK(RL_TL_MATVEC);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
     int64_t o0 = ((int64_t)blockIdx.x * W + warp) * NO;
@@ -430,6 +431,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
             if (lane + 32 * k < nu)
                 w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
     rl_pdl_wait();
+    RL_TL_WAITED();
     /* A deferred norm on the input, one sequence: this lane's first SSN
      * block sums of squares, loaded now (independent loads, nothing waits on
      * them) and summed after the dot products. (A loop of dependent adds here

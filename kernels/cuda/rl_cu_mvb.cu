@@ -69,6 +69,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    RL_TL_BLOCK(RL_TL_MVB);
     ring_start<C::S>(full, empty);
 
     if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
@@ -104,6 +105,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     if (gr)
         load_g(g, cols, g0);
     rl_pdl_wait();
+    RL_TL_WAITED();
     if (gr)
         prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red);
     else
@@ -259,6 +261,8 @@ static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float
 }
 
 } /* namespace rl_mvb */
+
+RL_TL_TU(mvb)
 
 extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
 {

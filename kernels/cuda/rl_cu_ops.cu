@@ -11,6 +11,7 @@
 #define NORM_MAXB 8
 __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, rl_cu_act y)
 {
+    RL_TL_BLOCK(RL_TL_RMSNORM);
     rl_pdl_trigger();
     __shared__ float sh[32];
     int b = blockIdx.x;
@@ -26,6 +27,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
             wv[k] = i < n ? w[i] : 0.0f;
         }
         rl_pdl_wait();
+        RL_TL_WAITED();
 #pragma unroll
         for (int k = 0; k < NORM_MAXB; k++) {
             int64_t i = (int64_t)(warp + k * nw) * 32 + lane;
@@ -53,6 +55,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float eps, int64_t n, 
         return;
     }
     rl_pdl_wait();
+    RL_TL_WAITED();
     if (y.ss) { /* deferred, long rows (n % 32 == 0): a warp per block */
         for (int64_t blk = warp; blk < n / 32; blk += nw) {
             int64_t i = blk * 32 + lane;
@@ -140,8 +143,10 @@ extern "C" int rl_cu_rmsnorm_f16(const float *d_x, const float *d_w, float eps, 
 
 __global__ void k_quantize(rl_cu_act x, int64_t total_blocks)
 {
+    RL_TL_BLOCK(RL_TL_QUANT);
     rl_pdl_trigger();
     rl_pdl_wait();
+    RL_TL_WAITED();
     int64_t blk = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (blk >= total_blocks)
         return;
@@ -205,8 +210,10 @@ extern "C" int rl_cu_f32_to_f16(const float *d_x, void *d_y, int64_t n, cudaStre
 
 __global__ void k_swiglu(const float *gu, int64_t n, int64_t total, float *y)
 {
+    RL_TL_BLOCK(RL_TL_SWIGLU);
     rl_pdl_trigger();
     rl_pdl_wait();
+    RL_TL_WAITED();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t b = i / n, j = i % n;
         y[i] = rl_silu(gu[b * 2 * n + j]) * gu[b * 2 * n + n + j];
@@ -269,8 +276,10 @@ __device__ __forceinline__ void better(float &v, int &i, float v2, int i2)
 
 __global__ void k_argmax(const float *logits, int64_t n, int32_t *out)
 {
+    RL_TL_BLOCK(RL_TL_ARGMAX);
     rl_pdl_trigger();
     rl_pdl_wait();
+    RL_TL_WAITED();
     __shared__ float sv[32];
     __shared__ int si[32];
     const float *l = logits + blockIdx.x * n;
@@ -331,3 +340,5 @@ extern "C" int rl_cu_argmax(const float *d_logits, int64_t n_vocab, int batch, i
     rl_launch(k_argmax, dim3(batch), dim3(1024), s, d_logits, n_vocab, d_out);
     return RL_CU_LAUNCHED("argmax");
 }
+
+RL_TL_TU(ops)

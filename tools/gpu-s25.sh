@@ -1,0 +1,32 @@
+#!/bin/bash
+# gpu-s25.sh - session 25's device calls; parts marked "needs" ran code that
+# was removed after them.
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s25.sh PART
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, cfgc, tyc, ...
+PART=${1:-tl}
+# tycb BIN SHAPE TYPE PROMPT GEN: tyc on another build's bench.
+tycb() { local b=$1; shift; BC=$b tyc "$@"; }
+# build_tl: the tree built again into /tmp/rl-tl with the step timeline
+# (-Dgpu_timeline=true): its bench only.
+TLBC=/tmp/rl-tl/bench/ringlm-bench-cuda
+build_tl() {
+  [ -f /tmp/rl-tl/build.ninja ] || meson setup /tmp/rl-tl -Dbuildtype=release -Dcuda=enabled -Dwerror=false -Dtests=false -Dgpu_timeline=true >"$OUT/build-tl.log" 2>&1 || { echo tl setup failed; tail -20 "$OUT/build-tl.log"; return 1; }
+  ninja -C /tmp/rl-tl -j16 bench/ringlm-bench-cuda >>"$OUT/build-tl.log" 2>&1 || { echo tl build failed; grep -E "error|FAILED" "$OUT/build-tl.log" | head; return 1; }
+}
+# tl NAME SHAPE TYPE PROMPT GEN: the step's timeline (summary on stdout, every
+# launch in $OUT/tl-NAME.csv).
+tl() { timeout 120 $TLBC --shape $2 --type $3 --batch 1 --prompt $4 --gen $5 --kv f16 --timeline-csv $OUT/tl-$1.csv 2>&1 | grep -vE '^cuda '; }
+#   tl       the step timeline (rl_cu_tl.cuh) of the single stream: the
+#            timeline build against the plain one (what recording costs),
+#            then 7B Q4_0 from an empty context and after 512 tokens,
+#            TinyLlama Q4_0 and 7B Q4_K_M from an empty context.
+if [ "$PART" = tl ]; then
+  build_tl & build; wait
+  [ -x $TLBC ] || exit 1
+  echo "7B q4_0 p1: plain $(tyc llama2-7b q4_0 1 128) | timeline build $(tycb $TLBC llama2-7b q4_0 1 128)"
+  echo "== 7B q4_0 p1"; tl 7b-p1 llama2-7b q4_0 1 128
+  left 330 && { echo "== 7B q4_0 p512"; tl 7b-p512 llama2-7b q4_0 512 64; }
+  left 400 && { echo "== TinyLlama q4_0 p1"; tl tiny-p1 tinyllama-1.1b q4_0 1 128; }
+  left 450 && { echo "== 7B q4_k_m p1"; tl 7bkm-p1 llama2-7b q4_k_m 1 128; }
+  echo "elapsed ${SECONDS}s"
+fi
