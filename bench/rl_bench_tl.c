@@ -43,58 +43,55 @@ static tl_kind *kind_of(tl_kind *k, int *nk, uint32_t prev, uint32_t tag, uint32
     return &k[(*nk)++];
 }
 
-int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
+/* One replay of the step with the log armed: its launches in order of start. */
+static int one_replay(rl_cu_model *m, int batch, double *step_us, rl_cu_tl_launch **l)
 {
-    int rc = rl_cu_tl_arm(1u << 22);
+    int rc = rl_cu_tl_arm(1u << 20);
     if (rc == -ENOTSUP) {
         fprintf(stderr, "timeline: this build records none (meson setup -Dgpu_timeline=true)\n");
-        return 1;
-    }
-    double step_us = 0;
-    if (rc || rl_cu_model_replay(m, batch, TL_REPLAYS, &step_us)) {
-        fprintf(stderr, "timeline: %s\n", rl_cu_last_error());
-        return 1;
+        return -1;
     }
     rl_cu_tl_rec *rec;
     size_t n;
-    if (rl_cu_tl_collect(&rec, &n)) {
+    if (rc || rl_cu_model_replay(m, batch, 1, step_us) || rl_cu_tl_collect(&rec, &n)) {
         fprintf(stderr, "timeline: %s\n", rl_cu_last_error());
-        return 1;
+        return -1;
     }
-    rl_cu_tl_launch *l;
-    int nl = rl_cu_tl_launches(rec, n, &l);
+    int nl = rl_cu_tl_launches(rec, n, l);
     free(rec);
-    if (nl <= 0) {
+    if (nl <= 0)
         fprintf(stderr, "timeline: no records\n");
-        return 1;
-    }
-    /* steps begin at the embedding's row gather */
-    int starts[TL_REPLAYS + 1], ns = 0;
-    for (int i = 0; i < nl && ns < TL_REPLAYS; i++)
-        if (l[i].tag == RL_TL_GET_ROWS)
-            starts[ns++] = i;
-    starts[ns] = nl;
+    return nl > 0 ? nl : -1;
+}
+
+int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
+{
     FILE *f = csv ? fopen(csv, "w") : NULL;
     if (f)
         fprintf(f, "step,i,kernel,blocks,records,t0_us,tw_min_us,tw_max_us,t1_min_us,t1_max_us\n");
     tl_kind k[TL_KINDS];
-    int nk = 0;
-    double span = 0, run_sum = 0, wait_sum = 0;
-    for (int s = 0; s < ns; s++) {
-        uint64_t base = l[starts[s]].t0;
-        for (int i = starts[s]; i < starts[s + 1]; i++) {
+    int nk = 0, steps = 0, nl = 0;
+    double span = 0, run_sum = 0, wait_sum = 0, graph_us = 0;
+    for (int s = 0; s < TL_REPLAYS; s++) {
+        rl_cu_tl_launch *l;
+        double step_us = 0;
+        if ((nl = one_replay(m, batch, &step_us, &l)) < 0) {
+            if (f)
+                fclose(f);
+            return 1;
+        }
+        uint64_t base = l[0].t0;
+        for (int i = 0; i < nl; i++) {
             const rl_cu_tl_launch *c = &l[i];
             if (f)
-                fprintf(f, "%d,%d,%s,%u,%u,%.3f,%.3f,%.3f,%.3f,%.3f\n", s, i - starts[s], rl_cu_tl_tag_name(c->tag),
-                        c->n_blocks, c->n_rec, us((int64_t)(c->t0 - base)),
-                        c->tw_min ? us((int64_t)(c->tw_min - base)) : -1.0,
+                fprintf(f, "%d,%d,%s,%u,%u,%.3f,%.3f,%.3f,%.3f,%.3f\n", s, i, rl_cu_tl_tag_name(c->tag), c->n_blocks,
+                        c->n_rec, us((int64_t)(c->t0 - base)), c->tw_min ? us((int64_t)(c->tw_min - base)) : -1.0,
                         c->tw_max ? us((int64_t)(c->tw_max - base)) : -1.0, us((int64_t)(c->t1_min - base)),
                         us((int64_t)(c->t1_max - base)));
-            if (s == 0 || i == starts[s])
+            if (s == 0 || i == 0)
                 continue; /* the first replay warms; a step's first launch follows the graph before */
             const rl_cu_tl_launch *p = &l[i - 1];
-            uint32_t next = i + 1 < starts[s + 1] ? l[i + 1].tag : 0;
-            tl_kind *kd = kind_of(k, &nk, p->tag, c->tag, next);
+            tl_kind *kd = kind_of(k, &nk, p->tag, c->tag, i + 1 < nl ? l[i + 1].tag : 0);
             uint64_t tw = c->tw_min ? c->tw_min : c->t0;
             double wt = us((int64_t)(tw - p->t1_max)), rn = us((int64_t)(c->t1_max - tw));
             if (kd) {
@@ -107,16 +104,18 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
             wait_sum += wt;
             run_sum += rn;
         }
-        if (s > 0)
-            span += us((int64_t)(l[starts[s + 1] - 1].t1_max - base));
+        if (s > 0) {
+            span += us((int64_t)(l[nl - 1].t1_max - base));
+            graph_us += step_us;
+            steps++;
+        }
+        free(l);
     }
     if (f)
         fclose(f);
-    int steps = ns - 1;
-    printf("timeline: %d launches over %d replays (graph alone %.1f us a step); per step after the first: span %.1f "
-           "us, waits %.1f us, runs %.1f us\n",
-           nl, ns, step_us, steps > 0 ? span / steps : 0.0, steps > 0 ? wait_sum / steps : 0.0,
-           steps > 0 ? run_sum / steps : 0.0);
+    printf("timeline: %d launches a step, %d replays after the first: graph %.1f us a step (timed by events), span "
+           "%.1f us (first start to last end), waits %.1f us, runs %.1f us\n",
+           nl, steps, graph_us / steps, span / steps, wait_sum / steps, run_sum / steps);
     printf("%-30s %6s %8s %8s %8s %8s %10s\n", "kernel (before / after)", "count", "wait", "run", "early", "tail",
            "us a step");
     for (int i = 0; i < nk; i++) {
@@ -124,9 +123,8 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
         snprintf(name, sizeof name, "%s (%s / %s)", rl_cu_tl_tag_name(k[i].tag), rl_cu_tl_tag_name(k[i].prev),
                  k[i].next ? rl_cu_tl_tag_name(k[i].next) : "-");
         double c = k[i].n;
-        printf("%-30s %6d %8.2f %8.2f %8.2f %8.2f %10.1f\n", name, k[i].n / (steps > 0 ? steps : 1), k[i].wait / c,
-               k[i].run / c, k[i].early / c, k[i].tail / c, steps > 0 ? (k[i].wait + k[i].run) / steps : 0.0);
+        printf("%-30s %6d %8.2f %8.2f %8.2f %8.2f %10.1f\n", name, k[i].n / steps, k[i].wait / c, k[i].run / c,
+               k[i].early / c, k[i].tail / c, (k[i].wait + k[i].run) / steps);
     }
-    free(l);
     return 0;
 }

@@ -30,3 +30,13 @@ if [ "$PART" = tl ]; then
   left 450 && { echo "== 7B q4_k_m p1"; tl 7bkm-p1 llama2-7b q4_k_m 1 128; }
   echo "elapsed ${SECONDS}s"
 fi
+#   tl2      the same timelines, each replay recorded on its own (`tl` merged
+#            the four replays of one graph: its kernels keep their %gridid).
+if [ "$PART" = tl2 ]; then
+  build_tl || exit 1
+  echo "== 7B q4_0 p1"; tl 7b-p1 llama2-7b q4_0 1 128
+  left 330 && { echo "== 7B q4_0 p512"; tl 7b-p512 llama2-7b q4_0 512 64; }
+  left 400 && { echo "== TinyLlama q4_0 p1"; tl tiny-p1 tinyllama-1.1b q4_0 1 128; }
+  left 450 && { echo "== 7B q4_k_m p1"; tl 7bkm-p1 llama2-7b q4_k_m 1 128; }
+  echo "elapsed ${SECONDS}s"
+fi
