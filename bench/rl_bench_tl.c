@@ -9,7 +9,9 @@
  * how long before the previous launch's end its first block started. The
  * summary averages them over the launches of each kind, a kind being a
  * kernel with its neighbours' kernels (so a layer's Q|K|V, gate/up and down
- * products on rl_cu_mvb stay apart), over the replays after the first. */
+ * products on rl_cu_mvb stay apart), over the replays after the first, and
+ * the kernel's own marks (RL_TL_MARK: the latest block to reach each) after
+ * the launch's first PDL wait returned. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +25,8 @@
 
 typedef struct {
     uint32_t prev, tag, next;
-    int n;
-    double wait, run, early, tail;
+    int n, mkn[RL_TL_MARKS];
+    double wait, run, early, tail, mk[RL_TL_MARKS];
 } tl_kind;
 
 static double us(int64_t ns)
@@ -68,7 +70,7 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
 {
     FILE *f = csv ? fopen(csv, "w") : NULL;
     if (f)
-        fprintf(f, "step,i,kernel,blocks,records,t0_us,tw_min_us,tw_max_us,t1_min_us,t1_max_us\n");
+        fprintf(f, "step,i,kernel,blocks,records,t0_us,tw_min_us,tw_max_us,t1_min_us,t1_max_us,m0_us,m1_us,m2_us,m3_us\n");
     tl_kind k[TL_KINDS];
     int nk = 0, steps = 0, nl = 0;
     double span = 0, run_sum = 0, wait_sum = 0, graph_us = 0;
@@ -83,11 +85,15 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
         uint64_t base = l[0].t0;
         for (int i = 0; i < nl; i++) {
             const rl_cu_tl_launch *c = &l[i];
-            if (f)
-                fprintf(f, "%d,%d,%s,%u,%u,%.3f,%.3f,%.3f,%.3f,%.3f\n", s, i, rl_cu_tl_tag_name(c->tag), c->n_blocks,
+            if (f) {
+                fprintf(f, "%d,%d,%s,%u,%u,%.3f,%.3f,%.3f,%.3f,%.3f", s, i, rl_cu_tl_tag_name(c->tag), c->n_blocks,
                         c->n_rec, us((int64_t)(c->t0 - base)), c->tw_min ? us((int64_t)(c->tw_min - base)) : -1.0,
                         c->tw_max ? us((int64_t)(c->tw_max - base)) : -1.0, us((int64_t)(c->t1_min - base)),
                         us((int64_t)(c->t1_max - base)));
+                for (int j = 0; j < RL_TL_MARKS; j++)
+                    fprintf(f, ",%.3f", c->mk_max[j] ? us((int64_t)(c->mk_max[j] - base)) : -1.0);
+                fputc('\n', f);
+            }
             if (s == 0 || i == 0)
                 continue; /* the first replay warms; a step's first launch follows the graph before */
             const rl_cu_tl_launch *p = &l[i - 1];
@@ -100,6 +106,11 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
                 kd->run += rn;
                 kd->early += us((int64_t)(p->t1_max - c->t0));
                 kd->tail += us((int64_t)(c->t1_max - c->t1_min));
+                for (int j = 0; j < RL_TL_MARKS; j++)
+                    if (c->mk_max[j]) {
+                        kd->mkn[j]++;
+                        kd->mk[j] += us((int64_t)(c->mk_max[j] - tw));
+                    }
             }
             wait_sum += wt;
             run_sum += rn;
@@ -116,15 +127,19 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
     printf("timeline: %d launches a step, %d replays after the first: graph %.1f us a step (timed by events), span "
            "%.1f us (first start to last end), waits %.1f us, runs %.1f us\n",
            nl, steps, graph_us / steps, span / steps, wait_sum / steps, run_sum / steps);
-    printf("%-30s %6s %8s %8s %8s %8s %10s\n", "kernel (before / after)", "count", "wait", "run", "early", "tail",
-           "us a step");
+    printf("%-30s %6s %8s %8s %8s %8s %10s  %s\n", "kernel (before / after)", "count", "wait", "run", "early", "tail",
+           "us a step", "marks after the wait");
     for (int i = 0; i < nk; i++) {
         char name[64];
         snprintf(name, sizeof name, "%s (%s / %s)", rl_cu_tl_tag_name(k[i].tag), rl_cu_tl_tag_name(k[i].prev),
                  k[i].next ? rl_cu_tl_tag_name(k[i].next) : "-");
         double c = k[i].n;
-        printf("%-30s %6d %8.2f %8.2f %8.2f %8.2f %10.1f\n", name, k[i].n / steps, k[i].wait / c, k[i].run / c,
+        printf("%-30s %6d %8.2f %8.2f %8.2f %8.2f %10.1f ", name, k[i].n / steps, k[i].wait / c, k[i].run / c,
                k[i].early / c, k[i].tail / c, (k[i].wait + k[i].run) / steps);
+        for (int j = 0; j < RL_TL_MARKS; j++)
+            if (k[i].mkn[j])
+                printf(" m%d %.2f", j, k[i].mk[j] / k[i].mkn[j]);
+        putchar('\n');
     }
     return 0;
 }

@@ -40,3 +40,14 @@ if [ "$PART" = tl2 ]; then
   left 450 && { echo "== 7B q4_k_m p1"; tl 7bkm-p1 llama2-7b q4_k_m 1 128; }
   echo "elapsed ${SECONDS}s"
 fi
+#   tl3      timelines with the kernels' marks (the attention's stages, the
+#            rl_cu_mvb activation and first tile) at a context of one chunk
+#            (57 positions), two (109) and ten (584): 7B Q4_0, TinyLlama Q4_0.
+if [ "$PART" = tl3 ]; then
+  build_tl || exit 1
+  for a in "7b-c57 llama2-7b q4_0 1 48" "7b-c109 llama2-7b q4_0 1 100" "7b-c584 llama2-7b q4_0 512 64" \
+           "tiny-c57 tinyllama-1.1b q4_0 1 48" "tiny-c109 tinyllama-1.1b q4_0 1 100"; do
+    left 400 && { echo "== $a"; tl $a; }
+  done
+  echo "elapsed ${SECONDS}s"
+fi

@@ -543,6 +543,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
 #pragma unroll
             for (int o = G; o < 32; o <<= 1)
                 m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+            if (it == 0)
+                RL_TL_MARK(0, m); /* the first chunk's scores (q and K rows there) */
             float l = 0.0f, acc[VL];
 #pragma unroll
             for (int k = 0; k < VL; k++)
@@ -566,6 +568,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                 for (int k = 0; k < VL; k++)
                     acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], o);
             }
+            if (it == 0)
+                RL_TL_MARK(1, acc[0]); /* its values summed (V rows there) */
             if (rs == 0) {
 #pragma unroll
                 for (int k = 0; k < VL; k++)
@@ -598,6 +602,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                 if (d == 0)
                     o[HD] = M, o[HD + 1] = den;
             }
+            if (it == 0)
+                RL_TL_MARK(2, num); /* the warps merged */
         }
         /* No barrier here: the next chunk writes the other set, and the one
          * after it writes this set only past the next chunk's barrier, which
@@ -606,6 +612,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         if (bar2)
             __syncthreads();
     }
+    RL_TL_MARK(3, rnum); /* every chunk of the block done */
     if (direct)
         att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
     else

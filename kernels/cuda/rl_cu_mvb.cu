@@ -110,6 +110,7 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red);
     else
         prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
+    RL_TL_MARK(0, 0.0f); /* the activation prepared (its last barrier) */
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     const int o = warp % TR, h = warp / TR;
     /* A lane's activation units are the same in every tile: where a row is
@@ -167,6 +168,8 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         acc = rl_warp_sum(acc);
         if (GLU)
             accu = rl_warp_sum(accu);
+        if (tl == 0)
+            RL_TL_MARK(1, acc); /* the first tile's sums */
         /* the second half's sums through shared memory: two buffers by tile
          * parity, so one barrier per tile; pair: only the output's two warps
          * meet there (named barrier 2 + o), else all 16 consumers (pair_bar) */

@@ -137,6 +137,8 @@ extern "C" int rl_cu_tl_launches(const rl_cu_tl_rec *rec, size_t n, rl_cu_tl_lau
         c->t0 = s[i].t0 < c->t0 ? s[i].t0 : c->t0;
         c->t1_min = s[i].t1 < c->t1_min ? s[i].t1 : c->t1_min;
         c->t1_max = s[i].t1 > c->t1_max ? s[i].t1 : c->t1_max;
+        for (int k = 0; k < RL_TL_MARKS; k++)
+            c->mk_max[k] = s[i].mk[k] > c->mk_max[k] ? s[i].mk[k] : c->mk_max[k];
         if (s[i].tw) {
             c->tw_min = !c->tw_min || s[i].tw < c->tw_min ? s[i].tw : c->tw_min;
             c->tw_max = s[i].tw > c->tw_max ? s[i].tw : c->tw_max;

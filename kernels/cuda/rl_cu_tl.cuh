@@ -7,7 +7,9 @@
  *
  * In a kernel: RL_TL_BLOCK(tag) first (an RAII object: the block's thread 0
  * takes a record slot at once and writes the record when it leaves, by any
- * return), RL_TL_WAITED() right after the kernel's rl_pdl_wait(). Thread 0
+ * return), RL_TL_WAITED() right after the kernel's rl_pdl_wait(),
+ * RL_TL_MARK(i, v) where the kernel has computed v (i < RL_TL_MARKS: the
+ * kernel's own stages; the timer is read once v is there). Thread 0
  * records for its block: where it leaves early (the producer lane of
  * rl_cu_mvb is not thread 0) the block's end is its own. Each translation
  * unit with instrumented kernels has its own copy of the log's address and
@@ -34,11 +36,11 @@ __device__ __forceinline__ uint64_t now()
 }
 
 struct blk {
-    uint64_t t0, tw;
+    uint64_t t0, tw, mk[RL_TL_MARKS];
     unsigned idx;
     unsigned tag;
     bool on;
-    __device__ __forceinline__ explicit blk(unsigned tg) : t0(0), tw(0), idx(0), tag(tg), on(false)
+    __device__ __forceinline__ explicit blk(unsigned tg) : t0(0), tw(0), mk{}, idx(0), tag(tg), on(false)
     {
         if (threadIdx.x == 0 && threadIdx.y == 0 && log_rec) {
             t0 = now();
@@ -51,6 +53,15 @@ struct blk {
         if (on && !tw)
             tw = now();
     }
+    /* mark i once v is computed (the timer read depends on it) */
+    __device__ __forceinline__ void mark(int i, float v)
+    {
+        if (on) {
+            uint64_t t;
+            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t) : "f"(v));
+            mk[i] = t;
+        }
+    }
     __device__ __forceinline__ ~blk()
     {
         if (!on || idx >= log_cap)
@@ -61,6 +72,8 @@ struct blk {
         asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
         rl_cu_tl_rec r;
         r.t0 = t0, r.tw = tw, r.t1 = t1, r.grid = grid;
+        for (int i = 0; i < RL_TL_MARKS; i++)
+            r.mk[i] = mk[i];
         r.tag = tag, r.block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z), r.sm = sm;
         r.n_blocks = gridDim.x * gridDim.y * gridDim.z;
         log_rec[idx] = r;
@@ -71,6 +84,7 @@ struct blk {
 
 #define RL_TL_BLOCK(tag) rl_tl::blk rl_tl_b_(tag)
 #define RL_TL_WAITED() rl_tl_b_.waited()
+#define RL_TL_MARK(i, v) rl_tl_b_.mark(i, v)
 #define RL_TL_TU(name)                                                                                          \
     extern "C" int rl_cu_tl_set_##name(rl_cu_tl_rec *rec, unsigned *n, unsigned cap)                         \
     {                                                                                                           \
@@ -83,6 +97,7 @@ struct blk {
 #else
 #define RL_TL_BLOCK(tag) ((void)0)
 #define RL_TL_WAITED() ((void)0)
+#define RL_TL_MARK(i, v) ((void)0)
 #define RL_TL_TU(name)
 #endif
 

@@ -28,9 +28,11 @@ enum {
 
 /* One block's record; times in ns of the GPU's global timer. tw is 0 where
  * the block's thread 0 left before the kernel's PDL wait. */
+#define RL_TL_MARKS 4
 typedef struct rl_cu_tl_rec {
-    uint64_t t0, tw, t1; /* start, PDL wait returned, end (thread 0) */
-    uint64_t grid;       /* the launch (%gridid) */
+    uint64_t t0, tw, t1;         /* start, PDL wait returned, end (thread 0) */
+    uint64_t grid;               /* the launch (%gridid) */
+    uint64_t mk[RL_TL_MARKS];    /* the kernel's own marks (RL_TL_MARK), 0: not reached */
     uint32_t tag, block, sm, n_blocks;
 } rl_cu_tl_rec;
 
@@ -39,6 +41,7 @@ typedef struct rl_cu_tl_rec {
 typedef struct rl_cu_tl_launch {
     uint32_t tag, n_blocks, n_rec;
     uint64_t t0, tw_min, tw_max, t1_min, t1_max;
+    uint64_t mk_max[RL_TL_MARKS]; /* each mark's latest block (0: none reached it) */
 } rl_cu_tl_launch;
 
 const char *rl_cu_tl_tag_name(uint32_t tag);
