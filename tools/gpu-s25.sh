@@ -51,3 +51,22 @@ if [ "$PART" = tl3 ]; then
   done
   echo "elapsed ${SECONDS}s"
 fi
+#   runs     the attention's first KV block kept from before the PDL wait
+#            (RL_CU_ATTN_RUNS, default on) against looked up again: the
+#            attention's tests, the timeline at 57 and 109 positions, then
+#            the single stream off and on, alternating.
+if [ "$PART" = runs ]; then
+  build_tl & build; wait
+  ctests test_cu_paged test_cu_kernels test_cu_kvq8
+  for v in 0 1; do
+    for a in "7b-c57-r$v llama2-7b q4_0 1 48" "7b-c109-r$v llama2-7b q4_0 1 100"; do
+      echo "== RUNS=$v $a"; RL_CU_ATTN_RUNS=$v tl $a | grep -E "^timeline|^attn|^matvec \(attn"
+    done
+  done
+  cfgc llama2-7b q4_0 1 128 3 380 "RL_CU_ATTN_RUNS=0" "RL_CU_ATTN_RUNS=1"
+  cfgc tinyllama-1.1b q4_0 1 128 2 440 "RL_CU_ATTN_RUNS=0" "RL_CU_ATTN_RUNS=1"
+  cfgc llama2-7b q4_0 512 64 1 470 "RL_CU_ATTN_RUNS=0" "RL_CU_ATTN_RUNS=1"
+  cfgc llama2-7b q4_k_m 1 128 1 500 "RL_CU_ATTN_RUNS=0" "RL_CU_ATTN_RUNS=1"
+  left 530 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi

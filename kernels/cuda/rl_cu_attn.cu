@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rl_cu_attn_knobs.h"
 #include "rl_cu_attn_tc.cuh"
 #include "rl_cu_kv.cuh"
 
@@ -418,15 +419,15 @@ template <class KV> struct attw_lane<KV, true> {
 /* A warp's K and V rows of nt positions from t0 (one KV block), every load
  * issued before any is waited for; positions past nt load row nt - 1 again
  * (their scores are masked); nt <= 0: zeros. Only the rows lo .. hi - 1 of
- * those (the early loads: the rows before the token's own, then that row). */
+ * those (the early loads: the rows before the token's own, then that row).
+ * attw_rows_at: the same from the KV block's runs k0, v0 (A.runs) already
+ * looked up. */
 template <class KV, class L, int NI, int PP, int VL, bool PART = false>
-__device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t0, int nt, int rs, int g,
-                                          typename L::t (&kr)[NI], typename L::t (&vr)[NI], int lo = 0,
-                                          int hi = ATT_TILE)
+__device__ __forceinline__ void attw_rows_at(const KV &A, typename KV::row k0, typename KV::row v0, int nt, int rs,
+                                             int g, typename L::t (&kr)[NI], typename L::t (&vr)[NI], int lo = 0,
+                                             int hi = ATT_TILE)
 {
     if (nt > 0) { /* warp-uniform */
-        typename KV::row k0, v0;
-        A.runs(b, kvh, t0, k0, v0);
 #pragma unroll
         for (int i = 0; i < NI; i++) {
             int j = min(rs + PP * i, nt - 1);
@@ -442,11 +443,22 @@ __device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t
     }
 }
 
+template <class KV, class L, int NI, int PP, int VL, bool PART = false>
+__device__ __forceinline__ void attw_rows(const KV &A, int b, int kvh, int64_t t0, int nt, int rs, int g,
+                                          typename L::t (&kr)[NI], typename L::t (&vr)[NI], int lo = 0,
+                                          int hi = ATT_TILE)
+{
+    typename KV::row k0{}, v0{};
+    if (nt > 0) /* warp-uniform */
+        A.runs(b, kvh, t0, k0, v0);
+    attw_rows_at<KV, L, NI, PP, VL, PART>(A, k0, v0, nt, rs, g, kr, vr, lo, hi);
+}
+
 template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM the registers must allow;
                                                           TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct, int dmax, bool bar2, bool early, bool acqrel)
+            float *scratch, rl_cu_act out, bool attw_direct, int dmax, bool bar2, int early, bool acqrel)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -484,13 +496,20 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * while the kernel before finishes, and that row after (safe: the
      * warp's rows before it). */
     constexpr bool EARLY_OK = !TC && MINB == 1; /* one token: few blocks, registers to spare */
-    const bool pre = EARLY_OK && early && sp < nch;
+    const bool pre = EARLY_OK && early && sp < nch, keep_runs = early == 2;
     int safe = 0;
+    /* The first chunk's KV block, looked up before the wait too (the
+     * block tables are the step's inputs): after it only the token's own
+     * row is loaded, not a table entry first (RL_CU_ATTN_RUNS=0: looked up
+     * again, as before session 25). */
+    typename KV::row ek{}, ev{};
     if (pre) {
         int64_t t0 = sp * ATT_TILE + w * WP, before = len - 1 - t0;
         int nt = (int)(len - t0 < WP ? len - t0 : WP);
         safe = (int)(before < 0 ? 0 : before < nt ? before : nt);
-        attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, 0, safe);
+        if (nt > 0)
+            A.runs(b, kvh, t0, ek, ev);
+        attw_rows_at<KV, L, NI, PP, VL, EARLY_OK>(A, ek, ev, nt, rs, g, kr, vr, 0, safe);
     }
     rl_pdl_wait();
     RL_TL_WAITED();
@@ -524,7 +543,10 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                 wm[w] = m, wl[w] = l;
         } else {
             /* the warp's positions lie in one KV block */
-            attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, pre && it == 0 ? safe : 0);
+            if (pre && it == 0 && keep_runs)
+                attw_rows_at<KV, L, NI, PP, VL, EARLY_OK>(A, ek, ev, nt, rs, g, kr, vr, safe);
+            else
+                attw_rows<KV, L, NI, PP, VL, EARLY_OK>(A, b, kvh, t0, nt, rs, g, kr, vr, pre && it == 0 ? safe : 0);
             float sc[NI], m = -INFINITY;
 #pragma unroll
             for (int i = 0; i < NI; i++) {
@@ -627,92 +649,6 @@ static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_c
            !(r->head_dim % 8 && r->head_dim > ATT_THREADS);
 }
 
-/* Which split-mode kernel serves head sizes 64 and 128: 0 the warp kernel
- * (default), 1 the block kernel, 2 the warp kernel with int8 rows of 128 on
- * tensor cores (attn_tc below); rl_cu_attn_force or RL_CU_ATTN_KERNEL=warp|block. */
-static int attn_forced = -1;
-extern "C" void rl_cu_attn_force(int kernel)
-{
-    attn_forced = kernel;
-}
-
-static int rl_cu_attn_kernel(void)
-{
-    if (attn_forced >= 0)
-        return attn_forced;
-    static int env = -1;
-    if (env < 0) {
-        const char *e = getenv("RL_CU_ATTN_KERNEL");
-        env = e && !strcmp(e, "block") ? 1 : 0;
-    }
-    return env;
-}
-
-/* RL_CU_ATTN_BAR2=1: the warp kernel's second barrier per chunk again
- * (measurements; the chunk's shared sets alternate without it). */
-static bool attn_bar2(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_BAR2", false, &on);
-}
-
-/* One token per launch: k_attn_warp reads its first chunk's rows before the
- * token's own before the PDL wait (RL_CU_ATTN_EARLY=0: after, for
- * measurements). */
-static bool attn_early(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_EARLY", true, &on);
-}
-
-/* The warp kernel's in-block merge for one block per head (default on;
- * RL_CU_ATTN_DIRECT=0: partials and the counted merge, for measurements). */
-static bool attn_direct(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_DIRECT", true, &on);
-}
-
-/* Queries of at most this many chunks go to one block of their head with
- * the in-block merge (default 1; RL_CU_ATTN_DMAX=n, 0: never, for
- * measurements). A short context's split blocks otherwise store partials,
- * count in and merge in a second pass for one chunk of work. H100, session
- * 23, from an empty context (128 generated): TinyLlama Q4_0 1,922-1,924
- * against 1,834-1,857 tok/s, 7B Q4_0 630-633 against 623-630; 2 chunks
- * measured no better, 3 slower (one block's chunks one after the other). */
-static int attn_dmax(void)
-{
-    static int n = -1;
-    if (n < 0) {
-        const char *e = getenv("RL_CU_ATTN_DMAX");
-        n = e && atoi(e) >= 0 && atoi(e) <= 1024 ? atoi(e) : 1;
-    }
-    return n;
-}
-
-/* The split merge's arrival as one acquire-release atomic (default on;
- * RL_CU_ATTN_ACQREL=0: two sequentially consistent fences around a relaxed
- * atomic, for measurements). H100, session 20: TinyLlama Q4_0 single stream
- * 1,714-1,734 against 1,696-1,700 tok/s, 7B Q4_0 549-556 against 545-546;
- * the attention alone 5.00 against 5.44 us a layer (TinyLlama). */
-static bool attn_acqrel(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_ACQREL", true, &on);
-}
-
-/* int8 rows of 128 on tensor cores (attc::chunk): opt-in, RL_CU_ATTN_TC=1 or
- * rl_cu_attn_force(2). Correct, but 4% slower than the CUDA-core chunk on the
- * H100 at batch 64 (44.1 against 42.4 us per 7B layer, session 13): both wait
- * on their loads more than they compute. */
-static bool attn_tc(void)
-{
-    static int on = -1;
-    if (attn_forced >= 0)
-        return attn_forced == 2;
-    return rl_env_switch("RL_CU_ATTN_TC", false, &on);
-}
-
 template <class KV>
 static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, const float *d_q, KV A,
                            const int32_t *d_pos, const rl_cu_rope *r, int64_t kmax, unsigned *counters,
@@ -722,7 +658,7 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
         if (r->head_dim != 128 || !attn_tc())
             return false;
         rl_launch(occ ? k_attn_warp<128, KV, 6, true> : k_attn_warp<128, KV, 1, true>, grid, block, s, d_q, A,
-                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), false,
+                  d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), 0,
                   attn_acqrel());
         return true;
     } else {
@@ -748,7 +684,7 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
      * batches), registers for 6 per SM; else every load of a chunk in flight
      * at once (about 120 registers), which the single stream needs. */
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
-    bool early = batch == 1 && attn_early(); /* one token: see k_attn_warp */
+    int early = batch == 1 ? attn_early() : 0; /* one token: see k_attn_warp */
     if (r->head_dim == 64 && split && kern != 1)
         rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
                   counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
