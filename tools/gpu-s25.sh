@@ -70,3 +70,20 @@ if [ "$PART" = runs ]; then
   left 530 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   pair     two-chunk queries merged in a cluster of two attention blocks
+#            (RL_CU_ATTN_PAIR, default on) against the counted merge: the
+#            attention's tests both ways, the timeline at 109 positions
+#            both ways, then the single stream off and on, alternating.
+if [ "$PART" = pair ]; then
+  build_tl & build; wait
+  for v in 0 1; do echo "PAIR=$v: $(RL_CU_ATTN_PAIR=$v ctests test_cu_paged test_cu_kernels test_cu_kvq8 | tr '\n' ' ')"; done
+  for v in 0 1; do
+    echo "== PAIR=$v c109"; RL_CU_ATTN_PAIR=$v tl 7b-c109-p$v llama2-7b q4_0 1 100 | grep -E "^timeline|^attn|^matvec \(attn"
+  done
+  cfgc llama2-7b q4_0 1 128 3 380 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
+  cfgc tinyllama-1.1b q4_0 1 128 2 430 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
+  cfgc llama2-7b q4_0 512 64 1 460 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
+  cfgc llama2-7b q4_k_m 1 128 1 490 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
+  left 530 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi

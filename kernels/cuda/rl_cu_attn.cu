@@ -15,6 +15,7 @@
  * Two kernels: k_attn_warp (split mode, head sizes 64 and 128: the warps of a
  * block work on their own parts of a chunk) and k_attn (the block kernel: any
  * head size, both modes). */
+#include <cooperative_groups.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -458,7 +459,8 @@ template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM th
                                                           TC: a warp's chunk on tensor cores (int8, HD 128) */
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
-            float *scratch, rl_cu_act out, bool attw_direct, int dmax, bool bar2, int early, bool acqrel)
+            float *scratch, rl_cu_act out, bool attw_direct, int dmax, bool bar2, int early, bool acqrel,
+            bool pair)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -468,6 +470,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * the next chunk may already write the other, so one barrier a chunk */
     __shared__ float wm2[2][ATTW_WARPS], wl2[2][ATTW_WARPS];
     __shared__ __align__(16) float wacc2[2][ATTW_WARPS][HD];
+    __shared__ float pm[HD + 2]; /* pair: the second block's chunk partial */
     static_assert(!TC || (HD == 128 && KV::Q8), "the tensor-core chunk: int8 rows of 128");
     RL_TL_BLOCK(RL_TL_ATTN);
     rl_pdl_trigger();
@@ -529,6 +532,12 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     }
     float *base = att_partials(scratch, b, h, r.n_head, HD, kmax);
     const bool direct = eff == 1 && attw_direct;
+    /* pair (a launch in clusters of two blocks along x): a query of two
+     * chunks is merged by its first block, the second block's partial
+     * written into the first's shared memory, one cluster barrier between
+     * (no partials in global memory, no counter, the same bits as the
+     * counted merge: the same steps in chunk order). */
+    const bool pairm = !TC && pair && eff == 2 && attw_direct;
     float rm = -INFINITY, rnum = 0.0f, rden = 0.0f; /* direct: the merge so far of dim tid */
     for (int64_t c = sp, it = 0; c < nch; c += eff, it++) {
         int64_t t0 = c * ATT_TILE + w * WP;
@@ -617,8 +626,13 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
                 num += wacc[v][d] * e;
                 den += wl[v] * e;
             }
-            if (direct) {
+            if (direct || (pairm && sp == 0)) {
                 att_merge_step(rm, rnum, rden, M, num, den);
+            } else if (pairm) {
+                float *pr = cooperative_groups::this_cluster().map_shared_rank(pm, 0);
+                pr[d] = num;
+                if (d == 0)
+                    pr[HD] = M, pr[HD + 1] = den;
             } else {
                 o[d] = num;
                 if (d == 0)
@@ -635,6 +649,15 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
             __syncthreads();
     }
     RL_TL_MARK(3, rnum); /* every chunk of the block done */
+    if (pairm) {
+        cooperative_groups::this_cluster().sync();
+        if (sp == 0) {
+            if (tid < HD)
+                att_merge_step(rm, rnum, rden, pm[HD], pm[tid], pm[HD + 1]);
+            att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
+        }
+        return;
+    }
     if (direct)
         att_emit(out, b, h, HD, 0, rden > 0.0f ? rnum / rden : 0.0f);
     else
@@ -659,13 +682,42 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
             return false;
         rl_launch(occ ? k_attn_warp<128, KV, 6, true> : k_attn_warp<128, KV, 1, true>, grid, block, s, d_q, A,
                   d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), 0,
-                  attn_acqrel());
+                  attn_acqrel(), false);
         return true;
     } else {
         (void)occ, (void)grid, (void)block, (void)s, (void)d_q, (void)A, (void)d_pos, (void)r, (void)kmax;
         (void)counters, (void)partials, (void)out;
         return false;
     }
+}
+
+/* k_attn_warp<<<grid, ATT_THREADS>>>(args...), the last of which says
+ * whether the launch is in clusters of two blocks along x (grid.x then
+ * rounded up to even), with programmatic stream serialization when enabled. */
+template <typename... KArgs, typename... Args>
+static void attw_launch(void (*k)(KArgs...), dim3 grid, bool pair, cudaStream_t s, Args... args)
+{
+    if (!pair) {
+        rl_launch(k, grid, dim3(ATT_THREADS), s, args..., false);
+        return;
+    }
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((grid.x + 1) & ~1u, grid.y, grid.z);
+    cfg.blockDim = dim3(ATT_THREADS);
+    cfg.stream = s;
+    cudaLaunchAttribute at[2];
+    int na = 0;
+    if (rl_cu_pdl_enabled()) {
+        at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[na++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    at[na].id = cudaLaunchAttributeClusterDimension;
+    at[na].val.clusterDim.x = 2;
+    at[na].val.clusterDim.y = 1;
+    at[na++].val.clusterDim.z = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = na;
+    cudaLaunchKernelEx(&cfg, k, args..., true);
 }
 
 template <class KV>
@@ -685,15 +737,16 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
      * at once (about 120 registers), which the single stream needs. */
     bool occ = (int64_t)grid.x * grid.y * grid.z > 4 * (int64_t)rl_cu_sm_count();
     int early = batch == 1 ? attn_early() : 0; /* one token: see k_attn_warp */
+    bool pair = early && !occ && attn_pair(); /* one token: two-chunk queries merged in a cluster */
     if (r->head_dim == 64 && split && kern != 1)
-        rl_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
+        attw_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, pair, s, d_q, A, d_pos, *r, kmax,
+                    counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 128 && split && kern != 1 &&
              attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
-        rl_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, block, s, d_q, A, d_pos, *r, kmax,
-                  counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
+        attw_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, pair, s, d_q, A, d_pos, *r,
+                    kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
     else if (r->head_dim == 128 && split)

@@ -95,3 +95,13 @@ bool attn_tc(void)
         return attn_forced == 2;
     return rl_env_switch("RL_CU_ATTN_TC", false, &on);
 }
+
+/* One token: the warp kernel launched in clusters of two blocks, so that a
+ * query of two chunks (65-128 positions) is merged through the first
+ * block's shared memory rather than partials, a counter and a second pass
+ * (session 25; RL_CU_ATTN_PAIR=0: not, for measurements). */
+bool attn_pair(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_ATTN_PAIR", true, &on);
+}

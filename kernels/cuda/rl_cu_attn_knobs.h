@@ -11,5 +11,6 @@ bool attn_direct(void);
 int attn_dmax(void);
 bool attn_acqrel(void);
 bool attn_tc(void);
+bool attn_pair(void);
 
 #endif
