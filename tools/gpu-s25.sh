@@ -87,3 +87,25 @@ if [ "$PART" = pair ]; then
   left 530 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   final    the final code: the engine on a 7B Q4_0 file (the issue's
+#            measure: a 1-token prompt, 128 generated; then 512 tokens),
+#            then every type's single stream from an empty context and
+#            after 512 tokens.
+if [ "$PART" = final ]; then
+  build
+  mkm llama2-7b Q4_0 7b-q4_0
+  for r in 1 2; do echo "engine 7B Q4_0 p1 r$r: $(benchm 7b-q4_0 1)"; done
+  echo "engine 7B Q4_0 p512: $(benchm 7b-q4_0 512)"
+  alltypes 560
+  echo "elapsed ${SECONDS}s"
+fi
+#   checks   the cuda and model suites, memcheck and racecheck over the
+#            paged attention's test (the cluster merge).
+if [ "$PART" = checks ]; then
+  build
+  suites --suite cuda --suite model
+  memcheck test_cu_paged
+  timeout 200 compute-sanitizer --tool racecheck $B/tests/cuda/test_cu_paged >"$OUT/race.log" 2>&1
+  echo "racecheck test_cu_paged: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|hazard' "$OUT/race.log" | head -3 | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi
