@@ -109,3 +109,16 @@ if [ "$PART" = checks ]; then
   echo "racecheck test_cu_paged: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|hazard' "$OUT/race.log" | head -3 | tr '\n' ' ')"
   echo "elapsed ${SECONDS}s"
 fi
+#   rows     the embedding row gathered four values a thread (RL_CU_ROWS_VEC,
+#            default on) against a 32-block a thread: the kernels' and
+#            paged attention's tests, the timeline's step start both ways,
+#            the engine on the 7B Q4_0 file both ways, alternating.
+if [ "$PART" = rows ]; then
+  build_tl & build; wait
+  ctests test_cu_kernels test_cu_paged
+  for v in 0 1; do echo "ROWS_VEC=$v: $(RL_CU_ROWS_VEC=$v tl 7b-c57-v$v llama2-7b q4_0 1 48 | grep -E '^timeline|get_rows')"; done
+  mkm llama2-7b Q4_0 7b-q4_0
+  for r in 1 2; do for v in 0 1; do left 450 && echo "r$r ROWS_VEC=$v engine 7B Q4_0 p1: $(RL_CU_ROWS_VEC=$v benchm 7b-q4_0 1)"; done; done
+  cfgc tinyllama-1.1b q4_0 1 128 1 520 "RL_CU_ROWS_VEC=0" "RL_CU_ROWS_VEC=1"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -338,7 +338,7 @@ extern "C" int rl_cu_mat_to_f16(const rl_cu_mat *m, int64_t row0, int64_t n_rows
     return RL_CU_LAUNCHED("mat_to_f16");
 }
 
-__global__ void k_get_rows(rl_cu_mat m, const int32_t *ids, int n, float *dst)
+__global__ void k_get_rows(rl_cu_mat m, const int32_t *ids, int n, float *dst, bool vec)
 {
     RL_TL_BLOCK(RL_TL_GET_ROWS);
     rl_pdl_trigger();
@@ -357,6 +357,35 @@ __global__ void k_get_rows(rl_cu_mat m, const int32_t *ids, int n, float *dst)
             o[c] = rl_float_elem(m, r, c);
         return;
     }
+    if (vec && (m.type == RL_TYPE_Q4_0 || m.type == RL_TYPE_Q8_0)) {
+        /* Four consecutive values a thread from the repacked planes: one
+         * 4-byte load of quants, one float4 store, a warp's stores one
+         * 512-byte run (the step's embedding row: one loop round at 4,096
+         * wide; the per-block loop below left a 7B step's first product
+         * waiting ~2 us longer, its stores 128 bytes apart). rl_dequant32's
+         * arithmetic, so the same values. */
+        const int64_t nb = m.cols / 32;
+        const uint16_t *dp = (const uint16_t *)m.d + r * nb;
+        const bool q4 = m.type == RL_TYPE_Q4_0;
+        for (int64_t c = 4 * (int64_t)threadIdx.x; c < m.cols; c += 4 * (int64_t)blockDim.x) {
+            const int64_t blk = c / 32;
+            const int k = (int)(c % 32);
+            const float d = rl_h2f(dp[blk]);
+            float v[4];
+            if (q4) {
+                const uint32_t w = *(const uint32_t *)((const uint8_t *)m.q + (r * nb + blk) * 16 + (k & 15));
+                const int sh = k >= 16 ? 4 : 0;
+                for (int e = 0; e < 4; e++)
+                    v[e] = ((int)((w >> (8 * e + sh)) & 0xF) - 8) * d;
+            } else {
+                const uint32_t w = *(const uint32_t *)((const int8_t *)m.q + (r * nb + blk) * 32 + k);
+                for (int e = 0; e < 4; e++)
+                    v[e] = (int8_t)(w >> (8 * e)) * d;
+            }
+            *(float4 *)(o + c) = make_float4(v[0], v[1], v[2], v[3]);
+        }
+        return;
+    }
     for (int64_t b = threadIdx.x; b < m.cols / 32; b += blockDim.x) {
         float v[32];
         rl_dequant32(m, r, b, v);
@@ -370,7 +399,8 @@ extern "C" int rl_cu_mat_get_rows(const rl_cu_mat *m, const int32_t *d_ids, int 
 {
     if (n <= 0 || n > 65535)
         return -EINVAL;
-    rl_launch(k_get_rows, dim3(1, n), dim3(256), s, *m, d_ids, n, d_dst);
+    static int vec = -1; /* RL_CU_ROWS_VEC=0: Q4_0/Q8_0 rows a 32-block a thread too (measurements) */
+    rl_launch(k_get_rows, dim3(1, n), dim3(1024), s, *m, d_ids, n, d_dst, rl_env_switch("RL_CU_ROWS_VEC", true, &vec));
     return RL_CU_LAUNCHED("get_rows");
 }
 

@@ -159,8 +159,8 @@ START_TEST(split_attention_is_batch_and_split_invariant)
     uint16_t *pool = malloc(pool_elems * 2);
     for (size_t i = 0; i < pool_elems; i++)
         pool[i] = rl_fp32_to_fp16(tcu_unif(&s));
-    enum { NQ = 5 };
-    int32_t pos[NQ] = {280, 3, 129, 200, 64}, row[NQ] = {1, 0, 2, 0, 2};
+    enum { NQ = 6 };
+    int32_t pos[NQ] = {280, 3, 129, 200, 64, 127}, row[NQ] = {1, 0, 2, 0, 2, 1};
     float *qv = tcu_rand_vec(&s, (size_t)qd * NQ, 3.0f);
     float *dq = tcu_up(qv, (size_t)qd * NQ * 4);
     int32_t *dpos = tcu_up(pos, sizeof pos), *drow = tcu_up(row, sizeof row);
@@ -172,8 +172,9 @@ START_TEST(split_attention_is_batch_and_split_invariant)
     ck_assert(cudaMemset(scr, 0, scr_bytes) == cudaSuccess);
     rl_cu_act o = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd};
     float *solo = malloc((size_t)qd * NQ * 4), *all = malloc((size_t)qd * NQ * 4);
-    /* each query alone (the single stream's split; one chunk or two merged
-     * in one block for the short ones), then all of them with any split */
+    /* each query alone (the single stream's launch: one chunk merged in one
+     * block, two (positions 64 and 127) in a cluster of two blocks, more
+     * counted in), then all of them with any split */
     for (int q = 0; q < NQ; q++) {
         CU_OK(rl_cu_attn_paged(dq + (size_t)q * qd, dpos + q, drow + q, 1, &c.r, &kv, LAYER,
                                rl_cu_attn_splits(1, c.r.n_head), scr, &o, 0));
