@@ -122,3 +122,14 @@ if [ "$PART" = rows ]; then
   cfgc tinyllama-1.1b q4_0 1 128 1 520 "RL_CU_ROWS_VEC=0" "RL_CU_ROWS_VEC=1"
   echo "elapsed ${SECONDS}s"
 fi
+#   knobs    (no code change) the single stream's attention blocks a head
+#            (RL_CU_ATTN_SPLITS; pairs round it up to even) and two chunks
+#            in one block (RL_CU_ATTN_DMAX=2) against the defaults, 7B Q4_0
+#            from an empty context, then TinyLlama with the best ones.
+if [ "$PART" = knobs ]; then
+  build
+  cfgc llama2-7b q4_0 1 128 2 200 "RL_CU_ATTN_PAIR=1" "RL_CU_ATTN_SPLITS=4" "RL_CU_ATTN_SPLITS=6" "RL_CU_ATTN_SPLITS=8" \
+    "RL_CU_ATTN_SPLITS=12" "RL_CU_ATTN_SPLITS=16" "RL_CU_ATTN_DMAX=2"
+  cfgc tinyllama-1.1b q4_0 1 128 1 240 "RL_CU_ATTN_PAIR=1" "RL_CU_ATTN_SPLITS=6" "RL_CU_ATTN_SPLITS=12" "RL_CU_ATTN_SPLITS=16"
+  echo "elapsed ${SECONDS}s"
+fi
