@@ -492,6 +492,19 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
         RL_TL_WAITED();
         return;
     }
+    /* pair (a launch in clusters of two blocks along x): a query of two
+     * chunks is merged by its first block, the second block's partial
+     * written into the first's shared memory (no partials in global
+     * memory, no counter, the same bits as the counted merge: the same
+     * steps in chunk order; a grid of two blocks a head with more chunks
+     * keeps the counted merge). Both blocks of the cluster take this path or
+     * neither (the same head, so the same chunks): each thread arrives on
+     * the cluster barrier now and waits on it only before that write,
+     * which may go to a block only once it has started; a second barrier
+     * then orders the write before the first block reads it. */
+    const bool pairm = !TC && pair && nch == 2 && eff == 2 && attw_direct; /* one chunk a block */
+    if (pairm)
+        asm volatile("barrier.cluster.arrive.relaxed;" ::: "memory");
     typename L::t kr[NI], vr[NI];
     /* early (one token in the launch): the only row this step writes is the
      * one at its position, len - 1 (the kernel before this one writes it), so
@@ -532,12 +545,7 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     }
     float *base = att_partials(scratch, b, h, r.n_head, HD, kmax);
     const bool direct = eff == 1 && attw_direct;
-    /* pair (a launch in clusters of two blocks along x): a query of two
-     * chunks is merged by its first block, the second block's partial
-     * written into the first's shared memory, one cluster barrier between
-     * (no partials in global memory, no counter, the same bits as the
-     * counted merge: the same steps in chunk order). */
-    const bool pairm = !TC && pair && eff == 2 && attw_direct;
+
     float rm = -INFINITY, rnum = 0.0f, rden = 0.0f; /* direct: the merge so far of dim tid */
     for (int64_t c = sp, it = 0; c < nch; c += eff, it++) {
         int64_t t0 = c * ATT_TILE + w * WP;
@@ -628,11 +636,8 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
             }
             if (direct || (pairm && sp == 0)) {
                 att_merge_step(rm, rnum, rden, M, num, den);
-            } else if (pairm) {
-                float *pr = cooperative_groups::this_cluster().map_shared_rank(pm, 0);
-                pr[d] = num;
-                if (d == 0)
-                    pr[HD] = M, pr[HD + 1] = den;
+            } else if (pairm) { /* the second block's one chunk, as it is (written below) */
+                rm = M, rnum = num, rden = den;
             } else {
                 o[d] = num;
                 if (d == 0)
@@ -650,6 +655,13 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     }
     RL_TL_MARK(3, rnum); /* every chunk of the block done */
     if (pairm) {
+        asm volatile("barrier.cluster.wait;" ::: "memory"); /* both blocks have started */
+        if (sp == 1 && tid < HD) {
+            float *pr = cooperative_groups::this_cluster().map_shared_rank(pm, 0);
+            pr[tid] = rnum;
+            if (tid == 0)
+                pr[HD] = rm, pr[HD + 1] = rden;
+        }
         cooperative_groups::this_cluster().sync();
         if (sp == 0) {
             if (tid < HD)

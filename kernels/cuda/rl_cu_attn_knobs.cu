@@ -99,9 +99,14 @@ bool attn_tc(void)
 /* One token: the warp kernel launched in clusters of two blocks, so that a
  * query of two chunks (65-128 positions) is merged through the first
  * block's shared memory rather than partials, a counter and a second pass
- * (session 25; RL_CU_ATTN_PAIR=0: not, for measurements). */
+ * (session 25, RL_CU_ATTN_PAIR=1; H100: 7B Q4_0 from an empty context
+ * 636-644 against 633-638 tok/s, TinyLlama 1,985 against 1,922). Off by
+ * default for now: the form measured wrote into the first block before a
+ * cluster barrier had shown it started (racecheck: "a block that might not
+ * have entered yet"); the form here arrives on that barrier first and has
+ * not run on a GPU yet (docs/CUDA.md, Not done yet). */
 bool attn_pair(void)
 {
     static int on = -1;
-    return rl_env_switch("RL_CU_ATTN_PAIR", true, &on);
+    return rl_env_switch("RL_CU_ATTN_PAIR", false, &on);
 }
