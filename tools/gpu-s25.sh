@@ -133,3 +133,21 @@ if [ "$PART" = knobs ]; then
   cfgc tinyllama-1.1b q4_0 1 128 1 240 "RL_CU_ATTN_PAIR=1" "RL_CU_ATTN_SPLITS=6" "RL_CU_ATTN_SPLITS=12" "RL_CU_ATTN_SPLITS=16"
   echo "elapsed ${SECONDS}s"
 fi
+#   verify   (not run in session 25: no device time left) the attention pairs
+#            as committed last (a cluster barrier before the write into the
+#            first block; off by default): test_cu_paged (forces them on),
+#            racecheck over it, then the single stream and the engine with
+#            RL_CU_ATTN_PAIR=0 and 1, alternating; if all hold, turn them on.
+if [ "$PART" = verify ]; then
+  build
+  ctests test_cu_paged test_cu_kernels
+  timeout 200 compute-sanitizer --tool racecheck $B/tests/cuda/test_cu_paged >"$OUT/race.log" 2>&1
+  echo "racecheck test_cu_paged: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/race.log" | head -3 | tr '\n' ' ')"
+  RL_CU_ATTN_PAIR=1 memcheck test_cu_paged
+  cfgc llama2-7b q4_0 1 128 2 300 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
+  cfgc tinyllama-1.1b q4_0 1 128 2 340 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
+  mkm llama2-7b Q4_0 7b-q4_0
+  for r in 1 2; do for v in 0 1; do left 520 && echo "r$r PAIR=$v engine 7B Q4_0 p1: $(RL_CU_ATTN_PAIR=$v benchm 7b-q4_0 1)"; done; done
+  left 560 && echo "test_cu_model PAIR=1: $(RL_CU_ATTN_PAIR=1 ctests test_cu_model | tr '\n' ' ')"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -105,8 +105,16 @@ bool attn_tc(void)
  * cluster barrier had shown it started (racecheck: "a block that might not
  * have entered yet"); the form here arrives on that barrier first and has
  * not run on a GPU yet (docs/CUDA.md, Not done yet). */
+static int pair_forced = -1;
+extern "C" void rl_cu_attn_set_pair(int on)
+{
+    pair_forced = on < 0 ? -1 : on > 0;
+}
+
 bool attn_pair(void)
 {
     static int on = -1;
+    if (pair_forced >= 0)
+        return pair_forced;
     return rl_env_switch("RL_CU_ATTN_PAIR", false, &on);
 }

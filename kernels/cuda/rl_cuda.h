@@ -318,6 +318,10 @@ int rl_cu_attn_splits(int batch, int n_head);
  * 2 the warp kernel with int8 rows of 128 on tensor cores (opt-in otherwise
  * through RL_CU_ATTN_TC=1; rl_cu_attn_tc.cuh). */
 void rl_cu_attn_force(int kernel);
+/* One-token launches of the warp kernel in clusters of two blocks (a query of
+ * two chunks merged through shared memory), for tests and measurements: -1
+ * the default (off; RL_CU_ATTN_PAIR=1: on), 0 off, 1 on. */
+void rl_cu_attn_set_pair(int on);
 int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
                       const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
                       int64_t n_ctx, int n_split, void *d_scratch, const rl_cu_act *out,

@@ -173,19 +173,27 @@ START_TEST(split_attention_is_batch_and_split_invariant)
     rl_cu_act o = {.f = tcu_dev((size_t)qd * NQ * 4), .n = qd};
     float *solo = malloc((size_t)qd * NQ * 4), *all = malloc((size_t)qd * NQ * 4);
     /* each query alone (the single stream's launch: one chunk merged in one
-     * block, two (positions 64 and 127) in a cluster of two blocks, more
-     * counted in), also on two blocks a head (a cluster of two that must
-     * count in its 3-5 chunks), then all of them with any split */
+     * block, more counted in); then alone in clusters of two blocks (two
+     * chunks, positions 64 and 127, merged through shared memory), with the
+     * single stream's split and with two blocks a head (those with 3-5
+     * chunks count in); then all of them with any split */
     float *solo2 = malloc((size_t)qd * 4);
     for (int q = 0; q < NQ; q++) {
         CU_OK(rl_cu_attn_paged(dq + (size_t)q * qd, dpos + q, drow + q, 1, &c.r, &kv, LAYER,
                                rl_cu_attn_splits(1, c.r.n_head), scr, &o, 0));
         tcu_down(solo + (size_t)q * qd, o.f, (size_t)qd * 4);
-        CU_OK(rl_cu_attn_paged(dq + (size_t)q * qd, dpos + q, drow + q, 1, &c.r, &kv, LAYER, 2, scr, &o, 0));
-        tcu_down(solo2, o.f, (size_t)qd * 4);
-        ck_assert_msg(memcmp(solo + (size_t)q * qd, solo2, (size_t)qd * 4) == 0,
-                      "query %d (position %d) alone differs on two blocks a head", q, pos[q]);
     }
+    rl_cu_attn_set_pair(1);
+    for (int q = 0; q < NQ; q++)
+        for (int sp = 0; sp < 2; sp++) {
+            CU_OK(rl_cu_attn_paged(dq + (size_t)q * qd, dpos + q, drow + q, 1, &c.r, &kv, LAYER,
+                                   sp ? 2 : rl_cu_attn_splits(1, c.r.n_head), scr, &o, 0));
+            tcu_down(solo2, o.f, (size_t)qd * 4);
+            ck_assert_msg(memcmp(solo + (size_t)q * qd, solo2, (size_t)qd * 4) == 0,
+                          "query %d (position %d) alone differs in clusters of two blocks (%s)", q, pos[q],
+                          sp ? "two blocks a head" : "the single stream's split");
+        }
+    rl_cu_attn_set_pair(-1);
     free(solo2);
     static const int splits[3] = {1, 2, 17};
     for (int k = 0; k < 3; k++) {
