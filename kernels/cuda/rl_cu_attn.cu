@@ -545,7 +545,6 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     }
     float *base = att_partials(scratch, b, h, r.n_head, HD, kmax);
     const bool direct = eff == 1 && attw_direct;
-
     float rm = -INFINITY, rnum = 0.0f, rden = 0.0f; /* direct: the merge so far of dim tid */
     for (int64_t c = sp, it = 0; c < nch; c += eff, it++) {
         int64_t t0 = c * ATT_TILE + w * WP;

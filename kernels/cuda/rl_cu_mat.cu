@@ -400,7 +400,8 @@ extern "C" int rl_cu_mat_get_rows(const rl_cu_mat *m, const int32_t *d_ids, int 
     if (n <= 0 || n > 65535)
         return -EINVAL;
     static int vec = -1; /* RL_CU_ROWS_VEC=0: Q4_0/Q8_0 rows a 32-block a thread too (measurements) */
-    rl_launch(k_get_rows, dim3(1, n), dim3(1024), s, *m, d_ids, n, d_dst, rl_env_switch("RL_CU_ROWS_VEC", true, &vec));
+    bool v = rl_env_switch("RL_CU_ROWS_VEC", true, &vec) && (uintptr_t)d_dst % 16 == 0; /* float4 stores */
+    rl_launch(k_get_rows, dim3(1, n), dim3(1024), s, *m, d_ids, n, d_dst, v);
     return RL_CU_LAUNCHED("get_rows");
 }
 
