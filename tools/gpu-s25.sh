@@ -16,6 +16,18 @@ build_tl() {
 # tl NAME SHAPE TYPE PROMPT GEN: the step's timeline (summary on stdout, every
 # launch in $OUT/tl-NAME.csv).
 tl() { timeout 120 $TLBC --shape $2 --type $3 --batch 1 --prompt $4 --gen $5 --kv f16 --timeline-csv $OUT/tl-$1.csv 2>&1 | grep -vE '^cuda '; }
+# offon4 VAR D: VAR=0 against VAR=1, alternating: 7B Q4_0 from an empty
+# context (three rounds), TinyLlama Q4_0 (two), 7B Q4_0 after 512 tokens and
+# 7B Q4_K_M (one each), until 380, 430 + D, 460 + D and 490 + D seconds;
+# then test_cu_model.
+offon4() {
+  local v=$1 d=$2
+  cfgc llama2-7b q4_0 1 128 3 380 "$v=0" "$v=1"
+  cfgc tinyllama-1.1b q4_0 1 128 2 $((430 + d)) "$v=0" "$v=1"
+  cfgc llama2-7b q4_0 512 64 1 $((460 + d)) "$v=0" "$v=1"
+  cfgc llama2-7b q4_k_m 1 128 1 $((490 + d)) "$v=0" "$v=1"
+  left 530 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
+}
 #   tl       the step timeline (rl_cu_tl.cuh) of the single stream: the
 #            timeline build against the plain one (what recording costs),
 #            then 7B Q4_0 from an empty context and after 512 tokens,
@@ -63,11 +75,7 @@ if [ "$PART" = runs ]; then
       echo "== RUNS=$v $a"; RL_CU_ATTN_RUNS=$v tl $a | grep -E "^timeline|^attn|^matvec \(attn"
     done
   done
-  cfgc llama2-7b q4_0 1 128 3 380 "RL_CU_ATTN_RUNS=0" "RL_CU_ATTN_RUNS=1"
-  cfgc tinyllama-1.1b q4_0 1 128 2 440 "RL_CU_ATTN_RUNS=0" "RL_CU_ATTN_RUNS=1"
-  cfgc llama2-7b q4_0 512 64 1 470 "RL_CU_ATTN_RUNS=0" "RL_CU_ATTN_RUNS=1"
-  cfgc llama2-7b q4_k_m 1 128 1 500 "RL_CU_ATTN_RUNS=0" "RL_CU_ATTN_RUNS=1"
-  left 530 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
+  offon4 RL_CU_ATTN_RUNS 10
   echo "elapsed ${SECONDS}s"
 fi
 #   pair     two-chunk queries merged in a cluster of two attention blocks
@@ -80,11 +88,7 @@ if [ "$PART" = pair ]; then
   for v in 0 1; do
     echo "== PAIR=$v c109"; RL_CU_ATTN_PAIR=$v tl 7b-c109-p$v llama2-7b q4_0 1 100 | grep -E "^timeline|^attn|^matvec \(attn"
   done
-  cfgc llama2-7b q4_0 1 128 3 380 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
-  cfgc tinyllama-1.1b q4_0 1 128 2 430 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
-  cfgc llama2-7b q4_0 512 64 1 460 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
-  cfgc llama2-7b q4_k_m 1 128 1 490 "RL_CU_ATTN_PAIR=0" "RL_CU_ATTN_PAIR=1"
-  left 530 && echo "test_cu_model: $(ctests test_cu_model | tr '\n' ' ')"
+  offon4 RL_CU_ATTN_PAIR 0
   echo "elapsed ${SECONDS}s"
 fi
 #   final    the final code: the engine on a 7B Q4_0 file (the issue's

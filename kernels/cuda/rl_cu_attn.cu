@@ -21,6 +21,7 @@
 
 #include "rl_cu_attn_knobs.h"
 #include "rl_cu_attn_tc.cuh"
+#include "rl_cu_cluster.cuh"
 #include "rl_cu_kv.cuh"
 
 #define ATT_THREADS 128
@@ -708,27 +709,10 @@ static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, cons
 template <typename... KArgs, typename... Args>
 static void attw_launch(void (*k)(KArgs...), dim3 grid, bool pair, cudaStream_t s, Args... args)
 {
-    if (!pair) {
+    if (pair)
+        rl_launch_cluster_grid(k, dim3((grid.x + 1) & ~1u, grid.y, grid.z), 2, dim3(ATT_THREADS), 0, s, args..., true);
+    else
         rl_launch(k, grid, dim3(ATT_THREADS), s, args..., false);
-        return;
-    }
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((grid.x + 1) & ~1u, grid.y, grid.z);
-    cfg.blockDim = dim3(ATT_THREADS);
-    cfg.stream = s;
-    cudaLaunchAttribute at[2];
-    int na = 0;
-    if (rl_cu_pdl_enabled()) {
-        at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[na++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    at[na].id = cudaLaunchAttributeClusterDimension;
-    at[na].val.clusterDim.x = 2;
-    at[na].val.clusterDim.y = 1;
-    at[na++].val.clusterDim.z = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = na;
-    cudaLaunchKernelEx(&cfg, k, args..., true);
 }
 
 template <class KV>

@@ -36,14 +36,14 @@ template <int MAX, typename F> static inline void rl_dispatch_nt(int nt, F &&f)
     }
 }
 
-/* k<<<tiles * split, block, smem, s>>>(args...) as clusters of `split` CTAs
- * along x, with programmatic stream serialization when enabled. */
+/* k<<<grid, block, smem, s>>>(args...) as clusters of cx CTAs along x (grid.x
+ * a multiple of cx), with programmatic stream serialization when enabled. */
 template <typename... KArgs, typename... Args>
-static inline void rl_launch_cluster(void (*k)(KArgs...), int64_t tiles, int split, dim3 block, size_t smem,
-                                     cudaStream_t s, Args... args)
+static inline void rl_launch_cluster_grid(void (*k)(KArgs...), dim3 grid, unsigned cx, dim3 block, size_t smem,
+                                          cudaStream_t s, Args... args)
 {
     cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)(tiles * split));
+    cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
@@ -53,15 +53,24 @@ static inline void rl_launch_cluster(void (*k)(KArgs...), int64_t tiles, int spl
         at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
         at[na++].val.programmaticStreamSerializationAllowed = 1;
     }
-    if (split > 1) {
+    if (cx > 1) {
         at[na].id = cudaLaunchAttributeClusterDimension;
-        at[na].val.clusterDim.x = (unsigned)split;
+        at[na].val.clusterDim.x = cx;
         at[na].val.clusterDim.y = 1;
         at[na++].val.clusterDim.z = 1;
     }
     cfg.attrs = at;
     cfg.numAttrs = na;
     cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
+}
+
+/* k<<<tiles * split, block, smem, s>>>(args...) as clusters of `split` CTAs
+ * along x, with programmatic stream serialization when enabled. */
+template <typename... KArgs, typename... Args>
+static inline void rl_launch_cluster(void (*k)(KArgs...), int64_t tiles, int split, dim3 block, size_t smem,
+                                     cudaStream_t s, Args... args)
+{
+    rl_launch_cluster_grid(k, dim3((unsigned)(tiles * split)), (unsigned)split, block, smem, s, args...);
 }
 
 /* Matrix row of local row r of a batched kernel's tile of NO outputs from o0

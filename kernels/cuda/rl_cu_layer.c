@@ -15,13 +15,6 @@
 #include <errno.h>
 #include <stdio.h>
 
-#define TRY(x)                 \
-    do {                       \
-        int rc_ = (x);         \
-        if (rc_)               \
-            return rc_;        \
-    } while (0)
-
 rl_cu_layer_types rl_cu_layer_types_of(const rl_cu_model_types *ty, const rl_cu_layer_types *layers, uint32_t l)
 {
     if (layers)
@@ -128,7 +121,7 @@ int rl_cu_layer_fill_random(rl_cu_layer *L, uint64_t seed, cudaStream_t s)
     rl_cu_mat *mats[7] = {&L->wqkv, &L->wo, &L->wgu, &L->wdown, &L->wk, &L->wv, &L->wup};
     for (int i = 0; i < 7; i++)
         if (mats[i]->q)
-            TRY(rl_cu_mat_fill_random(mats[i], seed + 1 + (uint64_t)i, s));
+            RL_CU_TRY(rl_cu_mat_fill_random(mats[i], seed + 1 + (uint64_t)i, s));
     return 0;
 }
 
@@ -274,7 +267,7 @@ int rl_cu_product(const rl_cu_mat *w, const rl_cu_act *x, int n, int mode, rl_cu
     for (int b0 = 0; b0 < n; b0 += RL_CU_MAX_BATCH) {
         int nb = n - b0 < RL_CU_MAX_BATCH ? n - b0 : RL_CU_MAX_BATCH;
         rl_cu_act xs = rl_cu_act_rows(x, b0), ys = rl_cu_act_rows(y, b0);
-        TRY(rl_cu_matvec(w, &xs, nb, mode, &ys, s));
+        RL_CU_TRY(rl_cu_matvec(w, &xs, nb, mode, &ys, s));
     }
     return 0;
 }
@@ -287,7 +280,7 @@ int rl_cu_layer_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, const rl_cu_
     int np = rl_cu_layer_qkv_parts(L, parts);
     for (int i = 0; i < np; off += parts[i]->rows, i++) {
         rl_cu_act y = {.f = d_qkv + off, .n = parts[i]->rows, .stride = ld};
-        TRY(rl_cu_product(parts[i], xn, n, RL_CU_MV_STORE, &y, s));
+        RL_CU_TRY(rl_cu_product(parts[i], xn, n, RL_CU_MV_STORE, &y, s));
     }
     return L->bqkv ? rl_cu_add_bias(d_qkv, L->bqkv, ld, n, s) : 0;
 }
@@ -301,9 +294,9 @@ int rl_cu_layer_glu(const rl_cu_model_cfg *c, const rl_cu_layer *L, const rl_cu_
     const rl_cu_mat *parts[2] = {&L->wgu, &L->wup};
     for (int i = 0; i < 2; i++) {
         rl_cu_act y = {.f = d_gu + i * F, .n = F, .stride = 2 * F};
-        TRY(rl_cu_product(parts[i], xn, n, RL_CU_MV_STORE, &y, s));
+        RL_CU_TRY(rl_cu_product(parts[i], xn, n, RL_CU_MV_STORE, &y, s));
     }
-    TRY(rl_cu_swiglu(d_gu, F, n, ffn->f, s));
+    RL_CU_TRY(rl_cu_swiglu(d_gu, F, n, ffn->f, s));
     return ffn->q ? rl_cu_quantize(ffn, n, s) : 0;
 }
 
@@ -314,7 +307,7 @@ static int gemm_parts(const rl_cu_mat *const *parts, int n_parts, rl_cu_blas *b,
 {
     int64_t rows = 0, cols = parts[0]->cols;
     for (int i = 0; i < n_parts; i++) {
-        TRY(rl_cu_gemm_to_f16(parts[i], (uint16_t *)d_wscratch + rows * cols, s));
+        RL_CU_TRY(rl_cu_gemm_to_f16(parts[i], (uint16_t *)d_wscratch + rows * cols, s));
         rows += parts[i]->rows;
     }
     return rl_cu_gemm_f16(b, d_wscratch, rows, cols, d_xh, n, d_y, false);
@@ -324,7 +317,7 @@ int rl_cu_layer_gemm_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, rl_cu_b
                          void *d_wscratch, float *d_qkv, cudaStream_t s)
 {
     const rl_cu_mat *parts[3];
-    TRY(gemm_parts(parts, rl_cu_layer_qkv_parts(L, parts), b, d_xh, n, d_wscratch, d_qkv, s));
+    RL_CU_TRY(gemm_parts(parts, rl_cu_layer_qkv_parts(L, parts), b, d_xh, n, d_wscratch, d_qkv, s));
     return L->bqkv ? rl_cu_add_bias(d_qkv, L->bqkv, rl_cu_qkv_dim(c), n, s) : 0;
 }
 

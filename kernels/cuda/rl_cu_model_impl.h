@@ -90,12 +90,6 @@ static inline const float *rl_cu_next_norm(const rl_cu_model *m, uint32_t l)
  * residual products (rl_cu_step.c; rl_cu_matvec_add_norm). */
 bool rl_cu_step_norm_deferred(rl_cu_model *m, int n);
 
-#define RL_CU_TRY(x)           \
-    do {                       \
-        int rc_ = (x);         \
-        if (rc_)               \
-            return rc_;        \
-    } while (0)
 
 /* The fp16 copies (rl_cu_w16.c): allocate `bytes` (rl_cu_w16_bytes of the
  * model's layer types: the plan's figure) and point w16p into it; free them;

@@ -16,13 +16,6 @@ const char *rl_cu_tl_tag_name(uint32_t tag)
 }
 
 #ifdef RL_CU_TIMELINE
-#define TRY(x)                 \
-    do {                       \
-        int rc_ = (x);         \
-        if (rc_)               \
-            return rc_;        \
-    } while (0)
-
 /* one setter per instrumented translation unit (RL_TL_TU) */
 extern "C" int rl_cu_tl_set_mvb(rl_cu_tl_rec *, unsigned *, unsigned);
 extern "C" int rl_cu_tl_set_kv(rl_cu_tl_rec *, unsigned *, unsigned);
@@ -50,17 +43,17 @@ extern "C" int rl_cu_tl_arm(size_t cap)
 {
     if (cap == 0 || cap > (1u << 26))
         return -EINVAL;
-    TRY(rl_cu_check(cudaDeviceSynchronize(), "timeline"));
+    RL_CU_TRY(rl_cu_check(cudaDeviceSynchronize(), "timeline"));
     if (cap > rec_cap) {
         cudaFree(d_rec);
         d_rec = NULL;
         rec_cap = 0;
-        TRY(rl_cu_check(cudaMalloc((void **)&d_rec, cap * sizeof *d_rec), "timeline log"));
+        RL_CU_TRY(rl_cu_check(cudaMalloc((void **)&d_rec, cap * sizeof *d_rec), "timeline log"));
         rec_cap = cap;
     }
     if (!d_n)
-        TRY(rl_cu_check(cudaMalloc((void **)&d_n, sizeof *d_n), "timeline count"));
-    TRY(rl_cu_check(cudaMemset(d_n, 0, sizeof *d_n), "timeline count"));
+        RL_CU_TRY(rl_cu_check(cudaMalloc((void **)&d_n, sizeof *d_n), "timeline count"));
+    RL_CU_TRY(rl_cu_check(cudaMemset(d_n, 0, sizeof *d_n), "timeline count"));
     return set_all(d_rec, d_n, (unsigned)cap);
 }
 
@@ -70,10 +63,10 @@ extern "C" int rl_cu_tl_collect(rl_cu_tl_rec **rec, size_t *n)
     *n = 0;
     if (!d_rec)
         return -EINVAL;
-    TRY(rl_cu_check(cudaDeviceSynchronize(), "timeline"));
-    TRY(set_all(NULL, NULL, 0));
+    RL_CU_TRY(rl_cu_check(cudaDeviceSynchronize(), "timeline"));
+    RL_CU_TRY(set_all(NULL, NULL, 0));
     unsigned cnt = 0;
-    TRY(rl_cu_check(cudaMemcpy(&cnt, d_n, sizeof cnt, cudaMemcpyDeviceToHost), "timeline count"));
+    RL_CU_TRY(rl_cu_check(cudaMemcpy(&cnt, d_n, sizeof cnt, cudaMemcpyDeviceToHost), "timeline count"));
     size_t k = cnt < rec_cap ? cnt : rec_cap;
     rl_cu_tl_rec *h = (rl_cu_tl_rec *)malloc((k ? k : 1) * sizeof *h);
     if (!h)

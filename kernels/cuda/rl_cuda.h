@@ -41,6 +41,13 @@ const char *rl_cu_last_error(void);
 int rl_cu_check(cudaError_t e, const char *what);
 /* The status of the last launch on this thread (cudaGetLastError). */
 int rl_cu_check_launch(const char *what);
+/* Return a nonzero status (0 or a negative errno-style code) to the caller. */
+#define RL_CU_TRY(x)           \
+    do {                       \
+        int rc_ = (x);         \
+        if (rc_)               \
+            return rc_;        \
+    } while (0)
 
 /* ---- weights ---------------------------------------------------------- */
 typedef struct rl_cu_mat {
