@@ -2,3 +2,4 @@
 #include "rl_cu_matvec.cuh"
 
 RL_CU_MV_DEFINE(RL_TYPE_Q5_K, q5_k)
+RL_TL_TU(mv_q5_k)
