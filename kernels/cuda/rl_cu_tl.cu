@@ -9,20 +9,12 @@
 #include "rl_cu_tl.cuh"
 
 #ifdef RL_CU_TIMELINE
-/* one setter per instrumented translation unit (RL_TL_TU) */
-extern "C" int rl_cu_tl_set_mvb(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_kv(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_attn(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mv_q4_0(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mv_q8_0(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mv_q4_k(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mv_q5_k(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mv_q6_k(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mv_f16(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mv_bf16(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mv_f32(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_ops(rl_cu_tl_rec *, unsigned *, unsigned);
-extern "C" int rl_cu_tl_set_mat(rl_cu_tl_rec *, unsigned *, unsigned);
+/* The instrumented translation units, each with its setter (RL_TL_TU). */
+#define RL_TL_UNITS(X)                                                                                           \
+    X(mvb) X(kv) X(attn) X(ops) X(mat) X(mv_q4_0) X(mv_q8_0) X(mv_q4_k) X(mv_q5_k) X(mv_q6_k) X(mv_f16) X(mv_bf16) \
+        X(mv_f32)
+#define RL_TL_DECLARE(name) extern "C" int rl_cu_tl_set_##name(rl_cu_tl_rec *, unsigned *, unsigned);
+RL_TL_UNITS(RL_TL_DECLARE)
 
 static rl_cu_tl_rec *d_rec;
 static unsigned *d_n;
@@ -30,14 +22,10 @@ static size_t rec_cap;
 
 static int set_all(rl_cu_tl_rec *rec, unsigned *n, unsigned cap)
 {
-    int (*const set[])(rl_cu_tl_rec *, unsigned *, unsigned) = {
-        rl_cu_tl_set_mvb,     rl_cu_tl_set_kv,      rl_cu_tl_set_attn,    rl_cu_tl_set_ops,
-        rl_cu_tl_set_mat,     rl_cu_tl_set_mv_q4_0, rl_cu_tl_set_mv_q8_0, rl_cu_tl_set_mv_q4_k,
-        rl_cu_tl_set_mv_q5_k, rl_cu_tl_set_mv_q6_k, rl_cu_tl_set_mv_f16,  rl_cu_tl_set_mv_bf16,
-        rl_cu_tl_set_mv_f32};
+#define RL_TL_SETTER(name) rl_cu_tl_set_##name,
+    int (*const set[])(rl_cu_tl_rec *, unsigned *, unsigned) = {RL_TL_UNITS(RL_TL_SETTER)};
     for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
-        if (set[i](rec, n, cap))
-            return rl_cu_check(cudaGetLastError(), "timeline symbols");
+        RL_CU_TRY(set[i](rec, n, cap));
     return 0;
 }
 

@@ -88,11 +88,12 @@ struct blk {
 #define RL_TL_TU(name)                                                                                          \
     extern "C" int rl_cu_tl_set_##name(rl_cu_tl_rec *rec, unsigned *n, unsigned cap)                         \
     {                                                                                                           \
-        if (cudaMemcpyToSymbol(rl_tl::log_rec, &rec, sizeof rec) != cudaSuccess ||                              \
-            cudaMemcpyToSymbol(rl_tl::log_n, &n, sizeof n) != cudaSuccess ||                                    \
-            cudaMemcpyToSymbol(rl_tl::log_cap, &cap, sizeof cap) != cudaSuccess)                                \
-            return -EIO;                                                                                        \
-        return 0;                                                                                               \
+        cudaError_t e = cudaMemcpyToSymbol(rl_tl::log_rec, &rec, sizeof rec);                                   \
+        if (e == cudaSuccess)                                                                                   \
+            e = cudaMemcpyToSymbol(rl_tl::log_n, &n, sizeof n);                                                 \
+        if (e == cudaSuccess)                                                                                   \
+            e = cudaMemcpyToSymbol(rl_tl::log_cap, &cap, sizeof cap);                                           \
+        return rl_cu_check(e, "timeline symbols");                                                             \
     }
 #else
 #define RL_TL_BLOCK(tag) ((void)0)
