@@ -61,14 +61,21 @@ static int one_replay(rl_cu_model *m, int batch, double *step_us, rl_cu_tl_launc
     }
     int nl = rl_cu_tl_launches(rec, n, l);
     free(rec);
-    if (nl <= 0)
-        fprintf(stderr, "timeline: no records\n");
-    return nl > 0 ? nl : -1;
+    if (nl > 0)
+        return nl;
+    if (nl == 0)
+        free(*l);
+    fprintf(stderr, "timeline: no records\n");
+    return -1;
 }
 
 int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
 {
     FILE *f = csv ? fopen(csv, "w") : NULL;
+    if (csv && !f) {
+        perror(csv);
+        return 1;
+    }
     if (f)
         fprintf(f, "step,i,kernel,blocks,records,t0_us,tw_min_us,tw_max_us,t1_min_us,t1_max_us,m0_us,m1_us,m2_us,m3_us\n");
     tl_kind k[TL_KINDS];
