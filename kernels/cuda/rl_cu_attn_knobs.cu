@@ -100,11 +100,14 @@ bool attn_tc(void)
  * query of two chunks (65-128 positions) is merged through the first
  * block's shared memory rather than partials, a counter and a second pass
  * (session 25, RL_CU_ATTN_PAIR=1; H100: 7B Q4_0 from an empty context
- * 636-644 against 633-638 tok/s, TinyLlama 1,985 against 1,922). Off by
- * default for now: the form measured wrote into the first block before a
- * cluster barrier had shown it started (racecheck: "a block that might not
- * have entered yet"); the form here arrives on that barrier first and has
- * not run on a GPU yet (docs/CUDA.md, Not done yet). */
+ * 636-644 against 633-638 tok/s, TinyLlama 1,985 against 1,922). The form
+ * measured then wrote into the first block before a cluster barrier had
+ * shown it started (racecheck: "a block that might not have entered yet");
+ * the form here arrives on that barrier first. Session 26 (H100): racecheck
+ * and memcheck of test_cu_paged (pairs forced on) clean; replayed 7B step
+ * 1,568.8 / 1,567.4 against 1,569.8 / 1,570.8 us, TinyLlama 509.3 / 508.9
+ * against 512.1 / 511.6 us; engine 642.2 / 645.9 against 641.8 / 638.3
+ * tok/s. On by default (RL_CU_ATTN_PAIR=0: off). */
 static int pair_forced = -1;
 extern "C" void rl_cu_attn_set_pair(int on)
 {
@@ -116,5 +119,5 @@ bool attn_pair(void)
     static int on = -1;
     if (pair_forced >= 0)
         return pair_forced;
-    return rl_env_switch("RL_CU_ATTN_PAIR", false, &on);
+    return rl_env_switch("RL_CU_ATTN_PAIR", true, &on);
 }

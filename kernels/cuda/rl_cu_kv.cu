@@ -47,7 +47,6 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
     int half_rot = r.n_rot / 2;
     bool in = 2 * k < hd, rot = in && k < half_rot;
     int i0 = rot && r.neox ? k : 2 * k, i1 = rot && r.neox ? k + half_rot : 2 * k + 1;
-    float f = rot ? (r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot)) : 0.0f;
     const int hf = (int)blockIdx.x * hpb + y, h1 = min(nh, (int)(blockIdx.x + 1) * hpb);
     int p = 0;
     bool ok = false;
@@ -57,7 +56,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
         p = pos[b];
         ok = A.ok(b, p);
         if (rot)
-            sincosf((float)p * f, &sn, &cs);
+            rl_rope_sincos(r, k, p, sn, cs);
         if (hf < h1 && hf >= r.n_head)
             d0 = rope_dst(A, r, ok, b, hf, p);
     };
@@ -82,9 +81,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
         }
         float v0 = 0.0f, v1 = 0.0f;
         if (in) {
-            float a = src[i0], c = src[i1];
-            v0 = a * cs - c * sn;
-            v1 = a * sn + c * cs;
+            rl_rope_rot(src[i0], src[i1], cs, sn, v0, v1);
         }
         if (h < r.n_head) {
             if (in) {

@@ -18,6 +18,31 @@
 
 #include "rl_cu_common.cuh"
 
+/* RoPE, one element pair k (its dims by the rope's pairing: 2k, 2k + 1, or
+ * k, k + n_rot / 2 for NeoX) at position p: the angle's sine and cosine
+ * (rl_rope_sincos), then the rotation (rl_rope_rot, explicit roundings), so
+ * every kernel that rotates (k_rope_kv, rl_cu_mvb's fused store) gives the
+ * same bits.
+ * The angle x = p * f (a float, as the CPU computes it) in half turns,
+ * x / pi, is reduced into [-1, 1] in double precision (exact but for the
+ * one product's rounding) and handed to sincospif: no argument reduction
+ * with a table in local memory, which sincosf keeps for |x| > 105,615 and
+ * which gives every kernel calling it a stack frame (session 26: a 32-byte
+ * frame in rl_cu_mvb's products measured 3.5% slower on the 7B step). */
+__device__ __forceinline__ void rl_rope_sincos(const rl_cu_rope &r, int k, int p, float &sn, float &cs)
+{
+    float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
+    double t = (double)((float)p * f) * 0.31830988618379067154; /* 1 / pi */
+    t -= 2.0 * rint(0.5 * t);
+    sincospif((float)t, &sn, &cs);
+}
+
+__device__ __forceinline__ void rl_rope_rot(float a, float c, float cs, float sn, float &v0, float &v1)
+{
+    v0 = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(c, sn));
+    v1 = __fadd_rn(__fmul_rn(a, sn), __fmul_rn(c, cs));
+}
+
 /* fp16 rows. */
 struct rl_kv_f16 {
     typedef const __half *row;

@@ -46,15 +46,70 @@
  * scales inside (no scale plane), a lane's unit 32 values decoded from its
  * block by the matvec's code (session 17: two sub-blocks per unit, their
  * shared bytes read once, measured 10% slower). */
+#include <type_traits>
+
+#include "rl_cu_kv.cuh"
 #include "rl_cu_mvb.cuh"
 
 namespace rl_mvb {
 
 using namespace rl_async;
 
-template <int T, bool GLU>
+/* The RoPE + KV store fused into a plain product (rl_cu_mvb_rope_kv): the
+ * outputs are rows row0.. of one token's [q | k | v]; q pairs rotated into
+ * q, k pairs rotated and v pairs copied into the fp16 pool at the token's
+ * position (pairs (2i, 2i + 1): a tile's 8 outputs hold 4 whole pairs).
+ * Plain products take an empty rope_none in its place. */
+struct rope_ep {
+    rl_kv_paged<rl_kv_f16> A;
+    rl_cu_rope r;
+    const int32_t *pos;
+    float *q;
+    int64_t row0;
+};
+struct rope_none {
+};
+template <bool ROPE> using rope_arg = typename std::conditional<ROPE, rope_ep, rope_none>::type;
+
+/* The angle of the pair starting at output i (even) at position p: sin 0,
+ * cos 1 where the pair is not rotated (v, or past n_rot), as k_rope_kv. */
+__device__ __forceinline__ void rope_angle(const rope_ep &ep, int64_t i, int p, float &sn, float &cs)
+{
+    const int hd = ep.r.head_dim;
+    int64_t g = ep.row0 + i;
+    int d = (int)(g % hd);
+    sn = 0.0f, cs = 1.0f;
+    if (g < (int64_t)(ep.r.n_head + ep.r.n_head_kv) * hd && d < ep.r.n_rot)
+        rl_rope_sincos(ep.r, d / 2, p, sn, cs);
+}
+
+/* The pair (a, c) of outputs i, i + 1, stored as k_rope_kv stores it; blk:
+ * the token's KV block (< 0: no valid place, nothing written to the pool). */
+__device__ __forceinline__ void rope_store(const rope_ep &ep, int64_t i, float a, float c, float sn, float cs,
+                                           int64_t blk, int p)
+{
+    const int hd = ep.r.head_dim;
+    const int64_t g = ep.row0 + i, qd = (int64_t)ep.r.n_head * hd, kd = (int64_t)ep.r.n_head_kv * hd;
+    const bool v = g >= qd + kd;
+    if (!v) {
+        float v0, v1;
+        rl_rope_rot(a, c, cs, sn, v0, v1);
+        if (g < qd) {
+            *(float2 *)(ep.q + g) = make_float2(v0, v1);
+            return;
+        }
+        a = v0, c = v1;
+    }
+    if (blk < 0)
+        return;
+    __half *dst = ep.A.at(blk, v, (int)((g - qd - (v ? kd : 0)) / hd), p);
+    *(__half2 *)(dst + g % hd) = __floats2half2_rn(a, c);
+}
+
+template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products: the kernel as without it) */
 __global__ void __launch_bounds__(THREADS, 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair)
+k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair,
+      const rope_arg<ROPE> ep)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -100,10 +155,29 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     }
 
     /* consumers: warp w, output o = w % TR of each tile, half h = w / TR */
+    const int o = warp % TR, h = warp / TR;
     float4 g0[GPV]; /* the norm's weights do not depend on the previous kernel */
     const bool gr = g && greg && cols <= GR;
     if (gr)
         load_g(g, cols, g0);
+    /* rope: the step's inputs before the wait, into shared memory (no
+     * registers held across the tiles): the position and the token's KV
+     * block, and by thread c < 128 the sine and cosine of pair c % 4 of the
+     * CTA's tile c / 4 */
+    float *rbuf = red + 64, *rsc = rbuf + RT * TR;
+    int64_t *rmeta = (int64_t *)(rsc + RT * TR);
+    if constexpr (ROPE) {
+      if (threadIdx.x < RT * TR / 2) {
+        const int c = threadIdx.x, p = ep.pos[0];
+        if (c == 0) {
+            int64_t blk = ep.A.ok(0, p) ? ep.A.block(0, p) : -1;
+            rmeta[0] = blk < (int64_t)ep.A.n_blocks ? blk : -1;
+            rmeta[1] = p;
+        }
+        rope_angle(ep, ((int64_t)blockIdx.x + (int64_t)(c / 4) * gridDim.x) * TR + 2 * (c % 4), p, rsc[2 * c],
+                   rsc[2 * c + 1]);
+      }
+    }
     rl_pdl_wait();
     RL_TL_WAITED();
     if (gr)
@@ -112,7 +186,6 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     RL_TL_MARK(0, 0.0f); /* the activation prepared (its last barrier) */
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
-    const int o = warp % TR, h = warp / TR;
     /* A lane's activation units are the same in every tile: where a row is
      * one chunk and a lane takes KPL = 2 units of it (Q4_0, Q4_K, Q5_K up to
      * 4,096 wide: Q|K|V, O and gate/up), they stay in registers instead of
@@ -180,6 +253,11 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             asm volatile("bar.sync %0, 64;" ::"r"(2 + o) : "memory");
         else
             asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+        if constexpr (ROPE) { /* the tile's outputs wait in shared memory (at most RT tiles a CTA) */
+            if (h == 0 && lane == 0)
+                rbuf[tl * TR + o] = acc + half[o];
+            continue;
+        }
         if (h == 1 || lane != 0)
             continue;
         acc += half[o], accu += half[TR + o];
@@ -188,6 +266,18 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
             y[r] = rl_silu(acc) * accu;
         else
             y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
+    }
+    if constexpr (ROPE) {
+        /* after the CTA's last tile, one barrier of the consumers, then a
+         * thread per pair rotates and stores (session 26: the flush inside
+         * the tile loop, every RT tiles, and a store at each tile whose pair
+         * met through a barrier of two warps both measured slower than the
+         * RoPE kernel) */
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+        for (int c = threadIdx.x; c < tl * TR / 2; c += NT) {
+            const int64_t i = ((int64_t)blockIdx.x + (int64_t)(c / 4) * gridDim.x) * TR + 2 * (c % 4);
+            rope_store(ep, i, rbuf[2 * c], rbuf[2 * c + 1], rsc[2 * c], rsc[2 * c + 1], rmeta[0], (int)rmeta[1]);
+        }
     }
 #endif
 }
@@ -224,42 +314,46 @@ static bool act_regs(void)
     return rl_env_switch("RL_CU_MVB_AR", true, &on);
 }
 
-template <int T, bool GLU>
-static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, cudaStream_t s)
+template <int T, bool GLU, bool ROPE = false>
+static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
+                  const rope_ep *ep, cudaStream_t s)
 {
-    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols);
+    size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols, ROPE);
     static size_t set_for = 0;
-    if (!smem_limit(k_mvb<T, GLU>, smem, &set_for))
+    if (!smem_limit(k_mvb<T, GLU, ROPE>, smem, &set_for))
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
-    rl_launch_smem(k_mvb<T, GLU>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
-                   pair_bar());
+    rope_arg<ROPE> arg{};
+    if constexpr (ROPE)
+        arg = *ep;
+    else
+        (void)ep;
+    rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
+                   pair_bar(), arg);
     return RL_CU_LAUNCHED("mvb");
 }
 
 /* Table of the kernels by weight type and GLU mode. */
-typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, cudaStream_t);
+typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, const rope_ep *,
+                         cudaStream_t);
 struct launch_row {
     int type;
-    launch_fn plain, glu;
+    launch_fn plain, glu, rope;
 };
+#define RL_MVB_ROW(t) {t, launch<t, false>, launch<t, true>, launch<t, false, true>}
 static const launch_row launches[] = {
-    {RL_TYPE_Q4_0, launch<RL_TYPE_Q4_0, false>, launch<RL_TYPE_Q4_0, true>},
-    {RL_TYPE_Q8_0, launch<RL_TYPE_Q8_0, false>, launch<RL_TYPE_Q8_0, true>},
-    {RL_TYPE_F16, launch<RL_TYPE_F16, false>, launch<RL_TYPE_F16, true>},
-    {RL_TYPE_BF16, launch<RL_TYPE_BF16, false>, launch<RL_TYPE_BF16, true>},
-    {RL_TYPE_Q4_K, launch<RL_TYPE_Q4_K, false>, launch<RL_TYPE_Q4_K, true>},
-    {RL_TYPE_Q5_K, launch<RL_TYPE_Q5_K, false>, launch<RL_TYPE_Q5_K, true>},
-    {RL_TYPE_Q6_K, launch<RL_TYPE_Q6_K, false>, launch<RL_TYPE_Q6_K, true>},
+    RL_MVB_ROW(RL_TYPE_Q4_0), RL_MVB_ROW(RL_TYPE_Q8_0), RL_MVB_ROW(RL_TYPE_F16),  RL_MVB_ROW(RL_TYPE_BF16),
+    RL_MVB_ROW(RL_TYPE_Q4_K), RL_MVB_ROW(RL_TYPE_Q5_K), RL_MVB_ROW(RL_TYPE_Q6_K),
 };
+#undef RL_MVB_ROW
 
 static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
-                       cudaStream_t s)
+                       const rope_ep *ep, cudaStream_t s)
 {
     for (const launch_row &r : launches)
         if (r.type == m->type)
-            return (mode == RL_CU_MV_GLU ? r.glu : r.plain)(m, x, g, eps, y, mode, s);
+            return (ep ? r.rope : mode == RL_CU_MV_GLU ? r.glu : r.plain)(m, x, g, eps, y, mode, ep, s);
     return -ENOTSUP;
 }
 
@@ -284,5 +378,30 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
         return -EINVAL;
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
-    return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, s);
+    return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, nullptr, s);
+}
+
+extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_rope *r, const rl_cu_kv *kv)
+{
+    return rl_cu_mvb_ok(m, RL_CU_MV_STORE) && r && kv && !r->neox && !kv->q8 && r->head_dim > 0 &&
+           r->head_dim % rl_mvb::TR == 0 && r->n_rot > 0 && r->n_rot <= r->head_dim && r->n_rot % 2 == 0 &&
+           r->n_head > 0 && r->n_head_kv > 0 && r->n_head % r->n_head_kv == 0 &&
+           rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols, true) <= 227 * 1024 &&
+           (m->rows / rl_mvb::TR + rl_cu_sm_count() - 1) / rl_cu_sm_count() <= rl_mvb::RT; /* tiles a CTA */
+}
+
+extern "C" int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps,
+                                 const rl_cu_mvb_rope *rp, cudaStream_t s)
+{
+    if (!rp || !rp->r || !rp->d_pos || !rp->d_row || !rp->d_q || (uintptr_t)rp->d_q % 8 || rp->row0 < 0 ||
+        rp->row0 % rl_mvb::TR)
+        return -EINVAL;
+    const rl_cu_rope *r = rp->r;
+    if (!d_x || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_rope_ok(m, r, rp->kv) ||
+        !rl_kv_paged_valid(rp->kv, r, rp->layer))
+        return -ENOTSUP;
+    if (rp->row0 + m->rows > (int64_t)(r->n_head + 2 * r->n_head_kv) * r->head_dim)
+        return -EINVAL;
+    rl_mvb::rope_ep ep{rl_kv_paged_make<rl_kv_f16>(rp->kv, rp->d_row, rp->layer), *r, rp->d_pos, rp->d_q, rp->row0};
+    return rl_mvb::launch_type(m, d_x, d_g, eps, nullptr, RL_CU_MV_STORE, &ep, s);
 }

@@ -111,6 +111,49 @@ int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
     return 0;
 }
 
+/* Whether layer l's Q|K|V products rotate q and k and write the KV rows
+ * themselves (rl_cu_mvb_rope_kv: no RoPE kernel between them and the
+ * attention): every part on rl_cu_mvb and taken there, no bias. Off by
+ * default, RL_CU_MVB_ROPE=1: on. Measured on an H100 (session 26,
+ * docs/PERFORMANCE.md): slower than the RoPE kernel in every form tried so
+ * far (7B Q4_0 replayed step 1,617-1,631 against 1,567-1,569 us with the
+ * products compiled apart). */
+static bool qkv_rope_fused(rl_cu_model *m, uint32_t l)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RL_CU_MVB_ROPE");
+        on = e && e[0] == '1';
+    }
+    if (!on || m->layers[l].bqkv)
+        return false;
+    rl_cu_mvb_part p[3];
+    int n = rl_cu_mvb_parts(m, RL_CU_MVB_QKV, l, p);
+    for (int i = 0; i < n; i++)
+        if (part_place(&p[i], RL_CU_MVB_QKV) != 1 || !rl_cu_mvb_rope_ok(p[i].m, &m->rope, &m->kv))
+            return false;
+    return true;
+}
+
+/* Layer l's Q|K|V products, then the RoPE and KV write: fused into the
+ * products where qkv_rope_fused says so. */
+static int qkv_rope(rl_cu_model *m, uint32_t l, const int32_t *pos, const int32_t *row)
+{
+    if (!qkv_rope_fused(m, l)) {
+        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
+        if (m->layers[l].bqkv)
+            RL_CU_TRY(rl_cu_add_bias(m->qkv, m->layers[l].bqkv, rl_cu_qkv_dim(&m->c), 1, m->s));
+        return rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, m->s);
+    }
+    rl_cu_mvb_part p[3];
+    int n = rl_cu_mvb_parts(m, RL_CU_MVB_QKV, l, p);
+    for (int i = 0; i < n; i++) {
+        rl_cu_mvb_rope rp = {&m->rope, &m->kv, l, pos, row, m->q, p[i].y - m->qkv};
+        RL_CU_TRY(rl_cu_mvb_rope_kv(p[i].m, p[i].x, p[i].g, m->c.rms_eps, &rp, m->s));
+    }
+    return 0;
+}
+
 void rl_cu_model_set_mvb(rl_cu_model *m, int on)
 {
     int f = on < 0 ? MVB_AUTO : on > 0;
@@ -189,11 +232,7 @@ int rl_cu_step_mvb(rl_cu_model *m)
     const int32_t *pos = rl_cu_din(m, RL_CU_IN_POS), *row = rl_cu_din(m, RL_CU_IN_ROW);
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
-        rl_cu_layer *L = &m->layers[l];
-        RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
-        if (L->bqkv)
-            RL_CU_TRY(rl_cu_add_bias(m->qkv, L->bqkv, rl_cu_qkv_dim(c), 1, s));
-        RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, s));
+        RL_CU_TRY(qkv_rope(m, l, pos, row));
         RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
             RL_CU_TRY(rl_cu_mvb_run(m, k, l));

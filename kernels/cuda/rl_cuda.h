@@ -327,7 +327,7 @@ int rl_cu_attn_splits(int batch, int n_head);
 void rl_cu_attn_force(int kernel);
 /* One-token launches of the warp kernel in clusters of two blocks (a query of
  * two chunks merged through shared memory), for tests and measurements: -1
- * the default (off; RL_CU_ATTN_PAIR=1: on), 0 off, 1 on. */
+ * the default (on; RL_CU_ATTN_PAIR=0: off), 0 off, 1 on. */
 void rl_cu_attn_set_pair(int on);
 int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const void *d_vcache,
                       const int32_t *d_pos, const int32_t *d_slot, int batch, const rl_cu_rope *r,
@@ -366,6 +366,29 @@ size_t rl_cu_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_
 int rl_cu_rope_kv_paged(const float *d_qkv, int n_tok, const int32_t *d_pos, const int32_t *d_row,
                         const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, float *d_q,
                         cudaStream_t s);
+/* rl_cu_rope_kv_paged fused into rl_cu_mvb (one token, no bias): m holds rows
+ * row0 .. row0 + rows - 1 of the token's [q | k | v] (row0 a multiple of 8;
+ * Q, K and V may be one matrix or several, each its own call); instead of
+ * storing them the product rotates its q rows into d_q (the same offsets)
+ * and its k rows, and writes k and v rows into layer's pool at (d_row[0],
+ * d_pos[0]), the same bits as the product then rl_cu_rope_kv_paged. Needs
+ * what rl_cu_mvb_rope_ok says (pairs (2i, 2i + 1), fp16 pool); else -ENOTSUP;
+ * rows past the token's [q | k | v]: -EINVAL. */
+typedef struct rl_cu_mvb_rope {
+    const rl_cu_rope *r;
+    const rl_cu_kv *kv;
+    uint32_t layer;
+    const int32_t *d_pos, *d_row; /* the token's position and block-table row */
+    float *d_q;                   /* [n_head * head_dim], 8-byte aligned */
+    int64_t row0;
+} rl_cu_mvb_rope;
+int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, const rl_cu_mvb_rope *rp,
+                      cudaStream_t s);
+/* Whether rl_cu_mvb_rope_kv takes m with this rope and pool: rl_cu_mvb_ok(m,
+ * STORE), not NeoX, an fp16 pool, head_dim a multiple of 8, at most 32
+ * tiles of 8 rows a CTA (rows <= 256 * SMs: 33,792 on an H100). Off by
+ * default in the step (rl_cu_step_mvb.c: measured slower there). */
+bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_rope *r, const rl_cu_kv *kv);
 /* Attention of n_tok queries (as above: row d_row[t], seeing positions 0..d_pos[t])
  * over layer's paged KV; split modes and scratch as rl_cu_attn_decode (batch =
  * n_tok, n_ctx = bt_stride * RL_CU_KV_BLOCK). Serves decode and, one query per

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "tcu_kv.h"
 #include "tcu_mat.h"
 
 /* x as the kernel's int8 activation holds it: per block of 32, d = max |x| /
@@ -111,6 +112,171 @@ START_TEST(mvb_streams_products_of_each_type_in_every_mode)
 }
 END_TEST
 
+/* rl_cu_mvb_rope_kv against rl_cu_mvb then rl_cu_rope_kv_paged: the same
+ * bits in q and in the whole pool (both pools start from the same random
+ * bytes, so a stray write shows too). Q|K|V as one matrix or as three parts
+ * (row0), types per part, partial rotation, frequencies from a table, a
+ * position with no valid place (no pool write), 32 tiles a CTA on an H100's
+ * 132 SMs (the most it takes), and 33 (wide: refused). */
+typedef struct rope_case {
+    const char *name;
+    int n_head, hd, n_rot;
+    bool table, wide;
+    int64_t cols;
+    rl_type types[3]; /* one matrix when types[1] is 0 (F32: never a part type here) */
+} rope_case;
+
+static void check_mvb_rope(const rope_case *rc, int seq, int pos)
+{
+    char name[128];
+    snprintf(name, sizeof name, "mvb rope %s seq %d pos %d", rc->name, seq, pos);
+    uint64_t s = tcu_seed(name);
+    pool_case c;
+    make_case(&c, &s, rc->hd, false);
+    c.r.n_head = rc->n_head;
+    c.r.n_rot = rc->n_rot;
+    float *d_freq = NULL;
+    if (rc->table) {
+        float fr[256];
+        for (int i = 0; i < rc->n_rot / 2; i++)
+            fr[i] = powf(5e5f, -2.0f * (float)i / (float)rc->n_rot) * (1.0f + 0.25f * tcu_unif(&s));
+        d_freq = tcu_up(fr, sizeof fr);
+        c.r.inv_freq = d_freq;
+    }
+    const int64_t qd = (int64_t)c.r.n_head * c.r.head_dim, kd = (int64_t)c.r.n_head_kv * c.r.head_dim;
+    const int64_t tot = qd + 2 * kd, cols = rc->cols;
+    int np = rc->types[1] ? 3 : 1;
+    int64_t rows[3] = {np == 3 ? qd : tot, kd, kd}, off[3] = {0, qd, qd + kd};
+    rl_cu_mat m[3];
+    float *w = malloc(tot * cols * sizeof(float));
+    for (int i = 0; i < np; i++)
+        tcu_make_weight(rc->types[i], rows[i], cols, &s, &m[i], w);
+    int sms = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    rl_cu_kv any = {.pool = w, .q8 = false};
+    bool fits = sms > 0 && (tot / 8 + sms - 1) / sms <= 32; /* tiles of 8 rows a CTA */
+    if (!rl_cu_mvb_ok(&m[0], RL_CU_MV_STORE) || !fits) {
+        if (!rl_cu_mvb_ok(&m[0], RL_CU_MV_STORE))
+            printf("%s: no sm_90 device: skipping rl_cu_mvb_rope_kv\n", name);
+        else /* more than 32 tiles a CTA (the wide case on 132 SMs): refused */
+            ck_assert_msg(!rl_cu_mvb_rope_ok(&m[0], &c.r, &any), "%s: %lld rows on %d SMs taken", name, (long long)tot,
+                          sms);
+        ck_assert_msg(!rc->wide || sms > 132 || !rl_cu_mvb_ok(&m[0], RL_CU_MV_STORE), "%s: not wide here", name);
+        for (int i = 0; i < np; i++)
+            rl_cu_mat_free(&m[i]);
+        free(w), free(c.bt), cudaFree(d_freq);
+        return;
+    }
+    ck_assert_msg(rl_cu_mvb_rope_ok(&m[0], &c.r, &any), "%s: refused", name);
+    size_t pool_bytes = (size_t)c.n_blocks * NL * 2 * c.r.n_head_kv * RL_CU_KV_BLOCK * c.r.head_dim * 2;
+    unsigned char *init = malloc(pool_bytes);
+    for (size_t i = 0; i < pool_bytes; i++)
+        init[i] = (unsigned char)tcu_rng_next(&s);
+    void *pa = tcu_up(init, pool_bytes), *pb = tcu_up(init, pool_bytes);
+    int32_t *d_bt = tcu_up(c.bt, sizeof(int32_t) * c.n_seq * c.stride);
+    int32_t *d_pos = tcu_up(&pos, sizeof pos), *d_row = tcu_up(&seq, sizeof seq);
+    rl_cu_kv ka = dev_kv(&c, pa, d_bt, false), kb = dev_kv(&c, pb, d_bt, false);
+    float *x = tcu_rand_vec(&s, cols, 2.0f), *g = tcu_rand_vec(&s, cols, 1.0f);
+    float *dx = tcu_up(x, cols * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
+    float *dqkv = tcu_dev(tot * sizeof(float)), *dqa = tcu_dev(qd * sizeof(float)), *dqb = tcu_dev(qd * sizeof(float));
+    for (int i = 0; i < np; i++)
+        CU_OK(rl_cu_mvb(&m[i], dx, dg, 1e-5f, RL_CU_MV_STORE, dqkv + off[i], 0));
+    CU_OK(rl_cu_rope_kv_paged(dqkv, 1, d_pos, d_row, &c.r, &ka, LAYER, dqa, 0));
+    for (int i = 0; i < np; i++) {
+        rl_cu_mvb_rope rp = {&c.r, &kb, LAYER, d_pos, d_row, dqb, off[i]};
+        CU_OK(rl_cu_mvb_rope_kv(&m[i], dx, dg, 1e-5f, &rp, 0));
+    }
+    float *qa = malloc(qd * sizeof(float)), *qb = malloc(qd * sizeof(float));
+    unsigned char *hpa = malloc(pool_bytes), *hpb = malloc(pool_bytes);
+    tcu_down(qa, dqa, qd * sizeof(float));
+    tcu_down(qb, dqb, qd * sizeof(float));
+    tcu_down(hpa, pa, pool_bytes);
+    tcu_down(hpb, pb, pool_bytes);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < qd && bad < 0; i++)
+        if (memcmp(&qa[i], &qb[i], 4))
+            bad = i;
+    ck_assert_msg(bad < 0, "%s: q[%lld] %g against the RoPE kernel's %g", name, (long long)bad, bad < 0 ? 0.0 : qb[bad],
+                  bad < 0 ? 0.0 : qa[bad]);
+    size_t pbad = pool_bytes;
+    for (size_t i = 0; i < pool_bytes && pbad == pool_bytes; i++)
+        if (hpa[i] != hpb[i])
+            pbad = i;
+    ck_assert_msg(pbad == pool_bytes, "%s: pool byte %zu differs from the RoPE kernel's", name, pbad);
+    /* the place was written (or, with none, nothing was) */
+    bool placed = seq >= 0 && pos < c.stride * RL_CU_KV_BLOCK;
+    ck_assert_msg((memcmp(hpb, init, pool_bytes) != 0) == placed, "%s: pool %s", name,
+                  placed ? "not written" : "written without a place");
+    for (int i = 0; i < np; i++)
+        rl_cu_mat_free(&m[i]);
+    cudaFree(pa), cudaFree(pb), cudaFree(d_bt), cudaFree(d_pos), cudaFree(d_row), cudaFree(dx), cudaFree(dg);
+    cudaFree(dqkv), cudaFree(dqa), cudaFree(dqb), cudaFree(d_freq);
+    free(w), free(c.bt), free(init), free(x), free(g), free(qa), free(qb), free(hpa), free(hpb);
+}
+
+START_TEST(mvb_rope_stores_what_product_then_rope_kernel_store)
+{
+    const rope_case cases[] = {
+        {"q4_0 one matrix", 8, 64, 64, false, false, 512, {RL_TYPE_Q4_0}},
+        {"q4_k|q4_k|q6_k parts, partial rotation", 8, 128, 64, false, false, 1024,
+         {RL_TYPE_Q4_K, RL_TYPE_Q4_K, RL_TYPE_Q6_K}},
+        {"f16 freq table", 8, 64, 64, true, false, 256, {RL_TYPE_F16}},
+        {"q8_0 32 tiles a CTA", 256, 128, 128, false, false, 256, {RL_TYPE_Q8_0}},
+        {"q8_0 wide (33 tiles a CTA)", 264, 128, 128, false, true, 256, {RL_TYPE_Q8_0}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_mvb_rope(&cases[i], 1, 77);  /* mid-block */
+        check_mvb_rope(&cases[i], 2, 299); /* the last position */
+    }
+    check_mvb_rope(&cases[0], -1, 5);  /* no block-table row: q only */
+    check_mvb_rope(&cases[0], 0, 320); /* past the table: q only */
+}
+END_TEST
+
+/* What rl_cu_mvb_rope_kv refuses: NeoX pairs, an int8 pool, rows misplaced. */
+START_TEST(mvb_rope_refuses_what_it_cannot_fuse)
+{
+    uint64_t s = tcu_seed("mvb rope refusals");
+    pool_case c;
+    make_case(&c, &s, 64, false);
+    rl_cu_mat m;
+    float *w = malloc(768 * 512 * sizeof(float));
+    tcu_make_weight(RL_TYPE_Q4_0, 768, 512, &s, &m, w);
+    rl_cu_kv kv = {.pool = w, .q8 = false};
+    if (!rl_cu_mvb_ok(&m, RL_CU_MV_STORE)) {
+        printf("no sm_90 device: skipping rl_cu_mvb_rope_kv's refusals\n");
+    } else {
+        ck_assert(rl_cu_mvb_rope_ok(&m, &c.r, &kv));
+        rl_cu_rope nx = c.r;
+        nx.neox = true;
+        ck_assert(!rl_cu_mvb_rope_ok(&m, &nx, &kv));
+        kv.q8 = true;
+        ck_assert(!rl_cu_mvb_rope_ok(&m, &c.r, &kv));
+        size_t pool_bytes = (size_t)c.n_blocks * NL * 2 * c.r.n_head_kv * RL_CU_KV_BLOCK * c.r.head_dim * 2;
+        void *pool = tcu_dev(pool_bytes);
+        int32_t *d_bt = tcu_up(c.bt, sizeof(int32_t) * c.n_seq * c.stride), zero = 0;
+        int32_t *d_i = tcu_up(&zero, sizeof zero);
+        float *d = tcu_dev(768 * sizeof(float));
+        rl_cu_kv dk = dev_kv(&c, pool, d_bt, false);
+        rl_cu_mvb_rope rp = {&c.r, &dk, LAYER, d_i, d_i, d, 4}; /* row0 not a multiple of 8 */
+        ck_assert_int_eq(rl_cu_mvb_rope_kv(&m, d, NULL, 0.0f, &rp, 0), -EINVAL);
+        rp.row0 = 8; /* 768 rows from 8: past [q | k | v] */
+        ck_assert_int_eq(rl_cu_mvb_rope_kv(&m, d, NULL, 0.0f, &rp, 0), -EINVAL);
+        rp.row0 = 0;
+        rp.layer = NL; /* no such layer */
+        ck_assert_int_eq(rl_cu_mvb_rope_kv(&m, d, NULL, 0.0f, &rp, 0), -ENOTSUP);
+        rp.layer = LAYER;
+        dk.q8 = true;
+        ck_assert_int_eq(rl_cu_mvb_rope_kv(&m, d, NULL, 0.0f, &rp, 0), -ENOTSUP);
+        ck_assert_int_eq(rl_cu_mvb_rope_kv(&m, d, NULL, 0.0f, NULL, 0), -EINVAL);
+        ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+        cudaFree(pool), cudaFree(d_bt), cudaFree(d_i), cudaFree(d);
+    }
+    rl_cu_mat_free(&m);
+    free(w), free(c.bt);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cuda_mvb");
@@ -118,5 +284,10 @@ int main(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, mvb_streams_products_of_each_type_in_every_mode);
     suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("rope"); /* its own case: CK_RUN_CASE=rope under the sanitizers */
+    tcase_set_timeout(tr, 240);
+    tcase_add_test(tr, mvb_rope_stores_what_product_then_rope_kernel_store);
+    tcase_add_test(tr, mvb_rope_refuses_what_it_cannot_fuse);
+    suite_add_tcase(s, tr);
     return tcu_main(s);
 }
