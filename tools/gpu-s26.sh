@@ -30,6 +30,16 @@ fi
 #            against this one with RL_CU_MVB_ROPE=0 and 1 (pairs on in all).
 OLDBC=/tmp/rl-old/bench/ringlm-bench-cuda
 tycb() { local b=$1; shift; BC=$b tyc "$@"; }
+# build_tl: the tree built again into /tmp/rl-tl with the step timeline
+# (-Dgpu_timeline=true): its bench only.
+TLBC=/tmp/rl-tl/bench/ringlm-bench-cuda
+build_tl() {
+  [ -f /tmp/rl-tl/build.ninja ] || meson setup /tmp/rl-tl -Dbuildtype=release -Dcuda=enabled -Dwerror=false -Dtests=false -Dgpu_timeline=true >"$OUT/build-tl.log" 2>&1 || { echo tl setup failed; tail -20 "$OUT/build-tl.log"; return 1; }
+  ninja -C /tmp/rl-tl -j16 bench/ringlm-bench-cuda >>"$OUT/build-tl.log" 2>&1 || { echo tl build failed; grep -E "error|FAILED" "$OUT/build-tl.log" | head; return 1; }
+}
+# tl NAME SHAPE TYPE PROMPT GEN: the step's timeline (summary on stdout, every
+# launch in $OUT/tl-NAME.csv).
+tl() { timeout 120 $TLBC --shape $2 --type $3 --batch 1 --prompt $4 --gen $5 --kv f16 --timeline-csv $OUT/tl-$1.csv 2>&1 | grep -vE '^cuda '; }
 sass_at() { # the SASS lines of k_mvb<Q8_0, plain> at the offsets given
   local o f=$(cuobjdump -sass $B/kernels/cuda/librlcuda.a.p/rl_cu_mvb.cu.o 2>/dev/null | awk '/Function : .*k_mvbILi8ELb0E/{p=1} p&&/Function : /&&!/k_mvbILi8ELb0E/{p=0} p')
   for o in "$@"; do echo "$f" | grep -E "/\*0*$o\*/" | head -1; done
@@ -116,5 +126,22 @@ if [ "$PART" = rope6 ]; then
   left 220 && echo "7B q4_k_m p1: rope0 $(tyc llama2-7b q4_k_m 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_k_m 1 128)"
   left 240 && mkm llama2-7b Q4_0 7b-q4_0
   for r in 1 2; do left 275 && echo "r$r engine 7B Q4_0 p1: rope0 $(benchmb $B/bench/ringlm-bench 7b-q4_0 1) | rope1 $(RL_CU_MVB_ROPE=1 benchmb $B/bench/ringlm-bench 7b-q4_0 1)"; done
+  echo "elapsed ${SECONDS}s"
+fi
+#   rope7    (next session; not run in session 26) the fused store with its
+#            lookups and angles in an 18th warp (rope_prep): its test case,
+#            racecheck and memcheck over it, RL_CU_MVB_ROPE=0 against 1
+#            (single stream, engine), then the timeline of both.
+if [ "$PART" = rope7 ]; then
+  build & build_tl; wait
+  RL_CU_MVB_ROPE=1 ctests test_cu_mvb test_cu_mixed
+  san racecheck test_cu_mvb rope
+  san memcheck test_cu_mvb rope
+  cfgc llama2-7b q4_0 1 128 2 300 "RL_CU_MVB_ROPE=0" "RL_CU_MVB_ROPE=1"
+  cfgc llama2-7b q4_k_m 1 128 1 330 "RL_CU_MVB_ROPE=0" "RL_CU_MVB_ROPE=1"
+  left 360 && mkm llama2-7b Q4_0 7b-q4_0
+  for r in 1 2; do left 420 && echo "r$r engine 7B Q4_0 p1: rope0 $(benchmb $B/bench/ringlm-bench 7b-q4_0 1) | rope1 $(RL_CU_MVB_ROPE=1 benchmb $B/bench/ringlm-bench 7b-q4_0 1)"; done
+  left 460 && { echo "== timeline rope0"; RL_CU_MVB_ROPE=0 tl 7b-rope0 llama2-7b q4_0 1 128 | head -30; }
+  left 500 && { echo "== timeline rope1"; RL_CU_MVB_ROPE=1 tl 7b-rope1 llama2-7b q4_0 1 128 | head -30; }
   echo "elapsed ${SECONDS}s"
 fi

@@ -106,8 +106,28 @@ __device__ __forceinline__ void rope_store(const rope_ep &ep, int64_t i, float a
     *(__half2 *)(dst + g % hd) = __floats2half2_rn(a, c);
 }
 
+/* rl_cu_mvb_rope_kv's preparation, by warp CW + 1 (its own warp: a lane of
+ * the producer's would hold up the copies, consumer warps the activation):
+ * the position and the token's KV block into rmeta, the sine and cosine of
+ * pair c % 4 of the CTA's tile c / 4 into rsc[2c], rsc[2c + 1] (c < RT * TR
+ * / 2), then an arrival on rdone, which the consumers wait on before their
+ * stores. The step's inputs only: no PDL wait. */
+__device__ __forceinline__ void rope_prep(const rope_ep &ep, float *rsc, int64_t *rmeta, uint64_t *rdone)
+{
+    const int lane = threadIdx.x & 31, p = ep.pos[0];
+    if (lane == 0) {
+        int64_t blk = ep.A.ok(0, p) ? ep.A.block(0, p) : -1;
+        rmeta[0] = blk < (int64_t)ep.A.n_blocks ? blk : -1;
+        rmeta[1] = p;
+    }
+    for (int c = lane; c < RT * TR / 2; c += 32)
+        rope_angle(ep, ((int64_t)blockIdx.x + (int64_t)(c / 4) * gridDim.x) * TR + 2 * (c % 4), p, rsc[2 * c],
+                   rsc[2 * c + 1]);
+    bar_arrive(rdone); /* release: rsc, rmeta */
+}
+
 template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products: the kernel as without it) */
-__global__ void __launch_bounds__(THREADS, 1)
+__global__ void __launch_bounds__(THREADS + (ROPE ? 32 : 0), 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair,
       const rope_arg<ROPE> ep)
 {
@@ -124,8 +144,19 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     uint64_t *empty = full + C::S;
     float *red = (float *)(empty + C::S);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    /* rope: RT tiles' outputs, their pairs' angles, the token's KV block and
+     * position, the preparation's barrier (see rope_prep) */
+    float *rbuf = red + 64, *rsc = rbuf + RT * TR;
+    int64_t *rmeta = (int64_t *)(rsc + RT * TR);
+    uint64_t *rdone = (uint64_t *)(rmeta + 2);
     RL_TL_BLOCK(RL_TL_MVB);
-    ring_start<C::S>(full, empty);
+    ring_start<C::S>(full, empty, ROPE ? rdone : nullptr);
+    if constexpr (ROPE) {
+        if (warp == CW + 1) {
+            rope_prep(ep, rsc, rmeta, rdone);
+            return;
+        }
+    }
 
     if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
         if (lane != 0)
@@ -160,24 +191,6 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
     const bool gr = g && greg && cols <= GR;
     if (gr)
         load_g(g, cols, g0);
-    /* rope: the step's inputs before the wait, into shared memory (no
-     * registers held across the tiles): the position and the token's KV
-     * block, and by thread c < 128 the sine and cosine of pair c % 4 of the
-     * CTA's tile c / 4 */
-    float *rbuf = red + 64, *rsc = rbuf + RT * TR;
-    int64_t *rmeta = (int64_t *)(rsc + RT * TR);
-    if constexpr (ROPE) {
-      if (threadIdx.x < RT * TR / 2) {
-        const int c = threadIdx.x, p = ep.pos[0];
-        if (c == 0) {
-            int64_t blk = ep.A.ok(0, p) ? ep.A.block(0, p) : -1;
-            rmeta[0] = blk < (int64_t)ep.A.n_blocks ? blk : -1;
-            rmeta[1] = p;
-        }
-        rope_angle(ep, ((int64_t)blockIdx.x + (int64_t)(c / 4) * gridDim.x) * TR + 2 * (c % 4), p, rsc[2 * c],
-                   rsc[2 * c + 1]);
-      }
-    }
     rl_pdl_wait();
     RL_TL_WAITED();
     if (gr)
@@ -272,7 +285,9 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
          * thread per pair rotates and stores (session 26: the flush inside
          * the tile loop, every RT tiles, and a store at each tile whose pair
          * met through a barrier of two warps both measured slower than the
-         * RoPE kernel) */
+         * RoPE kernel; session 26's measured forms prepared the angles in
+         * consumer warps 0-3 before the PDL wait) */
+        bar_wait(rdone, 0); /* acquire: rope_prep's angles and place */
         asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
         for (int c = threadIdx.x; c < tl * TR / 2; c += NT) {
             const int64_t i = ((int64_t)blockIdx.x + (int64_t)(c / 4) * gridDim.x) * TR + 2 * (c % 4);
@@ -329,7 +344,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         arg = *ep;
     else
         (void)ep;
-    rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
+    rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
                    pair_bar(), arg);
     return RL_CU_LAUNCHED("mvb");
 }

@@ -74,10 +74,10 @@ template <int T, bool GLU> struct cfg {
 /* Dynamic shared memory: the ring, then the activation (fp32 for float
  * weights; else int8 blocks and their {d, d * sum}), then the barriers (at
  * most 16 stages), a reduction slot per warp (16) and the half sums (two
- * tiles of 8 + 8); rope (rl_cu_mvb_rope_kv's launches only: 2 KB more
- * measured 3.7% slower on the 7B Q4_0 step, session 26): RT tiles'
- * outputs, the angles of their pairs and the token's KV block and
- * position. rb: the ring (RMAX for the bound every type fits). */
+ * tiles of 8 + 8); rope (rl_cu_mvb_rope_kv's launches only): RT tiles'
+ * outputs, the angles of their pairs, the token's KV block and position,
+ * and the barrier of their preparation. rb: the ring (RMAX for the bound
+ * every type fits). */
 __host__ __device__ inline size_t x_bytes(bool fx, int64_t cols)
 {
     return fx ? (size_t)cols * 4 : (size_t)cols + (size_t)cols / 32 * 8;
@@ -87,7 +87,7 @@ constexpr int RT = 32; /* rl_cu_mvb_rope_kv: tiles a CTA at most, their outputs 
 
 static inline size_t smem_bytes(size_t rb, bool fx, int64_t cols, bool rope = false)
 {
-    return rb + x_bytes(fx, cols) + 16 * 16 + 256 + (rope ? 2 * RT * TR * 4 + 16 : 0);
+    return rb + x_bytes(fx, cols) + 16 * 16 + 256 + (rope ? 2 * RT * TR * 4 + 24 : 0);
 }
 
 /* A row's weight unit j of a stage: values at q, fp16 scales at d. */
@@ -144,13 +144,15 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> sload<RL_TYPE_BF16>(c
  * copies' bytes) and empty (one arrival per consumer warp) barriers set up
  * by thread 0, then the CTA's barrier and the PDL trigger (the next kernel
  * may launch: it waits for this one to complete before reading its output). */
-template <int S> __device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty)
+template <int S> __device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty, uint64_t *rdone)
 {
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
             bar_init(&full[s], 1);
             bar_init(&empty[s], CW);
         }
+        if (rdone)
+            bar_init(rdone, 32); /* rl_cu_mvb_rope_kv's preparation warp */
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();

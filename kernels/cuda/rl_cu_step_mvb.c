@@ -115,9 +115,10 @@ int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
  * themselves (rl_cu_mvb_rope_kv: no RoPE kernel between them and the
  * attention): every part on rl_cu_mvb and taken there, no bias. Off by
  * default, RL_CU_MVB_ROPE=1: on. Measured on an H100 (session 26,
- * docs/PERFORMANCE.md): slower than the RoPE kernel in every form tried so
- * far (7B Q4_0 replayed step 1,617-1,631 against 1,567-1,569 us with the
- * products compiled apart). */
+ * docs/PERFORMANCE.md): slower than the RoPE kernel in every form measured
+ * (7B Q4_0 replayed step 1,617-1,631 against 1,567-1,569 us with the
+ * products compiled apart); the committed form, its lookups and angles in a
+ * warp of their own (rope_prep), has not run on a GPU yet. */
 static bool qkv_rope_fused(rl_cu_model *m, uint32_t l)
 {
     static int on = -1;
