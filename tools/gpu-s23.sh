@@ -26,8 +26,6 @@ if [ "$PART" = ctx ]; then
   left 540 && echo "prof TL q4_0 p1: $(profC tinyllama-1.1b q4_0 1)"
   echo "elapsed ${SECONDS}s"
 fi
-# tycb BIN SHAPE TYPE PROMPT GEN: tyc on another build's bench.
-tycb() { local b=$1; shift; BC=$b tyc "$@"; }
 OLDBC=/tmp/rl-old/bench/ringlm-bench-cuda
 # oldvs "SHAPE TYPE PROMPT GEN" VAR "VALUES": tyc on the old tree's bench,
 # then on this one with VAR at each value, on one line.

@@ -80,8 +80,6 @@ if [ "$PART" = ef ]; then
   offon RL_CU_MVB_EF 2 1 "1 32" q4_k_m
   echo "elapsed ${SECONDS}s"
 fi
-# tycb BIN SHAPE TYPE PROMPT GEN: tyc on another build's bench.
-tycb() { local b=$1; shift; BC=$b tyc "$@"; }
 OLDBC=/tmp/rl-old/bench/ringlm-bench-cuda
 # profA BIN SHAPE TYPE: the argmax and output lines of the per-op profile from an empty context.
 profA() { timeout 90 $1 --shape $2 --type $3 --batch 1 --prompt 1 --gen 16 --kv f16 --profile 2>&1 | grep -E "argmax|output|sum" | sed -E 's/ +/ /g' | tr '\n' '|'; }

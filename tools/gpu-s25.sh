@@ -4,18 +4,6 @@
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s25.sh PART
 . "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, cfgc, tyc, ...
 PART=${1:-tl}
-# tycb BIN SHAPE TYPE PROMPT GEN: tyc on another build's bench.
-tycb() { local b=$1; shift; BC=$b tyc "$@"; }
-# build_tl: the tree built again into /tmp/rl-tl with the step timeline
-# (-Dgpu_timeline=true): its bench only.
-TLBC=/tmp/rl-tl/bench/ringlm-bench-cuda
-build_tl() {
-  [ -f /tmp/rl-tl/build.ninja ] || meson setup /tmp/rl-tl -Dbuildtype=release -Dcuda=enabled -Dwerror=false -Dtests=false -Dgpu_timeline=true >"$OUT/build-tl.log" 2>&1 || { echo tl setup failed; tail -20 "$OUT/build-tl.log"; return 1; }
-  ninja -C /tmp/rl-tl -j16 bench/ringlm-bench-cuda >>"$OUT/build-tl.log" 2>&1 || { echo tl build failed; grep -E "error|FAILED" "$OUT/build-tl.log" | head; return 1; }
-}
-# tl NAME SHAPE TYPE PROMPT GEN: the step's timeline (summary on stdout, every
-# launch in $OUT/tl-NAME.csv).
-tl() { timeout 120 $TLBC --shape $2 --type $3 --batch 1 --prompt $4 --gen $5 --kv f16 --timeline-csv $OUT/tl-$1.csv 2>&1 | grep -vE '^cuda '; }
 # offon4 VAR D: VAR=0 against VAR=1, alternating: 7B Q4_0 from an empty
 # context (three rounds), TinyLlama Q4_0 (two), 7B Q4_0 after 512 tokens and
 # 7B Q4_K_M (one each), until 380, 430 + D, 460 + D and 490 + D seconds;

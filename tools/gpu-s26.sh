@@ -29,20 +29,26 @@ fi
 #            the racing instructions' SASS), then the session-25 tree (.old)
 #            against this one with RL_CU_MVB_ROPE=0 and 1 (pairs on in all).
 OLDBC=/tmp/rl-old/bench/ringlm-bench-cuda
-tycb() { local b=$1; shift; BC=$b tyc "$@"; }
-# build_tl: the tree built again into /tmp/rl-tl with the step timeline
-# (-Dgpu_timeline=true): its bench only.
-TLBC=/tmp/rl-tl/bench/ringlm-bench-cuda
-build_tl() {
-  [ -f /tmp/rl-tl/build.ninja ] || meson setup /tmp/rl-tl -Dbuildtype=release -Dcuda=enabled -Dwerror=false -Dtests=false -Dgpu_timeline=true >"$OUT/build-tl.log" 2>&1 || { echo tl setup failed; tail -20 "$OUT/build-tl.log"; return 1; }
-  ninja -C /tmp/rl-tl -j16 bench/ringlm-bench-cuda >>"$OUT/build-tl.log" 2>&1 || { echo tl build failed; grep -E "error|FAILED" "$OUT/build-tl.log" | head; return 1; }
-}
-# tl NAME SHAPE TYPE PROMPT GEN: the step's timeline (summary on stdout, every
-# launch in $OUT/tl-NAME.csv).
-tl() { timeout 120 $TLBC --shape $2 --type $3 --batch 1 --prompt $4 --gen $5 --kv f16 --timeline-csv $OUT/tl-$1.csv 2>&1 | grep -vE '^cuda '; }
 sass_at() { # the SASS lines of k_mvb<Q8_0, plain> at the offsets given
   local o f=$(cuobjdump -sass $B/kernels/cuda/librlcuda.a.p/rl_cu_mvb.cu.o 2>/dev/null | awk '/Function : .*k_mvbILi8ELb0E/{p=1} p&&/Function : /&&!/k_mvbILi8ELb0E/{p=0} p')
   for o in "$@"; do echo "$f" | grep -E "/\*0*$o\*/" | head -1; done
+}
+# orr SHAPE TYPE P G: tyc on the session-25 tree (.old), then this one with
+# RL_CU_MVB_ROPE=0 and 1. engr NAME: the engine on both trees, the same way.
+orr() { echo "old $(tycb $OLDBC "$@") | rope0 $(RL_CU_MVB_ROPE=0 tyc "$@") | rope1 $(RL_CU_MVB_ROPE=1 tyc "$@")"; }
+benchmb() { timeout 90 $1 model --model /tmp/rl-models/$2.gguf --device cuda --prompt ${3:-512} --gen 128 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2; }
+engr() { echo "old $(benchmb /tmp/rl-old/bench/ringlm-bench $1 1) | rope0 $(RL_CU_MVB_ROPE=0 benchmb $B/bench/ringlm-bench $1 1) | rope1 $(RL_CU_MVB_ROPE=1 benchmb $B/bench/ringlm-bench $1 1)"; }
+# rr SHAPE TYPE P G: tyc with RL_CU_MVB_ROPE=0 and 1.
+rr() { echo "rope0 $(RL_CU_MVB_ROPE=0 tyc "$@") | rope1 $(RL_CU_MVB_ROPE=1 tyc "$@")"; }
+# vsold A B C: pairs on; 7B Q4_0 from an empty context (two rounds, until A
+# seconds), 7B Q4_K_M (until B) and 7B Q4_0 after 512 tokens (until C), each
+# through orr.
+vsold() {
+  export RL_CU_ATTN_PAIR=1
+  local r
+  for r in 1 2; do left $1 && echo "r$r 7B q4_0 p1: $(orr llama2-7b q4_0 1 128)"; done
+  left $2 && echo "7B q4_k_m p1: $(orr llama2-7b q4_k_m 1 128)"
+  left $3 && echo "7B q4_0 p512: $(orr llama2-7b q4_0 512 64)"
 }
 if [ "$PART" = rope2 ]; then
   build_old & build; wait
@@ -50,29 +56,19 @@ if [ "$PART" = rope2 ]; then
   san racecheck test_cu_mvb rope
   sass_at 8fe0 9010 9030 b2d0 b3d0 b490
   grep -oE 'k_mvb<[^>]*>[^+]*\+0x[0-9a-f]+' "$OUT/racecheck-test_cu_mvb-rope.log" | sed 's/.*+//' | sort | uniq -c | head -20
-  export RL_CU_ATTN_PAIR=1
-  for r in 1 2; do
-    left 330 && echo "r$r 7B q4_0 p1: old $(tycb $OLDBC llama2-7b q4_0 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_0 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_0 1 128)"
-  done
-  left 380 && echo "7B q4_k_m p1: old $(tycb $OLDBC llama2-7b q4_k_m 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_k_m 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_k_m 1 128)"
-  left 420 && echo "7B q4_0 p512: old $(tycb $OLDBC llama2-7b q4_0 512 64) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_0 512 64) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_0 512 64)"
+  vsold 330 380 420
   left 450 && mkm llama2-7b Q4_0 7b-q4_0
   for r in 1 2; do for v in 0 1; do left 540 && echo "r$r ROPE=$v engine 7B Q4_0 p1: $(RL_CU_MVB_ROPE=$v benchm 7b-q4_0 1)"; done; done
   echo "elapsed ${SECONDS}s"
 fi
 #   rope3    the fused store's 2 KB of shared memory on its launches only
-#            (rope2: every product's 2 KB more measured 3.7% slower): the
+#            (rope2 gave every product 2 KB more): the
 #            session-25 tree against this one, RL_CU_MVB_ROPE=0 and 1.
 if [ "$PART" = rope3 ]; then
   build_old & build; wait
   ctests test_cu_mvb test_cu_mixed
-  export RL_CU_ATTN_PAIR=1
-  for r in 1 2; do
-    left 300 && echo "r$r 7B q4_0 p1: old $(tycb $OLDBC llama2-7b q4_0 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_0 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_0 1 128)"
-  done
-  left 340 && echo "7B q4_k_m p1: old $(tycb $OLDBC llama2-7b q4_k_m 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_k_m 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_k_m 1 128)"
-  left 370 && echo "7B q4_0 p512: old $(tycb $OLDBC llama2-7b q4_0 512 64) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_0 512 64) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_0 512 64)"
-  left 400 && echo "tinyllama q4_k_m p1: old $(tycb $OLDBC tinyllama-1.1b q4_k_m 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc tinyllama-1.1b q4_k_m 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc tinyllama-1.1b q4_k_m 1 128)"
+  vsold 300 340 370
+  left 400 && echo "tinyllama q4_k_m p1: $(orr tinyllama-1.1b q4_k_m 1 128)"
   left 420 && mkm llama2-7b Q4_0 7b-q4_0
   for r in 1 2; do for v in 0 1; do left 540 && echo "r$r ROPE=$v engine 7B Q4_0 p1: $(RL_CU_MVB_ROPE=$v benchm 7b-q4_0 1)"; done; done
   echo "elapsed ${SECONDS}s"
@@ -80,19 +76,13 @@ fi
 #   rope4    the fused store as its own kernel instantiation (ROPE template
 #            parameter: plain products compile as before it): tests, then
 #            the session-25 tree against this one (single stream and engine).
-benchmb() { timeout 90 $1 model --model /tmp/rl-models/$2.gguf --device cuda --prompt ${3:-512} --gen 128 --json 2>/dev/null | grep -oE '"gen_tok_s":[0-9.]+' | cut -d: -f2; }
 if [ "$PART" = rope4 ]; then
   build_old & build; wait
   ninja -C /tmp/rl-old -j16 bench/ringlm-bench >>"$OUT/build-old.log" 2>&1 || echo old engine bench build failed
   ctests test_cu_mvb test_cu_mixed test_cu_model
-  export RL_CU_ATTN_PAIR=1
-  for r in 1 2; do
-    left 300 && echo "r$r 7B q4_0 p1: old $(tycb $OLDBC llama2-7b q4_0 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_0 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_0 1 128)"
-  done
-  left 330 && echo "7B q4_k_m p1: old $(tycb $OLDBC llama2-7b q4_k_m 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_k_m 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_k_m 1 128)"
-  left 360 && echo "7B q4_0 p512: old $(tycb $OLDBC llama2-7b q4_0 512 64) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_0 512 64) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_0 512 64)"
+  vsold 300 330 360
   left 400 && mkm llama2-7b Q4_0 7b-q4_0
-  for r in 1 2 3; do left 530 && echo "r$r engine 7B Q4_0 p1: old $(benchmb /tmp/rl-old/bench/ringlm-bench 7b-q4_0 1) | rope0 $(RL_CU_MVB_ROPE=0 benchmb $B/bench/ringlm-bench 7b-q4_0 1) | rope1 $(benchmb $B/bench/ringlm-bench 7b-q4_0 1)"; done
+  for r in 1 2 3; do left 530 && echo "r$r engine 7B Q4_0 p1: $(engr 7b-q4_0)"; done
   echo "elapsed ${SECONDS}s"
 fi
 #   rope5    RoPE's angles through sincospif (no stack frame in the RoPE
@@ -102,15 +92,11 @@ if [ "$PART" = rope5 ]; then
   build_old & build; wait
   ninja -C /tmp/rl-old -j16 bench/ringlm-bench >>"$OUT/build-old.log" 2>&1 || echo old engine bench build failed
   ctests test_cu_mvb test_cu_kernels test_cu_mixed test_cu_model test_cu_paged
-  export RL_CU_ATTN_PAIR=1
-  for r in 1 2; do
-    left 270 && echo "r$r 7B q4_0 p1: old $(tycb $OLDBC llama2-7b q4_0 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_0 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_0 1 128)"
-  done
-  left 300 && echo "7B q4_k_m p1: old $(tycb $OLDBC llama2-7b q4_k_m 1 128) | rope0 $(RL_CU_MVB_ROPE=0 tyc llama2-7b q4_k_m 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_k_m 1 128)"
+  vsold 270 300 0 # (it ran the p512 row as: old against the fused store only)
   left 320 && echo "7B q4_0 p512: old $(tycb $OLDBC llama2-7b q4_0 512 64) | rope1 $(tyc llama2-7b q4_0 512 64)"
   left 340 && echo "tinyllama q4_0 p1: old $(tycb $OLDBC tinyllama-1.1b q4_0 1 128) | new $(tyc tinyllama-1.1b q4_0 1 128)"
   left 360 && mkm llama2-7b Q4_0 7b-q4_0
-  for r in 1 2; do left 480 && echo "r$r engine 7B Q4_0 p1: old $(benchmb /tmp/rl-old/bench/ringlm-bench 7b-q4_0 1) | rope0 $(RL_CU_MVB_ROPE=0 benchmb $B/bench/ringlm-bench 7b-q4_0 1) | rope1 $(benchmb $B/bench/ringlm-bench 7b-q4_0 1)"; done
+  for r in 1 2; do left 480 && echo "r$r engine 7B Q4_0 p1: $(engr 7b-q4_0)"; done
   left 500 && echo "engine 7B Q4_0 p512: $(benchm 7b-q4_0 512)"
   echo "elapsed ${SECONDS}s"
 fi
@@ -121,11 +107,11 @@ if [ "$PART" = rope6 ]; then
   build
   RL_CU_MVB_ROPE=1 ctests test_cu_mvb test_cu_mixed
   for r in 1 2; do
-    left 200 && echo "r$r 7B q4_0 p1: rope0 $(tyc llama2-7b q4_0 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_0 1 128)"
+    left 200 && echo "r$r 7B q4_0 p1: $(rr llama2-7b q4_0 1 128)"
   done
-  left 220 && echo "7B q4_k_m p1: rope0 $(tyc llama2-7b q4_k_m 1 128) | rope1 $(RL_CU_MVB_ROPE=1 tyc llama2-7b q4_k_m 1 128)"
+  left 220 && echo "7B q4_k_m p1: $(rr llama2-7b q4_k_m 1 128)"
   left 240 && mkm llama2-7b Q4_0 7b-q4_0
-  for r in 1 2; do left 275 && echo "r$r engine 7B Q4_0 p1: rope0 $(benchmb $B/bench/ringlm-bench 7b-q4_0 1) | rope1 $(RL_CU_MVB_ROPE=1 benchmb $B/bench/ringlm-bench 7b-q4_0 1)"; done
+  for r in 1 2; do left 275 && echo "r$r engine 7B Q4_0 p1: $(engr 7b-q4_0 | cut -d'|' -f2-)"; done
   echo "elapsed ${SECONDS}s"
 fi
 #   rope7    (next session; not run in session 26) the fused store with its
@@ -140,7 +126,7 @@ if [ "$PART" = rope7 ]; then
   cfgc llama2-7b q4_0 1 128 2 300 "RL_CU_MVB_ROPE=0" "RL_CU_MVB_ROPE=1"
   cfgc llama2-7b q4_k_m 1 128 1 330 "RL_CU_MVB_ROPE=0" "RL_CU_MVB_ROPE=1"
   left 360 && mkm llama2-7b Q4_0 7b-q4_0
-  for r in 1 2; do left 420 && echo "r$r engine 7B Q4_0 p1: rope0 $(benchmb $B/bench/ringlm-bench 7b-q4_0 1) | rope1 $(RL_CU_MVB_ROPE=1 benchmb $B/bench/ringlm-bench 7b-q4_0 1)"; done
+  for r in 1 2; do left 420 && echo "r$r engine 7B Q4_0 p1: $(engr 7b-q4_0 | cut -d'|' -f2-)"; done
   left 460 && { echo "== timeline rope0"; RL_CU_MVB_ROPE=0 tl 7b-rope0 llama2-7b q4_0 1 128 | head -30; }
   left 500 && { echo "== timeline rope1"; RL_CU_MVB_ROPE=1 tl 7b-rope1 llama2-7b q4_0 1 128 | head -30; }
   echo "elapsed ${SECONDS}s"
