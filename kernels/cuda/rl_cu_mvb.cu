@@ -344,12 +344,12 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         arg = *ep;
     else
         (void)ep;
-    rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, *m, x, g, eps, y, mode, act_regs(), g_regs(),
-                   pair_bar(), arg);
+    rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, *m, x, g, eps, y, mode,
+                   act_regs(), g_regs(), pair_bar(), arg);
     return RL_CU_LAUNCHED("mvb");
 }
 
-/* Table of the kernels by weight type and GLU mode. */
+/* Table of the kernels by weight type and mode (plain, GLU, the fused RoPE store). */
 typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, const rope_ep *,
                          cudaStream_t);
 struct launch_row {
