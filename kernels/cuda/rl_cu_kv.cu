@@ -110,8 +110,7 @@ __global__ void k_rope_kv(const float *qkv, const int32_t *pos, KV A, rl_cu_rope
 
 static bool rope_args_ok(int batch, const rl_cu_rope *r)
 {
-    return batch >= 1 && batch <= 65535 && r->head_dim > 0 && r->head_dim % 2 == 0 && r->n_rot > 0 &&
-           r->n_rot <= r->head_dim && r->n_rot % 2 == 0 && r->n_head_kv > 0 && r->n_head % r->n_head_kv == 0;
+    return batch >= 1 && batch <= 65535 && rl_rope_valid(r);
 }
 
 /* RL_CU_ROPE_EARLY=0: the position and cache row looked up after the PDL

@@ -27,8 +27,8 @@
  * x / pi, is reduced into [-1, 1] in double precision (exact but for the
  * one product's rounding) and handed to sincospif: no argument reduction
  * with a table in local memory, which sincosf keeps for |x| > 105,615 and
- * which gives every kernel calling it a stack frame (session 26: a 32-byte
- * frame in rl_cu_mvb's products measured 3.5% slower on the 7B step). */
+ * which gives every kernel calling it a 32-byte stack frame (session 26:
+ * timing unchanged either way, docs/PERFORMANCE.md). */
 __device__ __forceinline__ void rl_rope_sincos(const rl_cu_rope &r, int k, int p, float &sn, float &cs)
 {
     float f = r.inv_freq ? r.inv_freq[k] : powf(r.freq_base, -2.0f * (float)k / (float)r.n_rot);
@@ -298,6 +298,15 @@ static inline rl_kv_paged<E> rl_kv_paged_make(const rl_cu_kv *kv, const int32_t 
     a.layer = layer;
     a.hd = (int)kv->head_dim;
     return a;
+}
+
+/* Whether RoPE can run with r: even head size and rotated dims, whole
+ * groups of q heads per KV head (the RoPE kernel and rl_cu_mvb's fused
+ * store). */
+static inline bool rl_rope_valid(const rl_cu_rope *r)
+{
+    return r->head_dim > 0 && r->head_dim % 2 == 0 && r->n_rot > 0 && r->n_rot <= r->head_dim && r->n_rot % 2 == 0 &&
+           r->n_head_kv > 0 && r->n_head % r->n_head_kv == 0;
 }
 
 static inline bool rl_kv_paged_valid(const rl_cu_kv *kv, const rl_cu_rope *r, uint32_t layer)

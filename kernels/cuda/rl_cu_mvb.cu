@@ -398,9 +398,8 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
 
 extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_rope *r, const rl_cu_kv *kv)
 {
-    return rl_cu_mvb_ok(m, RL_CU_MV_STORE) && r && kv && !r->neox && !kv->q8 && r->head_dim > 0 &&
-           r->head_dim % rl_mvb::TR == 0 && r->n_rot > 0 && r->n_rot <= r->head_dim && r->n_rot % 2 == 0 &&
-           r->n_head > 0 && r->n_head_kv > 0 && r->n_head % r->n_head_kv == 0 &&
+    return rl_cu_mvb_ok(m, RL_CU_MV_STORE) && r && kv && !r->neox && !kv->q8 && rl_rope_valid(r) &&
+           r->head_dim % rl_mvb::TR == 0 && r->n_head > 0 &&
            rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols, true) <= 227 * 1024 &&
            (m->rows / rl_mvb::TR + rl_cu_sm_count() - 1) / rl_cu_sm_count() <= rl_mvb::RT; /* tiles a CTA */
 }

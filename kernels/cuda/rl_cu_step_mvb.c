@@ -119,7 +119,7 @@ int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
  * (7B Q4_0 replayed step 1,617-1,631 against 1,567-1,569 us with the
  * products compiled apart); the committed form, its lookups and angles in a
  * warp of their own (rope_prep), has not run on a GPU yet. */
-static bool qkv_rope_fused(rl_cu_model *m, uint32_t l)
+static bool qkv_rope_fused(const rl_cu_model *m, uint32_t l, const rl_cu_mvb_part *p, int n)
 {
     static int on = -1;
     if (on < 0) {
@@ -128,8 +128,6 @@ static bool qkv_rope_fused(rl_cu_model *m, uint32_t l)
     }
     if (!on || m->layers[l].bqkv)
         return false;
-    rl_cu_mvb_part p[3];
-    int n = rl_cu_mvb_parts(m, RL_CU_MVB_QKV, l, p);
     for (int i = 0; i < n; i++)
         if (part_place(&p[i], RL_CU_MVB_QKV) != 1 || !rl_cu_mvb_rope_ok(p[i].m, &m->rope, &m->kv))
             return false;
@@ -140,14 +138,14 @@ static bool qkv_rope_fused(rl_cu_model *m, uint32_t l)
  * products where qkv_rope_fused says so. */
 static int qkv_rope(rl_cu_model *m, uint32_t l, const int32_t *pos, const int32_t *row)
 {
-    if (!qkv_rope_fused(m, l)) {
+    rl_cu_mvb_part p[3];
+    int n = rl_cu_mvb_parts(m, RL_CU_MVB_QKV, l, p);
+    if (!qkv_rope_fused(m, l, p, n)) {
         RL_CU_TRY(rl_cu_mvb_run(m, RL_CU_MVB_QKV, l));
         if (m->layers[l].bqkv)
             RL_CU_TRY(rl_cu_add_bias(m->qkv, m->layers[l].bqkv, rl_cu_qkv_dim(&m->c), 1, m->s));
         return rl_cu_rope_kv_paged(m->qkv, 1, pos, row, &m->rope, &m->kv, l, m->q, m->s);
     }
-    rl_cu_mvb_part p[3];
-    int n = rl_cu_mvb_parts(m, RL_CU_MVB_QKV, l, p);
     for (int i = 0; i < n; i++) {
         rl_cu_mvb_rope rp = {&m->rope, &m->kv, l, pos, row, m->q, p[i].y - m->qkv};
         RL_CU_TRY(rl_cu_mvb_rope_kv(p[i].m, p[i].x, p[i].g, m->c.rms_eps, &rp, m->s));

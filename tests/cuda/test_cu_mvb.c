@@ -167,7 +167,7 @@ static void check_mvb_rope(const rope_case *rc, int seq, int pos)
         return;
     }
     ck_assert_msg(rl_cu_mvb_rope_ok(&m[0], &c.r, &any), "%s: refused", name);
-    size_t pool_bytes = (size_t)c.n_blocks * NL * 2 * c.r.n_head_kv * RL_CU_KV_BLOCK * c.r.head_dim * 2;
+    size_t pool_bytes = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)c.r.head_dim, false) * c.n_blocks;
     unsigned char *init = malloc(pool_bytes);
     for (size_t i = 0; i < pool_bytes; i++)
         init[i] = (unsigned char)tcu_rng_next(&s);
@@ -251,7 +251,7 @@ START_TEST(mvb_rope_refuses_what_it_cannot_fuse)
         ck_assert(!rl_cu_mvb_rope_ok(&m, &nx, &kv));
         kv.q8 = true;
         ck_assert(!rl_cu_mvb_rope_ok(&m, &c.r, &kv));
-        size_t pool_bytes = (size_t)c.n_blocks * NL * 2 * c.r.n_head_kv * RL_CU_KV_BLOCK * c.r.head_dim * 2;
+        size_t pool_bytes = rl_cu_kv_block_bytes(NL, (uint32_t)c.r.n_head_kv, (uint32_t)c.r.head_dim, false) * c.n_blocks;
         void *pool = tcu_dev(pool_bytes);
         int32_t *d_bt = tcu_up(c.bt, sizeof(int32_t) * c.n_seq * c.stride), zero = 0;
         int32_t *d_i = tcu_up(&zero, sizeof zero);
