@@ -1,5 +1,6 @@
 /* rl_bench_cuda.c - `ringlm-bench cuda`: generation and prefill speed of the
- * CUDA model, with the fraction of the H100 roofline (2.92 TB/s for the
+ * CUDA model, with the fraction of the roofline (--bw GB/s, default the
+ * H100's measured 2,920; --copy measures the device's own copy bandwidth) for the
  * weight bytes a generated token reads, as the device holds them: Q4_K and
  * Q5_K rows padded to 128-byte lines count their padding, at most 127 bytes a
  * row; `ringlm-bench model` counts the file's bytes; 750 TFLOP/s for prefill
@@ -8,6 +9,8 @@
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
  *                     [--timeline] [--timeline-csv FILE]  (a -Dgpu_timeline=true build: bench/rl_bench_tl.c)
+ *                     [--bw GB/s]  (the copy bandwidth the roofline assumes)
+ *   ringlm-bench-cuda --copy [--json]  (device-to-device copy of 2 GiB, bytes read plus written)
  *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel mm|matvec|mmq|mmh|mms|mmw] [--json]
  *                     (rl_cu_mm, rl_cu_mmq vs rl_cu_matvec, 7B shapes; the filters keep one column)
  *
@@ -24,7 +27,7 @@
 #include "rl_cu_model.h"
 #include "rl_cuda.h"
 
-#define ROOF_BW 2.92e12
+#define ROOF_BW_DEFAULT 2.92e12
 #define ROOF_FLOPS 750e12
 
 typedef struct shape {
@@ -431,8 +434,59 @@ static int bench_prefill_profile(const char *shape_name, rl_type t, int n, const
     return 0;
 }
 
+/* The memory ceiling: a 2 GiB device-to-device copy, 3 warm-ups then 10
+ * timed, counting bytes read plus bytes written (METHOD.md's convention).
+ * Both buffers hold non-zero data. Prints the best and the median GB/s. */
+static int bench_copy(int json)
+{
+    const size_t n = (size_t)2 << 30;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t e0, e1;
+    if (cudaMalloc(&a, n) != cudaSuccess || cudaMalloc(&b, n) != cudaSuccess) {
+        fprintf(stderr, "ringlm-bench cuda --copy: cannot allocate 2 x 2 GiB\n");
+        cudaFree(a);
+        return 1;
+    }
+    cudaMemset(a, 0x5a, n);
+    cudaMemset(b, 0xa5, n);
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    double gbs[10];
+    int bad = 0;
+    for (int i = -3; i < 10; i++) {
+        cudaEventRecord(e0, 0);
+        if (cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, 0) != cudaSuccess)
+            bad = 1;
+        cudaEventRecord(e1, 0);
+        if (cudaEventSynchronize(e1) != cudaSuccess)
+            bad = 1;
+        float ms = 0;
+        cudaEventElapsedTime(&ms, e0, e1);
+        if (i >= 0)
+            gbs[i] = 2.0 * (double)n / (ms * 1e-3) / 1e9;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaFree(a);
+    cudaFree(b);
+    if (bad) {
+        fprintf(stderr, "ringlm-bench cuda --copy: a copy failed\n");
+        return 1;
+    }
+    qsort(gbs, 10, sizeof gbs[0], cmp_d);
+    if (json)
+        printf("{\"bench\":\"cuda_copy\",\"bytes\":%zu,\"best_gb_s\":%.1f,\"median_gb_s\":%.1f}\n", n, gbs[9],
+               (gbs[4] + gbs[5]) / 2);
+    else
+        printf("device-to-device copy of %zu MiB: best %.1f GB/s, median %.1f GB/s (read + written)\n", n >> 20,
+               gbs[9], (gbs[4] + gbs[5]) / 2);
+    return 0;
+}
+
 int rl_bench_cuda_main(int argc, char **argv)
 {
+    double roof_bw = ROOF_BW_DEFAULT;
+    int copy = 0;
     const char *shape_name = "tinyllama-1.1b", *type_name = "q4_0";
     int n_gen = 128, n_prompt = 512, batch = 1, graphs = 1, kernels = 0, json = 0, profile = 0, mm = 0, split = 0;
     int mm_batch = 0;
@@ -472,11 +526,15 @@ int rl_bench_cuda_main(int argc, char **argv)
             pf_profile = 1;
         else if (!strcmp(argv[i], "--json"))
             json = 1;
+        else if (!strcmp(argv[i], "--copy"))
+            copy = 1;
+        else if (!strcmp(argv[i], "--bw") && i + 1 < argc && atof(argv[i + 1]) > 0)
+            roof_bw = atof(argv[++i]) * 1e9;
         else if (!strcmp(argv[i], "--kv") && i + 1 < argc && (!strcmp(argv[i + 1], "f16") || !strcmp(argv[i + 1], "q8_0")))
             kv_q8 = !strcmp(argv[++i], "q8_0");
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
-                            "[--prompt N] [--batch 1..64] [--kv f16|q8_0] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--timeline] [--timeline-csv FILE] [--json]\n"
+                            "[--prompt N] [--batch 1..64] [--kv f16|q8_0] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--timeline] [--timeline-csv FILE] [--bw GB/s] [--json]\n"
                             "       %s --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel K] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n", argv[0],
                     argv[0]);
             return 2;
@@ -486,6 +544,8 @@ int rl_bench_cuda_main(int argc, char **argv)
         printf("no CUDA device: skipping\n");
         return 77;
     }
+    if (copy)
+        return bench_copy(json);
     if (mm)
         return bench_mm(json, split, mm_batch, mm_kernel);
     if (kernels) {
@@ -581,7 +641,7 @@ int rl_bench_cuda_main(int argc, char **argv)
         rl_cu_model_profile(m, batch, n_prompt + n_gen / 2, stdout);
     double gen_tps = n_gen * batch / tg;
     uint64_t wbytes = rl_cu_model_weight_bytes(m) - rl_cu_mat_bytes((rl_type)t, c.n_vocab, c.n_embd);
-    double gen_roof = wbytes * (n_gen / tg) / ROOF_BW;
+    double gen_roof = wbytes * (n_gen / tg) / roof_bw;
     uint64_t hd = c.head_dim, qkvd = (uint64_t)(c.n_head + 2 * c.n_head_kv) * hd;
     double layer_params = (double)c.n_embd * (qkvd + (double)c.n_head * hd + 3.0 * c.n_ff);
     double flops = 2.0 * layer_params * c.n_layer * n_prompt +
@@ -594,16 +654,16 @@ int rl_bench_cuda_main(int argc, char **argv)
         printf("{\"bench\":\"cuda\",\"shape\":\"%s\",\"type\":\"%s\",\"kv\":\"%s\",\"batch\":%d,\"graphs\":%s,"
                "\"step\":\"%s\",\"gen_tokens\":%d,\"gen_tok_s\":%.1f,\"gen_roofline\":%.3f,\"prompt_tokens\":%d,"
                "\"prefill_tok_s\":%.1f,\"prefill_roofline\":%.3f,\"weight_bytes_per_token\":%llu,"
-               "\"step_us\":%.1f,\"replay_step_us\":%.1f}\n",
+               "\"step_us\":%.1f,\"replay_step_us\":%.1f,\"roofline_gb_s\":%.0f}\n",
                sh->name, mix ? type_name : rl_type_get(t)->name, kv_q8 ? "q8_0" : "f16", batch, graphs ? "true" : "false",
                step_path, n_gen, gen_tps, gen_roof, n_prompt,
-               prefill_tps, prefill_roof, (unsigned long long)wbytes, tg * 1e6 / n_gen, replay_us);
+               prefill_tps, prefill_roof, (unsigned long long)wbytes, tg * 1e6 / n_gen, replay_us, roof_bw / 1e9);
     else
         printf("cuda %-15s %-5s kv %-4s batch %d%s%s%s: gen %8.1f tok/s (%4.1f%% of %.2f TB/s roofline, %.1f MB/token) | "
                "prefill %d: %8.1f tok/s (%4.1f%% of 750 TFLOP/s) | step %.1f us, graph alone %.1f us\n",
                sh->name, mix ? type_name : rl_type_get(t)->name, kv_q8 ? "q8_0" : "f16", batch, graphs ? "" : " (no graph)",
                batch == 1 ? " " : "", batch == 1 ? step_path : "", gen_tps, 100 * gen_roof,
-               ROOF_BW / 1e12, wbytes / 1e6, n_prompt, prefill_tps, 100 * prefill_roof, tg * 1e6 / n_gen, replay_us);
+               roof_bw / 1e12, wbytes / 1e6, n_prompt, prefill_tps, 100 * prefill_roof, tg * 1e6 / n_gen, replay_us);
     free(prompt);
     rl_cu_model_free(m);
     return 0;

@@ -1,0 +1,37 @@
+#!/bin/bash
+# gpu-s27.sh - session 27's device calls (the first session on an H200).
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s27.sh PART
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, suites, ctests, cfgc, tyc, ...
+PART=${1:-h200}
+# san TOOL TEST CASE: compute-sanitizer TOOL over one Check case of a test.
+san() {
+  CK_RUN_CASE=$3 timeout ${SAN_S:-150} compute-sanitizer --tool $1 $B/tests/cuda/$2 >"$OUT/$1-$2-$3.log" 2>&1
+  echo "$1 $2 ($3): rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Checks' "$OUT/$1-$2-$3.log" | tr '\n' ' ')"
+}
+# copybw: the device's copy bandwidth (ringlm-bench cuda --copy), median GB/s into BW.
+copybw() {
+  local j=$($BC --copy --json)
+  echo "copy: $j"
+  BW=$(echo "$j" | grep -oE '"median_gb_s":[0-9.]+' | cut -d: -f2)
+}
+# engb NAME PROMPT: the engine's generation and prefill tok/s and roofline fraction at BW.
+engb() { timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/$1.gguf --device cuda --prompt $2 --gen 128 --bw $BW --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s|gen_roofline_frac)":[0-9.]+' | tr '\n' ' '; }
+#   h200     the first call on an H200: the copy bandwidth, the batch-1
+#            figures (7B Q4_0 single stream and engine, TinyLlama Q4_0), the
+#            fused RoPE store (rope_prep form) against the RoPE kernel, its
+#            test, racecheck and memcheck.
+if [ "$PART" = h200 ]; then
+  build
+  nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader
+  copybw; copybw
+  cfgc llama2-7b q4_0 1 128 2 300 "RL_CU_MVB_ROPE=0" "RL_CU_MVB_ROPE=1"
+  left 320 && echo "tiny q4_0 p1: $(tyc tinyllama-1.1b q4_0 1 128)"
+  left 330 && mkm llama2-7b Q4_0 7b-q4_0
+  left 340 && mkm tinyllama-1.1b Q4_0 tl-q4_0
+  for r in 1 2; do for v in 0 1; do left 420 && echo "r$r ROPE=$v engine 7B Q4_0 p1: $(RL_CU_MVB_ROPE=$v engb 7b-q4_0 1)"; done; done
+  left 440 && echo "engine TinyLlama Q4_0 p1: $(engb tl-q4_0 1)"
+  left 460 && echo "engine 7B Q4_0 p512: $(engb 7b-q4_0 512)"
+  left 480 && RL_CU_MVB_ROPE=1 ctests test_cu_mvb
+  left 500 && SAN_S=80 san racecheck test_cu_mvb rope
+  echo "elapsed ${SECONDS}s"
+fi
