@@ -35,3 +35,13 @@ if [ "$PART" = h200 ]; then
   left 500 && SAN_S=80 san racecheck test_cu_mvb rope
   echo "elapsed ${SECONDS}s"
 fi
+#   tl       the step timelines on the H200: 7B Q4_0 and TinyLlama Q4_0 from
+#            an empty context, 7B Q4_0 after 512 tokens, 7B Q4_K_M.
+if [ "$PART" = tl ]; then
+  build & build_tl; wait
+  for a in "7b llama2-7b q4_0 1 128" "tiny tinyllama-1.1b q4_0 1 128" "7b512 llama2-7b q4_0 512 64" "7bkm llama2-7b q4_k_m 1 128"; do
+    set -- $a; left 400 && { echo "== timeline $*"; tl "$@" | head -40; }
+  done
+  left 450 && echo "7B Q4_0 p1: $(tyc llama2-7b q4_0 1 128)"
+  echo "elapsed ${SECONDS}s"
+fi
