@@ -45,3 +45,20 @@ if [ "$PART" = tl ]; then
   left 450 && echo "7B Q4_0 p1: $(tyc llama2-7b q4_0 1 128)"
   echo "elapsed ${SECONDS}s"
 fi
+#   ncu      Nsight Compute over three consecutive k_mvb launches of the 7B
+#            Q4_0 single stream (caches flushed per kernel, no PDL overlap):
+#            DRAM throughput, stalls, per-source stall samples.
+ncu_mvb() {
+  timeout 200 ncu --clock-control none --kernel-name-base mangled --kernel-name regex:'k_mvb' --launch-skip ${2:-300} --launch-count 3 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+    --section SchedulerStats --section SourceCounters --section InstructionStats \
+    -o $OUT/$1 -f $BC --shape llama2-7b --type q4_0 --batch 1 --prompt 1 --gen 16 --kv f16 >"$OUT/$1-ncu.log" 2>&1; echo "ncu rc=$?"
+  ncu -i $OUT/$1.ncu-rep --page details --print-details all >"$OUT/$1.txt" 2>&1
+  ncu -i $OUT/$1.ncu-rep --page source --csv --print-source sass >"$OUT/$1-sass.csv" 2>&1
+  grep -E "k_mvb|Duration|DRAM Throughput|Memory Throughput|Registers Per|Warp Cycles Per Issued|Issue Slots Busy|No Eligible|Stall" "$OUT/$1.txt" | head -60
+}
+if [ "$PART" = ncu ]; then
+  build
+  ncu_mvb mvb7b
+  echo "elapsed ${SECONDS}s"
+fi
