@@ -62,3 +62,21 @@ if [ "$PART" = ncu ]; then
   ncu_mvb mvb7b
   echo "elapsed ${SECONDS}s"
 fi
+#   ring     the ring on the H200: one bulk copy per plane and tile
+#            (RL_CU_MVB_MERGE=1) and a 180 KB ring (a build with
+#            -DRL_MVB_RMAX=184320 in /tmp/rl-v1), each against the default.
+V1BC=/tmp/rl-v1/bench/ringlm-bench-cuda
+build_v1() {
+  [ -f /tmp/rl-v1/build.ninja ] || meson setup /tmp/rl-v1 -Dbuildtype=release -Dcuda=enabled -Dwerror=false -Dtests=false -Dcuda_args=-DRL_MVB_RMAX=${V1_RMAX:-184320} >"$OUT/build-v1.log" 2>&1 || { echo v1 setup failed; tail -20 "$OUT/build-v1.log"; return 1; }
+  ninja -C /tmp/rl-v1 -j16 bench/ringlm-bench-cuda >>"$OUT/build-v1.log" 2>&1 || { echo v1 build failed; grep -E "error|FAILED" "$OUT/build-v1.log" | head; return 1; }
+}
+ring4() { echo "def $(tyc "$@") | merge $(RL_CU_MVB_MERGE=1 tyc "$@") | r180 $(tycb $V1BC "$@") | r180+merge $(RL_CU_MVB_MERGE=1 tycb $V1BC "$@")"; }
+if [ "$PART" = ring ]; then
+  build & build_v1; wait
+  RL_CU_MVB_MERGE=1 ctests test_cu_mvb
+  for r in 1 2; do left 400 && echo "r$r 7B q4_0 p1: $(ring4 llama2-7b q4_0 1 128)"; done
+  left 440 && echo "7B q4_k_m p1: $(ring4 llama2-7b q4_k_m 1 128)"
+  left 480 && echo "7B q8_0 p1: $(ring4 llama2-7b q8_0 1 128)"
+  left 520 && echo "7B q4_0 p512: $(ring4 llama2-7b q4_0 512 64)"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -129,7 +129,7 @@ __device__ __forceinline__ void rope_prep(const rope_ep &ep, float *rsc, int64_t
 template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products: the kernel as without it) */
 __global__ void __launch_bounds__(THREADS + (ROPE ? 32 : 0), 1)
 k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair,
-      const rope_arg<ROPE> ep)
+      bool merge, const rope_arg<ROPE> ep)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -164,6 +164,9 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
         const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
+        /* merge (RL_CU_MVB_MERGE=1, a measurement): one copy per plane and
+         * tile where a row is exactly one chunk */
+        const bool mg = merge && !C::KQ && nb == CK && rowb == QROW;
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {
@@ -174,6 +177,16 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
                 const unsigned qlen = (unsigned)q_span<T>(cu);
                 bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
+                if (mg) { /* a tile's rows are one run of bytes per plane (and per gate / up) */
+                    for (int p = 0; p < (GLU ? 2 : 1); p++) {
+                        int64_t row = (p ? n_out : 0) + t * TR;
+                        bulk_copy(st + p * TR * QROW, q + row * rowb, TR * qlen, &full[s]);
+                        if (C::DB)
+                            bulk_copy(st + C::NRW * QROW + p * TR * DROW, d + row * nb, (unsigned)(TR * cu * 2),
+                                      &full[s]);
+                    }
+                    continue;
+                }
                 for (int r = 0; r < C::NRW; r++) {
                     int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
                     bulk_copy(st + r * QROW, q + row * rowb + c * QROW, qlen, &full[s]);
@@ -322,6 +335,15 @@ static bool pair_bar(void)
     return rl_env_switch("RL_CU_MVB_PAIR", true, &on);
 }
 
+/* RL_CU_MVB_MERGE=1: a tile's rows fetched by one bulk copy per plane where
+ * a row is one chunk (measurements; H100, session 16: slower than a copy a
+ * row). */
+static bool merge_copies(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_MVB_MERGE", false, &on);
+}
+
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
 static bool act_regs(void)
 {
@@ -345,7 +367,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
     else
         (void)ep;
     rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, *m, x, g, eps, y, mode,
-                   act_regs(), g_regs(), pair_bar(), arg);
+                   act_regs(), g_regs(), pair_bar(), merge_copies(), arg);
     return RL_CU_LAUNCHED("mvb");
 }
 

@@ -18,7 +18,10 @@ constexpr int TR = 8;                  /* outputs per tile */
 constexpr int CW = 16;                 /* consumer warps: two per output */
 constexpr int H = CW / TR;             /* halves of a stage's blocks */
 constexpr int THREADS = (CW + 1) * 32; /* + the producer warp */
-constexpr int RMAX = 147456;           /* bytes of stages at most (144 KB) */
+#ifndef RL_MVB_RMAX
+#define RL_MVB_RMAX 147456 /* a build may set it (-DRL_MVB_RMAX=N) to measure other rings */
+#endif
+constexpr int RMAX = RL_MVB_RMAX;      /* bytes of stages at most (144 KB) */
 
 /* Whether weights of type t are floats (F16, BF16: no scales; the activation
  * stays fp32) rather than blocks with scales (the activation int8). */
