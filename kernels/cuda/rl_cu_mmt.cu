@@ -42,16 +42,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cuda.h>
-#include <cudaTypedefs.h>
 
 #include "rl_cu_mmh.cuh"
+#include "rl_cu_tma.cuh"
 #include "rl_cu_wgmma.cuh"
 
 namespace rl_mmt {
 
 using namespace rl_async;
 using namespace rl_wgmma;
+using rl_tma::map_2d;
+using rl_tma::map_3d;
 
 constexpr int NB = 64;       /* batch rows: the wgmma's N */
 constexpr int CB = 8;        /* quant blocks per K chunk (256 elements) */
@@ -69,25 +70,7 @@ template <int WG> struct cfg {
 };
 
 #ifdef RL_WGMMA_DEVICE
-/* (mbarriers: rl_cu_async.cuh) */
-/* TMA: the box of map tm at (x0, x1) (elements) into dst, completing bytes on bar. */
-__device__ __forceinline__ void tma_2d(void *dst, const CUtensorMap *tm, int x0, int x1, uint64_t *bar)
-{
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
-                 "[%4];" ::"r"(sm_addr(dst)),
-                 "l"((uint64_t)tm), "r"(x0), "r"(x1), "r"(sm_addr(bar))
-                 : "memory");
-}
-
-/* The 3-D form: box at (x0, x1, x2). */
-__device__ __forceinline__ void tma_3d(void *dst, const CUtensorMap *tm, int x0, int x1, int x2, uint64_t *bar)
-{
-    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
-                 "%4}], [%5];" ::"r"(sm_addr(dst)),
-                 "l"((uint64_t)tm), "r"(x0), "r"(x1), "r"(x2), "r"(sm_addr(bar))
-                 : "memory");
-}
-
+/* (mbarriers: rl_cu_async.cuh; tensor-map copies: rl_cu_tma.cuh) */
 /* The same box into both CTAs of the pair (ctaMask), completing bytes on
  * each one's barrier at bar's offset. */
 __device__ __forceinline__ void tma_2d_mc(void *dst, const CUtensorMap *tm, int x0, int x1, uint64_t *bar,
@@ -184,20 +167,20 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 }
                 bar_expect(&full[s], STG);
                 if (probe >= 3) { /* measurement: the planes read as chunk-major [chunk][row][...] */
-                    tma_3d(base + C::Q_OFF, &tq, 0, (int)o0, (int)c, &full[s]);
-                    tma_3d(base + C::D_OFF, &td, 0, (int)o0, (int)c, &full[s]);
+                    rl_tma::load_3d(base + C::Q_OFF, &tq, 0, (int)o0, (int)c, &full[s]);
+                    rl_tma::load_3d(base + C::D_OFF, &td, 0, (int)o0, (int)c, &full[s]);
                     if (GLU) {
-                        tma_3d(base + C::Q_OFF + NO * QLD, &tq, 0, (int)(n_out + o0), (int)c, &full[s]);
-                        tma_3d(base + C::D_OFF + NO * 16, &td, 0, (int)(n_out + o0), (int)c, &full[s]);
+                        rl_tma::load_3d(base + C::Q_OFF + NO * QLD, &tq, 0, (int)(n_out + o0), (int)c, &full[s]);
+                        rl_tma::load_3d(base + C::D_OFF + NO * 16, &td, 0, (int)(n_out + o0), (int)c, &full[s]);
                     }
                 } else if (GLU) {
-                    tma_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
-                    tma_2d(base + C::Q_OFF + NO * QLD, &tq, (int)(c * QLD), (int)(n_out + o0), &full[s]);
-                    tma_2d(base + C::D_OFF, &td, (int)(c * CB), (int)o0, &full[s]);
-                    tma_2d(base + C::D_OFF + NO * 16, &td, (int)(c * CB), (int)(n_out + o0), &full[s]);
+                    rl_tma::load_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
+                    rl_tma::load_2d(base + C::Q_OFF + NO * QLD, &tq, (int)(c * QLD), (int)(n_out + o0), &full[s]);
+                    rl_tma::load_2d(base + C::D_OFF, &td, (int)(c * CB), (int)o0, &full[s]);
+                    rl_tma::load_2d(base + C::D_OFF + NO * 16, &td, (int)(c * CB), (int)(n_out + o0), &full[s]);
                 } else {
-                    tma_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
-                    tma_2d(base + C::D_OFF, &td, (int)(c * CB), (int)o0, &full[s]);
+                    rl_tma::load_2d(base + C::Q_OFF, &tq, (int)(c * QLD), (int)o0, &full[s]);
+                    rl_tma::load_2d(base + C::D_OFF, &td, (int)(c * CB), (int)o0, &full[s]);
                 }
             };
             auto load_x = [&](int s, int64_t c) {
@@ -207,7 +190,7 @@ k_mmt(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
 #pragma unroll
                 for (int j = 0; j < CB * 32 / 64; j++) {
                     if (MC == 1)
-                        tma_2d(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s]);
+                        rl_tma::load_2d(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s]);
                     else if (j % MC == member) /* to both CTAs of the pair */
                         tma_2d_mc(base + j * XBOX, &tx, (int)(c * CB * 32 + 64 * j), 0, &full[s], (1u << MC) - 1);
                 }
@@ -407,46 +390,6 @@ static plan plan_of(int64_t rows_out, bool glu, int64_t nch)
     return best;
 }
 
-static PFN_cuTensorMapEncodeTiled_v12000 encoder(void)
-{
-    static PFN_cuTensorMapEncodeTiled_v12000 fn;
-    static bool tried;
-    if (!tried) {
-        tried = true;
-        void *p = NULL;
-        cudaDriverEntryPointQueryResult q;
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) ==
-                cudaSuccess &&
-            q == cudaDriverEntryPointSuccess)
-            fn = (PFN_cuTensorMapEncodeTiled_v12000)p;
-        cudaGetLastError();
-    }
-    return fn;
-}
-
-/* A 2-D map of rows x cols elements of type t (pitch in bytes), boxes of
- * box_c x box_r, with or without the 128-byte swizzle; out-of-range reads give 0. */
-static bool map_2d(CUtensorMap *tm, CUtensorMapDataType t, const void *base, uint64_t cols, uint64_t rows,
-                   uint64_t pitch, uint32_t box_c, uint32_t box_r, bool swz)
-{
-    cuuint64_t dims[2] = {cols, rows}, strides[1] = {pitch};
-    cuuint32_t box[2] = {box_c, box_r}, es[2] = {1, 1};
-    return encoder()(tm, t, 2, (void *)base, dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                     swz ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
-/* A 3-D map of n2 x n1 x n0 elements (pitches p1, p2 bytes), boxes of b0 x b1 x 1. */
-static bool map_3d(CUtensorMap *tm, CUtensorMapDataType t, const void *base, uint64_t n0, uint64_t n1, uint64_t n2,
-                   uint64_t p1, uint64_t p2, uint32_t b0, uint32_t b1, bool swz)
-{
-    cuuint64_t dims[3] = {n0, n1, n2}, strides[2] = {p1, p2};
-    cuuint32_t box[3] = {b0, b1, 1}, es[3] = {1, 1, 1};
-    return encoder()(tm, t, 3, (void *)base, dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                     swz ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
 /* CTAs of pairs resident at once (clusters of two 1-CTA-per-SM blocks need
  * two free SMs of one GPC). */
 static int pair_slots(void)
@@ -528,7 +471,7 @@ static int launch(const rl_cu_mat &m, const rl_cu_act &x, int batch, int mode, r
 /* The kernel exists (rl_cu_mmw's device check) and the driver encodes tensor maps. */
 static bool mmt_device(void)
 {
-    return rl_cu_mmw_available() && rl_mmt::encoder() != NULL;
+    return rl_cu_mmw_available() && rl_tma::encoder() != NULL;
 }
 
 extern "C" int rl_cu_mmt_force(int wg)

@@ -46,14 +46,18 @@
  * scales inside (no scale plane), a lane's unit 32 values decoded from its
  * block by the matvec's code (session 17: two sub-blocks per unit, their
  * shared bytes read once, measured 10% slower). */
+#include <string.h>
+
 #include <type_traits>
 
 #include "rl_cu_kv.cuh"
 #include "rl_cu_mvb.cuh"
+#include "rl_cu_tma.cuh"
 
 namespace rl_mvb {
 
 using namespace rl_async;
+using rl_tma::map_2d;
 
 /* The RoPE + KV store fused into a plain product (rl_cu_mvb_rope_kv): the
  * outputs are rows row0.. of one token's [q | k | v]; q pairs rotated into
@@ -69,6 +73,11 @@ struct rope_ep {
 };
 struct rope_none {
 };
+/* How the producer fills a stage (RL_CU_MVB_COPY=row|merge|tma; see
+ * copy_mode): a bulk copy per row and plane, one per plane where a tile's
+ * rows are one run of bytes, or a tensor-map box of the tile's rows per plane. */
+enum { COPY_ROW = 0, COPY_MERGE = 1, COPY_TMA = 2 };
+
 template <bool ROPE> using rope_arg = typename std::conditional<ROPE, rope_ep, rope_none>::type;
 
 /* The angle of the pair starting at output i (even) at position p: sin 0,
@@ -128,8 +137,9 @@ __device__ __forceinline__ void rope_prep(const rope_ep &ep, float *rsc, int64_t
 
 template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products: the kernel as without it) */
 __global__ void __launch_bounds__(THREADS + (ROPE ? 32 : 0), 1)
-k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair,
-      bool merge, const rope_arg<ROPE> ep)
+k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td, const rl_cu_mat m,
+      const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair, int copy,
+      const rope_arg<ROPE> ep)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -164,9 +174,9 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
         const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
-        /* merge (RL_CU_MVB_MERGE=1, a measurement): one copy per plane and
-         * tile where a row is exactly one chunk */
-        const bool mg = merge && !C::KQ && nb == CK && rowb == QROW;
+        /* COPY_MERGE (a measurement): one copy per plane and tile where a
+         * row is exactly one chunk */
+        const bool mg = copy == COPY_MERGE && !C::KQ && nb == CK && rowb == QROW;
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {
@@ -175,6 +185,17 @@ k_mvb(const rl_cu_mat m, const float *x, const float *g, float eps, float *y, in
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
                 uint8_t *st = sm + (size_t)s * C::STG;
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
+                if (copy == COPY_TMA) { /* a box of the tile's rows per plane (and per gate / up) */
+                    bar_expect(&full[s], (unsigned)C::STG); /* whole boxes count, zeros past a row's end too */
+                    for (int p = 0; p < (GLU ? 2 : 1); p++) {
+                        const int row = (int)((p ? n_out : 0) + t * TR);
+                        rl_tma::load_2d(st + p * TR * QROW, &tq, (int)(c * (QROW / 8)), row, &full[s]);
+                        if (C::DB)
+                            rl_tma::load_2d(st + C::NRW * QROW + p * TR * DROW, &td, (int)(c * (DROW / 8)), row,
+                                            &full[s]);
+                    }
+                    continue;
+                }
                 const unsigned qlen = (unsigned)q_span<T>(cu);
                 bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
                 if (mg) { /* a tile's rows are one run of bytes per plane (and per gate / up) */
@@ -335,13 +356,39 @@ static bool pair_bar(void)
     return rl_env_switch("RL_CU_MVB_PAIR", true, &on);
 }
 
-/* RL_CU_MVB_MERGE=1: a tile's rows fetched by one bulk copy per plane where
- * a row is one chunk (measurements; H100, session 16: slower than a copy a
- * row). */
-static bool merge_copies(void)
+/* The producer's copies: RL_CU_MVB_COPY=tma (default), merge or row
+ * (measurements). A stage is 8 (GLU: 16) rows' chunks of about 2 KB per
+ * plane; each bulk copy costs its issue whatever its bytes (H100, session
+ * 16: ~0.8 us per 32-copy stage), so fewer, bigger copies pay where the
+ * copy issue, not DRAM, limits the ring. H200, session 27: one copy per plane
+ * and tile where a row is one chunk (merge: Q4_0 4,096 wide) made the 7B
+ * Q4_0 step 1,341 against 1,443 us; tma extends it to every row width and
+ * to Q8_0, Q6_K, F16 and BF16 (Q4_K and Q5_K chunks, 2,304 and 2,816 bytes,
+ * pass a box's 2,048; they keep a copy per row). */
+static int copy_mode(void)
 {
-    static int on = -1;
-    return rl_env_switch("RL_CU_MVB_MERGE", false, &on);
+    static int mode = -1;
+    if (mode < 0) {
+        const char *e = getenv("RL_CU_MVB_COPY");
+        mode = e && !strcmp(e, "row") ? COPY_ROW : e && !strcmp(e, "merge") ? COPY_MERGE : COPY_TMA;
+    }
+    return mode;
+}
+
+/* The tensor maps of m's planes for COPY_TMA: 8-byte elements, boxes of one
+ * chunk (QROW, DROW bytes) by TR rows; false where the layout does not allow
+ * them (a chunk over 2,048 bytes, a row pitch not a multiple of 16). */
+template <int T, bool GLU> static bool tile_maps(const rl_cu_mat *m, CUtensorMap *tq, CUtensorMap *td)
+{
+    using C = cfg<T, GLU>;
+    const int64_t nb = m->cols / 32, rowb = C::KQ ? m->ld : q_span<T>(nb);
+    if (C::QROW > 2048 || C::QROW % 8 || rowb % 16 || (C::DB && (nb * C::DB) % 16))
+        return false;
+    if (!map_2d(tq, CU_TENSOR_MAP_DATA_TYPE_UINT64, m->q, (uint64_t)rowb / 8, (uint64_t)m->rows, (uint64_t)rowb,
+                C::QROW / 8, TR, false))
+        return false;
+    return !C::DB || map_2d(td, CU_TENSOR_MAP_DATA_TYPE_UINT64, m->d, (uint64_t)(nb * C::DB) / 8,
+                            (uint64_t)m->rows, (uint64_t)(nb * C::DB), C::DROW / 8, TR, false);
 }
 
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
@@ -366,8 +413,13 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         arg = *ep;
     else
         (void)ep;
-    rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, *m, x, g, eps, y, mode,
-                   act_regs(), g_regs(), pair_bar(), merge_copies(), arg);
+    CUtensorMap tq, td;
+    memset(&tq, 0, sizeof tq), memset(&td, 0, sizeof td);
+    int copy = copy_mode();
+    if (copy == COPY_TMA && !tile_maps<T, GLU>(m, &tq, &td))
+        copy = COPY_ROW;
+    rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, tq, td, *m, x, g, eps,
+                   y, mode, act_regs(), g_regs(), pair_bar(), copy, arg);
     return RL_CU_LAUNCHED("mvb");
 }
 

@@ -1,0 +1,34 @@
+#!/bin/bash
+# gpu-s29.sh - session 29's device calls (an H200).
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s29.sh PART
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, ctests, cfgc, tyc, mkm, memcheck, ...
+PART=${1:-tma}
+# copybw: the device's copy bandwidth (ringlm-bench cuda --copy), median GB/s into BW.
+copybw() {
+  local j=$($BC --copy --json)
+  echo "copy: $j"
+  BW=$(echo "$j" | grep -oE '"median_gb_s":[0-9.]+' | cut -d: -f2)
+}
+# engb NAME PROMPT: the engine's generation and prefill tok/s and roofline fraction at BW.
+engb() { timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/$1.gguf --device cuda --prompt $2 --gen 128 --bw $BW --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s|gen_roofline_frac)":[0-9.]+' | tr '\n' ' '; }
+C3=("RL_CU_MVB_COPY=row" "RL_CU_MVB_COPY=merge" "RL_CU_MVB_COPY=tma")
+#   tma      rl_cu_mvb's tensor-map boxes (a copy per plane and tile for every
+#            row width, Q8_0, Q6_K, F16, BF16): its tests in the three copy
+#            forms, then row / merge / tma on the 7B and TinyLlama single
+#            streams, and the engine.
+if [ "$PART" = tma ]; then
+  build
+  ctests test_cu_mvb
+  RL_CU_MVB_COPY=row ctests test_cu_mvb
+  left 200 && ctests test_cu_model test_cu_mixed
+  cfgc llama2-7b q4_0 1 128 2 330 "${C3[@]}"
+  cfgc tinyllama-1.1b q4_0 1 128 2 370 "${C3[0]}" "${C3[2]}"
+  cfgc llama2-7b q8_0 1 128 1 400 "${C3[0]}" "${C3[2]}"
+  cfgc llama2-7b q4_k_m 1 128 1 430 "${C3[0]}" "${C3[2]}"
+  cfgc llama2-7b f16 1 128 1 460 "${C3[0]}" "${C3[2]}"
+  cfgc llama2-7b q4_0 512 64 1 490 "${C3[1]}" "${C3[2]}"
+  left 500 && copybw
+  left 500 && mkm llama2-7b Q4_0 7b-q4_0
+  left 560 && echo "engine 7B Q4_0 p1 (tma): $(engb 7b-q4_0 1)"
+  echo "elapsed ${SECONDS}s"
+fi
