@@ -32,3 +32,24 @@ if [ "$PART" = tma ]; then
   left 560 && echo "engine 7B Q4_0 p1 (tma): $(engb 7b-q4_0 1)"
   echo "elapsed ${SECONDS}s"
 fi
+#   mix      the copy forms settled (mix by default: a copy per plane and
+#            tile where a row is one chunk, else per row of values and a box
+#            of scales): tests in all four forms, then row / run / mix (tma
+#            where it differs) on the single streams and the engine.
+M=("RL_CU_MVB_COPY=row" "RL_CU_MVB_COPY=run" "RL_CU_MVB_COPY=mix")
+if [ "$PART" = mix ]; then
+  build
+  for cm in mix row run tma; do echo "[$cm] $(RL_CU_MVB_COPY=$cm ctests test_cu_mvb)"; done
+  left 200 && ctests test_cu_model test_cu_mixed
+  cfgc llama2-7b q4_0 1 128 2 330 "${M[@]}"
+  cfgc tinyllama-1.1b q4_0 1 128 2 370 "${M[@]}"
+  cfgc llama2-7b q8_0 1 128 1 400 "${M[0]}" "${M[2]}" "RL_CU_MVB_COPY=tma"
+  cfgc llama2-7b q4_k_m 1 128 1 430 "${M[0]}" "${M[2]}"
+  cfgc tinyllama-1.1b q8_0 1 128 1 450 "${M[0]}" "${M[2]}"
+  cfgc llama2-7b q4_0 512 64 1 480 "${M[1]}" "${M[2]}"
+  left 500 && copybw
+  left 500 && mkm llama2-7b Q4_0 7b-q4_0
+  left 540 && echo "engine 7B Q4_0 p1 (mix): $(engb 7b-q4_0 1)"
+  left 560 && echo "engine 7B Q4_0 p1 (mix): $(engb 7b-q4_0 1)"
+  echo "elapsed ${SECONDS}s"
+fi

@@ -14,11 +14,11 @@
  *   c + grid, ...; a tile's K in chunks of 2 KB of values per row (Q4_0:
  *   CK = 128 blocks, 4,096 columns; Q8_0: 64; F16/BF16: 32, 1,024 columns).
  *   A stage holds one chunk of the tile's rows: per row its values and (the
- *   quantized types) fp16 scales, a bulk copy each.
- *   Measured on an H100 (session 16, docs/PERFORMANCE.md): 64 blocks per
- *   chunk streamed at ~0.8 us per 32-copy stage, whatever its bytes; one
- *   16 KB copy per tile and plane, or the scales of a tile as one copy, were
- *   slower than a copy per row; a 72 KB ring (two CTAs per SM) too.
+ *   quantized types) fp16 scales, fetched by one bulk copy per plane where
+ *   a row is one chunk (the tile's rows are then one run of bytes), else a
+ *   copy per row of values and a tensor-map box of the rows' scales
+ *   (copy_flags; H200, sessions 27 and 29: fewer, longer copies stream
+ *   faster there, while on the H100 in session 16 a copy per row was best).
  * - The activation is fp32 (the residual, the attention output or the GLU
  *   output): each CTA quantizes it to int8 blocks in shared memory after the
  *   PDL wait (F16/BF16 weights: keeps it fp32 there, as their matvec
@@ -73,10 +73,12 @@ struct rope_ep {
 };
 struct rope_none {
 };
-/* How the producer fills a stage (RL_CU_MVB_COPY=row|merge|tma; see
- * copy_mode): a bulk copy per row and plane, one per plane where a tile's
- * rows are one run of bytes, or a tensor-map box of the tile's rows per plane. */
-enum { COPY_ROW = 0, COPY_MERGE = 1, COPY_TMA = 2 };
+/* How the producer fills a stage, per plane (flags from the host, see
+ * copy_flags): Q_RUN / D_RUN, the tile's rows are one run of bytes (a row
+ * is at most one chunk) fetched by one bulk copy, the stage's rows then as
+ * far apart as in the matrix; Q_BOX / D_BOX, a tensor-map box of the tile's
+ * rows; neither, a bulk copy per row. */
+enum { Q_RUN = 1, D_RUN = 2, Q_BOX = 4, D_BOX = 8 };
 
 template <bool ROPE> using rope_arg = typename std::conditional<ROPE, rope_ep, rope_none>::type;
 
@@ -168,15 +170,13 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         }
     }
 
+    const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
+    const int64_t rq = copy & Q_RUN ? rowb : QROW, rd = copy & D_RUN ? nb * C::DB : DROW; /* a stage's row pitches */
     if (warp == CW) { /* the producer: lane 0 fills the ring, weights only (no PDL wait) */
         if (lane != 0)
             return;
         const uint8_t *q = (const uint8_t *)m.q;
         const uint16_t *d = (const uint16_t *)m.d;
-        const int64_t rowb = C::KQ ? m.ld : q_span<T>(nb); /* bytes of a row in the q plane */
-        /* COPY_MERGE (a measurement): one copy per plane and tile where a
-         * row is exactly one chunk */
-        const bool mg = copy == COPY_MERGE && !C::KQ && nb == CK && rowb == QROW;
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {
@@ -185,35 +185,28 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
                 uint8_t *st = sm + (size_t)s * C::STG;
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
-                if (copy == COPY_TMA) { /* a box of the tile's rows per plane (and per gate / up) */
-                    bar_expect(&full[s], (unsigned)C::STG); /* whole boxes count, zeros past a row's end too */
-                    for (int p = 0; p < (GLU ? 2 : 1); p++) {
-                        const int row = (int)((p ? n_out : 0) + t * TR);
-                        rl_tma::load_2d(st + p * TR * QROW, &tq, (int)(c * (QROW / 8)), row, &full[s]);
-                        if (C::DB)
-                            rl_tma::load_2d(st + C::NRW * QROW + p * TR * DROW, &td, (int)(c * (DROW / 8)), row,
-                                            &full[s]);
-                    }
-                    continue;
-                }
-                const unsigned qlen = (unsigned)q_span<T>(cu);
-                bar_expect(&full[s], (unsigned)C::NRW * (qlen + (unsigned)(cu * C::DB)));
-                if (mg) { /* a tile's rows are one run of bytes per plane (and per gate / up) */
-                    for (int p = 0; p < (GLU ? 2 : 1); p++) {
-                        int64_t row = (p ? n_out : 0) + t * TR;
-                        bulk_copy(st + p * TR * QROW, q + row * rowb, TR * qlen, &full[s]);
-                        if (C::DB)
-                            bulk_copy(st + C::NRW * QROW + p * TR * DROW, d + row * nb, (unsigned)(TR * cu * 2),
-                                      &full[s]);
-                    }
-                    continue;
-                }
-                for (int r = 0; r < C::NRW; r++) {
-                    int64_t row = (GLU && r >= TR ? n_out : 0) + t * TR + (r % TR);
-                    bulk_copy(st + r * QROW, q + row * rowb + c * QROW, qlen, &full[s]);
-                    if (C::DB)
-                        bulk_copy(st + C::NRW * QROW + r * DROW, d + row * nb + c * CK, (unsigned)(cu * 2),
-                                  &full[s]);
+                const unsigned qlen = (unsigned)q_span<T>(cu), dlen = (unsigned)(cu * C::DB);
+                /* boxes count whole, zeros past a row's end too */
+                bar_expect(&full[s], (unsigned)C::NRW * ((copy & Q_BOX ? QROW : qlen) + (copy & D_BOX ? DROW : dlen)));
+                for (int p = 0; p < (GLU ? 2 : 1); p++) { /* the gate's rows, then the up's */
+                    const int64_t row = (p ? n_out : 0) + t * TR;
+                    uint8_t *sq = st + p * TR * rq, *sd = st + C::NRW * QROW + p * TR * rd;
+                    if (copy & Q_RUN) /* rows of rowb = qlen bytes, one chunk */
+                        bulk_copy(sq, q + row * rowb, TR * qlen, &full[s]);
+                    else if (copy & Q_BOX)
+                        rl_tma::load_2d(sq, &tq, (int)(c * (QROW / 8)), (int)row, &full[s]);
+                    else
+                        for (int r = 0; r < TR; r++)
+                            bulk_copy(sq + r * QROW, q + (row + r) * rowb + c * QROW, qlen, &full[s]);
+                    if (!C::DB)
+                        continue;
+                    if (copy & D_RUN)
+                        bulk_copy(sd, d + row * nb, TR * dlen, &full[s]);
+                    else if (copy & D_BOX)
+                        rl_tma::load_2d(sd, &td, (int)(c * (DROW / 8)), (int)row, &full[s]);
+                    else
+                        for (int r = 0; r < TR; r++)
+                            bulk_copy(sd + r * DROW, d + (row + r) * nb + c * CK, dlen, &full[s]);
                 }
             }
         return;
@@ -265,7 +258,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 if (j >= cu * C::UPB)
                     break;
                 const int64_t u = c * C::NU + j;
-                const wunit<T> w = sload<T>(st + o * QROW, st + C::NRW * QROW + o * DROW, j);
+                const wunit<T> w = sload<T>(st + o * rq, st + C::NRW * QROW + o * rd, j);
                 xunit a{}; /* the int8 types: the activation unit, once for the gate and the up row */
                 if constexpr (ARC)
                     a = areg ? xa[k] : xload(xs, 0, u);
@@ -279,7 +272,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 };
                 acc += dot(w);
                 if (GLU)
-                    accu += dot(sload<T>(st + (TR + o) * QROW, st + C::NRW * QROW + (TR + o) * DROW, j));
+                    accu += dot(sload<T>(st + (TR + o) * rq, st + C::NRW * QROW + (TR + o) * rd, j));
             }
             __syncwarp();
             if (lane == 0)
@@ -356,39 +349,56 @@ static bool pair_bar(void)
     return rl_env_switch("RL_CU_MVB_PAIR", true, &on);
 }
 
-/* The producer's copies: RL_CU_MVB_COPY=tma (default), merge or row
- * (measurements). A stage is 8 (GLU: 16) rows' chunks of about 2 KB per
- * plane; each bulk copy costs its issue whatever its bytes (H100, session
- * 16: ~0.8 us per 32-copy stage), so fewer, bigger copies pay where the
- * copy issue, not DRAM, limits the ring. H200, session 27: one copy per plane
- * and tile where a row is one chunk (merge: Q4_0 4,096 wide) made the 7B
- * Q4_0 step 1,341 against 1,443 us; tma extends it to every row width and
- * to Q8_0, Q6_K, F16 and BF16 (Q4_K and Q5_K chunks, 2,304 and 2,816 bytes,
- * pass a box's 2,048; they keep a copy per row). */
+/* The producer's copies (RL_CU_MVB_COPY=mix, the default; run, tma, row
+ * for measurements). Each bulk copy costs its issue (H100, session 16: ~0.8
+ * us per 32-copy stage whatever its bytes), and on the H200 one long copy
+ * streams faster than the same bytes in 2 KB pieces (session 27: the 7B
+ * Q4_0 step 1,341 against 1,443 us with a tile's 4,096-wide rows as one
+ * copy per plane), but a tensor-map box of 8 rows of 2 KB streams no faster
+ * than 8 copies (session 29: Q4_0 unchanged, F16 8% slower), though it
+ * gathers 8 short rows of scales (Q8_0 4% faster). So mix: one copy per
+ * plane and tile where a row is one chunk, else a copy per row of values and
+ * a box of the scales; run: the runs, else a copy per row; tma: boxes for
+ * both planes (not the K-quants: Q4_K and Q5_K chunks, 2,304 and 2,816
+ * bytes, pass a box's 2,048); row: a copy per row and plane. */
+enum { COPY_ROW, COPY_RUN, COPY_TMA, COPY_MIX };
 static int copy_mode(void)
 {
     static int mode = -1;
     if (mode < 0) {
         const char *e = getenv("RL_CU_MVB_COPY");
-        mode = e && !strcmp(e, "row") ? COPY_ROW : e && !strcmp(e, "merge") ? COPY_MERGE : COPY_TMA;
+        mode = !e ? COPY_MIX : !strcmp(e, "row") ? COPY_ROW : !strcmp(e, "run") ? COPY_RUN
+             : !strcmp(e, "tma") ? COPY_TMA : COPY_MIX;
     }
     return mode;
 }
 
-/* The tensor maps of m's planes for COPY_TMA: 8-byte elements, boxes of one
- * chunk (QROW, DROW bytes) by TR rows; false where the layout does not allow
- * them (a chunk over 2,048 bytes, a row pitch not a multiple of 16). */
-template <int T, bool GLU> static bool tile_maps(const rl_cu_mat *m, CUtensorMap *tq, CUtensorMap *td)
+/* The copy flags of m's launch (Q_RUN ...) and the tensor maps they need:
+ * 8-byte elements, boxes of one chunk (QROW, DROW bytes) by TR rows. A box
+ * the layout does not allow (a chunk over 2,048 bytes, a pitch not a
+ * multiple of 16) falls back to a copy per row. */
+template <int T, bool GLU> static int copy_flags(const rl_cu_mat *m, CUtensorMap *tq, CUtensorMap *td)
 {
     using C = cfg<T, GLU>;
-    const int64_t nb = m->cols / 32, rowb = C::KQ ? m->ld : q_span<T>(nb);
-    if (C::QROW > 2048 || C::QROW % 8 || rowb % 16 || (C::DB && (nb * C::DB) % 16))
-        return false;
-    if (!map_2d(tq, CU_TENSOR_MAP_DATA_TYPE_UINT64, m->q, (uint64_t)rowb / 8, (uint64_t)m->rows, (uint64_t)rowb,
-                C::QROW / 8, TR, false))
-        return false;
-    return !C::DB || map_2d(td, CU_TENSOR_MAP_DATA_TYPE_UINT64, m->d, (uint64_t)(nb * C::DB) / 8,
-                            (uint64_t)m->rows, (uint64_t)(nb * C::DB), C::DROW / 8, TR, false);
+    const int mode = copy_mode();
+    const int64_t nb = m->cols / 32, rowb = C::KQ ? m->ld : q_span<T>(nb), db = nb * C::DB;
+    const bool run = (mode == COPY_RUN || mode == COPY_MIX) && nb <= C::CK;
+    int f = 0;
+    if (run && rowb == q_span<T>(nb) && rowb % 16 == 0)
+        f |= Q_RUN;
+    else if (mode == COPY_TMA && C::QROW <= 2048 && C::QROW % 8 == 0 && rowb % 16 == 0 &&
+             map_2d(tq, CU_TENSOR_MAP_DATA_TYPE_UINT64, m->q, (uint64_t)rowb / 8, (uint64_t)m->rows, (uint64_t)rowb,
+                    C::QROW / 8, TR, false))
+        f |= Q_BOX;
+    if (!C::DB)
+        return f;
+    if (run)
+        f |= D_RUN;
+    else if ((mode == COPY_TMA || mode == COPY_MIX) && db % 16 == 0 &&
+             map_2d(td, CU_TENSOR_MAP_DATA_TYPE_UINT64, m->d, (uint64_t)db / 8, (uint64_t)m->rows, (uint64_t)db,
+                    C::DROW / 8, TR, false))
+        f |= D_BOX;
+    return f;
 }
 
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
@@ -415,9 +425,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
         (void)ep;
     CUtensorMap tq, td;
     memset(&tq, 0, sizeof tq), memset(&td, 0, sizeof td);
-    int copy = copy_mode();
-    if (copy == COPY_TMA && !tile_maps<T, GLU>(m, &tq, &td))
-        copy = COPY_ROW;
+    const int copy = copy_flags<T, GLU>(m, &tq, &td);
     rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, tq, td, *m, x, g, eps,
                    y, mode, act_regs(), g_regs(), pair_bar(), copy, arg);
     return RL_CU_LAUNCHED("mvb");
