@@ -53,3 +53,21 @@ if [ "$PART" = mix ]; then
   left 560 && echo "engine 7B Q4_0 p1 (mix): $(engb 7b-q4_0 1)"
   echo "elapsed ${SECONDS}s"
 fi
+#   final    the default (mix) settled: the cuda and model suites, memcheck
+#            over test_cu_mvb's products (case mvb), every type's single
+#            stream, the engine (TinyLlama Q4_0 from 1 token; 7B Q4_0 after
+#            a 512-token prompt), the copy bandwidth.
+san() {
+  CK_RUN_CASE=$3 timeout ${SAN_S:-150} compute-sanitizer --tool $1 $B/tests/cuda/$2 >"$OUT/$1-$2-$3.log" 2>&1
+  echo "$1 $2 ($3): rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Checks' "$OUT/$1-$2-$3.log" | tr '\n' ' ')"
+}
+if [ "$PART" = final ]; then
+  build
+  copybw
+  SUITE_S=200 suites --suite cuda --suite model
+  left 250 && SAN_S=120 san memcheck test_cu_mvb mvb
+  left 300 && mkm tinyllama-1.1b Q4_0 tl-q4_0 && echo "engine TinyLlama Q4_0 p1: $(engb tl-q4_0 1)"
+  left 320 && mkm llama2-7b Q4_0 7b-q4_0 && echo "engine 7B Q4_0 p512: $(engb 7b-q4_0 512)"
+  alltypes 570
+  echo "elapsed ${SECONDS}s"
+fi
