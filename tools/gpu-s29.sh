@@ -71,21 +71,3 @@ if [ "$PART" = final ]; then
   alltypes 570
   echo "elapsed ${SECONDS}s"
 fi
-#   pf       the L2 prefetch of the next product's first weights
-#            (rl_cu_mvb_pf, RL_CU_MVB_PF KB, default 8,192): its test, then
-#            0 / 4,096 / 8,192 / 16,384 KB on the single streams.
-P4=("RL_CU_MVB_PF=0" "RL_CU_MVB_PF=4096" "RL_CU_MVB_PF=8192" "RL_CU_MVB_PF=16384")
-if [ "$PART" = pf ]; then
-  build
-  ctests test_cu_mvb test_cu_model
-  cfgc llama2-7b q4_0 1 128 2 330 "${P4[@]}"
-  cfgc tinyllama-1.1b q4_0 1 128 2 380 "${P4[0]}" "${P4[1]}" "${P4[2]}"
-  cfgc llama2-7b q4_k_m 1 128 1 410 "${P4[0]}" "${P4[2]}"
-  cfgc llama2-7b q8_0 1 128 1 440 "${P4[0]}" "${P4[2]}"
-  cfgc llama2-7b q4_0 512 64 1 470 "${P4[0]}" "${P4[2]}"
-  cfgc tinyllama-1.1b q8_0 1 128 1 490 "${P4[0]}" "${P4[2]}"
-  left 500 && copybw
-  left 500 && mkm llama2-7b Q4_0 7b-q4_0
-  left 550 && echo "engine 7B Q4_0 p1 (pf default): $(engb 7b-q4_0 1)"
-  echo "elapsed ${SECONDS}s"
-fi

@@ -80,25 +80,6 @@ struct rope_none {
  * rows; neither, a bulk copy per row. */
 enum { Q_RUN = 1, D_RUN = 2, Q_BOX = 4, D_BOX = 8 };
 
-/* Byte ranges of the next product's weights to prefetch into L2 (see
- * rl_cu_mvb_pf), each split evenly over the CTAs. */
-struct l2_ranges {
-    const uint8_t *a[4];
-    uint32_t n[4];
-};
-
-/* CTA b's share of the ranges as L2 prefetches (sm_90 bulk prefetch, 16-byte units). */
-__device__ __forceinline__ void l2_prefetch(const l2_ranges &pf)
-{
-    for (int k = 0; k < 4; k++) {
-        const uint32_t per = ((pf.n[k] + gridDim.x - 1) / gridDim.x + 15) & ~15u, b = blockIdx.x * per;
-        if (!pf.a[k] || b >= pf.n[k])
-            continue;
-        const uint32_t len = pf.n[k] - b < per ? pf.n[k] - b : per;
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(pf.a[k] + b), "r"(len) : "memory");
-    }
-}
-
 template <bool ROPE> using rope_arg = typename std::conditional<ROPE, rope_ep, rope_none>::type;
 
 /* The angle of the pair starting at output i (even) at position p: sin 0,
@@ -160,7 +141,7 @@ template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products
 __global__ void __launch_bounds__(THREADS + (ROPE ? 32 : 0), 1)
 k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td, const rl_cu_mat m,
       const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair, int copy,
-      const l2_ranges pf, const rope_arg<ROPE> ep)
+      const rope_arg<ROPE> ep)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -228,7 +209,6 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                             bulk_copy(sd + r * DROW, d + (row + r) * nb + c * CK, dlen, &full[s]);
                 }
             }
-        l2_prefetch(pf); /* after the CTA's own copies */
         return;
     }
 
@@ -430,7 +410,7 @@ static bool act_regs(void)
 
 template <int T, bool GLU, bool ROPE = false>
 static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
-                  const rope_ep *ep, const l2_ranges *pf, cudaStream_t s)
+                  const rope_ep *ep, cudaStream_t s)
 {
     size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols, ROPE);
     static size_t set_for = 0;
@@ -447,13 +427,13 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
     memset(&tq, 0, sizeof tq), memset(&td, 0, sizeof td);
     const int copy = copy_flags<T, GLU>(m, &tq, &td);
     rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, tq, td, *m, x, g, eps,
-                   y, mode, act_regs(), g_regs(), pair_bar(), copy, *pf, arg);
+                   y, mode, act_regs(), g_regs(), pair_bar(), copy, arg);
     return RL_CU_LAUNCHED("mvb");
 }
 
 /* Table of the kernels by weight type and mode (plain, GLU, the fused RoPE store). */
 typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, const rope_ep *,
-                         const l2_ranges *, cudaStream_t);
+                         cudaStream_t);
 struct launch_row {
     int type;
     launch_fn plain, glu, rope;
@@ -466,53 +446,12 @@ static const launch_row launches[] = {
 #undef RL_MVB_ROW
 
 static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
-                       const rope_ep *ep, const l2_ranges *pf, cudaStream_t s)
+                       const rope_ep *ep, cudaStream_t s)
 {
     for (const launch_row &r : launches)
         if (r.type == m->type)
-            return (ep ? r.rope : mode == RL_CU_MV_GLU ? r.glu : r.plain)(m, x, g, eps, y, mode, ep, pf, s);
+            return (ep ? r.rope : mode == RL_CU_MV_GLU ? r.glu : r.plain)(m, x, g, eps, y, mode, ep, s);
     return -ENOTSUP;
-}
-
-/* RL_CU_MVB_PF: KB of the next product's weights to prefetch (default 8,192). */
-static int64_t pf_bytes(void)
-{
-    static int64_t b = -1;
-    if (b < 0) {
-        const char *e = getenv("RL_CU_MVB_PF");
-        b = e ? atoll(e) * 1024 : 8192 * 1024;
-        if (b < 0 || b > ((int64_t)1 << 31))
-            b = 8192 * 1024;
-    }
-    return b;
-}
-
-/* The first bytes of next's planes the next product streams first: the
- * leading rows of the q plane (GLU: of the gate and of the up half) and as
- * large a share of the scale plane. */
-static l2_ranges next_ranges(const rl_cu_mat *nx, int next_mode)
-{
-    l2_ranges pf{};
-    const int64_t want = nx && nx->q ? pf_bytes() : 0;
-    if (!want || nx->rows <= 0 || nx->cols <= 0)
-        return pf;
-    const bool glu = next_mode == RL_CU_MV_GLU && nx->rows % 2 == 0;
-    const int64_t qb = nx->ld > 0 ? nx->ld : 0; /* bytes of a row in the q plane */
-    const int64_t db = nx->d ? nx->cols / 32 * 2 : 0;
-    if (!qb)
-        return pf;
-    const int64_t half = glu ? nx->rows / 2 : nx->rows, parts = glu ? 2 : 1;
-    int64_t rows = want / parts / (qb + db);
-    rows = rows < 1 ? 1 : rows > half ? half : rows;
-    for (int p = 0; p < parts; p++) {
-        pf.a[p] = (const uint8_t *)nx->q + p * half * qb;
-        pf.n[p] = (uint32_t)(rows * qb);
-        if (db) {
-            pf.a[2 + p] = (const uint8_t *)nx->d + p * half * db;
-            pf.n[2 + p] = (uint32_t)(rows * db);
-        }
-    }
-    return pf;
 }
 
 } /* namespace rl_mvb */
@@ -536,19 +475,7 @@ extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g,
         return -EINVAL;
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
-    const rl_mvb::l2_ranges none{};
-    return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, nullptr, &none, s);
-}
-
-extern "C" int rl_cu_mvb_pf(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
-                            const rl_cu_mat *next, int next_mode, cudaStream_t s)
-{
-    if (mode != RL_CU_MV_STORE && mode != RL_CU_MV_ADD && mode != RL_CU_MV_GLU)
-        return -EINVAL;
-    if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
-        return -ENOTSUP;
-    const rl_mvb::l2_ranges pf = rl_mvb::next_ranges(next, next_mode);
-    return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, nullptr, &pf, s);
+    return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, nullptr, s);
 }
 
 extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_rope *r, const rl_cu_kv *kv)
@@ -572,6 +499,5 @@ extern "C" int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const flo
     if (rp->row0 + m->rows > (int64_t)(r->n_head + 2 * r->n_head_kv) * r->head_dim)
         return -EINVAL;
     rl_mvb::rope_ep ep{rl_kv_paged_make<rl_kv_f16>(rp->kv, rp->d_row, rp->layer), *r, rp->d_pos, rp->d_q, rp->row0};
-    const rl_mvb::l2_ranges none{};
-    return rl_mvb::launch_type(m, d_x, d_g, eps, nullptr, RL_CU_MV_STORE, &ep, &none, s);
+    return rl_mvb::launch_type(m, d_x, d_g, eps, nullptr, RL_CU_MV_STORE, &ep, s);
 }

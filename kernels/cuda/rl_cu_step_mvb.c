@@ -96,34 +96,13 @@ static int part_place(const rl_cu_mvb_part *p, int which)
     return rl_cu_mvb_ok(p->m, p->mode) ? 1 : -1;
 }
 
-/* The product the step runs after part i of n of `which` in layer l (the
- * output's: layer 0's Q|K|V, the next token's first), for rl_cu_mvb_pf's
- * prefetch of its first weights. */
-static rl_cu_mvb_part next_part(rl_cu_model *m, int which, uint32_t l, int i, int n, const rl_cu_mvb_part *p)
-{
-    if (i + 1 < n)
-        return p[i + 1];
-    rl_cu_mvb_part q[3];
-    if (which == RL_CU_MVB_OUT)
-        which = RL_CU_MVB_QKV, l = 0;
-    else if (which == RL_CU_MVB_DOWN && l + 1 >= m->c.n_layer)
-        which = RL_CU_MVB_OUT;
-    else if (which == RL_CU_MVB_DOWN)
-        which = RL_CU_MVB_QKV, l++;
-    else
-        which++;
-    rl_cu_mvb_parts(m, which, l, q);
-    return q[0];
-}
-
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
 {
     rl_cu_mvb_part p[3];
     int n = rl_cu_mvb_parts(m, which, l, p);
     for (int i = 0; i < n; i++) {
-        rl_cu_mvb_part nx = next_part(m, which, l, i, n, p);
         if (part_place(&p[i], which) == 1)
-            RL_CU_TRY(rl_cu_mvb_pf(p[i].m, p[i].x, p[i].g, m->c.rms_eps, p[i].mode, p[i].y, nx.m, nx.mode, m->s));
+            RL_CU_TRY(rl_cu_mvb(p[i].m, p[i].x, p[i].g, m->c.rms_eps, p[i].mode, p[i].y, m->s));
         else
             RL_CU_TRY(part_on_matvec(m, &p[i]));
     }

@@ -150,15 +150,6 @@ int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_
  * rl_cu_model_mvb_step says so. */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
-/* rl_cu_mvb that also warms the L2 cache with the first bytes of the next
- * product's weights (next, in next_mode; NULL: none): once a CTA has issued
- * its own copies, it asks for an L2 prefetch of its share of the first
- * RL_CU_MVB_PF KB (default 8,192; 0: none) of next's planes (GLU: half from
- * the gate rows, half from the up rows), the rows the next product's CTAs
- * stream first, so DRAM keeps streaming through the kernels' boundaries
- * and the latency-bound kernels between products. A hint: y is rl_cu_mvb's. */
-int rl_cu_mvb_pf(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
-                 const rl_cu_mat *next, int next_mode, cudaStream_t s);
 /* Whether rl_cu_mvb takes m in mode: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, F16 or
  * BF16, cols a multiple of 256, outputs a multiple of 8, aligned planes, an
  * sm_90 device. */

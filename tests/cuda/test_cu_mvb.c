@@ -276,56 +276,12 @@ START_TEST(mvb_rope_refuses_what_it_cannot_fuse)
 }
 END_TEST
 
-/* rl_cu_mvb_pf: the same bits as rl_cu_mvb whatever the next matrix it
- * warms the L2 cache with (a hint: its own rows, another matrix, a GLU
- * one, none), and rl_cu_mvb's refusals. */
-START_TEST(mvb_pf_gives_the_products_bits)
-{
-    uint64_t s = tcu_seed("mvb pf");
-    const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_F16};
-    const int64_t rows = 2 * 264, cols = 4352;
-    float *w = malloc(rows * 11008 * sizeof(float));
-    float *x = tcu_rand_vec(&s, cols, 2.0f), *dx = tcu_up(x, cols * sizeof(float));
-    float *y1 = malloc(rows * sizeof(float)), *y2 = malloc(rows * sizeof(float));
-    float *dy = tcu_dev(rows * sizeof(float));
-    for (int i = 0; i < 4; i++) {
-        rl_cu_mat m, nx;
-        tcu_make_weight(types[i], rows, cols, &s, &m, w);
-        if (!rl_cu_mvb_ok(&m, RL_CU_MV_STORE)) {
-            printf("no sm_90 device: skipping rl_cu_mvb_pf\n");
-            rl_cu_mat_free(&m);
-            break;
-        }
-        tcu_make_weight(types[(i + 1) % 4], 2 * 96, 11008, &s, &nx, w);
-        for (int mode = RL_CU_MV_STORE; mode <= RL_CU_MV_GLU; mode += RL_CU_MV_GLU - RL_CU_MV_STORE) {
-            const int64_t n_out = mode == RL_CU_MV_GLU ? rows / 2 : rows;
-            CU_OK(rl_cu_mvb(&m, dx, NULL, 0.0f, mode, dy, 0));
-            tcu_down(y1, dy, n_out * sizeof(float));
-            const rl_cu_mat *nexts[3] = {&nx, &m, NULL};
-            for (int k = 0; k < 3; k++) {
-                CU_OK(cudaMemset(dy, 0xff, rows * sizeof(float)));
-                CU_OK(rl_cu_mvb_pf(&m, dx, NULL, 0.0f, mode, dy, nexts[k], k ? RL_CU_MV_STORE : RL_CU_MV_GLU, 0));
-                tcu_down(y2, dy, n_out * sizeof(float));
-                ck_assert_msg(!memcmp(y1, y2, n_out * sizeof(float)), "type %d mode %d next %d", (int)types[i],
-                              mode, k);
-            }
-        }
-        ck_assert_int_eq(rl_cu_mvb_pf(&m, dx, NULL, 0.0f, 7, dy, &nx, RL_CU_MV_STORE, 0), -EINVAL);
-        ck_assert_int_eq(rl_cu_mvb_pf(&m, dx + 1, NULL, 0.0f, RL_CU_MV_STORE, dy, &nx, RL_CU_MV_STORE, 0), -ENOTSUP);
-        rl_cu_mat_free(&m), rl_cu_mat_free(&nx);
-    }
-    cudaFree(dx), cudaFree(dy);
-    free(w), free(x), free(y1), free(y2);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("cuda_mvb");
     TCase *tc = tcase_create("mvb");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, mvb_streams_products_of_each_type_in_every_mode);
-    tcase_add_test(tc, mvb_pf_gives_the_products_bits);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("rope"); /* its own case: CK_RUN_CASE=rope under the sanitizers */
     tcase_set_timeout(tr, 240);
