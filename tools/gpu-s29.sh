@@ -71,3 +71,18 @@ if [ "$PART" = final ]; then
   alltypes 570
   echo "elapsed ${SECONDS}s"
 fi
+#   knobs    the H100's choices re-measured on the H200 with the mix copies:
+#            the O product on rl_cu_mvb (RL_CU_MVB_O=1) against the matvec
+#            default for Q4_0 / Q8_0 / Q4_K; attention blocks a head
+#            (RL_CU_ATTN_SPLITS); TinyLlama's step on the matvec (RL_CU_MVB=0).
+if [ "$PART" = knobs ]; then
+  build
+  cfgc llama2-7b q4_0 1 128 2 250 "RL_CU_MVB_O=-" "RL_CU_MVB_O=1"
+  cfgc llama2-7b q8_0 1 128 1 280 "RL_CU_MVB_O=-" "RL_CU_MVB_O=1"
+  cfgc llama2-7b q4_k_m 1 128 1 310 "RL_CU_MVB_O=-" "RL_CU_MVB_O=1"
+  cfgc tinyllama-1.1b q4_0 1 128 2 350 "RL_CU_MVB_O=-" "RL_CU_MVB_O=1"
+  cfgc tinyllama-1.1b q4_0 1 128 2 420 "RL_CU_ATTN_SPLITS=6" "RL_CU_ATTN_SPLITS=8" "RL_CU_ATTN_SPLITS=10" "RL_CU_MVB=0"
+  cfgc llama2-7b q4_0 1 128 1 460 "RL_CU_ATTN_SPLITS=6" "RL_CU_ATTN_SPLITS=8" "RL_CU_ATTN_SPLITS=10"
+  cfgc llama2-7b q4_0 512 64 1 500 "RL_CU_ATTN_SPLITS=6" "RL_CU_ATTN_SPLITS=10" "RL_CU_ATTN_SPLITS=16"
+  echo "elapsed ${SECONDS}s"
+fi
