@@ -86,3 +86,17 @@ if [ "$PART" = knobs ]; then
   cfgc llama2-7b q4_0 512 64 1 500 "RL_CU_ATTN_SPLITS=6" "RL_CU_ATTN_SPLITS=10" "RL_CU_ATTN_SPLITS=16"
   echo "elapsed ${SECONDS}s"
 fi
+#   close    the closing checks: the transformers check, memcheck over
+#            test_cu_model, racecheck over test_cu_mvb's products (case mvb:
+#            the runs, boxes and copies per row), time to first token through
+#            libringlm (gpu-final.sh ttft).
+if [ "$PART" = close ]; then
+  build
+  timeout 200 python3 tools/hf_check.py $B/tools/ringlm-logits >"$OUT/hf_check.txt" 2>&1; echo "hf_check rc=$?"
+  grep -E "PASS|FAIL" "$OUT/hf_check.txt" | head -8
+  export CK_FORK=no
+  left 200 && SAN_S=150 san memcheck test_cu_model model
+  left 330 && SAN_S=150 san racecheck test_cu_mvb mvb
+  left 420 && RL_GPU_BUILD=$B timeout 150 bash $T/gpu-final.sh ttft 2>&1 | grep -vE "^== build" | tail -12
+  echo "elapsed ${SECONDS}s"
+fi
