@@ -100,14 +100,3 @@ if [ "$PART" = close ]; then
   left 420 && RL_GPU_BUILD=$B timeout 150 bash $T/gpu-final.sh ttft 2>&1 | grep -vE "^== build" | tail -12
   echo "elapsed ${SECONDS}s"
 fi
-#   fence    a proxy fence before a reused stage's copies: racecheck over
-#            test_cu_mvb's products in the mix and row forms, the tests, the
-#            7B single streams it could slow.
-if [ "$PART" = fence ]; then
-  build
-  export CK_FORK=no
-  for cm in mix row; do RL_CU_MVB_COPY=$cm SAN_S=120 san racecheck test_cu_mvb mvb; done
-  ctests test_cu_mvb
-  for r in 1 2; do for t in q4_0 q8_0 f16; do left 520 && echo "r$r 7B $t p1: $(tyc llama2-7b $t 1 128)"; done; done
-  echo "elapsed ${SECONDS}s"
-fi

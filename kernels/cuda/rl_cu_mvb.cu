@@ -185,8 +185,6 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
                 uint8_t *st = sm + (size_t)s * C::STG;
                 bar_wait(&empty[s], ph ^ 1); /* the consumers freed it (the first round passes) */
-                if (i >= C::S) /* their reads (generic proxy) before the copies' writes (async proxy) */
-                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
                 const unsigned qlen = (unsigned)q_span<T>(cu), dlen = (unsigned)(cu * C::DB);
                 /* boxes count whole, zeros past a row's end too */
                 bar_expect(&full[s], (unsigned)C::NRW * ((copy & Q_BOX ? QROW : qlen) + (copy & D_BOX ? DROW : dlen)));
