@@ -2,7 +2,8 @@
 # gpu-s29.sh - session 29's device calls (an H200).
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s29.sh PART
 . "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, ctests, cfgc, tyc, mkm, memcheck, ...
-PART=${1:-tma}
+PART=${1:-final}
+# (parts pf and fence ran at 7203f04 and 5d6dba4; both changes were reverted)
 # copybw: the device's copy bandwidth (ringlm-bench cuda --copy), median GB/s into BW.
 copybw() {
   local j=$($BC --copy --json)
@@ -15,7 +16,8 @@ C3=("RL_CU_MVB_COPY=row" "RL_CU_MVB_COPY=merge" "RL_CU_MVB_COPY=tma")
 #   tma      rl_cu_mvb's tensor-map boxes (a copy per plane and tile for every
 #            row width, Q8_0, Q6_K, F16, BF16): its tests in the three copy
 #            forms, then row / merge / tma on the 7B and TinyLlama single
-#            streams, and the engine.
+#            streams, and the engine. (Ran at 4f19810, where "merge" was the
+#            per-tile runs; now RL_CU_MVB_COPY=run, and merge means mix.)
 if [ "$PART" = tma ]; then
   build
   ctests test_cu_mvb
