@@ -80,6 +80,23 @@ struct rope_none {
  * rows; neither, a bulk copy per row. */
 enum { Q_RUN = 1, D_RUN = 2, Q_BOX = 4, D_BOX = 8 };
 
+/* One plane's part of a stage, TR rows from `row` of chunk c: each row's
+ * len bytes at c * span into its pitch-byte row of src, into dst span bytes
+ * apart, as one run (rows exactly len bytes long: one chunk), one box of
+ * map tm (as the run's layout), or a bulk copy a row. */
+__device__ __forceinline__ void put_rows(uint8_t *dst, const uint8_t *src, int64_t pitch, int64_t row, int64_t c,
+                                         int span, unsigned len, bool run, bool box, const CUtensorMap *tm,
+                                         uint64_t *bar)
+{
+    if (run)
+        bulk_copy(dst, src + row * pitch, TR * len, bar);
+    else if (box)
+        rl_tma::load_2d(dst, tm, (int)(c * (span / 8)), (int)row, bar);
+    else
+        for (int r = 0; r < TR; r++)
+            bulk_copy(dst + r * span, src + (row + r) * pitch + c * span, len, bar);
+}
+
 template <bool ROPE> using rope_arg = typename std::conditional<ROPE, rope_ep, rope_none>::type;
 
 /* The angle of the pair starting at output i (even) at position p: sin 0,
@@ -191,22 +208,10 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 for (int p = 0; p < (GLU ? 2 : 1); p++) { /* the gate's rows, then the up's */
                     const int64_t row = (p ? n_out : 0) + t * TR;
                     uint8_t *sq = st + p * TR * rq, *sd = st + C::NRW * QROW + p * TR * rd;
-                    if (copy & Q_RUN) /* rows of rowb = qlen bytes, one chunk */
-                        bulk_copy(sq, q + row * rowb, TR * qlen, &full[s]);
-                    else if (copy & Q_BOX)
-                        rl_tma::load_2d(sq, &tq, (int)(c * (QROW / 8)), (int)row, &full[s]);
-                    else
-                        for (int r = 0; r < TR; r++)
-                            bulk_copy(sq + r * QROW, q + (row + r) * rowb + c * QROW, qlen, &full[s]);
-                    if (!C::DB)
-                        continue;
-                    if (copy & D_RUN)
-                        bulk_copy(sd, d + row * nb, TR * dlen, &full[s]);
-                    else if (copy & D_BOX)
-                        rl_tma::load_2d(sd, &td, (int)(c * (DROW / 8)), (int)row, &full[s]);
-                    else
-                        for (int r = 0; r < TR; r++)
-                            bulk_copy(sd + r * DROW, d + (row + r) * nb + c * CK, dlen, &full[s]);
+                    put_rows(sq, q, rowb, row, c, QROW, qlen, copy & Q_RUN, copy & Q_BOX, &tq, &full[s]);
+                    if (C::DB)
+                        put_rows(sd, (const uint8_t *)d, nb * C::DB, row, c, DROW, dlen, copy & D_RUN, copy & D_BOX,
+                                 &td, &full[s]);
                 }
             }
         return;
