@@ -105,7 +105,7 @@ fi
 #   check    the producer's copies through one helper (put_rows): test_cu_mvb
 #            in the four copy forms, the 7B Q4_0 and Q8_0 single streams.
 if [ "$PART" = check ]; then
-  B=$B bash $T/gpu-steps.sh build-only >/dev/null 2>&1 || { echo build failed; tail -30 "$OUT/build.log"; exit 1; }
+  build
   for cm in mix row run tma; do echo "[$cm] $(RL_CU_MVB_COPY=$cm ctests test_cu_mvb)"; done
   echo "7B q4_0 p1: $(tyc llama2-7b q4_0 1 128) | q8_0 $(tyc llama2-7b q8_0 1 128)"
   echo "elapsed ${SECONDS}s"
