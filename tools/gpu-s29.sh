@@ -110,3 +110,13 @@ if [ "$PART" = check ]; then
   echo "7B q4_0 p1: $(tyc llama2-7b q4_0 1 128) | q8_0 $(tyc llama2-7b q8_0 1 128)"
   echo "elapsed ${SECONDS}s"
 fi
+#   tl       (for the next session, not run yet) the step timelines with the
+#            mix copies: 7B Q4_0 and TinyLlama Q4_0 from an empty context,
+#            7B Q4_K_M; where each launch's time goes now.
+if [ "$PART" = tl ]; then
+  build & build_tl; wait
+  for a in "7b llama2-7b q4_0 1 128" "tiny tinyllama-1.1b q4_0 1 128" "7bkm llama2-7b q4_k_m 1 128"; do
+    set -- $a; left 450 && { echo "== timeline $*"; tl "$@" | head -40; }
+  done
+  echo "elapsed ${SECONDS}s"
+fi
