@@ -12,6 +12,12 @@ copybw() {
 }
 # engb NAME PROMPT: the engine's generation and prefill tok/s and roofline fraction at BW.
 engb() { timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/$1.gguf --device cuda --prompt $2 --gen 128 --bw $BW --json 2>/dev/null | grep -oE '"(gen_tok_s|prefill_tok_s|gen_roofline_frac)":[0-9.]+' | tr '\n' ' '; }
+# eng7 LABEL N: the copy bandwidth, then N engine runs on the 7B Q4_0 file from a 1-token prompt (time allowing).
+eng7() {
+  left 500 && copybw
+  left 500 && mkm llama2-7b Q4_0 7b-q4_0
+  local r; for r in $(seq $2); do left 560 && echo "engine 7B Q4_0 p1 ($1): $(engb 7b-q4_0 1)"; done
+}
 C3=("RL_CU_MVB_COPY=row" "RL_CU_MVB_COPY=merge" "RL_CU_MVB_COPY=tma")
 #   tma      rl_cu_mvb's tensor-map boxes (a copy per plane and tile for every
 #            row width, Q8_0, Q6_K, F16, BF16): its tests in the three copy
@@ -29,9 +35,7 @@ if [ "$PART" = tma ]; then
   cfgc llama2-7b q4_k_m 1 128 1 430 "${C3[0]}" "${C3[2]}"
   cfgc llama2-7b f16 1 128 1 460 "${C3[0]}" "${C3[2]}"
   cfgc llama2-7b q4_0 512 64 1 490 "${C3[1]}" "${C3[2]}"
-  left 500 && copybw
-  left 500 && mkm llama2-7b Q4_0 7b-q4_0
-  left 560 && echo "engine 7B Q4_0 p1 (tma): $(engb 7b-q4_0 1)"
+  eng7 tma 1
   echo "elapsed ${SECONDS}s"
 fi
 #   mix      the copy forms settled (mix by default: a copy per plane and
@@ -49,10 +53,7 @@ if [ "$PART" = mix ]; then
   cfgc llama2-7b q4_k_m 1 128 1 430 "${M[0]}" "${M[2]}"
   cfgc tinyllama-1.1b q8_0 1 128 1 450 "${M[0]}" "${M[2]}"
   cfgc llama2-7b q4_0 512 64 1 480 "${M[1]}" "${M[2]}"
-  left 500 && copybw
-  left 500 && mkm llama2-7b Q4_0 7b-q4_0
-  left 540 && echo "engine 7B Q4_0 p1 (mix): $(engb 7b-q4_0 1)"
-  left 560 && echo "engine 7B Q4_0 p1 (mix): $(engb 7b-q4_0 1)"
+  eng7 mix 2
   echo "elapsed ${SECONDS}s"
 fi
 #   final    the default (mix) settled: the cuda and model suites, memcheck
