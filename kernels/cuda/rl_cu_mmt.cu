@@ -42,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "rl_cu_mmh.cuh"
 #include "rl_cu_tma.cuh"
 #include "rl_cu_wgmma.cuh"

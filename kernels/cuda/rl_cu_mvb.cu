@@ -193,7 +193,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         if (lane != 0)
             return;
         const uint8_t *q = (const uint8_t *)m.q;
-        const uint16_t *d = (const uint16_t *)m.d;
+        const uint8_t *d = (const uint8_t *)m.d;
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {
@@ -210,7 +210,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                     uint8_t *sq = st + p * TR * rq, *sd = st + C::NRW * QROW + p * TR * rd;
                     put_rows(sq, q, rowb, row, c, QROW, qlen, copy & Q_RUN, copy & Q_BOX, &tq, &full[s]);
                     if (C::DB)
-                        put_rows(sd, (const uint8_t *)d, nb * C::DB, row, c, DROW, dlen, copy & D_RUN, copy & D_BOX,
+                        put_rows(sd, d, nb * C::DB, row, c, DROW, dlen, copy & D_RUN, copy & D_BOX,
                                  &td, &full[s]);
                 }
             }
@@ -394,7 +394,7 @@ template <int T, bool GLU> static int copy_flags(const rl_cu_mat *m, CUtensorMap
     int f = 0;
     if (run && rowb == q_span<T>(nb) && rowb % 16 == 0)
         f |= Q_RUN;
-    else if (mode == COPY_TMA && C::QROW <= 2048 && C::QROW % 8 == 0 && rowb % 16 == 0 &&
+    else if (mode == COPY_TMA && C::QROW <= 2048 && rowb % 16 == 0 &&
              map_2d(tq, CU_TENSOR_MAP_DATA_TYPE_UINT64, m->q, (uint64_t)rowb / 8, (uint64_t)m->rows, (uint64_t)rowb,
                     C::QROW / 8, TR, false))
         f |= Q_BOX;
