@@ -1,0 +1,22 @@
+#!/bin/bash
+# gpu-s30.sh - session 30's device calls (an H200).
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s30.sh PART
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, ctests, cfgc, tyc, mkm, ...
+PART=${1:-pf}
+#   pf       the attention's L2 prefetch hint (RL_CU_ATTN_PF KB of the
+#            layer's gate|up then down weights, asked for by the attention's
+#            blocks after their PDL wait): the tests it touches, then sizes
+#            alternating on the single streams.
+P=("RL_CU_ATTN_PF=0" "RL_CU_ATTN_PF=8192" "RL_CU_ATTN_PF=16384" "RL_CU_ATTN_PF=32768")
+if [ "$PART" = pf ]; then
+  build
+  ctests test_cu_paged test_cu_model
+  cfgc llama2-7b q4_0 1 128 2 300 "${P[@]}"
+  cfgc tinyllama-1.1b q4_0 1 128 2 360 "${P[0]}" "${P[2]}" "${P[3]}"
+  cfgc llama2-7b q4_k_m 1 128 1 400 "${P[0]}" "${P[2]}" "${P[3]}"
+  cfgc llama2-7b q8_0 1 128 1 430 "${P[0]}" "${P[2]}"
+  cfgc llama2-7b q4_0 512 64 1 460 "${P[0]}" "${P[2]}" "${P[3]}"
+  cfgc tinyllama-1.1b q4_k_m 1 128 1 490 "${P[0]}" "${P[2]}" "${P[3]}"
+  cfgc llama2-7b f16 1 128 1 520 "${P[0]}" "${P[2]}"
+  echo "elapsed ${SECONDS}s"
+fi
