@@ -3,6 +3,7 @@
 #   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s30.sh PART
 . "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, ctests, cfgc, tyc, mkm, ...
 PART=${1:-pf}
+#   (part pf ran at 1464463, reverted: slower at every size)
 #   pf       the attention's L2 prefetch hint (RL_CU_ATTN_PF KB of the
 #            layer's gate|up then down weights, asked for by the attention's
 #            blocks after their PDL wait): the tests it touches, then sizes

@@ -461,7 +461,7 @@ template <int HD, class KV, int MINB, bool TC = false> /* MINB: blocks per SM th
 __global__ void __launch_bounds__(ATT_THREADS, MINB)
 k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax, unsigned *counters,
             float *scratch, rl_cu_act out, bool attw_direct, int dmax, bool bar2, int early, bool acqrel,
-            const rl_cu_l2pf pf, bool pair)
+            bool pair)
 {
     typedef attw_lane<KV> L;
     constexpr int VL = L::VL, G = HD / VL, PP = 32 / G, WP = ATT_TILE / ATTW_WARPS, NI = WP / PP;
@@ -485,20 +485,12 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
      * counter or second pass: the same bits, see att_merge_step); otherwise
      * one block per chunk up to n_split. The others leave (below). */
     const int eff = attw_direct && nch <= dmax ? 1 : nch < n_split ? (nch > 0 ? (int)nch : 1) : n_split;
-    /* The prefetch hint (the product after the attention's first weights):
-     * each block's share, asked for once the kernel before has finished (the
-     * Q|K|V product's stream is done then, and DRAM has little else to do
-     * until that product starts). */
-    const unsigned blin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    const unsigned nblk = gridDim.x * gridDim.y * gridDim.z;
     if (sp >= eff) {
         /* Leaving only after the wait: blocks that left at once let the
          * next product's CTAs in while this kernel's loads were in flight
          * (7B Q4_0 from an empty context 618-623 against 630-633 tok/s). */
         rl_pdl_wait();
         RL_TL_WAITED();
-        if (tid == 0)
-            rl_l2pf_issue(pf, blin, nblk);
         return;
     }
     /* pair (a launch in clusters of two blocks along x): a query of two
@@ -538,8 +530,6 @@ k_attn_warp(const float *q, KV A, const int32_t *pos, rl_cu_rope r, int64_t kmax
     }
     rl_pdl_wait();
     RL_TL_WAITED();
-    if (tid == 0)
-        rl_l2pf_issue(pf, blin, nblk);
     float qv[TC ? 1 : VL];
     uint32_t bq[TC ? 8 : 1][2];
     float inv_q = 1.0f;
@@ -697,18 +687,18 @@ static bool attn_args_ok(int batch, int n_split, const rl_cu_rope *r, const rl_c
 template <class KV>
 static bool attn_tc_launch(bool occ, dim3 grid, dim3 block, cudaStream_t s, const float *d_q, KV A,
                            const int32_t *d_pos, const rl_cu_rope *r, int64_t kmax, unsigned *counters,
-                           float *partials, const rl_cu_act *out, const rl_cu_l2pf *pf)
+                           float *partials, const rl_cu_act *out)
 {
     if constexpr (KV::Q8) {
         if (r->head_dim != 128 || !attn_tc())
             return false;
         rl_launch(occ ? k_attn_warp<128, KV, 6, true> : k_attn_warp<128, KV, 1, true>, grid, block, s, d_q, A,
                   d_pos, *r, kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), 0,
-                  attn_acqrel(), *pf, false);
+                  attn_acqrel(), false);
         return true;
     } else {
         (void)occ, (void)grid, (void)block, (void)s, (void)d_q, (void)A, (void)d_pos, (void)r, (void)kmax;
-        (void)counters, (void)partials, (void)out, (void)pf;
+        (void)counters, (void)partials, (void)out;
         return false;
     }
 }
@@ -727,7 +717,7 @@ static void attw_launch(void (*k)(KArgs...), dim3 grid, bool pair, cudaStream_t 
 
 template <class KV>
 static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, const rl_cu_rope *r, int n_split,
-                       int64_t n_ctx, void *d_scratch, const rl_cu_act *out, const rl_cu_l2pf *pf, cudaStream_t s)
+                       int64_t n_ctx, void *d_scratch, const rl_cu_act *out, cudaStream_t s)
 {
     unsigned *counters = (unsigned *)d_scratch;
     float *partials = (float *)((char *)d_scratch + COUNTERS_BYTES);
@@ -745,13 +735,13 @@ static int attn_launch(const float *d_q, KV A, const int32_t *d_pos, int batch, 
     bool pair = early && !occ && attn_pair(); /* one token: two-chunk queries merged in a cluster */
     if (r->head_dim == 64 && split && kern != 1)
         attw_launch(occ ? k_attn_warp<64, KV, 6> : k_attn_warp<64, KV, 1>, grid, pair, s, d_q, A, d_pos, *r, kmax,
-                    counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel(), *pf);
+                    counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 128 && split && kern != 1 &&
-             attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out, pf))
+             attn_tc_launch(occ, grid, block, s, d_q, A, d_pos, r, kmax, counters, partials, out))
         ; /* launched */
     else if (r->head_dim == 128 && split && kern != 1)
         attw_launch(occ ? k_attn_warp<128, KV, 6> : k_attn_warp<128, KV, 1>, grid, pair, s, d_q, A, d_pos, *r,
-                    kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel(), *pf);
+                    kmax, counters, partials, *out, attn_direct(), attn_dmax(), attn_bar2(), early, attn_acqrel());
     else if (r->head_dim == 64 && split)
         rl_launch(k_attn<64, KV>, grid, block, s, d_q, A, d_pos, *r, split, kmax, counters, partials, *out, attn_acqrel());
     else if (r->head_dim == 128 && split)
@@ -770,32 +760,21 @@ extern "C" int rl_cu_attn_decode(const float *d_q, const void *d_kcache, const v
         return -EINVAL;
     rl_kv_slots A = rl_kv_slots_make((void *)d_kcache, (void *)d_vcache, d_slot, n_ctx, r->n_head_kv * r->head_dim,
                                      r->head_dim);
-    const rl_cu_l2pf none = {};
-    return attn_launch(d_q, A, d_pos, batch, r, n_split, n_ctx, d_scratch, out, &none, s);
-}
-
-extern "C" int rl_cu_attn_paged_pf(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
-                                   const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
-                                   void *d_scratch, const rl_cu_act *out, const rl_cu_l2pf *pf, cudaStream_t s)
-{
-    if (!attn_args_ok(n_tok, n_split, r, out) || !rl_kv_paged_valid(kv, r, layer))
-        return -EINVAL;
-    const rl_cu_l2pf none = {};
-    if (!pf)
-        pf = &none;
-    int64_t n_ctx = (int64_t)kv->bt_stride * RL_CU_KV_BLOCK;
-    if (kv->q8)
-        return attn_launch(d_q, rl_kv_paged_make<rl_kv_q8>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
-                           d_scratch, out, pf, s);
-    return attn_launch(d_q, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
-                       d_scratch, out, pf, s);
+    return attn_launch(d_q, A, d_pos, batch, r, n_split, n_ctx, d_scratch, out, s);
 }
 
 extern "C" int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                                 const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                                 void *d_scratch, const rl_cu_act *out, cudaStream_t s)
 {
-    return rl_cu_attn_paged_pf(d_q, d_pos, d_row, n_tok, r, kv, layer, n_split, d_scratch, out, nullptr, s);
+    if (!attn_args_ok(n_tok, n_split, r, out) || !rl_kv_paged_valid(kv, r, layer))
+        return -EINVAL;
+    int64_t n_ctx = (int64_t)kv->bt_stride * RL_CU_KV_BLOCK;
+    if (kv->q8)
+        return attn_launch(d_q, rl_kv_paged_make<rl_kv_q8>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
+                           d_scratch, out, s);
+    return attn_launch(d_q, rl_kv_paged_make<rl_kv_f16>(kv, d_row, layer), d_pos, n_tok, r, n_split, n_ctx,
+                       d_scratch, out, s);
 }
 
 RL_TL_TU(attn)

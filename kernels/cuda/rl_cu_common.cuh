@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "rl_cu_env.h"
-#include "rl_cu_l2pf.h"
 #include "rl_cuda.h"
 #include "rl_cu_tl.cuh"
 
@@ -41,28 +40,6 @@ __device__ __forceinline__ void rl_pdl_trigger()
 __device__ __forceinline__ void rl_prefetch_l2(const void *p)
 {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
-
-/* Block `part` of `nparts`' share of each range of an L2 prefetch hint
- * (rl_cu_l2pf.h): one bulk prefetch per range, issued by the calling
- * thread (sm_90; nothing on older devices). The ranges' lengths are
- * multiples of 16, so every share is too. */
-__device__ __forceinline__ void rl_l2pf_issue(const rl_cu_l2pf &pf, unsigned part, unsigned nparts)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#pragma unroll
-    for (int k = 0; k < RL_CU_L2PF_N; k++) {
-        const uint32_t n = pf.n[k], per = ((n + nparts - 1) / nparts + 15) & ~15u;
-        const uint64_t b = (uint64_t)part * per;
-        if (!n || b >= n)
-            continue;
-        const uint32_t len = n - b < per ? (uint32_t)(n - b) : per;
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"((const uint8_t *)pf.a[k] + b), "r"(len)
-                     : "memory");
-    }
-#else
-    (void)pf, (void)part, (void)nparts;
-#endif
 }
 
 /* Whether launches use programmatic dependent launch (env RL_CU_PDL=0: off). */

@@ -11,7 +11,6 @@
 #include "rl_cu_env.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -327,44 +326,4 @@ int rl_cu_layer_gemm_gu(const rl_cu_layer *L, rl_cu_blas *b, const void *d_xh, i
 {
     const rl_cu_mat *parts[2] = {&L->wgu, &L->wup};
     return gemm_parts(parts, L->wup.q ? 2 : 1, b, d_xh, n, d_wscratch, d_gu, s);
-}
-
-int64_t rl_cu_ffn_pf_bytes(void)
-{
-    static int64_t b = -1;
-    if (b < 0) {
-        const char *e = getenv("RL_CU_ATTN_PF");
-        long long kb = e ? atoll(e) : 16384;
-        b = kb >= 0 && kb <= (1LL << 22) ? (int64_t)kb * 1024 : 16384 * 1024;
-    }
-    return b;
-}
-
-/* m's planes for rl_cu_l2pf_rows, and whether it has any. */
-static bool pf_mat(const rl_cu_mat *m, rl_cu_l2pf_mat *o)
-{
-    bool planar = m->d && (m->type == RL_TYPE_Q4_0 || m->type == RL_TYPE_Q8_0);
-    *o = (rl_cu_l2pf_mat){.q = m->q, .d = planar ? m->d : NULL, .rows = m->rows, .ld = m->ld,
-                          .d_row = planar ? m->cols / 32 * 2 : 0};
-    return m->q && m->rows > 0 && m->ld > 0;
-}
-
-rl_cu_l2pf rl_cu_layer_ffn_pf(const rl_cu_layer *L, int64_t bytes)
-{
-    rl_cu_l2pf pf;
-    memset(&pf, 0, sizeof pf);
-    rl_cu_l2pf_mat g, u, d;
-    if (bytes <= 0 || !pf_mat(&L->wgu, &g))
-        return pf;
-    if (pf_mat(&L->wup, &u)) { /* separate gate and up: half the budget each */
-        int64_t half = bytes / 2, b1 = half, b2 = half;
-        (void)rl_cu_l2pf_rows(&pf, &g, false, &b1);
-        (void)rl_cu_l2pf_rows(&pf, &u, false, &b2);
-        bytes -= 2 * half - b1 - b2;
-    } else {
-        (void)rl_cu_l2pf_rows(&pf, &g, true, &bytes);
-    }
-    if (bytes > 0 && pf_mat(&L->wdown, &d))
-        (void)rl_cu_l2pf_rows(&pf, &d, false, &bytes);
-    return pf;
 }

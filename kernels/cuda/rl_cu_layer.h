@@ -50,13 +50,6 @@ int rl_cu_layer_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, const rl_cu_
  * d_gu [n][2 n_ff], SwiGLU and quantization. */
 int rl_cu_layer_glu(const rl_cu_model_cfg *c, const rl_cu_layer *L, const rl_cu_act *xn, int n, float *d_gu,
                     rl_cu_act *ffn, cudaStream_t s);
-/* Bytes of the feed-forward weights the one-token step's attention asks L2
- * to fetch (rl_cu_layer_ffn_pf): RL_CU_ATTN_PF in KB, default 16,384; 0: none. */
-int64_t rl_cu_ffn_pf_bytes(void);
-/* The L2 prefetch hint for the attention before L's feed-forward products:
- * the leading rows (as those products stream them first) of gate|up (or of
- * gate and of up, half the bytes each), then of down, up to `bytes` in all. */
-rl_cu_l2pf rl_cu_layer_ffn_pf(const rl_cu_layer *L, int64_t bytes);
 /* Prefill: d_y[n][rows] = the n fp16 rows d_xh times the concatenated parts
  * (qkv: Q|K|V, bias added; gu: gate|up), dequantized into the fp16 scratch. */
 int rl_cu_layer_gemm_qkv(const rl_cu_model_cfg *c, const rl_cu_layer *L, rl_cu_blas *b, const void *d_xh, int n,

@@ -79,10 +79,7 @@ static int enqueue_small(rl_cu_model *m, int n)
             RL_CU_TRY(rl_cu_rmsnorm(m->x, L->attn_norm, c->rms_eps, c->n_embd, n, &xn, s));
         RL_CU_TRY(rl_cu_layer_qkv(c, L, &xn, n, m->qkv, s));
         RL_CU_TRY(rl_cu_rope_kv_paged(m->qkv, n, pos, row, &m->rope, &m->kv, l, m->q, s));
-        /* one token: the attention warms L2 with the feed-forward weights */
-        const rl_cu_l2pf pf = rl_cu_layer_ffn_pf(L, n == 1 ? rl_cu_ffn_pf_bytes() : 0);
-        RL_CU_TRY(rl_cu_attn_paged_pf(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn,
-                                      &pf, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, n, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         if (m->attn.q && c->head_dim % 32)
             RL_CU_TRY(rl_cu_quantize(&m->attn, n, s));
         if (defer) {

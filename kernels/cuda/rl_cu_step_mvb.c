@@ -232,9 +232,7 @@ int rl_cu_step_mvb(rl_cu_model *m)
     RL_CU_TRY(rl_cu_mat_get_rows(&m->tok_embd, rl_cu_din(m, RL_CU_IN_TOK), 1, m->x, s));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         RL_CU_TRY(qkv_rope(m, l, pos, row));
-        const rl_cu_l2pf pf = rl_cu_layer_ffn_pf(&m->layers[l], rl_cu_ffn_pf_bytes());
-        RL_CU_TRY(rl_cu_attn_paged_pf(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn,
-                                      &pf, s));
+        RL_CU_TRY(rl_cu_attn_paged(m->q, pos, row, 1, &m->rope, &m->kv, l, n_split, m->attn_scratch, &m->attn, s));
         for (int k = RL_CU_MVB_O; k <= RL_CU_MVB_DOWN; k++)
             RL_CU_TRY(rl_cu_mvb_run(m, k, l));
     }

@@ -24,7 +24,6 @@
 
 #include <cuda_runtime_api.h>
 
-#include "rl_cu_l2pf.h"
 #include "rl_types.h"
 
 #ifdef __cplusplus
@@ -397,14 +396,6 @@ bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_rope *r, const rl_cu_kv *
 int rl_cu_attn_paged(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
                      const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
                      void *d_scratch, const rl_cu_act *out, cudaStream_t s);
-/* rl_cu_attn_paged with an L2 prefetch hint (rl_cu_l2pf.h; NULL: none):
- * where the one-token kernel runs (head_dim 64 or 128, split), each of its
- * blocks asks, after its PDL wait, for its share of pf's ranges to be
- * brought into L2; elsewhere the hint is ignored. The result is
- * rl_cu_attn_paged's, bit for bit. */
-int rl_cu_attn_paged_pf(const float *d_q, const int32_t *d_pos, const int32_t *d_row, int n_tok,
-                        const rl_cu_rope *r, const rl_cu_kv *kv, uint32_t layer, int n_split,
-                        void *d_scratch, const rl_cu_act *out, const rl_cu_l2pf *pf, cudaStream_t s);
 /* Causal attention of the n_q queries d_q[n_q][n_head * head_dim] at positions
  * pos0..pos0+n_q-1 of block-table row bt_row over layer's paged KV (positions
  * 0..pos0+n_q-1 already in the pool): tiled flash attention for prefill, GQA.

@@ -183,21 +183,6 @@ START_TEST(split_attention_is_batch_and_split_invariant)
                                rl_cu_attn_splits(1, c.r.n_head), scr, &o, 0));
         tcu_down(solo + (size_t)q * qd, o.f, (size_t)qd * 4);
     }
-    /* with an L2 prefetch hint (ranges over the pool and the queries, more
-     * of them than blocks have shares of the short one): the same bits */
-    rl_cu_l2pf pf;
-    memset(&pf, 0, sizeof pf);
-    pf.a[0] = dpool, pf.n[0] = (uint32_t)(pool_elems * 2 / 16 * 16);
-    pf.a[1] = dq, pf.n[1] = 16;
-    float *hinted = malloc((size_t)qd * 4);
-    for (int q = 0; q < NQ; q++) {
-        CU_OK(rl_cu_attn_paged_pf(dq + (size_t)q * qd, dpos + q, drow + q, 1, &c.r, &kv, LAYER,
-                                  rl_cu_attn_splits(1, c.r.n_head), scr, &o, q % 2 ? &pf : NULL, 0));
-        tcu_down(hinted, o.f, (size_t)qd * 4);
-        ck_assert_msg(memcmp(solo + (size_t)q * qd, hinted, (size_t)qd * 4) == 0,
-                      "query %d (position %d) differs with a prefetch hint", q, pos[q]);
-    }
-    free(hinted);
     rl_cu_attn_set_pair(1);
     for (int q = 0; q < NQ; q++)
         for (int sp = 0; sp < 2; sp++) {
