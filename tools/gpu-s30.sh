@@ -21,3 +21,19 @@ if [ "$PART" = pf ]; then
   cfgc llama2-7b f16 1 128 1 520 "${P[0]}" "${P[2]}"
   echo "elapsed ${SECONDS}s"
 fi
+#   ks       the one-sequence Q4_K matvec's shape (the O product of Q4_K and
+#            Q4_K_M files; RL_CU_MV_KSHAPE 0: 8 warps x 2 rows, 4 units a
+#            round, 127 registers; 1: 2 units a round, three CTAs an SM; 2:
+#            4-warp CTAs of 8 rows): the kernel tests in each, the single
+#            streams alternating, a step timeline with each.
+K=("RL_CU_MV_KSHAPE=0" "RL_CU_MV_KSHAPE=1" "RL_CU_MV_KSHAPE=2")
+if [ "$PART" = ks ]; then
+  build & build_tl; wait
+  for k in 0 1 2; do echo "[ks $k] $(RL_CU_MV_KSHAPE=$k ctests test_cu_kernels test_cu_mixed)"; done
+  cfgc llama2-7b q4_k_m 1 128 2 330 "${K[@]}"
+  cfgc llama2-7b q4_k 1 128 2 380 "${K[@]}"
+  cfgc tinyllama-1.1b q4_k_m 1 128 2 420 "${K[@]}"
+  cfgc llama2-7b q4_k_m 512 64 1 450 "${K[@]}"
+  for k in 0 1 2; do left 520 && { echo "== timeline 7bkm ks $k"; RL_CU_MV_KSHAPE=$k tl 7bkm$k llama2-7b q4_k_m 1 128 | head -14; }; done
+  echo "elapsed ${SECONDS}s"
+fi
