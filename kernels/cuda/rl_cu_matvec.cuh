@@ -386,8 +386,8 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
  * outputs): y += W x, then xn = y * g per element, its int8 planes, and the
  * block's sum of squares of y in xn.ss. Any product whose input carries ss
  * scales its dot products by the input's rsqrt(mean square + eps). */
-template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false, bool NORM = false, int MINB = 0>
-__global__ void __launch_bounds__(W * 32, MINB ? MINB : (GLU && UO == 1) ? 2 : 1)
+template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false, bool NORM = false>
+__global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const float *g, rl_cu_act xn)
 {
     const int NR = GLU ? 2 * NO : NO;
@@ -607,28 +607,6 @@ static void launch_db(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_ac
         rl_launch(k_matvec<T, B, NO, true, MV_WARPS, 0, DB>, dim3(grid), dim3(MV_WARPS * 32), s, m, x, y, mode,
                   (const float *)nullptr, none);
     } else {
-        if constexpr (B == 1 && !DB && T == RL_TYPE_Q4_K) {
-            /* One sequence, Q4_K (the O product of Q4_K and Q4_K_M files):
-             * the default shape takes 127 registers a thread, so two CTAs
-             * an SM at most and fewer beside the attention's blocks: the
-             * grid ran in two waves (7B: 5.7 us between the first CTA's
-             * wait and the last's, 6.4 us for 2.2 us of bytes). */
-            static int ks = -1;
-            if (ks < 0)
-                ks = getenv("RL_CU_MV_KSHAPE") ? mv_env("RL_CU_MV_KSHAPE") : 0;
-            if (ks == 1) { /* two units a round, three CTAs an SM */
-                unsigned grid = (unsigned)((m.rows + MV_WARPS * 2 - 1) / (MV_WARPS * 2));
-                rl_launch(k_matvec<T, 1, 2, false, MV_WARPS, 2, false, false, 3>, dim3(grid), dim3(MV_WARPS * 32), s,
-                          m, x, y, mode, (const float *)nullptr, none);
-                return;
-            }
-            if (ks == 2) { /* 4-warp CTAs of 8 rows, four an SM */
-                unsigned grid = (unsigned)((m.rows + 4 * 2 - 1) / (4 * 2));
-                rl_launch(k_matvec<T, 1, 2, false, 4, 0, false, false, 4>, dim3(grid), dim3(4 * 32), s, m, x, y,
-                          mode, (const float *)nullptr, none);
-                return;
-            }
-        }
         const int NO = 2, W = MV_WARPS; /* measured: 4 warps x 1 row was slower (x reuse, loads in flight) */
         unsigned grid = (unsigned)((m.rows + W * NO - 1) / (W * NO));
         /* (6 units per round here too: TinyLlama no faster, 1,680 / 1,691 against
