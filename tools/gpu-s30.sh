@@ -21,6 +21,7 @@ if [ "$PART" = pf ]; then
   cfgc llama2-7b f16 1 128 1 520 "${P[0]}" "${P[2]}"
   echo "elapsed ${SECONDS}s"
 fi
+#   (part ks ran at 8ef7bd1, reverted in a17047b: even)
 #   ks       the one-sequence Q4_K matvec's shape (the O product of Q4_K and
 #            Q4_K_M files; RL_CU_MV_KSHAPE 0: 8 warps x 2 rows, 4 units a
 #            round, 127 registers; 1: 2 units a round, three CTAs an SM; 2:
@@ -35,5 +36,18 @@ if [ "$PART" = ks ]; then
   cfgc tinyllama-1.1b q4_k_m 1 128 2 420 "${K[@]}"
   cfgc llama2-7b q4_k_m 512 64 1 450 "${K[@]}"
   for k in 0 1 2; do left 520 && { echo "== timeline 7bkm ks $k"; RL_CU_MV_KSHAPE=$k tl 7bkm$k llama2-7b q4_k_m 1 128 | head -14; }; done
+  echo "elapsed ${SECONDS}s"
+fi
+#   dmax     the attention's one-block queries on the H200: queries of at
+#            most RL_CU_ATTN_DMAX chunks (64 positions) in one block of their
+#            head, merged there (default 1), and the two-chunk pairs
+#            (RL_CU_ATTN_PAIR) on the single streams from an empty context.
+D=("RL_CU_ATTN_DMAX=1" "RL_CU_ATTN_DMAX=2" "RL_CU_ATTN_DMAX=3" "RL_CU_ATTN_DMAX=1 RL_CU_ATTN_PAIR=0")
+if [ "$PART" = dmax ]; then
+  build
+  for d in 2 3; do echo "[dmax $d] $(RL_CU_ATTN_DMAX=$d ctests test_cu_paged)"; done
+  cfgc tinyllama-1.1b q4_0 1 128 3 330 "${D[@]}"
+  cfgc llama2-7b q4_0 1 128 2 450 "${D[@]}"
+  cfgc tinyllama-1.1b q4_0 512 64 1 500 "${D[0]}" "${D[1]}"
   echo "elapsed ${SECONDS}s"
 fi
