@@ -51,3 +51,19 @@ if [ "$PART" = dmax ]; then
   cfgc tinyllama-1.1b q4_0 512 64 1 500 "${D[0]}" "${D[1]}"
   echo "elapsed ${SECONDS}s"
 fi
+#   nsplit   the deferred-norm matvec's K split over clusters of two CTAs
+#            where a product has at most half as many 32-blocks of outputs
+#            as SMs (TinyLlama's O and down: RL_CU_MV_NSPLIT=1, default,
+#            against 0): the kernel and model tests in both, the single
+#            streams alternating.
+N=("RL_CU_MV_NSPLIT=1" "RL_CU_MV_NSPLIT=0")
+if [ "$PART" = nsplit ]; then
+  build
+  for k in 1 0; do echo "[nsplit $k] $(RL_CU_MV_NSPLIT=$k ctests test_cu_kernels)"; done
+  ctests test_cu_model test_cu_mixed test_cu_paged
+  cfgc tinyllama-1.1b q4_0 1 128 3 330 "${N[@]}"
+  cfgc tinyllama-1.1b q4_0 512 64 2 380 "${N[@]}"
+  cfgc llama2-7b q4_0 1 128 1 420 "${N[@]}"
+  left 450 && mkm tinyllama-1.1b Q4_0 tl-q4_0 && for k in 1 0; do echo "engine TinyLlama Q4_0 p1 [nsplit $k]: $(RL_CU_MV_NSPLIT=$k timeout 90 $B/bench/ringlm-bench model --model /tmp/rl-models/tl-q4_0.gguf --device cuda --prompt 1 --gen 128 --bw 4240 --json 2>/dev/null | grep -oE '"(gen_tok_s|gen_roofline_frac)":[0-9.]+' | tr '\n' ' ')"; done
+  echo "elapsed ${SECONDS}s"
+fi

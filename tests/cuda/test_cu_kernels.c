@@ -147,12 +147,12 @@ END_TEST
  * GLU) scales by the RMS. Against float64: the residual, each block's sum of
  * squares, the int8 planes, and the consumer's output on the normalized GPU
  * residual. */
-static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
+static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode, int64_t K)
 {
-    const int64_t E = 512, K = 768, R = 96;
+    const int64_t E = 512, R = 96;
     char name[96];
-    snprintf(name, sizeof name, "add_norm %s -> %s b%d mode%d", rl_type_get(tp)->name, rl_type_get(tc)->name, batch,
-             mode);
+    snprintf(name, sizeof name, "add_norm %s -> %s b%d mode%d K%lld", rl_type_get(tp)->name, rl_type_get(tc)->name,
+             batch, mode, (long long)K);
     uint64_t s = tcu_seed(name);
     float *wp = malloc(E * K * sizeof(float)), *wc = malloc(2 * R * E * sizeof(float));
     rl_cu_mat mp, mc;
@@ -204,9 +204,15 @@ static void check_add_norm(rl_type tp, rl_type tc, int batch, int mode)
 START_TEST(matvec_add_norm_defers_the_rmsnorm_to_the_next_products)
 {
     rl_type tp = all_types[_i], tc = all_types[(_i + 3) % 8];
-    check_add_norm(tp, tc, 1, RL_CU_MV_STORE);
-    check_add_norm(tp, tc, 3, RL_CU_MV_GLU);
-    check_add_norm(tp, tp, 2, RL_CU_MV_GLU);
+    check_add_norm(tp, tc, 1, RL_CU_MV_STORE, 768);
+    check_add_norm(tp, tc, 3, RL_CU_MV_GLU, 768);
+    check_add_norm(tp, tp, 2, RL_CU_MV_GLU, 768);
+    /* one sequence, 16 blocks of outputs, K of 80 units of 32 and (but for
+     * the K-quants' 256-blocks) of 65: the K split over a cluster of two
+     * CTAs, in equal and unequal halves */
+    check_add_norm(tp, tc, 1, RL_CU_MV_STORE, 2560);
+    if (rl_type_get(tp)->block_size <= 32)
+        check_add_norm(tp, tc, 1, RL_CU_MV_STORE, 2080);
 }
 END_TEST
 
