@@ -51,6 +51,7 @@ if [ "$PART" = dmax ]; then
   cfgc tinyllama-1.1b q4_0 512 64 1 500 "${D[0]}" "${D[1]}"
   echo "elapsed ${SECONDS}s"
 fi
+#   (part nsplit ran at 6189794, reverted: slower)
 #   nsplit   the deferred-norm matvec's K split over clusters of two CTAs
 #            where a product has at most half as many 32-blocks of outputs
 #            as SMs (TinyLlama's O and down: RL_CU_MV_NSPLIT=1, default,

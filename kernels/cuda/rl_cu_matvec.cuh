@@ -13,9 +13,6 @@
 
 #include <stdlib.h>
 
-#include <cooperative_groups.h>
-
-#include "rl_cu_cluster.cuh"
 #include "rl_cu_dequant.cuh"
 
 #define MV_WARPS 8
@@ -389,10 +386,7 @@ template <> __device__ __forceinline__ float wdot<RL_TYPE_F32>(const wunit<RL_TY
  * outputs): y += W x, then xn = y * g per element, its int8 planes, and the
  * block's sum of squares of y in xn.ss. Any product whose input carries ss
  * scales its dot products by the input's rsqrt(mean square + eps). */
-/* KS: the CTA's rows split over KS CTAs of a cluster along x by K (ranks
- * take equal runs of units; rank 0 adds the others' sums, in rank order,
- * and writes), so a product with few row blocks fills more SMs. */
-template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false, bool NORM = false, int KS = 1>
+template <int T, int B, int NO, bool GLU, int W, int UO = 0, bool DB = false, bool NORM = false>
 __global__ void __launch_bounds__(W * 32, (GLU && UO == 1) ? 2 : 1)
 k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const float *g, rl_cu_act xn)
 {
@@ -400,8 +394,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
     RL_TL_BLOCK(RL_TL_MATVEC);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int64_t n_out = GLU ? m.rows / 2 : m.rows;
-    const unsigned cta = KS > 1 ? blockIdx.x / KS : blockIdx.x, kr = KS > 1 ? blockIdx.x % KS : 0;
-    int64_t o0 = ((int64_t)cta * W + warp) * NO;
+    int64_t o0 = ((int64_t)blockIdx.x * W + warp) * NO;
     int64_t rows[NR];
 #pragma unroll
     for (int r = 0; r < NO; r++) {
@@ -417,8 +410,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
         for (int b = 0; b < B; b++)
             acc[r][b] = 0.0f;
 
-    /* this CTA's units of a row: [ub, nu) */
-    const int64_t nu_all = m.cols / wtraits<T>::UNIT, ub = nu_all * kr / KS, nu = nu_all * (kr + 1) / KS;
+    int64_t nu = m.cols / wtraits<T>::UNIT;
     /* U units per lane per round, all loads issued before the first use so
      * that NR * U independent 16-byte loads per lane are in flight. */
     const int U0 = UO ? UO : NR >= 8 ? (B > 2 ? 1 : 2)
@@ -427,7 +419,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
     rl_pdl_trigger();
     /* The weights do not depend on the previous kernel: warm L2 with this
      * lane's later units and load the first round before waiting for it. */
-    for (int64_t u = ub + lane + 32 * U, k = 0; u < nu && k < 8; u += 32, k++)
+    for (int64_t u = lane + 32 * U, k = 0; u < nu && k < 8; u += 32, k++)
 #pragma unroll
         for (int r = 0; r < NR; r++)
             rl_prefetch_l2(wptr<T>(m, rows[r], u));
@@ -436,8 +428,8 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
     for (int k = 0; k < U; k++)
 #pragma unroll
         for (int r = 0; r < NR; r++)
-            if (ub + lane + 32 * k < nu)
-                w[k][r] = wload<T>(m, rows[r], ub + lane + 32 * k);
+            if (lane + 32 * k < nu)
+                w[k][r] = wload<T>(m, rows[r], lane + 32 * k);
     rl_pdl_wait();
     RL_TL_WAITED();
     /* A deferred norm on the input, one sequence: this lane's first SSN
@@ -474,15 +466,15 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
     };
     if constexpr (DB) {
         wunit<T> v[U][NR];
-        for (int64_t u0 = ub + lane; u0 < nu; u0 += 64 * U) {
+        for (int64_t u0 = lane; u0 < nu; u0 += 64 * U) {
             load(v, u0 + 32 * U);
             dot(w, u0);
             load(w, u0 + 64 * U);
             dot(v, u0 + 32 * U);
         }
     } else {
-        for (int64_t u0 = ub + lane; u0 < nu; u0 += 32 * U) {
-            if (u0 != ub + lane) /* (the first round was loaded before the wait) */
+        for (int64_t u0 = lane; u0 < nu; u0 += 32 * U) {
+            if (u0 != lane) /* (the first round was loaded before the wait) */
                 load(w, u0);
             dot(w, u0);
         }
@@ -494,30 +486,6 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
 #pragma unroll
         for (int b = 0; b < B; b++)
             acc[r][b] = rl_warp_sum(acc[r][b]);
-    if constexpr (KS > 1) {
-        /* the other ranks' sums into rank 0's shared memory, then rank 0 adds them in rank order */
-        __shared__ float kpart[KS - 1][B][W * NR];
-        cooperative_groups::cluster_group cl = cooperative_groups::this_cluster();
-        if (kr > 0 && lane == 0) {
-            float *dst = cl.map_shared_rank(&kpart[kr - 1][0][0], 0);
-#pragma unroll
-            for (int b = 0; b < B; b++)
-#pragma unroll
-                for (int r = 0; r < NR; r++)
-                    dst[b * W * NR + warp * NR + r] = acc[r][b];
-        }
-        cl.sync();
-        if (kr > 0)
-            return;
-        if (lane == 0)
-#pragma unroll
-            for (int k = 0; k < KS - 1; k++)
-#pragma unroll
-                for (int b = 0; b < B; b++)
-#pragma unroll
-                    for (int r = 0; r < NR; r++)
-                        acc[r][b] += kpart[k][b][warp * NR + r];
-    }
     if (x.ss) {
 #pragma unroll
         for (int b = 0; b < B; b++) {
@@ -557,14 +525,14 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
         static_assert(W * NO == 32 && !GLU, "NORM: one 32-block of outputs per CTA");
         __syncthreads();
         if (warp < B) { /* warp b: batch row b's block */
-            int64_t ob = (int64_t)cta * 32, o = ob + lane;
+            int64_t ob = (int64_t)blockIdx.x * 32, o = ob + lane;
             float h = out[warp][lane], v = h * __ldg(g + o);
             xn.f[warp * n_out + o] = v;
             if (xn.q)
                 rl_quant_act(v, xn, warp * n_out + ob); /* (at the block start) */
             float ss = rl_warp_sum(h * h);
             if (lane == 0)
-                xn.ss[warp * (n_out / 32) + cta] = ss;
+                xn.ss[warp * (n_out / 32) + blockIdx.x] = ss;
         }
         return;
     }
@@ -576,7 +544,7 @@ k_matvec(const rl_cu_mat m, const rl_cu_act x, rl_cu_act y, int mode, const floa
         const int NBLK = W * NO / 32;
         for (int t = warp; t < B * NBLK; t += W) {
             int b = t / NBLK, k = t % NBLK;
-            int64_t o = (int64_t)cta * W * NO + k * 32;
+            int64_t o = (int64_t)blockIdx.x * W * NO + k * 32;
             if (o >= n_out)
                 continue;
             rl_quant_act(out[b][k * 32 + lane], y, b * n_out + o);
@@ -601,19 +569,6 @@ static void launch_norm(const rl_cu_mat &m, const rl_cu_act &x, int mode, rl_cu_
                         const float *g, const rl_cu_act *xn)
 {
     static_assert(W * NO == 32, "a 32-block of outputs per CTA");
-    if constexpr (B == 1) {
-        /* One sequence with at most half as many 32-blocks as SMs
-         * (TinyLlama's O and down: 64): each block's K split over a cluster
-         * of two CTAs (RL_CU_MV_NSPLIT=0: never). */
-        static int ns = -1;
-        if (ns < 0)
-            ns = getenv("RL_CU_MV_NSPLIT") ? mv_env("RL_CU_MV_NSPLIT") != 0 : 1;
-        if (ns && m.rows / 32 * 2 <= rl_cu_sm_count() && m.cols / wtraits<T>::UNIT >= 64) {
-            rl_launch_cluster_grid(k_matvec<T, 1, NO, false, W, UO, DB, true, 2>, dim3((unsigned)(m.rows / 32 * 2)), 2,
-                                   dim3(W * 32), 0, s, m, x, y, mode, g, *xn);
-            return;
-        }
-    }
     rl_launch(k_matvec<T, B, NO, false, W, UO, DB, true>, dim3((unsigned)(m.rows / 32)), dim3(W * 32), s, m, x, y,
               mode, g, *xn);
 }
