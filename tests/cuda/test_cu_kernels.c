@@ -207,9 +207,10 @@ START_TEST(matvec_add_norm_defers_the_rmsnorm_to_the_next_products)
     check_add_norm(tp, tc, 1, RL_CU_MV_STORE, 768);
     check_add_norm(tp, tc, 3, RL_CU_MV_GLU, 768);
     check_add_norm(tp, tp, 2, RL_CU_MV_GLU, 768);
-    /* one sequence, K of 80 units of 32 and (but for the K-quants'
-     * 256-blocks) of 65: rows longer than a lane's first round, a unit
-     * count that is not a multiple of 32 lanes */
+    /* one sequence, longer rows: K of 80 units of 32 and (but for the
+     * K-quants' 256-blocks) of 65, counts that are not a multiple of the
+     * 32 lanes (the float types' 8-element units: more than the first
+     * round a lane loads before the PDL wait) */
     check_add_norm(tp, tc, 1, RL_CU_MV_STORE, 2560);
     if (rl_type_get(tp)->block_size <= 32)
         check_add_norm(tp, tc, 1, RL_CU_MV_STORE, 2080);
