@@ -8,7 +8,7 @@
  *
  *   ringlm-bench-cuda --shape llama2-7b --type q4_0 [--gen 128] [--prompt 512]
  *                     [--batch 1..64] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--json]
- *                     [--timeline] [--timeline-csv FILE]  (a -Dgpu_timeline=true build: bench/rl_bench_tl.c)
+ *                     [--timeline] [--timeline-csv FILE] [--timeline-raw FILE]  (a -Dgpu_timeline=true build: bench/rl_bench_tl.c)
  *                     [--bw GB/s]  (the copy bandwidth the roofline assumes)
  *   ringlm-bench-cuda --copy [--json]  (device-to-device copy of 2 GiB, bytes read plus written)
  *   ringlm-bench-cuda --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel mm|matvec|mmq|mmh|mms|mmw] [--json]
@@ -492,7 +492,7 @@ int rl_bench_cuda_main(int argc, char **argv)
     int mm_batch = 0;
     const char *mm_kernel = NULL;
     int pf_profile = 0, kv_q8 = 0, timeline = 0;
-    const char *tl_csv = NULL;
+    const char *tl_csv = NULL, *tl_raw = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
             shape_name = argv[++i];
@@ -522,6 +522,8 @@ int rl_bench_cuda_main(int argc, char **argv)
             timeline = 1;
         else if (!strcmp(argv[i], "--timeline-csv") && i + 1 < argc)
             timeline = 1, tl_csv = argv[++i];
+        else if (!strcmp(argv[i], "--timeline-raw") && i + 1 < argc)
+            timeline = 1, tl_raw = argv[++i];
         else if (!strcmp(argv[i], "--prefill-profile"))
             pf_profile = 1;
         else if (!strcmp(argv[i], "--json"))
@@ -534,7 +536,7 @@ int rl_bench_cuda_main(int argc, char **argv)
             kv_q8 = !strcmp(argv[++i], "q8_0");
         else {
             fprintf(stderr, "usage: %s [--shape tinyllama-1.1b|llama2-7b] [--type q4_0|q8_0|f16|q4_k_m|...] [--gen N] "
-                            "[--prompt N] [--batch 1..64] [--kv f16|q8_0] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--timeline] [--timeline-csv FILE] [--bw GB/s] [--json]\n"
+                            "[--prompt N] [--batch 1..64] [--kv f16|q8_0] [--no-graph] [--kernels] [--profile] [--prefill-profile] [--timeline] [--timeline-csv FILE] [--timeline-raw FILE] [--bw GB/s] [--json]\n"
                             "       %s --mm [--split 1|2|4|8] [--mm-batch N] [--mm-kernel K] [--json]  (batched rl_cu_mm and rl_cu_mmq on the 7B shapes)\n", argv[0],
                     argv[0]);
             return 2;
@@ -635,7 +637,7 @@ int rl_bench_cuda_main(int argc, char **argv)
     double replay_us = 0;
     if (graphs && rl_cu_model_replay(m, batch, 32, &replay_us))
         replay_us = 0;
-    if (timeline && graphs && rl_bench_timeline(m, batch, tl_csv))
+    if (timeline && graphs && rl_bench_timeline(m, batch, tl_csv, tl_raw))
         return 1;
     if (profile)
         rl_cu_model_profile(m, batch, n_prompt + n_gen / 2, stdout);

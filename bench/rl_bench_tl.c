@@ -45,8 +45,27 @@ static tl_kind *kind_of(tl_kind *k, int *nk, uint32_t prev, uint32_t tag, uint32
     return &k[(*nk)++];
 }
 
-/* One replay of the step with the log armed: its launches in order of start. */
-static int one_replay(rl_cu_model *m, int batch, double *step_us, rl_cu_tl_launch **l)
+/* Every block's record of replay s into raw (times in us from the replay's
+ * first start; sorted by launch and block later, by whoever reads it). */
+static void write_raw(FILE *raw, int s, const rl_cu_tl_rec *rec, size_t n)
+{
+    uint64_t base = UINT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        base = rec[i].t0 < base ? rec[i].t0 : base;
+    for (size_t i = 0; i < n; i++) {
+        const rl_cu_tl_rec *r = &rec[i];
+        fprintf(raw, "%d,%llu,%s,%u,%u,%u,%.3f,%.3f,%.3f", s, (unsigned long long)r->grid, rl_cu_tl_tag_name(r->tag),
+                r->n_blocks, r->block, r->sm, us((int64_t)(r->t0 - base)),
+                r->tw ? us((int64_t)(r->tw - base)) : -1.0, us((int64_t)(r->t1 - base)));
+        for (int j = 0; j < RL_TL_MARKS; j++)
+            fprintf(raw, ",%.3f", r->mk[j] ? us((int64_t)(r->mk[j] - base)) : -1.0);
+        fputc('\n', raw);
+    }
+}
+
+/* One replay (number s) of the step with the log armed: its launches in
+ * order of start; every block's record into raw when it is not NULL. */
+static int one_replay(rl_cu_model *m, int batch, double *step_us, rl_cu_tl_launch **l, FILE *raw, int s)
 {
     int rc = rl_cu_tl_arm(1u << 20);
     if (rc == -ENOTSUP) {
@@ -59,6 +78,8 @@ static int one_replay(rl_cu_model *m, int batch, double *step_us, rl_cu_tl_launc
         fprintf(stderr, "timeline: %s\n", rl_cu_last_error());
         return -1;
     }
+    if (raw)
+        write_raw(raw, s, rec, n);
     int nl = rl_cu_tl_launches(rec, n, l);
     free(rec);
     if (nl > 0)
@@ -69,13 +90,19 @@ static int one_replay(rl_cu_model *m, int batch, double *step_us, rl_cu_tl_launc
     return -1;
 }
 
-int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
+int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv, const char *raw_csv)
 {
-    FILE *f = csv ? fopen(csv, "w") : NULL;
-    if (csv && !f) {
-        perror(csv);
+    FILE *f = csv ? fopen(csv, "w") : NULL, *raw = raw_csv ? fopen(raw_csv, "w") : NULL;
+    if ((csv && !f) || (raw_csv && !raw)) {
+        perror(csv && !f ? csv : raw_csv);
+        if (f)
+            fclose(f);
+        if (raw)
+            fclose(raw);
         return 1;
     }
+    if (raw)
+        fprintf(raw, "step,grid,kernel,blocks,block,sm,t0_us,tw_us,t1_us,m0_us,m1_us,m2_us,m3_us\n");
     if (f)
         fprintf(f, "step,i,kernel,blocks,records,t0_us,tw_min_us,tw_max_us,t1_min_us,t1_max_us,m0_us,m1_us,m2_us,m3_us\n");
     tl_kind k[TL_KINDS];
@@ -84,9 +111,11 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
     for (int s = 0; s < TL_REPLAYS; s++) {
         rl_cu_tl_launch *l;
         double step_us = 0;
-        if ((nl = one_replay(m, batch, &step_us, &l)) < 0) {
+        if ((nl = one_replay(m, batch, &step_us, &l, raw, s)) < 0) {
             if (f)
                 fclose(f);
+            if (raw)
+                fclose(raw);
             return 1;
         }
         uint64_t base = l[0].t0;
@@ -131,6 +160,8 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv)
     }
     if (f)
         fclose(f);
+    if (raw)
+        fclose(raw);
     printf("timeline: %d launches a step, %d replays after the first: graph %.1f us a step (timed by events), span "
            "%.1f us (first start to last end), waits %.1f us, runs %.1f us\n",
            nl, steps, graph_us / steps, span / steps, wait_sum / steps, run_sum / steps);

@@ -6,7 +6,8 @@
 
 /* Replay the captured step of `batch` sequences with the kernels' timeline
  * armed and print each kind of launch's waits and runs (csv: every launch,
- * when not NULL). 1 when the build records no timeline or a call fails. */
-int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv);
+ * raw_csv: every block's record, each when not NULL). 1 when the build
+ * records no timeline or a call fails. */
+int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv, const char *raw_csv);
 
 #endif

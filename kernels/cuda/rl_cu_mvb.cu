@@ -158,7 +158,7 @@ template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products
 __global__ void __launch_bounds__(THREADS + (ROPE ? 32 : 0), 1)
 k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td, const rl_cu_mat m,
       const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair, int copy,
-      const rope_arg<ROPE> ep)
+      int pre, const rope_arg<ROPE> ep)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -178,8 +178,9 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     float *rbuf = red + 64, *rsc = rbuf + RT * TR;
     int64_t *rmeta = (int64_t *)(rsc + RT * TR);
     uint64_t *rdone = (uint64_t *)(rmeta + 2);
+    uint64_t *xrdy = (uint64_t *)(red + 48); /* after the half sums (red[16..47]) */
     RL_TL_BLOCK(RL_TL_MVB);
-    ring_start<C::S>(full, empty, ROPE ? rdone : nullptr);
+    ring_start<C::S>(full, empty, ROPE ? rdone : nullptr, xrdy);
     if constexpr (ROPE) {
         if (warp == CW + 1) {
             rope_prep(ep, rsc, rmeta, rdone);
@@ -197,6 +198,8 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {
+                if (i == pre) /* the rest once the activation is prepared (RL_CU_MVB_PRE) */
+                    bar_wait(xrdy, 0);
                 int s = (int)(i % C::S);
                 unsigned ph = (unsigned)(i / C::S) & 1;
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
@@ -230,6 +233,8 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     else
         prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     RL_TL_MARK(0, 0.0f); /* the activation prepared (its last barrier) */
+    if (threadIdx.x == 0)
+        bar_arrive(xrdy); /* the producer may be waiting for it (pre) */
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     /* A lane's activation units are the same in every tile: where a row is
      * one chunk and a lane takes KPL = 2 units of it (Q4_0, Q4_K, Q5_K up to
@@ -409,6 +414,19 @@ template <int T, bool GLU> static int copy_flags(const rl_cu_mat *m, CUtensorMap
     return f;
 }
 
+/* RL_CU_MVB_PRE=n: the producer issues n stages, then waits for the
+ * activation to be prepared before the rest (measurements: whether the
+ * copies in flight slow the activation's loads; default: no wait). */
+static int pre_stages(void)
+{
+    static int n = -2;
+    if (n == -2) {
+        const char *e = getenv("RL_CU_MVB_PRE");
+        n = e && *e ? atoi(e) : -1;
+    }
+    return n;
+}
+
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
 static bool act_regs(void)
 {
@@ -435,7 +453,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
     memset(&tq, 0, sizeof tq), memset(&td, 0, sizeof td);
     const int copy = copy_flags<T, GLU>(m, &tq, &td);
     rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, tq, td, *m, x, g, eps,
-                   y, mode, act_regs(), g_regs(), pair_bar(), copy, arg);
+                   y, mode, act_regs(), g_regs(), pair_bar(), copy, pre_stages(), arg);
     return RL_CU_LAUNCHED("mvb");
 }
 

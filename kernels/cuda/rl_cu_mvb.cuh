@@ -147,7 +147,8 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> sload<RL_TYPE_BF16>(c
  * copies' bytes) and empty (one arrival per consumer warp) barriers set up
  * by thread 0, then the CTA's barrier and the PDL trigger (the next kernel
  * may launch: it waits for this one to complete before reading its output). */
-template <int S> __device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty, uint64_t *rdone)
+template <int S>
+__device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty, uint64_t *rdone, uint64_t *xrdy)
 {
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
@@ -156,6 +157,7 @@ template <int S> __device__ __forceinline__ void ring_start(uint64_t *full, uint
         }
         if (rdone)
             bar_init(rdone, 32); /* rl_cu_mvb_rope_kv's preparation warp */
+        bar_init(xrdy, 1);       /* the activation prepared (consumer thread 0) */
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();

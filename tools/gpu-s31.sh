@@ -1,0 +1,33 @@
+#!/bin/bash
+# gpu-s31.sh - session 31's device calls (an H200).
+#   source .device/setup.sh && RL_GPU_BUILD=/tmp/rl-b bash tools/gpu-s31.sh PART
+. "$(dirname "$0")/gpu-lib.sh" # T, B, BC, $OUT; left, build, build_tl, ctests, cfgc, tyc, mkm, ...
+PART=${1:-diag}
+# tlraw NAME SHAPE TYPE PROMPT GEN: the timeline's summary, and every block's
+# record of its replays gzipped into $OUT/raw-NAME.csv.gz (tools/tl_blocks.py reads it).
+tlraw() {
+  timeout 120 $TLBC --shape $2 --type $3 --batch 1 --prompt $4 --gen $5 --kv f16 --timeline-raw $OUT/raw-$1.csv 2>&1 | grep -vE '^cuda ' | head -30
+  gzip -f $OUT/raw-$1.csv
+}
+# sass: rl_cu_mvb's SASS (every instantiation) gzipped into $OUT/mvb.sass.gz.
+sass() { cuobjdump -sass $B/kernels/cuda/librlcuda.a.p/rl_cu_mvb.cu.o 2>&1 | gzip > $OUT/mvb.sass.gz; }
+#   diag     where a product's time goes per CTA (the timeline's block
+#            records: start, PDL wait, activation ready, first tile, end),
+#            with the producer's copies all issued before the wait (default)
+#            and only RL_CU_MVB_PRE stages before the activation is ready;
+#            then the plain build's single streams under PRE.
+P=("RL_CU_MVB_PRE=-1" "RL_CU_MVB_PRE=0" "RL_CU_MVB_PRE=2" "RL_CU_MVB_PRE=4")
+if [ "$PART" = diag ]; then
+  build_tl &
+  build
+  wait
+  sass
+  RL_CU_MVB_PRE=2 ctests test_cu_mvb
+  RL_CU_MVB_PRE=0 ctests test_cu_mvb
+  cfgc llama2-7b q4_0 1 128 2 360 "${P[@]}"
+  cfgc tinyllama-1.1b q4_0 1 128 1 400 "${P[@]}"
+  left 420 && tlraw q4_0 llama2-7b q4_0 1 128
+  left 470 && RL_CU_MVB_PRE=2 tlraw q4_0-pre2 llama2-7b q4_0 1 128
+  left 520 && tlraw tl-q4_0 tinyllama-1.1b q4_0 1 128
+  echo "elapsed ${SECONDS}s"
+fi
