@@ -31,3 +31,25 @@ if [ "$PART" = diag ]; then
   left 520 && tlraw tl-q4_0 tinyllama-1.1b q4_0 1 128
   echo "elapsed ${SECONDS}s"
 fi
+#   xpl      the int8 activation in two planes of 16-byte halves in shared
+#            memory (default now; RL_CU_MVB_XPL=0 the whole 32-byte blocks)
+#            and the GLU output handed to the down product as halves
+#            (RL_CU_MVB_H16=1): tests under each, the single streams, and
+#            the timeline's blocks under each.
+X=("RL_CU_MVB_XPL=1" "RL_CU_MVB_XPL=0" "RL_CU_MVB_H16=1")
+if [ "$PART" = xpl ]; then
+  build_tl &
+  build
+  wait
+  ctests test_cu_mvb
+  RL_CU_MVB_XPL=0 ctests test_cu_mvb
+  RL_CU_MVB_H16=1 ctests test_cu_model test_cu_mixed
+  cfgc llama2-7b q4_0 1 128 2 330 "${X[@]}"
+  cfgc llama2-7b q4_k_m 1 128 1 360 "${X[@]}"
+  cfgc llama2-7b q8_0 1 128 1 390 "${X[@]}"
+  cfgc llama2-7b q4_0 512 64 1 410 "${X[@]}"
+  cfgc tinyllama-1.1b q4_k_m 1 128 1 430 "${X[@]}"
+  left 480 && tlraw q4_0 llama2-7b q4_0 1 128
+  left 530 && RL_CU_MVB_H16=1 tlraw q4_0-h16 llama2-7b q4_0 1 128
+  echo "elapsed ${SECONDS}s"
+fi

@@ -79,6 +79,9 @@ struct rope_none {
  * far apart as in the matrix; Q_BOX / D_BOX, a tensor-map box of the tile's
  * rows; neither, a bulk copy per row. */
 enum { Q_RUN = 1, D_RUN = 2, Q_BOX = 4, D_BOX = 8 };
+/* fp16 hand-offs (rl_cu_mvb_ex): HX_OUT, a GLU product writes its outputs as
+ * halves; HX_IN, a product without a norm reads its input as halves. */
+enum { HX_OUT = RL_CU_MVB_HOUT, HX_IN = RL_CU_MVB_HIN };
 
 /* One plane's part of a stage, TR rows from `row` of chunk c: each row's
  * len bytes at c * span into its pitch-byte row of src, into dst span bytes
@@ -158,7 +161,7 @@ template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products
 __global__ void __launch_bounds__(THREADS + (ROPE ? 32 : 0), 1)
 k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td, const rl_cu_mat m,
       const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair, int copy,
-      int pre, const rope_arg<ROPE> ep)
+      int pre, bool xpl, int hx, const rope_arg<ROPE> ep)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -226,12 +229,15 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     const bool gr = g && greg && cols <= GR;
     if (gr)
         load_g(g, cols, g0);
+    const xlay L = x_layout(xpl, cols);
     rl_pdl_wait();
     RL_TL_WAITED();
-    if (gr)
-        prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red);
+    if (!C::FX && (hx & HX_IN))
+        prepare_xh((const __half *)x, cols, xq, xds, L);
+    else if (gr)
+        prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red, L);
     else
-        prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
+        prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red, L);
     RL_TL_MARK(0, 0.0f); /* the activation prepared (its last barrier) */
     if (threadIdx.x == 0)
         bar_arrive(xrdy); /* the producer may be waiting for it (pre) */
@@ -250,7 +256,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
 #pragma unroll
         for (int a = 0; a < KPL; a++) {
             int64_t u = lane + 32 * (a * H + h);
-            xa[a] = areg && u < nb ? xload(xs, 0, u) : xunit{};
+            xa[a] = areg && u < nb ? xload_s(xq, xds, L, u) : xunit{};
         }
     }
     int64_t i = 0;
@@ -271,9 +277,9 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 const wunit<T> w = sload<T>(st + o * rq, st + C::NRW * QROW + o * rd, j);
                 xunit a{}; /* the int8 types: the activation unit, once for the gate and the up row */
                 if constexpr (ARC)
-                    a = areg ? xa[k] : xload(xs, 0, u);
+                    a = areg ? xa[k] : xload_s(xq, xds, L, u);
                 else if constexpr (!C::FX)
-                    a = xload(xs, 0, u);
+                    a = xload_s(xq, xds, L, u);
                 auto dot = [&](const wunit<T> &wr) {
                     if constexpr (C::FX)
                         return wdot<T>(wr, xs, 0, u);
@@ -312,7 +318,9 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             continue;
         acc += half[o], accu += half[TR + o];
         int64_t r = t * TR + o;
-        if (GLU)
+        if (GLU && (hx & HX_OUT))
+            ((__half *)y)[r] = to_half_sat(rl_silu(acc) * accu);
+        else if (GLU)
             y[r] = rl_silu(acc) * accu;
         else
             y[r] = mode == RL_CU_MV_ADD ? y[r] + acc : acc;
@@ -427,6 +435,14 @@ static int pre_stages(void)
     return n;
 }
 
+/* RL_CU_MVB_XPL=0: the int8 activation's blocks whole in shared memory
+ * instead of in two planes of halves (measurements; see xlay). */
+static bool x_planes(void)
+{
+    static int on = -1;
+    return rl_env_switch("RL_CU_MVB_XPL", true, &on);
+}
+
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
 static bool act_regs(void)
 {
@@ -435,7 +451,7 @@ static bool act_regs(void)
 }
 
 template <int T, bool GLU, bool ROPE = false>
-static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
+static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, int hx,
                   const rope_ep *ep, cudaStream_t s)
 {
     size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols, ROPE);
@@ -453,12 +469,12 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
     memset(&tq, 0, sizeof tq), memset(&td, 0, sizeof td);
     const int copy = copy_flags<T, GLU>(m, &tq, &td);
     rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, tq, td, *m, x, g, eps,
-                   y, mode, act_regs(), g_regs(), pair_bar(), copy, pre_stages(), arg);
+                   y, mode, act_regs(), g_regs(), pair_bar(), copy, pre_stages(), x_planes(), hx, arg);
     return RL_CU_LAUNCHED("mvb");
 }
 
 /* Table of the kernels by weight type and mode (plain, GLU, the fused RoPE store). */
-typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, const rope_ep *,
+typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, int, const rope_ep *,
                          cudaStream_t);
 struct launch_row {
     int type;
@@ -471,12 +487,12 @@ static const launch_row launches[] = {
 };
 #undef RL_MVB_ROW
 
-static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
+static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, int hx,
                        const rope_ep *ep, cudaStream_t s)
 {
     for (const launch_row &r : launches)
         if (r.type == m->type)
-            return (ep ? r.rope : mode == RL_CU_MV_GLU ? r.glu : r.plain)(m, x, g, eps, y, mode, ep, s);
+            return (ep ? r.rope : mode == RL_CU_MV_GLU ? r.glu : r.plain)(m, x, g, eps, y, mode, hx, ep, s);
     return -ENOTSUP;
 }
 
@@ -494,14 +510,23 @@ extern "C" bool rl_cu_mvb_ok(const rl_cu_mat *m, int mode)
            rl_mvb::smem_bytes(rl_mvb::RMAX, rl_mvb::float_w(m->type), m->cols) <= 227 * 1024;
 }
 
-extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
-                         cudaStream_t s)
+extern "C" int rl_cu_mvb_ex(const rl_cu_mat *m, const void *d_x, const float *d_g, float eps, int mode, void *d_y,
+                            int hflags, cudaStream_t s)
 {
     if (mode != RL_CU_MV_STORE && mode != RL_CU_MV_ADD && mode != RL_CU_MV_GLU)
         return -EINVAL;
+    if ((hflags & ~(RL_CU_MVB_HOUT | RL_CU_MVB_HIN)) || ((hflags & RL_CU_MVB_HOUT) && mode != RL_CU_MV_GLU) ||
+        ((hflags & RL_CU_MVB_HIN) && (d_g || rl_mvb::float_w(m->type))))
+        return -EINVAL;
     if (!d_x || !d_y || (uintptr_t)d_x % 16 || (uintptr_t)d_g % 16 || !rl_cu_mvb_ok(m, mode))
         return -ENOTSUP; /* x and g are read as float4s */
-    return rl_mvb::launch_type(m, d_x, d_g, eps, d_y, mode, nullptr, s);
+    return rl_mvb::launch_type(m, (const float *)d_x, d_g, eps, (float *)d_y, mode, hflags, nullptr, s);
+}
+
+extern "C" int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
+                         cudaStream_t s)
+{
+    return rl_cu_mvb_ex(m, d_x, d_g, eps, mode, d_y, 0, s);
 }
 
 extern "C" bool rl_cu_mvb_rope_ok(const rl_cu_mat *m, const rl_cu_rope *r, const rl_cu_kv *kv)
@@ -525,5 +550,5 @@ extern "C" int rl_cu_mvb_rope_kv(const rl_cu_mat *m, const float *d_x, const flo
     if (rp->row0 + m->rows > (int64_t)(r->n_head + 2 * r->n_head_kv) * r->head_dim)
         return -EINVAL;
     rl_mvb::rope_ep ep{rl_kv_paged_make<rl_kv_f16>(rp->kv, rp->d_row, rp->layer), *r, rp->d_pos, rp->d_q, rp->row0};
-    return rl_mvb::launch_type(m, d_x, d_g, eps, nullptr, RL_CU_MV_STORE, &ep, s);
+    return rl_mvb::launch_type(m, d_x, d_g, eps, nullptr, RL_CU_MV_STORE, 0, &ep, s);
 }

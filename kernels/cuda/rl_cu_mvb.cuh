@@ -192,12 +192,39 @@ __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
     return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
+/* Where the int8 activation's 32-blocks lie in shared memory: block b's
+ * first 16 values at xq + b * bs, its last 16 at xq + po + b * bs. Planes
+ * (po = cols / 2, bs = 16, the default): a warp's 16-byte loads of 32
+ * consecutive blocks' halves are conflict-free, where whole 32-byte blocks
+ * (po = 16, bs = 32; RL_CU_MVB_XPL=0) cost each load two wavefronts a
+ * quarter-warp; the products that read the activation from shared memory
+ * every stage (rows of several chunks: 7B's down, Q8_0) are bound by it. */
+struct xlay {
+    int64_t po;
+    int bs;
+};
+
+__device__ __forceinline__ xlay x_layout(bool planes, int64_t cols)
+{
+    return planes ? xlay{cols / 2, 16} : xlay{16, 32};
+}
+
+/* Activation unit u from shared memory (int8 types; layout L). */
+__device__ __forceinline__ xunit xload_s(const int8_t *xq, const float *xds, xlay L, int64_t u)
+{
+    xunit r;
+    r.q0 = *(const int4 *)(xq + u * L.bs);
+    r.q1 = *(const int4 *)(xq + L.po + u * L.bs);
+    r.ds = ((const float2 *)xds)[u];
+    return r;
+}
+
 /* One thread's float4 i of the activation: normalized (norm: times rs and
  * its g values) and quantized (its 8-lane 32-block's scale and sum by
  * shuffles), or stored as floats (FX). */
 template <bool FX>
 __device__ __forceinline__ void quant4(const float4 &x4v, const float4 &g4v, bool norm, float rs, int64_t i, int lane,
-                                       int8_t *xq, float *xds, float *xf)
+                                       int8_t *xq, float *xds, float *xf, xlay L)
 {
     float a[4] = {x4v.x, x4v.y, x4v.z, x4v.w}, b[4] = {g4v.x, g4v.y, g4v.z, g4v.w};
     float amax = 0.0f;
@@ -219,7 +246,9 @@ __device__ __forceinline__ void quant4(const float4 &x4v, const float4 &g4v, boo
             q[e] = __float2int_rn(a[e] * id);
             qs += q[e];
         }
-        *(char4 *)(xq + i * 4) = make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
+        const int k = (int)(i & 7); /* the block's float4 k: half k / 4 */
+        *(char4 *)(xq + (k >> 2) * L.po + (i >> 3) * L.bs + (k & 3) * 4) =
+            make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
 #pragma unroll
         for (int o = 1; o < 8; o <<= 1)
             qs += __shfl_xor_sync(0xffffffffu, qs, o);
@@ -247,7 +276,7 @@ __device__ __forceinline__ float norm_scale(float ss, int64_t cols, float eps, f
 
 template <bool FX>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
-                          float *red)
+                          float *red, xlay L)
 {
     const int t = threadIdx.x, lane = t & 31;
     const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)g;
@@ -278,7 +307,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
             int64_t i = base + k * NT + t; /* a warp's 32 float4s are all in or all out: cols % 256 == 0 */
             if (i >= n4)
                 break;
-            quant4<FX>(v[k], gv[k], g != nullptr, rs, i, lane, xq, xds, xf);
+            quant4<FX>(v[k], gv[k], g != nullptr, rs, i, lane, xq, xds, xf, L);
         }
     }
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
@@ -301,7 +330,7 @@ __device__ __forceinline__ void load_g(const float *g, int64_t cols, float4 (&g0
 
 template <bool FX>
 __device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, int64_t cols, int8_t *xq, float *xds,
-                           float *xf, float *red)
+                           float *xf, float *red, xlay L)
 {
     const int t = threadIdx.x, lane = t & 31;
     const int64_t n4 = cols / 4;
@@ -319,9 +348,70 @@ __device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, i
         int64_t i = k * NT + t;
         if (i >= n4)
             break;
-        quant4<FX>(v[k], g0[k], true, rs, i, lane, xq, xds, xf);
+        quant4<FX>(v[k], g0[k], true, rs, i, lane, xq, xds, xf, L);
     }
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+}
+
+/* An fp16 activation without a norm (the GLU output of a product that
+ * wrote halves: 2 bytes a value read after the wait instead of 4) into int8
+ * blocks: a thread's 8 values a 16-byte load, a 32-block four lanes'. */
+constexpr int PV8 = 4;
+
+__device__ void prepare_xh(const __half *x, int64_t cols, int8_t *xq, float *xds, xlay L)
+{
+    const int t = threadIdx.x;
+    const uint4 *x8 = (const uint4 *)x;
+    const int64_t n8 = cols / 8;
+    for (int64_t base = 0; base < n8; base += NT * PV8) {
+        uint4 v[PV8];
+#pragma unroll
+        for (int k = 0; k < PV8; k++) {
+            int64_t i = base + k * NT + t;
+            v[k] = i < n8 ? x8[i] : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int k = 0; k < PV8; k++) {
+            int64_t i = base + k * NT + t; /* a warp's 32 loads are all in or all out: cols % 256 == 0 */
+            if (i >= n8)
+                break;
+            const __half2 *h2 = (const __half2 *)&v[k];
+            float a[8], amax = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h2[e]);
+                a[2 * e] = f.x, a[2 * e + 1] = f.y;
+                amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
+            }
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+            int qs = 0;
+            uint32_t w[2] = {0, 0};
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                int q = __float2int_rn(a[e] * id);
+                qs += q;
+                w[e / 4] |= (uint32_t)(q & 0xff) << (8 * (e % 4));
+            }
+            qs += __shfl_xor_sync(0xffffffffu, qs, 1);
+            qs += __shfl_xor_sync(0xffffffffu, qs, 2);
+            const int kk = (int)(i & 3); /* the block's 8 values kk: half kk / 2 */
+            *(uint2 *)(xq + (kk >> 1) * L.po + (i >> 2) * L.bs + (kk & 1) * 8) = make_uint2(w[0], w[1]);
+            if (kk == 0) {
+                xds[i / 4 * 2] = d;
+                xds[i / 4 * 2 + 1] = d * (float)qs;
+            }
+        }
+    }
+    asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+}
+
+/* v as an fp16 hand-off stores it: magnitudes past the largest half held
+ * there (NaN stays NaN). */
+__device__ __forceinline__ __half to_half_sat(float v)
+{
+    return __float2half_rn(fabsf(v) > 65504.0f ? copysignf(65504.0f, v) : v);
 }
 
 static inline bool sm90(void)

@@ -96,13 +96,38 @@ static int part_place(const rl_cu_mvb_part *p, int which)
     return rl_cu_mvb_ok(p->m, p->mode) ? 1 : -1;
 }
 
+/* Whether layer l's GLU output goes from the gate/up product to the down
+ * product as halves (rl_cu_mvb_ex's hand-off: half the bytes each CTA of
+ * the down product reads after its wait): both on rl_cu_mvb, gate and up
+ * fused, int8 down weights. RL_CU_MVB_H16=1: on (measurements; off by
+ * default). */
+static bool ffn_h16(rl_cu_model *m, uint32_t l)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RL_CU_MVB_H16");
+        on = e && e[0] == '1';
+    }
+    if (!on)
+        return false;
+    rl_cu_mvb_part g[3], d[3];
+    if (rl_cu_mvb_parts(m, RL_CU_MVB_GU, l, g) != 1 || rl_cu_mvb_parts(m, RL_CU_MVB_DOWN, l, d) != 1)
+        return false;
+    rl_type t = d[0].m->type;
+    return part_place(&g[0], RL_CU_MVB_GU) == 1 && part_place(&d[0], RL_CU_MVB_DOWN) == 1 && t != RL_TYPE_F16 &&
+           t != RL_TYPE_BF16;
+}
+
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
 {
     rl_cu_mvb_part p[3];
     int n = rl_cu_mvb_parts(m, which, l, p);
+    int hf = (which == RL_CU_MVB_GU || which == RL_CU_MVB_DOWN) && ffn_h16(m, l)
+                 ? (which == RL_CU_MVB_GU ? RL_CU_MVB_HOUT : RL_CU_MVB_HIN)
+                 : 0;
     for (int i = 0; i < n; i++) {
         if (part_place(&p[i], which) == 1)
-            RL_CU_TRY(rl_cu_mvb(p[i].m, p[i].x, p[i].g, m->c.rms_eps, p[i].mode, p[i].y, m->s));
+            RL_CU_TRY(rl_cu_mvb_ex(p[i].m, p[i].x, p[i].g, m->c.rms_eps, p[i].mode, p[i].y, hf, m->s));
         else
             RL_CU_TRY(part_on_matvec(m, &p[i]));
     }

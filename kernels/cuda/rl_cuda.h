@@ -150,6 +150,13 @@ int rl_cu_matvec_add_norm(const rl_cu_mat *m, const rl_cu_act *x, int batch, rl_
  * rl_cu_model_mvb_step says so. */
 int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps, int mode, float *d_y,
               cudaStream_t s);
+/* rl_cu_mvb with fp16 hand-offs (hflags): RL_CU_MVB_HOUT, a GLU product
+ * writes y as halves (magnitudes past 65,504 saturate); RL_CU_MVB_HIN, a
+ * product without a norm over int8 weights (not F16/BF16) reads x as halves.
+ * -EINVAL for other uses. */
+enum { RL_CU_MVB_HOUT = 1, RL_CU_MVB_HIN = 2 };
+int rl_cu_mvb_ex(const rl_cu_mat *m, const void *d_x, const float *d_g, float eps, int mode, void *d_y, int hflags,
+                 cudaStream_t s);
 /* Whether rl_cu_mvb takes m in mode: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, F16 or
  * BF16, cols a multiple of 256, outputs a multiple of 8, aligned planes, an
  * sm_90 device. */

@@ -112,6 +112,98 @@ START_TEST(mvb_streams_products_of_each_type_in_every_mode)
 }
 END_TEST
 
+/* fp16 of v as rl_cu_mvb_ex's GLU hand-off stores it (saturated). */
+static uint16_t half_sat(float v)
+{
+    if (fabsf(v) > 65504.0f)
+        v = copysignf(65504.0f, v);
+    return rl_fp32_to_fp16(v);
+}
+
+/* rl_cu_mvb_ex's fp16 hand-offs against rl_cu_mvb: a GLU product's halves
+ * are its fp32 outputs rounded (scale: x's magnitude, large enough for
+ * some outputs to saturate), and a product reading halves gives the same
+ * bits as reading their fp32 values. */
+static void check_hand_off(rl_type t, int64_t rows, int64_t cols, float scale)
+{
+    char name[96];
+    snprintf(name, sizeof name, "mvb halves %s %lldx%lld x%g", rl_type_get(t)->name, (long long)rows,
+             (long long)cols, scale);
+    uint64_t s = tcu_seed(name);
+    float *w = malloc(rows * cols * sizeof(float));
+    rl_cu_mat m;
+    tcu_make_weight(t, rows, cols, &s, &m, w);
+    /* GLU: rows / 2 outputs, fp32 then halves */
+    int64_t n_out = rows / 2;
+    float *x = tcu_rand_vec(&s, cols, scale), *g = tcu_rand_vec(&s, cols, 1.0f);
+    float *dx = tcu_up(x, cols * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
+    float *dy = tcu_dev(n_out * sizeof(float)), *dh = tcu_dev(n_out * sizeof(uint16_t));
+    CU_OK(rl_cu_mvb(&m, dx, dg, 1e-5f, RL_CU_MV_GLU, dy, 0));
+    CU_OK(rl_cu_mvb_ex(&m, dx, dg, 1e-5f, RL_CU_MV_GLU, dh, RL_CU_MVB_HOUT, 0));
+    float *y = malloc(n_out * sizeof(float));
+    uint16_t *h = malloc(n_out * sizeof(uint16_t));
+    tcu_down(y, dy, n_out * sizeof(float));
+    tcu_down(h, dh, n_out * sizeof(uint16_t));
+    int sat = 0;
+    for (int64_t i = 0; i < n_out; i++) {
+        ck_assert_msg(h[i] == half_sat(y[i]), "%s: output %lld: half 0x%04x for %g", name, (long long)i, h[i], y[i]);
+        sat += fabsf(y[i]) > 65504.0f;
+    }
+    if (scale > 100.0f)
+        ck_assert_msg(sat > 0, "%s: no output saturated", name);
+    /* a product reading halves: rows outputs added to y0 */
+    uint16_t *xh = malloc(cols * sizeof(uint16_t));
+    for (int64_t i = 0; i < cols; i++) {
+        xh[i] = rl_fp32_to_fp16(x[i]);
+        x[i] = rl_fp16_to_fp32(xh[i]);
+    }
+    float *y0 = tcu_rand_vec(&s, rows, 1.0f), *ya = malloc(rows * sizeof(float)), *yb = malloc(rows * sizeof(float));
+    float *dxf = tcu_up(x, cols * sizeof(float)), *dya = tcu_up(y0, rows * sizeof(float));
+    float *dyb = tcu_up(y0, rows * sizeof(float));
+    uint16_t *dxh = tcu_up(xh, cols * sizeof(uint16_t));
+    CU_OK(rl_cu_mvb(&m, dxf, NULL, 0.0f, RL_CU_MV_ADD, dya, 0));
+    CU_OK(rl_cu_mvb_ex(&m, dxh, NULL, 0.0f, RL_CU_MV_ADD, dyb, RL_CU_MVB_HIN, 0));
+    tcu_down(ya, dya, rows * sizeof(float));
+    tcu_down(yb, dyb, rows * sizeof(float));
+    ck_assert_msg(!memcmp(ya, yb, rows * sizeof(float)), "%s: the product of halves differs", name);
+    /* what the hand-offs refuse */
+    ck_assert_int_eq(rl_cu_mvb_ex(&m, dx, dg, 1e-5f, RL_CU_MV_STORE, dy, RL_CU_MVB_HOUT, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mvb_ex(&m, dxh, dg, 1e-5f, RL_CU_MV_STORE, dy, RL_CU_MVB_HIN, 0), -EINVAL);
+    ck_assert_int_eq(rl_cu_mvb_ex(&m, dxh, NULL, 0.0f, RL_CU_MV_STORE, dy, 4, 0), -EINVAL);
+    cudaFree(dx), cudaFree(dg), cudaFree(dy), cudaFree(dh), cudaFree(dxf), cudaFree(dya), cudaFree(dyb);
+    cudaFree(dxh);
+    rl_cu_mat_free(&m);
+    free(w), free(x), free(g), free(y), free(h), free(xh), free(y0), free(ya), free(yb);
+}
+
+START_TEST(mvb_hands_off_in_halves)
+{
+    uint64_t s = tcu_seed("mvb halves refusals");
+    rl_cu_mat m;
+    float *w = malloc(64 * 512 * sizeof(float));
+    tcu_make_weight(RL_TYPE_Q4_0, 64, 512, &s, &m, w);
+    if (!rl_cu_mvb_ok(&m, RL_CU_MV_STORE)) {
+        printf("no sm_90 device: skipping rl_cu_mvb_ex\n");
+        rl_cu_mat_free(&m);
+        free(w);
+        return;
+    }
+    rl_cu_mat_free(&m);
+    const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
+    for (int i = 0; i < 5; i++) {
+        check_hand_off(types[i], 2 * 320, 11008, 2.0f); /* 7B's down width: rows of three chunks */
+        check_hand_off(types[i], 2 * 1200, 2304, 2.0f); /* the ring wraps */
+    }
+    check_hand_off(RL_TYPE_Q4_0, 2 * 64, 4096, 3000.0f); /* outputs past the largest half */
+    tcu_make_weight(RL_TYPE_F16, 64, 512, &s, &m, w); /* float weights keep x fp32 */
+    float *d = tcu_dev(512 * sizeof(float));
+    ck_assert_int_eq(rl_cu_mvb_ex(&m, d, NULL, 0.0f, RL_CU_MV_STORE, d, RL_CU_MVB_HIN, 0), -EINVAL);
+    rl_cu_mat_free(&m);
+    cudaFree(d);
+    free(w);
+}
+END_TEST
+
 /* rl_cu_mvb_rope_kv against rl_cu_mvb then rl_cu_rope_kv_paged: the same
  * bits in q and in the whole pool (both pools start from the same random
  * bytes, so a stray write shows too). Q|K|V as one matrix or as three parts
@@ -282,6 +374,7 @@ int main(void)
     TCase *tc = tcase_create("mvb");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, mvb_streams_products_of_each_type_in_every_mode);
+    tcase_add_test(tc, mvb_hands_off_in_halves);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("rope"); /* its own case: CK_RUN_CASE=rope under the sanitizers */
     tcase_set_timeout(tr, 240);
