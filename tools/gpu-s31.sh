@@ -31,7 +31,8 @@ if [ "$PART" = diag ]; then
   left 520 && tlraw tl-q4_0 tinyllama-1.1b q4_0 1 128
   echo "elapsed ${SECONDS}s"
 fi
-#   xpl      the int8 activation in two planes of 16-byte halves in shared
+#   xpl      (ran at 37c7cf7, where the layout was a runtime choice)
+#            the int8 activation in two planes of 16-byte halves in shared
 #            memory (default now; RL_CU_MVB_XPL=0 the whole 32-byte blocks)
 #            and the GLU output handed to the down product as halves
 #            (RL_CU_MVB_H16=1): tests under each, the single streams, and
@@ -51,5 +52,26 @@ if [ "$PART" = xpl ]; then
   cfgc tinyllama-1.1b q4_k_m 1 128 1 430 "${X[@]}"
   left 480 && tlraw q4_0 llama2-7b q4_0 1 128
   left 530 && RL_CU_MVB_H16=1 tlraw q4_0-h16 llama2-7b q4_0 1 128
+  echo "elapsed ${SECONDS}s"
+fi
+#   ab       this tree against the old one (.old: `git archive 322b571`,
+#            session 30's kernels) in the same call: the single streams on
+#            old, new (the activation's planes) and new with the GLU output
+#            handed over as halves (RL_CU_MVB_H16=1).
+abc() { # SHAPE TYPE PROMPT GEN: old | new | new H16
+  echo "$1 $2 p$3: old $(tycb /tmp/rl-old/bench/ringlm-bench-cuda $@) | new $(tyc $@) | h16 $(RL_CU_MVB_H16=1 tyc $@)"
+}
+if [ "$PART" = ab ]; then
+  build_pair
+  wait
+  ctests test_cu_mvb
+  RL_CU_MVB_H16=1 ctests test_cu_model test_cu_mixed
+  for r in 1 2 3; do left 330 && abc llama2-7b q4_0 1 128; done
+  left 370 && abc llama2-7b q4_k_m 1 128
+  left 410 && abc llama2-7b q8_0 1 128
+  left 440 && abc llama2-7b q4_0 512 64
+  left 470 && abc tinyllama-1.1b q4_k_m 1 128
+  left 500 && abc llama2-7b q6_k 1 128
+  left 530 && abc llama2-7b q4_0 1 128
   echo "elapsed ${SECONDS}s"
 fi

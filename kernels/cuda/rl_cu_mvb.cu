@@ -161,7 +161,7 @@ template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products
 __global__ void __launch_bounds__(THREADS + (ROPE ? 32 : 0), 1)
 k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td, const rl_cu_mat m,
       const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair, int copy,
-      int pre, bool xpl, int hx, const rope_arg<ROPE> ep)
+      int hx, const rope_arg<ROPE> ep)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -181,9 +181,8 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     float *rbuf = red + 64, *rsc = rbuf + RT * TR;
     int64_t *rmeta = (int64_t *)(rsc + RT * TR);
     uint64_t *rdone = (uint64_t *)(rmeta + 2);
-    uint64_t *xrdy = (uint64_t *)(red + 48); /* after the half sums (red[16..47]) */
     RL_TL_BLOCK(RL_TL_MVB);
-    ring_start<C::S>(full, empty, ROPE ? rdone : nullptr, xrdy);
+    ring_start<C::S>(full, empty, ROPE ? rdone : nullptr);
     if constexpr (ROPE) {
         if (warp == CW + 1) {
             rope_prep(ep, rsc, rmeta, rdone);
@@ -201,8 +200,6 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
         int64_t i = 0;
         for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x)
             for (int64_t c = 0; c < nch; c++, i++) {
-                if (i == pre) /* the rest once the activation is prepared (RL_CU_MVB_PRE) */
-                    bar_wait(xrdy, 0);
                 int s = (int)(i % C::S);
                 unsigned ph = (unsigned)(i / C::S) & 1;
                 int64_t cu = nb - c * CK < CK ? nb - c * CK : CK;
@@ -229,18 +226,16 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     const bool gr = g && greg && cols <= GR;
     if (gr)
         load_g(g, cols, g0);
-    const xlay L = x_layout(xpl, cols);
+    const int8_t *xq1 = xq + cols / 2; /* the blocks' second halves */
     rl_pdl_wait();
     RL_TL_WAITED();
     if (!C::FX && (hx & HX_IN))
-        prepare_xh((const __half *)x, cols, xq, xds, L);
+        prepare_xh((const __half *)x, cols, xq, xds);
     else if (gr)
-        prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red, L);
+        prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red);
     else
-        prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red, L);
+        prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     RL_TL_MARK(0, 0.0f); /* the activation prepared (its last barrier) */
-    if (threadIdx.x == 0)
-        bar_arrive(xrdy); /* the producer may be waiting for it (pre) */
     const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
     /* A lane's activation units are the same in every tile: where a row is
      * one chunk and a lane takes KPL = 2 units of it (Q4_0, Q4_K, Q5_K up to
@@ -256,7 +251,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
 #pragma unroll
         for (int a = 0; a < KPL; a++) {
             int64_t u = lane + 32 * (a * H + h);
-            xa[a] = areg && u < nb ? xload_s(xq, xds, L, u) : xunit{};
+            xa[a] = areg && u < nb ? xload_s(xq, xq1, xds, u) : xunit{};
         }
     }
     int64_t i = 0;
@@ -277,9 +272,9 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
                 const wunit<T> w = sload<T>(st + o * rq, st + C::NRW * QROW + o * rd, j);
                 xunit a{}; /* the int8 types: the activation unit, once for the gate and the up row */
                 if constexpr (ARC)
-                    a = areg ? xa[k] : xload_s(xq, xds, L, u);
+                    a = areg ? xa[k] : xload_s(xq, xq1, xds, u);
                 else if constexpr (!C::FX)
-                    a = xload_s(xq, xds, L, u);
+                    a = xload_s(xq, xq1, xds, u);
                 auto dot = [&](const wunit<T> &wr) {
                     if constexpr (C::FX)
                         return wdot<T>(wr, xs, 0, u);
@@ -422,27 +417,6 @@ template <int T, bool GLU> static int copy_flags(const rl_cu_mat *m, CUtensorMap
     return f;
 }
 
-/* RL_CU_MVB_PRE=n: the producer issues n stages, then waits for the
- * activation to be prepared before the rest (measurements: whether the
- * copies in flight slow the activation's loads; default: no wait). */
-static int pre_stages(void)
-{
-    static int n = -2;
-    if (n == -2) {
-        const char *e = getenv("RL_CU_MVB_PRE");
-        n = e && *e ? atoi(e) : -1;
-    }
-    return n;
-}
-
-/* RL_CU_MVB_XPL=0: the int8 activation's blocks whole in shared memory
- * instead of in two planes of halves (measurements; see xlay). */
-static bool x_planes(void)
-{
-    static int on = -1;
-    return rl_env_switch("RL_CU_MVB_XPL", true, &on);
-}
-
 /* RL_CU_MVB_AR=0: every activation unit from shared memory (measurements). */
 static bool act_regs(void)
 {
@@ -469,7 +443,7 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
     memset(&tq, 0, sizeof tq), memset(&td, 0, sizeof td);
     const int copy = copy_flags<T, GLU>(m, &tq, &td);
     rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, tq, td, *m, x, g, eps,
-                   y, mode, act_regs(), g_regs(), pair_bar(), copy, pre_stages(), x_planes(), hx, arg);
+                   y, mode, act_regs(), g_regs(), pair_bar(), copy, hx, arg);
     return RL_CU_LAUNCHED("mvb");
 }
 

@@ -147,8 +147,7 @@ template <> __device__ __forceinline__ wunit<RL_TYPE_BF16> sload<RL_TYPE_BF16>(c
  * copies' bytes) and empty (one arrival per consumer warp) barriers set up
  * by thread 0, then the CTA's barrier and the PDL trigger (the next kernel
  * may launch: it waits for this one to complete before reading its output). */
-template <int S>
-__device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty, uint64_t *rdone, uint64_t *xrdy)
+template <int S> __device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty, uint64_t *rdone)
 {
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
@@ -157,7 +156,6 @@ __device__ __forceinline__ void ring_start(uint64_t *full, uint64_t *empty, uint
         }
         if (rdone)
             bar_init(rdone, 32); /* rl_cu_mvb_rope_kv's preparation warp */
-        bar_init(xrdy, 1);       /* the activation prepared (consumer thread 0) */
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();
@@ -192,29 +190,17 @@ __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
     return i < n ? p[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
-/* Where the int8 activation's 32-blocks lie in shared memory: block b's
- * first 16 values at xq + b * bs, its last 16 at xq + po + b * bs. Planes
- * (po = cols / 2, bs = 16, the default): a warp's 16-byte loads of 32
- * consecutive blocks' halves are conflict-free, where whole 32-byte blocks
- * (po = 16, bs = 32; RL_CU_MVB_XPL=0) cost each load two wavefronts a
- * quarter-warp; the products that read the activation from shared memory
- * every stage (rows of several chunks: 7B's down, Q8_0) are bound by it. */
-struct xlay {
-    int64_t po;
-    int bs;
-};
-
-__device__ __forceinline__ xlay x_layout(bool planes, int64_t cols)
-{
-    return planes ? xlay{cols / 2, 16} : xlay{16, 32};
-}
-
-/* Activation unit u from shared memory (int8 types; layout L). */
-__device__ __forceinline__ xunit xload_s(const int8_t *xq, const float *xds, xlay L, int64_t u)
+/* The int8 activation in shared memory lies in two planes: block b's first
+ * 16 values at xq + 16 b, its last 16 at xq + cols / 2 + 16 b, so a warp's
+ * 16-byte loads of 32 consecutive blocks' halves are conflict-free (whole
+ * 32-byte blocks cost each load two wavefronts a quarter-warp, and the
+ * products that read the activation from shared memory every stage, rows of
+ * several chunks such as 7B's down, were bound by it). */
+__device__ __forceinline__ xunit xload_s(const int8_t *xq, const int8_t *xq1, const float *xds, int64_t u)
 {
     xunit r;
-    r.q0 = *(const int4 *)(xq + u * L.bs);
-    r.q1 = *(const int4 *)(xq + L.po + u * L.bs);
+    r.q0 = ((const int4 *)xq)[u];
+    r.q1 = ((const int4 *)xq1)[u];
     r.ds = ((const float2 *)xds)[u];
     return r;
 }
@@ -224,7 +210,7 @@ __device__ __forceinline__ xunit xload_s(const int8_t *xq, const float *xds, xla
  * shuffles), or stored as floats (FX). */
 template <bool FX>
 __device__ __forceinline__ void quant4(const float4 &x4v, const float4 &g4v, bool norm, float rs, int64_t i, int lane,
-                                       int8_t *xq, float *xds, float *xf, xlay L)
+                                       int8_t *xq, float *xds, float *xf, int64_t po)
 {
     float a[4] = {x4v.x, x4v.y, x4v.z, x4v.w}, b[4] = {g4v.x, g4v.y, g4v.z, g4v.w};
     float amax = 0.0f;
@@ -247,7 +233,7 @@ __device__ __forceinline__ void quant4(const float4 &x4v, const float4 &g4v, boo
             qs += q[e];
         }
         const int k = (int)(i & 7); /* the block's float4 k: half k / 4 */
-        *(char4 *)(xq + (k >> 2) * L.po + (i >> 3) * L.bs + (k & 3) * 4) =
+        *(char4 *)(xq + (k >> 2) * po + (i >> 3) * 16 + (k & 3) * 4) =
             make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
 #pragma unroll
         for (int o = 1; o < 8; o <<= 1)
@@ -276,7 +262,7 @@ __device__ __forceinline__ float norm_scale(float ss, int64_t cols, float eps, f
 
 template <bool FX>
 __device__ void prepare_x(const float *x, const float *g, float eps, int64_t cols, int8_t *xq, float *xds, float *xf,
-                          float *red, xlay L)
+                          float *red)
 {
     const int t = threadIdx.x, lane = t & 31;
     const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)g;
@@ -307,7 +293,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
             int64_t i = base + k * NT + t; /* a warp's 32 float4s are all in or all out: cols % 256 == 0 */
             if (i >= n4)
                 break;
-            quant4<FX>(v[k], gv[k], g != nullptr, rs, i, lane, xq, xds, xf, L);
+            quant4<FX>(v[k], gv[k], g != nullptr, rs, i, lane, xq, xds, xf, cols / 2);
         }
     }
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
@@ -330,7 +316,7 @@ __device__ __forceinline__ void load_g(const float *g, int64_t cols, float4 (&g0
 
 template <bool FX>
 __device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, int64_t cols, int8_t *xq, float *xds,
-                           float *xf, float *red, xlay L)
+                           float *xf, float *red)
 {
     const int t = threadIdx.x, lane = t & 31;
     const int64_t n4 = cols / 4;
@@ -348,7 +334,7 @@ __device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, i
         int64_t i = k * NT + t;
         if (i >= n4)
             break;
-        quant4<FX>(v[k], g0[k], true, rs, i, lane, xq, xds, xf, L);
+        quant4<FX>(v[k], g0[k], true, rs, i, lane, xq, xds, xf, cols / 2);
     }
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
@@ -358,7 +344,7 @@ __device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, i
  * blocks: a thread's 8 values a 16-byte load, a 32-block four lanes'. */
 constexpr int PV8 = 4;
 
-__device__ void prepare_xh(const __half *x, int64_t cols, int8_t *xq, float *xds, xlay L)
+__device__ void prepare_xh(const __half *x, int64_t cols, int8_t *xq, float *xds)
 {
     const int t = threadIdx.x;
     const uint4 *x8 = (const uint4 *)x;
@@ -397,7 +383,7 @@ __device__ void prepare_xh(const __half *x, int64_t cols, int8_t *xq, float *xds
             qs += __shfl_xor_sync(0xffffffffu, qs, 1);
             qs += __shfl_xor_sync(0xffffffffu, qs, 2);
             const int kk = (int)(i & 3); /* the block's 8 values kk: half kk / 2 */
-            *(uint2 *)(xq + (kk >> 1) * L.po + (i >> 2) * L.bs + (kk & 1) * 8) = make_uint2(w[0], w[1]);
+            *(uint2 *)(xq + (kk >> 1) * (cols / 2) + (i >> 2) * 16 + (kk & 1) * 8) = make_uint2(w[0], w[1]);
             if (kk == 0) {
                 xds[i / 4 * 2] = d;
                 xds[i / 4 * 2 + 1] = d * (float)qs;

@@ -121,8 +121,8 @@ static uint16_t half_sat(float v)
 }
 
 /* rl_cu_mvb_ex's fp16 hand-offs against rl_cu_mvb: a GLU product's halves
- * are its fp32 outputs rounded (scale: x's magnitude, large enough for
- * some outputs to saturate), and a product reading halves gives the same
+ * are its fp32 outputs rounded (scale: the norm weights' magnitude, large
+ * enough for some outputs to saturate), and a product reading halves gives the same
  * bits as reading their fp32 values. */
 static void check_hand_off(rl_type t, int64_t rows, int64_t cols, float scale)
 {
@@ -135,7 +135,7 @@ static void check_hand_off(rl_type t, int64_t rows, int64_t cols, float scale)
     tcu_make_weight(t, rows, cols, &s, &m, w);
     /* GLU: rows / 2 outputs, fp32 then halves */
     int64_t n_out = rows / 2;
-    float *x = tcu_rand_vec(&s, cols, scale), *g = tcu_rand_vec(&s, cols, 1.0f);
+    float *x = tcu_rand_vec(&s, cols, 2.0f), *g = tcu_rand_vec(&s, cols, scale);
     float *dx = tcu_up(x, cols * sizeof(float)), *dg = tcu_up(g, cols * sizeof(float));
     float *dy = tcu_dev(n_out * sizeof(float)), *dh = tcu_dev(n_out * sizeof(uint16_t));
     CU_OK(rl_cu_mvb(&m, dx, dg, 1e-5f, RL_CU_MV_GLU, dy, 0));
