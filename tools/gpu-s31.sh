@@ -75,3 +75,25 @@ if [ "$PART" = ab ]; then
   left 530 && abc llama2-7b q4_0 1 128
   echo "elapsed ${SECONDS}s"
 fi
+#   var      old (322b571), new, and new built without the fp16 input's
+#            path (-DRL_MVB_NO_HIN): which part of the change costs the
+#            Q4_0 step its 5% (part ab); then new with RL_CU_MVB_H16=1.
+build_var() { # NAME CUDA_ARGS: this tree's bench into /tmp/rl-NAME
+  meson setup /tmp/rl-$1 -Dbuildtype=release -Dcuda=enabled -Dwerror=false -Dtests=false "-Dcuda_args=$2" >"$OUT/build-$1.log" 2>&1 &&
+    ninja -C /tmp/rl-$1 -j16 bench/ringlm-bench-cuda >>"$OUT/build-$1.log" 2>&1 || { echo "build $1 failed"; tail -5 "$OUT/build-$1.log"; }
+}
+abv() { # SHAPE TYPE PROMPT GEN
+  echo "$1 $2 p$3: old $(tycb /tmp/rl-old/bench/ringlm-bench-cuda $@) | new $(tyc $@) | nohin $(tycb /tmp/rl-nohin/bench/ringlm-bench-cuda $@) | h16 $(RL_CU_MVB_H16=1 tyc $@)"
+}
+if [ "$PART" = var ]; then
+  build_var nohin -DRL_MVB_NO_HIN &
+  build_pair
+  wait
+  cuobjdump -sass $B/kernels/cuda/librlcuda.a.p/rl_cu_mvb.cu.o 2>&1 | gzip > $OUT/mvb-new.sass.gz
+  cuobjdump -sass /tmp/rl-old/kernels/cuda/librlcuda.a.p/rl_cu_mvb.cu.o 2>&1 | gzip > $OUT/mvb-old.sass.gz
+  for r in 1 2 3; do left 400 && abv llama2-7b q4_0 1 128; done
+  left 450 && abv llama2-7b q4_0 512 64
+  left 500 && abv llama2-7b q4_k_m 1 128
+  left 540 && abv llama2-7b q8_0 1 128
+  echo "elapsed ${SECONDS}s"
+fi

@@ -229,7 +229,11 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     const int8_t *xq1 = xq + cols / 2; /* the blocks' second halves */
     rl_pdl_wait();
     RL_TL_WAITED();
+#ifdef RL_MVB_NO_HIN /* a build without the fp16 input's path (measurement: its code's cost) */
+    if (false)
+#else
     if (!C::FX && (hx & HX_IN))
+#endif
         prepare_xh((const __half *)x, cols, xq, xds);
     else if (gr)
         prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red);
