@@ -97,3 +97,21 @@ if [ "$PART" = var ]; then
   left 540 && abv llama2-7b q8_0 1 128
   echo "elapsed ${SECONDS}s"
 fi
+#   blk      old (322b571) | this tree | this tree with RL_CU_MVB_H16=1 |
+#            this tree built with -DRL_MVB_BLOCKS (the activation's whole
+#            32-byte blocks, as old) | that with H16: which of the planes and
+#            the hand-off's code costs the Q4_0 step (parts ab, var).
+abk() { # SHAPE TYPE PROMPT GEN
+  local bk=/tmp/rl-blocks/bench/ringlm-bench-cuda
+  echo "$1 $2 p$3: old $(tycb /tmp/rl-old/bench/ringlm-bench-cuda $@) | new $(tyc $@) | h16 $(RL_CU_MVB_H16=1 tyc $@) | blocks $(tycb $bk $@) | blocks h16 $(RL_CU_MVB_H16=1 tycb $bk $@)"
+}
+if [ "$PART" = blk ]; then
+  build_var blocks -DRL_MVB_BLOCKS &
+  build_pair
+  wait
+  ctests test_cu_mvb
+  for r in 1 2; do left 420 && abk llama2-7b q4_0 1 128; done
+  left 480 && abk llama2-7b q8_0 1 128
+  left 530 && abk llama2-7b q4_k_m 1 128
+  echo "elapsed ${SECONDS}s"
+fi

@@ -226,7 +226,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     const bool gr = g && greg && cols <= GR;
     if (gr)
         load_g(g, cols, g0);
-    const int8_t *xq1 = xq + cols / 2; /* the blocks' second halves */
+    const int8_t *xq1 = xq + x_po(cols); /* the blocks' second halves */
     rl_pdl_wait();
     RL_TL_WAITED();
 #ifdef RL_MVB_NO_HIN /* a build without the fp16 input's path (measurement: its code's cost) */

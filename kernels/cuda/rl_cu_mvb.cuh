@@ -196,11 +196,19 @@ __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
  * 32-byte blocks cost each load two wavefronts a quarter-warp, and the
  * products that read the activation from shared memory every stage, rows of
  * several chunks such as 7B's down, were bound by it). */
+#ifdef RL_MVB_BLOCKS /* whole blocks (a measurement build) */
+constexpr int XBS = 32;
+__host__ __device__ constexpr int64_t x_po(int64_t) { return 16; }
+#else
+constexpr int XBS = 16;                 /* bytes from a block's half to the next block's */
+__host__ __device__ constexpr int64_t x_po(int64_t cols) { return cols / 2; } /* the second plane */
+#endif
+
 __device__ __forceinline__ xunit xload_s(const int8_t *xq, const int8_t *xq1, const float *xds, int64_t u)
 {
     xunit r;
-    r.q0 = ((const int4 *)xq)[u];
-    r.q1 = ((const int4 *)xq1)[u];
+    r.q0 = *(const int4 *)(xq + u * XBS);
+    r.q1 = *(const int4 *)(xq1 + u * XBS);
     r.ds = ((const float2 *)xds)[u];
     return r;
 }
@@ -233,7 +241,7 @@ __device__ __forceinline__ void quant4(const float4 &x4v, const float4 &g4v, boo
             qs += q[e];
         }
         const int k = (int)(i & 7); /* the block's float4 k: half k / 4 */
-        *(char4 *)(xq + (k >> 2) * po + (i >> 3) * 16 + (k & 3) * 4) =
+        *(char4 *)(xq + (k >> 2) * po + (i >> 3) * XBS + (k & 3) * 4) =
             make_char4((signed char)q[0], (signed char)q[1], (signed char)q[2], (signed char)q[3]);
 #pragma unroll
         for (int o = 1; o < 8; o <<= 1)
@@ -293,7 +301,7 @@ __device__ void prepare_x(const float *x, const float *g, float eps, int64_t col
             int64_t i = base + k * NT + t; /* a warp's 32 float4s are all in or all out: cols % 256 == 0 */
             if (i >= n4)
                 break;
-            quant4<FX>(v[k], gv[k], g != nullptr, rs, i, lane, xq, xds, xf, cols / 2);
+            quant4<FX>(v[k], gv[k], g != nullptr, rs, i, lane, xq, xds, xf, x_po(cols));
         }
     }
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
@@ -334,7 +342,7 @@ __device__ void prepare_xg(const float *x, const float4 (&g0)[GPV], float eps, i
         int64_t i = k * NT + t;
         if (i >= n4)
             break;
-        quant4<FX>(v[k], g0[k], true, rs, i, lane, xq, xds, xf, cols / 2);
+        quant4<FX>(v[k], g0[k], true, rs, i, lane, xq, xds, xf, x_po(cols));
     }
     asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
 }
@@ -383,7 +391,7 @@ __device__ void prepare_xh(const __half *x, int64_t cols, int8_t *xq, float *xds
             qs += __shfl_xor_sync(0xffffffffu, qs, 1);
             qs += __shfl_xor_sync(0xffffffffu, qs, 2);
             const int kk = (int)(i & 3); /* the block's 8 values kk: half kk / 2 */
-            *(uint2 *)(xq + (kk >> 1) * (cols / 2) + (i >> 2) * 16 + (kk & 1) * 8) = make_uint2(w[0], w[1]);
+            *(uint2 *)(xq + (kk >> 1) * x_po(cols) + (i >> 2) * XBS + (kk & 1) * 8) = make_uint2(w[0], w[1]);
             if (kk == 0) {
                 xds[i / 4 * 2] = d;
                 xds[i / 4 * 2 + 1] = d * (float)qs;
