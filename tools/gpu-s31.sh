@@ -115,3 +115,21 @@ if [ "$PART" = blk ]; then
   left 530 && abk llama2-7b q4_k_m 1 128
   echo "elapsed ${SECONDS}s"
 fi
+#   reg      the products held to 88 registers (__maxnreg__, RL_MVB_MAXNREG;
+#            the hand-offs compiled apart): old | new | new H16 | held to
+#            80 (spills a few words) | that with H16.
+abr() { # SHAPE TYPE PROMPT GEN
+  local r8=/tmp/rl-r80/bench/ringlm-bench-cuda
+  echo "$1 $2 p$3: old $(tycb /tmp/rl-old/bench/ringlm-bench-cuda $@) | new $(tyc $@) | h16 $(RL_CU_MVB_H16=1 tyc $@) | r80 $(tycb $r8 $@) | r80 h16 $(RL_CU_MVB_H16=1 tycb $r8 $@)"
+}
+if [ "$PART" = reg ]; then
+  build_var r80 -DRL_MVB_MAXNREG=80 &
+  build_pair
+  wait
+  ctests test_cu_mvb
+  for r in 1 2; do left 260 && abr llama2-7b q4_0 1 128; done
+  left 280 && abr llama2-7b q4_k_m 1 128
+  left 300 && abr llama2-7b q8_0 1 128
+  left 310 && RL_CU_MVB_H16=1 ctests test_cu_model test_cu_mixed
+  echo "elapsed ${SECONDS}s"
+fi

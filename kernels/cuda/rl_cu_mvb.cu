@@ -157,11 +157,23 @@ __device__ __forceinline__ void rope_prep(const rope_ep &ep, float *rsc, int64_t
     bar_arrive(rdone); /* release: rsc, rmeta */
 }
 
-template <int T, bool GLU, bool ROPE> /* ROPE: rl_cu_mvb_rope_kv (plain products: the kernel as without it) */
-__global__ void __launch_bounds__(THREADS + (ROPE ? 32 : 0), 1)
+/* ROPE: rl_cu_mvb_rope_kv (plain products: the kernel as without it); HX:
+ * the fp16 hand-offs (HX_OUT, HX_IN), compiled apart.
+ *
+ * At most RL_MVB_MAXNREG registers a thread (88; one CTA an SM either way):
+ * what a CTA leaves of the register file is where the next kernel's blocks
+ * start before this one ends (PDL: the RoPE kernel's, the attention's, the
+ * O matvec's). With 92 (the activation's planes and the hand-offs' code in
+ * the plain products) the 7B Q4_0 step took 1,400-1,418 us against
+ * 1,331-1,337 with 86 (session 31, an H200). */
+#ifndef RL_MVB_MAXNREG
+#define RL_MVB_MAXNREG 88
+#endif
+template <int T, bool GLU, bool ROPE, int HX>
+__global__ void __maxnreg__(RL_MVB_MAXNREG)
 k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap td, const rl_cu_mat m,
       const float *x, const float *g, float eps, float *y, int mode, bool ar, bool greg, bool pair, int copy,
-      int hx, const rope_arg<ROPE> ep)
+      const rope_arg<ROPE> ep)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using C = cfg<T, GLU>;
@@ -229,11 +241,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     const int8_t *xq1 = xq + x_po(cols); /* the blocks' second halves */
     rl_pdl_wait();
     RL_TL_WAITED();
-#ifdef RL_MVB_NO_HIN /* a build without the fp16 input's path (measurement: its code's cost) */
-    if (false)
-#else
-    if (!C::FX && (hx & HX_IN))
-#endif
+    if constexpr (!C::FX && (HX & HX_IN))
         prepare_xh((const __half *)x, cols, xq, xds);
     else if (gr)
         prepare_xg<C::FX>(x, g0, eps, cols, xq, xds, xf, red);
@@ -317,7 +325,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
             continue;
         acc += half[o], accu += half[TR + o];
         int64_t r = t * TR + o;
-        if (GLU && (hx & HX_OUT))
+        if (GLU && (HX & HX_OUT))
             ((__half *)y)[r] = to_half_sat(rl_silu(acc) * accu);
         else if (GLU)
             y[r] = rl_silu(acc) * accu;
@@ -428,13 +436,13 @@ static bool act_regs(void)
     return rl_env_switch("RL_CU_MVB_AR", true, &on);
 }
 
-template <int T, bool GLU, bool ROPE = false>
-static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode, int hx,
+template <int T, bool GLU, bool ROPE = false, int HX = 0>
+static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps, float *y, int mode,
                   const rope_ep *ep, cudaStream_t s)
 {
     size_t smem = smem_bytes(cfg<T, GLU>::RB, cfg<T, GLU>::FX, m->cols, ROPE);
     static size_t set_for = 0;
-    if (!smem_limit(k_mvb<T, GLU, ROPE>, smem, &set_for))
+    if (!smem_limit(k_mvb<T, GLU, ROPE, HX>, smem, &set_for))
         return -ENOTSUP;
     int64_t ntiles = (GLU ? m->rows / 2 : m->rows) / TR;
     unsigned grid = (unsigned)(ntiles < rl_cu_sm_count() ? ntiles : rl_cu_sm_count());
@@ -446,19 +454,23 @@ static int launch(const rl_cu_mat *m, const float *x, const float *g, float eps,
     CUtensorMap tq, td;
     memset(&tq, 0, sizeof tq), memset(&td, 0, sizeof td);
     const int copy = copy_flags<T, GLU>(m, &tq, &td);
-    rl_launch_smem(k_mvb<T, GLU, ROPE>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, tq, td, *m, x, g, eps,
-                   y, mode, act_regs(), g_regs(), pair_bar(), copy, hx, arg);
+    rl_launch_smem(k_mvb<T, GLU, ROPE, HX>, dim3(grid), dim3(THREADS + (ROPE ? 32 : 0)), smem, s, tq, td, *m, x, g,
+                   eps, y, mode, act_regs(), g_regs(), pair_bar(), copy, arg);
     return RL_CU_LAUNCHED("mvb");
 }
 
-/* Table of the kernels by weight type and mode (plain, GLU, the fused RoPE store). */
-typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, int, const rope_ep *,
+/* Table of the kernels by weight type and mode (plain, GLU, the fused RoPE
+ * store; plain reading halves, GLU writing them: not for F16/BF16, whose
+ * activation stays fp32). */
+typedef int (*launch_fn)(const rl_cu_mat *, const float *, const float *, float, float *, int, const rope_ep *,
                          cudaStream_t);
 struct launch_row {
     int type;
-    launch_fn plain, glu, rope;
+    launch_fn plain, glu, rope, plain_hin, glu_hout;
 };
-#define RL_MVB_ROW(t) {t, launch<t, false>, launch<t, true>, launch<t, false, true>}
+#define RL_MVB_ROW(t)                                                                                         \
+    {t, launch<t, false>, launch<t, true>, launch<t, false, true>,                                            \
+     float_w(t) ? nullptr : launch<t, false, false, HX_IN>, float_w(t) ? nullptr : launch<t, true, false, HX_OUT>}
 static const launch_row launches[] = {
     RL_MVB_ROW(RL_TYPE_Q4_0), RL_MVB_ROW(RL_TYPE_Q8_0), RL_MVB_ROW(RL_TYPE_F16),  RL_MVB_ROW(RL_TYPE_BF16),
     RL_MVB_ROW(RL_TYPE_Q4_K), RL_MVB_ROW(RL_TYPE_Q5_K), RL_MVB_ROW(RL_TYPE_Q6_K),
@@ -469,8 +481,12 @@ static int launch_type(const rl_cu_mat *m, const float *x, const float *g, float
                        const rope_ep *ep, cudaStream_t s)
 {
     for (const launch_row &r : launches)
-        if (r.type == m->type)
-            return (ep ? r.rope : mode == RL_CU_MV_GLU ? r.glu : r.plain)(m, x, g, eps, y, mode, hx, ep, s);
+        if (r.type == m->type) {
+            launch_fn f = ep                    ? r.rope
+                        : mode == RL_CU_MV_GLU ? (hx & HX_OUT ? r.glu_hout : r.glu)
+                                               : (hx & HX_IN ? r.plain_hin : r.plain);
+            return f ? f(m, x, g, eps, y, mode, ep, s) : -EINVAL;
+        }
     return -ENOTSUP;
 }
 
