@@ -11,7 +11,11 @@ tlraw() {
 }
 # sass: rl_cu_mvb's SASS (every instantiation) gzipped into $OUT/mvb.sass.gz.
 sass() { cuobjdump -sass $B/kernels/cuda/librlcuda.a.p/rl_cu_mvb.cu.o 2>&1 | gzip > $OUT/mvb.sass.gz; }
-#   diag     where a product's time goes per CTA (the timeline's block
+# Each part says at which commit it ran; the measurement switches of the
+# earlier parts (RL_CU_MVB_PRE, RL_CU_MVB_XPL, RL_MVB_NO_HIN, RL_MVB_BLOCKS)
+# are gone since (docs/PERFORMANCE.md, "Batch 1: the down product's
+# activation, and registers that let the next kernel in (session 31)").
+#   diag     (ran at 5939a1f) where a product's time goes per CTA (the timeline's block
 #            records: start, PDL wait, activation ready, first tile, end),
 #            with the producer's copies all issued before the wait (default)
 #            and only RL_CU_MVB_PRE stages before the activation is ready;
@@ -54,7 +58,7 @@ if [ "$PART" = xpl ]; then
   left 530 && RL_CU_MVB_H16=1 tlraw q4_0-h16 llama2-7b q4_0 1 128
   echo "elapsed ${SECONDS}s"
 fi
-#   ab       this tree against the old one (.old: `git archive 322b571`,
+#   ab       (ran at 2f869c0) this tree against the old one (.old: `git archive 322b571`,
 #            session 30's kernels) in the same call: the single streams on
 #            old, new (the activation's planes) and new with the GLU output
 #            handed over as halves (RL_CU_MVB_H16=1).
@@ -75,7 +79,7 @@ if [ "$PART" = ab ]; then
   left 530 && abc llama2-7b q4_0 1 128
   echo "elapsed ${SECONDS}s"
 fi
-#   var      old (322b571), new, and new built without the fp16 input's
+#   var      (ran at 0d86925) old (322b571), new, and new built without the fp16 input's
 #            path (-DRL_MVB_NO_HIN): which part of the change costs the
 #            Q4_0 step its 5% (part ab); then new with RL_CU_MVB_H16=1.
 build_var() { # NAME CUDA_ARGS: this tree's bench into /tmp/rl-NAME
@@ -97,7 +101,7 @@ if [ "$PART" = var ]; then
   left 540 && abv llama2-7b q8_0 1 128
   echo "elapsed ${SECONDS}s"
 fi
-#   blk      old (322b571) | this tree | this tree with RL_CU_MVB_H16=1 |
+#   blk      (ran at d2dc000) old (322b571) | this tree | this tree with RL_CU_MVB_H16=1 |
 #            this tree built with -DRL_MVB_BLOCKS (the activation's whole
 #            32-byte blocks, as old) | that with H16: which of the planes and
 #            the hand-off's code costs the Q4_0 step (parts ab, var).
@@ -115,7 +119,8 @@ if [ "$PART" = blk ]; then
   left 530 && abk llama2-7b q4_k_m 1 128
   echo "elapsed ${SECONDS}s"
 fi
-#   reg      the products held to 88 registers (__maxnreg__, RL_MVB_MAXNREG;
+#   reg      (ran at 464a656, where RL_CU_MVB_H16=1 was still needed; the
+#            default since) the products held to 88 registers (__maxnreg__, RL_MVB_MAXNREG;
 #            the hand-offs compiled apart): old | new | new H16 | held to
 #            80 (spills a few words) | that with H16.
 abr() { # SHAPE TYPE PROMPT GEN

@@ -35,8 +35,13 @@
  *   units a lane, session 18), and releases the stage; at the tile's end warp sums,
  *   the halves meet in shared memory (a named barrier of the output's two
  *   warps, session 20), then y = v, y += v or y = silu(gate) * up. Outputs
- *   are fp32 only: the next product quantizes its own input. (8 warps, one
+ *   are fp32 (the next product quantizes its own input), or halves for a
+ *   GLU product whose reader takes them (rl_cu_mvb_ex: the step's down
+ *   product reads half the bytes after its wait, session 31). (8 warps, one
  *   per output, measured 3-4% slower.)
+ * - The activation's int8 blocks lie in two planes of halves in shared
+ *   memory (xload_s: conflict-free loads), and every kernel is held to 88
+ *   registers (RL_MVB_MAXNREG) so the next kernel's blocks fit beside a CTA.
  *
  * Needs a type of the table below, columns a multiple of 256 (whole 16-byte
  * scale runs; whole K-quant blocks), output rows a multiple of 8, 16-byte

@@ -193,16 +193,17 @@ __device__ __forceinline__ float4 ld4(const float4 *p, int64_t i, int64_t n)
 /* The int8 activation in shared memory lies in two planes: block b's first
  * 16 values at xq + 16 b, its last 16 at xq + cols / 2 + 16 b, so a warp's
  * 16-byte loads of 32 consecutive blocks' halves are conflict-free (whole
- * 32-byte blocks cost each load two wavefronts a quarter-warp, and the
- * products that read the activation from shared memory every stage, rows of
- * several chunks such as 7B's down, were bound by it). */
-#ifdef RL_MVB_BLOCKS /* whole blocks (a measurement build) */
-constexpr int XBS = 32;
-__host__ __device__ constexpr int64_t x_po(int64_t) { return 16; }
-#else
-constexpr int XBS = 16;                 /* bytes from a block's half to the next block's */
-__host__ __device__ constexpr int64_t x_po(int64_t cols) { return cols / 2; } /* the second plane */
-#endif
+ * 32-byte blocks cost each load two wavefronts a quarter-warp). It counts
+ * where the activation is read from shared memory at every stage: rows of
+ * several chunks (7B's down: each stage's 18 KB of weights against 40 KB of
+ * activation reads by its 16 warps) and Q8_0 (session 31, an H200: 7B Q8_0
+ * step 1,918-1,937 against 1,939-1,960 us; Q4_0 even, its other products
+ * keep a lane's units in registers). */
+constexpr int XBS = 16; /* bytes from a block's half to the next block's */
+__host__ __device__ constexpr int64_t x_po(int64_t cols)
+{
+    return cols / 2; /* the second plane */
+}
 
 __device__ __forceinline__ xunit xload_s(const int8_t *xq, const int8_t *xq1, const float *xds, int64_t u)
 {

@@ -97,16 +97,21 @@ static int part_place(const rl_cu_mvb_part *p, int which)
 }
 
 /* Whether layer l's GLU output goes from the gate/up product to the down
- * product as halves (rl_cu_mvb_ex's hand-off: half the bytes each CTA of
- * the down product reads after its wait): both on rl_cu_mvb, gate and up
- * fused, int8 down weights. RL_CU_MVB_H16=1: on (measurements; off by
- * default). */
+ * product as halves (rl_cu_mvb_ex's hand-off): both on rl_cu_mvb, gate and
+ * up fused, int8 down weights. Each of the down product's CTAs reads its
+ * whole input after its PDL wait, 11,008 values for a 7B model: as floats
+ * that took 3.1 us of a 9.3 us product (session 31's per-block timeline;
+ * 132 CTAs x 44 KB out of L2 while the weights stream), as halves the step
+ * ran 1,291-1,292 against 1,333-1,334 us (7B Q4_0, H200; Q8_0 1,906
+ * against 1,936, Q4_K_M 1,650 against 1,652). The rounding to fp16 comes
+ * before the int8 quantization of 32-blocks, which loses far more; values
+ * past 65,504 saturate. Default on; RL_CU_MVB_H16=0: floats. */
 static bool ffn_h16(rl_cu_model *m, uint32_t l)
 {
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("RL_CU_MVB_H16");
-        on = e && e[0] == '1';
+        on = !(e && e[0] == '0');
     }
     if (!on)
         return false;

@@ -152,8 +152,10 @@ int rl_cu_mvb(const rl_cu_mat *m, const float *d_x, const float *d_g, float eps,
               cudaStream_t s);
 /* rl_cu_mvb with fp16 hand-offs (hflags): RL_CU_MVB_HOUT, a GLU product
  * writes y as halves (magnitudes past 65,504 saturate); RL_CU_MVB_HIN, a
- * product without a norm over int8 weights (not F16/BF16) reads x as halves.
- * -EINVAL for other uses. */
+ * product without a norm over int8 weights (not F16/BF16) reads x as halves
+ * (the same int8 blocks as rl_cu_mvb from their values as floats). -EINVAL
+ * for other uses. The one-sequence step hands its GLU output to the down
+ * product so (rl_cu_step_mvb.c, ffn_h16). */
 enum { RL_CU_MVB_HOUT = 1, RL_CU_MVB_HIN = 2 };
 int rl_cu_mvb_ex(const rl_cu_mat *m, const void *d_x, const float *d_g, float eps, int mode, void *d_y, int hflags,
                  cudaStream_t s);
