@@ -58,83 +58,48 @@ if [ "$PART" = xpl ]; then
   left 530 && RL_CU_MVB_H16=1 tlraw q4_0-h16 llama2-7b q4_0 1 128
   echo "elapsed ${SECONDS}s"
 fi
-#   ab       (ran at 2f869c0) this tree against the old one (.old: `git archive 322b571`,
-#            session 30's kernels) in the same call: the single streams on
-#            old, new (the activation's planes) and new with the GLU output
-#            handed over as halves (RL_CU_MVB_H16=1).
-abc() { # SHAPE TYPE PROMPT GEN: old | new | new H16
-  echo "$1 $2 p$3: old $(tycb /tmp/rl-old/bench/ringlm-bench-cuda $@) | new $(tyc $@) | h16 $(RL_CU_MVB_H16=1 tyc $@)"
+# abx VAR SHAPE TYPE PROMPT GEN: the single stream (tyc) on the old tree,
+# this one with floats handed to the down product, this one with halves,
+# and (VAR not empty) a build_var build both ways; one line.
+abx() {
+  local v=$1; shift
+  local o=/tmp/rl-old/bench/ringlm-bench-cuda vb=/tmp/rl-$v/bench/ringlm-bench-cuda
+  local line="$1 $2 p$3: old $(tycb $o $@) | new $(RL_CU_MVB_H16=0 tyc $@) | h16 $(RL_CU_MVB_H16=1 tyc $@)"
+  [ -z "$v" ] || line="$line | $v $(RL_CU_MVB_H16=0 tycb $vb $@) | $v h16 $(RL_CU_MVB_H16=1 tycb $vb $@)"
+  echo "$line"
 }
-if [ "$PART" = ab ]; then
-  build_pair
-  wait
-  ctests test_cu_mvb
-  RL_CU_MVB_H16=1 ctests test_cu_model test_cu_mixed
-  for r in 1 2 3; do left 330 && abc llama2-7b q4_0 1 128; done
-  left 370 && abc llama2-7b q4_k_m 1 128
-  left 410 && abc llama2-7b q8_0 1 128
-  left 440 && abc llama2-7b q4_0 512 64
-  left 470 && abc tinyllama-1.1b q4_k_m 1 128
-  left 500 && abc llama2-7b q6_k 1 128
-  left 530 && abc llama2-7b q4_0 1 128
-  echo "elapsed ${SECONDS}s"
-fi
-#   var      (ran at 0d86925) old (322b571), new, and new built without the fp16 input's
-#            path (-DRL_MVB_NO_HIN): which part of the change costs the
-#            Q4_0 step its 5% (part ab); then new with RL_CU_MVB_H16=1.
-build_var() { # NAME CUDA_ARGS: this tree's bench into /tmp/rl-NAME
+# build_var NAME CUDA_ARGS: this tree's bench built with CUDA_ARGS into /tmp/rl-NAME.
+build_var() {
   meson setup /tmp/rl-$1 -Dbuildtype=release -Dcuda=enabled -Dwerror=false -Dtests=false "-Dcuda_args=$2" >"$OUT/build-$1.log" 2>&1 &&
     ninja -C /tmp/rl-$1 -j16 bench/ringlm-bench-cuda >>"$OUT/build-$1.log" 2>&1 || { echo "build $1 failed"; tail -5 "$OUT/build-$1.log"; }
 }
-abv() { # SHAPE TYPE PROMPT GEN
-  echo "$1 $2 p$3: old $(tycb /tmp/rl-old/bench/ringlm-bench-cuda $@) | new $(tyc $@) | nohin $(tycb /tmp/rl-nohin/bench/ringlm-bench-cuda $@) | h16 $(RL_CU_MVB_H16=1 tyc $@)"
-}
-if [ "$PART" = var ]; then
-  build_var nohin -DRL_MVB_NO_HIN &
-  build_pair
-  wait
-  cuobjdump -sass $B/kernels/cuda/librlcuda.a.p/rl_cu_mvb.cu.o 2>&1 | gzip > $OUT/mvb-new.sass.gz
-  cuobjdump -sass /tmp/rl-old/kernels/cuda/librlcuda.a.p/rl_cu_mvb.cu.o 2>&1 | gzip > $OUT/mvb-old.sass.gz
-  for r in 1 2 3; do left 400 && abv llama2-7b q4_0 1 128; done
-  left 450 && abv llama2-7b q4_0 512 64
-  left 500 && abv llama2-7b q4_k_m 1 128
-  left 540 && abv llama2-7b q8_0 1 128
-  echo "elapsed ${SECONDS}s"
-fi
-#   blk      (ran at d2dc000) old (322b571) | this tree | this tree with RL_CU_MVB_H16=1 |
-#            this tree built with -DRL_MVB_BLOCKS (the activation's whole
-#            32-byte blocks, as old) | that with H16: which of the planes and
-#            the hand-off's code costs the Q4_0 step (parts ab, var).
-abk() { # SHAPE TYPE PROMPT GEN
-  local bk=/tmp/rl-blocks/bench/ringlm-bench-cuda
-  echo "$1 $2 p$3: old $(tycb /tmp/rl-old/bench/ringlm-bench-cuda $@) | new $(tyc $@) | h16 $(RL_CU_MVB_H16=1 tyc $@) | blocks $(tycb $bk $@) | blocks h16 $(RL_CU_MVB_H16=1 tycb $bk $@)"
-}
-if [ "$PART" = blk ]; then
-  build_var blocks -DRL_MVB_BLOCKS &
+# varpart VAR CUDA_ARGS LIMIT: VAR built beside this tree and the old one
+# (.old), test_cu_mvb, then abx on 7B Q4_0 twice, Q8_0 and Q4_K_M.
+varpart() {
+  [ -z "$1" ] || build_var $1 "$2" &
   build_pair
   wait
   ctests test_cu_mvb
-  for r in 1 2; do left 420 && abk llama2-7b q4_0 1 128; done
-  left 480 && abk llama2-7b q8_0 1 128
-  left 530 && abk llama2-7b q4_k_m 1 128
-  echo "elapsed ${SECONDS}s"
-fi
-#   reg      (ran at 464a656, where RL_CU_MVB_H16=1 was still needed; the
-#            default since) the products held to 88 registers (__maxnreg__, RL_MVB_MAXNREG;
-#            the hand-offs compiled apart): old | new | new H16 | held to
-#            80 (spills a few words) | that with H16.
-abr() { # SHAPE TYPE PROMPT GEN
-  local r8=/tmp/rl-r80/bench/ringlm-bench-cuda
-  echo "$1 $2 p$3: old $(tycb /tmp/rl-old/bench/ringlm-bench-cuda $@) | new $(tyc $@) | h16 $(RL_CU_MVB_H16=1 tyc $@) | r80 $(tycb $r8 $@) | r80 h16 $(RL_CU_MVB_H16=1 tycb $r8 $@)"
+  for r in 1 2; do left $3 && abx "$1" llama2-7b q4_0 1 128; done
+  left $(($3 + 40)) && abx "$1" llama2-7b q8_0 1 128
+  left $(($3 + 60)) && abx "$1" llama2-7b q4_k_m 1 128
 }
-if [ "$PART" = reg ]; then
-  build_var r80 -DRL_MVB_MAXNREG=80 &
-  build_pair
-  wait
-  ctests test_cu_mvb
-  for r in 1 2; do left 260 && abr llama2-7b q4_0 1 128; done
-  left 280 && abr llama2-7b q4_k_m 1 128
-  left 300 && abr llama2-7b q8_0 1 128
-  left 310 && RL_CU_MVB_H16=1 ctests test_cu_model test_cu_mixed
-  echo "elapsed ${SECONDS}s"
-fi
+# The parts that compared builds, each against the old tree (.old: `git
+# archive 322b571`, session 30's kernels, carried) in the same call; their
+# variant builds' switches are gone since (the commits named keep them):
+#   ab       (2f869c0) old | new (the activation's planes) | new with the GLU
+#            output handed over as halves; with RL_CU_MVB_H16=1 also
+#            test_cu_model and test_cu_mixed.
+#   var      (0d86925) + a build without the fp16 input's code (-DRL_MVB_NO_HIN).
+#   blk      (d2dc000) + a build with the activation's whole 32-byte blocks
+#            (-DRL_MVB_BLOCKS).
+#   reg      (464a656) the products held to 88 registers (__maxnreg__,
+#            RL_MVB_MAXNREG) + a build held to 80 (-DRL_MVB_MAXNREG=80);
+#            with RL_CU_MVB_H16=1 also test_cu_model and test_cu_mixed.
+case "$PART" in
+ab) varpart "" "" 330; RL_CU_MVB_H16=1 ctests test_cu_model test_cu_mixed ;;
+var) varpart nohin -DRL_MVB_NO_HIN 400 ;;
+blk) varpart blocks -DRL_MVB_BLOCKS 420 ;;
+reg) varpart r80 -DRL_MVB_MAXNREG=80 260; left 310 && RL_CU_MVB_H16=1 ctests test_cu_model test_cu_mixed ;;
+esac
+[ "$PART" = diag ] || [ "$PART" = xpl ] || echo "elapsed ${SECONDS}s"

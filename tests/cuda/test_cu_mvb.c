@@ -63,19 +63,28 @@ static void check_mvb(rl_type t, int64_t rows, int64_t cols, int mode, bool norm
 /* Every type in every mode, rows of one chunk and of two or three (4,352
  * columns: 128 blocks, then 8), more tiles than SMs (the ring wraps: 2,400
  * rows), and what it refuses. */
+/* Whether this device runs rl_cu_mvb (an sm_90 one), said when it does not. */
+static bool mvb_device(const char *what)
+{
+    uint64_t s = tcu_seed("mvb device");
+    rl_cu_mat m;
+    float *w = malloc(16 * 512 * sizeof(float));
+    tcu_make_weight(RL_TYPE_Q4_0, 16, 512, &s, &m, w);
+    bool ok = rl_cu_mvb_ok(&m, RL_CU_MV_STORE);
+    if (!ok)
+        printf("no sm_90 device: skipping %s\n", what);
+    rl_cu_mat_free(&m);
+    free(w);
+    return ok;
+}
+
 START_TEST(mvb_streams_products_of_each_type_in_every_mode)
 {
+    if (!mvb_device("rl_cu_mvb"))
+        return;
     uint64_t s = tcu_seed("mvb refusals");
     rl_cu_mat m;
     float *w = malloc(24 * 2304 * sizeof(float));
-    tcu_make_weight(RL_TYPE_Q4_0, 24, 512, &s, &m, w);
-    if (!rl_cu_mvb_ok(&m, RL_CU_MV_STORE)) {
-        printf("no sm_90 device: skipping rl_cu_mvb\n");
-        rl_cu_mat_free(&m);
-        free(w);
-        return;
-    }
-    rl_cu_mat_free(&m);
     /* chunks of 128, 64 and 32 blocks of 32 (K-quants: 16, 16 and 8 of their
      * 256-value blocks, scales inside); the floats keep x in fp32 */
     const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_F16, RL_TYPE_BF16,
@@ -178,17 +187,11 @@ static void check_hand_off(rl_type t, int64_t rows, int64_t cols, float scale)
 
 START_TEST(mvb_hands_off_in_halves)
 {
+    if (!mvb_device("rl_cu_mvb_ex"))
+        return;
     uint64_t s = tcu_seed("mvb halves refusals");
     rl_cu_mat m;
     float *w = malloc(64 * 512 * sizeof(float));
-    tcu_make_weight(RL_TYPE_Q4_0, 64, 512, &s, &m, w);
-    if (!rl_cu_mvb_ok(&m, RL_CU_MV_STORE)) {
-        printf("no sm_90 device: skipping rl_cu_mvb_ex\n");
-        rl_cu_mat_free(&m);
-        free(w);
-        return;
-    }
-    rl_cu_mat_free(&m);
     const rl_type types[] = {RL_TYPE_Q4_0, RL_TYPE_Q8_0, RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
     for (int i = 0; i < 5; i++) {
         check_hand_off(types[i], 2 * 320, 11008, 2.0f); /* 7B's down width: rows of three chunks */
