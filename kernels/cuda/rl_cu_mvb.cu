@@ -41,7 +41,7 @@
  *   per output, measured 3-4% slower.)
  * - The activation's int8 blocks lie in two planes of halves in shared
  *   memory (xload_s: conflict-free loads), and every kernel is held to 88
- *   registers (RL_MVB_MAXNREG) so the next kernel's blocks fit beside a CTA.
+ *   registers (RL_MVB_MAXNREG: 92 cost the 7B step 5%, see k_mvb).
  *
  * Needs a type of the table below, columns a multiple of 256 (whole 16-byte
  * scale runs; whole K-quant blocks), output rows a multiple of 8, 16-byte
@@ -165,12 +165,12 @@ __device__ __forceinline__ void rope_prep(const rope_ep &ep, float *rsc, int64_t
 /* ROPE: rl_cu_mvb_rope_kv (plain products: the kernel as without it); HX:
  * the fp16 hand-offs (HX_OUT, HX_IN), compiled apart.
  *
- * At most RL_MVB_MAXNREG registers a thread (88; one CTA an SM either way):
- * what a CTA leaves of the register file is where the next kernel's blocks
- * start before this one ends (PDL: the RoPE kernel's, the attention's, the
- * O matvec's). With 92 (the activation's planes and the hand-offs' code in
- * the plain products) the 7B Q4_0 step took 1,400-1,418 us against
- * 1,331-1,337 with 86 (session 31, an H200). */
+ * At most RL_MVB_MAXNREG registers a thread (88, no spills): with 92 (what
+ * ptxas gives the plain Q4_0 product with the activation's planes) the 7B
+ * Q4_0 step took 1,400-1,418 us against 1,331-1,337 with 86 before the
+ * planes, and 1,333 held to 88 (session 31, an H200). Why is not known: one
+ * CTA runs an SM either way, and by count the kernels after a product fit
+ * beside it, or not, alike at 86 and 92. 80 spills and is slower. */
 #ifndef RL_MVB_MAXNREG
 #define RL_MVB_MAXNREG 88
 #endif
