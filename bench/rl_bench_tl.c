@@ -90,17 +90,9 @@ static int one_replay(rl_cu_model *m, int batch, double *step_us, rl_cu_tl_launc
     return -1;
 }
 
-int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv, const char *raw_csv)
+/* rl_bench_timeline with its files open (f, raw: NULL when not asked for). */
+static int timeline_to(rl_cu_model *m, int batch, FILE *f, FILE *raw)
 {
-    FILE *f = csv ? fopen(csv, "w") : NULL, *raw = raw_csv ? fopen(raw_csv, "w") : NULL;
-    if ((csv && !f) || (raw_csv && !raw)) {
-        perror(csv && !f ? csv : raw_csv);
-        if (f)
-            fclose(f);
-        if (raw)
-            fclose(raw);
-        return 1;
-    }
     if (raw)
         fprintf(raw, "step,grid,kernel,blocks,block,sm,t0_us,tw_us,t1_us,m0_us,m1_us,m2_us,m3_us\n");
     if (f)
@@ -111,13 +103,8 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv, const char *ra
     for (int s = 0; s < TL_REPLAYS; s++) {
         rl_cu_tl_launch *l;
         double step_us = 0;
-        if ((nl = one_replay(m, batch, &step_us, &l, raw, s)) < 0) {
-            if (f)
-                fclose(f);
-            if (raw)
-                fclose(raw);
+        if ((nl = one_replay(m, batch, &step_us, &l, raw, s)) < 0)
             return 1;
-        }
         uint64_t base = l[0].t0;
         for (int i = 0; i < nl; i++) {
             const rl_cu_tl_launch *c = &l[i];
@@ -158,10 +145,6 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv, const char *ra
         }
         free(l);
     }
-    if (f)
-        fclose(f);
-    if (raw)
-        fclose(raw);
     printf("timeline: %d launches a step, %d replays after the first: graph %.1f us a step (timed by events), span "
            "%.1f us (first start to last end), waits %.1f us, runs %.1f us\n",
            nl, steps, graph_us / steps, span / steps, wait_sum / steps, run_sum / steps);
@@ -180,4 +163,19 @@ int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv, const char *ra
         putchar('\n');
     }
     return 0;
+}
+
+int rl_bench_timeline(rl_cu_model *m, int batch, const char *csv, const char *raw_csv)
+{
+    FILE *f = csv ? fopen(csv, "w") : NULL, *raw = raw_csv ? fopen(raw_csv, "w") : NULL;
+    int rc = 1;
+    if ((csv && !f) || (raw_csv && !raw))
+        perror(csv && !f ? csv : raw_csv);
+    else
+        rc = timeline_to(m, batch, f, raw);
+    if (f)
+        fclose(f);
+    if (raw)
+        fclose(raw);
+    return rc;
 }

@@ -253,7 +253,7 @@ k_mvb(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMa
     else
         prepare_x<C::FX>(x, g, eps, cols, xq, xds, xf, red);
     RL_TL_MARK(0, 0.0f); /* the activation prepared (its last barrier) */
-    const rl_cu_act xs = shared_act<C::FX>(xq, xds, xf, cols);
+    const rl_cu_act xs = shared_act_f(xf, cols); /* F16/BF16 only */
     /* A lane's activation units are the same in every tile: where a row is
      * one chunk and a lane takes KPL = 2 units of it (Q4_0, Q4_K, Q5_K up to
      * 4,096 wide: Q|K|V, O and gate/up), they stay in registers instead of

@@ -420,14 +420,12 @@ static inline bool sm90(void)
     return ok;
 }
 
-/* The activation prepare_x<FX> left in shared memory, as wdot reads it. */
-template <bool FX> __device__ __forceinline__ rl_cu_act shared_act(int8_t *xq, float *xds, float *xf, int64_t cols)
+/* The fp32 activation prepare_x<true> left in shared memory, as wdot reads
+ * it for F16/BF16 weights (the int8 types read theirs through xload_s). */
+__device__ __forceinline__ rl_cu_act shared_act_f(float *xf, int64_t cols)
 {
     rl_cu_act xs = {};
-    if (FX)
-        xs.f = xf;
-    else
-        xs.q = xq, xs.ds = xds;
+    xs.f = xf;
     xs.n = cols;
     return xs;
 }

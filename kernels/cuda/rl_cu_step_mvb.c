@@ -118,9 +118,8 @@ static bool ffn_h16(rl_cu_model *m, uint32_t l)
     rl_cu_mvb_part g[3], d[3];
     if (rl_cu_mvb_parts(m, RL_CU_MVB_GU, l, g) != 1 || rl_cu_mvb_parts(m, RL_CU_MVB_DOWN, l, d) != 1)
         return false;
-    rl_type t = d[0].m->type;
-    return part_place(&g[0], RL_CU_MVB_GU) == 1 && part_place(&d[0], RL_CU_MVB_DOWN) == 1 && t != RL_TYPE_F16 &&
-           t != RL_TYPE_BF16;
+    return part_place(&g[0], RL_CU_MVB_GU) == 1 && part_place(&d[0], RL_CU_MVB_DOWN) == 1 &&
+           rl_cu_type_q8(d[0].m->type);
 }
 
 int rl_cu_mvb_run(rl_cu_model *m, int which, uint32_t l)
